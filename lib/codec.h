@@ -1,0 +1,56 @@
+/* The event codec: decoding envelopes with a size cap, validating them
+ * before anything is stored, event type names, and the batch digest that
+ * publishers sign. The broker and every client use the same rules. */
+#ifndef SCHAKEL_CODEC_H
+#define SCHAKEL_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "schakel/v1/bus.pb-c.h"
+#include "schakel/v1/envelope.pb-c.h"
+
+#define SCHAKEL_EVENT_ID_LEN 16
+#define SCHAKEL_MAX_EVENT_BYTES (64 * 1024)   /* one serialized envelope */
+#define SCHAKEL_MAX_BATCH_EVENTS 1024
+#define SCHAKEL_MAX_FRAME_BYTES (8 * 1024 * 1024) /* one protocol frame */
+
+typedef Schakel__V1__Envelope schakel_envelope_t;
+
+/* Event type <-> its name in JSON and in the directory ("signal",
+ * "consent_given", "veiligthuis_report", ...: the envelope's body field
+ * name). name returns NULL for an unknown type; parse returns 0 for an
+ * unknown name. */
+const char *schakel_event_type_name(int type);
+int schakel_event_type_parse(const char *name);
+/* All known event types, in enum order; returns their count. */
+size_t schakel_event_types(const int **types);
+
+/* Decodes len bytes as an Envelope. NULL if len is over
+ * SCHAKEL_MAX_EVENT_BYTES or the bytes do not decode; why says which.
+ * Free with schakel_envelope_free(). */
+schakel_envelope_t *schakel_envelope_decode(const uint8_t *buf, size_t len, char *why);
+void schakel_envelope_free(schakel_envelope_t *env);
+
+/* Serializes env into a malloc'd buffer (*out, *outlen). 0, SCHAKEL_ENOMEM
+ * or SCHAKEL_ETOOBIG. */
+int schakel_envelope_encode(const schakel_envelope_t *env, uint8_t **out, size_t *outlen);
+
+/* Checks everything the broker checks before storing, apart from who may
+ * publish what: event id of 16 bytes; a known type whose body is present
+ * and matches; source_org a valid id; occurred_at set; every string valid
+ * UTF-8 and every enum value known (recursively, body included); the
+ * subject a 64-char lower-case hex pseudonym, and empty exactly for an
+ * anonymous consultation; the body's required fields (docs/events.md);
+ * dates as YYYY-MM-DD. Returns 0 or SCHAKEL_EINVAL with the first problem
+ * in why, naming the field, e.g. "signal.concerns: at least one needed". */
+int schakel_envelope_validate(const schakel_envelope_t *env, char *why);
+
+/* The digest a publisher signs for a batch:
+ * SHA-256("schakel/v1/batch" || u32be(n) || hashes[0] || ... || hashes[n-1])
+ * where hashes[i] = SHA-256(events[i]). */
+void schakel_batch_digest(const uint8_t (*hashes)[SCHAKEL_SHA256_LEN], size_t n,
+                          uint8_t out[SCHAKEL_SHA256_LEN]);
+
+#endif

@@ -1,0 +1,62 @@
+/* The directory: which organisations are on the bus, their public keys,
+ * which event types each may publish and what each may read. Loaded from a
+ * versioned JSON file; immutable once loaded (reload = load a new one and
+ * swap). Later parts (routing) read more sections from the same file.
+ *
+ *   {"version": 3,
+ *    "organisations": [
+ *      {"id": "school-12ab00", "kind": "school", "name": "OBS De Linde",
+ *       "curve_public": "<Z85>", "sign_public": "<hex>",
+ *       "publish": ["signal", "consultation", "referral"],
+ *       "rights": ["read_all", "decide"]}]}
+ *
+ * kind is one of school smw ggd wijkteam ppo veiligthuis gemeente service.
+ * publish lists event type names (docs/events.md). rights: "read_all" may
+ * fetch the stream "all" and any org/<id>; "decide" may publish consent
+ * decisions that the broker acts on (delivery into org/<id>). Every org may
+ * read its own stream org/<own id>. */
+#ifndef SCHAKEL_DIRECTORY_H
+#define SCHAKEL_DIRECTORY_H
+
+#include <stdint.h>
+
+#include "keys.h"
+
+#define SCHAKEL_RIGHT_READ_ALL 0x1u
+#define SCHAKEL_RIGHT_DECIDE 0x2u
+
+/* Highest event type number + 1 (see envelope.proto). */
+#define SCHAKEL_EVENT_TYPE_LIMIT 256
+
+typedef struct {
+    char id[SCHAKEL_ID_MAX];
+    int kind;                                  /* SCHAKEL__V1__ORG_KIND__* */
+    char name[128];
+    char curve_public[SCHAKEL_Z85_KEY_LEN + 1];
+    uint8_t sign_public[SCHAKEL_ED25519_PUB_LEN];
+    uint8_t may_publish[SCHAKEL_EVENT_TYPE_LIMIT]; /* indexed by event type */
+    unsigned rights;
+} schakel_org_t;
+
+typedef struct schakel_directory schakel_directory_t;
+
+/* Parses a directory from a JSON text / file. Returns NULL on failure with
+ * the reason in why (SCHAKEL_ERRLEN bytes, may be NULL): which organisation
+ * and which field is wrong. Duplicate ids or keys are an error. */
+schakel_directory_t *schakel_directory_parse(const char *json, size_t len, char *why);
+schakel_directory_t *schakel_directory_load(const char *path, char *why);
+void schakel_directory_destroy(schakel_directory_t **self_p);
+
+uint64_t schakel_directory_version(const schakel_directory_t *self);
+size_t schakel_directory_count(const schakel_directory_t *self);
+const schakel_org_t *schakel_directory_at(const schakel_directory_t *self, size_t i);
+/* Lookups return NULL when there is no such organisation. */
+const schakel_org_t *schakel_directory_by_id(const schakel_directory_t *self, const char *id);
+const schakel_org_t *schakel_directory_by_curve(const schakel_directory_t *self,
+                                                const char *curve_public_z85);
+
+/* Org kind name <-> SCHAKEL__V1__ORG_KIND__* value; -1 / NULL if unknown. */
+int schakel_org_kind_parse(const char *name);
+const char *schakel_org_kind_name(int kind);
+
+#endif
