@@ -1,0 +1,160 @@
+/* Flags, config file and signals for the broker process. */
+#include "cli.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "error.h"
+#include "logging.h"
+
+static const char usage[] =
+    "usage: schakel broker --data DIR --key FILE --directory FILE [options]\n"
+    "\n"
+    "Runs the broker: authenticates organisations by their CURVE key, validates\n"
+    "and stores their events in a hash-chained LMDB log under DIR/log, and\n"
+    "serves FETCH/COMMIT to consumers. Stops cleanly on SIGTERM or SIGINT.\n"
+    "\n"
+    "  --data DIR             data directory (log/, master.key)\n"
+    "  --key FILE             the broker's key file (schakel keygen --id broker)\n"
+    "  --directory FILE       organisations, keys and rights (JSON; reloaded on change)\n"
+    "  --endpoint EP          command endpoint (default tcp://127.0.0.1:7400)\n"
+    "  --pub EP               head notifications (default tcp://127.0.0.1:7401)\n"
+    "  --map-max BYTES        the log may not grow past this (default 1 TiB)\n"
+    "  --checkpoint-every N   sign a checkpoint every N events (default 1000)\n"
+    "  --checkpoint-ms MS     ... or after MS milliseconds (default 1000)\n"
+    "  --config FILE          JSON object with any of: data, key, directory,\n"
+    "                         endpoint, pub, map_max, checkpoint_every, checkpoint_ms;\n"
+    "                         flags given on the command line win\n";
+
+static schakel_broker_t *running; /* for the signal handler only */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (running) schakel_broker_stop(running);
+}
+
+static json_t *config_doc; /* keeps config strings alive */
+
+static int apply_config(const char *path, schakel_broker_config_t *cfg)
+{
+    json_error_t err;
+    config_doc = json_load_file(path, 0, &err);
+    if (!config_doc || !json_is_object(config_doc)) {
+        fprintf(stderr, "schakel broker: %s:%d: %s\n", path, err.line, err.text);
+        return -1;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(config_doc, k, v) {
+        const char *s = json_string_value(v);
+        if (!strcmp(k, "data") && s) cfg->data_dir = s;
+        else if (!strcmp(k, "key") && s) cfg->key_path = s;
+        else if (!strcmp(k, "directory") && s) cfg->directory_path = s;
+        else if (!strcmp(k, "endpoint") && s) cfg->endpoint = s;
+        else if (!strcmp(k, "pub") && s) cfg->pub_endpoint = s;
+        else if (!strcmp(k, "map_max") && json_is_integer(v)) cfg->map_max = (size_t)json_integer_value(v);
+        else if (!strcmp(k, "checkpoint_every") && json_is_integer(v))
+            cfg->checkpoint_every = (uint64_t)json_integer_value(v);
+        else if (!strcmp(k, "checkpoint_ms") && json_is_integer(v))
+            cfg->checkpoint_ms = json_integer_value(v);
+        else {
+            fprintf(stderr, "schakel broker: %s: unknown or mistyped key \"%s\"\n", path, k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int parse_num(const char *flag, const char *s, unsigned long long *out)
+{
+    char *end;
+    *out = strtoull(s, &end, 10);
+    if (!*s || *end) {
+        fprintf(stderr, "schakel broker: %s wants a whole number, not \"%s\"\n", flag, s);
+        return -1;
+    }
+    return 0;
+}
+
+int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cfg)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--config") && i + 1 < argc && apply_config(argv[i + 1], cfg))
+            return -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            return 1;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "schakel broker: %s needs a value (see --help)\n", a);
+            return -1;
+        }
+        const char *v = argv[++i];
+        unsigned long long n;
+        if (!strcmp(a, "--data")) cfg->data_dir = v;
+        else if (!strcmp(a, "--key")) cfg->key_path = v;
+        else if (!strcmp(a, "--directory")) cfg->directory_path = v;
+        else if (!strcmp(a, "--endpoint")) cfg->endpoint = v;
+        else if (!strcmp(a, "--pub")) cfg->pub_endpoint = v;
+        else if (!strcmp(a, "--config")) continue;
+        else if (!strcmp(a, "--map-max")) {
+            if (parse_num(a, v, &n)) return -1;
+            cfg->map_max = (size_t)n;
+        } else if (!strcmp(a, "--checkpoint-every")) {
+            if (parse_num(a, v, &n)) return -1;
+            cfg->checkpoint_every = n;
+        } else if (!strcmp(a, "--checkpoint-ms")) {
+            if (parse_num(a, v, &n)) return -1;
+            cfg->checkpoint_ms = (int64_t)n;
+        } else {
+            fprintf(stderr, "schakel broker: unknown option %s (see --help)\n", a);
+            return -1;
+        }
+    }
+    if (!cfg->data_dir || !cfg->key_path || !cfg->directory_path) {
+        fprintf(stderr, "schakel broker: --data, --key and --directory are required (see --help)\n");
+        return -1;
+    }
+    return 0;
+}
+
+int schakel_broker_serve(const schakel_broker_config_t *cfg)
+{
+    void *ctx = zmq_ctx_new();
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_broker_t *b = schakel_broker_new(ctx, cfg, why);
+    if (!b) {
+        fprintf(stderr, "schakel broker: %s\n", why);
+        zmq_ctx_term(ctx);
+        return 1;
+    }
+    running = b;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = schakel_broker_run(b);
+    running = NULL;
+    schakel_broker_destroy(&b);
+    zmq_ctx_term(ctx);
+    return rc ? 1 : 0;
+}
+
+int schakel_broker_cli(int argc, char **argv)
+{
+    schakel_broker_config_t cfg = {0};
+    int rc = schakel_broker_parse_args(argc, argv, &cfg);
+    if (rc) return rc > 0 ? 0 : 2;
+    rc = schakel_broker_serve(&cfg);
+    json_decref(config_doc);
+    return rc;
+}

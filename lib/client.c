@@ -1,0 +1,405 @@
+/* Publisher client: a window of signed batches in flight on one DEALER
+ * socket, each resent with exponential backoff until its final ACK. A
+ * socket monitor turns a refused CURVE handshake into SCHAKEL_EAUTH instead
+ * of an endless silent retry. */
+#include "client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "crypto.h"
+#include "error.h"
+#include "logging.h"
+#include "wire.h"
+
+typedef struct {
+    uint64_t req_id;
+    uint8_t *frame; /* packed Publish */
+    size_t len;
+    int64_t due;
+    int backoff;
+    void *user;
+    int used;
+} slot_t;
+
+struct schakel_client {
+    void *ctx, *sock, *call_sock, *mon;
+    schakel_keys_t keys;
+    char endpoint[256];
+    char server[SCHAKEL_Z85_KEY_LEN + 1];
+    int retry_ms, retry_max_ms;
+    slot_t *slots;
+    size_t window, inflight;
+    uint64_t next_req;
+    int auth_failed;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *make_socket(schakel_client_t *c, int with_monitor)
+{
+    void *s = zmq_socket(c->ctx, ZMQ_DEALER);
+    if (!s) return NULL;
+    int zero = 0, one = 1, hwm = 10000;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (schakel_wire_curve_client(s, &c->keys, c->server) != 0) goto fail;
+    if (with_monitor) {
+        char addr[64];
+        snprintf(addr, sizeof addr, "inproc://schakel-client-mon-%p", (void *)c);
+        if (zmq_socket_monitor(s, addr, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
+            goto fail;
+        c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
+        if (!c->mon || zmq_connect(c->mon, addr) != 0) goto fail;
+        zmq_setsockopt(c->mon, ZMQ_LINGER, &zero, sizeof zero);
+    }
+    if (zmq_connect(s, c->endpoint) != 0) goto fail;
+    return s;
+fail:
+    zmq_close(s);
+    return NULL;
+}
+
+schakel_client_t *schakel_client_new(void *ctx, const schakel_client_options_t *o, char *why)
+{
+    if (!o->keys || !o->keys->has_secret) {
+        schakel_fail(why, SCHAKEL_EINVAL, "client needs an organisation's secret key file");
+        return NULL;
+    }
+    if (!o->server_public || strlen(o->server_public) != SCHAKEL_Z85_KEY_LEN) {
+        schakel_fail(why, SCHAKEL_EINVAL, "broker public key must be 40 Z85 characters");
+        return NULL;
+    }
+    schakel_client_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->ctx = ctx;
+    c->keys = *o->keys;
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", o->endpoint);
+    snprintf(c->server, sizeof c->server, "%s", o->server_public);
+    c->retry_ms = o->retry_ms ? o->retry_ms : 1000;
+    c->retry_max_ms = o->retry_max_ms ? o->retry_max_ms : 8000;
+    c->window = o->window ? o->window : 64;
+    c->slots = calloc(c->window, sizeof *c->slots);
+    if (schakel_random(&c->next_req, sizeof c->next_req) != 0) c->next_req = (uint64_t)mono_ms();
+    c->next_req >>= 1;
+    c->sock = c->slots ? make_socket(c, 1) : NULL;
+    if (!c->sock) {
+        schakel_fail(why, SCHAKEL_EZMQ, "cannot connect to %s: %s", o->endpoint, zmq_strerror(errno));
+        schakel_client_destroy(&c);
+        return NULL;
+    }
+    return c;
+}
+
+void schakel_client_destroy(schakel_client_t **self_p)
+{
+    schakel_client_t *c = *self_p;
+    if (!c) return;
+    if (c->sock) {
+        zmq_socket_monitor(c->sock, NULL, 0);
+        zmq_close(c->sock);
+    }
+    if (c->mon) zmq_close(c->mon);
+    if (c->call_sock) zmq_close(c->call_sock);
+    for (size_t i = 0; c->slots && i < c->window; i++) free(c->slots[i].frame);
+    free(c->slots);
+    schakel_keys_wipe(&c->keys);
+    free(c);
+    *self_p = NULL;
+}
+
+size_t schakel_client_inflight(const schakel_client_t *c)
+{
+    return c->inflight;
+}
+
+/* Sends one slot's frame; on EAGAIN (not connected) it stays due. */
+static void slot_send(schakel_client_t *c, slot_t *s, int64_t now)
+{
+    uint8_t id[8];
+    uint64_t r = s->req_id;
+    for (int i = 7; i >= 0; i--) {
+        id[i] = (uint8_t)r;
+        r >>= 8;
+    }
+    if (zmq_send(c->sock, "PUBLISH", 7, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        s->due = now + 50;
+        return;
+    }
+    zmq_send(c->sock, id, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(c->sock, s->frame, s->len, ZMQ_DONTWAIT);
+    s->due = now + s->backoff;
+}
+
+static void slot_done(schakel_client_t *c, slot_t *s)
+{
+    free(s->frame);
+    memset(s, 0, sizeof *s);
+    c->inflight--;
+}
+
+static void check_monitor(schakel_client_t *c)
+{
+    for (;;) {
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, c->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size(&ev) >= 2) memcpy(&event, zmq_msg_data(&ev), 2);
+        int more = zmq_msg_more(&ev);
+        zmq_msg_close(&ev);
+        if (more) { /* the address frame */
+            zmq_msg_init(&ev);
+            zmq_msg_recv(&ev, c->mon, 0);
+            zmq_msg_close(&ev);
+        }
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            if (!c->auth_failed)
+                schakel_log(SCHAKEL_LOG_ERROR, "client",
+                            "event=auth_refused org=%s endpoint=%s hint=\"key not in the broker's directory\"",
+                            c->keys.id, c->endpoint);
+            c->auth_failed = 1;
+        } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            c->auth_failed = 0;
+        }
+    }
+}
+
+static int is_retry(const Schakel__V1__Ack *a)
+{
+    if (a->batch_code == SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER) return 1;
+    for (size_t i = 0; i < a->n_entries; i++)
+        if (a->entries[i]->code == SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER) return 1;
+    return 0;
+}
+
+static slot_t *find_slot(schakel_client_t *c, uint64_t req)
+{
+    for (size_t i = 0; i < c->window; i++)
+        if (c->slots[i].used && c->slots[i].req_id == req) return &c->slots[i];
+    return NULL;
+}
+
+static void handle_reply(schakel_client_t *c, schakel_wire_msg_t *m, schakel_ack_fn on_ack, void *arg)
+{
+    slot_t *s = find_slot(c, m->req_id);
+    if (!s) return; /* a late answer to a batch already settled */
+    Schakel__V1__Ack *ack = NULL;
+    if (strcmp(m->name, "ACK") == 0) {
+        ack = schakel__v1__ack__unpack(NULL, zmq_msg_size(&m->body), zmq_msg_data(&m->body));
+    } else if (strcmp(m->name, "ERROR") == 0) {
+        Schakel__V1__Error *e =
+            schakel__v1__error__unpack(NULL, zmq_msg_size(&m->body), zmq_msg_data(&m->body));
+        Schakel__V1__Ack fake = SCHAKEL__V1__ACK__INIT;
+        fake.batch_code = e ? e->code : SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED;
+        fake.batch_reason = e ? e->reason : (char *)"unreadable ERROR from broker";
+        if (is_retry(&fake)) {
+            s->due = mono_ms() + s->backoff;
+        } else if (on_ack) {
+            on_ack(arg, s->user, &fake);
+            slot_done(c, s);
+        } else {
+            slot_done(c, s);
+        }
+        if (e) schakel__v1__error__free_unpacked(e, NULL);
+        return;
+    }
+    if (!ack) return; /* unreadable: the resend timer will ask again */
+    if (is_retry(ack)) {
+        s->backoff = s->backoff * 2 > c->retry_max_ms ? c->retry_max_ms : s->backoff * 2;
+        s->due = mono_ms() + s->backoff;
+    } else {
+        if (on_ack) on_ack(arg, s->user, ack);
+        slot_done(c, s);
+    }
+    schakel__v1__ack__free_unpacked(ack, NULL);
+}
+
+size_t schakel_client_poll(schakel_client_t *c, int timeout_ms, schakel_ack_fn on_ack, void *arg)
+{
+    int64_t end = mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t now = mono_ms();
+        int64_t wait = end - now;
+        for (size_t i = 0; i < c->window; i++) {
+            slot_t *s = &c->slots[i];
+            if (!s->used) continue;
+            if (s->due <= now) {
+                slot_send(c, s, now);
+                s->backoff = s->backoff * 2 > c->retry_max_ms ? c->retry_max_ms : s->backoff * 2;
+            }
+            if (s->due - now < wait) wait = s->due - now;
+        }
+        if (wait < 0) wait = 0;
+        zmq_pollitem_t it[2] = {{c->sock, 0, ZMQ_POLLIN, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(it, 2, (long)wait);
+        if (rc > 0 && (it[1].revents & ZMQ_POLLIN)) check_monitor(c);
+        if (rc > 0 && (it[0].revents & ZMQ_POLLIN)) {
+            for (;;) {
+                schakel_wire_msg_t m;
+                int r = schakel_wire_recv(c->sock, 0, &m, ZMQ_DONTWAIT);
+                if (r == 0) handle_reply(c, &m, on_ack, arg);
+                schakel_wire_close(&m);
+                if (r == SCHAKEL_EZMQ) break;
+            }
+        }
+        if (c->inflight == 0 || mono_ms() >= end) break;
+        if (rc < 0 && errno == ETERM) break;
+    }
+    return c->inflight;
+}
+
+int schakel_client_submit(schakel_client_t *c, const uint8_t *const *events, const size_t *lens,
+                          size_t n, void *batch_user, schakel_ack_fn on_ack, void *arg)
+{
+    if (n == 0 || n > SCHAKEL_MAX_BATCH_EVENTS) return SCHAKEL_ETOOBIG;
+    while (c->inflight >= c->window) schakel_client_poll(c, 100, on_ack, arg);
+    uint8_t(*hashes)[SCHAKEL_SHA256_LEN] = malloc(n * sizeof *hashes);
+    ProtobufCBinaryData *evs = malloc(n * sizeof *evs);
+    if (!hashes || !evs) {
+        free(hashes);
+        free(evs);
+        return SCHAKEL_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] > SCHAKEL_MAX_EVENT_BYTES) {
+            free(hashes);
+            free(evs);
+            return SCHAKEL_ETOOBIG;
+        }
+        schakel_sha256(events[i], lens[i], hashes[i]);
+        evs[i].data = (uint8_t *)events[i];
+        evs[i].len = lens[i];
+    }
+    uint8_t digest[SCHAKEL_SHA256_LEN], sig[SCHAKEL_ED25519_SIG_LEN];
+    schakel_batch_digest((const uint8_t(*)[SCHAKEL_SHA256_LEN])hashes, n, digest);
+    free(hashes);
+    if (schakel_ed25519_sign(c->keys.sign_secret, digest, sizeof digest, sig) != 0) {
+        free(evs);
+        return SCHAKEL_ECRYPTO;
+    }
+    Schakel__V1__Publish pub = SCHAKEL__V1__PUBLISH__INIT;
+    pub.n_events = n;
+    pub.events = evs;
+    pub.signature.data = sig;
+    pub.signature.len = sizeof sig;
+    size_t len = schakel__v1__publish__get_packed_size(&pub);
+    if (len > SCHAKEL_MAX_FRAME_BYTES) {
+        free(evs);
+        return SCHAKEL_ETOOBIG;
+    }
+    slot_t *s = NULL;
+    for (size_t i = 0; i < c->window && !s; i++)
+        if (!c->slots[i].used) s = &c->slots[i];
+    s->frame = malloc(len);
+    if (!s->frame) {
+        free(evs);
+        return SCHAKEL_ENOMEM;
+    }
+    schakel__v1__publish__pack(&pub, s->frame);
+    free(evs);
+    s->len = len;
+    s->req_id = ++c->next_req;
+    s->user = batch_user;
+    s->used = 1;
+    s->backoff = c->retry_ms;
+    c->inflight++;
+    slot_send(c, s, mono_ms());
+    return 0;
+}
+
+typedef struct {
+    void *want;
+    Schakel__V1__Ack *copy;
+} sync_t;
+
+static void sync_ack(void *arg, void *user, const Schakel__V1__Ack *ack)
+{
+    sync_t *st = arg;
+    if (user != st->want) return;
+    size_t len = schakel__v1__ack__get_packed_size(ack);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) return;
+    schakel__v1__ack__pack(ack, buf);
+    st->copy = schakel__v1__ack__unpack(NULL, len, buf);
+    free(buf);
+}
+
+int schakel_client_publish(schakel_client_t *c, const uint8_t *const *events, const size_t *lens,
+                           size_t n, Schakel__V1__Ack **ack_out, int timeout_ms)
+{
+    sync_t st = {&st, NULL};
+    int rc = schakel_client_submit(c, events, lens, n, &st, sync_ack, &st);
+    if (rc) return rc;
+    int64_t end = mono_ms() + timeout_ms;
+    while (!st.copy && mono_ms() < end) {
+        schakel_client_poll(c, (int)(end - mono_ms() > 100 ? 100 : end - mono_ms()), sync_ack, &st);
+        if (c->auth_failed) break;
+    }
+    if (!st.copy) {
+        /* give up on this batch: drop it from the window */
+        for (size_t i = 0; i < c->window; i++)
+            if (c->slots[i].used && c->slots[i].user == &st) slot_done(c, &c->slots[i]);
+        return c->auth_failed ? SCHAKEL_EAUTH : SCHAKEL_ETIMEOUT;
+    }
+    *ack_out = st.copy;
+    return 0;
+}
+
+int schakel_client_call(schakel_client_t *c, const char *name, const ProtobufCMessage *req,
+                        const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
+                        int timeout_ms, char *why)
+{
+    *reply = NULL;
+    if (!c->call_sock && !(c->call_sock = make_socket(c, 0)))
+        return schakel_fail(why, SCHAKEL_EZMQ, "cannot connect to %s", c->endpoint);
+    uint64_t id = ++c->next_req;
+    int64_t end = mono_ms() + timeout_ms;
+    int sent = 0;
+    while (mono_ms() < end) {
+        if (!sent) {
+            if (schakel_wire_send(c->call_sock, NULL, name, id, req, ZMQ_DONTWAIT) == 0) sent = 1;
+        }
+        zmq_pollitem_t it = {c->call_sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, sent ? 100 : 20) <= 0) {
+            if (c->mon) check_monitor(c);
+            if (c->auth_failed)
+                return schakel_fail(why, SCHAKEL_EAUTH, "broker refused key of %s", c->keys.id);
+            continue;
+        }
+        schakel_wire_msg_t m;
+        int r = schakel_wire_recv(c->call_sock, 0, &m, ZMQ_DONTWAIT);
+        int ret = -1;
+        if (r == 0 && m.req_id == id) {
+            const uint8_t *d = zmq_msg_data(&m.body);
+            size_t len = zmq_msg_size(&m.body);
+            if (strcmp(m.name, "ERROR") == 0) {
+                Schakel__V1__Error *e = schakel__v1__error__unpack(NULL, len, d);
+                ret = schakel_fail(why, SCHAKEL_EREJECTED, "%s", e ? e->reason : "unreadable ERROR");
+                if (e) schakel__v1__error__free_unpacked(e, NULL);
+            } else {
+                *reply = protobuf_c_message_unpack(reply_desc, NULL, len, d);
+                ret = *reply ? 0 : schakel_fail(why, SCHAKEL_EDECODE, "%s reply does not decode", m.name);
+            }
+        }
+        schakel_wire_close(&m);
+        if (ret != -1) return ret;
+    }
+    return schakel_fail(why, SCHAKEL_ETIMEOUT, "no answer to %s from %s within %d ms", name,
+                        c->endpoint, timeout_ms);
+}

@@ -1,0 +1,108 @@
+/* The event codec: size-capped decoding, event type names taken from the
+ * envelope's body field names, validation shared by broker and clients,
+ * and the batch digest that publishers sign. */
+#include "codec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "keys.h"
+
+const char *schakel_event_type_name(int type)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(&schakel__v1__envelope__descriptor, (unsigned)type);
+    return f && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ? f->name : NULL;
+}
+
+int schakel_event_type_parse(const char *name)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(&schakel__v1__envelope__descriptor, name);
+    return f && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ? (int)f->id : 0;
+}
+
+size_t schakel_event_types(const int **types)
+{
+    static int list[256];
+    static size_t n;
+    if (!n) {
+        const ProtobufCEnumDescriptor *e = &schakel__v1__event_type__descriptor;
+        for (unsigned i = 0; i < e->n_values; i++)
+            if (e->values[i].value > 0) list[n++] = e->values[i].value;
+    }
+    *types = list;
+    return n;
+}
+
+schakel_envelope_t *schakel_envelope_decode(const uint8_t *buf, size_t len, char *why)
+{
+    if (len > SCHAKEL_MAX_EVENT_BYTES) {
+        schakel_fail(why, SCHAKEL_ETOOBIG, "event is %zu bytes; the limit is %d", len,
+                     SCHAKEL_MAX_EVENT_BYTES);
+        return NULL;
+    }
+    schakel_envelope_t *e = schakel__v1__envelope__unpack(NULL, len, buf);
+    if (!e) schakel_fail(why, SCHAKEL_EDECODE, "event (%zu bytes) does not decode as schakel.v1.Envelope", len);
+    return e;
+}
+
+void schakel_envelope_free(schakel_envelope_t *env)
+{
+    if (env) schakel__v1__envelope__free_unpacked(env, NULL);
+}
+
+int schakel_envelope_encode(const schakel_envelope_t *env, uint8_t **out, size_t *outlen)
+{
+    size_t len = schakel__v1__envelope__get_packed_size(env);
+    if (len > SCHAKEL_MAX_EVENT_BYTES) return SCHAKEL_ETOOBIG;
+    *out = malloc(len ? len : 1);
+    if (!*out) return SCHAKEL_ENOMEM;
+    *outlen = schakel__v1__envelope__pack(env, *out);
+    return 0;
+}
+
+static int is_hex64(const char *s)
+{
+    if (strlen(s) != 64) return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
+    return 1;
+}
+
+int schakel_envelope_validate(const schakel_envelope_t *env, char *why)
+{
+    if (env->event_id.len != SCHAKEL_EVENT_ID_LEN)
+        return schakel_fail(why, SCHAKEL_EINVAL, "event_id: 16 bytes are needed, not %zu",
+                            env->event_id.len);
+    const char *name = schakel_event_type_name(env->type);
+    if (!name) return schakel_fail(why, SCHAKEL_EINVAL, "type: unknown event type %d", env->type);
+    if ((int)env->body_case != (int)env->type)
+        return schakel_fail(why, SCHAKEL_EINVAL, "%s: the body for type %s is missing", name, name);
+    if (!schakel_id_valid(env->source_org))
+        return schakel_fail(why, SCHAKEL_EINVAL, "source_org: not a valid organisation id");
+    if (env->occurred_at <= 0)
+        return schakel_fail(why, SCHAKEL_EINVAL, "occurred_at: a time is needed");
+    if (env->subject[0] && !is_hex64(env->subject))
+        return schakel_fail(why, SCHAKEL_EINVAL,
+                            "subject: a pseudonym of 64 lower-case hex characters is needed "
+                            "(never a BSN or a name)");
+    if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSULTATION && env->subject[0])
+        return schakel_fail(why, SCHAKEL_EINVAL,
+                            "subject: an anonymous consultation must not name a subject");
+    return 0;
+}
+
+void schakel_batch_digest(const uint8_t (*hashes)[SCHAKEL_SHA256_LEN], size_t n,
+                          uint8_t out[SCHAKEL_SHA256_LEN])
+{
+    schakel_sha256_t h;
+    uint8_t cnt[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    schakel_sha256_init(&h);
+    schakel_sha256_update(&h, "schakel/v1/batch", 16);
+    schakel_sha256_update(&h, cnt, 4);
+    for (size_t i = 0; i < n; i++) schakel_sha256_update(&h, hashes[i], SCHAKEL_SHA256_LEN);
+    schakel_sha256_final(&h, out);
+}

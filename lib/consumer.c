@@ -1,0 +1,155 @@
+/* Consumer: FETCH in batches from a cursor; SUB on the stream's topic to
+ * wake up when the head moves. */
+#include "consumer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "client.h"
+#include "error.h"
+#include "wire.h"
+
+struct schakel_consumer {
+    schakel_client_t *client;
+    void *sub;
+    char stream[96];
+    char consumer[96];
+    uint64_t next;       /* 0: ask the broker to start after the cursor */
+    uint32_t batch_size;
+    Schakel__V1__Batch *batch;
+    size_t pos;
+    uint64_t head;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+schakel_consumer_t *schakel_consumer_new(void *ctx, const schakel_consumer_options_t *o, char *why)
+{
+    schakel_consumer_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    schakel_client_options_t co = {0};
+    co.endpoint = o->endpoint;
+    co.server_public = o->server_public;
+    co.keys = o->keys;
+    co.window = 1;
+    c->client = schakel_client_new(ctx, &co, why);
+    if (!c->client) goto fail;
+    snprintf(c->stream, sizeof c->stream, "%s", o->stream);
+    if (o->consumer) snprintf(c->consumer, sizeof c->consumer, "%s", o->consumer);
+    c->next = o->from_seq ? o->from_seq : (o->consumer ? 0 : 1);
+    c->batch_size = o->batch ? o->batch : 500;
+    if (o->pub_endpoint) {
+        c->sub = zmq_socket(ctx, ZMQ_SUB);
+        int zero = 0;
+        if (!c->sub || zmq_setsockopt(c->sub, ZMQ_LINGER, &zero, sizeof zero) ||
+            schakel_wire_curve_client(c->sub, o->keys, o->server_public) ||
+            zmq_setsockopt(c->sub, ZMQ_SUBSCRIBE, c->stream, strlen(c->stream)) ||
+            zmq_connect(c->sub, o->pub_endpoint)) {
+            schakel_fail(why, SCHAKEL_EZMQ, "cannot subscribe to %s", o->pub_endpoint);
+            goto fail;
+        }
+    }
+    return c;
+fail:
+    schakel_consumer_destroy(&c);
+    return NULL;
+}
+
+void schakel_consumer_destroy(schakel_consumer_t **self_p)
+{
+    schakel_consumer_t *c = *self_p;
+    if (!c) return;
+    if (c->batch) schakel__v1__batch__free_unpacked(c->batch, NULL);
+    if (c->sub) zmq_close(c->sub);
+    schakel_client_destroy(&c->client);
+    free(c);
+    *self_p = NULL;
+}
+
+/* Drains notifications; returns 1 if any arrived. */
+static int drain_sub(schakel_consumer_t *c, int timeout_ms)
+{
+    if (!c->sub) {
+        struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        return 0;
+    }
+    zmq_pollitem_t it = {c->sub, 0, ZMQ_POLLIN, 0};
+    int got = 0;
+    if (zmq_poll(&it, 1, timeout_ms) <= 0) return 0;
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        int rc = zmq_msg_recv(&m, c->sub, ZMQ_DONTWAIT);
+        zmq_msg_close(&m);
+        if (rc < 0) break;
+        got = 1;
+    }
+    return got;
+}
+
+static int fetch(schakel_consumer_t *c, char *why)
+{
+    Schakel__V1__Fetch f = SCHAKEL__V1__FETCH__INIT;
+    f.stream = c->stream;
+    f.from_seq = c->next;
+    f.max_count = c->batch_size;
+    f.consumer = c->consumer;
+    ProtobufCMessage *reply = NULL;
+    int rc = schakel_client_call(c->client, "FETCH", &f.base, &schakel__v1__batch__descriptor,
+                                 &reply, 5000, why);
+    if (rc) return rc;
+    if (c->batch) schakel__v1__batch__free_unpacked(c->batch, NULL);
+    c->batch = (Schakel__V1__Batch *)reply;
+    c->pos = 0;
+    c->head = c->batch->head;
+    if (c->batch->next_seq > c->next) c->next = c->batch->next_seq;
+    if (c->next == 0) c->next = 1;
+    return 0;
+}
+
+int schakel_consumer_next(schakel_consumer_t *c, const Schakel__V1__Delivered **rec,
+                          int timeout_ms, char *why)
+{
+    int64_t end = mono_ms() + timeout_ms;
+    for (;;) {
+        if (c->batch && c->pos < c->batch->n_records) {
+            *rec = c->batch->records[c->pos++];
+            return 0;
+        }
+        int rc = fetch(c, why);
+        if (rc == 0 && c->batch->n_records > 0) continue;
+        if (rc != 0 && rc != SCHAKEL_ETIMEOUT) return rc;
+        int64_t left = end - mono_ms();
+        if (left <= 0) return SCHAKEL_ETIMEOUT;
+        /* Sleep until the head moves (or 250 ms, in case a wake-up was lost). */
+        drain_sub(c, (int)(left < 250 ? left : 250));
+    }
+}
+
+int schakel_consumer_commit(schakel_consumer_t *c, uint64_t seq, char *why)
+{
+    if (!c->consumer[0]) return schakel_fail(why, SCHAKEL_EINVAL, "consumer has no cursor name");
+    Schakel__V1__Commit m = SCHAKEL__V1__COMMIT__INIT;
+    m.stream = c->stream;
+    m.consumer = c->consumer;
+    m.seq = seq;
+    ProtobufCMessage *reply = NULL;
+    int rc = schakel_client_call(c->client, "COMMIT", &m.base, &schakel__v1__commit__descriptor,
+                                 &reply, 5000, why);
+    if (reply) protobuf_c_message_free_unpacked(reply, NULL);
+    return rc;
+}
+
+uint64_t schakel_consumer_head(const schakel_consumer_t *c)
+{
+    return c->head;
+}

@@ -1,0 +1,44 @@
+/* The reading side of the bus: follows a stream ("all" or "org/<id>") from
+ * a cursor, fetching in batches, and sleeps on the broker's head
+ * notifications (PUB/SUB, CURVE) when it has caught up. Notifications only
+ * wake it; the data always comes through FETCH, so a lost notification
+ * costs at most the fallback poll interval, never a record. */
+#ifndef SCHAKEL_CONSUMER_H
+#define SCHAKEL_CONSUMER_H
+
+#include <stdint.h>
+
+#include "keys.h"
+#include "schakel/v1/bus.pb-c.h"
+
+typedef struct schakel_consumer schakel_consumer_t;
+
+typedef struct {
+    const char *endpoint;       /* broker ROUTER */
+    const char *pub_endpoint;   /* broker PUB; NULL: poll only */
+    const char *server_public;  /* broker CURVE public key, Z85 */
+    const schakel_keys_t *keys; /* this organisation's secret keys */
+    const char *stream;         /* "all" or "org/<id>" */
+    const char *consumer;       /* cursor name; NULL: no stored cursor */
+    uint64_t from_seq;          /* start here (0: after the stored cursor, or 1) */
+    uint32_t batch;             /* records per FETCH; 0: 500 */
+} schakel_consumer_options_t;
+
+schakel_consumer_t *schakel_consumer_new(void *ctx, const schakel_consumer_options_t *opts,
+                                         char *why);
+void schakel_consumer_destroy(schakel_consumer_t **self_p);
+
+/* The next record, waiting up to timeout_ms for one. *rec stays valid until
+ * the next call. A record whose data key was erased has an empty event.
+ * Returns 0, SCHAKEL_ETIMEOUT (nothing new), SCHAKEL_EREJECTED (not
+ * allowed to read the stream: why says so) or another error. */
+int schakel_consumer_next(schakel_consumer_t *c, const Schakel__V1__Delivered **rec,
+                          int timeout_ms, char *why);
+
+/* Stores the cursor durably at seq (the last record fully handled). */
+int schakel_consumer_commit(schakel_consumer_t *c, uint64_t seq, char *why);
+
+/* The broker's head as of the last BATCH. */
+uint64_t schakel_consumer_head(const schakel_consumer_t *c);
+
+#endif

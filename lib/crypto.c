@@ -1,0 +1,172 @@
+/* Cryptography on OpenSSL 3: hashes for the chain and batch digests, HMAC
+ * for pseudonyms and key ids, Ed25519 signatures, AES-256-GCM at rest.
+ * Stateless and thread-safe; errors are codes, never aborts. */
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+#include "crypto.h"
+
+#include <assert.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <string.h>
+
+#include "error.h"
+
+_Static_assert(sizeof(SHA256_CTX) <= sizeof(schakel_sha256_t),
+               "schakel_sha256_t must hold an OpenSSL SHA256_CTX");
+
+void schakel_sha256(const void *data, size_t len, uint8_t out[SCHAKEL_SHA256_LEN])
+{
+    SHA256(data, len, out);
+}
+
+/* The low-level SHA256_CTX needs no allocation, which the chain's hot path
+ * (one hash per record) and the caller-owned state both want. */
+void schakel_sha256_init(schakel_sha256_t *h)
+{
+    SHA256_Init((SHA256_CTX *)h->opaque);
+}
+
+void schakel_sha256_update(schakel_sha256_t *h, const void *data, size_t len)
+{
+    SHA256_Update((SHA256_CTX *)h->opaque, data, len);
+}
+
+void schakel_sha256_final(schakel_sha256_t *h, uint8_t out[SCHAKEL_SHA256_LEN])
+{
+    SHA256_Final(out, (SHA256_CTX *)h->opaque);
+}
+
+int schakel_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                        uint8_t out[SCHAKEL_SHA256_LEN])
+{
+    unsigned int n = 0;
+    if (!HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &n) || n != SCHAKEL_SHA256_LEN)
+        return SCHAKEL_ECRYPTO;
+    return 0;
+}
+
+int schakel_random(void *buf, size_t len)
+{
+    return RAND_bytes(buf, (int)len) == 1 ? 0 : SCHAKEL_ECRYPTO;
+}
+
+int schakel_ed25519_public(const uint8_t sec[SCHAKEL_ED25519_SEC_LEN],
+                           uint8_t pub[SCHAKEL_ED25519_PUB_LEN])
+{
+    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sec, SCHAKEL_ED25519_SEC_LEN);
+    size_t n = SCHAKEL_ED25519_PUB_LEN;
+    int ok = k && EVP_PKEY_get_raw_public_key(k, pub, &n) == 1 && n == SCHAKEL_ED25519_PUB_LEN;
+    EVP_PKEY_free(k);
+    return ok ? 0 : SCHAKEL_ECRYPTO;
+}
+
+int schakel_ed25519_keygen(uint8_t pub[SCHAKEL_ED25519_PUB_LEN], uint8_t sec[SCHAKEL_ED25519_SEC_LEN])
+{
+    if (schakel_random(sec, SCHAKEL_ED25519_SEC_LEN) != 0) return SCHAKEL_ECRYPTO;
+    return schakel_ed25519_public(sec, pub);
+}
+
+int schakel_ed25519_sign(const uint8_t sec[SCHAKEL_ED25519_SEC_LEN], const void *msg, size_t len,
+                         uint8_t sig[SCHAKEL_ED25519_SIG_LEN])
+{
+    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sec, SCHAKEL_ED25519_SEC_LEN);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    size_t n = SCHAKEL_ED25519_SIG_LEN;
+    int ok = k && ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, k) == 1 &&
+             EVP_DigestSign(ctx, sig, &n, msg, len) == 1 && n == SCHAKEL_ED25519_SIG_LEN;
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(k);
+    return ok ? 0 : SCHAKEL_ECRYPTO;
+}
+
+int schakel_ed25519_verify(const uint8_t pub[SCHAKEL_ED25519_PUB_LEN], const void *msg, size_t len,
+                           const uint8_t sig[SCHAKEL_ED25519_SIG_LEN])
+{
+    EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, SCHAKEL_ED25519_PUB_LEN);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int rc = SCHAKEL_ECRYPTO;
+    if (k && ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) == 1)
+        rc = EVP_DigestVerify(ctx, sig, SCHAKEL_ED25519_SIG_LEN, msg, len) == 1 ? 0 : SCHAKEL_EAUTH;
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(k);
+    return rc;
+}
+
+static int aead(int enc, const uint8_t *key, const uint8_t *nonce, const void *aad, size_t aadlen,
+                const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int n = 0, rc = SCHAKEL_ECRYPTO;
+    if (!c) return SCHAKEL_ENOMEM;
+    if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, SCHAKEL_AEAD_NONCE_LEN, NULL) != 1 ||
+        EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) != 1)
+        goto out;
+    if (aadlen && EVP_CipherUpdate(c, NULL, &n, aad, (int)aadlen) != 1) goto out;
+    if (len && EVP_CipherUpdate(c, out, &n, in, (int)len) != 1) goto out;
+    if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, SCHAKEL_AEAD_TAG_LEN, tag) != 1) goto out;
+    if (EVP_CipherFinal_ex(c, out + n, &n) != 1) {
+        rc = enc ? SCHAKEL_ECRYPTO : SCHAKEL_EAUTH;
+        goto out;
+    }
+    if (enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, SCHAKEL_AEAD_TAG_LEN, tag) != 1) goto out;
+    rc = 0;
+out:
+    EVP_CIPHER_CTX_free(c);
+    return rc;
+}
+
+int schakel_aead_seal(const uint8_t key[SCHAKEL_AEAD_KEY_LEN],
+                      const uint8_t nonce[SCHAKEL_AEAD_NONCE_LEN], const void *aad, size_t aadlen,
+                      const void *in, size_t len, uint8_t *out)
+{
+    return aead(1, key, nonce, aad, aadlen, in, len, out, out + len);
+}
+
+int schakel_aead_open(const uint8_t key[SCHAKEL_AEAD_KEY_LEN],
+                      const uint8_t nonce[SCHAKEL_AEAD_NONCE_LEN], const void *aad, size_t aadlen,
+                      const uint8_t *in, size_t clen, uint8_t *out)
+{
+    if (clen < SCHAKEL_AEAD_TAG_LEN) return SCHAKEL_EINVAL;
+    uint8_t tag[SCHAKEL_AEAD_TAG_LEN];
+    memcpy(tag, in + clen - SCHAKEL_AEAD_TAG_LEN, sizeof tag);
+    return aead(0, key, nonce, aad, aadlen, in, clen - SCHAKEL_AEAD_TAG_LEN, out, tag);
+}
+
+void schakel_hex_encode(const void *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    const uint8_t *p = in;
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * len] = 0;
+}
+
+static int nibble(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int schakel_hex_decode(const char *hex, uint8_t *out, size_t outlen)
+{
+    if (strlen(hex) != 2 * outlen) return SCHAKEL_EINVAL;
+    for (size_t i = 0; i < outlen; i++) {
+        int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return SCHAKEL_EINVAL;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+int schakel_memeq_ct(const void *a, const void *b, size_t len)
+{
+    return CRYPTO_memcmp(a, b, len);
+}

@@ -1,0 +1,55 @@
+/* key=value log lines on stderr, one write(2) each so that threads and
+ * processes sharing a terminal or a journal never interleave a line. */
+#include "logging.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static int level_min = -1;
+
+void schakel_log_set_level(int level)
+{
+    level_min = level;
+}
+
+static int current_level(void)
+{
+    if (level_min < 0) {
+        const char *e = getenv("SCHAKEL_LOG");
+        level_min = SCHAKEL_LOG_INFO;
+        if (e && strcasecmp(e, "debug") == 0) level_min = SCHAKEL_LOG_DEBUG;
+        else if (e && strcasecmp(e, "warn") == 0) level_min = SCHAKEL_LOG_WARN;
+        else if (e && strcasecmp(e, "error") == 0) level_min = SCHAKEL_LOG_ERROR;
+    }
+    return level_min;
+}
+
+void schakel_log(int level, const char *component, const char *fmt, ...)
+{
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    if (level < current_level()) return;
+    char line[1024];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s component=%s ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, names[level & 3], component);
+    if (n < 0 || (size_t)n >= sizeof line) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0) return;
+    size_t len = (size_t)n + (size_t)m;
+    if (len > sizeof line - 2) len = sizeof line - 2;
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}

@@ -1,0 +1,200 @@
+/* The log backend: append batches, read ranges and streams, cursors,
+ * checkpoints. The broker speaks only to this interface; LMDB
+ * (store_lmdb.c) is the embedded default, and another engine (e.g. Kafka
+ * through librdkafka) can take its place by providing the same operations.
+ *
+ * Invariants every backend keeps:
+ *  - sequence numbers start at 1 and are contiguous;
+ *  - h[n] = SHA-256("schakel/v1" || u64be(n) || h[n-1] || SHA-256(body)),
+ *    h[0] = 32 zero bytes, body = the serialized RecordBody (bus.proto);
+ *  - an append returns only after everything in it is durable (fsync);
+ *  - an event id is stored once: a second append of it reports the first
+ *    copy's seq with duplicate = 1;
+ *  - payloads are stored encrypted with the subject's data key; erasing
+ *    the key leaves records and chain intact.
+ * A store is used by one thread at a time. */
+#ifndef SCHAKEL_STORE_H
+#define SCHAKEL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+
+#define SCHAKEL_STREAM_MAX 80
+
+typedef struct schakel_store schakel_store_t;
+
+/* One accepted event to append. */
+typedef struct {
+    const uint8_t *event;       /* envelope bytes as published */
+    size_t event_len;
+    const uint8_t *event_id;    /* 16 bytes */
+    int type;                   /* event type */
+    const char *subject;        /* pseudonym, "" when anonymous */
+    uint8_t event_hash[SCHAKEL_SHA256_LEN]; /* SHA-256(event) */
+    uint32_t proof_index;       /* position in the signed batch */
+    /* Optional: also index another record into a stream (a delivery:
+     * index_seq into "org/<id>"), or this record itself (index_seq 0). */
+    char index_stream[SCHAKEL_STREAM_MAX];
+    uint64_t index_seq;
+    /* out */
+    uint64_t seq;
+    int duplicate;
+} schakel_append_item_t;
+
+/* One signed batch as published; items are the accepted events of it. */
+typedef struct {
+    const char *signer_org;
+    const uint8_t *signature;   /* SCHAKEL_ED25519_SIG_LEN bytes */
+    const uint8_t (*hashes)[SCHAKEL_SHA256_LEN];
+    size_t n_hashes;            /* every event of the signed batch */
+    schakel_append_item_t *items;
+    size_t n_items;
+} schakel_append_batch_t;
+
+/* A record as read back; pointers are valid during the callback only. */
+typedef struct {
+    uint64_t seq;
+    int64_t recorded_at;
+    const uint8_t *hash;        /* h[seq] */
+    const uint8_t *event;       /* decrypted envelope; NULL when erased */
+    size_t event_len;
+    const uint8_t *event_id;
+    int type;
+    const char *source_org;
+} schakel_record_t;
+
+/* Return 0 to go on, non-zero to stop (that value is returned by read). */
+typedef int (*schakel_record_fn)(void *arg, const schakel_record_t *rec);
+
+typedef struct {
+    uint64_t seq;
+    uint8_t hash[SCHAKEL_SHA256_LEN];
+} schakel_head_t;
+
+typedef struct {
+    int (*append)(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms,
+                  char *why);
+    int (*read)(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count,
+                size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq);
+    int (*head)(schakel_store_t *s, schakel_head_t *head);
+    int (*lookup)(schakel_store_t *s, const uint8_t *event_id, uint64_t *seq);
+    int (*event_id_at)(schakel_store_t *s, uint64_t seq, uint8_t out[16]);
+    int (*cursor_get)(schakel_store_t *s, const char *name, uint64_t *seq);
+    int (*cursor_set)(schakel_store_t *s, const char *name, uint64_t seq);
+    int (*checkpoint)(schakel_store_t *s, int64_t now_ms);
+    int (*erase_subject)(schakel_store_t *s, const char *subject);
+    void (*close)(schakel_store_t *s);
+} schakel_store_ops_t;
+
+struct schakel_store {
+    const schakel_store_ops_t *ops;
+};
+
+/* Options of the LMDB store. */
+typedef struct {
+    const char *dir;             /* created if missing */
+    uint8_t master_key[SCHAKEL_AEAD_KEY_LEN]; /* wraps the data keys */
+    const uint8_t *sign_secret;  /* broker Ed25519 seed for checkpoints; NULL: none */
+    uint64_t checkpoint_every;   /* events; 0: 1000 */
+    int64_t checkpoint_ms;       /* 0: 1000 */
+    size_t map_initial;          /* bytes; 0: 64 MiB */
+    size_t map_max;              /* bytes; 0: 1 TiB. Past it appends fail SCHAKEL_EFULL */
+    int read_only;               /* for auditors: no writes at all */
+} schakel_lmdb_options_t;
+
+/* Opens (creating if needed) an LMDB log under opts->dir. NULL on failure
+ * with the reason in why. */
+schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, char *why);
+
+/* Appends every batch in one durable transaction (group commit). Fills
+ * each item's seq and duplicate. Returns 0; SCHAKEL_EFULL when the map or
+ * the disk is full (nothing was stored: retry later); SCHAKEL_ESTORE. */
+static inline int schakel_store_append(schakel_store_t *s, schakel_append_batch_t *b, size_t n,
+                                       int64_t now_ms, char *why)
+{
+    return s->ops->append(s, b, n, now_ms, why);
+}
+
+/* Calls fn for each record of stream ("all" or another name) with seq >=
+ * from_seq, at most max_count records and about max_bytes of events (at
+ * least one record). *next_seq is where the next read should start. */
+static inline int schakel_store_read(schakel_store_t *s, const char *stream, uint64_t from_seq,
+                                     size_t max_count, size_t max_bytes, schakel_record_fn fn,
+                                     void *arg, uint64_t *next_seq)
+{
+    return s->ops->read(s, stream, from_seq, max_count, max_bytes, fn, arg, next_seq);
+}
+
+static inline int schakel_store_head(schakel_store_t *s, schakel_head_t *head)
+{
+    return s->ops->head(s, head);
+}
+
+/* seq of an event id, or SCHAKEL_ENOTFOUND. */
+static inline int schakel_store_lookup(schakel_store_t *s, const uint8_t *event_id, uint64_t *seq)
+{
+    return s->ops->lookup(s, event_id, seq);
+}
+
+/* The event id stored at seq, or SCHAKEL_ENOTFOUND. */
+static inline int schakel_store_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16])
+{
+    return s->ops->event_id_at(s, seq, out);
+}
+
+/* Cursors: a missing cursor reads as 0. set is durable when it returns. */
+static inline int schakel_store_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq)
+{
+    return s->ops->cursor_get(s, name, seq);
+}
+static inline int schakel_store_cursor_set(schakel_store_t *s, const char *name, uint64_t seq)
+{
+    return s->ops->cursor_set(s, name, seq);
+}
+
+/* Writes a signed checkpoint of the head if events arrived since the last
+ * one and it is due by time. Returns 0 or an error code. */
+static inline int schakel_store_checkpoint(schakel_store_t *s, int64_t now_ms)
+{
+    return s->ops->checkpoint(s, now_ms);
+}
+
+/* Destroys the subject's data key: its events can no longer be decrypted;
+ * the chain still verifies. 0 or SCHAKEL_ENOTFOUND. */
+static inline int schakel_store_erase_subject(schakel_store_t *s, const char *subject)
+{
+    return s->ops->erase_subject(s, subject);
+}
+
+static inline void schakel_store_close(schakel_store_t **s)
+{
+    if (*s) {
+        (*s)->ops->close(*s);
+        *s = NULL;
+    }
+}
+
+/* ---- auditing an LMDB log (read-only) ---- */
+
+typedef struct {
+    uint64_t records;           /* records walked */
+    uint64_t checkpoints;       /* checkpoints verified */
+    uint64_t bad_seq;           /* first bad record, 0 if none */
+    uint64_t head;              /* last seq */
+    uint8_t head_hash[SCHAKEL_SHA256_LEN];
+    uint64_t erased;            /* records whose data key is gone */
+    char why[256];              /* what was wrong at bad_seq */
+} schakel_verify_report_t;
+
+/* Walks the chain of the LMDB log in dir: contiguous seqs, prev hashes,
+ * recomputed hashes, decodable bodies; every checkpoint's signature by
+ * broker_pub (if not NULL) and its hash against the chain; with
+ * master_key (if not NULL) each payload decrypts and hashes to its
+ * event_hash. Returns 0 when all verify, SCHAKEL_ECORRUPT with bad_seq and
+ * why filled, or another error (SCHAKEL_EIO: not a log). */
+int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_t *master_key,
+                        schakel_verify_report_t *report);
+
+#endif

@@ -1,0 +1,831 @@
+/* The embedded log backend on LMDB: one environment per broker, written by
+ * one thread. Tuned for group commit: many small records appended in one
+ * write transaction with one fsync, MDB_APPEND on the sequence key, and
+ * reads that walk a cursor. Invariants are those of store.h; the chain hash
+ * covers the encrypted record body, so erasure (deleting a data key) never
+ * touches the chain. */
+#include "store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "error.h"
+#include "logging.h"
+#include "schakel/v1/bus.pb-c.h"
+
+#define KEY_ID_LEN 16
+#define WRAPPED_LEN (SCHAKEL_AEAD_NONCE_LEN + SCHAKEL_AEAD_KEY_LEN + SCHAKEL_AEAD_TAG_LEN)
+#define HDR_LEN (2 * SCHAKEL_SHA256_LEN) /* prev_hash || hash before the body */
+#define KEY_CACHE_SLOTS 1024
+
+typedef struct {
+    uint8_t id[KEY_ID_LEN];
+    uint8_t key[SCHAKEL_AEAD_KEY_LEN];
+    int used;
+} key_slot_t;
+
+typedef struct {
+    schakel_store_t base;
+    MDB_env *env;
+    MDB_dbi events, by_id, streams, cursors, checkpoints, keys, proofs;
+    uint8_t kid_key[SCHAKEL_SHA256_LEN];  /* derives key ids from subjects */
+    uint8_t wrap_key[SCHAKEL_AEAD_KEY_LEN]; /* wraps data keys */
+    uint8_t sign_secret[SCHAKEL_ED25519_SEC_LEN];
+    int can_sign;
+    uint64_t cp_every;
+    int64_t cp_ms;
+    uint64_t cp_seq;       /* last checkpoint */
+    int64_t cp_at;
+    size_t map_size, map_max;
+    schakel_head_t head;
+    int read_only;
+    key_slot_t cache[KEY_CACHE_SLOTS];
+} lmdb_store_t;
+
+static void be64(uint8_t out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t rd64(const uint8_t in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | in[i];
+    return v;
+}
+
+static int lmdb_err(int rc, char *why, const char *what)
+{
+    if (rc == MDB_MAP_FULL || rc == ENOSPC)
+        return schakel_fail(why, SCHAKEL_EFULL, "%s: storage full (%s)", what, mdb_strerror(rc));
+    return schakel_fail(why, SCHAKEL_ESTORE, "%s: %s", what, mdb_strerror(rc));
+}
+
+/* h[n] = SHA-256("schakel/v1" || u64be(n) || h[n-1] || SHA-256(body)) */
+static void chain_hash(uint64_t seq, const uint8_t prev[32], const uint8_t *body, size_t len,
+                       uint8_t out[32])
+{
+    uint8_t bh[32], s[8];
+    schakel_sha256(body, len, bh);
+    be64(s, seq);
+    schakel_sha256_t h;
+    schakel_sha256_init(&h);
+    schakel_sha256_update(&h, "schakel/v1", 10);
+    schakel_sha256_update(&h, s, 8);
+    schakel_sha256_update(&h, prev, 32);
+    schakel_sha256_update(&h, bh, 32);
+    schakel_sha256_final(&h, out);
+}
+
+static void derive(const uint8_t master[32], const char *label, uint8_t out[32])
+{
+    schakel_sha256_t h;
+    schakel_sha256_init(&h);
+    schakel_sha256_update(&h, label, strlen(label));
+    schakel_sha256_update(&h, master, 32);
+    schakel_sha256_final(&h, out);
+}
+
+static void key_id_of(const lmdb_store_t *st, const char *subject, uint8_t id[KEY_ID_LEN])
+{
+    uint8_t mac[32];
+    schakel_hmac_sha256(st->kid_key, sizeof st->kid_key, subject, strlen(subject), mac);
+    memcpy(id, mac, KEY_ID_LEN);
+}
+
+static key_slot_t *cache_slot(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN])
+{
+    unsigned h = ((unsigned)id[0] << 8 | id[1]) % KEY_CACHE_SLOTS;
+    return &st->cache[h];
+}
+
+/* Finds the data key for key id `id`; with create, makes and stores one
+ * in txn when there is none. SCHAKEL_ENOTFOUND when erased/absent. */
+static int data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,
+                    uint8_t key[SCHAKEL_AEAD_KEY_LEN], char *why)
+{
+    key_slot_t *slot = cache_slot(st, id);
+    if (slot->used && memcmp(slot->id, id, KEY_ID_LEN) == 0) {
+        memcpy(key, slot->key, SCHAKEL_AEAD_KEY_LEN);
+        return 0;
+    }
+    MDB_val k = {KEY_ID_LEN, (void *)id}, v;
+    int rc = mdb_get(txn, st->keys, &k, &v);
+    if (rc == 0) {
+        if (v.mv_size != WRAPPED_LEN)
+            return schakel_fail(why, SCHAKEL_ECORRUPT, "data key record has the wrong size");
+        const uint8_t *w = v.mv_data;
+        if (schakel_aead_open(st->wrap_key, w, id, KEY_ID_LEN, w + SCHAKEL_AEAD_NONCE_LEN,
+                              WRAPPED_LEN - SCHAKEL_AEAD_NONCE_LEN, key) != 0)
+            return schakel_fail(why, SCHAKEL_ECRYPTO, "data key does not unwrap: wrong master key?");
+    } else if (rc == MDB_NOTFOUND) {
+        if (!create) return SCHAKEL_ENOTFOUND;
+        uint8_t w[WRAPPED_LEN];
+        if (schakel_random(key, SCHAKEL_AEAD_KEY_LEN) || schakel_random(w, SCHAKEL_AEAD_NONCE_LEN))
+            return schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes for a data key");
+        if (schakel_aead_seal(st->wrap_key, w, id, KEY_ID_LEN, key, SCHAKEL_AEAD_KEY_LEN,
+                              w + SCHAKEL_AEAD_NONCE_LEN) != 0)
+            return schakel_fail(why, SCHAKEL_ECRYPTO, "data key could not be wrapped");
+        v.mv_size = WRAPPED_LEN;
+        v.mv_data = w;
+        rc = mdb_put(txn, st->keys, &k, &v, 0);
+        if (rc) return lmdb_err(rc, why, "store data key");
+    } else {
+        return lmdb_err(rc, why, "read data key");
+    }
+    memcpy(slot->id, id, KEY_ID_LEN);
+    memcpy(slot->key, key, SCHAKEL_AEAD_KEY_LEN);
+    slot->used = 1;
+    return 0;
+}
+
+/* Grows the map when the next append could come near its end: LMDB cannot
+ * grow it in the middle of a transaction, and MDB_MAP_FULL would cost the
+ * whole group. */
+static int ensure_room(lmdb_store_t *st, size_t incoming, char *why)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    mdb_env_info(st->env, &info);
+    mdb_env_stat(st->env, &stat);
+    size_t used = (info.me_last_pgno + 1) * (size_t)stat.ms_psize;
+    size_t want = used + 4 * incoming + (1u << 20);
+    if (want <= st->map_size / 4 * 3) return 0;
+    size_t next = st->map_size * 2;
+    while (next / 4 * 3 < want) next *= 2;
+    if (next > st->map_max) next = st->map_max;
+    if (next <= st->map_size) {
+        if (used + incoming + (256u << 10) < st->map_size) return 0; /* let it try */
+        return schakel_fail(why, SCHAKEL_EFULL,
+                            "log map is at its limit of %zu bytes: raise map_max or move the log",
+                            st->map_max);
+    }
+    int rc = mdb_env_set_mapsize(st->env, next);
+    if (rc) return lmdb_err(rc, why, "grow map");
+    schakel_log(SCHAKEL_LOG_INFO, "store", "event=map_grown from=%zu to=%zu", st->map_size, next);
+    st->map_size = next;
+    return 0;
+}
+
+static int put_checkpoint(lmdb_store_t *st, MDB_txn *txn, int64_t now_ms, char *why)
+{
+    uint8_t msg[21 + 8 + 32 + 8];
+    memcpy(msg, "schakel/v1/checkpoint", 21);
+    be64(msg + 21, st->head.seq);
+    memcpy(msg + 29, st->head.hash, 32);
+    be64(msg + 61, (uint64_t)now_ms);
+    uint8_t sig[SCHAKEL_ED25519_SIG_LEN];
+    if (schakel_ed25519_sign(st->sign_secret, msg, sizeof msg, sig) != 0)
+        return schakel_fail(why, SCHAKEL_ECRYPTO, "checkpoint could not be signed");
+    Schakel__V1__Checkpoint cp = SCHAKEL__V1__CHECKPOINT__INIT;
+    cp.seq = st->head.seq;
+    cp.hash.data = st->head.hash;
+    cp.hash.len = 32;
+    cp.at = now_ms;
+    cp.signature.data = sig;
+    cp.signature.len = sizeof sig;
+    uint8_t buf[256], k[8];
+    size_t n = schakel__v1__checkpoint__pack(&cp, buf);
+    be64(k, cp.seq);
+    MDB_val kv = {8, k}, vv = {n, buf};
+    int rc = mdb_put(txn, st->checkpoints, &kv, &vv, MDB_APPEND);
+    if (rc) return lmdb_err(rc, why, "store checkpoint");
+    return 0;
+}
+
+static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch_t *b,
+                      schakel_append_item_t *it, uint64_t *proof_seq, int64_t now_ms, char *why)
+{
+    MDB_val k = {16, (void *)it->event_id}, v;
+    int rc = mdb_get(txn, st->by_id, &k, &v);
+    if (rc == 0 && v.mv_size == 8) {
+        it->seq = rd64(v.mv_data);
+        it->duplicate = 1;
+        return 0;
+    }
+    if (rc != MDB_NOTFOUND && rc != 0) return lmdb_err(rc, why, "dedup lookup");
+
+    uint64_t seq = st->head.seq + 1;
+    if (*proof_seq == 0) *proof_seq = seq;
+    uint8_t kid[KEY_ID_LEN], dk[SCHAKEL_AEAD_KEY_LEN], nonce[SCHAKEL_AEAD_NONCE_LEN], aad[24];
+    key_id_of(st, it->subject ? it->subject : "", kid);
+    rc = data_key(st, txn, kid, 1, dk, why);
+    if (rc) return rc;
+    if (schakel_random(nonce, sizeof nonce))
+        return schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes for a nonce");
+    be64(aad, seq);
+    memcpy(aad + 8, it->event_id, 16);
+    size_t clen = it->event_len + SCHAKEL_AEAD_TAG_LEN;
+    uint8_t *ct = malloc(clen);
+    if (!ct) return SCHAKEL_ENOMEM;
+    rc = schakel_aead_seal(dk, nonce, aad, sizeof aad, it->event, it->event_len, ct);
+    if (rc) {
+        free(ct);
+        return schakel_fail(why, SCHAKEL_ECRYPTO, "payload could not be encrypted");
+    }
+
+    Schakel__V1__RecordBody body = SCHAKEL__V1__RECORD_BODY__INIT;
+    body.seq = seq;
+    body.recorded_at = now_ms;
+    body.event_id.data = (uint8_t *)it->event_id;
+    body.event_id.len = 16;
+    body.type = it->type;
+    body.source_org = (char *)b->signer_org;
+    body.key_id.data = kid;
+    body.key_id.len = KEY_ID_LEN;
+    body.nonce.data = nonce;
+    body.nonce.len = sizeof nonce;
+    body.ciphertext.data = ct;
+    body.ciphertext.len = clen;
+    body.event_hash.data = it->event_hash;
+    body.event_hash.len = 32;
+    body.proof_seq = *proof_seq;
+    body.proof_index = it->proof_index;
+
+    size_t blen = schakel__v1__record_body__get_packed_size(&body);
+    uint8_t key[8];
+    be64(key, seq);
+    MDB_val kv = {8, key}, vv = {HDR_LEN + blen, NULL};
+    rc = mdb_put(txn, st->events, &kv, &vv, MDB_APPEND | MDB_RESERVE);
+    if (rc) {
+        free(ct);
+        return lmdb_err(rc, why, "append record");
+    }
+    uint8_t *out = vv.mv_data;
+    schakel__v1__record_body__pack(&body, out + HDR_LEN);
+    free(ct);
+    memcpy(out, st->head.hash, 32);
+    chain_hash(seq, st->head.hash, out + HDR_LEN, blen, out + 32);
+
+    MDB_val sv = {8, key};
+    rc = mdb_put(txn, st->by_id, &k, &sv, MDB_NOOVERWRITE);
+    if (rc) return lmdb_err(rc, why, "index event id");
+
+    if (it->index_stream[0]) {
+        uint8_t sk[SCHAKEL_STREAM_MAX + 9];
+        size_t sl = strnlen(it->index_stream, SCHAKEL_STREAM_MAX - 1);
+        memcpy(sk, it->index_stream, sl);
+        sk[sl] = 0;
+        be64(sk + sl + 1, it->index_seq ? it->index_seq : seq);
+        MDB_val skv = {sl + 9, sk}, empty = {0, ""};
+        rc = mdb_put(txn, st->streams, &skv, &empty, 0);
+        if (rc) return lmdb_err(rc, why, "index stream");
+    }
+    st->head.seq = seq;
+    memcpy(st->head.hash, out + 32, 32);
+    it->seq = seq;
+    it->duplicate = 0;
+    return 0;
+}
+
+static int put_proof(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch_t *b,
+                     uint64_t proof_seq, char *why)
+{
+    Schakel__V1__BatchProof p = SCHAKEL__V1__BATCH_PROOF__INIT;
+    ProtobufCBinaryData *hs = calloc(b->n_hashes ? b->n_hashes : 1, sizeof *hs);
+    if (!hs) return SCHAKEL_ENOMEM;
+    for (size_t i = 0; i < b->n_hashes; i++) {
+        hs[i].data = (uint8_t *)b->hashes[i];
+        hs[i].len = 32;
+    }
+    p.signer_org = (char *)b->signer_org;
+    p.signature.data = (uint8_t *)b->signature;
+    p.signature.len = SCHAKEL_ED25519_SIG_LEN;
+    p.n_event_hashes = b->n_hashes;
+    p.event_hashes = hs;
+    uint8_t k[8];
+    be64(k, proof_seq);
+    MDB_val kv = {8, k}, vv = {schakel__v1__batch_proof__get_packed_size(&p), NULL};
+    int rc = mdb_put(txn, st->proofs, &kv, &vv, MDB_APPEND | MDB_RESERVE);
+    if (rc == 0) schakel__v1__batch_proof__pack(&p, vv.mv_data);
+    free(hs);
+    return rc ? lmdb_err(rc, why, "store batch proof") : 0;
+}
+
+static int try_append(lmdb_store_t *st, schakel_append_batch_t *batches, size_t n, int64_t now_ms,
+                      char *why)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc) return lmdb_err(rc, why, "begin append");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        schakel_append_batch_t *b = &batches[i];
+        uint64_t proof_seq = 0;
+        for (size_t j = 0; j < b->n_items && rc == 0; j++)
+            rc = append_one(st, txn, b, &b->items[j], &proof_seq, now_ms, why);
+        if (rc == 0 && proof_seq) rc = put_proof(st, txn, b, proof_seq, why);
+    }
+    int cp = 0;
+    if (rc == 0 && st->can_sign && st->head.seq >= st->cp_seq + st->cp_every) {
+        rc = put_checkpoint(st, txn, now_ms, why);
+        cp = 1;
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = mdb_txn_commit(txn); /* fsyncs: durable before any ACK */
+    if (rc) return lmdb_err(rc, why, "commit append");
+    if (cp) {
+        st->cp_seq = st->head.seq;
+        st->cp_at = now_ms;
+    }
+    return 0;
+}
+
+static int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size_t n,
+                       int64_t now_ms, char *why)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    if (st->read_only) return schakel_fail(why, SCHAKEL_EPERM, "store is read-only");
+    size_t incoming = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < batches[i].n_items; j++)
+            incoming += batches[i].items[j].event_len + 256;
+    for (int attempt = 0;; attempt++) {
+        int rc = ensure_room(st, incoming, why);
+        if (rc) return rc;
+        schakel_head_t saved = st->head;
+        rc = try_append(st, batches, n, now_ms, why);
+        if (rc == 0) return 0;
+        st->head = saved; /* the transaction is gone; so are its seqs */
+        /* A failed commit may have left cached keys that never landed. */
+        memset(st->cache, 0, sizeof st->cache);
+        if (rc != SCHAKEL_EFULL || attempt > 0) return rc;
+        if (st->map_size >= st->map_max) return rc;
+        size_t next = st->map_size * 2 > st->map_max ? st->map_max : st->map_size * 2;
+        if (mdb_env_set_mapsize(st->env, next) != 0) return rc;
+        st->map_size = next;
+    }
+}
+
+typedef struct {
+    lmdb_store_t *st;
+    MDB_txn *txn;
+} reader_t;
+
+/* Decodes one stored value and hands it to fn; decrypts with the data key. */
+static int deliver(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const MDB_val *v,
+                   schakel_record_fn fn, void *arg, size_t *bytes)
+{
+    if (v->mv_size < HDR_LEN) return SCHAKEL_ECORRUPT;
+    const uint8_t *p = v->mv_data;
+    Schakel__V1__RecordBody *body =
+        schakel__v1__record_body__unpack(NULL, v->mv_size - HDR_LEN, p + HDR_LEN);
+    if (!body) return SCHAKEL_ECORRUPT;
+    schakel_record_t rec = {0};
+    rec.seq = seq;
+    rec.recorded_at = body->recorded_at;
+    rec.hash = p + 32;
+    rec.event_id = body->event_id.data;
+    rec.type = body->type;
+    rec.source_org = body->source_org;
+    uint8_t *plain = NULL;
+    uint8_t dk[SCHAKEL_AEAD_KEY_LEN];
+    int rc = 0;
+    if (body->key_id.len == KEY_ID_LEN && body->nonce.len == SCHAKEL_AEAD_NONCE_LEN &&
+        body->ciphertext.len >= SCHAKEL_AEAD_TAG_LEN &&
+        data_key(st, txn, body->key_id.data, 0, dk, NULL) == 0) {
+        size_t plen = body->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
+        uint8_t aad[24];
+        be64(aad, seq);
+        memcpy(aad + 8, body->event_id.data, body->event_id.len == 16 ? 16 : 0);
+        plain = malloc(plen ? plen : 1);
+        if (!plain) {
+            rc = SCHAKEL_ENOMEM;
+            goto out;
+        }
+        if (schakel_aead_open(dk, body->nonce.data, aad, sizeof aad, body->ciphertext.data,
+                              body->ciphertext.len, plain) != 0) {
+            rc = SCHAKEL_ECORRUPT;
+            goto out;
+        }
+        rec.event = plain;
+        rec.event_len = plen;
+    }
+    *bytes += rec.event_len;
+    rc = fn(arg, &rec);
+out:
+    free(plain);
+    schakel__v1__record_body__free_unpacked(body, NULL);
+    return rc;
+}
+
+static int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count,
+                     size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return lmdb_err(rc, NULL, "begin read");
+    if (from_seq == 0) from_seq = 1;
+    *next_seq = from_seq;
+    size_t count = 0, bytes = 0;
+    int all = strcmp(stream, "all") == 0;
+    rc = mdb_cursor_open(txn, all ? st->events : st->streams, &cur);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return lmdb_err(rc, NULL, "open cursor");
+    }
+    uint8_t key[SCHAKEL_STREAM_MAX + 9];
+    size_t sl = strnlen(stream, SCHAKEL_STREAM_MAX - 1);
+    MDB_val k, v;
+    if (all) {
+        be64(key, from_seq);
+        k.mv_size = 8;
+    } else {
+        memcpy(key, stream, sl);
+        key[sl] = 0;
+        be64(key + sl + 1, from_seq);
+        k.mv_size = sl + 9;
+    }
+    k.mv_data = key;
+    int op = MDB_SET_RANGE;
+    int out = 0;
+    while (count < max_count && (count == 0 || bytes < max_bytes)) {
+        rc = mdb_cursor_get(cur, &k, &v, op);
+        op = MDB_NEXT;
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            break;
+        }
+        if (rc) break;
+        uint64_t seq;
+        if (all) {
+            seq = rd64(k.mv_data);
+        } else {
+            if (k.mv_size != sl + 9 || memcmp(k.mv_data, key, sl + 1) != 0) break;
+            seq = rd64((uint8_t *)k.mv_data + sl + 1);
+            MDB_val ek = {8, (uint8_t *)k.mv_data + sl + 1};
+            rc = mdb_get(txn, st->events, &ek, &v);
+            if (rc) break;
+        }
+        out = deliver(st, txn, seq, &v, fn, arg, &bytes);
+        count++;
+        *next_seq = seq + 1;
+        if (out) break;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc) return lmdb_err(rc, NULL, "read");
+    return out;
+}
+
+static int lmdb_head(schakel_store_t *s, schakel_head_t *head)
+{
+    *head = ((lmdb_store_t *)s)->head;
+    return 0;
+}
+
+static int lmdb_lookup(schakel_store_t *s, const uint8_t *event_id, uint64_t *seq)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    MDB_txn *txn;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) return SCHAKEL_ESTORE;
+    MDB_val k = {16, (void *)event_id}, v;
+    int rc = mdb_get(txn, st->by_id, &k, &v);
+    if (rc == 0 && v.mv_size == 8) *seq = rd64(v.mv_data);
+    mdb_txn_abort(txn);
+    return rc == 0 ? 0 : rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : SCHAKEL_ESTORE;
+}
+
+static int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16])
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    MDB_txn *txn;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) return SCHAKEL_ESTORE;
+    uint8_t key[8];
+    be64(key, seq);
+    MDB_val k = {8, key}, v;
+    int rc = mdb_get(txn, st->events, &k, &v);
+    int ret = rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : rc ? SCHAKEL_ESTORE : 0;
+    if (ret == 0) {
+        Schakel__V1__RecordBody *b = v.mv_size > HDR_LEN
+            ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN,
+                                               (uint8_t *)v.mv_data + HDR_LEN)
+            : NULL;
+        if (b && b->event_id.len == 16) memcpy(out, b->event_id.data, 16);
+        else ret = SCHAKEL_ECORRUPT;
+        if (b) schakel__v1__record_body__free_unpacked(b, NULL);
+    }
+    mdb_txn_abort(txn);
+    return ret;
+}
+
+static int lmdb_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    MDB_txn *txn;
+    *seq = 0;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) return SCHAKEL_ESTORE;
+    MDB_val k = {strlen(name), (void *)name}, v;
+    int rc = mdb_get(txn, st->cursors, &k, &v);
+    if (rc == 0 && v.mv_size == 8) *seq = rd64(v.mv_data);
+    mdb_txn_abort(txn);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : SCHAKEL_ESTORE;
+}
+
+static int lmdb_cursor_set(schakel_store_t *s, const char *name, uint64_t seq)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    if (st->read_only) return SCHAKEL_EPERM;
+    int rc = ensure_room(st, 256, NULL);
+    if (rc) return rc;
+    MDB_txn *txn;
+    rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc) return lmdb_err(rc, NULL, "begin cursor");
+    uint8_t b[8];
+    be64(b, seq);
+    MDB_val k = {strlen(name), (void *)name}, v = {8, b};
+    rc = mdb_put(txn, st->cursors, &k, &v, 0);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return lmdb_err(rc, NULL, "store cursor");
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? lmdb_err(rc, NULL, "commit cursor") : 0;
+}
+
+static int lmdb_checkpoint(schakel_store_t *s, int64_t now_ms)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    if (st->read_only || !st->can_sign || st->head.seq == st->cp_seq) return 0;
+    if (now_ms - st->cp_at < st->cp_ms) return 0;
+    int rc = ensure_room(st, 256, NULL);
+    if (rc) return rc;
+    MDB_txn *txn;
+    rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc) return lmdb_err(rc, NULL, "begin checkpoint");
+    rc = put_checkpoint(st, txn, now_ms, NULL);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc) return lmdb_err(rc, NULL, "commit checkpoint");
+    st->cp_seq = st->head.seq;
+    st->cp_at = now_ms;
+    return 0;
+}
+
+static int lmdb_erase_subject(schakel_store_t *s, const char *subject)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    if (st->read_only) return SCHAKEL_EPERM;
+    uint8_t kid[KEY_ID_LEN];
+    key_id_of(st, subject, kid);
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc) return lmdb_err(rc, NULL, "begin erase");
+    MDB_val k = {KEY_ID_LEN, kid};
+    rc = mdb_del(txn, st->keys, &k, NULL);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : lmdb_err(rc, NULL, "erase");
+    }
+    rc = mdb_txn_commit(txn);
+    memset(cache_slot(st, kid), 0, sizeof(key_slot_t));
+    return rc ? lmdb_err(rc, NULL, "commit erase") : 0;
+}
+
+static void lmdb_close(schakel_store_t *s)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    if (st->env) mdb_env_close(st->env);
+    memset(st, 0, sizeof *st);
+    free(st);
+}
+
+static const schakel_store_ops_t lmdb_ops = {
+    lmdb_append, lmdb_read, lmdb_head, lmdb_lookup, lmdb_event_id_at, lmdb_cursor_get,
+    lmdb_cursor_set, lmdb_checkpoint, lmdb_erase_subject, lmdb_close,
+};
+
+static int open_dbis(lmdb_store_t *st, int read_only, char *why)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(st->env, NULL, read_only ? MDB_RDONLY : 0, &txn);
+    if (rc) return lmdb_err(rc, why, "begin open");
+    unsigned f = read_only ? 0 : MDB_CREATE;
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } t[] = {{"events", &st->events},   {"by_id", &st->by_id},
+             {"streams", &st->streams}, {"cursors", &st->cursors},
+             {"checkpoints", &st->checkpoints}, {"keys", &st->keys},
+             {"proofs", &st->proofs}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        rc = mdb_dbi_open(txn, t[i].name, f, t[i].dbi);
+        if (rc) {
+            mdb_txn_abort(txn);
+            return schakel_fail(why, SCHAKEL_EIO, "%s: table %s: %s", "open log", t[i].name,
+                                mdb_strerror(rc));
+        }
+    }
+    /* The head: the last record. */
+    MDB_cursor *cur;
+    MDB_val k, v;
+    mdb_cursor_open(txn, st->events, &cur);
+    if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8 && v.mv_size >= HDR_LEN) {
+        st->head.seq = rd64(k.mv_data);
+        memcpy(st->head.hash, (uint8_t *)v.mv_data + 32, 32);
+    }
+    mdb_cursor_close(cur);
+    mdb_cursor_open(txn, st->checkpoints, &cur);
+    if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) st->cp_seq = rd64(k.mv_data);
+    mdb_cursor_close(cur);
+    rc = mdb_txn_commit(txn); /* also for read-only: an aborted txn closes its DBIs */
+    return rc ? lmdb_err(rc, why, "commit open") : 0;
+}
+
+schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, char *why)
+{
+    lmdb_store_t *st = calloc(1, sizeof *st);
+    if (!st) return NULL;
+    st->base.ops = &lmdb_ops;
+    st->read_only = opts->read_only;
+    st->cp_every = opts->checkpoint_every ? opts->checkpoint_every : 1000;
+    st->cp_ms = opts->checkpoint_ms ? opts->checkpoint_ms : 1000;
+    st->map_size = opts->map_initial ? opts->map_initial : (size_t)64 << 20;
+    st->map_max = opts->map_max ? opts->map_max : (size_t)1 << 40;
+    if (st->map_size > st->map_max) st->map_size = st->map_max;
+    derive(opts->master_key, "schakel/v1/key-id", st->kid_key);
+    derive(opts->master_key, "schakel/v1/wrap", st->wrap_key);
+    if (opts->sign_secret) {
+        memcpy(st->sign_secret, opts->sign_secret, sizeof st->sign_secret);
+        st->can_sign = 1;
+    }
+    if (!opts->read_only && mkdir(opts->dir, 0700) != 0 && errno != EEXIST) {
+        schakel_fail(why, SCHAKEL_EIO, "cannot create %s: %s", opts->dir, strerror(errno));
+        goto fail;
+    }
+    int rc = mdb_env_create(&st->env);
+    if (rc == 0) rc = mdb_env_set_maxdbs(st->env, 16);
+    if (rc == 0) rc = mdb_env_set_mapsize(st->env, st->map_size);
+    if (rc == 0) rc = mdb_env_open(st->env, opts->dir, (opts->read_only ? MDB_RDONLY : 0) | MDB_NOTLS, 0600);
+    if (rc) {
+        schakel_fail(why, SCHAKEL_EIO, "cannot open log in %s: %s", opts->dir, mdb_strerror(rc));
+        goto fail;
+    }
+    MDB_envinfo info;
+    mdb_env_info(st->env, &info);
+    st->map_size = info.me_mapsize; /* an existing log may be larger */
+    if (st->map_size > st->map_max) st->map_max = st->map_size;
+    if (open_dbis(st, opts->read_only, why) != 0) goto fail;
+    return &st->base;
+fail:
+    if (st->env) mdb_env_close(st->env);
+    free(st);
+    return NULL;
+}
+
+/* ---- audit: walk the chain read-only ---- */
+
+static int verify_fail(schakel_verify_report_t *r, uint64_t seq, const char *msg)
+{
+    r->bad_seq = seq;
+    snprintf(r->why, sizeof r->why, "%s", msg);
+    return SCHAKEL_ECORRUPT;
+}
+
+/* With a master key: the payload decrypts and hashes to event_hash. */
+static int verify_payload(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_t *body,
+                          size_t blen, schakel_verify_report_t *r)
+{
+    Schakel__V1__RecordBody *b = schakel__v1__record_body__unpack(NULL, blen, body);
+    if (!b) return verify_fail(r, seq, "record body does not decode");
+    int rc = 0;
+    uint8_t dk[SCHAKEL_AEAD_KEY_LEN];
+    if (b->seq != seq) {
+        rc = verify_fail(r, seq, "record body names another sequence number");
+    } else if (b->key_id.len != KEY_ID_LEN ||
+               data_key(st, txn, b->key_id.data, 0, dk, NULL) != 0) {
+        r->erased++;
+    } else if (b->ciphertext.len < SCHAKEL_AEAD_TAG_LEN || b->nonce.len != 12 ||
+               b->event_id.len != 16 || b->event_hash.len != 32) {
+        rc = verify_fail(r, seq, "record body is missing fields");
+    } else {
+        size_t plen = b->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
+        uint8_t *plain = malloc(plen ? plen : 1), aad[24], h[32];
+        be64(aad, seq);
+        memcpy(aad + 8, b->event_id.data, 16);
+        if (!plain) rc = SCHAKEL_ENOMEM;
+        else if (schakel_aead_open(dk, b->nonce.data, aad, 24, b->ciphertext.data,
+                                   b->ciphertext.len, plain) != 0)
+            rc = verify_fail(r, seq, "payload does not decrypt (altered or wrong key)");
+        else {
+            schakel_sha256(plain, plen, h);
+            if (memcmp(h, b->event_hash.data, 32) != 0)
+                rc = verify_fail(r, seq, "payload does not match its signed event hash");
+        }
+        free(plain);
+    }
+    schakel__v1__record_body__free_unpacked(b, NULL);
+    return rc;
+}
+
+static int verify_checkpoints(lmdb_store_t *st, MDB_txn *txn, const uint8_t *broker_pub,
+                              schakel_verify_report_t *r)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_cursor_open(txn, st->checkpoints, &cur)) return SCHAKEL_ESTORE;
+    int rc = 0, op = MDB_FIRST;
+    while (rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0) {
+        op = MDB_NEXT;
+        Schakel__V1__Checkpoint *cp = schakel__v1__checkpoint__unpack(NULL, v.mv_size, v.mv_data);
+        uint64_t seq = k.mv_size == 8 ? rd64(k.mv_data) : 0;
+        if (!cp || cp->seq != seq || cp->hash.len != 32 || cp->signature.len != 64) {
+            rc = verify_fail(r, seq, "checkpoint does not decode");
+        } else if (seq > r->head) {
+            rc = verify_fail(r, seq, "checkpoint is beyond the last record: records were removed");
+        } else {
+            uint8_t ek[8];
+            be64(ek, seq);
+            MDB_val kk = {8, ek}, vv;
+            if (mdb_get(txn, st->events, &kk, &vv) != 0 || vv.mv_size < HDR_LEN ||
+                memcmp((uint8_t *)vv.mv_data + 32, cp->hash.data, 32) != 0) {
+                rc = verify_fail(r, seq, "checkpoint hash differs from the chain");
+            } else if (broker_pub) {
+                uint8_t msg[69];
+                memcpy(msg, "schakel/v1/checkpoint", 21);
+                be64(msg + 21, seq);
+                memcpy(msg + 29, cp->hash.data, 32);
+                be64(msg + 61, (uint64_t)cp->at);
+                if (schakel_ed25519_verify(broker_pub, msg, sizeof msg, cp->signature.data) != 0)
+                    rc = verify_fail(r, seq, "checkpoint signature does not verify");
+            }
+            if (rc == 0) r->checkpoints++;
+        }
+        if (cp) schakel__v1__checkpoint__free_unpacked(cp, NULL);
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_t *master_key,
+                        schakel_verify_report_t *r)
+{
+    memset(r, 0, sizeof *r);
+    schakel_lmdb_options_t o = {0};
+    o.dir = dir;
+    o.read_only = 1;
+    if (master_key) memcpy(o.master_key, master_key, sizeof o.master_key);
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_store_t *s = schakel_store_open_lmdb(&o, why);
+    if (!s) {
+        snprintf(r->why, sizeof r->why, "%s", why);
+        return SCHAKEL_EIO;
+    }
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc) {
+        schakel_store_close(&s);
+        return SCHAKEL_ESTORE;
+    }
+    mdb_cursor_open(txn, st->events, &cur);
+    uint8_t prev[32] = {0}, h[32];
+    uint64_t expect = 1;
+    int op = MDB_FIRST;
+    rc = 0;
+    while (rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0) {
+        op = MDB_NEXT;
+        uint64_t seq = k.mv_size == 8 ? rd64(k.mv_data) : 0;
+        const uint8_t *p = v.mv_data;
+        if (seq != expect) {
+            rc = verify_fail(r, expect, "record is missing (sequence numbers jump)");
+        } else if (v.mv_size < HDR_LEN) {
+            rc = verify_fail(r, seq, "record is truncated");
+        } else if (memcmp(p, prev, 32) != 0) {
+            rc = verify_fail(r, seq, "previous-hash field does not match the record before");
+        } else {
+            chain_hash(seq, prev, p + HDR_LEN, v.mv_size - HDR_LEN, h);
+            if (memcmp(h, p + 32, 32) != 0)
+                rc = verify_fail(r, seq, "hash does not match the record's contents");
+            else if (master_key)
+                rc = verify_payload(st, txn, seq, p + HDR_LEN, v.mv_size - HDR_LEN, r);
+        }
+        if (rc) break;
+        memcpy(prev, h, 32);
+        r->records++;
+        r->head = seq;
+        expect = seq + 1;
+    }
+    mdb_cursor_close(cur);
+    memcpy(r->head_hash, prev, 32);
+    if (rc == 0) rc = verify_checkpoints(st, txn, broker_pub, r);
+    mdb_txn_abort(txn);
+    schakel_store_close(&s);
+    return rc;
+}

@@ -1,0 +1,132 @@
+/* Framing of schakel commands on ZeroMQ sockets and CURVE set-up. Frames
+ * are checked for count and size here so that the broker never decodes a
+ * body that came with a malformed envelope of frames. */
+#include "wire.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+int schakel_wire_curve_server(void *sock, const schakel_keys_t *keys)
+{
+    int one = 1;
+    if (zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "schakel", 7) ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, keys->curve_secret, SCHAKEL_Z85_KEY_LEN + 1))
+        return SCHAKEL_EZMQ;
+    return 0;
+}
+
+int schakel_wire_curve_client(void *sock, const schakel_keys_t *keys, const char *server_z85)
+{
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server_z85, SCHAKEL_Z85_KEY_LEN + 1) ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, keys->curve_public, SCHAKEL_Z85_KEY_LEN + 1) ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, keys->curve_secret, SCHAKEL_Z85_KEY_LEN + 1))
+        return SCHAKEL_EZMQ;
+    return 0;
+}
+
+static void free_buf(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+int schakel_wire_send(void *sock, zmq_msg_t *rid, const char *name, uint64_t req_id,
+                      const ProtobufCMessage *msg, int flags)
+{
+    uint8_t id[8];
+    for (int i = 7; i >= 0; i--) {
+        id[i] = (uint8_t)req_id;
+        req_id >>= 8;
+    }
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) return SCHAKEL_ENOMEM;
+    protobuf_c_message_pack(msg, buf);
+    zmq_msg_t body;
+    zmq_msg_init_data(&body, buf, len, free_buf, NULL);
+    if (rid) {
+        zmq_msg_t copy;
+        zmq_msg_init(&copy);
+        zmq_msg_copy(&copy, rid);
+        if (zmq_msg_send(&copy, sock, ZMQ_SNDMORE | flags) < 0) {
+            zmq_msg_close(&copy);
+            zmq_msg_close(&body);
+            return SCHAKEL_EZMQ;
+        }
+    }
+    if (zmq_send(sock, name, strlen(name), ZMQ_SNDMORE | flags) < 0 ||
+        zmq_send(sock, id, 8, ZMQ_SNDMORE | flags) < 0 || zmq_msg_send(&body, sock, flags) < 0) {
+        zmq_msg_close(&body);
+        return SCHAKEL_EZMQ;
+    }
+    return 0;
+}
+
+static int more(void *sock)
+{
+    int m = 0;
+    size_t sz = sizeof m;
+    zmq_getsockopt(sock, ZMQ_RCVMORE, &m, &sz);
+    return m;
+}
+
+int schakel_wire_recv(void *sock, int with_rid, schakel_wire_msg_t *m, int flags)
+{
+    memset(m, 0, sizeof *m);
+    zmq_msg_init(&m->rid);
+    zmq_msg_init(&m->body);
+    m->has_rid = m->has_body = 1;
+    int rc = 0;
+    if (with_rid && zmq_msg_recv(&m->rid, sock, flags) < 0) return SCHAKEL_EZMQ;
+    if (with_rid && !more(sock)) return SCHAKEL_EDECODE;
+    /* The remaining frames: name, id, body; anything else is drained. */
+    for (int i = 0;; i++) {
+        zmq_msg_t f;
+        zmq_msg_init(&f);
+        if (zmq_msg_recv(&f, sock, with_rid ? 0 : flags) < 0) {
+            zmq_msg_close(&f);
+            return SCHAKEL_EZMQ;
+        }
+        int has_more = zmq_msg_more(&f);
+        m->frames++;
+        if (i == 0) {
+            const char *u = zmq_msg_gets(&f, "User-Id");
+            if (u) {
+                size_t ul = strnlen(u, SCHAKEL_ID_MAX - 1);
+                memcpy(m->user, u, ul);
+                m->user[ul] = 0;
+            }
+            size_t n = zmq_msg_size(&f);
+            if (n == 0 || n > SCHAKEL_CMD_MAX) rc = SCHAKEL_EDECODE;
+            else memcpy(m->name, zmq_msg_data(&f), n);
+            zmq_msg_close(&f);
+        } else if (i == 1) {
+            if (zmq_msg_size(&f) != 8) rc = SCHAKEL_EDECODE;
+            else {
+                const uint8_t *d = zmq_msg_data(&f);
+                for (int j = 0; j < 8; j++) m->req_id = (m->req_id << 8) | d[j];
+            }
+            zmq_msg_close(&f);
+        } else if (i == 2) {
+            zmq_msg_move(&m->body, &f);
+            zmq_msg_close(&f);
+        } else {
+            zmq_msg_close(&f);
+        }
+        if (!has_more) break;
+    }
+    if (m->frames != 3) rc = SCHAKEL_EDECODE;
+    (void)errno;
+    return rc;
+}
+
+void schakel_wire_close(schakel_wire_msg_t *m)
+{
+    if (m->has_rid) zmq_msg_close(&m->rid);
+    if (m->has_body) zmq_msg_close(&m->body);
+    m->has_rid = m->has_body = 0;
+}

@@ -1,0 +1,310 @@
+/* Integration harness: real broker process, real sockets, real LMDB. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "crypto.h"
+#include "error.h"
+#include "store.h"
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t l = sizeof a;
+    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(s, (struct sockaddr *)&a, &l)) {
+        close(s);
+        return -1;
+    }
+    int port = ntohs(a.sin_port);
+    close(s);
+    return port;
+}
+
+static json_t *org_entry(const harness_t *h, const char *id, const char *kind, const char *publish,
+                         const char *rights)
+{
+    schakel_keys_t k;
+    harness_keys(h, id, &k);
+    char sign[65];
+    schakel_hex_encode(k.sign_public, 32, sign);
+    json_t *pub = json_array(), *rt = json_array();
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", publish);
+    char *save = NULL;
+    for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save))
+        json_array_append_new(pub, json_string(w));
+    snprintf(buf, sizeof buf, "%s", rights);
+    for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save))
+        json_array_append_new(rt, json_string(w));
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "id", id, "kind", kind, "name",
+                     "test organisation", "curve_public", k.curve_public, "sign_public", sign,
+                     "publish", pub, "rights", rt);
+}
+
+harness_t *harness_new(void)
+{
+    harness_t *h = calloc(1, sizeof *h);
+    snprintf(h->dir, sizeof h->dir, "/tmp/schakel-test-XXXXXX");
+    if (!mkdtemp(h->dir)) abort();
+    snprintf(h->data, sizeof h->data, "%s/data", h->dir);
+    snprintf(h->keys, sizeof h->keys, "%s/keys", h->dir);
+    snprintf(h->directory, sizeof h->directory, "%s/directory.json", h->dir);
+    mkdir(h->keys, 0700);
+    const char *ids[] = {"broker", "school-a", "smw-b", "svc-reader", "svc-decide", "stranger"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        schakel_keys_t k;
+        if (schakel_keys_generate(&k, ids[i]) || schakel_keys_save(&k, h->keys)) abort();
+    }
+    json_t *orgs = json_array();
+    json_array_append_new(orgs, org_entry(h, "school-a", "school", "signal referral consultation", ""));
+    json_array_append_new(orgs, org_entry(h, "smw-b", "smw", "signal referral_received", ""));
+    json_array_append_new(orgs, org_entry(h, "svc-reader", "service", "", "read_all"));
+    json_array_append_new(orgs, org_entry(h, "svc-decide", "service", "consent_decision",
+                                          "read_all decide"));
+    json_t *d = json_pack("{s:i, s:o}", "version", 1, "organisations", orgs);
+    if (json_dump_file(d, h->directory, JSON_INDENT(1))) abort();
+    json_decref(d);
+    snprintf(h->endpoint, sizeof h->endpoint, "tcp://127.0.0.1:%d", free_port());
+    snprintf(h->pub_endpoint, sizeof h->pub_endpoint, "tcp://127.0.0.1:%d", free_port());
+    schakel_keys_t b;
+    harness_keys(h, "broker", &b);
+    memcpy(h->server_public, b.curve_public, sizeof h->server_public);
+    h->ctx = zmq_ctx_new();
+    return h;
+}
+
+static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
+{
+    (void)s, (void)f, (void)w;
+    return remove(p);
+}
+
+/* Copies sanitizer reports from the broker's log to stderr; returns how many. */
+static int broker_log_problems(const harness_t *h)
+{
+    char path[512], line[1024];
+    snprintf(path, sizeof path, "%s/broker.log", h->dir);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (strstr(line, "Sanitizer") || strstr(line, "runtime error")) {
+            fprintf(stderr, "broker: %s", line);
+            n++;
+        }
+    }
+    if (f) fclose(f);
+    return n;
+}
+
+int harness_shutdown(harness_t *h)
+{
+    int bad = 0;
+    if (h->broker > 0) {
+        int st = harness_stop(h, SIGTERM);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            fprintf(stderr, "harness: broker did not stop cleanly on SIGTERM (status %d)\n", st);
+            bad = 1;
+        }
+    }
+    return broker_log_problems(h) + bad;
+}
+
+void harness_destroy(harness_t **hp)
+{
+    harness_t *h = *hp;
+    if (!h) return;
+    if (h->broker > 0) harness_stop(h, SIGKILL);
+    zmq_ctx_term(h->ctx);
+    if (!getenv("SCHAKEL_TEST_KEEP")) nftw(h->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(h);
+    *hp = NULL;
+}
+
+void harness_keys(const harness_t *h, const char *org, schakel_keys_t *out)
+{
+    char path[512], why[SCHAKEL_ERRLEN];
+    snprintf(path, sizeof path, "%s/%s.key", h->keys, org);
+    if (schakel_keys_load(out, path, why) != 0) {
+        fprintf(stderr, "harness: %s: %s\n", path, why);
+        abort();
+    }
+}
+
+int harness_start(harness_t *h)
+{
+    char key[512], log[512];
+    snprintf(key, sizeof key, "%s/broker.key", h->keys);
+    snprintf(log, sizeof log, "%s/broker.log", h->dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) dup2(fd, 2);
+        const char *argv[32] = {SCHAKEL_BIN_DIR "/schakel-broker", "--data", h->data, "--key", key,
+                                "--directory", h->directory, "--endpoint", h->endpoint, "--pub",
+                                h->pub_endpoint};
+        int n = 11;
+        for (int i = 0; i < h->n_extra && n < 30; i++) argv[n++] = h->extra_args[i];
+        argv[n] = NULL;
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    h->broker = pid;
+    schakel_keys_t k;
+    harness_keys(h, "svc-reader", &k);
+    schakel_client_options_t o = {0};
+    o.endpoint = h->endpoint;
+    o.server_public = h->server_public;
+    o.keys = &k;
+    schakel_client_t *c = schakel_client_new(h->ctx, &o, NULL);
+    int ok = -1;
+    for (int i = 0; i < 100 && ok != 0; i++) {
+        Schakel__V1__Ping ping = SCHAKEL__V1__PING__INIT;
+        ProtobufCMessage *reply = NULL;
+        if (schakel_client_call(c, "PING", &ping.base, &schakel__v1__pong__descriptor, &reply, 100,
+                                NULL) == 0) {
+            protobuf_c_message_free_unpacked(reply, NULL);
+            ok = 0;
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            h->broker = 0;
+            break;
+        }
+    }
+    schakel_client_destroy(&c);
+    return ok;
+}
+
+int harness_stop(harness_t *h, int sig)
+{
+    int st = 0;
+    if (h->broker <= 0) return -1;
+    kill(h->broker, sig);
+    waitpid(h->broker, &st, 0);
+    h->broker = 0;
+    return st;
+}
+
+schakel_client_t *harness_client(harness_t *h, const char *org)
+{
+    schakel_keys_t k;
+    harness_keys(h, org, &k);
+    schakel_client_options_t o = {0};
+    o.endpoint = h->endpoint;
+    o.server_public = h->server_public;
+    o.keys = &k;
+    o.retry_ms = 300;
+    o.retry_max_ms = 1000;
+    return schakel_client_new(h->ctx, &o, NULL);
+}
+
+schakel_consumer_t *harness_consumer(harness_t *h, const char *org, const char *stream,
+                                     const char *name)
+{
+    schakel_keys_t k;
+    harness_keys(h, org, &k);
+    schakel_consumer_options_t o = {0};
+    o.endpoint = h->endpoint;
+    o.pub_endpoint = h->pub_endpoint;
+    o.server_public = h->server_public;
+    o.keys = &k;
+    o.stream = stream;
+    o.consumer = name;
+    return schakel_consumer_new(h->ctx, &o, NULL);
+}
+
+void harness_event_id(uint8_t id[16])
+{
+    schakel_random(id, 16);
+}
+
+void harness_signal(const char *org, const uint8_t id[16], unsigned subject_no, uint8_t **buf,
+                    size_t *len)
+{
+    Schakel__V1__Envelope e = SCHAKEL__V1__ENVELOPE__INIT;
+    Schakel__V1__Signal s = SCHAKEL__V1__SIGNAL__INIT;
+    Schakel__V1__DataCategory concern = SCHAKEL__V1__DATA_CATEGORY__DATA_CATEGORY_BEHAVIOUR;
+    char subject[65], label[32];
+    uint8_t h[32];
+    snprintf(label, sizeof label, "synthetic-child-%u", subject_no);
+    schakel_sha256(label, strlen(label), h);
+    schakel_hex_encode(h, 32, subject);
+    e.event_id.data = (uint8_t *)id;
+    e.event_id.len = 16;
+    e.type = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL;
+    e.source_org = (char *)org;
+    e.occurred_at = 1795000000000LL;
+    e.subject = subject;
+    e.case_ref = "case-0001";
+    e.purpose = SCHAKEL__V1__PURPOSE__PURPOSE_SUPPORT;
+    e.legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT;
+    e.n_categories = 1;
+    e.categories = &concern;
+    s.n_concerns = 1;
+    s.concerns = &concern;
+    s.urgency = SCHAKEL__V1__URGENCY__URGENCY_ROUTINE;
+    s.observed_on = "2026-11-20";
+    s.raised_by = SCHAKEL__V1__ROLE__ROLE_TEACHER;
+    e.body_case = SCHAKEL__V1__ENVELOPE__BODY_SIGNAL;
+    e.signal = &s;
+    *len = schakel__v1__envelope__get_packed_size(&e);
+    *buf = malloc(*len);
+    schakel__v1__envelope__pack(&e, *buf);
+}
+
+int harness_run_tool(const char *out_path, const char *const *args)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (out_path) {
+            int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            if (fd >= 0) dup2(fd, 1);
+        }
+        const char *argv[32];
+        argv[0] = SCHAKEL_BIN_DIR "/schakel";
+        int n = 1;
+        for (; args[n - 1] && n < 31; n++) argv[n] = args[n - 1];
+        argv[n] = NULL;
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+Schakel__V1__Ack *harness_publish1(schakel_client_t *c, const uint8_t *buf, size_t len)
+{
+    Schakel__V1__Ack *ack = NULL;
+    const uint8_t *evs[1] = {buf};
+    if (schakel_client_publish(c, evs, &len, 1, &ack, 10000) != 0) return NULL;
+    return ack;
+}
+
+uint64_t harness_head(harness_t *h)
+{
+    char log[512];
+    snprintf(log, sizeof log, "%s/log", h->data);
+    schakel_verify_report_t r;
+    if (schakel_lmdb_verify(log, NULL, NULL, &r) != 0) return (uint64_t)-1;
+    return r.head;
+}

@@ -1,0 +1,228 @@
+/* schakel publish: JSON lines in, signed batches out, one ACK line per
+ * input line. What is wrong with a line is said before anything is sent;
+ * the broker's verdict comes back per line. */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "client.h"
+#include "codec.h"
+#include "error.h"
+#include "json.h"
+#include "tool.h"
+
+#define BATCH 256
+
+static const char usage[] =
+    "usage: schakel publish [connection options] [--timeout-ms MS] < events.jsonl\n"
+    "\n"
+    "Reads one event per line as JSON (docs/events.md), signs them in batches\n"
+    "with the organisation's key and publishes them. Prints one JSON line per\n"
+    "input line: {\"line\":N,\"event_id\":...,\"seq\":S} when stored (\"duplicate\":true\n"
+    "when it was stored before), or {\"line\":N,\"error\":CODE,\"reason\":...}.\n"
+    "Filled in when missing: source_org (this organisation), occurred_at (now),\n"
+    "event_id (derived from the line, so publishing the same line twice\n"
+    "stores it once). Exit status: 0 all stored, 1 some rejected, 3 no broker.\n"
+    "\n";
+
+static const char *code_name(int code)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&schakel__v1__reject_code__descriptor, code);
+    static char buf[32];
+    if (!v) return "unknown";
+    const char *n = v->name + 7; /* REJECT_ */
+    size_t i = 0;
+    for (; n[i] && i < sizeof buf - 1; i++) buf[i] = (char)(n[i] >= 'A' && n[i] <= 'Z' ? n[i] + 32 : n[i]);
+    buf[i] = 0;
+    return buf;
+}
+
+static void print_line(long line, const char *event_id, const char *error, const char *reason,
+                       uint64_t seq, int dup)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "line", json_integer(line));
+    if (event_id) json_object_set_new(o, "event_id", json_string(event_id));
+    if (error) {
+        json_object_set_new(o, "error", json_string(error));
+        json_object_set_new(o, "reason", json_string(reason ? reason : ""));
+    } else {
+        json_object_set_new(o, "seq", json_integer((json_int_t)seq));
+        if (dup) json_object_set_new(o, "duplicate", json_true());
+    }
+    char *s = json_dumps(o, JSON_COMPACT);
+    if (s) puts(s);
+    free(s);
+    json_decref(o);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Fills what a person may leave out; the event id comes from the line. */
+static void complete(schakel_envelope_t *env, const char *org, const char *text, size_t len)
+{
+    if (!env->source_org[0] || !strcmp(env->source_org, "")) {
+        if (env->source_org != protobuf_c_empty_string) free(env->source_org);
+        env->source_org = strdup(org);
+    }
+    if (env->occurred_at == 0) env->occurred_at = now_ms();
+    if (env->event_id.len == 0) {
+        uint8_t h[SCHAKEL_SHA256_LEN];
+        schakel_sha256_t c;
+        schakel_sha256_init(&c);
+        schakel_sha256_update(&c, "schakel/v1/event-id", 19);
+        schakel_sha256_update(&c, org, strlen(org) + 1);
+        schakel_sha256_update(&c, text, len);
+        schakel_sha256_final(&c, h);
+        env->event_id.data = malloc(SCHAKEL_EVENT_ID_LEN);
+        if (env->event_id.data) {
+            memcpy(env->event_id.data, h, SCHAKEL_EVENT_ID_LEN);
+            env->event_id.len = SCHAKEL_EVENT_ID_LEN;
+        }
+    }
+}
+
+/* Lines in input order; those rejected before sending keep their reason so
+ * that the output stays in input order too. */
+typedef struct {
+    long line[BATCH];
+    char id[BATCH][33];
+    char *error[BATCH], *reason[BATCH];
+    uint8_t *buf[BATCH];
+    size_t len[BATCH];
+    size_t n;
+} batch_t;
+
+static int flush(schakel_client_t *cl, batch_t *b, int timeout_ms, int *rejected)
+{
+    if (b->n == 0) return 0;
+    Schakel__V1__Ack *ack = NULL;
+    const uint8_t *bufs[BATCH];
+    size_t lens[BATCH], n = 0, k = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->error[i]) continue;
+        bufs[n] = b->buf[i];
+        lens[n++] = b->len[i];
+    }
+    int rc = n ? schakel_client_publish(cl, bufs, lens, n, &ack, timeout_ms) : 0;
+    for (size_t j = 0; j < b->n; j++) {
+        if (b->error[j]) {
+            print_line(b->line[j], b->id[j][0] ? b->id[j] : NULL, b->error[j], b->reason[j], 0, 0);
+            (*rejected)++;
+            free(b->reason[j]);
+            b->error[j] = b->reason[j] = NULL;
+            continue;
+        }
+        size_t i = k++;
+        if (rc) {
+            print_line(b->line[j], b->id[j], rc == SCHAKEL_EAUTH ? "unauthenticated" : "no_answer",
+                       schakel_strerror(rc), 0, 0);
+            (*rejected)++;
+        } else if (i >= ack->n_entries || ack->entries[i]->code) {
+            int code = i < ack->n_entries ? ack->entries[i]->code : ack->batch_code;
+            const char *reason = i < ack->n_entries && ack->entries[i]->reason[0]
+                                     ? ack->entries[i]->reason
+                                     : ack->batch_reason;
+            print_line(b->line[j], b->id[j], code_name(code), reason, 0, 0);
+            (*rejected)++;
+        } else {
+            print_line(b->line[j], b->id[j], NULL, NULL, ack->entries[i]->seq,
+                       ack->entries[i]->duplicate);
+        }
+        free(b->buf[j]);
+    }
+    fflush(stdout);
+    if (ack) schakel__v1__ack__free_unpacked(ack, NULL);
+    b->n = 0;
+    return rc;
+}
+
+static int stdin_ready(void)
+{
+    struct pollfd p = {0, POLLIN, 0};
+    return poll(&p, 1, 0) > 0;
+}
+
+int cmd_publish(int argc, char **argv)
+{
+    tool_conn_t conn;
+    memset(&conn, 0, sizeof conn);
+    int timeout_ms = 30000;
+    for (int i = 1; i < argc; i++) {
+        int t = tool_conn_flag(&conn, argc, argv, &i);
+        if (t < 0) return 2;
+        if (t) continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("%s%s", usage, tool_conn_help);
+            return 0;
+        } else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc) {
+            timeout_ms = atoi(argv[++i]);
+        } else {
+            fprintf(stderr, "schakel publish: unexpected %s (see --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (tool_conn_finish(&conn, "publish")) return 2;
+    void *ctx = zmq_ctx_new();
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_client_options_t o = {0};
+    o.endpoint = conn.endpoint;
+    o.server_public = conn.server_public;
+    o.keys = &conn.keys;
+    schakel_client_t *cl = schakel_client_new(ctx, &o, why);
+    if (!cl) {
+        fprintf(stderr, "schakel publish: %s\n", why);
+        return 3;
+    }
+    static batch_t b;
+    char *text = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long line = 0;
+    int rejected = 0, fatal = 0;
+    while (!fatal && (len = getline(&text, &cap, stdin)) >= 0) {
+        line++;
+        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) text[--len] = 0;
+        if (len == 0) continue;
+        size_t i = b.n++;
+        b.line[i] = line;
+        b.id[i][0] = 0;
+        schakel_envelope_t *env = schakel_json_parse_envelope(text, (size_t)len, why);
+        if (env) {
+            complete(env, conn.keys.id, text, (size_t)len);
+            if (env->event_id.len == 16) schakel_hex_encode(env->event_id.data, 16, b.id[i]);
+        }
+        if (!env || schakel_envelope_validate(env, why) != 0) {
+            b.error[i] = "invalid";
+            b.reason[i] = strdup(why);
+        } else if (schakel_envelope_encode(env, &b.buf[i], &b.len[i]) != 0) {
+            b.error[i] = "too_large";
+            b.reason[i] = strdup("event is over 64 KiB encoded: carry facts and pointers, not content");
+        }
+        schakel_envelope_free(env);
+        if (b.n == BATCH || !stdin_ready()) {
+            int rc = flush(cl, &b, timeout_ms, &rejected);
+            if (rc) fatal = 1;
+        }
+    }
+    if (!fatal && flush(cl, &b, timeout_ms, &rejected)) fatal = 1;
+    if (fatal)
+        fprintf(stderr, "schakel publish: stopped at line %ld: the broker at %s did not take the "
+                        "batch; publish the same lines again, they are stored once\n",
+                line, conn.endpoint);
+    free(text);
+    schakel_client_destroy(&cl);
+    schakel_keys_wipe(&conn.keys);
+    zmq_ctx_term(ctx);
+    return fatal ? 3 : rejected ? 1 : 0;
+}

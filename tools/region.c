@@ -1,0 +1,115 @@
+/* The sample region a fresh `schakel node` starts with: one organisation of
+ * each kind around two schools, and the bus's own services, each with its
+ * own keys. Names and ids are synthetic. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "tool.h"
+
+typedef struct {
+    const char *id, *kind, *name, *publish, *rights;
+} sample_org_t;
+
+#define SCHOOL "signal consultation consent_given consent_withdrawn referral case_lead meeting " \
+               "action_item meldcode_step veiligthuis_report absence thuiszitter_status "         \
+               "education_care_arrangement closure"
+#define CARE "signal consultation consent_given consent_withdrawn referral referral_received "  \
+             "intake first_contact case_lead meeting action_item waiting_list bridging_care "   \
+             "meldcode_step veiligthuis_report feedback_status closure"
+
+static const sample_org_t orgs[] = {
+    {"school-12ab00", "school", "Basisschool De Linde (synthetic)", SCHOOL, ""},
+    {"school-34cd01", "school", "Kindcentrum Het Anker (synthetic)", SCHOOL, ""},
+    {"smw-farent", "smw", "School social work (synthetic)", CARE, ""},
+    {"ggd-jgz", "ggd", "GGD youth health (synthetic)", CARE " absence", ""},
+    {"wijkteam-noord", "wijkteam", "Wijkteam Noord (synthetic)", CARE, ""},
+    {"wijkteam-zuid", "wijkteam", "Wijkteam Zuid (synthetic)", CARE, ""},
+    {"ppo-region", "ppo", "Samenwerkingsverband (synthetic)",
+     "consultation referral referral_received intake first_contact case_lead meeting action_item "
+     "tlv education_care_arrangement thuiszitter_status feedback_status closure", ""},
+    {"veiligthuis-region", "veiligthuis", "Veilig Thuis (synthetic)",
+     "consultation referral referral_received veiligthuis_feedback case_lead feedback_status closure", ""},
+    {"gemeente-region", "gemeente", "Municipality: jeugdconsulent, leerplicht (synthetic)",
+     "beschikking absence thuiszitter_status referral_received feedback_status closure", ""},
+    {"svc-routing", "service", "schakel routing", "routing_decision", "read_all"},
+    {"svc-consent", "service", "schakel consent", "consent_decision", "read_all decide"},
+    {"svc-feedback", "service", "schakel feedback loop", "loop_reminder feedback_status clock_tick",
+     "read_all"},
+    {"svc-audit", "service", "schakel audit", "audit_access", "read_all"},
+};
+
+static json_t *words(const char *list)
+{
+    json_t *a = json_array();
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", list);
+    char *save = NULL;
+    for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save))
+        json_array_append_new(a, json_string(w));
+    return a;
+}
+
+static int write_json(const char *path, json_t *doc)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (json_dump_file(doc, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) return SCHAKEL_EIO;
+    return rename(tmp, path) == 0 ? 0 : SCHAKEL_EIO;
+}
+
+int tool_region_init(const char *dir, const char *endpoint, const char *pub_endpoint)
+{
+    char path[4200], keys[4200];
+    snprintf(path, sizeof path, "%s/node.json", dir);
+    if (access(path, F_OK) == 0) return 0;
+    snprintf(keys, sizeof keys, "%s/keys", dir);
+    if ((mkdir(dir, 0700) != 0 && errno != EEXIST) || (mkdir(keys, 0700) != 0 && errno != EEXIST)) {
+        fprintf(stderr, "schakel node: cannot create %s: %s\n", keys, strerror(errno));
+        return -1;
+    }
+    schakel_keys_t k;
+    int rc = schakel_keys_generate(&k, "broker");
+    if (rc == 0) rc = schakel_keys_save(&k, keys);
+    schakel_keys_wipe(&k);
+    if (rc && rc != SCHAKEL_EEXIST) goto fail;
+    json_t *list = json_array();
+    for (size_t i = 0; i < sizeof orgs / sizeof orgs[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s.key", keys, orgs[i].id);
+        char why[SCHAKEL_ERRLEN];
+        if (schakel_keys_load(&k, path, why) != 0) {
+            rc = schakel_keys_generate(&k, orgs[i].id);
+            if (rc == 0) rc = schakel_keys_save(&k, keys);
+            if (rc) goto fail;
+        }
+        char sign[2 * SCHAKEL_ED25519_PUB_LEN + 1];
+        schakel_hex_encode(k.sign_public, sizeof k.sign_public, sign);
+        json_array_append_new(
+            list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "id", orgs[i].id, "kind",
+                            orgs[i].kind, "name", orgs[i].name, "curve_public", k.curve_public,
+                            "sign_public", sign, "publish", words(orgs[i].publish), "rights",
+                            words(orgs[i].rights)));
+        schakel_keys_wipe(&k);
+    }
+    json_t *d = json_pack("{s:i, s:o}", "version", 1, "organisations", list);
+    snprintf(path, sizeof path, "%s/directory.json", dir);
+    rc = write_json(path, d);
+    json_decref(d);
+    if (rc) goto fail;
+    json_t *n = json_pack("{s:s, s:s, s:s, s:s}", "endpoint", endpoint, "pub", pub_endpoint, "keys",
+                          "keys", "directory", "directory.json");
+    snprintf(path, sizeof path, "%s/node.json", dir);
+    rc = write_json(path, n);
+    json_decref(n);
+    if (rc) goto fail;
+    fprintf(stderr, "schakel node: first run: made keys for %zu organisations and a sample "
+                    "directory in %s\n", sizeof orgs / sizeof orgs[0], dir);
+    return 0;
+fail:
+    fprintf(stderr, "schakel node: cannot set up %s: %s\n", dir, schakel_strerror(rc));
+    return -1;
+}

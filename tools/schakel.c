@@ -1,0 +1,36 @@
+/* The `schakel` command: one binary, a subcommand per task. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "tool.h"
+
+static const char usage[] =
+    "usage: schakel <command> [options]   (schakel <command> --help for more)\n"
+    "\n"
+    "  node      run a whole bus (broker and services) under one data directory\n"
+    "  broker    run the broker alone\n"
+    "  keygen    make an organisation's key file\n"
+    "  publish   publish events written as JSON lines, one ACK line per event\n"
+    "  tail      follow a stream as JSON lines\n"
+    "  audit     verify the hash chain and checkpoints of a log\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    argc--;
+    argv++;
+    if (!strcmp(cmd, "node")) return cmd_node(argc, argv);
+    if (!strcmp(cmd, "broker")) return schakel_broker_cli(argc, argv);
+    if (!strcmp(cmd, "keygen")) return cmd_keygen(argc, argv);
+    if (!strcmp(cmd, "publish")) return cmd_publish(argc, argv);
+    if (!strcmp(cmd, "tail")) return cmd_tail(argc, argv);
+    if (!strcmp(cmd, "audit")) return cmd_audit(argc, argv);
+    fprintf(stderr, "schakel: unknown command \"%s\"\n\n%s", cmd, usage);
+    return 2;
+}
