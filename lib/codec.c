@@ -64,37 +64,6 @@ int schakel_envelope_encode(const schakel_envelope_t *env, uint8_t **out, size_t
     return 0;
 }
 
-static int is_hex64(const char *s)
-{
-    if (strlen(s) != 64) return 0;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
-    return 1;
-}
-
-int schakel_envelope_validate(const schakel_envelope_t *env, char *why)
-{
-    if (env->event_id.len != SCHAKEL_EVENT_ID_LEN)
-        return schakel_fail(why, SCHAKEL_EINVAL, "event_id: 16 bytes are needed, not %zu",
-                            env->event_id.len);
-    const char *name = schakel_event_type_name(env->type);
-    if (!name) return schakel_fail(why, SCHAKEL_EINVAL, "type: unknown event type %d", env->type);
-    if ((int)env->body_case != (int)env->type)
-        return schakel_fail(why, SCHAKEL_EINVAL, "%s: the body for type %s is missing", name, name);
-    if (!schakel_id_valid(env->source_org))
-        return schakel_fail(why, SCHAKEL_EINVAL, "source_org: not a valid organisation id");
-    if (env->occurred_at <= 0)
-        return schakel_fail(why, SCHAKEL_EINVAL, "occurred_at: a time is needed");
-    if (env->subject[0] && !is_hex64(env->subject))
-        return schakel_fail(why, SCHAKEL_EINVAL,
-                            "subject: a pseudonym of 64 lower-case hex characters is needed "
-                            "(never a BSN or a name)");
-    if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSULTATION && env->subject[0])
-        return schakel_fail(why, SCHAKEL_EINVAL,
-                            "subject: an anonymous consultation must not name a subject");
-    return 0;
-}
-
 void schakel_batch_digest(const uint8_t (*hashes)[SCHAKEL_SHA256_LEN], size_t n,
                           uint8_t out[SCHAKEL_SHA256_LEN])
 {

@@ -47,6 +47,17 @@ int schakel_envelope_encode(const schakel_envelope_t *env, uint8_t **out, size_t
  * in why, naming the field, e.g. "signal.concerns: at least one needed". */
 int schakel_envelope_validate(const schakel_envelope_t *env, char *why);
 
+/* What validate requires of each type (lib/validate.c): the body fields
+ * that must be set, space-separated (NULL for an unknown type), and
+ * whether a subject is required (1), optional (0) or forbidden (-1). */
+const char *schakel_envelope_required(int type);
+int schakel_envelope_subject_rule(int type);
+
+/* 1 if s is a calendar date written YYYY-MM-DD (1900 or later), else 0. */
+int schakel_date_valid(const char *s);
+/* 1 if s is a BRIN + vestiging code such as "12AB00", else 0. */
+int schakel_brinvest_valid(const char *s);
+
 /* The digest a publisher signs for a batch:
  * SHA-256("schakel/v1/batch" || u32be(n) || hashes[0] || ... || hashes[n-1])
  * where hashes[i] = SHA-256(events[i]). */

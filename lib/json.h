@@ -4,10 +4,10 @@
  *   - field names as in the .proto files;
  *   - enums as lower-case names without their prefix ("urgent",
  *     "school", "consent"), for EventType the body field name ("signal");
- *   - bytes as lower-case hex; int64 fields named occurred_at, recorded_at,
- *     at or at_ms ... any int64 field whose name is "at" or ends in "_at"
- *     as RFC 3339 UTC text with milliseconds ("2026-11-20T09:30:00.000Z");
- *     other 64-bit integers as JSON numbers;
+ *   - bytes as lower-case hex; int64 fields named "at" or ending in "_at"
+ *     (occurred_at, recorded_at) as RFC 3339 UTC text with milliseconds
+ *     ("2026-11-20T09:30:00.000Z"); other 64-bit integers (clock_tick's
+ *     at_ms among them) as JSON numbers;
  *   - a oneof member as an object under its own field name;
  *   - default values (0, "", false, empty lists) are omitted on output and
  *     may be omitted on input.

@@ -289,7 +289,15 @@ static Schakel__V1__Ack *decide(uint64_t seq, const uint8_t id[16], const char *
     d.about_seq = seq;
     d.recipient_org = (char *)recipient;
     d.outcome = outcome;
+    uint8_t consent_id[16] = {1, 2, 3}, policy[32] = {9};
+    Schakel__V1__Notice notice = SCHAKEL__V1__NOTICE__INIT;
+    notice.concerned_org = "school-a";
     d.legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT;
+    d.consent_id.data = consent_id;
+    d.consent_id.len = 16;
+    d.policy_version.data = policy;
+    d.policy_version.len = 32;
+    if (outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY) d.notice = &notice;
     d.rule_id = "test-rule";
     e.body_case = SCHAKEL__V1__ENVELOPE__BODY_CONSENT_DECISION;
     e.consent_decision = &d;

@@ -1,0 +1,420 @@
+/* Validation of an envelope before anything is stored: the broker runs it
+ * on every published event, clients run it before they sign. Two layers:
+ * a walker over the protobuf-c descriptors that checks every field of
+ * every message by its kind and name (UTF-8 and length of strings, known
+ * enum values, 16-byte ids, dates, organisation ids), and a table of the
+ * fields each event type needs. Untrusted input: everything is bounded. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec.h"
+#include "error.h"
+#include "keys.h"
+
+#define STRING_MAX 128            /* codes and references, never free text */
+#define DOCUMENT_MAX (60 * 1024)  /* directory_update.document_json */
+#define PATH_MAX_LEN 96
+
+typedef Schakel__V1__EventType etype_t;
+#define T(x) SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_##x
+
+/* ---- field kinds known by name ---- */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+static int is_date_field(const char *name)
+{
+    return ends_with(name, "_on") || !strcmp(name, "on") || !strcmp(name, "since") ||
+           !strcmp(name, "valid_from") || !strcmp(name, "valid_until") ||
+           !strcmp(name, "period_from") || !strcmp(name, "period_to");
+}
+
+static int is_org_field(const char *name)
+{
+    return ends_with(name, "_org") || !strcmp(name, "org_id") || !strcmp(name, "redirected_to") ||
+           !strcmp(name, "addressees") || !strcmp(name, "participant_orgs");
+}
+
+/* Checks strict UTF-8: no overlong forms, no surrogates, nothing past
+ * U+10FFFF, and no control characters unless allow_newlines (then \n, \r
+ * and \t only). Returns 0 if valid. */
+static int utf8_check(const uint8_t *s, size_t n, int allow_newlines)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f) {
+                if (!allow_newlines || (c != '\n' && c != '\r' && c != '\t')) return -1;
+            }
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            len = 2;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return -1;
+        }
+        if (i + len > n) return -1;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return -1;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return -1;
+        i += len;
+    }
+    return 0;
+}
+
+int schakel_date_valid(const char *s)
+{
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-') return 0;
+    int v[3] = {0, 0, 0};
+    const int at[3] = {0, 5, 8}, len[3] = {4, 2, 2};
+    for (int f = 0; f < 3; f++)
+        for (int k = 0; k < len[f]; k++) {
+            char c = s[at[f] + k];
+            if (c < '0' || c > '9') return 0;
+            v[f] = v[f] * 10 + (c - '0');
+        }
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y = v[0], m = v[1], d = v[2];
+    if (y < 1900 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1]) return 0;
+    if (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 0;
+    return 1;
+}
+
+int schakel_brinvest_valid(const char *s)
+{
+    if (strlen(s) != 6) return 0;
+    for (int i = 0; i < 6; i++) {
+        char c = s[i];
+        int digit = c >= '0' && c <= '9', upper = c >= 'A' && c <= 'Z';
+        if ((i == 2 || i == 3) ? !(upper || digit) : !digit) return 0;
+    }
+    return 1;
+}
+
+/* ---- the walker ---- */
+
+typedef struct {
+    char *why;
+    char path[PATH_MAX_LEN];
+} walk_t;
+
+__attribute__((format(printf, 3, 4))) static int fail_at(walk_t *w, const char *field,
+                                                         const char *fmt, ...)
+{
+    char msg[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return schakel_fail(w->why, SCHAKEL_EINVAL, "%s%s%s: %s", w->path, w->path[0] ? "." : "",
+                        field, msg);
+}
+
+static int check_message(walk_t *w, const ProtobufCMessage *m);
+
+static int check_string(walk_t *w, const ProtobufCFieldDescriptor *f, const char *s)
+{
+    if (!s) return 0;
+    int document = !strcmp(f->name, "document_json");
+    size_t n = strnlen(s, DOCUMENT_MAX + 1);
+    if (n > (document ? DOCUMENT_MAX : STRING_MAX))
+        return fail_at(w, f->name, "longer than %d bytes: the bus carries codes and references, "
+                                   "not text", document ? DOCUMENT_MAX : STRING_MAX);
+    if (utf8_check((const uint8_t *)s, n, document) != 0)
+        return fail_at(w, f->name, "not valid UTF-8, or holds control characters");
+    if (!n) return 0;
+    if (is_date_field(f->name) && !schakel_date_valid(s))
+        return fail_at(w, f->name, "\"%.40s\" is not a date: write YYYY-MM-DD", s);
+    if (is_org_field(f->name) && !schakel_id_valid(s))
+        return fail_at(w, f->name,
+                       "\"%.40s\" is not an organisation id: 1 to 63 of a-z 0-9 . _ / -", s);
+    if (!strcmp(f->name, "school") && !schakel_brinvest_valid(s))
+        return fail_at(w, f->name, "\"%.40s\" is not a BRINVEST code such as 12AB00", s);
+    if (!strcmp(f->name, "district") && !schakel_id_valid(s))
+        return fail_at(w, f->name, "\"%.40s\" is not a district code: a-z 0-9 . _ / -", s);
+    return 0;
+}
+
+static int check_bytes(walk_t *w, const ProtobufCFieldDescriptor *f, const ProtobufCBinaryData *b)
+{
+    if (!b->len) return 0;
+    if (ends_with(f->name, "_id") && b->len != SCHAKEL_EVENT_ID_LEN)
+        return fail_at(w, f->name, "an id is 16 bytes (32 hex characters), not %zu", b->len);
+    if (!strcmp(f->name, "policy_version") && b->len != SCHAKEL_SHA256_LEN)
+        return fail_at(w, f->name, "a policy version is a SHA-256 (32 bytes)");
+    return 0;
+}
+
+static int check_enum(walk_t *w, const ProtobufCFieldDescriptor *f, int v)
+{
+    const ProtobufCEnumDescriptor *ed = f->descriptor;
+    if (protobuf_c_enum_descriptor_get_value(ed, v)) return 0;
+    return fail_at(w, f->name, "unknown value %d: see docs/events.md", v);
+}
+
+/* Checks one value of field f at p (an element, for repeated fields). */
+static int check_value(walk_t *w, const ProtobufCFieldDescriptor *f, const void *p)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: return check_string(w, f, *(char *const *)p);
+    case PROTOBUF_C_TYPE_BYTES: return check_bytes(w, f, p);
+    case PROTOBUF_C_TYPE_ENUM: return check_enum(w, f, *(const int *)p);
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *sub = *(ProtobufCMessage *const *)p;
+        if (!sub) return 0;
+        size_t saved = strlen(w->path);
+        snprintf(w->path + saved, sizeof w->path - saved, "%s%s", saved ? "." : "", f->name);
+        int rc = check_message(w, sub);
+        w->path[saved] = 0;
+        return rc;
+    }
+    default: return 0;
+    }
+}
+
+static size_t value_size(const ProtobufCFieldDescriptor *f)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
+    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(void *);
+    case PROTOBUF_C_TYPE_ENUM: return sizeof(int);
+    default: return 0; /* numbers and bools: nothing to check by kind */
+    }
+}
+
+static int check_message(walk_t *w, const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        size_t sz = value_size(f);
+        if (!sz) continue;
+        const char *base = (const char *)m;
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            if (*(const uint32_t *)(base + f->quantifier_offset) != f->id) continue;
+        }
+        int rc;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            const char *arr = *(char *const *)(base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if ((rc = check_value(w, f, arr + k * sz)) != 0) return rc;
+        } else if ((rc = check_value(w, f, base + f->offset)) != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- what each event type needs ---- */
+
+typedef struct {
+    etype_t type;
+    const char *fields; /* space-separated body fields that must be set */
+    int subject;        /* 1: required, 0: optional, -1: forbidden */
+} rule_t;
+
+static const rule_t rules[] = {
+    {T(SIGNAL), "concerns observed_on", 1},
+    {T(CONSULTATION), "consulted_kind topics", -1},
+    {T(CONSENT_GIVEN), "consent_id given_by purposes valid_from", 1},
+    {T(CONSENT_WITHDRAWN), "consent_id withdrawn_by effective_on", 1},
+    {T(REFERRAL), "referral_id to_kind reasons", 1},
+    {T(REFERRAL_RECEIVED), "referral_id received_on", 1},
+    {T(INTAKE), "referral_id intake_on outcome", 1},
+    {T(FIRST_CONTACT), "referral_id contact_on", 1},
+    {T(CASE_LEAD), "lead_org since", 1},
+    {T(MEETING), "meeting_id kind held_on", 0},
+    {T(ACTION_ITEM), "meeting_id action_id owner_org action_code status", 0},
+    {T(WAITING_LIST), "referral_id provider_ref status on", 1},
+    {T(BRIDGING_CARE), "referral_id by_org started_on", 1},
+    {T(MELDCODE_STEP), "step done_on", 1},
+    {T(VEILIGTHUIS_REPORT), "report_id reported_on assessment", 1},
+    {T(VEILIGTHUIS_FEEDBACK), "report_id outcome on", 1},
+    {T(BESCHIKKING), "beschikking_id decision decided_on", 1},
+    {T(TLV), "tlv_id tlv_type decision decided_on", 1},
+    {T(EDUCATION_CARE_ARRANGEMENT), "arrangement_id arrangement_code funded_by start_on", 1},
+    {T(ABSENCE), "kind period_from period_to", 1},
+    {T(THUISZITTER_STATUS), "state since", 1},
+    {T(FEEDBACK_STATUS), "referral_id state on", 1},
+    {T(CLOSURE), "referral_id closed_on reason_code", 1},
+    {T(ROUTING_DECISION), "about_event_id about_seq policy_version", 0},
+    {T(CONSENT_DECISION), "about_event_id about_seq recipient_org outcome legal_basis rule_id "
+                          "policy_version", 0},
+    {T(LOOP_REMINDER), "referral_id level waiting_for due_on to_org", 0},
+    {T(DIRECTORY_UPDATE), "version document_json", -1},
+    {T(CLOCK_TICK), "at_ms", -1},
+    {T(AUDIT_ACCESS), "auditor_ref request_code", 0},
+};
+
+static const rule_t *rule_for(int type)
+{
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        if ((int)rules[i].type == type) return &rules[i];
+    return NULL;
+}
+
+/* Is field `name` of message m set to something other than its default? */
+static int field_set(const ProtobufCMessage *m, const char *name)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    if (!f) return 0;
+    const char *base = (const char *)m;
+    const void *p = base + f->offset;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) return *(const size_t *)(base + f->quantifier_offset) > 0;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: return *(char *const *)p && **(char *const *)p;
+    case PROTOBUF_C_TYPE_BYTES: return ((const ProtobufCBinaryData *)p)->len > 0;
+    case PROTOBUF_C_TYPE_MESSAGE: return *(void *const *)p != NULL;
+    case PROTOBUF_C_TYPE_BOOL: return *(const protobuf_c_boolean *)p != 0;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64: return *(const uint64_t *)p != 0;
+    default: return *(const uint32_t *)p != 0;
+    }
+}
+
+/* The body message of an envelope (the member of the oneof), or NULL. */
+static const ProtobufCMessage *body_of(const schakel_envelope_t *env)
+{
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+        &schakel__v1__envelope__descriptor, (unsigned)env->body_case);
+    if (!f || !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) return NULL;
+    return *(ProtobufCMessage *const *)((const char *)env + f->offset);
+}
+
+/* Rules that tie one field to another. */
+static int check_links(const schakel_envelope_t *env, char *why)
+{
+    switch ((int)env->type) {
+    case T(CONSENT_GIVEN): {
+        const Schakel__V1__ConsentGiven *c = env->consent_given;
+        if (!c->recipient_org[0] && !c->recipient_kind)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "consent_given: name the recipient_org or the recipient_kind");
+        if (c->valid_until[0] && strcmp(c->valid_until, c->valid_from) < 0)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "consent_given.valid_until: before valid_from");
+        break;
+    }
+    case T(INTAKE):
+        if (env->intake->outcome == SCHAKEL__V1__INTAKE_OUTCOME__INTAKE_OUTCOME_REDIRECTED &&
+            !env->intake->redirected_to[0])
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "intake.redirected_to: required with outcome redirected");
+        break;
+    case T(MELDCODE_STEP):
+        if (env->meldcode_step->step == SCHAKEL__V1__MELDCODE_STEP_KIND__MELDCODE_STEP_DECIDE &&
+            !env->meldcode_step->decision)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "meldcode_step.decision: required with step decide");
+        break;
+    case T(ABSENCE):
+        if (strcmp(env->absence->period_to, env->absence->period_from) < 0)
+            return schakel_fail(why, SCHAKEL_EINVAL, "absence.period_to: before period_from");
+        break;
+    case T(CONSENT_DECISION): {
+        const Schakel__V1__ConsentDecision *d = env->consent_decision;
+        if (d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY &&
+            (!d->notice || !d->notice->concerned_org[0]))
+            return schakel_fail(why, SCHAKEL_EINVAL, "consent_decision.notice: required with "
+                                                     "outcome notice_only, naming concerned_org");
+        if (d->legal_basis == SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT &&
+            (d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER ||
+             d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY) &&
+            !d->consent_id.len)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "consent_decision.consent_id: a delivery on consent names it");
+        break;
+    }
+    default: break;
+    }
+    return 0;
+}
+
+int schakel_envelope_validate(const schakel_envelope_t *env, char *why)
+{
+    if (env->event_id.len != SCHAKEL_EVENT_ID_LEN)
+        return schakel_fail(why, SCHAKEL_EINVAL, "event_id: 16 bytes are needed, not %zu",
+                            env->event_id.len);
+    const char *name = schakel_event_type_name(env->type);
+    const rule_t *rule = rule_for(env->type);
+    if (!name || !rule)
+        return schakel_fail(why, SCHAKEL_EINVAL, "type: unknown event type %d", env->type);
+    const ProtobufCMessage *body = body_of(env);
+    if ((int)env->body_case != (int)env->type || !body)
+        return schakel_fail(why, SCHAKEL_EINVAL, "%s: the body for type %s is missing", name, name);
+    if (!schakel_id_valid(env->source_org))
+        return schakel_fail(why, SCHAKEL_EINVAL, "source_org: not a valid organisation id");
+    if (env->occurred_at <= 0)
+        return schakel_fail(why, SCHAKEL_EINVAL, "occurred_at: a time is needed");
+    if (!env->purpose) return schakel_fail(why, SCHAKEL_EINVAL, "purpose: required");
+    if (!env->legal_basis) return schakel_fail(why, SCHAKEL_EINVAL, "legal_basis: required");
+    if (env->subject[0]) {
+        int hex = strlen(env->subject) == 64;
+        for (const char *p = env->subject; hex && *p; p++)
+            hex = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
+        if (!hex)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "subject: a pseudonym of 64 lower-case hex characters is needed "
+                                "(never a BSN or a name)");
+        if (rule->subject < 0)
+            return schakel_fail(why, SCHAKEL_EINVAL, "subject: %s must not name a subject%s", name,
+                                env->type == T(CONSULTATION) ? " (it is anonymous)" : "");
+    } else if (rule->subject > 0) {
+        return schakel_fail(why, SCHAKEL_EINVAL,
+                            "subject: %s is about a child: give the pseudonym", name);
+    }
+    /* Without a subject, a case reference or home district would let the
+     * receiver identify the child after all. */
+    if (rule->subject < 0 && (env->case_ref[0] || env->district[0]))
+        return schakel_fail(why, SCHAKEL_EINVAL, "%s: %s must not carry case_ref or district",
+                            env->case_ref[0] ? "case_ref" : "district", name);
+    walk_t w = {why, ""};
+    int rc = check_message(&w, &env->base);
+    if (rc) return rc;
+
+    char list[160];
+    snprintf(list, sizeof list, "%s", rule->fields);
+    char *save = NULL;
+    for (char *f = strtok_r(list, " ", &save); f; f = strtok_r(NULL, " ", &save))
+        if (!field_set(body, f))
+            return schakel_fail(why, SCHAKEL_EINVAL, "%s.%s: required (docs/events.md)", name, f);
+    return check_links(env, why);
+}
+
+int schakel_envelope_subject_rule(int type)
+{
+    const rule_t *r = rule_for(type);
+    return r ? r->subject : 0;
+}
+
+const char *schakel_envelope_required(int type)
+{
+    const rule_t *r = rule_for(type);
+    return r ? r->fields : NULL;
+}

@@ -1,0 +1,404 @@
+/* The event codec and its JSON form, for every event type: each type is
+ * filled with a valid value in every field (walking the protobuf-c
+ * descriptors, so a new field is covered without a new test), then must
+ * validate, round-trip through protobuf and through JSON text byte for
+ * byte, and be rejected with a reason naming the field when any field it
+ * requires is cleared or a value is malformed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "error.h"
+#include "json.h"
+
+/* ---- an arena, so that filled messages free in one go ---- */
+
+static void *arena[8192];
+static size_t n_arena;
+
+static void *alloc(size_t n)
+{
+    assert_true(n_arena < sizeof arena / sizeof arena[0]);
+    void *p = calloc(1, n ? n : 1);
+    assert_non_null(p);
+    arena[n_arena++] = p;
+    return p;
+}
+
+static void arena_free(void)
+{
+    while (n_arena) free(arena[--n_arena]);
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* A valid value for a string field, chosen by the field's name. */
+static const char *string_for(const char *name)
+{
+    if (ends_with(name, "_on") || !strcmp(name, "on") || !strcmp(name, "since") ||
+        !strcmp(name, "valid_from") || !strcmp(name, "valid_until") ||
+        !strcmp(name, "period_from") || !strcmp(name, "period_to"))
+        return "2026-11-20";
+    if (ends_with(name, "_org") || !strcmp(name, "org_id") || !strcmp(name, "redirected_to") ||
+        !strcmp(name, "addressees") || !strcmp(name, "participant_orgs"))
+        return "wijkteam-noord";
+    if (!strcmp(name, "school")) return "12AB00";
+    if (!strcmp(name, "document_json")) return "{\"version\": 2, \"organisations\": []}";
+    if (!strcmp(name, "subject"))
+        return "4f0c0d8a3e1b2c7d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d";
+    return "code-7";
+}
+
+static void fill_message(ProtobufCMessage *m, int body_case);
+
+static void fill_value(const ProtobufCFieldDescriptor *f, void *p, int k)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: *(const char **)p = string_for(f->name); break;
+    case PROTOBUF_C_TYPE_BYTES: {
+        ProtobufCBinaryData *b = p;
+        b->len = !strcmp(f->name, "policy_version") ? 32 : ends_with(f->name, "_id") ? 16 : 8;
+        b->data = alloc(b->len);
+        for (size_t i = 0; i < b->len; i++) b->data[i] = (uint8_t)(i * 7 + k + 1);
+        break;
+    }
+    case PROTOBUF_C_TYPE_ENUM: {
+        const ProtobufCEnumDescriptor *ed = f->descriptor;
+        *(int *)p = ed->values[ed->n_values - 1 - (unsigned)k % (ed->n_values - 1)].value;
+        break;
+    }
+    case PROTOBUF_C_TYPE_BOOL: *(protobuf_c_boolean *)p = 1; break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_UINT64: *(int64_t *)p = 1795000000000LL + k; break;
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_UINT32: *(uint32_t *)p = 3 + (uint32_t)k; break;
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessageDescriptor *d = f->descriptor;
+        ProtobufCMessage *sub = alloc(d->sizeof_message);
+        d->message_init(sub);
+        fill_message(sub, 0);
+        *(ProtobufCMessage **)p = sub;
+        break;
+    }
+    default: fail_msg("field %s has a type the filler does not know", f->name);
+    }
+}
+
+static size_t value_size(const ProtobufCFieldDescriptor *f)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(void *);
+    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_UINT64: return 8;
+    default: return 4;
+    }
+}
+
+/* Sets every field of m; of a oneof only the member numbered body_case. */
+static void fill_message(ProtobufCMessage *m, int body_case)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        char *base = (char *)m;
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            if ((int)f->id != body_case) continue;
+            *(uint32_t *)(base + f->quantifier_offset) = f->id;
+        }
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t sz = value_size(f);
+            char *arr = alloc(2 * sz);
+            for (int k = 0; k < 2; k++) fill_value(f, arr + k * sz, k);
+            *(size_t *)(base + f->quantifier_offset) = 2;
+            *(void **)(base + f->offset) = arr;
+        } else {
+            fill_value(f, base + f->offset, 0);
+        }
+    }
+}
+
+/* An envelope of `type` with every field set and valid. */
+static schakel_envelope_t *filled(int type)
+{
+    schakel_envelope_t *e = alloc(sizeof *e);
+    schakel__v1__envelope__init(e);
+    fill_message(&e->base, type);
+    e->type = type;
+    e->source_org = "school-12ab00";
+    if (schakel_envelope_subject_rule(type) < 0) e->subject = e->case_ref = e->district = "";
+    if (type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION)
+        e->consent_decision->legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_MELDCODE;
+    return e;
+}
+
+static uint8_t *pack(const schakel_envelope_t *e, size_t *len)
+{
+    *len = schakel__v1__envelope__get_packed_size(e);
+    uint8_t *b = malloc(*len);
+    schakel__v1__envelope__pack(e, b);
+    return b;
+}
+
+static void every_type_round_trips(void **state)
+{
+    (void)state;
+    const int *types;
+    size_t n = schakel_event_types(&types);
+    assert_int_equal(n, 29);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = schakel_event_type_name(types[i]);
+        assert_non_null(name);
+        assert_int_equal(schakel_event_type_parse(name), types[i]);
+        schakel_envelope_t *e = filled(types[i]);
+        char why[SCHAKEL_ERRLEN] = "";
+        if (schakel_envelope_validate(e, why) != 0) fail_msg("%s: %s", name, why);
+
+        size_t len, len2, len3;
+        uint8_t *a = pack(e, &len);
+        schakel_envelope_t *d = schakel_envelope_decode(a, len, why);
+        assert_non_null(d);
+        uint8_t *b = pack(d, &len2);
+        assert_int_equal(len, len2);
+        assert_memory_equal(a, b, len);
+
+        /* JSON, through text, and back */
+        json_t *j = schakel_json_from_envelope(d);
+        char *text = json_dumps(j, JSON_COMPACT);
+        schakel_envelope_t *fromjson = schakel_json_parse_envelope(text, strlen(text), why);
+        if (!fromjson) fail_msg("%s: JSON %s does not parse back: %s", name, text, why);
+        uint8_t *c = pack(fromjson, &len3);
+        if (len3 != len || memcmp(a, c, len) != 0)
+            fail_msg("%s: JSON round trip changed the event: %s", name, text);
+        json_t *j2 = schakel_json_from_envelope(fromjson);
+        assert_true(json_equal(j, j2));
+        /* the type travels by name, never by number */
+        assert_non_null(strstr(text, name));
+
+        json_decref(j);
+        json_decref(j2);
+        free(text);
+        free(a);
+        free(b);
+        free(c);
+        schakel_envelope_free(d);
+        schakel_envelope_free(fromjson);
+        arena_free();
+    }
+}
+
+/* Clears field `name` of message m to its default. */
+static void clear_field(ProtobufCMessage *m, const char *name)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    assert_non_null(f);
+    char *base = (char *)m;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        *(size_t *)(base + f->quantifier_offset) = 0;
+        return;
+    }
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: *(const char **)(base + f->offset) = ""; break;
+    case PROTOBUF_C_TYPE_BYTES: ((ProtobufCBinaryData *)(base + f->offset))->len = 0; break;
+    case PROTOBUF_C_TYPE_MESSAGE: *(void **)(base + f->offset) = NULL; break;
+    default: memset(base + f->offset, 0, value_size(f)); break;
+    }
+}
+
+static ProtobufCMessage *body(schakel_envelope_t *e)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(&schakel__v1__envelope__descriptor, e->type);
+    return *(ProtobufCMessage **)((char *)e + f->offset);
+}
+
+static void expect_reject(schakel_envelope_t *e, const char *needle)
+{
+    char why[SCHAKEL_ERRLEN] = "";
+    int rc = schakel_envelope_validate(e, why);
+    if (rc != SCHAKEL_EINVAL) fail_msg("accepted, expected a reject naming %s", needle);
+    if (!strstr(why, needle)) fail_msg("reason \"%s\" does not name %s", why, needle);
+}
+
+static void every_required_field_is_named(void **state)
+{
+    (void)state;
+    const int *types;
+    size_t n = schakel_event_types(&types);
+    size_t checked = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = schakel_event_type_name(types[i]);
+        char list[200], want[120];
+        snprintf(list, sizeof list, "%s", schakel_envelope_required(types[i]));
+        char *save = NULL;
+        for (char *f = strtok_r(list, " ", &save); f; f = strtok_r(NULL, " ", &save)) {
+            schakel_envelope_t *e = filled(types[i]);
+            clear_field(body(e), f);
+            snprintf(want, sizeof want, "%s.%s", name, f);
+            expect_reject(e, want);
+            arena_free();
+            checked++;
+        }
+        /* the subject rule */
+        int rule = schakel_envelope_subject_rule(types[i]);
+        schakel_envelope_t *e = filled(types[i]);
+        if (rule > 0) {
+            e->subject = "";
+            expect_reject(e, "subject");
+        } else if (rule < 0) {
+            e->subject = (char *)string_for("subject");
+            expect_reject(e, "subject");
+        }
+        arena_free();
+    }
+    assert_true(checked > 60);
+}
+
+static void malformed_values_are_named(void **state)
+{
+    (void)state;
+    schakel_envelope_t *e;
+    const int referral = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL;
+
+    e = filled(referral);
+    e->referral->request_code = "bad\xc3\x28utf8";
+    expect_reject(e, "referral.request_code");
+    e->referral->request_code = "overlong \xc0\xaf slash";
+    expect_reject(e, "UTF-8");
+    e->referral->request_code = "surrogate \xed\xa0\x80";
+    expect_reject(e, "UTF-8");
+    e->referral->request_code = "new\nline";
+    expect_reject(e, "control");
+    char longtext[200];
+    memset(longtext, 'a', sizeof longtext - 1);
+    longtext[sizeof longtext - 1] = 0;
+    e->referral->request_code = longtext;
+    expect_reject(e, "not text");
+    arena_free();
+
+    e = filled(referral);
+    e->referral->urgency = 99;
+    expect_reject(e, "referral.urgency: unknown value 99");
+    e->referral->urgency = SCHAKEL__V1__URGENCY__URGENCY_URGENT;
+    e->referral->reasons[1] = 1234;
+    expect_reject(e, "referral.reasons");
+    e->referral->reasons[1] = SCHAKEL__V1__DATA_CATEGORY__DATA_CATEGORY_SAFETY;
+    e->referral->contact->role = -5;
+    expect_reject(e, "referral.contact.role");
+    arena_free();
+
+    e = filled(referral);
+    e->referral->referral_id.len = 15;
+    expect_reject(e, "referral.referral_id: an id is 16 bytes");
+    arena_free();
+
+    e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL);
+    e->signal->observed_on = "2026-02-30";
+    expect_reject(e, "signal.observed_on");
+    e->signal->observed_on = "2025-02-29";
+    expect_reject(e, "YYYY-MM-DD");
+    e->signal->observed_on = "2024-02-29"; /* a leap day is a date */
+    char why[SCHAKEL_ERRLEN];
+    assert_int_equal(schakel_envelope_validate(e, why), 0);
+    e->subject = "123456782"; /* a BSN-shaped subject */
+    expect_reject(e, "never a BSN");
+    e->subject = (char *)string_for("subject");
+    e->school = "school 1";
+    expect_reject(e, "BRINVEST");
+    e->school = "12AB00";
+    e->addressees[0] = "Wijkteam Noord";
+    expect_reject(e, "addressees");
+    e->addressees[0] = "wijkteam-noord";
+    e->purpose = 0;
+    expect_reject(e, "purpose");
+    arena_free();
+
+    e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_INTAKE);
+    e->intake->outcome = SCHAKEL__V1__INTAKE_OUTCOME__INTAKE_OUTCOME_REDIRECTED;
+    e->intake->redirected_to = "";
+    expect_reject(e, "intake.redirected_to");
+    arena_free();
+
+    e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION);
+    e->consent_decision->legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT;
+    e->consent_decision->outcome = SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER;
+    e->consent_decision->consent_id.len = 0;
+    expect_reject(e, "consent_decision.consent_id");
+    arena_free();
+
+    e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_GIVEN);
+    e->consent_given->recipient_org = "";
+    e->consent_given->recipient_kind = 0;
+    expect_reject(e, "recipient_org or the recipient_kind");
+    arena_free();
+
+    /* a type whose body is another type's */
+    e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL);
+    e->type = referral;
+    expect_reject(e, "body for type referral is missing");
+    arena_free();
+}
+
+static void json_errors_name_the_field(void **state)
+{
+    (void)state;
+    struct {
+        const char *json, *needle;
+    } cases[] = {
+        {"{\"type\":\"signal\",\"signal\":{\"urgency\":\"hi\"}}", "signal.urgency"},
+        {"{\"type\":\"signal\",\"signal\":{\"concerns\":\"behaviour\"}}", "signal.concerns"},
+        {"{\"type\":\"no_such_type\"}", "type"},
+        {"{\"type\":\"signal\",\"colour\":\"red\"}", "colour"},
+        {"{\"type\":\"signal\",\"event_id\":\"zz\"}", "event_id"},
+        {"{\"type\":\"signal\",\"occurred_at\":\"yesterday\"}", "occurred_at"},
+        {"[1,2]", "object"},
+        {"{\"type\":", "JSON"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char why[SCHAKEL_ERRLEN] = "";
+        schakel_envelope_t *e =
+            schakel_json_parse_envelope(cases[i].json, strlen(cases[i].json), why);
+        if (e) fail_msg("accepted %s", cases[i].json);
+        if (!strstr(why, cases[i].needle))
+            fail_msg("%s: reason \"%s\" does not name %s", cases[i].json, why, cases[i].needle);
+    }
+}
+
+static void oversized_and_garbage_do_not_decode(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN] = "";
+    uint8_t *big = calloc(1, SCHAKEL_MAX_EVENT_BYTES + 1);
+    assert_null(schakel_envelope_decode(big, SCHAKEL_MAX_EVENT_BYTES + 1, why));
+    assert_non_null(strstr(why, "limit"));
+    free(big);
+    uint8_t junk[64];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(0xff - i);
+    assert_null(schakel_envelope_decode(junk, sizeof junk, why));
+    assert_non_null(strstr(why, "does not decode"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_type_round_trips),
+        cmocka_unit_test(every_required_field_is_named),
+        cmocka_unit_test(malformed_values_are_named),
+        cmocka_unit_test(json_errors_name_the_field),
+        cmocka_unit_test(oversized_and_garbage_do_not_decode),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
