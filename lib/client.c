@@ -5,6 +5,7 @@
 #include "client.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,8 +57,12 @@ static void *make_socket(schakel_client_t *c, int with_monitor)
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     if (schakel_wire_curve_client(s, &c->keys, c->server) != 0) goto fail;
     if (with_monitor) {
+        /* A fresh name each time: an address of a destroyed client may
+         * still be bound while ZeroMQ tears its monitor down. */
+        static atomic_ulong monitors;
         char addr[64];
-        snprintf(addr, sizeof addr, "inproc://schakel-client-mon-%p", (void *)c);
+        snprintf(addr, sizeof addr, "inproc://schakel-client-mon-%lu",
+                 atomic_fetch_add(&monitors, 1));
         if (zmq_socket_monitor(s, addr, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                             ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
             goto fail;

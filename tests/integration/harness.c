@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -156,6 +157,8 @@ int harness_start(harness_t *h)
     snprintf(log, sizeof log, "%s/broker.log", h->dir);
     pid_t pid = fork();
     if (pid == 0) {
+        /* A test that crashes must not leave a broker holding ctest's pipe. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd >= 0) dup2(fd, 2);
         const char *argv[32] = {SCHAKEL_BIN_DIR "/schakel-broker", "--data", h->data, "--key", key,
