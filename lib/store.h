@@ -197,4 +197,30 @@ typedef struct {
 int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_t *master_key,
                         schakel_verify_report_t *report);
 
+/* A signed checkpoint as stored: the chain up to seq had hash `hash` at
+ * time `at` (unix ms), signed by the broker. */
+typedef struct {
+    uint64_t seq;
+    uint8_t hash[SCHAKEL_SHA256_LEN];
+    int64_t at;
+    uint8_t signature[SCHAKEL_ED25519_SIG_LEN];
+} schakel_checkpoint_t;
+
+/* Calls fn for each checkpoint of the LMDB log in dir with seq >= from_seq,
+ * in order (read-only; the broker may run). fn returns non-zero to stop.
+ * Returns 0, SCHAKEL_EIO (not a log) or SCHAKEL_ECORRUPT (a checkpoint
+ * does not decode). */
+int schakel_lmdb_checkpoints(const char *dir, uint64_t from_seq,
+                             int (*fn)(void *arg, const schakel_checkpoint_t *cp), void *arg);
+
+/* The chain hash h[seq] of the LMDB log in dir. 0, SCHAKEL_ENOTFOUND (no
+ * such record: the log is shorter) or SCHAKEL_EIO. */
+int schakel_lmdb_hash_at(const char *dir, uint64_t seq, uint8_t out[SCHAKEL_SHA256_LEN]);
+
+/* Message a checkpoint signature covers: "schakel/v1/checkpoint" ||
+ * u64be(seq) || hash || i64be(at), 69 bytes. */
+#define SCHAKEL_CHECKPOINT_MSG_LEN 69
+void schakel_checkpoint_message(const schakel_checkpoint_t *cp,
+                                uint8_t out[SCHAKEL_CHECKPOINT_MSG_LEN]);
+
 #endif

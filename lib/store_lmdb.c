@@ -174,23 +174,30 @@ static int ensure_room(lmdb_store_t *st, size_t incoming, char *why)
     return 0;
 }
 
+void schakel_checkpoint_message(const schakel_checkpoint_t *cp,
+                                uint8_t out[SCHAKEL_CHECKPOINT_MSG_LEN])
+{
+    memcpy(out, "schakel/v1/checkpoint", 21);
+    be64(out + 21, cp->seq);
+    memcpy(out + 29, cp->hash, 32);
+    be64(out + 61, (uint64_t)cp->at);
+}
+
 static int put_checkpoint(lmdb_store_t *st, MDB_txn *txn, int64_t now_ms, char *why)
 {
-    uint8_t msg[21 + 8 + 32 + 8];
-    memcpy(msg, "schakel/v1/checkpoint", 21);
-    be64(msg + 21, st->head.seq);
-    memcpy(msg + 29, st->head.hash, 32);
-    be64(msg + 61, (uint64_t)now_ms);
-    uint8_t sig[SCHAKEL_ED25519_SIG_LEN];
-    if (schakel_ed25519_sign(st->sign_secret, msg, sizeof msg, sig) != 0)
+    schakel_checkpoint_t c = {.seq = st->head.seq, .at = now_ms};
+    memcpy(c.hash, st->head.hash, 32);
+    uint8_t msg[SCHAKEL_CHECKPOINT_MSG_LEN];
+    schakel_checkpoint_message(&c, msg);
+    if (schakel_ed25519_sign(st->sign_secret, msg, sizeof msg, c.signature) != 0)
         return schakel_fail(why, SCHAKEL_ECRYPTO, "checkpoint could not be signed");
     Schakel__V1__Checkpoint cp = SCHAKEL__V1__CHECKPOINT__INIT;
-    cp.seq = st->head.seq;
-    cp.hash.data = st->head.hash;
+    cp.seq = c.seq;
+    cp.hash.data = c.hash;
     cp.hash.len = 32;
-    cp.at = now_ms;
-    cp.signature.data = sig;
-    cp.signature.len = sizeof sig;
+    cp.at = c.at;
+    cp.signature.data = c.signature;
+    cp.signature.len = sizeof c.signature;
     uint8_t buf[256], k[8];
     size_t n = schakel__v1__checkpoint__pack(&cp, buf);
     be64(k, cp.seq);
@@ -755,11 +762,10 @@ static int verify_checkpoints(lmdb_store_t *st, MDB_txn *txn, const uint8_t *bro
                 memcmp((uint8_t *)vv.mv_data + 32, cp->hash.data, 32) != 0) {
                 rc = verify_fail(r, seq, "checkpoint hash differs from the chain");
             } else if (broker_pub) {
-                uint8_t msg[69];
-                memcpy(msg, "schakel/v1/checkpoint", 21);
-                be64(msg + 21, seq);
-                memcpy(msg + 29, cp->hash.data, 32);
-                be64(msg + 61, (uint64_t)cp->at);
+                schakel_checkpoint_t c = {.seq = seq, .at = cp->at};
+                memcpy(c.hash, cp->hash.data, 32);
+                uint8_t msg[SCHAKEL_CHECKPOINT_MSG_LEN];
+                schakel_checkpoint_message(&c, msg);
                 if (schakel_ed25519_verify(broker_pub, msg, sizeof msg, cp->signature.data) != 0)
                     rc = verify_fail(r, seq, "checkpoint signature does not verify");
             }
@@ -828,4 +834,74 @@ int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_
     mdb_txn_abort(txn);
     schakel_store_close(&s);
     return rc;
+}
+
+/* Opens dir read-only for one of the audit readers below. */
+static lmdb_store_t *open_audit(const char *dir, MDB_txn **txn)
+{
+    schakel_lmdb_options_t o = {0};
+    o.dir = dir;
+    o.read_only = 1;
+    schakel_store_t *s = schakel_store_open_lmdb(&o, NULL);
+    if (!s) return NULL;
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn) != 0) {
+        schakel_store_close(&s);
+        return NULL;
+    }
+    return st;
+}
+
+static void close_audit(lmdb_store_t *st, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    schakel_store_t *s = &st->base;
+    schakel_store_close(&s);
+}
+
+int schakel_lmdb_checkpoints(const char *dir, uint64_t from_seq,
+                             int (*fn)(void *arg, const schakel_checkpoint_t *cp), void *arg)
+{
+    MDB_txn *txn;
+    lmdb_store_t *st = open_audit(dir, &txn);
+    if (!st) return SCHAKEL_EIO;
+    MDB_cursor *cur;
+    uint8_t key[8];
+    be64(key, from_seq);
+    MDB_val k = {8, key}, v;
+    int rc = mdb_cursor_open(txn, st->checkpoints, &cur) ? SCHAKEL_ESTORE : 0;
+    int op = MDB_SET_RANGE;
+    while (rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0) {
+        op = MDB_NEXT;
+        Schakel__V1__Checkpoint *cp = schakel__v1__checkpoint__unpack(NULL, v.mv_size, v.mv_data);
+        if (!cp || cp->hash.len != 32 || cp->signature.len != 64) {
+            rc = SCHAKEL_ECORRUPT;
+        } else {
+            schakel_checkpoint_t c = {.seq = cp->seq, .at = cp->at};
+            memcpy(c.hash, cp->hash.data, 32);
+            memcpy(c.signature, cp->signature.data, 64);
+            if (fn(arg, &c)) op = -1;
+        }
+        if (cp) schakel__v1__checkpoint__free_unpacked(cp, NULL);
+        if (op < 0) break;
+    }
+    if (rc != SCHAKEL_ESTORE) mdb_cursor_close(cur);
+    close_audit(st, txn);
+    return rc;
+}
+
+int schakel_lmdb_hash_at(const char *dir, uint64_t seq, uint8_t out[SCHAKEL_SHA256_LEN])
+{
+    MDB_txn *txn;
+    lmdb_store_t *st = open_audit(dir, &txn);
+    if (!st) return SCHAKEL_EIO;
+    uint8_t key[8];
+    be64(key, seq);
+    MDB_val k = {8, key}, v;
+    int rc = mdb_get(txn, st->events, &k, &v);
+    int ret = rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : rc ? SCHAKEL_ESTORE : 0;
+    if (ret == 0 && v.mv_size < HDR_LEN) ret = SCHAKEL_ECORRUPT;
+    if (ret == 0) memcpy(out, (uint8_t *)v.mv_data + 32, 32);
+    close_audit(st, txn);
+    return ret;
 }

@@ -1,24 +1,37 @@
 /* schakel audit: what an auditor runs against a data directory. */
+#include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
 #include "error.h"
+#include "json.h"
 #include "store.h"
 #include "tool.h"
 
 static const char usage[] =
     "usage: schakel audit verify --data DIR [--broker-key FILE] [--no-payloads]\n"
+    "                            [--checkpoints FILE]\n"
+    "       schakel audit checkpoints --data DIR [--from SEQ]\n"
     "\n"
+    "verify:\n"
     "Walks the log in DIR/log: contiguous sequence numbers, each record's\n"
     "previous-hash and hash, every signed checkpoint (with the broker's public\n"
     "key: --broker-key, default DIR/keys/broker.pub if present), and, with\n"
     "DIR/master.key present, that every payload decrypts to what its publisher\n"
-    "signed. Prints a JSON summary. Exit status 0 when everything verifies;\n"
-    "1 when a record does not, naming the first bad sequence number; 2 when\n"
-    "DIR holds no log.\n";
+    "signed. With --checkpoints FILE (JSON lines as `audit checkpoints` writes\n"
+    "them, kept outside the broker), each of those must match the chain too:\n"
+    "this proves the log unchanged even against the broker's own operator.\n"
+    "Prints a JSON summary. Exit status 0 when everything verifies; 1 when a\n"
+    "record or checkpoint does not, naming the first bad sequence number; 2\n"
+    "when DIR holds no log or an argument is wrong.\n"
+    "\n"
+    "checkpoints: prints the broker's signed checkpoints as JSON lines\n"
+    "{seq, hash, at, signature} from SEQ on, for organisations to keep.\n";
 
 static double secs(void)
 {
@@ -27,14 +40,115 @@ static double secs(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static int print_checkpoint(void *arg, const schakel_checkpoint_t *cp)
+{
+    (void)arg;
+    char hash[65], sig[129], at[32];
+    schakel_hex_encode(cp->hash, sizeof cp->hash, hash);
+    schakel_hex_encode(cp->signature, sizeof cp->signature, sig);
+    schakel_time_format(cp->at, at);
+    printf("{\"seq\":%llu,\"hash\":\"%s\",\"at\":\"%s\",\"signature\":\"%s\"}\n",
+           (unsigned long long)cp->seq, hash, at, sig);
+    return 0;
+}
+
+static int cmd_checkpoints(int argc, char **argv)
+{
+    const char *dir = NULL;
+    unsigned long long from = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--data") && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (!strcmp(argv[i], "--from") && i + 1 < argc) {
+            char *end;
+            from = strtoull(argv[++i], &end, 10);
+            if (*end) {
+                fprintf(stderr, "schakel audit checkpoints: --from wants a sequence number\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "schakel audit checkpoints: unexpected %s\n\n%s", argv[i], usage);
+            return 2;
+        }
+    }
+    if (!dir) {
+        fprintf(stderr, "schakel audit checkpoints: --data DIR is required\n");
+        return 2;
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/log", dir);
+    int rc = schakel_lmdb_checkpoints(path, from, print_checkpoint, NULL);
+    if (rc) fprintf(stderr, "schakel audit checkpoints: %s: %s\n", path, schakel_strerror(rc));
+    return rc ? 2 : 0;
+}
+
+/* Checks checkpoints kept outside the broker against the chain. Returns 0,
+ * 1 with the first bad one named, or 2 when the file cannot be read. */
+static int verify_external(const char *logdir, const char *file, const schakel_keys_t *bk,
+                           uint64_t *checked)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        fprintf(stderr, "schakel audit verify: %s: %s\n", file, strerror(errno));
+        return 2;
+    }
+    char line[1024];
+    int rc = 0;
+    for (size_t no = 1; rc == 0 && fgets(line, sizeof line, f); no++) {
+        if (line[0] == '\n') continue;
+        json_error_t jerr;
+        json_t *o = json_loads(line, 0, &jerr);
+        const char *hash = NULL, *at = NULL, *sig = NULL;
+        json_int_t seq = 0;
+        schakel_checkpoint_t cp = {0};
+        if (!o || json_unpack(o, "{s:I, s:s, s:s, s:s}", "seq", &seq, "hash", &hash, "at", &at,
+                              "signature", &sig) != 0 ||
+            seq <= 0 || schakel_hex_decode(hash, cp.hash, 32) != 0 ||
+            schakel_hex_decode(sig, cp.signature, 64) != 0 || schakel_time_parse(at, &cp.at) != 0) {
+            fprintf(stderr, "schakel audit verify: %s:%zu: not a checkpoint line {seq, hash, at, "
+                            "signature}\n", file, no);
+            rc = 2;
+        } else {
+            cp.seq = (uint64_t)seq;
+            uint8_t msg[SCHAKEL_CHECKPOINT_MSG_LEN], h[32];
+            schakel_checkpoint_message(&cp, msg);
+            int found = schakel_lmdb_hash_at(logdir, cp.seq, h);
+            if (bk && schakel_ed25519_verify(bk->sign_public, msg, sizeof msg, cp.signature) != 0) {
+                fprintf(stderr, "schakel audit verify: %s:%zu: checkpoint %llu is not signed by "
+                                "this broker\n", file, no, (unsigned long long)cp.seq);
+                rc = 1;
+            } else if (found == SCHAKEL_ENOTFOUND) {
+                fprintf(stderr, "schakel audit verify: first bad sequence number %llu: the log "
+                                "ends before this kept checkpoint: records were removed\n",
+                        (unsigned long long)cp.seq);
+                rc = 1;
+            } else if (found != 0 || memcmp(h, cp.hash, 32) != 0) {
+                fprintf(stderr, "schakel audit verify: first bad sequence number %llu: the chain "
+                                "differs from the kept checkpoint: the log was rewritten up to "
+                                "here\n", (unsigned long long)cp.seq);
+                rc = 1;
+            } else {
+                (*checked)++;
+            }
+        }
+        json_decref(o);
+    }
+    fclose(f);
+    return rc;
+}
+
 int cmd_audit(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "checkpoints")) return cmd_checkpoints(argc, argv);
     if (argc < 2 || strcmp(argv[1], "verify") != 0) {
         int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
         fputs(usage, help ? stdout : stderr);
         return help ? 0 : 2;
     }
-    const char *dir = NULL, *bkey = NULL;
+    const char *dir = NULL, *bkey = NULL, *kept = NULL;
     int payloads = 1;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -44,6 +158,8 @@ int cmd_audit(int argc, char **argv)
             dir = argv[++i];
         } else if (!strcmp(argv[i], "--broker-key") && i + 1 < argc) {
             bkey = argv[++i];
+        } else if (!strcmp(argv[i], "--checkpoints") && i + 1 < argc) {
+            kept = argv[++i];
         } else if (!strcmp(argv[i], "--no-payloads")) {
             payloads = 0;
         } else {
@@ -97,7 +213,11 @@ int cmd_audit(int argc, char **argv)
            (unsigned long long)r.erased, have_bk ? "true" : "false",
            have_master ? "true" : "false", dt);
     if (rc == SCHAKEL_ECORRUPT) printf(",\"bad_seq\":%llu", (unsigned long long)r.bad_seq);
+    uint64_t kept_ok = 0;
+    int kept_rc = rc == 0 && kept ? verify_external(path, kept, have_bk ? &bk : NULL, &kept_ok) : 0;
+    if (kept) printf(",\"kept_checkpoints\":%llu", (unsigned long long)kept_ok);
     printf("}\n");
+    if (kept_rc) return kept_rc;
     if (rc == SCHAKEL_ECORRUPT) {
         fprintf(stderr, "schakel audit verify: first bad sequence number %llu: %s\n",
                 (unsigned long long)r.bad_seq, r.why);
