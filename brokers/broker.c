@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "codec.h"
 #include "crypto.h"
 #include "directory.h"
@@ -57,6 +58,7 @@ struct schakel_broker {
     struct timespec dir_mtime;
     schakel_keys_t keys;
     schakel_store_t *store;
+    schakel_arena_t *arena; /* decoded PUBLISHes of the group being built */
     atomic_int stop;
     size_t group_max;
     pending_t *pending;
@@ -186,16 +188,9 @@ static void entry_reject(pending_t *p, size_t i, int code, const char *reason)
 static void pending_free(pending_t *p)
 {
     zmq_msg_close(&p->rid);
-    for (size_t i = 0; i < p->n; i++) {
+    /* everything else lives in the broker's arena until the group is done */
+    for (size_t i = 0; i < p->n; i++)
         if (p->entries) free_reason(&p->entries[i]);
-        if (p->envs && p->envs[i]) schakel_envelope_free(p->envs[i]);
-    }
-    free(p->entries);
-    free(p->envs);
-    free(p->hashes);
-    free(p->items);
-    free(p->item_entry);
-    if (p->pub) schakel__v1__publish__free_unpacked(p->pub, NULL);
     memset(p, 0, sizeof *p);
 }
 
@@ -240,7 +235,8 @@ static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending
         entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_TOO_LARGE, why);
         return;
     }
-    schakel_envelope_t *env = schakel_envelope_decode(e->data, e->len, why);
+    schakel_envelope_t *env =
+        schakel_envelope_decode_with(e->data, e->len, schakel_arena_allocator(b->arena), why);
     if (!env) {
         entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED, why);
         return;
@@ -291,6 +287,13 @@ static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending
         snprintf((p)->batch_reason, sizeof (p)->batch_reason, __VA_ARGS__);     \
     } while (0)
 
+static void *arena_zalloc(schakel_broker_t *b, size_t n)
+{
+    void *p = schakel_arena_alloc(b->arena, n);
+    if (p) memset(p, 0, n);
+    return p;
+}
+
 /* Checks a PUBLISH as a whole, then each event. The pending slot is set up
  * for an ACK whatever happens. */
 static void prepare_publish(schakel_broker_t *b, schakel_wire_msg_t *m, pending_t *p)
@@ -301,7 +304,8 @@ static void prepare_publish(schakel_broker_t *b, schakel_wire_msg_t *m, pending_
                      "frame is %zu bytes; the limit is 8 MiB: send smaller batches", len);
         return;
     }
-    p->pub = schakel__v1__publish__unpack(NULL, len, zmq_msg_data(&m->body));
+    p->pub = schakel__v1__publish__unpack(schakel_arena_allocator(b->arena), len,
+                                          zmq_msg_data(&m->body));
     if (!p->pub) {
         batch_reject(p, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
                      "PUBLISH body (%zu bytes) does not decode as schakel.v1.Publish", len);
@@ -314,11 +318,11 @@ static void prepare_publish(schakel_broker_t *b, schakel_wire_msg_t *m, pending_
         return;
     }
     p->n = n;
-    p->entries = calloc(n, sizeof *p->entries);
-    p->envs = calloc(n, sizeof *p->envs);
-    p->hashes = calloc(n, sizeof *p->hashes);
-    p->items = calloc(n, sizeof *p->items);
-    p->item_entry = calloc(n, sizeof *p->item_entry);
+    p->entries = arena_zalloc(b, n * sizeof *p->entries);
+    p->envs = arena_zalloc(b, n * sizeof *p->envs);
+    p->hashes = arena_zalloc(b, n * sizeof *p->hashes);
+    p->items = arena_zalloc(b, n * sizeof *p->items);
+    p->item_entry = arena_zalloc(b, n * sizeof *p->item_entry);
     if (!p->entries || !p->envs || !p->hashes || !p->items || !p->item_entry) {
         p->n = 0;
         batch_reject(p, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER,
@@ -438,6 +442,7 @@ static void flush_pending(schakel_broker_t *b)
     }
     b->n_pending = 0;
     b->pending_events = 0;
+    schakel_arena_reset(b->arena);
 }
 
 /* ---- FETCH / COMMIT / PING ---- */
@@ -700,6 +705,11 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     b->ctx = ctx;
     pthread_mutex_init(&b->dir_lock, NULL);
     b->group_max = cfg->group_max ? cfg->group_max : 8192;
+    b->arena = schakel_arena_new(0);
+    if (!b->arena) {
+        schakel_fail(why, SCHAKEL_ENOMEM, "no memory for the broker's arena");
+        goto fail;
+    }
     const char *ep = cfg->endpoint ? cfg->endpoint : "tcp://127.0.0.1:7400";
     const char *pep = cfg->pub_endpoint ? cfg->pub_endpoint : "tcp://127.0.0.1:7401";
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
@@ -791,6 +801,7 @@ void schakel_broker_destroy(schakel_broker_t **self_p)
     if (b->zap) zmq_close(b->zap);
     for (size_t i = 0; i < b->n_pending; i++) pending_free(&b->pending[i]);
     free(b->pending);
+    schakel_arena_destroy(&b->arena);
     schakel_store_close(&b->store);
     schakel_directory_destroy(&b->dir);
     free(b->dir_path);

@@ -37,16 +37,22 @@ size_t schakel_event_types(const int **types)
     return n;
 }
 
-schakel_envelope_t *schakel_envelope_decode(const uint8_t *buf, size_t len, char *why)
+schakel_envelope_t *schakel_envelope_decode_with(const uint8_t *buf, size_t len,
+                                                 ProtobufCAllocator *alloc, char *why)
 {
     if (len > SCHAKEL_MAX_EVENT_BYTES) {
         schakel_fail(why, SCHAKEL_ETOOBIG, "event is %zu bytes; the limit is %d", len,
                      SCHAKEL_MAX_EVENT_BYTES);
         return NULL;
     }
-    schakel_envelope_t *e = schakel__v1__envelope__unpack(NULL, len, buf);
+    schakel_envelope_t *e = schakel__v1__envelope__unpack(alloc, len, buf);
     if (!e) schakel_fail(why, SCHAKEL_EDECODE, "event (%zu bytes) does not decode as schakel.v1.Envelope", len);
     return e;
+}
+
+schakel_envelope_t *schakel_envelope_decode(const uint8_t *buf, size_t len, char *why)
+{
+    return schakel_envelope_decode_with(buf, len, NULL, why);
 }
 
 void schakel_envelope_free(schakel_envelope_t *env)

@@ -31,6 +31,9 @@ size_t schakel_event_types(const int **types);
  * SCHAKEL_MAX_EVENT_BYTES or the bytes do not decode; why says which.
  * Free with schakel_envelope_free(). */
 schakel_envelope_t *schakel_envelope_decode(const uint8_t *buf, size_t len, char *why);
+/* The same with another allocator (e.g. an arena: then do not free it). */
+schakel_envelope_t *schakel_envelope_decode_with(const uint8_t *buf, size_t len,
+                                                 ProtobufCAllocator *alloc, char *why);
 void schakel_envelope_free(schakel_envelope_t *env);
 
 /* Serializes env into a malloc'd buffer (*out, *outlen). 0, SCHAKEL_ENOMEM

@@ -10,6 +10,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "error.h"
@@ -17,9 +18,25 @@
 _Static_assert(sizeof(SHA256_CTX) <= sizeof(schakel_sha256_t),
                "schakel_sha256_t must hold an OpenSSL SHA256_CTX");
 
+/* OpenSSL 3 looks an algorithm up by name on every use of EVP_sha256() or
+ * a one-shot call; the broker hashes and seals every record, so the lookups
+ * are done once. */
+static pthread_once_t algos_once = PTHREAD_ONCE_INIT;
+static EVP_CIPHER *aes_gcm;
+static EVP_MD *sha256_md;
+
+static void algos_fetch(void)
+{
+    aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    sha256_md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+}
+
 void schakel_sha256(const void *data, size_t len, uint8_t out[SCHAKEL_SHA256_LEN])
 {
-    SHA256(data, len, out);
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, data, len);
+    SHA256_Final(out, &c);
 }
 
 /* The low-level SHA256_CTX needs no allocation, which the chain's hot path
@@ -43,7 +60,8 @@ int schakel_hmac_sha256(const void *key, size_t keylen, const void *data, size_t
                         uint8_t out[SCHAKEL_SHA256_LEN])
 {
     unsigned int n = 0;
-    if (!HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &n) || n != SCHAKEL_SHA256_LEN)
+    pthread_once(&algos_once, algos_fetch);
+    if (!sha256_md || !HMAC(sha256_md, key, (int)keylen, data, len, out, &n) || n != SCHAKEL_SHA256_LEN)
         return SCHAKEL_ECRYPTO;
     return 0;
 }
@@ -95,28 +113,52 @@ int schakel_ed25519_verify(const uint8_t pub[SCHAKEL_ED25519_PUB_LEN], const voi
     return rc;
 }
 
+/* One cipher context per thread, set up for AES-256-GCM once (its default
+ * nonce length is our 12 bytes) and re-keyed per call: building a context
+ * costs more than sealing a 300-byte record. */
+static pthread_key_t aead_key;
+
+static void aead_ctx_free(void *c)
+{
+    EVP_CIPHER_CTX_free(c);
+}
+
+static void aead_key_make(void)
+{
+    pthread_key_create(&aead_key, aead_ctx_free);
+}
+
+static EVP_CIPHER_CTX *aead_ctx(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&algos_once, algos_fetch);
+    pthread_once(&once, aead_key_make);
+    EVP_CIPHER_CTX *c = pthread_getspecific(aead_key);
+    if (c || !aes_gcm) return c;
+    c = EVP_CIPHER_CTX_new();
+    if (c && EVP_CipherInit_ex(c, aes_gcm, NULL, NULL, NULL, 1) != 1) {
+        EVP_CIPHER_CTX_free(c);
+        c = NULL;
+    }
+    if (c) pthread_setspecific(aead_key, c);
+    return c;
+}
+
 static int aead(int enc, const uint8_t *key, const uint8_t *nonce, const void *aad, size_t aadlen,
                 const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
 {
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    int n = 0, rc = SCHAKEL_ECRYPTO;
-    if (!c) return SCHAKEL_ENOMEM;
-    if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, SCHAKEL_AEAD_NONCE_LEN, NULL) != 1 ||
-        EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) != 1)
-        goto out;
-    if (aadlen && EVP_CipherUpdate(c, NULL, &n, aad, (int)aadlen) != 1) goto out;
-    if (len && EVP_CipherUpdate(c, out, &n, in, (int)len) != 1) goto out;
-    if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, SCHAKEL_AEAD_TAG_LEN, tag) != 1) goto out;
-    if (EVP_CipherFinal_ex(c, out + n, &n) != 1) {
-        rc = enc ? SCHAKEL_ECRYPTO : SCHAKEL_EAUTH;
-        goto out;
-    }
-    if (enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, SCHAKEL_AEAD_TAG_LEN, tag) != 1) goto out;
-    rc = 0;
-out:
-    EVP_CIPHER_CTX_free(c);
-    return rc;
+    EVP_CIPHER_CTX *c = aead_ctx();
+    int n = 0;
+    if (!c) return SCHAKEL_ECRYPTO;
+    if (EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) != 1) return SCHAKEL_ECRYPTO;
+    if (aadlen && EVP_CipherUpdate(c, NULL, &n, aad, (int)aadlen) != 1) return SCHAKEL_ECRYPTO;
+    if (len && EVP_CipherUpdate(c, out, &n, in, (int)len) != 1) return SCHAKEL_ECRYPTO;
+    if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, SCHAKEL_AEAD_TAG_LEN, tag) != 1)
+        return SCHAKEL_ECRYPTO;
+    if (EVP_CipherFinal_ex(c, out + n, &n) != 1) return enc ? SCHAKEL_ECRYPTO : SCHAKEL_EAUTH;
+    if (enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, SCHAKEL_AEAD_TAG_LEN, tag) != 1)
+        return SCHAKEL_ECRYPTO;
+    return 0;
 }
 
 int schakel_aead_seal(const uint8_t key[SCHAKEL_AEAD_KEY_LEN],

@@ -20,13 +20,34 @@
 #define KEY_ID_LEN 16
 #define WRAPPED_LEN (SCHAKEL_AEAD_NONCE_LEN + SCHAKEL_AEAD_KEY_LEN + SCHAKEL_AEAD_TAG_LEN)
 #define HDR_LEN (2 * SCHAKEL_SHA256_LEN) /* prev_hash || hash before the body */
-#define KEY_CACHE_SLOTS 1024
+/* Two 4-way set-associative caches of 32768 entries each (~4.6 MiB): a
+ * direct-mapped cache thrashes once a few thousand children are active. */
+#define CACHE_SETS 8192
+#define CACHE_WAYS 4
 
 typedef struct {
     uint8_t id[KEY_ID_LEN];
     uint8_t key[SCHAKEL_AEAD_KEY_LEN];
     int used;
 } key_slot_t;
+
+/* subject -> key id is a keyed hash that never changes, so this cache
+ * needs no invalidation, not even on erasure. */
+typedef struct {
+    char subject[65];
+    uint8_t id[KEY_ID_LEN];
+    int used;
+} subject_slot_t;
+
+typedef struct {
+    key_slot_t way[CACHE_WAYS];
+    unsigned next; /* round-robin victim */
+} key_set_t;
+
+typedef struct {
+    subject_slot_t way[CACHE_WAYS];
+    unsigned next;
+} subject_set_t;
 
 typedef struct {
     schakel_store_t base;
@@ -43,7 +64,9 @@ typedef struct {
     size_t map_size, map_max;
     schakel_head_t head;
     int read_only;
-    key_slot_t cache[KEY_CACHE_SLOTS];
+    uint8_t nonce_prefix[4]; /* nonce = prefix || u64be(seq): unique per data key */
+    key_set_t cache[CACHE_SETS];
+    subject_set_t subjects[CACHE_SETS];
 } lmdb_store_t;
 
 static void be64(uint8_t out[8], uint64_t v)
@@ -93,17 +116,41 @@ static void derive(const uint8_t master[32], const char *label, uint8_t out[32])
     schakel_sha256_final(&h, out);
 }
 
-static void key_id_of(const lmdb_store_t *st, const char *subject, uint8_t id[KEY_ID_LEN])
+static void key_id_of(lmdb_store_t *st, const char *subject, uint8_t id[KEY_ID_LEN])
 {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    size_t n = 0;
+    for (const char *p = subject; *p; p++, n++) h = (h ^ (uint8_t)*p) * 16777619u;
+    subject_set_t *set = &st->subjects[h % CACHE_SETS];
+    for (int w = 0; w < CACHE_WAYS; w++) {
+        subject_slot_t *slot = &set->way[w];
+        if (slot->used && memcmp(slot->subject, subject, n + 1) == 0) {
+            memcpy(id, slot->id, KEY_ID_LEN);
+            return;
+        }
+    }
     uint8_t mac[32];
-    schakel_hmac_sha256(st->kid_key, sizeof st->kid_key, subject, strlen(subject), mac);
+    schakel_hmac_sha256(st->kid_key, sizeof st->kid_key, subject, n, mac);
     memcpy(id, mac, KEY_ID_LEN);
+    if (n < sizeof set->way[0].subject) {
+        subject_slot_t *slot = &set->way[set->next++ % CACHE_WAYS];
+        memcpy(slot->subject, subject, n + 1);
+        memcpy(slot->id, id, KEY_ID_LEN);
+        slot->used = 1;
+    }
 }
 
-static key_slot_t *cache_slot(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN])
+static key_set_t *key_set(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN])
 {
-    unsigned h = ((unsigned)id[0] << 8 | id[1]) % KEY_CACHE_SLOTS;
-    return &st->cache[h];
+    return &st->cache[((unsigned)id[0] << 8 | id[1]) % CACHE_SETS];
+}
+
+static key_slot_t *key_cached(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN])
+{
+    key_set_t *set = key_set(st, id);
+    for (int w = 0; w < CACHE_WAYS; w++)
+        if (set->way[w].used && memcmp(set->way[w].id, id, KEY_ID_LEN) == 0) return &set->way[w];
+    return NULL;
 }
 
 /* Finds the data key for key id `id`; with create, makes and stores one
@@ -111,8 +158,8 @@ static key_slot_t *cache_slot(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN])
 static int data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,
                     uint8_t key[SCHAKEL_AEAD_KEY_LEN], char *why)
 {
-    key_slot_t *slot = cache_slot(st, id);
-    if (slot->used && memcmp(slot->id, id, KEY_ID_LEN) == 0) {
+    key_slot_t *slot = key_cached(st, id);
+    if (slot) {
         memcpy(key, slot->key, SCHAKEL_AEAD_KEY_LEN);
         return 0;
     }
@@ -140,6 +187,8 @@ static int data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN]
     } else {
         return lmdb_err(rc, why, "read data key");
     }
+    key_set_t *set = key_set(st, id);
+    slot = &set->way[set->next++ % CACHE_WAYS];
     memcpy(slot->id, id, KEY_ID_LEN);
     memcpy(slot->key, key, SCHAKEL_AEAD_KEY_LEN);
     slot->used = 1;
@@ -225,8 +274,8 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
     key_id_of(st, it->subject ? it->subject : "", kid);
     rc = data_key(st, txn, kid, 1, dk, why);
     if (rc) return rc;
-    if (schakel_random(nonce, sizeof nonce))
-        return schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes for a nonce");
+    memcpy(nonce, st->nonce_prefix, 4);
+    be64(nonce + 4, seq);
     be64(aad, seq);
     memcpy(aad + 8, it->event_id, 16);
     size_t clen = it->event_len + SCHAKEL_AEAD_TAG_LEN;
@@ -363,8 +412,11 @@ static int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size
         rc = try_append(st, batches, n, now_ms, why);
         if (rc == 0) return 0;
         st->head = saved; /* the transaction is gone; so are its seqs */
-        /* A failed commit may have left cached keys that never landed. */
+        /* A failed commit may have left cached keys that never landed, and
+         * its seqs will be used again: new nonces for them. */
         memset(st->cache, 0, sizeof st->cache);
+        if (schakel_random(st->nonce_prefix, sizeof st->nonce_prefix))
+            return schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes for nonces");
         if (rc != SCHAKEL_EFULL || attempt > 0) return rc;
         if (st->map_size >= st->map_max) return rc;
         size_t next = st->map_size * 2 > st->map_max ? st->map_max : st->map_size * 2;
@@ -599,7 +651,8 @@ static int lmdb_erase_subject(schakel_store_t *s, const char *subject)
         return rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : lmdb_err(rc, NULL, "erase");
     }
     rc = mdb_txn_commit(txn);
-    memset(cache_slot(st, kid), 0, sizeof(key_slot_t));
+    key_slot_t *slot = key_cached(st, kid);
+    if (slot) memset(slot, 0, sizeof *slot);
     return rc ? lmdb_err(rc, NULL, "commit erase") : 0;
 }
 
@@ -664,6 +717,11 @@ schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, cha
     st->map_size = opts->map_initial ? opts->map_initial : (size_t)64 << 20;
     st->map_max = opts->map_max ? opts->map_max : (size_t)1 << 40;
     if (st->map_size > st->map_max) st->map_size = st->map_max;
+    if (schakel_random(st->nonce_prefix, sizeof st->nonce_prefix)) {
+        schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes for nonces");
+        free(st);
+        return NULL;
+    }
     derive(opts->master_key, "schakel/v1/key-id", st->kid_key);
     derive(opts->master_key, "schakel/v1/wrap", st->wrap_key);
     if (opts->sign_secret) {

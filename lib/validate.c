@@ -4,8 +4,11 @@
  * every message by its kind and name (UTF-8 and length of strings, known
  * enum values, 16-byte ids, dates, organisation ids), and a table of the
  * fields each event type needs. Untrusted input: everything is bounded. */
+#include <assert.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "codec.h"
@@ -38,6 +41,68 @@ static int is_org_field(const char *name)
 {
     return ends_with(name, "_org") || !strcmp(name, "org_id") || !strcmp(name, "redirected_to") ||
            !strcmp(name, "addressees") || !strcmp(name, "participant_orgs");
+}
+
+/* What the by-name rules make of a field, computed once per field
+ * descriptor (the broker validates every event; names are compared only
+ * at start-up). */
+enum {
+    K_DATE = 1, K_ORG = 2, K_SCHOOL = 4, K_DISTRICT = 8, K_DOCUMENT = 16, K_ID = 32, K_POLICY = 64
+};
+
+static unsigned kind_by_name(const ProtobufCFieldDescriptor *f)
+{
+    unsigned k = 0;
+    if (f->type == PROTOBUF_C_TYPE_STRING) {
+        if (is_date_field(f->name)) k |= K_DATE;
+        if (is_org_field(f->name)) k |= K_ORG;
+        if (!strcmp(f->name, "school")) k |= K_SCHOOL;
+        if (!strcmp(f->name, "district")) k |= K_DISTRICT;
+        if (!strcmp(f->name, "document_json")) k |= K_DOCUMENT;
+    } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
+        if (ends_with(f->name, "_id")) k |= K_ID;
+        if (!strcmp(f->name, "policy_version")) k |= K_POLICY;
+    }
+    return k;
+}
+
+#define KIND_SLOTS 2048
+static struct {
+    const ProtobufCFieldDescriptor *f;
+    unsigned kind;
+} kinds[KIND_SLOTS];
+static pthread_once_t kinds_once = PTHREAD_ONCE_INIT;
+
+static size_t kind_slot(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull;
+    return (size_t)(x >> 40) % KIND_SLOTS;
+}
+
+static void kinds_add(const ProtobufCMessageDescriptor *d)
+{
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        size_t h = kind_slot(f);
+        while (kinds[h].f && kinds[h].f != f) h = (h + 1) % KIND_SLOTS;
+        if (kinds[h].f) return; /* this message was added before */
+        kinds[h].f = f;
+        kinds[h].kind = kind_by_name(f);
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE) kinds_add(f->descriptor);
+    }
+}
+
+static void kinds_build(void)
+{
+    kinds_add(&schakel__v1__envelope__descriptor);
+}
+
+static unsigned field_kind(const ProtobufCFieldDescriptor *f)
+{
+    pthread_once(&kinds_once, kinds_build);
+    for (size_t h = kind_slot(f); kinds[h].f; h = (h + 1) % KIND_SLOTS)
+        if (kinds[h].f == f) return kinds[h].kind;
+    return kind_by_name(f); /* a message outside the envelope */
 }
 
 /* Checks strict UTF-8: no overlong forms, no surrogates, nothing past
@@ -135,7 +200,8 @@ static int check_message(walk_t *w, const ProtobufCMessage *m);
 static int check_string(walk_t *w, const ProtobufCFieldDescriptor *f, const char *s)
 {
     if (!s) return 0;
-    int document = !strcmp(f->name, "document_json");
+    unsigned kind = field_kind(f);
+    int document = (kind & K_DOCUMENT) != 0;
     size_t n = strnlen(s, DOCUMENT_MAX + 1);
     if (n > (document ? DOCUMENT_MAX : STRING_MAX))
         return fail_at(w, f->name, "longer than %d bytes: the bus carries codes and references, "
@@ -143,14 +209,14 @@ static int check_string(walk_t *w, const ProtobufCFieldDescriptor *f, const char
     if (utf8_check((const uint8_t *)s, n, document) != 0)
         return fail_at(w, f->name, "not valid UTF-8, or holds control characters");
     if (!n) return 0;
-    if (is_date_field(f->name) && !schakel_date_valid(s))
+    if ((kind & K_DATE) && !schakel_date_valid(s))
         return fail_at(w, f->name, "\"%.40s\" is not a date: write YYYY-MM-DD", s);
-    if (is_org_field(f->name) && !schakel_id_valid(s))
+    if ((kind & K_ORG) && !schakel_id_valid(s))
         return fail_at(w, f->name,
                        "\"%.40s\" is not an organisation id: 1 to 63 of a-z 0-9 . _ / -", s);
-    if (!strcmp(f->name, "school") && !schakel_brinvest_valid(s))
+    if ((kind & K_SCHOOL) && !schakel_brinvest_valid(s))
         return fail_at(w, f->name, "\"%.40s\" is not a BRINVEST code such as 12AB00", s);
-    if (!strcmp(f->name, "district") && !schakel_id_valid(s))
+    if ((kind & K_DISTRICT) && !schakel_id_valid(s))
         return fail_at(w, f->name, "\"%.40s\" is not a district code: a-z 0-9 . _ / -", s);
     return 0;
 }
@@ -158,9 +224,10 @@ static int check_string(walk_t *w, const ProtobufCFieldDescriptor *f, const char
 static int check_bytes(walk_t *w, const ProtobufCFieldDescriptor *f, const ProtobufCBinaryData *b)
 {
     if (!b->len) return 0;
-    if (ends_with(f->name, "_id") && b->len != SCHAKEL_EVENT_ID_LEN)
+    unsigned kind = field_kind(f);
+    if ((kind & K_ID) && b->len != SCHAKEL_EVENT_ID_LEN)
         return fail_at(w, f->name, "an id is 16 bytes (32 hex characters), not %zu", b->len);
-    if (!strcmp(f->name, "policy_version") && b->len != SCHAKEL_SHA256_LEN)
+    if ((kind & K_POLICY) && b->len != SCHAKEL_SHA256_LEN)
         return fail_at(w, f->name, "a policy version is a SHA-256 (32 bytes)");
     return 0;
 }
@@ -268,19 +335,41 @@ static const rule_t rules[] = {
     {T(AUDIT_ACCESS), "auditor_ref request_code", 0},
 };
 
+#define N_RULES (sizeof rules / sizeof rules[0])
+#define REQ_MAX 8
+
+/* The descriptors of each rule's required fields, looked up once. */
+static const ProtobufCFieldDescriptor *required[N_RULES][REQ_MAX];
+static pthread_once_t required_once = PTHREAD_ONCE_INIT;
+
+static void required_build(void)
+{
+    for (size_t i = 0; i < N_RULES; i++) {
+        const ProtobufCFieldDescriptor *b = protobuf_c_message_descriptor_get_field(
+            &schakel__v1__envelope__descriptor, (unsigned)rules[i].type);
+        char list[160];
+        snprintf(list, sizeof list, "%s", rules[i].fields);
+        char *save = NULL;
+        size_t n = 0;
+        for (char *f = strtok_r(list, " ", &save); f && n < REQ_MAX; f = strtok_r(NULL, " ", &save)) {
+            const ProtobufCFieldDescriptor *fd =
+                protobuf_c_message_descriptor_get_field_by_name(b->descriptor, f);
+            assert(fd); /* a name in the table that the .proto does not have */
+            required[i][n++] = fd;
+        }
+    }
+}
+
 static const rule_t *rule_for(int type)
 {
-    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+    for (size_t i = 0; i < N_RULES; i++)
         if ((int)rules[i].type == type) return &rules[i];
     return NULL;
 }
 
-/* Is field `name` of message m set to something other than its default? */
-static int field_set(const ProtobufCMessage *m, const char *name)
+/* Is field f of message m set to something other than its default? */
+static int field_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
-    if (!f) return 0;
     const char *base = (const char *)m;
     const void *p = base + f->offset;
     if (f->label == PROTOBUF_C_LABEL_REPEATED) return *(const size_t *)(base + f->quantifier_offset) > 0;
@@ -398,12 +487,12 @@ int schakel_envelope_validate(const schakel_envelope_t *env, char *why)
     int rc = check_message(&w, &env->base);
     if (rc) return rc;
 
-    char list[160];
-    snprintf(list, sizeof list, "%s", rule->fields);
-    char *save = NULL;
-    for (char *f = strtok_r(list, " ", &save); f; f = strtok_r(NULL, " ", &save))
-        if (!field_set(body, f))
-            return schakel_fail(why, SCHAKEL_EINVAL, "%s.%s: required (docs/events.md)", name, f);
+    pthread_once(&required_once, required_build);
+    const ProtobufCFieldDescriptor *const *req = required[rule - rules];
+    for (size_t i = 0; i < REQ_MAX && req[i]; i++)
+        if (!field_set(body, req[i]))
+            return schakel_fail(why, SCHAKEL_EINVAL, "%s.%s: required (docs/events.md)", name,
+                                req[i]->name);
     return check_links(env, why);
 }
 
