@@ -235,7 +235,10 @@ static void handle_reply(schakel_client_t *c, schakel_wire_msg_t *m, schakel_ack
     schakel__v1__ack__free_unpacked(ack, NULL);
 }
 
-size_t schakel_client_poll(schakel_client_t *c, int timeout_ms, schakel_ack_fn on_ack, void *arg)
+/* Polls until nothing is in flight, the time is up, or (with
+ * want_slot) the window has room again. */
+static size_t poll_until(schakel_client_t *c, int timeout_ms, int want_slot, schakel_ack_fn on_ack,
+                         void *arg)
 {
     int64_t end = mono_ms() + timeout_ms;
     for (;;) {
@@ -264,16 +267,22 @@ size_t schakel_client_poll(schakel_client_t *c, int timeout_ms, schakel_ack_fn o
             }
         }
         if (c->inflight == 0 || mono_ms() >= end) break;
+        if (want_slot && c->inflight < c->window) break;
         if (rc < 0 && errno == ETERM) break;
     }
     return c->inflight;
+}
+
+size_t schakel_client_poll(schakel_client_t *c, int timeout_ms, schakel_ack_fn on_ack, void *arg)
+{
+    return poll_until(c, timeout_ms, 0, on_ack, arg);
 }
 
 int schakel_client_submit(schakel_client_t *c, const uint8_t *const *events, const size_t *lens,
                           size_t n, void *batch_user, schakel_ack_fn on_ack, void *arg)
 {
     if (n == 0 || n > SCHAKEL_MAX_BATCH_EVENTS) return SCHAKEL_ETOOBIG;
-    while (c->inflight >= c->window) schakel_client_poll(c, 100, on_ack, arg);
+    while (c->inflight >= c->window) poll_until(c, 100, 1, on_ack, arg);
     uint8_t(*hashes)[SCHAKEL_SHA256_LEN] = malloc(n * sizeof *hashes);
     ProtobufCBinaryData *evs = malloc(n * sizeof *evs);
     if (!hashes || !evs) {
