@@ -176,6 +176,11 @@ static inline void schakel_store_close(schakel_store_t **s)
     }
 }
 
+/* The LMDB store's map: its size now, and how often an append hit the end
+ * of the map and had to grow it and try again (0 when growing ahead of
+ * time works; the operator's alert when it does not). */
+void schakel_lmdb_map_info(schakel_store_t *s, size_t *map_size, uint64_t *full_retries);
+
 /* ---- auditing an LMDB log (read-only) ---- */
 
 typedef struct {

@@ -62,6 +62,7 @@ typedef struct {
     uint64_t cp_seq;       /* last checkpoint */
     int64_t cp_at;
     size_t map_size, map_max;
+    uint64_t full_retries;
     schakel_head_t head;
     int read_only;
     uint8_t nonce_prefix[4]; /* nonce = prefix || u64be(seq): unique per data key */
@@ -419,6 +420,8 @@ static int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size
             return schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes for nonces");
         if (rc != SCHAKEL_EFULL || attempt > 0) return rc;
         if (st->map_size >= st->map_max) return rc;
+        st->full_retries++;
+        schakel_log(SCHAKEL_LOG_WARN, "store", "event=map_full_retry map=%zu", st->map_size);
         size_t next = st->map_size * 2 > st->map_max ? st->map_max : st->map_size * 2;
         if (mdb_env_set_mapsize(st->env, next) != 0) return rc;
         st->map_size = next;
@@ -536,6 +539,13 @@ static int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, 
     mdb_txn_abort(txn);
     if (rc) return lmdb_err(rc, NULL, "read");
     return out;
+}
+
+void schakel_lmdb_map_info(schakel_store_t *s, size_t *map_size, uint64_t *full_retries)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    *map_size = st->map_size;
+    *full_retries = st->full_retries;
 }
 
 static int lmdb_head(schakel_store_t *s, schakel_head_t *head)

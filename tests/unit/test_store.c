@@ -186,6 +186,11 @@ static void map_grows_before_full(void **state)
     schakel_head_t h;
     schakel_store_head(s, &h);
     assert_int_equal(h.seq, 8000);
+    size_t map;
+    uint64_t retries;
+    schakel_lmdb_map_info(s, &map, &retries);
+    assert_true(map > (256u << 10));
+    assert_int_equal(retries, 0); /* grown ahead of time, never after a full map */
     schakel_store_close(&s);
 }
 
