@@ -26,9 +26,15 @@ static const char usage[] =
     "  --map-max BYTES        the log may not grow past this (default 1 TiB)\n"
     "  --checkpoint-every N   sign a checkpoint every N events (default 1000)\n"
     "  --checkpoint-ms MS     ... or after MS milliseconds (default 1000)\n"
+    "  --tick-ms MS           put the broker's clock on the log this often, for\n"
+    "                         the services' timers (default 60000; 0: never)\n"
     "  --config FILE          JSON object with any of: data, key, directory,\n"
-    "                         endpoint, pub, map_max, checkpoint_every, checkpoint_ms;\n"
-    "                         flags given on the command line win\n";
+    "                         endpoint, pub, map_max, checkpoint_every, checkpoint_ms,\n"
+    "                         tick_ms; flags given on the command line win\n"
+    "\n"
+    "The directory file and the log stay in step: a newer file is put on the\n"
+    "log as a directory_update; a directory_update published by an organisation\n"
+    "with the \"directory\" right is written to the file.\n";
 
 static schakel_broker_t *running; /* for the signal handler only */
 
@@ -62,6 +68,8 @@ static int apply_config(const char *path, schakel_broker_config_t *cfg)
             cfg->checkpoint_every = (uint64_t)json_integer_value(v);
         else if (!strcmp(k, "checkpoint_ms") && json_is_integer(v))
             cfg->checkpoint_ms = json_integer_value(v);
+        else if (!strcmp(k, "tick_ms") && json_is_integer(v))
+            cfg->tick_ms = json_integer_value(v) ? json_integer_value(v) : -1;
         else {
             fprintf(stderr, "schakel broker: %s: unknown or mistyped key \"%s\"\n", path, k);
             return -1;
@@ -113,6 +121,9 @@ int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cf
         } else if (!strcmp(a, "--checkpoint-ms")) {
             if (parse_num(a, v, &n)) return -1;
             cfg->checkpoint_ms = (int64_t)n;
+        } else if (!strcmp(a, "--tick-ms")) {
+            if (parse_num(a, v, &n)) return -1;
+            cfg->tick_ms = n ? (int64_t)n : -1;
         } else {
             fprintf(stderr, "schakel broker: unknown option %s (see --help)\n", a);
             return -1;

@@ -291,7 +291,7 @@ int schakel_client_submit(schakel_client_t *c, const uint8_t *const *events, con
         return SCHAKEL_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
-        if (lens[i] > SCHAKEL_MAX_EVENT_BYTES) {
+        if (lens[i] > SCHAKEL_MAX_DIRECTORY_BYTES) { /* the broker checks per type */
             free(hashes);
             free(evs);
             return SCHAKEL_ETOOBIG;

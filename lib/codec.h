@@ -13,6 +13,7 @@
 
 #define SCHAKEL_EVENT_ID_LEN 16
 #define SCHAKEL_MAX_EVENT_BYTES (64 * 1024)   /* one serialized envelope */
+#define SCHAKEL_MAX_DIRECTORY_BYTES (1024 * 1024) /* a directory_update, the one exception */
 #define SCHAKEL_MAX_BATCH_EVENTS 1024
 #define SCHAKEL_MAX_FRAME_BYTES (8 * 1024 * 1024) /* one protocol frame */
 
@@ -28,7 +29,8 @@ int schakel_event_type_parse(const char *name);
 size_t schakel_event_types(const int **types);
 
 /* Decodes len bytes as an Envelope. NULL if len is over
- * SCHAKEL_MAX_EVENT_BYTES or the bytes do not decode; why says which.
+ * SCHAKEL_MAX_EVENT_BYTES (SCHAKEL_MAX_DIRECTORY_BYTES for a
+ * directory_update) or the bytes do not decode; why says which.
  * Free with schakel_envelope_free(). */
 schakel_envelope_t *schakel_envelope_decode(const uint8_t *buf, size_t len, char *why);
 /* The same with another allocator (e.g. an arena: then do not free it). */

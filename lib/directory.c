@@ -13,10 +13,22 @@
 #include "error.h"
 #include "schakel/v1/common.pb-c.h"
 
+typedef struct {
+    char code[SCHAKEL_ID_MAX];
+    char wijkteam[SCHAKEL_ID_MAX];
+} district_t;
+
 struct schakel_directory {
     uint64_t version;
     schakel_org_t *orgs;
     size_t n;
+    schakel_school_t *schools;
+    size_t n_schools;
+    district_t *districts;
+    size_t n_districts;
+    char veiligthuis[SCHAKEL_ID_MAX], leerplicht[SCHAKEL_ID_MAX];
+    uint8_t hash[SCHAKEL_SHA256_LEN];
+    char *text;
 };
 
 static const char *const kinds[] = {NULL,       "school",      "smw",      "ggd",    "wijkteam",
@@ -86,12 +98,22 @@ static int parse_org(json_t *o, size_t i, schakel_org_t *org, char *why)
                     org->rights |= SCHAKEL_RIGHT_READ_ALL;
                 } else if (s && !strcmp(s, "decide")) {
                     org->rights |= SCHAKEL_RIGHT_DECIDE;
+                } else if (s && !strcmp(s, "directory")) {
+                    org->rights |= SCHAKEL_RIGHT_DIRECTORY;
+                } else if (s && !strcmp(s, "clock")) {
+                    org->rights |= SCHAKEL_RIGHT_CLOCK;
                 } else {
                     return schakel_fail(why, SCHAKEL_ECONFIG,
-                                        "organisations[%zu] (%s).rights[%zu]: \"read_all\" or \"decide\"",
-                                        i, id, j);
+                                        "organisations[%zu] (%s).rights[%zu]: \"read_all\", "
+                                        "\"decide\", \"directory\" or \"clock\"", i, id, j);
                 }
             }
+        } else if (!strcmp(key, "escalation")) {
+            const char *e = json_string_value(v);
+            if (!e || !schakel_id_valid(e))
+                return schakel_fail(why, SCHAKEL_ECONFIG,
+                                    "organisations[%zu] (%s).escalation: an organisation id", i, id);
+            snprintf(org->escalation, sizeof org->escalation, "%s", e);
         } else {
             return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu] (%s): unknown field \"%s\"",
                                 i, id, key);
@@ -104,6 +126,135 @@ static int parse_org(json_t *o, size_t i, schakel_org_t *org, char *why)
     static const uint8_t zero[32];
     if (!memcmp(org->sign_public, zero, 32))
         return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu] (%s).sign_public: missing", i, id);
+    return 0;
+}
+
+/* An organisation reference at `where`: must be listed, and of kind `kind`
+ * unless kind is 0. Copies it to out. */
+static int org_ref(const schakel_directory_t *d, json_t *v, int kind, char out[SCHAKEL_ID_MAX],
+                   const char *where, char *why)
+{
+    const char *id = json_string_value(v);
+    const schakel_org_t *o = id ? schakel_directory_by_id(d, id) : NULL;
+    if (!o)
+        return schakel_fail(why, SCHAKEL_ECONFIG, "%s: \"%s\" is not an organisation listed here",
+                            where, id ? id : "?");
+    if (kind && o->kind != kind)
+        return schakel_fail(why, SCHAKEL_ECONFIG, "%s: %s is a %s, not a %s", where, id,
+                            schakel_org_kind_name(o->kind), schakel_org_kind_name(kind));
+    snprintf(out, SCHAKEL_ID_MAX, "%s", id);
+    return 0;
+}
+
+static int parse_school(schakel_directory_t *d, json_t *o, size_t i, schakel_school_t *sc,
+                        char *why)
+{
+    char where[96];
+    if (!json_is_object(o)) return schakel_fail(why, SCHAKEL_ECONFIG, "schools[%zu]: not an object", i);
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) {
+        snprintf(where, sizeof where, "schools[%zu].%s", i, key);
+        if (!strcmp(key, "brinvest")) {
+            const char *b = json_string_value(v);
+            if (!b || !schakel_brinvest_valid(b))
+                return schakel_fail(why, SCHAKEL_ECONFIG, "%s: a BRINVEST code such as 12AB00", where);
+            snprintf(sc->brinvest, sizeof sc->brinvest, "%s", b);
+        } else if (!strcmp(key, "org")) {
+            if (org_ref(d, v, SCHAKEL__V1__ORG_KIND__ORG_KIND_SCHOOL, sc->org, where, why)) return SCHAKEL_ECONFIG;
+        } else if (!strcmp(key, "district")) {
+            const char *c = json_string_value(v);
+            if (!c || !schakel_id_valid(c))
+                return schakel_fail(why, SCHAKEL_ECONFIG, "%s: a district code (a-z 0-9 . _ / -)", where);
+            snprintf(sc->district, sizeof sc->district, "%s", c);
+        } else if (!strcmp(key, "wijkteam_override")) {
+            if (org_ref(d, v, SCHAKEL__V1__ORG_KIND__ORG_KIND_WIJKTEAM, sc->wijkteam_override, where, why))
+                return SCHAKEL_ECONFIG;
+        } else if (!strcmp(key, "team")) {
+            if (!json_is_object(v)) return schakel_fail(why, SCHAKEL_ECONFIG, "%s: an object", where);
+            const char *k2;
+            json_t *v2;
+            json_object_foreach(v, k2, v2) {
+                int kind = schakel_org_kind_parse(k2);
+                snprintf(where, sizeof where, "schools[%zu].team.%s", i, k2);
+                if (kind <= 0 || kind == SCHAKEL__V1__ORG_KIND__ORG_KIND_SERVICE)
+                    return schakel_fail(why, SCHAKEL_ECONFIG, "%s: not an organisation kind", where);
+                if (org_ref(d, v2, kind, sc->team[kind], where, why)) return SCHAKEL_ECONFIG;
+            }
+        } else {
+            return schakel_fail(why, SCHAKEL_ECONFIG, "schools[%zu]: unknown field \"%s\"", i, key);
+        }
+    }
+    if (!sc->brinvest[0]) return schakel_fail(why, SCHAKEL_ECONFIG, "schools[%zu].brinvest: missing", i);
+    for (size_t j = 0; j < i; j++)
+        if (!strcmp(d->schools[j].brinvest, sc->brinvest))
+            return schakel_fail(why, SCHAKEL_ECONFIG, "schools[%zu]: %s is listed twice", i, sc->brinvest);
+    return 0;
+}
+
+/* The routing sections: schools, districts, region. All optional. */
+static int parse_region(schakel_directory_t *d, json_t *doc, char *why)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v) {
+        if (!strcmp(key, "version") || !strcmp(key, "organisations")) continue;
+        if (!strcmp(key, "schools")) {
+            if (!json_is_array(v)) return schakel_fail(why, SCHAKEL_ECONFIG, "directory.schools: a list");
+            d->schools = calloc(json_array_size(v) + 1, sizeof *d->schools);
+            if (!d->schools) return SCHAKEL_ENOMEM;
+            for (size_t i = 0; i < json_array_size(v); i++, d->n_schools++)
+                if (parse_school(d, json_array_get(v, i), i, &d->schools[i], why)) return SCHAKEL_ECONFIG;
+        } else if (!strcmp(key, "districts")) {
+            if (!json_is_array(v)) return schakel_fail(why, SCHAKEL_ECONFIG, "directory.districts: a list");
+            d->districts = calloc(json_array_size(v) + 1, sizeof *d->districts);
+            if (!d->districts) return SCHAKEL_ENOMEM;
+            size_t i;
+            json_t *e;
+            json_array_foreach(v, i, e) {
+                char where[64];
+                snprintf(where, sizeof where, "districts[%zu].wijkteam", i);
+                const char *code = json_string_value(json_object_get(e, "code"));
+                if (!code || !schakel_id_valid(code) || json_object_size(e) != 2)
+                    return schakel_fail(why, SCHAKEL_ECONFIG,
+                                        "districts[%zu]: {\"code\": <district>, \"wijkteam\": <org>}", i);
+                district_t *di = &d->districts[d->n_districts++];
+                snprintf(di->code, sizeof di->code, "%s", code);
+                if (org_ref(d, json_object_get(e, "wijkteam"), SCHAKEL__V1__ORG_KIND__ORG_KIND_WIJKTEAM,
+                            di->wijkteam, where, why))
+                    return SCHAKEL_ECONFIG;
+                for (size_t j = 0; j + 1 < d->n_districts; j++)
+                    if (!strcmp(d->districts[j].code, code))
+                        return schakel_fail(why, SCHAKEL_ECONFIG, "districts[%zu]: %s is listed twice", i, code);
+            }
+        } else if (!strcmp(key, "region")) {
+            const char *k2;
+            json_t *v2;
+            if (!json_is_object(v)) return schakel_fail(why, SCHAKEL_ECONFIG, "directory.region: an object");
+            json_object_foreach(v, k2, v2) {
+                char where[64];
+                snprintf(where, sizeof where, "region.%s", k2);
+                if (!strcmp(k2, "veiligthuis")) {
+                    if (org_ref(d, v2, SCHAKEL__V1__ORG_KIND__ORG_KIND_VEILIGTHUIS, d->veiligthuis, where, why))
+                        return SCHAKEL_ECONFIG;
+                } else if (!strcmp(k2, "leerplicht")) {
+                    if (org_ref(d, v2, SCHAKEL__V1__ORG_KIND__ORG_KIND_GEMEENTE, d->leerplicht, where, why))
+                        return SCHAKEL_ECONFIG;
+                } else {
+                    return schakel_fail(why, SCHAKEL_ECONFIG, "%s: \"veiligthuis\" or \"leerplicht\"", where);
+                }
+            }
+        } else {
+            return schakel_fail(why, SCHAKEL_ECONFIG, "directory: unknown field \"%s\"", key);
+        }
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        char where[96];
+        snprintf(where, sizeof where, "organisations[%zu] (%s).escalation", i, d->orgs[i].id);
+        if (d->orgs[i].escalation[0] && !schakel_directory_by_id(d, d->orgs[i].escalation))
+            return schakel_fail(why, SCHAKEL_ECONFIG, "%s: %s is not listed here", where,
+                                d->orgs[i].escalation);
+    }
     return 0;
 }
 
@@ -149,6 +300,10 @@ schakel_directory_t *schakel_directory_parse(const char *text, size_t len, char 
             }
         }
     }
+    if (parse_region(d, doc, why) != 0) goto fail;
+    schakel_sha256(text, len, d->hash);
+    d->text = strndup(text, len);
+    if (!d->text) goto fail;
     json_decref(doc);
     return d;
 fail:
@@ -190,6 +345,9 @@ void schakel_directory_destroy(schakel_directory_t **self_p)
 {
     if (!*self_p) return;
     free((*self_p)->orgs);
+    free((*self_p)->schools);
+    free((*self_p)->text);
+    free((*self_p)->districts);
     free(*self_p);
     *self_p = NULL;
 }
@@ -221,4 +379,45 @@ const schakel_org_t *schakel_directory_by_curve(const schakel_directory_t *d, co
     for (size_t i = 0; d && i < d->n; i++)
         if (!strcmp(d->orgs[i].curve_public, z85)) return &d->orgs[i];
     return NULL;
+}
+
+const schakel_school_t *schakel_directory_school(const schakel_directory_t *d, const char *brinvest)
+{
+    for (size_t i = 0; d && i < d->n_schools; i++)
+        if (!strcmp(d->schools[i].brinvest, brinvest)) return &d->schools[i];
+    return NULL;
+}
+
+const schakel_school_t *schakel_directory_school_of(const schakel_directory_t *d, const char *org)
+{
+    for (size_t i = 0; d && i < d->n_schools; i++)
+        if (d->schools[i].org[0] && !strcmp(d->schools[i].org, org)) return &d->schools[i];
+    return NULL;
+}
+
+const char *schakel_directory_district_wijkteam(const schakel_directory_t *d, const char *district)
+{
+    for (size_t i = 0; d && i < d->n_districts; i++)
+        if (!strcmp(d->districts[i].code, district)) return d->districts[i].wijkteam;
+    return NULL;
+}
+
+const char *schakel_directory_veiligthuis(const schakel_directory_t *d)
+{
+    return d->veiligthuis;
+}
+
+const char *schakel_directory_leerplicht(const schakel_directory_t *d)
+{
+    return d->leerplicht;
+}
+
+const uint8_t *schakel_directory_hash(const schakel_directory_t *d)
+{
+    return d->hash;
+}
+
+const char *schakel_directory_text(const schakel_directory_t *d)
+{
+    return d->text;
 }

@@ -8,13 +8,30 @@
  *      {"id": "school-12ab00", "kind": "school", "name": "OBS De Linde",
  *       "curve_public": "<Z85>", "sign_public": "<hex>",
  *       "publish": ["signal", "consultation", "referral"],
- *       "rights": ["read_all", "decide"]}]}
+ *       "rights": ["read_all", "decide"], "escalation": "gemeente-region"}],
+ *    "schools": [
+ *      {"brinvest": "12AB00", "org": "school-12ab00", "district": "noord",
+ *       "team": {"smw": "smw-farent", "ggd": "ggd-jgz", "ppo": "ppo-region",
+ *                "wijkteam": "wijkteam-noord"},
+ *       "wijkteam_override": "wijkteam-noord"}],
+ *    "districts": [{"code": "noord", "wijkteam": "wijkteam-noord"}],
+ *    "region": {"veiligthuis": "veiligthuis-region", "leerplicht": "gemeente-region"}}
  *
  * kind is one of school smw ggd wijkteam ppo veiligthuis gemeente service.
  * publish lists event type names (docs/events.md). rights: "read_all" may
  * fetch the stream "all" and any org/<id>; "decide" may publish consent
- * decisions that the broker acts on (delivery into org/<id>). Every org may
- * read its own stream org/<own id>. */
+ * decisions that the broker acts on (delivery into org/<id>); "directory"
+ * may publish directory_update events that the broker applies; "clock" may
+ * publish clock_tick events that move the log's time forward. Every org may
+ * read its own stream org/<own id>. escalation names the organisation to
+ * escalate to when this one leaves a referral unanswered.
+ *
+ * schools: each school (BRINVEST) with its organisation on the bus, the
+ * district it stands in, the team that serves it (an organisation per
+ * kind), and optionally the wijkteam that takes all its children whatever
+ * district they live in. districts: which wijkteam covers which district.
+ * region: the Veilig Thuis organisation and the leerplicht office. Every
+ * organisation named must be listed, with the right kind. */
 #ifndef SCHAKEL_DIRECTORY_H
 #define SCHAKEL_DIRECTORY_H
 
@@ -24,6 +41,10 @@
 
 #define SCHAKEL_RIGHT_READ_ALL 0x1u
 #define SCHAKEL_RIGHT_DECIDE 0x2u
+#define SCHAKEL_RIGHT_DIRECTORY 0x4u
+#define SCHAKEL_RIGHT_CLOCK 0x8u
+
+#define SCHAKEL_ORG_KINDS 9 /* OrgKind values 0..8 */
 
 /* Highest event type number + 1 (see envelope.proto). */
 #define SCHAKEL_EVENT_TYPE_LIMIT 256
@@ -36,7 +57,16 @@ typedef struct {
     uint8_t sign_public[SCHAKEL_ED25519_PUB_LEN];
     uint8_t may_publish[SCHAKEL_EVENT_TYPE_LIMIT]; /* indexed by event type */
     unsigned rights;
+    char escalation[SCHAKEL_ID_MAX];           /* "" when none */
 } schakel_org_t;
+
+typedef struct {
+    char brinvest[8];
+    char org[SCHAKEL_ID_MAX];                  /* "" when not on the bus */
+    char district[SCHAKEL_ID_MAX];
+    char team[SCHAKEL_ORG_KINDS][SCHAKEL_ID_MAX]; /* indexed by OrgKind; "" when none */
+    char wijkteam_override[SCHAKEL_ID_MAX];
+} schakel_school_t;
 
 typedef struct schakel_directory schakel_directory_t;
 
@@ -54,6 +84,26 @@ const schakel_org_t *schakel_directory_at(const schakel_directory_t *self, size_
 const schakel_org_t *schakel_directory_by_id(const schakel_directory_t *self, const char *id);
 const schakel_org_t *schakel_directory_by_curve(const schakel_directory_t *self,
                                                 const char *curve_public_z85);
+
+/* The school with BRINVEST code brinvest, or the school whose organisation
+ * is org; NULL when none. */
+const schakel_school_t *schakel_directory_school(const schakel_directory_t *self,
+                                                 const char *brinvest);
+const schakel_school_t *schakel_directory_school_of(const schakel_directory_t *self,
+                                                    const char *org);
+
+/* The wijkteam covering district, or NULL. */
+const char *schakel_directory_district_wijkteam(const schakel_directory_t *self,
+                                                const char *district);
+
+/* The region's Veilig Thuis and leerplicht organisations ("" when none). */
+const char *schakel_directory_veiligthuis(const schakel_directory_t *self);
+const char *schakel_directory_leerplicht(const schakel_directory_t *self);
+
+/* SHA-256 of the document text the directory was parsed from, and that
+ * text (NUL-terminated). */
+const uint8_t *schakel_directory_hash(const schakel_directory_t *self);
+const char *schakel_directory_text(const schakel_directory_t *self);
 
 /* Org kind name <-> SCHAKEL__V1__ORG_KIND__* value; -1 / NULL if unknown. */
 int schakel_org_kind_parse(const char *name);

@@ -22,6 +22,7 @@
 #include "crypto.h"
 
 #define SCHAKEL_STREAM_MAX 80
+#define SCHAKEL_MAX_INDEX 4
 
 typedef struct schakel_store schakel_store_t;
 
@@ -34,13 +35,18 @@ typedef struct {
     const char *subject;        /* pseudonym, "" when anonymous */
     uint8_t event_hash[SCHAKEL_SHA256_LEN]; /* SHA-256(event) */
     uint32_t proof_index;       /* position in the signed batch */
-    /* Optional: also index another record into a stream (a delivery:
-     * index_seq into "org/<id>"), or this record itself (index_seq 0). */
-    char index_stream[SCHAKEL_STREAM_MAX];
-    uint64_t index_seq;
+    /* Optional: streams to index a record into besides "all": another
+     * record (a delivery: seq of the event into "org/<id>"), or this
+     * record itself (seq 0). Skipped for a duplicate. */
+    struct {
+        char stream[SCHAKEL_STREAM_MAX];
+        uint64_t seq;
+    } index[SCHAKEL_MAX_INDEX];
+    size_t n_index;
     /* out */
     uint64_t seq;
-    int duplicate;
+    int duplicate;              /* stored before: seq is the first copy's */
+    int conflict;               /* the id was stored before with other bytes: not stored */
 } schakel_append_item_t;
 
 /* One signed batch as published; items are the accepted events of it. */

@@ -257,6 +257,27 @@ static int put_checkpoint(lmdb_store_t *st, MDB_txn *txn, int64_t now_ms, char *
     return 0;
 }
 
+/* For a duplicate id: is the stored event at seq the same bytes? A
+ * publisher that reuses an id for another event gets a reject, never a
+ * silent "already stored". */
+static int same_event(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_t hash[32],
+                      int *conflict, char *why)
+{
+    uint8_t key[8];
+    be64(key, seq);
+    MDB_val k = {8, key}, v;
+    int rc = mdb_get(txn, st->events, &k, &v);
+    if (rc) return lmdb_err(rc, why, "read duplicate");
+    Schakel__V1__RecordBody *b = v.mv_size > HDR_LEN
+        ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN)
+        : NULL;
+    if (!b) return schakel_fail(why, SCHAKEL_ECORRUPT, "record %llu does not decode",
+                                (unsigned long long)seq);
+    *conflict = b->event_hash.len != 32 || memcmp(b->event_hash.data, hash, 32) != 0;
+    schakel__v1__record_body__free_unpacked(b, NULL);
+    return 0;
+}
+
 static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch_t *b,
                       schakel_append_item_t *it, uint64_t *proof_seq, int64_t now_ms, char *why)
 {
@@ -265,7 +286,7 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
     if (rc == 0 && v.mv_size == 8) {
         it->seq = rd64(v.mv_data);
         it->duplicate = 1;
-        return 0;
+        return same_event(st, txn, it->seq, it->event_hash, &it->conflict, why);
     }
     if (rc != MDB_NOTFOUND && rc != 0) return lmdb_err(rc, why, "dedup lookup");
 
@@ -325,12 +346,12 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
     rc = mdb_put(txn, st->by_id, &k, &sv, MDB_NOOVERWRITE);
     if (rc) return lmdb_err(rc, why, "index event id");
 
-    if (it->index_stream[0]) {
+    for (size_t x = 0; x < it->n_index; x++) {
         uint8_t sk[SCHAKEL_STREAM_MAX + 9];
-        size_t sl = strnlen(it->index_stream, SCHAKEL_STREAM_MAX - 1);
-        memcpy(sk, it->index_stream, sl);
+        size_t sl = strnlen(it->index[x].stream, SCHAKEL_STREAM_MAX - 1);
+        memcpy(sk, it->index[x].stream, sl);
         sk[sl] = 0;
-        be64(sk + sl + 1, it->index_seq ? it->index_seq : seq);
+        be64(sk + sl + 1, it->index[x].seq ? it->index[x].seq : seq);
         MDB_val skv = {sl + 9, sk}, empty = {0, ""};
         rc = mdb_put(txn, st->streams, &skv, &empty, 0);
         if (rc) return lmdb_err(rc, why, "index stream");

@@ -16,7 +16,7 @@
 #include "keys.h"
 
 #define STRING_MAX 128            /* codes and references, never free text */
-#define DOCUMENT_MAX (60 * 1024)  /* directory_update.document_json */
+#define DOCUMENT_MAX (SCHAKEL_MAX_DIRECTORY_BYTES - 1024) /* directory_update.document_json */
 #define PATH_MAX_LEN 96
 
 typedef Schakel__V1__EventType etype_t;

@@ -12,7 +12,7 @@
 #include "tool.h"
 
 typedef struct {
-    const char *id, *kind, *name, *publish, *rights;
+    const char *id, *kind, *name, *publish, *rights, *escalation;
 } sample_org_t;
 
 #define SCHOOL "signal consultation consent_given consent_withdrawn referral case_lead meeting " \
@@ -23,25 +23,48 @@ typedef struct {
              "meldcode_step veiligthuis_report feedback_status closure"
 
 static const sample_org_t orgs[] = {
-    {"school-12ab00", "school", "Basisschool De Linde (synthetic)", SCHOOL, ""},
-    {"school-34cd01", "school", "Kindcentrum Het Anker (synthetic)", SCHOOL, ""},
-    {"smw-farent", "smw", "School social work (synthetic)", CARE, ""},
-    {"ggd-jgz", "ggd", "GGD youth health (synthetic)", CARE " absence", ""},
-    {"wijkteam-noord", "wijkteam", "Wijkteam Noord (synthetic)", CARE, ""},
-    {"wijkteam-zuid", "wijkteam", "Wijkteam Zuid (synthetic)", CARE, ""},
+    {"school-12ab00", "school", "Basisschool De Linde (synthetic)", SCHOOL, "", NULL},
+    {"school-34cd01", "school", "Kindcentrum Het Anker (synthetic)", SCHOOL, "", NULL},
+    {"smw-farent", "smw", "School social work (synthetic)", CARE, "", "gemeente-region"},
+    {"ggd-jgz", "ggd", "GGD youth health (synthetic)", CARE " absence", "", "gemeente-region"},
+    {"wijkteam-noord", "wijkteam", "Wijkteam Noord (synthetic)", CARE, "", "gemeente-region"},
+    {"wijkteam-zuid", "wijkteam", "Wijkteam Zuid (synthetic)", CARE, "", "gemeente-region"},
     {"ppo-region", "ppo", "Samenwerkingsverband (synthetic)",
      "consultation referral referral_received intake first_contact case_lead meeting action_item "
-     "tlv education_care_arrangement thuiszitter_status feedback_status closure", ""},
+     "tlv education_care_arrangement thuiszitter_status feedback_status closure", "",
+     "gemeente-region"},
     {"veiligthuis-region", "veiligthuis", "Veilig Thuis (synthetic)",
-     "consultation referral referral_received veiligthuis_feedback case_lead feedback_status closure", ""},
+     "consultation referral referral_received veiligthuis_feedback case_lead feedback_status closure", "",
+     NULL},
     {"gemeente-region", "gemeente", "Municipality: jeugdconsulent, leerplicht (synthetic)",
-     "beschikking absence thuiszitter_status referral_received feedback_status closure", ""},
-    {"svc-routing", "service", "schakel routing", "routing_decision", "read_all"},
-    {"svc-consent", "service", "schakel consent", "consent_decision", "read_all decide"},
-    {"svc-feedback", "service", "schakel feedback loop", "loop_reminder feedback_status clock_tick",
-     "read_all"},
-    {"svc-audit", "service", "schakel audit", "audit_access", "read_all"},
+     "beschikking absence thuiszitter_status referral_received feedback_status closure "
+     "directory_update", "directory", NULL},
+    {"svc-routing", "service", "schakel routing", "routing_decision", "read_all", NULL},
+    {"svc-consent", "service", "schakel consent", "consent_decision", "read_all decide", NULL},
+    {"svc-feedback", "service", "schakel feedback loop", "loop_reminder feedback_status", "read_all",
+     NULL},
+    {"svc-audit", "service", "schakel audit", "audit_access", "read_all", NULL},
 };
+
+/* The routing sections: two schools in two districts, a third district,
+ * the region's Veilig Thuis and leerplicht office. */
+static json_t *sample_routing(json_t *d)
+{
+    json_object_set_new(
+        d, "schools",
+        json_pack("[{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}}, {s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}}]",
+                  "brinvest", "12AB00", "org", "school-12ab00", "district", "noord", "team", "smw",
+                  "smw-farent", "ggd", "ggd-jgz", "ppo", "ppo-region", "wijkteam", "wijkteam-noord",
+                  "brinvest", "34CD01", "org", "school-34cd01", "district", "zuid", "team", "smw",
+                  "smw-farent", "ggd", "ggd-jgz", "ppo", "ppo-region", "wijkteam", "wijkteam-zuid"));
+    json_object_set_new(d, "districts",
+                        json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "code", "noord", "wijkteam",
+                                  "wijkteam-noord", "code", "zuid", "wijkteam", "wijkteam-zuid",
+                                  "code", "centrum", "wijkteam", "wijkteam-noord"));
+    json_object_set_new(d, "region", json_pack("{s:s, s:s}", "veiligthuis", "veiligthuis-region",
+                                               "leerplicht", "gemeente-region"));
+    return d;
+}
 
 static json_t *words(const char *list)
 {
@@ -88,14 +111,15 @@ int tool_region_init(const char *dir, const char *endpoint, const char *pub_endp
         }
         char sign[2 * SCHAKEL_ED25519_PUB_LEN + 1];
         schakel_hex_encode(k.sign_public, sizeof k.sign_public, sign);
-        json_array_append_new(
-            list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "id", orgs[i].id, "kind",
-                            orgs[i].kind, "name", orgs[i].name, "curve_public", k.curve_public,
-                            "sign_public", sign, "publish", words(orgs[i].publish), "rights",
-                            words(orgs[i].rights)));
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "id", orgs[i].id, "kind",
+                              orgs[i].kind, "name", orgs[i].name, "curve_public", k.curve_public,
+                              "sign_public", sign, "publish", words(orgs[i].publish), "rights",
+                              words(orgs[i].rights));
+        if (orgs[i].escalation) json_object_set_new(o, "escalation", json_string(orgs[i].escalation));
+        json_array_append_new(list, o);
         schakel_keys_wipe(&k);
     }
-    json_t *d = json_pack("{s:i, s:o}", "version", 1, "organisations", list);
+    json_t *d = sample_routing(json_pack("{s:i, s:o}", "version", 1, "organisations", list));
     snprintf(path, sizeof path, "%s/directory.json", dir);
     rc = write_json(path, d);
     json_decref(d);

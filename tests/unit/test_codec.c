@@ -381,10 +381,24 @@ static void oversized_and_garbage_do_not_decode(void **state)
 {
     (void)state;
     char why[SCHAKEL_ERRLEN] = "";
-    uint8_t *big = calloc(1, SCHAKEL_MAX_EVENT_BYTES + 1);
-    assert_null(schakel_envelope_decode(big, SCHAKEL_MAX_EVENT_BYTES + 1, why));
+    uint8_t *big = calloc(1, SCHAKEL_MAX_DIRECTORY_BYTES + 1);
+    assert_null(schakel_envelope_decode(big, SCHAKEL_MAX_DIRECTORY_BYTES + 1, why));
     assert_non_null(strstr(why, "limit"));
     free(big);
+
+    /* a decodable signal over 64 KiB: only a directory_update may be that big */
+    schakel_envelope_t *e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL);
+    char *pad = malloc(SCHAKEL_MAX_EVENT_BYTES + 1);
+    memset(pad, 'x', SCHAKEL_MAX_EVENT_BYTES);
+    pad[SCHAKEL_MAX_EVENT_BYTES] = 0;
+    e->case_ref = pad;
+    size_t len;
+    uint8_t *buf = pack(e, &len);
+    assert_null(schakel_envelope_decode(buf, len, why));
+    assert_non_null(strstr(why, "limit"));
+    free(buf);
+    free(pad);
+    arena_free();
     uint8_t junk[64];
     for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(0xff - i);
     assert_null(schakel_envelope_decode(junk, sizeof junk, why));
