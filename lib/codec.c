@@ -82,6 +82,37 @@ int schakel_envelope_encode(const schakel_envelope_t *env, uint8_t **out, size_t
     return 0;
 }
 
+const ProtobufCMessage *schakel_envelope_body(const schakel_envelope_t *env)
+{
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+        &schakel__v1__envelope__descriptor, (unsigned)env->body_case);
+    if (!f || !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) return NULL;
+    return *(ProtobufCMessage *const *)((const char *)env + f->offset);
+}
+
+/* The field `name` of the body when it has type `type` and one value. */
+static const void *body_field(const schakel_envelope_t *env, const char *name, int type)
+{
+    const ProtobufCMessage *b = schakel_envelope_body(env);
+    if (!b) return NULL;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(b->descriptor, name);
+    if (!f || (int)f->type != type || f->label == PROTOBUF_C_LABEL_REPEATED) return NULL;
+    return (const char *)b + f->offset;
+}
+
+const ProtobufCBinaryData *schakel_body_bytes(const schakel_envelope_t *env, const char *name)
+{
+    const ProtobufCBinaryData *v = body_field(env, name, PROTOBUF_C_TYPE_BYTES);
+    return v && v->len ? v : NULL;
+}
+
+const char *schakel_body_string(const schakel_envelope_t *env, const char *name)
+{
+    char *const *v = body_field(env, name, PROTOBUF_C_TYPE_STRING);
+    return v && *v ? *v : "";
+}
+
 void schakel_batch_digest(const uint8_t (*hashes)[SCHAKEL_SHA256_LEN], size_t n,
                           uint8_t out[SCHAKEL_SHA256_LEN])
 {

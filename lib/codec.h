@@ -52,6 +52,15 @@ int schakel_envelope_encode(const schakel_envelope_t *env, uint8_t **out, size_t
  * in why, naming the field, e.g. "signal.concerns: at least one needed". */
 int schakel_envelope_validate(const schakel_envelope_t *env, char *why);
 
+/* The body message of an envelope (the member of its oneof), or NULL. */
+const ProtobufCMessage *schakel_envelope_body(const schakel_envelope_t *env);
+
+/* A field of the body by name, for code that handles many event types
+ * alike (routing by referral_id, say): a bytes field (NULL when the body
+ * has no such field or it is empty), a string field ("" likewise). */
+const ProtobufCBinaryData *schakel_body_bytes(const schakel_envelope_t *env, const char *name);
+const char *schakel_body_string(const schakel_envelope_t *env, const char *name);
+
 /* What validate requires of each type (lib/validate.c): the body fields
  * that must be set, space-separated (NULL for an unknown type), and
  * whether a subject is required (1), optional (0) or forbidden (-1). */

@@ -305,7 +305,7 @@ typedef struct {
 static const rule_t rules[] = {
     {T(SIGNAL), "concerns observed_on", 1},
     {T(CONSULTATION), "consulted_kind topics", -1},
-    {T(CONSENT_GIVEN), "consent_id given_by purposes valid_from", 1},
+    {T(CONSENT_GIVEN), "consent_id given_by age_band purposes valid_from", 1},
     {T(CONSENT_WITHDRAWN), "consent_id withdrawn_by effective_on", 1},
     {T(REFERRAL), "referral_id to_kind reasons", 1},
     {T(REFERRAL_RECEIVED), "referral_id received_on", 1},
@@ -387,15 +387,6 @@ static int field_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *
     }
 }
 
-/* The body message of an envelope (the member of the oneof), or NULL. */
-static const ProtobufCMessage *body_of(const schakel_envelope_t *env)
-{
-    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
-        &schakel__v1__envelope__descriptor, (unsigned)env->body_case);
-    if (!f || !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) return NULL;
-    return *(ProtobufCMessage *const *)((const char *)env + f->offset);
-}
-
 /* Rules that tie one field to another. */
 static int check_links(const schakel_envelope_t *env, char *why)
 {
@@ -454,7 +445,7 @@ int schakel_envelope_validate(const schakel_envelope_t *env, char *why)
     const rule_t *rule = rule_for(env->type);
     if (!name || !rule)
         return schakel_fail(why, SCHAKEL_EINVAL, "type: unknown event type %d", env->type);
-    const ProtobufCMessage *body = body_of(env);
+    const ProtobufCMessage *body = schakel_envelope_body(env);
     if ((int)env->body_case != (int)env->type || !body)
         return schakel_fail(why, SCHAKEL_EINVAL, "%s: the body for type %s is missing", name, name);
     if (!schakel_id_valid(env->source_org))

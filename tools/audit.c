@@ -10,6 +10,8 @@
 #include "broker.h"
 #include "error.h"
 #include "json.h"
+#include "runner.h"
+#include "service.h"
 #include "store.h"
 #include "tool.h"
 
@@ -17,6 +19,7 @@ static const char usage[] =
     "usage: schakel audit verify --data DIR [--broker-key FILE] [--no-payloads]\n"
     "                            [--checkpoints FILE]\n"
     "       schakel audit checkpoints --data DIR [--from SEQ]\n"
+    "       schakel audit replay --data DIR [--service NAME]\n"
     "\n"
     "verify:\n"
     "Walks the log in DIR/log: contiguous sequence numbers, each record's\n"
@@ -31,7 +34,13 @@ static const char usage[] =
     "when DIR holds no log or an argument is wrong.\n"
     "\n"
     "checkpoints: prints the broker's signed checkpoints as JSON lines\n"
-    "{seq, hash, at, signature} from SEQ on, for organisations to keep.\n";
+    "{seq, hash, at, signature} from SEQ on, for organisations to keep.\n"
+    "\n"
+    "replay: re-runs each service (routing, consent; or only NAME) with empty\n"
+    "state over the whole log of the node in DIR, with its rules in\n"
+    "DIR/<name>.json, and compares every decision it derives with the one on\n"
+    "the log, byte for byte. Prints a JSON line per service; exit status 1\n"
+    "names the first sequence number where they differ.\n";
 
 static double secs(void)
 {
@@ -140,9 +149,76 @@ static int verify_external(const char *logdir, const char *file, const schakel_k
     return rc;
 }
 
+static int cmd_replay(int argc, char **argv)
+{
+    const char *dir = NULL, *only = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--data") && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (!strcmp(argv[i], "--service") && i + 1 < argc) {
+            only = argv[++i];
+        } else {
+            fprintf(stderr, "schakel audit replay: unexpected %s\n\n%s", argv[i], usage);
+            return 2;
+        }
+    }
+    if (!dir) {
+        fprintf(stderr, "schakel audit replay: --data DIR is required\n");
+        return 2;
+    }
+    char why[SCHAKEL_ERRLEN] = "", logdir[4200], policy[4200], org[SCHAKEL_ID_MAX];
+    uint8_t master[32];
+    if (schakel_broker_master_key(dir, master, why) != 0) {
+        fprintf(stderr, "schakel audit replay: %s\n", why);
+        return 2;
+    }
+    snprintf(logdir, sizeof logdir, "%s/log", dir);
+    int status = 0;
+    for (size_t i = 0; schakel_service_names[i]; i++) {
+        const char *name = schakel_service_names[i];
+        if (only && strcmp(only, name) != 0) continue;
+        const schakel_engine_ops_t *ops;
+        void *engine;
+        snprintf(policy, sizeof policy, "%s/%s.json", dir, name);
+        snprintf(org, sizeof org, "svc-%s", name);
+        if (schakel_svc_engine(name, org, policy, &ops, &engine, why) != 0) {
+            fprintf(stderr, "schakel audit replay: %s\n", why);
+            status = 2;
+            continue;
+        }
+        schakel_replay_report_t r;
+        double t0 = secs();
+        int rc = schakel_service_replay(logdir, master, ops, engine, org, &r);
+        double dt = secs() - t0;
+        schakel_svc_engine_free(ops, &engine);
+        printf("{\"service\":\"%s\",\"ok\":%s,\"records\":%llu,\"derived\":%llu,\"same\":%llu,"
+               "\"differ\":%llu,\"missing\":%llu,\"extra\":%llu,\"seconds\":%.3f",
+               name, rc == 0 ? "true" : "false", (unsigned long long)r.records,
+               (unsigned long long)r.emitted, (unsigned long long)r.same,
+               (unsigned long long)r.differ, (unsigned long long)r.missing,
+               (unsigned long long)r.extra, dt);
+        if (r.first_bad_seq) printf(",\"bad_seq\":%llu", (unsigned long long)r.first_bad_seq);
+        printf("}\n");
+        if (rc == SCHAKEL_ECORRUPT) {
+            fprintf(stderr, "schakel audit replay: %s: first difference at sequence number %llu: %s\n",
+                    name, (unsigned long long)r.first_bad_seq, r.why);
+            if (status == 0) status = 1;
+        } else if (rc) {
+            fprintf(stderr, "schakel audit replay: %s: %s\n", name, r.why[0] ? r.why : schakel_strerror(rc));
+            status = 2;
+        }
+    }
+    memset(master, 0, sizeof master);
+    return status;
+}
+
 int cmd_audit(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "checkpoints")) return cmd_checkpoints(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "replay")) return cmd_replay(argc, argv);
     if (argc < 2 || strcmp(argv[1], "verify") != 0) {
         int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
         fputs(usage, help ? stdout : stderr);

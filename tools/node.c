@@ -1,27 +1,76 @@
 /* schakel node: a whole bus in one process on LMDB under one data
- * directory. First run writes keys and a sample directory. */
+ * directory: the broker in the main thread, each service in a thread of
+ * its own talking to the broker over CURVE on loopback, exactly as it
+ * would from another machine. First run writes keys, a sample directory
+ * and the services' default rules and policy. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+#include <zmq.h>
 
+#include "broker.h"
 #include "cli.h"
+#include "error.h"
+#include "logging.h"
+#include "runner.h"
 #include "tool.h"
 
 static const char usage[] =
-    "usage: schakel node [--data DIR] [--endpoint EP] [--pub EP]\n"
+    "usage: schakel node [--data DIR] [--endpoint EP] [--pub EP] [--tick-ms MS]\n"
+    "                    [--no-services]\n"
     "\n"
     "Runs a whole bus under DIR (default var/node): the broker with its log in\n"
-    "DIR/log. On first run it makes keys for a sample region in DIR/keys and a\n"
-    "directory in DIR/directory.json (edit it; it is reloaded on change).\n"
-    "Stops cleanly on SIGTERM or Ctrl-C.\n"
+    "DIR/log, and the routing and consent services with their state in\n"
+    "DIR/services/. On first run it makes keys for a sample region in DIR/keys,\n"
+    "a directory in DIR/directory.json (edit it; it is reloaded on change and\n"
+    "put on the log), and the services' rules in DIR/routing.json and\n"
+    "DIR/consent.json. --tick-ms sets how often the broker puts its clock on the\n"
+    "log (default 60000). Stops cleanly on SIGTERM or Ctrl-C: services first,\n"
+    "then the broker.\n"
     "\n"
     "Then, in another terminal:\n"
     "  schakel tail --node DIR --as svc-audit --stream all --follow\n"
-    "  schakel publish --node DIR --as school-12ab00 < events.jsonl\n";
+    "  schakel publish --node DIR --as school-12ab00 < events.jsonl\n"
+    "  schakel explain --node DIR EVENT_ID\n";
+
+static atomic_int stopping;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    atomic_store(&stopping, 1);
+}
+
+typedef struct {
+    schakel_broker_t *broker;
+    schakel_svc_t *svcs[8];
+    size_t n;
+    int failed;
+} node_t;
+
+/* Waits for a signal, stops the services while the broker still serves
+ * them, then the broker. */
+static void *supervisor(void *arg)
+{
+    node_t *n = arg;
+    while (!atomic_load(&stopping)) usleep(50000);
+    for (size_t i = n->n; i-- > 0;)
+        if (schakel_svc_stop(&n->svcs[i]) != 0) n->failed = 1;
+    schakel_broker_stop(n->broker);
+    return NULL;
+}
 
 int cmd_node(int argc, char **argv)
 {
     const char *dir = "var/node";
-    const char *ep = "tcp://127.0.0.1:7400", *pep = "tcp://127.0.0.1:7401";
+    schakel_broker_config_t cfg = {0};
+    cfg.endpoint = "tcp://127.0.0.1:7400";
+    cfg.pub_endpoint = "tcp://127.0.0.1:7401";
+    int services = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
@@ -29,29 +78,65 @@ int cmd_node(int argc, char **argv)
         } else if (!strcmp(argv[i], "--data") && i + 1 < argc) {
             dir = argv[++i];
         } else if (!strcmp(argv[i], "--endpoint") && i + 1 < argc) {
-            ep = argv[++i];
+            cfg.endpoint = argv[++i];
         } else if (!strcmp(argv[i], "--pub") && i + 1 < argc) {
-            pep = argv[++i];
+            cfg.pub_endpoint = argv[++i];
+        } else if (!strcmp(argv[i], "--tick-ms") && i + 1 < argc) {
+            long long t = atoll(argv[++i]);
+            cfg.tick_ms = t > 0 ? t : -1;
+        } else if (!strcmp(argv[i], "--no-services")) {
+            services = 0;
         } else {
             fprintf(stderr, "schakel node: unexpected %s\n\n%s", argv[i], usage);
             return 2;
         }
     }
-    if (tool_region_init(dir, ep, pep) != 0) return 1;
+    if (tool_region_init(dir, cfg.endpoint, cfg.pub_endpoint) != 0) return 1;
+    if (schakel_svc_write_defaults(dir) != 0) return 1;
     char key[4200], directory[4200];
     snprintf(key, sizeof key, "%s/keys/broker.key", dir);
     snprintf(directory, sizeof directory, "%s/directory.json", dir);
-    schakel_broker_config_t cfg = {0};
     cfg.data_dir = dir;
     cfg.key_path = key;
     cfg.directory_path = directory;
-    cfg.endpoint = ep;
-    cfg.pub_endpoint = pep;
+
+    void *ctx = zmq_ctx_new();
+    char why[SCHAKEL_ERRLEN] = "";
+    node_t n = {0};
+    n.broker = schakel_broker_new(ctx, &cfg, why);
+    if (!n.broker) {
+        fprintf(stderr, "schakel node: %s\n", why);
+        zmq_ctx_term(ctx);
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; services && schakel_service_names[i]; i++) {
+        n.svcs[n.n] = schakel_svc_start(ctx, schakel_service_names[i], dir, why);
+        if (!n.svcs[n.n]) {
+            fprintf(stderr, "schakel node: %s\n", why);
+            atomic_store(&stopping, 1);
+            n.failed = 1;
+            break;
+        }
+        n.n++;
+    }
+    pthread_t sup;
+    pthread_create(&sup, NULL, supervisor, &n);
     fprintf(stderr,
             "schakel node: data in %s; follow the log with\n"
             "  schakel tail --node %s --as svc-audit --stream all --follow\n"
             "publish as a school with\n"
             "  schakel publish --node %s --as school-12ab00 < events.jsonl\n",
             dir, dir, dir);
-    return schakel_broker_serve(&cfg);
+    int rc = schakel_broker_run(n.broker);
+    atomic_store(&stopping, 1);
+    pthread_join(sup, NULL);
+    schakel_broker_destroy(&n.broker);
+    zmq_ctx_term(ctx);
+    return rc || n.failed ? 1 : 0;
 }

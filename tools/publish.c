@@ -155,15 +155,15 @@ static int stdin_ready(void)
 
 int cmd_publish(int argc, char **argv)
 {
-    tool_conn_t conn;
+    schakel_conn_t conn;
     memset(&conn, 0, sizeof conn);
     int timeout_ms = 30000;
     for (int i = 1; i < argc; i++) {
-        int t = tool_conn_flag(&conn, argc, argv, &i);
+        int t = schakel_conn_flag(&conn, argc, argv, &i);
         if (t < 0) return 2;
         if (t) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("%s%s", usage, tool_conn_help);
+            printf("%s%s", usage, schakel_conn_help);
             return 0;
         } else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc) {
             timeout_ms = atoi(argv[++i]);
@@ -172,7 +172,7 @@ int cmd_publish(int argc, char **argv)
             return 2;
         }
     }
-    if (tool_conn_finish(&conn, "publish")) return 2;
+    if (schakel_conn_finish(&conn, "publish")) return 2;
     void *ctx = zmq_ctx_new();
     char why[SCHAKEL_ERRLEN] = "";
     schakel_client_options_t o = {0};

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "runner.h"
 #include "tool.h"
 
 static const char usage[] =
@@ -13,7 +14,10 @@ static const char usage[] =
     "  keygen    make an organisation's key file\n"
     "  publish   publish events written as JSON lines, one ACK line per event\n"
     "  tail      follow a stream as JSON lines\n"
-    "  audit     verify the hash chain and checkpoints of a log\n";
+    "  audit     verify the hash chain and checkpoints of a log; replay the services\n"
+    "  explain   who received an event, in which form, and why\n"
+    "  routing   run the routing service alone\n"
+    "  consent   run the consent service alone\n";
 
 int main(int argc, char **argv)
 {
@@ -31,6 +35,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "publish")) return cmd_publish(argc, argv);
     if (!strcmp(cmd, "tail")) return cmd_tail(argc, argv);
     if (!strcmp(cmd, "audit")) return cmd_audit(argc, argv);
+    if (!strcmp(cmd, "explain")) return cmd_explain(argc, argv);
+    if (!strcmp(cmd, "routing") || !strcmp(cmd, "consent")) return schakel_svc_cli(cmd, argc, argv);
     fprintf(stderr, "schakel: unknown command \"%s\"\n\n%s", cmd, usage);
     return 2;
 }

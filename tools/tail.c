@@ -57,17 +57,17 @@ static void print_record(const Schakel__V1__Delivered *r)
 
 int cmd_tail(int argc, char **argv)
 {
-    tool_conn_t conn;
+    schakel_conn_t conn;
     memset(&conn, 0, sizeof conn);
     const char *stream = NULL, *consumer = NULL;
     unsigned long long from = 0, count = 0;
     int follow = 0;
     for (int i = 1; i < argc; i++) {
-        int t = tool_conn_flag(&conn, argc, argv, &i);
+        int t = schakel_conn_flag(&conn, argc, argv, &i);
         if (t < 0) return 2;
         if (t) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("%s%s", usage, tool_conn_help);
+            printf("%s%s", usage, schakel_conn_help);
             return 0;
         } else if (!strcmp(argv[i], "--stream") && i + 1 < argc) {
             stream = argv[++i];
@@ -84,7 +84,7 @@ int cmd_tail(int argc, char **argv)
             return 2;
         }
     }
-    if (tool_conn_finish(&conn, "tail")) return 2;
+    if (schakel_conn_finish(&conn, "tail")) return 2;
     char own[SCHAKEL_ID_MAX + 8];
     snprintf(own, sizeof own, "org/%s", conn.keys.id);
     if (!stream) stream = own;

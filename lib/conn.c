@@ -1,13 +1,12 @@
-/* How a subcommand reaches the broker: explicit flags, or a node's data
- * directory (node.json names the endpoints and the key directory). */
+/* Connection flags and node directories; see conn.h. */
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "error.h"
-#include "tool.h"
+#include "conn.h"
 
-const char tool_conn_help[] =
+const char schakel_conn_help[] =
     "  --node DIR          use the node in DIR (endpoints and keys from DIR/node.json)\n"
     "  --as ORG            with --node: act as organisation ORG (DIR/keys/ORG.key)\n"
     "  --endpoint EP       broker command endpoint (default tcp://127.0.0.1:7400)\n"
@@ -15,7 +14,7 @@ const char tool_conn_help[] =
     "  --server-key K      broker public key: a .pub file or 40 Z85 characters\n"
     "  --key FILE          this organisation's .key file\n";
 
-int tool_conn_flag(tool_conn_t *c, int argc, char **argv, int *i)
+int schakel_conn_flag(schakel_conn_t *c, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];
     char *dst = NULL;
@@ -35,7 +34,7 @@ int tool_conn_flag(tool_conn_t *c, int argc, char **argv, int *i)
     return 1;
 }
 
-static int read_node(tool_conn_t *c, const char *cmd)
+static int read_node(schakel_conn_t *c, const char *cmd)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/node.json", c->node_dir);
@@ -66,7 +65,7 @@ static int read_node(tool_conn_t *c, const char *cmd)
     return rc;
 }
 
-int tool_conn_finish(tool_conn_t *c, const char *cmd)
+int schakel_conn_finish(schakel_conn_t *c, const char *cmd)
 {
     if (c->node_dir[0] && read_node(c, cmd)) return -1;
     if (!c->endpoint[0]) snprintf(c->endpoint, sizeof c->endpoint, "tcp://127.0.0.1:7400");

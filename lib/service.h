@@ -1,0 +1,91 @@
+/* Services: routing, consent and the feedback loop are engines that read
+ * the log in order and derive events from it. The runner here feeds an
+ * engine from the broker (live) or from a log on disk (replay), keeps the
+ * engine's state and its place in the log in one LMDB environment, and
+ * publishes what the engine emits.
+ *
+ * The contract that makes replay exact: an engine's output depends only on
+ * the records it was given, in order, and on its state, which it changes
+ * only inside the transaction it is handed. No wall clock (rec->now is the
+ * log's time), no random ids (derive them), no reading of anything else.
+ *
+ * Live: records are processed in groups, one LMDB write transaction per
+ * group; the emitted events are published and ACKed before that
+ * transaction (state and cursor) commits. A crash in between replays the
+ * group; derived ids make the second publish a duplicate. */
+#ifndef SCHAKEL_SERVICE_H
+#define SCHAKEL_SERVICE_H
+
+#include <lmdb.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "keys.h"
+
+/* One record of the log as an engine sees it. */
+typedef struct {
+    uint64_t seq;
+    int64_t recorded_at;              /* the broker's clock, unix ms */
+    int64_t now;                      /* the log's time: max(recorded_at, clock ticks) so far */
+    const schakel_envelope_t *env;    /* NULL when the payload was erased */
+    const char *source_org;           /* from the record, also when erased */
+} schakel_logrec_t;
+
+typedef struct schakel_emit schakel_emit_t;
+
+/* Emits a derived event (copied). Returns 0 or SCHAKEL_ENOMEM/ETOOBIG. */
+int schakel_emit(schakel_emit_t *out, const schakel_envelope_t *env);
+
+typedef struct {
+    const char *name; /* "routing": state under <state_dir>, log lines */
+    /* Opens the engine's tables in txn (write) and loads what it caches. */
+    int (*open)(void *engine, MDB_txn *txn, char *why);
+    /* Handles one record; state changes go into txn. A non-zero return
+     * stops the service (the group is not committed). */
+    int (*process)(void *engine, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out,
+                   char *why);
+} schakel_engine_ops_t;
+
+typedef struct {
+    const char *state_dir;      /* created if missing: the engine's LMDB */
+    const char *endpoint;       /* broker ROUTER */
+    const char *pub_endpoint;   /* broker PUB (wake-ups); NULL: poll */
+    const char *server_public;  /* broker CURVE key, Z85 */
+    const schakel_keys_t *keys; /* the service's organisation (read_all) */
+} schakel_service_options_t;
+
+/* Runs the engine against the broker until *stop is set. ctx is the
+ * process's ZeroMQ context. Returns 0 after a clean stop, or an error
+ * code with the reason in why. */
+int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine,
+                        const schakel_service_options_t *opts, atomic_int *stop, char *why);
+
+/* Replay check (for auditors): runs the engine with empty state in a temp
+ * directory over the LMDB log in logdir (payloads decrypted with
+ * master_key), and compares every event it emits with the event of the
+ * same id on the log, byte for byte. Events on the log from org_id that
+ * the replay does not emit are counted as extra. */
+typedef struct {
+    uint64_t records, emitted, same, differ, missing, extra;
+    uint64_t first_bad_seq;     /* log seq where the first difference shows */
+    char why[256];
+} schakel_replay_report_t;
+
+int schakel_service_replay(const char *logdir, const uint8_t master_key[32],
+                           const schakel_engine_ops_t *ops, void *engine, const char *org_id,
+                           schakel_replay_report_t *report);
+
+/* ---- helpers for engines ---- */
+
+/* Derives a 16-byte event id: SHA-256(label || parts...)[:16]. parts is
+ * a list of (pointer, length) pairs ended by a NULL pointer. */
+void schakel_derive_id(uint8_t out[16], const char *label, ...);
+
+/* Small LMDB helpers: get returns 0, SCHAKEL_ENOTFOUND or SCHAKEL_ESTORE. */
+int schakel_kv_get(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, MDB_val *val);
+int schakel_kv_put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const void *val,
+                   size_t vlen);
+int schakel_kv_del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen);
+
+#endif

@@ -1,0 +1,751 @@
+/* The consent engine. State in LMDB, all of it derived from the log:
+ *   events        event id -> envelope (the events decisions are about)
+ *   consents      consent id -> withdrawn flag || envelope of consent_given
+ *   by_subject    subject || consent id -> ""
+ *   holds         subject || event id || recipient -> deadline, about seq
+ *   deadlines     u64be(deadline) || hold key -> ""
+ *   deliveries    referral id || receiver -> basis, consent id
+ *   origins       referral or report id -> who sent it
+ *   state         "directory" -> the directory in force
+ * Time is the log's (rec->now); ids of decisions are derived from what
+ * they are about, so replay yields the same bytes. */
+#include "consent.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calendar.h"
+#include "directory.h"
+#include "error.h"
+#include "logging.h"
+
+#define RULES_VERSION "schakel/v1/consent-rules/1" /* bump when a coded rule changes */
+#define SUBJECT_LEN 64
+#define HOLD_KEY_MAX (SUBJECT_LEN + 16 + SCHAKEL_ID_MAX)
+
+typedef Schakel__V1__ConsentOutcome outcome_t;
+#define O(x) SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_##x
+#define B(x) SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_##x
+#define T(x) SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_##x
+#define K(x) SCHAKEL__V1__ORG_KIND__ORG_KIND_##x
+
+struct schakel_consent {
+    char org[SCHAKEL_ID_MAX];
+    uint8_t policy[SCHAKEL_SHA256_LEN];
+    int64_t hold_ms;
+    uint8_t fallback[SCHAKEL_EVENT_TYPE_LIMIT]; /* O(HOLD), O(NOTICE_ONLY) or O(DENY) */
+    MDB_dbi state, events, consents, by_subject, holds, deadlines, deliveries, origins;
+    schakel_directory_t *dir;
+};
+
+/* What was decided for one recipient, and why. */
+typedef struct {
+    int outcome, basis, duty;
+    const char *rule;
+    uint8_t consent_id[16];
+    int has_consent;
+} verdict_t;
+
+/* ---- policy ---- */
+
+static int fallback_parse(const char *s)
+{
+    if (!s) return 0;
+    if (!strcmp(s, "hold")) return O(HOLD);
+    if (!strcmp(s, "notice")) return O(NOTICE_ONLY);
+    if (!strcmp(s, "deny")) return O(DENY);
+    return 0;
+}
+
+schakel_consent_t *schakel_consent_new(const char *org_id, const char *text, size_t len, char *why)
+{
+    schakel_consent_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    snprintf(c->org, sizeof c->org, "%s", org_id);
+    json_error_t err;
+    json_t *doc = json_loadb(text, len, 0, &err);
+    json_t *days = json_object_get(doc, "hold_days"), *wc = json_object_get(doc, "without_consent");
+    if (!doc) {
+        schakel_fail(why, SCHAKEL_ECONFIG, "consent policy: line %d: %s", err.line, err.text);
+        goto fail;
+    }
+    if (!json_is_integer(days) || json_integer_value(days) < 1 || json_integer_value(days) > 366) {
+        schakel_fail(why, SCHAKEL_ECONFIG, "consent policy: hold_days must be 1 to 366");
+        goto fail;
+    }
+    c->hold_ms = json_integer_value(days) * 86400000LL;
+    int def = fallback_parse(json_string_value(json_object_get(wc, "*")));
+    if (!json_is_object(wc) || !def) {
+        schakel_fail(why, SCHAKEL_ECONFIG, "consent policy: without_consent must be an object with "
+                                           "\"*\": \"hold\", \"notice\" or \"deny\"");
+        goto fail;
+    }
+    memset(c->fallback, def, sizeof c->fallback);
+    const char *key;
+    json_t *v;
+    json_object_foreach(wc, key, v) {
+        if (!strcmp(key, "*")) continue;
+        int t = schakel_event_type_parse(key), f = fallback_parse(json_string_value(v));
+        if (t <= 0 || t >= SCHAKEL_EVENT_TYPE_LIMIT || !f) {
+            schakel_fail(why, SCHAKEL_ECONFIG, "consent policy: without_consent.%s: an event type "
+                                               "with \"hold\", \"notice\" or \"deny\"", key);
+            goto fail;
+        }
+        c->fallback[t] = (uint8_t)f;
+    }
+    json_object_foreach(doc, key, v) {
+        if (strcmp(key, "version") && strcmp(key, "hold_days") && strcmp(key, "without_consent")) {
+            schakel_fail(why, SCHAKEL_ECONFIG, "consent policy: unknown field \"%s\"", key);
+            goto fail;
+        }
+    }
+    schakel_sha256_t h;
+    schakel_sha256_init(&h);
+    schakel_sha256_update(&h, RULES_VERSION, sizeof RULES_VERSION);
+    schakel_sha256_update(&h, text, len);
+    schakel_sha256_final(&h, c->policy);
+    json_decref(doc);
+    return c;
+fail:
+    json_decref(doc);
+    schakel_consent_destroy(&c);
+    return NULL;
+}
+
+void schakel_consent_destroy(schakel_consent_t **self_p)
+{
+    schakel_consent_t *c = *self_p;
+    if (!c) return;
+    schakel_directory_destroy(&c->dir);
+    free(c);
+    *self_p = NULL;
+}
+
+const uint8_t *schakel_consent_policy(const schakel_consent_t *c)
+{
+    return c->policy;
+}
+
+const char *schakel_consent_default_policy(void)
+{
+    return "{\n"
+           "  \"version\": 1,\n"
+           "  \"hold_days\": 20,\n"
+           "  \"without_consent\": {\n"
+           "    \"signal\": \"notice\",\n"
+           "    \"referral\": \"hold\",\n"
+           "    \"*\": \"hold\"\n"
+           "  }\n"
+           "}\n";
+}
+
+/* ---- state ---- */
+
+static int consent_open(void *engine, MDB_txn *txn, char *why)
+{
+    schakel_consent_t *c = engine;
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } t[] = {{"state", &c->state},         {"events", &c->events},
+             {"consents", &c->consents},   {"by_subject", &c->by_subject},
+             {"holds", &c->holds},         {"deadlines", &c->deadlines},
+             {"deliveries", &c->deliveries}, {"origins", &c->origins}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (mdb_dbi_open(txn, t[i].name, MDB_CREATE, t[i].dbi) != 0)
+            return schakel_fail(why, SCHAKEL_ESTORE, "consent: cannot open table %s", t[i].name);
+    MDB_val v;
+    schakel_directory_destroy(&c->dir);
+    if (schakel_kv_get(txn, c->state, "directory", 9, &v) == 0)
+        c->dir = schakel_directory_parse(v.mv_data, v.mv_size, NULL);
+    return 0;
+}
+
+static schakel_envelope_t *load_event(schakel_consent_t *c, MDB_txn *txn, const uint8_t id[16])
+{
+    MDB_val v;
+    if (schakel_kv_get(txn, c->events, id, 16, &v) != 0) return NULL;
+    return schakel_envelope_decode(v.mv_data, v.mv_size, NULL);
+}
+
+/* A consent and whether it was withdrawn. Caller frees *env. */
+static int load_consent(schakel_consent_t *c, MDB_txn *txn, const uint8_t id[16],
+                        schakel_envelope_t **env, int *withdrawn)
+{
+    MDB_val v;
+    *env = NULL;
+    if (schakel_kv_get(txn, c->consents, id, 16, &v) != 0 || v.mv_size < 2) return SCHAKEL_ENOTFOUND;
+    const uint8_t *p = v.mv_data;
+    *withdrawn = p[0];
+    *env = schakel_envelope_decode(p + 1, v.mv_size - 1, NULL);
+    return *env ? 0 : SCHAKEL_ECORRUPT;
+}
+
+static int kind_of(schakel_consent_t *c, const char *org)
+{
+    const schakel_org_t *o = c->dir ? schakel_directory_by_id(c->dir, org) : NULL;
+    return o ? o->kind : 0;
+}
+
+/* ---- the rules ---- */
+
+static int given_by_counts(int age, int given_by)
+{
+    switch (age) {
+    case SCHAKEL__V1__AGE_BAND__AGE_BAND_UNDER_12:
+        return given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_PARENTS ||
+               given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_ONE_PARENT ||
+               given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_GUARDIAN;
+    case SCHAKEL__V1__AGE_BAND__AGE_BAND_12_15:
+        return given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_YOUTH_WITH_PARENTS;
+    case SCHAKEL__V1__AGE_BAND__AGE_BAND_16_17:
+        return given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_YOUTH_ALONE;
+    case SCHAKEL__V1__AGE_BAND__AGE_BAND_ADULT:
+        return given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_ADULT_STUDENT;
+    default: return 0;
+    }
+}
+
+/* Is consent cg (not withdrawn) valid on `date` for recipient x of event e?
+ * With any_purpose the event's purpose and categories are not checked (for
+ * telling the recipient about the consent itself). */
+static int covers(schakel_consent_t *c, const Schakel__V1__ConsentGiven *cg, const schakel_envelope_t *e,
+                  const char *x, const char *date, int any_purpose)
+{
+    if (cg->recipient_org[0] ? strcmp(cg->recipient_org, x) != 0
+                             : !cg->recipient_kind || (int)cg->recipient_kind != kind_of(c, x))
+        return 0;
+    if (strcmp(date, cg->valid_from) < 0 || (cg->valid_until[0] && strcmp(date, cg->valid_until) > 0))
+        return 0;
+    int age = e->age_band ? (int)e->age_band : (int)cg->age_band;
+    if (!given_by_counts(age, cg->given_by)) return 0;
+    if (any_purpose) return 1;
+    int purpose = 0;
+    for (size_t i = 0; i < cg->n_purposes && !purpose; i++) purpose = cg->purposes[i] == e->purpose;
+    if (!purpose) return 0;
+    if (!cg->n_categories) return 1;
+    for (size_t i = 0; i < e->n_categories; i++) {
+        int in = 0;
+        for (size_t j = 0; j < cg->n_categories && !in; j++) in = cg->categories[j] == e->categories[i];
+        if (!in) return 0;
+    }
+    return 1;
+}
+
+/* The first consent of the event's subject (in consent id order) that
+ * covers recipient x today. */
+static int find_consent(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
+                        const char *x, const char *date, uint8_t out[16])
+{
+    MDB_cursor *cur;
+    if (!e->subject[0] || mdb_cursor_open(txn, c->by_subject, &cur) != 0) return 0;
+    MDB_val k = {SUBJECT_LEN, e->subject}, v;
+    int found = 0;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && !found;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != SUBJECT_LEN + 16 || memcmp(k.mv_data, e->subject, SUBJECT_LEN)) break;
+        const uint8_t *id = (const uint8_t *)k.mv_data + SUBJECT_LEN;
+        schakel_envelope_t *ce;
+        int withdrawn;
+        if (load_consent(c, txn, id, &ce, &withdrawn) == 0 && !withdrawn &&
+            covers(c, ce->consent_given, e, x, date, 0)) {
+            memcpy(out, id, 16);
+            found = 1;
+        }
+        schakel_envelope_free(ce);
+    }
+    mdb_cursor_close(cur);
+    return found;
+}
+
+/* A delivery of a referral to a receiver: on which basis, which consent. */
+typedef struct {
+    uint8_t basis;
+    uint8_t consent_id[16];
+} delivery_t;
+
+static int record_delivery(schakel_consent_t *c, MDB_txn *txn, const uint8_t referral_id[16],
+                           const char *receiver, const verdict_t *v)
+{
+    uint8_t key[16 + SCHAKEL_ID_MAX];
+    size_t n = strlen(receiver);
+    memcpy(key, referral_id, 16);
+    memcpy(key + 16, receiver, n);
+    delivery_t d = {(uint8_t)v->basis, {0}};
+    if (v->has_consent) memcpy(d.consent_id, v->consent_id, 16);
+    return schakel_kv_put(txn, c->deliveries, key, 16 + n, &d, sizeof d);
+}
+
+/* Was the referral delivered to `receiver` (or, with receiver NULL, to
+ * anyone), on a ground that still holds? Fills the verdict's basis. */
+static int delivered_to(schakel_consent_t *c, MDB_txn *txn, const uint8_t referral_id[16],
+                        const char *receiver, verdict_t *out)
+{
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, c->deliveries, &cur) != 0) return 0;
+    MDB_val k = {16, (void *)referral_id}, v;
+    int ok = 0;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && !ok;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 16 || memcmp(k.mv_data, referral_id, 16) != 0) break;
+        if (receiver && (k.mv_size - 16 != strlen(receiver) ||
+                         memcmp((char *)k.mv_data + 16, receiver, k.mv_size - 16) != 0))
+            continue;
+        if (v.mv_size != sizeof(delivery_t)) continue;
+        delivery_t d;
+        memcpy(&d, v.mv_data, sizeof d);
+        if (d.basis == B(CONSENT)) {
+            schakel_envelope_t *ce;
+            int withdrawn = 1;
+            load_consent(c, txn, d.consent_id, &ce, &withdrawn);
+            schakel_envelope_free(ce);
+            if (withdrawn) continue;
+            memcpy(out->consent_id, d.consent_id, 16);
+            out->has_consent = 1;
+        }
+        out->basis = d.basis;
+        ok = 1;
+    }
+    mdb_cursor_close(cur);
+    return ok;
+}
+
+static const char *origin_of(schakel_consent_t *c, MDB_txn *txn, const ProtobufCBinaryData *id)
+{
+    MDB_val v;
+    if (!id || id->len != 16 || schakel_kv_get(txn, c->origins, id->data, 16, &v) != 0) return NULL;
+    const char *s = v.mv_data;
+    return v.mv_size && s[v.mv_size - 1] == 0 ? s : NULL;
+}
+
+/* The referral loop: news about a referral between its referrer and its
+ * receivers travels on the ground the referral was delivered on. */
+static int referral_loop(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
+                         const char *x, verdict_t *v)
+{
+    const ProtobufCBinaryData *rid = schakel_body_bytes(e, "referral_id");
+    const char *referrer = origin_of(c, txn, rid);
+    if (!rid || !referrer) return 0;
+    int from_service = kind_of(c, e->source_org) == K(SERVICE);
+    if (!strcmp(x, referrer)) /* to the referrer: from a receiver, or from a service */
+        return delivered_to(c, txn, rid->data, from_service ? NULL : e->source_org, v);
+    if (!strcmp(e->source_org, referrer) || from_service) /* to a receiver */
+        return delivered_to(c, txn, rid->data, x, v);
+    return 0;
+}
+
+/* The coded legal bases. */
+static int legal_basis(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
+                       const char *x, verdict_t *v)
+{
+    int kx = kind_of(c, x), ks = kind_of(c, e->source_org);
+    v->duty = 1;
+    if (!strcmp(x, e->source_org)) {
+        v->basis = B(OWN_ORGANISATION), v->rule = "legal/own-organisation", v->duty = 0;
+    } else if (!e->subject[0]) {
+        v->basis = B(ANONYMOUS), v->rule = "legal/anonymous", v->duty = 0;
+    } else if (e->type == T(VEILIGTHUIS_REPORT) && kx == K(VEILIGTHUIS)) {
+        v->basis = B(MELDCODE), v->rule = "legal/meldcode-report";
+    } else if (e->type == T(MELDCODE_STEP) && kx == K(VEILIGTHUIS) &&
+               e->meldcode_step->step == SCHAKEL__V1__MELDCODE_STEP_KIND__MELDCODE_STEP_CONSULT &&
+               e->meldcode_step->consulted_veiligthuis) {
+        v->basis = B(MELDCODE), v->rule = "legal/meldcode-consult";
+    } else if (e->type == T(VEILIGTHUIS_FEEDBACK) && ks == K(VEILIGTHUIS) &&
+               origin_of(c, txn, &e->veiligthuis_feedback->report_id) &&
+               !strcmp(origin_of(c, txn, &e->veiligthuis_feedback->report_id), x)) {
+        /* Veilig Thuis tells the family itself; the reporter only hears back */
+        v->basis = B(VEILIGTHUIS_FEEDBACK), v->rule = "legal/veiligthuis-feedback", v->duty = 0;
+    } else if (((e->type == T(ABSENCE) && e->absence->leerplicht_report) ||
+                e->type == T(THUISZITTER_STATUS)) &&
+               (ks == K(SCHOOL) || ks == K(PPO)) && c->dir &&
+               !strcmp(schakel_directory_leerplicht(c->dir), x)) {
+        v->basis = B(LEERPLICHT), v->rule = "legal/leerplicht";
+    } else {
+        v->duty = 0;
+        return 0;
+    }
+    v->outcome = O(DELIVER);
+    return 1;
+}
+
+/* Consent given or withdrawn goes to the recipient it names, on itself. */
+static int consent_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
+                        const char *x, const char *date, verdict_t *v)
+{
+    const ProtobufCBinaryData *id = e->type == T(CONSENT_GIVEN)       ? &e->consent_given->consent_id
+                                    : e->type == T(CONSENT_WITHDRAWN) ? &e->consent_withdrawn->consent_id
+                                                                      : NULL;
+    if (!id || id->len != 16) return 0;
+    schakel_envelope_t *ce = NULL;
+    int withdrawn, ok = 0;
+    if (load_consent(c, txn, id->data, &ce, &withdrawn) == 0) {
+        const Schakel__V1__ConsentGiven *cg = ce->consent_given;
+        ok = cg->recipient_org[0] ? !strcmp(cg->recipient_org, x)
+                                  : cg->recipient_kind && (int)cg->recipient_kind == kind_of(c, x);
+        (void)date;
+    }
+    schakel_envelope_free(ce);
+    if (!ok) return 0;
+    v->outcome = O(DELIVER), v->basis = B(CONSENT);
+    v->rule = e->type == T(CONSENT_GIVEN) ? "consent/registered" : "consent/withdrawn";
+    memcpy(v->consent_id, id->data, 16);
+    v->has_consent = 1;
+    return 1;
+}
+
+/* May recipient x know event e, at log time now? */
+static void decide(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
+                   int64_t now, verdict_t *v)
+{
+    memset(v, 0, sizeof *v);
+    char date[11];
+    schakel_date_of(now, date);
+    if (!kind_of(c, x)) {
+        v->outcome = O(DENY), v->basis = B(CONSENT), v->rule = "directory/unknown-recipient";
+        return;
+    }
+    if (legal_basis(c, txn, e, x, v) || consent_news(c, txn, e, x, date, v)) return;
+    if (find_consent(c, txn, e, x, date, v->consent_id)) {
+        v->outcome = O(DELIVER), v->basis = B(CONSENT), v->rule = "consent/specific", v->has_consent = 1;
+        return;
+    }
+    if (referral_loop(c, txn, e, x, v)) {
+        v->outcome = O(DELIVER), v->rule = "consent/referral-loop";
+        return;
+    }
+    v->outcome = c->fallback[e->type];
+    v->basis = B(CONSENT);
+    if (v->outcome == O(HOLD)) {
+        v->rule = "fallback/hold";
+    } else if (v->outcome == O(NOTICE_ONLY)) {
+        v->basis = B(VERWIJSINDEX), v->rule = "fallback/notice", v->duty = 1;
+    } else {
+        v->rule = "fallback/deny";
+    }
+}
+
+/* ---- decisions on the log ---- */
+
+static int emit_decision(schakel_consent_t *c, schakel_emit_t *out, const schakel_envelope_t *e,
+                         uint64_t about_seq, const char *x, const verdict_t *v,
+                         const ProtobufCBinaryData *cause, int64_t now, char *why)
+{
+    Schakel__V1__ConsentDecision d = SCHAKEL__V1__CONSENT_DECISION__INIT;
+    Schakel__V1__Notice notice = SCHAKEL__V1__NOTICE__INIT;
+    d.about_event_id = e->event_id;
+    d.about_seq = about_seq;
+    d.recipient_org = (char *)x;
+    d.outcome = v->outcome;
+    d.legal_basis = v->basis;
+    if (v->has_consent) {
+        d.consent_id.data = (uint8_t *)v->consent_id;
+        d.consent_id.len = 16;
+    }
+    d.rule_id = (char *)v->rule;
+    d.policy_version.data = c->policy;
+    d.policy_version.len = sizeof c->policy;
+    d.duty_to_inform = v->duty;
+    if (v->outcome == O(NOTICE_ONLY)) {
+        notice.concerned_org = e->source_org;
+        const ProtobufCMessage *b = schakel_envelope_body(e);
+        const ProtobufCFieldDescriptor *f =
+            b ? protobuf_c_message_descriptor_get_field_by_name(b->descriptor, "contact") : NULL;
+        if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && f->descriptor == &schakel__v1__contact_ref__descriptor)
+            notice.contact = *(Schakel__V1__ContactRef **)((char *)b + f->offset);
+        d.notice = &notice;
+    }
+    if ((v->outcome == O(DENY) || v->outcome == O(EXPIRED)) && strcmp(e->source_org, x) != 0 &&
+        kind_of(c, e->source_org))
+        d.inform_org = e->source_org;
+    uint8_t id[16];
+    schakel_derive_id(id, "schakel/v1/consent", e->event_id.data, (size_t)16, x, strlen(x),
+                      cause->data, cause->len, NULL);
+    Schakel__V1__Envelope env = SCHAKEL__V1__ENVELOPE__INIT;
+    env.event_id.data = id;
+    env.event_id.len = 16;
+    env.type = T(CONSENT_DECISION);
+    env.source_org = c->org;
+    env.occurred_at = now;
+    env.subject = e->subject;
+    env.correlation_id = e->correlation_id;
+    env.causation_id = *cause;
+    env.purpose = SCHAKEL__V1__PURPOSE__PURPOSE_BUS;
+    env.legal_basis = B(BUS);
+    env.body_case = SCHAKEL__V1__ENVELOPE__BODY_CONSENT_DECISION;
+    env.consent_decision = &d;
+    int rc = schakel_emit(out, &env);
+    return rc ? schakel_fail(why, rc, "consent: cannot emit a decision") : 0;
+}
+
+/* Bookkeeping after a delivery: a delivered referral opens its loop. */
+static int delivered(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
+                     const verdict_t *v)
+{
+    if (e->type != T(REFERRAL) || v->outcome != O(DELIVER)) return 0;
+    return record_delivery(c, txn, e->referral->referral_id.data, x, v);
+}
+
+static size_t hold_key(uint8_t *key, const char *subject, const uint8_t about[16], const char *x)
+{
+    size_t n = strlen(x);
+    memcpy(key, subject, SUBJECT_LEN);
+    memcpy(key + SUBJECT_LEN, about, 16);
+    memcpy(key + SUBJECT_LEN + 16, x, n);
+    return SUBJECT_LEN + 16 + n;
+}
+
+typedef struct {
+    int64_t deadline;
+    uint64_t about_seq;
+} hold_t;
+
+static int hold_put(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, uint64_t seq,
+                    const char *x, int64_t deadline)
+{
+    uint8_t key[HOLD_KEY_MAX], dkey[8 + HOLD_KEY_MAX];
+    size_t n = hold_key(key, e->subject, e->event_id.data, x);
+    hold_t h = {deadline, seq};
+    for (int i = 0; i < 8; i++) dkey[i] = (uint8_t)((uint64_t)deadline >> (56 - 8 * i));
+    memcpy(dkey + 8, key, n);
+    int rc = schakel_kv_put(txn, c->holds, key, n, &h, sizeof h);
+    return rc ? rc : schakel_kv_put(txn, c->deadlines, dkey, 8 + n, "", 0);
+}
+
+static int hold_del(schakel_consent_t *c, MDB_txn *txn, const uint8_t *key, size_t n, int64_t deadline)
+{
+    uint8_t dkey[8 + HOLD_KEY_MAX];
+    for (int i = 0; i < 8; i++) dkey[i] = (uint8_t)((uint64_t)deadline >> (56 - 8 * i));
+    memcpy(dkey + 8, key, n);
+    int rc = schakel_kv_del(txn, c->holds, key, n);
+    return rc ? rc : schakel_kv_del(txn, c->deadlines, dkey, 8 + n);
+}
+
+/* A routing decision: decide for each recipient. */
+static int on_routing(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec,
+                      schakel_emit_t *out, char *why)
+{
+    const Schakel__V1__RoutingDecision *r = rec->env->routing_decision;
+    if (r->about_event_id.len != 16) return 0;
+    schakel_envelope_t *e = load_event(c, txn, r->about_event_id.data);
+    if (!e) { /* erased, or a kind of event this engine never keeps */
+        schakel_log(SCHAKEL_LOG_WARN, "consent", "event=about_unknown seq=%llu",
+                    (unsigned long long)rec->seq);
+        return 0;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < r->n_recipients && rc == 0; i++) {
+        const char *x = r->recipients[i]->org_id;
+        verdict_t v;
+        decide(c, txn, e, x, rec->now, &v);
+        rc = emit_decision(c, out, e, r->about_seq, x, &v, &rec->env->event_id, rec->now, why);
+        if (rc == 0) rc = delivered(c, txn, e, x, &v);
+        if (rc == 0 && v.outcome == O(HOLD))
+            rc = hold_put(c, txn, e, r->about_seq, x, rec->now + c->hold_ms);
+    }
+    schakel_envelope_free(e);
+    return rc ? schakel_fail(why, rc, "consent: cannot store a decision") : 0;
+}
+
+/* Consent arrived: re-decide every hold of this child. */
+static int release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec,
+                         schakel_emit_t *out, char *why)
+{
+    const char *subject = rec->env->subject;
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, c->holds, &cur) != 0) return SCHAKEL_ESTORE;
+    /* collect first: deleting under a live cursor is easy to get wrong */
+    uint8_t (*keys)[HOLD_KEY_MAX] = NULL;
+    size_t *lens = NULL, n = 0, cap = 0;
+    hold_t *holds = NULL;
+    MDB_val k = {SUBJECT_LEN, (void *)subject}, v;
+    int rc = 0;
+    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0; g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < SUBJECT_LEN + 16 || memcmp(k.mv_data, subject, SUBJECT_LEN) != 0) break;
+        if (k.mv_size > HOLD_KEY_MAX || v.mv_size != sizeof(hold_t)) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            void *nk = realloc(keys, cap * sizeof *keys), *nl = realloc(lens, cap * sizeof *lens),
+                 *nh = realloc(holds, cap * sizeof *holds);
+            if (nk) keys = nk;
+            if (nl) lens = nl;
+            if (nh) holds = nh;
+            if (!nk || !nl || !nh) {
+                rc = SCHAKEL_ENOMEM;
+                break;
+            }
+        }
+        memcpy(keys[n], k.mv_data, k.mv_size);
+        lens[n] = k.mv_size;
+        memcpy(&holds[n], v.mv_data, sizeof(hold_t));
+        n++;
+    }
+    mdb_cursor_close(cur);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char x[SCHAKEL_ID_MAX];
+        size_t xl = lens[i] - SUBJECT_LEN - 16;
+        memcpy(x, keys[i] + SUBJECT_LEN + 16, xl);
+        x[xl] = 0;
+        schakel_envelope_t *e = load_event(c, txn, keys[i] + SUBJECT_LEN);
+        if (!e) continue;
+        verdict_t vd;
+        decide(c, txn, e, x, rec->now, &vd);
+        if (vd.outcome == O(DELIVER)) {
+            vd.rule = vd.basis == B(CONSENT) && vd.has_consent ? "consent/released" : vd.rule;
+            rc = emit_decision(c, out, e, holds[i].about_seq, x, &vd, &rec->env->event_id, rec->now, why);
+            if (rc == 0) rc = delivered(c, txn, e, x, &vd);
+            if (rc == 0) rc = hold_del(c, txn, keys[i], lens[i], holds[i].deadline);
+        }
+        schakel_envelope_free(e);
+    }
+    free(keys);
+    free(lens);
+    free(holds);
+    return rc;
+}
+
+/* Holds whose deadline has passed by the log's time expire, and their
+ * senders are told. */
+static int expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec,
+                        schakel_emit_t *out, char *why)
+{
+    const ProtobufCBinaryData cause = rec->env ? rec->env->event_id : (ProtobufCBinaryData){0, NULL};
+    uint8_t seqcause[8];
+    ProtobufCBinaryData c2 = cause;
+    if (!cause.len) { /* an erased record still moves time: name it by seq */
+        for (int i = 0; i < 8; i++) seqcause[i] = (uint8_t)(rec->seq >> (56 - 8 * i));
+        c2.data = seqcause;
+        c2.len = 8;
+    }
+    for (;;) {
+        MDB_cursor *cur;
+        MDB_val k, v;
+        if (mdb_cursor_open(txn, c->deadlines, &cur) != 0) return SCHAKEL_ESTORE;
+        int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        uint8_t key[8 + HOLD_KEY_MAX];
+        size_t n = g == 0 && k.mv_size > 8 + SUBJECT_LEN + 16 && k.mv_size <= sizeof key ? k.mv_size : 0;
+        if (n) memcpy(key, k.mv_data, n);
+        mdb_cursor_close(cur);
+        if (!n) return 0;
+        int64_t deadline = 0;
+        for (int i = 0; i < 8; i++) deadline = (int64_t)((uint64_t)deadline << 8 | key[i]);
+        if (deadline > rec->now) return 0;
+        MDB_val hv;
+        hold_t h = {deadline, 0};
+        if (schakel_kv_get(txn, c->holds, key + 8, n - 8, &hv) == 0 && hv.mv_size == sizeof h)
+            memcpy(&h, hv.mv_data, sizeof h);
+        char x[SCHAKEL_ID_MAX];
+        size_t xl = n - 8 - SUBJECT_LEN - 16;
+        memcpy(x, key + 8 + SUBJECT_LEN + 16, xl);
+        x[xl] = 0;
+        schakel_envelope_t *e = load_event(c, txn, key + 8 + SUBJECT_LEN);
+        int rc = 0;
+        if (e) {
+            verdict_t vd = {O(EXPIRED), B(CONSENT), 0, "hold/expired", {0}, 0};
+            rc = emit_decision(c, out, e, h.about_seq, x, &vd, &c2, rec->now, why);
+            schakel_envelope_free(e);
+        }
+        if (rc == 0) rc = hold_del(c, txn, key + 8, n - 8, deadline);
+        if (rc) return rc;
+    }
+}
+
+static int on_consent_given(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec,
+                            const uint8_t *bytes, size_t len)
+{
+    const schakel_envelope_t *e = rec->env;
+    const ProtobufCBinaryData *id = &e->consent_given->consent_id;
+    MDB_val v;
+    if (id->len != 16 || schakel_kv_get(txn, c->consents, id->data, 16, &v) == 0) return 0; /* kept the first */
+    uint8_t *val = malloc(len + 1);
+    if (!val) return SCHAKEL_ENOMEM;
+    val[0] = 0;
+    memcpy(val + 1, bytes, len);
+    int rc = schakel_kv_put(txn, c->consents, id->data, 16, val, len + 1);
+    free(val);
+    uint8_t key[SUBJECT_LEN + 16];
+    memcpy(key, e->subject, SUBJECT_LEN);
+    memcpy(key + SUBJECT_LEN, id->data, 16);
+    return rc ? rc : schakel_kv_put(txn, c->by_subject, key, sizeof key, "", 0);
+}
+
+static int on_consent_withdrawn(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e)
+{
+    const ProtobufCBinaryData *id = &e->consent_withdrawn->consent_id;
+    MDB_val v;
+    if (id->len != 16 || schakel_kv_get(txn, c->consents, id->data, 16, &v) != 0 || v.mv_size < 1)
+        return 0;
+    schakel_envelope_t *ce = schakel_envelope_decode((uint8_t *)v.mv_data + 1, v.mv_size - 1, NULL);
+    int same = ce && !strcmp(ce->subject, e->subject);
+    schakel_envelope_free(ce);
+    if (!same) { /* only the child's own consent can be withdrawn for it */
+        schakel_log(SCHAKEL_LOG_WARN, "consent", "event=withdrawal_ignored reason=other_subject");
+        return 0;
+    }
+    uint8_t *val = malloc(v.mv_size);
+    if (!val) return SCHAKEL_ENOMEM;
+    memcpy(val, v.mv_data, v.mv_size);
+    val[0] = 1;
+    int rc = schakel_kv_put(txn, c->consents, id->data, 16, val, v.mv_size);
+    free(val);
+    return rc;
+}
+
+static int install_directory(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e)
+{
+    const char *doc = e->directory_update->document_json;
+    schakel_directory_t *d = schakel_directory_parse(doc, strlen(doc), NULL);
+    if (!d || (c->dir && schakel_directory_version(d) <= schakel_directory_version(c->dir))) {
+        schakel_directory_destroy(&d);
+        return 0;
+    }
+    int rc = schakel_kv_put(txn, c->state, "directory", 9, doc, strlen(doc));
+    if (rc) {
+        schakel_directory_destroy(&d);
+        return rc;
+    }
+    schakel_directory_destroy(&c->dir);
+    c->dir = d;
+    return 0;
+}
+
+static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *rec,
+                           schakel_emit_t *out, char *why)
+{
+    schakel_consent_t *c = engine;
+    const schakel_envelope_t *e = rec->env;
+    int rc = 0;
+    if (e) {
+        switch ((int)e->type) {
+        case T(DIRECTORY_UPDATE): rc = install_directory(c, txn, e); break;
+        case T(ROUTING_DECISION): rc = on_routing(c, txn, rec, out, why); break;
+        case T(CONSENT_DECISION):
+        case T(CLOCK_TICK):
+        case T(AUDIT_ACCESS): break;
+        default: {
+            /* keep the event for the decisions about it */
+            uint8_t *buf;
+            size_t len;
+            rc = schakel_envelope_encode(e, &buf, &len);
+            if (rc) break;
+            rc = schakel_kv_put(txn, c->events, e->event_id.data, 16, buf, len);
+            if (rc == 0 && e->type == T(CONSENT_GIVEN)) rc = on_consent_given(c, txn, rec, buf, len);
+            free(buf);
+            if (rc == 0 && e->type == T(CONSENT_WITHDRAWN)) rc = on_consent_withdrawn(c, txn, e);
+            if (rc == 0 && e->type == T(REFERRAL))
+                rc = schakel_kv_put(txn, c->origins, e->referral->referral_id.data, 16, e->source_org,
+                                    strlen(e->source_org) + 1);
+            if (rc == 0 && e->type == T(VEILIGTHUIS_REPORT))
+                rc = schakel_kv_put(txn, c->origins, e->veiligthuis_report->report_id.data, 16,
+                                    e->source_org, strlen(e->source_org) + 1);
+            if (rc == 0 && e->type == T(CONSENT_GIVEN)) rc = release_holds(c, txn, rec, out, why);
+        }
+        }
+        if (rc) return rc < 0 && why && why[0] ? rc : schakel_fail(why, rc, "consent: cannot store state");
+    }
+    rc = expire_holds(c, txn, rec, out, why);
+    return rc && !(why && why[0]) ? schakel_fail(why, rc, "consent: cannot expire holds") : rc;
+}
+
+const schakel_engine_ops_t schakel_consent_ops = {"consent", consent_open, consent_process};

@@ -1,0 +1,60 @@
+/* schakel-consent: may they know? For every recipient a routing decision
+ * names, the consent engine decides, and publishes a ConsentDecision that
+ * the broker acts on:
+ *   deliver      on a legal basis that needs no consent (coded rules,
+ *                below), or on a consent that covers it;
+ *   notice_only  no consent, but the policy allows telling the recipient
+ *                that an organisation has a concern and whom to contact;
+ *   hold         no consent yet: released the moment one arrives, expired
+ *                after the policy's hold time with a notice to the sender;
+ *   deny         no ground at all (the sender is told).
+ *
+ * Legal bases, coded here because they are law, not policy:
+ *   legal/own-organisation       the recipient is the publisher itself
+ *   legal/anonymous              the event names no child
+ *   legal/meldcode-report        a veiligthuis_report to Veilig Thuis
+ *   legal/meldcode-consult       meldcode step 2, consulting Veilig Thuis
+ *   legal/veiligthuis-feedback   Veilig Thuis's feedback to the reporter
+ *   legal/leerplicht             a school's absence report to leerplicht
+ * Consent rules:
+ *   consent/specific             a consent of this child for this
+ *                                recipient (organisation or kind), this
+ *                                purpose, these categories, valid today,
+ *                                given by whom the child's age requires
+ *                                (under 12: parents, one parent or a
+ *                                guardian; 12-15: the youth with the
+ *                                parents; 16-17: the youth alone; 18+:
+ *                                the student)
+ *   consent/referral-loop        news about a referral (received, intake,
+ *                                status, reminders) between its referrer
+ *                                and its receivers, on the ground the
+ *                                referral itself was delivered on
+ * Consent given or withdrawn goes to whom it names, on that consent.
+ * Withdrawal takes effect at once for everything not yet delivered.
+ *
+ * Policy file (data):
+ *   {"version": 1, "hold_days": 20,
+ *    "without_consent": {"signal": "notice", "referral": "hold", "*": "deny"}}
+ */
+#ifndef SCHAKEL_CONSENT_H
+#define SCHAKEL_CONSENT_H
+
+#include <stddef.h>
+
+#include "service.h"
+
+typedef struct schakel_consent schakel_consent_t;
+
+schakel_consent_t *schakel_consent_new(const char *org_id, const char *policy_json, size_t len,
+                                       char *why);
+void schakel_consent_destroy(schakel_consent_t **self_p);
+
+/* SHA-256 of the policy text and the version of the coded rules. */
+const uint8_t *schakel_consent_policy(const schakel_consent_t *self);
+
+/* The policy a fresh node starts with. */
+const char *schakel_consent_default_policy(void);
+
+extern const schakel_engine_ops_t schakel_consent_ops;
+
+#endif

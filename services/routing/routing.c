@@ -1,0 +1,435 @@
+/* The routing engine: rules (data) over the directory in force on the log.
+ * State in LMDB: the last directory_update seen, who sent each referral
+ * and Veilig Thuis report, and whom each consent was for, so that later
+ * events can be routed back ("referrer", "reporter"). Everything it
+ * decides follows from the log, which `schakel audit replay` checks. */
+#include "routing.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "directory.h"
+#include "error.h"
+#include "json.h"
+#include "logging.h"
+
+#define MAX_RULES 128
+#define MAX_RECIPIENTS 32
+
+typedef struct {
+    char id[64];
+    uint8_t on[SCHAKEL_EVENT_TYPE_LIMIT]; /* event types it applies to */
+    int target;
+    unsigned kinds;      /* bit per OrgKind for school_team; 0: all */
+    char field[64];      /* for the "field" target */
+    json_t *when;        /* body fields that must match; NULL: always */
+} rule_t;
+
+enum {
+    T_ADDRESSEES, T_SCHOOL_TEAM, T_HOME_WIJKTEAM, T_REFERRAL_TARGET, T_CONSULTED,
+    T_CONSENT_RECIPIENT, T_VEILIGTHUIS, T_LEERPLICHT, T_REFERRER, T_REPORTER, T_FIELD, T_SCHOOL,
+    T_COUNT
+};
+
+static const char *const target_names[T_COUNT] = {
+    "addressees", "school_team", "home_wijkteam", "referral_target", "consulted",
+    "consent_recipient", "veiligthuis", "leerplicht", "referrer", "reporter", "field", "school"};
+
+struct schakel_routing {
+    char org[SCHAKEL_ID_MAX];
+    rule_t rules[MAX_RULES];
+    size_t n_rules;
+    uint8_t policy[SCHAKEL_SHA256_LEN];
+    MDB_dbi dbi_state, dbi_referrals, dbi_reports, dbi_consents;
+    schakel_directory_t *dir; /* the directory in force; NULL until one is on the log */
+};
+
+/* ---- rules ---- */
+
+static int parse_rule(schakel_routing_t *r, json_t *o, size_t i, char *why)
+{
+    rule_t *rule = &r->rules[i];
+    const char *id = json_string_value(json_object_get(o, "id"));
+    if (!json_is_object(o) || !id || !id[0] || strlen(id) >= sizeof rule->id)
+        return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu].id: a name of 1 to 63 characters", i);
+    snprintf(rule->id, sizeof rule->id, "%s", id);
+    const char *key;
+    json_t *v;
+    int have_to = 0;
+    json_object_foreach(o, key, v) {
+        if (!strcmp(key, "id")) continue;
+        if (!strcmp(key, "on")) {
+            size_t j;
+            json_t *e;
+            if (!json_is_array(v) || !json_array_size(v))
+                return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).on: a list of event types", i, id);
+            json_array_foreach(v, j, e) {
+                const char *t = json_string_value(e);
+                if (t && !strcmp(t, "*")) {
+                    memset(rule->on, 1, sizeof rule->on);
+                    continue;
+                }
+                int type = t ? schakel_event_type_parse(t) : 0;
+                if (type <= 0 || type >= SCHAKEL_EVENT_TYPE_LIMIT)
+                    return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).on[%zu]: unknown event "
+                                        "type \"%s\"", i, id, j, t ? t : "?");
+                rule->on[type] = 1;
+            }
+        } else if (!strcmp(key, "to")) {
+            const char *t = json_string_value(v);
+            rule->target = -1;
+            for (int k = 0; t && k < T_COUNT; k++)
+                if (!strcmp(t, target_names[k])) rule->target = k;
+            if (rule->target < 0)
+                return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).to: unknown target \"%s\" "
+                                    "(docs/routing.md lists them)", i, id, t ? t : "?");
+            have_to = 1;
+        } else if (!strcmp(key, "kinds")) {
+            size_t j;
+            json_t *e;
+            if (!json_is_array(v)) return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).kinds: a list", i, id);
+            json_array_foreach(v, j, e) {
+                int k = json_is_string(e) ? schakel_org_kind_parse(json_string_value(e)) : -1;
+                if (k <= 0) return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).kinds[%zu]: not an "
+                                                "organisation kind", i, id, j);
+                rule->kinds |= 1u << k;
+            }
+        } else if (!strcmp(key, "field")) {
+            const char *f = json_string_value(v);
+            if (!f || strlen(f) >= sizeof rule->field)
+                return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).field: a field name", i, id);
+            snprintf(rule->field, sizeof rule->field, "%s", f);
+        } else if (!strcmp(key, "when")) {
+            if (!json_is_object(v)) return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).when: an object", i, id);
+            rule->when = json_incref(v);
+        } else {
+            return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s): unknown field \"%s\"", i, id, key);
+        }
+    }
+    if (!have_to) return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).to: missing", i, id);
+    if (rule->target == T_FIELD && !rule->field[0])
+        return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s): target \"field\" needs \"field\"", i, id);
+    for (size_t j = 0; j < i; j++)
+        if (!strcmp(r->rules[j].id, id))
+            return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu]: id %s is used twice", i, id);
+    return 0;
+}
+
+schakel_routing_t *schakel_routing_new(const char *org_id, const char *text, size_t len, char *why)
+{
+    schakel_routing_t *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    snprintf(r->org, sizeof r->org, "%s", org_id);
+    json_error_t err;
+    json_t *doc = json_loadb(text, len, 0, &err);
+    json_t *rules = doc ? json_object_get(doc, "rules") : NULL;
+    if (!doc) {
+        schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: line %d: %s", err.line, err.text);
+        goto fail;
+    }
+    if (!json_is_array(rules) || json_array_size(rules) > MAX_RULES) {
+        schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: \"rules\" must be a list of at most %d", MAX_RULES);
+        goto fail;
+    }
+    for (size_t i = 0; i < json_array_size(rules); i++, r->n_rules++)
+        if (parse_rule(r, json_array_get(rules, i), i, why) != 0) goto fail;
+    schakel_sha256(text, len, r->policy);
+    json_decref(doc);
+    return r;
+fail:
+    json_decref(doc);
+    schakel_routing_destroy(&r);
+    return NULL;
+}
+
+void schakel_routing_destroy(schakel_routing_t **self_p)
+{
+    schakel_routing_t *r = *self_p;
+    if (!r) return;
+    for (size_t i = 0; i < MAX_RULES; i++) json_decref(r->rules[i].when);
+    schakel_directory_destroy(&r->dir);
+    free(r);
+    *self_p = NULL;
+}
+
+const uint8_t *schakel_routing_policy(const schakel_routing_t *r)
+{
+    return r->policy;
+}
+
+/* ---- state ---- */
+
+static int routing_open(void *engine, MDB_txn *txn, char *why)
+{
+    schakel_routing_t *r = engine;
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } t[] = {{"state", &r->dbi_state}, {"referrals", &r->dbi_referrals},
+             {"reports", &r->dbi_reports}, {"consents", &r->dbi_consents}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (mdb_dbi_open(txn, t[i].name, MDB_CREATE, t[i].dbi) != 0)
+            return schakel_fail(why, SCHAKEL_ESTORE, "routing: cannot open table %s", t[i].name);
+    MDB_val v;
+    schakel_directory_destroy(&r->dir);
+    if (schakel_kv_get(txn, r->dbi_state, "directory", 9, &v) == 0)
+        r->dir = schakel_directory_parse(v.mv_data, v.mv_size, why);
+    return 0;
+}
+
+/* Remembers the organisation behind an id (a referral, a report, a
+ * consent) for events that refer to it later. */
+static int remember(MDB_txn *txn, MDB_dbi dbi, const ProtobufCBinaryData *id, const char *org)
+{
+    if (!id || id->len != 16) return 0;
+    return schakel_kv_put(txn, dbi, id->data, 16, org, strlen(org) + 1);
+}
+
+static const char *recall(MDB_txn *txn, MDB_dbi dbi, const ProtobufCBinaryData *id)
+{
+    MDB_val v;
+    if (!id || id->len != 16 || schakel_kv_get(txn, dbi, id->data, 16, &v) != 0) return NULL;
+    const char *s = v.mv_data;
+    return v.mv_size > 0 && s[v.mv_size - 1] == 0 ? s : NULL;
+}
+
+/* ---- targets ---- */
+
+typedef struct {
+    const char *org[MAX_RECIPIENTS];
+    const char *rule[MAX_RECIPIENTS];
+    size_t n;
+} recipients_t;
+
+static void add(schakel_routing_t *r, recipients_t *out, const schakel_envelope_t *env,
+                const char *org, const char *rule)
+{
+    if (!org || !org[0] || !strcmp(org, env->source_org) || out->n == MAX_RECIPIENTS) return;
+    if (!r->dir || !schakel_directory_by_id(r->dir, org)) return;
+    for (size_t i = 0; i < out->n; i++)
+        if (!strcmp(out->org[i], org)) return;
+    out->org[out->n] = org;
+    out->rule[out->n++] = rule;
+}
+
+static const schakel_school_t *child_school(schakel_routing_t *r, const schakel_envelope_t *env)
+{
+    if (!r->dir) return NULL;
+    if (env->school[0]) return schakel_directory_school(r->dir, env->school);
+    return schakel_directory_school_of(r->dir, env->source_org);
+}
+
+static const char *home_wijkteam(schakel_routing_t *r, const schakel_envelope_t *env)
+{
+    const schakel_school_t *sc = child_school(r, env);
+    if (sc && sc->wijkteam_override[0]) return sc->wijkteam_override;
+    const char *w = env->district[0] ? schakel_directory_district_wijkteam(r->dir, env->district) : NULL;
+    if (w) return w;
+    return sc ? sc->team[SCHAKEL__V1__ORG_KIND__ORG_KIND_WIJKTEAM] : NULL;
+}
+
+/* The organisation of a kind for this child. */
+static const char *of_kind(schakel_routing_t *r, const schakel_envelope_t *env, int kind)
+{
+    if (!r->dir) return NULL;
+    switch (kind) {
+    case SCHAKEL__V1__ORG_KIND__ORG_KIND_WIJKTEAM: return home_wijkteam(r, env);
+    case SCHAKEL__V1__ORG_KIND__ORG_KIND_VEILIGTHUIS: return schakel_directory_veiligthuis(r->dir);
+    case SCHAKEL__V1__ORG_KIND__ORG_KIND_GEMEENTE: return schakel_directory_leerplicht(r->dir);
+    default: {
+        const schakel_school_t *sc = child_school(r, env);
+        return sc && kind > 0 && kind < SCHAKEL_ORG_KINDS ? sc->team[kind] : NULL;
+    }
+    }
+}
+
+/* Do the body's fields (in their JSON form) equal the rule's "when"? */
+static int when_matches(const rule_t *rule, const schakel_envelope_t *env, json_t **body_json)
+{
+    if (!rule->when) return 1;
+    if (!*body_json) {
+        const ProtobufCMessage *b = schakel_envelope_body(env);
+        *body_json = b ? schakel_json_from_message(b) : json_object();
+    }
+    const char *key;
+    json_t *want;
+    json_object_foreach(rule->when, key, want) {
+        json_t *have = json_object_get(*body_json, key);
+        if (have ? !json_equal(have, want)
+                 : !(json_is_false(want) || (json_is_integer(want) && !json_integer_value(want)) ||
+                     (json_is_string(want) && !json_string_length(want))))
+            return 0;
+    }
+    return 1;
+}
+
+static void apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
+                  const schakel_envelope_t *env, recipients_t *out)
+{
+    const char *id = rule->id;
+    switch (rule->target) {
+    case T_ADDRESSEES:
+        for (size_t i = 0; i < env->n_addressees; i++) add(r, out, env, env->addressees[i], id);
+        break;
+    case T_SCHOOL_TEAM: {
+        const schakel_school_t *sc = child_school(r, env);
+        for (int k = 1; sc && k < SCHAKEL_ORG_KINDS; k++)
+            if (!rule->kinds || (rule->kinds & (1u << k))) add(r, out, env, sc->team[k], id);
+        break;
+    }
+    case T_HOME_WIJKTEAM: add(r, out, env, r->dir ? home_wijkteam(r, env) : NULL, id); break;
+    case T_REFERRAL_TARGET:
+        if (env->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL) break;
+        add(r, out, env, env->referral->to_org[0] ? env->referral->to_org
+                                                  : of_kind(r, env, env->referral->to_kind), id);
+        break;
+    case T_CONSULTED:
+        if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSULTATION)
+            add(r, out, env, of_kind(r, env, env->consultation->consulted_kind), id);
+        break;
+    case T_CONSENT_RECIPIENT:
+        if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_GIVEN) {
+            const Schakel__V1__ConsentGiven *c = env->consent_given;
+            add(r, out, env, c->recipient_org[0] ? c->recipient_org : of_kind(r, env, c->recipient_kind), id);
+        } else if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_WITHDRAWN) {
+            add(r, out, env, recall(txn, r->dbi_consents, &env->consent_withdrawn->consent_id), id);
+        }
+        break;
+    case T_VEILIGTHUIS: add(r, out, env, r->dir ? schakel_directory_veiligthuis(r->dir) : NULL, id); break;
+    case T_LEERPLICHT: add(r, out, env, r->dir ? schakel_directory_leerplicht(r->dir) : NULL, id); break;
+    case T_REFERRER:
+        add(r, out, env, recall(txn, r->dbi_referrals, schakel_body_bytes(env, "referral_id")), id);
+        break;
+    case T_REPORTER:
+        add(r, out, env, recall(txn, r->dbi_reports, schakel_body_bytes(env, "report_id")), id);
+        break;
+    case T_FIELD: add(r, out, env, schakel_body_string(env, rule->field), id); break;
+    case T_SCHOOL: {
+        const schakel_school_t *sc = child_school(r, env);
+        add(r, out, env, sc ? sc->org : NULL, id);
+        break;
+    }
+    }
+}
+
+/* ---- the engine ---- */
+
+static int install_directory(schakel_routing_t *r, MDB_txn *txn, const schakel_envelope_t *env,
+                             char *why)
+{
+    const char *doc = env->directory_update->document_json;
+    char inner[SCHAKEL_ERRLEN];
+    schakel_directory_t *d = schakel_directory_parse(doc, strlen(doc), inner);
+    if (!d) { /* the broker checked it; an older broker may not have */
+        schakel_log(SCHAKEL_LOG_WARN, "routing", "event=directory_ignored reason=\"%s\"", inner);
+        return 0;
+    }
+    if (r->dir && schakel_directory_version(d) <= schakel_directory_version(r->dir)) {
+        schakel_directory_destroy(&d);
+        return 0;
+    }
+    int rc = schakel_kv_put(txn, r->dbi_state, "directory", 9, doc, strlen(doc));
+    if (rc) {
+        schakel_directory_destroy(&d);
+        return schakel_fail(why, rc, "routing: cannot store the directory");
+    }
+    schakel_directory_destroy(&r->dir);
+    r->dir = d;
+    return 0;
+}
+
+static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *rec,
+                           schakel_emit_t *out, char *why)
+{
+    schakel_routing_t *r = engine;
+    const schakel_envelope_t *env = rec->env;
+    if (!env) return 0;
+    switch ((int)env->type) {
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE: return install_directory(r, txn, env, why);
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION:
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION:
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK:
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_AUDIT_ACCESS: return 0;
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL:
+        if (remember(txn, r->dbi_referrals, &env->referral->referral_id, env->source_org)) goto store;
+        break;
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_VEILIGTHUIS_REPORT:
+        if (remember(txn, r->dbi_reports, &env->veiligthuis_report->report_id, env->source_org)) goto store;
+        break;
+    default: break;
+    }
+
+    recipients_t to = {0};
+    json_t *body_json = NULL;
+    for (size_t i = 0; i < r->n_rules; i++) {
+        const rule_t *rule = &r->rules[i];
+        if (rule->on[env->type] && when_matches(rule, env, &body_json)) apply(r, txn, rule, env, &to);
+    }
+    json_decref(body_json);
+    if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_GIVEN && to.n &&
+        remember(txn, r->dbi_consents, &env->consent_given->consent_id, to.org[0]))
+        goto store;
+
+    Schakel__V1__RoutedRecipient rr[MAX_RECIPIENTS], *rp[MAX_RECIPIENTS];
+    for (size_t i = 0; i < to.n; i++) {
+        schakel__v1__routed_recipient__init(&rr[i]);
+        rr[i].org_id = (char *)to.org[i];
+        rr[i].rule_id = (char *)to.rule[i];
+        rp[i] = &rr[i];
+    }
+    Schakel__V1__RoutingDecision d = SCHAKEL__V1__ROUTING_DECISION__INIT;
+    d.about_event_id = env->event_id;
+    d.about_seq = rec->seq;
+    d.recipients = rp;
+    d.n_recipients = to.n;
+    d.policy_version.data = r->policy;
+    d.policy_version.len = sizeof r->policy;
+    d.directory_version = r->dir ? schakel_directory_version(r->dir) : 0;
+    uint8_t id[16];
+    schakel_derive_id(id, "schakel/v1/routing", env->event_id.data, env->event_id.len, NULL);
+    Schakel__V1__Envelope e = SCHAKEL__V1__ENVELOPE__INIT;
+    e.event_id.data = id;
+    e.event_id.len = 16;
+    e.type = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION;
+    e.source_org = r->org;
+    e.occurred_at = rec->now;
+    e.subject = env->subject;
+    e.correlation_id = env->correlation_id;
+    e.causation_id = env->event_id;
+    e.purpose = SCHAKEL__V1__PURPOSE__PURPOSE_BUS;
+    e.legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_BUS;
+    e.body_case = SCHAKEL__V1__ENVELOPE__BODY_ROUTING_DECISION;
+    e.routing_decision = &d;
+    int rc = schakel_emit(out, &e);
+    return rc ? schakel_fail(why, rc, "routing: cannot emit a decision") : 0;
+store:
+    return schakel_fail(why, SCHAKEL_ESTORE, "routing: cannot store state");
+}
+
+const schakel_engine_ops_t schakel_routing_ops = {"routing", routing_open, routing_process};
+
+const char *schakel_routing_default_rules(void)
+{
+    return "{\n"
+           "  \"version\": 1,\n"
+           "  \"rules\": [\n"
+           "    {\"id\": \"explicit/addressees\", \"on\": [\"*\"], \"to\": \"addressees\"},\n"
+           "    {\"id\": \"signal/school-smw\", \"on\": [\"signal\"], \"to\": \"school_team\", \"kinds\": [\"smw\"]},\n"
+           "    {\"id\": \"consultation/consulted\", \"on\": [\"consultation\"], \"to\": \"consulted\"},\n"
+           "    {\"id\": \"consent/recipient\", \"on\": [\"consent_given\", \"consent_withdrawn\"], \"to\": \"consent_recipient\"},\n"
+           "    {\"id\": \"referral/target\", \"on\": [\"referral\"], \"to\": \"referral_target\"},\n"
+           "    {\"id\": \"meldcode/veiligthuis\", \"on\": [\"veiligthuis_report\"], \"to\": \"veiligthuis\"},\n"
+           "    {\"id\": \"meldcode/consult-veiligthuis\", \"on\": [\"meldcode_step\"], \"when\": {\"step\": \"consult\", \"consulted_veiligthuis\": true}, \"to\": \"veiligthuis\"},\n"
+           "    {\"id\": \"veiligthuis/feedback-to-reporter\", \"on\": [\"veiligthuis_feedback\"], \"to\": \"reporter\"},\n"
+           "    {\"id\": \"absence/leerplicht\", \"on\": [\"absence\"], \"when\": {\"leerplicht_report\": true}, \"to\": \"leerplicht\"},\n"
+           "    {\"id\": \"loop/to-referrer\", \"on\": [\"referral_received\", \"intake\", \"first_contact\", \"case_lead\", \"waiting_list\", \"bridging_care\", \"feedback_status\", \"closure\"], \"to\": \"referrer\"},\n"
+           "    {\"id\": \"loop/reminder-to\", \"on\": [\"loop_reminder\"], \"to\": \"field\", \"field\": \"to_org\"},\n"
+           "    {\"id\": \"thuiszitter/leerplicht\", \"on\": [\"thuiszitter_status\"], \"to\": \"leerplicht\"},\n"
+           "    {\"id\": \"thuiszitter/ppo\", \"on\": [\"thuiszitter_status\"], \"to\": \"school_team\", \"kinds\": [\"ppo\"]},\n"
+           "    {\"id\": \"action/owner\", \"on\": [\"action_item\"], \"to\": \"field\", \"field\": \"owner_org\"},\n"
+           "    {\"id\": \"decision/school\", \"on\": [\"beschikking\", \"tlv\", \"education_care_arrangement\"], \"to\": \"school\"}\n"
+           "  ]\n"
+           "}\n";
+}

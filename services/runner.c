@@ -1,0 +1,246 @@
+/* Service processes and threads: configuration from a node directory, the
+ * engine for a name, signals. See runner.h. */
+#include "runner.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "conn.h"
+#include "consent.h"
+#include "error.h"
+#include "routing.h"
+#include "service.h"
+
+const char *const schakel_service_names[] = {"routing", "consent", NULL};
+
+struct schakel_svc {
+    char name[32];
+    char state_dir[4200];
+    schakel_conn_t conn;
+    const schakel_engine_ops_t *ops;
+    void *engine;
+    void *ctx;
+    atomic_int stop;
+    pthread_t thread;
+    int started, result;
+    char why[SCHAKEL_ERRLEN];
+};
+
+static char *read_text(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0, got;
+    do {
+        if (n + 4096 > cap) {
+            char *nb = realloc(buf, cap = cap * 2 + 8192);
+            if (!nb) break;
+            buf = nb;
+        }
+        got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+    } while (got > 0 && n < (4u << 20));
+    fclose(f);
+    if (buf) buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+static const char *default_text(const char *name)
+{
+    if (!strcmp(name, "routing")) return schakel_routing_default_rules();
+    if (!strcmp(name, "consent")) return schakel_consent_default_policy();
+    return NULL;
+}
+
+int schakel_svc_write_defaults(const char *node_dir)
+{
+    for (size_t i = 0; schakel_service_names[i]; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s.json", node_dir, schakel_service_names[i]);
+        if (access(path, F_OK) == 0) continue;
+        FILE *f = fopen(path, "w");
+        const char *t = default_text(schakel_service_names[i]);
+        if (!f || fputs(t, f) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "schakel: cannot write %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int schakel_svc_engine(const char *name, const char *org, const char *path,
+                       const schakel_engine_ops_t **ops, void **engine, char *why)
+{
+    size_t len;
+    char *text = read_text(path, &len);
+    *engine = NULL;
+    if (!text) return schakel_fail(why, SCHAKEL_ECONFIG, "%s: %s", path, strerror(errno));
+    if (!strcmp(name, "routing")) {
+        *engine = schakel_routing_new(org, text, len, why);
+        *ops = &schakel_routing_ops;
+    } else if (!strcmp(name, "consent")) {
+        *engine = schakel_consent_new(org, text, len, why);
+        *ops = &schakel_consent_ops;
+    } else {
+        schakel_fail(why, SCHAKEL_ECONFIG, "no service called %s", name);
+    }
+    free(text);
+    return *engine ? 0 : SCHAKEL_ECONFIG;
+}
+
+void schakel_svc_engine_free(const schakel_engine_ops_t *ops, void **engine)
+{
+    if (!*engine) return;
+    if (ops == &schakel_routing_ops) schakel_routing_destroy((schakel_routing_t **)engine);
+    else if (ops == &schakel_consent_ops) schakel_consent_destroy((schakel_consent_t **)engine);
+    *engine = NULL;
+}
+
+static schakel_svc_t *svc_new(const char *name)
+{
+    schakel_svc_t *s = calloc(1, sizeof *s);
+    if (s) snprintf(s->name, sizeof s->name, "%s", name);
+    return s;
+}
+
+static void svc_free(schakel_svc_t *s)
+{
+    schakel_svc_engine_free(s->ops, &s->engine);
+    schakel_keys_wipe(&s->conn.keys);
+    free(s);
+}
+
+static int svc_run(schakel_svc_t *s)
+{
+    schakel_service_options_t o = {s->state_dir, s->conn.endpoint, s->conn.pub_endpoint,
+                                   s->conn.server_public, &s->conn.keys};
+    return schakel_service_run(s->ctx, s->ops, s->engine, &o, &s->stop, s->why);
+}
+
+static void *svc_thread(void *arg)
+{
+    schakel_svc_t *s = arg;
+    s->result = svc_run(s);
+    return NULL;
+}
+
+/* Fills the paths and keys of a service of the node in dir. */
+static int svc_configure(schakel_svc_t *s, const char *policy, const char *state)
+{
+    char cmd[48], path[4200], def[4200];
+    snprintf(cmd, sizeof cmd, "%s", s->name);
+    if (!s->conn.as_org[0]) snprintf(s->conn.as_org, sizeof s->conn.as_org, "svc-%s", s->name);
+    if (schakel_conn_finish(&s->conn, cmd) != 0)
+        return schakel_fail(s->why, SCHAKEL_ECONFIG, "connection settings are incomplete");
+    snprintf(def, sizeof def, "%s/services", s->conn.node_dir[0] ? s->conn.node_dir : ".");
+    if (!state) {
+        if (mkdir(def, 0700) != 0 && errno != EEXIST)
+            return schakel_fail(s->why, SCHAKEL_EIO, "cannot create %s: %s", def, strerror(errno));
+        snprintf(s->state_dir, sizeof s->state_dir, "%s/%s", def, s->name);
+    } else {
+        snprintf(s->state_dir, sizeof s->state_dir, "%s", state);
+    }
+    snprintf(path, sizeof path, "%s/%s.json", s->conn.node_dir[0] ? s->conn.node_dir : ".", s->name);
+    return schakel_svc_engine(s->name, s->conn.keys.id, policy ? policy : path, &s->ops, &s->engine,
+                              s->why);
+}
+
+schakel_svc_t *schakel_svc_start(void *ctx, const char *name, const char *node_dir, char *why)
+{
+    schakel_svc_t *s = svc_new(name);
+    if (!s) return NULL;
+    s->ctx = ctx;
+    snprintf(s->conn.node_dir, sizeof s->conn.node_dir, "%s", node_dir);
+    if (svc_configure(s, NULL, NULL) != 0 || pthread_create(&s->thread, NULL, svc_thread, s) != 0) {
+        schakel_fail(why, SCHAKEL_ECONFIG, "%s: %s", name, s->why[0] ? s->why : "cannot start a thread");
+        svc_free(s);
+        return NULL;
+    }
+    s->started = 1;
+    return s;
+}
+
+int schakel_svc_stop(schakel_svc_t **self_p)
+{
+    schakel_svc_t *s = *self_p;
+    if (!s) return 0;
+    atomic_store(&s->stop, 1);
+    if (s->started) pthread_join(s->thread, NULL);
+    int rc = s->result;
+    svc_free(s);
+    *self_p = NULL;
+    return rc;
+}
+
+/* ---- the process ---- */
+
+static atomic_int *stop_flag; /* for the signal handler only */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (stop_flag) atomic_store(stop_flag, 1);
+}
+
+int schakel_svc_cli(const char *name, int argc, char **argv)
+{
+    const char *policy = NULL, *state = NULL;
+    schakel_svc_t *s = svc_new(name);
+    if (!s) return 1;
+    for (int i = 1; i < argc; i++) {
+        int r = schakel_conn_flag(&s->conn, argc, argv, &i);
+        if (r < 0) goto usage;
+        if (r > 0) continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: schakel %s --node DIR [--as ORG] [--policy FILE] [--state DIR]\n"
+                   "\n"
+                   "Runs the %s service: reads the log of the broker in DIR from where it\n"
+                   "left off and publishes what it derives (docs/routing.md). Its rules or\n"
+                   "policy are DIR/%s.json, its state DIR/services/%s/ (LMDB). It acts as\n"
+                   "svc-%s unless --as says otherwise. Stops cleanly on SIGTERM.\n\n%s",
+                   name, name, name, name, name, schakel_conn_help);
+            svc_free(s);
+            return 0;
+        } else if (!strcmp(argv[i], "--policy") && i + 1 < argc) {
+            policy = argv[++i];
+        } else if (!strcmp(argv[i], "--state") && i + 1 < argc) {
+            state = argv[++i];
+        } else {
+            fprintf(stderr, "schakel %s: unexpected %s\n", name, argv[i]);
+            goto usage;
+        }
+    }
+    if (svc_configure(s, policy, state) != 0) {
+        fprintf(stderr, "schakel %s: %s\n", name, s->why);
+        svc_free(s);
+        return 2;
+    }
+    s->ctx = zmq_ctx_new();
+    stop_flag = &s->stop;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    int rc = svc_run(s);
+    if (rc) fprintf(stderr, "schakel %s: %s\n", name, s->why);
+    stop_flag = NULL;
+    void *ctx = s->ctx;
+    svc_free(s);
+    zmq_ctx_term(ctx);
+    return rc ? 1 : 0;
+usage:
+    fprintf(stderr, "schakel %s: see schakel %s --help\n", name, name);
+    svc_free(s);
+    return 2;
+}

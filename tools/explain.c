@@ -1,0 +1,332 @@
+/* schakel explain: for one event, what each organisation received, in
+ * which form, and why: the routing decision and every consent decision
+ * about it, read from the log (stream about/<event id>). The question is
+ * itself recorded on the log as an audit_access event. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "client.h"
+#include "consumer.h"
+#include "directory.h"
+#include "error.h"
+#include "json.h"
+#include "tool.h"
+
+static const char usage[] =
+    "usage: schakel explain [--node DIR] [--as ORG] [--json] EVENT_ID\n"
+    "\n"
+    "For the event with EVENT_ID (32 hex characters), lists every organisation\n"
+    "in the directory: whether it received the event, as the event itself or\n"
+    "as a notice only, and why: the routing rule, the consent decision with\n"
+    "its consent id or legal basis, the policy version, and whether the family\n"
+    "must be told. Reads the log as ORG (default svc-audit, which needs the\n"
+    "read_all right) and records the question as an audit_access event.\n"
+    "\n";
+
+typedef struct {
+    json_t *orgs;      /* org id -> {"routed_by", "steps": [...]} */
+    json_t *event;     /* the event itself (JSON), when it could be read */
+    uint64_t about_seq;
+    char subject[65];
+    char source[SCHAKEL_ID_MAX];
+    json_t *routing;   /* the routing decision */
+} explain_t;
+
+static json_t *org_entry(explain_t *x, const char *org)
+{
+    json_t *o = json_object_get(x->orgs, org);
+    if (!o) {
+        o = json_pack("{s:s, s:s, s:[]}", "org", org, "received", "nothing", "steps");
+        json_object_set_new(x->orgs, org, o);
+    }
+    return o;
+}
+
+static const char *outcome_name(int o)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&schakel__v1__consent_outcome__descriptor, o);
+    return v ? v->name + strlen("CONSENT_OUTCOME_") : "?";
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z') *s = (char)(*s + 32);
+}
+
+static void on_decision(explain_t *x, const Schakel__V1__Delivered *d, const schakel_envelope_t *e)
+{
+    char at[32], hex[65];
+    schakel_time_format(d->recorded_at, at);
+    if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION) {
+        const Schakel__V1__RoutingDecision *r = e->routing_decision;
+        x->about_seq = r->about_seq;
+        schakel_hex_encode(r->policy_version.data, r->policy_version.len > 32 ? 32 : r->policy_version.len, hex);
+        json_decref(x->routing);
+        x->routing = json_pack("{s:s, s:I, s:s, s:s, s:I}", "by", e->source_org, "seq",
+                               (json_int_t)d->seq, "at", at, "policy_version", hex,
+                               "directory_version", (json_int_t)r->directory_version);
+        for (size_t i = 0; i < r->n_recipients; i++)
+            json_object_set_new(org_entry(x, r->recipients[i]->org_id), "routed_by_rule",
+                                json_string(r->recipients[i]->rule_id));
+        return;
+    }
+    if (e->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION) return;
+    const Schakel__V1__ConsentDecision *c = e->consent_decision;
+    x->about_seq = c->about_seq;
+    char outcome[32], basis[48];
+    snprintf(outcome, sizeof outcome, "%s", outcome_name(c->outcome));
+    lower(outcome);
+    const ProtobufCEnumValue *b =
+        protobuf_c_enum_descriptor_get_value(&schakel__v1__legal_basis__descriptor, c->legal_basis);
+    snprintf(basis, sizeof basis, "%s", b ? b->name + strlen("LEGAL_BASIS_") : "?");
+    lower(basis);
+    json_t *step = json_pack("{s:I, s:s, s:s, s:s, s:s, s:b}", "seq", (json_int_t)d->seq, "at", at,
+                             "outcome", outcome, "rule", c->rule_id, "legal_basis", basis,
+                             "duty_to_inform", c->duty_to_inform);
+    if (c->consent_id.len == 16) {
+        schakel_hex_encode(c->consent_id.data, 16, hex);
+        json_object_set_new(step, "consent_id", json_string(hex));
+    }
+    json_t *o = org_entry(x, c->recipient_org);
+    json_array_append_new(json_object_get(o, "steps"), step);
+    const char *received = c->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER ? "event"
+        : c->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY ? "notice only"
+        : c->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_HOLD ? "nothing yet (held)"
+                                                                            : "nothing";
+    const char *before = json_string_value(json_object_get(o, "received"));
+    if (!before || strcmp(before, "event") != 0) /* a delivery is never undone */
+        json_object_set_new(o, "received", json_string(received));
+    if (c->inform_org[0]) {
+        json_t *inf = org_entry(x, c->inform_org);
+        char what[96];
+        snprintf(what, sizeof what, "told that %s got %s", c->recipient_org, outcome);
+        json_array_append_new(json_object_get(inf, "steps"),
+                              json_pack("{s:I, s:s, s:s}", "seq", (json_int_t)d->seq, "at", at, "informed", what));
+    }
+}
+
+/* Reads every record of stream until it has caught up. */
+static int read_stream(void *ctx, schakel_conn_t *c, const char *stream, uint64_t from, size_t max,
+                       void (*fn)(explain_t *, const Schakel__V1__Delivered *), explain_t *x,
+                       char *why)
+{
+    schakel_consumer_options_t o = {0};
+    o.endpoint = c->endpoint;
+    o.server_public = c->server_public;
+    o.keys = &c->keys;
+    o.stream = stream;
+    o.from_seq = from;
+    o.batch = max < 500 ? (uint32_t)max : 500;
+    schakel_consumer_t *cons = schakel_consumer_new(ctx, &o, why);
+    if (!cons) return SCHAKEL_EZMQ;
+    const Schakel__V1__Delivered *d;
+    int rc;
+    size_t n = 0;
+    while (n < max && (rc = schakel_consumer_next(cons, &d, 0, why)) == 0) {
+        fn(x, d);
+        n++;
+    }
+    schakel_consumer_destroy(&cons);
+    return n || rc == SCHAKEL_ETIMEOUT ? 0 : rc;
+}
+
+static void about_record(explain_t *x, const Schakel__V1__Delivered *d)
+{
+    schakel_envelope_t *e = d->event.len ? schakel_envelope_decode(d->event.data, d->event.len, NULL) : NULL;
+    if (e) on_decision(x, d, e);
+    schakel_envelope_free(e);
+}
+
+static void event_record(explain_t *x, const Schakel__V1__Delivered *d)
+{
+    schakel_envelope_t *e = d->event.len ? schakel_envelope_decode(d->event.data, d->event.len, NULL) : NULL;
+    if (!e) {
+        x->event = json_pack("{s:I, s:s}", "seq", (json_int_t)d->seq, "erased", "the payload's data key was erased");
+        return;
+    }
+    char at[32];
+    schakel_time_format(d->recorded_at, at);
+    x->event = json_pack("{s:I, s:s, s:s, s:s}", "seq", (json_int_t)d->seq, "recorded_at", at, "type",
+                         schakel_event_type_name(e->type), "source_org", e->source_org);
+    snprintf(x->subject, sizeof x->subject, "%s", e->subject);
+    snprintf(x->source, sizeof x->source, "%s", e->source_org);
+    schakel_envelope_free(e);
+}
+
+/* Puts the question on the log: who asked about which event. */
+static void record_access(void *ctx, schakel_conn_t *c, const char *id_hex, const char *subject)
+{
+    schakel_client_options_t o = {0};
+    o.endpoint = c->endpoint;
+    o.server_public = c->server_public;
+    o.keys = &c->keys;
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_client_t *cl = schakel_client_new(ctx, &o, why);
+    if (!cl) return;
+    Schakel__V1__AuditAccess a = SCHAKEL__V1__AUDIT_ACCESS__INIT;
+    a.auditor_ref = c->keys.id;
+    a.request_code = "explain";
+    a.query_ref = (char *)id_hex;
+    Schakel__V1__Envelope e = SCHAKEL__V1__ENVELOPE__INIT;
+    uint8_t id[16];
+    schakel_random(id, 16);
+    e.event_id.data = id;
+    e.event_id.len = 16;
+    e.type = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_AUDIT_ACCESS;
+    e.source_org = c->keys.id;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    e.occurred_at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    e.subject = (char *)subject;
+    e.purpose = SCHAKEL__V1__PURPOSE__PURPOSE_BUS;
+    e.legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_BUS;
+    e.body_case = SCHAKEL__V1__ENVELOPE__BODY_AUDIT_ACCESS;
+    e.audit_access = &a;
+    uint8_t *buf;
+    size_t len;
+    Schakel__V1__Ack *ack = NULL;
+    if (schakel_envelope_encode(&e, &buf, &len) == 0) {
+        const uint8_t *evs[1] = {buf};
+        if (schakel_client_publish(cl, evs, &len, 1, &ack, 5000) != 0 || !ack || ack->n_entries != 1 ||
+            ack->entries[0]->code)
+            fprintf(stderr, "schakel explain: the question could not be recorded on the log (%s)\n",
+                    ack && ack->n_entries ? ack->entries[0]->reason : "no answer");
+        if (ack) schakel__v1__ack__free_unpacked(ack, NULL);
+        free(buf);
+    }
+    schakel_client_destroy(&cl);
+}
+
+static void print_text(explain_t *x, const char *id_hex, const schakel_directory_t *dir)
+{
+    printf("event %s", id_hex);
+    if (x->event) {
+        json_t *ev = x->event;
+        if (json_object_get(ev, "type"))
+            printf(": %s from %s, seq %lld, recorded %s\n", json_string_value(json_object_get(ev, "type")),
+                   json_string_value(json_object_get(ev, "source_org")),
+                   (long long)json_integer_value(json_object_get(ev, "seq")),
+                   json_string_value(json_object_get(ev, "recorded_at")));
+        else
+            printf(": seq %lld, erased\n", (long long)json_integer_value(json_object_get(ev, "seq")));
+    } else {
+        printf("\n");
+    }
+    if (x->routing)
+        printf("routed by %s at seq %lld (policy %.16s..., directory version %lld)\n\n",
+               json_string_value(json_object_get(x->routing, "by")),
+               (long long)json_integer_value(json_object_get(x->routing, "seq")),
+               json_string_value(json_object_get(x->routing, "policy_version")),
+               (long long)json_integer_value(json_object_get(x->routing, "directory_version")));
+    else
+        printf("not routed (yet)\n\n");
+    printf("%-22s %-20s %s\n", "organisation", "received", "why");
+    for (size_t i = 0; dir && i < schakel_directory_count(dir); i++) {
+        const schakel_org_t *o = schakel_directory_at(dir, i);
+        json_t *e = json_object_get(x->orgs, o->id);
+        if (!strcmp(o->id, x->source)) {
+            printf("%-22s %-20s %s\n", o->id, "(published it)", "");
+            continue;
+        }
+        if (!e) {
+            if (o->kind != SCHAKEL__V1__ORG_KIND__ORG_KIND_SERVICE)
+                printf("%-22s %-20s %s\n", o->id, "nothing", "not routed to it");
+            continue;
+        }
+        printf("%-22s %-20s routing rule %s\n", o->id, json_string_value(json_object_get(e, "received")),
+               json_string_value(json_object_get(e, "routed_by_rule")) ? json_string_value(json_object_get(e, "routed_by_rule"))
+                                                                     : "(none)");
+        size_t j;
+        json_t *s;
+        json_array_foreach(json_object_get(e, "steps"), j, s) {
+            if (json_object_get(s, "informed")) {
+                printf("%-22s %-20s   seq %lld: %s\n", "", "",
+                       (long long)json_integer_value(json_object_get(s, "seq")),
+                       json_string_value(json_object_get(s, "informed")));
+                continue;
+            }
+            const char *cid = json_string_value(json_object_get(s, "consent_id"));
+            printf("%-22s %-20s   seq %lld: %s by %s, legal basis %s%s%s%s\n", "", "",
+                   (long long)json_integer_value(json_object_get(s, "seq")),
+                   json_string_value(json_object_get(s, "outcome")),
+                   json_string_value(json_object_get(s, "rule")),
+                   json_string_value(json_object_get(s, "legal_basis")), cid ? ", consent " : "",
+                   cid ? cid : "", json_is_true(json_object_get(s, "duty_to_inform")) ? ", family to be told" : "");
+        }
+    }
+}
+
+int cmd_explain(int argc, char **argv)
+{
+    schakel_conn_t c;
+    memset(&c, 0, sizeof c);
+    const char *id_hex = NULL;
+    int as_json = 0;
+    for (int i = 1; i < argc; i++) {
+        int r = schakel_conn_flag(&c, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("%s%s", usage, schakel_conn_help);
+            return 0;
+        } else if (!strcmp(argv[i], "--json")) {
+            as_json = 1;
+        } else if (!id_hex && argv[i][0] != '-') {
+            id_hex = argv[i];
+        } else {
+            fprintf(stderr, "schakel explain: unexpected %s\n\n%s", argv[i], usage);
+            return 2;
+        }
+    }
+    uint8_t id[16];
+    if (!id_hex || schakel_hex_decode(id_hex, id, 16) != 0) {
+        fprintf(stderr, "schakel explain: give the event id as 32 hex characters\n");
+        return 2;
+    }
+    if (!c.as_org[0]) snprintf(c.as_org, sizeof c.as_org, "svc-audit");
+    if (schakel_conn_finish(&c, "explain") != 0) return 2;
+    char stream[64], why[SCHAKEL_ERRLEN] = "", lower_hex[33];
+    schakel_hex_encode(id, 16, lower_hex);
+    snprintf(stream, sizeof stream, "about/%s", lower_hex);
+    void *ctx = zmq_ctx_new();
+    explain_t x = {0};
+    x.orgs = json_object();
+    int rc = read_stream(ctx, &c, stream, 1, (size_t)-1, about_record, &x, why);
+    if (rc == 0 && x.about_seq) rc = read_stream(ctx, &c, "all", x.about_seq, 1, event_record, &x, why);
+    if (rc) {
+        fprintf(stderr, "schakel explain: %s\n", why);
+    } else {
+        schakel_directory_t *dir = NULL;
+        if (c.node_dir[0]) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/directory.json", c.node_dir);
+            dir = schakel_directory_load(path, NULL);
+        }
+        if (as_json) {
+            json_t *out = json_pack("{s:s, s:O, s:O, s:O}", "event_id", lower_hex, "event",
+                                    x.event ? x.event : json_null(), "routing",
+                                    x.routing ? x.routing : json_null(), "organisations", x.orgs);
+            char *text = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
+            printf("%s\n", text);
+            free(text);
+            json_decref(out);
+        } else {
+            print_text(&x, lower_hex, dir);
+            if (!dir) printf("(give --node DIR to list every organisation of the directory)\n");
+        }
+        schakel_directory_destroy(&dir);
+        record_access(ctx, &c, lower_hex, x.subject);
+    }
+    json_decref(x.orgs);
+    json_decref(x.event);
+    json_decref(x.routing);
+    schakel_keys_wipe(&c.keys);
+    zmq_ctx_term(ctx);
+    return rc ? 1 : 0;
+}
