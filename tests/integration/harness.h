@@ -31,10 +31,17 @@ typedef struct {
     void *ctx;
     char extra_args[8][64]; /* more broker flags */
     int n_extra;
+    int node;               /* a whole `schakel node` instead of a broker */
+    char reader[64];        /* the read_all org used to ping (default svc-reader) */
 } harness_t;
 
 /* Makes the temp dir, keys and directory; does not start the broker. */
 harness_t *harness_new(void);
+/* A temp dir for a whole `schakel node` (broker and services, sample
+ * region, no broker clock: tests move time with clock_tick events). The
+ * node writes its keys and directory on first start, under data/keys and
+ * data/directory.json; harness_keys then reads from there. */
+harness_t *harness_new_node(void);
 /* Stops the broker with SIGTERM; returns non-zero if it did not exit 0 or
  * its log holds sanitizer reports (printed to stderr). */
 int harness_shutdown(harness_t *h);
@@ -70,6 +77,11 @@ int harness_run_tool(const char *out_path, const char *const *args);
 /* Publishes one event synchronously; returns the ACK (free with
  * schakel__v1__ack__free_unpacked) or NULL on timeout. */
 Schakel__V1__Ack *harness_publish1(schakel_client_t *c, const uint8_t *buf, size_t len);
+
+/* Parses json as an event, fills in a random event_id, source_org = org
+ * and an occurred_at when missing, publishes it as org and returns its
+ * seq (0 when rejected, with the reason on stderr). id_out: the event id. */
+uint64_t harness_publish_json(harness_t *h, const char *org, const char *json, uint8_t id_out[16]);
 
 /* Opens the broker's log read-only (broker must be stopped or alive: LMDB
  * allows concurrent readers) and counts records. */
