@@ -388,7 +388,7 @@ uint64_t harness_publish_json(harness_t *h, const char *org, const char *json, u
     free(buf);
     uint64_t seq = 0;
     if (a && a->n_entries == 1 && a->entries[0]->code == 0) seq = a->entries[0]->seq;
-    else fprintf(stderr, "harness: %s rejected: %s\n", json, a && a->n_entries ? a->entries[0]->reason : "no ACK");
+    else fprintf(stderr, "harness: %.100s... rejected: %s\n", json, a && a->n_entries ? a->entries[0]->reason : "no ACK");
     if (a) schakel__v1__ack__free_unpacked(a, NULL);
     if (id_out) memcpy(id_out, id, 16);
     return seq;

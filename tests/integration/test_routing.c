@@ -502,6 +502,55 @@ static void whose_consent_counts_depends_on_age(void **state)
     assert_null(find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
 }
 
+/* The region's directory keeper changes the directory with a signed event:
+ * the broker checks it, applies it, writes it to its file, and routing
+ * follows it from that point of the log. */
+static void signed_directory_update_changes_routing(void **state)
+{
+    (void)state;
+    json_error_t err;
+    json_t *d = json_load_file(H->directory, 0, &err);
+    assert_non_null(d);
+    json_int_t v = json_integer_value(json_object_get(d, "version"));
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(d, "districts"), i, x)
+        if (!strcmp(json_string_value(json_object_get(x, "code")), "centrum"))
+            json_object_set_new(x, "wijkteam", json_string("wijkteam-zuid"));
+    json_object_set_new(d, "version", json_integer(v + 1));
+    char *doc = json_dumps(d, JSON_COMPACT);
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:{s:I, s:s}}", "type", "directory_update", "purpose",
+                           "bus", "legal_basis", "bus", "directory_update", "version",
+                           (json_int_t)(v + 1), "document_json", doc);
+    char *text = json_dumps(ev, JSON_COMPACT);
+    /* a school may not do this */
+    assert_int_equal(harness_publish_json(H, "school-12ab00", text, NULL), 0);
+    uint64_t seq = publish("gemeente-region", text, NULL);
+    /* the same version again is refused with a reason: versions only go up */
+    assert_int_equal(harness_publish_json(H, "gemeente-region", text, NULL), 0);
+    free(text);
+    json_decref(ev);
+    free(doc);
+    json_decref(d);
+
+    /* the broker wrote it to its file */
+    d = json_load_file(H->directory, 0, &err);
+    assert_non_null(d);
+    assert_int_equal(json_integer_value(json_object_get(d, "version")), v + 1);
+    json_decref(d);
+
+    wait_services(seq);
+    char p[65], cid[33];
+    uint8_t c1[16], r1[16];
+    child("scenario-centrum", p);
+    consent("school-34cd01", p, "parents", "under_12", "wijkteam", cid, c1);
+    referral("school-34cd01", p, "\"district\":\"centrum\",", "wijkteam", r1);
+    decisions_t ds;
+    wait_decisions(r1, 1, &ds);
+    assert_true(routed_to(&ds, "wijkteam-zuid"));
+    assert_false(routed_to(&ds, "wijkteam-noord"));
+}
+
 static int count_in_log(const char *needle)
 {
     char path[600], line[2048];
@@ -566,6 +615,7 @@ int main(void)
         cmocka_unit_test(meldcode_report_and_feedback_need_no_consent),
         cmocka_unit_test(home_district_decides_unless_overridden),
         cmocka_unit_test(whose_consent_counts_depends_on_age),
+        cmocka_unit_test(signed_directory_update_changes_routing),
         cmocka_unit_test(replay_yields_the_same_decisions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
