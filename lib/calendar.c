@@ -1,5 +1,6 @@
 /* Civil-date arithmetic after Howard Hinnant's days_from_civil, the EU
- * summer-time rule, and the anonymous Gregorian Easter algorithm. */
+ * summer-time rule, the anonymous Gregorian Easter algorithm, and the
+ * holidays of the Algemene termijnenwet (art. 3). */
 #include "calendar.h"
 
 #include <stdio.h>
@@ -53,10 +54,15 @@ static int64_t offset_ms(int64_t ms)
     return ms >= start && ms < end ? 7200000 : 3600000;
 }
 
-void schakel_date_of(int64_t ms, char out[11])
+int32_t schakel_day_of(int64_t ms)
 {
     int64_t local = ms + offset_ms(ms);
-    schakel_date_from_days((int32_t)(local >= 0 ? local / 86400000 : (local - 86399999) / 86400000), out);
+    return (int32_t)(local >= 0 ? local / 86400000 : (local - 86399999) / 86400000);
+}
+
+void schakel_date_of(int64_t ms, char out[11])
+{
+    schakel_date_from_days(schakel_day_of(ms), out);
 }
 
 int32_t schakel_date_days(const char *s)
@@ -107,10 +113,9 @@ int schakel_is_holiday(int32_t days)
     int32_t kings = days_from_civil(y, 4, 27);
     if (weekday(kings) == 0) kings--;
     if (days == kings) return 1;
-    if (m == 5 && d == 5 && y % 5 == 0) return 1; /* Bevrijdingsdag, every five years */
+    if (m == 5 && d == 5) return 1; /* Bevrijdingsdag: every year, by the termijnenwet */
     int32_t e = easter(y);
-    return days == e - 2 || days == e || days == e + 1 || days == e + 39 || days == e + 49 ||
-           days == e + 50;
+    return days == e || days == e + 1 || days == e + 39 || days == e + 49 || days == e + 50;
 }
 
 static int working(int32_t days)

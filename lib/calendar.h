@@ -8,8 +8,10 @@
 
 #include <stdint.h>
 
-/* The Amsterdam calendar date of unix milliseconds ms, "YYYY-MM-DD". */
+/* The Amsterdam calendar date of unix milliseconds ms, "YYYY-MM-DD", and
+ * the same day as days since 1970-01-01. */
 void schakel_date_of(int64_t ms, char out[11]);
+int32_t schakel_day_of(int64_t ms);
 
 /* Days since 1970-01-01 of a valid "YYYY-MM-DD" date (see
  * schakel_date_valid), and back. */
@@ -22,10 +24,11 @@ int64_t schakel_day_start_ms(int32_t days);
 /* 1 on Saturday or Sunday, 0 otherwise. */
 int schakel_is_weekend(int32_t days);
 
-/* 1 if the day is a Dutch public holiday that gives a day off: New Year's
- * Day, Good Friday, Easter Sunday and Monday, King's Day (27 April, 26 when
- * the 27th is a Sunday), Liberation Day in lustrum years, Ascension Day,
- * Whit Sunday and Monday, Christmas Day and Boxing Day. */
+/* 1 if the day is a generally recognised holiday of the Algemene
+ * termijnenwet, the Dutch law on how deadlines in days are counted: New
+ * Year's Day, Easter Sunday and Monday, King's Day (27 April, 26 when the
+ * 27th is a Sunday), Liberation Day (5 May), Ascension Day, Whit Sunday
+ * and Monday, Christmas Day and Boxing Day. Good Friday is not among them. */
 int schakel_is_holiday(int32_t days);
 
 /* The day that is n working days after day `from` (n >= 0; day `from`

@@ -16,10 +16,11 @@
 #include "conn.h"
 #include "consent.h"
 #include "error.h"
+#include "feedback.h"
 #include "routing.h"
 #include "service.h"
 
-const char *const schakel_service_names[] = {"routing", "consent", NULL};
+const char *const schakel_service_names[] = {"routing", "consent", "feedback", NULL};
 
 struct schakel_svc {
     char name[32];
@@ -59,6 +60,7 @@ static const char *default_text(const char *name)
 {
     if (!strcmp(name, "routing")) return schakel_routing_default_rules();
     if (!strcmp(name, "consent")) return schakel_consent_default_policy();
+    if (!strcmp(name, "feedback")) return schakel_feedback_default_policy();
     return NULL;
 }
 
@@ -91,6 +93,9 @@ int schakel_svc_engine(const char *name, const char *org, const char *path,
     } else if (!strcmp(name, "consent")) {
         *engine = schakel_consent_new(org, text, len, why);
         *ops = &schakel_consent_ops;
+    } else if (!strcmp(name, "feedback")) {
+        *engine = schakel_feedback_new(org, text, len, why);
+        *ops = &schakel_feedback_ops;
     } else {
         schakel_fail(why, SCHAKEL_ECONFIG, "no service called %s", name);
     }
@@ -103,6 +108,7 @@ void schakel_svc_engine_free(const schakel_engine_ops_t *ops, void **engine)
     if (!*engine) return;
     if (ops == &schakel_routing_ops) schakel_routing_destroy((schakel_routing_t **)engine);
     else if (ops == &schakel_consent_ops) schakel_consent_destroy((schakel_consent_t **)engine);
+    else if (ops == &schakel_feedback_ops) schakel_feedback_destroy((schakel_feedback_t **)engine);
     *engine = NULL;
 }
 

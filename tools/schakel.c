@@ -17,7 +17,9 @@ static const char usage[] =
     "  audit     verify the hash chain and checkpoints of a log; replay the services\n"
     "  explain   who received an event, in which form, and why\n"
     "  routing   run the routing service alone\n"
-    "  consent   run the consent service alone\n";
+    "  consent   run the consent service alone\n"
+    "  feedback  run the feedback-loop service alone\n"
+    "  loops     an organisation's open and overdue loops, one loop's history, figures\n";
 
 int main(int argc, char **argv)
 {
@@ -36,7 +38,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "tail")) return cmd_tail(argc, argv);
     if (!strcmp(cmd, "audit")) return cmd_audit(argc, argv);
     if (!strcmp(cmd, "explain")) return cmd_explain(argc, argv);
-    if (!strcmp(cmd, "routing") || !strcmp(cmd, "consent")) return schakel_svc_cli(cmd, argc, argv);
+    if (!strcmp(cmd, "routing") || !strcmp(cmd, "consent") || !strcmp(cmd, "feedback"))
+        return schakel_svc_cli(cmd, argc, argv);
+    if (!strcmp(cmd, "loops")) return cmd_loops(argc, argv);
     fprintf(stderr, "schakel: unknown command \"%s\"\n\n%s", cmd, usage);
     return 2;
 }

@@ -15,6 +15,7 @@ int cmd_publish(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_loops(int argc, char **argv);
 
 /* Writes a sample region under dir (keys/, directory.json, node.json) if
  * it has none; used by `schakel node` on first run. */

@@ -21,7 +21,7 @@
 #include "error.h"
 #include "logging.h"
 
-#define RULES_VERSION "schakel/v1/consent-rules/1" /* bump when a coded rule changes */
+#define RULES_VERSION "schakel/v1/consent-rules/2" /* bump when a coded rule changes */
 #define SUBJECT_LEN 64
 #define HOLD_KEY_MAX (SUBJECT_LEN + 16 + SCHAKEL_ID_MAX)
 
@@ -479,12 +479,22 @@ static int emit_decision(schakel_consent_t *c, schakel_emit_t *out, const schake
     return rc ? schakel_fail(why, rc, "consent: cannot emit a decision") : 0;
 }
 
+/* The loop an event opens: a referral's id, or the id of a signal that
+ * asks for follow-up; NULL for other events. */
+static const ProtobufCBinaryData *loop_id(const schakel_envelope_t *e)
+{
+    if (e->type == T(REFERRAL)) return &e->referral->referral_id;
+    if (e->type == T(SIGNAL) && e->signal->follow_up_requested) return &e->event_id;
+    return NULL;
+}
+
 /* Bookkeeping after a delivery: a delivered referral opens its loop. */
 static int delivered(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
                      const verdict_t *v)
 {
-    if (e->type != T(REFERRAL) || v->outcome != O(DELIVER)) return 0;
-    return record_delivery(c, txn, e->referral->referral_id.data, x, v);
+    const ProtobufCBinaryData *id = loop_id(e);
+    if (!id || id->len != 16 || v->outcome != O(DELIVER)) return 0;
+    return record_delivery(c, txn, id->data, x, v);
 }
 
 static size_t hold_key(uint8_t *key, const char *subject, const uint8_t about[16], const char *x)
@@ -733,8 +743,8 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
             if (rc == 0 && e->type == T(CONSENT_GIVEN)) rc = on_consent_given(c, txn, rec, buf, len);
             free(buf);
             if (rc == 0 && e->type == T(CONSENT_WITHDRAWN)) rc = on_consent_withdrawn(c, txn, e);
-            if (rc == 0 && e->type == T(REFERRAL))
-                rc = schakel_kv_put(txn, c->origins, e->referral->referral_id.data, 16, e->source_org,
+            if (rc == 0 && loop_id(e) && loop_id(e)->len == 16)
+                rc = schakel_kv_put(txn, c->origins, loop_id(e)->data, 16, e->source_org,
                                     strlen(e->source_org) + 1);
             if (rc == 0 && e->type == T(VEILIGTHUIS_REPORT))
                 rc = schakel_kv_put(txn, c->origins, e->veiligthuis_report->report_id.data, 16,

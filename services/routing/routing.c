@@ -355,6 +355,11 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL:
         if (remember(txn, r->dbi_referrals, &env->referral->referral_id, env->source_org)) goto store;
         break;
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL: /* a signal that asks for follow-up opens a loop */
+        if (env->signal->follow_up_requested &&
+            remember(txn, r->dbi_referrals, &env->event_id, env->source_org))
+            goto store;
+        break;
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_VEILIGTHUIS_REPORT:
         if (remember(txn, r->dbi_reports, &env->veiligthuis_report->report_id, env->source_org)) goto store;
         break;
@@ -424,7 +429,7 @@ const char *schakel_routing_default_rules(void)
            "    {\"id\": \"meldcode/consult-veiligthuis\", \"on\": [\"meldcode_step\"], \"when\": {\"step\": \"consult\", \"consulted_veiligthuis\": true}, \"to\": \"veiligthuis\"},\n"
            "    {\"id\": \"veiligthuis/feedback-to-reporter\", \"on\": [\"veiligthuis_feedback\"], \"to\": \"reporter\"},\n"
            "    {\"id\": \"absence/leerplicht\", \"on\": [\"absence\"], \"when\": {\"leerplicht_report\": true}, \"to\": \"leerplicht\"},\n"
-           "    {\"id\": \"loop/to-referrer\", \"on\": [\"referral_received\", \"intake\", \"first_contact\", \"case_lead\", \"waiting_list\", \"bridging_care\", \"feedback_status\", \"closure\"], \"to\": \"referrer\"},\n"
+           "    {\"id\": \"loop/status-to-referrer\", \"on\": [\"feedback_status\"], \"to\": \"referrer\"},\n"
            "    {\"id\": \"loop/reminder-to\", \"on\": [\"loop_reminder\"], \"to\": \"field\", \"field\": \"to_org\"},\n"
            "    {\"id\": \"thuiszitter/leerplicht\", \"on\": [\"thuiszitter_status\"], \"to\": \"leerplicht\"},\n"
            "    {\"id\": \"thuiszitter/ppo\", \"on\": [\"thuiszitter_status\"], \"to\": \"school_team\", \"kinds\": [\"ppo\"]},\n"

@@ -1,0 +1,66 @@
+/* schakel-feedback: no referral disappears, and the school hears back.
+ * Keeps a loop per referral (and per signal that asks for follow-up):
+ *
+ *   sent -> received -> first contact -> help started | waiting list |
+ *                                        declined | redirected -> closed
+ *
+ * Every transition comes from an event on the log: the referral itself,
+ * the consent decision that delivered it (which names the receiver and
+ * starts the clock), and the receiver's referral_received, first_contact,
+ * intake, waiting_list, bridging_care, case_lead, feedback_status and
+ * closure events that carry the loop's referral_id (for a signal: the
+ * signal's event id).
+ *
+ * Each transition sends the referrer a FeedbackStatus notice (state, date,
+ * lead organisation; no content). Deadlines are in working days from the
+ * delivery (weekends and Dutch public holidays off), per kind of receiver
+ * and kind of loop; an overdue step earns the receiver a LoopReminder, and
+ * escalate_after working days later its escalation contact an escalation
+ * (without the child's subject). A loop declined or redirected with no new
+ * receiver, or on a waiting list with no bridging care within
+ * bridging_within working days, raises a stalled-handover alert to the
+ * referrer. Time is the log's, so replay gives the same loops and events.
+ *
+ * Policy file:
+ *   {"version": 1,
+ *    "deadlines": {"referral": {"*": {"received": 2, "first_contact": 5},
+ *                               "ppo": {"first_contact": 10}},
+ *                  "signal": {"*": {"received": 2, "first_contact": 5}}},
+ *    "escalate_after": 2, "bridging_within": 5}
+ */
+#ifndef SCHAKEL_FEEDBACK_H
+#define SCHAKEL_FEEDBACK_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "service.h"
+
+typedef struct schakel_feedback schakel_feedback_t;
+
+schakel_feedback_t *schakel_feedback_new(const char *org_id, const char *policy_json, size_t len,
+                                         char *why);
+void schakel_feedback_destroy(schakel_feedback_t **self_p);
+
+const char *schakel_feedback_default_policy(void);
+
+extern const schakel_engine_ops_t schakel_feedback_ops;
+
+/* ---- reading a feedback service's state (schakel loops) ---- */
+
+/* The open and overdue loops an organisation takes part in (as referrer or
+ * receiver), by referral id and the referrer's case reference, never by
+ * name; or with org NULL, all. A JSON array; NULL when state_dir holds no
+ * feedback state. */
+json_t *schakel_feedback_loops(const char *state_dir, const char *org, char *why);
+
+/* One loop and its history (every transition: state, day, event, seq). */
+json_t *schakel_feedback_loop(const char *state_dir, const uint8_t referral_id[16], char *why);
+
+/* Aggregates only: per receiving organisation the open and overdue loops,
+ * working days from delivery to first contact and to start of help
+ * (median, p90) and the share of first contacts within the deadline.
+ * Counts from 1 to 4 are shown as "<5": small numbers identify children. */
+json_t *schakel_feedback_figures(const char *state_dir, char *why);
+
+#endif

@@ -1,0 +1,69 @@
+/* Helpers for scenario tests on a whole `schakel node` (see scenario.c). */
+#ifndef SCHAKEL_TEST_SCENARIO_H
+#define SCHAKEL_TEST_SCENARIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "harness.h"
+
+extern harness_t *H; /* the node of the running test program */
+
+/* What the log says about one event. */
+typedef struct {
+    char recipient[64], rule[64], consent_id[33], inform[64];
+    int outcome, basis, duty;
+    uint64_t seq;
+} decision_t;
+
+typedef struct {
+    decision_t d[32];
+    size_t n;
+    char routed[8][64];
+    size_t n_routed;
+} decisions_t;
+
+void hex(const uint8_t *b, size_t n, char *out);
+/* A synthetic child's pseudonym, from a label. */
+void child(const char *label, char out[65]);
+/* A random 16-byte id as hex. */
+void new_id(char out[33]);
+int64_t now_ms(void);
+
+/* A service's place in the log (its LMDB cursor), and waiting until the
+ * routing, consent and feedback services all reached seq. */
+uint64_t service_cursor(const char *name);
+void wait_services(uint64_t seq);
+
+/* The routing and consent decisions about an event (stream about/<id>);
+ * waiting (15 s at most) until at least `want` consent decisions are there. */
+void read_decisions(const uint8_t id[16], decisions_t *out);
+void wait_decisions(const uint8_t id[16], size_t want, decisions_t *out);
+const decision_t *find(const decisions_t *ds, const char *recipient, int outcome);
+int routed_to(const decisions_t *ds, const char *org);
+
+/* Does org's stream hold the event (outcome_about 0), or a consent
+ * decision with that outcome about it? Read as org itself. */
+int received(const char *org, const uint8_t id[16], int outcome_about);
+
+/* Publishes JSON as org; fails the test on a reject. Returns the seq. */
+uint64_t publish(const char *org, const char *json, uint8_t id[16]);
+/* A referral of subject to an organisation kind; extra is spliced into the
+ * envelope (e.g. "\"district\":\"zuid\","). rid_out: its referral id (hex). */
+void referral(const char *org, const char *subject, const char *extra, const char *to_kind,
+              uint8_t id[16]);
+void referral_with_id(const char *org, const char *subject, const char *extra, const char *to_kind,
+                      char rid_out[33], uint8_t id[16]);
+/* Parents' (or another giver's) consent for a kind of recipient. */
+void consent(const char *org, const char *subject, const char *given_by, const char *age,
+             const char *recipient_kind, char cid[33], uint8_t id[16]);
+
+/* Adds the test clock to the directory (and the 12AB00 override). */
+void change_directory(int override);
+/* A clock tick at at_ms from the test clock; returns its seq. */
+uint64_t tick(int64_t at_ms);
+
+/* Lines of the node's log that contain needle. */
+int count_in_log(const char *needle);
+
+#endif

@@ -1,0 +1,311 @@
+/* The feedback loop on a real node with a log clock the test controls:
+ * deadlines in working days (across a weekend and King's Day 2027, a
+ * Tuesday), reminders and escalation, one status notice per transition
+ * and nothing more, alerts when a handover stalls, and identical loops
+ * and events after the state is wiped and the log replayed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "json.h"
+#include "scenario.h"
+
+#define SCHOOL "school-34cd01"
+#define WIJKTEAM "wijkteam-zuid"
+#define ESCALATION "gemeente-region"
+
+static int64_t at(const char *utc)
+{
+    int64_t ms;
+    assert_int_equal(schakel_time_parse(utc, &ms), 0);
+    return ms;
+}
+
+/* Moves the log's time and waits until every service has seen it. */
+static void clock_to(const char *utc)
+{
+    wait_services(tick(at(utc)));
+}
+
+/* What svc-feedback said about a loop, read from the whole log. */
+typedef struct {
+    int state;        /* feedback_status: the state */
+    int level;        /* loop_reminder: the level */
+    int waiting_for;
+    char due_on[11], to[64], overdue[64];
+    int has_subject;
+} said_t;
+
+static size_t feedback_said(const char *rid_hex, said_t *out, size_t max)
+{
+    uint8_t rid[16];
+    schakel_hex_decode(rid_hex, rid, 16);
+    schakel_consumer_t *c = harness_consumer(H, "svc-audit", "all", NULL);
+    const Schakel__V1__Delivered *r;
+    char why[SCHAKEL_ERRLEN];
+    size_t n = 0;
+    while (schakel_consumer_next(c, &r, 0, why) == 0) {
+        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
+        if (!e) continue;
+        if (!strcmp(e->source_org, "svc-feedback") && n < max) {
+            said_t *s = &out[n];
+            memset(s, 0, sizeof *s);
+            if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS &&
+                !memcmp(e->feedback_status->referral_id.data, rid, 16)) {
+                s->state = e->feedback_status->state;
+                s->has_subject = e->subject[0] != 0;
+                n++;
+            } else if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER &&
+                       !memcmp(e->loop_reminder->referral_id.data, rid, 16)) {
+                s->level = e->loop_reminder->level;
+                s->waiting_for = e->loop_reminder->waiting_for;
+                snprintf(s->due_on, sizeof s->due_on, "%s", e->loop_reminder->due_on);
+                snprintf(s->to, sizeof s->to, "%s", e->loop_reminder->to_org);
+                snprintf(s->overdue, sizeof s->overdue, "%s", e->loop_reminder->overdue_org);
+                s->has_subject = e->subject[0] != 0;
+                n++;
+            }
+        }
+        schakel_envelope_free(e);
+    }
+    schakel_consumer_destroy(&c);
+    return n;
+}
+
+/* How many events of `type` about the loop arrived in org's own stream. */
+static size_t in_stream(const char *org, const char *rid_hex, int type)
+{
+    uint8_t rid[16];
+    schakel_hex_decode(rid_hex, rid, 16);
+    char stream[80];
+    snprintf(stream, sizeof stream, "org/%s", org);
+    schakel_consumer_t *c = harness_consumer(H, org, stream, NULL);
+    const Schakel__V1__Delivered *r;
+    char why[SCHAKEL_ERRLEN];
+    size_t n = 0;
+    while (schakel_consumer_next(c, &r, 0, why) == 0) {
+        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
+        const ProtobufCBinaryData *b = e ? schakel_body_bytes(e, "referral_id") : NULL;
+        if (e && (int)e->type == type && b && !memcmp(b->data, rid, 16)) n++;
+        schakel_envelope_free(e);
+    }
+    schakel_consumer_destroy(&c);
+    return n;
+}
+
+/* A referral from the school to its wijkteam, with consent: delivered. */
+static void delivered_referral(const char *label, char p[65], char rid[33])
+{
+    char cid[33];
+    uint8_t c[16], ref[16];
+    child(label, p);
+    consent(SCHOOL, p, "parents", "under_12", "wijkteam", cid, c);
+    referral_with_id(SCHOOL, p, "\"district\":\"zuid\",\"age_band\":\"under_12\",", "wijkteam", rid, ref);
+    decisions_t ds;
+    wait_decisions(ref, 1, &ds);
+    assert_non_null(find(&ds, WIJKTEAM, SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
+    wait_services(harness_head(H));
+}
+
+/* The receiver tells the bus what happened with the referral. */
+static void answer(const char *p, const char *rid, const char *type, const char *body)
+{
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"type\":\"%s\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":\"consent\","
+             "\"%s\":{\"referral_id\":\"%s\"%s%s}}",
+             type, p, type, rid, body[0] ? "," : "", body);
+    wait_services(publish(WIJKTEAM, json, NULL));
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    H = harness_new_node();
+    if (harness_start(H) != 0) return -1;
+    change_directory(0);
+    tick(at("2027-04-23T08:00:00Z")); /* Friday 23 April 2027, 10:00 in Amsterdam */
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    harness_destroy(&H);
+    return 0;
+}
+
+static void unanswered_referral_is_reminded_then_escalated(void **state)
+{
+    (void)state;
+    char p[65], rid[33];
+    said_t s[16];
+    delivered_referral("loop-unanswered", p, rid);
+    /* received within 2 working days of Friday: Monday 26, not King's Day
+     * (Tuesday 27), so Wednesday 28 April is the last day */
+    clock_to("2027-04-28T21:30:00Z"); /* Wednesday 23:30 */
+    assert_int_equal(feedback_said(rid, s, 16), 0);
+    clock_to("2027-04-28T22:30:00Z"); /* Thursday 00:30 */
+    assert_int_equal(feedback_said(rid, s, 16), 1);
+    assert_int_equal(s[0].level, SCHAKEL__V1__REMINDER_LEVEL__REMINDER_LEVEL_REMINDER);
+    assert_int_equal(s[0].waiting_for, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_RECEIVED);
+    assert_string_equal(s[0].due_on, "2027-04-28");
+    assert_string_equal(s[0].to, WIJKTEAM);
+    assert_true(s[0].has_subject);
+    assert_int_equal(in_stream(WIJKTEAM, rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER), 1);
+
+    /* two more working days (Thursday 29, Friday 30): then escalation */
+    clock_to("2027-04-30T21:30:00Z");
+    assert_int_equal(feedback_said(rid, s, 16), 1);
+    clock_to("2027-04-30T22:30:00Z");
+    assert_int_equal(feedback_said(rid, s, 16), 2);
+    assert_int_equal(s[1].level, SCHAKEL__V1__REMINDER_LEVEL__REMINDER_LEVEL_ESCALATION);
+    assert_string_equal(s[1].to, ESCALATION);
+    assert_string_equal(s[1].overdue, WIJKTEAM);
+    assert_false(s[1].has_subject); /* the escalation contact learns no child */
+    assert_int_equal(in_stream(ESCALATION, rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER), 1);
+
+    /* first contact within 5 working days: Monday 3 May; the reminder on the 4th */
+    clock_to("2027-05-03T21:30:00Z");
+    assert_int_equal(feedback_said(rid, s, 16), 2);
+    clock_to("2027-05-03T22:30:00Z");
+    assert_int_equal(feedback_said(rid, s, 16), 3);
+    assert_int_equal(s[2].waiting_for, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_FIRST_CONTACT);
+    assert_string_equal(s[2].due_on, "2027-05-03");
+}
+
+static void answered_referral_gets_one_notice_per_transition(void **state)
+{
+    (void)state;
+    char p[65], rid[33];
+    said_t s[16];
+    delivered_referral("loop-answered", p, rid); /* delivered on Tuesday 4 May */
+    answer(p, rid, "referral_received", "\"received_on\":\"2027-05-04\"");
+    answer(p, rid, "referral_received", "\"received_on\":\"2027-05-04\""); /* said twice: one step */
+    clock_to("2027-05-05T08:00:00Z");
+    answer(p, rid, "first_contact", "\"contact_on\":\"2027-05-05\"");
+    answer(p, rid, "intake", "\"intake_on\":\"2027-05-06\",\"outcome\":\"short_help\"");
+    answer(p, rid, "case_lead", "\"lead_org\":\"wijkteam-zuid\",\"since\":\"2027-05-06\""); /* not a step */
+    clock_to("2027-06-01T08:00:00Z"); /* every deadline long past */
+    answer(p, rid, "closure", "\"closed_on\":\"2027-06-01\",\"reason_code\":\"goals_met\"");
+
+    size_t n = feedback_said(rid, s, 16);
+    int want[] = {SCHAKEL__V1__LOOP_STATE__LOOP_STATE_RECEIVED, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_FIRST_CONTACT,
+                  SCHAKEL__V1__LOOP_STATE__LOOP_STATE_HELP_STARTED, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_CLOSED};
+    assert_int_equal(n, 4); /* no reminder among them */
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(s[i].level, 0);
+        assert_int_equal(s[i].state, want[i]);
+    }
+    /* the school got exactly those notices, and not the wijkteam's own events */
+    assert_int_equal(in_stream(SCHOOL, rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS), 4);
+    assert_int_equal(in_stream(SCHOOL, rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_INTAKE), 0);
+    assert_int_equal(in_stream(SCHOOL, rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL_RECEIVED), 0);
+}
+
+static void declined_without_new_receiver_alerts_the_school(void **state)
+{
+    (void)state;
+    char p[65], rid[33];
+    said_t s[16];
+    delivered_referral("loop-declined", p, rid);
+    answer(p, rid, "referral_received", "\"received_on\":\"2027-06-01\"");
+    answer(p, rid, "intake", "\"intake_on\":\"2027-06-02\",\"outcome\":\"declined\"");
+    size_t n = feedback_said(rid, s, 16);
+    assert_int_equal(n, 3);
+    assert_int_equal(s[1].state, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_DECLINED);
+    assert_int_equal(s[2].level, SCHAKEL__V1__REMINDER_LEVEL__REMINDER_LEVEL_STALLED);
+    assert_string_equal(s[2].to, SCHOOL);
+    assert_string_equal(s[2].overdue, WIJKTEAM);
+    assert_int_equal(in_stream(SCHOOL, rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER), 1);
+}
+
+static void waiting_list_without_bridging_care_alerts_the_school(void **state)
+{
+    (void)state;
+    char p[65], q[65], rid[33], rid2[33];
+    said_t s[16];
+    delivered_referral("loop-waiting", p, rid);
+    delivered_referral("loop-bridged", q, rid2);
+    answer(p, rid, "intake", "\"intake_on\":\"2027-06-02\",\"outcome\":\"specialised_care\"");
+    answer(p, rid, "waiting_list", "\"provider_ref\":\"provider-7\",\"status\":\"placed\",\"on\":\"2027-06-02\"");
+    answer(q, rid2, "intake", "\"intake_on\":\"2027-06-02\",\"outcome\":\"specialised_care\"");
+    answer(q, rid2, "waiting_list", "\"provider_ref\":\"provider-7\",\"status\":\"placed\",\"on\":\"2027-06-02\"");
+    answer(q, rid2, "bridging_care", "\"by_org\":\"smw-farent\",\"started_on\":\"2027-06-03\"");
+    clock_to("2027-06-20T08:00:00Z");
+    size_t n = feedback_said(rid, s, 16);
+    assert_true(n >= 1);
+    assert_int_equal(s[n - 1].level, SCHAKEL__V1__REMINDER_LEVEL__REMINDER_LEVEL_STALLED);
+    assert_string_equal(s[n - 1].to, SCHOOL);
+    n = feedback_said(rid2, s, 16);
+    for (size_t i = 0; i < n; i++) assert_int_not_equal(s[i].level, SCHAKEL__V1__REMINDER_LEVEL__REMINDER_LEVEL_STALLED);
+}
+
+/* Runs `schakel loops` with args and returns its stdout (caller frees). */
+static char *loops(const char *a1, const char *a2)
+{
+    char out[600];
+    snprintf(out, sizeof out, "%s/loops.json", H->dir);
+    const char *args[] = {"loops", "--node", H->data, a1, a2, NULL};
+    assert_int_equal(harness_run_tool(out, args), 0);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    char *buf = calloc(1, 1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+static void replay_yields_identical_loops_and_events(void **state)
+{
+    (void)state;
+    uint64_t head = harness_head(H);
+    wait_services(head);
+    char *list = loops("--org", SCHOOL), *figures = loops("--figures", NULL);
+    assert_non_null(strstr(list, "\"state\": \"waiting_list\""));
+    assert_int_equal(harness_shutdown(H), 0);
+    head = harness_head(H);
+
+    char out[600];
+    snprintf(out, sizeof out, "%s/replay.json", H->dir);
+    const char *args[] = {"audit", "replay", "--data", H->data, "--service", "feedback", NULL};
+    assert_int_equal(harness_run_tool(out, args), 0);
+
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/services/feedback'", H->data);
+    assert_int_equal(system(cmd), 0);
+    int rejected = count_in_log("derived_rejected");
+    assert_int_equal(harness_start(H), 0);
+    wait_services(head);
+    assert_int_equal(harness_head(H), head); /* every event again, all duplicates */
+    assert_int_equal(count_in_log("derived_rejected"), rejected);
+    char *list2 = loops("--org", SCHOOL), *figures2 = loops("--figures", NULL);
+    assert_string_equal(list, list2);
+    assert_string_equal(figures, figures2);
+    free(list);
+    free(list2);
+    free(figures);
+    free(figures2);
+    assert_int_equal(harness_shutdown(H), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(unanswered_referral_is_reminded_then_escalated),
+        cmocka_unit_test(answered_referral_gets_one_notice_per_transition),
+        cmocka_unit_test(declined_without_new_receiver_alerts_the_school),
+        cmocka_unit_test(waiting_list_without_bridging_care_alerts_the_school),
+        cmocka_unit_test(replay_yields_identical_loops_and_events),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
