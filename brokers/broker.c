@@ -23,6 +23,7 @@
 #include "crypto.h"
 #include "directory.h"
 #include "error.h"
+#include "fileio.h"
 #include "keys.h"
 #include "logging.h"
 #include "store.h"
@@ -278,22 +279,6 @@ static void directory_to_log(schakel_broker_t *b)
                     (unsigned long long)u.version);
 }
 
-/* Writes len bytes to path through a temp file, fsync and rename. */
-static int write_atomic(const char *path, const char *text, size_t len)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) return SCHAKEL_EIO;
-    int ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
-    close(fd);
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return SCHAKEL_EIO;
-    }
-    return 0;
-}
-
 /* A directory_update at seq is on the log: it is in force from now on,
  * and written to the directory file so that the operator and a restart
  * see it. */
@@ -306,7 +291,7 @@ static void directory_install(schakel_broker_t *b, const char *doc, uint64_t seq
                     (unsigned long long)seq, why);
         return;
     }
-    if (write_atomic(b->dir_path, doc, strlen(doc)) != 0)
+    if (schakel_file_write_atomic(b->dir_path, doc, strlen(doc)) != 0)
         schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=directory_not_written path=%s "
                     "reason=\"%s\"", b->dir_path, strerror(errno));
     struct stat st;

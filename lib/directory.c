@@ -11,6 +11,7 @@
 
 #include "codec.h"
 #include "error.h"
+#include "fileio.h"
 #include "schakel/v1/common.pb-c.h"
 
 typedef struct {
@@ -314,24 +315,13 @@ fail:
 
 schakel_directory_t *schakel_directory_load(const char *path, char *why)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        schakel_fail(why, SCHAKEL_EIO, "%s: cannot be opened", path);
+    size_t len;
+    char *buf = schakel_file_read(path, 64u << 20, &len);
+    if (!buf) {
+        schakel_fail(why, SCHAKEL_EIO, "%s: cannot be read", path);
         return NULL;
     }
-    char *buf = NULL;
-    size_t cap = 0, len = 0, n;
-    do {
-        if (len + 65536 > cap) {
-            char *nb = realloc(buf, cap = (cap ? cap * 2 : 65536) + 65536);
-            if (!nb) break;
-            buf = nb;
-        }
-        n = fread(buf + len, 1, cap - len, f);
-        len += n;
-    } while (n > 0 && len < (64u << 20));
-    fclose(f);
-    schakel_directory_t *d = buf ? schakel_directory_parse(buf, len, why) : NULL;
+    schakel_directory_t *d = schakel_directory_parse(buf, len, why);
     free(buf);
     if (!d && why) {
         char inner[SCHAKEL_ERRLEN];

@@ -17,6 +17,7 @@
 #include "client.h"
 #include "consumer.h"
 #include "crypto.h"
+#include "directory.h"
 #include "error.h"
 #include "logging.h"
 #include "store.h"
@@ -100,6 +101,48 @@ int schakel_kv_del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen)
     MDB_val k = {klen, (void *)key};
     int rc = mdb_del(txn, dbi, &k, NULL);
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : SCHAKEL_ESTORE;
+}
+
+int schakel_engine_tables(MDB_txn *txn, const char *engine, const char *const *names,
+                          MDB_dbi *const *dbis, size_t n, char *why)
+{
+    for (size_t i = 0; i < n; i++)
+        if (mdb_dbi_open(txn, names[i], MDB_CREATE, dbis[i]) != 0)
+            return schakel_fail(why, SCHAKEL_ESTORE, "%s: cannot open table %s", engine, names[i]);
+    return 0;
+}
+
+int schakel_engine_directory_load(MDB_txn *txn, MDB_dbi state, schakel_directory_t **dir)
+{
+    MDB_val v;
+    schakel_directory_destroy(dir);
+    if (schakel_kv_get(txn, state, "directory", 9, &v) == 0)
+        *dir = schakel_directory_parse(v.mv_data, v.mv_size, NULL);
+    return 0;
+}
+
+int schakel_engine_directory_update(MDB_txn *txn, MDB_dbi state, const schakel_envelope_t *e,
+                                    schakel_directory_t **dir)
+{
+    const char *doc = e->directory_update->document_json;
+    char why[SCHAKEL_ERRLEN];
+    schakel_directory_t *d = schakel_directory_parse(doc, strlen(doc), why);
+    if (!d) { /* the broker checks every update; one that slipped by is not used */
+        schakel_log(SCHAKEL_LOG_WARN, "service", "event=directory_ignored reason=\"%s\"", why);
+        return 0;
+    }
+    if (*dir && schakel_directory_version(d) <= schakel_directory_version(*dir)) {
+        schakel_directory_destroy(&d);
+        return 0;
+    }
+    int rc = schakel_kv_put(txn, state, "directory", 9, doc, strlen(doc));
+    if (rc) {
+        schakel_directory_destroy(&d);
+        return rc;
+    }
+    schakel_directory_destroy(dir);
+    *dir = d;
+    return 0;
 }
 
 /* ---- the engine's environment and the runner's own table ---- */
@@ -465,7 +508,7 @@ int schakel_service_replay(const char *logdir, const uint8_t master_key[32],
     if (rc == 0) rc = walk_log(p.log, replay_record, &p);
     if (p.txn) mdb_txn_abort(p.txn);
     if (rc == 0) {
-        qsort(p.ids, p.n_ids, 16, cmp_id);
+        if (p.n_ids) qsort(p.ids, p.n_ids, 16, cmp_id);
         rc = walk_log(p.log, extra_record, &p);
     }
     if (rc && !r->why[0]) snprintf(r->why, sizeof r->why, "%s", p.why[0] ? p.why : schakel_strerror(rc));

@@ -82,6 +82,20 @@ int schakel_service_replay(const char *logdir, const uint8_t master_key[32],
  * a list of (pointer, length) pairs ended by a NULL pointer. */
 void schakel_derive_id(uint8_t out[16], const char *label, ...);
 
+/* Opens (creating) an engine's n tables by name in txn. 0 or an error with
+ * the table named in why. */
+int schakel_engine_tables(MDB_txn *txn, const char *engine, const char *const *names,
+                          MDB_dbi *const *dbis, size_t n, char *why);
+
+/* The directory in force on the log, as engines keep it: key "directory"
+ * of their table `state`. load reads it (leaves *dir NULL when there is
+ * none yet); update takes a directory_update event and keeps it when it is
+ * newer than *dir. Both return 0 or an error code. */
+struct schakel_directory;
+int schakel_engine_directory_load(MDB_txn *txn, MDB_dbi state, struct schakel_directory **dir);
+int schakel_engine_directory_update(MDB_txn *txn, MDB_dbi state, const schakel_envelope_t *e,
+                                    struct schakel_directory **dir);
+
 /* Small LMDB helpers: get returns 0, SCHAKEL_ENOTFOUND or SCHAKEL_ESTORE. */
 int schakel_kv_get(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, MDB_val *val);
 int schakel_kv_put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const void *val,

@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "consent.h"
 #include "error.h"
+#include "fileio.h"
 #include "feedback.h"
 #include "routing.h"
 #include "service.h"
@@ -34,27 +35,6 @@ struct schakel_svc {
     int started, result;
     char why[SCHAKEL_ERRLEN];
 };
-
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t cap = 0, n = 0, got;
-    do {
-        if (n + 4096 > cap) {
-            char *nb = realloc(buf, cap = cap * 2 + 8192);
-            if (!nb) break;
-            buf = nb;
-        }
-        got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-    } while (got > 0 && n < (4u << 20));
-    fclose(f);
-    if (buf) buf[n] = 0;
-    *len = n;
-    return buf;
-}
 
 static const char *default_text(const char *name)
 {
@@ -84,7 +64,7 @@ int schakel_svc_engine(const char *name, const char *org, const char *path,
                        const schakel_engine_ops_t **ops, void **engine, char *why)
 {
     size_t len;
-    char *text = read_text(path, &len);
+    char *text = schakel_file_read(path, 4u << 20, &len);
     *engine = NULL;
     if (!text) return schakel_fail(why, SCHAKEL_ECONFIG, "%s: %s", path, strerror(errno));
     if (!strcmp(name, "routing")) {

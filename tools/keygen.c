@@ -1,5 +1,8 @@
 /* schakel keygen: one key file per organisation (CURVE + Ed25519). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "error.h"
@@ -7,11 +10,41 @@
 
 static const char usage[] =
     "usage: schakel keygen --id ORG --out DIR\n"
+    "       schakel keygen --region FILE\n"
     "\n"
     "Makes DIR/ORG.key (secret, mode 0600: keep it on the adapter's machine)\n"
     "and DIR/ORG.pub (public: give it to whoever keeps the directory).\n"
     "ORG is the organisation id: lower-case letters, digits, . _ / -.\n"
-    "An existing ORG.key is never overwritten.\n";
+    "An existing ORG.key is never overwritten.\n"
+    "\n"
+    "--region FILE makes a region's pseudonym key (32 random bytes, hex, mode\n"
+    "0600): every adapter of the region turns a BSN into the same pseudonym\n"
+    "with it, and it never reaches the broker. An existing FILE is kept.\n";
+
+/* A region key: the adapters' shared secret for pseudonyms. */
+static int region_key(const char *path)
+{
+    uint8_t key[32];
+    char hex[66];
+    if (schakel_random(key, sizeof key) != 0) {
+        fprintf(stderr, "schakel keygen: no random bytes\n");
+        return 1;
+    }
+    schakel_hex_encode(key, sizeof key, hex);
+    memset(key, 0, sizeof key);
+    size_t n = strlen(hex);
+    hex[n] = '\n';
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    int ok = fd >= 0 && write(fd, hex, n + 1) == (ssize_t)(n + 1) && fsync(fd) == 0;
+    if (fd >= 0) close(fd);
+    memset(hex, 0, sizeof hex);
+    if (!ok) {
+        fprintf(stderr, "schakel keygen: %s: %s\n", path, errno == EEXIST ? "exists already: kept" : strerror(errno));
+        return errno == EEXIST ? 0 : 1;
+    }
+    printf("{\"region_key\":\"%s\"}\n", path);
+    return 0;
+}
 
 int cmd_keygen(int argc, char **argv)
 {
@@ -24,6 +57,8 @@ int cmd_keygen(int argc, char **argv)
             id = argv[++i];
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
             out = argv[++i];
+        } else if (!strcmp(argv[i], "--region") && i + 1 < argc) {
+            return region_key(argv[++i]);
         } else {
             fprintf(stderr, "schakel keygen: unexpected %s\n\n%s", argv[i], usage);
             return 2;

@@ -2,6 +2,7 @@
  * each kind around two schools, and the bus's own services, each with its
  * own keys. Names and ids are synthetic. */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,13 +86,27 @@ static int write_json(const char *path, json_t *doc)
     return rename(tmp, path) == 0 ? 0 : SCHAKEL_EIO;
 }
 
+/* Makes dir and its parents (a fresh checkout has no var/ yet). */
+static int mkdir_p(const char *dir)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) return -1;
+        *s = '/';
+    }
+    return mkdir(p, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 int tool_region_init(const char *dir, const char *endpoint, const char *pub_endpoint)
 {
     char path[4200], keys[4200];
     snprintf(path, sizeof path, "%s/node.json", dir);
     if (access(path, F_OK) == 0) return 0;
     snprintf(keys, sizeof keys, "%s/keys", dir);
-    if ((mkdir(dir, 0700) != 0 && errno != EEXIST) || (mkdir(keys, 0700) != 0 && errno != EEXIST)) {
+    if (mkdir_p(dir) != 0 || (mkdir(keys, 0700) != 0 && errno != EEXIST)) {
         fprintf(stderr, "schakel node: cannot create %s: %s\n", keys, strerror(errno));
         return -1;
     }
@@ -124,6 +139,23 @@ int tool_region_init(const char *dir, const char *endpoint, const char *pub_endp
     rc = write_json(path, d);
     json_decref(d);
     if (rc) goto fail;
+    /* the region's pseudonym key, for the adapters (never the broker's) */
+    snprintf(path, sizeof path, "%s/region.key", keys);
+    if (access(path, F_OK) != 0) {
+        uint8_t rk[32];
+        char hex[66];
+        FILE *f = NULL;
+        if (schakel_random(rk, sizeof rk) == 0) {
+            schakel_hex_encode(rk, sizeof rk, hex);
+            int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+            f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        }
+        memset(rk, 0, sizeof rk);
+        if (!f || fprintf(f, "%s\n", hex) < 0 || fclose(f) != 0) {
+            rc = SCHAKEL_EIO;
+            goto fail;
+        }
+    }
     json_t *n = json_pack("{s:s, s:s, s:s, s:s}", "endpoint", endpoint, "pub", pub_endpoint, "keys",
                           "keys", "directory", "directory.json");
     snprintf(path, sizeof path, "%s/node.json", dir);

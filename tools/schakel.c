@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "adapter.h"
 #include "runner.h"
 #include "tool.h"
 
@@ -11,7 +12,8 @@ static const char usage[] =
     "\n"
     "  node      run a whole bus (broker and services) under one data directory\n"
     "  broker    run the broker alone\n"
-    "  keygen    make an organisation's key file\n"
+    "  keygen    make an organisation's key file, or a region's pseudonym key\n"
+    "  adapter   plug an organisation's system in: spool, stdin, HTTP in; inbox out\n"
     "  publish   publish events written as JSON lines, one ACK line per event\n"
     "  tail      follow a stream as JSON lines\n"
     "  audit     verify the hash chain and checkpoints of a log; replay the services\n"
@@ -41,6 +43,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "routing") || !strcmp(cmd, "consent") || !strcmp(cmd, "feedback"))
         return schakel_svc_cli(cmd, argc, argv);
     if (!strcmp(cmd, "loops")) return cmd_loops(argc, argv);
+    if (!strcmp(cmd, "adapter")) return schakel_adapter_cli(argc, argv);
     fprintf(stderr, "schakel: unknown command \"%s\"\n\n%s", cmd, usage);
     return 2;
 }

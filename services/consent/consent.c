@@ -146,21 +146,12 @@ const char *schakel_consent_default_policy(void)
 static int consent_open(void *engine, MDB_txn *txn, char *why)
 {
     schakel_consent_t *c = engine;
-    struct {
-        const char *name;
-        MDB_dbi *dbi;
-    } t[] = {{"state", &c->state},         {"events", &c->events},
-             {"consents", &c->consents},   {"by_subject", &c->by_subject},
-             {"holds", &c->holds},         {"deadlines", &c->deadlines},
-             {"deliveries", &c->deliveries}, {"origins", &c->origins}};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (mdb_dbi_open(txn, t[i].name, MDB_CREATE, t[i].dbi) != 0)
-            return schakel_fail(why, SCHAKEL_ESTORE, "consent: cannot open table %s", t[i].name);
-    MDB_val v;
-    schakel_directory_destroy(&c->dir);
-    if (schakel_kv_get(txn, c->state, "directory", 9, &v) == 0)
-        c->dir = schakel_directory_parse(v.mv_data, v.mv_size, NULL);
-    return 0;
+    const char *const names[] = {"state", "events", "consents", "by_subject", "holds", "deadlines",
+                                 "deliveries", "origins"};
+    MDB_dbi *const dbis[] = {&c->state, &c->events, &c->consents, &c->by_subject, &c->holds,
+                             &c->deadlines, &c->deliveries, &c->origins};
+    int rc = schakel_engine_tables(txn, "consent", names, dbis, 8, why);
+    return rc ? rc : schakel_engine_directory_load(txn, c->state, &c->dir);
 }
 
 static schakel_envelope_t *load_event(schakel_consent_t *c, MDB_txn *txn, const uint8_t id[16])
@@ -702,24 +693,6 @@ static int on_consent_withdrawn(schakel_consent_t *c, MDB_txn *txn, const schake
     return rc;
 }
 
-static int install_directory(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e)
-{
-    const char *doc = e->directory_update->document_json;
-    schakel_directory_t *d = schakel_directory_parse(doc, strlen(doc), NULL);
-    if (!d || (c->dir && schakel_directory_version(d) <= schakel_directory_version(c->dir))) {
-        schakel_directory_destroy(&d);
-        return 0;
-    }
-    int rc = schakel_kv_put(txn, c->state, "directory", 9, doc, strlen(doc));
-    if (rc) {
-        schakel_directory_destroy(&d);
-        return rc;
-    }
-    schakel_directory_destroy(&c->dir);
-    c->dir = d;
-    return 0;
-}
-
 static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *rec,
                            schakel_emit_t *out, char *why)
 {
@@ -728,7 +701,7 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     int rc = 0;
     if (e) {
         switch ((int)e->type) {
-        case T(DIRECTORY_UPDATE): rc = install_directory(c, txn, e); break;
+        case T(DIRECTORY_UPDATE): rc = schakel_engine_directory_update(txn, c->state, e, &c->dir); break;
         case T(ROUTING_DECISION): rc = on_routing(c, txn, rec, out, why); break;
         case T(CONSENT_DECISION):
         case T(CLOCK_TICK):

@@ -162,19 +162,10 @@ const char *schakel_feedback_default_policy(void)
 static int feedback_open(void *engine, MDB_txn *txn, char *why)
 {
     schakel_feedback_t *f = engine;
-    struct {
-        const char *name;
-        MDB_dbi *dbi;
-    } t[] = {{"loops", &f->loops}, {"open", &f->open}, {"history", &f->history},
-             {"by_event", &f->by_event}, {"state", &f->state}};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (mdb_dbi_open(txn, t[i].name, MDB_CREATE, t[i].dbi) != 0)
-            return schakel_fail(why, SCHAKEL_ESTORE, "feedback: cannot open table %s", t[i].name);
-    MDB_val v;
-    schakel_directory_destroy(&f->dir);
-    if (schakel_kv_get(txn, f->state, "directory", 9, &v) == 0)
-        f->dir = schakel_directory_parse(v.mv_data, v.mv_size, NULL);
-    return 0;
+    const char *const names[] = {"loops", "open", "history", "by_event", "state"};
+    MDB_dbi *const dbis[] = {&f->loops, &f->open, &f->history, &f->by_event, &f->state};
+    int rc = schakel_engine_tables(txn, "feedback", names, dbis, 5, why);
+    return rc ? rc : schakel_engine_directory_load(txn, f->state, &f->dir);
 }
 
 static int load_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], loop_t *l)
@@ -541,24 +532,6 @@ static int check_deadlines(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *
     return rc;
 }
 
-static int install_directory(schakel_feedback_t *f, MDB_txn *txn, const schakel_envelope_t *e)
-{
-    const char *doc = e->directory_update->document_json;
-    schakel_directory_t *d = schakel_directory_parse(doc, strlen(doc), NULL);
-    if (!d || (f->dir && schakel_directory_version(d) <= schakel_directory_version(f->dir))) {
-        schakel_directory_destroy(&d);
-        return 0;
-    }
-    int rc = schakel_kv_put(txn, f->state, "directory", 9, doc, strlen(doc));
-    if (rc == 0) {
-        schakel_directory_destroy(&f->dir);
-        f->dir = d;
-    } else {
-        schakel_directory_destroy(&d);
-    }
-    return rc;
-}
-
 static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *rec,
                             schakel_emit_t *out, char *why)
 {
@@ -567,7 +540,7 @@ static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *
     int rc = 0;
     if (e) {
         switch ((int)e->type) {
-        case T(DIRECTORY_UPDATE): rc = install_directory(f, txn, e); break;
+        case T(DIRECTORY_UPDATE): rc = schakel_engine_directory_update(txn, f->state, e, &f->dir); break;
         case T(REFERRAL): rc = open_loop(f, txn, &e->referral->referral_id, ORIGIN_REFERRAL, rec); break;
         case T(SIGNAL):
             if (e->signal->follow_up_requested) rc = open_loop(f, txn, &e->event_id, ORIGIN_SIGNAL, rec);

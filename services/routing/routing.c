@@ -164,19 +164,10 @@ const uint8_t *schakel_routing_policy(const schakel_routing_t *r)
 static int routing_open(void *engine, MDB_txn *txn, char *why)
 {
     schakel_routing_t *r = engine;
-    struct {
-        const char *name;
-        MDB_dbi *dbi;
-    } t[] = {{"state", &r->dbi_state}, {"referrals", &r->dbi_referrals},
-             {"reports", &r->dbi_reports}, {"consents", &r->dbi_consents}};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (mdb_dbi_open(txn, t[i].name, MDB_CREATE, t[i].dbi) != 0)
-            return schakel_fail(why, SCHAKEL_ESTORE, "routing: cannot open table %s", t[i].name);
-    MDB_val v;
-    schakel_directory_destroy(&r->dir);
-    if (schakel_kv_get(txn, r->dbi_state, "directory", 9, &v) == 0)
-        r->dir = schakel_directory_parse(v.mv_data, v.mv_size, why);
-    return 0;
+    const char *const names[] = {"state", "referrals", "reports", "consents"};
+    MDB_dbi *const dbis[] = {&r->dbi_state, &r->dbi_referrals, &r->dbi_reports, &r->dbi_consents};
+    int rc = schakel_engine_tables(txn, "routing", names, dbis, 4, why);
+    return rc ? rc : schakel_engine_directory_load(txn, r->dbi_state, &r->dir);
 }
 
 /* Remembers the organisation behind an id (a referral, a report, a
@@ -316,30 +307,6 @@ static void apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
 
 /* ---- the engine ---- */
 
-static int install_directory(schakel_routing_t *r, MDB_txn *txn, const schakel_envelope_t *env,
-                             char *why)
-{
-    const char *doc = env->directory_update->document_json;
-    char inner[SCHAKEL_ERRLEN];
-    schakel_directory_t *d = schakel_directory_parse(doc, strlen(doc), inner);
-    if (!d) { /* the broker checked it; an older broker may not have */
-        schakel_log(SCHAKEL_LOG_WARN, "routing", "event=directory_ignored reason=\"%s\"", inner);
-        return 0;
-    }
-    if (r->dir && schakel_directory_version(d) <= schakel_directory_version(r->dir)) {
-        schakel_directory_destroy(&d);
-        return 0;
-    }
-    int rc = schakel_kv_put(txn, r->dbi_state, "directory", 9, doc, strlen(doc));
-    if (rc) {
-        schakel_directory_destroy(&d);
-        return schakel_fail(why, rc, "routing: cannot store the directory");
-    }
-    schakel_directory_destroy(&r->dir);
-    r->dir = d;
-    return 0;
-}
-
 static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *rec,
                            schakel_emit_t *out, char *why)
 {
@@ -347,7 +314,8 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     const schakel_envelope_t *env = rec->env;
     if (!env) return 0;
     switch ((int)env->type) {
-    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE: return install_directory(r, txn, env, why);
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE:
+        return schakel_engine_directory_update(txn, r->dbi_state, env, &r->dir) ? schakel_fail(why, SCHAKEL_ESTORE, "routing: cannot store the directory") : 0;
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK:

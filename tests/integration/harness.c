@@ -393,3 +393,24 @@ uint64_t harness_publish_json(harness_t *h, const char *org, const char *json, u
     if (id_out) memcpy(id_out, id, 16);
     return seq;
 }
+
+pid_t harness_spawn(const char *log_path, const char *const *args)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        const char *argv[32];
+        argv[0] = SCHAKEL_BIN_DIR "/schakel";
+        int n = 1;
+        for (; args[n - 1] && n < 31; n++) argv[n] = args[n - 1];
+        argv[n] = NULL;
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}

@@ -74,6 +74,11 @@ void harness_event_id(uint8_t id[16]);
  * stdout goes to out_path if not NULL. */
 int harness_run_tool(const char *out_path, const char *const *args);
 
+/* Starts `schakel` with args (NULL-terminated) in the background, its
+ * stdout and stderr appended to log_path; it dies with the test. Returns
+ * its pid. */
+pid_t harness_spawn(const char *log_path, const char *const *args);
+
 /* Publishes one event synchronously; returns the ACK (free with
  * schakel__v1__ack__free_unpacked) or NULL on timeout. */
 Schakel__V1__Ack *harness_publish1(schakel_client_t *c, const uint8_t *buf, size_t len);

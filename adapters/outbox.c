@@ -1,0 +1,256 @@
+/* The outbox on LMDB. Tables:
+ *   pending   u64be(n) -> i64 put-time || event bytes (oldest first)
+ *   ids       event id -> SHA-256 of the event: every id ever put
+ *   dead      u64be(n) -> reason NUL event bytes
+ *   meta      name -> value (counters, cursor, last error)
+ * Workload: bursts of puts (a file, an HTTP batch) and a steady drain by
+ * one forwarder; every put is one fsynced transaction. */
+#include "outbox.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "crypto.h"
+#include "error.h"
+
+#define MAP_SIZE ((size_t)64 << 30) /* sparse */
+
+struct schakel_outbox {
+    MDB_env *env;
+    MDB_dbi pending, ids, dead, meta;
+};
+
+static void be64(uint8_t out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8) out[i] = (uint8_t)v;
+}
+
+static uint64_t rd64(const uint8_t in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = v << 8 | in[i];
+    return v;
+}
+
+schakel_outbox_t *schakel_outbox_open(const char *dir, int read_only, char *why)
+{
+    schakel_outbox_t *o = calloc(1, sizeof *o);
+    if (!o) return NULL;
+    if (!read_only && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        schakel_fail(why, SCHAKEL_EIO, "cannot create %s: %s", dir, strerror(errno));
+        free(o);
+        return NULL;
+    }
+    MDB_txn *txn = NULL;
+    int rc = mdb_env_create(&o->env);
+    if (rc == 0) rc = mdb_env_set_maxdbs(o->env, 8);
+    if (rc == 0) rc = mdb_env_set_mapsize(o->env, MAP_SIZE);
+    if (rc == 0) rc = mdb_env_open(o->env, dir, MDB_NOTLS | (read_only ? MDB_RDONLY : 0), 0600);
+    if (rc == 0) rc = mdb_txn_begin(o->env, NULL, read_only ? MDB_RDONLY : 0, &txn);
+    unsigned f = read_only ? 0 : MDB_CREATE;
+    if (rc == 0) rc = mdb_dbi_open(txn, "pending", f, &o->pending);
+    if (rc == 0) rc = mdb_dbi_open(txn, "ids", f, &o->ids);
+    if (rc == 0) rc = mdb_dbi_open(txn, "dead", f, &o->dead);
+    if (rc == 0) rc = mdb_dbi_open(txn, "meta", f, &o->meta);
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (txn) mdb_txn_abort(txn);
+    if (rc) {
+        schakel_fail(why, SCHAKEL_EIO, "outbox %s: %s", dir, mdb_strerror(rc));
+        if (o->env) mdb_env_close(o->env);
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+
+void schakel_outbox_close(schakel_outbox_t **self_p)
+{
+    schakel_outbox_t *o = *self_p;
+    if (!o) return;
+    mdb_env_close(o->env);
+    free(o);
+    *self_p = NULL;
+}
+
+static uint64_t meta_u64(MDB_txn *txn, schakel_outbox_t *o, const char *name)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    return mdb_get(txn, o->meta, &k, &v) == 0 && v.mv_size == 8 ? rd64(v.mv_data) : 0;
+}
+
+static int meta_put(MDB_txn *txn, schakel_outbox_t *o, const char *name, uint64_t value)
+{
+    uint8_t b[8];
+    be64(b, value);
+    MDB_val k = {strlen(name), (void *)name}, v = {8, b};
+    return mdb_put(txn, o->meta, &k, &v, 0);
+}
+
+int schakel_outbox_put(schakel_outbox_t *o, schakel_outbox_item_t *items, size_t n, char *why)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(o->env, NULL, 0, &txn);
+    if (rc) return schakel_fail(why, SCHAKEL_ESTORE, "outbox: %s", mdb_strerror(rc));
+    uint64_t next = meta_u64(txn, o, "next");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        MDB_val k = {16, (void *)items[i].id}, v;
+        uint8_t hash[SCHAKEL_SHA256_LEN], key[8];
+        schakel_sha256(items[i].event, items[i].len, hash);
+        items[i].queued = 0;
+        if (mdb_get(txn, o->ids, &k, &v) == 0) { /* known: the same, or a changed record */
+            if (v.mv_size != sizeof hash || memcmp(v.mv_data, hash, sizeof hash) != 0) items[i].queued = -1;
+            continue;
+        }
+        MDB_val sv = {sizeof hash, hash};
+        rc = mdb_put(txn, o->ids, &k, &sv, 0);
+        be64(key, ++next);
+        MDB_val pk = {8, key}, pv = {8 + items[i].len, NULL};
+        if (rc == 0) rc = mdb_put(txn, o->pending, &pk, &pv, MDB_APPEND | MDB_RESERVE);
+        if (rc == 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            be64(pv.mv_data, (uint64_t)((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+            memcpy((uint8_t *)pv.mv_data + 8, items[i].event, items[i].len);
+            items[i].queued = 1;
+        }
+    }
+    if (rc == 0) rc = meta_put(txn, o, "next", next);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return schakel_fail(why, rc == MDB_MAP_FULL ? SCHAKEL_EFULL : SCHAKEL_ESTORE, "outbox: %s", mdb_strerror(rc));
+    }
+    rc = mdb_txn_commit(txn); /* fsync: durable before the input is acknowledged */
+    return rc ? schakel_fail(why, SCHAKEL_ESTORE, "outbox: %s", mdb_strerror(rc)) : 0;
+}
+
+size_t schakel_outbox_peek(schakel_outbox_t *o, size_t max, uint8_t **bufs, size_t *lens, uint64_t *keys)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    if (mdb_txn_begin(o->env, NULL, MDB_RDONLY, &txn) != 0) return 0;
+    size_t n = 0;
+    if (mdb_cursor_open(txn, o->pending, &cur) == 0) {
+        MDB_val k, v;
+        for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0 && n < max;
+             g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != 8 || v.mv_size <= 8) continue;
+            bufs[n] = malloc(v.mv_size - 8);
+            if (!bufs[n]) break;
+            memcpy(bufs[n], (uint8_t *)v.mv_data + 8, v.mv_size - 8);
+            lens[n] = v.mv_size - 8;
+            keys[n] = rd64(k.mv_data);
+            n++;
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return n;
+}
+
+int schakel_outbox_done(schakel_outbox_t *o, const uint64_t *keys, const char *const *reasons, size_t n,
+                        int64_t now_ms)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(o->env, NULL, 0, &txn);
+    if (rc) return SCHAKEL_ESTORE;
+    uint64_t acked = meta_u64(txn, o, "acked"), dead = meta_u64(txn, o, "dead");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint8_t key[8];
+        be64(key, keys[i]);
+        MDB_val k = {8, key}, v;
+        if (mdb_get(txn, o->pending, &k, &v) != 0 || v.mv_size <= 8) continue;
+        size_t elen = v.mv_size - 8;
+        uint8_t *ev = malloc(elen);
+        if (!ev) {
+            rc = ENOMEM;
+            break;
+        }
+        memcpy(ev, (uint8_t *)v.mv_data + 8, elen);
+        rc = mdb_del(txn, o->pending, &k, NULL);
+        if (rc == 0 && reasons[i]) {
+            size_t rl = strlen(reasons[i]) + 1;
+            MDB_val dv = {rl + elen, NULL};
+            rc = mdb_put(txn, o->dead, &k, &dv, MDB_RESERVE);
+            if (rc == 0) {
+                memcpy(dv.mv_data, reasons[i], rl);
+                memcpy((uint8_t *)dv.mv_data + rl, ev, elen);
+            }
+            dead++;
+        } else {
+            acked++;
+        }
+        free(ev);
+    }
+    if (rc == 0) rc = meta_put(txn, o, "acked", acked);
+    if (rc == 0) rc = meta_put(txn, o, "dead", dead);
+    if (rc == 0) rc = meta_put(txn, o, "last_ack", (uint64_t)now_ms);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return SCHAKEL_ESTORE;
+    }
+    return mdb_txn_commit(txn) ? SCHAKEL_ESTORE : 0;
+}
+
+void schakel_outbox_error(schakel_outbox_t *o, const char *reason, int64_t now_ms)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(o->env, NULL, 0, &txn) != 0) return;
+    MDB_val k = {10, "last_error"}, v = {strlen(reason) + 1, (void *)reason};
+    if (mdb_put(txn, o->meta, &k, &v, 0) == 0 && meta_put(txn, o, "last_error_at", (uint64_t)now_ms) == 0)
+        mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+}
+
+uint64_t schakel_outbox_get(schakel_outbox_t *o, const char *name)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(o->env, NULL, MDB_RDONLY, &txn) != 0) return 0;
+    uint64_t v = meta_u64(txn, o, name);
+    mdb_txn_abort(txn);
+    return v;
+}
+
+int schakel_outbox_set(schakel_outbox_t *o, const char *name, uint64_t value)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(o->env, NULL, 0, &txn) != 0) return SCHAKEL_ESTORE;
+    if (meta_put(txn, o, name, value) != 0) {
+        mdb_txn_abort(txn);
+        return SCHAKEL_ESTORE;
+    }
+    return mdb_txn_commit(txn) ? SCHAKEL_ESTORE : 0;
+}
+
+int schakel_outbox_status(schakel_outbox_t *o, schakel_outbox_status_t *s)
+{
+    memset(s, 0, sizeof *s);
+    MDB_txn *txn;
+    if (mdb_txn_begin(o->env, NULL, MDB_RDONLY, &txn) != 0) return SCHAKEL_ESTORE;
+    MDB_stat st;
+    if (mdb_stat(txn, o->pending, &st) == 0) s->pending = st.ms_entries;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_cursor_open(txn, o->pending, &cur) == 0) {
+        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && v.mv_size >= 8) s->oldest_pending_ms = (int64_t)rd64(v.mv_data);
+        mdb_cursor_close(cur);
+    }
+    s->acked = meta_u64(txn, o, "acked");
+    s->dead = meta_u64(txn, o, "dead");
+    s->last_ack_ms = (int64_t)meta_u64(txn, o, "last_ack");
+    s->last_error_ms = (int64_t)meta_u64(txn, o, "last_error_at");
+    s->inbox_cursor = meta_u64(txn, o, "inbox_cursor");
+    MDB_val ek = {10, "last_error"};
+    if (mdb_get(txn, o->meta, &ek, &v) == 0)
+        snprintf(s->last_error, sizeof s->last_error, "%.*s", (int)v.mv_size, (const char *)v.mv_data);
+    mdb_txn_abort(txn);
+    return 0;
+}

@@ -1,0 +1,68 @@
+/* The adapter's outbox: events are durable here (LMDB, fsynced) before any
+ * input is acknowledged, and leave only when the broker ACKed them
+ * (accepted or already stored) or rejected them for good, which moves
+ * them, with the reason, to a dead-letter table an operator can read.
+ * Event ids are derived from the source record, so putting the same event
+ * twice is a no-op: re-importing a file changes nothing. A record that
+ * comes back changed under the same id is refused, not dropped: the
+ * broker keeps the first version, so a correction needs a new record.
+ *
+ * The same LMDB environment keeps the adapter's other state: the inbox
+ * cursor, the last ACK and the last error, for `schakel adapter status`.
+ * Safe for several threads (one write transaction at a time, LMDB's
+ * rule). */
+#ifndef SCHAKEL_OUTBOX_H
+#define SCHAKEL_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct schakel_outbox schakel_outbox_t;
+
+/* Opens (creating) the outbox in dir. read_only: for status. NULL on
+ * failure with the reason in why. */
+schakel_outbox_t *schakel_outbox_open(const char *dir, int read_only, char *why);
+void schakel_outbox_close(schakel_outbox_t **self_p);
+
+/* One event to put. */
+typedef struct {
+    const uint8_t *event;
+    size_t len;
+    const uint8_t *id; /* 16 bytes */
+    int queued;        /* out: 1 new, 0 already known (the same bytes), -1 the id
+                        * was put before with other bytes: not queued */
+} schakel_outbox_item_t;
+
+/* Puts events in one durable transaction. 0 or an error code. */
+int schakel_outbox_put(schakel_outbox_t *self, schakel_outbox_item_t *items, size_t n, char *why);
+
+/* The oldest pending events, up to max: copies into bufs/lens (caller
+ * frees each buf), their keys into keys. Returns how many. */
+size_t schakel_outbox_peek(schakel_outbox_t *self, size_t max, uint8_t **bufs, size_t *lens,
+                           uint64_t *keys);
+
+/* After an ACK: key i was stored (reason NULL) or rejected for good
+ * (reason given). One transaction for all n. */
+int schakel_outbox_done(schakel_outbox_t *self, const uint64_t *keys, const char *const *reasons,
+                        size_t n, int64_t now_ms);
+
+/* Notes the last error (no personal data: a code and a reason). */
+void schakel_outbox_error(schakel_outbox_t *self, const char *reason, int64_t now_ms);
+
+/* A u64 kept with the state (the inbox cursor). */
+uint64_t schakel_outbox_get(schakel_outbox_t *self, const char *name);
+int schakel_outbox_set(schakel_outbox_t *self, const char *name, uint64_t value);
+
+typedef struct {
+    uint64_t pending;          /* events waiting for the broker */
+    int64_t oldest_pending_ms; /* when the oldest of them was put; 0 if none */
+    uint64_t acked, dead;
+    int64_t last_ack_ms;       /* 0 if never */
+    int64_t last_error_ms;
+    char last_error[256];
+    uint64_t inbox_cursor;
+} schakel_outbox_status_t;
+
+int schakel_outbox_status(schakel_outbox_t *self, schakel_outbox_status_t *out);
+
+#endif

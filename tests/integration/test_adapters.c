@@ -1,0 +1,590 @@
+/* Adapters on a real node: real `schakel adapter` processes with a profile,
+ * a spool, an outbox in LMDB and an inbox, against a real broker and its
+ * services. A school's export reaches the log signed by the school with a
+ * pseudonym and the BSN nowhere; bad rows are rejected with reasons;
+ * SIGKILLing the broker or the adapter loses and doubles nothing; a
+ * delivery reaches the organisation's system once, even when the hand-over
+ * fails first; the HTTP and standard-input inputs answer per row; and the
+ * six profiles of adapters/profiles map their example exports onto the
+ * log. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "mapping.h"
+#include "scenario.h"
+
+#define FIXTURE SCHAKEL_SOURCE_DIR "/tests/fixtures/adapters/school-profile.json"
+
+typedef struct {
+    char org[64];
+    char dir[600], config[700], log[700], spool[700], inbox[700];
+    pid_t pid;
+} adapter_t;
+
+/* ---- helpers ---- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void adapter_init(adapter_t *a, const char *org, const char *profile, const char *extra)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->org, sizeof a->org, "%s", org);
+    char base[600];
+    snprintf(base, sizeof base, "%s/adapters", H->dir);
+    mkdir(base, 0700);
+    snprintf(a->dir, sizeof a->dir, "%s/%s", base, org);
+    mkdir(a->dir, 0700);
+    snprintf(a->config, sizeof a->config, "%s/adapter.json", a->dir);
+    snprintf(a->log, sizeof a->log, "%s/adapter.log", a->dir);
+    snprintf(a->spool, sizeof a->spool, "%s/spool", a->dir);
+    snprintf(a->inbox, sizeof a->inbox, "%s/inbox", a->dir);
+    char json[4096];
+    snprintf(json, sizeof json,
+             "{\"org\": \"%s\", \"node\": \"%s\", \"region_key\": \"%s/keys/region.key\", \"profile\": \"%s\","
+             " \"state\": \"state\", \"spool\": \"spool\"%s%s}",
+             org, H->data, H->data, profile, extra ? ", " : "", extra ? extra : "");
+    write_file(a->config, json);
+}
+
+static void adapter_start(adapter_t *a)
+{
+    const char *args[] = {"adapter", "--config", a->config, NULL};
+    a->pid = harness_spawn(a->log, args);
+    assert_true(a->pid > 0);
+}
+
+static size_t count_lines_with(const char *path, const char *needle);
+
+/* Stops the adapter; a sanitizer report in its log fails the test. */
+static int adapter_stop(adapter_t *a, int sig)
+{
+    int st = 0;
+    if (a->pid <= 0) return -1;
+    kill(a->pid, sig);
+    waitpid(a->pid, &st, 0);
+    a->pid = 0;
+    if (count_lines_with(a->log, "Sanitizer") || count_lines_with(a->log, "runtime error"))
+        fail_msg("%s: sanitizer report in %s", a->org, a->log);
+    return st;
+}
+
+/* Drops a file into the spool the way an export should: written aside,
+ * then renamed in; dated back so the adapter takes it at once. */
+static void drop(adapter_t *a, const char *name, const char *content)
+{
+    char tmp[800], path[800];
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", a->spool, name);
+    snprintf(path, sizeof path, "%s/%s", a->spool, name);
+    mkdir(a->spool, 0700);
+    write_file(tmp, content);
+    struct timespec t[2];
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec -= 5;
+    t[1] = t[0];
+    utimensat(AT_FDCWD, tmp, t, 0);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+static json_t *status(adapter_t *a)
+{
+    char out[800];
+    snprintf(out, sizeof out, "%s/status.json", a->dir);
+    const char *args[] = {"adapter", "status", "--config", a->config, NULL};
+    if (harness_run_tool(out, args) != 0) return NULL;
+    json_error_t err;
+    return json_load_file(out, 0, &err);
+}
+
+static int spool_empty(adapter_t *a)
+{
+    DIR *d = opendir(a->spool);
+    struct dirent *e;
+    int empty = 1;
+    while (d && (e = readdir(d)))
+        if (e->d_type == DT_REG) empty = 0;
+    if (d) closedir(d);
+    return empty;
+}
+
+/* Waits (60 s at most) until the spool is taken and the outbox is empty. */
+static void wait_drained(adapter_t *a)
+{
+    for (int i = 0; i < 600; i++) {
+        json_t *s = spool_empty(a) ? status(a) : NULL;
+        json_int_t depth = s ? json_integer_value(json_object_get(s, "outbox_depth")) : -1;
+        json_decref(s);
+        if (depth == 0) return;
+        usleep(100000);
+    }
+    fail_msg("%s: the outbox did not drain in 60 s", a->org);
+}
+
+/* Events on the log from org, of type (0: any), and whether ids repeat. */
+static size_t on_log(const char *org, int type, size_t *distinct)
+{
+    schakel_consumer_t *c = harness_consumer(H, "svc-audit", "all", NULL);
+    const Schakel__V1__Delivered *r;
+    char why[SCHAKEL_ERRLEN];
+    size_t n = 0, cap = 1024;
+    uint8_t(*ids)[16] = malloc(cap * 16);
+    while (schakel_consumer_next(c, &r, 0, why) == 0) {
+        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
+        if (e && !strcmp(e->source_org, org) && (!type || (int)e->type == type)) {
+            if (n == cap) ids = realloc(ids, (cap *= 2) * 16);
+            memcpy(ids[n++], e->event_id.data, 16);
+        }
+        schakel_envelope_free(e);
+    }
+    schakel_consumer_destroy(&c);
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) {
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++) seen = !memcmp(ids[i], ids[j], 16);
+        d += !seen;
+    }
+    free(ids);
+    if (distinct) *distinct = d;
+    return n;
+}
+
+/* n synthetic BSNs from the test range that pass the elfproef (the range
+ * holds some 900: after that children come back, as they do in exports). */
+static void bsns(size_t n, char (*out)[10])
+{
+    size_t k = 0;
+    for (unsigned x = 999990000; k < n; x = x < 999999999 ? x + 1 : 999990000) {
+        char s[16];
+        snprintf(s, sizeof s, "%u", x);
+        if (schakel_bsn_valid(s)) snprintf(out[k++], 10, "%s", s);
+    }
+}
+
+/* A signal export of n rows, record numbers from `first`. */
+static char *signals_csv(size_t n, unsigned first)
+{
+    char (*b)[10] = malloc(n * 10);
+    bsns(n, b);
+    size_t cap = 200 + n * 120, len = 0;
+    char *csv = malloc(cap);
+    len += (size_t)snprintf(csv, cap, "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(csv + len, cap - len, "R%u;%s;14-02-2016;Zuid;zorgsignaal;20-11-2026;gedrag;middel;;\n",
+                                first + (unsigned)i, b[i]);
+    free(b);
+    return csv;
+}
+
+/* Is needle in any file under dir (the spool, the organisation's own
+ * exports, excepted)? Returns the first file that has it, or NULL. */
+static int has_bytes(const char *dir, const char *needle, char *where, size_t cap)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int found = 0;
+    while (!found && d && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "spool")) continue;
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+            found = has_bytes(path, needle, where, cap);
+        } else if (S_ISREG(st.st_mode)) {
+            FILE *f = fopen(path, "rb");
+            char *buf = f ? malloc((size_t)st.st_size + 1) : NULL;
+            size_t n = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+            if (buf && memmem(buf, n, needle, strlen(needle))) {
+                found = 1;
+                snprintf(where, cap, "%s", path);
+            }
+            free(buf);
+            if (f) fclose(f);
+        }
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    H = harness_new_node();
+    return harness_start(H);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    harness_destroy(&H);
+    return 0;
+}
+
+/* ---- the tests ---- */
+
+static void school_export_reaches_the_log_without_the_bsn(void **state)
+{
+    (void)state;
+    adapter_t a;
+    adapter_init(&a, "school-34cd01", FIXTURE, NULL);
+    adapter_start(&a);
+    drop(&a, "signalen-2026-11-20.csv",
+         "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
+         "S1;999990019;14-02-2016;Zuid;zorgsignaal;20-11-2026;gedrag|thuis;hoog;;\n");
+    wait_drained(&a);
+    size_t n = on_log("school-34cd01", SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL, NULL);
+    assert_int_equal(n, 1);
+
+    /* the subject is the region's pseudonym of that BSN */
+    char keypath[600], hexkey[80] = "", pseudo[65];
+    snprintf(keypath, sizeof keypath, "%s/keys/region.key", H->data);
+    FILE *f = fopen(keypath, "r");
+    assert_non_null(fgets(hexkey, sizeof hexkey, f));
+    fclose(f);
+    hexkey[64] = 0;
+    uint8_t key[32];
+    assert_int_equal(schakel_hex_decode(hexkey, key, 32), 0);
+    assert_int_equal(schakel_bsn_pseudonym(key, "999990019", pseudo), 0);
+    schakel_consumer_t *c = harness_consumer(H, "svc-audit", "all", NULL);
+    const Schakel__V1__Delivered *r;
+    char why[SCHAKEL_ERRLEN];
+    int seen = 0;
+    while (schakel_consumer_next(c, &r, 0, why) == 0) {
+        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
+        if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL && !strcmp(e->source_org, "school-34cd01")) {
+            assert_string_equal(e->subject, pseudo);
+            assert_string_equal(e->district, "zuid");
+            assert_int_equal(e->age_band, SCHAKEL__V1__AGE_BAND__AGE_BAND_UNDER_12);
+            seen = 1;
+        }
+        schakel_envelope_free(e);
+    }
+    schakel_consumer_destroy(&c);
+    assert_true(seen);
+    assert_int_equal(adapter_stop(&a, SIGTERM), 0);
+
+    /* the BSN in no LMDB file, no log, nothing the adapter keeps */
+    char where[1200];
+    if (has_bytes(H->dir, "999990019", where, sizeof where)) fail_msg("the BSN is in %s", where);
+    /* ...and the check can fail: the export itself, in done/, does hold it */
+    char done[800];
+    snprintf(done, sizeof done, "%s/done", a.spool);
+    assert_true(has_bytes(done, "999990019", where, sizeof where));
+}
+
+static void bad_rows_are_rejected_with_reasons(void **state)
+{
+    (void)state;
+    adapter_t a;
+    adapter_init(&a, "school-12ab00", FIXTURE, NULL);
+    adapter_start(&a);
+    drop(&a, "export-met-fouten.csv",
+         "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
+         "B1;999990032;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"
+         "B2;999990033;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"      /* fails the elfproef */
+         "B3;999990044;14-02-2016;Noord;zorgsignaal;31-11-2026;gedrag;laag;;\n"      /* no 31 November */
+         "B4;999990056;14-02-2016;Noord;zorgsignaal;20-11-2026;pesten;laag;;\n"      /* an unknown code */
+         "B5;999990068;14-02-2016;Noord;\"zorgsignaal\";20-11-2026;leren;middel;;\n");
+    wait_drained(&a);
+    assert_int_equal(on_log("school-12ab00", SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL, NULL), 2);
+
+    char path[900], text[8192];
+    snprintf(path, sizeof path, "%s/rejected/export-met-fouten.csv.reasons.jsonl", a.spool);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    assert_non_null(strstr(text, "\"row\":3"));
+    assert_non_null(strstr(text, "elfproef"));
+    assert_non_null(strstr(text, "\"row\":4"));
+    assert_non_null(strstr(text, "column datum"));
+    assert_non_null(strstr(text, "\"row\":5"));
+    assert_non_null(strstr(text, "unknown code \\\"pesten\\\""));
+    assert_null(strstr(text, "999990033")); /* a reason never quotes a BSN */
+    /* the bad rows themselves, with the header, ready to fix and drop back */
+    snprintf(path, sizeof path, "%s/rejected/export-met-fouten.csv", a.spool);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    assert_non_null(strstr(text, "registratienummer;bsn"));
+    assert_non_null(strstr(text, "B2;"));
+    assert_non_null(strstr(text, "B4;"));
+    assert_null(strstr(text, "B1;"));
+    snprintf(path, sizeof path, "%s/done/export-met-fouten.csv", a.spool);
+    assert_int_equal(access(path, F_OK), 0);
+
+    /* a corrected row under the same record number is refused, not dropped */
+    drop(&a, "correctie.csv",
+         "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
+         "B1;999990032;14-02-2016;Noord;zorgsignaal;20-11-2026;thuis;laag;;\n");
+    wait_drained(&a);
+    snprintf(path, sizeof path, "%s/rejected/correctie.csv.reasons.jsonl", a.spool);
+    for (int i = 0; i < 50 && access(path, F_OK) != 0; i++) usleep(100000);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    assert_non_null(strstr(text, "sent before with other content"));
+    assert_int_equal(adapter_stop(&a, SIGTERM), 0);
+}
+
+static void broker_killed_while_sending_loses_and_doubles_nothing(void **state)
+{
+    (void)state;
+    adapter_t a, b;
+    adapter_init(&a, "school-12ab00", FIXTURE, NULL);
+    adapter_init(&b, "school-34cd01", FIXTURE, NULL);
+    size_t before_a = on_log("school-12ab00", 0, NULL), before_b = on_log("school-34cd01", 0, NULL);
+    adapter_start(&a);
+    adapter_start(&b);
+    char *ca = signals_csv(1500, 10000), *cb = signals_csv(1500, 20000);
+    drop(&a, "groot-a.csv", ca);
+    drop(&b, "groot-b.csv", cb);
+    free(ca);
+    free(cb);
+    for (int round = 0; round < 3; round++) {
+        usleep(150000 + 100000 * (useconds_t)round);
+        harness_stop(H, SIGKILL);
+        usleep(300000);
+        assert_int_equal(harness_start(H), 0);
+    }
+    wait_drained(&a);
+    wait_drained(&b);
+    size_t da, db;
+    assert_int_equal(on_log("school-12ab00", 0, &da) - before_a, 1500);
+    assert_int_equal(on_log("school-34cd01", 0, &db) - before_b, 1500);
+    assert_int_equal(da, on_log("school-12ab00", 0, NULL));
+    assert_int_equal(db, on_log("school-34cd01", 0, NULL));
+    adapter_stop(&a, SIGTERM);
+    adapter_stop(&b, SIGTERM);
+}
+
+static void adapter_killed_mid_file_loses_and_doubles_nothing(void **state)
+{
+    (void)state;
+    adapter_t a;
+    adapter_init(&a, "school-12ab00", FIXTURE, NULL);
+    size_t before = on_log("school-12ab00", 0, NULL);
+    char *csv = signals_csv(3000, 30000);
+    adapter_start(&a);
+    drop(&a, "nog-groter.csv", csv);
+    for (int round = 0; round < 4; round++) {
+        usleep(120000 + 90000 * (useconds_t)round);
+        assert_int_equal(WTERMSIG(adapter_stop(&a, SIGKILL)), SIGKILL);
+        adapter_start(&a);
+    }
+    wait_drained(&a);
+    size_t distinct;
+    assert_int_equal(on_log("school-12ab00", 0, &distinct) - before, 3000);
+    assert_int_equal(distinct, before + 3000);
+    /* the same export again changes nothing */
+    drop(&a, "nog-groter-opnieuw.csv", csv);
+    wait_drained(&a);
+    assert_int_equal(on_log("school-12ab00", 0, NULL) - before, 3000);
+    free(csv);
+    assert_int_equal(adapter_stop(&a, SIGTERM), 0);
+}
+
+static size_t count_lines_with(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[512];
+    size_t n = 0;
+    while (f && fgets(line, sizeof line, f)) n += strstr(line, needle) != NULL;
+    if (f) fclose(f);
+    return n;
+}
+
+static void delivery_lands_once_though_the_hand_over_fails_first(void **state)
+{
+    (void)state;
+    /* the wijkteam's system: a command that fails the first time it runs */
+    adapter_t w, s;
+    char extra[1600];
+    snprintf(extra, sizeof extra,
+             "\"inbox\": {\"command\": \"if [ ! -e %s/adapters/failed-once ]; then touch %s/adapters/failed-once; exit 1; fi; "
+             "cat > /dev/null; echo $SCHAKEL_EVENT_ID $SCHAKEL_EVENT_TYPE >> %s/adapters/handed.txt\"}",
+             H->dir, H->dir, H->dir);
+    adapter_init(&w, "wijkteam-zuid", FIXTURE, extra);
+    adapter_start(&w);
+    /* the school refers a child living in zuid, with the parents' consent */
+    adapter_init(&s, "school-34cd01", FIXTURE, NULL);
+    adapter_start(&s);
+    drop(&s, "aanmelding.csv",
+         "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
+         "T1;999990081;14-02-2016;Zuid;toestemming;01-11-2026;thuis;laag;wijkteam;ouders\n"
+         "A1;999990081;14-02-2016;Zuid;aanmelding;01-11-2026;thuis;middel;wijkteam;\n");
+    wait_drained(&s);
+    char handed[700];
+    snprintf(handed, sizeof handed, "%s/adapters/handed.txt", H->dir);
+    for (int i = 0; i < 300 && count_lines_with(handed, " referral") < 1; i++) usleep(100000);
+    usleep(1500000); /* time for a second hand-over, if there were to be one */
+    assert_int_equal(count_lines_with(handed, " referral"), 1);
+    assert_int_equal(count_lines_with(handed, " consent_given"), 1);
+    char failed[700];
+    snprintf(failed, sizeof failed, "%s/adapters/failed-once", H->dir);
+    assert_int_equal(access(failed, F_OK), 0);
+    assert_true(count_lines_with(w.log, "event=handover_retry") >= 1);
+    /* after a restart nothing is handed over again */
+    assert_int_equal(adapter_stop(&w, SIGTERM), 0);
+    adapter_start(&w);
+    usleep(1500000);
+    assert_int_equal(count_lines_with(handed, " referral"), 1);
+    json_t *st = status(&w);
+    assert_true(json_integer_value(json_object_get(st, "inbox_cursor")) > 0);
+    json_decref(st);
+    adapter_stop(&w, SIGTERM);
+    adapter_stop(&s, SIGTERM);
+}
+
+static size_t collect(char *p, size_t size, size_t n, void *arg)
+{
+    json_t **out = arg;
+    json_error_t err;
+    *out = json_loadb(p, size * n, 0, &err);
+    return size * n;
+}
+
+static void http_and_stdin_answer_per_row(void **state)
+{
+    (void)state;
+    adapter_t a;
+    adapter_init(&a, "school-12ab00", FIXTURE, "\"http\": \"127.0.0.1:57481\"");
+    adapter_start(&a);
+    const char *rows = "[{\"registratienummer\":\"H1\",\"bsn\":\"999990093\",\"geboortedatum\":\"14-02-2016\","
+                       "\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":\"20-11-2026\",\"categorie\":\"gedrag\","
+                       "\"urgentie\":\"hoog\"},"
+                       "{\"registratienummer\":\"H2\",\"bsn\":\"123\",\"geboortedatum\":\"14-02-2016\","
+                       "\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":\"20-11-2026\",\"categorie\":\"gedrag\","
+                       "\"urgentie\":\"hoog\"}]";
+    json_t *answer = NULL;
+    long code = 0;
+    for (int i = 0; i < 50 && !answer; i++) {
+        CURL *c = curl_easy_init();
+        curl_easy_setopt(c, CURLOPT_URL, "http://127.0.0.1:57481/events");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, rows);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
+        if (curl_easy_perform(c) != CURLE_OK) usleep(100000);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_cleanup(c);
+    }
+    assert_non_null(answer);
+    assert_int_equal(code, 200);
+    assert_int_equal(json_array_size(answer), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(answer, 0), "status")), "queued");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(answer, 1), "status")), "rejected");
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(answer, 1), "reason")), "column bsn"));
+    json_decref(answer);
+    wait_drained(&a);
+    assert_int_equal(adapter_stop(&a, SIGTERM), 0);
+
+    /* standard input, until everything is ACKed */
+    char cmd[2400], out[800];
+    snprintf(out, sizeof out, "%s/stdin-acks.jsonl", a.dir);
+    snprintf(cmd, sizeof cmd,
+             "printf '%%s\\n' '{\"registratienummer\":\"I1\",\"bsn\":\"999990081\",\"geboortedatum\":\"14-02-2016\","
+             "\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":\"20-11-2026\",\"categorie\":\"leren\","
+             "\"urgentie\":\"laag\"}' 'not json' | %s/schakel adapter --config %s --stdin --once > %s 2>>%s",
+             SCHAKEL_BIN_DIR, a.config, out, a.log);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(count_lines_with(out, "\"status\":\"queued\""), 1);
+    assert_int_equal(count_lines_with(out, "\"status\":\"rejected\""), 1);
+    json_t *st = status(&a);
+    assert_int_equal(json_integer_value(json_object_get(st, "outbox_depth")), 0);
+    json_decref(st);
+    assert_int_equal(count_lines_with(a.log, "Sanitizer") + count_lines_with(a.log, "runtime error"), 0);
+}
+
+/* The six profiles of adapters/profiles, each with its example exports,
+ * each as the sample organisation of its kind. */
+static void six_profiles_map_their_examples_onto_the_log(void **state)
+{
+    (void)state;
+    const char *kinds[][2] = {{"school", "school-12ab00"}, {"smw", "smw-farent"},       {"ggd", "ggd-jgz"},
+                              {"wijkteam", "wijkteam-noord"}, {"ppo", "ppo-region"}, {"veiligthuis", "veiligthuis-region"}};
+    adapter_t a[6];
+    size_t before[6], expect[6];
+    for (int k = 0; k < 6; k++) {
+        char profile[800], examples[800];
+        snprintf(profile, sizeof profile, "%s/adapters/profiles/%s/profile.json", SCHAKEL_SOURCE_DIR, kinds[k][0]);
+        snprintf(examples, sizeof examples, "%s/adapters/profiles/%s/examples", SCHAKEL_SOURCE_DIR, kinds[k][0]);
+        adapter_init(&a[k], kinds[k][1], profile, NULL);
+        before[k] = on_log(kinds[k][1], 0, NULL);
+        /* how many events the examples make, by the mapper itself */
+        char out[900];
+        snprintf(out, sizeof out, "%s/check.jsonl", a[k].dir);
+        DIR *d = opendir(examples);
+        assert_non_null(d);
+        struct dirent *e;
+        expect[k] = 0;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.') continue;
+            char file[1200], text[1 << 16];
+            snprintf(file, sizeof file, "%s/%s", examples, e->d_name);
+            const char *args[] = {"adapter", "check", "--profile", profile, "--org", kinds[k][1], file, NULL};
+            assert_int_equal(harness_run_tool(out, args), 0); /* no row rejected */
+            expect[k] += count_lines_with(out, "\"event_id\"");
+            FILE *f = fopen(file, "r");
+            size_t n = fread(text, 1, sizeof text - 1, f);
+            text[n] = 0;
+            fclose(f);
+            drop(&a[k], e->d_name, text);
+        }
+        closedir(d);
+        assert_true(expect[k] > 0);
+        adapter_start(&a[k]);
+    }
+    for (int k = 0; k < 6; k++) {
+        wait_drained(&a[k]);
+        json_t *st = status(&a[k]);
+        assert_int_equal(json_integer_value(json_object_get(st, "dead_letters")), 0);
+        json_decref(st);
+        size_t got = on_log(kinds[k][1], 0, NULL) - before[k];
+        if (got != expect[k]) fail_msg("%s: %zu events on the log, the examples make %zu", kinds[k][0], got, expect[k]);
+        assert_int_equal(adapter_stop(&a[k], SIGTERM), 0);
+    }
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(school_export_reaches_the_log_without_the_bsn),
+        cmocka_unit_test(bad_rows_are_rejected_with_reasons),
+        cmocka_unit_test(broker_killed_while_sending_loses_and_doubles_nothing),
+        cmocka_unit_test(adapter_killed_mid_file_loses_and_doubles_nothing),
+        cmocka_unit_test(delivery_lands_once_though_the_hand_over_fails_first),
+        cmocka_unit_test(http_and_stdin_answer_per_row),
+        cmocka_unit_test(six_profiles_map_their_examples_onto_the_log),
+    };
+    int rc = cmocka_run_group_tests(tests, setup, teardown);
+    curl_global_cleanup();
+    return rc;
+}
