@@ -1,9 +1,11 @@
 /* The broker's command loop. Workload: many publishers sending pipelined
- * signed batches; the loop drains every command that is waiting, validates
- * each PUBLISH completely, appends all accepted events of all waiting
- * batches in one durable LMDB transaction, then sends every ACK. Nothing is
- * ACKed before it is fsynced; nothing invalid is stored; a bad peer gets a
- * reject with a reason and the loop goes on serving the others. */
+ * signed batches. The loop hands each PUBLISH to a checker thread, which
+ * decodes, validates and verifies it while the loop appends and fsyncs the
+ * batches checked before; the loop then appends every checked batch in one
+ * durable LMDB transaction and sends the ACKs. Nothing is ACKed before it
+ * is fsynced; nothing invalid is stored; a bad peer gets a reject with a
+ * reason and the loop goes on serving the others. Only the loop writes the
+ * log and owns the sockets; the directory is shared under dir_lock. */
 #include "broker.h"
 
 #include <errno.h>
@@ -34,8 +36,14 @@
 #define FETCH_MAX_BYTES (4u << 20)
 #define ZMQ_HARD_MAX_MSG (64LL << 20) /* past this libzmq drops the peer */
 
-typedef struct {
-    zmq_msg_t rid;
+/* One PUBLISH on its way: received by the command loop, checked by the
+ * checker thread, appended and ACKed by the command loop. Everything it
+ * decodes lives in its own arena. */
+typedef struct pending {
+    struct pending *next;
+    zmq_msg_t rid, body;
+    char user[SCHAKEL_ID_MAX];
+    schakel_arena_t *arena;
     uint64_t req_id;
     Schakel__V1__Publish *pub;
     Schakel__V1__AckEntry *entries;
@@ -60,12 +68,23 @@ struct schakel_broker {
     struct timespec dir_mtime;
     schakel_keys_t keys;
     schakel_store_t *store;
-    schakel_arena_t *arena; /* decoded PUBLISHes of the group being built */
     atomic_int stop;
     size_t group_max;
-    pending_t *pending;
-    size_t n_pending, cap_pending;
-    size_t pending_events;
+    /* The checker thread decodes, validates and verifies PUBLISHes while
+     * the command loop appends and fsyncs the previous group. */
+    pthread_t checker;
+    int checker_running, checker_stop;
+    pthread_mutex_t q_lock;
+    pthread_cond_t q_cond;
+    pending_t *in_head, *in_tail;   /* received, not yet checked */
+    pending_t *out_head, *out_tail; /* checked, waiting for a commit */
+    size_t in_flight;               /* in either queue or being checked */
+    size_t out_events;              /* accepted events waiting for a commit */
+    int checking;                   /* the checker is on a batch now */
+    int64_t out_since;              /* when the oldest checked batch came out */
+    void *wake_tx, *wake_rx;        /* inproc PAIR: "something is checked" */
+    schakel_arena_t *spare[32];     /* arenas to reuse (under q_lock) */
+    size_t n_spare;
     uint64_t stat_acked, stat_rejected;
     int64_t tick_ms, last_tick;
 };
@@ -334,13 +353,32 @@ static void entry_reject(pending_t *p, size_t i, int code, const char *reason)
     if (r) p->entries[i].reason = r;
 }
 
-static void pending_free(pending_t *p)
+#define ARENA_CHUNK (256u << 10)
+#define MAX_IN_FLIGHT 512 /* PUBLISHes between receipt and ACK; then ZeroMQ queues */
+
+static void pending_free(schakel_broker_t *b, pending_t *p)
 {
     zmq_msg_close(&p->rid);
-    /* everything else lives in the broker's arena until the group is done */
+    zmq_msg_close(&p->body);
     for (size_t i = 0; i < p->n; i++)
         if (p->entries) free_reason(&p->entries[i]);
-    memset(p, 0, sizeof *p);
+    if (p->arena) {
+        schakel_arena_reset(p->arena);
+        pthread_mutex_lock(&b->q_lock);
+        if (b->n_spare < sizeof b->spare / sizeof b->spare[0]) b->spare[b->n_spare++] = p->arena, p->arena = NULL;
+        pthread_mutex_unlock(&b->q_lock);
+        schakel_arena_destroy(&p->arena);
+    }
+    free(p);
+}
+
+static schakel_arena_t *arena_get(schakel_broker_t *b)
+{
+    schakel_arena_t *a = NULL;
+    pthread_mutex_lock(&b->q_lock);
+    if (b->n_spare) a = b->spare[--b->n_spare];
+    pthread_mutex_unlock(&b->q_lock);
+    return a ? a : schakel_arena_new(ARENA_CHUNK);
 }
 
 static void add_index(schakel_append_item_t *it, const char *prefix, const char *name, uint64_t seq)
@@ -437,7 +475,7 @@ static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending
     char why[SCHAKEL_ERRLEN] = "";
     ProtobufCBinaryData *e = &p->pub->events[i];
     schakel_envelope_t *env =
-        schakel_envelope_decode_with(e->data, e->len, schakel_arena_allocator(b->arena), why);
+        schakel_envelope_decode_with(e->data, e->len, schakel_arena_allocator(p->arena), why);
     if (!env) {
         entry_reject(p, i, e->len > SCHAKEL_MAX_EVENT_BYTES ? SCHAKEL__V1__REJECT_CODE__REJECT_TOO_LARGE
                                                              : SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
@@ -488,25 +526,30 @@ static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending
         snprintf((p)->batch_reason, sizeof (p)->batch_reason, __VA_ARGS__);     \
     } while (0)
 
-static void *arena_zalloc(schakel_broker_t *b, size_t n)
+static void *arena_zalloc(schakel_arena_t *a, size_t n)
 {
-    void *p = schakel_arena_alloc(b->arena, n);
+    void *p = schakel_arena_alloc(a, n);
     if (p) memset(p, 0, n);
     return p;
 }
 
 /* Checks a PUBLISH as a whole, then each event. The pending slot is set up
- * for an ACK whatever happens. */
-static void prepare_publish(schakel_broker_t *b, schakel_wire_msg_t *m, pending_t *p)
+ * for an ACK whatever happens. Runs in the checker thread, with the
+ * directory locked. */
+static void prepare_publish(schakel_broker_t *b, pending_t *p)
 {
-    size_t len = zmq_msg_size(&m->body);
+    size_t len = zmq_msg_size(&p->body);
+    if (!p->arena) {
+        batch_reject(p, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, "broker is out of memory");
+        return;
+    }
     if (len > SCHAKEL_MAX_FRAME_BYTES) {
         batch_reject(p, SCHAKEL__V1__REJECT_CODE__REJECT_TOO_LARGE,
                      "frame is %zu bytes; the limit is 8 MiB: send smaller batches", len);
         return;
     }
-    p->pub = schakel__v1__publish__unpack(schakel_arena_allocator(b->arena), len,
-                                          zmq_msg_data(&m->body));
+    p->pub = schakel__v1__publish__unpack(schakel_arena_allocator(p->arena), len,
+                                          zmq_msg_data(&p->body));
     if (!p->pub) {
         batch_reject(p, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
                      "PUBLISH body (%zu bytes) does not decode as schakel.v1.Publish", len);
@@ -519,11 +562,11 @@ static void prepare_publish(schakel_broker_t *b, schakel_wire_msg_t *m, pending_
         return;
     }
     p->n = n;
-    p->entries = arena_zalloc(b, n * sizeof *p->entries);
-    p->envs = arena_zalloc(b, n * sizeof *p->envs);
-    p->hashes = arena_zalloc(b, n * sizeof *p->hashes);
-    p->items = arena_zalloc(b, n * sizeof *p->items);
-    p->item_entry = arena_zalloc(b, n * sizeof *p->item_entry);
+    p->entries = arena_zalloc(p->arena, n * sizeof *p->entries);
+    p->envs = arena_zalloc(p->arena, n * sizeof *p->envs);
+    p->hashes = arena_zalloc(p->arena, n * sizeof *p->hashes);
+    p->items = arena_zalloc(p->arena, n * sizeof *p->items);
+    p->item_entry = arena_zalloc(p->arena, n * sizeof *p->item_entry);
     if (!p->entries || !p->envs || !p->hashes || !p->items || !p->item_entry) {
         p->n = 0;
         batch_reject(p, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER,
@@ -534,10 +577,10 @@ static void prepare_publish(schakel_broker_t *b, schakel_wire_msg_t *m, pending_
         schakel__v1__ack_entry__init(&p->entries[i]);
         schakel_sha256(p->pub->events[i].data, p->pub->events[i].len, p->hashes[i]);
     }
-    const schakel_org_t *org = schakel_directory_by_id(b->dir, m->user);
+    const schakel_org_t *org = schakel_directory_by_id(b->dir, p->user);
     if (!org) {
         batch_reject(p, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
-                     "%s is no longer in the directory", m->user);
+                     "%s is no longer in the directory", p->user);
         return;
     }
     p->signer = org->id;
@@ -591,17 +634,18 @@ static void publish_head(schakel_broker_t *b, const char *stream, uint64_t seq)
     zmq_send(b->pub, buf, n, ZMQ_DONTWAIT);
 }
 
-/* Group commit: every accepted event of every waiting batch in one durable
- * transaction, then the ACKs. */
-static void flush_pending(schakel_broker_t *b)
+/* Group commit: every accepted event of every checked batch in one
+ * durable transaction, then the ACKs. Takes the list and frees it. */
+static void flush(schakel_broker_t *b, pending_t *list)
 {
-    if (b->n_pending == 0) return;
-    schakel_append_batch_t *batches = calloc(b->n_pending, sizeof *batches);
+    size_t n_pending = 0, events = 0;
+    for (pending_t *p = list; p; p = p->next) n_pending++, events += p->n_items;
+    if (!n_pending) return;
+    schakel_append_batch_t *batches = calloc(n_pending, sizeof *batches);
     size_t nb = 0;
     int rc = batches ? 0 : SCHAKEL_ENOMEM;
     char why[SCHAKEL_ERRLEN] = "";
-    for (size_t i = 0; batches && i < b->n_pending; i++) {
-        pending_t *p = &b->pending[i];
+    for (pending_t *p = list; batches && p; p = p->next) {
         if (p->batch_code || p->n_items == 0) continue;
         schakel_append_batch_t *ab = &batches[nb++];
         ab->signer_org = p->signer;
@@ -614,11 +658,11 @@ static void flush_pending(schakel_broker_t *b)
     if (nb) rc = schakel_store_append(b->store, batches, nb, now_ms(), why);
     if (rc) {
         schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=append_failed events=%zu reason=\"%s\"",
-                    b->pending_events, why[0] ? why : schakel_strerror(rc));
+                    events, why[0] ? why : schakel_strerror(rc));
         if (!why[0]) snprintf(why, sizeof why, "%s", schakel_strerror(rc));
     }
-    for (size_t i = 0; i < b->n_pending; i++) {
-        pending_t *p = &b->pending[i];
+    for (pending_t *p = list, *next; p; p = next) {
+        next = p->next;
         for (size_t j = 0; j < p->n_items; j++) {
             Schakel__V1__AckEntry *e = &p->entries[p->item_entry[j]];
             if (rc) {
@@ -640,7 +684,7 @@ static void flush_pending(schakel_broker_t *b)
             }
         }
         send_ack(b, p);
-        pending_free(p);
+        pending_free(b, p);
     }
     free(batches);
     if (rc == 0 && nb) {
@@ -648,9 +692,68 @@ static void flush_pending(schakel_broker_t *b)
         schakel_store_head(b->store, &h);
         publish_head(b, "all", h.seq);
     }
-    b->n_pending = 0;
-    b->pending_events = 0;
-    schakel_arena_reset(b->arena);
+}
+
+/* ---- the checker thread ---- */
+
+static void *checker_main(void *arg)
+{
+    schakel_broker_t *b = arg;
+    pthread_mutex_lock(&b->q_lock);
+    for (;;) {
+        while (!b->in_head && !b->checker_stop) pthread_cond_wait(&b->q_cond, &b->q_lock);
+        pending_t *p = b->in_head;
+        if (!p) break; /* asked to stop, and nothing left to check */
+        b->in_head = p->next;
+        if (!b->in_head) b->in_tail = NULL;
+        b->checking = 1;
+        pthread_mutex_unlock(&b->q_lock);
+        p->next = NULL;
+        p->arena = arena_get(b);
+        pthread_mutex_lock(&b->dir_lock);
+        prepare_publish(b, p);
+        pthread_mutex_unlock(&b->dir_lock);
+        pthread_mutex_lock(&b->q_lock);
+        if (b->out_tail) b->out_tail->next = p;
+        else b->out_head = p, b->out_since = now_ms();
+        b->out_tail = p;
+        b->out_events += p->n_items;
+        b->checking = 0;
+        zmq_send(b->wake_tx, "", 0, ZMQ_DONTWAIT);
+    }
+    pthread_mutex_unlock(&b->q_lock);
+    return NULL;
+}
+
+#define GROUP_WAIT_MS 5 /* the longest a checked batch waits for company */
+
+/* Takes checked batches off the queue, up to group_max events (at least
+ * one batch), in the order they came: when there are enough for a good
+ * group, when the checker has nothing more coming, or when the oldest has
+ * waited GROUP_WAIT_MS. One fsync for many batches is what makes the log
+ * fast; waiting for a few more is cheaper than a commit of its own. With
+ * all, take whatever there is (stopping). */
+static pending_t *take_checked(schakel_broker_t *b, int all)
+{
+    pthread_mutex_lock(&b->q_lock);
+    int due = all || b->out_events >= b->group_max / 2 || (!b->in_head && !b->checking) ||
+              now_ms() - b->out_since >= GROUP_WAIT_MS;
+    pending_t *list = due ? b->out_head : NULL, *last = NULL;
+    size_t events = 0;
+    for (pending_t *p = list; p && (events < b->group_max || !last); p = p->next) {
+        events += p->n_items;
+        last = p;
+        b->in_flight--;
+    }
+    if (last) {
+        b->out_head = last->next;
+        b->out_events -= events;
+        if (!b->out_head) b->out_tail = NULL;
+        else b->out_since = now_ms();
+        last->next = NULL;
+    }
+    pthread_mutex_unlock(&b->q_lock);
+    return last ? list : NULL;
 }
 
 /* ---- FETCH / COMMIT / PING ---- */
@@ -794,20 +897,6 @@ static void handle_ping(schakel_broker_t *b, schakel_wire_msg_t *m)
     if (p) schakel__v1__ping__free_unpacked(p, NULL);
 }
 
-static pending_t *pending_slot(schakel_broker_t *b)
-{
-    if (b->n_pending == b->cap_pending) {
-        size_t cap = b->cap_pending ? b->cap_pending * 2 : 64;
-        pending_t *np = realloc(b->pending, cap * sizeof *np);
-        if (!np) return NULL;
-        b->pending = np;
-        b->cap_pending = cap;
-    }
-    pending_t *p = &b->pending[b->n_pending++];
-    memset(p, 0, sizeof *p);
-    return p;
-}
-
 /* Reads one command; returns 1 if one was handled, 0 if none waited. */
 static int handle_one(schakel_broker_t *b)
 {
@@ -821,15 +910,23 @@ static int handle_one(schakel_broker_t *b)
         send_error(b, &m, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
                    "a command is 3 frames: name, 8-byte request id, protobuf body");
     } else if (strcmp(m.name, "PUBLISH") == 0) {
-        pending_t *p = pending_slot(b);
+        pending_t *p = calloc(1, sizeof *p);
         if (!p) {
             send_error(b, &m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, "broker out of memory");
-        } else {
+        } else { /* to the checker, as it came: no copy of the body */
             zmq_msg_init(&p->rid);
-            zmq_msg_copy(&p->rid, &m.rid);
+            zmq_msg_init(&p->body);
+            zmq_msg_move(&p->rid, &m.rid);
+            zmq_msg_move(&p->body, &m.body);
+            snprintf(p->user, sizeof p->user, "%s", m.user);
             p->req_id = m.req_id;
-            prepare_publish(b, &m, p);
-            b->pending_events += p->n_items;
+            pthread_mutex_lock(&b->q_lock);
+            if (b->in_tail) b->in_tail->next = p;
+            else b->in_head = p;
+            b->in_tail = p;
+            b->in_flight++;
+            pthread_cond_signal(&b->q_cond);
+            pthread_mutex_unlock(&b->q_lock);
         }
     } else if (strcmp(m.name, "FETCH") == 0) {
         handle_fetch(b, &m);
@@ -879,19 +976,53 @@ static void clock_tick(schakel_broker_t *b, int64_t now)
     append_own(b, &env);
 }
 
+/* Are checked batches waiting for their group to fill? */
+static int out_waiting(schakel_broker_t *b)
+{
+    pthread_mutex_lock(&b->q_lock);
+    int n = b->out_head != NULL;
+    pthread_mutex_unlock(&b->q_lock);
+    return n;
+}
+
+static size_t in_flight(schakel_broker_t *b)
+{
+    pthread_mutex_lock(&b->q_lock);
+    size_t n = b->in_flight;
+    pthread_mutex_unlock(&b->q_lock);
+    return n;
+}
+
+/* Stops the checker after it has checked everything it was given. */
+static void checker_finish(schakel_broker_t *b)
+{
+    if (!b->checker_running) return;
+    pthread_mutex_lock(&b->q_lock);
+    b->checker_stop = 1;
+    pthread_cond_signal(&b->q_cond);
+    pthread_mutex_unlock(&b->q_lock);
+    pthread_join(b->checker, NULL);
+    b->checker_running = 0;
+}
+
 int schakel_broker_run(schakel_broker_t *b)
 {
-    zmq_pollitem_t it = {b->router, 0, ZMQ_POLLIN, 0};
+    zmq_pollitem_t it[2] = {{b->router, 0, ZMQ_POLLIN, 0}, {b->wake_rx, 0, ZMQ_POLLIN, 0}};
     int64_t last_reload = 0;
     schakel_log(SCHAKEL_LOG_INFO, "broker", "event=running");
     while (!atomic_load(&b->stop)) {
-        int rc = zmq_poll(&it, 1, 100);
+        /* with batches in flight, the router waits for the checker */
+        it[0].events = in_flight(b) < MAX_IN_FLIGHT ? ZMQ_POLLIN : 0;
+        int rc = zmq_poll(it, 2, out_waiting(b) ? 1 : 100);
         if (rc < 0 && errno == ETERM) break;
-        if (rc > 0) {
-            while (b->pending_events < b->group_max && handle_one(b)) {
+        if (rc > 0 && (it[0].revents & ZMQ_POLLIN))
+            while (in_flight(b) < MAX_IN_FLIGHT && handle_one(b)) {
             }
-            flush_pending(b);
-        }
+        if (rc > 0 && (it[1].revents & ZMQ_POLLIN))
+            while (zmq_recv(b->wake_rx, NULL, 0, ZMQ_DONTWAIT) >= 0) {
+            }
+        pending_t *ready;
+        while ((ready = take_checked(b, 0))) flush(b, ready);
         int64_t now = now_ms();
         if (b->tick_ms > 0 && now - b->last_tick >= b->tick_ms) {
             clock_tick(b, now);
@@ -903,7 +1034,9 @@ int schakel_broker_run(schakel_broker_t *b)
             last_reload = now;
         }
     }
-    flush_pending(b);
+    checker_finish(b); /* every batch received is checked, appended and ACKed */
+    pending_t *ready;
+    while ((ready = take_checked(b, 1))) flush(b, ready);
     schakel_store_checkpoint(b->store, now_ms() + 3600 * 1000);
     schakel_log(SCHAKEL_LOG_INFO, "broker", "event=stopped acked=%llu rejected=%llu",
                 (unsigned long long)b->stat_acked, (unsigned long long)b->stat_rejected);
@@ -952,11 +1085,8 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     b->group_max = cfg->group_max ? cfg->group_max : 8192;
     b->tick_ms = cfg->tick_ms ? cfg->tick_ms : 60000;
     b->last_tick = now_ms();
-    b->arena = schakel_arena_new(0);
-    if (!b->arena) {
-        schakel_fail(why, SCHAKEL_ENOMEM, "no memory for the broker's arena");
-        goto fail;
-    }
+    pthread_mutex_init(&b->q_lock, NULL);
+    pthread_cond_init(&b->q_cond, NULL);
     const char *ep = cfg->endpoint ? cfg->endpoint : "tcp://127.0.0.1:7400";
     const char *pep = cfg->pub_endpoint ? cfg->pub_endpoint : "tcp://127.0.0.1:7401";
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
@@ -1027,6 +1157,20 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
         schakel_fail(why, SCHAKEL_EZMQ, "cannot bind %s: %s", pep, zmq_strerror(errno));
         goto fail;
     }
+    char wake[64];
+    snprintf(wake, sizeof wake, "inproc://schakel-broker-checker-%p", (void *)b);
+    b->wake_rx = zmq_socket(ctx, ZMQ_PAIR);
+    b->wake_tx = zmq_socket(ctx, ZMQ_PAIR);
+    if (!b->wake_rx || !b->wake_tx || zmq_bind(b->wake_rx, wake) != 0 || zmq_connect(b->wake_tx, wake) != 0 ||
+        zmq_setsockopt(b->wake_tx, ZMQ_LINGER, &linger, sizeof linger) != 0) {
+        schakel_fail(why, SCHAKEL_EZMQ, "checker wake-up: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    if (pthread_create(&b->checker, NULL, checker_main, b) != 0) {
+        schakel_fail(why, SCHAKEL_ENOMEM, "cannot start the checker thread");
+        goto fail;
+    }
+    b->checker_running = 1;
     directory_sync(b);
     schakel_head_t h;
     schakel_store_head(b->store, &h);
@@ -1047,14 +1191,22 @@ void schakel_broker_destroy(schakel_broker_t **self_p)
     if (b->router) zmq_close(b->router);
     if (b->pub) zmq_close(b->pub);
     if (b->zap) zmq_close(b->zap);
-    for (size_t i = 0; i < b->n_pending; i++) pending_free(&b->pending[i]);
-    free(b->pending);
-    schakel_arena_destroy(&b->arena);
+    checker_finish(b);
+    for (pending_t *lists[2] = {b->in_head, b->out_head}, **l = lists; l < lists + 2; l++)
+        for (pending_t *p = *l, *next; p; p = next) {
+            next = p->next;
+            pending_free(b, p);
+        }
+    for (size_t i = 0; i < b->n_spare; i++) schakel_arena_destroy(&b->spare[i]);
+    if (b->wake_tx) zmq_close(b->wake_tx);
+    if (b->wake_rx) zmq_close(b->wake_rx);
     schakel_store_close(&b->store);
     schakel_directory_destroy(&b->dir);
     free(b->dir_path);
     schakel_keys_wipe(&b->keys);
     pthread_mutex_destroy(&b->dir_lock);
+    pthread_mutex_destroy(&b->q_lock);
+    pthread_cond_destroy(&b->q_cond);
     free(b);
     *self_p = NULL;
 }

@@ -7,6 +7,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,9 @@ typedef struct {
     int64_t cp_at;
     size_t map_size, map_max;
     uint64_t full_retries;
+    /* growing the map needs no transaction open in the process: readers in
+     * other threads (event_id_at) hold it shared */
+    pthread_rwlock_t resize;
     schakel_head_t head;
     int read_only;
     uint8_t nonce_prefix[4]; /* nonce = prefix || u64be(seq): unique per data key */
@@ -119,9 +123,11 @@ static void derive(const uint8_t master[32], const char *label, uint8_t out[32])
 
 static void key_id_of(lmdb_store_t *st, const char *subject, uint8_t id[KEY_ID_LEN])
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    size_t n = 0;
-    for (const char *p = subject; *p; p++, n++) h = (h ^ (uint8_t)*p) * 16777619u;
+    /* a pseudonym is uniform hex already: its first characters make the
+     * set index; anything else (the empty subject) lands in set 0 */
+    size_t n = strlen(subject);
+    uint32_t h = 0;
+    for (size_t i = 0; i < n && i < 8; i++) h = h << 4 | (uint32_t)(subject[i] & 0x0f);
     subject_set_t *set = &st->subjects[h % CACHE_SETS];
     for (int w = 0; w < CACHE_WAYS; w++) {
         subject_slot_t *slot = &set->way[w];
@@ -217,7 +223,9 @@ static int ensure_room(lmdb_store_t *st, size_t incoming, char *why)
                             "log map is at its limit of %zu bytes: raise map_max or move the log",
                             st->map_max);
     }
+    pthread_rwlock_wrlock(&st->resize);
     int rc = mdb_env_set_mapsize(st->env, next);
+    pthread_rwlock_unlock(&st->resize);
     if (rc) return lmdb_err(rc, why, "grow map");
     schakel_log(SCHAKEL_LOG_INFO, "store", "event=map_grown from=%zu to=%zu", st->map_size, next);
     st->map_size = next;
@@ -444,7 +452,10 @@ static int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size
         st->full_retries++;
         schakel_log(SCHAKEL_LOG_WARN, "store", "event=map_full_retry map=%zu", st->map_size);
         size_t next = st->map_size * 2 > st->map_max ? st->map_max : st->map_size * 2;
-        if (mdb_env_set_mapsize(st->env, next) != 0) return rc;
+        pthread_rwlock_wrlock(&st->resize);
+        int grown = mdb_env_set_mapsize(st->env, next);
+        pthread_rwlock_unlock(&st->resize);
+        if (grown != 0) return rc;
         st->map_size = next;
     }
 }
@@ -591,7 +602,11 @@ static int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16])
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     MDB_txn *txn;
-    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) return SCHAKEL_ESTORE;
+    pthread_rwlock_rdlock(&st->resize);
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) {
+        pthread_rwlock_unlock(&st->resize);
+        return SCHAKEL_ESTORE;
+    }
     uint8_t key[8];
     be64(key, seq);
     MDB_val k = {8, key}, v;
@@ -607,6 +622,7 @@ static int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16])
         if (b) schakel__v1__record_body__free_unpacked(b, NULL);
     }
     mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&st->resize);
     return ret;
 }
 
@@ -691,6 +707,7 @@ static void lmdb_close(schakel_store_t *s)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     if (st->env) mdb_env_close(st->env);
+    pthread_rwlock_destroy(&st->resize);
     memset(st, 0, sizeof *st);
     free(st);
 }
@@ -742,6 +759,7 @@ schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, cha
     lmdb_store_t *st = calloc(1, sizeof *st);
     if (!st) return NULL;
     st->base.ops = &lmdb_ops;
+    pthread_rwlock_init(&st->resize, NULL);
     st->read_only = opts->read_only;
     st->cp_every = opts->checkpoint_every ? opts->checkpoint_every : 1000;
     st->cp_ms = opts->checkpoint_ms ? opts->checkpoint_ms : 1000;
@@ -750,6 +768,7 @@ schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, cha
     if (st->map_size > st->map_max) st->map_size = st->map_max;
     if (schakel_random(st->nonce_prefix, sizeof st->nonce_prefix)) {
         schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes for nonces");
+        pthread_rwlock_destroy(&st->resize);
         free(st);
         return NULL;
     }
@@ -779,6 +798,7 @@ schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, cha
     return &st->base;
 fail:
     if (st->env) mdb_env_close(st->env);
+    pthread_rwlock_destroy(&st->resize);
     free(st);
     return NULL;
 }

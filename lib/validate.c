@@ -178,21 +178,31 @@ int schakel_brinvest_valid(const char *s)
 
 /* ---- the walker ---- */
 
+#define DEPTH_MAX 8
+
+/* Where the walker is: the names of the message fields it went into. The
+ * path is only written out when a field fails. */
 typedef struct {
     char *why;
-    char path[PATH_MAX_LEN];
+    const char *stack[DEPTH_MAX];
+    int depth;
 } walk_t;
 
 __attribute__((format(printf, 3, 4))) static int fail_at(walk_t *w, const char *field,
                                                          const char *fmt, ...)
 {
-    char msg[160];
+    char msg[160], path[PATH_MAX_LEN] = "";
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return schakel_fail(w->why, SCHAKEL_EINVAL, "%s%s%s: %s", w->path, w->path[0] ? "." : "",
-                        field, msg);
+    size_t n = 0;
+    for (int i = 0; i < w->depth && n < sizeof path; i++) {
+        int k = snprintf(path + n, sizeof path - n, "%s.", w->stack[i]);
+        if (k < 0) break;
+        n += (size_t)k;
+    }
+    return schakel_fail(w->why, SCHAKEL_EINVAL, "%s%s: %s", path, field, msg);
 }
 
 static int check_message(walk_t *w, const ProtobufCMessage *m);
@@ -249,10 +259,10 @@ static int check_value(walk_t *w, const ProtobufCFieldDescriptor *f, const void 
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *sub = *(ProtobufCMessage *const *)p;
         if (!sub) return 0;
-        size_t saved = strlen(w->path);
-        snprintf(w->path + saved, sizeof w->path - saved, "%s%s", saved ? "." : "", f->name);
+        if (w->depth == DEPTH_MAX) return fail_at(w, f->name, "nested too deep");
+        w->stack[w->depth++] = f->name;
         int rc = check_message(w, sub);
-        w->path[saved] = 0;
+        w->depth--;
         return rc;
     }
     default: return 0;
@@ -474,7 +484,7 @@ int schakel_envelope_validate(const schakel_envelope_t *env, char *why)
     if (rule->subject < 0 && (env->case_ref[0] || env->district[0]))
         return schakel_fail(why, SCHAKEL_EINVAL, "%s: %s must not carry case_ref or district",
                             env->case_ref[0] ? "case_ref" : "district", name);
-    walk_t w = {why, ""};
+    walk_t w = {.why = why};
     int rc = check_message(&w, &env->base);
     if (rc) return rc;
 
