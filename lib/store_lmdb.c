@@ -70,6 +70,8 @@ typedef struct {
     schakel_head_t head;
     int read_only;
     uint8_t nonce_prefix[4]; /* nonce = prefix || u64be(seq): unique per data key */
+    uint8_t pool[4096];      /* random bytes for new data keys, drawn a page at a time */
+    size_t pool_left;
     key_set_t cache[CACHE_SETS];
     subject_set_t subjects[CACHE_SETS];
 } lmdb_store_t;
@@ -160,6 +162,23 @@ static key_slot_t *key_cached(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN])
     return NULL;
 }
 
+/* n random bytes from the store's pool: a region with many new children
+ * needs a fresh key for each, and one RAND_bytes call per key costs more
+ * than the rest of its record. The pool is wiped as it is used. */
+static int pool_random(lmdb_store_t *st, uint8_t *out, size_t n)
+{
+    if (n > sizeof st->pool) return schakel_random(out, n);
+    if (st->pool_left < n) {
+        if (schakel_random(st->pool, sizeof st->pool) != 0) return SCHAKEL_ECRYPTO;
+        st->pool_left = sizeof st->pool;
+    }
+    uint8_t *from = st->pool + sizeof st->pool - st->pool_left;
+    memcpy(out, from, n);
+    memset(from, 0, n);
+    st->pool_left -= n;
+    return 0;
+}
+
 /* Finds the data key for key id `id`; with create, makes and stores one
  * in txn when there is none. SCHAKEL_ENOTFOUND when erased/absent. */
 static int data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,
@@ -182,7 +201,7 @@ static int data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN]
     } else if (rc == MDB_NOTFOUND) {
         if (!create) return SCHAKEL_ENOTFOUND;
         uint8_t w[WRAPPED_LEN];
-        if (schakel_random(key, SCHAKEL_AEAD_KEY_LEN) || schakel_random(w, SCHAKEL_AEAD_NONCE_LEN))
+        if (pool_random(st, key, SCHAKEL_AEAD_KEY_LEN) || pool_random(st, w, SCHAKEL_AEAD_NONCE_LEN))
             return schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes for a data key");
         if (schakel_aead_seal(st->wrap_key, w, id, KEY_ID_LEN, key, SCHAKEL_AEAD_KEY_LEN,
                               w + SCHAKEL_AEAD_NONCE_LEN) != 0)
