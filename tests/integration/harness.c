@@ -320,6 +320,18 @@ void harness_signal(const char *org, const uint8_t id[16], unsigned subject_no, 
     schakel__v1__envelope__pack(&e, *buf);
 }
 
+/* In a child: becomes `schakel args...`. */
+static void exec_schakel(const char *const *args)
+{
+    const char *argv[32];
+    argv[0] = SCHAKEL_BIN_DIR "/schakel";
+    int n = 1;
+    for (; args[n - 1] && n < 31; n++) argv[n] = args[n - 1];
+    argv[n] = NULL;
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+}
+
 int harness_run_tool(const char *out_path, const char *const *args)
 {
     pid_t pid = fork();
@@ -328,13 +340,7 @@ int harness_run_tool(const char *out_path, const char *const *args)
             int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
             if (fd >= 0) dup2(fd, 1);
         }
-        const char *argv[32];
-        argv[0] = SCHAKEL_BIN_DIR "/schakel";
-        int n = 1;
-        for (; args[n - 1] && n < 31; n++) argv[n] = args[n - 1];
-        argv[n] = NULL;
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
+        exec_schakel(args);
     }
     int st;
     waitpid(pid, &st, 0);
@@ -404,13 +410,7 @@ pid_t harness_spawn(const char *log_path, const char *const *args)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        const char *argv[32];
-        argv[0] = SCHAKEL_BIN_DIR "/schakel";
-        int n = 1;
-        for (; args[n - 1] && n < 31; n++) argv[n] = args[n - 1];
-        argv[n] = NULL;
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
+        exec_schakel(args);
     }
     return pid;
 }
