@@ -89,16 +89,13 @@ static void resolve(const adapter_t *a, const char *path, char *out, size_t cap)
 
 static int read_region_key(const char *path, uint8_t key[SCHAKEL_REGION_KEY_LEN], char *why)
 {
-    char hex[2 * SCHAKEL_REGION_KEY_LEN + 2] = "";
-    FILE *f = fopen(path, "r");
-    if (!f) return schakel_fail(why, SCHAKEL_ECONFIG, "region key %s: %s", path, strerror(errno));
-    size_t n = fread(hex, 1, sizeof hex - 1, f);
-    fclose(f);
-    while (n && (hex[n - 1] == '\n' || hex[n - 1] == ' ')) n--;
-    hex[n] = 0;
-    if (schakel_hex_decode(hex, key, SCHAKEL_REGION_KEY_LEN) != 0)
-        return schakel_fail(why, SCHAKEL_ECONFIG, "region key %s: 64 hex characters expected", path);
-    return 0;
+    int rc = schakel_secret_file(path, key, SCHAKEL_REGION_KEY_LEN, 0, NULL, why);
+    if (rc && why) {
+        char inner[SCHAKEL_ERRLEN];
+        snprintf(inner, sizeof inner, "%s", why);
+        schakel_fail(why, SCHAKEL_ECONFIG, "region key: %s", inner);
+    }
+    return rc;
 }
 
 static int configure(adapter_t *a, const char *path, int need_profile)
@@ -354,8 +351,7 @@ static void process_file(adapter_t *a, const char *name)
     size_t queued = 0, known = 0;
     for (size_t i = 0; i < b.n; i++) queued += b.items[i].queued > 0, known += b.items[i].queued == 0;
     if (json_array_size(b.rejects)) {
-        char reasons[4400];
-        snprintf(reasons, sizeof reasons, "%s/%s.reasons.jsonl", rej_dir, name);
+        char reasons[4500];
         free_name(rej_dir, name, dest, sizeof dest);
         snprintf(reasons, sizeof reasons, "%s.reasons.jsonl", dest);
         size_t n;
@@ -1001,12 +997,7 @@ static int cmd_run(int argc, char **argv)
     pthread_mutex_init(&a->wake_lock, NULL);
     pthread_cond_init(&a->wake, NULL);
     stop_flag = &a->stop;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    schakel_signals_on_stop(on_signal);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_t fwd, inbox, in;
     pthread_create(&fwd, NULL, forward_main, a);

@@ -42,6 +42,7 @@
 #include "codec.h"
 #include "crypto.h"
 #include "error.h"
+#include "fileio.h"
 #include "keys.h"
 
 #define MAX_PUBLISHERS 64
@@ -1124,12 +1125,7 @@ int main(int argc, char **argv)
                         "give --schakel PATH)\n", b.o.schakel_bin, strerror(errno));
         return 2;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    schakel_signals_on_stop(on_signal);
     setvbuf(stdout, NULL, _IOLBF, 0); /* keep stdout and stderr in order */
 
     snprintf(b.dir, sizeof b.dir, "%s/schakel-bench-XXXXXX", b.o.tmp_base);

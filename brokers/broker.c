@@ -1050,30 +1050,9 @@ void schakel_broker_stop(schakel_broker_t *b)
 
 int schakel_broker_master_key(const char *data_dir, uint8_t key[32], char *why)
 {
-    char path[4096], hex[65];
+    char path[4096];
     snprintf(path, sizeof path, "%s/master.key", data_dir);
-    int fd = open(path, O_RDONLY);
-    if (fd >= 0) {
-        ssize_t n = read(fd, hex, 64);
-        close(fd);
-        hex[n > 0 ? n : 0] = 0;
-        if (n != 64 || schakel_hex_decode(hex, key, 32) != 0)
-            return schakel_fail(why, SCHAKEL_ECONFIG, "%s: expected 64 hex characters", path);
-        return 0;
-    }
-    if (errno != ENOENT) return schakel_fail(why, SCHAKEL_EIO, "%s: %s", path, strerror(errno));
-    if (schakel_random(key, 32)) return schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes");
-    schakel_hex_encode(key, 32, hex);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || write(fd, hex, 64) != 64 || fsync(fd) != 0) {
-        if (fd >= 0) close(fd);
-        return schakel_fail(why, SCHAKEL_EIO, "%s: %s", tmp, strerror(errno));
-    }
-    close(fd);
-    if (rename(tmp, path) != 0) return schakel_fail(why, SCHAKEL_EIO, "%s: %s", path, strerror(errno));
-    return 0;
+    return schakel_secret_file(path, key, 32, 1, NULL, why);
 }
 
 schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *cfg, char *why)

@@ -9,6 +9,7 @@
 #include <zmq.h>
 
 #include "error.h"
+#include "fileio.h"
 #include "logging.h"
 
 static const char usage[] =
@@ -147,12 +148,7 @@ int schakel_broker_serve(const schakel_broker_config_t *cfg)
         return 1;
     }
     running = b;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    schakel_signals_on_stop(on_signal);
     int rc = schakel_broker_run(b);
     running = NULL;
     schakel_broker_destroy(&b);

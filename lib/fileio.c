@@ -3,10 +3,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "crypto.h"
 #include "error.h"
 
 char *schakel_file_read(const char *path, size_t max, size_t *len)
@@ -43,9 +47,14 @@ char *schakel_file_read(const char *path, size_t max, size_t *len)
 
 int schakel_file_write_atomic(const char *path, const void *data, size_t len)
 {
+    return schakel_file_write_atomic_mode(path, data, len, 0600);
+}
+
+int schakel_file_write_atomic_mode(const char *path, const void *data, size_t len, unsigned mode)
+{
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)mode);
     if (fd < 0) return SCHAKEL_EIO;
     const char *p = data;
     size_t off = 0;
@@ -54,7 +63,7 @@ int schakel_file_write_atomic(const char *path, const void *data, size_t len)
         if (w <= 0) break;
         off += (size_t)w;
     }
-    int ok = off == len && fsync(fd) == 0;
+    int ok = off == len && fchmod(fd, (mode_t)mode) == 0 && fsync(fd) == 0;
     int saved = errno;
     close(fd);
     if (!ok || rename(tmp, path) != 0) {
@@ -63,5 +72,52 @@ int schakel_file_write_atomic(const char *path, const void *data, size_t len)
         errno = saved;
         return SCHAKEL_EIO;
     }
+    /* the rename itself must survive a power cut too */
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
     return 0;
+}
+
+int schakel_secret_file(const char *path, unsigned char *key, size_t len, int create, int *created,
+                        char *why)
+{
+    char hex[2 * 64 + 2];
+    if (created) *created = 0;
+    if (len > 64) return schakel_fail(why, SCHAKEL_EINVAL, "a secret of at most 64 bytes");
+    size_t n;
+    char *text = schakel_file_read(path, sizeof hex, &n);
+    if (text) {
+        while (n && (text[n - 1] == '\n' || text[n - 1] == ' ')) text[--n] = 0;
+        int ok = schakel_hex_decode(text, key, len) == 0;
+        memset(text, 0, n);
+        free(text);
+        return ok ? 0 : schakel_fail(why, SCHAKEL_ECONFIG, "%s: %zu hex characters expected", path, 2 * len);
+    }
+    if (errno != ENOENT) return schakel_fail(why, SCHAKEL_EIO, "%s: %s", path, strerror(errno));
+    if (!create) return schakel_fail(why, SCHAKEL_ENOTFOUND, "%s: no such file", path);
+    if (schakel_random(key, len) != 0) return schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes");
+    schakel_hex_encode(key, len, hex);
+    hex[2 * len] = '\n';
+    int rc = schakel_file_write_atomic(path, hex, 2 * len + 1);
+    memset(hex, 0, sizeof hex);
+    if (rc) return schakel_fail(why, SCHAKEL_EIO, "%s: %s", path, strerror(errno));
+    if (created) *created = 1;
+    return 0;
+}
+
+void schakel_signals_on_stop(void (*on_stop)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }

@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "error.h"
+#include "fileio.h"
 
 int schakel_id_valid(const char *id)
 {
@@ -36,28 +37,6 @@ int schakel_keys_generate(schakel_keys_t *k, const char *id)
     if (zmq_curve_keypair(k->curve_public, k->curve_secret) != 0) return SCHAKEL_ECRYPTO;
     if (schakel_ed25519_keygen(k->sign_public, k->sign_secret) != 0) return SCHAKEL_ECRYPTO;
     k->has_secret = 1;
-    return 0;
-}
-
-/* temp file, fsync, rename, fsync of the directory */
-static int write_atomic(const char *dir, const char *path, const char *text, mode_t mode)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    if (fd < 0) return SCHAKEL_EIO;
-    size_t len = strlen(text);
-    int ok = write(fd, text, len) == (ssize_t)len && fchmod(fd, mode) == 0 && fsync(fd) == 0;
-    close(fd);
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return SCHAKEL_EIO;
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
     return 0;
 }
 
@@ -87,7 +66,7 @@ int schakel_keys_save(const schakel_keys_t *k, const char *dir)
         if (access(path, F_OK) == 0) return SCHAKEL_EEXIST;
         char *s = dump(k, 1);
         if (!s) return SCHAKEL_ENOMEM;
-        rc = write_atomic(dir, path, s, 0600);
+        rc = schakel_file_write_atomic_mode(path, s, strlen(s), 0600);
         memset(s, 0, strlen(s));
         free(s);
         if (rc) return rc;
@@ -95,7 +74,7 @@ int schakel_keys_save(const schakel_keys_t *k, const char *dir)
     snprintf(path, sizeof path, "%s/%s.pub", dir, k->id);
     char *s = dump(k, 0);
     if (!s) return SCHAKEL_ENOMEM;
-    rc = write_atomic(dir, path, s, 0644);
+    rc = schakel_file_write_atomic_mode(path, s, strlen(s), 0644);
     free(s);
     return rc;
 }

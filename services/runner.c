@@ -213,11 +213,7 @@ int schakel_svc_cli(const char *name, int argc, char **argv)
     }
     s->ctx = zmq_ctx_new();
     stop_flag = &s->stop;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    schakel_signals_on_stop(on_signal);
     int rc = svc_run(s);
     if (rc) fprintf(stderr, "schakel %s: %s\n", name, s->why);
     stop_flag = NULL;

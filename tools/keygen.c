@@ -1,11 +1,9 @@
 /* schakel keygen: one key file per organisation (CURVE + Ed25519). */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <unistd.h>
 #include <string.h>
 
 #include "error.h"
+#include "fileio.h"
 #include "tool.h"
 
 static const char usage[] =
@@ -25,24 +23,16 @@ static const char usage[] =
 static int region_key(const char *path)
 {
     uint8_t key[32];
-    char hex[66];
-    if (schakel_random(key, sizeof key) != 0) {
-        fprintf(stderr, "schakel keygen: no random bytes\n");
+    char why[SCHAKEL_ERRLEN];
+    int created;
+    int rc = schakel_secret_file(path, key, sizeof key, 1, &created, why);
+    memset(key, 0, sizeof key);
+    if (rc) {
+        fprintf(stderr, "schakel keygen: %s\n", why);
         return 1;
     }
-    schakel_hex_encode(key, sizeof key, hex);
-    memset(key, 0, sizeof key);
-    size_t n = strlen(hex);
-    hex[n] = '\n';
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    int ok = fd >= 0 && write(fd, hex, n + 1) == (ssize_t)(n + 1) && fsync(fd) == 0;
-    if (fd >= 0) close(fd);
-    memset(hex, 0, sizeof hex);
-    if (!ok) {
-        fprintf(stderr, "schakel keygen: %s: %s\n", path, errno == EEXIST ? "exists already: kept" : strerror(errno));
-        return errno == EEXIST ? 0 : 1;
-    }
-    printf("{\"region_key\":\"%s\"}\n", path);
+    if (!created) fprintf(stderr, "schakel keygen: %s exists already: kept\n", path);
+    else printf("{\"region_key\":\"%s\"}\n", path);
     return 0;
 }
 

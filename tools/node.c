@@ -15,6 +15,7 @@
 #include "broker.h"
 #include "cli.h"
 #include "error.h"
+#include "fileio.h"
 #include "logging.h"
 #include "runner.h"
 #include "tool.h"
@@ -109,12 +110,7 @@ int cmd_node(int argc, char **argv)
         zmq_ctx_term(ctx);
         return 1;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    schakel_signals_on_stop(on_signal);
     for (size_t i = 0; services && schakel_service_names[i]; i++) {
         n.svcs[n.n] = schakel_svc_start(ctx, schakel_service_names[i], dir, why);
         if (!n.svcs[n.n]) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "fileio.h"
 #include "tool.h"
 
 typedef struct {
@@ -141,21 +142,10 @@ int tool_region_init(const char *dir, const char *endpoint, const char *pub_endp
     if (rc) goto fail;
     /* the region's pseudonym key, for the adapters (never the broker's) */
     snprintf(path, sizeof path, "%s/region.key", keys);
-    if (access(path, F_OK) != 0) {
-        uint8_t rk[32];
-        char hex[66];
-        FILE *f = NULL;
-        if (schakel_random(rk, sizeof rk) == 0) {
-            schakel_hex_encode(rk, sizeof rk, hex);
-            int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-            f = fd >= 0 ? fdopen(fd, "w") : NULL;
-        }
-        memset(rk, 0, sizeof rk);
-        if (!f || fprintf(f, "%s\n", hex) < 0 || fclose(f) != 0) {
-            rc = SCHAKEL_EIO;
-            goto fail;
-        }
-    }
+    uint8_t rk[32];
+    rc = schakel_secret_file(path, rk, sizeof rk, 1, NULL, NULL);
+    memset(rk, 0, sizeof rk);
+    if (rc) goto fail;
     json_t *n = json_pack("{s:s, s:s, s:s, s:s}", "endpoint", endpoint, "pub", pub_endpoint, "keys",
                           "keys", "directory", "directory.json");
     snprintf(path, sizeof path, "%s/node.json", dir);

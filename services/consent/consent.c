@@ -363,7 +363,7 @@ static int legal_basis(schakel_consent_t *c, MDB_txn *txn, const schakel_envelop
 
 /* Consent given or withdrawn goes to the recipient it names, on itself. */
 static int consent_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
-                        const char *x, const char *date, verdict_t *v)
+                        const char *x, verdict_t *v)
 {
     const ProtobufCBinaryData *id = e->type == T(CONSENT_GIVEN)       ? &e->consent_given->consent_id
                                     : e->type == T(CONSENT_WITHDRAWN) ? &e->consent_withdrawn->consent_id
@@ -375,7 +375,6 @@ static int consent_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelo
         const Schakel__V1__ConsentGiven *cg = ce->consent_given;
         ok = cg->recipient_org[0] ? !strcmp(cg->recipient_org, x)
                                   : cg->recipient_kind && (int)cg->recipient_kind == kind_of(c, x);
-        (void)date;
     }
     schakel_envelope_free(ce);
     if (!ok) return 0;
@@ -397,7 +396,7 @@ static void decide(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t 
         v->outcome = O(DENY), v->basis = B(CONSENT), v->rule = "directory/unknown-recipient";
         return;
     }
-    if (legal_basis(c, txn, e, x, v) || consent_news(c, txn, e, x, date, v)) return;
+    if (legal_basis(c, txn, e, x, v) || consent_news(c, txn, e, x, v)) return;
     if (find_consent(c, txn, e, x, date, v->consent_id)) {
         v->outcome = O(DELIVER), v->basis = B(CONSENT), v->rule = "consent/specific", v->has_consent = 1;
         return;
@@ -725,10 +724,12 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
             if (rc == 0 && e->type == T(CONSENT_GIVEN)) rc = release_holds(c, txn, rec, out, why);
         }
         }
-        if (rc) return rc < 0 && why && why[0] ? rc : schakel_fail(why, rc, "consent: cannot store state");
     }
-    rc = expire_holds(c, txn, rec, out, why);
-    return rc && !(why && why[0]) ? schakel_fail(why, rc, "consent: cannot expire holds") : rc;
+    if (rc == 0) rc = expire_holds(c, txn, rec, out, why);
+    /* emit_decision names its own failure; storage errors are named here */
+    return rc && !why[0] ? schakel_fail(why, rc, "consent: cannot store state (seq %llu)",
+                                        (unsigned long long)rec->seq)
+                         : rc;
 }
 
 const schakel_engine_ops_t schakel_consent_ops = {"consent", consent_open, consent_process};

@@ -278,19 +278,8 @@ static const char *escalation_of(schakel_feedback_t *f, const char *org)
 
 /* ---- the state machine ---- */
 
-/* How far a loop has come: a new receiver after a redirect starts over. */
-static int rank(const loop_t *l)
-{
-    if ((l->flags & F_REDIRECTED) && l->state == S(REDIRECTED)) return 1;
-    switch (l->state) {
-    case S(SENT): return 1;
-    case S(RECEIVED): return 2;
-    case S(FIRST_CONTACT): return 3;
-    case S(CLOSED): return 5;
-    default: return 4;
-    }
-}
-
+/* How far a state is along the loop; the four outcomes after first
+ * contact share a rank, so any of them may follow another. */
 static int state_rank(int state)
 {
     switch (state) {
@@ -300,6 +289,12 @@ static int state_rank(int state)
     case S(CLOSED): return 5;
     default: return 4;
     }
+}
+
+/* How far a loop has come: a new receiver after a redirect starts over. */
+static int rank(const loop_t *l)
+{
+    return (l->flags & F_REDIRECTED) && l->state == S(REDIRECTED) ? 1 : state_rank(l->state);
 }
 
 /* Sets the clock for a (new) receiver, from day on. */
@@ -617,10 +612,9 @@ static int32_t reader_today(reader_t *r)
 
 static const char *state_name(int s)
 {
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&schakel__v1__loop_state__descriptor, s);
     static const char *const names[] = {"unspecified", "sent", "received", "first_contact", "help_started",
                                         "waiting_list", "declined", "redirected", "closed"};
-    return v && s >= 0 && s < 9 ? names[s] : "?";
+    return s >= 0 && s < (int)(sizeof names / sizeof names[0]) ? names[s] : "?";
 }
 
 static json_t *date_or_null(int32_t day)

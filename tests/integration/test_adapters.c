@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "harness.h"
 #include "mapping.h"
 #include "scenario.h"
@@ -258,14 +259,10 @@ static void school_export_reaches_the_log_without_the_bsn(void **state)
     assert_int_equal(n, 1);
 
     /* the subject is the region's pseudonym of that BSN */
-    char keypath[600], hexkey[80] = "", pseudo[65];
+    char keypath[600], pseudo[65];
     snprintf(keypath, sizeof keypath, "%s/keys/region.key", H->data);
-    FILE *f = fopen(keypath, "r");
-    assert_non_null(fgets(hexkey, sizeof hexkey, f));
-    fclose(f);
-    hexkey[64] = 0;
     uint8_t key[32];
-    assert_int_equal(schakel_hex_decode(hexkey, key, 32), 0);
+    assert_int_equal(schakel_secret_file(keypath, key, 32, 0, NULL, NULL), 0);
     assert_int_equal(schakel_bsn_pseudonym(key, "999990019", pseudo), 0);
     schakel_consumer_t *c = harness_consumer(H, "svc-audit", "all", NULL);
     const Schakel__V1__Delivered *r;
