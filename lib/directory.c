@@ -54,6 +54,10 @@ static int parse_org(json_t *o, size_t i, schakel_org_t *org, char *why)
     if (!id || !schakel_id_valid(id))
         return schakel_fail(why, SCHAKEL_ECONFIG,
                             "organisations[%zu].id: missing or not a valid id (a-z 0-9 . _ / -)", i);
+    if (!strcmp(id, "broker")) /* the broker's own events are published as "broker" */
+        return schakel_fail(why, SCHAKEL_ECONFIG,
+                            "organisations[%zu].id: \"broker\" is reserved for the broker itself: "
+                            "choose another id", i);
     snprintf(org->id, sizeof org->id, "%s", id);
     const char *key;
     json_t *v;

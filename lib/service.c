@@ -414,7 +414,7 @@ static int replay_record(void *arg, const schakel_record_t *rec)
         }
         memcpy(p->ids[p->n_ids++], id, 16);
         uint64_t seq, next;
-        if (schakel_store_lookup(p->log, id, &seq) != 0) {
+        if (schakel_store_lookup(p->log, p->org, id, &seq) != 0) {
             p->r->missing++;
             replay_bad(p, rec->seq, "not on the log:", id);
             continue;

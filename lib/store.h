@@ -8,8 +8,10 @@
  *  - h[n] = SHA-256("schakel/v1" || u64be(n) || h[n-1] || SHA-256(body)),
  *    h[0] = 32 zero bytes, body = the serialized RecordBody (bus.proto);
  *  - an append returns only after everything in it is durable (fsync);
- *  - an event id is stored once: a second append of it reports the first
- *    copy's seq with duplicate = 1;
+ *  - an event id is stored once per publishing organisation (the batch's
+ *    signer_org): a second append of (signer_org, id) reports the first
+ *    copy's seq with duplicate = 1; the same id from another organisation
+ *    is another event;
  *  - payloads are stored encrypted with the subject's data key; erasing
  *    the key leaves records and chain intact.
  * A store is used by one thread at a time, except event_id_at, which
@@ -86,7 +88,8 @@ typedef struct {
     int (*read)(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count,
                 size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq);
     int (*head)(schakel_store_t *s, schakel_head_t *head);
-    int (*lookup)(schakel_store_t *s, const uint8_t *event_id, uint64_t *seq);
+    int (*lookup)(schakel_store_t *s, const char *source_org, const uint8_t *event_id,
+                  uint64_t *seq);
     int (*event_id_at)(schakel_store_t *s, uint64_t seq, uint8_t out[16]);
     int (*cursor_get)(schakel_store_t *s, const char *name, uint64_t *seq);
     int (*cursor_set)(schakel_store_t *s, const char *name, uint64_t seq);
@@ -112,7 +115,10 @@ typedef struct {
 } schakel_lmdb_options_t;
 
 /* Opens (creating if needed) an LMDB log under opts->dir. NULL on failure
- * with the reason in why. */
+ * with the reason in why. A log written before ids were scoped to their
+ * publisher (table by_id keyed by the bare 16-byte id) gets its by_id
+ * table rebuilt from the events table when opened for writing; opened
+ * read-only, lookups use the old table and check the publisher. */
 schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, char *why);
 
 /* Appends every batch in one durable transaction (group commit). Fills
@@ -139,10 +145,13 @@ static inline int schakel_store_head(schakel_store_t *s, schakel_head_t *head)
     return s->ops->head(s, head);
 }
 
-/* seq of an event id, or SCHAKEL_ENOTFOUND. */
-static inline int schakel_store_lookup(schakel_store_t *s, const uint8_t *event_id, uint64_t *seq)
+/* seq of the event that source_org published with event_id, or
+ * SCHAKEL_ENOTFOUND. Ids are scoped to their publisher: another
+ * organisation's event with the same id is never found. */
+static inline int schakel_store_lookup(schakel_store_t *s, const char *source_org,
+                                       const uint8_t *event_id, uint64_t *seq)
 {
-    return s->ops->lookup(s, event_id, seq);
+    return s->ops->lookup(s, source_org, event_id, seq);
 }
 
 /* The event id stored at seq, or SCHAKEL_ENOTFOUND. */

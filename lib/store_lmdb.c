@@ -69,6 +69,7 @@ typedef struct {
     pthread_rwlock_t resize;
     schakel_head_t head;
     int read_only;
+    int legacy_by_id;        /* read-only log whose by_id is keyed by the bare id */
     uint8_t nonce_prefix[4]; /* nonce = prefix || u64be(seq): unique per data key */
     uint8_t pool[4096];      /* random bytes for new data keys, drawn a page at a time */
     size_t pool_left;
@@ -284,6 +285,20 @@ static int put_checkpoint(lmdb_store_t *st, MDB_txn *txn, int64_t now_ms, char *
     return 0;
 }
 
+/* The by_id key of an event: its publisher's id, a NUL, the 16-byte event
+ * id. Ids are scoped to the organisation that published them, so no
+ * organisation can take another's id first. */
+#define ID_KEY_ORG_MAX 63 /* organisation ids are 1 to 63 characters */
+#define ID_KEY_MAX (ID_KEY_ORG_MAX + 1 + 16)
+static size_t id_key(uint8_t out[ID_KEY_MAX], const char *org, const uint8_t id[16])
+{
+    size_t n = strnlen(org ? org : "", ID_KEY_ORG_MAX);
+    memcpy(out, org ? org : "", n);
+    out[n] = 0;
+    memcpy(out + n + 1, id, 16);
+    return n + 17;
+}
+
 /* For a duplicate id: is the stored event at seq the same bytes? A
  * publisher that reuses an id for another event gets a reject, never a
  * silent "already stored". */
@@ -308,7 +323,8 @@ static int same_event(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_
 static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch_t *b,
                       schakel_append_item_t *it, uint64_t *proof_seq, int64_t now_ms, char *why)
 {
-    MDB_val k = {16, (void *)it->event_id}, v;
+    uint8_t ik[ID_KEY_MAX];
+    MDB_val k = {id_key(ik, b->signer_org, it->event_id), ik}, v;
     int rc = mdb_get(txn, st->by_id, &k, &v);
     if (rc == 0 && v.mv_size == 8) {
         it->seq = rd64(v.mv_data);
@@ -605,14 +621,37 @@ static int lmdb_head(schakel_store_t *s, schakel_head_t *head)
     return 0;
 }
 
-static int lmdb_lookup(schakel_store_t *s, const uint8_t *event_id, uint64_t *seq)
+/* The publisher named in the record at seq equals org? */
+static int record_from(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const char *org)
+{
+    uint8_t key[8];
+    be64(key, seq);
+    MDB_val k = {8, key}, v;
+    if (mdb_get(txn, st->events, &k, &v) != 0 || v.mv_size <= HDR_LEN) return 0;
+    Schakel__V1__RecordBody *b = schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN,
+                                                                  (uint8_t *)v.mv_data + HDR_LEN);
+    int same = b && b->source_org && strcmp(b->source_org, org) == 0;
+    if (b) schakel__v1__record_body__free_unpacked(b, NULL);
+    return same;
+}
+
+static int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id,
+                       uint64_t *seq)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     MDB_txn *txn;
     if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) return SCHAKEL_ESTORE;
-    MDB_val k = {16, (void *)event_id}, v;
+    uint8_t ik[ID_KEY_MAX];
+    MDB_val k = {id_key(ik, source_org, event_id), ik}, v;
+    if (st->legacy_by_id) { /* ids were unique across the log: check the publisher */
+        k.mv_size = 16;
+        k.mv_data = (void *)event_id;
+    }
     int rc = mdb_get(txn, st->by_id, &k, &v);
-    if (rc == 0 && v.mv_size == 8) *seq = rd64(v.mv_data);
+    if (rc == 0 && v.mv_size != 8) rc = MDB_NOTFOUND;
+    if (rc == 0 && st->legacy_by_id && !record_from(st, txn, rd64(v.mv_data), source_org))
+        rc = MDB_NOTFOUND;
+    if (rc == 0) *seq = rd64(v.mv_data);
     mdb_txn_abort(txn);
     return rc == 0 ? 0 : rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : SCHAKEL_ESTORE;
 }
@@ -769,8 +808,69 @@ static int open_dbis(lmdb_store_t *st, int read_only, char *why)
     mdb_cursor_open(txn, st->checkpoints, &cur);
     if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) st->cp_seq = rd64(k.mv_data);
     mdb_cursor_close(cur);
+    /* by_id in the form before ids were scoped: keys of 16 bytes (a scoped
+     * key is at least 18) */
+    mdb_cursor_open(txn, st->by_id, &cur);
+    if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == 16) st->legacy_by_id = 1;
+    mdb_cursor_close(cur);
     rc = mdb_txn_commit(txn); /* also for read-only: an aborted txn closes its DBIs */
     return rc ? lmdb_err(rc, why, "commit open") : 0;
+}
+
+/* A log from before ids were scoped to their publisher: the by_id table
+ * is rebuilt from the events table, in one transaction (all or nothing). */
+static int rebuild_by_id(lmdb_store_t *st, char *why)
+{
+    MDB_stat ms;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return lmdb_err(rc, why, "begin rebuild");
+    mdb_stat(txn, st->by_id, &ms);
+    mdb_txn_abort(txn);
+    rc = ensure_room(st, ms.ms_entries * 96 + 4096, why);
+    if (rc) return rc;
+    rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc) return lmdb_err(rc, why, "begin rebuild");
+    rc = mdb_drop(txn, st->by_id, 0);
+    MDB_cursor *cur = NULL;
+    if (rc == 0) rc = mdb_cursor_open(txn, st->events, &cur);
+    MDB_val k, v;
+    uint64_t n = 0;
+    for (int op = MDB_FIRST; rc == 0; op = MDB_NEXT) {
+        int g = mdb_cursor_get(cur, &k, &v, op);
+        if (g == MDB_NOTFOUND) break;
+        if (g) {
+            rc = g;
+            break;
+        }
+        Schakel__V1__RecordBody *b = v.mv_size > HDR_LEN
+            ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN)
+            : NULL;
+        if (!b || b->event_id.len != 16 || k.mv_size != 8) {
+            if (b) schakel__v1__record_body__free_unpacked(b, NULL);
+            if (cur) mdb_cursor_close(cur);
+            mdb_txn_abort(txn);
+            return schakel_fail(why, SCHAKEL_ECORRUPT,
+                                "rebuilding the event-id index: record %llu does not decode; "
+                                "run schakel audit verify", (unsigned long long)(k.mv_size == 8 ? rd64(k.mv_data) : 0));
+        }
+        uint8_t ik[ID_KEY_MAX];
+        MDB_val ikv = {id_key(ik, b->source_org, b->event_id.data), ik}, sv = {8, k.mv_data};
+        rc = mdb_put(txn, st->by_id, &ikv, &sv, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST) rc = 0; /* cannot happen: ids were unique */
+        schakel__v1__record_body__free_unpacked(b, NULL);
+        n++;
+    }
+    if (cur) mdb_cursor_close(cur);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return lmdb_err(rc, why, "rebuild the event-id index");
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc) return lmdb_err(rc, why, "commit the rebuilt event-id index");
+    schakel_log(SCHAKEL_LOG_INFO, "store", "event=by_id_rebuilt records=%llu", (unsigned long long)n);
+    st->legacy_by_id = 0;
+    return 0;
 }
 
 schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, char *why)
@@ -814,6 +914,7 @@ schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, cha
     st->map_size = info.me_mapsize; /* an existing log may be larger */
     if (st->map_size > st->map_max) st->map_max = st->map_size;
     if (open_dbis(st, opts->read_only, why) != 0) goto fail;
+    if (st->legacy_by_id && !opts->read_only && rebuild_by_id(st, why) != 0) goto fail;
     return &st->base;
 fail:
     if (st->env) mdb_env_close(st->env);

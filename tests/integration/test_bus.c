@@ -7,12 +7,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
+#include "directory.h"
 #include "harness.h"
 #include "wire.h"
 
@@ -368,6 +370,77 @@ static void streams_deliver_through_consent_decisions(void **state)
     schakel_client_destroy(&c);
 }
 
+/* Event ids belong to their publisher: smw-b takes the id school-a's
+ * next event will have (ids are predictable), and school-a's event is
+ * still stored, under its own seq; retries stay idempotent per
+ * organisation; a decision names the one event at about_seq. */
+static void another_org_cannot_take_an_id_first(void **state)
+{
+    (void)state;
+    uint8_t id[16], *mine, *squat;
+    size_t mine_len, squat_len;
+    harness_event_id(id);
+    harness_signal("smw-b", id, 8, &squat, &squat_len);
+    harness_signal("school-a", id, 9, &mine, &mine_len);
+    schakel_client_t *b = harness_client(H, "smw-b"), *a = harness_client(H, "school-a");
+    Schakel__V1__Ack *s1 = harness_publish1(b, squat, squat_len);
+    assert_non_null(s1);
+    assert_int_equal(s1->entries[0]->code, 0);
+    Schakel__V1__Ack *a1 = harness_publish1(a, mine, mine_len);
+    assert_non_null(a1);
+    assert_int_equal(a1->entries[0]->code, 0); /* stored, not "already used" */
+    assert_int_equal(a1->entries[0]->duplicate, 0);
+    assert_true(a1->entries[0]->seq > s1->entries[0]->seq);
+    /* each organisation's retry is a duplicate of its own copy */
+    Schakel__V1__Ack *a2 = harness_publish1(a, mine, mine_len);
+    Schakel__V1__Ack *s2 = harness_publish1(b, squat, squat_len);
+    assert_int_equal(a2->entries[0]->duplicate, 1);
+    assert_int_equal(a2->entries[0]->seq, a1->entries[0]->seq);
+    assert_int_equal(s2->entries[0]->duplicate, 1);
+    assert_int_equal(s2->entries[0]->seq, s1->entries[0]->seq);
+    /* a decision reaches exactly the event at about_seq: school-a's signal */
+    Schakel__V1__Ack *d = decide(a1->entries[0]->seq, id, "svc-reader",
+                                 SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER);
+    assert_int_equal(d->entries[0]->code, 0);
+    schakel_consumer_t *r = harness_consumer(H, "svc-reader", "org/svc-reader", NULL);
+    const Schakel__V1__Delivered *rec;
+    char why[SCHAKEL_ERRLEN] = "";
+    assert_int_equal(schakel_consumer_next(r, &rec, 5000, why), 0);
+    assert_int_equal(rec->seq, a1->entries[0]->seq);
+    assert_int_equal(rec->event.len, mine_len);
+    assert_memory_equal(rec->event.data, mine, mine_len);
+    schakel_consumer_destroy(&r);
+    schakel__v1__ack__free_unpacked(d, NULL);
+    schakel__v1__ack__free_unpacked(s1, NULL);
+    schakel__v1__ack__free_unpacked(s2, NULL);
+    schakel__v1__ack__free_unpacked(a1, NULL);
+    schakel__v1__ack__free_unpacked(a2, NULL);
+    free(mine);
+    free(squat);
+    schakel_client_destroy(&a);
+    schakel_client_destroy(&b);
+}
+
+/* The broker's own events are published as "broker": no organisation of
+ * the directory may have that id. */
+static void broker_id_is_reserved_in_the_directory(void **state)
+{
+    (void)state;
+    json_error_t err;
+    json_t *d = json_load_file(H->directory, 0, &err);
+    assert_non_null(d);
+    json_t *first = json_deep_copy(json_array_get(json_object_get(d, "organisations"), 0));
+    json_object_set_new(first, "id", json_string("broker"));
+    json_array_append_new(json_object_get(d, "organisations"), first);
+    char *text = json_dumps(d, 0);
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_directory_t *dir = schakel_directory_parse(text, strlen(text), why);
+    assert_null(dir);
+    assert_non_null(strstr(why, "\"broker\" is reserved"));
+    free(text);
+    json_decref(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +451,8 @@ int main(void)
         cmocka_unit_test(garbage_frames_get_reasons),
         cmocka_unit_test(same_event_twice_is_stored_once),
         cmocka_unit_test(streams_deliver_through_consent_decisions),
+        cmocka_unit_test(another_org_cannot_take_an_id_first),
+        cmocka_unit_test(broker_id_is_reserved_in_the_directory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,132 @@ static void full_map_is_retry_later(void **state)
     assert_int_equal(r.records, after.seq);
 }
 
+/* Appends one event of `len` bytes of `fill` with id as org; fills *out. */
+static void append_as(schakel_store_t *s, const char *org, const uint8_t id[16], int fill,
+                      schakel_append_item_t *out)
+{
+    uint8_t data[64], hash[1][32], sig[64] = {1};
+    memset(data, fill, sizeof data);
+    memset(out, 0, sizeof *out);
+    out->event = data;
+    out->event_len = sizeof data;
+    out->event_id = id;
+    out->type = 100;
+    out->subject = "aa";
+    schakel_sha256(data, sizeof data, out->event_hash);
+    memcpy(hash[0], out->event_hash, 32);
+    schakel_append_batch_t b = {org, sig, (const uint8_t(*)[32])hash, 1, out, 1};
+    char why[SCHAKEL_ERRLEN] = "";
+    assert_int_equal(schakel_store_append(s, &b, 1, 1795000000000LL, why), 0);
+}
+
+static void ids_are_scoped_to_their_publisher(void **state)
+{
+    fx_t *fx = *state;
+    schakel_store_t *s = open_store(fx, 0, 0);
+    uint8_t id[16] = {7, 7, 7};
+    schakel_append_item_t it;
+    /* another organisation takes the id first: the owner's event is still stored */
+    append_as(s, "school-b", id, 0xbb, &it);
+    assert_int_equal(it.seq, 1);
+    append_as(s, "school-a", id, 0xaa, &it);
+    assert_int_equal(it.seq, 2);
+    assert_false(it.duplicate);
+    assert_false(it.conflict);
+    /* a retry by the owner is a duplicate of its own copy */
+    append_as(s, "school-a", id, 0xaa, &it);
+    assert_int_equal(it.seq, 2);
+    assert_true(it.duplicate);
+    assert_false(it.conflict);
+    /* other bytes under its own id: a conflict, nothing stored */
+    append_as(s, "school-a", id, 0xcc, &it);
+    assert_true(it.conflict);
+    uint64_t seq = 0;
+    assert_int_equal(schakel_store_lookup(s, "school-a", id, &seq), 0);
+    assert_int_equal(seq, 2);
+    assert_int_equal(schakel_store_lookup(s, "school-b", id, &seq), 0);
+    assert_int_equal(seq, 1);
+    assert_int_equal(schakel_store_lookup(s, "school-c", id, &seq), SCHAKEL_ENOTFOUND);
+    schakel_head_t h;
+    schakel_store_head(s, &h);
+    assert_int_equal(h.seq, 2);
+    schakel_store_close(&s);
+}
+
+/* Rewrites the by_id table of the log in dir into the form of logs written
+ * before ids were scoped: the bare 16-byte id -> seq. */
+static void make_legacy_by_id(const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    mdb_env_set_mapsize(env, (size_t)64 << 20);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "by_id", 0, &dbi), 0);
+    uint8_t keys[16][16], vals[16][8];
+    size_t n = 0;
+    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0 && n < 16; op = MDB_NEXT, n++) {
+        assert_true(k.mv_size > 17);
+        memcpy(keys[n], (uint8_t *)k.mv_data + k.mv_size - 16, 16);
+        memcpy(vals[n], v.mv_data, 8);
+    }
+    mdb_cursor_close(cur);
+    assert_int_equal(mdb_drop(txn, dbi, 0), 0);
+    for (size_t i = 0; i < n; i++) {
+        MDB_val kk = {16, keys[i]}, vv = {8, vals[i]};
+        assert_int_equal(mdb_put(txn, dbi, &kk, &vv, 0), 0);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static void old_id_index_is_rebuilt(void **state)
+{
+    fx_t *fx = *state;
+    schakel_store_t *s = open_store(fx, 0, 0);
+    uint8_t id[16] = {9, 9, 9};
+    schakel_append_item_t it;
+    append_as(s, "school-a", id, 0xaa, &it);
+    assert_int_equal(append_n(s, 100, 3, 50, "aa", NULL), 0);
+    schakel_store_close(&s);
+    make_legacy_by_id(fx->dir);
+
+    /* read-only (an auditor): the old table, checked against the publisher */
+    schakel_lmdb_options_t o = {0};
+    o.dir = fx->dir;
+    o.read_only = 1;
+    memcpy(o.master_key, fx->master, 32);
+    char why[SCHAKEL_ERRLEN] = "";
+    s = schakel_store_open_lmdb(&o, why);
+    assert_non_null(s);
+    uint64_t seq = 0;
+    assert_int_equal(schakel_store_lookup(s, "school-a", id, &seq), 0);
+    assert_int_equal(seq, 1);
+    assert_int_equal(schakel_store_lookup(s, "school-b", id, &seq), SCHAKEL_ENOTFOUND);
+    schakel_store_close(&s);
+
+    /* for writing: rebuilt, then scoped like any other */
+    s = open_store(fx, 0, 0);
+    seq = 0;
+    assert_int_equal(schakel_store_lookup(s, "school-a", id, &seq), 0);
+    assert_int_equal(seq, 1);
+    append_as(s, "school-a", id, 0xaa, &it);
+    assert_true(it.duplicate);
+    assert_int_equal(it.seq, 1);
+    append_as(s, "school-b", id, 0xbb, &it);
+    assert_false(it.duplicate);
+    assert_int_equal(it.seq, 5);
+    schakel_store_close(&s);
+    schakel_verify_report_t r;
+    assert_int_equal(schakel_lmdb_verify(fx->dir, fx->sign_pub, fx->master, &r), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +355,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(erasure_keeps_the_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(map_grows_before_full, setup, teardown),
         cmocka_unit_test_setup_teardown(full_map_is_retry_later, setup, teardown),
+        cmocka_unit_test_setup_teardown(ids_are_scoped_to_their_publisher, setup, teardown),
+        cmocka_unit_test_setup_teardown(old_id_index_is_rebuilt, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
