@@ -86,6 +86,7 @@ struct schakel_broker {
     schakel_arena_t *spare[32];     /* arenas to reuse (under q_lock) */
     size_t n_spare;
     uint64_t stat_acked, stat_rejected;
+    uint64_t alarms; /* own appends refused: in every PONG; the operator's alert */
     int64_t tick_ms, last_tick;
 };
 
@@ -183,7 +184,9 @@ static void directory_swap(schakel_broker_t *b, schakel_directory_t *d)
 
 /* Appends an event of the broker's own (source "broker", signed with the
  * broker's key): the directory in force and the clock. Called between
- * groups, never while PUBLISHes wait. 0 or an error code. */
+ * groups, never while PUBLISHes wait. 0 or an error code. An append that
+ * fails, or whose id was stored before with other bytes, is an alarm:
+ * an error log line, and b->alarms, which every PONG reports. */
 static int append_own(schakel_broker_t *b, schakel_envelope_t *env)
 {
     uint8_t *buf;
@@ -206,12 +209,25 @@ static int append_own(schakel_broker_t *b, schakel_envelope_t *env)
     char why[SCHAKEL_ERRLEN] = "";
     if (rc == 0) rc = schakel_store_append(b->store, &batch, 1, now_ms(), why);
     free(buf);
+    /* a directory's id is derived from its whole text: the same id in the
+     * broker's own namespace is the same directory, logged before a crash
+     * with another occurred_at */
+    if (rc == 0 && it.conflict && env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE)
+        it.conflict = 0;
+    if (rc == 0 && it.conflict) {
+        rc = SCHAKEL_ECORRUPT;
+        snprintf(why, sizeof why, "its id was stored before for a different event");
+    }
     if (rc) {
-        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=own_append_failed type=%s reason=\"%s\"",
-                    schakel_event_type_name(env->type), why[0] ? why : schakel_strerror(rc));
+        char hex[33];
+        schakel_hex_encode(env->event_id.data, 16, hex);
+        b->alarms++;
+        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=own_append_failed alarm=own_append_refused "
+                    "type=%s id=%s reason=\"%s\" alarms=%llu", schakel_event_type_name(env->type), hex,
+                    why[0] ? why : schakel_strerror(rc), (unsigned long long)b->alarms);
         return rc;
     }
-    if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE && !it.duplicate)
+    if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE)
         schakel_store_cursor_set(b->store, DIRECTORY_CURSOR, it.seq);
     publish_head(b, "all", it.seq);
     return 0;
@@ -893,6 +909,7 @@ static void handle_ping(schakel_broker_t *b, schakel_wire_msg_t *m)
     pong.nonce = p ? p->nonce : 0;
     pong.head = h.seq;
     pong.now = now_ms();
+    pong.alarms = b->alarms;
     schakel_wire_send(b->router, &m->rid, "PONG", m->req_id, &pong.base, ZMQ_DONTWAIT);
     if (p) schakel__v1__ping__free_unpacked(p, NULL);
 }
@@ -972,6 +989,7 @@ static void clock_tick(schakel_broker_t *b, int64_t now)
     own_envelope(&env, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK, "schakel/v1/tick", at,
                  sizeof at, id);
     t.at_ms = now;
+    env.occurred_at = now; /* the same tick is the same bytes */
     env.clock_tick = &t;
     append_own(b, &env);
 }

@@ -149,9 +149,10 @@ int schakel_engine_directory_update(MDB_txn *txn, MDB_dbi state, const schakel_e
 
 typedef struct {
     MDB_env *env;
-    MDB_dbi runner;  /* "cursor" -> u64 seq, "time" -> i64 ms */
+    MDB_dbi runner;  /* "cursor" -> u64 seq, "time" -> i64 ms, "alarms" -> u64 */
     uint64_t cursor;
     int64_t now;
+    uint64_t alarms; /* derived events the broker refused, ever */
 } state_t;
 
 static uint64_t get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key)
@@ -183,6 +184,7 @@ static int state_open(state_t *s, const char *dir, const schakel_engine_ops_t *o
     }
     s->cursor = get_u64(txn, s->runner, "cursor");
     s->now = (int64_t)get_u64(txn, s->runner, "time");
+    s->alarms = get_u64(txn, s->runner, SCHAKEL_SERVICE_ALARMS_KEY);
     rc = ops->open(engine, txn, why);
     if (rc) {
         mdb_txn_abort(txn);
@@ -218,16 +220,21 @@ static int save_place(state_t *s, MDB_txn *txn, uint64_t cursor)
     uint64_t t = (uint64_t)s->now;
     int rc = schakel_kv_put(txn, s->runner, "cursor", 6, &cursor, 8);
     if (rc == 0) rc = schakel_kv_put(txn, s->runner, "time", 4, &t, 8);
+    if (rc == 0 && s->alarms)
+        rc = schakel_kv_put(txn, s->runner, SCHAKEL_SERVICE_ALARMS_KEY,
+                            strlen(SCHAKEL_SERVICE_ALARMS_KEY), &s->alarms, 8);
     return rc;
 }
 
 /* ---- live ---- */
 
 /* Publishes everything emitted until it is ACKed or stop is set. A final
- * reject of a derived event is a bug in an engine or the directory: it is
- * logged with its reason and counted, never retried for ever. */
+ * reject of a derived event is a bug in an engine or the directory, or an
+ * attack: an alarm. It is logged at level error with its reason, counted
+ * in *rejected and in the service's durable alarm count (which `schakel
+ * health` reads), never retried for ever and never skipped silently. */
 static int publish_all(const char *name, schakel_client_t *c, schakel_emit_t *out,
-                       atomic_int *stop, uint64_t *rejected)
+                       atomic_int *stop, uint64_t *rejected, uint64_t *alarms)
 {
     for (size_t at = 0; at < out->n;) {
         size_t n = out->n - at < PUBLISH_MAX ? out->n - at : PUBLISH_MAX;
@@ -242,18 +249,22 @@ static int publish_all(const char *name, schakel_client_t *c, schakel_emit_t *ou
         }
         if (rc) return rc;
         if (ack->batch_code) {
-            schakel_log(SCHAKEL_LOG_ERROR, name, "event=derived_rejected events=%zu reason=\"%s\"", n,
-                        ack->batch_reason);
             *rejected += n;
+            *alarms += n;
+            schakel_log(SCHAKEL_LOG_ERROR, name, "event=derived_rejected alarm=derived_refused "
+                        "events=%zu code=%d reason=\"%s\" alarms=%llu", n, (int)ack->batch_code,
+                        ack->batch_reason, (unsigned long long)*alarms);
         }
         for (size_t i = 0; i < ack->n_entries; i++) {
             if (!ack->entries[i]->code) continue;
             char id[33] = "";
             if (ack->entries[i]->event_id.len == 16)
                 schakel_hex_encode(ack->entries[i]->event_id.data, 16, id);
-            schakel_log(SCHAKEL_LOG_ERROR, name, "event=derived_rejected id=%s reason=\"%s\"", id,
-                        ack->entries[i]->reason);
             (*rejected)++;
+            (*alarms)++;
+            schakel_log(SCHAKEL_LOG_ERROR, name, "event=derived_rejected alarm=derived_refused id=%s "
+                        "code=%d reason=\"%s\" alarms=%llu", id, (int)ack->entries[i]->code,
+                        ack->entries[i]->reason, (unsigned long long)*alarms);
         }
         schakel__v1__ack__free_unpacked(ack, NULL);
         at += n;
@@ -323,7 +334,7 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
             last = d->seq;
             n++;
         }
-        if (rc == 0 && n && (rc = publish_all(ops->name, client, &out, stop, &rejected)) == 0 &&
+        if (rc == 0 && n && (rc = publish_all(ops->name, client, &out, stop, &rejected, &s.alarms)) == 0 &&
             (rc = save_place(&s, txn, last)) == 0) {
             rc = mdb_txn_commit(txn) ? SCHAKEL_ESTORE : 0;
             s.cursor = last;
@@ -519,4 +530,22 @@ int schakel_service_replay(const char *logdir, const uint8_t master_key[32],
     schakel_store_close(&p.log);
     if (rc) return rc;
     return r->differ || r->missing || r->extra ? SCHAKEL_ECORRUPT : 0;
+}
+
+int schakel_service_alarms(const char *state_dir, uint64_t *alarms)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    *alarms = 0;
+    if (mdb_env_create(&env) != 0) return SCHAKEL_EIO;
+    mdb_env_set_maxdbs(env, 32);
+    int rc = mdb_env_open(env, state_dir, MDB_RDONLY | MDB_NOTLS, 0600);
+    if (rc == 0 && mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
+        if (mdb_dbi_open(txn, "runner", 0, &dbi) == 0)
+            *alarms = get_u64(txn, dbi, SCHAKEL_SERVICE_ALARMS_KEY);
+        mdb_txn_abort(txn);
+    }
+    mdb_env_close(env);
+    return rc ? SCHAKEL_EIO : 0;
 }

@@ -61,6 +61,17 @@ typedef struct {
 int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine,
                         const schakel_service_options_t *opts, atomic_int *stop, char *why);
 
+/* A derived event the broker refuses (any final reject) is an alarm: an
+ * error log line (event=derived_rejected alarm=derived_refused), and a
+ * count kept durably in the service's state, table "runner", under this
+ * key (u64, host order; absent = 0). `schakel health` reports it and exits
+ * non-zero when it is not 0. */
+#define SCHAKEL_SERVICE_ALARMS_KEY "alarms"
+
+/* The alarm count of the service whose state is in state_dir (read-only,
+ * also while the service runs). 0 or SCHAKEL_EIO (no such state). */
+int schakel_service_alarms(const char *state_dir, uint64_t *alarms);
+
 /* Replay check (for auditors): runs the engine with empty state in a temp
  * directory over the LMDB log in logdir (payloads decrypted with
  * master_key), and compares every event it emits with the event of the

@@ -1,7 +1,11 @@
 /* schakel explain: for one event, what each organisation received, in
  * which form, and why: the routing decision and every consent decision
- * about it, read from the log (stream about/<event id>). The question is
- * itself recorded on the log as an audit_access event. */
+ * about it, read from the log (stream about/<event id>). Event ids are
+ * scoped to their publisher, so several organisations' events may share
+ * one id: the decisions are grouped by the event they name (about_seq, one
+ * event each), each event is shown on its own, and --org picks one
+ * publisher's. The question is itself recorded on the log as an
+ * audit_access event. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +21,7 @@
 #include "tool.h"
 
 static const char usage[] =
-    "usage: schakel explain [--node DIR] [--as ORG] [--json] EVENT_ID\n"
+    "usage: schakel explain [--node DIR] [--as ORG] [--org PUBLISHER] [--json] EVENT_ID\n"
     "\n"
     "For the event with EVENT_ID (32 hex characters), lists every organisation\n"
     "in the directory: whether it received the event, as the event itself or\n"
@@ -25,12 +29,16 @@ static const char usage[] =
     "its consent id or legal basis, the policy version, and whether the family\n"
     "must be told. Reads the log as ORG (default svc-audit, which needs the\n"
     "read_all right) and records the question as an audit_access event.\n"
+    "Event ids are scoped to the organisation that published them: when several\n"
+    "organisations used EVENT_ID, each of their events is listed on its own\n"
+    "(--json: {\"event_id\", \"events\": [...]}); --org PUBLISHER shows only the\n"
+    "event PUBLISHER published.\n"
     "\n";
 
 typedef struct {
+    uint64_t seq;      /* the event's seq: what every decision here is about */
     json_t *orgs;      /* org id -> {"routed_by", "steps": [...]} */
     json_t *event;     /* the event itself (JSON), when it could be read */
-    uint64_t about_seq;
     char subject[65];
     char source[SCHAKEL_ID_MAX];
     json_t *routing;   /* the routing decision */
@@ -65,7 +73,6 @@ static void on_decision(explain_t *x, const Schakel__V1__Delivered *d, const sch
     schakel_time_format(d->recorded_at, at);
     if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION) {
         const Schakel__V1__RoutingDecision *r = e->routing_decision;
-        x->about_seq = r->about_seq;
         schakel_hex_encode(r->policy_version.data, r->policy_version.len > 32 ? 32 : r->policy_version.len, hex);
         json_decref(x->routing);
         x->routing = json_pack("{s:s, s:I, s:s, s:s, s:I}", "by", e->source_org, "seq",
@@ -78,7 +85,6 @@ static void on_decision(explain_t *x, const Schakel__V1__Delivered *d, const sch
     }
     if (e->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION) return;
     const Schakel__V1__ConsentDecision *c = e->consent_decision;
-    x->about_seq = c->about_seq;
     char outcome[32], basis[48];
     snprintf(outcome, sizeof outcome, "%s", outcome_name(c->outcome));
     lower(outcome);
@@ -111,10 +117,17 @@ static void on_decision(explain_t *x, const Schakel__V1__Delivered *d, const sch
     }
 }
 
+#define MAX_EVENTS 64 /* events sharing one id that explain lists */
+
+typedef struct {
+    explain_t ev[MAX_EVENTS];
+    size_t n;
+    int more;          /* decisions about further events were left out */
+} explain_all_t;
+
 /* Reads every record of stream until it has caught up. */
 static int read_stream(void *ctx, schakel_conn_t *c, const char *stream, uint64_t from, size_t max,
-                       void (*fn)(explain_t *, const Schakel__V1__Delivered *), explain_t *x,
-                       char *why)
+                       void (*fn)(void *, const Schakel__V1__Delivered *), void *x, char *why)
 {
     schakel_consumer_options_t o = {0};
     o.endpoint = c->endpoint;
@@ -136,15 +149,33 @@ static int read_stream(void *ctx, schakel_conn_t *c, const char *stream, uint64_
     return n || rc == SCHAKEL_ETIMEOUT ? 0 : rc;
 }
 
-static void about_record(explain_t *x, const Schakel__V1__Delivered *d)
+/* A decision goes to the event it names by seq: one id may be several
+ * organisations' events, a seq is one event. */
+static void about_record(void *arg, const Schakel__V1__Delivered *d)
 {
+    explain_all_t *all = arg;
     schakel_envelope_t *e = d->event.len ? schakel_envelope_decode(d->event.data, d->event.len, NULL) : NULL;
-    if (e) on_decision(x, d, e);
+    uint64_t about = !e ? 0
+        : e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION ? e->routing_decision->about_seq
+        : e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION ? e->consent_decision->about_seq
+                                                                          : 0;
+    explain_t *x = NULL;
+    for (size_t i = 0; about && i < all->n && !x; i++)
+        if (all->ev[i].seq == about) x = &all->ev[i];
+    if (about && !x && all->n < MAX_EVENTS) {
+        x = &all->ev[all->n++];
+        x->seq = about;
+        x->orgs = json_object();
+    } else if (about && !x) {
+        all->more = 1;
+    }
+    if (x) on_decision(x, d, e);
     schakel_envelope_free(e);
 }
 
-static void event_record(explain_t *x, const Schakel__V1__Delivered *d)
+static void event_record(void *arg, const Schakel__V1__Delivered *d)
 {
+    explain_t *x = arg;
     schakel_envelope_t *e = d->event.len ? schakel_envelope_decode(d->event.data, d->event.len, NULL) : NULL;
     if (!e) {
         x->event = json_pack("{s:I, s:s}", "seq", (json_int_t)d->seq, "erased", "the payload's data key was erased");
@@ -201,6 +232,13 @@ static void record_access(void *ctx, schakel_conn_t *c, const char *id_hex, cons
         free(buf);
     }
     schakel_client_destroy(&cl);
+}
+
+static json_t *event_json(const explain_t *x, const char *id_hex)
+{
+    return json_pack("{s:s, s:O, s:O, s:O}", "event_id", id_hex, "event",
+                     x->event ? x->event : json_null(), "routing",
+                     x->routing ? x->routing : json_null(), "organisations", x->orgs);
 }
 
 static void print_text(explain_t *x, const char *id_hex, const schakel_directory_t *dir)
@@ -266,7 +304,7 @@ int cmd_explain(int argc, char **argv)
 {
     schakel_conn_t c;
     memset(&c, 0, sizeof c);
-    const char *id_hex = NULL;
+    const char *id_hex = NULL, *publisher = NULL;
     int as_json = 0;
     for (int i = 1; i < argc; i++) {
         int r = schakel_conn_flag(&c, argc, argv, &i);
@@ -277,6 +315,8 @@ int cmd_explain(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--json")) {
             as_json = 1;
+        } else if (!strcmp(argv[i], "--org") && i + 1 < argc) {
+            publisher = argv[++i];
         } else if (!id_hex && argv[i][0] != '-') {
             id_hex = argv[i];
         } else {
@@ -295,10 +335,21 @@ int cmd_explain(int argc, char **argv)
     schakel_hex_encode(id, 16, lower_hex);
     snprintf(stream, sizeof stream, "about/%s", lower_hex);
     void *ctx = zmq_ctx_new();
-    explain_t x = {0};
-    x.orgs = json_object();
-    int rc = read_stream(ctx, &c, stream, 1, (size_t)-1, about_record, &x, why);
-    if (rc == 0 && x.about_seq) rc = read_stream(ctx, &c, "all", x.about_seq, 1, event_record, &x, why);
+    explain_all_t *all = calloc(1, sizeof *all);
+    int rc = all ? read_stream(ctx, &c, stream, 1, (size_t)-1, about_record, all, why) : SCHAKEL_ENOMEM;
+    /* the event each group is about, and only PUBLISHER's with --org */
+    size_t kept = 0;
+    for (size_t i = 0; rc == 0 && i < all->n; i++) {
+        explain_t *x = &all->ev[i];
+        rc = read_stream(ctx, &c, "all", x->seq, 1, event_record, x, why);
+        if (rc == 0 && (!publisher || !strcmp(x->source, publisher))) all->ev[kept++] = *x;
+        else {
+            json_decref(x->orgs);
+            json_decref(x->event);
+            json_decref(x->routing);
+        }
+    }
+    if (all) all->n = kept;
     if (rc) {
         fprintf(stderr, "schakel explain: %s\n", why);
     } else {
@@ -308,24 +359,48 @@ int cmd_explain(int argc, char **argv)
             snprintf(path, sizeof path, "%s/directory.json", c.node_dir);
             dir = schakel_directory_load(path, NULL);
         }
+        explain_t none = {0};
+        none.orgs = json_object();
         if (as_json) {
-            json_t *out = json_pack("{s:s, s:O, s:O, s:O}", "event_id", lower_hex, "event",
-                                    x.event ? x.event : json_null(), "routing",
-                                    x.routing ? x.routing : json_null(), "organisations", x.orgs);
+            json_t *out;
+            if (all->n <= 1) {
+                out = event_json(all->n ? &all->ev[0] : &none, lower_hex);
+            } else {
+                out = json_pack("{s:s, s:[]}", "event_id", lower_hex, "events");
+                for (size_t i = 0; i < all->n; i++)
+                    json_array_append_new(json_object_get(out, "events"), event_json(&all->ev[i], lower_hex));
+            }
             char *text = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
             printf("%s\n", text);
             free(text);
             json_decref(out);
         } else {
-            print_text(&x, lower_hex, dir);
+            if (all->n > 1)
+                printf("%zu organisations published an event with id %s (ids are scoped to their\n"
+                       "publisher); each is listed below. --org PUBLISHER shows one.\n\n",
+                       all->n, lower_hex);
+            for (size_t i = 0; i < all->n; i++) {
+                if (i) printf("\n");
+                print_text(&all->ev[i], lower_hex, dir);
+            }
+            if (!all->n) {
+                if (publisher) printf("event %s of %s: no decisions about it on the log\n", lower_hex, publisher);
+                else print_text(&none, lower_hex, dir);
+            }
+            if (all->more) printf("(more events have this id than are listed: give --org)\n");
             if (!dir) printf("(give --node DIR to list every organisation of the directory)\n");
         }
+        json_decref(none.orgs);
         schakel_directory_destroy(&dir);
-        record_access(ctx, &c, lower_hex, x.subject);
+        if (!all->n) record_access(ctx, &c, lower_hex, "");
+        for (size_t i = 0; i < all->n; i++) record_access(ctx, &c, lower_hex, all->ev[i].subject);
     }
-    json_decref(x.orgs);
-    json_decref(x.event);
-    json_decref(x.routing);
+    for (size_t i = 0; all && i < all->n; i++) {
+        json_decref(all->ev[i].orgs);
+        json_decref(all->ev[i].event);
+        json_decref(all->ev[i].routing);
+    }
+    free(all);
     schakel_keys_wipe(&c.keys);
     zmq_ctx_term(ctx);
     return rc ? 1 : 0;

@@ -21,7 +21,8 @@ static const char usage[] =
     "  routing   run the routing service alone\n"
     "  consent   run the consent service alone\n"
     "  feedback  run the feedback-loop service alone\n"
-    "  loops     an organisation's open and overdue loops, one loop's history, figures\n";
+    "  loops     an organisation's open and overdue loops, one loop's history, figures\n"
+    "  health    broker up, and any alarms of the broker and the services (exit 1)\n";
 
 int main(int argc, char **argv)
 {
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "routing") || !strcmp(cmd, "consent") || !strcmp(cmd, "feedback"))
         return schakel_svc_cli(cmd, argc, argv);
     if (!strcmp(cmd, "loops")) return cmd_loops(argc, argv);
+    if (!strcmp(cmd, "health")) return cmd_health(argc, argv);
     if (!strcmp(cmd, "adapter")) return schakel_adapter_cli(argc, argv);
     fprintf(stderr, "schakel: unknown command \"%s\"\n\n%s", cmd, usage);
     return 2;

@@ -16,6 +16,7 @@ int cmd_tail(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_loops(int argc, char **argv);
+int cmd_health(int argc, char **argv);
 
 /* Writes a sample region under dir (keys/, directory.json, node.json) if
  * it has none; used by `schakel node` on first run. */

@@ -1,8 +1,12 @@
 /* The consent engine. State in LMDB, all of it derived from the log:
- *   events        event id -> envelope (the events decisions are about)
+ *   events        u64be(seq) -> envelope (the events decisions are about; by
+ *                 seq, never by id: ids are scoped to their publisher, a
+ *                 decision's about_seq names one event. State written
+ *                 before this was keyed by the 16-byte id: still read) 
  *   consents      consent id -> withdrawn flag || envelope of consent_given
  *   by_subject    subject || consent id -> ""
- *   holds         subject || event id || recipient -> deadline, about seq
+ *   holds         subject || u64be(about seq) || 8 zero bytes || recipient
+ *                 -> deadline, about seq
  *   deadlines     u64be(deadline) || hold key -> ""
  *   deliveries    referral id || receiver -> basis, consent id
  *   origins       referral or report id -> who sent it
@@ -154,10 +158,22 @@ static int consent_open(void *engine, MDB_txn *txn, char *why)
     return rc ? rc : schakel_engine_directory_load(txn, c->state, &c->dir);
 }
 
-static schakel_envelope_t *load_event(schakel_consent_t *c, MDB_txn *txn, const uint8_t id[16])
+static void seq_key(uint8_t out[8], uint64_t seq)
+{
+    for (int i = 0; i < 8; i++) out[i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
+/* The event at seq; old_key: the 16-byte key state written before events
+ * were kept by seq used (the event id), tried when there is none at seq. */
+static schakel_envelope_t *load_event(schakel_consent_t *c, MDB_txn *txn, uint64_t seq,
+                                      const uint8_t old_key[16])
 {
     MDB_val v;
-    if (schakel_kv_get(txn, c->events, id, 16, &v) != 0) return NULL;
+    uint8_t k[8];
+    seq_key(k, seq);
+    if (schakel_kv_get(txn, c->events, k, 8, &v) != 0 &&
+        schakel_kv_get(txn, c->events, old_key, 16, &v) != 0)
+        return NULL;
     return schakel_envelope_decode(v.mv_data, v.mv_size, NULL);
 }
 
@@ -450,8 +466,8 @@ static int emit_decision(schakel_consent_t *c, schakel_emit_t *out, const schake
         kind_of(c, e->source_org))
         d.inform_org = e->source_org;
     uint8_t id[16];
-    schakel_derive_id(id, "schakel/v1/consent", e->event_id.data, (size_t)16, x, strlen(x),
-                      cause->data, cause->len, NULL);
+    schakel_derive_id(id, "schakel/v1/consent", e->source_org, strlen(e->source_org),
+                      e->event_id.data, (size_t)16, x, strlen(x), cause->data, cause->len, NULL);
     Schakel__V1__Envelope env = SCHAKEL__V1__ENVELOPE__INIT;
     env.event_id.data = id;
     env.event_id.len = 16;
@@ -487,11 +503,12 @@ static int delivered(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_
     return record_delivery(c, txn, id->data, x, v);
 }
 
-static size_t hold_key(uint8_t *key, const char *subject, const uint8_t about[16], const char *x)
+static size_t hold_key(uint8_t *key, const char *subject, uint64_t about_seq, const char *x)
 {
     size_t n = strlen(x);
     memcpy(key, subject, SUBJECT_LEN);
-    memcpy(key + SUBJECT_LEN, about, 16);
+    memset(key + SUBJECT_LEN, 0, 16);
+    seq_key(key + SUBJECT_LEN, about_seq);
     memcpy(key + SUBJECT_LEN + 16, x, n);
     return SUBJECT_LEN + 16 + n;
 }
@@ -505,7 +522,7 @@ static int hold_put(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t
                     const char *x, int64_t deadline)
 {
     uint8_t key[HOLD_KEY_MAX], dkey[8 + HOLD_KEY_MAX];
-    size_t n = hold_key(key, e->subject, e->event_id.data, x);
+    size_t n = hold_key(key, e->subject, seq, x);
     hold_t h = {deadline, seq};
     for (int i = 0; i < 8; i++) dkey[i] = (uint8_t)((uint64_t)deadline >> (56 - 8 * i));
     memcpy(dkey + 8, key, n);
@@ -528,7 +545,7 @@ static int on_routing(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t
 {
     const Schakel__V1__RoutingDecision *r = rec->env->routing_decision;
     if (r->about_event_id.len != 16) return 0;
-    schakel_envelope_t *e = load_event(c, txn, r->about_event_id.data);
+    schakel_envelope_t *e = load_event(c, txn, r->about_seq, r->about_event_id.data);
     if (!e) { /* erased, or a kind of event this engine never keeps */
         schakel_log(SCHAKEL_LOG_WARN, "consent", "event=about_unknown seq=%llu",
                     (unsigned long long)rec->seq);
@@ -587,7 +604,7 @@ static int release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logre
         size_t xl = lens[i] - SUBJECT_LEN - 16;
         memcpy(x, keys[i] + SUBJECT_LEN + 16, xl);
         x[xl] = 0;
-        schakel_envelope_t *e = load_event(c, txn, keys[i] + SUBJECT_LEN);
+        schakel_envelope_t *e = load_event(c, txn, holds[i].about_seq, keys[i] + SUBJECT_LEN);
         if (!e) continue;
         verdict_t vd;
         decide(c, txn, e, x, rec->now, &vd);
@@ -639,7 +656,7 @@ static int expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec
         size_t xl = n - 8 - SUBJECT_LEN - 16;
         memcpy(x, key + 8 + SUBJECT_LEN + 16, xl);
         x[xl] = 0;
-        schakel_envelope_t *e = load_event(c, txn, key + 8 + SUBJECT_LEN);
+        schakel_envelope_t *e = load_event(c, txn, h.about_seq, key + 8 + SUBJECT_LEN);
         int rc = 0;
         if (e) {
             verdict_t vd = {O(EXPIRED), B(CONSENT), 0, "hold/expired", {0}, 0};
@@ -711,7 +728,9 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
             size_t len;
             rc = schakel_envelope_encode(e, &buf, &len);
             if (rc) break;
-            rc = schakel_kv_put(txn, c->events, e->event_id.data, 16, buf, len);
+            uint8_t sk[8];
+            seq_key(sk, rec->seq);
+            rc = schakel_kv_put(txn, c->events, sk, 8, buf, len);
             if (rc == 0 && e->type == T(CONSENT_GIVEN)) rc = on_consent_given(c, txn, rec, buf, len);
             free(buf);
             if (rc == 0 && e->type == T(CONSENT_WITHDRAWN)) rc = on_consent_withdrawn(c, txn, e);

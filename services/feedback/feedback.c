@@ -2,7 +2,8 @@
  *   loops       loop id (referral id, or a signal's event id) -> loop_t
  *   open        loop id -> "" for loops not closed (scanned once a day)
  *   history     loop id || u64be(seq) -> step_t (every transition)
- *   by_event    event id of the referral or signal -> loop id
+ *   by_event    u64be(seq) of the referral or signal -> loop id (state from
+ *               before: its event id)
  *   state       "directory" -> the directory in force, "day" -> last day scanned
  * Work per record is a lookup or two; once per day of log time the open
  * loops are scanned for deadlines. */
@@ -364,7 +365,9 @@ static int open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinaryD
     memcpy(l.event_id, e->event_id.data, 16);
     l.event_seq = rec->seq;
     int rc = save_loop(f, txn, id->data, &l);
-    if (rc == 0) rc = schakel_kv_put(txn, f->by_event, e->event_id.data, 16, id->data, 16);
+    uint8_t sk[8]; /* by seq: a decision's about_seq names one event, its id may not */
+    for (int i = 0; i < 8; i++) sk[i] = (uint8_t)(rec->seq >> (56 - 8 * i));
+    if (rc == 0) rc = schakel_kv_put(txn, f->by_event, sk, 8, id->data, 16);
     if (rc == 0) rc = add_step(f, txn, id->data, rec->seq, S(SENT), l.sent_day, e->type, e->source_org);
     return rc;
 }
@@ -376,8 +379,12 @@ static int on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logre
     const Schakel__V1__ConsentDecision *d = rec->env->consent_decision;
     MDB_val v;
     loop_t l;
+    uint8_t sk[8];
+    for (int i = 0; i < 8; i++) sk[i] = (uint8_t)(d->about_seq >> (56 - 8 * i));
     if (d->outcome != SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER || d->about_event_id.len != 16 ||
-        schakel_kv_get(txn, f->by_event, d->about_event_id.data, 16, &v) != 0 || v.mv_size != 16)
+        (schakel_kv_get(txn, f->by_event, sk, 8, &v) != 0 && /* state from before: by id */
+         schakel_kv_get(txn, f->by_event, d->about_event_id.data, 16, &v) != 0) ||
+        v.mv_size != 16)
         return 0;
     uint8_t key[16];
     memcpy(key, v.mv_data, 16);

@@ -361,7 +361,11 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     d.policy_version.len = sizeof r->policy;
     d.directory_version = r->dir ? schakel_directory_version(r->dir) : 0;
     uint8_t id[16];
-    schakel_derive_id(id, "schakel/v1/routing", env->event_id.data, env->event_id.len, NULL);
+    /* the publisher is part of what the decision is about: ids are scoped
+     * to their publisher, so two organisations' events with one id get two
+     * decisions */
+    schakel_derive_id(id, "schakel/v1/routing", env->source_org, strlen(env->source_org),
+                      env->event_id.data, env->event_id.len, NULL);
     Schakel__V1__Envelope e = SCHAKEL__V1__ENVELOPE__INIT;
     e.event_id.data = id;
     e.event_id.len = 16;

@@ -85,6 +85,13 @@ void wait_services(uint64_t seq)
 /* Everything the log says about event id, read as svc-audit. */
 void read_decisions(const uint8_t id[16], decisions_t *out)
 {
+    read_decisions_at(id, 0, out);
+}
+
+/* Only the decisions about the event at seq (0: any event with this id;
+ * ids are scoped to their publisher, so one id may be several events). */
+void read_decisions_at(const uint8_t id[16], uint64_t seq, decisions_t *out)
+{
     memset(out, 0, sizeof *out);
     char stream[64], h[33];
     hex(id, 16, h);
@@ -95,6 +102,13 @@ void read_decisions(const uint8_t id[16], decisions_t *out)
     while (schakel_consumer_next(c, &r, 0, why) == 0) {
         schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
         assert_non_null(e);
+        uint64_t about = e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION
+            ? e->routing_decision->about_seq
+            : e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION ? e->consent_decision->about_seq : 0;
+        if (seq && about != seq) {
+            schakel_envelope_free(e);
+            continue;
+        }
         if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION) {
             for (size_t i = 0; i < e->routing_decision->n_recipients && out->n_routed < 8; i++)
                 snprintf(out->routed[out->n_routed++], 64, "%s", e->routing_decision->recipients[i]->org_id);
@@ -118,8 +132,13 @@ void read_decisions(const uint8_t id[16], decisions_t *out)
 /* Waits (up to 15 s) until at least `want` consent decisions are about id. */
 void wait_decisions(const uint8_t id[16], size_t want, decisions_t *out)
 {
+    wait_decisions_at(id, 0, want, out);
+}
+
+void wait_decisions_at(const uint8_t id[16], uint64_t seq, size_t want, decisions_t *out)
+{
     for (int i = 0; i < 300; i++) {
-        read_decisions(id, out);
+        read_decisions_at(id, seq, out);
         if (out->n >= want) return;
         usleep(50000);
     }

@@ -39,6 +39,10 @@ void wait_services(uint64_t seq);
  * waiting (15 s at most) until at least `want` consent decisions are there. */
 void read_decisions(const uint8_t id[16], decisions_t *out);
 void wait_decisions(const uint8_t id[16], size_t want, decisions_t *out);
+/* The same for the one event at seq: ids are scoped to their publisher,
+ * so several organisations' events may share an id (seq 0: any of them). */
+void read_decisions_at(const uint8_t id[16], uint64_t seq, decisions_t *out);
+void wait_decisions_at(const uint8_t id[16], uint64_t seq, size_t want, decisions_t *out);
 const decision_t *find(const decisions_t *ds, const char *recipient, int outcome);
 int routed_to(const decisions_t *ds, const char *org);
 

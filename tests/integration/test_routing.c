@@ -20,6 +20,7 @@
 
 #include "harness.h"
 #include "scenario.h"
+#include "service.h"
 
 /* ---- the node ---- */
 
@@ -305,6 +306,106 @@ static void signed_directory_update_changes_routing(void **state)
     assert_false(routed_to(&ds, "wijkteam-noord"));
 }
 
+/* A referral of subject from org with a chosen event id; returns its seq. */
+static uint64_t referral_as(const char *org, const char *id_hex, const char *subject, const char *district)
+{
+    char json[1024], rid[33];
+    new_id(rid);
+    snprintf(json, sizeof json,
+             "{\"event_id\":\"%s\",\"type\":\"referral\",\"subject\":\"%s\",\"district\":\"%s\","
+             "\"purpose\":\"support\",\"legal_basis\":\"consent\",\"categories\":[\"home_situation\"],"
+             "\"referral\":{\"referral_id\":\"%s\",\"to_kind\":\"wijkteam\",\"reasons\":[\"home_situation\"],"
+             "\"urgency\":\"soon\",\"request_code\":\"intake\"}}",
+             id_hex, subject, district, rid);
+    return publish(org, json, NULL);
+}
+
+/* A signal of org with a chosen event id; returns its seq. */
+static uint64_t signal_as(const char *org, const uint8_t id[16])
+{
+    char json[512], h[33], p[65];
+    hex(id, 16, h);
+    child("scenario-squatter", p);
+    snprintf(json, sizeof json,
+             "{\"event_id\":\"%s\",\"type\":\"signal\",\"subject\":\"%s\",\"purpose\":\"support\","
+             "\"legal_basis\":\"consent\",\"categories\":[\"behaviour\"],\"signal\":{\"concerns\":[\"behaviour\"],"
+             "\"urgency\":\"routine\",\"observed_on\":\"2026-11-20\",\"raised_by\":\"teacher\"}}",
+             h, p);
+    return publish(org, json, NULL);
+}
+
+/* The referral of school 34CD01 to wijkteam-noord, with consent: delivered. */
+static uint64_t delivered_referral(const char *label, const char *id_hex, uint8_t id[16])
+{
+    char p[65], cid[33];
+    uint8_t c1[16];
+    child(label, p);
+    consent("school-34cd01", p, "parents", "under_12", "wijkteam", cid, c1);
+    uint64_t seq = referral_as("school-34cd01", id_hex, p, "noord");
+    assert_int_equal(schakel_hex_decode(id_hex, id, 16), 0);
+    decisions_t ds;
+    wait_decisions_at(id, seq, 1, &ds);
+    assert_true(routed_to(&ds, "wijkteam-noord"));
+    assert_non_null(find(&ds, "wijkteam-noord", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
+    assert_true(received("wijkteam-noord", id, 0));
+    return seq;
+}
+
+/* Attack: another school computes the referral's id (adapters derive ids
+ * from export columns) and publishes it first. The referral is still
+ * stored, routed and delivered, and explain tells the two apart. */
+static void squatted_referral_id_is_still_routed(void **state)
+{
+    (void)state;
+    char idhex[33], q[65];
+    uint8_t id[16];
+    new_id(idhex);
+    child("scenario-squat-other-child", q);
+    uint64_t squat = referral_as("school-12ab00", idhex, q, "zuid");
+    uint64_t seq = delivered_referral("scenario-squat-referral", idhex, id);
+    assert_true(seq > squat);
+    /* explain, by publisher: the referral, delivered to wijkteam-noord */
+    char out[600];
+    snprintf(out, sizeof out, "%s/explain.json", H->dir);
+    const char *args[] = {"explain", "--node", H->data, "--org", "school-34cd01", "--json", idhex, NULL};
+    assert_int_equal(harness_run_tool(out, args), 0);
+    json_error_t err;
+    json_t *x = json_load_file(out, 0, &err);
+    assert_non_null(x);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(x, "event"), "source_org")),
+                        "school-34cd01");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(x, "event"), "seq")), seq);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(x, "organisations"), "wijkteam-noord"), "received")),
+                        "event");
+    json_decref(x);
+    /* without --org: both events, each on its own */
+    const char *all[] = {"explain", "--node", H->data, "--json", idhex, NULL};
+    assert_int_equal(harness_run_tool(out, all), 0);
+    x = json_load_file(out, 0, &err);
+    assert_non_null(x);
+    assert_int_equal(json_array_size(json_object_get(x, "events")), 2);
+    json_decref(x);
+}
+
+/* Attack: an organisation publishes, first, the ids routing would derive
+ * for its decision about a referral (today's derivation and the one
+ * before ids were scoped). Routing still decides; nothing changes. */
+static void squatted_routing_decision_id_changes_nothing(void **state)
+{
+    (void)state;
+    char idhex[33];
+    uint8_t id[16], old_form[16], new_form[16];
+    new_id(idhex);
+    assert_int_equal(schakel_hex_decode(idhex, id, 16), 0);
+    schakel_derive_id(old_form, "schakel/v1/routing", id, (size_t)16, NULL);
+    schakel_derive_id(new_form, "schakel/v1/routing", "school-34cd01", strlen("school-34cd01"), id,
+                      (size_t)16, NULL);
+    signal_as("school-12ab00", old_form);
+    signal_as("school-12ab00", new_form);
+    delivered_referral("scenario-squat-decision", idhex, id);
+}
+
 static void replay_yields_the_same_decisions(void **state)
 {
     (void)state;
@@ -353,6 +454,8 @@ int main(void)
         cmocka_unit_test(home_district_decides_unless_overridden),
         cmocka_unit_test(whose_consent_counts_depends_on_age),
         cmocka_unit_test(signed_directory_update_changes_routing),
+        cmocka_unit_test(squatted_referral_id_is_still_routed),
+        cmocka_unit_test(squatted_routing_decision_id_changes_nothing),
         cmocka_unit_test(replay_yields_the_same_decisions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
