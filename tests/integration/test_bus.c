@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "directory.h"
@@ -441,6 +443,163 @@ static void broker_id_is_reserved_in_the_directory(void **state)
     json_decref(d);
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The id the broker gives its clock_tick at ms (brokers/broker.c). */
+static void tick_id(int64_t ms, uint8_t id[16])
+{
+    uint8_t at[8], h[32];
+    for (int i = 0; i < 8; i++) at[i] = (uint8_t)((uint64_t)ms >> (56 - 8 * i));
+    schakel_sha256_t c;
+    schakel_sha256_init(&c);
+    schakel_sha256_update(&c, "schakel/v1/tick", 15);
+    schakel_sha256_update(&c, at, 8);
+    schakel_sha256_final(&c, h);
+    memcpy(id, h, 16);
+}
+
+/* PING h as svc-reader; returns the Pong (free it) or NULL. */
+static Schakel__V1__Pong *ping(harness_t *h)
+{
+    schakel_keys_t k;
+    harness_keys(h, "svc-reader", &k);
+    schakel_client_options_t o = {0};
+    o.endpoint = h->endpoint;
+    o.server_public = h->server_public;
+    o.keys = &k;
+    schakel_client_t *c = schakel_client_new(h->ctx, &o, NULL);
+    Schakel__V1__Ping p = SCHAKEL__V1__PING__INIT;
+    ProtobufCMessage *reply = NULL;
+    schakel_client_call(c, "PING", &p.base, &schakel__v1__pong__descriptor, &reply, 5000, NULL);
+    schakel_client_destroy(&c);
+    return (Schakel__V1__Pong *)reply;
+}
+
+/* `schakel health` against h as svc-reader: its exit status. */
+static int health(harness_t *h)
+{
+    char key[400], out[400];
+    snprintf(key, sizeof key, "%s/svc-reader.key", h->keys);
+    snprintf(out, sizeof out, "%s/health.json", h->dir);
+    char pub[400];
+    snprintf(pub, sizeof pub, "%s/broker.pub", h->keys);
+    const char *args[] = {"health", "--endpoint", h->endpoint, "--server-key", pub,
+                          "--key", key, NULL};
+    return harness_run_tool(out, args);
+}
+
+/* Attack: school-a publishes, first, the ids of the broker's clock ticks
+ * for the next two seconds (they are derived from the time). The ticks
+ * land all the same: the broker's ids are its own. */
+static void squatted_clock_tick_ids_change_nothing(void **state)
+{
+    (void)state;
+    harness_t *h = harness_new();
+    snprintf(h->extra_args[h->n_extra++], 64, "--tick-ms");
+    snprintf(h->extra_args[h->n_extra++], 64, "20");
+    assert_int_equal(harness_start(h), 0);
+    enum { N = 2048, BATCH = 1024 };
+    int64_t t0 = wall_ms() + 500;
+    uint8_t **bufs = calloc(N, sizeof *bufs);
+    size_t *lens = calloc(N, sizeof *lens);
+    for (int i = 0; i < N; i++) {
+        uint8_t id[16];
+        tick_id(t0 + i, id);
+        harness_signal("school-a", id, 10, &bufs[i], &lens[i]);
+    }
+    schakel_client_t *c = harness_client(h, "school-a");
+    for (int at = 0; at < N; at += BATCH) {
+        Schakel__V1__Ack *a = NULL;
+        assert_int_equal(schakel_client_publish(c, (const uint8_t *const *)&bufs[at], &lens[at], BATCH, &a,
+                                                10000), 0);
+        for (size_t i = 0; i < a->n_entries; i++) assert_int_equal(a->entries[i]->code, 0);
+        schakel__v1__ack__free_unpacked(a, NULL);
+    }
+    assert_true(wall_ms() < t0); /* every squat was in before its tick */
+    while (wall_ms() < t0 + N + 200) usleep(50000);
+    size_t ticks = 0;
+    schakel_consumer_t *all = harness_consumer(h, "svc-reader", "all", NULL);
+    const Schakel__V1__Delivered *r;
+    char why[SCHAKEL_ERRLEN];
+    while (schakel_consumer_next(all, &r, 0, why) == 0) {
+        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
+        if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK && !strcmp(e->source_org, "broker") &&
+            e->clock_tick->at_ms >= t0 && e->clock_tick->at_ms < t0 + N)
+            ticks++;
+        schakel_envelope_free(e);
+    }
+    schakel_consumer_destroy(&all);
+    printf("clock ticks in the squatted window: %zu\n", ticks);
+    assert_true(ticks >= 10); /* one every 20 ms, when the idle loop wakes (100 ms): ~20 */
+    Schakel__V1__Pong *p = ping(h);
+    assert_non_null(p);
+    assert_int_equal(p->alarms, 0);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    assert_int_equal(health(h), 0);
+    for (int i = 0; i < N; i++) free(bufs[i]);
+    free(bufs);
+    free(lens);
+    schakel_client_destroy(&c);
+    assert_int_equal(harness_shutdown(h), 0);
+    harness_destroy(&h);
+}
+
+/* The broker cannot append its own clock tick (its log is full): an
+ * alarm, in PONG and in `schakel health`, never a silent skip. */
+static void refused_own_append_raises_an_alarm(void **state)
+{
+    (void)state;
+    harness_t *h = harness_new();
+    snprintf(h->extra_args[h->n_extra++], 64, "--tick-ms");
+    snprintf(h->extra_args[h->n_extra++], 64, "20");
+    snprintf(h->extra_args[h->n_extra++], 64, "--map-max");
+    snprintf(h->extra_args[h->n_extra++], 64, "1048576");
+    assert_int_equal(harness_start(h), 0);
+    assert_int_equal(health(h), 0);
+    schakel_client_t *c = harness_client(h, "school-a");
+    int full = 0;
+    for (int i = 0; i < 20000 && !full; i++) {
+        uint8_t id[16], *buf;
+        size_t len;
+        harness_event_id(id);
+        harness_signal("school-a", id, 11, &buf, &len);
+        /* the client resends what is "retry later" until its timeout */
+        Schakel__V1__Ack *a = NULL;
+        const uint8_t *evs[1] = {buf};
+        full = schakel_client_publish(c, evs, &len, 1, &a, 1000) == SCHAKEL_ETIMEOUT ||
+               (a && a->entries[0]->code == SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER);
+        if (a) schakel__v1__ack__free_unpacked(a, NULL);
+        free(buf);
+    }
+    assert_true(full);
+    uint64_t alarms = 0;
+    for (int i = 0; i < 100 && !alarms; i++) {
+        Schakel__V1__Pong *p = ping(h);
+        assert_non_null(p);
+        alarms = p->alarms;
+        protobuf_c_message_free_unpacked(&p->base, NULL);
+        if (!alarms) usleep(50000);
+    }
+    assert_true(alarms > 0);
+    assert_int_equal(health(h), 1);
+    char path[400], line[1024];
+    snprintf(path, sizeof path, "%s/broker.log", h->dir);
+    FILE *f = fopen(path, "r");
+    int lines = 0;
+    while (f && fgets(line, sizeof line, f))
+        lines += strstr(line, "level=error") && strstr(line, "alarm=own_append_refused type=clock_tick");
+    if (f) fclose(f);
+    assert_true(lines > 0);
+    schakel_client_destroy(&c);
+    assert_int_equal(harness_shutdown(h), 0);
+    harness_destroy(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +612,8 @@ int main(void)
         cmocka_unit_test(streams_deliver_through_consent_decisions),
         cmocka_unit_test(another_org_cannot_take_an_id_first),
         cmocka_unit_test(broker_id_is_reserved_in_the_directory),
+        cmocka_unit_test(squatted_clock_tick_ids_change_nothing),
+        cmocka_unit_test(refused_own_append_raises_an_alarm),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
