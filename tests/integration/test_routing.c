@@ -442,6 +442,60 @@ static void replay_yields_the_same_decisions(void **state)
     assert_int_equal(harness_shutdown(H), 0);
 }
 
+/* A decision the broker refuses (here: the directory no longer lets
+ * svc-routing publish routing_decision) is an alarm: an error line, the
+ * routing service's count, and `schakel health` exits 1. */
+static void refused_decision_raises_the_alarm(void **state)
+{
+    (void)state;
+    assert_int_equal(harness_start(H), 0);
+    char out[600];
+    snprintf(out, sizeof out, "%s/health.json", H->dir);
+    const char *args[] = {"health", "--node", H->data, NULL};
+    assert_int_equal(harness_run_tool(out, args), 0);
+
+    json_error_t err;
+    json_t *d = json_load_file(H->directory, 0, &err);
+    assert_non_null(d);
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(d, "organisations"), i, o)
+        if (!strcmp(json_string_value(json_object_get(o, "id")), "svc-routing"))
+            json_object_set_new(o, "publish", json_array());
+    json_int_t v = json_integer_value(json_object_get(d, "version")) + 1;
+    json_object_set_new(d, "version", json_integer(v));
+    char tmp[600], loaded[64];
+    snprintf(tmp, sizeof tmp, "%s.tmp", H->directory);
+    assert_int_equal(json_dump_file(d, tmp, JSON_INDENT(2)), 0);
+    assert_int_equal(rename(tmp, H->directory), 0);
+    json_decref(d);
+    snprintf(loaded, sizeof loaded, "event=directory_loaded version=%lld", (long long)v);
+    for (int k = 0; k < 100 && !count_in_log(loaded); k++) usleep(50000);
+    assert_true(count_in_log(loaded) > 0);
+
+    char p[65];
+    uint8_t id[16];
+    child("scenario-refused-decision", p);
+    char idhex[33];
+    new_id(idhex);
+    uint64_t seq = referral_as("school-34cd01", idhex, p, "noord");
+    for (int k = 0; k < 300 && service_cursor("routing") < seq; k++) usleep(50000);
+    assert_true(service_cursor("routing") >= seq);
+    assert_int_equal(schakel_hex_decode(idhex, id, 16), 0);
+    decisions_t ds;
+    read_decisions(id, &ds);
+    assert_int_equal(ds.n_routed, 0); /* not on the log: refused */
+    assert_true(count_in_log("level=error component=routing event=derived_rejected alarm=derived_refused") > 0);
+    assert_int_equal(harness_run_tool(out, args), 1);
+    json_t *h = json_load_file(out, 0, &err);
+    assert_non_null(h);
+    assert_true(json_is_false(json_object_get(h, "ok")));
+    assert_true(json_integer_value(json_object_get(json_object_get(json_object_get(h, "services"), "routing"),
+                                                   "alarms")) >= 1);
+    json_decref(h);
+    assert_int_equal(harness_shutdown(H), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -457,6 +511,7 @@ int main(void)
         cmocka_unit_test(squatted_referral_id_is_still_routed),
         cmocka_unit_test(squatted_routing_decision_id_changes_nothing),
         cmocka_unit_test(replay_yields_the_same_decisions),
+        cmocka_unit_test(refused_decision_raises_the_alarm),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
