@@ -386,6 +386,17 @@ static void squatted_referral_id_is_still_routed(void **state)
     assert_non_null(x);
     assert_int_equal(json_array_size(json_object_get(x, "events")), 2);
     json_decref(x);
+    /* and in text: both, said so */
+    const char *text[] = {"explain", "--node", H->data, idhex, NULL};
+    assert_int_equal(harness_run_tool(out, text), 0);
+    FILE *f = fopen(out, "r");
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    assert_non_null(strstr(buf, "2 organisations published an event with id"));
+    assert_non_null(strstr(buf, "referral from school-12ab00"));
+    assert_non_null(strstr(buf, "referral from school-34cd01"));
 }
 
 /* Attack: an organisation publishes, first, the ids routing would derive
