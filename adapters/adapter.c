@@ -511,7 +511,7 @@ static void *stdin_main(void *arg)
         batch_t b = {.a = a};
         b.rejects = json_array();
         char why[SCHAKEL_ERRLEN] = "";
-        int rc = schakel_rows_jsonl(line, (size_t)got, map_row, &b, why);
+        int rc = schakel_rows_jsonl_at(line, (size_t)got, number, 0, map_row, &b, why);
         if (rc == SCHAKEL_EINVAL) batch_reject(&b, number, why);
         else if (rc == 0) rc = batch_commit(&b, why);
         char idhex[33] = "";

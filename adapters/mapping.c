@@ -1071,10 +1071,16 @@ static int json_row(json_t *o, size_t number, schakel_row_fn fn, void *arg)
 
 int schakel_rows_jsonl(const char *text, size_t len, schakel_row_fn fn, void *arg, char *why)
 {
+    return schakel_rows_jsonl_at(text, len, 1, 1, fn, arg, why);
+}
+
+int schakel_rows_jsonl_at(const char *text, size_t len, size_t first_line, int allow_list, schakel_row_fn fn,
+                          void *arg, char *why)
+{
     size_t first = 0;
     while (first < len && (text[first] == ' ' || text[first] == '\r' || text[first] == '\t' || text[first] == '\n'))
         first++;
-    if (first < len && text[first] == '[') { /* a JSON list of rows */
+    if (first < len && text[first] == '[' && allow_list) { /* a JSON list of rows */
         json_error_t err;
         json_t *list = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
         if (!list) {
@@ -1098,7 +1104,7 @@ int schakel_rows_jsonl(const char *text, size_t len, schakel_row_fn fn, void *ar
         json_decref(list);
         return stop;
     }
-    size_t line = 0;
+    size_t line = first_line - 1;
     for (size_t at = 0; at < len;) {
         const char *nl = memchr(text + at, '\n', len - at);
         size_t end = nl ? (size_t)(nl - text) : len;

@@ -99,6 +99,10 @@ typedef int (*schakel_row_fn)(void *arg, const schakel_row_t *row, size_t number
 int schakel_rows_csv(const schakel_profile_t *self, const char *text, size_t len, schakel_row_fn fn,
                      void *arg, char *why);
 int schakel_rows_jsonl(const char *text, size_t len, schakel_row_fn fn, void *arg, char *why);
+/* The same, numbering lines from first_line; a JSON list only when
+ * allow_list (standard input takes one object per line, nothing else). */
+int schakel_rows_jsonl_at(const char *text, size_t len, size_t first_line, int allow_list, schakel_row_fn fn,
+                          void *arg, char *why);
 
 /* The end of the CSV record that starts at offset start (just past its
  * line end); *line: the line it starts on, then the line after it. To

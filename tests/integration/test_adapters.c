@@ -527,6 +527,7 @@ static void http_and_stdin_answer_per_row(void **state)
     assert_int_equal(system(cmd), 0);
     assert_int_equal(count_lines_with(out, "\"status\":\"queued\""), 1);
     assert_int_equal(count_lines_with(out, "\"status\":\"rejected\""), 1);
+    assert_int_equal(count_lines_with(out, "\"reason\":\"line 2, column "), 1); /* where, not what */
     json_t *st = status(&a);
     assert_int_equal(json_integer_value(json_object_get(st, "outbox_depth")), 0);
     json_decref(st);
