@@ -904,13 +904,15 @@ static int csv_record(csv_reader_t *r, size_t *open_line)
  * Names the first bad cell by line and column in r->bad. */
 static void csv_check_cells(csv_reader_t *r, size_t first_line)
 {
+    /* the line a cell is on: the record's first plus the line ends in
+     * the cells before it (a quoted cell may hold some) */
+    size_t line = first_line;
     for (size_t i = 0; i < r->n && !r->bad[0]; i++) {
         const cell_t *c = &r->cells[i];
-        /* the line a cell is on: the record's first plus the line ends
-         * in the cells before it (a quoted cell may hold some) */
-        size_t line = first_line;
-        for (size_t k = 0; k < i; k++)
-            for (size_t j = 0; j < r->cells[k].len; j++) line += r->cells[k].v[j] == '\n';
+        if (i)
+            for (const char *p = r->cells[i - 1].v, *e = p + r->cells[i - 1].len; (p = memchr(p, '\n', (size_t)(e - p)));
+                 p++)
+                line++;
         if (memchr(c->v, 0, c->len))
             snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: a NUL byte in the cell (the export is "
                      "damaged or not text)", line, i + 1);
