@@ -825,6 +825,7 @@ static void *forward_main(void *arg)
             if (code) {
                 snprintf(reasons[i], sizeof reasons[i], "rejected by the broker: %s",
                          e && e->reason[0] ? e->reason : ack->batch_reason);
+                schakel_reason_scrub(reasons[i]); /* the validator's reasons may quote a value */
                 rp[i] = reasons[i];
                 rejected++;
             }

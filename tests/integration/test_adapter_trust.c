@@ -8,7 +8,7 @@
  *  - strict CSV: a quote never closed refuses the file naming the line; a
  *    Latin-1 cell or a NUL rejects its row naming line and column;
  *  - fuzz-style: broken and mutated exports (CSV and JSON lines, through
- *    the spool and over HTTP) full of valid BSNs, after which no byte of
+ *    the spool, over HTTP and on standard input) full of valid BSNs, after which no byte of
  *    any BSN is in the adapter's log, its reasons, its HTTP answers, its
  *    state or anywhere under the node; only in the exports themselves
  *    (spool/done, and the bad rows copied to spool/rejected). */
@@ -508,8 +508,8 @@ static size_t mutate(const char *src, size_t len, char *out, size_t cap)
     return n;
 }
 
-/* Is any of the BSNs in the file, or in any file under dir (spool/done and
- * spool/rejected's copies of the export excepted)? */
+/* Is any of the BSNs in the file, or in any file under dir (the exports:
+ * spool/done, spool/rejected's copies of bad rows, exports/, excepted)? */
 static int bsn_in(const char *path, char (*b)[10], char *which)
 {
     size_t len = 0;
@@ -527,7 +527,9 @@ static int bsn_under(const char *dir, char (*b)[10], char *where, size_t cap)
     struct dirent *e;
     int found = 0;
     while (!found && d && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "done")) continue;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "done") ||
+            !strcmp(e->d_name, "exports"))
+            continue;
         char path[1200], which[10];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         struct stat st;
@@ -578,8 +580,9 @@ static void broken_exports_leak_no_bsn(void **state)
     for (size_t i = 0; i < N_BSN; i++) {
         cl += (size_t)snprintf(csv + cl, sizeof csv - cl, "F%zu;%s;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n",
                                i, b[i]);
-        snprintf(line, sizeof line, ROW, "J", b[i]);
-        line[strlen("{\"registratienummer\":\"J")] = (char)('a' + i);
+        char id[16];
+        snprintf(id, sizeof id, "J%zu", i);
+        snprintf(line, sizeof line, ROW, id, b[i]);
         jl += (size_t)snprintf(jsonl + jl, sizeof jsonl - jl, "%s\n", line);
         ll += (size_t)snprintf(list + ll, sizeof list - ll, "%s%s", i ? "," : "", line);
     }
@@ -626,6 +629,8 @@ static void broken_exports_leak_no_bsn(void **state)
     assert_true(refused >= 7); /* those that do not parse */
 
     char *m = malloc(32768);
+    size_t in_cap = (size_t)MUTANTS * 8192, in_len = 0;
+    char *in = malloc(in_cap); /* the JSON-lines mutants, for standard input */
     for (size_t i = 0; i < MUTANTS; i++) {
         char name[64];
         size_t n;
@@ -643,6 +648,7 @@ static void broken_exports_leak_no_bsn(void **state)
             snprintf(name, sizeof name, "mutant-%03zu.json", i);
         }
         drop(&a, name, m, n);
+        if (i % 3 == 1 && in_len + n + 1 < in_cap) memcpy(in + in_len, m, n), in_len += n, in[in_len++] = '\n';
         if (i % 3) {
             long code = http(&a, "POST", "/events", good, m, n, &replies, 10000);
             if (code != 200 && code != 400) fail_msg("mutant %zu: HTTP status %ld", i, code);
@@ -651,6 +657,21 @@ static void broken_exports_leak_no_bsn(void **state)
     free(m);
     wait_spool_taken(&a);
     assert_int_equal(adapter_stop(&a), 0);
+
+    /* the same JSON lines on standard input, one answer per line */
+    char exports[800], input[900], acks[900], cmd[4000];
+    snprintf(exports, sizeof exports, "%s/exports", H->dir);
+    mkdir(exports, 0700);
+    snprintf(input, sizeof input, "%s/stdin.jsonl", exports);
+    snprintf(acks, sizeof acks, "%s/stdin-acks.jsonl", a.dir);
+    write_bytes(input, in, in_len, 0600);
+    free(in);
+    snprintf(cmd, sizeof cmd, "timeout 120 %s/schakel adapter --config %s --stdin --once < %s > %s 2>> %s",
+             SCHAKEL_BIN_DIR, a.config, input, acks, a.log);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_true(count_in_file(acks, "\"status\":\"rejected\"") > 10);
+    assert_int_equal(count_in_file(a.log, "Sanitizer") + count_in_file(a.log, "runtime error"), 0);
 
     /* everything the adapter wrote, and everything under the node */
     char where[1400], which[10];
@@ -661,6 +682,7 @@ static void broken_exports_leak_no_bsn(void **state)
     free(replies.data);
     if (bsn_in(replies_path, b, which)) fail_msg("an HTTP answer holds the BSN %s", which);
     if (bsn_in(a.log, b, which)) fail_msg("the adapter's log holds the BSN %s", which);
+    if (bsn_in(acks, b, which)) fail_msg("an answer on standard output holds the BSN %s", which);
     if (bsn_under(H->dir, b, where, sizeof where)) fail_msg("the BSN is in %s", where);
     /* ...and the search can fail: the exports themselves hold them, and
      * the reasons are there to be searched */
