@@ -2,8 +2,9 @@
  * input, local HTTP), the forwarder from the outbox to the broker, and the
  * inbox hand-over. Threads: main (spool and supervision), forwarder,
  * inbox, standard input, and libmicrohttpd's own. They share the outbox
- * (LMDB serialises writers) and nothing else. Log lines carry counts,
- * codes and file names, never a row's values. */
+ * (LMDB serialises writers) and nothing else. Log lines, reasons and
+ * HTTP answers carry counts, codes, file names, lines and columns, never a
+ * row's values (mapping.c's reasons do not quote them). */
 #include "adapter.h"
 
 #include <arpa/inet.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -53,6 +55,11 @@ typedef struct {
     char state[4200], spool[4200];
     char http_host[64];
     int http_port;
+    char http_token_path[4200];
+    uint8_t http_token_hash[SCHAKEL_SHA256_LEN]; /* SHA-256 of the token */
+    unsigned http_max_connections, http_max_per_ip, http_timeout;
+    int http_max_per_ip_set;
+    uint32_t http_addr;       /* the bound IPv4 address, host order */
     int use_stdin, once;
     inbox_kind_t inbox;
     char inbox_target[4200];
@@ -132,11 +139,30 @@ static int configure(adapter_t *a, const char *path, int need_profile)
         else if (!strcmp(key, "stdin") && json_is_boolean(v)) a->use_stdin = json_is_true(v);
         else if (!strcmp(key, "http") && s) {
             const char *colon = strrchr(s, ':');
-            if (!colon || (a->http_port = atoi(colon + 1)) <= 0 || colon - s >= (long)sizeof a->http_host) {
-                schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: http: \"host:port\", e.g. \"127.0.0.1:7480\"", path);
+            const char *port = colon ? colon + 1 : s;
+            char *end;
+            long n = strtol(port, &end, 10);
+            if (!*port || *end || n <= 0 || n > 65535 || (colon && colon - s >= (long)sizeof a->http_host)) {
+                schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: http: \"host:port\" or a port, e.g. \"127.0.0.1:7480\" "
+                             "or \"7480\" (loopback)", path);
                 goto out;
             }
-            snprintf(a->http_host, sizeof a->http_host, "%.*s", (int)(colon - s), s);
+            a->http_port = (int)n;
+            snprintf(a->http_host, sizeof a->http_host, "%.*s", colon && colon > s ? (int)(colon - s) : 9,
+                     colon && colon > s ? s : "127.0.0.1");
+        } else if (!strcmp(key, "http_token") && s) {
+            resolve(a, s, a->http_token_path, sizeof a->http_token_path);
+        } else if ((!strcmp(key, "http_max_connections") || !strcmp(key, "http_max_per_ip") ||
+                    !strcmp(key, "http_timeout_seconds")) && json_is_integer(v)) {
+            json_int_t n = json_integer_value(v);
+            int per_ip = !strcmp(key, "http_max_per_ip");
+            if (n < (per_ip ? 0 : 1) || n > 100000) {
+                schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: %s: a whole number from %d to 100000", path, key, per_ip ? 0 : 1);
+                goto out;
+            }
+            if (!strcmp(key, "http_max_connections")) a->http_max_connections = (unsigned)n;
+            else if (per_ip) a->http_max_per_ip = (unsigned)n, a->http_max_per_ip_set = 1;
+            else a->http_timeout = (unsigned)n;
         } else if (!strcmp(key, "inbox") && json_is_object(v)) {
             const char *d = json_string_value(json_object_get(v, "dir"));
             const char *cmd = json_string_value(json_object_get(v, "command"));
@@ -160,6 +186,19 @@ static int configure(adapter_t *a, const char *path, int need_profile)
     if (!a->state[0]) {
         schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: \"state\" (a directory for the outbox) is required", path);
         goto out;
+    }
+    if (a->http_port) {
+        struct in_addr in;
+        if (!strcmp(a->http_host, "localhost")) snprintf(a->http_host, sizeof a->http_host, "127.0.0.1");
+        if (inet_pton(AF_INET, a->http_host, &in) != 1) {
+            schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: http: %s is not an IPv4 address (use 127.0.0.1)", path, a->http_host);
+            goto out;
+        }
+        a->http_addr = ntohl(in.s_addr);
+        if (!a->http_token_path[0]) snprintf(a->http_token_path, sizeof a->http_token_path, "%s/http.token", a->state);
+        if (!a->http_max_connections) a->http_max_connections = 4096;
+        if (!a->http_timeout) a->http_timeout = 10;
+        if (!a->http_max_per_ip_set) a->http_max_per_ip = (a->http_addr >> 24) == 127 ? 0 : 64;
     }
     if (need_profile && !a->profile) {
         schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: \"profile\" and \"region_key\" are required", path);
@@ -288,25 +327,59 @@ static int is_bad_row(const batch_t *b, size_t number)
     return 0;
 }
 
-/* The lines of text that hold the given rows: for CSV the header and the
- * rows' physical lines (a quoted field with a newline keeps its lines
- * together), for JSON lines the lines themselves. */
-static char *bad_lines(const char *text, size_t len, const batch_t *b, int csv, size_t *out_len)
+/* The text of the given rows: for CSV the header and the rows' records
+ * (a row's number is the line it starts on; a quoted cell with a line end
+ * keeps its lines together), for JSON lines the lines themselves, for a
+ * JSON list the elements as JSON lines. */
+static char *bad_lines(const adapter_t *a, const char *text, size_t len, const batch_t *b, int csv, size_t *out_len)
 {
-    char *out = malloc(len + 1);
-    size_t o = 0, row = 0;
-    int quote = 0;
+    char *out = malloc(len + 2);
+    size_t o = 0;
     if (!out) return NULL;
-    for (size_t at = 0, start = 0; at <= len; at++) {
-        if (at < len && csv && text[at] == '"') quote = !quote;
-        if (at < len && (text[at] != '\n' || quote)) continue;
-        row++;
-        size_t end = at < len ? at + 1 : at;
-        if (end > start && ((csv && row == 1) || is_bad_row(b, row))) {
-            memcpy(out + o, text + start, end - start);
-            o += end - start;
+    size_t first = 0;
+    while (first < len && strchr(" \t\r\n", text[first]) && text[first]) first++;
+    if (csv) {
+        int header = 0;
+        for (size_t at = 0, line = 1; at < len;) {
+            size_t number = line;
+            size_t end = schakel_csv_record_end(a->profile, text, len, at, &line);
+            if (end <= at) break;
+            int blank = 1;
+            for (size_t i = at; i < end && blank; i++) blank = strchr(" \t\r\n", text[i]) && text[i];
+            if (len >= 3 && at == 0 && !memcmp(text, "\xef\xbb\xbf", 3)) blank = 0;
+            if (!blank && (!header || is_bad_row(b, number))) {
+                memcpy(out + o, text + at, end - at);
+                o += end - at;
+                if (out[o - 1] != '\n') out[o++] = '\n';
+            }
+            header |= !blank;
+            at = end;
         }
-        start = end;
+    } else if (first < len && text[first] == '[') {
+        json_error_t err;
+        json_t *list = json_loadb(text, len, 0, &err);
+        json_t *bad = json_array();
+        size_t i;
+        json_t *x;
+        json_array_foreach(list, i, x) if (is_bad_row(b, i + 1)) json_array_append(bad, x);
+        size_t l = 0;
+        char *t = json_lines(bad, &l);
+        if (t && l <= len) memcpy(out, t, o = l);
+        free(t);
+        json_decref(bad);
+        json_decref(list);
+    } else {
+        size_t row = 0;
+        for (size_t at = 0, start = 0; at <= len; at++) {
+            if (at < len && text[at] != '\n') continue;
+            row++;
+            size_t end = at < len ? at + 1 : at;
+            if (end > start && is_bad_row(b, row)) {
+                memcpy(out + o, text + start, end - start);
+                o += end - start;
+            }
+            start = end;
+        }
     }
     *out_len = o;
     return out;
@@ -361,7 +434,7 @@ static void process_file(adapter_t *a, const char *name)
         char *lines = json_lines(b.rejects, &llen);
         /* the bad rows themselves, ready to be fixed and dropped back in */
         size_t blen = 0;
-        char *bad = rc == 0 ? bad_lines(text, size, &b, csv, &blen) : NULL;
+        char *bad = rc == 0 ? bad_lines(a, text, size, &b, csv, &blen) : NULL;
         int wrote = schakel_file_write_atomic(reasons, lines ? lines : "", llen) == 0 &&
                     (rc ? rename(path, dest) == 0 : schakel_file_write_atomic(dest, bad ? bad : "", blen) == 0);
         free(lines);
@@ -438,7 +511,7 @@ static void *stdin_main(void *arg)
         batch_t b = {.a = a};
         b.rejects = json_array();
         char why[SCHAKEL_ERRLEN] = "";
-        int rc = schakel_rows_jsonl(line, (size_t)got, map_row, &b, why);
+        int rc = schakel_rows_jsonl_at(line, (size_t)got, number, 0, map_row, &b, why);
         if (rc == SCHAKEL_EINVAL) batch_reject(&b, number, why);
         else if (rc == 0) rc = batch_commit(&b, why);
         char idhex[33] = "";
@@ -470,6 +543,12 @@ static void *stdin_main(void *arg)
 
 /* ---- the local HTTP endpoint ---- */
 
+/* Who may post: a program of this organisation that has the token, talking
+ * to this address. A web page in a browser on the machine has no token and
+ * cannot read the file; its requests carry an Origin (or a Host named by a
+ * DNS name it controls, for DNS rebinding), and are refused before the
+ * token is even looked at. */
+
 typedef struct {
     char *body;
     size_t len;
@@ -483,9 +562,74 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, json_t *
     struct MHD_Response *r = MHD_create_response_from_buffer(text ? strlen(text) : 0, text ? text : (char *)"",
                                                              text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"schakel-adapter\"");
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result refuse(struct MHD_Connection *c, unsigned status, const char *what, const char *reason)
+{
+    schakel_log(SCHAKEL_LOG_WARN, "adapter", "event=http_refused status=%u why=%s", status, what);
+    return reply(c, status, json_pack("{s:s}", "error", reason));
+}
+
+/* Is name (a Host header's name, or an Origin's host) this endpoint? The
+ * bound address itself; on loopback also "localhost"; bound to 0.0.0.0,
+ * any IPv4 address (an address cannot be rebound like a DNS name). */
+static int host_name_ok(const adapter_t *a, const char *name, size_t len)
+{
+    char n[64];
+    struct in_addr in;
+    if (!len || len >= sizeof n) return 0;
+    memcpy(n, name, len);
+    n[len] = 0;
+    if (!strcmp(n, a->http_host)) return 1;
+    if ((a->http_addr >> 24) == 127 && (!strcasecmp(n, "localhost") || !strcmp(n, "127.0.0.1"))) return 1;
+    if (a->http_addr == 0 && (inet_pton(AF_INET, n, &in) == 1 || !strcasecmp(n, "localhost"))) return 1;
+    return 0;
+}
+
+/* "name[:port]" against the bound name and port. */
+static int host_port_ok(const adapter_t *a, const char *hp, size_t len)
+{
+    const char *colon = memchr(hp, ':', len);
+    size_t nlen = colon ? (size_t)(colon - hp) : len;
+    long port = 80;
+    if (colon) {
+        char p[8];
+        size_t plen = len - nlen - 1;
+        char *end;
+        if (!plen || plen >= sizeof p) return 0;
+        memcpy(p, colon + 1, plen);
+        p[plen] = 0;
+        port = strtol(p, &end, 10);
+        if (*end) return 0;
+    }
+    return port == a->http_port && host_name_ok(a, hp, nlen);
+}
+
+/* Does the request present the token? Compared as SHA-256 digests, in
+ * time that does not depend on where they differ. */
+static int token_ok(const adapter_t *a, const char *auth)
+{
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) return 0;
+    const char *t = auth + 7;
+    while (*t == ' ') t++;
+    size_t n = strlen(t);
+    while (n && (t[n - 1] == ' ' || t[n - 1] == '\t')) n--;
+    uint8_t h[SCHAKEL_SHA256_LEN];
+    schakel_sha256(t, n, h);
+    return schakel_memeq_ct(h, a->http_token_hash, sizeof h) == 0;
+}
+
+static int is_json_type(const char *ct)
+{
+    if (!ct) return 0;
+    while (*ct == ' ') ct++;
+    size_t n = strcspn(ct, "; ");
+    return n == 16 && !strncasecmp(ct, "application/json", 16);
 }
 
 static json_t *status_json(adapter_t *a);
@@ -495,11 +639,26 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
 {
     (void)version;
     adapter_t *a = cls;
-    if (!strcmp(method, "GET") && !strcmp(url, "/status")) return reply(c, 200, status_json(a));
-    if (strcmp(method, "POST") != 0 || strcmp(url, "/events") != 0)
-        return reply(c, 404, json_pack("{s:s}", "error", "POST /events (JSON lines or a JSON list of rows), GET /status"));
     upload_t *u = *con_cls;
-    if (!u) {
+    if (!u) { /* the headers: who is asking, before anything is read */
+        const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+        const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+        const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+        if (!host || !host_port_ok(a, host, strlen(host)))
+            return refuse(c, 403, "host", "the Host header must name this endpoint: the address and port of the "
+                                          "adapter's \"http\" setting");
+        if (origin && (strncmp(origin, "http://", 7) != 0 || !host_port_ok(a, origin + 7, strlen(origin + 7))))
+            return refuse(c, 403, "origin", "a request from a web page of another origin is refused");
+        if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+            return refuse(c, 403, "origin", "a cross-site request is refused");
+        if (!token_ok(a, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization")))
+            return refuse(c, 401, "token", "send \"Authorization: Bearer <token>\" with the token from the "
+                                           "adapter's http_token file");
+        if (!strcmp(method, "GET") && !strcmp(url, "/status")) return reply(c, 200, status_json(a));
+        if (strcmp(method, "POST") != 0 || strcmp(url, "/events") != 0)
+            return reply(c, 404, json_pack("{s:s}", "error", "POST /events (JSON lines or a JSON list of rows), GET /status"));
+        if (!is_json_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type")))
+            return refuse(c, 415, "content_type", "send the rows with \"Content-Type: application/json\"");
         *con_cls = u = calloc(1, sizeof *u);
         return u ? MHD_YES : MHD_NO;
     }
@@ -518,16 +677,10 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
         return MHD_YES;
     }
     if (u->too_big) return reply(c, 413, json_pack("{s:s}", "error", "body over 8 MiB: send fewer rows per request"));
-    /* a JSON list of rows becomes JSON lines */
-    json_error_t err;
-    json_t *list = u->body && u->len && u->body[0] == '[' ? json_loadb(u->body, u->len, 0, &err) : NULL;
-    size_t llen = 0;
-    char *lines = list ? json_lines(list, &llen) : NULL;
-    json_decref(list);
     batch_t b = {.a = a};
     b.rejects = json_array();
     char why[SCHAKEL_ERRLEN] = "";
-    int rc = schakel_rows_jsonl(lines ? lines : u->body ? u->body : "", lines ? llen : u->len, map_row, &b, why);
+    int rc = schakel_rows_jsonl(u->body ? u->body : "", u->len, map_row, &b, why);
     if (rc == 0) rc = batch_commit(&b, why);
     json_t *out = json_array();
     unsigned status = 200;
@@ -552,9 +705,61 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
             json_array_append(out, r);
         }
     }
-    free(lines);
     batch_free(&b);
     return reply(c, status, out);
+}
+
+/* Reads the token file, or makes it with a fresh random token when it does
+ * not exist. Refuses a file that another user can read or that belongs to
+ * another user, and a token shorter than 32 characters. */
+static int load_http_token(adapter_t *a)
+{
+    const char *path = a->http_token_path;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        uint8_t raw[32];
+        char hex[66];
+        if (schakel_random(raw, sizeof raw) != 0)
+            return schakel_fail(a->why, SCHAKEL_ECRYPTO, "http_token %s: no random source", path);
+        schakel_hex_encode(raw, sizeof raw, hex);
+        memset(raw, 0, sizeof raw);
+        strcat(hex, "\n");
+        int wfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        int ok = wfd >= 0 && write(wfd, hex, 65) == 65 && fsync(wfd) == 0;
+        if (wfd >= 0) close(wfd);
+        memset(hex, 0, sizeof hex);
+        if (!ok) return schakel_fail(a->why, SCHAKEL_EIO, "http_token %s: cannot create it: %s", path, strerror(errno));
+        schakel_log(SCHAKEL_LOG_INFO, "adapter", "event=http_token_created file=%s", path);
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0) return schakel_fail(a->why, SCHAKEL_ECONFIG, "http_token %s: cannot read it: %s", path, strerror(errno));
+    struct stat st;
+    char buf[4097];
+    ssize_t n = -1;
+    int rc = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        rc = schakel_fail(a->why, SCHAKEL_ECONFIG, "http_token %s: not a regular file", path);
+    else if (st.st_mode & 077)
+        rc = schakel_fail(a->why, SCHAKEL_ECONFIG, "http_token %s: mode %04o lets other users read the token: "
+                          "make it readable by the adapter's user only (chmod 600 %s) and, as it may have been "
+                          "read, put a new token in it", path, (unsigned)(st.st_mode & 07777), path);
+    else if (st.st_uid != geteuid())
+        rc = schakel_fail(a->why, SCHAKEL_ECONFIG, "http_token %s: belongs to another user (uid %u): it must "
+                          "belong to the user the adapter runs as", path, (unsigned)st.st_uid);
+    else if ((n = read(fd, buf, sizeof buf - 1)) < 0)
+        rc = schakel_fail(a->why, SCHAKEL_EIO, "http_token %s: %s", path, strerror(errno));
+    close(fd);
+    if (rc) return rc;
+    size_t len = (size_t)n;
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ')) len--;
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] < 0x21 || buf[i] > 0x7e) rc = SCHAKEL_ECONFIG;
+    if (rc || len < 32 || len == sizeof buf - 1)
+        rc = schakel_fail(a->why, SCHAKEL_ECONFIG, "http_token %s: one line of 32 to 4096 printable characters "
+                          "without spaces (delete the file and the adapter makes one)", path);
+    else schakel_sha256(buf, len, a->http_token_hash);
+    memset(buf, 0, sizeof buf);
+    return rc;
 }
 
 static void on_http_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
@@ -620,6 +825,7 @@ static void *forward_main(void *arg)
             if (code) {
                 snprintf(reasons[i], sizeof reasons[i], "rejected by the broker: %s",
                          e && e->reason[0] ? e->reason : ack->batch_reason);
+                schakel_reason_scrub(reasons[i]); /* the validator's reasons may quote a value */
                 rp[i] = reasons[i];
                 rejected++;
             }
@@ -993,6 +1199,10 @@ static int cmd_run(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    if (a->http_port && !a->once && load_http_token(a) != 0) {
+        fprintf(stderr, "schakel adapter: %s\n", a->why);
+        goto out;
+    }
     a->ctx = zmq_ctx_new();
     pthread_mutex_init(&a->wake_lock, NULL);
     pthread_cond_init(&a->wake, NULL);
@@ -1005,28 +1215,41 @@ static int cmd_run(int argc, char **argv)
     if (have_inbox) pthread_create(&inbox, NULL, inbox_main, a);
     if (a->use_stdin) pthread_create(&in, NULL, stdin_main, a);
     struct MHD_Daemon *http = NULL;
+    rc = 0;
     if (a->http_port && !a->once) {
         struct sockaddr_in sin;
         memset(&sin, 0, sizeof sin);
         sin.sin_family = AF_INET;
         sin.sin_port = htons((uint16_t)a->http_port);
-        if (inet_pton(AF_INET, a->http_host, &sin.sin_addr) != 1) {
-            fprintf(stderr, "schakel adapter: http: %s is not an IPv4 address\n", a->http_host);
+        sin.sin_addr.s_addr = htonl(a->http_addr);
+        /* room for the connection limit: many idle connections must not
+         * run the process out of descriptors */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)a->http_max_connections + 256) {
+            rl.rlim_cur = (rlim_t)a->http_max_connections + 256;
+            if (rl.rlim_cur > rl.rlim_max) rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        /* poll or epoll, never select(): no FD_SETSIZE to run into */
+        http = MHD_start_daemon(MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+                                (uint16_t)a->http_port, NULL, NULL, on_http, a, MHD_OPTION_SOCK_ADDR, &sin,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_http_done, a, MHD_OPTION_CONNECTION_TIMEOUT,
+                                a->http_timeout, MHD_OPTION_CONNECTION_LIMIT, a->http_max_connections,
+                                MHD_OPTION_PER_IP_CONNECTION_LIMIT, a->http_max_per_ip, MHD_OPTION_END);
+        if (!http) {
+            fprintf(stderr, "schakel adapter: http: cannot listen on %s:%d\n", a->http_host, a->http_port);
             atomic_store(&a->stop, 1);
-        } else {
-            http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)a->http_port, NULL,
-                                    NULL, on_http, a, MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_NOTIFY_COMPLETED,
-                                    on_http_done, a, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
-            if (!http) {
-                fprintf(stderr, "schakel adapter: cannot listen on %s:%d\n", a->http_host, a->http_port);
-                atomic_store(&a->stop, 1);
-            }
+            rc = 1;
+        } else if ((a->http_addr >> 24) != 127) {
+            schakel_log(SCHAKEL_LOG_WARN, "adapter",
+                        "event=http_not_loopback listen=%s:%d reason=\"the HTTP input is reachable from other "
+                        "machines: anyone who gets the token there can post as %s; use 127.0.0.1 unless another "
+                        "machine must post\"", a->http_host, a->http_port, a->conn.as_org);
         }
     }
     schakel_log(SCHAKEL_LOG_INFO, "adapter", "event=started org=%s profile=%s spool=%s http=%d inbox=%d",
                 a->conn.as_org, schakel_profile_kind(a->profile), a->spool[0] ? "yes" : "no", a->http_port,
                 (int)a->inbox);
-    rc = 0;
     while (!atomic_load(&a->stop)) {
         size_t files = a->spool[0] ? scan_spool(a) : 0;
         if (a->once && !files && (!a->use_stdin || atomic_load(&a->stdin_done))) {

@@ -15,7 +15,9 @@
  * Paths are relative to the configuration file.
  *
  * In: files dropped in the spool (CSV, JSON lines), standard input (JSON
- * lines), and POST /events on the local HTTP endpoint; every row is mapped
+ * lines), and POST /events on the local HTTP endpoint (for the holder of
+ * the token in a 0600 file; never a web page: Host and Origin must be the
+ * endpoint's own, the body application/json); every row is mapped
  * by the profile (BSN to pseudonym inside the adapter) and made durable in
  * the outbox before it is acknowledged; a file moves to spool/done/ only
  * then, its bad rows to spool/rejected/ with a reason each. The outbox is

@@ -5,7 +5,6 @@
  * a rejected row name the column and the problem; a BSN is never quoted. */
 #include "mapping.h"
 
-#include <csv.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,7 +367,7 @@ static json_t *coerce(const ProtobufCFieldDescriptor *f, const char *v, const ch
         if (!strcmp(v, "0") || !strcasecmp(v, "nee") || !strcasecmp(v, "n") || !strcasecmp(v, "false") ||
             !strcasecmp(v, "no") || !v[0])
             return json_false();
-        schakel_fail(why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not yes or no", column, v);
+        schakel_fail(why, SCHAKEL_EINVAL, "column %s: not yes or no (ja, nee, 1, 0, ...)", column);
         return NULL;
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_UINT32:
@@ -377,7 +376,7 @@ static json_t *coerce(const ProtobufCFieldDescriptor *f, const char *v, const ch
         char *end;
         long long x = strtoll(v, &end, 10);
         if (!*v || *end || x < 0) {
-            schakel_fail(why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not a whole number", column, v);
+            schakel_fail(why, SCHAKEL_EINVAL, "column %s: not a whole number", column);
             return NULL;
         }
         return json_integer(x);
@@ -447,7 +446,8 @@ static json_t *one_value(mapctx_t *m, const ProtobufCFieldDescriptor *f, json_t 
                 if (w < 0 || (size_t)w >= sizeof known - len) break;
                 len += (size_t)w;
             }
-            schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: unknown code \"%.40s\"; known: %s", column, v, known);
+            schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: unknown code (not in the profile's map); known: %s",
+                         column, known);
             return NULL;
         }
         return json_incref(to);
@@ -455,7 +455,7 @@ static json_t *one_value(mapctx_t *m, const ProtobufCFieldDescriptor *f, json_t 
     if (form) {
         char date[11];
         if (parse_date(v, form, date) != 0) {
-            schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not a date in the form %s", column, v, form);
+            schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: not a date in the form %s", column, form);
             return NULL;
         }
         if (!is_time_path(path)) return json_string(date);
@@ -466,7 +466,7 @@ static json_t *one_value(mapctx_t *m, const ProtobufCFieldDescriptor *f, json_t 
             const char *cv = value_of(m->row, clock, cbuf, sizeof cbuf);
             int min = cv && cv[0] ? parse_clock(cv) : 0;
             if (min < 0) {
-                schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: \"%.8s\" is not a time HH:MM", clock, cv);
+                schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: not a time HH:MM", clock);
                 return NULL;
             }
             ms += (int64_t)min * 60000;
@@ -626,10 +626,10 @@ static int when_matches(const entry_t *e, const schakel_row_t *row)
     return 1;
 }
 
-int schakel_profile_map(const schakel_profile_t *p, const char *org,
-                        const uint8_t key[SCHAKEL_REGION_KEY_LEN], const schakel_row_t *row, uint8_t **out,
-                        size_t *outlen, uint8_t event_id[16], char *why)
+static int profile_map(const schakel_profile_t *p, const char *org, const uint8_t key[SCHAKEL_REGION_KEY_LEN],
+                       const schakel_row_t *row, uint8_t **out, size_t *outlen, uint8_t event_id[16], char *why)
 {
+    if (row->error) return schakel_fail(why, SCHAKEL_EINVAL, "%s", row->error);
     const entry_t *e = NULL;
     for (size_t i = 0; i < p->n_entries && !e; i++)
         if (when_matches(&p->entries[i], row)) e = &p->entries[i];
@@ -640,10 +640,10 @@ int schakel_profile_map(const schakel_profile_t *p, const char *org,
         char buf[64];
         json_object_foreach(p->entries[0].when, col, w) {
             const char *v = value_of(row, col, buf, sizeof buf);
-            snprintf(what, sizeof what, " (column %s is \"%.40s\")", col, v ? v : "missing");
+            snprintf(what, sizeof what, " (column %s: %s)", col, v ? "a code that no entry's when names" : "missing");
             break;
         }
-        return schakel_fail(why, SCHAKEL_EINVAL, "no entry of the profile takes this row%s: unknown code", what);
+        return schakel_fail(why, SCHAKEL_EINVAL, "no entry of the profile takes this row%s", what);
     }
     /* the record's id in the source system decides the event id */
     schakel_sha256_t h;
@@ -692,100 +692,421 @@ int schakel_profile_map(const schakel_profile_t *p, const char *org,
     return 0;
 }
 
+int schakel_profile_map(const schakel_profile_t *p, const char *org,
+                        const uint8_t key[SCHAKEL_REGION_KEY_LEN], const schakel_row_t *row, uint8_t **out,
+                        size_t *outlen, uint8_t event_id[16], char *why)
+{
+    int rc = profile_map(p, org, key, row, out, outlen, event_id, why);
+    /* the codec's and the validator's reasons may quote a value */
+    if (rc && why) schakel_reason_scrub(why);
+    return rc;
+}
+
+void schakel_reason_scrub(char *why)
+{
+    static const char hidden[] = "(value not shown)";
+    char out[SCHAKEL_ERRLEN];
+    size_t o = 0;
+    for (const char *s = why; *s && o + 1 < sizeof out;) {
+        const char *close = *s == '"' ? strchr(s + 1, '"') : NULL;
+        if (close) {
+            for (const char *h = hidden; *h && o + 1 < sizeof out; h++) out[o++] = *h;
+            s = close + 1;
+            continue;
+        }
+        size_t digits = strspn(s, "0123456789");
+        if (digits >= 8) {
+            out[o++] = '#';
+            s += digits;
+            continue;
+        }
+        if (digits) {
+            for (size_t k = 0; k < digits && o + 1 < sizeof out; k++) out[o++] = s[k];
+            s += digits;
+            continue;
+        }
+        out[o++] = *s++;
+    }
+    out[o] = 0;
+    memcpy(why, out, o + 1);
+}
+
 /* ---- reading rows ---- */
 
-typedef struct {
-    char **fields;
-    size_t n, cap;
-    char **header;
-    size_t n_header;
-    size_t row;
-    schakel_row_fn fn;
-    void *arg;
-    int stop;
-    char *why;
-} csv_state_t;
+/* Reasons about the text itself say where (line, column) and what kind of
+ * problem, never the text: what is near a broken quote or a broken JSON
+ * line is as likely as not a BSN or a name. */
 
-static void csv_field(void *s, size_t len, void *data)
+/* The offset of the first byte of s that is not well-formed UTF-8
+ * (overlong forms, surrogates and code points above U+10FFFF included),
+ * or len when all of it is. */
+static size_t utf8_bad_at(const unsigned char *s, size_t len)
 {
-    csv_state_t *c = data;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 32;
-        char **nf = realloc(c->fields, cap * sizeof *nf);
-        if (!nf) return;
-        c->fields = nf;
-        c->cap = cap;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t n;
+        unsigned lo = 0x80, hi = 0xbf;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            if (c == 0xe0) lo = 0xa0;
+            if (c == 0xed) hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            if (c == 0xf0) lo = 0x90;
+            if (c == 0xf4) hi = 0x8f;
+        } else {
+            return i;
+        }
+        for (size_t k = 1; k <= n; k++) {
+            if (i + k >= len) return i;
+            unsigned char d = s[i + k];
+            if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xbf)) return i;
+        }
+        i += n + 1;
+    }
+    return len;
+}
+
+typedef struct {
+    char *v;
+    size_t len;
+} cell_t;
+
+typedef struct {
+    const char *text;
+    size_t len, pos, line;
+    unsigned char delim, quote;
+    cell_t *cells;
+    size_t n, cap;
+    int quoted;     /* the last cell was quoted */
+    char bad[160];  /* what is wrong with this record (empty: nothing) */
+} csv_reader_t;
+
+static int cell_add(csv_reader_t *r, const char *from, size_t len)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 32;
+        cell_t *nc = realloc(r->cells, cap * sizeof *nc);
+        if (!nc) return SCHAKEL_ENOMEM;
+        r->cells = nc;
+        r->cap = cap;
     }
     char *v = malloc(len + 1);
-    if (!v) return;
-    memcpy(v, s ? s : "", s ? len : 0);
-    v[s ? len : 0] = 0;
-    c->fields[c->n++] = v;
+    if (!v) return SCHAKEL_ENOMEM;
+    if (len) memcpy(v, from, len);
+    v[len] = 0;
+    r->cells[r->n++] = (cell_t){v, len};
+    return 0;
 }
 
-static void fields_free(char **f, size_t n)
+static void cells_clear(csv_reader_t *r)
 {
-    for (size_t i = 0; i < n; i++) free(f[i]);
+    for (size_t i = 0; i < r->n; i++) free(r->cells[i].v);
+    r->n = 0;
 }
 
-static void csv_row(int term, void *data)
+/* Reads the record at r->pos. Returns 1 with the cells in r (r->bad says
+ * what is wrong with it, if anything), 0 at the end of the text,
+ * SCHAKEL_EINVAL for a quote that is never closed (the line it opened on
+ * in *open_line), or SCHAKEL_ENOMEM. A quoted cell may hold the delimiter,
+ * line ends and doubled quotes; a quote inside an unquoted cell is kept as
+ * it is. Lines end in LF, CRLF or CR. */
+static int csv_record(csv_reader_t *r, size_t *open_line)
 {
-    (void)term;
-    csv_state_t *c = data;
-    c->row++;
-    if (c->stop) {
-        fields_free(c->fields, c->n);
-        c->n = 0;
-        return;
+    const char *t = r->text;
+    cells_clear(r);
+    r->bad[0] = 0;
+    r->quoted = 0;
+    if (r->pos >= r->len) return 0;
+    char *buf = NULL;
+    size_t cap = 0;
+    for (;;) {
+        size_t q = r->pos;
+        while (q < r->len && (t[q] == ' ' || t[q] == '\t') && (unsigned char)t[q] != r->delim) q++;
+        if (q < r->len && (unsigned char)t[q] == r->quote) {
+            size_t opened = r->line, n = 0;
+            r->quoted = 1;
+            r->pos = q + 1;
+            for (;;) {
+                if (r->pos >= r->len) {
+                    free(buf);
+                    *open_line = opened;
+                    return SCHAKEL_EINVAL;
+                }
+                char c = t[r->pos];
+                if ((unsigned char)c == r->quote) {
+                    if (r->pos + 1 < r->len && (unsigned char)t[r->pos + 1] == r->quote) {
+                        r->pos++;
+                    } else {
+                        r->pos++;
+                        break;
+                    }
+                }
+                if (c == '\n') r->line++;
+                if (n + 1 >= cap) {
+                    size_t nc = cap ? cap * 2 : 256;
+                    char *nb = realloc(buf, nc);
+                    if (!nb) {
+                        free(buf);
+                        return SCHAKEL_ENOMEM;
+                    }
+                    buf = nb;
+                    cap = nc;
+                }
+                buf[n++] = c;
+                r->pos++;
+            }
+            /* after the closing quote: spaces, then the delimiter or the line's end */
+            while (r->pos < r->len && (t[r->pos] == ' ' || t[r->pos] == '\t') && (unsigned char)t[r->pos] != r->delim)
+                r->pos++;
+            if (r->pos < r->len && (unsigned char)t[r->pos] != r->delim && t[r->pos] != '\n' && t[r->pos] != '\r') {
+                if (!r->bad[0])
+                    snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: text after the closing quote of a "
+                             "quoted cell (double a quote inside a quoted cell)", r->line, r->n + 1);
+                while (r->pos < r->len && (unsigned char)t[r->pos] != r->delim && t[r->pos] != '\n' && t[r->pos] != '\r')
+                    r->pos++;
+            }
+            if (cell_add(r, buf ? buf : "", n)) {
+                free(buf);
+                return SCHAKEL_ENOMEM;
+            }
+        } else {
+            size_t start = r->pos;
+            while (r->pos < r->len && (unsigned char)t[r->pos] != r->delim && t[r->pos] != '\n' && t[r->pos] != '\r')
+                r->pos++;
+            if (cell_add(r, t + start, r->pos - start)) {
+                free(buf);
+                return SCHAKEL_ENOMEM;
+            }
+        }
+        if (r->pos < r->len && (unsigned char)t[r->pos] == r->delim) {
+            r->pos++;
+            continue;
+        }
+        if (r->pos < r->len) { /* the line's end */
+            if (t[r->pos] == '\r' && r->pos + 1 < r->len && t[r->pos + 1] == '\n') r->pos++;
+            r->pos++;
+            r->line++;
+        }
+        break;
     }
-    if (!c->header) { /* the first line names the columns */
-        c->header = c->fields;
-        c->n_header = c->n;
-        if (c->n && !strncmp(c->header[0], "\xef\xbb\xbf", 3)) /* a byte order mark */
-            memmove(c->header[0], c->header[0] + 3, strlen(c->header[0]) - 2);
-        c->fields = NULL;
-        c->n = c->cap = 0;
-        return;
+    free(buf);
+    return 1;
+}
+
+/* Checks every cell of the record over its full length: no NUL, UTF-8.
+ * Names the first bad cell by line and column in r->bad. */
+static void csv_check_cells(csv_reader_t *r, size_t first_line)
+{
+    /* the line a cell is on: the record's first plus the line ends in
+     * the cells before it (a quoted cell may hold some) */
+    size_t line = first_line;
+    for (size_t i = 0; i < r->n && !r->bad[0]; i++) {
+        const cell_t *c = &r->cells[i];
+        if (i)
+            for (const char *p = r->cells[i - 1].v, *e = p + r->cells[i - 1].len; (p = memchr(p, '\n', (size_t)(e - p)));
+                 p++)
+                line++;
+        if (memchr(c->v, 0, c->len))
+            snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: a NUL byte in the cell (the export is "
+                     "damaged or not text)", line, i + 1);
+        else if (utf8_bad_at((const unsigned char *)c->v, c->len) != c->len)
+            snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: the cell is not UTF-8 (an export in "
+                     "Latin-1 or Windows-1252? export as UTF-8)", line, i + 1);
     }
-    int blank = c->n == 1 && !c->fields[0][0];
-    if (!blank) {
-        schakel_row_t r = {(const char *const *)c->header, (const char *const *)c->fields,
-                           c->n < c->n_header ? c->n : c->n_header};
-        c->stop = c->fn(c->arg, &r, c->row);
-    }
-    fields_free(c->fields, c->n);
-    c->n = 0;
+}
+
+static int csv_blank(const csv_reader_t *r)
+{
+    if (r->n != 1 || r->quoted) return 0;
+    for (size_t i = 0; i < r->cells[0].len; i++)
+        if (r->cells[0].v[i] != ' ' && r->cells[0].v[i] != '\t') return 0;
+    return 1;
+}
+
+static void csv_reader_init(csv_reader_t *r, const schakel_profile_t *p, const char *text, size_t len)
+{
+    memset(r, 0, sizeof *r);
+    r->text = text;
+    r->len = len;
+    r->line = 1;
+    r->delim = p ? p->delim : ',';
+    r->quote = p ? p->quote : '"';
+    if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3)) r->pos = 3; /* a byte order mark */
+}
+
+size_t schakel_csv_record_end(const schakel_profile_t *p, const char *text, size_t len, size_t start,
+                              size_t *first_line)
+{
+    csv_reader_t r;
+    size_t open_line = 0;
+    csv_reader_init(&r, p, text, len);
+    if (start > r.pos) r.pos = start;
+    r.line = *first_line;
+    int rc = csv_record(&r, &open_line);
+    cells_clear(&r);
+    free(r.cells);
+    *first_line = r.line;
+    return rc == 1 ? r.pos : len;
 }
 
 int schakel_rows_csv(const schakel_profile_t *p, const char *text, size_t len, schakel_row_fn fn, void *arg,
                      char *why)
 {
-    struct csv_parser parser;
-    if (csv_init(&parser, CSV_APPEND_NULL) != 0) return schakel_fail(why, SCHAKEL_ENOMEM, "csv: out of memory");
-    csv_set_delim(&parser, p->delim);
-    csv_set_quote(&parser, p->quote);
-    csv_state_t c = {0};
-    c.fn = fn;
-    c.arg = arg;
-    c.why = why;
-    int rc = 0;
-    if (csv_parse(&parser, text, len, csv_field, csv_row, &c) != len) {
-        rc = schakel_fail(why, SCHAKEL_EINVAL, "csv: %s after row %zu", csv_strerror(csv_error(&parser)), c.row);
-    } else {
-        csv_fini(&parser, csv_field, csv_row, &c);
-        if (!c.header) rc = schakel_fail(why, SCHAKEL_EINVAL, "csv: no header line naming the columns");
+    csv_reader_t r;
+    csv_reader_init(&r, p, text, len);
+    char **header = NULL;
+    size_t n_header = 0, open_line = 0;
+    const char **values = NULL;
+    int rc = 0, stop = 0;
+    while (!stop) {
+        size_t first = r.line;
+        rc = csv_record(&r, &open_line);
+        if (rc == 0) break;
+        if (rc == SCHAKEL_EINVAL) {
+            rc = schakel_fail(why, SCHAKEL_EINVAL, "csv: line %zu: a quote opens a cell that is never closed: "
+                              "the whole file is refused (close or double the quote)", open_line);
+            break;
+        }
+        if (rc < 0) {
+            schakel_fail(why, rc, "csv: out of memory");
+            break;
+        }
+        rc = 0;
+        if (csv_blank(&r)) continue;
+        csv_check_cells(&r, first);
+        if (!header) { /* the first line names the columns */
+            if (r.bad[0]) {
+                rc = schakel_fail(why, SCHAKEL_EINVAL, "csv: the header: %s", r.bad);
+                break;
+            }
+            header = calloc(r.n, sizeof *header);
+            values = calloc(r.n + 1, sizeof *values);
+            if (!header || !values) {
+                rc = schakel_fail(why, SCHAKEL_ENOMEM, "csv: out of memory");
+                break;
+            }
+            for (size_t i = 0; i < r.n; i++) {
+                header[i] = r.cells[i].v;
+                r.cells[i].v = NULL;
+            }
+            n_header = r.n;
+            r.n = 0;
+            continue;
+        }
+        if (!r.bad[0] && r.n != n_header)
+            snprintf(r.bad, sizeof r.bad, "line %zu: %zu columns, and the header has %zu (a delimiter too many "
+                     "or too few?)", first, r.n, n_header);
+        for (size_t i = 0; i < n_header; i++) values[i] = i < r.n ? r.cells[i].v : "";
+        schakel_row_t row = {(const char *const *)header, values, n_header, r.bad[0] ? r.bad : NULL};
+        stop = fn(arg, &row, first);
     }
-    csv_free(&parser);
-    fields_free(c.fields, c.n);
-    free(c.fields);
-    fields_free(c.header, c.n_header);
-    free(c.header);
-    return rc ? rc : c.stop;
+    if (!rc && !stop && !header) rc = schakel_fail(why, SCHAKEL_EINVAL, "csv: no header line naming the columns");
+    cells_clear(&r);
+    free(r.cells);
+    for (size_t i = 0; i < n_header; i++) free(header[i]);
+    free(header);
+    free(values);
+    return rc ? rc : stop;
+}
+
+void schakel_json_error_reason(const void *json_error, size_t line, size_t column_offset, char *out, size_t cap)
+{
+    const json_error_t *e = json_error;
+    const char *kind;
+    switch (json_error_code(e)) {
+    case json_error_invalid_utf8: kind = "not UTF-8 (export as UTF-8)"; break;
+    case json_error_premature_end_of_input: kind = "the text ends too early (a string, object or list is not closed)"; break;
+    case json_error_end_of_input_expected: kind = "more text after the end of the value (one object per line)"; break;
+    case json_error_null_character: kind = "a NUL character, which JSON text may not hold"; break;
+    case json_error_null_byte_in_key: kind = "a NUL character in a key"; break;
+    case json_error_duplicate_key: kind = "a key that appears twice in one object"; break;
+    case json_error_numeric_overflow: kind = "a number too large"; break;
+    case json_error_stack_overflow: kind = "nested too deeply"; break;
+    case json_error_out_of_memory: kind = "out of memory"; break;
+    default: kind = "unexpected character (not valid JSON)"; break;
+    }
+    size_t l = line ? line : (e->line > 0 ? (size_t)e->line : 1);
+    if (e->column > 0) snprintf(out, cap, "line %zu, column %zu: %s", l, (size_t)e->column + column_offset, kind);
+    else snprintf(out, cap, "line %zu: %s", l, kind);
+}
+
+/* One JSON object as a row: strings as they are, null as an empty cell,
+ * numbers and booleans (and anything else) as their JSON text. */
+static int json_row(json_t *o, size_t number, schakel_row_fn fn, void *arg)
+{
+    size_t n = json_object_size(o), i = 0;
+    const char **names = calloc(n + 1, sizeof *names), **values = calloc(n + 1, sizeof *values);
+    char **owned = calloc(n + 1, sizeof *owned);
+    if (!names || !values || !owned) {
+        free(names), free(values), free(owned);
+        return SCHAKEL_ENOMEM;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        names[i] = k;
+        if (json_is_string(v)) {
+            values[i] = json_string_value(v);
+        } else if (json_is_null(v)) {
+            values[i] = "";
+        } else {
+            owned[i] = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+            values[i] = owned[i] ? owned[i] : "";
+        }
+        i++;
+    }
+    schakel_row_t r = {names, values, n, NULL};
+    int stop = fn(arg, &r, number);
+    for (size_t j = 0; j < n; j++) free(owned[j]);
+    free(owned);
+    free(names);
+    free(values);
+    return stop;
 }
 
 int schakel_rows_jsonl(const char *text, size_t len, schakel_row_fn fn, void *arg, char *why)
 {
-    size_t line = 0;
+    return schakel_rows_jsonl_at(text, len, 1, 1, fn, arg, why);
+}
+
+int schakel_rows_jsonl_at(const char *text, size_t len, size_t first_line, int allow_list, schakel_row_fn fn,
+                          void *arg, char *why)
+{
+    size_t first = 0;
+    while (first < len && (text[first] == ' ' || text[first] == '\r' || text[first] == '\t' || text[first] == '\n'))
+        first++;
+    if (first < len && text[first] == '[' && allow_list) { /* a JSON list of rows */
+        json_error_t err;
+        json_t *list = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+        if (!list) {
+            char reason[SCHAKEL_ERRLEN];
+            schakel_json_error_reason(&err, 0, 0, reason, sizeof reason);
+            return schakel_fail(why, SCHAKEL_EINVAL, "%s", reason);
+        }
+        size_t i;
+        json_t *o;
+        json_array_foreach(list, i, o) {
+            if (!json_is_object(o)) {
+                json_decref(list);
+                return schakel_fail(why, SCHAKEL_EINVAL, "row %zu of the list: not a JSON object (one flat "
+                                    "object per row)", i + 1);
+            }
+        }
+        int stop = 0;
+        json_array_foreach(list, i, o) {
+            if ((stop = json_row(o, i + 1, fn, arg))) break;
+        }
+        json_decref(list);
+        return stop;
+    }
+    size_t line = first_line - 1;
     for (size_t at = 0; at < len;) {
         const char *nl = memchr(text + at, '\n', len - at);
         size_t end = nl ? (size_t)(nl - text) : len;
@@ -794,34 +1115,17 @@ int schakel_rows_jsonl(const char *text, size_t len, schakel_row_fn fn, void *ar
         while (a < end && (text[a] == ' ' || text[a] == '\r' || text[a] == '\t')) a++;
         if (a < end) {
             json_error_t err;
-            json_t *o = json_loadb(text + a, end - a, 0, &err);
+            json_t *o = json_loadb(text + a, end - a, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+            if (!o) {
+                char reason[SCHAKEL_ERRLEN];
+                schakel_json_error_reason(&err, line, a - at, reason, sizeof reason);
+                return schakel_fail(why, SCHAKEL_EINVAL, "%s", reason);
+            }
             if (!json_is_object(o)) {
                 json_decref(o);
-                return schakel_fail(why, SCHAKEL_EINVAL, "line %zu: not a JSON object (%s)", line, o ? "another value" : err.text);
+                return schakel_fail(why, SCHAKEL_EINVAL, "line %zu: not a JSON object (one flat object per line)", line);
             }
-            size_t n = json_object_size(o), i = 0;
-            const char **names = calloc(n + 1, sizeof *names), **values = calloc(n + 1, sizeof *values);
-            char **owned = calloc(n + 1, sizeof *owned);
-            const char *k;
-            json_t *v;
-            json_object_foreach(o, k, v) {
-                names[i] = k;
-                if (json_is_string(v)) {
-                    values[i] = json_string_value(v);
-                } else if (json_is_null(v)) {
-                    values[i] = "";
-                } else {
-                    owned[i] = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-                    values[i] = owned[i] ? owned[i] : "";
-                }
-                i++;
-            }
-            schakel_row_t r = {names, values, n};
-            int stop = fn(arg, &r, line);
-            for (size_t j = 0; j < n; j++) free(owned[j]);
-            free(owned);
-            free(names);
-            free(values);
+            int stop = json_row(o, line, fn, arg);
             json_decref(o);
             if (stop) return stop;
         }

@@ -61,11 +61,15 @@
 
 typedef struct schakel_profile schakel_profile_t;
 
-/* A row of an export: column names and their values. */
+/* A row of an export: column names and their values. error, when not
+ * NULL, says why the row could not be read as it is (a NUL byte or a
+ * cell that is not UTF-8, a wrong number of columns; by line and column,
+ * never the text): schakel_profile_map rejects such a row with it. */
 typedef struct {
     const char *const *names;
     const char *const *values;
     size_t n;
+    const char *error;
 } schakel_row_t;
 
 schakel_profile_t *schakel_profile_load(const char *path, char *why);
@@ -82,14 +86,38 @@ int schakel_profile_map(const schakel_profile_t *self, const char *org,
 
 /* Reads rows: a CSV text with a header line (the profile's delimiter and
  * quote), or JSON lines (one object per line; strings, numbers and
- * booleans as text). fn gets each row and its row number (the CSV header
- * is row 1; a JSON line its line number) and returns non-zero to stop.
- * Returns 0, or SCHAKEL_EINVAL when the text itself does not parse (why
- * says where), or fn's non-zero value. */
+ * booleans as text), or a JSON list of such objects. fn gets each row and
+ * its row number (CSV: the line the row starts on, the header being line
+ * 1; a JSON line its line number; a list's element its place from 1) and
+ * returns non-zero to stop. CSV is strict: a quote that is never closed
+ * refuses the whole text; a cell with a NUL byte or not UTF-8, text after
+ * a closing quote, or another number of columns than the header's gives
+ * the row an error (fn still gets it). Returns 0, or SCHAKEL_EINVAL when
+ * the text itself does not parse (why says where by line and column and
+ * the kind of problem, never the text), or fn's non-zero value. */
 typedef int (*schakel_row_fn)(void *arg, const schakel_row_t *row, size_t number);
 int schakel_rows_csv(const schakel_profile_t *self, const char *text, size_t len, schakel_row_fn fn,
                      void *arg, char *why);
 int schakel_rows_jsonl(const char *text, size_t len, schakel_row_fn fn, void *arg, char *why);
+/* The same, numbering lines from first_line; a JSON list only when
+ * allow_list (standard input takes one object per line, nothing else). */
+int schakel_rows_jsonl_at(const char *text, size_t len, size_t first_line, int allow_list, schakel_row_fn fn,
+                          void *arg, char *why);
+
+/* The end of the CSV record that starts at offset start (just past its
+ * line end); *line: the line it starts on, then the line after it. To
+ * copy a row out by the number schakel_rows_csv gave it. */
+size_t schakel_csv_record_end(const schakel_profile_t *self, const char *text, size_t len, size_t start,
+                              size_t *line);
+
+/* A reason for jansson's json_error_t *json_error: line (or the error's own
+ * when 0), column (plus column_offset) and the kind of problem, never the
+ * text near it, which jansson's own text quotes. */
+void schakel_json_error_reason(const void *json_error, size_t line, size_t column_offset, char *out, size_t cap);
+
+/* Takes out of a reason what may be a row's value: text in double quotes
+ * becomes "(value not shown)", a run of 8 or more digits becomes "#". */
+void schakel_reason_scrub(char *why);
 
 /* 1 if s is a BSN that passes the elfproef (8 or 9 digits), else 0. */
 int schakel_bsn_valid(const char *s);

@@ -1,6 +1,8 @@
 /* Profiles without a bus: the elfproef and the pseudonym, a profile's
  * settings checked strictly, dates and age bands, CSV quoting, ids named
- * with "as", and reasons that name the column but never the BSN. */
+ * with "as", and reasons that name the column but never the BSN; strict
+ * CSV (a quote never closed, NUL, not UTF-8, a column too many) and JSON
+ * errors by line and column, never quoting the text. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,6 +118,13 @@ static int take(void *arg, const schakel_row_t *row, size_t number)
     return 0;
 }
 
+static int take_none(void *arg, const schakel_row_t *row, size_t number)
+{
+    (void)row, (void)number;
+    ((rows_t *)arg)->n++;
+    return 0;
+}
+
 static void rows_become_events(void **state)
 {
     (void)state;
@@ -142,10 +151,103 @@ static void rows_become_events(void **state)
     assert_null(strstr(r.why[2], "999990018"));
     assert_null(r.e[3]);
     assert_non_null(strstr(r.why[3], "unknown code"));
+    assert_null(strstr(r.why[3], "\"c\"")); /* the code itself is not quoted */
     assert_non_null(r.e[4]);
     assert_string_equal(r.e[4]->subject, "");
     for (size_t i = 0; i < r.n; i++) schakel_envelope_free(r.e[i]);
     schakel_profile_destroy(&p);
+}
+
+static int no_text(const char *why, const char *const *secrets)
+{
+    for (size_t i = 0; secrets[i]; i++)
+        if (strstr(why, secrets[i])) return 0;
+    return why[0] != 0;
+}
+
+static void strict_csv_names_line_and_column_never_the_text(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_profile_t *p = profile(PROFILE, why);
+    if (!p) fail_msg("%s", why);
+    const char *secrets[] = {"999990019", "999990032", "999990044", "Jansen", NULL};
+    /* a quote that is never closed: the whole text is refused, naming the
+     * line it opened on, and nothing after it is read as rows */
+    const char *open = "nr;bsn;geb;soort;datum;cat\n"
+                       "7;999990019;3-4-2010;1;5-11-2026;a\n"
+                       "8;999990032;3-4-2010;1;5-11-2026;\"a|b\n"
+                       "9;999990044;3-4-2010;1;5-11-2026;Jansen\n";
+    rows_t r = {p, {0}, {{0}}, 0};
+    why[0] = 0;
+    assert_int_equal(schakel_rows_csv(p, open, strlen(open), take, &r, why), SCHAKEL_EINVAL);
+    if (!strstr(why, "line 3") || !no_text(why, secrets)) fail_msg("reason: %s", why);
+    assert_int_equal(r.n, 1);
+    for (size_t i = 0; i < r.n; i++) schakel_envelope_free(r.e[i]);
+
+    /* bad cells reject their own row, by line and column */
+    static const char cells[] = "nr;bsn;geb;soort;datum;cat\r\n"
+                                "7;999990019;3-4-2010;1;5-11-2026;\"a|\nb\"\r\n"   /* lines 2-3 */
+                                "8;999990032;3-4-2010;1;5-11-2026;a\351\r\n"       /* Latin-1 e-acute */
+                                "9;999990044\0Jansen;3-4-2010;1;5-11-2026;a\r\n"   /* a NUL */
+                                "10;999990019;3-4-2010;1;5-11-2026;a;extra\r\n"   /* a column too many */
+                                "11;\"999990032\"Jansen;3-4-2010;1;5-11-2026;a\r\n"; /* text after a quote */
+    memset(&r, 0, sizeof r);
+    r.p = p;
+    assert_int_equal(schakel_rows_csv(p, cells, sizeof cells - 1, take, &r, why), 0);
+    assert_int_equal(r.n, 5);
+    assert_null(r.e[0]); /* "\nb" is no code */
+    assert_non_null(strstr(r.why[0], "unknown code"));
+    const char *expect[][2] = {{"line 4, column 6", "UTF-8"}, {"line 5, column 2", "NUL"},
+                               {"line 6", "7 columns"}, {"line 7, column 2", "closing quote"}};
+    for (size_t i = 1; i < 5; i++) {
+        assert_null(r.e[i]);
+        if (!strstr(r.why[i], expect[i - 1][0]) || !strstr(r.why[i], expect[i - 1][1]) || !no_text(r.why[i], secrets))
+            fail_msg("row %zu: %s", i, r.why[i]);
+    }
+    for (size_t i = 0; i < r.n; i++) schakel_envelope_free(r.e[i]);
+
+    /* a value that lands in the wrong column is not quoted either */
+    static const char shifted[] = "nr;bsn;geb;soort;datum;cat\n"
+                                  "12;;999990019;1;5-11-2026;a\n"       /* the BSN in the birth date */
+                                  "13;999990019;3-4-2010;1;999990032;a\n" /* and in the date */
+                                  "14;999990019;3-4-2010;1;5-11-2026;999990044\n" /* and in a code */
+                                  "15;999990019;3-4-2010;999990032;5-11-2026;a\n"; /* and in "when" */
+    memset(&r, 0, sizeof r);
+    r.p = p;
+    assert_int_equal(schakel_rows_csv(p, shifted, sizeof shifted - 1, take, &r, why), 0);
+    assert_int_equal(r.n, 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_null(r.e[i]);
+        if (!no_text(r.why[i], secrets)) fail_msg("row %zu: %s", i, r.why[i]);
+    }
+    schakel_profile_destroy(&p);
+}
+
+static void json_errors_name_line_and_column_never_the_text(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN] = "";
+    const char *secrets[] = {"999990019", "Jansen", NULL};
+    const char *bad[][2] = {
+        {"{\"nr\": \"1\"}\n{\"bsn\": 999990019x, \"naam\": \"Jansen\"}\n", "line 2, column"},
+        {"{\"nr\": \"1\"}\n\n{\"bsn\": \"999990019\", \"naam\": \"Jansen\n", "line 3, column"},
+        {"{\"bsn\": \"999990019\", \"naam\": \"Jans\351n\"}\n", "UTF-8"},
+        {"{\"bsn\": \"999990019\\u0000Jansen\"}\n", "NUL"},
+        {"{\"bsn\": \"999990019\", \"bsn\": \"Jansen\"}\n", "twice"},
+        {"[{\"bsn\": \"999990019\"},\n {\"naam\": Jansen}]", "line 2, column"},
+        {"\"999990019 Jansen\"\n", "not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rows_t r = {NULL, {0}, {{0}}, 0};
+        why[0] = 0;
+        assert_int_equal(schakel_rows_jsonl(bad[i][0], strlen(bad[i][0]), take_none, &r, why), SCHAKEL_EINVAL);
+        if (!strstr(why, bad[i][1]) || !no_text(why, secrets)) fail_msg("case %zu: %s", i, why);
+    }
+    /* the scrubber: quoted values and long digit runs go */
+    char s[SCHAKEL_ERRLEN] = "school: \"Jansen\" is not a code; 999990019 and 12 rows";
+    schakel_reason_scrub(s);
+    assert_string_equal(s, "school: (value not shown) is not a code; # and 12 rows");
 }
 
 int main(void)
@@ -154,6 +256,8 @@ int main(void)
         cmocka_unit_test(elfproef_and_pseudonym),
         cmocka_unit_test(typos_are_errors),
         cmocka_unit_test(rows_become_events),
+        cmocka_unit_test(strict_csv_names_line_and_column_never_the_text),
+        cmocka_unit_test(json_errors_name_line_and_column_never_the_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
