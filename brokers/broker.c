@@ -452,7 +452,13 @@ static int plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
             return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
                                 "directory_update.document_json: %s", inner);
         uint64_t v = schakel_directory_version(d);
+        size_t keepers = schakel_directory_count_right(d, SCHAKEL_RIGHT_DIRECTORY);
         schakel_directory_destroy(&d);
+        if (!keepers) /* else nobody could change it on the bus again */
+            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+                                "directory_update.document_json: no organisation keeps the "
+                                "\"directory\" right; keep an admin (edit the node's file to "
+                                "remove the last one)");
         if (v != u->version || v <= schakel_directory_version(b->dir))
             return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
                                 "directory_update.version: %llu must equal the document's and be "

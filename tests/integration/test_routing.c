@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "json.h"
 #include "scenario.h"
 
 /* ---- the node ---- */
@@ -256,7 +257,8 @@ static void whose_consent_counts_depends_on_age(void **state)
     assert_null(find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
 }
 
-/* The region's directory keeper changes the directory with a signed event:
+/* The region's directory keeper (admin-region, kind admin) changes the
+ * directory with a signed event:
  * the broker checks it, applies it, writes it to its file, and routing
  * follows it from that point of the log. */
 static void signed_directory_update_changes_routing(void **state)
@@ -279,9 +281,9 @@ static void signed_directory_update_changes_routing(void **state)
     char *text = json_dumps(ev, JSON_COMPACT);
     /* a school may not do this */
     assert_int_equal(harness_publish_json(H, "school-12ab00", text, NULL), 0);
-    uint64_t seq = publish("gemeente-region", text, NULL);
+    uint64_t seq = publish("admin-region", text, NULL);
     /* the same version again is refused with a reason: versions only go up */
-    assert_int_equal(harness_publish_json(H, "gemeente-region", text, NULL), 0);
+    assert_int_equal(harness_publish_json(H, "admin-region", text, NULL), 0);
     free(text);
     json_decref(ev);
     free(doc);
@@ -341,6 +343,133 @@ static void replay_yields_the_same_decisions(void **state)
     assert_int_equal(harness_shutdown(H), 0);
 }
 
+/* ---- least privilege (issue 10, item 6) ---- */
+
+/* Publishes json as org and returns the ACK's code (-1: no ACK); the
+ * reason in reason (SCHAKEL_ERRLEN). */
+static int publish_code(const char *org, const char *json, char *reason)
+{
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_envelope_t *e = schakel_json_parse_envelope(json, strlen(json), why);
+    if (!e) fail_msg("test event does not parse: %s", why);
+    uint8_t id[16];
+    harness_event_id(id);
+    e->event_id.data = id;
+    e->event_id.len = 16;
+    e->source_org = (char *)org;
+    e->occurred_at = now_ms();
+    size_t len = schakel__v1__envelope__get_packed_size(e);
+    uint8_t *buf = malloc(len);
+    schakel__v1__envelope__pack(e, buf);
+    e->event_id.data = NULL, e->event_id.len = 0, e->source_org = NULL;
+    schakel_envelope_free(e);
+    schakel_client_t *c = harness_client(H, org);
+    Schakel__V1__Ack *a = harness_publish1(c, buf, len);
+    schakel_client_destroy(&c);
+    free(buf);
+    int code = a && a->n_entries == 1 ? (int)a->entries[0]->code : -1;
+    snprintf(reason, SCHAKEL_ERRLEN, "%s", code >= 0 ? a->entries[0]->reason : "no ACK");
+    if (a) schakel__v1__ack__free_unpacked(a, NULL);
+    return code;
+}
+
+/* A directory_update event with the node's directory, changed by edit,
+ * at the next version. */
+static char *directory_event(void (*edit)(json_t *orgs))
+{
+    json_error_t err;
+    json_t *d = json_load_file(H->directory, 0, &err);
+    assert_non_null(d);
+    json_int_t v = json_integer_value(json_object_get(d, "version")) + 1;
+    edit(json_object_get(d, "organisations"));
+    json_object_set_new(d, "version", json_integer(v));
+    char *doc = json_dumps(d, JSON_COMPACT);
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:{s:I, s:s}}", "type", "directory_update", "purpose",
+                           "bus", "legal_basis", "bus", "directory_update", "version", v,
+                           "document_json", doc);
+    char *text = json_dumps(ev, JSON_COMPACT);
+    free(doc);
+    json_decref(ev);
+    json_decref(d);
+    return text;
+}
+
+static json_t *entry(json_t *orgs, const char *id)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(orgs, i, o)
+        if (!strcmp(json_string_value(json_object_get(o, "id")), id)) return o;
+    fail_msg("%s is not in the directory", id);
+    return NULL;
+}
+
+static void gemeente_reads_all(json_t *orgs)
+{
+    json_t *g = entry(orgs, "gemeente-region");
+    json_array_append_new(json_object_get(g, "rights"), json_string("read_all"));
+    json_array_append_new(json_object_get(g, "publish"), json_string("directory_update"));
+}
+
+static void gemeente_keeps_the_directory(json_t *orgs)
+{
+    json_array_append_new(json_object_get(entry(orgs, "gemeente-region"), "rights"), json_string("directory"));
+    json_array_clear(json_object_get(entry(orgs, "admin-region"), "rights"));
+}
+
+static void routing_keeps_the_directory(json_t *orgs)
+{
+    json_array_append_new(json_object_get(entry(orgs, "svc-routing"), "rights"), json_string("directory"));
+}
+
+static void nobody_keeps_the_directory(json_t *orgs)
+{
+    json_array_clear(json_object_get(entry(orgs, "admin-region"), "rights"));
+}
+
+/* The attack of issue 10: an organisation that holds data gets itself the
+ * right to read everything through a directory update. Neither it nor the
+ * admin can make that happen, and the directory stays as it was. */
+static void a_data_holder_cannot_grant_itself_read_all(void **state)
+{
+    (void)state;
+    json_error_t err;
+    json_t *before = json_load_file(H->directory, 0, &err);
+    assert_non_null(before);
+    char reason[SCHAKEL_ERRLEN];
+    char *text = directory_event(gemeente_reads_all);
+    /* the municipality holds no directory right in the sample region */
+    assert_int_equal(publish_code("gemeente-region", text, reason), SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED);
+    /* and not even the admin can give it read_all */
+    assert_int_equal(publish_code("admin-region", text, reason), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
+    assert_non_null(strstr(reason, "(gemeente-region).rights: a gemeente holds data about children and "
+                                   "may not have \"read_all\""));
+    free(text);
+
+    struct { void (*edit)(json_t *); const char *want; } cases[] = {
+        {gemeente_keeps_the_directory, "a gemeente holds data about children and may not have \"directory\""},
+        {routing_keeps_the_directory, "(svc-routing).rights: only an organisation of kind \"admin\""},
+        {nobody_keeps_the_directory, "no organisation keeps the \"directory\" right"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        text = directory_event(cases[i].edit);
+        assert_int_equal(publish_code("admin-region", text, reason), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
+        if (!strstr(reason, cases[i].want)) fail_msg("reason \"%s\" does not say \"%s\"", reason, cases[i].want);
+        free(text);
+    }
+    /* nothing changed: the file, and what the municipality may read */
+    json_t *after = json_load_file(H->directory, 0, &err);
+    assert_non_null(after);
+    assert_true(json_equal(before, after));
+    json_decref(before);
+    json_decref(after);
+    schakel_consumer_t *c = harness_consumer(H, "gemeente-region", "all", NULL);
+    const Schakel__V1__Delivered *r;
+    char why[SCHAKEL_ERRLEN] = "";
+    assert_int_equal(schakel_consumer_next(c, &r, 2000, why), SCHAKEL_EREJECTED);
+    schakel_consumer_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +482,7 @@ int main(void)
         cmocka_unit_test(home_district_decides_unless_overridden),
         cmocka_unit_test(whose_consent_counts_depends_on_age),
         cmocka_unit_test(signed_directory_update_changes_routing),
+        cmocka_unit_test(a_data_holder_cannot_grant_itself_read_all),
         cmocka_unit_test(replay_yields_the_same_decisions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
