@@ -416,7 +416,14 @@ static int plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
     switch ((int)env->type) {
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION: {
         const Schakel__V1__RoutingDecision *r = env->routing_decision;
-        return check_about(b, &r->about_event_id, r->about_seq, "routing_decision", it, why);
+        int rc = check_about(b, &r->about_event_id, r->about_seq, "routing_decision", it, why);
+        if (rc || !r->inform_org[0]) return rc;
+        /* the publisher hears which of the organisations it named were refused */
+        if (!schakel_directory_by_id(b->dir, r->inform_org))
+            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+                                "routing_decision.inform_org: %s is not in the directory", r->inform_org);
+        add_index(it, "org/", r->inform_org, 0);
+        return 0;
     }
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION: {
         const Schakel__V1__ConsentDecision *d = env->consent_decision;

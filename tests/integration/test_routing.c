@@ -470,6 +470,95 @@ static void a_data_holder_cannot_grant_itself_read_all(void **state)
     schakel_consumer_destroy(&c);
 }
 
+/* What routing refused about event id, as the publisher org reads it in
+ * its own stream: "field org reason;" per refused organisation, waiting up
+ * to 15 s for the decision. "" when no decision reached org. */
+static void told(const char *org, const uint8_t id[16], char *out, size_t size)
+{
+    char stream[80];
+    snprintf(stream, sizeof stream, "org/%s", org);
+    out[0] = 0;
+    for (int tries = 0; tries < 150 && !out[0]; tries++) {
+        schakel_consumer_t *c = harness_consumer(H, org, stream, NULL);
+        const Schakel__V1__Delivered *r;
+        char why[SCHAKEL_ERRLEN];
+        while (schakel_consumer_next(c, &r, 0, why) == 0) {
+            schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
+            assert_non_null(e);
+            const Schakel__V1__RoutingDecision *d = e->routing_decision;
+            if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION &&
+                !memcmp(d->about_event_id.data, id, 16)) {
+                assert_string_equal(d->inform_org, org);
+                for (size_t i = 0; i < d->n_refused; i++) {
+                    size_t n = strlen(out);
+                    snprintf(out + n, size - n, "%s %s %s;", d->refused[i]->field, d->refused[i]->org_id,
+                             d->refused[i]->reason_code);
+                }
+            }
+            schakel_envelope_free(e);
+        }
+        schakel_consumer_destroy(&c);
+        if (!out[0]) usleep(100000);
+    }
+}
+
+/* The attack of issue 10: a school names an unrelated school as addressee,
+ * or as a referral's to_org; that school would learn that there is a
+ * concern about the child. Routing refuses what the rules do not allow,
+ * delivers the rest, and the school reads why in its own stream. */
+static void a_school_cannot_reach_an_unrelated_school(void **state)
+{
+    (void)state;
+    char p[65], json[1200];
+    uint8_t s1[16], r1[16], r2[16];
+    child("scenario-unrelated-school", p);
+    snprintf(json, sizeof json,
+             "{\"type\":\"signal\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":\"consent\","
+             "\"categories\":[\"behaviour\"],\"school\":\"12AB00\","
+             "\"addressees\":[\"school-34cd01\",\"ggd-jgz\",\"nobody-here\",\"admin-region\"],"
+             "\"signal\":{\"concerns\":[\"behaviour\"],\"observed_on\":\"2026-11-16\"}}", p);
+    publish("school-12ab00", json, s1);
+    decisions_t ds;
+    wait_decisions(s1, 2, &ds); /* ggd-jgz as addressee, smw-farent by the school's team */
+    assert_true(routed_to(&ds, "ggd-jgz"));
+    assert_true(routed_to(&ds, "smw-farent"));
+    assert_false(routed_to(&ds, "school-34cd01"));
+    assert_false(routed_to(&ds, "admin-region"));
+    char why[1024];
+    told("school-12ab00", s1, why, sizeof why);
+    assert_string_equal(why, "addressees[0] school-34cd01 school_to_school;"
+                             "addressees[2]  not_in_directory;"
+                             "addressees[3] admin-region not_a_recipient;");
+    /* not even a notice: the other school learns nothing */
+    assert_false(received("school-34cd01", s1, 0));
+    assert_false(received("school-34cd01", s1, SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY));
+
+    /* a referral's to_org: not another school, and of the kind it names */
+    referral("school-12ab00", p, "\"school\":\"12AB00\",", "wijkteam\",\"to_org\":\"school-34cd01", r1);
+    told("school-12ab00", r1, why, sizeof why);
+    assert_string_equal(why, "referral.to_org school-34cd01 kind_mismatch;");
+    referral("school-12ab00", p, "\"school\":\"12AB00\",", "school\",\"to_org\":\"school-34cd01", r2);
+    told("school-12ab00", r2, why, sizeof why);
+    assert_string_equal(why, "referral.to_org school-34cd01 school_to_school;");
+    assert_false(received("school-34cd01", r1, 0));
+    assert_false(received("school-34cd01", r2, 0));
+
+    /* a care organisation may name the child's school, and only that one */
+    uint8_t f1[16];
+    snprintf(json, sizeof json,
+             "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\","
+             "\"legal_basis\":\"consent\",\"school\":\"12AB00\","
+             "\"addressees\":[\"school-12ab00\",\"school-34cd01\"],"
+             "\"referral_received\":{\"referral_id\":\"%s\",\"received_on\":\"2026-11-17\"}}", p,
+             "ab000000000000000000000000000077");
+    publish("wijkteam-noord", json, f1);
+    told("wijkteam-noord", f1, why, sizeof why);
+    assert_string_equal(why, "addressees[1] school-34cd01 not_the_childs_school;");
+    wait_decisions(f1, 1, &ds);
+    assert_true(routed_to(&ds, "school-12ab00"));
+    assert_false(routed_to(&ds, "school-34cd01"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -483,6 +572,7 @@ int main(void)
         cmocka_unit_test(whose_consent_counts_depends_on_age),
         cmocka_unit_test(signed_directory_update_changes_routing),
         cmocka_unit_test(a_data_holder_cannot_grant_itself_read_all),
+        cmocka_unit_test(a_school_cannot_reach_an_unrelated_school),
         cmocka_unit_test(replay_yields_the_same_decisions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
