@@ -358,7 +358,8 @@ static void apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
     case T_CONSENT_RECIPIENT:
         if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_GIVEN) {
             const Schakel__V1__ConsentGiven *c = env->consent_given;
-            add(r, out, env, c->recipient_org[0] ? c->recipient_org : of_kind(r, env, c->recipient_kind), id, NULL);
+            if (c->recipient_org[0]) add(r, out, env, c->recipient_org, id, "consent_given.recipient_org");
+            else add(r, out, env, of_kind(r, env, c->recipient_kind), id, NULL);
         } else if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_WITHDRAWN) {
             add(r, out, env, recall(txn, r->dbi_consents, &env->consent_withdrawn->consent_id), id, NULL);
         }

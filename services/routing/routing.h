@@ -38,7 +38,7 @@
  *
  * "kinds" (school_team, addressees, referral_target, field): the kinds the
  * target may reach. What the publisher named (addressees, referral.to_org,
- * a "field") is delivered only when it is in the directory, not the admin,
+ * consent_given.recipient_org, a "field") is delivered only when it is in the directory, not the admin,
  * of an allowed kind, a school only as the envelope's "school", and a
  * to_org of the referral's to_kind; no school ever reaches another school.
  * What fails goes into the decision's "refused" with a reason code, and

@@ -543,6 +543,20 @@ static void a_school_cannot_reach_an_unrelated_school(void **state)
     assert_false(received("school-34cd01", r1, 0));
     assert_false(received("school-34cd01", r2, 0));
 
+    /* nor through a consent that names it */
+    uint8_t c1[16];
+    char cid[33];
+    new_id(cid);
+    snprintf(json, sizeof json,
+             "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
+             "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"parents\","
+             "\"age_band\":\"under_12\",\"recipient_org\":\"school-34cd01\",\"purposes\":[\"support\"],"
+             "\"valid_from\":\"2020-01-01\"}}", p, cid);
+    publish("school-12ab00", json, c1);
+    told("school-12ab00", c1, why, sizeof why);
+    assert_string_equal(why, "consent_given.recipient_org school-34cd01 school_to_school;");
+    assert_false(received("school-34cd01", c1, 0));
+
     /* a care organisation may name the child's school, and only that one */
     uint8_t f1[16];
     snprintf(json, sizeof json,
