@@ -516,6 +516,10 @@ static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending
         entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, why);
         return;
     }
+    if (schakel_directory_check_named(b->dir, org, env, why) != 0) {
+        entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, why);
+        return;
+    }
     schakel_append_item_t *it = &p->items[p->n_items];
     memset(it, 0, sizeof *it);
     int code = plan_system(b, org, env, it, why);

@@ -449,6 +449,48 @@ const char *schakel_directory_district_wijkteam(const schakel_directory_t *d, co
     return NULL;
 }
 
+/* One organisation the publisher named in field; want_kind: the kind it
+ * must have (0: any). The text of a name that is not listed is never
+ * repeated: it came from the publisher. */
+static int check_named(const schakel_directory_t *d, const schakel_org_t *from, const char *id,
+                       const char *field, int want_kind, char *why)
+{
+    const schakel_org_t *o = schakel_directory_by_id(d, id);
+    const int school = SCHAKEL__V1__ORG_KIND__ORG_KIND_SCHOOL;
+    if (!o)
+        return schakel_fail(why, SCHAKEL_EINVAL, "%s: not an organisation in the directory", field);
+    if (o == from) return 0;
+    if (o->kind == SCHAKEL_ORG_KIND_ADMIN)
+        return schakel_fail(why, SCHAKEL_EINVAL, "%s: %s keeps the directory and receives no events",
+                            field, o->id);
+    if (from->kind == school && o->kind == school)
+        return schakel_fail(why, SCHAKEL_EINVAL, "%s: a school may not name another school (%s)",
+                            field, o->id);
+    if (want_kind && o->kind != want_kind)
+        return schakel_fail(why, SCHAKEL_EINVAL, "%s: %s is a %s, not the %s that to_kind names",
+                            field, o->id, schakel_org_kind_name(o->kind),
+                            schakel_org_kind_name(want_kind) ? schakel_org_kind_name(want_kind) : "kind");
+    return 0;
+}
+
+int schakel_directory_check_named(const schakel_directory_t *d, const schakel_org_t *from,
+                                  const schakel_envelope_t *env, char *why)
+{
+    char field[32];
+    for (size_t i = 0; i < env->n_addressees; i++) {
+        snprintf(field, sizeof field, "addressees[%zu]", i);
+        if (env->addressees[i][0] && check_named(d, from, env->addressees[i], field, 0, why))
+            return SCHAKEL_EINVAL;
+    }
+    if (env->body_case == SCHAKEL__V1__ENVELOPE__BODY_REFERRAL && env->referral->to_org[0])
+        return check_named(d, from, env->referral->to_org, "referral.to_org",
+                           (int)env->referral->to_kind, why);
+    if (env->body_case == SCHAKEL__V1__ENVELOPE__BODY_CONSENT_GIVEN && env->consent_given->recipient_org[0])
+        return check_named(d, from, env->consent_given->recipient_org, "consent_given.recipient_org", 0,
+                           why);
+    return 0;
+}
+
 size_t schakel_directory_count_right(const schakel_directory_t *d, unsigned right)
 {
     size_t n = 0;

@@ -46,6 +46,7 @@
 
 #include <stdint.h>
 
+#include "codec.h"
 #include "keys.h"
 
 #define SCHAKEL_RIGHT_READ_ALL 0x1u
@@ -113,6 +114,15 @@ const schakel_school_t *schakel_directory_school_of(const schakel_directory_t *s
 /* The wijkteam covering district, or NULL. */
 const char *schakel_directory_district_wijkteam(const schakel_directory_t *self,
                                                 const char *district);
+
+/* What the broker can check at publish of the organisations an event from
+ * `from` names (addressees, referral.to_org, consent_given.recipient_org):
+ * each is listed, none is the admin, a school names no other school, and a
+ * to_org is of the referral's to_kind. Returns 0 or SCHAKEL_EINVAL with the
+ * field in why (a name not listed is not repeated). The routing rules
+ * limit the rest (docs/routing.md). */
+int schakel_directory_check_named(const schakel_directory_t *self, const schakel_org_t *from,
+                                  const schakel_envelope_t *env, char *why);
 
 /* How many organisations have right (a SCHAKEL_RIGHT_* bit). */
 size_t schakel_directory_count_right(const schakel_directory_t *self, unsigned right);

@@ -394,6 +394,60 @@ static void unknown_keys_are_refused(void **state)
                "service admin");
 }
 
+/* What the broker checks at publish about the organisations an event
+ * names, from the directory alone. */
+static void named_recipients_are_checked(void **state)
+{
+    (void)state;
+    json_t *j = region();
+    json_array_append_new(json_object_get(j, "organisations"), org("school-2", "school", "signal", ""));
+    char *text = json_dumps(j, JSON_COMPACT);
+    schakel_directory_t *d = schakel_directory_parse(text, strlen(text), NULL);
+    assert_non_null(d);
+    const schakel_org_t *school = schakel_directory_by_id(d, "school-1");
+    const schakel_org_t *smw = schakel_directory_by_id(d, "smw-1");
+    Schakel__V1__Envelope e = SCHAKEL__V1__ENVELOPE__INIT;
+    char *names[2] = {"smw-1", NULL};
+    e.addressees = names;
+    e.n_addressees = 2;
+    const struct { const char *name; int from_smw; const char *want; } cases[] = {
+        {"school-1", 0, ""},   /* itself: routing leaves it out */
+        {"wijkteam-1", 0, ""},
+        {"school-2", 0, "addressees[1]: a school may not name another school (school-2)"},
+        {"bsn-123456782", 0, "addressees[1]: not an organisation in the directory"},
+        {"admin-1", 0, "addressees[1]: admin-1 keeps the directory and receives no events"},
+        {"school-2", 1, ""}, /* from the smw: the routing rules decide */
+    };
+    char why[SCHAKEL_ERRLEN];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        names[1] = (char *)cases[i].name;
+        why[0] = 0;
+        int rc = schakel_directory_check_named(d, cases[i].from_smw ? smw : school, &e, why);
+        if (cases[i].want[0] ? rc != SCHAKEL_EINVAL || !strstr(why, cases[i].want) : rc != 0)
+            fail_msg("%s: rc %d, reason \"%s\", wanted \"%s\"", cases[i].name, rc, why, cases[i].want);
+        assert_null(strstr(why, "123456782"));
+    }
+    e.n_addressees = 0;
+    Schakel__V1__Referral ref = SCHAKEL__V1__REFERRAL__INIT;
+    e.body_case = SCHAKEL__V1__ENVELOPE__BODY_REFERRAL;
+    e.referral = &ref;
+    ref.to_kind = SCHAKEL__V1__ORG_KIND__ORG_KIND_WIJKTEAM;
+    ref.to_org = "wijkteam-1";
+    assert_int_equal(schakel_directory_check_named(d, school, &e, why), 0);
+    ref.to_org = "ggd-1";
+    assert_int_equal(schakel_directory_check_named(d, school, &e, why), SCHAKEL_EINVAL);
+    assert_non_null(strstr(why, "referral.to_org: ggd-1 is a ggd, not the wijkteam that to_kind names"));
+    Schakel__V1__ConsentGiven cg = SCHAKEL__V1__CONSENT_GIVEN__INIT;
+    e.body_case = SCHAKEL__V1__ENVELOPE__BODY_CONSENT_GIVEN;
+    e.consent_given = &cg;
+    cg.recipient_org = "school-2";
+    assert_int_equal(schakel_directory_check_named(d, school, &e, why), SCHAKEL_EINVAL);
+    assert_non_null(strstr(why, "consent_given.recipient_org: a school may not name another school"));
+    schakel_directory_destroy(&d);
+    free(text);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +461,7 @@ int main(void)
         cmocka_unit_test(huge_strings_are_refused_not_truncated),
         cmocka_unit_test(bad_and_reserved_ids_are_refused),
         cmocka_unit_test(unknown_keys_are_refused),
+        cmocka_unit_test(named_recipients_are_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
