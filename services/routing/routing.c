@@ -52,8 +52,9 @@ static int parse_rule(schakel_routing_t *r, json_t *o, size_t i, char *why)
 {
     rule_t *rule = &r->rules[i];
     const char *id = json_string_value(json_object_get(o, "id"));
-    if (!json_is_object(o) || !id || !id[0] || strlen(id) >= sizeof rule->id)
-        return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu].id: a name of 1 to 63 characters", i);
+    if (!json_is_object(o) || !id || !schakel_id_valid(id) || strlen(id) >= sizeof rule->id)
+        return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu].id: a name of 1 to 63 characters of "
+                            "a-z 0-9 . _ / - (it is named in every decision)", i);
     snprintf(rule->id, sizeof rule->id, "%s", id);
     const char *key;
     json_t *v;
@@ -98,11 +99,19 @@ static int parse_rule(schakel_routing_t *r, json_t *o, size_t i, char *why)
             }
         } else if (!strcmp(key, "field")) {
             const char *f = json_string_value(v);
-            if (!f || strlen(f) >= sizeof rule->field)
-                return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).field: a field name", i, id);
+            if (!f || !f[0] || strlen(f) >= sizeof rule->field ||
+                strspn(f, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(f))
+                return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).field: a body field name "
+                                    "(a-z 0-9 _)", i, id);
             snprintf(rule->field, sizeof rule->field, "%s", f);
         } else if (!strcmp(key, "when")) {
+            const char *k2;
+            json_t *v2;
             if (!json_is_object(v)) return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).when: an object", i, id);
+            json_object_foreach(v, k2, v2)
+                if (json_is_object(v2) || json_is_array(v2) || json_is_null(v2))
+                    return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).when: each field "
+                                        "equals a string, a number or true/false", i, id);
             rule->when = json_incref(v);
         } else {
             return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s): unknown field \"%s\"", i, id, key);
@@ -127,11 +136,25 @@ schakel_routing_t *schakel_routing_new(const char *org_id, const char *text, siz
     if (!r) return NULL;
     snprintf(r->org, sizeof r->org, "%s", org_id);
     json_error_t err;
-    json_t *doc = json_loadb(text, len, 0, &err);
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     json_t *rules = doc ? json_object_get(doc, "rules") : NULL;
-    if (!doc) {
-        schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: line %d: %s", err.line, err.text);
+    if (!doc || !json_is_object(doc)) {
+        schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: line %d: %s", doc ? 1 : err.line,
+                     doc ? "not a JSON object" : err.text);
         goto fail;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v) {
+        if (!strcmp(key, "rules")) continue;
+        if (strcmp(key, "version") != 0) {
+            schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: unknown field \"%.40s\" (version, rules)", key);
+            goto fail;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+            schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: version: a positive whole number");
+            goto fail;
+        }
     }
     if (!json_is_array(rules) || json_array_size(rules) > MAX_RULES) {
         schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: \"rules\" must be a list of at most %d", MAX_RULES);
