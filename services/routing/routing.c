@@ -344,7 +344,7 @@ static int when_matches(const rule_t *rule, const schakel_envelope_t *env, json_
 static void apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
                   const schakel_envelope_t *env, recipients_t *out)
 {
-    const rule_t *id = rule;
+    const rule_t *id = rule; /* the rule each recipient is listed under */
     char field[80];
     switch (rule->target) {
     case T_ADDRESSEES:
@@ -366,6 +366,7 @@ static void apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
         if (!ref->to_org[0]) {
             add(r, out, env, of_kind(r, env, ref->to_kind), id, NULL);
         } else if (r->dir && schakel_directory_by_id(r->dir, ref->to_org) &&
+                   strcmp(ref->to_org, env->source_org) != 0 &&
                    kind_of(r, ref->to_org) != (int)ref->to_kind) {
             refuse(out, "referral.to_org", schakel_directory_by_id(r->dir, ref->to_org)->id, rule,
                    "kind_mismatch");
