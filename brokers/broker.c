@@ -432,7 +432,14 @@ static int plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
     switch ((int)env->type) {
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION: {
         const Schakel__V1__RoutingDecision *r = env->routing_decision;
-        return check_about(b, &r->about_event_id, r->about_seq, "routing_decision", it, why);
+        int rc = check_about(b, &r->about_event_id, r->about_seq, "routing_decision", it, why);
+        if (rc || !r->inform_org[0]) return rc;
+        /* the publisher hears which of the organisations it named were refused */
+        if (!schakel_directory_by_id(b->dir, r->inform_org))
+            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+                                "routing_decision.inform_org: %s is not in the directory", r->inform_org);
+        add_index(it, "org/", r->inform_org, 0);
+        return 0;
     }
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION: {
         const Schakel__V1__ConsentDecision *d = env->consent_decision;
@@ -468,7 +475,13 @@ static int plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
             return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
                                 "directory_update.document_json: %s", inner);
         uint64_t v = schakel_directory_version(d);
+        size_t keepers = schakel_directory_count_right(d, SCHAKEL_RIGHT_DIRECTORY);
         schakel_directory_destroy(&d);
+        if (!keepers) /* else nobody could change it on the bus again */
+            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+                                "directory_update.document_json: no organisation keeps the "
+                                "\"directory\" right; keep an admin (edit the node's file to "
+                                "remove the last one)");
         if (v != u->version || v <= schakel_directory_version(b->dir))
             return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
                                 "directory_update.version: %llu must equal the document's and be "
@@ -516,6 +529,10 @@ static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending
     if (env->type <= 0 || env->type >= SCHAKEL_EVENT_TYPE_LIMIT || !org->may_publish[env->type]) {
         snprintf(why, sizeof why, "%s may not publish %s: add it to \"publish\" in the directory",
                  org->id, schakel_event_type_name(env->type));
+        entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, why);
+        return;
+    }
+    if (schakel_directory_check_named(b->dir, org, env, why) != 0) {
         entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, why);
         return;
     }

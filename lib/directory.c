@@ -32,14 +32,63 @@ struct schakel_directory {
     char *text;
 };
 
-static const char *const kinds[] = {NULL,       "school",      "smw",      "ggd",    "wijkteam",
-                                    "ppo",      "veiligthuis", "gemeente", "service"};
+/* Indexed by kind; "admin" (SCHAKEL_ORG_KIND_ADMIN) is the directory's own
+ * and never an OrgKind on the wire. */
+static const char *const kinds[] = {NULL,  "school",      "smw",      "ggd",     "wijkteam",
+                                    "ppo", "veiligthuis", "gemeente", "service", "admin"};
 
 int schakel_org_kind_parse(const char *name)
 {
-    for (int i = 1; i < (int)(sizeof kinds / sizeof kinds[0]); i++)
+    for (int i = 1; i < SCHAKEL_ORG_KINDS; i++)
         if (!strcmp(kinds[i], name)) return i;
     return -1;
+}
+
+int schakel_org_kind_data_holding(int kind)
+{
+    return kind >= SCHAKEL__V1__ORG_KIND__ORG_KIND_SCHOOL && kind <= SCHAKEL__V1__ORG_KIND__ORG_KIND_GEMEENTE;
+}
+
+static const char *right_name(unsigned right)
+{
+    switch (right) {
+    case SCHAKEL_RIGHT_READ_ALL: return "read_all";
+    case SCHAKEL_RIGHT_DECIDE: return "decide";
+    case SCHAKEL_RIGHT_DIRECTORY: return "directory";
+    default: return "clock";
+    }
+}
+
+/* Least privilege (docs/operations.md): an organisation that holds data
+ * about children may read only its own stream and never decide, change the
+ * directory or move time; the directory right belongs to an administration
+ * identity that has no other right and publishes nothing but
+ * directory_update. */
+static int check_rights(const schakel_org_t *org, size_t i, char *why)
+{
+    const char *kind = schakel_org_kind_name(org->kind);
+    for (unsigned r = 1; r <= SCHAKEL_RIGHT_CLOCK; r <<= 1) {
+        if (!(org->rights & r)) continue;
+        if (schakel_org_kind_data_holding(org->kind))
+            return schakel_fail(why, SCHAKEL_ECONFIG,
+                                "organisations[%zu] (%s).rights: a %s holds data about children and "
+                                "may not have \"%s\"; give it to a service or an admin identity",
+                                i, org->id, kind, right_name(r));
+        if (r == SCHAKEL_RIGHT_DIRECTORY && org->kind != SCHAKEL_ORG_KIND_ADMIN)
+            return schakel_fail(why, SCHAKEL_ECONFIG,
+                                "organisations[%zu] (%s).rights: only an organisation of kind "
+                                "\"admin\" may have \"directory\"", i, org->id);
+        if (r != SCHAKEL_RIGHT_DIRECTORY && org->kind == SCHAKEL_ORG_KIND_ADMIN)
+            return schakel_fail(why, SCHAKEL_ECONFIG,
+                                "organisations[%zu] (%s).rights: an admin may have only "
+                                "\"directory\", not \"%s\"", i, org->id, right_name(r));
+    }
+    for (int t = 1; org->kind == SCHAKEL_ORG_KIND_ADMIN && t < SCHAKEL_EVENT_TYPE_LIMIT; t++)
+        if (org->may_publish[t] && t != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE)
+            return schakel_fail(why, SCHAKEL_ECONFIG,
+                                "organisations[%zu] (%s).publish: an admin may publish only "
+                                "directory_update, not %s", i, org->id, schakel_event_type_name(t));
+    return 0;
 }
 
 const char *schakel_org_kind_name(int kind)
@@ -47,7 +96,7 @@ const char *schakel_org_kind_name(int kind)
     return kind > 0 && kind < (int)(sizeof kinds / sizeof kinds[0]) ? kinds[kind] : NULL;
 }
 
-static int parse_org(json_t *o, size_t i, schakel_org_t *org, char *why)
+static int parse_org(json_t *o, size_t i, schakel_org_t *org, unsigned flags, char *why)
 {
     const char *id = json_string_value(json_object_get(o, "id"));
     if (!json_is_object(o)) return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu]: not an object", i);
@@ -64,14 +113,16 @@ static int parse_org(json_t *o, size_t i, schakel_org_t *org, char *why)
     json_object_foreach(o, key, v) {
         if (!strcmp(key, "id")) continue;
         if (!strcmp(key, "kind")) {
-            org->kind = json_is_string(v) ? schakel_org_kind_parse(json_string_value(v)) : -1;
+            const char *k = json_string_value(v);
+            org->kind = !k ? -1 : !strcmp(k, "admin") ? SCHAKEL_ORG_KIND_ADMIN : schakel_org_kind_parse(k);
             if (org->kind < 0)
                 return schakel_fail(why, SCHAKEL_ECONFIG,
                                     "organisations[%zu] (%s).kind: one of school smw ggd wijkteam "
-                                    "ppo veiligthuis gemeente service", i, id);
+                                    "ppo veiligthuis gemeente service admin", i, id);
         } else if (!strcmp(key, "name")) {
-            if (!json_is_string(v))
-                return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu] (%s).name: not a string", i, id);
+            if (!json_is_string(v) || json_string_length(v) >= sizeof org->name)
+                return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu] (%s).name: a string of "
+                                    "at most %zu bytes", i, id, sizeof org->name - 1);
             snprintf(org->name, sizeof org->name, "%s", json_string_value(v));
         } else if (!strcmp(key, "curve_public")) {
             uint8_t raw[32];
@@ -131,7 +182,7 @@ static int parse_org(json_t *o, size_t i, schakel_org_t *org, char *why)
     static const uint8_t zero[32];
     if (!memcmp(org->sign_public, zero, 32))
         return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu] (%s).sign_public: missing", i, id);
-    return 0;
+    return flags & SCHAKEL_DIRECTORY_HISTORY ? 0 : check_rights(org, i, why);
 }
 
 /* An organisation reference at `where`: must be listed, and of kind `kind`
@@ -182,7 +233,7 @@ static int parse_school(schakel_directory_t *d, json_t *o, size_t i, schakel_sch
             json_object_foreach(v, k2, v2) {
                 int kind = schakel_org_kind_parse(k2);
                 snprintf(where, sizeof where, "schools[%zu].team.%s", i, k2);
-                if (kind <= 0 || kind == SCHAKEL__V1__ORG_KIND__ORG_KIND_SERVICE)
+                if (kind <= 0 || !schakel_org_kind_data_holding(kind))
                     return schakel_fail(why, SCHAKEL_ECONFIG, "%s: not an organisation kind", where);
                 if (org_ref(d, v2, kind, sc->team[kind], where, why)) return SCHAKEL_ECONFIG;
             }
@@ -265,8 +316,14 @@ static int parse_region(schakel_directory_t *d, json_t *doc, char *why)
 
 schakel_directory_t *schakel_directory_parse(const char *text, size_t len, char *why)
 {
+    return schakel_directory_parse_with(text, len, 0, why);
+}
+
+schakel_directory_t *schakel_directory_parse_with(const char *text, size_t len, unsigned flags,
+                                                  char *why)
+{
     json_error_t err;
-    json_t *doc = json_loadb(text, len, 0, &err);
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (!doc || !json_is_object(doc)) {
         schakel_fail(why, SCHAKEL_ECONFIG, "directory: line %d: %s", err.line,
                      doc ? "not a JSON object" : err.text);
@@ -290,7 +347,7 @@ schakel_directory_t *schakel_directory_parse(const char *text, size_t len, char 
     d->orgs = calloc(d->n ? d->n : 1, sizeof *d->orgs);
     if (!d->orgs) goto fail;
     for (size_t i = 0; i < d->n; i++) {
-        if (parse_org(json_array_get(orgs, i), i, &d->orgs[i], why) != 0) goto fail;
+        if (parse_org(json_array_get(orgs, i), i, &d->orgs[i], flags, why) != 0) goto fail;
         for (size_t j = 0; j < i; j++) {
             if (!strcmp(d->orgs[j].id, d->orgs[i].id)) {
                 schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu]: id %s is listed twice", i,
@@ -394,6 +451,56 @@ const char *schakel_directory_district_wijkteam(const schakel_directory_t *d, co
     for (size_t i = 0; d && i < d->n_districts; i++)
         if (!strcmp(d->districts[i].code, district)) return d->districts[i].wijkteam;
     return NULL;
+}
+
+/* One organisation the publisher named in field; want_kind: the kind it
+ * must have (0: any). The text of a name that is not listed is never
+ * repeated: it came from the publisher. */
+static int check_named(const schakel_directory_t *d, const schakel_org_t *from, const char *id,
+                       const char *field, int want_kind, char *why)
+{
+    const schakel_org_t *o = schakel_directory_by_id(d, id);
+    const int school = SCHAKEL__V1__ORG_KIND__ORG_KIND_SCHOOL;
+    if (!o)
+        return schakel_fail(why, SCHAKEL_EINVAL, "%s: not an organisation in the directory", field);
+    if (o == from) return 0;
+    if (o->kind == SCHAKEL_ORG_KIND_ADMIN)
+        return schakel_fail(why, SCHAKEL_EINVAL, "%s: %s keeps the directory and receives no events",
+                            field, o->id);
+    if (from->kind == school && o->kind == school)
+        return schakel_fail(why, SCHAKEL_EINVAL, "%s: a school may not name another school (%s)",
+                            field, o->id);
+    if (want_kind && o->kind != want_kind)
+        return schakel_fail(why, SCHAKEL_EINVAL, "%s: %s is a %s, not the %s that to_kind names",
+                            field, o->id, schakel_org_kind_name(o->kind),
+                            schakel_org_kind_name(want_kind) ? schakel_org_kind_name(want_kind) : "kind");
+    return 0;
+}
+
+int schakel_directory_check_named(const schakel_directory_t *d, const schakel_org_t *from,
+                                  const schakel_envelope_t *env, char *why)
+{
+    char field[32];
+    for (size_t i = 0; i < env->n_addressees; i++) {
+        snprintf(field, sizeof field, "addressees[%zu]", i);
+        if (env->addressees[i][0] && check_named(d, from, env->addressees[i], field, 0, why))
+            return SCHAKEL_EINVAL;
+    }
+    if (env->body_case == SCHAKEL__V1__ENVELOPE__BODY_REFERRAL && env->referral->to_org[0])
+        return check_named(d, from, env->referral->to_org, "referral.to_org",
+                           (int)env->referral->to_kind, why);
+    if (env->body_case == SCHAKEL__V1__ENVELOPE__BODY_CONSENT_GIVEN && env->consent_given->recipient_org[0])
+        return check_named(d, from, env->consent_given->recipient_org, "consent_given.recipient_org", 0,
+                           why);
+    return 0;
+}
+
+size_t schakel_directory_count_right(const schakel_directory_t *d, unsigned right)
+{
+    size_t n = 0;
+    for (size_t i = 0; d && i < d->n; i++)
+        if (d->orgs[i].rights & right) n++;
+    return n;
 }
 
 const char *schakel_directory_veiligthuis(const schakel_directory_t *d)

@@ -17,14 +17,23 @@
  *    "districts": [{"code": "noord", "wijkteam": "wijkteam-noord"}],
  *    "region": {"veiligthuis": "veiligthuis-region", "leerplicht": "gemeente-region"}}
  *
- * kind is one of school smw ggd wijkteam ppo veiligthuis gemeente service.
- * publish lists event type names (docs/events.md). rights: "read_all" may
- * fetch the stream "all" and any org/<id>; "decide" may publish consent
- * decisions that the broker acts on (delivery into org/<id>); "directory"
- * may publish directory_update events that the broker applies; "clock" may
- * publish clock_tick events that move the log's time forward. Every org may
- * read its own stream org/<own id>. escalation names the organisation to
- * escalate to when this one leaves a referral unanswered.
+ * kind is one of school smw ggd wijkteam ppo veiligthuis gemeente service
+ * admin. publish lists event type names (docs/events.md). rights:
+ * "read_all" may fetch the stream "all" and any org/<id>; "decide" may
+ * publish consent decisions that the broker acts on (delivery into
+ * org/<id>); "directory" may publish directory_update events that the
+ * broker applies; "clock" may publish clock_tick events that move the log's
+ * time forward. Every org may read its own stream org/<own id>. escalation
+ * names the organisation to escalate to when this one leaves a referral
+ * unanswered.
+ *
+ * Least privilege, refused by the parser (at load and for every
+ * directory_update): an organisation of a data-holding kind (school to
+ * gemeente) has no rights at all; only an "admin" has "directory", and an
+ * admin has no other right and publishes only directory_update; a
+ * "service" may have read_all, decide and clock. Unknown fields, duplicate
+ * keys in an object, duplicate ids or keys, names over 127 bytes are
+ * errors too.
  *
  * schools: each school (BRINVEST) with its organisation on the bus, the
  * district it stands in, the team that serves it (an organisation per
@@ -37,6 +46,7 @@
 
 #include <stdint.h>
 
+#include "codec.h"
 #include "keys.h"
 
 #define SCHAKEL_RIGHT_READ_ALL 0x1u
@@ -45,6 +55,9 @@
 #define SCHAKEL_RIGHT_CLOCK 0x8u
 
 #define SCHAKEL_ORG_KINDS 9 /* OrgKind values 0..8 */
+/* The directory's administration identity: a kind of the directory only,
+ * never an OrgKind on the wire (nobody refers a child to it). */
+#define SCHAKEL_ORG_KIND_ADMIN 9
 
 /* Highest event type number + 1 (see envelope.proto). */
 #define SCHAKEL_EVENT_TYPE_LIMIT 256
@@ -75,6 +88,12 @@ typedef struct schakel_directory schakel_directory_t;
  * and which field is wrong. Duplicate ids or keys are an error. */
 schakel_directory_t *schakel_directory_parse(const char *json, size_t len, char *why);
 schakel_directory_t *schakel_directory_load(const char *path, char *why);
+/* The same with flags: SCHAKEL_DIRECTORY_HISTORY skips the least-privilege
+ * checks, for a document already on the log (the broker admitted it under
+ * the rules of its day; replaying the log must use it as it was). */
+#define SCHAKEL_DIRECTORY_HISTORY 0x1u
+schakel_directory_t *schakel_directory_parse_with(const char *json, size_t len, unsigned flags,
+                                                  char *why);
 void schakel_directory_destroy(schakel_directory_t **self_p);
 
 uint64_t schakel_directory_version(const schakel_directory_t *self);
@@ -96,6 +115,18 @@ const schakel_school_t *schakel_directory_school_of(const schakel_directory_t *s
 const char *schakel_directory_district_wijkteam(const schakel_directory_t *self,
                                                 const char *district);
 
+/* What the broker can check at publish of the organisations an event from
+ * `from` names (addressees, referral.to_org, consent_given.recipient_org):
+ * each is listed, none is the admin, a school names no other school, and a
+ * to_org is of the referral's to_kind. Returns 0 or SCHAKEL_EINVAL with the
+ * field in why (a name not listed is not repeated). The routing rules
+ * limit the rest (docs/routing.md). */
+int schakel_directory_check_named(const schakel_directory_t *self, const schakel_org_t *from,
+                                  const schakel_envelope_t *env, char *why);
+
+/* How many organisations have right (a SCHAKEL_RIGHT_* bit). */
+size_t schakel_directory_count_right(const schakel_directory_t *self, unsigned right);
+
 /* The region's Veilig Thuis and leerplicht organisations ("" when none). */
 const char *schakel_directory_veiligthuis(const schakel_directory_t *self);
 const char *schakel_directory_leerplicht(const schakel_directory_t *self);
@@ -105,8 +136,12 @@ const char *schakel_directory_leerplicht(const schakel_directory_t *self);
 const uint8_t *schakel_directory_hash(const schakel_directory_t *self);
 const char *schakel_directory_text(const schakel_directory_t *self);
 
-/* Org kind name <-> SCHAKEL__V1__ORG_KIND__* value; -1 / NULL if unknown. */
+/* Org kind name <-> SCHAKEL__V1__ORG_KIND__* value; -1 / NULL if unknown.
+ * parse knows only OrgKinds (1..8, never "admin"); name also names
+ * SCHAKEL_ORG_KIND_ADMIN. */
 int schakel_org_kind_parse(const char *name);
 const char *schakel_org_kind_name(int kind);
+/* 1 for the kinds that hold data about children (school to gemeente). */
+int schakel_org_kind_data_holding(int kind);
 
 #endif

@@ -117,7 +117,7 @@ int schakel_engine_directory_load(MDB_txn *txn, MDB_dbi state, schakel_directory
     MDB_val v;
     schakel_directory_destroy(dir);
     if (schakel_kv_get(txn, state, "directory", 9, &v) == 0)
-        *dir = schakel_directory_parse(v.mv_data, v.mv_size, NULL);
+        *dir = schakel_directory_parse_with(v.mv_data, v.mv_size, SCHAKEL_DIRECTORY_HISTORY, NULL);
     return 0;
 }
 
@@ -126,7 +126,7 @@ int schakel_engine_directory_update(MDB_txn *txn, MDB_dbi state, const schakel_e
 {
     const char *doc = e->directory_update->document_json;
     char why[SCHAKEL_ERRLEN];
-    schakel_directory_t *d = schakel_directory_parse(doc, strlen(doc), why);
+    schakel_directory_t *d = schakel_directory_parse_with(doc, strlen(doc), SCHAKEL_DIRECTORY_HISTORY, why);
     if (!d) { /* the broker checks every update; one that slipped by is not used */
         schakel_log(SCHAKEL_LOG_WARN, "service", "event=directory_ignored reason=\"%s\"", why);
         return 0;

@@ -1,6 +1,7 @@
 /* The sample region a fresh `schakel node` starts with: one organisation of
- * each kind around two schools, and the bus's own services, each with its
- * own keys. Names and ids are synthetic. */
+ * each kind around two schools, the bus's own services and the directory's
+ * administration identity, each with its own keys. Names and ids are
+ * synthetic. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -39,8 +40,10 @@ static const sample_org_t orgs[] = {
      "consultation referral referral_received veiligthuis_feedback case_lead feedback_status closure", "",
      NULL},
     {"gemeente-region", "gemeente", "Municipality: jeugdconsulent, leerplicht (synthetic)",
-     "beschikking absence thuiszitter_status referral_received feedback_status closure "
-     "directory_update", "directory", NULL},
+     "beschikking absence thuiszitter_status referral_received feedback_status closure", "", NULL},
+    /* the region's directory keeper: no data rights, publishes nothing else */
+    {"admin-region", "admin", "Directory administration (synthetic)", "directory_update", "directory",
+     NULL},
     {"svc-routing", "service", "schakel routing", "routing_decision", "read_all", NULL},
     {"svc-consent", "service", "schakel consent", "consent_decision", "read_all decide", NULL},
     {"svc-feedback", "service", "schakel feedback loop", "loop_reminder feedback_status", "read_all",

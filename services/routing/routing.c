@@ -22,7 +22,7 @@ typedef struct {
     char id[64];
     uint8_t on[SCHAKEL_EVENT_TYPE_LIMIT]; /* event types it applies to */
     int target;
-    unsigned kinds;      /* bit per OrgKind for school_team; 0: all */
+    unsigned kinds;      /* bit per OrgKind a target may name; 0: all */
     char field[64];      /* for the "field" target */
     json_t *when;        /* body fields that must match; NULL: always */
 } rule_t;
@@ -52,8 +52,9 @@ static int parse_rule(schakel_routing_t *r, json_t *o, size_t i, char *why)
 {
     rule_t *rule = &r->rules[i];
     const char *id = json_string_value(json_object_get(o, "id"));
-    if (!json_is_object(o) || !id || !id[0] || strlen(id) >= sizeof rule->id)
-        return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu].id: a name of 1 to 63 characters", i);
+    if (!json_is_object(o) || !id || !schakel_id_valid(id) || strlen(id) >= sizeof rule->id)
+        return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu].id: a name of 1 to 63 characters of "
+                            "a-z 0-9 . _ / - (it is named in every decision)", i);
     snprintf(rule->id, sizeof rule->id, "%s", id);
     const char *key;
     json_t *v;
@@ -98,11 +99,19 @@ static int parse_rule(schakel_routing_t *r, json_t *o, size_t i, char *why)
             }
         } else if (!strcmp(key, "field")) {
             const char *f = json_string_value(v);
-            if (!f || strlen(f) >= sizeof rule->field)
-                return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).field: a field name", i, id);
+            if (!f || !f[0] || strlen(f) >= sizeof rule->field ||
+                strspn(f, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(f))
+                return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).field: a body field name "
+                                    "(a-z 0-9 _)", i, id);
             snprintf(rule->field, sizeof rule->field, "%s", f);
         } else if (!strcmp(key, "when")) {
+            const char *k2;
+            json_t *v2;
             if (!json_is_object(v)) return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).when: an object", i, id);
+            json_object_foreach(v, k2, v2)
+                if (json_is_object(v2) || json_is_array(v2) || json_is_null(v2))
+                    return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).when: each field "
+                                        "equals a string, a number or true/false", i, id);
             rule->when = json_incref(v);
         } else {
             return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s): unknown field \"%s\"", i, id, key);
@@ -111,6 +120,10 @@ static int parse_rule(schakel_routing_t *r, json_t *o, size_t i, char *why)
     if (!have_to) return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).to: missing", i, id);
     if (rule->target == T_FIELD && !rule->field[0])
         return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s): target \"field\" needs \"field\"", i, id);
+    if (rule->kinds && rule->target != T_SCHOOL_TEAM && rule->target != T_ADDRESSEES &&
+        rule->target != T_REFERRAL_TARGET && rule->target != T_FIELD)
+        return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).kinds: only for the targets "
+                            "school_team, addressees, referral_target and field", i, id);
     for (size_t j = 0; j < i; j++)
         if (!strcmp(r->rules[j].id, id))
             return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu]: id %s is used twice", i, id);
@@ -123,11 +136,25 @@ schakel_routing_t *schakel_routing_new(const char *org_id, const char *text, siz
     if (!r) return NULL;
     snprintf(r->org, sizeof r->org, "%s", org_id);
     json_error_t err;
-    json_t *doc = json_loadb(text, len, 0, &err);
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     json_t *rules = doc ? json_object_get(doc, "rules") : NULL;
-    if (!doc) {
-        schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: line %d: %s", err.line, err.text);
+    if (!doc || !json_is_object(doc)) {
+        schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: line %d: %s", doc ? 1 : err.line,
+                     doc ? "not a JSON object" : err.text);
         goto fail;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v) {
+        if (!strcmp(key, "rules")) continue;
+        if (strcmp(key, "version") != 0) {
+            schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: unknown field \"%.40s\" (version, rules)", key);
+            goto fail;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+            schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: version: a positive whole number");
+            goto fail;
+        }
     }
     if (!json_is_array(rules) || json_array_size(rules) > MAX_RULES) {
         schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: \"rules\" must be a list of at most %d", MAX_RULES);
@@ -188,21 +215,79 @@ static const char *recall(MDB_txn *txn, MDB_dbi dbi, const ProtobufCBinaryData *
 
 /* ---- targets ---- */
 
+/* An organisation the publisher named that the rules do not allow. */
+typedef struct {
+    char field[80];      /* what named it: "addressees[0]", "referral.to_org" */
+    const char *org;     /* its directory id; "" when it is not in the directory */
+    const char *rule, *reason;
+} refusal_t;
+
 typedef struct {
     const char *org[MAX_RECIPIENTS];
     const char *rule[MAX_RECIPIENTS];
     size_t n;
+    refusal_t refused[MAX_RECIPIENTS];
+    size_t n_refused;
 } recipients_t;
 
-static void add(schakel_routing_t *r, recipients_t *out, const schakel_envelope_t *env,
-                const char *org, const char *rule)
+static void refuse(recipients_t *out, const char *field, const char *org, const rule_t *rule,
+                   const char *reason)
 {
-    if (!org || !org[0] || !strcmp(org, env->source_org) || out->n == MAX_RECIPIENTS) return;
-    if (!r->dir || !schakel_directory_by_id(r->dir, org)) return;
+    for (size_t i = 0; i < out->n_refused; i++)
+        if (!strcmp(out->refused[i].field, field)) return;
+    if (out->n_refused == MAX_RECIPIENTS) return;
+    refusal_t *f = &out->refused[out->n_refused++];
+    snprintf(f->field, sizeof f->field, "%s", field);
+    f->org = org;
+    f->rule = rule->id;
+    f->reason = reason;
+}
+
+static int kind_of(schakel_routing_t *r, const char *org)
+{
+    const schakel_org_t *o = r->dir ? schakel_directory_by_id(r->dir, org) : NULL;
+    return o ? o->kind : 0;
+}
+
+/* Adds org as a recipient under rule. field is NULL when the organisation
+ * comes from the directory or the routing state; when the publisher named
+ * it (field says where), it must also pass what the rules allow: listed in
+ * the directory, of a kind in the rule's "kinds", never the admin, never a
+ * school for another school, and a school only as the child's school (the
+ * envelope's "school"; our services, e.g. the feedback loop naming the
+ * referrer, are exempt). What fails is recorded in the decision, not
+ * delivered. */
+static void add(schakel_routing_t *r, recipients_t *out, const schakel_envelope_t *env,
+                const char *org, const rule_t *rule, const char *field)
+{
+    if (!org || !org[0] || !strcmp(org, env->source_org) || !r->dir) return;
+    const schakel_org_t *o = schakel_directory_by_id(r->dir, org);
+    if (!o) {
+        if (field) refuse(out, field, "", rule, "not_in_directory");
+        return;
+    }
+    const char *no = NULL;
+    const int school = SCHAKEL__V1__ORG_KIND__ORG_KIND_SCHOOL;
+    if (o->kind == SCHAKEL_ORG_KIND_ADMIN) {
+        no = "not_a_recipient";
+    } else if (o->kind == school && kind_of(r, env->source_org) == school) {
+        no = "school_to_school";
+    } else if (field && rule->kinds && !(rule->kinds & (1u << o->kind))) {
+        no = "kind_not_allowed";
+    } else if (field && o->kind == school &&
+               kind_of(r, env->source_org) != SCHAKEL__V1__ORG_KIND__ORG_KIND_SERVICE) {
+        const schakel_school_t *sc = env->school[0] ? schakel_directory_school(r->dir, env->school) : NULL;
+        if (!sc || strcmp(sc->org, o->id)) no = "not_the_childs_school";
+    }
+    if (no) {
+        if (field) refuse(out, field, o->id, rule, no);
+        return;
+    }
     for (size_t i = 0; i < out->n; i++)
-        if (!strcmp(out->org[i], org)) return;
-    out->org[out->n] = org;
-    out->rule[out->n++] = rule;
+        if (!strcmp(out->org[i], o->id)) return;
+    if (out->n == MAX_RECIPIENTS) return;
+    out->org[out->n] = o->id;
+    out->rule[out->n++] = rule->id;
 }
 
 static const schakel_school_t *child_school(schakel_routing_t *r, const schakel_envelope_t *env)
@@ -259,47 +344,65 @@ static int when_matches(const rule_t *rule, const schakel_envelope_t *env, json_
 static void apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
                   const schakel_envelope_t *env, recipients_t *out)
 {
-    const char *id = rule->id;
+    const rule_t *id = rule; /* the rule each recipient is listed under */
+    char field[80];
     switch (rule->target) {
     case T_ADDRESSEES:
-        for (size_t i = 0; i < env->n_addressees; i++) add(r, out, env, env->addressees[i], id);
+        for (size_t i = 0; i < env->n_addressees; i++) {
+            snprintf(field, sizeof field, "addressees[%zu]", i);
+            add(r, out, env, env->addressees[i], id, field);
+        }
         break;
     case T_SCHOOL_TEAM: {
         const schakel_school_t *sc = child_school(r, env);
         for (int k = 1; sc && k < SCHAKEL_ORG_KINDS; k++)
-            if (!rule->kinds || (rule->kinds & (1u << k))) add(r, out, env, sc->team[k], id);
+            if (!rule->kinds || (rule->kinds & (1u << k))) add(r, out, env, sc->team[k], id, NULL);
         break;
     }
-    case T_HOME_WIJKTEAM: add(r, out, env, r->dir ? home_wijkteam(r, env) : NULL, id); break;
-    case T_REFERRAL_TARGET:
+    case T_HOME_WIJKTEAM: add(r, out, env, r->dir ? home_wijkteam(r, env) : NULL, id, NULL); break;
+    case T_REFERRAL_TARGET: {
         if (env->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL) break;
-        add(r, out, env, env->referral->to_org[0] ? env->referral->to_org
-                                                  : of_kind(r, env, env->referral->to_kind), id);
+        const Schakel__V1__Referral *ref = env->referral;
+        if (!ref->to_org[0]) {
+            add(r, out, env, of_kind(r, env, ref->to_kind), id, NULL);
+        } else if (r->dir && schakel_directory_by_id(r->dir, ref->to_org) &&
+                   strcmp(ref->to_org, env->source_org) != 0 &&
+                   kind_of(r, ref->to_org) != (int)ref->to_kind) {
+            refuse(out, "referral.to_org", schakel_directory_by_id(r->dir, ref->to_org)->id, rule,
+                   "kind_mismatch");
+        } else {
+            add(r, out, env, ref->to_org, id, "referral.to_org");
+        }
         break;
+    }
     case T_CONSULTED:
         if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSULTATION)
-            add(r, out, env, of_kind(r, env, env->consultation->consulted_kind), id);
+            add(r, out, env, of_kind(r, env, env->consultation->consulted_kind), id, NULL);
         break;
     case T_CONSENT_RECIPIENT:
         if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_GIVEN) {
             const Schakel__V1__ConsentGiven *c = env->consent_given;
-            add(r, out, env, c->recipient_org[0] ? c->recipient_org : of_kind(r, env, c->recipient_kind), id);
+            if (c->recipient_org[0]) add(r, out, env, c->recipient_org, id, "consent_given.recipient_org");
+            else add(r, out, env, of_kind(r, env, c->recipient_kind), id, NULL);
         } else if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_WITHDRAWN) {
-            add(r, out, env, recall(txn, r->dbi_consents, &env->consent_withdrawn->consent_id), id);
+            add(r, out, env, recall(txn, r->dbi_consents, &env->consent_withdrawn->consent_id), id, NULL);
         }
         break;
-    case T_VEILIGTHUIS: add(r, out, env, r->dir ? schakel_directory_veiligthuis(r->dir) : NULL, id); break;
-    case T_LEERPLICHT: add(r, out, env, r->dir ? schakel_directory_leerplicht(r->dir) : NULL, id); break;
+    case T_VEILIGTHUIS: add(r, out, env, r->dir ? schakel_directory_veiligthuis(r->dir) : NULL, id, NULL); break;
+    case T_LEERPLICHT: add(r, out, env, r->dir ? schakel_directory_leerplicht(r->dir) : NULL, id, NULL); break;
     case T_REFERRER:
-        add(r, out, env, recall(txn, r->dbi_referrals, schakel_body_bytes(env, "referral_id")), id);
+        add(r, out, env, recall(txn, r->dbi_referrals, schakel_body_bytes(env, "referral_id")), id, NULL);
         break;
     case T_REPORTER:
-        add(r, out, env, recall(txn, r->dbi_reports, schakel_body_bytes(env, "report_id")), id);
+        add(r, out, env, recall(txn, r->dbi_reports, schakel_body_bytes(env, "report_id")), id, NULL);
         break;
-    case T_FIELD: add(r, out, env, schakel_body_string(env, rule->field), id); break;
+    case T_FIELD:
+        snprintf(field, sizeof field, "%s.%s", schakel_event_type_name(env->type), rule->field);
+        add(r, out, env, schakel_body_string(env, rule->field), id, field);
+        break;
     case T_SCHOOL: {
         const schakel_school_t *sc = child_school(r, env);
-        add(r, out, env, sc ? sc->org : NULL, id);
+        add(r, out, env, sc ? sc->org : NULL, id, "school");
         break;
     }
     }
@@ -352,6 +455,22 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
         rr[i].rule_id = (char *)to.rule[i];
         rp[i] = &rr[i];
     }
+    /* refused by one rule, chosen by another: it is a recipient */
+    Schakel__V1__RefusedRecipient rf[MAX_RECIPIENTS], *rfp[MAX_RECIPIENTS];
+    size_t n_refused = 0;
+    for (size_t i = 0; i < to.n_refused; i++) {
+        const refusal_t *x = &to.refused[i];
+        int chosen = 0;
+        for (size_t j = 0; x->org[0] && j < to.n; j++) chosen |= !strcmp(to.org[j], x->org);
+        if (chosen) continue;
+        schakel__v1__refused_recipient__init(&rf[n_refused]);
+        rf[n_refused].field = (char *)x->field;
+        rf[n_refused].org_id = (char *)x->org;
+        rf[n_refused].rule_id = (char *)x->rule;
+        rf[n_refused].reason_code = (char *)x->reason;
+        rfp[n_refused] = &rf[n_refused];
+        n_refused++;
+    }
     Schakel__V1__RoutingDecision d = SCHAKEL__V1__ROUTING_DECISION__INIT;
     d.about_event_id = env->event_id;
     d.about_seq = rec->seq;
@@ -360,6 +479,10 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     d.policy_version.data = r->policy;
     d.policy_version.len = sizeof r->policy;
     d.directory_version = r->dir ? schakel_directory_version(r->dir) : 0;
+    d.refused = rfp;
+    d.n_refused = n_refused;
+    if (n_refused && r->dir && schakel_directory_by_id(r->dir, env->source_org))
+        d.inform_org = (char *)env->source_org; /* the publisher hears what was refused */
     uint8_t id[16];
     /* the publisher is part of what the decision is about: ids are scoped
      * to their publisher, so two organisations' events with one id get two
@@ -392,11 +515,11 @@ const char *schakel_routing_default_rules(void)
     return "{\n"
            "  \"version\": 1,\n"
            "  \"rules\": [\n"
-           "    {\"id\": \"explicit/addressees\", \"on\": [\"*\"], \"to\": \"addressees\"},\n"
+           "    {\"id\": \"explicit/addressees\", \"on\": [\"*\"], \"to\": \"addressees\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\"]},\n"
            "    {\"id\": \"signal/school-smw\", \"on\": [\"signal\"], \"to\": \"school_team\", \"kinds\": [\"smw\"]},\n"
            "    {\"id\": \"consultation/consulted\", \"on\": [\"consultation\"], \"to\": \"consulted\"},\n"
            "    {\"id\": \"consent/recipient\", \"on\": [\"consent_given\", \"consent_withdrawn\"], \"to\": \"consent_recipient\"},\n"
-           "    {\"id\": \"referral/target\", \"on\": [\"referral\"], \"to\": \"referral_target\"},\n"
+           "    {\"id\": \"referral/target\", \"on\": [\"referral\"], \"to\": \"referral_target\", \"kinds\": [\"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\"]},\n"
            "    {\"id\": \"meldcode/veiligthuis\", \"on\": [\"veiligthuis_report\"], \"to\": \"veiligthuis\"},\n"
            "    {\"id\": \"meldcode/consult-veiligthuis\", \"on\": [\"meldcode_step\"], \"when\": {\"step\": \"consult\", \"consulted_veiligthuis\": true}, \"to\": \"veiligthuis\"},\n"
            "    {\"id\": \"veiligthuis/feedback-to-reporter\", \"on\": [\"veiligthuis_feedback\"], \"to\": \"reporter\"},\n"
@@ -405,7 +528,7 @@ const char *schakel_routing_default_rules(void)
            "    {\"id\": \"loop/reminder-to\", \"on\": [\"loop_reminder\"], \"to\": \"field\", \"field\": \"to_org\"},\n"
            "    {\"id\": \"thuiszitter/leerplicht\", \"on\": [\"thuiszitter_status\"], \"to\": \"leerplicht\"},\n"
            "    {\"id\": \"thuiszitter/ppo\", \"on\": [\"thuiszitter_status\"], \"to\": \"school_team\", \"kinds\": [\"ppo\"]},\n"
-           "    {\"id\": \"action/owner\", \"on\": [\"action_item\"], \"to\": \"field\", \"field\": \"owner_org\"},\n"
+           "    {\"id\": \"action/owner\", \"on\": [\"action_item\"], \"to\": \"field\", \"field\": \"owner_org\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\"]},\n"
            "    {\"id\": \"decision/school\", \"on\": [\"beschikking\", \"tlv\", \"education_care_arrangement\"], \"to\": \"school\"}\n"
            "  ]\n"
            "}\n";

@@ -34,7 +34,16 @@
  *   field             the organisation id in body field "field"
  *   school            the child's school itself
  * The publisher never receives its own event back; a recipient named by
- * two rules is listed once, under the first. */
+ * two rules is listed once, under the first.
+ *
+ * "kinds" (school_team, addressees, referral_target, field): the kinds the
+ * target may reach. What the publisher named (addressees, referral.to_org,
+ * consent_given.recipient_org, a "field") is delivered only when it is in the directory, not the admin,
+ * of an allowed kind, a school only as the envelope's "school", and a
+ * to_org of the referral's to_kind; no school ever reaches another school.
+ * What fails goes into the decision's "refused" with a reason code, and
+ * inform_org names the publisher so that the broker puts the decision in
+ * its stream (docs/routing.md, "What a publisher may name"). */
 #ifndef SCHAKEL_ROUTING_H
 #define SCHAKEL_ROUTING_H
 

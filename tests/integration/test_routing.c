@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "json.h"
 #include "scenario.h"
 #include "service.h"
 
@@ -257,7 +258,8 @@ static void whose_consent_counts_depends_on_age(void **state)
     assert_null(find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
 }
 
-/* The region's directory keeper changes the directory with a signed event:
+/* The region's directory keeper (admin-region, kind admin) changes the
+ * directory with a signed event:
  * the broker checks it, applies it, writes it to its file, and routing
  * follows it from that point of the log. */
 static void signed_directory_update_changes_routing(void **state)
@@ -280,9 +282,9 @@ static void signed_directory_update_changes_routing(void **state)
     char *text = json_dumps(ev, JSON_COMPACT);
     /* a school may not do this */
     assert_int_equal(harness_publish_json(H, "school-12ab00", text, NULL), 0);
-    uint64_t seq = publish("gemeente-region", text, NULL);
+    uint64_t seq = publish("admin-region", text, NULL);
     /* the same version again is refused with a reason: versions only go up */
-    assert_int_equal(harness_publish_json(H, "gemeente-region", text, NULL), 0);
+    assert_int_equal(harness_publish_json(H, "admin-region", text, NULL), 0);
     free(text);
     json_decref(ev);
     free(doc);
@@ -507,6 +509,250 @@ static void refused_decision_raises_the_alarm(void **state)
     assert_int_equal(harness_shutdown(H), 0);
 }
 
+/* ---- least privilege (issue 10, item 6) ---- */
+
+/* Publishes json as org and returns the ACK's code (-1: no ACK); the
+ * reason in reason (SCHAKEL_ERRLEN). */
+static int publish_code(const char *org, const char *json, char *reason)
+{
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_envelope_t *e = schakel_json_parse_envelope(json, strlen(json), why);
+    if (!e) fail_msg("test event does not parse: %s", why);
+    uint8_t id[16];
+    harness_event_id(id);
+    e->event_id.data = id;
+    e->event_id.len = 16;
+    e->source_org = (char *)org;
+    e->occurred_at = now_ms();
+    size_t len = schakel__v1__envelope__get_packed_size(e);
+    uint8_t *buf = malloc(len);
+    schakel__v1__envelope__pack(e, buf);
+    e->event_id.data = NULL, e->event_id.len = 0, e->source_org = NULL;
+    schakel_envelope_free(e);
+    schakel_client_t *c = harness_client(H, org);
+    Schakel__V1__Ack *a = harness_publish1(c, buf, len);
+    schakel_client_destroy(&c);
+    free(buf);
+    int code = a && a->n_entries == 1 ? (int)a->entries[0]->code : -1;
+    snprintf(reason, SCHAKEL_ERRLEN, "%s", code >= 0 ? a->entries[0]->reason : "no ACK");
+    if (a) schakel__v1__ack__free_unpacked(a, NULL);
+    return code;
+}
+
+/* A directory_update event with the node's directory, changed by edit,
+ * at the next version. */
+static char *directory_event(void (*edit)(json_t *orgs))
+{
+    json_error_t err;
+    json_t *d = json_load_file(H->directory, 0, &err);
+    assert_non_null(d);
+    json_int_t v = json_integer_value(json_object_get(d, "version")) + 1;
+    edit(json_object_get(d, "organisations"));
+    json_object_set_new(d, "version", json_integer(v));
+    char *doc = json_dumps(d, JSON_COMPACT);
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:{s:I, s:s}}", "type", "directory_update", "purpose",
+                           "bus", "legal_basis", "bus", "directory_update", "version", v,
+                           "document_json", doc);
+    char *text = json_dumps(ev, JSON_COMPACT);
+    free(doc);
+    json_decref(ev);
+    json_decref(d);
+    return text;
+}
+
+static json_t *entry(json_t *orgs, const char *id)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(orgs, i, o)
+        if (!strcmp(json_string_value(json_object_get(o, "id")), id)) return o;
+    fail_msg("%s is not in the directory", id);
+    return NULL;
+}
+
+static void gemeente_reads_all(json_t *orgs)
+{
+    json_t *g = entry(orgs, "gemeente-region");
+    json_array_append_new(json_object_get(g, "rights"), json_string("read_all"));
+    json_array_append_new(json_object_get(g, "publish"), json_string("directory_update"));
+}
+
+static void gemeente_keeps_the_directory(json_t *orgs)
+{
+    json_array_append_new(json_object_get(entry(orgs, "gemeente-region"), "rights"), json_string("directory"));
+    json_array_clear(json_object_get(entry(orgs, "admin-region"), "rights"));
+}
+
+static void routing_keeps_the_directory(json_t *orgs)
+{
+    json_array_append_new(json_object_get(entry(orgs, "svc-routing"), "rights"), json_string("directory"));
+}
+
+static void nobody_keeps_the_directory(json_t *orgs)
+{
+    json_array_clear(json_object_get(entry(orgs, "admin-region"), "rights"));
+}
+
+/* The attack of issue 10: an organisation that holds data gets itself the
+ * right to read everything through a directory update. Neither it nor the
+ * admin can make that happen, and the directory stays as it was. */
+static void a_data_holder_cannot_grant_itself_read_all(void **state)
+{
+    (void)state;
+    json_error_t err;
+    json_t *before = json_load_file(H->directory, 0, &err);
+    assert_non_null(before);
+    char reason[SCHAKEL_ERRLEN];
+    char *text = directory_event(gemeente_reads_all);
+    /* the municipality holds no directory right in the sample region */
+    assert_int_equal(publish_code("gemeente-region", text, reason), SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED);
+    /* and not even the admin can give it read_all */
+    assert_int_equal(publish_code("admin-region", text, reason), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
+    assert_non_null(strstr(reason, "(gemeente-region).rights: a gemeente holds data about children and "
+                                   "may not have \"read_all\""));
+    free(text);
+
+    struct { void (*edit)(json_t *); const char *want; } cases[] = {
+        {gemeente_keeps_the_directory, "a gemeente holds data about children and may not have \"directory\""},
+        {routing_keeps_the_directory, "(svc-routing).rights: only an organisation of kind \"admin\""},
+        {nobody_keeps_the_directory, "no organisation keeps the \"directory\" right"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        text = directory_event(cases[i].edit);
+        assert_int_equal(publish_code("admin-region", text, reason), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
+        if (!strstr(reason, cases[i].want)) fail_msg("reason \"%s\" does not say \"%s\"", reason, cases[i].want);
+        free(text);
+    }
+    /* nothing changed: the file, and what the municipality may read */
+    json_t *after = json_load_file(H->directory, 0, &err);
+    assert_non_null(after);
+    assert_true(json_equal(before, after));
+    json_decref(before);
+    json_decref(after);
+    schakel_consumer_t *c = harness_consumer(H, "gemeente-region", "all", NULL);
+    const Schakel__V1__Delivered *r;
+    char why[SCHAKEL_ERRLEN] = "";
+    assert_int_equal(schakel_consumer_next(c, &r, 2000, why), SCHAKEL_EREJECTED);
+    schakel_consumer_destroy(&c);
+}
+
+/* What routing refused about event id, as the publisher org reads it in
+ * its own stream: "field org reason;" per refused organisation, waiting up
+ * to 15 s for the decision. "" when no decision reached org. */
+static void told(const char *org, const uint8_t id[16], char *out, size_t size)
+{
+    char stream[80];
+    snprintf(stream, sizeof stream, "org/%s", org);
+    out[0] = 0;
+    for (int tries = 0; tries < 150 && !out[0]; tries++) {
+        schakel_consumer_t *c = harness_consumer(H, org, stream, NULL);
+        const Schakel__V1__Delivered *r;
+        char why[SCHAKEL_ERRLEN];
+        while (schakel_consumer_next(c, &r, 0, why) == 0) {
+            schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
+            assert_non_null(e);
+            const Schakel__V1__RoutingDecision *d = e->routing_decision;
+            if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION &&
+                !memcmp(d->about_event_id.data, id, 16)) {
+                assert_string_equal(d->inform_org, org);
+                for (size_t i = 0; i < d->n_refused; i++) {
+                    size_t n = strlen(out);
+                    snprintf(out + n, size - n, "%s %s %s;", d->refused[i]->field, d->refused[i]->org_id,
+                             d->refused[i]->reason_code);
+                }
+            }
+            schakel_envelope_free(e);
+        }
+        schakel_consumer_destroy(&c);
+        if (!out[0]) usleep(100000);
+    }
+}
+
+/* Publishes json as org and checks that the broker refuses it
+ * REJECT_NOT_ALLOWED with a reason that says want. */
+static void rejected(const char *org, const char *json, const char *want)
+{
+    char reason[SCHAKEL_ERRLEN];
+    int code = publish_code(org, json, reason);
+    if (code != SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED || !strstr(reason, want))
+        fail_msg("code %d, reason \"%s\"; wanted REJECT_NOT_ALLOWED saying \"%s\"", code, reason, want);
+    assert_null(strstr(reason, "123456782")); /* a name not listed is never repeated */
+}
+
+/* The attack of issue 10: a school names an unrelated school as addressee,
+ * as a referral's to_org or as a consent's recipient; that school would
+ * learn that there is a concern about the child. What the directory alone
+ * rules out the broker refuses at publish; what the routing rules rule out
+ * routing refuses, delivers the rest, and the publisher reads why in its
+ * own stream. */
+static void a_school_cannot_reach_an_unrelated_school(void **state)
+{
+    (void)state;
+    char p[65], json[1200], cid[33];
+    child("scenario-unrelated-school", p);
+#define SIGNAL "{\"type\":\"signal\",\"subject\":\"%s\",\"purpose\":\"support\"," \
+                         "\"legal_basis\":\"consent\",\"categories\":[\"behaviour\"],\"school\":\"12AB00\"," \
+                         "\"addressees\":[\"ggd-jgz\",\"%s\"]," \
+                         "\"signal\":{\"concerns\":[\"behaviour\"],\"observed_on\":\"2026-11-16\"}}"
+    snprintf(json, sizeof json, SIGNAL, p, "school-34cd01");
+    rejected("school-12ab00", json, "addressees[1]: a school may not name another school (school-34cd01)");
+    snprintf(json, sizeof json, SIGNAL, p, "bsn-123456782");
+    rejected("school-12ab00", json, "addressees[1]: not an organisation in the directory");
+    snprintf(json, sizeof json, SIGNAL, p, "admin-region");
+    rejected("school-12ab00", json, "addressees[1]: admin-region keeps the directory and receives no events");
+#define REFERRAL "{\"type\":\"referral\",\"subject\":\"%s\",\"purpose\":\"support\"," \
+                           "\"legal_basis\":\"consent\",\"referral\":{\"referral_id\":\"%s\"," \
+                           "\"to_kind\":\"%s\",\"to_org\":\"school-34cd01\",\"reasons\":[\"home_situation\"]}}"
+    new_id(cid);
+    snprintf(json, sizeof json, REFERRAL, p, cid, "school");
+    rejected("school-12ab00", json, "referral.to_org: a school may not name another school");
+    snprintf(json, sizeof json, REFERRAL, p, cid, "wijkteam");
+    rejected("smw-farent", json, "referral.to_org: school-34cd01 is a school, not the wijkteam that to_kind names");
+    new_id(cid);
+    snprintf(json, sizeof json,
+             "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
+             "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"parents\","
+             "\"age_band\":\"under_12\",\"recipient_org\":\"school-34cd01\",\"purposes\":[\"support\"],"
+             "\"valid_from\":\"2020-01-01\"}}", p, cid);
+    rejected("school-12ab00", json, "consent_given.recipient_org: a school may not name another school");
+
+    /* the rules: a school's addressee must be of a kind the rule lists (a
+     * service is not); the rest of the event is routed, the school told */
+    uint8_t s1[16];
+    snprintf(json, sizeof json, SIGNAL, p, "svc-audit");
+    publish("school-12ab00", json, s1);
+    decisions_t ds;
+    wait_decisions(s1, 2, &ds); /* ggd-jgz as addressee, smw-farent by the school's team */
+    assert_true(routed_to(&ds, "ggd-jgz"));
+    assert_true(routed_to(&ds, "smw-farent"));
+    assert_false(routed_to(&ds, "svc-audit"));
+    char why[1024];
+    told("school-12ab00", s1, why, sizeof why);
+    assert_string_equal(why, "addressees[1] svc-audit kind_not_allowed;");
+
+    /* a care organisation may name the child's school, and only that one */
+    uint8_t f1[16];
+    snprintf(json, sizeof json,
+             "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\","
+             "\"legal_basis\":\"consent\",\"school\":\"12AB00\","
+             "\"addressees\":[\"school-12ab00\",\"school-34cd01\"],"
+             "\"referral_received\":{\"referral_id\":\"%s\",\"received_on\":\"2026-11-17\"}}", p,
+             "ab000000000000000000000000000077");
+    publish("wijkteam-noord", json, f1);
+    told("wijkteam-noord", f1, why, sizeof why);
+    assert_string_equal(why, "addressees[1] school-34cd01 not_the_childs_school;");
+    wait_decisions(f1, 1, &ds);
+    assert_true(routed_to(&ds, "school-12ab00"));
+    assert_false(routed_to(&ds, "school-34cd01"));
+    /* the other school saw none of it, not even a notice */
+    assert_false(received("school-34cd01", s1, 0));
+    assert_false(received("school-34cd01", s1, SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY));
+    assert_false(received("school-34cd01", f1, 0));
+    assert_false(received("school-34cd01", f1, SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY));
+#undef SIGNAL
+#undef REFERRAL
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +767,8 @@ int main(void)
         cmocka_unit_test(signed_directory_update_changes_routing),
         cmocka_unit_test(squatted_referral_id_is_still_routed),
         cmocka_unit_test(squatted_routing_decision_id_changes_nothing),
+        cmocka_unit_test(a_data_holder_cannot_grant_itself_read_all),
+        cmocka_unit_test(a_school_cannot_reach_an_unrelated_school),
         cmocka_unit_test(replay_yields_the_same_decisions),
         cmocka_unit_test(refused_decision_raises_the_alarm),
     };
