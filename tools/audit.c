@@ -280,17 +280,20 @@ int cmd_audit(int argc, char **argv)
                                  have_master ? master : NULL, &r);
     double dt = secs() - t0;
     memset(master, 0, sizeof master);
+    /* kept checkpoints first: "ok" is true exactly when the exit status is 0 */
+    uint64_t kept_ok = 0;
+    int kept_rc = rc == 0 && kept ? verify_external(path, kept, have_bk ? &bk : NULL, &kept_ok) : 0;
     char hh[65];
     schakel_hex_encode(r.head_hash, 32, hh);
     printf("{\"ok\":%s,\"records\":%llu,\"checkpoints\":%llu,\"head\":%llu,\"head_hash\":\"%s\","
-           "\"erased\":%llu,\"checkpoint_signatures\":%s,\"payloads\":%s,\"seconds\":%.3f",
-           rc == 0 ? "true" : "false", (unsigned long long)r.records,
+           "\"erased\":%llu,\"keys_missing\":%llu,\"keys_corrupt\":%llu,"
+           "\"checkpoint_signatures\":%s,\"payloads\":%s,\"seconds\":%.3f",
+           rc == 0 && kept_rc == 0 ? "true" : "false", (unsigned long long)r.records,
            (unsigned long long)r.checkpoints, (unsigned long long)r.head, hh,
-           (unsigned long long)r.erased, have_bk ? "true" : "false",
+           (unsigned long long)r.erased, (unsigned long long)r.keys_missing,
+           (unsigned long long)r.keys_corrupt, have_bk ? "true" : "false",
            have_master ? "true" : "false", dt);
     if (rc == SCHAKEL_ECORRUPT) printf(",\"bad_seq\":%llu", (unsigned long long)r.bad_seq);
-    uint64_t kept_ok = 0;
-    int kept_rc = rc == 0 && kept ? verify_external(path, kept, have_bk ? &bk : NULL, &kept_ok) : 0;
     if (kept) printf(",\"kept_checkpoints\":%llu", (unsigned long long)kept_ok);
     printf("}\n");
     if (kept_rc) return kept_rc;
