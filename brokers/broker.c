@@ -40,17 +40,19 @@
 #define SEND_HWM 1000          /* replies queued per connection, then EAGAIN */
 #define RECV_HWM 1000          /* commands queued per connection, then TCP waits */
 #define FETCH_UNREAD_MAX 4     /* BATCH replies per connection not yet taken */
+#define ACK_UNREAD_MAX 128     /* PUBLISHes per connection not ACKed or ACK not yet taken */
 #define FETCH_BODY_MAX 4096
 #define COMMIT_BODY_MAX 4096
 #define PING_BODY_MAX 64
 #define READER_CHECK_MS 60000  /* stale LMDB readers (killed auditors) */
 
-/* A connection with BATCH replies still in its send queue, by routing id.
- * ZeroMQ's I/O thread counts `batches` down as it takes them; only the
- * command loop counts up, finds, adds and frees. */
+/* A connection with BATCH or ACK replies still in its send queue, by
+ * routing id. ZeroMQ's I/O thread counts them down as it takes them; only
+ * the command loop counts up, finds, adds and frees. */
 typedef struct peer {
     struct peer *next;
-    atomic_uint batches;
+    atomic_uint batches, acks;
+    unsigned publishing;            /* PUBLISHes received, not yet ACKed */
     size_t rid_len;
     uint8_t rid[256];
 } peer_t;
@@ -107,7 +109,7 @@ struct schakel_broker {
     uint64_t stat_acked, stat_rejected;
     int64_t tick_ms, last_tick;
     peer_t *peers;                  /* connections with BATCH replies unread */
-    uint64_t stat_fetch_refused, stat_replies_dropped;
+    uint64_t stat_fetch_refused, stat_publish_refused, stat_replies_dropped;
     int64_t last_drop_log, last_reader_check;
 };
 
@@ -619,6 +621,8 @@ static void prepare_publish(schakel_broker_t *b, pending_t *p)
     for (size_t i = 0; i < n; i++) prepare_event(b, org, p, i);
 }
 
+static peer_t *peer_find(schakel_broker_t *b, const zmq_msg_t *rid, int create);
+
 static void send_ack(schakel_broker_t *b, pending_t *p)
 {
     Schakel__V1__Ack ack = SCHAKEL__V1__ACK__INIT;
@@ -639,7 +643,11 @@ static void send_ack(schakel_broker_t *b, pending_t *p)
     }
     ack.n_entries = p->n;
     ack.entries = ptrs;
-    if (schakel_wire_send(b->router, &p->rid, "ACK", p->req_id, &ack.base, ZMQ_DONTWAIT) != 0)
+    peer_t *peer = peer_find(b, &p->rid, 1);
+    if (peer && peer->publishing) peer->publishing--;
+    if ((peer ? schakel_wire_send_counted(b->router, &p->rid, "ACK", p->req_id, &ack.base,
+                                          ZMQ_DONTWAIT, &peer->acks)
+              : schakel_wire_send(b->router, &p->rid, "ACK", p->req_id, &ack.base, ZMQ_DONTWAIT)) != 0)
         schakel_log(SCHAKEL_LOG_WARN, "broker", "event=ack_undeliverable req=%llu",
                     (unsigned long long)p->req_id);
     free(ptrs);
@@ -822,7 +830,8 @@ static peer_t *peer_find(schakel_broker_t *b, const zmq_msg_t *rid, int create)
         if (!found && p->rid_len == len && memcmp(p->rid, id, len) == 0) {
             found = p;
             pp = &p->next;
-        } else if (atomic_load(&p->batches) == 0) {
+        } else if (atomic_load(&p->batches) == 0 && atomic_load(&p->acks) == 0 &&
+                   p->publishing == 0) {
             *pp = p->next; /* nothing of it left in ZeroMQ: only we know it */
             free(p);
         } else {
@@ -833,6 +842,7 @@ static peer_t *peer_find(schakel_broker_t *b, const zmq_msg_t *rid, int create)
     found = calloc(1, sizeof *found);
     if (!found) return NULL;
     atomic_init(&found->batches, 0);
+    atomic_init(&found->acks, 0);
     memcpy(found->rid, id, len);
     found->rid_len = len;
     found->next = b->peers;
@@ -848,14 +858,15 @@ static void peers_free(schakel_broker_t *b)
 {
     for (int i = 0; i < 200; i++) {
         int busy = 0;
-        for (peer_t *p = b->peers; p; p = p->next) busy |= atomic_load(&p->batches) != 0;
+        for (peer_t *p = b->peers; p; p = p->next)
+            busy |= atomic_load(&p->batches) != 0 || atomic_load(&p->acks) != 0;
         if (!busy) break;
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     for (peer_t *p = b->peers, *next; p; p = next) {
         next = p->next;
-        if (atomic_load(&p->batches) == 0) free(p);
+        if (atomic_load(&p->batches) == 0 && atomic_load(&p->acks) == 0) free(p);
         else schakel_log(SCHAKEL_LOG_WARN, "broker", "event=peer_left_in_zeromq");
     }
     b->peers = NULL;
@@ -1055,8 +1066,17 @@ static int handle_one(schakel_broker_t *b)
         send_error(b, &m, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
                    "a command is 3 frames: name, 8-byte request id, protobuf body");
     } else if (strcmp(m.name, "PUBLISH") == 0) {
-        pending_t *p = calloc(1, sizeof *p);
-        if (!p) {
+        /* a connection's PUBLISHes between receipt and its reading the
+         * ACK are bounded: the broker holds them or their ACKs */
+        peer_t *peer = peer_find(b, &m.rid, 1);
+        pending_t *p = NULL;
+        if (peer && peer->publishing + atomic_load(&peer->acks) >= ACK_UNREAD_MAX) {
+            char r[SCHAKEL_ERRLEN];
+            snprintf(r, sizeof r, "%d PUBLISHes on this connection are not ACKed or their ACKs "
+                     "not read yet: read them, then PUBLISH again", ACK_UNREAD_MAX);
+            b->stat_publish_refused++;
+            send_error(b, &m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, r);
+        } else if (!(p = calloc(1, sizeof *p))) {
             send_error(b, &m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, "broker out of memory");
         } else { /* to the checker, as it came: no copy of the body */
             zmq_msg_init(&p->rid);
@@ -1065,6 +1085,7 @@ static int handle_one(schakel_broker_t *b)
             zmq_msg_move(&p->body, &m.body);
             snprintf(p->user, sizeof p->user, "%s", m.user);
             p->req_id = m.req_id;
+            if (peer) peer->publishing++;
             pthread_mutex_lock(&b->q_lock);
             if (b->in_tail) b->in_tail->next = p;
             else b->in_head = p;
@@ -1198,8 +1219,11 @@ int schakel_broker_run(schakel_broker_t *b)
     pending_t *ready;
     while ((ready = take_checked(b, 1))) flush(b, ready);
     schakel_store_checkpoint(b->store, now_ms() + 3600 * 1000);
-    schakel_log(SCHAKEL_LOG_INFO, "broker", "event=stopped acked=%llu rejected=%llu",
-                (unsigned long long)b->stat_acked, (unsigned long long)b->stat_rejected);
+    schakel_log(SCHAKEL_LOG_INFO, "broker", "event=stopped acked=%llu rejected=%llu "
+                "fetch_refused=%llu publish_refused=%llu replies_dropped=%llu",
+                (unsigned long long)b->stat_acked, (unsigned long long)b->stat_rejected,
+                (unsigned long long)b->stat_fetch_refused, (unsigned long long)b->stat_publish_refused,
+                (unsigned long long)b->stat_replies_dropped);
     return 0;
 }
 

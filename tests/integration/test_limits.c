@@ -263,6 +263,84 @@ static void pipelined_fetches_stay_bounded(void **state)
     assert_int_equal(harness_shutdown(h), 0);
 }
 
+/* A publisher that never reads its ACKs: once 128 wait for it, further
+ * PUBLISHes are answered ERROR RETRY_LATER at once, unchecked; every
+ * PUBLISH gets an answer. */
+static void unread_acks_stop_publishes(void **state)
+{
+    harness_t *h = *state = harness_new();
+    assert_int_equal(harness_start(h), 0);
+    schakel_keys_t k;
+    harness_keys(h, "school-a", &k);
+    size_t n = 1024;
+    ProtobufCBinaryData *evs = calloc(n, sizeof *evs);
+    uint8_t(*hashes)[32] = calloc(n, 32);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t id[16];
+        harness_event_id(id);
+        harness_signal("school-a", id, (unsigned)i, &evs[i].data, &evs[i].len);
+        schakel_sha256(evs[i].data, evs[i].len, hashes[i]);
+    }
+    uint8_t digest[32], sig[64];
+    schakel_batch_digest((const uint8_t(*)[32])hashes, n, digest);
+    schakel_ed25519_sign(k.sign_secret, digest, 32, sig);
+    Schakel__V1__Publish p = SCHAKEL__V1__PUBLISH__INIT;
+    p.n_events = n;
+    p.events = evs;
+    p.signature.data = sig;
+    p.signature.len = 64;
+    size_t len = schakel__v1__publish__get_packed_size(&p);
+    uint8_t *frame = malloc(len);
+    schakel__v1__publish__pack(&p, frame);
+    for (size_t i = 0; i < n; i++) free(evs[i].data);
+    free(evs);
+    free(hashes);
+
+    /* the same batch again and again: stored once, then duplicates, each
+     * ACK about 30 kB */
+    const int sends = 400;
+    void *bad = raw_socket(h, "school-a", 1);
+    for (int i = 1; i <= sends; i++) raw_send(bad, "PUBLISH", (uint64_t)i, frame, len);
+    free(frame);
+    sleep_ms(3000); /* the broker checks 128 x 1024 events */
+    /* another organisation is served meanwhile */
+    void *good = raw_socket(h, "smw-b", 0);
+    char name[17];
+    raw_send(good, "PING", 1, "", 0);
+    assert_int_equal(raw_recv(good, name, NULL, NULL), 0);
+    assert_string_equal(name, "PONG");
+    zmq_close(good);
+
+    int t = 3000;
+    zmq_setsockopt(bad, ZMQ_RCVTIMEO, &t, sizeof t);
+    size_t acks = 0, later = 0, other = 0;
+    zmq_msg_t b;
+    while (raw_recv(bad, name, NULL, &b) == 0) {
+        if (!strcmp(name, "ACK")) {
+            acks++;
+        } else if (!strcmp(name, "ERROR")) {
+            Schakel__V1__Error *e =
+                schakel__v1__error__unpack(NULL, zmq_msg_size(&b), zmq_msg_data(&b));
+            if (e && e->code == SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER &&
+                strstr(e->reason, "not ACKed or their ACKs not read yet"))
+                later++;
+            else
+                other++;
+            if (e) schakel__v1__error__free_unpacked(e, NULL);
+        } else {
+            other++;
+        }
+        zmq_msg_close(&b);
+    }
+    printf("a publisher not reading: %zu ACKs, %zu RETRY_LATER, %zu other\n", acks, later, other);
+    assert_int_equal(other, 0);
+    assert_true(acks >= 128);
+    assert_true(later > 0);
+    assert_int_equal(acks + later, (size_t)sends);
+    zmq_close(bad);
+    assert_int_equal(harness_shutdown(h), 0);
+}
+
 static void command_bodies_get_documented_codes(void **state)
 {
     harness_t *h = *state = harness_new();
@@ -447,6 +525,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(pipelined_fetches_stay_bounded, teardown),
+        cmocka_unit_test_teardown(unread_acks_stop_publishes, teardown),
         cmocka_unit_test_teardown(command_bodies_get_documented_codes, teardown),
         cmocka_unit_test_teardown(cursor_beyond_head_is_refused, teardown),
         cmocka_unit_test_teardown(batch_level_rejects_answer_as_documented, teardown),
