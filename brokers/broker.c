@@ -626,6 +626,8 @@ static peer_t *peer_find(schakel_broker_t *b, const zmq_msg_t *rid, int create);
 static void send_ack(schakel_broker_t *b, pending_t *p)
 {
     Schakel__V1__Ack ack = SCHAKEL__V1__ACK__INIT;
+    peer_t *peer = peer_find(b, &p->rid, 1);
+    if (peer && peer->publishing) peer->publishing--; /* held as its ACK from here on */
     Schakel__V1__AckEntry **ptrs = calloc(p->n ? p->n : 1, sizeof *ptrs);
     if (!ptrs) return;
     if (p->batch_code) {
@@ -643,8 +645,6 @@ static void send_ack(schakel_broker_t *b, pending_t *p)
     }
     ack.n_entries = p->n;
     ack.entries = ptrs;
-    peer_t *peer = peer_find(b, &p->rid, 1);
-    if (peer && peer->publishing) peer->publishing--;
     if ((peer ? schakel_wire_send_counted(b->router, &p->rid, "ACK", p->req_id, &ack.base,
                                           ZMQ_DONTWAIT, &peer->acks)
               : schakel_wire_send(b->router, &p->rid, "ACK", p->req_id, &ack.base, ZMQ_DONTWAIT)) != 0)

@@ -13,12 +13,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <lmdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -512,6 +514,48 @@ static void verify_ok_matches_exit_status(void **state)
     assert_non_null(strstr(line, "\"ok\":true"));
 }
 
+/* A reader of the log killed inside its read (as a killed `audit verify`)
+ * while another process keeps the log open: the broker frees its slot when
+ * it starts, and says how many it freed. */
+static void broker_clears_stale_readers(void **state)
+{
+    harness_t *h = *state = harness_new();
+    assert_int_equal(harness_start(h), 0);
+    assert_int_equal(harness_shutdown(h), 0);
+    char log[512];
+    snprintf(log, sizeof log, "%s/log", h->data);
+    MDB_env *env; /* keeps the reader table from being reset by the next opener */
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, log, MDB_RDONLY | MDB_NOTLS, 0600), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        MDB_env *e;
+        MDB_txn *t;
+        if (mdb_env_create(&e) || mdb_env_set_maxdbs(e, 16) ||
+            mdb_env_open(e, log, MDB_RDONLY | MDB_NOTLS, 0600) ||
+            mdb_txn_begin(e, NULL, MDB_RDONLY, &t))
+            _exit(3);
+        raise(SIGKILL);
+        _exit(4);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(harness_start(h), 0);
+    char path[512], line[1024];
+    snprintf(path, sizeof path, "%s/broker.log", h->dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int found = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "event=stale_readers_cleared count=1")) found = 1;
+    fclose(f);
+    assert_true(found);
+    mdb_env_close(env);
+    assert_int_equal(harness_shutdown(h), 0);
+}
+
 static int teardown(void **state)
 {
     harness_t *h = *state;
@@ -531,6 +575,7 @@ int main(void)
         cmocka_unit_test_teardown(batch_level_rejects_answer_as_documented, teardown),
         cmocka_unit_test_teardown(full_disk_says_the_disk_is_full, teardown),
         cmocka_unit_test_teardown(verify_ok_matches_exit_status, teardown),
+        cmocka_unit_test_teardown(broker_clears_stale_readers, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
