@@ -108,7 +108,7 @@ struct schakel_broker {
     size_t n_spare;
     uint64_t stat_acked, stat_rejected;
     int64_t tick_ms, last_tick;
-    peer_t *peers;                  /* connections with BATCH replies unread */
+    peer_t *peers;                  /* connections with PUBLISHes or replies held */
     uint64_t stat_fetch_refused, stat_publish_refused, stat_replies_dropped;
     int64_t last_drop_log, last_reader_check;
 };
@@ -818,8 +818,9 @@ static void send_error(schakel_broker_t *b, schakel_wire_msg_t *m, int code, con
     send_reply(b, m, "ERROR", &e.base);
 }
 
-/* The connection's entry in the table of BATCH replies unread (NULL when
- * it has none and !create). Frees entries whose replies were all taken. */
+/* The connection's entry in the table of what the broker holds for it
+ * (NULL when nothing and !create). Frees the entries of connections for
+ * which it holds nothing any more. */
 static peer_t *peer_find(schakel_broker_t *b, const zmq_msg_t *rid, int create)
 {
     size_t len = zmq_msg_size((zmq_msg_t *)rid);
@@ -850,7 +851,7 @@ static peer_t *peer_find(schakel_broker_t *b, const zmq_msg_t *rid, int create)
     return found;
 }
 
-/* Peers whose BATCH replies ZeroMQ still holds when the broker stops: wait
+/* Peers whose replies ZeroMQ still holds when the broker stops: wait
  * for the I/O thread to let go of them (the router is closed by now), then
  * free. An entry still counted after that is left: the I/O thread may yet
  * touch it. */
@@ -1070,7 +1071,16 @@ static int handle_one(schakel_broker_t *b)
          * ACK are bounded: the broker holds them or their ACKs */
         peer_t *peer = peer_find(b, &m.rid, 1);
         pending_t *p = NULL;
-        if (peer && peer->publishing + atomic_load(&peer->acks) >= ACK_UNREAD_MAX) {
+        size_t len = zmq_msg_size(&m.body);
+        if (len > SCHAKEL_MAX_FRAME_BYTES) { /* answered now: never held for the checker */
+            Schakel__V1__Ack ack = SCHAKEL__V1__ACK__INIT;
+            char r[SCHAKEL_ERRLEN];
+            snprintf(r, sizeof r, "frame is %zu bytes; the limit is 8 MiB: send smaller batches", len);
+            ack.batch_code = SCHAKEL__V1__REJECT_CODE__REJECT_TOO_LARGE;
+            ack.batch_reason = r;
+            b->stat_rejected++;
+            send_reply(b, &m, "ACK", &ack.base);
+        } else if (peer && peer->publishing + atomic_load(&peer->acks) >= ACK_UNREAD_MAX) {
             char r[SCHAKEL_ERRLEN];
             snprintf(r, sizeof r, "%d PUBLISHes on this connection are not ACKed or their ACKs "
                      "not read yet: read them, then PUBLISH again", ACK_UNREAD_MAX);

@@ -97,7 +97,7 @@ static int cmd_checkpoints(int argc, char **argv)
 /* Checks checkpoints kept outside the broker against the chain. Returns 0,
  * 1 with the first bad one named, or 2 when the file cannot be read. */
 static int verify_external(const char *logdir, const char *file, const schakel_keys_t *bk,
-                           uint64_t *checked)
+                           uint64_t *checked, uint64_t *bad_seq)
 {
     FILE *f = fopen(file, "r");
     if (!f) {
@@ -129,16 +129,19 @@ static int verify_external(const char *logdir, const char *file, const schakel_k
                 fprintf(stderr, "schakel audit verify: %s:%zu: checkpoint %llu is not signed by "
                                 "this broker\n", file, no, (unsigned long long)cp.seq);
                 rc = 1;
+                *bad_seq = cp.seq;
             } else if (found == SCHAKEL_ENOTFOUND) {
                 fprintf(stderr, "schakel audit verify: first bad sequence number %llu: the log "
                                 "ends before this kept checkpoint: records were removed\n",
                         (unsigned long long)cp.seq);
                 rc = 1;
+                *bad_seq = cp.seq;
             } else if (found != 0 || memcmp(h, cp.hash, 32) != 0) {
                 fprintf(stderr, "schakel audit verify: first bad sequence number %llu: the chain "
                                 "differs from the kept checkpoint: the log was rewritten up to "
                                 "here\n", (unsigned long long)cp.seq);
                 rc = 1;
+                *bad_seq = cp.seq;
             } else {
                 (*checked)++;
             }
@@ -281,8 +284,10 @@ int cmd_audit(int argc, char **argv)
     double dt = secs() - t0;
     memset(master, 0, sizeof master);
     /* kept checkpoints first: "ok" is true exactly when the exit status is 0 */
-    uint64_t kept_ok = 0;
-    int kept_rc = rc == 0 && kept ? verify_external(path, kept, have_bk ? &bk : NULL, &kept_ok) : 0;
+    uint64_t kept_ok = 0, kept_bad = 0;
+    int kept_rc = rc == 0 && kept
+                      ? verify_external(path, kept, have_bk ? &bk : NULL, &kept_ok, &kept_bad)
+                      : 0;
     char hh[65];
     schakel_hex_encode(r.head_hash, 32, hh);
     printf("{\"ok\":%s,\"records\":%llu,\"checkpoints\":%llu,\"head\":%llu,\"head_hash\":\"%s\","
@@ -294,6 +299,7 @@ int cmd_audit(int argc, char **argv)
            (unsigned long long)r.keys_corrupt, have_bk ? "true" : "false",
            have_master ? "true" : "false", dt);
     if (rc == SCHAKEL_ECORRUPT) printf(",\"bad_seq\":%llu", (unsigned long long)r.bad_seq);
+    else if (kept_bad) printf(",\"bad_seq\":%llu", (unsigned long long)kept_bad);
     if (kept) printf(",\"kept_checkpoints\":%llu", (unsigned long long)kept_ok);
     printf("}\n");
     if (kept_rc) return kept_rc;

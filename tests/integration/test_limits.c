@@ -504,6 +504,7 @@ static void verify_ok_matches_exit_status(void **state)
     printf("verify --checkpoints (forged kept checkpoint): exit %d: %s", st, line);
     assert_int_equal(st, 1);
     assert_non_null(strstr(line, "\"ok\":false"));
+    assert_non_null(strstr(line, "\"bad_seq\":3"));
     assert_non_null(strstr(line, "\"keys_missing\":0"));
     /* and without the forged file: ok and exit 0 */
     const char *plain[] = {"audit", "verify", "--data", h->data, NULL};
