@@ -35,6 +35,27 @@
 #define DIRECTORY_CURSOR "broker/directory" /* seq of the last directory_update */
 #define FETCH_MAX_BYTES (4u << 20)
 #define ZMQ_HARD_MAX_MSG (64LL << 20) /* past this libzmq drops the peer */
+/* Bounded memory per connection (protocol.md, "Limits"): replies waiting
+ * for a peer that does not read them are what grows a node. */
+#define SEND_HWM 1000          /* replies queued per connection, then EAGAIN */
+#define RECV_HWM 1000          /* commands queued per connection, then TCP waits */
+#define FETCH_UNREAD_MAX 4     /* BATCH replies per connection not yet taken */
+#define ACK_UNREAD_MAX 128     /* PUBLISHes per connection not ACKed or ACK not yet taken */
+#define FETCH_BODY_MAX 4096
+#define COMMIT_BODY_MAX 4096
+#define PING_BODY_MAX 64
+#define READER_CHECK_MS 60000  /* stale LMDB readers (killed auditors) */
+
+/* A connection with BATCH or ACK replies still in its send queue, by
+ * routing id. ZeroMQ's I/O thread counts them down as it takes them; only
+ * the command loop counts up, finds, adds and frees. */
+typedef struct peer {
+    struct peer *next;
+    atomic_uint batches, acks;
+    unsigned publishing;            /* PUBLISHes received, not yet ACKed */
+    size_t rid_len;
+    uint8_t rid[256];
+} peer_t;
 
 /* One PUBLISH on its way: received by the command loop, checked by the
  * checker thread, appended and ACKed by the command loop. Everything it
@@ -88,6 +109,9 @@ struct schakel_broker {
     uint64_t stat_acked, stat_rejected;
     uint64_t alarms; /* own appends refused: in every PONG; the operator's alert */
     int64_t tick_ms, last_tick;
+    peer_t *peers;                  /* connections with PUBLISHes or replies held */
+    uint64_t stat_fetch_refused, stat_publish_refused, stat_replies_dropped;
+    int64_t last_drop_log, last_reader_check;
 };
 
 static int64_t now_ms(void)
@@ -630,9 +654,13 @@ static void prepare_publish(schakel_broker_t *b, pending_t *p)
     for (size_t i = 0; i < n; i++) prepare_event(b, org, p, i);
 }
 
+static peer_t *peer_find(schakel_broker_t *b, const zmq_msg_t *rid, int create);
+
 static void send_ack(schakel_broker_t *b, pending_t *p)
 {
     Schakel__V1__Ack ack = SCHAKEL__V1__ACK__INIT;
+    peer_t *peer = peer_find(b, &p->rid, 1);
+    if (peer && peer->publishing) peer->publishing--; /* held as its ACK from here on */
     Schakel__V1__AckEntry **ptrs = calloc(p->n ? p->n : 1, sizeof *ptrs);
     if (!ptrs) return;
     if (p->batch_code) {
@@ -650,7 +678,9 @@ static void send_ack(schakel_broker_t *b, pending_t *p)
     }
     ack.n_entries = p->n;
     ack.entries = ptrs;
-    if (schakel_wire_send(b->router, &p->rid, "ACK", p->req_id, &ack.base, ZMQ_DONTWAIT) != 0)
+    if ((peer ? schakel_wire_send_counted(b->router, &p->rid, "ACK", p->req_id, &ack.base,
+                                          ZMQ_DONTWAIT, &peer->acks)
+              : schakel_wire_send(b->router, &p->rid, "ACK", p->req_id, &ack.base, ZMQ_DONTWAIT)) != 0)
         schakel_log(SCHAKEL_LOG_WARN, "broker", "event=ack_undeliverable req=%llu",
                     (unsigned long long)p->req_id);
     free(ptrs);
@@ -791,12 +821,89 @@ static pending_t *take_checked(schakel_broker_t *b, int all)
 
 /* ---- FETCH / COMMIT / PING ---- */
 
+/* A reply ZeroMQ would not take: the peer left (EHOSTUNREACH), or it has
+ * SEND_HWM replies it has not read (EAGAIN). Counted and logged (at most
+ * once a second), never queued in the broker. */
+static void reply_dropped(schakel_broker_t *b, const char *name, uint64_t req_id)
+{
+    b->stat_replies_dropped++;
+    int64_t now = now_ms();
+    if (now - b->last_drop_log < 1000) return;
+    b->last_drop_log = now;
+    schakel_log(SCHAKEL_LOG_WARN, "broker", "event=reply_dropped reply=%s req=%llu reason=%s "
+                "dropped_total=%llu", name, (unsigned long long)req_id,
+                errno == EAGAIN ? "peer_not_reading" : "peer_gone",
+                (unsigned long long)b->stat_replies_dropped);
+}
+
+static void send_reply(schakel_broker_t *b, schakel_wire_msg_t *m, const char *name,
+                       const ProtobufCMessage *msg)
+{
+    if (schakel_wire_send(b->router, &m->rid, name, m->req_id, msg, ZMQ_DONTWAIT) != 0)
+        reply_dropped(b, name, m->req_id);
+}
+
 static void send_error(schakel_broker_t *b, schakel_wire_msg_t *m, int code, const char *reason)
 {
     Schakel__V1__Error e = SCHAKEL__V1__ERROR__INIT;
     e.code = code;
     e.reason = (char *)reason;
-    schakel_wire_send(b->router, &m->rid, "ERROR", m->req_id, &e.base, ZMQ_DONTWAIT);
+    send_reply(b, m, "ERROR", &e.base);
+}
+
+/* The connection's entry in the table of what the broker holds for it
+ * (NULL when nothing and !create). Frees the entries of connections for
+ * which it holds nothing any more. */
+static peer_t *peer_find(schakel_broker_t *b, const zmq_msg_t *rid, int create)
+{
+    size_t len = zmq_msg_size((zmq_msg_t *)rid);
+    const void *id = zmq_msg_data((zmq_msg_t *)rid);
+    peer_t *found = NULL;
+    for (peer_t **pp = &b->peers; *pp;) {
+        peer_t *p = *pp;
+        if (!found && p->rid_len == len && memcmp(p->rid, id, len) == 0) {
+            found = p;
+            pp = &p->next;
+        } else if (atomic_load(&p->batches) == 0 && atomic_load(&p->acks) == 0 &&
+                   p->publishing == 0) {
+            *pp = p->next; /* nothing of it left in ZeroMQ: only we know it */
+            free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+    if (found || !create || len > sizeof found->rid) return found;
+    found = calloc(1, sizeof *found);
+    if (!found) return NULL;
+    atomic_init(&found->batches, 0);
+    atomic_init(&found->acks, 0);
+    memcpy(found->rid, id, len);
+    found->rid_len = len;
+    found->next = b->peers;
+    b->peers = found;
+    return found;
+}
+
+/* Peers whose replies ZeroMQ still holds when the broker stops: wait
+ * for the I/O thread to let go of them (the router is closed by now), then
+ * free. An entry still counted after that is left: the I/O thread may yet
+ * touch it. */
+static void peers_free(schakel_broker_t *b)
+{
+    for (int i = 0; i < 200; i++) {
+        int busy = 0;
+        for (peer_t *p = b->peers; p; p = p->next)
+            busy |= atomic_load(&p->batches) != 0 || atomic_load(&p->acks) != 0;
+        if (!busy) break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    for (peer_t *p = b->peers, *next; p; p = next) {
+        next = p->next;
+        if (atomic_load(&p->batches) == 0 && atomic_load(&p->acks) == 0) free(p);
+        else schakel_log(SCHAKEL_LOG_WARN, "broker", "event=peer_left_in_zeromq");
+    }
+    b->peers = NULL;
 }
 
 static int may_read(schakel_broker_t *b, const char *user, const char *stream)
@@ -836,11 +943,23 @@ static int fetch_cb(void *arg, const schakel_record_t *rec)
     return 0;
 }
 
-static void handle_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
+/* A command body over its cap is REJECT_TOO_LARGE, one that does not decode
+ * REJECT_MALFORMED (protocol.md §2). Returns 0 when the body may be decoded. */
+static int body_over_cap(schakel_broker_t *b, schakel_wire_msg_t *m, const char *cmd, size_t cap)
 {
     size_t len = zmq_msg_size(&m->body);
-    Schakel__V1__Fetch *f =
-        len <= 4096 ? schakel__v1__fetch__unpack(NULL, len, zmq_msg_data(&m->body)) : NULL;
+    if (len <= cap) return 0;
+    char r[SCHAKEL_ERRLEN];
+    snprintf(r, sizeof r, "%s body is %zu bytes; the limit is %zu", cmd, len, cap);
+    send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_TOO_LARGE, r);
+    return 1;
+}
+
+static void handle_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
+{
+    if (body_over_cap(b, m, "FETCH", FETCH_BODY_MAX)) return;
+    size_t len = zmq_msg_size(&m->body);
+    Schakel__V1__Fetch *f = schakel__v1__fetch__unpack(NULL, len, zmq_msg_data(&m->body));
     if (!f) {
         send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
                    "FETCH body does not decode as schakel.v1.Fetch");
@@ -854,11 +973,36 @@ static void handle_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
         schakel__v1__fetch__free_unpacked(f, NULL);
         return;
     }
+    /* Before any work: a connection that has not taken its last BATCHes
+     * from the broker gets no more of them until it does. */
+    peer_t *peer = peer_find(b, &m->rid, 1);
+    if (!peer || atomic_load(&peer->batches) >= FETCH_UNREAD_MAX) {
+        char r[SCHAKEL_ERRLEN];
+        snprintf(r, sizeof r, "%d BATCH replies to this connection are not read yet: read them, "
+                 "then FETCH again", FETCH_UNREAD_MAX);
+        b->stat_fetch_refused++;
+        send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER,
+                   peer ? r : "broker out of memory");
+        schakel__v1__fetch__free_unpacked(f, NULL);
+        return;
+    }
+    schakel_head_t h;
+    schakel_store_head(b->store, &h);
     uint64_t from = f->from_seq;
     if (from == 0 && f->consumer[0]) {
         char name[256];
         snprintf(name, sizeof name, "%s/%.80s/%s", m->user, f->consumer, f->stream);
         schakel_store_cursor_get(b->store, name, &from);
+        if (from > h.seq) { /* stored before cursors were checked: never wrap */
+            char r[SCHAKEL_ERRLEN];
+            snprintf(r, sizeof r, "the committed cursor of consumer \"%.80s\" is %llu, beyond the "
+                     "head %llu: COMMIT a seq of at most %llu, or FETCH with from_seq",
+                     f->consumer, (unsigned long long)from, (unsigned long long)h.seq,
+                     (unsigned long long)h.seq);
+            send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID, r);
+            schakel__v1__fetch__free_unpacked(f, NULL);
+            return;
+        }
         from++;
     }
     size_t max = f->max_count ? f->max_count : 100;
@@ -876,14 +1020,15 @@ static void handle_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
     if (rc < 0) {
         send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, schakel_strerror(rc));
     } else {
-        schakel_head_t h;
         schakel_store_head(b->store, &h);
         out.stream = f->stream;
         out.records = a.ptrs;
         out.n_records = a.n;
         out.next_seq = next;
         out.head = h.seq;
-        schakel_wire_send(b->router, &m->rid, "BATCH", m->req_id, &out.base, ZMQ_DONTWAIT);
+        if (schakel_wire_send_counted(b->router, &m->rid, "BATCH", m->req_id, &out.base,
+                                      ZMQ_DONTWAIT, &peer->batches) != 0)
+            reply_dropped(b, "BATCH", m->req_id);
     }
     for (size_t i = 0; i < a.n; i++) {
         free(a.recs[i].hash.data);
@@ -896,39 +1041,51 @@ static void handle_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
 
 static void handle_commit(schakel_broker_t *b, schakel_wire_msg_t *m)
 {
+    if (body_over_cap(b, m, "COMMIT", COMMIT_BODY_MAX)) return;
     size_t len = zmq_msg_size(&m->body);
-    Schakel__V1__Commit *c =
-        len <= 4096 ? schakel__v1__commit__unpack(NULL, len, zmq_msg_data(&m->body)) : NULL;
+    Schakel__V1__Commit *c = schakel__v1__commit__unpack(NULL, len, zmq_msg_data(&m->body));
+    schakel_head_t h;
+    schakel_store_head(b->store, &h);
     if (!c || !c->consumer[0] || strlen(c->consumer) > 80) {
         send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
                    "COMMIT needs a schakel.v1.Commit with a consumer name of 1 to 80 bytes");
     } else if (!may_read(b, m->user, c->stream)) {
         send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
                    "cursor for a stream this organisation may not read");
+    } else if (c->seq > h.seq) {
+        char r[SCHAKEL_ERRLEN];
+        snprintf(r, sizeof r, "seq %llu is beyond the head of the log, %llu: commit the last seq "
+                 "you handled", (unsigned long long)c->seq, (unsigned long long)h.seq);
+        send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID, r);
     } else {
         char name[256];
         snprintf(name, sizeof name, "%s/%s/%s", m->user, c->consumer, c->stream);
         int rc = schakel_store_cursor_set(b->store, name, c->seq);
         if (rc) send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, schakel_strerror(rc));
-        else schakel_wire_send(b->router, &m->rid, "COMMITTED", m->req_id, &c->base, ZMQ_DONTWAIT);
+        else send_reply(b, m, "COMMITTED", &c->base);
     }
     if (c) schakel__v1__commit__free_unpacked(c, NULL);
 }
 
 static void handle_ping(schakel_broker_t *b, schakel_wire_msg_t *m)
 {
+    if (body_over_cap(b, m, "PING", PING_BODY_MAX)) return;
     size_t len = zmq_msg_size(&m->body);
-    Schakel__V1__Ping *p =
-        len <= 64 ? schakel__v1__ping__unpack(NULL, len, zmq_msg_data(&m->body)) : NULL;
+    Schakel__V1__Ping *p = schakel__v1__ping__unpack(NULL, len, zmq_msg_data(&m->body));
+    if (!p) {
+        send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
+                   "PING body does not decode as schakel.v1.Ping");
+        return;
+    }
     Schakel__V1__Pong pong = SCHAKEL__V1__PONG__INIT;
     schakel_head_t h;
     schakel_store_head(b->store, &h);
-    pong.nonce = p ? p->nonce : 0;
+    pong.nonce = p->nonce;
     pong.head = h.seq;
     pong.now = now_ms();
     pong.alarms = b->alarms;
-    schakel_wire_send(b->router, &m->rid, "PONG", m->req_id, &pong.base, ZMQ_DONTWAIT);
-    if (p) schakel__v1__ping__free_unpacked(p, NULL);
+    send_reply(b, m, "PONG", &pong.base);
+    schakel__v1__ping__free_unpacked(p, NULL);
 }
 
 /* Reads one command; returns 1 if one was handled, 0 if none waited. */
@@ -944,8 +1101,26 @@ static int handle_one(schakel_broker_t *b)
         send_error(b, &m, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
                    "a command is 3 frames: name, 8-byte request id, protobuf body");
     } else if (strcmp(m.name, "PUBLISH") == 0) {
-        pending_t *p = calloc(1, sizeof *p);
-        if (!p) {
+        /* a connection's PUBLISHes between receipt and its reading the
+         * ACK are bounded: the broker holds them or their ACKs */
+        peer_t *peer = peer_find(b, &m.rid, 1);
+        pending_t *p = NULL;
+        size_t len = zmq_msg_size(&m.body);
+        if (len > SCHAKEL_MAX_FRAME_BYTES) { /* answered now: never held for the checker */
+            Schakel__V1__Ack ack = SCHAKEL__V1__ACK__INIT;
+            char r[SCHAKEL_ERRLEN];
+            snprintf(r, sizeof r, "frame is %zu bytes; the limit is 8 MiB: send smaller batches", len);
+            ack.batch_code = SCHAKEL__V1__REJECT_CODE__REJECT_TOO_LARGE;
+            ack.batch_reason = r;
+            b->stat_rejected++;
+            send_reply(b, &m, "ACK", &ack.base);
+        } else if (peer && peer->publishing + atomic_load(&peer->acks) >= ACK_UNREAD_MAX) {
+            char r[SCHAKEL_ERRLEN];
+            snprintf(r, sizeof r, "%d PUBLISHes on this connection are not ACKed or their ACKs "
+                     "not read yet: read them, then PUBLISH again", ACK_UNREAD_MAX);
+            b->stat_publish_refused++;
+            send_error(b, &m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, r);
+        } else if (!(p = calloc(1, sizeof *p))) {
             send_error(b, &m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, "broker out of memory");
         } else { /* to the checker, as it came: no copy of the body */
             zmq_msg_init(&p->rid);
@@ -954,6 +1129,7 @@ static int handle_one(schakel_broker_t *b)
             zmq_msg_move(&p->body, &m.body);
             snprintf(p->user, sizeof p->user, "%s", m.user);
             p->req_id = m.req_id;
+            if (peer) peer->publishing++;
             pthread_mutex_lock(&b->q_lock);
             if (b->in_tail) b->in_tail->next = p;
             else b->in_head = p;
@@ -1040,6 +1216,20 @@ static void checker_finish(schakel_broker_t *b)
     b->checker_running = 0;
 }
 
+/* A process killed inside a read of the log (`audit verify`, a tail)
+ * keeps its LMDB reader slot, and with it every page freed since: the map
+ * only grows. Cleared at start and every READER_CHECK_MS. */
+static void reader_check(schakel_broker_t *b, int64_t now, int at_start)
+{
+    int cleared = 0;
+    b->last_reader_check = now;
+    if (schakel_lmdb_reader_check(b->store, &cleared) != 0)
+        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=reader_check_failed");
+    else if (cleared || at_start)
+        schakel_log(cleared ? SCHAKEL_LOG_WARN : SCHAKEL_LOG_INFO, "broker",
+                    "event=stale_readers_cleared count=%d", cleared);
+}
+
 int schakel_broker_run(schakel_broker_t *b)
 {
     zmq_pollitem_t it[2] = {{b->router, 0, ZMQ_POLLIN, 0}, {b->wake_rx, 0, ZMQ_POLLIN, 0}};
@@ -1064,6 +1254,7 @@ int schakel_broker_run(schakel_broker_t *b)
             b->last_tick = now;
         }
         schakel_store_checkpoint(b->store, now);
+        if (now - b->last_reader_check >= READER_CHECK_MS) reader_check(b, now, 0);
         if (now - last_reload >= 1000) {
             directory_maybe_reload(b);
             last_reload = now;
@@ -1073,8 +1264,11 @@ int schakel_broker_run(schakel_broker_t *b)
     pending_t *ready;
     while ((ready = take_checked(b, 1))) flush(b, ready);
     schakel_store_checkpoint(b->store, now_ms() + 3600 * 1000);
-    schakel_log(SCHAKEL_LOG_INFO, "broker", "event=stopped acked=%llu rejected=%llu",
-                (unsigned long long)b->stat_acked, (unsigned long long)b->stat_rejected);
+    schakel_log(SCHAKEL_LOG_INFO, "broker", "event=stopped acked=%llu rejected=%llu "
+                "fetch_refused=%llu publish_refused=%llu replies_dropped=%llu",
+                (unsigned long long)b->stat_acked, (unsigned long long)b->stat_rejected,
+                (unsigned long long)b->stat_fetch_refused, (unsigned long long)b->stat_publish_refused,
+                (unsigned long long)b->stat_replies_dropped);
     return 0;
 }
 
@@ -1136,6 +1330,7 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     b->store = schakel_store_open_lmdb(&o, why);
     memset(o.master_key, 0, sizeof o.master_key);
     if (!b->store) goto fail;
+    reader_check(b, now_ms(), 1);
 
     /* ZAP before any bind: no connection is accepted unauthenticated. */
     b->zap = zmq_socket(ctx, ZMQ_REP);
@@ -1150,15 +1345,17 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     b->zap_running = 1;
 
     int64_t maxmsg = ZMQ_HARD_MAX_MSG;
-    int linger = 1000, hwm = 100000;
+    int linger = 1000, sndhwm = SEND_HWM, rcvhwm = RECV_HWM, mandatory = 1;
     b->router = zmq_socket(ctx, ZMQ_ROUTER);
     b->pub = zmq_socket(ctx, ZMQ_PUB);
     if (!b->router || !b->pub || schakel_wire_curve_server(b->router, &b->keys) ||
         schakel_wire_curve_server(b->pub, &b->keys) ||
         zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
         zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof linger) ||
-        zmq_setsockopt(b->router, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
-        zmq_setsockopt(b->router, ZMQ_RCVHWM, &hwm, sizeof hwm) ||
+        zmq_setsockopt(b->router, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) ||
+        zmq_setsockopt(b->router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) ||
+        /* a full or gone peer is an error we count, not a silent drop */
+        zmq_setsockopt(b->router, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) ||
         zmq_setsockopt(b->pub, ZMQ_LINGER, &linger, sizeof linger)) {
         schakel_fail(why, SCHAKEL_EZMQ, "socket set-up: %s", zmq_strerror(errno));
         goto fail;
@@ -1205,6 +1402,7 @@ void schakel_broker_destroy(schakel_broker_t **self_p)
     if (b->router) zmq_close(b->router);
     if (b->pub) zmq_close(b->pub);
     if (b->zap) zmq_close(b->zap);
+    peers_free(b);
     checker_finish(b);
     for (pending_t *lists[2] = {b->in_head, b->out_head}, **l = lists; l < lists + 2; l++)
         for (pending_t *p = *l, *next; p; p = next) {

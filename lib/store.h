@@ -197,6 +197,12 @@ static inline void schakel_store_close(schakel_store_t **s)
  * time works; the operator's alert when it does not). */
 void schakel_lmdb_map_info(schakel_store_t *s, size_t *map_size, uint64_t *full_retries);
 
+/* Frees the LMDB reader slots of processes that died inside a read (a
+ * killed `audit verify`): while such a slot is held, LMDB cannot reuse the
+ * pages freed after it and the map keeps growing. *cleared: how many were
+ * freed. 0 or SCHAKEL_ESTORE. */
+int schakel_lmdb_reader_check(schakel_store_t *s, int *cleared);
+
 /* ---- auditing an LMDB log (read-only) ---- */
 
 typedef struct {
@@ -205,7 +211,9 @@ typedef struct {
     uint64_t bad_seq;           /* first bad record, 0 if none */
     uint64_t head;              /* last seq */
     uint8_t head_hash[SCHAKEL_SHA256_LEN];
-    uint64_t erased;            /* records whose data key is gone */
+    uint64_t erased;            /* records whose subject was erased (an erasure record) */
+    uint64_t keys_missing;      /* records whose data key is gone with no erasure record */
+    uint64_t keys_corrupt;      /* records whose data key does not unwrap */
     char why[256];              /* what was wrong at bad_seq */
 } schakel_verify_report_t;
 

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
 
 #include "error.h"
 #include "logging.h"
@@ -21,6 +23,12 @@
 #define KEY_ID_LEN 16
 #define WRAPPED_LEN (SCHAKEL_AEAD_NONCE_LEN + SCHAKEL_AEAD_KEY_LEN + SCHAKEL_AEAD_TAG_LEN)
 #define HDR_LEN (2 * SCHAKEL_SHA256_LEN) /* prev_hash || hash before the body */
+/* An erasure record in table `keys`, under the erased key's id:
+ * "schakel-erased\0\0" (16) || u64be(last seq erased) || i64be(at, unix ms).
+ * Alone: the subject's key was erased. Followed by a wrapped key: a new key
+ * for the subject's records after `last seq erased`. */
+#define TOMB_MAGIC "schakel-erased\0"
+#define TOMB_LEN 32
 /* Two 4-way set-associative caches of 32768 entries each (~4.6 MiB): a
  * direct-mapped cache thrashes once a few thousand children are active. */
 #define CACHE_SETS 8192
@@ -29,6 +37,7 @@
 typedef struct {
     uint8_t id[KEY_ID_LEN];
     uint8_t key[SCHAKEL_AEAD_KEY_LEN];
+    uint64_t erased_upto; /* records up to this seq were erased (old key) */
     int used;
 } key_slot_t;
 
@@ -92,11 +101,29 @@ static uint64_t rd64(const uint8_t in[8])
     return v;
 }
 
+#define DISK_FULL "the disk holding the log is full: the operator must free disk space or " \
+                  "move the log; nothing was stored, send again later"
+
 static int lmdb_err(int rc, char *why, const char *what)
 {
-    if (rc == MDB_MAP_FULL || rc == ENOSPC)
-        return schakel_fail(why, SCHAKEL_EFULL, "%s: storage full (%s)", what, mdb_strerror(rc));
+    if (rc == MDB_MAP_FULL)
+        return schakel_fail(why, SCHAKEL_EFULL, "%s: the log's map is full: the operator must raise "
+                            "map_max or move the log; nothing was stored, send again later", what);
+    if (rc == ENOSPC || rc == EDQUOT) return schakel_fail(why, SCHAKEL_EFULL, "%s: %s", what, DISK_FULL);
     return schakel_fail(why, SCHAKEL_ESTORE, "%s: %s", what, mdb_strerror(rc));
+}
+
+/* A write of the log failed. LMDB reports a short write on a full disk as
+ * EIO ("Input/output error"): when the disk under the log has less than a
+ * megabyte left, say that it is full. */
+static int write_err(lmdb_store_t *st, int rc, char *why, const char *what)
+{
+    const char *path = NULL;
+    struct statvfs vfs;
+    if (rc == EIO && mdb_env_get_path(st->env, &path) == 0 && path && statvfs(path, &vfs) == 0 &&
+        (unsigned long long)vfs.f_bavail * vfs.f_frsize < (1ull << 20))
+        rc = ENOSPC;
+    return lmdb_err(rc, why, what);
 }
 
 /* h[n] = SHA-256("schakel/v1" || u64be(n) || h[n-1] || SHA-256(body)) */
@@ -180,18 +207,39 @@ static int pool_random(lmdb_store_t *st, uint8_t *out, size_t n)
     return 0;
 }
 
-/* Finds the data key for key id `id`; with create, makes and stores one
- * in txn when there is none. SCHAKEL_ENOTFOUND when erased/absent. */
-static int data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,
-                    uint8_t key[SCHAKEL_AEAD_KEY_LEN], char *why)
+static int is_tomb(const MDB_val *v)
 {
+    return (v->mv_size == TOMB_LEN || v->mv_size == TOMB_LEN + WRAPPED_LEN) &&
+           memcmp(v->mv_data, TOMB_MAGIC, 16) == 0;
+}
+
+/* Finds the data key for key id `id`; with create, makes and stores one
+ * in txn when there is none (after an erasure record: behind it).
+ * *erased_upto: records of this key id up to that seq were erased (0:
+ * none). SCHAKEL_ENOTFOUND when there is no key: with *erased_upto > 0 it
+ * was erased, else it is missing; SCHAKEL_ECORRUPT/ECRYPTO when the stored
+ * key is damaged. */
+static int data_key_ex(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,
+                       uint8_t key[SCHAKEL_AEAD_KEY_LEN], uint64_t *erased_upto, char *why)
+{
+    *erased_upto = 0;
     key_slot_t *slot = key_cached(st, id);
     if (slot) {
         memcpy(key, slot->key, SCHAKEL_AEAD_KEY_LEN);
+        *erased_upto = slot->erased_upto;
         return 0;
     }
     MDB_val k = {KEY_ID_LEN, (void *)id}, v;
     int rc = mdb_get(txn, st->keys, &k, &v);
+    uint8_t tomb[TOMB_LEN];
+    int has_tomb = 0;
+    if (rc == 0 && is_tomb(&v)) {
+        *erased_upto = rd64((const uint8_t *)v.mv_data + 16);
+        memcpy(tomb, v.mv_data, TOMB_LEN);
+        has_tomb = 1;
+        if (v.mv_size == TOMB_LEN) rc = MDB_NOTFOUND; /* erased; no new key yet */
+        else v.mv_data = (uint8_t *)v.mv_data + TOMB_LEN, v.mv_size -= TOMB_LEN;
+    }
     if (rc == 0) {
         if (v.mv_size != WRAPPED_LEN)
             return schakel_fail(why, SCHAKEL_ECORRUPT, "data key record has the wrong size");
@@ -201,14 +249,15 @@ static int data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN]
             return schakel_fail(why, SCHAKEL_ECRYPTO, "data key does not unwrap: wrong master key?");
     } else if (rc == MDB_NOTFOUND) {
         if (!create) return SCHAKEL_ENOTFOUND;
-        uint8_t w[WRAPPED_LEN];
+        uint8_t val[TOMB_LEN + WRAPPED_LEN], *w = val + (has_tomb ? TOMB_LEN : 0);
+        if (has_tomb) memcpy(val, tomb, TOMB_LEN);
         if (pool_random(st, key, SCHAKEL_AEAD_KEY_LEN) || pool_random(st, w, SCHAKEL_AEAD_NONCE_LEN))
             return schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes for a data key");
         if (schakel_aead_seal(st->wrap_key, w, id, KEY_ID_LEN, key, SCHAKEL_AEAD_KEY_LEN,
                               w + SCHAKEL_AEAD_NONCE_LEN) != 0)
             return schakel_fail(why, SCHAKEL_ECRYPTO, "data key could not be wrapped");
-        v.mv_size = WRAPPED_LEN;
-        v.mv_data = w;
+        v.mv_size = (has_tomb ? TOMB_LEN : 0) + WRAPPED_LEN;
+        v.mv_data = val;
         rc = mdb_put(txn, st->keys, &k, &v, 0);
         if (rc) return lmdb_err(rc, why, "store data key");
     } else {
@@ -218,8 +267,16 @@ static int data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN]
     slot = &set->way[set->next++ % CACHE_WAYS];
     memcpy(slot->id, id, KEY_ID_LEN);
     memcpy(slot->key, key, SCHAKEL_AEAD_KEY_LEN);
+    slot->erased_upto = *erased_upto;
     slot->used = 1;
     return 0;
+}
+
+static int data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,
+                    uint8_t key[SCHAKEL_AEAD_KEY_LEN], char *why)
+{
+    uint64_t upto;
+    return data_key_ex(st, txn, id, create, key, &upto, why);
 }
 
 /* Grows the map when the next append could come near its end: LMDB cannot
@@ -453,7 +510,7 @@ static int try_append(lmdb_store_t *st, schakel_append_batch_t *batches, size_t 
         return rc;
     }
     rc = mdb_txn_commit(txn); /* fsyncs: durable before any ACK */
-    if (rc) return lmdb_err(rc, why, "commit append");
+    if (rc) return write_err(st, rc, why, "commit append");
     if (cp) {
         st->cp_seq = st->head.seq;
         st->cp_at = now_ms;
@@ -518,10 +575,12 @@ static int deliver(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const MDB_val *
     rec.source_org = body->source_org;
     uint8_t *plain = NULL;
     uint8_t dk[SCHAKEL_AEAD_KEY_LEN];
+    uint64_t erased_upto = 0;
     int rc = 0;
     if (body->key_id.len == KEY_ID_LEN && body->nonce.len == SCHAKEL_AEAD_NONCE_LEN &&
         body->ciphertext.len >= SCHAKEL_AEAD_TAG_LEN &&
-        data_key(st, txn, body->key_id.data, 0, dk, NULL) == 0) {
+        data_key_ex(st, txn, body->key_id.data, 0, dk, &erased_upto, NULL) == 0 &&
+        seq > erased_upto) {
         size_t plen = body->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
         uint8_t aad[24];
         be64(aad, seq);
@@ -613,6 +672,15 @@ void schakel_lmdb_map_info(schakel_store_t *s, size_t *map_size, uint64_t *full_
     lmdb_store_t *st = (lmdb_store_t *)s;
     *map_size = st->map_size;
     *full_retries = st->full_retries;
+}
+
+int schakel_lmdb_reader_check(schakel_store_t *s, int *cleared)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    int dead = 0;
+    int rc = mdb_reader_check(st->env, &dead);
+    *cleared = dead;
+    return rc ? SCHAKEL_ESTORE : 0;
 }
 
 static int lmdb_head(schakel_store_t *s, schakel_head_t *head)
@@ -740,25 +808,42 @@ static int lmdb_checkpoint(schakel_store_t *s, int64_t now_ms)
     return 0;
 }
 
+/* Replaces the subject's data key by an erasure record: which records it
+ * erased (up to the head now) and when. Nothing decrypts them again, and
+ * `audit verify` tells them from records whose key is missing or damaged. */
 static int lmdb_erase_subject(schakel_store_t *s, const char *subject)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     if (st->read_only) return SCHAKEL_EPERM;
     uint8_t kid[KEY_ID_LEN];
     key_id_of(st, subject, kid);
+    int rc = ensure_room(st, 256, NULL);
+    if (rc) return rc;
     MDB_txn *txn;
-    int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    rc = mdb_txn_begin(st->env, NULL, 0, &txn);
     if (rc) return lmdb_err(rc, NULL, "begin erase");
-    MDB_val k = {KEY_ID_LEN, kid};
-    rc = mdb_del(txn, st->keys, &k, NULL);
+    MDB_val k = {KEY_ID_LEN, kid}, v;
+    rc = mdb_get(txn, st->keys, &k, &v);
+    if (rc || (is_tomb(&v) && v.mv_size == TOMB_LEN)) { /* no key, or erased already */
+        mdb_txn_abort(txn);
+        return rc == 0 || rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : lmdb_err(rc, NULL, "erase");
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint8_t tomb[TOMB_LEN];
+    memcpy(tomb, TOMB_MAGIC, 16);
+    be64(tomb + 16, st->head.seq);
+    be64(tomb + 24, (uint64_t)((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000));
+    MDB_val tv = {TOMB_LEN, tomb};
+    rc = mdb_put(txn, st->keys, &k, &tv, 0);
     if (rc) {
         mdb_txn_abort(txn);
-        return rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : lmdb_err(rc, NULL, "erase");
+        return lmdb_err(rc, NULL, "erase");
     }
     rc = mdb_txn_commit(txn);
     key_slot_t *slot = key_cached(st, kid);
     if (slot) memset(slot, 0, sizeof *slot);
-    return rc ? lmdb_err(rc, NULL, "commit erase") : 0;
+    return rc ? write_err(st, rc, NULL, "commit erase") : 0;
 }
 
 static void lmdb_close(schakel_store_t *s)
@@ -932,19 +1017,39 @@ static int verify_fail(schakel_verify_report_t *r, uint64_t seq, const char *msg
     return SCHAKEL_ECORRUPT;
 }
 
-/* With a master key: the payload decrypts and hashes to event_hash. */
+/* A record whose data key is missing or damaged: counted, and the first
+ * one named, while the walk goes on; the log then does not verify. */
+static void key_problem(schakel_verify_report_t *r, uint64_t seq, uint64_t *count, const char *msg)
+{
+    (*count)++;
+    if (r->bad_seq) return;
+    r->bad_seq = seq;
+    snprintf(r->why, sizeof r->why, "%s", msg);
+}
+
+/* With a master key: the payload decrypts and hashes to event_hash. A
+ * record erased by an erasure record counts as erased; a key that is gone
+ * without one (missing) or does not unwrap (corrupt) is a failure. */
 static int verify_payload(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_t *body,
                           size_t blen, schakel_verify_report_t *r)
 {
     Schakel__V1__RecordBody *b = schakel__v1__record_body__unpack(NULL, blen, body);
     if (!b) return verify_fail(r, seq, "record body does not decode");
-    int rc = 0;
+    int rc = 0, krc = SCHAKEL_ECORRUPT;
     uint8_t dk[SCHAKEL_AEAD_KEY_LEN];
+    uint64_t upto = 0;
+    if (b->key_id.len == KEY_ID_LEN) krc = data_key_ex(st, txn, b->key_id.data, 0, dk, &upto, NULL);
     if (b->seq != seq) {
         rc = verify_fail(r, seq, "record body names another sequence number");
-    } else if (b->key_id.len != KEY_ID_LEN ||
-               data_key(st, txn, b->key_id.data, 0, dk, NULL) != 0) {
+    } else if (seq <= upto) {
         r->erased++;
+    } else if (krc == SCHAKEL_ENOTFOUND) {
+        key_problem(r, seq, &r->keys_missing,
+                    upto ? "data key is missing for a record after its subject's erasure"
+                         : "data key is missing and there is no erasure record for it");
+    } else if (krc != 0) {
+        key_problem(r, seq, &r->keys_corrupt, "data key is corrupted: it does not unwrap with the "
+                                              "master key");
     } else if (b->ciphertext.len < SCHAKEL_AEAD_TAG_LEN || b->nonce.len != 12 ||
                b->event_id.len != 16 || b->event_hash.len != 32) {
         rc = verify_fail(r, seq, "record body is missing fields");
@@ -1060,6 +1165,7 @@ int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_
     mdb_cursor_close(cur);
     memcpy(r->head_hash, prev, 32);
     if (rc == 0) rc = verify_checkpoints(st, txn, broker_pub, r);
+    if (rc == 0 && (r->keys_missing || r->keys_corrupt)) rc = SCHAKEL_ECORRUPT;
     mdb_txn_abort(txn);
     schakel_store_close(&s);
     return rc;

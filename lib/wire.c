@@ -34,8 +34,17 @@ static void free_buf(void *data, void *hint)
     free(data);
 }
 
-int schakel_wire_send(void *sock, zmq_msg_t *rid, const char *name, uint64_t req_id,
-                      const ProtobufCMessage *msg, int flags)
+/* Frees a counted body and says so to its counter. Runs in whichever
+ * thread drops the last reference: ZeroMQ's I/O thread, or the sender's on
+ * a failed send. */
+static void free_counted(void *data, void *hint)
+{
+    free(data);
+    atomic_fetch_sub((atomic_uint *)hint, 1);
+}
+
+static int send_msg(void *sock, zmq_msg_t *rid, const char *name, uint64_t req_id,
+                    const ProtobufCMessage *msg, int flags, atomic_uint *unread)
 {
     uint8_t id[8];
     for (int i = 7; i >= 0; i--) {
@@ -47,23 +56,44 @@ int schakel_wire_send(void *sock, zmq_msg_t *rid, const char *name, uint64_t req
     if (!buf) return SCHAKEL_ENOMEM;
     protobuf_c_message_pack(msg, buf);
     zmq_msg_t body;
-    zmq_msg_init_data(&body, buf, len, free_buf, NULL);
+    if (unread) {
+        atomic_fetch_add(unread, 1);
+        zmq_msg_init_data(&body, buf, len, free_counted, unread);
+    } else {
+        zmq_msg_init_data(&body, buf, len, free_buf, NULL);
+    }
     if (rid) {
         zmq_msg_t copy;
         zmq_msg_init(&copy);
         zmq_msg_copy(&copy, rid);
         if (zmq_msg_send(&copy, sock, ZMQ_SNDMORE | flags) < 0) {
+            int e = errno;
             zmq_msg_close(&copy);
             zmq_msg_close(&body);
+            errno = e;
             return SCHAKEL_EZMQ;
         }
     }
     if (zmq_send(sock, name, strlen(name), ZMQ_SNDMORE | flags) < 0 ||
         zmq_send(sock, id, 8, ZMQ_SNDMORE | flags) < 0 || zmq_msg_send(&body, sock, flags) < 0) {
+        int e = errno;
         zmq_msg_close(&body);
+        errno = e;
         return SCHAKEL_EZMQ;
     }
     return 0;
+}
+
+int schakel_wire_send(void *sock, zmq_msg_t *rid, const char *name, uint64_t req_id,
+                      const ProtobufCMessage *msg, int flags)
+{
+    return send_msg(sock, rid, name, req_id, msg, flags, NULL);
+}
+
+int schakel_wire_send_counted(void *sock, zmq_msg_t *rid, const char *name, uint64_t req_id,
+                              const ProtobufCMessage *msg, int flags, atomic_uint *unread)
+{
+    return send_msg(sock, rid, name, req_id, msg, flags, unread);
 }
 
 static int more(void *sock)

@@ -5,6 +5,7 @@
 #define SCHAKEL_WIRE_H
 
 #include <protobuf-c/protobuf-c.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <zmq.h>
 
@@ -25,6 +26,16 @@ int schakel_wire_curve_client(void *sock, const schakel_keys_t *keys, const char
  * EAGAIN when it would block). */
 int schakel_wire_send(void *sock, zmq_msg_t *rid, const char *name, uint64_t req_id,
                       const ProtobufCMessage *msg, int flags);
+
+/* As schakel_wire_send, and counts the reply while ZeroMQ holds it:
+ * *unread goes up by one now and down by one when ZeroMQ lets go of the
+ * body (the connection's I/O thread took it to encode and write, or the
+ * connection went away). So *unread is how many of these replies wait in
+ * the send queue of their connection, not yet taken by the peer. The
+ * counter must outlive the message (it is decremented from ZeroMQ's I/O
+ * thread). */
+int schakel_wire_send_counted(void *sock, zmq_msg_t *rid, const char *name, uint64_t req_id,
+                              const ProtobufCMessage *msg, int flags, atomic_uint *unread);
 
 /* One received command. body stays valid until schakel_wire_close(). */
 typedef struct {

@@ -97,7 +97,7 @@ static int cmd_checkpoints(int argc, char **argv)
 /* Checks checkpoints kept outside the broker against the chain. Returns 0,
  * 1 with the first bad one named, or 2 when the file cannot be read. */
 static int verify_external(const char *logdir, const char *file, const schakel_keys_t *bk,
-                           uint64_t *checked)
+                           uint64_t *checked, uint64_t *bad_seq)
 {
     FILE *f = fopen(file, "r");
     if (!f) {
@@ -129,16 +129,19 @@ static int verify_external(const char *logdir, const char *file, const schakel_k
                 fprintf(stderr, "schakel audit verify: %s:%zu: checkpoint %llu is not signed by "
                                 "this broker\n", file, no, (unsigned long long)cp.seq);
                 rc = 1;
+                *bad_seq = cp.seq;
             } else if (found == SCHAKEL_ENOTFOUND) {
                 fprintf(stderr, "schakel audit verify: first bad sequence number %llu: the log "
                                 "ends before this kept checkpoint: records were removed\n",
                         (unsigned long long)cp.seq);
                 rc = 1;
+                *bad_seq = cp.seq;
             } else if (found != 0 || memcmp(h, cp.hash, 32) != 0) {
                 fprintf(stderr, "schakel audit verify: first bad sequence number %llu: the chain "
                                 "differs from the kept checkpoint: the log was rewritten up to "
                                 "here\n", (unsigned long long)cp.seq);
                 rc = 1;
+                *bad_seq = cp.seq;
             } else {
                 (*checked)++;
             }
@@ -280,17 +283,23 @@ int cmd_audit(int argc, char **argv)
                                  have_master ? master : NULL, &r);
     double dt = secs() - t0;
     memset(master, 0, sizeof master);
+    /* kept checkpoints first: "ok" is true exactly when the exit status is 0 */
+    uint64_t kept_ok = 0, kept_bad = 0;
+    int kept_rc = rc == 0 && kept
+                      ? verify_external(path, kept, have_bk ? &bk : NULL, &kept_ok, &kept_bad)
+                      : 0;
     char hh[65];
     schakel_hex_encode(r.head_hash, 32, hh);
     printf("{\"ok\":%s,\"records\":%llu,\"checkpoints\":%llu,\"head\":%llu,\"head_hash\":\"%s\","
-           "\"erased\":%llu,\"checkpoint_signatures\":%s,\"payloads\":%s,\"seconds\":%.3f",
-           rc == 0 ? "true" : "false", (unsigned long long)r.records,
+           "\"erased\":%llu,\"keys_missing\":%llu,\"keys_corrupt\":%llu,"
+           "\"checkpoint_signatures\":%s,\"payloads\":%s,\"seconds\":%.3f",
+           rc == 0 && kept_rc == 0 ? "true" : "false", (unsigned long long)r.records,
            (unsigned long long)r.checkpoints, (unsigned long long)r.head, hh,
-           (unsigned long long)r.erased, have_bk ? "true" : "false",
+           (unsigned long long)r.erased, (unsigned long long)r.keys_missing,
+           (unsigned long long)r.keys_corrupt, have_bk ? "true" : "false",
            have_master ? "true" : "false", dt);
     if (rc == SCHAKEL_ECORRUPT) printf(",\"bad_seq\":%llu", (unsigned long long)r.bad_seq);
-    uint64_t kept_ok = 0;
-    int kept_rc = rc == 0 && kept ? verify_external(path, kept, have_bk ? &bk : NULL, &kept_ok) : 0;
+    else if (kept_bad) printf(",\"bad_seq\":%llu", (unsigned long long)kept_bad);
     if (kept) printf(",\"kept_checkpoints\":%llu", (unsigned long long)kept_ok);
     printf("}\n");
     if (kept_rc) return kept_rc;
