@@ -651,6 +651,25 @@ static void broken_structure_does_not_pass(void **state)
         schakel_codec_check(&schakel__v1__fetch__descriptor, fetch_ok, sizeof fetch_ok, why), 0);
 }
 
+
+/* A BSN where a code belongs is refused without being repeated back. */
+static void reasons_never_echo_values(void **state)
+{
+    (void)state;
+    schakel_envelope_t *e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL);
+    char why[SCHAKEL_ERRLEN];
+    const char **slots[] = {(const char **)&e->signal->observed_on, (const char **)&e->school,
+                            (const char **)&e->district, (const char **)&e->addressees[0]};
+    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
+        const char *saved = *slots[i];
+        *slots[i] = "BSN 123456782";
+        assert_int_equal(schakel_envelope_validate(e, why), SCHAKEL_EINVAL);
+        if (strstr(why, "123456782")) fail_msg("reason echoes the value: %s", why);
+        *slots[i] = saved;
+    }
+    arena_free();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -664,6 +683,7 @@ int main(void)
         cmocka_unit_test(fields_given_twice_are_refused),
         cmocka_unit_test(other_valid_encodings_pass),
         cmocka_unit_test(broken_structure_does_not_pass),
+        cmocka_unit_test(reasons_never_echo_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
