@@ -108,10 +108,25 @@ static unsigned field_kind(const ProtobufCFieldDescriptor *f)
 /* Checks strict UTF-8: no overlong forms, no surrogates, nothing past
  * U+10FFFF, and no control characters unless allow_newlines (then \n, \r
  * and \t only). Returns 0 if valid. */
+/* 1 if the 8 bytes at s are all printable ASCII (0x20 to 0x7e): the
+ * common case, checked a word at a time. A 0 may be wrong; never a 1. */
+static int printable8(const uint8_t *s)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t x, y;
+    memcpy(&x, s, 8);
+    y = x ^ (0x7f * ones);
+    return !(x & high) && !((x - 0x20 * ones) & high) && !((y - ones) & ~y & high);
+}
+
 static int utf8_check(const uint8_t *s, size_t n, int allow_newlines)
 {
     size_t i = 0;
     while (i < n) {
+        if (n - i >= 8 && printable8(s + i)) {
+            i += 8;
+            continue;
+        }
         uint8_t c = s[i];
         if (c < 0x80) {
             if (c < 0x20 || c == 0x7f) {
@@ -364,11 +379,14 @@ static int packed_ok(unsigned wt, const uint8_t *p, const uint8_t *end)
 }
 
 #define SEEN_WORDS 4 /* singular fields tracked per message: 256 */
+#define ONEOFS_MAX 4  /* oneofs tracked per message */
 
 static int wire_message(walk_t *w, const ProtobufCMessageDescriptor *d, const uint8_t *p,
                         const uint8_t *end)
 {
     uint64_t seen[SEEN_WORDS] = {0};
+    const ProtobufCFieldDescriptor *oneofs[ONEOFS_MAX]; /* a member seen, per oneof */
+    size_t n_oneofs = 0;
     while (p < end) {
         uint64_t key, len = 0;
         if (read_varint(&p, end, &key) != 0)
@@ -421,17 +439,17 @@ static int wire_message(walk_t *w, const ProtobufCMessageDescriptor *d, const ui
             }
             if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
                 /* members of one oneof share the offset of its case */
-                for (unsigned k = 0; k < d->n_fields && k < 64 * SEEN_WORDS; k++) {
-                    const ProtobufCFieldDescriptor *o = &d->fields[k];
-                    if (o != f && (o->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-                        o->quantifier_offset == f->quantifier_offset && (seen[k / 64] >> (k % 64) & 1))
-                        return fail_at(w, f->name, "%s and %s of %s are one choice: give one",
-                                       o->name, f->name, d->name);
-                }
+                size_t k = 0;
+                while (k < n_oneofs && oneofs[k]->quantifier_offset != f->quantifier_offset) k++;
+                if (k < n_oneofs)
+                    return fail_at(w, f->name, "%s and %s of %s are one choice: give one",
+                                   oneofs[k]->name, f->name, d->name);
+                if (n_oneofs < ONEOFS_MAX) oneofs[n_oneofs++] = f;
             }
         }
-        if (f->type == PROTOBUF_C_TYPE_STRING &&
-            utf8_check(v, (size_t)len, (field_kind(f) & K_DOCUMENT) != 0) != 0)
+        /* the by-name kind is looked up only for a string that needs it */
+        if (f->type == PROTOBUF_C_TYPE_STRING && utf8_check(v, (size_t)len, 0) != 0 &&
+            (!(field_kind(f) & K_DOCUMENT) || utf8_check(v, (size_t)len, 1) != 0))
             return fail_at(w, f->name, "not valid UTF-8 over its %llu bytes, or holds a control "
                                        "character (a NUL too): codes and references only",
                            (unsigned long long)len);

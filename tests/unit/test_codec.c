@@ -670,6 +670,24 @@ static void reasons_never_echo_values(void **state)
     arena_free();
 }
 
+
+/* Strings are checked a word at a time when printable: every byte value at
+ * every place of a 20-byte string must still be judged on its own. */
+static void every_byte_is_judged_everywhere(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN];
+    uint8_t body[22] = {0x0a, 20};
+    for (unsigned b = 0; b < 256; b++)
+        for (size_t at = 0; at < 20; at++) {
+            memset(body + 2, 'a', 20);
+            body[2 + at] = (uint8_t)b;
+            int rc = schakel_codec_check(&schakel__v1__fetch__descriptor, body, sizeof body, why);
+            int printable = b >= 0x20 && b < 0x7f;
+            if ((rc == 0) != printable) fail_msg("byte 0x%02x at %zu: %d", b, at, rc);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -684,6 +702,7 @@ int main(void)
         cmocka_unit_test(other_valid_encodings_pass),
         cmocka_unit_test(broken_structure_does_not_pass),
         cmocka_unit_test(reasons_never_echo_values),
+        cmocka_unit_test(every_byte_is_judged_everywhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
