@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A second, independent protobuf parser over every event the integration
-and crash tests stored: the harness writes each log's records out (decrypted
+and crash tests stored (and every event type with every field set, from the
+codec unit test): the harness writes each log's records out (decrypted
 envelope bytes, one file per record) when it is destroyed, and this decodes
 each with Google's protobuf for Python (Debian's python3-protobuf), from
 modules protoc generates out of proto/ here. A record fails when it does
@@ -89,7 +90,7 @@ def main():
 
     print("second parser: google.protobuf %s (%s implementation)"
           % (sys.modules["google.protobuf"].__version__, api_implementation.Type()))
-    print("decoded %d of %d stored events from %d logs; %d event types: %s"
+    print("decoded %d of %d stored events from %d logs and test runs; %d event types: %s"
           % (len(files) - len(failures), len(files), len(runs), len(types),
              " ".join("%s=%d" % kv for kv in sorted(types.items()))))
     for line in failures:

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "codec.h"
 #include "error.h"
@@ -152,6 +153,23 @@ static uint8_t *pack(const schakel_envelope_t *e, size_t *len)
     return b;
 }
 
+/* With SCHAKEL_TEST_EVENT_DUMP set, leaves the bytes for the second
+ * parser (tests/second_parser): every type with every field set. */
+static void dump_for_second_parser(const char *name, const uint8_t *buf, size_t len)
+{
+    const char *root = getenv("SCHAKEL_TEST_EVENT_DUMP");
+    if (!root) return;
+    char path[512];
+    snprintf(path, sizeof path, "%s/unit_test_codec", root);
+    mkdir(root, 0700);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/unit_test_codec/%s.pb", root, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, len, f), len);
+    fclose(f);
+}
+
 static void every_type_round_trips(void **state)
 {
     (void)state;
@@ -168,8 +186,10 @@ static void every_type_round_trips(void **state)
 
         size_t len, len2, len3;
         uint8_t *a = pack(e, &len);
+        dump_for_second_parser(name, a, len);
         schakel_envelope_t *d = schakel_envelope_decode(a, len, why);
         assert_non_null(d);
+        if (schakel_envelope_validate_bytes(d, a, len, why) != 0) fail_msg("%s: %s", name, why);
         uint8_t *b = pack(d, &len2);
         assert_int_equal(len, len2);
         assert_memory_equal(a, b, len);
