@@ -1,9 +1,12 @@
 /* Validation of an envelope before anything is stored: the broker runs it
- * on every published event, clients run it before they sign. Two layers:
- * a walker over the protobuf-c descriptors that checks every field of
+ * on every published event, clients run it before they sign. Three layers:
+ * one pass over the serialized bytes (unknown fields, fields given twice,
+ * strings over their full length: protobuf-c's char* ends at a NUL), a
+ * walker over the protobuf-c descriptors that checks every field of
  * every message by its kind and name (UTF-8 and length of strings, known
  * enum values, 16-byte ids, dates, organisation ids), and a table of the
- * fields each event type needs. Untrusted input: everything is bounded. */
+ * fields each event type needs. Untrusted input: everything is bounded,
+ * and no reason repeats a value. */
 #include <assert.h>
 #include <pthread.h>
 #include <stdarg.h>
