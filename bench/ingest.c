@@ -415,7 +415,7 @@ static int build_events(publisher_t *p, const opts_t *o, const uint8_t run_id[8]
     }
     char vwhy[SCHAKEL_ERRLEN] = "";
     schakel_envelope_t *env = schakel_envelope_decode(p->ptrs[0], p->lens[0], vwhy);
-    int rc = env ? schakel_envelope_validate(env, vwhy) : SCHAKEL_EDECODE;
+    int rc = env ? schakel_envelope_validate_bytes(env, p->ptrs[0], p->lens[0], vwhy) : SCHAKEL_EDECODE;
     schakel_envelope_free(env);
     if (rc) return schakel_fail(why, rc, "the sample signal is not valid: %s", vwhy);
     return 0;

@@ -540,8 +540,10 @@ static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending
         p->entries[i].event_id.data = env->event_id.data;
         p->entries[i].event_id.len = 16;
     }
-    if (schakel_envelope_validate(env, why) != 0) {
-        entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID, why);
+    int vrc = schakel_envelope_validate_bytes(env, e->data, e->len, why);
+    if (vrc != 0) {
+        entry_reject(p, i, vrc == SCHAKEL_EDECODE ? SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED
+                                                  : SCHAKEL__V1__REJECT_CODE__REJECT_INVALID, why);
         return;
     }
     if (strcmp(env->source_org, org->id) != 0) {
@@ -605,8 +607,15 @@ static void prepare_publish(schakel_broker_t *b, pending_t *p)
                      "frame is %zu bytes; the limit is 8 MiB: send smaller batches", len);
         return;
     }
-    p->pub = schakel__v1__publish__unpack(schakel_arena_allocator(p->arena), len,
-                                          zmq_msg_data(&p->body));
+    char inner[SCHAKEL_ERRLEN];
+    int crc = schakel_codec_check(&schakel__v1__publish__descriptor, zmq_msg_data(&p->body), len,
+                                  inner);
+    p->pub = crc ? NULL : schakel__v1__publish__unpack(schakel_arena_allocator(p->arena), len,
+                                                       zmq_msg_data(&p->body));
+    if (crc == SCHAKEL_EINVAL) {
+        batch_reject(p, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID, "PUBLISH body: %s", inner);
+        return;
+    }
     if (!p->pub) {
         batch_reject(p, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
                      "PUBLISH body (%zu bytes) does not decode as schakel.v1.Publish", len);
@@ -1088,6 +1097,27 @@ static void handle_ping(schakel_broker_t *b, schakel_wire_msg_t *m)
     schakel__v1__ping__free_unpacked(p, NULL);
 }
 
+/* Checks the body of a FETCH, COMMIT or PING over its full length before
+ * it is unpacked (unknown fields, a NUL in a stream or consumer name);
+ * larger bodies are left to the size check of each command. Returns 1 when
+ * it may go on, 0 when an ERROR was sent. */
+static int body_checked(schakel_broker_t *b, schakel_wire_msg_t *m)
+{
+    const ProtobufCMessageDescriptor *d = !strcmp(m->name, "FETCH")    ? &schakel__v1__fetch__descriptor
+                                          : !strcmp(m->name, "COMMIT") ? &schakel__v1__commit__descriptor
+                                          : !strcmp(m->name, "PING")   ? &schakel__v1__ping__descriptor
+                                                                        : NULL;
+    size_t len = zmq_msg_size(&m->body);
+    if (!d || len > 4096) return 1;
+    char why[SCHAKEL_ERRLEN], r[SCHAKEL_ERRLEN];
+    int rc = schakel_codec_check(d, zmq_msg_data(&m->body), len, why);
+    if (!rc) return 1;
+    snprintf(r, sizeof r, "%s body: %s", m->name, why);
+    send_error(b, m, rc == SCHAKEL_EINVAL ? SCHAKEL__V1__REJECT_CODE__REJECT_INVALID
+                                          : SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED, r);
+    return 0;
+}
+
 /* Reads one command; returns 1 if one was handled, 0 if none waited. */
 static int handle_one(schakel_broker_t *b)
 {
@@ -1100,6 +1130,8 @@ static int handle_one(schakel_broker_t *b)
     if (rc == SCHAKEL_EDECODE) {
         send_error(b, &m, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
                    "a command is 3 frames: name, 8-byte request id, protobuf body");
+    } else if (!body_checked(b, &m)) {
+        /* answered */
     } else if (strcmp(m.name, "PUBLISH") == 0) {
         /* a connection's PUBLISHes between receipt and its reading the
          * ACK are bounded: the broker holds them or their ACKs */

@@ -48,9 +48,32 @@ int schakel_envelope_encode(const schakel_envelope_t *env, uint8_t **out, size_t
  * UTF-8 and every enum value known (recursively, body included); the
  * subject a 64-char lower-case hex pseudonym, and empty exactly for an
  * anonymous consultation; the body's required fields (docs/events.md);
- * dates as YYYY-MM-DD. Returns 0 or SCHAKEL_EINVAL with the first problem
+ * dates as YYYY-MM-DD; no unknown fields (kept by protobuf-c) at any
+ * depth. Strings are seen up to their first NUL only: on bytes from
+ * outside, use schakel_envelope_validate_bytes. Returns 0 or SCHAKEL_EINVAL with the first problem
  * in why, naming the field, e.g. "signal.concerns: at least one needed". */
 int schakel_envelope_validate(const schakel_envelope_t *env, char *why);
+
+/* Checks the serialized bytes of a message of type d over their full
+ * length, as protobuf-c's unpacked form cannot (its strings end at the
+ * first NUL): every field is one d knows (else SCHAKEL_EINVAL, "unknown
+ * field 99 in schakel.v1.Referral: remove it"); no singular field, and no
+ * second member of a oneof, appears twice; every string is valid UTF-8
+ * with no control character over its whole wire length, a NUL included
+ * (document_json may hold \n, \r and \t); nested messages likewise, 8
+ * deep at most. Bytes fields are not looked into. Broken structure
+ * (truncated, a wrong wire type) is SCHAKEL_EDECODE. One linear pass;
+ * reasons name field numbers and names, never content. Field order,
+ * packed or unpacked repeated numbers and explicitly written defaults are
+ * all accepted. */
+int schakel_codec_check(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                        char *why);
+
+/* What the broker runs on each published event: schakel_codec_check of
+ * the bytes env was decoded from (buf, len), then
+ * schakel_envelope_validate. SCHAKEL_EDECODE or SCHAKEL_EINVAL. */
+int schakel_envelope_validate_bytes(const schakel_envelope_t *env, const uint8_t *buf, size_t len,
+                                   char *why);
 
 /* The body message of an envelope (the member of its oneof), or NULL. */
 const ProtobufCMessage *schakel_envelope_body(const schakel_envelope_t *env);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "broker.h"
 #include "crypto.h"
 #include "error.h"
 #include "json.h"
@@ -130,11 +131,60 @@ int harness_shutdown(harness_t *h)
     return broker_log_problems(h) + bad;
 }
 
+/* Writes the envelope of each record to file `seq`. */
+static int dump_one(void *arg, const schakel_record_t *rec)
+{
+    const char *dir = arg;
+    char path[600];
+    if (!rec->event) return 0; /* erased */
+    snprintf(path, sizeof path, "%s/%llu.pb", dir, (unsigned long long)rec->seq);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(rec->event, 1, rec->event_len, f) != rec->event_len) abort();
+    fclose(f);
+    return 0;
+}
+
+/* With SCHAKEL_TEST_EVENT_DUMP set, writes every event on the log, as
+ * stored (decrypted), to <that dir>/<program>-<pid>-<n>/<seq>.pb for the
+ * second parser (tests/second_parser). A record that does not read (the
+ * tamper test breaks one on purpose) is named on stderr and skipped. */
+static void dump_events(harness_t *h)
+{
+    const char *root = getenv("SCHAKEL_TEST_EVENT_DUMP");
+    static int n_dumps;
+    char dir[512], logdir[512], why[SCHAKEL_ERRLEN];
+    snprintf(logdir, sizeof logdir, "%s/log", h->data);
+    schakel_lmdb_options_t o = {.dir = logdir, .read_only = 1};
+    struct stat st;
+    if (!root || stat(logdir, &st) != 0 || schakel_broker_master_key(h->data, o.master_key, why) != 0)
+        return;
+    schakel_store_t *s = schakel_store_open_lmdb(&o, why);
+    if (!s) {
+        fprintf(stderr, "harness: no event dump of %s: %s\n", logdir, why);
+        return;
+    }
+    snprintf(dir, sizeof dir, "%s/%s-%d-%d", root, program_invocation_short_name, (int)getpid(),
+             n_dumps++);
+    mkdir(root, 0700);
+    if (mkdir(dir, 0700) != 0) abort();
+    schakel_head_t head;
+    schakel_store_head(s, &head);
+    for (uint64_t seq = 1; seq <= head.seq; seq++) {
+        uint64_t next;
+        int rc = schakel_store_read(s, "all", seq, 1, 0, dump_one, dir, &next);
+        if (rc < 0)
+            fprintf(stderr, "harness: event dump: record %llu does not read: %s\n",
+                    (unsigned long long)seq, schakel_strerror(rc));
+    }
+    schakel_store_close(&s);
+}
+
 void harness_destroy(harness_t **hp)
 {
     harness_t *h = *hp;
     if (!h) return;
     if (h->broker > 0) harness_stop(h, SIGKILL);
+    dump_events(h);
     /* zmq_ctx_term would wait for ever for a socket that a failed assertion
      * left open; shut the context down and keep it reachable instead. */
     static void *spent[64];

@@ -243,6 +243,110 @@ static void garbage_frames_get_reasons(void **state)
     assert_still_serving();
 }
 
+
+/* A publish of buf by school-a; returns the entry's code, its reason in why. */
+static int publish_code(schakel_client_t *c, const uint8_t *buf, size_t len, char *why)
+{
+    Schakel__V1__Ack *a = harness_publish1(c, buf, len);
+    assert_non_null(a);
+    assert_int_equal(a->n_entries, 1);
+    int code = a->entries[0]->code;
+    snprintf(why, SCHAKEL_ERRLEN, "%s", a->entries[0]->reason);
+    schakel__v1__ack__free_unpacked(a, NULL);
+    return code;
+}
+
+static void nul_and_unknown_fields_are_refused(void **state)
+{
+    (void)state;
+    uint64_t before = harness_head(H);
+    schakel_client_t *c = harness_client(H, "school-a");
+    char why[SCHAKEL_ERRLEN];
+    uint8_t id[16], *buf;
+    size_t len;
+
+    /* case_ref "ZR-1\0QZXW": the unpacked char* reads "ZR-1" */
+    harness_event_id(id);
+    harness_signal("school-a", id, 11, &buf, &len);
+    uint8_t *at = memmem(buf, len, "case-0001", 9);
+    assert_non_null(at);
+    memcpy(at, "ZR-1\0QZXW", 9);
+    assert_int_equal(publish_code(c, buf, len, why), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
+    assert_non_null(strstr(why, "case_ref"));
+    assert_non_null(strstr(why, "NUL"));
+    assert_null(strstr(why, "QZXW"));
+    /* and invalid UTF-8 after the NUL */
+    at[5] = 0xff;
+    assert_int_equal(publish_code(c, buf, len, why), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
+    assert_non_null(strstr(why, "case_ref"));
+    free(buf);
+
+    /* an unknown field after the envelope's fields */
+    harness_event_id(id);
+    harness_signal("school-a", id, 12, &buf, &len);
+    buf = realloc(buf, len + 3);
+    memcpy(buf + len, "\x98\x06\x01", 3);
+    assert_int_equal(publish_code(c, buf, len + 3, why), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
+    assert_string_equal(why, "unknown field 99 in schakel.v1.Envelope: remove it");
+    free(buf);
+
+    /* and one inside the body, carrying text */
+    harness_event_id(id);
+    harness_signal("school-a", id, 13, &buf, &len);
+    schakel_envelope_t *e = schakel_envelope_decode(buf, len, why);
+    assert_non_null(e);
+    static uint8_t text[] = "\x04QZXW";
+    ProtobufCMessageUnknownField u = {.tag = 99,
+                                      .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED,
+                                      .len = 5,
+                                      .data = text};
+    e->signal->base.n_unknown_fields = 1;
+    e->signal->base.unknown_fields = &u;
+    uint8_t *nested = malloc(schakel__v1__envelope__get_packed_size(e));
+    size_t nlen = schakel__v1__envelope__pack(e, nested);
+    e->signal->base.n_unknown_fields = 0;
+    e->signal->base.unknown_fields = NULL;
+    schakel_envelope_free(e);
+    assert_int_equal(publish_code(c, nested, nlen, why), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
+    assert_string_equal(why, "unknown field 99 in schakel.v1.Signal: remove it");
+    free(nested);
+    free(buf);
+    schakel_client_destroy(&c);
+
+    /* the other commands: a NUL in a stream name, an unknown field */
+    void *s = raw_socket("svc-reader");
+    struct {
+        const char *cmd;
+        const char *body;
+        size_t len;
+        const char *needle;
+    } cases[] = {
+        {"FETCH", "\x0a\x05" "all\0x", 7, "stream"},
+        {"FETCH", "\x2a\x03" "c\0x", 5, "consumer"},
+        {"COMMIT", "\x0a\x03" "all\x12\x01" "c\x98\x06\x01", 11,
+         "unknown field 99 in schakel.v1.Commit"},
+        {"PING", "\x08\x01\x98\x06\x01", 5, "unknown field 99 in schakel.v1.Ping"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char name[17];
+        zmq_msg_t b;
+        raw_call(s, cases[i].cmd, cases[i].body, cases[i].len, name, &b);
+        assert_string_equal(name, "ERROR");
+        Schakel__V1__Error *err =
+            schakel__v1__error__unpack(NULL, zmq_msg_size(&b), zmq_msg_data(&b));
+        assert_non_null(err);
+        assert_int_equal(err->code, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
+        if (!strstr(err->reason, cases[i].needle))
+            fail_msg("%s: reason \"%s\" does not name %s", cases[i].cmd, err->reason,
+                     cases[i].needle);
+        schakel__v1__error__free_unpacked(err, NULL);
+        zmq_msg_close(&b);
+    }
+    zmq_close(s);
+    assert_int_equal(harness_head(H), before); /* nothing of it was stored */
+    assert_still_serving();
+}
+
 static void same_event_twice_is_stored_once(void **state)
 {
     (void)state;
@@ -608,6 +712,7 @@ int main(void)
         cmocka_unit_test(event_claiming_other_org_is_rejected),
         cmocka_unit_test(type_not_allowed_is_rejected),
         cmocka_unit_test(garbage_frames_get_reasons),
+        cmocka_unit_test(nul_and_unknown_fields_are_refused),
         cmocka_unit_test(same_event_twice_is_stored_once),
         cmocka_unit_test(streams_deliver_through_consent_decisions),
         cmocka_unit_test(another_org_cannot_take_an_id_first),

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "codec.h"
 #include "error.h"
@@ -152,6 +153,23 @@ static uint8_t *pack(const schakel_envelope_t *e, size_t *len)
     return b;
 }
 
+/* With SCHAKEL_TEST_EVENT_DUMP set, leaves the bytes for the second
+ * parser (tests/second_parser): every type with every field set. */
+static void dump_for_second_parser(const char *name, const uint8_t *buf, size_t len)
+{
+    const char *root = getenv("SCHAKEL_TEST_EVENT_DUMP");
+    if (!root) return;
+    char path[512];
+    snprintf(path, sizeof path, "%s/unit_test_codec", root);
+    mkdir(root, 0700);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/unit_test_codec/%s.pb", root, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, len, f), len);
+    fclose(f);
+}
+
 static void every_type_round_trips(void **state)
 {
     (void)state;
@@ -168,8 +186,10 @@ static void every_type_round_trips(void **state)
 
         size_t len, len2, len3;
         uint8_t *a = pack(e, &len);
+        dump_for_second_parser(name, a, len);
         schakel_envelope_t *d = schakel_envelope_decode(a, len, why);
         assert_non_null(d);
+        if (schakel_envelope_validate_bytes(d, a, len, why) != 0) fail_msg("%s: %s", name, why);
         uint8_t *b = pack(d, &len2);
         assert_int_equal(len, len2);
         assert_memory_equal(a, b, len);
@@ -405,6 +425,330 @@ static void oversized_and_garbage_do_not_decode(void **state)
     assert_non_null(strstr(why, "does not decode"));
 }
 
+
+/* ---- the wire form: strings over their full length, unknown fields ---- */
+
+/* Validates the bytes as the broker does; fails the test unless they are
+ * refused with a reason holding `needle` that never echoes the smuggled
+ * text (marked "Q7Z"). */
+static void expect_bytes_reject(const uint8_t *buf, size_t len, const char *needle)
+{
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_envelope_t *d = schakel_envelope_decode(buf, len, why);
+    if (!d) fail_msg("protobuf-c does not decode the test's bytes: %s", why);
+    int rc = schakel_envelope_validate_bytes(d, buf, len, why);
+    schakel_envelope_free(d);
+    if (rc != SCHAKEL_EINVAL) fail_msg("accepted (%d), expected a reject naming %s", rc, needle);
+    if (!strstr(why, needle)) fail_msg("reason \"%s\" does not name %s", why, needle);
+    if (strstr(why, "Q7Z") || strstr(why, "123456782")) fail_msg("reason echoes input: %s", why);
+}
+
+/* Sets string field f (element 1 when repeated) of m to its value, a
+ * 0x01 and text; packs e and turns the 0x01 into a NUL on the wire, then
+ * also the text's first byte into invalid UTF-8. Both must be refused
+ * naming f, though protobuf-c's char* shows only the valid prefix. */
+static void smuggle_after_nul(schakel_envelope_t *e, ProtobufCMessage *m,
+                              const ProtobufCFieldDescriptor *f)
+{
+    char *base = (char *)m;
+    char **slot = f->label == PROTOBUF_C_LABEL_REPEATED ? &(*(char ***)(base + f->offset))[1]
+                                                        : (char **)(base + f->offset);
+    char *saved = *slot, marker[256];
+    snprintf(marker, sizeof marker, "%s\001Q7Z BSN 123456782, Jan Jansen", saved);
+    *slot = marker;
+    size_t len;
+    uint8_t *buf = pack(e, &len);
+    *slot = saved;
+    uint8_t *at = memmem(buf, len, "\001Q7Z", 4);
+    assert_non_null(at);
+    *at = 0;
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_envelope_t *d = schakel_envelope_decode(buf, len, why);
+    assert_non_null(d);
+    /* what the unpacked form shows is valid: only the bytes tell */
+    if (schakel_envelope_validate(d, why) != 0) fail_msg("%s: prefix rejected: %s", f->name, why);
+    schakel_envelope_free(d);
+    expect_bytes_reject(buf, len, f->name);
+    expect_bytes_reject(buf, len, "NUL");
+    at[1] = 0xff;
+    expect_bytes_reject(buf, len, f->name);
+    free(buf);
+}
+
+/* Every string field of m and of the messages in it, repeated ones too. */
+static size_t smuggle_everywhere(schakel_envelope_t *e, ProtobufCMessage *m)
+{
+    size_t n = 0;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        char *base = (char *)m;
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(uint32_t *)(base + f->quantifier_offset) != f->id)
+            continue;
+        int rep = f->label == PROTOBUF_C_LABEL_REPEATED;
+        if (f->type == PROTOBUF_C_TYPE_STRING) {
+            smuggle_after_nul(e, m, f);
+            n++;
+        } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            size_t k = rep ? *(size_t *)(base + f->quantifier_offset) : 1;
+            ProtobufCMessage **subs =
+                rep ? *(ProtobufCMessage ***)(base + f->offset) : (ProtobufCMessage **)(base + f->offset);
+            for (size_t j = 0; j < k; j++)
+                if (subs[j]) n += smuggle_everywhere(e, subs[j]);
+        }
+    }
+    return n;
+}
+
+static void nul_in_any_string_is_refused(void **state)
+{
+    (void)state;
+    const int *types;
+    size_t n = schakel_event_types(&types), checked = 0;
+    for (size_t i = 0; i < n; i++) {
+        schakel_envelope_t *e = filled(types[i]);
+        checked += smuggle_everywhere(e, &e->base);
+        arena_free();
+    }
+    /* envelope strings in every type, plus every body's strings, nested
+     * (contact.org_id) and repeated (addressees) ones included */
+    assert_true(checked > 29 * 4 + 40);
+}
+
+/* An unknown field of protobuf-c's kind: length-delimited free text. */
+static void add_unknown(ProtobufCMessage *m, uint32_t tag)
+{
+    /* protobuf-c keeps a length-delimited value with its length */
+    static uint8_t text[] = "\x11Q7Z BSN 123456782";
+    ProtobufCMessageUnknownField *u = alloc(sizeof *u);
+    u->tag = tag;
+    u->wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+    u->len = sizeof text - 1;
+    u->data = text;
+    m->n_unknown_fields = 1;
+    m->unknown_fields = u;
+}
+
+static void unknown_fields_are_refused_at_any_depth(void **state)
+{
+    (void)state;
+    const int referral = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL;
+    struct {
+        int where; /* 0: envelope, 1: referral, 2: referral.contact */
+        const char *needle;
+    } cases[] = {
+        {0, "unknown field 99 in schakel.v1.Envelope: remove it"},
+        {1, "unknown field 99 in schakel.v1.Referral: remove it"},
+        {2, "unknown field 99 in schakel.v1.ContactRef: remove it"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        schakel_envelope_t *e = filled(referral);
+        ProtobufCMessage *m = cases[i].where == 0   ? &e->base
+                              : cases[i].where == 1 ? &e->referral->base
+                                                    : &e->referral->contact->base;
+        add_unknown(m, 99);
+        expect_reject(e, cases[i].needle); /* the unpacked form keeps them too */
+        size_t len;
+        uint8_t *buf = pack(e, &len);
+        expect_bytes_reject(buf, len, cases[i].needle);
+        free(buf);
+        arena_free();
+    }
+    /* a varint one after the fields, as another encoder would append it */
+    schakel_envelope_t *e = filled(referral);
+    size_t len;
+    uint8_t *buf = pack(e, &len);
+    buf = realloc(buf, len + 3);
+    memcpy(buf + len, "\x98\x06\x01", 3); /* field 99, varint 1 */
+    expect_bytes_reject(buf, len + 3, "unknown field 99 in schakel.v1.Envelope");
+    free(buf);
+    arena_free();
+}
+
+static void fields_given_twice_are_refused(void **state)
+{
+    (void)state;
+    schakel_envelope_t *e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL);
+    size_t len;
+    uint8_t *buf = pack(e, &len);
+    buf = realloc(buf, len + 16);
+    /* a second case_ref (field 6): parsers keep the last, the log both */
+    memcpy(buf + len, "\x32\x04ZR-2", 6);
+    expect_bytes_reject(buf, len + 6, "case_ref");
+    expect_bytes_reject(buf, len + 6, "given twice");
+    /* a second body: an empty signal (field 100) beside the referral */
+    memcpy(buf + len, "\xa2\x06\x00", 3);
+    expect_bytes_reject(buf, len + 3, "one choice");
+    free(buf);
+    arena_free();
+}
+
+/* Encodings other implementations write must pass: any field order,
+ * repeated numbers packed or not, defaults written out. */
+static void other_valid_encodings_pass(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN] = "";
+    const ProtobufCMessageDescriptor *sd = &schakel__v1__signal__descriptor;
+    /* observed_on first, concerns unpacked (1, 2), urgency 0 written out,
+     * then concerns packed (3) */
+    static const uint8_t sig[] = {0x1a, 0x0a, '2', '0', '2', '6', '-', '1', '1', '-', '2', '0',
+                                  0x08, 0x01, 0x08, 0x02, 0x10, 0x00, 0x0a, 0x01, 0x03,
+                                  0x28, 0x00, 0x32, 0x00};
+    assert_int_equal(schakel_codec_check(sd, sig, sizeof sig, why), 0);
+    Schakel__V1__Signal *s = schakel__v1__signal__unpack(NULL, sizeof sig, sig);
+    assert_non_null(s);
+    assert_int_equal(s->n_concerns, 3);
+    schakel__v1__signal__free_unpacked(s, NULL);
+    /* every filled type, its top-level fields in reverse order */
+    const int *types;
+    size_t n = schakel_event_types(&types);
+    for (size_t i = 0; i < n; i++) {
+        schakel_envelope_t *e = filled(types[i]);
+        size_t len;
+        uint8_t *buf = pack(e, &len), *rev = malloc(len);
+        const uint8_t *starts[64];
+        size_t k = 0;
+        for (const uint8_t *p = buf; p < buf + len && k < 64;) {
+            starts[k++] = p;
+            unsigned wt = *p & 7;
+            while (*p++ & 0x80) continue;
+            uint64_t v = 0;
+            unsigned shift = 0;
+            if (wt == 0 || wt == 2) {
+                do v |= (uint64_t)(*p & 0x7f) << shift, shift += 7;
+                while (*p++ & 0x80);
+            }
+            if (wt == 2) p += v;
+            else if (wt == 1) p += 8;
+            else if (wt == 5) p += 4;
+        }
+        size_t off = 0;
+        for (size_t j = k; j-- > 0;) {
+            const uint8_t *end = j + 1 < k ? starts[j + 1] : buf + len;
+            memcpy(rev + off, starts[j], (size_t)(end - starts[j]));
+            off += (size_t)(end - starts[j]);
+        }
+        assert_int_equal(off, len);
+        schakel_envelope_t *d = schakel_envelope_decode(rev, len, why);
+        assert_non_null(d);
+        if (schakel_envelope_validate_bytes(d, rev, len, why) != 0)
+            fail_msg("%s in reverse order: %s", schakel_event_type_name(types[i]), why);
+        schakel_envelope_free(d);
+        free(buf);
+        free(rev);
+        arena_free();
+    }
+}
+
+static void broken_structure_does_not_pass(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN] = "";
+    const ProtobufCMessageDescriptor *sd = &schakel__v1__signal__descriptor;
+    static const uint8_t past_end[] = {0x1a, 0x20, '2', '0'};  /* length 32, 2 bytes */
+    static const uint8_t wrong_type[] = {0x1d, 1, 2, 3, 4};    /* observed_on as fixed32 */
+    static const uint8_t group[] = {0x0b, 0x0c};                /* a group */
+    static const uint8_t key_cut[] = {0x80};
+    static const uint8_t packed_cut[] = {0x0a, 0x01, 0x80};     /* a varint cut short */
+    assert_int_equal(schakel_codec_check(sd, past_end, sizeof past_end, why), SCHAKEL_EDECODE);
+    assert_int_equal(schakel_codec_check(sd, wrong_type, sizeof wrong_type, why), SCHAKEL_EDECODE);
+    assert_non_null(strstr(why, "observed_on"));
+    assert_int_equal(schakel_codec_check(sd, group, sizeof group, why), SCHAKEL_EDECODE);
+    assert_int_equal(schakel_codec_check(sd, key_cut, sizeof key_cut, why), SCHAKEL_EDECODE);
+    assert_int_equal(schakel_codec_check(sd, packed_cut, sizeof packed_cut, why), SCHAKEL_EDECODE);
+    /* field 0 does not exist */
+    static const uint8_t zero[] = {0x00, 0x01};
+    assert_int_equal(schakel_codec_check(sd, zero, sizeof zero, why), SCHAKEL_EINVAL);
+    /* the bus's own messages: a NUL in a FETCH stream name */
+    static const uint8_t fetch[] = {0x0a, 0x05, 'a', 'l', 'l', 0x00, 'x'};
+    assert_int_equal(schakel_codec_check(&schakel__v1__fetch__descriptor, fetch, sizeof fetch, why),
+                     SCHAKEL_EINVAL);
+    assert_non_null(strstr(why, "stream"));
+    static const uint8_t fetch_ok[] = {0x0a, 0x03, 'a', 'l', 'l'};
+    assert_int_equal(
+        schakel_codec_check(&schakel__v1__fetch__descriptor, fetch_ok, sizeof fetch_ok, why), 0);
+}
+
+
+/* A BSN where a code belongs is refused without being repeated back. */
+static void reasons_never_echo_values(void **state)
+{
+    (void)state;
+    schakel_envelope_t *e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL);
+    char why[SCHAKEL_ERRLEN];
+    const char **slots[] = {(const char **)&e->signal->observed_on, (const char **)&e->school,
+                            (const char **)&e->district, (const char **)&e->addressees[0]};
+    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
+        const char *saved = *slots[i];
+        *slots[i] = "BSN 123456782";
+        assert_int_equal(schakel_envelope_validate(e, why), SCHAKEL_EINVAL);
+        if (strstr(why, "123456782")) fail_msg("reason echoes the value: %s", why);
+        *slots[i] = saved;
+    }
+    arena_free();
+}
+
+
+/* Strings are checked a word at a time when printable: every byte value at
+ * every place of a 20-byte string must still be judged on its own. */
+static void every_byte_is_judged_everywhere(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN];
+    uint8_t body[22] = {0x0a, 20};
+    for (unsigned b = 0; b < 256; b++)
+        for (size_t at = 0; at < 20; at++) {
+            memset(body + 2, 'a', 20);
+            body[2 + at] = (uint8_t)b;
+            int rc = schakel_codec_check(&schakel__v1__fetch__descriptor, body, sizeof body, why);
+            int printable = b >= 0x20 && b < 0x7f;
+            if ((rc == 0) != printable) fail_msg("byte 0x%02x at %zu: %d", b, at, rc);
+        }
+}
+
+
+/* Mangled bytes (flipped, cut, spliced) never crash the wire check, and
+ * what it passes protobuf-c can decode: it is never the laxer of the two. */
+static void mangled_bytes_are_never_passed_laxer_than_protobuf_c(void **state)
+{
+    (void)state;
+    const int *types;
+    size_t n = schakel_event_types(&types), passed = 0, tried = 0;
+    uint32_t rnd = 12345;
+#define NEXT() (rnd = rnd * 1103515245u + 12345u, rnd >> 8)
+    for (size_t i = 0; i < n; i++) {
+        schakel_envelope_t *e = filled(types[i]);
+        size_t len;
+        uint8_t *buf = pack(e, &len);
+        uint8_t *m = malloc(len);
+        for (int round = 0; round < 2000; round++) {
+            memcpy(m, buf, len);
+            size_t mlen = len;
+            for (unsigned k = 0, flips = 1 + NEXT() % 3; k < flips; k++) {
+                size_t at = NEXT() % len;
+                m[at] ^= (uint8_t)(1u << (NEXT() % 8));
+            }
+            if (NEXT() % 4 == 0) mlen = NEXT() % len;
+            char why[SCHAKEL_ERRLEN];
+            int rc = schakel_codec_check(&schakel__v1__envelope__descriptor, m, mlen, why);
+            schakel_envelope_t *d = schakel_envelope_decode(m, mlen, why);
+            if (rc == 0 && !d) fail_msg("%s: passed bytes protobuf-c does not decode",
+                                        schakel_event_type_name(types[i]));
+            passed += rc == 0;
+            tried++;
+            schakel_envelope_free(d);
+        }
+        free(m);
+        free(buf);
+        arena_free();
+    }
+#undef NEXT
+    /* some mangled events are still well-formed: the property was tested */
+    assert_true(passed > tried / 50);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +757,14 @@ int main(void)
         cmocka_unit_test(malformed_values_are_named),
         cmocka_unit_test(json_errors_name_the_field),
         cmocka_unit_test(oversized_and_garbage_do_not_decode),
+        cmocka_unit_test(nul_in_any_string_is_refused),
+        cmocka_unit_test(unknown_fields_are_refused_at_any_depth),
+        cmocka_unit_test(fields_given_twice_are_refused),
+        cmocka_unit_test(other_valid_encodings_pass),
+        cmocka_unit_test(broken_structure_does_not_pass),
+        cmocka_unit_test(reasons_never_echo_values),
+        cmocka_unit_test(every_byte_is_judged_everywhere),
+        cmocka_unit_test(mangled_bytes_are_never_passed_laxer_than_protobuf_c),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
