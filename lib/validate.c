@@ -399,6 +399,9 @@ static int wire_message(walk_t *w, const ProtobufCMessageDescriptor *d, const ui
         unsigned wt = (unsigned)(key & 7);
         const ProtobufCFieldDescriptor *f =
             num && num <= 536870911u ? protobuf_c_message_descriptor_get_field(d, (unsigned)num) : NULL;
+        if (num == 0 || num > 536870911u) /* no field can have this number */
+            return schakel_fail(w->why, SCHAKEL_EDECODE, "%s: field number %llu is not valid",
+                                d->name, (unsigned long long)num);
         if (!f)
             return schakel_fail(w->why, SCHAKEL_EINVAL, "unknown field %llu in %s: remove it",
                                 (unsigned long long)num, d->name);

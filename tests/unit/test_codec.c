@@ -658,9 +658,9 @@ static void broken_structure_does_not_pass(void **state)
     assert_int_equal(schakel_codec_check(sd, group, sizeof group, why), SCHAKEL_EDECODE);
     assert_int_equal(schakel_codec_check(sd, key_cut, sizeof key_cut, why), SCHAKEL_EDECODE);
     assert_int_equal(schakel_codec_check(sd, packed_cut, sizeof packed_cut, why), SCHAKEL_EDECODE);
-    /* field 0 does not exist */
+    /* field 0 does not exist: broken structure, like a wrong wire type */
     static const uint8_t zero[] = {0x00, 0x01};
-    assert_int_equal(schakel_codec_check(sd, zero, sizeof zero, why), SCHAKEL_EINVAL);
+    assert_int_equal(schakel_codec_check(sd, zero, sizeof zero, why), SCHAKEL_EDECODE);
     /* the bus's own messages: a NUL in a FETCH stream name */
     static const uint8_t fetch[] = {0x0a, 0x05, 'a', 'l', 'l', 0x00, 'x'};
     assert_int_equal(schakel_codec_check(&schakel__v1__fetch__descriptor, fetch, sizeof fetch, why),
