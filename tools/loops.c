@@ -18,8 +18,8 @@ static const char usage[] =
     "       schakel loops --node DIR --figures            aggregates per receiving organisation\n"
     "\n"
     "Reads the feedback service's state in DIR/services/feedback (or --state DIR).\n"
-    "Prints JSON. Loops are named by referral id; a case reference is shown only\n"
-    "to the organisation that referred (--org). Figures show counts from 1 to 4\n"
+    "Prints JSON. Loops are named by referral id, never by case reference (the\n"
+    "service keeps none: keep your own pairs). Figures show counts from 1 to 4\n"
     "as \"<5\" and no median under five loops: small numbers identify children.\n";
 
 int cmd_loops(int argc, char **argv)
