@@ -14,7 +14,7 @@
 
 static const char usage[] =
     "usage: schakel loops --node DIR [--org ORG]          open loops (of ORG), overdue marked\n"
-    "       schakel loops --node DIR --referral ID        one loop and its history\n"
+    "       schakel loops --node DIR --referral ID [--org ORG]  one loop (of ORG) and its history\n"
     "       schakel loops --node DIR --figures            aggregates per receiving organisation\n"
     "\n"
     "Reads the feedback service's state in DIR/services/feedback (or --state DIR).\n"
@@ -59,7 +59,7 @@ int cmd_loops(int argc, char **argv)
             fprintf(stderr, "schakel loops: --referral wants 32 hex characters\n");
             return 2;
         }
-        out = schakel_feedback_loop(dir, id, why);
+        out = schakel_feedback_loop(dir, id, org, why);
     } else if (figures) {
         out = schakel_feedback_figures(dir, why);
     } else {

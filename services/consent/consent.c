@@ -319,6 +319,7 @@ typedef struct {
     uint8_t basis;
     uint8_t consent_id[16];
     char consent_org[SCHAKEL_ID_MAX];
+    char subject[SUBJECT_LEN + 1]; /* whom it was about */
 } delivery_t;
 
 static size_t delivery_key(uint8_t *key, char tag, const uint8_t id[16], const char *sender)
@@ -332,7 +333,7 @@ static size_t delivery_key(uint8_t *key, char tag, const uint8_t id[16], const c
 }
 
 static int record_delivery(schakel_consent_t *c, MDB_txn *txn, char tag, const uint8_t id[16],
-                           const char *sender, const char *receiver, const verdict_t *v)
+                           const char *sender, const char *receiver, const char *subject, const verdict_t *v)
 {
     uint8_t key[DELIVERY_KEY_MAX];
     size_t n = delivery_key(key, tag, id, sender), r = strnlen(receiver, SCHAKEL_ID_MAX - 1);
@@ -340,6 +341,7 @@ static int record_delivery(schakel_consent_t *c, MDB_txn *txn, char tag, const u
     delivery_t d;
     memset(&d, 0, sizeof d);
     d.basis = (uint8_t)v->basis;
+    snprintf(d.subject, sizeof d.subject, "%s", subject);
     if (v->has_consent) {
         memcpy(d.consent_id, v->consent_id, 16);
         snprintf(d.consent_org, sizeof d.consent_org, "%s", v->consent_org);
@@ -349,9 +351,10 @@ static int record_delivery(schakel_consent_t *c, MDB_txn *txn, char tag, const u
 
 /* Was the referral (tag 'L') or report ('V') id that sender sent
  * delivered to receiver, on a ground that still holds? sender or receiver
- * NULL: any. Fills the verdict's basis. */
-static int delivered_to(schakel_consent_t *c, MDB_txn *txn, char tag, const uint8_t id[16],
-                        const char *sender, const char *receiver, verdict_t *out)
+ * NULL: any. With subject, only one about that child. Fills the
+ * verdict's basis. */
+static int delivered_about(schakel_consent_t *c, MDB_txn *txn, char tag, const uint8_t id[16],
+                           const char *sender, const char *receiver, const char *subject, verdict_t *out)
 {
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, c->deliveries, &cur) != 0) return 0;
@@ -374,6 +377,8 @@ static int delivered_to(schakel_consent_t *c, MDB_txn *txn, char tag, const uint
         delivery_t d;
         memcpy(&d, v.mv_data, sizeof d);
         d.consent_org[sizeof d.consent_org - 1] = 0;
+        d.subject[sizeof d.subject - 1] = 0;
+        if (subject && strcmp(subject, d.subject) != 0) continue;
         if (d.basis == B(CONSENT)) {
             schakel_envelope_t *ce;
             int withdrawn = 1;
@@ -402,21 +407,24 @@ static int is_origin(schakel_consent_t *c, MDB_txn *txn, const ProtobufCBinaryDa
 
 /* The referral loop: news about a referral between its referrer and its
  * receivers travels on the ground the referral was delivered on. The
- * referral is the one with that id that the referrer itself sent. */
+ * referral is the one with that id that the referrer itself sent, about
+ * the same child. */
 static int referral_loop(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
                          const char *x, verdict_t *v)
 {
     const ProtobufCBinaryData *rid = schakel_body_bytes(e, "referral_id");
     if (!rid || rid->len != 16) return 0;
     int from_service = kind_of(c, e->source_org) == K(SERVICE);
+    const char *about = e->subject; /* news about the referral's own child */
     /* to the referrer: from a receiver of its referral, or from a service */
     if (is_origin(c, txn, rid, x) &&
-        delivered_to(c, txn, 'L', rid->data, x, from_service ? NULL : e->source_org, v))
+        delivered_about(c, txn, 'L', rid->data, x, from_service ? NULL : e->source_org, about, v))
         return 1;
     /* to a receiver: from the referrer, or from a service */
-    if (is_origin(c, txn, rid, e->source_org) && delivered_to(c, txn, 'L', rid->data, e->source_org, x, v))
+    if (is_origin(c, txn, rid, e->source_org) &&
+        delivered_about(c, txn, 'L', rid->data, e->source_org, x, about, v))
         return 1;
-    return from_service && delivered_to(c, txn, 'L', rid->data, NULL, x, v);
+    return from_service && delivered_about(c, txn, 'L', rid->data, NULL, x, about, v);
 }
 
 /* The coded legal bases. */
@@ -437,9 +445,11 @@ static int legal_basis(schakel_consent_t *c, MDB_txn *txn, const schakel_envelop
         v->basis = B(MELDCODE), v->rule = "legal/meldcode-consult";
     } else if (e->type == T(VEILIGTHUIS_FEEDBACK) && ks == K(VEILIGTHUIS) &&
                e->veiligthuis_feedback->report_id.len == 16 &&
-               delivered_to(c, txn, 'V', e->veiligthuis_feedback->report_id.data, x, e->source_org, &(verdict_t){0})) {
+               delivered_about(c, txn, 'V', e->veiligthuis_feedback->report_id.data, x, e->source_org,
+                               e->subject, &(verdict_t){0})) {
         /* Veilig Thuis tells the family itself; the reporter only hears
-         * back, about a report it sent itself to this Veilig Thuis */
+         * back, about a report of this child that it sent itself to this
+         * Veilig Thuis */
         v->basis = B(VEILIGTHUIS_FEEDBACK), v->rule = "legal/veiligthuis-feedback", v->duty = 0;
     } else if (((e->type == T(ABSENCE) && e->absence->leerplicht_report) ||
                 e->type == T(THUISZITTER_STATUS)) &&
@@ -580,9 +590,10 @@ static int delivered(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_
 {
     if (v->outcome != O(DELIVER)) return 0;
     const ProtobufCBinaryData *id = loop_id(e);
-    if (id && id->len == 16) return record_delivery(c, txn, 'L', id->data, e->source_org, x, v);
+    if (id && id->len == 16) return record_delivery(c, txn, 'L', id->data, e->source_org, x, e->subject, v);
     if (e->type == T(VEILIGTHUIS_REPORT) && e->veiligthuis_report->report_id.len == 16)
-        return record_delivery(c, txn, 'V', e->veiligthuis_report->report_id.data, e->source_org, x, v);
+        return record_delivery(c, txn, 'V', e->veiligthuis_report->report_id.data, e->source_org, x,
+                               e->subject, v);
     return 0;
 }
 
@@ -651,6 +662,14 @@ static int on_routing(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t
         const char *x = r->recipients[i]->org_id;
         verdict_t v;
         decide(c, txn, e, x, rec->now, &v);
+        if (e->type == T(VEILIGTHUIS_FEEDBACK) && kind_of(c, e->source_org) == K(VEILIGTHUIS) &&
+            kind_of(c, x) != K(VEILIGTHUIS) && v.basis != B(VEILIGTHUIS_FEEDBACK)) {
+            /* routed to someone who did not send that report about this child */
+            c->ignored++;
+            schakel_log(SCHAKEL_LOG_WARN, "consent",
+                        "event=feedback_not_the_reporter about_seq=%llu rule=%s ignored=%llu",
+                        (unsigned long long)r->about_seq, v.rule, (unsigned long long)c->ignored);
+        }
         rc = emit_decision(c, out, e, r->about_seq, x, &v, &rec->env->event_id, rec->now, why);
         if (rc == 0) rc = delivered(c, txn, e, x, &v);
         if (rc == 0 && v.outcome == O(HOLD))

@@ -751,25 +751,34 @@ json_t *schakel_feedback_loops(const char *dir, const char *org, char *why)
     return list;
 }
 
-json_t *schakel_feedback_loop(const char *dir, const uint8_t rid[16], char *why)
+json_t *schakel_feedback_loop(const char *dir, const uint8_t rid[16], const char *org, char *why)
 {
     reader_t r;
     if (reader_open(&r, dir, why) != 0) return NULL;
     MDB_val v;
     loop_t l;
     json_t *o = NULL;
-    /* the first loop (in key order) with that id; others are counted */
+    /* the first loop (in key order) with that id that org takes part in
+     * (any, with org NULL); the others are counted */
     uint8_t key[16];
-    size_t loops = 0;
+    size_t loops = 0, mine = 0;
     MDB_cursor *rc;
     if (mdb_cursor_open(r.txn, r.by_referral, &rc) == 0) {
-        MDB_val k = {16, (void *)rid};
+        MDB_val k = {16, (void *)rid}, lv;
         for (int g = mdb_cursor_get(rc, &k, &v, MDB_SET_RANGE); g == 0; g = mdb_cursor_get(rc, &k, &v, MDB_NEXT)) {
             if (k.mv_size != 32 || memcmp(k.mv_data, rid, 16) != 0) break;
-            if (!loops++) memcpy(key, (const uint8_t *)k.mv_data + 16, 16);
+            loops++;
+            if (mine || schakel_kv_get(r.txn, r.loops, (const uint8_t *)k.mv_data + 16, 16, &lv) != 0 ||
+                lv.mv_size != sizeof l)
+                continue;
+            memcpy(&l, lv.mv_data, sizeof l);
+            if (org && strcmp(org, l.referrer) != 0 && strcmp(org, l.receiver) != 0) continue;
+            memcpy(key, (const uint8_t *)k.mv_data + 16, 16);
+            mine = 1;
         }
         mdb_cursor_close(rc);
     }
+    if (!mine) loops = 0;
     if (!loops || schakel_kv_get(r.txn, r.loops, key, 16, &v) != 0 || v.mv_size != sizeof l) {
         schakel_fail(why, SCHAKEL_ENOTFOUND, "no loop with that referral id");
     } else {

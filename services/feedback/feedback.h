@@ -56,8 +56,10 @@ json_t *schakel_feedback_loops(const char *state_dir, const char *org, char *why
 
 /* One loop and its history (every transition: state, day, event, seq).
  * When organisations used the same referral id for loops of their own,
- * the first is shown and "other_loops_with_this_id" counts the rest. */
-json_t *schakel_feedback_loop(const char *state_dir, const uint8_t referral_id[16], char *why);
+ * the first that org (NULL: any) takes part in is shown, and
+ * "other_loops_with_this_id" counts the rest. */
+json_t *schakel_feedback_loop(const char *state_dir, const uint8_t referral_id[16], const char *org,
+                              char *why);
 
 /* Aggregates only: per receiving organisation the open and overdue loops,
  * working days from delivery to first contact and to start of help
