@@ -110,7 +110,9 @@ int schakel_log_event(schakel_logsrc_t *l, uint64_t seq, schakel_envelope_t **en
         schakel__v1__batch__free_unpacked((Schakel__V1__Batch *)reply, NULL);
         return *env ? 0 : SCHAKEL_ENOTFOUND;
     }
-    return schakel_fail(why, rc, "cannot read seq %llu back from the broker", (unsigned long long)seq);
+    char reason[SCHAKEL_ERRLEN];
+    snprintf(reason, sizeof reason, "%s", why);
+    return schakel_fail(why, rc, "cannot read seq %llu back from the broker: %s", (unsigned long long)seq, reason);
 }
 
 struct schakel_emit {

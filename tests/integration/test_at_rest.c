@@ -8,7 +8,8 @@
  * (outbox, state, logs) - is searched byte for byte. The markers may be
  * only in the school's own export (its spool) and in the wijkteam's inbox
  * directory, which is the receiving system's output by design (it holds
- * the delivered referral, with the school's case_ref). */
+ * the delivered referral, with the school's case_ref). And an erased
+ * child's held referral is forgotten by the consent service. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,8 +28,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "harness.h"
 #include "mapping.h"
+#include "store.h"
 #include "scenario.h"
 
 #define FIXTURE SCHAKEL_SOURCE_DIR "/tests/fixtures/adapters/school-profile.json"
@@ -273,6 +276,53 @@ static void markers_rest_only_in_the_export_and_the_inbox(void **state)
     assert_true(has_bytes(wijkteam.inbox, MARK "A", NULL, where, sizeof where));
 }
 
+
+/* Erasing a child's data key erases what the consent service could still
+ * deliver about it: the service kept no copy of the held referral, so
+ * when the hold runs out nothing is decided about it any more (another
+ * child's hold, not erased, expires as ever). */
+static void erased_child_is_forgotten_by_consent(void **state)
+{
+    (void)state;
+    assert_int_equal(harness_start(H), 0);
+    change_directory(0);
+    tick(now_ms());
+    char p[65], q[65];
+    uint8_t ref[16], other[16];
+    child("at-rest-erased", p);
+    child("at-rest-kept", q);
+    referral("school-34cd01", p, "\"district\":\"zuid\",\"age_band\":\"under_12\",", "wijkteam", ref);
+    referral("school-34cd01", q, "\"district\":\"zuid\",\"age_band\":\"under_12\",", "wijkteam", other);
+    decisions_t ds;
+    wait_decisions(ref, 1, &ds);
+    assert_non_null(find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_HOLD));
+    wait_decisions(other, 1, &ds);
+    wait_services(harness_head(H));
+    assert_int_equal(harness_shutdown(H), 0);
+
+    /* the erasure: the subject's data key is destroyed in the log */
+    char keypath[600], logdir[600], why[SCHAKEL_ERRLEN];
+    snprintf(keypath, sizeof keypath, "%s/master.key", H->data);
+    snprintf(logdir, sizeof logdir, "%s/log", H->data);
+    schakel_lmdb_options_t lo = {0};
+    lo.dir = logdir;
+    assert_int_equal(schakel_secret_file(keypath, lo.master_key, 32, 0, NULL, why), 0);
+    schakel_store_t *log = schakel_store_open_lmdb(&lo, why);
+    assert_non_null(log);
+    assert_int_equal(schakel_store_erase_subject(log, p), 0);
+    schakel_store_close(&log);
+
+    /* 21 days on: past hold_days (20) */
+    assert_int_equal(harness_start(H), 0);
+    wait_services(tick(now_ms() + 21LL * 86400000));
+    read_decisions(other, &ds);
+    assert_non_null(find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_EXPIRED));
+    read_decisions(ref, &ds);
+    assert_null(find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_EXPIRED));
+    assert_null(find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
+    assert_int_equal(harness_shutdown(H), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -291,6 +341,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(markers_rest_only_in_the_export_and_the_inbox),
+        cmocka_unit_test(erased_child_is_forgotten_by_consent),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
