@@ -75,12 +75,18 @@ static void adapter_start(adapter_t *a, const char *org, const char *profile)
     assert_true(a->pid > 0);
 }
 
+/* Stops the adapter: a clean exit, and no sanitizer report in its log. */
 static void adapter_stop(adapter_t *a)
 {
     int st = 0;
     kill(a->pid, SIGTERM);
     waitpid(a->pid, &st, 0);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    FILE *f = fopen(a->log, "r");
+    char line[4096];
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "Sanitizer") || strstr(line, "runtime error")) fail_msg("%s: %s", a->log, line);
+    if (f) fclose(f);
 }
 
 /* Drops an export into the spool: written aside, renamed in, dated back
