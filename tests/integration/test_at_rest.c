@@ -269,6 +269,14 @@ static void markers_rest_only_in_the_export_and_the_inbox(void **state)
     adapter_stop(&wijkteam);
     assert_int_equal(harness_shutdown(H), 0);
 
+    /* the services' decisions still replay byte for byte, events read back
+     * from the log (its output goes outside the searched tree) */
+    char out[600];
+    snprintf(out, sizeof out, "%s.replay.json", H->dir);
+    const char *args[] = {"audit", "replay", "--data", H->data, NULL};
+    assert_int_equal(harness_run_tool(out, args), 0);
+    unlink(out);
+
     /* every file, but the export and the receiving system's inbox */
     const char *skip[] = {school.spool, wijkteam.inbox, NULL};
     const char *marks[] = {MARK "A", MARK "B", MARK "C", MARK "D", MARK "E", MARK "F", MARK "G", MARK "H"};
