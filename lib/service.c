@@ -356,7 +356,8 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
 {
     state_t s;
     int rc = state_open(&s, o->state_dir, ops, engine, why);
-    if (rc) {
+    if (rc) { /* said at once: a node keeps running without this service */
+        schakel_log(SCHAKEL_LOG_ERROR, ops->name, "event=cannot_start reason=\"%s\"", why);
         state_close(&s);
         return rc;
     }

@@ -20,7 +20,9 @@
 #include <fcntl.h>
 #include <time.h>
 #include <jansson.h>
+#include <lmdb.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,7 @@
 #include "fileio.h"
 #include "harness.h"
 #include "mapping.h"
+#include "runner.h"
 #include "store.h"
 #include "scenario.h"
 
@@ -341,6 +344,41 @@ static void erased_child_is_forgotten_by_consent(void **state)
     assert_int_equal(harness_shutdown(H), 0);
 }
 
+
+/* A service's state written by an older version (the consent service kept
+ * whole events in a table "events") is refused with what to do, before
+ * the service connects or reads anything. */
+static void old_consent_state_is_refused(void **state)
+{
+    (void)state;
+    char dir[600], policy[600], why[SCHAKEL_ERRLEN] = "";
+    snprintf(dir, sizeof dir, "%s/old-consent-state", H->dir);
+    snprintf(policy, sizeof policy, "%s/consent.json", H->data);
+    mkdir(dir, 0700);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 32);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "events", MDB_CREATE, &dbi), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    const schakel_engine_ops_t *ops;
+    void *engine;
+    assert_int_equal(schakel_svc_engine("consent", "svc-consent", policy, &ops, &engine, why), 0);
+    schakel_keys_t k;
+    harness_keys(H, "svc-consent", &k);
+    schakel_service_options_t o = {dir, "tcp://127.0.0.1:1", NULL, H->server_public, &k};
+    atomic_int stop = 1; /* without the refusal: returns at once, 0 */
+    assert_int_equal(schakel_service_run(H->ctx, ops, engine, &o, &stop, why), SCHAKEL_ECONFIG);
+    assert_non_null(strstr(why, "older version that kept events in clear"));
+    assert_non_null(strstr(why, "delete the directory (it is rebuilt from the log)"));
+    schakel_svc_engine_free(ops, &engine);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -360,6 +398,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(markers_rest_only_in_the_export_and_the_inbox),
         cmocka_unit_test(erased_child_is_forgotten_by_consent),
+        cmocka_unit_test(old_consent_state_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
