@@ -1,8 +1,13 @@
 /* The outbox on LMDB. Tables:
- *   pending   u64be(n) -> i64 put-time || event bytes (oldest first)
- *   ids       event id -> SHA-256 of the event: every id ever put
- *   dead      u64be(n) -> reason NUL event bytes
- *   meta      name -> value (counters, cursor, last error)
+ *   pending   u64be(n) -> i64 put-time || sealed event (oldest first)
+ *   ids       event id -> HMAC-SHA-256(key, event): every id ever put
+ *   dead      u64be(n) -> reason NUL sealed event
+ *   meta      name -> value (counters, cursor, last error, "format")
+ * No event is in the file in clear (LMDB keeps freed pages, so deleting
+ * after the ACK would not be enough): a sealed event is nonce(12) ||
+ * AES-256-GCM(key, event, aad = u64be(n)) || tag(16), under the key in
+ * DIR/outbox.key (0600, made on first open). A copy of the LMDB file
+ * without that key reveals event ids, counts and times, not content.
  * Workload: bursts of puts (a file, an HTTP batch) and a steady drain by
  * one forwarder; every put is one fsynced transaction. */
 #include "outbox.h"
@@ -17,12 +22,16 @@
 
 #include "crypto.h"
 #include "error.h"
+#include "fileio.h"
 
 #define MAP_SIZE ((size_t)64 << 30) /* sparse */
+#define FORMAT 2                    /* 1 (no "format" in meta): events in clear */
+#define SEAL_OVERHEAD (SCHAKEL_AEAD_NONCE_LEN + SCHAKEL_AEAD_TAG_LEN)
 
 struct schakel_outbox {
     MDB_env *env;
     MDB_dbi pending, ids, dead, meta;
+    uint8_t key[SCHAKEL_AEAD_KEY_LEN]; /* not loaded when read_only */
 };
 
 static void be64(uint8_t out[8], uint64_t v)
@@ -35,6 +44,89 @@ static uint64_t rd64(const uint8_t in[8])
     uint64_t v = 0;
     for (int i = 0; i < 8; i++) v = v << 8 | in[i];
     return v;
+}
+
+static uint64_t meta_u64(MDB_txn *txn, schakel_outbox_t *o, const char *name)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    return mdb_get(txn, o->meta, &k, &v) == 0 && v.mv_size == 8 ? rd64(v.mv_data) : 0;
+}
+
+static int meta_put(MDB_txn *txn, schakel_outbox_t *o, const char *name, uint64_t value)
+{
+    uint8_t b[8];
+    be64(b, value);
+    MDB_val k = {strlen(name), (void *)name}, v = {8, b};
+    return mdb_put(txn, o->meta, &k, &v, 0);
+}
+
+/* Seals event into out (len + SEAL_OVERHEAD bytes) for entry n. */
+static int seal(const schakel_outbox_t *o, uint64_t n, const uint8_t *event, size_t len, uint8_t *out)
+{
+    uint8_t aad[8];
+    be64(aad, n);
+    if (schakel_random(out, SCHAKEL_AEAD_NONCE_LEN) != 0) return SCHAKEL_ECRYPTO;
+    return schakel_aead_seal(o->key, out, aad, 8, event, len, out + SCHAKEL_AEAD_NONCE_LEN);
+}
+
+/* Opens a sealed entry n into a malloc'd buffer; NULL when it does not
+ * open (another key, or altered). */
+static uint8_t *unseal(const schakel_outbox_t *o, uint64_t n, const uint8_t *in, size_t clen, size_t *len)
+{
+    uint8_t aad[8];
+    if (clen <= SEAL_OVERHEAD) return NULL;
+    be64(aad, n);
+    uint8_t *out = malloc(clen - SEAL_OVERHEAD);
+    if (out && schakel_aead_open(o->key, in, aad, 8, in + SCHAKEL_AEAD_NONCE_LEN, clen - SCHAKEL_AEAD_NONCE_LEN,
+                                 out) != 0) {
+        free(out);
+        out = NULL;
+    }
+    *len = clen - SEAL_OVERHEAD;
+    return out;
+}
+
+static int event_mac(const schakel_outbox_t *o, const uint8_t *event, size_t len, uint8_t mac[SCHAKEL_SHA256_LEN])
+{
+    return schakel_hmac_sha256(o->key, sizeof o->key, event, len, mac);
+}
+
+/* An outbox of format 1 kept events in clear: seal every pending and dead
+ * event in place and forget the plain hashes of ids (a re-import of an old
+ * record is then sent again, and the broker answers "duplicate"). Freed
+ * pages of the old file may still hold the old clear text: docs/privacy.md
+ * says how to be rid of them. */
+static int upgrade(schakel_outbox_t *o, MDB_txn *txn)
+{
+    MDB_dbi tables[2] = {o->pending, o->dead};
+    int rc = 0;
+    for (int t = 0; t < 2 && rc == 0; t++) {
+        MDB_cursor *cur;
+        if ((rc = mdb_cursor_open(txn, tables[t], &cur)) != 0) break;
+        MDB_val k, v;
+        for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0 && rc == 0;
+             g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != 8) continue;
+            /* pending: 8-byte time, then the event; dead: reason NUL event */
+            const uint8_t *p = v.mv_data;
+            size_t head = t == 0 ? 8 : strnlen(v.mv_data, v.mv_size) + 1;
+            if (head > v.mv_size) continue;
+            size_t elen = v.mv_size - head, nlen = head + elen + SEAL_OVERHEAD;
+            uint8_t *nv = malloc(nlen);
+            if (!nv) {
+                rc = ENOMEM;
+                break;
+            }
+            memcpy(nv, p, head);
+            rc = seal(o, rd64(k.mv_data), p + head, elen, nv + head);
+            MDB_val nval = {nlen, nv};
+            if (rc == 0) rc = mdb_cursor_put(cur, &k, &nval, MDB_CURRENT);
+            free(nv);
+        }
+        mdb_cursor_close(cur);
+    }
+    if (rc == 0) rc = mdb_drop(txn, o->ids, 0);
+    return rc;
 }
 
 schakel_outbox_t *schakel_outbox_open(const char *dir, int read_only, char *why)
@@ -57,6 +149,21 @@ schakel_outbox_t *schakel_outbox_open(const char *dir, int read_only, char *why)
     if (rc == 0) rc = mdb_dbi_open(txn, "ids", f, &o->ids);
     if (rc == 0) rc = mdb_dbi_open(txn, "dead", f, &o->dead);
     if (rc == 0) rc = mdb_dbi_open(txn, "meta", f, &o->meta);
+    if (rc == 0 && !read_only) {
+        char kp[4200];
+        snprintf(kp, sizeof kp, "%s/outbox.key", dir);
+        int krc = schakel_secret_file(kp, o->key, sizeof o->key, 1, NULL, why);
+        if (krc) {
+            mdb_txn_abort(txn);
+            mdb_env_close(o->env);
+            free(o);
+            return NULL;
+        }
+        if (meta_u64(txn, o, "format") != FORMAT) {
+            rc = upgrade(o, txn);
+            if (rc == 0) rc = meta_put(txn, o, "format", FORMAT);
+        }
+    }
     if (rc == 0) {
         rc = mdb_txn_commit(txn);
         txn = NULL;
@@ -76,22 +183,9 @@ void schakel_outbox_close(schakel_outbox_t **self_p)
     schakel_outbox_t *o = *self_p;
     if (!o) return;
     mdb_env_close(o->env);
+    memset(o->key, 0, sizeof o->key);
     free(o);
     *self_p = NULL;
-}
-
-static uint64_t meta_u64(MDB_txn *txn, schakel_outbox_t *o, const char *name)
-{
-    MDB_val k = {strlen(name), (void *)name}, v;
-    return mdb_get(txn, o->meta, &k, &v) == 0 && v.mv_size == 8 ? rd64(v.mv_data) : 0;
-}
-
-static int meta_put(MDB_txn *txn, schakel_outbox_t *o, const char *name, uint64_t value)
-{
-    uint8_t b[8];
-    be64(b, value);
-    MDB_val k = {strlen(name), (void *)name}, v = {8, b};
-    return mdb_put(txn, o->meta, &k, &v, 0);
 }
 
 int schakel_outbox_put(schakel_outbox_t *o, schakel_outbox_item_t *items, size_t n, char *why)
@@ -103,7 +197,10 @@ int schakel_outbox_put(schakel_outbox_t *o, schakel_outbox_item_t *items, size_t
     for (size_t i = 0; i < n && rc == 0; i++) {
         MDB_val k = {16, (void *)items[i].id}, v;
         uint8_t hash[SCHAKEL_SHA256_LEN], key[8];
-        schakel_sha256(items[i].event, items[i].len, hash);
+        if (event_mac(o, items[i].event, items[i].len, hash) != 0) {
+            rc = SCHAKEL_ECRYPTO;
+            break;
+        }
         items[i].queued = 0;
         if (mdb_get(txn, o->ids, &k, &v) == 0) { /* known: the same, or a changed record */
             if (v.mv_size != sizeof hash || memcmp(v.mv_data, hash, sizeof hash) != 0) items[i].queued = -1;
@@ -112,17 +209,24 @@ int schakel_outbox_put(schakel_outbox_t *o, schakel_outbox_item_t *items, size_t
         MDB_val sv = {sizeof hash, hash};
         rc = mdb_put(txn, o->ids, &k, &sv, 0);
         be64(key, ++next);
-        MDB_val pk = {8, key}, pv = {8 + items[i].len, NULL};
+        MDB_val pk = {8, key}, pv = {8 + items[i].len + SEAL_OVERHEAD, NULL};
         if (rc == 0) rc = mdb_put(txn, o->pending, &pk, &pv, MDB_APPEND | MDB_RESERVE);
         if (rc == 0) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             be64(pv.mv_data, (uint64_t)((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
-            memcpy((uint8_t *)pv.mv_data + 8, items[i].event, items[i].len);
+            if (seal(o, next, items[i].event, items[i].len, (uint8_t *)pv.mv_data + 8) != 0) {
+                rc = SCHAKEL_ECRYPTO;
+                break;
+            }
             items[i].queued = 1;
         }
     }
     if (rc == 0) rc = meta_put(txn, o, "next", next);
+    if (rc == SCHAKEL_ECRYPTO) {
+        mdb_txn_abort(txn);
+        return schakel_fail(why, rc, "outbox: cannot seal an event");
+    }
     if (rc) {
         mdb_txn_abort(txn);
         return schakel_fail(why, rc == MDB_MAP_FULL ? SCHAKEL_EFULL : SCHAKEL_ESTORE, "outbox: %s", mdb_strerror(rc));
@@ -142,10 +246,8 @@ size_t schakel_outbox_peek(schakel_outbox_t *o, size_t max, uint8_t **bufs, size
         for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0 && n < max;
              g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
             if (k.mv_size != 8 || v.mv_size <= 8) continue;
-            bufs[n] = malloc(v.mv_size - 8);
-            if (!bufs[n]) break;
-            memcpy(bufs[n], (uint8_t *)v.mv_data + 8, v.mv_size - 8);
-            lens[n] = v.mv_size - 8;
+            bufs[n] = unseal(o, rd64(k.mv_data), (uint8_t *)v.mv_data + 8, v.mv_size - 8, &lens[n]);
+            if (!bufs[n]) continue; /* another key, or altered: stays pending (outbox_depth shows it) */
             keys[n] = rd64(k.mv_data);
             n++;
         }

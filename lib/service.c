@@ -25,6 +25,95 @@
 #define GROUP 256                 /* records per transaction */
 #define PUBLISH_MAX 256           /* events per PUBLISH */
 #define STATE_MAP ((size_t)16 << 30) /* sparse; state is small next to the log */
+#define RECENT 1024               /* records kept in memory for schakel_log_event */
+
+/* ---- reading the log back ---- */
+
+struct schakel_logsrc {
+    schakel_client_t *client;     /* live */
+    schakel_store_t *store;       /* replay */
+    struct {
+        uint64_t seq;
+        uint8_t *bytes;           /* NULL: erased */
+        size_t len;
+    } recent[RECENT];
+};
+
+/* Remembers the record just given to the engine (live). */
+static void logsrc_remember(schakel_logsrc_t *l, uint64_t seq, const uint8_t *bytes, size_t len)
+{
+    size_t i = seq % RECENT;
+    free(l->recent[i].bytes);
+    l->recent[i].seq = seq;
+    l->recent[i].bytes = len ? malloc(len) : NULL;
+    l->recent[i].len = l->recent[i].bytes ? len : 0;
+    if (l->recent[i].bytes) memcpy(l->recent[i].bytes, bytes, len);
+    else if (len) l->recent[i].seq = 0; /* no memory: read it from the broker if asked */
+}
+
+static void logsrc_clear(schakel_logsrc_t *l)
+{
+    for (size_t i = 0; i < RECENT; i++) {
+        free(l->recent[i].bytes);
+        l->recent[i].bytes = NULL;
+        l->recent[i].seq = 0;
+    }
+}
+
+typedef struct {
+    uint64_t seq;
+    schakel_envelope_t *env;
+    int found;
+} logsrc_read_t;
+
+static int logsrc_cb(void *arg, const schakel_record_t *rec)
+{
+    logsrc_read_t *r = arg;
+    if (rec->seq == r->seq) {
+        r->found = 1;
+        r->env = rec->event ? schakel_envelope_decode(rec->event, rec->event_len, NULL) : NULL;
+    }
+    return 1;
+}
+
+int schakel_log_event(schakel_logsrc_t *l, uint64_t seq, schakel_envelope_t **env, char *why)
+{
+    *env = NULL;
+    if (!l || !seq) return SCHAKEL_ENOTFOUND;
+    size_t i = seq % RECENT;
+    if (l->recent[i].seq == seq) {
+        if (!l->recent[i].bytes) return SCHAKEL_ENOTFOUND;
+        *env = schakel_envelope_decode(l->recent[i].bytes, l->recent[i].len, NULL);
+        return *env ? 0 : SCHAKEL_ENOTFOUND;
+    }
+    if (l->store) {
+        logsrc_read_t r = {seq, NULL, 0};
+        uint64_t next;
+        int rc = schakel_store_read(l->store, "all", seq, 1, 1, logsrc_cb, &r, &next);
+        if (rc < 0) return schakel_fail(why, rc, "cannot read seq %llu of the log", (unsigned long long)seq);
+        *env = r.env;
+        return *env ? 0 : SCHAKEL_ENOTFOUND;
+    }
+    if (!l->client) return SCHAKEL_ENOTFOUND;
+    Schakel__V1__Fetch f = SCHAKEL__V1__FETCH__INIT;
+    f.stream = "all";
+    f.from_seq = seq;
+    f.max_count = 1;
+    int rc = SCHAKEL_ETIMEOUT;
+    for (int attempt = 0; attempt < 3 && rc == SCHAKEL_ETIMEOUT; attempt++) {
+        ProtobufCMessage *reply = NULL;
+        rc = schakel_client_call(l->client, "FETCH", &f.base, &schakel__v1__batch__descriptor, &reply, 5000, why);
+        if (rc) continue;
+        const Schakel__V1__Batch *b = (const Schakel__V1__Batch *)reply;
+        if (b->n_records && b->records[0]->seq == seq && b->records[0]->event.len)
+            *env = schakel_envelope_decode(b->records[0]->event.data, b->records[0]->event.len, NULL);
+        schakel__v1__batch__free_unpacked((Schakel__V1__Batch *)reply, NULL);
+        return *env ? 0 : SCHAKEL_ENOTFOUND;
+    }
+    char reason[SCHAKEL_ERRLEN];
+    snprintf(reason, sizeof reason, "%s", why);
+    return schakel_fail(why, rc, "cannot read seq %llu back from the broker: %s", (unsigned long long)seq, reason);
+}
 
 struct schakel_emit {
     uint8_t **bufs;
@@ -202,7 +291,7 @@ static void state_close(state_t *s)
 
 /* Builds the engine's view of a record and advances the log's time. */
 static void make_rec(state_t *s, schakel_logrec_t *rec, uint64_t seq, int64_t recorded_at,
-                     const schakel_envelope_t *env, const char *source_org)
+                     const schakel_envelope_t *env, const char *source_org, schakel_logsrc_t *log)
 {
     if (recorded_at > s->now) s->now = recorded_at;
     if (env && env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK &&
@@ -213,6 +302,7 @@ static void make_rec(state_t *s, schakel_logrec_t *rec, uint64_t seq, int64_t re
     rec->now = s->now;
     rec->env = env;
     rec->source_org = source_org ? source_org : env ? env->source_org : "";
+    rec->log = log;
 }
 
 static int save_place(state_t *s, MDB_txn *txn, uint64_t cursor)
@@ -277,7 +367,8 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
 {
     state_t s;
     int rc = state_open(&s, o->state_dir, ops, engine, why);
-    if (rc) {
+    if (rc) { /* said at once: a node keeps running without this service */
+        schakel_log(SCHAKEL_LOG_ERROR, ops->name, "event=cannot_start reason=\"%s\"", why);
         state_close(&s);
         return rc;
     }
@@ -303,6 +394,14 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
                 (unsigned long long)so.from_seq);
     schakel_emit_t out = {0};
     uint64_t done = 0, rejected = 0;
+    schakel_logsrc_t *log = calloc(1, sizeof *log);
+    if (!log) {
+        schakel_consumer_destroy(&cons);
+        schakel_client_destroy(&client);
+        state_close(&s);
+        return schakel_fail(why, SCHAKEL_ENOMEM, "%s: out of memory", ops->name);
+    }
+    log->client = client;
     rc = 0;
     while (!atomic_load(stop) && rc == 0) {
         MDB_txn *txn;
@@ -324,7 +423,8 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
             schakel_envelope_t *env =
                 d->event.len ? schakel_envelope_decode(d->event.data, d->event.len, NULL) : NULL;
             schakel_logrec_t rec;
-            make_rec(&s, &rec, d->seq, d->recorded_at, env, NULL);
+            logsrc_remember(log, d->seq, d->event.data, d->event.len);
+            make_rec(&s, &rec, d->seq, d->recorded_at, env, NULL, log);
             r = ops->process(engine, txn, &rec, &out, why);
             schakel_envelope_free(env);
             if (r) {
@@ -351,6 +451,8 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
                 (unsigned long long)done, (unsigned long long)s.cursor,
                 (unsigned long long)rejected, rc ? " reason=\"" : "", rc ? why : "", rc ? "\"" : "");
     emit_free(&out);
+    logsrc_clear(log);
+    free(log);
     schakel_consumer_destroy(&cons);
     schakel_client_destroy(&client);
     state_close(&s);
@@ -361,6 +463,7 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
 
 typedef struct {
     schakel_store_t *log;
+    schakel_logsrc_t src;         /* reads from log (no cache: it is local) */
     state_t *s;
     const schakel_engine_ops_t *ops;
     void *engine;
@@ -401,7 +504,7 @@ static int replay_record(void *arg, const schakel_record_t *rec)
     replay_t *p = arg;
     schakel_envelope_t *env = rec->event ? schakel_envelope_decode(rec->event, rec->event_len, NULL) : NULL;
     schakel_logrec_t lr;
-    make_rec(p->s, &lr, rec->seq, rec->recorded_at, env, rec->source_org);
+    make_rec(p->s, &lr, rec->seq, rec->recorded_at, env, rec->source_org, &p->src);
     p->rc = p->ops->process(p->engine, p->txn, &lr, &p->out, p->why);
     schakel_envelope_free(env);
     p->r->records++;
@@ -494,40 +597,49 @@ int schakel_service_replay(const char *logdir, const uint8_t master_key[32],
     lo.dir = logdir;
     lo.read_only = 1;
     memcpy(lo.master_key, master_key, 32);
-    replay_t p = {0};
-    p.r = r;
-    p.ops = ops;
-    p.engine = engine;
-    p.org = org_id;
-    p.log = schakel_store_open_lmdb(&lo, p.why);
+    replay_t *p = calloc(1, sizeof *p); /* the log source's cache is large for a stack */
+    if (!p) {
+        memset(lo.master_key, 0, 32);
+        snprintf(r->why, sizeof r->why, "out of memory");
+        return SCHAKEL_ENOMEM;
+    }
+    p->r = r;
+    p->ops = ops;
+    p->engine = engine;
+    p->org = org_id;
+    p->log = schakel_store_open_lmdb(&lo, p->why);
+    p->src.store = p->log;
     memset(lo.master_key, 0, 32);
-    if (!p.log) {
-        snprintf(r->why, sizeof r->why, "%s", p.why);
+    if (!p->log) {
+        snprintf(r->why, sizeof r->why, "%s", p->why);
+        free(p);
         return SCHAKEL_EIO;
     }
     char dir[] = "/tmp/schakel-replay-XXXXXX";
     state_t s;
     int rc;
     if (!mkdtemp(dir)) {
-        schakel_store_close(&p.log);
+        schakel_store_close(&p->log);
+        free(p);
         snprintf(r->why, sizeof r->why, "cannot make a temp directory: %s", strerror(errno));
         return SCHAKEL_EIO;
     }
-    p.s = &s;
-    rc = state_open(&s, dir, ops, engine, p.why);
-    if (rc == 0 && mdb_txn_begin(s.env, NULL, 0, &p.txn) != 0) rc = SCHAKEL_ESTORE;
-    if (rc == 0) rc = walk_log(p.log, replay_record, &p);
-    if (p.txn) mdb_txn_abort(p.txn);
+    p->s = &s;
+    rc = state_open(&s, dir, ops, engine, p->why);
+    if (rc == 0 && mdb_txn_begin(s.env, NULL, 0, &p->txn) != 0) rc = SCHAKEL_ESTORE;
+    if (rc == 0) rc = walk_log(p->log, replay_record, p);
+    if (p->txn) mdb_txn_abort(p->txn);
     if (rc == 0) {
-        if (p.n_ids) qsort(p.ids, p.n_ids, 16, cmp_id);
-        rc = walk_log(p.log, extra_record, &p);
+        if (p->n_ids) qsort(p->ids, p->n_ids, 16, cmp_id);
+        rc = walk_log(p->log, extra_record, p);
     }
-    if (rc && !r->why[0]) snprintf(r->why, sizeof r->why, "%s", p.why[0] ? p.why : schakel_strerror(rc));
-    emit_free(&p.out);
-    free(p.ids);
+    if (rc && !r->why[0]) snprintf(r->why, sizeof r->why, "%s", p->why[0] ? p->why : schakel_strerror(rc));
+    emit_free(&p->out);
+    free(p->ids);
     state_close(&s);
     nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-    schakel_store_close(&p.log);
+    schakel_store_close(&p->log);
+    free(p);
     if (rc) return rc;
     return r->differ || r->missing || r->extra ? SCHAKEL_ECORRUPT : 0;
 }

@@ -23,6 +23,10 @@
 #include "codec.h"
 #include "keys.h"
 
+/* The log an engine reads from: the broker (live) or the log on disk
+ * (replay). See schakel_log_event. */
+typedef struct schakel_logsrc schakel_logsrc_t;
+
 /* One record of the log as an engine sees it. */
 typedef struct {
     uint64_t seq;
@@ -30,7 +34,21 @@ typedef struct {
     int64_t now;                      /* the log's time: max(recorded_at, clock ticks) so far */
     const schakel_envelope_t *env;    /* NULL when the payload was erased */
     const char *source_org;           /* from the record, also when erased */
+    schakel_logsrc_t *log;            /* to read earlier records back */
 } schakel_logrec_t;
+
+/* Reads the event at seq back from the log, so that an engine need not
+ * keep a copy of what it decides about (the log is the truth, and it is
+ * encrypted at rest; a copy in the engine's LMDB would be neither). The
+ * record's own event (seq <= the current record's) is read from a small
+ * cache of recent records in memory, else from the broker (FETCH "all",
+ * which the service may read) or, in a replay, from the log on disk.
+ * *env is the decoded event (caller frees; its source_org is the
+ * publisher's, which the broker checked). Returns 0, SCHAKEL_ENOTFOUND (no
+ * such record, or its payload was erased: the engine forgets it too), or
+ * an error with the reason in why (the broker did not answer: the group
+ * is not committed and is processed again). */
+int schakel_log_event(schakel_logsrc_t *log, uint64_t seq, schakel_envelope_t **env, char *why);
 
 typedef struct schakel_emit schakel_emit_t;
 

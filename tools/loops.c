@@ -14,12 +14,12 @@
 
 static const char usage[] =
     "usage: schakel loops --node DIR [--org ORG]          open loops (of ORG), overdue marked\n"
-    "       schakel loops --node DIR --referral ID        one loop and its history\n"
+    "       schakel loops --node DIR --referral ID [--org ORG]  one loop (of ORG) and its history\n"
     "       schakel loops --node DIR --figures            aggregates per receiving organisation\n"
     "\n"
     "Reads the feedback service's state in DIR/services/feedback (or --state DIR).\n"
-    "Prints JSON. Loops are named by referral id; a case reference is shown only\n"
-    "to the organisation that referred (--org). Figures show counts from 1 to 4\n"
+    "Prints JSON. Loops are named by referral id, never by case reference (the\n"
+    "service keeps none: keep your own pairs). Figures show counts from 1 to 4\n"
     "as \"<5\" and no median under five loops: small numbers identify children.\n";
 
 int cmd_loops(int argc, char **argv)
@@ -59,7 +59,7 @@ int cmd_loops(int argc, char **argv)
             fprintf(stderr, "schakel loops: --referral wants 32 hex characters\n");
             return 2;
         }
-        out = schakel_feedback_loop(dir, id, why);
+        out = schakel_feedback_loop(dir, id, org, why);
     } else if (figures) {
         out = schakel_feedback_figures(dir, why);
     } else {

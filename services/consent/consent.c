@@ -1,16 +1,20 @@
-/* The consent engine. State in LMDB, all of it derived from the log:
- *   events        u64be(seq) -> envelope (the events decisions are about; by
- *                 seq, never by id: ids are scoped to their publisher, a
- *                 decision's about_seq names one event. State written
- *                 before this was keyed by the 16-byte id: still read) 
- *   consents      consent id -> withdrawn flag || envelope of consent_given
- *   by_subject    subject || consent id -> ""
- *   holds         subject || u64be(about seq) || 8 zero bytes || recipient
- *                 -> deadline, about seq
+/* The consent engine. State in LMDB, all of it derived from the log, and
+ * none of it content (no event is kept: what a decision is about is read
+ * back from the log by its seq, schakel_log_event):
+ *   consents      consent id || org that recorded it -> withdrawn flag ||
+ *                 the consent reduced to what decisions need (subject,
+ *                 age band, consent_given without recorded_by)
+ *   by_subject    subject || consent id || org -> ""
+ *   holds         subject || u64be(about seq) || recipient -> deadline, seq
  *   deadlines     u64be(deadline) || hold key -> ""
- *   deliveries    referral id || receiver -> basis, consent id
- *   origins       referral or report id -> who sent it
- *   state         "directory" -> the directory in force
+ *   deliveries    tag || id || sender NUL receiver -> basis, consent
+ *                 (tag 'L': a referral or follow-up signal, by loop id;
+ *                 'V': a Veilig Thuis report, by report id)
+ *   origins       'L' || loop id || sender -> ""
+ *   state         "directory" -> the directory in force, "format" -> 2
+ * Ids that organisations choose (consent, referral and report ids) are
+ * scoped to the organisation that published them: the same id from
+ * another organisation is another consent, referral or report.
  * Time is the log's (rec->now); ids of decisions are derived from what
  * they are about, so replay yields the same bytes. */
 #include "consent.h"
@@ -25,9 +29,12 @@
 #include "error.h"
 #include "logging.h"
 
-#define RULES_VERSION "schakel/v1/consent-rules/2" /* bump when a coded rule changes */
+#define RULES_VERSION "schakel/v1/consent-rules/3" /* bump when a coded rule changes */
+#define STATE_FORMAT 2 /* 1: kept whole events in clear (table "events") */
 #define SUBJECT_LEN 64
-#define HOLD_KEY_MAX (SUBJECT_LEN + 16 + SCHAKEL_ID_MAX)
+#define HOLD_KEY_MAX (SUBJECT_LEN + 8 + SCHAKEL_ID_MAX)
+#define CONSENT_KEY_MAX (16 + SCHAKEL_ID_MAX)
+#define DELIVERY_KEY_MAX (1 + 16 + 2 * SCHAKEL_ID_MAX)
 
 typedef Schakel__V1__ConsentOutcome outcome_t;
 #define O(x) SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_##x
@@ -40,8 +47,9 @@ struct schakel_consent {
     uint8_t policy[SCHAKEL_SHA256_LEN];
     int64_t hold_ms;
     uint8_t fallback[SCHAKEL_EVENT_TYPE_LIMIT]; /* O(HOLD), O(NOTICE_ONLY) or O(DENY) */
-    MDB_dbi state, events, consents, by_subject, holds, deadlines, deliveries, origins;
+    MDB_dbi state, consents, by_subject, holds, deadlines, deliveries, origins;
     schakel_directory_t *dir;
+    uint64_t ignored; /* events that named an id they may not use (log lines say which) */
 };
 
 /* What was decided for one recipient, and why. */
@@ -50,6 +58,7 @@ typedef struct {
     const char *rule;
     uint8_t consent_id[16];
     int has_consent;
+    char consent_org[SCHAKEL_ID_MAX]; /* who recorded that consent */
 } verdict_t;
 
 /* ---- policy ---- */
@@ -150,40 +159,70 @@ const char *schakel_consent_default_policy(void)
 static int consent_open(void *engine, MDB_txn *txn, char *why)
 {
     schakel_consent_t *c = engine;
-    const char *const names[] = {"state", "events", "consents", "by_subject", "holds", "deadlines",
-                                 "deliveries", "origins"};
-    MDB_dbi *const dbis[] = {&c->state, &c->events, &c->consents, &c->by_subject, &c->holds,
-                             &c->deadlines, &c->deliveries, &c->origins};
-    int rc = schakel_engine_tables(txn, "consent", names, dbis, 8, why);
+    MDB_dbi old;
+    if (mdb_dbi_open(txn, "events", 0, &old) == 0)
+        return schakel_fail(why, SCHAKEL_ECONFIG,
+                            "consent: this state directory was written by an older version that kept "
+                            "events in clear: stop the service, delete the directory (it is rebuilt "
+                            "from the log) and start it again");
+    const char *const names[] = {"state", "consents", "by_subject", "holds", "deadlines", "deliveries",
+                                 "origins"};
+    MDB_dbi *const dbis[] = {&c->state, &c->consents, &c->by_subject, &c->holds, &c->deadlines,
+                             &c->deliveries, &c->origins};
+    int rc = schakel_engine_tables(txn, "consent", names, dbis, 7, why);
+    uint8_t format = STATE_FORMAT;
+    if (rc == 0) rc = schakel_kv_put(txn, c->state, "format", 6, &format, 1);
     return rc ? rc : schakel_engine_directory_load(txn, c->state, &c->dir);
 }
 
-static void seq_key(uint8_t out[8], uint64_t seq)
+/* The event a decision is about, read back from the log: NULL when it was
+ * erased, is not what the reference says (another organisation's event of
+ * the same id), or is of a kind no decision is about. An error only when
+ * the log cannot be read (*rc). */
+static schakel_envelope_t *load_event(schakel_consent_t *c, const schakel_logrec_t *rec, uint64_t seq,
+                                      const ProtobufCBinaryData *id, int *rc, char *why)
 {
-    for (int i = 0; i < 8; i++) out[i] = (uint8_t)(seq >> (56 - 8 * i));
-}
-
-/* The event at seq; old_key: the 16-byte key state written before events
- * were kept by seq used (the event id), tried when there is none at seq. */
-static schakel_envelope_t *load_event(schakel_consent_t *c, MDB_txn *txn, uint64_t seq,
-                                      const uint8_t old_key[16])
-{
-    MDB_val v;
-    uint8_t k[8];
-    seq_key(k, seq);
-    if (schakel_kv_get(txn, c->events, k, 8, &v) != 0 &&
-        schakel_kv_get(txn, c->events, old_key, 16, &v) != 0)
+    schakel_envelope_t *e = NULL;
+    int r = schakel_log_event(rec->log, seq, &e, why);
+    *rc = r == SCHAKEL_ENOTFOUND ? 0 : r;
+    if (!e) return NULL;
+    int ok = (!id || (id->len == 16 && e->event_id.len == 16 && !memcmp(id->data, e->event_id.data, 16)));
+    switch ((int)e->type) {
+    case T(ROUTING_DECISION):
+    case T(CONSENT_DECISION):
+    case T(CLOCK_TICK):
+    case T(AUDIT_ACCESS):
+    case T(DIRECTORY_UPDATE): ok = 0; break;
+    default: break;
+    }
+    if (!ok) {
+        c->ignored++;
+        schakel_log(SCHAKEL_LOG_WARN, "consent", "event=about_mismatch about_seq=%llu seq=%llu ignored=%llu",
+                    (unsigned long long)seq, (unsigned long long)rec->seq, (unsigned long long)c->ignored);
+        schakel_envelope_free(e);
         return NULL;
-    return schakel_envelope_decode(v.mv_data, v.mv_size, NULL);
+    }
+    return e;
 }
 
-/* A consent and whether it was withdrawn. Caller frees *env. */
-static int load_consent(schakel_consent_t *c, MDB_txn *txn, const uint8_t id[16],
+static size_t consent_key(uint8_t *key, const uint8_t id[16], const char *org)
+{
+    size_t n = strnlen(org, SCHAKEL_ID_MAX - 1);
+    memcpy(key, id, 16);
+    memcpy(key + 16, org, n);
+    return 16 + n;
+}
+
+/* A consent recorded by org, and whether it was withdrawn. Caller frees
+ * *env. */
+static int load_consent(schakel_consent_t *c, MDB_txn *txn, const uint8_t id[16], const char *org,
                         schakel_envelope_t **env, int *withdrawn)
 {
     MDB_val v;
+    uint8_t key[CONSENT_KEY_MAX];
     *env = NULL;
-    if (schakel_kv_get(txn, c->consents, id, 16, &v) != 0 || v.mv_size < 2) return SCHAKEL_ENOTFOUND;
+    if (schakel_kv_get(txn, c->consents, key, consent_key(key, id, org), &v) != 0 || v.mv_size < 2)
+        return SCHAKEL_ENOTFOUND;
     const uint8_t *p = v.mv_data;
     *withdrawn = p[0];
     *env = schakel_envelope_decode(p + 1, v.mv_size - 1, NULL);
@@ -244,7 +283,7 @@ static int covers(schakel_consent_t *c, const Schakel__V1__ConsentGiven *cg, con
 /* The first consent of the event's subject (in consent id order) that
  * covers recipient x today. */
 static int find_consent(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
-                        const char *x, const char *date, uint8_t out[16])
+                        const char *x, const char *date, verdict_t *out)
 {
     MDB_cursor *cur;
     if (!e->subject[0] || mdb_cursor_open(txn, c->by_subject, &cur) != 0) return 0;
@@ -252,13 +291,20 @@ static int find_consent(schakel_consent_t *c, MDB_txn *txn, const schakel_envelo
     int found = 0;
     for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && !found;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != SUBJECT_LEN + 16 || memcmp(k.mv_data, e->subject, SUBJECT_LEN)) break;
+        if (k.mv_size <= SUBJECT_LEN + 16 || k.mv_size >= SUBJECT_LEN + CONSENT_KEY_MAX ||
+            memcmp(k.mv_data, e->subject, SUBJECT_LEN))
+            break;
         const uint8_t *id = (const uint8_t *)k.mv_data + SUBJECT_LEN;
+        char org[SCHAKEL_ID_MAX];
+        size_t on = k.mv_size - SUBJECT_LEN - 16;
+        memcpy(org, id + 16, on);
+        org[on] = 0;
         schakel_envelope_t *ce;
         int withdrawn;
-        if (load_consent(c, txn, id, &ce, &withdrawn) == 0 && !withdrawn &&
+        if (load_consent(c, txn, id, org, &ce, &withdrawn) == 0 && !withdrawn &&
             covers(c, ce->consent_given, e, x, date, 0)) {
-            memcpy(out, id, 16);
+            memcpy(out->consent_id, id, 16);
+            snprintf(out->consent_org, sizeof out->consent_org, "%s", org);
             found = 1;
         }
         schakel_envelope_free(ce);
@@ -267,49 +313,80 @@ static int find_consent(schakel_consent_t *c, MDB_txn *txn, const schakel_envelo
     return found;
 }
 
-/* A delivery of a referral to a receiver: on which basis, which consent. */
+/* A delivery of a referral (or report) to a receiver: on which basis,
+ * which consent. */
 typedef struct {
     uint8_t basis;
     uint8_t consent_id[16];
+    char consent_org[SCHAKEL_ID_MAX];
+    char subject[SUBJECT_LEN + 1]; /* whom it was about */
 } delivery_t;
 
-static int record_delivery(schakel_consent_t *c, MDB_txn *txn, const uint8_t referral_id[16],
-                           const char *receiver, const verdict_t *v)
+static size_t delivery_key(uint8_t *key, char tag, const uint8_t id[16], const char *sender)
 {
-    uint8_t key[16 + SCHAKEL_ID_MAX];
-    size_t n = strlen(receiver);
-    memcpy(key, referral_id, 16);
-    memcpy(key + 16, receiver, n);
-    delivery_t d = {(uint8_t)v->basis, {0}};
-    if (v->has_consent) memcpy(d.consent_id, v->consent_id, 16);
-    return schakel_kv_put(txn, c->deliveries, key, 16 + n, &d, sizeof d);
+    size_t n = strnlen(sender, SCHAKEL_ID_MAX - 1);
+    key[0] = (uint8_t)tag;
+    memcpy(key + 1, id, 16);
+    memcpy(key + 17, sender, n);
+    key[17 + n] = 0;
+    return 18 + n;
 }
 
-/* Was the referral delivered to `receiver` (or, with receiver NULL, to
- * anyone), on a ground that still holds? Fills the verdict's basis. */
-static int delivered_to(schakel_consent_t *c, MDB_txn *txn, const uint8_t referral_id[16],
-                        const char *receiver, verdict_t *out)
+static int record_delivery(schakel_consent_t *c, MDB_txn *txn, char tag, const uint8_t id[16],
+                           const char *sender, const char *receiver, const char *subject, const verdict_t *v)
+{
+    uint8_t key[DELIVERY_KEY_MAX];
+    size_t n = delivery_key(key, tag, id, sender), r = strnlen(receiver, SCHAKEL_ID_MAX - 1);
+    memcpy(key + n, receiver, r);
+    delivery_t d;
+    memset(&d, 0, sizeof d);
+    d.basis = (uint8_t)v->basis;
+    snprintf(d.subject, sizeof d.subject, "%s", subject);
+    if (v->has_consent) {
+        memcpy(d.consent_id, v->consent_id, 16);
+        snprintf(d.consent_org, sizeof d.consent_org, "%s", v->consent_org);
+    }
+    return schakel_kv_put(txn, c->deliveries, key, n + r, &d, sizeof d);
+}
+
+/* Was the referral (tag 'L') or report ('V') id that sender sent
+ * delivered to receiver, on a ground that still holds? sender or receiver
+ * NULL: any. With subject, only one about that child. Fills the
+ * verdict's basis. */
+static int delivered_about(schakel_consent_t *c, MDB_txn *txn, char tag, const uint8_t id[16],
+                           const char *sender, const char *receiver, const char *subject, verdict_t *out)
 {
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, c->deliveries, &cur) != 0) return 0;
-    MDB_val k = {16, (void *)referral_id}, v;
+    uint8_t prefix[17];
+    prefix[0] = (uint8_t)tag;
+    memcpy(prefix + 1, id, 16);
+    MDB_val k = {17, prefix}, v;
     int ok = 0;
     for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && !ok;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < 16 || memcmp(k.mv_data, referral_id, 16) != 0) break;
-        if (receiver && (k.mv_size - 16 != strlen(receiver) ||
-                         memcmp((char *)k.mv_data + 16, receiver, k.mv_size - 16) != 0))
-            continue;
+        if (k.mv_size < 18 || memcmp(k.mv_data, prefix, 17) != 0) break;
+        const char *ks = (const char *)k.mv_data + 17;
+        size_t rest = k.mv_size - 17, sl = strnlen(ks, rest);
+        if (sl == rest) continue;
+        const char *kr = ks + sl + 1;
+        size_t rl = rest - sl - 1;
+        if (sender && (sl != strlen(sender) || memcmp(ks, sender, sl) != 0)) continue;
+        if (receiver && (rl != strlen(receiver) || memcmp(kr, receiver, rl) != 0)) continue;
         if (v.mv_size != sizeof(delivery_t)) continue;
         delivery_t d;
         memcpy(&d, v.mv_data, sizeof d);
+        d.consent_org[sizeof d.consent_org - 1] = 0;
+        d.subject[sizeof d.subject - 1] = 0;
+        if (subject && strcmp(subject, d.subject) != 0) continue;
         if (d.basis == B(CONSENT)) {
             schakel_envelope_t *ce;
             int withdrawn = 1;
-            load_consent(c, txn, d.consent_id, &ce, &withdrawn);
+            load_consent(c, txn, d.consent_id, d.consent_org, &ce, &withdrawn);
             schakel_envelope_free(ce);
             if (withdrawn) continue;
             memcpy(out->consent_id, d.consent_id, 16);
+            snprintf(out->consent_org, sizeof out->consent_org, "%s", d.consent_org);
             out->has_consent = 1;
         }
         out->basis = d.basis;
@@ -319,28 +396,35 @@ static int delivered_to(schakel_consent_t *c, MDB_txn *txn, const uint8_t referr
     return ok;
 }
 
-static const char *origin_of(schakel_consent_t *c, MDB_txn *txn, const ProtobufCBinaryData *id)
+/* Did org send a referral (or follow-up signal) with this loop id? */
+static int is_origin(schakel_consent_t *c, MDB_txn *txn, const ProtobufCBinaryData *id, const char *org)
 {
+    uint8_t key[DELIVERY_KEY_MAX];
     MDB_val v;
-    if (!id || id->len != 16 || schakel_kv_get(txn, c->origins, id->data, 16, &v) != 0) return NULL;
-    const char *s = v.mv_data;
-    return v.mv_size && s[v.mv_size - 1] == 0 ? s : NULL;
+    if (!id || id->len != 16) return 0;
+    return schakel_kv_get(txn, c->origins, key, delivery_key(key, 'L', id->data, org), &v) == 0;
 }
 
 /* The referral loop: news about a referral between its referrer and its
- * receivers travels on the ground the referral was delivered on. */
+ * receivers travels on the ground the referral was delivered on. The
+ * referral is the one with that id that the referrer itself sent, about
+ * the same child. */
 static int referral_loop(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
                          const char *x, verdict_t *v)
 {
     const ProtobufCBinaryData *rid = schakel_body_bytes(e, "referral_id");
-    const char *referrer = origin_of(c, txn, rid);
-    if (!rid || !referrer) return 0;
+    if (!rid || rid->len != 16) return 0;
     int from_service = kind_of(c, e->source_org) == K(SERVICE);
-    if (!strcmp(x, referrer)) /* to the referrer: from a receiver, or from a service */
-        return delivered_to(c, txn, rid->data, from_service ? NULL : e->source_org, v);
-    if (!strcmp(e->source_org, referrer) || from_service) /* to a receiver */
-        return delivered_to(c, txn, rid->data, x, v);
-    return 0;
+    const char *about = e->subject; /* news about the referral's own child */
+    /* to the referrer: from a receiver of its referral, or from a service */
+    if (is_origin(c, txn, rid, x) &&
+        delivered_about(c, txn, 'L', rid->data, x, from_service ? NULL : e->source_org, about, v))
+        return 1;
+    /* to a receiver: from the referrer, or from a service */
+    if (is_origin(c, txn, rid, e->source_org) &&
+        delivered_about(c, txn, 'L', rid->data, e->source_org, x, about, v))
+        return 1;
+    return from_service && delivered_about(c, txn, 'L', rid->data, NULL, x, about, v);
 }
 
 /* The coded legal bases. */
@@ -360,9 +444,12 @@ static int legal_basis(schakel_consent_t *c, MDB_txn *txn, const schakel_envelop
                e->meldcode_step->consulted_veiligthuis) {
         v->basis = B(MELDCODE), v->rule = "legal/meldcode-consult";
     } else if (e->type == T(VEILIGTHUIS_FEEDBACK) && ks == K(VEILIGTHUIS) &&
-               origin_of(c, txn, &e->veiligthuis_feedback->report_id) &&
-               !strcmp(origin_of(c, txn, &e->veiligthuis_feedback->report_id), x)) {
-        /* Veilig Thuis tells the family itself; the reporter only hears back */
+               e->veiligthuis_feedback->report_id.len == 16 &&
+               delivered_about(c, txn, 'V', e->veiligthuis_feedback->report_id.data, x, e->source_org,
+                               e->subject, &(verdict_t){0})) {
+        /* Veilig Thuis tells the family itself; the reporter only hears
+         * back, about a report of this child that it sent itself to this
+         * Veilig Thuis */
         v->basis = B(VEILIGTHUIS_FEEDBACK), v->rule = "legal/veiligthuis-feedback", v->duty = 0;
     } else if (((e->type == T(ABSENCE) && e->absence->leerplicht_report) ||
                 e->type == T(THUISZITTER_STATUS)) &&
@@ -377,7 +464,8 @@ static int legal_basis(schakel_consent_t *c, MDB_txn *txn, const schakel_envelop
     return 1;
 }
 
-/* Consent given or withdrawn goes to the recipient it names, on itself. */
+/* Consent given or withdrawn goes to the recipient it names, on itself.
+ * A withdrawal names a consent recorded by the same organisation. */
 static int consent_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
                         const char *x, verdict_t *v)
 {
@@ -387,7 +475,7 @@ static int consent_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelo
     if (!id || id->len != 16) return 0;
     schakel_envelope_t *ce = NULL;
     int withdrawn, ok = 0;
-    if (load_consent(c, txn, id->data, &ce, &withdrawn) == 0) {
+    if (load_consent(c, txn, id->data, e->source_org, &ce, &withdrawn) == 0) {
         const Schakel__V1__ConsentGiven *cg = ce->consent_given;
         ok = cg->recipient_org[0] ? !strcmp(cg->recipient_org, x)
                                   : cg->recipient_kind && (int)cg->recipient_kind == kind_of(c, x);
@@ -397,6 +485,7 @@ static int consent_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelo
     v->outcome = O(DELIVER), v->basis = B(CONSENT);
     v->rule = e->type == T(CONSENT_GIVEN) ? "consent/registered" : "consent/withdrawn";
     memcpy(v->consent_id, id->data, 16);
+    snprintf(v->consent_org, sizeof v->consent_org, "%s", e->source_org);
     v->has_consent = 1;
     return 1;
 }
@@ -413,7 +502,7 @@ static void decide(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t 
         return;
     }
     if (legal_basis(c, txn, e, x, v) || consent_news(c, txn, e, x, v)) return;
-    if (find_consent(c, txn, e, x, date, v->consent_id)) {
+    if (find_consent(c, txn, e, x, date, v)) {
         v->outcome = O(DELIVER), v->basis = B(CONSENT), v->rule = "consent/specific", v->has_consent = 1;
         return;
     }
@@ -466,8 +555,8 @@ static int emit_decision(schakel_consent_t *c, schakel_emit_t *out, const schake
         kind_of(c, e->source_org))
         d.inform_org = e->source_org;
     uint8_t id[16];
-    schakel_derive_id(id, "schakel/v1/consent", e->source_org, strlen(e->source_org),
-                      e->event_id.data, (size_t)16, x, strlen(x), cause->data, cause->len, NULL);
+    schakel_derive_id(id, "schakel/v1/consent", e->event_id.data, (size_t)16, e->source_org,
+                      strlen(e->source_org), x, strlen(x), cause->data, cause->len, NULL);
     Schakel__V1__Envelope env = SCHAKEL__V1__ENVELOPE__INIT;
     env.event_id.data = id;
     env.event_id.len = 16;
@@ -494,23 +583,39 @@ static const ProtobufCBinaryData *loop_id(const schakel_envelope_t *e)
     return NULL;
 }
 
-/* Bookkeeping after a delivery: a delivered referral opens its loop. */
+/* Bookkeeping after a delivery: a delivered referral opens its loop, a
+ * delivered report lets Veilig Thuis answer its reporter. */
 static int delivered(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
                      const verdict_t *v)
 {
+    if (v->outcome != O(DELIVER)) return 0;
     const ProtobufCBinaryData *id = loop_id(e);
-    if (!id || id->len != 16 || v->outcome != O(DELIVER)) return 0;
-    return record_delivery(c, txn, id->data, x, v);
+    if (id && id->len == 16) return record_delivery(c, txn, 'L', id->data, e->source_org, x, e->subject, v);
+    if (e->type == T(VEILIGTHUIS_REPORT) && e->veiligthuis_report->report_id.len == 16)
+        return record_delivery(c, txn, 'V', e->veiligthuis_report->report_id.data, e->source_org, x,
+                               e->subject, v);
+    return 0;
+}
+
+static void put_be64(uint8_t *out, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) out[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get_be64(const uint8_t *in)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = v << 8 | in[i];
+    return v;
 }
 
 static size_t hold_key(uint8_t *key, const char *subject, uint64_t about_seq, const char *x)
 {
-    size_t n = strlen(x);
+    size_t n = strnlen(x, SCHAKEL_ID_MAX - 1);
     memcpy(key, subject, SUBJECT_LEN);
-    memset(key + SUBJECT_LEN, 0, 16);
-    seq_key(key + SUBJECT_LEN, about_seq);
-    memcpy(key + SUBJECT_LEN + 16, x, n);
-    return SUBJECT_LEN + 16 + n;
+    put_be64(key + SUBJECT_LEN, about_seq);
+    memcpy(key + SUBJECT_LEN + 8, x, n);
+    return SUBJECT_LEN + 8 + n;
 }
 
 typedef struct {
@@ -524,7 +629,7 @@ static int hold_put(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t
     uint8_t key[HOLD_KEY_MAX], dkey[8 + HOLD_KEY_MAX];
     size_t n = hold_key(key, e->subject, seq, x);
     hold_t h = {deadline, seq};
-    for (int i = 0; i < 8; i++) dkey[i] = (uint8_t)((uint64_t)deadline >> (56 - 8 * i));
+    put_be64(dkey, (uint64_t)deadline);
     memcpy(dkey + 8, key, n);
     int rc = schakel_kv_put(txn, c->holds, key, n, &h, sizeof h);
     return rc ? rc : schakel_kv_put(txn, c->deadlines, dkey, 8 + n, "", 0);
@@ -533,7 +638,7 @@ static int hold_put(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t
 static int hold_del(schakel_consent_t *c, MDB_txn *txn, const uint8_t *key, size_t n, int64_t deadline)
 {
     uint8_t dkey[8 + HOLD_KEY_MAX];
-    for (int i = 0; i < 8; i++) dkey[i] = (uint8_t)((uint64_t)deadline >> (56 - 8 * i));
+    put_be64(dkey, (uint64_t)deadline);
     memcpy(dkey + 8, key, n);
     int rc = schakel_kv_del(txn, c->holds, key, n);
     return rc ? rc : schakel_kv_del(txn, c->deadlines, dkey, 8 + n);
@@ -544,18 +649,27 @@ static int on_routing(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t
                       schakel_emit_t *out, char *why)
 {
     const Schakel__V1__RoutingDecision *r = rec->env->routing_decision;
-    if (r->about_event_id.len != 16) return 0;
-    schakel_envelope_t *e = load_event(c, txn, r->about_seq, r->about_event_id.data);
-    if (!e) { /* erased, or a kind of event this engine never keeps */
-        schakel_log(SCHAKEL_LOG_WARN, "consent", "event=about_unknown seq=%llu",
-                    (unsigned long long)rec->seq);
-        return 0;
-    }
+    if (r->about_event_id.len != 16 || !r->about_seq || r->about_seq >= rec->seq) return 0;
     int rc = 0;
+    schakel_envelope_t *e = load_event(c, rec, r->about_seq, &r->about_event_id, &rc, why);
+    if (!e) { /* erased, or not the event it names */
+        if (rc == 0)
+            schakel_log(SCHAKEL_LOG_WARN, "consent", "event=about_unknown seq=%llu",
+                        (unsigned long long)rec->seq);
+        return rc;
+    }
     for (size_t i = 0; i < r->n_recipients && rc == 0; i++) {
         const char *x = r->recipients[i]->org_id;
         verdict_t v;
         decide(c, txn, e, x, rec->now, &v);
+        if (e->type == T(VEILIGTHUIS_FEEDBACK) && kind_of(c, e->source_org) == K(VEILIGTHUIS) &&
+            kind_of(c, x) != K(VEILIGTHUIS) && v.basis != B(VEILIGTHUIS_FEEDBACK)) {
+            /* routed to someone who did not send that report about this child */
+            c->ignored++;
+            schakel_log(SCHAKEL_LOG_WARN, "consent",
+                        "event=feedback_not_the_reporter about_seq=%llu rule=%s ignored=%llu",
+                        (unsigned long long)r->about_seq, v.rule, (unsigned long long)c->ignored);
+        }
         rc = emit_decision(c, out, e, r->about_seq, x, &v, &rec->env->event_id, rec->now, why);
         if (rc == 0) rc = delivered(c, txn, e, x, &v);
         if (rc == 0 && v.outcome == O(HOLD))
@@ -579,8 +693,8 @@ static int release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logre
     MDB_val k = {SUBJECT_LEN, (void *)subject}, v;
     int rc = 0;
     for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0; g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < SUBJECT_LEN + 16 || memcmp(k.mv_data, subject, SUBJECT_LEN) != 0) break;
-        if (k.mv_size > HOLD_KEY_MAX || v.mv_size != sizeof(hold_t)) continue;
+        if (k.mv_size <= SUBJECT_LEN + 8 || memcmp(k.mv_data, subject, SUBJECT_LEN) != 0) break;
+        if (k.mv_size >= HOLD_KEY_MAX || v.mv_size != sizeof(hold_t)) continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
             void *nk = realloc(keys, cap * sizeof *keys), *nl = realloc(lens, cap * sizeof *lens),
@@ -601,11 +715,14 @@ static int release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logre
     mdb_cursor_close(cur);
     for (size_t i = 0; i < n && rc == 0; i++) {
         char x[SCHAKEL_ID_MAX];
-        size_t xl = lens[i] - SUBJECT_LEN - 16;
-        memcpy(x, keys[i] + SUBJECT_LEN + 16, xl);
+        size_t xl = lens[i] - SUBJECT_LEN - 8;
+        memcpy(x, keys[i] + SUBJECT_LEN + 8, xl);
         x[xl] = 0;
-        schakel_envelope_t *e = load_event(c, txn, holds[i].about_seq, keys[i] + SUBJECT_LEN);
-        if (!e) continue;
+        schakel_envelope_t *e = load_event(c, rec, holds[i].about_seq, NULL, &rc, why);
+        if (!e) { /* erased meanwhile: nothing left to deliver */
+            if (rc == 0) rc = hold_del(c, txn, keys[i], lens[i], holds[i].deadline);
+            continue;
+        }
         verdict_t vd;
         decide(c, txn, e, x, rec->now, &vd);
         if (vd.outcome == O(DELIVER)) {
@@ -631,7 +748,7 @@ static int expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec
     uint8_t seqcause[8];
     ProtobufCBinaryData c2 = cause;
     if (!cause.len) { /* an erased record still moves time: name it by seq */
-        for (int i = 0; i < 8; i++) seqcause[i] = (uint8_t)(rec->seq >> (56 - 8 * i));
+        put_be64(seqcause, rec->seq);
         c2.data = seqcause;
         c2.len = 8;
     }
@@ -641,25 +758,21 @@ static int expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec
         if (mdb_cursor_open(txn, c->deadlines, &cur) != 0) return SCHAKEL_ESTORE;
         int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         uint8_t key[8 + HOLD_KEY_MAX];
-        size_t n = g == 0 && k.mv_size > 8 + SUBJECT_LEN + 16 && k.mv_size <= sizeof key ? k.mv_size : 0;
+        size_t n = g == 0 && k.mv_size > 8 + SUBJECT_LEN + 8 && k.mv_size < sizeof key ? k.mv_size : 0;
         if (n) memcpy(key, k.mv_data, n);
         mdb_cursor_close(cur);
         if (!n) return 0;
-        int64_t deadline = 0;
-        for (int i = 0; i < 8; i++) deadline = (int64_t)((uint64_t)deadline << 8 | key[i]);
+        int64_t deadline = (int64_t)get_be64(key);
         if (deadline > rec->now) return 0;
-        MDB_val hv;
-        hold_t h = {deadline, 0};
-        if (schakel_kv_get(txn, c->holds, key + 8, n - 8, &hv) == 0 && hv.mv_size == sizeof h)
-            memcpy(&h, hv.mv_data, sizeof h);
+        hold_t h = {deadline, get_be64(key + 8 + SUBJECT_LEN)};
         char x[SCHAKEL_ID_MAX];
-        size_t xl = n - 8 - SUBJECT_LEN - 16;
-        memcpy(x, key + 8 + SUBJECT_LEN + 16, xl);
+        size_t xl = n - 8 - SUBJECT_LEN - 8;
+        memcpy(x, key + 8 + SUBJECT_LEN + 8, xl);
         x[xl] = 0;
-        schakel_envelope_t *e = load_event(c, txn, h.about_seq, key + 8 + SUBJECT_LEN);
         int rc = 0;
+        schakel_envelope_t *e = load_event(c, rec, h.about_seq, NULL, &rc, why);
         if (e) {
-            verdict_t vd = {O(EXPIRED), B(CONSENT), 0, "hold/expired", {0}, 0};
+            verdict_t vd = {O(EXPIRED), B(CONSENT), 0, "hold/expired", {0}, 0, ""};
             rc = emit_decision(c, out, e, h.about_seq, x, &vd, &c2, rec->now, why);
             schakel_envelope_free(e);
         }
@@ -668,43 +781,66 @@ static int expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec
     }
 }
 
-static int on_consent_given(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec,
-                            const uint8_t *bytes, size_t len)
+/* A consent: kept reduced to what decisions need (no case reference, no
+ * contact, no correlation), under its id and the organisation that
+ * recorded it; the first one of that pair counts. */
+static int on_consent_given(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e)
 {
-    const schakel_envelope_t *e = rec->env;
     const ProtobufCBinaryData *id = &e->consent_given->consent_id;
     MDB_val v;
-    if (id->len != 16 || schakel_kv_get(txn, c->consents, id->data, 16, &v) == 0) return 0; /* kept the first */
+    uint8_t key[CONSENT_KEY_MAX];
+    size_t kl = id->len == 16 ? consent_key(key, id->data, e->source_org) : 0;
+    if (!kl || !e->subject[0] || schakel_kv_get(txn, c->consents, key, kl, &v) == 0) return 0;
+    Schakel__V1__ConsentGiven cg = *e->consent_given;
+    cg.recorded_by = NULL;
+    Schakel__V1__Envelope r = SCHAKEL__V1__ENVELOPE__INIT;
+    r.type = e->type;
+    r.source_org = e->source_org;
+    r.subject = e->subject;
+    r.age_band = e->age_band;
+    r.body_case = SCHAKEL__V1__ENVELOPE__BODY_CONSENT_GIVEN;
+    r.consent_given = &cg;
+    size_t len = schakel__v1__envelope__get_packed_size(&r);
     uint8_t *val = malloc(len + 1);
     if (!val) return SCHAKEL_ENOMEM;
     val[0] = 0;
-    memcpy(val + 1, bytes, len);
-    int rc = schakel_kv_put(txn, c->consents, id->data, 16, val, len + 1);
+    schakel__v1__envelope__pack(&r, val + 1);
+    int rc = schakel_kv_put(txn, c->consents, key, kl, val, len + 1);
     free(val);
-    uint8_t key[SUBJECT_LEN + 16];
-    memcpy(key, e->subject, SUBJECT_LEN);
-    memcpy(key + SUBJECT_LEN, id->data, 16);
-    return rc ? rc : schakel_kv_put(txn, c->by_subject, key, sizeof key, "", 0);
+    uint8_t skey[SUBJECT_LEN + CONSENT_KEY_MAX];
+    memcpy(skey, e->subject, SUBJECT_LEN);
+    memcpy(skey + SUBJECT_LEN, key, kl);
+    return rc ? rc : schakel_kv_put(txn, c->by_subject, skey, SUBJECT_LEN + kl, "", 0);
 }
 
-static int on_consent_withdrawn(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e)
+/* A withdrawal counts only for a consent of the same child that the same
+ * organisation recorded. */
+static int on_consent_withdrawn(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec)
 {
+    const schakel_envelope_t *e = rec->env;
     const ProtobufCBinaryData *id = &e->consent_withdrawn->consent_id;
     MDB_val v;
-    if (id->len != 16 || schakel_kv_get(txn, c->consents, id->data, 16, &v) != 0 || v.mv_size < 1)
-        return 0;
-    schakel_envelope_t *ce = schakel_envelope_decode((uint8_t *)v.mv_data + 1, v.mv_size - 1, NULL);
-    int same = ce && !strcmp(ce->subject, e->subject);
-    schakel_envelope_free(ce);
-    if (!same) { /* only the child's own consent can be withdrawn for it */
-        schakel_log(SCHAKEL_LOG_WARN, "consent", "event=withdrawal_ignored reason=other_subject");
+    uint8_t key[CONSENT_KEY_MAX];
+    size_t kl = id->len == 16 ? consent_key(key, id->data, e->source_org) : 0;
+    const char *reason = NULL;
+    if (!kl || schakel_kv_get(txn, c->consents, key, kl, &v) != 0 || v.mv_size < 2) {
+        reason = "no_consent_of_this_organisation";
+    } else {
+        schakel_envelope_t *ce = schakel_envelope_decode((uint8_t *)v.mv_data + 1, v.mv_size - 1, NULL);
+        if (!ce || strcmp(ce->subject, e->subject) != 0) reason = "other_subject";
+        schakel_envelope_free(ce);
+    }
+    if (reason) {
+        c->ignored++;
+        schakel_log(SCHAKEL_LOG_WARN, "consent", "event=withdrawal_ignored seq=%llu reason=%s ignored=%llu",
+                    (unsigned long long)rec->seq, reason, (unsigned long long)c->ignored);
         return 0;
     }
     uint8_t *val = malloc(v.mv_size);
     if (!val) return SCHAKEL_ENOMEM;
     memcpy(val, v.mv_data, v.mv_size);
     val[0] = 1;
-    int rc = schakel_kv_put(txn, c->consents, id->data, 16, val, v.mv_size);
+    int rc = schakel_kv_put(txn, c->consents, key, kl, val, v.mv_size);
     free(val);
     return rc;
 }
@@ -722,30 +858,24 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
         case T(CONSENT_DECISION):
         case T(CLOCK_TICK):
         case T(AUDIT_ACCESS): break;
+        case T(CONSENT_GIVEN):
+            rc = on_consent_given(c, txn, e);
+            if (rc == 0) rc = release_holds(c, txn, rec, out, why);
+            break;
+        case T(CONSENT_WITHDRAWN): rc = on_consent_withdrawn(c, txn, rec); break;
         default: {
-            /* keep the event for the decisions about it */
-            uint8_t *buf;
-            size_t len;
-            rc = schakel_envelope_encode(e, &buf, &len);
-            if (rc) break;
-            uint8_t sk[8];
-            seq_key(sk, rec->seq);
-            rc = schakel_kv_put(txn, c->events, sk, 8, buf, len);
-            if (rc == 0 && e->type == T(CONSENT_GIVEN)) rc = on_consent_given(c, txn, rec, buf, len);
-            free(buf);
-            if (rc == 0 && e->type == T(CONSENT_WITHDRAWN)) rc = on_consent_withdrawn(c, txn, e);
-            if (rc == 0 && loop_id(e) && loop_id(e)->len == 16)
-                rc = schakel_kv_put(txn, c->origins, loop_id(e)->data, 16, e->source_org,
-                                    strlen(e->source_org) + 1);
-            if (rc == 0 && e->type == T(VEILIGTHUIS_REPORT))
-                rc = schakel_kv_put(txn, c->origins, e->veiligthuis_report->report_id.data, 16,
-                                    e->source_org, strlen(e->source_org) + 1);
-            if (rc == 0 && e->type == T(CONSENT_GIVEN)) rc = release_holds(c, txn, rec, out, why);
+            /* who sent a loop's referral: the event itself is read back
+             * from the log when a decision is about it */
+            const ProtobufCBinaryData *id = loop_id(e);
+            uint8_t key[DELIVERY_KEY_MAX];
+            if (id && id->len == 16)
+                rc = schakel_kv_put(txn, c->origins, key, delivery_key(key, 'L', id->data, e->source_org), "", 0);
         }
         }
     }
     if (rc == 0) rc = expire_holds(c, txn, rec, out, why);
-    /* emit_decision names its own failure; storage errors are named here */
+    /* emit_decision and the log source name their own failure; storage
+     * errors are named here */
     return rc && !why[0] ? schakel_fail(why, rc, "consent: cannot store state (seq %llu)",
                                         (unsigned long long)rec->seq)
                          : rc;

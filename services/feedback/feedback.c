@@ -1,10 +1,17 @@
-/* The feedback-loop engine. State in LMDB, all derived from the log:
- *   loops       loop id (referral id, or a signal's event id) -> loop_t
- *   open        loop id -> "" for loops not closed (scanned once a day)
- *   history     loop id || u64be(seq) -> step_t (every transition)
- *   by_event    u64be(seq) of the referral or signal -> loop id (state from
- *               before: its event id)
- *   state       "directory" -> the directory in force, "day" -> last day scanned
+/* The feedback-loop engine. State in LMDB, all derived from the log, and
+ * none of it content: organisation ids, the child's pseudonym, states,
+ * days and seqs (no case reference: the referrer has its own, and it is on
+ * the log, encrypted). A loop is its referral id (or a signal's event id)
+ * *and* its referrer: the same id from another organisation is another
+ * loop, and only the referrer and the receiver of a loop move it.
+ *   loops       loop key -> loop_t; the key is SHA-256("schakel/v1/
+ *               feedback/loop", loop id, referrer)[:16]
+ *   open        loop key -> "" for loops not closed (scanned once a day)
+ *   history     loop key || u64be(seq) -> step_t (every transition)
+ *   by_event    u64be(seq of the referral or signal) -> loop key
+ *   by_referral loop id || loop key -> "" (every referrer of that id)
+ *   state       "directory" -> the directory in force, "day" -> last day
+ *               scanned, "format" -> 2
  * Work per record is a lookup or two; once per day of log time the open
  * loops are scanned for deadlines. */
 #include "feedback.h"
@@ -19,7 +26,7 @@
 #include "error.h"
 #include "logging.h"
 
-#define LOOP_VERSION 1
+#define LOOP_VERSION 2 /* 1: kept the referrer's case reference */
 #define T(x) SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_##x
 #define S(x) SCHAKEL__V1__LOOP_STATE__LOOP_STATE_##x
 #define L(x) SCHAKEL__V1__REMINDER_LEVEL__REMINDER_LEVEL_##x
@@ -40,7 +47,8 @@ enum {
 typedef struct {
     uint8_t version, origin, state, flags, open;
     char referrer[SCHAKEL_ID_MAX], receiver[SCHAKEL_ID_MAX], lead[SCHAKEL_ID_MAX];
-    char subject[65], case_ref[129];
+    char subject[65];
+    uint8_t referral_id[16]; /* the loop id as the organisations know it */
     int32_t receiver_kind;
     int32_t sent_day, delivered_day, received_day, first_contact_day, help_day, waiting_day, closed_day;
     int32_t due_received, due_first_contact, due_bridging;
@@ -63,8 +71,9 @@ struct schakel_feedback {
     char org[SCHAKEL_ID_MAX];
     deadline_t deadlines[ORIGINS][SCHAKEL_ORG_KINDS];
     int escalate_after, bridging_within;
-    MDB_dbi loops, open, history, by_event, state;
+    MDB_dbi loops, open, history, by_event, by_referral, state;
     schakel_directory_t *dir;
+    uint64_t ignored; /* loop events from an organisation not in that loop */
 };
 
 /* ---- policy ---- */
@@ -163,9 +172,19 @@ const char *schakel_feedback_default_policy(void)
 static int feedback_open(void *engine, MDB_txn *txn, char *why)
 {
     schakel_feedback_t *f = engine;
-    const char *const names[] = {"loops", "open", "history", "by_event", "state"};
-    MDB_dbi *const dbis[] = {&f->loops, &f->open, &f->history, &f->by_event, &f->state};
-    int rc = schakel_engine_tables(txn, "feedback", names, dbis, 5, why);
+    const char *const names[] = {"loops", "open", "history", "by_event", "by_referral", "state"};
+    MDB_dbi *const dbis[] = {&f->loops, &f->open, &f->history, &f->by_event, &f->by_referral, &f->state};
+    int rc = schakel_engine_tables(txn, "feedback", names, dbis, 6, why);
+    MDB_val v;
+    MDB_stat st;
+    if (rc == 0 && schakel_kv_get(txn, f->state, "format", 6, &v) != 0 && mdb_stat(txn, f->loops, &st) == 0 &&
+        st.ms_entries)
+        return schakel_fail(why, SCHAKEL_ECONFIG,
+                            "feedback: this state directory was written by an older version that kept "
+                            "case references: stop the service, delete the directory (it is rebuilt "
+                            "from the log) and start it again");
+    uint8_t format = 2;
+    if (rc == 0) rc = schakel_kv_put(txn, f->state, "format", 6, &format, 1);
     return rc ? rc : schakel_engine_directory_load(txn, f->state, &f->dir);
 }
 
@@ -227,7 +246,7 @@ static int notify(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t key[
     schakel_derive_id(id, "schakel/v1/feedback/status", key, (size_t)16, &st, (size_t)1, cause->data,
                       cause->len, NULL);
     Schakel__V1__FeedbackStatus s = SCHAKEL__V1__FEEDBACK_STATUS__INIT;
-    s.referral_id.data = (uint8_t *)key;
+    s.referral_id.data = (uint8_t *)l->referral_id;
     s.referral_id.len = 16;
     s.state = l->state;
     s.on = on;
@@ -254,7 +273,7 @@ static int remind(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t key[
     schakel_derive_id(id, "schakel/v1/feedback/reminder", key, (size_t)16, &lv, (size_t)1, &wf, (size_t)1,
                       due, strlen(due), l->receiver, strlen(l->receiver), NULL);
     Schakel__V1__LoopReminder r = SCHAKEL__V1__LOOP_REMINDER__INIT;
-    r.referral_id.data = (uint8_t *)key;
+    r.referral_id.data = (uint8_t *)l->referral_id;
     r.referral_id.len = 16;
     r.level = level;
     r.waiting_for = waiting_for;
@@ -347,27 +366,43 @@ static int stalled(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t key
     return remind(f, out, key, l, L(STALLED), waiting_for, day, l->referrer, now);
 }
 
-static int open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinaryData *id, int origin,
+static void loop_key(uint8_t key[16], const uint8_t id[16], const char *referrer)
+{
+    schakel_derive_id(key, "schakel/v1/feedback/loop", id, (size_t)16, referrer, strlen(referrer), NULL);
+}
+
+static void seq_key(uint8_t out[8], uint64_t seq)
+{
+    for (int i = 0; i < 8; i++) out[i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
+static int open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinaryData *rid, int origin,
                      const schakel_logrec_t *rec)
 {
     const schakel_envelope_t *e = rec->env;
     loop_t l;
-    if (!id || id->len != 16 || load_loop(f, txn, id->data, &l) == 0) return 0; /* the first one counts */
+    uint8_t key[16], sk[8], rk[32];
+    if (!rid || rid->len != 16) return 0;
+    loop_key(key, rid->data, e->source_org);
+    if (load_loop(f, txn, key, &l) == 0) return 0; /* the referrer's first one counts */
+    const ProtobufCBinaryData *id = &(ProtobufCBinaryData){16, key};
     memset(&l, 0, sizeof l);
+    memcpy(l.referral_id, rid->data, 16);
     l.version = LOOP_VERSION;
     l.origin = (uint8_t)origin;
     l.state = S(SENT);
     l.open = 1;
     snprintf(l.referrer, sizeof l.referrer, "%s", e->source_org);
     snprintf(l.subject, sizeof l.subject, "%s", e->subject);
-    snprintf(l.case_ref, sizeof l.case_ref, "%s", e->case_ref);
     l.sent_day = schakel_day_of(rec->now);
     memcpy(l.event_id, e->event_id.data, 16);
     l.event_seq = rec->seq;
     int rc = save_loop(f, txn, id->data, &l);
-    uint8_t sk[8]; /* by seq: a decision's about_seq names one event, its id may not */
-    for (int i = 0; i < 8; i++) sk[i] = (uint8_t)(rec->seq >> (56 - 8 * i));
-    if (rc == 0) rc = schakel_kv_put(txn, f->by_event, sk, 8, id->data, 16);
+    seq_key(sk, rec->seq);
+    memcpy(rk, rid->data, 16);
+    memcpy(rk + 16, key, 16);
+    if (rc == 0) rc = schakel_kv_put(txn, f->by_event, sk, 8, key, 16);
+    if (rc == 0) rc = schakel_kv_put(txn, f->by_referral, rk, 32, "", 0);
     if (rc == 0) rc = add_step(f, txn, id->data, rec->seq, S(SENT), l.sent_day, e->type, e->source_org);
     return rc;
 }
@@ -380,20 +415,43 @@ static int on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logre
     MDB_val v;
     loop_t l;
     uint8_t sk[8];
-    for (int i = 0; i < 8; i++) sk[i] = (uint8_t)(d->about_seq >> (56 - 8 * i));
+    seq_key(sk, d->about_seq);
     if (d->outcome != SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER || d->about_event_id.len != 16 ||
-        (schakel_kv_get(txn, f->by_event, sk, 8, &v) != 0 && /* state from before: by id */
-         schakel_kv_get(txn, f->by_event, d->about_event_id.data, 16, &v) != 0) ||
-        v.mv_size != 16)
+        kind_of(f, rec->env->source_org) != SCHAKEL__V1__ORG_KIND__ORG_KIND_SERVICE ||
+        schakel_kv_get(txn, f->by_event, sk, 8, &v) != 0 || v.mv_size != 16)
         return 0;
     uint8_t key[16];
     memcpy(key, v.mv_data, 16);
-    if (load_loop(f, txn, key, &l) != 0 || (l.flags & F_DELIVERED) || !l.open ||
-        !strcmp(d->recipient_org, l.referrer))
+    if (load_loop(f, txn, key, &l) != 0 || memcmp(l.event_id, d->about_event_id.data, 16) != 0 ||
+        (l.flags & F_DELIVERED) || !l.open || !strcmp(d->recipient_org, l.referrer))
         return 0;
     start_clock(f, &l, d->recipient_org, schakel_day_of(rec->now));
     int rc = add_step(f, txn, key, rec->seq, S(SENT), l.delivered_day, rec->env->type, d->recipient_org);
     return rc ? rc : save_loop(f, txn, key, &l);
+}
+
+/* The open loop with id rid that org takes part in (as its receiver, or
+ * its referrer): 1 and its key; 0 when no open loop has that id; -1 when
+ * open loops have it but org is in none of them. */
+static int find_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t rid[16], const char *org,
+                     uint8_t key[16], loop_t *l)
+{
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, f->by_referral, &cur) != 0) return 0;
+    MDB_val k = {16, (void *)rid}, v;
+    int found = 0;
+    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0 && found != 1;
+         g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 32 || memcmp(k.mv_data, rid, 16) != 0) break;
+        if (load_loop(f, txn, (const uint8_t *)k.mv_data + 16, l) != 0 || !l->open) continue;
+        found = -1;
+        if (!strcmp(org, l->referrer) || (l->receiver[0] && !strcmp(org, l->receiver))) {
+            memcpy(key, (const uint8_t *)k.mv_data + 16, 16);
+            found = 1;
+        }
+    }
+    mdb_cursor_close(cur);
+    return found;
 }
 
 /* An event about a loop from one of its organisations. */
@@ -403,8 +461,18 @@ static int on_loop_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_logr
     const schakel_envelope_t *e = rec->env;
     const ProtobufCBinaryData *rid = schakel_body_bytes(e, "referral_id");
     loop_t l;
-    if (!rid || rid->len != 16 || load_loop(f, txn, rid->data, &l) != 0 || !l.open) return 0;
-    const uint8_t *key = rid->data;
+    uint8_t keybuf[16];
+    if (!rid || rid->len != 16) return 0;
+    int found = find_loop(f, txn, rid->data, e->source_org, keybuf, &l);
+    if (found <= 0) {
+        if (found < 0) { /* loops with that id exist, but this organisation is in none */
+            f->ignored++;
+            schakel_log(SCHAKEL_LOG_WARN, "feedback", "event=loop_event_ignored seq=%llu reason=not_in_loop ignored=%llu",
+                        (unsigned long long)rec->seq, (unsigned long long)f->ignored);
+        }
+        return 0;
+    }
+    const uint8_t *key = keybuf;
     int from_receiver = l.receiver[0] && !strcmp(e->source_org, l.receiver);
     int from_referrer = !strcmp(e->source_org, l.referrer);
     int32_t day = schakel_day_of(rec->now);
@@ -581,7 +649,7 @@ const schakel_engine_ops_t schakel_feedback_ops = {"feedback", feedback_open, fe
 typedef struct {
     MDB_env *env;
     MDB_txn *txn;
-    MDB_dbi loops, history, state, runner;
+    MDB_dbi loops, history, by_referral, state, runner;
 } reader_t;
 
 static int reader_open(reader_t *r, const char *dir, char *why)
@@ -593,6 +661,7 @@ static int reader_open(reader_t *r, const char *dir, char *why)
     if (rc == 0) rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &r->txn);
     if (rc == 0) rc = mdb_dbi_open(r->txn, "loops", 0, &r->loops);
     if (rc == 0) rc = mdb_dbi_open(r->txn, "history", 0, &r->history);
+    if (rc == 0) rc = mdb_dbi_open(r->txn, "by_referral", 0, &r->by_referral);
     if (rc == 0) rc = mdb_dbi_open(r->txn, "state", 0, &r->state);
     if (rc == 0) rc = mdb_dbi_open(r->txn, "runner", 0, &r->runner);
     if (rc) {
@@ -640,16 +709,15 @@ static int overdue(const loop_t *l, int32_t today)
            (l->state == S(WAITING_LIST) && !(l->flags & F_BRIDGING) && today > l->due_bridging);
 }
 
-static json_t *loop_json(const uint8_t key[16], const loop_t *l, int32_t today)
+static json_t *loop_json(const loop_t *l, int32_t today)
 {
     char id[33];
-    schakel_hex_encode(key, 16, id);
+    schakel_hex_encode(l->referral_id, 16, id);
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:b}", "referral_id", id, "origin",
                           l->origin == ORIGIN_SIGNAL ? "signal" : "referral", "state", state_name(l->state),
                           "referrer", l->referrer, "receiver", l->receiver, "sent_on", date_or_null(l->sent_day),
                           "delivered_on", date_or_null(l->delivered_day), "open", l->open != 0, "overdue",
                           overdue(l, today));
-    if (l->case_ref[0]) json_object_set_new(o, "referrer_case_ref", json_string(l->case_ref));
     if (l->lead[0]) json_object_set_new(o, "lead", json_string(l->lead));
     if (l->flags & F_DELIVERED) {
         json_object_set_new(o, "received_due", date_or_null(l->due_received));
@@ -673,12 +741,9 @@ json_t *schakel_feedback_loops(const char *dir, const char *org, char *why)
             loop_t l;
             if (k.mv_size != 16 || v.mv_size != sizeof l) continue;
             memcpy(&l, v.mv_data, sizeof l);
-            if (!l.open) continue;
+            if (l.version != LOOP_VERSION || !l.open) continue;
             if (org && strcmp(org, l.referrer) != 0 && strcmp(org, l.receiver) != 0) continue;
-            json_t *o = loop_json(k.mv_data, &l, today);
-            /* a case reference is the referrer's own: only it sees it */
-            if (org && strcmp(org, l.referrer) != 0) json_object_del(o, "referrer_case_ref");
-            json_array_append_new(list, o);
+            json_array_append_new(list, loop_json(&l, today));
         }
         mdb_cursor_close(cur);
     }
@@ -686,18 +751,40 @@ json_t *schakel_feedback_loops(const char *dir, const char *org, char *why)
     return list;
 }
 
-json_t *schakel_feedback_loop(const char *dir, const uint8_t key[16], char *why)
+json_t *schakel_feedback_loop(const char *dir, const uint8_t rid[16], const char *org, char *why)
 {
     reader_t r;
     if (reader_open(&r, dir, why) != 0) return NULL;
     MDB_val v;
     loop_t l;
     json_t *o = NULL;
-    if (schakel_kv_get(r.txn, r.loops, key, 16, &v) != 0 || v.mv_size != sizeof l) {
+    /* the first loop (in key order) with that id that org takes part in
+     * (any, with org NULL); the others are counted */
+    uint8_t key[16];
+    size_t loops = 0, mine = 0;
+    MDB_cursor *rc;
+    if (mdb_cursor_open(r.txn, r.by_referral, &rc) == 0) {
+        MDB_val k = {16, (void *)rid}, lv;
+        for (int g = mdb_cursor_get(rc, &k, &v, MDB_SET_RANGE); g == 0; g = mdb_cursor_get(rc, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != 32 || memcmp(k.mv_data, rid, 16) != 0) break;
+            loops++;
+            if (mine || schakel_kv_get(r.txn, r.loops, (const uint8_t *)k.mv_data + 16, 16, &lv) != 0 ||
+                lv.mv_size != sizeof l)
+                continue;
+            memcpy(&l, lv.mv_data, sizeof l);
+            if (org && strcmp(org, l.referrer) != 0 && strcmp(org, l.receiver) != 0) continue;
+            memcpy(key, (const uint8_t *)k.mv_data + 16, 16);
+            mine = 1;
+        }
+        mdb_cursor_close(rc);
+    }
+    if (!mine) loops = 0;
+    if (!loops || schakel_kv_get(r.txn, r.loops, key, 16, &v) != 0 || v.mv_size != sizeof l) {
         schakel_fail(why, SCHAKEL_ENOTFOUND, "no loop with that referral id");
     } else {
         memcpy(&l, v.mv_data, sizeof l);
-        o = loop_json(key, &l, reader_today(&r));
+        o = loop_json(&l, reader_today(&r));
+        if (loops > 1) json_object_set_new(o, "other_loops_with_this_id", json_integer((json_int_t)(loops - 1)));
         json_t *hist = json_array();
         MDB_cursor *cur;
         MDB_val k = {16, (void *)key};
@@ -765,7 +852,7 @@ json_t *schakel_feedback_figures(const char *dir, char *why)
             loop_t l;
             if (v.mv_size != sizeof l) continue;
             memcpy(&l, v.mv_data, sizeof l);
-            if (!(l.flags & F_DELIVERED)) continue;
+            if (l.version != LOOP_VERSION || !(l.flags & F_DELIVERED)) continue;
             figures_t *x = NULL;
             for (size_t i = 0; i < nf && !x; i++)
                 if (!strcmp(fs[i].org, l.receiver)) x = &fs[i];

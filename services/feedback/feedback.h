@@ -49,13 +49,17 @@ extern const schakel_engine_ops_t schakel_feedback_ops;
 /* ---- reading a feedback service's state (schakel loops) ---- */
 
 /* The open and overdue loops an organisation takes part in (as referrer or
- * receiver), by referral id and the referrer's case reference, never by
- * name; or with org NULL, all. A JSON array; NULL when state_dir holds no
- * feedback state. */
+ * receiver), by referral id, never by name or case reference (the service
+ * keeps none); or with org NULL, all. A JSON array; NULL when state_dir
+ * holds no feedback state. */
 json_t *schakel_feedback_loops(const char *state_dir, const char *org, char *why);
 
-/* One loop and its history (every transition: state, day, event, seq). */
-json_t *schakel_feedback_loop(const char *state_dir, const uint8_t referral_id[16], char *why);
+/* One loop and its history (every transition: state, day, event, seq).
+ * When organisations used the same referral id for loops of their own,
+ * the first that org (NULL: any) takes part in is shown, and
+ * "other_loops_with_this_id" counts the rest. */
+json_t *schakel_feedback_loop(const char *state_dir, const uint8_t referral_id[16], const char *org,
+                              char *why);
 
 /* Aggregates only: per receiving organisation the open and overdue loops,
  * working days from delivery to first contact and to start of help

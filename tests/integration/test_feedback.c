@@ -265,6 +265,70 @@ static char *loops(const char *a1, const char *a2)
     return buf;
 }
 
+
+/* Issue 10: a loop is its referral id *and* its referrer. Another school
+ * that uses the same referral id first (for another child), and closes
+ * "its" loop, and social work that claims to have received it, cannot
+ * open, advance or close the school's loop: the school still hears each
+ * step of its own receiver, and nothing of the others. */
+static void reused_referral_id_cannot_open_move_or_close_the_loop(void **state)
+{
+    (void)state;
+    char p[65], q[65], rid[33], cid[33], json[1024];
+    uint8_t c[16], squat[16], ref[16];
+    child("loop-squatted", p);
+    child("loop-squatter", q);
+    new_id(rid);
+#define REFERRAL_JSON "{\"type\":\"referral\",\"subject\":\"%s\",\"district\":\"zuid\"," \
+    "\"age_band\":\"under_12\",\"purpose\":\"support\",\"legal_basis\":\"consent\"," \
+    "\"categories\":[\"home_situation\"],\"referral\":{\"referral_id\":\"%s\"," \
+    "\"to_kind\":\"wijkteam\",\"reasons\":[\"home_situation\"],\"urgency\":\"soon\"," \
+    "\"request_code\":\"intake\"}}"
+    snprintf(json, sizeof json, REFERRAL_JSON, q, rid);
+    wait_services(publish("school-12ab00", json, squat)); /* first, and held: no consent */
+    consent(SCHOOL, p, "parents", "under_12", "wijkteam", cid, c);
+    snprintf(json, sizeof json, REFERRAL_JSON, p, rid);
+    publish(SCHOOL, json, ref);
+    decisions_t ds;
+    wait_decisions(ref, 1, &ds);
+    assert_non_null(find(&ds, WIJKTEAM, SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
+    wait_services(harness_head(H));
+
+    int ignored = count_in_log("event=loop_event_ignored");
+    snprintf(json, sizeof json,
+             "{\"type\":\"closure\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":\"consent\","
+             "\"closure\":{\"referral_id\":\"%s\",\"closed_on\":\"2027-06-03\",\"reason_code\":\"goals_met\"}}",
+             q, rid);
+    wait_services(publish("school-12ab00", json, NULL)); /* closes the squatter's own loop only */
+    snprintf(json, sizeof json,
+             "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\","
+             "\"legal_basis\":\"consent\",\"referral_received\":{\"referral_id\":\"%s\","
+             "\"received_on\":\"2027-06-03\"}}",
+             p, rid);
+    wait_services(publish("smw-farent", json, NULL)); /* not in the loop */
+    assert_int_equal(in_stream(SCHOOL, rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS), 0);
+
+    /* the school's own receiver moves the school's loop */
+    answer(p, rid, "referral_received", "\"received_on\":\"2027-06-03\"");
+    answer(p, rid, "first_contact", "\"contact_on\":\"2027-06-03\"");
+    assert_int_equal(in_stream(SCHOOL, rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS), 2);
+    assert_int_equal(in_stream("school-12ab00", rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS), 0);
+    char out[600];
+    snprintf(out, sizeof out, "%s/loop.json", H->dir);
+    const char *args[] = {"loops", "--node", H->data, "--referral", rid, "--org", SCHOOL, NULL};
+    assert_int_equal(harness_run_tool(out, args), 0);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    char *one = calloc(1, 1 << 16);
+    one[fread(one, 1, (1 << 16) - 1, f)] = 0;
+    fclose(f);
+    assert_non_null(strstr(one, "\"state\": \"first_contact\""));
+    assert_non_null(strstr(one, "\"other_loops_with_this_id\": 1"));
+    assert_non_null(strstr(one, "\"referrer\": \"" SCHOOL "\""));
+    free(one);
+    assert_true(count_in_log("event=loop_event_ignored") > ignored); /* said, without the child */
+}
+
 static void replay_yields_identical_loops_and_events(void **state)
 {
     (void)state;
@@ -305,6 +369,7 @@ int main(void)
         cmocka_unit_test(answered_referral_gets_one_notice_per_transition),
         cmocka_unit_test(declined_without_new_receiver_alerts_the_school),
         cmocka_unit_test(waiting_list_without_bridging_care_alerts_the_school),
+        cmocka_unit_test(reused_referral_id_cannot_open_move_or_close_the_loop),
         cmocka_unit_test(replay_yields_identical_loops_and_events),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -753,6 +753,75 @@ static void a_school_cannot_reach_an_unrelated_school(void **state)
 #undef REFERRAL
 }
 
+
+/* Issue 10: a consent is its id *and* the organisation that recorded it.
+ * Another school withdrawing the same consent id for the same child
+ * changes nothing: the wijkteam still gets the referral on that consent. */
+static void withdrawal_by_another_organisation_changes_nothing(void **state)
+{
+    (void)state;
+    char p[65], cid[33], json[512];
+    uint8_t cons[16], wd[16], ref[16];
+    child("scenario-foreign-withdrawal", p);
+    consent("school-34cd01", p, "parents", "under_12", "wijkteam", cid, cons);
+    int ignored = count_in_log("event=withdrawal_ignored");
+    snprintf(json, sizeof json,
+             "{\"type\":\"consent_withdrawn\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
+             "\"legal_basis\":\"consent\",\"consent_withdrawn\":{\"consent_id\":\"%s\","
+             "\"withdrawn_by\":\"parents\",\"effective_on\":\"2026-11-20\"}}",
+             p, cid);
+    wait_services(publish("school-12ab00", json, wd));
+    referral("school-34cd01", p, "\"district\":\"zuid\",", "wijkteam", ref);
+    decisions_t ds;
+    wait_decisions(ref, 1, &ds);
+    const decision_t *d = find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER);
+    assert_non_null(d);
+    assert_string_equal(d->consent_id, cid);
+    assert_true(received("wijkteam-zuid", ref, 0));
+    assert_true(count_in_log("event=withdrawal_ignored") > ignored);
+}
+
+#define VT_REPORT "{\"type\":\"veiligthuis_report\",\"subject\":\"%s\",\"purpose\":\"safety\"," \
+    "\"legal_basis\":\"meldcode\",\"categories\":[\"safety\"],\"veiligthuis_report\":" \
+    "{\"report_id\":\"%s\",\"reported_on\":\"2026-11-20\",\"assessment\":\"structural\"," \
+    "\"not_informed_reason\":\"safety_risk\"}}"
+
+/* Issue 10: Veilig Thuis's feedback about a report goes, on the meldcode's
+ * legal basis, only to an organisation that sent a report of that id about
+ * that child to it. Another school that reuses the report id (for another
+ * child) gets nothing, whoever routing names. */
+static void veiligthuis_feedback_only_to_its_reporter(void **state)
+{
+    (void)state;
+    char p[65], q[65], rep[33], json[1024];
+    uint8_t r1[16], r2[16], fb[16];
+    child("scenario-vt-reporter", p);
+    child("scenario-vt-squatter", q);
+    new_id(rep);
+    snprintf(json, sizeof json, VT_REPORT, p, rep);
+    publish("school-34cd01", json, r1);
+    snprintf(json, sizeof json, VT_REPORT, q, rep);
+    publish("school-12ab00", json, r2);
+    decisions_t ds;
+    wait_decisions(r2, 1, &ds);
+    assert_non_null(find(&ds, "veiligthuis-region", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
+    snprintf(json, sizeof json,
+             "{\"type\":\"veiligthuis_feedback\",\"subject\":\"%s\",\"purpose\":\"feedback\","
+             "\"legal_basis\":\"veiligthuis_feedback\",\"veiligthuis_feedback\":{\"report_id\":\"%s\","
+             "\"outcome\":\"investigation\",\"on\":\"2026-11-22\"}}",
+             p, rep);
+    wait_services(publish("veiligthuis-region", json, fb));
+    read_decisions(fb, &ds);
+    assert_null(find(&ds, "school-12ab00", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
+    assert_null(find(&ds, "school-12ab00", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY));
+    assert_false(received("school-12ab00", fb, 0));
+    /* whoever routing named: the reporter may have it on the meldcode, nobody else */
+    for (size_t i = 0; i < ds.n; i++)
+        if (ds.d[i].outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER &&
+            ds.d[i].basis == SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_VEILIGTHUIS_FEEDBACK)
+            assert_string_equal(ds.d[i].recipient, "school-34cd01");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -769,6 +838,8 @@ int main(void)
         cmocka_unit_test(squatted_routing_decision_id_changes_nothing),
         cmocka_unit_test(a_data_holder_cannot_grant_itself_read_all),
         cmocka_unit_test(a_school_cannot_reach_an_unrelated_school),
+        cmocka_unit_test(withdrawal_by_another_organisation_changes_nothing),
+        cmocka_unit_test(veiligthuis_feedback_only_to_its_reporter),
         cmocka_unit_test(replay_yields_the_same_decisions),
         cmocka_unit_test(refused_decision_raises_the_alarm),
     };
