@@ -975,7 +975,9 @@ static void *inbox_main(void *arg)
         char *text = inbox_json(d, idhex, type);
         for (int backoff = 1000; !atomic_load(&a->stop); backoff = backoff * 2 > 30000 ? 30000 : backoff * 2) {
             if (text && hand_over(a, d, text, idhex, type, why) == 0) {
-                schakel_outbox_set(a->outbox, "inbox_cursor", d->seq);
+                /* a position in org/<us>: a delivery decided late (a hold
+                 * released) has a later position than its event's seq */
+                schakel_outbox_set(a->outbox, "inbox_cursor", d->position ? d->position : d->seq);
                 schakel_log(SCHAKEL_LOG_INFO, "adapter", "event=delivered seq=%llu type=%s",
                             (unsigned long long)d->seq, type);
                 break;

@@ -937,6 +937,7 @@ static int fetch_cb(void *arg, const schakel_record_t *rec)
     Schakel__V1__Delivered *d = &a->recs[a->n];
     schakel__v1__delivered__init(d);
     d->seq = rec->seq;
+    d->position = rec->position;
     d->recorded_at = rec->recorded_at;
     d->hash.data = (uint8_t *)malloc(32);
     if (!d->hash.data) return SCHAKEL_ENOMEM;

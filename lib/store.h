@@ -40,7 +40,10 @@ typedef struct {
     uint32_t proof_index;       /* position in the signed batch */
     /* Optional: streams to index a record into besides "all": another
      * record (a delivery: seq of the event into "org/<id>"), or this
-     * record itself (seq 0). Skipped for a duplicate. */
+     * record itself (seq 0). The entry's place in the stream (its
+     * position) is always this record's seq, so an old event delivered
+     * now lands after what the stream already holds. Skipped for a
+     * duplicate. */
     struct {
         char stream[SCHAKEL_STREAM_MAX];
         uint64_t seq;
@@ -65,6 +68,7 @@ typedef struct {
 /* A record as read back; pointers are valid during the callback only. */
 typedef struct {
     uint64_t seq;
+    uint64_t position;          /* its place in the stream read ("all": seq) */
     int64_t recorded_at;
     const uint8_t *hash;        /* h[seq] */
     const uint8_t *event;       /* decrypted envelope; NULL when erased */
@@ -130,9 +134,9 @@ static inline int schakel_store_append(schakel_store_t *s, schakel_append_batch_
     return s->ops->append(s, b, n, now_ms, why);
 }
 
-/* Calls fn for each record of stream ("all" or another name) with seq >=
- * from_seq, at most max_count records and about max_bytes of events (at
- * least one record). *next_seq is where the next read should start. */
+/* Calls fn for each record of stream ("all" or another name) at a
+ * position >= from_seq (for "all" the position is the seq), at most
+ * max_count records and about max_bytes of events (at least one record). *next_seq is the position the next read should start at. */
 static inline int schakel_store_read(schakel_store_t *s, const char *stream, uint64_t from_seq,
                                      size_t max_count, size_t max_bytes, schakel_record_fn fn,
                                      void *arg, uint64_t *next_seq)

@@ -451,9 +451,16 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
         size_t sl = strnlen(it->index[x].stream, SCHAKEL_STREAM_MAX - 1);
         memcpy(sk, it->index[x].stream, sl);
         sk[sl] = 0;
-        be64(sk + sl + 1, it->index[x].seq ? it->index[x].seq : seq);
-        MDB_val skv = {sl + 9, sk}, empty = {0, ""};
-        rc = mdb_put(txn, st->streams, &skv, &empty, 0);
+        /* The entry's place in the stream is this record's seq, so a
+         * delivery decided later (a hold released) comes after everything
+         * the stream already holds and no reader's cursor has passed it.
+         * The value names the record delivered when it is another one. */
+        be64(sk + sl + 1, seq);
+        uint8_t target[8];
+        uint64_t to = it->index[x].seq ? it->index[x].seq : seq;
+        be64(target, to);
+        MDB_val skv = {sl + 9, sk}, tv = {to == seq ? 0 : 8, target};
+        rc = mdb_put(txn, st->streams, &skv, &tv, 0);
         if (rc) return lmdb_err(rc, why, "index stream");
     }
     st->head.seq = seq;
@@ -558,8 +565,8 @@ typedef struct {
 } reader_t;
 
 /* Decodes one stored value and hands it to fn; decrypts with the data key. */
-static int deliver(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const MDB_val *v,
-                   schakel_record_fn fn, void *arg, size_t *bytes)
+static int deliver(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, uint64_t position,
+                   const MDB_val *v, schakel_record_fn fn, void *arg, size_t *bytes)
 {
     if (v->mv_size < HDR_LEN) return SCHAKEL_ECORRUPT;
     const uint8_t *p = v->mv_data;
@@ -568,6 +575,7 @@ static int deliver(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const MDB_val *
     if (!body) return SCHAKEL_ECORRUPT;
     schakel_record_t rec = {0};
     rec.seq = seq;
+    rec.position = position;
     rec.recorded_at = body->recorded_at;
     rec.hash = p + 32;
     rec.event_id = body->event_id.data;
@@ -646,19 +654,23 @@ static int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, 
             break;
         }
         if (rc) break;
-        uint64_t seq;
+        uint64_t seq, position;
         if (all) {
-            seq = rd64(k.mv_data);
+            seq = position = rd64(k.mv_data);
         } else {
             if (k.mv_size != sl + 9 || memcmp(k.mv_data, key, sl + 1) != 0) break;
-            seq = rd64((uint8_t *)k.mv_data + sl + 1);
-            MDB_val ek = {8, (uint8_t *)k.mv_data + sl + 1};
+            /* an empty value: the entry is the record at its own place */
+            position = rd64((uint8_t *)k.mv_data + sl + 1);
+            seq = v.mv_size == 8 ? rd64(v.mv_data) : position;
+            uint8_t ek8[8];
+            be64(ek8, seq);
+            MDB_val ek = {8, ek8};
             rc = mdb_get(txn, st->events, &ek, &v);
             if (rc) break;
         }
-        out = deliver(st, txn, seq, &v, fn, arg, &bytes);
+        out = deliver(st, txn, seq, position, &v, fn, arg, &bytes);
         count++;
-        *next_seq = seq + 1;
+        *next_seq = position + 1;
         if (out) break;
     }
     mdb_cursor_close(cur);

@@ -36,6 +36,8 @@ static void print_record(const Schakel__V1__Delivered *r)
     char t[32], h[65];
     schakel_time_format(r->recorded_at, t);
     json_object_set_new(o, "seq", json_integer((json_int_t)r->seq));
+    if (r->position && r->position != r->seq) /* delivered later than it was recorded */
+        json_object_set_new(o, "position", json_integer((json_int_t)r->position));
     json_object_set_new(o, "recorded_at", json_string(t));
     if (r->hash.len == 32) {
         schakel_hex_encode(r->hash.data, 32, h);
@@ -119,7 +121,7 @@ int cmd_tail(int argc, char **argv)
             break;
         }
         print_record(r);
-        last = r->seq;
+        last = r->position ? r->position : r->seq; /* cursors are positions */
         seen++;
     }
     fflush(stdout);

@@ -134,25 +134,29 @@ int harness_shutdown(harness_t *h)
 /* Writes the envelope of each record to file `seq`. */
 static int dump_one(void *arg, const schakel_record_t *rec)
 {
-    const char *dir = arg;
-    char path[600];
+    FILE *f = arg;
     if (!rec->event) return 0; /* erased */
-    snprintf(path, sizeof path, "%s/%llu.pb", dir, (unsigned long long)rec->seq);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(rec->event, 1, rec->event_len, f) != rec->event_len) abort();
-    fclose(f);
+    uint8_t hdr[12];
+    for (int i = 0; i < 8; i++) hdr[i] = (uint8_t)(rec->seq >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++) hdr[8 + i] = (uint8_t)((uint32_t)rec->event_len >> (24 - 8 * i));
+    if (fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr ||
+        fwrite(rec->event, 1, rec->event_len, f) != rec->event_len)
+        abort();
     return 0;
 }
 
 /* With SCHAKEL_TEST_EVENT_DUMP set, writes every event on the log, as
- * stored (decrypted), to <that dir>/<program>-<pid>-<n>/<seq>.pb for the
- * second parser (tests/second_parser). A record that does not read (the
- * tamper test breaks one on purpose) is named on stderr and skipped. */
+ * stored (decrypted), to one file <that dir>/<program>-<pid>-<n>.pbs for
+ * the second parser (tests/second_parser): per record u64be(seq),
+ * u32be(length), the envelope's bytes. One file per log, not per record:
+ * the crash test alone stores some 100,000 events. A record that does not
+ * read (the tamper test breaks one on purpose) is named on stderr and
+ * skipped. */
 static void dump_events(harness_t *h)
 {
     const char *root = getenv("SCHAKEL_TEST_EVENT_DUMP");
     static int n_dumps;
-    char dir[512], logdir[512], why[SCHAKEL_ERRLEN];
+    char path[512], logdir[512], why[SCHAKEL_ERRLEN];
     snprintf(logdir, sizeof logdir, "%s/log", h->data);
     schakel_lmdb_options_t o = {.dir = logdir, .read_only = 1};
     struct stat st;
@@ -163,19 +167,21 @@ static void dump_events(harness_t *h)
         fprintf(stderr, "harness: no event dump of %s: %s\n", logdir, why);
         return;
     }
-    snprintf(dir, sizeof dir, "%s/%s-%d-%d", root, program_invocation_short_name, (int)getpid(),
+    snprintf(path, sizeof path, "%s/%s-%d-%d.pbs", root, program_invocation_short_name, (int)getpid(),
              n_dumps++);
     mkdir(root, 0700);
-    if (mkdir(dir, 0700) != 0) abort();
+    FILE *f = fopen(path, "wbx");
+    if (!f) abort();
     schakel_head_t head;
     schakel_store_head(s, &head);
     for (uint64_t seq = 1; seq <= head.seq; seq++) {
         uint64_t next;
-        int rc = schakel_store_read(s, "all", seq, 1, 0, dump_one, dir, &next);
+        int rc = schakel_store_read(s, "all", seq, 1, 0, dump_one, f, &next);
         if (rc < 0)
             fprintf(stderr, "harness: event dump: record %llu does not read: %s\n",
                     (unsigned long long)seq, schakel_strerror(rc));
     }
+    if (fclose(f) != 0) abort();
     schakel_store_close(&s);
 }
 

@@ -238,6 +238,8 @@ static void markers_rest_only_in_the_export_and_the_inbox(void **state)
              q, cid);
     publish("school-34cd01", json, NULL);
 
+    adapter_start(&wijkteam, "wijkteam-zuid", WIJKTEAM_PROFILE);
+
     /* 3. by export: the parents' consent for the referral's child: the
      * hold is released and the referral reaches the wijkteam's system */
     snprintf(csv, sizeof csv,
@@ -248,10 +250,8 @@ static void markers_rest_only_in_the_export_and_the_inbox(void **state)
     decisions_t ds;
     wait_decisions(ref, 2, &ds); /* held, then released */
     assert_non_null(find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
-    /* the wijkteam's system connects now: a released delivery is indexed
-     * under the referral's own seq in org/<id>, which an inbox cursor that
-     * had moved past it would not see again (a broker issue, reported) */
-    adapter_start(&wijkteam, "wijkteam-zuid", WIJKTEAM_PROFILE);
+    /* the released referral reaches the wijkteam's system, whose inbox
+     * has been reading org/wijkteam-zuid since before the release */
     wait_bytes(wijkteam.inbox, MARK "A");
 
     /* 4. the loop: the wijkteam answers; the school hears each step */

@@ -450,13 +450,16 @@ static void streams_deliver_through_consent_decisions(void **state)
     schakel__v1__ack__free_unpacked(a, NULL);
     a = decide(seq, id, "smw-b", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER);
     assert_int_equal(a->entries[0]->code, 0);
+    uint64_t decision_seq = a->entries[0]->seq;
     schakel__v1__ack__free_unpacked(a, NULL);
 
     assert_int_equal(schakel_consumer_next(own, &r, 5000, why), 0);
     assert_int_equal(r->seq, seq);
+    /* its place in org/smw-b is the decision that delivered it */
+    assert_int_equal(r->position, decision_seq);
     assert_int_equal(r->event.len, len);
     assert_memory_equal(r->event.data, buf, len); /* decrypted back to what was signed */
-    assert_int_equal(schakel_consumer_commit(own, r->seq, why), 0);
+    assert_int_equal(schakel_consumer_commit(own, r->position, why), 0);
     schakel_consumer_destroy(&own);
 
     /* the cursor survives: a new consumer with the same name starts after it */

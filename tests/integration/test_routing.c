@@ -89,6 +89,13 @@ static void referral_is_held_then_released_by_consent(void **state)
     wait_decisions(ref, 1, &ds);
     assert_non_null(find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_HOLD));
     assert_false(received("wijkteam-zuid", ref, 0));
+    /* a reader of org/wijkteam-zuid that has handled everything up to the
+     * head of the log, so past the referral's seq */
+    char why[SCHAKEL_ERRLEN];
+    schakel_consumer_t *c = harness_consumer(H, "wijkteam-zuid", "org/wijkteam-zuid", "late-reader");
+    assert_non_null(c);
+    assert_int_equal(schakel_consumer_commit(c, harness_head(H), why), 0);
+    schakel_consumer_destroy(&c);
 
     consent("school-34cd01", p, "parents", "under_12", "wijkteam", cid, cons);
     wait_decisions(ref, 2, &ds);
@@ -98,6 +105,22 @@ static void referral_is_held_then_released_by_consent(void **state)
     assert_string_equal(d->consent_id, cid);
     assert_int_equal(d->basis, SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT);
     assert_true(received("wijkteam-zuid", ref, 0));
+    /* the released referral comes after that reader's cursor: it has the
+     * position of the decision that released it, not its old seq */
+    c = harness_consumer(H, "wijkteam-zuid", "org/wijkteam-zuid", "late-reader");
+    const Schakel__V1__Delivered *r;
+    int late = 0;
+    while (!late && schakel_consumer_next(c, &r, 0, why) == 0) {
+        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
+        assert_non_null(e);
+        if (!memcmp(e->event_id.data, ref, 16)) {
+            late = 1;
+            assert_true(r->position > r->seq);
+        }
+        schakel_envelope_free(e);
+    }
+    schakel_consumer_destroy(&c);
+    assert_true(late);
     /* the wijkteam is also told about the consent itself */
     wait_decisions(cons, 1, &ds);
     assert_non_null(find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));

@@ -13,6 +13,7 @@ import argparse
 import collections
 import glob
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -75,16 +76,30 @@ def main():
         from google.protobuf.internal import api_implementation
         from schakel.v1 import envelope_pb2
 
-        files = sorted(glob.glob(os.path.join(args.events, "*", "*.pb")))
-        runs = {os.path.dirname(f) for f in files}
+        files = []  # (name, bytes): one .pb file per event, or a .pbs log dump
+        for f in sorted(glob.glob(os.path.join(args.events, "*", "*.pb"))):
+            with open(f, "rb") as fh:
+                files.append((os.path.relpath(f, args.events), fh.read()))
+        runs = {os.path.dirname(name) for name, _ in files}
+        for f in sorted(glob.glob(os.path.join(args.events, "*.pbs"))):
+            runs.add(f)
+            with open(f, "rb") as fh:
+                dump = fh.read()
+            at = 0
+            while at < len(dump):  # u64be(seq) u32be(length) bytes
+                if at + 12 > len(dump):
+                    sys.exit("%s: a record header is cut short at byte %d" % (f, at))
+                seq, n = struct.unpack(">QI", dump[at:at + 12])
+                if at + 12 + n > len(dump):
+                    sys.exit("%s: record %d is cut short" % (f, seq))
+                files.append(("%s/%d" % (os.path.basename(f), seq), dump[at + 12:at + 12 + n]))
+                at += 12 + n
         types = collections.Counter()
         failures = []
-        for f in files:
-            with open(f, "rb") as fh:
-                data = fh.read()
+        for name, data in files:
             problem = check(envelope_pb2.Envelope, envelope_pb2.EventType, data)
             if problem:
-                failures.append("%s: %s" % (os.path.relpath(f, args.events), problem))
+                failures.append("%s: %s" % (name, problem))
             else:
                 types[envelope_pb2.Envelope.FromString(data).WhichOneof("body")] += 1
 
