@@ -1,7 +1,8 @@
 /* The routing engine: rules (data) over the directory in force on the log.
  * State in LMDB: the last directory_update seen, who sent each referral
- * and Veilig Thuis report, and whom each consent was for, so that later
- * events can be routed back ("referrer", "reporter"). Everything it
+ * and Veilig Thuis report (by id and child, the first sender kept), and
+ * whom each consent was for (by id and recording organisation), so that
+ * later events can be routed back ("referrer", "reporter"). Everything it
  * decides follows from the log, which `schakel audit replay` checks. */
 #include "routing.h"
 
@@ -191,24 +192,49 @@ const uint8_t *schakel_routing_policy(const schakel_routing_t *r)
 static int routing_open(void *engine, MDB_txn *txn, char *why)
 {
     schakel_routing_t *r = engine;
-    const char *const names[] = {"state", "referrals", "reports", "consents"};
+    MDB_dbi old;
+    if (mdb_dbi_open(txn, "referrals", 0, &old) == 0)
+        return schakel_fail(why, SCHAKEL_ECONFIG,
+                            "routing: this state directory was written by an older version that let "
+                            "a later publisher of an id take over its referrer: stop the service, "
+                            "delete the directory (it is rebuilt from the log) and start it again");
+    const char *const names[] = {"state", "referrers", "reporters", "consent_for"};
     MDB_dbi *const dbis[] = {&r->dbi_state, &r->dbi_referrals, &r->dbi_reports, &r->dbi_consents};
     int rc = schakel_engine_tables(txn, "routing", names, dbis, 4, why);
     return rc ? rc : schakel_engine_directory_load(txn, r->dbi_state, &r->dir);
 }
 
-/* Remembers the organisation behind an id (a referral, a report, a
- * consent) for events that refer to it later. */
-static int remember(MDB_txn *txn, MDB_dbi dbi, const ProtobufCBinaryData *id, const char *org)
+/* Key of an id as routing remembers it: the 16-byte id and who may refer
+ * to it with that id (the child's pseudonym for a referral or a report,
+ * the recording organisation for a consent). Ids are chosen by
+ * publishers and can be reused or guessed by another organisation. */
+static size_t id_key(uint8_t *key, const ProtobufCBinaryData *id, const char *scope)
 {
-    if (!id || id->len != 16) return 0;
-    return schakel_kv_put(txn, dbi, id->data, 16, org, strlen(org) + 1);
+    size_t n = strnlen(scope, 100); /* a pseudonym is 64, an org id shorter */
+    memcpy(key, id->data, 16);
+    memcpy(key + 16, scope, n);
+    return 16 + n;
 }
 
-static const char *recall(MDB_txn *txn, MDB_dbi dbi, const ProtobufCBinaryData *id)
+/* Remembers the organisation behind an id (a referral, a report, a
+ * consent) for events that refer to it later. The first one stays: a
+ * later event that reuses the id cannot take over where news about an
+ * earlier referral, report or consent goes. */
+static int remember(MDB_txn *txn, MDB_dbi dbi, const ProtobufCBinaryData *id, const char *scope,
+                    const char *org)
+{
+    if (!id || id->len != 16) return 0;
+    uint8_t key[16 + 128];
+    MDB_val k = {id_key(key, id, scope), key}, v = {strlen(org) + 1, (void *)org};
+    int rc = mdb_put(txn, dbi, &k, &v, MDB_NOOVERWRITE);
+    return rc == MDB_KEYEXIST ? 0 : rc ? SCHAKEL_ESTORE : 0;
+}
+
+static const char *recall(MDB_txn *txn, MDB_dbi dbi, const ProtobufCBinaryData *id, const char *scope)
 {
     MDB_val v;
-    if (!id || id->len != 16 || schakel_kv_get(txn, dbi, id->data, 16, &v) != 0) return NULL;
+    uint8_t key[16 + 128];
+    if (!id || id->len != 16 || schakel_kv_get(txn, dbi, key, id_key(key, id, scope), &v) != 0) return NULL;
     const char *s = v.mv_data;
     return v.mv_size > 0 && s[v.mv_size - 1] == 0 ? s : NULL;
 }
@@ -385,16 +411,16 @@ static void apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
             if (c->recipient_org[0]) add(r, out, env, c->recipient_org, id, "consent_given.recipient_org");
             else add(r, out, env, of_kind(r, env, c->recipient_kind), id, NULL);
         } else if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_WITHDRAWN) {
-            add(r, out, env, recall(txn, r->dbi_consents, &env->consent_withdrawn->consent_id), id, NULL);
+            add(r, out, env, recall(txn, r->dbi_consents, &env->consent_withdrawn->consent_id, env->source_org), id, NULL);
         }
         break;
     case T_VEILIGTHUIS: add(r, out, env, r->dir ? schakel_directory_veiligthuis(r->dir) : NULL, id, NULL); break;
     case T_LEERPLICHT: add(r, out, env, r->dir ? schakel_directory_leerplicht(r->dir) : NULL, id, NULL); break;
     case T_REFERRER:
-        add(r, out, env, recall(txn, r->dbi_referrals, schakel_body_bytes(env, "referral_id")), id, NULL);
+        add(r, out, env, recall(txn, r->dbi_referrals, schakel_body_bytes(env, "referral_id"), env->subject), id, NULL);
         break;
     case T_REPORTER:
-        add(r, out, env, recall(txn, r->dbi_reports, schakel_body_bytes(env, "report_id")), id, NULL);
+        add(r, out, env, recall(txn, r->dbi_reports, schakel_body_bytes(env, "report_id"), env->subject), id, NULL);
         break;
     case T_FIELD:
         snprintf(field, sizeof field, "%s.%s", schakel_event_type_name(env->type), rule->field);
@@ -424,15 +450,15 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_AUDIT_ACCESS: return 0;
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL:
-        if (remember(txn, r->dbi_referrals, &env->referral->referral_id, env->source_org)) goto store;
+        if (remember(txn, r->dbi_referrals, &env->referral->referral_id, env->subject, env->source_org)) goto store;
         break;
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL: /* a signal that asks for follow-up opens a loop */
         if (env->signal->follow_up_requested &&
-            remember(txn, r->dbi_referrals, &env->event_id, env->source_org))
+            remember(txn, r->dbi_referrals, &env->event_id, env->subject, env->source_org))
             goto store;
         break;
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_VEILIGTHUIS_REPORT:
-        if (remember(txn, r->dbi_reports, &env->veiligthuis_report->report_id, env->source_org)) goto store;
+        if (remember(txn, r->dbi_reports, &env->veiligthuis_report->report_id, env->subject, env->source_org)) goto store;
         break;
     default: break;
     }
@@ -445,7 +471,7 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     }
     json_decref(body_json);
     if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_GIVEN && to.n &&
-        remember(txn, r->dbi_consents, &env->consent_given->consent_id, to.org[0]))
+        remember(txn, r->dbi_consents, &env->consent_given->consent_id, env->source_org, to.org[0]))
         goto store;
 
     Schakel__V1__RoutedRecipient rr[MAX_RECIPIENTS], *rp[MAX_RECIPIENTS];

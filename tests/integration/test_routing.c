@@ -828,6 +828,12 @@ static void veiligthuis_feedback_only_to_its_reporter(void **state)
     decisions_t ds;
     wait_decisions(r2, 1, &ds);
     assert_non_null(find(&ds, "veiligthuis-region", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
+    /* the other school also reuses the id for the same child, after the
+     * real report: the first reporter stays the one routing remembers */
+    uint8_t r3[16];
+    snprintf(json, sizeof json, VT_REPORT, p, rep);
+    publish("school-12ab00", json, r3);
+    wait_decisions(r3, 1, &ds);
     snprintf(json, sizeof json,
              "{\"type\":\"veiligthuis_feedback\",\"subject\":\"%s\",\"purpose\":\"feedback\","
              "\"legal_basis\":\"veiligthuis_feedback\",\"veiligthuis_feedback\":{\"report_id\":\"%s\","
@@ -838,7 +844,10 @@ static void veiligthuis_feedback_only_to_its_reporter(void **state)
     assert_null(find(&ds, "school-12ab00", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
     assert_null(find(&ds, "school-12ab00", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY));
     assert_false(received("school-12ab00", fb, 0));
-    /* whoever routing named: the reporter may have it on the meldcode, nobody else */
+    /* the reporter has it on the meldcode, nobody else */
+    const decision_t *d = find(&ds, "school-34cd01", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER);
+    assert_non_null(d);
+    assert_int_equal(d->basis, SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_VEILIGTHUIS_FEEDBACK);
     for (size_t i = 0; i < ds.n; i++)
         if (ds.d[i].outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER &&
             ds.d[i].basis == SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_VEILIGTHUIS_FEEDBACK)
