@@ -5,6 +5,7 @@
  * a rejected row name the column and the problem; a BSN is never quoted. */
 #include "mapping.h"
 
+#include <csv.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -773,205 +774,198 @@ static size_t utf8_bad_at(const unsigned char *s, size_t len)
     return len;
 }
 
-typedef struct {
-    char *v;
-    size_t len;
-} cell_t;
+/* CSV is parsed by libcsv in strict mode. libcsv reports cells and row
+ * ends but no positions, so the text is fed one line at a time (a line
+ * ends in LF, CRLF or a lone CR, inside a quoted cell too): the reader
+ * then knows the line each record starts on and each cell starts on.
+ * With CSV_REPALL_NL every line end outside a quoted cell reaches
+ * csv_row, so a line that ends without one is inside a quoted cell. */
+#define CSV_OPTS (CSV_STRICT | CSV_STRICT_FINI | CSV_REPALL_NL)
+#define CSV_SLICE 4096
 
 typedef struct {
-    const char *text;
-    size_t len, pos, line;
-    unsigned char delim, quote;
-    cell_t *cells;
-    size_t n, cap;
-    int quoted;     /* the last cell was quoted */
-    char bad[160];  /* what is wrong with this record (empty: nothing) */
+    struct csv_parser p;
+    unsigned char delim;
+    size_t line;       /* the line being fed */
+    size_t rec_line;   /* the line the record starts on */
+    size_t cell_line;  /* the line the next cell starts on */
+    int pending;       /* a record is begun and not ended */
+    int row_end;       /* libcsv ended a row (or a blank line) in this line */
+    int nomem;
+    char *buf;         /* the record's cells, each NUL-terminated */
+    size_t used, cap;
+    size_t *off;       /* where each cell starts in buf */
+    size_t n, ncap;
+    char bad[160];     /* what is wrong with this record (empty: nothing) */
 } csv_reader_t;
 
-static int cell_add(csv_reader_t *r, const char *from, size_t len)
+/* libcsv's cell callback: checks the cell over its full length (libcsv
+ * gives its bytes with their length, a NUL included) and keeps it. */
+static void csv_cell(void *s, size_t len, void *arg)
 {
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 32;
-        cell_t *nc = realloc(r->cells, cap * sizeof *nc);
-        if (!nc) return SCHAKEL_ENOMEM;
-        r->cells = nc;
-        r->cap = cap;
+    csv_reader_t *r = arg;
+    if (r->nomem) return;
+    if (!r->bad[0] && len && memchr(s, 0, len))
+        snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: a NUL byte in the cell (the export is "
+                 "damaged or not text)", r->cell_line, r->n + 1);
+    else if (!r->bad[0] && utf8_bad_at(s, len) != len)
+        snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: the cell is not UTF-8 (an export in "
+                 "Latin-1 or Windows-1252? export as UTF-8)", r->cell_line, r->n + 1);
+    r->cell_line = r->line;
+    if (r->n == r->ncap) {
+        size_t nc = r->ncap ? r->ncap * 2 : 32;
+        size_t *no = realloc(r->off, nc * sizeof *no);
+        if (!no) goto nomem;
+        r->off = no, r->ncap = nc;
     }
-    char *v = malloc(len + 1);
-    if (!v) return SCHAKEL_ENOMEM;
-    if (len) memcpy(v, from, len);
-    v[len] = 0;
-    r->cells[r->n++] = (cell_t){v, len};
+    if (r->cap - r->used < len + 1) {
+        size_t nc = r->cap ? r->cap : 256;
+        while (nc - r->used < len + 1) nc *= 2;
+        char *nb = realloc(r->buf, nc);
+        if (!nb) goto nomem;
+        r->buf = nb, r->cap = nc;
+    }
+    if (len) memcpy(r->buf + r->used, s, len);
+    r->buf[r->used + len] = 0;
+    r->off[r->n++] = r->used;
+    r->used += len + 1;
+    return;
+nomem:
+    r->nomem = 1;
+}
+
+/* libcsv's row callback: a row's end, or (no cells) a blank line or the
+ * LF of a CRLF. */
+static void csv_row(int c, void *arg)
+{
+    csv_reader_t *r = arg;
+    (void)c;
+    r->row_end = 1;
+}
+
+/* Feeds part of one line to libcsv. On a strict-mode error, names it in
+ * r->bad, skips the rest of the cell and goes on from the delimiter or
+ * the line end after it. In slices, the buffer's growth set to its size
+ * before each: a long cell grows it by doubling, not by libcsv's fixed
+ * step, so reading stays linear. */
+static int csv_feed(csv_reader_t *r, const char *s, size_t len)
+{
+    size_t at = 0;
+    while (at < len) {
+        size_t k = len - at < CSV_SLICE ? len - at : CSV_SLICE, size = csv_get_buffer_size(&r->p);
+        csv_set_blk_size(&r->p, size > CSV_SLICE ? size : CSV_SLICE);
+        size_t done = csv_parse(&r->p, s + at, k, csv_cell, csv_row, r);
+        if (r->nomem) return SCHAKEL_ENOMEM;
+        if (done == k) {
+            at += k;
+            continue;
+        }
+        if (csv_error(&r->p) != CSV_EPARSE) return SCHAKEL_ENOMEM;
+        /* a quote where strict CSV has none: text after a closing quote
+         * (libcsv: a quoted field ends in the quote), or a quote inside an
+         * unquoted cell (the state libcsv keeps says which) */
+        if (!r->bad[0]) {
+            if (r->p.quoted)
+                snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: text after the closing quote of a "
+                         "quoted cell (double a quote inside a quoted cell)", r->line, r->n + 1);
+            else
+                snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: a quote inside a cell that does not "
+                         "start with one (quote the whole cell and double the quote)", r->line, r->n + 1);
+        }
+        at += done;
+        while (at < len && (unsigned char)s[at] != r->delim && s[at] != '\n' && s[at] != '\r') at++;
+        /* a fresh row state: from the delimiter, libcsv gives an empty
+         * cell in place of the broken one; from the line end, the row's end */
+        csv_set_opts(&r->p, CSV_STRICT | CSV_REPALL_NL);
+        csv_fini(&r->p, NULL, NULL, NULL);
+        csv_set_opts(&r->p, CSV_OPTS);
+    }
     return 0;
 }
 
-static void cells_clear(csv_reader_t *r)
-{
-    for (size_t i = 0; i < r->n; i++) free(r->cells[i].v);
-    r->n = 0;
-}
-
-/* Reads the record at r->pos. Returns 1 with the cells in r (r->bad says
- * what is wrong with it, if anything), 0 at the end of the text,
- * SCHAKEL_EINVAL for a quote that is never closed (the line it opened on
- * in *open_line), or SCHAKEL_ENOMEM. A quoted cell may hold the delimiter,
- * line ends and doubled quotes; a quote inside an unquoted cell is kept as
- * it is. Lines end in LF, CRLF or CR. */
-static int csv_record(csv_reader_t *r, size_t *open_line)
-{
-    const char *t = r->text;
-    cells_clear(r);
-    r->bad[0] = 0;
-    r->quoted = 0;
-    if (r->pos >= r->len) return 0;
-    char *buf = NULL;
-    size_t cap = 0;
-    for (;;) {
-        size_t q = r->pos;
-        while (q < r->len && (t[q] == ' ' || t[q] == '\t') && (unsigned char)t[q] != r->delim) q++;
-        if (q < r->len && (unsigned char)t[q] == r->quote) {
-            size_t opened = r->line, n = 0;
-            r->quoted = 1;
-            r->pos = q + 1;
-            for (;;) {
-                if (r->pos >= r->len) {
-                    free(buf);
-                    *open_line = opened;
-                    return SCHAKEL_EINVAL;
-                }
-                char c = t[r->pos];
-                if ((unsigned char)c == r->quote) {
-                    if (r->pos + 1 < r->len && (unsigned char)t[r->pos + 1] == r->quote) {
-                        r->pos++;
-                    } else {
-                        r->pos++;
-                        break;
-                    }
-                }
-                if (c == '\n') r->line++;
-                if (n + 1 >= cap) {
-                    size_t nc = cap ? cap * 2 : 256;
-                    char *nb = realloc(buf, nc);
-                    if (!nb) {
-                        free(buf);
-                        return SCHAKEL_ENOMEM;
-                    }
-                    buf = nb;
-                    cap = nc;
-                }
-                buf[n++] = c;
-                r->pos++;
-            }
-            /* after the closing quote: spaces, then the delimiter or the line's end */
-            while (r->pos < r->len && (t[r->pos] == ' ' || t[r->pos] == '\t') && (unsigned char)t[r->pos] != r->delim)
-                r->pos++;
-            if (r->pos < r->len && (unsigned char)t[r->pos] != r->delim && t[r->pos] != '\n' && t[r->pos] != '\r') {
-                if (!r->bad[0])
-                    snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: text after the closing quote of a "
-                             "quoted cell (double a quote inside a quoted cell)", r->line, r->n + 1);
-                while (r->pos < r->len && (unsigned char)t[r->pos] != r->delim && t[r->pos] != '\n' && t[r->pos] != '\r')
-                    r->pos++;
-            }
-            if (cell_add(r, buf ? buf : "", n)) {
-                free(buf);
-                return SCHAKEL_ENOMEM;
-            }
-        } else {
-            size_t start = r->pos;
-            while (r->pos < r->len && (unsigned char)t[r->pos] != r->delim && t[r->pos] != '\n' && t[r->pos] != '\r')
-                r->pos++;
-            if (cell_add(r, t + start, r->pos - start)) {
-                free(buf);
-                return SCHAKEL_ENOMEM;
-            }
-        }
-        if (r->pos < r->len && (unsigned char)t[r->pos] == r->delim) {
-            r->pos++;
-            continue;
-        }
-        if (r->pos < r->len) { /* the line's end */
-            if (t[r->pos] == '\r' && r->pos + 1 < r->len && t[r->pos + 1] == '\n') r->pos++;
-            r->pos++;
-            r->line++;
-        }
-        break;
-    }
-    free(buf);
-    return 1;
-}
-
-/* Checks every cell of the record over its full length: no NUL, UTF-8.
- * Names the first bad cell by line and column in r->bad. */
-static void csv_check_cells(csv_reader_t *r, size_t first_line)
-{
-    /* the line a cell is on: the record's first plus the line ends in
-     * the cells before it (a quoted cell may hold some) */
-    size_t line = first_line;
-    for (size_t i = 0; i < r->n && !r->bad[0]; i++) {
-        const cell_t *c = &r->cells[i];
-        if (i)
-            for (const char *p = r->cells[i - 1].v, *e = p + r->cells[i - 1].len; (p = memchr(p, '\n', (size_t)(e - p)));
-                 p++)
-                line++;
-        if (memchr(c->v, 0, c->len))
-            snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: a NUL byte in the cell (the export is "
-                     "damaged or not text)", line, i + 1);
-        else if (utf8_bad_at((const unsigned char *)c->v, c->len) != c->len)
-            snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: the cell is not UTF-8 (an export in "
-                     "Latin-1 or Windows-1252? export as UTF-8)", line, i + 1);
-    }
-}
-
-static int csv_blank(const csv_reader_t *r)
-{
-    if (r->n != 1 || r->quoted) return 0;
-    for (size_t i = 0; i < r->cells[0].len; i++)
-        if (r->cells[0].v[i] != ' ' && r->cells[0].v[i] != '\t') return 0;
-    return 1;
-}
-
-static void csv_reader_init(csv_reader_t *r, const schakel_profile_t *p, const char *text, size_t len)
+static int csv_reader_init(csv_reader_t *r, const schakel_profile_t *p, size_t line)
 {
     memset(r, 0, sizeof *r);
-    r->text = text;
-    r->len = len;
-    r->line = 1;
+    if (csv_init(&r->p, CSV_OPTS)) return SCHAKEL_ENOMEM;
     r->delim = p ? p->delim : ',';
-    r->quote = p ? p->quote : '"';
-    if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3)) r->pos = 3; /* a byte order mark */
+    csv_set_delim(&r->p, r->delim);
+    csv_set_quote(&r->p, p ? p->quote : '"');
+    r->line = line;
+    return 0;
+}
+
+static void csv_reader_free(csv_reader_t *r)
+{
+    csv_free(&r->p);
+    free(r->buf);
+    free(r->off);
+}
+
+/* Reads the record at *pos: returns 1 with its cells in r (r->bad says
+ * what is wrong with it, if anything; no cells and no bad: a blank line),
+ * 0 at the end of the text, SCHAKEL_EINVAL for a quote that is never
+ * closed (the line it opened on in r->cell_line), or SCHAKEL_ENOMEM. */
+static int csv_next(csv_reader_t *r, const char *text, size_t len, size_t *pos)
+{
+    r->n = r->used = 0;
+    r->bad[0] = 0;
+    while (*pos < len) {
+        const char *s = text + *pos, *e = s;
+        while (e < text + len && *e != '\n' && *e != '\r') e++;
+        int ends = e < text + len;
+        if (ends) e += *e == '\r' && e + 1 < text + len && e[1] == '\n' ? 2 : 1;
+        if (!r->pending) r->rec_line = r->cell_line = r->line;
+        r->row_end = 0;
+        int rc = csv_feed(r, s, (size_t)(e - s));
+        if (rc) return rc;
+        *pos = (size_t)(e - text);
+        if (!ends) break;
+        r->line++;
+        r->pending = !r->row_end;
+        if (!r->pending) return 1;
+    }
+    /* the text's end: libcsv ends a last line without a line end, or
+     * finds the quote never closed */
+    if (csv_fini(&r->p, csv_cell, csv_row, r)) return SCHAKEL_EINVAL;
+    if (r->nomem) return SCHAKEL_ENOMEM;
+    r->pending = 0;
+    return r->n || r->bad[0] ? 1 : 0;
+}
+
+static size_t csv_start(const char *text, size_t len)
+{
+    return len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3) ? 3 : 0; /* a byte order mark */
 }
 
 size_t schakel_csv_record_end(const schakel_profile_t *p, const char *text, size_t len, size_t start,
                               size_t *first_line)
 {
     csv_reader_t r;
-    size_t open_line = 0;
-    csv_reader_init(&r, p, text, len);
-    if (start > r.pos) r.pos = start;
-    r.line = *first_line;
-    int rc = csv_record(&r, &open_line);
-    cells_clear(&r);
-    free(r.cells);
+    size_t pos = csv_start(text, len);
+    if (start > pos) pos = start;
+    if (csv_reader_init(&r, p, *first_line)) return len;
+    int rc = csv_next(&r, text, len, &pos);
     *first_line = r.line;
-    return rc == 1 ? r.pos : len;
+    csv_reader_free(&r);
+    return rc == 1 ? pos : len;
 }
 
 int schakel_rows_csv(const schakel_profile_t *p, const char *text, size_t len, schakel_row_fn fn, void *arg,
                      char *why)
 {
     csv_reader_t r;
-    csv_reader_init(&r, p, text, len);
-    char **header = NULL;
-    size_t n_header = 0, open_line = 0;
-    const char **values = NULL;
+    size_t pos = csv_start(text, len);
+    char *hbuf = NULL;
+    const char **header = NULL, **values = NULL;
+    size_t n_header = 0;
     int rc = 0, stop = 0;
+    if (csv_reader_init(&r, p, 1)) return schakel_fail(why, SCHAKEL_ENOMEM, "csv: out of memory");
     while (!stop) {
-        size_t first = r.line;
-        rc = csv_record(&r, &open_line);
+        rc = csv_next(&r, text, len, &pos);
         if (rc == 0) break;
         if (rc == SCHAKEL_EINVAL) {
             rc = schakel_fail(why, SCHAKEL_EINVAL, "csv: line %zu: a quote opens a cell that is never closed: "
-                              "the whole file is refused (close or double the quote)", open_line);
+                              "the whole file is refused (close or double the quote)", r.cell_line);
             break;
         }
         if (rc < 0) {
@@ -979,38 +973,34 @@ int schakel_rows_csv(const schakel_profile_t *p, const char *text, size_t len, s
             break;
         }
         rc = 0;
-        if (csv_blank(&r)) continue;
-        csv_check_cells(&r, first);
+        if (!r.n && !r.bad[0]) continue; /* a blank line */
         if (!header) { /* the first line names the columns */
             if (r.bad[0]) {
                 rc = schakel_fail(why, SCHAKEL_EINVAL, "csv: the header: %s", r.bad);
                 break;
             }
+            hbuf = malloc(r.used);
             header = calloc(r.n, sizeof *header);
             values = calloc(r.n + 1, sizeof *values);
-            if (!header || !values) {
+            if (!hbuf || !header || !values) {
                 rc = schakel_fail(why, SCHAKEL_ENOMEM, "csv: out of memory");
                 break;
             }
-            for (size_t i = 0; i < r.n; i++) {
-                header[i] = r.cells[i].v;
-                r.cells[i].v = NULL;
-            }
+            memcpy(hbuf, r.buf, r.used);
+            for (size_t i = 0; i < r.n; i++) header[i] = hbuf + r.off[i];
             n_header = r.n;
-            r.n = 0;
             continue;
         }
         if (!r.bad[0] && r.n != n_header)
             snprintf(r.bad, sizeof r.bad, "line %zu: %zu columns, and the header has %zu (a delimiter too many "
-                     "or too few?)", first, r.n, n_header);
-        for (size_t i = 0; i < n_header; i++) values[i] = i < r.n ? r.cells[i].v : "";
-        schakel_row_t row = {(const char *const *)header, values, n_header, r.bad[0] ? r.bad : NULL};
-        stop = fn(arg, &row, first);
+                     "or too few?)", r.rec_line, r.n, n_header);
+        for (size_t i = 0; i < n_header; i++) values[i] = i < r.n ? r.buf + r.off[i] : "";
+        schakel_row_t row = {header, values, n_header, r.bad[0] ? r.bad : NULL};
+        stop = fn(arg, &row, r.rec_line);
     }
     if (!rc && !stop && !header) rc = schakel_fail(why, SCHAKEL_EINVAL, "csv: no header line naming the columns");
-    cells_clear(&r);
-    free(r.cells);
-    for (size_t i = 0; i < n_header; i++) free(header[i]);
+    csv_reader_free(&r);
+    free(hbuf);
     free(header);
     free(values);
     return rc ? rc : stop;

@@ -89,10 +89,11 @@ int schakel_profile_map(const schakel_profile_t *self, const char *org,
  * booleans as text), or a JSON list of such objects. fn gets each row and
  * its row number (CSV: the line the row starts on, the header being line
  * 1; a JSON line its line number; a list's element its place from 1) and
- * returns non-zero to stop. CSV is strict: a quote that is never closed
- * refuses the whole text; a cell with a NUL byte or not UTF-8, text after
- * a closing quote, or another number of columns than the header's gives
- * the row an error (fn still gets it). Returns 0, or SCHAKEL_EINVAL when
+ * returns non-zero to stop. CSV is libcsv's strict mode (spaces around a
+ * cell dropped): a quote that is never closed refuses the whole text; a
+ * cell with a NUL byte or not UTF-8, text after a closing quote, a quote
+ * inside an unquoted cell, or another number of columns than the header's
+ * gives the row an error (fn still gets it). Returns 0, or SCHAKEL_EINVAL when
  * the text itself does not parse (why says where by line and column and
  * the kind of problem, never the text), or fn's non-zero value. */
 typedef int (*schakel_row_fn)(void *arg, const schakel_row_t *row, size_t number);

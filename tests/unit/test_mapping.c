@@ -9,8 +9,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 #include "error.h"
@@ -250,6 +252,134 @@ static void json_errors_name_line_and_column_never_the_text(void **state)
     assert_string_equal(s, "school: (value not shown) is not a code; # and 12 rows");
 }
 
+/* Rows as text: number, error or the cells joined with |. */
+typedef struct {
+    char got[8][200];
+    size_t n;
+} seen_t;
+
+static int see(void *arg, const schakel_row_t *row, size_t number)
+{
+    seen_t *s = arg;
+    if (s->n == 8) return 1;
+    char *o = s->got[s->n++];
+    int k = snprintf(o, 200, "%zu:", number);
+    if (row->error) {
+        snprintf(o + k, 200 - (size_t)k, "%s", row->error);
+        return 0;
+    }
+    for (size_t i = 0; i < row->n; i++) k += snprintf(o + k, 200 - (size_t)k, "%s%s", i ? "|" : "", row->values[i]);
+    return 0;
+}
+
+/* libcsv's strict mode as docs/adapters.md says it: a quote inside an
+ * unquoted cell rejects the row; spaces around an unquoted cell go; a
+ * lone CR ends a line; a quote never closed at the very end refuses the
+ * text; the record ends schakel_csv_record_end finds give the same row
+ * numbers. */
+static void csv_strict_edges(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_profile_t *p = profile(PROFILE, why);
+    if (!p) fail_msg("%s", why);
+    const char *secrets[] = {"999990019", "Jansen", NULL};
+    seen_t s = {0};
+    static const char quote_in[] = "a;b\n1;999990019\"Jansen\n2;\"x\ny\"Jansen;3\n";
+    assert_int_equal(schakel_rows_csv(p, quote_in, sizeof quote_in - 1, see, &s, why), 0);
+    assert_int_equal(s.n, 2);
+    if (!strstr(s.got[0], "2:line 2, column 2: a quote inside a cell that does not start with one") ||
+        !no_text(s.got[0], secrets))
+        fail_msg("%s", s.got[0]);
+    if (!strstr(s.got[1], "3:line 4, column 2: text after the closing quote") || !no_text(s.got[1], secrets))
+        fail_msg("%s", s.got[1]);
+
+    memset(&s, 0, sizeof s);
+    static const char spaces[] = "\xef\xbb\xbf a ;\tb\t\r\n\r\n \t \r\n 1 ;  \" x \"  \r\n";
+    assert_int_equal(schakel_rows_csv(p, spaces, sizeof spaces - 1, see, &s, why), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.got[0], "4:1| x ");
+
+    memset(&s, 0, sizeof s);
+    static const char cr[] = "a;b\r1;2\r\r3;\"x\ny\"\r4;5";
+    assert_int_equal(schakel_rows_csv(p, cr, sizeof cr - 1, see, &s, why), 0);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.got[0], "2:1|2");
+    assert_string_equal(s.got[1], "4:3|x\ny");
+    assert_string_equal(s.got[2], "6:4|5");
+    size_t starts[8], n_starts = 0;
+    for (size_t at = 0, line = 1; at < sizeof cr - 1 && n_starts < 8;) {
+        size_t first = line, end = schakel_csv_record_end(p, cr, sizeof cr - 1, at, &line);
+        assert_true(end > at);
+        if (end - at > 1) starts[n_starts++] = first; /* not the blank line */
+        at = end;
+    }
+    assert_int_equal(n_starts, 4);
+    assert_int_equal(starts[0], 1);
+    assert_int_equal(starts[1], 2);
+    assert_int_equal(starts[2], 4);
+    assert_int_equal(starts[3], 6);
+
+    memset(&s, 0, sizeof s);
+    static const char open_end[] = "a;b\n1;2\n\n3;\"Jansen";
+    assert_int_equal(schakel_rows_csv(p, open_end, sizeof open_end - 1, see, &s, why), SCHAKEL_EINVAL);
+    if (!strstr(why, "line 4: a quote opens a cell that is never closed") || !no_text(why, secrets)) fail_msg("%s", why);
+    static const char open_header[] = "a;\"b\n";
+    assert_int_equal(schakel_rows_csv(p, open_header, sizeof open_header - 1, see, &s, why), SCHAKEL_EINVAL);
+    if (!strstr(why, "line 1: a quote opens")) fail_msg("%s", why);
+    static const char bad_header[] = "a;b\"c\n1;2\n";
+    assert_int_equal(schakel_rows_csv(p, bad_header, sizeof bad_header - 1, see, &s, why), SCHAKEL_EINVAL);
+    if (!strstr(why, "the header: line 1, column 2: a quote inside")) fail_msg("%s", why);
+    schakel_profile_destroy(&p);
+}
+
+static double seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Crafted exports take time in proportion to their size: a 4 MB quoted
+ * cell (libcsv's buffer grows by a fixed step unless told otherwise:
+ * quadratic where realloc copies, as under ASan) and a row of 200000
+ * quoted cells with line breaks (the line of a bad cell). Quadratic, the
+ * first takes a minute under ASan; linear, a fraction of a second. */
+static void csv_reads_in_linear_time(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_profile_t *p = profile(PROFILE, why);
+    if (!p) fail_msg("%s", why);
+    size_t n = (size_t)4 << 20, cells = 200000, l = 0;
+    char *t = malloc(n + cells * 6 + 16);
+    assert_non_null(t);
+    memcpy(t, "a\n\"", 3), l = 3;
+    memset(t + l, 'x', n), l += n;
+    memcpy(t + l, "\"\n", 2), l += 2;
+    rows_t r = {0};
+    double t0 = seconds();
+    assert_int_equal(schakel_rows_csv(p, t, l, take_none, &r, why), 0);
+    double big = seconds() - t0;
+    assert_int_equal(r.n, 1);
+    l = 2;
+    for (size_t i = 0; i < cells; i++) memcpy(t + l, "\"x\ny\";", 6), l += 6;
+    memcpy(t + l, "\"\0\"\n", 4), l += 4; /* the last cell bad: its line found */
+    seen_t s = {0};
+    t0 = seconds();
+    assert_int_equal(schakel_rows_csv(p, t, l, see, &s, why), 0);
+    double many = seconds() - t0;
+    assert_int_equal(s.n, 1);
+    char expect[80];
+    snprintf(expect, sizeof expect, "2:line %zu, column %zu: a NUL", cells + 2, cells + 1);
+    if (!strstr(s.got[0], expect)) fail_msg("%s", s.got[0]);
+    free(t);
+    print_message("4 MB cell: %.3f s; %zu cells on %zu lines: %.3f s\n", big, cells, cells + 1, many);
+    schakel_profile_destroy(&p);
+    assert_true(big < 5.0);
+    assert_true(many < 5.0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +388,8 @@ int main(void)
         cmocka_unit_test(rows_become_events),
         cmocka_unit_test(strict_csv_names_line_and_column_never_the_text),
         cmocka_unit_test(json_errors_name_line_and_column_never_the_text),
+        cmocka_unit_test(csv_strict_edges),
+        cmocka_unit_test(csv_reads_in_linear_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
