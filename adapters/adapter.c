@@ -1196,6 +1196,17 @@ static int cmd_run(int argc, char **argv)
         goto out;
     }
     a->use_stdin |= use_stdin;
+    if (a->profile) { /* minted ids only this organisation can compute */
+        uint8_t idk[SCHAKEL_SHA256_LEN];
+        static const char label[] = "schakel/v1/adapter-id-key";
+        if (schakel_hmac_sha256(a->conn.keys.sign_secret, sizeof a->conn.keys.sign_secret,
+                                (const uint8_t *)label, sizeof label - 1, idk) != 0) {
+            fprintf(stderr, "schakel adapter: cannot derive the id key\n");
+            goto out;
+        }
+        schakel_profile_set_id_key(a->profile, idk);
+        memset(idk, 0, sizeof idk);
+    }
     if (!(a->outbox = schakel_outbox_open(a->state, 0, a->why))) {
         fprintf(stderr, "schakel adapter: %s\n", a->why);
         rc = 1;

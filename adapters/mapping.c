@@ -37,7 +37,25 @@ struct schakel_profile {
     entry_t entries[MAX_ENTRIES];
     size_t n_entries;
     json_t *doc;
+    uint8_t id_key[SCHAKEL_SHA256_LEN]; /* the organisation's secret for minted ids */
+    int has_id_key;
 };
+
+void schakel_profile_set_id_key(schakel_profile_t *p, const uint8_t key[32])
+{
+    memcpy(p->id_key, key, sizeof p->id_key);
+    p->has_id_key = 1;
+}
+
+/* The start of every id the adapter derives: with the organisation's id
+ * key (the adapter always sets one), no other organisation can compute
+ * the id from the same columns and publish it first. */
+static void id_hash_init(schakel_sha256_t *h, const schakel_profile_t *p, const char *label, size_t len)
+{
+    schakel_sha256_init(h);
+    schakel_sha256_update(h, label, len);
+    if (p->has_id_key) schakel_sha256_update(h, p->id_key, sizeof p->id_key);
+}
 
 /* ---- the BSN ---- */
 
@@ -513,8 +531,7 @@ static json_t *field_value(mapctx_t *m, const char *path, json_t *spec, int *ski
     if (json_object_get(spec, "id")) {
         json_t *cols = json_object_get(spec, "id");
         schakel_sha256_t h;
-        schakel_sha256_init(&h);
-        schakel_sha256_update(&h, "schakel/v1/adapter-id", 22);
+        id_hash_init(&h, m->p, "schakel/v1/adapter-id", 22);
         schakel_sha256_update(&h, m->org, strlen(m->org) + 1);
         schakel_sha256_update(&h, m->p->source_system, strlen(m->p->source_system) + 1);
         /* "as" names the id, so that two entries (a referral and its
@@ -648,8 +665,7 @@ static int profile_map(const schakel_profile_t *p, const char *org, const uint8_
     }
     /* the record's id in the source system decides the event id */
     schakel_sha256_t h;
-    schakel_sha256_init(&h);
-    schakel_sha256_update(&h, "schakel/v1/adapter-event", 25);
+    id_hash_init(&h, p, "schakel/v1/adapter-event", 25);
     schakel_sha256_update(&h, org, strlen(org) + 1);
     schakel_sha256_update(&h, p->source_system, strlen(p->source_system) + 1);
     const char *tname = schakel_event_type_name(e->type);

@@ -77,6 +77,13 @@ schakel_profile_t *schakel_profile_parse(const char *json, size_t len, char *why
 void schakel_profile_destroy(schakel_profile_t **self_p);
 const char *schakel_profile_kind(const schakel_profile_t *self);
 
+/* Sets the organisation's secret that every id the profile derives (event
+ * ids, and the ids of "id" specs) includes, so that no other organisation
+ * can compute them from the same columns. The adapter derives it from the
+ * organisation's signing key; without one (checks, tests) ids are derived
+ * from the columns alone. */
+void schakel_profile_set_id_key(schakel_profile_t *self, const uint8_t key[32]);
+
 /* Maps one row to a validated, serialized envelope from org (malloc'd
  * *out), with its event id. Returns 0, or SCHAKEL_EINVAL with the reason
  * in why: the column and what is wrong with it, never a BSN. */

@@ -160,6 +160,47 @@ static void rows_become_events(void **state)
     schakel_profile_destroy(&p);
 }
 
+/* The ids an adapter mints (a referral id, the event id) include its
+ * organisation's id key: another organisation that has the same export
+ * columns, and the same profile, computes other ids and so cannot
+ * publish them first. */
+static void minted_ids_need_the_organisations_key(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN] = "";
+    const char *csv = "nr;bsn;geb;soort;datum;cat\n7;999990019;3-4-2010;1;5-11-2026;a\n";
+    uint8_t keys[2][32];
+    memset(keys[0], 0x11, 32);
+    memset(keys[1], 0x22, 32);
+    schakel_envelope_t *e[3] = {0};
+    for (int k = 0; k < 3; k++) {
+        schakel_profile_t *p = profile(PROFILE, why);
+        if (!p) fail_msg("%s", why);
+        if (k < 2) schakel_profile_set_id_key(p, keys[k]);
+        rows_t r = {p, {0}, {{0}}, 0};
+        assert_int_equal(schakel_rows_csv(p, csv, strlen(csv), take, &r, why), 0);
+        assert_int_equal(r.n, 1);
+        assert_non_null(r.e[0]);
+        e[k] = r.e[0];
+        schakel_profile_destroy(&p);
+    }
+    for (int a = 0; a < 3; a++)
+        for (int b = a + 1; b < 3; b++) {
+            assert_memory_not_equal(e[a]->referral->referral_id.data, e[b]->referral->referral_id.data, 16);
+            assert_memory_not_equal(e[a]->event_id.data, e[b]->event_id.data, 16);
+        }
+    /* the same key gives the same ids: a re-import is a duplicate */
+    schakel_profile_t *p = profile(PROFILE, why);
+    schakel_profile_set_id_key(p, keys[0]);
+    rows_t r = {p, {0}, {{0}}, 0};
+    assert_int_equal(schakel_rows_csv(p, csv, strlen(csv), take, &r, why), 0);
+    assert_memory_equal(r.e[0]->referral->referral_id.data, e[0]->referral->referral_id.data, 16);
+    assert_memory_equal(r.e[0]->event_id.data, e[0]->event_id.data, 16);
+    schakel_envelope_free(r.e[0]);
+    schakel_profile_destroy(&p);
+    for (int k = 0; k < 3; k++) schakel_envelope_free(e[k]);
+}
+
 static int no_text(const char *why, const char *const *secrets)
 {
     for (size_t i = 0; secrets[i]; i++)
@@ -386,6 +427,7 @@ int main(void)
         cmocka_unit_test(elfproef_and_pseudonym),
         cmocka_unit_test(typos_are_errors),
         cmocka_unit_test(rows_become_events),
+        cmocka_unit_test(minted_ids_need_the_organisations_key),
         cmocka_unit_test(strict_csv_names_line_and_column_never_the_text),
         cmocka_unit_test(json_errors_name_line_and_column_never_the_text),
         cmocka_unit_test(csv_strict_edges),
