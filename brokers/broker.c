@@ -34,11 +34,11 @@
 #define FETCH_MAX_COUNT 2000
 #define DIRECTORY_CURSOR "broker/directory" /* seq of the last directory_update */
 #define FETCH_MAX_BYTES (4u << 20)
-#define ZMQ_HARD_MAX_MSG (64LL << 20) /* past this libzmq drops the peer */
+#define ZMQ_HARD_MAX_MSG (16LL << 20) /* past this libzmq drops the peer: 8 MiB frames and room to say "too large" */
 /* Bounded memory per connection (protocol.md, "Limits"): replies waiting
  * for a peer that does not read them are what grows a node. */
 #define SEND_HWM 1000          /* replies queued per connection, then EAGAIN */
-#define RECV_HWM 1000          /* commands queued per connection, then TCP waits */
+#define RECV_HWM 64            /* commands queued per connection, then TCP waits */
 #define FETCH_UNREAD_MAX 4     /* BATCH replies per connection not yet taken */
 #define ACK_UNREAD_MAX 128     /* PUBLISHes per connection not ACKed or ACK not yet taken */
 #define FETCH_BODY_MAX 4096
@@ -552,19 +552,26 @@ static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending
         entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_WRONG_SOURCE, why);
         return;
     }
-    if (env->type <= 0 || env->type >= SCHAKEL_EVENT_TYPE_LIMIT || !org->may_publish[env->type]) {
+    schakel_append_item_t *it = &p->items[p->n_items];
+    memset(it, 0, sizeof *it);
+    /* A retry of an event this organisation stored before is answered as
+     * a duplicate (or, with other bytes, a conflict) by the append, even
+     * when the directory or the log has moved on since: a stored
+     * directory_update is no longer above the version in force, a right
+     * may be gone. Only a new event is judged by today's rules. */
+    uint64_t stored;
+    int known = schakel_store_lookup(b->store, org->id, env->event_id.data, &stored) == 0;
+    if (!known && (env->type <= 0 || env->type >= SCHAKEL_EVENT_TYPE_LIMIT || !org->may_publish[env->type])) {
         snprintf(why, sizeof why, "%s may not publish %s: add it to \"publish\" in the directory",
                  org->id, schakel_event_type_name(env->type));
         entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, why);
         return;
     }
-    if (schakel_directory_check_named(b->dir, org, env, why) != 0) {
+    if (!known && schakel_directory_check_named(b->dir, org, env, why) != 0) {
         entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, why);
         return;
     }
-    schakel_append_item_t *it = &p->items[p->n_items];
-    memset(it, 0, sizeof *it);
-    int code = plan_system(b, org, env, it, why);
+    int code = known ? 0 : plan_system(b, org, env, it, why);
     if (code) {
         entry_reject(p, i, code, why);
         return;
@@ -748,8 +755,12 @@ static void flush(schakel_broker_t *b, pending_t *list)
                 schakel_append_item_t *it = &p->items[j];
                 e->seq = it->seq;
                 e->duplicate = it->duplicate;
+                /* wake-ups for org/<id> only: every key may subscribe to
+                 * any topic, and about/<event id> would tell it which
+                 * event was decided on, and when */
                 for (size_t x = 0; x < it->n_index && !it->duplicate; x++)
-                    publish_head(b, it->index[x].stream, it->seq);
+                    if (!strncmp(it->index[x].stream, "org/", 4))
+                        publish_head(b, it->index[x].stream, it->seq);
                 if (it->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE && !it->duplicate)
                     directory_install(b, p->envs[p->item_entry[j]]->directory_update->document_json,
                                       it->seq);
@@ -973,6 +984,12 @@ static void handle_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
     if (!f) {
         send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
                    "FETCH body does not decode as schakel.v1.Fetch");
+        return;
+    }
+    if (strlen(f->consumer) > 80) { /* as COMMIT: never a cut name's cursor */
+        send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
+                   "FETCH consumer name is over 80 bytes: use a name of 1 to 80 bytes");
+        schakel__v1__fetch__free_unpacked(f, NULL);
         return;
     }
     if (strlen(f->stream) >= SCHAKEL_STREAM_MAX || !may_read(b, m->user, f->stream)) {

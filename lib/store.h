@@ -14,8 +14,8 @@
  *    is another event;
  *  - payloads are stored encrypted with the subject's data key; erasing
  *    the key leaves records and chain intact.
- * A store is used by one thread at a time, except event_id_at, which
- * another thread may call at any time. */
+ * A store is used by one thread at a time, except event_id_at and lookup,
+ * which another thread may call at any time. */
 #ifndef SCHAKEL_STORE_H
 #define SCHAKEL_STORE_H
 

@@ -720,7 +720,11 @@ static int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     MDB_txn *txn;
-    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) return SCHAKEL_ESTORE;
+    pthread_rwlock_rdlock(&st->resize); /* the broker's checker thread calls this */
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) {
+        pthread_rwlock_unlock(&st->resize);
+        return SCHAKEL_ESTORE;
+    }
     uint8_t ik[ID_KEY_MAX];
     MDB_val k = {id_key(ik, source_org, event_id), ik}, v;
     if (st->legacy_by_id) { /* ids were unique across the log: check the publisher */
@@ -733,6 +737,7 @@ static int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t
         rc = MDB_NOTFOUND;
     if (rc == 0) *seq = rd64(v.mv_data);
     mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&st->resize);
     return rc == 0 ? 0 : rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : SCHAKEL_ESTORE;
 }
 

@@ -236,6 +236,35 @@ static void garbage_frames_get_reasons(void **state)
     assert_int_equal(schakel_wire_recv(s, 0, &m, 0), 0);
     assert_string_equal(m.name, "ERROR");
     schakel_wire_close(&m);
+    /* a name with a NUL in it is not the name before the NUL */
+    static const uint8_t rid[8] = {0, 0, 0, 0, 0, 0, 0, 9};
+    zmq_send(s, "PING\0xx", 7, ZMQ_SNDMORE);
+    zmq_send(s, rid, 8, ZMQ_SNDMORE);
+    zmq_send(s, "", 0, 0);
+    assert_int_equal(schakel_wire_recv(s, 0, &m, 0), 0);
+    assert_string_equal(m.name, "ERROR");
+    e = schakel__v1__error__unpack(NULL, zmq_msg_size(&m.body), zmq_msg_data(&m.body));
+    assert_non_null(e);
+    assert_int_equal(e->code, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED);
+    schakel__v1__error__free_unpacked(e, NULL);
+    schakel_wire_close(&m);
+    /* a FETCH consumer name over 80 bytes is refused, as COMMIT refuses it,
+     * never cut to another consumer's cursor */
+    char longname[100];
+    memset(longname, 'c', 99);
+    longname[99] = 0;
+    Schakel__V1__Fetch f = SCHAKEL__V1__FETCH__INIT;
+    f.stream = "org/school-a";
+    f.consumer = longname;
+    uint8_t fb[256];
+    size_t fl = schakel__v1__fetch__pack(&f, fb);
+    raw_call(s, "FETCH", fb, fl, name, &b);
+    assert_string_equal(name, "ERROR");
+    e = schakel__v1__error__unpack(NULL, zmq_msg_size(&b), zmq_msg_data(&b));
+    assert_non_null(e);
+    assert_int_equal(e->code, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED);
+    schakel__v1__error__free_unpacked(e, NULL);
+    zmq_msg_close(&b);
 
     free(buf);
     zmq_close(s);
@@ -438,6 +467,11 @@ static void streams_deliver_through_consent_decisions(void **state)
     assert_int_equal(schakel_consumer_next(all, &r, 1000, why), SCHAKEL_EREJECTED);
     assert_non_null(strstr(why, "may not read"));
     schakel_consumer_destroy(&all);
+    /* nor another organisation's stream */
+    schakel_consumer_t *theirs = harness_consumer(H, "smw-b", "org/school-a", NULL);
+    assert_int_equal(schakel_consumer_next(theirs, &r, 1000, why), SCHAKEL_EREJECTED);
+    assert_non_null(strstr(why, "may not read"));
+    schakel_consumer_destroy(&theirs);
     schakel_consumer_t *own = harness_consumer(H, "smw-b", "org/smw-b", "inbox");
     int rc = schakel_consumer_next(own, &r, 300, why);
     assert_int_equal(rc, SCHAKEL_ETIMEOUT);
