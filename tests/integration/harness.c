@@ -25,7 +25,7 @@
 #include "json.h"
 #include "store.h"
 
-static int free_port(void)
+int harness_free_port(void)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
@@ -86,8 +86,8 @@ harness_t *harness_new(void)
     json_t *d = json_pack("{s:i, s:o}", "version", 1, "organisations", orgs);
     if (json_dump_file(d, h->directory, JSON_INDENT(1))) abort();
     json_decref(d);
-    snprintf(h->endpoint, sizeof h->endpoint, "tcp://127.0.0.1:%d", free_port());
-    snprintf(h->pub_endpoint, sizeof h->pub_endpoint, "tcp://127.0.0.1:%d", free_port());
+    snprintf(h->endpoint, sizeof h->endpoint, "tcp://127.0.0.1:%d", harness_free_port());
+    snprintf(h->pub_endpoint, sizeof h->pub_endpoint, "tcp://127.0.0.1:%d", harness_free_port());
     schakel_keys_t b;
     harness_keys(h, "broker", &b);
     memcpy(h->server_public, b.curve_public, sizeof h->server_public);
@@ -221,8 +221,8 @@ harness_t *harness_new_node(void)
     snprintf(h->data, sizeof h->data, "%s/node", h->dir);
     snprintf(h->keys, sizeof h->keys, "%s/keys", h->data);
     snprintf(h->directory, sizeof h->directory, "%s/directory.json", h->data);
-    snprintf(h->endpoint, sizeof h->endpoint, "tcp://127.0.0.1:%d", free_port());
-    snprintf(h->pub_endpoint, sizeof h->pub_endpoint, "tcp://127.0.0.1:%d", free_port());
+    snprintf(h->endpoint, sizeof h->endpoint, "tcp://127.0.0.1:%d", harness_free_port());
+    snprintf(h->pub_endpoint, sizeof h->pub_endpoint, "tcp://127.0.0.1:%d", harness_free_port());
     snprintf(h->reader, sizeof h->reader, "svc-audit");
     h->ctx = zmq_ctx_new();
     return h;
@@ -374,6 +374,40 @@ void harness_signal(const char *org, const uint8_t id[16], unsigned subject_no, 
     *len = schakel__v1__envelope__get_packed_size(&e);
     *buf = malloc(*len);
     schakel__v1__envelope__pack(&e, *buf);
+}
+
+void harness_publish_new(const harness_t *h, const char *org, size_t n, int good_sig, Schakel__V1__Publish *p)
+{
+    schakel_keys_t k;
+    harness_keys(h, org, &k);
+    ProtobufCBinaryData *evs = calloc(n, sizeof *evs);
+    uint8_t(*hashes)[32] = calloc(n, 32);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t id[16];
+        harness_event_id(id);
+        harness_signal(org, id, (unsigned)i, &evs[i].data, &evs[i].len);
+        schakel_sha256(evs[i].data, evs[i].len, hashes[i]);
+    }
+    uint8_t digest[32], *sig = malloc(64);
+    schakel_batch_digest((const uint8_t(*)[32])hashes, n, digest);
+    schakel_ed25519_sign(k.sign_secret, digest, 32, sig);
+    if (!good_sig) sig[0] ^= 1;
+    free(hashes);
+    schakel__v1__publish__init(p);
+    p->n_events = n;
+    p->events = evs;
+    p->signature.data = sig;
+    p->signature.len = 64;
+}
+
+void harness_publish_free(Schakel__V1__Publish *p)
+{
+    for (size_t i = 0; i < p->n_events; i++) free(p->events[i].data);
+    free(p->events);
+    free(p->signature.data);
+    p->events = NULL;
+    p->signature.data = NULL;
+    p->n_events = 0;
 }
 
 /* In a child: becomes `schakel args...`. */

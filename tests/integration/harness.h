@@ -67,8 +67,17 @@ schakel_consumer_t *harness_consumer(harness_t *h, const char *org, const char *
  * synthetic subject derived from subject_no. Caller frees *buf. */
 void harness_signal(const char *org, const uint8_t id[16], unsigned subject_no, uint8_t **buf,
                     size_t *len);
+/* A PUBLISH of n fresh signal events (harness_signal, subjects 0..n-1)
+ * from org, signed with org's key, or with a broken signature when good_sig
+ * is 0. Free with harness_publish_free. */
+void harness_publish_new(const harness_t *h, const char *org, size_t n, int good_sig, Schakel__V1__Publish *p);
+void harness_publish_free(Schakel__V1__Publish *p);
 /* A random event id. */
 void harness_event_id(uint8_t id[16]);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago (bound and released),
+ * or -1: for listeners of tests that run in parallel. */
+int harness_free_port(void);
 
 /* Runs `schakel` with args (NULL-terminated) and returns its exit status;
  * stdout goes to out_path if not NULL. */

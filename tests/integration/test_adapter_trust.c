@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adapters_harness.h"
 #include "fileio.h"
 #include "harness.h"
 #include "mapping.h"
@@ -45,212 +46,36 @@
 #define TOKEN "test-token-0123456789abcdef0123456789abcdef"
 #define HEADER "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
 
-typedef struct {
-    char org[64];
-    char dir[600], config[700], log[700], spool[700], token[700];
-    int port;
-    pid_t pid;
-} adapter_t;
-
 /* ---- helpers ---- */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t l = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &l) != 0) {
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void write_bytes(const char *path, const void *data, size_t len, mode_t mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, data, len), (ssize_t)len);
-    fchmod(fd, mode);
-    close(fd);
-}
 
 /* An adapter of school-12ab00 with a spool and, when host is given, the
  * HTTP input on host:<a free port> with the token file TOKEN (mode). */
-static void adapter_init(adapter_t *a, const char *name, const char *host, mode_t mode)
+static void token_adapter(adapter_t *a, const char *name, const char *host, mode_t mode)
 {
-    memset(a, 0, sizeof *a);
-    snprintf(a->org, sizeof a->org, "school-12ab00");
-    char base[600];
-    snprintf(base, sizeof base, "%s/adapters", H->dir);
-    mkdir(base, 0700);
-    snprintf(a->dir, sizeof a->dir, "%s/%s", base, name);
-    mkdir(a->dir, 0700);
-    snprintf(a->config, sizeof a->config, "%s/adapter.json", a->dir);
-    snprintf(a->log, sizeof a->log, "%s/adapter.log", a->dir);
-    snprintf(a->spool, sizeof a->spool, "%s/spool", a->dir);
-    snprintf(a->token, sizeof a->token, "%s/token", a->dir);
     char http[200] = "";
+    int port = 0;
     if (host) {
-        a->port = free_port();
-        snprintf(http, sizeof http, ", \"http\": \"%s:%d\", \"http_token\": \"token\"", host, a->port);
-        write_bytes(a->token, TOKEN "\n", strlen(TOKEN) + 1, mode);
+        port = harness_free_port();
+        assert_true(port > 0);
+        snprintf(http, sizeof http, "\"http\": \"%s:%d\", \"http_token\": \"token\"", host, port);
     }
-    char json[4096];
-    snprintf(json, sizeof json,
-             "{\"org\": \"%s\", \"node\": \"%s\", \"region_key\": \"%s/keys/region.key\", \"profile\": \"%s\","
-             " \"state\": \"state\", \"spool\": \"spool\"%s}",
-             a->org, H->data, H->data, FIXTURE, http);
-    write_bytes(a->config, json, strlen(json), 0600);
-}
-
-static size_t count_in_file(const char *path, const char *needle)
-{
-    size_t len = 0, n = 0;
-    char *t = schakel_file_read(path, (size_t)64 << 20, &len);
-    for (char *p = t; p && (p = memmem(p, len - (size_t)(p - t), needle, strlen(needle))); p++) n++;
-    free(t);
-    return n;
-}
-
-static void adapter_start(adapter_t *a)
-{
-    const char *args[] = {"adapter", "--config", a->config, NULL};
-    a->pid = harness_spawn(a->log, args);
-    assert_true(a->pid > 0);
-    for (int i = 0; i < 100 && !count_in_file(a->log, "event=started"); i++) usleep(100000);
-    assert_true(count_in_file(a->log, "event=started") > 0);
-}
-
-static int adapter_stop(adapter_t *a)
-{
-    int st = 0;
-    if (a->pid <= 0) return -1;
-    kill(a->pid, SIGTERM);
-    waitpid(a->pid, &st, 0);
-    a->pid = 0;
-    if (count_in_file(a->log, "Sanitizer") || count_in_file(a->log, "runtime error"))
-        fail_msg("sanitizer report in %s", a->log);
-    return st;
-}
-
-/* Drops a file into the spool: written aside, renamed in, dated back. */
-static void drop(adapter_t *a, const char *name, const char *content, size_t len)
-{
-    char tmp[800], path[800];
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", a->spool, name);
-    snprintf(path, sizeof path, "%s/%s", a->spool, name);
-    mkdir(a->spool, 0700);
-    write_bytes(tmp, content, len, 0600);
-    struct timespec t[2];
-    clock_gettime(CLOCK_REALTIME, &t[0]);
-    t[0].tv_sec -= 5;
-    t[1] = t[0];
-    utimensat(AT_FDCWD, tmp, t, 0);
-    assert_int_equal(rename(tmp, path), 0);
-}
-
-static int spool_empty(adapter_t *a)
-{
-    DIR *d = opendir(a->spool);
-    struct dirent *e;
-    int empty = 1;
-    while (d && (e = readdir(d)))
-        if (e->d_type == DT_REG) empty = 0;
-    if (d) closedir(d);
-    return empty;
+    adapter_init(a, name, "school-12ab00", FIXTURE, host ? http : NULL);
+    a->port = port;
+    if (host) write_bytes(a->token, TOKEN "\n", strlen(TOKEN) + 1, mode);
 }
 
 static void wait_spool_taken(adapter_t *a)
 {
-    for (int i = 0; i < 1200 && !spool_empty(a); i++) usleep(100000);
-    assert_true(spool_empty(a));
-}
-
-typedef struct {
-    char *data;
-    size_t len;
-} buf_t;
-
-static size_t collect(char *p, size_t size, size_t n, void *arg)
-{
-    buf_t *b = arg;
-    char *nb = realloc(b->data, b->len + size * n + 1);
-    if (!nb) return 0;
-    memcpy(nb + b->len, p, size * n);
-    b->data = nb;
-    b->len += size * n;
-    b->data[b->len] = 0;
-    return size * n;
-}
-
-/* One request to the adapter's HTTP input; the status, or -1 when no
- * answer came. Headers: NULL-terminated "Name: value" lines; the answer's
- * body is appended to *answer when given. */
-static long http(adapter_t *a, const char *method, const char *path, const char *const *headers, const char *body,
-                 size_t body_len, buf_t *answer, long timeout_ms)
-{
-    char url[200];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", a->port, path);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    for (size_t i = 0; headers && headers[i]; i++) h = curl_slist_append(h, headers[i]);
-    /* curl adds its own Content-Type to a POST unless told otherwise */
-    if (body && !(headers && headers[0])) h = curl_slist_append(h, "Content-Type:");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (h) curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
-    }
-    buf_t sink = {0};
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, answer ? answer : &sink);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    long code = -1;
-    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    free(sink.data);
-    return code;
+    for (int i = 0; i < 1200 && !adapter_spool_empty(a); i++) usleep(100000);
+    assert_true(adapter_spool_empty(a));
 }
 
 #define AUTH "Authorization: Bearer " TOKEN
 #define JSON_CT "Content-Type: application/json"
 
-/* n synthetic BSNs from the test range that pass the elfproef. */
-static void bsns(size_t n, char (*out)[10])
-{
-    size_t k = 0;
-    for (unsigned x = 999990000; k < n; x++) {
-        char s[16];
-        snprintf(s, sizeof s, "%u", x);
-        if (schakel_bsn_valid(s)) snprintf(out[k++], 10, "%s", s);
-    }
-}
-
 static const char ROW[] = "{\"registratienummer\":\"%s\",\"bsn\":\"%s\",\"geboortedatum\":\"14-02-2016\","
                           "\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":\"20-11-2026\","
                           "\"categorie\":\"gedrag\",\"urgentie\":\"hoog\"}";
-
-static int setup(void **state)
-{
-    (void)state;
-    H = harness_new_node();
-    return harness_start(H);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    harness_destroy(&H);
-    return 0;
-}
 
 /* ---- the HTTP input ---- */
 
@@ -258,8 +83,8 @@ static void http_input_answers_only_the_token_holder(void **state)
 {
     (void)state;
     adapter_t a;
-    adapter_init(&a, "http", "127.0.0.1", 0600);
-    adapter_start(&a);
+    token_adapter(&a, "http", "127.0.0.1", 0600);
+    adapter_start_ready(&a);
     char row[600], host[100], origin[100];
     snprintf(row, sizeof row, ROW, "W1", "999990019");
     snprintf(host, sizeof host, "Host: localhost:%d", a.port);
@@ -267,50 +92,50 @@ static void http_input_answers_only_the_token_holder(void **state)
     size_t n = strlen(row);
 
     const char *none[] = {JSON_CT, NULL};
-    assert_int_equal(http(&a, "POST", "/events", none, row, n, NULL, 5000), 401);
+    assert_int_equal(adapter_http(&a, "POST", "/events", none, row, n, NULL, 5000), 401);
     const char *wrong[] = {JSON_CT, "Authorization: Bearer " TOKEN "x", NULL};
-    assert_int_equal(http(&a, "POST", "/events", wrong, row, n, NULL, 5000), 401);
+    assert_int_equal(adapter_http(&a, "POST", "/events", wrong, row, n, NULL, 5000), 401);
     const char *shorter[] = {JSON_CT, "Authorization: Bearer test-token", NULL};
-    assert_int_equal(http(&a, "POST", "/events", shorter, row, n, NULL, 5000), 401);
+    assert_int_equal(adapter_http(&a, "POST", "/events", shorter, row, n, NULL, 5000), 401);
     const char *basic[] = {JSON_CT, "Authorization: Basic " TOKEN, NULL};
-    assert_int_equal(http(&a, "POST", "/events", basic, row, n, NULL, 5000), 401);
+    assert_int_equal(adapter_http(&a, "POST", "/events", basic, row, n, NULL, 5000), 401);
     const char *status_none[] = {"X-Nothing: 1", NULL};
-    assert_int_equal(http(&a, "GET", "/status", status_none, NULL, 0, NULL, 5000), 401);
+    assert_int_equal(adapter_http(&a, "GET", "/status", status_none, NULL, 0, NULL, 5000), 401);
     /* what a web page can send without asking first: text/plain */
     const char *plain[] = {AUTH, "Content-Type: text/plain", NULL};
-    assert_int_equal(http(&a, "POST", "/events", plain, row, n, NULL, 5000), 415);
+    assert_int_equal(adapter_http(&a, "POST", "/events", plain, row, n, NULL, 5000), 415);
     const char *form[] = {AUTH, "Content-Type: application/x-www-form-urlencoded", NULL};
-    assert_int_equal(http(&a, "POST", "/events", form, row, n, NULL, 5000), 415);
+    assert_int_equal(adapter_http(&a, "POST", "/events", form, row, n, NULL, 5000), 415);
     const char *no_type[] = {AUTH, "Content-Type:", NULL};
-    assert_int_equal(http(&a, "POST", "/events", no_type, row, n, NULL, 5000), 415);
+    assert_int_equal(adapter_http(&a, "POST", "/events", no_type, row, n, NULL, 5000), 415);
     /* a web page of another origin, even with the token */
     const char *evil[] = {AUTH, JSON_CT, "Origin: http://evil.example", NULL};
-    assert_int_equal(http(&a, "POST", "/events", evil, row, n, NULL, 5000), 403);
+    assert_int_equal(adapter_http(&a, "POST", "/events", evil, row, n, NULL, 5000), 403);
     const char *null_origin[] = {AUTH, JSON_CT, "Origin: null", NULL};
-    assert_int_equal(http(&a, "POST", "/events", null_origin, row, n, NULL, 5000), 403);
+    assert_int_equal(adapter_http(&a, "POST", "/events", null_origin, row, n, NULL, 5000), 403);
     const char *cross[] = {AUTH, JSON_CT, "Sec-Fetch-Site: cross-site", NULL};
-    assert_int_equal(http(&a, "POST", "/events", cross, row, n, NULL, 5000), 403);
+    assert_int_equal(adapter_http(&a, "POST", "/events", cross, row, n, NULL, 5000), 403);
     /* DNS rebinding: a name the attacker controls that now points here */
     const char *rebound[] = {AUTH, JSON_CT, "Host: evil.example", NULL};
-    assert_int_equal(http(&a, "POST", "/events", rebound, row, n, NULL, 5000), 403);
+    assert_int_equal(adapter_http(&a, "POST", "/events", rebound, row, n, NULL, 5000), 403);
     char other_port[100];
     snprintf(other_port, sizeof other_port, "Host: 127.0.0.1:%d", a.port + 1);
     const char *wrong_port[] = {AUTH, JSON_CT, other_port, NULL};
-    assert_int_equal(http(&a, "POST", "/events", wrong_port, row, n, NULL, 5000), 403);
+    assert_int_equal(adapter_http(&a, "POST", "/events", wrong_port, row, n, NULL, 5000), 403);
     /* refused requests kept nothing */
     assert_int_equal(count_in_file(a.log, "event=http_refused"), 13);
 
     /* the token holder: accepted, also as localhost and from its own origin */
     buf_t answer = {0};
     const char *good[] = {AUTH, "Content-Type: application/json; charset=utf-8", NULL};
-    assert_int_equal(http(&a, "POST", "/events", good, row, n, &answer, 5000), 200);
+    assert_int_equal(adapter_http(&a, "POST", "/events", good, row, n, &answer, 5000), 200);
     assert_non_null(strstr(answer.data, "\"status\":\"queued\""));
     free(answer.data);
     snprintf(row, sizeof row, ROW, "W2", "999990032");
     const char *good2[] = {AUTH, JSON_CT, host, origin, "Sec-Fetch-Site: same-origin", NULL};
-    assert_int_equal(http(&a, "POST", "/events", good2, row, strlen(row), NULL, 5000), 200);
+    assert_int_equal(adapter_http(&a, "POST", "/events", good2, row, strlen(row), NULL, 5000), 200);
     const char *st[] = {AUTH, NULL};
-    assert_int_equal(http(&a, "GET", "/status", st, NULL, 0, NULL, 5000), 200);
+    assert_int_equal(adapter_http(&a, "GET", "/status", st, NULL, 0, NULL, 5000), 200);
 
     /* 1,100 connections that send nothing (more than select() could
      * watch) do not lock a valid client out */
@@ -344,7 +169,7 @@ static void http_input_answers_only_the_token_holder(void **state)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     answer = (buf_t){0};
-    long code = http(&a, "POST", "/events", good, row, strlen(row), &answer, 5000);
+    long code = adapter_http(&a, "POST", "/events", good, row, strlen(row), &answer, 5000);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1000 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     print_message("a valid POST with %zu idle connections open: status %ld in %.0f ms\n", open_n, code, ms);
@@ -354,14 +179,14 @@ static void http_input_answers_only_the_token_holder(void **state)
     free(answer.data);
     for (size_t i = 0; i < open_n; i++) close(fds[i]);
     free(fds);
-    assert_int_equal(adapter_stop(&a), 0);
+    assert_int_equal(adapter_stop(&a, SIGTERM), 0);
 }
 
 static void token_file_others_can_read_stops_the_adapter(void **state)
 {
     (void)state;
     adapter_t a;
-    adapter_init(&a, "mode", "127.0.0.1", 0644);
+    token_adapter(&a, "mode", "127.0.0.1", 0644);
     char cmd[2000], err[800];
     snprintf(err, sizeof err, "%s/start.err", a.dir);
     snprintf(cmd, sizeof cmd, "timeout 20 %s/schakel adapter --config %s 2> %s", SCHAKEL_BIN_DIR, a.config, err);
@@ -380,7 +205,7 @@ static void token_file_others_can_read_stops_the_adapter(void **state)
 
     /* no token file: the adapter makes one, 0600, of 64 hex characters */
     unlink(a.token);
-    adapter_start(&a);
+    adapter_start_ready(&a);
     struct stat sb;
     assert_int_equal(stat(a.token, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
@@ -390,20 +215,20 @@ static void token_file_others_can_read_stops_the_adapter(void **state)
     assert_int_equal(count_in_file(a.log, "event=http_token_created"), 1);
     assert_int_equal(count_in_file(a.log, (tok[64] = 0, tok)), 0); /* never logged */
     free(tok);
-    assert_int_equal(adapter_stop(&a), 0);
+    assert_int_equal(adapter_stop(&a, SIGTERM), 0);
 
     /* beyond loopback: it runs, and says so */
     adapter_t w;
-    adapter_init(&w, "wide", "0.0.0.0", 0600);
-    adapter_start(&w);
+    token_adapter(&w, "wide", "0.0.0.0", 0600);
+    adapter_start_ready(&w);
     assert_int_equal(count_in_file(w.log, "event=http_not_loopback"), 1);
     char row[600];
     snprintf(row, sizeof row, ROW, "X1", "999990019");
     const char *good[] = {AUTH, JSON_CT, NULL};
-    assert_int_equal(http(&w, "POST", "/events", good, row, strlen(row), NULL, 5000), 200);
+    assert_int_equal(adapter_http(&w, "POST", "/events", good, row, strlen(row), NULL, 5000), 200);
     const char *rebound[] = {AUTH, JSON_CT, "Host: evil.example", NULL};
-    assert_int_equal(http(&w, "POST", "/events", rebound, row, strlen(row), NULL, 5000), 403);
-    assert_int_equal(adapter_stop(&w), 0);
+    assert_int_equal(adapter_http(&w, "POST", "/events", rebound, row, strlen(row), NULL, 5000), 403);
+    assert_int_equal(adapter_stop(&w, SIGTERM), 0);
     assert_int_equal(count_in_file(a.log, "event=http_not_loopback"), 0);
 }
 
@@ -423,21 +248,21 @@ static void strict_csv_names_lines_and_columns(void **state)
 {
     (void)state;
     adapter_t a;
-    adapter_init(&a, "strict", NULL, 0);
-    adapter_start(&a);
+    token_adapter(&a, "strict", NULL, 0);
+    adapter_start_ready(&a);
     /* a quote never closed on line 3: the file is refused whole, and the
      * rows after it are not read into one cell of another child */
     static const char open[] = HEADER
         "Q1;999990019;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"
         "Q2;999990032;14-02-2016;Noord;zorgsignaal;20-11-2026;\"gedrag;laag;;\n"
         "Q3;999990044;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n";
-    drop(&a, "open-quote.csv", open, sizeof open - 1);
+    adapter_drop(&a, "open-quote.csv", open, sizeof open - 1);
     static const char cells[] = HEADER
         "C1;999990019;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"
         "C2;999990032;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;Jos\xe9\n" /* Latin-1 */
         "C3;999990044\0Jansen;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n" /* a NUL */
         "C4;999990056;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;;\n";       /* a column too many */
-    drop(&a, "cells.csv", cells, sizeof cells - 1);
+    adapter_drop(&a, "cells.csv", cells, sizeof cells - 1);
     wait_spool_taken(&a);
     char *r = read_reasons(&a, "open-quote.csv");
     if (!strstr(r, "\"row\":0") || !strstr(r, "line 3:") || !strstr(r, "never closed")) fail_msg("%s", r);
@@ -457,7 +282,7 @@ static void strict_csv_names_lines_and_columns(void **state)
     assert_int_equal(count_in_file(path, "registratienummer;"), 1);
     assert_int_equal(count_in_file(path, "C1;"), 0);
     assert_int_equal(count_in_file(path, "C2;") + count_in_file(path, "C3;") + count_in_file(path, "C4;"), 3);
-    assert_int_equal(adapter_stop(&a), 0);
+    assert_int_equal(adapter_stop(&a, SIGTERM), 0);
 }
 
 /* ---- fuzz-style: no BSN anywhere ---- */
@@ -568,10 +393,10 @@ static void broken_exports_leak_no_bsn(void **state)
 {
     (void)state;
     char b[N_BSN][10];
-    bsns(N_BSN, b);
+    synthetic_bsns(N_BSN, b);
     adapter_t a;
-    adapter_init(&a, "fuzz", "127.0.0.1", 0600);
-    adapter_start(&a);
+    token_adapter(&a, "fuzz", "127.0.0.1", 0600);
+    adapter_start_ready(&a);
 
     /* the exports: a good one of each form, then broken by hand and by chance */
     char csv[8192], jsonl[16384], list[16384], line[700];
@@ -614,18 +439,18 @@ static void broken_exports_leak_no_bsn(void **state)
     char hand[sizeof by_hand / sizeof by_hand[0]][1024];
     for (size_t i = 0; i < sizeof by_hand / sizeof by_hand[0]; i++) {
         fill(by_hand[i][1], b[(2 * i) % N_BSN], b[(2 * i + 1) % N_BSN], hand[i], sizeof hand[i]);
-        drop(&a, by_hand[i][0], hand[i], strlen(hand[i]));
+        adapter_drop(&a, by_hand[i][0], hand[i], strlen(hand[i]));
         http_bodies[i] = hand[i];
     }
     /* NUL in a cell: by hand, as bytes */
     static const char nul[] = HEADER "H11;999990019\0;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n";
-    drop(&a, "nul.csv", nul, sizeof nul - 1);
+    adapter_drop(&a, "nul.csv", nul, sizeof nul - 1);
 
     buf_t replies = {0};
     const char *good[] = {AUTH, JSON_CT, NULL};
     size_t refused = 0;
     for (size_t i = 0; i < sizeof by_hand / sizeof by_hand[0]; i++)
-        refused += http(&a, "POST", "/events", good, http_bodies[i], strlen(http_bodies[i]), &replies, 10000) == 400;
+        refused += adapter_http(&a, "POST", "/events", good, http_bodies[i], strlen(http_bodies[i]), &replies, 10000) == 400;
     assert_true(refused >= 7); /* those that do not parse */
 
     char *m = malloc(32768);
@@ -647,16 +472,16 @@ static void broken_exports_leak_no_bsn(void **state)
             n = mutate(list, ll, m, 32768);
             snprintf(name, sizeof name, "mutant-%03zu.json", i);
         }
-        drop(&a, name, m, n);
+        adapter_drop(&a, name, m, n);
         if (i % 3 == 1 && in_len + n + 1 < in_cap) memcpy(in + in_len, m, n), in_len += n, in[in_len++] = '\n';
         if (i % 3) {
-            long code = http(&a, "POST", "/events", good, m, n, &replies, 10000);
+            long code = adapter_http(&a, "POST", "/events", good, m, n, &replies, 10000);
             if (code != 200 && code != 400) fail_msg("mutant %zu: HTTP status %ld", i, code);
         }
     }
     free(m);
     wait_spool_taken(&a);
-    assert_int_equal(adapter_stop(&a), 0);
+    assert_int_equal(adapter_stop(&a, SIGTERM), 0);
 
     /* the same JSON lines on standard input, one answer per line */
     char exports[800], input[900], acks[900], cmd[4000];
@@ -719,7 +544,7 @@ int main(void)
         cmocka_unit_test(strict_csv_names_lines_and_columns),
         cmocka_unit_test(broken_exports_leak_no_bsn),
     };
-    int rc = cmocka_run_group_tests(tests, setup, teardown);
+    int rc = cmocka_run_group_tests(tests, adapters_node_setup, adapters_node_teardown);
     curl_global_cleanup();
     return rc;
 }

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "adapters_harness.h"
 #include "fileio.h"
 #include "harness.h"
 #include "mapping.h"
@@ -33,108 +34,13 @@
 
 #define FIXTURE SCHAKEL_SOURCE_DIR "/tests/fixtures/adapters/school-profile.json"
 
-typedef struct {
-    char org[64];
-    char dir[600], config[700], log[700], spool[700], inbox[700];
-    pid_t pid;
-} adapter_t;
-
 /* ---- helpers ---- */
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static void adapter_init(adapter_t *a, const char *org, const char *profile, const char *extra)
-{
-    memset(a, 0, sizeof *a);
-    snprintf(a->org, sizeof a->org, "%s", org);
-    char base[600];
-    snprintf(base, sizeof base, "%s/adapters", H->dir);
-    mkdir(base, 0700);
-    snprintf(a->dir, sizeof a->dir, "%s/%s", base, org);
-    mkdir(a->dir, 0700);
-    snprintf(a->config, sizeof a->config, "%s/adapter.json", a->dir);
-    snprintf(a->log, sizeof a->log, "%s/adapter.log", a->dir);
-    snprintf(a->spool, sizeof a->spool, "%s/spool", a->dir);
-    snprintf(a->inbox, sizeof a->inbox, "%s/inbox", a->dir);
-    char json[4096];
-    snprintf(json, sizeof json,
-             "{\"org\": \"%s\", \"node\": \"%s\", \"region_key\": \"%s/keys/region.key\", \"profile\": \"%s\","
-             " \"state\": \"state\", \"spool\": \"spool\"%s%s}",
-             org, H->data, H->data, profile, extra ? ", " : "", extra ? extra : "");
-    write_file(a->config, json);
-}
-
-static void adapter_start(adapter_t *a)
-{
-    const char *args[] = {"adapter", "--config", a->config, NULL};
-    a->pid = harness_spawn(a->log, args);
-    assert_true(a->pid > 0);
-}
-
-static size_t count_lines_with(const char *path, const char *needle);
-
-/* Stops the adapter; a sanitizer report in its log fails the test. */
-static int adapter_stop(adapter_t *a, int sig)
-{
-    int st = 0;
-    if (a->pid <= 0) return -1;
-    kill(a->pid, sig);
-    waitpid(a->pid, &st, 0);
-    a->pid = 0;
-    if (count_lines_with(a->log, "Sanitizer") || count_lines_with(a->log, "runtime error"))
-        fail_msg("%s: sanitizer report in %s", a->org, a->log);
-    return st;
-}
-
-/* Drops a file into the spool the way an export should: written aside,
- * then renamed in; dated back so the adapter takes it at once. */
-static void drop(adapter_t *a, const char *name, const char *content)
-{
-    char tmp[800], path[800];
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", a->spool, name);
-    snprintf(path, sizeof path, "%s/%s", a->spool, name);
-    mkdir(a->spool, 0700);
-    write_file(tmp, content);
-    struct timespec t[2];
-    clock_gettime(CLOCK_REALTIME, &t[0]);
-    t[0].tv_sec -= 5;
-    t[1] = t[0];
-    utimensat(AT_FDCWD, tmp, t, 0);
-    assert_int_equal(rename(tmp, path), 0);
-}
-
-static json_t *status(adapter_t *a)
-{
-    char out[800];
-    snprintf(out, sizeof out, "%s/status.json", a->dir);
-    const char *args[] = {"adapter", "status", "--config", a->config, NULL};
-    if (harness_run_tool(out, args) != 0) return NULL;
-    json_error_t err;
-    return json_load_file(out, 0, &err);
-}
-
-static int spool_empty(adapter_t *a)
-{
-    DIR *d = opendir(a->spool);
-    struct dirent *e;
-    int empty = 1;
-    while (d && (e = readdir(d)))
-        if (e->d_type == DT_REG) empty = 0;
-    if (d) closedir(d);
-    return empty;
-}
 
 /* Waits (60 s at most) until the spool is taken and the outbox is empty. */
 static void wait_drained(adapter_t *a)
 {
     for (int i = 0; i < 600; i++) {
-        json_t *s = spool_empty(a) ? status(a) : NULL;
+        json_t *s = adapter_spool_empty(a) ? adapter_status(a) : NULL;
         json_int_t depth = s ? json_integer_value(json_object_get(s, "outbox_depth")) : -1;
         json_decref(s);
         if (depth == 0) return;
@@ -171,23 +77,11 @@ static size_t on_log(const char *org, int type, size_t *distinct)
     return n;
 }
 
-/* n synthetic BSNs from the test range that pass the elfproef (the range
- * holds some 900: after that children come back, as they do in exports). */
-static void bsns(size_t n, char (*out)[10])
-{
-    size_t k = 0;
-    for (unsigned x = 999990000; k < n; x = x < 999999999 ? x + 1 : 999990000) {
-        char s[16];
-        snprintf(s, sizeof s, "%u", x);
-        if (schakel_bsn_valid(s)) snprintf(out[k++], 10, "%s", s);
-    }
-}
-
 /* A signal export of n rows, record numbers from `first`. */
 static char *signals_csv(size_t n, unsigned first)
 {
     char (*b)[10] = malloc(n * 10);
-    bsns(n, b);
+    synthetic_bsns(n, b);
     size_t cap = 200 + n * 120, len = 0;
     char *csv = malloc(cap);
     len += (size_t)snprintf(csv, cap, "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n");
@@ -198,60 +92,15 @@ static char *signals_csv(size_t n, unsigned first)
     return csv;
 }
 
-/* Is needle in any file under dir (the spool, the organisation's own
- * exports, excepted)? Returns the first file that has it, or NULL. */
-static int has_bytes(const char *dir, const char *needle, char *where, size_t cap)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int found = 0;
-    while (!found && d && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "spool")) continue;
-        char path[1200];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(path, &st) != 0) continue;
-        if (S_ISDIR(st.st_mode)) {
-            found = has_bytes(path, needle, where, cap);
-        } else if (S_ISREG(st.st_mode)) {
-            FILE *f = fopen(path, "rb");
-            char *buf = f ? malloc((size_t)st.st_size + 1) : NULL;
-            size_t n = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
-            if (buf && memmem(buf, n, needle, strlen(needle))) {
-                found = 1;
-                snprintf(where, cap, "%s", path);
-            }
-            free(buf);
-            if (f) fclose(f);
-        }
-    }
-    if (d) closedir(d);
-    return found;
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    H = harness_new_node();
-    return harness_start(H);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    harness_destroy(&H);
-    return 0;
-}
-
 /* ---- the tests ---- */
 
 static void school_export_reaches_the_log_without_the_bsn(void **state)
 {
     (void)state;
     adapter_t a;
-    adapter_init(&a, "school-34cd01", FIXTURE, NULL);
+    adapter_init(&a, NULL, "school-34cd01", FIXTURE, NULL);
     adapter_start(&a);
-    drop(&a, "signalen-2026-11-20.csv",
+    adapter_drop_text(&a, "signalen-2026-11-20.csv",
          "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
          "S1;999990019;14-02-2016;Zuid;zorgsignaal;20-11-2026;gedrag|thuis;hoog;;\n");
     wait_drained(&a);
@@ -284,20 +133,21 @@ static void school_export_reaches_the_log_without_the_bsn(void **state)
 
     /* the BSN in no LMDB file, no log, nothing the adapter keeps */
     char where[1200];
-    if (has_bytes(H->dir, "999990019", where, sizeof where)) fail_msg("the BSN is in %s", where);
+    const char *spools[] = {"spool", NULL}; /* the organisation's own exports */
+    if (has_bytes(H->dir, "999990019", spools, where, sizeof where)) fail_msg("the BSN is in %s", where);
     /* ...and the check can fail: the export itself, in done/, does hold it */
     char done[800];
     snprintf(done, sizeof done, "%s/done", a.spool);
-    assert_true(has_bytes(done, "999990019", where, sizeof where));
+    assert_true(has_bytes(done, "999990019", NULL, where, sizeof where));
 }
 
 static void bad_rows_are_rejected_with_reasons(void **state)
 {
     (void)state;
     adapter_t a;
-    adapter_init(&a, "school-12ab00", FIXTURE, NULL);
+    adapter_init(&a, NULL, "school-12ab00", FIXTURE, NULL);
     adapter_start(&a);
-    drop(&a, "export-met-fouten.csv",
+    adapter_drop_text(&a, "export-met-fouten.csv",
          "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
          "B1;999990032;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"
          "B2;999990033;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"      /* fails the elfproef */
@@ -337,7 +187,7 @@ static void bad_rows_are_rejected_with_reasons(void **state)
     assert_int_equal(access(path, F_OK), 0);
 
     /* a corrected row under the same record number is refused, not dropped */
-    drop(&a, "correctie.csv",
+    adapter_drop_text(&a, "correctie.csv",
          "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
          "B1;999990032;14-02-2016;Noord;zorgsignaal;20-11-2026;thuis;laag;;\n");
     wait_drained(&a);
@@ -356,14 +206,14 @@ static void broker_killed_while_sending_loses_and_doubles_nothing(void **state)
 {
     (void)state;
     adapter_t a, b;
-    adapter_init(&a, "school-12ab00", FIXTURE, NULL);
-    adapter_init(&b, "school-34cd01", FIXTURE, NULL);
+    adapter_init(&a, NULL, "school-12ab00", FIXTURE, NULL);
+    adapter_init(&b, NULL, "school-34cd01", FIXTURE, NULL);
     size_t before_a = on_log("school-12ab00", 0, NULL), before_b = on_log("school-34cd01", 0, NULL);
     adapter_start(&a);
     adapter_start(&b);
     char *ca = signals_csv(1500, 10000), *cb = signals_csv(1500, 20000);
-    drop(&a, "groot-a.csv", ca);
-    drop(&b, "groot-b.csv", cb);
+    adapter_drop_text(&a, "groot-a.csv", ca);
+    adapter_drop_text(&b, "groot-b.csv", cb);
     free(ca);
     free(cb);
     for (int round = 0; round < 3; round++) {
@@ -387,11 +237,11 @@ static void adapter_killed_mid_file_loses_and_doubles_nothing(void **state)
 {
     (void)state;
     adapter_t a;
-    adapter_init(&a, "school-12ab00", FIXTURE, NULL);
+    adapter_init(&a, NULL, "school-12ab00", FIXTURE, NULL);
     size_t before = on_log("school-12ab00", 0, NULL);
     char *csv = signals_csv(3000, 30000);
     adapter_start(&a);
-    drop(&a, "nog-groter.csv", csv);
+    adapter_drop_text(&a, "nog-groter.csv", csv);
     for (int round = 0; round < 4; round++) {
         usleep(120000 + 90000 * (useconds_t)round);
         assert_int_equal(WTERMSIG(adapter_stop(&a, SIGKILL)), SIGKILL);
@@ -402,7 +252,7 @@ static void adapter_killed_mid_file_loses_and_doubles_nothing(void **state)
     assert_int_equal(on_log("school-12ab00", 0, &distinct) - before, 3000);
     assert_int_equal(distinct, before + 3000);
     /* the same export again changes nothing */
-    drop(&a, "nog-groter-opnieuw.csv", csv);
+    adapter_drop_text(&a, "nog-groter-opnieuw.csv", csv);
     wait_drained(&a);
     assert_int_equal(on_log("school-12ab00", 0, NULL) - before, 3000);
     free(csv);
@@ -429,12 +279,12 @@ static void delivery_lands_once_though_the_hand_over_fails_first(void **state)
              "\"inbox\": {\"command\": \"if [ ! -e %s/adapters/failed-once ]; then touch %s/adapters/failed-once; exit 1; fi; "
              "cat > /dev/null; echo $SCHAKEL_EVENT_ID $SCHAKEL_EVENT_TYPE >> %s/adapters/handed.txt\"}",
              H->dir, H->dir, H->dir);
-    adapter_init(&w, "wijkteam-zuid", FIXTURE, extra);
+    adapter_init(&w, NULL, "wijkteam-zuid", FIXTURE, extra);
     adapter_start(&w);
     /* the school refers a child living in zuid, with the parents' consent */
-    adapter_init(&s, "school-34cd01", FIXTURE, NULL);
+    adapter_init(&s, NULL, "school-34cd01", FIXTURE, NULL);
     adapter_start(&s);
-    drop(&s, "aanmelding.csv",
+    adapter_drop_text(&s, "aanmelding.csv",
          "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
          "T1;999990081;14-02-2016;Zuid;toestemming;01-11-2026;thuis;laag;wijkteam;ouders\n"
          "A1;999990081;14-02-2016;Zuid;aanmelding;01-11-2026;thuis;middel;wijkteam;\n");
@@ -454,26 +304,23 @@ static void delivery_lands_once_though_the_hand_over_fails_first(void **state)
     adapter_start(&w);
     usleep(1500000);
     assert_int_equal(count_lines_with(handed, " referral"), 1);
-    json_t *st = status(&w);
+    json_t *st = adapter_status(&w);
     assert_true(json_integer_value(json_object_get(st, "inbox_cursor")) > 0);
     json_decref(st);
     adapter_stop(&w, SIGTERM);
     adapter_stop(&s, SIGTERM);
 }
 
-static size_t collect(char *p, size_t size, size_t n, void *arg)
-{
-    json_t **out = arg;
-    json_error_t err;
-    *out = json_loadb(p, size * n, 0, &err);
-    return size * n;
-}
-
 static void http_and_stdin_answer_per_row(void **state)
 {
     (void)state;
     adapter_t a;
-    adapter_init(&a, "school-12ab00", FIXTURE, "\"http\": \"127.0.0.1:57481\"");
+    char http[100];
+    int port = harness_free_port();
+    assert_true(port > 0);
+    snprintf(http, sizeof http, "\"http\": \"127.0.0.1:%d\"", port);
+    adapter_init(&a, NULL, "school-12ab00", FIXTURE, http);
+    a.port = port;
     adapter_start(&a);
     const char *rows = "[{\"registratienummer\":\"H1\",\"bsn\":\"999990093\",\"geboortedatum\":\"14-02-2016\","
                        "\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":\"20-11-2026\",\"categorie\":\"gedrag\","
@@ -481,8 +328,7 @@ static void http_and_stdin_answer_per_row(void **state)
                        "{\"registratienummer\":\"H2\",\"bsn\":\"123\",\"geboortedatum\":\"14-02-2016\","
                        "\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":\"20-11-2026\",\"categorie\":\"gedrag\","
                        "\"urgentie\":\"hoog\"}]";
-    json_t *answer = NULL;
-    long code = 0;
+    long code = -1;
     /* the adapter makes its token file (state/http.token) on first start */
     char tokpath[800], auth[200] = "Authorization: Bearer ";
     snprintf(tokpath, sizeof tokpath, "%s/state/http.token", a.dir);
@@ -492,20 +338,17 @@ static void http_and_stdin_answer_per_row(void **state)
     assert_non_null(tok);
     strncat(auth, tok, strcspn(tok, "\n"));
     free(tok);
-    struct curl_slist *hdrs = curl_slist_append(NULL, auth);
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    for (int i = 0; i < 50 && !answer; i++) {
-        CURL *c = curl_easy_init();
-        curl_easy_setopt(c, CURLOPT_URL, "http://127.0.0.1:57481/events");
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, rows);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
-        if (curl_easy_perform(c) != CURLE_OK) usleep(100000);
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-        curl_easy_cleanup(c);
+    const char *hdrs[] = {auth, "Content-Type: application/json", NULL};
+    buf_t body = {0};
+    for (int i = 0; i < 50 && code < 0; i++) { /* until it listens */
+        free(body.data);
+        body = (buf_t){0};
+        code = adapter_http(&a, "POST", "/events", hdrs, rows, strlen(rows), &body, 10000);
+        if (code < 0) usleep(100000);
     }
-    curl_slist_free_all(hdrs);
+    json_error_t err;
+    json_t *answer = body.data ? json_loadb(body.data, body.len, 0, &err) : NULL;
+    free(body.data);
     assert_non_null(answer);
     assert_int_equal(code, 200);
     assert_int_equal(json_array_size(answer), 2);
@@ -528,7 +371,7 @@ static void http_and_stdin_answer_per_row(void **state)
     assert_int_equal(count_lines_with(out, "\"status\":\"queued\""), 1);
     assert_int_equal(count_lines_with(out, "\"status\":\"rejected\""), 1);
     assert_int_equal(count_lines_with(out, "\"reason\":\"line 2, column "), 1); /* where, not what */
-    json_t *st = status(&a);
+    json_t *st = adapter_status(&a);
     assert_int_equal(json_integer_value(json_object_get(st, "outbox_depth")), 0);
     json_decref(st);
     assert_int_equal(count_lines_with(a.log, "Sanitizer") + count_lines_with(a.log, "runtime error"), 0);
@@ -547,7 +390,7 @@ static void six_profiles_map_their_examples_onto_the_log(void **state)
         char profile[800], examples[800];
         snprintf(profile, sizeof profile, "%s/adapters/profiles/%s/profile.json", SCHAKEL_SOURCE_DIR, kinds[k][0]);
         snprintf(examples, sizeof examples, "%s/adapters/profiles/%s/examples", SCHAKEL_SOURCE_DIR, kinds[k][0]);
-        adapter_init(&a[k], kinds[k][1], profile, NULL);
+        adapter_init(&a[k], NULL, kinds[k][1], profile, NULL);
         before[k] = on_log(kinds[k][1], 0, NULL);
         /* how many events the examples make, by the mapper itself */
         char out[900];
@@ -567,7 +410,7 @@ static void six_profiles_map_their_examples_onto_the_log(void **state)
             size_t n = fread(text, 1, sizeof text - 1, f);
             text[n] = 0;
             fclose(f);
-            drop(&a[k], e->d_name, text);
+            adapter_drop_text(&a[k], e->d_name, text);
         }
         closedir(d);
         assert_true(expect[k] > 0);
@@ -575,7 +418,7 @@ static void six_profiles_map_their_examples_onto_the_log(void **state)
     }
     for (int k = 0; k < 6; k++) {
         wait_drained(&a[k]);
-        json_t *st = status(&a[k]);
+        json_t *st = adapter_status(&a[k]);
         assert_int_equal(json_integer_value(json_object_get(st, "dead_letters")), 0);
         json_decref(st);
         size_t got = on_log(kinds[k][1], 0, NULL) - before[k];
@@ -596,7 +439,7 @@ int main(void)
         cmocka_unit_test(http_and_stdin_answer_per_row),
         cmocka_unit_test(six_profiles_map_their_examples_onto_the_log),
     };
-    int rc = cmocka_run_group_tests(tests, setup, teardown);
+    int rc = cmocka_run_group_tests(tests, adapters_node_setup, adapters_node_teardown);
     curl_global_cleanup();
     return rc;
 }

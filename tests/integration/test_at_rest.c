@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "adapters_harness.h"
 #include "fileio.h"
 #include "harness.h"
 #include "mapping.h"
@@ -41,104 +42,12 @@
 #define WIJKTEAM_PROFILE SCHAKEL_SOURCE_DIR "/adapters/profiles/wijkteam/profile.json"
 #define MARK "zq7MARKERx" /* + a letter per place it was put */
 
-typedef struct {
-    char dir[600], config[700], log[700], spool[700], inbox[700];
-    pid_t pid;
-} adapter_t;
-
-static void write_file(const char *path, const char *text)
+/* An adapter of org, its inbox a directory (as the receiving system's). */
+static void adapter_begin(adapter_t *a, const char *org, const char *profile)
 {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static void adapter_start(adapter_t *a, const char *org, const char *profile)
-{
-    memset(a, 0, sizeof *a);
-    char base[600];
-    snprintf(base, sizeof base, "%s/adapters", H->dir);
-    mkdir(base, 0700);
-    snprintf(a->dir, sizeof a->dir, "%s/%s", base, org);
-    mkdir(a->dir, 0700);
-    snprintf(a->config, sizeof a->config, "%s/adapter.json", a->dir);
-    snprintf(a->log, sizeof a->log, "%s/adapter.log", a->dir);
-    snprintf(a->spool, sizeof a->spool, "%s/spool", a->dir);
-    snprintf(a->inbox, sizeof a->inbox, "%s/inbox", a->dir);
+    adapter_init(a, NULL, org, profile, "\"inbox\": {\"dir\": \"inbox\"}");
     mkdir(a->spool, 0700);
-    char json[4096];
-    snprintf(json, sizeof json,
-             "{\"org\": \"%s\", \"node\": \"%s\", \"region_key\": \"%s/keys/region.key\", \"profile\": \"%s\","
-             " \"state\": \"state\", \"spool\": \"spool\", \"inbox\": {\"dir\": \"inbox\"}}",
-             org, H->data, H->data, profile);
-    write_file(a->config, json);
-    const char *args[] = {"adapter", "--config", a->config, NULL};
-    a->pid = harness_spawn(a->log, args);
-    assert_true(a->pid > 0);
-}
-
-/* Stops the adapter: a clean exit, and no sanitizer report in its log. */
-static void adapter_stop(adapter_t *a)
-{
-    int st = 0;
-    kill(a->pid, SIGTERM);
-    waitpid(a->pid, &st, 0);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    FILE *f = fopen(a->log, "r");
-    char line[4096];
-    while (f && fgets(line, sizeof line, f))
-        if (strstr(line, "Sanitizer") || strstr(line, "runtime error")) fail_msg("%s: %s", a->log, line);
-    if (f) fclose(f);
-}
-
-/* Drops an export into the spool: written aside, renamed in, dated back
- * so the adapter takes it at once. */
-static void drop(adapter_t *a, const char *name, const char *content)
-{
-    char tmp[800], path[800];
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", a->spool, name);
-    snprintf(path, sizeof path, "%s/%s", a->spool, name);
-    write_file(tmp, content);
-    struct timespec t[2];
-    clock_gettime(CLOCK_REALTIME, &t[0]);
-    t[0].tv_sec -= 5;
-    t[1] = t[0];
-    utimensat(AT_FDCWD, tmp, t, 0);
-    assert_int_equal(rename(tmp, path), 0);
-}
-
-/* Is needle in any file under dir, except under the paths in skip? The
- * first file that has it goes to where. */
-static int has_bytes(const char *dir, const char *needle, const char *const *skip, char *where, size_t cap)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int found = 0;
-    while (!found && d && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char path[1200];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        int skipped = 0;
-        for (size_t i = 0; skip && skip[i]; i++) skipped |= !strcmp(path, skip[i]);
-        struct stat st;
-        if (skipped || lstat(path, &st) != 0) continue;
-        if (S_ISDIR(st.st_mode)) {
-            found = has_bytes(path, needle, skip, where, cap);
-        } else if (S_ISREG(st.st_mode)) {
-            FILE *f = fopen(path, "rb");
-            char *buf = f ? malloc((size_t)st.st_size + 1) : NULL;
-            size_t n = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
-            if (buf && memmem(buf, n, needle, strlen(needle))) {
-                found = 1;
-                snprintf(where, cap, "%s", path);
-            }
-            free(buf);
-            if (f) fclose(f);
-        }
-    }
-    if (d) closedir(d);
-    return found;
+    adapter_start(a);
 }
 
 /* Waits (60 s at most) until a file under dir holds needle. */
@@ -150,17 +59,6 @@ static void wait_bytes(const char *dir, const char *needle)
         usleep(100000);
     }
     fail_msg("nothing in %s holds %s after 60 s", dir, needle);
-}
-
-/* Two synthetic BSNs that pass the elfproef. */
-static void two_bsns(char a[10], char b[10])
-{
-    int k = 0;
-    for (unsigned x = 999990000; k < 2; x++) {
-        char s[16];
-        snprintf(s, sizeof s, "%u", x);
-        if (schakel_bsn_valid(s)) snprintf(k++ ? b : a, 10, "%s", s);
-    }
 }
 
 /* The school's referral from its export, as the log has it. */
@@ -198,17 +96,17 @@ static void markers_rest_only_in_the_export_and_the_inbox(void **state)
     json_decref(prof);
 
     adapter_t school, wijkteam;
-    adapter_start(&school, "school-34cd01", profile);
+    adapter_begin(&school, "school-34cd01", profile);
 
     /* 1. by export: a referral (held: no consent yet) and a signal */
-    char b1[10], b2[10], csv[2048];
-    two_bsns(b1, b2);
+    char b[2][10], csv[2048];
+    synthetic_bsns(2, b);
     snprintf(csv, sizeof csv,
              "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door;dossier\n"
              "AR1;%s;14-02-2016;Zuid;aanmelding;20-11-2026;thuis;middel;wijkteam;;" MARK "A\n"
              "AR2;%s;14-02-2016;Zuid;zorgsignaal;20-11-2026;gedrag;hoog;;;" MARK "B\n",
-             b1, b2);
-    drop(&school, "export-1.csv", csv);
+             b[0], b[1]);
+    adapter_drop_text(&school, "export-1.csv", csv);
     char rid[33] = "", p[65] = "";
     uint8_t ref[16];
     for (int i = 0; i < 600 && !find_referral(rid, p, ref); i++) usleep(100000);
@@ -238,15 +136,15 @@ static void markers_rest_only_in_the_export_and_the_inbox(void **state)
              q, cid);
     publish("school-34cd01", json, NULL);
 
-    adapter_start(&wijkteam, "wijkteam-zuid", WIJKTEAM_PROFILE);
+    adapter_begin(&wijkteam, "wijkteam-zuid", WIJKTEAM_PROFILE);
 
     /* 3. by export: the parents' consent for the referral's child: the
      * hold is released and the referral reaches the wijkteam's system */
     snprintf(csv, sizeof csv,
              "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door;dossier\n"
              "AT1;%s;14-02-2016;Zuid;toestemming;20-11-2026;thuis;;wijkteam;ouders;" MARK "C\n",
-             b1);
-    drop(&school, "export-2.csv", csv);
+             b[0]);
+    adapter_drop_text(&school, "export-2.csv", csv);
     decisions_t ds;
     wait_decisions(ref, 2, &ds); /* held, then released */
     assert_non_null(find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
@@ -268,8 +166,8 @@ static void markers_rest_only_in_the_export_and_the_inbox(void **state)
     wait_services(harness_head(H));
     wait_bytes(school.inbox, "\"closed\"");
 
-    adapter_stop(&school);
-    adapter_stop(&wijkteam);
+    assert_int_equal(adapter_stop(&school, SIGTERM), 0);
+    assert_int_equal(adapter_stop(&wijkteam, SIGTERM), 0);
     assert_int_equal(harness_shutdown(H), 0);
 
     /* the services' decisions still replay byte for byte, events read back
@@ -379,20 +277,6 @@ static void old_consent_state_is_refused(void **state)
     schakel_svc_engine_free(ops, &engine);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    H = harness_new_node();
-    return harness_start(H);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    harness_destroy(&H);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -400,5 +284,5 @@ int main(void)
         cmocka_unit_test(erased_child_is_forgotten_by_consent),
         cmocka_unit_test(old_consent_state_is_refused),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, adapters_node_setup, adapters_node_teardown);
 }

@@ -19,33 +19,15 @@
  * the test sees the broker's own answer (the client would retry it). */
 static Schakel__V1__Ack *publish_raw(harness_t *h, void *s, size_t n)
 {
-    schakel_keys_t k;
-    harness_keys(h, "school-a", &k);
-    ProtobufCBinaryData *evs = calloc(n, sizeof *evs);
-    uint8_t(*hashes)[32] = calloc(n, 32);
-    for (size_t i = 0; i < n; i++) {
-        uint8_t id[16];
-        harness_event_id(id);
-        harness_signal("school-a", id, (unsigned)i, &evs[i].data, &evs[i].len);
-        schakel_sha256(evs[i].data, evs[i].len, hashes[i]);
-    }
-    uint8_t digest[32], sig[64];
-    schakel_batch_digest((const uint8_t(*)[32])hashes, n, digest);
-    schakel_ed25519_sign(k.sign_secret, digest, 32, sig);
-    Schakel__V1__Publish p = SCHAKEL__V1__PUBLISH__INIT;
-    p.n_events = n;
-    p.events = evs;
-    p.signature.data = sig;
-    p.signature.len = 64;
+    Schakel__V1__Publish p;
+    harness_publish_new(h, "school-a", n, 1, &p);
     assert_int_equal(schakel_wire_send(s, NULL, "PUBLISH", 1, &p.base, 0), 0);
     schakel_wire_msg_t m;
     assert_int_equal(schakel_wire_recv(s, 0, &m, 0), 0);
     assert_string_equal(m.name, "ACK");
     Schakel__V1__Ack *a = schakel__v1__ack__unpack(NULL, zmq_msg_size(&m.body), zmq_msg_data(&m.body));
     schakel_wire_close(&m);
-    for (size_t i = 0; i < n; i++) free(evs[i].data);
-    free(evs);
-    free(hashes);
+    harness_publish_free(&p);
     return a;
 }
 

@@ -96,25 +96,8 @@ static const char *expect_error(void *s, const char *cmd, const void *body, size
 /* A PUBLISH of n fresh signal events from school-a, signed (or not). */
 static Schakel__V1__Ack *publish_raw(harness_t *h, void *s, size_t n, int good_sig)
 {
-    schakel_keys_t k;
-    harness_keys(h, "school-a", &k);
-    ProtobufCBinaryData *evs = calloc(n, sizeof *evs);
-    uint8_t(*hashes)[32] = calloc(n, 32);
-    for (size_t i = 0; i < n; i++) {
-        uint8_t id[16];
-        harness_event_id(id);
-        harness_signal("school-a", id, (unsigned)i, &evs[i].data, &evs[i].len);
-        schakel_sha256(evs[i].data, evs[i].len, hashes[i]);
-    }
-    uint8_t digest[32], sig[64];
-    schakel_batch_digest((const uint8_t(*)[32])hashes, n, digest);
-    schakel_ed25519_sign(k.sign_secret, digest, 32, sig);
-    if (!good_sig) sig[0] ^= 1;
-    Schakel__V1__Publish p = SCHAKEL__V1__PUBLISH__INIT;
-    p.n_events = n;
-    p.events = evs;
-    p.signature.data = sig;
-    p.signature.len = 64;
+    Schakel__V1__Publish p;
+    harness_publish_new(h, "school-a", n, good_sig, &p);
     assert_int_equal(schakel_wire_send(s, NULL, "PUBLISH", 1, &p.base, 0), 0);
     char name[17];
     zmq_msg_t b;
@@ -123,10 +106,45 @@ static Schakel__V1__Ack *publish_raw(harness_t *h, void *s, size_t n, int good_s
     Schakel__V1__Ack *a = schakel__v1__ack__unpack(NULL, zmq_msg_size(&b), zmq_msg_data(&b));
     zmq_msg_close(&b);
     assert_non_null(a);
-    for (size_t i = 0; i < n; i++) free(evs[i].data);
-    free(evs);
-    free(hashes);
+    harness_publish_free(&p);
     return a;
+}
+
+/* A PING answered PONG. */
+static void expect_pong(void *s)
+{
+    char name[17];
+    raw_send(s, "PING", 1, "", 0);
+    assert_int_equal(raw_recv(s, name, NULL, NULL), 0);
+    assert_string_equal(name, "PONG");
+}
+
+/* Reads every answer until none comes (the socket's receive timeout):
+ * *ok counts those named ok_name, *later the ERRORs RETRY_LATER whose
+ * reason has later_reason, *other the rest. */
+static void drain(void *s, const char *ok_name, const char *later_reason, size_t *ok, size_t *later,
+                  size_t *other)
+{
+    char name[17];
+    zmq_msg_t b;
+    *ok = *later = *other = 0;
+    while (raw_recv(s, name, NULL, &b) == 0) {
+        if (!strcmp(name, ok_name)) {
+            (*ok)++;
+        } else if (!strcmp(name, "ERROR")) {
+            Schakel__V1__Error *e =
+                schakel__v1__error__unpack(NULL, zmq_msg_size(&b), zmq_msg_data(&b));
+            if (e && e->code == SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER &&
+                strstr(e->reason, later_reason))
+                (*later)++;
+            else
+                (*other)++;
+            if (e) schakel__v1__error__free_unpacked(e, NULL);
+        } else {
+            (*other)++;
+        }
+        zmq_msg_close(&b);
+    }
 }
 
 static size_t fetch_body(uint8_t *buf, const char *stream, uint64_t from, uint32_t max_count,
@@ -235,26 +253,8 @@ static void pipelined_fetches_stay_bounded(void **state)
      * RETRY_LATER that says why */
     int t = 3000;
     zmq_setsockopt(bad, ZMQ_RCVTIMEO, &t, sizeof t);
-    size_t batches = 0, later = 0, other = 0;
-    char name[17];
-    zmq_msg_t b;
-    while (raw_recv(bad, name, NULL, &b) == 0) {
-        if (!strcmp(name, "BATCH")) {
-            batches++;
-        } else if (!strcmp(name, "ERROR")) {
-            Schakel__V1__Error *e =
-                schakel__v1__error__unpack(NULL, zmq_msg_size(&b), zmq_msg_data(&b));
-            if (e && e->code == SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER &&
-                strstr(e->reason, "not read yet"))
-                later++;
-            else
-                other++;
-            if (e) schakel__v1__error__free_unpacked(e, NULL);
-        } else {
-            other++;
-        }
-        zmq_msg_close(&b);
-    }
+    size_t batches, later, other;
+    drain(bad, "BATCH", "not read yet", &batches, &later, &other);
     printf("the pipelining peer got %zu BATCHes and %zu RETRY_LATER, %zu other\n", batches,
            later, other);
     assert_int_equal(other, 0);
@@ -272,31 +272,12 @@ static void unread_acks_stop_publishes(void **state)
 {
     harness_t *h = *state = harness_new();
     assert_int_equal(harness_start(h), 0);
-    schakel_keys_t k;
-    harness_keys(h, "school-a", &k);
-    size_t n = 1024;
-    ProtobufCBinaryData *evs = calloc(n, sizeof *evs);
-    uint8_t(*hashes)[32] = calloc(n, 32);
-    for (size_t i = 0; i < n; i++) {
-        uint8_t id[16];
-        harness_event_id(id);
-        harness_signal("school-a", id, (unsigned)i, &evs[i].data, &evs[i].len);
-        schakel_sha256(evs[i].data, evs[i].len, hashes[i]);
-    }
-    uint8_t digest[32], sig[64];
-    schakel_batch_digest((const uint8_t(*)[32])hashes, n, digest);
-    schakel_ed25519_sign(k.sign_secret, digest, 32, sig);
-    Schakel__V1__Publish p = SCHAKEL__V1__PUBLISH__INIT;
-    p.n_events = n;
-    p.events = evs;
-    p.signature.data = sig;
-    p.signature.len = 64;
+    Schakel__V1__Publish p;
+    harness_publish_new(h, "school-a", 1024, 1, &p);
     size_t len = schakel__v1__publish__get_packed_size(&p);
     uint8_t *frame = malloc(len);
     schakel__v1__publish__pack(&p, frame);
-    for (size_t i = 0; i < n; i++) free(evs[i].data);
-    free(evs);
-    free(hashes);
+    harness_publish_free(&p);
 
     /* the same batch again and again: stored once, then duplicates, each
      * ACK about 30 kB */
@@ -307,33 +288,13 @@ static void unread_acks_stop_publishes(void **state)
     sleep_ms(3000); /* the broker checks 128 x 1024 events */
     /* another organisation is served meanwhile */
     void *good = raw_socket(h, "smw-b", 0);
-    char name[17];
-    raw_send(good, "PING", 1, "", 0);
-    assert_int_equal(raw_recv(good, name, NULL, NULL), 0);
-    assert_string_equal(name, "PONG");
+    expect_pong(good);
     zmq_close(good);
 
     int t = 3000;
     zmq_setsockopt(bad, ZMQ_RCVTIMEO, &t, sizeof t);
-    size_t acks = 0, later = 0, other = 0;
-    zmq_msg_t b;
-    while (raw_recv(bad, name, NULL, &b) == 0) {
-        if (!strcmp(name, "ACK")) {
-            acks++;
-        } else if (!strcmp(name, "ERROR")) {
-            Schakel__V1__Error *e =
-                schakel__v1__error__unpack(NULL, zmq_msg_size(&b), zmq_msg_data(&b));
-            if (e && e->code == SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER &&
-                strstr(e->reason, "not ACKed or their ACKs not read yet"))
-                later++;
-            else
-                other++;
-            if (e) schakel__v1__error__free_unpacked(e, NULL);
-        } else {
-            other++;
-        }
-        zmq_msg_close(&b);
-    }
+    size_t acks, later, other;
+    drain(bad, "ACK", "not ACKed or their ACKs not read yet", &acks, &later, &other);
     printf("a publisher not reading: %zu ACKs, %zu RETRY_LATER, %zu other\n", acks, later, other);
     assert_int_equal(other, 0);
     assert_true(acks >= 128);
@@ -360,10 +321,7 @@ static void command_bodies_get_documented_codes(void **state)
     expect_error(s, "COMMIT", junk, sizeof junk, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED);
     free(huge);
     /* a well-formed PING is still a PONG */
-    char name[17];
-    raw_send(s, "PING", 1, "", 0);
-    assert_int_equal(raw_recv(s, name, NULL, NULL), 0);
-    assert_string_equal(name, "PONG");
+    expect_pong(s);
     zmq_close(s);
     assert_int_equal(harness_shutdown(h), 0);
 }
@@ -470,10 +428,7 @@ static void full_disk_says_the_disk_is_full(void **state)
     assert_true(full);
     assert_true(stored > 0);
     /* still serving */
-    char name[17];
-    raw_send(s, "PING", 1, "", 0);
-    assert_int_equal(raw_recv(s, name, NULL, NULL), 0);
-    assert_string_equal(name, "PONG");
+    expect_pong(s);
     zmq_close(s);
     harness_stop(h, SIGKILL); /* a clean stop writes a final checkpoint: no room */
 }

@@ -17,85 +17,7 @@
 #include "crypto.h"
 #include "error.h"
 #include "store.h"
-
-typedef struct {
-    char dir[64];
-    uint8_t master[32];
-    uint8_t sign_sec[32], sign_pub[32];
-} fx_t;
-
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-    (void)s, (void)f, (void)w;
-    return remove(p);
-}
-
-static int setup(void **state)
-{
-    fx_t *fx = calloc(1, sizeof *fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/schakel-store-XXXXXX");
-    if (!mkdtemp(fx->dir)) return -1;
-    schakel_random(fx->master, 32);
-    schakel_ed25519_keygen(fx->sign_pub, fx->sign_sec);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_t *fx = *state;
-    nftw(fx->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-    free(fx);
-    return 0;
-}
-
-static schakel_store_t *open_store(fx_t *fx, size_t initial, size_t max)
-{
-    schakel_lmdb_options_t o = {0};
-    o.dir = fx->dir;
-    memcpy(o.master_key, fx->master, 32);
-    o.sign_secret = fx->sign_sec;
-    o.checkpoint_every = 10;
-    o.map_initial = initial;
-    o.map_max = max;
-    char why[SCHAKEL_ERRLEN] = "";
-    schakel_store_t *s = schakel_store_open_lmdb(&o, why);
-    if (!s) fail_msg("open: %s", why);
-    return s;
-}
-
-/* Appends n synthetic events in one batch; ids from base. */
-static int append_n(schakel_store_t *s, unsigned base, size_t n, size_t payload, const char *subject,
-                    uint64_t *first_seq)
-{
-    schakel_append_item_t *items = calloc(n, sizeof *items);
-    uint8_t(*ids)[16] = calloc(n, 16);
-    uint8_t(*hashes)[32] = calloc(n, 32);
-    uint8_t *data = malloc(n * payload);
-    for (size_t i = 0; i < n; i++) {
-        unsigned v = base + (unsigned)i;
-        memcpy(ids[i], &v, sizeof v);
-        memset(data + i * payload, (int)(v & 0xff), payload);
-        items[i].event = data + i * payload;
-        items[i].event_len = payload;
-        items[i].event_id = ids[i];
-        items[i].type = 100;
-        items[i].subject = subject;
-        schakel_sha256(items[i].event, payload, items[i].event_hash);
-        memcpy(hashes[i], items[i].event_hash, 32);
-        items[i].proof_index = (uint32_t)i;
-    }
-    uint8_t sig[64] = {1};
-    schakel_append_batch_t b = {"school-a", sig, (const uint8_t(*)[32])hashes, n, items, n};
-    char why[SCHAKEL_ERRLEN] = "";
-    int rc = schakel_store_append(s, &b, 1, 1795000000000LL, why);
-    if (rc == 0 && first_seq) *first_seq = items[0].seq;
-    free(items);
-    free(ids);
-    free(hashes);
-    free(data);
-    return rc;
-}
+#include "store_fixture.h"
 
 typedef struct {
     size_t n;
@@ -119,9 +41,9 @@ static int count_cb(void *arg, const schakel_record_t *r)
 static void append_read_and_verify(void **state)
 {
     fx_t *fx = *state;
-    schakel_store_t *s = open_store(fx, 0, 0);
+    schakel_store_t *s = store_fx_open(fx, 10, 0, 0);
     uint64_t first = 0;
-    assert_int_equal(append_n(s, 1000, 25, 300, "aa", &first), 0);
+    assert_int_equal(store_fx_append_n(s, 1000, 25, 300, "aa", &first), 0);
     assert_int_equal(first, 1);
     seen_t seen = {0};
     uint64_t next;
@@ -143,18 +65,18 @@ static void append_read_and_verify(void **state)
 static void duplicates_keep_first_seq(void **state)
 {
     fx_t *fx = *state;
-    schakel_store_t *s = open_store(fx, 0, 0);
+    schakel_store_t *s = store_fx_open(fx, 10, 0, 0);
     uint64_t a = 0, b = 0;
-    assert_int_equal(append_n(s, 1, 5, 100, "aa", &a), 0);
-    assert_int_equal(append_n(s, 1, 5, 100, "aa", &b), 0);
+    assert_int_equal(store_fx_append_n(s, 1, 5, 100, "aa", &a), 0);
+    assert_int_equal(store_fx_append_n(s, 1, 5, 100, "aa", &b), 0);
     assert_int_equal(a, b);
     schakel_head_t h;
     schakel_store_head(s, &h);
     assert_int_equal(h.seq, 5);
     schakel_store_close(&s);
     /* reopening keeps the head and the dedup index */
-    s = open_store(fx, 0, 0);
-    assert_int_equal(append_n(s, 1, 5, 100, "aa", &b), 0);
+    s = store_fx_open(fx, 10, 0, 0);
+    assert_int_equal(store_fx_append_n(s, 1, 5, 100, "aa", &b), 0);
     assert_int_equal(b, a);
     schakel_store_head(s, &h);
     assert_int_equal(h.seq, 5);
@@ -164,9 +86,9 @@ static void duplicates_keep_first_seq(void **state)
 static void erasure_keeps_the_chain(void **state)
 {
     fx_t *fx = *state;
-    schakel_store_t *s = open_store(fx, 0, 0);
-    assert_int_equal(append_n(s, 1, 3, 100, "child-one", NULL), 0);
-    assert_int_equal(append_n(s, 100, 3, 100, "child-two", NULL), 0);
+    schakel_store_t *s = store_fx_open(fx, 10, 0, 0);
+    assert_int_equal(store_fx_append_n(s, 1, 3, 100, "child-one", NULL), 0);
+    assert_int_equal(store_fx_append_n(s, 100, 3, 100, "child-two", NULL), 0);
     assert_int_equal(schakel_store_erase_subject(s, "child-one"), 0);
     seen_t seen = {0};
     uint64_t next;
@@ -182,8 +104,8 @@ static void erasure_keeps_the_chain(void **state)
 static void map_grows_before_full(void **state)
 {
     fx_t *fx = *state;
-    schakel_store_t *s = open_store(fx, 256 << 10, 0);
-    for (unsigned i = 0; i < 40; i++) assert_int_equal(append_n(s, i * 1000, 200, 600, "aa", NULL), 0);
+    schakel_store_t *s = store_fx_open(fx, 10, 256 << 10, 0);
+    for (unsigned i = 0; i < 40; i++) assert_int_equal(store_fx_append_n(s, i * 1000, 200, 600, "aa", NULL), 0);
     schakel_head_t h;
     schakel_store_head(s, &h);
     assert_int_equal(h.seq, 8000);
@@ -198,13 +120,13 @@ static void map_grows_before_full(void **state)
 static void full_map_is_retry_later(void **state)
 {
     fx_t *fx = *state;
-    schakel_store_t *s = open_store(fx, 256 << 10, 2 << 20);
+    schakel_store_t *s = store_fx_open(fx, 10, 256 << 10, 2 << 20);
     int rc = 0;
     unsigned i = 0;
     schakel_head_t before = {0}, after;
     for (; i < 1000 && rc == 0; i++) {
         schakel_store_head(s, &before);
-        rc = append_n(s, i * 1000, 100, 500, "aa", NULL);
+        rc = store_fx_append_n(s, i * 1000, 100, 500, "aa", NULL);
     }
     assert_int_equal(rc, SCHAKEL_EFULL);
     schakel_store_head(s, &after);
@@ -243,7 +165,7 @@ static void append_as(schakel_store_t *s, const char *org, const uint8_t id[16],
 static void ids_are_scoped_to_their_publisher(void **state)
 {
     fx_t *fx = *state;
-    schakel_store_t *s = open_store(fx, 0, 0);
+    schakel_store_t *s = store_fx_open(fx, 10, 0, 0);
     uint8_t id[16] = {7, 7, 7};
     schakel_append_item_t it;
     /* another organisation takes the id first: the owner's event is still stored */
@@ -309,11 +231,11 @@ static void make_legacy_by_id(const char *dir)
 static void old_id_index_is_rebuilt(void **state)
 {
     fx_t *fx = *state;
-    schakel_store_t *s = open_store(fx, 0, 0);
+    schakel_store_t *s = store_fx_open(fx, 10, 0, 0);
     uint8_t id[16] = {9, 9, 9};
     schakel_append_item_t it;
     append_as(s, "school-a", id, 0xaa, &it);
-    assert_int_equal(append_n(s, 100, 3, 50, "aa", NULL), 0);
+    assert_int_equal(store_fx_append_n(s, 100, 3, 50, "aa", NULL), 0);
     schakel_store_close(&s);
     make_legacy_by_id(fx->dir);
 
@@ -332,7 +254,7 @@ static void old_id_index_is_rebuilt(void **state)
     schakel_store_close(&s);
 
     /* for writing: rebuilt, then scoped like any other */
-    s = open_store(fx, 0, 0);
+    s = store_fx_open(fx, 10, 0, 0);
     seq = 0;
     assert_int_equal(schakel_store_lookup(s, "school-a", id, &seq), 0);
     assert_int_equal(seq, 1);
@@ -350,13 +272,13 @@ static void old_id_index_is_rebuilt(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(append_read_and_verify, setup, teardown),
-        cmocka_unit_test_setup_teardown(duplicates_keep_first_seq, setup, teardown),
-        cmocka_unit_test_setup_teardown(erasure_keeps_the_chain, setup, teardown),
-        cmocka_unit_test_setup_teardown(map_grows_before_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(full_map_is_retry_later, setup, teardown),
-        cmocka_unit_test_setup_teardown(ids_are_scoped_to_their_publisher, setup, teardown),
-        cmocka_unit_test_setup_teardown(old_id_index_is_rebuilt, setup, teardown),
+        cmocka_unit_test_setup_teardown(append_read_and_verify, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(duplicates_keep_first_seq, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(erasure_keeps_the_chain, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(map_grows_before_full, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(full_map_is_retry_later, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(ids_are_scoped_to_their_publisher, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(old_id_index_is_rebuilt, store_fx_setup, store_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

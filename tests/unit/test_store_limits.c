@@ -22,78 +22,12 @@
 #include "crypto.h"
 #include "error.h"
 #include "store.h"
+#include "store_fixture.h"
 
-typedef struct {
-    char dir[64];
-    uint8_t master[32];
-    uint8_t sign_sec[32], sign_pub[32];
-} fx_t;
-
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-    (void)s, (void)f, (void)w;
-    return remove(p);
-}
-
-static int setup(void **state)
-{
-    fx_t *fx = calloc(1, sizeof *fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/schakel-limits-XXXXXX");
-    if (!mkdtemp(fx->dir)) return -1;
-    schakel_random(fx->master, 32);
-    schakel_ed25519_keygen(fx->sign_pub, fx->sign_sec);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_t *fx = *state;
-    nftw(fx->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-    free(fx);
-    return 0;
-}
-
-static schakel_store_t *open_store(fx_t *fx)
-{
-    schakel_lmdb_options_t o = {0};
-    o.dir = fx->dir;
-    memcpy(o.master_key, fx->master, 32);
-    o.sign_secret = fx->sign_sec;
-    char why[SCHAKEL_ERRLEN] = "";
-    schakel_store_t *s = schakel_store_open_lmdb(&o, why);
-    if (!s) fail_msg("open: %s", why);
-    return s;
-}
-
-/* Appends n events about subject in one batch; ids from base. */
+/* Appends n events of 100 bytes about subject in one batch; ids from base. */
 static void append_n(schakel_store_t *s, unsigned base, size_t n, const char *subject)
 {
-    schakel_append_item_t *items = calloc(n, sizeof *items);
-    uint8_t(*ids)[16] = calloc(n, 16);
-    uint8_t(*hashes)[32] = calloc(n, 32);
-    uint8_t *data = malloc(n * 100);
-    for (size_t i = 0; i < n; i++) {
-        unsigned v = base + (unsigned)i;
-        memcpy(ids[i], &v, sizeof v);
-        memset(data + i * 100, (int)(v & 0xff), 100);
-        items[i].event = data + i * 100;
-        items[i].event_len = 100;
-        items[i].event_id = ids[i];
-        items[i].type = 100;
-        items[i].subject = subject;
-        schakel_sha256(items[i].event, 100, items[i].event_hash);
-        memcpy(hashes[i], items[i].event_hash, 32);
-        items[i].proof_index = (uint32_t)i;
-    }
-    uint8_t sig[64] = {1};
-    schakel_append_batch_t b = {"school-a", sig, (const uint8_t(*)[32])hashes, n, items, n};
-    char why[SCHAKEL_ERRLEN] = "";
-    assert_int_equal(schakel_store_append(s, &b, 1, 1795000000000LL, why), 0);
-    free(items);
-    free(ids);
-    free(hashes);
-    free(data);
+    assert_int_equal(store_fx_append_n(s, base, n, 100, subject, NULL), 0);
 }
 
 typedef struct {
@@ -150,7 +84,7 @@ static void damage_keys(const char *dir)
 static void verify_tells_erased_from_missing_and_corrupt(void **state)
 {
     fx_t *fx = *state;
-    schakel_store_t *s = open_store(fx);
+    schakel_store_t *s = store_fx_open(fx, 0, 0, 0);
     append_n(s, 1, 3, "child-erased");
     append_n(s, 100, 3, "child-two");
     append_n(s, 200, 3, "child-three");
@@ -182,7 +116,7 @@ static void verify_tells_erased_from_missing_and_corrupt(void **state)
 static void erased_subject_published_again(void **state)
 {
     fx_t *fx = *state;
-    schakel_store_t *s = open_store(fx);
+    schakel_store_t *s = store_fx_open(fx, 0, 0, 0);
     append_n(s, 1, 3, "child-one");
     append_n(s, 100, 2, "child-two");
     assert_int_equal(schakel_store_erase_subject(s, "child-one"), 0);
@@ -196,7 +130,7 @@ static void erased_subject_published_again(void **state)
     assert_int_equal(seen.erased_seqs[2], 3);
     schakel_store_close(&s);
     /* a fresh process (no key cache) reads the same */
-    s = open_store(fx);
+    s = store_fx_open(fx, 0, 0, 0);
     memset(&seen, 0, sizeof seen);
     assert_int_equal(schakel_store_read(s, "all", 1, 100, 1 << 20, count_cb, &seen, &next), 0);
     assert_int_equal(seen.erased, 3);
@@ -215,7 +149,7 @@ static void killed_reader_is_cleared(void **state)
     fx_t *fx = *state;
     /* the broker keeps the log open (the first opener of an LMDB resets
      * its reader table, so only a running broker meets stale readers) */
-    schakel_store_t *s = open_store(fx);
+    schakel_store_t *s = store_fx_open(fx, 0, 0, 0);
     append_n(s, 1, 3, "child-one");
     /* a reader (as `audit verify` is) killed inside its read transaction */
     pid_t pid = fork();
@@ -244,9 +178,9 @@ static void killed_reader_is_cleared(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(verify_tells_erased_from_missing_and_corrupt, setup, teardown),
-        cmocka_unit_test_setup_teardown(erased_subject_published_again, setup, teardown),
-        cmocka_unit_test_setup_teardown(killed_reader_is_cleared, setup, teardown),
+        cmocka_unit_test_setup_teardown(verify_tells_erased_from_missing_and_corrupt, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(erased_subject_published_again, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(killed_reader_is_cleared, store_fx_setup, store_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
