@@ -99,7 +99,7 @@ static int only_keys(json_t *o, const char *allowed, const char *where, char *wh
         size_t n = strlen(k);
         const char *p = allowed;
         int ok = 0;
-        while (!ok && (p = strstr(p, k))) {
+        while (!ok && n && (p = strstr(p, k))) { /* n: an empty key would match everywhere */
             ok = (p == allowed || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0);
             p += n;
         }
@@ -357,6 +357,18 @@ static int is_time_path(const char *path)
     return !strcmp(path, "occurred_at") || (n > 3 && !strcmp(path + n - 3, "_at"));
 }
 
+/* A cell's value as a reason may quote it: never one holding 8 or more
+ * digits in a row, which could be a BSN (a shifted column, a typo). */
+static const char *quotable(const char *v)
+{
+    size_t run = 0;
+    for (const char *p = v; p && *p; p++) {
+        run = *p >= '0' && *p <= '9' ? run + 1 : 0;
+        if (run >= 8) return "(withheld: 8 or more digits in a row)";
+    }
+    return v;
+}
+
 /* A column's text as what the protobuf field f wants in JSON. */
 static json_t *coerce(const ProtobufCFieldDescriptor *f, const char *v, const char *column, char *why)
 {
@@ -368,7 +380,7 @@ static json_t *coerce(const ProtobufCFieldDescriptor *f, const char *v, const ch
         if (!strcmp(v, "0") || !strcasecmp(v, "nee") || !strcasecmp(v, "n") || !strcasecmp(v, "false") ||
             !strcasecmp(v, "no") || !v[0])
             return json_false();
-        schakel_fail(why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not yes or no", column, v);
+        schakel_fail(why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not yes or no", column, quotable(v));
         return NULL;
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_UINT32:
@@ -377,12 +389,16 @@ static json_t *coerce(const ProtobufCFieldDescriptor *f, const char *v, const ch
         char *end;
         long long x = strtoll(v, &end, 10);
         if (!*v || *end || x < 0) {
-            schakel_fail(why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not a whole number", column, v);
+            schakel_fail(why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not a whole number", column, quotable(v));
             return NULL;
         }
         return json_integer(x);
     }
-    default: return json_string(v);
+    default: {
+        json_t *s = json_string(v); /* NULL when v is not UTF-8 */
+        if (!s) schakel_fail(why, SCHAKEL_EINVAL, "column %s: not UTF-8 text: save the export as UTF-8", column);
+        return s;
+    }
     }
 }
 
@@ -447,7 +463,7 @@ static json_t *one_value(mapctx_t *m, const ProtobufCFieldDescriptor *f, json_t 
                 if (w < 0 || (size_t)w >= sizeof known - len) break;
                 len += (size_t)w;
             }
-            schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: unknown code \"%.40s\"; known: %s", column, v, known);
+            schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: unknown code \"%.40s\"; known: %s", column, quotable(v), known);
             return NULL;
         }
         return json_incref(to);
@@ -455,7 +471,7 @@ static json_t *one_value(mapctx_t *m, const ProtobufCFieldDescriptor *f, json_t 
     if (form) {
         char date[11];
         if (parse_date(v, form, date) != 0) {
-            schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not a date in the form %s", column, v, form);
+            schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not a date in the form %s", column, quotable(v), form);
             return NULL;
         }
         if (!is_time_path(path)) return json_string(date);
@@ -466,7 +482,7 @@ static json_t *one_value(mapctx_t *m, const ProtobufCFieldDescriptor *f, json_t 
             const char *cv = value_of(m->row, clock, cbuf, sizeof cbuf);
             int min = cv && cv[0] ? parse_clock(cv) : 0;
             if (min < 0) {
-                schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: \"%.8s\" is not a time HH:MM", clock, cv);
+                schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: \"%.8s\" is not a time HH:MM", clock, quotable(cv));
                 return NULL;
             }
             ms += (int64_t)min * 60000;
@@ -640,7 +656,7 @@ int schakel_profile_map(const schakel_profile_t *p, const char *org,
         char buf[64];
         json_object_foreach(p->entries[0].when, col, w) {
             const char *v = value_of(row, col, buf, sizeof buf);
-            snprintf(what, sizeof what, " (column %s is \"%.40s\")", col, v ? v : "missing");
+            snprintf(what, sizeof what, " (column %s is \"%.40s\")", col, v ? quotable(v) : "missing");
             break;
         }
         return schakel_fail(why, SCHAKEL_EINVAL, "no entry of the profile takes this row%s: unknown code", what);

@@ -101,7 +101,7 @@ int schakel_wire_recv(void *sock, int with_rid, schakel_wire_msg_t *m, int flags
                 m->user[ul] = 0;
             }
             size_t n = zmq_msg_size(&f);
-            if (n == 0 || n > SCHAKEL_CMD_MAX) rc = SCHAKEL_EDECODE;
+            if (n == 0 || n > SCHAKEL_CMD_MAX || memchr(zmq_msg_data(&f), 0, n)) rc = SCHAKEL_EDECODE;
             else memcpy(m->name, zmq_msg_data(&f), n);
             zmq_msg_close(&f);
         } else if (i == 1) {
