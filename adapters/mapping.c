@@ -357,18 +357,6 @@ static int is_time_path(const char *path)
     return !strcmp(path, "occurred_at") || (n > 3 && !strcmp(path + n - 3, "_at"));
 }
 
-/* A cell's value as a reason may quote it: never one holding 8 or more
- * digits in a row, which could be a BSN (a shifted column, a typo). */
-static const char *quotable(const char *v)
-{
-    size_t run = 0;
-    for (const char *p = v; p && *p; p++) {
-        run = *p >= '0' && *p <= '9' ? run + 1 : 0;
-        if (run >= 8) return "(withheld: 8 or more digits in a row)";
-    }
-    return v;
-}
-
 /* A column's text as what the protobuf field f wants in JSON. */
 static json_t *coerce(const ProtobufCFieldDescriptor *f, const char *v, const char *column, char *why)
 {
@@ -380,7 +368,7 @@ static json_t *coerce(const ProtobufCFieldDescriptor *f, const char *v, const ch
         if (!strcmp(v, "0") || !strcasecmp(v, "nee") || !strcasecmp(v, "n") || !strcasecmp(v, "false") ||
             !strcasecmp(v, "no") || !v[0])
             return json_false();
-        schakel_fail(why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not yes or no", column, quotable(v));
+        schakel_fail(why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not yes or no", column, v);
         return NULL;
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_UINT32:
@@ -389,7 +377,7 @@ static json_t *coerce(const ProtobufCFieldDescriptor *f, const char *v, const ch
         char *end;
         long long x = strtoll(v, &end, 10);
         if (!*v || *end || x < 0) {
-            schakel_fail(why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not a whole number", column, quotable(v));
+            schakel_fail(why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not a whole number", column, v);
             return NULL;
         }
         return json_integer(x);
@@ -463,7 +451,7 @@ static json_t *one_value(mapctx_t *m, const ProtobufCFieldDescriptor *f, json_t 
                 if (w < 0 || (size_t)w >= sizeof known - len) break;
                 len += (size_t)w;
             }
-            schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: unknown code \"%.40s\"; known: %s", column, quotable(v), known);
+            schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: unknown code \"%.40s\"; known: %s", column, v, known);
             return NULL;
         }
         return json_incref(to);
@@ -471,7 +459,7 @@ static json_t *one_value(mapctx_t *m, const ProtobufCFieldDescriptor *f, json_t 
     if (form) {
         char date[11];
         if (parse_date(v, form, date) != 0) {
-            schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not a date in the form %s", column, quotable(v), form);
+            schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: \"%.40s\" is not a date in the form %s", column, v, form);
             return NULL;
         }
         if (!is_time_path(path)) return json_string(date);
@@ -482,7 +470,7 @@ static json_t *one_value(mapctx_t *m, const ProtobufCFieldDescriptor *f, json_t 
             const char *cv = value_of(m->row, clock, cbuf, sizeof cbuf);
             int min = cv && cv[0] ? parse_clock(cv) : 0;
             if (min < 0) {
-                schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: \"%.8s\" is not a time HH:MM", clock, quotable(cv));
+                schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: \"%.8s\" is not a time HH:MM", clock, cv);
                 return NULL;
             }
             ms += (int64_t)min * 60000;
@@ -642,9 +630,32 @@ static int when_matches(const entry_t *e, const schakel_row_t *row)
     return 1;
 }
 
+static int profile_map(const schakel_profile_t *p, const char *org, const uint8_t key[SCHAKEL_REGION_KEY_LEN],
+                       const schakel_row_t *row, uint8_t **out, size_t *outlen, uint8_t event_id[16], char *why);
+
+/* Reasons quote cells, and the validator and the JSON parser quote what
+ * they read, to say what to fix; a run of 8 or more digits could be a BSN
+ * (a shifted column, a typo), so it is written as '*'s instead. */
+static void mask_digits(char *why)
+{
+    for (char *s = why; s && *s;) {
+        size_t n = strspn(s, "0123456789");
+        if (n >= 8) memset(s, '*', n);
+        s += n ? n : 1;
+    }
+}
+
 int schakel_profile_map(const schakel_profile_t *p, const char *org,
                         const uint8_t key[SCHAKEL_REGION_KEY_LEN], const schakel_row_t *row, uint8_t **out,
                         size_t *outlen, uint8_t event_id[16], char *why)
+{
+    int rc = profile_map(p, org, key, row, out, outlen, event_id, why);
+    if (rc) mask_digits(why);
+    return rc;
+}
+
+static int profile_map(const schakel_profile_t *p, const char *org, const uint8_t key[SCHAKEL_REGION_KEY_LEN],
+                       const schakel_row_t *row, uint8_t **out, size_t *outlen, uint8_t event_id[16], char *why)
 {
     const entry_t *e = NULL;
     for (size_t i = 0; i < p->n_entries && !e; i++)
@@ -656,7 +667,7 @@ int schakel_profile_map(const schakel_profile_t *p, const char *org,
         char buf[64];
         json_object_foreach(p->entries[0].when, col, w) {
             const char *v = value_of(row, col, buf, sizeof buf);
-            snprintf(what, sizeof what, " (column %s is \"%.40s\")", col, v ? quotable(v) : "missing");
+            snprintf(what, sizeof what, " (column %s is \"%.40s\")", col, v ? v : "missing");
             break;
         }
         return schakel_fail(why, SCHAKEL_EINVAL, "no entry of the profile takes this row%s: unknown code", what);
@@ -813,7 +824,9 @@ int schakel_rows_jsonl(const char *text, size_t len, schakel_row_fn fn, void *ar
             json_t *o = json_loadb(text + a, end - a, 0, &err);
             if (!json_is_object(o)) {
                 json_decref(o);
-                return schakel_fail(why, SCHAKEL_EINVAL, "line %zu: not a JSON object (%s)", line, o ? "another value" : err.text);
+                schakel_fail(why, SCHAKEL_EINVAL, "line %zu: not a JSON object (%s)", line, o ? "another value" : err.text);
+                mask_digits(why);
+                return SCHAKEL_EINVAL;
             }
             size_t n = json_object_size(o), i = 0;
             const char **names = calloc(n + 1, sizeof *names), **values = calloc(n + 1, sizeof *values);

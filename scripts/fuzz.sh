@@ -66,7 +66,7 @@ for t in $targets; do
   if [ "$mode" = local ] && [ -n "$(ls "$work/$t")" ]; then
     # keep what adds coverage: -merge=1 copies into the first dir only those
     "$bin" -merge=1 "$corpus" "$work/$t" >>"$log" 2>&1 || true
-    echo "fuzz $t: corpus now $(ls "$corpus" | wc -l) files, $(du -sk "$corpus" | cut -f1) KiB"
+    echo "fuzz $t: corpus now $(ls "$corpus" | wc -l) files, $(du -sk --apparent-size "$corpus" | cut -f1) KiB"
   fi
 done
 if [ -n "$failed" ]; then

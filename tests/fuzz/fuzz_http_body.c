@@ -53,6 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char why[SCHAKEL_ERRLEN] = "";
     int rc = schakel_rows_jsonl(lines ? lines : body, lines ? llen : blen, fuzz_map_row, (void *)p, why);
     if (rc == SCHAKEL_EINVAL && !why[0]) abort();
+    fuzz_no_bsn(why);
     free(lines);
     return 0;
 }

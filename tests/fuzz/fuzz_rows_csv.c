@@ -16,5 +16,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char why[SCHAKEL_ERRLEN] = "";
     int rc = schakel_rows_csv(p, (const char *)data + 1, size - 1, fuzz_map_row, (void *)p, why);
     if (rc == SCHAKEL_EINVAL && !why[0]) abort();
+    fuzz_no_bsn(why);
     return 0;
 }
