@@ -34,7 +34,8 @@ done
 
 command -v clang >/dev/null || { echo "fuzz.sh: clang is needed (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
 CC=clang cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSCHAKEL_FUZZ=ON >/dev/null
-cmake --build "$BUILD" --target fuzz_all -j"$(nproc)" >/dev/null
+cmake --build "$BUILD" --target fuzz_all -j"$(nproc)" >"$BUILD/fuzz-build.log" 2>&1 ||
+  { cat "$BUILD/fuzz-build.log"; echo "fuzz.sh: the fuzz targets do not build (above)" >&2; exit 1; }
 
 if [ "$mode" = seeds ]; then
   rm -f tests/fuzz/corpus/*/seed-*
