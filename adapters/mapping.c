@@ -117,7 +117,7 @@ static int only_keys(json_t *o, const char *allowed, const char *where, char *wh
         size_t n = strlen(k);
         const char *p = allowed;
         int ok = 0;
-        while (!ok && (p = strstr(p, k))) {
+        while (!ok && n && (p = strstr(p, k))) { /* n: an empty key would match everywhere */
             ok = (p == allowed || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0);
             p += n;
         }
@@ -400,7 +400,11 @@ static json_t *coerce(const ProtobufCFieldDescriptor *f, const char *v, const ch
         }
         return json_integer(x);
     }
-    default: return json_string(v);
+    default: {
+        json_t *s = json_string(v); /* NULL when v is not UTF-8 */
+        if (!s) schakel_fail(why, SCHAKEL_EINVAL, "column %s: not UTF-8 text: save the export as UTF-8", column);
+        return s;
+    }
     }
 }
 

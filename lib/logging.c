@@ -3,6 +3,7 @@
 #include "logging.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int level_min = -1;
+static atomic_int level_min = -1; /* set lazily by whichever thread logs first */
 
 void schakel_log_set_level(int level)
 {
@@ -19,14 +20,16 @@ void schakel_log_set_level(int level)
 
 static int current_level(void)
 {
-    if (level_min < 0) {
+    int l = level_min;
+    if (l < 0) {
         const char *e = getenv("SCHAKEL_LOG");
-        level_min = SCHAKEL_LOG_INFO;
-        if (e && strcasecmp(e, "debug") == 0) level_min = SCHAKEL_LOG_DEBUG;
-        else if (e && strcasecmp(e, "warn") == 0) level_min = SCHAKEL_LOG_WARN;
-        else if (e && strcasecmp(e, "error") == 0) level_min = SCHAKEL_LOG_ERROR;
+        l = SCHAKEL_LOG_INFO;
+        if (e && strcasecmp(e, "debug") == 0) l = SCHAKEL_LOG_DEBUG;
+        else if (e && strcasecmp(e, "warn") == 0) l = SCHAKEL_LOG_WARN;
+        else if (e && strcasecmp(e, "error") == 0) l = SCHAKEL_LOG_ERROR;
+        level_min = l;
     }
-    return level_min;
+    return l;
 }
 
 void schakel_log(int level, const char *component, const char *fmt, ...)

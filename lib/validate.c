@@ -298,6 +298,24 @@ static size_t value_size(const ProtobufCFieldDescriptor *f)
     }
 }
 
+/* A time (int64 named at or ending in _at, written in JSON as RFC 3339
+ * with a 4-digit year) is 0 (not set) or from 1970 up to the year 9999:
+ * outside that it has no JSON form that reads back. */
+#define TIME_MAX_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+static int check_time(walk_t *w, const ProtobufCFieldDescriptor *f, const char *base)
+{
+    size_t n = strlen(f->name);
+    if (f->type != PROTOBUF_C_TYPE_INT64 || f->label == PROTOBUF_C_LABEL_REPEATED ||
+        (strcmp(f->name, "at") != 0 && (n <= 3 || strcmp(f->name + n - 3, "_at") != 0)))
+        return 0;
+    if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+        return 0;
+    int64_t ms = *(const int64_t *)(base + f->offset);
+    if (ms < 0 || ms > TIME_MAX_MS)
+        return fail_at(w, f->name, "a time from 1970 to the year 9999 is needed");
+    return 0;
+}
+
 static int check_message(walk_t *w, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
@@ -306,6 +324,7 @@ static int check_message(walk_t *w, const ProtobufCMessage *m)
                             m->unknown_fields[0].tag, d->name);
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (check_time(w, f, (const char *)m) != 0) return SCHAKEL_EINVAL;
         size_t sz = value_size(f);
         if (!sz) continue;
         const char *base = (const char *)m;
