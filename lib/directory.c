@@ -19,6 +19,17 @@ typedef struct {
     char wijkteam[SCHAKEL_ID_MAX];
 } district_t;
 
+/* A municipality: its leerplicht office and the districts in it. */
+typedef struct {
+    char code[SCHAKEL_ID_MAX];
+    char leerplicht[SCHAKEL_ID_MAX];
+} municipality_t;
+
+typedef struct {
+    char district[SCHAKEL_ID_MAX];
+    size_t municipality; /* index into municipalities */
+} district_in_t;
+
 struct schakel_directory {
     uint64_t version;
     schakel_org_t *orgs;
@@ -27,6 +38,10 @@ struct schakel_directory {
     size_t n_schools;
     district_t *districts;
     size_t n_districts;
+    municipality_t *municipalities;
+    size_t n_municipalities;
+    district_in_t *district_in;
+    size_t n_district_in;
     char veiligthuis[SCHAKEL_ID_MAX], leerplicht[SCHAKEL_ID_MAX];
     uint8_t hash[SCHAKEL_SHA256_LEN];
     char *text;
@@ -248,7 +263,56 @@ static int parse_school(schakel_directory_t *d, json_t *o, size_t i, schakel_sch
     return 0;
 }
 
-/* The routing sections: schools, districts, region. All optional. */
+/* municipalities: [{"code": <municipality>, "leerplicht": <gemeente org>,
+ * "districts": [<district>, ...]}]; a district lies in one municipality. */
+static int parse_municipalities(schakel_directory_t *d, json_t *v, char *why)
+{
+    const char *form = "{\"code\": <municipality>, \"leerplicht\": <org>, \"districts\": [<district>, ...]}";
+    if (!json_is_array(v)) return schakel_fail(why, SCHAKEL_ECONFIG, "directory.municipalities: a list");
+    size_t n_in = 0, i;
+    json_t *e;
+    json_array_foreach(v, i, e) n_in += json_array_size(json_object_get(e, "districts"));
+    d->municipalities = calloc(json_array_size(v) + 1, sizeof *d->municipalities);
+    d->district_in = calloc(n_in + 1, sizeof *d->district_in);
+    if (!d->municipalities || !d->district_in) return SCHAKEL_ENOMEM;
+    json_array_foreach(v, i, e) {
+        char where[64];
+        const char *code = json_string_value(json_object_get(e, "code"));
+        json_t *ds = json_object_get(e, "districts");
+        if (!json_is_object(e) || !code || !schakel_id_valid(code) || !json_is_array(ds) ||
+            !json_object_get(e, "leerplicht") || json_object_size(e) != 3)
+            return schakel_fail(why, SCHAKEL_ECONFIG, "municipalities[%zu]: %s", i, form);
+        municipality_t *m = &d->municipalities[d->n_municipalities++];
+        snprintf(m->code, sizeof m->code, "%s", code);
+        snprintf(where, sizeof where, "municipalities[%zu].leerplicht", i);
+        if (org_ref(d, json_object_get(e, "leerplicht"), SCHAKEL__V1__ORG_KIND__ORG_KIND_GEMEENTE,
+                    m->leerplicht, where, why))
+            return SCHAKEL_ECONFIG;
+        for (size_t j = 0; j + 1 < d->n_municipalities; j++)
+            if (!strcmp(d->municipalities[j].code, code))
+                return schakel_fail(why, SCHAKEL_ECONFIG, "municipalities[%zu]: %s is listed twice", i, code);
+        size_t k;
+        json_t *dc;
+        json_array_foreach(ds, k, dc) {
+            const char *c = json_string_value(dc);
+            if (!c || !schakel_id_valid(c))
+                return schakel_fail(why, SCHAKEL_ECONFIG, "municipalities[%zu].districts[%zu]: a district "
+                                    "code (a-z 0-9 . _ / -)", i, k);
+            for (size_t j = 0; j < d->n_district_in; j++)
+                if (!strcmp(d->district_in[j].district, c))
+                    return schakel_fail(why, SCHAKEL_ECONFIG, "municipalities[%zu].districts[%zu]: %s is "
+                                        "already in municipality %s", i, k, c,
+                                        d->municipalities[d->district_in[j].municipality].code);
+            district_in_t *di = &d->district_in[d->n_district_in++];
+            snprintf(di->district, sizeof di->district, "%s", c);
+            di->municipality = d->n_municipalities - 1;
+        }
+    }
+    return 0;
+}
+
+/* The routing sections: schools, districts, municipalities, region. All
+ * optional. */
 static int parse_region(schakel_directory_t *d, json_t *doc, char *why)
 {
     const char *key;
@@ -283,6 +347,8 @@ static int parse_region(schakel_directory_t *d, json_t *doc, char *why)
                     if (!strcmp(d->districts[j].code, code))
                         return schakel_fail(why, SCHAKEL_ECONFIG, "districts[%zu]: %s is listed twice", i, code);
             }
+        } else if (!strcmp(key, "municipalities")) {
+            if (parse_municipalities(d, v, why)) return SCHAKEL_ECONFIG;
         } else if (!strcmp(key, "region")) {
             const char *k2;
             json_t *v2;
@@ -399,6 +465,8 @@ void schakel_directory_destroy(schakel_directory_t **self_p)
     free((*self_p)->schools);
     free((*self_p)->text);
     free((*self_p)->districts);
+    free((*self_p)->municipalities);
+    free((*self_p)->district_in);
     free(*self_p);
     *self_p = NULL;
 }
@@ -511,6 +579,43 @@ const char *schakel_directory_veiligthuis(const schakel_directory_t *d)
 const char *schakel_directory_leerplicht(const schakel_directory_t *d)
 {
     return d->leerplicht;
+}
+
+size_t schakel_directory_municipality_count(const schakel_directory_t *d)
+{
+    return d ? d->n_municipalities : 0;
+}
+
+const char *schakel_directory_district_municipality(const schakel_directory_t *d, const char *district)
+{
+    for (size_t i = 0; d && i < d->n_district_in; i++)
+        if (!strcmp(d->district_in[i].district, district))
+            return d->municipalities[d->district_in[i].municipality].code;
+    return NULL;
+}
+
+const char *schakel_directory_municipality_leerplicht(const schakel_directory_t *d, const char *code)
+{
+    for (size_t i = 0; d && i < d->n_municipalities; i++)
+        if (!strcmp(d->municipalities[i].code, code)) return d->municipalities[i].leerplicht;
+    return NULL;
+}
+
+const char *schakel_directory_home_leerplicht(const schakel_directory_t *d, const char *municipality,
+                                              const char *district, const char **reason)
+{
+    *reason = NULL;
+    if (!d) return NULL;
+    if (!d->n_municipalities) return d->leerplicht[0] ? d->leerplicht : NULL;
+    const char *o = NULL;
+    if (municipality && municipality[0]) {
+        if (!(o = schakel_directory_municipality_leerplicht(d, municipality)))
+            *reason = "municipality_not_in_directory";
+        return o;
+    }
+    const char *m = district && district[0] ? schakel_directory_district_municipality(d, district) : NULL;
+    if (!m) *reason = district && district[0] ? "district_not_in_a_municipality" : "home_municipality_unknown";
+    return m ? schakel_directory_municipality_leerplicht(d, m) : NULL;
 }
 
 const uint8_t *schakel_directory_hash(const schakel_directory_t *d)

@@ -15,6 +15,8 @@
  *                "wijkteam": "wijkteam-noord"},
  *       "wijkteam_override": "wijkteam-noord"}],
  *    "districts": [{"code": "noord", "wijkteam": "wijkteam-noord"}],
+ *    "municipalities": [{"code": "stad", "leerplicht": "leerplicht-stad",
+ *                        "districts": ["noord", "centrum"]}],
  *    "region": {"veiligthuis": "veiligthuis-region", "leerplicht": "gemeente-region"}}
  *
  * kind is one of school smw ggd wijkteam ppo veiligthuis gemeente service
@@ -39,7 +41,10 @@
  * district it stands in, the team that serves it (an organisation per
  * kind), and optionally the wijkteam that takes all its children whatever
  * district they live in. districts: which wijkteam covers which district.
- * region: the Veilig Thuis organisation and the leerplicht office. Every
+ * municipalities: each municipality with its leerplicht office (a gemeente)
+ * and the districts in it (a district in at most one). region: the Veilig
+ * Thuis organisation and the leerplicht office for a region without
+ * municipalities (docs/routing.md). Every
  * organisation named must be listed, with the right kind. */
 #ifndef SCHAKEL_DIRECTORY_H
 #define SCHAKEL_DIRECTORY_H
@@ -130,6 +135,22 @@ size_t schakel_directory_count_right(const schakel_directory_t *self, unsigned r
 /* The region's Veilig Thuis and leerplicht organisations ("" when none). */
 const char *schakel_directory_veiligthuis(const schakel_directory_t *self);
 const char *schakel_directory_leerplicht(const schakel_directory_t *self);
+
+/* How many municipalities are listed; the municipality a district lies in
+ * and a municipality's leerplicht office (NULL when not listed). */
+size_t schakel_directory_municipality_count(const schakel_directory_t *self);
+const char *schakel_directory_district_municipality(const schakel_directory_t *self,
+                                                    const char *district);
+const char *schakel_directory_municipality_leerplicht(const schakel_directory_t *self,
+                                                      const char *municipality);
+
+/* The leerplicht office of a child's home municipality: the municipality
+ * named, else the one district lies in; the region's office when no
+ * municipality is listed. NULL when there is none, with *reason a code
+ * (municipality_not_in_directory, district_not_in_a_municipality,
+ * home_municipality_unknown) when it cannot be told which. */
+const char *schakel_directory_home_leerplicht(const schakel_directory_t *self, const char *municipality,
+                                              const char *district, const char **reason);
 
 /* SHA-256 of the document text the directory was parsed from, and that
  * text (NUL-terminated). */

@@ -60,7 +60,7 @@ static unsigned kind_by_name(const ProtobufCFieldDescriptor *f)
         if (is_date_field(f->name)) k |= K_DATE;
         if (is_org_field(f->name)) k |= K_ORG;
         if (!strcmp(f->name, "school")) k |= K_SCHOOL;
-        if (!strcmp(f->name, "district")) k |= K_DISTRICT;
+        if (!strcmp(f->name, "district") || !strcmp(f->name, "municipality")) k |= K_DISTRICT;
         if (!strcmp(f->name, "document_json")) k |= K_DOCUMENT;
     } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
         if (ends_with(f->name, "_id")) k |= K_ID;
@@ -619,10 +619,38 @@ static int check_links(const schakel_envelope_t *env, char *why)
             return schakel_fail(why, SCHAKEL_EINVAL,
                                 "meldcode_step.decision: required with step decide");
         break;
-    case T(ABSENCE):
-        if (strcmp(env->absence->period_to, env->absence->period_from) < 0)
+    case T(ABSENCE): {
+        const Schakel__V1__Absence *a = env->absence;
+        if (strcmp(a->period_to, a->period_from) < 0)
             return schakel_fail(why, SCHAKEL_EINVAL, "absence.period_to: before period_from");
+        /* DUO's kinds (docs/events.md); "unauthorised" stays readable in
+         * old records only */
+        if (a->kind == SCHAKEL__V1__ABSENCE_KIND__ABSENCE_KIND_UNAUTHORISED)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "absence.kind: \"unauthorised\" is no longer accepted: use DUO's kind "
+                                "(statutory, long_term_relative, luxury, rmc, other) or absolute");
+        if (a->leerplicht_report && (a->kind == SCHAKEL__V1__ABSENCE_KIND__ABSENCE_KIND_AUTHORISED ||
+                                     a->kind == SCHAKEL__V1__ABSENCE_KIND__ABSENCE_KIND_SICKNESS))
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "absence.leerplicht_report: authorised absence and sickness are not "
+                                "reported to leerplicht; report a DUO kind or absolute");
         break;
+    }
+    case T(THUISZITTER_STATUS): {
+        const Schakel__V1__ThuiszitterStatus *t = env->thuiszitter_status;
+        if (t->reason >= SCHAKEL__V1__THUISZITTER_REASON__THUISZITTER_REASON_NO_SUITABLE_PLACE &&
+            t->reason <= SCHAKEL__V1__THUISZITTER_REASON__THUISZITTER_REASON_EXEMPTED)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "thuiszitter_status.reason: an old code, no longer accepted: use one "
+                                "of the nine monitor reasons (docs/events.md)%s",
+                                t->reason == SCHAKEL__V1__THUISZITTER_REASON__THUISZITTER_REASON_EXEMPTED
+                                    ? "; an exemption is \"exempted\": true" : "");
+        if (t->exempted && t->reason)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "thuiszitter_status.reason: an exempted child (vrijstelling) has no "
+                                "thuiszitter reason: leave it out");
+        break;
+    }
     case T(CONSENT_DECISION): {
         const Schakel__V1__ConsentDecision *d = env->consent_decision;
         if (d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY &&

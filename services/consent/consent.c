@@ -349,6 +349,15 @@ static int record_delivery(schakel_consent_t *c, MDB_txn *txn, char tag, const u
     return schakel_kv_put(txn, c->deliveries, key, n + r, &d, sizeof d);
 }
 
+/* Is x the leerplicht office of the child's home municipality, the one
+ * routing chose (docs/routing.md)? */
+static int is_home_leerplicht(const schakel_directory_t *d, const schakel_envelope_t *e, const char *x)
+{
+    const char *reason, *o = schakel_directory_home_leerplicht(d, schakel_body_string(e, "municipality"),
+                                                               e->district, &reason);
+    return o && !strcmp(o, x);
+}
+
 /* Was the referral (tag 'L') or report ('V') id that sender sent
  * delivered to receiver, on a ground that still holds? sender or receiver
  * NULL: any. With subject, only one about that child. Fills the
@@ -454,7 +463,7 @@ static int legal_basis(schakel_consent_t *c, MDB_txn *txn, const schakel_envelop
     } else if (((e->type == T(ABSENCE) && e->absence->leerplicht_report) ||
                 e->type == T(THUISZITTER_STATUS)) &&
                (ks == K(SCHOOL) || ks == K(PPO)) && c->dir &&
-               !strcmp(schakel_directory_leerplicht(c->dir), x)) {
+               is_home_leerplicht(c->dir, e, x)) {
         v->basis = B(LEERPLICHT), v->rule = "legal/leerplicht";
     } else {
         v->duty = 0;

@@ -347,6 +347,25 @@ static const char *of_kind(schakel_routing_t *r, const schakel_envelope_t *env, 
     }
 }
 
+/* The leerplicht office of the child's home municipality: the one the body
+ * names ("municipality"), else the one the envelope's home district lies
+ * in. A directory without municipalities has one office for the region.
+ * What cannot be routed is refused, so that the publisher hears of it. */
+static void leerplicht(schakel_routing_t *r, recipients_t *out, const schakel_envelope_t *env,
+                       const rule_t *rule)
+{
+    const char *named = schakel_body_string(env, "municipality"), *reason = NULL;
+    const char *o = r->dir ? schakel_directory_home_leerplicht(r->dir, named, env->district, &reason) : NULL;
+    if (o) {
+        add(r, out, env, o, rule, NULL);
+    } else if (reason) {
+        char field[80] = "district";
+        if (named && named[0])
+            snprintf(field, sizeof field, "%s.municipality", schakel_event_type_name(env->type));
+        refuse(out, field, "", rule, reason);
+    }
+}
+
 /* Do the body's fields (in their JSON form) equal the rule's "when"? */
 static int when_matches(const rule_t *rule, const schakel_envelope_t *env, json_t **body_json)
 {
@@ -415,7 +434,7 @@ static void apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
         }
         break;
     case T_VEILIGTHUIS: add(r, out, env, r->dir ? schakel_directory_veiligthuis(r->dir) : NULL, id, NULL); break;
-    case T_LEERPLICHT: add(r, out, env, r->dir ? schakel_directory_leerplicht(r->dir) : NULL, id, NULL); break;
+    case T_LEERPLICHT: leerplicht(r, out, env, id); break;
     case T_REFERRER:
         add(r, out, env, recall(txn, r->dbi_referrals, schakel_body_bytes(env, "referral_id"), env->subject), id, NULL);
         break;

@@ -28,7 +28,11 @@
  *   consulted         the same for consultation.consulted_kind
  *   consent_recipient who a consent (given or withdrawn) is for
  *   veiligthuis       the region's Veilig Thuis
- *   leerplicht        the region's leerplicht office
+ *   leerplicht        the leerplicht office of the child's home
+ *                     municipality (body "municipality", else the one
+ *                     the envelope's district lies in); the region's
+ *                     office when the directory lists no municipalities;
+ *                     refused (publisher told) when it cannot be placed
  *   referrer          who sent the referral named by the body's referral_id
  *   reporter          who sent the Veilig Thuis report named by report_id
  *   field             the organisation id in body field "field"

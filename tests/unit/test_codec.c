@@ -142,6 +142,8 @@ static schakel_envelope_t *filled(int type)
     if (schakel_envelope_subject_rule(type) < 0) e->subject = e->case_ref = e->district = "";
     if (type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION)
         e->consent_decision->legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_MELDCODE;
+    if (type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_THUISZITTER_STATUS)
+        e->thuiszitter_status->exempted = 0; /* an exempted child has no reason */
     return e;
 }
 
@@ -749,6 +751,99 @@ static void mangled_bytes_are_never_passed_laxer_than_protobuf_c(void **state)
     assert_true(passed > tried / 50);
 }
 
+/* Issue 16: DUO's absence kinds, the nine thuiszitter reasons of the
+ * Rotterdam monitor with the exemption as a marker, and the SBO levels.
+ * New codes validate and keep their JSON names; the old ones still decode
+ * (old records stay readable) but new events with them are refused with a
+ * reason that says what to give instead. */
+static void duo_and_monitor_codes(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN];
+    static const char *const kinds[] = {"statutory", "long_term_relative", "luxury", "rmc", "other", "absolute"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"type\":\"absence\",\"event_id\":\"00000000000000000000000000000001\","
+                 "\"source_org\":\"school-12ab00\",\"occurred_at\":\"2026-12-04T15:00:00.000Z\","
+                 "\"subject\":\"%064d\",\"purpose\":\"absence\",\"legal_basis\":\"leerplicht\","
+                 "\"absence\":{\"kind\":\"%s\",\"period_from\":\"2026-11-09\",\"period_to\":"
+                 "\"2026-12-04\",\"leerplicht_report\":true,\"municipality\":\"stad\"}}",
+                 0, kinds[i]);
+        schakel_envelope_t *e = schakel_json_parse_envelope(json, strlen(json), why);
+        if (!e) fail_msg("%s: %s", kinds[i], why);
+        if (schakel_envelope_validate(e, why) != 0) fail_msg("%s: %s", kinds[i], why);
+        assert_int_equal(e->absence->kind, 4 + (int)i); /* DUO's kinds are 4..9 */
+        schakel_envelope_free(e);
+    }
+    schakel_envelope_t *e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ABSENCE);
+    e->absence->municipality = "stad";
+    char why2[SCHAKEL_ERRLEN];
+    assert_int_equal(schakel_envelope_validate(e, why2), 0);
+    e->absence->municipality = "Stad Centrum";
+    expect_reject(e, "absence.municipality");
+    e->absence->municipality = "stad";
+    e->absence->kind = SCHAKEL__V1__ABSENCE_KIND__ABSENCE_KIND_UNAUTHORISED;
+    expect_reject(e, "absence.kind: \"unauthorised\" is no longer accepted");
+    e->absence->kind = SCHAKEL__V1__ABSENCE_KIND__ABSENCE_KIND_SICKNESS;
+    expect_reject(e, "absence.leerplicht_report");
+    e->absence->leerplicht_report = 0; /* sickness shared for support: fine */
+    assert_int_equal(schakel_envelope_validate(e, why2), 0);
+    /* an old record with "unauthorised" still decodes: the code is readable */
+    e->absence->kind = SCHAKEL__V1__ABSENCE_KIND__ABSENCE_KIND_UNAUTHORISED;
+    size_t len;
+    uint8_t *buf = pack(e, &len);
+    schakel_envelope_t *old = schakel_envelope_decode(buf, len, why);
+    assert_non_null(old);
+    assert_int_equal(old->absence->kind, SCHAKEL__V1__ABSENCE_KIND__ABSENCE_KIND_UNAUTHORISED);
+    schakel_envelope_free(old);
+    free(buf);
+
+    /* the nine reasons of the monitor */
+    static const char *const reasons[] = {"waiting_list_so", "waiting_for_sbo", "refusal", "waiting_for_arrangement",
+                                          "care_first", "no_school_found", "no_pupil_transport", "unknown", "other"};
+    const ProtobufCEnumDescriptor *rd = &schakel__v1__thuiszitter_reason__descriptor;
+    e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_THUISZITTER_STATUS);
+    for (size_t i = 0; i < 9; i++) {
+        char name[80];
+        snprintf(name, sizeof name, "THUISZITTER_REASON_%s", reasons[i]);
+        for (char *c = name; *c; c++) *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(rd, name);
+        if (!v) fail_msg("no reason %s", reasons[i]);
+        e->thuiszitter_status->reason = v->value;
+        if (schakel_envelope_validate(e, why2) != 0) fail_msg("%s: %s", reasons[i], why2);
+    }
+    for (int old_reason = 1; old_reason <= 5; old_reason++) {
+        e->thuiszitter_status->reason = old_reason;
+        expect_reject(e, "thuiszitter_status.reason: an old code");
+    }
+    expect_reject(e, "\"exempted\": true"); /* 5 was exempted: the reason names the marker */
+    e->thuiszitter_status->reason = 0;
+    e->thuiszitter_status->exempted = 1;
+    assert_int_equal(schakel_envelope_validate(e, why2), 0);
+    e->thuiszitter_status->reason = SCHAKEL__V1__THUISZITTER_REASON__THUISZITTER_REASON_UNKNOWN;
+    expect_reject(e, "an exempted child");
+
+    /* the SBO levels, by their JSON names */
+    static const char *const tlvs[] = {"sbo_low", "sbo_medium", "sbo_high"};
+    for (size_t i = 0; i < 3; i++) {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"type\":\"tlv\",\"event_id\":\"00000000000000000000000000000002\","
+                 "\"source_org\":\"ppo-region\",\"occurred_at\":\"2027-01-20T13:00:00.000Z\","
+                 "\"subject\":\"%064d\",\"purpose\":\"education_support\",\"legal_basis\":\"consent\","
+                 "\"tlv\":{\"tlv_id\":\"ee000000000000000000000000000002\",\"tlv_type\":\"%s\","
+                 "\"decision\":\"granted\",\"decided_on\":\"2027-01-20\"}}",
+                 0, tlvs[i]);
+        schakel_envelope_t *t = schakel_json_parse_envelope(json, strlen(json), why);
+        if (!t) fail_msg("%s: %s", tlvs[i], why);
+        assert_int_equal(schakel_envelope_validate(t, why), 0);
+        assert_int_equal(t->tlv->tlv_type, SCHAKEL__V1__TLV_TYPE__TLV_TYPE_SBO_LOW + (int)i);
+        schakel_envelope_free(t);
+    }
+    arena_free();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -765,6 +860,7 @@ int main(void)
         cmocka_unit_test(reasons_never_echo_values),
         cmocka_unit_test(every_byte_is_judged_everywhere),
         cmocka_unit_test(mangled_bytes_are_never_passed_laxer_than_protobuf_c),
+        cmocka_unit_test(duo_and_monitor_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
