@@ -41,6 +41,11 @@ static const sample_org_t orgs[] = {
      NULL},
     {"gemeente-region", "gemeente", "Municipality: jeugdconsulent, leerplicht (synthetic)",
      "beschikking absence thuiszitter_status referral_received feedback_status closure", "", NULL},
+    /* each municipality's leerplicht office: absence goes to the pupil's home municipality */
+    {"leerplicht-stad", "gemeente", "Leerplicht, municipality Stad (synthetic)", "absence thuiszitter_status",
+     "", NULL},
+    {"leerplicht-dorp", "gemeente", "Leerplicht, municipality Dorp (synthetic)", "absence thuiszitter_status",
+     "", NULL},
     /* the region's directory keeper: no data rights, publishes nothing else */
     {"admin-region", "admin", "Directory administration (synthetic)", "directory_update", "directory",
      NULL},
@@ -52,7 +57,8 @@ static const sample_org_t orgs[] = {
 };
 
 /* The routing sections: two schools in two districts, a third district,
- * the region's Veilig Thuis and leerplicht office. */
+ * two municipalities (Stad: noord and centrum; Dorp: zuid) with their
+ * leerplicht offices, the region's Veilig Thuis and leerplicht office. */
 static json_t *sample_routing(json_t *d)
 {
     json_object_set_new(
@@ -66,6 +72,10 @@ static json_t *sample_routing(json_t *d)
                         json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "code", "noord", "wijkteam",
                                   "wijkteam-noord", "code", "zuid", "wijkteam", "wijkteam-zuid",
                                   "code", "centrum", "wijkteam", "wijkteam-noord"));
+    json_object_set_new(d, "municipalities",
+                        json_pack("[{s:s, s:s, s:[s, s]}, {s:s, s:s, s:[s]}]", "code", "stad", "leerplicht",
+                                  "leerplicht-stad", "districts", "noord", "centrum", "code", "dorp",
+                                  "leerplicht", "leerplicht-dorp", "districts", "zuid"));
     json_object_set_new(d, "region", json_pack("{s:s, s:s}", "veiligthuis", "veiligthuis-region",
                                                "leerplicht", "gemeente-region"));
     return d;

@@ -863,6 +863,167 @@ static void veiligthuis_feedback_only_to_its_reporter(void **state)
             assert_string_equal(ds.d[i].recipient, "school-34cd01");
 }
 
+/* ---- issue 16: leerplicht by the home municipality, DUO's and the monitor's codes ---- */
+
+/* A node of its own: the scenarios before leave theirs stopped, with a
+ * routing service that may not publish. */
+static int fresh_node(void **state)
+{
+    harness_destroy(&H);
+    return setup(state);
+}
+
+#define ABSENCE_JSON                                                                                     \
+    "{\"type\":\"absence\",\"subject\":\"%s\",\"purpose\":\"absence\",\"legal_basis\":\"leerplicht\","    \
+    "\"categories\":[\"attendance\"],\"school\":\"12AB00\",%s\"absence\":{\"kind\":\"%s\",\"hours\":16,"  \
+    "\"period_from\":\"2026-11-09\",\"period_to\":\"2026-12-04\",\"leerplicht_report\":true%s}}"
+
+/* Publishes an absence report of school-12ab00 (in Noord, municipality
+ * Stad) about a child; extra goes into the envelope, body into the body. */
+static void absence(const char *label, const char *extra, const char *kind, const char *body, uint8_t id[16])
+{
+    char p[65], json[1024];
+    child(label, p);
+    snprintf(json, sizeof json, ABSENCE_JSON, p, extra, kind, body);
+    publish("school-12ab00", json, id);
+}
+
+/* Delivered to exactly one leerplicht office, on the legal basis
+ * leerplicht: `office`. */
+static void only_to(const uint8_t id[16], const char *office)
+{
+    decisions_t ds;
+    wait_decisions(id, 1, &ds);
+    const decision_t *d = find(&ds, office, SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER);
+    if (!d) fail_msg("not delivered to %s", office);
+    assert_string_equal(d->rule, "legal/leerplicht");
+    assert_int_equal(d->basis, SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_LEERPLICHT);
+    assert_true(received(office, id, 0));
+    const char *others[] = {"leerplicht-stad", "leerplicht-dorp", "gemeente-region"};
+    for (size_t i = 0; i < 3; i++)
+        if (strcmp(others[i], office) && routed_to(&ds, others[i]))
+            fail_msg("also routed to %s", others[i]);
+}
+
+/* Leerplichtwet art. 21a: the school reports to the municipality where the
+ * pupil lives. The sample region has two (Stad: noord, centrum; Dorp:
+ * zuid); the school stands in Stad. A report that cannot be placed is
+ * refused and the school reads why in its own stream. */
+static void absence_goes_to_the_home_municipality(void **state)
+{
+    (void)state;
+    uint8_t id[16];
+    absence("scenario-lp-zuid", "\"district\":\"zuid\",", "statutory", "", id);
+    only_to(id, "leerplicht-dorp"); /* not the school's own municipality */
+    absence("scenario-lp-noord", "\"district\":\"noord\",", "statutory", "", id);
+    only_to(id, "leerplicht-stad");
+    /* the municipality the body names comes before the district */
+    absence("scenario-lp-named", "\"district\":\"noord\",", "luxury", ",\"municipality\":\"dorp\"", id);
+    only_to(id, "leerplicht-dorp");
+    /* each of DUO's kinds, and absolute absence */
+    const char *kinds[] = {"statutory", "long_term_relative", "luxury", "rmc", "other", "absolute"};
+    for (size_t i = 0; i < 6; i++) {
+        char label[64];
+        snprintf(label, sizeof label, "scenario-lp-kind-%zu", i);
+        absence(label, "\"district\":\"centrum\",", kinds[i], "", id);
+        only_to(id, "leerplicht-stad");
+    }
+    /* not placed: nobody receives it, the school is told */
+    char got[512];
+    absence("scenario-lp-nowhere", "", "statutory", "", id);
+    told("school-12ab00", id, got, sizeof got);
+    assert_string_equal(got, "district  home_municipality_unknown;");
+    absence("scenario-lp-oost", "\"district\":\"oost\",", "statutory", "", id);
+    told("school-12ab00", id, got, sizeof got);
+    assert_string_equal(got, "district  district_not_in_a_municipality;");
+    absence("scenario-lp-elders", "\"district\":\"zuid\",", "statutory", ",\"municipality\":\"elders\"", id);
+    told("school-12ab00", id, got, sizeof got);
+    assert_string_equal(got, "absence.municipality  municipality_not_in_directory;");
+    decisions_t ds;
+    read_decisions(id, &ds);
+    assert_int_equal(ds.n_routed, 0);
+    assert_false(received("leerplicht-dorp", id, 0));
+    assert_false(received("gemeente-region", id, 0));
+    /* the old code is refused at publish, saying what to use */
+    char p[65], json[1024], reason[SCHAKEL_ERRLEN];
+    child("scenario-lp-old", p);
+    snprintf(json, sizeof json, ABSENCE_JSON, p, "\"district\":\"zuid\",", "unauthorised", "");
+    assert_int_equal(publish_code("school-12ab00", json, reason), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
+    assert_non_null(strstr(reason, "statutory, long_term_relative, luxury, rmc, other"));
+}
+
+/* The nine reasons of Rotterdam's thuiszitter monitor: each is accepted,
+ * reaches the home municipality's leerplicht office and the school's
+ * samenwerkingsverband, and the office can count it in its own cell (no
+ * aggregate command counts thuiszitters yet: the count here is the
+ * office's own tally of what it received). The old codes are refused;
+ * an exemption is a marker, not a reason. */
+static void thuiszitter_reasons_are_the_monitors_nine(void **state)
+{
+    (void)state;
+    static const char *const reasons[] = {"waiting_list_so", "waiting_for_sbo", "refusal",
+                                          "waiting_for_arrangement", "care_first", "no_school_found",
+                                          "no_pupil_transport", "unknown", "other"};
+#define TZ_JSON                                                                                          \
+    "{\"type\":\"thuiszitter_status\",\"subject\":\"%s\",\"purpose\":\"absence\","                  \
+    "\"legal_basis\":\"leerplicht\",\"categories\":[\"attendance\"],\"school\":\"34CD01\","           \
+    "\"district\":\"zuid\",\"thuiszitter_status\":{\"state\":\"started\",%s\"since\":\"2026-11-02\"}}"
+    uint8_t ids[9][16], id[16];
+    char p[65], json[1024], body[128], label[64];
+    decisions_t ds;
+    for (size_t i = 0; i < 9; i++) {
+        snprintf(label, sizeof label, "scenario-tz-%s", reasons[i]);
+        child(label, p);
+        snprintf(body, sizeof body, "\"reason\":\"%s\",", reasons[i]);
+        snprintf(json, sizeof json, TZ_JSON, p, body);
+        publish("school-34cd01", json, ids[i]);
+    }
+    for (size_t i = 0; i < 9; i++) {
+        wait_decisions(ids[i], 1, &ds);
+        assert_non_null(find(&ds, "leerplicht-dorp", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
+        assert_true(routed_to(&ds, "ppo-region"));
+        assert_false(routed_to(&ds, "leerplicht-stad"));
+    }
+    /* the office's tally: one in each of the nine cells */
+    size_t cell[9] = {0};
+    schakel_consumer_t *c = harness_consumer(H, "leerplicht-dorp", "org/leerplicht-dorp", NULL);
+    const Schakel__V1__Delivered *r;
+    char why[SCHAKEL_ERRLEN];
+    while (schakel_consumer_next(c, &r, 0, why) == 0) {
+        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
+        assert_non_null(e);
+        for (size_t i = 0; i < 9; i++)
+            if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_THUISZITTER_STATUS &&
+                !memcmp(e->event_id.data, ids[i], 16)) {
+                json_t *j = schakel_json_from_envelope(e);
+                const char *got = json_string_value(
+                    json_object_get(json_object_get(j, "thuiszitter_status"), "reason"));
+                for (size_t k = 0; k < 9; k++) cell[k] += got && !strcmp(got, reasons[k]);
+                json_decref(j);
+            }
+        schakel_envelope_free(e);
+    }
+    schakel_consumer_destroy(&c);
+    for (size_t k = 0; k < 9; k++)
+        if (cell[k] != 1) fail_msg("reason %s: %zu in its cell", reasons[k], cell[k]);
+    /* old codes refused, each saying what to give */
+    const char *old[] = {"no_suitable_place", "waiting_for_care", "health", "suspended", "exempted"};
+    char reason[SCHAKEL_ERRLEN];
+    child("scenario-tz-old", p);
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(body, sizeof body, "\"reason\":\"%s\",", old[i]);
+        snprintf(json, sizeof json, TZ_JSON, p, body);
+        assert_int_equal(publish_code("school-34cd01", json, reason), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
+        assert_non_null(strstr(reason, "nine monitor reasons"));
+    }
+    /* vrijstelling: the marker, without a reason */
+    child("scenario-tz-exempted", p);
+    snprintf(json, sizeof json, TZ_JSON, p, "\"exempted\":true,");
+    publish("school-34cd01", json, id);
+    wait_decisions(id, 1, &ds);
+    assert_non_null(find(&ds, "leerplicht-dorp", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -883,6 +1044,8 @@ int main(void)
         cmocka_unit_test(veiligthuis_feedback_only_to_its_reporter),
         cmocka_unit_test(replay_yields_the_same_decisions),
         cmocka_unit_test(refused_decision_raises_the_alarm),
+        cmocka_unit_test_setup(absence_goes_to_the_home_municipality, fresh_node),
+        cmocka_unit_test_setup(thuiszitter_reasons_are_the_monitors_nine, fresh_node),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -448,6 +448,72 @@ static void named_recipients_are_checked(void **state)
     json_decref(j);
 }
 
+/* Issue 16: municipalities with their leerplicht office, parsed strictly,
+ * and the office of a child's home municipality. */
+static void municipalities_choose_the_leerplicht_office(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN] = "";
+    const char *reason;
+    /* without municipalities: the region's office */
+    json_t *j = region();
+    char *text = json_dumps(j, JSON_COMPACT);
+    schakel_directory_t *d = schakel_directory_parse(text, strlen(text), why);
+    assert_non_null(d);
+    assert_string_equal(schakel_directory_home_leerplicht(d, NULL, "", &reason), "gemeente-1");
+    schakel_directory_destroy(&d);
+    free(text);
+    json_decref(j);
+
+#define MUNI(extra) json_pack("[{s:s, s:s, s:[s, s]}" extra "]", "code", "stad", "leerplicht", "gemeente-1", \
+                              "districts", "noord", "centrum"
+    j = region();
+    json_array_append_new(json_object_get(j, "organisations"), org("gemeente-2", "gemeente", "absence", ""));
+    json_object_set_new(j, "municipalities", MUNI(", {s:s, s:s, s:[s]}"), "code", "dorp", "leerplicht",
+                                                  "gemeente-2", "districts", "zuid"));
+    text = json_dumps(j, JSON_COMPACT);
+    d = schakel_directory_parse(text, strlen(text), why);
+    if (!d) fail_msg("refused: %s", why);
+    assert_string_equal(schakel_directory_home_leerplicht(d, NULL, "zuid", &reason), "gemeente-2");
+    assert_string_equal(schakel_directory_home_leerplicht(d, NULL, "centrum", &reason), "gemeente-1");
+    assert_string_equal(schakel_directory_home_leerplicht(d, "dorp", "noord", &reason), "gemeente-2");
+    assert_null(schakel_directory_home_leerplicht(d, NULL, "", &reason));
+    assert_string_equal(reason, "home_municipality_unknown");
+    assert_null(schakel_directory_home_leerplicht(d, NULL, "oost", &reason));
+    assert_string_equal(reason, "district_not_in_a_municipality");
+    assert_null(schakel_directory_home_leerplicht(d, "elders", "zuid", &reason));
+    assert_string_equal(reason, "municipality_not_in_directory");
+    schakel_directory_destroy(&d);
+    free(text);
+
+    /* strict: each mistake refused with the place named */
+    json_t *m = json_deep_copy(j);
+    json_object_set_new(json_array_get(json_object_get(m, "municipalities"), 0), "extra", json_true());
+    refused(m, "municipalities[0]: {\"code\"");
+    m = json_deep_copy(j);
+    json_object_set_new(json_array_get(json_object_get(m, "municipalities"), 1), "leerplicht", json_string("ppo-1"));
+    refused(m, "municipalities[1].leerplicht: ppo-1 is a ppo, not a gemeente");
+    m = json_deep_copy(j);
+    json_object_set_new(json_array_get(json_object_get(m, "municipalities"), 1), "leerplicht", json_string("nobody"));
+    refused(m, "municipalities[1].leerplicht: \"nobody\" is not an organisation listed here");
+    m = json_deep_copy(j);
+    json_array_append_new(json_object_get(json_array_get(json_object_get(m, "municipalities"), 1), "districts"),
+                          json_string("noord"));
+    refused(m, "municipalities[1].districts[1]: noord is already in municipality stad");
+    m = json_deep_copy(j);
+    json_object_set_new(json_array_get(json_object_get(m, "municipalities"), 1), "code", json_string("stad"));
+    refused(m, "municipalities[1]: stad is listed twice");
+    m = json_deep_copy(j);
+    json_array_set_new(json_object_get(json_array_get(json_object_get(m, "municipalities"), 1), "districts"), 0,
+                       json_string("Zuid Oost"));
+    refused(m, "municipalities[1].districts[0]: a district code");
+    m = json_deep_copy(j);
+    json_object_set_new(m, "municipalities", json_object());
+    refused(m, "directory.municipalities: a list");
+    json_decref(j);
+#undef MUNI
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -462,6 +528,7 @@ int main(void)
         cmocka_unit_test(bad_and_reserved_ids_are_refused),
         cmocka_unit_test(unknown_keys_are_refused),
         cmocka_unit_test(named_recipients_are_checked),
+        cmocka_unit_test(municipalities_choose_the_leerplicht_office),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
