@@ -138,11 +138,9 @@ static void decree_days(void **state)
         if (schakel_working_days_between(dd, d(off[i]) - 1, d(off[i])) != 0)
             fail_msg("%s is not a working day", off[i]);
     }
-    const char *on[] = {"2026-01-05", "2026-05-13", "2027-05-06" /* Ascension: a holiday */, "2027-05-10"};
-    assert_true(schakel_is_holiday(dd, d(on[2])));
-    assert_false(schakel_is_holiday(dd, d(on[0])));
-    assert_false(schakel_is_holiday(dd, d(on[1])));
-    assert_false(schakel_is_holiday(dd, d(on[3])));
+    const char *on[] = {"2026-01-05", "2026-05-13", "2027-05-10", "2028-05-01"};
+    for (size_t i = 0; i < sizeof on / sizeof on[0]; i++)
+        if (schakel_is_holiday(dd, d(on[i]))) fail_msg("%s is not a holiday, not even by decree", on[i]);
     char s[11];
     /* Wednesday 13 May 2026 + 1: Ascension Thursday 14 and the decree's
      * Friday 15 skipped, then the weekend: Monday 18 */
