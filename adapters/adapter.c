@@ -69,6 +69,10 @@ typedef struct {
     atomic_int stdin_done;
     pthread_mutex_t wake_lock;
     pthread_cond_t wake;      /* new events in the outbox */
+    /* The profile's JSON values are shared by every row it maps, and
+     * jansson's reference counts are not safe to touch from two threads:
+     * the spool (and stdin) and the HTTP thread map one row at a time. */
+    pthread_mutex_t map_lock;
     char why[SCHAKEL_ERRLEN];
 } adapter_t;
 
@@ -253,8 +257,11 @@ static int map_row(void *arg, const schakel_row_t *row, size_t number)
     uint8_t *buf;
     size_t len;
     char why[SCHAKEL_ERRLEN] = "";
-    if (schakel_profile_map(b->a->profile, b->a->conn.as_org, b->a->region_key, row, &buf, &len,
-                            b->ids[b->n], why) != 0) {
+    pthread_mutex_lock(&b->a->map_lock);
+    int mrc = schakel_profile_map(b->a->profile, b->a->conn.as_org, b->a->region_key, row, &buf, &len,
+                                  b->ids[b->n], why);
+    pthread_mutex_unlock(&b->a->map_lock);
+    if (mrc != 0) {
         batch_reject(b, number, why);
         return 0;
     }
@@ -1218,6 +1225,7 @@ static int cmd_run(int argc, char **argv)
     }
     a->ctx = zmq_ctx_new();
     pthread_mutex_init(&a->wake_lock, NULL);
+    pthread_mutex_init(&a->map_lock, NULL);
     pthread_cond_init(&a->wake, NULL);
     stop_flag = &a->stop;
     schakel_signals_on_stop(on_signal);
@@ -1286,6 +1294,7 @@ static int cmd_run(int argc, char **argv)
     zmq_ctx_term(a->ctx);
     pthread_cond_destroy(&a->wake);
     pthread_mutex_destroy(&a->wake_lock);
+    pthread_mutex_destroy(&a->map_lock);
 out:
     stop_flag = NULL;
     schakel_outbox_close(&a->outbox);

@@ -1,9 +1,16 @@
 /* Civil-date arithmetic after Howard Hinnant's days_from_civil, the EU
  * summer-time rule, the anonymous Gregorian Easter algorithm, and the
- * holidays of the Algemene termijnenwet (art. 3). */
+ * holidays of the Algemene termijnenwet (art. 3 lid 1 and 2 computed, lid
+ * 3 from the holidays file). */
 #include "calendar.h"
 
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "error.h"
 
 static int32_t days_from_civil(int y, unsigned m, unsigned d)
 {
@@ -104,38 +111,137 @@ static int32_t easter(int y)
     return days_from_civil(y, (unsigned)month, (unsigned)day);
 }
 
-int schakel_is_holiday(int32_t days)
+static int decreed(const schakel_decree_days_t *decree, int32_t days)
+{
+    if (!decree) return 0;
+    size_t lo = 0, hi = decree->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (decree->days[mid] == days) return 1;
+        if (decree->days[mid] < days) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
+int schakel_is_holiday(const schakel_decree_days_t *decree, int32_t days)
 {
     int y;
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);
+    /* art. 3 lid 1: Nieuwjaarsdag, de beide Kerstdagen */
     if ((m == 1 && d == 1) || (m == 12 && (d == 25 || d == 26))) return 1;
+    /* lid 1: the day the King's birthday is celebrated (Koningsdag) */
     int32_t kings = days_from_civil(y, 4, 27);
     if (weekday(kings) == 0) kings--;
     if (days == kings) return 1;
-    if (m == 5 && d == 5) return 1; /* Bevrijdingsdag: every year, by the termijnenwet */
+    if (m == 5 && d == 5) return 1; /* lid 1: de vijfde mei, every year */
     int32_t e = easter(y);
-    return days == e || days == e + 1 || days == e + 39 || days == e + 49 || days == e + 50;
+    /* lid 2: Goede Vrijdag; lid 1: tweede Paasdag, Hemelvaartsdag, tweede
+     * Pinksterdag (and the Sundays before them, Sundays anyway) */
+    if (days == e - 2 || days == e || days == e + 1 || days == e + 39 || days == e + 49 || days == e + 50)
+        return 1;
+    return decreed(decree, days); /* lid 3 */
 }
 
-static int working(int32_t days)
+static int working(const schakel_decree_days_t *decree, int32_t days)
 {
-    return !schakel_is_weekend(days) && !schakel_is_holiday(days);
+    return !schakel_is_weekend(days) && !schakel_is_holiday(decree, days);
 }
 
-int32_t schakel_add_working_days(int32_t from, int n)
+int32_t schakel_add_working_days(const schakel_decree_days_t *decree, int32_t from, int n)
 {
     int32_t d = from;
     while (n > 0) {
         d++;
-        if (working(d)) n--;
+        if (working(decree, d)) n--;
     }
     return d;
 }
 
-int schakel_working_days_between(int32_t from, int32_t to)
+int schakel_working_days_between(const schakel_decree_days_t *decree, int32_t from, int32_t to)
 {
     int n = 0;
-    for (int32_t d = from + 1; d <= to; d++) n += working(d);
+    for (int32_t d = from + 1; d <= to; d++) n += working(decree, d);
     return n;
+}
+
+/* ---- the holidays file ---- */
+
+const char *schakel_decree_days_default(void)
+{
+    return "{\n"
+           "  \"version\": 1,\n"
+           "  \"decree\": \"Besluit gelijkstelling van 2 januari 2026, 15 mei 2026, 7 mei 2027, "
+           "28 april 2028 en 26 mei 2028 met een algemeen erkende feestdag\",\n"
+           "  \"decree_days\": [\"2026-01-02\", \"2026-05-15\", \"2027-05-07\", \"2028-04-28\", "
+           "\"2028-05-26\"]\n"
+           "}\n";
+}
+
+static int cmp_day(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+int schakel_decree_days_parse(const char *text, size_t len, schakel_decree_days_t *out, char *why)
+{
+    out->n = 0;
+    json_error_t err;
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    if (!doc) return schakel_fail(why, SCHAKEL_ECONFIG, "holidays: line %d: %s", err.line, err.text);
+    int rc = 0;
+    if (!json_is_object(doc)) {
+        rc = schakel_fail(why, SCHAKEL_ECONFIG, "holidays: the file must be a JSON object");
+        goto done;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(doc, k, v) {
+        if (strcmp(k, "version") && strcmp(k, "decree") && strcmp(k, "decree_days")) {
+            rc = schakel_fail(why, SCHAKEL_ECONFIG,
+                              "holidays: unknown key \"%.40s\" (known: version, decree, decree_days)", k);
+            goto done;
+        }
+    }
+    json_t *ver = json_object_get(doc, "version"), *note = json_object_get(doc, "decree"),
+           *list = json_object_get(doc, "decree_days");
+    if (!json_is_integer(ver) || json_integer_value(ver) != 1) {
+        rc = schakel_fail(why, SCHAKEL_ECONFIG, "holidays: version: must be 1");
+        goto done;
+    }
+    if (note && !json_is_string(note)) {
+        rc = schakel_fail(why, SCHAKEL_ECONFIG, "holidays: decree: must be a string (the decree's title)");
+        goto done;
+    }
+    if (!json_is_array(list)) {
+        rc = schakel_fail(why, SCHAKEL_ECONFIG, "holidays: decree_days: must be an array of \"YYYY-MM-DD\" dates");
+        goto done;
+    }
+    if (json_array_size(list) > SCHAKEL_DECREE_DAYS_MAX) {
+        rc = schakel_fail(why, SCHAKEL_ECONFIG, "holidays: decree_days: at most %d days", SCHAKEL_DECREE_DAYS_MAX);
+        goto done;
+    }
+    size_t i;
+    json_array_foreach(list, i, v) {
+        const char *s = json_string_value(v);
+        if (!s || !schakel_date_valid(s)) {
+            rc = schakel_fail(why, SCHAKEL_ECONFIG, "holidays: decree_days[%zu]: not a real date \"YYYY-MM-DD\"", i);
+            goto done;
+        }
+        out->days[out->n++] = schakel_date_days(s);
+    }
+    qsort(out->days, out->n, sizeof out->days[0], cmp_day);
+    for (i = 1; i < out->n; i++)
+        if (out->days[i] == out->days[i - 1]) {
+            char d[11];
+            schakel_date_from_days(out->days[i], d);
+            rc = schakel_fail(why, SCHAKEL_ECONFIG, "holidays: decree_days: %s is listed twice", d);
+            goto done;
+        }
+done:
+    if (rc) out->n = 0;
+    json_decref(doc);
+    return rc;
 }

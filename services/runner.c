@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "calendar.h"
 #include "conn.h"
 #include "consent.h"
 #include "error.h"
@@ -44,20 +45,47 @@ static const char *default_text(const char *name)
     return NULL;
 }
 
-int schakel_svc_write_defaults(const char *node_dir)
+static int write_default(const char *node_dir, const char *name, const char *text)
 {
-    for (size_t i = 0; schakel_service_names[i]; i++) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%s.json", node_dir, schakel_service_names[i]);
-        if (access(path, F_OK) == 0) continue;
-        FILE *f = fopen(path, "w");
-        const char *t = default_text(schakel_service_names[i]);
-        if (!f || fputs(t, f) < 0 || fclose(f) != 0) {
-            fprintf(stderr, "schakel: cannot write %s: %s\n", path, strerror(errno));
-            return -1;
-        }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.json", node_dir, name);
+    if (access(path, F_OK) == 0) return 0;
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "schakel: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
     }
     return 0;
+}
+
+int schakel_svc_write_defaults(const char *node_dir)
+{
+    for (size_t i = 0; schakel_service_names[i]; i++)
+        if (write_default(node_dir, schakel_service_names[i], default_text(schakel_service_names[i])) != 0)
+            return -1;
+    /* the days equated with holidays by royal decree, read by feedback */
+    return write_default(node_dir, "holidays", schakel_decree_days_default());
+}
+
+/* The days equated by royal decree, from holidays.json beside the policy
+ * file (so that audit replay, reading DIR, counts the same days). */
+static int feedback_holidays(schakel_feedback_t *f, const char *policy_path, char *why)
+{
+    char path[4200];
+    const char *slash = strrchr(policy_path, '/');
+    int dir_len = slash ? (int)(slash - policy_path) : 1;
+    snprintf(path, sizeof path, "%.*s/holidays.json", dir_len, slash ? policy_path : ".");
+    size_t len;
+    char *text = schakel_file_read(path, 1u << 20, &len);
+    if (!text)
+        return schakel_fail(why, SCHAKEL_ECONFIG,
+                            "%s: %s (the days equated with holidays by royal decree; `schakel node` writes "
+                            "the default, docs/feedback.md)",
+                            path, strerror(errno));
+    char reason[SCHAKEL_ERRLEN] = "";
+    int rc = schakel_feedback_set_holidays(f, text, len, reason);
+    free(text);
+    return rc ? schakel_fail(why, rc, "%s: %s", path, reason) : 0;
 }
 
 int schakel_svc_engine(const char *name, const char *org, const char *path,
@@ -76,6 +104,8 @@ int schakel_svc_engine(const char *name, const char *org, const char *path,
     } else if (!strcmp(name, "feedback")) {
         *engine = schakel_feedback_new(org, text, len, why);
         *ops = &schakel_feedback_ops;
+        if (*engine && feedback_holidays(*engine, path, why) != 0)
+            schakel_feedback_destroy((schakel_feedback_t **)engine);
     } else {
         schakel_fail(why, SCHAKEL_ECONFIG, "no service called %s", name);
     }

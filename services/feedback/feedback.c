@@ -11,7 +11,8 @@
  *   by_event    u64be(seq of the referral or signal) -> loop key
  *   by_referral loop id || loop key -> "" (every referrer of that id)
  *   state       "directory" -> the directory in force, "day" -> last day
- *               scanned, "format" -> 2
+ *               scanned, "format" -> 2, "decree_days" -> the days equated
+ *               by royal decree in force (int32 days, for schakel loops)
  * Work per record is a lookup or two; once per day of log time the open
  * loops are scanned for deadlines. */
 #include "feedback.h"
@@ -71,6 +72,7 @@ struct schakel_feedback {
     char org[SCHAKEL_ID_MAX];
     deadline_t deadlines[ORIGINS][SCHAKEL_ORG_KINDS];
     int escalate_after, bridging_within;
+    schakel_decree_days_t decree; /* Algemene termijnenwet art. 3 lid 3 */
     MDB_dbi loops, open, history, by_event, by_referral, state;
     schakel_directory_t *dir;
     uint64_t ignored; /* loop events from an organisation not in that loop */
@@ -145,6 +147,11 @@ fail:
     return NULL;
 }
 
+int schakel_feedback_set_holidays(schakel_feedback_t *f, const char *text, size_t len, char *why)
+{
+    return schakel_decree_days_parse(text, len, &f->decree, why);
+}
+
 void schakel_feedback_destroy(schakel_feedback_t **self_p)
 {
     schakel_feedback_t *f = *self_p;
@@ -185,6 +192,8 @@ static int feedback_open(void *engine, MDB_txn *txn, char *why)
                             "from the log) and start it again");
     uint8_t format = 2;
     if (rc == 0) rc = schakel_kv_put(txn, f->state, "format", 6, &format, 1);
+    if (rc == 0)
+        rc = schakel_kv_put(txn, f->state, "decree_days", 11, f->decree.days, f->decree.n * sizeof f->decree.days[0]);
     return rc ? rc : schakel_engine_directory_load(txn, f->state, &f->dir);
 }
 
@@ -325,8 +334,8 @@ static void start_clock(schakel_feedback_t *f, loop_t *l, const char *receiver, 
     int k = l->receiver_kind > 0 && l->receiver_kind < SCHAKEL_ORG_KINDS ? l->receiver_kind : 0;
     const deadline_t *d = &f->deadlines[l->origin][k];
     l->delivered_day = day;
-    l->due_received = schakel_add_working_days(day, d->received);
-    l->due_first_contact = schakel_add_working_days(day, d->first_contact);
+    l->due_received = schakel_add_working_days(&f->decree, day, d->received);
+    l->due_first_contact = schakel_add_working_days(&f->decree, day, d->first_contact);
     l->flags = (uint8_t)((l->flags & F_REDIRECTED) | F_DELIVERED);
 }
 
@@ -344,7 +353,7 @@ static int move(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const 
     if (state == S(HELP_STARTED) && !l->help_day) l->help_day = day;
     if (state == S(WAITING_LIST)) {
         l->waiting_day = day;
-        l->due_bridging = schakel_add_working_days(day, f->bridging_within);
+        l->due_bridging = schakel_add_working_days(&f->decree, day, f->bridging_within);
     }
     if (state == S(CLOSED)) {
         l->closed_day = day;
@@ -589,7 +598,7 @@ static int check_deadlines(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *
                 rc = remind(f, out, keys[i], &l, L(REMINDER), steps[s].step, steps[s].due, l.receiver, now);
             }
             if (rc == 0 && !(l.flags & steps[s].esc_flag) &&
-                today > schakel_add_working_days(steps[s].due, f->escalate_after)) {
+                today > schakel_add_working_days(&f->decree, steps[s].due, f->escalate_after)) {
                 l.flags |= (uint8_t)steps[s].esc_flag;
                 rc = remind(f, out, keys[i], &l, L(ESCALATION), steps[s].step, steps[s].due, esc, now);
             }
@@ -843,6 +852,12 @@ json_t *schakel_feedback_figures(const char *dir, char *why)
     reader_t r;
     if (reader_open(&r, dir, why) != 0) return NULL;
     int32_t today = reader_today(&r);
+    schakel_decree_days_t dd = {0}; /* the days the service counted with */
+    MDB_val dv;
+    if (schakel_kv_get(r.txn, r.state, "decree_days", 11, &dv) == 0 && dv.mv_size <= sizeof dd.days) {
+        dd.n = dv.mv_size / sizeof dd.days[0];
+        memcpy(dd.days, dv.mv_data, dd.n * sizeof dd.days[0]);
+    }
     figures_t *fs = NULL;
     size_t nf = 0;
     MDB_cursor *cur;
@@ -871,7 +886,7 @@ json_t *schakel_feedback_figures(const char *dir, char *why)
                 if (nv) {
                     x->to_contact = nv;
                     x->to_contact[x->n_contact++] =
-                        schakel_working_days_between(l.delivered_day, l.first_contact_day);
+                        schakel_working_days_between(&dd, l.delivered_day, l.first_contact_day);
                 }
                 x->contacted++;
                 x->in_time += l.first_contact_day <= l.due_first_contact;
@@ -880,7 +895,7 @@ json_t *schakel_feedback_figures(const char *dir, char *why)
                 int *nv = realloc(x->to_help, (x->n_help + 1) * sizeof *nv);
                 if (nv) {
                     x->to_help = nv;
-                    x->to_help[x->n_help++] = schakel_working_days_between(l.delivered_day, l.help_day);
+                    x->to_help[x->n_help++] = schakel_working_days_between(&dd, l.delivered_day, l.help_day);
                 }
             }
         }

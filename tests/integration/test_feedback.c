@@ -1,8 +1,10 @@
 /* The feedback loop on a real node with a log clock the test controls:
  * deadlines in working days (across a weekend and King's Day 2027, a
- * Tuesday), reminders and escalation, one status notice per transition
- * and nothing more, alerts when a handover stalls, and identical loops
- * and events after the state is wiped and the log replayed. */
+ * Tuesday; across Ascension 2028 and the days equated with holidays in
+ * DIR/holidays.json), reminders and escalation, one status notice per
+ * transition and nothing more, alerts when a handover stalls, and
+ * identical loops and events after the state is wiped and the log
+ * replayed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -329,6 +331,47 @@ static void reused_referral_id_cannot_open_move_or_close_the_loop(void **state)
     assert_true(count_in_log("event=loop_event_ignored") > ignored); /* said, without the child */
 }
 
+/* Algemene termijnenwet art. 3 lid 3: the days a royal decree equates are
+ * read from DIR/holidays.json, which the region edits. The default holds
+ * Friday 26 May 2028 (after Ascension); the region adds a day of its own
+ * test, Monday 29 May. A referral delivered on Wednesday 24 May 2028 must
+ * be received within 2 working days: Thursday 25 (Ascension), 26 and 29
+ * are off, so Wednesday 31 May is the last day (29 May by the law alone,
+ * 30 May with the default file). A holidays file the parser refuses keeps
+ * audit replay from running, with the field named. */
+static void decree_days_from_the_holidays_file_move_deadlines(void **state)
+{
+    (void)state;
+    char p[65], rid[33], path[600], out[600];
+    said_t s[16];
+    assert_int_equal(harness_shutdown(H), 0);
+    snprintf(path, sizeof path, "%s/holidays.json", H->data);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"version\": 1, \"decree_days\": [\"2026-01-02\", \"2026-05-15\", \"2027-05-07\",\n"
+          "  \"2028-04-28\", \"2028-05-26\", \"2028-05-29\", \"2028-02-30\"]}\n", f);
+    assert_int_equal(fclose(f), 0);
+    snprintf(out, sizeof out, "%s/replay-refused.json", H->dir);
+    const char *args[] = {"audit", "replay", "--data", H->data, "--service", "feedback", NULL};
+    assert_int_equal(harness_run_tool(out, args), 2); /* decree_days[6] is not a date */
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"version\": 1, \"decree_days\": [\"2026-01-02\", \"2026-05-15\", \"2027-05-07\",\n"
+          "  \"2028-04-28\", \"2028-05-26\", \"2028-05-29\"]}\n", f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(harness_start(H), 0);
+
+    clock_to("2028-05-24T08:00:00Z"); /* Wednesday 24 May 2028, 10:00 in Amsterdam */
+    delivered_referral("loop-decree", p, rid);
+    clock_to("2028-05-31T21:30:00Z"); /* Wednesday 31 May, 23:30 */
+    assert_int_equal(feedback_said(rid, s, 16), 0);
+    clock_to("2028-05-31T22:30:00Z"); /* Thursday 1 June, 00:30 */
+    assert_int_equal(feedback_said(rid, s, 16), 1);
+    assert_int_equal(s[0].level, SCHAKEL__V1__REMINDER_LEVEL__REMINDER_LEVEL_REMINDER);
+    assert_int_equal(s[0].waiting_for, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_RECEIVED);
+    assert_string_equal(s[0].due_on, "2028-05-31");
+}
+
 static void replay_yields_identical_loops_and_events(void **state)
 {
     (void)state;
@@ -370,6 +413,7 @@ int main(void)
         cmocka_unit_test(declined_without_new_receiver_alerts_the_school),
         cmocka_unit_test(waiting_list_without_bridging_care_alerts_the_school),
         cmocka_unit_test(reused_referral_id_cannot_open_move_or_close_the_loop),
+        cmocka_unit_test(decree_days_from_the_holidays_file_move_deadlines),
         cmocka_unit_test(replay_yields_identical_loops_and_events),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
