@@ -605,6 +605,29 @@ static int check_links(const schakel_envelope_t *env, char *why)
         if (c->valid_until[0] && strcmp(c->valid_until, c->valid_from) < 0)
             return schakel_fail(why, SCHAKEL_EINVAL,
                                 "consent_given.valid_until: before valid_from");
+        /* gezag (docs/routing.md, "Whose consent counts") */
+        if (c->given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_ONE_PARENT && !c->authority)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "consent_given.authority: required with given_by one_parent: say "
+                                "whether this parent holds parental authority (gezag) alone "
+                                "(sole), with another holder (joint) or not at all (none)");
+        if (c->youth_cannot_judge && (c->given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_YOUTH_WITH_PARENTS ||
+                                      c->given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_YOUTH_WITH_GUARDIAN ||
+                                      c->given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_YOUTH_ALONE ||
+                                      c->given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_ADULT_STUDENT))
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "consent_given.youth_cannot_judge: a youth who cannot judge does not "
+                                "consent: given_by must be parents, one_parent or guardian");
+        if (c->youth_cannot_judge && c->age_band != SCHAKEL__V1__AGE_BAND__AGE_BAND_12_15 &&
+            c->age_band != SCHAKEL__V1__AGE_BAND__AGE_BAND_16_17)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "consent_given.youth_cannot_judge: only for a youth of 12 to 17 "
+                                "(age_band 12_15 or 16_17)");
+        if (c->given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_YOUTH_WITH_GUARDIAN &&
+            c->age_band != SCHAKEL__V1__AGE_BAND__AGE_BAND_12_15)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "consent_given.given_by: youth_with_guardian is for a youth of 12 to 15 "
+                                "(age_band 12_15)");
         break;
     }
     case T(INTAKE):

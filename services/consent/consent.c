@@ -29,7 +29,7 @@
 #include "error.h"
 #include "logging.h"
 
-#define RULES_VERSION "schakel/v1/consent-rules/3" /* bump when a coded rule changes */
+#define RULES_VERSION "schakel/v1/consent-rules/4" /* bump when a coded rule changes */
 #define STATE_FORMAT 2 /* 1: kept whole events in clear (table "events") */
 #define SUBJECT_LEN 64
 #define HOLD_KEY_MAX (SUBJECT_LEN + 8 + SCHAKEL_ID_MAX)
@@ -59,6 +59,7 @@ typedef struct {
     uint8_t consent_id[16];
     int has_consent;
     char consent_org[SCHAKEL_ID_MAX]; /* who recorded that consent */
+    int not_entitled; /* a consent would cover it, but not given by whom the law asks */
 } verdict_t;
 
 /* ---- policy ---- */
@@ -237,26 +238,44 @@ static int kind_of(schakel_consent_t *c, const char *org)
 
 /* ---- the rules ---- */
 
-static int given_by_counts(int age, int given_by)
+/* Whose consent counts, by the child's age (WGBO art. 7:450 and 7:465 BW;
+ * docs/routing.md, "Whose consent counts"): under 12 the holders of
+ * parental authority (gezag) or the guardian; 12-15 the youth together
+ * with them (or with the guardian); 16-17 the youth alone; a youth of 12
+ * to 17 who cannot reasonably judge their interests is represented by the
+ * holders alone. One parent counts alone only when holding authority
+ * alone; a parent without authority never does. */
+static int by_holders(const Schakel__V1__ConsentGiven *cg)
+{
+    return cg->given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_PARENTS ||
+           cg->given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_GUARDIAN ||
+           (cg->given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_ONE_PARENT &&
+            cg->authority == SCHAKEL__V1__PARENTAL_AUTHORITY__PARENTAL_AUTHORITY_SOLE);
+}
+
+static int given_by_counts(int age, const Schakel__V1__ConsentGiven *cg)
 {
     switch (age) {
-    case SCHAKEL__V1__AGE_BAND__AGE_BAND_UNDER_12:
-        return given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_PARENTS ||
-               given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_ONE_PARENT ||
-               given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_GUARDIAN;
+    case SCHAKEL__V1__AGE_BAND__AGE_BAND_UNDER_12: return by_holders(cg);
     case SCHAKEL__V1__AGE_BAND__AGE_BAND_12_15:
-        return given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_YOUTH_WITH_PARENTS;
+        return cg->given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_YOUTH_WITH_PARENTS ||
+               cg->given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_YOUTH_WITH_GUARDIAN ||
+               (cg->youth_cannot_judge && by_holders(cg));
     case SCHAKEL__V1__AGE_BAND__AGE_BAND_16_17:
-        return given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_YOUTH_ALONE;
+        return cg->given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_YOUTH_ALONE ||
+               (cg->youth_cannot_judge && by_holders(cg));
     case SCHAKEL__V1__AGE_BAND__AGE_BAND_ADULT:
-        return given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_ADULT_STUDENT;
+        return cg->given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_ADULT_STUDENT;
     default: return 0;
     }
 }
 
+enum { COVERS_NOT = 0, COVERS = 1, COVERS_NOT_ENTITLED = 2 };
+
 /* Is consent cg (not withdrawn) valid on `date` for recipient x of event e?
- * With any_purpose the event's purpose and categories are not checked (for
- * telling the recipient about the consent itself). */
+ * COVERS_NOT_ENTITLED: it would, but it was not given by whom the child's
+ * age asks. With any_purpose the event's purpose and categories are not
+ * checked (for telling the recipient about the consent itself). */
 static int covers(schakel_consent_t *c, const Schakel__V1__ConsentGiven *cg, const schakel_envelope_t *e,
                   const char *x, const char *date, int any_purpose)
 {
@@ -266,18 +285,17 @@ static int covers(schakel_consent_t *c, const Schakel__V1__ConsentGiven *cg, con
     if (strcmp(date, cg->valid_from) < 0 || (cg->valid_until[0] && strcmp(date, cg->valid_until) > 0))
         return 0;
     int age = e->age_band ? (int)e->age_band : (int)cg->age_band;
-    if (!given_by_counts(age, cg->given_by)) return 0;
-    if (any_purpose) return 1;
+    int ok = given_by_counts(age, cg) ? COVERS : COVERS_NOT_ENTITLED;
+    if (any_purpose) return ok;
     int purpose = 0;
     for (size_t i = 0; i < cg->n_purposes && !purpose; i++) purpose = cg->purposes[i] == e->purpose;
-    if (!purpose) return 0;
-    if (!cg->n_categories) return 1;
-    for (size_t i = 0; i < e->n_categories; i++) {
+    if (!purpose) return COVERS_NOT;
+    for (size_t i = 0; i < e->n_categories && cg->n_categories; i++) {
         int in = 0;
         for (size_t j = 0; j < cg->n_categories && !in; j++) in = cg->categories[j] == e->categories[i];
-        if (!in) return 0;
+        if (!in) return COVERS_NOT;
     }
-    return 1;
+    return ok;
 }
 
 /* The first consent of the event's subject (in consent id order) that
@@ -301,11 +319,15 @@ static int find_consent(schakel_consent_t *c, MDB_txn *txn, const schakel_envelo
         org[on] = 0;
         schakel_envelope_t *ce;
         int withdrawn;
-        if (load_consent(c, txn, id, org, &ce, &withdrawn) == 0 && !withdrawn &&
-            covers(c, ce->consent_given, e, x, date, 0)) {
+        int cv = load_consent(c, txn, id, org, &ce, &withdrawn) == 0 && !withdrawn
+                     ? covers(c, ce->consent_given, e, x, date, 0)
+                     : COVERS_NOT;
+        if (cv == COVERS) {
             memcpy(out->consent_id, id, 16);
             snprintf(out->consent_org, sizeof out->consent_org, "%s", org);
             found = 1;
+        } else if (cv == COVERS_NOT_ENTITLED) {
+            out->not_entitled = 1;
         }
         schakel_envelope_free(ce);
     }
@@ -521,7 +543,11 @@ static void decide(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t 
     }
     v->outcome = c->fallback[e->type];
     v->basis = B(CONSENT);
-    if (v->outcome == O(HOLD)) {
+    if (v->not_entitled && v->outcome != O(NOTICE_ONLY)) {
+        /* held or denied as without consent, saying why the consent there
+         * is does not count */
+        v->rule = "consent/not-entitled";
+    } else if (v->outcome == O(HOLD)) {
         v->rule = "fallback/hold";
     } else if (v->outcome == O(NOTICE_ONLY)) {
         v->basis = B(VERWIJSINDEX), v->rule = "fallback/notice", v->duty = 1;
@@ -781,7 +807,7 @@ static int expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec
         int rc = 0;
         schakel_envelope_t *e = load_event(c, rec, h.about_seq, NULL, &rc, why);
         if (e) {
-            verdict_t vd = {O(EXPIRED), B(CONSENT), 0, "hold/expired", {0}, 0, ""};
+            verdict_t vd = {.outcome = O(EXPIRED), .basis = B(CONSENT), .rule = "hold/expired"};
             rc = emit_decision(c, out, e, h.about_seq, x, &vd, &c2, rec->now, why);
             schakel_envelope_free(e);
         }

@@ -3,6 +3,7 @@
  * (stream about/<id>) and what an organisation received, moving the log's
  * time, and waiting for the services. */
 #include "scenario.h"
+#include "json.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -150,7 +151,7 @@ void wait_decisions_at(const uint8_t id[16], uint64_t seq, size_t want, decision
 const decision_t *find(const decisions_t *ds, const char *recipient, int outcome)
 {
     for (size_t i = 0; i < ds->n; i++)
-        if (!strcmp(ds->d[i].recipient, recipient) && ds->d[i].outcome == outcome) return &ds->d[i];
+        if (!strcmp(ds->d[i].recipient, recipient) && (!outcome || ds->d[i].outcome == outcome)) return &ds->d[i];
     return NULL;
 }
 
@@ -193,6 +194,34 @@ uint64_t publish(const char *org, const char *json, uint8_t id[16])
     uint64_t seq = harness_publish_json(H, org, json, id);
     if (!seq) fail_msg("%s could not publish %s", org, json);
     return seq;
+}
+
+/* Publishes json as org and returns the ACK's code (-1: no ACK); the
+ * reason in reason (SCHAKEL_ERRLEN). */
+int publish_code(const char *org, const char *json, char *reason)
+{
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_envelope_t *e = schakel_json_parse_envelope(json, strlen(json), why);
+    if (!e) fail_msg("test event does not parse: %s", why);
+    uint8_t id[16];
+    harness_event_id(id);
+    e->event_id.data = id;
+    e->event_id.len = 16;
+    e->source_org = (char *)org;
+    e->occurred_at = now_ms();
+    size_t len = schakel__v1__envelope__get_packed_size(e);
+    uint8_t *buf = malloc(len);
+    schakel__v1__envelope__pack(e, buf);
+    e->event_id.data = NULL, e->event_id.len = 0, e->source_org = NULL;
+    schakel_envelope_free(e);
+    schakel_client_t *c = harness_client(H, org);
+    Schakel__V1__Ack *a = harness_publish1(c, buf, len);
+    schakel_client_destroy(&c);
+    free(buf);
+    int code = a && a->n_entries == 1 ? (int)a->entries[0]->code : -1;
+    snprintf(reason, SCHAKEL_ERRLEN, "%s", code >= 0 ? a->entries[0]->reason : "no ACK");
+    if (a) schakel__v1__ack__free_unpacked(a, NULL);
+    return code;
 }
 
 void referral_with_id(const char *org, const char *subject, const char *extra, const char *to_kind,

@@ -43,6 +43,7 @@ void wait_decisions(const uint8_t id[16], size_t want, decisions_t *out);
  * so several organisations' events may share an id (seq 0: any of them). */
 void read_decisions_at(const uint8_t id[16], uint64_t seq, decisions_t *out);
 void wait_decisions_at(const uint8_t id[16], uint64_t seq, size_t want, decisions_t *out);
+/* The decision for recipient with that outcome (0: any outcome). */
 const decision_t *find(const decisions_t *ds, const char *recipient, int outcome);
 int routed_to(const decisions_t *ds, const char *org);
 
@@ -52,6 +53,9 @@ int received(const char *org, const uint8_t id[16], int outcome_about);
 
 /* Publishes JSON as org; fails the test on a reject. Returns the seq. */
 uint64_t publish(const char *org, const char *json, uint8_t id[16]);
+/* Publishes json as org and returns the ACK's code (-1: no ACK), its
+ * reason in reason (SCHAKEL_ERRLEN bytes). */
+int publish_code(const char *org, const char *json, char *reason);
 /* A referral of subject to an organisation kind; extra is spliced into the
  * envelope (e.g. "\"district\":\"zuid\","). rid_out: its referral id (hex). */
 void referral(const char *org, const char *subject, const char *extra, const char *to_kind,

@@ -144,6 +144,11 @@ static schakel_envelope_t *filled(int type)
         e->consent_decision->legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_MELDCODE;
     if (type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_THUISZITTER_STATUS)
         e->thuiszitter_status->exempted = 0; /* an exempted child has no reason */
+    if (type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_GIVEN) {
+        /* a youth who cannot judge: the guardian consents (every field set) */
+        e->consent_given->given_by = SCHAKEL__V1__GIVEN_BY__GIVEN_BY_GUARDIAN;
+        e->consent_given->age_band = SCHAKEL__V1__AGE_BAND__AGE_BAND_12_15;
+    }
     return e;
 }
 
