@@ -166,17 +166,14 @@ int schakel_working_days_between(const schakel_decree_days_t *decree, int32_t fr
     return n;
 }
 
-/* ---- the holidays file ---- */
+/* ---- the days equated by royal decree ---- */
 
 const char *schakel_decree_days_default(void)
 {
-    return "{\n"
-           "  \"version\": 1,\n"
-           "  \"decree\": \"Besluit gelijkstelling van 2 januari 2026, 15 mei 2026, 7 mei 2027, "
+    return "{\"decree\": \"Besluit gelijkstelling van 2 januari 2026, 15 mei 2026, 7 mei 2027, "
            "28 april 2028 en 26 mei 2028 met een algemeen erkende feestdag\",\n"
-           "  \"decree_days\": [\"2026-01-02\", \"2026-05-15\", \"2027-05-07\", \"2028-04-28\", "
-           "\"2028-05-26\"]\n"
-           "}\n";
+           " \"decree_days\": [\"2026-01-02\", \"2026-05-15\", \"2027-05-07\", \"2028-04-28\", "
+           "\"2028-05-26\"]}\n";
 }
 
 static int cmp_day(const void *a, const void *b)
@@ -185,49 +182,43 @@ static int cmp_day(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int schakel_decree_days_parse(const char *text, size_t len, schakel_decree_days_t *out, char *why)
+int schakel_decree_days_from_json(const json_t *doc, schakel_decree_days_t *out, const char *where, char *why)
 {
     out->n = 0;
-    json_error_t err;
-    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
-    if (!doc) return schakel_fail(why, SCHAKEL_ECONFIG, "holidays: line %d: %s", err.line, err.text);
     int rc = 0;
-    if (!json_is_object(doc)) {
-        rc = schakel_fail(why, SCHAKEL_ECONFIG, "holidays: the file must be a JSON object");
-        goto done;
-    }
+    if (!json_is_object(doc))
+        return schakel_fail(why, SCHAKEL_ECONFIG, "%s: an object {\"decree\": ..., \"decree_days\": [...]}",
+                            where);
     const char *k;
     json_t *v;
-    json_object_foreach(doc, k, v) {
-        if (strcmp(k, "version") && strcmp(k, "decree") && strcmp(k, "decree_days")) {
-            rc = schakel_fail(why, SCHAKEL_ECONFIG,
-                              "holidays: unknown key \"%.40s\" (known: version, decree, decree_days)", k);
+    json_object_foreach((json_t *)doc, k, v) {
+        if (strcmp(k, "decree") && strcmp(k, "decree_days")) {
+            rc = schakel_fail(why, SCHAKEL_ECONFIG, "%s: unknown key \"%.40s\" (known: decree, decree_days)",
+                              where, k);
             goto done;
         }
     }
-    json_t *ver = json_object_get(doc, "version"), *note = json_object_get(doc, "decree"),
-           *list = json_object_get(doc, "decree_days");
-    if (!json_is_integer(ver) || json_integer_value(ver) != 1) {
-        rc = schakel_fail(why, SCHAKEL_ECONFIG, "holidays: version: must be 1");
-        goto done;
-    }
+    json_t *note = json_object_get(doc, "decree"), *list = json_object_get(doc, "decree_days");
     if (note && !json_is_string(note)) {
-        rc = schakel_fail(why, SCHAKEL_ECONFIG, "holidays: decree: must be a string (the decree's title)");
+        rc = schakel_fail(why, SCHAKEL_ECONFIG, "%s.decree: must be a string (the decree's title)", where);
         goto done;
     }
     if (!json_is_array(list)) {
-        rc = schakel_fail(why, SCHAKEL_ECONFIG, "holidays: decree_days: must be an array of \"YYYY-MM-DD\" dates");
+        rc = schakel_fail(why, SCHAKEL_ECONFIG, "%s.decree_days: must be an array of \"YYYY-MM-DD\" dates",
+                          where);
         goto done;
     }
     if (json_array_size(list) > SCHAKEL_DECREE_DAYS_MAX) {
-        rc = schakel_fail(why, SCHAKEL_ECONFIG, "holidays: decree_days: at most %d days", SCHAKEL_DECREE_DAYS_MAX);
+        rc = schakel_fail(why, SCHAKEL_ECONFIG, "%s.decree_days: at most %d days", where,
+                          SCHAKEL_DECREE_DAYS_MAX);
         goto done;
     }
     size_t i;
     json_array_foreach(list, i, v) {
         const char *s = json_string_value(v);
         if (!s || !schakel_date_valid(s)) {
-            rc = schakel_fail(why, SCHAKEL_ECONFIG, "holidays: decree_days[%zu]: not a real date \"YYYY-MM-DD\"", i);
+            rc = schakel_fail(why, SCHAKEL_ECONFIG, "%s.decree_days[%zu]: not a real date \"YYYY-MM-DD\"",
+                              where, i);
             goto done;
         }
         out->days[out->n++] = schakel_date_days(s);
@@ -237,11 +228,21 @@ int schakel_decree_days_parse(const char *text, size_t len, schakel_decree_days_
         if (out->days[i] == out->days[i - 1]) {
             char d[11];
             schakel_date_from_days(out->days[i], d);
-            rc = schakel_fail(why, SCHAKEL_ECONFIG, "holidays: decree_days: %s is listed twice", d);
+            rc = schakel_fail(why, SCHAKEL_ECONFIG, "%s.decree_days: %s is listed twice", where, d);
             goto done;
         }
 done:
     if (rc) out->n = 0;
+    return rc;
+}
+
+int schakel_decree_days_parse(const char *text, size_t len, schakel_decree_days_t *out, char *why)
+{
+    json_error_t err;
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    out->n = 0;
+    if (!doc) return schakel_fail(why, SCHAKEL_ECONFIG, "holidays: line %d: %s", err.line, err.text);
+    int rc = schakel_decree_days_from_json(doc, out, "holidays", why);
     json_decref(doc);
     return rc;
 }

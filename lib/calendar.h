@@ -2,7 +2,8 @@
  * Europe/Amsterdam (CET/CEST by the EU rule, no tz database needed), day
  * arithmetic, and working days by the Algemene termijnenwet (weekends, the
  * holidays of art. 3 lid 1, Good Friday by lid 2, Easter computed, and the
- * days a royal decree equates by lid 3, which are data: holidays.json).
+ * days a royal decree equates by lid 3, which are data: the directory's
+ * "holidays" section, on the log).
  * Pure functions of their arguments, so that services that time by the log
  * replay the same way anywhere. */
 #ifndef SCHAKEL_CALENDAR_H
@@ -36,17 +37,24 @@ typedef struct {
     int32_t days[SCHAKEL_DECREE_DAYS_MAX];
 } schakel_decree_days_t;
 
-/* Parses a holidays file (docs/feedback.md, "Deadlines"):
- *   {"version": 1, "decree": "...", "decree_days": ["2026-01-02", ...]}
- * strictly: version 1, unknown keys refused, every day a real YYYY-MM-DD
- * date, none twice. 0, or SCHAKEL_ECONFIG with a reason naming the field
- * in why (prefixed "holidays: "); out is then emptied. */
+struct json_t;
+
+/* The days equated by royal decree, from the directory's "holidays"
+ * section (docs/feedback.md, "Deadlines"):
+ *   {"decree": "<title>", "decree_days": ["2026-01-02", ...]}
+ * strictly: unknown keys refused, every day a real YYYY-MM-DD date, none
+ * twice. 0, or SCHAKEL_ECONFIG with a reason that starts with `where` and
+ * names the field; out is then emptied. */
+int schakel_decree_days_from_json(const struct json_t *section, schakel_decree_days_t *out, const char *where,
+                                  char *why);
+
+/* The same from JSON text (reasons start with "holidays"). */
 int schakel_decree_days_parse(const char *text, size_t len, schakel_decree_days_t *out, char *why);
 
-/* The file's content when the region has written none: the decree in
- * force for 2026-2028, "Besluit gelijkstelling van 2 januari 2026, 15 mei
- * 2026, 7 mei 2027, 28 april 2028 en 26 mei 2028 met een algemeen erkende
- * feestdag". */
+/* The section for a region that has written none: the decree in force for
+ * 2026-2028, "Besluit gelijkstelling van 2 januari 2026, 15 mei 2026, 7
+ * mei 2027, 28 april 2028 en 26 mei 2028 met een algemeen erkende
+ * feestdag" (the sample region's directory carries it). */
 const char *schakel_decree_days_default(void);
 
 /* 1 if the day is a generally recognised holiday of the Algemene

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "calendar.h"
 #include "codec.h"
 #include "error.h"
 #include "fileio.h"
@@ -43,6 +44,7 @@ struct schakel_directory {
     district_in_t *district_in;
     size_t n_district_in;
     char veiligthuis[SCHAKEL_ID_MAX], leerplicht[SCHAKEL_ID_MAX];
+    schakel_decree_days_t decree; /* Algemene termijnenwet art. 3 lid 3 */
     uint8_t hash[SCHAKEL_SHA256_LEN];
     char *text;
 };
@@ -349,6 +351,8 @@ static int parse_region(schakel_directory_t *d, json_t *doc, char *why)
             }
         } else if (!strcmp(key, "municipalities")) {
             if (parse_municipalities(d, v, why)) return SCHAKEL_ECONFIG;
+        } else if (!strcmp(key, "holidays")) {
+            if (schakel_decree_days_from_json(v, &d->decree, "directory.holidays", why)) return SCHAKEL_ECONFIG;
         } else if (!strcmp(key, "region")) {
             const char *k2;
             json_t *v2;
@@ -456,6 +460,11 @@ schakel_directory_t *schakel_directory_load(const char *path, char *why)
         schakel_fail(why, SCHAKEL_ECONFIG, "%s: %s", path, inner);
     }
     return d;
+}
+
+const schakel_decree_days_t *schakel_directory_decree_days(const schakel_directory_t *d)
+{
+    return &d->decree;
 }
 
 void schakel_directory_destroy(schakel_directory_t **self_p)

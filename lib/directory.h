@@ -17,7 +17,8 @@
  *    "districts": [{"code": "noord", "wijkteam": "wijkteam-noord"}],
  *    "municipalities": [{"code": "stad", "leerplicht": "leerplicht-stad",
  *                        "districts": ["noord", "centrum"]}],
- *    "region": {"veiligthuis": "veiligthuis-region", "leerplicht": "gemeente-region"}}
+ *    "region": {"veiligthuis": "veiligthuis-region", "leerplicht": "gemeente-region"},
+ *    "holidays": {"decree": "<title>", "decree_days": ["2026-01-02", ...]}}
  *
  * kind is one of school smw ggd wijkteam ppo veiligthuis gemeente service
  * admin. publish lists event type names (docs/events.md). rights:
@@ -44,13 +45,17 @@
  * municipalities: each municipality with its leerplicht office (a gemeente)
  * and the districts in it (a district in at most one). region: the Veilig
  * Thuis organisation and the leerplicht office for a region without
- * municipalities (docs/routing.md). Every
+ * municipalities (docs/routing.md). holidays: the days a royal decree
+ * equates with holidays (Algemene termijnenwet art. 3 lid 3), which the
+ * feedback service counts deadlines with (docs/feedback.md); none when
+ * absent. Every
  * organisation named must be listed, with the right kind. */
 #ifndef SCHAKEL_DIRECTORY_H
 #define SCHAKEL_DIRECTORY_H
 
 #include <stdint.h>
 
+#include "calendar.h"
 #include "codec.h"
 #include "keys.h"
 
@@ -154,6 +159,9 @@ const char *schakel_directory_home_leerplicht(const schakel_directory_t *self, c
 
 /* SHA-256 of the document text the directory was parsed from, and that
  * text (NUL-terminated). */
+/* The days a royal decree equates with holidays (empty when the directory
+ * has no "holidays" section). */
+const schakel_decree_days_t *schakel_directory_decree_days(const schakel_directory_t *self);
 const uint8_t *schakel_directory_hash(const schakel_directory_t *self);
 const char *schakel_directory_text(const schakel_directory_t *self);
 

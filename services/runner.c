@@ -13,7 +13,6 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "calendar.h"
 #include "conn.h"
 #include "consent.h"
 #include "error.h"
@@ -63,29 +62,25 @@ int schakel_svc_write_defaults(const char *node_dir)
     for (size_t i = 0; schakel_service_names[i]; i++)
         if (write_default(node_dir, schakel_service_names[i], default_text(schakel_service_names[i])) != 0)
             return -1;
-    /* the days equated with holidays by royal decree, read by feedback */
-    return write_default(node_dir, "holidays", schakel_decree_days_default());
+    return 0;
 }
 
-/* The days equated by royal decree, from holidays.json beside the policy
- * file (so that audit replay, reading DIR, counts the same days). */
-static int feedback_holidays(schakel_feedback_t *f, const char *policy_path, char *why)
+/* The days equated by royal decree used to be read from holidays.json
+ * beside the policy file; they are in the directory now, on the log. A
+ * file left there would be ignored, and deadlines would move without a
+ * word: refuse to start until it is moved. */
+static int feedback_no_holidays_file(const char *policy_path, char *why)
 {
     char path[4200];
     const char *slash = strrchr(policy_path, '/');
     int dir_len = slash ? (int)(slash - policy_path) : 1;
     snprintf(path, sizeof path, "%.*s/holidays.json", dir_len, slash ? policy_path : ".");
-    size_t len;
-    char *text = schakel_file_read(path, 1u << 20, &len);
-    if (!text)
-        return schakel_fail(why, SCHAKEL_ECONFIG,
-                            "%s: %s (the days equated with holidays by royal decree; `schakel node` writes "
-                            "the default, docs/feedback.md)",
-                            path, strerror(errno));
-    char reason[SCHAKEL_ERRLEN] = "";
-    int rc = schakel_feedback_set_holidays(f, text, len, reason);
-    free(text);
-    return rc ? schakel_fail(why, rc, "%s: %s", path, reason) : 0;
+    if (access(path, F_OK) != 0) return 0;
+    return schakel_fail(why, SCHAKEL_ECONFIG,
+                        "%s is no longer read: the days a royal decree equates with holidays are the "
+                        "directory's \"holidays\" section now (docs/feedback.md, \"Deadlines\"): move "
+                        "its decree_days there, publish the directory, and delete the file",
+                        path);
 }
 
 int schakel_svc_engine(const char *name, const char *org, const char *path,
@@ -104,7 +99,7 @@ int schakel_svc_engine(const char *name, const char *org, const char *path,
     } else if (!strcmp(name, "feedback")) {
         *engine = schakel_feedback_new(org, text, len, why);
         *ops = &schakel_feedback_ops;
-        if (*engine && feedback_holidays(*engine, path, why) != 0)
+        if (*engine && feedback_no_holidays_file(path, why) != 0)
             schakel_feedback_destroy((schakel_feedback_t **)engine);
     } else {
         schakel_fail(why, SCHAKEL_ECONFIG, "no service called %s", name);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "calendar.h"
 #include "error.h"
 #include "fileio.h"
 #include "tool.h"
@@ -58,7 +59,8 @@ static const sample_org_t orgs[] = {
 
 /* The routing sections: two schools in two districts, a third district,
  * two municipalities (Stad: noord and centrum; Dorp: zuid) with their
- * leerplicht offices, the region's Veilig Thuis and leerplicht office. */
+ * leerplicht offices, the region's Veilig Thuis and leerplicht office;
+ * and the decree days that deadlines are counted with. */
 static json_t *sample_routing(json_t *d)
 {
     json_object_set_new(
@@ -78,6 +80,8 @@ static json_t *sample_routing(json_t *d)
                                   "leerplicht", "leerplicht-dorp", "districts", "zuid"));
     json_object_set_new(d, "region", json_pack("{s:s, s:s}", "veiligthuis", "veiligthuis-region",
                                                "leerplicht", "gemeente-region"));
+    /* the days a royal decree equates with holidays (docs/feedback.md) */
+    json_object_set_new(d, "holidays", json_loads(schakel_decree_days_default(), 0, NULL));
     return d;
 }
 

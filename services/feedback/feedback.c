@@ -12,7 +12,8 @@
  *   by_referral loop id || loop key -> "" (every referrer of that id)
  *   state       "directory" -> the directory in force, "day" -> last day
  *               scanned, "format" -> 2, "decree_days" -> the days equated
- *               by royal decree in force (int32 days, for schakel loops)
+ *               by royal decree in the directory in force (int32 days, for
+ *               schakel loops --figures)
  * Work per record is a lookup or two; once per day of log time the open
  * loops are scanned for deadlines. */
 #include "feedback.h"
@@ -72,7 +73,6 @@ struct schakel_feedback {
     char org[SCHAKEL_ID_MAX];
     deadline_t deadlines[ORIGINS][SCHAKEL_ORG_KINDS];
     int escalate_after, bridging_within;
-    schakel_decree_days_t decree; /* Algemene termijnenwet art. 3 lid 3 */
     MDB_dbi loops, open, history, by_event, by_referral, state;
     schakel_directory_t *dir;
     uint64_t ignored; /* loop events from an organisation not in that loop */
@@ -147,11 +147,6 @@ fail:
     return NULL;
 }
 
-int schakel_feedback_set_holidays(schakel_feedback_t *f, const char *text, size_t len, char *why)
-{
-    return schakel_decree_days_parse(text, len, &f->decree, why);
-}
-
 void schakel_feedback_destroy(schakel_feedback_t **self_p)
 {
     schakel_feedback_t *f = *self_p;
@@ -192,9 +187,24 @@ static int feedback_open(void *engine, MDB_txn *txn, char *why)
                             "from the log) and start it again");
     uint8_t format = 2;
     if (rc == 0) rc = schakel_kv_put(txn, f->state, "format", 6, &format, 1);
-    if (rc == 0)
-        rc = schakel_kv_put(txn, f->state, "decree_days", 11, f->decree.days, f->decree.n * sizeof f->decree.days[0]);
     return rc ? rc : schakel_engine_directory_load(txn, f->state, &f->dir);
+}
+
+/* The days a royal decree equates with holidays (Algemene termijnenwet
+ * art. 3 lid 3): the directory's, on the log, so that a replay counts
+ * the same days; none before the first directory. */
+static const schakel_decree_days_t *decree(const schakel_feedback_t *f)
+{
+    return f->dir ? schakel_directory_decree_days(f->dir) : NULL;
+}
+
+/* A new directory on the log: it may bring other decree days. */
+static int on_directory(schakel_feedback_t *f, MDB_txn *txn, const schakel_envelope_t *e)
+{
+    int rc = schakel_engine_directory_update(txn, f->state, e, &f->dir);
+    const schakel_decree_days_t *dd = decree(f);
+    if (rc == 0 && dd) rc = schakel_kv_put(txn, f->state, "decree_days", 11, dd->days, dd->n * sizeof dd->days[0]);
+    return rc;
 }
 
 static int load_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], loop_t *l)
@@ -334,8 +344,8 @@ static void start_clock(schakel_feedback_t *f, loop_t *l, const char *receiver, 
     int k = l->receiver_kind > 0 && l->receiver_kind < SCHAKEL_ORG_KINDS ? l->receiver_kind : 0;
     const deadline_t *d = &f->deadlines[l->origin][k];
     l->delivered_day = day;
-    l->due_received = schakel_add_working_days(&f->decree, day, d->received);
-    l->due_first_contact = schakel_add_working_days(&f->decree, day, d->first_contact);
+    l->due_received = schakel_add_working_days(decree(f), day, d->received);
+    l->due_first_contact = schakel_add_working_days(decree(f), day, d->first_contact);
     l->flags = (uint8_t)((l->flags & F_REDIRECTED) | F_DELIVERED);
 }
 
@@ -353,7 +363,7 @@ static int move(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const 
     if (state == S(HELP_STARTED) && !l->help_day) l->help_day = day;
     if (state == S(WAITING_LIST)) {
         l->waiting_day = day;
-        l->due_bridging = schakel_add_working_days(&f->decree, day, f->bridging_within);
+        l->due_bridging = schakel_add_working_days(decree(f), day, f->bridging_within);
     }
     if (state == S(CLOSED)) {
         l->closed_day = day;
@@ -598,7 +608,7 @@ static int check_deadlines(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *
                 rc = remind(f, out, keys[i], &l, L(REMINDER), steps[s].step, steps[s].due, l.receiver, now);
             }
             if (rc == 0 && !(l.flags & steps[s].esc_flag) &&
-                today > schakel_add_working_days(&f->decree, steps[s].due, f->escalate_after)) {
+                today > schakel_add_working_days(decree(f), steps[s].due, f->escalate_after)) {
                 l.flags |= (uint8_t)steps[s].esc_flag;
                 rc = remind(f, out, keys[i], &l, L(ESCALATION), steps[s].step, steps[s].due, esc, now);
             }
@@ -619,7 +629,7 @@ static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *
     int rc = 0;
     if (e) {
         switch ((int)e->type) {
-        case T(DIRECTORY_UPDATE): rc = schakel_engine_directory_update(txn, f->state, e, &f->dir); break;
+        case T(DIRECTORY_UPDATE): rc = on_directory(f, txn, e); break;
         case T(REFERRAL): rc = open_loop(f, txn, &e->referral->referral_id, ORIGIN_REFERRAL, rec); break;
         case T(SIGNAL):
             if (e->signal->follow_up_requested) rc = open_loop(f, txn, &e->event_id, ORIGIN_SIGNAL, rec);

@@ -14,7 +14,7 @@
  * Each transition sends the referrer a FeedbackStatus notice (state, date,
  * lead organisation; no content). Deadlines are in working days from the
  * delivery (weekends, the holidays of the Algemene termijnenwet and the
- * days a royal decree equates off: holidays.json), per kind of receiver
+ * days a royal decree equates off: the directory's "holidays"), per kind of receiver
  * and kind of loop; an overdue step earns the receiver a LoopReminder, and
  * escalate_after working days later its escalation contact an escalation
  * (without the child's subject). A loop declined or redirected with no new
@@ -43,11 +43,6 @@ schakel_feedback_t *schakel_feedback_new(const char *org_id, const char *policy_
                                          char *why);
 void schakel_feedback_destroy(schakel_feedback_t **self_p);
 
-/* The days a royal decree equates with holidays (Algemene termijnenwet
- * art. 3 lid 3), from the text of the holidays file (calendar.h,
- * schakel_decree_days_parse); none until set. 0, or SCHAKEL_ECONFIG with
- * the reason in why. */
-int schakel_feedback_set_holidays(schakel_feedback_t *f, const char *text, size_t len, char *why);
 
 const char *schakel_feedback_default_policy(void);
 

@@ -1,7 +1,7 @@
 /* The feedback loop on a real node with a log clock the test controls:
  * deadlines in working days (across a weekend and King's Day 2027, a
  * Tuesday; across Ascension 2028 and the days equated with holidays in
- * DIR/holidays.json), reminders and escalation, one status notice per
+ * the directory), reminders and escalation, one status notice per
  * transition and nothing more, alerts when a handover stalls, and
  * identical loops and events after the state is wiped and the log
  * replayed. */
@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,14 +333,15 @@ static void reused_referral_id_cannot_open_move_or_close_the_loop(void **state)
 }
 
 /* Algemene termijnenwet art. 3 lid 3: the days a royal decree equates are
- * read from DIR/holidays.json, which the region edits. The default holds
- * Friday 26 May 2028 (after Ascension); the region adds a day of its own
- * test, Monday 29 May. A referral delivered on Wednesday 24 May 2028 must
- * be received within 2 working days: Thursday 25 (Ascension), 26 and 29
- * are off, so Wednesday 31 May is the last day (29 May by the law alone,
- * 30 May with the default file). A holidays file the parser refuses keeps
- * audit replay from running, with the field named. */
-static void decree_days_from_the_holidays_file_move_deadlines(void **state)
+ * the directory's "holidays", on the log, which the region edits. The
+ * sample's decree holds Friday 26 May 2028 (after Ascension); the region
+ * adds a day of its own test, Monday 29 May, in a new directory version. A
+ * referral delivered on Wednesday 24 May 2028 must be received within 2
+ * working days: Thursday 25 (Ascension), 26 and 29 are off, so Wednesday
+ * 31 May is the last day (29 May by the law alone, 30 May with the
+ * sample's decree). A holidays.json left from before keeps the feedback
+ * service (here: audit replay) from starting, saying where the days go. */
+static void decree_days_from_the_directory_move_deadlines(void **state)
 {
     (void)state;
     char p[65], rid[33], path[600], out[600];
@@ -348,17 +350,25 @@ static void decree_days_from_the_holidays_file_move_deadlines(void **state)
     snprintf(path, sizeof path, "%s/holidays.json", H->data);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fputs("{\"version\": 1, \"decree_days\": [\"2026-01-02\", \"2026-05-15\", \"2027-05-07\",\n"
-          "  \"2028-04-28\", \"2028-05-26\", \"2028-05-29\", \"2028-02-30\"]}\n", f);
+    fputs("{\"version\": 1, \"decree_days\": [\"2028-05-29\"]}\n", f);
     assert_int_equal(fclose(f), 0);
     snprintf(out, sizeof out, "%s/replay-refused.json", H->dir);
     const char *args[] = {"audit", "replay", "--data", H->data, "--service", "feedback", NULL};
-    assert_int_equal(harness_run_tool(out, args), 2); /* decree_days[6] is not a date */
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("{\"version\": 1, \"decree_days\": [\"2026-01-02\", \"2026-05-15\", \"2027-05-07\",\n"
-          "  \"2028-04-28\", \"2028-05-26\", \"2028-05-29\"]}\n", f);
-    assert_int_equal(fclose(f), 0);
+    assert_int_equal(harness_run_tool(out, args), 2);
+    assert_int_equal(unlink(path), 0);
+
+    json_error_t err;
+    json_t *d = json_load_file(H->directory, 0, &err);
+    assert_non_null(d);
+    json_t *days = json_object_get(json_object_get(d, "holidays"), "decree_days");
+    assert_true(json_array_size(days) >= 5); /* the sample's decree */
+    json_array_append_new(days, json_string("2028-05-29"));
+    json_object_set_new(d, "version", json_integer(json_integer_value(json_object_get(d, "version")) + 1));
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", H->directory);
+    assert_int_equal(json_dump_file(d, tmp, JSON_INDENT(2)), 0);
+    assert_int_equal(rename(tmp, H->directory), 0);
+    json_decref(d);
     assert_int_equal(harness_start(H), 0);
 
     clock_to("2028-05-24T08:00:00Z"); /* Wednesday 24 May 2028, 10:00 in Amsterdam */
@@ -413,7 +423,7 @@ int main(void)
         cmocka_unit_test(declined_without_new_receiver_alerts_the_school),
         cmocka_unit_test(waiting_list_without_bridging_care_alerts_the_school),
         cmocka_unit_test(reused_referral_id_cannot_open_move_or_close_the_loop),
-        cmocka_unit_test(decree_days_from_the_holidays_file_move_deadlines),
+        cmocka_unit_test(decree_days_from_the_directory_move_deadlines),
         cmocka_unit_test(replay_yields_identical_loops_and_events),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

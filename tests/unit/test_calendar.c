@@ -123,7 +123,7 @@ static void parse(const char *text, schakel_decree_days_t *out, int want_ok, con
     if (want_why && !strstr(why, want_why)) fail_msg("%s: reason \"%s\" does not say \"%s\"", text, why, want_why);
 }
 
-/* Art. 3 lid 3: the days a royal decree equates, from the holidays file;
+/* Art. 3 lid 3: the days a royal decree equates, from the directory;
  * the default is the decree for 2026-2028. */
 static void decree_days(void **state)
 {
@@ -151,13 +151,13 @@ static void decree_days(void **state)
     /* Wednesday 31 December 2025 + 1: 1 and 2 January, the weekend: Monday 5 */
     schakel_date_from_days(schakel_add_working_days(dd, d("2025-12-31"), 1), s);
     assert_string_equal(s, "2026-01-05");
-    /* the region's own file, in any order */
-    parse("{\"version\": 1, \"decree_days\": [\"2027-05-07\", \"2026-05-15\"]}", dd, 1, NULL);
+    /* the region's own list, in any order */
+    parse("{\"decree_days\": [\"2027-05-07\", \"2026-05-15\"]}", dd, 1, NULL);
     assert_int_equal(dd->n, 2);
     assert_true(schakel_is_holiday(dd, d("2026-05-15")));
     assert_true(schakel_is_holiday(dd, d("2027-05-07")));
     assert_false(schakel_is_holiday(dd, d("2026-01-02")));
-    parse("{\"version\": 1, \"decree_days\": []}", dd, 1, NULL);
+    parse("{\"decree_days\": []}", dd, 1, NULL);
     assert_int_equal(dd->n, 0);
     free(dd);
 }
@@ -167,23 +167,22 @@ static void decree_file_refused(void **state)
     (void)state;
     schakel_decree_days_t *dd = calloc(1, sizeof *dd);
     assert_non_null(dd);
-    parse("{\"version\": 1, \"decree_days\": [\"2026-05-15\"], \"extra_days\": []}", dd, 0, "extra_days");
+    parse("{\"decree_days\": [\"2026-05-15\"], \"extra_days\": []}", dd, 0, "extra_days");
     assert_int_equal(dd->n, 0);
-    parse("{\"version\": 1, \"decree_days\": [\"2026-02-30\"]}", dd, 0, "decree_days[0]");
-    parse("{\"version\": 1, \"decree_days\": [\"2026-05-15\", \"2027-13-01\"]}", dd, 0, "decree_days[1]");
-    parse("{\"version\": 1, \"decree_days\": [\"2027-02-29\"]}", dd, 0, "decree_days[0]");
-    parse("{\"version\": 1, \"decree_days\": [\"15-05-2026\"]}", dd, 0, "not a real date");
-    parse("{\"version\": 1, \"decree_days\": [\"2026-05-15T00:00\"]}", dd, 0, "decree_days[0]");
-    parse("{\"version\": 1, \"decree_days\": [20260515]}", dd, 0, "decree_days[0]");
-    parse("{\"version\": 1, \"decree_days\": [\"2026-05-15\", \"2026-05-15\"]}", dd, 0, "twice");
-    parse("{\"version\": 1, \"decree_days\": \"2026-05-15\"}", dd, 0, "decree_days: must be an array");
-    parse("{\"version\": 1}", dd, 0, "decree_days");
-    parse("{\"version\": 2, \"decree_days\": []}", dd, 0, "version");
-    parse("{\"decree_days\": []}", dd, 0, "version");
-    parse("{\"version\": 1, \"decree\": 7, \"decree_days\": []}", dd, 0, "decree:");
-    parse("{\"version\": 1, \"decree_days\": [], \"decree_days\": []}", dd, 0, "line 1");
-    parse("[\"2026-05-15\"]", dd, 0, "JSON object");
-    parse("{\"version\": 1, \"decree_days\": [", dd, 0, "line 1");
+    parse("{\"decree_days\": [\"2026-02-30\"]}", dd, 0, "decree_days[0]");
+    parse("{\"decree_days\": [\"2026-05-15\", \"2027-13-01\"]}", dd, 0, "decree_days[1]");
+    parse("{\"decree_days\": [\"2027-02-29\"]}", dd, 0, "decree_days[0]");
+    parse("{\"decree_days\": [\"15-05-2026\"]}", dd, 0, "not a real date");
+    parse("{\"decree_days\": [\"2026-05-15T00:00\"]}", dd, 0, "decree_days[0]");
+    parse("{\"decree_days\": [20260515]}", dd, 0, "decree_days[0]");
+    parse("{\"decree_days\": [\"2026-05-15\", \"2026-05-15\"]}", dd, 0, "twice");
+    parse("{\"decree_days\": \"2026-05-15\"}", dd, 0, "decree_days: must be an array");
+    parse("{\"decree\": \"a title\"}", dd, 0, "decree_days");
+    parse("{\"version\": 1, \"decree_days\": []}", dd, 0, "unknown key \"version\"");
+    parse("{\"decree\": 7, \"decree_days\": []}", dd, 0, "decree: must be a string");
+    parse("{\"decree_days\": [], \"decree_days\": []}", dd, 0, "line 1");
+    parse("[\"2026-05-15\"]", dd, 0, "an object");
+    parse("{\"decree_days\": [", dd, 0, "line 1");
     free(dd);
 }
 

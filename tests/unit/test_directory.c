@@ -514,6 +514,42 @@ static void municipalities_choose_the_leerplicht_office(void **state)
 #undef MUNI
 }
 
+/* The days a royal decree equates with holidays travel in the directory
+ * (docs/feedback.md, "Deadlines"): parsed as strictly as the rest. */
+static void holidays_are_the_decree_days(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN] = "";
+    json_t *d = region();
+    json_object_set_new(d, "holidays", json_pack("{s:s, s:[s, s]}", "decree", "a decree", "decree_days",
+                                                 "2027-05-07", "2026-05-15"));
+    char *text = json_dumps(d, 0);
+    schakel_directory_t *dir = schakel_directory_parse(text, strlen(text), why);
+    free(text);
+    if (!dir) fail_msg("refused: %s", why);
+    const schakel_decree_days_t *dd = schakel_directory_decree_days(dir);
+    assert_int_equal(dd->n, 2);
+    assert_true(schakel_is_holiday(dd, schakel_date_days("2026-05-15")));
+    assert_true(schakel_is_holiday(dd, schakel_date_days("2027-05-07")));
+    schakel_directory_destroy(&dir);
+    json_object_set_new(d, "holidays", json_pack("{s:[s]}", "decree_days", "2028-02-30"));
+    refused(json_incref(d), "directory.holidays.decree_days[0]: not a real date");
+    json_object_set_new(d, "holidays", json_pack("{s:[], s:i}", "decree_days", "version", 1));
+    refused(json_incref(d), "directory.holidays: unknown key \"version\"");
+    json_object_set_new(d, "holidays", json_pack("[s]", "2026-05-15"));
+    refused(json_incref(d), "directory.holidays: an object");
+    json_decref(d);
+    /* no section: no decree days */
+    d = region();
+    text = json_dumps(d, 0);
+    dir = schakel_directory_parse(text, strlen(text), why);
+    free(text);
+    assert_non_null(dir);
+    assert_int_equal(schakel_directory_decree_days(dir)->n, 0);
+    schakel_directory_destroy(&dir);
+    json_decref(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -529,6 +565,7 @@ int main(void)
         cmocka_unit_test(unknown_keys_are_refused),
         cmocka_unit_test(named_recipients_are_checked),
         cmocka_unit_test(municipalities_choose_the_leerplicht_office),
+        cmocka_unit_test(holidays_are_the_decree_days),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
