@@ -145,7 +145,8 @@ static void expect_notices(const char *subject, const char *const *orgs, const s
 
 /* (a) One school's signal, without consent, reaches nobody: no delivery
  * and no notice in any organisation's stream; the smw that routing names
- * (the school's team) gets a hold, not a notice. */
+ * (the school's team) gets a hold, not a notice. Its second signal about
+ * the child matches nothing. */
 static void one_signal_reaches_nobody(void **state)
 {
     (void)state;
@@ -164,6 +165,10 @@ static void one_signal_reaches_nobody(void **state)
         assert_false(received(ORGS[k], s, NOTICE_ONLY));
     }
     const char *none[] = {NULL};
+    expect_notices(p, none, NULL);
+    /* the same organisation twice is no match */
+    uint8_t s2[16];
+    wait_services(signal_about("school-12ab00", p, s2));
     expect_notices(p, none, NULL);
 }
 
