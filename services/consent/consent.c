@@ -11,7 +11,12 @@
  *                 (tag 'L': a referral or follow-up signal, by loop id;
  *                 'V': a Veilig Thuis report, by report id)
  *   origins       'L' || loop id || sender -> ""
- *   state         "directory" -> the directory in force, "format" -> 2
+ *   matches       subject || org -> entered at, deadline, seq of the org's
+ *                 latest signal (the verwijsindex: who signalled, no content)
+ *   match_deadlines  u64be(deadline) || match key -> ""
+ *   match_told    subject || org NUL org (the smaller id first) -> "": this
+ *                 pair was told of its match
+ *   state         "directory" -> the directory in force, "format" -> 3
  * Ids that organisations choose (consent, referral and report ids) are
  * scoped to the organisation that published them: the same id from
  * another organisation is another consent, referral or report.
@@ -30,7 +35,7 @@
 #include "logging.h"
 
 #define RULES_VERSION "schakel/v1/consent-rules/4" /* bump when a coded rule changes */
-#define STATE_FORMAT 2 /* 1: kept whole events in clear (table "events") */
+#define STATE_FORMAT 3 /* 1: kept whole events in clear (table "events"); 2: no match index */
 #define SUBJECT_LEN 64
 #define HOLD_KEY_MAX (SUBJECT_LEN + 8 + SCHAKEL_ID_MAX)
 #define CONSENT_KEY_MAX (16 + SCHAKEL_ID_MAX)
@@ -46,8 +51,9 @@ struct schakel_consent {
     char org[SCHAKEL_ID_MAX];
     uint8_t policy[SCHAKEL_SHA256_LEN];
     int64_t hold_ms;
-    uint8_t fallback[SCHAKEL_EVENT_TYPE_LIMIT]; /* O(HOLD), O(NOTICE_ONLY) or O(DENY) */
+    uint8_t fallback[SCHAKEL_EVENT_TYPE_LIMIT]; /* O(HOLD) or O(DENY) */
     MDB_dbi state, consents, by_subject, holds, deadlines, deliveries, origins;
+    MDB_dbi matches, match_deadlines, match_told; /* the verwijsindex */
     schakel_directory_t *dir;
     uint64_t ignored; /* events that named an id they may not use (log lines say which) */
 };
@@ -68,9 +74,23 @@ static int fallback_parse(const char *s)
 {
     if (!s) return 0;
     if (!strcmp(s, "hold")) return O(HOLD);
-    if (!strcmp(s, "notice")) return O(NOTICE_ONLY);
     if (!strcmp(s, "deny")) return O(DENY);
     return 0;
+}
+
+/* "notice" told a routed recipient without consent that the sender had a
+ * concern; that is not what the verwijsindex allows (it tells only
+ * signallers, of each other), so a policy that still says so is refused
+ * with what to write instead. key is "*" or a known event type. */
+static int notice_refused(const char *key, const json_t *v, char *why)
+{
+    const char *s = json_string_value(v);
+    if (!s || strcmp(s, "notice") != 0) return 0;
+    return schakel_fail(why, SCHAKEL_ECONFIG,
+                        "consent policy: without_consent.%s: \"notice\" is no longer a policy value: "
+                        "signals now go to the match index (the verwijsindex tells two or more "
+                        "organisations that signal about the same child of each other, on no "
+                        "policy); write \"hold\" or \"deny\"", key);
 }
 
 schakel_consent_t *schakel_consent_new(const char *org_id, const char *text, size_t len, char *why)
@@ -91,9 +111,10 @@ schakel_consent_t *schakel_consent_new(const char *org_id, const char *text, siz
     }
     c->hold_ms = json_integer_value(days) * 86400000LL;
     int def = fallback_parse(json_string_value(json_object_get(wc, "*")));
+    if (json_is_object(wc) && notice_refused("*", json_object_get(wc, "*"), why)) goto fail;
     if (!json_is_object(wc) || !def) {
         schakel_fail(why, SCHAKEL_ECONFIG, "consent policy: without_consent must be an object with "
-                                           "\"*\": \"hold\", \"notice\" or \"deny\"");
+                                           "\"*\": \"hold\" or \"deny\"");
         goto fail;
     }
     memset(c->fallback, def, sizeof c->fallback);
@@ -102,9 +123,10 @@ schakel_consent_t *schakel_consent_new(const char *org_id, const char *text, siz
     json_object_foreach(wc, key, v) {
         if (!strcmp(key, "*")) continue;
         int t = schakel_event_type_parse(key), f = fallback_parse(json_string_value(v));
+        if (t > 0 && t < SCHAKEL_EVENT_TYPE_LIMIT && notice_refused(key, v, why)) goto fail;
         if (t <= 0 || t >= SCHAKEL_EVENT_TYPE_LIMIT || !f) {
             schakel_fail(why, SCHAKEL_ECONFIG, "consent policy: without_consent.%s: an event type "
-                                               "with \"hold\", \"notice\" or \"deny\"", key);
+                                               "with \"hold\" or \"deny\"", key);
             goto fail;
         }
         c->fallback[t] = (uint8_t)f;
@@ -148,7 +170,7 @@ const char *schakel_consent_default_policy(void)
            "  \"version\": 1,\n"
            "  \"hold_days\": 20,\n"
            "  \"without_consent\": {\n"
-           "    \"signal\": \"notice\",\n"
+           "    \"signal\": \"hold\",\n"
            "    \"referral\": \"hold\",\n"
            "    \"*\": \"hold\"\n"
            "  }\n"
@@ -166,11 +188,20 @@ static int consent_open(void *engine, MDB_txn *txn, char *why)
                             "consent: this state directory was written by an older version that kept "
                             "events in clear: stop the service, delete the directory (it is rebuilt "
                             "from the log) and start it again");
-    const char *const names[] = {"state", "consents", "by_subject", "holds", "deadlines", "deliveries",
-                                 "origins"};
-    MDB_dbi *const dbis[] = {&c->state, &c->consents, &c->by_subject, &c->holds, &c->deadlines,
-                             &c->deliveries, &c->origins};
-    int rc = schakel_engine_tables(txn, "consent", names, dbis, 7, why);
+    const char *const names[] = {"state",      "consents", "by_subject",      "holds",     "deadlines",
+                                 "deliveries", "origins",  "matches", "match_deadlines", "match_told"};
+    MDB_dbi *const dbis[] = {&c->state,      &c->consents, &c->by_subject, &c->holds,
+                             &c->deadlines,  &c->deliveries, &c->origins,  &c->matches,
+                             &c->match_deadlines, &c->match_told};
+    int rc = schakel_engine_tables(txn, "consent", names, dbis, 10, why);
+    MDB_val v;
+    if (rc == 0 && schakel_kv_get(txn, c->state, "format", 6, &v) == 0 && v.mv_size == 1 &&
+        *(const uint8_t *)v.mv_data < STATE_FORMAT)
+        /* its match index would lack every signal it has read */
+        return schakel_fail(why, SCHAKEL_ECONFIG,
+                            "consent: this state directory was written by an older version without "
+                            "the verwijsindex match index: stop the service, delete the directory (it "
+                            "is rebuilt from the log) and start it again");
     uint8_t format = STATE_FORMAT;
     if (rc == 0) rc = schakel_kv_put(txn, c->state, "format", 6, &format, 1);
     return rc ? rc : schakel_engine_directory_load(txn, c->state, &c->dir);
@@ -543,17 +574,9 @@ static void decide(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t 
     }
     v->outcome = c->fallback[e->type];
     v->basis = B(CONSENT);
-    if (v->not_entitled && v->outcome != O(NOTICE_ONLY)) {
-        /* held or denied as without consent, saying why the consent there
-         * is does not count */
-        v->rule = "consent/not-entitled";
-    } else if (v->outcome == O(HOLD)) {
-        v->rule = "fallback/hold";
-    } else if (v->outcome == O(NOTICE_ONLY)) {
-        v->basis = B(VERWIJSINDEX), v->rule = "fallback/notice", v->duty = 1;
-    } else {
-        v->rule = "fallback/deny";
-    }
+    /* held or denied as without consent; consent/not-entitled says why
+     * the consent there is does not count */
+    v->rule = v->not_entitled ? "consent/not-entitled" : v->outcome == O(HOLD) ? "fallback/hold" : "fallback/deny";
 }
 
 /* ---- decisions on the log ---- */
@@ -599,7 +622,9 @@ static int emit_decision(schakel_consent_t *c, schakel_emit_t *out, const schake
     env.source_org = c->org;
     env.occurred_at = now;
     env.subject = e->subject;
-    env.correlation_id = e->correlation_id;
+    /* a match notice says who and whom to contact; the other
+     * organisation's flow is none of the recipient's business */
+    if (v->basis != B(VERWIJSINDEX)) env.correlation_id = e->correlation_id;
     env.causation_id = *cause;
     env.purpose = SCHAKEL__V1__PURPOSE__PURPOSE_BUS;
     env.legal_basis = B(BUS);
@@ -677,6 +702,229 @@ static int hold_del(schakel_consent_t *c, MDB_txn *txn, const uint8_t *key, size
     memcpy(dkey + 8, key, n);
     int rc = schakel_kv_del(txn, c->holds, key, n);
     return rc ? rc : schakel_kv_del(txn, c->deadlines, dkey, 8 + n);
+}
+
+/* ---- the verwijsindex: who signalled about a child, and nothing else ---- */
+
+/* An entry lives two years of log time from its organisation's latest
+ * signal (Jeugdwet 7.1.1.1 ff: a melding is removed after at most two
+ * years).
+ * The other removal grounds (the youth turns 23, death) cannot be told
+ * from what the bus knows. */
+#define MATCH_MS (730LL * 86400000)
+#define MATCH_KEY_MAX (SUBJECT_LEN + SCHAKEL_ID_MAX)
+#define TOLD_KEY_MAX (SUBJECT_LEN + 2 * SCHAKEL_ID_MAX)
+
+typedef struct {
+    int64_t entered_at; /* log time of the signal that made this entry */
+    int64_t deadline;   /* log time of the latest signal + two years */
+    uint64_t seq;       /* the latest signal: read back for its contact */
+} match_t;
+
+typedef struct {
+    char org[SCHAKEL_ID_MAX];
+    match_t m;
+} signaller_t;
+
+static size_t match_key(uint8_t *key, const char *subject, const char *org)
+{
+    size_t n = strnlen(org, SCHAKEL_ID_MAX - 1);
+    memcpy(key, subject, SUBJECT_LEN);
+    memcpy(key + SUBJECT_LEN, org, n);
+    return SUBJECT_LEN + n;
+}
+
+/* A pair is one mark whoever signalled first: the smaller id, NUL, the
+ * larger. */
+static size_t told_key(uint8_t *key, const char *subject, const char *a, const char *b)
+{
+    if (strcmp(a, b) > 0) {
+        const char *t = a;
+        a = b;
+        b = t;
+    }
+    size_t na = strnlen(a, SCHAKEL_ID_MAX - 1), nb = strnlen(b, SCHAKEL_ID_MAX - 1);
+    memcpy(key, subject, SUBJECT_LEN);
+    memcpy(key + SUBJECT_LEN, a, na);
+    key[SUBJECT_LEN + na] = 0;
+    memcpy(key + SUBJECT_LEN + na + 1, b, nb);
+    return SUBJECT_LEN + na + 1 + nb;
+}
+
+static int match_put(schakel_consent_t *c, MDB_txn *txn, const char *subject, const char *org,
+                     const match_t *m)
+{
+    uint8_t key[MATCH_KEY_MAX], dkey[8 + MATCH_KEY_MAX];
+    size_t n = match_key(key, subject, org);
+    put_be64(dkey, (uint64_t)m->deadline);
+    memcpy(dkey + 8, key, n);
+    int rc = schakel_kv_put(txn, c->matches, key, n, m, sizeof *m);
+    return rc ? rc : schakel_kv_put(txn, c->match_deadlines, dkey, 8 + n, "", 0);
+}
+
+/* Forgets that org signalled about subject, and every pair it was in: a
+ * later signal of it is a new entry, and its matches are told again. */
+static int match_drop(schakel_consent_t *c, MDB_txn *txn, const char *subject, const char *org,
+                      int64_t deadline)
+{
+    uint8_t key[MATCH_KEY_MAX], dkey[8 + MATCH_KEY_MAX];
+    size_t n = match_key(key, subject, org), ol = n - SUBJECT_LEN;
+    put_be64(dkey, (uint64_t)deadline);
+    memcpy(dkey + 8, key, n);
+    int rc = schakel_kv_del(txn, c->matches, key, n);
+    if (rc == 0) rc = schakel_kv_del(txn, c->match_deadlines, dkey, 8 + n);
+    if (rc) return rc;
+    for (;;) { /* one mark at a time: deleting under a live cursor is easy to get wrong */
+        MDB_cursor *cur;
+        if (mdb_cursor_open(txn, c->match_told, &cur) != 0) return SCHAKEL_ESTORE;
+        MDB_val k = {SUBJECT_LEN, (void *)subject}, v;
+        uint8_t tkey[TOLD_KEY_MAX];
+        size_t tl = 0;
+        for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0 && !tl;
+             g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size <= SUBJECT_LEN || memcmp(k.mv_data, subject, SUBJECT_LEN) != 0) break;
+            const char *a = (const char *)k.mv_data + SUBJECT_LEN;
+            size_t rest = k.mv_size - SUBJECT_LEN, al = strnlen(a, rest);
+            if (al == rest || k.mv_size > sizeof tkey) continue;
+            size_t bl = rest - al - 1;
+            if ((al == ol && !memcmp(a, org, ol)) || (bl == ol && !memcmp(a + al + 1, org, ol))) {
+                tl = k.mv_size;
+                memcpy(tkey, k.mv_data, tl);
+            }
+        }
+        mdb_cursor_close(cur);
+        if (!tl) return 0;
+        if ((rc = schakel_kv_del(txn, c->match_told, tkey, tl)) != 0) return rc;
+    }
+}
+
+/* Entries whose two years have passed by the log's time are removed;
+ * nobody is told. */
+static int expire_matches(schakel_consent_t *c, MDB_txn *txn, int64_t now)
+{
+    for (;;) {
+        MDB_cursor *cur;
+        MDB_val k, v;
+        if (mdb_cursor_open(txn, c->match_deadlines, &cur) != 0) return SCHAKEL_ESTORE;
+        int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        uint8_t key[8 + MATCH_KEY_MAX];
+        size_t n = g == 0 && k.mv_size > 8 + SUBJECT_LEN && k.mv_size < sizeof key ? k.mv_size : 0;
+        if (n) memcpy(key, k.mv_data, n);
+        mdb_cursor_close(cur);
+        if (!n) return 0;
+        int64_t deadline = (int64_t)get_be64(key);
+        if (deadline > now) return 0;
+        char subject[SUBJECT_LEN + 1], org[SCHAKEL_ID_MAX];
+        memcpy(subject, key + 8, SUBJECT_LEN);
+        subject[SUBJECT_LEN] = 0;
+        memcpy(org, key + 8 + SUBJECT_LEN, n - 8 - SUBJECT_LEN);
+        org[n - 8 - SUBJECT_LEN] = 0;
+        int rc = match_drop(c, txn, subject, org, deadline);
+        if (rc) return rc;
+    }
+}
+
+/* The live entries of subject, the signaller's own apart (*mine, *had). */
+static int match_entries(schakel_consent_t *c, MDB_txn *txn, const char *subject, const char *self,
+                         int64_t now, signaller_t **out, size_t *n_out, match_t *mine, int *had)
+{
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, c->matches, &cur) != 0) return SCHAKEL_ESTORE;
+    signaller_t *s = NULL;
+    size_t n = 0, cap = 0, self_len = strlen(self);
+    int rc = 0;
+    *had = 0;
+    MDB_val k = {SUBJECT_LEN, (void *)subject}, v;
+    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0; g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= SUBJECT_LEN || memcmp(k.mv_data, subject, SUBJECT_LEN) != 0) break;
+        size_t ol = k.mv_size - SUBJECT_LEN;
+        if (ol >= SCHAKEL_ID_MAX || v.mv_size != sizeof(match_t)) continue;
+        match_t m;
+        memcpy(&m, v.mv_data, sizeof m);
+        if (ol == self_len && !memcmp((const char *)k.mv_data + SUBJECT_LEN, self, ol)) {
+            *mine = m;
+            *had = 1;
+            continue;
+        }
+        if (m.deadline <= now) continue; /* expire_matches removes it */
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4;
+            signaller_t *ns = realloc(s, cap * sizeof *s);
+            if (!ns) {
+                rc = SCHAKEL_ENOMEM;
+                break;
+            }
+            s = ns;
+        }
+        memcpy(s[n].org, (const char *)k.mv_data + SUBJECT_LEN, ol);
+        s[n].org[ol] = 0;
+        s[n].m = m;
+        n++;
+    }
+    mdb_cursor_close(cur);
+    if (rc) {
+        free(s);
+        s = NULL, n = 0;
+    }
+    *out = s;
+    *n_out = n;
+    return rc;
+}
+
+/* Tells the pair (the signal at rec, and other's latest about the same
+ * child) of each other, unless it was told before. */
+static int match_tell(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec,
+                      const signaller_t *other, schakel_emit_t *out, char *why)
+{
+    const schakel_envelope_t *e = rec->env;
+    uint8_t tkey[TOLD_KEY_MAX];
+    size_t tl = told_key(tkey, e->subject, e->source_org, other->org);
+    MDB_val v;
+    if (schakel_kv_get(txn, c->match_told, tkey, tl, &v) == 0) return 0;
+    if (!kind_of(c, other->org)) return 0; /* left the directory: can be told nothing */
+    int rc = 0;
+    schakel_envelope_t *o = load_event(c, rec, other->m.seq, NULL, &rc, why);
+    if (o && (o->type != T(SIGNAL) || strcmp(o->source_org, other->org) != 0 ||
+              strcmp(o->subject, e->subject) != 0)) {
+        schakel_envelope_free(o);
+        o = NULL;
+    }
+    if (!o) /* erased (or not what the index says): there is no signal left to match */
+        return rc ? rc : match_drop(c, txn, e->subject, other->org, other->m.deadline);
+    verdict_t vd = {.outcome = O(NOTICE_ONLY), .basis = B(VERWIJSINDEX), .duty = 1, .rule = "verwijsindex/match"};
+    rc = emit_decision(c, out, e, rec->seq, other->org, &vd, &e->event_id, rec->now, why);
+    if (rc == 0) rc = emit_decision(c, out, o, other->m.seq, e->source_org, &vd, &e->event_id, rec->now, why);
+    if (rc == 0) rc = schakel_kv_put(txn, c->match_told, tkey, tl, "", 0);
+    schakel_envelope_free(o);
+    return rc;
+}
+
+/* A signal about a child enters its publisher in the index, whatever
+ * routing and consent do with its content: the verwijsindex is its own
+ * legal ground. Every other organisation with a live entry for the child
+ * and its publisher hear of each other. */
+static int on_signal(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out,
+                     char *why)
+{
+    const schakel_envelope_t *e = rec->env;
+    if (strnlen(e->subject, SUBJECT_LEN + 1) != SUBJECT_LEN) return 0; /* names no child */
+    signaller_t *others;
+    size_t n;
+    match_t mine = {rec->now, 0, 0};
+    int had, rc = match_entries(c, txn, e->subject, e->source_org, rec->now, &others, &n, &mine, &had);
+    if (rc) return rc;
+    if (had) { /* the entry lives on: its deadline moves */
+        uint8_t dkey[8 + MATCH_KEY_MAX];
+        put_be64(dkey, (uint64_t)mine.deadline);
+        size_t kl = match_key(dkey + 8, e->subject, e->source_org);
+        rc = schakel_kv_del(txn, c->match_deadlines, dkey, 8 + kl);
+    }
+    mine.deadline = rec->now + MATCH_MS;
+    mine.seq = rec->seq;
+    if (rc == 0) rc = match_put(c, txn, e->subject, e->source_org, &mine);
+    for (size_t i = 0; i < n && rc == 0; i++) rc = match_tell(c, txn, rec, &others[i], out, why);
+    free(others);
+    return rc;
 }
 
 /* A routing decision: decide for each recipient. */
@@ -885,8 +1133,9 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
 {
     schakel_consent_t *c = engine;
     const schakel_envelope_t *e = rec->env;
-    int rc = 0;
-    if (e) {
+    /* first: an entry two years old matches nothing, not even this record */
+    int rc = expire_matches(c, txn, rec->now);
+    if (rc == 0 && e) {
         switch ((int)e->type) {
         case T(DIRECTORY_UPDATE): rc = schakel_engine_directory_update(txn, c->state, e, &c->dir); break;
         case T(ROUTING_DECISION): rc = on_routing(c, txn, rec, out, why); break;
@@ -905,6 +1154,7 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
             uint8_t key[DELIVERY_KEY_MAX];
             if (id && id->len == 16)
                 rc = schakel_kv_put(txn, c->origins, key, delivery_key(key, 'L', id->data, e->source_org), "", 0);
+            if (rc == 0 && e->type == T(SIGNAL)) rc = on_signal(c, txn, rec, out, why);
         }
         }
     }

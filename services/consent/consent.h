@@ -3,8 +3,10 @@
  * the broker acts on:
  *   deliver      on a legal basis that needs no consent (coded rules,
  *                below), or on a consent that covers it;
- *   notice_only  no consent, but the policy allows telling the recipient
- *                that an organisation has a concern and whom to contact;
+ *   notice_only  a verwijsindex match, never for a routed recipient:
+ *                when a second organisation signals about a child, each
+ *                signaller hears that the other signalled and whom to
+ *                contact, nothing more (the match index, consent.c);
  *   hold         no consent yet: released the moment one arrives, expired
  *                after the policy's hold time with a notice to the sender;
  *   deny         no ground at all (the sender is told).
@@ -16,6 +18,10 @@
  *   legal/meldcode-consult       meldcode step 2, consulting Veilig Thuis
  *   legal/veiligthuis-feedback   Veilig Thuis's feedback to the reporter
  *   legal/leerplicht             a school's absence report to leerplicht
+ *   verwijsindex/match           a signal about a child another
+ *                                organisation signalled about in the last
+ *                                two years (Jeugdwet 7.1.1.1 ff): a notice
+ *                                to both, once per pair
  * Consent rules:
  *   consent/specific             a consent of this child for this
  *                                recipient (organisation or kind), this
@@ -34,7 +40,9 @@
  *
  * Policy file (data):
  *   {"version": 1, "hold_days": 20,
- *    "without_consent": {"signal": "notice", "referral": "hold", "*": "deny"}}
+ *    "without_consent": {"signal": "hold", "referral": "hold", "*": "deny"}}
+ * Values are "hold" or "deny"; "notice" is refused (signals reach other
+ * signallers through the match index, on no policy).
  */
 #ifndef SCHAKEL_CONSENT_H
 #define SCHAKEL_CONSENT_H
