@@ -103,13 +103,24 @@ static size_t in_stream(const char *org, const char *rid_hex, int type)
     return n;
 }
 
-/* A referral from the school to its wijkteam, with consent: delivered. */
+/* A referral from the school to its wijkteam, with consent: delivered.
+ * The parents also consented to the school hearing how it goes (a
+ * consent that names the school for feedback: without it the school
+ * hears only received and first contact, test_law_feedback.c). */
 static void delivered_referral(const char *label, char p[65], char rid[33])
 {
-    char cid[33];
+    char cid[33], json[1024];
     uint8_t c[16], ref[16];
     child(label, p);
     consent(SCHOOL, p, "parents", "under_12", "wijkteam", cid, c);
+    new_id(cid);
+    snprintf(json, sizeof json,
+             "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
+             "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"parents\","
+             "\"age_band\":\"under_12\",\"recipient_org\":\"" SCHOOL "\",\"purposes\":[\"feedback\"],"
+             "\"valid_from\":\"2020-01-01\"}}",
+             p, cid);
+    publish(SCHOOL, json, c);
     referral_with_id(SCHOOL, p, "\"district\":\"zuid\",\"age_band\":\"under_12\",", "wijkteam", rid, ref);
     decisions_t ds;
     wait_decisions(ref, 1, &ds);
