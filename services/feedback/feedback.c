@@ -277,18 +277,18 @@ static void envelope(schakel_feedback_t *f, Schakel__V1__Envelope *e, uint8_t id
 
 /* The referrer hears of every transition: state, date, who leads. */
 static int notify(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t key[16], const loop_t *l,
-                  const schakel_logrec_t *rec)
+                  int state, const schakel_logrec_t *rec)
 {
     char on[11];
     schakel_date_of(rec->now, on);
-    uint8_t id[16], st = l->state;
+    uint8_t id[16], st = (uint8_t)state;
     const ProtobufCBinaryData *cause = &rec->env->event_id;
     schakel_derive_id(id, "schakel/v1/feedback/status", key, (size_t)16, &st, (size_t)1, cause->data,
                       cause->len, NULL);
     Schakel__V1__FeedbackStatus s = SCHAKEL__V1__FEEDBACK_STATUS__INIT;
     s.referral_id.data = (uint8_t *)l->referral_id;
     s.referral_id.len = 16;
-    s.state = l->state;
+    s.state = state;
     s.on = on;
     s.lead_org = (char *)(l->lead[0] ? l->lead : l->receiver);
     Schakel__V1__Envelope e;
@@ -378,6 +378,10 @@ static int move(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const 
     int from = rank(l), to = state_rank(state);
     if (!l->open || (to < from) || (to == from && (to != 4 || state == l->state))) return 1;
     int32_t day = schakel_day_of(rec->now);
+    /* help started or a waiting list with no first contact said: someone
+     * is on it all the same, and a referrer without consent for feedback
+     * hears only that (docs/feedback.md) */
+    int implied_contact = !l->first_contact_day && (state == S(HELP_STARTED) || state == S(WAITING_LIST));
     if (to >= 2 && !l->received_day) l->received_day = day;
     if (to >= 3 && !l->first_contact_day && state != S(DECLINED) && state != S(REDIRECTED))
         l->first_contact_day = day;
@@ -396,7 +400,8 @@ static int move(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const 
     if (l->receiver[0] && state >= S(RECEIVED) && state < STEPS && !l->family_due[state])
         l->family_due[state] = schakel_add_working_days(&f->decree, day, f->family_within);
     *rc = add_step(f, txn, key, rec->seq, state, day, rec->env->type, rec->env->source_org);
-    if (*rc == 0) *rc = notify(f, out, key, l, rec);
+    if (*rc == 0 && implied_contact) *rc = notify(f, out, key, l, S(FIRST_CONTACT), rec);
+    if (*rc == 0) *rc = notify(f, out, key, l, state, rec);
     return 0;
 }
 

@@ -269,6 +269,24 @@ static void consent_for_the_kind_or_another_purpose_does_not_count(void **state)
     assert_string_equal(decided_for_school(st[4].id, O(DENY), &ds), "consent/feedback-not-given");
 }
 
+/* Help that starts with no first contact said first: the school still
+ * hears that someone is on it, and nothing of the help. */
+static void help_started_at_once_still_says_someone_is_on_it(void **state)
+{
+    (void)state;
+    char p[65], rid[33];
+    status_t st[16];
+    decisions_t ds;
+    delivered_referral("fb-at-once", p, rid);
+    answer(p, rid, "intake", "\"intake_on\":\"2027-09-06\",\"outcome\":\"short_help\"", 0, NULL);
+    assert_int_equal(statuses(rid, st, 16), 2);
+    assert_int_equal(st[0].state, S(FIRST_CONTACT));
+    assert_int_equal(st[1].state, S(HELP_STARTED));
+    assert_string_equal(decided_for_school(st[0].id, O(DELIVER), &ds), "consent/referral-loop-minimal");
+    assert_string_equal(decided_for_school(st[1].id, O(DENY), &ds), "consent/feedback-not-given");
+    assert_int_equal(school_heard(rid, 0), 1);
+}
+
 /* The family: told of received in time, not told of first contact: one
  * reminder to the receiver, about first contact, after 5 working days. */
 static void family_not_informed_in_time_reminds_the_receiver(void **state)
@@ -399,6 +417,7 @@ int main(void)
         cmocka_unit_test(without_feedback_consent_the_school_hears_arrival_only),
         cmocka_unit_test(consent_naming_the_school_for_feedback_gives_every_step),
         cmocka_unit_test(consent_for_the_kind_or_another_purpose_does_not_count),
+        cmocka_unit_test(help_started_at_once_still_says_someone_is_on_it),
         cmocka_unit_test(family_not_informed_in_time_reminds_the_receiver),
         cmocka_unit_test(family_informed_in_time_earns_no_reminder),
         cmocka_unit_test(consent_for_the_gemeente_does_not_reach_leerplicht),
