@@ -137,6 +137,14 @@ static size_t reminders(const char *rid_hex, int *waiting_for, char (*to)[64], s
     return n;
 }
 
+/* Waits until consent decided about each notice: then the school's
+ * stream holds what it may have. */
+static void settle(const status_t *st, size_t n)
+{
+    decisions_t ds;
+    for (size_t i = 0; i < n; i++) wait_decisions(st[i].id, 1, &ds);
+}
+
 /* How many status notices about the loop reached the school, by state. */
 static size_t school_heard(const char *rid_hex, int state)
 {
@@ -211,6 +219,7 @@ static void without_feedback_consent_the_school_hears_arrival_only(void **state)
     walk(p, rid, intake, rec);
 
     size_t n = statuses(rid, st, 16);
+    settle(st, n);
     assert_int_equal(n, 5); /* received, first contact, waiting list, declined, closed */
     assert_int_equal(school_heard(rid, 0), 2);
     assert_int_equal(school_heard(rid, S(RECEIVED)), 1);
@@ -237,6 +246,7 @@ static void consent_naming_the_school_for_feedback_gives_every_step(void **state
     consent_for(p, SCHOOL, 0, "[\"feedback\"]");
     walk(p, rid, intake, rec);
     size_t n = statuses(rid, st, 16);
+    settle(st, n);
     assert_int_equal(n, 5);
     assert_int_equal(school_heard(rid, 0), 5);
     assert_int_equal(school_heard(rid, S(DECLINED)), 1);
@@ -261,6 +271,7 @@ static void consent_for_the_kind_or_another_purpose_does_not_count(void **state)
     consent_for(p, SCHOOL, 0, "[\"support\"]");
     walk(p, rid, intake, rec);
     size_t n = statuses(rid, st, 16);
+    settle(st, n);
     assert_int_equal(n, 5);
     assert_int_equal(school_heard(rid, 0), 2);
     assert_int_equal(school_heard(rid, S(WAITING_LIST)), 0);
@@ -280,6 +291,7 @@ static void help_started_at_once_still_says_someone_is_on_it(void **state)
     delivered_referral("fb-at-once", p, rid);
     answer(p, rid, "intake", "\"intake_on\":\"2027-09-06\",\"outcome\":\"short_help\"", 0, NULL);
     assert_int_equal(statuses(rid, st, 16), 2);
+    settle(st, 2);
     assert_int_equal(st[0].state, S(FIRST_CONTACT));
     assert_int_equal(st[1].state, S(HELP_STARTED));
     assert_string_equal(decided_for_school(st[0].id, O(DELIVER), &ds), "consent/referral-loop-minimal");
