@@ -44,9 +44,11 @@ static void clock_to(const char *utc)
 
 /* A consent of the child recorded by the school: for recipient (an org id,
  * or a kind with by_kind) and purposes (a JSON list). */
+static char last_consent[33]; /* the id of the last consent_for */
+
 static void consent_for(const char *p, const char *recipient, int by_kind, const char *purposes)
 {
-    char json[1024], cid[33];
+    char json[1024], *cid = last_consent;
     new_id(cid);
     snprintf(json, sizeof json,
              "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
@@ -280,6 +282,27 @@ static void consent_for_the_kind_or_another_purpose_does_not_count(void **state)
     assert_string_equal(decided_for_school(st[4].id, O(DENY), &ds), "consent/feedback-not-given");
 }
 
+/* The consent the referral was delivered on is withdrawn: not even that
+ * it arrived reaches the school any more, and it is said why. */
+static void withdrawn_ground_carries_nothing(void **state)
+{
+    (void)state;
+    char p[65], rid[33], json[1024];
+    status_t st[16];
+    decisions_t ds;
+    delivered_referral("fb-withdrawn", p, rid);
+    snprintf(json, sizeof json,
+             "{\"type\":\"consent_withdrawn\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
+             "\"legal_basis\":\"consent\",\"consent_withdrawn\":{\"consent_id\":\"%s\","
+             "\"withdrawn_by\":\"parents\",\"effective_on\":\"2027-09-06\"}}",
+             p, last_consent);
+    wait_services(publish(SCHOOL, json, NULL));
+    answer(p, rid, "referral_received", "\"received_on\":\"2027-09-06\"", 0, NULL);
+    assert_int_equal(statuses(rid, st, 16), 1);
+    assert_string_equal(decided_for_school(st[0].id, O(DENY), &ds), "consent/referral-loop-withdrawn");
+    assert_int_equal(school_heard(rid, 0), 0);
+}
+
 /* Help that starts with no first contact said first: the school still
  * hears that someone is on it, and nothing of the help. */
 static void help_started_at_once_still_says_someone_is_on_it(void **state)
@@ -430,6 +453,7 @@ int main(void)
         cmocka_unit_test(consent_naming_the_school_for_feedback_gives_every_step),
         cmocka_unit_test(consent_for_the_kind_or_another_purpose_does_not_count),
         cmocka_unit_test(help_started_at_once_still_says_someone_is_on_it),
+        cmocka_unit_test(withdrawn_ground_carries_nothing),
         cmocka_unit_test(family_not_informed_in_time_reminds_the_receiver),
         cmocka_unit_test(family_informed_in_time_earns_no_reminder),
         cmocka_unit_test(consent_for_the_gemeente_does_not_reach_leerplicht),
