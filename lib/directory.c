@@ -33,6 +33,7 @@ typedef struct {
 
 struct schakel_directory {
     uint64_t version;
+    unsigned flags; /* SCHAKEL_DIRECTORY_* it was parsed with */
     schakel_org_t *orgs;
     size_t n;
     schakel_school_t *schools;
@@ -51,8 +52,9 @@ struct schakel_directory {
 
 /* Indexed by kind; "admin" (SCHAKEL_ORG_KIND_ADMIN) is the directory's own
  * and never an OrgKind on the wire. */
-static const char *const kinds[] = {NULL,  "school",      "smw",      "ggd",     "wijkteam",
-                                    "ppo", "veiligthuis", "gemeente", "service", "admin"};
+static const char *const kinds[] = {NULL,          "school",  "smw",        "ggd",
+                                    "wijkteam",    "ppo",     "veiligthuis", "gemeente",
+                                    "service",     "leerplicht", "admin"};
 
 int schakel_org_kind_parse(const char *name)
 {
@@ -63,7 +65,8 @@ int schakel_org_kind_parse(const char *name)
 
 int schakel_org_kind_data_holding(int kind)
 {
-    return kind >= SCHAKEL__V1__ORG_KIND__ORG_KIND_SCHOOL && kind <= SCHAKEL__V1__ORG_KIND__ORG_KIND_GEMEENTE;
+    return (kind >= SCHAKEL__V1__ORG_KIND__ORG_KIND_SCHOOL && kind <= SCHAKEL__V1__ORG_KIND__ORG_KIND_GEMEENTE) ||
+           kind == SCHAKEL__V1__ORG_KIND__ORG_KIND_LEERPLICHT;
 }
 
 static const char *right_name(unsigned right)
@@ -135,7 +138,7 @@ static int parse_org(json_t *o, size_t i, schakel_org_t *org, unsigned flags, ch
             if (org->kind < 0)
                 return schakel_fail(why, SCHAKEL_ECONFIG,
                                     "organisations[%zu] (%s).kind: one of school smw ggd wijkteam "
-                                    "ppo veiligthuis gemeente service admin", i, id);
+                                    "ppo veiligthuis gemeente leerplicht service admin", i, id);
         } else if (!strcmp(key, "name")) {
             if (!json_is_string(v) || json_string_length(v) >= sizeof org->name)
                 return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu] (%s).name: a string of "
@@ -219,6 +222,25 @@ static int org_ref(const schakel_directory_t *d, json_t *v, int kind, char out[S
     return 0;
 }
 
+/* A leerplicht office at `where`: of kind leerplicht. A document already on
+ * the log may name a gemeente: it was written before leerplicht was a kind
+ * of its own, and replay must read it as it was. */
+static int leerplicht_ref(const schakel_directory_t *d, json_t *v, char out[SCHAKEL_ID_MAX],
+                          const char *where, char *why)
+{
+    const char *id = json_string_value(v);
+    const schakel_org_t *o = id ? schakel_directory_by_id(d, id) : NULL;
+    if ((d->flags & SCHAKEL_DIRECTORY_HISTORY) && o && o->kind == SCHAKEL__V1__ORG_KIND__ORG_KIND_GEMEENTE)
+        return org_ref(d, v, SCHAKEL__V1__ORG_KIND__ORG_KIND_GEMEENTE, out, where, why);
+    if (o && o->kind == SCHAKEL__V1__ORG_KIND__ORG_KIND_GEMEENTE)
+        return schakel_fail(why, SCHAKEL_ECONFIG,
+                            "%s: %s is a gemeente, not a leerplicht: a leerplicht office is an "
+                            "organisation of kind \"leerplicht\" (the municipality's youth care "
+                            "stays a gemeente, and a consent for the gemeente does not reach it)",
+                            where, id);
+    return org_ref(d, v, SCHAKEL__V1__ORG_KIND__ORG_KIND_LEERPLICHT, out, where, why);
+}
+
 static int parse_school(schakel_directory_t *d, json_t *o, size_t i, schakel_school_t *sc,
                         char *why)
 {
@@ -265,7 +287,7 @@ static int parse_school(schakel_directory_t *d, json_t *o, size_t i, schakel_sch
     return 0;
 }
 
-/* municipalities: [{"code": <municipality>, "leerplicht": <gemeente org>,
+/* municipalities: [{"code": <municipality>, "leerplicht": <leerplicht org>,
  * "districts": [<district>, ...]}]; a district lies in one municipality. */
 static int parse_municipalities(schakel_directory_t *d, json_t *v, char *why)
 {
@@ -287,8 +309,7 @@ static int parse_municipalities(schakel_directory_t *d, json_t *v, char *why)
         municipality_t *m = &d->municipalities[d->n_municipalities++];
         snprintf(m->code, sizeof m->code, "%s", code);
         snprintf(where, sizeof where, "municipalities[%zu].leerplicht", i);
-        if (org_ref(d, json_object_get(e, "leerplicht"), SCHAKEL__V1__ORG_KIND__ORG_KIND_GEMEENTE,
-                    m->leerplicht, where, why))
+        if (leerplicht_ref(d, json_object_get(e, "leerplicht"), m->leerplicht, where, why))
             return SCHAKEL_ECONFIG;
         for (size_t j = 0; j + 1 < d->n_municipalities; j++)
             if (!strcmp(d->municipalities[j].code, code))
@@ -364,7 +385,7 @@ static int parse_region(schakel_directory_t *d, json_t *doc, char *why)
                     if (org_ref(d, v2, SCHAKEL__V1__ORG_KIND__ORG_KIND_VEILIGTHUIS, d->veiligthuis, where, why))
                         return SCHAKEL_ECONFIG;
                 } else if (!strcmp(k2, "leerplicht")) {
-                    if (org_ref(d, v2, SCHAKEL__V1__ORG_KIND__ORG_KIND_GEMEENTE, d->leerplicht, where, why))
+                    if (leerplicht_ref(d, v2, d->leerplicht, where, why))
                         return SCHAKEL_ECONFIG;
                 } else {
                     return schakel_fail(why, SCHAKEL_ECONFIG, "%s: \"veiligthuis\" or \"leerplicht\"", where);
@@ -409,6 +430,7 @@ schakel_directory_t *schakel_directory_parse_with(const char *text, size_t len, 
         goto fail;
     }
     d->version = (uint64_t)json_integer_value(ver);
+    d->flags = flags;
     if (!json_is_array(orgs)) {
         schakel_fail(why, SCHAKEL_ECONFIG, "directory.organisations: a list is needed");
         goto fail;

@@ -17,11 +17,12 @@
  *    "districts": [{"code": "noord", "wijkteam": "wijkteam-noord"}],
  *    "municipalities": [{"code": "stad", "leerplicht": "leerplicht-stad",
  *                        "districts": ["noord", "centrum"]}],
- *    "region": {"veiligthuis": "veiligthuis-region", "leerplicht": "gemeente-region"},
+ *    "region": {"veiligthuis": "veiligthuis-region", "leerplicht": "leerplicht-region"},
  *    "holidays": {"decree": "<title>", "decree_days": ["2026-01-02", ...]}}
  *
- * kind is one of school smw ggd wijkteam ppo veiligthuis gemeente service
- * admin. publish lists event type names (docs/events.md). rights:
+ * kind is one of school smw ggd wijkteam ppo veiligthuis gemeente leerplicht
+ * service admin (gemeente: the municipality's youth care, jeugdconsulent;
+ * leerplicht: a leerplicht office). publish lists event type names (docs/events.md). rights:
  * "read_all" may fetch the stream "all" and any org/<id>; "decide" may
  * publish consent decisions that the broker acts on (delivery into
  * org/<id>); "directory" may publish directory_update events that the
@@ -32,7 +33,7 @@
  *
  * Least privilege, refused by the parser (at load and for every
  * directory_update): an organisation of a data-holding kind (school to
- * gemeente) has no rights at all; only an "admin" has "directory", and an
+ * gemeente, leerplicht) has no rights at all; only an "admin" has "directory", and an
  * admin has no other right and publishes only directory_update; a
  * "service" may have read_all, decide and clock. Unknown fields, duplicate
  * keys in an object, duplicate ids or keys, names over 127 bytes are
@@ -42,14 +43,16 @@
  * district it stands in, the team that serves it (an organisation per
  * kind), and optionally the wijkteam that takes all its children whatever
  * district they live in. districts: which wijkteam covers which district.
- * municipalities: each municipality with its leerplicht office (a gemeente)
+ * municipalities: each municipality with its leerplicht office (a leerplicht)
  * and the districts in it (a district in at most one). region: the Veilig
  * Thuis organisation and the leerplicht office for a region without
  * municipalities (docs/routing.md). holidays: the days a royal decree
  * equates with holidays (Algemene termijnenwet art. 3 lid 3), which the
  * feedback service counts deadlines with (docs/feedback.md); none when
  * absent. Every
- * organisation named must be listed, with the right kind. */
+ * organisation named must be listed, with the right kind; a leerplicht
+ * office named as a gemeente is accepted only in a document already on
+ * the log (SCHAKEL_DIRECTORY_HISTORY: written before OrgKind leerplicht). */
 #ifndef SCHAKEL_DIRECTORY_H
 #define SCHAKEL_DIRECTORY_H
 
@@ -64,10 +67,10 @@
 #define SCHAKEL_RIGHT_DIRECTORY 0x4u
 #define SCHAKEL_RIGHT_CLOCK 0x8u
 
-#define SCHAKEL_ORG_KINDS 9 /* OrgKind values 0..8 */
+#define SCHAKEL_ORG_KINDS 10 /* OrgKind values 0..9 */
 /* The directory's administration identity: a kind of the directory only,
  * never an OrgKind on the wire (nobody refers a child to it). */
-#define SCHAKEL_ORG_KIND_ADMIN 9
+#define SCHAKEL_ORG_KIND_ADMIN 10
 
 /* Highest event type number + 1 (see envelope.proto). */
 #define SCHAKEL_EVENT_TYPE_LIMIT 256
@@ -166,11 +169,12 @@ const uint8_t *schakel_directory_hash(const schakel_directory_t *self);
 const char *schakel_directory_text(const schakel_directory_t *self);
 
 /* Org kind name <-> SCHAKEL__V1__ORG_KIND__* value; -1 / NULL if unknown.
- * parse knows only OrgKinds (1..8, never "admin"); name also names
+ * parse knows only OrgKinds (1..9, never "admin"); name also names
  * SCHAKEL_ORG_KIND_ADMIN. */
 int schakel_org_kind_parse(const char *name);
 const char *schakel_org_kind_name(int kind);
-/* 1 for the kinds that hold data about children (school to gemeente). */
+/* 1 for the kinds that hold data about children (school to gemeente, and
+ * leerplicht). */
 int schakel_org_kind_data_holding(int kind);
 
 #endif

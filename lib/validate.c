@@ -532,6 +532,7 @@ static const rule_t rules[] = {
     {T(THUISZITTER_STATUS), "state since", 1},
     {T(FEEDBACK_STATUS), "referral_id state on", 1},
     {T(CLOSURE), "referral_id closed_on reason_code", 1},
+    {T(FAMILY_INFORMED), "referral_id step informed_on how", 1},
     {T(ROUTING_DECISION), "about_event_id about_seq policy_version", 0},
     {T(CONSENT_DECISION), "about_event_id about_seq recipient_org outcome legal_basis rule_id "
                           "policy_version", 0},
@@ -672,6 +673,21 @@ static int check_links(const schakel_envelope_t *env, char *why)
             return schakel_fail(why, SCHAKEL_EINVAL,
                                 "thuiszitter_status.reason: an exempted child (vrijstelling) has no "
                                 "thuiszitter reason: leave it out");
+        break;
+    }
+    case T(FAMILY_INFORMED): {
+        const Schakel__V1__FamilyInformed *f = env->family_informed;
+        if (f->step < SCHAKEL__V1__LOOP_STATE__LOOP_STATE_RECEIVED ||
+            f->step > SCHAKEL__V1__LOOP_STATE__LOOP_STATE_CLOSED)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "family_informed.step: a step the receiver reached, received to closed "
+                                "(docs/events.md)");
+        /* how, never what: a short code, so that no content rides along */
+        size_t n = strlen(f->how);
+        if (n > 32 || strspn(f->how, "abcdefghijklmnopqrstuvwxyz_") != n)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "family_informed.how: a code of at most 32 characters a-z and _, e.g. "
+                                "\"conversation\", \"letter\" (never what was said)");
         break;
     }
     case T(CONSENT_DECISION): {

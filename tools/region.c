@@ -24,7 +24,7 @@ typedef struct {
                "education_care_arrangement closure"
 #define CARE "signal consultation consent_given consent_withdrawn referral referral_received "  \
              "intake first_contact case_lead meeting action_item waiting_list bridging_care "   \
-             "meldcode_step veiligthuis_report feedback_status closure"
+             "meldcode_step veiligthuis_report feedback_status closure family_informed"
 
 static const sample_org_t orgs[] = {
     {"school-12ab00", "school", "Basisschool De Linde (synthetic)", SCHOOL, "", NULL},
@@ -35,18 +35,22 @@ static const sample_org_t orgs[] = {
     {"wijkteam-zuid", "wijkteam", "Wijkteam Zuid (synthetic)", CARE, "", "gemeente-region"},
     {"ppo-region", "ppo", "Samenwerkingsverband (synthetic)",
      "consultation referral referral_received intake first_contact case_lead meeting action_item "
-     "tlv education_care_arrangement thuiszitter_status feedback_status closure", "",
+     "tlv education_care_arrangement thuiszitter_status feedback_status closure family_informed", "",
      "gemeente-region"},
     {"veiligthuis-region", "veiligthuis", "Veilig Thuis (synthetic)",
-     "consultation referral referral_received veiligthuis_feedback case_lead feedback_status closure", "",
+     "consultation referral referral_received veiligthuis_feedback case_lead feedback_status closure "
+     "family_informed", "", NULL},
+    /* the municipality's youth care (jeugdconsulent): not leerplicht, which
+     * is a kind of its own, so that a consent for "the gemeente" stays with
+     * youth care */
+    {"gemeente-region", "gemeente", "Municipality: jeugdconsulent (synthetic)",
+     "beschikking referral_received intake first_contact feedback_status closure family_informed", "",
      NULL},
-    {"gemeente-region", "gemeente", "Municipality: jeugdconsulent, leerplicht (synthetic)",
-     "beschikking absence thuiszitter_status referral_received feedback_status closure", "", NULL},
     /* each municipality's leerplicht office: absence goes to the pupil's home municipality */
-    {"leerplicht-stad", "gemeente", "Leerplicht, municipality Stad (synthetic)", "absence thuiszitter_status",
-     "", NULL},
-    {"leerplicht-dorp", "gemeente", "Leerplicht, municipality Dorp (synthetic)", "absence thuiszitter_status",
-     "", NULL},
+    {"leerplicht-stad", "leerplicht", "Leerplicht, municipality Stad (synthetic)",
+     "absence thuiszitter_status", "", NULL},
+    {"leerplicht-dorp", "leerplicht", "Leerplicht, municipality Dorp (synthetic)",
+     "absence thuiszitter_status", "", NULL},
     /* the region's directory keeper: no data rights, publishes nothing else */
     {"admin-region", "admin", "Directory administration (synthetic)", "directory_update", "directory",
      NULL},
@@ -57,19 +61,23 @@ static const sample_org_t orgs[] = {
     {"svc-audit", "service", "schakel audit", "audit_access", "read_all", NULL},
 };
 
-/* The routing sections: two schools in two districts, a third district,
+/* The routing sections: two schools in two districts (each school's team
+ * with the municipality's youth care as its gemeente), a third district,
  * two municipalities (Stad: noord and centrum; Dorp: zuid) with their
- * leerplicht offices, the region's Veilig Thuis and leerplicht office;
+ * leerplicht offices, and the region's Veilig Thuis (every district is in
+ * a municipality, so the region needs no leerplicht office of its own);
  * and the decree days that deadlines are counted with. */
 static json_t *sample_routing(json_t *d)
 {
     json_object_set_new(
         d, "schools",
-        json_pack("[{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}}, {s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}}]",
+        json_pack("[{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s}},"
+                  " {s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s}}]",
                   "brinvest", "12AB00", "org", "school-12ab00", "district", "noord", "team", "smw",
                   "smw-farent", "ggd", "ggd-jgz", "ppo", "ppo-region", "wijkteam", "wijkteam-noord",
-                  "brinvest", "34CD01", "org", "school-34cd01", "district", "zuid", "team", "smw",
-                  "smw-farent", "ggd", "ggd-jgz", "ppo", "ppo-region", "wijkteam", "wijkteam-zuid"));
+                  "gemeente", "gemeente-region", "brinvest", "34CD01", "org", "school-34cd01", "district",
+                  "zuid", "team", "smw", "smw-farent", "ggd", "ggd-jgz", "ppo", "ppo-region", "wijkteam",
+                  "wijkteam-zuid", "gemeente", "gemeente-region"));
     json_object_set_new(d, "districts",
                         json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "code", "noord", "wijkteam",
                                   "wijkteam-noord", "code", "zuid", "wijkteam", "wijkteam-zuid",
@@ -78,8 +86,7 @@ static json_t *sample_routing(json_t *d)
                         json_pack("[{s:s, s:s, s:[s, s]}, {s:s, s:s, s:[s]}]", "code", "stad", "leerplicht",
                                   "leerplicht-stad", "districts", "noord", "centrum", "code", "dorp",
                                   "leerplicht", "leerplicht-dorp", "districts", "zuid"));
-    json_object_set_new(d, "region", json_pack("{s:s, s:s}", "veiligthuis", "veiligthuis-region",
-                                               "leerplicht", "gemeente-region"));
+    json_object_set_new(d, "region", json_pack("{s:s}", "veiligthuis", "veiligthuis-region"));
     /* the days a royal decree equates with holidays (docs/feedback.md) */
     json_object_set_new(d, "holidays", json_loads(schakel_decree_days_default(), 0, NULL));
     return d;

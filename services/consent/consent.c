@@ -301,25 +301,30 @@ static int given_by_counts(int age, const Schakel__V1__ConsentGiven *cg)
     }
 }
 
+/* What a consent must name to cover an event for a recipient. */
+enum {
+    COVER_EVENT,   /* the recipient or its kind, the event's purpose and categories */
+    COVER_FEEDBACK /* the recipient itself (never a kind), purpose feedback, the categories */
+};
+
 enum { COVERS_NOT = 0, COVERS = 1, COVERS_NOT_ENTITLED = 2 };
 
-/* Is consent cg (not withdrawn) valid on `date` for recipient x of event e?
- * COVERS_NOT_ENTITLED: it would, but it was not given by whom the child's
- * age asks. With any_purpose the event's purpose and categories are not
- * checked (for telling the recipient about the consent itself). */
+/* Does consent cg (not withdrawn) cover recipient x of event e on `date`,
+ * as mode asks? COVERS_NOT_ENTITLED: it would, but it was not given by
+ * whom the child's age asks. */
 static int covers(schakel_consent_t *c, const Schakel__V1__ConsentGiven *cg, const schakel_envelope_t *e,
-                  const char *x, const char *date, int any_purpose)
+                  const char *x, const char *date, int mode)
 {
     if (cg->recipient_org[0] ? strcmp(cg->recipient_org, x) != 0
-                             : !cg->recipient_kind || (int)cg->recipient_kind != kind_of(c, x))
+                             : mode == COVER_FEEDBACK || !cg->recipient_kind ||
+                                   (int)cg->recipient_kind != kind_of(c, x))
         return 0;
     if (strcmp(date, cg->valid_from) < 0 || (cg->valid_until[0] && strcmp(date, cg->valid_until) > 0))
         return 0;
     int age = e->age_band ? (int)e->age_band : (int)cg->age_band;
     int ok = given_by_counts(age, cg) ? COVERS : COVERS_NOT_ENTITLED;
-    if (any_purpose) return ok;
-    int purpose = 0;
-    for (size_t i = 0; i < cg->n_purposes && !purpose; i++) purpose = cg->purposes[i] == e->purpose;
+    int want = mode == COVER_FEEDBACK ? SCHAKEL__V1__PURPOSE__PURPOSE_FEEDBACK : (int)e->purpose, purpose = 0;
+    for (size_t i = 0; i < cg->n_purposes && !purpose; i++) purpose = (int)cg->purposes[i] == want;
     if (!purpose) return COVERS_NOT;
     for (size_t i = 0; i < e->n_categories && cg->n_categories; i++) {
         int in = 0;
@@ -330,9 +335,9 @@ static int covers(schakel_consent_t *c, const Schakel__V1__ConsentGiven *cg, con
 }
 
 /* The first consent of the event's subject (in consent id order) that
- * covers recipient x today. */
+ * covers recipient x today, as mode asks. */
 static int find_consent(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
-                        const char *x, const char *date, verdict_t *out)
+                        const char *x, const char *date, int mode, verdict_t *out)
 {
     MDB_cursor *cur;
     if (!e->subject[0] || mdb_cursor_open(txn, c->by_subject, &cur) != 0) return 0;
@@ -351,7 +356,7 @@ static int find_consent(schakel_consent_t *c, MDB_txn *txn, const schakel_envelo
         schakel_envelope_t *ce;
         int withdrawn;
         int cv = load_consent(c, txn, id, org, &ce, &withdrawn) == 0 && !withdrawn
-                     ? covers(c, ce->consent_given, e, x, date, 0)
+                     ? covers(c, ce->consent_given, e, x, date, mode)
                      : COVERS_NOT;
         if (cv == COVERS) {
             memcpy(out->consent_id, id, 16);
@@ -415,8 +420,21 @@ static int is_home_leerplicht(const schakel_directory_t *d, const schakel_envelo
  * delivered to receiver, on a ground that still holds? sender or receiver
  * NULL: any. With subject, only one about that child. Fills the
  * verdict's basis. */
+static int delivered_on(schakel_consent_t *c, MDB_txn *txn, char tag, const uint8_t id[16],
+                        const char *sender, const char *receiver, const char *subject, int any_ground,
+                        verdict_t *out);
+
 static int delivered_about(schakel_consent_t *c, MDB_txn *txn, char tag, const uint8_t id[16],
                            const char *sender, const char *receiver, const char *subject, verdict_t *out)
+{
+    return delivered_on(c, txn, tag, id, sender, receiver, subject, 0, out);
+}
+
+/* The same; with any_ground, also when the ground no longer holds (the
+ * consent it rested on was withdrawn): who is in the loop, not on what. */
+static int delivered_on(schakel_consent_t *c, MDB_txn *txn, char tag, const uint8_t id[16],
+                        const char *sender, const char *receiver, const char *subject, int any_ground,
+                        verdict_t *out)
 {
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, c->deliveries, &cur) != 0) return 0;
@@ -446,7 +464,7 @@ static int delivered_about(schakel_consent_t *c, MDB_txn *txn, char tag, const u
             int withdrawn = 1;
             load_consent(c, txn, d.consent_id, d.consent_org, &ce, &withdrawn);
             schakel_envelope_free(ce);
-            if (withdrawn) continue;
+            if (withdrawn && !any_ground) continue;
             memcpy(out->consent_id, d.consent_id, 16);
             snprintf(out->consent_org, sizeof out->consent_org, "%s", d.consent_org);
             out->has_consent = 1;
@@ -467,10 +485,10 @@ static int is_origin(schakel_consent_t *c, MDB_txn *txn, const ProtobufCBinaryDa
     return schakel_kv_get(txn, c->origins, key, delivery_key(key, 'L', id->data, org), &v) == 0;
 }
 
-/* The referral loop: news about a referral between its referrer and its
- * receivers travels on the ground the referral was delivered on. The
- * referral is the one with that id that the referrer itself sent, about
- * the same child. */
+/* The referral loop: news about a referral from its referrer to its
+ * receivers travels on the ground the referral was delivered on (news
+ * for the referrer: feedback_to_referrer). The referral is the one with
+ * that id that the referrer itself sent, about the same child. */
 static int referral_loop(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
                          const char *x, verdict_t *v)
 {
@@ -478,15 +496,54 @@ static int referral_loop(schakel_consent_t *c, MDB_txn *txn, const schakel_envel
     if (!rid || rid->len != 16) return 0;
     int from_service = kind_of(c, e->source_org) == K(SERVICE);
     const char *about = e->subject; /* news about the referral's own child */
-    /* to the referrer: from a receiver of its referral, or from a service */
-    if (is_origin(c, txn, rid, x) &&
-        delivered_about(c, txn, 'L', rid->data, x, from_service ? NULL : e->source_org, about, v))
-        return 1;
     /* to a receiver: from the referrer, or from a service */
     if (is_origin(c, txn, rid, e->source_org) &&
         delivered_about(c, txn, 'L', rid->data, e->source_org, x, about, v))
         return 1;
     return from_service && delivered_about(c, txn, 'L', rid->data, NULL, x, about, v);
+}
+
+/* Does news about a referral tell its referrer no more than the referral's
+ * own ground allows: that it arrived, and that someone is on it? */
+static int minimal_step(const schakel_envelope_t *e)
+{
+    switch ((int)e->type) {
+    case T(REFERRAL_RECEIVED):
+    case T(FIRST_CONTACT): return 1;
+    case T(FEEDBACK_STATUS):
+        return e->feedback_status->state == SCHAKEL__V1__LOOP_STATE__LOOP_STATE_RECEIVED ||
+               e->feedback_status->state == SCHAKEL__V1__LOOP_STATE__LOOP_STATE_FIRST_CONTACT;
+    default: return 0;
+    }
+}
+
+/* News about a referral for its referrer, from a receiver it was delivered
+ * to or from a service. How the help goes (help started, waiting list,
+ * declined, redirected, closed, the intake itself) is the family's to
+ * share: it needs its own ground, a consent of the child that names the
+ * referrer itself (a consent for its kind does not count) for the purpose
+ * feedback. Without one, the referral's own ground carries only
+ * `received` and `first_contact`; the rest is denied, with the reason. */
+static int feedback_to_referrer(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
+                                const char *x, const char *date, verdict_t *v)
+{
+    const ProtobufCBinaryData *rid = schakel_body_bytes(e, "referral_id");
+    if (!rid || rid->len != 16 || !is_origin(c, txn, rid, x)) return 0;
+    const char *from = kind_of(c, e->source_org) == K(SERVICE) ? NULL : e->source_org;
+    if (!delivered_on(c, txn, 'L', rid->data, x, from, e->subject, 1, &(verdict_t){0})) return 0;
+    if (find_consent(c, txn, e, x, date, COVER_FEEDBACK, v)) {
+        v->outcome = O(DELIVER), v->basis = B(CONSENT), v->rule = "consent/feedback", v->has_consent = 1;
+        return 1;
+    }
+    int minimal = minimal_step(e);
+    if (minimal && delivered_about(c, txn, 'L', rid->data, x, from, e->subject, v)) {
+        v->outcome = O(DELIVER), v->rule = "consent/referral-loop-minimal";
+        return 1;
+    }
+    memset(v, 0, sizeof *v);
+    v->outcome = O(DENY), v->basis = B(CONSENT);
+    v->rule = minimal ? "consent/referral-loop-withdrawn" : "consent/feedback-not-given";
+    return 1;
 }
 
 /* The coded legal bases. */
@@ -563,8 +620,10 @@ static void decide(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t 
         v->outcome = O(DENY), v->basis = B(CONSENT), v->rule = "directory/unknown-recipient";
         return;
     }
-    if (legal_basis(c, txn, e, x, v) || consent_news(c, txn, e, x, v)) return;
-    if (find_consent(c, txn, e, x, date, v)) {
+    if (legal_basis(c, txn, e, x, v) || consent_news(c, txn, e, x, v) ||
+        feedback_to_referrer(c, txn, e, x, date, v))
+        return;
+    if (find_consent(c, txn, e, x, date, COVER_EVENT, v)) {
         v->outcome = O(DELIVER), v->basis = B(CONSENT), v->rule = "consent/specific", v->has_consent = 1;
         return;
     }

@@ -6,12 +6,13 @@
  * loop, and only the referrer and the receiver of a loop move it.
  *   loops       loop key -> loop_t; the key is SHA-256("schakel/v1/
  *               feedback/loop", loop id, referrer)[:16]
- *   open        loop key -> "" for loops not closed (scanned once a day)
+ *   open        loop key -> "" for loops not closed, and closed loops whose
+ *               family has still to be told of a step (scanned once a day)
  *   history     loop key || u64be(seq) -> step_t (every transition)
  *   by_event    u64be(seq of the referral or signal) -> loop key
  *   by_referral loop id || loop key -> "" (every referrer of that id)
  *   state       "directory" -> the directory in force, "day" -> last day
- *               scanned, "format" -> 2, "decree_days" -> the days equated
+ *               scanned, "format" -> 3, "decree_days" -> the days equated
  *               by royal decree in the directory in force (int32 days, for
  *               schakel loops --figures)
  * Work per record is a lookup or two; once per day of log time the open
@@ -28,7 +29,11 @@
 #include "error.h"
 #include "logging.h"
 
-#define LOOP_VERSION 2 /* 1: kept the referrer's case reference */
+#define LOOP_VERSION 3 /* 1: kept the referrer's case reference; 2: no family steps */
+#define STATE_FORMAT 3 /* the format of the whole state: 2 had loops of version 2 */
+#define STEPS (S(CLOSED) + 1) /* LoopState values of the steps, 0..8 */
+/* A loop_reminder's waiting_for when the family was not told of step s */
+#define FAMILY_OF(s) (S(FAMILY_INFORMED_OF_RECEIVED) - S(RECEIVED) + (s))
 #define T(x) SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_##x
 #define S(x) SCHAKEL__V1__LOOP_STATE__LOOP_STATE_##x
 #define L(x) SCHAKEL__V1__REMINDER_LEVEL__REMINDER_LEVEL_##x
@@ -56,6 +61,11 @@ typedef struct {
     int32_t due_received, due_first_contact, due_bridging;
     uint8_t event_id[16];
     uint64_t event_seq;
+    /* the family, per step (indexed by LoopState): the last day to tell it
+     * (0: step not reached), the day the receiver says it did (0: not
+     * yet), and whether the receiver was reminded */
+    int32_t family_due[STEPS], family_on[STEPS];
+    uint16_t family_reminded;
 } loop_t;
 
 typedef struct {
@@ -72,7 +82,7 @@ typedef struct {
 struct schakel_feedback {
     char org[SCHAKEL_ID_MAX];
     deadline_t deadlines[ORIGINS][SCHAKEL_ORG_KINDS];
-    int escalate_after, bridging_within;
+    int escalate_after, bridging_within, family_within;
     MDB_dbi loops, open, history, by_event, by_referral, state;
     schakel_directory_t *dir;
     uint64_t ignored; /* loop events from an organisation not in that loop */
@@ -108,6 +118,7 @@ schakel_feedback_t *schakel_feedback_new(const char *org_id, const char *text, s
     }
     f->escalate_after = 2;
     f->bridging_within = 5;
+    f->family_within = 5;
     const char *names[ORIGINS] = {"referral", "signal"};
     json_t *dl = json_object_get(doc, "deadlines");
     for (int o = 0; o < ORIGINS; o++) {
@@ -139,6 +150,12 @@ schakel_feedback_t *schakel_feedback_new(const char *org_id, const char *text, s
         schakel_fail(why, SCHAKEL_ECONFIG, "feedback policy: escalate_after and bridging_within: 0 to 100 working days");
         goto fail;
     }
+    json_t *fw = json_object_get(doc, "family_informed_within");
+    if (fw) f->family_within = json_is_integer(fw) ? (int)json_integer_value(fw) : -1;
+    if (f->family_within < 0 || f->family_within > 100) {
+        schakel_fail(why, SCHAKEL_ECONFIG, "feedback policy: family_informed_within: 0 to 100 working days");
+        goto fail;
+    }
     json_decref(doc);
     return f;
 fail:
@@ -165,7 +182,8 @@ const char *schakel_feedback_default_policy(void)
            "    \"signal\": {\"*\": {\"received\": 2, \"first_contact\": 5}}\n"
            "  },\n"
            "  \"escalate_after\": 2,\n"
-           "  \"bridging_within\": 5\n"
+           "  \"bridging_within\": 5,\n"
+           "  \"family_informed_within\": 5\n"
            "}\n";
 }
 
@@ -179,13 +197,15 @@ static int feedback_open(void *engine, MDB_txn *txn, char *why)
     int rc = schakel_engine_tables(txn, "feedback", names, dbis, 6, why);
     MDB_val v;
     MDB_stat st;
-    if (rc == 0 && schakel_kv_get(txn, f->state, "format", 6, &v) != 0 && mdb_stat(txn, f->loops, &st) == 0 &&
-        st.ms_entries)
+    int have = rc == 0 && schakel_kv_get(txn, f->state, "format", 6, &v) == 0 && v.mv_size == 1;
+    int old = have ? ((const uint8_t *)v.mv_data)[0] : 0;
+    if (rc == 0 && old != STATE_FORMAT && mdb_stat(txn, f->loops, &st) == 0 && st.ms_entries)
         return schakel_fail(why, SCHAKEL_ECONFIG,
-                            "feedback: this state directory was written by an older version that kept "
-                            "case references: stop the service, delete the directory (it is rebuilt "
-                            "from the log) and start it again");
-    uint8_t format = 2;
+                            "feedback: this state directory was written by an older version (%s): "
+                            "stop the service, delete the directory (it is rebuilt from the log) and "
+                            "start it again",
+                            old ? "without the family's steps" : "that kept case references");
+    uint8_t format = STATE_FORMAT;
     if (rc == 0) rc = schakel_kv_put(txn, f->state, "format", 6, &format, 1);
     return rc ? rc : schakel_engine_directory_load(txn, f->state, &f->dir);
 }
@@ -215,11 +235,22 @@ static int load_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], 
     return l->version == LOOP_VERSION ? 0 : SCHAKEL_ENOTFOUND;
 }
 
+/* Is a step's family still to be told, and its receiver not yet reminded? */
+static int family_pending(const loop_t *l)
+{
+    for (int s = S(RECEIVED); s < STEPS; s++)
+        if (l->family_due[s] && !l->family_on[s] && !(l->family_reminded & (1u << s))) return 1;
+    return 0;
+}
+
 static int save_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], const loop_t *l)
 {
     int rc = schakel_kv_put(txn, f->loops, id, 16, l, sizeof *l);
     if (rc) return rc;
-    return l->open ? schakel_kv_put(txn, f->open, id, 16, "", 0) : schakel_kv_del(txn, f->open, id, 16);
+    /* a closed loop stays in the daily scan while its family may be owed
+     * a word about the closing */
+    return l->open || family_pending(l) ? schakel_kv_put(txn, f->open, id, 16, "", 0)
+                                        : schakel_kv_del(txn, f->open, id, 16);
 }
 
 static int add_step(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], uint64_t seq, int state,
@@ -256,18 +287,18 @@ static void envelope(schakel_feedback_t *f, Schakel__V1__Envelope *e, uint8_t id
 
 /* The referrer hears of every transition: state, date, who leads. */
 static int notify(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t key[16], const loop_t *l,
-                  const schakel_logrec_t *rec)
+                  int state, const schakel_logrec_t *rec)
 {
     char on[11];
     schakel_date_of(rec->now, on);
-    uint8_t id[16], st = l->state;
+    uint8_t id[16], st = (uint8_t)state;
     const ProtobufCBinaryData *cause = &rec->env->event_id;
     schakel_derive_id(id, "schakel/v1/feedback/status", key, (size_t)16, &st, (size_t)1, cause->data,
                       cause->len, NULL);
     Schakel__V1__FeedbackStatus s = SCHAKEL__V1__FEEDBACK_STATUS__INIT;
     s.referral_id.data = (uint8_t *)l->referral_id;
     s.referral_id.len = 16;
-    s.state = l->state;
+    s.state = state;
     s.on = on;
     s.lead_org = (char *)(l->lead[0] ? l->lead : l->receiver);
     Schakel__V1__Envelope e;
@@ -357,6 +388,10 @@ static int move(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const 
     int from = rank(l), to = state_rank(state);
     if (!l->open || (to < from) || (to == from && (to != 4 || state == l->state))) return 1;
     int32_t day = schakel_day_of(rec->now);
+    /* help started or a waiting list with no first contact said: someone
+     * is on it all the same, and a referrer without consent for feedback
+     * hears only that (docs/feedback.md) */
+    int implied_contact = !l->first_contact_day && (state == S(HELP_STARTED) || state == S(WAITING_LIST));
     if (to >= 2 && !l->received_day) l->received_day = day;
     if (to >= 3 && !l->first_contact_day && state != S(DECLINED) && state != S(REDIRECTED))
         l->first_contact_day = day;
@@ -371,8 +406,12 @@ static int move(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const 
     }
     l->state = (uint8_t)state;
     if (state != S(REDIRECTED)) l->flags &= (uint8_t)~F_REDIRECTED;
+    /* the receiver tells the family of each step it reaches */
+    if (l->receiver[0] && state >= S(RECEIVED) && state < STEPS && !l->family_due[state])
+        l->family_due[state] = schakel_add_working_days(decree(f), day, f->family_within);
     *rc = add_step(f, txn, key, rec->seq, state, day, rec->env->type, rec->env->source_org);
-    if (*rc == 0) *rc = notify(f, out, key, l, rec);
+    if (*rc == 0 && implied_contact) *rc = notify(f, out, key, l, S(FIRST_CONTACT), rec);
+    if (*rc == 0) *rc = notify(f, out, key, l, state, rec);
     return 0;
 }
 
@@ -451,9 +490,10 @@ static int on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logre
 
 /* The open loop with id rid that org takes part in (as its receiver, or
  * its referrer): 1 and its key; 0 when no open loop has that id; -1 when
- * open loops have it but org is in none of them. */
+ * open loops have it but org is in none of them. With closed_too, closed
+ * loops count as well (the family may be told of the closing after it). */
 static int find_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t rid[16], const char *org,
-                     uint8_t key[16], loop_t *l)
+                     int closed_too, uint8_t key[16], loop_t *l)
 {
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, f->by_referral, &cur) != 0) return 0;
@@ -462,7 +502,7 @@ static int find_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t rid[16],
     for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0 && found != 1;
          g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != 32 || memcmp(k.mv_data, rid, 16) != 0) break;
-        if (load_loop(f, txn, (const uint8_t *)k.mv_data + 16, l) != 0 || !l->open) continue;
+        if (load_loop(f, txn, (const uint8_t *)k.mv_data + 16, l) != 0 || (!l->open && !closed_too)) continue;
         found = -1;
         if (!strcmp(org, l->referrer) || (l->receiver[0] && !strcmp(org, l->receiver))) {
             memcpy(key, (const uint8_t *)k.mv_data + 16, 16);
@@ -482,7 +522,7 @@ static int on_loop_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_logr
     loop_t l;
     uint8_t keybuf[16];
     if (!rid || rid->len != 16) return 0;
-    int found = find_loop(f, txn, rid->data, e->source_org, keybuf, &l);
+    int found = find_loop(f, txn, rid->data, e->source_org, e->type == T(FAMILY_INFORMED), keybuf, &l);
     if (found <= 0) {
         if (found < 0) { /* loops with that id exist, but this organisation is in none */
             f->ignored++;
@@ -561,6 +601,14 @@ static int on_loop_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_logr
     case T(CLOSURE):
         if (from_receiver || from_referrer) move(f, txn, out, key, &l, S(CLOSED), rec, &rc);
         break;
+    case T(FAMILY_INFORMED): {
+        /* the receiver's word that it told the family; the first counts */
+        int st = e->family_informed->step;
+        if (!from_receiver || st < S(RECEIVED) || st >= STEPS || l.family_on[st]) break;
+        int32_t said = schakel_date_days(e->family_informed->informed_on);
+        l.family_on[st] = said > 0 ? said : day;
+        break;
+    }
     default: break;
     }
     return rc ? rc : save_loop(f, txn, key, &l);
@@ -613,9 +661,17 @@ static int check_deadlines(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *
                 rc = remind(f, out, keys[i], &l, L(ESCALATION), steps[s].step, steps[s].due, esc, now);
             }
         }
-        if (rc == 0 && l.state == S(WAITING_LIST) && !(l.flags & F_BRIDGING) && today > l.due_bridging)
+        if (rc == 0 && l.open && l.state == S(WAITING_LIST) && !(l.flags & F_BRIDGING) && today > l.due_bridging)
             rc = stalled(f, out, keys[i], &l, S(HELP_STARTED), l.due_bridging, now);
-        if (rc == 0 && l.flags != before) rc = save_loop(f, txn, keys[i], &l);
+        uint16_t told_before = l.family_reminded;
+        for (int st = S(RECEIVED); st < STEPS && rc == 0; st++) {
+            if (!l.family_due[st] || l.family_on[st] || (l.family_reminded & (1u << st)) ||
+                today <= l.family_due[st])
+                continue;
+            l.family_reminded |= (uint16_t)(1u << st);
+            rc = remind(f, out, keys[i], &l, L(REMINDER), FAMILY_OF(st), l.family_due[st], l.receiver, now);
+        }
+        if (rc == 0 && (l.flags != before || l.family_reminded != told_before)) rc = save_loop(f, txn, keys[i], &l);
     }
     free(keys);
     return rc;
@@ -645,7 +701,8 @@ static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *
         case T(WAITING_LIST):
         case T(BRIDGING_CARE):
         case T(CASE_LEAD):
-        case T(CLOSURE): rc = on_loop_event(f, txn, rec, out); break;
+        case T(CLOSURE):
+        case T(FAMILY_INFORMED): rc = on_loop_event(f, txn, rec, out); break;
         default: break;
         }
         if (rc) return schakel_fail(why, rc, "feedback: cannot store a loop");
@@ -744,6 +801,16 @@ static json_t *loop_json(const loop_t *l, int32_t today)
     }
     if (l->flags & F_BRIDGING) json_object_set_new(o, "bridging_care", json_true());
     if (l->flags & F_STALLED) json_object_set_new(o, "stalled", json_true());
+    /* per step reached: was the family told, by when it had to be */
+    json_t *fam = json_array();
+    for (int s = S(RECEIVED); s < STEPS; s++) {
+        if (!l->family_due[s]) continue;
+        json_t *x = json_pack("{s:s, s:o, s:o}", "step", state_name(s), "due_on", date_or_null(l->family_due[s]),
+                              "informed_on", date_or_null(l->family_on[s]));
+        if (l->family_reminded & (1u << s)) json_object_set_new(x, "reminded", json_true());
+        json_array_append_new(fam, x);
+    }
+    json_object_set_new(o, "family_informed", fam);
     return o;
 }
 

@@ -12,7 +12,9 @@
  * signal's event id).
  *
  * Each transition sends the referrer a FeedbackStatus notice (state, date,
- * lead organisation; no content). Deadlines are in working days from the
+ * lead organisation; no content); the consent service delivers those past
+ * received and first contact only on a consent for feedback that names the
+ * referrer (docs/feedback.md). Deadlines are in working days from the
  * delivery (weekends, the holidays of the Algemene termijnenwet and the
  * days a royal decree equates off: the directory's "holidays"), per kind of receiver
  * and kind of loop; an overdue step earns the receiver a LoopReminder, and
@@ -20,14 +22,18 @@
  * (without the child's subject). A loop declined or redirected with no new
  * receiver, or on a waiting list with no bridging care within
  * bridging_within working days, raises a stalled-handover alert to the
- * referrer. Time is the log's, so replay gives the same loops and events.
+ * referrer. The receiver tells the family of every step it reaches and says
+ * so with family_informed (step, date, how); a step the family was not told
+ * of within family_informed_within working days earns the receiver a
+ * LoopReminder whose waiting_for is FAMILY_INFORMED_OF_<step>. Time is the
+ * log's, so replay gives the same loops and events.
  *
  * Policy file:
  *   {"version": 1,
  *    "deadlines": {"referral": {"*": {"received": 2, "first_contact": 5},
  *                               "ppo": {"first_contact": 10}},
  *                  "signal": {"*": {"received": 2, "first_contact": 5}}},
- *    "escalate_after": 2, "bridging_within": 5}
+ *    "escalate_after": 2, "bridging_within": 5, "family_informed_within": 5}
  */
 #ifndef SCHAKEL_FEEDBACK_H
 #define SCHAKEL_FEEDBACK_H

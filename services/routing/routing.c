@@ -339,7 +339,13 @@ static const char *of_kind(schakel_routing_t *r, const schakel_envelope_t *env, 
     switch (kind) {
     case SCHAKEL__V1__ORG_KIND__ORG_KIND_WIJKTEAM: return home_wijkteam(r, env);
     case SCHAKEL__V1__ORG_KIND__ORG_KIND_VEILIGTHUIS: return schakel_directory_veiligthuis(r->dir);
-    case SCHAKEL__V1__ORG_KIND__ORG_KIND_GEMEENTE: return schakel_directory_leerplicht(r->dir);
+    case SCHAKEL__V1__ORG_KIND__ORG_KIND_LEERPLICHT: {
+        /* the office of the child's home municipality; a gemeente (its
+         * youth care) is never chosen for leerplicht, nor the other way */
+        const char *reason;
+        return schakel_directory_home_leerplicht(r->dir, schakel_body_string(env, "municipality"),
+                                                 env->district, &reason);
+    }
     default: {
         const schakel_school_t *sc = child_school(r, env);
         return sc && kind > 0 && kind < SCHAKEL_ORG_KINDS ? sc->team[kind] : NULL;
@@ -560,11 +566,11 @@ const char *schakel_routing_default_rules(void)
     return "{\n"
            "  \"version\": 1,\n"
            "  \"rules\": [\n"
-           "    {\"id\": \"explicit/addressees\", \"on\": [\"*\"], \"to\": \"addressees\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\"]},\n"
+           "    {\"id\": \"explicit/addressees\", \"on\": [\"*\"], \"to\": \"addressees\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", \"leerplicht\"]},\n"
            "    {\"id\": \"signal/school-smw\", \"on\": [\"signal\"], \"to\": \"school_team\", \"kinds\": [\"smw\"]},\n"
            "    {\"id\": \"consultation/consulted\", \"on\": [\"consultation\"], \"to\": \"consulted\"},\n"
            "    {\"id\": \"consent/recipient\", \"on\": [\"consent_given\", \"consent_withdrawn\"], \"to\": \"consent_recipient\"},\n"
-           "    {\"id\": \"referral/target\", \"on\": [\"referral\"], \"to\": \"referral_target\", \"kinds\": [\"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\"]},\n"
+           "    {\"id\": \"referral/target\", \"on\": [\"referral\"], \"to\": \"referral_target\", \"kinds\": [\"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", \"leerplicht\"]},\n"
            "    {\"id\": \"meldcode/veiligthuis\", \"on\": [\"veiligthuis_report\"], \"to\": \"veiligthuis\"},\n"
            "    {\"id\": \"meldcode/consult-veiligthuis\", \"on\": [\"meldcode_step\"], \"when\": {\"step\": \"consult\", \"consulted_veiligthuis\": true}, \"to\": \"veiligthuis\"},\n"
            "    {\"id\": \"veiligthuis/feedback-to-reporter\", \"on\": [\"veiligthuis_feedback\"], \"to\": \"reporter\"},\n"
@@ -573,7 +579,7 @@ const char *schakel_routing_default_rules(void)
            "    {\"id\": \"loop/reminder-to\", \"on\": [\"loop_reminder\"], \"to\": \"field\", \"field\": \"to_org\"},\n"
            "    {\"id\": \"thuiszitter/leerplicht\", \"on\": [\"thuiszitter_status\"], \"to\": \"leerplicht\"},\n"
            "    {\"id\": \"thuiszitter/ppo\", \"on\": [\"thuiszitter_status\"], \"to\": \"school_team\", \"kinds\": [\"ppo\"]},\n"
-           "    {\"id\": \"action/owner\", \"on\": [\"action_item\"], \"to\": \"field\", \"field\": \"owner_org\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\"]},\n"
+           "    {\"id\": \"action/owner\", \"on\": [\"action_item\"], \"to\": \"field\", \"field\": \"owner_org\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", \"leerplicht\"]},\n"
            "    {\"id\": \"decision/school\", \"on\": [\"beschikking\", \"tlv\", \"education_care_arrangement\"], \"to\": \"school\"}\n"
            "  ]\n"
            "}\n";

@@ -23,8 +23,9 @@
  *                     overrides it; the school's wijkteam when unknown
  *   referral_target   referral.to_org, else the organisation of kind
  *                     referral.to_kind for this child (wijkteam: home
- *                     wijkteam; veiligthuis: the region's; gemeente: the
- *                     leerplicht office; other kinds: the school's team)
+ *                     wijkteam; veiligthuis: the region's; leerplicht:
+ *                     the office of the home municipality; other kinds,
+ *                     gemeente too: the school's team)
  *   consulted         the same for consultation.consulted_kind
  *   consent_recipient who a consent (given or withdrawn) is for
  *   veiligthuis       the region's Veilig Thuis

@@ -152,7 +152,17 @@ static void markers_rest_only_in_the_export_and_the_inbox(void **state)
      * has been reading org/wijkteam-zuid since before the release */
     wait_bytes(wijkteam.inbox, MARK "A");
 
-    /* 4. the loop: the wijkteam answers; the school hears each step */
+    /* 4. the loop: the wijkteam answers; the school hears each step (the
+     * parents consented to the school hearing how it goes: a consent that
+     * names the school for feedback) */
+    new_id(cid);
+    snprintf(json, sizeof json,
+             "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
+             "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"parents\","
+             "\"age_band\":\"under_12\",\"recipient_org\":\"school-34cd01\",\"purposes\":[\"feedback\"],"
+             "\"valid_from\":\"2020-01-01\"}}",
+             p, cid);
+    publish("school-34cd01", json, NULL);
     const char *steps[][2] = {{"referral_received", "\"received_on\":\"2026-11-23\""},
                               {"first_contact", "\"contact_on\":\"2026-11-24\""},
                               {"closure", "\"closed_on\":\"2026-11-30\",\"reason_code\":\"goals_met\""}};

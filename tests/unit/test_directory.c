@@ -42,7 +42,7 @@ static json_t *org(const char *id, const char *kind, const char *publish, const 
 
 /* A valid region: two schools' worth of kinds, services, an admin. Index
  * in "organisations": 0 school, 1 smw, 2 ggd, 3 wijkteam, 4 ppo,
- * 5 veiligthuis, 6 gemeente, 7 service, 8 admin. */
+ * 5 veiligthuis, 6 gemeente, 7 service, 8 admin, 9 leerplicht. */
 static json_t *region(void)
 {
     json_t *orgs = json_array();
@@ -55,11 +55,12 @@ static json_t *region(void)
     json_array_append_new(orgs, org("gemeente-1", "gemeente", "beschikking", ""));
     json_array_append_new(orgs, org("svc-1", "service", "consent_decision clock_tick", "read_all decide clock"));
     json_array_append_new(orgs, org("admin-1", "admin", "directory_update", "directory"));
+    json_array_append_new(orgs, org("leerplicht-1", "leerplicht", "absence", ""));
     return json_pack("{s:i, s:o, s:[{s:s, s:s, s:s, s:{s:s, s:s}}], s:[{s:s, s:s}], s:{s:s, s:s}}",
                      "version", 1, "organisations", orgs, "schools", "brinvest", "12AB00", "org",
                      "school-1", "district", "noord", "team", "smw", "smw-1", "wijkteam", "wijkteam-1",
                      "districts", "code", "noord", "wijkteam", "wijkteam-1", "region", "veiligthuis",
-                     "veiligthuis-1", "leerplicht", "gemeente-1");
+                     "veiligthuis-1", "leerplicht", "leerplicht-1");
 }
 
 static json_t *org_at(json_t *d, size_t i)
@@ -391,7 +392,7 @@ static void unknown_keys_are_refused(void **state)
     d = region();
     json_object_set_new(org_at(d, 7), "kind", json_string("superservice"));
     refused(d, "organisations[7] (svc-1).kind: one of school smw ggd wijkteam ppo veiligthuis gemeente "
-               "service admin");
+               "leerplicht service admin");
 }
 
 /* What the broker checks at publish about the organisations an event
@@ -460,23 +461,23 @@ static void municipalities_choose_the_leerplicht_office(void **state)
     char *text = json_dumps(j, JSON_COMPACT);
     schakel_directory_t *d = schakel_directory_parse(text, strlen(text), why);
     assert_non_null(d);
-    assert_string_equal(schakel_directory_home_leerplicht(d, NULL, "", &reason), "gemeente-1");
+    assert_string_equal(schakel_directory_home_leerplicht(d, NULL, "", &reason), "leerplicht-1");
     schakel_directory_destroy(&d);
     free(text);
     json_decref(j);
 
-#define MUNI(extra) json_pack("[{s:s, s:s, s:[s, s]}" extra "]", "code", "stad", "leerplicht", "gemeente-1", \
+#define MUNI(extra) json_pack("[{s:s, s:s, s:[s, s]}" extra "]", "code", "stad", "leerplicht", "leerplicht-1", \
                               "districts", "noord", "centrum"
     j = region();
-    json_array_append_new(json_object_get(j, "organisations"), org("gemeente-2", "gemeente", "absence", ""));
+    json_array_append_new(json_object_get(j, "organisations"), org("leerplicht-2", "leerplicht", "absence", ""));
     json_object_set_new(j, "municipalities", MUNI(", {s:s, s:s, s:[s]}"), "code", "dorp", "leerplicht",
-                                                  "gemeente-2", "districts", "zuid"));
+                                                  "leerplicht-2", "districts", "zuid"));
     text = json_dumps(j, JSON_COMPACT);
     d = schakel_directory_parse(text, strlen(text), why);
     if (!d) fail_msg("refused: %s", why);
-    assert_string_equal(schakel_directory_home_leerplicht(d, NULL, "zuid", &reason), "gemeente-2");
-    assert_string_equal(schakel_directory_home_leerplicht(d, NULL, "centrum", &reason), "gemeente-1");
-    assert_string_equal(schakel_directory_home_leerplicht(d, "dorp", "noord", &reason), "gemeente-2");
+    assert_string_equal(schakel_directory_home_leerplicht(d, NULL, "zuid", &reason), "leerplicht-2");
+    assert_string_equal(schakel_directory_home_leerplicht(d, NULL, "centrum", &reason), "leerplicht-1");
+    assert_string_equal(schakel_directory_home_leerplicht(d, "dorp", "noord", &reason), "leerplicht-2");
     assert_null(schakel_directory_home_leerplicht(d, NULL, "", &reason));
     assert_string_equal(reason, "home_municipality_unknown");
     assert_null(schakel_directory_home_leerplicht(d, NULL, "oost", &reason));
@@ -492,7 +493,22 @@ static void municipalities_choose_the_leerplicht_office(void **state)
     refused(m, "municipalities[0]: {\"code\"");
     m = json_deep_copy(j);
     json_object_set_new(json_array_get(json_object_get(m, "municipalities"), 1), "leerplicht", json_string("ppo-1"));
-    refused(m, "municipalities[1].leerplicht: ppo-1 is a ppo, not a gemeente");
+    refused(m, "municipalities[1].leerplicht: ppo-1 is a ppo, not a leerplicht");
+    /* the municipality's youth care is not its leerplicht office: refused
+     * in a new document, read as it was in one already on the log */
+    m = json_deep_copy(j);
+    json_object_set_new(json_array_get(json_object_get(m, "municipalities"), 1), "leerplicht",
+                        json_string("gemeente-1"));
+    text = json_dumps(m, JSON_COMPACT);
+    d = schakel_directory_parse_with(text, strlen(text), SCHAKEL_DIRECTORY_HISTORY, why);
+    if (!d) fail_msg("a document on the log refused: %s", why);
+    assert_string_equal(schakel_directory_home_leerplicht(d, "dorp", "", &reason), "gemeente-1");
+    schakel_directory_destroy(&d);
+    free(text);
+    refused(m, "municipalities[1].leerplicht: gemeente-1 is a gemeente, not a leerplicht");
+    m = json_deep_copy(j);
+    json_object_set_new(json_object_get(m, "region"), "leerplicht", json_string("gemeente-1"));
+    refused(m, "region.leerplicht: gemeente-1 is a gemeente, not a leerplicht");
     m = json_deep_copy(j);
     json_object_set_new(json_array_get(json_object_get(m, "municipalities"), 1), "leerplicht", json_string("nobody"));
     refused(m, "municipalities[1].leerplicht: \"nobody\" is not an organisation listed here");
