@@ -38,7 +38,7 @@ static const sample_org_t orgs[] = {
      "gemeente-region"},
     {"veiligthuis-region", "veiligthuis", "Veilig Thuis (synthetic)",
      "consultation referral referral_received veiligthuis_feedback case_lead feedback_status closure", "",
-     NULL},
+     "gemeente-region"},
     {"gemeente-region", "gemeente", "Municipality: jeugdconsulent, leerplicht (synthetic)",
      "beschikking absence thuiszitter_status referral_received feedback_status closure", "", NULL},
     /* each municipality's leerplicht office: absence goes to the pupil's home municipality */
