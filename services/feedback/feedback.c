@@ -805,7 +805,9 @@ static json_t *loop_json(const loop_t *l, int32_t today)
                           "delivered_on", date_or_null(l->delivered_day), "open", l->open != 0, "overdue",
                           overdue(l, today));
     if (l->lead[0]) json_object_set_new(o, "lead", json_string(l->lead));
-    if (l->flags & F_DELIVERED) {
+    if ((l->flags & F_DELIVERED) && l->origin == ORIGIN_REPORT) { /* one step: the decision */
+        json_object_set_new(o, "decision_due", date_or_null(l->due_first_contact));
+    } else if (l->flags & F_DELIVERED) {
         json_object_set_new(o, "received_due", date_or_null(l->due_received));
         json_object_set_new(o, "first_contact_due", date_or_null(l->due_first_contact));
     }

@@ -299,6 +299,19 @@ static size_t reminders_in_stream(const char *org, const char *rep_hex)
     return n;
 }
 
+/* `schakel loops --node DIR --referral ID`: the loop as JSON (caller frees). */
+static json_t *loop_of(const char *rep_hex)
+{
+    char out[600];
+    snprintf(out, sizeof out, "%s/loop.json", H->dir);
+    const char *args[] = {"loops", "--node", H->data, "--referral", rep_hex, NULL};
+    assert_int_equal(harness_run_tool(out, args), 0);
+    json_error_t err;
+    json_t *j = json_load_file(out, 0, &err);
+    if (!j) fail_msg("schakel loops: %s", err.text);
+    return j;
+}
+
 /* Veilig Thuis tells the reporter about the report of child `label`. */
 static void vt_feedback(const char *label, const char *rep, const char *outcome)
 {
@@ -353,6 +366,18 @@ static void veiligthuis_owes_a_decision_within_five_working_days(void **state)
     assert_int_equal(s[0].waiting_for, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_VEILIGTHUIS_DECIDED);
     /* the decision came: nothing */
     assert_int_equal(reminders(decided, s, 8), 0);
+    json_t *l = loop_of(silent);
+    assert_string_equal(json_string_value(json_object_get(l, "origin")), "report");
+    assert_string_equal(json_string_value(json_object_get(l, "state")), "sent");
+    assert_string_equal(json_string_value(json_object_get(l, "referrer")), SCHOOL);
+    assert_string_equal(json_string_value(json_object_get(l, "receiver")), VT);
+    assert_string_equal(json_string_value(json_object_get(l, "decision_due")), "2027-03-08");
+    assert_true(json_is_true(json_object_get(l, "overdue")));
+    json_decref(l);
+    l = loop_of(decided);
+    assert_string_equal(json_string_value(json_object_get(l, "state")), "veiligthuis_decided");
+    assert_true(json_is_false(json_object_get(l, "open")));
+    json_decref(l);
 
     clock_to("2027-03-10T22:30:00Z"); /* Wednesday 23:30 */
     assert_int_equal(reminders(silent, s, 8), 1);
