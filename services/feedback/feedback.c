@@ -1,8 +1,8 @@
 /* The feedback-loop engine. State in LMDB, all derived from the log, and
  * none of it content: organisation ids, the child's pseudonym, states,
  * days and seqs (no case reference: the referrer has its own, and it is on
- * the log, encrypted). A loop is its referral id (or a signal's event id)
- * *and* its referrer: the same id from another organisation is another
+ * the log, encrypted). A loop is its referral id (or a signal's event id,
+ * or a Veilig Thuis report's report id) *and* its referrer: the same id from another organisation is another
  * loop, and only the referrer and the receiver of a loop move it.
  *   loops       loop key -> loop_t; the key is SHA-256("schakel/v1/
  *               feedback/loop", loop id, referrer)[:16]
@@ -457,9 +457,10 @@ static int on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logre
 }
 
 /* The open loop with id rid that org takes part in (as its receiver, or
- * its referrer), among the loops of reports (reports 1; about subject,
- * unless NULL) or the others: 1 and its key; 0 when no open loop has that id; -1 when open loops have
- * it but org is in none of them. */
+ * its referrer), among the loops of reports to Veilig Thuis (reports 1;
+ * about subject, unless NULL) or among the others (0): 1 and its key; 0
+ * when no such open loop has that id; -1 when open loops have it but org
+ * is in none of them. */
 static int find_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t rid[16], const char *org,
                      int reports, const char *subject, uint8_t key[16], loop_t *l)
 {
@@ -590,8 +591,7 @@ static int on_report_feedback(schakel_feedback_t *f, MDB_txn *txn, const schakel
     loop_t l;
     if (fb->report_id.len != 16) return 0;
     int found = find_loop(f, txn, fb->report_id.data, e->source_org, 1, e->subject, key, &l);
-    if (found <= 0 || !(l.flags & F_DELIVERED) || strcmp(e->source_org, l.receiver) != 0 ||
-        strcmp(e->subject, l.subject) != 0) {
+    if (found <= 0 || !(l.flags & F_DELIVERED) || strcmp(e->source_org, l.receiver) != 0) {
         if (found != 0) {
             f->ignored++;
             schakel_log(SCHAKEL_LOG_WARN, "feedback", "event=loop_event_ignored seq=%llu reason=not_in_loop ignored=%llu",
