@@ -115,11 +115,37 @@ int schakel_log_event(schakel_logsrc_t *l, uint64_t seq, schakel_envelope_t **en
     return schakel_fail(why, rc, "cannot read seq %llu back from the broker: %s", (unsigned long long)seq, reason);
 }
 
+#define ALARM_LINE 256
+
+typedef struct {
+    size_t event; /* index of the emitted event it is about; (size_t)-1: none */
+    char line[ALARM_LINE];
+} alarm_t;
+
 struct schakel_emit {
     uint8_t **bufs;
     size_t *lens;
+    uint8_t *stored_before; /* per event: the broker had it (ACK duplicate) */
     size_t n, cap;
+    alarm_t *alarms; /* raised while handling the group: counted and logged at commit */
+    size_t n_alarms, cap_alarms;
 };
+
+int schakel_emit_alarm(schakel_emit_t *out, const char *event, const char *alarm, const char *detail)
+{
+    if (out->n_alarms == out->cap_alarms) {
+        size_t cap = out->cap_alarms ? out->cap_alarms * 2 : 8;
+        void *a = realloc(out->alarms, cap * sizeof *out->alarms);
+        if (!a) return SCHAKEL_ENOMEM;
+        out->alarms = a;
+        out->cap_alarms = cap;
+    }
+    alarm_t *a = &out->alarms[out->n_alarms++];
+    a->event = out->n ? out->n - 1 : (size_t)-1;
+    snprintf(a->line, ALARM_LINE, "event=%s alarm=%s%s%s", event, alarm, detail && detail[0] ? " " : "",
+             detail ? detail : "");
+    return 0;
+}
 
 int schakel_emit(schakel_emit_t *out, const schakel_envelope_t *env)
 {
@@ -131,10 +157,13 @@ int schakel_emit(schakel_emit_t *out, const schakel_envelope_t *env)
         size_t *l = realloc(out->lens, cap * sizeof *l);
         if (!l) return SCHAKEL_ENOMEM;
         out->lens = l;
+        uint8_t *d = realloc(out->stored_before, cap);
+        if (!d) return SCHAKEL_ENOMEM;
+        out->stored_before = d;
         out->cap = cap;
     }
     int rc = schakel_envelope_encode(env, &out->bufs[out->n], &out->lens[out->n]);
-    if (rc == 0) out->n++;
+    if (rc == 0) out->stored_before[out->n++] = 0;
     return rc;
 }
 
@@ -142,6 +171,7 @@ static void emit_clear(schakel_emit_t *out)
 {
     for (size_t i = 0; i < out->n; i++) free(out->bufs[i]);
     out->n = 0;
+    out->n_alarms = 0;
 }
 
 static void emit_free(schakel_emit_t *out)
@@ -149,6 +179,8 @@ static void emit_free(schakel_emit_t *out)
     emit_clear(out);
     free(out->bufs);
     free(out->lens);
+    free(out->stored_before);
+    free(out->alarms);
 }
 
 void schakel_derive_id(uint8_t out[16], const char *label, ...)
@@ -346,6 +378,7 @@ static int publish_all(const char *name, schakel_client_t *c, schakel_emit_t *ou
                         ack->batch_reason, (unsigned long long)*alarms);
         }
         for (size_t i = 0; i < ack->n_entries; i++) {
+            if (i < n) out->stored_before[at + i] = ack->entries[i]->duplicate != 0;
             if (!ack->entries[i]->code) continue;
             char id[33] = "";
             if (ack->entries[i]->event_id.len == 16)
@@ -360,6 +393,21 @@ static int publish_all(const char *name, schakel_client_t *c, schakel_emit_t *ou
         at += n;
     }
     return 0;
+}
+
+/* An engine's alarm counts once: when the broker stored the event it is
+ * about for the first time. A state rebuilt from the log derives the same
+ * events again, all duplicates, and raises nothing twice. */
+static int alarm_is_new(const schakel_emit_t *out, const alarm_t *a)
+{
+    return a->event >= out->n || !out->stored_before[a->event];
+}
+
+static size_t new_alarms(const schakel_emit_t *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < out->n_alarms; i++) k += (size_t)alarm_is_new(out, &out->alarms[i]);
+    return k;
 }
 
 int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine,
@@ -434,14 +482,26 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
             last = d->seq;
             n++;
         }
-        if (rc == 0 && n && (rc = publish_all(ops->name, client, &out, stop, &rejected, &s.alarms)) == 0 &&
-            (rc = save_place(&s, txn, last)) == 0) {
+        int ready = rc == 0 && n && (rc = publish_all(ops->name, client, &out, stop, &rejected, &s.alarms)) == 0;
+        uint64_t before = s.alarms; /* the engine's alarms count with the group */
+        size_t raised = 0;
+        if (ready) {
+            raised = new_alarms(&out);
+            s.alarms += raised;
+            rc = save_place(&s, txn, last);
+        }
+        if (ready && rc == 0) {
             rc = mdb_txn_commit(txn) ? SCHAKEL_ESTORE : 0;
             s.cursor = last;
             done += n;
+            for (size_t i = 0, k = 0; rc == 0 && i < out.n_alarms; i++) /* said once they are kept */
+                if (alarm_is_new(&out, &out.alarms[i]))
+                    schakel_log(SCHAKEL_LOG_ERROR, ops->name, "%s alarms=%llu", out.alarms[i].line,
+                                (unsigned long long)(before + ++k));
         } else {
             mdb_txn_abort(txn); /* nothing of the group counts: it replays */
             s.now = saved_now;
+            s.alarms = before;
         }
         emit_clear(&out);
         if (rc == SCHAKEL_ETIMEOUT && atomic_load(stop)) rc = 0;

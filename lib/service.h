@@ -55,6 +55,19 @@ typedef struct schakel_emit schakel_emit_t;
 /* Emits a derived event (copied). Returns 0 or SCHAKEL_ENOMEM/ETOOBIG. */
 int schakel_emit(schakel_emit_t *out, const schakel_envelope_t *env);
 
+/* Raises an operator alarm about the event emitted last (call it right
+ * after schakel_emit of the decision that shows the problem): something
+ * the engine cannot do and nobody may miss (a report to Veilig Thuis that
+ * has nowhere to go). When the group commits, the runner adds it to the
+ * service's durable alarm count (SCHAKEL_SERVICE_ALARMS_KEY, which
+ * `schakel health` reports) and logs it at level error as
+ * "event=<event> alarm=<alarm> <detail> alarms=N" -- only when the broker
+ * stored that event for the first time, so a state rebuilt from the log
+ * (whose events are all duplicates) raises nothing again. detail is
+ * key=value pairs without personal data (ids of organisations, seqs,
+ * types). A replay counts and logs nothing. Returns 0 or SCHAKEL_ENOMEM. */
+int schakel_emit_alarm(schakel_emit_t *out, const char *event, const char *alarm, const char *detail);
+
 typedef struct {
     const char *name; /* "routing": state under <state_dir>, log lines */
     /* Opens the engine's tables in txn (write) and loads what it caches. */
@@ -79,8 +92,9 @@ typedef struct {
 int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine,
                         const schakel_service_options_t *opts, atomic_int *stop, char *why);
 
-/* A derived event the broker refuses (any final reject) is an alarm: an
- * error log line (event=derived_rejected alarm=derived_refused), and a
+/* A derived event the broker refuses (any final reject) is an alarm, as
+ * is every schakel_emit_alarm of the engine: an error log line
+ * (event=derived_rejected alarm=derived_refused, or the engine's), and a
  * count kept durably in the service's state, table "runner", under this
  * key (u64, host order; absent = 0). `schakel health` reports it and exits
  * non-zero when it is not 0. */

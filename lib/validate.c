@@ -594,10 +594,38 @@ static int field_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *
     }
 }
 
+/* The grounds the meldcode gives for reporting to Veilig Thuis without
+ * having told the parents first (step 3 may be left out): telling them
+ * would put at risk the child's safety, someone else's, or the
+ * reporter's own, or there is good reason to think the family would then
+ * break off contact. Codes, as veiligthuis_report.not_informed_reason. */
+static const char *const not_informed_reasons[] = {"safety_risk", "risk_to_others", "risk_to_reporter",
+                                                   "contact_lost"};
+#define NOT_INFORMED_LIST "safety_risk, risk_to_others, risk_to_reporter, contact_lost"
+
+/* A report says whether the parents were told, and if not, on which
+ * ground: the consent service records the duty to inform from it. */
+static int check_report(const Schakel__V1__VeiligThuisReport *r, char *why)
+{
+    const char *reason = r->not_informed_reason;
+    if (!reason[0] && r->parents_informed) return 0;
+    if (!reason[0])
+        return schakel_fail(why, SCHAKEL_EINVAL,
+                            "veiligthuis_report.not_informed_reason: parents_informed is false: give "
+                            "not_informed_reason (one of " NOT_INFORMED_LIST ") or inform the parents "
+                            "first");
+    for (size_t i = 0; i < sizeof not_informed_reasons / sizeof not_informed_reasons[0]; i++)
+        if (!strcmp(reason, not_informed_reasons[i])) return 0;
+    return schakel_fail(why, SCHAKEL_EINVAL,
+                        "veiligthuis_report.not_informed_reason: not a known code: give one of "
+                        NOT_INFORMED_LIST " (docs/events.md), or inform the parents first");
+}
+
 /* Rules that tie one field to another. */
 static int check_links(const schakel_envelope_t *env, char *why)
 {
     switch ((int)env->type) {
+    case T(VEILIGTHUIS_REPORT): return check_report(env->veiligthuis_report, why);
     case T(CONSENT_GIVEN): {
         const Schakel__V1__ConsentGiven *c = env->consent_given;
         if (!c->recipient_org[0] && !c->recipient_kind)

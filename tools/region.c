@@ -39,7 +39,7 @@ static const sample_org_t orgs[] = {
      "gemeente-region"},
     {"veiligthuis-region", "veiligthuis", "Veilig Thuis (synthetic)",
      "consultation referral referral_received veiligthuis_feedback case_lead feedback_status closure "
-     "family_informed", "", NULL},
+     "family_informed", "", "gemeente-region"},
     /* the municipality's youth care (jeugdconsulent): not leerplicht, which
      * is a kind of its own, so that a consent for "the gemeente" stays with
      * youth care */

@@ -546,6 +546,21 @@ static int feedback_to_referrer(schakel_consent_t *c, MDB_txn *txn, const schake
     return 1;
 }
 
+/* A report to Veilig Thuis: the family is still to be told unless the
+ * reporter told the parents, or names a ground of the meldcode for not
+ * telling them (validation admits only those; docs/events.md). A report
+ * with neither is refused at publish; one on the log from before that
+ * rule keeps the duty. */
+static void report_duty(const Schakel__V1__VeiligThuisReport *r, verdict_t *v)
+{
+    v->basis = B(MELDCODE), v->rule = "legal/meldcode-report", v->duty = 1;
+    if (r->parents_informed) {
+        v->duty = 0;
+    } else if (r->not_informed_reason[0]) {
+        v->rule = "legal/meldcode-report-not-informed", v->duty = 0;
+    }
+}
+
 /* The coded legal bases. */
 static int legal_basis(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
                        const char *x, verdict_t *v)
@@ -557,11 +572,14 @@ static int legal_basis(schakel_consent_t *c, MDB_txn *txn, const schakel_envelop
     } else if (!e->subject[0]) {
         v->basis = B(ANONYMOUS), v->rule = "legal/anonymous", v->duty = 0;
     } else if (e->type == T(VEILIGTHUIS_REPORT) && kx == K(VEILIGTHUIS)) {
-        v->basis = B(MELDCODE), v->rule = "legal/meldcode-report";
-    } else if (e->type == T(MELDCODE_STEP) && kx == K(VEILIGTHUIS) &&
-               e->meldcode_step->step == SCHAKEL__V1__MELDCODE_STEP_KIND__MELDCODE_STEP_CONSULT &&
-               e->meldcode_step->consulted_veiligthuis) {
-        v->basis = B(MELDCODE), v->rule = "legal/meldcode-consult";
+        report_duty(e->veiligthuis_report, v);
+    } else if (e->type == T(LOOP_REMINDER) && ks == K(SERVICE) && kx == K(VEILIGTHUIS) &&
+               e->loop_reminder->referral_id.len == 16 &&
+               delivered_about(c, txn, 'V', e->loop_reminder->referral_id.data, NULL, x, e->subject,
+                               &(verdict_t){0})) {
+        /* the feedback loop reminds Veilig Thuis of a report of this child
+         * that it has on the meldcode: the reminder tells it nothing new */
+        v->basis = B(MELDCODE), v->rule = "legal/meldcode-report-reminder", v->duty = 0;
     } else if (e->type == T(VEILIGTHUIS_FEEDBACK) && ks == K(VEILIGTHUIS) &&
                e->veiligthuis_feedback->report_id.len == 16 &&
                delivered_about(c, txn, 'V', e->veiligthuis_feedback->report_id.data, x, e->source_org,

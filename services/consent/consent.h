@@ -14,8 +14,17 @@
  * Legal bases, coded here because they are law, not policy:
  *   legal/own-organisation       the recipient is the publisher itself
  *   legal/anonymous              the event names no child
- *   legal/meldcode-report        a veiligthuis_report to Veilig Thuis
- *   legal/meldcode-consult       meldcode step 2, consulting Veilig Thuis
+ *   legal/meldcode-report        a veiligthuis_report to Veilig Thuis (the
+ *                                family still to be told unless the parents
+ *                                were informed)
+ *   legal/meldcode-report-not-informed
+ *                                the same, the parents not told on a ground
+ *                                of the meldcode (not_informed_reason)
+ *   legal/meldcode-report-reminder
+ *                                the feedback loop's reminder to the Veilig
+ *                                Thuis that has that report
+ *   (meldcode step 2 reaches Veilig Thuis only as an anonymous
+ *   consultation: legal/anonymous)
  *   legal/veiligthuis-feedback   Veilig Thuis's feedback to the reporter
  *   legal/leerplicht             a school's absence report to leerplicht
  *   verwijsindex/match           a signal about a child another

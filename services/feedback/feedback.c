@@ -1,8 +1,8 @@
 /* The feedback-loop engine. State in LMDB, all derived from the log, and
  * none of it content: organisation ids, the child's pseudonym, states,
  * days and seqs (no case reference: the referrer has its own, and it is on
- * the log, encrypted). A loop is its referral id (or a signal's event id)
- * *and* its referrer: the same id from another organisation is another
+ * the log, encrypted). A loop is its referral id (or a signal's event id,
+ * or a Veilig Thuis report's report id) *and* its referrer: the same id from another organisation is another
  * loop, and only the referrer and the receiver of a loop move it.
  *   loops       loop key -> loop_t; the key is SHA-256("schakel/v1/
  *               feedback/loop", loop id, referrer)[:16]
@@ -38,7 +38,15 @@
 #define S(x) SCHAKEL__V1__LOOP_STATE__LOOP_STATE_##x
 #define L(x) SCHAKEL__V1__REMINDER_LEVEL__REMINDER_LEVEL_##x
 
-enum { ORIGIN_REFERRAL = 0, ORIGIN_SIGNAL = 1, ORIGINS };
+/* What opened a loop. Referrals and signals have deadlines of the
+ * region's policy (ORIGINS of them); a report to Veilig Thuis has the
+ * deadline Veilig Thuis works to, in code (VT_DECISION_DAYS). */
+enum { ORIGIN_REFERRAL = 0, ORIGIN_SIGNAL = 1, ORIGINS, ORIGIN_REPORT = ORIGINS };
+
+/* Veilig Thuis decides within 5 working days of a report whether and how
+ * it follows it up (its triage, Handelingsprotocol Veilig Thuis) and tells
+ * a professional reporter what it decided. */
+#define VT_DECISION_DAYS 5
 
 enum {
     F_DELIVERED = 1,       /* a receiver has it: the clock runs */
@@ -333,7 +341,9 @@ static int remind(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t key[
     int escalation = level == L(ESCALATION);
     Schakel__V1__Envelope e;
     envelope(f, &e, id, now, escalation ? "" : l->subject,
-             escalation ? SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_ANONYMOUS : SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT);
+             escalation                     ? SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_ANONYMOUS
+             : l->origin == ORIGIN_REPORT ? SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_MELDCODE
+                                            : SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT);
     e.type = T(LOOP_REMINDER);
     e.body_case = SCHAKEL__V1__ENVELOPE__BODY_LOOP_REMINDER;
     e.loop_reminder = &r;
@@ -373,10 +383,14 @@ static void start_clock(schakel_feedback_t *f, loop_t *l, const char *receiver, 
     snprintf(l->receiver, sizeof l->receiver, "%s", receiver);
     l->receiver_kind = kind_of(f, receiver);
     int k = l->receiver_kind > 0 && l->receiver_kind < SCHAKEL_ORG_KINDS ? l->receiver_kind : 0;
-    const deadline_t *d = &f->deadlines[l->origin][k];
     l->delivered_day = day;
-    l->due_received = schakel_add_working_days(decree(f), day, d->received);
-    l->due_first_contact = schakel_add_working_days(decree(f), day, d->first_contact);
+    if (l->origin == ORIGIN_REPORT) { /* one step: the decision, told to the reporter */
+        l->due_received = l->due_first_contact = schakel_add_working_days(decree(f), day, VT_DECISION_DAYS);
+    } else {
+        const deadline_t *d = &f->deadlines[l->origin][k];
+        l->due_received = schakel_add_working_days(decree(f), day, d->received);
+        l->due_first_contact = schakel_add_working_days(decree(f), day, d->first_contact);
+    }
     l->flags = (uint8_t)((l->flags & F_REDIRECTED) | F_DELIVERED);
 }
 
@@ -406,8 +420,10 @@ static int move(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const 
     }
     l->state = (uint8_t)state;
     if (state != S(REDIRECTED)) l->flags &= (uint8_t)~F_REDIRECTED;
-    /* the receiver tells the family of each step it reaches */
-    if (l->receiver[0] && state >= S(RECEIVED) && state < STEPS && !l->family_due[state])
+    /* the receiver tells the family of each step it reaches (not in the
+     * loop of a report: Veilig Thuis tells the family by its own protocol) */
+    if (l->origin != ORIGIN_REPORT && l->receiver[0] && state >= S(RECEIVED) && state < STEPS &&
+        !l->family_due[state])
         l->family_due[state] = schakel_add_working_days(decree(f), day, f->family_within);
     *rc = add_step(f, txn, key, rec->seq, state, day, rec->env->type, rec->env->source_org);
     if (*rc == 0 && implied_contact) *rc = notify(f, out, key, l, S(FIRST_CONTACT), rec);
@@ -483,17 +499,22 @@ static int on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logre
     if (load_loop(f, txn, key, &l) != 0 || memcmp(l.event_id, d->about_event_id.data, 16) != 0 ||
         (l.flags & F_DELIVERED) || !l.open || !strcmp(d->recipient_org, l.referrer))
         return 0;
+    /* a report's loop is with Veilig Thuis, whoever else may have it */
+    if (l.origin == ORIGIN_REPORT && kind_of(f, d->recipient_org) != SCHAKEL__V1__ORG_KIND__ORG_KIND_VEILIGTHUIS)
+        return 0;
     start_clock(f, &l, d->recipient_org, schakel_day_of(rec->now));
     int rc = add_step(f, txn, key, rec->seq, S(SENT), l.delivered_day, rec->env->type, d->recipient_org);
     return rc ? rc : save_loop(f, txn, key, &l);
 }
 
 /* The open loop with id rid that org takes part in (as its receiver, or
- * its referrer): 1 and its key; 0 when no open loop has that id; -1 when
- * open loops have it but org is in none of them. With closed_too, closed
- * loops count as well (the family may be told of the closing after it). */
+ * its referrer), among the loops of reports to Veilig Thuis (reports 1;
+ * about subject, unless NULL) or among the others (0): 1 and its key; 0
+ * when no such open loop has that id; -1 when open loops have it but org
+ * is in none of them. With closed_too, closed loops count as well (the
+ * family may be told of the closing after it). */
 static int find_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t rid[16], const char *org,
-                     int closed_too, uint8_t key[16], loop_t *l)
+                     int closed_too, int reports, const char *subject, uint8_t key[16], loop_t *l)
 {
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, f->by_referral, &cur) != 0) return 0;
@@ -502,7 +523,9 @@ static int find_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t rid[16],
     for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0 && found != 1;
          g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != 32 || memcmp(k.mv_data, rid, 16) != 0) break;
-        if (load_loop(f, txn, (const uint8_t *)k.mv_data + 16, l) != 0 || (!l->open && !closed_too)) continue;
+        if (load_loop(f, txn, (const uint8_t *)k.mv_data + 16, l) != 0 || (!l->open && !closed_too) ||
+            (l->origin == ORIGIN_REPORT) != reports || (subject && strcmp(subject, l->subject) != 0))
+            continue;
         found = -1;
         if (!strcmp(org, l->referrer) || (l->receiver[0] && !strcmp(org, l->receiver))) {
             memcpy(key, (const uint8_t *)k.mv_data + 16, 16);
@@ -522,7 +545,7 @@ static int on_loop_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_logr
     loop_t l;
     uint8_t keybuf[16];
     if (!rid || rid->len != 16) return 0;
-    int found = find_loop(f, txn, rid->data, e->source_org, e->type == T(FAMILY_INFORMED), keybuf, &l);
+    int found = find_loop(f, txn, rid->data, e->source_org, e->type == T(FAMILY_INFORMED), 0, NULL, keybuf, &l);
     if (found <= 0) {
         if (found < 0) { /* loops with that id exist, but this organisation is in none */
             f->ignored++;
@@ -614,6 +637,49 @@ static int on_loop_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_logr
     return rc ? rc : save_loop(f, txn, key, &l);
 }
 
+/* Veilig Thuis's feedback to the reporter moves the report's loop: "received"
+ * is an acknowledgement and stops no clock; any decision on the follow-up
+ * ends the loop (Veilig Thuis owes the reporter nothing more by a
+ * deadline). Only the Veilig Thuis the report was delivered to, about the
+ * report's own child, moves it; the reporter hears from Veilig Thuis
+ * itself, so the loop sends no status of its own. */
+static int on_report_feedback(schakel_feedback_t *f, MDB_txn *txn, const schakel_logrec_t *rec)
+{
+    const schakel_envelope_t *e = rec->env;
+    const Schakel__V1__VeiligThuisFeedback *fb = e->veiligthuis_feedback;
+    uint8_t key[16];
+    loop_t l;
+    if (fb->report_id.len != 16) return 0;
+    int found = find_loop(f, txn, fb->report_id.data, e->source_org, 0, 1, e->subject, key, &l);
+    if (found <= 0 || !(l.flags & F_DELIVERED) || strcmp(e->source_org, l.receiver) != 0) {
+        if (found != 0) {
+            f->ignored++;
+            schakel_log(SCHAKEL_LOG_WARN, "feedback", "event=loop_event_ignored seq=%llu reason=not_in_loop ignored=%llu",
+                        (unsigned long long)rec->seq, (unsigned long long)f->ignored);
+        }
+        return 0;
+    }
+    int32_t day = schakel_day_of(rec->now);
+    int state;
+    switch (fb->outcome) {
+    case SCHAKEL__V1__VEILIG_THUIS_OUTCOME__VT_OUTCOME_RECEIVED:
+        if (l.state != S(SENT)) return 0;
+        state = S(RECEIVED);
+        l.received_day = day;
+        break;
+    case SCHAKEL__V1__VEILIG_THUIS_OUTCOME__VT_OUTCOME_CLOSED_NO_ACTION: state = S(CLOSED); break;
+    default: state = S(VEILIGTHUIS_DECIDED); break;
+    }
+    if (state != S(RECEIVED)) {
+        if (!l.received_day) l.received_day = day;
+        l.closed_day = day;
+        l.open = 0;
+    }
+    l.state = (uint8_t)state;
+    int rc = add_step(f, txn, key, rec->seq, state, day, e->type, e->source_org);
+    return rc ? rc : save_loop(f, txn, key, &l);
+}
+
 /* Once per day of log time: every open loop against its deadlines. */
 static int check_deadlines(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, int32_t today,
                            int64_t now)
@@ -649,6 +715,10 @@ static int check_deadlines(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *
             int32_t due;
         } steps[2] = {{S(RECEIVED), 2, F_REMIND_RECEIVED, F_ESC_RECEIVED, l.due_received},
                       {S(FIRST_CONTACT), 3, F_REMIND_FIRST, F_ESC_FIRST, l.due_first_contact}};
+        if (l.origin == ORIGIN_REPORT) { /* one step: Veilig Thuis's decision, whatever it acknowledged */
+            steps[0].rank = 0;
+            steps[1].step = S(VEILIGTHUIS_DECIDED);
+        }
         for (int s = 0; s < 2 && rc == 0; s++) {
             if (r >= steps[s].rank || today <= steps[s].due) continue;
             if (!(l.flags & steps[s].remind_flag)) {
@@ -689,6 +759,13 @@ static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *
         case T(REFERRAL): rc = open_loop(f, txn, &e->referral->referral_id, ORIGIN_REFERRAL, rec); break;
         case T(SIGNAL):
             if (e->signal->follow_up_requested) rc = open_loop(f, txn, &e->event_id, ORIGIN_SIGNAL, rec);
+            break;
+        case T(VEILIGTHUIS_REPORT):
+            rc = open_loop(f, txn, &e->veiligthuis_report->report_id, ORIGIN_REPORT, rec);
+            break;
+        case T(VEILIGTHUIS_FEEDBACK):
+            if (kind_of(f, e->source_org) == SCHAKEL__V1__ORG_KIND__ORG_KIND_VEILIGTHUIS)
+                rc = on_report_feedback(f, txn, rec);
             break;
         case T(CONSENT_DECISION): rc = on_delivered(f, txn, rec); break;
         case T(FEEDBACK_STATUS):
@@ -764,6 +841,7 @@ static int32_t reader_today(reader_t *r)
 
 static const char *state_name(int s)
 {
+    if (s == S(VEILIGTHUIS_DECIDED)) return "veiligthuis_decided";
     static const char *const names[] = {"unspecified", "sent", "received", "first_contact", "help_started",
                                         "waiting_list", "declined", "redirected", "closed"};
     return s >= 0 && s < (int)(sizeof names / sizeof names[0]) ? names[s] : "?";
@@ -790,12 +868,15 @@ static json_t *loop_json(const loop_t *l, int32_t today)
     char id[33];
     schakel_hex_encode(l->referral_id, 16, id);
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:b}", "referral_id", id, "origin",
-                          l->origin == ORIGIN_SIGNAL ? "signal" : "referral", "state", state_name(l->state),
+                          l->origin == ORIGIN_SIGNAL ? "signal" : l->origin == ORIGIN_REPORT ? "report" : "referral",
+                          "state", state_name(l->state),
                           "referrer", l->referrer, "receiver", l->receiver, "sent_on", date_or_null(l->sent_day),
                           "delivered_on", date_or_null(l->delivered_day), "open", l->open != 0, "overdue",
                           overdue(l, today));
     if (l->lead[0]) json_object_set_new(o, "lead", json_string(l->lead));
-    if (l->flags & F_DELIVERED) {
+    if ((l->flags & F_DELIVERED) && l->origin == ORIGIN_REPORT) { /* one step: the decision */
+        json_object_set_new(o, "decision_due", date_or_null(l->due_first_contact));
+    } else if (l->flags & F_DELIVERED) {
         json_object_set_new(o, "received_due", date_or_null(l->due_received));
         json_object_set_new(o, "first_contact_due", date_or_null(l->due_first_contact));
     }

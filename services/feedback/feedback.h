@@ -28,6 +28,13 @@
  * LoopReminder whose waiting_for is FAMILY_INFORMED_OF_<step>. Time is the
  * log's, so replay gives the same loops and events.
  *
+ * A report to Veilig Thuis (veiligthuis_report) is a loop too, from the
+ * reporter to the Veilig Thuis it is delivered to: Veilig Thuis decides
+ * within 5 working days whether and how it follows the report up, and
+ * tells the reporter (veiligthuis_feedback); past that, a reminder to
+ * Veilig Thuis and later an escalation, as above. The deadline is code
+ * (Handelingsprotocol Veilig Thuis), not policy.
+ *
  * Policy file:
  *   {"version": 1,
  *    "deadlines": {"referral": {"*": {"received": 2, "first_contact": 5},

@@ -254,6 +254,7 @@ typedef struct {
     size_t n;
     refusal_t refused[MAX_RECIPIENTS];
     size_t n_refused;
+    int no_veiligthuis; /* a rule sends it to Veilig Thuis, and the region has none */
 } recipients_t;
 
 static void refuse(recipients_t *out, const char *field, const char *org, const rule_t *rule,
@@ -439,7 +440,16 @@ static void apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
             add(r, out, env, recall(txn, r->dbi_consents, &env->consent_withdrawn->consent_id, env->source_org), id, NULL);
         }
         break;
-    case T_VEILIGTHUIS: add(r, out, env, r->dir ? schakel_directory_veiligthuis(r->dir) : NULL, id, NULL); break;
+    case T_VEILIGTHUIS: {
+        const char *vt = r->dir ? schakel_directory_veiligthuis(r->dir) : NULL;
+        if (vt && vt[0]) {
+            add(r, out, env, vt, id, NULL);
+        } else { /* a report that goes nowhere: the sender and the operator hear of it */
+            refuse(out, "region.veiligthuis", "", rule, "no_veiligthuis_in_directory");
+            out->no_veiligthuis = 1;
+        }
+        break;
+    }
     case T_LEERPLICHT: leerplicht(r, out, env, id); break;
     case T_REFERRER:
         add(r, out, env, recall(txn, r->dbi_referrals, schakel_body_bytes(env, "referral_id"), env->subject), id, NULL);
@@ -554,6 +564,12 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     e.body_case = SCHAKEL__V1__ENVELOPE__BODY_ROUTING_DECISION;
     e.routing_decision = &d;
     int rc = schakel_emit(out, &e);
+    if (rc == 0 && to.no_veiligthuis) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "seq=%llu type=%s source_org=%s", (unsigned long long)rec->seq,
+                 schakel_event_type_name(env->type), env->source_org);
+        rc = schakel_emit_alarm(out, "unroutable", "no_veiligthuis", detail);
+    }
     return rc ? schakel_fail(why, rc, "routing: cannot emit a decision") : 0;
 store:
     return schakel_fail(why, SCHAKEL_ESTORE, "routing: cannot store state");
@@ -572,7 +588,6 @@ const char *schakel_routing_default_rules(void)
            "    {\"id\": \"consent/recipient\", \"on\": [\"consent_given\", \"consent_withdrawn\"], \"to\": \"consent_recipient\"},\n"
            "    {\"id\": \"referral/target\", \"on\": [\"referral\"], \"to\": \"referral_target\", \"kinds\": [\"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", \"leerplicht\"]},\n"
            "    {\"id\": \"meldcode/veiligthuis\", \"on\": [\"veiligthuis_report\"], \"to\": \"veiligthuis\"},\n"
-           "    {\"id\": \"meldcode/consult-veiligthuis\", \"on\": [\"meldcode_step\"], \"when\": {\"step\": \"consult\", \"consulted_veiligthuis\": true}, \"to\": \"veiligthuis\"},\n"
            "    {\"id\": \"veiligthuis/feedback-to-reporter\", \"on\": [\"veiligthuis_feedback\"], \"to\": \"reporter\"},\n"
            "    {\"id\": \"absence/leerplicht\", \"on\": [\"absence\"], \"when\": {\"leerplicht_report\": true}, \"to\": \"leerplicht\"},\n"
            "    {\"id\": \"loop/status-to-referrer\", \"on\": [\"feedback_status\"], \"to\": \"referrer\"},\n"

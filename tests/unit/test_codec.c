@@ -55,6 +55,7 @@ static const char *string_for(const char *name)
         !strcmp(name, "addressees") || !strcmp(name, "participant_orgs"))
         return "wijkteam-noord";
     if (!strcmp(name, "school")) return "12AB00";
+    if (!strcmp(name, "not_informed_reason")) return "safety_risk"; /* a code of the list */
     if (!strcmp(name, "document_json")) return "{\"version\": 2, \"organisations\": []}";
     if (!strcmp(name, "subject"))
         return "4f0c0d8a3e1b2c7d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d";
