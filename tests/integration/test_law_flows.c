@@ -300,6 +300,25 @@ static void handover_is_closed_by_both_sides_and_followed_up_at_one(void **state
     assert_int_equal(r[0].level, SCHAKEL__V1__REMINDER_LEVEL__REMINDER_LEVEL_REMINDER);
     assert_int_equal(reminders_in_stream("wijkteam-zuid", one), 1);
     assert_int_equal(reminders_in_stream("smw-farent", one), 0);
+
+    /* `schakel loops`: the open handover, with the giving side's
+     * confirmation; the closed one is not listed */
+    char out[600];
+    snprintf(out, sizeof out, "%s/loops.json", H->dir);
+    const char *args[] = {"loops", "--node", H->data, "--org", "smw-farent", NULL};
+    assert_int_equal(harness_run_tool(out, args), 0);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    char *list = calloc(1, 1 << 16);
+    list[fread(list, 1, (1 << 16) - 1, f)] = 0;
+    fclose(f);
+    assert_non_null(strstr(list, one));
+    assert_null(strstr(list, both));
+    assert_non_null(strstr(list, "\"origin\": \"handover\""));
+    assert_non_null(strstr(list, "\"giving_confirmed_on\": \"2027-05-10\""));
+    assert_non_null(strstr(list, "\"receiving_confirmed_on\": null"));
+    assert_non_null(strstr(list, "\"due\": \"2027-05-25\""));
+    free(list);
 }
 
 static void mazl_request(const char *p, char rid[33], uint8_t id[16])
