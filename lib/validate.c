@@ -533,6 +533,10 @@ static const rule_t rules[] = {
     {T(FEEDBACK_STATUS), "referral_id state on", 1},
     {T(CLOSURE), "referral_id closed_on reason_code", 1},
     {T(FAMILY_INFORMED), "referral_id step informed_on how", 1},
+    {T(HANDOVER), "handover_id to_org reason_code planned_on", 1},
+    {T(HANDOVER_CONFIRMED), "handover_id side confirmed_on", 1},
+    {T(MAZL_REQUEST), "request_id ground sick_reports period_from period_to", 1},
+    {T(MAZL_ADVICE), "request_id advice given_on", 1},
     {T(ROUTING_DECISION), "about_event_id about_seq policy_version", 0},
     {T(CONSENT_DECISION), "about_event_id about_seq recipient_org outcome legal_basis rule_id "
                           "policy_version", 0},
@@ -716,6 +720,23 @@ static int check_links(const schakel_envelope_t *env, char *why)
             return schakel_fail(why, SCHAKEL_EINVAL,
                                 "family_informed.how: a code of at most 32 characters a-z and _, e.g. "
                                 "\"conversation\", \"letter\" (never what was said)");
+        break;
+    }
+    case T(HANDOVER):
+        if (!strcmp(env->handover->to_org, env->source_org))
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "handover.to_org: a handover goes to another organisation, not the "
+                                "publisher itself");
+        break;
+    case T(MAZL_REQUEST): {
+        const Schakel__V1__MazlRequest *m = env->mazl_request;
+        /* the school asks the jeugdarts only with the parents' knowledge */
+        if (!m->parents_informed)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "mazl_request.parents_informed: must be true: tell the parents "
+                                "before asking the jeugdarts");
+        if (strcmp(m->period_to, m->period_from) < 0)
+            return schakel_fail(why, SCHAKEL_EINVAL, "mazl_request.period_to: before period_from");
         break;
     }
     case T(CONSENT_DECISION): {

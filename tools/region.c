@@ -21,21 +21,22 @@ typedef struct {
 
 #define SCHOOL "signal consultation consent_given consent_withdrawn referral case_lead meeting " \
                "action_item meldcode_step veiligthuis_report absence thuiszitter_status "         \
-               "education_care_arrangement closure"
+               "education_care_arrangement closure handover handover_confirmed mazl_request"
 #define CARE "signal consultation consent_given consent_withdrawn referral referral_received "  \
              "intake first_contact case_lead meeting action_item waiting_list bridging_care "   \
-             "meldcode_step veiligthuis_report feedback_status closure family_informed"
+             "meldcode_step veiligthuis_report feedback_status closure family_informed handover handover_confirmed"
 
 static const sample_org_t orgs[] = {
     {"school-12ab00", "school", "Basisschool De Linde (synthetic)", SCHOOL, "", NULL},
     {"school-34cd01", "school", "Kindcentrum Het Anker (synthetic)", SCHOOL, "", NULL},
     {"smw-farent", "smw", "School social work (synthetic)", CARE, "", "gemeente-region"},
-    {"ggd-jgz", "ggd", "GGD youth health (synthetic)", CARE " absence", "", "gemeente-region"},
+    {"ggd-jgz", "ggd", "GGD youth health (synthetic)", CARE " absence mazl_advice", "", "gemeente-region"},
     {"wijkteam-noord", "wijkteam", "Wijkteam Noord (synthetic)", CARE, "", "gemeente-region"},
     {"wijkteam-zuid", "wijkteam", "Wijkteam Zuid (synthetic)", CARE, "", "gemeente-region"},
     {"ppo-region", "ppo", "Samenwerkingsverband (synthetic)",
      "consultation referral referral_received intake first_contact case_lead meeting action_item "
-     "tlv education_care_arrangement thuiszitter_status feedback_status closure family_informed", "",
+     "tlv education_care_arrangement thuiszitter_status feedback_status closure family_informed handover "
+     "handover_confirmed", "",
      "gemeente-region"},
     {"veiligthuis-region", "veiligthuis", "Veilig Thuis (synthetic)",
      "consultation referral referral_received veiligthuis_feedback case_lead feedback_status closure "

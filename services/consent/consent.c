@@ -9,8 +9,10 @@
  *   deadlines     u64be(deadline) || hold key -> ""
  *   deliveries    tag || id || sender NUL receiver -> basis, consent
  *                 (tag 'L': a referral or follow-up signal, by loop id;
- *                 'V': a Veilig Thuis report, by report id)
- *   origins       'L' || loop id || sender -> ""
+ *                 'H': a warm handover, by handover id; 'M': a MAZL
+ *                 request, by request id; 'V': a Veilig Thuis report,
+ *                 by report id)
+ *   origins       'L', 'H' or 'M' || loop id || sender -> ""
  *   matches       subject || org -> entered at, deadline, seq of the org's
  *                 latest signal (the verwijsindex: who signalled, no content)
  *   match_deadlines  u64be(deadline) || match key -> ""
@@ -476,31 +478,67 @@ static int delivered_on(schakel_consent_t *c, MDB_txn *txn, char tag, const uint
     return ok;
 }
 
-/* Did org send a referral (or follow-up signal) with this loop id? */
-static int is_origin(schakel_consent_t *c, MDB_txn *txn, const ProtobufCBinaryData *id, const char *org)
+/* Did org send a referral (or follow-up signal, handover, MAZL request:
+ * the tag says which) with this loop id? */
+static int is_origin(schakel_consent_t *c, MDB_txn *txn, char tag, const ProtobufCBinaryData *id,
+                     const char *org)
 {
     uint8_t key[DELIVERY_KEY_MAX];
     MDB_val v;
     if (!id || id->len != 16) return 0;
-    return schakel_kv_get(txn, c->origins, key, delivery_key(key, 'L', id->data, org), &v) == 0;
+    return schakel_kv_get(txn, c->origins, key, delivery_key(key, tag, id->data, org), &v) == 0;
 }
+
+/* The loop an event is news about, and its tag: a referral's
+ * (referral_id), a handover's (handover_id) or a MAZL request's
+ * (request_id). */
+static const ProtobufCBinaryData *news_of(const schakel_envelope_t *e, char *tag)
+{
+    const ProtobufCBinaryData *id;
+    if ((id = schakel_body_bytes(e, "referral_id"))) *tag = 'L';
+    else if ((id = schakel_body_bytes(e, "handover_id"))) *tag = 'H';
+    else if ((id = schakel_body_bytes(e, "request_id"))) *tag = 'M';
+    return id;
+}
+
+static int loop_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, char tag,
+                     const ProtobufCBinaryData *rid, const char *x, verdict_t *v);
 
 /* The referral loop: news about a referral from its referrer to its
  * receivers travels on the ground the referral was delivered on (news
  * for the referrer: feedback_to_referrer). The referral is the one with
- * that id that the referrer itself sent, about the same child. */
+ * that id that the referrer itself sent, about the same child. A warm
+ * handover and a MAZL request are loops alike: their confirmations and
+ * advice travel between their two sides, both ways. */
 static int referral_loop(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
                          const char *x, verdict_t *v)
 {
-    const ProtobufCBinaryData *rid = schakel_body_bytes(e, "referral_id");
+    char tag = 0;
+    const ProtobufCBinaryData *rid = news_of(e, &tag);
     if (!rid || rid->len != 16) return 0;
     int from_service = kind_of(c, e->source_org) == K(SERVICE);
+    /* the feedback service names every loop's id in referral_id */
+    if (from_service && tag == 'L')
+        for (const char *t = "LHM"; *t; t++)
+            if (loop_news(c, txn, e, *t, rid, x, v)) return 1;
+    return loop_news(c, txn, e, tag, rid, x, v);
+}
+
+static int loop_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, char tag,
+                     const ProtobufCBinaryData *rid, const char *x, verdict_t *v)
+{
+    int from_service = kind_of(c, e->source_org) == K(SERVICE);
     const char *about = e->subject; /* news about the referral's own child */
-    /* to a receiver: from the referrer, or from a service */
-    if (is_origin(c, txn, rid, e->source_org) &&
-        delivered_about(c, txn, 'L', rid->data, e->source_org, x, about, v))
+    /* to a handover's giver or a MAZL request's school: from the other
+     * side, or from a service (a referrer's news: feedback_to_referrer) */
+    if (tag != 'L' && is_origin(c, txn, tag, rid, x) &&
+        delivered_about(c, txn, tag, rid->data, x, from_service ? NULL : e->source_org, about, v))
         return 1;
-    return from_service && delivered_about(c, txn, 'L', rid->data, NULL, x, about, v);
+    /* to a receiver: from the referrer, or from a service */
+    if (is_origin(c, txn, tag, rid, e->source_org) &&
+        delivered_about(c, txn, tag, rid->data, e->source_org, x, about, v))
+        return 1;
+    return from_service && delivered_about(c, txn, tag, rid->data, NULL, x, about, v);
 }
 
 /* Does news about a referral tell its referrer no more than the referral's
@@ -528,7 +566,7 @@ static int feedback_to_referrer(schakel_consent_t *c, MDB_txn *txn, const schake
                                 const char *x, const char *date, verdict_t *v)
 {
     const ProtobufCBinaryData *rid = schakel_body_bytes(e, "referral_id");
-    if (!rid || rid->len != 16 || !is_origin(c, txn, rid, x)) return 0;
+    if (!rid || rid->len != 16 || !is_origin(c, txn, 'L', rid, x)) return 0;
     const char *from = kind_of(c, e->source_org) == K(SERVICE) ? NULL : e->source_org;
     if (!delivered_on(c, txn, 'L', rid->data, x, from, e->subject, 1, &(verdict_t){0})) return 0;
     if (find_consent(c, txn, e, x, date, COVER_FEEDBACK, v)) {
@@ -711,12 +749,18 @@ static int emit_decision(schakel_consent_t *c, schakel_emit_t *out, const schake
     return rc ? schakel_fail(why, rc, "consent: cannot emit a decision") : 0;
 }
 
-/* The loop an event opens: a referral's id, or the id of a signal that
- * asks for follow-up; NULL for other events. */
-static const ProtobufCBinaryData *loop_id(const schakel_envelope_t *e)
+/* The loop an event opens and its tag: a referral's id, or the id of a
+ * signal that asks for follow-up ('L'), a handover's ('H'), a MAZL
+ * request's ('M'); NULL for other events. */
+static const ProtobufCBinaryData *loop_id(const schakel_envelope_t *e, char *tag)
 {
+    *tag = 'L';
     if (e->type == T(REFERRAL)) return &e->referral->referral_id;
     if (e->type == T(SIGNAL) && e->signal->follow_up_requested) return &e->event_id;
+    *tag = 'H';
+    if (e->type == T(HANDOVER)) return &e->handover->handover_id;
+    *tag = 'M';
+    if (e->type == T(MAZL_REQUEST)) return &e->mazl_request->request_id;
     return NULL;
 }
 
@@ -726,8 +770,9 @@ static int delivered(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_
                      const verdict_t *v)
 {
     if (v->outcome != O(DELIVER)) return 0;
-    const ProtobufCBinaryData *id = loop_id(e);
-    if (id && id->len == 16) return record_delivery(c, txn, 'L', id->data, e->source_org, x, e->subject, v);
+    char tag;
+    const ProtobufCBinaryData *id = loop_id(e, &tag);
+    if (id && id->len == 16) return record_delivery(c, txn, tag, id->data, e->source_org, x, e->subject, v);
     if (e->type == T(VEILIGTHUIS_REPORT) && e->veiligthuis_report->report_id.len == 16)
         return record_delivery(c, txn, 'V', e->veiligthuis_report->report_id.data, e->source_org, x,
                                e->subject, v);
@@ -1227,10 +1272,11 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
         default: {
             /* who sent a loop's referral: the event itself is read back
              * from the log when a decision is about it */
-            const ProtobufCBinaryData *id = loop_id(e);
+            char tag;
+            const ProtobufCBinaryData *id = loop_id(e, &tag);
             uint8_t key[DELIVERY_KEY_MAX];
             if (id && id->len == 16)
-                rc = schakel_kv_put(txn, c->origins, key, delivery_key(key, 'L', id->data, e->source_org), "", 0);
+                rc = schakel_kv_put(txn, c->origins, key, delivery_key(key, tag, id->data, e->source_org), "", 0);
             if (rc == 0 && e->type == T(SIGNAL)) rc = on_signal(c, txn, rec, out, why);
         }
         }

@@ -40,8 +40,13 @@
 
 /* What opened a loop. Referrals and signals have deadlines of the
  * region's policy (ORIGINS of them); a report to Veilig Thuis has the
- * deadline Veilig Thuis works to, in code (VT_DECISION_DAYS). */
-enum { ORIGIN_REFERRAL = 0, ORIGIN_SIGNAL = 1, ORIGINS, ORIGIN_REPORT = ORIGINS };
+ * deadline Veilig Thuis works to, in code (VT_DECISION_DAYS). A warm
+ * handover is closed by both sides' confirmation, a MAZL request by the
+ * jeugdarts's advice: one deadline each (policy), no per-kind deadlines;
+ * in their loop_t, received_day is the day the giving side confirmed,
+ * first_contact_day the receiving side's, due_received the deadline. */
+enum { ORIGIN_REFERRAL = 0, ORIGIN_SIGNAL = 1, ORIGINS, ORIGIN_REPORT = ORIGINS, ORIGIN_HANDOVER, ORIGIN_MAZL };
+#define IS_FLOW(origin) ((origin) == ORIGIN_HANDOVER || (origin) == ORIGIN_MAZL)
 
 /* Veilig Thuis decides within 5 working days of a report whether and how
  * it follows it up (its triage, Handelingsprotocol Veilig Thuis) and tells
@@ -91,6 +96,7 @@ struct schakel_feedback {
     char org[SCHAKEL_ID_MAX];
     deadline_t deadlines[ORIGINS][SCHAKEL_ORG_KINDS];
     int escalate_after, bridging_within, family_within;
+    int handover_within, mazl_within; /* working days for both confirmations, for the advice */
     MDB_dbi loops, open, history, by_event, by_referral, state;
     schakel_directory_t *dir;
     uint64_t ignored; /* loop events from an organisation not in that loop */
@@ -127,6 +133,8 @@ schakel_feedback_t *schakel_feedback_new(const char *org_id, const char *text, s
     f->escalate_after = 2;
     f->bridging_within = 5;
     f->family_within = 5;
+    f->handover_within = 10;
+    f->mazl_within = 10;
     const char *names[ORIGINS] = {"referral", "signal"};
     json_t *dl = json_object_get(doc, "deadlines");
     for (int o = 0; o < ORIGINS; o++) {
@@ -164,6 +172,13 @@ schakel_feedback_t *schakel_feedback_new(const char *org_id, const char *text, s
         schakel_fail(why, SCHAKEL_ECONFIG, "feedback policy: family_informed_within: 0 to 100 working days");
         goto fail;
     }
+    json_t *h = json_object_get(doc, "handover_within"), *m = json_object_get(doc, "mazl_advice_within");
+    if (h) f->handover_within = json_is_integer(h) ? (int)json_integer_value(h) : -1;
+    if (m) f->mazl_within = json_is_integer(m) ? (int)json_integer_value(m) : -1;
+    if (f->handover_within < 0 || f->handover_within > 100 || f->mazl_within < 0 || f->mazl_within > 100) {
+        schakel_fail(why, SCHAKEL_ECONFIG, "feedback policy: handover_within and mazl_advice_within: 0 to 100 working days");
+        goto fail;
+    }
     json_decref(doc);
     return f;
 fail:
@@ -191,7 +206,9 @@ const char *schakel_feedback_default_policy(void)
            "  },\n"
            "  \"escalate_after\": 2,\n"
            "  \"bridging_within\": 5,\n"
-           "  \"family_informed_within\": 5\n"
+           "  \"family_informed_within\": 5,\n"
+           "  \"handover_within\": 10,\n"
+           "  \"mazl_advice_within\": 10\n"
            "}\n";
 }
 
@@ -420,9 +437,10 @@ static int move(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const 
     }
     l->state = (uint8_t)state;
     if (state != S(REDIRECTED)) l->flags &= (uint8_t)~F_REDIRECTED;
-    /* the receiver tells the family of each step it reaches (not in the
-     * loop of a report: Veilig Thuis tells the family by its own protocol) */
-    if (l->origin != ORIGIN_REPORT && l->receiver[0] && state >= S(RECEIVED) && state < STEPS &&
+    /* the receiver tells the family of each step it reaches (referrals and
+     * signals: Veilig Thuis tells the family by its own protocol, and a
+     * handover or MAZL request is no help the family waits on) */
+    if (l->origin < ORIGINS && l->receiver[0] && state >= S(RECEIVED) && state < STEPS &&
         !l->family_due[state])
         l->family_due[state] = schakel_add_working_days(decree(f), day, f->family_within);
     *rc = add_step(f, txn, key, rec->seq, state, day, rec->env->type, rec->env->source_org);
@@ -440,9 +458,23 @@ static int stalled(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t key
     return remind(f, out, key, l, L(STALLED), waiting_for, day, l->referrer, now);
 }
 
-static void loop_key(uint8_t key[16], const uint8_t id[16], const char *referrer)
+/* Referral and signal loops share one key space (a signal's id is an
+ * event id); a report's, a handover's and a MAZL request's ids are keys of their own,
+ * so that one cannot reach another kind of loop by reusing its id. */
+static void loop_key(uint8_t key[16], const uint8_t id[16], const char *referrer, int origin)
 {
-    schakel_derive_id(key, "schakel/v1/feedback/loop", id, (size_t)16, referrer, strlen(referrer), NULL);
+    const char *label = origin == ORIGIN_HANDOVER ? "schakel/v1/feedback/handover"
+                        : origin == ORIGIN_MAZL   ? "schakel/v1/feedback/mazl"
+                        : origin == ORIGIN_REPORT ? "schakel/v1/feedback/report"
+                                                  : "schakel/v1/feedback/loop";
+    schakel_derive_id(key, label, id, (size_t)16, referrer, strlen(referrer), NULL);
+}
+
+/* Which loops an event may move: referral and signal loops (0), or the
+ * loops of reports, handovers or MAZL requests (their origin). */
+static int loop_class(int origin)
+{
+    return origin >= ORIGINS ? origin : 0;
 }
 
 static void seq_key(uint8_t out[8], uint64_t seq)
@@ -457,7 +489,7 @@ static int open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinaryD
     loop_t l;
     uint8_t key[16], sk[8], rk[32];
     if (!rid || rid->len != 16) return 0;
-    loop_key(key, rid->data, e->source_org);
+    loop_key(key, rid->data, e->source_org, origin);
     if (load_loop(f, txn, key, &l) == 0) return 0; /* the referrer's first one counts */
     const ProtobufCBinaryData *id = &(ProtobufCBinaryData){16, key};
     memset(&l, 0, sizeof l);
@@ -468,6 +500,10 @@ static int open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinaryD
     l.open = 1;
     snprintf(l.referrer, sizeof l.referrer, "%s", e->source_org);
     snprintf(l.subject, sizeof l.subject, "%s", e->subject);
+    if (origin == ORIGIN_HANDOVER) { /* its receiver is named; the clock starts on delivery */
+        snprintf(l.receiver, sizeof l.receiver, "%s", e->handover->to_org);
+        l.receiver_kind = kind_of(f, l.receiver);
+    }
     l.sent_day = schakel_day_of(rec->now);
     memcpy(l.event_id, e->event_id.data, 16);
     l.event_seq = rec->seq;
@@ -502,7 +538,22 @@ static int on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logre
     /* a report's loop is with Veilig Thuis, whoever else may have it */
     if (l.origin == ORIGIN_REPORT && kind_of(f, d->recipient_org) != SCHAKEL__V1__ORG_KIND__ORG_KIND_VEILIGTHUIS)
         return 0;
-    start_clock(f, &l, d->recipient_org, schakel_day_of(rec->now));
+    if (IS_FLOW(l.origin)) {
+        /* the handover's named receiver, the MAZL request's GGD: an
+         * addressee beside them does not start the clock */
+        if (l.origin == ORIGIN_HANDOVER ? strcmp(d->recipient_org, l.receiver) != 0
+                                        : kind_of(f, d->recipient_org) != SCHAKEL__V1__ORG_KIND__ORG_KIND_GGD)
+            return 0;
+        int32_t day = schakel_day_of(rec->now);
+        snprintf(l.receiver, sizeof l.receiver, "%s", d->recipient_org);
+        l.receiver_kind = kind_of(f, l.receiver);
+        l.delivered_day = day;
+        l.due_received = schakel_add_working_days(decree(f), day,
+                                                  l.origin == ORIGIN_HANDOVER ? f->handover_within : f->mazl_within);
+        l.flags |= F_DELIVERED;
+    } else {
+        start_clock(f, &l, d->recipient_org, schakel_day_of(rec->now));
+    }
     int rc = add_step(f, txn, key, rec->seq, S(SENT), l.delivered_day, rec->env->type, d->recipient_org);
     return rc ? rc : save_loop(f, txn, key, &l);
 }
@@ -514,7 +565,7 @@ static int on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logre
  * is in none of them. With closed_too, closed loops count as well (the
  * family may be told of the closing after it). */
 static int find_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t rid[16], const char *org,
-                     int closed_too, int reports, const char *subject, uint8_t key[16], loop_t *l)
+                     int closed_too, int cls, const char *subject, uint8_t key[16], loop_t *l)
 {
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, f->by_referral, &cur) != 0) return 0;
@@ -524,7 +575,7 @@ static int find_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t rid[16],
          g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != 32 || memcmp(k.mv_data, rid, 16) != 0) break;
         if (load_loop(f, txn, (const uint8_t *)k.mv_data + 16, l) != 0 || (!l->open && !closed_too) ||
-            (l->origin == ORIGIN_REPORT) != reports || (subject && strcmp(subject, l->subject) != 0))
+            loop_class(l->origin) != cls || (subject && strcmp(subject, l->subject) != 0))
             continue;
         found = -1;
         if (!strcmp(org, l->referrer) || (l->receiver[0] && !strcmp(org, l->receiver))) {
@@ -650,7 +701,7 @@ static int on_report_feedback(schakel_feedback_t *f, MDB_txn *txn, const schakel
     uint8_t key[16];
     loop_t l;
     if (fb->report_id.len != 16) return 0;
-    int found = find_loop(f, txn, fb->report_id.data, e->source_org, 0, 1, e->subject, key, &l);
+    int found = find_loop(f, txn, fb->report_id.data, e->source_org, 0, ORIGIN_REPORT, e->subject, key, &l);
     if (found <= 0 || !(l.flags & F_DELIVERED) || strcmp(e->source_org, l.receiver) != 0) {
         if (found != 0) {
             f->ignored++;
@@ -678,6 +729,89 @@ static int on_report_feedback(schakel_feedback_t *f, MDB_txn *txn, const schakel
     l.state = (uint8_t)state;
     int rc = add_step(f, txn, key, rec->seq, state, day, e->type, e->source_org);
     return rc ? rc : save_loop(f, txn, key, &l);
+}
+
+/* A handover confirmed by one side (only by that side's organisation),
+ * or a MAZL advice by the GGD the request was delivered to. The loop
+ * closes when both sides confirmed, or with the advice. Neither sends a
+ * feedback_status: the other side receives the event itself. */
+static int on_flow_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_logrec_t *rec)
+{
+    const schakel_envelope_t *e = rec->env;
+    int handover = e->type == T(HANDOVER_CONFIRMED);
+    const ProtobufCBinaryData *id = schakel_body_bytes(e, handover ? "handover_id" : "request_id");
+    uint8_t key[16];
+    loop_t l;
+    if (!id || id->len != 16) return 0;
+    int found = find_loop(f, txn, id->data, e->source_org, 0, handover ? ORIGIN_HANDOVER : ORIGIN_MAZL, NULL, key, &l);
+    const char *reason = found < 0 ? "not_in_loop" : NULL;
+    int32_t day = schakel_day_of(rec->now);
+    int state = handover ? S(HANDOVER_CONFIRMED) : S(ADVICE_GIVEN);
+    if (found > 0 && handover) {
+        int side = e->handover_confirmed->side;
+        int giving = side == SCHAKEL__V1__HANDOVER_SIDE__HANDOVER_SIDE_GIVING;
+        if (strcmp(e->source_org, giving ? l.referrer : l.receiver) != 0) reason = "not_that_side";
+        else if (giving && !l.received_day) l.received_day = day;
+        else if (!giving && !l.first_contact_day) l.first_contact_day = day;
+        else found = 0; /* said twice: no step */
+    } else if (found > 0 && strcmp(e->source_org, l.receiver) != 0) {
+        reason = "not_the_jeugdarts"; /* the requesting school cannot give the advice */
+    }
+    if (reason) {
+        f->ignored++;
+        schakel_log(SCHAKEL_LOG_WARN, "feedback", "event=loop_event_ignored seq=%llu reason=%s ignored=%llu",
+                    (unsigned long long)rec->seq, reason, (unsigned long long)f->ignored);
+        return 0;
+    }
+    if (found <= 0) return 0;
+    if (!handover || (l.received_day && l.first_contact_day)) {
+        state = S(CLOSED);
+        l.closed_day = day;
+        l.open = 0;
+    }
+    l.state = (uint8_t)state;
+    int rc = add_step(f, txn, key, rec->seq, state, day, e->type, e->source_org);
+    return rc ? rc : save_loop(f, txn, key, &l);
+}
+
+/* A reminder in a handover or MAZL loop, to the side that is late. The
+ * id names the side, as both sides of a handover may be reminded. */
+static int remind_flow(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t key[16], const loop_t *l,
+                       int waiting_for, const char *to, int64_t now)
+{
+    char due[11];
+    schakel_date_from_days(l->due_received, due);
+    uint8_t id[16], wf = (uint8_t)waiting_for;
+    schakel_derive_id(id, "schakel/v1/feedback/flow-reminder", key, (size_t)16, &wf, (size_t)1, due, strlen(due),
+                      to, strlen(to), NULL);
+    Schakel__V1__LoopReminder r = SCHAKEL__V1__LOOP_REMINDER__INIT;
+    r.referral_id.data = (uint8_t *)l->referral_id;
+    r.referral_id.len = 16;
+    r.level = L(REMINDER);
+    r.waiting_for = waiting_for;
+    r.due_on = due;
+    r.to_org = (char *)to;
+    r.overdue_org = (char *)to;
+    Schakel__V1__Envelope e;
+    envelope(f, &e, id, now, l->subject, SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT);
+    e.type = T(LOOP_REMINDER);
+    e.body_case = SCHAKEL__V1__ENVELOPE__BODY_LOOP_REMINDER;
+    e.loop_reminder = &r;
+    return schakel_emit(out, &e);
+}
+
+/* A handover or MAZL loop past its deadline: once, a reminder to each
+ * side that has not confirmed (handover), or to the jeugdarts (MAZL). */
+static int flow_deadline(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t key[16], loop_t *l,
+                         int32_t today, int64_t now)
+{
+    if (today <= l->due_received || (l->flags & F_REMIND_RECEIVED)) return 0;
+    l->flags |= F_REMIND_RECEIVED;
+    if (l->origin == ORIGIN_MAZL) return remind_flow(f, out, key, l, S(ADVICE_GIVEN), l->receiver, now);
+    int rc = 0;
+    if (!l->received_day) rc = remind_flow(f, out, key, l, S(HANDOVER_CONFIRMED), l->referrer, now);
+    if (rc == 0 && !l->first_contact_day) rc = remind_flow(f, out, key, l, S(HANDOVER_CONFIRMED), l->receiver, now);
+    return rc;
 }
 
 /* Once per day of log time: every open loop against its deadlines. */
@@ -708,6 +842,11 @@ static int check_deadlines(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *
         loop_t l;
         if (load_loop(f, txn, keys[i], &l) != 0 || !(l.flags & F_DELIVERED)) continue;
         uint8_t before = l.flags;
+        if (IS_FLOW(l.origin)) {
+            rc = flow_deadline(f, out, keys[i], &l, today, now);
+            if (rc == 0 && l.flags != before) rc = save_loop(f, txn, keys[i], &l);
+            continue;
+        }
         int r = rank(&l);
         const char *esc = escalation_of(f, l.receiver);
         struct {
@@ -767,6 +906,10 @@ static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *
             if (kind_of(f, e->source_org) == SCHAKEL__V1__ORG_KIND__ORG_KIND_VEILIGTHUIS)
                 rc = on_report_feedback(f, txn, rec);
             break;
+        case T(HANDOVER): rc = open_loop(f, txn, &e->handover->handover_id, ORIGIN_HANDOVER, rec); break;
+        case T(MAZL_REQUEST): rc = open_loop(f, txn, &e->mazl_request->request_id, ORIGIN_MAZL, rec); break;
+        case T(HANDOVER_CONFIRMED):
+        case T(MAZL_ADVICE): rc = on_flow_event(f, txn, rec); break;
         case T(CONSENT_DECISION): rc = on_delivered(f, txn, rec); break;
         case T(FEEDBACK_STATUS):
             if (kind_of(f, e->source_org) == SCHAKEL__V1__ORG_KIND__ORG_KIND_SERVICE) break; /* ours */
@@ -842,6 +985,8 @@ static int32_t reader_today(reader_t *r)
 static const char *state_name(int s)
 {
     if (s == S(VEILIGTHUIS_DECIDED)) return "veiligthuis_decided";
+    if (s == S(HANDOVER_CONFIRMED)) return "handover_confirmed";
+    if (s == S(ADVICE_GIVEN)) return "advice_given";
     static const char *const names[] = {"unspecified", "sent", "received", "first_contact", "help_started",
                                         "waiting_list", "declined", "redirected", "closed"};
     return s >= 0 && s < (int)(sizeof names / sizeof names[0]) ? names[s] : "?";
@@ -858,6 +1003,7 @@ static json_t *date_or_null(int32_t day)
 static int overdue(const loop_t *l, int32_t today)
 {
     if (!l->open || !(l->flags & F_DELIVERED)) return 0;
+    if (IS_FLOW(l->origin)) return today > l->due_received;
     int r = rank(l);
     return (r < 2 && today > l->due_received) || (r < 3 && today > l->due_first_contact) ||
            (l->state == S(WAITING_LIST) && !(l->flags & F_BRIDGING) && today > l->due_bridging);
@@ -868,12 +1014,24 @@ static json_t *loop_json(const loop_t *l, int32_t today)
     char id[33];
     schakel_hex_encode(l->referral_id, 16, id);
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:b}", "referral_id", id, "origin",
-                          l->origin == ORIGIN_SIGNAL ? "signal" : l->origin == ORIGIN_REPORT ? "report" : "referral",
+                          l->origin == ORIGIN_SIGNAL     ? "signal"
+                          : l->origin == ORIGIN_REPORT   ? "report"
+                          : l->origin == ORIGIN_HANDOVER ? "handover"
+                          : l->origin == ORIGIN_MAZL     ? "mazl"
+                                                         : "referral",
                           "state", state_name(l->state),
                           "referrer", l->referrer, "receiver", l->receiver, "sent_on", date_or_null(l->sent_day),
                           "delivered_on", date_or_null(l->delivered_day), "open", l->open != 0, "overdue",
                           overdue(l, today));
     if (l->lead[0]) json_object_set_new(o, "lead", json_string(l->lead));
+    if (IS_FLOW(l->origin)) { /* the two confirmations, or the advice */
+        if (l->flags & F_DELIVERED) json_object_set_new(o, "due", date_or_null(l->due_received));
+        if (l->origin == ORIGIN_HANDOVER) {
+            json_object_set_new(o, "giving_confirmed_on", date_or_null(l->received_day));
+            json_object_set_new(o, "receiving_confirmed_on", date_or_null(l->first_contact_day));
+        }
+        return o;
+    }
     if ((l->flags & F_DELIVERED) && l->origin == ORIGIN_REPORT) { /* one step: the decision */
         json_object_set_new(o, "decision_due", date_or_null(l->due_first_contact));
     } else if (l->flags & F_DELIVERED) {
@@ -1025,7 +1183,9 @@ json_t *schakel_feedback_figures(const char *dir, char *why)
             loop_t l;
             if (v.mv_size != sizeof l) continue;
             memcpy(&l, v.mv_data, sizeof l);
-            if (l.version != LOOP_VERSION || !(l.flags & F_DELIVERED)) continue;
+            /* referrals and signals only: a handover's or MAZL request's
+             * days say nothing about first contact */
+            if (l.version != LOOP_VERSION || !(l.flags & F_DELIVERED) || IS_FLOW(l.origin)) continue;
             figures_t *x = NULL;
             for (size_t i = 0; i < nf && !x; i++)
                 if (!strcmp(fs[i].org, l.receiver)) x = &fs[i];

@@ -35,12 +35,18 @@
  * Veilig Thuis and later an escalation, as above. The deadline is code
  * (Handelingsprotocol Veilig Thuis), not policy.
  *
+ * A warm handover is a loop too, closed when both sides published their
+ * handover_confirmed; a MAZL request one closed by the GGD's mazl_advice.
+ * handover_within / mazl_advice_within working days (10) after delivery,
+ * the side that has not confirmed, or the GGD, gets one LoopReminder.
+ *
  * Policy file:
  *   {"version": 1,
  *    "deadlines": {"referral": {"*": {"received": 2, "first_contact": 5},
  *                               "ppo": {"first_contact": 10}},
  *                  "signal": {"*": {"received": 2, "first_contact": 5}}},
- *    "escalate_after": 2, "bridging_within": 5, "family_informed_within": 5}
+ *    "escalate_after": 2, "bridging_within": 5, "family_informed_within": 5,
+ *    "handover_within": 10, "mazl_advice_within": 10}
  */
 #ifndef SCHAKEL_FEEDBACK_H
 #define SCHAKEL_FEEDBACK_H

@@ -2,8 +2,13 @@
  * State in LMDB: the last directory_update seen, who sent each referral
  * and Veilig Thuis report (by id and child, the first sender kept), and
  * whom each consent was for (by id and recording organisation), so that
- * later events can be routed back ("referrer", "reporter"). Everything it
- * decides follows from the log, which `schakel audit replay` checks. */
+ * later events can be routed back ("referrer", "reporter"). In "flows",
+ * keyed by a tag, the 16-byte id and the child:
+ *   'R' id child NUL org -> ""   an organisation a referral was routed to
+ *   'H' id child -> giver NUL to  a warm handover's two sides
+ *   'M' id child -> school        who asked a MAZL advice
+ * Everything it decides follows from the log, which `schakel audit
+ * replay` checks. */
 #include "routing.h"
 
 #include <jansson.h>
@@ -31,19 +36,21 @@ typedef struct {
 enum {
     T_ADDRESSEES, T_SCHOOL_TEAM, T_HOME_WIJKTEAM, T_REFERRAL_TARGET, T_CONSULTED,
     T_CONSENT_RECIPIENT, T_VEILIGTHUIS, T_LEERPLICHT, T_REFERRER, T_REPORTER, T_FIELD, T_SCHOOL,
+    T_PARTICIPANTS, T_REFERRAL_LOOP, T_HANDOVER_SIDES, T_REQUESTER,
     T_COUNT
 };
 
 static const char *const target_names[T_COUNT] = {
     "addressees", "school_team", "home_wijkteam", "referral_target", "consulted",
-    "consent_recipient", "veiligthuis", "leerplicht", "referrer", "reporter", "field", "school"};
+    "consent_recipient", "veiligthuis", "leerplicht", "referrer", "reporter", "field", "school",
+    "participants", "referral_loop", "handover_sides", "requester"};
 
 struct schakel_routing {
     char org[SCHAKEL_ID_MAX];
     rule_t rules[MAX_RULES];
     size_t n_rules;
     uint8_t policy[SCHAKEL_SHA256_LEN];
-    MDB_dbi dbi_state, dbi_referrals, dbi_reports, dbi_consents;
+    MDB_dbi dbi_state, dbi_referrals, dbi_reports, dbi_consents, dbi_flows;
     schakel_directory_t *dir; /* the directory in force; NULL until one is on the log */
 };
 
@@ -122,9 +129,11 @@ static int parse_rule(schakel_routing_t *r, json_t *o, size_t i, char *why)
     if (rule->target == T_FIELD && !rule->field[0])
         return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s): target \"field\" needs \"field\"", i, id);
     if (rule->kinds && rule->target != T_SCHOOL_TEAM && rule->target != T_ADDRESSEES &&
-        rule->target != T_REFERRAL_TARGET && rule->target != T_FIELD)
+        rule->target != T_REFERRAL_TARGET && rule->target != T_FIELD &&
+        rule->target != T_PARTICIPANTS && rule->target != T_HANDOVER_SIDES)
         return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).kinds: only for the targets "
-                            "school_team, addressees, referral_target and field", i, id);
+                            "school_team, addressees, referral_target, field, participants and "
+                            "handover_sides", i, id);
     for (size_t j = 0; j < i; j++)
         if (!strcmp(r->rules[j].id, id))
             return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu]: id %s is used twice", i, id);
@@ -198,9 +207,18 @@ static int routing_open(void *engine, MDB_txn *txn, char *why)
                             "routing: this state directory was written by an older version that let "
                             "a later publisher of an id take over its referrer: stop the service, "
                             "delete the directory (it is rebuilt from the log) and start it again");
-    const char *const names[] = {"state", "referrers", "reporters", "consent_for"};
-    MDB_dbi *const dbis[] = {&r->dbi_state, &r->dbi_referrals, &r->dbi_reports, &r->dbi_consents};
-    int rc = schakel_engine_tables(txn, "routing", names, dbis, 4, why);
+    /* a state from before "flows" lacks the receivers of old referrals:
+     * case_lead would be routed differently from a replay */
+    MDB_stat st;
+    if (mdb_dbi_open(txn, "flows", 0, &old) != 0 && mdb_dbi_open(txn, "referrers", 0, &old) == 0 &&
+        mdb_stat(txn, old, &st) == 0 && st.ms_entries)
+        return schakel_fail(why, SCHAKEL_ECONFIG,
+                            "routing: this state directory was written by an older version that did "
+                            "not keep whom a referral was routed to: stop the service, delete the "
+                            "directory (it is rebuilt from the log) and start it again");
+    const char *const names[] = {"state", "referrers", "reporters", "consent_for", "flows"};
+    MDB_dbi *const dbis[] = {&r->dbi_state, &r->dbi_referrals, &r->dbi_reports, &r->dbi_consents, &r->dbi_flows};
+    int rc = schakel_engine_tables(txn, "routing", names, dbis, 5, why);
     return rc ? rc : schakel_engine_directory_load(txn, r->dbi_state, &r->dir);
 }
 
@@ -237,6 +255,54 @@ static const char *recall(MDB_txn *txn, MDB_dbi dbi, const ProtobufCBinaryData *
     if (!id || id->len != 16 || schakel_kv_get(txn, dbi, key, id_key(key, id, scope), &v) != 0) return NULL;
     const char *s = v.mv_data;
     return v.mv_size > 0 && s[v.mv_size - 1] == 0 ? s : NULL;
+}
+
+/* Key in "flows": tag, id, the child, and (for 'R') NUL and an org. */
+static size_t flow_key(uint8_t *key, char tag, const ProtobufCBinaryData *id, const char *subject,
+                       const char *org)
+{
+    size_t n = strnlen(subject, 100), m = org ? strnlen(org, SCHAKEL_ID_MAX) : 0;
+    key[0] = (uint8_t)tag;
+    memcpy(key + 1, id->data, 16);
+    memcpy(key + 17, subject, n);
+    if (!org) return 17 + n;
+    key[17 + n] = 0;
+    memcpy(key + 18 + n, org, m);
+    return 18 + n + m;
+}
+
+#define FLOW_KEY_MAX (18 + 100 + SCHAKEL_ID_MAX)
+
+/* Remembers a flow's organisations (value), the first one kept. */
+static int remember_flow(MDB_txn *txn, MDB_dbi dbi, char tag, const ProtobufCBinaryData *id,
+                         const char *subject, const char *org, const void *val, size_t vlen)
+{
+    if (!id || id->len != 16) return 0;
+    uint8_t key[FLOW_KEY_MAX];
+    MDB_val k = {flow_key(key, tag, id, subject, org), key}, v = {vlen, (void *)val};
+    int rc = mdb_put(txn, dbi, &k, &v, MDB_NOOVERWRITE);
+    return rc == MDB_KEYEXIST ? 0 : rc ? SCHAKEL_ESTORE : 0;
+}
+
+static const char *recall_flow(MDB_txn *txn, MDB_dbi dbi, char tag, const ProtobufCBinaryData *id,
+                               const char *subject, size_t *len)
+{
+    uint8_t key[FLOW_KEY_MAX];
+    MDB_val v;
+    if (!id || id->len != 16 || schakel_kv_get(txn, dbi, key, flow_key(key, tag, id, subject, NULL), &v) != 0 ||
+        !v.mv_size || ((const char *)v.mv_data)[v.mv_size - 1])
+        return NULL;
+    *len = v.mv_size;
+    return v.mv_data;
+}
+
+/* A handover's sides, "giver NUL to NUL". */
+static int remember_handover(MDB_txn *txn, MDB_dbi dbi, const schakel_envelope_t *env)
+{
+    char v[2 * SCHAKEL_ID_MAX + 2];
+    int n = snprintf(v, sizeof v, "%s%c%s", env->source_org, 0, env->handover->to_org);
+    if (n < 0 || (size_t)n >= sizeof v) return 0;
+    return remember_flow(txn, dbi, 'H', &env->handover->handover_id, env->subject, NULL, v, (size_t)n + 1);
 }
 
 /* ---- targets ---- */
@@ -393,6 +459,61 @@ static int when_matches(const rule_t *rule, const schakel_envelope_t *env, json_
     return 1;
 }
 
+/* The organisations of the loop of the referral the body names: who sent
+ * it (about this child) and whom routing sent it to. */
+static void referral_loop(schakel_routing_t *r, MDB_txn *txn, const schakel_envelope_t *env,
+                          const rule_t *rule, recipients_t *out)
+{
+    const ProtobufCBinaryData *rid = schakel_body_bytes(env, "referral_id");
+    if (!rid || rid->len != 16) return;
+    add(r, out, env, recall(txn, r->dbi_referrals, rid, env->subject), rule, NULL);
+    uint8_t key[FLOW_KEY_MAX];
+    size_t n = flow_key(key, 'R', rid, env->subject, "");
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, r->dbi_flows, &cur) != 0) return;
+    MDB_val k = {n, key}, v;
+    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0; g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= n || memcmp(k.mv_data, key, n) != 0) break;
+        char org[SCHAKEL_ID_MAX];
+        size_t m = k.mv_size - n < sizeof org - 1 ? k.mv_size - n : sizeof org - 1;
+        memcpy(org, (const char *)k.mv_data + n, m);
+        org[m] = 0;
+        /* add keeps a pointer: the directory's own copy of the id */
+        const schakel_org_t *o = r->dir ? schakel_directory_by_id(r->dir, org) : NULL;
+        if (o) add(r, out, env, o->id, rule, NULL);
+    }
+    mdb_cursor_close(cur);
+}
+
+/* A handover goes to its receiving side (handover.to_org, which the
+ * publisher names); a confirmation to the side that did not publish it. */
+static void handover_sides(schakel_routing_t *r, MDB_txn *txn, const schakel_envelope_t *env,
+                           const rule_t *rule, recipients_t *out)
+{
+    if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_HANDOVER) {
+        const Schakel__V1__Handover *h = env->handover;
+        const schakel_org_t *o = r->dir ? schakel_directory_by_id(r->dir, h->to_org) : NULL;
+        if (o && h->to_kind && o->kind != (int)h->to_kind)
+            refuse(out, "handover.to_org", o->id, rule, "kind_mismatch");
+        else
+            add(r, out, env, h->to_org, rule, "handover.to_org");
+        return;
+    }
+    size_t n;
+    const char *sides = recall_flow(txn, r->dbi_flows, 'H', schakel_body_bytes(env, "handover_id"), env->subject, &n);
+    if (!sides) return;
+    const char *giver = sides, *to = sides + strlen(sides) + 1;
+    if (to >= sides + n) return;
+    /* only a side's own confirmation reaches the other side */
+    int giving = env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_HANDOVER_CONFIRMED &&
+                 env->handover_confirmed->side == SCHAKEL__V1__HANDOVER_SIDE__HANDOVER_SIDE_GIVING;
+    if (strcmp(env->source_org, giving ? giver : to) != 0) return;
+    const schakel_org_t *g = r->dir ? schakel_directory_by_id(r->dir, giver) : NULL;
+    const schakel_org_t *t = r->dir ? schakel_directory_by_id(r->dir, to) : NULL;
+    add(r, out, env, g ? g->id : NULL, rule, NULL);
+    add(r, out, env, t ? t->id : NULL, rule, NULL);
+}
+
 static void apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
                   const schakel_envelope_t *env, recipients_t *out)
 {
@@ -466,6 +587,21 @@ static void apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
         add(r, out, env, sc ? sc->org : NULL, id, "school");
         break;
     }
+    case T_PARTICIPANTS:
+        if (env->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_MEETING) break;
+        for (size_t i = 0; i < env->meeting->n_participant_orgs; i++) {
+            snprintf(field, sizeof field, "meeting.participant_orgs[%zu]", i);
+            add(r, out, env, env->meeting->participant_orgs[i], id, field);
+        }
+        break;
+    case T_REFERRAL_LOOP: referral_loop(r, txn, env, id, out); break;
+    case T_HANDOVER_SIDES: handover_sides(r, txn, env, id, out); break;
+    case T_REQUESTER: {
+        size_t n;
+        add(r, out, env, recall_flow(txn, r->dbi_flows, 'M', schakel_body_bytes(env, "request_id"), env->subject, &n),
+            id, NULL);
+        break;
+    }
     }
 }
 
@@ -495,6 +631,14 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_VEILIGTHUIS_REPORT:
         if (remember(txn, r->dbi_reports, &env->veiligthuis_report->report_id, env->subject, env->source_org)) goto store;
         break;
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_HANDOVER:
+        if (remember_handover(txn, r->dbi_flows, env)) goto store;
+        break;
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_MAZL_REQUEST:
+        if (remember_flow(txn, r->dbi_flows, 'M', &env->mazl_request->request_id, env->subject, NULL,
+                          env->source_org, strlen(env->source_org) + 1))
+            goto store;
+        break;
     default: break;
     }
 
@@ -508,6 +652,15 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_GIVEN && to.n &&
         remember(txn, r->dbi_consents, &env->consent_given->consent_id, env->source_org, to.org[0]))
         goto store;
+    /* a referral's receivers, for news about its loop (case_lead); the
+     * first referral of that id by this sender about this child counts */
+    const char *referrer = env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL
+                               ? recall(txn, r->dbi_referrals, &env->referral->referral_id, env->subject)
+                               : NULL;
+    if (referrer && !strcmp(referrer, env->source_org))
+        for (size_t i = 0; i < to.n; i++)
+            if (remember_flow(txn, r->dbi_flows, 'R', &env->referral->referral_id, env->subject, to.org[i], "", 0))
+                goto store;
 
     Schakel__V1__RoutedRecipient rr[MAX_RECIPIENTS], *rp[MAX_RECIPIENTS];
     for (size_t i = 0; i < to.n; i++) {
@@ -595,7 +748,13 @@ const char *schakel_routing_default_rules(void)
            "    {\"id\": \"thuiszitter/leerplicht\", \"on\": [\"thuiszitter_status\"], \"to\": \"leerplicht\"},\n"
            "    {\"id\": \"thuiszitter/ppo\", \"on\": [\"thuiszitter_status\"], \"to\": \"school_team\", \"kinds\": [\"ppo\"]},\n"
            "    {\"id\": \"action/owner\", \"on\": [\"action_item\"], \"to\": \"field\", \"field\": \"owner_org\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", \"leerplicht\"]},\n"
-           "    {\"id\": \"decision/school\", \"on\": [\"beschikking\", \"tlv\", \"education_care_arrangement\"], \"to\": \"school\"}\n"
+           "    {\"id\": \"decision/school\", \"on\": [\"beschikking\", \"tlv\", \"education_care_arrangement\"], \"to\": \"school\"},\n"
+           "    {\"id\": \"meeting/participants\", \"on\": [\"meeting\"], \"to\": \"participants\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", \"leerplicht\"]},\n"
+           "    {\"id\": \"case-lead/lead\", \"on\": [\"case_lead\"], \"to\": \"field\", \"field\": \"lead_org\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", \"leerplicht\"]},\n"
+           "    {\"id\": \"case-lead/referral-loop\", \"on\": [\"case_lead\"], \"to\": \"referral_loop\"},\n"
+           "    {\"id\": \"handover/other-side\", \"on\": [\"handover\", \"handover_confirmed\"], \"to\": \"handover_sides\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\"]},\n"
+           "    {\"id\": \"mazl/jeugdarts\", \"on\": [\"mazl_request\"], \"to\": \"school_team\", \"kinds\": [\"ggd\"]},\n"
+           "    {\"id\": \"mazl/requester\", \"on\": [\"mazl_advice\"], \"to\": \"requester\"}\n"
            "  ]\n"
            "}\n";
 }

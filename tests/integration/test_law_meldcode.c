@@ -70,34 +70,6 @@ static void clock_to(const char *utc)
     wait_services(tick(at(utc)));
 }
 
-/* Publishes json as org and returns the ACK's code (-1: no ACK), with the
- * reason in reason (SCHAKEL_ERRLEN). */
-static int publish_code(const char *org, const char *json, char *reason)
-{
-    char why[SCHAKEL_ERRLEN] = "";
-    schakel_envelope_t *e = schakel_json_parse_envelope(json, strlen(json), why);
-    if (!e) fail_msg("test event does not parse: %s", why);
-    uint8_t id[16];
-    harness_event_id(id);
-    e->event_id.data = id;
-    e->event_id.len = 16;
-    e->source_org = (char *)org;
-    e->occurred_at = now_ms();
-    size_t len = schakel__v1__envelope__get_packed_size(e);
-    uint8_t *buf = malloc(len);
-    schakel__v1__envelope__pack(e, buf);
-    e->event_id.data = NULL, e->event_id.len = 0, e->source_org = NULL;
-    schakel_envelope_free(e);
-    schakel_client_t *c = harness_client(H, org);
-    Schakel__V1__Ack *a = harness_publish1(c, buf, len);
-    schakel_client_destroy(&c);
-    free(buf);
-    int code = a && a->n_entries == 1 ? (int)a->entries[0]->code : -1;
-    snprintf(reason, SCHAKEL_ERRLEN, "%s", code >= 0 ? a->entries[0]->reason : "no ACK");
-    if (a) schakel__v1__ack__free_unpacked(a, NULL);
-    return code;
-}
-
 /* A report about the child of `label`, with body spliced in; its report
  * id in rep (hex), its event id in id. Returns its seq. */
 static uint64_t report(const char *label, const char *body, char rep[33], uint8_t id[16])

@@ -34,6 +34,13 @@ static void the_default_rules_load(void **state)
     schakel_routing_t *r = schakel_routing_new("svc-routing", text, strlen(text), why);
     if (!r) fail_msg("default rules refused: %s", why);
     schakel_routing_destroy(&r);
+    /* the publisher-named targets of the new flows take kinds */
+    const char *named = "{\"rules\": [{\"id\": \"m\", \"on\": [\"meeting\"], \"to\": \"participants\", "
+                        "\"kinds\": [\"smw\"]}, {\"id\": \"h\", \"on\": [\"handover\"], "
+                        "\"to\": \"handover_sides\", \"kinds\": [\"wijkteam\"]}]}";
+    r = schakel_routing_new("svc-routing", named, strlen(named), why);
+    if (!r) fail_msg("participants/handover_sides with kinds refused: %s", why);
+    schakel_routing_destroy(&r);
 }
 
 static void hostile_rules_are_refused(void **state)
@@ -55,6 +62,13 @@ static void hostile_rules_are_refused(void **state)
         {"{\"rules\": [{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"everyone\"}]}", "unknown target \"everyone\""},
         {"{\"rules\": [{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"school\", \"kinds\": [\"smw\"]}]}",
          "rules[0] (x).kinds: only for the targets"},
+        /* the loop's organisations and a MAZL's school come from routing's
+         * state, never from the publisher: nothing for kinds to limit */
+        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"case_lead\"], \"to\": \"referral_loop\", \"kinds\": [\"smw\"]}]}",
+         "rules[0] (x).kinds: only for the targets"},
+        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"mazl_advice\"], \"to\": \"requester\", \"kinds\": [\"school\"]}]}",
+         "rules[0] (x).kinds: only for the targets"},
+        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"meeting\"], \"to\": \"participant\"}]}", "unknown target \"participant\""},
         {"{\"rules\": [{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"addressees\", \"kinds\": [\"admin\"]}]}",
          "rules[0] (x).kinds[0]: not an organisation kind"},
         {"{\"rules\": [{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"field\"}]}", "needs \"field\""},
