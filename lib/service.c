@@ -20,7 +20,7 @@
 #include "directory.h"
 #include "error.h"
 #include "logging.h"
-#include "store.h"
+#include "store_lmdb.h"
 
 #define GROUP 256                 /* records per transaction */
 #define PUBLISH_MAX 256           /* events per PUBLISH */
