@@ -53,7 +53,7 @@ int lmdb_write_err(lmdb_store_t *st, int rc, char *why, const char *what)
 
 /* h[n] = SHA-256("schakel/v1" || u64be(n) || h[n-1] || SHA-256(body)) */
 void lmdb_chain_hash(uint64_t seq, const uint8_t prev[32], const uint8_t *body, size_t len,
-                       uint8_t out[32])
+                     uint8_t out[32])
 {
     uint8_t bh[32], s[8];
     schakel_sha256(body, len, bh);

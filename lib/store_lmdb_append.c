@@ -221,7 +221,7 @@ static int try_append(lmdb_store_t *st, schakel_append_batch_t *batches, size_t 
 }
 
 int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size_t n,
-                       int64_t now_ms, char *why)
+                int64_t now_ms, char *why)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     if (st->read_only) return schakel_fail(why, SCHAKEL_EPERM, "store is read-only");

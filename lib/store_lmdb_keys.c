@@ -96,7 +96,7 @@ int lmdb_is_tomb(const MDB_val *v)
  * was erased, else it is missing; SCHAKEL_ECORRUPT/ECRYPTO when the stored
  * key is damaged. */
 int lmdb_data_key_ex(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,
-                       uint8_t key[SCHAKEL_AEAD_KEY_LEN], uint64_t *erased_upto, char *why)
+                     uint8_t key[SCHAKEL_AEAD_KEY_LEN], uint64_t *erased_upto, char *why)
 {
     *erased_upto = 0;
     key_slot_t *slot = lmdb_key_cached(st, id);
@@ -149,7 +149,7 @@ int lmdb_data_key_ex(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN
 }
 
 int lmdb_data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,
-                    uint8_t key[SCHAKEL_AEAD_KEY_LEN], char *why)
+                  uint8_t key[SCHAKEL_AEAD_KEY_LEN], char *why)
 {
     uint64_t upto;
     return lmdb_data_key_ex(st, txn, id, create, key, &upto, why);

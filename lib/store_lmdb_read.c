@@ -71,7 +71,7 @@ out:
 }
 
 int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count,
-                     size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq)
+              size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     MDB_txn *txn;
@@ -150,7 +150,7 @@ static int record_from(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const char 
 }
 
 int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id,
-                       uint64_t *seq)
+                uint64_t *seq)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     MDB_txn *txn;
