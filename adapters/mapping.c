@@ -17,6 +17,7 @@
 #include "crypto.h"
 #include "error.h"
 #include "json.h"
+#include "validate.h"
 
 #define MAX_ENTRIES 64
 #define MAX_RECORD_ID 8

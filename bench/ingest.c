@@ -44,6 +44,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "keys.h"
+#include "validate.h"
 
 #define MAX_PUBLISHERS 64
 #define PATH_LEN 512

@@ -1,8 +1,9 @@
 /* schakel-broker: authenticates organisations (CURVE + ZAP against the
  * directory), validates what they publish, appends it to the hash-chained
  * log with group commit, answers FETCH/COMMIT/PING, and announces new heads
- * on a PUB socket. One thread runs the command loop; a second answers ZAP.
- * The same code runs as its own process and inside `schakel node`. */
+ * on a PUB socket. One thread runs the command loop, a second checks what
+ * is published, a third answers ZAP (docs/architecture.md). The same code
+ * runs as its own process and inside `schakel node`. */
 #ifndef SCHAKEL_BROKER_H
 #define SCHAKEL_BROKER_H
 

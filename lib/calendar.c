@@ -11,6 +11,7 @@
 
 #include "codec.h"
 #include "error.h"
+#include "validate.h"
 
 static int32_t days_from_civil(int y, unsigned m, unsigned d)
 {

@@ -14,6 +14,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "schakel/v1/common.pb-c.h"
+#include "validate.h"
 
 typedef struct {
     char code[SCHAKEL_ID_MAX];

@@ -4,7 +4,6 @@
  * LMDB write transaction and one publish round trip. See service.h for
  * the contract that makes replay exact. */
 #include "service.h"
-
 #include <errno.h>
 #include <ftw.h>
 #include <stdarg.h>
@@ -20,24 +19,14 @@
 #include "directory.h"
 #include "error.h"
 #include "logging.h"
-#include "store.h"
+#include "service_impl.h"
+#include "store_lmdb.h"
 
 #define GROUP 256                 /* records per transaction */
 #define PUBLISH_MAX 256           /* events per PUBLISH */
 #define STATE_MAP ((size_t)16 << 30) /* sparse; state is small next to the log */
-#define RECENT 1024               /* records kept in memory for schakel_log_event */
 
 /* ---- reading the log back ---- */
-
-struct schakel_logsrc {
-    schakel_client_t *client;     /* live */
-    schakel_store_t *store;       /* replay */
-    struct {
-        uint64_t seq;
-        uint8_t *bytes;           /* NULL: erased */
-        size_t len;
-    } recent[RECENT];
-};
 
 /* Remembers the record just given to the engine (live). */
 static void logsrc_remember(schakel_logsrc_t *l, uint64_t seq, const uint8_t *bytes, size_t len)
@@ -115,22 +104,6 @@ int schakel_log_event(schakel_logsrc_t *l, uint64_t seq, schakel_envelope_t **en
     return schakel_fail(why, rc, "cannot read seq %llu back from the broker: %s", (unsigned long long)seq, reason);
 }
 
-#define ALARM_LINE 256
-
-typedef struct {
-    size_t event; /* index of the emitted event it is about; (size_t)-1: none */
-    char line[ALARM_LINE];
-} alarm_t;
-
-struct schakel_emit {
-    uint8_t **bufs;
-    size_t *lens;
-    uint8_t *stored_before; /* per event: the broker had it (ACK duplicate) */
-    size_t n, cap;
-    alarm_t *alarms; /* raised while handling the group: counted and logged at commit */
-    size_t n_alarms, cap_alarms;
-};
-
 int schakel_emit_alarm(schakel_emit_t *out, const char *event, const char *alarm, const char *detail)
 {
     if (out->n_alarms == out->cap_alarms) {
@@ -142,7 +115,7 @@ int schakel_emit_alarm(schakel_emit_t *out, const char *event, const char *alarm
     }
     alarm_t *a = &out->alarms[out->n_alarms++];
     a->event = out->n ? out->n - 1 : (size_t)-1;
-    snprintf(a->line, ALARM_LINE, "event=%s alarm=%s%s%s", event, alarm, detail && detail[0] ? " " : "",
+    snprintf(a->line, SERVICE_ALARM_LINE, "event=%s alarm=%s%s%s", event, alarm, detail && detail[0] ? " " : "",
              detail ? detail : "");
     return 0;
 }
@@ -167,16 +140,16 @@ int schakel_emit(schakel_emit_t *out, const schakel_envelope_t *env)
     return rc;
 }
 
-static void emit_clear(schakel_emit_t *out)
+void service_emit_clear(schakel_emit_t *out)
 {
     for (size_t i = 0; i < out->n; i++) free(out->bufs[i]);
     out->n = 0;
     out->n_alarms = 0;
 }
 
-static void emit_free(schakel_emit_t *out)
+void service_emit_free(schakel_emit_t *out)
 {
-    emit_clear(out);
+    service_emit_clear(out);
     free(out->bufs);
     free(out->lens);
     free(out->stored_before);
@@ -268,15 +241,7 @@ int schakel_engine_directory_update(MDB_txn *txn, MDB_dbi state, const schakel_e
 
 /* ---- the engine's environment and the runner's own table ---- */
 
-typedef struct {
-    MDB_env *env;
-    MDB_dbi runner;  /* "cursor" -> u64 seq, "time" -> i64 ms, "alarms" -> u64 */
-    uint64_t cursor;
-    int64_t now;
-    uint64_t alarms; /* derived events the broker refused, ever */
-} state_t;
-
-static uint64_t get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key)
+uint64_t service_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key)
 {
     MDB_val v;
     uint64_t x = 0;
@@ -284,8 +249,8 @@ static uint64_t get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key)
     return x;
 }
 
-static int state_open(state_t *s, const char *dir, const schakel_engine_ops_t *ops, void *engine,
-                      char *why)
+int service_state_open(state_t *s, const char *dir, const schakel_engine_ops_t *ops, void *engine,
+                       char *why)
 {
     memset(s, 0, sizeof *s);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
@@ -303,9 +268,9 @@ static int state_open(state_t *s, const char *dir, const schakel_engine_ops_t *o
         mdb_txn_abort(txn);
         return schakel_fail(why, SCHAKEL_ESTORE, "%s: %s", dir, mdb_strerror(rc));
     }
-    s->cursor = get_u64(txn, s->runner, "cursor");
-    s->now = (int64_t)get_u64(txn, s->runner, "time");
-    s->alarms = get_u64(txn, s->runner, SCHAKEL_SERVICE_ALARMS_KEY);
+    s->cursor = service_get_u64(txn, s->runner, "cursor");
+    s->now = (int64_t)service_get_u64(txn, s->runner, "time");
+    s->alarms = service_get_u64(txn, s->runner, SCHAKEL_SERVICE_ALARMS_KEY);
     rc = ops->open(engine, txn, why);
     if (rc) {
         mdb_txn_abort(txn);
@@ -315,15 +280,15 @@ static int state_open(state_t *s, const char *dir, const schakel_engine_ops_t *o
     return rc ? schakel_fail(why, SCHAKEL_ESTORE, "%s: %s", dir, mdb_strerror(rc)) : 0;
 }
 
-static void state_close(state_t *s)
+void service_state_close(state_t *s)
 {
     if (s->env) mdb_env_close(s->env);
     s->env = NULL;
 }
 
 /* Builds the engine's view of a record and advances the log's time. */
-static void make_rec(state_t *s, schakel_logrec_t *rec, uint64_t seq, int64_t recorded_at,
-                     const schakel_envelope_t *env, const char *source_org, schakel_logsrc_t *log)
+void service_make_rec(state_t *s, schakel_logrec_t *rec, uint64_t seq, int64_t recorded_at,
+                      const schakel_envelope_t *env, const char *source_org, schakel_logsrc_t *log)
 {
     if (recorded_at > s->now) s->now = recorded_at;
     if (env && env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK &&
@@ -414,10 +379,10 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
                         const schakel_service_options_t *o, atomic_int *stop, char *why)
 {
     state_t s;
-    int rc = state_open(&s, o->state_dir, ops, engine, why);
+    int rc = service_state_open(&s, o->state_dir, ops, engine, why);
     if (rc) { /* said at once: a node keeps running without this service */
         schakel_log(SCHAKEL_LOG_ERROR, ops->name, "event=cannot_start reason=\"%s\"", why);
-        state_close(&s);
+        service_state_close(&s);
         return rc;
     }
     schakel_client_options_t co = {0};
@@ -435,7 +400,7 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
     schakel_consumer_t *cons = client ? schakel_consumer_new(ctx, &so, why) : NULL;
     if (!client || !cons) {
         schakel_client_destroy(&client);
-        state_close(&s);
+        service_state_close(&s);
         return SCHAKEL_EZMQ;
     }
     schakel_log(SCHAKEL_LOG_INFO, ops->name, "event=started from_seq=%llu",
@@ -446,7 +411,7 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
     if (!log) {
         schakel_consumer_destroy(&cons);
         schakel_client_destroy(&client);
-        state_close(&s);
+        service_state_close(&s);
         return schakel_fail(why, SCHAKEL_ENOMEM, "%s: out of memory", ops->name);
     }
     log->client = client;
@@ -472,7 +437,7 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
                 d->event.len ? schakel_envelope_decode(d->event.data, d->event.len, NULL) : NULL;
             schakel_logrec_t rec;
             logsrc_remember(log, d->seq, d->event.data, d->event.len);
-            make_rec(&s, &rec, d->seq, d->recorded_at, env, NULL, log);
+            service_make_rec(&s, &rec, d->seq, d->recorded_at, env, NULL, log);
             r = ops->process(engine, txn, &rec, &out, why);
             schakel_envelope_free(env);
             if (r) {
@@ -503,205 +468,20 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
             s.now = saved_now;
             s.alarms = before;
         }
-        emit_clear(&out);
+        service_emit_clear(&out);
         if (rc == SCHAKEL_ETIMEOUT && atomic_load(stop)) rc = 0;
     }
     schakel_log(rc ? SCHAKEL_LOG_ERROR : SCHAKEL_LOG_INFO, ops->name,
                 "event=stopped records=%llu cursor=%llu rejected=%llu%s%s%s",
                 (unsigned long long)done, (unsigned long long)s.cursor,
                 (unsigned long long)rejected, rc ? " reason=\"" : "", rc ? why : "", rc ? "\"" : "");
-    emit_free(&out);
+    service_emit_free(&out);
     logsrc_clear(log);
     free(log);
     schakel_consumer_destroy(&cons);
     schakel_client_destroy(&client);
-    state_close(&s);
+    service_state_close(&s);
     return rc;
-}
-
-/* ---- replay check ---- */
-
-typedef struct {
-    schakel_store_t *log;
-    schakel_logsrc_t src;         /* reads from log (no cache: it is local) */
-    state_t *s;
-    const schakel_engine_ops_t *ops;
-    void *engine;
-    MDB_txn *txn;
-    schakel_emit_t out;
-    schakel_replay_report_t *r;
-    uint8_t (*ids)[16];
-    size_t n_ids, cap_ids;
-    const char *org;
-    int rc;
-    char why[SCHAKEL_ERRLEN];
-} replay_t;
-
-typedef struct {
-    const uint8_t *want;
-    size_t len;
-    int same;
-} compare_t;
-
-static int compare_cb(void *arg, const schakel_record_t *rec)
-{
-    compare_t *c = arg;
-    c->same = rec->event && rec->event_len == c->len && memcmp(rec->event, c->want, c->len) == 0;
-    return 1;
-}
-
-static void replay_bad(replay_t *p, uint64_t seq, const char *what, const uint8_t *id)
-{
-    if (p->r->first_bad_seq) return;
-    char hex[33];
-    schakel_hex_encode(id, 16, hex);
-    p->r->first_bad_seq = seq;
-    snprintf(p->r->why, sizeof p->r->why, "%s %s", what, hex);
-}
-
-static int replay_record(void *arg, const schakel_record_t *rec)
-{
-    replay_t *p = arg;
-    schakel_envelope_t *env = rec->event ? schakel_envelope_decode(rec->event, rec->event_len, NULL) : NULL;
-    schakel_logrec_t lr;
-    make_rec(p->s, &lr, rec->seq, rec->recorded_at, env, rec->source_org, &p->src);
-    p->rc = p->ops->process(p->engine, p->txn, &lr, &p->out, p->why);
-    schakel_envelope_free(env);
-    p->r->records++;
-    if (p->rc) return 1;
-    for (size_t i = 0; i < p->out.n; i++) {
-        schakel_envelope_t *e = schakel_envelope_decode(p->out.bufs[i], p->out.lens[i], NULL);
-        if (!e) continue;
-        uint8_t id[16];
-        memcpy(id, e->event_id.data, 16);
-        schakel_envelope_free(e);
-        p->r->emitted++;
-        if (p->n_ids == p->cap_ids) {
-            size_t cap = p->cap_ids ? p->cap_ids * 2 : 4096;
-            void *ni = realloc(p->ids, cap * 16);
-            if (!ni) {
-                p->rc = SCHAKEL_ENOMEM;
-                return 1;
-            }
-            p->ids = ni;
-            p->cap_ids = cap;
-        }
-        memcpy(p->ids[p->n_ids++], id, 16);
-        uint64_t seq, next;
-        if (schakel_store_lookup(p->log, p->org, id, &seq) != 0) {
-            p->r->missing++;
-            replay_bad(p, rec->seq, "not on the log:", id);
-            continue;
-        }
-        compare_t c = {p->out.bufs[i], p->out.lens[i], 0};
-        schakel_store_read(p->log, "all", seq, 1, 1, compare_cb, &c, &next);
-        if (c.same) {
-            p->r->same++;
-        } else {
-            p->r->differ++;
-            replay_bad(p, seq, "differs from the log:", id);
-        }
-    }
-    emit_clear(&p->out);
-    if (p->r->records % 4096 == 0) { /* bound the transaction */
-        if (mdb_txn_commit(p->txn) != 0 || mdb_txn_begin(p->s->env, NULL, 0, &p->txn) != 0) {
-            p->txn = NULL;
-            p->rc = SCHAKEL_ESTORE;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int cmp_id(const void *a, const void *b)
-{
-    return memcmp(a, b, 16);
-}
-
-static int extra_record(void *arg, const schakel_record_t *rec)
-{
-    replay_t *p = arg;
-    if (!rec->source_org || strcmp(rec->source_org, p->org) != 0) return 0;
-    if (!p->n_ids || !bsearch(rec->event_id, p->ids, p->n_ids, 16, cmp_id)) {
-        p->r->extra++;
-        replay_bad(p, rec->seq, "on the log but not derived:", rec->event_id);
-    }
-    return 0;
-}
-
-/* Reads the whole log through fn. */
-static int walk_log(schakel_store_t *log, schakel_record_fn fn, replay_t *p)
-{
-    uint64_t from = 1, next = 1;
-    for (;;) {
-        int rc = schakel_store_read(log, "all", from, 1000, 4u << 20, fn, p, &next);
-        if (rc < 0) return rc;
-        if (rc > 0 || p->rc) return p->rc;
-        if (next == from) return 0;
-        from = next;
-    }
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-int schakel_service_replay(const char *logdir, const uint8_t master_key[32],
-                           const schakel_engine_ops_t *ops, void *engine, const char *org_id,
-                           schakel_replay_report_t *r)
-{
-    memset(r, 0, sizeof *r);
-    schakel_lmdb_options_t lo = {0};
-    lo.dir = logdir;
-    lo.read_only = 1;
-    memcpy(lo.master_key, master_key, 32);
-    replay_t *p = calloc(1, sizeof *p); /* the log source's cache is large for a stack */
-    if (!p) {
-        memset(lo.master_key, 0, 32);
-        snprintf(r->why, sizeof r->why, "out of memory");
-        return SCHAKEL_ENOMEM;
-    }
-    p->r = r;
-    p->ops = ops;
-    p->engine = engine;
-    p->org = org_id;
-    p->log = schakel_store_open_lmdb(&lo, p->why);
-    p->src.store = p->log;
-    memset(lo.master_key, 0, 32);
-    if (!p->log) {
-        snprintf(r->why, sizeof r->why, "%s", p->why);
-        free(p);
-        return SCHAKEL_EIO;
-    }
-    char dir[] = "/tmp/schakel-replay-XXXXXX";
-    state_t s;
-    int rc;
-    if (!mkdtemp(dir)) {
-        schakel_store_close(&p->log);
-        free(p);
-        snprintf(r->why, sizeof r->why, "cannot make a temp directory: %s", strerror(errno));
-        return SCHAKEL_EIO;
-    }
-    p->s = &s;
-    rc = state_open(&s, dir, ops, engine, p->why);
-    if (rc == 0 && mdb_txn_begin(s.env, NULL, 0, &p->txn) != 0) rc = SCHAKEL_ESTORE;
-    if (rc == 0) rc = walk_log(p->log, replay_record, p);
-    if (p->txn) mdb_txn_abort(p->txn);
-    if (rc == 0) {
-        if (p->n_ids) qsort(p->ids, p->n_ids, 16, cmp_id);
-        rc = walk_log(p->log, extra_record, p);
-    }
-    if (rc && !r->why[0]) snprintf(r->why, sizeof r->why, "%s", p->why[0] ? p->why : schakel_strerror(rc));
-    emit_free(&p->out);
-    free(p->ids);
-    state_close(&s);
-    nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-    schakel_store_close(&p->log);
-    free(p);
-    if (rc) return rc;
-    return r->differ || r->missing || r->extra ? SCHAKEL_ECORRUPT : 0;
 }
 
 int schakel_service_alarms(const char *state_dir, uint64_t *alarms)
@@ -715,7 +495,7 @@ int schakel_service_alarms(const char *state_dir, uint64_t *alarms)
     int rc = mdb_env_open(env, state_dir, MDB_RDONLY | MDB_NOTLS, 0600);
     if (rc == 0 && mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
         if (mdb_dbi_open(txn, "runner", 0, &dbi) == 0)
-            *alarms = get_u64(txn, dbi, SCHAKEL_SERVICE_ALARMS_KEY);
+            *alarms = service_get_u64(txn, dbi, SCHAKEL_SERVICE_ALARMS_KEY);
         mdb_txn_abort(txn);
     }
     mdb_env_close(env);

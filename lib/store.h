@@ -106,25 +106,6 @@ struct schakel_store {
     const schakel_store_ops_t *ops;
 };
 
-/* Options of the LMDB store. */
-typedef struct {
-    const char *dir;             /* created if missing */
-    uint8_t master_key[SCHAKEL_AEAD_KEY_LEN]; /* wraps the data keys */
-    const uint8_t *sign_secret;  /* broker Ed25519 seed for checkpoints; NULL: none */
-    uint64_t checkpoint_every;   /* events; 0: 1000 */
-    int64_t checkpoint_ms;       /* 0: 1000 */
-    size_t map_initial;          /* bytes; 0: 64 MiB */
-    size_t map_max;              /* bytes; 0: 1 TiB. Past it appends fail SCHAKEL_EFULL */
-    int read_only;               /* for auditors: no writes at all */
-} schakel_lmdb_options_t;
-
-/* Opens (creating if needed) an LMDB log under opts->dir. NULL on failure
- * with the reason in why. A log written before ids were scoped to their
- * publisher (table by_id keyed by the bare 16-byte id) gets its by_id
- * table rebuilt from the events table when opened for writing; opened
- * read-only, lookups use the old table and check the publisher. */
-schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, char *why);
-
 /* Appends every batch in one durable transaction (group commit). Fills
  * each item's seq and duplicate. Returns 0; SCHAKEL_EFULL when the map or
  * the disk is full (nothing was stored: retry later); SCHAKEL_ESTORE. */
@@ -195,65 +176,5 @@ static inline void schakel_store_close(schakel_store_t **s)
         *s = NULL;
     }
 }
-
-/* The LMDB store's map: its size now, and how often an append hit the end
- * of the map and had to grow it and try again (0 when growing ahead of
- * time works; the operator's alert when it does not). */
-void schakel_lmdb_map_info(schakel_store_t *s, size_t *map_size, uint64_t *full_retries);
-
-/* Frees the LMDB reader slots of processes that died inside a read (a
- * killed `audit verify`): while such a slot is held, LMDB cannot reuse the
- * pages freed after it and the map keeps growing. *cleared: how many were
- * freed. 0 or SCHAKEL_ESTORE. */
-int schakel_lmdb_reader_check(schakel_store_t *s, int *cleared);
-
-/* ---- auditing an LMDB log (read-only) ---- */
-
-typedef struct {
-    uint64_t records;           /* records walked */
-    uint64_t checkpoints;       /* checkpoints verified */
-    uint64_t bad_seq;           /* first bad record, 0 if none */
-    uint64_t head;              /* last seq */
-    uint8_t head_hash[SCHAKEL_SHA256_LEN];
-    uint64_t erased;            /* records whose subject was erased (an erasure record) */
-    uint64_t keys_missing;      /* records whose data key is gone with no erasure record */
-    uint64_t keys_corrupt;      /* records whose data key does not unwrap */
-    char why[256];              /* what was wrong at bad_seq */
-} schakel_verify_report_t;
-
-/* Walks the chain of the LMDB log in dir: contiguous seqs, prev hashes,
- * recomputed hashes, decodable bodies; every checkpoint's signature by
- * broker_pub (if not NULL) and its hash against the chain; with
- * master_key (if not NULL) each payload decrypts and hashes to its
- * event_hash. Returns 0 when all verify, SCHAKEL_ECORRUPT with bad_seq and
- * why filled, or another error (SCHAKEL_EIO: not a log). */
-int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_t *master_key,
-                        schakel_verify_report_t *report);
-
-/* A signed checkpoint as stored: the chain up to seq had hash `hash` at
- * time `at` (unix ms), signed by the broker. */
-typedef struct {
-    uint64_t seq;
-    uint8_t hash[SCHAKEL_SHA256_LEN];
-    int64_t at;
-    uint8_t signature[SCHAKEL_ED25519_SIG_LEN];
-} schakel_checkpoint_t;
-
-/* Calls fn for each checkpoint of the LMDB log in dir with seq >= from_seq,
- * in order (read-only; the broker may run). fn returns non-zero to stop.
- * Returns 0, SCHAKEL_EIO (not a log) or SCHAKEL_ECORRUPT (a checkpoint
- * does not decode). */
-int schakel_lmdb_checkpoints(const char *dir, uint64_t from_seq,
-                             int (*fn)(void *arg, const schakel_checkpoint_t *cp), void *arg);
-
-/* The chain hash h[seq] of the LMDB log in dir. 0, SCHAKEL_ENOTFOUND (no
- * such record: the log is shorter) or SCHAKEL_EIO. */
-int schakel_lmdb_hash_at(const char *dir, uint64_t seq, uint8_t out[SCHAKEL_SHA256_LEN]);
-
-/* Message a checkpoint signature covers: "schakel/v1/checkpoint" ||
- * u64be(seq) || hash || i64be(at), 69 bytes. */
-#define SCHAKEL_CHECKPOINT_MSG_LEN 69
-void schakel_checkpoint_message(const schakel_checkpoint_t *cp,
-                                uint8_t out[SCHAKEL_CHECKPOINT_MSG_LEN]);
 
 #endif

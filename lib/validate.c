@@ -17,6 +17,7 @@
 #include "codec.h"
 #include "error.h"
 #include "keys.h"
+#include "validate.h"
 
 #define STRING_MAX 128            /* codes and references, never free text */
 #define DOCUMENT_MAX (SCHAKEL_MAX_DIRECTORY_BYTES - 1024) /* directory_update.document_json */

@@ -12,7 +12,8 @@
 #include "json.h"
 #include "runner.h"
 #include "service.h"
-#include "store.h"
+#include "store_audit.h"
+#include "store_lmdb.h"
 #include "tool.h"
 
 static const char usage[] =

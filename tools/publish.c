@@ -14,6 +14,7 @@
 #include "error.h"
 #include "json.h"
 #include "tool.h"
+#include "validate.h"
 
 #define BATCH 256
 

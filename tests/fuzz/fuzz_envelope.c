@@ -14,6 +14,7 @@
 #include "codec.h"
 #include "error.h"
 #include "json.h"
+#include "validate.h"
 
 #define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, __VA_ARGS__); abort(); } } while (0)
 

@@ -8,6 +8,7 @@
 #include "codec.h"
 #include "error.h"
 #include "json.h"
+#include "validate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -18,6 +18,7 @@
 #include "arena.h"
 #include "codec.h"
 #include "error.h"
+#include "validate.h"
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

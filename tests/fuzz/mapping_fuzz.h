@@ -16,6 +16,7 @@
 #include "codec.h"
 #include "error.h"
 #include "mapping.h"
+#include "validate.h"
 
 #define FUZZ_MAX_PROFILES 16
 

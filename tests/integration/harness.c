@@ -23,7 +23,8 @@
 #include "crypto.h"
 #include "error.h"
 #include "json.h"
-#include "store.h"
+#include "store_audit.h"
+#include "store_lmdb.h"
 
 int harness_free_port(void)
 {

@@ -35,7 +35,7 @@
 #include "harness.h"
 #include "mapping.h"
 #include "runner.h"
-#include "store.h"
+#include "store_lmdb.h"
 #include "scenario.h"
 
 #define FIXTURE SCHAKEL_SOURCE_DIR "/tests/fixtures/adapters/school-profile.json"

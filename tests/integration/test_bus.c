@@ -591,7 +591,7 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The id the broker gives its clock_tick at ms (brokers/broker.c). */
+/* The id the broker gives its clock_tick at ms (brokers/system.c). */
 static void tick_id(int64_t ms, uint8_t id[16])
 {
     uint8_t at[8], h[32];

@@ -13,7 +13,7 @@
 
 #include "crypto.h"
 #include "error.h"
-#include "store.h"
+#include "store_lmdb.h"
 
 typedef struct {
     char dir[64];

@@ -18,6 +18,7 @@
 #include "codec.h"
 #include "error.h"
 #include "json.h"
+#include "validate.h"
 
 /* ---- an arena, so that filled messages free in one go ---- */
 

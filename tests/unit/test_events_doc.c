@@ -15,6 +15,7 @@
 #include "codec.h"
 #include "error.h"
 #include "json.h"
+#include "validate.h"
 
 static char *read_all(const char *path)
 {

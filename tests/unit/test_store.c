@@ -16,7 +16,8 @@
 
 #include "crypto.h"
 #include "error.h"
-#include "store.h"
+#include "store_audit.h"
+#include "store_lmdb.h"
 #include "store_fixture.h"
 
 typedef struct {

@@ -21,7 +21,8 @@
 
 #include "crypto.h"
 #include "error.h"
-#include "store.h"
+#include "store_audit.h"
+#include "store_lmdb.h"
 #include "store_fixture.h"
 
 /* Appends n events of 100 bytes about subject in one batch; ids from base. */

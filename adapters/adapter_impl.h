@@ -1,0 +1,133 @@
+/* What the files of the adapter share, and nobody else sees: the
+ * adapter's state (adapter_t), a batch of mapped rows (batch_t), and the
+ * functions one part calls in another. One event's way through them:
+ *   config.c   the configuration file, read before anything starts
+ *   spool.c    a file in the spool (or a line on standard input), or
+ *   http.c     a POST /events, gives rows;
+ *   rows.c     each row mapped by the profile (mapping.c) into the outbox
+ *              (outbox.c), durable before it is acknowledged;
+ *   forward.c  the forwarder PUBLISHes the outbox to the broker until ACKed;
+ *   inbox.c    what the bus delivers to the organisation is handed over.
+ *   run.c      the process: starts and stops the threads;
+ *   commands.c status and check; adapter.c the command-line dispatch.
+ * Threads: main (spool, supervision), forwarder, inbox, standard input
+ * and libmicrohttpd's own. They share the outbox (LMDB serialises
+ * writers), the profile under map_lock, and nothing else. Log lines,
+ * reasons and HTTP answers carry counts, codes, file names, lines and
+ * columns, never a row's values (mapping.c's reasons do not quote them). */
+#ifndef SCHAKEL_ADAPTER_IMPL_H
+#define SCHAKEL_ADAPTER_IMPL_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "conn.h"
+#include "crypto.h"
+#include "error.h"
+#include "json.h"
+#include "logging.h"
+#include "mapping.h"
+#include "outbox.h"
+
+#define FORWARD_BATCH 256
+#define FILE_MAX ((size_t)256 << 20)
+#define HTTP_BODY_MAX ((size_t)8 << 20)
+#define SETTLE_MS 1000 /* a spool file untouched this long is complete */
+
+typedef enum { INBOX_NONE, INBOX_DIR, INBOX_COMMAND, INBOX_URL } inbox_kind_t;
+
+typedef struct {
+    char base[4096];          /* the configuration file's directory */
+    schakel_conn_t conn;
+    uint8_t region_key[SCHAKEL_REGION_KEY_LEN];
+    schakel_profile_t *profile;
+    char state[4200], spool[4200];
+    char http_host[64];
+    int http_port;
+    char http_token_path[4200];
+    uint8_t http_token_hash[SCHAKEL_SHA256_LEN]; /* SHA-256 of the token */
+    unsigned http_max_connections, http_max_per_ip, http_timeout;
+    int http_max_per_ip_set;
+    uint32_t http_addr;       /* the bound IPv4 address, host order */
+    int use_stdin, once;
+    inbox_kind_t inbox;
+    char inbox_target[4200];
+    schakel_outbox_t *outbox;
+    void *ctx;
+    atomic_int stop;
+    atomic_int stdin_done;
+    pthread_mutex_t wake_lock;
+    pthread_cond_t wake;      /* new events in the outbox */
+    /* The profile's JSON values are shared by every row it maps, and
+     * jansson's reference counts are not safe to touch from two threads:
+     * the spool (and stdin) and the HTTP thread map one row at a time. */
+    pthread_mutex_t map_lock;
+    char why[SCHAKEL_ERRLEN];
+} adapter_t;
+
+/* The wall clock in ms (outbox times, the settling of spool files). */
+static inline int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+typedef struct {
+    adapter_t *a;
+    schakel_outbox_item_t *items;
+    uint8_t (*ids)[16];
+    size_t *numbers;      /* row number of each item */
+    size_t n, cap;
+    json_t *rejects;      /* [{"row": n, "reason": ...}] */
+    size_t *bad_rows;     /* row numbers rejected, for copying the rows out */
+    size_t n_bad, cap_bad;
+} batch_t;
+
+struct MHD_Daemon;
+
+/* adapter.c: the usage text of `schakel adapter`. */
+extern const char adapter_usage[];
+
+/* config.c: reads the configuration file at path into a (reason in
+ * a->why); with need_profile, "profile" and "region_key" are required. */
+int adapter_configure(adapter_t *a, const char *path, int need_profile);
+int adapter_read_region_key(const char *path, uint8_t key[SCHAKEL_REGION_KEY_LEN], char *why);
+/* config.c: creates the spool's directories and a directory inbox. */
+int adapter_make_dirs(adapter_t *a);
+
+/* rows.c: a batch of rows mapped into the outbox. map_row is the row
+ * callback of mapping.h; commit puts the mapped events and wakes the
+ * forwarder. */
+void adapter_batch_reject(batch_t *b, size_t number, const char *reason);
+int adapter_map_row(void *arg, const schakel_row_t *row, size_t number);
+void adapter_batch_free(batch_t *b);
+int adapter_batch_commit(batch_t *b, char *why);
+
+/* spool.c: takes the settled files of the spool; returns how many it saw.
+ * adapter_stdin_main: the standard input thread. */
+size_t adapter_scan_spool(adapter_t *a);
+void *adapter_stdin_main(void *arg);
+
+/* http.c: the token (created 0600 when missing), and the endpoint. */
+int adapter_load_http_token(adapter_t *a);
+struct MHD_Daemon *adapter_http_start(adapter_t *a);
+
+/* forward.c: the forwarder thread, and waking it. */
+void *adapter_forward_main(void *arg);
+void adapter_wake_forwarder(adapter_t *a);
+
+/* inbox.c: the inbox thread. */
+void *adapter_inbox_main(void *arg);
+
+/* commands.c and run.c: the subcommands. */
+json_t *adapter_status_json(adapter_t *a);
+int adapter_cmd_status(int argc, char **argv);
+int adapter_cmd_check(int argc, char **argv);
+int adapter_cmd_run(int argc, char **argv);
+
+#endif

@@ -1,0 +1,169 @@
+/* The inbox, the last step of the data path: what the bus delivers to the
+ * organisation (its stream org/<id>, FETCHed by lib/consumer.c) is handed
+ * to its system as a JSON file in a directory, to a command on standard
+ * input, or POSTed to a local URL; the consumer's cursor moves only after
+ * the hand-over succeeded. Runs in its own thread. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "adapter_impl.h"
+#include "consumer.h"
+#include "fileio.h"
+
+static size_t curl_discard(char *p, size_t size, size_t n, void *arg)
+{
+    (void)p, (void)arg;
+    return size * n;
+}
+
+static int hand_over(adapter_t *a, const Schakel__V1__Delivered *d, const char *text, const char *idhex,
+                     const char *type, char *why)
+{
+    switch (a->inbox) {
+    case INBOX_DIR: {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%020llu-%s.json", a->inbox_target, (unsigned long long)d->seq, idhex);
+        if (schakel_file_write_atomic(path, text, strlen(text)) != 0)
+            return schakel_fail(why, SCHAKEL_EIO, "cannot write to the inbox %s: %s", a->inbox_target, strerror(errno));
+        int fd = open(a->inbox_target, O_RDONLY | O_DIRECTORY);
+        if (fd >= 0) {
+            fsync(fd);
+            close(fd);
+        }
+        return 0;
+    }
+    case INBOX_COMMAND: {
+        int pipefd[2];
+        if (pipe(pipefd) != 0) return schakel_fail(why, SCHAKEL_EIO, "pipe: %s", strerror(errno));
+        pid_t pid = fork();
+        if (pid == 0) {
+            char seq[32];
+            snprintf(seq, sizeof seq, "%llu", (unsigned long long)d->seq);
+            setenv("SCHAKEL_EVENT_ID", idhex, 1);
+            setenv("SCHAKEL_EVENT_TYPE", type, 1);
+            setenv("SCHAKEL_SEQ", seq, 1);
+            dup2(pipefd[0], 0);
+            close(pipefd[0]);
+            close(pipefd[1]);
+            execl("/bin/sh", "sh", "-c", a->inbox_target, (char *)NULL);
+            _exit(127);
+        }
+        close(pipefd[0]);
+        size_t len = strlen(text), off = 0;
+        while (off < len) {
+            ssize_t w = write(pipefd[1], text + off, len - off);
+            if (w <= 0) break;
+            off += (size_t)w;
+        }
+        close(pipefd[1]);
+        int st = 0;
+        if (pid < 0 || waitpid(pid, &st, 0) < 0) return schakel_fail(why, SCHAKEL_EIO, "cannot run the inbox command");
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            return schakel_fail(why, SCHAKEL_EIO, "the inbox command failed (status %d)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        return 0;
+    }
+    case INBOX_URL: {
+        CURL *cu = curl_easy_init();
+        if (!cu) return schakel_fail(why, SCHAKEL_ENOMEM, "curl");
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        char hdr[64];
+        snprintf(hdr, sizeof hdr, "Schakel-Event-Id: %s", idhex);
+        h = curl_slist_append(h, hdr);
+        curl_easy_setopt(cu, CURLOPT_URL, a->inbox_target);
+        curl_easy_setopt(cu, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(cu, CURLOPT_POSTFIELDS, text);
+        curl_easy_setopt(cu, CURLOPT_TIMEOUT, 30L);
+        curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, curl_discard);
+        CURLcode r = curl_easy_perform(cu);
+        long code = 0;
+        curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &code);
+        curl_slist_free_all(h);
+        curl_easy_cleanup(cu);
+        if (r != CURLE_OK) return schakel_fail(why, SCHAKEL_EIO, "inbox URL: %s", curl_easy_strerror(r));
+        if (code < 200 || code > 299) return schakel_fail(why, SCHAKEL_EIO, "inbox URL answered %ld", code);
+        return 0;
+    }
+    default: return 0;
+    }
+}
+
+/* What the organisation's system gets for one record of its stream. */
+static char *inbox_json(const Schakel__V1__Delivered *d, char idhex[33], char type[40])
+{
+    char at[32];
+    schakel_time_format(d->recorded_at, at);
+    json_t *o = json_pack("{s:I, s:s}", "seq", (json_int_t)d->seq, "recorded_at", at);
+    schakel_envelope_t *e = d->event.len ? schakel_envelope_decode(d->event.data, d->event.len, NULL) : NULL;
+    snprintf(idhex, 33, "erased-%llu", (unsigned long long)d->seq);
+    snprintf(type, 40, "erased");
+    if (e) {
+        json_object_set_new(o, "event", schakel_json_from_envelope(e));
+        schakel_hex_encode(e->event_id.data, 16, idhex);
+        snprintf(type, 40, "%s", schakel_event_type_name(e->type));
+        schakel_envelope_free(e);
+    } else {
+        json_object_set_new(o, "erased", json_true());
+    }
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+void *adapter_inbox_main(void *arg)
+{
+    adapter_t *a = arg;
+    char stream[80], why[SCHAKEL_ERRLEN] = "";
+    snprintf(stream, sizeof stream, "org/%s", a->conn.as_org);
+    schakel_consumer_options_t o = {0};
+    o.endpoint = a->conn.endpoint;
+    o.pub_endpoint = a->conn.pub_endpoint;
+    o.server_public = a->conn.server_public;
+    o.keys = &a->conn.keys;
+    o.stream = stream;
+    o.from_seq = schakel_outbox_get(a->outbox, "inbox_cursor") + 1;
+    schakel_consumer_t *c = schakel_consumer_new(a->ctx, &o, why);
+    if (!c) {
+        schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=inbox_failed reason=\"%s\"", why);
+        return NULL;
+    }
+    while (!atomic_load(&a->stop)) {
+        const Schakel__V1__Delivered *d;
+        int rc = schakel_consumer_next(c, &d, 300, why);
+        if (rc == SCHAKEL_ETIMEOUT) continue;
+        if (rc) {
+            schakel_log(SCHAKEL_LOG_WARN, "adapter", "event=inbox_retry reason=\"%s\"", why);
+            schakel_outbox_error(a->outbox, why, now_ms());
+            sleep(1);
+            continue;
+        }
+        char idhex[33], type[40];
+        char *text = inbox_json(d, idhex, type);
+        for (int backoff = 1000; !atomic_load(&a->stop); backoff = backoff * 2 > 30000 ? 30000 : backoff * 2) {
+            if (text && hand_over(a, d, text, idhex, type, why) == 0) {
+                /* a position in org/<us>: a delivery decided late (a hold
+                 * released) has a later position than its event's seq */
+                schakel_outbox_set(a->outbox, "inbox_cursor", d->position ? d->position : d->seq);
+                schakel_log(SCHAKEL_LOG_INFO, "adapter", "event=delivered seq=%llu type=%s",
+                            (unsigned long long)d->seq, type);
+                break;
+            }
+            schakel_log(SCHAKEL_LOG_WARN, "adapter", "event=handover_retry seq=%llu reason=\"%s\"",
+                        (unsigned long long)d->seq, text ? why : "out of memory");
+            schakel_outbox_error(a->outbox, why, now_ms());
+            for (int t = 0; t < backoff && !atomic_load(&a->stop); t += 50) usleep(50000);
+        }
+        free(text);
+    }
+    schakel_consumer_destroy(&c);
+    return NULL;
+}

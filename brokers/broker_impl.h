@@ -1,0 +1,167 @@
+/* What the files of the broker share, and nobody else sees: the broker's
+ * struct, a PUBLISH on its way (pending_t), the per-connection table
+ * (peer_t), the limits, and the functions one step of the data path calls
+ * in another. Listed in the order an event meets them:
+ *   zap.c -> broker.c (the loop) -> check.c (+ system.c) -> commit.c
+ *   -> serve.c, with peer.c for what is held per connection.
+ * Threads: the command loop owns the ROUTER and PUB sockets, the log's
+ * write transactions and the peer table; the checker thread touches a
+ * pending_t only while it is on the queue it took it from (q_lock); the
+ * ZAP thread owns the ZAP socket. The directory is read by all three and
+ * replaced by the loop, under dir_lock. */
+#ifndef SCHAKEL_BROKER_IMPL_H
+#define SCHAKEL_BROKER_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "arena.h"
+#include "broker.h"
+#include "codec.h"
+#include "crypto.h"
+#include "directory.h"
+#include "error.h"
+#include "keys.h"
+#include "logging.h"
+#include "store_lmdb.h"
+#include "wire.h"
+
+#define FETCH_MAX_COUNT 2000
+#define DIRECTORY_CURSOR "broker/directory" /* seq of the last directory_update */
+#define FETCH_MAX_BYTES (4u << 20)
+#define ZMQ_HARD_MAX_MSG (16LL << 20) /* past this libzmq drops the peer: 8 MiB frames and room to say "too large" */
+/* Bounded memory per connection (protocol.md, "Limits"): replies waiting
+ * for a peer that does not read them are what grows a node. */
+#define SEND_HWM 1000          /* replies queued per connection, then EAGAIN */
+#define RECV_HWM 64            /* commands queued per connection, then TCP waits */
+#define FETCH_UNREAD_MAX 4     /* BATCH replies per connection not yet taken */
+#define ACK_UNREAD_MAX 128     /* PUBLISHes per connection not ACKed or ACK not yet taken */
+#define FETCH_BODY_MAX 4096
+#define COMMIT_BODY_MAX 4096
+#define PING_BODY_MAX 64
+#define READER_CHECK_MS 60000  /* stale LMDB readers (killed auditors) */
+#define MAX_IN_FLIGHT 512 /* PUBLISHes between receipt and ACK; then ZeroMQ queues */
+
+/* A connection with BATCH or ACK replies still in its send queue, by
+ * routing id. ZeroMQ's I/O thread counts them down as it takes them; only
+ * the command loop counts up, finds, adds and frees. */
+typedef struct peer {
+    struct peer *next;
+    atomic_uint batches, acks;
+    unsigned publishing;            /* PUBLISHes received, not yet ACKed */
+    size_t rid_len;
+    uint8_t rid[256];
+} peer_t;
+
+/* One PUBLISH on its way: received by the command loop, checked by the
+ * checker thread, appended and ACKed by the command loop. Everything it
+ * decodes lives in its own arena. */
+typedef struct pending {
+    struct pending *next;
+    zmq_msg_t rid, body;
+    char user[SCHAKEL_ID_MAX];
+    schakel_arena_t *arena;
+    uint64_t req_id;
+    Schakel__V1__Publish *pub;
+    Schakel__V1__AckEntry *entries;
+    size_t n;
+    uint8_t (*hashes)[SCHAKEL_SHA256_LEN];
+    schakel_envelope_t **envs;
+    schakel_append_item_t *items;
+    size_t *item_entry;
+    size_t n_items;
+    const char *signer;
+    int batch_code;
+    char batch_reason[SCHAKEL_ERRLEN];
+} pending_t;
+
+struct schakel_broker {
+    void *ctx, *router, *pub, *zap;
+    pthread_t zap_thread;
+    int zap_running;
+    pthread_mutex_t dir_lock;
+    schakel_directory_t *dir;
+    char *dir_path;
+    struct timespec dir_mtime;
+    schakel_keys_t keys;
+    schakel_store_t *store;
+    atomic_int stop;
+    size_t group_max;
+    /* The checker thread decodes, validates and verifies PUBLISHes while
+     * the command loop appends and fsyncs the previous group. */
+    pthread_t checker;
+    int checker_running, checker_stop;
+    pthread_mutex_t q_lock;
+    pthread_cond_t q_cond;
+    pending_t *in_head, *in_tail;   /* received, not yet checked */
+    pending_t *out_head, *out_tail; /* checked, waiting for a commit */
+    size_t in_flight;               /* in either queue or being checked */
+    size_t out_events;              /* accepted events waiting for a commit */
+    int checking;                   /* the checker is on a batch now */
+    int64_t out_since;              /* when the oldest checked batch came out */
+    void *wake_tx, *wake_rx;        /* inproc PAIR: "something is checked" */
+    schakel_arena_t *spare[32];     /* arenas to reuse (under q_lock) */
+    size_t n_spare;
+    uint64_t stat_acked, stat_rejected;
+    uint64_t alarms; /* own appends refused: in every PONG; the operator's alert */
+    int64_t tick_ms, last_tick;
+    peer_t *peers;                  /* connections with PUBLISHes or replies held */
+    uint64_t stat_fetch_refused, stat_publish_refused, stat_replies_dropped;
+    int64_t last_drop_log, last_reader_check;
+};
+
+/* The wall clock in ms: recorded_at, ticks and timeouts (services use the
+ * log's time, never this). */
+static inline int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- one step calls another (grouped by the file that defines them) ---- */
+
+/* zap.c: the ZAP thread's body. */
+void *broker_zap_main(void *arg);
+
+/* check.c: queue a PUBLISH for the checker, or answer it at once. */
+void broker_publish_receive(schakel_broker_t *b, schakel_wire_msg_t *m);
+/* check.c: the checker thread's body, and its clean stop. */
+void *broker_checker_main(void *arg);
+void broker_checker_finish(schakel_broker_t *b);
+/* check.c: the next group of checked batches for commit (NULL: not due). */
+pending_t *broker_take_checked(schakel_broker_t *b, int all);
+/* check.c: rejects event i of p with code and reason. */
+void broker_entry_reject(pending_t *p, size_t i, int code, const char *reason);
+void broker_pending_free(schakel_broker_t *b, pending_t *p);
+
+/* system.c: what a new system event needs and does (0 or a reject code). */
+int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const schakel_envelope_t *env,
+                       schakel_append_item_t *it, char *why);
+void broker_directory_sync(schakel_broker_t *b);
+void broker_directory_install(schakel_broker_t *b, const char *doc, uint64_t seq);
+void broker_directory_maybe_reload(schakel_broker_t *b);
+void broker_clock_tick(schakel_broker_t *b, int64_t now);
+
+/* commit.c: appends, fsyncs and ACKs a group; announces heads. */
+void broker_commit_group(schakel_broker_t *b, pending_t *list);
+void broker_publish_head(schakel_broker_t *b, const char *stream, uint64_t seq);
+
+/* serve.c: the read commands, and the body check every command passes. */
+int broker_body_checked(schakel_broker_t *b, schakel_wire_msg_t *m);
+void broker_serve_fetch(schakel_broker_t *b, schakel_wire_msg_t *m);
+void broker_serve_commit(schakel_broker_t *b, schakel_wire_msg_t *m);
+void broker_serve_ping(schakel_broker_t *b, schakel_wire_msg_t *m);
+
+/* peer.c: the per-connection table and replies. */
+peer_t *broker_peer_find(schakel_broker_t *b, const zmq_msg_t *rid, int create);
+void broker_peers_free(schakel_broker_t *b);
+void broker_send_reply(schakel_broker_t *b, schakel_wire_msg_t *m, const char *name,
+                       const ProtobufCMessage *msg);
+void broker_send_error(schakel_broker_t *b, schakel_wire_msg_t *m, int code, const char *reason);
+void broker_reply_dropped(schakel_broker_t *b, const char *name, uint64_t req_id);
+
+#endif

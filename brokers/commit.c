@@ -1,0 +1,117 @@
+/* Commit and ACK, the step after checking: every accepted event of a
+ * group of checked batches goes into one durable LMDB transaction
+ * (append, then fsync, inside schakel_store_append), and only then is
+ * each batch ACKed, with a seq per event or the reason it was refused.
+ * New heads are announced on the PUB socket so that readers FETCH. Runs
+ * in the command loop's thread, the only writer of the log. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_impl.h"
+
+static void send_ack(schakel_broker_t *b, pending_t *p)
+{
+    Schakel__V1__Ack ack = SCHAKEL__V1__ACK__INIT;
+    peer_t *peer = broker_peer_find(b, &p->rid, 1);
+    if (peer && peer->publishing) peer->publishing--; /* held as its ACK from here on */
+    Schakel__V1__AckEntry **ptrs = calloc(p->n ? p->n : 1, sizeof *ptrs);
+    if (!ptrs) return;
+    if (p->batch_code) {
+        ack.batch_code = p->batch_code;
+        ack.batch_reason = p->batch_reason;
+        for (size_t i = 0; i < p->n; i++) {
+            p->entries[i].code = p->batch_code;
+            p->entries[i].seq = 0;
+        }
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        ptrs[i] = &p->entries[i];
+        if (p->entries[i].code) b->stat_rejected++;
+        else b->stat_acked++;
+    }
+    ack.n_entries = p->n;
+    ack.entries = ptrs;
+    if ((peer ? schakel_wire_send_counted(b->router, &p->rid, "ACK", p->req_id, &ack.base,
+                                          ZMQ_DONTWAIT, &peer->acks)
+              : schakel_wire_send(b->router, &p->rid, "ACK", p->req_id, &ack.base, ZMQ_DONTWAIT)) != 0)
+        schakel_log(SCHAKEL_LOG_WARN, "broker", "event=ack_undeliverable req=%llu",
+                    (unsigned long long)p->req_id);
+    free(ptrs);
+}
+
+void broker_publish_head(schakel_broker_t *b, const char *stream, uint64_t seq)
+{
+    Schakel__V1__Head h = SCHAKEL__V1__HEAD__INIT;
+    uint8_t buf[128];
+    h.stream = (char *)stream;
+    h.seq = seq;
+    size_t n = schakel__v1__head__pack(&h, buf);
+    zmq_send(b->pub, stream, strlen(stream), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(b->pub, buf, n, ZMQ_DONTWAIT);
+}
+
+/* Group commit: every accepted event of every checked batch in one
+ * durable transaction, then the ACKs. Takes the list and frees it. */
+void broker_commit_group(schakel_broker_t *b, pending_t *list)
+{
+    size_t n_pending = 0, events = 0;
+    for (pending_t *p = list; p; p = p->next) n_pending++, events += p->n_items;
+    if (!n_pending) return;
+    schakel_append_batch_t *batches = calloc(n_pending, sizeof *batches);
+    size_t nb = 0;
+    int rc = batches ? 0 : SCHAKEL_ENOMEM;
+    char why[SCHAKEL_ERRLEN] = "";
+    for (pending_t *p = list; batches && p; p = p->next) {
+        if (p->batch_code || p->n_items == 0) continue;
+        schakel_append_batch_t *ab = &batches[nb++];
+        ab->signer_org = p->signer;
+        ab->signature = p->pub->signature.data;
+        ab->hashes = (const uint8_t(*)[SCHAKEL_SHA256_LEN])p->hashes;
+        ab->n_hashes = p->n;
+        ab->items = p->items;
+        ab->n_items = p->n_items;
+    }
+    if (nb) rc = schakel_store_append(b->store, batches, nb, now_ms(), why);
+    if (rc) {
+        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=append_failed events=%zu reason=\"%s\"",
+                    events, why[0] ? why : schakel_strerror(rc));
+        if (!why[0]) snprintf(why, sizeof why, "%s", schakel_strerror(rc));
+    }
+    for (pending_t *p = list, *next; p; p = next) {
+        next = p->next;
+        for (size_t j = 0; j < p->n_items; j++) {
+            Schakel__V1__AckEntry *e = &p->entries[p->item_entry[j]];
+            if (rc) {
+                char r[SCHAKEL_ERRLEN + 32];
+                snprintf(r, sizeof r, "not stored, send again later: %s", why);
+                broker_entry_reject(p, p->item_entry[j], SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, r);
+            } else if (p->items[j].conflict) {
+                broker_entry_reject(p, p->item_entry[j], SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+                                    "event_id: already used for a different event: ids must be unique");
+            } else {
+                schakel_append_item_t *it = &p->items[j];
+                e->seq = it->seq;
+                e->duplicate = it->duplicate;
+                /* wake-ups for org/<id> only: every key may subscribe to
+                 * any topic, and about/<event id> would tell it which
+                 * event was decided on, and when */
+                for (size_t x = 0; x < it->n_index && !it->duplicate; x++)
+                    if (!strncmp(it->index[x].stream, "org/", 4))
+                        broker_publish_head(b, it->index[x].stream, it->seq);
+                if (it->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE && !it->duplicate)
+                    broker_directory_install(b, p->envs[p->item_entry[j]]->directory_update->document_json,
+                                             it->seq);
+            }
+        }
+        send_ack(b, p);
+        broker_pending_free(b, p);
+    }
+    free(batches);
+    if (rc == 0 && nb) {
+        schakel_head_t h;
+        schakel_store_head(b->store, &h);
+        broker_publish_head(b, "all", h.seq);
+    }
+}

@@ -1,0 +1,98 @@
+/* What the broker holds for each connection, and sending replies. The
+ * table bounds what one peer can make the broker hold (PUBLISHes not yet
+ * ACKed, BATCH and ACK replies it has not read: protocol.md, "Limits");
+ * a reply ZeroMQ will not take is counted and logged, never queued here.
+ * Only the command loop's thread touches the table; ZeroMQ's I/O thread
+ * counts its atomics down. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker_impl.h"
+
+/* A reply ZeroMQ would not take: the peer left (EHOSTUNREACH), or it has
+ * SEND_HWM replies it has not read (EAGAIN). Counted and logged (at most
+ * once a second), never queued in the broker. */
+void broker_reply_dropped(schakel_broker_t *b, const char *name, uint64_t req_id)
+{
+    b->stat_replies_dropped++;
+    int64_t now = now_ms();
+    if (now - b->last_drop_log < 1000) return;
+    b->last_drop_log = now;
+    schakel_log(SCHAKEL_LOG_WARN, "broker", "event=reply_dropped reply=%s req=%llu reason=%s "
+                "dropped_total=%llu", name, (unsigned long long)req_id,
+                errno == EAGAIN ? "peer_not_reading" : "peer_gone",
+                (unsigned long long)b->stat_replies_dropped);
+}
+
+void broker_send_reply(schakel_broker_t *b, schakel_wire_msg_t *m, const char *name,
+                       const ProtobufCMessage *msg)
+{
+    if (schakel_wire_send(b->router, &m->rid, name, m->req_id, msg, ZMQ_DONTWAIT) != 0)
+        broker_reply_dropped(b, name, m->req_id);
+}
+
+void broker_send_error(schakel_broker_t *b, schakel_wire_msg_t *m, int code, const char *reason)
+{
+    Schakel__V1__Error e = SCHAKEL__V1__ERROR__INIT;
+    e.code = code;
+    e.reason = (char *)reason;
+    broker_send_reply(b, m, "ERROR", &e.base);
+}
+
+/* The connection's entry in the table of what the broker holds for it
+ * (NULL when nothing and !create). Frees the entries of connections for
+ * which it holds nothing any more. */
+peer_t *broker_peer_find(schakel_broker_t *b, const zmq_msg_t *rid, int create)
+{
+    size_t len = zmq_msg_size((zmq_msg_t *)rid);
+    const void *id = zmq_msg_data((zmq_msg_t *)rid);
+    peer_t *found = NULL;
+    for (peer_t **pp = &b->peers; *pp;) {
+        peer_t *p = *pp;
+        if (!found && p->rid_len == len && memcmp(p->rid, id, len) == 0) {
+            found = p;
+            pp = &p->next;
+        } else if (atomic_load(&p->batches) == 0 && atomic_load(&p->acks) == 0 &&
+                   p->publishing == 0) {
+            *pp = p->next; /* nothing of it left in ZeroMQ: only we know it */
+            free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+    if (found || !create || len > sizeof found->rid) return found;
+    found = calloc(1, sizeof *found);
+    if (!found) return NULL;
+    atomic_init(&found->batches, 0);
+    atomic_init(&found->acks, 0);
+    memcpy(found->rid, id, len);
+    found->rid_len = len;
+    found->next = b->peers;
+    b->peers = found;
+    return found;
+}
+
+/* Peers whose replies ZeroMQ still holds when the broker stops: wait
+ * for the I/O thread to let go of them (the router is closed by now), then
+ * free. An entry still counted after that is left: the I/O thread may yet
+ * touch it. */
+void broker_peers_free(schakel_broker_t *b)
+{
+    for (int i = 0; i < 200; i++) {
+        int busy = 0;
+        for (peer_t *p = b->peers; p; p = p->next)
+            busy |= atomic_load(&p->batches) != 0 || atomic_load(&p->acks) != 0;
+        if (!busy) break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    for (peer_t *p = b->peers, *next; p; p = next) {
+        next = p->next;
+        if (atomic_load(&p->batches) == 0 && atomic_load(&p->acks) == 0) free(p);
+        else schakel_log(SCHAKEL_LOG_WARN, "broker", "event=peer_left_in_zeromq");
+    }
+    b->peers = NULL;
+}

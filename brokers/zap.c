@@ -1,0 +1,80 @@
+/* ZAP, the first step of the data path: ZeroMQ asks this thread about
+ * every new CURVE connection before it accepts it, and the answer names
+ * the organisation whose public key it is in the directory. That name is
+ * what every later command of the connection (PUBLISH, FETCH, ...) runs
+ * as. Runs in its own thread; reads the directory under dir_lock. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker_impl.h"
+
+static void zap_reply(void *sock, zmq_msg_t *req_id, const char *code, const char *text,
+                      const char *user)
+{
+    zmq_send(sock, "1.0", 3, ZMQ_SNDMORE);
+    zmq_msg_send(req_id, sock, ZMQ_SNDMORE);
+    zmq_send(sock, code, strlen(code), ZMQ_SNDMORE);
+    zmq_send(sock, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(sock, user, strlen(user), ZMQ_SNDMORE);
+    zmq_send(sock, "", 0, 0);
+}
+
+static void zap_handle(schakel_broker_t *b)
+{
+    zmq_msg_t f[8];
+    int n = 0;
+    for (;;) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, b->zap, 0) < 0) {
+            zmq_msg_close(&part);
+            break;
+        }
+        int more = zmq_msg_more(&part);
+        if (n < 8) f[n++] = part;
+        else zmq_msg_close(&part);
+        if (!more) break;
+    }
+    /* version, request id, domain, address, identity, mechanism, creds... */
+    if (n < 6) {
+        for (int i = 0; i < n; i++) zmq_msg_close(&f[i]);
+        return;
+    }
+    char user[SCHAKEL_ID_MAX] = "";
+    const char *code = "400", *text = "unknown key";
+    int curve = zmq_msg_size(&f[5]) == 5 && memcmp(zmq_msg_data(&f[5]), "CURVE", 5) == 0;
+    if (curve && n >= 7 && zmq_msg_size(&f[6]) == 32) {
+        char z85[SCHAKEL_Z85_KEY_LEN + 1];
+        zmq_z85_encode(z85, zmq_msg_data(&f[6]), 32);
+        pthread_mutex_lock(&b->dir_lock);
+        const schakel_org_t *org = schakel_directory_by_curve(b->dir, z85);
+        if (org) {
+            snprintf(user, sizeof user, "%s", org->id);
+            code = "200";
+            text = "OK";
+        }
+        pthread_mutex_unlock(&b->dir_lock);
+        if (!org)
+            schakel_log(SCHAKEL_LOG_WARN, "zap", "event=denied reason=unknown_key key=%.8s...", z85);
+    } else {
+        text = "CURVE required";
+        schakel_log(SCHAKEL_LOG_WARN, "zap", "event=denied reason=mechanism");
+    }
+    zap_reply(b->zap, &f[1], code, text, user);
+    for (int i = 0; i < n; i++) zmq_msg_close(&f[i]);
+}
+
+void *broker_zap_main(void *arg)
+{
+    schakel_broker_t *b = arg;
+    zmq_pollitem_t it = {b->zap, 0, ZMQ_POLLIN, 0};
+    while (!atomic_load(&b->stop)) {
+        int rc = zmq_poll(&it, 1, 200);
+        if (rc > 0) zap_handle(b);
+        else if (rc < 0 && errno == ETERM) break;
+    }
+    return NULL;
+}

@@ -1,0 +1,69 @@
+/* What the two halves of the service runner share (lib/service.c runs a
+ * service live against a broker, lib/service_replay.c re-runs it over a
+ * log on disk): the engine's LMDB environment with the runner's own table
+ * (its place in the log, the log's time, the alarm count), the record
+ * the engine is given, and the buffer of what it emits. Both drive the
+ * engine through the same service_make_rec, which is what makes a replay
+ * see exactly what the live run saw. */
+#ifndef SCHAKEL_SERVICE_IMPL_H
+#define SCHAKEL_SERVICE_IMPL_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client.h"
+#include "service.h"
+#include "store.h"
+
+#define RECENT 1024               /* records kept in memory for schakel_log_event */
+
+struct schakel_logsrc {
+    schakel_client_t *client;     /* live */
+    schakel_store_t *store;       /* replay */
+    struct {
+        uint64_t seq;
+        uint8_t *bytes;           /* NULL: erased */
+        size_t len;
+    } recent[RECENT];
+};
+
+#define SERVICE_ALARM_LINE 256
+
+/* An alarm an engine raised (schakel_emit_alarm), about the event it
+ * emitted last. */
+typedef struct {
+    size_t event; /* index of the emitted event it is about; (size_t)-1: none */
+    char line[SERVICE_ALARM_LINE];
+} alarm_t;
+
+struct schakel_emit {
+    uint8_t **bufs;
+    size_t *lens;
+    uint8_t *stored_before; /* per event: the broker had it (ACK duplicate) */
+    size_t n, cap;
+    alarm_t *alarms; /* raised while handling the group: counted and logged at commit */
+    size_t n_alarms, cap_alarms;
+};
+
+typedef struct {
+    MDB_env *env;
+    MDB_dbi runner;  /* "cursor" -> u64 seq, "time" -> i64 ms, "alarms" -> u64 */
+    uint64_t cursor;
+    int64_t now;
+    uint64_t alarms; /* derived events the broker refused, ever */
+} state_t;
+
+/* Opens (creating) the engine's environment in dir and lets the engine
+ * open its tables; reads the runner's place, time and alarms. */
+int service_state_open(state_t *s, const char *dir, const schakel_engine_ops_t *ops, void *engine,
+                       char *why);
+void service_state_close(state_t *s);
+uint64_t service_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key);
+/* Builds the engine's view of a record and advances the log's time. */
+void service_make_rec(state_t *s, schakel_logrec_t *rec, uint64_t seq, int64_t recorded_at,
+                      const schakel_envelope_t *env, const char *source_org, schakel_logsrc_t *log);
+void service_emit_clear(schakel_emit_t *out);
+void service_emit_free(schakel_emit_t *out);
+
+#endif

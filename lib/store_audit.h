@@ -1,0 +1,61 @@
+/* Auditing an LMDB log read-only (lib/store_lmdb_audit.c), for `schakel
+ * audit` and the tests: walk and verify the whole chain, list the signed
+ * checkpoints, read one chain hash. Each call opens the log in dir on its
+ * own, read-only, so it runs beside a live broker; none of it is part of
+ * the backend interface of store.h. */
+#ifndef SCHAKEL_STORE_AUDIT_H
+#define SCHAKEL_STORE_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+
+typedef struct {
+    uint64_t records;           /* records walked */
+    uint64_t checkpoints;       /* checkpoints verified */
+    uint64_t bad_seq;           /* first bad record, 0 if none */
+    uint64_t head;              /* last seq */
+    uint8_t head_hash[SCHAKEL_SHA256_LEN];
+    uint64_t erased;            /* records whose subject was erased (an erasure record) */
+    uint64_t keys_missing;      /* records whose data key is gone with no erasure record */
+    uint64_t keys_corrupt;      /* records whose data key does not unwrap */
+    char why[256];              /* what was wrong at bad_seq */
+} schakel_verify_report_t;
+
+/* Walks the chain of the LMDB log in dir: contiguous seqs, prev hashes,
+ * recomputed hashes, decodable bodies; every checkpoint's signature by
+ * broker_pub (if not NULL) and its hash against the chain; with
+ * master_key (if not NULL) each payload decrypts and hashes to its
+ * event_hash. Returns 0 when all verify, SCHAKEL_ECORRUPT with bad_seq and
+ * why filled, or another error (SCHAKEL_EIO: not a log). */
+int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_t *master_key,
+                        schakel_verify_report_t *report);
+
+/* A signed checkpoint as stored: the chain up to seq had hash `hash` at
+ * time `at` (unix ms), signed by the broker. */
+typedef struct {
+    uint64_t seq;
+    uint8_t hash[SCHAKEL_SHA256_LEN];
+    int64_t at;
+    uint8_t signature[SCHAKEL_ED25519_SIG_LEN];
+} schakel_checkpoint_t;
+
+/* Calls fn for each checkpoint of the LMDB log in dir with seq >= from_seq,
+ * in order (read-only; the broker may run). fn returns non-zero to stop.
+ * Returns 0, SCHAKEL_EIO (not a log) or SCHAKEL_ECORRUPT (a checkpoint
+ * does not decode). */
+int schakel_lmdb_checkpoints(const char *dir, uint64_t from_seq,
+                             int (*fn)(void *arg, const schakel_checkpoint_t *cp), void *arg);
+
+/* The chain hash h[seq] of the LMDB log in dir. 0, SCHAKEL_ENOTFOUND (no
+ * such record: the log is shorter) or SCHAKEL_EIO. */
+int schakel_lmdb_hash_at(const char *dir, uint64_t seq, uint8_t out[SCHAKEL_SHA256_LEN]);
+
+/* Message a checkpoint signature covers: "schakel/v1/checkpoint" ||
+ * u64be(seq) || hash || i64be(at), 69 bytes. */
+#define SCHAKEL_CHECKPOINT_MSG_LEN 69
+void schakel_checkpoint_message(const schakel_checkpoint_t *cp,
+                                uint8_t out[SCHAKEL_CHECKPOINT_MSG_LEN]);
+
+#endif

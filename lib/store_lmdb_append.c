@@ -1,0 +1,298 @@
+/* Appending to the LMDB log, the broker's commit step: every batch of a
+ * group in one write transaction (records, event-id index, stream index,
+ * batch proofs, a checkpoint when due), committed with one fsync before
+ * the broker ACKs anything. Also the other writes: consumer cursors and
+ * checkpoints between groups. Runs in the one thread that writes the
+ * log. */
+#include "store_lmdb.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "logging.h"
+#include "store_audit.h"
+#include "store_lmdb_impl.h"
+
+void schakel_checkpoint_message(const schakel_checkpoint_t *cp,
+                                uint8_t out[SCHAKEL_CHECKPOINT_MSG_LEN])
+{
+    memcpy(out, "schakel/v1/checkpoint", 21);
+    be64(out + 21, cp->seq);
+    memcpy(out + 29, cp->hash, 32);
+    be64(out + 61, (uint64_t)cp->at);
+}
+
+static int put_checkpoint(lmdb_store_t *st, MDB_txn *txn, int64_t now_ms, char *why)
+{
+    schakel_checkpoint_t c = {.seq = st->head.seq, .at = now_ms};
+    memcpy(c.hash, st->head.hash, 32);
+    uint8_t msg[SCHAKEL_CHECKPOINT_MSG_LEN];
+    schakel_checkpoint_message(&c, msg);
+    if (schakel_ed25519_sign(st->sign_secret, msg, sizeof msg, c.signature) != 0)
+        return schakel_fail(why, SCHAKEL_ECRYPTO, "checkpoint could not be signed");
+    Schakel__V1__Checkpoint cp = SCHAKEL__V1__CHECKPOINT__INIT;
+    cp.seq = c.seq;
+    cp.hash.data = c.hash;
+    cp.hash.len = 32;
+    cp.at = c.at;
+    cp.signature.data = c.signature;
+    cp.signature.len = sizeof c.signature;
+    uint8_t buf[256], k[8];
+    size_t n = schakel__v1__checkpoint__pack(&cp, buf);
+    be64(k, cp.seq);
+    MDB_val kv = {8, k}, vv = {n, buf};
+    int rc = mdb_put(txn, st->checkpoints, &kv, &vv, MDB_APPEND);
+    if (rc) return lmdb_err(rc, why, "store checkpoint");
+    return 0;
+}
+
+/* For a duplicate id: is the stored event at seq the same bytes? A
+ * publisher that reuses an id for another event gets a reject, never a
+ * silent "already stored". */
+static int same_event(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_t hash[32],
+                      int *conflict, char *why)
+{
+    uint8_t key[8];
+    be64(key, seq);
+    MDB_val k = {8, key}, v;
+    int rc = mdb_get(txn, st->events, &k, &v);
+    if (rc) return lmdb_err(rc, why, "read duplicate");
+    Schakel__V1__RecordBody *b = v.mv_size > HDR_LEN
+        ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN)
+        : NULL;
+    if (!b) return schakel_fail(why, SCHAKEL_ECORRUPT, "record %llu does not decode",
+                                (unsigned long long)seq);
+    *conflict = b->event_hash.len != 32 || memcmp(b->event_hash.data, hash, 32) != 0;
+    schakel__v1__record_body__free_unpacked(b, NULL);
+    return 0;
+}
+
+static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch_t *b,
+                      schakel_append_item_t *it, uint64_t *proof_seq, int64_t now_ms, char *why)
+{
+    uint8_t ik[ID_KEY_MAX];
+    MDB_val k = {id_key(ik, b->signer_org, it->event_id), ik}, v;
+    int rc = mdb_get(txn, st->by_id, &k, &v);
+    if (rc == 0 && v.mv_size == 8) {
+        it->seq = rd64(v.mv_data);
+        it->duplicate = 1;
+        return same_event(st, txn, it->seq, it->event_hash, &it->conflict, why);
+    }
+    if (rc != MDB_NOTFOUND && rc != 0) return lmdb_err(rc, why, "dedup lookup");
+
+    uint64_t seq = st->head.seq + 1;
+    if (*proof_seq == 0) *proof_seq = seq;
+    uint8_t kid[KEY_ID_LEN], dk[SCHAKEL_AEAD_KEY_LEN], nonce[SCHAKEL_AEAD_NONCE_LEN], aad[24];
+    lmdb_key_id_of(st, it->subject ? it->subject : "", kid);
+    rc = lmdb_data_key(st, txn, kid, 1, dk, why);
+    if (rc) return rc;
+    memcpy(nonce, st->nonce_prefix, 4);
+    be64(nonce + 4, seq);
+    be64(aad, seq);
+    memcpy(aad + 8, it->event_id, 16);
+    size_t clen = it->event_len + SCHAKEL_AEAD_TAG_LEN;
+    uint8_t *ct = malloc(clen);
+    if (!ct) return SCHAKEL_ENOMEM;
+    rc = schakel_aead_seal(dk, nonce, aad, sizeof aad, it->event, it->event_len, ct);
+    if (rc) {
+        free(ct);
+        return schakel_fail(why, SCHAKEL_ECRYPTO, "payload could not be encrypted");
+    }
+
+    Schakel__V1__RecordBody body = SCHAKEL__V1__RECORD_BODY__INIT;
+    body.seq = seq;
+    body.recorded_at = now_ms;
+    body.event_id.data = (uint8_t *)it->event_id;
+    body.event_id.len = 16;
+    body.type = it->type;
+    body.source_org = (char *)b->signer_org;
+    body.key_id.data = kid;
+    body.key_id.len = KEY_ID_LEN;
+    body.nonce.data = nonce;
+    body.nonce.len = sizeof nonce;
+    body.ciphertext.data = ct;
+    body.ciphertext.len = clen;
+    body.event_hash.data = it->event_hash;
+    body.event_hash.len = 32;
+    body.proof_seq = *proof_seq;
+    body.proof_index = it->proof_index;
+
+    size_t blen = schakel__v1__record_body__get_packed_size(&body);
+    uint8_t key[8];
+    be64(key, seq);
+    MDB_val kv = {8, key}, vv = {HDR_LEN + blen, NULL};
+    rc = mdb_put(txn, st->events, &kv, &vv, MDB_APPEND | MDB_RESERVE);
+    if (rc) {
+        free(ct);
+        return lmdb_err(rc, why, "append record");
+    }
+    uint8_t *out = vv.mv_data;
+    schakel__v1__record_body__pack(&body, out + HDR_LEN);
+    free(ct);
+    memcpy(out, st->head.hash, 32);
+    lmdb_chain_hash(seq, st->head.hash, out + HDR_LEN, blen, out + 32);
+
+    MDB_val sv = {8, key};
+    rc = mdb_put(txn, st->by_id, &k, &sv, MDB_NOOVERWRITE);
+    if (rc) return lmdb_err(rc, why, "index event id");
+
+    for (size_t x = 0; x < it->n_index; x++) {
+        uint8_t sk[SCHAKEL_STREAM_MAX + 9];
+        size_t sl = strnlen(it->index[x].stream, SCHAKEL_STREAM_MAX - 1);
+        memcpy(sk, it->index[x].stream, sl);
+        sk[sl] = 0;
+        /* The entry's place in the stream is this record's seq, so a
+         * delivery decided later (a hold released) comes after everything
+         * the stream already holds and no reader's cursor has passed it.
+         * The value names the record delivered when it is another one. */
+        be64(sk + sl + 1, seq);
+        uint8_t target[8];
+        uint64_t to = it->index[x].seq ? it->index[x].seq : seq;
+        be64(target, to);
+        MDB_val skv = {sl + 9, sk}, tv = {to == seq ? 0 : 8, target};
+        rc = mdb_put(txn, st->streams, &skv, &tv, 0);
+        if (rc) return lmdb_err(rc, why, "index stream");
+    }
+    st->head.seq = seq;
+    memcpy(st->head.hash, out + 32, 32);
+    it->seq = seq;
+    it->duplicate = 0;
+    return 0;
+}
+
+static int put_proof(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch_t *b,
+                     uint64_t proof_seq, char *why)
+{
+    Schakel__V1__BatchProof p = SCHAKEL__V1__BATCH_PROOF__INIT;
+    ProtobufCBinaryData *hs = calloc(b->n_hashes ? b->n_hashes : 1, sizeof *hs);
+    if (!hs) return SCHAKEL_ENOMEM;
+    for (size_t i = 0; i < b->n_hashes; i++) {
+        hs[i].data = (uint8_t *)b->hashes[i];
+        hs[i].len = 32;
+    }
+    p.signer_org = (char *)b->signer_org;
+    p.signature.data = (uint8_t *)b->signature;
+    p.signature.len = SCHAKEL_ED25519_SIG_LEN;
+    p.n_event_hashes = b->n_hashes;
+    p.event_hashes = hs;
+    uint8_t k[8];
+    be64(k, proof_seq);
+    MDB_val kv = {8, k}, vv = {schakel__v1__batch_proof__get_packed_size(&p), NULL};
+    int rc = mdb_put(txn, st->proofs, &kv, &vv, MDB_APPEND | MDB_RESERVE);
+    if (rc == 0) schakel__v1__batch_proof__pack(&p, vv.mv_data);
+    free(hs);
+    return rc ? lmdb_err(rc, why, "store batch proof") : 0;
+}
+
+static int try_append(lmdb_store_t *st, schakel_append_batch_t *batches, size_t n, int64_t now_ms,
+                      char *why)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc) return lmdb_err(rc, why, "begin append");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        schakel_append_batch_t *b = &batches[i];
+        uint64_t proof_seq = 0;
+        for (size_t j = 0; j < b->n_items && rc == 0; j++)
+            rc = append_one(st, txn, b, &b->items[j], &proof_seq, now_ms, why);
+        if (rc == 0 && proof_seq) rc = put_proof(st, txn, b, proof_seq, why);
+    }
+    int cp = 0;
+    if (rc == 0 && st->can_sign && st->head.seq >= st->cp_seq + st->cp_every) {
+        rc = put_checkpoint(st, txn, now_ms, why);
+        cp = 1;
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = mdb_txn_commit(txn); /* fsyncs: durable before any ACK */
+    if (rc) return lmdb_write_err(st, rc, why, "commit append");
+    if (cp) {
+        st->cp_seq = st->head.seq;
+        st->cp_at = now_ms;
+    }
+    return 0;
+}
+
+int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size_t n,
+                int64_t now_ms, char *why)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    if (st->read_only) return schakel_fail(why, SCHAKEL_EPERM, "store is read-only");
+    size_t incoming = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < batches[i].n_items; j++)
+            incoming += batches[i].items[j].event_len + 256;
+    for (int attempt = 0;; attempt++) {
+        int rc = lmdb_ensure_room(st, incoming, why);
+        if (rc) return rc;
+        schakel_head_t saved = st->head;
+        rc = try_append(st, batches, n, now_ms, why);
+        if (rc == 0) return 0;
+        st->head = saved; /* the transaction is gone; so are its seqs */
+        /* A failed commit may have left cached keys that never landed, and
+         * its seqs will be used again: new nonces for them. */
+        memset(st->cache, 0, sizeof st->cache);
+        if (schakel_random(st->nonce_prefix, sizeof st->nonce_prefix))
+            return schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes for nonces");
+        if (rc != SCHAKEL_EFULL || attempt > 0) return rc;
+        if (st->map_size >= st->map_max) return rc;
+        st->full_retries++;
+        schakel_log(SCHAKEL_LOG_WARN, "store", "event=map_full_retry map=%zu", st->map_size);
+        size_t next = st->map_size * 2 > st->map_max ? st->map_max : st->map_size * 2;
+        pthread_rwlock_wrlock(&st->resize);
+        int grown = mdb_env_set_mapsize(st->env, next);
+        pthread_rwlock_unlock(&st->resize);
+        if (grown != 0) return rc;
+        st->map_size = next;
+    }
+}
+
+int lmdb_cursor_set(schakel_store_t *s, const char *name, uint64_t seq)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    if (st->read_only) return SCHAKEL_EPERM;
+    int rc = lmdb_ensure_room(st, 256, NULL);
+    if (rc) return rc;
+    MDB_txn *txn;
+    rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc) return lmdb_err(rc, NULL, "begin cursor");
+    uint8_t b[8];
+    be64(b, seq);
+    MDB_val k = {strlen(name), (void *)name}, v = {8, b};
+    rc = mdb_put(txn, st->cursors, &k, &v, 0);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return lmdb_err(rc, NULL, "store cursor");
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? lmdb_err(rc, NULL, "commit cursor") : 0;
+}
+
+int lmdb_checkpoint(schakel_store_t *s, int64_t now_ms)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    if (st->read_only || !st->can_sign || st->head.seq == st->cp_seq) return 0;
+    if (now_ms - st->cp_at < st->cp_ms) return 0;
+    int rc = lmdb_ensure_room(st, 256, NULL);
+    if (rc) return rc;
+    MDB_txn *txn;
+    rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc) return lmdb_err(rc, NULL, "begin checkpoint");
+    rc = put_checkpoint(st, txn, now_ms, NULL);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc) return lmdb_err(rc, NULL, "commit checkpoint");
+    st->cp_seq = st->head.seq;
+    st->cp_at = now_ms;
+    return 0;
+}

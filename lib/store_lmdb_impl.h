@@ -1,0 +1,157 @@
+/* What the files of the LMDB log share, and nobody else sees: the store's
+ * struct (tables, key caches, map size, head), the record layout, and the
+ * functions one part calls in another. The parts:
+ *   store_lmdb.c         open, tables, map sizing, errors, the chain hash
+ *   store_lmdb_append.c  append + fsync, checkpoints, cursors (one writer)
+ *   store_lmdb_read.c    reads, lookups (any thread, own read txn)
+ *   store_lmdb_keys.c    data keys, their caches, erasure
+ *   store_lmdb_audit.c   the read-only walk of `schakel audit`
+ * No transaction is shared between threads: each call opens and ends its
+ * own. Growing the map takes the resize lock for writing; the lookups
+ * another thread may make hold it for reading. */
+#ifndef SCHAKEL_STORE_LMDB_IMPL_H
+#define SCHAKEL_STORE_LMDB_IMPL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "schakel/v1/bus.pb-c.h"
+#include "store_lmdb.h"
+
+#define KEY_ID_LEN 16
+#define WRAPPED_LEN (SCHAKEL_AEAD_NONCE_LEN + SCHAKEL_AEAD_KEY_LEN + SCHAKEL_AEAD_TAG_LEN)
+#define HDR_LEN (2 * SCHAKEL_SHA256_LEN) /* prev_hash || hash before the body */
+/* An erasure record in table `keys`, under the erased key's id:
+ * "schakel-erased\0\0" (16) || u64be(last seq erased) || i64be(at, unix ms).
+ * Alone: the subject's key was erased. Followed by a wrapped key: a new key
+ * for the subject's records after `last seq erased`. */
+#define TOMB_MAGIC "schakel-erased\0"
+#define TOMB_LEN 32
+/* Two 4-way set-associative caches of 32768 entries each (~4.6 MiB): a
+ * direct-mapped cache thrashes once a few thousand children are active. */
+#define CACHE_SETS 8192
+#define CACHE_WAYS 4
+
+typedef struct {
+    uint8_t id[KEY_ID_LEN];
+    uint8_t key[SCHAKEL_AEAD_KEY_LEN];
+    uint64_t erased_upto; /* records up to this seq were erased (old key) */
+    int used;
+} key_slot_t;
+
+/* subject -> key id is a keyed hash that never changes, so this cache
+ * needs no invalidation, not even on erasure. */
+typedef struct {
+    char subject[65];
+    uint8_t id[KEY_ID_LEN];
+    int used;
+} subject_slot_t;
+
+typedef struct {
+    key_slot_t way[CACHE_WAYS];
+    unsigned next; /* round-robin victim */
+} key_set_t;
+
+typedef struct {
+    subject_slot_t way[CACHE_WAYS];
+    unsigned next;
+} subject_set_t;
+
+typedef struct {
+    schakel_store_t base;
+    MDB_env *env;
+    MDB_dbi events, by_id, streams, cursors, checkpoints, keys, proofs;
+    uint8_t kid_key[SCHAKEL_SHA256_LEN];  /* derives key ids from subjects */
+    uint8_t wrap_key[SCHAKEL_AEAD_KEY_LEN]; /* wraps data keys */
+    uint8_t sign_secret[SCHAKEL_ED25519_SEC_LEN];
+    int can_sign;
+    uint64_t cp_every;
+    int64_t cp_ms;
+    uint64_t cp_seq;       /* last checkpoint */
+    int64_t cp_at;
+    size_t map_size, map_max;
+    uint64_t full_retries;
+    /* growing the map needs no transaction open in the process: readers in
+     * other threads (event_id_at) hold it shared */
+    pthread_rwlock_t resize;
+    schakel_head_t head;
+    int read_only;
+    int legacy_by_id;        /* read-only log whose by_id is keyed by the bare id */
+    uint8_t nonce_prefix[4]; /* nonce = prefix || u64be(seq): unique per data key */
+    uint8_t pool[4096];      /* random bytes for new data keys, drawn a page at a time */
+    size_t pool_left;
+    key_set_t cache[CACHE_SETS];
+    subject_set_t subjects[CACHE_SETS];
+} lmdb_store_t;
+
+static inline void be64(uint8_t out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static inline uint64_t rd64(const uint8_t in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | in[i];
+    return v;
+}
+
+/* The by_id key of an event: its publisher's id, a NUL, the 16-byte event
+ * id. Ids are scoped to the organisation that published them, so no
+ * organisation can take another's id first. */
+#define ID_KEY_ORG_MAX 63 /* organisation ids are 1 to 63 characters */
+#define ID_KEY_MAX (ID_KEY_ORG_MAX + 1 + 16)
+static inline size_t id_key(uint8_t out[ID_KEY_MAX], const char *org, const uint8_t id[16])
+{
+    size_t n = strnlen(org ? org : "", ID_KEY_ORG_MAX);
+    memcpy(out, org ? org : "", n);
+    out[n] = 0;
+    memcpy(out + n + 1, id, 16);
+    return n + 17;
+}
+
+/* store_lmdb.c */
+/* An LMDB error as an error code, with what was being done in why (NULL:
+ * no reason wanted); a full map or disk is SCHAKEL_EFULL. */
+int lmdb_err(int rc, char *why, const char *what);
+/* The same for a failed write (commit), telling a full disk from EIO. */
+int lmdb_write_err(lmdb_store_t *st, int rc, char *why, const char *what);
+void lmdb_chain_hash(uint64_t seq, const uint8_t prev[32], const uint8_t *body, size_t len,
+                     uint8_t out[32]);
+int lmdb_ensure_room(lmdb_store_t *st, size_t incoming, char *why);
+
+/* store_lmdb_append.c: the write operations of store.h */
+int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms,
+                char *why);
+int lmdb_cursor_set(schakel_store_t *s, const char *name, uint64_t seq);
+int lmdb_checkpoint(schakel_store_t *s, int64_t now_ms);
+
+/* store_lmdb_read.c: the read operations of store.h */
+int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count,
+              size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq);
+int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id,
+                uint64_t *seq);
+int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16]);
+int lmdb_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq);
+
+/* store_lmdb_keys.c */
+void lmdb_derive(const uint8_t master[32], const char *label, uint8_t out[32]);
+/* The key id of a subject (a keyed hash; cached). */
+void lmdb_key_id_of(lmdb_store_t *st, const char *subject, uint8_t id[KEY_ID_LEN]);
+key_slot_t *lmdb_key_cached(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN]);
+int lmdb_is_tomb(const MDB_val *v);
+/* The data key of key id `id` (see the comment on its definition). */
+int lmdb_data_key_ex(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,
+                     uint8_t key[SCHAKEL_AEAD_KEY_LEN], uint64_t *erased_upto, char *why);
+int lmdb_data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,
+                  uint8_t key[SCHAKEL_AEAD_KEY_LEN], char *why);
+int lmdb_erase_subject(schakel_store_t *s, const char *subject);
+
+#endif

@@ -1,0 +1,194 @@
+/* The LMDB log's data keys: every subject's payloads are encrypted with a
+ * key of its own, stored wrapped by the master key in table `keys` under
+ * an id derived from the subject; two set-associative caches (subject ->
+ * key id, key id -> key) keep a busy region from unwrapping a key per
+ * record. Erasure replaces a subject's key with an erasure record: its
+ * payloads can no longer be read, the chain still verifies. Called from
+ * append (a new subject gets a key), read and audit. */
+#include "store_lmdb.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "store_lmdb_impl.h"
+
+void lmdb_derive(const uint8_t master[32], const char *label, uint8_t out[32])
+{
+    schakel_sha256_t h;
+    schakel_sha256_init(&h);
+    schakel_sha256_update(&h, label, strlen(label));
+    schakel_sha256_update(&h, master, 32);
+    schakel_sha256_final(&h, out);
+}
+
+void lmdb_key_id_of(lmdb_store_t *st, const char *subject, uint8_t id[KEY_ID_LEN])
+{
+    /* a pseudonym is uniform hex already: its first characters make the
+     * set index; anything else (the empty subject) lands in set 0 */
+    size_t n = strlen(subject);
+    uint32_t h = 0;
+    for (size_t i = 0; i < n && i < 8; i++) h = h << 4 | (uint32_t)(subject[i] & 0x0f);
+    subject_set_t *set = &st->subjects[h % CACHE_SETS];
+    for (int w = 0; w < CACHE_WAYS; w++) {
+        subject_slot_t *slot = &set->way[w];
+        if (slot->used && memcmp(slot->subject, subject, n + 1) == 0) {
+            memcpy(id, slot->id, KEY_ID_LEN);
+            return;
+        }
+    }
+    uint8_t mac[32];
+    schakel_hmac_sha256(st->kid_key, sizeof st->kid_key, subject, n, mac);
+    memcpy(id, mac, KEY_ID_LEN);
+    if (n < sizeof set->way[0].subject) {
+        subject_slot_t *slot = &set->way[set->next++ % CACHE_WAYS];
+        memcpy(slot->subject, subject, n + 1);
+        memcpy(slot->id, id, KEY_ID_LEN);
+        slot->used = 1;
+    }
+}
+
+static key_set_t *key_set(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN])
+{
+    return &st->cache[((unsigned)id[0] << 8 | id[1]) % CACHE_SETS];
+}
+
+key_slot_t *lmdb_key_cached(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN])
+{
+    key_set_t *set = key_set(st, id);
+    for (int w = 0; w < CACHE_WAYS; w++)
+        if (set->way[w].used && memcmp(set->way[w].id, id, KEY_ID_LEN) == 0) return &set->way[w];
+    return NULL;
+}
+
+/* n random bytes from the store's pool: a region with many new children
+ * needs a fresh key for each, and one RAND_bytes call per key costs more
+ * than the rest of its record. The pool is wiped as it is used. */
+static int pool_random(lmdb_store_t *st, uint8_t *out, size_t n)
+{
+    if (n > sizeof st->pool) return schakel_random(out, n);
+    if (st->pool_left < n) {
+        if (schakel_random(st->pool, sizeof st->pool) != 0) return SCHAKEL_ECRYPTO;
+        st->pool_left = sizeof st->pool;
+    }
+    uint8_t *from = st->pool + sizeof st->pool - st->pool_left;
+    memcpy(out, from, n);
+    memset(from, 0, n);
+    st->pool_left -= n;
+    return 0;
+}
+
+int lmdb_is_tomb(const MDB_val *v)
+{
+    return (v->mv_size == TOMB_LEN || v->mv_size == TOMB_LEN + WRAPPED_LEN) &&
+           memcmp(v->mv_data, TOMB_MAGIC, 16) == 0;
+}
+
+/* Finds the data key for key id `id`; with create, makes and stores one
+ * in txn when there is none (after an erasure record: behind it).
+ * *erased_upto: records of this key id up to that seq were erased (0:
+ * none). SCHAKEL_ENOTFOUND when there is no key: with *erased_upto > 0 it
+ * was erased, else it is missing; SCHAKEL_ECORRUPT/ECRYPTO when the stored
+ * key is damaged. */
+int lmdb_data_key_ex(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,
+                     uint8_t key[SCHAKEL_AEAD_KEY_LEN], uint64_t *erased_upto, char *why)
+{
+    *erased_upto = 0;
+    key_slot_t *slot = lmdb_key_cached(st, id);
+    if (slot) {
+        memcpy(key, slot->key, SCHAKEL_AEAD_KEY_LEN);
+        *erased_upto = slot->erased_upto;
+        return 0;
+    }
+    MDB_val k = {KEY_ID_LEN, (void *)id}, v;
+    int rc = mdb_get(txn, st->keys, &k, &v);
+    uint8_t tomb[TOMB_LEN];
+    int has_tomb = 0;
+    if (rc == 0 && lmdb_is_tomb(&v)) {
+        *erased_upto = rd64((const uint8_t *)v.mv_data + 16);
+        memcpy(tomb, v.mv_data, TOMB_LEN);
+        has_tomb = 1;
+        if (v.mv_size == TOMB_LEN) rc = MDB_NOTFOUND; /* erased; no new key yet */
+        else v.mv_data = (uint8_t *)v.mv_data + TOMB_LEN, v.mv_size -= TOMB_LEN;
+    }
+    if (rc == 0) {
+        if (v.mv_size != WRAPPED_LEN)
+            return schakel_fail(why, SCHAKEL_ECORRUPT, "data key record has the wrong size");
+        const uint8_t *w = v.mv_data;
+        if (schakel_aead_open(st->wrap_key, w, id, KEY_ID_LEN, w + SCHAKEL_AEAD_NONCE_LEN,
+                              WRAPPED_LEN - SCHAKEL_AEAD_NONCE_LEN, key) != 0)
+            return schakel_fail(why, SCHAKEL_ECRYPTO, "data key does not unwrap: wrong master key?");
+    } else if (rc == MDB_NOTFOUND) {
+        if (!create) return SCHAKEL_ENOTFOUND;
+        uint8_t val[TOMB_LEN + WRAPPED_LEN], *w = val + (has_tomb ? TOMB_LEN : 0);
+        if (has_tomb) memcpy(val, tomb, TOMB_LEN);
+        if (pool_random(st, key, SCHAKEL_AEAD_KEY_LEN) || pool_random(st, w, SCHAKEL_AEAD_NONCE_LEN))
+            return schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes for a data key");
+        if (schakel_aead_seal(st->wrap_key, w, id, KEY_ID_LEN, key, SCHAKEL_AEAD_KEY_LEN,
+                              w + SCHAKEL_AEAD_NONCE_LEN) != 0)
+            return schakel_fail(why, SCHAKEL_ECRYPTO, "data key could not be wrapped");
+        v.mv_size = (has_tomb ? TOMB_LEN : 0) + WRAPPED_LEN;
+        v.mv_data = val;
+        rc = mdb_put(txn, st->keys, &k, &v, 0);
+        if (rc) return lmdb_err(rc, why, "store data key");
+    } else {
+        return lmdb_err(rc, why, "read data key");
+    }
+    key_set_t *set = key_set(st, id);
+    slot = &set->way[set->next++ % CACHE_WAYS];
+    memcpy(slot->id, id, KEY_ID_LEN);
+    memcpy(slot->key, key, SCHAKEL_AEAD_KEY_LEN);
+    slot->erased_upto = *erased_upto;
+    slot->used = 1;
+    return 0;
+}
+
+int lmdb_data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,
+                  uint8_t key[SCHAKEL_AEAD_KEY_LEN], char *why)
+{
+    uint64_t upto;
+    return lmdb_data_key_ex(st, txn, id, create, key, &upto, why);
+}
+
+/* Replaces the subject's data key by an erasure record: which records it
+ * erased (up to the head now) and when. Nothing decrypts them again, and
+ * `audit verify` tells them from records whose key is missing or damaged. */
+int lmdb_erase_subject(schakel_store_t *s, const char *subject)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    if (st->read_only) return SCHAKEL_EPERM;
+    uint8_t kid[KEY_ID_LEN];
+    lmdb_key_id_of(st, subject, kid);
+    int rc = lmdb_ensure_room(st, 256, NULL);
+    if (rc) return rc;
+    MDB_txn *txn;
+    rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc) return lmdb_err(rc, NULL, "begin erase");
+    MDB_val k = {KEY_ID_LEN, kid}, v;
+    rc = mdb_get(txn, st->keys, &k, &v);
+    if (rc || (lmdb_is_tomb(&v) && v.mv_size == TOMB_LEN)) { /* no key, or erased already */
+        mdb_txn_abort(txn);
+        return rc == 0 || rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : lmdb_err(rc, NULL, "erase");
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint8_t tomb[TOMB_LEN];
+    memcpy(tomb, TOMB_MAGIC, 16);
+    be64(tomb + 16, st->head.seq);
+    be64(tomb + 24, (uint64_t)((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000));
+    MDB_val tv = {TOMB_LEN, tomb};
+    rc = mdb_put(txn, st->keys, &k, &tv, 0);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return lmdb_err(rc, NULL, "erase");
+    }
+    rc = mdb_txn_commit(txn);
+    key_slot_t *slot = lmdb_key_cached(st, kid);
+    if (slot) memset(slot, 0, sizeof *slot);
+    return rc ? lmdb_write_err(st, rc, NULL, "commit erase") : 0;
+}

@@ -1,0 +1,217 @@
+/* Reading the LMDB log: ranges of "all" or of a stream (FETCH, services,
+ * tail), each record's payload decrypted with its subject's data key (or
+ * none when erased); the event-id lookups the broker's checker makes
+ * while the loop appends (their own read transactions, under the resize
+ * lock); consumer cursors. */
+#include "store_lmdb.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "store_lmdb_impl.h"
+
+typedef struct {
+    lmdb_store_t *st;
+    MDB_txn *txn;
+} reader_t;
+
+/* Decodes one stored value and hands it to fn; decrypts with the data key. */
+static int deliver(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, uint64_t position,
+                   const MDB_val *v, schakel_record_fn fn, void *arg, size_t *bytes)
+{
+    if (v->mv_size < HDR_LEN) return SCHAKEL_ECORRUPT;
+    const uint8_t *p = v->mv_data;
+    Schakel__V1__RecordBody *body =
+        schakel__v1__record_body__unpack(NULL, v->mv_size - HDR_LEN, p + HDR_LEN);
+    if (!body) return SCHAKEL_ECORRUPT;
+    schakel_record_t rec = {0};
+    rec.seq = seq;
+    rec.position = position;
+    rec.recorded_at = body->recorded_at;
+    rec.hash = p + 32;
+    rec.event_id = body->event_id.data;
+    rec.type = body->type;
+    rec.source_org = body->source_org;
+    uint8_t *plain = NULL;
+    uint8_t dk[SCHAKEL_AEAD_KEY_LEN];
+    uint64_t erased_upto = 0;
+    int rc = 0;
+    if (body->key_id.len == KEY_ID_LEN && body->nonce.len == SCHAKEL_AEAD_NONCE_LEN &&
+        body->ciphertext.len >= SCHAKEL_AEAD_TAG_LEN &&
+        lmdb_data_key_ex(st, txn, body->key_id.data, 0, dk, &erased_upto, NULL) == 0 &&
+        seq > erased_upto) {
+        size_t plen = body->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
+        uint8_t aad[24];
+        be64(aad, seq);
+        memcpy(aad + 8, body->event_id.data, body->event_id.len == 16 ? 16 : 0);
+        plain = malloc(plen ? plen : 1);
+        if (!plain) {
+            rc = SCHAKEL_ENOMEM;
+            goto out;
+        }
+        if (schakel_aead_open(dk, body->nonce.data, aad, sizeof aad, body->ciphertext.data,
+                              body->ciphertext.len, plain) != 0) {
+            rc = SCHAKEL_ECORRUPT;
+            goto out;
+        }
+        rec.event = plain;
+        rec.event_len = plen;
+    }
+    *bytes += rec.event_len;
+    rc = fn(arg, &rec);
+out:
+    free(plain);
+    schakel__v1__record_body__free_unpacked(body, NULL);
+    return rc;
+}
+
+int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count,
+              size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return lmdb_err(rc, NULL, "begin read");
+    if (from_seq == 0) from_seq = 1;
+    *next_seq = from_seq;
+    size_t count = 0, bytes = 0;
+    int all = strcmp(stream, "all") == 0;
+    rc = mdb_cursor_open(txn, all ? st->events : st->streams, &cur);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return lmdb_err(rc, NULL, "open cursor");
+    }
+    uint8_t key[SCHAKEL_STREAM_MAX + 9];
+    size_t sl = strnlen(stream, SCHAKEL_STREAM_MAX - 1);
+    MDB_val k, v;
+    if (all) {
+        be64(key, from_seq);
+        k.mv_size = 8;
+    } else {
+        memcpy(key, stream, sl);
+        key[sl] = 0;
+        be64(key + sl + 1, from_seq);
+        k.mv_size = sl + 9;
+    }
+    k.mv_data = key;
+    int op = MDB_SET_RANGE;
+    int out = 0;
+    while (count < max_count && (count == 0 || bytes < max_bytes)) {
+        rc = mdb_cursor_get(cur, &k, &v, op);
+        op = MDB_NEXT;
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            break;
+        }
+        if (rc) break;
+        uint64_t seq, position;
+        if (all) {
+            seq = position = rd64(k.mv_data);
+        } else {
+            if (k.mv_size != sl + 9 || memcmp(k.mv_data, key, sl + 1) != 0) break;
+            /* an empty value: the entry is the record at its own place */
+            position = rd64((uint8_t *)k.mv_data + sl + 1);
+            seq = v.mv_size == 8 ? rd64(v.mv_data) : position;
+            uint8_t ek8[8];
+            be64(ek8, seq);
+            MDB_val ek = {8, ek8};
+            rc = mdb_get(txn, st->events, &ek, &v);
+            if (rc) break;
+        }
+        out = deliver(st, txn, seq, position, &v, fn, arg, &bytes);
+        count++;
+        *next_seq = position + 1;
+        if (out) break;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc) return lmdb_err(rc, NULL, "read");
+    return out;
+}
+
+/* The publisher named in the record at seq equals org? */
+static int record_from(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const char *org)
+{
+    uint8_t key[8];
+    be64(key, seq);
+    MDB_val k = {8, key}, v;
+    if (mdb_get(txn, st->events, &k, &v) != 0 || v.mv_size <= HDR_LEN) return 0;
+    Schakel__V1__RecordBody *b = schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN,
+                                                                  (uint8_t *)v.mv_data + HDR_LEN);
+    int same = b && b->source_org && strcmp(b->source_org, org) == 0;
+    if (b) schakel__v1__record_body__free_unpacked(b, NULL);
+    return same;
+}
+
+int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id,
+                uint64_t *seq)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    MDB_txn *txn;
+    pthread_rwlock_rdlock(&st->resize); /* the broker's checker thread calls this */
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) {
+        pthread_rwlock_unlock(&st->resize);
+        return SCHAKEL_ESTORE;
+    }
+    uint8_t ik[ID_KEY_MAX];
+    MDB_val k = {id_key(ik, source_org, event_id), ik}, v;
+    if (st->legacy_by_id) { /* ids were unique across the log: check the publisher */
+        k.mv_size = 16;
+        k.mv_data = (void *)event_id;
+    }
+    int rc = mdb_get(txn, st->by_id, &k, &v);
+    if (rc == 0 && v.mv_size != 8) rc = MDB_NOTFOUND;
+    if (rc == 0 && st->legacy_by_id && !record_from(st, txn, rd64(v.mv_data), source_org))
+        rc = MDB_NOTFOUND;
+    if (rc == 0) *seq = rd64(v.mv_data);
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&st->resize);
+    return rc == 0 ? 0 : rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : SCHAKEL_ESTORE;
+}
+
+int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16])
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    MDB_txn *txn;
+    pthread_rwlock_rdlock(&st->resize);
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) {
+        pthread_rwlock_unlock(&st->resize);
+        return SCHAKEL_ESTORE;
+    }
+    uint8_t key[8];
+    be64(key, seq);
+    MDB_val k = {8, key}, v;
+    int rc = mdb_get(txn, st->events, &k, &v);
+    int ret = rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : rc ? SCHAKEL_ESTORE : 0;
+    if (ret == 0) {
+        Schakel__V1__RecordBody *b = v.mv_size > HDR_LEN
+            ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN,
+                                               (uint8_t *)v.mv_data + HDR_LEN)
+            : NULL;
+        if (b && b->event_id.len == 16) memcpy(out, b->event_id.data, 16);
+        else ret = SCHAKEL_ECORRUPT;
+        if (b) schakel__v1__record_body__free_unpacked(b, NULL);
+    }
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&st->resize);
+    return ret;
+}
+
+int lmdb_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    MDB_txn *txn;
+    *seq = 0;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) return SCHAKEL_ESTORE;
+    MDB_val k = {strlen(name), (void *)name}, v;
+    int rc = mdb_get(txn, st->cursors, &k, &v);
+    if (rc == 0 && v.mv_size == 8) *seq = rd64(v.mv_data);
+    mdb_txn_abort(txn);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : SCHAKEL_ESTORE;
+}
