@@ -36,11 +36,13 @@ static const char usage[] =
     "checkpoints: prints the broker's signed checkpoints as JSON lines\n"
     "{seq, hash, at, signature} from SEQ on, for organisations to keep.\n"
     "\n"
-    "replay: re-runs each service (routing, consent; or only NAME) with empty\n"
-    "state over the whole log of the node in DIR, with its rules in\n"
-    "DIR/<name>.json, and compares every decision it derives with the one on\n"
-    "the log, byte for byte. Prints a JSON line per service; exit status 1\n"
-    "names the first sequence number where they differ.\n";
+    "replay: re-runs each service - routing, consent and feedback (or only\n"
+    "NAME) - with empty state over the whole log of the node in DIR, with its\n"
+    "rules in DIR/<name>.json (feedback also DIR/holidays.json), and compares\n"
+    "everything it derives (routing and consent decisions, the feedback\n"
+    "service's status notices and reminders) with what is on the log, byte for\n"
+    "byte. Prints a JSON line per service; exit status 1 names the first\n"
+    "sequence number where they differ, 2 when a service cannot be run.\n";
 
 static double secs(void)
 {
