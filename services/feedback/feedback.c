@@ -18,6 +18,7 @@
 #include "feedback.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +62,13 @@ typedef struct {
     uint8_t state;
     int32_t day;
     int32_t type; /* the event that made the step */
-    char org[SCHAKEL_ID_MAX];
+    char org[SCHAKEL_ID_MAX]; /* who published that event */
+    char to[SCHAKEL_ID_MAX];  /* a delivery: who received the referral or signal */
 } step_t;
+
+/* A step as written before `to` existed: org was the recipient for a
+ * delivery (a consent decision), the publisher otherwise. Still read. */
+#define STEP_V1_SIZE offsetof(step_t, to)
 
 typedef struct {
     int received, first_contact;
@@ -212,14 +218,19 @@ static int save_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], 
     return l->open ? schakel_kv_put(txn, f->open, id, 16, "", 0) : schakel_kv_del(txn, f->open, id, 16);
 }
 
+/* to: for a delivery, the organisation that received the loop's event
+ * (org is then the service that decided it); "" otherwise. */
 static int add_step(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], uint64_t seq, int state,
-                    int32_t day, int type, const char *org)
+                    int32_t day, int type, const char *org, const char *to)
 {
     uint8_t key[24];
     memcpy(key, id, 16);
     for (int i = 0; i < 8; i++) key[16 + i] = (uint8_t)(seq >> (56 - 8 * i));
-    step_t s = {(uint8_t)state, day, type, ""};
+    step_t s;
+    memset(&s, 0, sizeof s); /* the padding too: the state file holds no stray bytes */
+    s.state = (uint8_t)state, s.day = day, s.type = type;
     snprintf(s.org, sizeof s.org, "%s", org);
+    snprintf(s.to, sizeof s.to, "%s", to);
     return schakel_kv_put(txn, f->history, key, sizeof key, &s, sizeof s);
 }
 
@@ -361,7 +372,7 @@ static int move(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const 
     }
     l->state = (uint8_t)state;
     if (state != S(REDIRECTED)) l->flags &= (uint8_t)~F_REDIRECTED;
-    *rc = add_step(f, txn, key, rec->seq, state, day, rec->env->type, rec->env->source_org);
+    *rc = add_step(f, txn, key, rec->seq, state, day, rec->env->type, rec->env->source_org, "");
     if (*rc == 0) *rc = notify(f, out, key, l, rec);
     return 0;
 }
@@ -412,7 +423,7 @@ static int open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinaryD
     memcpy(rk + 16, key, 16);
     if (rc == 0) rc = schakel_kv_put(txn, f->by_event, sk, 8, key, 16);
     if (rc == 0) rc = schakel_kv_put(txn, f->by_referral, rk, 32, "", 0);
-    if (rc == 0) rc = add_step(f, txn, id->data, rec->seq, S(SENT), l.sent_day, e->type, e->source_org);
+    if (rc == 0) rc = add_step(f, txn, id->data, rec->seq, S(SENT), l.sent_day, e->type, e->source_org, "");
     return rc;
 }
 
@@ -435,7 +446,9 @@ static int on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logre
         (l.flags & F_DELIVERED) || !l.open || !strcmp(d->recipient_org, l.referrer))
         return 0;
     start_clock(f, &l, d->recipient_org, schakel_day_of(rec->now));
-    int rc = add_step(f, txn, key, rec->seq, S(SENT), l.delivered_day, rec->env->type, d->recipient_org);
+    /* decided by the consent service, received by the recipient */
+    int rc = add_step(f, txn, key, rec->seq, S(SENT), l.delivered_day, rec->env->type, rec->env->source_org,
+                      d->recipient_org);
     return rc ? rc : save_loop(f, txn, key, &l);
 }
 
@@ -722,9 +735,12 @@ static json_t *loop_json(const loop_t *l, int32_t today)
 {
     char id[33];
     schakel_hex_encode(l->referral_id, 16, id);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:b}", "referral_id", id, "origin",
+    /* no receiver until an organisation got the event itself: a notice
+     * (no consent yet) or a hold is no delivery, and the clock does not run */
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:b, s:b}", "referral_id", id, "origin",
                           l->origin == ORIGIN_SIGNAL ? "signal" : "referral", "state", state_name(l->state),
-                          "referrer", l->referrer, "receiver", l->receiver, "sent_on", date_or_null(l->sent_day),
+                          "referrer", l->referrer, "receiver",
+                          l->receiver[0] ? json_string(l->receiver) : json_null(), "sent_on", date_or_null(l->sent_day),
                           "delivered_on", date_or_null(l->delivered_day), "open", l->open != 0, "overdue",
                           overdue(l, today));
     if (l->lead[0]) json_object_set_new(o, "lead", json_string(l->lead));
@@ -802,14 +818,20 @@ json_t *schakel_feedback_loop(const char *dir, const uint8_t rid[16], const char
                  g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
                 if (k.mv_size != 24 || memcmp(k.mv_data, key, 16) != 0) break;
                 step_t s;
-                if (v.mv_size != sizeof s) continue;
-                memcpy(&s, v.mv_data, sizeof s);
+                if (v.mv_size != sizeof s && v.mv_size != STEP_V1_SIZE) continue;
+                memset(&s, 0, sizeof s);
+                memcpy(&s, v.mv_data, v.mv_size);
                 uint64_t seq = 0;
                 for (int i = 0; i < 8; i++) seq = seq << 8 | ((uint8_t *)k.mv_data)[16 + i];
-                json_array_append_new(hist, json_pack("{s:I, s:o, s:s, s:s, s:s}", "seq", (json_int_t)seq, "on",
-                                                      date_or_null(s.day), "state", state_name(s.state), "event",
-                                                      schakel_event_type_name(s.type) ? schakel_event_type_name(s.type) : "?",
-                                                      "by", s.org));
+                json_t *step = json_pack("{s:I, s:o, s:s, s:s}", "seq", (json_int_t)seq, "on", date_or_null(s.day),
+                                         "state", state_name(s.state), "event",
+                                         schakel_event_type_name(s.type) ? schakel_event_type_name(s.type) : "?");
+                if (v.mv_size == STEP_V1_SIZE && s.type == T(CONSENT_DECISION))
+                    json_object_set_new(step, "to", json_string(s.org)); /* the decider was not kept */
+                else
+                    json_object_set_new(step, "by", json_string(s.org));
+                if (s.to[0]) json_object_set_new(step, "to", json_string(s.to));
+                json_array_append_new(hist, step);
             }
             mdb_cursor_close(cur);
         }
