@@ -39,6 +39,7 @@
 #include "logging.h"
 #include "mapping.h"
 #include "outbox.h"
+#include "outbox_cli.h"
 
 #define FORWARD_BATCH 256
 #define FILE_MAX ((size_t)256 << 20)
@@ -1027,6 +1028,8 @@ static json_t *status_json(adapter_t *a)
 static const char usage[] =
     "usage: schakel adapter --config FILE [--stdin] [--once]\n"
     "       schakel adapter status --config FILE\n"
+    "       schakel adapter dead-letters --config FILE\n"
+    "       schakel adapter requeue --config FILE (--id EVENT_ID | --all)\n"
     "       schakel adapter check --profile FILE [--org ORG] [--region-key FILE] EXPORT...\n"
     "\n"
     "Runs an organisation's adapter (docs/adapters.md): rows from the spool\n"
@@ -1038,6 +1041,9 @@ static const char usage[] =
     "Stops cleanly on SIGTERM; a SIGKILL loses nothing acknowledged.\n"
     "\n"
     "status: outbox depth, oldest unacknowledged event, last ACK, last error.\n"
+    "dead-letters: the events the broker refused for good, a JSON line each\n"
+    "(event_id, type, refused_at, reason). requeue: after fixing the cause,\n"
+    "puts them back in the outbox to be sent again (exit 1: no such letter).\n"
     "check: maps an export with a profile and prints the events as JSON lines\n"
     "and the rows it would reject, without sending anything (to write a profile).\n";
 
@@ -1047,6 +1053,21 @@ static void on_signal(int sig)
 {
     (void)sig;
     if (stop_flag) atomic_store(stop_flag, 1);
+}
+
+/* dead-letters and requeue (outbox_cli.c): they need only the state */
+static int cmd_outbox(int argc, char **argv)
+{
+    adapter_t a;
+    memset(&a, 0, sizeof a);
+    const char *config = NULL;
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
+    int rc = config ? configure(&a, config, 0) : schakel_fail(a.why, SCHAKEL_ECONFIG, "--config FILE is required");
+    schakel_profile_destroy(&a.profile);
+    memset(a.region_key, 0, sizeof a.region_key);
+    if (rc) fprintf(stderr, "schakel adapter %s: %s\n", argv[1], a.why);
+    return rc ? 2 : schakel_outbox_cli(argc, argv, a.state);
 }
 
 static int cmd_status(int argc, char **argv)
@@ -1309,6 +1330,7 @@ int schakel_adapter_cli(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "status")) return cmd_status(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "check")) return cmd_check(argc, argv);
+    if (argc >= 2 && (!strcmp(argv[1], "dead-letters") || !strcmp(argv[1], "requeue"))) return cmd_outbox(argc, argv);
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;
