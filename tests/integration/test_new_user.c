@@ -57,6 +57,11 @@ static int run(const char *tag, const char *in_path, const char *const *args)
     }
     int st;
     waitpid(pid, &st, 0);
+    size_t len;
+    char *text = schakel_file_read(err, 1 << 20, &len); /* the ASan build: a report fails the test */
+    if (text && (strstr(text, "Sanitizer") || strstr(text, "runtime error")))
+        fail_msg("schakel %s: sanitizer report in %s", args[0], err);
+    free(text);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
