@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "codec.h"
 #include "crypto.h"
 #include "error.h"
@@ -104,19 +105,12 @@ static int pick_one(void *arg, const schakel_outbox_dead_t *d, const uint8_t *ev
     return 0;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int requeue(schakel_outbox_t *o, const char *only, int all)
 {
     pick_t p = {only, NULL, NULL, 0, 0, 0};
     char why[SCHAKEL_ERRLEN] = "";
     int rc = schakel_outbox_dead_letters(o, pick_one, &p);
-    if (rc == 0 && p.n) rc = schakel_outbox_requeue(o, p.ns, p.n, wall_ms(), why);
+    if (rc == 0 && p.n) rc = schakel_outbox_requeue(o, p.ns, p.n, schakel_wall_ms(), why);
     int status = 0;
     if (rc) {
         fprintf(stderr, "schakel adapter requeue: %s\n", why[0] ? why : schakel_strerror(rc));

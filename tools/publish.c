@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "client.h"
+#include "clock.h"
 #include "codec.h"
 #include "error.h"
 #include "json.h"
@@ -67,13 +68,6 @@ static void print_line(long line, const char *event_id, const char *error, const
     json_decref(o);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Fills what a person may leave out; the event id comes from the line. */
 static void complete(schakel_envelope_t *env, const char *org, const char *text, size_t len)
 {
@@ -81,7 +75,7 @@ static void complete(schakel_envelope_t *env, const char *org, const char *text,
         if (env->source_org != protobuf_c_empty_string) free(env->source_org);
         env->source_org = strdup(org);
     }
-    if (env->occurred_at == 0) env->occurred_at = now_ms();
+    if (env->occurred_at == 0) env->occurred_at = schakel_wall_ms();
     if (env->event_id.len == 0) {
         uint8_t h[SCHAKEL_SHA256_LEN];
         schakel_sha256_t c;

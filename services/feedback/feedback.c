@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "calendar.h"
 #include "directory.h"
 #include "error.h"
@@ -225,7 +226,7 @@ static int add_step(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], u
 {
     uint8_t key[24];
     memcpy(key, id, 16);
-    for (int i = 0; i < 8; i++) key[16 + i] = (uint8_t)(seq >> (56 - 8 * i));
+    schakel_put_be64(key + 16, seq);
     step_t s;
     memset(&s, 0, sizeof s); /* the padding too: the state file holds no stray bytes */
     s.state = (uint8_t)state, s.day = day, s.type = type;
@@ -391,11 +392,6 @@ static void loop_key(uint8_t key[16], const uint8_t id[16], const char *referrer
     schakel_derive_id(key, "schakel/v1/feedback/loop", id, (size_t)16, referrer, strlen(referrer), NULL);
 }
 
-static void seq_key(uint8_t out[8], uint64_t seq)
-{
-    for (int i = 0; i < 8; i++) out[i] = (uint8_t)(seq >> (56 - 8 * i));
-}
-
 static int open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinaryData *rid, int origin,
                      const schakel_logrec_t *rec)
 {
@@ -418,7 +414,7 @@ static int open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinaryD
     memcpy(l.event_id, e->event_id.data, 16);
     l.event_seq = rec->seq;
     int rc = save_loop(f, txn, id->data, &l);
-    seq_key(sk, rec->seq);
+    schakel_put_be64(sk, rec->seq);
     memcpy(rk, rid->data, 16);
     memcpy(rk + 16, key, 16);
     if (rc == 0) rc = schakel_kv_put(txn, f->by_event, sk, 8, key, 16);
@@ -435,7 +431,7 @@ static int on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logre
     MDB_val v;
     loop_t l;
     uint8_t sk[8];
-    seq_key(sk, d->about_seq);
+    schakel_put_be64(sk, d->about_seq);
     if (d->outcome != SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER || d->about_event_id.len != 16 ||
         kind_of(f, rec->env->source_org) != SCHAKEL__V1__ORG_KIND__ORG_KIND_SERVICE ||
         schakel_kv_get(txn, f->by_event, sk, 8, &v) != 0 || v.mv_size != 16)
@@ -821,8 +817,7 @@ json_t *schakel_feedback_loop(const char *dir, const uint8_t rid[16], const char
                 if (v.mv_size != sizeof s && v.mv_size != STEP_V1_SIZE) continue;
                 memset(&s, 0, sizeof s);
                 memcpy(&s, v.mv_data, v.mv_size);
-                uint64_t seq = 0;
-                for (int i = 0; i < 8; i++) seq = seq << 8 | ((uint8_t *)k.mv_data)[16 + i];
+                uint64_t seq = schakel_get_be64((const uint8_t *)k.mv_data + 16);
                 json_t *step = json_pack("{s:I, s:o, s:s, s:s}", "seq", (json_int_t)seq, "on", date_or_null(s.day),
                                          "state", state_name(s.state), "event",
                                          schakel_event_type_name(s.type) ? schakel_event_type_name(s.type) : "?");
