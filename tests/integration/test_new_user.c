@@ -5,7 +5,8 @@
  * (exit 3); loops name the receiver only once there is one, and the
  * delivery step as decided by the consent service, received by the
  * wijkteam; dead letters are listed without content and sent again after
- * the directory is fixed. */
+ * the directory is fixed; no doc or source cites a file outside the
+ * repository. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -422,6 +424,40 @@ static void dead_letters_are_listed_then_requeued_after_a_fix(void **state)
     assert_int_equal(adapter_stop(&a, SIGTERM), 0);
 }
 
+/* ---- the repository stands alone ---- */
+
+static const char *const outside[] = {"DESIGN" ".md", "DOMAIN" ".md", "../" "shared", "seeds" "/"};
+static char cited[1200];
+
+static int no_outside_citation(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)ftw;
+    if (flag != FTW_F || !S_ISREG(st->st_mode) || st->st_size > (4 << 20) || strstr(path, "/corpus/")) return 0;
+    size_t len;
+    char *text = schakel_file_read(path, (size_t)st->st_size + 1, &len);
+    for (size_t i = 0; text && i < sizeof outside / sizeof outside[0] && !cited[0]; i++)
+        if (memmem(text, len, outside[i], strlen(outside[i])))
+            snprintf(cited, sizeof cited, "%s cites %s", path, outside[i]);
+    free(text);
+    return cited[0] != 0;
+}
+
+/* A reader of the docs, the code or the benchmarks needs nothing that is
+ * not in the repository (the project's own notes are not). */
+static void the_repository_cites_no_file_outside_it(void **state)
+{
+    (void)state;
+    const char *const parts[] = {"docs", "bench", "proto", "lib", "brokers", "adapters", "services", "tools",
+                                 "deploy", "scripts", "README.md", "CONTRIBUTING.md"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", SCHAKEL_SOURCE_DIR, parts[i]);
+        cited[0] = 0;
+        nftw(path, no_outside_citation, 16, FTW_PHYS);
+        if (cited[0]) fail_msg("%s", cited);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +467,7 @@ int main(void)
         cmocka_unit_test(publish_tells_a_refused_key_from_no_broker),
         cmocka_unit_test(loops_show_who_received_and_who_decided),
         cmocka_unit_test(dead_letters_are_listed_then_requeued_after_a_fix),
+        cmocka_unit_test(the_repository_cites_no_file_outside_it),
     };
     return cmocka_run_group_tests(tests, setup, adapters_node_teardown);
 }
