@@ -221,8 +221,8 @@ static int save_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], 
 
 /* to: for a delivery, the organisation that received the loop's event
  * (org is then the service that decided it); "" otherwise. */
-static int add_step(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], uint64_t seq, int state,
-                    int32_t day, int type, const char *org, const char *to)
+static int add_step_to(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], uint64_t seq, int state,
+                       int32_t day, int type, const char *org, const char *to)
 {
     uint8_t key[24];
     memcpy(key, id, 16);
@@ -233,6 +233,12 @@ static int add_step(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], u
     snprintf(s.org, sizeof s.org, "%s", org);
     snprintf(s.to, sizeof s.to, "%s", to);
     return schakel_kv_put(txn, f->history, key, sizeof key, &s, sizeof s);
+}
+
+static int add_step(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], uint64_t seq, int state,
+                    int32_t day, int type, const char *org)
+{
+    return add_step_to(f, txn, id, seq, state, day, type, org, "");
 }
 
 static int kind_of(schakel_feedback_t *f, const char *org)
@@ -373,7 +379,7 @@ static int move(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const 
     }
     l->state = (uint8_t)state;
     if (state != S(REDIRECTED)) l->flags &= (uint8_t)~F_REDIRECTED;
-    *rc = add_step(f, txn, key, rec->seq, state, day, rec->env->type, rec->env->source_org, "");
+    *rc = add_step(f, txn, key, rec->seq, state, day, rec->env->type, rec->env->source_org);
     if (*rc == 0) *rc = notify(f, out, key, l, rec);
     return 0;
 }
@@ -419,7 +425,7 @@ static int open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinaryD
     memcpy(rk + 16, key, 16);
     if (rc == 0) rc = schakel_kv_put(txn, f->by_event, sk, 8, key, 16);
     if (rc == 0) rc = schakel_kv_put(txn, f->by_referral, rk, 32, "", 0);
-    if (rc == 0) rc = add_step(f, txn, id->data, rec->seq, S(SENT), l.sent_day, e->type, e->source_org, "");
+    if (rc == 0) rc = add_step(f, txn, id->data, rec->seq, S(SENT), l.sent_day, e->type, e->source_org);
     return rc;
 }
 
@@ -443,8 +449,8 @@ static int on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logre
         return 0;
     start_clock(f, &l, d->recipient_org, schakel_day_of(rec->now));
     /* decided by the consent service, received by the recipient */
-    int rc = add_step(f, txn, key, rec->seq, S(SENT), l.delivered_day, rec->env->type, rec->env->source_org,
-                      d->recipient_org);
+    int rc = add_step_to(f, txn, key, rec->seq, S(SENT), l.delivered_day, rec->env->type, rec->env->source_org,
+                         d->recipient_org);
     return rc ? rc : save_loop(f, txn, key, &l);
 }
 
