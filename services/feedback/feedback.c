@@ -737,14 +737,14 @@ static json_t *loop_json(const loop_t *l, int32_t today)
 {
     char id[33];
     schakel_hex_encode(l->referral_id, 16, id);
-    /* no receiver until an organisation got the event itself: a notice
-     * (no consent yet) or a hold is no delivery, and the clock does not run */
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:b, s:b}", "referral_id", id, "origin",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:b}", "referral_id", id, "origin",
                           l->origin == ORIGIN_SIGNAL ? "signal" : "referral", "state", state_name(l->state),
-                          "referrer", l->referrer, "receiver",
-                          l->receiver[0] ? json_string(l->receiver) : json_null(), "sent_on", date_or_null(l->sent_day),
+                          "referrer", l->referrer, "receiver", l->receiver, "sent_on", date_or_null(l->sent_day),
                           "delivered_on", date_or_null(l->delivered_day), "open", l->open != 0, "overdue",
                           overdue(l, today));
+    /* no receiver until an organisation got the event itself: a notice
+     * (no consent yet) or a hold is no delivery, and the clock does not run */
+    if (!l->receiver[0]) json_object_set_new(o, "receiver", json_null());
     if (l->lead[0]) json_object_set_new(o, "lead", json_string(l->lead));
     if (l->flags & F_DELIVERED) {
         json_object_set_new(o, "received_due", date_or_null(l->due_received));
