@@ -1,7 +1,7 @@
 /* `schakel adapter ...`: the command line. Only the dispatch lives here,
  * as a table of subcommands (a new one is a line in it and a line of the
  * usage); what each does is in its own file: run.c (the adapter itself),
- * commands.c (status, check). */
+ * commands.c (status, check, dead-letters, requeue). */
 #include "adapter.h"
 
 #include <stdio.h>
@@ -12,6 +12,8 @@
 const char adapter_usage[] =
     "usage: schakel adapter --config FILE [--stdin] [--once]\n"
     "       schakel adapter status --config FILE\n"
+    "       schakel adapter dead-letters --config FILE\n"
+    "       schakel adapter requeue --config FILE (--id EVENT_ID | --all)\n"
     "       schakel adapter check --profile FILE [--org ORG] [--region-key FILE] EXPORT...\n"
     "\n"
     "Runs an organisation's adapter (docs/adapters.md): rows from the spool\n"
@@ -23,6 +25,9 @@ const char adapter_usage[] =
     "Stops cleanly on SIGTERM; a SIGKILL loses nothing acknowledged.\n"
     "\n"
     "status: outbox depth, oldest unacknowledged event, last ACK, last error.\n"
+    "dead-letters: the events the broker refused for good, a JSON line each\n"
+    "(event_id, type, refused_at, reason). requeue: after fixing the cause,\n"
+    "puts them back in the outbox to be sent again (exit 1: no such letter).\n"
     "check: maps an export with a profile and prints the events as JSON lines\n"
     "and the rows it would reject, without sending anything (to write a profile).\n";
 
@@ -33,6 +38,8 @@ static const struct {
 } subcommands[] = {
     {"status", adapter_cmd_status},
     {"check", adapter_cmd_check},
+    {"dead-letters", adapter_cmd_outbox},
+    {"requeue", adapter_cmd_outbox},
 };
 
 int schakel_adapter_cli(int argc, char **argv)

@@ -128,6 +128,7 @@ void *adapter_inbox_main(void *arg);
 json_t *adapter_status_json(adapter_t *a);
 int adapter_cmd_status(int argc, char **argv);
 int adapter_cmd_check(int argc, char **argv);
+int adapter_cmd_outbox(int argc, char **argv);
 int adapter_cmd_run(int argc, char **argv);
 
 #endif

@@ -1,7 +1,8 @@
 /* `schakel adapter status` (the outbox's depth, oldest unacknowledged
- * event, last ACK and last error; also GET /status) and `schakel adapter
+ * event, last ACK and last error; also GET /status), `schakel adapter
  * check` (maps an export with a profile and prints the events and the
- * rejects, sending nothing: for writing a profile). */
+ * rejects, sending nothing: for writing a profile), and `dead-letters` and
+ * `requeue` (outbox_cli.c), which need only the configuration. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "adapter_impl.h"
 #include "fileio.h"
+#include "outbox_cli.h"
 
 json_t *adapter_status_json(adapter_t *a)
 {
@@ -30,6 +32,22 @@ json_t *adapter_status_json(adapter_t *a)
     json_object_set_new(o, "last_error", s.last_error[0] ? json_string(s.last_error) : json_null());
     json_object_set_new(o, "last_error_at", last_err[0] ? json_string(last_err) : json_null());
     return o;
+}
+
+/* dead-letters and requeue (outbox_cli.c): they need only the state */
+int adapter_cmd_outbox(int argc, char **argv)
+{
+    adapter_t a;
+    memset(&a, 0, sizeof a);
+    const char *config = NULL;
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
+    int rc = config ? adapter_configure(&a, config, 0)
+                    : schakel_fail(a.why, SCHAKEL_ECONFIG, "--config FILE is required");
+    schakel_profile_destroy(&a.profile);
+    memset(a.region_key, 0, sizeof a.region_key);
+    if (rc) fprintf(stderr, "schakel adapter %s: %s\n", argv[1], a.why);
+    return rc ? 2 : schakel_outbox_cli(argc, argv, a.state);
 }
 
 int adapter_cmd_status(int argc, char **argv)

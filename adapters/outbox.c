@@ -2,6 +2,8 @@
  *   pending   u64be(n) -> i64 put-time || sealed event (oldest first)
  *   ids       event id -> HMAC-SHA-256(key, event): every id ever put
  *   dead      u64be(n) -> reason NUL sealed event
+ *   dead_at   u64be(n) -> i64be(when the broker refused it) (absent for
+ *             letters of older versions)
  *   meta      name -> value (counters, cursor, last error, "format")
  * No event is in the file in clear (LMDB keeps freed pages, so deleting
  * after the ACK would not be enough): a sealed event is nonce(12) ||
@@ -20,6 +22,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bytes.h"
+#include "clock.h"
 #include "crypto.h"
 #include "error.h"
 #include "fileio.h"
@@ -30,32 +34,21 @@
 
 struct schakel_outbox {
     MDB_env *env;
-    MDB_dbi pending, ids, dead, meta;
+    MDB_dbi pending, ids, dead, meta, dead_at;
+    int has_dead_at; /* a read-only open of an older outbox has no dead_at */
     uint8_t key[SCHAKEL_AEAD_KEY_LEN]; /* not loaded when read_only */
 };
-
-static void be64(uint8_t out[8], uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8) out[i] = (uint8_t)v;
-}
-
-static uint64_t rd64(const uint8_t in[8])
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v = v << 8 | in[i];
-    return v;
-}
 
 static uint64_t meta_u64(MDB_txn *txn, schakel_outbox_t *o, const char *name)
 {
     MDB_val k = {strlen(name), (void *)name}, v;
-    return mdb_get(txn, o->meta, &k, &v) == 0 && v.mv_size == 8 ? rd64(v.mv_data) : 0;
+    return mdb_get(txn, o->meta, &k, &v) == 0 && v.mv_size == 8 ? schakel_get_be64(v.mv_data) : 0;
 }
 
 static int meta_put(MDB_txn *txn, schakel_outbox_t *o, const char *name, uint64_t value)
 {
     uint8_t b[8];
-    be64(b, value);
+    schakel_put_be64(b, value);
     MDB_val k = {strlen(name), (void *)name}, v = {8, b};
     return mdb_put(txn, o->meta, &k, &v, 0);
 }
@@ -64,7 +57,7 @@ static int meta_put(MDB_txn *txn, schakel_outbox_t *o, const char *name, uint64_
 static int seal(const schakel_outbox_t *o, uint64_t n, const uint8_t *event, size_t len, uint8_t *out)
 {
     uint8_t aad[8];
-    be64(aad, n);
+    schakel_put_be64(aad, n);
     if (schakel_random(out, SCHAKEL_AEAD_NONCE_LEN) != 0) return SCHAKEL_ECRYPTO;
     return schakel_aead_seal(o->key, out, aad, 8, event, len, out + SCHAKEL_AEAD_NONCE_LEN);
 }
@@ -75,7 +68,7 @@ static uint8_t *unseal(const schakel_outbox_t *o, uint64_t n, const uint8_t *in,
 {
     uint8_t aad[8];
     if (clen <= SEAL_OVERHEAD) return NULL;
-    be64(aad, n);
+    schakel_put_be64(aad, n);
     uint8_t *out = malloc(clen - SEAL_OVERHEAD);
     if (out && schakel_aead_open(o->key, in, aad, 8, in + SCHAKEL_AEAD_NONCE_LEN, clen - SCHAKEL_AEAD_NONCE_LEN,
                                  out) != 0) {
@@ -118,7 +111,7 @@ static int upgrade(schakel_outbox_t *o, MDB_txn *txn)
                 break;
             }
             memcpy(nv, p, head);
-            rc = seal(o, rd64(k.mv_data), p + head, elen, nv + head);
+            rc = seal(o, schakel_get_be64(k.mv_data), p + head, elen, nv + head);
             MDB_val nval = {nlen, nv};
             if (rc == 0) rc = mdb_cursor_put(cur, &k, &nval, MDB_CURRENT);
             free(nv);
@@ -149,6 +142,11 @@ schakel_outbox_t *schakel_outbox_open(const char *dir, int read_only, char *why)
     if (rc == 0) rc = mdb_dbi_open(txn, "ids", f, &o->ids);
     if (rc == 0) rc = mdb_dbi_open(txn, "dead", f, &o->dead);
     if (rc == 0) rc = mdb_dbi_open(txn, "meta", f, &o->meta);
+    if (rc == 0) {
+        int r = mdb_dbi_open(txn, "dead_at", f, &o->dead_at);
+        if (r == 0) o->has_dead_at = 1;
+        else if (!(read_only && r == MDB_NOTFOUND)) rc = r;
+    }
     if (rc == 0 && !read_only) {
         char kp[4200];
         snprintf(kp, sizeof kp, "%s/outbox.key", dir);
@@ -208,13 +206,11 @@ int schakel_outbox_put(schakel_outbox_t *o, schakel_outbox_item_t *items, size_t
         }
         MDB_val sv = {sizeof hash, hash};
         rc = mdb_put(txn, o->ids, &k, &sv, 0);
-        be64(key, ++next);
+        schakel_put_be64(key, ++next);
         MDB_val pk = {8, key}, pv = {8 + items[i].len + SEAL_OVERHEAD, NULL};
         if (rc == 0) rc = mdb_put(txn, o->pending, &pk, &pv, MDB_APPEND | MDB_RESERVE);
         if (rc == 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            be64(pv.mv_data, (uint64_t)((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+            schakel_put_be64(pv.mv_data, (uint64_t)schakel_wall_ms());
             if (seal(o, next, items[i].event, items[i].len, (uint8_t *)pv.mv_data + 8) != 0) {
                 rc = SCHAKEL_ECRYPTO;
                 break;
@@ -246,9 +242,9 @@ size_t schakel_outbox_peek(schakel_outbox_t *o, size_t max, uint8_t **bufs, size
         for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0 && n < max;
              g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
             if (k.mv_size != 8 || v.mv_size <= 8) continue;
-            bufs[n] = unseal(o, rd64(k.mv_data), (uint8_t *)v.mv_data + 8, v.mv_size - 8, &lens[n]);
+            bufs[n] = unseal(o, schakel_get_be64(k.mv_data), (uint8_t *)v.mv_data + 8, v.mv_size - 8, &lens[n]);
             if (!bufs[n]) continue; /* another key, or altered: stays pending (outbox_depth shows it) */
-            keys[n] = rd64(k.mv_data);
+            keys[n] = schakel_get_be64(k.mv_data);
             n++;
         }
         mdb_cursor_close(cur);
@@ -266,7 +262,7 @@ int schakel_outbox_done(schakel_outbox_t *o, const uint64_t *keys, const char *c
     uint64_t acked = meta_u64(txn, o, "acked"), dead = meta_u64(txn, o, "dead");
     for (size_t i = 0; i < n && rc == 0; i++) {
         uint8_t key[8];
-        be64(key, keys[i]);
+        schakel_put_be64(key, keys[i]);
         MDB_val k = {8, key}, v;
         if (mdb_get(txn, o->pending, &k, &v) != 0 || v.mv_size <= 8) continue;
         size_t elen = v.mv_size - 8;
@@ -285,6 +281,10 @@ int schakel_outbox_done(schakel_outbox_t *o, const uint64_t *keys, const char *c
                 memcpy(dv.mv_data, reasons[i], rl);
                 memcpy((uint8_t *)dv.mv_data + rl, ev, elen);
             }
+            uint8_t at[8];
+            schakel_put_be64(at, (uint64_t)now_ms);
+            MDB_val av = {8, at};
+            if (rc == 0 && o->has_dead_at) rc = mdb_put(txn, o->dead_at, &k, &av, 0);
             dead++;
         } else {
             acked++;
@@ -342,7 +342,7 @@ int schakel_outbox_status(schakel_outbox_t *o, schakel_outbox_status_t *s)
     MDB_cursor *cur;
     MDB_val k, v;
     if (mdb_cursor_open(txn, o->pending, &cur) == 0) {
-        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && v.mv_size >= 8) s->oldest_pending_ms = (int64_t)rd64(v.mv_data);
+        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && v.mv_size >= 8) s->oldest_pending_ms = (int64_t)schakel_get_be64(v.mv_data);
         mdb_cursor_close(cur);
     }
     s->acked = meta_u64(txn, o, "acked");
@@ -355,4 +355,111 @@ int schakel_outbox_status(schakel_outbox_t *o, schakel_outbox_status_t *s)
         snprintf(s->last_error, sizeof s->last_error, "%.*s", (int)v.mv_size, (const char *)v.mv_data);
     mdb_txn_abort(txn);
     return 0;
+}
+
+/* ---- dead letters: listing them, and sending them again ---- */
+
+/* Splits a dead entry into its reason and its sealed event. */
+static int dead_parts(const MDB_val *v, const char **reason, size_t *rlen, const uint8_t **sealed, size_t *slen)
+{
+    size_t r = strnlen(v->mv_data, v->mv_size);
+    if (r >= v->mv_size) return -1;
+    *reason = v->mv_data;
+    *rlen = r;
+    *sealed = (const uint8_t *)v->mv_data + r + 1;
+    *slen = v->mv_size - r - 1;
+    return 0;
+}
+
+int schakel_outbox_dead_letters(schakel_outbox_t *o, schakel_outbox_dead_fn fn, void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    if (mdb_txn_begin(o->env, NULL, MDB_RDONLY, &txn) != 0) return SCHAKEL_ESTORE;
+    if (mdb_cursor_open(txn, o->dead, &cur) != 0) {
+        mdb_txn_abort(txn);
+        return SCHAKEL_ESTORE;
+    }
+    int rc = 0;
+    MDB_val k, v;
+    for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0 && rc == 0;
+         g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const char *reason;
+        const uint8_t *sealed;
+        size_t rlen, slen;
+        if (k.mv_size != 8 || dead_parts(&v, &reason, &rlen, &sealed, &slen) != 0) continue;
+        schakel_outbox_dead_t d;
+        memset(&d, 0, sizeof d);
+        d.n = schakel_get_be64(k.mv_data);
+        snprintf(d.reason, sizeof d.reason, "%.*s", (int)rlen, reason);
+        MDB_val av;
+        if (o->has_dead_at && mdb_get(txn, o->dead_at, &k, &av) == 0 && av.mv_size == 8)
+            d.refused_ms = (int64_t)schakel_get_be64(av.mv_data);
+        size_t len = 0;
+        uint8_t *event = unseal(o, d.n, sealed, slen, &len); /* NULL: another key, or altered */
+        rc = fn(arg, &d, event, event ? len : 0);
+        free(event);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* Moves dead letter n back to the end of pending, sealed anew for its new
+ * place, with now as its put-time. 0, SCHAKEL_ENOTFOUND (no such letter),
+ * SCHAKEL_ECRYPTO (it does not open with this outbox's key) or an LMDB
+ * code. */
+static int requeue_one(schakel_outbox_t *o, MDB_txn *txn, uint64_t n, uint64_t *next, int64_t now_ms)
+{
+    uint8_t key[8];
+    schakel_put_be64(key, n);
+    MDB_val k = {8, key}, v;
+    const char *reason;
+    const uint8_t *sealed;
+    size_t rlen, slen, len = 0;
+    if (mdb_get(txn, o->dead, &k, &v) != 0 || dead_parts(&v, &reason, &rlen, &sealed, &slen) != 0)
+        return SCHAKEL_ENOTFOUND;
+    uint8_t *event = unseal(o, n, sealed, slen, &len);
+    if (!event) return SCHAKEL_ECRYPTO;
+    uint8_t nk[8];
+    schakel_put_be64(nk, ++*next);
+    MDB_val pk = {8, nk}, pv = {8 + len + SEAL_OVERHEAD, NULL};
+    int rc = mdb_put(txn, o->pending, &pk, &pv, MDB_APPEND | MDB_RESERVE);
+    if (rc == 0) {
+        schakel_put_be64(pv.mv_data, (uint64_t)now_ms);
+        if (seal(o, *next, event, len, (uint8_t *)pv.mv_data + 8) != 0) rc = SCHAKEL_ECRYPTO;
+    }
+    memset(event, 0, len);
+    free(event);
+    if (rc == 0) rc = mdb_del(txn, o->dead, &k, NULL);
+    if (rc == 0 && o->has_dead_at) {
+        int r = mdb_del(txn, o->dead_at, &k, NULL);
+        if (r != 0 && r != MDB_NOTFOUND) rc = r;
+    }
+    return rc;
+}
+
+int schakel_outbox_requeue(schakel_outbox_t *o, const uint64_t *ns, size_t count, int64_t now_ms, char *why)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(o->env, NULL, 0, &txn);
+    if (rc) return schakel_fail(why, SCHAKEL_ESTORE, "outbox: %s", mdb_strerror(rc));
+    uint64_t next = meta_u64(txn, o, "next"), dead = meta_u64(txn, o, "dead");
+    size_t i = 0;
+    for (; i < count && rc == 0; i++) {
+        rc = requeue_one(o, txn, ns[i], &next, now_ms);
+        if (rc == 0 && dead) dead--;
+    }
+    if (rc == 0) rc = meta_put(txn, o, "next", next);
+    if (rc == 0) rc = meta_put(txn, o, "dead", dead);
+    if (rc == 0) rc = mdb_txn_commit(txn); /* fsync: in the outbox before we say so */
+    else mdb_txn_abort(txn);
+    if (rc == SCHAKEL_ENOTFOUND)
+        return schakel_fail(why, rc, "dead letter %zu of %zu is no longer there (requeued already?): nothing "
+                                     "was changed", i, count);
+    if (rc == SCHAKEL_ECRYPTO)
+        return schakel_fail(why, rc, "a dead letter does not open with this outbox's key (outbox.key replaced?): "
+                                     "nothing was changed");
+    return rc ? schakel_fail(why, rc == MDB_MAP_FULL ? SCHAKEL_EFULL : SCHAKEL_ESTORE, "outbox: %s", mdb_strerror(rc))
+              : 0;
 }

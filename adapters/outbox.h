@@ -65,4 +65,28 @@ typedef struct {
 
 int schakel_outbox_status(schakel_outbox_t *self, schakel_outbox_status_t *out);
 
+/* A dead letter: an event the broker refused for good. */
+typedef struct {
+    uint64_t n;          /* its place in the outbox */
+    int64_t refused_ms;  /* when the broker refused it; 0 when not kept (older outbox) */
+    char reason[320];    /* the broker's reason, scrubbed of values */
+} schakel_outbox_dead_t;
+
+/* Called per dead letter, oldest first, with its event (NULL, len 0 when
+ * it does not open: another key, or altered). Non-zero stops the walk and
+ * is returned. */
+typedef int (*schakel_outbox_dead_fn)(void *arg, const schakel_outbox_dead_t *d, const uint8_t *event,
+                                      size_t len);
+
+/* Walks the dead letters (needs an outbox opened with its key, not
+ * read_only). 0, SCHAKEL_ESTORE, or what fn returned. */
+int schakel_outbox_dead_letters(schakel_outbox_t *self, schakel_outbox_dead_fn fn, void *arg);
+
+/* Puts dead letters ns[0..count) back at the end of the pending events,
+ * as they were, in one durable transaction (all or none), and takes them
+ * off the dead-letter count: the forwarder sends them again. Their ids
+ * stay known, so a re-import still answers "known". 0, or an error code
+ * with the reason in why. */
+int schakel_outbox_requeue(schakel_outbox_t *self, const uint64_t *ns, size_t count, int64_t now_ms, char *why);
+
 #endif

@@ -38,7 +38,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bytes.h"
 #include "client.h"
+#include "clock.h"
 #include "codec.h"
 #include "crypto.h"
 #include "error.h"
@@ -120,13 +122,6 @@ typedef struct {
 } results_t;
 
 /* ---- small helpers ---- */
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void sleep_ms(int ms)
 {
@@ -327,16 +322,6 @@ static void show_log_tail(const char *label, const char *path)
 
 /* ---- events ---- */
 
-static void be32(uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
-}
-
-static void be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
-}
-
 /* Packs signal number g of publisher p into buf (cap bytes) with a
  * case_ref of ref_len characters; returns the packed size, or the size it
  * would need if it does not fit (nothing written then). */
@@ -354,9 +339,9 @@ static size_t pack_signal(const publisher_t *p, const uint8_t run_id[8], size_t 
     uint64_t g = (uint64_t)p->idx << 32 | i;
 
     memcpy(id, run_id, 8); /* unique per run, publisher and event */
-    be32(id + 8, (uint32_t)p->idx);
-    be32(id + 12, (uint32_t)i);
-    be64(seed, g);
+    schakel_put_be32(id + 8, (uint32_t)p->idx);
+    schakel_put_be32(id + 12, (uint32_t)i);
+    schakel_put_be64(seed, g);
     schakel_sha256(seed, sizeof seed, corr);
     schakel_hex_encode(corr, sizeof corr, hex);
     /* an opaque reference at the source, as long as the size target asks */
@@ -474,10 +459,10 @@ static int broker_start(bench_t *b)
         fprintf(stderr, "bench: fork: %s\n", strerror(errno));
         return -1;
     }
-    int64_t end = now_ns() + (int64_t)READY_MS * 1000000;
+    int64_t end = schakel_mono_ns() + (int64_t)READY_MS * 1000000;
     int st;
     while (access(nodejson, F_OK) != 0) { /* written last on first run */
-        if (child_gone(&b->broker, &st) || now_ns() > end || interrupted) goto fail;
+        if (child_gone(&b->broker, &st) || schakel_mono_ns() > end || interrupted) goto fail;
         sleep_ms(20);
     }
     schakel_keys_t k;
@@ -485,7 +470,7 @@ static int broker_start(bench_t *b)
     snprintf(b->server_public, sizeof b->server_public, "%s", k.curve_public);
     schakel_client_t *c = client_for(b, "svc-audit", why);
     int rc = -1;
-    while (c && rc != 0 && now_ns() < end && !interrupted) {
+    while (c && rc != 0 && schakel_mono_ns() < end && !interrupted) {
         rc = ping(c, 200, NULL, why);
         if (child_gone(&b->broker, &st)) break;
     }
@@ -503,7 +488,7 @@ fail:
 static void on_ack(void *arg, void *user, const Schakel__V1__Ack *ack)
 {
     publisher_t *p = arg;
-    int64_t t = now_ns();
+    int64_t t = schakel_mono_ns();
     size_t i = (size_t)((int64_t *)user - p->submit_ns);
     size_t want = i + 1 < p->n_batches ? p->b->o.batch : p->n_events - i * p->b->o.batch;
     p->lat_ms[i] = (double)(t - p->submit_ns[i]) / 1e6;
@@ -532,7 +517,7 @@ static int publisher_stop(publisher_t *p, int64_t deadline)
 {
     if (interrupted) return schakel_fail(p->why, SCHAKEL_ETIMEOUT, "interrupted");
     if (atomic_load(&p->b->abort)) return schakel_fail(p->why, SCHAKEL_ETIMEOUT, "aborted");
-    if (now_ns() > deadline)
+    if (schakel_mono_ns() > deadline)
         return schakel_fail(p->why, SCHAKEL_ETIMEOUT, "no final ACK within %d s (%zu of %zu batches ACKed)",
                             p->b->o.timeout_s, p->acked_batches, p->n_batches);
     return 0;
@@ -547,7 +532,7 @@ static void *publisher_main(void *arg)
     publisher_t *p = arg;
     bench_t *b = p->b;
     pthread_barrier_wait(&b->start);
-    int64_t deadline = now_ns() + (int64_t)b->o.timeout_s * 1000000000LL;
+    int64_t deadline = schakel_mono_ns() + (int64_t)b->o.timeout_s * 1000000000LL;
     size_t next = 0;
     while (next < p->n_batches && !p->failed) {
         if (publisher_stop(p, deadline)) {
@@ -560,7 +545,7 @@ static void *publisher_main(void *arg)
         }
         size_t first = next * b->o.batch;
         size_t n = first + b->o.batch <= p->n_events ? b->o.batch : p->n_events - first;
-        p->submit_ns[next] = now_ns();
+        p->submit_ns[next] = schakel_mono_ns();
         if (next == 0) p->first_submit = p->submit_ns[0];
         int rc = schakel_client_submit(p->client, p->ptrs + first, p->lens + first, n,
                                        &p->submit_ns[next], on_ack, p);
@@ -623,7 +608,7 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
     if (started == o->publishers) pthread_barrier_wait(&b->start);
 
     /* Watch the broker while they run. */
-    int64_t give_up = now_ns() + ((int64_t)o->timeout_s + 5) * 1000000000LL;
+    int64_t give_up = schakel_mono_ns() + ((int64_t)o->timeout_s + 5) * 1000000000LL;
     int done = started < o->publishers, st;
     while (!done) {
         sleep_ms(20);
@@ -634,7 +619,7 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
             b->broker = 0;
             fprintf(stderr, "bench: the broker died during the run (status %d)\n", st);
         }
-        if (b->broker <= 0 || interrupted || now_ns() > give_up) {
+        if (b->broker <= 0 || interrupted || schakel_mono_ns() > give_up) {
             atomic_store(&b->abort, 1);
             done = 1;
         }
@@ -748,7 +733,7 @@ static int run_lmdb(bench_t *b, const publisher_t *pubs, results_t *r)
     txn = NULL;
 
     proc_sample_t s0 = proc_sample(getpid());
-    int64_t t0 = now_ns();
+    int64_t t0 = schakel_mono_ns();
     uint64_t seq = 0;
     size_t pi = 0, ei = 0;
     while (seq < o->events && !interrupted) {
@@ -756,7 +741,7 @@ static int run_lmdb(bench_t *b, const publisher_t *pubs, results_t *r)
         for (size_t k = 0; k < o->lmdb_group && seq < o->events; k++) {
             while (ei >= pubs[pi].n_events) pi++, ei = 0;
             uint8_t key[8];
-            be64(key, ++seq);
+            schakel_put_be64(key, ++seq);
             MDB_val kv = {8, key}, vv = {pubs[pi].lens[ei], (void *)pubs[pi].ptrs[ei]};
             ei++;
             LMDB_CHECK(mdb_put(txn, dbi, &kv, &vv, MDB_APPEND), "put");
@@ -765,7 +750,7 @@ static int run_lmdb(bench_t *b, const publisher_t *pubs, results_t *r)
         txn = NULL;
         commits++;
     }
-    double s = (double)(now_ns() - t0) / 1e9;
+    double s = (double)(schakel_mono_ns() - t0) / 1e9;
     r->lmdb_proc = proc_delta(s0, proc_sample(getpid()));
     if (seq == o->events && s > 0) {
         r->lmdb_s = (double)seq / s;
@@ -856,10 +841,10 @@ static int run_redis(bench_t *b, double mean_size, results_t *r)
                            (char *)"--auto-aof-rewrite-percentage", (char *)"0", NULL};
     b->redis = spawn(server_argv, log, -1);
     if (b->redis < 0) goto out;
-    int64_t end = now_ns() + (int64_t)READY_MS * 1000000;
+    int64_t end = schakel_mono_ns() + (int64_t)READY_MS * 1000000;
     while (redis_say(b->redis_port, "PING\r\n", 6, reply, sizeof reply) != 0 ||
            strncmp(reply, "+PONG", 5) != 0) {
-        if (child_gone(&b->redis, &st) || now_ns() > end || interrupted) {
+        if (child_gone(&b->redis, &st) || schakel_mono_ns() > end || interrupted) {
             fprintf(stderr, "bench: redis-server did not answer PING\n");
             show_log_tail("redis-server", log);
             goto out;
@@ -894,10 +879,10 @@ static int run_redis(bench_t *b, double mean_size, results_t *r)
     pipefd[1] = -1;
     if (bench_pid < 0) goto out;
     size_t got = 0;
-    end = now_ns() + (int64_t)o->timeout_s * 1000000000LL;
+    end = schakel_mono_ns() + (int64_t)o->timeout_s * 1000000000LL;
     for (;;) {
         struct pollfd pf = {pipefd[0], POLLIN, 0};
-        if (interrupted || now_ns() > end) {
+        if (interrupted || schakel_mono_ns() > end) {
             fprintf(stderr, "bench: redis-benchmark %s\n", interrupted ? "interrupted" : "timed out");
             goto out;
         }

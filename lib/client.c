@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "codec.h"
 #include "crypto.h"
 #include "error.h"
@@ -38,13 +39,6 @@ struct schakel_client {
     uint64_t next_req;
     int auth_failed;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void *make_socket(schakel_client_t *c, int with_monitor)
 {
@@ -97,7 +91,7 @@ schakel_client_t *schakel_client_new(void *ctx, const schakel_client_options_t *
     c->retry_max_ms = o->retry_max_ms ? o->retry_max_ms : 8000;
     c->window = o->window ? o->window : 64;
     c->slots = calloc(c->window, sizeof *c->slots);
-    if (schakel_random(&c->next_req, sizeof c->next_req) != 0) c->next_req = (uint64_t)mono_ms();
+    if (schakel_random(&c->next_req, sizeof c->next_req) != 0) c->next_req = (uint64_t)schakel_mono_ms();
     c->next_req >>= 1;
     c->sock = c->slots ? make_socket(c, 1) : NULL;
     if (!c->sock) {
@@ -214,7 +208,7 @@ static void handle_reply(schakel_client_t *c, schakel_wire_msg_t *m, schakel_ack
         fake.batch_code = e ? e->code : SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED;
         fake.batch_reason = e ? e->reason : (char *)"unreadable ERROR from broker";
         if (is_retry(&fake)) {
-            s->due = mono_ms() + s->backoff;
+            s->due = schakel_mono_ms() + s->backoff;
         } else if (on_ack) {
             on_ack(arg, s->user, &fake);
             slot_done(c, s);
@@ -227,7 +221,7 @@ static void handle_reply(schakel_client_t *c, schakel_wire_msg_t *m, schakel_ack
     if (!ack) return; /* unreadable: the resend timer will ask again */
     if (is_retry(ack)) {
         s->backoff = s->backoff * 2 > c->retry_max_ms ? c->retry_max_ms : s->backoff * 2;
-        s->due = mono_ms() + s->backoff;
+        s->due = schakel_mono_ms() + s->backoff;
     } else {
         if (on_ack) on_ack(arg, s->user, ack);
         slot_done(c, s);
@@ -240,9 +234,9 @@ static void handle_reply(schakel_client_t *c, schakel_wire_msg_t *m, schakel_ack
 static size_t poll_until(schakel_client_t *c, int timeout_ms, int want_slot, schakel_ack_fn on_ack,
                          void *arg)
 {
-    int64_t end = mono_ms() + timeout_ms;
+    int64_t end = schakel_mono_ms() + timeout_ms;
     for (;;) {
-        int64_t now = mono_ms();
+        int64_t now = schakel_mono_ms();
         int64_t wait = end - now;
         for (size_t i = 0; i < c->window; i++) {
             slot_t *s = &c->slots[i];
@@ -266,7 +260,7 @@ static size_t poll_until(schakel_client_t *c, int timeout_ms, int want_slot, sch
                 if (r == SCHAKEL_EZMQ) break;
             }
         }
-        if (c->inflight == 0 || mono_ms() >= end) break;
+        if (c->inflight == 0 || schakel_mono_ms() >= end) break;
         if (want_slot && c->inflight < c->window) break;
         if (rc < 0 && errno == ETERM) break;
     }
@@ -333,7 +327,7 @@ int schakel_client_submit(schakel_client_t *c, const uint8_t *const *events, con
     s->used = 1;
     s->backoff = c->retry_ms;
     c->inflight++;
-    slot_send(c, s, mono_ms());
+    slot_send(c, s, schakel_mono_ms());
     return 0;
 }
 
@@ -360,9 +354,9 @@ int schakel_client_publish(schakel_client_t *c, const uint8_t *const *events, co
     sync_t st = {&st, NULL};
     int rc = schakel_client_submit(c, events, lens, n, &st, sync_ack, &st);
     if (rc) return rc;
-    int64_t end = mono_ms() + timeout_ms;
-    while (!st.copy && mono_ms() < end) {
-        schakel_client_poll(c, (int)(end - mono_ms() > 100 ? 100 : end - mono_ms()), sync_ack, &st);
+    int64_t end = schakel_mono_ms() + timeout_ms;
+    while (!st.copy && schakel_mono_ms() < end) {
+        schakel_client_poll(c, (int)(end - schakel_mono_ms() > 100 ? 100 : end - schakel_mono_ms()), sync_ack, &st);
         if (c->auth_failed) break;
     }
     if (!st.copy) {
@@ -383,9 +377,9 @@ int schakel_client_call(schakel_client_t *c, const char *name, const ProtobufCMe
     if (!c->call_sock && !(c->call_sock = make_socket(c, 0)))
         return schakel_fail(why, SCHAKEL_EZMQ, "cannot connect to %s", c->endpoint);
     uint64_t id = ++c->next_req;
-    int64_t end = mono_ms() + timeout_ms;
+    int64_t end = schakel_mono_ms() + timeout_ms;
     int sent = 0;
-    while (mono_ms() < end) {
+    while (schakel_mono_ms() < end) {
         if (!sent) {
             if (schakel_wire_send(c->call_sock, NULL, name, id, req, ZMQ_DONTWAIT) == 0) sent = 1;
         }

@@ -9,6 +9,7 @@
 #include <zmq.h>
 
 #include "client.h"
+#include "clock.h"
 #include "error.h"
 #include "wire.h"
 
@@ -23,13 +24,6 @@ struct schakel_consumer {
     size_t pos;
     uint64_t head;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 schakel_consumer_t *schakel_consumer_new(void *ctx, const schakel_consumer_options_t *o, char *why)
 {
@@ -119,7 +113,7 @@ static int fetch(schakel_consumer_t *c, char *why)
 int schakel_consumer_next(schakel_consumer_t *c, const Schakel__V1__Delivered **rec,
                           int timeout_ms, char *why)
 {
-    int64_t end = mono_ms() + timeout_ms;
+    int64_t end = schakel_mono_ms() + timeout_ms;
     for (;;) {
         if (c->batch && c->pos < c->batch->n_records) {
             *rec = c->batch->records[c->pos++];
@@ -128,7 +122,7 @@ int schakel_consumer_next(schakel_consumer_t *c, const Schakel__V1__Delivered **
         int rc = fetch(c, why);
         if (rc == 0 && c->batch->n_records > 0) continue;
         if (rc != 0 && rc != SCHAKEL_ETIMEOUT) return rc;
-        int64_t left = end - mono_ms();
+        int64_t left = end - schakel_mono_ms();
         if (left <= 0) return SCHAKEL_ETIMEOUT;
         /* Sleep until the head moves (or 250 ms, in case a wake-up was lost). */
         drain_sub(c, (int)(left < 250 ? left : 250));

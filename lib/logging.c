@@ -1,5 +1,6 @@
 /* key=value log lines on stderr, one write(2) each so that threads and
  * processes sharing a terminal or a journal never interleave a line. */
+#include "clock.h"
 #include "logging.h"
 
 #include <stdarg.h>
@@ -37,13 +38,13 @@ void schakel_log(int level, const char *component, const char *fmt, ...)
     static const char *names[] = {"debug", "info", "warn", "error"};
     if (level < current_level()) return;
     char line[1024];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms = schakel_wall_ms();
+    time_t sec = (time_t)(ms / 1000);
     struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s component=%s ",
+    gmtime_r(&sec, &tm);
+    int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s component=%s ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, names[level & 3], component);
+                     tm.tm_sec, (int)(ms % 1000), names[level & 3], component);
     if (n < 0 || (size_t)n >= sizeof line) return;
     va_list ap;
     va_start(ap, fmt);

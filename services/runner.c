@@ -216,10 +216,11 @@ int schakel_svc_cli(const char *name, int argc, char **argv)
             printf("usage: schakel %s --node DIR [--as ORG] [--policy FILE] [--state DIR]\n"
                    "\n"
                    "Runs the %s service: reads the log of the broker in DIR from where it\n"
-                   "left off and publishes what it derives (docs/routing.md). Its rules or\n"
+                   "left off and publishes what it derives (%s). Its rules or\n"
                    "policy are DIR/%s.json, its state DIR/services/%s/ (LMDB). It acts as\n"
                    "svc-%s unless --as says otherwise. Stops cleanly on SIGTERM.\n\n%s",
-                   name, name, name, name, name, schakel_conn_help);
+                   name, name, !strcmp(name, "feedback") ? "docs/feedback.md" : "docs/routing.md", name, name,
+                   name, schakel_conn_help);
             svc_free(s);
             return 0;
         } else if (!strcmp(argv[i], "--policy") && i + 1 < argc) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "error.h"
 #include "json.h"
 #include "runner.h"
@@ -37,18 +38,13 @@ static const char usage[] =
     "checkpoints: prints the broker's signed checkpoints as JSON lines\n"
     "{seq, hash, at, signature} from SEQ on, for organisations to keep.\n"
     "\n"
-    "replay: re-runs each service (routing, consent; or only NAME) with empty\n"
-    "state over the whole log of the node in DIR, with its rules in\n"
-    "DIR/<name>.json, and compares every decision it derives with the one on\n"
-    "the log, byte for byte. Prints a JSON line per service; exit status 1\n"
-    "names the first sequence number where they differ.\n";
-
-static double secs(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
+    "replay: re-runs each service - routing, consent and feedback (or only\n"
+    "NAME) - with empty state over the whole log of the node in DIR, with its\n"
+    "rules in DIR/<name>.json (feedback also DIR/holidays.json), and compares\n"
+    "everything it derives (routing and consent decisions, the feedback\n"
+    "service's status notices and reminders) with what is on the log, byte for\n"
+    "byte. Prints a JSON line per service; exit status 1 names the first\n"
+    "sequence number where they differ, 2 when a service cannot be run.\n";
 
 static int print_checkpoint(void *arg, const schakel_checkpoint_t *cp)
 {
@@ -194,9 +190,9 @@ static int cmd_replay(int argc, char **argv)
             continue;
         }
         schakel_replay_report_t r;
-        double t0 = secs();
+        double t0 = schakel_mono_secs();
         int rc = schakel_service_replay(logdir, master, ops, engine, org, &r);
-        double dt = secs() - t0;
+        double dt = schakel_mono_secs() - t0;
         schakel_svc_engine_free(ops, &engine);
         printf("{\"service\":\"%s\",\"ok\":%s,\"records\":%llu,\"derived\":%llu,\"same\":%llu,"
                "\"differ\":%llu,\"missing\":%llu,\"extra\":%llu,\"seconds\":%.3f",
@@ -279,10 +275,10 @@ int cmd_audit(int argc, char **argv)
         return 2;
     }
     schakel_verify_report_t r;
-    double t0 = secs();
+    double t0 = schakel_mono_secs();
     int rc = schakel_lmdb_verify(path, have_bk ? bk.sign_public : NULL,
                                  have_master ? master : NULL, &r);
-    double dt = secs() - t0;
+    double dt = schakel_mono_secs() - t0;
     memset(master, 0, sizeof master);
     /* kept checkpoints first: "ok" is true exactly when the exit status is 0 */
     uint64_t kept_ok = 0, kept_bad = 0;

@@ -14,6 +14,7 @@
 #include <zmq.h>
 
 #include "client.h"
+#include "clock.h"
 #include "consumer.h"
 #include "directory.h"
 #include "error.h"
@@ -211,9 +212,7 @@ static void record_access(void *ctx, schakel_conn_t *c, const char *id_hex, cons
     e.event_id.len = 16;
     e.type = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_AUDIT_ACCESS;
     e.source_org = c->keys.id;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    e.occurred_at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    e.occurred_at = schakel_wall_ms();
     e.subject = (char *)subject;
     e.purpose = SCHAKEL__V1__PURPOSE__PURPOSE_BUS;
     e.legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_BUS;

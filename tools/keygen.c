@@ -1,6 +1,8 @@
 /* schakel keygen: one key file per organisation (CURVE + Ed25519). */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "error.h"
 #include "fileio.h"
@@ -13,7 +15,8 @@ static const char usage[] =
     "Makes DIR/ORG.key (secret, mode 0600: keep it on the adapter's machine)\n"
     "and DIR/ORG.pub (public: give it to whoever keeps the directory).\n"
     "ORG is the organisation id: lower-case letters, digits, . _ / -.\n"
-    "An existing ORG.key is never overwritten.\n"
+    "DIR is made (mode 0700) when it does not exist; an existing ORG.key is\n"
+    "never overwritten. Exit status: 0 made, 1 not written, 2 wrong arguments.\n"
     "\n"
     "--region FILE makes a region's pseudonym key (32 random bytes, hex, mode\n"
     "0600): every adapter of the region turns a BSN into the same pseudonym\n"
@@ -34,6 +37,41 @@ static int region_key(const char *path)
     if (!created) fprintf(stderr, "schakel keygen: %s exists already: kept\n", path);
     else printf("{\"region_key\":\"%s\"}\n", path);
     return 0;
+}
+
+/* Makes dir and any missing parent, each mode 0700: the secret key goes
+ * in there, so a directory made for it is nobody else's. An existing
+ * directory is left as it is. */
+static int make_dir(const char *dir, char *why)
+{
+    char p[4096];
+    if (!dir[0]) return schakel_fail(why, SCHAKEL_EINVAL, "--out: give a directory");
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
+        return schakel_fail(why, SCHAKEL_EINVAL, "--out: the path is too long");
+    for (char *s = p + 1;; s++) {
+        if (*s && *s != '/') continue;
+        char c = *s;
+        *s = 0;
+        struct stat st;
+        if (mkdir(p, 0700) != 0 && errno != EEXIST)
+            return schakel_fail(why, SCHAKEL_EIO, "cannot make the directory %s: %s", p, strerror(errno));
+        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+            return schakel_fail(why, SCHAKEL_EIO, "%s is not a directory: give --out a directory", p);
+        *s = c;
+        if (!c) return 0;
+    }
+}
+
+/* Says what went wrong with the key files in words a user can act on. */
+static void save_failed(int rc, const char *out, const char *id)
+{
+    if (rc == SCHAKEL_EEXIST)
+        fprintf(stderr, "schakel keygen: %s/%s.key exists already: kept (to replace a key, make the new one "
+                        "in another directory)\n", out, id);
+    else if (rc == SCHAKEL_EIO)
+        fprintf(stderr, "schakel keygen: cannot write %s/%s.key or .pub: %s\n", out, id, strerror(errno));
+    else
+        fprintf(stderr, "schakel keygen: %s\n", schakel_strerror(rc));
 }
 
 int cmd_keygen(int argc, char **argv)
@@ -62,11 +100,17 @@ int cmd_keygen(int argc, char **argv)
         fprintf(stderr, "schakel keygen: \"%s\" is not a valid id: use 1-63 of a-z 0-9 . _ / -\n", id);
         return 2;
     }
+    char why[SCHAKEL_ERRLEN];
+    if (make_dir(out, why) != 0) {
+        fprintf(stderr, "schakel keygen: %s\n", why);
+        return 1;
+    }
     schakel_keys_t k;
     int rc = schakel_keys_generate(&k, id);
     if (rc == 0) rc = schakel_keys_save(&k, out);
     if (rc) {
-        fprintf(stderr, "schakel keygen: %s\n", schakel_strerror(rc));
+        save_failed(rc, out, id);
+        schakel_keys_wipe(&k);
         return 1;
     }
     printf("{\"id\":\"%s\",\"key\":\"%s/%s.key\",\"pub\":\"%s/%s.pub\",\"curve_public\":\"%s\"}\n",

@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "client.h"
+#include "clock.h"
 #include "codec.h"
 #include "error.h"
 #include "json.h"
@@ -27,7 +28,13 @@ static const char usage[] =
     "when it was stored before), or {\"line\":N,\"error\":CODE,\"reason\":...}.\n"
     "Filled in when missing: source_org (this organisation), occurred_at (now),\n"
     "event_id (derived from the line, so publishing the same line twice\n"
-    "stores it once). Exit status: 0 all stored, 1 some rejected, 3 no broker.\n"
+    "stores it once).\n"
+    "\n"
+    "Exit status: 0 all stored; 1 some lines rejected (each line says why);\n"
+    "2 wrong arguments or key files; 3 no broker answered in time (publish the\n"
+    "same lines again later: they are stored once); 4 the broker refused this\n"
+    "organisation's key (it is not in the directory, or with another key):\n"
+    "sending again does not help until the directory keeper adds it.\n"
     "\n";
 
 static const char *code_name(int code)
@@ -62,13 +69,6 @@ static void print_line(long line, const char *event_id, const char *error, const
     json_decref(o);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Fills what a person may leave out; the event id comes from the line. */
 static void complete(schakel_envelope_t *env, const char *org, const char *text, size_t len)
 {
@@ -76,7 +76,7 @@ static void complete(schakel_envelope_t *env, const char *org, const char *text,
         if (env->source_org != protobuf_c_empty_string) free(env->source_org);
         env->source_org = strdup(org);
     }
-    if (env->occurred_at == 0) env->occurred_at = now_ms();
+    if (env->occurred_at == 0) env->occurred_at = schakel_wall_ms();
     if (env->event_id.len == 0) {
         uint8_t h[SCHAKEL_SHA256_LEN];
         schakel_sha256_t c;
@@ -127,7 +127,9 @@ static int flush(schakel_client_t *cl, batch_t *b, int timeout_ms, int *rejected
         size_t i = k++;
         if (rc) {
             print_line(b->line[j], b->id[j], rc == SCHAKEL_EAUTH ? "unauthenticated" : "no_answer",
-                       schakel_strerror(rc), 0, 0);
+                       rc == SCHAKEL_EAUTH ? "the broker refused this organisation's key: not sent"
+                                           : "no answer from the broker: not known to be stored",
+                       0, 0);
             (*rejected)++;
         } else if (i >= ack->n_entries || ack->entries[i]->code) {
             int code = i < ack->n_entries ? ack->entries[i]->code : ack->batch_code;
@@ -190,7 +192,7 @@ int cmd_publish(int argc, char **argv)
     size_t cap = 0;
     ssize_t len;
     long line = 0;
-    int rejected = 0, fatal = 0;
+    int rejected = 0, fatal = 0; /* fatal: the error code of a batch that was not taken */
     while (!fatal && (len = getline(&text, &cap, stdin)) >= 0) {
         line++;
         while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) text[--len] = 0;
@@ -211,13 +213,15 @@ int cmd_publish(int argc, char **argv)
             b.reason[i] = strdup("event is over 64 KiB encoded: carry facts and pointers, not content");
         }
         schakel_envelope_free(env);
-        if (b.n == BATCH || !stdin_ready()) {
-            int rc = flush(cl, &b, timeout_ms, &rejected);
-            if (rc) fatal = 1;
-        }
+        if (b.n == BATCH || !stdin_ready()) fatal = flush(cl, &b, timeout_ms, &rejected);
     }
-    if (!fatal && flush(cl, &b, timeout_ms, &rejected)) fatal = 1;
-    if (fatal)
+    if (!fatal) fatal = flush(cl, &b, timeout_ms, &rejected);
+    if (fatal == SCHAKEL_EAUTH) /* resending cannot help: say what can */
+        fprintf(stderr, "schakel publish: stopped at line %ld: the broker at %s refused the key of %s: it is "
+                        "not in the broker's directory, or the directory has another key for it. Send %s.pub to "
+                        "the directory keeper (docs/operations.md, \"The directory\")\n",
+                line, conn.endpoint, conn.keys.id, conn.keys.id);
+    else if (fatal)
         fprintf(stderr, "schakel publish: stopped at line %ld: the broker at %s did not take the "
                         "batch; publish the same lines again, they are stored once\n",
                 line, conn.endpoint);
@@ -225,5 +229,5 @@ int cmd_publish(int argc, char **argv)
     schakel_client_destroy(&cl);
     schakel_keys_wipe(&conn.keys);
     zmq_ctx_term(ctx);
-    return fatal ? 3 : rejected ? 1 : 0;
+    return fatal == SCHAKEL_EAUTH ? 4 : fatal ? 3 : rejected ? 1 : 0;
 }

@@ -20,6 +20,9 @@ static const char usage[] =
     "\"org/<id>\" (what was delivered to organisation <id>; the default is the\n"
     "own one). Without --follow it stops at the head. With --consumer the\n"
     "position is kept by the broker and the next run goes on from there.\n"
+    "Exit status: 0 read to the head, or nothing more came (also when no broker\n"
+    "answers), or stopped; 1 refused, e.g. a stream this organisation may not\n"
+    "read (the reason once on standard error); 2 wrong arguments.\n"
     "\n";
 
 static volatile sig_atomic_t stop;
@@ -104,6 +107,7 @@ int cmd_tail(int argc, char **argv)
     o.from_seq = from;
     schakel_consumer_t *c = schakel_consumer_new(ctx, &o, why);
     int rc = c ? 0 : 1;
+    if (!c) fprintf(stderr, "schakel tail: %s\n", why[0] ? why : "cannot reach the broker");
     unsigned long long seen = 0;
     uint64_t last = 0;
     while (c && !stop && (!count || seen < count)) {
@@ -115,7 +119,7 @@ int cmd_tail(int argc, char **argv)
             if (!follow) break;
             continue;
         }
-        if (e) {
+        if (e) { /* said once, here: not again on the way out */
             fprintf(stderr, "schakel tail: %s\n", why[0] ? why : schakel_strerror(e));
             rc = 1;
             break;
@@ -128,7 +132,6 @@ int cmd_tail(int argc, char **argv)
     if (c && consumer && last && schakel_consumer_commit(c, last, why) != 0)
         fprintf(stderr, "schakel tail: cursor not stored: %s\n", why);
     schakel_consumer_destroy(&c);
-    if (rc && why[0] && !c) fprintf(stderr, "schakel tail: %s\n", why);
     schakel_keys_wipe(&conn.keys);
     zmq_ctx_term(ctx);
     return rc;

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "calendar.h"
 #include "directory.h"
 #include "error.h"
@@ -779,23 +780,11 @@ static int delivered(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_
     return 0;
 }
 
-static void put_be64(uint8_t *out, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) out[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_be64(const uint8_t *in)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v = v << 8 | in[i];
-    return v;
-}
-
 static size_t hold_key(uint8_t *key, const char *subject, uint64_t about_seq, const char *x)
 {
     size_t n = strnlen(x, SCHAKEL_ID_MAX - 1);
     memcpy(key, subject, SUBJECT_LEN);
-    put_be64(key + SUBJECT_LEN, about_seq);
+    schakel_put_be64(key + SUBJECT_LEN, about_seq);
     memcpy(key + SUBJECT_LEN + 8, x, n);
     return SUBJECT_LEN + 8 + n;
 }
@@ -811,7 +800,7 @@ static int hold_put(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t
     uint8_t key[HOLD_KEY_MAX], dkey[8 + HOLD_KEY_MAX];
     size_t n = hold_key(key, e->subject, seq, x);
     hold_t h = {deadline, seq};
-    put_be64(dkey, (uint64_t)deadline);
+    schakel_put_be64(dkey, (uint64_t)deadline);
     memcpy(dkey + 8, key, n);
     int rc = schakel_kv_put(txn, c->holds, key, n, &h, sizeof h);
     return rc ? rc : schakel_kv_put(txn, c->deadlines, dkey, 8 + n, "", 0);
@@ -820,7 +809,7 @@ static int hold_put(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t
 static int hold_del(schakel_consent_t *c, MDB_txn *txn, const uint8_t *key, size_t n, int64_t deadline)
 {
     uint8_t dkey[8 + HOLD_KEY_MAX];
-    put_be64(dkey, (uint64_t)deadline);
+    schakel_put_be64(dkey, (uint64_t)deadline);
     memcpy(dkey + 8, key, n);
     int rc = schakel_kv_del(txn, c->holds, key, n);
     return rc ? rc : schakel_kv_del(txn, c->deadlines, dkey, 8 + n);
@@ -878,7 +867,7 @@ static int match_put(schakel_consent_t *c, MDB_txn *txn, const char *subject, co
 {
     uint8_t key[MATCH_KEY_MAX], dkey[8 + MATCH_KEY_MAX];
     size_t n = match_key(key, subject, org);
-    put_be64(dkey, (uint64_t)m->deadline);
+    schakel_put_be64(dkey, (uint64_t)m->deadline);
     memcpy(dkey + 8, key, n);
     int rc = schakel_kv_put(txn, c->matches, key, n, m, sizeof *m);
     return rc ? rc : schakel_kv_put(txn, c->match_deadlines, dkey, 8 + n, "", 0);
@@ -891,7 +880,7 @@ static int match_drop(schakel_consent_t *c, MDB_txn *txn, const char *subject, c
 {
     uint8_t key[MATCH_KEY_MAX], dkey[8 + MATCH_KEY_MAX];
     size_t n = match_key(key, subject, org), ol = n - SUBJECT_LEN;
-    put_be64(dkey, (uint64_t)deadline);
+    schakel_put_be64(dkey, (uint64_t)deadline);
     memcpy(dkey + 8, key, n);
     int rc = schakel_kv_del(txn, c->matches, key, n);
     if (rc == 0) rc = schakel_kv_del(txn, c->match_deadlines, dkey, 8 + n);
@@ -934,7 +923,7 @@ static int expire_matches(schakel_consent_t *c, MDB_txn *txn, int64_t now)
         if (n) memcpy(key, k.mv_data, n);
         mdb_cursor_close(cur);
         if (!n) return 0;
-        int64_t deadline = (int64_t)get_be64(key);
+        int64_t deadline = (int64_t)schakel_get_be64(key);
         if (deadline > now) return 0;
         char subject[SUBJECT_LEN + 1], org[SCHAKEL_ID_MAX];
         memcpy(subject, key + 8, SUBJECT_LEN);
@@ -1037,7 +1026,7 @@ static int on_signal(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t 
     if (rc) return rc;
     if (had) { /* the entry lives on: its deadline moves */
         uint8_t dkey[8 + MATCH_KEY_MAX];
-        put_be64(dkey, (uint64_t)mine.deadline);
+        schakel_put_be64(dkey, (uint64_t)mine.deadline);
         size_t kl = match_key(dkey + 8, e->subject, e->source_org);
         rc = schakel_kv_del(txn, c->match_deadlines, dkey, 8 + kl);
     }
@@ -1153,7 +1142,7 @@ static int expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec
     uint8_t seqcause[8];
     ProtobufCBinaryData c2 = cause;
     if (!cause.len) { /* an erased record still moves time: name it by seq */
-        put_be64(seqcause, rec->seq);
+        schakel_put_be64(seqcause, rec->seq);
         c2.data = seqcause;
         c2.len = 8;
     }
@@ -1167,9 +1156,9 @@ static int expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec
         if (n) memcpy(key, k.mv_data, n);
         mdb_cursor_close(cur);
         if (!n) return 0;
-        int64_t deadline = (int64_t)get_be64(key);
+        int64_t deadline = (int64_t)schakel_get_be64(key);
         if (deadline > rec->now) return 0;
-        hold_t h = {deadline, get_be64(key + 8 + SUBJECT_LEN)};
+        hold_t h = {deadline, schakel_get_be64(key + 8 + SUBJECT_LEN)};
         char x[SCHAKEL_ID_MAX];
         size_t xl = n - 8 - SUBJECT_LEN - 8;
         memcpy(x, key + 8 + SUBJECT_LEN + 8, xl);

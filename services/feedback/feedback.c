@@ -20,10 +20,12 @@
 #include "feedback.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "calendar.h"
 #include "directory.h"
 #include "error.h"
@@ -85,8 +87,13 @@ typedef struct {
     uint8_t state;
     int32_t day;
     int32_t type; /* the event that made the step */
-    char org[SCHAKEL_ID_MAX];
+    char org[SCHAKEL_ID_MAX]; /* who published that event */
+    char to[SCHAKEL_ID_MAX];  /* a delivery: who received the referral or signal */
 } step_t;
+
+/* A step as written before `to` existed: org was the recipient for a
+ * delivery (a consent decision), the publisher otherwise. Still read. */
+#define STEP_V1_SIZE offsetof(step_t, to)
 
 typedef struct {
     int received, first_contact;
@@ -278,15 +285,26 @@ static int save_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], 
                                         : schakel_kv_del(txn, f->open, id, 16);
 }
 
-static int add_step(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], uint64_t seq, int state,
-                    int32_t day, int type, const char *org)
+/* to: for a delivery, the organisation that received the loop's event
+ * (org is then the service that decided it); "" otherwise. */
+static int add_step_to(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], uint64_t seq, int state,
+                       int32_t day, int type, const char *org, const char *to)
 {
     uint8_t key[24];
     memcpy(key, id, 16);
-    for (int i = 0; i < 8; i++) key[16 + i] = (uint8_t)(seq >> (56 - 8 * i));
-    step_t s = {(uint8_t)state, day, type, ""};
+    schakel_put_be64(key + 16, seq);
+    step_t s;
+    memset(&s, 0, sizeof s); /* the padding too: the state file holds no stray bytes */
+    s.state = (uint8_t)state, s.day = day, s.type = type;
     snprintf(s.org, sizeof s.org, "%s", org);
+    snprintf(s.to, sizeof s.to, "%s", to);
     return schakel_kv_put(txn, f->history, key, sizeof key, &s, sizeof s);
+}
+
+static int add_step(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16], uint64_t seq, int state,
+                    int32_t day, int type, const char *org)
+{
+    return add_step_to(f, txn, id, seq, state, day, type, org, "");
 }
 
 static int kind_of(schakel_feedback_t *f, const char *org)
@@ -477,11 +495,6 @@ static int loop_class(int origin)
     return origin >= ORIGINS ? origin : 0;
 }
 
-static void seq_key(uint8_t out[8], uint64_t seq)
-{
-    for (int i = 0; i < 8; i++) out[i] = (uint8_t)(seq >> (56 - 8 * i));
-}
-
 static int open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinaryData *rid, int origin,
                      const schakel_logrec_t *rec)
 {
@@ -508,7 +521,7 @@ static int open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinaryD
     memcpy(l.event_id, e->event_id.data, 16);
     l.event_seq = rec->seq;
     int rc = save_loop(f, txn, id->data, &l);
-    seq_key(sk, rec->seq);
+    schakel_put_be64(sk, rec->seq);
     memcpy(rk, rid->data, 16);
     memcpy(rk + 16, key, 16);
     if (rc == 0) rc = schakel_kv_put(txn, f->by_event, sk, 8, key, 16);
@@ -525,7 +538,7 @@ static int on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logre
     MDB_val v;
     loop_t l;
     uint8_t sk[8];
-    seq_key(sk, d->about_seq);
+    schakel_put_be64(sk, d->about_seq);
     if (d->outcome != SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER || d->about_event_id.len != 16 ||
         kind_of(f, rec->env->source_org) != SCHAKEL__V1__ORG_KIND__ORG_KIND_SERVICE ||
         schakel_kv_get(txn, f->by_event, sk, 8, &v) != 0 || v.mv_size != 16)
@@ -554,7 +567,9 @@ static int on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logre
     } else {
         start_clock(f, &l, d->recipient_org, schakel_day_of(rec->now));
     }
-    int rc = add_step(f, txn, key, rec->seq, S(SENT), l.delivered_day, rec->env->type, d->recipient_org);
+    /* decided by the consent service, received by the recipient */
+    int rc = add_step_to(f, txn, key, rec->seq, S(SENT), l.delivered_day, rec->env->type, rec->env->source_org,
+                         d->recipient_org);
     return rc ? rc : save_loop(f, txn, key, &l);
 }
 
@@ -1023,6 +1038,9 @@ static json_t *loop_json(const loop_t *l, int32_t today)
                           "referrer", l->referrer, "receiver", l->receiver, "sent_on", date_or_null(l->sent_day),
                           "delivered_on", date_or_null(l->delivered_day), "open", l->open != 0, "overdue",
                           overdue(l, today));
+    /* no receiver until an organisation got the event itself: a notice
+     * (no consent yet) or a hold is no delivery, and the clock does not run */
+    if (!l->receiver[0]) json_object_set_new(o, "receiver", json_null());
     if (l->lead[0]) json_object_set_new(o, "lead", json_string(l->lead));
     if (IS_FLOW(l->origin)) { /* the two confirmations, or the advice */
         if (l->flags & F_DELIVERED) json_object_set_new(o, "due", date_or_null(l->due_received));
@@ -1118,14 +1136,19 @@ json_t *schakel_feedback_loop(const char *dir, const uint8_t rid[16], const char
                  g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
                 if (k.mv_size != 24 || memcmp(k.mv_data, key, 16) != 0) break;
                 step_t s;
-                if (v.mv_size != sizeof s) continue;
-                memcpy(&s, v.mv_data, sizeof s);
-                uint64_t seq = 0;
-                for (int i = 0; i < 8; i++) seq = seq << 8 | ((uint8_t *)k.mv_data)[16 + i];
-                json_array_append_new(hist, json_pack("{s:I, s:o, s:s, s:s, s:s}", "seq", (json_int_t)seq, "on",
-                                                      date_or_null(s.day), "state", state_name(s.state), "event",
-                                                      schakel_event_type_name(s.type) ? schakel_event_type_name(s.type) : "?",
-                                                      "by", s.org));
+                if (v.mv_size != sizeof s && v.mv_size != STEP_V1_SIZE) continue;
+                memset(&s, 0, sizeof s);
+                memcpy(&s, v.mv_data, v.mv_size);
+                uint64_t seq = schakel_get_be64((const uint8_t *)k.mv_data + 16);
+                json_t *step = json_pack("{s:I, s:o, s:s, s:s}", "seq", (json_int_t)seq, "on", date_or_null(s.day),
+                                         "state", state_name(s.state), "event",
+                                         schakel_event_type_name(s.type) ? schakel_event_type_name(s.type) : "?");
+                if (v.mv_size == STEP_V1_SIZE && s.type == T(CONSENT_DECISION))
+                    json_object_set_new(step, "to", json_string(s.org)); /* the decider was not kept */
+                else
+                    json_object_set_new(step, "by", json_string(s.org));
+                if (s.to[0]) json_object_set_new(step, "to", json_string(s.to));
+                json_array_append_new(hist, step);
             }
             mdb_cursor_close(cur);
         }

@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "broker.h"
+#include "bytes.h"
 #include "crypto.h"
 #include "error.h"
 #include "json.h"
@@ -138,8 +139,8 @@ static int dump_one(void *arg, const schakel_record_t *rec)
     FILE *f = arg;
     if (!rec->event) return 0; /* erased */
     uint8_t hdr[12];
-    for (int i = 0; i < 8; i++) hdr[i] = (uint8_t)(rec->seq >> (56 - 8 * i));
-    for (int i = 0; i < 4; i++) hdr[8 + i] = (uint8_t)((uint32_t)rec->event_len >> (24 - 8 * i));
+    schakel_put_be64(hdr, rec->seq);
+    schakel_put_be32(hdr + 8, (uint32_t)rec->event_len);
     if (fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr ||
         fwrite(rec->event, 1, rec->event_len, f) != rec->event_len)
         abort();

@@ -2,6 +2,7 @@
  * events of the flows as JSON, reading what the log says about an event
  * (stream about/<id>) and what an organisation received, moving the log's
  * time, and waiting for the services. */
+#include "clock.h"
 #include "scenario.h"
 #include "json.h"
 
@@ -44,9 +45,7 @@ void new_id(char out[33])
 
 int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return schakel_wall_ms();
 }
 
 /* Where a service stands in the log: its own LMDB cursor. */

@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bytes.h"
+#include "clock.h"
 #include "directory.h"
 #include "harness.h"
 #include "wire.h"
@@ -584,18 +586,11 @@ static void broker_id_is_reserved_in_the_directory(void **state)
     json_decref(d);
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The id the broker gives its clock_tick at ms (brokers/system.c). */
 static void tick_id(int64_t ms, uint8_t id[16])
 {
     uint8_t at[8], h[32];
-    for (int i = 0; i < 8; i++) at[i] = (uint8_t)((uint64_t)ms >> (56 - 8 * i));
+    schakel_put_be64(at, (uint64_t)ms);
     schakel_sha256_t c;
     schakel_sha256_init(&c);
     schakel_sha256_update(&c, "schakel/v1/tick", 15);
@@ -645,7 +640,7 @@ static void squatted_clock_tick_ids_change_nothing(void **state)
     snprintf(h->extra_args[h->n_extra++], 64, "20");
     assert_int_equal(harness_start(h), 0);
     enum { N = 2048, BATCH = 1024 };
-    int64_t t0 = wall_ms() + 500;
+    int64_t t0 = schakel_wall_ms() + 500;
     uint8_t **bufs = calloc(N, sizeof *bufs);
     size_t *lens = calloc(N, sizeof *lens);
     for (int i = 0; i < N; i++) {
@@ -661,8 +656,8 @@ static void squatted_clock_tick_ids_change_nothing(void **state)
         for (size_t i = 0; i < a->n_entries; i++) assert_int_equal(a->entries[i]->code, 0);
         schakel__v1__ack__free_unpacked(a, NULL);
     }
-    assert_true(wall_ms() < t0); /* every squat was in before its tick */
-    while (wall_ms() < t0 + N + 200) usleep(50000);
+    assert_true(schakel_wall_ms() < t0); /* every squat was in before its tick */
+    while (schakel_wall_ms() < t0 + N + 200) usleep(50000);
     size_t ticks = 0;
     schakel_consumer_t *all = harness_consumer(h, "svc-reader", "all", NULL);
     const Schakel__V1__Delivered *r;

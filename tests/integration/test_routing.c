@@ -1,5 +1,5 @@
 /* Routing and consent on a real node (broker, routing and consent
- * services, sample region), one scenario per flow of DOMAIN.md. Time is
+ * services, sample region), one scenario per flow of docs/flows.md. Time is
  * moved with clock_tick events from a test organisation that the test adds
  * to the directory, which also exercises directory changes on the log.
  * Every scenario uses its own synthetic children. */

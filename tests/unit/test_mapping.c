@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "codec.h"
 #include "error.h"
 #include "json.h"
@@ -374,13 +375,6 @@ static void csv_strict_edges(void **state)
     schakel_profile_destroy(&p);
 }
 
-static double seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* Crafted exports take time in proportion to their size: a 4 MB quoted
  * cell (libcsv's buffer grows by a fixed step unless told otherwise:
  * quadratic where realloc copies, as under ASan) and a row of 200000
@@ -399,17 +393,17 @@ static void csv_reads_in_linear_time(void **state)
     memset(t + l, 'x', n), l += n;
     memcpy(t + l, "\"\n", 2), l += 2;
     rows_t r = {0};
-    double t0 = seconds();
+    double t0 = schakel_mono_secs();
     assert_int_equal(schakel_rows_csv(p, t, l, take_none, &r, why), 0);
-    double big = seconds() - t0;
+    double big = schakel_mono_secs() - t0;
     assert_int_equal(r.n, 1);
     l = 2;
     for (size_t i = 0; i < cells; i++) memcpy(t + l, "\"x\ny\";", 6), l += 6;
     memcpy(t + l, "\"\0\"\n", 4), l += 4; /* the last cell bad: its line found */
     seen_t s = {0};
-    t0 = seconds();
+    t0 = schakel_mono_secs();
     assert_int_equal(schakel_rows_csv(p, t, l, see, &s, why), 0);
-    double many = seconds() - t0;
+    double many = schakel_mono_secs() - t0;
     assert_int_equal(s.n, 1);
     char expect[80];
     snprintf(expect, sizeof expect, "2:line %zu, column %zu: a NUL", cells + 2, cells + 1);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "error.h"
 #include "outbox.h"
 
 #define MARK "zq7MARKERout"
@@ -171,11 +172,99 @@ static void old_outbox_is_sealed_on_open(void **state)
     nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+typedef struct {
+    schakel_outbox_dead_t d[8];
+    uint8_t event[8][256];
+    size_t len[8], n;
+} seen_t;
+
+static int collect(void *arg, const schakel_outbox_dead_t *d, const uint8_t *event, size_t len)
+{
+    seen_t *s = arg;
+    if (s->n == 8) return -1;
+    s->d[s->n] = *d;
+    s->len[s->n] = event ? len : 0;
+    if (event) memcpy(s->event[s->n], event, len);
+    s->n++;
+    return 0;
+}
+
+/* Issue 11: dead letters can be listed (reason, when) and put back after
+ * the cause is fixed; they are then sent again exactly as they were, and
+ * come off the dead-letter count. A re-import still answers "known". */
+static void dead_letters_are_listed_and_requeued(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/schakel-outbox-XXXXXX", why[256];
+    assert_non_null(mkdtemp(dir));
+    schakel_outbox_t *o = schakel_outbox_open(dir, 0, why);
+    assert_non_null(o);
+    uint8_t bufs[3][256], ids[3][16];
+    schakel_outbox_item_t items[3];
+    for (int i = 0; i < 3; i++) {
+        size_t len;
+        event(bufs[i], &len, ids[i], i + 1);
+        items[i] = (schakel_outbox_item_t){bufs[i], len, ids[i], 0};
+    }
+    assert_int_equal(schakel_outbox_put(o, items, 3, why), 0);
+    uint8_t *out[4];
+    size_t lens[4];
+    uint64_t keys[4];
+    assert_int_equal(schakel_outbox_peek(o, 4, out, lens, keys), 3);
+    for (int i = 0; i < 3; i++) free(out[i]);
+    const char *reasons[3] = {"rejected by the broker: not allowed", NULL, "rejected by the broker: again"};
+    assert_int_equal(schakel_outbox_done(o, keys, reasons, 3, 1700000000123), 0);
+
+    seen_t seen = {0};
+    assert_int_equal(schakel_outbox_dead_letters(o, collect, &seen), 0);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.d[0].reason, reasons[0]);
+    assert_int_equal(seen.d[0].refused_ms, 1700000000123);
+    assert_int_equal(seen.len[0], items[0].len);
+    assert_memory_equal(seen.event[0], bufs[0], items[0].len);
+    assert_string_equal(seen.d[1].reason, reasons[2]);
+    schakel_outbox_status_t st;
+    schakel_outbox_status(o, &st);
+    assert_int_equal(st.dead, 2);
+    assert_int_equal(st.pending, 0);
+
+    /* the first one back: pending again, as it was; one dead letter left */
+    assert_int_equal(schakel_outbox_requeue(o, &seen.d[0].n, 1, 1700000001000, why), 0);
+    schakel_outbox_status(o, &st);
+    assert_int_equal(st.dead, 1);
+    assert_int_equal(st.pending, 1);
+    assert_int_equal(schakel_outbox_peek(o, 4, out, lens, keys), 1);
+    assert_int_equal(lens[0], items[0].len);
+    assert_memory_equal(out[0], bufs[0], lens[0]);
+    free(out[0]);
+    assert_false(dir_has(dir, MARK)); /* sealed anew, not in clear */
+    /* twice is an error that changes nothing */
+    assert_int_equal(schakel_outbox_requeue(o, &seen.d[0].n, 1, 1700000001000, why), SCHAKEL_ENOTFOUND);
+    schakel_outbox_status(o, &st);
+    assert_int_equal(st.pending, 1);
+    /* a re-import of the same record is still known, not queued twice */
+    assert_int_equal(schakel_outbox_put(o, items, 1, why), 0);
+    assert_int_equal(items[0].queued, 0);
+    /* ACKed this time */
+    const char *ok[1] = {NULL};
+    assert_int_equal(schakel_outbox_done(o, keys, ok, 1, 1700000002000), 0);
+    schakel_outbox_status(o, &st);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.acked, 2);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(schakel_outbox_dead_letters(o, collect, &seen), 0);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.d[0].reason, reasons[2]);
+    schakel_outbox_close(&o);
+    nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(no_event_rests_in_clear),
         cmocka_unit_test(old_outbox_is_sealed_on_open),
+        cmocka_unit_test(dead_letters_are_listed_and_requeued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
