@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "crypto.h"
 #include "error.h"
@@ -68,14 +69,6 @@ typedef struct {
     pthread_mutex_t map_lock;
     char why[SCHAKEL_ERRLEN];
 } adapter_t;
-
-/* The wall clock in ms (outbox times, the settling of spool files). */
-static inline int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 typedef struct {
     adapter_t *a;

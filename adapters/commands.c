@@ -27,7 +27,7 @@ json_t *adapter_status_json(adapter_t *a)
                           (json_int_t)s.inbox_cursor);
     json_object_set_new(o, "oldest_unacknowledged", oldest[0] ? json_string(oldest) : json_null());
     if (s.oldest_pending_ms)
-        json_object_set_new(o, "oldest_unacknowledged_seconds", json_integer((now_ms() - s.oldest_pending_ms) / 1000));
+        json_object_set_new(o, "oldest_unacknowledged_seconds", json_integer((schakel_wall_ms() - s.oldest_pending_ms) / 1000));
     json_object_set_new(o, "last_ack", last_ack[0] ? json_string(last_ack) : json_null());
     json_object_set_new(o, "last_error", s.last_error[0] ? json_string(s.last_error) : json_null());
     json_object_set_new(o, "last_error_at", last_err[0] ? json_string(last_err) : json_null());

@@ -58,7 +58,7 @@ void *adapter_forward_main(void *arg)
             snprintf(why, sizeof why, "%s", rc == SCHAKEL_EAUTH ? "the broker refused this organisation's key"
                                                                 : "no ACK from the broker: will send again");
             schakel_log(SCHAKEL_LOG_WARN, "adapter", "event=forward_retry events=%zu reason=\"%s\"", n, why);
-            schakel_outbox_error(a->outbox, why, now_ms());
+            schakel_outbox_error(a->outbox, why, schakel_wall_ms());
             for (int t = 0; t < backoff && !atomic_load(&a->stop); t += 50) usleep(50000);
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
             continue;
@@ -82,10 +82,10 @@ void *adapter_forward_main(void *arg)
         if (rejected) {
             schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=dead_letters count=%zu reason=\"%s\"", rejected,
                         rp[0] ? rp[0] : "");
-            schakel_outbox_error(a->outbox, rp[0] ? rp[0] : "rejected by the broker", now_ms());
+            schakel_outbox_error(a->outbox, rp[0] ? rp[0] : "rejected by the broker", schakel_wall_ms());
         }
         schakel__v1__ack__free_unpacked(ack, NULL);
-        if (schakel_outbox_done(a->outbox, keys, rp, n, now_ms()) != 0)
+        if (schakel_outbox_done(a->outbox, keys, rp, n, schakel_wall_ms()) != 0)
             schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=outbox_not_updated");
     }
     schakel_client_destroy(&c);

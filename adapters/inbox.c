@@ -142,7 +142,7 @@ void *adapter_inbox_main(void *arg)
         if (rc == SCHAKEL_ETIMEOUT) continue;
         if (rc) {
             schakel_log(SCHAKEL_LOG_WARN, "adapter", "event=inbox_retry reason=\"%s\"", why);
-            schakel_outbox_error(a->outbox, why, now_ms());
+            schakel_outbox_error(a->outbox, why, schakel_wall_ms());
             sleep(1);
             continue;
         }
@@ -159,7 +159,7 @@ void *adapter_inbox_main(void *arg)
             }
             schakel_log(SCHAKEL_LOG_WARN, "adapter", "event=handover_retry seq=%llu reason=\"%s\"",
                         (unsigned long long)d->seq, text ? why : "out of memory");
-            schakel_outbox_error(a->outbox, why, now_ms());
+            schakel_outbox_error(a->outbox, why, schakel_wall_ms());
             for (int t = 0; t < backoff && !atomic_load(&a->stop); t += 50) usleep(50000);
         }
         free(text);

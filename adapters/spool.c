@@ -140,7 +140,7 @@ static void process_file(adapter_t *a, const char *name)
     if (rc == SCHAKEL_ESTORE || rc == SCHAKEL_EFULL || rc == SCHAKEL_ENOMEM) {
         /* nothing acknowledged: the file stays and is tried again */
         schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=file_retry file=%s reason=\"%s\"", name, why);
-        schakel_outbox_error(a->outbox, why, now_ms());
+        schakel_outbox_error(a->outbox, why, schakel_wall_ms());
         adapter_batch_free(&b);
         free(text);
         return;
@@ -196,7 +196,7 @@ size_t adapter_scan_spool(adapter_t *a)
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
-    int64_t now = now_ms();
+    int64_t now = schakel_wall_ms();
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         size_t l = strlen(e->d_name);

@@ -112,7 +112,7 @@ int schakel_broker_run(schakel_broker_t *b)
             }
         pending_t *ready;
         while ((ready = broker_take_checked(b, 0))) broker_commit_group(b, ready);
-        int64_t now = now_ms();
+        int64_t now = schakel_wall_ms();
         if (b->tick_ms > 0 && now - b->last_tick >= b->tick_ms) {
             broker_clock_tick(b, now);
             b->last_tick = now;
@@ -127,7 +127,7 @@ int schakel_broker_run(schakel_broker_t *b)
     broker_checker_finish(b); /* every batch received is checked, appended and ACKed */
     pending_t *ready;
     while ((ready = broker_take_checked(b, 1))) broker_commit_group(b, ready);
-    schakel_store_checkpoint(b->store, now_ms() + 3600 * 1000);
+    schakel_store_checkpoint(b->store, schakel_wall_ms() + 3600 * 1000);
     schakel_log(SCHAKEL_LOG_INFO, "broker", "event=stopped acked=%llu rejected=%llu "
                 "fetch_refused=%llu publish_refused=%llu replies_dropped=%llu",
                 (unsigned long long)b->stat_acked, (unsigned long long)b->stat_rejected,
@@ -156,7 +156,7 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     pthread_mutex_init(&b->dir_lock, NULL);
     b->group_max = cfg->group_max ? cfg->group_max : 8192;
     b->tick_ms = cfg->tick_ms ? cfg->tick_ms : 60000;
-    b->last_tick = now_ms();
+    b->last_tick = schakel_wall_ms();
     pthread_mutex_init(&b->q_lock, NULL);
     pthread_cond_init(&b->q_cond, NULL);
     const char *ep = cfg->endpoint ? cfg->endpoint : "tcp://127.0.0.1:7400";
@@ -194,7 +194,7 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     b->store = schakel_store_open_lmdb(&o, why);
     memset(o.master_key, 0, sizeof o.master_key);
     if (!b->store) goto fail;
-    reader_check(b, now_ms(), 1);
+    reader_check(b, schakel_wall_ms(), 1);
 
     /* ZAP before any bind: no connection is accepted unauthenticated. */
     b->zap = zmq_socket(ctx, ZMQ_REP);

@@ -20,6 +20,7 @@
 
 #include "arena.h"
 #include "broker.h"
+#include "clock.h"
 #include "codec.h"
 #include "crypto.h"
 #include "directory.h"
@@ -112,15 +113,6 @@ struct schakel_broker {
     uint64_t stat_fetch_refused, stat_publish_refused, stat_replies_dropped;
     int64_t last_drop_log, last_reader_check;
 };
-
-/* The wall clock in ms: recorded_at, ticks and timeouts (services use the
- * log's time, never this). */
-static inline int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- one step calls another (grouped by the file that defines them) ---- */
 

@@ -268,7 +268,7 @@ void *broker_checker_main(void *arg)
         pthread_mutex_unlock(&b->dir_lock);
         pthread_mutex_lock(&b->q_lock);
         if (b->out_tail) b->out_tail->next = p;
-        else b->out_head = p, b->out_since = now_ms();
+        else b->out_head = p, b->out_since = schakel_wall_ms();
         b->out_tail = p;
         b->out_events += p->n_items;
         b->checking = 0;
@@ -290,7 +290,7 @@ pending_t *broker_take_checked(schakel_broker_t *b, int all)
 {
     pthread_mutex_lock(&b->q_lock);
     int due = all || b->out_events >= b->group_max / 2 || (!b->in_head && !b->checking) ||
-              now_ms() - b->out_since >= GROUP_WAIT_MS;
+              schakel_wall_ms() - b->out_since >= GROUP_WAIT_MS;
     pending_t *list = due ? b->out_head : NULL, *last = NULL;
     size_t events = 0;
     for (pending_t *p = list; p && (events < b->group_max || !last); p = p->next) {
@@ -302,7 +302,7 @@ pending_t *broker_take_checked(schakel_broker_t *b, int all)
         b->out_head = last->next;
         b->out_events -= events;
         if (!b->out_head) b->out_tail = NULL;
-        else b->out_since = now_ms();
+        else b->out_since = schakel_wall_ms();
         last->next = NULL;
     }
     pthread_mutex_unlock(&b->q_lock);

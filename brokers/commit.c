@@ -73,7 +73,7 @@ void broker_commit_group(schakel_broker_t *b, pending_t *list)
         ab->items = p->items;
         ab->n_items = p->n_items;
     }
-    if (nb) rc = schakel_store_append(b->store, batches, nb, now_ms(), why);
+    if (nb) rc = schakel_store_append(b->store, batches, nb, schakel_wall_ms(), why);
     if (rc) {
         schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=append_failed events=%zu reason=\"%s\"",
                     events, why[0] ? why : schakel_strerror(rc));

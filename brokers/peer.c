@@ -18,7 +18,7 @@
 void broker_reply_dropped(schakel_broker_t *b, const char *name, uint64_t req_id)
 {
     b->stat_replies_dropped++;
-    int64_t now = now_ms();
+    int64_t now = schakel_wall_ms();
     if (now - b->last_drop_log < 1000) return;
     b->last_drop_log = now;
     schakel_log(SCHAKEL_LOG_WARN, "broker", "event=reply_dropped reply=%s req=%llu reason=%s "

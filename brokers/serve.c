@@ -194,7 +194,7 @@ void broker_serve_ping(schakel_broker_t *b, schakel_wire_msg_t *m)
     schakel_store_head(b->store, &h);
     pong.nonce = p->nonce;
     pong.head = h.seq;
-    pong.now = now_ms();
+    pong.now = schakel_wall_ms();
     pong.alarms = b->alarms;
     broker_send_reply(b, m, "PONG", &pong.base);
     schakel__v1__ping__free_unpacked(p, NULL);

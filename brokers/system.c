@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bytes.h"
 #include "broker_impl.h"
 #include "fileio.h"
 
@@ -156,7 +157,7 @@ static int append_own(schakel_broker_t *b, schakel_envelope_t *env)
     schakel_append_batch_t batch = {"broker", sig, (const uint8_t(*)[SCHAKEL_SHA256_LEN])hash, 1,
                                     &it, 1};
     char why[SCHAKEL_ERRLEN] = "";
-    if (rc == 0) rc = schakel_store_append(b->store, &batch, 1, now_ms(), why);
+    if (rc == 0) rc = schakel_store_append(b->store, &batch, 1, schakel_wall_ms(), why);
     free(buf);
     /* a directory's id is derived from its whole text: the same id in the
      * broker's own namespace is the same directory, logged before a crash
@@ -199,7 +200,7 @@ static void own_envelope(schakel_envelope_t *env, int type, const char *label, c
     env->event_id.len = 16;
     env->type = type;
     env->source_org = "broker";
-    env->occurred_at = now_ms();
+    env->occurred_at = schakel_wall_ms();
     env->purpose = SCHAKEL__V1__PURPOSE__PURPOSE_BUS;
     env->legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_BUS;
     env->body_case = (Schakel__V1__Envelope__BodyCase)type;
@@ -327,7 +328,7 @@ void broker_clock_tick(schakel_broker_t *b, int64_t now)
     schakel_envelope_t env;
     Schakel__V1__ClockTick t = SCHAKEL__V1__CLOCK_TICK__INIT;
     uint8_t id[16], at[8];
-    for (int i = 0; i < 8; i++) at[i] = (uint8_t)((uint64_t)now >> (56 - 8 * i));
+    schakel_put_be64(at, (uint64_t)now);
     own_envelope(&env, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK, "schakel/v1/tick", at,
                  sizeof at, id);
     t.at_ms = now;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bytes.h"
 #include "clock.h"
 #include "codec.h"
 #include "crypto.h"
@@ -128,11 +129,7 @@ size_t schakel_client_inflight(const schakel_client_t *c)
 static void slot_send(schakel_client_t *c, slot_t *s, int64_t now)
 {
     uint8_t id[8];
-    uint64_t r = s->req_id;
-    for (int i = 7; i >= 0; i--) {
-        id[i] = (uint8_t)r;
-        r >>= 8;
-    }
+    schakel_put_be64(id, s->req_id);
     if (zmq_send(c->sock, "PUBLISH", 7, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         s->due = now + 50;
         return;

@@ -57,7 +57,7 @@ void lmdb_chain_hash(uint64_t seq, const uint8_t prev[32], const uint8_t *body, 
 {
     uint8_t bh[32], s[8];
     schakel_sha256(body, len, bh);
-    be64(s, seq);
+    schakel_put_be64(s, seq);
     schakel_sha256_t h;
     schakel_sha256_init(&h);
     schakel_sha256_update(&h, "schakel/v1", 10);
@@ -159,12 +159,12 @@ static int open_dbis(lmdb_store_t *st, int read_only, char *why)
     MDB_val k, v;
     mdb_cursor_open(txn, st->events, &cur);
     if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8 && v.mv_size >= HDR_LEN) {
-        st->head.seq = rd64(k.mv_data);
+        st->head.seq = schakel_get_be64(k.mv_data);
         memcpy(st->head.hash, (uint8_t *)v.mv_data + 32, 32);
     }
     mdb_cursor_close(cur);
     mdb_cursor_open(txn, st->checkpoints, &cur);
-    if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) st->cp_seq = rd64(k.mv_data);
+    if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) st->cp_seq = schakel_get_be64(k.mv_data);
     mdb_cursor_close(cur);
     /* by_id in the form before ids were scoped: keys of 16 bytes (a scoped
      * key is at least 18) */
@@ -210,7 +210,7 @@ static int rebuild_by_id(lmdb_store_t *st, char *why)
             mdb_txn_abort(txn);
             return schakel_fail(why, SCHAKEL_ECORRUPT,
                                 "rebuilding the event-id index: record %llu does not decode; "
-                                "run schakel audit verify", (unsigned long long)(k.mv_size == 8 ? rd64(k.mv_data) : 0));
+                                "run schakel audit verify", (unsigned long long)(k.mv_size == 8 ? schakel_get_be64(k.mv_data) : 0));
         }
         uint8_t ik[ID_KEY_MAX];
         MDB_val ikv = {id_key(ik, b->source_org, b->event_id.data), ik}, sv = {8, k.mv_data};

@@ -22,9 +22,9 @@ void schakel_checkpoint_message(const schakel_checkpoint_t *cp,
                                 uint8_t out[SCHAKEL_CHECKPOINT_MSG_LEN])
 {
     memcpy(out, "schakel/v1/checkpoint", 21);
-    be64(out + 21, cp->seq);
+    schakel_put_be64(out + 21, cp->seq);
     memcpy(out + 29, cp->hash, 32);
-    be64(out + 61, (uint64_t)cp->at);
+    schakel_put_be64(out + 61, (uint64_t)cp->at);
 }
 
 static int put_checkpoint(lmdb_store_t *st, MDB_txn *txn, int64_t now_ms, char *why)
@@ -44,7 +44,7 @@ static int put_checkpoint(lmdb_store_t *st, MDB_txn *txn, int64_t now_ms, char *
     cp.signature.len = sizeof c.signature;
     uint8_t buf[256], k[8];
     size_t n = schakel__v1__checkpoint__pack(&cp, buf);
-    be64(k, cp.seq);
+    schakel_put_be64(k, cp.seq);
     MDB_val kv = {8, k}, vv = {n, buf};
     int rc = mdb_put(txn, st->checkpoints, &kv, &vv, MDB_APPEND);
     if (rc) return lmdb_err(rc, why, "store checkpoint");
@@ -58,7 +58,7 @@ static int same_event(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_
                       int *conflict, char *why)
 {
     uint8_t key[8];
-    be64(key, seq);
+    schakel_put_be64(key, seq);
     MDB_val k = {8, key}, v;
     int rc = mdb_get(txn, st->events, &k, &v);
     if (rc) return lmdb_err(rc, why, "read duplicate");
@@ -79,7 +79,7 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
     MDB_val k = {id_key(ik, b->signer_org, it->event_id), ik}, v;
     int rc = mdb_get(txn, st->by_id, &k, &v);
     if (rc == 0 && v.mv_size == 8) {
-        it->seq = rd64(v.mv_data);
+        it->seq = schakel_get_be64(v.mv_data);
         it->duplicate = 1;
         return same_event(st, txn, it->seq, it->event_hash, &it->conflict, why);
     }
@@ -92,8 +92,8 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
     rc = lmdb_data_key(st, txn, kid, 1, dk, why);
     if (rc) return rc;
     memcpy(nonce, st->nonce_prefix, 4);
-    be64(nonce + 4, seq);
-    be64(aad, seq);
+    schakel_put_be64(nonce + 4, seq);
+    schakel_put_be64(aad, seq);
     memcpy(aad + 8, it->event_id, 16);
     size_t clen = it->event_len + SCHAKEL_AEAD_TAG_LEN;
     uint8_t *ct = malloc(clen);
@@ -124,7 +124,7 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
 
     size_t blen = schakel__v1__record_body__get_packed_size(&body);
     uint8_t key[8];
-    be64(key, seq);
+    schakel_put_be64(key, seq);
     MDB_val kv = {8, key}, vv = {HDR_LEN + blen, NULL};
     rc = mdb_put(txn, st->events, &kv, &vv, MDB_APPEND | MDB_RESERVE);
     if (rc) {
@@ -150,10 +150,10 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
          * delivery decided later (a hold released) comes after everything
          * the stream already holds and no reader's cursor has passed it.
          * The value names the record delivered when it is another one. */
-        be64(sk + sl + 1, seq);
+        schakel_put_be64(sk + sl + 1, seq);
         uint8_t target[8];
         uint64_t to = it->index[x].seq ? it->index[x].seq : seq;
-        be64(target, to);
+        schakel_put_be64(target, to);
         MDB_val skv = {sl + 9, sk}, tv = {to == seq ? 0 : 8, target};
         rc = mdb_put(txn, st->streams, &skv, &tv, 0);
         if (rc) return lmdb_err(rc, why, "index stream");
@@ -181,7 +181,7 @@ static int put_proof(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch_
     p.n_event_hashes = b->n_hashes;
     p.event_hashes = hs;
     uint8_t k[8];
-    be64(k, proof_seq);
+    schakel_put_be64(k, proof_seq);
     MDB_val kv = {8, k}, vv = {schakel__v1__batch_proof__get_packed_size(&p), NULL};
     int rc = mdb_put(txn, st->proofs, &kv, &vv, MDB_APPEND | MDB_RESERVE);
     if (rc == 0) schakel__v1__batch_proof__pack(&p, vv.mv_data);
@@ -264,7 +264,7 @@ int lmdb_cursor_set(schakel_store_t *s, const char *name, uint64_t seq)
     rc = mdb_txn_begin(st->env, NULL, 0, &txn);
     if (rc) return lmdb_err(rc, NULL, "begin cursor");
     uint8_t b[8];
-    be64(b, seq);
+    schakel_put_be64(b, seq);
     MDB_val k = {strlen(name), (void *)name}, v = {8, b};
     rc = mdb_put(txn, st->cursors, &k, &v, 0);
     if (rc) {

@@ -61,7 +61,7 @@ static int verify_payload(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const ui
     } else {
         size_t plen = b->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
         uint8_t *plain = malloc(plen ? plen : 1), aad[24], h[32];
-        be64(aad, seq);
+        schakel_put_be64(aad, seq);
         memcpy(aad + 8, b->event_id.data, 16);
         if (!plain) rc = SCHAKEL_ENOMEM;
         else if (schakel_aead_open(dk, b->nonce.data, aad, 24, b->ciphertext.data,
@@ -88,14 +88,14 @@ static int verify_checkpoints(lmdb_store_t *st, MDB_txn *txn, const uint8_t *bro
     while (rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0) {
         op = MDB_NEXT;
         Schakel__V1__Checkpoint *cp = schakel__v1__checkpoint__unpack(NULL, v.mv_size, v.mv_data);
-        uint64_t seq = k.mv_size == 8 ? rd64(k.mv_data) : 0;
+        uint64_t seq = k.mv_size == 8 ? schakel_get_be64(k.mv_data) : 0;
         if (!cp || cp->seq != seq || cp->hash.len != 32 || cp->signature.len != 64) {
             rc = verify_fail(r, seq, "checkpoint does not decode");
         } else if (seq > r->head) {
             rc = verify_fail(r, seq, "checkpoint is beyond the last record: records were removed");
         } else {
             uint8_t ek[8];
-            be64(ek, seq);
+            schakel_put_be64(ek, seq);
             MDB_val kk = {8, ek}, vv;
             if (mdb_get(txn, st->events, &kk, &vv) != 0 || vv.mv_size < HDR_LEN ||
                 memcmp((uint8_t *)vv.mv_data + 32, cp->hash.data, 32) != 0) {
@@ -146,7 +146,7 @@ int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_
     rc = 0;
     while (rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0) {
         op = MDB_NEXT;
-        uint64_t seq = k.mv_size == 8 ? rd64(k.mv_data) : 0;
+        uint64_t seq = k.mv_size == 8 ? schakel_get_be64(k.mv_data) : 0;
         const uint8_t *p = v.mv_data;
         if (seq != expect) {
             rc = verify_fail(r, expect, "record is missing (sequence numbers jump)");
@@ -207,7 +207,7 @@ int schakel_lmdb_checkpoints(const char *dir, uint64_t from_seq,
     if (!st) return SCHAKEL_EIO;
     MDB_cursor *cur;
     uint8_t key[8];
-    be64(key, from_seq);
+    schakel_put_be64(key, from_seq);
     MDB_val k = {8, key}, v;
     int rc = mdb_cursor_open(txn, st->checkpoints, &cur) ? SCHAKEL_ESTORE : 0;
     int op = MDB_SET_RANGE;
@@ -236,7 +236,7 @@ int schakel_lmdb_hash_at(const char *dir, uint64_t seq, uint8_t out[SCHAKEL_SHA2
     lmdb_store_t *st = open_audit(dir, &txn);
     if (!st) return SCHAKEL_EIO;
     uint8_t key[8];
-    be64(key, seq);
+    schakel_put_be64(key, seq);
     MDB_val k = {8, key}, v;
     int rc = mdb_get(txn, st->events, &k, &v);
     int ret = rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : rc ? SCHAKEL_ESTORE : 0;

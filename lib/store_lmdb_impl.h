@@ -13,6 +13,8 @@
 #define SCHAKEL_STORE_LMDB_IMPL_H
 
 #include <lmdb.h>
+
+#include "bytes.h"
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,20 +90,6 @@ typedef struct {
     subject_set_t subjects[CACHE_SETS];
 } lmdb_store_t;
 
-static inline void be64(uint8_t out[8], uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        out[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static inline uint64_t rd64(const uint8_t in[8])
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v = (v << 8) | in[i];
-    return v;
-}
 
 /* The by_id key of an event: its publisher's id, a NUL, the 16-byte event
  * id. Ids are scoped to the organisation that published them, so no

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "store_lmdb_impl.h"
 
@@ -110,7 +111,7 @@ int lmdb_data_key_ex(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN
     uint8_t tomb[TOMB_LEN];
     int has_tomb = 0;
     if (rc == 0 && lmdb_is_tomb(&v)) {
-        *erased_upto = rd64((const uint8_t *)v.mv_data + 16);
+        *erased_upto = schakel_get_be64((const uint8_t *)v.mv_data + 16);
         memcpy(tomb, v.mv_data, TOMB_LEN);
         has_tomb = 1;
         if (v.mv_size == TOMB_LEN) rc = MDB_NOTFOUND; /* erased; no new key yet */
@@ -175,12 +176,10 @@ int lmdb_erase_subject(schakel_store_t *s, const char *subject)
         mdb_txn_abort(txn);
         return rc == 0 || rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : lmdb_err(rc, NULL, "erase");
     }
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
     uint8_t tomb[TOMB_LEN];
     memcpy(tomb, TOMB_MAGIC, 16);
-    be64(tomb + 16, st->head.seq);
-    be64(tomb + 24, (uint64_t)((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000));
+    schakel_put_be64(tomb + 16, st->head.seq);
+    schakel_put_be64(tomb + 24, (uint64_t)schakel_wall_ms());
     MDB_val tv = {TOMB_LEN, tomb};
     rc = mdb_put(txn, st->keys, &k, &tv, 0);
     if (rc) {

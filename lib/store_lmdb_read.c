@@ -47,7 +47,7 @@ static int deliver(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, uint64_t positi
         seq > erased_upto) {
         size_t plen = body->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
         uint8_t aad[24];
-        be64(aad, seq);
+        schakel_put_be64(aad, seq);
         memcpy(aad + 8, body->event_id.data, body->event_id.len == 16 ? 16 : 0);
         plain = malloc(plen ? plen : 1);
         if (!plain) {
@@ -91,12 +91,12 @@ int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t 
     size_t sl = strnlen(stream, SCHAKEL_STREAM_MAX - 1);
     MDB_val k, v;
     if (all) {
-        be64(key, from_seq);
+        schakel_put_be64(key, from_seq);
         k.mv_size = 8;
     } else {
         memcpy(key, stream, sl);
         key[sl] = 0;
-        be64(key + sl + 1, from_seq);
+        schakel_put_be64(key + sl + 1, from_seq);
         k.mv_size = sl + 9;
     }
     k.mv_data = key;
@@ -112,14 +112,14 @@ int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t 
         if (rc) break;
         uint64_t seq, position;
         if (all) {
-            seq = position = rd64(k.mv_data);
+            seq = position = schakel_get_be64(k.mv_data);
         } else {
             if (k.mv_size != sl + 9 || memcmp(k.mv_data, key, sl + 1) != 0) break;
             /* an empty value: the entry is the record at its own place */
-            position = rd64((uint8_t *)k.mv_data + sl + 1);
-            seq = v.mv_size == 8 ? rd64(v.mv_data) : position;
+            position = schakel_get_be64((uint8_t *)k.mv_data + sl + 1);
+            seq = v.mv_size == 8 ? schakel_get_be64(v.mv_data) : position;
             uint8_t ek8[8];
-            be64(ek8, seq);
+            schakel_put_be64(ek8, seq);
             MDB_val ek = {8, ek8};
             rc = mdb_get(txn, st->events, &ek, &v);
             if (rc) break;
@@ -139,7 +139,7 @@ int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t 
 static int record_from(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const char *org)
 {
     uint8_t key[8];
-    be64(key, seq);
+    schakel_put_be64(key, seq);
     MDB_val k = {8, key}, v;
     if (mdb_get(txn, st->events, &k, &v) != 0 || v.mv_size <= HDR_LEN) return 0;
     Schakel__V1__RecordBody *b = schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN,
@@ -167,9 +167,9 @@ int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event
     }
     int rc = mdb_get(txn, st->by_id, &k, &v);
     if (rc == 0 && v.mv_size != 8) rc = MDB_NOTFOUND;
-    if (rc == 0 && st->legacy_by_id && !record_from(st, txn, rd64(v.mv_data), source_org))
+    if (rc == 0 && st->legacy_by_id && !record_from(st, txn, schakel_get_be64(v.mv_data), source_org))
         rc = MDB_NOTFOUND;
-    if (rc == 0) *seq = rd64(v.mv_data);
+    if (rc == 0) *seq = schakel_get_be64(v.mv_data);
     mdb_txn_abort(txn);
     pthread_rwlock_unlock(&st->resize);
     return rc == 0 ? 0 : rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : SCHAKEL_ESTORE;
@@ -185,7 +185,7 @@ int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16])
         return SCHAKEL_ESTORE;
     }
     uint8_t key[8];
-    be64(key, seq);
+    schakel_put_be64(key, seq);
     MDB_val k = {8, key}, v;
     int rc = mdb_get(txn, st->events, &k, &v);
     int ret = rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : rc ? SCHAKEL_ESTORE : 0;
@@ -211,7 +211,7 @@ int lmdb_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq)
     if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) return SCHAKEL_ESTORE;
     MDB_val k = {strlen(name), (void *)name}, v;
     int rc = mdb_get(txn, st->cursors, &k, &v);
-    if (rc == 0 && v.mv_size == 8) *seq = rd64(v.mv_data);
+    if (rc == 0 && v.mv_size == 8) *seq = schakel_get_be64(v.mv_data);
     mdb_txn_abort(txn);
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : SCHAKEL_ESTORE;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "error.h"
 
 int schakel_wire_curve_server(void *sock, const schakel_keys_t *keys)
@@ -47,10 +48,7 @@ static int send_msg(void *sock, zmq_msg_t *rid, const char *name, uint64_t req_i
                     const ProtobufCMessage *msg, int flags, atomic_uint *unread)
 {
     uint8_t id[8];
-    for (int i = 7; i >= 0; i--) {
-        id[i] = (uint8_t)req_id;
-        req_id >>= 8;
-    }
+    schakel_put_be64(id, req_id);
     size_t len = protobuf_c_message_get_packed_size(msg);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf) return SCHAKEL_ENOMEM;
@@ -139,7 +137,7 @@ int schakel_wire_recv(void *sock, int with_rid, schakel_wire_msg_t *m, int flags
             if (zmq_msg_size(&f) != 8) rc = SCHAKEL_EDECODE;
             else {
                 const uint8_t *d = zmq_msg_data(&f);
-                for (int j = 0; j < 8; j++) m->req_id = (m->req_id << 8) | d[j];
+                m->req_id = schakel_get_be64(d);
             }
             zmq_msg_close(&f);
         } else if (i == 2) {
