@@ -80,6 +80,23 @@ static size_t in_flight(schakel_broker_t *b)
     return n;
 }
 
+
+/* A signed checkpoint when one is due. A failure is an alarm: auditors
+ * compare the log against the checkpoints kept outside the broker, and a
+ * gap in them is what a rewrite would hide behind. Logged once when it
+ * starts failing and once when it works again, not on every turn. */
+static void broker_checkpoint(schakel_broker_t *b, int64_t now)
+{
+    int rc = schakel_store_checkpoint(b->store, now);
+    if (rc && !b->checkpoint_failing) {
+        b->alarms++;
+        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=checkpoint_failed alarm=checkpoint_failed reason=\"%s\" alarms=%llu",
+                    schakel_strerror(rc), (unsigned long long)b->alarms);
+    } else if (!rc && b->checkpoint_failing)
+        schakel_log(SCHAKEL_LOG_INFO, "broker", "event=checkpoint_recovered");
+    b->checkpoint_failing = rc != 0;
+}
+
 /* A process killed inside a read of the log (`audit verify`, a tail)
  * keeps its LMDB reader slot, and with it every page freed since: the map
  * only grows. Cleared at start and every READER_CHECK_MS. */
@@ -117,7 +134,7 @@ int schakel_broker_run(schakel_broker_t *b)
             broker_clock_tick(b, now);
             b->last_tick = now;
         }
-        schakel_store_checkpoint(b->store, now);
+        broker_checkpoint(b, now);
         if (now - b->last_reader_check >= READER_CHECK_MS) reader_check(b, now, 0);
         if (now - last_reload >= 1000) {
             broker_directory_maybe_reload(b);
@@ -127,7 +144,7 @@ int schakel_broker_run(schakel_broker_t *b)
     broker_checker_finish(b); /* every batch received is checked, appended and ACKed */
     pending_t *ready;
     while ((ready = broker_take_checked(b, 1))) broker_commit_group(b, ready);
-    schakel_store_checkpoint(b->store, schakel_wall_ms() + 3600 * 1000);
+    broker_checkpoint(b, schakel_wall_ms() + 3600 * 1000);
     schakel_log(SCHAKEL_LOG_INFO, "broker", "event=stopped acked=%llu rejected=%llu "
                 "fetch_refused=%llu publish_refused=%llu replies_dropped=%llu",
                 (unsigned long long)b->stat_acked, (unsigned long long)b->stat_rejected,

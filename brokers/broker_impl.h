@@ -107,10 +107,11 @@ struct schakel_broker {
     schakel_arena_t *spare[32];     /* arenas to reuse (under q_lock) */
     size_t n_spare;
     uint64_t stat_acked, stat_rejected;
-    uint64_t alarms; /* own appends refused: in every PONG; the operator's alert */
+    uint64_t alarms; /* own appends refused, checkpoint outages: in every PONG; the operator's alert */
     int64_t tick_ms, last_tick;
     peer_t *peers;                  /* connections with PUBLISHes or replies held */
     uint64_t stat_fetch_refused, stat_publish_refused, stat_replies_dropped;
+    int checkpoint_failing; /* the last checkpoint attempt failed (logged once per outage) */
     int64_t last_drop_log, last_reader_check;
 };
 

@@ -104,7 +104,15 @@ void broker_serve_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
     if (from == 0 && f->consumer[0]) {
         char name[256];
         snprintf(name, sizeof name, "%s/%.80s/%s", m->user, f->consumer, f->stream);
-        schakel_store_cursor_get(b->store, name, &from);
+        if (schakel_store_cursor_get(b->store, name, &from) != 0) {
+            /* never start the stream over from 1 on a read that failed */
+            b->stat_fetch_refused++;
+            schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=cursor_read_failed consumer_of=%s", m->user);
+            broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER,
+                              "the committed cursor cannot be read now: FETCH again later");
+            schakel__v1__fetch__free_unpacked(f, NULL);
+            return;
+        }
         if (from > h.seq) { /* stored before cursors were checked: never wrap */
             char r[SCHAKEL_ERRLEN];
             snprintf(r, sizeof r, "the committed cursor of consumer \"%.80s\" is %llu, beyond the "
