@@ -260,6 +260,34 @@ void consent(const char *org, const char *subject, const char *given_by, const c
 
 /* ---- the node, with a clock the test controls ---- */
 
+int node_start(int override, int64_t at_ms)
+{
+    H = harness_new_node();
+    if (harness_start(H) != 0) return -1;
+    change_directory(override);
+    tick(at_ms); /* also: the new directory is in force at the broker */
+    return 0;
+}
+
+int node_teardown(void **state)
+{
+    (void)state;
+    harness_destroy(&H);
+    return 0;
+}
+
+int64_t at(const char *utc)
+{
+    int64_t ms;
+    assert_int_equal(schakel_time_parse(utc, &ms), 0);
+    return ms;
+}
+
+void clock_to(const char *utc)
+{
+    wait_services(tick(at(utc)));
+}
+
 /* Adds a test organisation with the clock right and, with override, makes
  * school 12AB00 send all its children to wijkteam-noord whatever their
  * district: a new directory version, which the broker puts on the log. */

@@ -66,6 +66,17 @@ void referral_with_id(const char *org, const char *subject, const char *extra, c
 void consent(const char *org, const char *subject, const char *given_by, const char *age,
              const char *recipient_kind, char cid[33], uint8_t id[16]);
 
+/* A whole node of the sample region (harness_new_node) as H, with the test
+ * clock in its directory (change_directory(override)) and the log's time
+ * at at_ms: a cmocka setup returns it. node_teardown destroys H. */
+int node_start(int override, int64_t at_ms);
+int node_teardown(void **state);
+
+/* Unix ms of a UTC time "YYYY-MM-DDTHH:MM:SSZ" (fails the test if not). */
+int64_t at(const char *utc);
+/* Moves the log's time there and waits until every service has seen it. */
+void clock_to(const char *utc);
+
 /* Adds the test clock to the directory (and the 12AB00 override). */
 void change_directory(int override);
 /* A clock tick at at_ms from the test clock; returns its seq. */

@@ -25,19 +25,6 @@
 #define WIJKTEAM "wijkteam-zuid"
 #define ESCALATION "gemeente-region"
 
-static int64_t at(const char *utc)
-{
-    int64_t ms;
-    assert_int_equal(schakel_time_parse(utc, &ms), 0);
-    return ms;
-}
-
-/* Moves the log's time and waits until every service has seen it. */
-static void clock_to(const char *utc)
-{
-    wait_services(tick(at(utc)));
-}
-
 /* What svc-feedback said about a loop, read from the whole log. */
 typedef struct {
     int state;        /* feedback_status: the state */
@@ -164,18 +151,7 @@ static void told(const char *p, const char *rid, const char *step)
 static int setup(void **state)
 {
     (void)state;
-    H = harness_new_node();
-    if (harness_start(H) != 0) return -1;
-    change_directory(0);
-    tick(at("2027-04-23T08:00:00Z")); /* Friday 23 April 2027, 10:00 in Amsterdam */
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    harness_destroy(&H);
-    return 0;
+    return node_start(0, at("2027-04-23T08:00:00Z")); /* Friday 23 April 2027, 10:00 in Amsterdam */
 }
 
 static void unanswered_referral_is_reminded_then_escalated(void **state)
@@ -464,5 +440,5 @@ int main(void)
         cmocka_unit_test(decree_days_from_the_directory_move_deadlines),
         cmocka_unit_test(replay_yields_identical_loops_and_events),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, node_teardown);
 }

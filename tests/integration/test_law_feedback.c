@@ -30,18 +30,6 @@
 #define O(x) SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_##x
 #define S(x) SCHAKEL__V1__LOOP_STATE__LOOP_STATE_##x
 
-static int64_t at(const char *utc)
-{
-    int64_t ms;
-    assert_int_equal(schakel_time_parse(utc, &ms), 0);
-    return ms;
-}
-
-static void clock_to(const char *utc)
-{
-    wait_services(tick(at(utc)));
-}
-
 /* A consent of the child recorded by the school: for recipient (an org id,
  * or a kind with by_kind) and purposes (a JSON list). */
 static char last_consent[33]; /* the id of the last consent_for */
@@ -193,18 +181,7 @@ static void walk(const char *p, const char *rid, uint8_t intake[16], uint8_t rec
 static int setup(void **state)
 {
     (void)state;
-    H = harness_new_node();
-    if (harness_start(H) != 0) return -1;
-    change_directory(0);
-    tick(at("2027-09-06T08:00:00Z")); /* Monday 6 September 2027 */
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    harness_destroy(&H);
-    return 0;
+    return node_start(0, at("2027-09-06T08:00:00Z")); /* Monday 6 September 2027 */
 }
 
 /* Delivered on a consent without the purpose feedback: the school hears
@@ -459,5 +436,5 @@ int main(void)
         cmocka_unit_test(consent_for_the_gemeente_does_not_reach_leerplicht),
         cmocka_unit_test(replay_is_byte_equal),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, node_teardown);
 }

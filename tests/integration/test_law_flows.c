@@ -32,18 +32,6 @@ static const char *delivered_on(const decisions_t *ds, const char *org)
     return d->rule;
 }
 
-static int64_t at(const char *utc)
-{
-    int64_t ms;
-    assert_int_equal(schakel_time_parse(utc, &ms), 0);
-    return ms;
-}
-
-static void clock_to(const char *utc)
-{
-    wait_services(tick(at(utc)));
-}
-
 /* A consent recorded by org for every organisation of a kind, for the
  * purposes and categories given (JSON lists without brackets). */
 static void consent_for(const char *org, const char *subject, const char *kind, const char *purposes,
@@ -113,18 +101,7 @@ static size_t reminders_in_stream(const char *org, const char *id_hex)
 static int setup(void **state)
 {
     (void)state;
-    H = harness_new_node();
-    if (harness_start(H) != 0) return -1;
-    change_directory(0);
-    tick(at("2027-05-10T08:00:00Z")); /* Monday 10 May 2027, 10:00 in Amsterdam */
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    harness_destroy(&H);
-    return 0;
+    return node_start(0, at("2027-05-10T08:00:00Z")); /* Monday 10 May 2027, 10:00 in Amsterdam */
 }
 
 /* A ZAT session (no child named: it records who attended) reaches every
@@ -415,5 +392,5 @@ int main(void)
         cmocka_unit_test(mazl_request_reaches_the_ggd_and_the_advice_the_school),
         cmocka_unit_test(replay_is_byte_equal),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, node_teardown);
 }

@@ -19,18 +19,7 @@
 static int setup(void **state)
 {
     (void)state;
-    H = harness_new_node();
-    if (harness_start(H) != 0) return -1;
-    change_directory(1);
-    tick(now_ms());
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    harness_destroy(&H);
-    return 0;
+    return node_start(1, now_ms());
 }
 
 /* A consent for the wijkteam of the child labelled `label`, whose body
@@ -157,5 +146,5 @@ int main(void)
         cmocka_unit_test(youth_of_16_consents_alone_unless_unable_to_judge),
         cmocka_unit_test(consents_that_say_too_little_are_refused),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, node_teardown);
 }

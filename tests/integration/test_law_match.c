@@ -37,18 +37,7 @@ static const char *const ORGS[] = {"school-12ab00", "school-34cd01",   "smw-fare
 static int setup(void **state)
 {
     (void)state;
-    H = harness_new_node();
-    if (harness_start(H) != 0) return -1;
-    change_directory(1);
-    tick(now_ms()); /* also: the new directory is in force at the broker */
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    harness_destroy(&H);
-    return 0;
+    return node_start(1, now_ms()); /* also: the new directory is in force at the broker */
 }
 
 /* A signal of org about subject, with the org's own contact desk; the
@@ -355,5 +344,5 @@ int main(void)
         cmocka_unit_test(state_without_match_index_is_refused),
         cmocka_unit_test(matches_replay_byte_equal),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, node_teardown);
 }

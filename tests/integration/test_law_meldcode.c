@@ -37,37 +37,14 @@
 static int setup(void **state)
 {
     (void)state;
-    H = harness_new_node();
-    if (harness_start(H) != 0) return -1;
-    change_directory(0);
-    tick(now_ms()); /* also: the new directory is in force at the broker */
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    harness_destroy(&H);
-    return 0;
+    return node_start(0, now_ms()); /* also: the new directory is in force at the broker */
 }
 
 /* A node of its own, for a scenario that changes the directory. */
 static int fresh_node(void **state)
 {
-    harness_destroy(&H);
+    node_teardown(state);
     return setup(state);
-}
-
-static int64_t at(const char *utc)
-{
-    int64_t ms;
-    assert_int_equal(schakel_time_parse(utc, &ms), 0);
-    return ms;
-}
-
-static void clock_to(const char *utc)
-{
-    wait_services(tick(at(utc)));
 }
 
 /* A report about the child of `label`, with body spliced in; its report
@@ -473,5 +450,5 @@ int main(void)
         cmocka_unit_test(veiligthuis_owes_a_decision_within_five_working_days),
         cmocka_unit_test_setup(report_without_veiligthuis_raises_the_alarm, fresh_node),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, node_teardown);
 }

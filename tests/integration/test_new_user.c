@@ -85,13 +85,6 @@ static size_t occurrences(const char *text, const char *needle)
     return n;
 }
 
-static int64_t at(const char *utc)
-{
-    int64_t ms;
-    assert_int_equal(schakel_time_parse(utc, &ms), 0);
-    return ms;
-}
-
 static int setup(void **state)
 {
     if (adapters_node_setup(state) != 0) return -1;

@@ -28,18 +28,7 @@
 static int setup(void **state)
 {
     (void)state;
-    H = harness_new_node();
-    if (harness_start(H) != 0) return -1;
-    change_directory(1);
-    tick(now_ms()); /* also: the new directory is in force at the broker */
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    harness_destroy(&H);
-    return 0;
+    return node_start(1, now_ms()); /* also: the new directory is in force at the broker */
 }
 
 /* ---- the scenarios ---- */
@@ -842,7 +831,7 @@ static void veiligthuis_feedback_only_to_its_reporter(void **state)
  * routing service that may not publish. */
 static int fresh_node(void **state)
 {
-    harness_destroy(&H);
+    node_teardown(state);
     return setup(state);
 }
 
@@ -1020,5 +1009,5 @@ int main(void)
         cmocka_unit_test_setup(absence_goes_to_the_home_municipality, fresh_node),
         cmocka_unit_test_setup(thuiszitter_reasons_are_the_monitors_nine, fresh_node),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, node_teardown);
 }
