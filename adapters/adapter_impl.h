@@ -4,17 +4,18 @@
  *   config.c   the configuration file, read before anything starts
  *   spool.c    a file in the spool (or a line on standard input), or
  *   http.c     a POST /events, gives rows;
- *   rows.c     each row mapped by the profile (mapping.c) into the outbox
+ *   rows.c     each row mapped by the profile (mapping*.c) into the outbox
  *              (outbox.c), durable before it is acknowledged;
  *   forward.c  the forwarder PUBLISHes the outbox to the broker until ACKed;
  *   inbox.c    what the bus delivers to the organisation is handed over.
  *   run.c      the process: starts and stops the threads;
- *   commands.c status and check; adapter.c the command-line dispatch.
+ *   commands.c status, check, dead-letters, requeue; adapter.c the
+ *              command-line dispatch.
  * Threads: main (spool, supervision), forwarder, inbox, standard input
  * and libmicrohttpd's own. They share the outbox (LMDB serialises
  * writers), the profile under map_lock, and nothing else. Log lines,
  * reasons and HTTP answers carry counts, codes, file names, lines and
- * columns, never a row's values (mapping.c's reasons do not quote them). */
+ * columns, never a row's values (the mapping's reasons do not quote them). */
 #ifndef SCHAKEL_ADAPTER_IMPL_H
 #define SCHAKEL_ADAPTER_IMPL_H
 

@@ -1,6 +1,6 @@
 /* Mapping rows into the outbox, the first step of the data path: every
  * input (spool, standard input, HTTP) collects the rows of one file,
- * line or request in a batch_t, maps each by the profile (mapping.c: BSN
+ * line or request in a batch_t, maps each by the profile (mapping*.c: BSN
  * to pseudonym, the row to a signed-for event), and puts the mapped
  * events in the outbox in one durable transaction (outbox.c) before it
  * acknowledges anything; then it wakes the forwarder. A row that does not
