@@ -34,6 +34,7 @@ typedef struct {
 
 #define SCHAKEL_FLAG_B(name, alias, out) {name, alias, SCHAKEL_FLAG_BOOL, out, 0, 0, 0, NULL, 0}
 #define SCHAKEL_FLAG_S(name, value, out) {name, NULL, SCHAKEL_FLAG_STRING, out, 0, 0, 0, value, 0}
+/* out must be an array (its sizeof is the capacity), not a pointer. */
 #define SCHAKEL_FLAG_BUFFER(name, value, out) \
     {name, NULL, SCHAKEL_FLAG_BUF, out, sizeof(out), 0, 0, value, 0}
 #define SCHAKEL_FLAG_U(name, out, min, max) \
