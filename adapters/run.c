@@ -48,7 +48,7 @@ int adapter_cmd_run(int argc, char **argv)
     }
     int use_stdin = a->use_stdin;
     if (!config || adapter_configure(a, config, 1) != 0 || adapter_make_dirs(a) != 0 ||
-        schakel_conn_finish(&a->conn, "adapter") != 0) {
+        schakel_conn_finish(&a->conn, a->why) != 0) {
         fprintf(stderr, "schakel adapter: %s\n", config ? a->why : "--config FILE is required (see --help)");
         goto out;
     }

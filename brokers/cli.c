@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "fileio.h"
+#include "flags.h"
 #include "logging.h"
 
 static const char usage[] =
@@ -79,57 +80,45 @@ static int apply_config(const char *path, schakel_broker_config_t *cfg)
     return 0;
 }
 
-static int parse_num(const char *flag, const char *s, unsigned long long *out)
-{
-    char *end;
-    *out = strtoull(s, &end, 10);
-    if (!*s || *end) {
-        fprintf(stderr, "schakel broker: %s wants a whole number, not \"%s\"\n", flag, s);
-        return -1;
-    }
-    return 0;
-}
-
 int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cfg)
 {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--config") && i + 1 < argc && apply_config(argv[i + 1], cfg))
-            return -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 1;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "schakel broker: %s needs a value (see --help)\n", a);
-            return -1;
-        }
-        const char *v = argv[++i];
-        unsigned long long n;
-        if (!strcmp(a, "--data")) cfg->data_dir = v;
-        else if (!strcmp(a, "--key")) cfg->key_path = v;
-        else if (!strcmp(a, "--directory")) cfg->directory_path = v;
-        else if (!strcmp(a, "--endpoint")) cfg->endpoint = v;
-        else if (!strcmp(a, "--pub")) cfg->pub_endpoint = v;
-        else if (!strcmp(a, "--config")) continue;
-        else if (!strcmp(a, "--map-max")) {
-            if (parse_num(a, v, &n)) return -1;
-            cfg->map_max = (size_t)n;
-        } else if (!strcmp(a, "--checkpoint-every")) {
-            if (parse_num(a, v, &n)) return -1;
-            cfg->checkpoint_every = n;
-        } else if (!strcmp(a, "--checkpoint-ms")) {
-            if (parse_num(a, v, &n)) return -1;
-            cfg->checkpoint_ms = (int64_t)n;
-        } else if (!strcmp(a, "--tick-ms")) {
-            if (parse_num(a, v, &n)) return -1;
-            cfg->tick_ms = n ? (int64_t)n : -1;
-        } else {
-            fprintf(stderr, "schakel broker: unknown option %s (see --help)\n", a);
-            return -1;
-        }
+    const char *config = NULL, *data = NULL, *key = NULL, *directory = NULL, *endpoint = NULL,
+               *pub = NULL;
+    uint64_t map_max = 0, every = 0, cp_ms = 0, tick = 0;
+    schakel_flag_t flags[] = {
+        SCHAKEL_FLAG_S("--data", "DIR", &data),
+        SCHAKEL_FLAG_S("--key", "FILE", &key),
+        SCHAKEL_FLAG_S("--directory", "FILE", &directory),
+        SCHAKEL_FLAG_S("--endpoint", "EP", &endpoint),
+        SCHAKEL_FLAG_S("--pub", "EP", &pub),
+        SCHAKEL_FLAG_U("--map-max", &map_max, 0, SIZE_MAX),
+        SCHAKEL_FLAG_U("--checkpoint-every", &every, 0, UINT64_MAX),
+        SCHAKEL_FLAG_U("--checkpoint-ms", &cp_ms, 0, INT64_MAX),
+        SCHAKEL_FLAG_U("--tick-ms", &tick, 0, INT64_MAX),
+        SCHAKEL_FLAG_S("--config", "FILE", &config),
+        SCHAKEL_FLAGS_END,
+    };
+    char why[SCHAKEL_ERRLEN] = "";
+    int rc = schakel_flags_parse(flags, argc, argv, 1, why);
+    if (rc == SCHAKEL_FLAGS_HELP) {
+        fputs(usage, stdout);
+        return 1;
     }
+    if (rc) {
+        fprintf(stderr, "schakel broker: %s\n", why);
+        return -1;
+    }
+    /* the file first: flags given on the command line win */
+    if (config && apply_config(config, cfg)) return -1;
+    if (data) cfg->data_dir = data;
+    if (key) cfg->key_path = key;
+    if (directory) cfg->directory_path = directory;
+    if (endpoint) cfg->endpoint = endpoint;
+    if (pub) cfg->pub_endpoint = pub;
+    if (schakel_flags_given(flags, "--map-max")) cfg->map_max = (size_t)map_max;
+    if (schakel_flags_given(flags, "--checkpoint-every")) cfg->checkpoint_every = every;
+    if (schakel_flags_given(flags, "--checkpoint-ms")) cfg->checkpoint_ms = (int64_t)cp_ms;
+    if (schakel_flags_given(flags, "--tick-ms")) cfg->tick_ms = tick ? (int64_t)tick : -1; /* 0: never */
     if (!cfg->data_dir || !cfg->key_path || !cfg->directory_path) {
         fprintf(stderr, "schakel broker: --data, --key and --directory are required (see --help)\n");
         return -1;

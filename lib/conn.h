@@ -4,6 +4,7 @@
 #ifndef SCHAKEL_CONN_H
 #define SCHAKEL_CONN_H
 
+#include "flags.h"
 #include "keys.h"
 
 typedef struct {
@@ -17,15 +18,21 @@ typedef struct {
     schakel_keys_t keys;
 } schakel_conn_t;
 
-/* Consumes the connection flags at argv[*i] (--node DIR, --as ORG,
- * --endpoint EP, --pub EP, --server-key FILE|Z85, --key FILE). Returns 1 if
- * it took a flag (and advanced *i), 0 if argv[*i] is not one of them, -1 on
- * a missing value. */
-int schakel_conn_flag(schakel_conn_t *c, int argc, char **argv, int *i);
+/* The connection flags (--node DIR, --as ORG, --endpoint EP, --pub EP,
+ * --server-key FILE|Z85, --key FILE) as entries of a flags table (flags.h),
+ * for a command to put in its own table: SCHAKEL_CONN_FLAGS(&conn), ... */
+#define SCHAKEL_CONN_FLAGS(c)                                      \
+    SCHAKEL_FLAG_BUFFER("--node", "DIR", (c)->node_dir),           \
+    SCHAKEL_FLAG_BUFFER("--as", "ORG", (c)->as_org),               \
+    SCHAKEL_FLAG_BUFFER("--endpoint", "EP", (c)->endpoint),        \
+    SCHAKEL_FLAG_BUFFER("--pub", "EP", (c)->pub_endpoint),         \
+    SCHAKEL_FLAG_BUFFER("--server-key", "FILE or Z85", (c)->server_arg), \
+    SCHAKEL_FLAG_BUFFER("--key", "FILE", (c)->key_path)
 
-/* Completes c after the flags: loads the key file and the broker key.
- * Prints what is missing and returns -1 on failure. */
-int schakel_conn_finish(schakel_conn_t *c, const char *cmd);
+/* Completes c after the flags: reads the node directory, loads the key
+ * file and the broker key. Returns 0, or SCHAKEL_ECONFIG with why saying
+ * what is missing and which flag gives it; prints nothing. */
+int schakel_conn_finish(schakel_conn_t *c, char *why);
 
 /* Help text for the connection flags. */
 extern const char schakel_conn_help[];

@@ -148,11 +148,10 @@ static void *svc_thread(void *arg)
 /* Fills the paths and keys of a service of the node in dir. */
 static int svc_configure(schakel_svc_t *s, const char *policy, const char *state)
 {
-    char cmd[48], path[4200], def[4200];
-    snprintf(cmd, sizeof cmd, "%s", s->name);
+    char path[4200], def[4200];
     if (!s->conn.as_org[0]) snprintf(s->conn.as_org, sizeof s->conn.as_org, "svc-%s", s->name);
-    if (schakel_conn_finish(&s->conn, cmd) != 0)
-        return schakel_fail(s->why, SCHAKEL_ECONFIG, "connection settings are incomplete");
+    int rc = schakel_conn_finish(&s->conn, s->why);
+    if (rc) return rc;
     snprintf(def, sizeof def, "%s/services", s->conn.node_dir[0] ? s->conn.node_dir : ".");
     if (!state) {
         if (mkdir(def, 0700) != 0 && errno != EEXIST)
@@ -208,29 +207,30 @@ int schakel_svc_cli(const char *name, int argc, char **argv)
     const char *policy = NULL, *state = NULL;
     schakel_svc_t *s = svc_new(name);
     if (!s) return 1;
-    for (int i = 1; i < argc; i++) {
-        int r = schakel_conn_flag(&s->conn, argc, argv, &i);
-        if (r < 0) goto usage;
-        if (r > 0) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: schakel %s --node DIR [--as ORG] [--policy FILE] [--state DIR]\n"
-                   "\n"
-                   "Runs the %s service: reads the log of the broker in DIR from where it\n"
-                   "left off and publishes what it derives (%s). Its rules or\n"
-                   "policy are DIR/%s.json, its state DIR/services/%s/ (LMDB). It acts as\n"
-                   "svc-%s unless --as says otherwise. Stops cleanly on SIGTERM.\n\n%s",
-                   name, name, !strcmp(name, "feedback") ? "docs/feedback.md" : "docs/routing.md", name, name,
-                   name, schakel_conn_help);
-            svc_free(s);
-            return 0;
-        } else if (!strcmp(argv[i], "--policy") && i + 1 < argc) {
-            policy = argv[++i];
-        } else if (!strcmp(argv[i], "--state") && i + 1 < argc) {
-            state = argv[++i];
-        } else {
-            fprintf(stderr, "schakel %s: unexpected %s\n", name, argv[i]);
-            goto usage;
-        }
+    schakel_flag_t flags[] = {
+        SCHAKEL_CONN_FLAGS(&s->conn),
+        SCHAKEL_FLAG_S("--policy", "FILE", &policy),
+        SCHAKEL_FLAG_S("--state", "DIR", &state),
+        SCHAKEL_FLAGS_END,
+    };
+    char why[SCHAKEL_ERRLEN] = "";
+    int parsed = schakel_flags_parse(flags, argc, argv, 1, why);
+    if (parsed == SCHAKEL_FLAGS_HELP) {
+        printf("usage: schakel %s --node DIR [--as ORG] [--policy FILE] [--state DIR]\n"
+               "\n"
+               "Runs the %s service: reads the log of the broker in DIR from where it\n"
+               "left off and publishes what it derives (%s). Its rules or\n"
+               "policy are DIR/%s.json, its state DIR/services/%s/ (LMDB). It acts as\n"
+               "svc-%s unless --as says otherwise. Stops cleanly on SIGTERM.\n\n%s",
+               name, name, !strcmp(name, "feedback") ? "docs/feedback.md" : "docs/routing.md", name, name,
+               name, schakel_conn_help);
+        svc_free(s);
+        return 0;
+    }
+    if (parsed) {
+        fprintf(stderr, "schakel %s: %s\n", name, why);
+        svc_free(s);
+        return 2;
     }
     if (svc_configure(s, policy, state) != 0) {
         fprintf(stderr, "schakel %s: %s\n", name, s->why);
@@ -247,8 +247,4 @@ int schakel_svc_cli(const char *name, int argc, char **argv)
     svc_free(s);
     zmq_ctx_term(ctx);
     return rc ? 1 : 0;
-usage:
-    fprintf(stderr, "schakel %s: see schakel %s --help\n", name, name);
-    svc_free(s);
-    return 2;
 }

@@ -61,25 +61,14 @@ static int print_checkpoint(void *arg, const schakel_checkpoint_t *cp)
 static int cmd_checkpoints(int argc, char **argv)
 {
     const char *dir = NULL;
-    unsigned long long from = 0;
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--data") && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (!strcmp(argv[i], "--from") && i + 1 < argc) {
-            char *end;
-            from = strtoull(argv[++i], &end, 10);
-            if (*end) {
-                fprintf(stderr, "schakel audit checkpoints: --from wants a sequence number\n");
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "schakel audit checkpoints: unexpected %s\n\n%s", argv[i], usage);
-            return 2;
-        }
-    }
+    uint64_t from = 0;
+    schakel_flag_t flags[] = {
+        SCHAKEL_FLAG_S("--data", "DIR", &dir),
+        SCHAKEL_FLAG_U("--from", &from, 0, UINT64_MAX),
+        SCHAKEL_FLAGS_END,
+    };
+    int status = tool_flags("audit checkpoints", flags, argc, argv, 2, usage, NULL, usage);
+    if (status >= 0) return status;
     if (!dir) {
         fprintf(stderr, "schakel audit checkpoints: --data DIR is required\n");
         return 2;
@@ -152,19 +141,13 @@ static int verify_external(const char *logdir, const char *file, const schakel_k
 static int cmd_replay(int argc, char **argv)
 {
     const char *dir = NULL, *only = NULL;
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--data") && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (!strcmp(argv[i], "--service") && i + 1 < argc) {
-            only = argv[++i];
-        } else {
-            fprintf(stderr, "schakel audit replay: unexpected %s\n\n%s", argv[i], usage);
-            return 2;
-        }
-    }
+    schakel_flag_t flags[] = {
+        SCHAKEL_FLAG_S("--data", "DIR", &dir),
+        SCHAKEL_FLAG_S("--service", "NAME", &only),
+        SCHAKEL_FLAGS_END,
+    };
+    int status = tool_flags("audit replay", flags, argc, argv, 2, usage, NULL, usage);
+    if (status >= 0) return status;
     if (!dir) {
         fprintf(stderr, "schakel audit replay: --data DIR is required\n");
         return 2;
@@ -176,7 +159,7 @@ static int cmd_replay(int argc, char **argv)
         return 2;
     }
     snprintf(logdir, sizeof logdir, "%s/log", dir);
-    int status = 0;
+    status = 0;
     for (size_t i = 0; schakel_service_names[i]; i++) {
         const char *name = schakel_service_names[i];
         if (only && strcmp(only, name) != 0) continue;
@@ -225,24 +208,17 @@ int cmd_audit(int argc, char **argv)
         return help ? 0 : 2;
     }
     const char *dir = NULL, *bkey = NULL, *kept = NULL;
-    int payloads = 1;
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--data") && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (!strcmp(argv[i], "--broker-key") && i + 1 < argc) {
-            bkey = argv[++i];
-        } else if (!strcmp(argv[i], "--checkpoints") && i + 1 < argc) {
-            kept = argv[++i];
-        } else if (!strcmp(argv[i], "--no-payloads")) {
-            payloads = 0;
-        } else {
-            fprintf(stderr, "schakel audit verify: unexpected %s\n\n%s", argv[i], usage);
-            return 2;
-        }
-    }
+    int no_payloads = 0;
+    schakel_flag_t flags[] = {
+        SCHAKEL_FLAG_S("--data", "DIR", &dir),
+        SCHAKEL_FLAG_S("--broker-key", "FILE", &bkey),
+        SCHAKEL_FLAG_S("--checkpoints", "FILE", &kept),
+        SCHAKEL_FLAG_B("--no-payloads", NULL, &no_payloads),
+        SCHAKEL_FLAGS_END,
+    };
+    int status = tool_flags("audit verify", flags, argc, argv, 2, usage, NULL, usage);
+    if (status >= 0) return status;
+    int payloads = !no_payloads;
     if (!dir) {
         fprintf(stderr, "schakel audit verify: --data DIR is required\n");
         return 2;

@@ -305,31 +305,22 @@ int cmd_explain(int argc, char **argv)
     memset(&c, 0, sizeof c);
     const char *id_hex = NULL, *publisher = NULL;
     int as_json = 0;
-    for (int i = 1; i < argc; i++) {
-        int r = schakel_conn_flag(&c, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("%s%s", usage, schakel_conn_help);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            as_json = 1;
-        } else if (!strcmp(argv[i], "--org") && i + 1 < argc) {
-            publisher = argv[++i];
-        } else if (!id_hex && argv[i][0] != '-') {
-            id_hex = argv[i];
-        } else {
-            fprintf(stderr, "schakel explain: unexpected %s\n\n%s", argv[i], usage);
-            return 2;
-        }
-    }
+    schakel_flag_t flags[] = {
+        SCHAKEL_CONN_FLAGS(&c),
+        SCHAKEL_FLAG_B("--json", NULL, &as_json),
+        SCHAKEL_FLAG_S("--org", "PUBLISHER", &publisher),
+        SCHAKEL_FLAG_A("EVENT_ID", &id_hex),
+        SCHAKEL_FLAGS_END,
+    };
+    int status = tool_flags("explain", flags, argc, argv, 1, usage, schakel_conn_help, usage);
+    if (status >= 0) return status;
     uint8_t id[16];
     if (!id_hex || schakel_hex_decode(id_hex, id, 16) != 0) {
         fprintf(stderr, "schakel explain: give the event id as 32 hex characters\n");
         return 2;
     }
     if (!c.as_org[0]) snprintf(c.as_org, sizeof c.as_org, "svc-audit");
-    if (schakel_conn_finish(&c, "explain") != 0) return 2;
+    if (tool_conn_finish(&c, "explain") != 0) return 2;
     char stream[64], why[SCHAKEL_ERRLEN] = "", lower_hex[33];
     schakel_hex_encode(id, 16, lower_hex);
     snprintf(stream, sizeof stream, "about/%s", lower_hex);

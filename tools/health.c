@@ -32,19 +32,11 @@ int cmd_health(int argc, char **argv)
 {
     schakel_conn_t c;
     memset(&c, 0, sizeof c);
-    for (int i = 1; i < argc; i++) {
-        int r = schakel_conn_flag(&c, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("%s%s", usage, schakel_conn_help);
-            return 0;
-        }
-        fprintf(stderr, "schakel health: unexpected %s\n\n%s", argv[i], usage);
-        return 2;
-    }
+    schakel_flag_t flags[] = {SCHAKEL_CONN_FLAGS(&c), SCHAKEL_FLAGS_END};
+    int rc = tool_flags("health", flags, argc, argv, 1, usage, schakel_conn_help, usage);
+    if (rc >= 0) return rc;
     if (!c.as_org[0]) snprintf(c.as_org, sizeof c.as_org, "svc-audit");
-    if (schakel_conn_finish(&c, "health") != 0) return 2;
+    if (tool_conn_finish(&c, "health") != 0) return 2;
     int healthy = 1;
     json_t *out = json_object(), *broker = json_object();
     void *ctx = zmq_ctx_new();
@@ -56,7 +48,7 @@ int cmd_health(int argc, char **argv)
     schakel_client_t *cl = schakel_client_new(ctx, &o, why);
     Schakel__V1__Ping ping = SCHAKEL__V1__PING__INIT;
     ProtobufCMessage *reply = NULL;
-    int rc = cl ? schakel_client_call(cl, "PING", &ping.base, &schakel__v1__pong__descriptor, &reply,
+    rc = cl ? schakel_client_call(cl, "PING", &ping.base, &schakel__v1__pong__descriptor, &reply,
                                       3000, why)
                 : SCHAKEL_EZMQ;
     if (rc == 0 && reply) {

@@ -76,22 +76,16 @@ static void save_failed(int rc, const char *out, const char *id)
 
 int cmd_keygen(int argc, char **argv)
 {
-    const char *id = NULL, *out = ".";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--id") && i + 1 < argc) {
-            id = argv[++i];
-        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--region") && i + 1 < argc) {
-            return region_key(argv[++i]);
-        } else {
-            fprintf(stderr, "schakel keygen: unexpected %s\n\n%s", argv[i], usage);
-            return 2;
-        }
-    }
+    const char *id = NULL, *out = ".", *region = NULL;
+    schakel_flag_t flags[] = {
+        SCHAKEL_FLAG_S("--id", "ORG", &id),
+        SCHAKEL_FLAG_S("--out", "DIR", &out),
+        SCHAKEL_FLAG_S("--region", "FILE", &region),
+        SCHAKEL_FLAGS_END,
+    };
+    int status = tool_flags("keygen", flags, argc, argv, 1, usage, NULL, usage);
+    if (status >= 0) return status;
+    if (region) return region_key(region);
     if (!id) {
         fprintf(stderr, "schakel keygen: --id is required\n\n%s", usage);
         return 2;

@@ -26,25 +26,13 @@ int cmd_loops(int argc, char **argv)
 {
     const char *node = NULL, *org = NULL, *referral = NULL, *state = NULL;
     int figures = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--node") && i + 1 < argc) {
-            node = argv[++i];
-        } else if (!strcmp(argv[i], "--state") && i + 1 < argc) {
-            state = argv[++i];
-        } else if (!strcmp(argv[i], "--org") && i + 1 < argc) {
-            org = argv[++i];
-        } else if (!strcmp(argv[i], "--referral") && i + 1 < argc) {
-            referral = argv[++i];
-        } else if (!strcmp(argv[i], "--figures")) {
-            figures = 1;
-        } else {
-            fprintf(stderr, "schakel loops: unexpected %s\n\n%s", argv[i], usage);
-            return 2;
-        }
-    }
+    schakel_flag_t flags[] = {
+        SCHAKEL_FLAG_S("--node", "DIR", &node),        SCHAKEL_FLAG_S("--state", "DIR", &state),
+        SCHAKEL_FLAG_S("--org", "ORG", &org),          SCHAKEL_FLAG_S("--referral", "ID", &referral),
+        SCHAKEL_FLAG_B("--figures", NULL, &figures),   SCHAKEL_FLAGS_END,
+    };
+    int rc = tool_flags("loops", flags, argc, argv, 1, usage, NULL, usage);
+    if (rc >= 0) return rc;
     char dir[4200], why[SCHAKEL_ERRLEN] = "";
     if (state) snprintf(dir, sizeof dir, "%s", state);
     else if (node) snprintf(dir, sizeof dir, "%s/services/feedback", node);

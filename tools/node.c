@@ -73,27 +73,20 @@ int cmd_node(int argc, char **argv)
     schakel_broker_config_t cfg = {0};
     cfg.endpoint = "tcp://127.0.0.1:7400";
     cfg.pub_endpoint = "tcp://127.0.0.1:7401";
-    int services = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--data") && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (!strcmp(argv[i], "--endpoint") && i + 1 < argc) {
-            cfg.endpoint = argv[++i];
-        } else if (!strcmp(argv[i], "--pub") && i + 1 < argc) {
-            cfg.pub_endpoint = argv[++i];
-        } else if (!strcmp(argv[i], "--tick-ms") && i + 1 < argc) {
-            long long t = atoll(argv[++i]);
-            cfg.tick_ms = t > 0 ? t : -1;
-        } else if (!strcmp(argv[i], "--no-services")) {
-            services = 0;
-        } else {
-            fprintf(stderr, "schakel node: unexpected %s\n\n%s", argv[i], usage);
-            return 2;
-        }
-    }
+    int no_services = 0;
+    uint64_t tick = 0;
+    schakel_flag_t flags[] = {
+        SCHAKEL_FLAG_S("--data", "DIR", &dir),
+        SCHAKEL_FLAG_S("--endpoint", "EP", &cfg.endpoint),
+        SCHAKEL_FLAG_S("--pub", "EP", &cfg.pub_endpoint),
+        SCHAKEL_FLAG_U("--tick-ms", &tick, 0, INT64_MAX),
+        SCHAKEL_FLAG_B("--no-services", NULL, &no_services),
+        SCHAKEL_FLAGS_END,
+    };
+    int status = tool_flags("node", flags, argc, argv, 1, usage, NULL, usage);
+    if (status >= 0) return status;
+    if (schakel_flags_given(flags, "--tick-ms")) cfg.tick_ms = tick ? (int64_t)tick : -1; /* 0: never */
+    int services = !no_services;
     if (tool_region_init(dir, cfg.endpoint, cfg.pub_endpoint) != 0) return 1;
     if (schakel_svc_write_defaults(dir) != 0) return 1;
     char key[4200], directory[4200];

@@ -1,6 +1,7 @@
 /* schakel publish: JSON lines in, signed batches out, one ACK line per
  * input line. What is wrong with a line is said before anything is sent;
  * the broker's verdict comes back per line. */
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,22 +161,16 @@ int cmd_publish(int argc, char **argv)
 {
     schakel_conn_t conn;
     memset(&conn, 0, sizeof conn);
-    int timeout_ms = 30000;
-    for (int i = 1; i < argc; i++) {
-        int t = schakel_conn_flag(&conn, argc, argv, &i);
-        if (t < 0) return 2;
-        if (t) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("%s%s", usage, schakel_conn_help);
-            return 0;
-        } else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc) {
-            timeout_ms = atoi(argv[++i]);
-        } else {
-            fprintf(stderr, "schakel publish: unexpected %s (see --help)\n", argv[i]);
-            return 2;
-        }
-    }
-    if (schakel_conn_finish(&conn, "publish")) return 2;
+    uint64_t timeout = 30000;
+    schakel_flag_t flags[] = {
+        SCHAKEL_CONN_FLAGS(&conn),
+        SCHAKEL_FLAG_U("--timeout-ms", &timeout, 1, INT_MAX),
+        SCHAKEL_FLAGS_END,
+    };
+    int status = tool_flags("publish", flags, argc, argv, 1, usage, schakel_conn_help, NULL);
+    if (status >= 0) return status;
+    int timeout_ms = (int)timeout;
+    if (tool_conn_finish(&conn, "publish")) return 2;
     void *ctx = zmq_ctx_new();
     char why[SCHAKEL_ERRLEN] = "";
     schakel_client_options_t o = {0};

@@ -65,31 +65,20 @@ int cmd_tail(int argc, char **argv)
     schakel_conn_t conn;
     memset(&conn, 0, sizeof conn);
     const char *stream = NULL, *consumer = NULL;
-    unsigned long long from = 0, count = 0;
+    uint64_t from = 0, count = 0;
     int follow = 0;
-    for (int i = 1; i < argc; i++) {
-        int t = schakel_conn_flag(&conn, argc, argv, &i);
-        if (t < 0) return 2;
-        if (t) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("%s%s", usage, schakel_conn_help);
-            return 0;
-        } else if (!strcmp(argv[i], "--stream") && i + 1 < argc) {
-            stream = argv[++i];
-        } else if (!strcmp(argv[i], "--consumer") && i + 1 < argc) {
-            consumer = argv[++i];
-        } else if (!strcmp(argv[i], "--from") && i + 1 < argc) {
-            from = strtoull(argv[++i], NULL, 10);
-        } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
-            count = strtoull(argv[++i], NULL, 10);
-        } else if (!strcmp(argv[i], "--follow") || !strcmp(argv[i], "-f")) {
-            follow = 1;
-        } else {
-            fprintf(stderr, "schakel tail: unexpected %s (see --help)\n", argv[i]);
-            return 2;
-        }
-    }
-    if (schakel_conn_finish(&conn, "tail")) return 2;
+    schakel_flag_t flags[] = {
+        SCHAKEL_CONN_FLAGS(&conn),
+        SCHAKEL_FLAG_S("--stream", "S", &stream),
+        SCHAKEL_FLAG_S("--consumer", "NAME", &consumer),
+        SCHAKEL_FLAG_U("--from", &from, 0, UINT64_MAX),
+        SCHAKEL_FLAG_U("--count", &count, 0, UINT64_MAX),
+        SCHAKEL_FLAG_B("--follow", "-f", &follow),
+        SCHAKEL_FLAGS_END,
+    };
+    int status = tool_flags("tail", flags, argc, argv, 1, usage, schakel_conn_help, NULL);
+    if (status >= 0) return status;
+    if (tool_conn_finish(&conn, "tail")) return 2;
     char own[SCHAKEL_ID_MAX + 8];
     snprintf(own, sizeof own, "org/%s", conn.keys.id);
     if (!stream) stream = own;
@@ -108,7 +97,7 @@ int cmd_tail(int argc, char **argv)
     schakel_consumer_t *c = schakel_consumer_new(ctx, &o, why);
     int rc = c ? 0 : 1;
     if (!c) fprintf(stderr, "schakel tail: %s\n", why[0] ? why : "cannot reach the broker");
-    unsigned long long seen = 0;
+    uint64_t seen = 0;
     uint64_t last = 0;
     while (c && !stop && (!count || seen < count)) {
         const Schakel__V1__Delivered *r;

@@ -7,7 +7,19 @@
 #include "keys.h"
 
 #include "conn.h"
+#include "flags.h"
 
+/* Parses argv[first..] with the table t for `schakel cmd`. --help prints
+ * help and then extra (may be NULL) on standard output; an error prints
+ * "schakel cmd: <reason>", then usage if not NULL, on standard error.
+ * Returns -1 to go on, or the exit status: 0 after help, 2 after an
+ * error. */
+int tool_flags(const char *cmd, schakel_flag_t *t, int argc, char **argv, int first,
+               const char *help, const char *extra, const char *usage);
+
+/* Completes c (conn.h) for `schakel cmd`; says what is missing. Returns 0
+ * or 2, the exit status for wrong arguments. */
+int tool_conn_finish(schakel_conn_t *c, const char *cmd);
 
 int cmd_keygen(int argc, char **argv);
 int cmd_node(int argc, char **argv);

@@ -2,7 +2,8 @@
  * `schakel` command against a real node: keygen makes its output
  * directory; help names what really runs; tail says a refusal once;
  * publish tells a refused key (exit 4, no advice to resend) from no broker
- * (exit 3); loops name the receiver only once there is one, and the
+ * (exit 3); a number a flag cannot take is refused (exit 2, naming the
+ * flag), not read as 0; loops name the receiver only once there is one, and the
  * delivery step as decided by the consent service, received by the
  * wijkteam; dead letters are listed without content and sent again after
  * the directory is fixed; no doc or source cites a file outside the
@@ -202,6 +203,37 @@ static void publish_tells_a_refused_key_from_no_broker(void **state)
     /* an organisation of the directory: stored */
     const char *ok[] = {"publish", "--node", H->data, "--as", SCHOOL, NULL};
     assert_int_equal(run("publish-ok", in, ok), 0);
+}
+
+/* ---- flags ---- */
+
+/* atoi and bare strtoull read "many" as 0 and "-1" as a huge number, and
+ * the command went on with it: now each is a usage error naming the flag. */
+static void bad_numbers_are_refused_naming_the_flag(void **state)
+{
+    (void)state;
+    char data[600];
+    snprintf(data, sizeof data, "%s/never", H->dir);
+    const char *tail[] = {"tail", "--node", H->data, "--as", "svc-audit", "--count", "many", NULL};
+    const char *publish[] = {"publish", "--node", H->data, "--as", SCHOOL, "--timeout-ms", "5s", NULL};
+    const char *audit[] = {"audit", "checkpoints", "--data", H->data, "--from", "", NULL};
+    const char *broker[] = {"broker", "--data", data, "--key", data, "--directory", data,
+                            "--checkpoint-every", "-1", NULL};
+    struct {
+        const char *tag, *const *args, *flag;
+    } cases[] = {{"flags-tail", tail, "--count wants a whole number"},
+                 {"flags-publish", publish, "--timeout-ms wants a whole number"},
+                 {"flags-audit", audit, "--from wants a whole number"},
+                 {"flags-broker", broker, "--checkpoint-every wants a whole number"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = run(cases[i].tag, NULL, cases[i].args);
+        char *err = output(cases[i].tag, "err"), *out = output(cases[i].tag, "out");
+        if (rc != 2 || !strstr(err, cases[i].flag) || out[0])
+            fail_msg("%s: exit %d, stderr \"%s\", stdout \"%.80s\": want 2 and \"%s\" only",
+                     cases[i].tag, rc, err, out, cases[i].flag);
+        free(err);
+        free(out);
+    }
 }
 
 /* ---- loops ---- */
@@ -458,6 +490,7 @@ int main(void)
         cmocka_unit_test(help_names_what_really_runs),
         cmocka_unit_test(tail_reports_a_refusal_once),
         cmocka_unit_test(publish_tells_a_refused_key_from_no_broker),
+        cmocka_unit_test(bad_numbers_are_refused_naming_the_flag),
         cmocka_unit_test(loops_show_who_received_and_who_decided),
         cmocka_unit_test(dead_letters_are_listed_then_requeued_after_a_fix),
         cmocka_unit_test(the_repository_cites_no_file_outside_it),
