@@ -9,7 +9,6 @@ set(PENDING
   lib/validate.c
   adapters/mapping.c
   lib/directory.c
-  services/consent/consent.c
   services/feedback/feedback.c
   services/routing/routing.c)
 file(GLOB_RECURSE files RELATIVE ${SRC}
