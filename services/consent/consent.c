@@ -23,7 +23,10 @@
  * scoped to the organisation that published them: the same id from
  * another organisation is another consent, referral or report.
  * Time is the log's (rec->now); ids of decisions are derived from what
- * they are about, so replay yields the same bytes. */
+ * they are about, so replay yields the same bytes.
+ * This file opens those tables and hands each record of the log to the
+ * part it is about (consent_process); consent_impl.h lists the parts in
+ * the order a record meets them. */
 #include "consent.h"
 
 #include <string.h>
