@@ -6,7 +6,7 @@
  *   notice_only  a verwijsindex match, never for a routed recipient:
  *                when a second organisation signals about a child, each
  *                signaller hears that the other signalled and whom to
- *                contact, nothing more (the match index, consent.c);
+ *                contact, nothing more (the match index, match.c);
  *   hold         no consent yet: released the moment one arrives, expired
  *                after the policy's hold time with a notice to the sender;
  *   deny         no ground at all (the sender is told).
