@@ -1,0 +1,178 @@
+/* The consent engine alone (services/consent), fed a synthetic log
+ * (engine_fixture.h): no broker, no node, real LMDB. A referral routed to
+ * a wijkteam without a consent is held; the parents' consent for that
+ * kind of recipient releases it at once, naming the consent; a hold
+ * nobody releases expires after the policy's hold time and the sender is
+ * told. Decisions carry the log's time and ids derived from what they are
+ * about, so the same log gives the same bytes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "consent.h"
+#include "engine_fixture.h"
+
+#define T(x) SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_##x
+#define O(x) SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_##x
+
+static efx_t *open_consent(schakel_consent_t **c)
+{
+    char why[SCHAKEL_ERRLEN] = "";
+    const char *policy = schakel_consent_default_policy();
+    *c = schakel_consent_new("svc", policy, strlen(policy), why);
+    if (!*c) fail_msg("consent policy: %s", why);
+    return efx_open(&schakel_consent_ops, *c, "svc");
+}
+
+/* A referral of child p from school-1, and the routing decision that
+ * sends it to wijkteam-zuid (as the routing service would put it on the
+ * log). Returns the referral's seq. */
+static uint64_t routed_referral(efx_t *fx, const char *p, uint8_t id[16])
+{
+    uint64_t seq = efx_feed(fx, "school-1", id,
+                            "{\"type\":\"referral\",\"subject\":\"%s\",\"district\":\"zuid\",\"age_band\":\"under_12\","
+                            "\"purpose\":\"support\",\"legal_basis\":\"consent\",\"categories\":[\"home_situation\"],"
+                            "\"referral\":{\"referral_id\":\"00112233445566778899aabbccddeeff\",\"to_kind\":\"wijkteam\","
+                            "\"reasons\":[\"home_situation\"],\"urgency\":\"soon\",\"request_code\":\"intake\"}}",
+                            p);
+    assert_int_equal(fx->n_emitted, 0); /* nothing is decided before routing has spoken */
+    char hexid[33];
+    schakel_hex_encode(id, 16, hexid);
+    efx_feed(fx, "svc", NULL,
+             "{\"type\":\"routing_decision\",\"subject\":\"%s\",\"purpose\":\"bus\",\"legal_basis\":\"bus\","
+             "\"routing_decision\":{\"about_event_id\":\"%s\",\"about_seq\":%llu,"
+             "\"recipients\":[{\"org_id\":\"wijkteam-zuid\",\"rule_id\":\"referral/target\"}]}}",
+             p, hexid, (unsigned long long)seq);
+    return seq;
+}
+
+/* The one consent decision the last record earned, about the event at seq. */
+static const Schakel__V1__ConsentDecision *decision(efx_t *fx, uint64_t seq, const uint8_t id[16])
+{
+    assert_int_equal(fx->n_emitted, 1);
+    assert_int_equal(fx->emitted[0]->type, T(CONSENT_DECISION));
+    assert_string_equal(fx->emitted[0]->source_org, "svc");
+    const Schakel__V1__ConsentDecision *d = fx->emitted[0]->consent_decision;
+    assert_true(d->about_seq == seq);
+    assert_memory_equal(d->about_event_id.data, id, 16);
+    assert_string_equal(d->recipient_org, "wijkteam-zuid");
+    return d;
+}
+
+static void parents_consent(efx_t *fx, const char *p, const char *cid)
+{
+    efx_feed(fx, "school-1", NULL,
+             "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
+             "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"parents\","
+             "\"age_band\":\"under_12\",\"recipient_kind\":\"wijkteam\",\"purposes\":[\"support\",\"feedback\"],"
+             "\"categories\":[\"home_situation\",\"behaviour\"],\"valid_from\":\"2020-01-01\"}}",
+             p, cid);
+}
+
+static void a_referral_without_consent_is_held_until_a_consent_releases_it(void **state)
+{
+    (void)state;
+    schakel_consent_t *c;
+    efx_t *fx = open_consent(&c);
+    efx_directory(fx, efx_region(1, 0));
+    char p[65];
+    efx_child("consent-held-released", p);
+    uint8_t ref[16];
+    uint64_t seq = routed_referral(fx, p, ref);
+    const Schakel__V1__ConsentDecision *d = decision(fx, seq, ref);
+    assert_int_equal(d->outcome, O(HOLD));
+    assert_int_equal(d->consent_id.len, 0);
+    /* its own decision on the log changes nothing */
+    efx_feed_emitted(fx, 0);
+    assert_int_equal(fx->n_emitted, 0);
+    /* a consent of another child releases nothing */
+    char other[65];
+    efx_child("consent-someone-else", other);
+    parents_consent(fx, other, "ffeeddccbbaa99887766554433221100");
+    assert_int_equal(fx->n_emitted, 0);
+    /* the parents' consent for a wijkteam does, at once */
+    const char *cid = "0f0e0d0c0b0a09080706050403020100";
+    parents_consent(fx, p, cid);
+    d = decision(fx, seq, ref);
+    assert_int_equal(d->outcome, O(DELIVER));
+    assert_string_equal(d->rule_id, "consent/released");
+    assert_int_equal(d->legal_basis, SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT);
+    char hexcid[33];
+    assert_int_equal(d->consent_id.len, 16);
+    schakel_hex_encode(d->consent_id.data, 16, hexcid);
+    assert_string_equal(hexcid, cid);
+    /* released once: a second consent finds no hold */
+    parents_consent(fx, p, "1f0e0d0c0b0a09080706050403020100");
+    assert_int_equal(fx->n_emitted, 0);
+    efx_close(&fx);
+    schakel_consent_destroy(&c);
+}
+
+static void a_hold_expires_after_the_hold_time_and_the_sender_is_told(void **state)
+{
+    (void)state;
+    schakel_consent_t *c;
+    efx_t *fx = open_consent(&c);
+    efx_directory(fx, efx_region(1, 0));
+    char p[65];
+    efx_child("consent-expires", p);
+    uint8_t ref[16];
+    uint64_t seq = routed_referral(fx, p, ref);
+    assert_int_equal(decision(fx, seq, ref)->outcome, O(HOLD));
+    /* the default policy holds for 20 days of log time */
+    efx_tick(fx, EFX_START + 19 * EFX_DAY);
+    assert_int_equal(fx->n_emitted, 0);
+    efx_tick(fx, EFX_START + 20 * EFX_DAY + 3600000);
+    const Schakel__V1__ConsentDecision *d = decision(fx, seq, ref);
+    assert_int_equal(d->outcome, O(EXPIRED));
+    assert_string_equal(d->rule_id, "hold/expired");
+    assert_string_equal(d->inform_org, "school-1");
+    assert_true(fx->emitted[0]->occurred_at == EFX_START + 20 * EFX_DAY + 3600000); /* the log's time */
+    /* a consent that comes after the hold expired releases nothing */
+    parents_consent(fx, p, "2f0e0d0c0b0a09080706050403020100");
+    assert_int_equal(fx->n_emitted, 0);
+    efx_close(&fx);
+    schakel_consent_destroy(&c);
+}
+
+/* What audit replay relies on: two engines fed the same log emit the same
+ * bytes (no wall clock, no random ids). */
+static void the_same_log_gives_the_same_bytes(void **state)
+{
+    (void)state;
+    uint8_t *first = NULL;
+    size_t first_len = 0;
+    for (int run = 0; run < 2; run++) {
+        schakel_consent_t *c;
+        efx_t *fx = open_consent(&c);
+        efx_directory(fx, efx_region(1, 0));
+        char p[65];
+        efx_child("consent-replay", p);
+        uint8_t ref[16];
+        (void)routed_referral(fx, p, ref);
+        assert_int_equal(fx->out.n, 1);
+        if (run == 0) {
+            first_len = fx->out.lens[0];
+            first = malloc(first_len);
+            memcpy(first, fx->out.bufs[0], first_len);
+        } else {
+            assert_int_equal(fx->out.lens[0], first_len);
+            assert_memory_equal(fx->out.bufs[0], first, first_len);
+        }
+        efx_close(&fx);
+        schakel_consent_destroy(&c);
+    }
+    free(first);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_referral_without_consent_is_held_until_a_consent_releases_it),
+        cmocka_unit_test(a_hold_expires_after_the_hold_time_and_the_sender_is_told),
+        cmocka_unit_test(the_same_log_gives_the_same_bytes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

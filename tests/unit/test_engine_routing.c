@@ -1,0 +1,122 @@
+/* The routing engine alone (services/routing), fed a synthetic log
+ * (engine_fixture.h): no broker, no node, real LMDB. Who should know is
+ * decided by the rules and the directory in force on the log, nothing
+ * else: a referral to a wijkteam goes to the wijkteam of the child's home
+ * district, and a directory update changes that from the next record on,
+ * while an older directory version coming late changes nothing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "engine_fixture.h"
+#include "routing.h"
+
+#define T(x) SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_##x
+
+static efx_t *open_routing(schakel_routing_t **r)
+{
+    char why[SCHAKEL_ERRLEN] = "";
+    const char *rules = schakel_routing_default_rules();
+    *r = schakel_routing_new("svc", rules, strlen(rules), why);
+    if (!*r) fail_msg("routing rules: %s", why);
+    return efx_open(&schakel_routing_ops, *r, "svc");
+}
+
+/* A referral from school-1 to a wijkteam; district NULL: none given. */
+static uint64_t referral(efx_t *fx, const char *label, const char *district, uint8_t id[16])
+{
+    char p[65], dist[64] = "";
+    efx_child(label, p);
+    if (district) snprintf(dist, sizeof dist, "\"district\":\"%s\",", district);
+    return efx_feed(fx, "school-1", id,
+                    "{\"type\":\"referral\",\"subject\":\"%s\",%s\"age_band\":\"under_12\","
+                    "\"purpose\":\"support\",\"legal_basis\":\"consent\",\"categories\":[\"home_situation\"],"
+                    "\"referral\":{\"referral_id\":\"0123456789abcdef0123456789abcdef\",\"to_kind\":\"wijkteam\","
+                    "\"reasons\":[\"home_situation\"],\"urgency\":\"soon\",\"request_code\":\"intake\"}}",
+                    p, dist);
+}
+
+/* The one routing decision the last record earned: its only recipient
+ * (NULL: none), checked to be about the event at seq. */
+static const char *routed_to(efx_t *fx, uint64_t seq, const uint8_t id[16], const char **rule)
+{
+    assert_int_equal(fx->n_emitted, 1);
+    const schakel_envelope_t *e = fx->emitted[0];
+    assert_int_equal(e->type, T(ROUTING_DECISION));
+    assert_string_equal(e->source_org, "svc");
+    const Schakel__V1__RoutingDecision *d = e->routing_decision;
+    assert_true(d->about_seq == seq);
+    assert_int_equal(d->about_event_id.len, 16);
+    assert_memory_equal(d->about_event_id.data, id, 16);
+    if (d->n_recipients == 0) return NULL;
+    assert_int_equal(d->n_recipients, 1);
+    if (rule) *rule = d->recipients[0]->rule_id;
+    return d->recipients[0]->org_id;
+}
+
+static void a_referral_to_a_wijkteam_routes_by_the_childs_district(void **state)
+{
+    (void)state;
+    schakel_routing_t *r;
+    efx_t *fx = open_routing(&r);
+    efx_directory(fx, efx_region(1, 0));
+    assert_int_equal(fx->n_emitted, 0); /* the directory itself is routed to nobody */
+    uint8_t id[16];
+    const char *rule = NULL;
+    uint64_t seq = referral(fx, "routing-zuid", "zuid", id);
+    assert_string_equal(routed_to(fx, seq, id, &rule), "wijkteam-zuid");
+    assert_string_equal(rule, "referral/target");
+    assert_true(fx->emitted[0]->routing_decision->directory_version == 1);
+    seq = referral(fx, "routing-noord", "noord", id);
+    assert_string_equal(routed_to(fx, seq, id, NULL), "wijkteam-noord");
+    /* no district: the wijkteam of the child's school */
+    seq = referral(fx, "routing-unknown", NULL, id);
+    assert_string_equal(routed_to(fx, seq, id, NULL), "wijkteam-noord");
+    /* a district the directory does not know: the school's wijkteam too */
+    seq = referral(fx, "routing-elsewhere", "elders", id);
+    assert_string_equal(routed_to(fx, seq, id, NULL), "wijkteam-noord");
+    /* the engine's own decision on the log is routed to nobody again */
+    efx_feed_emitted(fx, 0);
+    assert_int_equal(fx->n_emitted, 0);
+    efx_close(&fx);
+    schakel_routing_destroy(&r);
+}
+
+static void the_directory_in_force_on_the_log_decides(void **state)
+{
+    (void)state;
+    schakel_routing_t *r;
+    efx_t *fx = open_routing(&r);
+    uint8_t id[16];
+    /* no directory on the log yet: a decision, but nobody to send to */
+    uint64_t seq = referral(fx, "routing-early", "zuid", id);
+    assert_null(routed_to(fx, seq, id, NULL));
+    assert_true(fx->emitted[0]->routing_decision->directory_version == 0);
+    /* version 2 has district zuid served by wijkteam-noord */
+    efx_directory(fx, efx_region(2, 1));
+    seq = referral(fx, "routing-moved", "zuid", id);
+    assert_string_equal(routed_to(fx, seq, id, NULL), "wijkteam-noord");
+    assert_true(fx->emitted[0]->routing_decision->directory_version == 2);
+    /* an older version arriving late is not the directory in force */
+    efx_directory(fx, efx_region(1, 0));
+    seq = referral(fx, "routing-late-old", "zuid", id);
+    assert_string_equal(routed_to(fx, seq, id, NULL), "wijkteam-noord");
+    assert_true(fx->emitted[0]->routing_decision->directory_version == 2);
+    /* a newer one is */
+    efx_directory(fx, efx_region(3, 0));
+    seq = referral(fx, "routing-back", "zuid", id);
+    assert_string_equal(routed_to(fx, seq, id, NULL), "wijkteam-zuid");
+    efx_close(&fx);
+    schakel_routing_destroy(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_referral_to_a_wijkteam_routes_by_the_childs_district),
+        cmocka_unit_test(the_directory_in_force_on_the_log_decides),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
