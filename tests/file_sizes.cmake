@@ -10,7 +10,6 @@ set(PENDING
   adapters/mapping.c
   lib/directory.c
   services/consent/consent.c
-  services/feedback/feedback.c
   services/routing/routing.c)
 file(GLOB_RECURSE files RELATIVE ${SRC}
   ${SRC}/lib/*.c ${SRC}/lib/*.h ${SRC}/brokers/*.c ${SRC}/brokers/*.h
