@@ -9,8 +9,7 @@ set(PENDING
   lib/validate.c
   adapters/mapping.c
   lib/directory.c
-  services/consent/consent.c
-  services/routing/routing.c)
+  services/consent/consent.c)
 file(GLOB_RECURSE files RELATIVE ${SRC}
   ${SRC}/lib/*.c ${SRC}/lib/*.h ${SRC}/brokers/*.c ${SRC}/brokers/*.h
   ${SRC}/adapters/*.c ${SRC}/adapters/*.h ${SRC}/services/*.c ${SRC}/services/*.h)
