@@ -120,7 +120,10 @@ int adapter_cmd_check(int argc, char **argv)
     const char *profile = NULL, *org = "check-org", *keyfile = NULL;
     int files = 0, status = 0;
     uint8_t key[SCHAKEL_REGION_KEY_LEN];
-    schakel_random(key, sizeof key); /* without a region key: pseudonyms are only for show */
+    /* without a region key the pseudonyms are only for show: zeros will
+     * do when there is no random source */
+    memset(key, 0, sizeof key);
+    (void)schakel_random(key, sizeof key);
     schakel_profile_t *p = NULL;
     char why[SCHAKEL_ERRLEN] = "";
     for (int i = 2; i < argc; i++) {
@@ -137,8 +140,8 @@ int adapter_cmd_check(int argc, char **argv)
         schakel_profile_destroy(&p);
         return 2;
     }
-    for (int i = 2; i < argc; i++) {
-        if (argv[i][0] == '-') {
+    for (int i = 2; i < argc && argv[i]; i++) {
+        if (argv[i][0] == '-') { /* a flag and its value, read above */
             i++;
             continue;
         }

@@ -196,7 +196,7 @@ int adapter_load_http_token(adapter_t *a)
             return schakel_fail(a->why, SCHAKEL_ECRYPTO, "http_token %s: no random source", path);
         schakel_hex_encode(raw, sizeof raw, hex);
         memset(raw, 0, sizeof raw);
-        strcat(hex, "\n");
+        hex[64] = '\n', hex[65] = 0;
         int wfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         int ok = wfd >= 0 && write(wfd, hex, 65) == 65 && fsync(wfd) == 0;
         if (wfd >= 0) close(wfd);
@@ -223,7 +223,7 @@ int adapter_load_http_token(adapter_t *a)
         rc = schakel_fail(a->why, SCHAKEL_EIO, "http_token %s: %s", path, strerror(errno));
     close(fd);
     if (rc) return rc;
-    size_t len = (size_t)n;
+    size_t len = n > 0 ? (size_t)n : 0;
     while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ')) len--;
     for (size_t i = 0; i < len; i++)
         if (buf[i] < 0x21 || buf[i] > 0x7e) rc = SCHAKEL_ECONFIG;

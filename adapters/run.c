@@ -81,13 +81,20 @@ int adapter_cmd_run(int argc, char **argv)
     schakel_signals_on_stop(on_signal);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_t fwd, inbox, in;
-    pthread_create(&fwd, NULL, adapter_forward_main, a);
-    int have_inbox = a->inbox != INBOX_NONE && !a->once;
-    if (have_inbox) pthread_create(&inbox, NULL, adapter_inbox_main, a);
-    if (a->use_stdin) pthread_create(&in, NULL, adapter_stdin_main, a);
+    int want_inbox = a->inbox != INBOX_NONE && !a->once;
+    int have_fwd = pthread_create(&fwd, NULL, adapter_forward_main, a) == 0;
+    int have_inbox = want_inbox && pthread_create(&inbox, NULL, adapter_inbox_main, a) == 0;
+    int have_in = a->use_stdin && pthread_create(&in, NULL, adapter_stdin_main, a) == 0;
     struct MHD_Daemon *http = NULL;
     rc = 0;
-    if (a->http_port && !a->once && !(http = adapter_http_start(a))) rc = 1;
+    if (!have_fwd || have_inbox != want_inbox || have_in != a->use_stdin) {
+        /* nothing is taken in that cannot be sent on: stop at once */
+        fprintf(stderr, "schakel adapter: cannot start its threads (out of memory or a thread limit)\n");
+        atomic_store(&a->stop, 1);
+        rc = 1;
+    } else if (a->http_port && !a->once && !(http = adapter_http_start(a))) {
+        rc = 1;
+    }
     schakel_log(SCHAKEL_LOG_INFO, "adapter", "event=started org=%s profile=%s spool=%s http=%d inbox=%d",
                 a->conn.as_org, schakel_profile_kind(a->profile), a->spool[0] ? "yes" : "no", a->http_port,
                 (int)a->inbox);
@@ -103,9 +110,9 @@ int adapter_cmd_run(int argc, char **argv)
     atomic_store(&a->stop, 1);
     adapter_wake_forwarder(a);
     if (http) MHD_stop_daemon(http);
-    pthread_join(fwd, NULL);
+    if (have_fwd) pthread_join(fwd, NULL);
     if (have_inbox) pthread_join(inbox, NULL);
-    if (a->use_stdin) {
+    if (have_in) {
         if (!atomic_load(&a->stdin_done)) pthread_cancel(in); /* blocked in a read */
         pthread_join(in, NULL);
     }

@@ -311,6 +311,10 @@ int schakel_client_submit(schakel_client_t *c, const uint8_t *const *events, con
     slot_t *s = NULL;
     for (size_t i = 0; i < c->window && !s; i++)
         if (!c->slots[i].used) s = &c->slots[i];
+    if (!s) { /* the callers wait for a free slot first; never write past the window */
+        free(evs);
+        return SCHAKEL_EINVAL;
+    }
     s->frame = malloc(len);
     if (!s->frame) {
         free(evs);
