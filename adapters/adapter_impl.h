@@ -43,7 +43,7 @@
 typedef enum { INBOX_NONE, INBOX_DIR, INBOX_COMMAND, INBOX_URL } inbox_kind_t;
 
 typedef struct {
-    char base[4096];          /* the configuration file's directory */
+    char base[4096]; /* the configuration file's directory */
     schakel_conn_t conn;
     uint8_t region_key[SCHAKEL_REGION_KEY_LEN];
     schakel_profile_t *profile;
@@ -54,7 +54,7 @@ typedef struct {
     uint8_t http_token_hash[SCHAKEL_SHA256_LEN]; /* SHA-256 of the token */
     unsigned http_max_connections, http_max_per_ip, http_timeout;
     int http_max_per_ip_set;
-    uint32_t http_addr;       /* the bound IPv4 address, host order */
+    uint32_t http_addr; /* the bound IPv4 address, host order */
     int use_stdin, once;
     inbox_kind_t inbox;
     char inbox_target[4200];
@@ -63,7 +63,7 @@ typedef struct {
     atomic_int stop;
     atomic_int stdin_done;
     pthread_mutex_t wake_lock;
-    pthread_cond_t wake;      /* new events in the outbox */
+    pthread_cond_t wake; /* new events in the outbox */
     /* The profile's JSON values are shared by every row it maps, and
      * jansson's reference counts are not safe to touch from two threads:
      * the spool (and stdin) and the HTTP thread map one row at a time. */
@@ -75,10 +75,10 @@ typedef struct {
     adapter_t *a;
     schakel_outbox_item_t *items;
     uint8_t (*ids)[16];
-    size_t *numbers;      /* row number of each item */
+    size_t *numbers; /* row number of each item */
     size_t n, cap;
-    json_t *rejects;      /* [{"row": n, "reason": ...}] */
-    size_t *bad_rows;     /* row numbers rejected, for copying the rows out */
+    json_t *rejects;  /* [{"row": n, "reason": ...}] */
+    size_t *bad_rows; /* row numbers rejected, for copying the rows out */
     size_t n_bad, cap_bad;
 } batch_t;
 

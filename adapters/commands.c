@@ -22,12 +22,13 @@ json_t *adapter_status_json(adapter_t *a)
     if (s.last_ack_ms) schakel_time_format(s.last_ack_ms, last_ack);
     if (s.last_error_ms) schakel_time_format(s.last_error_ms, last_err);
     if (s.oldest_pending_ms) schakel_time_format(s.oldest_pending_ms, oldest);
-    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I}", "org", a->conn.as_org, "outbox_depth", (json_int_t)s.pending,
-                          "acked", (json_int_t)s.acked, "dead_letters", (json_int_t)s.dead, "inbox_cursor",
-                          (json_int_t)s.inbox_cursor);
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I}", "org", a->conn.as_org, "outbox_depth",
+                          (json_int_t)s.pending, "acked", (json_int_t)s.acked, "dead_letters",
+                          (json_int_t)s.dead, "inbox_cursor", (json_int_t)s.inbox_cursor);
     json_object_set_new(o, "oldest_unacknowledged", oldest[0] ? json_string(oldest) : json_null());
     if (s.oldest_pending_ms)
-        json_object_set_new(o, "oldest_unacknowledged_seconds", json_integer((schakel_wall_ms() - s.oldest_pending_ms) / 1000));
+        json_object_set_new(o, "oldest_unacknowledged_seconds",
+                            json_integer((schakel_wall_ms() - s.oldest_pending_ms) / 1000));
     json_object_set_new(o, "last_ack", last_ack[0] ? json_string(last_ack) : json_null());
     json_object_set_new(o, "last_error", s.last_error[0] ? json_string(s.last_error) : json_null());
     json_object_set_new(o, "last_error_at", last_err[0] ? json_string(last_err) : json_null());
@@ -150,11 +151,12 @@ int adapter_cmd_check(int argc, char **argv)
         check_t c = {p, org, key, argv[i], 0, 0};
         size_t l = strlen(argv[i]);
         int rc = !text ? schakel_fail(why, SCHAKEL_EIO, "%s: %s", argv[i], strerror(errno))
-                 : l > 4 && !strcasecmp(argv[i] + l - 4, ".csv") ? schakel_rows_csv(p, text, len, check_row, &c, why)
-                                                                  : schakel_rows_jsonl(text, len, check_row, &c, why);
+                 : l > 4 && !strcasecmp(argv[i] + l - 4, ".csv")
+                     ? schakel_rows_csv(p, text, len, check_row, &c, why)
+                     : schakel_rows_jsonl(text, len, check_row, &c, why);
         free(text);
-        fprintf(stderr, "schakel adapter check: %s: %zu events, %zu rows rejected%s%s\n", argv[i], c.ok, c.bad,
-                rc ? ": " : "", rc ? why : "");
+        fprintf(stderr, "schakel adapter check: %s: %zu events, %zu rows rejected%s%s\n", argv[i], c.ok,
+                c.bad, rc ? ": " : "", rc ? why : "");
         if (rc || c.bad) status = 1;
         files++;
     }

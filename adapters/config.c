@@ -51,10 +51,13 @@ int adapter_configure(adapter_t *a, const char *path, int need_profile)
         else if (!strcmp(key, "node") && s) resolve(a, s, a->conn.node_dir, sizeof a->conn.node_dir);
         else if (!strcmp(key, "key") && s) resolve(a, s, a->conn.key_path, sizeof a->conn.key_path);
         else if (!strcmp(key, "server_key") && s) {
-            if (strlen(s) == SCHAKEL_Z85_KEY_LEN && !strchr(s, '/')) snprintf(a->conn.server_arg, sizeof a->conn.server_arg, "%s", s);
+            if (strlen(s) == SCHAKEL_Z85_KEY_LEN && !strchr(s, '/'))
+                snprintf(a->conn.server_arg, sizeof a->conn.server_arg, "%s", s);
             else resolve(a, s, a->conn.server_arg, sizeof a->conn.server_arg);
-        } else if (!strcmp(key, "endpoint") && s) snprintf(a->conn.endpoint, sizeof a->conn.endpoint, "%s", s);
-        else if (!strcmp(key, "pub") && s) snprintf(a->conn.pub_endpoint, sizeof a->conn.pub_endpoint, "%s", s);
+        } else if (!strcmp(key, "endpoint") && s)
+            snprintf(a->conn.endpoint, sizeof a->conn.endpoint, "%s", s);
+        else if (!strcmp(key, "pub") && s)
+            snprintf(a->conn.pub_endpoint, sizeof a->conn.pub_endpoint, "%s", s);
         else if (!strcmp(key, "region_key") && s) {
             resolve(a, s, p, sizeof p);
             if (adapter_read_region_key(p, a->region_key, a->why)) goto out;
@@ -70,8 +73,10 @@ int adapter_configure(adapter_t *a, const char *path, int need_profile)
             char *end;
             long n = strtol(port, &end, 10);
             if (!*port || *end || n <= 0 || n > 65535 || (colon && colon - s >= (long)sizeof a->http_host)) {
-                schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: http: \"host:port\" or a port, e.g. \"127.0.0.1:7480\" "
-                             "or \"7480\" (loopback)", path);
+                schakel_fail(a->why, SCHAKEL_ECONFIG,
+                             "%s: http: \"host:port\" or a port, e.g. \"127.0.0.1:7480\" "
+                             "or \"7480\" (loopback)",
+                             path);
                 goto out;
             }
             a->http_port = (int)n;
@@ -80,11 +85,13 @@ int adapter_configure(adapter_t *a, const char *path, int need_profile)
         } else if (!strcmp(key, "http_token") && s) {
             resolve(a, s, a->http_token_path, sizeof a->http_token_path);
         } else if ((!strcmp(key, "http_max_connections") || !strcmp(key, "http_max_per_ip") ||
-                    !strcmp(key, "http_timeout_seconds")) && json_is_integer(v)) {
+                    !strcmp(key, "http_timeout_seconds")) &&
+                   json_is_integer(v)) {
             json_int_t n = json_integer_value(v);
             int per_ip = !strcmp(key, "http_max_per_ip");
             if (n < (per_ip ? 0 : 1) || n > 100000) {
-                schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: %s: a whole number from %d to 100000", path, key, per_ip ? 0 : 1);
+                schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: %s: a whole number from %d to 100000", path, key,
+                             per_ip ? 0 : 1);
                 goto out;
             }
             if (!strcmp(key, "http_max_connections")) a->http_max_connections = (unsigned)n;
@@ -95,14 +102,16 @@ int adapter_configure(adapter_t *a, const char *path, int need_profile)
             const char *cmd = json_string_value(json_object_get(v, "command"));
             const char *url = json_string_value(json_object_get(v, "url"));
             if (!!d + !!cmd + !!url != 1) {
-                schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: inbox: one of {\"dir\"}, {\"command\"}, {\"url\"}", path);
+                schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: inbox: one of {\"dir\"}, {\"command\"}, {\"url\"}",
+                             path);
                 goto out;
             }
             a->inbox = d ? INBOX_DIR : cmd ? INBOX_COMMAND : INBOX_URL;
             if (d) resolve(a, d, a->inbox_target, sizeof a->inbox_target);
             else snprintf(a->inbox_target, sizeof a->inbox_target, "%s", cmd ? cmd : url);
         } else {
-            schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: unknown or mistyped setting \"%s\" (docs/adapters.md)", path, key);
+            schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: unknown or mistyped setting \"%s\" (docs/adapters.md)",
+                         path, key);
             goto out;
         }
     }
@@ -118,11 +127,13 @@ int adapter_configure(adapter_t *a, const char *path, int need_profile)
         struct in_addr in;
         if (!strcmp(a->http_host, "localhost")) snprintf(a->http_host, sizeof a->http_host, "127.0.0.1");
         if (inet_pton(AF_INET, a->http_host, &in) != 1) {
-            schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: http: %s is not an IPv4 address (use 127.0.0.1)", path, a->http_host);
+            schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: http: %s is not an IPv4 address (use 127.0.0.1)", path,
+                         a->http_host);
             goto out;
         }
         a->http_addr = ntohl(in.s_addr);
-        if (!a->http_token_path[0]) snprintf(a->http_token_path, sizeof a->http_token_path, "%s/http.token", a->state);
+        if (!a->http_token_path[0])
+            snprintf(a->http_token_path, sizeof a->http_token_path, "%s/http.token", a->state);
         if (!a->http_max_connections) a->http_max_connections = 4096;
         if (!a->http_timeout) a->http_timeout = 10;
         if (!a->http_max_per_ip_set) a->http_max_per_ip = (a->http_addr >> 24) == 127 ? 0 : 64;

@@ -55,8 +55,9 @@ void *adapter_forward_main(void *arg)
         int rc = schakel_client_publish(c, (const uint8_t *const *)bufs, lens, n, &ack, 10000);
         for (size_t i = 0; i < n; i++) free(bufs[i]);
         if (rc) {
-            snprintf(why, sizeof why, "%s", rc == SCHAKEL_EAUTH ? "the broker refused this organisation's key"
-                                                                : "no ACK from the broker: will send again");
+            snprintf(why, sizeof why, "%s",
+                     rc == SCHAKEL_EAUTH ? "the broker refused this organisation's key"
+                                         : "no ACK from the broker: will send again");
             schakel_log(SCHAKEL_LOG_WARN, "adapter", "event=forward_retry events=%zu reason=\"%s\"", n, why);
             schakel_outbox_error(a->outbox, why, schakel_wall_ms());
             for (int t = 0; t < backoff && !atomic_load(&a->stop); t += 50) usleep(50000);

@@ -34,8 +34,9 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, json_t *
 {
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
-    struct MHD_Response *r = MHD_create_response_from_buffer(text ? strlen(text) : 0, text ? text : (char *)"",
-                                                             text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(text ? strlen(text) : 0, text ? text : (char *)"",
+                                        text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, "Content-Type", "application/json");
     MHD_add_response_header(r, "Cache-Control", "no-store");
     if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"schakel-adapter\"");
@@ -118,18 +119,23 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
         const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
         const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
         if (!host || !host_port_ok(a, host, strlen(host)))
-            return refuse(c, 403, "host", "the Host header must name this endpoint: the address and port of the "
-                                          "adapter's \"http\" setting");
-        if (origin && (strncmp(origin, "http://", 7) != 0 || !host_port_ok(a, origin + 7, strlen(origin + 7))))
+            return refuse(c, 403, "host",
+                          "the Host header must name this endpoint: the address and port of the "
+                          "adapter's \"http\" setting");
+        if (origin &&
+            (strncmp(origin, "http://", 7) != 0 || !host_port_ok(a, origin + 7, strlen(origin + 7))))
             return refuse(c, 403, "origin", "a request from a web page of another origin is refused");
         if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
             return refuse(c, 403, "origin", "a cross-site request is refused");
         if (!token_ok(a, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization")))
-            return refuse(c, 401, "token", "send \"Authorization: Bearer <token>\" with the token from the "
-                                           "adapter's http_token file");
+            return refuse(c, 401, "token",
+                          "send \"Authorization: Bearer <token>\" with the token from the "
+                          "adapter's http_token file");
         if (!strcmp(method, "GET") && !strcmp(url, "/status")) return reply(c, 200, adapter_status_json(a));
         if (strcmp(method, "POST") != 0 || strcmp(url, "/events") != 0)
-            return reply(c, 404, json_pack("{s:s}", "error", "POST /events (JSON lines or a JSON list of rows), GET /status"));
+            return reply(
+                c, 404,
+                json_pack("{s:s}", "error", "POST /events (JSON lines or a JSON list of rows), GET /status"));
         if (!is_json_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type")))
             return refuse(c, 415, "content_type", "send the rows with \"Content-Type: application/json\"");
         *con_cls = u = calloc(1, sizeof *u);
@@ -149,7 +155,8 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
         *size = 0;
         return MHD_YES;
     }
-    if (u->too_big) return reply(c, 413, json_pack("{s:s}", "error", "body over 8 MiB: send fewer rows per request"));
+    if (u->too_big)
+        return reply(c, 413, json_pack("{s:s}", "error", "body over 8 MiB: send fewer rows per request"));
     batch_t b = {.a = a};
     b.rejects = json_array();
     char why[SCHAKEL_ERRLEN] = "";
@@ -168,8 +175,9 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
             char idhex[33];
             schakel_hex_encode(b.ids[i], 16, idhex);
             if (b.items[i].queued >= 0)
-                json_array_append_new(out, json_pack("{s:I, s:s, s:s}", "row", (json_int_t)b.numbers[i], "event_id", idhex,
-                                                     "status", b.items[i].queued ? "queued" : "known"));
+                json_array_append_new(out, json_pack("{s:I, s:s, s:s}", "row", (json_int_t)b.numbers[i],
+                                                     "event_id", idhex, "status",
+                                                     b.items[i].queued ? "queued" : "known"));
         }
         size_t i;
         json_t *r;
@@ -201,11 +209,15 @@ int adapter_load_http_token(adapter_t *a)
         int ok = wfd >= 0 && write(wfd, hex, 65) == 65 && fsync(wfd) == 0;
         if (wfd >= 0) close(wfd);
         memset(hex, 0, sizeof hex);
-        if (!ok) return schakel_fail(a->why, SCHAKEL_EIO, "http_token %s: cannot create it: %s", path, strerror(errno));
+        if (!ok)
+            return schakel_fail(a->why, SCHAKEL_EIO, "http_token %s: cannot create it: %s", path,
+                                strerror(errno));
         schakel_log(SCHAKEL_LOG_INFO, "adapter", "event=http_token_created file=%s", path);
         fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     }
-    if (fd < 0) return schakel_fail(a->why, SCHAKEL_ECONFIG, "http_token %s: cannot read it: %s", path, strerror(errno));
+    if (fd < 0)
+        return schakel_fail(a->why, SCHAKEL_ECONFIG, "http_token %s: cannot read it: %s", path,
+                            strerror(errno));
     struct stat st;
     char buf[4097];
     ssize_t n = -1;
@@ -213,12 +225,17 @@ int adapter_load_http_token(adapter_t *a)
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         rc = schakel_fail(a->why, SCHAKEL_ECONFIG, "http_token %s: not a regular file", path);
     else if (st.st_mode & 077)
-        rc = schakel_fail(a->why, SCHAKEL_ECONFIG, "http_token %s: mode %04o lets other users read the token: "
-                          "make it readable by the adapter's user only (chmod 600 %s) and, as it may have been "
-                          "read, put a new token in it", path, (unsigned)(st.st_mode & 07777), path);
+        rc = schakel_fail(
+            a->why, SCHAKEL_ECONFIG,
+            "http_token %s: mode %04o lets other users read the token: "
+            "make it readable by the adapter's user only (chmod 600 %s) and, as it may have been "
+            "read, put a new token in it",
+            path, (unsigned)(st.st_mode & 07777), path);
     else if (st.st_uid != geteuid())
-        rc = schakel_fail(a->why, SCHAKEL_ECONFIG, "http_token %s: belongs to another user (uid %u): it must "
-                          "belong to the user the adapter runs as", path, (unsigned)st.st_uid);
+        rc = schakel_fail(a->why, SCHAKEL_ECONFIG,
+                          "http_token %s: belongs to another user (uid %u): it must "
+                          "belong to the user the adapter runs as",
+                          path, (unsigned)st.st_uid);
     else if ((n = read(fd, buf, sizeof buf - 1)) < 0)
         rc = schakel_fail(a->why, SCHAKEL_EIO, "http_token %s: %s", path, strerror(errno));
     close(fd);
@@ -228,14 +245,17 @@ int adapter_load_http_token(adapter_t *a)
     for (size_t i = 0; i < len; i++)
         if (buf[i] < 0x21 || buf[i] > 0x7e) rc = SCHAKEL_ECONFIG;
     if (rc || len < 32 || len == sizeof buf - 1)
-        rc = schakel_fail(a->why, SCHAKEL_ECONFIG, "http_token %s: one line of 32 to 4096 printable characters "
-                          "without spaces (delete the file and the adapter makes one)", path);
+        rc = schakel_fail(a->why, SCHAKEL_ECONFIG,
+                          "http_token %s: one line of 32 to 4096 printable characters "
+                          "without spaces (delete the file and the adapter makes one)",
+                          path);
     else schakel_sha256(buf, len, a->http_token_hash);
     memset(buf, 0, sizeof buf);
     return rc;
 }
 
-static void on_http_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
+static void on_http_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode t)
 {
     (void)cls, (void)c, (void)t;
     upload_t *u = *con_cls;
@@ -263,12 +283,11 @@ struct MHD_Daemon *adapter_http_start(adapter_t *a)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     /* poll or epoll, never select(): no FD_SETSIZE to run into */
-    struct MHD_Daemon *http =
-        MHD_start_daemon(MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-                         (uint16_t)a->http_port, NULL, NULL, on_http, a, MHD_OPTION_SOCK_ADDR, &sin,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_http_done, a, MHD_OPTION_CONNECTION_TIMEOUT,
-                         a->http_timeout, MHD_OPTION_CONNECTION_LIMIT, a->http_max_connections,
-                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, a->http_max_per_ip, MHD_OPTION_END);
+    struct MHD_Daemon *http = MHD_start_daemon(
+        MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)a->http_port, NULL,
+        NULL, on_http, a, MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_NOTIFY_COMPLETED, on_http_done, a,
+        MHD_OPTION_CONNECTION_TIMEOUT, a->http_timeout, MHD_OPTION_CONNECTION_LIMIT, a->http_max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, a->http_max_per_ip, MHD_OPTION_END);
     if (!http) {
         fprintf(stderr, "schakel adapter: http: cannot listen on %s:%d\n", a->http_host, a->http_port);
         atomic_store(&a->stop, 1);
@@ -276,7 +295,8 @@ struct MHD_Daemon *adapter_http_start(adapter_t *a)
         schakel_log(SCHAKEL_LOG_WARN, "adapter",
                     "event=http_not_loopback listen=%s:%d reason=\"the HTTP input is reachable from other "
                     "machines: anyone who gets the token there can post as %s; use 127.0.0.1 unless another "
-                    "machine must post\"", a->http_host, a->http_port, a->conn.as_org);
+                    "machine must post\"",
+                    a->http_host, a->http_port, a->conn.as_org);
     }
     return http;
 }

@@ -34,7 +34,8 @@ static int hand_over(adapter_t *a, const Schakel__V1__Delivered *d, const char *
         char path[4400];
         snprintf(path, sizeof path, "%s/%020llu-%s.json", a->inbox_target, (unsigned long long)d->seq, idhex);
         if (schakel_file_write_atomic(path, text, strlen(text)) != 0)
-            return schakel_fail(why, SCHAKEL_EIO, "cannot write to the inbox %s: %s", a->inbox_target, strerror(errno));
+            return schakel_fail(why, SCHAKEL_EIO, "cannot write to the inbox %s: %s", a->inbox_target,
+                                strerror(errno));
         int fd = open(a->inbox_target, O_RDONLY | O_DIRECTORY);
         if (fd >= 0) {
             fsync(fd);
@@ -67,9 +68,11 @@ static int hand_over(adapter_t *a, const Schakel__V1__Delivered *d, const char *
         }
         close(pipefd[1]);
         int st = 0;
-        if (pid < 0 || waitpid(pid, &st, 0) < 0) return schakel_fail(why, SCHAKEL_EIO, "cannot run the inbox command");
+        if (pid < 0 || waitpid(pid, &st, 0) < 0)
+            return schakel_fail(why, SCHAKEL_EIO, "cannot run the inbox command");
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-            return schakel_fail(why, SCHAKEL_EIO, "the inbox command failed (status %d)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+            return schakel_fail(why, SCHAKEL_EIO, "the inbox command failed (status %d)",
+                                WIFEXITED(st) ? WEXITSTATUS(st) : -1);
         return 0;
     }
     case INBOX_URL: {
@@ -148,7 +151,8 @@ void *adapter_inbox_main(void *arg)
         }
         char idhex[33], type[40];
         char *text = inbox_json(d, idhex, type);
-        for (int backoff = 1000; !atomic_load(&a->stop); backoff = backoff * 2 > 30000 ? 30000 : backoff * 2) {
+        for (int backoff = 1000; !atomic_load(&a->stop);
+             backoff = backoff * 2 > 30000 ? 30000 : backoff * 2) {
             if (text && hand_over(a, d, text, idhex, type, why) == 0) {
                 /* a position in org/<us>: a delivery decided late (a hold
                  * released) has a later position than its event's seq */

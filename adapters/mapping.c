@@ -64,7 +64,9 @@ static int only_keys(json_t *o, const char *allowed, const char *where, char *wh
             ok = (p == allowed || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0);
             p += n;
         }
-        if (!ok) return schakel_fail(why, SCHAKEL_ECONFIG, "%s: unknown setting \"%s\" (one of: %s)", where, k, allowed);
+        if (!ok)
+            return schakel_fail(why, SCHAKEL_ECONFIG, "%s: unknown setting \"%s\" (one of: %s)", where, k,
+                                allowed);
     }
     return 0;
 }
@@ -77,12 +79,15 @@ static int check_spec(const char *path, json_t *spec, size_t i, char *why)
         return schakel_fail(why, SCHAKEL_ECONFIG, "%s: an object such as {\"column\": ...}", where);
     if (!mapping_path_field(path))
         return schakel_fail(why, SCHAKEL_ECONFIG, "%s: no such field (see docs/events.md)", where);
-    if (only_keys(spec, "const column bsn id as age_from on date clock map split optional default omit", where, why))
+    if (only_keys(spec, "const column bsn id as age_from on date clock map split optional default omit",
+                  where, why))
         return SCHAKEL_ECONFIG;
-    int kinds = !!json_object_get(spec, "const") + !!json_object_get(spec, "column") + !!json_object_get(spec, "bsn") +
-                !!json_object_get(spec, "id") + !!json_object_get(spec, "age_from") + json_is_true(json_object_get(spec, "omit"));
+    int kinds = !!json_object_get(spec, "const") + !!json_object_get(spec, "column") +
+                !!json_object_get(spec, "bsn") + !!json_object_get(spec, "id") +
+                !!json_object_get(spec, "age_from") + json_is_true(json_object_get(spec, "omit"));
     if (kinds != 1)
-        return schakel_fail(why, SCHAKEL_ECONFIG, "%s: exactly one of const, column, bsn, id, age_from, omit", where);
+        return schakel_fail(why, SCHAKEL_ECONFIG, "%s: exactly one of const, column, bsn, id, age_from, omit",
+                            where);
     if (json_object_get(spec, "bsn") && strcmp(path, "subject") != 0)
         return schakel_fail(why, SCHAKEL_ECONFIG, "%s: a BSN may only become the subject", where);
     json_t *map = json_object_get(spec, "map");
@@ -91,10 +96,11 @@ static int check_spec(const char *path, json_t *spec, size_t i, char *why)
     if (id && (!json_is_array(id) || !json_array_size(id)))
         return schakel_fail(why, SCHAKEL_ECONFIG, "%s.id: a list of columns", where);
     const char *date = json_string_value(json_object_get(spec, "date"));
-    if (json_object_get(spec, "date") && (!date || (strcmp(date, "dd-mm-yyyy") && strcmp(date, "d-m-yyyy") &&
-                                                    strcmp(date, "dd/mm/yyyy") && strcmp(date, "yyyy-mm-dd") &&
-                                                    strcmp(date, "yyyymmdd"))))
-        return schakel_fail(why, SCHAKEL_ECONFIG, "%s.date: dd-mm-yyyy, d-m-yyyy, dd/mm/yyyy, yyyy-mm-dd or yyyymmdd", where);
+    if (json_object_get(spec, "date") &&
+        (!date || (strcmp(date, "dd-mm-yyyy") && strcmp(date, "d-m-yyyy") && strcmp(date, "dd/mm/yyyy") &&
+                   strcmp(date, "yyyy-mm-dd") && strcmp(date, "yyyymmdd"))))
+        return schakel_fail(why, SCHAKEL_ECONFIG,
+                            "%s.date: dd-mm-yyyy, d-m-yyyy, dd/mm/yyyy, yyyy-mm-dd or yyyymmdd", where);
     return 0;
 }
 
@@ -130,8 +136,10 @@ static int parse_entry(schakel_profile_t *p, json_t *o, json_t *defaults, size_t
                                 i, path, type, head);
     }
     if (!json_object_get(e->fields, "occurred_at"))
-        return schakel_fail(why, SCHAKEL_ECONFIG, "rows[%zu].fields.occurred_at: required, from a date "
-                                                  "column: nothing may depend on the wall clock", i);
+        return schakel_fail(why, SCHAKEL_ECONFIG,
+                            "rows[%zu].fields.occurred_at: required, from a date "
+                            "column: nothing may depend on the wall clock",
+                            i);
     return 0;
 }
 
@@ -142,10 +150,12 @@ schakel_profile_t *schakel_profile_parse(const char *text, size_t len, char *why
     json_error_t err;
     p->doc = json_loadb(text, len, 0, &err);
     if (!p->doc || !json_is_object(p->doc)) {
-        schakel_fail(why, SCHAKEL_ECONFIG, "profile: line %d: %s", err.line, p->doc ? "not an object" : err.text);
+        schakel_fail(why, SCHAKEL_ECONFIG, "profile: line %d: %s", err.line,
+                     p->doc ? "not an object" : err.text);
         goto fail;
     }
-    if (only_keys(p->doc, "version kind source_system csv record_id defaults rows", "profile", why)) goto fail;
+    if (only_keys(p->doc, "version kind source_system csv record_id defaults rows", "profile", why))
+        goto fail;
     json_t *ver = json_object_get(p->doc, "version");
     if (!json_is_integer(ver) || json_integer_value(ver) != 1) {
         schakel_fail(why, SCHAKEL_ECONFIG, "profile: \"version\": 1 is the format this adapter reads");
@@ -162,8 +172,10 @@ schakel_profile_t *schakel_profile_parse(const char *text, size_t len, char *why
     snprintf(p->kind, sizeof p->kind, "%s", kind);
     snprintf(p->source_system, sizeof p->source_system, "%s", src);
     if (!json_is_array(rid) || !json_array_size(rid) || json_array_size(rid) > MAX_RECORD_ID) {
-        schakel_fail(why, SCHAKEL_ECONFIG, "profile: \"record_id\": the columns that identify a record "
-                                           "in the source system (1 to %d)", MAX_RECORD_ID);
+        schakel_fail(why, SCHAKEL_ECONFIG,
+                     "profile: \"record_id\": the columns that identify a record "
+                     "in the source system (1 to %d)",
+                     MAX_RECORD_ID);
         goto fail;
     }
     for (size_t i = 0; i < json_array_size(rid); i++) {

@@ -121,7 +121,8 @@ size_t schakel_csv_record_end(const schakel_profile_t *self, const char *text, s
 /* A reason for jansson's json_error_t *json_error: line (or the error's own
  * when 0), column (plus column_offset) and the kind of problem, never the
  * text near it, which jansson's own text quotes. */
-void schakel_json_error_reason(const void *json_error, size_t line, size_t column_offset, char *out, size_t cap);
+void schakel_json_error_reason(const void *json_error, size_t line, size_t column_offset, char *out,
+                               size_t cap);
 
 /* Takes out of a reason what may be a row's value: text in double quotes
  * becomes "(value not shown)", a run of 8 or more digits becomes "#". */
@@ -132,7 +133,6 @@ int schakel_bsn_valid(const char *s);
 
 /* The subject pseudonym of a valid BSN: lower-case hex of
  * HMAC-SHA-256(region key, "schakel/v1/bsn:" || the 9-digit BSN). */
-int schakel_bsn_pseudonym(const uint8_t region_key[SCHAKEL_REGION_KEY_LEN], const char *bsn,
-                          char out[65]);
+int schakel_bsn_pseudonym(const uint8_t region_key[SCHAKEL_REGION_KEY_LEN], const char *bsn, char out[65]);
 
 #endif

@@ -68,17 +68,17 @@ static size_t utf8_bad_at(const unsigned char *s, size_t len)
 typedef struct {
     struct csv_parser p;
     unsigned char delim;
-    size_t line;       /* the line being fed */
-    size_t rec_line;   /* the line the record starts on */
-    size_t cell_line;  /* the line the next cell starts on */
-    int pending;       /* a record is begun and not ended */
-    int row_end;       /* libcsv ended a row (or a blank line) in this line */
+    size_t line;      /* the line being fed */
+    size_t rec_line;  /* the line the record starts on */
+    size_t cell_line; /* the line the next cell starts on */
+    int pending;      /* a record is begun and not ended */
+    int row_end;      /* libcsv ended a row (or a blank line) in this line */
     int nomem;
-    char *buf;         /* the record's cells, each NUL-terminated */
+    char *buf; /* the record's cells, each NUL-terminated */
     size_t used, cap;
-    size_t *off;       /* where each cell starts in buf */
+    size_t *off; /* where each cell starts in buf */
     size_t n, ncap;
-    char bad[160];     /* what is wrong with this record (empty: nothing) */
+    char bad[160]; /* what is wrong with this record (empty: nothing) */
 } csv_reader_t;
 
 /* libcsv's cell callback: checks the cell over its full length (libcsv
@@ -88,11 +88,15 @@ static void csv_cell(void *s, size_t len, void *arg)
     csv_reader_t *r = arg;
     if (r->nomem) return;
     if (!r->bad[0] && len && memchr(s, 0, len))
-        snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: a NUL byte in the cell (the export is "
-                 "damaged or not text)", r->cell_line, r->n + 1);
+        snprintf(r->bad, sizeof r->bad,
+                 "line %zu, column %zu: a NUL byte in the cell (the export is "
+                 "damaged or not text)",
+                 r->cell_line, r->n + 1);
     else if (!r->bad[0] && utf8_bad_at(s, len) != len)
-        snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: the cell is not UTF-8 (an export in "
-                 "Latin-1 or Windows-1252? export as UTF-8)", r->cell_line, r->n + 1);
+        snprintf(r->bad, sizeof r->bad,
+                 "line %zu, column %zu: the cell is not UTF-8 (an export in "
+                 "Latin-1 or Windows-1252? export as UTF-8)",
+                 r->cell_line, r->n + 1);
     r->cell_line = r->line;
     if (r->n == r->ncap) {
         size_t nc = r->ncap ? r->ncap * 2 : 32;
@@ -148,11 +152,15 @@ static int csv_feed(csv_reader_t *r, const char *s, size_t len)
          * unquoted cell (the state libcsv keeps says which) */
         if (!r->bad[0]) {
             if (r->p.quoted)
-                snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: text after the closing quote of a "
-                         "quoted cell (double a quote inside a quoted cell)", r->line, r->n + 1);
+                snprintf(r->bad, sizeof r->bad,
+                         "line %zu, column %zu: text after the closing quote of a "
+                         "quoted cell (double a quote inside a quoted cell)",
+                         r->line, r->n + 1);
             else
-                snprintf(r->bad, sizeof r->bad, "line %zu, column %zu: a quote inside a cell that does not "
-                         "start with one (quote the whole cell and double the quote)", r->line, r->n + 1);
+                snprintf(r->bad, sizeof r->bad,
+                         "line %zu, column %zu: a quote inside a cell that does not "
+                         "start with one (quote the whole cell and double the quote)",
+                         r->line, r->n + 1);
         }
         at += done;
         while (at < len && (unsigned char)s[at] != r->delim && s[at] != '\n' && s[at] != '\r') at++;
@@ -246,8 +254,10 @@ int schakel_rows_csv(const schakel_profile_t *p, const char *text, size_t len, s
         rc = csv_next(&r, text, len, &pos);
         if (rc == 0) break;
         if (rc == SCHAKEL_EINVAL) {
-            rc = schakel_fail(why, SCHAKEL_EINVAL, "csv: line %zu: a quote opens a cell that is never closed: "
-                              "the whole file is refused (close or double the quote)", r.cell_line);
+            rc = schakel_fail(why, SCHAKEL_EINVAL,
+                              "csv: line %zu: a quote opens a cell that is never closed: "
+                              "the whole file is refused (close or double the quote)",
+                              r.cell_line);
             break;
         }
         if (rc < 0) {
@@ -256,7 +266,7 @@ int schakel_rows_csv(const schakel_profile_t *p, const char *text, size_t len, s
         }
         rc = 0;
         if (!r.n && !r.bad[0]) continue; /* a blank line */
-        if (!header) { /* the first line names the columns */
+        if (!header) {                   /* the first line names the columns */
             if (r.bad[0]) {
                 rc = schakel_fail(why, SCHAKEL_EINVAL, "csv: the header: %s", r.bad);
                 break;
@@ -274,13 +284,16 @@ int schakel_rows_csv(const schakel_profile_t *p, const char *text, size_t len, s
             continue;
         }
         if (!r.bad[0] && r.n != n_header)
-            snprintf(r.bad, sizeof r.bad, "line %zu: %zu columns, and the header has %zu (a delimiter too many "
-                     "or too few?)", r.rec_line, r.n, n_header);
+            snprintf(r.bad, sizeof r.bad,
+                     "line %zu: %zu columns, and the header has %zu (a delimiter too many "
+                     "or too few?)",
+                     r.rec_line, r.n, n_header);
         for (size_t i = 0; i < n_header; i++) values[i] = i < r.n ? r.buf + r.off[i] : "";
         schakel_row_t row = {header, values, n_header, r.bad[0] ? r.bad : NULL};
         stop = fn(arg, &row, r.rec_line);
     }
-    if (!rc && !stop && !header) rc = schakel_fail(why, SCHAKEL_EINVAL, "csv: no header line naming the columns");
+    if (!rc && !stop && !header)
+        rc = schakel_fail(why, SCHAKEL_EINVAL, "csv: no header line naming the columns");
     csv_reader_free(&r);
     free(hbuf);
     free(header);

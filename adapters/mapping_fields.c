@@ -164,7 +164,8 @@ static json_t *coerce(const ProtobufCFieldDescriptor *f, const char *v, const ch
     }
     default: {
         json_t *s = json_string(v); /* NULL when v is not UTF-8 */
-        if (!s) schakel_fail(why, SCHAKEL_EINVAL, "column %s: not UTF-8 text: save the export as UTF-8", column);
+        if (!s)
+            schakel_fail(why, SCHAKEL_EINVAL, "column %s: not UTF-8 text: save the export as UTF-8", column);
         return s;
     }
     }
@@ -191,7 +192,8 @@ static int age_band(mapctx_t *m, json_t *spec, const char *path, json_t **out)
     if (!v) return schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: missing (for %s)", col, path);
     if (!v[0] && json_is_true(json_object_get(spec, "optional"))) return 1;
     if (!form || parse_date(v, form, birth) != 0)
-        return schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: not a date in the form %s", col, form ? form : "?");
+        return schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: not a date in the form %s", col,
+                            form ? form : "?");
     const char *ov = on ? mapping_value_of(m->row, on, obuf, sizeof obuf) : NULL;
     if (on ? (!ov || parse_date(ov, form, at) != 0) : event_date(m, at) != 0)
         return schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: no date to reckon the age on", on ? on : col);
@@ -222,8 +224,8 @@ static json_t *one_value(mapctx_t *m, const ProtobufCFieldDescriptor *f, json_t 
                 if (w < 0 || (size_t)w >= sizeof known - len) break;
                 len += (size_t)w;
             }
-            schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: unknown code (not in the profile's map); known: %s",
-                         column, known);
+            schakel_fail(m->why, SCHAKEL_EINVAL,
+                         "column %s: unknown code (not in the profile's map); known: %s", column, known);
             return NULL;
         }
         return json_incref(to);
@@ -301,7 +303,8 @@ json_t *mapping_field_value(mapctx_t *m, const char *path, json_t *spec, int *sk
             const char *col = json_string_value(cj);
             const char *v = col ? mapping_value_of(m->row, col, buf, sizeof buf) : NULL;
             if (!v || !v[0]) {
-                schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: empty, and %s is made from it", col ? col : "?", path);
+                schakel_fail(m->why, SCHAKEL_EINVAL, "column %s: empty, and %s is made from it",
+                             col ? col : "?", path);
                 return NULL;
             }
             schakel_sha256_update(&h, v, strlen(v) + 1);

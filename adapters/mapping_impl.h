@@ -26,7 +26,7 @@
 #define VALUE_MAX 256
 
 typedef struct {
-    json_t *when;   /* column -> value or list */
+    json_t *when; /* column -> value or list */
     int type;
     json_t *fields; /* path -> spec, defaults merged in */
 } entry_t;

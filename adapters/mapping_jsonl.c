@@ -13,14 +13,19 @@
 
 #include "error.h"
 
-void schakel_json_error_reason(const void *json_error, size_t line, size_t column_offset, char *out, size_t cap)
+void schakel_json_error_reason(const void *json_error, size_t line, size_t column_offset, char *out,
+                               size_t cap)
 {
     const json_error_t *e = json_error;
     const char *kind;
     switch (json_error_code(e)) {
     case json_error_invalid_utf8: kind = "not UTF-8 (export as UTF-8)"; break;
-    case json_error_premature_end_of_input: kind = "the text ends too early (a string, object or list is not closed)"; break;
-    case json_error_end_of_input_expected: kind = "more text after the end of the value (one object per line)"; break;
+    case json_error_premature_end_of_input:
+        kind = "the text ends too early (a string, object or list is not closed)";
+        break;
+    case json_error_end_of_input_expected:
+        kind = "more text after the end of the value (one object per line)";
+        break;
     case json_error_null_character: kind = "a NUL character, which JSON text may not hold"; break;
     case json_error_null_byte_in_key: kind = "a NUL character in a key"; break;
     case json_error_duplicate_key: kind = "a key that appears twice in one object"; break;
@@ -30,7 +35,8 @@ void schakel_json_error_reason(const void *json_error, size_t line, size_t colum
     default: kind = "unexpected character (not valid JSON)"; break;
     }
     size_t l = line ? line : (e->line > 0 ? (size_t)e->line : 1);
-    if (e->column > 0) snprintf(out, cap, "line %zu, column %zu: %s", l, (size_t)e->column + column_offset, kind);
+    if (e->column > 0)
+        snprintf(out, cap, "line %zu, column %zu: %s", l, (size_t)e->column + column_offset, kind);
     else snprintf(out, cap, "line %zu: %s", l, kind);
 }
 
@@ -77,7 +83,8 @@ int schakel_rows_jsonl_at(const char *text, size_t len, size_t first_line, int a
                           void *arg, char *why)
 {
     size_t first = 0;
-    while (first < len && (text[first] == ' ' || text[first] == '\r' || text[first] == '\t' || text[first] == '\n'))
+    while (first < len &&
+           (text[first] == ' ' || text[first] == '\r' || text[first] == '\t' || text[first] == '\n'))
         first++;
     if (first < len && text[first] == '[' && allow_list) { /* a JSON list of rows */
         json_error_t err;
@@ -92,8 +99,10 @@ int schakel_rows_jsonl_at(const char *text, size_t len, size_t first_line, int a
         json_array_foreach(list, i, o) {
             if (!json_is_object(o)) {
                 json_decref(list);
-                return schakel_fail(why, SCHAKEL_EINVAL, "row %zu of the list: not a JSON object (one flat "
-                                    "object per row)", i + 1);
+                return schakel_fail(why, SCHAKEL_EINVAL,
+                                    "row %zu of the list: not a JSON object (one flat "
+                                    "object per row)",
+                                    i + 1);
             }
         }
         int stop = 0;
@@ -120,7 +129,8 @@ int schakel_rows_jsonl_at(const char *text, size_t len, size_t first_line, int a
             }
             if (!json_is_object(o)) {
                 json_decref(o);
-                return schakel_fail(why, SCHAKEL_EINVAL, "line %zu: not a JSON object (one flat object per line)", line);
+                return schakel_fail(why, SCHAKEL_EINVAL,
+                                    "line %zu: not a JSON object (one flat object per line)", line);
             }
             int stop = json_row(o, line, fn, arg);
             json_decref(o);

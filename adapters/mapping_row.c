@@ -73,7 +73,8 @@ static int when_matches(const entry_t *e, const schakel_row_t *row)
 }
 
 static int profile_map(const schakel_profile_t *p, const char *org, const uint8_t key[SCHAKEL_REGION_KEY_LEN],
-                       const schakel_row_t *row, uint8_t **out, size_t *outlen, uint8_t event_id[16], char *why)
+                       const schakel_row_t *row, uint8_t **out, size_t *outlen, uint8_t event_id[16],
+                       char *why)
 {
     if (row->error) return schakel_fail(why, SCHAKEL_EINVAL, "%s", row->error);
     const entry_t *e = NULL;
@@ -86,7 +87,8 @@ static int profile_map(const schakel_profile_t *p, const char *org, const uint8_
         char buf[64];
         json_object_foreach(p->entries[0].when, col, w) {
             const char *v = mapping_value_of(row, col, buf, sizeof buf);
-            snprintf(what, sizeof what, " (column %s: %s)", col, v ? "a code that no entry's when names" : "missing");
+            snprintf(what, sizeof what, " (column %s: %s)", col,
+                     v ? "a code that no entry's when names" : "missing");
             break;
         }
         return schakel_fail(why, SCHAKEL_EINVAL, "no entry of the profile takes this row%s", what);
@@ -102,7 +104,8 @@ static int profile_map(const schakel_profile_t *p, const char *org, const uint8_
         char buf[VALUE_MAX];
         const char *v = mapping_value_of(row, p->record_id[i], buf, sizeof buf);
         if (!v || !v[0])
-            return schakel_fail(why, SCHAKEL_EINVAL, "column %s: empty, and it identifies the record", p->record_id[i]);
+            return schakel_fail(why, SCHAKEL_EINVAL, "column %s: empty, and it identifies the record",
+                                p->record_id[i]);
         schakel_sha256_update(&h, v, strlen(v) + 1);
     }
     uint8_t d[SCHAKEL_SHA256_LEN];

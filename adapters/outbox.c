@@ -35,7 +35,7 @@
 struct schakel_outbox {
     MDB_env *env;
     MDB_dbi pending, ids, dead, meta, dead_at;
-    int has_dead_at; /* a read-only open of an older outbox has no dead_at */
+    int has_dead_at;                   /* a read-only open of an older outbox has no dead_at */
     uint8_t key[SCHAKEL_AEAD_KEY_LEN]; /* not loaded when read_only */
 };
 
@@ -70,8 +70,8 @@ static uint8_t *unseal(const schakel_outbox_t *o, uint64_t n, const uint8_t *in,
     if (clen <= SEAL_OVERHEAD) return NULL;
     schakel_put_be64(aad, n);
     uint8_t *out = malloc(clen - SEAL_OVERHEAD);
-    if (out && schakel_aead_open(o->key, in, aad, 8, in + SCHAKEL_AEAD_NONCE_LEN, clen - SCHAKEL_AEAD_NONCE_LEN,
-                                 out) != 0) {
+    if (out && schakel_aead_open(o->key, in, aad, 8, in + SCHAKEL_AEAD_NONCE_LEN,
+                                 clen - SCHAKEL_AEAD_NONCE_LEN, out) != 0) {
         free(out);
         out = NULL;
     }
@@ -79,7 +79,8 @@ static uint8_t *unseal(const schakel_outbox_t *o, uint64_t n, const uint8_t *in,
     return out;
 }
 
-static int event_mac(const schakel_outbox_t *o, const uint8_t *event, size_t len, uint8_t mac[SCHAKEL_SHA256_LEN])
+static int event_mac(const schakel_outbox_t *o, const uint8_t *event, size_t len,
+                     uint8_t mac[SCHAKEL_SHA256_LEN])
 {
     return schakel_hmac_sha256(o->key, sizeof o->key, event, len, mac);
 }
@@ -225,7 +226,8 @@ int schakel_outbox_put(schakel_outbox_t *o, schakel_outbox_item_t *items, size_t
     }
     if (rc) {
         mdb_txn_abort(txn);
-        return schakel_fail(why, rc == MDB_MAP_FULL ? SCHAKEL_EFULL : SCHAKEL_ESTORE, "outbox: %s", mdb_strerror(rc));
+        return schakel_fail(why, rc == MDB_MAP_FULL ? SCHAKEL_EFULL : SCHAKEL_ESTORE, "outbox: %s",
+                            mdb_strerror(rc));
     }
     rc = mdb_txn_commit(txn); /* fsync: durable before the input is acknowledged */
     return rc ? schakel_fail(why, SCHAKEL_ESTORE, "outbox: %s", mdb_strerror(rc)) : 0;
@@ -242,7 +244,8 @@ size_t schakel_outbox_peek(schakel_outbox_t *o, size_t max, uint8_t **bufs, size
         for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0 && n < max;
              g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
             if (k.mv_size != 8 || v.mv_size <= 8) continue;
-            bufs[n] = unseal(o, schakel_get_be64(k.mv_data), (uint8_t *)v.mv_data + 8, v.mv_size - 8, &lens[n]);
+            bufs[n] =
+                unseal(o, schakel_get_be64(k.mv_data), (uint8_t *)v.mv_data + 8, v.mv_size - 8, &lens[n]);
             if (!bufs[n]) continue; /* another key, or altered: stays pending (outbox_depth shows it) */
             keys[n] = schakel_get_be64(k.mv_data);
             n++;
@@ -308,8 +311,7 @@ void schakel_outbox_error(schakel_outbox_t *o, const char *reason, int64_t now_m
     MDB_val k = {10, "last_error"}, v = {strlen(reason) + 1, (void *)reason};
     if (mdb_put(txn, o->meta, &k, &v, 0) == 0 && meta_put(txn, o, "last_error_at", (uint64_t)now_ms) == 0)
         mdb_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
+    else mdb_txn_abort(txn);
 }
 
 uint64_t schakel_outbox_get(schakel_outbox_t *o, const char *name)
@@ -342,7 +344,8 @@ int schakel_outbox_status(schakel_outbox_t *o, schakel_outbox_status_t *s)
     MDB_cursor *cur;
     MDB_val k, v;
     if (mdb_cursor_open(txn, o->pending, &cur) == 0) {
-        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && v.mv_size >= 8) s->oldest_pending_ms = (int64_t)schakel_get_be64(v.mv_data);
+        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && v.mv_size >= 8)
+            s->oldest_pending_ms = (int64_t)schakel_get_be64(v.mv_data);
         mdb_cursor_close(cur);
     }
     s->acked = meta_u64(txn, o, "acked");
@@ -360,7 +363,8 @@ int schakel_outbox_status(schakel_outbox_t *o, schakel_outbox_status_t *s)
 /* ---- dead letters: listing them, and sending them again ---- */
 
 /* Splits a dead entry into its reason and its sealed event. */
-static int dead_parts(const MDB_val *v, const char **reason, size_t *rlen, const uint8_t **sealed, size_t *slen)
+static int dead_parts(const MDB_val *v, const char **reason, size_t *rlen, const uint8_t **sealed,
+                      size_t *slen)
 {
     size_t r = strnlen(v->mv_data, v->mv_size);
     if (r >= v->mv_size) return -1;
@@ -455,11 +459,15 @@ int schakel_outbox_requeue(schakel_outbox_t *o, const uint64_t *ns, size_t count
     if (rc == 0) rc = mdb_txn_commit(txn); /* fsync: in the outbox before we say so */
     else mdb_txn_abort(txn);
     if (rc == SCHAKEL_ENOTFOUND)
-        return schakel_fail(why, rc, "dead letter %zu of %zu is no longer there (requeued already?): nothing "
-                                     "was changed", i, count);
+        return schakel_fail(why, rc,
+                            "dead letter %zu of %zu is no longer there (requeued already?): nothing "
+                            "was changed",
+                            i, count);
     if (rc == SCHAKEL_ECRYPTO)
-        return schakel_fail(why, rc, "a dead letter does not open with this outbox's key (outbox.key replaced?): "
-                                     "nothing was changed");
-    return rc ? schakel_fail(why, rc == MDB_MAP_FULL ? SCHAKEL_EFULL : SCHAKEL_ESTORE, "outbox: %s", mdb_strerror(rc))
+        return schakel_fail(why, rc,
+                            "a dead letter does not open with this outbox's key (outbox.key replaced?): "
+                            "nothing was changed");
+    return rc ? schakel_fail(why, rc == MDB_MAP_FULL ? SCHAKEL_EFULL : SCHAKEL_ESTORE, "outbox: %s",
+                             mdb_strerror(rc))
               : 0;
 }

@@ -38,13 +38,12 @@ int schakel_outbox_put(schakel_outbox_t *self, schakel_outbox_item_t *items, siz
 
 /* The oldest pending events, up to max: copies into bufs/lens (caller
  * frees each buf), their keys into keys. Returns how many. */
-size_t schakel_outbox_peek(schakel_outbox_t *self, size_t max, uint8_t **bufs, size_t *lens,
-                           uint64_t *keys);
+size_t schakel_outbox_peek(schakel_outbox_t *self, size_t max, uint8_t **bufs, size_t *lens, uint64_t *keys);
 
 /* After an ACK: key i was stored (reason NULL) or rejected for good
  * (reason given). One transaction for all n. */
-int schakel_outbox_done(schakel_outbox_t *self, const uint64_t *keys, const char *const *reasons,
-                        size_t n, int64_t now_ms);
+int schakel_outbox_done(schakel_outbox_t *self, const uint64_t *keys, const char *const *reasons, size_t n,
+                        int64_t now_ms);
 
 /* Notes the last error (no personal data: a code and a reason). */
 void schakel_outbox_error(schakel_outbox_t *self, const char *reason, int64_t now_ms);
@@ -57,7 +56,7 @@ typedef struct {
     uint64_t pending;          /* events waiting for the broker */
     int64_t oldest_pending_ms; /* when the oldest of them was put; 0 if none */
     uint64_t acked, dead;
-    int64_t last_ack_ms;       /* 0 if never */
+    int64_t last_ack_ms; /* 0 if never */
     int64_t last_error_ms;
     char last_error[256];
     uint64_t inbox_cursor;
@@ -67,9 +66,9 @@ int schakel_outbox_status(schakel_outbox_t *self, schakel_outbox_status_t *out);
 
 /* A dead letter: an event the broker refused for good. */
 typedef struct {
-    uint64_t n;          /* its place in the outbox */
-    int64_t refused_ms;  /* when the broker refused it; 0 when not kept (older outbox) */
-    char reason[320];    /* the broker's reason, scrubbed of values */
+    uint64_t n;         /* its place in the outbox */
+    int64_t refused_ms; /* when the broker refused it; 0 when not kept (older outbox) */
+    char reason[320];   /* the broker's reason, scrubbed of values */
 } schakel_outbox_dead_t;
 
 /* Called per dead letter, oldest first, with its event (NULL, len 0 when
@@ -87,6 +86,7 @@ int schakel_outbox_dead_letters(schakel_outbox_t *self, schakel_outbox_dead_fn f
  * off the dead-letter count: the forwarder sends them again. Their ids
  * stay known, so a re-import still answers "known". 0, or an error code
  * with the reason in why. */
-int schakel_outbox_requeue(schakel_outbox_t *self, const uint64_t *ns, size_t count, int64_t now_ms, char *why);
+int schakel_outbox_requeue(schakel_outbox_t *self, const uint64_t *ns, size_t count, int64_t now_ms,
+                           char *why);
 
 #endif

@@ -74,7 +74,7 @@ static int list_one(void *arg, const schakel_outbox_dead_t *d, const uint8_t *ev
 /* ---- requeue ---- */
 
 typedef struct {
-    const char *only;  /* --id, or NULL for --all */
+    const char *only; /* --id, or NULL for --all */
     uint64_t *ns;
     letter_id_t *ids;
     size_t n, cap;
@@ -116,8 +116,10 @@ static int requeue(schakel_outbox_t *o, const char *only, int all)
         fprintf(stderr, "schakel adapter requeue: %s\n", why[0] ? why : schakel_strerror(rc));
         status = 1;
     } else if (only && !p.n) {
-        fprintf(stderr, "schakel adapter requeue: %s is not a dead letter of this adapter (see schakel "
-                        "adapter dead-letters)\n", only);
+        fprintf(stderr,
+                "schakel adapter requeue: %s is not a dead letter of this adapter (see schakel "
+                "adapter dead-letters)\n",
+                only);
         status = 1;
     } else {
         for (size_t i = 0; i < p.n; i++) {
@@ -127,13 +129,16 @@ static int requeue(schakel_outbox_t *o, const char *only, int all)
             json_object_set_new(j, "status", json_string("requeued"));
             print_json(j);
         }
-        fprintf(stderr, "schakel adapter requeue: %zu dead letter%s back in the outbox: the running adapter "
-                        "sends %s (a stopped one at its next start)\n",
+        fprintf(stderr,
+                "schakel adapter requeue: %zu dead letter%s back in the outbox: the running adapter "
+                "sends %s (a stopped one at its next start)\n",
                 p.n, p.n == 1 ? "" : "s", p.n == 1 ? "it" : "them");
     }
     if (all && p.unreadable)
-        fprintf(stderr, "schakel adapter requeue: %zu dead letter%s do not open with this outbox's key and "
-                        "stay\n", p.unreadable, p.unreadable == 1 ? "" : "s");
+        fprintf(stderr,
+                "schakel adapter requeue: %zu dead letter%s do not open with this outbox's key and "
+                "stay\n",
+                p.unreadable, p.unreadable == 1 ? "" : "s");
     free(p.ns);
     free(p.ids);
     return status;
@@ -148,14 +153,17 @@ int schakel_outbox_cli(int argc, char **argv, const char *state)
         else if (!list && !strcmp(argv[i], "--all")) all = 1;
         else if (!list && !strcmp(argv[i], "--id") && i + 1 < argc) only = argv[++i];
         else {
-            fprintf(stderr, "schakel adapter %s: unexpected %s (see schakel adapter --help)\n", argv[1], argv[i]);
+            fprintf(stderr, "schakel adapter %s: unexpected %s (see schakel adapter --help)\n", argv[1],
+                    argv[i]);
             return 2;
         }
     }
     uint8_t raw[16];
-    if (!list && (!!all + !!only != 1 || (only && (strlen(only) != 32 || schakel_hex_decode(only, raw, 16) != 0)))) {
-        fprintf(stderr, "schakel adapter requeue: give --id EVENT_ID (32 hex characters, from schakel adapter "
-                        "dead-letters) or --all\n");
+    if (!list &&
+        (!!all + !!only != 1 || (only && (strlen(only) != 32 || schakel_hex_decode(only, raw, 16) != 0)))) {
+        fprintf(stderr,
+                "schakel adapter requeue: give --id EVENT_ID (32 hex characters, from schakel adapter "
+                "dead-letters) or --all\n");
         return 2;
     }
     char norm[33];

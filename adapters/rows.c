@@ -73,8 +73,9 @@ int adapter_batch_commit(batch_t *b, char *why)
     if (rc) return rc;
     for (size_t i = 0; i < b->n; i++)
         if (b->items[i].queued < 0)
-            adapter_batch_reject(b, b->numbers[i], "this record was sent before with other content: the bus keeps "
-                                           "the first; send a correction as a new record");
+            adapter_batch_reject(b, b->numbers[i],
+                                 "this record was sent before with other content: the bus keeps "
+                                 "the first; send a correction as a new record");
     if (b->n) adapter_wake_forwarder(b->a);
     return 0;
 }

@@ -59,7 +59,8 @@ static int is_bad_row(const batch_t *b, size_t number)
  * (a row's number is the line it starts on; a quoted cell with a line end
  * keeps its lines together), for JSON lines the lines themselves, for a
  * JSON list the elements as JSON lines. */
-static char *bad_lines(const adapter_t *a, const char *text, size_t len, const batch_t *b, int csv, size_t *out_len)
+static char *bad_lines(const adapter_t *a, const char *text, size_t len, const batch_t *b, int csv,
+                       size_t *out_len)
 {
     char *out = malloc(len + 2);
     size_t o = 0;
@@ -89,7 +90,8 @@ static char *bad_lines(const adapter_t *a, const char *text, size_t len, const b
         json_t *bad = json_array();
         size_t i;
         json_t *x;
-        json_array_foreach(list, i, x) if (is_bad_row(b, i + 1)) json_array_append(bad, x);
+        json_array_foreach(list, i, x)
+            if (is_bad_row(b, i + 1)) json_array_append(bad, x);
         size_t l = 0;
         char *t = json_lines(bad, &l);
         if (t && l <= len) memcpy(out, t, o = l);
@@ -119,7 +121,8 @@ static void process_file(adapter_t *a, const char *name)
     snprintf(path, sizeof path, "%s/%s", a->spool, name);
     size_t len = strlen(name);
     int csv = len > 4 && !strcasecmp(name + len - 4, ".csv");
-    int jsonl = (len > 6 && !strcasecmp(name + len - 6, ".jsonl")) || (len > 5 && !strcasecmp(name + len - 5, ".json"));
+    int jsonl = (len > 6 && !strcasecmp(name + len - 6, ".jsonl")) ||
+                (len > 5 && !strcasecmp(name + len - 5, ".json"));
     snprintf(done_dir, sizeof done_dir, "%s/done", a->spool);
     snprintf(rej_dir, sizeof rej_dir, "%s/rejected", a->spool);
     char why[SCHAKEL_ERRLEN] = "";
@@ -163,16 +166,20 @@ static void process_file(adapter_t *a, const char *name)
         /* the bad rows themselves, ready to be fixed and dropped back in */
         size_t blen = 0;
         char *bad = rc == 0 ? bad_lines(a, text, size, &b, csv, &blen) : NULL;
-        int wrote = schakel_file_write_atomic(reasons, lines ? lines : "", llen) == 0 &&
-                    (rc ? rename(path, dest) == 0 : schakel_file_write_atomic(dest, bad ? bad : "", blen) == 0);
+        int wrote =
+            schakel_file_write_atomic(reasons, lines ? lines : "", llen) == 0 &&
+            (rc ? rename(path, dest) == 0 : schakel_file_write_atomic(dest, bad ? bad : "", blen) == 0);
         free(lines);
         free(bad);
-        if (!wrote) schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=reject_not_written file=%s reason=\"%s\"", name, strerror(errno));
+        if (!wrote)
+            schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=reject_not_written file=%s reason=\"%s\"", name,
+                        strerror(errno));
     }
     if (rc == 0) {
         free_name(done_dir, name, dest, sizeof dest);
         if (rename(path, dest) != 0)
-            schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=not_moved file=%s reason=\"%s\"", name, strerror(errno));
+            schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=not_moved file=%s reason=\"%s\"", name,
+                        strerror(errno));
     }
     schakel_log(rc ? SCHAKEL_LOG_WARN : SCHAKEL_LOG_INFO, "adapter",
                 "event=file_done file=%s queued=%zu known=%zu rejected=%zu%s%s%s", name, queued, known,

@@ -50,12 +50,12 @@
 
 #define MAX_PUBLISHERS 64
 #define PATH_LEN 512
-#define READY_MS 15000    /* broker or redis must answer within this */
+#define READY_MS 15000     /* broker or redis must answer within this */
 #define STOP_GRACE_MS 5000 /* SIGTERM, then SIGKILL after this */
 
 /* Organisations of the sample region that `schakel node` writes on first
  * run and that may publish "signal" (tools/region.c). */
-static const char *const publisher_orgs[] = {"school-12ab00", "school-34cd01", "smw-farent",
+static const char *const publisher_orgs[] = {"school-12ab00", "school-34cd01",  "smw-farent",
                                              "ggd-jgz",       "wijkteam-noord", "wijkteam-zuid"};
 #define N_ORGS (sizeof publisher_orgs / sizeof publisher_orgs[0])
 
@@ -70,16 +70,16 @@ typedef struct {
 
 typedef struct {
     opts_t o;
-    char dir[PATH_LEN];   /* temp root, removed at the end */
-    char node[PATH_LEN];  /* the node's data dir */
+    char dir[PATH_LEN];  /* temp root, removed at the end */
+    char node[PATH_LEN]; /* the node's data dir */
     char endpoint[64], pub_endpoint[64];
     int redis_port;
     char server_public[SCHAKEL_Z85_KEY_LEN + 1];
     void *zmq;
     pid_t broker, redis;
-    atomic_int abort;      /* a publisher failed or the broker died */
+    atomic_int abort; /* a publisher failed or the broker died */
     pthread_barrier_t start;
-    int stuck;             /* a publisher thread never came back */
+    int stuck; /* a publisher thread never came back */
 } bench_t;
 
 typedef struct {
@@ -87,23 +87,23 @@ typedef struct {
     size_t idx;
     const char *org;
     schakel_client_t *client;
-    uint8_t *arena;        /* the serialized events, back to back */
+    uint8_t *arena; /* the serialized events, back to back */
     const uint8_t **ptrs;
     size_t *lens;
     size_t n_events, n_batches;
-    int64_t *submit_ns;    /* per batch; the batch's user pointer points here */
-    double *lat_ms;        /* per batch, filled by on_ack */
+    int64_t *submit_ns; /* per batch; the batch's user pointer points here */
+    double *lat_ms;     /* per batch, filled by on_ack */
     size_t acked_batches;
     uint64_t accepted, rejected, duplicates, missing;
     char first_reject[SCHAKEL_ERRLEN];
     int64_t first_submit, last_ack;
     int failed;
     char why[SCHAKEL_ERRLEN];
-    atomic_int finished;   /* the thread is done: the rest may be read */
+    atomic_int finished; /* the thread is done: the rest may be read */
 } publisher_t;
 
 typedef struct {
-    double cpu_s;          /* user + system */
+    double cpu_s;                   /* user + system */
     unsigned long long write_bytes; /* to storage, from /proc/<pid>/io */
     int ok;
 } proc_sample_t;
@@ -149,8 +149,7 @@ static int free_ports(int *ports, size_t n)
         if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof a) != 0 ||
             getsockname(fds[i], (struct sockaddr *)&a, &l) != 0)
             rc = -1;
-        else
-            ports[i] = ntohs(a.sin_port);
+        else ports[i] = ntohs(a.sin_port);
     }
     for (size_t i = 0; i < 4; i++)
         if (fds[i] >= 0) close(fds[i]);
@@ -325,8 +324,8 @@ static void show_log_tail(const char *label, const char *path)
 /* Packs signal number g of publisher p into buf (cap bytes) with a
  * case_ref of ref_len characters; returns the packed size, or the size it
  * would need if it does not fit (nothing written then). */
-static size_t pack_signal(const publisher_t *p, const uint8_t run_id[8], size_t i,
-                          char (*subjects)[65], size_t ref_len, uint8_t *buf, size_t cap)
+static size_t pack_signal(const publisher_t *p, const uint8_t run_id[8], size_t i, char (*subjects)[65],
+                          size_t ref_len, uint8_t *buf, size_t cap)
 {
     Schakel__V1__Envelope e = SCHAKEL__V1__ENVELOPE__INIT;
     Schakel__V1__Signal s = SCHAKEL__V1__SIGNAL__INIT;
@@ -382,8 +381,8 @@ static size_t pack_signal(const publisher_t *p, const uint8_t run_id[8], size_t 
 
 /* Builds every event of publisher p, sized near event_size, and checks
  * the first one with the validator the broker uses. */
-static int build_events(publisher_t *p, const opts_t *o, const uint8_t run_id[8],
-                        char (*subjects)[65], char *why)
+static int build_events(publisher_t *p, const opts_t *o, const uint8_t run_id[8], char (*subjects)[65],
+                        char *why)
 {
     size_t base = pack_signal(p, run_id, 0, subjects, 0, NULL, 0);
     size_t ref_len = o->event_size > base + 2 ? o->event_size - base - 2 : 8;
@@ -432,8 +431,8 @@ static int ping(schakel_client_t *c, int timeout_ms, uint64_t *head, char *why)
 {
     Schakel__V1__Ping req = SCHAKEL__V1__PING__INIT;
     ProtobufCMessage *reply = NULL;
-    int rc = schakel_client_call(c, "PING", &req.base, &schakel__v1__pong__descriptor, &reply,
-                                 timeout_ms, why);
+    int rc =
+        schakel_client_call(c, "PING", &req.base, &schakel__v1__pong__descriptor, &reply, timeout_ms, why);
     if (rc == 0) {
         if (head) *head = ((Schakel__V1__Pong *)reply)->head;
         protobuf_c_message_free_unpacked(reply, NULL);
@@ -451,9 +450,9 @@ static int broker_start(bench_t *b)
     snprintf(pubkey, sizeof pubkey, "%s/keys/broker.pub", b->node);
     snprintf(nodejson, sizeof nodejson, "%s/node.json", b->node);
     /* the broker alone: the services would add their own decisions to the log */
-    char *argv[] = {(char *)b->o.schakel_bin, (char *)"node", (char *)"--data", b->node,
-                    (char *)"--endpoint", b->endpoint, (char *)"--pub", b->pub_endpoint,
-                    (char *)"--no-services", (char *)"--tick-ms", (char *)"0", NULL};
+    char *argv[] = {(char *)b->o.schakel_bin, (char *)"node",      (char *)"--data", b->node,
+                    (char *)"--endpoint",     b->endpoint,         (char *)"--pub",  b->pub_endpoint,
+                    (char *)"--no-services",  (char *)"--tick-ms", (char *)"0",      NULL};
     b->broker = spawn(argv, log, -1);
     if (b->broker < 0) {
         fprintf(stderr, "bench: fork: %s\n", strerror(errno));
@@ -477,8 +476,7 @@ static int broker_start(bench_t *b)
     schakel_client_destroy(&c);
     if (rc == 0) return 0;
 fail:
-    fprintf(stderr, "bench: broker did not come up within %d ms%s%s\n", READY_MS,
-            why[0] ? ": " : "", why);
+    fprintf(stderr, "bench: broker did not come up within %d ms%s%s\n", READY_MS, why[0] ? ": " : "", why);
     show_log_tail("broker", log);
     return -1;
 }
@@ -547,8 +545,8 @@ static void *publisher_main(void *arg)
         size_t n = first + b->o.batch <= p->n_events ? b->o.batch : p->n_events - first;
         p->submit_ns[next] = schakel_mono_ns();
         if (next == 0) p->first_submit = p->submit_ns[0];
-        int rc = schakel_client_submit(p->client, p->ptrs + first, p->lens + first, n,
-                                       &p->submit_ns[next], on_ack, p);
+        int rc = schakel_client_submit(p->client, p->ptrs + first, p->lens + first, n, &p->submit_ns[next],
+                                       on_ack, p);
         if (rc) {
             schakel_fail(p->why, rc, "submit: %s", schakel_strerror(rc));
             p->failed = 1;
@@ -633,8 +631,10 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
     limit.tv_sec += 5;
     for (size_t i = 0; i < started; i++) {
         if (pthread_timedjoin_np(threads[i], NULL, &limit) != 0) {
-            fprintf(stderr, "bench: publisher %zu is stuck in schakel_client_submit(); "
-                            "leaving it behind\n", i);
+            fprintf(stderr,
+                    "bench: publisher %zu is stuck in schakel_client_submit(); "
+                    "leaving it behind\n",
+                    i);
             b->stuck = 1;
         }
     }
@@ -653,15 +653,13 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
             failed = 1;
         }
         if (p->first_reject[0])
-            fprintf(stderr, "bench: publisher %zu (%s): first reject: %s\n", i, p->org,
-                    p->first_reject);
+            fprintf(stderr, "bench: publisher %zu (%s): first reject: %s\n", i, p->org, p->first_reject);
         r->acked += p->accepted;
         r->rejected += p->rejected + p->missing;
         r->duplicates += p->duplicates;
         if (p->first_submit && p->first_submit < t0) t0 = p->first_submit;
         if (p->last_ack > t1) t1 = p->last_ack;
-        for (size_t k = 0; lat && k < p->acked_batches && k < p->n_batches; k++)
-            lat[n_lat++] = p->lat_ms[k];
+        for (size_t k = 0; lat && k < p->acked_batches && k < p->n_batches; k++) lat[n_lat++] = p->lat_ms[k];
     }
     if (lat && n_lat) {
         qsort(lat, n_lat, sizeof *lat, cmp_double);
@@ -698,13 +696,13 @@ out:
 
 /* ---- phase 2: raw LMDB ---- */
 
-#define LMDB_CHECK(call, what)                                                   \
-    do {                                                                         \
-        int lrc_ = (call);                                                       \
-        if (lrc_) {                                                              \
-            fprintf(stderr, "bench: lmdb %s: %s\n", what, mdb_strerror(lrc_));   \
-            goto out_env;                                                        \
-        }                                                                        \
+#define LMDB_CHECK(call, what)                                                 \
+    do {                                                                       \
+        int lrc_ = (call);                                                     \
+        if (lrc_) {                                                            \
+            fprintf(stderr, "bench: lmdb %s: %s\n", what, mdb_strerror(lrc_)); \
+            goto out_env;                                                      \
+        }                                                                      \
     } while (0)
 
 /* Appends the same event bytes to a fresh LMDB environment, one durable
@@ -834,11 +832,24 @@ static int run_redis(bench_t *b, double mean_size, results_t *r)
         return -1;
     }
     /* AOF rewrite off: the peer gets its steady-state append path. */
-    char *server_argv[] = {(char *)"redis-server", (char *)"--port", port, (char *)"--bind",
-                           (char *)"127.0.0.1", (char *)"--dir", dir, (char *)"--appendonly",
-                           (char *)"yes", (char *)"--appendfsync", (char *)"always",
-                           (char *)"--save", (char *)"", (char *)"--daemonize", (char *)"no",
-                           (char *)"--auto-aof-rewrite-percentage", (char *)"0", NULL};
+    char *server_argv[] = {(char *)"redis-server",
+                           (char *)"--port",
+                           port,
+                           (char *)"--bind",
+                           (char *)"127.0.0.1",
+                           (char *)"--dir",
+                           dir,
+                           (char *)"--appendonly",
+                           (char *)"yes",
+                           (char *)"--appendfsync",
+                           (char *)"always",
+                           (char *)"--save",
+                           (char *)"",
+                           (char *)"--daemonize",
+                           (char *)"no",
+                           (char *)"--auto-aof-rewrite-percentage",
+                           (char *)"0",
+                           NULL};
     b->redis = spawn(server_argv, log, -1);
     if (b->redis < 0) goto out;
     int64_t end = schakel_mono_ns() + (int64_t)READY_MS * 1000000;
@@ -863,10 +874,22 @@ static int run_redis(bench_t *b, double mean_size, results_t *r)
     size_t n_req = (o->events + o->redis_pipeline - 1) / o->redis_pipeline * o->redis_pipeline;
     snprintf(total, sizeof total, "%zu", n_req);
     snprintf(pipeline, sizeof pipeline, "%zu", o->redis_pipeline);
-    char *bench_argv[] = {(char *)"redis-benchmark", (char *)"-p", port, (char *)"-c", clients,
-                          (char *)"-n", total, (char *)"-P", pipeline, (char *)"--csv",
-                          (char *)"XADD", (char *)"benchstream", (char *)"*", (char *)"f",
-                          payload, NULL};
+    char *bench_argv[] = {(char *)"redis-benchmark",
+                          (char *)"-p",
+                          port,
+                          (char *)"-c",
+                          clients,
+                          (char *)"-n",
+                          total,
+                          (char *)"-P",
+                          pipeline,
+                          (char *)"--csv",
+                          (char *)"XADD",
+                          (char *)"benchstream",
+                          (char *)"*",
+                          (char *)"f",
+                          payload,
+                          NULL};
     snprintf(r->redis_cmd, sizeof r->redis_cmd,
              "redis-benchmark -p %s -c %s -n %s -P %s --csv XADD benchstream '*' f "
              "\"$(head -c %zu /dev/zero | tr '\\0' x)\"",
@@ -932,13 +955,11 @@ static void print_machine(const bench_t *b)
     struct utsname u;
     cpu_model(model, sizeof model);
     if (uname(&u) != 0) snprintf(u.release, sizeof u.release, "?");
-    printf("machine: %ld cores online, %s, Linux %s\n", sysconf(_SC_NPROCESSORS_ONLN), model,
-           u.release);
+    printf("machine: %ld cores online, %s, Linux %s\n", sysconf(_SC_NPROCESSORS_ONLN), model, u.release);
     printf("params:  --events %zu --publishers %zu --batch %zu --window %zu --event-size %zu "
            "--subjects %zu --lmdb-group %zu --redis-clients %zu --redis-pipeline %zu%s\n",
            b->o.events, b->o.publishers, b->o.batch, b->o.window, b->o.event_size, b->o.subjects,
-           b->o.lmdb_group, b->o.redis_clients, b->o.redis_pipeline,
-           b->o.naive ? " --naive" : "");
+           b->o.lmdb_group, b->o.redis_clients, b->o.redis_pipeline, b->o.naive ? " --naive" : "");
     printf("tmp:     %s (every figure here is durable on this filesystem)\n", b->dir);
 }
 
@@ -947,10 +968,9 @@ static void print_table(const bench_t *b, const results_t *r)
     const opts_t *o = &b->o;
     printf("\n%-46s %12s %9s %9s %9s\n", "", "events/s", "p50 ms", "p99 ms", "max ms");
     if (r->ran && r->ok)
-        printf("%-46s %12.0f %9.2f %9.2f %9.2f\n", "schakel broker (CURVE, signed, fsync)",
-               r->events_s, r->p50, r->p99, r->max_ms);
-    else if (r->ran)
-        printf("%-46s %12s\n", "schakel broker (CURVE, signed, fsync)", "FAILED");
+        printf("%-46s %12.0f %9.2f %9.2f %9.2f\n", "schakel broker (CURVE, signed, fsync)", r->events_s,
+               r->p50, r->p99, r->max_ms);
+    else if (r->ran) printf("%-46s %12s\n", "schakel broker (CURVE, signed, fsync)", "FAILED");
     if (r->lmdb_s > 0) {
         char label[64];
         snprintf(label, sizeof label, "raw LMDB append (%zu per commit)", o->lmdb_group);
@@ -965,8 +985,7 @@ static void print_table(const bench_t *b, const results_t *r)
         printf("\nschakel: %llu events ACKed, %llu rejected, %llu duplicates, head %llu, "
                "%.2f s, mean event %.1f bytes\n",
                (unsigned long long)r->acked, (unsigned long long)r->rejected,
-               (unsigned long long)r->duplicates, (unsigned long long)r->head, r->wall_s,
-               r->mean_size);
+               (unsigned long long)r->duplicates, (unsigned long long)r->head, r->wall_s, r->mean_size);
         if (r->broker_cpu.ok && r->wall_s > 0)
             printf("         broker CPU %.2f s (%.0f%% of one core), %.0f bytes written per event;"
                    " publishers' CPU %.2f s\n",
@@ -985,31 +1004,30 @@ static void print_table(const bench_t *b, const results_t *r)
 
 /* ---- options ---- */
 
-static const char usage[] =
-    "usage: ingest [options]\n"
-    "\n"
-    "Measures durable ingest of a real `schakel node` (CURVE, signatures, fsync),\n"
-    "the raw LMDB append limit and Redis Streams XADD with appendfsync always, in\n"
-    "one run, and prints events/s, ACK latency and the ratios. See bench/README.md.\n"
-    "\n"
-    "  --events N          events per system (default 200000)\n"
-    "  --publishers N      publisher threads, one client each (default 4, max 64)\n"
-    "  --batch N           events per signed batch (default 100, max 1024)\n"
-    "  --window N          batches in flight per publisher (default 16)\n"
-    "  --event-size N      serialized envelope size to aim for (default 300)\n"
-    "  --subjects N        distinct children (pseudonyms) the events are about\n"
-    "                      (default 10000; the broker keeps a data key per child)\n"
-    "  --lmdb-group N      raw LMDB: values per commit (default batch * publishers)\n"
-    "  --redis-clients N   redis-benchmark -c (default: publishers)\n"
-    "  --redis-pipeline N  redis-benchmark -P (default: batch * window, the events\n"
-    "                      one schakel publisher may have in flight)\n"
-    "  --no-redis          skip the Redis peer\n"
-    "  --naive             let schakel_client_submit() wait for window space itself\n"
-    "  --retry-ms N        client resend timer (default 5000)\n"
-    "  --timeout S         give up on a phase after S seconds (default 120)\n"
-    "  --schakel PATH      the schakel binary (default " SCHAKEL_BIN_DIR "/schakel)\n"
-    "  --tmp DIR           where the temp dir goes (default $TMPDIR or /tmp)\n"
-    "  --keep              keep the temp dir (logs, LMDB files) for a look\n";
+static const char usage[] = "usage: ingest [options]\n"
+                            "\n"
+                            "Measures durable ingest of a real `schakel node` (CURVE, signatures, fsync),\n"
+                            "the raw LMDB append limit and Redis Streams XADD with appendfsync always, in\n"
+                            "one run, and prints events/s, ACK latency and the ratios. See bench/README.md.\n"
+                            "\n"
+                            "  --events N          events per system (default 200000)\n"
+                            "  --publishers N      publisher threads, one client each (default 4, max 64)\n"
+                            "  --batch N           events per signed batch (default 100, max 1024)\n"
+                            "  --window N          batches in flight per publisher (default 16)\n"
+                            "  --event-size N      serialized envelope size to aim for (default 300)\n"
+                            "  --subjects N        distinct children (pseudonyms) the events are about\n"
+                            "                      (default 10000; the broker keeps a data key per child)\n"
+                            "  --lmdb-group N      raw LMDB: values per commit (default batch * publishers)\n"
+                            "  --redis-clients N   redis-benchmark -c (default: publishers)\n"
+                            "  --redis-pipeline N  redis-benchmark -P (default: batch * window, the events\n"
+                            "                      one schakel publisher may have in flight)\n"
+                            "  --no-redis          skip the Redis peer\n"
+                            "  --naive             let schakel_client_submit() wait for window space itself\n"
+                            "  --retry-ms N        client resend timer (default 5000)\n"
+                            "  --timeout S         give up on a phase after S seconds (default 120)\n"
+                            "  --schakel PATH      the schakel binary (default " SCHAKEL_BIN_DIR "/schakel)\n"
+                            "  --tmp DIR           where the temp dir goes (default $TMPDIR or /tmp)\n"
+                            "  --keep              keep the temp dir (logs, LMDB files) for a look\n";
 
 static int parse_size(const char *flag, const char *v, size_t lo, size_t hi, size_t *out)
 {
@@ -1017,8 +1035,7 @@ static int parse_size(const char *flag, const char *v, size_t lo, size_t hi, siz
     errno = 0;
     unsigned long long n = strtoull(v, &end, 10);
     if (!*v || *end || errno || n < lo || n > hi) {
-        fprintf(stderr, "ingest: %s wants a whole number from %zu to %zu, not \"%s\"\n", flag, lo,
-                hi, v);
+        fprintf(stderr, "ingest: %s wants a whole number from %zu to %zu, not \"%s\"\n", flag, lo, hi, v);
         return -1;
     }
     *out = (size_t)n;
@@ -1057,18 +1074,14 @@ static int parse_args(int argc, char **argv, opts_t *o)
             const char *val = argv[++i];
             int rc;
             if (!strcmp(a, "--events")) rc = parse_size(a, val, 1, 100000000, &o->events);
-            else if (!strcmp(a, "--publishers"))
-                rc = parse_size(a, val, 1, MAX_PUBLISHERS, &o->publishers);
-            else if (!strcmp(a, "--batch"))
-                rc = parse_size(a, val, 1, SCHAKEL_MAX_BATCH_EVENTS, &o->batch);
+            else if (!strcmp(a, "--publishers")) rc = parse_size(a, val, 1, MAX_PUBLISHERS, &o->publishers);
+            else if (!strcmp(a, "--batch")) rc = parse_size(a, val, 1, SCHAKEL_MAX_BATCH_EVENTS, &o->batch);
             else if (!strcmp(a, "--window")) rc = parse_size(a, val, 1, 4096, &o->window);
             else if (!strcmp(a, "--event-size")) rc = parse_size(a, val, 100, 400, &o->event_size);
             else if (!strcmp(a, "--subjects")) rc = parse_size(a, val, 1, 10000000, &o->subjects);
             else if (!strcmp(a, "--lmdb-group")) rc = parse_size(a, val, 1, 1000000, &o->lmdb_group);
-            else if (!strcmp(a, "--redis-clients"))
-                rc = parse_size(a, val, 1, 10000, &o->redis_clients);
-            else if (!strcmp(a, "--redis-pipeline"))
-                rc = parse_size(a, val, 1, 100000, &o->redis_pipeline);
+            else if (!strcmp(a, "--redis-clients")) rc = parse_size(a, val, 1, 10000, &o->redis_clients);
+            else if (!strcmp(a, "--redis-pipeline")) rc = parse_size(a, val, 1, 100000, &o->redis_pipeline);
             else if (!strcmp(a, "--retry-ms")) {
                 rc = parse_size(a, val, 10, 600000, &v);
                 o->retry_ms = (int)v;
@@ -1099,7 +1112,7 @@ int main(int argc, char **argv)
     bench_t b;
     results_t r;
     publisher_t *pubs = NULL;
-    char (*subjects)[65] = NULL;
+    char(*subjects)[65] = NULL;
     int rc = 1, ports[3], st;
     memset(&b, 0, sizeof b);
     memset(&r, 0, sizeof r);
@@ -1107,8 +1120,10 @@ int main(int argc, char **argv)
     int pa = parse_args(argc, argv, &b.o);
     if (pa) return pa > 0 ? 0 : 2;
     if (access(b.o.schakel_bin, X_OK) != 0) {
-        fprintf(stderr, "ingest: %s: %s (build it: cmake --build build --target schakel, or "
-                        "give --schakel PATH)\n", b.o.schakel_bin, strerror(errno));
+        fprintf(stderr,
+                "ingest: %s: %s (build it: cmake --build build --target schakel, or "
+                "give --schakel PATH)\n",
+                b.o.schakel_bin, strerror(errno));
         return 2;
     }
     schakel_signals_on_stop(on_signal);
@@ -1161,8 +1176,8 @@ int main(int argc, char **argv)
         for (size_t k = 0; k < p->n_events; k++) total_bytes += p->lens[k];
     }
     r.mean_size = (double)total_bytes / (double)b.o.events;
-    printf("events:  %zu signal envelopes, mean %.1f bytes serialized, about %zu children\n",
-           b.o.events, r.mean_size, b.o.subjects);
+    printf("events:  %zu signal envelopes, mean %.1f bytes serialized, about %zu children\n", b.o.events,
+           r.mean_size, b.o.subjects);
     fflush(stdout);
 
     /* 1. schakel */
@@ -1173,8 +1188,8 @@ int main(int argc, char **argv)
         if (n < 0 || (size_t)n >= sizeof orgs - used) break;
         used += (size_t)n;
     }
-    printf("schakel: broker up at %s; %zu publishers as %s%s...\n", b.endpoint, b.o.publishers,
-           orgs, b.o.publishers > N_ORGS ? " (and again)" : "");
+    printf("schakel: broker up at %s; %zu publishers as %s%s...\n", b.endpoint, b.o.publishers, orgs,
+           b.o.publishers > N_ORGS ? " (and again)" : "");
     fflush(stdout);
     int schakel_rc = run_schakel(&b, pubs, &r);
     if (b.broker > 0) {

@@ -80,7 +80,6 @@ static size_t in_flight(schakel_broker_t *b)
     return n;
 }
 
-
 /* A signed checkpoint when one is due. A failure is an alarm: auditors
  * compare the log against the checkpoints kept outside the broker, and a
  * gap in them is what a rewrite would hide behind. Logged once when it
@@ -90,7 +89,8 @@ static void broker_checkpoint(schakel_broker_t *b, int64_t now)
     int rc = schakel_store_checkpoint(b->store, now);
     if (rc && !b->checkpoint_failing) {
         b->alarms++;
-        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=checkpoint_failed alarm=checkpoint_failed reason=\"%s\" alarms=%llu",
+        schakel_log(SCHAKEL_LOG_ERROR, "broker",
+                    "event=checkpoint_failed alarm=checkpoint_failed reason=\"%s\" alarms=%llu",
                     schakel_strerror(rc), (unsigned long long)b->alarms);
     } else if (!rc && b->checkpoint_failing)
         schakel_log(SCHAKEL_LOG_INFO, "broker", "event=checkpoint_recovered");
@@ -145,7 +145,8 @@ int schakel_broker_run(schakel_broker_t *b)
     pending_t *ready;
     while ((ready = broker_take_checked(b, 1))) broker_commit_group(b, ready);
     broker_checkpoint(b, schakel_wall_ms() + 3600 * 1000);
-    schakel_log(SCHAKEL_LOG_INFO, "broker", "event=stopped acked=%llu rejected=%llu "
+    schakel_log(SCHAKEL_LOG_INFO, "broker",
+                "event=stopped acked=%llu rejected=%llu "
                 "fetch_refused=%llu publish_refused=%llu replies_dropped=%llu",
                 (unsigned long long)b->stat_acked, (unsigned long long)b->stat_rejected,
                 (unsigned long long)b->stat_fetch_refused, (unsigned long long)b->stat_publish_refused,
@@ -266,8 +267,8 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     broker_directory_sync(b);
     schakel_head_t h;
     schakel_store_head(b->store, &h);
-    schakel_log(SCHAKEL_LOG_INFO, "broker", "event=started endpoint=%s pub=%s head=%llu orgs=%zu",
-                ep, pep, (unsigned long long)h.seq, schakel_directory_count(b->dir));
+    schakel_log(SCHAKEL_LOG_INFO, "broker", "event=started endpoint=%s pub=%s head=%llu orgs=%zu", ep, pep,
+                (unsigned long long)h.seq, schakel_directory_count(b->dir));
     return b;
 fail:
     schakel_broker_destroy(&b);

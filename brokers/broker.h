@@ -11,17 +11,17 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *data_dir;        /* log/, master.key, checkpoints.jsonl */
-    const char *key_path;        /* the broker's .key file */
-    const char *directory_path;  /* directory JSON; reloaded when it changes */
-    const char *endpoint;        /* ROUTER; default tcp://127.0.0.1:7400 */
-    const char *pub_endpoint;    /* PUB; default tcp://127.0.0.1:7401 */
-    size_t map_max;              /* bytes; 0: 1 TiB */
-    size_t map_initial;          /* bytes; 0: 64 MiB */
-    uint64_t checkpoint_every;   /* events; 0: 1000 */
-    int64_t checkpoint_ms;       /* 0: 1000 */
-    size_t group_max;            /* events per commit; 0: 8192 */
-    int64_t tick_ms;             /* a clock_tick on the log this often; 0: 60000; <0: never */
+    const char *data_dir;       /* log/, master.key, checkpoints.jsonl */
+    const char *key_path;       /* the broker's .key file */
+    const char *directory_path; /* directory JSON; reloaded when it changes */
+    const char *endpoint;       /* ROUTER; default tcp://127.0.0.1:7400 */
+    const char *pub_endpoint;   /* PUB; default tcp://127.0.0.1:7401 */
+    size_t map_max;             /* bytes; 0: 1 TiB */
+    size_t map_initial;         /* bytes; 0: 64 MiB */
+    uint64_t checkpoint_every;  /* events; 0: 1000 */
+    int64_t checkpoint_ms;      /* 0: 1000 */
+    size_t group_max;           /* events per commit; 0: 8192 */
+    int64_t tick_ms;            /* a clock_tick on the log this often; 0: 60000; <0: never */
 } schakel_broker_config_t;
 
 typedef struct schakel_broker schakel_broker_t;

@@ -33,18 +33,19 @@
 #define FETCH_MAX_COUNT 2000
 #define DIRECTORY_CURSOR "broker/directory" /* seq of the last directory_update */
 #define FETCH_MAX_BYTES (4u << 20)
-#define ZMQ_HARD_MAX_MSG (16LL << 20) /* past this libzmq drops the peer: 8 MiB frames and room to say "too large" */
+#define ZMQ_HARD_MAX_MSG \
+    (16LL << 20) /* past this libzmq drops the peer: 8 MiB frames and room to say "too large" */
 /* Bounded memory per connection (protocol.md, "Limits"): replies waiting
  * for a peer that does not read them are what grows a node. */
-#define SEND_HWM 1000          /* replies queued per connection, then EAGAIN */
-#define RECV_HWM 64            /* commands queued per connection, then TCP waits */
-#define FETCH_UNREAD_MAX 4     /* BATCH replies per connection not yet taken */
-#define ACK_UNREAD_MAX 128     /* PUBLISHes per connection not ACKed or ACK not yet taken */
+#define SEND_HWM 1000      /* replies queued per connection, then EAGAIN */
+#define RECV_HWM 64        /* commands queued per connection, then TCP waits */
+#define FETCH_UNREAD_MAX 4 /* BATCH replies per connection not yet taken */
+#define ACK_UNREAD_MAX 128 /* PUBLISHes per connection not ACKed or ACK not yet taken */
 #define FETCH_BODY_MAX 4096
 #define COMMIT_BODY_MAX 4096
 #define PING_BODY_MAX 64
-#define READER_CHECK_MS 60000  /* stale LMDB readers (killed auditors) */
-#define MAX_IN_FLIGHT 512 /* PUBLISHes between receipt and ACK; then ZeroMQ queues */
+#define READER_CHECK_MS 60000 /* stale LMDB readers (killed auditors) */
+#define MAX_IN_FLIGHT 512     /* PUBLISHes between receipt and ACK; then ZeroMQ queues */
 
 /* A connection with BATCH or ACK replies still in its send queue, by
  * routing id. ZeroMQ's I/O thread counts them down as it takes them; only
@@ -52,7 +53,7 @@
 typedef struct peer {
     struct peer *next;
     atomic_uint batches, acks;
-    unsigned publishing;            /* PUBLISHes received, not yet ACKed */
+    unsigned publishing; /* PUBLISHes received, not yet ACKed */
     size_t rid_len;
     uint8_t rid[256];
 } peer_t;
@@ -109,7 +110,7 @@ struct schakel_broker {
     uint64_t stat_acked, stat_rejected;
     uint64_t alarms; /* own appends refused, checkpoint outages: in every PONG; the operator's alert */
     int64_t tick_ms, last_tick;
-    peer_t *peers;                  /* connections with PUBLISHes or replies held */
+    peer_t *peers; /* connections with PUBLISHes or replies held */
     uint64_t stat_fetch_refused, stat_publish_refused, stat_replies_dropped;
     int checkpoint_failing; /* the last checkpoint attempt failed (logged once per outage) */
     int64_t last_drop_log, last_reader_check;

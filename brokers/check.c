@@ -36,8 +36,10 @@ void broker_publish_receive(schakel_broker_t *b, schakel_wire_msg_t *m)
         broker_send_reply(b, m, "ACK", &ack.base);
     } else if (peer && peer->publishing + atomic_load(&peer->acks) >= ACK_UNREAD_MAX) {
         char r[SCHAKEL_ERRLEN];
-        snprintf(r, sizeof r, "%d PUBLISHes on this connection are not ACKed or their ACKs "
-                 "not read yet: read them, then PUBLISH again", ACK_UNREAD_MAX);
+        snprintf(r, sizeof r,
+                 "%d PUBLISHes on this connection are not ACKed or their ACKs "
+                 "not read yet: read them, then PUBLISH again",
+                 ACK_UNREAD_MAX);
         b->stat_publish_refused++;
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, r);
     } else if (!(p = calloc(1, sizeof *p))) {
@@ -85,7 +87,8 @@ void broker_pending_free(schakel_broker_t *b, pending_t *p)
     if (p->arena) {
         schakel_arena_reset(p->arena);
         pthread_mutex_lock(&b->q_lock);
-        if (b->n_spare < sizeof b->spare / sizeof b->spare[0]) b->spare[b->n_spare++] = p->arena, p->arena = NULL;
+        if (b->n_spare < sizeof b->spare / sizeof b->spare[0])
+            b->spare[b->n_spare++] = p->arena, p->arena = NULL;
         pthread_mutex_unlock(&b->q_lock);
         schakel_arena_destroy(&p->arena);
     }
@@ -101,10 +104,10 @@ static schakel_arena_t *arena_get(schakel_broker_t *b)
     return a ? a : schakel_arena_new(ARENA_CHUNK);
 }
 
-#define batch_reject(p, code, ...)                                              \
-    do {                                                                        \
-        (p)->batch_code = (code);                                               \
-        snprintf((p)->batch_reason, sizeof (p)->batch_reason, __VA_ARGS__);     \
+#define batch_reject(p, code, ...)                                         \
+    do {                                                                   \
+        (p)->batch_code = (code);                                          \
+        snprintf((p)->batch_reason, sizeof(p)->batch_reason, __VA_ARGS__); \
     } while (0)
 
 static void *arena_zalloc(schakel_arena_t *a, size_t n)
@@ -122,7 +125,8 @@ static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending
     schakel_envelope_t *env =
         schakel_envelope_decode_with(e->data, e->len, schakel_arena_allocator(p->arena), why);
     if (!env) {
-        broker_entry_reject(p, i, e->len > SCHAKEL_MAX_EVENT_BYTES ? SCHAKEL__V1__REJECT_CODE__REJECT_TOO_LARGE
+        broker_entry_reject(p, i,
+                            e->len > SCHAKEL_MAX_EVENT_BYTES ? SCHAKEL__V1__REJECT_CODE__REJECT_TOO_LARGE
                                                              : SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
                             why);
         return;
@@ -134,13 +138,15 @@ static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending
     }
     int vrc = schakel_envelope_validate_bytes(env, e->data, e->len, why);
     if (vrc != 0) {
-        broker_entry_reject(p, i, vrc == SCHAKEL_EDECODE ? SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED
-                                                  : SCHAKEL__V1__REJECT_CODE__REJECT_INVALID, why);
+        broker_entry_reject(p, i,
+                            vrc == SCHAKEL_EDECODE ? SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED
+                                                   : SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+                            why);
         return;
     }
     if (strcmp(env->source_org, org->id) != 0) {
-        snprintf(why, sizeof why, "source_org is \"%.63s\" but this connection is %s",
-                 env->source_org, org->id);
+        snprintf(why, sizeof why, "source_org is \"%.63s\" but this connection is %s", env->source_org,
+                 org->id);
         broker_entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_WRONG_SOURCE, why);
         return;
     }
@@ -154,8 +160,8 @@ static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending
     uint64_t stored;
     int known = schakel_store_lookup(b->store, org->id, env->event_id.data, &stored) == 0;
     if (!known && (env->type <= 0 || env->type >= SCHAKEL_EVENT_TYPE_LIMIT || !org->may_publish[env->type])) {
-        snprintf(why, sizeof why, "%s may not publish %s: add it to \"publish\" in the directory",
-                 org->id, schakel_event_type_name(env->type));
+        snprintf(why, sizeof why, "%s may not publish %s: add it to \"publish\" in the directory", org->id,
+                 schakel_event_type_name(env->type));
         broker_entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, why);
         return;
     }
@@ -194,10 +200,10 @@ static void prepare_publish(schakel_broker_t *b, pending_t *p)
         return;
     }
     char inner[SCHAKEL_ERRLEN];
-    int crc = schakel_codec_check(&schakel__v1__publish__descriptor, zmq_msg_data(&p->body), len,
-                                  inner);
-    p->pub = crc ? NULL : schakel__v1__publish__unpack(schakel_arena_allocator(p->arena), len,
-                                                       zmq_msg_data(&p->body));
+    int crc = schakel_codec_check(&schakel__v1__publish__descriptor, zmq_msg_data(&p->body), len, inner);
+    p->pub =
+        crc ? NULL
+            : schakel__v1__publish__unpack(schakel_arena_allocator(p->arena), len, zmq_msg_data(&p->body));
     if (crc == SCHAKEL_EINVAL) {
         batch_reject(p, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID, "PUBLISH body: %s", inner);
         return;
@@ -221,8 +227,8 @@ static void prepare_publish(schakel_broker_t *b, pending_t *p)
     p->item_entry = arena_zalloc(p->arena, n * sizeof *p->item_entry);
     if (!p->entries || !p->envs || !p->hashes || !p->items || !p->item_entry) {
         p->n = 0;
-        batch_reject(p, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER,
-                     "broker is out of memory (%zu events)", n);
+        batch_reject(p, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, "broker is out of memory (%zu events)",
+                     n);
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -231,8 +237,8 @@ static void prepare_publish(schakel_broker_t *b, pending_t *p)
     }
     const schakel_org_t *org = schakel_directory_by_id(b->dir, p->user);
     if (!org) {
-        batch_reject(p, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
-                     "%s is no longer in the directory", p->user);
+        batch_reject(p, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, "%s is no longer in the directory",
+                     p->user);
         return;
     }
     p->signer = org->id;

@@ -82,8 +82,7 @@ static int apply_config(const char *path, schakel_broker_config_t *cfg)
 
 int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cfg)
 {
-    const char *config = NULL, *data = NULL, *key = NULL, *directory = NULL, *endpoint = NULL,
-               *pub = NULL;
+    const char *config = NULL, *data = NULL, *key = NULL, *directory = NULL, *endpoint = NULL, *pub = NULL;
     uint64_t map_max = 0, every = 0, cp_ms = 0, tick = 0;
     schakel_flag_t flags[] = {
         SCHAKEL_FLAG_S("--data", "DIR", &data),

@@ -33,8 +33,8 @@ static void send_ack(schakel_broker_t *b, pending_t *p)
     }
     ack.n_entries = p->n;
     ack.entries = ptrs;
-    if ((peer ? schakel_wire_send_counted(b->router, &p->rid, "ACK", p->req_id, &ack.base,
-                                          ZMQ_DONTWAIT, &peer->acks)
+    if ((peer ? schakel_wire_send_counted(b->router, &p->rid, "ACK", p->req_id, &ack.base, ZMQ_DONTWAIT,
+                                          &peer->acks)
               : schakel_wire_send(b->router, &p->rid, "ACK", p->req_id, &ack.base, ZMQ_DONTWAIT)) != 0)
         schakel_log(SCHAKEL_LOG_WARN, "broker", "event=ack_undeliverable req=%llu",
                     (unsigned long long)p->req_id);
@@ -75,8 +75,8 @@ void broker_commit_group(schakel_broker_t *b, pending_t *list)
     }
     if (nb) rc = schakel_store_append(b->store, batches, nb, schakel_wall_ms(), why);
     if (rc) {
-        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=append_failed events=%zu reason=\"%s\"",
-                    events, why[0] ? why : schakel_strerror(rc));
+        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=append_failed events=%zu reason=\"%s\"", events,
+                    why[0] ? why : schakel_strerror(rc));
         if (!why[0]) snprintf(why, sizeof why, "%s", schakel_strerror(rc));
     }
     for (pending_t *p = list, *next; p; p = next) {

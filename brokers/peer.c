@@ -21,9 +21,10 @@ void broker_reply_dropped(schakel_broker_t *b, const char *name, uint64_t req_id
     int64_t now = schakel_wall_ms();
     if (now - b->last_drop_log < 1000) return;
     b->last_drop_log = now;
-    schakel_log(SCHAKEL_LOG_WARN, "broker", "event=reply_dropped reply=%s req=%llu reason=%s "
-                "dropped_total=%llu", name, (unsigned long long)req_id,
-                errno == EAGAIN ? "peer_not_reading" : "peer_gone",
+    schakel_log(SCHAKEL_LOG_WARN, "broker",
+                "event=reply_dropped reply=%s req=%llu reason=%s "
+                "dropped_total=%llu",
+                name, (unsigned long long)req_id, errno == EAGAIN ? "peer_not_reading" : "peer_gone",
                 (unsigned long long)b->stat_replies_dropped);
 }
 
@@ -55,8 +56,7 @@ peer_t *broker_peer_find(schakel_broker_t *b, const zmq_msg_t *rid, int create)
         if (!found && p->rid_len == len && memcmp(p->rid, id, len) == 0) {
             found = p;
             pp = &p->next;
-        } else if (atomic_load(&p->batches) == 0 && atomic_load(&p->acks) == 0 &&
-                   p->publishing == 0) {
+        } else if (atomic_load(&p->batches) == 0 && atomic_load(&p->acks) == 0 && p->publishing == 0) {
             *pp = p->next; /* nothing of it left in ZeroMQ: only we know it */
             free(p);
         } else {

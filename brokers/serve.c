@@ -79,8 +79,8 @@ void broker_serve_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
     }
     if (strlen(f->stream) >= SCHAKEL_STREAM_MAX || !may_read(b, m->user, f->stream)) {
         char r[SCHAKEL_ERRLEN];
-        snprintf(r, sizeof r, "%s may not read stream \"%.80s\": own stream is org/%s", m->user,
-                 f->stream, m->user);
+        snprintf(r, sizeof r, "%s may not read stream \"%.80s\": own stream is org/%s", m->user, f->stream,
+                 m->user);
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, r);
         schakel__v1__fetch__free_unpacked(f, NULL);
         return;
@@ -90,8 +90,10 @@ void broker_serve_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
     peer_t *peer = broker_peer_find(b, &m->rid, 1);
     if (!peer || atomic_load(&peer->batches) >= FETCH_UNREAD_MAX) {
         char r[SCHAKEL_ERRLEN];
-        snprintf(r, sizeof r, "%d BATCH replies to this connection are not read yet: read them, "
-                 "then FETCH again", FETCH_UNREAD_MAX);
+        snprintf(r, sizeof r,
+                 "%d BATCH replies to this connection are not read yet: read them, "
+                 "then FETCH again",
+                 FETCH_UNREAD_MAX);
         b->stat_fetch_refused++;
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER,
                           peer ? r : "broker out of memory");
@@ -115,7 +117,8 @@ void broker_serve_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
         }
         if (from > h.seq) { /* stored before cursors were checked: never wrap */
             char r[SCHAKEL_ERRLEN];
-            snprintf(r, sizeof r, "the committed cursor of consumer \"%.80s\" is %llu, beyond the "
+            snprintf(r, sizeof r,
+                     "the committed cursor of consumer \"%.80s\" is %llu, beyond the "
                      "head %llu: COMMIT a seq of at most %llu, or FETCH with from_seq",
                      f->consumer, (unsigned long long)from, (unsigned long long)h.seq,
                      (unsigned long long)h.seq);
@@ -134,9 +137,9 @@ void broker_serve_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
     a.ptrs = calloc(max, sizeof *a.ptrs);
     Schakel__V1__Batch out = SCHAKEL__V1__BATCH__INIT;
     uint64_t next = from;
-    int rc = a.recs && a.ptrs ? schakel_store_read(b->store, f->stream, from, max, max_bytes,
-                                                  fetch_cb, &a, &next)
-                              : SCHAKEL_ENOMEM;
+    int rc = a.recs && a.ptrs
+                 ? schakel_store_read(b->store, f->stream, from, max, max_bytes, fetch_cb, &a, &next)
+                 : SCHAKEL_ENOMEM;
     if (rc < 0) {
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, schakel_strerror(rc));
     } else {
@@ -146,8 +149,8 @@ void broker_serve_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
         out.n_records = a.n;
         out.next_seq = next;
         out.head = h.seq;
-        if (schakel_wire_send_counted(b->router, &m->rid, "BATCH", m->req_id, &out.base,
-                                      ZMQ_DONTWAIT, &peer->batches) != 0)
+        if (schakel_wire_send_counted(b->router, &m->rid, "BATCH", m->req_id, &out.base, ZMQ_DONTWAIT,
+                                      &peer->batches) != 0)
             broker_reply_dropped(b, "BATCH", m->req_id);
     }
     for (size_t i = 0; i < a.n; i++) {
@@ -174,8 +177,10 @@ void broker_serve_commit(schakel_broker_t *b, schakel_wire_msg_t *m)
                           "cursor for a stream this organisation may not read");
     } else if (c->seq > h.seq) {
         char r[SCHAKEL_ERRLEN];
-        snprintf(r, sizeof r, "seq %llu is beyond the head of the log, %llu: commit the last seq "
-                 "you handled", (unsigned long long)c->seq, (unsigned long long)h.seq);
+        snprintf(r, sizeof r,
+                 "seq %llu is beyond the head of the log, %llu: commit the last seq "
+                 "you handled",
+                 (unsigned long long)c->seq, (unsigned long long)h.seq);
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID, r);
     } else {
         char name[256];
@@ -217,7 +222,7 @@ int broker_body_checked(schakel_broker_t *b, schakel_wire_msg_t *m)
     const ProtobufCMessageDescriptor *d = !strcmp(m->name, "FETCH")    ? &schakel__v1__fetch__descriptor
                                           : !strcmp(m->name, "COMMIT") ? &schakel__v1__commit__descriptor
                                           : !strcmp(m->name, "PING")   ? &schakel__v1__ping__descriptor
-                                                                        : NULL;
+                                                                       : NULL;
     size_t len = zmq_msg_size(&m->body);
     /* over its cap, the command's handler answers REJECT_TOO_LARGE */
     if (!d || len > (d == &schakel__v1__ping__descriptor ? 64u : 4096u)) return 1;
@@ -225,7 +230,9 @@ int broker_body_checked(schakel_broker_t *b, schakel_wire_msg_t *m)
     int rc = schakel_codec_check(d, zmq_msg_data(&m->body), len, why);
     if (!rc) return 1;
     snprintf(r, sizeof r, "%s body: %s", m->name, why);
-    broker_send_error(b, m, rc == SCHAKEL_EINVAL ? SCHAKEL__V1__REJECT_CODE__REJECT_INVALID
-                                          : SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED, r);
+    broker_send_error(b, m,
+                      rc == SCHAKEL_EINVAL ? SCHAKEL__V1__REJECT_CODE__REJECT_INVALID
+                                           : SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
+                      r);
     return 0;
 }

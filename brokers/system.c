@@ -68,8 +68,7 @@ int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
         const Schakel__V1__ConsentDecision *d = env->consent_decision;
         if (!(org->rights & SCHAKEL_RIGHT_DECIDE))
             return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
-                                "consent_decision: %s has no \"decide\" right in the directory",
-                                org->id);
+                                "consent_decision: %s has no \"decide\" right in the directory", org->id);
         const char *names[2] = {d->recipient_org, d->inform_org};
         for (int k = 0; k < 2; k++)
             if (names[k][0] && !schakel_directory_by_id(b->dir, names[k]))
@@ -92,8 +91,7 @@ int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
             return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
                                 "directory_update: %s has no \"directory\" right", org->id);
         char inner[SCHAKEL_ERRLEN];
-        schakel_directory_t *d =
-            schakel_directory_parse(u->document_json, strlen(u->document_json), inner);
+        schakel_directory_t *d = schakel_directory_parse(u->document_json, strlen(u->document_json), inner);
         if (!d)
             return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
                                 "directory_update.document_json: %s", inner);
@@ -108,7 +106,8 @@ int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
         if (v != u->version || v <= schakel_directory_version(b->dir))
             return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
                                 "directory_update.version: %llu must equal the document's and be "
-                                "above the version in force, %llu", (unsigned long long)u->version,
+                                "above the version in force, %llu",
+                                (unsigned long long)u->version,
                                 (unsigned long long)schakel_directory_version(b->dir));
         return 0;
     }
@@ -154,8 +153,7 @@ static int append_own(schakel_broker_t *b, schakel_envelope_t *env)
     it.type = env->type;
     it.subject = "";
     memcpy(it.event_hash, hash[0], sizeof it.event_hash);
-    schakel_append_batch_t batch = {"broker", sig, (const uint8_t(*)[SCHAKEL_SHA256_LEN])hash, 1,
-                                    &it, 1};
+    schakel_append_batch_t batch = {"broker", sig, (const uint8_t(*)[SCHAKEL_SHA256_LEN])hash, 1, &it, 1};
     char why[SCHAKEL_ERRLEN] = "";
     if (rc == 0) rc = schakel_store_append(b->store, &batch, 1, schakel_wall_ms(), why);
     free(buf);
@@ -172,9 +170,11 @@ static int append_own(schakel_broker_t *b, schakel_envelope_t *env)
         char hex[33];
         schakel_hex_encode(env->event_id.data, 16, hex);
         b->alarms++;
-        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=own_append_failed alarm=own_append_refused "
-                    "type=%s id=%s reason=\"%s\" alarms=%llu", schakel_event_type_name(env->type), hex,
-                    why[0] ? why : schakel_strerror(rc), (unsigned long long)b->alarms);
+        schakel_log(SCHAKEL_LOG_ERROR, "broker",
+                    "event=own_append_failed alarm=own_append_refused "
+                    "type=%s id=%s reason=\"%s\" alarms=%llu",
+                    schakel_event_type_name(env->type), hex, why[0] ? why : schakel_strerror(rc),
+                    (unsigned long long)b->alarms);
         return rc;
     }
     if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE)
@@ -185,8 +185,8 @@ static int append_own(schakel_broker_t *b, schakel_envelope_t *env)
 
 /* An envelope of the broker's own with a derived id: the same content
  * gives the same id, so a repeat after a crash is a duplicate. */
-static void own_envelope(schakel_envelope_t *env, int type, const char *label, const void *data,
-                         size_t len, uint8_t id[16])
+static void own_envelope(schakel_envelope_t *env, int type, const char *label, const void *data, size_t len,
+                         uint8_t id[16])
 {
     uint8_t h[SCHAKEL_SHA256_LEN];
     schakel_sha256_t c;
@@ -214,8 +214,8 @@ typedef struct {
 static int read_directory_cb(void *arg, const schakel_record_t *rec)
 {
     dir_read_t *r = arg;
-    schakel_envelope_t *env = rec->event ? schakel_envelope_decode_with(
-        rec->event, rec->event_len, NULL, NULL) : NULL;
+    schakel_envelope_t *env =
+        rec->event ? schakel_envelope_decode_with(rec->event, rec->event_len, NULL, NULL) : NULL;
     if (env && env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE) {
         r->version = env->directory_update->version;
         r->doc = strdup(env->directory_update->document_json);
@@ -254,8 +254,8 @@ static void directory_to_log(schakel_broker_t *b)
     schakel_envelope_t env;
     Schakel__V1__DirectoryUpdate u = SCHAKEL__V1__DIRECTORY_UPDATE__INIT;
     uint8_t id[16];
-    own_envelope(&env, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE,
-                 "schakel/v1/directory", text, strlen(text), id);
+    own_envelope(&env, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE, "schakel/v1/directory", text,
+                 strlen(text), id);
     u.version = schakel_directory_version(b->dir);
     u.document_json = (char *)text;
     env.directory_update = &u;
@@ -277,8 +277,10 @@ void broker_directory_install(schakel_broker_t *b, const char *doc, uint64_t seq
         return;
     }
     if (schakel_file_write_atomic(b->dir_path, doc, strlen(doc)) != 0)
-        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=directory_not_written path=%s "
-                    "reason=\"%s\"", b->dir_path, strerror(errno));
+        schakel_log(SCHAKEL_LOG_ERROR, "broker",
+                    "event=directory_not_written path=%s "
+                    "reason=\"%s\"",
+                    b->dir_path, strerror(errno));
     struct stat st;
     if (stat(b->dir_path, &st) == 0) b->dir_mtime = st.st_mtim;
     schakel_store_cursor_set(b->store, DIRECTORY_CURSOR, seq);
@@ -289,8 +291,7 @@ void broker_directory_maybe_reload(schakel_broker_t *b)
 {
     struct stat st;
     if (stat(b->dir_path, &st) != 0) return;
-    if (st.st_mtim.tv_sec == b->dir_mtime.tv_sec && st.st_mtim.tv_nsec == b->dir_mtime.tv_nsec)
-        return;
+    if (st.st_mtim.tv_sec == b->dir_mtime.tv_sec && st.st_mtim.tv_nsec == b->dir_mtime.tv_nsec) return;
     char why[SCHAKEL_ERRLEN] = "";
     schakel_directory_t *d = schakel_directory_load(b->dir_path, why);
     b->dir_mtime = st.st_mtim;
@@ -329,8 +330,7 @@ void broker_clock_tick(schakel_broker_t *b, int64_t now)
     Schakel__V1__ClockTick t = SCHAKEL__V1__CLOCK_TICK__INIT;
     uint8_t id[16], at[8];
     schakel_put_be64(at, (uint64_t)now);
-    own_envelope(&env, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK, "schakel/v1/tick", at,
-                 sizeof at, id);
+    own_envelope(&env, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK, "schakel/v1/tick", at, sizeof at, id);
     t.at_ms = now;
     env.occurred_at = now; /* the same tick is the same bytes */
     env.clock_tick = &t;

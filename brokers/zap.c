@@ -11,8 +11,7 @@
 
 #include "broker_impl.h"
 
-static void zap_reply(void *sock, zmq_msg_t *req_id, const char *code, const char *text,
-                      const char *user)
+static void zap_reply(void *sock, zmq_msg_t *req_id, const char *code, const char *text, const char *user)
 {
     zmq_send(sock, "1.0", 3, ZMQ_SNDMORE);
     zmq_msg_send(req_id, sock, ZMQ_SNDMORE);
@@ -57,8 +56,7 @@ static void zap_handle(schakel_broker_t *b)
             text = "OK";
         }
         pthread_mutex_unlock(&b->dir_lock);
-        if (!org)
-            schakel_log(SCHAKEL_LOG_WARN, "zap", "event=denied reason=unknown_key key=%.8s...", z85);
+        if (!org) schakel_log(SCHAKEL_LOG_WARN, "zap", "event=denied reason=unknown_key key=%.8s...", z85);
     } else {
         text = "CURVE required";
         schakel_log(SCHAKEL_LOG_WARN, "zap", "event=denied reason=mechanism");

@@ -56,10 +56,8 @@ static void *make_socket(schakel_client_t *c, int with_monitor)
          * still be bound while ZeroMQ tears its monitor down. */
         static atomic_ulong monitors;
         char addr[64];
-        snprintf(addr, sizeof addr, "inproc://schakel-client-mon-%lu",
-                 atomic_fetch_add(&monitors, 1));
-        if (zmq_socket_monitor(s, addr, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
+        snprintf(addr, sizeof addr, "inproc://schakel-client-mon-%lu", atomic_fetch_add(&monitors, 1));
+        if (zmq_socket_monitor(s, addr, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
             goto fail;
         c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
         if (!c->mon || zmq_connect(c->mon, addr) != 0) goto fail;
@@ -166,9 +164,10 @@ static void check_monitor(schakel_client_t *c)
         }
         if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
             if (!c->auth_failed)
-                schakel_log(SCHAKEL_LOG_ERROR, "client",
-                            "event=auth_refused org=%s endpoint=%s hint=\"key not in the broker's directory\"",
-                            c->keys.id, c->endpoint);
+                schakel_log(
+                    SCHAKEL_LOG_ERROR, "client",
+                    "event=auth_refused org=%s endpoint=%s hint=\"key not in the broker's directory\"",
+                    c->keys.id, c->endpoint);
             c->auth_failed = 1;
         } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             c->auth_failed = 0;
@@ -228,8 +227,7 @@ static void handle_reply(schakel_client_t *c, schakel_wire_msg_t *m, schakel_ack
 
 /* Polls until nothing is in flight, the time is up, or (with
  * want_slot) the window has room again. */
-static size_t poll_until(schakel_client_t *c, int timeout_ms, int want_slot, schakel_ack_fn on_ack,
-                         void *arg)
+static size_t poll_until(schakel_client_t *c, int timeout_ms, int want_slot, schakel_ack_fn on_ack, void *arg)
 {
     int64_t end = schakel_mono_ms() + timeout_ms;
     for (;;) {
@@ -269,8 +267,8 @@ size_t schakel_client_poll(schakel_client_t *c, int timeout_ms, schakel_ack_fn o
     return poll_until(c, timeout_ms, 0, on_ack, arg);
 }
 
-int schakel_client_submit(schakel_client_t *c, const uint8_t *const *events, const size_t *lens,
-                          size_t n, void *batch_user, schakel_ack_fn on_ack, void *arg)
+int schakel_client_submit(schakel_client_t *c, const uint8_t *const *events, const size_t *lens, size_t n,
+                          void *batch_user, schakel_ack_fn on_ack, void *arg)
 {
     if (n == 0 || n > SCHAKEL_MAX_BATCH_EVENTS) return SCHAKEL_ETOOBIG;
     while (c->inflight >= c->window) poll_until(c, 100, 1, on_ack, arg);
@@ -349,15 +347,16 @@ static void sync_ack(void *arg, void *user, const Schakel__V1__Ack *ack)
     free(buf);
 }
 
-int schakel_client_publish(schakel_client_t *c, const uint8_t *const *events, const size_t *lens,
-                           size_t n, Schakel__V1__Ack **ack_out, int timeout_ms)
+int schakel_client_publish(schakel_client_t *c, const uint8_t *const *events, const size_t *lens, size_t n,
+                           Schakel__V1__Ack **ack_out, int timeout_ms)
 {
     sync_t st = {&st, NULL};
     int rc = schakel_client_submit(c, events, lens, n, &st, sync_ack, &st);
     if (rc) return rc;
     int64_t end = schakel_mono_ms() + timeout_ms;
     while (!st.copy && schakel_mono_ms() < end) {
-        schakel_client_poll(c, (int)(end - schakel_mono_ms() > 100 ? 100 : end - schakel_mono_ms()), sync_ack, &st);
+        schakel_client_poll(c, (int)(end - schakel_mono_ms() > 100 ? 100 : end - schakel_mono_ms()), sync_ack,
+                            &st);
         if (c->auth_failed) break;
     }
     if (!st.copy) {
@@ -409,6 +408,6 @@ int schakel_client_call(schakel_client_t *c, const char *name, const ProtobufCMe
         schakel_wire_close(&m);
         if (ret != -1) return ret;
     }
-    return schakel_fail(why, SCHAKEL_ETIMEOUT, "no answer to %s from %s within %d ms", name,
-                        c->endpoint, timeout_ms);
+    return schakel_fail(why, SCHAKEL_ETIMEOUT, "no answer to %s from %s within %d ms", name, c->endpoint,
+                        timeout_ms);
 }

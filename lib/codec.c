@@ -37,8 +37,8 @@ size_t schakel_event_types(const int **types)
     return n;
 }
 
-schakel_envelope_t *schakel_envelope_decode_with(const uint8_t *buf, size_t len,
-                                                 ProtobufCAllocator *alloc, char *why)
+schakel_envelope_t *schakel_envelope_decode_with(const uint8_t *buf, size_t len, ProtobufCAllocator *alloc,
+                                                 char *why)
 {
     if (len > SCHAKEL_MAX_DIRECTORY_BYTES) {
         schakel_fail(why, SCHAKEL_ETOOBIG, "event is %zu bytes; the limit is %d", len,
@@ -72,9 +72,8 @@ void schakel_envelope_free(schakel_envelope_t *env)
 int schakel_envelope_encode(const schakel_envelope_t *env, uint8_t **out, size_t *outlen)
 {
     size_t len = schakel__v1__envelope__get_packed_size(env);
-    if (len > (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE
-                   ? SCHAKEL_MAX_DIRECTORY_BYTES
-                   : SCHAKEL_MAX_EVENT_BYTES))
+    if (len > (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE ? SCHAKEL_MAX_DIRECTORY_BYTES
+                                                                                 : SCHAKEL_MAX_EVENT_BYTES))
         return SCHAKEL_ETOOBIG;
     *out = malloc(len ? len : 1);
     if (!*out) return SCHAKEL_ENOMEM;
@@ -84,8 +83,8 @@ int schakel_envelope_encode(const schakel_envelope_t *env, uint8_t **out, size_t
 
 const ProtobufCMessage *schakel_envelope_body(const schakel_envelope_t *env)
 {
-    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
-        &schakel__v1__envelope__descriptor, (unsigned)env->body_case);
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(&schakel__v1__envelope__descriptor, (unsigned)env->body_case);
     if (!f || !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) return NULL;
     return *(ProtobufCMessage *const *)((const char *)env + f->offset);
 }
@@ -95,8 +94,7 @@ static const void *body_field(const schakel_envelope_t *env, const char *name, i
 {
     const ProtobufCMessage *b = schakel_envelope_body(env);
     if (!b) return NULL;
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(b->descriptor, name);
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(b->descriptor, name);
     if (!f || (int)f->type != type || f->label == PROTOBUF_C_LABEL_REPEATED) return NULL;
     return (const char *)b + f->offset;
 }

@@ -13,7 +13,7 @@
 #include "schakel/v1/envelope.pb-c.h"
 
 #define SCHAKEL_EVENT_ID_LEN 16
-#define SCHAKEL_MAX_EVENT_BYTES (64 * 1024)   /* one serialized envelope */
+#define SCHAKEL_MAX_EVENT_BYTES (64 * 1024)       /* one serialized envelope */
 #define SCHAKEL_MAX_DIRECTORY_BYTES (1024 * 1024) /* a directory_update, the one exception */
 #define SCHAKEL_MAX_BATCH_EVENTS 1024
 #define SCHAKEL_MAX_FRAME_BYTES (8 * 1024 * 1024) /* one protocol frame */
@@ -35,8 +35,8 @@ size_t schakel_event_types(const int **types);
  * Free with schakel_envelope_free(). */
 schakel_envelope_t *schakel_envelope_decode(const uint8_t *buf, size_t len, char *why);
 /* The same with another allocator (e.g. an arena: then do not free it). */
-schakel_envelope_t *schakel_envelope_decode_with(const uint8_t *buf, size_t len,
-                                                 ProtobufCAllocator *alloc, char *why);
+schakel_envelope_t *schakel_envelope_decode_with(const uint8_t *buf, size_t len, ProtobufCAllocator *alloc,
+                                                 char *why);
 void schakel_envelope_free(schakel_envelope_t *env);
 
 /* Serializes env into a malloc'd buffer (*out, *outlen). 0, SCHAKEL_ENOMEM

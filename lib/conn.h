@@ -21,13 +21,12 @@ typedef struct {
 /* The connection flags (--node DIR, --as ORG, --endpoint EP, --pub EP,
  * --server-key FILE|Z85, --key FILE) as entries of a flags table (flags.h),
  * for a command to put in its own table: SCHAKEL_CONN_FLAGS(&conn), ... */
-#define SCHAKEL_CONN_FLAGS(c)                                      \
-    SCHAKEL_FLAG_BUFFER("--node", "DIR", (c)->node_dir),           \
-    SCHAKEL_FLAG_BUFFER("--as", "ORG", (c)->as_org),               \
-    SCHAKEL_FLAG_BUFFER("--endpoint", "EP", (c)->endpoint),        \
-    SCHAKEL_FLAG_BUFFER("--pub", "EP", (c)->pub_endpoint),         \
-    SCHAKEL_FLAG_BUFFER("--server-key", "FILE or Z85", (c)->server_arg), \
-    SCHAKEL_FLAG_BUFFER("--key", "FILE", (c)->key_path)
+#define SCHAKEL_CONN_FLAGS(c)                                                                             \
+    SCHAKEL_FLAG_BUFFER("--node", "DIR", (c)->node_dir), SCHAKEL_FLAG_BUFFER("--as", "ORG", (c)->as_org), \
+        SCHAKEL_FLAG_BUFFER("--endpoint", "EP", (c)->endpoint),                                           \
+        SCHAKEL_FLAG_BUFFER("--pub", "EP", (c)->pub_endpoint),                                            \
+        SCHAKEL_FLAG_BUFFER("--server-key", "FILE or Z85", (c)->server_arg),                              \
+        SCHAKEL_FLAG_BUFFER("--key", "FILE", (c)->key_path)
 
 /* Completes c after the flags: reads the node directory, loads the key
  * file and the broker key. Returns 0, or SCHAKEL_ECONFIG with why saying

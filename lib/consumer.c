@@ -18,7 +18,7 @@ struct schakel_consumer {
     void *sub;
     char stream[96];
     char consumer[96];
-    uint64_t next;       /* 0: ask the broker to start after the cursor */
+    uint64_t next; /* 0: ask the broker to start after the cursor */
     uint32_t batch_size;
     Schakel__V1__Batch *batch;
     size_t pos;
@@ -98,8 +98,8 @@ static int fetch(schakel_consumer_t *c, char *why)
     f.max_count = c->batch_size;
     f.consumer = c->consumer;
     ProtobufCMessage *reply = NULL;
-    int rc = schakel_client_call(c->client, "FETCH", &f.base, &schakel__v1__batch__descriptor,
-                                 &reply, 5000, why);
+    int rc =
+        schakel_client_call(c->client, "FETCH", &f.base, &schakel__v1__batch__descriptor, &reply, 5000, why);
     if (rc) return rc;
     if (c->batch) schakel__v1__batch__free_unpacked(c->batch, NULL);
     c->batch = (Schakel__V1__Batch *)reply;
@@ -110,8 +110,8 @@ static int fetch(schakel_consumer_t *c, char *why)
     return 0;
 }
 
-int schakel_consumer_next(schakel_consumer_t *c, const Schakel__V1__Delivered **rec,
-                          int timeout_ms, char *why)
+int schakel_consumer_next(schakel_consumer_t *c, const Schakel__V1__Delivered **rec, int timeout_ms,
+                          char *why)
 {
     int64_t end = schakel_mono_ms() + timeout_ms;
     for (;;) {
@@ -137,8 +137,8 @@ int schakel_consumer_commit(schakel_consumer_t *c, uint64_t seq, char *why)
     m.consumer = c->consumer;
     m.seq = seq;
     ProtobufCMessage *reply = NULL;
-    int rc = schakel_client_call(c->client, "COMMIT", &m.base, &schakel__v1__commit__descriptor,
-                                 &reply, 5000, why);
+    int rc = schakel_client_call(c->client, "COMMIT", &m.base, &schakel__v1__commit__descriptor, &reply, 5000,
+                                 why);
     if (reply) protobuf_c_message_free_unpacked(reply, NULL);
     return rc;
 }

@@ -24,16 +24,15 @@ typedef struct {
     uint32_t batch;             /* records per FETCH; 0: 500 */
 } schakel_consumer_options_t;
 
-schakel_consumer_t *schakel_consumer_new(void *ctx, const schakel_consumer_options_t *opts,
-                                         char *why);
+schakel_consumer_t *schakel_consumer_new(void *ctx, const schakel_consumer_options_t *opts, char *why);
 void schakel_consumer_destroy(schakel_consumer_t **self_p);
 
 /* The next record, waiting up to timeout_ms for one. *rec stays valid until
  * the next call. A record whose data key was erased has an empty event.
  * Returns 0, SCHAKEL_ETIMEOUT (nothing new), SCHAKEL_EREJECTED (not
  * allowed to read the stream: why says so) or another error. */
-int schakel_consumer_next(schakel_consumer_t *c, const Schakel__V1__Delivered **rec,
-                          int timeout_ms, char *why);
+int schakel_consumer_next(schakel_consumer_t *c, const Schakel__V1__Delivered **rec, int timeout_ms,
+                          char *why);
 
 /* Stores the cursor durably at seq (the last record fully handled). */
 int schakel_consumer_commit(schakel_consumer_t *c, uint64_t seq, char *why);

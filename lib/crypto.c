@@ -71,8 +71,7 @@ int schakel_random(void *buf, size_t len)
     return RAND_bytes(buf, (int)len) == 1 ? 0 : SCHAKEL_ECRYPTO;
 }
 
-int schakel_ed25519_public(const uint8_t sec[SCHAKEL_ED25519_SEC_LEN],
-                           uint8_t pub[SCHAKEL_ED25519_PUB_LEN])
+int schakel_ed25519_public(const uint8_t sec[SCHAKEL_ED25519_SEC_LEN], uint8_t pub[SCHAKEL_ED25519_PUB_LEN])
 {
     EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sec, SCHAKEL_ED25519_SEC_LEN);
     size_t n = SCHAKEL_ED25519_PUB_LEN;
@@ -161,16 +160,14 @@ static int aead(int enc, const uint8_t *key, const uint8_t *nonce, const void *a
     return 0;
 }
 
-int schakel_aead_seal(const uint8_t key[SCHAKEL_AEAD_KEY_LEN],
-                      const uint8_t nonce[SCHAKEL_AEAD_NONCE_LEN], const void *aad, size_t aadlen,
-                      const void *in, size_t len, uint8_t *out)
+int schakel_aead_seal(const uint8_t key[SCHAKEL_AEAD_KEY_LEN], const uint8_t nonce[SCHAKEL_AEAD_NONCE_LEN],
+                      const void *aad, size_t aadlen, const void *in, size_t len, uint8_t *out)
 {
     return aead(1, key, nonce, aad, aadlen, in, len, out, out + len);
 }
 
-int schakel_aead_open(const uint8_t key[SCHAKEL_AEAD_KEY_LEN],
-                      const uint8_t nonce[SCHAKEL_AEAD_NONCE_LEN], const void *aad, size_t aadlen,
-                      const uint8_t *in, size_t clen, uint8_t *out)
+int schakel_aead_open(const uint8_t key[SCHAKEL_AEAD_KEY_LEN], const uint8_t nonce[SCHAKEL_AEAD_NONCE_LEN],
+                      const void *aad, size_t aadlen, const uint8_t *in, size_t clen, uint8_t *out)
 {
     if (clen < SCHAKEL_AEAD_TAG_LEN) return SCHAKEL_EINVAL;
     uint8_t tag[SCHAKEL_AEAD_TAG_LEN];

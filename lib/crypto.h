@@ -37,17 +37,15 @@ int schakel_hmac_sha256(const void *key, size_t keylen, const void *data, size_t
 int schakel_random(void *buf, size_t len);
 
 /* New Ed25519 key pair. Returns 0 or SCHAKEL_ECRYPTO. */
-int schakel_ed25519_keygen(uint8_t pub[SCHAKEL_ED25519_PUB_LEN],
-                           uint8_t sec[SCHAKEL_ED25519_SEC_LEN]);
+int schakel_ed25519_keygen(uint8_t pub[SCHAKEL_ED25519_PUB_LEN], uint8_t sec[SCHAKEL_ED25519_SEC_LEN]);
 /* Derives the public key of a secret key (seed). */
-int schakel_ed25519_public(const uint8_t sec[SCHAKEL_ED25519_SEC_LEN],
-                           uint8_t pub[SCHAKEL_ED25519_PUB_LEN]);
+int schakel_ed25519_public(const uint8_t sec[SCHAKEL_ED25519_SEC_LEN], uint8_t pub[SCHAKEL_ED25519_PUB_LEN]);
 /* Signs msg. Returns 0 or SCHAKEL_ECRYPTO. */
-int schakel_ed25519_sign(const uint8_t sec[SCHAKEL_ED25519_SEC_LEN], const void *msg,
-                         size_t len, uint8_t sig[SCHAKEL_ED25519_SIG_LEN]);
+int schakel_ed25519_sign(const uint8_t sec[SCHAKEL_ED25519_SEC_LEN], const void *msg, size_t len,
+                         uint8_t sig[SCHAKEL_ED25519_SIG_LEN]);
 /* Returns 0 if sig is a valid signature of msg by pub, SCHAKEL_EAUTH if not. */
-int schakel_ed25519_verify(const uint8_t pub[SCHAKEL_ED25519_PUB_LEN], const void *msg,
-                           size_t len, const uint8_t sig[SCHAKEL_ED25519_SIG_LEN]);
+int schakel_ed25519_verify(const uint8_t pub[SCHAKEL_ED25519_PUB_LEN], const void *msg, size_t len,
+                           const uint8_t sig[SCHAKEL_ED25519_SIG_LEN]);
 
 /* AES-256-GCM. seal writes len + SCHAKEL_AEAD_TAG_LEN bytes to out (the tag
  * last); open reads such a ciphertext of clen bytes and writes clen -
@@ -55,12 +53,10 @@ int schakel_ed25519_verify(const uint8_t pub[SCHAKEL_ED25519_PUB_LEN], const voi
  * Return 0, SCHAKEL_EINVAL (clen shorter than a tag), SCHAKEL_EAUTH (the
  * ciphertext, tag or aad was altered, or the key is wrong) or
  * SCHAKEL_ECRYPTO. */
-int schakel_aead_seal(const uint8_t key[SCHAKEL_AEAD_KEY_LEN],
-                      const uint8_t nonce[SCHAKEL_AEAD_NONCE_LEN], const void *aad,
-                      size_t aadlen, const void *in, size_t len, uint8_t *out);
-int schakel_aead_open(const uint8_t key[SCHAKEL_AEAD_KEY_LEN],
-                      const uint8_t nonce[SCHAKEL_AEAD_NONCE_LEN], const void *aad,
-                      size_t aadlen, const uint8_t *in, size_t clen, uint8_t *out);
+int schakel_aead_seal(const uint8_t key[SCHAKEL_AEAD_KEY_LEN], const uint8_t nonce[SCHAKEL_AEAD_NONCE_LEN],
+                      const void *aad, size_t aadlen, const void *in, size_t len, uint8_t *out);
+int schakel_aead_open(const uint8_t key[SCHAKEL_AEAD_KEY_LEN], const uint8_t nonce[SCHAKEL_AEAD_NONCE_LEN],
+                      const void *aad, size_t aadlen, const uint8_t *in, size_t clen, uint8_t *out);
 
 /* Lower-case hex. encode writes 2*len chars and a NUL to out (2*len+1
  * bytes). decode reads exactly 2*outlen hex chars from a NUL-terminated

@@ -16,9 +16,8 @@
 
 /* Indexed by kind; "admin" (SCHAKEL_ORG_KIND_ADMIN) is the directory's own
  * and never an OrgKind on the wire. */
-static const char *const kinds[] = {NULL,          "school",  "smw",        "ggd",
-                                    "wijkteam",    "ppo",     "veiligthuis", "gemeente",
-                                    "service",     "leerplicht", "admin"};
+static const char *const kinds[] = {NULL,          "school",   "smw",     "ggd",        "wijkteam", "ppo",
+                                    "veiligthuis", "gemeente", "service", "leerplicht", "admin"};
 
 int schakel_org_kind_parse(const char *name)
 {
@@ -29,7 +28,8 @@ int schakel_org_kind_parse(const char *name)
 
 int schakel_org_kind_data_holding(int kind)
 {
-    return (kind >= SCHAKEL__V1__ORG_KIND__ORG_KIND_SCHOOL && kind <= SCHAKEL__V1__ORG_KIND__ORG_KIND_GEMEENTE) ||
+    return (kind >= SCHAKEL__V1__ORG_KIND__ORG_KIND_SCHOOL &&
+            kind <= SCHAKEL__V1__ORG_KIND__ORG_KIND_GEMEENTE) ||
            kind == SCHAKEL__V1__ORG_KIND__ORG_KIND_LEERPLICHT;
 }
 
@@ -114,18 +114,17 @@ static int check_named(const schakel_directory_t *d, const schakel_org_t *from, 
 {
     const schakel_org_t *o = schakel_directory_by_id(d, id);
     const int school = SCHAKEL__V1__ORG_KIND__ORG_KIND_SCHOOL;
-    if (!o)
-        return schakel_fail(why, SCHAKEL_EINVAL, "%s: not an organisation in the directory", field);
+    if (!o) return schakel_fail(why, SCHAKEL_EINVAL, "%s: not an organisation in the directory", field);
     if (o == from) return 0;
     if (o->kind == SCHAKEL_ORG_KIND_ADMIN)
-        return schakel_fail(why, SCHAKEL_EINVAL, "%s: %s keeps the directory and receives no events",
-                            field, o->id);
+        return schakel_fail(why, SCHAKEL_EINVAL, "%s: %s keeps the directory and receives no events", field,
+                            o->id);
     if (from->kind == school && o->kind == school)
-        return schakel_fail(why, SCHAKEL_EINVAL, "%s: a school may not name another school (%s)",
-                            field, o->id);
+        return schakel_fail(why, SCHAKEL_EINVAL, "%s: a school may not name another school (%s)", field,
+                            o->id);
     if (want_kind && o->kind != want_kind)
-        return schakel_fail(why, SCHAKEL_EINVAL, "%s: %s is a %s, not the %s that to_kind names",
-                            field, o->id, schakel_org_kind_name(o->kind),
+        return schakel_fail(why, SCHAKEL_EINVAL, "%s: %s is a %s, not the %s that to_kind names", field,
+                            o->id, schakel_org_kind_name(o->kind),
                             schakel_org_kind_name(want_kind) ? schakel_org_kind_name(want_kind) : "kind");
     return 0;
 }
@@ -140,11 +139,10 @@ int schakel_directory_check_named(const schakel_directory_t *d, const schakel_or
             return SCHAKEL_EINVAL;
     }
     if (env->body_case == SCHAKEL__V1__ENVELOPE__BODY_REFERRAL && env->referral->to_org[0])
-        return check_named(d, from, env->referral->to_org, "referral.to_org",
-                           (int)env->referral->to_kind, why);
-    if (env->body_case == SCHAKEL__V1__ENVELOPE__BODY_CONSENT_GIVEN && env->consent_given->recipient_org[0])
-        return check_named(d, from, env->consent_given->recipient_org, "consent_given.recipient_org", 0,
+        return check_named(d, from, env->referral->to_org, "referral.to_org", (int)env->referral->to_kind,
                            why);
+    if (env->body_case == SCHAKEL__V1__ENVELOPE__BODY_CONSENT_GIVEN && env->consent_given->recipient_org[0])
+        return check_named(d, from, env->consent_given->recipient_org, "consent_given.recipient_org", 0, why);
     return 0;
 }
 
@@ -199,7 +197,8 @@ const char *schakel_directory_home_leerplicht(const schakel_directory_t *d, cons
         return o;
     }
     const char *m = district && district[0] ? schakel_directory_district_municipality(d, district) : NULL;
-    if (!m) *reason = district && district[0] ? "district_not_in_a_municipality" : "home_municipality_unknown";
+    if (!m)
+        *reason = district && district[0] ? "district_not_in_a_municipality" : "home_municipality_unknown";
     return m ? schakel_directory_municipality_leerplicht(d, m) : NULL;
 }
 

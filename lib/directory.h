@@ -77,18 +77,18 @@
 
 typedef struct {
     char id[SCHAKEL_ID_MAX];
-    int kind;                                  /* SCHAKEL__V1__ORG_KIND__* */
+    int kind; /* SCHAKEL__V1__ORG_KIND__* */
     char name[128];
     char curve_public[SCHAKEL_Z85_KEY_LEN + 1];
     uint8_t sign_public[SCHAKEL_ED25519_PUB_LEN];
     uint8_t may_publish[SCHAKEL_EVENT_TYPE_LIMIT]; /* indexed by event type */
     unsigned rights;
-    char escalation[SCHAKEL_ID_MAX];           /* "" when none */
+    char escalation[SCHAKEL_ID_MAX]; /* "" when none */
 } schakel_org_t;
 
 typedef struct {
     char brinvest[8];
-    char org[SCHAKEL_ID_MAX];                  /* "" when not on the bus */
+    char org[SCHAKEL_ID_MAX]; /* "" when not on the bus */
     char district[SCHAKEL_ID_MAX];
     char team[SCHAKEL_ORG_KINDS][SCHAKEL_ID_MAX]; /* indexed by OrgKind; "" when none */
     char wijkteam_override[SCHAKEL_ID_MAX];
@@ -105,8 +105,7 @@ schakel_directory_t *schakel_directory_load(const char *path, char *why);
  * checks, for a document already on the log (the broker admitted it under
  * the rules of its day; replaying the log must use it as it was). */
 #define SCHAKEL_DIRECTORY_HISTORY 0x1u
-schakel_directory_t *schakel_directory_parse_with(const char *json, size_t len, unsigned flags,
-                                                  char *why);
+schakel_directory_t *schakel_directory_parse_with(const char *json, size_t len, unsigned flags, char *why);
 void schakel_directory_destroy(schakel_directory_t **self_p);
 
 uint64_t schakel_directory_version(const schakel_directory_t *self);
@@ -119,14 +118,11 @@ const schakel_org_t *schakel_directory_by_curve(const schakel_directory_t *self,
 
 /* The school with BRINVEST code brinvest, or the school whose organisation
  * is org; NULL when none. */
-const schakel_school_t *schakel_directory_school(const schakel_directory_t *self,
-                                                 const char *brinvest);
-const schakel_school_t *schakel_directory_school_of(const schakel_directory_t *self,
-                                                    const char *org);
+const schakel_school_t *schakel_directory_school(const schakel_directory_t *self, const char *brinvest);
+const schakel_school_t *schakel_directory_school_of(const schakel_directory_t *self, const char *org);
 
 /* The wijkteam covering district, or NULL. */
-const char *schakel_directory_district_wijkteam(const schakel_directory_t *self,
-                                                const char *district);
+const char *schakel_directory_district_wijkteam(const schakel_directory_t *self, const char *district);
 
 /* What the broker can check at publish of the organisations an event from
  * `from` names (addressees, referral.to_org, consent_given.recipient_org):
@@ -147,8 +143,7 @@ const char *schakel_directory_leerplicht(const schakel_directory_t *self);
 /* How many municipalities are listed; the municipality a district lies in
  * and a municipality's leerplicht office (NULL when not listed). */
 size_t schakel_directory_municipality_count(const schakel_directory_t *self);
-const char *schakel_directory_district_municipality(const schakel_directory_t *self,
-                                                    const char *district);
+const char *schakel_directory_district_municipality(const schakel_directory_t *self, const char *district);
 const char *schakel_directory_municipality_leerplicht(const schakel_directory_t *self,
                                                       const char *municipality);
 

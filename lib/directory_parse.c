@@ -49,17 +49,20 @@ static int check_rights(const schakel_org_t *org, size_t i, char *why)
         if (r == SCHAKEL_RIGHT_DIRECTORY && org->kind != SCHAKEL_ORG_KIND_ADMIN)
             return schakel_fail(why, SCHAKEL_ECONFIG,
                                 "organisations[%zu] (%s).rights: only an organisation of kind "
-                                "\"admin\" may have \"directory\"", i, org->id);
+                                "\"admin\" may have \"directory\"",
+                                i, org->id);
         if (r != SCHAKEL_RIGHT_DIRECTORY && org->kind == SCHAKEL_ORG_KIND_ADMIN)
             return schakel_fail(why, SCHAKEL_ECONFIG,
                                 "organisations[%zu] (%s).rights: an admin may have only "
-                                "\"directory\", not \"%s\"", i, org->id, right_name(r));
+                                "\"directory\", not \"%s\"",
+                                i, org->id, right_name(r));
     }
     for (int t = 1; org->kind == SCHAKEL_ORG_KIND_ADMIN && t < SCHAKEL_EVENT_TYPE_LIMIT; t++)
         if (org->may_publish[t] && t != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE)
             return schakel_fail(why, SCHAKEL_ECONFIG,
                                 "organisations[%zu] (%s).publish: an admin may publish only "
-                                "directory_update, not %s", i, org->id, schakel_event_type_name(t));
+                                "directory_update, not %s",
+                                i, org->id, schakel_event_type_name(t));
     return 0;
 }
 
@@ -73,7 +76,8 @@ static int parse_org(json_t *o, size_t i, schakel_org_t *org, unsigned flags, ch
     if (!strcmp(id, "broker")) /* the broker's own events are published as "broker" */
         return schakel_fail(why, SCHAKEL_ECONFIG,
                             "organisations[%zu].id: \"broker\" is reserved for the broker itself: "
-                            "choose another id", i);
+                            "choose another id",
+                            i);
     snprintf(org->id, sizeof org->id, "%s", id);
     const char *key;
     json_t *v;
@@ -85,11 +89,14 @@ static int parse_org(json_t *o, size_t i, schakel_org_t *org, unsigned flags, ch
             if (org->kind < 0)
                 return schakel_fail(why, SCHAKEL_ECONFIG,
                                     "organisations[%zu] (%s).kind: one of school smw ggd wijkteam "
-                                    "ppo veiligthuis gemeente leerplicht service admin", i, id);
+                                    "ppo veiligthuis gemeente leerplicht service admin",
+                                    i, id);
         } else if (!strcmp(key, "name")) {
             if (!json_is_string(v) || json_string_length(v) >= sizeof org->name)
-                return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu] (%s).name: a string of "
-                                    "at most %zu bytes", i, id, sizeof org->name - 1);
+                return schakel_fail(why, SCHAKEL_ECONFIG,
+                                    "organisations[%zu] (%s).name: a string of "
+                                    "at most %zu bytes",
+                                    i, id, sizeof org->name - 1);
             snprintf(org->name, sizeof org->name, "%s", json_string_value(v));
         } else if (!strcmp(key, "curve_public")) {
             uint8_t raw[32];
@@ -105,7 +112,8 @@ static int parse_org(json_t *o, size_t i, schakel_org_t *org, unsigned flags, ch
                                     "organisations[%zu] (%s).sign_public: 64 hex characters", i, id);
         } else if (!strcmp(key, "publish") || !strcmp(key, "rights")) {
             if (!json_is_array(v))
-                return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu] (%s).%s: not a list", i, id, key);
+                return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu] (%s).%s: not a list", i, id,
+                                    key);
             size_t j;
             json_t *e;
             json_array_foreach(v, j, e) {
@@ -115,7 +123,8 @@ static int parse_org(json_t *o, size_t i, schakel_org_t *org, unsigned flags, ch
                     if (t <= 0 || t >= SCHAKEL_EVENT_TYPE_LIMIT)
                         return schakel_fail(why, SCHAKEL_ECONFIG,
                                             "organisations[%zu] (%s).publish[%zu]: unknown event type "
-                                            "\"%s\" (see docs/events.md)", i, id, j, s ? s : "?");
+                                            "\"%s\" (see docs/events.md)",
+                                            i, id, j, s ? s : "?");
                     org->may_publish[t] = 1;
                 } else if (s && !strcmp(s, "read_all")) {
                     org->rights |= SCHAKEL_RIGHT_READ_ALL;
@@ -128,7 +137,8 @@ static int parse_org(json_t *o, size_t i, schakel_org_t *org, unsigned flags, ch
                 } else {
                     return schakel_fail(why, SCHAKEL_ECONFIG,
                                         "organisations[%zu] (%s).rights[%zu]: \"read_all\", "
-                                        "\"decide\", \"directory\" or \"clock\"", i, id, j);
+                                        "\"decide\", \"directory\" or \"clock\"",
+                                        i, id, j);
                 }
             }
         } else if (!strcmp(key, "escalation")) {
@@ -138,8 +148,8 @@ static int parse_org(json_t *o, size_t i, schakel_org_t *org, unsigned flags, ch
                                     "organisations[%zu] (%s).escalation: an organisation id", i, id);
             snprintf(org->escalation, sizeof org->escalation, "%s", e);
         } else {
-            return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu] (%s): unknown field \"%s\"",
-                                i, id, key);
+            return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu] (%s): unknown field \"%s\"", i, id,
+                                key);
         }
     }
     if (org->kind <= 0)
@@ -160,8 +170,8 @@ static int org_ref(const schakel_directory_t *d, json_t *v, int kind, char out[S
     const char *id = json_string_value(v);
     const schakel_org_t *o = id ? schakel_directory_by_id(d, id) : NULL;
     if (!o)
-        return schakel_fail(why, SCHAKEL_ECONFIG, "%s: \"%s\" is not an organisation listed here",
-                            where, id ? id : "?");
+        return schakel_fail(why, SCHAKEL_ECONFIG, "%s: \"%s\" is not an organisation listed here", where,
+                            id ? id : "?");
     if (kind && o->kind != kind)
         return schakel_fail(why, SCHAKEL_ECONFIG, "%s: %s is a %s, not a %s", where, id,
                             schakel_org_kind_name(o->kind), schakel_org_kind_name(kind));
@@ -188,8 +198,7 @@ static int leerplicht_ref(const schakel_directory_t *d, json_t *v, char out[SCHA
     return org_ref(d, v, SCHAKEL__V1__ORG_KIND__ORG_KIND_LEERPLICHT, out, where, why);
 }
 
-static int parse_school(schakel_directory_t *d, json_t *o, size_t i, schakel_school_t *sc,
-                        char *why)
+static int parse_school(schakel_directory_t *d, json_t *o, size_t i, schakel_school_t *sc, char *why)
 {
     char where[96];
     if (!json_is_object(o)) return schakel_fail(why, SCHAKEL_ECONFIG, "schools[%zu]: not an object", i);
@@ -203,7 +212,8 @@ static int parse_school(schakel_directory_t *d, json_t *o, size_t i, schakel_sch
                 return schakel_fail(why, SCHAKEL_ECONFIG, "%s: a BRINVEST code such as 12AB00", where);
             snprintf(sc->brinvest, sizeof sc->brinvest, "%s", b);
         } else if (!strcmp(key, "org")) {
-            if (org_ref(d, v, SCHAKEL__V1__ORG_KIND__ORG_KIND_SCHOOL, sc->org, where, why)) return SCHAKEL_ECONFIG;
+            if (org_ref(d, v, SCHAKEL__V1__ORG_KIND__ORG_KIND_SCHOOL, sc->org, where, why))
+                return SCHAKEL_ECONFIG;
         } else if (!strcmp(key, "district")) {
             const char *c = json_string_value(v);
             if (!c || !schakel_id_valid(c))
@@ -266,13 +276,16 @@ static int parse_municipalities(schakel_directory_t *d, json_t *v, char *why)
         json_array_foreach(ds, k, dc) {
             const char *c = json_string_value(dc);
             if (!c || !schakel_id_valid(c))
-                return schakel_fail(why, SCHAKEL_ECONFIG, "municipalities[%zu].districts[%zu]: a district "
-                                    "code (a-z 0-9 . _ / -)", i, k);
+                return schakel_fail(why, SCHAKEL_ECONFIG,
+                                    "municipalities[%zu].districts[%zu]: a district "
+                                    "code (a-z 0-9 . _ / -)",
+                                    i, k);
             for (size_t j = 0; j < d->n_district_in; j++)
                 if (!strcmp(d->district_in[j].district, c))
-                    return schakel_fail(why, SCHAKEL_ECONFIG, "municipalities[%zu].districts[%zu]: %s is "
-                                        "already in municipality %s", i, k, c,
-                                        d->municipalities[d->district_in[j].municipality].code);
+                    return schakel_fail(why, SCHAKEL_ECONFIG,
+                                        "municipalities[%zu].districts[%zu]: %s is "
+                                        "already in municipality %s",
+                                        i, k, c, d->municipalities[d->district_in[j].municipality].code);
             district_in_t *di = &d->district_in[d->n_district_in++];
             snprintf(di->district, sizeof di->district, "%s", c);
             di->municipality = d->n_municipalities - 1;
@@ -315,12 +328,14 @@ static int parse_region(schakel_directory_t *d, json_t *doc, char *why)
                     return SCHAKEL_ECONFIG;
                 for (size_t j = 0; j + 1 < d->n_districts; j++)
                     if (!strcmp(d->districts[j].code, code))
-                        return schakel_fail(why, SCHAKEL_ECONFIG, "districts[%zu]: %s is listed twice", i, code);
+                        return schakel_fail(why, SCHAKEL_ECONFIG, "districts[%zu]: %s is listed twice", i,
+                                            code);
             }
         } else if (!strcmp(key, "municipalities")) {
             if (parse_municipalities(d, v, why)) return SCHAKEL_ECONFIG;
         } else if (!strcmp(key, "holidays")) {
-            if (schakel_decree_days_from_json(v, &d->decree, "directory.holidays", why)) return SCHAKEL_ECONFIG;
+            if (schakel_decree_days_from_json(v, &d->decree, "directory.holidays", why))
+                return SCHAKEL_ECONFIG;
         } else if (!strcmp(key, "region")) {
             const char *k2;
             json_t *v2;
@@ -329,11 +344,11 @@ static int parse_region(schakel_directory_t *d, json_t *doc, char *why)
                 char where[64];
                 snprintf(where, sizeof where, "region.%s", k2);
                 if (!strcmp(k2, "veiligthuis")) {
-                    if (org_ref(d, v2, SCHAKEL__V1__ORG_KIND__ORG_KIND_VEILIGTHUIS, d->veiligthuis, where, why))
+                    if (org_ref(d, v2, SCHAKEL__V1__ORG_KIND__ORG_KIND_VEILIGTHUIS, d->veiligthuis, where,
+                                why))
                         return SCHAKEL_ECONFIG;
                 } else if (!strcmp(k2, "leerplicht")) {
-                    if (leerplicht_ref(d, v2, d->leerplicht, where, why))
-                        return SCHAKEL_ECONFIG;
+                    if (leerplicht_ref(d, v2, d->leerplicht, where, why)) return SCHAKEL_ECONFIG;
                 } else {
                     return schakel_fail(why, SCHAKEL_ECONFIG, "%s: \"veiligthuis\" or \"leerplicht\"", where);
                 }
@@ -357,8 +372,7 @@ schakel_directory_t *schakel_directory_parse(const char *text, size_t len, char 
     return schakel_directory_parse_with(text, len, 0, why);
 }
 
-schakel_directory_t *schakel_directory_parse_with(const char *text, size_t len, unsigned flags,
-                                                  char *why)
+schakel_directory_t *schakel_directory_parse_with(const char *text, size_t len, unsigned flags, char *why)
 {
     json_error_t err;
     json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
@@ -394,9 +408,8 @@ schakel_directory_t *schakel_directory_parse_with(const char *text, size_t len, 
                 goto fail;
             }
             if (!strcmp(d->orgs[j].curve_public, d->orgs[i].curve_public)) {
-                schakel_fail(why, SCHAKEL_ECONFIG,
-                             "organisations[%zu] (%s).curve_public: the same key as %s", i,
-                             d->orgs[i].id, d->orgs[j].id);
+                schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu] (%s).curve_public: the same key as %s",
+                             i, d->orgs[i].id, d->orgs[j].id);
                 goto fail;
             }
         }
@@ -430,4 +443,3 @@ schakel_directory_t *schakel_directory_load(const char *path, char *why)
     }
     return d;
 }
-

@@ -35,7 +35,6 @@ const char *schakel_strerror(int err);
 /* Writes a formatted reason into buf (SCHAKEL_ERRLEN bytes) if buf is not
  * NULL, and returns err, so that callers can write
  * `return schakel_fail(why, SCHAKEL_EINVAL, "field %s", name);`. */
-int schakel_fail(char *buf, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int schakel_fail(char *buf, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

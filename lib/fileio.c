@@ -85,8 +85,7 @@ int schakel_file_write_atomic_mode(const char *path, const void *data, size_t le
     return 0;
 }
 
-int schakel_secret_file(const char *path, unsigned char *key, size_t len, int create, int *created,
-                        char *why)
+int schakel_secret_file(const char *path, unsigned char *key, size_t len, int create, int *created, char *why)
 {
     char hex[2 * 64 + 2];
     if (created) *created = 0;

@@ -42,8 +42,7 @@ static void describe_number(const schakel_flag_t *f, char *buf, size_t cap)
         snprintf(buf, cap, "a whole number, %" PRId64 " or more", f->min);
     else if (f->kind == SCHAKEL_FLAG_SIGNED && f->max >= (uint64_t)INT64_MAX && f->min == INT64_MIN)
         snprintf(buf, cap, "a whole number");
-    else
-        snprintf(buf, cap, "a whole number from %" PRId64 " to %" PRIu64, f->min, f->max);
+    else snprintf(buf, cap, "a whole number from %" PRId64 " to %" PRIu64, f->min, f->max);
 }
 
 static int is_number(const schakel_flag_t *f)

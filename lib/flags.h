@@ -11,13 +11,13 @@
 #include <stdint.h>
 
 typedef enum {
-    SCHAKEL_FLAG_END = 0, /* ends a table */
-    SCHAKEL_FLAG_BOOL,    /* no value: sets *(int *)out to 1 */
-    SCHAKEL_FLAG_STRING,  /* *(const char **)out = the value (argv is kept) */
-    SCHAKEL_FLAG_BUF,     /* the value copied into char out[cap]; too long is an error */
-    SCHAKEL_FLAG_UNSIGNED,/* *(uint64_t *)out, a decimal whole number in [min, max] */
-    SCHAKEL_FLAG_SIGNED,  /* *(int64_t *)out, a decimal whole number in [min, max] */
-    SCHAKEL_FLAG_ARG      /* an argument that is not a flag: the first free one takes it */
+    SCHAKEL_FLAG_END = 0,  /* ends a table */
+    SCHAKEL_FLAG_BOOL,     /* no value: sets *(int *)out to 1 */
+    SCHAKEL_FLAG_STRING,   /* *(const char **)out = the value (argv is kept) */
+    SCHAKEL_FLAG_BUF,      /* the value copied into char out[cap]; too long is an error */
+    SCHAKEL_FLAG_UNSIGNED, /* *(uint64_t *)out, a decimal whole number in [min, max] */
+    SCHAKEL_FLAG_SIGNED,   /* *(int64_t *)out, a decimal whole number in [min, max] */
+    SCHAKEL_FLAG_ARG       /* an argument that is not a flag: the first free one takes it */
 } schakel_flag_kind_t;
 
 typedef struct {
@@ -25,24 +25,42 @@ typedef struct {
     const char *alias; /* "-f", or NULL */
     schakel_flag_kind_t kind;
     void *out;
-    size_t cap;          /* BUF: the size of out */
-    int64_t min;         /* numbers: the smallest allowed (UNSIGNED: 0 or more) */
-    uint64_t max;        /* numbers: the largest allowed (SIGNED: at most INT64_MAX) */
-    const char *value;   /* what a missing value should be, e.g. "DIR" (may be NULL) */
-    int seen;            /* set by the parser when given */
+    size_t cap;        /* BUF: the size of out */
+    int64_t min;       /* numbers: the smallest allowed (UNSIGNED: 0 or more) */
+    uint64_t max;      /* numbers: the largest allowed (SIGNED: at most INT64_MAX) */
+    const char *value; /* what a missing value should be, e.g. "DIR" (may be NULL) */
+    int seen;          /* set by the parser when given */
 } schakel_flag_t;
 
-#define SCHAKEL_FLAG_B(name, alias, out) {name, alias, SCHAKEL_FLAG_BOOL, out, 0, 0, 0, NULL, 0}
-#define SCHAKEL_FLAG_S(name, value, out) {name, NULL, SCHAKEL_FLAG_STRING, out, 0, 0, 0, value, 0}
+#define SCHAKEL_FLAG_B(name, alias, out)                      \
+    {                                                         \
+        name, alias, SCHAKEL_FLAG_BOOL, out, 0, 0, 0, NULL, 0 \
+    }
+#define SCHAKEL_FLAG_S(name, value, out)                        \
+    {                                                           \
+        name, NULL, SCHAKEL_FLAG_STRING, out, 0, 0, 0, value, 0 \
+    }
 /* out must be an array (its sizeof is the capacity), not a pointer. */
-#define SCHAKEL_FLAG_BUFFER(name, value, out) \
-    {name, NULL, SCHAKEL_FLAG_BUF, out, sizeof(out), 0, 0, value, 0}
-#define SCHAKEL_FLAG_U(name, out, min, max) \
-    {name, NULL, SCHAKEL_FLAG_UNSIGNED, out, 0, min, max, NULL, 0}
-#define SCHAKEL_FLAG_I(name, out, min, max) \
-    {name, NULL, SCHAKEL_FLAG_SIGNED, out, 0, min, max, NULL, 0}
-#define SCHAKEL_FLAG_A(name, out) {name, NULL, SCHAKEL_FLAG_ARG, out, 0, 0, 0, NULL, 0}
-#define SCHAKEL_FLAGS_END {NULL, NULL, SCHAKEL_FLAG_END, NULL, 0, 0, 0, NULL, 0}
+#define SCHAKEL_FLAG_BUFFER(name, value, out)                          \
+    {                                                                  \
+        name, NULL, SCHAKEL_FLAG_BUF, out, sizeof(out), 0, 0, value, 0 \
+    }
+#define SCHAKEL_FLAG_U(name, out, min, max)                          \
+    {                                                                \
+        name, NULL, SCHAKEL_FLAG_UNSIGNED, out, 0, min, max, NULL, 0 \
+    }
+#define SCHAKEL_FLAG_I(name, out, min, max)                        \
+    {                                                              \
+        name, NULL, SCHAKEL_FLAG_SIGNED, out, 0, min, max, NULL, 0 \
+    }
+#define SCHAKEL_FLAG_A(name, out)                           \
+    {                                                       \
+        name, NULL, SCHAKEL_FLAG_ARG, out, 0, 0, 0, NULL, 0 \
+    }
+#define SCHAKEL_FLAGS_END                                    \
+    {                                                        \
+        NULL, NULL, SCHAKEL_FLAG_END, NULL, 0, 0, 0, NULL, 0 \
+    }
 
 /* What schakel_flags_parse returns when --help or -h was given (before
  * any error): the command prints its usage and exits 0. */

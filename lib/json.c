@@ -64,8 +64,8 @@ void schakel_time_format(int64_t ms, char out[32])
         snprintf(out, 32, "invalid");
         return;
     }
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 
 /* Reads exactly n digits at *p. */
@@ -93,12 +93,11 @@ int schakel_time_parse(const char *text, int64_t *ms)
 {
     const char *p = text;
     int Y, M, D, h, m, s, frac = 0;
-    if (digits(&p, 4, &Y) || expect(&p, '-') || digits(&p, 2, &M) || expect(&p, '-') ||
-        digits(&p, 2, &D) || (*p != 'T' && *p != 't' && *p != ' '))
+    if (digits(&p, 4, &Y) || expect(&p, '-') || digits(&p, 2, &M) || expect(&p, '-') || digits(&p, 2, &D) ||
+        (*p != 'T' && *p != 't' && *p != ' '))
         return SCHAKEL_EINVAL;
     p++;
-    if (digits(&p, 2, &h) || expect(&p, ':') || digits(&p, 2, &m) || expect(&p, ':') ||
-        digits(&p, 2, &s))
+    if (digits(&p, 2, &h) || expect(&p, ':') || digits(&p, 2, &m) || expect(&p, ':') || digits(&p, 2, &s))
         return SCHAKEL_EINVAL;
     if (*p == '.') {
         p++;
@@ -126,8 +125,8 @@ int schakel_time_parse(const char *text, int64_t *ms)
     if (*p) return SCHAKEL_EINVAL;
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
-    if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || (M == 2 && D == 29 && !leap) || h > 23 ||
-        m > 59 || s > 60)
+    if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || (M == 2 && D == 29 && !leap) || h > 23 || m > 59 ||
+        s > 60)
         return SCHAKEL_EINVAL;
     struct tm tm = {0};
     tm.tm_year = Y - 1900;
@@ -264,8 +263,8 @@ json_t *schakel_json_from_message(const ProtobufCMessage *msg)
 static ProtobufCMessage *json_to_message_at(const ProtobufCMessageDescriptor *d, const json_t *obj,
                                             const char *prefix, char *why);
 
-static int value_from_json(const ProtobufCFieldDescriptor *f, const json_t *j, void *out,
-                           const char *path, char *why)
+static int value_from_json(const ProtobufCFieldDescriptor *f, const json_t *j, void *out, const char *path,
+                           char *why)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_INT32:
@@ -274,7 +273,8 @@ static int value_from_json(const ProtobufCFieldDescriptor *f, const json_t *j, v
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32: {
         int is_unsigned = f->type == PROTOBUF_C_TYPE_UINT32 || f->type == PROTOBUF_C_TYPE_FIXED32;
-        if (!json_is_integer(j)) return schakel_fail(why, SCHAKEL_EJSON, "%s: a whole number is needed", path);
+        if (!json_is_integer(j))
+            return schakel_fail(why, SCHAKEL_EJSON, "%s: a whole number is needed", path);
         json_int_t v = json_integer_value(j);
         if (is_unsigned ? (v < 0 || v > 4294967295LL) : (v < -2147483648LL || v > 2147483647LL))
             return schakel_fail(why, SCHAKEL_EJSON, "%s: %lld is out of range", path, (long long)v);
@@ -327,8 +327,7 @@ static int value_from_json(const ProtobufCFieldDescriptor *f, const json_t *j, v
                 if (w > 0) len += (size_t)w;
             }
             return schakel_fail(why, SCHAKEL_EJSON, "%s: unknown value%s%.40s%s; one of %s", path,
-                                json_is_string(j) ? " \"" : "",
-                                json_is_string(j) ? json_string_value(j) : "",
+                                json_is_string(j) ? " \"" : "", json_is_string(j) ? json_string_value(j) : "",
                                 json_is_string(j) ? "\"" : "", list);
         }
         *(int *)out = ev->value;
@@ -441,8 +440,8 @@ json_t *schakel_json_from_envelope(const schakel_envelope_t *env)
 
 schakel_envelope_t *schakel_json_to_envelope(const json_t *obj, char *why)
 {
-    schakel_envelope_t *env = (schakel_envelope_t *)json_to_message_at(
-        &schakel__v1__envelope__descriptor, obj, "", why);
+    schakel_envelope_t *env =
+        (schakel_envelope_t *)json_to_message_at(&schakel__v1__envelope__descriptor, obj, "", why);
     if (env && env->type == 0 && env->body_case != 0) env->type = (Schakel__V1__EventType)env->body_case;
     return env;
 }

@@ -27,8 +27,8 @@ json_t *schakel_json_from_message(const ProtobufCMessage *msg);
  * protobuf-c's default allocator (free with protobuf_c_message_free_unpacked).
  * NULL on error, with the reason in why ("signal.urgency: unknown value
  * \"hi\"; one of routine, soon, urgent"). */
-ProtobufCMessage *schakel_json_to_message(const ProtobufCMessageDescriptor *desc,
-                                          const json_t *obj, char *why);
+ProtobufCMessage *schakel_json_to_message(const ProtobufCMessageDescriptor *desc, const json_t *obj,
+                                          char *why);
 
 /* Conveniences for envelopes. When the JSON has no event_id, to_envelope
  * leaves it empty (the caller decides: random or derived). */

@@ -22,8 +22,8 @@ int schakel_id_valid(const char *id)
     if (!((id[0] >= 'a' && id[0] <= 'z') || (id[0] >= '0' && id[0] <= '9'))) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '/' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '/' ||
+              c == '-'))
             return 0;
     }
     return 1;
@@ -44,8 +44,7 @@ static char *dump(const schakel_keys_t *k, int with_secret)
 {
     char sp[65], ss[65];
     schakel_hex_encode(k->sign_public, 32, sp);
-    json_t *o = json_pack("{s:s, s:s, s:s}", "id", k->id, "curve_public", k->curve_public,
-                          "sign_public", sp);
+    json_t *o = json_pack("{s:s, s:s, s:s}", "id", k->id, "curve_public", k->curve_public, "sign_public", sp);
     if (with_secret) {
         schakel_hex_encode(k->sign_secret, 32, ss);
         json_object_set_new(o, "curve_secret", json_string(k->curve_secret));
@@ -90,8 +89,7 @@ int schakel_keys_load(schakel_keys_t *k, const char *path, char *why)
     json_error_t err;
     json_t *o = json_load_file(path, 0, &err);
     if (!o) {
-        if (access(path, R_OK) != 0)
-            return schakel_fail(why, SCHAKEL_EIO, "%s: %s", path, strerror(errno));
+        if (access(path, R_OK) != 0) return schakel_fail(why, SCHAKEL_EIO, "%s: %s", path, strerror(errno));
         return schakel_fail(why, SCHAKEL_ECONFIG, "%s: line %d: %s", path, err.line, err.text);
     }
     int rc = SCHAKEL_ECONFIG;
@@ -117,14 +115,18 @@ int schakel_keys_load(schakel_keys_t *k, const char *path, char *why)
         uint8_t pub[32];
         if (!cs || strlen(cs) != SCHAKEL_Z85_KEY_LEN || !zmq_z85_decode(raw, cs) ||
             zmq_curve_public(derived, cs) != 0 || strcmp(derived, cp) != 0) {
-            schakel_fail(why, rc, "%s: \"curve_secret\" is not 40 Z85 characters or does not "
-                                  "belong to curve_public", path);
+            schakel_fail(why, rc,
+                         "%s: \"curve_secret\" is not 40 Z85 characters or does not "
+                         "belong to curve_public",
+                         path);
             goto out;
         }
         if (!ss || schakel_hex_decode(ss, k->sign_secret, 32) != 0 ||
             schakel_ed25519_public(k->sign_secret, pub) != 0 || memcmp(pub, k->sign_public, 32) != 0) {
-            schakel_fail(why, rc, "%s: \"sign_secret\" is not 64 hex characters or does not "
-                                  "belong to sign_public", path);
+            schakel_fail(why, rc,
+                         "%s: \"sign_secret\" is not 64 hex characters or does not "
+                         "belong to sign_public",
+                         path);
             goto out;
         }
         memcpy(k->curve_secret, cs, SCHAKEL_Z85_KEY_LEN + 1);

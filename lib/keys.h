@@ -12,7 +12,7 @@
 
 #include "crypto.h"
 
-#define SCHAKEL_ID_MAX 64     /* organisation ids: [a-z0-9._/-], 1..63 chars */
+#define SCHAKEL_ID_MAX 64 /* organisation ids: [a-z0-9._/-], 1..63 chars */
 #define SCHAKEL_Z85_KEY_LEN 40
 
 typedef struct {

@@ -43,8 +43,8 @@ void schakel_log(int level, const char *component, const char *fmt, ...)
     struct tm tm;
     gmtime_r(&sec, &tm);
     int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s component=%s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(ms % 1000), names[level & 3], component);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(ms % 1000), names[level & 3], component);
     if (n < 0 || (size_t)n >= sizeof line) return;
     va_list ap;
     va_start(ap, fmt);

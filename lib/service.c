@@ -22,8 +22,8 @@
 #include "service_impl.h"
 #include "store_lmdb.h"
 
-#define GROUP 256                 /* records per transaction */
-#define PUBLISH_MAX 256           /* events per PUBLISH */
+#define GROUP 256                    /* records per transaction */
+#define PUBLISH_MAX 256              /* events per PUBLISH */
 #define STATE_MAP ((size_t)16 << 30) /* sparse; state is small next to the log */
 
 /* ---- reading the log back ---- */
@@ -91,7 +91,8 @@ int schakel_log_event(schakel_logsrc_t *l, uint64_t seq, schakel_envelope_t **en
     int rc = SCHAKEL_ETIMEOUT;
     for (int attempt = 0; attempt < 3 && rc == SCHAKEL_ETIMEOUT; attempt++) {
         ProtobufCMessage *reply = NULL;
-        rc = schakel_client_call(l->client, "FETCH", &f.base, &schakel__v1__batch__descriptor, &reply, 5000, why);
+        rc = schakel_client_call(l->client, "FETCH", &f.base, &schakel__v1__batch__descriptor, &reply, 5000,
+                                 why);
         if (rc) continue;
         const Schakel__V1__Batch *b = (const Schakel__V1__Batch *)reply;
         if (b->n_records && b->records[0]->seq == seq && b->records[0]->event.len)
@@ -101,7 +102,8 @@ int schakel_log_event(schakel_logsrc_t *l, uint64_t seq, schakel_envelope_t **en
     }
     char reason[SCHAKEL_ERRLEN];
     snprintf(reason, sizeof reason, "%s", why);
-    return schakel_fail(why, rc, "cannot read seq %llu back from the broker: %s", (unsigned long long)seq, reason);
+    return schakel_fail(why, rc, "cannot read seq %llu back from the broker: %s", (unsigned long long)seq,
+                        reason);
 }
 
 int schakel_emit_alarm(schakel_emit_t *out, const char *event, const char *alarm, const char *detail)
@@ -115,8 +117,8 @@ int schakel_emit_alarm(schakel_emit_t *out, const char *event, const char *alarm
     }
     alarm_t *a = &out->alarms[out->n_alarms++];
     a->event = out->n ? out->n - 1 : (size_t)-1;
-    snprintf(a->line, SERVICE_ALARM_LINE, "event=%s alarm=%s%s%s", event, alarm, detail && detail[0] ? " " : "",
-             detail ? detail : "");
+    snprintf(a->line, SERVICE_ALARM_LINE, "event=%s alarm=%s%s%s", event, alarm,
+             detail && detail[0] ? " " : "", detail ? detail : "");
     return 0;
 }
 
@@ -182,8 +184,7 @@ int schakel_kv_get(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, MDB_
     return rc == 0 ? 0 : rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : SCHAKEL_ESTORE;
 }
 
-int schakel_kv_put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const void *val,
-                   size_t vlen)
+int schakel_kv_put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const void *val, size_t vlen)
 {
     MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
     int rc = mdb_put(txn, dbi, &k, &v, 0);
@@ -197,8 +198,8 @@ int schakel_kv_del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen)
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : SCHAKEL_ESTORE;
 }
 
-int schakel_engine_tables(MDB_txn *txn, const char *engine, const char *const *names,
-                          MDB_dbi *const *dbis, size_t n, char *why)
+int schakel_engine_tables(MDB_txn *txn, const char *engine, const char *const *names, MDB_dbi *const *dbis,
+                          size_t n, char *why)
 {
     for (size_t i = 0; i < n; i++)
         if (mdb_dbi_open(txn, names[i], MDB_CREATE, dbis[i]) != 0)
@@ -249,8 +250,7 @@ uint64_t service_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key)
     return x;
 }
 
-int service_state_open(state_t *s, const char *dir, const schakel_engine_ops_t *ops, void *engine,
-                       char *why)
+int service_state_open(state_t *s, const char *dir, const schakel_engine_ops_t *ops, void *engine, char *why)
 {
     memset(s, 0, sizeof *s);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
@@ -291,8 +291,7 @@ void service_make_rec(state_t *s, schakel_logrec_t *rec, uint64_t seq, int64_t r
                       const schakel_envelope_t *env, const char *source_org, schakel_logsrc_t *log)
 {
     if (recorded_at > s->now) s->now = recorded_at;
-    if (env && env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK &&
-        env->clock_tick->at_ms > s->now)
+    if (env && env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK && env->clock_tick->at_ms > s->now)
         s->now = env->clock_tick->at_ms;
     rec->seq = seq;
     rec->recorded_at = recorded_at;
@@ -308,8 +307,8 @@ static int save_place(state_t *s, MDB_txn *txn, uint64_t cursor)
     int rc = schakel_kv_put(txn, s->runner, "cursor", 6, &cursor, 8);
     if (rc == 0) rc = schakel_kv_put(txn, s->runner, "time", 4, &t, 8);
     if (rc == 0 && s->alarms)
-        rc = schakel_kv_put(txn, s->runner, SCHAKEL_SERVICE_ALARMS_KEY,
-                            strlen(SCHAKEL_SERVICE_ALARMS_KEY), &s->alarms, 8);
+        rc = schakel_kv_put(txn, s->runner, SCHAKEL_SERVICE_ALARMS_KEY, strlen(SCHAKEL_SERVICE_ALARMS_KEY),
+                            &s->alarms, 8);
     return rc;
 }
 
@@ -320,27 +319,27 @@ static int save_place(state_t *s, MDB_txn *txn, uint64_t cursor)
  * attack: an alarm. It is logged at level error with its reason, counted
  * in *rejected and in the service's durable alarm count (which `schakel
  * health` reads), never retried for ever and never skipped silently. */
-static int publish_all(const char *name, schakel_client_t *c, schakel_emit_t *out,
-                       atomic_int *stop, uint64_t *rejected, uint64_t *alarms)
+static int publish_all(const char *name, schakel_client_t *c, schakel_emit_t *out, atomic_int *stop,
+                       uint64_t *rejected, uint64_t *alarms)
 {
     for (size_t at = 0; at < out->n;) {
         size_t n = out->n - at < PUBLISH_MAX ? out->n - at : PUBLISH_MAX;
         Schakel__V1__Ack *ack = NULL;
-        int rc = schakel_client_publish(c, (const uint8_t *const *)&out->bufs[at], &out->lens[at], n,
-                                        &ack, 10000);
+        int rc =
+            schakel_client_publish(c, (const uint8_t *const *)&out->bufs[at], &out->lens[at], n, &ack, 10000);
         if (rc == SCHAKEL_ETIMEOUT || rc == SCHAKEL_EAUTH) {
             if (atomic_load(stop)) return SCHAKEL_ETIMEOUT;
-            schakel_log(SCHAKEL_LOG_WARN, name, "event=publish_retry reason=\"%s\"",
-                        schakel_strerror(rc));
+            schakel_log(SCHAKEL_LOG_WARN, name, "event=publish_retry reason=\"%s\"", schakel_strerror(rc));
             continue;
         }
         if (rc) return rc;
         if (ack->batch_code) {
             *rejected += n;
             *alarms += n;
-            schakel_log(SCHAKEL_LOG_ERROR, name, "event=derived_rejected alarm=derived_refused "
-                        "events=%zu code=%d reason=\"%s\" alarms=%llu", n, (int)ack->batch_code,
-                        ack->batch_reason, (unsigned long long)*alarms);
+            schakel_log(SCHAKEL_LOG_ERROR, name,
+                        "event=derived_rejected alarm=derived_refused "
+                        "events=%zu code=%d reason=\"%s\" alarms=%llu",
+                        n, (int)ack->batch_code, ack->batch_reason, (unsigned long long)*alarms);
         }
         for (size_t i = 0; i < ack->n_entries; i++) {
             if (i < n) out->stored_before[at + i] = ack->entries[i]->duplicate != 0;
@@ -350,9 +349,10 @@ static int publish_all(const char *name, schakel_client_t *c, schakel_emit_t *ou
                 schakel_hex_encode(ack->entries[i]->event_id.data, 16, id);
             (*rejected)++;
             (*alarms)++;
-            schakel_log(SCHAKEL_LOG_ERROR, name, "event=derived_rejected alarm=derived_refused id=%s "
-                        "code=%d reason=\"%s\" alarms=%llu", id, (int)ack->entries[i]->code,
-                        ack->entries[i]->reason, (unsigned long long)*alarms);
+            schakel_log(SCHAKEL_LOG_ERROR, name,
+                        "event=derived_rejected alarm=derived_refused id=%s "
+                        "code=%d reason=\"%s\" alarms=%llu",
+                        id, (int)ack->entries[i]->code, ack->entries[i]->reason, (unsigned long long)*alarms);
         }
         schakel__v1__ack__free_unpacked(ack, NULL);
         at += n;
@@ -403,8 +403,7 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
         service_state_close(&s);
         return SCHAKEL_EZMQ;
     }
-    schakel_log(SCHAKEL_LOG_INFO, ops->name, "event=started from_seq=%llu",
-                (unsigned long long)so.from_seq);
+    schakel_log(SCHAKEL_LOG_INFO, ops->name, "event=started from_seq=%llu", (unsigned long long)so.from_seq);
     schakel_emit_t out = {0};
     uint64_t done = 0, rejected = 0;
     schakel_logsrc_t *log = calloc(1, sizeof *log);
@@ -447,7 +446,8 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
             last = d->seq;
             n++;
         }
-        int ready = rc == 0 && n && (rc = publish_all(ops->name, client, &out, stop, &rejected, &s.alarms)) == 0;
+        int ready =
+            rc == 0 && n && (rc = publish_all(ops->name, client, &out, stop, &rejected, &s.alarms)) == 0;
         uint64_t before = s.alarms; /* the engine's alarms count with the group */
         size_t raised = 0;
         if (ready) {
@@ -472,9 +472,9 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
         if (rc == SCHAKEL_ETIMEOUT && atomic_load(stop)) rc = 0;
     }
     schakel_log(rc ? SCHAKEL_LOG_ERROR : SCHAKEL_LOG_INFO, ops->name,
-                "event=stopped records=%llu cursor=%llu rejected=%llu%s%s%s",
-                (unsigned long long)done, (unsigned long long)s.cursor,
-                (unsigned long long)rejected, rc ? " reason=\"" : "", rc ? why : "", rc ? "\"" : "");
+                "event=stopped records=%llu cursor=%llu rejected=%llu%s%s%s", (unsigned long long)done,
+                (unsigned long long)s.cursor, (unsigned long long)rejected, rc ? " reason=\"" : "",
+                rc ? why : "", rc ? "\"" : "");
     service_emit_free(&out);
     logsrc_clear(log);
     free(log);

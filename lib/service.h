@@ -30,11 +30,11 @@ typedef struct schakel_logsrc schakel_logsrc_t;
 /* One record of the log as an engine sees it. */
 typedef struct {
     uint64_t seq;
-    int64_t recorded_at;              /* the broker's clock, unix ms */
-    int64_t now;                      /* the log's time: max(recorded_at, clock ticks) so far */
-    const schakel_envelope_t *env;    /* NULL when the payload was erased */
-    const char *source_org;           /* from the record, also when erased */
-    schakel_logsrc_t *log;            /* to read earlier records back */
+    int64_t recorded_at;           /* the broker's clock, unix ms */
+    int64_t now;                   /* the log's time: max(recorded_at, clock ticks) so far */
+    const schakel_envelope_t *env; /* NULL when the payload was erased */
+    const char *source_org;        /* from the record, also when erased */
+    schakel_logsrc_t *log;         /* to read earlier records back */
 } schakel_logrec_t;
 
 /* Reads the event at seq back from the log, so that an engine need not
@@ -74,8 +74,7 @@ typedef struct {
     int (*open)(void *engine, MDB_txn *txn, char *why);
     /* Handles one record; state changes go into txn. A non-zero return
      * stops the service (the group is not committed). */
-    int (*process)(void *engine, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out,
-                   char *why);
+    int (*process)(void *engine, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out, char *why);
 } schakel_engine_ops_t;
 
 typedef struct {
@@ -111,13 +110,12 @@ int schakel_service_alarms(const char *state_dir, uint64_t *alarms);
  * the replay does not emit are counted as extra. */
 typedef struct {
     uint64_t records, emitted, same, differ, missing, extra;
-    uint64_t first_bad_seq;     /* log seq where the first difference shows */
+    uint64_t first_bad_seq; /* log seq where the first difference shows */
     char why[256];
 } schakel_replay_report_t;
 
-int schakel_service_replay(const char *logdir, const uint8_t master_key[32],
-                           const schakel_engine_ops_t *ops, void *engine, const char *org_id,
-                           schakel_replay_report_t *report);
+int schakel_service_replay(const char *logdir, const uint8_t master_key[32], const schakel_engine_ops_t *ops,
+                           void *engine, const char *org_id, schakel_replay_report_t *report);
 
 /* ---- helpers for engines ---- */
 
@@ -127,8 +125,8 @@ void schakel_derive_id(uint8_t out[16], const char *label, ...);
 
 /* Opens (creating) an engine's n tables by name in txn. 0 or an error with
  * the table named in why. */
-int schakel_engine_tables(MDB_txn *txn, const char *engine, const char *const *names,
-                          MDB_dbi *const *dbis, size_t n, char *why);
+int schakel_engine_tables(MDB_txn *txn, const char *engine, const char *const *names, MDB_dbi *const *dbis,
+                          size_t n, char *why);
 
 /* The directory in force on the log, as engines keep it: key "directory"
  * of their table `state`. load reads it (leaves *dir NULL when there is
@@ -141,8 +139,7 @@ int schakel_engine_directory_update(MDB_txn *txn, MDB_dbi state, const schakel_e
 
 /* Small LMDB helpers: get returns 0, SCHAKEL_ENOTFOUND or SCHAKEL_ESTORE. */
 int schakel_kv_get(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, MDB_val *val);
-int schakel_kv_put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const void *val,
-                   size_t vlen);
+int schakel_kv_put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const void *val, size_t vlen);
 int schakel_kv_del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen);
 
 #endif

@@ -16,14 +16,14 @@
 #include "service.h"
 #include "store.h"
 
-#define RECENT 1024               /* records kept in memory for schakel_log_event */
+#define RECENT 1024 /* records kept in memory for schakel_log_event */
 
 struct schakel_logsrc {
-    schakel_client_t *client;     /* live */
-    schakel_store_t *store;       /* replay */
+    schakel_client_t *client; /* live */
+    schakel_store_t *store;   /* replay */
     struct {
         uint64_t seq;
-        uint8_t *bytes;           /* NULL: erased */
+        uint8_t *bytes; /* NULL: erased */
         size_t len;
     } recent[RECENT];
 };
@@ -48,7 +48,7 @@ struct schakel_emit {
 
 typedef struct {
     MDB_env *env;
-    MDB_dbi runner;  /* "cursor" -> u64 seq, "time" -> i64 ms, "alarms" -> u64 */
+    MDB_dbi runner; /* "cursor" -> u64 seq, "time" -> i64 ms, "alarms" -> u64 */
     uint64_t cursor;
     int64_t now;
     uint64_t alarms; /* derived events the broker refused, ever */
@@ -56,8 +56,7 @@ typedef struct {
 
 /* Opens (creating) the engine's environment in dir and lets the engine
  * open its tables; reads the runner's place, time and alarms. */
-int service_state_open(state_t *s, const char *dir, const schakel_engine_ops_t *ops, void *engine,
-                       char *why);
+int service_state_open(state_t *s, const char *dir, const schakel_engine_ops_t *ops, void *engine, char *why);
 void service_state_close(state_t *s);
 uint64_t service_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key);
 /* Builds the engine's view of a record and advances the log's time. */

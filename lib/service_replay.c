@@ -21,7 +21,7 @@
 
 typedef struct {
     schakel_store_t *log;
-    schakel_logsrc_t src;         /* reads from log (no cache: it is local) */
+    schakel_logsrc_t src; /* reads from log (no cache: it is local) */
     state_t *s;
     const schakel_engine_ops_t *ops;
     void *engine;
@@ -146,9 +146,8 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
     return remove(path);
 }
 
-int schakel_service_replay(const char *logdir, const uint8_t master_key[32],
-                           const schakel_engine_ops_t *ops, void *engine, const char *org_id,
-                           schakel_replay_report_t *r)
+int schakel_service_replay(const char *logdir, const uint8_t master_key[32], const schakel_engine_ops_t *ops,
+                           void *engine, const char *org_id, schakel_replay_report_t *r)
 {
     memset(r, 0, sizeof *r);
     schakel_lmdb_options_t lo = {0};

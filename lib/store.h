@@ -31,13 +31,13 @@ typedef struct schakel_store schakel_store_t;
 
 /* One accepted event to append. */
 typedef struct {
-    const uint8_t *event;       /* envelope bytes as published */
+    const uint8_t *event; /* envelope bytes as published */
     size_t event_len;
-    const uint8_t *event_id;    /* 16 bytes */
-    int type;                   /* event type */
-    const char *subject;        /* pseudonym, "" when anonymous */
+    const uint8_t *event_id;                /* 16 bytes */
+    int type;                               /* event type */
+    const char *subject;                    /* pseudonym, "" when anonymous */
     uint8_t event_hash[SCHAKEL_SHA256_LEN]; /* SHA-256(event) */
-    uint32_t proof_index;       /* position in the signed batch */
+    uint32_t proof_index;                   /* position in the signed batch */
     /* Optional: streams to index a record into besides "all": another
      * record (a delivery: seq of the event into "org/<id>"), or this
      * record itself (seq 0). The entry's place in the stream (its
@@ -51,16 +51,16 @@ typedef struct {
     size_t n_index;
     /* out */
     uint64_t seq;
-    int duplicate;              /* stored before: seq is the first copy's */
-    int conflict;               /* the id was stored before with other bytes: not stored */
+    int duplicate; /* stored before: seq is the first copy's */
+    int conflict;  /* the id was stored before with other bytes: not stored */
 } schakel_append_item_t;
 
 /* One signed batch as published; items are the accepted events of it. */
 typedef struct {
     const char *signer_org;
-    const uint8_t *signature;   /* SCHAKEL_ED25519_SIG_LEN bytes */
+    const uint8_t *signature; /* SCHAKEL_ED25519_SIG_LEN bytes */
     const uint8_t (*hashes)[SCHAKEL_SHA256_LEN];
-    size_t n_hashes;            /* every event of the signed batch */
+    size_t n_hashes; /* every event of the signed batch */
     schakel_append_item_t *items;
     size_t n_items;
 } schakel_append_batch_t;
@@ -68,10 +68,10 @@ typedef struct {
 /* A record as read back; pointers are valid during the callback only. */
 typedef struct {
     uint64_t seq;
-    uint64_t position;          /* its place in the stream read ("all": seq) */
+    uint64_t position; /* its place in the stream read ("all": seq) */
     int64_t recorded_at;
-    const uint8_t *hash;        /* h[seq] */
-    const uint8_t *event;       /* decrypted envelope; NULL when erased */
+    const uint8_t *hash;  /* h[seq] */
+    const uint8_t *event; /* decrypted envelope; NULL when erased */
     size_t event_len;
     const uint8_t *event_id;
     int type;
@@ -87,13 +87,11 @@ typedef struct {
 } schakel_head_t;
 
 typedef struct {
-    int (*append)(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms,
-                  char *why);
-    int (*read)(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count,
-                size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq);
+    int (*append)(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms, char *why);
+    int (*read)(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count, size_t max_bytes,
+                schakel_record_fn fn, void *arg, uint64_t *next_seq);
     int (*head)(schakel_store_t *s, schakel_head_t *head);
-    int (*lookup)(schakel_store_t *s, const char *source_org, const uint8_t *event_id,
-                  uint64_t *seq);
+    int (*lookup)(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq);
     int (*event_id_at)(schakel_store_t *s, uint64_t seq, uint8_t out[16]);
     int (*cursor_get)(schakel_store_t *s, const char *name, uint64_t *seq);
     int (*cursor_set)(schakel_store_t *s, const char *name, uint64_t seq);
@@ -119,8 +117,8 @@ static inline int schakel_store_append(schakel_store_t *s, schakel_append_batch_
  * position >= from_seq (for "all" the position is the seq), at most
  * max_count records and about max_bytes of events (at least one record). *next_seq is the position the next read should start at. */
 static inline int schakel_store_read(schakel_store_t *s, const char *stream, uint64_t from_seq,
-                                     size_t max_count, size_t max_bytes, schakel_record_fn fn,
-                                     void *arg, uint64_t *next_seq)
+                                     size_t max_count, size_t max_bytes, schakel_record_fn fn, void *arg,
+                                     uint64_t *next_seq)
 {
     return s->ops->read(s, stream, from_seq, max_count, max_bytes, fn, arg, next_seq);
 }
@@ -133,8 +131,8 @@ static inline int schakel_store_head(schakel_store_t *s, schakel_head_t *head)
 /* seq of the event that source_org published with event_id, or
  * SCHAKEL_ENOTFOUND. Ids are scoped to their publisher: another
  * organisation's event with the same id is never found. */
-static inline int schakel_store_lookup(schakel_store_t *s, const char *source_org,
-                                       const uint8_t *event_id, uint64_t *seq)
+static inline int schakel_store_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id,
+                                       uint64_t *seq)
 {
     return s->ops->lookup(s, source_org, event_id, seq);
 }

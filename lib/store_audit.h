@@ -12,15 +12,15 @@
 #include "crypto.h"
 
 typedef struct {
-    uint64_t records;           /* records walked */
-    uint64_t checkpoints;       /* checkpoints verified */
-    uint64_t bad_seq;           /* first bad record, 0 if none */
-    uint64_t head;              /* last seq */
+    uint64_t records;     /* records walked */
+    uint64_t checkpoints; /* checkpoints verified */
+    uint64_t bad_seq;     /* first bad record, 0 if none */
+    uint64_t head;        /* last seq */
     uint8_t head_hash[SCHAKEL_SHA256_LEN];
-    uint64_t erased;            /* records whose subject was erased (an erasure record) */
-    uint64_t keys_missing;      /* records whose data key is gone with no erasure record */
-    uint64_t keys_corrupt;      /* records whose data key does not unwrap */
-    char why[256];              /* what was wrong at bad_seq */
+    uint64_t erased;       /* records whose subject was erased (an erasure record) */
+    uint64_t keys_missing; /* records whose data key is gone with no erasure record */
+    uint64_t keys_corrupt; /* records whose data key does not unwrap */
+    char why[256];         /* what was wrong at bad_seq */
 } schakel_verify_report_t;
 
 /* Walks the chain of the LMDB log in dir: contiguous seqs, prev hashes,
@@ -55,7 +55,6 @@ int schakel_lmdb_hash_at(const char *dir, uint64_t seq, uint8_t out[SCHAKEL_SHA2
 /* Message a checkpoint signature covers: "schakel/v1/checkpoint" ||
  * u64be(seq) || hash || i64be(at), 69 bytes. */
 #define SCHAKEL_CHECKPOINT_MSG_LEN 69
-void schakel_checkpoint_message(const schakel_checkpoint_t *cp,
-                                uint8_t out[SCHAKEL_CHECKPOINT_MSG_LEN]);
+void schakel_checkpoint_message(const schakel_checkpoint_t *cp, uint8_t out[SCHAKEL_CHECKPOINT_MSG_LEN]);
 
 #endif

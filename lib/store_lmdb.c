@@ -26,14 +26,17 @@
 #include "logging.h"
 #include "store_lmdb_impl.h"
 
-#define DISK_FULL "the disk holding the log is full: the operator must free disk space or " \
-                  "move the log; nothing was stored, send again later"
+#define DISK_FULL                                                             \
+    "the disk holding the log is full: the operator must free disk space or " \
+    "move the log; nothing was stored, send again later"
 
 int lmdb_err(int rc, char *why, const char *what)
 {
     if (rc == MDB_MAP_FULL)
-        return schakel_fail(why, SCHAKEL_EFULL, "%s: the log's map is full: the operator must raise "
-                            "map_max or move the log; nothing was stored, send again later", what);
+        return schakel_fail(why, SCHAKEL_EFULL,
+                            "%s: the log's map is full: the operator must raise "
+                            "map_max or move the log; nothing was stored, send again later",
+                            what);
     if (rc == ENOSPC || rc == EDQUOT) return schakel_fail(why, SCHAKEL_EFULL, "%s: %s", what, DISK_FULL);
     return schakel_fail(why, SCHAKEL_ESTORE, "%s: %s", what, mdb_strerror(rc));
 }
@@ -52,8 +55,7 @@ int lmdb_write_err(lmdb_store_t *st, int rc, char *why, const char *what)
 }
 
 /* h[n] = SHA-256("schakel/v1" || u64be(n) || h[n-1] || SHA-256(body)) */
-void lmdb_chain_hash(uint64_t seq, const uint8_t prev[32], const uint8_t *body, size_t len,
-                     uint8_t out[32])
+void lmdb_chain_hash(uint64_t seq, const uint8_t prev[32], const uint8_t *body, size_t len, uint8_t out[32])
 {
     uint8_t bh[32], s[8];
     schakel_sha256(body, len, bh);
@@ -129,8 +131,8 @@ static void lmdb_close(schakel_store_t *s)
 }
 
 static const schakel_store_ops_t lmdb_ops = {
-    lmdb_append, lmdb_read, lmdb_head, lmdb_lookup, lmdb_event_id_at, lmdb_cursor_get,
-    lmdb_cursor_set, lmdb_checkpoint, lmdb_erase_subject, lmdb_close,
+    lmdb_append,     lmdb_read,       lmdb_head,       lmdb_lookup,        lmdb_event_id_at,
+    lmdb_cursor_get, lmdb_cursor_set, lmdb_checkpoint, lmdb_erase_subject, lmdb_close,
 };
 
 static int open_dbis(lmdb_store_t *st, int read_only, char *why)
@@ -142,9 +144,12 @@ static int open_dbis(lmdb_store_t *st, int read_only, char *why)
     struct {
         const char *name;
         MDB_dbi *dbi;
-    } t[] = {{"events", &st->events},   {"by_id", &st->by_id},
-             {"streams", &st->streams}, {"cursors", &st->cursors},
-             {"checkpoints", &st->checkpoints}, {"keys", &st->keys},
+    } t[] = {{"events", &st->events},
+             {"by_id", &st->by_id},
+             {"streams", &st->streams},
+             {"cursors", &st->cursors},
+             {"checkpoints", &st->checkpoints},
+             {"keys", &st->keys},
              {"proofs", &st->proofs}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         rc = mdb_dbi_open(txn, t[i].name, f, t[i].dbi);
@@ -164,7 +169,8 @@ static int open_dbis(lmdb_store_t *st, int read_only, char *why)
     }
     mdb_cursor_close(cur);
     mdb_cursor_open(txn, st->checkpoints, &cur);
-    if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) st->cp_seq = schakel_get_be64(k.mv_data);
+    if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
+        st->cp_seq = schakel_get_be64(k.mv_data);
     mdb_cursor_close(cur);
     /* by_id in the form before ids were scoped: keys of 16 bytes (a scoped
      * key is at least 18) */
@@ -201,16 +207,18 @@ static int rebuild_by_id(lmdb_store_t *st, char *why)
             rc = g;
             break;
         }
-        Schakel__V1__RecordBody *b = v.mv_size > HDR_LEN
-            ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN)
-            : NULL;
+        Schakel__V1__RecordBody *b =
+            v.mv_size > HDR_LEN
+                ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN)
+                : NULL;
         if (!b || b->event_id.len != 16 || k.mv_size != 8) {
             if (b) schakel__v1__record_body__free_unpacked(b, NULL);
             if (cur) mdb_cursor_close(cur);
             mdb_txn_abort(txn);
             return schakel_fail(why, SCHAKEL_ECORRUPT,
                                 "rebuilding the event-id index: record %llu does not decode; "
-                                "run schakel audit verify", (unsigned long long)(k.mv_size == 8 ? schakel_get_be64(k.mv_data) : 0));
+                                "run schakel audit verify",
+                                (unsigned long long)(k.mv_size == 8 ? schakel_get_be64(k.mv_data) : 0));
         }
         uint8_t ik[ID_KEY_MAX];
         MDB_val ikv = {id_key(ik, b->source_org, b->event_id.data), ik}, sv = {8, k.mv_data};

@@ -13,14 +13,14 @@
 
 /* Options of the LMDB store. */
 typedef struct {
-    const char *dir;             /* created if missing */
+    const char *dir;                          /* created if missing */
     uint8_t master_key[SCHAKEL_AEAD_KEY_LEN]; /* wraps the data keys */
-    const uint8_t *sign_secret;  /* broker Ed25519 seed for checkpoints; NULL: none */
-    uint64_t checkpoint_every;   /* events; 0: 1000 */
-    int64_t checkpoint_ms;       /* 0: 1000 */
-    size_t map_initial;          /* bytes; 0: 64 MiB */
-    size_t map_max;              /* bytes; 0: 1 TiB. Past it appends fail SCHAKEL_EFULL */
-    int read_only;               /* for auditors: no writes at all */
+    const uint8_t *sign_secret;               /* broker Ed25519 seed for checkpoints; NULL: none */
+    uint64_t checkpoint_every;                /* events; 0: 1000 */
+    int64_t checkpoint_ms;                    /* 0: 1000 */
+    size_t map_initial;                       /* bytes; 0: 64 MiB */
+    size_t map_max;                           /* bytes; 0: 1 TiB. Past it appends fail SCHAKEL_EFULL */
+    int read_only;                            /* for auditors: no writes at all */
 } schakel_lmdb_options_t;
 
 /* Opens (creating if needed) an LMDB log under opts->dir. NULL on failure

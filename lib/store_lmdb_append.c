@@ -18,8 +18,7 @@
 #include "store_audit.h"
 #include "store_lmdb_impl.h"
 
-void schakel_checkpoint_message(const schakel_checkpoint_t *cp,
-                                uint8_t out[SCHAKEL_CHECKPOINT_MSG_LEN])
+void schakel_checkpoint_message(const schakel_checkpoint_t *cp, uint8_t out[SCHAKEL_CHECKPOINT_MSG_LEN])
 {
     memcpy(out, "schakel/v1/checkpoint", 21);
     schakel_put_be64(out + 21, cp->seq);
@@ -54,19 +53,20 @@ static int put_checkpoint(lmdb_store_t *st, MDB_txn *txn, int64_t now_ms, char *
 /* For a duplicate id: is the stored event at seq the same bytes? A
  * publisher that reuses an id for another event gets a reject, never a
  * silent "already stored". */
-static int same_event(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_t hash[32],
-                      int *conflict, char *why)
+static int same_event(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_t hash[32], int *conflict,
+                      char *why)
 {
     uint8_t key[8];
     schakel_put_be64(key, seq);
     MDB_val k = {8, key}, v;
     int rc = mdb_get(txn, st->events, &k, &v);
     if (rc) return lmdb_err(rc, why, "read duplicate");
-    Schakel__V1__RecordBody *b = v.mv_size > HDR_LEN
-        ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN)
-        : NULL;
-    if (!b) return schakel_fail(why, SCHAKEL_ECORRUPT, "record %llu does not decode",
-                                (unsigned long long)seq);
+    Schakel__V1__RecordBody *b =
+        v.mv_size > HDR_LEN
+            ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN)
+            : NULL;
+    if (!b)
+        return schakel_fail(why, SCHAKEL_ECORRUPT, "record %llu does not decode", (unsigned long long)seq);
     *conflict = b->event_hash.len != 32 || memcmp(b->event_hash.data, hash, 32) != 0;
     schakel__v1__record_body__free_unpacked(b, NULL);
     return 0;
@@ -165,8 +165,8 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
     return 0;
 }
 
-static int put_proof(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch_t *b,
-                     uint64_t proof_seq, char *why)
+static int put_proof(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch_t *b, uint64_t proof_seq,
+                     char *why)
 {
     Schakel__V1__BatchProof p = SCHAKEL__V1__BATCH_PROOF__INIT;
     ProtobufCBinaryData *hs = calloc(b->n_hashes ? b->n_hashes : 1, sizeof *hs);
@@ -189,8 +189,7 @@ static int put_proof(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch_
     return rc ? lmdb_err(rc, why, "store batch proof") : 0;
 }
 
-static int try_append(lmdb_store_t *st, schakel_append_batch_t *batches, size_t n, int64_t now_ms,
-                      char *why)
+static int try_append(lmdb_store_t *st, schakel_append_batch_t *batches, size_t n, int64_t now_ms, char *why)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
@@ -220,15 +219,13 @@ static int try_append(lmdb_store_t *st, schakel_append_batch_t *batches, size_t 
     return 0;
 }
 
-int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size_t n,
-                int64_t now_ms, char *why)
+int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms, char *why)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     if (st->read_only) return schakel_fail(why, SCHAKEL_EPERM, "store is read-only");
     size_t incoming = 0;
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < batches[i].n_items; j++)
-            incoming += batches[i].items[j].event_len + 256;
+        for (size_t j = 0; j < batches[i].n_items; j++) incoming += batches[i].items[j].event_len + 256;
     for (int attempt = 0;; attempt++) {
         int rc = lmdb_ensure_room(st, incoming, why);
         if (rc) return rc;

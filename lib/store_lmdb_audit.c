@@ -35,8 +35,8 @@ static void key_problem(schakel_verify_report_t *r, uint64_t seq, uint64_t *coun
 /* With a master key: the payload decrypts and hashes to event_hash. A
  * record erased by an erasure record counts as erased; a key that is gone
  * without one (missing) or does not unwrap (corrupt) is a failure. */
-static int verify_payload(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_t *body,
-                          size_t blen, schakel_verify_report_t *r)
+static int verify_payload(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_t *body, size_t blen,
+                          schakel_verify_report_t *r)
 {
     Schakel__V1__RecordBody *b = schakel__v1__record_body__unpack(NULL, blen, body);
     if (!b) return verify_fail(r, seq, "record body does not decode");
@@ -53,10 +53,11 @@ static int verify_payload(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const ui
                     upto ? "data key is missing for a record after its subject's erasure"
                          : "data key is missing and there is no erasure record for it");
     } else if (krc != 0) {
-        key_problem(r, seq, &r->keys_corrupt, "data key is corrupted: it does not unwrap with the "
-                                              "master key");
-    } else if (b->ciphertext.len < SCHAKEL_AEAD_TAG_LEN || b->nonce.len != 12 ||
-               b->event_id.len != 16 || b->event_hash.len != 32) {
+        key_problem(r, seq, &r->keys_corrupt,
+                    "data key is corrupted: it does not unwrap with the "
+                    "master key");
+    } else if (b->ciphertext.len < SCHAKEL_AEAD_TAG_LEN || b->nonce.len != 12 || b->event_id.len != 16 ||
+               b->event_hash.len != 32) {
         rc = verify_fail(r, seq, "record body is missing fields");
     } else {
         size_t plen = b->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
@@ -64,8 +65,8 @@ static int verify_payload(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const ui
         schakel_put_be64(aad, seq);
         memcpy(aad + 8, b->event_id.data, 16);
         if (!plain) rc = SCHAKEL_ENOMEM;
-        else if (schakel_aead_open(dk, b->nonce.data, aad, 24, b->ciphertext.data,
-                                   b->ciphertext.len, plain) != 0)
+        else if (schakel_aead_open(dk, b->nonce.data, aad, 24, b->ciphertext.data, b->ciphertext.len,
+                                   plain) != 0)
             rc = verify_fail(r, seq, "payload does not decrypt (altered or wrong key)");
         else {
             schakel_sha256(plain, plen, h);
@@ -158,8 +159,7 @@ int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_
             lmdb_chain_hash(seq, prev, p + HDR_LEN, v.mv_size - HDR_LEN, h);
             if (memcmp(h, p + 32, 32) != 0)
                 rc = verify_fail(r, seq, "hash does not match the record's contents");
-            else if (master_key)
-                rc = verify_payload(st, txn, seq, p + HDR_LEN, v.mv_size - HDR_LEN, r);
+            else if (master_key) rc = verify_payload(st, txn, seq, p + HDR_LEN, v.mv_size - HDR_LEN, r);
         }
         if (rc) break;
         memcpy(prev, h, 32);

@@ -67,13 +67,13 @@ typedef struct {
     schakel_store_t base;
     MDB_env *env;
     MDB_dbi events, by_id, streams, cursors, checkpoints, keys, proofs;
-    uint8_t kid_key[SCHAKEL_SHA256_LEN];  /* derives key ids from subjects */
+    uint8_t kid_key[SCHAKEL_SHA256_LEN];    /* derives key ids from subjects */
     uint8_t wrap_key[SCHAKEL_AEAD_KEY_LEN]; /* wraps data keys */
     uint8_t sign_secret[SCHAKEL_ED25519_SEC_LEN];
     int can_sign;
     uint64_t cp_every;
     int64_t cp_ms;
-    uint64_t cp_seq;       /* last checkpoint */
+    uint64_t cp_seq; /* last checkpoint */
     int64_t cp_at;
     size_t map_size, map_max;
     uint64_t full_retries;
@@ -89,7 +89,6 @@ typedef struct {
     key_set_t cache[CACHE_SETS];
     subject_set_t subjects[CACHE_SETS];
 } lmdb_store_t;
-
 
 /* The by_id key of an event: its publisher's id, a NUL, the 16-byte event
  * id. Ids are scoped to the organisation that published them, so no
@@ -111,21 +110,18 @@ static inline size_t id_key(uint8_t out[ID_KEY_MAX], const char *org, const uint
 int lmdb_err(int rc, char *why, const char *what);
 /* The same for a failed write (commit), telling a full disk from EIO. */
 int lmdb_write_err(lmdb_store_t *st, int rc, char *why, const char *what);
-void lmdb_chain_hash(uint64_t seq, const uint8_t prev[32], const uint8_t *body, size_t len,
-                     uint8_t out[32]);
+void lmdb_chain_hash(uint64_t seq, const uint8_t prev[32], const uint8_t *body, size_t len, uint8_t out[32]);
 int lmdb_ensure_room(lmdb_store_t *st, size_t incoming, char *why);
 
 /* store_lmdb_append.c: the write operations of store.h */
-int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms,
-                char *why);
+int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms, char *why);
 int lmdb_cursor_set(schakel_store_t *s, const char *name, uint64_t seq);
 int lmdb_checkpoint(schakel_store_t *s, int64_t now_ms);
 
 /* store_lmdb_read.c: the read operations of store.h */
-int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count,
-              size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq);
-int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id,
-                uint64_t *seq);
+int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count, size_t max_bytes,
+              schakel_record_fn fn, void *arg, uint64_t *next_seq);
+int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq);
 int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16]);
 int lmdb_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq);
 

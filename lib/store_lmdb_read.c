@@ -21,13 +21,12 @@ typedef struct {
 } reader_t;
 
 /* Decodes one stored value and hands it to fn; decrypts with the data key. */
-static int deliver(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, uint64_t position,
-                   const MDB_val *v, schakel_record_fn fn, void *arg, size_t *bytes)
+static int deliver(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, uint64_t position, const MDB_val *v,
+                   schakel_record_fn fn, void *arg, size_t *bytes)
 {
     if (v->mv_size < HDR_LEN) return SCHAKEL_ECORRUPT;
     const uint8_t *p = v->mv_data;
-    Schakel__V1__RecordBody *body =
-        schakel__v1__record_body__unpack(NULL, v->mv_size - HDR_LEN, p + HDR_LEN);
+    Schakel__V1__RecordBody *body = schakel__v1__record_body__unpack(NULL, v->mv_size - HDR_LEN, p + HDR_LEN);
     if (!body) return SCHAKEL_ECORRUPT;
     schakel_record_t rec = {0};
     rec.seq = seq;
@@ -43,8 +42,7 @@ static int deliver(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, uint64_t positi
     int rc = 0;
     if (body->key_id.len == KEY_ID_LEN && body->nonce.len == SCHAKEL_AEAD_NONCE_LEN &&
         body->ciphertext.len >= SCHAKEL_AEAD_TAG_LEN &&
-        lmdb_data_key_ex(st, txn, body->key_id.data, 0, dk, &erased_upto, NULL) == 0 &&
-        seq > erased_upto) {
+        lmdb_data_key_ex(st, txn, body->key_id.data, 0, dk, &erased_upto, NULL) == 0 && seq > erased_upto) {
         size_t plen = body->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
         uint8_t aad[24];
         schakel_put_be64(aad, seq);
@@ -70,8 +68,8 @@ out:
     return rc;
 }
 
-int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count,
-              size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq)
+int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count, size_t max_bytes,
+              schakel_record_fn fn, void *arg, uint64_t *next_seq)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     MDB_txn *txn;
@@ -142,15 +140,14 @@ static int record_from(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const char 
     schakel_put_be64(key, seq);
     MDB_val k = {8, key}, v;
     if (mdb_get(txn, st->events, &k, &v) != 0 || v.mv_size <= HDR_LEN) return 0;
-    Schakel__V1__RecordBody *b = schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN,
-                                                                  (uint8_t *)v.mv_data + HDR_LEN);
+    Schakel__V1__RecordBody *b =
+        schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN);
     int same = b && b->source_org && strcmp(b->source_org, org) == 0;
     if (b) schakel__v1__record_body__free_unpacked(b, NULL);
     return same;
 }
 
-int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id,
-                uint64_t *seq)
+int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     MDB_txn *txn;
@@ -190,10 +187,10 @@ int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16])
     int rc = mdb_get(txn, st->events, &k, &v);
     int ret = rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : rc ? SCHAKEL_ESTORE : 0;
     if (ret == 0) {
-        Schakel__V1__RecordBody *b = v.mv_size > HDR_LEN
-            ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN,
-                                               (uint8_t *)v.mv_data + HDR_LEN)
-            : NULL;
+        Schakel__V1__RecordBody *b =
+            v.mv_size > HDR_LEN
+                ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN)
+                : NULL;
         if (b && b->event_id.len == 16) memcpy(out, b->event_id.data, 16);
         else ret = SCHAKEL_ECORRUPT;
         if (b) schakel__v1__record_body__free_unpacked(b, NULL);

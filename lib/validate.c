@@ -59,8 +59,10 @@ static const rule_t rules[] = {
     {T(MAZL_REQUEST), "request_id ground sick_reports period_from period_to", 1},
     {T(MAZL_ADVICE), "request_id advice given_on", 1},
     {T(ROUTING_DECISION), "about_event_id about_seq policy_version", 0},
-    {T(CONSENT_DECISION), "about_event_id about_seq recipient_org outcome legal_basis rule_id "
-                          "policy_version", 0},
+    {T(CONSENT_DECISION),
+     "about_event_id about_seq recipient_org outcome legal_basis rule_id "
+     "policy_version",
+     0},
     {T(LOOP_REMINDER), "referral_id level waiting_for due_on to_org", 0},
     {T(DIRECTORY_UPDATE), "version document_json", -1},
     {T(CLOCK_TICK), "at_ms", -1},
@@ -122,19 +124,16 @@ static int field_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *
 int schakel_envelope_validate(const schakel_envelope_t *env, char *why)
 {
     if (env->event_id.len != SCHAKEL_EVENT_ID_LEN)
-        return schakel_fail(why, SCHAKEL_EINVAL, "event_id: 16 bytes are needed, not %zu",
-                            env->event_id.len);
+        return schakel_fail(why, SCHAKEL_EINVAL, "event_id: 16 bytes are needed, not %zu", env->event_id.len);
     const char *name = schakel_event_type_name(env->type);
     const rule_t *rule = rule_for(env->type);
-    if (!name || !rule)
-        return schakel_fail(why, SCHAKEL_EINVAL, "type: unknown event type %d", env->type);
+    if (!name || !rule) return schakel_fail(why, SCHAKEL_EINVAL, "type: unknown event type %d", env->type);
     const ProtobufCMessage *body = schakel_envelope_body(env);
     if ((int)env->body_case != (int)env->type || !body)
         return schakel_fail(why, SCHAKEL_EINVAL, "%s: the body for type %s is missing", name, name);
     if (!schakel_id_valid(env->source_org))
         return schakel_fail(why, SCHAKEL_EINVAL, "source_org: not a valid organisation id");
-    if (env->occurred_at <= 0)
-        return schakel_fail(why, SCHAKEL_EINVAL, "occurred_at: a time is needed");
+    if (env->occurred_at <= 0) return schakel_fail(why, SCHAKEL_EINVAL, "occurred_at: a time is needed");
     if (!env->purpose) return schakel_fail(why, SCHAKEL_EINVAL, "purpose: required");
     if (!env->legal_basis) return schakel_fail(why, SCHAKEL_EINVAL, "legal_basis: required");
     if (env->subject[0]) {
@@ -149,8 +148,7 @@ int schakel_envelope_validate(const schakel_envelope_t *env, char *why)
             return schakel_fail(why, SCHAKEL_EINVAL, "subject: %s must not name a subject%s", name,
                                 env->type == T(CONSULTATION) ? " (it is anonymous)" : "");
     } else if (rule->subject > 0) {
-        return schakel_fail(why, SCHAKEL_EINVAL,
-                            "subject: %s is about a child: give the pseudonym", name);
+        return schakel_fail(why, SCHAKEL_EINVAL, "subject: %s is about a child: give the pseudonym", name);
     }
     /* Without a subject, a case reference or home district would let the
      * receiver identify the child after all. */
@@ -165,13 +163,11 @@ int schakel_envelope_validate(const schakel_envelope_t *env, char *why)
     const ProtobufCFieldDescriptor *const *req = required[rule - rules];
     for (size_t i = 0; i < REQ_MAX && req[i]; i++)
         if (!field_set(body, req[i]))
-            return schakel_fail(why, SCHAKEL_EINVAL, "%s.%s: required (docs/events.md)", name,
-                                req[i]->name);
+            return schakel_fail(why, SCHAKEL_EINVAL, "%s.%s: required (docs/events.md)", name, req[i]->name);
     return validate_links(env, why);
 }
 
-int schakel_envelope_validate_bytes(const schakel_envelope_t *env, const uint8_t *buf, size_t len,
-                                   char *why)
+int schakel_envelope_validate_bytes(const schakel_envelope_t *env, const uint8_t *buf, size_t len, char *why)
 {
     int rc = schakel_codec_check(&schakel__v1__envelope__descriptor, buf, len, why);
     return rc ? rc : schakel_envelope_validate(env, why);

@@ -37,14 +37,12 @@ int schakel_envelope_validate(const schakel_envelope_t *env, char *why);
  * reasons name field numbers and names, never content. Field order,
  * packed or unpacked repeated numbers and explicitly written defaults are
  * all accepted. */
-int schakel_codec_check(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
-                        char *why);
+int schakel_codec_check(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, char *why);
 
 /* What the broker runs on each published event: schakel_codec_check of
  * the bytes env was decoded from (buf, len), then
  * schakel_envelope_validate. SCHAKEL_EDECODE or SCHAKEL_EINVAL. */
-int schakel_envelope_validate_bytes(const schakel_envelope_t *env, const uint8_t *buf, size_t len,
-                                   char *why);
+int schakel_envelope_validate_bytes(const schakel_envelope_t *env, const uint8_t *buf, size_t len, char *why);
 
 /* What validate requires of each type (lib/validate.c): the body fields
  * that must be set, space-separated (NULL for an unknown type), and

@@ -17,7 +17,7 @@
 #include "validate.h"
 #include "validate_impl.h"
 
-#define STRING_MAX 128            /* codes and references, never free text */
+#define STRING_MAX 128                                    /* codes and references, never free text */
 #define DOCUMENT_MAX (SCHAKEL_MAX_DIRECTORY_BYTES - 1024) /* directory_update.document_json */
 #define PATH_MAX_LEN 96
 
@@ -32,8 +32,8 @@ static int ends_with(const char *s, const char *suffix)
 static int is_date_field(const char *name)
 {
     return ends_with(name, "_on") || !strcmp(name, "on") || !strcmp(name, "since") ||
-           !strcmp(name, "valid_from") || !strcmp(name, "valid_until") ||
-           !strcmp(name, "period_from") || !strcmp(name, "period_to");
+           !strcmp(name, "valid_from") || !strcmp(name, "valid_until") || !strcmp(name, "period_from") ||
+           !strcmp(name, "period_to");
 }
 
 static int is_org_field(const char *name)
@@ -41,7 +41,6 @@ static int is_org_field(const char *name)
     return ends_with(name, "_org") || !strcmp(name, "org_id") || !strcmp(name, "redirected_to") ||
            !strcmp(name, "addressees") || !strcmp(name, "participant_orgs");
 }
-
 
 static unsigned kind_by_name(const ProtobufCFieldDescriptor *f)
 {

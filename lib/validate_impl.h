@@ -22,9 +22,7 @@
 /* What the by-name rules make of a field, computed once per field
  * descriptor (the broker validates every event; names are compared only
  * at start-up). */
-enum {
-    K_DATE = 1, K_ORG = 2, K_SCHOOL = 4, K_DISTRICT = 8, K_DOCUMENT = 16, K_ID = 32, K_POLICY = 64
-};
+enum { K_DATE = 1, K_ORG = 2, K_SCHOOL = 4, K_DISTRICT = 8, K_DOCUMENT = 16, K_ID = 32, K_POLICY = 64 };
 
 #define DEPTH_MAX 8
 
@@ -47,8 +45,8 @@ int validate_utf8(const uint8_t *s, size_t n, int allow_newlines);
 
 /* Fails with the walker's path before field: "referral.to_org: ...".
  * Returns SCHAKEL_EINVAL. */
-__attribute__((format(printf, 3, 4))) int validate_fail_at(walk_t *w, const char *field,
-                                                           const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) int validate_fail_at(walk_t *w, const char *field, const char *fmt,
+                                                           ...);
 
 /* Checks every field of m and of the messages in it by kind and name
  * (validate_fields.c). 0 or SCHAKEL_EINVAL. */

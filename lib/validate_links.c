@@ -32,9 +32,10 @@ static int check_report(const Schakel__V1__VeiligThuisReport *r, char *why)
                             "first");
     for (size_t i = 0; i < sizeof not_informed_reasons / sizeof not_informed_reasons[0]; i++)
         if (!strcmp(reason, not_informed_reasons[i])) return 0;
-    return schakel_fail(why, SCHAKEL_EINVAL,
-                        "veiligthuis_report.not_informed_reason: not a known code: give one of "
-                        NOT_INFORMED_LIST " (docs/events.md), or inform the parents first");
+    return schakel_fail(
+        why, SCHAKEL_EINVAL,
+        "veiligthuis_report.not_informed_reason: not a known code: give one of " NOT_INFORMED_LIST
+        " (docs/events.md), or inform the parents first");
 }
 
 /* Rules that tie one field to another. */
@@ -48,8 +49,7 @@ int validate_links(const schakel_envelope_t *env, char *why)
             return schakel_fail(why, SCHAKEL_EINVAL,
                                 "consent_given: name the recipient_org or the recipient_kind");
         if (c->valid_until[0] && strcmp(c->valid_until, c->valid_from) < 0)
-            return schakel_fail(why, SCHAKEL_EINVAL,
-                                "consent_given.valid_until: before valid_from");
+            return schakel_fail(why, SCHAKEL_EINVAL, "consent_given.valid_until: before valid_from");
         /* gezag (docs/routing.md, "Whose consent counts") */
         if (c->given_by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_ONE_PARENT && !c->authority)
             return schakel_fail(why, SCHAKEL_EINVAL,
@@ -84,8 +84,7 @@ int validate_links(const schakel_envelope_t *env, char *why)
     case T(MELDCODE_STEP):
         if (env->meldcode_step->step == SCHAKEL__V1__MELDCODE_STEP_KIND__MELDCODE_STEP_DECIDE &&
             !env->meldcode_step->decision)
-            return schakel_fail(why, SCHAKEL_EINVAL,
-                                "meldcode_step.decision: required with step decide");
+            return schakel_fail(why, SCHAKEL_EINVAL, "meldcode_step.decision: required with step decide");
         break;
     case T(ABSENCE): {
         const Schakel__V1__Absence *a = env->absence;
@@ -112,7 +111,8 @@ int validate_links(const schakel_envelope_t *env, char *why)
                                 "thuiszitter_status.reason: an old code, no longer accepted: use one "
                                 "of the nine monitor reasons (docs/events.md)%s",
                                 t->reason == SCHAKEL__V1__THUISZITTER_REASON__THUISZITTER_REASON_EXEMPTED
-                                    ? "; an exemption is \"exempted\": true" : "");
+                                    ? "; an exemption is \"exempted\": true"
+                                    : "");
         if (t->exempted && t->reason)
             return schakel_fail(why, SCHAKEL_EINVAL,
                                 "thuiszitter_status.reason: an exempted child (vrijstelling) has no "
@@ -155,8 +155,9 @@ int validate_links(const schakel_envelope_t *env, char *why)
         const Schakel__V1__ConsentDecision *d = env->consent_decision;
         if (d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY &&
             (!d->notice || !d->notice->concerned_org[0]))
-            return schakel_fail(why, SCHAKEL_EINVAL, "consent_decision.notice: required with "
-                                                     "outcome notice_only, naming concerned_org");
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "consent_decision.notice: required with "
+                                "outcome notice_only, naming concerned_org");
         if (d->legal_basis == SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT &&
             (d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER ||
              d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY) &&

@@ -68,10 +68,9 @@ static int packed_ok(unsigned wt, const uint8_t *p, const uint8_t *end)
 }
 
 #define SEEN_WORDS 4 /* singular fields tracked per message: 256 */
-#define ONEOFS_MAX 4  /* oneofs tracked per message */
+#define ONEOFS_MAX 4 /* oneofs tracked per message */
 
-static int wire_message(walk_t *w, const ProtobufCMessageDescriptor *d, const uint8_t *p,
-                        const uint8_t *end)
+static int wire_message(walk_t *w, const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end)
 {
     uint64_t seen[SEEN_WORDS] = {0};
     const ProtobufCFieldDescriptor *oneofs[ONEOFS_MAX]; /* a member seen, per oneof */
@@ -79,15 +78,14 @@ static int wire_message(walk_t *w, const ProtobufCMessageDescriptor *d, const ui
     while (p < end) {
         uint64_t key, len = 0;
         if (read_varint(&p, end, &key) != 0)
-            return schakel_fail(w->why, SCHAKEL_EDECODE, "%s: a field key runs past the end",
-                                d->name);
+            return schakel_fail(w->why, SCHAKEL_EDECODE, "%s: a field key runs past the end", d->name);
         uint64_t num = key >> 3;
         unsigned wt = (unsigned)(key & 7);
         const ProtobufCFieldDescriptor *f =
             num && num <= 536870911u ? protobuf_c_message_descriptor_get_field(d, (unsigned)num) : NULL;
         if (num == 0 || num > 536870911u) /* no field can have this number */
-            return schakel_fail(w->why, SCHAKEL_EDECODE, "%s: field number %llu is not valid",
-                                d->name, (unsigned long long)num);
+            return schakel_fail(w->why, SCHAKEL_EDECODE, "%s: field number %llu is not valid", d->name,
+                                (unsigned long long)num);
         if (!f)
             return schakel_fail(w->why, SCHAKEL_EINVAL, "unknown field %llu in %s: remove it",
                                 (unsigned long long)num, d->name);
@@ -108,25 +106,23 @@ static int wire_message(walk_t *w, const ProtobufCMessageDescriptor *d, const ui
             break;
         default:
             return schakel_fail(w->why, SCHAKEL_EDECODE,
-                                "field %u (%s) in %s: wire type %u is not used by schakel",
-                                f->id, f->name, d->name, wt);
+                                "field %u (%s) in %s: wire type %u is not used by schakel", f->id, f->name,
+                                d->name, wt);
         }
         unsigned want = wire_type_of(f->type);
         int packed = f->label == PROTOBUF_C_LABEL_REPEATED && want != 2 && wt == 2;
         if (wt != want && !packed)
-            return schakel_fail(w->why, SCHAKEL_EDECODE,
-                                "field %u (%s) in %s: wire type %u where %u belongs", f->id,
-                                f->name, d->name, wt, want);
+            return schakel_fail(w->why, SCHAKEL_EDECODE, "field %u (%s) in %s: wire type %u where %u belongs",
+                                f->id, f->name, d->name, wt, want);
         if (packed && !packed_ok(want, v, p))
-            return schakel_fail(w->why, SCHAKEL_EDECODE,
-                                "field %u (%s) in %s: packed values do not fit", f->id, f->name,
-                                d->name);
+            return schakel_fail(w->why, SCHAKEL_EDECODE, "field %u (%s) in %s: packed values do not fit",
+                                f->id, f->name, d->name);
         if (f->label != PROTOBUF_C_LABEL_REPEATED) {
             size_t i = (size_t)(f - d->fields);
             if (i < 64 * SEEN_WORDS) {
                 if (seen[i / 64] >> (i % 64) & 1)
-                    return validate_fail_at(w, f->name, "field %u in %s is given twice: give it once",
-                                            f->id, d->name);
+                    return validate_fail_at(w, f->name, "field %u in %s is given twice: give it once", f->id,
+                                            d->name);
                 seen[i / 64] |= 1ull << (i % 64);
             }
             if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
@@ -155,14 +151,13 @@ static int wire_message(walk_t *w, const ProtobufCMessageDescriptor *d, const ui
         }
         continue;
     truncated:
-        return schakel_fail(w->why, SCHAKEL_EDECODE, "field %u (%s) in %s runs past the end",
-                            f->id, f->name, d->name);
+        return schakel_fail(w->why, SCHAKEL_EDECODE, "field %u (%s) in %s runs past the end", f->id, f->name,
+                            d->name);
     }
     return 0;
 }
 
-int schakel_codec_check(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
-                        char *why)
+int schakel_codec_check(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, char *why)
 {
     walk_t w = {.why = why};
     return wire_message(&w, d, buf, buf + len);

@@ -39,14 +39,14 @@ int schakel_wire_send_counted(void *sock, zmq_msg_t *rid, const char *name, uint
 
 /* One received command. body stays valid until schakel_wire_close(). */
 typedef struct {
-    zmq_msg_t rid;        /* routing id (ROUTER only) */
+    zmq_msg_t rid; /* routing id (ROUTER only) */
     int has_rid;
     char name[SCHAKEL_CMD_MAX + 1];
     uint64_t req_id;
     zmq_msg_t body;
     int has_body;
     char user[SCHAKEL_ID_MAX]; /* ZAP User-Id of the peer: the org id */
-    int frames;           /* how many frames came (after the routing id) */
+    int frames;                /* how many frames came (after the routing id) */
 } schakel_wire_msg_t;
 
 /* Receives one whole multipart message. with_rid: the socket is a ROUTER.

@@ -83,8 +83,8 @@ static int feedback_no_holidays_file(const char *policy_path, char *why)
                         path);
 }
 
-int schakel_svc_engine(const char *name, const char *org, const char *path,
-                       const schakel_engine_ops_t **ops, void **engine, char *why)
+int schakel_svc_engine(const char *name, const char *org, const char *path, const schakel_engine_ops_t **ops,
+                       void **engine, char *why)
 {
     size_t len;
     char *text = schakel_file_read(path, 4u << 20, &len);
@@ -161,8 +161,7 @@ static int svc_configure(schakel_svc_t *s, const char *policy, const char *state
         snprintf(s->state_dir, sizeof s->state_dir, "%s", state);
     }
     snprintf(path, sizeof path, "%s/%s.json", s->conn.node_dir[0] ? s->conn.node_dir : ".", s->name);
-    return schakel_svc_engine(s->name, s->conn.keys.id, policy ? policy : path, &s->ops, &s->engine,
-                              s->why);
+    return schakel_svc_engine(s->name, s->conn.keys.id, policy ? policy : path, &s->ops, &s->engine, s->why);
 }
 
 schakel_svc_t *schakel_svc_start(void *ctx, const char *name, const char *node_dir, char *why)

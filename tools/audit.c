@@ -17,34 +17,33 @@
 #include "store_lmdb.h"
 #include "tool.h"
 
-static const char usage[] =
-    "usage: schakel audit verify --data DIR [--broker-key FILE] [--no-payloads]\n"
-    "                            [--checkpoints FILE]\n"
-    "       schakel audit checkpoints --data DIR [--from SEQ]\n"
-    "       schakel audit replay --data DIR [--service NAME]\n"
-    "\n"
-    "verify:\n"
-    "Walks the log in DIR/log: contiguous sequence numbers, each record's\n"
-    "previous-hash and hash, every signed checkpoint (with the broker's public\n"
-    "key: --broker-key, default DIR/keys/broker.pub if present), and, with\n"
-    "DIR/master.key present, that every payload decrypts to what its publisher\n"
-    "signed. With --checkpoints FILE (JSON lines as `audit checkpoints` writes\n"
-    "them, kept outside the broker), each of those must match the chain too:\n"
-    "this proves the log unchanged even against the broker's own operator.\n"
-    "Prints a JSON summary. Exit status 0 when everything verifies; 1 when a\n"
-    "record or checkpoint does not, naming the first bad sequence number; 2\n"
-    "when DIR holds no log or an argument is wrong.\n"
-    "\n"
-    "checkpoints: prints the broker's signed checkpoints as JSON lines\n"
-    "{seq, hash, at, signature} from SEQ on, for organisations to keep.\n"
-    "\n"
-    "replay: re-runs each service - routing, consent and feedback (or only\n"
-    "NAME) - with empty state over the whole log of the node in DIR, with its\n"
-    "rules in DIR/<name>.json (feedback also DIR/holidays.json), and compares\n"
-    "everything it derives (routing and consent decisions, the feedback\n"
-    "service's status notices and reminders) with what is on the log, byte for\n"
-    "byte. Prints a JSON line per service; exit status 1 names the first\n"
-    "sequence number where they differ, 2 when a service cannot be run.\n";
+static const char usage[] = "usage: schakel audit verify --data DIR [--broker-key FILE] [--no-payloads]\n"
+                            "                            [--checkpoints FILE]\n"
+                            "       schakel audit checkpoints --data DIR [--from SEQ]\n"
+                            "       schakel audit replay --data DIR [--service NAME]\n"
+                            "\n"
+                            "verify:\n"
+                            "Walks the log in DIR/log: contiguous sequence numbers, each record's\n"
+                            "previous-hash and hash, every signed checkpoint (with the broker's public\n"
+                            "key: --broker-key, default DIR/keys/broker.pub if present), and, with\n"
+                            "DIR/master.key present, that every payload decrypts to what its publisher\n"
+                            "signed. With --checkpoints FILE (JSON lines as `audit checkpoints` writes\n"
+                            "them, kept outside the broker), each of those must match the chain too:\n"
+                            "this proves the log unchanged even against the broker's own operator.\n"
+                            "Prints a JSON summary. Exit status 0 when everything verifies; 1 when a\n"
+                            "record or checkpoint does not, naming the first bad sequence number; 2\n"
+                            "when DIR holds no log or an argument is wrong.\n"
+                            "\n"
+                            "checkpoints: prints the broker's signed checkpoints as JSON lines\n"
+                            "{seq, hash, at, signature} from SEQ on, for organisations to keep.\n"
+                            "\n"
+                            "replay: re-runs each service - routing, consent and feedback (or only\n"
+                            "NAME) - with empty state over the whole log of the node in DIR, with its\n"
+                            "rules in DIR/<name>.json (feedback also DIR/holidays.json), and compares\n"
+                            "everything it derives (routing and consent decisions, the feedback\n"
+                            "service's status notices and reminders) with what is on the log, byte for\n"
+                            "byte. Prints a JSON line per service; exit status 1 names the first\n"
+                            "sequence number where they differ, 2 when a service cannot be run.\n";
 
 static int print_checkpoint(void *arg, const schakel_checkpoint_t *cp)
 {
@@ -53,8 +52,8 @@ static int print_checkpoint(void *arg, const schakel_checkpoint_t *cp)
     schakel_hex_encode(cp->hash, sizeof cp->hash, hash);
     schakel_hex_encode(cp->signature, sizeof cp->signature, sig);
     schakel_time_format(cp->at, at);
-    printf("{\"seq\":%llu,\"hash\":\"%s\",\"at\":\"%s\",\"signature\":\"%s\"}\n",
-           (unsigned long long)cp->seq, hash, at, sig);
+    printf("{\"seq\":%llu,\"hash\":\"%s\",\"at\":\"%s\",\"signature\":\"%s\"}\n", (unsigned long long)cp->seq,
+           hash, at, sig);
     return 0;
 }
 
@@ -82,8 +81,8 @@ static int cmd_checkpoints(int argc, char **argv)
 
 /* Checks checkpoints kept outside the broker against the chain. Returns 0,
  * 1 with the first bad one named, or 2 when the file cannot be read. */
-static int verify_external(const char *logdir, const char *file, const schakel_keys_t *bk,
-                           uint64_t *checked, uint64_t *bad_seq)
+static int verify_external(const char *logdir, const char *file, const schakel_keys_t *bk, uint64_t *checked,
+                           uint64_t *bad_seq)
 {
     FILE *f = fopen(file, "r");
     if (!f) {
@@ -99,12 +98,15 @@ static int verify_external(const char *logdir, const char *file, const schakel_k
         const char *hash = NULL, *at = NULL, *sig = NULL;
         json_int_t seq = 0;
         schakel_checkpoint_t cp = {0};
-        if (!o || json_unpack(o, "{s:I, s:s, s:s, s:s}", "seq", &seq, "hash", &hash, "at", &at,
-                              "signature", &sig) != 0 ||
+        if (!o ||
+            json_unpack(o, "{s:I, s:s, s:s, s:s}", "seq", &seq, "hash", &hash, "at", &at, "signature",
+                        &sig) != 0 ||
             seq <= 0 || schakel_hex_decode(hash, cp.hash, 32) != 0 ||
             schakel_hex_decode(sig, cp.signature, 64) != 0 || schakel_time_parse(at, &cp.at) != 0) {
-            fprintf(stderr, "schakel audit verify: %s:%zu: not a checkpoint line {seq, hash, at, "
-                            "signature}\n", file, no);
+            fprintf(stderr,
+                    "schakel audit verify: %s:%zu: not a checkpoint line {seq, hash, at, "
+                    "signature}\n",
+                    file, no);
             rc = 2;
         } else {
             cp.seq = (uint64_t)seq;
@@ -112,20 +114,25 @@ static int verify_external(const char *logdir, const char *file, const schakel_k
             schakel_checkpoint_message(&cp, msg);
             int found = schakel_lmdb_hash_at(logdir, cp.seq, h);
             if (bk && schakel_ed25519_verify(bk->sign_public, msg, sizeof msg, cp.signature) != 0) {
-                fprintf(stderr, "schakel audit verify: %s:%zu: checkpoint %llu is not signed by "
-                                "this broker\n", file, no, (unsigned long long)cp.seq);
+                fprintf(stderr,
+                        "schakel audit verify: %s:%zu: checkpoint %llu is not signed by "
+                        "this broker\n",
+                        file, no, (unsigned long long)cp.seq);
                 rc = 1;
                 *bad_seq = cp.seq;
             } else if (found == SCHAKEL_ENOTFOUND) {
-                fprintf(stderr, "schakel audit verify: first bad sequence number %llu: the log "
-                                "ends before this kept checkpoint: records were removed\n",
+                fprintf(stderr,
+                        "schakel audit verify: first bad sequence number %llu: the log "
+                        "ends before this kept checkpoint: records were removed\n",
                         (unsigned long long)cp.seq);
                 rc = 1;
                 *bad_seq = cp.seq;
             } else if (found != 0 || memcmp(h, cp.hash, 32) != 0) {
-                fprintf(stderr, "schakel audit verify: first bad sequence number %llu: the chain "
-                                "differs from the kept checkpoint: the log was rewritten up to "
-                                "here\n", (unsigned long long)cp.seq);
+                fprintf(stderr,
+                        "schakel audit verify: first bad sequence number %llu: the chain "
+                        "differs from the kept checkpoint: the log was rewritten up to "
+                        "here\n",
+                        (unsigned long long)cp.seq);
                 rc = 1;
                 *bad_seq = cp.seq;
             } else {
@@ -179,15 +186,14 @@ static int cmd_replay(int argc, char **argv)
         schakel_svc_engine_free(ops, &engine);
         printf("{\"service\":\"%s\",\"ok\":%s,\"records\":%llu,\"derived\":%llu,\"same\":%llu,"
                "\"differ\":%llu,\"missing\":%llu,\"extra\":%llu,\"seconds\":%.3f",
-               name, rc == 0 ? "true" : "false", (unsigned long long)r.records,
-               (unsigned long long)r.emitted, (unsigned long long)r.same,
-               (unsigned long long)r.differ, (unsigned long long)r.missing,
+               name, rc == 0 ? "true" : "false", (unsigned long long)r.records, (unsigned long long)r.emitted,
+               (unsigned long long)r.same, (unsigned long long)r.differ, (unsigned long long)r.missing,
                (unsigned long long)r.extra, dt);
         if (r.first_bad_seq) printf(",\"bad_seq\":%llu", (unsigned long long)r.first_bad_seq);
         printf("}\n");
         if (rc == SCHAKEL_ECORRUPT) {
-            fprintf(stderr, "schakel audit replay: %s: first difference at sequence number %llu: %s\n",
-                    name, (unsigned long long)r.first_bad_seq, r.why);
+            fprintf(stderr, "schakel audit replay: %s: first difference at sequence number %llu: %s\n", name,
+                    (unsigned long long)r.first_bad_seq, r.why);
             if (status == 0) status = 1;
         } else if (rc) {
             fprintf(stderr, "schakel audit replay: %s: %s\n", name, r.why[0] ? r.why : schakel_strerror(rc));
@@ -252,24 +258,21 @@ int cmd_audit(int argc, char **argv)
     }
     schakel_verify_report_t r;
     double t0 = schakel_mono_secs();
-    int rc = schakel_lmdb_verify(path, have_bk ? bk.sign_public : NULL,
-                                 have_master ? master : NULL, &r);
+    int rc = schakel_lmdb_verify(path, have_bk ? bk.sign_public : NULL, have_master ? master : NULL, &r);
     double dt = schakel_mono_secs() - t0;
     memset(master, 0, sizeof master);
     /* kept checkpoints first: "ok" is true exactly when the exit status is 0 */
     uint64_t kept_ok = 0, kept_bad = 0;
-    int kept_rc = rc == 0 && kept
-                      ? verify_external(path, kept, have_bk ? &bk : NULL, &kept_ok, &kept_bad)
-                      : 0;
+    int kept_rc =
+        rc == 0 && kept ? verify_external(path, kept, have_bk ? &bk : NULL, &kept_ok, &kept_bad) : 0;
     char hh[65];
     schakel_hex_encode(r.head_hash, 32, hh);
     printf("{\"ok\":%s,\"records\":%llu,\"checkpoints\":%llu,\"head\":%llu,\"head_hash\":\"%s\","
            "\"erased\":%llu,\"keys_missing\":%llu,\"keys_corrupt\":%llu,"
            "\"checkpoint_signatures\":%s,\"payloads\":%s,\"seconds\":%.3f",
            rc == 0 && kept_rc == 0 ? "true" : "false", (unsigned long long)r.records,
-           (unsigned long long)r.checkpoints, (unsigned long long)r.head, hh,
-           (unsigned long long)r.erased, (unsigned long long)r.keys_missing,
-           (unsigned long long)r.keys_corrupt, have_bk ? "true" : "false",
+           (unsigned long long)r.checkpoints, (unsigned long long)r.head, hh, (unsigned long long)r.erased,
+           (unsigned long long)r.keys_missing, (unsigned long long)r.keys_corrupt, have_bk ? "true" : "false",
            have_master ? "true" : "false", dt);
     if (rc == SCHAKEL_ECORRUPT) printf(",\"bad_seq\":%llu", (unsigned long long)r.bad_seq);
     else if (kept_bad) printf(",\"bad_seq\":%llu", (unsigned long long)kept_bad);

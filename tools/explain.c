@@ -37,12 +37,12 @@ static const char usage[] =
     "\n";
 
 typedef struct {
-    uint64_t seq;      /* the event's seq: what every decision here is about */
-    json_t *orgs;      /* org id -> {"routed_by", "steps": [...]} */
-    json_t *event;     /* the event itself (JSON), when it could be read */
+    uint64_t seq;  /* the event's seq: what every decision here is about */
+    json_t *orgs;  /* org id -> {"routed_by", "steps": [...]} */
+    json_t *event; /* the event itself (JSON), when it could be read */
     char subject[65];
     char source[SCHAKEL_ID_MAX];
-    json_t *routing;   /* the routing decision */
+    json_t *routing; /* the routing decision */
 } explain_t;
 
 static json_t *org_entry(explain_t *x, const char *org)
@@ -74,11 +74,12 @@ static void on_decision(explain_t *x, const Schakel__V1__Delivered *d, const sch
     schakel_time_format(d->recorded_at, at);
     if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION) {
         const Schakel__V1__RoutingDecision *r = e->routing_decision;
-        schakel_hex_encode(r->policy_version.data, r->policy_version.len > 32 ? 32 : r->policy_version.len, hex);
+        schakel_hex_encode(r->policy_version.data, r->policy_version.len > 32 ? 32 : r->policy_version.len,
+                           hex);
         json_decref(x->routing);
-        x->routing = json_pack("{s:s, s:I, s:s, s:s, s:I}", "by", e->source_org, "seq",
-                               (json_int_t)d->seq, "at", at, "policy_version", hex,
-                               "directory_version", (json_int_t)r->directory_version);
+        x->routing =
+            json_pack("{s:s, s:I, s:s, s:s, s:I}", "by", e->source_org, "seq", (json_int_t)d->seq, "at", at,
+                      "policy_version", hex, "directory_version", (json_int_t)r->directory_version);
         for (size_t i = 0; i < r->n_recipients; i++)
             json_object_set_new(org_entry(x, r->recipients[i]->org_id), "routed_by_rule",
                                 json_string(r->recipients[i]->rule_id));
@@ -93,19 +94,20 @@ static void on_decision(explain_t *x, const Schakel__V1__Delivered *d, const sch
         protobuf_c_enum_descriptor_get_value(&schakel__v1__legal_basis__descriptor, c->legal_basis);
     snprintf(basis, sizeof basis, "%s", b ? b->name + strlen("LEGAL_BASIS_") : "?");
     lower(basis);
-    json_t *step = json_pack("{s:I, s:s, s:s, s:s, s:s, s:b}", "seq", (json_int_t)d->seq, "at", at,
-                             "outcome", outcome, "rule", c->rule_id, "legal_basis", basis,
-                             "duty_to_inform", c->duty_to_inform);
+    json_t *step =
+        json_pack("{s:I, s:s, s:s, s:s, s:s, s:b}", "seq", (json_int_t)d->seq, "at", at, "outcome", outcome,
+                  "rule", c->rule_id, "legal_basis", basis, "duty_to_inform", c->duty_to_inform);
     if (c->consent_id.len == 16) {
         schakel_hex_encode(c->consent_id.data, 16, hex);
         json_object_set_new(step, "consent_id", json_string(hex));
     }
     json_t *o = org_entry(x, c->recipient_org);
     json_array_append_new(json_object_get(o, "steps"), step);
-    const char *received = c->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER ? "event"
+    const char *received =
+        c->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER       ? "event"
         : c->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY ? "notice only"
-        : c->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_HOLD ? "nothing yet (held)"
-                                                                            : "nothing";
+        : c->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_HOLD        ? "nothing yet (held)"
+                                                                                  : "nothing";
     const char *before = json_string_value(json_object_get(o, "received"));
     if (!before || strcmp(before, "event") != 0) /* a delivery is never undone */
         json_object_set_new(o, "received", json_string(received));
@@ -113,8 +115,9 @@ static void on_decision(explain_t *x, const Schakel__V1__Delivered *d, const sch
         json_t *inf = org_entry(x, c->inform_org);
         char what[96];
         snprintf(what, sizeof what, "told that %s got %s", c->recipient_org, outcome);
-        json_array_append_new(json_object_get(inf, "steps"),
-                              json_pack("{s:I, s:s, s:s}", "seq", (json_int_t)d->seq, "at", at, "informed", what));
+        json_array_append_new(
+            json_object_get(inf, "steps"),
+            json_pack("{s:I, s:s, s:s}", "seq", (json_int_t)d->seq, "at", at, "informed", what));
     }
 }
 
@@ -123,7 +126,7 @@ static void on_decision(explain_t *x, const Schakel__V1__Delivered *d, const sch
 typedef struct {
     explain_t ev[MAX_EVENTS];
     size_t n;
-    int more;          /* decisions about further events were left out */
+    int more; /* decisions about further events were left out */
 } explain_all_t;
 
 /* Reads every record of stream until it has caught up. */
@@ -156,7 +159,8 @@ static void about_record(void *arg, const Schakel__V1__Delivered *d)
 {
     explain_all_t *all = arg;
     schakel_envelope_t *e = d->event.len ? schakel_envelope_decode(d->event.data, d->event.len, NULL) : NULL;
-    uint64_t about = !e ? 0
+    uint64_t about =
+        !e                                                                ? 0
         : e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION ? e->routing_decision->about_seq
         : e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION ? e->consent_decision->about_seq
                                                                           : 0;
@@ -179,7 +183,8 @@ static void event_record(void *arg, const Schakel__V1__Delivered *d)
     explain_t *x = arg;
     schakel_envelope_t *e = d->event.len ? schakel_envelope_decode(d->event.data, d->event.len, NULL) : NULL;
     if (!e) {
-        x->event = json_pack("{s:I, s:s}", "seq", (json_int_t)d->seq, "erased", "the payload's data key was erased");
+        x->event =
+            json_pack("{s:I, s:s}", "seq", (json_int_t)d->seq, "erased", "the payload's data key was erased");
         return;
     }
     char at[32];
@@ -235,9 +240,8 @@ static void record_access(void *ctx, schakel_conn_t *c, const char *id_hex, cons
 
 static json_t *event_json(const explain_t *x, const char *id_hex)
 {
-    return json_pack("{s:s, s:O, s:O, s:O}", "event_id", id_hex, "event",
-                     x->event ? x->event : json_null(), "routing",
-                     x->routing ? x->routing : json_null(), "organisations", x->orgs);
+    return json_pack("{s:s, s:O, s:O, s:O}", "event_id", id_hex, "event", x->event ? x->event : json_null(),
+                     "routing", x->routing ? x->routing : json_null(), "organisations", x->orgs);
 }
 
 static void print_text(explain_t *x, const char *id_hex, const schakel_directory_t *dir)
@@ -250,8 +254,7 @@ static void print_text(explain_t *x, const char *id_hex, const schakel_directory
                    json_string_value(json_object_get(ev, "source_org")),
                    (long long)json_integer_value(json_object_get(ev, "seq")),
                    json_string_value(json_object_get(ev, "recorded_at")));
-        else
-            printf(": seq %lld, erased\n", (long long)json_integer_value(json_object_get(ev, "seq")));
+        else printf(": seq %lld, erased\n", (long long)json_integer_value(json_object_get(ev, "seq")));
     } else {
         printf("\n");
     }
@@ -261,8 +264,7 @@ static void print_text(explain_t *x, const char *id_hex, const schakel_directory
                (long long)json_integer_value(json_object_get(x->routing, "seq")),
                json_string_value(json_object_get(x->routing, "policy_version")),
                (long long)json_integer_value(json_object_get(x->routing, "directory_version")));
-    else
-        printf("not routed (yet)\n\n");
+    else printf("not routed (yet)\n\n");
     printf("%-22s %-20s %s\n", "organisation", "received", "why");
     for (size_t i = 0; dir && i < schakel_directory_count(dir); i++) {
         const schakel_org_t *o = schakel_directory_at(dir, i);
@@ -277,8 +279,9 @@ static void print_text(explain_t *x, const char *id_hex, const schakel_directory
             continue;
         }
         printf("%-22s %-20s routing rule %s\n", o->id, json_string_value(json_object_get(e, "received")),
-               json_string_value(json_object_get(e, "routed_by_rule")) ? json_string_value(json_object_get(e, "routed_by_rule"))
-                                                                     : "(none)");
+               json_string_value(json_object_get(e, "routed_by_rule"))
+                   ? json_string_value(json_object_get(e, "routed_by_rule"))
+                   : "(none)");
         size_t j;
         json_t *s;
         json_array_foreach(json_object_get(e, "steps"), j, s) {
@@ -294,7 +297,8 @@ static void print_text(explain_t *x, const char *id_hex, const schakel_directory
                    json_string_value(json_object_get(s, "outcome")),
                    json_string_value(json_object_get(s, "rule")),
                    json_string_value(json_object_get(s, "legal_basis")), cid ? ", consent " : "",
-                   cid ? cid : "", json_is_true(json_object_get(s, "duty_to_inform")) ? ", family to be told" : "");
+                   cid ? cid : "",
+                   json_is_true(json_object_get(s, "duty_to_inform")) ? ", family to be told" : "");
         }
     }
 }
@@ -374,7 +378,8 @@ int cmd_explain(int argc, char **argv)
                 print_text(&all->ev[i], lower_hex, dir);
             }
             if (!all->n) {
-                if (publisher) printf("event %s of %s: no decisions about it on the log\n", lower_hex, publisher);
+                if (publisher)
+                    printf("event %s of %s: no decisions about it on the log\n", lower_hex, publisher);
                 else print_text(&none, lower_hex, dir);
             }
             if (all->more) printf("(more events have this id than are listed: give --org)\n");

@@ -16,17 +16,16 @@
 #include "service.h"
 #include "tool.h"
 
-static const char usage[] =
-    "usage: schakel health [--node DIR] [--as ORG] [connection options]\n"
-    "\n"
-    "Prints one JSON line: whether the broker answers PING (as ORG, default\n"
-    "svc-audit), its head and its alarm count (appends of its own events, the\n"
-    "directory and the clock, that it could not make), and with --node the\n"
-    "alarm count of each service under DIR/services/ (derived events the broker\n"
-    "refused). Every alarm also has an error line in the broker's or the\n"
-    "service's log (alarm=...). Exit status: 0 healthy, 1 an alarm or the\n"
-    "broker does not answer, 2 usage.\n"
-    "\n";
+static const char usage[] = "usage: schakel health [--node DIR] [--as ORG] [connection options]\n"
+                            "\n"
+                            "Prints one JSON line: whether the broker answers PING (as ORG, default\n"
+                            "svc-audit), its head and its alarm count (appends of its own events, the\n"
+                            "directory and the clock, that it could not make), and with --node the\n"
+                            "alarm count of each service under DIR/services/ (derived events the broker\n"
+                            "refused). Every alarm also has an error line in the broker's or the\n"
+                            "service's log (alarm=...). Exit status: 0 healthy, 1 an alarm or the\n"
+                            "broker does not answer, 2 usage.\n"
+                            "\n";
 
 int cmd_health(int argc, char **argv)
 {
@@ -48,9 +47,8 @@ int cmd_health(int argc, char **argv)
     schakel_client_t *cl = schakel_client_new(ctx, &o, why);
     Schakel__V1__Ping ping = SCHAKEL__V1__PING__INIT;
     ProtobufCMessage *reply = NULL;
-    rc = cl ? schakel_client_call(cl, "PING", &ping.base, &schakel__v1__pong__descriptor, &reply,
-                                      3000, why)
-                : SCHAKEL_EZMQ;
+    rc = cl ? schakel_client_call(cl, "PING", &ping.base, &schakel__v1__pong__descriptor, &reply, 3000, why)
+            : SCHAKEL_EZMQ;
     if (rc == 0 && reply) {
         const Schakel__V1__Pong *p = (const Schakel__V1__Pong *)reply;
         json_object_set_new(broker, "answers", json_true());

@@ -8,19 +8,18 @@
 #include "fileio.h"
 #include "tool.h"
 
-static const char usage[] =
-    "usage: schakel keygen --id ORG --out DIR\n"
-    "       schakel keygen --region FILE\n"
-    "\n"
-    "Makes DIR/ORG.key (secret, mode 0600: keep it on the adapter's machine)\n"
-    "and DIR/ORG.pub (public: give it to whoever keeps the directory).\n"
-    "ORG is the organisation id: lower-case letters, digits, . _ / -.\n"
-    "DIR is made (mode 0700) when it does not exist; an existing ORG.key is\n"
-    "never overwritten. Exit status: 0 made, 1 not written, 2 wrong arguments.\n"
-    "\n"
-    "--region FILE makes a region's pseudonym key (32 random bytes, hex, mode\n"
-    "0600): every adapter of the region turns a BSN into the same pseudonym\n"
-    "with it, and it never reaches the broker. An existing FILE is kept.\n";
+static const char usage[] = "usage: schakel keygen --id ORG --out DIR\n"
+                            "       schakel keygen --region FILE\n"
+                            "\n"
+                            "Makes DIR/ORG.key (secret, mode 0600: keep it on the adapter's machine)\n"
+                            "and DIR/ORG.pub (public: give it to whoever keeps the directory).\n"
+                            "ORG is the organisation id: lower-case letters, digits, . _ / -.\n"
+                            "DIR is made (mode 0700) when it does not exist; an existing ORG.key is\n"
+                            "never overwritten. Exit status: 0 made, 1 not written, 2 wrong arguments.\n"
+                            "\n"
+                            "--region FILE makes a region's pseudonym key (32 random bytes, hex, mode\n"
+                            "0600): every adapter of the region turns a BSN into the same pseudonym\n"
+                            "with it, and it never reaches the broker. An existing FILE is kept.\n";
 
 /* A region key: the adapters' shared secret for pseudonyms. */
 static int region_key(const char *path)
@@ -66,12 +65,13 @@ static int make_dir(const char *dir, char *why)
 static void save_failed(int rc, const char *out, const char *id)
 {
     if (rc == SCHAKEL_EEXIST)
-        fprintf(stderr, "schakel keygen: %s/%s.key exists already: kept (to replace a key, make the new one "
-                        "in another directory)\n", out, id);
+        fprintf(stderr,
+                "schakel keygen: %s/%s.key exists already: kept (to replace a key, make the new one "
+                "in another directory)\n",
+                out, id);
     else if (rc == SCHAKEL_EIO)
         fprintf(stderr, "schakel keygen: cannot write %s/%s.key or .pub: %s\n", out, id, strerror(errno));
-    else
-        fprintf(stderr, "schakel keygen: %s\n", schakel_strerror(rc));
+    else fprintf(stderr, "schakel keygen: %s\n", schakel_strerror(rc));
 }
 
 int cmd_keygen(int argc, char **argv)
@@ -107,8 +107,8 @@ int cmd_keygen(int argc, char **argv)
         schakel_keys_wipe(&k);
         return 1;
     }
-    printf("{\"id\":\"%s\",\"key\":\"%s/%s.key\",\"pub\":\"%s/%s.pub\",\"curve_public\":\"%s\"}\n",
-           id, out, id, out, id, k.curve_public);
+    printf("{\"id\":\"%s\",\"key\":\"%s/%s.key\",\"pub\":\"%s/%s.pub\",\"curve_public\":\"%s\"}\n", id, out,
+           id, out, id, k.curve_public);
     schakel_keys_wipe(&k);
     return 0;
 }

@@ -27,9 +27,9 @@ int cmd_loops(int argc, char **argv)
     const char *node = NULL, *org = NULL, *referral = NULL, *state = NULL;
     int figures = 0;
     schakel_flag_t flags[] = {
-        SCHAKEL_FLAG_S("--node", "DIR", &node),        SCHAKEL_FLAG_S("--state", "DIR", &state),
-        SCHAKEL_FLAG_S("--org", "ORG", &org),          SCHAKEL_FLAG_S("--referral", "ID", &referral),
-        SCHAKEL_FLAG_B("--figures", NULL, &figures),   SCHAKEL_FLAGS_END,
+        SCHAKEL_FLAG_S("--node", "DIR", &node),      SCHAKEL_FLAG_S("--state", "DIR", &state),
+        SCHAKEL_FLAG_S("--org", "ORG", &org),        SCHAKEL_FLAG_S("--referral", "ID", &referral),
+        SCHAKEL_FLAG_B("--figures", NULL, &figures), SCHAKEL_FLAGS_END,
     };
     int rc = tool_flags("loops", flags, argc, argv, 1, usage, NULL, usage);
     if (rc >= 0) return rc;

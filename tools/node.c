@@ -20,25 +20,24 @@
 #include "runner.h"
 #include "tool.h"
 
-static const char usage[] =
-    "usage: schakel node [--data DIR] [--endpoint EP] [--pub EP] [--tick-ms MS]\n"
-    "                    [--no-services]\n"
-    "\n"
-    "Runs a whole bus under DIR (default var/node): the broker with its log in\n"
-    "DIR/log, and the routing, consent and feedback services with their state in\n"
-    "DIR/services/. On first run it makes keys for a sample region in DIR/keys,\n"
-    "a directory in DIR/directory.json (edit it; it is reloaded on change and\n"
-    "put on the log), and the services' rules in DIR/routing.json,\n"
-    "DIR/consent.json, DIR/feedback.json and DIR/holidays.json (docs/routing.md,\n"
-    "docs/feedback.md). --no-services runs the broker alone. --tick-ms sets how\n"
-    "often the broker puts its clock on the\n"
-    "log (default 60000). Stops cleanly on SIGTERM or Ctrl-C: services first,\n"
-    "then the broker.\n"
-    "\n"
-    "Then, in another terminal:\n"
-    "  schakel tail --node DIR --as svc-audit --stream all --follow\n"
-    "  schakel publish --node DIR --as school-12ab00 < events.jsonl\n"
-    "  schakel explain --node DIR EVENT_ID\n";
+static const char usage[] = "usage: schakel node [--data DIR] [--endpoint EP] [--pub EP] [--tick-ms MS]\n"
+                            "                    [--no-services]\n"
+                            "\n"
+                            "Runs a whole bus under DIR (default var/node): the broker with its log in\n"
+                            "DIR/log, and the routing, consent and feedback services with their state in\n"
+                            "DIR/services/. On first run it makes keys for a sample region in DIR/keys,\n"
+                            "a directory in DIR/directory.json (edit it; it is reloaded on change and\n"
+                            "put on the log), and the services' rules in DIR/routing.json,\n"
+                            "DIR/consent.json, DIR/feedback.json and DIR/holidays.json (docs/routing.md,\n"
+                            "docs/feedback.md). --no-services runs the broker alone. --tick-ms sets how\n"
+                            "often the broker puts its clock on the\n"
+                            "log (default 60000). Stops cleanly on SIGTERM or Ctrl-C: services first,\n"
+                            "then the broker.\n"
+                            "\n"
+                            "Then, in another terminal:\n"
+                            "  schakel tail --node DIR --as svc-audit --stream all --follow\n"
+                            "  schakel publish --node DIR --as school-12ab00 < events.jsonl\n"
+                            "  schakel explain --node DIR EVENT_ID\n";
 
 static atomic_int stopping;
 

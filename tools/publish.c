@@ -51,8 +51,8 @@ static const char *code_name(int code)
     return buf;
 }
 
-static void print_line(long line, const char *event_id, const char *error, const char *reason,
-                       uint64_t seq, int dup)
+static void print_line(long line, const char *event_id, const char *error, const char *reason, uint64_t seq,
+                       int dup)
 {
     json_t *o = json_object();
     json_object_set_new(o, "line", json_integer(line));
@@ -134,14 +134,12 @@ static int flush(schakel_client_t *cl, batch_t *b, int timeout_ms, int *rejected
             (*rejected)++;
         } else if (i >= ack->n_entries || ack->entries[i]->code) {
             int code = i < ack->n_entries ? ack->entries[i]->code : ack->batch_code;
-            const char *reason = i < ack->n_entries && ack->entries[i]->reason[0]
-                                     ? ack->entries[i]->reason
-                                     : ack->batch_reason;
+            const char *reason = i < ack->n_entries && ack->entries[i]->reason[0] ? ack->entries[i]->reason
+                                                                                  : ack->batch_reason;
             print_line(b->line[j], b->id[j], code_name(code), reason, 0, 0);
             (*rejected)++;
         } else {
-            print_line(b->line[j], b->id[j], NULL, NULL, ack->entries[i]->seq,
-                       ack->entries[i]->duplicate);
+            print_line(b->line[j], b->id[j], NULL, NULL, ack->entries[i]->seq, ack->entries[i]->duplicate);
         }
         free(b->buf[j]);
     }
@@ -212,13 +210,15 @@ int cmd_publish(int argc, char **argv)
     }
     if (!fatal) fatal = flush(cl, &b, timeout_ms, &rejected);
     if (fatal == SCHAKEL_EAUTH) /* resending cannot help: say what can */
-        fprintf(stderr, "schakel publish: stopped at line %ld: the broker at %s refused the key of %s: it is "
-                        "not in the broker's directory, or the directory has another key for it. Send %s.pub to "
-                        "the directory keeper (docs/operations.md, \"The directory\")\n",
+        fprintf(stderr,
+                "schakel publish: stopped at line %ld: the broker at %s refused the key of %s: it is "
+                "not in the broker's directory, or the directory has another key for it. Send %s.pub to "
+                "the directory keeper (docs/operations.md, \"The directory\")\n",
                 line, conn.endpoint, conn.keys.id, conn.keys.id);
     else if (fatal)
-        fprintf(stderr, "schakel publish: stopped at line %ld: the broker at %s did not take the "
-                        "batch; publish the same lines again, they are stored once\n",
+        fprintf(stderr,
+                "schakel publish: stopped at line %ld: the broker at %s did not take the "
+                "batch; publish the same lines again, they are stored once\n",
                 line, conn.endpoint);
     free(text);
     schakel_client_destroy(&cl);

@@ -19,12 +19,14 @@ typedef struct {
     const char *id, *kind, *name, *publish, *rights, *escalation;
 } sample_org_t;
 
-#define SCHOOL "signal consultation consent_given consent_withdrawn referral case_lead meeting " \
-               "action_item meldcode_step veiligthuis_report absence thuiszitter_status "         \
-               "education_care_arrangement closure handover handover_confirmed mazl_request"
-#define CARE "signal consultation consent_given consent_withdrawn referral referral_received "  \
-             "intake first_contact case_lead meeting action_item waiting_list bridging_care "   \
-             "meldcode_step veiligthuis_report feedback_status closure family_informed handover handover_confirmed"
+#define SCHOOL                                                                        \
+    "signal consultation consent_given consent_withdrawn referral case_lead meeting " \
+    "action_item meldcode_step veiligthuis_report absence thuiszitter_status "        \
+    "education_care_arrangement closure handover handover_confirmed mazl_request"
+#define CARE                                                                          \
+    "signal consultation consent_given consent_withdrawn referral referral_received " \
+    "intake first_contact case_lead meeting action_item waiting_list bridging_care "  \
+    "meldcode_step veiligthuis_report feedback_status closure family_informed handover handover_confirmed"
 
 static const sample_org_t orgs[] = {
     {"school-12ab00", "school", "Basisschool De Linde (synthetic)", SCHOOL, "", NULL},
@@ -36,29 +38,27 @@ static const sample_org_t orgs[] = {
     {"ppo-region", "ppo", "Samenwerkingsverband (synthetic)",
      "consultation referral referral_received intake first_contact case_lead meeting action_item "
      "tlv education_care_arrangement thuiszitter_status feedback_status closure family_informed handover "
-     "handover_confirmed", "",
-     "gemeente-region"},
+     "handover_confirmed",
+     "", "gemeente-region"},
     {"veiligthuis-region", "veiligthuis", "Veilig Thuis (synthetic)",
      "consultation referral referral_received veiligthuis_feedback case_lead feedback_status closure "
-     "family_informed", "", "gemeente-region"},
+     "family_informed",
+     "", "gemeente-region"},
     /* the municipality's youth care (jeugdconsulent): not leerplicht, which
      * is a kind of its own, so that a consent for "the gemeente" stays with
      * youth care */
     {"gemeente-region", "gemeente", "Municipality: jeugdconsulent (synthetic)",
-     "beschikking referral_received intake first_contact feedback_status closure family_informed", "",
-     NULL},
+     "beschikking referral_received intake first_contact feedback_status closure family_informed", "", NULL},
     /* each municipality's leerplicht office: absence goes to the pupil's home municipality */
     {"leerplicht-stad", "leerplicht", "Leerplicht, municipality Stad (synthetic)",
      "absence thuiszitter_status", "", NULL},
     {"leerplicht-dorp", "leerplicht", "Leerplicht, municipality Dorp (synthetic)",
      "absence thuiszitter_status", "", NULL},
     /* the region's directory keeper: no data rights, publishes nothing else */
-    {"admin-region", "admin", "Directory administration (synthetic)", "directory_update", "directory",
-     NULL},
+    {"admin-region", "admin", "Directory administration (synthetic)", "directory_update", "directory", NULL},
     {"svc-routing", "service", "schakel routing", "routing_decision", "read_all", NULL},
     {"svc-consent", "service", "schakel consent", "consent_decision", "read_all decide", NULL},
-    {"svc-feedback", "service", "schakel feedback loop", "loop_reminder feedback_status", "read_all",
-     NULL},
+    {"svc-feedback", "service", "schakel feedback loop", "loop_reminder feedback_status", "read_all", NULL},
     {"svc-audit", "service", "schakel audit", "audit_access", "read_all", NULL},
 };
 
@@ -70,19 +70,19 @@ static const sample_org_t orgs[] = {
  * and the decree days that deadlines are counted with. */
 static json_t *sample_routing(json_t *d)
 {
-    json_object_set_new(
-        d, "schools",
-        json_pack("[{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s}},"
-                  " {s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s}}]",
-                  "brinvest", "12AB00", "org", "school-12ab00", "district", "noord", "team", "smw",
-                  "smw-farent", "ggd", "ggd-jgz", "ppo", "ppo-region", "wijkteam", "wijkteam-noord",
-                  "gemeente", "gemeente-region", "brinvest", "34CD01", "org", "school-34cd01", "district",
-                  "zuid", "team", "smw", "smw-farent", "ggd", "ggd-jgz", "ppo", "ppo-region", "wijkteam",
-                  "wijkteam-zuid", "gemeente", "gemeente-region"));
+    json_object_set_new(d, "schools",
+                        json_pack("[{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s}},"
+                                  " {s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s}}]",
+                                  "brinvest", "12AB00", "org", "school-12ab00", "district", "noord", "team",
+                                  "smw", "smw-farent", "ggd", "ggd-jgz", "ppo", "ppo-region", "wijkteam",
+                                  "wijkteam-noord", "gemeente", "gemeente-region", "brinvest", "34CD01",
+                                  "org", "school-34cd01", "district", "zuid", "team", "smw", "smw-farent",
+                                  "ggd", "ggd-jgz", "ppo", "ppo-region", "wijkteam", "wijkteam-zuid",
+                                  "gemeente", "gemeente-region"));
     json_object_set_new(d, "districts",
                         json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "code", "noord", "wijkteam",
-                                  "wijkteam-noord", "code", "zuid", "wijkteam", "wijkteam-zuid",
-                                  "code", "centrum", "wijkteam", "wijkteam-noord"));
+                                  "wijkteam-noord", "code", "zuid", "wijkteam", "wijkteam-zuid", "code",
+                                  "centrum", "wijkteam", "wijkteam-noord"));
     json_object_set_new(d, "municipalities",
                         json_pack("[{s:s, s:s, s:[s, s]}, {s:s, s:s, s:[s]}]", "code", "stad", "leerplicht",
                                   "leerplicht-stad", "districts", "noord", "centrum", "code", "dorp",
@@ -152,10 +152,9 @@ int tool_region_init(const char *dir, const char *endpoint, const char *pub_endp
         }
         char sign[2 * SCHAKEL_ED25519_PUB_LEN + 1];
         schakel_hex_encode(k.sign_public, sizeof k.sign_public, sign);
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "id", orgs[i].id, "kind",
-                              orgs[i].kind, "name", orgs[i].name, "curve_public", k.curve_public,
-                              "sign_public", sign, "publish", words(orgs[i].publish), "rights",
-                              words(orgs[i].rights));
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "id", orgs[i].id, "kind", orgs[i].kind,
+                              "name", orgs[i].name, "curve_public", k.curve_public, "sign_public", sign,
+                              "publish", words(orgs[i].publish), "rights", words(orgs[i].rights));
         if (orgs[i].escalation) json_object_set_new(o, "escalation", json_string(orgs[i].escalation));
         json_array_append_new(list, o);
         schakel_keys_wipe(&k);
@@ -171,14 +170,16 @@ int tool_region_init(const char *dir, const char *endpoint, const char *pub_endp
     rc = schakel_secret_file(path, rk, sizeof rk, 1, NULL, NULL);
     memset(rk, 0, sizeof rk);
     if (rc) goto fail;
-    json_t *n = json_pack("{s:s, s:s, s:s, s:s}", "endpoint", endpoint, "pub", pub_endpoint, "keys",
-                          "keys", "directory", "directory.json");
+    json_t *n = json_pack("{s:s, s:s, s:s, s:s}", "endpoint", endpoint, "pub", pub_endpoint, "keys", "keys",
+                          "directory", "directory.json");
     snprintf(path, sizeof path, "%s/node.json", dir);
     rc = write_json(path, n);
     json_decref(n);
     if (rc) goto fail;
-    fprintf(stderr, "schakel node: first run: made keys for %zu organisations and a sample "
-                    "directory in %s\n", sizeof orgs / sizeof orgs[0], dir);
+    fprintf(stderr,
+            "schakel node: first run: made keys for %zu organisations and a sample "
+            "directory in %s\n",
+            sizeof orgs / sizeof orgs[0], dir);
     return 0;
 fail:
     fprintf(stderr, "schakel node: cannot set up %s: %s\n", dir, schakel_strerror(rc));

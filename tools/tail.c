@@ -11,19 +11,18 @@
 #include "json.h"
 #include "tool.h"
 
-static const char usage[] =
-    "usage: schakel tail [connection options] [--stream S] [--from SEQ] [--follow]\n"
-    "                    [--consumer NAME] [--count N]\n"
-    "\n"
-    "Prints the records of a stream as JSON lines: {\"seq\":..,\"recorded_at\":..,\n"
-    "\"hash\":..,\"event\":{...}}. S is \"all\" (services with read_all) or\n"
-    "\"org/<id>\" (what was delivered to organisation <id>; the default is the\n"
-    "own one). Without --follow it stops at the head. With --consumer the\n"
-    "position is kept by the broker and the next run goes on from there.\n"
-    "Exit status: 0 read to the head, or nothing more came (also when no broker\n"
-    "answers), or stopped; 1 refused, e.g. a stream this organisation may not\n"
-    "read (the reason once on standard error); 2 wrong arguments.\n"
-    "\n";
+static const char usage[] = "usage: schakel tail [connection options] [--stream S] [--from SEQ] [--follow]\n"
+                            "                    [--consumer NAME] [--count N]\n"
+                            "\n"
+                            "Prints the records of a stream as JSON lines: {\"seq\":..,\"recorded_at\":..,\n"
+                            "\"hash\":..,\"event\":{...}}. S is \"all\" (services with read_all) or\n"
+                            "\"org/<id>\" (what was delivered to organisation <id>; the default is the\n"
+                            "own one). Without --follow it stops at the head. With --consumer the\n"
+                            "position is kept by the broker and the next run goes on from there.\n"
+                            "Exit status: 0 read to the head, or nothing more came (also when no broker\n"
+                            "answers), or stopped; 1 refused, e.g. a stream this organisation may not\n"
+                            "read (the reason once on standard error); 2 wrong arguments.\n"
+                            "\n";
 
 static volatile sig_atomic_t stop;
 

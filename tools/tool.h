@@ -14,8 +14,8 @@
  * "schakel cmd: <reason>", then usage if not NULL, on standard error.
  * Returns -1 to go on, or the exit status: 0 after help, 2 after an
  * error. */
-int tool_flags(const char *cmd, schakel_flag_t *t, int argc, char **argv, int first,
-               const char *help, const char *extra, const char *usage);
+int tool_flags(const char *cmd, schakel_flag_t *t, int argc, char **argv, int first, const char *help,
+               const char *extra, const char *usage);
 
 /* Completes c (conn.h) for `schakel cmd`; says what is missing. Returns 0
  * or 2, the exit status for wrong arguments. */

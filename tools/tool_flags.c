@@ -6,8 +6,8 @@
 #include "error.h"
 #include "tool.h"
 
-int tool_flags(const char *cmd, schakel_flag_t *t, int argc, char **argv, int first,
-               const char *help, const char *extra, const char *usage)
+int tool_flags(const char *cmd, schakel_flag_t *t, int argc, char **argv, int first, const char *help,
+               const char *extra, const char *usage)
 {
     char why[SCHAKEL_ERRLEN] = "";
     int rc = schakel_flags_parse(t, argc, argv, first, why);

@@ -46,10 +46,10 @@ static int consent_open(void *engine, MDB_txn *txn, char *why)
                             "consent: this state directory was written by an older version that kept "
                             "events in clear: stop the service, delete the directory (it is rebuilt "
                             "from the log) and start it again");
-    const char *const names[] = {"state",      "consents", "by_subject",      "holds",     "deadlines",
-                                 "deliveries", "origins",  "matches", "match_deadlines", "match_told"};
-    MDB_dbi *const dbis[] = {&c->state,      &c->consents, &c->by_subject, &c->holds,
-                             &c->deadlines,  &c->deliveries, &c->origins,  &c->matches,
+    const char *const names[] = {"state",      "consents", "by_subject", "holds",           "deadlines",
+                                 "deliveries", "origins",  "matches",    "match_deadlines", "match_told"};
+    MDB_dbi *const dbis[] = {&c->state,           &c->consents,   &c->by_subject, &c->holds,
+                             &c->deadlines,       &c->deliveries, &c->origins,    &c->matches,
                              &c->match_deadlines, &c->match_told};
     int rc = schakel_engine_tables(txn, "consent", names, dbis, 10, why);
     MDB_val v;
@@ -101,8 +101,8 @@ int consent_kind_of(schakel_consent_t *c, const char *org)
     return o ? o->kind : 0;
 }
 
-static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *rec,
-                           schakel_emit_t *out, char *why)
+static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out,
+                           char *why)
 {
     schakel_consent_t *c = engine;
     const schakel_envelope_t *e = rec->env;
@@ -136,9 +136,9 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     if (rc == 0) rc = consent_expire_holds(c, txn, rec, out, why);
     /* consent_emit_decision and the log source name their own failure;
      * storage errors are named here */
-    return rc && !why[0] ? schakel_fail(why, rc, "consent: cannot store state (seq %llu)",
-                                        (unsigned long long)rec->seq)
-                         : rc;
+    return rc && !why[0]
+               ? schakel_fail(why, rc, "consent: cannot store state (seq %llu)", (unsigned long long)rec->seq)
+               : rc;
 }
 
 const schakel_engine_ops_t schakel_consent_ops = {"consent", consent_open, consent_process};

@@ -62,8 +62,7 @@
 
 typedef struct schakel_consent schakel_consent_t;
 
-schakel_consent_t *schakel_consent_new(const char *org_id, const char *policy_json, size_t len,
-                                       char *why);
+schakel_consent_t *schakel_consent_new(const char *org_id, const char *policy_json, size_t len, char *why);
 void schakel_consent_destroy(schakel_consent_t **self_p);
 
 /* SHA-256 of the policy text and the version of the coded rules. */

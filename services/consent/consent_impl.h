@@ -53,7 +53,7 @@ typedef struct {
     uint8_t consent_id[16];
     int has_consent;
     char consent_org[SCHAKEL_ID_MAX]; /* who recorded that consent */
-    int not_entitled; /* a consent would cover it, but not given by whom the law asks */
+    int not_entitled;                 /* a consent would cover it, but not given by whom the law asks */
 } verdict_t;
 
 /* What a consent must name to cover an event for a recipient. */
@@ -123,8 +123,8 @@ int consent_delivered(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope
 int consent_emit_decision(schakel_consent_t *c, schakel_emit_t *out, const schakel_envelope_t *e,
                           uint64_t about_seq, const char *x, const verdict_t *v,
                           const ProtobufCBinaryData *cause, int64_t now, char *why);
-int consent_on_routing(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec,
-                       schakel_emit_t *out, char *why);
+int consent_on_routing(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out,
+                       char *why);
 
 /* ---- holds.c: held until a consent arrives, or expired ---- */
 
@@ -132,8 +132,8 @@ int consent_hold_put(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_
                      const char *x, int64_t deadline);
 int consent_release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec,
                           schakel_emit_t *out, char *why);
-int consent_expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec,
-                         schakel_emit_t *out, char *why);
+int consent_expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out,
+                         char *why);
 
 /* ---- match.c: the verwijsindex ---- */
 

@@ -64,8 +64,8 @@ int consent_emit_decision(schakel_consent_t *c, schakel_emit_t *out, const schak
 }
 
 /* A routing decision: decide for each recipient. */
-int consent_on_routing(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec,
-                       schakel_emit_t *out, char *why)
+int consent_on_routing(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out,
+                       char *why)
 {
     const Schakel__V1__RoutingDecision *r = rec->env->routing_decision;
     if (r->about_event_id.len != 16 || !r->about_seq || r->about_seq >= rec->seq) return 0;

@@ -56,12 +56,13 @@ int consent_release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logr
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, c->holds, &cur) != 0) return SCHAKEL_ESTORE;
     /* collect first: deleting under a live cursor is easy to get wrong */
-    uint8_t (*keys)[HOLD_KEY_MAX] = NULL;
+    uint8_t(*keys)[HOLD_KEY_MAX] = NULL;
     size_t *lens = NULL, n = 0, cap = 0;
     hold_t *holds = NULL;
     MDB_val k = {SUBJECT_LEN, (void *)subject}, v;
     int rc = 0;
-    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0; g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0;
+         g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size <= SUBJECT_LEN + 8 || memcmp(k.mv_data, subject, SUBJECT_LEN) != 0) break;
         if (k.mv_size >= HOLD_KEY_MAX || v.mv_size != sizeof(hold_t)) continue;
         if (n == cap) {
@@ -111,8 +112,8 @@ int consent_release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logr
 
 /* Holds whose deadline has passed by the log's time expire, and their
  * senders are told. */
-int consent_expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec,
-                         schakel_emit_t *out, char *why)
+int consent_expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out,
+                         char *why)
 {
     const ProtobufCBinaryData cause = rec->env ? rec->env->event_id : (ProtobufCBinaryData){0, NULL};
     uint8_t seqcause[8];

@@ -138,8 +138,8 @@ static int loop_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_
  * that id that the referrer itself sent, about the same child. A warm
  * handover and a MAZL request are loops alike: their confirmations and
  * advice travel between their two sides, both ways. */
-int consent_referral_loop(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
-                          const char *x, verdict_t *v)
+int consent_referral_loop(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
+                          verdict_t *v)
 {
     char tag = 0;
     const ProtobufCBinaryData *rid = news_of(e, &tag);

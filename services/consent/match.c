@@ -141,7 +141,8 @@ static int match_entries(schakel_consent_t *c, MDB_txn *txn, const char *subject
     int rc = 0;
     *had = 0;
     MDB_val k = {SUBJECT_LEN, (void *)subject}, v;
-    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0; g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0;
+         g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size <= SUBJECT_LEN || memcmp(k.mv_data, subject, SUBJECT_LEN) != 0) break;
         size_t ol = k.mv_size - SUBJECT_LEN;
         if (ol >= SCHAKEL_ID_MAX || v.mv_size != sizeof(match_t)) continue;
@@ -197,7 +198,8 @@ static int match_tell(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t
     }
     if (!o) /* erased (or not what the index says): there is no signal left to match */
         return rc ? rc : match_drop(c, txn, e->subject, other->org, other->m.deadline);
-    verdict_t vd = {.outcome = O(NOTICE_ONLY), .basis = B(VERWIJSINDEX), .duty = 1, .rule = "verwijsindex/match"};
+    verdict_t vd = {
+        .outcome = O(NOTICE_ONLY), .basis = B(VERWIJSINDEX), .duty = 1, .rule = "verwijsindex/match"};
     rc = consent_emit_decision(c, out, e, rec->seq, other->org, &vd, &e->event_id, rec->now, why);
     if (rc == 0)
         rc = consent_emit_decision(c, out, o, other->m.seq, e->source_org, &vd, &e->event_id, rec->now, why);

@@ -31,7 +31,8 @@ static int notice_refused(const char *key, const json_t *v, char *why)
                         "consent policy: without_consent.%s: \"notice\" is no longer a policy value: "
                         "signals now go to the match index (the verwijsindex tells two or more "
                         "organisations that signal about the same child of each other, on no "
-                        "policy); write \"hold\" or \"deny\"", key);
+                        "policy); write \"hold\" or \"deny\"",
+                        key);
 }
 
 schakel_consent_t *schakel_consent_new(const char *org_id, const char *text, size_t len, char *why)
@@ -54,8 +55,9 @@ schakel_consent_t *schakel_consent_new(const char *org_id, const char *text, siz
     int def = fallback_parse(json_string_value(json_object_get(wc, "*")));
     if (json_is_object(wc) && notice_refused("*", json_object_get(wc, "*"), why)) goto fail;
     if (!json_is_object(wc) || !def) {
-        schakel_fail(why, SCHAKEL_ECONFIG, "consent policy: without_consent must be an object with "
-                                           "\"*\": \"hold\" or \"deny\"");
+        schakel_fail(why, SCHAKEL_ECONFIG,
+                     "consent policy: without_consent must be an object with "
+                     "\"*\": \"hold\" or \"deny\"");
         goto fail;
     }
     memset(c->fallback, def, sizeof c->fallback);
@@ -66,8 +68,10 @@ schakel_consent_t *schakel_consent_new(const char *org_id, const char *text, siz
         int t = schakel_event_type_parse(key), f = fallback_parse(json_string_value(v));
         if (t > 0 && t < SCHAKEL_EVENT_TYPE_LIMIT && notice_refused(key, v, why)) goto fail;
         if (t <= 0 || t >= SCHAKEL_EVENT_TYPE_LIMIT || !f) {
-            schakel_fail(why, SCHAKEL_ECONFIG, "consent policy: without_consent.%s: an event type "
-                                               "with \"hold\" or \"deny\"", key);
+            schakel_fail(why, SCHAKEL_ECONFIG,
+                         "consent policy: without_consent.%s: an event type "
+                         "with \"hold\" or \"deny\"",
+                         key);
             goto fail;
         }
         c->fallback[t] = (uint8_t)f;

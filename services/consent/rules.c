@@ -73,8 +73,8 @@ static int covers(schakel_consent_t *c, const Schakel__V1__ConsentGiven *cg, con
 
 /* The first consent of the event's subject (in consent id order) that
  * covers recipient x today, as mode asks. */
-int consent_find(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
-                 const char *x, const char *date, int mode, verdict_t *out)
+int consent_find(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
+                 const char *date, int mode, verdict_t *out)
 {
     MDB_cursor *cur;
     if (!e->subject[0] || mdb_cursor_open(txn, c->by_subject, &cur) != 0) return 0;
@@ -132,8 +132,8 @@ static void report_duty(const Schakel__V1__VeiligThuisReport *r, verdict_t *v)
 }
 
 /* The coded legal bases. */
-static int legal_basis(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
-                       const char *x, verdict_t *v)
+static int legal_basis(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
+                       verdict_t *v)
 {
     int kx = consent_kind_of(c, x), ks = consent_kind_of(c, e->source_org);
     v->duty = 1;
@@ -160,8 +160,7 @@ static int legal_basis(schakel_consent_t *c, MDB_txn *txn, const schakel_envelop
         v->basis = B(VEILIGTHUIS_FEEDBACK), v->rule = "legal/veiligthuis-feedback", v->duty = 0;
     } else if (((e->type == T(ABSENCE) && e->absence->leerplicht_report) ||
                 e->type == T(THUISZITTER_STATUS)) &&
-               (ks == K(SCHOOL) || ks == K(PPO)) && c->dir &&
-               is_home_leerplicht(c->dir, e, x)) {
+               (ks == K(SCHOOL) || ks == K(PPO)) && c->dir && is_home_leerplicht(c->dir, e, x)) {
         v->basis = B(LEERPLICHT), v->rule = "legal/leerplicht";
     } else {
         v->duty = 0;
@@ -173,8 +172,8 @@ static int legal_basis(schakel_consent_t *c, MDB_txn *txn, const schakel_envelop
 
 /* Consent given or withdrawn goes to the recipient it names, on itself.
  * A withdrawal names a consent recorded by the same organisation. */
-static int consent_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
-                        const char *x, verdict_t *v)
+static int consent_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
+                        verdict_t *v)
 {
     const ProtobufCBinaryData *id = e->type == T(CONSENT_GIVEN)       ? &e->consent_given->consent_id
                                     : e->type == T(CONSENT_WITHDRAWN) ? &e->consent_withdrawn->consent_id
@@ -223,5 +222,7 @@ void consent_decide(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t
     v->basis = B(CONSENT);
     /* held or denied as without consent; consent/not-entitled says why
      * the consent there is does not count */
-    v->rule = v->not_entitled ? "consent/not-entitled" : v->outcome == O(HOLD) ? "fallback/hold" : "fallback/deny";
+    v->rule = v->not_entitled         ? "consent/not-entitled"
+              : v->outcome == O(HOLD) ? "fallback/hold"
+                                      : "fallback/deny";
 }

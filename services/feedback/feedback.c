@@ -51,7 +51,8 @@ static int on_directory(schakel_feedback_t *f, MDB_txn *txn, const schakel_envel
 {
     int rc = schakel_engine_directory_update(txn, f->state, e, &f->dir);
     const schakel_decree_days_t *dd = feedback_decree(f);
-    if (rc == 0 && dd) rc = schakel_kv_put(txn, f->state, "decree_days", 11, dd->days, dd->n * sizeof dd->days[0]);
+    if (rc == 0 && dd)
+        rc = schakel_kv_put(txn, f->state, "decree_days", 11, dd->days, dd->n * sizeof dd->days[0]);
     return rc;
 }
 
@@ -109,8 +110,8 @@ int feedback_kind_of(schakel_feedback_t *f, const char *org)
     return o ? o->kind : 0;
 }
 
-static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *rec,
-                            schakel_emit_t *out, char *why)
+static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out,
+                            char *why)
 {
     schakel_feedback_t *f = engine;
     const schakel_envelope_t *e = rec->env;
@@ -118,9 +119,12 @@ static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *
     if (e) {
         switch ((int)e->type) {
         case T(DIRECTORY_UPDATE): rc = on_directory(f, txn, e); break;
-        case T(REFERRAL): rc = feedback_open_loop(f, txn, &e->referral->referral_id, ORIGIN_REFERRAL, rec); break;
+        case T(REFERRAL):
+            rc = feedback_open_loop(f, txn, &e->referral->referral_id, ORIGIN_REFERRAL, rec);
+            break;
         case T(SIGNAL):
-            if (e->signal->follow_up_requested) rc = feedback_open_loop(f, txn, &e->event_id, ORIGIN_SIGNAL, rec);
+            if (e->signal->follow_up_requested)
+                rc = feedback_open_loop(f, txn, &e->event_id, ORIGIN_SIGNAL, rec);
             break;
         case T(VEILIGTHUIS_REPORT):
             rc = feedback_open_loop(f, txn, &e->veiligthuis_report->report_id, ORIGIN_REPORT, rec);
@@ -129,13 +133,18 @@ static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *
             if (feedback_kind_of(f, e->source_org) == SCHAKEL__V1__ORG_KIND__ORG_KIND_VEILIGTHUIS)
                 rc = feedback_on_report_feedback(f, txn, rec);
             break;
-        case T(HANDOVER): rc = feedback_open_loop(f, txn, &e->handover->handover_id, ORIGIN_HANDOVER, rec); break;
-        case T(MAZL_REQUEST): rc = feedback_open_loop(f, txn, &e->mazl_request->request_id, ORIGIN_MAZL, rec); break;
+        case T(HANDOVER):
+            rc = feedback_open_loop(f, txn, &e->handover->handover_id, ORIGIN_HANDOVER, rec);
+            break;
+        case T(MAZL_REQUEST):
+            rc = feedback_open_loop(f, txn, &e->mazl_request->request_id, ORIGIN_MAZL, rec);
+            break;
         case T(HANDOVER_CONFIRMED):
         case T(MAZL_ADVICE): rc = feedback_on_flow_event(f, txn, rec); break;
         case T(CONSENT_DECISION): rc = feedback_on_delivered(f, txn, rec); break;
         case T(FEEDBACK_STATUS):
-            if (feedback_kind_of(f, e->source_org) == SCHAKEL__V1__ORG_KIND__ORG_KIND_SERVICE) break; /* ours */
+            if (feedback_kind_of(f, e->source_org) == SCHAKEL__V1__ORG_KIND__ORG_KIND_SERVICE)
+                break; /* ours */
             rc = feedback_on_loop_event(f, txn, rec, out);
             break;
         case T(REFERRAL_RECEIVED):
@@ -154,7 +163,8 @@ static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *
     int32_t today = schakel_day_of(rec->now);
     MDB_val v;
     int32_t last = 0;
-    if (schakel_kv_get(txn, f->state, "day", 3, &v) == 0 && v.mv_size == sizeof last) memcpy(&last, v.mv_data, sizeof last);
+    if (schakel_kv_get(txn, f->state, "day", 3, &v) == 0 && v.mv_size == sizeof last)
+        memcpy(&last, v.mv_data, sizeof last);
     if (today <= last) return 0;
     rc = schakel_kv_put(txn, f->state, "day", 3, &today, sizeof today);
     if (rc == 0) rc = feedback_check_deadlines(f, txn, out, today, rec->now);

@@ -58,10 +58,8 @@
 
 typedef struct schakel_feedback schakel_feedback_t;
 
-schakel_feedback_t *schakel_feedback_new(const char *org_id, const char *policy_json, size_t len,
-                                         char *why);
+schakel_feedback_t *schakel_feedback_new(const char *org_id, const char *policy_json, size_t len, char *why);
 void schakel_feedback_destroy(schakel_feedback_t **self_p);
-
 
 const char *schakel_feedback_default_policy(void);
 

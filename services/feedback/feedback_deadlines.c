@@ -25,7 +25,7 @@ int feedback_check_deadlines(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t
 {
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, f->open, &cur) != 0) return SCHAKEL_ESTORE;
-    uint8_t (*keys)[16] = NULL;
+    uint8_t(*keys)[16] = NULL;
     size_t n = 0, cap = 0;
     MDB_val k, v;
     for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0; g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -67,15 +67,18 @@ int feedback_check_deadlines(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t
             if (r >= steps[s].rank || today <= steps[s].due) continue;
             if (!(l.flags & steps[s].remind_flag)) {
                 l.flags |= (uint8_t)steps[s].remind_flag;
-                rc = feedback_remind(f, out, keys[i], &l, L(REMINDER), steps[s].step, steps[s].due, l.receiver, now);
+                rc = feedback_remind(f, out, keys[i], &l, L(REMINDER), steps[s].step, steps[s].due,
+                                     l.receiver, now);
             }
             if (rc == 0 && !(l.flags & steps[s].esc_flag) &&
                 today > schakel_add_working_days(feedback_decree(f), steps[s].due, f->escalate_after)) {
                 l.flags |= (uint8_t)steps[s].esc_flag;
-                rc = feedback_remind(f, out, keys[i], &l, L(ESCALATION), steps[s].step, steps[s].due, esc, now);
+                rc = feedback_remind(f, out, keys[i], &l, L(ESCALATION), steps[s].step, steps[s].due, esc,
+                                     now);
             }
         }
-        if (rc == 0 && l.open && l.state == S(WAITING_LIST) && !(l.flags & F_BRIDGING) && today > l.due_bridging)
+        if (rc == 0 && l.open && l.state == S(WAITING_LIST) && !(l.flags & F_BRIDGING) &&
+            today > l.due_bridging)
             rc = feedback_stalled(f, out, keys[i], &l, S(HELP_STARTED), l.due_bridging, now);
         uint16_t told_before = l.family_reminded;
         for (int st = S(RECEIVED); st < STEPS && rc == 0; st++) {
@@ -83,7 +86,8 @@ int feedback_check_deadlines(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t
                 today <= l.family_due[st])
                 continue;
             l.family_reminded |= (uint16_t)(1u << st);
-            rc = feedback_remind(f, out, keys[i], &l, L(REMINDER), FAMILY_OF(st), l.family_due[st], l.receiver, now);
+            rc = feedback_remind(f, out, keys[i], &l, L(REMINDER), FAMILY_OF(st), l.family_due[st],
+                                 l.receiver, now);
         }
         if (rc == 0 && (l.flags != before || l.family_reminded != told_before))
             rc = feedback_save_loop(f, txn, keys[i], &l);

@@ -24,11 +24,13 @@ int feedback_on_report_feedback(schakel_feedback_t *f, MDB_txn *txn, const schak
     uint8_t key[16];
     loop_t l;
     if (fb->report_id.len != 16) return 0;
-    int found = feedback_find_loop(f, txn, fb->report_id.data, e->source_org, 0, ORIGIN_REPORT, e->subject, key, &l);
+    int found =
+        feedback_find_loop(f, txn, fb->report_id.data, e->source_org, 0, ORIGIN_REPORT, e->subject, key, &l);
     if (found <= 0 || !(l.flags & F_DELIVERED) || strcmp(e->source_org, l.receiver) != 0) {
         if (found != 0) {
             f->ignored++;
-            schakel_log(SCHAKEL_LOG_WARN, "feedback", "event=loop_event_ignored seq=%llu reason=not_in_loop ignored=%llu",
+            schakel_log(SCHAKEL_LOG_WARN, "feedback",
+                        "event=loop_event_ignored seq=%llu reason=not_in_loop ignored=%llu",
                         (unsigned long long)rec->seq, (unsigned long long)f->ignored);
         }
         return 0;
@@ -66,8 +68,8 @@ int feedback_on_flow_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_lo
     uint8_t key[16];
     loop_t l;
     if (!id || id->len != 16) return 0;
-    int found = feedback_find_loop(f, txn, id->data, e->source_org, 0, handover ? ORIGIN_HANDOVER : ORIGIN_MAZL,
-                                   NULL, key, &l);
+    int found = feedback_find_loop(f, txn, id->data, e->source_org, 0,
+                                   handover ? ORIGIN_HANDOVER : ORIGIN_MAZL, NULL, key, &l);
     const char *reason = found < 0 ? "not_in_loop" : NULL;
     int32_t day = schakel_day_of(rec->now);
     int state = handover ? S(HANDOVER_CONFIRMED) : S(ADVICE_GIVEN);
@@ -106,8 +108,8 @@ static int remind_flow(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t
     char due[11];
     schakel_date_from_days(l->due_received, due);
     uint8_t id[16], wf = (uint8_t)waiting_for;
-    schakel_derive_id(id, "schakel/v1/feedback/flow-reminder", key, (size_t)16, &wf, (size_t)1, due, strlen(due),
-                      to, strlen(to), NULL);
+    schakel_derive_id(id, "schakel/v1/feedback/flow-reminder", key, (size_t)16, &wf, (size_t)1, due,
+                      strlen(due), to, strlen(to), NULL);
     Schakel__V1__LoopReminder r = SCHAKEL__V1__LOOP_REMINDER__INIT;
     r.referral_id.data = (uint8_t *)l->referral_id;
     r.referral_id.len = 16;
@@ -134,6 +136,7 @@ int feedback_flow_deadline(schakel_feedback_t *f, schakel_emit_t *out, const uin
     if (l->origin == ORIGIN_MAZL) return remind_flow(f, out, key, l, S(ADVICE_GIVEN), l->receiver, now);
     int rc = 0;
     if (!l->received_day) rc = remind_flow(f, out, key, l, S(HANDOVER_CONFIRMED), l->referrer, now);
-    if (rc == 0 && !l->first_contact_day) rc = remind_flow(f, out, key, l, S(HANDOVER_CONFIRMED), l->receiver, now);
+    if (rc == 0 && !l->first_contact_day)
+        rc = remind_flow(f, out, key, l, S(HANDOVER_CONFIRMED), l->receiver, now);
     return rc;
 }

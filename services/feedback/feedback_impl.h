@@ -41,8 +41,8 @@
 #include "directory.h"
 #include "feedback.h"
 
-#define LOOP_VERSION 3 /* 1: kept the referrer's case reference; 2: no family steps */
-#define STATE_FORMAT 3 /* the format of the whole state: 2 had loops of version 2 */
+#define LOOP_VERSION 3        /* 1: kept the referrer's case reference; 2: no family steps */
+#define STATE_FORMAT 3        /* the format of the whole state: 2 had loops of version 2 */
 #define STEPS (S(CLOSED) + 1) /* LoopState values of the steps, 0..8 */
 /* A loop_reminder's waiting_for when the family was not told of step s */
 #define FAMILY_OF(s) (S(FAMILY_INFORMED_OF_RECEIVED) - S(RECEIVED) + (s))
@@ -57,7 +57,14 @@
  * jeugdarts's advice: one deadline each (policy), no per-kind deadlines;
  * in their loop_t, received_day is the day the giving side confirmed,
  * first_contact_day the receiving side's, due_received the deadline. */
-enum { ORIGIN_REFERRAL = 0, ORIGIN_SIGNAL = 1, ORIGINS, ORIGIN_REPORT = ORIGINS, ORIGIN_HANDOVER, ORIGIN_MAZL };
+enum {
+    ORIGIN_REFERRAL = 0,
+    ORIGIN_SIGNAL = 1,
+    ORIGINS,
+    ORIGIN_REPORT = ORIGINS,
+    ORIGIN_HANDOVER,
+    ORIGIN_MAZL
+};
 #define IS_FLOW(origin) ((origin) == ORIGIN_HANDOVER || (origin) == ORIGIN_MAZL)
 
 /* Veilig Thuis decides within 5 working days of a report whether and how
@@ -71,9 +78,9 @@ enum {
     F_ESC_RECEIVED = 4,
     F_REMIND_FIRST = 8,
     F_ESC_FIRST = 16,
-    F_BRIDGING = 32,       /* bridging care while waiting */
-    F_STALLED = 64,        /* the referrer has been alerted */
-    F_REDIRECTED = 128     /* a new receiver: the steps start again */
+    F_BRIDGING = 32,   /* bridging care while waiting */
+    F_STALLED = 64,    /* the referrer has been alerted */
+    F_REDIRECTED = 128 /* a new receiver: the steps start again */
 };
 
 typedef struct {
@@ -96,7 +103,7 @@ typedef struct {
 typedef struct {
     uint8_t state;
     int32_t day;
-    int32_t type; /* the event that made the step */
+    int32_t type;             /* the event that made the step */
     char org[SCHAKEL_ID_MAX]; /* who published that event */
     char to[SCHAKEL_ID_MAX];  /* a delivery: who received the referral or signal */
 } step_t;

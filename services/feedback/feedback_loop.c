@@ -43,7 +43,8 @@ static void start_clock(schakel_feedback_t *f, loop_t *l, const char *receiver, 
     int k = l->receiver_kind > 0 && l->receiver_kind < SCHAKEL_ORG_KINDS ? l->receiver_kind : 0;
     l->delivered_day = day;
     if (l->origin == ORIGIN_REPORT) { /* one step: the decision, told to the reporter */
-        l->due_received = l->due_first_contact = schakel_add_working_days(feedback_decree(f), day, VT_DECISION_DAYS);
+        l->due_received = l->due_first_contact =
+            schakel_add_working_days(feedback_decree(f), day, VT_DECISION_DAYS);
     } else {
         const deadline_t *d = &f->deadlines[l->origin][k];
         l->due_received = schakel_add_working_days(feedback_decree(f), day, d->received);
@@ -54,8 +55,8 @@ static void start_clock(schakel_feedback_t *f, loop_t *l, const char *receiver, 
 
 /* Moves the loop to state when that is a step forward; records it and
  * tells the referrer. Returns 0, or 1 when it was no step. */
-static int move(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const uint8_t key[16],
-                loop_t *l, int state, const schakel_logrec_t *rec, int *rc)
+static int move(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const uint8_t key[16], loop_t *l,
+                int state, const schakel_logrec_t *rec, int *rc)
 {
     int from = feedback_rank(l), to = state_rank(state);
     if (!l->open || (to < from) || (to == from && (to != 4 || state == l->state))) return 1;
@@ -140,7 +141,8 @@ int feedback_open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinar
     memcpy(rk + 16, key, 16);
     if (rc == 0) rc = schakel_kv_put(txn, f->by_event, sk, 8, key, 16);
     if (rc == 0) rc = schakel_kv_put(txn, f->by_referral, rk, 32, "", 0);
-    if (rc == 0) rc = feedback_add_step(f, txn, id->data, rec->seq, S(SENT), l.sent_day, e->type, e->source_org);
+    if (rc == 0)
+        rc = feedback_add_step(f, txn, id->data, rec->seq, S(SENT), l.sent_day, e->type, e->source_org);
     return rc;
 }
 
@@ -177,8 +179,8 @@ int feedback_on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_log
         snprintf(l.receiver, sizeof l.receiver, "%s", d->recipient_org);
         l.receiver_kind = feedback_kind_of(f, l.receiver);
         l.delivered_day = day;
-        l.due_received = schakel_add_working_days(feedback_decree(f), day,
-                                                  l.origin == ORIGIN_HANDOVER ? f->handover_within : f->mazl_within);
+        l.due_received = schakel_add_working_days(
+            feedback_decree(f), day, l.origin == ORIGIN_HANDOVER ? f->handover_within : f->mazl_within);
         l.flags |= F_DELIVERED;
     } else {
         start_clock(f, &l, d->recipient_org, schakel_day_of(rec->now));
@@ -205,8 +207,9 @@ int feedback_find_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t rid[16
     for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0 && found != 1;
          g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != 32 || memcmp(k.mv_data, rid, 16) != 0) break;
-        if (feedback_load_loop(f, txn, (const uint8_t *)k.mv_data + 16, l) != 0 || (!l->open && !closed_too) ||
-            loop_class(l->origin) != cls || (subject && strcmp(subject, l->subject) != 0))
+        if (feedback_load_loop(f, txn, (const uint8_t *)k.mv_data + 16, l) != 0 ||
+            (!l->open && !closed_too) || loop_class(l->origin) != cls ||
+            (subject && strcmp(subject, l->subject) != 0))
             continue;
         found = -1;
         if (!strcmp(org, l->referrer) || (l->receiver[0] && !strcmp(org, l->receiver))) {
@@ -232,7 +235,8 @@ int feedback_on_loop_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_lo
     if (found <= 0) {
         if (found < 0) { /* loops with that id exist, but this organisation is in none */
             f->ignored++;
-            schakel_log(SCHAKEL_LOG_WARN, "feedback", "event=loop_event_ignored seq=%llu reason=not_in_loop ignored=%llu",
+            schakel_log(SCHAKEL_LOG_WARN, "feedback",
+                        "event=loop_event_ignored seq=%llu reason=not_in_loop ignored=%llu",
                         (unsigned long long)rec->seq, (unsigned long long)f->ignored);
         }
         return 0;
@@ -290,12 +294,8 @@ int feedback_on_loop_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_lo
                 rc = feedback_stalled(f, out, key, &l, S(HELP_STARTED), day, rec->now);
         }
         break;
-    case T(BRIDGING_CARE):
-        l.flags |= F_BRIDGING;
-        break;
-    case T(CASE_LEAD):
-        snprintf(l.lead, sizeof l.lead, "%s", e->case_lead->lead_org);
-        break;
+    case T(BRIDGING_CARE): l.flags |= F_BRIDGING; break;
+    case T(CASE_LEAD): snprintf(l.lead, sizeof l.lead, "%s", e->case_lead->lead_org); break;
     case T(FEEDBACK_STATUS):
         if (from_receiver && e->feedback_status->state) {
             int st = e->feedback_status->state;

@@ -70,9 +70,9 @@ int feedback_remind(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t ke
     int escalation = level == L(ESCALATION);
     Schakel__V1__Envelope e;
     feedback_envelope(f, &e, id, now, escalation ? "" : l->subject,
-                      escalation                     ? SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_ANONYMOUS
+                      escalation                   ? SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_ANONYMOUS
                       : l->origin == ORIGIN_REPORT ? SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_MELDCODE
-                                            : SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT);
+                                                   : SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT);
     e.type = T(LOOP_REMINDER);
     e.body_case = SCHAKEL__V1__ENVELOPE__BODY_LOOP_REMINDER;
     e.loop_reminder = &r;

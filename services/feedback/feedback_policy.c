@@ -18,7 +18,8 @@ static int parse_deadline(json_t *o, deadline_t *d, const char *where, char *why
     json_object_foreach(o, k, v) {
         int n = json_is_integer(v) ? (int)json_integer_value(v) : -1;
         if (n < 0 || n > 100)
-            return schakel_fail(why, SCHAKEL_ECONFIG, "feedback policy: %s.%s: 0 to 100 working days", where, k);
+            return schakel_fail(why, SCHAKEL_ECONFIG, "feedback policy: %s.%s: 0 to 100 working days", where,
+                                k);
         if (!strcmp(k, "received")) d->received = n;
         else if (!strcmp(k, "first_contact")) d->first_contact = n;
         else return schakel_fail(why, SCHAKEL_ECONFIG, "feedback policy: %s: unknown step \"%s\"", where, k);
@@ -69,8 +70,10 @@ schakel_feedback_t *schakel_feedback_new(const char *org_id, const char *text, s
     json_t *e = json_object_get(doc, "escalate_after"), *b = json_object_get(doc, "bridging_within");
     if (e) f->escalate_after = json_is_integer(e) ? (int)json_integer_value(e) : -1;
     if (b) f->bridging_within = json_is_integer(b) ? (int)json_integer_value(b) : -1;
-    if (f->escalate_after < 0 || f->escalate_after > 100 || f->bridging_within < 0 || f->bridging_within > 100) {
-        schakel_fail(why, SCHAKEL_ECONFIG, "feedback policy: escalate_after and bridging_within: 0 to 100 working days");
+    if (f->escalate_after < 0 || f->escalate_after > 100 || f->bridging_within < 0 ||
+        f->bridging_within > 100) {
+        schakel_fail(why, SCHAKEL_ECONFIG,
+                     "feedback policy: escalate_after and bridging_within: 0 to 100 working days");
         goto fail;
     }
     json_t *fw = json_object_get(doc, "family_informed_within");
@@ -83,7 +86,8 @@ schakel_feedback_t *schakel_feedback_new(const char *org_id, const char *text, s
     if (h) f->handover_within = json_is_integer(h) ? (int)json_integer_value(h) : -1;
     if (m) f->mazl_within = json_is_integer(m) ? (int)json_integer_value(m) : -1;
     if (f->handover_within < 0 || f->handover_within > 100 || f->mazl_within < 0 || f->mazl_within > 100) {
-        schakel_fail(why, SCHAKEL_ECONFIG, "feedback policy: handover_within and mazl_advice_within: 0 to 100 working days");
+        schakel_fail(why, SCHAKEL_ECONFIG,
+                     "feedback policy: handover_within and mazl_advice_within: 0 to 100 working days");
         goto fail;
     }
     json_decref(doc);

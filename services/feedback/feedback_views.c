@@ -59,8 +59,9 @@ static const char *state_name(int s)
     if (s == S(VEILIGTHUIS_DECIDED)) return "veiligthuis_decided";
     if (s == S(HANDOVER_CONFIRMED)) return "handover_confirmed";
     if (s == S(ADVICE_GIVEN)) return "advice_given";
-    static const char *const names[] = {"unspecified", "sent", "received", "first_contact", "help_started",
-                                        "waiting_list", "declined", "redirected", "closed"};
+    static const char *const names[] = {"unspecified",   "sent",         "received",
+                                        "first_contact", "help_started", "waiting_list",
+                                        "declined",      "redirected",   "closed"};
     return s >= 0 && s < (int)(sizeof names / sizeof names[0]) ? names[s] : "?";
 }
 
@@ -91,10 +92,9 @@ static json_t *loop_json(const loop_t *l, int32_t today)
                           : l->origin == ORIGIN_HANDOVER ? "handover"
                           : l->origin == ORIGIN_MAZL     ? "mazl"
                                                          : "referral",
-                          "state", state_name(l->state),
-                          "referrer", l->referrer, "receiver", l->receiver, "sent_on", date_or_null(l->sent_day),
-                          "delivered_on", date_or_null(l->delivered_day), "open", l->open != 0, "overdue",
-                          overdue(l, today));
+                          "state", state_name(l->state), "referrer", l->referrer, "receiver", l->receiver,
+                          "sent_on", date_or_null(l->sent_day), "delivered_on",
+                          date_or_null(l->delivered_day), "open", l->open != 0, "overdue", overdue(l, today));
     /* no receiver until an organisation got the event itself: a notice
      * (no consent yet) or a hold is no delivery, and the clock does not run */
     if (!l->receiver[0]) json_object_set_new(o, "receiver", json_null());
@@ -119,8 +119,8 @@ static json_t *loop_json(const loop_t *l, int32_t today)
     json_t *fam = json_array();
     for (int s = S(RECEIVED); s < STEPS; s++) {
         if (!l->family_due[s]) continue;
-        json_t *x = json_pack("{s:s, s:o, s:o}", "step", state_name(s), "due_on", date_or_null(l->family_due[s]),
-                              "informed_on", date_or_null(l->family_on[s]));
+        json_t *x = json_pack("{s:s, s:o, s:o}", "step", state_name(s), "due_on",
+                              date_or_null(l->family_due[s]), "informed_on", date_or_null(l->family_on[s]));
         if (l->family_reminded & (1u << s)) json_object_set_new(x, "reminded", json_true());
         json_array_append_new(fam, x);
     }
@@ -137,7 +137,8 @@ json_t *schakel_feedback_loops(const char *dir, const char *org, char *why)
     MDB_cursor *cur;
     MDB_val k, v;
     if (mdb_cursor_open(r.txn, r.loops, &cur) == 0) {
-        for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0; g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0;
+             g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
             loop_t l;
             if (k.mv_size != 16 || v.mv_size != sizeof l) continue;
             memcpy(&l, v.mv_data, sizeof l);
@@ -165,7 +166,8 @@ json_t *schakel_feedback_loop(const char *dir, const uint8_t rid[16], const char
     MDB_cursor *rc;
     if (mdb_cursor_open(r.txn, r.by_referral, &rc) == 0) {
         MDB_val k = {16, (void *)rid}, lv;
-        for (int g = mdb_cursor_get(rc, &k, &v, MDB_SET_RANGE); g == 0; g = mdb_cursor_get(rc, &k, &v, MDB_NEXT)) {
+        for (int g = mdb_cursor_get(rc, &k, &v, MDB_SET_RANGE); g == 0;
+             g = mdb_cursor_get(rc, &k, &v, MDB_NEXT)) {
             if (k.mv_size != 32 || memcmp(k.mv_data, rid, 16) != 0) break;
             loops++;
             if (mine || schakel_kv_get(r.txn, r.loops, (const uint8_t *)k.mv_data + 16, 16, &lv) != 0 ||
@@ -184,7 +186,8 @@ json_t *schakel_feedback_loop(const char *dir, const uint8_t rid[16], const char
     } else {
         memcpy(&l, v.mv_data, sizeof l);
         o = loop_json(&l, reader_today(&r));
-        if (loops > 1) json_object_set_new(o, "other_loops_with_this_id", json_integer((json_int_t)(loops - 1)));
+        if (loops > 1)
+            json_object_set_new(o, "other_loops_with_this_id", json_integer((json_int_t)(loops - 1)));
         json_t *hist = json_array();
         MDB_cursor *cur;
         MDB_val k = {16, (void *)key};
@@ -197,13 +200,13 @@ json_t *schakel_feedback_loop(const char *dir, const uint8_t rid[16], const char
                 memset(&s, 0, sizeof s);
                 memcpy(&s, v.mv_data, v.mv_size);
                 uint64_t seq = schakel_get_be64((const uint8_t *)k.mv_data + 16);
-                json_t *step = json_pack("{s:I, s:o, s:s, s:s}", "seq", (json_int_t)seq, "on", date_or_null(s.day),
-                                         "state", state_name(s.state), "event",
-                                         schakel_event_type_name(s.type) ? schakel_event_type_name(s.type) : "?");
+                json_t *step =
+                    json_pack("{s:I, s:o, s:s, s:s}", "seq", (json_int_t)seq, "on", date_or_null(s.day),
+                              "state", state_name(s.state), "event",
+                              schakel_event_type_name(s.type) ? schakel_event_type_name(s.type) : "?");
                 if (v.mv_size == STEP_V1_SIZE && s.type == T(CONSENT_DECISION))
                     json_object_set_new(step, "to", json_string(s.org)); /* the decider was not kept */
-                else
-                    json_object_set_new(step, "by", json_string(s.org));
+                else json_object_set_new(step, "by", json_string(s.org));
                 if (s.to[0]) json_object_set_new(step, "to", json_string(s.to));
                 json_array_append_new(hist, step);
             }
@@ -259,7 +262,8 @@ json_t *schakel_feedback_figures(const char *dir, char *why)
     MDB_cursor *cur;
     MDB_val k, v;
     if (mdb_cursor_open(r.txn, r.loops, &cur) == 0) {
-        for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0; g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0;
+             g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
             loop_t l;
             if (v.mv_size != sizeof l) continue;
             memcpy(&l, v.mv_data, sizeof l);
@@ -306,12 +310,13 @@ json_t *schakel_feedback_figures(const char *dir, char *why)
         figures_t *x = &fs[i];
         open += x->open;
         over += x->overdue;
-        json_t *o = json_pack("{s:s, s:o, s:o, s:o, s:o}", "org", x->org, "open", cell(x->open), "overdue",
-                              cell(x->overdue), "working_days_to_first_contact",
-                              spread(x->to_contact, x->n_contact), "working_days_to_help",
-                              spread(x->to_help, x->n_help));
+        json_t *o =
+            json_pack("{s:s, s:o, s:o, s:o, s:o}", "org", x->org, "open", cell(x->open), "overdue",
+                      cell(x->overdue), "working_days_to_first_contact", spread(x->to_contact, x->n_contact),
+                      "working_days_to_help", spread(x->to_help, x->n_help));
         json_object_set_new(o, "first_contact_within_deadline",
-                            x->contacted >= 5 ? json_real((double)x->in_time / (double)x->contacted) : json_null());
+                            x->contacted >= 5 ? json_real((double)x->in_time / (double)x->contacted)
+                                              : json_null());
         json_array_append_new(orgs, o);
         free(x->to_contact);
         free(x->to_help);

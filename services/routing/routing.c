@@ -14,21 +14,24 @@
 #include "error.h"
 #include "routing_impl.h"
 
-static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *rec,
-                           schakel_emit_t *out, char *why)
+static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out,
+                           char *why)
 {
     schakel_routing_t *r = engine;
     const schakel_envelope_t *env = rec->env;
     if (!env) return 0;
     switch ((int)env->type) {
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE:
-        return schakel_engine_directory_update(txn, r->dbi_state, env, &r->dir) ? schakel_fail(why, SCHAKEL_ESTORE, "routing: cannot store the directory") : 0;
+        return schakel_engine_directory_update(txn, r->dbi_state, env, &r->dir)
+                   ? schakel_fail(why, SCHAKEL_ESTORE, "routing: cannot store the directory")
+                   : 0;
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_AUDIT_ACCESS: return 0;
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL:
-        if (routing_remember(txn, r->dbi_referrals, &env->referral->referral_id, env->subject, env->source_org))
+        if (routing_remember(txn, r->dbi_referrals, &env->referral->referral_id, env->subject,
+                             env->source_org))
             goto store;
         break;
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL: /* a signal that asks for follow-up opens a loop */
@@ -56,7 +59,8 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     json_t *body_json = NULL;
     for (size_t i = 0; i < r->n_rules; i++) {
         const rule_t *rule = &r->rules[i];
-        if (rule->on[env->type] && routing_when_matches(rule, env, &body_json)) routing_apply(r, txn, rule, env, &to);
+        if (rule->on[env->type] && routing_when_matches(rule, env, &body_json))
+            routing_apply(r, txn, rule, env, &to);
     }
     json_decref(body_json);
     if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_GIVEN && to.n &&
@@ -64,13 +68,14 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
         goto store;
     /* a referral's receivers, for news about its loop (case_lead); the
      * first referral of that id by this sender about this child counts */
-    const char *referrer = env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL
-                               ? routing_recall(txn, r->dbi_referrals, &env->referral->referral_id, env->subject)
-                               : NULL;
+    const char *referrer =
+        env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL
+            ? routing_recall(txn, r->dbi_referrals, &env->referral->referral_id, env->subject)
+            : NULL;
     if (referrer && !strcmp(referrer, env->source_org))
         for (size_t i = 0; i < to.n; i++)
-            if (routing_remember_flow(txn, r->dbi_flows, 'R', &env->referral->referral_id, env->subject, to.org[i],
-                                      "", 0))
+            if (routing_remember_flow(txn, r->dbi_flows, 'R', &env->referral->referral_id, env->subject,
+                                      to.org[i], "", 0))
                 goto store;
 
     Schakel__V1__RoutedRecipient rr[MAX_RECIPIENTS], *rp[MAX_RECIPIENTS];
@@ -112,8 +117,8 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     /* the publisher is part of what the decision is about: ids are scoped
      * to their publisher, so two organisations' events with one id get two
      * decisions */
-    schakel_derive_id(id, "schakel/v1/routing", env->source_org, strlen(env->source_org),
-                      env->event_id.data, env->event_id.len, NULL);
+    schakel_derive_id(id, "schakel/v1/routing", env->source_org, strlen(env->source_org), env->event_id.data,
+                      env->event_id.len, NULL);
     Schakel__V1__Envelope e = SCHAKEL__V1__ENVELOPE__INIT;
     e.event_id.data = id;
     e.event_id.len = 16;

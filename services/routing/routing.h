@@ -60,8 +60,7 @@ typedef struct schakel_routing schakel_routing_t;
 
 /* A routing engine publishing as org_id with the rules in rules_json.
  * NULL on failure; why names the rule and field that is wrong. */
-schakel_routing_t *schakel_routing_new(const char *org_id, const char *rules_json, size_t len,
-                                       char *why);
+schakel_routing_t *schakel_routing_new(const char *org_id, const char *rules_json, size_t len, char *why);
 void schakel_routing_destroy(schakel_routing_t **self_p);
 
 /* SHA-256 of the rules text: the policy_version of every decision. */

@@ -28,15 +28,28 @@ typedef struct {
     char id[64];
     uint8_t on[SCHAKEL_EVENT_TYPE_LIMIT]; /* event types it applies to */
     int target;
-    unsigned kinds;      /* bit per OrgKind a target may name; 0: all */
-    char field[64];      /* for the "field" target */
-    json_t *when;        /* body fields that must match; NULL: always */
+    unsigned kinds; /* bit per OrgKind a target may name; 0: all */
+    char field[64]; /* for the "field" target */
+    json_t *when;   /* body fields that must match; NULL: always */
 } rule_t;
 
 enum {
-    T_ADDRESSEES, T_SCHOOL_TEAM, T_HOME_WIJKTEAM, T_REFERRAL_TARGET, T_CONSULTED,
-    T_CONSENT_RECIPIENT, T_VEILIGTHUIS, T_LEERPLICHT, T_REFERRER, T_REPORTER, T_FIELD, T_SCHOOL,
-    T_PARTICIPANTS, T_REFERRAL_LOOP, T_HANDOVER_SIDES, T_REQUESTER,
+    T_ADDRESSEES,
+    T_SCHOOL_TEAM,
+    T_HOME_WIJKTEAM,
+    T_REFERRAL_TARGET,
+    T_CONSULTED,
+    T_CONSENT_RECIPIENT,
+    T_VEILIGTHUIS,
+    T_LEERPLICHT,
+    T_REFERRER,
+    T_REPORTER,
+    T_FIELD,
+    T_SCHOOL,
+    T_PARTICIPANTS,
+    T_REFERRAL_LOOP,
+    T_HANDOVER_SIDES,
+    T_REQUESTER,
     T_COUNT
 };
 
@@ -51,8 +64,8 @@ struct schakel_routing {
 
 /* An organisation the publisher named that the rules do not allow. */
 typedef struct {
-    char field[80];      /* what named it: "addressees[0]", "referral.to_org" */
-    const char *org;     /* its directory id; "" when it is not in the directory */
+    char field[80];  /* what named it: "addressees[0]", "referral.to_org" */
+    const char *org; /* its directory id; "" when it is not in the directory */
     const char *rule, *reason;
 } refusal_t;
 

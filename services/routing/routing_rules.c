@@ -12,8 +12,8 @@
 #include "routing_impl.h"
 
 static const char *const target_names[T_COUNT] = {
-    "addressees", "school_team", "home_wijkteam", "referral_target", "consulted",
-    "consent_recipient", "veiligthuis", "leerplicht", "referrer", "reporter", "field", "school",
+    "addressees",   "school_team",   "home_wijkteam",  "referral_target", "consulted", "consent_recipient",
+    "veiligthuis",  "leerplicht",    "referrer",       "reporter",        "field",     "school",
     "participants", "referral_loop", "handover_sides", "requester"};
 
 static int parse_rule(schakel_routing_t *r, json_t *o, size_t i, char *why)
@@ -21,8 +21,10 @@ static int parse_rule(schakel_routing_t *r, json_t *o, size_t i, char *why)
     rule_t *rule = &r->rules[i];
     const char *id = json_string_value(json_object_get(o, "id"));
     if (!json_is_object(o) || !id || !schakel_id_valid(id) || strlen(id) >= sizeof rule->id)
-        return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu].id: a name of 1 to 63 characters of "
-                            "a-z 0-9 . _ / - (it is named in every decision)", i);
+        return schakel_fail(why, SCHAKEL_ECONFIG,
+                            "rules[%zu].id: a name of 1 to 63 characters of "
+                            "a-z 0-9 . _ / - (it is named in every decision)",
+                            i);
     snprintf(rule->id, sizeof rule->id, "%s", id);
     const char *key;
     json_t *v;
@@ -42,8 +44,10 @@ static int parse_rule(schakel_routing_t *r, json_t *o, size_t i, char *why)
                 }
                 int type = t ? schakel_event_type_parse(t) : 0;
                 if (type <= 0 || type >= SCHAKEL_EVENT_TYPE_LIMIT)
-                    return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).on[%zu]: unknown event "
-                                        "type \"%s\"", i, id, j, t ? t : "?");
+                    return schakel_fail(why, SCHAKEL_ECONFIG,
+                                        "rules[%zu] (%s).on[%zu]: unknown event "
+                                        "type \"%s\"",
+                                        i, id, j, t ? t : "?");
                 rule->on[type] = 1;
             }
         } else if (!strcmp(key, "to")) {
@@ -52,34 +56,45 @@ static int parse_rule(schakel_routing_t *r, json_t *o, size_t i, char *why)
             for (int k = 0; t && k < T_COUNT; k++)
                 if (!strcmp(t, target_names[k])) rule->target = k;
             if (rule->target < 0)
-                return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).to: unknown target \"%s\" "
-                                    "(docs/routing.md lists them)", i, id, t ? t : "?");
+                return schakel_fail(why, SCHAKEL_ECONFIG,
+                                    "rules[%zu] (%s).to: unknown target \"%s\" "
+                                    "(docs/routing.md lists them)",
+                                    i, id, t ? t : "?");
             have_to = 1;
         } else if (!strcmp(key, "kinds")) {
             size_t j;
             json_t *e;
-            if (!json_is_array(v)) return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).kinds: a list", i, id);
+            if (!json_is_array(v))
+                return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).kinds: a list", i, id);
             json_array_foreach(v, j, e) {
                 int k = json_is_string(e) ? schakel_org_kind_parse(json_string_value(e)) : -1;
-                if (k <= 0) return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).kinds[%zu]: not an "
-                                                "organisation kind", i, id, j);
+                if (k <= 0)
+                    return schakel_fail(why, SCHAKEL_ECONFIG,
+                                        "rules[%zu] (%s).kinds[%zu]: not an "
+                                        "organisation kind",
+                                        i, id, j);
                 rule->kinds |= 1u << k;
             }
         } else if (!strcmp(key, "field")) {
             const char *f = json_string_value(v);
             if (!f || !f[0] || strlen(f) >= sizeof rule->field ||
                 strspn(f, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(f))
-                return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).field: a body field name "
-                                    "(a-z 0-9 _)", i, id);
+                return schakel_fail(why, SCHAKEL_ECONFIG,
+                                    "rules[%zu] (%s).field: a body field name "
+                                    "(a-z 0-9 _)",
+                                    i, id);
             snprintf(rule->field, sizeof rule->field, "%s", f);
         } else if (!strcmp(key, "when")) {
             const char *k2;
             json_t *v2;
-            if (!json_is_object(v)) return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).when: an object", i, id);
+            if (!json_is_object(v))
+                return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).when: an object", i, id);
             json_object_foreach(v, k2, v2)
                 if (json_is_object(v2) || json_is_array(v2) || json_is_null(v2))
-                    return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).when: each field "
-                                        "equals a string, a number or true/false", i, id);
+                    return schakel_fail(why, SCHAKEL_ECONFIG,
+                                        "rules[%zu] (%s).when: each field "
+                                        "equals a string, a number or true/false",
+                                        i, id);
             rule->when = json_incref(v);
         } else {
             return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s): unknown field \"%s\"", i, id, key);
@@ -89,11 +104,13 @@ static int parse_rule(schakel_routing_t *r, json_t *o, size_t i, char *why)
     if (rule->target == T_FIELD && !rule->field[0])
         return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s): target \"field\" needs \"field\"", i, id);
     if (rule->kinds && rule->target != T_SCHOOL_TEAM && rule->target != T_ADDRESSEES &&
-        rule->target != T_REFERRAL_TARGET && rule->target != T_FIELD &&
-        rule->target != T_PARTICIPANTS && rule->target != T_HANDOVER_SIDES)
-        return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu] (%s).kinds: only for the targets "
+        rule->target != T_REFERRAL_TARGET && rule->target != T_FIELD && rule->target != T_PARTICIPANTS &&
+        rule->target != T_HANDOVER_SIDES)
+        return schakel_fail(why, SCHAKEL_ECONFIG,
+                            "rules[%zu] (%s).kinds: only for the targets "
                             "school_team, addressees, referral_target, field, participants and "
-                            "handover_sides", i, id);
+                            "handover_sides",
+                            i, id);
     for (size_t j = 0; j < i; j++)
         if (!strcmp(r->rules[j].id, id))
             return schakel_fail(why, SCHAKEL_ECONFIG, "rules[%zu]: id %s is used twice", i, id);
@@ -118,7 +135,8 @@ schakel_routing_t *schakel_routing_new(const char *org_id, const char *text, siz
     json_object_foreach(doc, key, v) {
         if (!strcmp(key, "rules")) continue;
         if (strcmp(key, "version") != 0) {
-            schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: unknown field \"%.40s\" (version, rules)", key);
+            schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: unknown field \"%.40s\" (version, rules)",
+                         key);
             goto fail;
         }
         if (!json_is_integer(v) || json_integer_value(v) <= 0) {
@@ -127,7 +145,8 @@ schakel_routing_t *schakel_routing_new(const char *org_id, const char *text, siz
         }
     }
     if (!json_is_array(rules) || json_array_size(rules) > MAX_RULES) {
-        schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: \"rules\" must be a list of at most %d", MAX_RULES);
+        schakel_fail(why, SCHAKEL_ECONFIG, "routing rules: \"rules\" must be a list of at most %d",
+                     MAX_RULES);
         goto fail;
     }
     for (size_t i = 0; i < json_array_size(rules); i++, r->n_rules++)
@@ -181,25 +200,47 @@ const char *schakel_routing_default_rules(void)
     return "{\n"
            "  \"version\": 1,\n"
            "  \"rules\": [\n"
-           "    {\"id\": \"explicit/addressees\", \"on\": [\"*\"], \"to\": \"addressees\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", \"leerplicht\"]},\n"
-           "    {\"id\": \"signal/school-smw\", \"on\": [\"signal\"], \"to\": \"school_team\", \"kinds\": [\"smw\"]},\n"
+           "    {\"id\": \"explicit/addressees\", \"on\": [\"*\"], \"to\": \"addressees\", \"kinds\": "
+           "[\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", "
+           "\"leerplicht\"]},\n"
+           "    {\"id\": \"signal/school-smw\", \"on\": [\"signal\"], \"to\": \"school_team\", \"kinds\": "
+           "[\"smw\"]},\n"
            "    {\"id\": \"consultation/consulted\", \"on\": [\"consultation\"], \"to\": \"consulted\"},\n"
-           "    {\"id\": \"consent/recipient\", \"on\": [\"consent_given\", \"consent_withdrawn\"], \"to\": \"consent_recipient\"},\n"
-           "    {\"id\": \"referral/target\", \"on\": [\"referral\"], \"to\": \"referral_target\", \"kinds\": [\"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", \"leerplicht\"]},\n"
-           "    {\"id\": \"meldcode/veiligthuis\", \"on\": [\"veiligthuis_report\"], \"to\": \"veiligthuis\"},\n"
-           "    {\"id\": \"veiligthuis/feedback-to-reporter\", \"on\": [\"veiligthuis_feedback\"], \"to\": \"reporter\"},\n"
-           "    {\"id\": \"absence/leerplicht\", \"on\": [\"absence\"], \"when\": {\"leerplicht_report\": true}, \"to\": \"leerplicht\"},\n"
+           "    {\"id\": \"consent/recipient\", \"on\": [\"consent_given\", \"consent_withdrawn\"], \"to\": "
+           "\"consent_recipient\"},\n"
+           "    {\"id\": \"referral/target\", \"on\": [\"referral\"], \"to\": \"referral_target\", "
+           "\"kinds\": [\"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", "
+           "\"leerplicht\"]},\n"
+           "    {\"id\": \"meldcode/veiligthuis\", \"on\": [\"veiligthuis_report\"], \"to\": "
+           "\"veiligthuis\"},\n"
+           "    {\"id\": \"veiligthuis/feedback-to-reporter\", \"on\": [\"veiligthuis_feedback\"], \"to\": "
+           "\"reporter\"},\n"
+           "    {\"id\": \"absence/leerplicht\", \"on\": [\"absence\"], \"when\": {\"leerplicht_report\": "
+           "true}, \"to\": \"leerplicht\"},\n"
            "    {\"id\": \"loop/status-to-referrer\", \"on\": [\"feedback_status\"], \"to\": \"referrer\"},\n"
-           "    {\"id\": \"loop/reminder-to\", \"on\": [\"loop_reminder\"], \"to\": \"field\", \"field\": \"to_org\"},\n"
-           "    {\"id\": \"thuiszitter/leerplicht\", \"on\": [\"thuiszitter_status\"], \"to\": \"leerplicht\"},\n"
-           "    {\"id\": \"thuiszitter/ppo\", \"on\": [\"thuiszitter_status\"], \"to\": \"school_team\", \"kinds\": [\"ppo\"]},\n"
-           "    {\"id\": \"action/owner\", \"on\": [\"action_item\"], \"to\": \"field\", \"field\": \"owner_org\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", \"leerplicht\"]},\n"
-           "    {\"id\": \"decision/school\", \"on\": [\"beschikking\", \"tlv\", \"education_care_arrangement\"], \"to\": \"school\"},\n"
-           "    {\"id\": \"meeting/participants\", \"on\": [\"meeting\"], \"to\": \"participants\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", \"leerplicht\"]},\n"
-           "    {\"id\": \"case-lead/lead\", \"on\": [\"case_lead\"], \"to\": \"field\", \"field\": \"lead_org\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", \"leerplicht\"]},\n"
+           "    {\"id\": \"loop/reminder-to\", \"on\": [\"loop_reminder\"], \"to\": \"field\", \"field\": "
+           "\"to_org\"},\n"
+           "    {\"id\": \"thuiszitter/leerplicht\", \"on\": [\"thuiszitter_status\"], \"to\": "
+           "\"leerplicht\"},\n"
+           "    {\"id\": \"thuiszitter/ppo\", \"on\": [\"thuiszitter_status\"], \"to\": \"school_team\", "
+           "\"kinds\": [\"ppo\"]},\n"
+           "    {\"id\": \"action/owner\", \"on\": [\"action_item\"], \"to\": \"field\", \"field\": "
+           "\"owner_org\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", "
+           "\"gemeente\", \"leerplicht\"]},\n"
+           "    {\"id\": \"decision/school\", \"on\": [\"beschikking\", \"tlv\", "
+           "\"education_care_arrangement\"], \"to\": \"school\"},\n"
+           "    {\"id\": \"meeting/participants\", \"on\": [\"meeting\"], \"to\": \"participants\", "
+           "\"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\", "
+           "\"leerplicht\"]},\n"
+           "    {\"id\": \"case-lead/lead\", \"on\": [\"case_lead\"], \"to\": \"field\", \"field\": "
+           "\"lead_org\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", "
+           "\"gemeente\", \"leerplicht\"]},\n"
            "    {\"id\": \"case-lead/referral-loop\", \"on\": [\"case_lead\"], \"to\": \"referral_loop\"},\n"
-           "    {\"id\": \"handover/other-side\", \"on\": [\"handover\", \"handover_confirmed\"], \"to\": \"handover_sides\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", \"veiligthuis\", \"gemeente\"]},\n"
-           "    {\"id\": \"mazl/jeugdarts\", \"on\": [\"mazl_request\"], \"to\": \"school_team\", \"kinds\": [\"ggd\"]},\n"
+           "    {\"id\": \"handover/other-side\", \"on\": [\"handover\", \"handover_confirmed\"], \"to\": "
+           "\"handover_sides\", \"kinds\": [\"school\", \"smw\", \"ggd\", \"wijkteam\", \"ppo\", "
+           "\"veiligthuis\", \"gemeente\"]},\n"
+           "    {\"id\": \"mazl/jeugdarts\", \"on\": [\"mazl_request\"], \"to\": \"school_team\", \"kinds\": "
+           "[\"ggd\"]},\n"
            "    {\"id\": \"mazl/requester\", \"on\": [\"mazl_advice\"], \"to\": \"requester\"}\n"
            "  ]\n"
            "}\n";

@@ -35,7 +35,8 @@ int routing_open(void *engine, MDB_txn *txn, char *why)
                             "not keep whom a referral was routed to: stop the service, delete the "
                             "directory (it is rebuilt from the log) and start it again");
     const char *const names[] = {"state", "referrers", "reporters", "consent_for", "flows"};
-    MDB_dbi *const dbis[] = {&r->dbi_state, &r->dbi_referrals, &r->dbi_reports, &r->dbi_consents, &r->dbi_flows};
+    MDB_dbi *const dbis[] = {&r->dbi_state, &r->dbi_referrals, &r->dbi_reports, &r->dbi_consents,
+                             &r->dbi_flows};
     int rc = schakel_engine_tables(txn, "routing", names, dbis, 5, why);
     return rc ? rc : schakel_engine_directory_load(txn, r->dbi_state, &r->dir);
 }
@@ -105,8 +106,9 @@ const char *routing_recall_flow(MDB_txn *txn, MDB_dbi dbi, char tag, const Proto
 {
     uint8_t key[FLOW_KEY_MAX];
     MDB_val v;
-    if (!id || id->len != 16 || schakel_kv_get(txn, dbi, key, routing_flow_key(key, tag, id, subject, NULL), &v) != 0 ||
-        !v.mv_size || ((const char *)v.mv_data)[v.mv_size - 1])
+    if (!id || id->len != 16 ||
+        schakel_kv_get(txn, dbi, key, routing_flow_key(key, tag, id, subject, NULL), &v) != 0 || !v.mv_size ||
+        ((const char *)v.mv_data)[v.mv_size - 1])
         return NULL;
     *len = v.mv_size;
     return v.mv_data;
@@ -118,5 +120,6 @@ int routing_remember_handover(MDB_txn *txn, MDB_dbi dbi, const schakel_envelope_
     char v[2 * SCHAKEL_ID_MAX + 2];
     int n = snprintf(v, sizeof v, "%s%c%s", env->source_org, 0, env->handover->to_org);
     if (n < 0 || (size_t)n >= sizeof v) return 0;
-    return routing_remember_flow(txn, dbi, 'H', &env->handover->handover_id, env->subject, NULL, v, (size_t)n + 1);
+    return routing_remember_flow(txn, dbi, 'H', &env->handover->handover_id, env->subject, NULL, v,
+                                 (size_t)n + 1);
 }

@@ -37,8 +37,8 @@ static int kind_of(schakel_routing_t *r, const char *org)
  * envelope's "school"; our services, e.g. the feedback loop naming the
  * referrer, are exempt). What fails is recorded in the decision, not
  * delivered. */
-static void add(schakel_routing_t *r, recipients_t *out, const schakel_envelope_t *env,
-                const char *org, const rule_t *rule, const char *field)
+static void add(schakel_routing_t *r, recipients_t *out, const schakel_envelope_t *env, const char *org,
+                const rule_t *rule, const char *field)
 {
     if (!org || !org[0] || !strcmp(org, env->source_org) || !r->dir) return;
     const schakel_org_t *o = schakel_directory_by_id(r->dir, org);
@@ -139,7 +139,8 @@ static void referral_loop(schakel_routing_t *r, MDB_txn *txn, const schakel_enve
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, r->dbi_flows, &cur) != 0) return;
     MDB_val k = {n, key}, v;
-    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0; g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0;
+         g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size <= n || memcmp(k.mv_data, key, n) != 0) break;
         char org[SCHAKEL_ID_MAX];
         size_t m = k.mv_size - n < sizeof org - 1 ? k.mv_size - n : sizeof org - 1;
@@ -162,8 +163,7 @@ static void handover_sides(schakel_routing_t *r, MDB_txn *txn, const schakel_env
         const schakel_org_t *o = r->dir ? schakel_directory_by_id(r->dir, h->to_org) : NULL;
         if (o && h->to_kind && o->kind != (int)h->to_kind)
             refuse(out, "handover.to_org", o->id, rule, "kind_mismatch");
-        else
-            add(r, out, env, h->to_org, rule, "handover.to_org");
+        else add(r, out, env, h->to_org, rule, "handover.to_org");
         return;
     }
     size_t n;
@@ -182,8 +182,8 @@ static void handover_sides(schakel_routing_t *r, MDB_txn *txn, const schakel_env
     add(r, out, env, t ? t->id : NULL, rule, NULL);
 }
 
-void routing_apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
-                   const schakel_envelope_t *env, recipients_t *out)
+void routing_apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule, const schakel_envelope_t *env,
+                   recipients_t *out)
 {
     const rule_t *id = rule; /* the rule each recipient is listed under */
     char field[80];
@@ -227,8 +227,8 @@ void routing_apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
             else add(r, out, env, of_kind(r, env, c->recipient_kind), id, NULL);
         } else if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_WITHDRAWN) {
             add(r, out, env,
-                routing_recall(txn, r->dbi_consents, &env->consent_withdrawn->consent_id, env->source_org), id,
-                NULL);
+                routing_recall(txn, r->dbi_consents, &env->consent_withdrawn->consent_id, env->source_org),
+                id, NULL);
         }
         break;
     case T_VEILIGTHUIS: {
@@ -243,11 +243,13 @@ void routing_apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
     }
     case T_LEERPLICHT: leerplicht(r, out, env, id); break;
     case T_REFERRER:
-        add(r, out, env, routing_recall(txn, r->dbi_referrals, schakel_body_bytes(env, "referral_id"), env->subject),
-            id, NULL);
+        add(r, out, env,
+            routing_recall(txn, r->dbi_referrals, schakel_body_bytes(env, "referral_id"), env->subject), id,
+            NULL);
         break;
     case T_REPORTER:
-        add(r, out, env, routing_recall(txn, r->dbi_reports, schakel_body_bytes(env, "report_id"), env->subject), id,
+        add(r, out, env,
+            routing_recall(txn, r->dbi_reports, schakel_body_bytes(env, "report_id"), env->subject), id,
             NULL);
         break;
     case T_FIELD:
@@ -271,8 +273,9 @@ void routing_apply(schakel_routing_t *r, MDB_txn *txn, const rule_t *rule,
     case T_REQUESTER: {
         size_t n;
         add(r, out, env,
-            routing_recall_flow(txn, r->dbi_flows, 'M', schakel_body_bytes(env, "request_id"), env->subject, &n), id,
-            NULL);
+            routing_recall_flow(txn, r->dbi_flows, 'M', schakel_body_bytes(env, "request_id"), env->subject,
+                                &n),
+            id, NULL);
         break;
     }
     }

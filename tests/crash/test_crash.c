@@ -77,8 +77,8 @@ static int cmp_id(const void *a, const void *b)
 static void acked_events_survive_sigkill(void **state)
 {
     (void)state;
-    unsigned seed = getenv("SCHAKEL_CRASH_SEED") ? (unsigned)atoi(getenv("SCHAKEL_CRASH_SEED"))
-                                                 : (unsigned)time(NULL);
+    unsigned seed =
+        getenv("SCHAKEL_CRASH_SEED") ? (unsigned)atoi(getenv("SCHAKEL_CRASH_SEED")) : (unsigned)time(NULL);
     int rounds = getenv("SCHAKEL_CRASH_ROUNDS") ? atoi(getenv("SCHAKEL_CRASH_ROUNDS")) : 15;
     printf("crash test: seed=%u rounds=%d\n", seed, rounds);
     srand(seed);
@@ -122,8 +122,9 @@ static void acked_events_survive_sigkill(void **state)
     for (size_t i = 1; i < n; i++) assert_memory_not_equal(logged[i - 1].id, logged[i].id, 16);
     for (size_t i = 0; i < n_acked; i++) {
         acked_t *hit = bsearch(&acked[i], logged, n, sizeof *logged, cmp_id);
-        if (!hit) fail_msg("ACKed event %zu (seq %llu) is missing from the log", i,
-                           (unsigned long long)acked[i].seq);
+        if (!hit)
+            fail_msg("ACKed event %zu (seq %llu) is missing from the log", i,
+                     (unsigned long long)acked[i].seq);
         if (hit->seq != acked[i].seq)
             fail_msg("ACKed event %zu: ACK said seq %llu, the log has it at %llu", i,
                      (unsigned long long)acked[i].seq, (unsigned long long)hit->seq);

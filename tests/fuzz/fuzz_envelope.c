@@ -16,7 +16,13 @@
 #include "json.h"
 #include "validate.h"
 
-#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, __VA_ARGS__); abort(); } } while (0)
+#define CHECK(c, ...)                     \
+    do {                                  \
+        if (!(c)) {                       \
+            fprintf(stderr, __VA_ARGS__); \
+            abort();                      \
+        }                                 \
+    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -54,7 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (schakel_envelope_encode(e, &buf, &len) == 0) {
             schakel_envelope_t *again = schakel_envelope_decode(buf, len, why);
             CHECK(again, "re-encoded valid event does not decode: %s\n", why);
-            CHECK(schakel_envelope_validate(again, why) == 0, "re-encoded valid event does not validate: %s\n", why);
+            CHECK(schakel_envelope_validate(again, why) == 0,
+                  "re-encoded valid event does not validate: %s\n", why);
             schakel_envelope_free(again);
             free(buf);
         }

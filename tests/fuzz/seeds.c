@@ -23,16 +23,14 @@
 
 static const char *root;
 
-static void put(const char *target, const char *name, const void *a, size_t alen, const void *b,
-                size_t blen)
+static void put(const char *target, const char *name, const void *a, size_t alen, const void *b, size_t blen)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", root, target);
     if (mkdir(path, 0755) != 0 && errno != EEXIST) abort();
     snprintf(path, sizeof path, "%s/%s/seed-%s", root, target, name);
     FILE *f = fopen(path, "wb");
-    if (!f || fwrite(a, 1, alen, f) != alen || (blen && fwrite(b, 1, blen, f) != blen) || fclose(f))
-        abort();
+    if (!f || fwrite(a, 1, alen, f) != alen || (blen && fwrite(b, 1, blen, f) != blen) || fclose(f)) abort();
 }
 
 static char *slurp(const char *path, size_t *len)

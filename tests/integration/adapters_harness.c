@@ -70,10 +70,11 @@ void adapter_init(adapter_t *a, const char *name, const char *org, const char *p
     snprintf(a->inbox, sizeof a->inbox, "%s/inbox", a->dir);
     snprintf(a->token, sizeof a->token, "%s/token", a->dir);
     char json[4096];
-    snprintf(json, sizeof json,
-             "{\"org\": \"%s\", \"node\": \"%s\", \"region_key\": \"%s/keys/region.key\", \"profile\": \"%s\","
-             " \"state\": \"state\", \"spool\": \"spool\"%s%s}",
-             org, H->data, H->data, profile, extra ? ", " : "", extra ? extra : "");
+    snprintf(
+        json, sizeof json,
+        "{\"org\": \"%s\", \"node\": \"%s\", \"region_key\": \"%s/keys/region.key\", \"profile\": \"%s\","
+        " \"state\": \"state\", \"spool\": \"spool\"%s%s}",
+        org, H->data, H->data, profile, extra ? ", " : "", extra ? extra : "");
     write_bytes(a->config, json, strlen(json), 0600);
 }
 
@@ -195,7 +196,8 @@ int has_bytes(const char *dir, const char *needle, const char *const *skip, char
         char path[1200];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         int skipped = 0;
-        for (size_t i = 0; skip && skip[i]; i++) skipped |= !strcmp(path, skip[i]) || !strcmp(e->d_name, skip[i]);
+        for (size_t i = 0; skip && skip[i]; i++)
+            skipped |= !strcmp(path, skip[i]) || !strcmp(e->d_name, skip[i]);
         struct stat st;
         if (skipped || lstat(path, &st) != 0) continue;
         if (S_ISDIR(st.st_mode)) {

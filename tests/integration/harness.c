@@ -61,8 +61,8 @@ static json_t *org_entry(const harness_t *h, const char *id, const char *kind, c
     for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save))
         json_array_append_new(rt, json_string(w));
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "id", id, "kind", kind, "name",
-                     "test organisation", "curve_public", k.curve_public, "sign_public", sign,
-                     "publish", pub, "rights", rt);
+                     "test organisation", "curve_public", k.curve_public, "sign_public", sign, "publish", pub,
+                     "rights", rt);
 }
 
 harness_t *harness_new(void)
@@ -83,8 +83,7 @@ harness_t *harness_new(void)
     json_array_append_new(orgs, org_entry(h, "school-a", "school", "signal referral consultation", ""));
     json_array_append_new(orgs, org_entry(h, "smw-b", "smw", "signal referral_received", ""));
     json_array_append_new(orgs, org_entry(h, "svc-reader", "service", "", "read_all"));
-    json_array_append_new(orgs, org_entry(h, "svc-decide", "service", "consent_decision",
-                                          "read_all decide"));
+    json_array_append_new(orgs, org_entry(h, "svc-decide", "service", "consent_decision", "read_all decide"));
     json_t *d = json_pack("{s:i, s:o}", "version", 1, "organisations", orgs);
     if (json_dump_file(d, h->directory, JSON_INDENT(1))) abort();
     json_decref(d);
@@ -162,8 +161,7 @@ static void dump_events(harness_t *h)
     snprintf(logdir, sizeof logdir, "%s/log", h->data);
     schakel_lmdb_options_t o = {.dir = logdir, .read_only = 1};
     struct stat st;
-    if (!root || stat(logdir, &st) != 0 || schakel_broker_master_key(h->data, o.master_key, why) != 0)
-        return;
+    if (!root || stat(logdir, &st) != 0 || schakel_broker_master_key(h->data, o.master_key, why) != 0) return;
     schakel_store_t *s = schakel_store_open_lmdb(&o, why);
     if (!s) {
         fprintf(stderr, "harness: no event dump of %s: %s\n", logdir, why);
@@ -180,8 +178,8 @@ static void dump_events(harness_t *h)
         uint64_t next;
         int rc = schakel_store_read(s, "all", seq, 1, 0, dump_one, f, &next);
         if (rc < 0)
-            fprintf(stderr, "harness: event dump: record %llu does not read: %s\n",
-                    (unsigned long long)seq, schakel_strerror(rc));
+            fprintf(stderr, "harness: event dump: record %llu does not read: %s\n", (unsigned long long)seq,
+                    schakel_strerror(rc));
     }
     if (fclose(f) != 0) abort();
     schakel_store_close(&s);
@@ -258,13 +256,29 @@ int harness_start(harness_t *h)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd >= 0) dup2(fd, 2);
-        const char *argv[32] = {SCHAKEL_BIN_DIR "/schakel-broker", "--data", h->data, "--key", key,
-                                "--directory", h->directory, "--endpoint", h->endpoint, "--pub",
+        const char *argv[32] = {SCHAKEL_BIN_DIR "/schakel-broker",
+                                "--data",
+                                h->data,
+                                "--key",
+                                key,
+                                "--directory",
+                                h->directory,
+                                "--endpoint",
+                                h->endpoint,
+                                "--pub",
                                 h->pub_endpoint};
         int n = 11;
         if (h->node) {
-            const char *nv[] = {SCHAKEL_BIN_DIR "/schakel", "node", "--data", h->data, "--endpoint",
-                                h->endpoint, "--pub", h->pub_endpoint, "--tick-ms", "0"};
+            const char *nv[] = {SCHAKEL_BIN_DIR "/schakel",
+                                "node",
+                                "--data",
+                                h->data,
+                                "--endpoint",
+                                h->endpoint,
+                                "--pub",
+                                h->pub_endpoint,
+                                "--tick-ms",
+                                "0"};
             n = (int)(sizeof nv / sizeof nv[0]);
             memcpy(argv, nv, sizeof nv);
         }
@@ -286,8 +300,8 @@ int harness_start(harness_t *h)
     for (int i = 0; i < 100 && ok != 0; i++) {
         Schakel__V1__Ping ping = SCHAKEL__V1__PING__INIT;
         ProtobufCMessage *reply = NULL;
-        if (schakel_client_call(c, "PING", &ping.base, &schakel__v1__pong__descriptor, &reply, 100,
-                                NULL) == 0) {
+        if (schakel_client_call(c, "PING", &ping.base, &schakel__v1__pong__descriptor, &reply, 100, NULL) ==
+            0) {
             protobuf_c_message_free_unpacked(reply, NULL);
             ok = 0;
         }
@@ -324,8 +338,7 @@ schakel_client_t *harness_client(harness_t *h, const char *org)
     return schakel_client_new(h->ctx, &o, NULL);
 }
 
-schakel_consumer_t *harness_consumer(harness_t *h, const char *org, const char *stream,
-                                     const char *name)
+schakel_consumer_t *harness_consumer(harness_t *h, const char *org, const char *stream, const char *name)
 {
     schakel_keys_t k;
     harness_keys(h, org, &k);
@@ -344,8 +357,7 @@ void harness_event_id(uint8_t id[16])
     schakel_random(id, 16);
 }
 
-void harness_signal(const char *org, const uint8_t id[16], unsigned subject_no, uint8_t **buf,
-                    size_t *len)
+void harness_signal(const char *org, const uint8_t id[16], unsigned subject_no, uint8_t **buf, size_t *len)
 {
     Schakel__V1__Envelope e = SCHAKEL__V1__ENVELOPE__INIT;
     Schakel__V1__Signal s = SCHAKEL__V1__SIGNAL__INIT;
@@ -486,7 +498,9 @@ uint64_t harness_publish_json(harness_t *h, const char *org, const char *json, u
     free(buf);
     uint64_t seq = 0;
     if (a && a->n_entries == 1 && a->entries[0]->code == 0) seq = a->entries[0]->seq;
-    else fprintf(stderr, "harness: %.100s... rejected: %s\n", json, a && a->n_entries ? a->entries[0]->reason : "no ACK");
+    else
+        fprintf(stderr, "harness: %.100s... rejected: %s\n", json,
+                a && a->n_entries ? a->entries[0]->reason : "no ACK");
     if (a) schakel__v1__ack__free_unpacked(a, NULL);
     if (id_out) memcpy(id_out, id, 16);
     return seq;

@@ -21,18 +21,18 @@
  *  "svc-decide" service: read_all + decide, publishes consent_decision
  *  "stranger"   has keys but is NOT in the directory */
 typedef struct {
-    char dir[256];        /* temp root */
-    char data[300];       /* broker data dir */
-    char keys[300];       /* key files */
-    char directory[300];  /* directory.json */
+    char dir[256];       /* temp root */
+    char data[300];      /* broker data dir */
+    char keys[300];      /* key files */
+    char directory[300]; /* directory.json */
     char endpoint[64], pub_endpoint[64];
     char server_public[SCHAKEL_Z85_KEY_LEN + 1];
     pid_t broker;
     void *ctx;
     char extra_args[8][64]; /* more broker flags */
     int n_extra;
-    int node;               /* a whole `schakel node` instead of a broker */
-    char reader[64];        /* the read_all org used to ping (default svc-reader) */
+    int node;        /* a whole `schakel node` instead of a broker */
+    char reader[64]; /* the read_all org used to ping (default svc-reader) */
 } harness_t;
 
 /* Makes the temp dir, keys and directory; does not start the broker. */
@@ -65,12 +65,12 @@ schakel_consumer_t *harness_consumer(harness_t *h, const char *org, const char *
 
 /* A valid, encoded signal event from org with the given event id and a
  * synthetic subject derived from subject_no. Caller frees *buf. */
-void harness_signal(const char *org, const uint8_t id[16], unsigned subject_no, uint8_t **buf,
-                    size_t *len);
+void harness_signal(const char *org, const uint8_t id[16], unsigned subject_no, uint8_t **buf, size_t *len);
 /* A PUBLISH of n fresh signal events (harness_signal, subjects 0..n-1)
  * from org, signed with org's key, or with a broken signature when good_sig
  * is 0. Free with harness_publish_free. */
-void harness_publish_new(const harness_t *h, const char *org, size_t n, int good_sig, Schakel__V1__Publish *p);
+void harness_publish_new(const harness_t *h, const char *org, size_t n, int good_sig,
+                         Schakel__V1__Publish *p);
 void harness_publish_free(Schakel__V1__Publish *p);
 /* A random event id. */
 void harness_event_id(uint8_t id[16]);

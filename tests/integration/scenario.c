@@ -22,7 +22,6 @@
 
 harness_t *H;
 
-
 void hex(const uint8_t *b, size_t n, char *out)
 {
     schakel_hex_encode(b, n, out);
@@ -102,9 +101,10 @@ void read_decisions_at(const uint8_t id[16], uint64_t seq, decisions_t *out)
     while (schakel_consumer_next(c, &r, 0, why) == 0) {
         schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
         assert_non_null(e);
-        uint64_t about = e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION
-            ? e->routing_decision->about_seq
-            : e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION ? e->consent_decision->about_seq : 0;
+        uint64_t about =
+            e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION   ? e->routing_decision->about_seq
+            : e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION ? e->consent_decision->about_seq
+                                                                              : 0;
         if (seq && about != seq) {
             schakel_envelope_free(e);
             continue;
@@ -150,7 +150,8 @@ void wait_decisions_at(const uint8_t id[16], uint64_t seq, size_t want, decision
 const decision_t *find(const decisions_t *ds, const char *recipient, int outcome)
 {
     for (size_t i = 0; i < ds->n; i++)
-        if (!strcmp(ds->d[i].recipient, recipient) && (!outcome || ds->d[i].outcome == outcome)) return &ds->d[i];
+        if (!strcmp(ds->d[i].recipient, recipient) && (!outcome || ds->d[i].outcome == outcome))
+            return &ds->d[i];
     return NULL;
 }
 
@@ -237,15 +238,14 @@ void referral_with_id(const char *org, const char *subject, const char *extra, c
     publish(org, json, id);
 }
 
-void referral(const char *org, const char *subject, const char *extra, const char *to_kind,
-              uint8_t id[16])
+void referral(const char *org, const char *subject, const char *extra, const char *to_kind, uint8_t id[16])
 {
     char rid[33];
     referral_with_id(org, subject, extra, to_kind, rid, id);
 }
 
 void consent(const char *org, const char *subject, const char *given_by, const char *age,
-                    const char *recipient_kind, char cid[33], uint8_t id[16])
+             const char *recipient_kind, char cid[33], uint8_t id[16])
 {
     char json[1024];
     new_id(cid);
@@ -302,10 +302,9 @@ void change_directory(int override)
     json_t *d = json_load_file(H->directory, 0, &err);
     assert_non_null(d);
     json_array_append_new(json_object_get(d, "organisations"),
-                          json_pack("{s:s, s:s, s:s, s:s, s:s, s:[s], s:[s]}", "id", "test-clock",
-                                    "kind", "service", "name", "test clock", "curve_public",
-                                    k.curve_public, "sign_public", sign, "publish", "clock_tick",
-                                    "rights", "clock"));
+                          json_pack("{s:s, s:s, s:s, s:s, s:s, s:[s], s:[s]}", "id", "test-clock", "kind",
+                                    "service", "name", "test clock", "curve_public", k.curve_public,
+                                    "sign_public", sign, "publish", "clock_tick", "rights", "clock"));
     size_t i;
     json_t *s;
     json_array_foreach(json_object_get(d, "schools"), i, s)
@@ -347,4 +346,3 @@ int count_in_log(const char *needle)
     if (f) fclose(f);
     return n;
 }
-

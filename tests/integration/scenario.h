@@ -58,8 +58,7 @@ uint64_t publish(const char *org, const char *json, uint8_t id[16]);
 int publish_code(const char *org, const char *json, char *reason);
 /* A referral of subject to an organisation kind; extra is spliced into the
  * envelope (e.g. "\"district\":\"zuid\","). rid_out: its referral id (hex). */
-void referral(const char *org, const char *subject, const char *extra, const char *to_kind,
-              uint8_t id[16]);
+void referral(const char *org, const char *subject, const char *extra, const char *to_kind, uint8_t id[16]);
 void referral_with_id(const char *org, const char *subject, const char *extra, const char *to_kind,
                       char rid_out[33], uint8_t id[16]);
 /* Parents' (or another giver's) consent for a kind of recipient. */

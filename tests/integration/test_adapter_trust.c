@@ -161,7 +161,8 @@ static void http_input_answers_only_the_token_holder(void **state)
             close(fd);
             break;
         }
-        if (i % 2) (void)!write(fd, "POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\n", 41); /* slow: half a request */
+        if (i % 2)
+            (void)!write(fd, "POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\n", 41); /* slow: half a request */
         fds[open_n++] = fd;
     }
     assert_int_equal(open_n, IDLE);
@@ -187,7 +188,8 @@ static void token_file_others_can_read_stops_the_adapter(void **state)
     token_adapter(&a, "mode", "127.0.0.1", 0644);
     char cmd[2000], err[800];
     snprintf(err, sizeof err, "%s/start.err", a.dir);
-    snprintf(cmd, sizeof cmd, "timeout 20 %s/schakel adapter --config %s 2> %s", SCHAKEL_BIN_DIR, a.config, err);
+    snprintf(cmd, sizeof cmd, "timeout 20 %s/schakel adapter --config %s 2> %s", SCHAKEL_BIN_DIR, a.config,
+             err);
     int st = system(cmd);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 2);
@@ -250,14 +252,13 @@ static void strict_csv_names_lines_and_columns(void **state)
     adapter_start_ready(&a);
     /* a quote never closed on line 3: the file is refused whole, and the
      * rows after it are not read into one cell of another child */
-    static const char open[] = HEADER
-        "Q1;999990019;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"
-        "Q2;999990032;14-02-2016;Noord;zorgsignaal;20-11-2026;\"gedrag;laag;;\n"
-        "Q3;999990044;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n";
+    static const char open[] = HEADER "Q1;999990019;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"
+                                      "Q2;999990032;14-02-2016;Noord;zorgsignaal;20-11-2026;\"gedrag;laag;;\n"
+                                      "Q3;999990044;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n";
     adapter_drop(&a, "open-quote.csv", open, sizeof open - 1);
     static const char cells[] = HEADER
         "C1;999990019;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"
-        "C2;999990032;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;Jos\xe9\n" /* Latin-1 */
+        "C2;999990032;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;Jos\xe9\n"  /* Latin-1 */
         "C3;999990044\0Jansen;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n" /* a NUL */
         "C4;999990056;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;;\n";       /* a column too many */
     adapter_drop(&a, "cells.csv", cells, sizeof cells - 1);
@@ -324,7 +325,9 @@ static size_t mutate(const char *src, size_t len, char *out, size_t cap)
         default: {
             size_t k = 1 + rnd(12), from = rnd((unsigned)n);
             if (from + k > n) k = n - from;
-            if (n + k < cap) memmove(out + at + k, out + at, n - at), memmove(out + at, out + from + (from >= at ? k : 0), k), n += k;
+            if (n + k < cap)
+                memmove(out + at + k, out + at, n - at),
+                    memmove(out + at, out + from + (from >= at ? k : 0), k), n += k;
         }
         }
     }
@@ -401,8 +404,8 @@ static void broken_exports_leak_no_bsn(void **state)
     size_t cl = (size_t)snprintf(csv, sizeof csv, HEADER), jl = 0, ll = 1;
     list[0] = '[';
     for (size_t i = 0; i < N_BSN; i++) {
-        cl += (size_t)snprintf(csv + cl, sizeof csv - cl, "F%zu;%s;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n",
-                               i, b[i]);
+        cl += (size_t)snprintf(csv + cl, sizeof csv - cl,
+                               "F%zu;%s;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n", i, b[i]);
         char id[16];
         snprintf(id, sizeof id, "J%zu", i);
         snprintf(line, sizeof line, ROW, id, b[i]);
@@ -412,9 +415,9 @@ static void broken_exports_leak_no_bsn(void **state)
     ll += (size_t)snprintf(list + ll, sizeof list - ll, "]");
     const char *by_hand[][2] = {
         {"quote-open.csv", HEADER "H1;\"@;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"
-                           "H2;@;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"},
+                                  "H2;@;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"},
         {"shifted.csv", HEADER "H3;;@;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"
-                        "H4;x;14-02-2016;@;zorgsignaal;20-11-2026;gedrag;laag;\n"},
+                               "H4;x;14-02-2016;@;zorgsignaal;20-11-2026;gedrag;laag;\n"},
         /* a valid BSN where it belongs (first @), another in a code or a date */
         {"in-when.csv", HEADER "H5;@;14-02-2016;Noord;@;20-11-2026;gedrag;laag;;\n"},
         {"in-date.csv", HEADER "H6;@;14-02-2016;Noord;zorgsignaal;@;gedrag;laag;;\n"},
@@ -424,7 +427,7 @@ static void broken_exports_leak_no_bsn(void **state)
                           "\"wijk\":\"@\",\"soort\":\"zorgsignaal\",\"datum\":\"20-11-2026\","
                           "\"categorie\":\"gedrag\",\"urgentie\":\"hoog\"}\n"},
         {"after-quote.csv", HEADER "H9;\"@\"x;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"
-                            "H10;@\xe9;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"},
+                                   "H10;@\xe9;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"},
         {"escape.jsonl", "{\"registratienummer\":\"K1\",\"bsn\":\"@\\q\"}\n{\"bsn\":\"@\"}\n"},
         {"unterminated.jsonl", "{\"registratienummer\":\"K1\",\"bsn\":\"@\n{\"bsn\":\"@\"}\n"},
         {"big.jsonl", "{\"registratienummer\":\"K1\",\"bsn\":@999999999999999999999}\n{\"x\":\"@\"}\n"},
@@ -441,14 +444,16 @@ static void broken_exports_leak_no_bsn(void **state)
         http_bodies[i] = hand[i];
     }
     /* NUL in a cell: by hand, as bytes */
-    static const char nul[] = HEADER "H11;999990019\0;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n";
+    static const char nul[] =
+        HEADER "H11;999990019\0;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n";
     adapter_drop(&a, "nul.csv", nul, sizeof nul - 1);
 
     buf_t replies = {0};
     const char *good[] = {AUTH, JSON_CT, NULL};
     size_t refused = 0;
     for (size_t i = 0; i < sizeof by_hand / sizeof by_hand[0]; i++)
-        refused += adapter_http(&a, "POST", "/events", good, http_bodies[i], strlen(http_bodies[i]), &replies, 10000) == 400;
+        refused += adapter_http(&a, "POST", "/events", good, http_bodies[i], strlen(http_bodies[i]), &replies,
+                                10000) == 400;
     assert_true(refused >= 7); /* those that do not parse */
 
     char *m = malloc(32768);
@@ -466,12 +471,11 @@ static void broken_exports_leak_no_bsn(void **state)
             n = mutate(jsonl, jl, m, 32768);
             snprintf(name, sizeof name, "mutant-%03zu.jsonl", i);
             break;
-        default:
-            n = mutate(list, ll, m, 32768);
-            snprintf(name, sizeof name, "mutant-%03zu.json", i);
+        default: n = mutate(list, ll, m, 32768); snprintf(name, sizeof name, "mutant-%03zu.json", i);
         }
         adapter_drop(&a, name, m, n);
-        if (i % 3 == 1 && in_len + n + 1 < in_cap) memcpy(in + in_len, m, n), in_len += n, in[in_len++] = '\n';
+        if (i % 3 == 1 && in_len + n + 1 < in_cap)
+            memcpy(in + in_len, m, n), in_len += n, in[in_len++] = '\n';
         if (i % 3) {
             long code = adapter_http(&a, "POST", "/events", good, m, n, &replies, 10000);
             if (code != 200 && code != 400) fail_msg("mutant %zu: HTTP status %ld", i, code);

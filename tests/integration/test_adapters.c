@@ -80,13 +80,15 @@ static size_t on_log(const char *org, int type, size_t *distinct)
 /* A signal export of n rows, record numbers from `first`. */
 static char *signals_csv(size_t n, unsigned first)
 {
-    char (*b)[10] = malloc(n * 10);
+    char(*b)[10] = malloc(n * 10);
     synthetic_bsns(n, b);
     size_t cap = 200 + n * 120, len = 0;
     char *csv = malloc(cap);
-    len += (size_t)snprintf(csv, cap, "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n");
+    len += (size_t)snprintf(
+        csv, cap, "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n");
     for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(csv + len, cap - len, "R%u;%s;14-02-2016;Zuid;zorgsignaal;20-11-2026;gedrag;middel;;\n",
+        len += (size_t)snprintf(csv + len, cap - len,
+                                "R%u;%s;14-02-2016;Zuid;zorgsignaal;20-11-2026;gedrag;middel;;\n",
                                 first + (unsigned)i, b[i]);
     free(b);
     return csv;
@@ -101,8 +103,8 @@ static void school_export_reaches_the_log_without_the_bsn(void **state)
     adapter_init(&a, NULL, "school-34cd01", FIXTURE, NULL);
     adapter_start(&a);
     adapter_drop_text(&a, "signalen-2026-11-20.csv",
-         "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
-         "S1;999990019;14-02-2016;Zuid;zorgsignaal;20-11-2026;gedrag|thuis;hoog;;\n");
+                      "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
+                      "S1;999990019;14-02-2016;Zuid;zorgsignaal;20-11-2026;gedrag|thuis;hoog;;\n");
     wait_drained(&a);
     size_t n = on_log("school-34cd01", SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL, NULL);
     assert_int_equal(n, 1);
@@ -119,7 +121,8 @@ static void school_export_reaches_the_log_without_the_bsn(void **state)
     int seen = 0;
     while (schakel_consumer_next(c, &r, 0, why) == 0) {
         schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL && !strcmp(e->source_org, "school-34cd01")) {
+        if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL &&
+            !strcmp(e->source_org, "school-34cd01")) {
             assert_string_equal(e->subject, pseudo);
             assert_string_equal(e->district, "zuid");
             assert_int_equal(e->age_band, SCHAKEL__V1__AGE_BAND__AGE_BAND_UNDER_12);
@@ -147,13 +150,14 @@ static void bad_rows_are_rejected_with_reasons(void **state)
     adapter_t a;
     adapter_init(&a, NULL, "school-12ab00", FIXTURE, NULL);
     adapter_start(&a);
-    adapter_drop_text(&a, "export-met-fouten.csv",
-         "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
-         "B1;999990032;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"
-         "B2;999990033;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"      /* fails the elfproef */
-         "B3;999990044;14-02-2016;Noord;zorgsignaal;31-11-2026;gedrag;laag;;\n"      /* no 31 November */
-         "B4;999990056;14-02-2016;Noord;zorgsignaal;20-11-2026;pesten;laag;;\n"      /* an unknown code */
-         "B5;999990068;14-02-2016;Noord;\"zorgsignaal\";20-11-2026;leren;middel;;\n");
+    adapter_drop_text(
+        &a, "export-met-fouten.csv",
+        "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
+        "B1;999990032;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n"
+        "B2;999990033;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n" /* fails the elfproef */
+        "B3;999990044;14-02-2016;Noord;zorgsignaal;31-11-2026;gedrag;laag;;\n" /* no 31 November */
+        "B4;999990056;14-02-2016;Noord;zorgsignaal;20-11-2026;pesten;laag;;\n" /* an unknown code */
+        "B5;999990068;14-02-2016;Noord;\"zorgsignaal\";20-11-2026;leren;middel;;\n");
     wait_drained(&a);
     assert_int_equal(on_log("school-12ab00", SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL, NULL), 2);
 
@@ -170,7 +174,7 @@ static void bad_rows_are_rejected_with_reasons(void **state)
     assert_non_null(strstr(text, "column datum"));
     assert_non_null(strstr(text, "\"row\":5"));
     assert_non_null(strstr(text, "column categorie: unknown code"));
-    assert_null(strstr(text, "pesten")); /* nor any other value of a row */
+    assert_null(strstr(text, "pesten"));    /* nor any other value of a row */
     assert_null(strstr(text, "999990033")); /* a reason never quotes a BSN */
     /* the bad rows themselves, with the header, ready to fix and drop back */
     snprintf(path, sizeof path, "%s/rejected/export-met-fouten.csv", a.spool);
@@ -188,8 +192,8 @@ static void bad_rows_are_rejected_with_reasons(void **state)
 
     /* a corrected row under the same record number is refused, not dropped */
     adapter_drop_text(&a, "correctie.csv",
-         "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
-         "B1;999990032;14-02-2016;Noord;zorgsignaal;20-11-2026;thuis;laag;;\n");
+                      "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
+                      "B1;999990032;14-02-2016;Noord;zorgsignaal;20-11-2026;thuis;laag;;\n");
     wait_drained(&a);
     snprintf(path, sizeof path, "%s/rejected/correctie.csv.reasons.jsonl", a.spool);
     for (int i = 0; i < 50 && access(path, F_OK) != 0; i++) usleep(100000);
@@ -276,7 +280,8 @@ static void delivery_lands_once_though_the_hand_over_fails_first(void **state)
     adapter_t w, s;
     char extra[1600];
     snprintf(extra, sizeof extra,
-             "\"inbox\": {\"command\": \"if [ ! -e %s/adapters/failed-once ]; then touch %s/adapters/failed-once; exit 1; fi; "
+             "\"inbox\": {\"command\": \"if [ ! -e %s/adapters/failed-once ]; then touch "
+             "%s/adapters/failed-once; exit 1; fi; "
              "cat > /dev/null; echo $SCHAKEL_EVENT_ID $SCHAKEL_EVENT_TYPE >> %s/adapters/handed.txt\"}",
              H->dir, H->dir, H->dir);
     adapter_init(&w, NULL, "wijkteam-zuid", FIXTURE, extra);
@@ -285,9 +290,9 @@ static void delivery_lands_once_though_the_hand_over_fails_first(void **state)
     adapter_init(&s, NULL, "school-34cd01", FIXTURE, NULL);
     adapter_start(&s);
     adapter_drop_text(&s, "aanmelding.csv",
-         "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
-         "T1;999990081;14-02-2016;Zuid;toestemming;01-11-2026;thuis;laag;wijkteam;ouders\n"
-         "A1;999990081;14-02-2016;Zuid;aanmelding;01-11-2026;thuis;middel;wijkteam;\n");
+                      "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
+                      "T1;999990081;14-02-2016;Zuid;toestemming;01-11-2026;thuis;laag;wijkteam;ouders\n"
+                      "A1;999990081;14-02-2016;Zuid;aanmelding;01-11-2026;thuis;middel;wijkteam;\n");
     wait_drained(&s);
     char handed[700];
     snprintf(handed, sizeof handed, "%s/adapters/handed.txt", H->dir);
@@ -322,12 +327,13 @@ static void http_and_stdin_answer_per_row(void **state)
     adapter_init(&a, NULL, "school-12ab00", FIXTURE, http);
     a.port = port;
     adapter_start(&a);
-    const char *rows = "[{\"registratienummer\":\"H1\",\"bsn\":\"999990093\",\"geboortedatum\":\"14-02-2016\","
-                       "\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":\"20-11-2026\",\"categorie\":\"gedrag\","
-                       "\"urgentie\":\"hoog\"},"
-                       "{\"registratienummer\":\"H2\",\"bsn\":\"123\",\"geboortedatum\":\"14-02-2016\","
-                       "\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":\"20-11-2026\",\"categorie\":\"gedrag\","
-                       "\"urgentie\":\"hoog\"}]";
+    const char *rows =
+        "[{\"registratienummer\":\"H1\",\"bsn\":\"999990093\",\"geboortedatum\":\"14-02-2016\","
+        "\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":\"20-11-2026\",\"categorie\":\"gedrag\","
+        "\"urgentie\":\"hoog\"},"
+        "{\"registratienummer\":\"H2\",\"bsn\":\"123\",\"geboortedatum\":\"14-02-2016\","
+        "\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":\"20-11-2026\",\"categorie\":\"gedrag\","
+        "\"urgentie\":\"hoog\"}]";
     long code = -1;
     /* the adapter makes its token file (state/http.token) on first start */
     char tokpath[800], auth[200] = "Authorization: Bearer ";
@@ -354,7 +360,8 @@ static void http_and_stdin_answer_per_row(void **state)
     assert_int_equal(json_array_size(answer), 2);
     assert_string_equal(json_string_value(json_object_get(json_array_get(answer, 0), "status")), "queued");
     assert_string_equal(json_string_value(json_object_get(json_array_get(answer, 1), "status")), "rejected");
-    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(answer, 1), "reason")), "column bsn"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_array_get(answer, 1), "reason")), "column bsn"));
     json_decref(answer);
     wait_drained(&a);
     assert_int_equal(adapter_stop(&a, SIGTERM), 0);
@@ -363,7 +370,8 @@ static void http_and_stdin_answer_per_row(void **state)
     char cmd[2400], out[800];
     snprintf(out, sizeof out, "%s/stdin-acks.jsonl", a.dir);
     snprintf(cmd, sizeof cmd,
-             "printf '%%s\\n' '{\"registratienummer\":\"I1\",\"bsn\":\"999990081\",\"geboortedatum\":\"14-02-2016\","
+             "printf '%%s\\n' "
+             "'{\"registratienummer\":\"I1\",\"bsn\":\"999990081\",\"geboortedatum\":\"14-02-2016\","
              "\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":\"20-11-2026\",\"categorie\":\"leren\","
              "\"urgentie\":\"laag\"}' 'not json' | %s/schakel adapter --config %s --stdin --once > %s 2>>%s",
              SCHAKEL_BIN_DIR, a.config, out, a.log);
@@ -382,14 +390,17 @@ static void http_and_stdin_answer_per_row(void **state)
 static void six_profiles_map_their_examples_onto_the_log(void **state)
 {
     (void)state;
-    const char *kinds[][2] = {{"school", "school-12ab00"}, {"smw", "smw-farent"},       {"ggd", "ggd-jgz"},
-                              {"wijkteam", "wijkteam-noord"}, {"ppo", "ppo-region"}, {"veiligthuis", "veiligthuis-region"}};
+    const char *kinds[][2] = {{"school", "school-12ab00"}, {"smw", "smw-farent"},
+                              {"ggd", "ggd-jgz"},          {"wijkteam", "wijkteam-noord"},
+                              {"ppo", "ppo-region"},       {"veiligthuis", "veiligthuis-region"}};
     adapter_t a[6];
     size_t before[6], expect[6];
     for (int k = 0; k < 6; k++) {
         char profile[800], examples[800];
-        snprintf(profile, sizeof profile, "%s/adapters/profiles/%s/profile.json", SCHAKEL_SOURCE_DIR, kinds[k][0]);
-        snprintf(examples, sizeof examples, "%s/adapters/profiles/%s/examples", SCHAKEL_SOURCE_DIR, kinds[k][0]);
+        snprintf(profile, sizeof profile, "%s/adapters/profiles/%s/profile.json", SCHAKEL_SOURCE_DIR,
+                 kinds[k][0]);
+        snprintf(examples, sizeof examples, "%s/adapters/profiles/%s/examples", SCHAKEL_SOURCE_DIR,
+                 kinds[k][0]);
         adapter_init(&a[k], NULL, kinds[k][1], profile, NULL);
         before[k] = on_log(kinds[k][1], 0, NULL);
         /* how many events the examples make, by the mapper itself */
@@ -422,7 +433,8 @@ static void six_profiles_map_their_examples_onto_the_log(void **state)
         assert_int_equal(json_integer_value(json_object_get(st, "dead_letters")), 0);
         json_decref(st);
         size_t got = on_log(kinds[k][1], 0, NULL) - before[k];
-        if (got != expect[k]) fail_msg("%s: %zu events on the log, the examples make %zu", kinds[k][0], got, expect[k]);
+        if (got != expect[k])
+            fail_msg("%s: %zu events on the log, the examples make %zu", kinds[k][0], got, expect[k]);
         assert_int_equal(adapter_stop(&a[k], SIGTERM), 0);
     }
 }

@@ -70,7 +70,8 @@ static int find_referral(char rid[33], char subject[65], uint8_t id[16])
     int found = 0;
     while (!found && schakel_consumer_next(c, &r, 0, why) == 0) {
         schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL && !strcmp(e->source_org, "school-34cd01")) {
+        if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL &&
+            !strcmp(e->source_org, "school-34cd01")) {
             hex(e->referral->referral_id.data, 16, rid);
             snprintf(subject, 65, "%s", e->subject);
             memcpy(id, e->event_id.data, 16);
@@ -89,7 +90,8 @@ static void markers_rest_only_in_the_export_and_the_inbox(void **state)
     json_error_t err;
     json_t *prof = json_load_file(FIXTURE, 0, &err);
     assert_non_null(prof);
-    json_object_set_new(json_object_get(prof, "defaults"), "case_ref", json_pack("{s:s}", "column", "dossier"));
+    json_object_set_new(json_object_get(prof, "defaults"), "case_ref",
+                        json_pack("{s:s}", "column", "dossier"));
     char profile[600];
     snprintf(profile, sizeof profile, "%s/school-profile.json", H->dir);
     assert_int_equal(json_dump_file(prof, profile, JSON_INDENT(1)), 0);
@@ -118,22 +120,25 @@ static void markers_rest_only_in_the_export_and_the_inbox(void **state)
      * recorded by someone, each with markers */
     char q[65], json[2048], cid[33];
     child("at-rest-published", q);
-    snprintf(json, sizeof json,
-             "{\"type\":\"signal\",\"subject\":\"%s\",\"case_ref\":\"" MARK "D\",\"purpose\":\"support\","
-             "\"legal_basis\":\"consent\",\"categories\":[\"behaviour\"],\"district\":\"zuid\","
-             "\"signal\":{\"concerns\":[\"behaviour\"],\"urgency\":\"soon\",\"observed_on\":\"2026-11-20\","
-             "\"raised_by\":\"teacher\",\"follow_up_requested\":true,\"contact\":{\"org_id\":\"school-34cd01\","
-             "\"role\":\"intern_begeleider\",\"ref\":\"" MARK "E\"}}}",
-             q);
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"signal\",\"subject\":\"%s\",\"case_ref\":\"" MARK "D\",\"purpose\":\"support\","
+        "\"legal_basis\":\"consent\",\"categories\":[\"behaviour\"],\"district\":\"zuid\","
+        "\"signal\":{\"concerns\":[\"behaviour\"],\"urgency\":\"soon\",\"observed_on\":\"2026-11-20\","
+        "\"raised_by\":\"teacher\",\"follow_up_requested\":true,\"contact\":{\"org_id\":\"school-34cd01\","
+        "\"role\":\"intern_begeleider\",\"ref\":\"" MARK "E\"}}}",
+        q);
     publish("school-34cd01", json, NULL);
     new_id(cid);
-    snprintf(json, sizeof json,
-             "{\"type\":\"consent_given\",\"subject\":\"%s\",\"case_ref\":\"" MARK "F\",\"purpose\":\"consent_admin\","
-             "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"parents\","
-             "\"age_band\":\"under_12\",\"recipient_kind\":\"wijkteam\",\"purposes\":[\"support\",\"feedback\"],"
-             "\"valid_from\":\"2020-01-01\",\"recorded_by\":{\"org_id\":\"school-34cd01\","
-             "\"role\":\"intern_begeleider\",\"ref\":\"" MARK "G\"}}}",
-             q, cid);
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"consent_given\",\"subject\":\"%s\",\"case_ref\":\"" MARK
+        "F\",\"purpose\":\"consent_admin\","
+        "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"parents\","
+        "\"age_band\":\"under_12\",\"recipient_kind\":\"wijkteam\",\"purposes\":[\"support\",\"feedback\"],"
+        "\"valid_from\":\"2020-01-01\",\"recorded_by\":{\"org_id\":\"school-34cd01\","
+        "\"role\":\"intern_begeleider\",\"ref\":\"" MARK "G\"}}}",
+        q, cid);
     publish("school-34cd01", json, NULL);
 
     adapter_begin(&wijkteam, "wijkteam-zuid", WIJKTEAM_PROFILE);
@@ -193,14 +198,14 @@ static void markers_rest_only_in_the_export_and_the_inbox(void **state)
     const char *marks[] = {MARK "A", MARK "B", MARK "C", MARK "D", MARK "E", MARK "F", MARK "G", MARK "H"};
     char where[1200];
     for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
-        if (has_bytes(H->dir, marks[i], skip, where, sizeof where)) fail_msg("%s is at rest in %s", marks[i], where);
+        if (has_bytes(H->dir, marks[i], skip, where, sizeof where))
+            fail_msg("%s is at rest in %s", marks[i], where);
     /* ...and the search can find: the export holds its markers, the inbox
      * the delivered referral's case_ref */
     assert_true(has_bytes(school.spool, MARK "A", NULL, where, sizeof where));
     assert_true(has_bytes(school.spool, MARK "C", NULL, where, sizeof where));
     assert_true(has_bytes(wijkteam.inbox, MARK "A", NULL, where, sizeof where));
 }
-
 
 /* Erasing a child's data key erases what the consent service could still
  * deliver about it: the service kept no copy of the held referral, so
@@ -251,7 +256,6 @@ static void erased_child_is_forgotten_by_consent(void **state)
     assert_int_equal(count_in_log("event=derived_rejected"), rejected);
     assert_int_equal(harness_shutdown(H), 0);
 }
-
 
 /* A service's state written by an older version (the consent service kept
  * whole events in a table "events") is refused with what to do, before

@@ -274,7 +274,6 @@ static void garbage_frames_get_reasons(void **state)
     assert_still_serving();
 }
 
-
 /* A publish of buf by school-a; returns the entry's code, its reason in why. */
 static int publish_code(schakel_client_t *c, const uint8_t *buf, size_t len, char *why)
 {
@@ -327,10 +326,8 @@ static void nul_and_unknown_fields_are_refused(void **state)
     schakel_envelope_t *e = schakel_envelope_decode(buf, len, why);
     assert_non_null(e);
     static uint8_t text[] = "\x04QZXW";
-    ProtobufCMessageUnknownField u = {.tag = 99,
-                                      .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED,
-                                      .len = 5,
-                                      .data = text};
+    ProtobufCMessageUnknownField u = {
+        .tag = 99, .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, .len = 5, .data = text};
     e->signal->base.n_unknown_fields = 1;
     e->signal->base.unknown_fields = &u;
     uint8_t *nested = malloc(schakel__v1__envelope__get_packed_size(e));
@@ -352,10 +349,19 @@ static void nul_and_unknown_fields_are_refused(void **state)
         size_t len;
         const char *needle;
     } cases[] = {
-        {"FETCH", "\x0a\x05" "all\0x", 7, "stream"},
-        {"FETCH", "\x2a\x03" "c\0x", 5, "consumer"},
-        {"COMMIT", "\x0a\x03" "all\x12\x01" "c\x98\x06\x01", 11,
-         "unknown field 99 in schakel.v1.Commit"},
+        {"FETCH",
+         "\x0a\x05"
+         "all\0x",
+         7, "stream"},
+        {"FETCH",
+         "\x2a\x03"
+         "c\0x",
+         5, "consumer"},
+        {"COMMIT",
+         "\x0a\x03"
+         "all\x12\x01"
+         "c\x98\x06\x01",
+         11, "unknown field 99 in schakel.v1.Commit"},
         {"PING", "\x08\x01\x98\x06\x01", 5, "unknown field 99 in schakel.v1.Ping"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -363,13 +369,11 @@ static void nul_and_unknown_fields_are_refused(void **state)
         zmq_msg_t b;
         raw_call(s, cases[i].cmd, cases[i].body, cases[i].len, name, &b);
         assert_string_equal(name, "ERROR");
-        Schakel__V1__Error *err =
-            schakel__v1__error__unpack(NULL, zmq_msg_size(&b), zmq_msg_data(&b));
+        Schakel__V1__Error *err = schakel__v1__error__unpack(NULL, zmq_msg_size(&b), zmq_msg_data(&b));
         assert_non_null(err);
         assert_int_equal(err->code, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
         if (!strstr(err->reason, cases[i].needle))
-            fail_msg("%s: reason \"%s\" does not name %s", cases[i].cmd, err->reason,
-                     cases[i].needle);
+            fail_msg("%s: reason \"%s\" does not name %s", cases[i].cmd, err->reason, cases[i].needle);
         schakel__v1__error__free_unpacked(err, NULL);
         zmq_msg_close(&b);
     }
@@ -544,8 +548,8 @@ static void another_org_cannot_take_an_id_first(void **state)
     assert_int_equal(s2->entries[0]->duplicate, 1);
     assert_int_equal(s2->entries[0]->seq, s1->entries[0]->seq);
     /* a decision reaches exactly the event at about_seq: school-a's signal */
-    Schakel__V1__Ack *d = decide(a1->entries[0]->seq, id, "svc-reader",
-                                 SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER);
+    Schakel__V1__Ack *d =
+        decide(a1->entries[0]->seq, id, "svc-reader", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER);
     assert_int_equal(d->entries[0]->code, 0);
     schakel_consumer_t *r = harness_consumer(H, "svc-reader", "org/svc-reader", NULL);
     const Schakel__V1__Delivered *rec;
@@ -624,8 +628,7 @@ static int health(harness_t *h)
     snprintf(out, sizeof out, "%s/health.json", h->dir);
     char pub[400];
     snprintf(pub, sizeof pub, "%s/broker.pub", h->keys);
-    const char *args[] = {"health", "--endpoint", h->endpoint, "--server-key", pub,
-                          "--key", key, NULL};
+    const char *args[] = {"health", "--endpoint", h->endpoint, "--server-key", pub, "--key", key, NULL};
     return harness_run_tool(out, args);
 }
 
@@ -653,8 +656,8 @@ static void squatted_clock_tick_ids_change_nothing(void **state)
     schakel_client_t *c = harness_client(h, "school-a");
     for (int at = 0; at < N; at += BATCH) {
         Schakel__V1__Ack *a = NULL;
-        assert_int_equal(schakel_client_publish(c, (const uint8_t *const *)&bufs[at], &lens[at], BATCH, &a,
-                                                10000), 0);
+        assert_int_equal(
+            schakel_client_publish(c, (const uint8_t *const *)&bufs[at], &lens[at], BATCH, &a, 10000), 0);
         for (size_t i = 0; i < a->n_entries; i++) assert_int_equal(a->entries[i]->code, 0);
         schakel__v1__ack__free_unpacked(a, NULL);
     }
@@ -670,8 +673,8 @@ static void squatted_clock_tick_ids_change_nothing(void **state)
     char why[SCHAKEL_ERRLEN];
     while (schakel_consumer_next(all, &r, 0, why) == 0) {
         schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK && !strcmp(e->source_org, "broker") &&
-            e->clock_tick->at_ms >= done && e->clock_tick->at_ms < t0 + N)
+        if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK &&
+            !strcmp(e->source_org, "broker") && e->clock_tick->at_ms >= done && e->clock_tick->at_ms < t0 + N)
             ticks++;
         schakel_envelope_free(e);
     }

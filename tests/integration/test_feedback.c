@@ -27,8 +27,8 @@
 
 /* What svc-feedback said about a loop, read from the whole log. */
 typedef struct {
-    int state;        /* feedback_status: the state */
-    int level;        /* loop_reminder: the level */
+    int state; /* feedback_status: the state */
+    int level; /* loop_reminder: the level */
     int waiting_for;
     char due_on[11], to[64], overdue[64];
     int has_subject;
@@ -141,7 +141,8 @@ static void told(const char *p, const char *rid, const char *step)
 {
     char json[1024];
     snprintf(json, sizeof json,
-             "{\"type\":\"family_informed\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":\"consent\","
+             "{\"type\":\"family_informed\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":"
+             "\"consent\","
              "\"family_informed\":{\"referral_id\":\"%s\",\"step\":\"%s\",\"informed_on\":\"2027-05-06\","
              "\"how\":\"phone\"}}",
              p, rid, step);
@@ -182,7 +183,8 @@ static void unanswered_referral_is_reminded_then_escalated(void **state)
     assert_string_equal(s[1].to, ESCALATION);
     assert_string_equal(s[1].overdue, WIJKTEAM);
     assert_false(s[1].has_subject); /* the escalation contact learns no child */
-    assert_int_equal(in_stream_soon(ESCALATION, rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER, 1), 1);
+    assert_int_equal(in_stream_soon(ESCALATION, rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER, 1),
+                     1);
 
     /* first contact within 5 working days: Monday 3 May; the reminder on the 4th */
     clock_to("2027-05-03T21:30:00Z");
@@ -212,8 +214,9 @@ static void answered_referral_gets_one_notice_per_transition(void **state)
     answer(p, rid, "closure", "\"closed_on\":\"2027-06-01\",\"reason_code\":\"goals_met\"");
 
     size_t n = feedback_said(rid, s, 16);
-    int want[] = {SCHAKEL__V1__LOOP_STATE__LOOP_STATE_RECEIVED, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_FIRST_CONTACT,
-                  SCHAKEL__V1__LOOP_STATE__LOOP_STATE_HELP_STARTED, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_CLOSED};
+    int want[] = {
+        SCHAKEL__V1__LOOP_STATE__LOOP_STATE_RECEIVED, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_FIRST_CONTACT,
+        SCHAKEL__V1__LOOP_STATE__LOOP_STATE_HELP_STARTED, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_CLOSED};
     assert_int_equal(n, 4); /* no reminder among them */
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(s[i].level, 0);
@@ -250,9 +253,11 @@ static void waiting_list_without_bridging_care_alerts_the_school(void **state)
     delivered_referral("loop-waiting", p, rid);
     delivered_referral("loop-bridged", q, rid2);
     answer(p, rid, "intake", "\"intake_on\":\"2027-06-02\",\"outcome\":\"specialised_care\"");
-    answer(p, rid, "waiting_list", "\"provider_ref\":\"provider-7\",\"status\":\"placed\",\"on\":\"2027-06-02\"");
+    answer(p, rid, "waiting_list",
+           "\"provider_ref\":\"provider-7\",\"status\":\"placed\",\"on\":\"2027-06-02\"");
     answer(q, rid2, "intake", "\"intake_on\":\"2027-06-02\",\"outcome\":\"specialised_care\"");
-    answer(q, rid2, "waiting_list", "\"provider_ref\":\"provider-7\",\"status\":\"placed\",\"on\":\"2027-06-02\"");
+    answer(q, rid2, "waiting_list",
+           "\"provider_ref\":\"provider-7\",\"status\":\"placed\",\"on\":\"2027-06-02\"");
     answer(q, rid2, "bridging_care", "\"by_org\":\"smw-farent\",\"started_on\":\"2027-06-03\"");
     clock_to("2027-06-20T08:00:00Z");
     size_t n = feedback_said(rid, s, 16), stalled = 0;
@@ -263,7 +268,8 @@ static void waiting_list_without_bridging_care_alerts_the_school(void **state)
         }
     assert_int_equal(stalled, 1);
     n = feedback_said(rid2, s, 16);
-    for (size_t i = 0; i < n; i++) assert_int_not_equal(s[i].level, SCHAKEL__V1__REMINDER_LEVEL__REMINDER_LEVEL_STALLED);
+    for (size_t i = 0; i < n; i++)
+        assert_int_not_equal(s[i].level, SCHAKEL__V1__REMINDER_LEVEL__REMINDER_LEVEL_STALLED);
 }
 
 /* Runs `schakel loops` with args and returns its stdout (caller frees). */
@@ -282,7 +288,6 @@ static char *loops(const char *a1, const char *a2)
     return buf;
 }
 
-
 /* Issue 10: a loop is its referral id *and* its referrer. Another school
  * that uses the same referral id first (for another child), and closes
  * "its" loop, and social work that claims to have received it, cannot
@@ -296,9 +301,10 @@ static void reused_referral_id_cannot_open_move_or_close_the_loop(void **state)
     child("loop-squatted", p);
     child("loop-squatter", q);
     new_id(rid);
-#define REFERRAL_JSON "{\"type\":\"referral\",\"subject\":\"%s\",\"district\":\"zuid\"," \
-    "\"age_band\":\"under_12\",\"purpose\":\"support\",\"legal_basis\":\"consent\"," \
-    "\"categories\":[\"home_situation\"],\"referral\":{\"referral_id\":\"%s\"," \
+#define REFERRAL_JSON                                                                 \
+    "{\"type\":\"referral\",\"subject\":\"%s\",\"district\":\"zuid\","                \
+    "\"age_band\":\"under_12\",\"purpose\":\"support\",\"legal_basis\":\"consent\","  \
+    "\"categories\":[\"home_situation\"],\"referral\":{\"referral_id\":\"%s\","       \
     "\"to_kind\":\"wijkteam\",\"reasons\":[\"home_situation\"],\"urgency\":\"soon\"," \
     "\"request_code\":\"intake\"}}"
     snprintf(json, sizeof json, REFERRAL_JSON, q, rid);
@@ -312,10 +318,11 @@ static void reused_referral_id_cannot_open_move_or_close_the_loop(void **state)
     wait_services(harness_head(H));
 
     int ignored = count_in_log("event=loop_event_ignored");
-    snprintf(json, sizeof json,
-             "{\"type\":\"closure\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":\"consent\","
-             "\"closure\":{\"referral_id\":\"%s\",\"closed_on\":\"2027-06-03\",\"reason_code\":\"goals_met\"}}",
-             q, rid);
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"closure\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":\"consent\","
+        "\"closure\":{\"referral_id\":\"%s\",\"closed_on\":\"2027-06-03\",\"reason_code\":\"goals_met\"}}",
+        q, rid);
     wait_services(publish("school-12ab00", json, NULL)); /* closes the squatter's own loop only */
     snprintf(json, sizeof json,
              "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\","

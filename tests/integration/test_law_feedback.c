@@ -147,7 +147,8 @@ static size_t school_heard(const char *rid_hex, int state)
     while (schakel_consumer_next(c, &r, 0, why) == 0) {
         schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
         if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS &&
-            !memcmp(e->feedback_status->referral_id.data, rid, 16) && (!state || (int)e->feedback_status->state == state))
+            !memcmp(e->feedback_status->referral_id.data, rid, 16) &&
+            (!state || (int)e->feedback_status->state == state))
             n++;
         schakel_envelope_free(e);
     }
@@ -171,10 +172,10 @@ static void walk(const char *p, const char *rid, uint8_t intake[16], uint8_t rec
     answer(p, rid, "referral_received", "\"received_on\":\"2027-09-06\"", 1, received);
     answer(p, rid, "first_contact", "\"contact_on\":\"2027-09-06\"", 0, NULL);
     answer(p, rid, "intake", "\"intake_on\":\"2027-09-07\",\"outcome\":\"specialised_care\"", 1, intake);
-    answer(p, rid, "waiting_list", "\"provider_ref\":\"provider-7\",\"status\":\"placed\",\"on\":\"2027-09-07\"",
-           0, NULL);
-    answer(p, rid, "waiting_list", "\"provider_ref\":\"provider-7\",\"status\":\"left\",\"on\":\"2027-09-08\"", 0,
-           NULL);
+    answer(p, rid, "waiting_list",
+           "\"provider_ref\":\"provider-7\",\"status\":\"placed\",\"on\":\"2027-09-07\"", 0, NULL);
+    answer(p, rid, "waiting_list",
+           "\"provider_ref\":\"provider-7\",\"status\":\"left\",\"on\":\"2027-09-08\"", 0, NULL);
     answer(p, rid, "closure", "\"closed_on\":\"2027-09-08\",\"reason_code\":\"moved\"", 0, NULL);
 }
 
@@ -311,11 +312,13 @@ static void family_not_informed_in_time_reminds_the_receiver(void **state)
     delivered_referral("fb-family", p, rid);
     answer(p, rid, "referral_received", "\"received_on\":\"2027-09-13\"", 0, NULL);
     answer(p, rid, "first_contact", "\"contact_on\":\"2027-09-13\"", 0, NULL);
-    snprintf(json, sizeof json,
-             "{\"type\":\"family_informed\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":\"consent\","
-             "\"family_informed\":{\"referral_id\":\"%s\",\"step\":\"received\",\"informed_on\":\"2027-09-14\","
-             "\"how\":\"conversation\"}}",
-             p, rid);
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"family_informed\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":"
+        "\"consent\","
+        "\"family_informed\":{\"referral_id\":\"%s\",\"step\":\"received\",\"informed_on\":\"2027-09-14\","
+        "\"how\":\"conversation\"}}",
+        p, rid);
     wait_services(publish(WIJKTEAM, json, NULL));
     /* 5 working days after Monday 13: Monday 20 is the last day */
     clock_to("2027-09-20T21:30:00Z");
@@ -337,7 +340,8 @@ static void family_not_informed_in_time_reminds_the_receiver(void **state)
     json_t *fam = json_object_get(o, "family_informed");
     assert_int_equal(json_array_size(fam), 2);
     assert_string_equal(json_string_value(json_object_get(json_array_get(fam, 0), "step")), "received");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(fam, 0), "informed_on")), "2027-09-14");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(fam, 0), "informed_on")),
+                        "2027-09-14");
     assert_string_equal(json_string_value(json_object_get(json_array_get(fam, 1), "step")), "first_contact");
     assert_true(json_is_null(json_object_get(json_array_get(fam, 1), "informed_on")));
     assert_true(json_is_true(json_object_get(json_array_get(fam, 1), "reminded")));
@@ -384,12 +388,13 @@ static void consent_for_the_gemeente_does_not_reach_leerplicht(void **state)
     decisions_t ds;
     child("fb-gemeente", p);
     consent_for(p, "gemeente", 1, "[\"support\"]");
-    snprintf(json, sizeof json,
-             "{\"type\":\"signal\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":\"consent\","
-             "\"school\":\"34CD01\",\"district\":\"zuid\",\"age_band\":\"under_12\","
-             "\"addressees\":[\"gemeente-region\",\"leerplicht-dorp\"],"
-             "\"signal\":{\"concerns\":[\"home_situation\"],\"urgency\":\"soon\",\"observed_on\":\"2027-12-01\"}}",
-             p);
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"signal\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":\"consent\","
+        "\"school\":\"34CD01\",\"district\":\"zuid\",\"age_band\":\"under_12\","
+        "\"addressees\":[\"gemeente-region\",\"leerplicht-dorp\"],"
+        "\"signal\":{\"concerns\":[\"home_situation\"],\"urgency\":\"soon\",\"observed_on\":\"2027-12-01\"}}",
+        p);
     publish(SCHOOL, json, id);
     wait_decisions(id, 3, &ds);
     const decision_t *g = find(&ds, "gemeente-region", O(DELIVER));

@@ -41,7 +41,8 @@ static void consent_for(const char *org, const char *subject, const char *kind, 
     new_id(cid);
     snprintf(json, sizeof json,
              "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
-             "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"youth_with_parents\","
+             "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"youth_with_"
+             "parents\","
              "\"age_band\":\"12_15\",\"recipient_kind\":\"%s\",\"purposes\":[%s],"
              "\"categories\":[%s],\"valid_from\":\"2020-01-01\"}}",
              subject, cid, kind, purposes, categories);
@@ -131,8 +132,8 @@ static void zat_meeting_reaches_the_participants_and_nobody_else(void **state)
     }
     assert_int_equal(ds.n_routed, 4);
     assert_int_equal(ds.n, 4);
-    const char *absent[] = {"ppo-region", "wijkteam-zuid", "veiligthuis-region", "gemeente-region",
-                            "school-34cd01", "leerplicht-dorp"};
+    const char *absent[] = {"ppo-region",      "wijkteam-zuid", "veiligthuis-region",
+                            "gemeente-region", "school-34cd01", "leerplicht-dorp"};
     for (size_t i = 0; i < 6; i++) assert_false(received(absent[i], id, 0));
 }
 
@@ -149,7 +150,8 @@ static void case_lead_reaches_the_organisations_of_the_referral_loop(void **stat
     child("flows-case-lead", p);
     consent_for("school-34cd01", p, "wijkteam", "\"support\"", "\"home_situation\"");
     consent_for("school-34cd01", p, "smw", "\"support\"", "\"home_situation\"");
-    referral_with_id("school-34cd01", p, "\"district\":\"zuid\",\"age_band\":\"12_15\",\"addressees\":[\"smw-farent\"],",
+    referral_with_id("school-34cd01", p,
+                     "\"district\":\"zuid\",\"age_band\":\"12_15\",\"addressees\":[\"smw-farent\"],",
                      "wijkteam", rid, ref);
     decisions_t ds;
     wait_decisions(ref, 2, &ds);
@@ -157,11 +159,12 @@ static void case_lead_reaches_the_organisations_of_the_referral_loop(void **stat
     assert_non_null(find(&ds, "smw-farent", DELIVER));
     wait_services(harness_head(H));
 
-    snprintf(json, sizeof json,
-             "{\"type\":\"case_lead\",\"subject\":\"%s\",\"purpose\":\"coordination\",\"legal_basis\":\"consent\","
-             "\"categories\":[\"care_status\"],\"case_lead\":{\"lead_org\":\"wijkteam-zuid\","
-             "\"since\":\"2027-05-10\",\"referral_id\":\"%s\"}}",
-             p, rid);
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"case_lead\",\"subject\":\"%s\",\"purpose\":\"coordination\",\"legal_basis\":\"consent\","
+        "\"categories\":[\"care_status\"],\"case_lead\":{\"lead_org\":\"wijkteam-zuid\","
+        "\"since\":\"2027-05-10\",\"referral_id\":\"%s\"}}",
+        p, rid);
     publish("school-34cd01", json, id);
     wait_decisions(id, 2, &ds);
     assert_int_equal(ds.n_routed, 2);
@@ -176,11 +179,12 @@ static void case_lead_reaches_the_organisations_of_the_referral_loop(void **stat
     /* the receiver takes the lead itself: routed to the referrer, who
      * hears how the help is organised only with the family's consent to
      * feedback for it by name (routing.md, "Feedback to the referrer") */
-    snprintf(json, sizeof json,
-             "{\"type\":\"case_lead\",\"subject\":\"%s\",\"purpose\":\"coordination\",\"legal_basis\":\"consent\","
-             "\"categories\":[\"care_status\"],\"case_lead\":{\"lead_org\":\"wijkteam-zuid\","
-             "\"since\":\"2027-05-11\",\"referral_id\":\"%s\"}}",
-             p, rid);
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"case_lead\",\"subject\":\"%s\",\"purpose\":\"coordination\",\"legal_basis\":\"consent\","
+        "\"categories\":[\"care_status\"],\"case_lead\":{\"lead_org\":\"wijkteam-zuid\","
+        "\"since\":\"2027-05-11\",\"referral_id\":\"%s\"}}",
+        p, rid);
     publish("wijkteam-zuid", json, id);
     wait_decisions(id, 2, &ds);
     assert_int_equal(ds.n_routed, 2);
@@ -214,10 +218,12 @@ static void handover(const char *p, char hid[33], uint8_t id[16])
 static void confirm(const char *org, const char *p, const char *hid, const char *side, uint8_t id[16])
 {
     char json[1024];
-    snprintf(json, sizeof json,
-             "{\"type\":\"handover_confirmed\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":\"consent\","
-             "\"handover_confirmed\":{\"handover_id\":\"%s\",\"side\":\"%s\",\"confirmed_on\":\"2027-05-11\"}}",
-             p, hid, side);
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"handover_confirmed\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":"
+        "\"consent\","
+        "\"handover_confirmed\":{\"handover_id\":\"%s\",\"side\":\"%s\",\"confirmed_on\":\"2027-05-11\"}}",
+        p, hid, side);
     wait_services(publish(org, json, id));
 }
 
@@ -306,12 +312,13 @@ static void mazl_request(const char *p, char rid[33], uint8_t id[16])
 {
     char json[1024];
     new_id(rid);
-    snprintf(json, sizeof json,
-             "{\"type\":\"mazl_request\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":\"consent\","
-             "\"school\":\"12AB00\",\"age_band\":\"12_15\",\"categories\":[\"attendance\"],"
-             "\"mazl_request\":{\"request_id\":\"%s\",\"ground\":\"frequent\",\"sick_reports\":4,"
-             "\"period_from\":\"2027-03-01\",\"period_to\":\"2027-05-21\",\"parents_informed\":true}}",
-             p, rid);
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"mazl_request\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":\"consent\","
+        "\"school\":\"12AB00\",\"age_band\":\"12_15\",\"categories\":[\"attendance\"],"
+        "\"mazl_request\":{\"request_id\":\"%s\",\"ground\":\"frequent\",\"sick_reports\":4,"
+        "\"period_from\":\"2027-03-01\",\"period_to\":\"2027-05-21\",\"parents_informed\":true}}",
+        p, rid);
     publish("school-12ab00", json, id);
     decisions_t ds;
     wait_decisions(id, 1, &ds);
@@ -341,17 +348,19 @@ static void mazl_request_reaches_the_ggd_and_the_advice_the_school(void **state)
     assert_false(received("smw-farent", id, 0));
     mazl_request(q, open, id);
 
-    snprintf(json, sizeof json,
-             "{\"type\":\"mazl_request\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":\"consent\","
-             "\"mazl_request\":{\"request_id\":\"%s\",\"ground\":\"long\",\"sick_reports\":1,"
-             "\"period_from\":\"2027-03-01\",\"period_to\":\"2027-05-21\"}}",
-             q, open);
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"mazl_request\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":\"consent\","
+        "\"mazl_request\":{\"request_id\":\"%s\",\"ground\":\"long\",\"sick_reports\":1,"
+        "\"period_from\":\"2027-03-01\",\"period_to\":\"2027-05-21\"}}",
+        q, open);
     assert_int_equal(harness_publish_json(H, "school-12ab00", json, NULL), 0);
 
-    snprintf(json, sizeof json,
-             "{\"type\":\"mazl_advice\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":\"consent\","
-             "\"mazl_advice\":{\"request_id\":\"%s\",\"advice\":\"refer_huisarts\",\"given_on\":\"2027-05-27\"}}",
-             p, answered);
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"mazl_advice\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":\"consent\","
+        "\"mazl_advice\":{\"request_id\":\"%s\",\"advice\":\"refer_huisarts\",\"given_on\":\"2027-05-27\"}}",
+        p, answered);
     publish("ggd-jgz", json, adv);
     decisions_t ds;
     wait_decisions(adv, 1, &ds);

@@ -67,7 +67,8 @@ static void not_entitled(const decision_t *d)
 static void a_parent_without_authority_cannot_consent_under_12(void **state)
 {
     (void)state;
-    decision_t d = refer_after("gezag-none-10", "under_12", "\"given_by\":\"one_parent\",\"authority\":\"none\"");
+    decision_t d =
+        refer_after("gezag-none-10", "under_12", "\"given_by\":\"one_parent\",\"authority\":\"none\"");
     not_entitled(&d);
     d = refer_after("gezag-joint-10", "under_12", "\"given_by\":\"one_parent\",\"authority\":\"joint\"");
     not_entitled(&d);
@@ -76,7 +77,8 @@ static void a_parent_without_authority_cannot_consent_under_12(void **state)
 static void holders_of_authority_consent_under_12(void **state)
 {
     (void)state;
-    decision_t d = refer_after("gezag-sole-10", "under_12", "\"given_by\":\"one_parent\",\"authority\":\"sole\"");
+    decision_t d =
+        refer_after("gezag-sole-10", "under_12", "\"given_by\":\"one_parent\",\"authority\":\"sole\"");
     delivered(&d);
     d = refer_after("gezag-parents-10", "under_12", "\"given_by\":\"parents\"");
     delivered(&d);
@@ -130,11 +132,14 @@ static void rejected_invalid(const char *giver, const char *age, const char *wan
 static void consents_that_say_too_little_are_refused(void **state)
 {
     (void)state;
-    rejected_invalid("\"given_by\":\"one_parent\"", "under_12", "consent_given.authority: required with given_by one_parent");
+    rejected_invalid("\"given_by\":\"one_parent\"", "under_12",
+                     "consent_given.authority: required with given_by one_parent");
     rejected_invalid("\"given_by\":\"youth_alone\",\"youth_cannot_judge\":true", "16_17",
                      "a youth who cannot judge does not consent");
-    rejected_invalid("\"given_by\":\"parents\",\"youth_cannot_judge\":true", "under_12", "only for a youth of 12 to 17");
-    rejected_invalid("\"given_by\":\"youth_with_guardian\"", "under_12", "youth_with_guardian is for a youth of 12 to 15");
+    rejected_invalid("\"given_by\":\"parents\",\"youth_cannot_judge\":true", "under_12",
+                     "only for a youth of 12 to 17");
+    rejected_invalid("\"given_by\":\"youth_with_guardian\"", "under_12",
+                     "youth_with_guardian is for a youth of 12 to 15");
 }
 
 int main(void)

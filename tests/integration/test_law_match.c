@@ -30,9 +30,10 @@
 #define NOTICE_ONLY SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY
 
 /* Every organisation of the sample region that can receive anything. */
-static const char *const ORGS[] = {"school-12ab00", "school-34cd01",   "smw-farent",       "ggd-jgz",
-                                   "wijkteam-noord", "wijkteam-zuid", "ppo-region",       "veiligthuis-region",
-                                   "gemeente-region", "leerplicht-stad", "leerplicht-dorp", NULL};
+static const char *const ORGS[] = {"school-12ab00",   "school-34cd01",      "smw-farent",
+                                   "ggd-jgz",         "wijkteam-noord",     "wijkteam-zuid",
+                                   "ppo-region",      "veiligthuis-region", "gemeente-region",
+                                   "leerplicht-stad", "leerplicht-dorp",    NULL};
 
 static int setup(void **state)
 {
@@ -316,7 +317,8 @@ static void notice_policy_is_refused(void **state)
         fputs(cases[i].text, f);
         fclose(f);
         why[0] = 0;
-        assert_int_equal(schakel_svc_engine("consent", "svc-consent", path, &ops, &engine, why), SCHAKEL_ECONFIG);
+        assert_int_equal(schakel_svc_engine("consent", "svc-consent", path, &ops, &engine, why),
+                         SCHAKEL_ECONFIG);
         assert_null(engine);
         if (!strstr(why, cases[i].needle)) fail_msg("case %zu: %s", i, why);
         assert_non_null(strstr(why, "write \"hold\" or \"deny\""));

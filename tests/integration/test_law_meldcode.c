@@ -29,9 +29,9 @@
 #define D(x) SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_##x
 
 /* A report of SCHOOL about child p; body is spliced into the report. */
-#define REPORT_JSON                                                                                      \
-    "{\"type\":\"veiligthuis_report\",\"subject\":\"%s\",\"purpose\":\"safety\","                     \
-    "\"legal_basis\":\"meldcode\",\"categories\":[\"safety\"],\"veiligthuis_report\":"                \
+#define REPORT_JSON                                                                    \
+    "{\"type\":\"veiligthuis_report\",\"subject\":\"%s\",\"purpose\":\"safety\","      \
+    "\"legal_basis\":\"meldcode\",\"categories\":[\"safety\"],\"veiligthuis_report\":" \
     "{\"report_id\":\"%s\",\"reported_on\":\"2027-03-01\",\"assessment\":\"structural\"%s}}"
 
 static int setup(void **state)
@@ -109,8 +109,9 @@ static void report_without_a_ground_is_refused(void **state)
     new_id(rep);
     snprintf(json, sizeof json, REPORT_JSON, p, rep, "");
     assert_int_equal(publish_code(SCHOOL, json, reason), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
-    assert_non_null(strstr(reason, "parents_informed is false: give not_informed_reason (one of safety_risk, "
-                                   "risk_to_others, risk_to_reporter, contact_lost) or inform the parents first"));
+    assert_non_null(strstr(reason,
+                           "parents_informed is false: give not_informed_reason (one of safety_risk, "
+                           "risk_to_others, risk_to_reporter, contact_lost) or inform the parents first"));
     snprintf(json, sizeof json, REPORT_JSON, p, rep, ",\"not_informed_reason\":\"unreachable\"");
     assert_int_equal(publish_code(SCHOOL, json, reason), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
     assert_non_null(strstr(reason, "not_informed_reason: not a known code: give one of safety_risk"));
@@ -119,9 +120,9 @@ static void report_without_a_ground_is_refused(void **state)
 
 /* ---- 2. step 2 is a consultation, anonymous ---- */
 
-#define STEP2_JSON                                                                                       \
-    "{\"type\":\"meldcode_step\",\"subject\":\"%s\",\"purpose\":\"safety\","                          \
-    "\"legal_basis\":\"own_organisation\",%s\"meldcode_step\":{\"step\":\"consult\","                 \
+#define STEP2_JSON                                                                    \
+    "{\"type\":\"meldcode_step\",\"subject\":\"%s\",\"purpose\":\"safety\","          \
+    "\"legal_basis\":\"own_organisation\",%s\"meldcode_step\":{\"step\":\"consult\"," \
     "\"done_on\":\"2027-03-01\",\"consulted_veiligthuis\":true}}"
 
 /* The school's record that it consulted Veilig Thuis names the child: it
@@ -185,10 +186,11 @@ static void step_two_consultation_reaches_veiligthuis_without_the_child(void **s
 
     char p[65], named[1024], reason[SCHAKEL_ERRLEN];
     child("meldcode-consult-named", p);
-    snprintf(named, sizeof named,
-             "{\"type\":\"consultation\",\"subject\":\"%s\",\"purpose\":\"safety\",\"legal_basis\":\"anonymous\","
-             "\"consultation\":{\"consulted_kind\":\"veiligthuis\",\"topics\":[\"safety\"],\"meldcode\":true}}",
-             p);
+    snprintf(
+        named, sizeof named,
+        "{\"type\":\"consultation\",\"subject\":\"%s\",\"purpose\":\"safety\",\"legal_basis\":\"anonymous\","
+        "\"consultation\":{\"consulted_kind\":\"veiligthuis\",\"topics\":[\"safety\"],\"meldcode\":true}}",
+        p);
     assert_int_equal(publish_code(SCHOOL, named, reason), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
     assert_non_null(strstr(reason, "must not name a subject"));
 }
@@ -414,16 +416,17 @@ static void report_without_veiligthuis_raises_the_alarm(void **state)
     for (int k = 0; k < 300 && service_cursor("routing") < seq; k++) usleep(50000);
     for (int k = 0; k < 100 && !count_in_log("alarm=no_veiligthuis"); k++) usleep(50000);
     char line[160];
-    snprintf(line, sizeof line, "level=error component=routing event=unroutable alarm=no_veiligthuis seq=%llu "
-                                "type=veiligthuis_report source_org=" SCHOOL " alarms=1",
+    snprintf(line, sizeof line,
+             "level=error component=routing event=unroutable alarm=no_veiligthuis seq=%llu "
+             "type=veiligthuis_report source_org=" SCHOOL " alarms=1",
              (unsigned long long)seq);
     assert_int_equal(count_in_log(line), 1);
     assert_int_equal(harness_run_tool(out, args), 1);
     json_t *h = json_load_file(out, 0, &err);
     assert_non_null(h);
     assert_true(json_is_false(json_object_get(h, "ok")));
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(h, "services"), "routing"),
-                                                        "alarms")),
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_object_get(h, "services"), "routing"), "alarms")),
                      1);
     json_decref(h);
 

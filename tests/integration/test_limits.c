@@ -132,13 +132,11 @@ static void drain(void *s, const char *ok_name, const char *later_reason, size_t
         if (!strcmp(name, ok_name)) {
             (*ok)++;
         } else if (!strcmp(name, "ERROR")) {
-            Schakel__V1__Error *e =
-                schakel__v1__error__unpack(NULL, zmq_msg_size(&b), zmq_msg_data(&b));
+            Schakel__V1__Error *e = schakel__v1__error__unpack(NULL, zmq_msg_size(&b), zmq_msg_data(&b));
             if (e && e->code == SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER &&
                 strstr(e->reason, later_reason))
                 (*later)++;
-            else
-                (*other)++;
+            else (*other)++;
             if (e) schakel__v1__error__free_unpacked(e, NULL);
         } else {
             (*other)++;
@@ -255,8 +253,7 @@ static void pipelined_fetches_stay_bounded(void **state)
     zmq_setsockopt(bad, ZMQ_RCVTIMEO, &t, sizeof t);
     size_t batches, later, other;
     drain(bad, "BATCH", "not read yet", &batches, &later, &other);
-    printf("the pipelining peer got %zu BATCHes and %zu RETRY_LATER, %zu other\n", batches,
-           later, other);
+    printf("the pipelining peer got %zu BATCHes and %zu RETRY_LATER, %zu other\n", batches, later, other);
     assert_int_equal(other, 0);
     assert_true(batches >= 4 && batches < PIPELINED / 2);
     assert_int_equal(batches + later, PIPELINED);
@@ -416,8 +413,9 @@ static void full_disk_says_the_disk_is_full(void **state)
                 stored++;
             } else {
                 assert_int_equal(a->entries[i]->code, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER);
-                if (!full) printf("full disk: after %llu events: %s\n", (unsigned long long)stored,
-                                  a->entries[i]->reason);
+                if (!full)
+                    printf("full disk: after %llu events: %s\n", (unsigned long long)stored,
+                           a->entries[i]->reason);
                 assert_non_null(strstr(a->entries[i]->reason, "disk holding the log is full"));
                 assert_null(strstr(a->entries[i]->reason, "Input/output"));
                 full = 1;
@@ -447,8 +445,10 @@ static void verify_ok_matches_exit_status(void **state)
     snprintf(kept, sizeof kept, "%s/kept.jsonl", h->dir);
     snprintf(out, sizeof out, "%s/verify.json", h->dir);
     FILE *f = fopen(kept, "w");
-    fprintf(f, "{\"seq\":3,\"hash\":\"%064d\",\"at\":\"2026-12-01T10:00:00.000Z\","
-               "\"signature\":\"%0128d\"}\n", 0, 0);
+    fprintf(f,
+            "{\"seq\":3,\"hash\":\"%064d\",\"at\":\"2026-12-01T10:00:00.000Z\","
+            "\"signature\":\"%0128d\"}\n",
+            0, 0);
     fclose(f);
     const char *args[] = {"audit", "verify", "--data", h->data, "--checkpoints", kept, NULL};
     int st = harness_run_tool(out, args);
@@ -489,8 +489,7 @@ static void broker_clears_stale_readers(void **state)
         MDB_env *e;
         MDB_txn *t;
         if (mdb_env_create(&e) || mdb_env_set_maxdbs(e, 16) ||
-            mdb_env_open(e, log, MDB_RDONLY | MDB_NOTLS, 0600) ||
-            mdb_txn_begin(e, NULL, MDB_RDONLY, &t))
+            mdb_env_open(e, log, MDB_RDONLY | MDB_NOTLS, 0600) || mdb_txn_begin(e, NULL, MDB_RDONLY, &t))
             _exit(3);
         raise(SIGKILL);
         _exit(4);

@@ -182,8 +182,8 @@ static void publish_tells_a_refused_key_from_no_broker(void **state)
     write_bytes(in, line, strlen(line), 0600);
 
     /* a key the broker's directory does not have: 4, and no advice to resend */
-    const char *refused[] = {"publish", "--endpoint", H->endpoint, "--server-key", pub, "--key", key,
-                             "--timeout-ms", "5000", NULL};
+    const char *refused[] = {"publish", "--endpoint", H->endpoint,    "--server-key", pub,
+                             "--key",   key,          "--timeout-ms", "5000",         NULL};
     assert_int_equal(run("publish-refused", in, refused), 4);
     char *err = output("publish-refused", "err"), *out = output("publish-refused", "out");
     assert_non_null(strstr(err, "refused the key of outsider"));
@@ -194,7 +194,8 @@ static void publish_tells_a_refused_key_from_no_broker(void **state)
 
     /* nobody there: 3, publish the same lines again */
     snprintf(dead, sizeof dead, "tcp://127.0.0.1:%d", harness_free_port());
-    const char *none[] = {"publish", "--endpoint", dead, "--server-key", pub, "--key", key, "--timeout-ms", "500", NULL};
+    const char *none[] = {"publish", "--endpoint", dead,           "--server-key", pub,
+                          "--key",   key,          "--timeout-ms", "500",          NULL};
     assert_int_equal(run("publish-none", in, none), 3);
     err = output("publish-none", "err");
     assert_non_null(strstr(err, "publish the same lines again"));
@@ -217,8 +218,8 @@ static void bad_numbers_are_refused_naming_the_flag(void **state)
     const char *tail[] = {"tail", "--node", H->data, "--as", "svc-audit", "--count", "many", NULL};
     const char *publish[] = {"publish", "--node", H->data, "--as", SCHOOL, "--timeout-ms", "5s", NULL};
     const char *audit[] = {"audit", "checkpoints", "--data", H->data, "--from", "", NULL};
-    const char *broker[] = {"broker", "--data", data, "--key", data, "--directory", data,
-                            "--checkpoint-every", "-1", NULL};
+    const char *broker[] = {
+        "broker", "--data", data, "--key", data, "--directory", data, "--checkpoint-every", "-1", NULL};
     struct {
         const char *tag, *const *args, *flag;
     } cases[] = {{"flags-tail", tail, "--count wants a whole number"},
@@ -229,8 +230,8 @@ static void bad_numbers_are_refused_naming_the_flag(void **state)
         int rc = run(cases[i].tag, NULL, cases[i].args);
         char *err = output(cases[i].tag, "err"), *out = output(cases[i].tag, "out");
         if (rc != 2 || !strstr(err, cases[i].flag) || out[0])
-            fail_msg("%s: exit %d, stderr \"%s\", stdout \"%.80s\": want 2 and \"%s\" only",
-                     cases[i].tag, rc, err, out, cases[i].flag);
+            fail_msg("%s: exit %d, stderr \"%s\", stdout \"%.80s\": want 2 and \"%s\" only", cases[i].tag, rc,
+                     err, out, cases[i].flag);
         free(err);
         free(out);
     }
@@ -258,12 +259,13 @@ static void loops_show_who_received_and_who_decided(void **state)
     /* a signal that asks for follow-up, without consent: smw gets a notice,
      * nobody has the signal itself */
     child("loops-signal", p);
-    snprintf(json, sizeof json,
-             "{\"type\":\"signal\",\"subject\":\"%s\",\"school\":\"34CD01\",\"purpose\":\"support\","
-             "\"legal_basis\":\"consent\",\"categories\":[\"behaviour\"],\"signal\":{\"concerns\":[\"behaviour\"],"
-             "\"urgency\":\"soon\",\"observed_on\":\"2027-04-22\",\"raised_by\":\"teacher\","
-             "\"follow_up_requested\":true}}",
-             p);
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"signal\",\"subject\":\"%s\",\"school\":\"34CD01\",\"purpose\":\"support\","
+        "\"legal_basis\":\"consent\",\"categories\":[\"behaviour\"],\"signal\":{\"concerns\":[\"behaviour\"],"
+        "\"urgency\":\"soon\",\"observed_on\":\"2027-04-22\",\"raised_by\":\"teacher\","
+        "\"follow_up_requested\":true}}",
+        p);
     publish(SCHOOL, json, id);
     hex(id, 16, sid);
     decisions_t ds;
@@ -295,7 +297,7 @@ static void loops_show_who_received_and_who_decided(void **state)
             assert_string_equal(by, SCHOOL);
             assert_null(json_object_get(step, "to"));
         } else if (!strcmp(ev, "consent_decision")) {
-            assert_string_equal(by, "svc-consent"); /* who decided */
+            assert_string_equal(by, "svc-consent");                                        /* who decided */
             assert_string_equal(json_string_value(json_object_get(step, "to")), WIJKTEAM); /* who received */
             deliveries++;
         }
@@ -308,7 +310,8 @@ static void loops_show_who_received_and_who_decided(void **state)
     json_array_foreach(l, i, step) {
         const char *r = json_string_value(json_object_get(step, "referral_id"));
         if (!strcmp(r, sid)) assert_true(json_is_null(json_object_get(step, "receiver")));
-        if (!strcmp(r, rid)) assert_string_equal(json_string_value(json_object_get(step, "receiver")), WIJKTEAM);
+        if (!strcmp(r, rid))
+            assert_string_equal(json_string_value(json_object_get(step, "receiver")), WIJKTEAM);
     }
     json_decref(l);
 }
@@ -418,7 +421,8 @@ static void dead_letters_are_listed_then_requeued_after_a_fix(void **state)
     /* arguments and ids that name nothing change nothing */
     const char *none[] = {"adapter", "requeue", "--config", a.config, NULL};
     assert_int_equal(run("requeue-none", NULL, none), 2);
-    const char *unknown[] = {"adapter", "requeue", "--config", a.config, "--id", "00000000000000000000000000000000", NULL};
+    const char *unknown[] = {
+        "adapter", "requeue", "--config", a.config, "--id", "00000000000000000000000000000000", NULL};
     assert_int_equal(run("requeue-unknown", NULL, unknown), 1);
     json_t *s = adapter_status(&a);
     assert_int_equal(json_integer_value(json_object_get(s, "dead_letters")), 2);
@@ -451,13 +455,21 @@ static void dead_letters_are_listed_then_requeued_after_a_fix(void **state)
 
 /* ---- the repository stands alone ---- */
 
-static const char *const outside[] = {"DESIGN" ".md", "DOMAIN" ".md", "../" "shared", "seeds" "/"};
+static const char *const outside[] = {"DESIGN"
+                                      ".md",
+                                      "DOMAIN"
+                                      ".md",
+                                      "../"
+                                      "shared",
+                                      "seeds"
+                                      "/"};
 static char cited[1200];
 
 static int no_outside_citation(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)ftw;
-    if (flag != FTW_F || !S_ISREG(st->st_mode) || st->st_size > (4 << 20) || strstr(path, "/corpus/")) return 0;
+    if (flag != FTW_F || !S_ISREG(st->st_mode) || st->st_size > (4 << 20) || strstr(path, "/corpus/"))
+        return 0;
     size_t len;
     char *text = schakel_file_read(path, (size_t)st->st_size + 1, &len);
     for (size_t i = 0; text && i < sizeof outside / sizeof outside[0] && !cited[0]; i++)
@@ -472,8 +484,8 @@ static int no_outside_citation(const char *path, const struct stat *st, int flag
 static void the_repository_cites_no_file_outside_it(void **state)
 {
     (void)state;
-    const char *const parts[] = {"docs", "bench", "proto", "lib", "brokers", "adapters", "services", "tools",
-                                 "deploy", "scripts", "README.md", "CONTRIBUTING.md"};
+    const char *const parts[] = {"docs",     "bench", "proto",  "lib",     "brokers",   "adapters",
+                                 "services", "tools", "deploy", "scripts", "README.md", "CONTRIBUTING.md"};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         char path[600];
         snprintf(path, sizeof path, "%s/%s", SCHAKEL_SOURCE_DIR, parts[i]);

@@ -289,9 +289,9 @@ static void signed_directory_update_changes_routing(void **state)
             json_object_set_new(x, "wijkteam", json_string("wijkteam-zuid"));
     json_object_set_new(d, "version", json_integer(v + 1));
     char *doc = json_dumps(d, JSON_COMPACT);
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:{s:I, s:s}}", "type", "directory_update", "purpose",
-                           "bus", "legal_basis", "bus", "directory_update", "version",
-                           (json_int_t)(v + 1), "document_json", doc);
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:{s:I, s:s}}", "type", "directory_update", "purpose", "bus",
+                           "legal_basis", "bus", "directory_update", "version", (json_int_t)(v + 1),
+                           "document_json", doc);
     char *text = json_dumps(ev, JSON_COMPACT);
     /* a school may not do this */
     assert_int_equal(harness_publish_json(H, "school-12ab00", text, NULL), 0);
@@ -350,11 +350,12 @@ static uint64_t signal_as(const char *org, const uint8_t id[16])
     char json[512], h[33], p[65];
     hex(id, 16, h);
     child("scenario-squatter", p);
-    snprintf(json, sizeof json,
-             "{\"event_id\":\"%s\",\"type\":\"signal\",\"subject\":\"%s\",\"purpose\":\"support\","
-             "\"legal_basis\":\"consent\",\"categories\":[\"behaviour\"],\"signal\":{\"concerns\":[\"behaviour\"],"
-             "\"urgency\":\"routine\",\"observed_on\":\"2026-11-20\",\"raised_by\":\"teacher\"}}",
-             h, p);
+    snprintf(
+        json, sizeof json,
+        "{\"event_id\":\"%s\",\"type\":\"signal\",\"subject\":\"%s\",\"purpose\":\"support\","
+        "\"legal_basis\":\"consent\",\"categories\":[\"behaviour\"],\"signal\":{\"concerns\":[\"behaviour\"],"
+        "\"urgency\":\"routine\",\"observed_on\":\"2026-11-20\",\"raised_by\":\"teacher\"}}",
+        h, p);
     return publish(org, json, NULL);
 }
 
@@ -399,9 +400,10 @@ static void squatted_referral_id_is_still_routed(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(x, "event"), "source_org")),
                         "school-34cd01");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(x, "event"), "seq")), seq);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(json_object_get(x, "organisations"), "wijkteam-noord"), "received")),
-                        "event");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(x, "organisations"), "wijkteam-noord"), "received")),
+        "event");
     json_decref(x);
     /* without --org: both events, each on its own */
     const char *all[] = {"explain", "--node", H->data, "--json", idhex, NULL};
@@ -520,7 +522,8 @@ static void refused_decision_raises_the_alarm(void **state)
     decisions_t ds;
     read_decisions(id, &ds);
     assert_int_equal(ds.n_routed, 0); /* not on the log: refused */
-    assert_true(count_in_log("level=error component=routing event=derived_rejected alarm=derived_refused") > 0);
+    assert_true(count_in_log("level=error component=routing event=derived_rejected alarm=derived_refused") >
+                0);
     assert_int_equal(harness_run_tool(out, args), 1);
     json_t *h = json_load_file(out, 0, &err);
     assert_non_null(h);
@@ -544,9 +547,8 @@ static char *directory_event(void (*edit)(json_t *orgs))
     edit(json_object_get(d, "organisations"));
     json_object_set_new(d, "version", json_integer(v));
     char *doc = json_dumps(d, JSON_COMPACT);
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:{s:I, s:s}}", "type", "directory_update", "purpose",
-                           "bus", "legal_basis", "bus", "directory_update", "version", v,
-                           "document_json", doc);
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:{s:I, s:s}}", "type", "directory_update", "purpose", "bus",
+                           "legal_basis", "bus", "directory_update", "version", v, "document_json", doc);
     char *text = json_dumps(ev, JSON_COMPACT);
     free(doc);
     json_decref(ev);
@@ -573,7 +575,8 @@ static void gemeente_reads_all(json_t *orgs)
 
 static void gemeente_keeps_the_directory(json_t *orgs)
 {
-    json_array_append_new(json_object_get(entry(orgs, "gemeente-region"), "rights"), json_string("directory"));
+    json_array_append_new(json_object_get(entry(orgs, "gemeente-region"), "rights"),
+                          json_string("directory"));
     json_array_clear(json_object_get(entry(orgs, "admin-region"), "rights"));
 }
 
@@ -599,22 +602,28 @@ static void a_data_holder_cannot_grant_itself_read_all(void **state)
     char reason[SCHAKEL_ERRLEN];
     char *text = directory_event(gemeente_reads_all);
     /* the municipality holds no directory right in the sample region */
-    assert_int_equal(publish_code("gemeente-region", text, reason), SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED);
+    assert_int_equal(publish_code("gemeente-region", text, reason),
+                     SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED);
     /* and not even the admin can give it read_all */
     assert_int_equal(publish_code("admin-region", text, reason), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
     assert_non_null(strstr(reason, "(gemeente-region).rights: a gemeente holds data about children and "
                                    "may not have \"read_all\""));
     free(text);
 
-    struct { void (*edit)(json_t *); const char *want; } cases[] = {
+    struct {
+        void (*edit)(json_t *);
+        const char *want;
+    } cases[] = {
         {gemeente_keeps_the_directory, "a gemeente holds data about children and may not have \"directory\""},
         {routing_keeps_the_directory, "(svc-routing).rights: only an organisation of kind \"admin\""},
         {nobody_keeps_the_directory, "no organisation keeps the \"directory\" right"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         text = directory_event(cases[i].edit);
-        assert_int_equal(publish_code("admin-region", text, reason), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
-        if (!strstr(reason, cases[i].want)) fail_msg("reason \"%s\" does not say \"%s\"", reason, cases[i].want);
+        assert_int_equal(publish_code("admin-region", text, reason),
+                         SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
+        if (!strstr(reason, cases[i].want))
+            fail_msg("reason \"%s\" does not say \"%s\"", reason, cases[i].want);
         free(text);
     }
     /* nothing changed: the file, and what the municipality may read */
@@ -684,30 +693,34 @@ static void a_school_cannot_reach_an_unrelated_school(void **state)
     (void)state;
     char p[65], json[1200], cid[33];
     child("scenario-unrelated-school", p);
-#define SIGNAL "{\"type\":\"signal\",\"subject\":\"%s\",\"purpose\":\"support\"," \
-                         "\"legal_basis\":\"consent\",\"categories\":[\"behaviour\"],\"school\":\"12AB00\"," \
-                         "\"addressees\":[\"ggd-jgz\",\"%s\"]," \
-                         "\"signal\":{\"concerns\":[\"behaviour\"],\"observed_on\":\"2026-11-16\"}}"
+#define SIGNAL                                                                          \
+    "{\"type\":\"signal\",\"subject\":\"%s\",\"purpose\":\"support\","                  \
+    "\"legal_basis\":\"consent\",\"categories\":[\"behaviour\"],\"school\":\"12AB00\"," \
+    "\"addressees\":[\"ggd-jgz\",\"%s\"],"                                              \
+    "\"signal\":{\"concerns\":[\"behaviour\"],\"observed_on\":\"2026-11-16\"}}"
     snprintf(json, sizeof json, SIGNAL, p, "school-34cd01");
     rejected("school-12ab00", json, "addressees[1]: a school may not name another school (school-34cd01)");
     snprintf(json, sizeof json, SIGNAL, p, "bsn-123456782");
     rejected("school-12ab00", json, "addressees[1]: not an organisation in the directory");
     snprintf(json, sizeof json, SIGNAL, p, "admin-region");
     rejected("school-12ab00", json, "addressees[1]: admin-region keeps the directory and receives no events");
-#define REFERRAL "{\"type\":\"referral\",\"subject\":\"%s\",\"purpose\":\"support\"," \
-                           "\"legal_basis\":\"consent\",\"referral\":{\"referral_id\":\"%s\"," \
-                           "\"to_kind\":\"%s\",\"to_org\":\"school-34cd01\",\"reasons\":[\"home_situation\"]}}"
+#define REFERRAL                                                         \
+    "{\"type\":\"referral\",\"subject\":\"%s\",\"purpose\":\"support\"," \
+    "\"legal_basis\":\"consent\",\"referral\":{\"referral_id\":\"%s\","  \
+    "\"to_kind\":\"%s\",\"to_org\":\"school-34cd01\",\"reasons\":[\"home_situation\"]}}"
     new_id(cid);
     snprintf(json, sizeof json, REFERRAL, p, cid, "school");
     rejected("school-12ab00", json, "referral.to_org: a school may not name another school");
     snprintf(json, sizeof json, REFERRAL, p, cid, "wijkteam");
-    rejected("smw-farent", json, "referral.to_org: school-34cd01 is a school, not the wijkteam that to_kind names");
+    rejected("smw-farent", json,
+             "referral.to_org: school-34cd01 is a school, not the wijkteam that to_kind names");
     new_id(cid);
     snprintf(json, sizeof json,
              "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
              "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"parents\","
              "\"age_band\":\"under_12\",\"recipient_org\":\"school-34cd01\",\"purposes\":[\"support\"],"
-             "\"valid_from\":\"2020-01-01\"}}", p, cid);
+             "\"valid_from\":\"2020-01-01\"}}",
+             p, cid);
     rejected("school-12ab00", json, "consent_given.recipient_org: a school may not name another school");
 
     /* the rules: a school's addressee must be of a kind the rule lists (a
@@ -730,8 +743,8 @@ static void a_school_cannot_reach_an_unrelated_school(void **state)
              "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\","
              "\"legal_basis\":\"consent\",\"school\":\"12AB00\","
              "\"addressees\":[\"school-12ab00\",\"school-34cd01\"],"
-             "\"referral_received\":{\"referral_id\":\"%s\",\"received_on\":\"2026-11-17\"}}", p,
-             "ab000000000000000000000000000077");
+             "\"referral_received\":{\"referral_id\":\"%s\",\"received_on\":\"2026-11-17\"}}",
+             p, "ab000000000000000000000000000077");
     publish("wijkteam-noord", json, f1);
     told("wijkteam-noord", f1, why, sizeof why);
     assert_string_equal(why, "addressees[1] school-34cd01 not_the_childs_school;");
@@ -746,7 +759,6 @@ static void a_school_cannot_reach_an_unrelated_school(void **state)
 #undef SIGNAL
 #undef REFERRAL
 }
-
 
 /* Issue 10: a consent is its id *and* the organisation that recorded it.
  * Another school withdrawing the same consent id for the same child
@@ -775,8 +787,9 @@ static void withdrawal_by_another_organisation_changes_nothing(void **state)
     assert_true(count_in_log("event=withdrawal_ignored") > ignored);
 }
 
-#define VT_REPORT "{\"type\":\"veiligthuis_report\",\"subject\":\"%s\",\"purpose\":\"safety\"," \
-    "\"legal_basis\":\"meldcode\",\"categories\":[\"safety\"],\"veiligthuis_report\":" \
+#define VT_REPORT                                                                         \
+    "{\"type\":\"veiligthuis_report\",\"subject\":\"%s\",\"purpose\":\"safety\","         \
+    "\"legal_basis\":\"meldcode\",\"categories\":[\"safety\"],\"veiligthuis_report\":"    \
     "{\"report_id\":\"%s\",\"reported_on\":\"2026-11-20\",\"assessment\":\"structural\"," \
     "\"not_informed_reason\":\"safety_risk\"}}"
 
@@ -836,8 +849,8 @@ static int fresh_node(void **state)
 }
 
 #define ABSENCE_JSON                                                                                     \
-    "{\"type\":\"absence\",\"subject\":\"%s\",\"purpose\":\"absence\",\"legal_basis\":\"leerplicht\","    \
-    "\"categories\":[\"attendance\"],\"school\":\"12AB00\",%s\"absence\":{\"kind\":\"%s\",\"hours\":16,"  \
+    "{\"type\":\"absence\",\"subject\":\"%s\",\"purpose\":\"absence\",\"legal_basis\":\"leerplicht\","   \
+    "\"categories\":[\"attendance\"],\"school\":\"12AB00\",%s\"absence\":{\"kind\":\"%s\",\"hours\":16," \
     "\"period_from\":\"2026-11-09\",\"period_to\":\"2026-12-04\",\"leerplicht_report\":true%s}}"
 
 /* Publishes an absence report of school-12ab00 (in Noord, municipality
@@ -863,8 +876,7 @@ static void only_to(const uint8_t id[16], const char *office)
     assert_true(received(office, id, 0));
     const char *others[] = {"leerplicht-stad", "leerplicht-dorp", "gemeente-region"};
     for (size_t i = 0; i < 3; i++)
-        if (strcmp(others[i], office) && routed_to(&ds, others[i]))
-            fail_msg("also routed to %s", others[i]);
+        if (strcmp(others[i], office) && routed_to(&ds, others[i])) fail_msg("also routed to %s", others[i]);
 }
 
 /* Leerplichtwet art. 21a: the school reports to the municipality where the
@@ -923,12 +935,12 @@ static void absence_goes_to_the_home_municipality(void **state)
 static void thuiszitter_reasons_are_the_monitors_nine(void **state)
 {
     (void)state;
-    static const char *const reasons[] = {"waiting_list_so", "waiting_for_sbo", "refusal",
-                                          "waiting_for_arrangement", "care_first", "no_school_found",
-                                          "no_pupil_transport", "unknown", "other"};
-#define TZ_JSON                                                                                          \
-    "{\"type\":\"thuiszitter_status\",\"subject\":\"%s\",\"purpose\":\"absence\","                  \
-    "\"legal_basis\":\"leerplicht\",\"categories\":[\"attendance\"],\"school\":\"34CD01\","           \
+    static const char *const reasons[] = {"waiting_list_so",         "waiting_for_sbo", "refusal",
+                                          "waiting_for_arrangement", "care_first",      "no_school_found",
+                                          "no_pupil_transport",      "unknown",         "other"};
+#define TZ_JSON                                                                             \
+    "{\"type\":\"thuiszitter_status\",\"subject\":\"%s\",\"purpose\":\"absence\","          \
+    "\"legal_basis\":\"leerplicht\",\"categories\":[\"attendance\"],\"school\":\"34CD01\"," \
     "\"district\":\"zuid\",\"thuiszitter_status\":{\"state\":\"started\",%s\"since\":\"2026-11-02\"}}"
     uint8_t ids[9][16], id[16];
     char p[65], json[1024], body[128], label[64];
@@ -958,8 +970,8 @@ static void thuiszitter_reasons_are_the_monitors_nine(void **state)
             if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_THUISZITTER_STATUS &&
                 !memcmp(e->event_id.data, ids[i], 16)) {
                 json_t *j = schakel_json_from_envelope(e);
-                const char *got = json_string_value(
-                    json_object_get(json_object_get(j, "thuiszitter_status"), "reason"));
+                const char *got =
+                    json_string_value(json_object_get(json_object_get(j, "thuiszitter_status"), "reason"));
                 for (size_t k = 0; k < 9; k++) cell[k] += got && !strcmp(got, reasons[k]);
                 json_decref(j);
             }
@@ -975,7 +987,8 @@ static void thuiszitter_reasons_are_the_monitors_nine(void **state)
     for (size_t i = 0; i < 5; i++) {
         snprintf(body, sizeof body, "\"reason\":\"%s\",", old[i]);
         snprintf(json, sizeof json, TZ_JSON, p, body);
-        assert_int_equal(publish_code("school-34cd01", json, reason), SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
+        assert_int_equal(publish_code("school-34cd01", json, reason),
+                         SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
         assert_non_null(strstr(reason, "nine monitor reasons"));
     }
     /* vrijstelling: the marker, without a reason */

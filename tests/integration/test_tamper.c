@@ -67,8 +67,7 @@ static int verify_status(harness_t *h, char *out, size_t cap, int payloads)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/verify.json", h->dir);
-    const char *args[] = {"audit", "verify", "--data", h->data, payloads ? NULL : "--no-payloads",
-                          NULL};
+    const char *args[] = {"audit", "verify", "--data", h->data, payloads ? NULL : "--no-payloads", NULL};
     int st = harness_run_tool(path, args);
     FILE *f = fopen(path, "r");
     size_t n = f ? fread(out, 1, cap - 1, f) : 0;

@@ -33,13 +33,13 @@
 typedef struct {
     char dir[64];
     state_t s;
-    schakel_logsrc_t *log;      /* the runner's cache of recent records */
+    schakel_logsrc_t *log; /* the runner's cache of recent records */
     schakel_emit_t out;
     const schakel_engine_ops_t *ops;
     void *engine;
-    const char *org;            /* the engine's organisation */
-    uint64_t seq;               /* of the last record fed */
-    int64_t clock;              /* recorded_at of the next record */
+    const char *org; /* the engine's organisation */
+    uint64_t seq;    /* of the last record fed */
+    int64_t clock;   /* recorded_at of the next record */
     schakel_envelope_t *emitted[EFX_MAX_OUT];
     size_t n_emitted;
 } efx_t;
@@ -186,8 +186,9 @@ static inline uint64_t efx_feed_emitted(efx_t *fx, size_t k)
 static inline uint64_t efx_tick(efx_t *fx, int64_t at_ms)
 {
     fx->clock = at_ms;
-    return efx_feed(fx, fx->org, NULL, "{\"type\":\"clock_tick\",\"purpose\":\"bus\",\"legal_basis\":\"bus\","
-                                       "\"clock_tick\":{\"at_ms\":%lld}}",
+    return efx_feed(fx, fx->org, NULL,
+                    "{\"type\":\"clock_tick\",\"purpose\":\"bus\",\"legal_basis\":\"bus\","
+                    "\"clock_tick\":{\"at_ms\":%lld}}",
                     (long long)at_ms);
 }
 
@@ -207,8 +208,9 @@ static inline json_t *efx_org(const char *id, const char *kind, const char *publ
     assert_int_equal(schakel_keys_generate(&k, id), 0);
     char sign[65];
     schakel_hex_encode(k.sign_public, 32, sign);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:[]}", "id", id, "kind", kind, "name", "synthetic",
-                          "curve_public", k.curve_public, "sign_public", sign, "publish", "rights");
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:[]}", "id", id, "kind", kind, "name", "synthetic",
+                  "curve_public", k.curve_public, "sign_public", sign, "publish", "rights");
     char buf[256];
     char *save = NULL;
     snprintf(buf, sizeof buf, "%s", publish);
@@ -237,21 +239,23 @@ static inline json_t *efx_region(int version, int zuid_to_noord)
     json_array_append_new(orgs, efx_org("svc", "service", "routing_decision consent_decision clock_tick",
                                         "read_all decide clock"));
     json_array_append_new(orgs, efx_org("admin-1", "admin", "directory_update", "directory"));
-    return json_pack("{s:i, s:o, s:[{s:s, s:s, s:s, s:{s:s, s:s}}], s:[{s:s, s:s}, {s:s, s:s}], s:{s:s, s:s}}",
-                     "version", version, "organisations", orgs, "schools", "brinvest", "12AB00", "org",
-                     "school-1", "district", "noord", "team", "smw", "smw-1", "wijkteam", "wijkteam-noord",
-                     "districts", "code", "noord", "wijkteam", "wijkteam-noord", "code", "zuid", "wijkteam",
-                     zuid_to_noord ? "wijkteam-noord" : "wijkteam-zuid", "region", "veiligthuis",
-                     "veiligthuis-1", "leerplicht", "leerplicht-1");
+    return json_pack(
+        "{s:i, s:o, s:[{s:s, s:s, s:s, s:{s:s, s:s}}], s:[{s:s, s:s}, {s:s, s:s}], s:{s:s, s:s}}", "version",
+        version, "organisations", orgs, "schools", "brinvest", "12AB00", "org", "school-1", "district",
+        "noord", "team", "smw", "smw-1", "wijkteam", "wijkteam-noord", "districts", "code", "noord",
+        "wijkteam", "wijkteam-noord", "code", "zuid", "wijkteam",
+        zuid_to_noord ? "wijkteam-noord" : "wijkteam-zuid", "region", "veiligthuis", "veiligthuis-1",
+        "leerplicht", "leerplicht-1");
 }
 
 /* Puts a directory_update with doc (taken) on the log, from the admin. */
 static inline uint64_t efx_directory(efx_t *fx, json_t *doc)
 {
     char *text = json_dumps(doc, JSON_COMPACT);
-    json_t *e = json_pack("{s:s, s:s, s:s, s:{s:I, s:s}}", "type", "directory_update", "purpose", "bus",
-                          "legal_basis", "bus", "directory_update", "version",
-                          (json_int_t)json_integer_value(json_object_get(doc, "version")), "document_json", text);
+    json_t *e =
+        json_pack("{s:s, s:s, s:s, s:{s:I, s:s}}", "type", "directory_update", "purpose", "bus",
+                  "legal_basis", "bus", "directory_update", "version",
+                  (json_int_t)json_integer_value(json_object_get(doc, "version")), "document_json", text);
     char *etext = json_dumps(e, JSON_COMPACT);
     uint64_t seq = efx_feed(fx, "admin-1", NULL, "%s", etext);
     free(etext);

@@ -58,11 +58,10 @@ static void amsterdam_dates(void **state)
 static void holidays(void **state)
 {
     (void)state;
-    const char *off[] = {"2026-01-01", "2026-04-05", "2026-04-06", "2026-04-27", "2026-05-05",
-                         "2026-05-14", "2026-05-24", "2026-05-25", "2026-12-25", "2026-12-26",
-                         "2025-04-20", "2025-04-21", "2025-04-26" /* the 27th was a Sunday */,
-                         "2025-05-05", "2027-03-29", "2027-04-27", "2027-05-05", "2027-05-06",
-                         "2027-05-17",
+    const char *off[] = {"2026-01-01", "2026-04-05", "2026-04-06", "2026-04-27", "2026-05-05", "2026-05-14",
+                         "2026-05-24", "2026-05-25", "2026-12-25", "2026-12-26", "2025-04-20", "2025-04-21",
+                         "2025-04-26" /* the 27th was a Sunday */, "2025-05-05", "2027-03-29", "2027-04-27",
+                         "2027-05-05", "2027-05-06", "2027-05-17",
                          /* Good Friday, art. 3 lid 2 */
                          "2025-04-18", "2026-04-03", "2027-03-26", "2028-04-14"};
     for (size_t i = 0; i < sizeof off / sizeof off[0]; i++) {
@@ -71,11 +70,18 @@ static void holidays(void **state)
         snprintf(what, sizeof what, "%s is not a working day", off[i]);
         if (schakel_working_days_between(NULL, d(off[i]) - 1, d(off[i])) != 0) fail_msg("%s", what);
     }
-    const char *on[] = {"2026-04-02" /* Maundy Thursday */, "2027-03-25", "2025-04-27", "2026-04-28",
-                        "2027-04-26", "2026-12-24", "2026-05-04", "2026-05-15" /* only by decree */,
+    const char *on[] = {"2026-04-02" /* Maundy Thursday */,
+                        "2027-03-25",
+                        "2025-04-27",
+                        "2026-04-28",
+                        "2027-04-26",
+                        "2026-12-24",
+                        "2026-05-04",
+                        "2026-05-15" /* only by decree */,
                         "2027-05-07"};
     for (size_t i = 0; i < sizeof on / sizeof on[0]; i++)
-        if (schakel_is_holiday(NULL, d(on[i]))) fail_msg("%s is not a public holiday by the law alone", on[i]);
+        if (schakel_is_holiday(NULL, d(on[i])))
+            fail_msg("%s is not a public holiday by the law alone", on[i]);
     assert_true(schakel_is_weekend(d("2026-11-21")));
     assert_true(schakel_is_weekend(d("2026-11-22")));
     assert_false(schakel_is_weekend(d("2026-11-23")));
@@ -120,7 +126,8 @@ static void parse(const char *text, schakel_decree_days_t *out, int want_ok, con
     int rc = schakel_decree_days_parse(text, strlen(text), out, why);
     if (want_ok && rc != 0) fail_msg("refused %s: %s", text, why);
     if (!want_ok && rc == 0) fail_msg("accepted %s", text);
-    if (want_why && !strstr(why, want_why)) fail_msg("%s: reason \"%s\" does not say \"%s\"", text, why, want_why);
+    if (want_why && !strstr(why, want_why))
+        fail_msg("%s: reason \"%s\" does not say \"%s\"", text, why, want_why);
 }
 
 /* Art. 3 lid 3: the days a royal decree equates, from the directory;
@@ -189,10 +196,8 @@ static void decree_file_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(amsterdam_dates),
-        cmocka_unit_test(holidays),
-        cmocka_unit_test(working_days),
-        cmocka_unit_test(decree_days),
+        cmocka_unit_test(amsterdam_dates),     cmocka_unit_test(holidays),
+        cmocka_unit_test(working_days),        cmocka_unit_test(decree_days),
         cmocka_unit_test(decree_file_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

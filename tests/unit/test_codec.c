@@ -49,8 +49,8 @@ static int ends_with(const char *s, const char *suffix)
 static const char *string_for(const char *name)
 {
     if (ends_with(name, "_on") || !strcmp(name, "on") || !strcmp(name, "since") ||
-        !strcmp(name, "valid_from") || !strcmp(name, "valid_until") ||
-        !strcmp(name, "period_from") || !strcmp(name, "period_to"))
+        !strcmp(name, "valid_from") || !strcmp(name, "valid_until") || !strcmp(name, "period_from") ||
+        !strcmp(name, "period_to"))
         return "2026-11-20";
     if (ends_with(name, "_org") || !strcmp(name, "org_id") || !strcmp(name, "redirected_to") ||
         !strcmp(name, "addressees") || !strcmp(name, "participant_orgs"))
@@ -58,8 +58,7 @@ static const char *string_for(const char *name)
     if (!strcmp(name, "school")) return "12AB00";
     if (!strcmp(name, "not_informed_reason")) return "safety_risk"; /* a code of the list */
     if (!strcmp(name, "document_json")) return "{\"version\": 2, \"organisations\": []}";
-    if (!strcmp(name, "subject"))
-        return "4f0c0d8a3e1b2c7d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d";
+    if (!strcmp(name, "subject")) return "4f0c0d8a3e1b2c7d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d";
     if (!strcmp(name, "how")) return "conversation"; /* family_informed: a-z and _ only */
     return "code-7";
 }
@@ -236,8 +235,7 @@ static void every_type_round_trips(void **state)
 /* Clears field `name` of message m to its default. */
 static void clear_field(ProtobufCMessage *m, const char *name)
 {
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
     assert_non_null(f);
     char *base = (char *)m;
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
@@ -403,8 +401,7 @@ static void json_errors_name_the_field(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char why[SCHAKEL_ERRLEN] = "";
-        schakel_envelope_t *e =
-            schakel_json_parse_envelope(cases[i].json, strlen(cases[i].json), why);
+        schakel_envelope_t *e = schakel_json_parse_envelope(cases[i].json, strlen(cases[i].json), why);
         if (e) fail_msg("accepted %s", cases[i].json);
         if (!strstr(why, cases[i].needle))
             fail_msg("%s: reason \"%s\" does not name %s", cases[i].json, why, cases[i].needle);
@@ -439,7 +436,6 @@ static void oversized_and_garbage_do_not_decode(void **state)
     assert_non_null(strstr(why, "does not decode"));
 }
 
-
 /* ---- the wire form: strings over their full length, unknown fields ---- */
 
 /* Validates the bytes as the broker does; fails the test unless they are
@@ -461,8 +457,7 @@ static void expect_bytes_reject(const uint8_t *buf, size_t len, const char *need
  * 0x01 and text; packs e and turns the 0x01 into a NUL on the wire, then
  * also the text's first byte into invalid UTF-8. Both must be refused
  * naming f, though protobuf-c's char* shows only the valid prefix. */
-static void smuggle_after_nul(schakel_envelope_t *e, ProtobufCMessage *m,
-                              const ProtobufCFieldDescriptor *f)
+static void smuggle_after_nul(schakel_envelope_t *e, ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
     char *base = (char *)m;
     char **slot = f->label == PROTOBUF_C_LABEL_REPEATED ? &(*(char ***)(base + f->offset))[1]
@@ -497,8 +492,7 @@ static size_t smuggle_everywhere(schakel_envelope_t *e, ProtobufCMessage *m)
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         char *base = (char *)m;
-        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-            *(uint32_t *)(base + f->quantifier_offset) != f->id)
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && *(uint32_t *)(base + f->quantifier_offset) != f->id)
             continue;
         int rep = f->label == PROTOBUF_C_LABEL_REPEATED;
         if (f->type == PROTOBUF_C_TYPE_STRING) {
@@ -607,9 +601,8 @@ static void other_valid_encodings_pass(void **state)
     const ProtobufCMessageDescriptor *sd = &schakel__v1__signal__descriptor;
     /* observed_on first, concerns unpacked (1, 2), urgency 0 written out,
      * then concerns packed (3) */
-    static const uint8_t sig[] = {0x1a, 0x0a, '2', '0', '2', '6', '-', '1', '1', '-', '2', '0',
-                                  0x08, 0x01, 0x08, 0x02, 0x10, 0x00, 0x0a, 0x01, 0x03,
-                                  0x28, 0x00, 0x32, 0x00};
+    static const uint8_t sig[] = {0x1a, 0x0a, '2',  '0',  '2',  '6',  '-',  '1',  '1',  '-',  '2',  '0', 0x08,
+                                  0x01, 0x08, 0x02, 0x10, 0x00, 0x0a, 0x01, 0x03, 0x28, 0x00, 0x32, 0x00};
     assert_int_equal(schakel_codec_check(sd, sig, sizeof sig, why), 0);
     Schakel__V1__Signal *s = schakel__v1__signal__unpack(NULL, sizeof sig, sig);
     assert_non_null(s);
@@ -661,11 +654,11 @@ static void broken_structure_does_not_pass(void **state)
     (void)state;
     char why[SCHAKEL_ERRLEN] = "";
     const ProtobufCMessageDescriptor *sd = &schakel__v1__signal__descriptor;
-    static const uint8_t past_end[] = {0x1a, 0x20, '2', '0'};  /* length 32, 2 bytes */
-    static const uint8_t wrong_type[] = {0x1d, 1, 2, 3, 4};    /* observed_on as fixed32 */
-    static const uint8_t group[] = {0x0b, 0x0c};                /* a group */
+    static const uint8_t past_end[] = {0x1a, 0x20, '2', '0'}; /* length 32, 2 bytes */
+    static const uint8_t wrong_type[] = {0x1d, 1, 2, 3, 4};   /* observed_on as fixed32 */
+    static const uint8_t group[] = {0x0b, 0x0c};              /* a group */
     static const uint8_t key_cut[] = {0x80};
-    static const uint8_t packed_cut[] = {0x0a, 0x01, 0x80};     /* a varint cut short */
+    static const uint8_t packed_cut[] = {0x0a, 0x01, 0x80}; /* a varint cut short */
     assert_int_equal(schakel_codec_check(sd, past_end, sizeof past_end, why), SCHAKEL_EDECODE);
     assert_int_equal(schakel_codec_check(sd, wrong_type, sizeof wrong_type, why), SCHAKEL_EDECODE);
     assert_non_null(strstr(why, "observed_on"));
@@ -681,10 +674,8 @@ static void broken_structure_does_not_pass(void **state)
                      SCHAKEL_EINVAL);
     assert_non_null(strstr(why, "stream"));
     static const uint8_t fetch_ok[] = {0x0a, 0x03, 'a', 'l', 'l'};
-    assert_int_equal(
-        schakel_codec_check(&schakel__v1__fetch__descriptor, fetch_ok, sizeof fetch_ok, why), 0);
+    assert_int_equal(schakel_codec_check(&schakel__v1__fetch__descriptor, fetch_ok, sizeof fetch_ok, why), 0);
 }
-
 
 /* A BSN where a code belongs is refused without being repeated back. */
 static void reasons_never_echo_values(void **state)
@@ -704,7 +695,6 @@ static void reasons_never_echo_values(void **state)
     arena_free();
 }
 
-
 /* Strings are checked a word at a time when printable: every byte value at
  * every place of a 20-byte string must still be judged on its own. */
 static void every_byte_is_judged_everywhere(void **state)
@@ -721,7 +711,6 @@ static void every_byte_is_judged_everywhere(void **state)
             if ((rc == 0) != printable) fail_msg("byte 0x%02x at %zu: %d", b, at, rc);
         }
 }
-
 
 /* Mangled bytes (flipped, cut, spliced) never crash the wire check, and
  * what it passes protobuf-c can decode: it is never the laxer of the two. */
@@ -748,8 +737,8 @@ static void mangled_bytes_are_never_passed_laxer_than_protobuf_c(void **state)
             char why[SCHAKEL_ERRLEN];
             int rc = schakel_codec_check(&schakel__v1__envelope__descriptor, m, mlen, why);
             schakel_envelope_t *d = schakel_envelope_decode(m, mlen, why);
-            if (rc == 0 && !d) fail_msg("%s: passed bytes protobuf-c does not decode",
-                                        schakel_event_type_name(types[i]));
+            if (rc == 0 && !d)
+                fail_msg("%s: passed bytes protobuf-c does not decode", schakel_event_type_name(types[i]));
             passed += rc == 0;
             tried++;
             schakel_envelope_free(d);
@@ -772,7 +761,8 @@ static void duo_and_monitor_codes(void **state)
 {
     (void)state;
     char why[SCHAKEL_ERRLEN];
-    static const char *const kinds[] = {"statutory", "long_term_relative", "luxury", "rmc", "other", "absolute"};
+    static const char *const kinds[] = {"statutory", "long_term_relative", "luxury", "rmc", "other",
+                                        "absolute"};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         char json[512];
         snprintf(json, sizeof json,
@@ -812,8 +802,9 @@ static void duo_and_monitor_codes(void **state)
     free(buf);
 
     /* the nine reasons of the monitor */
-    static const char *const reasons[] = {"waiting_list_so", "waiting_for_sbo", "refusal", "waiting_for_arrangement",
-                                          "care_first", "no_school_found", "no_pupil_transport", "unknown", "other"};
+    static const char *const reasons[] = {"waiting_list_so",         "waiting_for_sbo", "refusal",
+                                          "waiting_for_arrangement", "care_first",      "no_school_found",
+                                          "no_pupil_transport",      "unknown",         "other"};
     const ProtobufCEnumDescriptor *rd = &schakel__v1__thuiszitter_reason__descriptor;
     e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_THUISZITTER_STATUS);
     for (size_t i = 0; i < 9; i++) {

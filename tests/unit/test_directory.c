@@ -25,9 +25,9 @@ static json_t *org(const char *id, const char *kind, const char *publish, const 
     assert_int_equal(schakel_keys_generate(&k, id), 0);
     char sign[65];
     schakel_hex_encode(k.sign_public, 32, sign);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:[]}", "id", id, "kind", kind, "name",
-                          "synthetic", "curve_public", k.curve_public, "sign_public", sign,
-                          "publish", "rights");
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:[]}", "id", id, "kind", kind, "name", "synthetic",
+                  "curve_public", k.curve_public, "sign_public", sign, "publish", "rights");
     char buf[256];
     char *save = NULL;
     snprintf(buf, sizeof buf, "%s", publish);
@@ -53,14 +53,15 @@ static json_t *region(void)
     json_array_append_new(orgs, org("ppo-1", "ppo", "tlv", ""));
     json_array_append_new(orgs, org("veiligthuis-1", "veiligthuis", "veiligthuis_feedback", ""));
     json_array_append_new(orgs, org("gemeente-1", "gemeente", "beschikking", ""));
-    json_array_append_new(orgs, org("svc-1", "service", "consent_decision clock_tick", "read_all decide clock"));
+    json_array_append_new(orgs,
+                          org("svc-1", "service", "consent_decision clock_tick", "read_all decide clock"));
     json_array_append_new(orgs, org("admin-1", "admin", "directory_update", "directory"));
     json_array_append_new(orgs, org("leerplicht-1", "leerplicht", "absence", ""));
-    return json_pack("{s:i, s:o, s:[{s:s, s:s, s:s, s:{s:s, s:s}}], s:[{s:s, s:s}], s:{s:s, s:s}}",
-                     "version", 1, "organisations", orgs, "schools", "brinvest", "12AB00", "org",
-                     "school-1", "district", "noord", "team", "smw", "smw-1", "wijkteam", "wijkteam-1",
-                     "districts", "code", "noord", "wijkteam", "wijkteam-1", "region", "veiligthuis",
-                     "veiligthuis-1", "leerplicht", "leerplicht-1");
+    return json_pack("{s:i, s:o, s:[{s:s, s:s, s:s, s:{s:s, s:s}}], s:[{s:s, s:s}], s:{s:s, s:s}}", "version",
+                     1, "organisations", orgs, "schools", "brinvest", "12AB00", "org", "school-1", "district",
+                     "noord", "team", "smw", "smw-1", "wijkteam", "wijkteam-1", "districts", "code", "noord",
+                     "wijkteam", "wijkteam-1", "region", "veiligthuis", "veiligthuis-1", "leerplicht",
+                     "leerplicht-1");
 }
 
 static json_t *org_at(json_t *d, size_t i)
@@ -151,12 +152,12 @@ static void only_an_admin_has_the_directory_right(void **state)
     /* nor is an admin a team member, a district's wijkteam or a kind
      * anyone can be routed to */
     d = region();
-    json_object_set_new(json_object_get(json_array_get(json_object_get(d, "schools"), 0), "team"),
-                        "admin", json_string("admin-1"));
+    json_object_set_new(json_object_get(json_array_get(json_object_get(d, "schools"), 0), "team"), "admin",
+                        json_string("admin-1"));
     refused(d, "schools[0].team.admin: not an organisation kind");
     d = region();
-    json_object_set_new(json_object_get(json_array_get(json_object_get(d, "schools"), 0), "team"),
-                        "smw", json_string("admin-1"));
+    json_object_set_new(json_object_get(json_array_get(json_object_get(d, "schools"), 0), "team"), "smw",
+                        json_string("admin-1"));
     refused(d, "admin-1 is a admin, not a smw");
 }
 
@@ -188,7 +189,9 @@ static void history_skips_the_rights_policy_only(void **state)
 static void missing_fields_are_named(void **state)
 {
     (void)state;
-    const struct { const char *field, *want; } cases[] = {
+    const struct {
+        const char *field, *want;
+    } cases[] = {
         {"id", "organisations[1].id: missing or not a valid id"},
         {"kind", "organisations[1] (smw-1).kind: missing"},
         {"curve_public", "organisations[1] (smw-1).curve_public: missing"},
@@ -213,7 +216,11 @@ static void missing_fields_are_named(void **state)
 static void wrong_types_are_named(void **state)
 {
     (void)state;
-    const struct { const char *field; json_t *(*value)(void); const char *want; } cases[] = {
+    const struct {
+        const char *field;
+        json_t *(*value)(void);
+        const char *want;
+    } cases[] = {
         {"id", json_true, "organisations[2].id: missing or not a valid id"},
         {"kind", json_null, "organisations[2] (ggd-1).kind: one of school"},
         {"name", json_false, "organisations[2] (ggd-1).name: a string of at most 127 bytes"},
@@ -411,8 +418,12 @@ static void named_recipients_are_checked(void **state)
     char *names[2] = {"smw-1", NULL};
     e.addressees = names;
     e.n_addressees = 2;
-    const struct { const char *name; int from_smw; const char *want; } cases[] = {
-        {"school-1", 0, ""},   /* itself: routing leaves it out */
+    const struct {
+        const char *name;
+        int from_smw;
+        const char *want;
+    } cases[] = {
+        {"school-1", 0, ""}, /* itself: routing leaves it out */
         {"wijkteam-1", 0, ""},
         {"school-2", 0, "addressees[1]: a school may not name another school (school-2)"},
         {"bsn-123456782", 0, "addressees[1]: not an organisation in the directory"},
@@ -469,7 +480,8 @@ static void municipalities_choose_the_leerplicht_office(void **state)
 #define MUNI(extra) json_pack("[{s:s, s:s, s:[s, s]}" extra "]", "code", "stad", "leerplicht", "leerplicht-1", \
                               "districts", "noord", "centrum"
     j = region();
-    json_array_append_new(json_object_get(j, "organisations"), org("leerplicht-2", "leerplicht", "absence", ""));
+    json_array_append_new(json_object_get(j, "organisations"),
+                          org("leerplicht-2", "leerplicht", "absence", ""));
     json_object_set_new(j, "municipalities", MUNI(", {s:s, s:s, s:[s]}"), "code", "dorp", "leerplicht",
                                                   "leerplicht-2", "districts", "zuid"));
     text = json_dumps(j, JSON_COMPACT);
@@ -492,7 +504,8 @@ static void municipalities_choose_the_leerplicht_office(void **state)
     json_object_set_new(json_array_get(json_object_get(m, "municipalities"), 0), "extra", json_true());
     refused(m, "municipalities[0]: {\"code\"");
     m = json_deep_copy(j);
-    json_object_set_new(json_array_get(json_object_get(m, "municipalities"), 1), "leerplicht", json_string("ppo-1"));
+    json_object_set_new(json_array_get(json_object_get(m, "municipalities"), 1), "leerplicht",
+                        json_string("ppo-1"));
     refused(m, "municipalities[1].leerplicht: ppo-1 is a ppo, not a leerplicht");
     /* the municipality's youth care is not its leerplicht office: refused
      * in a new document, read as it was in one already on the log */
@@ -510,18 +523,20 @@ static void municipalities_choose_the_leerplicht_office(void **state)
     json_object_set_new(json_object_get(m, "region"), "leerplicht", json_string("gemeente-1"));
     refused(m, "region.leerplicht: gemeente-1 is a gemeente, not a leerplicht");
     m = json_deep_copy(j);
-    json_object_set_new(json_array_get(json_object_get(m, "municipalities"), 1), "leerplicht", json_string("nobody"));
+    json_object_set_new(json_array_get(json_object_get(m, "municipalities"), 1), "leerplicht",
+                        json_string("nobody"));
     refused(m, "municipalities[1].leerplicht: \"nobody\" is not an organisation listed here");
     m = json_deep_copy(j);
-    json_array_append_new(json_object_get(json_array_get(json_object_get(m, "municipalities"), 1), "districts"),
-                          json_string("noord"));
+    json_array_append_new(
+        json_object_get(json_array_get(json_object_get(m, "municipalities"), 1), "districts"),
+        json_string("noord"));
     refused(m, "municipalities[1].districts[1]: noord is already in municipality stad");
     m = json_deep_copy(j);
     json_object_set_new(json_array_get(json_object_get(m, "municipalities"), 1), "code", json_string("stad"));
     refused(m, "municipalities[1]: stad is listed twice");
     m = json_deep_copy(j);
-    json_array_set_new(json_object_get(json_array_get(json_object_get(m, "municipalities"), 1), "districts"), 0,
-                       json_string("Zuid Oost"));
+    json_array_set_new(json_object_get(json_array_get(json_object_get(m, "municipalities"), 1), "districts"),
+                       0, json_string("Zuid Oost"));
     refused(m, "municipalities[1].districts[0]: a district code");
     m = json_deep_copy(j);
     json_object_set_new(m, "municipalities", json_object());
@@ -537,8 +552,9 @@ static void holidays_are_the_decree_days(void **state)
     (void)state;
     char why[SCHAKEL_ERRLEN] = "";
     json_t *d = region();
-    json_object_set_new(d, "holidays", json_pack("{s:s, s:[s, s]}", "decree", "a decree", "decree_days",
-                                                 "2027-05-07", "2026-05-15"));
+    json_object_set_new(
+        d, "holidays",
+        json_pack("{s:s, s:[s, s]}", "decree", "a decree", "decree_days", "2027-05-07", "2026-05-15"));
     char *text = json_dumps(d, 0);
     schakel_directory_t *dir = schakel_directory_parse(text, strlen(text), why);
     free(text);

@@ -34,8 +34,8 @@ static json_t *org(const char *id, const char *kind, const char *publish, const 
     assert_non_null(zmq_z85_encode(z85, raw, 32));
     raw[30] = 0x11;
     schakel_hex_encode(raw, 32, sign);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:[]}", "id", id, "kind", kind, "name", "synthetic",
-                          "curve_public", z85, "sign_public", sign, "publish", "rights");
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:[]}", "id", id, "kind", kind, "name",
+                          "synthetic", "curve_public", z85, "sign_public", sign, "publish", "rights");
     char buf[256];
     char *save = NULL;
     snprintf(buf, sizeof buf, "%s", publish);
@@ -57,16 +57,17 @@ static json_t *region(void)
     json_array_append_new(orgs, org("wijkteam-1", "wijkteam", "referral_received", "", 3));
     json_array_append_new(orgs, org("veiligthuis-1", "veiligthuis", "veiligthuis_feedback", "", 4));
     json_array_append_new(orgs, org("leerplicht-1", "leerplicht", "absence", "", 5));
-    json_array_append_new(orgs, org("svc-1", "service", "consent_decision clock_tick", "read_all decide clock", 6));
+    json_array_append_new(orgs,
+                          org("svc-1", "service", "consent_decision clock_tick", "read_all decide clock", 6));
     json_array_append_new(orgs, org("admin-1", "admin", "directory_update", "directory", 7));
     return json_pack("{s:i, s:o, s:[{s:s, s:s, s:s, s:{s:s, s:s}}], s:[{s:s, s:s}],"
                      " s:[{s:s, s:s, s:[s]}], s:{s:s, s:s}, s:{s:s, s:[s]}}",
                      "version", 1, "organisations", orgs, "schools", "brinvest", "12AB00", "org", "school-1",
-                     "district", "noord", "team", "smw", "smw-1", "wijkteam", "wijkteam-1", "districts", "code",
-                     "noord", "wijkteam", "wijkteam-1", "municipalities", "code", "stad", "leerplicht",
-                     "leerplicht-1", "districts", "noord", "region", "veiligthuis", "veiligthuis-1",
-                     "leerplicht", "leerplicht-1", "holidays", "decree", "synthetic decree", "decree_days",
-                     "2026-12-24");
+                     "district", "noord", "team", "smw", "smw-1", "wijkteam", "wijkteam-1", "districts",
+                     "code", "noord", "wijkteam", "wijkteam-1", "municipalities", "code", "stad",
+                     "leerplicht", "leerplicht-1", "districts", "noord", "region", "veiligthuis",
+                     "veiligthuis-1", "leerplicht", "leerplicht-1", "holidays", "decree", "synthetic decree",
+                     "decree_days", "2026-12-24");
 }
 
 static char *text_of(json_t *d)
@@ -155,7 +156,8 @@ static void deep_nesting_is_refused_without_recursing(void **state)
     for (size_t i = 0; i < depth; i++) deep[i] = i % 2 ? '[' : '{'; /* not JSON at all: {[{[ */
     refused_text(deep, strlen(deep), "directory: line 1");
     memset(deep, '[', depth);
-    refused_spliced("\"name\":\"synthetic\"", "\"name\":\"synthetic\",\"extra\":[[[[[[[[[[", "directory: line 1");
+    refused_spliced("\"name\":\"synthetic\"", "\"name\":\"synthetic\",\"extra\":[[[[[[[[[[",
+                    "directory: line 1");
     char *value = malloc(2 * depth + 32);
     snprintf(value, 2 * depth + 32, "\"name\":%s", deep);
     refused_spliced("\"name\":\"synthetic\"", value, "directory: line 1");
@@ -254,15 +256,22 @@ static void huge_arrays_are_parsed_or_refused_in_bounded_time(void **state)
 static void bytes_that_are_not_utf8_are_refused(void **state)
 {
     (void)state;
-    const struct { const char *from, *to; } cases[] = {
-        {"\"name\":\"synthetic\"", "\"name\":\"synth\xff" "etic\""},         /* never valid */
-        {"\"name\":\"synthetic\"", "\"name\":\"synth\xc0\xaf" "etic\""},     /* overlong '/' */
-        {"\"name\":\"synthetic\"", "\"name\":\"synth\xed\xa0\x80" "etic\""}, /* a surrogate as UTF-8 */
-        {"\"name\":\"synthetic\"", "\"name\":\"synth\xf4\x90\x80\x80" "etic\""}, /* above U+10FFFF */
-        {"\"name\":\"synthetic\"", "\"name\":\"synthetic\xe2\x82\""},        /* cut short */
-        {"\"name\":\"synthetic\"", "\"name\":\"synth\\ud800etic\""},         /* a lone surrogate escaped */
+    const struct {
+        const char *from, *to;
+    } cases[] = {
+        {"\"name\":\"synthetic\"", "\"name\":\"synth\xff"
+                                   "etic\""}, /* never valid */
+        {"\"name\":\"synthetic\"", "\"name\":\"synth\xc0\xaf"
+                                   "etic\""}, /* overlong '/' */
+        {"\"name\":\"synthetic\"", "\"name\":\"synth\xed\xa0\x80"
+                                   "etic\""}, /* a surrogate as UTF-8 */
+        {"\"name\":\"synthetic\"", "\"name\":\"synth\xf4\x90\x80\x80"
+                                   "etic\""},                         /* above U+10FFFF */
+        {"\"name\":\"synthetic\"", "\"name\":\"synthetic\xe2\x82\""}, /* cut short */
+        {"\"name\":\"synthetic\"", "\"name\":\"synth\\ud800etic\""},  /* a lone surrogate escaped */
         {"\"name\":\"synthetic\"", "\"name\":\"synth\\udc00etic\""},
-        {"\"id\":\"school-1\"", "\"\xfe\xff" "id\":\"school-1\""},           /* in a key */
+        {"\"id\":\"school-1\"", "\"\xfe\xff"
+                                "id\":\"school-1\""}, /* in a key */
         {"\"district\":\"noord\"", "\"district\":\"no\x80rd\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -281,19 +290,23 @@ static void bytes_that_are_not_utf8_are_refused(void **state)
     free(ok);
     free(t);
     json_decref(d);
-    refused_spliced("\"id\":\"school-1\"", "\"id\":\"sch\xc3\xb6ol-1\"", "organisations[0].id: missing or not a valid id");
+    refused_spliced("\"id\":\"school-1\"", "\"id\":\"sch\xc3\xb6ol-1\"",
+                    "organisations[0].id: missing or not a valid id");
 }
 
 /* The same key twice: which one would count? Neither, at any depth. */
 static void the_same_key_twice_is_refused_at_every_depth(void **state)
 {
     (void)state;
-    const struct { const char *from, *to; } cases[] = {
+    const struct {
+        const char *from, *to;
+    } cases[] = {
         {"\"brinvest\":\"12AB00\"", "\"brinvest\":\"12AB00\",\"brinvest\":\"34CD00\""},
         {"\"org\":\"school-1\"", "\"org\":\"school-1\",\"org\":\"school-1\""},
         {"\"smw\":\"smw-1\"", "\"smw\":\"smw-1\",\"smw\":\"svc-1\""},
         {"\"code\":\"noord\"", "\"code\":\"noord\",\"code\":\"zuid\""},
-        {"\"veiligthuis\":\"veiligthuis-1\"", "\"veiligthuis\":\"veiligthuis-1\",\"veiligthuis\":\"school-1\""},
+        {"\"veiligthuis\":\"veiligthuis-1\"",
+         "\"veiligthuis\":\"veiligthuis-1\",\"veiligthuis\":\"school-1\""},
         {"\"decree\":\"synthetic decree\"", "\"decree\":\"synthetic decree\",\"decree\":\"other\""},
         {"\"code\":\"stad\"", "\"code\":\"stad\",\"code\":\"dorp\""},
         {"\"rights\":[\"directory\"]", "\"rights\":[\"directory\"],\"rights\":[]"},
@@ -309,7 +322,9 @@ static void the_same_key_twice_is_refused_at_every_depth(void **state)
 static void wrong_types_outside_the_organisations_are_named(void **state)
 {
     (void)state;
-    const struct { const char *from, *to, *want; } cases[] = {
+    const struct {
+        const char *from, *to, *want;
+    } cases[] = {
         {"\"brinvest\":\"12AB00\"", "\"brinvest\":1200", "schools[0].brinvest: a BRINVEST code"},
         {"\"brinvest\":\"12AB00\"", "\"brinvest\":\"12ab00\\n\"", "schools[0].brinvest: a BRINVEST code"},
         {"\"org\":\"school-1\"", "\"org\":[\"school-1\"]", "schools[0].org"},
@@ -321,19 +336,24 @@ static void wrong_types_outside_the_organisations_are_named(void **state)
         {"\"smw\":\"smw-1\"", "\"smw\":\"wijkteam-1\"", "schools[0].team.smw"},
         {"\"smw\":\"smw-1\"", "\"service\":\"svc-1\"", "schools[0].team.service: not an organisation kind"},
         {"\"smw\":\"smw-1\"", "\"admin\":\"admin-1\"", "schools[0].team.admin: not an organisation kind"},
-        {"\"org\":\"school-1\"", "\"org\":\"school-1\",\"wijkteam_override\":{}", "schools[0].wijkteam_override"},
+        {"\"org\":\"school-1\"", "\"org\":\"school-1\",\"wijkteam_override\":{}",
+         "schools[0].wijkteam_override"},
         {"\"districts\":[{", "\"districts\":[\"noord\",{", "districts[0]: {\"code\""},
         {"\"wijkteam\":\"wijkteam-1\"}", "\"wijkteam\":true}", "districts[0].wijkteam"},
         {"\"municipalities\":[", "\"municipalities\":{},\"x\":[", "directory.municipalities: a list"},
         {"\"districts\":[\"noord\"]", "\"districts\":\"noord\"", "municipalities[0]"},
         {"\"districts\":[\"noord\"]", "\"districts\":[7]", "municipalities[0]"},
-        {"\"leerplicht\":\"leerplicht-1\",\"veiligthuis\"", "\"leerplicht\":5,\"veiligthuis\"", "region.leerplicht"},
+        {"\"leerplicht\":\"leerplicht-1\",\"veiligthuis\"", "\"leerplicht\":5,\"veiligthuis\"",
+         "region.leerplicht"},
         {"\"veiligthuis\":\"veiligthuis-1\"", "\"veiligthuis\":[]", "region.veiligthuis"},
         {"\"holidays\":{", "\"holidays\":[],\"x\":{", "directory.holidays: an object"},
         {"\"decree\":\"synthetic decree\"", "\"decree\":12", "directory.holidays.decree: must be a string"},
-        {"\"decree_days\":[\"2026-12-24\"]", "\"decree_days\":\"2026-12-24\"", "directory.holidays.decree_days"},
-        {"\"decree_days\":[\"2026-12-24\"]", "\"decree_days\":[20261224]", "directory.holidays.decree_days[0]"},
-        {"\"decree_days\":[\"2026-12-24\"]", "\"decree_days\":[\"2026-02-30\"]", "directory.holidays.decree_days[0]"},
+        {"\"decree_days\":[\"2026-12-24\"]", "\"decree_days\":\"2026-12-24\"",
+         "directory.holidays.decree_days"},
+        {"\"decree_days\":[\"2026-12-24\"]", "\"decree_days\":[20261224]",
+         "directory.holidays.decree_days[0]"},
+        {"\"decree_days\":[\"2026-12-24\"]", "\"decree_days\":[\"2026-02-30\"]",
+         "directory.holidays.decree_days[0]"},
         {"\"version\":1", "\"version\":1.0", "directory.version: a positive whole number"},
         {"\"version\":1", "\"version\":true", "directory.version: a positive whole number"},
         {"\"version\":1", "\"version\":0", "directory.version: a positive whole number"},

@@ -31,12 +31,13 @@ static efx_t *open_consent(schakel_consent_t **c)
  * log). Returns the referral's seq. */
 static uint64_t routed_referral(efx_t *fx, const char *p, uint8_t id[16])
 {
-    uint64_t seq = efx_feed(fx, "school-1", id,
-                            "{\"type\":\"referral\",\"subject\":\"%s\",\"district\":\"zuid\",\"age_band\":\"under_12\","
-                            "\"purpose\":\"support\",\"legal_basis\":\"consent\",\"categories\":[\"home_situation\"],"
-                            "\"referral\":{\"referral_id\":\"00112233445566778899aabbccddeeff\",\"to_kind\":\"wijkteam\","
-                            "\"reasons\":[\"home_situation\"],\"urgency\":\"soon\",\"request_code\":\"intake\"}}",
-                            p);
+    uint64_t seq = efx_feed(
+        fx, "school-1", id,
+        "{\"type\":\"referral\",\"subject\":\"%s\",\"district\":\"zuid\",\"age_band\":\"under_12\","
+        "\"purpose\":\"support\",\"legal_basis\":\"consent\",\"categories\":[\"home_situation\"],"
+        "\"referral\":{\"referral_id\":\"00112233445566778899aabbccddeeff\",\"to_kind\":\"wijkteam\","
+        "\"reasons\":[\"home_situation\"],\"urgency\":\"soon\",\"request_code\":\"intake\"}}",
+        p);
     assert_int_equal(fx->n_emitted, 0); /* nothing is decided before routing has spoken */
     char hexid[33];
     schakel_hex_encode(id, 16, hexid);
@@ -63,12 +64,13 @@ static const Schakel__V1__ConsentDecision *decision(efx_t *fx, uint64_t seq, con
 
 static void parents_consent(efx_t *fx, const char *p, const char *cid)
 {
-    efx_feed(fx, "school-1", NULL,
-             "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
-             "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"parents\","
-             "\"age_band\":\"under_12\",\"recipient_kind\":\"wijkteam\",\"purposes\":[\"support\",\"feedback\"],"
-             "\"categories\":[\"home_situation\",\"behaviour\"],\"valid_from\":\"2020-01-01\"}}",
-             p, cid);
+    efx_feed(
+        fx, "school-1", NULL,
+        "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
+        "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"parents\","
+        "\"age_band\":\"under_12\",\"recipient_kind\":\"wijkteam\",\"purposes\":[\"support\",\"feedback\"],"
+        "\"categories\":[\"home_situation\",\"behaviour\"],\"valid_from\":\"2020-01-01\"}}",
+        p, cid);
 }
 
 static void a_referral_without_consent_is_held_until_a_consent_releases_it(void **state)

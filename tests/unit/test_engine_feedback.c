@@ -35,16 +35,18 @@ static void delivered_referral(efx_t *fx, const char *label)
     efx_child(label, p);
     efx_directory(fx, efx_region(1, 0));
     uint8_t id[16];
-    uint64_t seq = efx_feed(fx, "school-1", id,
-                            "{\"type\":\"referral\",\"subject\":\"%s\",\"district\":\"noord\",\"age_band\":\"under_12\","
-                            "\"purpose\":\"support\",\"legal_basis\":\"consent\",\"categories\":[\"home_situation\"],"
-                            "\"referral\":{\"referral_id\":\"%s\",\"to_kind\":\"wijkteam\","
-                            "\"reasons\":[\"home_situation\"],\"urgency\":\"soon\",\"request_code\":\"intake\"}}",
-                            p, RID);
+    uint64_t seq =
+        efx_feed(fx, "school-1", id,
+                 "{\"type\":\"referral\",\"subject\":\"%s\",\"district\":\"noord\",\"age_band\":\"under_12\","
+                 "\"purpose\":\"support\",\"legal_basis\":\"consent\",\"categories\":[\"home_situation\"],"
+                 "\"referral\":{\"referral_id\":\"%s\",\"to_kind\":\"wijkteam\","
+                 "\"reasons\":[\"home_situation\"],\"urgency\":\"soon\",\"request_code\":\"intake\"}}",
+                 p, RID);
     schakel_hex_encode(id, 16, hexid);
     efx_feed(fx, "svc", NULL,
              "{\"type\":\"consent_decision\",\"subject\":\"%s\",\"purpose\":\"bus\",\"legal_basis\":\"bus\","
-             "\"consent_decision\":{\"about_event_id\":\"%s\",\"about_seq\":%llu,\"recipient_org\":\"wijkteam-noord\","
+             "\"consent_decision\":{\"about_event_id\":\"%s\",\"about_seq\":%llu,\"recipient_org\":"
+             "\"wijkteam-noord\","
              "\"outcome\":\"deliver\",\"legal_basis\":\"consent\",\"rule_id\":\"consent/specific\"}}",
              p, hexid, (unsigned long long)seq);
     assert_int_equal(efx_count(fx, T(LOOP_REMINDER)), 0);
@@ -93,7 +95,8 @@ static void a_referral_received_in_time_tells_the_referrer_and_earns_no_reminder
     char p[65];
     efx_child("feedback-in-time", p);
     efx_feed(fx, "wijkteam-noord", NULL,
-             "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":\"consent\","
+             "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":"
+             "\"consent\","
              "\"referral_received\":{\"referral_id\":\"%s\",\"received_on\":\"2026-11-03\"}}",
              p, RID);
     assert_int_equal(efx_count(fx, T(FEEDBACK_STATUS)), 1);

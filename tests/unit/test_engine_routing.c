@@ -30,12 +30,13 @@ static uint64_t referral(efx_t *fx, const char *label, const char *district, uin
     char p[65], dist[64] = "";
     efx_child(label, p);
     if (district) snprintf(dist, sizeof dist, "\"district\":\"%s\",", district);
-    return efx_feed(fx, "school-1", id,
-                    "{\"type\":\"referral\",\"subject\":\"%s\",%s\"age_band\":\"under_12\","
-                    "\"purpose\":\"support\",\"legal_basis\":\"consent\",\"categories\":[\"home_situation\"],"
-                    "\"referral\":{\"referral_id\":\"0123456789abcdef0123456789abcdef\",\"to_kind\":\"wijkteam\","
-                    "\"reasons\":[\"home_situation\"],\"urgency\":\"soon\",\"request_code\":\"intake\"}}",
-                    p, dist);
+    return efx_feed(
+        fx, "school-1", id,
+        "{\"type\":\"referral\",\"subject\":\"%s\",%s\"age_band\":\"under_12\","
+        "\"purpose\":\"support\",\"legal_basis\":\"consent\",\"categories\":[\"home_situation\"],"
+        "\"referral\":{\"referral_id\":\"0123456789abcdef0123456789abcdef\",\"to_kind\":\"wijkteam\","
+        "\"reasons\":[\"home_situation\"],\"urgency\":\"soon\",\"request_code\":\"intake\"}}",
+        p, dist);
 }
 
 /* The one routing decision the last record earned: its only recipient

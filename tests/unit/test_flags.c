@@ -66,8 +66,8 @@ static void each_kind_takes_its_value(void **state)
     (void)state;
     opts_t o;
     char why[SCHAKEL_ERRLEN];
-    const char *w[] = {"--name", "x", "-o", "--buf", "1234567", "--count", "100", "--delta", "-5",
-                       "abc", NULL};
+    const char *w[] = {"--name", "x",       "-o", "--buf", "1234567", "--count",
+                       "100",    "--delta", "-5", "abc",   NULL};
     assert_int_equal(parse(&o, why, w), 0);
     assert_string_equal(o.name, "x");
     assert_int_equal(o.on, 1);
@@ -105,8 +105,7 @@ static void help_unless_an_error_came_first(void **state)
 static void wrong_arguments_name_the_flag(void **state)
 {
     (void)state;
-    const char *unknown[] = {"--bogus", NULL}, *dash[] = {"-x", NULL},
-               *second[] = {"one", "two", NULL};
+    const char *unknown[] = {"--bogus", NULL}, *dash[] = {"-x", NULL}, *second[] = {"one", "two", NULL};
     refused(unknown, "unexpected --bogus", NULL);
     refused(dash, "unexpected -x", NULL);
     refused(second, "unexpected two", NULL);
@@ -116,8 +115,18 @@ static void wrong_arguments_name_the_flag(void **state)
     refused(no_count, "--count needs a value", "a whole number from 1 to 100");
 
     /* what atoi and a bare strtoull took as a number */
-    const char *bad[] = {"abc", "", "12abc", " 12", "+5", "-1", "1.5", "0x10", "5 ",
-                         "18446744073709551616", "99999999999999999999999", NULL};
+    const char *bad[] = {"abc",
+                         "",
+                         "12abc",
+                         " 12",
+                         "+5",
+                         "-1",
+                         "1.5",
+                         "0x10",
+                         "5 ",
+                         "18446744073709551616",
+                         "99999999999999999999999",
+                         NULL};
     for (size_t i = 0; bad[i]; i++) {
         const char *w[] = {"--count", bad[i], NULL};
         refused(w, "--count wants a whole number from 1 to 100", bad[i]);
@@ -157,8 +166,9 @@ static void connection_flags_through_the_table(void **state)
     const char *timeout = NULL;
     schakel_flag_t t[] = {SCHAKEL_CONN_FLAGS(&c), SCHAKEL_FLAG_S("--timeout-ms", "MS", &timeout),
                           SCHAKEL_FLAGS_END};
-    char *argv[] = {"tail", "--node", "/srv/n", "--as", "school-12ab00", "--endpoint", "tcp://h:1",
-                    "--pub", "tcp://h:2", "--server-key", "b.pub", "--key", "o.key", "--timeout-ms", "9"};
+    char *argv[] = {"tail",       "--node",    "/srv/n", "--as",         "school-12ab00",
+                    "--endpoint", "tcp://h:1", "--pub",  "tcp://h:2",    "--server-key",
+                    "b.pub",      "--key",     "o.key",  "--timeout-ms", "9"};
     char why[SCHAKEL_ERRLEN] = "";
     assert_int_equal(schakel_flags_parse(t, 15, argv, 1, why), 0);
     assert_string_equal(c.node_dir, "/srv/n");

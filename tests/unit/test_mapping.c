@@ -36,8 +36,8 @@ static void elfproef_and_pseudonym(void **state)
     assert_int_equal(schakel_bsn_pseudonym(key, "999990019", a), 0);
     assert_int_equal(schakel_bsn_pseudonym(key, "999990019", b), 0);
     assert_int_equal(schakel_bsn_pseudonym(other, "999990019", c), 0);
-    assert_string_equal(a, b);            /* the same child, the same pseudonym */
-    assert_string_not_equal(a, c);        /* another region key, another one */
+    assert_string_equal(a, b);     /* the same child, the same pseudonym */
+    assert_string_not_equal(a, c); /* another region key, another one */
     assert_int_equal(strlen(a), 64);
     assert_int_equal(schakel_bsn_pseudonym(key, "123", a), SCHAKEL_EINVAL);
 }
@@ -55,18 +55,24 @@ static void typos_are_errors(void **state)
     char why[SCHAKEL_ERRLEN];
     const char *bad[][2] = {
         {"{" BASE "\"rows\": [{\"type\": \"signal\", \"fields\": {\"occurred_at\": {\"column\": \"d\", "
-         "\"date\": \"dd-mm-yyyy\", \"optinal\": true}}}]}", "optinal"},
+         "\"date\": \"dd-mm-yyyy\", \"optinal\": true}}}]}",
+         "optinal"},
         {"{" BASE "\"rows\": [{\"type\": \"signal\", \"feilds\": {}}]}", "feilds"},
         {"{" BASE "\"rowz\": []}", "rowz"},
         {"{" BASE "\"rows\": [{\"type\": \"signal\", \"fields\": {\"signal.concern\": {\"const\": 1}, "
-         "\"occurred_at\": {\"column\": \"d\", \"date\": \"dd-mm-yyyy\"}}}]}", "signal.concern"},
+         "\"occurred_at\": {\"column\": \"d\", \"date\": \"dd-mm-yyyy\"}}}]}",
+         "signal.concern"},
         {"{" BASE "\"rows\": [{\"type\": \"signal\", \"fields\": {\"case_ref\": {\"bsn\": \"bsn\"}, "
-         "\"occurred_at\": {\"column\": \"d\", \"date\": \"dd-mm-yyyy\"}}}]}", "only become the subject"},
-        {"{" BASE "\"rows\": [{\"type\": \"signal\", \"fields\": {\"signal.observed_on\": {\"column\": \"d\"}}}]}",
+         "\"occurred_at\": {\"column\": \"d\", \"date\": \"dd-mm-yyyy\"}}}]}",
+         "only become the subject"},
+        {"{" BASE
+         "\"rows\": [{\"type\": \"signal\", \"fields\": {\"signal.observed_on\": {\"column\": \"d\"}}}]}",
          "occurred_at"},
         {"{" BASE "\"rows\": [{\"type\": \"signal\", \"fields\": {\"referral.reasons\": {\"const\": []}, "
-         "\"occurred_at\": {\"column\": \"d\", \"date\": \"dd-mm-yyyy\"}}}]}", "makes a signal"},
-        {"{\"version\": 2, \"kind\": \"school\", \"source_system\": \"t\", \"record_id\": [\"nr\"], \"rows\": []}",
+         "\"occurred_at\": {\"column\": \"d\", \"date\": \"dd-mm-yyyy\"}}}]}",
+         "makes a signal"},
+        {"{\"version\": 2, \"kind\": \"school\", \"source_system\": \"t\", \"record_id\": [\"nr\"], "
+         "\"rows\": []}",
          "version"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -80,13 +86,15 @@ static void typos_are_errors(void **state)
 static const char *PROFILE =
     "{" BASE "\"csv\": {\"delimiter\": \";\"}, "
     "\"defaults\": {\"subject\": {\"bsn\": \"bsn\"}, \"purpose\": {\"const\": \"support\"}, "
-    "  \"legal_basis\": {\"const\": \"consent\"}, \"occurred_at\": {\"column\": \"datum\", \"date\": \"d-m-yyyy\"}},"
+    "  \"legal_basis\": {\"const\": \"consent\"}, \"occurred_at\": {\"column\": \"datum\", \"date\": "
+    "\"d-m-yyyy\"}},"
     "\"rows\": ["
     " {\"when\": {\"soort\": 1}, \"type\": \"referral\", \"fields\": {"
     "   \"age_band\": {\"age_from\": \"geb\", \"date\": \"d-m-yyyy\"},"
     "   \"referral.referral_id\": {\"id\": [\"nr\"], \"as\": \"referral\"},"
     "   \"referral.to_kind\": {\"const\": \"wijkteam\"},"
-    "   \"referral.reasons\": {\"column\": \"cat\", \"split\": \"|\", \"map\": {\"a\": \"behaviour\", \"b\": \"learning\"}}}},"
+    "   \"referral.reasons\": {\"column\": \"cat\", \"split\": \"|\", \"map\": {\"a\": \"behaviour\", \"b\": "
+    "\"learning\"}}}},"
     " {\"when\": {\"soort\": \"2\"}, \"type\": \"closure\", \"fields\": {"
     "   \"closure.referral_id\": {\"id\": [\"nr\"], \"as\": \"referral\"},"
     "   \"closure.closed_on\": {\"column\": \"datum\", \"date\": \"d-m-yyyy\"},"
@@ -94,7 +102,8 @@ static const char *PROFILE =
     " {\"when\": {\"soort\": \"3\"}, \"type\": \"consultation\", \"fields\": {"
     "   \"subject\": {\"omit\": true}, \"legal_basis\": {\"const\": \"anonymous\"}, "
     "   \"purpose\": {\"const\": \"consultation\"},"
-    "   \"consultation.consulted_kind\": {\"const\": \"smw\"}, \"consultation.topics\": {\"const\": [\"behaviour\"]}}}"
+    "   \"consultation.consulted_kind\": {\"const\": \"smw\"}, \"consultation.topics\": {\"const\": "
+    "[\"behaviour\"]}}}"
     "]}";
 
 typedef struct {
@@ -136,11 +145,11 @@ static void rows_become_events(void **state)
     if (!p) fail_msg("%s", why);
     const char *csv =
         "nr;bsn;geb;soort;datum;cat\r\n"
-        "7;999990019;3-4-2010;1;5-11-2026;\"a|b\"\r\n"       /* 16 years on 5 November 2026: 16_17 */
-        "7;999990019;3-4-2010;2;9-11-2026;a\r\n"             /* its closure: the same referral id */
-        "8;999990018;3-4-2010;1;5-11-2026;a\r\n"             /* fails the elfproef */
-        "9;999990019;3-4-2010;1;5-11-2026;\"a;\nc\"\r\n"     /* a quoted ; and newline, and code c */
-        "10;;;3;5-11-2026;\r\n";                             /* anonymous: the default subject omitted */
+        "7;999990019;3-4-2010;1;5-11-2026;\"a|b\"\r\n"   /* 16 years on 5 November 2026: 16_17 */
+        "7;999990019;3-4-2010;2;9-11-2026;a\r\n"         /* its closure: the same referral id */
+        "8;999990018;3-4-2010;1;5-11-2026;a\r\n"         /* fails the elfproef */
+        "9;999990019;3-4-2010;1;5-11-2026;\"a;\nc\"\r\n" /* a quoted ; and newline, and code c */
+        "10;;;3;5-11-2026;\r\n";                         /* anonymous: the default subject omitted */
     rows_t r = {p, {0}, {{0}}, 0};
     assert_int_equal(schakel_rows_csv(p, csv, strlen(csv), take, &r, why), 0);
     assert_int_equal(r.n, 5);
@@ -231,10 +240,10 @@ static void strict_csv_names_line_and_column_never_the_text(void **state)
 
     /* bad cells reject their own row, by line and column */
     static const char cells[] = "nr;bsn;geb;soort;datum;cat\r\n"
-                                "7;999990019;3-4-2010;1;5-11-2026;\"a|\nb\"\r\n"   /* lines 2-3 */
-                                "8;999990032;3-4-2010;1;5-11-2026;a\351\r\n"       /* Latin-1 e-acute */
-                                "9;999990044\0Jansen;3-4-2010;1;5-11-2026;a\r\n"   /* a NUL */
-                                "10;999990019;3-4-2010;1;5-11-2026;a;extra\r\n"   /* a column too many */
+                                "7;999990019;3-4-2010;1;5-11-2026;\"a|\nb\"\r\n"     /* lines 2-3 */
+                                "8;999990032;3-4-2010;1;5-11-2026;a\351\r\n"         /* Latin-1 e-acute */
+                                "9;999990044\0Jansen;3-4-2010;1;5-11-2026;a\r\n"     /* a NUL */
+                                "10;999990019;3-4-2010;1;5-11-2026;a;extra\r\n"      /* a column too many */
                                 "11;\"999990032\"Jansen;3-4-2010;1;5-11-2026;a\r\n"; /* text after a quote */
     memset(&r, 0, sizeof r);
     r.p = p;
@@ -242,20 +251,23 @@ static void strict_csv_names_line_and_column_never_the_text(void **state)
     assert_int_equal(r.n, 5);
     assert_null(r.e[0]); /* "\nb" is no code */
     assert_non_null(strstr(r.why[0], "unknown code"));
-    const char *expect[][2] = {{"line 4, column 6", "UTF-8"}, {"line 5, column 2", "NUL"},
-                               {"line 6", "7 columns"}, {"line 7, column 2", "closing quote"}};
+    const char *expect[][2] = {{"line 4, column 6", "UTF-8"},
+                               {"line 5, column 2", "NUL"},
+                               {"line 6", "7 columns"},
+                               {"line 7, column 2", "closing quote"}};
     for (size_t i = 1; i < 5; i++) {
         assert_null(r.e[i]);
-        if (!strstr(r.why[i], expect[i - 1][0]) || !strstr(r.why[i], expect[i - 1][1]) || !no_text(r.why[i], secrets))
+        if (!strstr(r.why[i], expect[i - 1][0]) || !strstr(r.why[i], expect[i - 1][1]) ||
+            !no_text(r.why[i], secrets))
             fail_msg("row %zu: %s", i, r.why[i]);
     }
     for (size_t i = 0; i < r.n; i++) schakel_envelope_free(r.e[i]);
 
     /* a value that lands in the wrong column is not quoted either */
     static const char shifted[] = "nr;bsn;geb;soort;datum;cat\n"
-                                  "12;;999990019;1;5-11-2026;a\n"       /* the BSN in the birth date */
+                                  "12;;999990019;1;5-11-2026;a\n"         /* the BSN in the birth date */
                                   "13;999990019;3-4-2010;1;999990032;a\n" /* and in the date */
-                                  "14;999990019;3-4-2010;1;5-11-2026;999990044\n" /* and in a code */
+                                  "14;999990019;3-4-2010;1;5-11-2026;999990044\n"  /* and in a code */
                                   "15;999990019;3-4-2010;999990032;5-11-2026;a\n"; /* and in "when" */
     memset(&r, 0, sizeof r);
     r.p = p;
@@ -285,7 +297,8 @@ static void json_errors_name_line_and_column_never_the_text(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rows_t r = {NULL, {0}, {{0}}, 0};
         why[0] = 0;
-        assert_int_equal(schakel_rows_jsonl(bad[i][0], strlen(bad[i][0]), take_none, &r, why), SCHAKEL_EINVAL);
+        assert_int_equal(schakel_rows_jsonl(bad[i][0], strlen(bad[i][0]), take_none, &r, why),
+                         SCHAKEL_EINVAL);
         if (!strstr(why, bad[i][1]) || !no_text(why, secrets)) fail_msg("case %zu: %s", i, why);
     }
     /* the scrubber: quoted values and long digit runs go */
@@ -310,7 +323,8 @@ static int see(void *arg, const schakel_row_t *row, size_t number)
         snprintf(o + k, 200 - (size_t)k, "%s", row->error);
         return 0;
     }
-    for (size_t i = 0; i < row->n; i++) k += snprintf(o + k, 200 - (size_t)k, "%s%s", i ? "|" : "", row->values[i]);
+    for (size_t i = 0; i < row->n; i++)
+        k += snprintf(o + k, 200 - (size_t)k, "%s%s", i ? "|" : "", row->values[i]);
     return 0;
 }
 
@@ -365,7 +379,8 @@ static void csv_strict_edges(void **state)
     memset(&s, 0, sizeof s);
     static const char open_end[] = "a;b\n1;2\n\n3;\"Jansen";
     assert_int_equal(schakel_rows_csv(p, open_end, sizeof open_end - 1, see, &s, why), SCHAKEL_EINVAL);
-    if (!strstr(why, "line 4: a quote opens a cell that is never closed") || !no_text(why, secrets)) fail_msg("%s", why);
+    if (!strstr(why, "line 4: a quote opens a cell that is never closed") || !no_text(why, secrets))
+        fail_msg("%s", why);
     static const char open_header[] = "a;\"b\n";
     assert_int_equal(schakel_rows_csv(p, open_header, sizeof open_header - 1, see, &s, why), SCHAKEL_EINVAL);
     if (!strstr(why, "line 1: a quote opens")) fail_msg("%s", why);

@@ -140,7 +140,8 @@ static void old_outbox_is_sealed_on_open(void **state)
     mdb_dbi_open(txn, "ids", MDB_CREATE, &ids);
     mdb_dbi_open(txn, "meta", MDB_CREATE, &meta);
     uint8_t k1[8] = {0, 0, 0, 0, 0, 0, 0, 1}, k2[8] = {0, 0, 0, 0, 0, 0, 0, 2};
-    char pv[64] = "\0\0\0\0\0\0\0\x05" "old " MARK "P";
+    char pv[64] = "\0\0\0\0\0\0\0\x05"
+                  "old " MARK "P";
     char dv[64] = "a reason\0old " MARK "D";
     MDB_val a = {8, k1}, av = {8 + strlen(pv + 8), pv}, b = {8, k2}, bv = {9 + strlen(dv + 9), dv};
     assert_int_equal(mdb_put(txn, pending, &a, &av, 0), 0);

@@ -46,7 +46,9 @@ static void the_default_rules_load(void **state)
 static void hostile_rules_are_refused(void **state)
 {
     (void)state;
-    const struct { const char *text, *want; } cases[] = {
+    const struct {
+        const char *text, *want;
+    } cases[] = {
         {"", "routing rules: line"},
         {"[]", "not a JSON object"},
         {"{\"rules\": {}}", "\"rules\" must be a list"},
@@ -55,21 +57,28 @@ static void hostile_rules_are_refused(void **state)
         {"{\"version\": 1, \"rules\": [], \"default\": \"all\"}", "unknown field \"default\""},
         {"{\"rules\": [{\"on\": [\"*\"], \"to\": \"addressees\"}]}", "rules[0].id"},
         {"{\"rules\": [{\"id\": \"a\\u0001b\", \"on\": [\"*\"], \"to\": \"addressees\"}]}", "rules[0].id"},
-        {"{\"rules\": [{\"id\": \"a\\u0000b\", \"on\": [\"*\"], \"to\": \"addressees\"}]}", "routing rules: line"},
+        {"{\"rules\": [{\"id\": \"a\\u0000b\", \"on\": [\"*\"], \"to\": \"addressees\"}]}",
+         "routing rules: line"},
         {"{\"rules\": [{\"id\": \"x\", \"on\": [\"signal\"]}]}", "rules[0] (x).to: missing"},
         {"{\"rules\": [{\"id\": \"x\", \"on\": [], \"to\": \"school\"}]}", "rules[0] (x).on: a list"},
-        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"gossip\"], \"to\": \"school\"}]}", "unknown event type \"gossip\""},
-        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"everyone\"}]}", "unknown target \"everyone\""},
+        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"gossip\"], \"to\": \"school\"}]}",
+         "unknown event type \"gossip\""},
+        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"everyone\"}]}",
+         "unknown target \"everyone\""},
         {"{\"rules\": [{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"school\", \"kinds\": [\"smw\"]}]}",
          "rules[0] (x).kinds: only for the targets"},
         /* the loop's organisations and a MAZL's school come from routing's
          * state, never from the publisher: nothing for kinds to limit */
-        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"case_lead\"], \"to\": \"referral_loop\", \"kinds\": [\"smw\"]}]}",
+        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"case_lead\"], \"to\": \"referral_loop\", \"kinds\": "
+         "[\"smw\"]}]}",
          "rules[0] (x).kinds: only for the targets"},
-        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"mazl_advice\"], \"to\": \"requester\", \"kinds\": [\"school\"]}]}",
+        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"mazl_advice\"], \"to\": \"requester\", \"kinds\": "
+         "[\"school\"]}]}",
          "rules[0] (x).kinds: only for the targets"},
-        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"meeting\"], \"to\": \"participant\"}]}", "unknown target \"participant\""},
-        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"addressees\", \"kinds\": [\"admin\"]}]}",
+        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"meeting\"], \"to\": \"participant\"}]}",
+         "unknown target \"participant\""},
+        {"{\"rules\": [{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"addressees\", \"kinds\": "
+         "[\"admin\"]}]}",
          "rules[0] (x).kinds[0]: not an organisation kind"},
         {"{\"rules\": [{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"field\"}]}", "needs \"field\""},
         {"{\"rules\": [{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"field\", \"field\": \"a.b\"}]}",
@@ -79,7 +88,8 @@ static void hostile_rules_are_refused(void **state)
         {"{\"rules\": [{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"school\", \"who\": 1}]}",
          "rules[0] (x): unknown field \"who\""},
         {"{\"rules\": [{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"school\"}, "
-         "{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"school\"}]}", "rules[1]: id x is used twice"},
+         "{\"id\": \"x\", \"on\": [\"signal\"], \"to\": \"school\"}]}",
+         "rules[1]: id x is used twice"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) refused(cases[i].text, cases[i].want);
     /* a rule id of 64 characters does not fit a decision's rule_id */

@@ -34,8 +34,7 @@ static int count_cb(void *arg, const schakel_record_t *r)
     s->last = r->seq;
     s->n++;
     if (!r->event) s->erased++;
-    else if (r->event_len && r->event[0] != (uint8_t)(*(const unsigned *)r->event_id & 0xff))
-        s->bad = 1;
+    else if (r->event_len && r->event[0] != (uint8_t)(*(const unsigned *)r->event_id & 0xff)) s->bad = 1;
     return 0;
 }
 
@@ -106,7 +105,8 @@ static void map_grows_before_full(void **state)
 {
     fx_t *fx = *state;
     schakel_store_t *s = store_fx_open(fx, 10, 256 << 10, 0);
-    for (unsigned i = 0; i < 40; i++) assert_int_equal(store_fx_append_n(s, i * 1000, 200, 600, "aa", NULL), 0);
+    for (unsigned i = 0; i < 40; i++)
+        assert_int_equal(store_fx_append_n(s, i * 1000, 200, 600, "aa", NULL), 0);
     schakel_head_t h;
     schakel_store_head(s, &h);
     assert_int_equal(h.seq, 8000);

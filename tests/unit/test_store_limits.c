@@ -179,7 +179,8 @@ static void killed_reader_is_cleared(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(verify_tells_erased_from_missing_and_corrupt, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(verify_tells_erased_from_missing_and_corrupt, store_fx_setup,
+                                        store_fx_teardown),
         cmocka_unit_test_setup_teardown(erased_subject_published_again, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(killed_reader_is_cleared, store_fx_setup, store_fx_teardown),
     };

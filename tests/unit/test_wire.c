@@ -103,8 +103,7 @@ static void a_command_travels_whole_both_ways(void **state)
     assert_string_equal(m.name, "FETCH");
     assert_true(m.req_id == id);
     assert_int_equal(m.frames, 3);
-    Schakel__V1__Fetch *back =
-        schakel__v1__fetch__unpack(NULL, zmq_msg_size(&m.body), zmq_msg_data(&m.body));
+    Schakel__V1__Fetch *back = schakel__v1__fetch__unpack(NULL, zmq_msg_size(&m.body), zmq_msg_data(&m.body));
     assert_non_null(back);
     assert_string_equal(back->stream, "org/wijkteam-noord");
     assert_true(back->from_seq == 42 && back->max_count == 7);
@@ -254,7 +253,8 @@ static void counted_replies_are_uncounted_when_taken(void **state)
     assert_int_equal(schakel_wire_recv(p->router, 1, &in, 0), 0);
     atomic_uint unread = 0;
     for (int i = 0; i < 3; i++)
-        assert_int_equal(schakel_wire_send_counted(p->router, &in.rid, "PONG", (uint64_t)i, &ping.base, 0, &unread), 0);
+        assert_int_equal(
+            schakel_wire_send_counted(p->router, &in.rid, "PONG", (uint64_t)i, &ping.base, 0, &unread), 0);
     schakel_wire_close(&in);
     assert_int_equal(atomic_load(&unread), 3);
     for (int i = 0; i < 3; i++) {
