@@ -15,9 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "enums.h"
 #include "codec.h"
-
-#define T(x) SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_##x
 
 /* What the by-name rules make of a field, computed once per field
  * descriptor (the broker validates every event; names are compared only

@@ -42,8 +42,8 @@ static int check_report(const Schakel__V1__VeiligThuisReport *r, char *why)
 int validate_links(const schakel_envelope_t *env, char *why)
 {
     switch ((int)env->type) {
-    case T(VEILIGTHUIS_REPORT): return check_report(env->veiligthuis_report, why);
-    case T(CONSENT_GIVEN): {
+    case SCHAKEL_EVENT(VEILIGTHUIS_REPORT): return check_report(env->veiligthuis_report, why);
+    case SCHAKEL_EVENT(CONSENT_GIVEN): {
         const Schakel__V1__ConsentGiven *c = env->consent_given;
         if (!c->recipient_org[0] && !c->recipient_kind)
             return schakel_fail(why, SCHAKEL_EINVAL,
@@ -75,18 +75,18 @@ int validate_links(const schakel_envelope_t *env, char *why)
                                 "(age_band 12_15)");
         break;
     }
-    case T(INTAKE):
+    case SCHAKEL_EVENT(INTAKE):
         if (env->intake->outcome == SCHAKEL__V1__INTAKE_OUTCOME__INTAKE_OUTCOME_REDIRECTED &&
             !env->intake->redirected_to[0])
             return schakel_fail(why, SCHAKEL_EINVAL,
                                 "intake.redirected_to: required with outcome redirected");
         break;
-    case T(MELDCODE_STEP):
+    case SCHAKEL_EVENT(MELDCODE_STEP):
         if (env->meldcode_step->step == SCHAKEL__V1__MELDCODE_STEP_KIND__MELDCODE_STEP_DECIDE &&
             !env->meldcode_step->decision)
             return schakel_fail(why, SCHAKEL_EINVAL, "meldcode_step.decision: required with step decide");
         break;
-    case T(ABSENCE): {
+    case SCHAKEL_EVENT(ABSENCE): {
         const Schakel__V1__Absence *a = env->absence;
         if (strcmp(a->period_to, a->period_from) < 0)
             return schakel_fail(why, SCHAKEL_EINVAL, "absence.period_to: before period_from");
@@ -103,7 +103,7 @@ int validate_links(const schakel_envelope_t *env, char *why)
                                 "reported to leerplicht; report a DUO kind or absolute");
         break;
     }
-    case T(THUISZITTER_STATUS): {
+    case SCHAKEL_EVENT(THUISZITTER_STATUS): {
         const Schakel__V1__ThuiszitterStatus *t = env->thuiszitter_status;
         if (t->reason >= SCHAKEL__V1__THUISZITTER_REASON__THUISZITTER_REASON_NO_SUITABLE_PLACE &&
             t->reason <= SCHAKEL__V1__THUISZITTER_REASON__THUISZITTER_REASON_EXEMPTED)
@@ -119,7 +119,7 @@ int validate_links(const schakel_envelope_t *env, char *why)
                                 "thuiszitter reason: leave it out");
         break;
     }
-    case T(FAMILY_INFORMED): {
+    case SCHAKEL_EVENT(FAMILY_INFORMED): {
         const Schakel__V1__FamilyInformed *f = env->family_informed;
         if (f->step < SCHAKEL__V1__LOOP_STATE__LOOP_STATE_RECEIVED ||
             f->step > SCHAKEL__V1__LOOP_STATE__LOOP_STATE_CLOSED)
@@ -134,13 +134,13 @@ int validate_links(const schakel_envelope_t *env, char *why)
                                 "\"conversation\", \"letter\" (never what was said)");
         break;
     }
-    case T(HANDOVER):
+    case SCHAKEL_EVENT(HANDOVER):
         if (!strcmp(env->handover->to_org, env->source_org))
             return schakel_fail(why, SCHAKEL_EINVAL,
                                 "handover.to_org: a handover goes to another organisation, not the "
                                 "publisher itself");
         break;
-    case T(MAZL_REQUEST): {
+    case SCHAKEL_EVENT(MAZL_REQUEST): {
         const Schakel__V1__MazlRequest *m = env->mazl_request;
         /* the school asks the jeugdarts only with the parents' knowledge */
         if (!m->parents_informed)
@@ -151,7 +151,7 @@ int validate_links(const schakel_envelope_t *env, char *why)
             return schakel_fail(why, SCHAKEL_EINVAL, "mazl_request.period_to: before period_from");
         break;
     }
-    case T(CONSENT_DECISION): {
+    case SCHAKEL_EVENT(CONSENT_DECISION): {
         const Schakel__V1__ConsentDecision *d = env->consent_decision;
         if (d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY &&
             (!d->notice || !d->notice->concerned_org[0]))

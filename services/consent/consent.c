@@ -78,11 +78,11 @@ schakel_envelope_t *consent_load_event(schakel_consent_t *c, const schakel_logre
     if (!e) return NULL;
     int ok = (!id || (id->len == 16 && e->event_id.len == 16 && !memcmp(id->data, e->event_id.data, 16)));
     switch ((int)e->type) {
-    case T(ROUTING_DECISION):
-    case T(CONSENT_DECISION):
-    case T(CLOCK_TICK):
-    case T(AUDIT_ACCESS):
-    case T(DIRECTORY_UPDATE): ok = 0; break;
+    case SCHAKEL_EVENT(ROUTING_DECISION):
+    case SCHAKEL_EVENT(CONSENT_DECISION):
+    case SCHAKEL_EVENT(CLOCK_TICK):
+    case SCHAKEL_EVENT(AUDIT_ACCESS):
+    case SCHAKEL_EVENT(DIRECTORY_UPDATE): ok = 0; break;
     default: break;
     }
     if (!ok) {
@@ -110,16 +110,18 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     int rc = consent_expire_matches(c, txn, rec->now);
     if (rc == 0 && e) {
         switch ((int)e->type) {
-        case T(DIRECTORY_UPDATE): rc = schakel_engine_directory_update(txn, c->state, e, &c->dir); break;
-        case T(ROUTING_DECISION): rc = consent_on_routing(c, txn, rec, out, why); break;
-        case T(CONSENT_DECISION):
-        case T(CLOCK_TICK):
-        case T(AUDIT_ACCESS): break;
-        case T(CONSENT_GIVEN):
+        case SCHAKEL_EVENT(DIRECTORY_UPDATE):
+            rc = schakel_engine_directory_update(txn, c->state, e, &c->dir);
+            break;
+        case SCHAKEL_EVENT(ROUTING_DECISION): rc = consent_on_routing(c, txn, rec, out, why); break;
+        case SCHAKEL_EVENT(CONSENT_DECISION):
+        case SCHAKEL_EVENT(CLOCK_TICK):
+        case SCHAKEL_EVENT(AUDIT_ACCESS): break;
+        case SCHAKEL_EVENT(CONSENT_GIVEN):
             rc = consent_on_given(c, txn, e);
             if (rc == 0) rc = consent_release_holds(c, txn, rec, out, why);
             break;
-        case T(CONSENT_WITHDRAWN): rc = consent_on_withdrawn(c, txn, rec); break;
+        case SCHAKEL_EVENT(CONSENT_WITHDRAWN): rc = consent_on_withdrawn(c, txn, rec); break;
         default: {
             /* who sent a loop's referral: the event itself is read back
              * from the log when a decision is about it */
@@ -129,7 +131,7 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
             if (id && id->len == 16)
                 rc = schakel_kv_put(txn, c->origins, key,
                                     consent_delivery_key(key, tag, id->data, e->source_org), "", 0);
-            if (rc == 0 && e->type == T(SIGNAL)) rc = consent_on_signal(c, txn, rec, out, why);
+            if (rc == 0 && e->type == SCHAKEL_EVENT(SIGNAL)) rc = consent_on_signal(c, txn, rec, out, why);
         }
         }
     }

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "enums.h"
 #include "consent.h"
 #include "directory.h"
 
@@ -30,16 +31,12 @@
 #define DELIVERY_KEY_MAX (1 + 16 + 2 * SCHAKEL_ID_MAX)
 
 typedef Schakel__V1__ConsentOutcome outcome_t;
-#define O(x) SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_##x
-#define B(x) SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_##x
-#define T(x) SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_##x
-#define K(x) SCHAKEL__V1__ORG_KIND__ORG_KIND_##x
 
 struct schakel_consent {
     char org[SCHAKEL_ID_MAX];
     uint8_t policy[SCHAKEL_SHA256_LEN];
     int64_t hold_ms;
-    uint8_t fallback[SCHAKEL_EVENT_TYPE_LIMIT]; /* O(HOLD) or O(DENY) */
+    uint8_t fallback[SCHAKEL_EVENT_TYPE_LIMIT]; /* SCHAKEL_OUTCOME(HOLD) or SCHAKEL_OUTCOME(DENY) */
     MDB_dbi state, consents, by_subject, holds, deadlines, deliveries, origins;
     MDB_dbi matches, match_deadlines, match_told; /* the verwijsindex */
     schakel_directory_t *dir;

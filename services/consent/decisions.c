@@ -29,7 +29,7 @@ int consent_emit_decision(schakel_consent_t *c, schakel_emit_t *out, const schak
     d.policy_version.data = c->policy;
     d.policy_version.len = sizeof c->policy;
     d.duty_to_inform = v->duty;
-    if (v->outcome == O(NOTICE_ONLY)) {
+    if (v->outcome == SCHAKEL_OUTCOME(NOTICE_ONLY)) {
         notice.concerned_org = e->source_org;
         const ProtobufCMessage *b = schakel_envelope_body(e);
         const ProtobufCFieldDescriptor *f =
@@ -38,8 +38,8 @@ int consent_emit_decision(schakel_consent_t *c, schakel_emit_t *out, const schak
             notice.contact = *(Schakel__V1__ContactRef **)((char *)b + f->offset);
         d.notice = &notice;
     }
-    if ((v->outcome == O(DENY) || v->outcome == O(EXPIRED)) && strcmp(e->source_org, x) != 0 &&
-        consent_kind_of(c, e->source_org))
+    if ((v->outcome == SCHAKEL_OUTCOME(DENY) || v->outcome == SCHAKEL_OUTCOME(EXPIRED)) &&
+        strcmp(e->source_org, x) != 0 && consent_kind_of(c, e->source_org))
         d.inform_org = e->source_org;
     uint8_t id[16];
     schakel_derive_id(id, "schakel/v1/consent", e->event_id.data, (size_t)16, e->source_org,
@@ -47,16 +47,16 @@ int consent_emit_decision(schakel_consent_t *c, schakel_emit_t *out, const schak
     Schakel__V1__Envelope env = SCHAKEL__V1__ENVELOPE__INIT;
     env.event_id.data = id;
     env.event_id.len = 16;
-    env.type = T(CONSENT_DECISION);
+    env.type = SCHAKEL_EVENT(CONSENT_DECISION);
     env.source_org = c->org;
     env.occurred_at = now;
     env.subject = e->subject;
     /* a match notice says who and whom to contact; the other
      * organisation's flow is none of the recipient's business */
-    if (v->basis != B(VERWIJSINDEX)) env.correlation_id = e->correlation_id;
+    if (v->basis != SCHAKEL_BASIS(VERWIJSINDEX)) env.correlation_id = e->correlation_id;
     env.causation_id = *cause;
     env.purpose = SCHAKEL__V1__PURPOSE__PURPOSE_BUS;
-    env.legal_basis = B(BUS);
+    env.legal_basis = SCHAKEL_BASIS(BUS);
     env.body_case = SCHAKEL__V1__ENVELOPE__BODY_CONSENT_DECISION;
     env.consent_decision = &d;
     int rc = schakel_emit(out, &env);
@@ -81,8 +81,10 @@ int consent_on_routing(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_
         const char *x = r->recipients[i]->org_id;
         verdict_t v;
         consent_decide(c, txn, e, x, rec->now, &v);
-        if (e->type == T(VEILIGTHUIS_FEEDBACK) && consent_kind_of(c, e->source_org) == K(VEILIGTHUIS) &&
-            consent_kind_of(c, x) != K(VEILIGTHUIS) && v.basis != B(VEILIGTHUIS_FEEDBACK)) {
+        if (e->type == SCHAKEL_EVENT(VEILIGTHUIS_FEEDBACK) &&
+            consent_kind_of(c, e->source_org) == SCHAKEL_KIND(VEILIGTHUIS) &&
+            consent_kind_of(c, x) != SCHAKEL_KIND(VEILIGTHUIS) &&
+            v.basis != SCHAKEL_BASIS(VEILIGTHUIS_FEEDBACK)) {
             /* routed to someone who did not send that report about this child */
             c->ignored++;
             schakel_log(SCHAKEL_LOG_WARN, "consent",
@@ -91,7 +93,7 @@ int consent_on_routing(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_
         }
         rc = consent_emit_decision(c, out, e, r->about_seq, x, &v, &rec->env->event_id, rec->now, why);
         if (rc == 0) rc = consent_delivered(c, txn, e, x, &v);
-        if (rc == 0 && v.outcome == O(HOLD))
+        if (rc == 0 && v.outcome == SCHAKEL_OUTCOME(HOLD))
             rc = consent_hold_put(c, txn, e, r->about_seq, x, rec->now + c->hold_ms);
     }
     schakel_envelope_free(e);

@@ -95,8 +95,8 @@ int consent_release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logr
         }
         verdict_t vd;
         consent_decide(c, txn, e, x, rec->now, &vd);
-        if (vd.outcome == O(DELIVER)) {
-            vd.rule = vd.basis == B(CONSENT) && vd.has_consent ? "consent/released" : vd.rule;
+        if (vd.outcome == SCHAKEL_OUTCOME(DELIVER)) {
+            vd.rule = vd.basis == SCHAKEL_BASIS(CONSENT) && vd.has_consent ? "consent/released" : vd.rule;
             rc = consent_emit_decision(c, out, e, holds[i].about_seq, x, &vd, &rec->env->event_id, rec->now,
                                        why);
             if (rc == 0) rc = consent_delivered(c, txn, e, x, &vd);
@@ -143,7 +143,8 @@ int consent_expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logre
         int rc = 0;
         schakel_envelope_t *e = consent_load_event(c, rec, h.about_seq, NULL, &rc, why);
         if (e) {
-            verdict_t vd = {.outcome = O(EXPIRED), .basis = B(CONSENT), .rule = "hold/expired"};
+            verdict_t vd = {
+                .outcome = SCHAKEL_OUTCOME(EXPIRED), .basis = SCHAKEL_BASIS(CONSENT), .rule = "hold/expired"};
             rc = consent_emit_decision(c, out, e, h.about_seq, x, &vd, &c2, rec->now, why);
             schakel_envelope_free(e);
         }

@@ -89,7 +89,7 @@ static int delivered_on(schakel_consent_t *c, MDB_txn *txn, char tag, const uint
         d.consent_org[sizeof d.consent_org - 1] = 0;
         d.subject[sizeof d.subject - 1] = 0;
         if (subject && strcmp(subject, d.subject) != 0) continue;
-        if (d.basis == B(CONSENT)) {
+        if (d.basis == SCHAKEL_BASIS(CONSENT)) {
             schakel_envelope_t *ce;
             int withdrawn = 1;
             consent_load(c, txn, d.consent_id, d.consent_org, &ce, &withdrawn);
@@ -144,7 +144,7 @@ int consent_referral_loop(schakel_consent_t *c, MDB_txn *txn, const schakel_enve
     char tag = 0;
     const ProtobufCBinaryData *rid = news_of(e, &tag);
     if (!rid || rid->len != 16) return 0;
-    int from_service = consent_kind_of(c, e->source_org) == K(SERVICE);
+    int from_service = consent_kind_of(c, e->source_org) == SCHAKEL_KIND(SERVICE);
     /* the feedback service names every loop's id in referral_id */
     if (from_service && tag == 'L')
         for (const char *t = "LHM"; *t; t++)
@@ -155,7 +155,7 @@ int consent_referral_loop(schakel_consent_t *c, MDB_txn *txn, const schakel_enve
 static int loop_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, char tag,
                      const ProtobufCBinaryData *rid, const char *x, verdict_t *v)
 {
-    int from_service = consent_kind_of(c, e->source_org) == K(SERVICE);
+    int from_service = consent_kind_of(c, e->source_org) == SCHAKEL_KIND(SERVICE);
     const char *about = e->subject; /* news about the referral's own child */
     /* to a handover's giver or a MAZL request's school: from the other
      * side, or from a service (a referrer's news: consent_feedback_to_referrer) */
@@ -174,9 +174,9 @@ static int loop_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_
 static int minimal_step(const schakel_envelope_t *e)
 {
     switch ((int)e->type) {
-    case T(REFERRAL_RECEIVED):
-    case T(FIRST_CONTACT): return 1;
-    case T(FEEDBACK_STATUS):
+    case SCHAKEL_EVENT(REFERRAL_RECEIVED):
+    case SCHAKEL_EVENT(FIRST_CONTACT): return 1;
+    case SCHAKEL_EVENT(FEEDBACK_STATUS):
         return e->feedback_status->state == SCHAKEL__V1__LOOP_STATE__LOOP_STATE_RECEIVED ||
                e->feedback_status->state == SCHAKEL__V1__LOOP_STATE__LOOP_STATE_FIRST_CONTACT;
     default: return 0;
@@ -195,19 +195,20 @@ int consent_feedback_to_referrer(schakel_consent_t *c, MDB_txn *txn, const schak
 {
     const ProtobufCBinaryData *rid = schakel_body_bytes(e, "referral_id");
     if (!rid || rid->len != 16 || !is_origin(c, txn, 'L', rid, x)) return 0;
-    const char *from = consent_kind_of(c, e->source_org) == K(SERVICE) ? NULL : e->source_org;
+    const char *from = consent_kind_of(c, e->source_org) == SCHAKEL_KIND(SERVICE) ? NULL : e->source_org;
     if (!delivered_on(c, txn, 'L', rid->data, x, from, e->subject, 1, &(verdict_t){0})) return 0;
     if (consent_find(c, txn, e, x, date, COVER_FEEDBACK, v)) {
-        v->outcome = O(DELIVER), v->basis = B(CONSENT), v->rule = "consent/feedback", v->has_consent = 1;
+        v->outcome = SCHAKEL_OUTCOME(DELIVER), v->basis = SCHAKEL_BASIS(CONSENT),
+        v->rule = "consent/feedback", v->has_consent = 1;
         return 1;
     }
     int minimal = minimal_step(e);
     if (minimal && consent_delivered_about(c, txn, 'L', rid->data, x, from, e->subject, v)) {
-        v->outcome = O(DELIVER), v->rule = "consent/referral-loop-minimal";
+        v->outcome = SCHAKEL_OUTCOME(DELIVER), v->rule = "consent/referral-loop-minimal";
         return 1;
     }
     memset(v, 0, sizeof *v);
-    v->outcome = O(DENY), v->basis = B(CONSENT);
+    v->outcome = SCHAKEL_OUTCOME(DENY), v->basis = SCHAKEL_BASIS(CONSENT);
     v->rule = minimal ? "consent/referral-loop-withdrawn" : "consent/feedback-not-given";
     return 1;
 }
@@ -218,12 +219,12 @@ int consent_feedback_to_referrer(schakel_consent_t *c, MDB_txn *txn, const schak
 const ProtobufCBinaryData *consent_loop_id(const schakel_envelope_t *e, char *tag)
 {
     *tag = 'L';
-    if (e->type == T(REFERRAL)) return &e->referral->referral_id;
-    if (e->type == T(SIGNAL) && e->signal->follow_up_requested) return &e->event_id;
+    if (e->type == SCHAKEL_EVENT(REFERRAL)) return &e->referral->referral_id;
+    if (e->type == SCHAKEL_EVENT(SIGNAL) && e->signal->follow_up_requested) return &e->event_id;
     *tag = 'H';
-    if (e->type == T(HANDOVER)) return &e->handover->handover_id;
+    if (e->type == SCHAKEL_EVENT(HANDOVER)) return &e->handover->handover_id;
     *tag = 'M';
-    if (e->type == T(MAZL_REQUEST)) return &e->mazl_request->request_id;
+    if (e->type == SCHAKEL_EVENT(MAZL_REQUEST)) return &e->mazl_request->request_id;
     return NULL;
 }
 
@@ -232,11 +233,11 @@ const ProtobufCBinaryData *consent_loop_id(const schakel_envelope_t *e, char *ta
 int consent_delivered(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
                       const verdict_t *v)
 {
-    if (v->outcome != O(DELIVER)) return 0;
+    if (v->outcome != SCHAKEL_OUTCOME(DELIVER)) return 0;
     char tag;
     const ProtobufCBinaryData *id = consent_loop_id(e, &tag);
     if (id && id->len == 16) return record_delivery(c, txn, tag, id->data, e->source_org, x, e->subject, v);
-    if (e->type == T(VEILIGTHUIS_REPORT) && e->veiligthuis_report->report_id.len == 16)
+    if (e->type == SCHAKEL_EVENT(VEILIGTHUIS_REPORT) && e->veiligthuis_report->report_id.len == 16)
         return record_delivery(c, txn, 'V', e->veiligthuis_report->report_id.data, e->source_org, x,
                                e->subject, v);
     return 0;

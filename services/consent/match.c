@@ -191,15 +191,17 @@ static int match_tell(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t
     if (!consent_kind_of(c, other->org)) return 0; /* left the directory: can be told nothing */
     int rc = 0;
     schakel_envelope_t *o = consent_load_event(c, rec, other->m.seq, NULL, &rc, why);
-    if (o && (o->type != T(SIGNAL) || strcmp(o->source_org, other->org) != 0 ||
+    if (o && (o->type != SCHAKEL_EVENT(SIGNAL) || strcmp(o->source_org, other->org) != 0 ||
               strcmp(o->subject, e->subject) != 0)) {
         schakel_envelope_free(o);
         o = NULL;
     }
     if (!o) /* erased (or not what the index says): there is no signal left to match */
         return rc ? rc : match_drop(c, txn, e->subject, other->org, other->m.deadline);
-    verdict_t vd = {
-        .outcome = O(NOTICE_ONLY), .basis = B(VERWIJSINDEX), .duty = 1, .rule = "verwijsindex/match"};
+    verdict_t vd = {.outcome = SCHAKEL_OUTCOME(NOTICE_ONLY),
+                    .basis = SCHAKEL_BASIS(VERWIJSINDEX),
+                    .duty = 1,
+                    .rule = "verwijsindex/match"};
     rc = consent_emit_decision(c, out, e, rec->seq, other->org, &vd, &e->event_id, rec->now, why);
     if (rc == 0)
         rc = consent_emit_decision(c, out, o, other->m.seq, e->source_org, &vd, &e->event_id, rec->now, why);

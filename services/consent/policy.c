@@ -14,8 +14,8 @@
 static int fallback_parse(const char *s)
 {
     if (!s) return 0;
-    if (!strcmp(s, "hold")) return O(HOLD);
-    if (!strcmp(s, "deny")) return O(DENY);
+    if (!strcmp(s, "hold")) return SCHAKEL_OUTCOME(HOLD);
+    if (!strcmp(s, "deny")) return SCHAKEL_OUTCOME(DENY);
     return 0;
 }
 

@@ -123,7 +123,7 @@ static int is_home_leerplicht(const schakel_directory_t *d, const schakel_envelo
  * rule keeps the duty. */
 static void report_duty(const Schakel__V1__VeiligThuisReport *r, verdict_t *v)
 {
-    v->basis = B(MELDCODE), v->rule = "legal/meldcode-report", v->duty = 1;
+    v->basis = SCHAKEL_BASIS(MELDCODE), v->rule = "legal/meldcode-report", v->duty = 1;
     if (r->parents_informed) {
         v->duty = 0;
     } else if (r->not_informed_reason[0]) {
@@ -138,35 +138,36 @@ static int legal_basis(schakel_consent_t *c, MDB_txn *txn, const schakel_envelop
     int kx = consent_kind_of(c, x), ks = consent_kind_of(c, e->source_org);
     v->duty = 1;
     if (!strcmp(x, e->source_org)) {
-        v->basis = B(OWN_ORGANISATION), v->rule = "legal/own-organisation", v->duty = 0;
+        v->basis = SCHAKEL_BASIS(OWN_ORGANISATION), v->rule = "legal/own-organisation", v->duty = 0;
     } else if (!e->subject[0]) {
-        v->basis = B(ANONYMOUS), v->rule = "legal/anonymous", v->duty = 0;
-    } else if (e->type == T(VEILIGTHUIS_REPORT) && kx == K(VEILIGTHUIS)) {
+        v->basis = SCHAKEL_BASIS(ANONYMOUS), v->rule = "legal/anonymous", v->duty = 0;
+    } else if (e->type == SCHAKEL_EVENT(VEILIGTHUIS_REPORT) && kx == SCHAKEL_KIND(VEILIGTHUIS)) {
         report_duty(e->veiligthuis_report, v);
-    } else if (e->type == T(LOOP_REMINDER) && ks == K(SERVICE) && kx == K(VEILIGTHUIS) &&
-               e->loop_reminder->referral_id.len == 16 &&
+    } else if (e->type == SCHAKEL_EVENT(LOOP_REMINDER) && ks == SCHAKEL_KIND(SERVICE) &&
+               kx == SCHAKEL_KIND(VEILIGTHUIS) && e->loop_reminder->referral_id.len == 16 &&
                consent_delivered_about(c, txn, 'V', e->loop_reminder->referral_id.data, NULL, x, e->subject,
                                        &(verdict_t){0})) {
         /* the feedback loop reminds Veilig Thuis of a report of this child
          * that it has on the meldcode: the reminder tells it nothing new */
-        v->basis = B(MELDCODE), v->rule = "legal/meldcode-report-reminder", v->duty = 0;
-    } else if (e->type == T(VEILIGTHUIS_FEEDBACK) && ks == K(VEILIGTHUIS) &&
+        v->basis = SCHAKEL_BASIS(MELDCODE), v->rule = "legal/meldcode-report-reminder", v->duty = 0;
+    } else if (e->type == SCHAKEL_EVENT(VEILIGTHUIS_FEEDBACK) && ks == SCHAKEL_KIND(VEILIGTHUIS) &&
                e->veiligthuis_feedback->report_id.len == 16 &&
                consent_delivered_about(c, txn, 'V', e->veiligthuis_feedback->report_id.data, x, e->source_org,
                                        e->subject, &(verdict_t){0})) {
         /* Veilig Thuis tells the family itself; the reporter only hears
          * back, about a report of this child that it sent itself to this
          * Veilig Thuis */
-        v->basis = B(VEILIGTHUIS_FEEDBACK), v->rule = "legal/veiligthuis-feedback", v->duty = 0;
-    } else if (((e->type == T(ABSENCE) && e->absence->leerplicht_report) ||
-                e->type == T(THUISZITTER_STATUS)) &&
-               (ks == K(SCHOOL) || ks == K(PPO)) && c->dir && is_home_leerplicht(c->dir, e, x)) {
-        v->basis = B(LEERPLICHT), v->rule = "legal/leerplicht";
+        v->basis = SCHAKEL_BASIS(VEILIGTHUIS_FEEDBACK), v->rule = "legal/veiligthuis-feedback", v->duty = 0;
+    } else if (((e->type == SCHAKEL_EVENT(ABSENCE) && e->absence->leerplicht_report) ||
+                e->type == SCHAKEL_EVENT(THUISZITTER_STATUS)) &&
+               (ks == SCHAKEL_KIND(SCHOOL) || ks == SCHAKEL_KIND(PPO)) && c->dir &&
+               is_home_leerplicht(c->dir, e, x)) {
+        v->basis = SCHAKEL_BASIS(LEERPLICHT), v->rule = "legal/leerplicht";
     } else {
         v->duty = 0;
         return 0;
     }
-    v->outcome = O(DELIVER);
+    v->outcome = SCHAKEL_OUTCOME(DELIVER);
     return 1;
 }
 
@@ -175,9 +176,10 @@ static int legal_basis(schakel_consent_t *c, MDB_txn *txn, const schakel_envelop
 static int consent_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
                         verdict_t *v)
 {
-    const ProtobufCBinaryData *id = e->type == T(CONSENT_GIVEN)       ? &e->consent_given->consent_id
-                                    : e->type == T(CONSENT_WITHDRAWN) ? &e->consent_withdrawn->consent_id
-                                                                      : NULL;
+    const ProtobufCBinaryData *id = e->type == SCHAKEL_EVENT(CONSENT_GIVEN) ? &e->consent_given->consent_id
+                                    : e->type == SCHAKEL_EVENT(CONSENT_WITHDRAWN)
+                                        ? &e->consent_withdrawn->consent_id
+                                        : NULL;
     if (!id || id->len != 16) return 0;
     schakel_envelope_t *ce = NULL;
     int withdrawn, ok = 0;
@@ -188,8 +190,8 @@ static int consent_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelo
     }
     schakel_envelope_free(ce);
     if (!ok) return 0;
-    v->outcome = O(DELIVER), v->basis = B(CONSENT);
-    v->rule = e->type == T(CONSENT_GIVEN) ? "consent/registered" : "consent/withdrawn";
+    v->outcome = SCHAKEL_OUTCOME(DELIVER), v->basis = SCHAKEL_BASIS(CONSENT);
+    v->rule = e->type == SCHAKEL_EVENT(CONSENT_GIVEN) ? "consent/registered" : "consent/withdrawn";
     memcpy(v->consent_id, id->data, 16);
     snprintf(v->consent_org, sizeof v->consent_org, "%s", e->source_org);
     v->has_consent = 1;
@@ -204,25 +206,27 @@ void consent_decide(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t
     char date[11];
     schakel_date_of(now, date);
     if (!consent_kind_of(c, x)) {
-        v->outcome = O(DENY), v->basis = B(CONSENT), v->rule = "directory/unknown-recipient";
+        v->outcome = SCHAKEL_OUTCOME(DENY), v->basis = SCHAKEL_BASIS(CONSENT),
+        v->rule = "directory/unknown-recipient";
         return;
     }
     if (legal_basis(c, txn, e, x, v) || consent_news(c, txn, e, x, v) ||
         consent_feedback_to_referrer(c, txn, e, x, date, v))
         return;
     if (consent_find(c, txn, e, x, date, COVER_EVENT, v)) {
-        v->outcome = O(DELIVER), v->basis = B(CONSENT), v->rule = "consent/specific", v->has_consent = 1;
+        v->outcome = SCHAKEL_OUTCOME(DELIVER), v->basis = SCHAKEL_BASIS(CONSENT),
+        v->rule = "consent/specific", v->has_consent = 1;
         return;
     }
     if (consent_referral_loop(c, txn, e, x, v)) {
-        v->outcome = O(DELIVER), v->rule = "consent/referral-loop";
+        v->outcome = SCHAKEL_OUTCOME(DELIVER), v->rule = "consent/referral-loop";
         return;
     }
     v->outcome = c->fallback[e->type];
-    v->basis = B(CONSENT);
+    v->basis = SCHAKEL_BASIS(CONSENT);
     /* held or denied as without consent; consent/not-entitled says why
      * the consent there is does not count */
-    v->rule = v->not_entitled         ? "consent/not-entitled"
-              : v->outcome == O(HOLD) ? "fallback/hold"
-                                      : "fallback/deny";
+    v->rule = v->not_entitled                       ? "consent/not-entitled"
+              : v->outcome == SCHAKEL_OUTCOME(HOLD) ? "fallback/hold"
+                                                    : "fallback/deny";
 }

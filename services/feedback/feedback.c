@@ -67,7 +67,7 @@ int feedback_load_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t id[16]
 /* Is a step's family still to be told, and its receiver not yet reminded? */
 static int family_pending(const loop_t *l)
 {
-    for (int s = S(RECEIVED); s < STEPS; s++)
+    for (int s = SCHAKEL_LOOP(RECEIVED); s < STEPS; s++)
         if (l->family_due[s] && !l->family_on[s] && !(l->family_reminded & (1u << s))) return 1;
     return 0;
 }
@@ -118,43 +118,43 @@ static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *
     int rc = 0;
     if (e) {
         switch ((int)e->type) {
-        case T(DIRECTORY_UPDATE): rc = on_directory(f, txn, e); break;
-        case T(REFERRAL):
+        case SCHAKEL_EVENT(DIRECTORY_UPDATE): rc = on_directory(f, txn, e); break;
+        case SCHAKEL_EVENT(REFERRAL):
             rc = feedback_open_loop(f, txn, &e->referral->referral_id, ORIGIN_REFERRAL, rec);
             break;
-        case T(SIGNAL):
+        case SCHAKEL_EVENT(SIGNAL):
             if (e->signal->follow_up_requested)
                 rc = feedback_open_loop(f, txn, &e->event_id, ORIGIN_SIGNAL, rec);
             break;
-        case T(VEILIGTHUIS_REPORT):
+        case SCHAKEL_EVENT(VEILIGTHUIS_REPORT):
             rc = feedback_open_loop(f, txn, &e->veiligthuis_report->report_id, ORIGIN_REPORT, rec);
             break;
-        case T(VEILIGTHUIS_FEEDBACK):
+        case SCHAKEL_EVENT(VEILIGTHUIS_FEEDBACK):
             if (feedback_kind_of(f, e->source_org) == SCHAKEL__V1__ORG_KIND__ORG_KIND_VEILIGTHUIS)
                 rc = feedback_on_report_feedback(f, txn, rec);
             break;
-        case T(HANDOVER):
+        case SCHAKEL_EVENT(HANDOVER):
             rc = feedback_open_loop(f, txn, &e->handover->handover_id, ORIGIN_HANDOVER, rec);
             break;
-        case T(MAZL_REQUEST):
+        case SCHAKEL_EVENT(MAZL_REQUEST):
             rc = feedback_open_loop(f, txn, &e->mazl_request->request_id, ORIGIN_MAZL, rec);
             break;
-        case T(HANDOVER_CONFIRMED):
-        case T(MAZL_ADVICE): rc = feedback_on_flow_event(f, txn, rec); break;
-        case T(CONSENT_DECISION): rc = feedback_on_delivered(f, txn, rec); break;
-        case T(FEEDBACK_STATUS):
+        case SCHAKEL_EVENT(HANDOVER_CONFIRMED):
+        case SCHAKEL_EVENT(MAZL_ADVICE): rc = feedback_on_flow_event(f, txn, rec); break;
+        case SCHAKEL_EVENT(CONSENT_DECISION): rc = feedback_on_delivered(f, txn, rec); break;
+        case SCHAKEL_EVENT(FEEDBACK_STATUS):
             if (feedback_kind_of(f, e->source_org) == SCHAKEL__V1__ORG_KIND__ORG_KIND_SERVICE)
                 break; /* ours */
             rc = feedback_on_loop_event(f, txn, rec, out);
             break;
-        case T(REFERRAL_RECEIVED):
-        case T(FIRST_CONTACT):
-        case T(INTAKE):
-        case T(WAITING_LIST):
-        case T(BRIDGING_CARE):
-        case T(CASE_LEAD):
-        case T(CLOSURE):
-        case T(FAMILY_INFORMED): rc = feedback_on_loop_event(f, txn, rec, out); break;
+        case SCHAKEL_EVENT(REFERRAL_RECEIVED):
+        case SCHAKEL_EVENT(FIRST_CONTACT):
+        case SCHAKEL_EVENT(INTAKE):
+        case SCHAKEL_EVENT(WAITING_LIST):
+        case SCHAKEL_EVENT(BRIDGING_CARE):
+        case SCHAKEL_EVENT(CASE_LEAD):
+        case SCHAKEL_EVENT(CLOSURE):
+        case SCHAKEL_EVENT(FAMILY_INFORMED): rc = feedback_on_loop_event(f, txn, rec, out); break;
         default: break;
         }
         if (rc) return schakel_fail(why, rc, "feedback: cannot store a loop");

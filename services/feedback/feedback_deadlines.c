@@ -57,37 +57,37 @@ int feedback_check_deadlines(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t
         struct {
             int step, rank, remind_flag, esc_flag;
             int32_t due;
-        } steps[2] = {{S(RECEIVED), 2, F_REMIND_RECEIVED, F_ESC_RECEIVED, l.due_received},
-                      {S(FIRST_CONTACT), 3, F_REMIND_FIRST, F_ESC_FIRST, l.due_first_contact}};
+        } steps[2] = {{SCHAKEL_LOOP(RECEIVED), 2, F_REMIND_RECEIVED, F_ESC_RECEIVED, l.due_received},
+                      {SCHAKEL_LOOP(FIRST_CONTACT), 3, F_REMIND_FIRST, F_ESC_FIRST, l.due_first_contact}};
         if (l.origin == ORIGIN_REPORT) { /* one step: Veilig Thuis's decision, whatever it acknowledged */
             steps[0].rank = 0;
-            steps[1].step = S(VEILIGTHUIS_DECIDED);
+            steps[1].step = SCHAKEL_LOOP(VEILIGTHUIS_DECIDED);
         }
         for (int s = 0; s < 2 && rc == 0; s++) {
             if (r >= steps[s].rank || today <= steps[s].due) continue;
             if (!(l.flags & steps[s].remind_flag)) {
                 l.flags |= (uint8_t)steps[s].remind_flag;
-                rc = feedback_remind(f, out, keys[i], &l, L(REMINDER), steps[s].step, steps[s].due,
-                                     l.receiver, now);
+                rc = feedback_remind(f, out, keys[i], &l, SCHAKEL_LEVEL(REMINDER), steps[s].step,
+                                     steps[s].due, l.receiver, now);
             }
             if (rc == 0 && !(l.flags & steps[s].esc_flag) &&
                 today > schakel_add_working_days(feedback_decree(f), steps[s].due, f->escalate_after)) {
                 l.flags |= (uint8_t)steps[s].esc_flag;
-                rc = feedback_remind(f, out, keys[i], &l, L(ESCALATION), steps[s].step, steps[s].due, esc,
-                                     now);
+                rc = feedback_remind(f, out, keys[i], &l, SCHAKEL_LEVEL(ESCALATION), steps[s].step,
+                                     steps[s].due, esc, now);
             }
         }
-        if (rc == 0 && l.open && l.state == S(WAITING_LIST) && !(l.flags & F_BRIDGING) &&
+        if (rc == 0 && l.open && l.state == SCHAKEL_LOOP(WAITING_LIST) && !(l.flags & F_BRIDGING) &&
             today > l.due_bridging)
-            rc = feedback_stalled(f, out, keys[i], &l, S(HELP_STARTED), l.due_bridging, now);
+            rc = feedback_stalled(f, out, keys[i], &l, SCHAKEL_LOOP(HELP_STARTED), l.due_bridging, now);
         uint16_t told_before = l.family_reminded;
-        for (int st = S(RECEIVED); st < STEPS && rc == 0; st++) {
+        for (int st = SCHAKEL_LOOP(RECEIVED); st < STEPS && rc == 0; st++) {
             if (!l.family_due[st] || l.family_on[st] || (l.family_reminded & (1u << st)) ||
                 today <= l.family_due[st])
                 continue;
             l.family_reminded |= (uint16_t)(1u << st);
-            rc = feedback_remind(f, out, keys[i], &l, L(REMINDER), FAMILY_OF(st), l.family_due[st],
-                                 l.receiver, now);
+            rc = feedback_remind(f, out, keys[i], &l, SCHAKEL_LEVEL(REMINDER), FAMILY_OF(st),
+                                 l.family_due[st], l.receiver, now);
         }
         if (rc == 0 && (l.flags != before || l.family_reminded != told_before))
             rc = feedback_save_loop(f, txn, keys[i], &l);

@@ -39,14 +39,14 @@ int feedback_on_report_feedback(schakel_feedback_t *f, MDB_txn *txn, const schak
     int state;
     switch (fb->outcome) {
     case SCHAKEL__V1__VEILIG_THUIS_OUTCOME__VT_OUTCOME_RECEIVED:
-        if (l.state != S(SENT)) return 0;
-        state = S(RECEIVED);
+        if (l.state != SCHAKEL_LOOP(SENT)) return 0;
+        state = SCHAKEL_LOOP(RECEIVED);
         l.received_day = day;
         break;
-    case SCHAKEL__V1__VEILIG_THUIS_OUTCOME__VT_OUTCOME_CLOSED_NO_ACTION: state = S(CLOSED); break;
-    default: state = S(VEILIGTHUIS_DECIDED); break;
+    case SCHAKEL__V1__VEILIG_THUIS_OUTCOME__VT_OUTCOME_CLOSED_NO_ACTION: state = SCHAKEL_LOOP(CLOSED); break;
+    default: state = SCHAKEL_LOOP(VEILIGTHUIS_DECIDED); break;
     }
-    if (state != S(RECEIVED)) {
+    if (state != SCHAKEL_LOOP(RECEIVED)) {
         if (!l.received_day) l.received_day = day;
         l.closed_day = day;
         l.open = 0;
@@ -63,7 +63,7 @@ int feedback_on_report_feedback(schakel_feedback_t *f, MDB_txn *txn, const schak
 int feedback_on_flow_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_logrec_t *rec)
 {
     const schakel_envelope_t *e = rec->env;
-    int handover = e->type == T(HANDOVER_CONFIRMED);
+    int handover = e->type == SCHAKEL_EVENT(HANDOVER_CONFIRMED);
     const ProtobufCBinaryData *id = schakel_body_bytes(e, handover ? "handover_id" : "request_id");
     uint8_t key[16];
     loop_t l;
@@ -72,7 +72,7 @@ int feedback_on_flow_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_lo
                                    handover ? ORIGIN_HANDOVER : ORIGIN_MAZL, NULL, key, &l);
     const char *reason = found < 0 ? "not_in_loop" : NULL;
     int32_t day = schakel_day_of(rec->now);
-    int state = handover ? S(HANDOVER_CONFIRMED) : S(ADVICE_GIVEN);
+    int state = handover ? SCHAKEL_LOOP(HANDOVER_CONFIRMED) : SCHAKEL_LOOP(ADVICE_GIVEN);
     if (found > 0 && handover) {
         int side = e->handover_confirmed->side;
         int giving = side == SCHAKEL__V1__HANDOVER_SIDE__HANDOVER_SIDE_GIVING;
@@ -91,7 +91,7 @@ int feedback_on_flow_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_lo
     }
     if (found <= 0) return 0;
     if (!handover || (l.received_day && l.first_contact_day)) {
-        state = S(CLOSED);
+        state = SCHAKEL_LOOP(CLOSED);
         l.closed_day = day;
         l.open = 0;
     }
@@ -113,14 +113,14 @@ static int remind_flow(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t
     Schakel__V1__LoopReminder r = SCHAKEL__V1__LOOP_REMINDER__INIT;
     r.referral_id.data = (uint8_t *)l->referral_id;
     r.referral_id.len = 16;
-    r.level = L(REMINDER);
+    r.level = SCHAKEL_LEVEL(REMINDER);
     r.waiting_for = waiting_for;
     r.due_on = due;
     r.to_org = (char *)to;
     r.overdue_org = (char *)to;
     Schakel__V1__Envelope e;
     feedback_envelope(f, &e, id, now, l->subject, SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT);
-    e.type = T(LOOP_REMINDER);
+    e.type = SCHAKEL_EVENT(LOOP_REMINDER);
     e.body_case = SCHAKEL__V1__ENVELOPE__BODY_LOOP_REMINDER;
     e.loop_reminder = &r;
     return schakel_emit(out, &e);
@@ -133,10 +133,12 @@ int feedback_flow_deadline(schakel_feedback_t *f, schakel_emit_t *out, const uin
 {
     if (today <= l->due_received || (l->flags & F_REMIND_RECEIVED)) return 0;
     l->flags |= F_REMIND_RECEIVED;
-    if (l->origin == ORIGIN_MAZL) return remind_flow(f, out, key, l, S(ADVICE_GIVEN), l->receiver, now);
+    if (l->origin == ORIGIN_MAZL)
+        return remind_flow(f, out, key, l, SCHAKEL_LOOP(ADVICE_GIVEN), l->receiver, now);
     int rc = 0;
-    if (!l->received_day) rc = remind_flow(f, out, key, l, S(HANDOVER_CONFIRMED), l->referrer, now);
+    if (!l->received_day)
+        rc = remind_flow(f, out, key, l, SCHAKEL_LOOP(HANDOVER_CONFIRMED), l->referrer, now);
     if (rc == 0 && !l->first_contact_day)
-        rc = remind_flow(f, out, key, l, S(HANDOVER_CONFIRMED), l->receiver, now);
+        rc = remind_flow(f, out, key, l, SCHAKEL_LOOP(HANDOVER_CONFIRMED), l->receiver, now);
     return rc;
 }

@@ -38,17 +38,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "enums.h"
 #include "directory.h"
 #include "feedback.h"
 
-#define LOOP_VERSION 3        /* 1: kept the referrer's case reference; 2: no family steps */
-#define STATE_FORMAT 3        /* the format of the whole state: 2 had loops of version 2 */
-#define STEPS (S(CLOSED) + 1) /* LoopState values of the steps, 0..8 */
+#define LOOP_VERSION 3                   /* 1: kept the referrer's case reference; 2: no family steps */
+#define STATE_FORMAT 3                   /* the format of the whole state: 2 had loops of version 2 */
+#define STEPS (SCHAKEL_LOOP(CLOSED) + 1) /* LoopState values of the steps, 0..8 */
 /* A loop_reminder's waiting_for when the family was not told of step s */
-#define FAMILY_OF(s) (S(FAMILY_INFORMED_OF_RECEIVED) - S(RECEIVED) + (s))
-#define T(x) SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_##x
-#define S(x) SCHAKEL__V1__LOOP_STATE__LOOP_STATE_##x
-#define L(x) SCHAKEL__V1__REMINDER_LEVEL__REMINDER_LEVEL_##x
+#define FAMILY_OF(s) (SCHAKEL_LOOP(FAMILY_INFORMED_OF_RECEIVED) - SCHAKEL_LOOP(RECEIVED) + (s))
 
 /* What opened a loop. Referrals and signals have deadlines of the
  * region's policy (ORIGINS of them); a report to Veilig Thuis has the

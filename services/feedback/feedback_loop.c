@@ -21,10 +21,10 @@
 static int state_rank(int state)
 {
     switch (state) {
-    case S(SENT): return 1;
-    case S(RECEIVED): return 2;
-    case S(FIRST_CONTACT): return 3;
-    case S(CLOSED): return 5;
+    case SCHAKEL_LOOP(SENT): return 1;
+    case SCHAKEL_LOOP(RECEIVED): return 2;
+    case SCHAKEL_LOOP(FIRST_CONTACT): return 3;
+    case SCHAKEL_LOOP(CLOSED): return 5;
     default: return 4;
     }
 }
@@ -32,7 +32,7 @@ static int state_rank(int state)
 /* How far a loop has come: a new receiver after a redirect starts over. */
 int feedback_rank(const loop_t *l)
 {
-    return (l->flags & F_REDIRECTED) && l->state == S(REDIRECTED) ? 1 : state_rank(l->state);
+    return (l->flags & F_REDIRECTED) && l->state == SCHAKEL_LOOP(REDIRECTED) ? 1 : state_rank(l->state);
 }
 
 /* Sets the clock for a (new) receiver, from day on. */
@@ -64,29 +64,31 @@ static int move(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const 
     /* help started or a waiting list with no first contact said: someone
      * is on it all the same, and a referrer without consent for feedback
      * hears only that (docs/feedback.md) */
-    int implied_contact = !l->first_contact_day && (state == S(HELP_STARTED) || state == S(WAITING_LIST));
+    int implied_contact =
+        !l->first_contact_day && (state == SCHAKEL_LOOP(HELP_STARTED) || state == SCHAKEL_LOOP(WAITING_LIST));
     if (to >= 2 && !l->received_day) l->received_day = day;
-    if (to >= 3 && !l->first_contact_day && state != S(DECLINED) && state != S(REDIRECTED))
+    if (to >= 3 && !l->first_contact_day && state != SCHAKEL_LOOP(DECLINED) &&
+        state != SCHAKEL_LOOP(REDIRECTED))
         l->first_contact_day = day;
-    if (state == S(HELP_STARTED) && !l->help_day) l->help_day = day;
-    if (state == S(WAITING_LIST)) {
+    if (state == SCHAKEL_LOOP(HELP_STARTED) && !l->help_day) l->help_day = day;
+    if (state == SCHAKEL_LOOP(WAITING_LIST)) {
         l->waiting_day = day;
         l->due_bridging = schakel_add_working_days(feedback_decree(f), day, f->bridging_within);
     }
-    if (state == S(CLOSED)) {
+    if (state == SCHAKEL_LOOP(CLOSED)) {
         l->closed_day = day;
         l->open = 0;
     }
     l->state = (uint8_t)state;
-    if (state != S(REDIRECTED)) l->flags &= (uint8_t)~F_REDIRECTED;
+    if (state != SCHAKEL_LOOP(REDIRECTED)) l->flags &= (uint8_t)~F_REDIRECTED;
     /* the receiver tells the family of each step it reaches (referrals and
      * signals: Veilig Thuis tells the family by its own protocol, and a
      * handover or MAZL request is no help the family waits on) */
-    if (l->origin < ORIGINS && l->receiver[0] && state >= S(RECEIVED) && state < STEPS &&
+    if (l->origin < ORIGINS && l->receiver[0] && state >= SCHAKEL_LOOP(RECEIVED) && state < STEPS &&
         !l->family_due[state])
         l->family_due[state] = schakel_add_working_days(feedback_decree(f), day, f->family_within);
     *rc = feedback_add_step(f, txn, key, rec->seq, state, day, rec->env->type, rec->env->source_org);
-    if (*rc == 0 && implied_contact) *rc = feedback_notify(f, out, key, l, S(FIRST_CONTACT), rec);
+    if (*rc == 0 && implied_contact) *rc = feedback_notify(f, out, key, l, SCHAKEL_LOOP(FIRST_CONTACT), rec);
     if (*rc == 0) *rc = feedback_notify(f, out, key, l, state, rec);
     return 0;
 }
@@ -124,7 +126,7 @@ int feedback_open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinar
     memcpy(l.referral_id, rid->data, 16);
     l.version = LOOP_VERSION;
     l.origin = (uint8_t)origin;
-    l.state = S(SENT);
+    l.state = SCHAKEL_LOOP(SENT);
     l.open = 1;
     snprintf(l.referrer, sizeof l.referrer, "%s", e->source_org);
     snprintf(l.subject, sizeof l.subject, "%s", e->subject);
@@ -142,7 +144,8 @@ int feedback_open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinar
     if (rc == 0) rc = schakel_kv_put(txn, f->by_event, sk, 8, key, 16);
     if (rc == 0) rc = schakel_kv_put(txn, f->by_referral, rk, 32, "", 0);
     if (rc == 0)
-        rc = feedback_add_step(f, txn, id->data, rec->seq, S(SENT), l.sent_day, e->type, e->source_org);
+        rc = feedback_add_step(f, txn, id->data, rec->seq, SCHAKEL_LOOP(SENT), l.sent_day, e->type,
+                               e->source_org);
     return rc;
 }
 
@@ -186,7 +189,7 @@ int feedback_on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_log
         start_clock(f, &l, d->recipient_org, schakel_day_of(rec->now));
     }
     /* decided by the consent service, received by the recipient */
-    int rc = feedback_add_step_to(f, txn, key, rec->seq, S(SENT), l.delivered_day, rec->env->type,
+    int rc = feedback_add_step_to(f, txn, key, rec->seq, SCHAKEL_LOOP(SENT), l.delivered_day, rec->env->type,
                                   rec->env->source_org, d->recipient_org);
     return rc ? rc : feedback_save_loop(f, txn, key, &l);
 }
@@ -230,8 +233,8 @@ int feedback_on_loop_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_lo
     loop_t l;
     uint8_t keybuf[16];
     if (!rid || rid->len != 16) return 0;
-    int found = feedback_find_loop(f, txn, rid->data, e->source_org, e->type == T(FAMILY_INFORMED), 0, NULL,
-                                   keybuf, &l);
+    int found = feedback_find_loop(f, txn, rid->data, e->source_org,
+                                   e->type == SCHAKEL_EVENT(FAMILY_INFORMED), 0, NULL, keybuf, &l);
     if (found <= 0) {
         if (found < 0) { /* loops with that id exist, but this organisation is in none */
             f->ignored++;
@@ -247,70 +250,70 @@ int feedback_on_loop_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_lo
     int32_t day = schakel_day_of(rec->now);
     int rc = 0;
     switch ((int)e->type) {
-    case T(REFERRAL_RECEIVED):
-        if (from_receiver) move(f, txn, out, key, &l, S(RECEIVED), rec, &rc);
+    case SCHAKEL_EVENT(REFERRAL_RECEIVED):
+        if (from_receiver) move(f, txn, out, key, &l, SCHAKEL_LOOP(RECEIVED), rec, &rc);
         break;
-    case T(FIRST_CONTACT):
-        if (from_receiver) move(f, txn, out, key, &l, S(FIRST_CONTACT), rec, &rc);
+    case SCHAKEL_EVENT(FIRST_CONTACT):
+        if (from_receiver) move(f, txn, out, key, &l, SCHAKEL_LOOP(FIRST_CONTACT), rec, &rc);
         break;
-    case T(INTAKE): {
+    case SCHAKEL_EVENT(INTAKE): {
         if (!from_receiver) break;
         const Schakel__V1__Intake *in = e->intake;
         switch (in->outcome) {
         case SCHAKEL__V1__INTAKE_OUTCOME__INTAKE_OUTCOME_SHORT_HELP:
         case SCHAKEL__V1__INTAKE_OUTCOME__INTAKE_OUTCOME_PREVENTIVE_SERVICES:
-            move(f, txn, out, key, &l, S(HELP_STARTED), rec, &rc);
+            move(f, txn, out, key, &l, SCHAKEL_LOOP(HELP_STARTED), rec, &rc);
             break;
         case SCHAKEL__V1__INTAKE_OUTCOME__INTAKE_OUTCOME_NO_HELP_NEEDED:
-            move(f, txn, out, key, &l, S(CLOSED), rec, &rc);
+            move(f, txn, out, key, &l, SCHAKEL_LOOP(CLOSED), rec, &rc);
             break;
         case SCHAKEL__V1__INTAKE_OUTCOME__INTAKE_OUTCOME_DECLINED:
-            if (move(f, txn, out, key, &l, S(DECLINED), rec, &rc) == 0 && rc == 0)
-                rc = feedback_stalled(f, out, key, &l, S(HELP_STARTED), day, rec->now);
+            if (move(f, txn, out, key, &l, SCHAKEL_LOOP(DECLINED), rec, &rc) == 0 && rc == 0)
+                rc = feedback_stalled(f, out, key, &l, SCHAKEL_LOOP(HELP_STARTED), day, rec->now);
             break;
         case SCHAKEL__V1__INTAKE_OUTCOME__INTAKE_OUTCOME_REDIRECTED:
-            if (move(f, txn, out, key, &l, S(REDIRECTED), rec, &rc) != 0 || rc) break;
+            if (move(f, txn, out, key, &l, SCHAKEL_LOOP(REDIRECTED), rec, &rc) != 0 || rc) break;
             if (in->redirected_to[0] && strcmp(in->redirected_to, l.receiver) != 0) {
                 l.flags |= F_REDIRECTED;
                 start_clock(f, &l, in->redirected_to, day);
             } else {
-                rc = feedback_stalled(f, out, key, &l, S(RECEIVED), day, rec->now);
+                rc = feedback_stalled(f, out, key, &l, SCHAKEL_LOOP(RECEIVED), day, rec->now);
             }
             break;
         default: /* specialised care: the waiting list says what comes */
-            move(f, txn, out, key, &l, S(FIRST_CONTACT), rec, &rc);
+            move(f, txn, out, key, &l, SCHAKEL_LOOP(FIRST_CONTACT), rec, &rc);
             break;
         }
         break;
     }
-    case T(WAITING_LIST):
+    case SCHAKEL_EVENT(WAITING_LIST):
         if (!from_receiver) break;
         if (e->waiting_list->status == SCHAKEL__V1__WAITING_STATUS__WAITING_STATUS_PLACED) {
-            move(f, txn, out, key, &l, S(WAITING_LIST), rec, &rc);
+            move(f, txn, out, key, &l, SCHAKEL_LOOP(WAITING_LIST), rec, &rc);
         } else if (e->waiting_list->status == SCHAKEL__V1__WAITING_STATUS__WAITING_STATUS_STARTED) {
-            move(f, txn, out, key, &l, S(HELP_STARTED), rec, &rc);
+            move(f, txn, out, key, &l, SCHAKEL_LOOP(HELP_STARTED), rec, &rc);
         } else if (e->waiting_list->status == SCHAKEL__V1__WAITING_STATUS__WAITING_STATUS_LEFT) {
-            if (move(f, txn, out, key, &l, S(DECLINED), rec, &rc) == 0 && rc == 0)
-                rc = feedback_stalled(f, out, key, &l, S(HELP_STARTED), day, rec->now);
+            if (move(f, txn, out, key, &l, SCHAKEL_LOOP(DECLINED), rec, &rc) == 0 && rc == 0)
+                rc = feedback_stalled(f, out, key, &l, SCHAKEL_LOOP(HELP_STARTED), day, rec->now);
         }
         break;
-    case T(BRIDGING_CARE): l.flags |= F_BRIDGING; break;
-    case T(CASE_LEAD): snprintf(l.lead, sizeof l.lead, "%s", e->case_lead->lead_org); break;
-    case T(FEEDBACK_STATUS):
+    case SCHAKEL_EVENT(BRIDGING_CARE): l.flags |= F_BRIDGING; break;
+    case SCHAKEL_EVENT(CASE_LEAD): snprintf(l.lead, sizeof l.lead, "%s", e->case_lead->lead_org); break;
+    case SCHAKEL_EVENT(FEEDBACK_STATUS):
         if (from_receiver && e->feedback_status->state) {
             int st = e->feedback_status->state;
             if (move(f, txn, out, key, &l, st, rec, &rc) == 0 && rc == 0 &&
-                (st == S(DECLINED) || st == S(REDIRECTED)))
-                rc = feedback_stalled(f, out, key, &l, S(HELP_STARTED), day, rec->now);
+                (st == SCHAKEL_LOOP(DECLINED) || st == SCHAKEL_LOOP(REDIRECTED)))
+                rc = feedback_stalled(f, out, key, &l, SCHAKEL_LOOP(HELP_STARTED), day, rec->now);
         }
         break;
-    case T(CLOSURE):
-        if (from_receiver || from_referrer) move(f, txn, out, key, &l, S(CLOSED), rec, &rc);
+    case SCHAKEL_EVENT(CLOSURE):
+        if (from_receiver || from_referrer) move(f, txn, out, key, &l, SCHAKEL_LOOP(CLOSED), rec, &rc);
         break;
-    case T(FAMILY_INFORMED): {
+    case SCHAKEL_EVENT(FAMILY_INFORMED): {
         /* the receiver's word that it told the family; the first counts */
         int st = e->family_informed->step;
-        if (!from_receiver || st < S(RECEIVED) || st >= STEPS || l.family_on[st]) break;
+        if (!from_receiver || st < SCHAKEL_LOOP(RECEIVED) || st >= STEPS || l.family_on[st]) break;
         int32_t said = schakel_date_days(e->family_informed->informed_on);
         l.family_on[st] = said > 0 ? said : day;
         break;

@@ -41,7 +41,7 @@ int feedback_notify(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t ke
     Schakel__V1__Envelope e;
     feedback_envelope(f, &e, id, rec->now, l->subject, SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT);
     e.causation_id = *cause;
-    e.type = T(FEEDBACK_STATUS);
+    e.type = SCHAKEL_EVENT(FEEDBACK_STATUS);
     e.body_case = SCHAKEL__V1__ENVELOPE__BODY_FEEDBACK_STATUS;
     e.feedback_status = &s;
     return schakel_emit(out, &e);
@@ -67,13 +67,13 @@ int feedback_remind(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t ke
     r.due_on = due;
     r.to_org = (char *)to;
     r.overdue_org = (char *)l->receiver;
-    int escalation = level == L(ESCALATION);
+    int escalation = level == SCHAKEL_LEVEL(ESCALATION);
     Schakel__V1__Envelope e;
     feedback_envelope(f, &e, id, now, escalation ? "" : l->subject,
                       escalation                   ? SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_ANONYMOUS
                       : l->origin == ORIGIN_REPORT ? SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_MELDCODE
                                                    : SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT);
-    e.type = T(LOOP_REMINDER);
+    e.type = SCHAKEL_EVENT(LOOP_REMINDER);
     e.body_case = SCHAKEL__V1__ENVELOPE__BODY_LOOP_REMINDER;
     e.loop_reminder = &r;
     return schakel_emit(out, &e);
@@ -85,5 +85,5 @@ int feedback_stalled(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t k
 {
     if (l->flags & F_STALLED) return 0;
     l->flags |= F_STALLED;
-    return feedback_remind(f, out, key, l, L(STALLED), waiting_for, day, l->referrer, now);
+    return feedback_remind(f, out, key, l, SCHAKEL_LEVEL(STALLED), waiting_for, day, l->referrer, now);
 }

@@ -56,9 +56,9 @@ static int32_t reader_today(reader_t *r)
 
 static const char *state_name(int s)
 {
-    if (s == S(VEILIGTHUIS_DECIDED)) return "veiligthuis_decided";
-    if (s == S(HANDOVER_CONFIRMED)) return "handover_confirmed";
-    if (s == S(ADVICE_GIVEN)) return "advice_given";
+    if (s == SCHAKEL_LOOP(VEILIGTHUIS_DECIDED)) return "veiligthuis_decided";
+    if (s == SCHAKEL_LOOP(HANDOVER_CONFIRMED)) return "handover_confirmed";
+    if (s == SCHAKEL_LOOP(ADVICE_GIVEN)) return "advice_given";
     static const char *const names[] = {"unspecified",   "sent",         "received",
                                         "first_contact", "help_started", "waiting_list",
                                         "declined",      "redirected",   "closed"};
@@ -79,7 +79,7 @@ static int overdue(const loop_t *l, int32_t today)
     if (IS_FLOW(l->origin)) return today > l->due_received;
     int r = feedback_rank(l);
     return (r < 2 && today > l->due_received) || (r < 3 && today > l->due_first_contact) ||
-           (l->state == S(WAITING_LIST) && !(l->flags & F_BRIDGING) && today > l->due_bridging);
+           (l->state == SCHAKEL_LOOP(WAITING_LIST) && !(l->flags & F_BRIDGING) && today > l->due_bridging);
 }
 
 static json_t *loop_json(const loop_t *l, int32_t today)
@@ -117,7 +117,7 @@ static json_t *loop_json(const loop_t *l, int32_t today)
     if (l->flags & F_STALLED) json_object_set_new(o, "stalled", json_true());
     /* per step reached: was the family told, by when it had to be */
     json_t *fam = json_array();
-    for (int s = S(RECEIVED); s < STEPS; s++) {
+    for (int s = SCHAKEL_LOOP(RECEIVED); s < STEPS; s++) {
         if (!l->family_due[s]) continue;
         json_t *x = json_pack("{s:s, s:o, s:o}", "step", state_name(s), "due_on",
                               date_or_null(l->family_due[s]), "informed_on", date_or_null(l->family_on[s]));
@@ -204,7 +204,7 @@ json_t *schakel_feedback_loop(const char *dir, const uint8_t rid[16], const char
                     json_pack("{s:I, s:o, s:s, s:s}", "seq", (json_int_t)seq, "on", date_or_null(s.day),
                               "state", state_name(s.state), "event",
                               schakel_event_type_name(s.type) ? schakel_event_type_name(s.type) : "?");
-                if (v.mv_size == STEP_V1_SIZE && s.type == T(CONSENT_DECISION))
+                if (v.mv_size == STEP_V1_SIZE && s.type == SCHAKEL_EVENT(CONSENT_DECISION))
                     json_object_set_new(step, "to", json_string(s.org)); /* the decider was not kept */
                 else json_object_set_new(step, "by", json_string(s.org));
                 if (s.to[0]) json_object_set_new(step, "to", json_string(s.to));
