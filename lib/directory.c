@@ -47,6 +47,7 @@ void schakel_directory_destroy(schakel_directory_t **self_p)
 {
     if (!*self_p) return;
     free((*self_p)->orgs);
+    free((*self_p)->by_id);
     free((*self_p)->schools);
     free((*self_p)->text);
     free((*self_p)->districts);
@@ -73,8 +74,15 @@ const schakel_org_t *schakel_directory_at(const schakel_directory_t *d, size_t i
 
 const schakel_org_t *schakel_directory_by_id(const schakel_directory_t *d, const char *id)
 {
-    for (size_t i = 0; d && i < d->n; i++)
-        if (!strcmp(d->orgs[i].id, id)) return &d->orgs[i];
+    size_t lo = 0, hi = d && d->by_id ? d->n : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const schakel_org_t *o = &d->orgs[d->by_id[mid]];
+        int c = strcmp(o->id, id);
+        if (c == 0) return o;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
     return NULL;
 }
 

@@ -37,6 +37,7 @@ struct schakel_directory {
     unsigned flags; /* SCHAKEL_DIRECTORY_* it was parsed with */
     schakel_org_t *orgs;
     size_t n;
+    size_t *by_id; /* indices into orgs in id order: lookups by id are a binary search */
     schakel_school_t *schools;
     size_t n_schools;
     district_t *districts;

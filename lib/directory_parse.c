@@ -367,6 +367,55 @@ static int parse_region(schakel_directory_t *d, json_t *doc, char *why)
     return 0;
 }
 
+/* Sorts indices of d->orgs by id (on_curve 0) or CURVE key (1), ties
+ * by position. */
+static int cmp_org(const void *a, const void *b, void *arg)
+{
+    const schakel_directory_t *d = ((const void **)arg)[0];
+    int on_curve = *(const int *)((const void **)arg)[1];
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = on_curve ? strcmp(d->orgs[x].curve_public, d->orgs[y].curve_public)
+                     : strcmp(d->orgs[x].id, d->orgs[y].id);
+    return c ? c : (x > y) - (x < y);
+}
+
+/* The organisations in id order (d->by_id), and no id or CURVE key twice:
+ * sorting finds both in n log n, so a large directory costs no quadratic
+ * time. The error names the first organisation (in list order) that
+ * repeats an earlier one, as a scan in order would. */
+static int index_orgs(schakel_directory_t *d, char *why)
+{
+    size_t n = d->n, *by_curve = calloc(n ? n : 1, sizeof *by_curve);
+    d->by_id = calloc(n ? n : 1, sizeof *d->by_id);
+    if (!d->by_id || !by_curve) {
+        free(by_curve);
+        return SCHAKEL_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) d->by_id[i] = by_curve[i] = i;
+    int on_id = 0, on_curve = 1;
+    const void *arg_id[2] = {d, &on_id}, *arg_curve[2] = {d, &on_curve};
+    qsort_r(d->by_id, n, sizeof *d->by_id, cmp_org, arg_id);
+    qsort_r(by_curve, n, sizeof *by_curve, cmp_org, arg_curve);
+    size_t id_at = n, curve_at = n, curve_first = 0; /* the later one of the first repeat found */
+    for (size_t k = 1; k < n; k++) {
+        size_t a = d->by_id[k - 1], b = d->by_id[k];
+        if (!strcmp(d->orgs[a].id, d->orgs[b].id) && b < id_at) id_at = b;
+        a = by_curve[k - 1], b = by_curve[k];
+        if (!strcmp(d->orgs[a].curve_public, d->orgs[b].curve_public) && b < curve_at) {
+            curve_at = b;
+            curve_first = a;
+        }
+    }
+    free(by_curve);
+    if (id_at < n && id_at <= curve_at)
+        return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu]: id %s is listed twice", id_at,
+                            d->orgs[id_at].id);
+    if (curve_at < n)
+        return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu] (%s).curve_public: the same key as %s",
+                            curve_at, d->orgs[curve_at].id, d->orgs[curve_first].id);
+    return 0;
+}
+
 schakel_directory_t *schakel_directory_parse(const char *text, size_t len, char *why)
 {
     return schakel_directory_parse_with(text, len, 0, why);
@@ -399,21 +448,9 @@ schakel_directory_t *schakel_directory_parse_with(const char *text, size_t len, 
     d->n = json_array_size(orgs);
     d->orgs = calloc(d->n ? d->n : 1, sizeof *d->orgs);
     if (!d->orgs) goto fail;
-    for (size_t i = 0; i < d->n; i++) {
+    for (size_t i = 0; i < d->n; i++)
         if (parse_org(json_array_get(orgs, i), i, &d->orgs[i], flags, why) != 0) goto fail;
-        for (size_t j = 0; j < i; j++) {
-            if (!strcmp(d->orgs[j].id, d->orgs[i].id)) {
-                schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu]: id %s is listed twice", i,
-                             d->orgs[i].id);
-                goto fail;
-            }
-            if (!strcmp(d->orgs[j].curve_public, d->orgs[i].curve_public)) {
-                schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu] (%s).curve_public: the same key as %s",
-                             i, d->orgs[i].id, d->orgs[j].id);
-                goto fail;
-            }
-        }
-    }
+    if (index_orgs(d, why) != 0) goto fail;
     if (parse_region(d, doc, why) != 0) goto fail;
     schakel_sha256(text, len, d->hash);
     d->text = strndup(text, len);
