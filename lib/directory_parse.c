@@ -367,16 +367,25 @@ static int parse_region(schakel_directory_t *d, json_t *doc, char *why)
     return 0;
 }
 
-/* Sorts indices of d->orgs by id (on_curve 0) or CURVE key (1), ties
- * by position. */
-static int cmp_org(const void *a, const void *b, void *arg)
+/* Orders indices of the directory's organisations (arg) by id, or by
+ * CURVE key; ties by position. */
+static int by_position(size_t x, size_t y, int c)
 {
-    const schakel_directory_t *d = ((const void **)arg)[0];
-    int on_curve = *(const int *)((const void **)arg)[1];
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    int c = on_curve ? strcmp(d->orgs[x].curve_public, d->orgs[y].curve_public)
-                     : strcmp(d->orgs[x].id, d->orgs[y].id);
     return c ? c : (x > y) - (x < y);
+}
+
+static int cmp_id(const void *a, const void *b, void *arg)
+{
+    const schakel_org_t *o = ((const schakel_directory_t *)arg)->orgs;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return by_position(x, y, strcmp(o[x].id, o[y].id));
+}
+
+static int cmp_curve(const void *a, const void *b, void *arg)
+{
+    const schakel_org_t *o = ((const schakel_directory_t *)arg)->orgs;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return by_position(x, y, strcmp(o[x].curve_public, o[y].curve_public));
 }
 
 /* The organisations in id order (d->by_id), and no id or CURVE key twice:
@@ -392,10 +401,8 @@ static int index_orgs(schakel_directory_t *d, char *why)
         return SCHAKEL_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) d->by_id[i] = by_curve[i] = i;
-    int on_id = 0, on_curve = 1;
-    const void *arg_id[2] = {d, &on_id}, *arg_curve[2] = {d, &on_curve};
-    qsort_r(d->by_id, n, sizeof *d->by_id, cmp_org, arg_id);
-    qsort_r(by_curve, n, sizeof *by_curve, cmp_org, arg_curve);
+    qsort_r(d->by_id, n, sizeof *d->by_id, cmp_id, d);
+    qsort_r(by_curve, n, sizeof *by_curve, cmp_curve, d);
     size_t id_at = n, curve_at = n, curve_first = 0; /* the later one of the first repeat found */
     for (size_t k = 1; k < n; k++) {
         size_t a = d->by_id[k - 1], b = d->by_id[k];

@@ -402,7 +402,8 @@ static void dead_letters_are_listed_then_requeued_after_a_fix(void **state)
     assert_null(strstr(out, "subject"));
     char ids[2][33];
     size_t n = 0;
-    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+    char *save = NULL;
+    for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         json_error_t err;
         json_t *j = json_loads(line, 0, &err);
         assert_non_null(j);
