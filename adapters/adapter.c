@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "error.h"
+
 #include "adapter_impl.h"
 
 const char adapter_usage[] =
-    "usage: schakel adapter --config FILE [--stdin] [--once]\n"
+    "usage: schakel adapter [run] --config FILE [--stdin] [--once]\n"
     "       schakel adapter status --config FILE\n"
     "       schakel adapter dead-letters --config FILE\n"
     "       schakel adapter requeue --config FILE (--id EVENT_ID | --all)\n"
@@ -31,14 +33,29 @@ const char adapter_usage[] =
     "check: maps an export with a profile and prints the events as JSON lines\n"
     "and the rows it would reject, without sending anything (to write a profile).\n";
 
-/* The subcommands: argv[1] names one; anything else runs the adapter. */
+int adapter_flags(const char *sub, schakel_flag_t *t, int argc, char **argv, int first)
+{
+    char why[SCHAKEL_ERRLEN] = "";
+    int rc = schakel_flags_parse(t, argc, argv, first, why);
+    if (rc == SCHAKEL_FLAGS_HELP) {
+        fputs(adapter_usage, stdout);
+        return 0;
+    }
+    if (rc) {
+        fprintf(stderr, "schakel adapter%s%s: %s\n", sub[0] ? " " : "", sub, why);
+        return 2;
+    }
+    return -1;
+}
+
+/* The subcommands: argv[1] names one; anything else (or `run`) runs the
+ * adapter. */
 static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
 } subcommands[] = {
-    {"status", adapter_cmd_status},
-    {"check", adapter_cmd_check},
-    {"dead-letters", adapter_cmd_outbox},
+    {"run", adapter_cmd_run},        {"status", adapter_cmd_status},
+    {"check", adapter_cmd_check},    {"dead-letters", adapter_cmd_outbox},
     {"requeue", adapter_cmd_outbox},
 };
 

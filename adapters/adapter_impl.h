@@ -30,6 +30,8 @@
 #include "conn.h"
 #include "crypto.h"
 #include "error.h"
+#include "fileio.h"
+#include "flags.h"
 #include "json.h"
 #include "logging.h"
 #include "mapping.h"
@@ -39,25 +41,32 @@
 #define FILE_MAX ((size_t)256 << 20)
 #define HTTP_BODY_MAX ((size_t)8 << 20)
 #define SETTLE_MS 1000 /* a spool file untouched this long is complete */
+/* What the adapter adds to the spool directory's path at most: a file
+ * name (NAME_MAX) under rejected/, a .9999 to keep it apart from an
+ * earlier one, and .reasons.jsonl. The configuration refuses a spool
+ * path without this room, so that no file is ever left unmoved. */
+#define SPOOL_ROOM (sizeof "/rejected/" - 1 + 255 + sizeof ".9999.reasons.jsonl")
+/* ... and to the inbox directory's: /<20-digit seq>-<32 hex>.json.tmp */
+#define INBOX_ROOM (sizeof "/01234567890123456789-0123456789abcdef0123456789abcdef.json.tmp")
 
 typedef enum { INBOX_NONE, INBOX_DIR, INBOX_COMMAND, INBOX_URL } inbox_kind_t;
 
 typedef struct {
-    char base[4096]; /* the configuration file's directory */
+    char base[SCHAKEL_PATH_MAX]; /* the configuration file's directory */
     schakel_conn_t conn;
     uint8_t region_key[SCHAKEL_REGION_KEY_LEN];
     schakel_profile_t *profile;
-    char state[4200], spool[4200];
+    char state[SCHAKEL_PATH_MAX], spool[SCHAKEL_PATH_MAX];
     char http_host[64];
     int http_port;
-    char http_token_path[4200];
+    char http_token_path[SCHAKEL_PATH_MAX];
     uint8_t http_token_hash[SCHAKEL_SHA256_LEN]; /* SHA-256 of the token */
     unsigned http_max_connections, http_max_per_ip, http_timeout;
     int http_max_per_ip_set;
     uint32_t http_addr; /* the bound IPv4 address, host order */
     int use_stdin, once;
     inbox_kind_t inbox;
-    char inbox_target[4200];
+    char inbox_target[SCHAKEL_PATH_MAX];
     schakel_outbox_t *outbox;
     void *ctx;
     atomic_int stop;
@@ -84,8 +93,13 @@ typedef struct {
 
 struct MHD_Daemon;
 
-/* adapter.c: the usage text of `schakel adapter`. */
+/* adapter.c: the usage text of `schakel adapter`, and its flags parsed
+ * with the table t (lib/flags.h) for the subcommand sub ("" for the
+ * adapter itself) from argv[first]: --help prints the usage, an error
+ * "schakel adapter sub: <reason>". Returns -1 to go on, else the exit
+ * status (0 after --help, 2 after an error). */
 extern const char adapter_usage[];
+int adapter_flags(const char *sub, schakel_flag_t *t, int argc, char **argv, int first);
 
 /* config.c: reads the configuration file at path into a (reason in
  * a->why); with need_profile, "profile" and "region_key" are required. */

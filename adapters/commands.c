@@ -40,15 +40,23 @@ int adapter_cmd_outbox(int argc, char **argv)
 {
     adapter_t a;
     memset(&a, 0, sizeof a);
-    const char *config = NULL;
-    for (int i = 2; i < argc; i++)
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
-    int rc = config ? adapter_configure(&a, config, 0)
-                    : schakel_fail(a.why, SCHAKEL_ECONFIG, "--config FILE is required");
+    const char *config = NULL, *only = NULL;
+    int all = 0, list = !strcmp(argv[1], "dead-letters");
+    schakel_flag_t flags[] = {
+        SCHAKEL_FLAG_S("--config", "FILE", &config),
+        SCHAKEL_FLAG_S("--id", "EVENT_ID (32 hex characters, from schakel adapter dead-letters)", &only),
+        SCHAKEL_FLAG_B("--all", NULL, &all),
+        SCHAKEL_FLAGS_END,
+    };
+    if (list) flags[1] = (schakel_flag_t)SCHAKEL_FLAGS_END; /* dead-letters: --config only */
+    int rc = adapter_flags(argv[1], flags, argc, argv, 2);
+    if (rc >= 0) return rc;
+    rc = config ? adapter_configure(&a, config, 0)
+                : schakel_fail(a.why, SCHAKEL_ECONFIG, "--config FILE is required (see --help)");
     schakel_profile_destroy(&a.profile);
     memset(a.region_key, 0, sizeof a.region_key);
     if (rc) fprintf(stderr, "schakel adapter %s: %s\n", argv[1], a.why);
-    return rc ? 2 : schakel_outbox_cli(argc, argv, a.state);
+    return rc ? 2 : schakel_outbox_cli(argv[1], a.state, only, all);
 }
 
 int adapter_cmd_status(int argc, char **argv)
@@ -56,8 +64,9 @@ int adapter_cmd_status(int argc, char **argv)
     adapter_t a;
     memset(&a, 0, sizeof a);
     const char *config = NULL;
-    for (int i = 2; i < argc; i++)
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
+    schakel_flag_t flags[] = {SCHAKEL_FLAG_S("--config", "FILE", &config), SCHAKEL_FLAGS_END};
+    int status = adapter_flags("status", flags, argc, argv, 2);
+    if (status >= 0) return status;
     if (!config) {
         fprintf(stderr, "schakel adapter status: --config FILE is required\n");
         return 2;
@@ -127,39 +136,48 @@ int adapter_cmd_check(int argc, char **argv)
     (void)schakel_random(key, sizeof key);
     schakel_profile_t *p = NULL;
     char why[SCHAKEL_ERRLEN] = "";
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--profile") && i + 1 < argc) profile = argv[++i];
-        else if (!strcmp(argv[i], "--org") && i + 1 < argc) org = argv[++i];
-        else if (!strcmp(argv[i], "--region-key") && i + 1 < argc) keyfile = argv[++i];
+    const char **exports = calloc((size_t)argc, sizeof *exports); /* at most every argument */
+    if (!exports) return 1;
+    schakel_flag_t flags[] = {
+        SCHAKEL_FLAG_S("--profile", "FILE", &profile),
+        SCHAKEL_FLAG_S("--org", "ORG", &org),
+        SCHAKEL_FLAG_S("--region-key", "FILE", &keyfile),
+        SCHAKEL_FLAG_LIST("EXPORT", exports, (size_t)argc),
+        SCHAKEL_FLAGS_END,
+    };
+    int rc = adapter_flags("check", flags, argc, argv, 2);
+    if (rc >= 0) {
+        free(exports);
+        return rc;
     }
     if (!profile || !(p = schakel_profile_load(profile, why))) {
-        fprintf(stderr, "schakel adapter check: %s\n", profile ? why : "--profile FILE is required");
+        fprintf(stderr, "schakel adapter check: %s\n",
+                profile ? why : "--profile FILE is required (see --help)");
+        free(exports);
         return 2;
     }
     if (keyfile && adapter_read_region_key(keyfile, key, why) != 0) {
         fprintf(stderr, "schakel adapter check: %s\n", why);
         schakel_profile_destroy(&p);
+        free(exports);
         return 2;
     }
-    for (int i = 2; i < argc && argv[i]; i++) {
-        if (argv[i][0] == '-') { /* a flag and its value, read above */
-            i++;
-            continue;
-        }
+    for (int i = 0; i < flags[3].seen; i++) { /* flags[3]: the EXPORT list, seen its length */
+        const char *file = exports[i];
         size_t len;
-        char *text = schakel_file_read(argv[i], FILE_MAX, &len);
-        check_t c = {p, org, key, argv[i], 0, 0};
-        size_t l = strlen(argv[i]);
-        int rc = !text ? schakel_fail(why, SCHAKEL_EIO, "%s: %s", argv[i], strerror(errno))
-                 : l > 4 && !strcasecmp(argv[i] + l - 4, ".csv")
-                     ? schakel_rows_csv(p, text, len, check_row, &c, why)
-                     : schakel_rows_jsonl(text, len, check_row, &c, why);
+        char *text = schakel_file_read(file, FILE_MAX, &len);
+        check_t c = {p, org, key, file, 0, 0};
+        size_t l = strlen(file);
+        rc = !text ? schakel_fail(why, SCHAKEL_EIO, "%s: %s", file, strerror(errno))
+             : l > 4 && !strcasecmp(file + l - 4, ".csv") ? schakel_rows_csv(p, text, len, check_row, &c, why)
+                                                          : schakel_rows_jsonl(text, len, check_row, &c, why);
         free(text);
-        fprintf(stderr, "schakel adapter check: %s: %zu events, %zu rows rejected%s%s\n", argv[i], c.ok,
-                c.bad, rc ? ": " : "", rc ? why : "");
+        fprintf(stderr, "schakel adapter check: %s: %zu events, %zu rows rejected%s%s\n", file, c.ok, c.bad,
+                rc ? ": " : "", rc ? why : "");
         if (rc || c.bad) status = 1;
         files++;
     }
+    free(exports);
     schakel_profile_destroy(&p);
     memset(key, 0, sizeof key);
     if (!files) fprintf(stderr, "schakel adapter check: give one or more export files\n");

@@ -15,10 +15,25 @@
 #include "adapter_impl.h"
 #include "fileio.h"
 
-static void resolve(const adapter_t *a, const char *path, char *out, size_t cap)
+/* A path of the setting key, relative to the configuration file's
+ * directory unless absolute; room: what the adapter adds to it later. */
+static int resolve(adapter_t *a, const char *key, const char *path, char *out, size_t cap, size_t room)
 {
-    if (path[0] == '/') snprintf(out, cap, "%s", path);
-    else snprintf(out, cap, "%s/%s", a->base, path);
+    char why[SCHAKEL_ERRLEN];
+    int rc = path[0] == '/' ? schakel_path_fmt(out, cap - room, why, "%s", path)
+                            : schakel_path_join(out, cap - room, a->base, path, why);
+    return rc ? schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: %s", key, why) : 0;
+}
+
+/* A setting that is not a path, copied whole or refused: a cut id or
+ * endpoint names another one. */
+static int copy_setting(adapter_t *a, const char *file, const char *key, const char *s, char *out, size_t cap)
+{
+    if (strlen(s) >= cap)
+        return schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: %s: too long (at most %zu characters)", file, key,
+                            cap - 1);
+    memcpy(out, s, strlen(s) + 1);
+    return 0;
 }
 
 int adapter_read_region_key(const char *path, uint8_t key[SCHAKEL_REGION_KEY_LEN], char *why)
@@ -37,36 +52,41 @@ int adapter_configure(adapter_t *a, const char *path, int need_profile)
     json_error_t err;
     json_t *c = json_load_file(path, 0, &err);
     if (!c) return schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: line %d: %s", path, err.line, err.text);
-    snprintf(a->base, sizeof a->base, "%s", path);
+    int rc = SCHAKEL_ECONFIG;
+    if (schakel_path_fmt(a->base, sizeof a->base, a->why, "%s", path)) goto out;
     char *slash = strrchr(a->base, '/');
     if (slash) *slash = 0;
-    else snprintf(a->base, sizeof a->base, ".");
-    int rc = SCHAKEL_ECONFIG;
+    else memcpy(a->base, ".", 2);
     const char *key;
     json_t *v;
-    char p[4200];
+    char p[SCHAKEL_PATH_MAX];
     json_object_foreach(c, key, v) {
         const char *s = json_string_value(v);
-        if (!strcmp(key, "org") && s) snprintf(a->conn.as_org, sizeof a->conn.as_org, "%s", s);
-        else if (!strcmp(key, "node") && s) resolve(a, s, a->conn.node_dir, sizeof a->conn.node_dir);
-        else if (!strcmp(key, "key") && s) resolve(a, s, a->conn.key_path, sizeof a->conn.key_path);
-        else if (!strcmp(key, "server_key") && s) {
+        if (!strcmp(key, "org") && s) {
+            if (copy_setting(a, path, key, s, a->conn.as_org, sizeof a->conn.as_org)) goto out;
+        } else if (!strcmp(key, "node") && s) {
+            if (resolve(a, key, s, a->conn.node_dir, sizeof a->conn.node_dir, 0)) goto out;
+        } else if (!strcmp(key, "key") && s) {
+            if (resolve(a, key, s, a->conn.key_path, sizeof a->conn.key_path, 0)) goto out;
+        } else if (!strcmp(key, "server_key") && s) {
             if (strlen(s) == SCHAKEL_Z85_KEY_LEN && !strchr(s, '/'))
-                snprintf(a->conn.server_arg, sizeof a->conn.server_arg, "%s", s);
-            else resolve(a, s, a->conn.server_arg, sizeof a->conn.server_arg);
-        } else if (!strcmp(key, "endpoint") && s)
-            snprintf(a->conn.endpoint, sizeof a->conn.endpoint, "%s", s);
-        else if (!strcmp(key, "pub") && s)
-            snprintf(a->conn.pub_endpoint, sizeof a->conn.pub_endpoint, "%s", s);
-        else if (!strcmp(key, "region_key") && s) {
-            resolve(a, s, p, sizeof p);
-            if (adapter_read_region_key(p, a->region_key, a->why)) goto out;
+                memcpy(a->conn.server_arg, s, SCHAKEL_Z85_KEY_LEN + 1);
+            else if (resolve(a, key, s, a->conn.server_arg, sizeof a->conn.server_arg, 0)) goto out;
+        } else if (!strcmp(key, "endpoint") && s) {
+            if (copy_setting(a, path, key, s, a->conn.endpoint, sizeof a->conn.endpoint)) goto out;
+        } else if (!strcmp(key, "pub") && s) {
+            if (copy_setting(a, path, key, s, a->conn.pub_endpoint, sizeof a->conn.pub_endpoint)) goto out;
+        } else if (!strcmp(key, "region_key") && s) {
+            if (resolve(a, key, s, p, sizeof p, 0) || adapter_read_region_key(p, a->region_key, a->why))
+                goto out;
         } else if (!strcmp(key, "profile") && s) {
-            resolve(a, s, p, sizeof p);
+            if (resolve(a, key, s, p, sizeof p, 0)) goto out;
             if (!(a->profile = schakel_profile_load(p, a->why))) goto out;
-        } else if (!strcmp(key, "state") && s) resolve(a, s, a->state, sizeof a->state);
-        else if (!strcmp(key, "spool") && s) resolve(a, s, a->spool, sizeof a->spool);
-        else if (!strcmp(key, "stdin") && json_is_boolean(v)) a->use_stdin = json_is_true(v);
+        } else if (!strcmp(key, "state") && s) { /* room for its files: data.mdb, outbox.key, http.token */
+            if (resolve(a, key, s, a->state, sizeof a->state, sizeof "/outbox.key.tmp")) goto out;
+        } else if (!strcmp(key, "spool") && s) {
+            if (resolve(a, key, s, a->spool, sizeof a->spool, SPOOL_ROOM)) goto out;
+        } else if (!strcmp(key, "stdin") && json_is_boolean(v)) a->use_stdin = json_is_true(v);
         else if (!strcmp(key, "http") && s) {
             const char *colon = strrchr(s, ':');
             const char *port = colon ? colon + 1 : s;
@@ -83,7 +103,7 @@ int adapter_configure(adapter_t *a, const char *path, int need_profile)
             snprintf(a->http_host, sizeof a->http_host, "%.*s", colon && colon > s ? (int)(colon - s) : 9,
                      colon && colon > s ? s : "127.0.0.1");
         } else if (!strcmp(key, "http_token") && s) {
-            resolve(a, s, a->http_token_path, sizeof a->http_token_path);
+            if (resolve(a, key, s, a->http_token_path, sizeof a->http_token_path, sizeof ".tmp")) goto out;
         } else if ((!strcmp(key, "http_max_connections") || !strcmp(key, "http_max_per_ip") ||
                     !strcmp(key, "http_timeout_seconds")) &&
                    json_is_integer(v)) {
@@ -107,8 +127,13 @@ int adapter_configure(adapter_t *a, const char *path, int need_profile)
                 goto out;
             }
             a->inbox = d ? INBOX_DIR : cmd ? INBOX_COMMAND : INBOX_URL;
-            if (d) resolve(a, d, a->inbox_target, sizeof a->inbox_target);
-            else snprintf(a->inbox_target, sizeof a->inbox_target, "%s", cmd ? cmd : url);
+            const char *target = cmd ? cmd : url;
+            if (d) {
+                if (resolve(a, "inbox.dir", d, a->inbox_target, sizeof a->inbox_target, INBOX_ROOM)) goto out;
+            } else if (copy_setting(a, path, cmd ? "inbox.command" : "inbox.url", target, a->inbox_target,
+                                    sizeof a->inbox_target)) {
+                goto out;
+            }
         } else {
             schakel_fail(a->why, SCHAKEL_ECONFIG, "%s: unknown or mistyped setting \"%s\" (docs/adapters.md)",
                          path, key);
@@ -132,8 +157,9 @@ int adapter_configure(adapter_t *a, const char *path, int need_profile)
             goto out;
         }
         a->http_addr = ntohl(in.s_addr);
-        if (!a->http_token_path[0])
-            snprintf(a->http_token_path, sizeof a->http_token_path, "%s/http.token", a->state);
+        if (!a->http_token_path[0]) /* fits: state has room for it */
+            (void)schakel_path_join(a->http_token_path, sizeof a->http_token_path, a->state, "http.token",
+                                    NULL);
         if (!a->http_max_connections) a->http_max_connections = 4096;
         if (!a->http_timeout) a->http_timeout = 10;
         if (!a->http_max_per_ip_set) a->http_max_per_ip = (a->http_addr >> 24) == 127 ? 0 : 64;
@@ -150,12 +176,12 @@ out:
 
 int adapter_make_dirs(adapter_t *a)
 {
-    char p[4400];
-    const char *dirs[] = {a->spool, "done", "rejected"};
+    char p[SCHAKEL_PATH_MAX];
+    const char *dirs[] = {"", "done", "rejected"};
     if (!a->spool[0]) return 0;
     for (int i = 0; i < 3; i++) {
-        if (i) snprintf(p, sizeof p, "%s/%s", a->spool, dirs[i]);
-        else snprintf(p, sizeof p, "%s", dirs[0]);
+        int rc = schakel_path_join(p, sizeof p, a->spool, dirs[i], a->why);
+        if (rc) return rc;
         if (mkdir(p, 0700) != 0 && errno != EEXIST)
             return schakel_fail(a->why, SCHAKEL_EIO, "cannot create %s: %s", p, strerror(errno));
     }

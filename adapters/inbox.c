@@ -31,8 +31,10 @@ static int hand_over(adapter_t *a, const Schakel__V1__Delivered *d, const char *
 {
     switch (a->inbox) {
     case INBOX_DIR: {
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%020llu-%s.json", a->inbox_target, (unsigned long long)d->seq, idhex);
+        char path[SCHAKEL_PATH_MAX];
+        int rc = schakel_path_fmt(path, sizeof path, why, "%s/%020llu-%s.json", a->inbox_target,
+                                  (unsigned long long)d->seq, idhex);
+        if (rc) return rc; /* cannot be: the configuration left INBOX_ROOM */
         if (schakel_file_write_atomic(path, text, strlen(text)) != 0)
             return schakel_fail(why, SCHAKEL_EIO, "cannot write to the inbox %s: %s", a->inbox_target,
                                 strerror(errno));

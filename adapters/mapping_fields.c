@@ -116,7 +116,7 @@ static int parse_date(const char *s, const char *form, char out[11])
         return -1;
     }
     if (*p || y < 0 || m < 0 || d < 0) return -1;
-    snprintf(out, 11, "%04d-%02d-%02d", y, m, d);
+    if (snprintf(out, 11, "%04d-%02d-%02d", y, m, d) != 10) return -1; /* a part had too many digits */
     return schakel_date_valid(out) ? 0 : -1;
 }
 

@@ -149,9 +149,9 @@ schakel_outbox_t *schakel_outbox_open(const char *dir, int read_only, char *why)
         else if (!(read_only && r == MDB_NOTFOUND)) rc = r;
     }
     if (rc == 0 && !read_only) {
-        char kp[4200];
-        snprintf(kp, sizeof kp, "%s/outbox.key", dir);
-        int krc = schakel_secret_file(kp, o->key, sizeof o->key, 1, NULL, why);
+        char kp[SCHAKEL_PATH_MAX];
+        int krc = schakel_path_join(kp, sizeof kp, dir, "outbox.key", why);
+        if (krc == 0) krc = schakel_secret_file(kp, o->key, sizeof o->key, 1, NULL, why);
         if (krc) {
             mdb_txn_abort(txn);
             mdb_env_close(o->env);

@@ -18,6 +18,7 @@
 #include "codec.h"
 #include "crypto.h"
 #include "error.h"
+#include "fileio.h"
 #include "json.h"
 #include "outbox.h"
 
@@ -144,20 +145,9 @@ static int requeue(schakel_outbox_t *o, const char *only, int all)
     return status;
 }
 
-int schakel_outbox_cli(int argc, char **argv, const char *state)
+int schakel_outbox_cli(const char *cmd, const char *state, const char *only, int all)
 {
-    int list = !strcmp(argv[1], "dead-letters"), all = 0;
-    const char *only = NULL;
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) i++; /* read by the caller */
-        else if (!list && !strcmp(argv[i], "--all")) all = 1;
-        else if (!list && !strcmp(argv[i], "--id") && i + 1 < argc) only = argv[++i];
-        else {
-            fprintf(stderr, "schakel adapter %s: unexpected %s (see schakel adapter --help)\n", argv[1],
-                    argv[i]);
-            return 2;
-        }
-    }
+    int list = !strcmp(cmd, "dead-letters");
     uint8_t raw[16];
     if (!list &&
         (!!all + !!only != 1 || (only && (strlen(only) != 32 || schakel_hex_decode(only, raw, 16) != 0)))) {
@@ -171,17 +161,20 @@ int schakel_outbox_cli(int argc, char **argv, const char *state)
         schakel_hex_encode(raw, 16, norm);
         only = norm;
     }
-    char path[4400], why[SCHAKEL_ERRLEN] = "";
-    snprintf(path, sizeof path, "%s/data.mdb", state);
+    char path[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN] = "";
+    if (schakel_path_join(path, sizeof path, state, "data.mdb", why) != 0) {
+        fprintf(stderr, "schakel adapter %s: %s\n", cmd, why);
+        return 2;
+    }
     if (access(path, F_OK) != 0) {
         fprintf(stderr, "schakel adapter %s: no outbox in %s: has the adapter run with this configuration?\n",
-                argv[1], state);
+                cmd, state);
         return 1;
     }
     /* with its key (dead letters are sealed), so not read_only */
     schakel_outbox_t *o = schakel_outbox_open(state, 0, why);
     if (!o) {
-        fprintf(stderr, "schakel adapter %s: %s\n", argv[1], why);
+        fprintf(stderr, "schakel adapter %s: %s\n", cmd, why);
         return 1;
     }
     int status = 0;

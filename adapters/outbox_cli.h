@@ -4,8 +4,9 @@
 #ifndef SCHAKEL_OUTBOX_CLI_H
 #define SCHAKEL_OUTBOX_CLI_H
 
-/* argv[1] is "dead-letters" or "requeue"; state is the adapter's state
- * directory (its outbox), from its configuration. Returns the exit code. */
-int schakel_outbox_cli(int argc, char **argv, const char *state);
+/* cmd is "dead-letters" or "requeue"; state is the adapter's state
+ * directory (its outbox), from its configuration; for requeue, only (an
+ * event id, --id) or all (--all), exactly one. Returns the exit code. */
+int schakel_outbox_cli(const char *cmd, const char *state, const char *only, int all);
 
 #endif

@@ -30,22 +30,19 @@ int adapter_cmd_run(int argc, char **argv)
 {
     adapter_t *a = calloc(1, sizeof *a);
     const char *config = NULL;
-    int rc = 2;
     if (!a) return 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
-        else if (!strcmp(argv[i], "--stdin")) a->use_stdin = 1;
-        else if (!strcmp(argv[i], "--once")) a->once = 1;
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(adapter_usage, stdout);
-            free(a);
-            return 0;
-        } else {
-            fprintf(stderr, "schakel adapter: unexpected %s\n\n%s", argv[i], adapter_usage);
-            free(a);
-            return 2;
-        }
+    schakel_flag_t flags[] = {
+        SCHAKEL_FLAG_S("--config", "FILE", &config),
+        SCHAKEL_FLAG_B("--stdin", NULL, &a->use_stdin),
+        SCHAKEL_FLAG_B("--once", NULL, &a->once),
+        SCHAKEL_FLAGS_END,
+    };
+    int rc = adapter_flags("", flags, argc, argv, argc > 1 && !strcmp(argv[1], "run") ? 2 : 1);
+    if (rc >= 0) {
+        free(a);
+        return rc;
     }
+    rc = 2;
     int use_stdin = a->use_stdin;
     if (!config || adapter_configure(a, config, 1) != 0 || adapter_make_dirs(a) != 0 ||
         schakel_conn_finish(&a->conn, a->why) != 0) {

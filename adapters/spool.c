@@ -41,11 +41,14 @@ static char *json_lines(json_t *list, size_t *len)
     return out;
 }
 
-/* A name in dir that does not exist yet: name, or name.1, name.2, ... */
-static void free_name(const char *dir, const char *name, char *out, size_t cap)
+/* A name in dir that does not exist yet: name, or name.1, name.2, ...
+ * (it fits: the configuration left SPOOL_ROOM after the spool's path). */
+static int free_name(const char *dir, const char *name, char *out, size_t cap, char *why)
 {
-    snprintf(out, cap, "%s/%s", dir, name);
-    for (int i = 1; access(out, F_OK) == 0 && i < 10000; i++) snprintf(out, cap, "%s/%s.%d", dir, name, i);
+    int rc = schakel_path_join(out, cap, dir, name, why);
+    for (int i = 1; rc == 0 && access(out, F_OK) == 0 && i < 10000; i++)
+        rc = schakel_path_fmt(out, cap, why, "%s/%s.%d", dir, name, i);
+    return rc;
 }
 
 static int is_bad_row(const batch_t *b, size_t number)
@@ -117,15 +120,19 @@ static char *bad_lines(const adapter_t *a, const char *text, size_t len, const b
 
 static void process_file(adapter_t *a, const char *name)
 {
-    char path[4300], done_dir[4300], rej_dir[4300], dest[4400];
-    snprintf(path, sizeof path, "%s/%s", a->spool, name);
+    char path[SCHAKEL_PATH_MAX], done_dir[SCHAKEL_PATH_MAX], rej_dir[SCHAKEL_PATH_MAX],
+        dest[SCHAKEL_PATH_MAX];
+    char why[SCHAKEL_ERRLEN] = "";
+    if (schakel_path_join(path, sizeof path, a->spool, name, why) ||
+        schakel_path_join(done_dir, sizeof done_dir, a->spool, "done", why) ||
+        schakel_path_join(rej_dir, sizeof rej_dir, a->spool, "rejected", why)) {
+        schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=file_skipped file=%s reason=\"%s\"", name, why);
+        return;
+    }
     size_t len = strlen(name);
     int csv = len > 4 && !strcasecmp(name + len - 4, ".csv");
     int jsonl = (len > 6 && !strcasecmp(name + len - 6, ".jsonl")) ||
                 (len > 5 && !strcasecmp(name + len - 5, ".json"));
-    snprintf(done_dir, sizeof done_dir, "%s/done", a->spool);
-    snprintf(rej_dir, sizeof rej_dir, "%s/rejected", a->spool);
-    char why[SCHAKEL_ERRLEN] = "";
     batch_t b = {.a = a};
     b.rejects = json_array();
     size_t size = 0;
@@ -155,9 +162,9 @@ static void process_file(adapter_t *a, const char *name)
     size_t queued = 0, known = 0;
     for (size_t i = 0; i < b.n; i++) queued += b.items[i].queued > 0, known += b.items[i].queued == 0;
     if (json_array_size(b.rejects)) {
-        char reasons[4500];
-        free_name(rej_dir, name, dest, sizeof dest);
-        snprintf(reasons, sizeof reasons, "%s.reasons.jsonl", dest);
+        char reasons[SCHAKEL_PATH_MAX], where[SCHAKEL_ERRLEN] = "";
+        int named = free_name(rej_dir, name, dest, sizeof dest, where) == 0 &&
+                    schakel_path_fmt(reasons, sizeof reasons, where, "%s.reasons.jsonl", dest) == 0;
         size_t n;
         json_t *r;
         json_array_foreach(b.rejects, n, r) json_object_set_new(r, "file", json_string(name));
@@ -167,19 +174,20 @@ static void process_file(adapter_t *a, const char *name)
         size_t blen = 0;
         char *bad = rc == 0 ? bad_lines(a, text, size, &b, csv, &blen) : NULL;
         int wrote =
-            schakel_file_write_atomic(reasons, lines ? lines : "", llen) == 0 &&
+            named && schakel_file_write_atomic(reasons, lines ? lines : "", llen) == 0 &&
             (rc ? rename(path, dest) == 0 : schakel_file_write_atomic(dest, bad ? bad : "", blen) == 0);
         free(lines);
         free(bad);
         if (!wrote)
             schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=reject_not_written file=%s reason=\"%s\"", name,
-                        strerror(errno));
+                        named ? strerror(errno) : where);
     }
     if (rc == 0) {
-        free_name(done_dir, name, dest, sizeof dest);
-        if (rename(path, dest) != 0)
+        char where[SCHAKEL_ERRLEN] = "";
+        int named = free_name(done_dir, name, dest, sizeof dest, where) == 0;
+        if (!named || rename(path, dest) != 0)
             schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=not_moved file=%s reason=\"%s\"", name,
-                        strerror(errno));
+                        named ? strerror(errno) : where);
     }
     schakel_log(rc ? SCHAKEL_LOG_WARN : SCHAKEL_LOG_INFO, "adapter",
                 "event=file_done file=%s queued=%zu known=%zu rejected=%zu%s%s%s", name, queued, known,
@@ -207,9 +215,10 @@ size_t adapter_scan_spool(adapter_t *a)
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         size_t l = strlen(e->d_name);
-        char path[4400];
+        char path[SCHAKEL_PATH_MAX];
         struct stat st;
-        snprintf(path, sizeof path, "%s/%s", a->spool, e->d_name);
+        if (schakel_path_join(path, sizeof path, a->spool, e->d_name, NULL) != 0)
+            continue; /* cannot be: SPOOL_ROOM */
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
         seen++;
         if ((l > 4 && !strcmp(e->d_name + l - 4, ".tmp")) || (l > 5 && !strcmp(e->d_name + l - 5, ".part")))

@@ -161,9 +161,9 @@ void schakel_broker_stop(schakel_broker_t *b)
 
 int schakel_broker_master_key(const char *data_dir, uint8_t key[32], char *why)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/master.key", data_dir);
-    return schakel_secret_file(path, key, 32, 1, NULL, why);
+    char path[SCHAKEL_PATH_MAX];
+    int rc = schakel_path_join(path, sizeof path, data_dir, "master.key", why);
+    return rc ? rc : schakel_secret_file(path, key, 32, 1, NULL, why);
 }
 
 schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *cfg, char *why)
@@ -200,8 +200,8 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     if (!b->dir) goto fail;
 
     schakel_lmdb_options_t o = {0};
-    char logdir[4096];
-    snprintf(logdir, sizeof logdir, "%s/log", cfg->data_dir);
+    char logdir[SCHAKEL_PATH_MAX];
+    if (schakel_path_join(logdir, sizeof logdir, cfg->data_dir, "log", why) != 0) goto fail;
     o.dir = logdir;
     if (schakel_broker_master_key(cfg->data_dir, o.master_key, why) != 0) goto fail;
     o.sign_secret = b->keys.sign_secret;

@@ -104,10 +104,10 @@ static schakel_arena_t *arena_get(schakel_broker_t *b)
     return a ? a : schakel_arena_new(ARENA_CHUNK);
 }
 
-#define batch_reject(p, code, ...)                                         \
-    do {                                                                   \
-        (p)->batch_code = (code);                                          \
-        snprintf((p)->batch_reason, sizeof(p)->batch_reason, __VA_ARGS__); \
+#define batch_reject(p, code, ...)                                              \
+    do {                                                                        \
+        (p)->batch_code = (code);                                               \
+        schakel_textf((p)->batch_reason, sizeof(p)->batch_reason, __VA_ARGS__); \
     } while (0)
 
 static void *arena_zalloc(schakel_arena_t *a, size_t n)

@@ -229,7 +229,7 @@ int broker_body_checked(schakel_broker_t *b, schakel_wire_msg_t *m)
     char why[SCHAKEL_ERRLEN], r[SCHAKEL_ERRLEN];
     int rc = schakel_codec_check(d, zmq_msg_data(&m->body), len, why);
     if (!rc) return 1;
-    snprintf(r, sizeof r, "%s body: %s", m->name, why);
+    schakel_textf(r, sizeof r, "%s body: %s", m->name, why); /* a reason: cut to fit the reply */
     broker_send_error(b, m,
                       rc == SCHAKEL_EINVAL ? SCHAKEL__V1__REJECT_CODE__REJECT_INVALID
                                            : SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,

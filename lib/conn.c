@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "fileio.h"
 #include "conn.h"
 
 const char schakel_conn_help[] =
@@ -16,8 +17,9 @@ const char schakel_conn_help[] =
 
 static int read_node(schakel_conn_t *c, char *why)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/node.json", c->node_dir);
+    char path[SCHAKEL_PATH_MAX];
+    int rc = schakel_path_join(path, sizeof path, c->node_dir, "node.json", why);
+    if (rc) return rc;
     json_error_t err;
     json_t *n = json_load_file(path, 0, &err);
     if (!n)
@@ -26,16 +28,17 @@ static int read_node(schakel_conn_t *c, char *why)
     const char *ep = json_string_value(json_object_get(n, "endpoint"));
     const char *pep = json_string_value(json_object_get(n, "pub"));
     const char *keys = json_string_value(json_object_get(n, "keys"));
-    int rc = 0;
     if (!c->endpoint[0] && ep) snprintf(c->endpoint, sizeof c->endpoint, "%s", ep);
     if (!c->pub_endpoint[0] && pep) snprintf(c->pub_endpoint, sizeof c->pub_endpoint, "%s", pep);
     if (keys && !c->server_arg[0])
-        snprintf(c->server_arg, sizeof c->server_arg, "%s/%s/broker.pub", c->node_dir, keys);
-    if (keys && !c->key_path[0]) {
+        rc =
+            schakel_path_fmt(c->server_arg, sizeof c->server_arg, why, "%s/%s/broker.pub", c->node_dir, keys);
+    if (!rc && keys && !c->key_path[0]) {
         if (!c->as_org[0]) {
             rc = schakel_fail(why, SCHAKEL_ECONFIG, "with --node, say which organisation with --as ORG");
         } else {
-            snprintf(c->key_path, sizeof c->key_path, "%s/%s/%s.key", c->node_dir, keys, c->as_org);
+            rc = schakel_path_fmt(c->key_path, sizeof c->key_path, why, "%s/%s/%s.key", c->node_dir, keys,
+                                  c->as_org);
         }
     }
     json_decref(n);

@@ -4,6 +4,7 @@
 #ifndef SCHAKEL_CONN_H
 #define SCHAKEL_CONN_H
 
+#include "fileio.h"
 #include "flags.h"
 #include "keys.h"
 
@@ -11,9 +12,9 @@ typedef struct {
     char endpoint[256];
     char pub_endpoint[256];
     char server_public[SCHAKEL_Z85_KEY_LEN + 1];
-    char key_path[4096];
-    char server_arg[4096]; /* --server-key as given */
-    char node_dir[4096];
+    char key_path[SCHAKEL_PATH_MAX];
+    char server_arg[SCHAKEL_PATH_MAX]; /* --server-key as given */
+    char node_dir[SCHAKEL_PATH_MAX];
     char as_org[SCHAKEL_ID_MAX];
     schakel_keys_t keys;
 } schakel_conn_t;

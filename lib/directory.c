@@ -140,7 +140,7 @@ static int check_named(const schakel_directory_t *d, const schakel_org_t *from, 
 int schakel_directory_check_named(const schakel_directory_t *d, const schakel_org_t *from,
                                   const schakel_envelope_t *env, char *why)
 {
-    char field[32];
+    char field[48]; /* "addressees[" 20 digits "]" */
     for (size_t i = 0; i < env->n_addressees; i++) {
         snprintf(field, sizeof field, "addressees[%zu]", i);
         if (env->addressees[i][0] && check_named(d, from, env->addressees[i], field, 0, why))

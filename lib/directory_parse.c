@@ -358,7 +358,7 @@ static int parse_region(schakel_directory_t *d, json_t *doc, char *why)
         }
     }
     for (size_t i = 0; i < d->n; i++) {
-        char where[96];
+        char where[128]; /* room for 20 digits and an id of SCHAKEL_ID_MAX */
         snprintf(where, sizeof where, "organisations[%zu] (%s).escalation", i, d->orgs[i].id);
         if (d->orgs[i].escalation[0] && !schakel_directory_by_id(d, d->orgs[i].escalation))
             return schakel_fail(why, SCHAKEL_ECONFIG, "%s: %s is not listed here", where,

@@ -44,3 +44,14 @@ int schakel_fail(char *buf, int err, const char *fmt, ...)
     }
     return err;
 }
+
+int schakel_textf(char *buf, size_t cap, const char *fmt, ...)
+{
+    if (!cap) return 1;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0) buf[0] = 0;
+    return n < 0 || (size_t)n >= cap;
+}

@@ -5,6 +5,8 @@
 #ifndef SCHAKEL_ERROR_H
 #define SCHAKEL_ERROR_H
 
+#include <stddef.h>
+
 #define SCHAKEL_ERRLEN 256
 
 enum {
@@ -36,5 +38,11 @@ const char *schakel_strerror(int err);
  * NULL, and returns err, so that callers can write
  * `return schakel_fail(why, SCHAKEL_EINVAL, "field %s", name);`. */
 int schakel_fail(char *buf, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Writes a text for people (a log line, a reason) into buf of cap bytes,
+ * cut to fit when it is longer: there a shortened text is better than
+ * none, unlike a path (fileio.h) or an id, which must never be cut.
+ * Returns 1 when it was cut, else 0. */
+int schakel_textf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

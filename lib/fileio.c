@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,63 @@
 
 #include "crypto.h"
 #include "error.h"
+
+/* The message names the path: whole when it fits in why, else its start
+ * and its end (where the file name is). */
+static int path_too_long(const char *path, size_t len, size_t cap, char *why)
+{
+    enum { HEAD = 100, TAIL = 60 };
+    if (!path || len <= HEAD + TAIL)
+        return schakel_fail(why, SCHAKEL_ETOOBIG,
+                            "path too long: %s (%zu characters; at most %zu): use a shorter directory",
+                            path ? path : "?", len, cap - 1);
+    return schakel_fail(why, SCHAKEL_ETOOBIG,
+                        "path too long: %.*s...%s (%zu characters; at most %zu): use a shorter directory",
+                        HEAD, path, path + len - TAIL, len, cap - 1);
+}
+
+int schakel_path_vfmt(char *out, size_t cap, char *why, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = cap ? vsnprintf(out, cap, fmt, ap) : -1;
+    if (n >= 0 && (size_t)n < cap) {
+        va_end(again);
+        return 0;
+    }
+    if (cap) out[0] = 0; /* never a cut path that someone might use */
+    if (n < 0) {
+        va_end(again);
+        return schakel_fail(why, SCHAKEL_EINVAL, "a path that cannot be formatted");
+    }
+    char *full = malloc((size_t)n + 1);
+    if (full) vsnprintf(full, (size_t)n + 1, fmt, again);
+    va_end(again);
+    int rc = path_too_long(full, (size_t)n, cap, why);
+    free(full);
+    return rc;
+}
+
+int schakel_path_fmt(char *out, size_t cap, char *why, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = schakel_path_vfmt(out, cap, why, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int schakel_path_join(char *out, size_t cap, const char *dir, const char *name, char *why)
+{
+    if (!dir[0] && !name[0]) {
+        if (cap) out[0] = 0;
+        return schakel_fail(why, SCHAKEL_EINVAL, "an empty path: give a directory or a file");
+    }
+    if (!dir[0]) return schakel_path_fmt(out, cap, why, "%s", name);
+    if (!name[0]) return schakel_path_fmt(out, cap, why, "%s", dir);
+    const char *slash = dir[strlen(dir) - 1] == '/' ? "" : "/";
+    return schakel_path_fmt(out, cap, why, "%s%s%s", dir, slash, name);
+}
 
 char *schakel_file_read(const char *path, size_t max, size_t *len)
 {
@@ -52,8 +110,11 @@ int schakel_file_write_atomic(const char *path, const void *data, size_t len)
 
 int schakel_file_write_atomic_mode(const char *path, const void *data, size_t len, unsigned mode)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char tmp[SCHAKEL_PATH_MAX];
+    if (schakel_path_fmt(tmp, sizeof tmp, NULL, "%s.tmp", path) != 0) { /* callers say strerror(errno) */
+        errno = ENAMETOOLONG;
+        return SCHAKEL_EIO;
+    }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)mode);
     if (fd < 0) return SCHAKEL_EIO;
     const char *p = data;
@@ -73,8 +134,8 @@ int schakel_file_write_atomic_mode(const char *path, const void *data, size_t le
         return SCHAKEL_EIO;
     }
     /* the rename itself must survive a power cut too */
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s", path);
+    char dir[SCHAKEL_PATH_MAX];
+    memcpy(dir, path, strlen(path) + 1); /* shorter than tmp, which fit */
     char *slash = strrchr(dir, '/');
     if (slash) *slash = 0;
     int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);

@@ -4,7 +4,24 @@
 #ifndef SCHAKEL_FILEIO_H
 #define SCHAKEL_FILEIO_H
 
+#include <stdarg.h>
 #include <stddef.h>
+
+/* The longest path schakel builds, its NUL included (Linux's PATH_MAX):
+ * the size of every path buffer. */
+#define SCHAKEL_PATH_MAX 4096
+
+/* Builds a path in out (cap bytes) and never cuts one short: a cut path
+ * names another file, and a command would read or write that one
+ * instead. Too long is SCHAKEL_ETOOBIG, out left empty, and why says
+ * "path too long: <the path> (N characters; at most cap - 1)". _join puts
+ * dir, a '/' (unless dir ends in one) and name together; an empty dir is
+ * name alone, an empty name dir alone, both empty SCHAKEL_EINVAL. */
+int schakel_path_join(char *out, size_t cap, const char *dir, const char *name, char *why);
+int schakel_path_fmt(char *out, size_t cap, char *why, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int schakel_path_vfmt(char *out, size_t cap, char *why, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* The file at path, NUL-terminated, in a malloc'd buffer; *len its size.
  * Reads at most max bytes. NULL with errno set when it cannot be read. */

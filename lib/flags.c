@@ -53,23 +53,28 @@ static int is_number(const schakel_flag_t *f)
 static schakel_flag_t *find(schakel_flag_t *t, const char *a)
 {
     for (; t->kind != SCHAKEL_FLAG_END; t++) {
-        if (t->kind == SCHAKEL_FLAG_ARG) continue;
+        if (t->kind == SCHAKEL_FLAG_ARG || t->kind == SCHAKEL_FLAG_ARGS) continue;
         if (!strcmp(a, t->name) || (t->alias && !strcmp(a, t->alias))) return t;
     }
     return NULL;
 }
 
-/* Gives a plain argument to the first ARG entry not yet filled. */
+/* Gives a plain argument to the first ARG entry not yet filled, else to
+ * an ARGS list with room left. */
 static int take_arg(schakel_flag_t *t, const char *a)
 {
     if (a[0] == '-' && a[1]) return 0; /* looks like a flag: an unknown one */
+    schakel_flag_t *list = NULL;
     for (; t->kind != SCHAKEL_FLAG_END; t++) {
+        if (t->kind == SCHAKEL_FLAG_ARGS && !list && (size_t)t->seen < t->cap) list = t;
         if (t->kind != SCHAKEL_FLAG_ARG || t->seen) continue;
         *(const char **)t->out = a;
         t->seen = 1;
         return 1;
     }
-    return 0;
+    if (!list) return 0;
+    ((const char **)list->out)[list->seen++] = a;
+    return 1;
 }
 
 static int set_value(schakel_flag_t *f, const char *v, char *why)

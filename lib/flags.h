@@ -17,7 +17,9 @@ typedef enum {
     SCHAKEL_FLAG_BUF,      /* the value copied into char out[cap]; too long is an error */
     SCHAKEL_FLAG_UNSIGNED, /* *(uint64_t *)out, a decimal whole number in [min, max] */
     SCHAKEL_FLAG_SIGNED,   /* *(int64_t *)out, a decimal whole number in [min, max] */
-    SCHAKEL_FLAG_ARG       /* an argument that is not a flag: the first free one takes it */
+    SCHAKEL_FLAG_ARG,      /* an argument that is not a flag: the first free one takes it */
+    SCHAKEL_FLAG_ARGS      /* the arguments no ARG took, in order, into (const char **)out[cap];
+                            * seen: how many (more than cap is an error) */
 } schakel_flag_kind_t;
 
 typedef struct {
@@ -29,7 +31,7 @@ typedef struct {
     int64_t min;       /* numbers: the smallest allowed (UNSIGNED: 0 or more) */
     uint64_t max;      /* numbers: the largest allowed (SIGNED: at most INT64_MAX) */
     const char *value; /* what a missing value should be, e.g. "DIR" (may be NULL) */
-    int seen;          /* set by the parser when given */
+    int seen;          /* set by the parser when given (ARGS: how many) */
 } schakel_flag_t;
 
 #define SCHAKEL_FLAG_B(name, alias, out)                      \
@@ -56,6 +58,11 @@ typedef struct {
 #define SCHAKEL_FLAG_A(name, out)                           \
     {                                                       \
         name, NULL, SCHAKEL_FLAG_ARG, out, 0, 0, 0, NULL, 0 \
+    }
+/* out: an array of const char *, cap its number of entries. */
+#define SCHAKEL_FLAG_LIST(name, out, cap)                      \
+    {                                                          \
+        name, NULL, SCHAKEL_FLAG_ARGS, out, cap, 0, 0, NULL, 0 \
     }
 #define SCHAKEL_FLAGS_END                                    \
     {                                                        \

@@ -64,8 +64,10 @@ void schakel_time_format(int64_t ms, char out[32])
         snprintf(out, 32, "invalid");
         return;
     }
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    /* fits: even the year of INT64_MAX ms has 9 digits */
+    if (snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec, frac) >= 32)
+        snprintf(out, 32, "invalid");
 }
 
 /* Reads exactly n digits at *p. */
@@ -403,7 +405,7 @@ static ProtobufCMessage *json_to_message_at(const ProtobufCMessageDescriptor *d,
             size_t *count = (size_t *)(base + f->quantifier_offset);
             for (size_t k = 0; k < n; k++) {
                 char ip[SCHAKEL_ERRLEN];
-                snprintf(ip, sizeof ip, "%s[%zu]", path, k);
+                schakel_textf(ip, sizeof ip, "%s[%zu]", path, k); /* where, in messages: cut is fine */
                 if (value_from_json(f, json_array_get(v, k), arr + k * es, ip, why) != 0) goto fail;
                 *count = k + 1;
             }

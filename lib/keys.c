@@ -58,10 +58,10 @@ static char *dump(const schakel_keys_t *k, int with_secret)
 
 int schakel_keys_save(const schakel_keys_t *k, const char *dir)
 {
-    char path[4200];
+    char path[SCHAKEL_PATH_MAX];
     int rc = 0;
     if (k->has_secret) {
-        snprintf(path, sizeof path, "%s/%s.key", dir, k->id);
+        if ((rc = schakel_path_fmt(path, sizeof path, NULL, "%s/%s.key", dir, k->id)) != 0) return rc;
         if (access(path, F_OK) == 0) return SCHAKEL_EEXIST;
         char *s = dump(k, 1);
         if (!s) return SCHAKEL_ENOMEM;
@@ -70,7 +70,7 @@ int schakel_keys_save(const schakel_keys_t *k, const char *dir)
         free(s);
         if (rc) return rc;
     }
-    snprintf(path, sizeof path, "%s/%s.pub", dir, k->id);
+    if ((rc = schakel_path_fmt(path, sizeof path, NULL, "%s/%s.pub", dir, k->id)) != 0) return rc;
     char *s = dump(k, 0);
     if (!s) return SCHAKEL_ENOMEM;
     rc = schakel_file_write_atomic_mode(path, s, strlen(s), 0644);

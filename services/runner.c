@@ -25,7 +25,7 @@ const char *const schakel_service_names[] = {"routing", "consent", "feedback", N
 
 struct schakel_svc {
     char name[32];
-    char state_dir[4200];
+    char state_dir[SCHAKEL_PATH_MAX];
     schakel_conn_t conn;
     const schakel_engine_ops_t *ops;
     void *engine;
@@ -46,8 +46,11 @@ static const char *default_text(const char *name)
 
 static int write_default(const char *node_dir, const char *name, const char *text)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s.json", node_dir, name);
+    char path[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN];
+    if (schakel_path_fmt(path, sizeof path, why, "%s/%s.json", node_dir, name) != 0) {
+        fprintf(stderr, "schakel: %s\n", why);
+        return -1;
+    }
     if (access(path, F_OK) == 0) return 0;
     FILE *f = fopen(path, "w");
     if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
@@ -71,10 +74,12 @@ int schakel_svc_write_defaults(const char *node_dir)
  * word: refuse to start until it is moved. */
 static int feedback_no_holidays_file(const char *policy_path, char *why)
 {
-    char path[4200];
+    char path[SCHAKEL_PATH_MAX];
     const char *slash = strrchr(policy_path, '/');
     int dir_len = slash ? (int)(slash - policy_path) : 1;
-    snprintf(path, sizeof path, "%.*s/holidays.json", dir_len, slash ? policy_path : ".");
+    int rc =
+        schakel_path_fmt(path, sizeof path, why, "%.*s/holidays.json", dir_len, slash ? policy_path : ".");
+    if (rc) return rc;
     if (access(path, F_OK) != 0) return 0;
     return schakel_fail(why, SCHAKEL_ECONFIG,
                         "%s is no longer read: the days a royal decree equates with holidays are the "
@@ -148,19 +153,20 @@ static void *svc_thread(void *arg)
 /* Fills the paths and keys of a service of the node in dir. */
 static int svc_configure(schakel_svc_t *s, const char *policy, const char *state)
 {
-    char path[4200], def[4200];
+    char path[SCHAKEL_PATH_MAX], def[SCHAKEL_PATH_MAX];
     if (!s->conn.as_org[0]) snprintf(s->conn.as_org, sizeof s->conn.as_org, "svc-%s", s->name);
     int rc = schakel_conn_finish(&s->conn, s->why);
     if (rc) return rc;
-    snprintf(def, sizeof def, "%s/services", s->conn.node_dir[0] ? s->conn.node_dir : ".");
+    const char *node = s->conn.node_dir[0] ? s->conn.node_dir : ".";
+    if ((rc = schakel_path_join(def, sizeof def, node, "services", s->why))) return rc;
     if (!state) {
         if (mkdir(def, 0700) != 0 && errno != EEXIST)
             return schakel_fail(s->why, SCHAKEL_EIO, "cannot create %s: %s", def, strerror(errno));
-        snprintf(s->state_dir, sizeof s->state_dir, "%s/%s", def, s->name);
+        rc = schakel_path_join(s->state_dir, sizeof s->state_dir, def, s->name, s->why);
     } else {
-        snprintf(s->state_dir, sizeof s->state_dir, "%s", state);
+        rc = schakel_path_fmt(s->state_dir, sizeof s->state_dir, s->why, "%s", state);
     }
-    snprintf(path, sizeof path, "%s/%s.json", s->conn.node_dir[0] ? s->conn.node_dir : ".", s->name);
+    if (rc || (rc = schakel_path_fmt(path, sizeof path, s->why, "%s/%s.json", node, s->name))) return rc;
     return schakel_svc_engine(s->name, s->conn.keys.id, policy ? policy : path, &s->ops, &s->engine, s->why);
 }
 
@@ -169,8 +175,8 @@ schakel_svc_t *schakel_svc_start(void *ctx, const char *name, const char *node_d
     schakel_svc_t *s = svc_new(name);
     if (!s) return NULL;
     s->ctx = ctx;
-    snprintf(s->conn.node_dir, sizeof s->conn.node_dir, "%s", node_dir);
-    if (svc_configure(s, NULL, NULL) != 0 || pthread_create(&s->thread, NULL, svc_thread, s) != 0) {
+    if (schakel_path_fmt(s->conn.node_dir, sizeof s->conn.node_dir, s->why, "%s", node_dir) != 0 ||
+        svc_configure(s, NULL, NULL) != 0 || pthread_create(&s->thread, NULL, svc_thread, s) != 0) {
         schakel_fail(why, SCHAKEL_ECONFIG, "%s: %s", name, s->why[0] ? s->why : "cannot start a thread");
         svc_free(s);
         return NULL;

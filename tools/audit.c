@@ -73,8 +73,8 @@ static int cmd_checkpoints(int argc, char **argv)
         fprintf(stderr, "schakel audit checkpoints: --data DIR is required\n");
         return 2;
     }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/log", dir);
+    char path[SCHAKEL_PATH_MAX];
+    if ((status = tool_path("audit checkpoints", path, sizeof path, dir, "log"))) return status;
     int rc = schakel_lmdb_checkpoints(path, from, print_checkpoint, NULL);
     if (rc) fprintf(stderr, "schakel audit checkpoints: %s: %s\n", path, schakel_strerror(rc));
     return rc ? 2 : 0;
@@ -160,21 +160,28 @@ static int cmd_replay(int argc, char **argv)
         fprintf(stderr, "schakel audit replay: --data DIR is required\n");
         return 2;
     }
-    char why[SCHAKEL_ERRLEN] = "", logdir[4200], policy[4200], org[SCHAKEL_ID_MAX];
+    char why[SCHAKEL_ERRLEN] = "", logdir[SCHAKEL_PATH_MAX], policy[SCHAKEL_PATH_MAX], org[SCHAKEL_ID_MAX];
     uint8_t master[32];
+    /* the longest name first: then the others fit */
+    if ((status = tool_path("audit replay", policy, sizeof policy, dir, "feedback.json")) ||
+        (status = tool_path("audit replay", logdir, sizeof logdir, dir, "log")))
+        return status;
     if (schakel_broker_master_key(dir, master, why) != 0) {
         fprintf(stderr, "schakel audit replay: %s\n", why);
         return 2;
     }
-    snprintf(logdir, sizeof logdir, "%s/log", dir);
-    status = 0;
     for (size_t i = 0; schakel_service_names[i]; i++) {
         const char *name = schakel_service_names[i];
         if (only && strcmp(only, name) != 0) continue;
         const schakel_engine_ops_t *ops;
         void *engine;
-        snprintf(policy, sizeof policy, "%s/%s.json", dir, name);
+        char file[32];
+        snprintf(file, sizeof file, "%s.json", name); /* a name of schakel_service_names: short */
         snprintf(org, sizeof org, "svc-%s", name);
+        if (tool_path("audit replay", policy, sizeof policy, dir, file)) { /* cannot be: feedback.json fit */
+            status = 2;
+            break;
+        }
         if (schakel_svc_engine(name, org, policy, &ops, &engine, why) != 0) {
             fprintf(stderr, "schakel audit replay: %s\n", why);
             status = 2;
@@ -230,10 +237,10 @@ int cmd_audit(int argc, char **argv)
         fprintf(stderr, "schakel audit verify: --data DIR is required\n");
         return 2;
     }
-    char path[4200], why[SCHAKEL_ERRLEN] = "";
+    char path[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN] = "";
     schakel_keys_t bk;
     int have_bk = 0;
-    snprintf(path, sizeof path, "%s/keys/broker.pub", dir);
+    if ((status = tool_path("audit verify", path, sizeof path, dir, "keys/broker.pub"))) return status;
     if (!bkey && access(path, R_OK) == 0) bkey = path;
     if (bkey) {
         if (schakel_keys_load(&bk, bkey, why) != 0) {
@@ -244,7 +251,7 @@ int cmd_audit(int argc, char **argv)
     }
     uint8_t master[32];
     int have_master = 0;
-    snprintf(path, sizeof path, "%s/master.key", dir);
+    if ((status = tool_path("audit verify", path, sizeof path, dir, "master.key"))) return status;
     if (payloads && access(path, R_OK) == 0) {
         if (schakel_broker_master_key(dir, master, why) != 0) {
             fprintf(stderr, "schakel audit verify: %s\n", why);
@@ -252,7 +259,7 @@ int cmd_audit(int argc, char **argv)
         }
         have_master = 1;
     }
-    snprintf(path, sizeof path, "%s/log", dir);
+    if ((status = tool_path("audit verify", path, sizeof path, dir, "log"))) return status;
     if (access(path, F_OK) != 0) {
         fprintf(stderr, "schakel audit verify: %s: no log here\n", path);
         return 2;

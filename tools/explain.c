@@ -349,9 +349,9 @@ int cmd_explain(int argc, char **argv)
     } else {
         schakel_directory_t *dir = NULL;
         if (c.node_dir[0]) {
-            char path[4200];
-            snprintf(path, sizeof path, "%s/directory.json", c.node_dir);
-            dir = schakel_directory_load(path, NULL);
+            char path[SCHAKEL_PATH_MAX]; /* too long: names stay ids, as without --node */
+            if (schakel_path_join(path, sizeof path, c.node_dir, "directory.json", NULL) == 0)
+                dir = schakel_directory_load(path, NULL);
         }
         explain_t none = {0};
         none.orgs = json_object();

@@ -67,10 +67,12 @@ int cmd_health(int argc, char **argv)
     if (c.node_dir[0]) {
         json_t *svcs = json_object();
         for (size_t i = 0; schakel_service_names[i]; i++) {
-            char dir[4200];
+            char dir[SCHAKEL_PATH_MAX];
             struct stat st;
-            snprintf(dir, sizeof dir, "%s/services/%s", c.node_dir, schakel_service_names[i]);
-            if (stat(dir, &st) != 0) continue; /* not run on this node (yet) */
+            if (schakel_path_fmt(dir, sizeof dir, NULL, "%s/services/%s", c.node_dir,
+                                 schakel_service_names[i]) ||
+                stat(dir, &st) != 0)
+                continue; /* not run on this node (yet); too long, it never ran */
             uint64_t alarms = 0;
             json_t *s = json_object();
             if (schakel_service_alarms(dir, &alarms) != 0) {

@@ -43,10 +43,11 @@ static int region_key(const char *path)
  * directory is left as it is. */
 static int make_dir(const char *dir, char *why)
 {
-    char p[4096];
+    char p[SCHAKEL_PATH_MAX], inner[SCHAKEL_ERRLEN];
     if (!dir[0]) return schakel_fail(why, SCHAKEL_EINVAL, "--out: give a directory");
-    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
-        return schakel_fail(why, SCHAKEL_EINVAL, "--out: the path is too long");
+    /* room for the key file's name in it */
+    if (schakel_path_fmt(p, sizeof p - SCHAKEL_ID_MAX - sizeof "/.key.tmp", inner, "%s", dir))
+        return schakel_fail(why, SCHAKEL_ETOOBIG, "--out: %s", inner);
     for (char *s = p + 1;; s++) {
         if (*s && *s != '/') continue;
         char c = *s;
@@ -69,6 +70,9 @@ static void save_failed(int rc, const char *out, const char *id)
                 "schakel keygen: %s/%s.key exists already: kept (to replace a key, make the new one "
                 "in another directory)\n",
                 out, id);
+    else if (rc == SCHAKEL_ETOOBIG)
+        fprintf(stderr, "schakel keygen: path too long: %.200s/%s.key (at most %d characters)\n", out, id,
+                SCHAKEL_PATH_MAX - 1);
     else if (rc == SCHAKEL_EIO)
         fprintf(stderr, "schakel keygen: cannot write %s/%s.key or .pub: %s\n", out, id, strerror(errno));
     else fprintf(stderr, "schakel keygen: %s\n", schakel_strerror(rc));
@@ -95,9 +99,10 @@ int cmd_keygen(int argc, char **argv)
         return 2;
     }
     char why[SCHAKEL_ERRLEN];
-    if (make_dir(out, why) != 0) {
+    int made = make_dir(out, why);
+    if (made != 0) {
         fprintf(stderr, "schakel keygen: %s\n", why);
-        return 1;
+        return made == SCHAKEL_ETOOBIG ? 2 : 1;
     }
     schakel_keys_t k;
     int rc = schakel_keys_generate(&k, id);

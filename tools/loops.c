@@ -33,10 +33,12 @@ int cmd_loops(int argc, char **argv)
     };
     int rc = tool_flags("loops", flags, argc, argv, 1, usage, NULL, usage);
     if (rc >= 0) return rc;
-    char dir[4200], why[SCHAKEL_ERRLEN] = "";
-    if (state) snprintf(dir, sizeof dir, "%s", state);
-    else if (node) snprintf(dir, sizeof dir, "%s/services/feedback", node);
-    else {
+    char dir[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN] = "";
+    if (state || node) {
+        if ((rc =
+                 tool_path("loops", dir, sizeof dir, state ? state : node, state ? "" : "services/feedback")))
+            return rc;
+    } else {
         fprintf(stderr, "schakel loops: give --node DIR (or --state DIR)\n");
         return 2;
     }

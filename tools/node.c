@@ -87,11 +87,13 @@ int cmd_node(int argc, char **argv)
     if (status >= 0) return status;
     if (schakel_flags_given(flags, "--tick-ms")) cfg.tick_ms = tick ? (int64_t)tick : -1; /* 0: never */
     int services = !no_services;
+    char key[SCHAKEL_PATH_MAX], directory[SCHAKEL_PATH_MAX];
+    /* before anything is made in dir: a path too long is a usage error */
+    if ((status = tool_path("node", key, sizeof key, dir, "keys/broker.key")) ||
+        (status = tool_path("node", directory, sizeof directory, dir, "directory.json")))
+        return status;
     if (tool_region_init(dir, cfg.endpoint, cfg.pub_endpoint) != 0) return 1;
     if (schakel_svc_write_defaults(dir) != 0) return 1;
-    char key[4200], directory[4200];
-    snprintf(key, sizeof key, "%s/keys/broker.key", dir);
-    snprintf(directory, sizeof directory, "%s/directory.json", dir);
     cfg.data_dir = dir;
     cfg.key_path = key;
     cfg.directory_path = directory;

@@ -106,8 +106,8 @@ static json_t *words(const char *list)
 
 static int write_json(const char *path, json_t *doc)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char tmp[SCHAKEL_PATH_MAX];
+    if (schakel_path_fmt(tmp, sizeof tmp, NULL, "%s.tmp", path)) return SCHAKEL_ETOOBIG;
     if (json_dump_file(doc, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) return SCHAKEL_EIO;
     return rename(tmp, path) == 0 ? 0 : SCHAKEL_EIO;
 }
@@ -115,8 +115,8 @@ static int write_json(const char *path, json_t *doc)
 /* Makes dir and its parents (a fresh checkout has no var/ yet). */
 static int mkdir_p(const char *dir)
 {
-    char p[4200];
-    snprintf(p, sizeof p, "%s", dir);
+    char p[SCHAKEL_PATH_MAX];
+    if (schakel_path_fmt(p, sizeof p, NULL, "%s", dir)) return -1;
     for (char *s = p + 1; *s; s++) {
         if (*s != '/') continue;
         *s = 0;
@@ -128,24 +128,25 @@ static int mkdir_p(const char *dir)
 
 int tool_region_init(const char *dir, const char *endpoint, const char *pub_endpoint)
 {
-    char path[4200], keys[4200];
-    snprintf(path, sizeof path, "%s/node.json", dir);
+    char path[SCHAKEL_PATH_MAX], keys[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN] = "";
+    int rc = schakel_path_join(path, sizeof path, dir, "node.json", why);
+    if (rc) goto fail;
     if (access(path, F_OK) == 0) return 0;
-    snprintf(keys, sizeof keys, "%s/keys", dir);
+    if ((rc = schakel_path_join(keys, sizeof keys, dir, "keys", why))) goto fail;
     if (mkdir_p(dir) != 0 || (mkdir(keys, 0700) != 0 && errno != EEXIST)) {
         fprintf(stderr, "schakel node: cannot create %s: %s\n", keys, strerror(errno));
         return -1;
     }
     schakel_keys_t k;
-    int rc = schakel_keys_generate(&k, "broker");
+    rc = schakel_keys_generate(&k, "broker");
     if (rc == 0) rc = schakel_keys_save(&k, keys);
     schakel_keys_wipe(&k);
     if (rc && rc != SCHAKEL_EEXIST) goto fail;
     json_t *list = json_array();
     for (size_t i = 0; i < sizeof orgs / sizeof orgs[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s.key", keys, orgs[i].id);
-        char why[SCHAKEL_ERRLEN];
+        if ((rc = schakel_path_fmt(path, sizeof path, why, "%s/%s.key", keys, orgs[i].id))) goto fail;
         if (schakel_keys_load(&k, path, why) != 0) {
+            why[0] = 0; /* not there yet: made now */
             rc = schakel_keys_generate(&k, orgs[i].id);
             if (rc == 0) rc = schakel_keys_save(&k, keys);
             if (rc) goto fail;
@@ -160,20 +161,20 @@ int tool_region_init(const char *dir, const char *endpoint, const char *pub_endp
         schakel_keys_wipe(&k);
     }
     json_t *d = sample_routing(json_pack("{s:i, s:o}", "version", 1, "organisations", list));
-    snprintf(path, sizeof path, "%s/directory.json", dir);
-    rc = write_json(path, d);
+    rc = schakel_path_join(path, sizeof path, dir, "directory.json", why);
+    if (rc == 0) rc = write_json(path, d);
     json_decref(d);
     if (rc) goto fail;
     /* the region's pseudonym key, for the adapters (never the broker's) */
-    snprintf(path, sizeof path, "%s/region.key", keys);
+    if ((rc = schakel_path_join(path, sizeof path, keys, "region.key", why))) goto fail;
     uint8_t rk[32];
-    rc = schakel_secret_file(path, rk, sizeof rk, 1, NULL, NULL);
+    rc = schakel_secret_file(path, rk, sizeof rk, 1, NULL, why);
     memset(rk, 0, sizeof rk);
     if (rc) goto fail;
     json_t *n = json_pack("{s:s, s:s, s:s, s:s}", "endpoint", endpoint, "pub", pub_endpoint, "keys", "keys",
                           "directory", "directory.json");
-    snprintf(path, sizeof path, "%s/node.json", dir);
-    rc = write_json(path, n);
+    rc = schakel_path_join(path, sizeof path, dir, "node.json", why);
+    if (rc == 0) rc = write_json(path, n);
     json_decref(n);
     if (rc) goto fail;
     fprintf(stderr,
@@ -182,6 +183,6 @@ int tool_region_init(const char *dir, const char *endpoint, const char *pub_endp
             sizeof orgs / sizeof orgs[0], dir);
     return 0;
 fail:
-    fprintf(stderr, "schakel node: cannot set up %s: %s\n", dir, schakel_strerror(rc));
+    fprintf(stderr, "schakel node: cannot set up %.200s: %s\n", dir, why[0] ? why : schakel_strerror(rc));
     return -1;
 }

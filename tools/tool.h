@@ -21,6 +21,11 @@ int tool_flags(const char *cmd, schakel_flag_t *t, int argc, char **argv, int fi
  * or 2, the exit status for wrong arguments. */
 int tool_conn_finish(schakel_conn_t *c, const char *cmd);
 
+/* Joins dir and name into out (cap bytes) for `schakel cmd`: a path too
+ * long is said ("schakel cmd: path too long: ...") rather than cut.
+ * Returns 0, or 2, the exit status for wrong arguments. */
+int tool_path(const char *cmd, char *out, size_t cap, const char *dir, const char *name);
+
 int cmd_keygen(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_publish(int argc, char **argv);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "error.h"
+#include "fileio.h"
 #include "tool.h"
 
 int tool_flags(const char *cmd, schakel_flag_t *t, int argc, char **argv, int first, const char *help,
@@ -20,6 +21,14 @@ int tool_flags(const char *cmd, schakel_flag_t *t, int argc, char **argv, int fi
         return 2;
     }
     return -1;
+}
+
+int tool_path(const char *cmd, char *out, size_t cap, const char *dir, const char *name)
+{
+    char why[SCHAKEL_ERRLEN] = "";
+    if (schakel_path_join(out, cap, dir, name, why) == 0) return 0;
+    fprintf(stderr, "schakel %s: %s\n", cmd, why);
+    return 2;
 }
 
 int tool_conn_finish(schakel_conn_t *c, const char *cmd)

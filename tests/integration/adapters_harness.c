@@ -62,7 +62,7 @@ void adapter_init(adapter_t *a, const char *name, const char *org, const char *p
     char base[600];
     snprintf(base, sizeof base, "%s/adapters", H->dir);
     mkdir(base, 0700);
-    snprintf(a->dir, sizeof a->dir, "%s/%s", base, name ? name : org);
+    assert_true(snprintf(a->dir, sizeof a->dir, "%s/%s", base, name ? name : org) < (int)sizeof a->dir);
     mkdir(a->dir, 0700);
     snprintf(a->config, sizeof a->config, "%s/adapter.json", a->dir);
     snprintf(a->log, sizeof a->log, "%s/adapter.log", a->dir);
@@ -224,6 +224,6 @@ void synthetic_bsns(size_t n, char (*out)[10])
     for (unsigned x = 999990000; k < n; x = x < 999999999 ? x + 1 : 999990000) {
         char s[16];
         snprintf(s, sizeof s, "%u", x);
-        if (schakel_bsn_valid(s)) snprintf(out[k++], 10, "%s", s);
+        if (schakel_bsn_valid(s)) memcpy(out[k++], s, 10); /* x has nine digits */
     }
 }

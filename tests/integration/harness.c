@@ -219,8 +219,9 @@ harness_t *harness_new_node(void)
     if (!mkdtemp(h->dir)) abort();
     h->node = 1;
     snprintf(h->data, sizeof h->data, "%s/node", h->dir);
-    snprintf(h->keys, sizeof h->keys, "%s/keys", h->data);
-    snprintf(h->directory, sizeof h->directory, "%s/directory.json", h->data);
+    if (snprintf(h->keys, sizeof h->keys, "%s/keys", h->data) >= (int)sizeof h->keys ||
+        snprintf(h->directory, sizeof h->directory, "%s/directory.json", h->data) >= (int)sizeof h->directory)
+        abort(); /* h->dir is a short mkdtemp name */
     snprintf(h->endpoint, sizeof h->endpoint, "tcp://127.0.0.1:%d", harness_free_port());
     snprintf(h->pub_endpoint, sizeof h->pub_endpoint, "tcp://127.0.0.1:%d", harness_free_port());
     snprintf(h->reader, sizeof h->reader, "svc-audit");

@@ -369,12 +369,14 @@ static void http_and_stdin_answer_per_row(void **state)
     /* standard input, until everything is ACKed */
     char cmd[2400], out[800];
     snprintf(out, sizeof out, "%s/stdin-acks.jsonl", a.dir);
-    snprintf(cmd, sizeof cmd,
-             "printf '%%s\\n' "
-             "'{\"registratienummer\":\"I1\",\"bsn\":\"999990081\",\"geboortedatum\":\"14-02-2016\","
-             "\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":\"20-11-2026\",\"categorie\":\"leren\","
-             "\"urgentie\":\"laag\"}' 'not json' | %s/schakel adapter --config %s --stdin --once > %s 2>>%s",
-             SCHAKEL_BIN_DIR, a.config, out, a.log);
+    int cmd_len = snprintf(
+        cmd, sizeof cmd,
+        "printf '%%s\\n' "
+        "'{\"registratienummer\":\"I1\",\"bsn\":\"999990081\",\"geboortedatum\":\"14-02-2016\","
+        "\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":\"20-11-2026\",\"categorie\":\"leren\","
+        "\"urgentie\":\"laag\"}' 'not json' | %s/schakel adapter --config %s --stdin --once > %s 2>>%s",
+        SCHAKEL_BIN_DIR, a.config, out, a.log);
+    assert_true(cmd_len < (int)sizeof cmd);
     assert_int_equal(system(cmd), 0);
     assert_int_equal(count_lines_with(out, "\"status\":\"queued\""), 1);
     assert_int_equal(count_lines_with(out, "\"status\":\"rejected\""), 1);

@@ -4,7 +4,8 @@
  * a reason naming the flag and what it wants: an unknown flag, a missing
  * value, a number that is not digits, out of range, signed where it may
  * not be, or overflowing; a value too long for its buffer; a second plain
- * argument. The connection flags (conn.h) work through the same table. */
+ * argument. A list takes the plain arguments left over. The connection
+ * flags (conn.h) work through the same table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -196,6 +197,35 @@ static void connection_flags_through_the_table(void **state)
     assert_non_null(strstr(why, "--server-key"));
 }
 
+/* A list takes the plain arguments no single ARG took, in order; more
+ * than it holds is refused, naming the first one left over. */
+static void a_list_takes_the_rest(void **state)
+{
+    (void)state;
+    const char *first = NULL, *rest[2] = {NULL, NULL}, *org = NULL;
+    schakel_flag_t t[] = {
+        SCHAKEL_FLAG_S("--org", "ORG", &org),
+        SCHAKEL_FLAG_A("FIRST", &first),
+        SCHAKEL_FLAG_LIST("FILE", rest, 2),
+        SCHAKEL_FLAGS_END,
+    };
+    char *argv[] = {"cmd", "a.csv", "--org", "x", "b.csv", "-", NULL}, why[SCHAKEL_ERRLEN] = "";
+    assert_int_equal(schakel_flags_parse(t, 6, argv, 1, why), 0);
+    assert_string_equal(first, "a.csv");
+    assert_string_equal(org, "x");
+    assert_int_equal(t[2].seen, 2);
+    assert_string_equal(rest[0], "b.csv");
+    assert_string_equal(rest[1], "-");
+    for (size_t i = 0; i < 3; i++) t[i].seen = 0;
+    char *more[] = {"cmd", "a", "b", "c", "d", NULL};
+    assert_int_equal(schakel_flags_parse(t, 5, more, 1, why), SCHAKEL_EINVAL);
+    assert_non_null(strstr(why, "unexpected d"));
+    for (size_t i = 0; i < 3; i++) t[i].seen = 0;
+    char *flagish[] = {"cmd", "a", "--bogus", NULL};
+    assert_int_equal(schakel_flags_parse(t, 3, flagish, 1, why), SCHAKEL_EINVAL);
+    assert_non_null(strstr(why, "unexpected --bogus"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +234,7 @@ int main(void)
         cmocka_unit_test(wrong_arguments_name_the_flag),
         cmocka_unit_test(numbers_in_full_range),
         cmocka_unit_test(connection_flags_through_the_table),
+        cmocka_unit_test(a_list_takes_the_rest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
