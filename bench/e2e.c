@@ -20,6 +20,7 @@
  * not drain at the lowest rate. See bench/README.md. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
@@ -914,9 +915,10 @@ static void step_figures(const logidx_t *x, const publisher_t *pubs, size_t n_pu
                 rlat[rn++] = (double)(x->routed_at[q] - x->rec_at[q]);
                 if (x->routed_at[q] > t_end) s->backlog_routing++;
             } else s->backlog_routing++;
-            if (!x->decided_at[q]) {
+            if (!x->decided_at[q]) { /* longer than --drain: above every measured one */
                 s->undecided++;
                 s->backlog_consent++;
+                lat[n++] = INFINITY;
                 continue;
             }
             lat[n++] = (double)(x->decided_at[q] - x->rec_at[q]);
@@ -932,7 +934,7 @@ static void step_figures(const logidx_t *x, const publisher_t *pubs, size_t n_pu
     s->drain_s = last > t_end ? (double)(last - t_end) / 1e3 : 0;
     s->lag_s = (double)s->backlog_consent / (double)s->rate;
     /* when the services fall behind, this is their rate */
-    s->decided_s = last > t_first ? (double)n / ((double)(last - t_first) / 1e3) : 0;
+    s->decided_s = last > t_first ? (double)(n - s->undecided) / ((double)(last - t_first) / 1e3) : 0;
 }
 
 /* ---- the peer: Redis Streams ---- */
@@ -1236,12 +1238,13 @@ static int redis_step(bench_t *b, size_t k, size_t size, step_t *s)
         if (rd.dec_ms[i] > last) last = rd.dec_ms[i];
     }
     s->r_undecided = total - rd.n;
+    for (size_t i = rd.n; i < total; i++) rd.lat[i] = INFINITY; /* never decided */
     s->r_backlog += s->r_undecided;
     s->r_drained = rd.n == total;
     s->r_drain_s = last > t_end ? (double)(last - t_end) / 1e3 : 0;
     s->r_decided_s = last > rd.first_ev_ms ? (double)rd.n / ((double)(last - rd.first_ev_ms) / 1e3) : 0;
     s->r_lag_s = (double)s->r_backlog / (double)s->rate;
-    summarize(rd.lat, rd.n, &s->rp50, &s->rp99, &s->rmax);
+    summarize(rd.lat, total, &s->rp50, &s->rp99, &s->rmax);
     s->r_sustained = rc == 0 && s->r_drained && s->r_acked_s >= 0.95 * (double)s->rate && s->r_lag_s < 1.0;
     s->r_ran = rc == 0;
     free(pubs), free(rd.lat), free(rd.dec_ms);
@@ -1377,11 +1380,11 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
             break;
         }
     }
-    printf(
-        "schakel: log head %llu; decisions: %llu deliver, %llu hold, %llu deny; %llu verwijsindex notices, "
-        "%llu events routed to nobody\n",
-        (unsigned long long)x.head, (unsigned long long)x.outcomes[1], (unsigned long long)x.outcomes[3],
-        (unsigned long long)x.outcomes[4], (unsigned long long)x.notices, (unsigned long long)x.unrouted);
+    printf("schakel: log head %llu; first consent decision per event: %llu deliver, %llu hold, %llu deny; "
+           "%llu verwijsindex notices, "
+           "%llu events routed to nobody\n",
+           (unsigned long long)x.head, (unsigned long long)x.outcomes[1], (unsigned long long)x.outcomes[3],
+           (unsigned long long)x.outcomes[4], (unsigned long long)x.notices, (unsigned long long)x.unrouted);
 out:
     schakel_client_destroy(&audit);
     for (size_t i = 0; i < b->o.publishers; i++) schakel_client_destroy(&pubs[i].client);
@@ -1393,6 +1396,15 @@ out:
 
 /* ---- report ---- */
 
+/* A latency in whole ms, or "never" for an event without a decision
+ * within --drain. */
+static const char *ms(double v, int width, char out[16])
+{
+    if (isinf(v)) snprintf(out, 16, "%*s", width, "never");
+    else snprintf(out, 16, "%*.0f", width, v);
+    return out;
+}
+
 static void print_table(const bench_t *b, const results_t *r)
 {
     const opts_t *o = &b->o;
@@ -1400,7 +1412,8 @@ static void print_table(const bench_t *b, const results_t *r)
            "(broker clock, whole ms); redis: from the event's XADD id to its decision's (server clock).\n"
            "lag: events without a decision when the last event was recorded, in seconds of events;\n"
            "drain: from the last event to the last decision; decided/s: events decided per second from\n"
-           "the first event to the last decision (the services' rate once they fall behind).\n\n");
+           "the first event to the last decision (the services' rate once they fall behind); never: no\n"
+           "decision within --drain.\n\n");
     printf("%8s | %7s %7s %6s %6s %6s %6s %6s %3s | %7s %7s %5s %5s %5s %5s %3s | %6s\n", "offered",
            "acked/s", "decid/s", "p50", "p99", "max", "lag s", "drain", "ok", "acked/s", "decid/s", "p50",
            "p99", "max", "lag s", "ok", "p99 x");
@@ -1408,16 +1421,18 @@ static void print_table(const bench_t *b, const results_t *r)
     double most = 0, rmost = 0;
     for (size_t k = 0; k < o->n_rates; k++) {
         const step_t *s = &r->steps[k];
+        char a[16], c[16], d[16];
         printf("%8zu | ", s->rate);
         if (s->ran)
-            printf("%7.0f %7.0f %6.0f %6.0f %6.0f %6.2f %6.2f %3s | ", s->acked_s, s->decided_s, s->p50,
-                   s->p99, s->max_ms, s->lag_s, s->drain_s, s->sustained ? "yes" : "no");
+            printf("%7.0f %7.0f %s %s %s %6.2f %6.2f %3s | ", s->acked_s, s->decided_s, ms(s->p50, 6, a),
+                   ms(s->p99, 6, c), ms(s->max_ms, 6, d), s->lag_s, s->drain_s, s->sustained ? "yes" : "no");
         else printf("%7s %7s %6s %6s %6s %6s %6s %3s | ", "-", "-", "-", "-", "-", "-", "-", "-");
         if (s->r_ran)
-            printf("%7.0f %7.0f %5.0f %5.0f %5.0f %5.2f %3s | ", s->r_acked_s, s->r_decided_s, s->rp50,
-                   s->rp99, s->rmax, s->r_lag_s, s->r_sustained ? "yes" : "no");
+            printf("%7.0f %7.0f %s %s %s %5.2f %3s | ", s->r_acked_s, s->r_decided_s, ms(s->rp50, 5, a),
+                   ms(s->rp99, 5, c), ms(s->rmax, 5, d), s->r_lag_s, s->r_sustained ? "yes" : "no");
         else printf("%7s %7s %5s %5s %5s %5s %3s | ", "-", "-", "-", "-", "-", "-", "-");
-        if (s->ran && s->r_ran && s->rp99 > 0) printf("%6.1f\n", s->p99 / s->rp99);
+        if (s->ran && s->r_ran && s->rp99 > 0 && isfinite(s->p99) && isfinite(s->rp99))
+            printf("%6.1f\n", s->p99 / s->rp99);
         else printf("%6s\n", "-");
         if (s->sustained) best = s->rate;
         if (s->r_sustained) rbest = s->rate;
@@ -1471,7 +1486,8 @@ static const char usage[] =
     "  --batch N           most events per signed batch (default 100)\n"
     "  --window N          batches in flight per publisher (default 64)\n"
     "  --interval-ms N     a publisher sends what is due every N ms (default 5)\n"
-    "  --subjects N        distinct children the events are about (default 10000)\n"
+    "  --subjects N        distinct children the events are about (default 100000;\n"
+    "                      fewer: more verwijsindex matches, more work for consent)\n"
     "  --ingest-events N   events of the ingest phase (default 100000)\n"
     "  --no-ingest         skip the ingest phase\n"
     "  --drain S           wait up to S s after a rate for its last decision\n"
@@ -1525,7 +1541,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
     o->batch = 100;
     o->window = 64;
     o->interval_ms = 5;
-    o->subjects = 10000;
+    o->subjects = 100000;
     o->ingest_events = 100000;
     o->drain_s = 60;
     o->timeout_s = 120;
