@@ -395,7 +395,13 @@ static size_t pack_event(publisher_t *p, unsigned phase, size_t i, uint8_t *buf,
     id[6] = (uint8_t)phase;
     id[7] = (uint8_t)p->idx;
     schakel_put_be64(id + 8, i);
-    const char *subject = b->subjects[(p->idx * 7919 + i + phase * 104729) % b->o.subjects];
+    /* children drawn evenly (a hash, not a walk: publishers walking
+     * neighbouring ranges would all signal about the same children) */
+    uint64_t h =
+        ((uint64_t)phase << 48 ^ (uint64_t)p->idx << 40 ^ i) + 0x9E3779B97F4A7C15ULL; /* splitmix64 */
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBULL;
+    const char *subject = b->subjects[(h ^ (h >> 31)) % b->o.subjects];
     p->kinds[i] = (uint8_t)event_json(p, id, i, subject, json, sizeof json);
     schakel_envelope_t *e = schakel_json_parse_envelope(json, strlen(json), why);
     if (!e) return 0;
