@@ -1328,10 +1328,10 @@ static int run_ingest(bench_t *b, publisher_t *pubs, results_t *r)
 
 /* One rate against the node with services: send, then read the decisions. */
 static int schakel_step(bench_t *b, publisher_t *pubs, schakel_client_t *audit, logidx_t *x, unsigned phase,
-                        step_t *s, int seconds)
+                        step_t *s, int seconds, double *mean_size)
 {
     size_t total = s->rate * (size_t)seconds;
-    if (build_phase(b, pubs, phase, total, NULL) != 0) return -1;
+    if (build_phase(b, pubs, phase, total, mean_size) != 0) return -1;
     s->events = total;
     if (run_phase(b, &b->node, pubs, (double)s->rate, b->o.batch, b->o.window) != 0) return -1;
     s->acked_s = phase_rate(pubs, b->o.publishers, &s->behind_ms);
@@ -1360,7 +1360,8 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
     printf("schakel: node with services at %s; warming up with %d events...\n", b->node.endpoint,
            WARMUP_EVENTS);
     fflush(stdout);
-    if (schakel_step(b, pubs, audit, &x, 0, &warm, 1) != 0) goto out;
+    /* without the ingest phase, the warm-up's events give Redis its payload size */
+    if (schakel_step(b, pubs, audit, &x, 0, &warm, 1, r->mean_size > 0 ? NULL : &r->mean_size) != 0) goto out;
     if (!warm.drained) {
         fprintf(stderr, "bench: %llu of %d warm-up events got no decision in %d s: the services do not run\n",
                 (unsigned long long)warm.undecided, WARMUP_EVENTS, b->o.drain_s);
@@ -1372,7 +1373,7 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
         step_t *s = &r->steps[k];
         printf("schakel: %zu events/s for %d s...\n", s->rate, b->o.seconds);
         fflush(stdout);
-        if (schakel_step(b, pubs, audit, &x, (unsigned)k + 1, s, b->o.seconds) != 0) {
+        if (schakel_step(b, pubs, audit, &x, (unsigned)k + 1, s, b->o.seconds, NULL) != 0) {
             rc = -1;
             break;
         }
@@ -1471,7 +1472,11 @@ static void print_table(const bench_t *b, const results_t *r)
     if (r->ingest_s > 0 && best) printf("sustained / ingest            %6.2f\n", (double)best / r->ingest_s);
     if (r->ingest_s > 0 && most > 0) printf("decided at most / ingest      %6.2f\n", most / r->ingest_s);
     if (!r->redis_skipped && best && rbest)
-        printf("sustained schakel / redis     %6.2f\n", (double)best / (double)rbest);
+        printf("sustained schakel / redis     %6.2f%s\n", (double)best / (double)rbest,
+               rbest == o->rates[o->n_rates - 1]
+                   ? "  (redis kept up with the last rate offered: its limit is "
+                     "higher, so this ratio is an upper bound)"
+                   : "");
     printf("ok (sustained): every event decided within --drain, acked/s >= 95%% of offered, lag < 1 s.\n");
 }
 
