@@ -207,6 +207,7 @@ static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
     return 0;
 }
 
+#ifdef SCHAKEL_HAVE_HIREDIS
 /* Is prog an executable somewhere on PATH? */
 static int on_path(const char *prog)
 {
@@ -225,6 +226,7 @@ static int on_path(const char *prog)
     }
     return 0;
 }
+#endif
 
 /* Starts argv as a child in its own process group that dies with us,
  * stdout and stderr to log_path. */
