@@ -35,7 +35,8 @@ void broker_send_reply(schakel_broker_t *b, schakel_wire_msg_t *m, const char *n
         broker_reply_dropped(b, name, m->req_id);
 }
 
-void broker_send_error(schakel_broker_t *b, schakel_wire_msg_t *m, int code, const char *reason)
+void broker_send_error(schakel_broker_t *b, schakel_wire_msg_t *m, Schakel__V1__RejectCode code,
+                       const char *reason)
 {
     Schakel__V1__Error e = SCHAKEL__V1__ERROR__INIT;
     e.code = code;

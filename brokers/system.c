@@ -31,12 +31,12 @@ static void add_index(schakel_append_item_t *it, const char *prefix, const char 
  * about_seq is about_event_id. Indexes the decision into about/<id>, so
  * that `schakel explain` finds every decision about an event. */
 static int check_about(schakel_broker_t *b, const ProtobufCBinaryData *about_id, uint64_t about_seq,
-                       const char *field, schakel_append_item_t *it, char *why)
+                       const char *field, schakel_append_item_t *it, reject_t *rej)
 {
     uint8_t id[16];
     if (about_id->len != 16 || schakel_store_event_id_at(b->store, about_seq, id) != 0 ||
         memcmp(id, about_id->data, 16) != 0)
-        return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+        return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
                             "%s.about_seq: no event with about_event_id at seq %llu", field,
                             (unsigned long long)about_seq);
     char hex[33];
@@ -48,18 +48,19 @@ static int check_about(schakel_broker_t *b, const ProtobufCBinaryData *about_id,
 /* What the broker itself does with system events, beyond storing them:
  * consent decisions deliver (the event or the decision into org/<id>),
  * directory updates replace the directory, clock ticks move time. Each
- * needs its right in the directory. Returns 0 or a reject code. */
+ * needs its right in the directory. Returns SCHAKEL_OK, or
+ * SCHAKEL_EREJECTED with the reject in rej. */
 int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const schakel_envelope_t *env,
-                       schakel_append_item_t *it, char *why)
+                       schakel_append_item_t *it, reject_t *rej)
 {
     switch ((int)env->type) {
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION: {
         const Schakel__V1__RoutingDecision *r = env->routing_decision;
-        int rc = check_about(b, &r->about_event_id, r->about_seq, "routing_decision", it, why);
+        int rc = check_about(b, &r->about_event_id, r->about_seq, "routing_decision", it, rej);
         if (rc || !r->inform_org[0]) return rc;
         /* the publisher hears which of the organisations it named were refused */
         if (!schakel_directory_by_id(b->dir, r->inform_org))
-            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
                                 "routing_decision.inform_org: %s is not in the directory", r->inform_org);
         add_index(it, "org/", r->inform_org, 0);
         return 0;
@@ -67,15 +68,15 @@ int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION: {
         const Schakel__V1__ConsentDecision *d = env->consent_decision;
         if (!(org->rights & SCHAKEL_RIGHT_DECIDE))
-            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
                                 "consent_decision: %s has no \"decide\" right in the directory", org->id);
         const char *names[2] = {d->recipient_org, d->inform_org};
         for (int k = 0; k < 2; k++)
             if (names[k][0] && !schakel_directory_by_id(b->dir, names[k]))
-                return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+                return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
                                     "consent_decision.%s: %s is not in the directory",
                                     k ? "inform_org" : "recipient_org", names[k]);
-        int rc = check_about(b, &d->about_event_id, d->about_seq, "consent_decision", it, why);
+        int rc = check_about(b, &d->about_event_id, d->about_seq, "consent_decision", it, rej);
         if (rc) return rc;
         if (d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER)
             add_index(it, "org/", d->recipient_org, d->about_seq);
@@ -88,23 +89,23 @@ int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE: {
         const Schakel__V1__DirectoryUpdate *u = env->directory_update;
         if (!(org->rights & SCHAKEL_RIGHT_DIRECTORY))
-            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
                                 "directory_update: %s has no \"directory\" right", org->id);
         char inner[SCHAKEL_ERRLEN];
         schakel_directory_t *d = schakel_directory_parse(u->document_json, strlen(u->document_json), inner);
         if (!d)
-            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
                                 "directory_update.document_json: %s", inner);
         uint64_t v = schakel_directory_version(d);
         size_t keepers = schakel_directory_count_right(d, SCHAKEL_RIGHT_DIRECTORY);
         schakel_directory_destroy(&d);
         if (!keepers) /* else nobody could change it on the bus again */
-            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
                                 "directory_update.document_json: no organisation keeps the "
                                 "\"directory\" right; keep an admin (edit the node's file to "
                                 "remove the last one)");
         if (v != u->version || v <= schakel_directory_version(b->dir))
-            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
                                 "directory_update.version: %llu must equal the document's and be "
                                 "above the version in force, %llu",
                                 (unsigned long long)u->version,
@@ -113,7 +114,7 @@ int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
     }
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK:
         if (!(org->rights & SCHAKEL_RIGHT_CLOCK))
-            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
                                 "clock_tick: %s has no \"clock\" right", org->id);
         return 0;
     default: return 0;
