@@ -48,8 +48,8 @@ void broker_publish_receive(schakel_broker_t *b, schakel_wire_msg_t *m)
     } else { /* to the checker, as it came: no copy of the body */
         zmq_msg_init(&p->rid);
         zmq_msg_init(&p->body);
-        zmq_msg_move(&p->rid, &m->rid);
-        zmq_msg_move(&p->body, &m->body);
+        (void)zmq_msg_move(&p->rid, &m->rid); /* both initialised: cannot fail */
+        (void)zmq_msg_move(&p->body, &m->body);
         snprintf(p->user, sizeof p->user, "%s", m->user);
         p->req_id = m->req_id;
         if (peer) peer->publishing++;
@@ -289,7 +289,8 @@ void *broker_checker_main(void *arg)
         b->out_tail = p;
         b->out_events += p->n_items;
         b->checking = 0;
-        zmq_send(b->wake_tx, "", 0, ZMQ_DONTWAIT);
+        /* EAGAIN: a wake-up is pending already, which is all this says */
+        (void)zmq_send(b->wake_tx, "", 0, ZMQ_DONTWAIT);
     }
     pthread_mutex_unlock(&b->q_lock);
     return NULL;
@@ -334,6 +335,6 @@ void broker_checker_finish(schakel_broker_t *b)
     b->checker_stop = 1;
     pthread_cond_signal(&b->q_cond);
     pthread_mutex_unlock(&b->q_lock);
-    pthread_join(b->checker, NULL);
+    (void)pthread_join(b->checker, NULL); /* our own thread, joined once */
     b->checker_running = 0;
 }

@@ -88,7 +88,7 @@ void broker_peers_free(schakel_broker_t *b)
             busy |= atomic_load(&p->batches) != 0 || atomic_load(&p->acks) != 0;
         if (!busy) break;
         struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        (void)nanosleep(&ts, NULL); /* a signal cutting the pause short is harmless */
     }
     for (peer_t *p = b->peers, *next; p; p = next) {
         next = p->next;

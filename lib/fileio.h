@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "error.h"
+
 /* The file at path, NUL-terminated, in a malloc'd buffer; *len its size.
  * Reads at most max bytes. NULL with errno set when it cannot be read. */
 char *schakel_file_read(const char *path, size_t max, size_t *len);
@@ -13,8 +15,9 @@ char *schakel_file_read(const char *path, size_t max, size_t *len);
 /* Writes data to path through path.tmp (mode 0600), fsync, rename and an
  * fsync of the directory. Returns 0 or SCHAKEL_EIO (errno says why; the
  * temp file is removed). _mode gives the file another mode. */
-int schakel_file_write_atomic(const char *path, const void *data, size_t len);
-int schakel_file_write_atomic_mode(const char *path, const void *data, size_t len, unsigned mode);
+SCHAKEL_MUST_USE int schakel_file_write_atomic(const char *path, const void *data, size_t len);
+SCHAKEL_MUST_USE int schakel_file_write_atomic_mode(const char *path, const void *data, size_t len,
+                                                    unsigned mode);
 
 /* A secret of len bytes kept as hex in its own file (mode 0600): the
  * broker's master key, a region's pseudonym key. Reads it; when the file
@@ -22,8 +25,8 @@ int schakel_file_write_atomic_mode(const char *path, const void *data, size_t le
  * (*created = 1). Returns 0, SCHAKEL_ENOTFOUND (absent, not created),
  * SCHAKEL_ECONFIG (not len bytes of hex), SCHAKEL_EIO or SCHAKEL_ECRYPTO,
  * with the reason in why. */
-int schakel_secret_file(const char *path, unsigned char *key, size_t len, int create, int *created,
-                        char *why);
+SCHAKEL_MUST_USE int schakel_secret_file(const char *path, unsigned char *key, size_t len, int create,
+                                         int *created, char *why);
 
 /* For a command's main: SIGTERM and SIGINT call on_stop (which should only
  * set a flag), SIGPIPE is ignored (a peer that went away is an error code,
