@@ -82,7 +82,8 @@ int schakel_file_write_atomic_mode(const char *path, const void *data, size_t le
     if (slash) *slash = 0;
     int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) {
-        int synced = fsync(dfd) == 0;
+        /* EINVAL, ENOTSUP: a file system that does not sync directories */
+        int synced = fsync(dfd) == 0 || errno == EINVAL || errno == ENOTSUP;
         saved = errno;
         (void)close(dfd); /* read only */
         if (!synced) {    /* the new content is there, but may not survive a power cut */

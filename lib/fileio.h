@@ -14,7 +14,9 @@ char *schakel_file_read(const char *path, size_t max, size_t *len);
 
 /* Writes data to path through path.tmp (mode 0600), fsync, rename and an
  * fsync of the directory. Returns 0 or SCHAKEL_EIO (errno says why; the
- * temp file is removed). _mode gives the file another mode. */
+ * temp file is removed, or, when only the directory's fsync failed, the
+ * new file is in place but may not survive a power cut). _mode gives the
+ * file another mode. */
 SCHAKEL_MUST_USE int schakel_file_write_atomic(const char *path, const void *data, size_t len);
 SCHAKEL_MUST_USE int schakel_file_write_atomic_mode(const char *path, const void *data, size_t len,
                                                     unsigned mode);
