@@ -17,7 +17,8 @@
 json_t *adapter_status_json(adapter_t *a)
 {
     schakel_outbox_status_t s;
-    schakel_outbox_status(a->outbox, &s);
+    if (schakel_outbox_status(a->outbox, &s) != 0) /* zeros, said in the log */
+        schakel_log(SCHAKEL_LOG_WARN, "adapter", "event=status_unreadable reason=\"outbox not readable\"");
     char last_ack[32] = "", last_err[32] = "", oldest[32] = "";
     if (s.last_ack_ms) schakel_time_format(s.last_ack_ms, last_ack);
     if (s.last_error_ms) schakel_time_format(s.last_error_ms, last_err);
@@ -133,7 +134,7 @@ int adapter_cmd_check(int argc, char **argv)
     /* without a region key the pseudonyms are only for show: zeros will
      * do when there is no random source */
     memset(key, 0, sizeof key);
-    (void)schakel_random(key, sizeof key);
+    SCHAKEL_DROP(schakel_random(key, sizeof key));
     schakel_profile_t *p = NULL;
     char why[SCHAKEL_ERRLEN] = "";
     const char **exports = calloc((size_t)argc, sizeof *exports); /* at most every argument */

@@ -158,8 +158,8 @@ int adapter_configure(adapter_t *a, const char *path, int need_profile)
         }
         a->http_addr = ntohl(in.s_addr);
         if (!a->http_token_path[0]) /* fits: state has room for it */
-            (void)schakel_path_join(a->http_token_path, sizeof a->http_token_path, a->state, "http.token",
-                                    NULL);
+            SCHAKEL_DROP(schakel_path_join(a->http_token_path, sizeof a->http_token_path, a->state,
+                                           "http.token", NULL));
         if (!a->http_max_connections) a->http_max_connections = 4096;
         if (!a->http_timeout) a->http_timeout = 10;
         if (!a->http_max_per_ip_set) a->http_max_per_ip = (a->http_addr >> 24) == 127 ? 0 : 64;

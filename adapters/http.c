@@ -207,7 +207,7 @@ int adapter_load_http_token(adapter_t *a)
         hex[64] = '\n', hex[65] = 0;
         int wfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         int ok = wfd >= 0 && write(wfd, hex, 65) == 65 && fsync(wfd) == 0;
-        if (wfd >= 0) close(wfd);
+        if (wfd >= 0) (void)close(wfd); /* after fsync: read back below */
         memset(hex, 0, sizeof hex);
         if (!ok)
             return schakel_fail(a->why, SCHAKEL_EIO, "http_token %s: cannot create it: %s", path,
@@ -238,7 +238,7 @@ int adapter_load_http_token(adapter_t *a)
                           path, (unsigned)st.st_uid);
     else if ((n = read(fd, buf, sizeof buf - 1)) < 0)
         rc = schakel_fail(a->why, SCHAKEL_EIO, "http_token %s: %s", path, strerror(errno));
-    close(fd);
+    (void)close(fd); /* read only */
     if (rc) return rc;
     size_t len = n > 0 ? (size_t)n : 0;
     while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ')) len--;

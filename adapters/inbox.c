@@ -38,12 +38,7 @@ static int hand_over(adapter_t *a, const Schakel__V1__Delivered *d, const char *
         if (schakel_file_write_atomic(path, text, strlen(text)) != 0)
             return schakel_fail(why, SCHAKEL_EIO, "cannot write to the inbox %s: %s", a->inbox_target,
                                 strerror(errno));
-        int fd = open(a->inbox_target, O_RDONLY | O_DIRECTORY);
-        if (fd >= 0) {
-            fsync(fd);
-            close(fd);
-        }
-        return 0;
+        return 0; /* schakel_file_write_atomic synced the inbox directory too */
     }
     case INBOX_COMMAND: {
         int pipefd[2];
@@ -52,23 +47,24 @@ static int hand_over(adapter_t *a, const Schakel__V1__Delivered *d, const char *
         if (pid == 0) {
             char seq[32];
             snprintf(seq, sizeof seq, "%llu", (unsigned long long)d->seq);
-            setenv("SCHAKEL_EVENT_ID", idhex, 1);
-            setenv("SCHAKEL_EVENT_TYPE", type, 1);
-            setenv("SCHAKEL_SEQ", seq, 1);
-            dup2(pipefd[0], 0);
-            close(pipefd[0]);
-            close(pipefd[1]);
+            /* a command without its event's names or input must not run:
+             * 127, as for a command that is not there */
+            if (setenv("SCHAKEL_EVENT_ID", idhex, 1) != 0 || setenv("SCHAKEL_EVENT_TYPE", type, 1) != 0 ||
+                setenv("SCHAKEL_SEQ", seq, 1) != 0 || dup2(pipefd[0], 0) < 0)
+                _exit(127);
+            (void)close(pipefd[0]); /* copied to 0, or the write end: not this process's */
+            (void)close(pipefd[1]);
             execl("/bin/sh", "sh", "-c", a->inbox_target, (char *)NULL);
             _exit(127);
         }
-        close(pipefd[0]);
+        (void)close(pipefd[0]); /* the child's end */
         size_t len = strlen(text), off = 0;
         while (off < len) {
             ssize_t w = write(pipefd[1], text + off, len - off);
             if (w <= 0) break;
             off += (size_t)w;
         }
-        close(pipefd[1]);
+        (void)close(pipefd[1]); /* a pipe: nothing buffered to lose; the exit status says it all */
         int st = 0;
         if (pid < 0 || waitpid(pid, &st, 0) < 0)
             return schakel_fail(why, SCHAKEL_EIO, "cannot run the inbox command");
@@ -158,7 +154,11 @@ void *adapter_inbox_main(void *arg)
             if (text && hand_over(a, d, text, idhex, type, why) == 0) {
                 /* a position in org/<us>: a delivery decided late (a hold
                  * released) has a later position than its event's seq */
-                schakel_outbox_set(a->outbox, "inbox_cursor", d->position ? d->position : d->seq);
+                if (schakel_outbox_set(a->outbox, "inbox_cursor", d->position ? d->position : d->seq))
+                    schakel_log(
+                        SCHAKEL_LOG_WARN, "adapter",
+                        "event=inbox_cursor_not_saved seq=%llu action=handed_over_again_after_restart",
+                        (unsigned long long)d->seq);
                 schakel_log(SCHAKEL_LOG_INFO, "adapter", "event=delivered seq=%llu type=%s",
                             (unsigned long long)d->seq, type);
                 break;

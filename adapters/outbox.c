@@ -309,8 +309,9 @@ void schakel_outbox_error(schakel_outbox_t *o, const char *reason, int64_t now_m
     MDB_txn *txn;
     if (mdb_txn_begin(o->env, NULL, 0, &txn) != 0) return;
     MDB_val k = {10, "last_error"}, v = {strlen(reason) + 1, (void *)reason};
+    /* a note for `adapter status`: losing it loses no letter */
     if (mdb_put(txn, o->meta, &k, &v, 0) == 0 && meta_put(txn, o, "last_error_at", (uint64_t)now_ms) == 0)
-        mdb_txn_commit(txn);
+        (void)mdb_txn_commit(txn);
     else mdb_txn_abort(txn);
 }
 

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "error.h"
 
 typedef struct schakel_outbox schakel_outbox_t;
 
@@ -34,7 +35,8 @@ typedef struct {
 } schakel_outbox_item_t;
 
 /* Puts events in one durable transaction. 0 or an error code. */
-int schakel_outbox_put(schakel_outbox_t *self, schakel_outbox_item_t *items, size_t n, char *why);
+SCHAKEL_MUST_USE int schakel_outbox_put(schakel_outbox_t *self, schakel_outbox_item_t *items, size_t n,
+                                        char *why);
 
 /* The oldest pending events, up to max: copies into bufs/lens (caller
  * frees each buf), their keys into keys. Returns how many. */
@@ -42,15 +44,15 @@ size_t schakel_outbox_peek(schakel_outbox_t *self, size_t max, uint8_t **bufs, s
 
 /* After an ACK: key i was stored (reason NULL) or rejected for good
  * (reason given). One transaction for all n. */
-int schakel_outbox_done(schakel_outbox_t *self, const uint64_t *keys, const char *const *reasons, size_t n,
-                        int64_t now_ms);
+SCHAKEL_MUST_USE int schakel_outbox_done(schakel_outbox_t *self, const uint64_t *keys,
+                                         const char *const *reasons, size_t n, int64_t now_ms);
 
 /* Notes the last error (no personal data: a code and a reason). */
 void schakel_outbox_error(schakel_outbox_t *self, const char *reason, int64_t now_ms);
 
 /* A u64 kept with the state (the inbox cursor). */
 uint64_t schakel_outbox_get(schakel_outbox_t *self, const char *name);
-int schakel_outbox_set(schakel_outbox_t *self, const char *name, uint64_t value);
+SCHAKEL_MUST_USE int schakel_outbox_set(schakel_outbox_t *self, const char *name, uint64_t value);
 
 typedef struct {
     uint64_t pending;          /* events waiting for the broker */
@@ -62,7 +64,7 @@ typedef struct {
     uint64_t inbox_cursor;
 } schakel_outbox_status_t;
 
-int schakel_outbox_status(schakel_outbox_t *self, schakel_outbox_status_t *out);
+SCHAKEL_MUST_USE int schakel_outbox_status(schakel_outbox_t *self, schakel_outbox_status_t *out);
 
 /* A dead letter: an event the broker refused for good. */
 typedef struct {
@@ -86,7 +88,7 @@ int schakel_outbox_dead_letters(schakel_outbox_t *self, schakel_outbox_dead_fn f
  * off the dead-letter count: the forwarder sends them again. Their ids
  * stay known, so a re-import still answers "known". 0, or an error code
  * with the reason in why. */
-int schakel_outbox_requeue(schakel_outbox_t *self, const uint64_t *ns, size_t count, int64_t now_ms,
-                           char *why);
+SCHAKEL_MUST_USE int schakel_outbox_requeue(schakel_outbox_t *self, const uint64_t *ns, size_t count,
+                                            int64_t now_ms, char *why);
 
 #endif

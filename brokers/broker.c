@@ -171,12 +171,12 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     schakel_broker_t *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     b->ctx = ctx;
-    pthread_mutex_init(&b->dir_lock, NULL);
+    (void)pthread_mutex_init(&b->dir_lock, NULL); /* default attributes: cannot fail (glibc) */
     b->group_max = cfg->group_max ? cfg->group_max : 8192;
     b->tick_ms = cfg->tick_ms ? cfg->tick_ms : 60000;
     b->last_tick = schakel_wall_ms();
-    pthread_mutex_init(&b->q_lock, NULL);
-    pthread_cond_init(&b->q_cond, NULL);
+    (void)pthread_mutex_init(&b->q_lock, NULL);
+    (void)pthread_cond_init(&b->q_cond, NULL);
     const char *ep = cfg->endpoint ? cfg->endpoint : "tcp://127.0.0.1:7400";
     const char *pep = cfg->pub_endpoint ? cfg->pub_endpoint : "tcp://127.0.0.1:7401";
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
@@ -280,10 +280,11 @@ void schakel_broker_destroy(schakel_broker_t **self_p)
     schakel_broker_t *b = *self_p;
     if (!b) return;
     atomic_store(&b->stop, 1);
-    if (b->zap_running) pthread_join(b->zap_thread, NULL);
-    if (b->router) zmq_close(b->router);
-    if (b->pub) zmq_close(b->pub);
-    if (b->zap) zmq_close(b->zap);
+    /* our own thread and sockets: these fail only on a bad id or socket */
+    if (b->zap_running) (void)pthread_join(b->zap_thread, NULL);
+    if (b->router) (void)zmq_close(b->router);
+    if (b->pub) (void)zmq_close(b->pub);
+    if (b->zap) (void)zmq_close(b->zap);
     broker_peers_free(b);
     broker_checker_finish(b);
     for (pending_t *lists[2] = {b->in_head, b->out_head}, **l = lists; l < lists + 2; l++)
@@ -292,15 +293,15 @@ void schakel_broker_destroy(schakel_broker_t **self_p)
             broker_pending_free(b, p);
         }
     for (size_t i = 0; i < b->n_spare; i++) schakel_arena_destroy(&b->spare[i]);
-    if (b->wake_tx) zmq_close(b->wake_tx);
-    if (b->wake_rx) zmq_close(b->wake_rx);
+    if (b->wake_tx) (void)zmq_close(b->wake_tx);
+    if (b->wake_rx) (void)zmq_close(b->wake_rx);
     schakel_store_close(&b->store);
     schakel_directory_destroy(&b->dir);
     free(b->dir_path);
     schakel_keys_wipe(&b->keys);
-    pthread_mutex_destroy(&b->dir_lock);
-    pthread_mutex_destroy(&b->q_lock);
-    pthread_cond_destroy(&b->q_cond);
+    (void)pthread_mutex_destroy(&b->dir_lock); /* no thread left to hold them */
+    (void)pthread_mutex_destroy(&b->q_lock);
+    (void)pthread_cond_destroy(&b->q_cond);
     free(b);
     *self_p = NULL;
 }

@@ -47,6 +47,21 @@
 #define READER_CHECK_MS 60000 /* stale LMDB readers (killed auditors) */
 #define MAX_IN_FLIGHT 512     /* PUBLISHes between receipt and ACK; then ZeroMQ queues */
 
+/* A wire reject: the code and reason a client reads in an ACK or ERROR
+ * (protocol.md). It is never an internal error: a function that rejects
+ * returns SCHAKEL_EREJECTED (lib/error.h) and fills a reject_t, so the
+ * int a function returns is always SCHAKEL_OK or a SCHAKEL_E* code, and a
+ * wire code lives only in a Schakel__V1__RejectCode. */
+typedef struct {
+    Schakel__V1__RejectCode code; /* REJECT_NONE: not rejected */
+    char reason[SCHAKEL_ERRLEN];
+} reject_t;
+
+/* Fills r with code and the formatted reason; returns SCHAKEL_EREJECTED,
+ * so that a checker can write `return broker_reject(r, CODE, "...")`. */
+__attribute__((format(printf, 3, 4))) int broker_reject(reject_t *r, Schakel__V1__RejectCode code,
+                                                        const char *fmt, ...);
+
 /* A connection with BATCH or ACK replies still in its send queue, by
  * routing id. ZeroMQ's I/O thread counts them down as it takes them; only
  * the command loop counts up, finds, adds and frees. */
@@ -76,7 +91,7 @@ typedef struct pending {
     size_t *item_entry;
     size_t n_items;
     const char *signer;
-    int batch_code;
+    Schakel__V1__RejectCode batch_code; /* the whole batch rejected: a wire code */
     char batch_reason[SCHAKEL_ERRLEN];
 } pending_t;
 
@@ -129,12 +144,13 @@ void broker_checker_finish(schakel_broker_t *b);
 /* check.c: the next group of checked batches for commit (NULL: not due). */
 pending_t *broker_take_checked(schakel_broker_t *b, int all);
 /* check.c: rejects event i of p with code and reason. */
-void broker_entry_reject(pending_t *p, size_t i, int code, const char *reason);
+void broker_entry_reject(pending_t *p, size_t i, Schakel__V1__RejectCode code, const char *reason);
 void broker_pending_free(schakel_broker_t *b, pending_t *p);
 
-/* system.c: what a new system event needs and does (0 or a reject code). */
+/* system.c: what a new system event needs and does: SCHAKEL_OK, or
+ * SCHAKEL_EREJECTED with the reject in rej. */
 int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const schakel_envelope_t *env,
-                       schakel_append_item_t *it, char *why);
+                       schakel_append_item_t *it, reject_t *rej);
 void broker_directory_sync(schakel_broker_t *b);
 void broker_directory_install(schakel_broker_t *b, const char *doc, uint64_t seq);
 void broker_directory_maybe_reload(schakel_broker_t *b);
@@ -155,7 +171,8 @@ peer_t *broker_peer_find(schakel_broker_t *b, const zmq_msg_t *rid, int create);
 void broker_peers_free(schakel_broker_t *b);
 void broker_send_reply(schakel_broker_t *b, schakel_wire_msg_t *m, const char *name,
                        const ProtobufCMessage *msg);
-void broker_send_error(schakel_broker_t *b, schakel_wire_msg_t *m, int code, const char *reason);
+void broker_send_error(schakel_broker_t *b, schakel_wire_msg_t *m, Schakel__V1__RejectCode code,
+                       const char *reason);
 void broker_reply_dropped(schakel_broker_t *b, const char *name, uint64_t req_id);
 
 #endif

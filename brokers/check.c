@@ -8,6 +8,7 @@
  * loop appends and fsyncs the group before; they share only the two
  * queues (q_lock) and the directory (dir_lock). */
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,8 +48,8 @@ void broker_publish_receive(schakel_broker_t *b, schakel_wire_msg_t *m)
     } else { /* to the checker, as it came: no copy of the body */
         zmq_msg_init(&p->rid);
         zmq_msg_init(&p->body);
-        zmq_msg_move(&p->rid, &m->rid);
-        zmq_msg_move(&p->body, &m->body);
+        (void)zmq_msg_move(&p->rid, &m->rid); /* both initialised: cannot fail */
+        (void)zmq_msg_move(&p->body, &m->body);
         snprintf(p->user, sizeof p->user, "%s", m->user);
         p->req_id = m->req_id;
         if (peer) peer->publishing++;
@@ -68,7 +69,7 @@ static void free_reason(Schakel__V1__AckEntry *e)
     e->reason = (char *)protobuf_c_empty_string;
 }
 
-void broker_entry_reject(pending_t *p, size_t i, int code, const char *reason)
+void broker_entry_reject(pending_t *p, size_t i, Schakel__V1__RejectCode code, const char *reason)
 {
     p->entries[i].code = code;
     free_reason(&p->entries[i]);
@@ -117,39 +118,45 @@ static void *arena_zalloc(schakel_arena_t *a, size_t n)
     return p;
 }
 
-/* Validates one event of a signed batch; fills an append item or rejects. */
-static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending_t *p, size_t i)
+int broker_reject(reject_t *r, Schakel__V1__RejectCode code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+    va_end(ap);
+    r->code = code;
+    return SCHAKEL_EREJECTED;
+}
+
+/* Validates one event of a signed batch and fills its append item:
+ * SCHAKEL_OK, or SCHAKEL_EREJECTED with the reject in rej. Validation's
+ * own errors (SCHAKEL_EDECODE, SCHAKEL_EINVAL) become wire codes here and
+ * nowhere else. */
+static int check_event(schakel_broker_t *b, const schakel_org_t *org, pending_t *p, size_t i, reject_t *rej)
 {
     char why[SCHAKEL_ERRLEN] = "";
     ProtobufCBinaryData *e = &p->pub->events[i];
     schakel_envelope_t *env =
         schakel_envelope_decode_with(e->data, e->len, schakel_arena_allocator(p->arena), why);
-    if (!env) {
-        broker_entry_reject(p, i,
-                            e->len > SCHAKEL_MAX_EVENT_BYTES ? SCHAKEL__V1__REJECT_CODE__REJECT_TOO_LARGE
-                                                             : SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
-                            why);
-        return;
-    }
+    if (!env)
+        return broker_reject(rej,
+                             e->len > SCHAKEL_MAX_EVENT_BYTES ? SCHAKEL__V1__REJECT_CODE__REJECT_TOO_LARGE
+                                                              : SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
+                             "%s", why);
     p->envs[i] = env;
     if (env->event_id.len == 16) {
         p->entries[i].event_id.data = env->event_id.data;
         p->entries[i].event_id.len = 16;
     }
     int vrc = schakel_envelope_validate_bytes(env, e->data, e->len, why);
-    if (vrc != 0) {
-        broker_entry_reject(p, i,
-                            vrc == SCHAKEL_EDECODE ? SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED
-                                                   : SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
-                            why);
-        return;
-    }
-    if (strcmp(env->source_org, org->id) != 0) {
-        snprintf(why, sizeof why, "source_org is \"%.63s\" but this connection is %s", env->source_org,
-                 org->id);
-        broker_entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_WRONG_SOURCE, why);
-        return;
-    }
+    if (vrc != SCHAKEL_OK)
+        return broker_reject(rej,
+                             vrc == SCHAKEL_EDECODE ? SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED
+                                                    : SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+                             "%s", why);
+    if (strcmp(env->source_org, org->id) != 0)
+        return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_WRONG_SOURCE,
+                             "source_org is \"%.63s\" but this connection is %s", env->source_org, org->id);
     schakel_append_item_t *it = &p->items[p->n_items];
     memset(it, 0, sizeof *it);
     /* A retry of an event this organisation stored before is answered as
@@ -159,21 +166,14 @@ static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending
      * may be gone. Only a new event is judged by today's rules. */
     uint64_t stored;
     int known = schakel_store_lookup(b->store, org->id, env->event_id.data, &stored) == 0;
-    if (!known && (env->type <= 0 || env->type >= SCHAKEL_EVENT_TYPE_LIMIT || !org->may_publish[env->type])) {
-        snprintf(why, sizeof why, "%s may not publish %s: add it to \"publish\" in the directory", org->id,
-                 schakel_event_type_name(env->type));
-        broker_entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, why);
-        return;
-    }
-    if (!known && schakel_directory_check_named(b->dir, org, env, why) != 0) {
-        broker_entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, why);
-        return;
-    }
-    int code = known ? 0 : broker_plan_system(b, org, env, it, why);
-    if (code) {
-        broker_entry_reject(p, i, code, why);
-        return;
-    }
+    if (!known && (env->type <= 0 || env->type >= SCHAKEL_EVENT_TYPE_LIMIT || !org->may_publish[env->type]))
+        return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
+                             "%s may not publish %s: add it to \"publish\" in the directory", org->id,
+                             schakel_event_type_name(env->type));
+    if (!known && schakel_directory_check_named(b->dir, org, env, why) != 0)
+        return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, "%s", why);
+    int rc = known ? SCHAKEL_OK : broker_plan_system(b, org, env, it, rej);
+    if (rc != SCHAKEL_OK) return rc;
     it->event = e->data;
     it->event_len = e->len;
     it->event_id = env->event_id.data;
@@ -182,6 +182,17 @@ static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending
     memcpy(it->event_hash, p->hashes[i], SCHAKEL_SHA256_LEN);
     it->proof_index = (uint32_t)i;
     p->item_entry[p->n_items++] = i;
+    return SCHAKEL_OK;
+}
+
+/* Event i of a signed batch: an append item, or a reject in its entry. */
+static void prepare_event(schakel_broker_t *b, const schakel_org_t *org, pending_t *p, size_t i)
+{
+    reject_t rej = {0};
+    int rc = check_event(b, org, p, i, &rej);
+    if (rc == SCHAKEL_EREJECTED) broker_entry_reject(p, i, rej.code, rej.reason);
+    else if (rc != SCHAKEL_OK) /* an internal error is the broker's, never the event's */
+        broker_entry_reject(p, i, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, schakel_strerror(rc));
 }
 
 /* Checks a PUBLISH as a whole, then each event. The pending slot is set up
@@ -278,7 +289,8 @@ void *broker_checker_main(void *arg)
         b->out_tail = p;
         b->out_events += p->n_items;
         b->checking = 0;
-        zmq_send(b->wake_tx, "", 0, ZMQ_DONTWAIT);
+        /* EAGAIN: a wake-up is pending already, which is all this says */
+        (void)zmq_send(b->wake_tx, "", 0, ZMQ_DONTWAIT);
     }
     pthread_mutex_unlock(&b->q_lock);
     return NULL;
@@ -323,6 +335,6 @@ void broker_checker_finish(schakel_broker_t *b)
     b->checker_stop = 1;
     pthread_cond_signal(&b->q_cond);
     pthread_mutex_unlock(&b->q_lock);
-    pthread_join(b->checker, NULL);
+    (void)pthread_join(b->checker, NULL); /* our own thread, joined once */
     b->checker_running = 0;
 }

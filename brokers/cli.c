@@ -12,6 +12,7 @@
 #include "fileio.h"
 #include "flags.h"
 #include "logging.h"
+#include "wire.h"
 
 static const char usage[] =
     "usage: schakel broker --data DIR --key FILE --directory FILE [options]\n"
@@ -132,7 +133,7 @@ int schakel_broker_serve(const schakel_broker_config_t *cfg)
     schakel_broker_t *b = schakel_broker_new(ctx, cfg, why);
     if (!b) {
         fprintf(stderr, "schakel broker: %s\n", why);
-        zmq_ctx_term(ctx);
+        schakel_wire_ctx_term(ctx);
         return 1;
     }
     running = b;
@@ -140,7 +141,7 @@ int schakel_broker_serve(const schakel_broker_config_t *cfg)
     int rc = schakel_broker_run(b);
     running = NULL;
     schakel_broker_destroy(&b);
-    zmq_ctx_term(ctx);
+    schakel_wire_ctx_term(ctx);
     return rc ? 1 : 0;
 }
 

@@ -35,7 +35,8 @@ void broker_send_reply(schakel_broker_t *b, schakel_wire_msg_t *m, const char *n
         broker_reply_dropped(b, name, m->req_id);
 }
 
-void broker_send_error(schakel_broker_t *b, schakel_wire_msg_t *m, int code, const char *reason)
+void broker_send_error(schakel_broker_t *b, schakel_wire_msg_t *m, Schakel__V1__RejectCode code,
+                       const char *reason)
 {
     Schakel__V1__Error e = SCHAKEL__V1__ERROR__INIT;
     e.code = code;
@@ -87,7 +88,7 @@ void broker_peers_free(schakel_broker_t *b)
             busy |= atomic_load(&p->batches) != 0 || atomic_load(&p->acks) != 0;
         if (!busy) break;
         struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        (void)nanosleep(&ts, NULL); /* a signal cutting the pause short is harmless */
     }
     for (peer_t *p = b->peers, *next; p; p = next) {
         next = p->next;

@@ -31,14 +31,14 @@ static void add_index(schakel_append_item_t *it, const char *prefix, const char 
  * about_seq is about_event_id. Indexes the decision into about/<id>, so
  * that `schakel explain` finds every decision about an event. */
 static int check_about(schakel_broker_t *b, const ProtobufCBinaryData *about_id, uint64_t about_seq,
-                       const char *field, schakel_append_item_t *it, char *why)
+                       const char *field, schakel_append_item_t *it, reject_t *rej)
 {
     uint8_t id[16];
     if (about_id->len != 16 || schakel_store_event_id_at(b->store, about_seq, id) != 0 ||
         memcmp(id, about_id->data, 16) != 0)
-        return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
-                            "%s.about_seq: no event with about_event_id at seq %llu", field,
-                            (unsigned long long)about_seq);
+        return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+                             "%s.about_seq: no event with about_event_id at seq %llu", field,
+                             (unsigned long long)about_seq);
     char hex[33];
     schakel_hex_encode(id, 16, hex);
     add_index(it, "about/", hex, 0);
@@ -48,34 +48,35 @@ static int check_about(schakel_broker_t *b, const ProtobufCBinaryData *about_id,
 /* What the broker itself does with system events, beyond storing them:
  * consent decisions deliver (the event or the decision into org/<id>),
  * directory updates replace the directory, clock ticks move time. Each
- * needs its right in the directory. Returns 0 or a reject code. */
+ * needs its right in the directory. Returns SCHAKEL_OK, or
+ * SCHAKEL_EREJECTED with the reject in rej. */
 int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const schakel_envelope_t *env,
-                       schakel_append_item_t *it, char *why)
+                       schakel_append_item_t *it, reject_t *rej)
 {
     switch ((int)env->type) {
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION: {
         const Schakel__V1__RoutingDecision *r = env->routing_decision;
-        int rc = check_about(b, &r->about_event_id, r->about_seq, "routing_decision", it, why);
+        int rc = check_about(b, &r->about_event_id, r->about_seq, "routing_decision", it, rej);
         if (rc || !r->inform_org[0]) return rc;
         /* the publisher hears which of the organisations it named were refused */
         if (!schakel_directory_by_id(b->dir, r->inform_org))
-            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
-                                "routing_decision.inform_org: %s is not in the directory", r->inform_org);
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+                                 "routing_decision.inform_org: %s is not in the directory", r->inform_org);
         add_index(it, "org/", r->inform_org, 0);
         return 0;
     }
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION: {
         const Schakel__V1__ConsentDecision *d = env->consent_decision;
         if (!(org->rights & SCHAKEL_RIGHT_DECIDE))
-            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
-                                "consent_decision: %s has no \"decide\" right in the directory", org->id);
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
+                                 "consent_decision: %s has no \"decide\" right in the directory", org->id);
         const char *names[2] = {d->recipient_org, d->inform_org};
         for (int k = 0; k < 2; k++)
             if (names[k][0] && !schakel_directory_by_id(b->dir, names[k]))
-                return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
-                                    "consent_decision.%s: %s is not in the directory",
-                                    k ? "inform_org" : "recipient_org", names[k]);
-        int rc = check_about(b, &d->about_event_id, d->about_seq, "consent_decision", it, why);
+                return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+                                     "consent_decision.%s: %s is not in the directory",
+                                     k ? "inform_org" : "recipient_org", names[k]);
+        int rc = check_about(b, &d->about_event_id, d->about_seq, "consent_decision", it, rej);
         if (rc) return rc;
         if (d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER)
             add_index(it, "org/", d->recipient_org, d->about_seq);
@@ -88,33 +89,33 @@ int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE: {
         const Schakel__V1__DirectoryUpdate *u = env->directory_update;
         if (!(org->rights & SCHAKEL_RIGHT_DIRECTORY))
-            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
-                                "directory_update: %s has no \"directory\" right", org->id);
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
+                                 "directory_update: %s has no \"directory\" right", org->id);
         char inner[SCHAKEL_ERRLEN];
         schakel_directory_t *d = schakel_directory_parse(u->document_json, strlen(u->document_json), inner);
         if (!d)
-            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
-                                "directory_update.document_json: %s", inner);
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+                                 "directory_update.document_json: %s", inner);
         uint64_t v = schakel_directory_version(d);
         size_t keepers = schakel_directory_count_right(d, SCHAKEL_RIGHT_DIRECTORY);
         schakel_directory_destroy(&d);
         if (!keepers) /* else nobody could change it on the bus again */
-            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
-                                "directory_update.document_json: no organisation keeps the "
-                                "\"directory\" right; keep an admin (edit the node's file to "
-                                "remove the last one)");
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+                                 "directory_update.document_json: no organisation keeps the "
+                                 "\"directory\" right; keep an admin (edit the node's file to "
+                                 "remove the last one)");
         if (v != u->version || v <= schakel_directory_version(b->dir))
-            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
-                                "directory_update.version: %llu must equal the document's and be "
-                                "above the version in force, %llu",
-                                (unsigned long long)u->version,
-                                (unsigned long long)schakel_directory_version(b->dir));
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
+                                 "directory_update.version: %llu must equal the document's and be "
+                                 "above the version in force, %llu",
+                                 (unsigned long long)u->version,
+                                 (unsigned long long)schakel_directory_version(b->dir));
         return 0;
     }
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK:
         if (!(org->rights & SCHAKEL_RIGHT_CLOCK))
-            return schakel_fail(why, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
-                                "clock_tick: %s has no \"clock\" right", org->id);
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
+                                 "clock_tick: %s has no \"clock\" right", org->id);
         return 0;
     default: return 0;
     }
@@ -129,6 +130,17 @@ static void directory_swap(schakel_broker_t *b, schakel_directory_t *d)
     schakel_log(SCHAKEL_LOG_INFO, "broker", "event=directory_loaded version=%llu orgs=%zu",
                 (unsigned long long)schakel_directory_version(d), schakel_directory_count(d));
     schakel_directory_destroy(&old);
+}
+
+/* Notes where the directory in force is on the log. Failing, the next
+ * start reads the older one there and puts the file's on the log again:
+ * logged, as nothing is lost. */
+static void directory_cursor_set(schakel_broker_t *b, uint64_t seq)
+{
+    int rc = schakel_store_cursor_set(b->store, DIRECTORY_CURSOR, seq);
+    if (rc)
+        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=directory_cursor_not_set seq=%llu reason=\"%s\"",
+                    (unsigned long long)seq, schakel_strerror(rc));
 }
 
 /* Appends an event of the broker's own (source "broker", signed with the
@@ -177,8 +189,7 @@ static int append_own(schakel_broker_t *b, schakel_envelope_t *env)
                     (unsigned long long)b->alarms);
         return rc;
     }
-    if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE)
-        schakel_store_cursor_set(b->store, DIRECTORY_CURSOR, it.seq);
+    if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE) directory_cursor_set(b, it.seq);
     broker_publish_head(b, "all", it.seq);
     return 0;
 }
@@ -229,7 +240,10 @@ static uint64_t record_directory(schakel_broker_t *b, uint64_t seq, char **doc)
 {
     dir_read_t r = {0, NULL};
     uint64_t next;
-    schakel_store_read(b->store, "all", seq, 1, 1, read_directory_cb, &r, &next);
+    int rc = schakel_store_read(b->store, "all", seq, 1, 1, read_directory_cb, &r, &next);
+    if (rc < 0) /* as if none: the directory file stays in force */
+        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=directory_unreadable seq=%llu reason=\"%s\"",
+                    (unsigned long long)seq, schakel_strerror(rc));
     if (doc) *doc = r.doc;
     else free(r.doc);
     return r.version;
@@ -283,7 +297,7 @@ void broker_directory_install(schakel_broker_t *b, const char *doc, uint64_t seq
                     b->dir_path, strerror(errno));
     struct stat st;
     if (stat(b->dir_path, &st) == 0) b->dir_mtime = st.st_mtim;
-    schakel_store_cursor_set(b->store, DIRECTORY_CURSOR, seq);
+    directory_cursor_set(b, seq);
     directory_swap(b, d);
 }
 
@@ -310,7 +324,10 @@ void broker_directory_sync(schakel_broker_t *b)
 {
     char *doc = NULL;
     uint64_t seq = 0;
-    schakel_store_cursor_get(b->store, DIRECTORY_CURSOR, &seq);
+    int rc = schakel_store_cursor_get(b->store, DIRECTORY_CURSOR, &seq);
+    if (rc) /* as if none: the file's directory goes on the log */
+        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=directory_cursor_unreadable reason=\"%s\"",
+                    schakel_strerror(rc));
     uint64_t logged = seq ? record_directory(b, seq, &doc) : 0;
     if (logged > schakel_directory_version(b->dir) && doc) {
         schakel_log(SCHAKEL_LOG_INFO, "broker", "event=directory_from_log version=%llu seq=%llu",

@@ -13,12 +13,13 @@
 
 static void zap_reply(void *sock, zmq_msg_t *req_id, const char *code, const char *text, const char *user)
 {
-    zmq_send(sock, "1.0", 3, ZMQ_SNDMORE);
-    zmq_msg_send(req_id, sock, ZMQ_SNDMORE);
-    zmq_send(sock, code, strlen(code), ZMQ_SNDMORE);
-    zmq_send(sock, text, strlen(text), ZMQ_SNDMORE);
-    zmq_send(sock, user, strlen(user), ZMQ_SNDMORE);
-    zmq_send(sock, "", 0, 0);
+    int ok = zmq_send(sock, "1.0", 3, ZMQ_SNDMORE) >= 0 && zmq_msg_send(req_id, sock, ZMQ_SNDMORE) >= 0 &&
+             zmq_send(sock, code, strlen(code), ZMQ_SNDMORE) >= 0 &&
+             zmq_send(sock, text, strlen(text), ZMQ_SNDMORE) >= 0 &&
+             zmq_send(sock, user, strlen(user), ZMQ_SNDMORE) >= 0 && zmq_send(sock, "", 0, 0) >= 0;
+    /* ETERM: the broker is stopping, and the handshake with it */
+    if (!ok && errno != ETERM)
+        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=zap_reply_failed reason=\"%s\"", zmq_strerror(errno));
 }
 
 static void zap_handle(schakel_broker_t *b)
@@ -47,7 +48,7 @@ static void zap_handle(schakel_broker_t *b)
     int curve = zmq_msg_size(&f[5]) == 5 && memcmp(zmq_msg_data(&f[5]), "CURVE", 5) == 0;
     if (curve && n >= 7 && zmq_msg_size(&f[6]) == 32) {
         char z85[SCHAKEL_Z85_KEY_LEN + 1];
-        zmq_z85_encode(z85, zmq_msg_data(&f[6]), 32);
+        (void)zmq_z85_encode(z85, zmq_msg_data(&f[6]), 32); /* 32 bytes: a multiple of 4, cannot fail */
         pthread_mutex_lock(&b->dir_lock);
         const schakel_org_t *org = schakel_directory_by_curve(b->dir, z85);
         if (org) {

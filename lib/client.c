@@ -46,11 +46,12 @@ static void *make_socket(schakel_client_t *c, int with_monitor)
     void *s = zmq_socket(c->ctx, ZMQ_DEALER);
     if (!s) return NULL;
     int zero = 0, one = 1, hwm = 10000;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
-    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (schakel_wire_curve_client(s, &c->keys, c->server) != 0) goto fail;
+    if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one) != 0 ||
+        zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+        schakel_wire_curve_client(s, &c->keys, c->server) != 0)
+        goto fail;
     if (with_monitor) {
         /* A fresh name each time: an address of a destroyed client may
          * still be bound while ZeroMQ tears its monitor down. */
@@ -60,13 +61,14 @@ static void *make_socket(schakel_client_t *c, int with_monitor)
         if (zmq_socket_monitor(s, addr, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
             goto fail;
         c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
-        if (!c->mon || zmq_connect(c->mon, addr) != 0) goto fail;
-        zmq_setsockopt(c->mon, ZMQ_LINGER, &zero, sizeof zero);
+        if (!c->mon || zmq_connect(c->mon, addr) != 0 ||
+            zmq_setsockopt(c->mon, ZMQ_LINGER, &zero, sizeof zero) != 0)
+            goto fail;
     }
     if (zmq_connect(s, c->endpoint) != 0) goto fail;
     return s;
 fail:
-    zmq_close(s);
+    (void)zmq_close(s); /* fails only on a bad socket */
     return NULL;
 }
 
@@ -106,11 +108,12 @@ void schakel_client_destroy(schakel_client_t **self_p)
     schakel_client_t *c = *self_p;
     if (!c) return;
     if (c->sock) {
-        zmq_socket_monitor(c->sock, NULL, 0);
-        zmq_close(c->sock);
+        /* our own sockets: these fail only on a bad one */
+        (void)zmq_socket_monitor(c->sock, NULL, 0);
+        (void)zmq_close(c->sock);
     }
-    if (c->mon) zmq_close(c->mon);
-    if (c->call_sock) zmq_close(c->call_sock);
+    if (c->mon) (void)zmq_close(c->mon);
+    if (c->call_sock) (void)zmq_close(c->call_sock);
     for (size_t i = 0; c->slots && i < c->window; i++) free(c->slots[i].frame);
     free(c->slots);
     schakel_keys_wipe(&c->keys);
@@ -132,8 +135,9 @@ static void slot_send(schakel_client_t *c, slot_t *s, int64_t now)
         s->due = now + 50;
         return;
     }
-    zmq_send(c->sock, id, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(c->sock, s->frame, s->len, ZMQ_DONTWAIT);
+    /* the first part was taken: ZeroMQ takes the rest of the message */
+    (void)zmq_send(c->sock, id, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    (void)zmq_send(c->sock, s->frame, s->len, ZMQ_DONTWAIT);
     s->due = now + s->backoff;
 }
 
@@ -159,7 +163,7 @@ static void check_monitor(schakel_client_t *c)
         zmq_msg_close(&ev);
         if (more) { /* the address frame */
             zmq_msg_init(&ev);
-            zmq_msg_recv(&ev, c->mon, 0);
+            (void)zmq_msg_recv(&ev, c->mon, 0); /* the address: not needed, closed either way */
             zmq_msg_close(&ev);
         }
         if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {

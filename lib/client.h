@@ -12,6 +12,7 @@
 
 #include "keys.h"
 #include "schakel/v1/bus.pb-c.h"
+#include "error.h"
 
 typedef struct schakel_client schakel_client_t;
 
@@ -38,8 +39,9 @@ typedef void (*schakel_ack_fn)(void *arg, void *batch_user, const Schakel__V1__A
  * Waits first while the window is full, calling on_ack for batches that
  * complete. Returns 0, SCHAKEL_ETOOBIG (n or a size over the limits),
  * SCHAKEL_ECRYPTO, SCHAKEL_ENOMEM. */
-int schakel_client_submit(schakel_client_t *c, const uint8_t *const *events, const size_t *lens, size_t n,
-                          void *batch_user, schakel_ack_fn on_ack, void *arg);
+SCHAKEL_MUST_USE int schakel_client_submit(schakel_client_t *c, const uint8_t *const *events,
+                                           const size_t *lens, size_t n, void *batch_user,
+                                           schakel_ack_fn on_ack, void *arg);
 
 /* Receives ACKs for up to timeout_ms (0: only what is waiting), resends
  * batches whose ACK is overdue or that were told to retry later, and calls
@@ -55,16 +57,17 @@ size_t schakel_client_inflight(const schakel_client_t *c);
  * with schakel__v1__ack__free_unpacked(ack, NULL). Returns 0 or
  * SCHAKEL_ETIMEOUT (the batch may still be stored: publish it again with
  * the same event ids, never new ones). */
-int schakel_client_publish(schakel_client_t *c, const uint8_t *const *events, const size_t *lens, size_t n,
-                           Schakel__V1__Ack **ack_out, int timeout_ms);
+SCHAKEL_MUST_USE int schakel_client_publish(schakel_client_t *c, const uint8_t *const *events,
+                                            const size_t *lens, size_t n, Schakel__V1__Ack **ack_out,
+                                            int timeout_ms);
 
 /* A request/reply round trip for FETCH, COMMIT and PING on the same
  * connection (no retries: the caller decides). name is the command; the
  * reply's body is unpacked into *reply with reply_desc (NULL on an ERROR
  * reply, whose code and reason go to err/why). Returns 0,
  * SCHAKEL_EREJECTED, SCHAKEL_ETIMEOUT, SCHAKEL_EDECODE. */
-int schakel_client_call(schakel_client_t *c, const char *name, const ProtobufCMessage *req,
-                        const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
-                        int timeout_ms, char *why);
+SCHAKEL_MUST_USE int schakel_client_call(schakel_client_t *c, const char *name, const ProtobufCMessage *req,
+                                         const ProtobufCMessageDescriptor *reply_desc,
+                                         ProtobufCMessage **reply, int timeout_ms, char *why);
 
 #endif

@@ -11,6 +11,7 @@
 #include "crypto.h"
 #include "schakel/v1/bus.pb-c.h"
 #include "schakel/v1/envelope.pb-c.h"
+#include "error.h"
 
 #define SCHAKEL_EVENT_ID_LEN 16
 #define SCHAKEL_MAX_EVENT_BYTES (64 * 1024)       /* one serialized envelope */
@@ -41,7 +42,7 @@ void schakel_envelope_free(schakel_envelope_t *env);
 
 /* Serializes env into a malloc'd buffer (*out, *outlen). 0, SCHAKEL_ENOMEM
  * or SCHAKEL_ETOOBIG. */
-int schakel_envelope_encode(const schakel_envelope_t *env, uint8_t **out, size_t *outlen);
+SCHAKEL_MUST_USE int schakel_envelope_encode(const schakel_envelope_t *env, uint8_t **out, size_t *outlen);
 
 /* The body message of an envelope (the member of its oneof), or NULL. */
 const ProtobufCMessage *schakel_envelope_body(const schakel_envelope_t *env);

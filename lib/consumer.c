@@ -62,7 +62,7 @@ void schakel_consumer_destroy(schakel_consumer_t **self_p)
     schakel_consumer_t *c = *self_p;
     if (!c) return;
     if (c->batch) schakel__v1__batch__free_unpacked(c->batch, NULL);
-    if (c->sub) zmq_close(c->sub);
+    if (c->sub) (void)zmq_close(c->sub); /* fails only on a bad socket */
     schakel_client_destroy(&c->client);
     free(c);
     *self_p = NULL;
@@ -73,7 +73,7 @@ static int drain_sub(schakel_consumer_t *c, int timeout_ms)
 {
     if (!c->sub) {
         struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+        (void)nanosleep(&ts, NULL); /* a signal cutting the wait short is harmless */
         return 0;
     }
     zmq_pollitem_t it = {c->sub, 0, ZMQ_POLLIN, 0};

@@ -10,6 +10,7 @@
 
 #include "keys.h"
 #include "schakel/v1/bus.pb-c.h"
+#include "error.h"
 
 typedef struct schakel_consumer schakel_consumer_t;
 
@@ -31,11 +32,11 @@ void schakel_consumer_destroy(schakel_consumer_t **self_p);
  * the next call. A record whose data key was erased has an empty event.
  * Returns 0, SCHAKEL_ETIMEOUT (nothing new), SCHAKEL_EREJECTED (not
  * allowed to read the stream: why says so) or another error. */
-int schakel_consumer_next(schakel_consumer_t *c, const Schakel__V1__Delivered **rec, int timeout_ms,
-                          char *why);
+SCHAKEL_MUST_USE int schakel_consumer_next(schakel_consumer_t *c, const Schakel__V1__Delivered **rec,
+                                           int timeout_ms, char *why);
 
 /* Stores the cursor durably at seq (the last record fully handled). */
-int schakel_consumer_commit(schakel_consumer_t *c, uint64_t seq, char *why);
+SCHAKEL_MUST_USE int schakel_consumer_commit(schakel_consumer_t *c, uint64_t seq, char *why);
 
 /* The broker's head as of the last BATCH. */
 uint64_t schakel_consumer_head(const schakel_consumer_t *c);

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "error.h"
 
 #define SCHAKEL_SHA256_LEN 32
 #define SCHAKEL_ED25519_PUB_LEN 32
@@ -29,20 +30,20 @@ void schakel_sha256_update(schakel_sha256_t *h, const void *data, size_t len);
 void schakel_sha256_final(schakel_sha256_t *h, uint8_t out[SCHAKEL_SHA256_LEN]);
 
 /* HMAC-SHA-256(key, data) into out. Returns 0 or SCHAKEL_ECRYPTO. */
-int schakel_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
-                        uint8_t out[SCHAKEL_SHA256_LEN]);
+SCHAKEL_MUST_USE int schakel_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                                         uint8_t out[SCHAKEL_SHA256_LEN]);
 
 /* Fills buf with len cryptographically random bytes. Returns 0 or
  * SCHAKEL_ECRYPTO (the system's random source failed). */
-int schakel_random(void *buf, size_t len);
+SCHAKEL_MUST_USE int schakel_random(void *buf, size_t len);
 
 /* New Ed25519 key pair. Returns 0 or SCHAKEL_ECRYPTO. */
 int schakel_ed25519_keygen(uint8_t pub[SCHAKEL_ED25519_PUB_LEN], uint8_t sec[SCHAKEL_ED25519_SEC_LEN]);
 /* Derives the public key of a secret key (seed). */
 int schakel_ed25519_public(const uint8_t sec[SCHAKEL_ED25519_SEC_LEN], uint8_t pub[SCHAKEL_ED25519_PUB_LEN]);
 /* Signs msg. Returns 0 or SCHAKEL_ECRYPTO. */
-int schakel_ed25519_sign(const uint8_t sec[SCHAKEL_ED25519_SEC_LEN], const void *msg, size_t len,
-                         uint8_t sig[SCHAKEL_ED25519_SIG_LEN]);
+SCHAKEL_MUST_USE int schakel_ed25519_sign(const uint8_t sec[SCHAKEL_ED25519_SEC_LEN], const void *msg,
+                                          size_t len, uint8_t sig[SCHAKEL_ED25519_SIG_LEN]);
 /* Returns 0 if sig is a valid signature of msg by pub, SCHAKEL_EAUTH if not. */
 int schakel_ed25519_verify(const uint8_t pub[SCHAKEL_ED25519_PUB_LEN], const void *msg, size_t len,
                            const uint8_t sig[SCHAKEL_ED25519_SIG_LEN]);
@@ -53,10 +54,12 @@ int schakel_ed25519_verify(const uint8_t pub[SCHAKEL_ED25519_PUB_LEN], const voi
  * Return 0, SCHAKEL_EINVAL (clen shorter than a tag), SCHAKEL_EAUTH (the
  * ciphertext, tag or aad was altered, or the key is wrong) or
  * SCHAKEL_ECRYPTO. */
-int schakel_aead_seal(const uint8_t key[SCHAKEL_AEAD_KEY_LEN], const uint8_t nonce[SCHAKEL_AEAD_NONCE_LEN],
-                      const void *aad, size_t aadlen, const void *in, size_t len, uint8_t *out);
-int schakel_aead_open(const uint8_t key[SCHAKEL_AEAD_KEY_LEN], const uint8_t nonce[SCHAKEL_AEAD_NONCE_LEN],
-                      const void *aad, size_t aadlen, const uint8_t *in, size_t clen, uint8_t *out);
+SCHAKEL_MUST_USE int schakel_aead_seal(const uint8_t key[SCHAKEL_AEAD_KEY_LEN],
+                                       const uint8_t nonce[SCHAKEL_AEAD_NONCE_LEN], const void *aad,
+                                       size_t aadlen, const void *in, size_t len, uint8_t *out);
+SCHAKEL_MUST_USE int schakel_aead_open(const uint8_t key[SCHAKEL_AEAD_KEY_LEN],
+                                       const uint8_t nonce[SCHAKEL_AEAD_NONCE_LEN], const void *aad,
+                                       size_t aadlen, const uint8_t *in, size_t clen, uint8_t *out);
 
 /* Lower-case hex. encode writes 2*len chars and a NUL to out (2*len+1
  * bytes). decode reads exactly 2*outlen hex chars from a NUL-terminated

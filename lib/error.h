@@ -9,6 +9,15 @@
 
 #define SCHAKEL_ERRLEN 256
 
+/* On a function whose failure its caller must see: the compiler warns,
+ * and so fails the build, when a call drops the result. Where dropping it
+ * is right, write SCHAKEL_DROP(call); with a comment saying why (GCC warns
+ * about a plain (void) cast of such a result). Results of other
+ * libraries (zmq_*, mdb_*, close ...) are dropped with a (void) cast and
+ * a comment. */
+#define SCHAKEL_MUST_USE __attribute__((warn_unused_result))
+#define SCHAKEL_DROP(call) ((void)!(call))
+
 enum {
     SCHAKEL_OK = 0,
     SCHAKEL_ENOMEM = -1,    /* out of memory */

@@ -82,7 +82,7 @@ char *schakel_file_read(const char *path, size_t max, size_t *len)
             char *nb = realloc(buf, cap = cap * 2 + 65536 + 1);
             if (!nb) {
                 free(buf);
-                fclose(f);
+                (void)fclose(f); /* read only: nothing to lose */
                 errno = ENOMEM;
                 return NULL;
             }
@@ -92,7 +92,7 @@ char *schakel_file_read(const char *path, size_t max, size_t *len)
         n += got;
     } while (got > 0 && n < max);
     int err = ferror(f);
-    fclose(f);
+    (void)fclose(f); /* read only: ferror said what matters */
     if (err) {
         free(buf);
         errno = EIO;
@@ -126,10 +126,13 @@ int schakel_file_write_atomic_mode(const char *path, const void *data, size_t le
     }
     int ok = off == len && fchmod(fd, (mode_t)mode) == 0 && fsync(fd) == 0;
     int saved = errno;
-    close(fd);
+    if (close(fd) != 0 && ok) { /* after fsync, a late write error all the same */
+        ok = 0;
+        saved = errno;
+    }
     if (!ok || rename(tmp, path) != 0) {
         saved = ok ? errno : saved;
-        unlink(tmp);
+        (void)unlink(tmp); /* the error to report is the one above */
         errno = saved;
         return SCHAKEL_EIO;
     }
@@ -140,8 +143,14 @@ int schakel_file_write_atomic_mode(const char *path, const void *data, size_t le
     if (slash) *slash = 0;
     int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
+        /* EINVAL, ENOTSUP: a file system that does not sync directories */
+        int synced = fsync(dfd) == 0 || errno == EINVAL || errno == ENOTSUP;
+        saved = errno;
+        (void)close(dfd); /* read only */
+        if (!synced) {    /* the new content is there, but may not survive a power cut */
+            errno = saved;
+            return SCHAKEL_EIO;
+        }
     }
     return 0;
 }
@@ -177,7 +186,7 @@ void schakel_signals_on_stop(void (*on_stop)(int))
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGTERM, &sa, NULL); /* fails only for a bad signal number */
+    (void)sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }

@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+#include "error.h"
+
 /* The longest path schakel builds, its NUL included (Linux's PATH_MAX):
  * the size of every path buffer. */
 #define SCHAKEL_PATH_MAX 4096
@@ -17,10 +19,10 @@
  * "path too long: <the path> (N characters; at most cap - 1)". _join puts
  * dir, a '/' (unless dir ends in one) and name together; an empty dir is
  * name alone, an empty name dir alone, both empty SCHAKEL_EINVAL. */
-int schakel_path_join(char *out, size_t cap, const char *dir, const char *name, char *why);
-int schakel_path_fmt(char *out, size_t cap, char *why, const char *fmt, ...)
+SCHAKEL_MUST_USE int schakel_path_join(char *out, size_t cap, const char *dir, const char *name, char *why);
+SCHAKEL_MUST_USE int schakel_path_fmt(char *out, size_t cap, char *why, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-int schakel_path_vfmt(char *out, size_t cap, char *why, const char *fmt, va_list ap)
+SCHAKEL_MUST_USE int schakel_path_vfmt(char *out, size_t cap, char *why, const char *fmt, va_list ap)
     __attribute__((format(printf, 4, 0)));
 
 /* The file at path, NUL-terminated, in a malloc'd buffer; *len its size.
@@ -29,9 +31,12 @@ char *schakel_file_read(const char *path, size_t max, size_t *len);
 
 /* Writes data to path through path.tmp (mode 0600), fsync, rename and an
  * fsync of the directory. Returns 0 or SCHAKEL_EIO (errno says why; the
- * temp file is removed). _mode gives the file another mode. */
-int schakel_file_write_atomic(const char *path, const void *data, size_t len);
-int schakel_file_write_atomic_mode(const char *path, const void *data, size_t len, unsigned mode);
+ * temp file is removed, or, when only the directory's fsync failed, the
+ * new file is in place but may not survive a power cut). _mode gives the
+ * file another mode. */
+SCHAKEL_MUST_USE int schakel_file_write_atomic(const char *path, const void *data, size_t len);
+SCHAKEL_MUST_USE int schakel_file_write_atomic_mode(const char *path, const void *data, size_t len,
+                                                    unsigned mode);
 
 /* A secret of len bytes kept as hex in its own file (mode 0600): the
  * broker's master key, a region's pseudonym key. Reads it; when the file
@@ -39,8 +44,8 @@ int schakel_file_write_atomic_mode(const char *path, const void *data, size_t le
  * (*created = 1). Returns 0, SCHAKEL_ENOTFOUND (absent, not created),
  * SCHAKEL_ECONFIG (not len bytes of hex), SCHAKEL_EIO or SCHAKEL_ECRYPTO,
  * with the reason in why. */
-int schakel_secret_file(const char *path, unsigned char *key, size_t len, int create, int *created,
-                        char *why);
+SCHAKEL_MUST_USE int schakel_secret_file(const char *path, unsigned char *key, size_t len, int create,
+                                         int *created, char *why);
 
 /* For a command's main: SIGTERM and SIGINT call on_stop (which should only
  * set a flag), SIGPIPE is ignored (a peer that went away is an error code,

@@ -11,6 +11,7 @@
 #define SCHAKEL_KEYS_H
 
 #include "crypto.h"
+#include "error.h"
 
 #define SCHAKEL_ID_MAX 64 /* organisation ids: [a-z0-9._/-], 1..63 chars */
 #define SCHAKEL_Z85_KEY_LEN 40
@@ -29,16 +30,16 @@ int schakel_id_valid(const char *id);
 
 /* Fills keys with a new pair of each kind for id. Returns 0, SCHAKEL_EINVAL
  * (bad id) or SCHAKEL_ECRYPTO. */
-int schakel_keys_generate(schakel_keys_t *keys, const char *id);
+SCHAKEL_MUST_USE int schakel_keys_generate(schakel_keys_t *keys, const char *id);
 
 /* Writes <dir>/<id>.key (0600, only if keys->has_secret) and <dir>/<id>.pub,
  * each atomically (temp file, fsync, rename). Refuses to overwrite an
  * existing .key (SCHAKEL_EEXIST). Returns 0, SCHAKEL_EEXIST or SCHAKEL_EIO. */
-int schakel_keys_save(const schakel_keys_t *keys, const char *dir);
+SCHAKEL_MUST_USE int schakel_keys_save(const schakel_keys_t *keys, const char *dir);
 
 /* Reads a .key or .pub file. With a .pub file has_secret is 0. Returns 0,
  * SCHAKEL_EIO, or SCHAKEL_ECONFIG with the reason in why (may be NULL). */
-int schakel_keys_load(schakel_keys_t *keys, const char *path, char *why);
+SCHAKEL_MUST_USE int schakel_keys_load(schakel_keys_t *keys, const char *path, char *why);
 
 /* Wipes the secrets from memory. */
 void schakel_keys_wipe(schakel_keys_t *keys);

@@ -92,7 +92,11 @@ static int replay_record(void *arg, const schakel_record_t *rec)
             continue;
         }
         compare_t c = {p->out.bufs[i], p->out.lens[i], 0};
-        schakel_store_read(p->log, "all", seq, 1, 1, compare_cb, &c, &next);
+        int rc = schakel_store_read(p->log, "all", seq, 1, 1, compare_cb, &c, &next);
+        if (rc < 0) { /* not a difference: the log could not be read */
+            p->rc = rc;
+            return 1;
+        }
         if (c.same) {
             p->r->same++;
         } else {

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "crypto.h"
+#include "error.h"
 
 #define SCHAKEL_STREAM_MAX 80
 #define SCHAKEL_MAX_INDEX 4
@@ -90,7 +91,7 @@ typedef struct {
     int (*append)(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms, char *why);
     int (*read)(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count, size_t max_bytes,
                 schakel_record_fn fn, void *arg, uint64_t *next_seq);
-    int (*head)(schakel_store_t *s, schakel_head_t *head);
+    void (*head)(schakel_store_t *s, schakel_head_t *head);
     int (*lookup)(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq);
     int (*event_id_at)(schakel_store_t *s, uint64_t seq, uint8_t out[16]);
     int (*cursor_get)(schakel_store_t *s, const char *name, uint64_t *seq);
@@ -107,8 +108,8 @@ struct schakel_store {
 /* Appends every batch in one durable transaction (group commit). Fills
  * each item's seq and duplicate. Returns 0; SCHAKEL_EFULL when the map or
  * the disk is full (nothing was stored: retry later); SCHAKEL_ESTORE. */
-static inline int schakel_store_append(schakel_store_t *s, schakel_append_batch_t *b, size_t n,
-                                       int64_t now_ms, char *why)
+SCHAKEL_MUST_USE static inline int schakel_store_append(schakel_store_t *s, schakel_append_batch_t *b,
+                                                        size_t n, int64_t now_ms, char *why)
 {
     return s->ops->append(s, b, n, now_ms, why);
 }
@@ -116,53 +117,58 @@ static inline int schakel_store_append(schakel_store_t *s, schakel_append_batch_
 /* Calls fn for each record of stream ("all" or another name) at a
  * position >= from_seq (for "all" the position is the seq), at most
  * max_count records and about max_bytes of events (at least one record). *next_seq is the position the next read should start at. */
-static inline int schakel_store_read(schakel_store_t *s, const char *stream, uint64_t from_seq,
-                                     size_t max_count, size_t max_bytes, schakel_record_fn fn, void *arg,
-                                     uint64_t *next_seq)
+SCHAKEL_MUST_USE static inline int schakel_store_read(schakel_store_t *s, const char *stream,
+                                                      uint64_t from_seq, size_t max_count, size_t max_bytes,
+                                                      schakel_record_fn fn, void *arg, uint64_t *next_seq)
 {
     return s->ops->read(s, stream, from_seq, max_count, max_bytes, fn, arg, next_seq);
 }
 
-static inline int schakel_store_head(schakel_store_t *s, schakel_head_t *head)
+/* The last record's seq and hash (seq 0: an empty log). Cannot fail: the
+ * store keeps its head in memory. */
+static inline void schakel_store_head(schakel_store_t *s, schakel_head_t *head)
 {
-    return s->ops->head(s, head);
+    s->ops->head(s, head);
 }
 
 /* seq of the event that source_org published with event_id, or
  * SCHAKEL_ENOTFOUND. Ids are scoped to their publisher: another
  * organisation's event with the same id is never found. */
-static inline int schakel_store_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id,
-                                       uint64_t *seq)
+SCHAKEL_MUST_USE static inline int schakel_store_lookup(schakel_store_t *s, const char *source_org,
+                                                        const uint8_t *event_id, uint64_t *seq)
 {
     return s->ops->lookup(s, source_org, event_id, seq);
 }
 
 /* The event id stored at seq, or SCHAKEL_ENOTFOUND. */
-static inline int schakel_store_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16])
+SCHAKEL_MUST_USE static inline int schakel_store_event_id_at(schakel_store_t *s, uint64_t seq,
+                                                             uint8_t out[16])
 {
     return s->ops->event_id_at(s, seq, out);
 }
 
 /* Cursors: a missing cursor reads as 0. set is durable when it returns. */
-static inline int schakel_store_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq)
+SCHAKEL_MUST_USE static inline int schakel_store_cursor_get(schakel_store_t *s, const char *name,
+                                                            uint64_t *seq)
 {
     return s->ops->cursor_get(s, name, seq);
 }
-static inline int schakel_store_cursor_set(schakel_store_t *s, const char *name, uint64_t seq)
+SCHAKEL_MUST_USE static inline int schakel_store_cursor_set(schakel_store_t *s, const char *name,
+                                                            uint64_t seq)
 {
     return s->ops->cursor_set(s, name, seq);
 }
 
 /* Writes a signed checkpoint of the head if events arrived since the last
  * one and it is due by time. Returns 0 or an error code. */
-static inline int schakel_store_checkpoint(schakel_store_t *s, int64_t now_ms)
+SCHAKEL_MUST_USE static inline int schakel_store_checkpoint(schakel_store_t *s, int64_t now_ms)
 {
     return s->ops->checkpoint(s, now_ms);
 }
 
 /* Destroys the subject's data key: its events can no longer be decrypted;
  * the chain still verifies. 0 or SCHAKEL_ENOTFOUND. */
-static inline int schakel_store_erase_subject(schakel_store_t *s, const char *subject)
+SCHAKEL_MUST_USE static inline int schakel_store_erase_subject(schakel_store_t *s, const char *subject)
 {
     return s->ops->erase_subject(s, subject);
 }

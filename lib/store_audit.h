@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "crypto.h"
+#include "error.h"
 
 typedef struct {
     uint64_t records;     /* records walked */
@@ -29,8 +30,8 @@ typedef struct {
  * master_key (if not NULL) each payload decrypts and hashes to its
  * event_hash. Returns 0 when all verify, SCHAKEL_ECORRUPT with bad_seq and
  * why filled, or another error (SCHAKEL_EIO: not a log). */
-int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_t *master_key,
-                        schakel_verify_report_t *report);
+SCHAKEL_MUST_USE int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub,
+                                         const uint8_t *master_key, schakel_verify_report_t *report);
 
 /* A signed checkpoint as stored: the chain up to seq had hash `hash` at
  * time `at` (unix ms), signed by the broker. */
@@ -45,12 +46,13 @@ typedef struct {
  * in order (read-only; the broker may run). fn returns non-zero to stop.
  * Returns 0, SCHAKEL_EIO (not a log) or SCHAKEL_ECORRUPT (a checkpoint
  * does not decode). */
-int schakel_lmdb_checkpoints(const char *dir, uint64_t from_seq,
-                             int (*fn)(void *arg, const schakel_checkpoint_t *cp), void *arg);
+SCHAKEL_MUST_USE int schakel_lmdb_checkpoints(const char *dir, uint64_t from_seq,
+                                              int (*fn)(void *arg, const schakel_checkpoint_t *cp),
+                                              void *arg);
 
 /* The chain hash h[seq] of the LMDB log in dir. 0, SCHAKEL_ENOTFOUND (no
  * such record: the log is shorter) or SCHAKEL_EIO. */
-int schakel_lmdb_hash_at(const char *dir, uint64_t seq, uint8_t out[SCHAKEL_SHA256_LEN]);
+SCHAKEL_MUST_USE int schakel_lmdb_hash_at(const char *dir, uint64_t seq, uint8_t out[SCHAKEL_SHA256_LEN]);
 
 /* Message a checkpoint signature covers: "schakel/v1/checkpoint" ||
  * u64be(seq) || hash || i64be(at), 69 bytes. */

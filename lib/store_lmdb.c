@@ -76,8 +76,8 @@ int lmdb_ensure_room(lmdb_store_t *st, size_t incoming, char *why)
 {
     MDB_envinfo info;
     MDB_stat stat;
-    mdb_env_info(st->env, &info);
-    mdb_env_stat(st->env, &stat);
+    (void)mdb_env_info(st->env, &info); /* an open environment: they cannot fail */
+    (void)mdb_env_stat(st->env, &stat);
     size_t used = (info.me_last_pgno + 1) * (size_t)stat.ms_psize;
     size_t want = used + 4 * incoming + (1u << 20);
     if (want <= st->map_size / 4 * 3) return 0;
@@ -115,10 +115,9 @@ int schakel_lmdb_reader_check(schakel_store_t *s, int *cleared)
     return rc ? SCHAKEL_ESTORE : 0;
 }
 
-static int lmdb_head(schakel_store_t *s, schakel_head_t *head)
+static void lmdb_head(schakel_store_t *s, schakel_head_t *head)
 {
     *head = ((lmdb_store_t *)s)->head;
-    return 0;
 }
 
 static void lmdb_close(schakel_store_t *s)
@@ -134,6 +133,17 @@ static const schakel_store_ops_t lmdb_ops = {
     lmdb_append,     lmdb_read,       lmdb_head,       lmdb_lookup,        lmdb_event_id_at,
     lmdb_cursor_get, lmdb_cursor_set, lmdb_checkpoint, lmdb_erase_subject, lmdb_close,
 };
+
+/* A cursor in open_dbis; on failure the transaction is aborted. */
+static int cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cur, char *why)
+{
+    int rc = mdb_cursor_open(txn, dbi, cur);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return lmdb_err(rc, why, "open log cursor");
+    }
+    return 0;
+}
 
 static int open_dbis(lmdb_store_t *st, int read_only, char *why)
 {
@@ -162,19 +172,19 @@ static int open_dbis(lmdb_store_t *st, int read_only, char *why)
     /* The head: the last record. */
     MDB_cursor *cur;
     MDB_val k, v;
-    mdb_cursor_open(txn, st->events, &cur);
+    if ((rc = cursor_open(txn, st->events, &cur, why)) != 0) return rc;
     if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8 && v.mv_size >= HDR_LEN) {
         st->head.seq = schakel_get_be64(k.mv_data);
         memcpy(st->head.hash, (uint8_t *)v.mv_data + 32, 32);
     }
     mdb_cursor_close(cur);
-    mdb_cursor_open(txn, st->checkpoints, &cur);
+    if ((rc = cursor_open(txn, st->checkpoints, &cur, why)) != 0) return rc;
     if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
         st->cp_seq = schakel_get_be64(k.mv_data);
     mdb_cursor_close(cur);
     /* by_id in the form before ids were scoped: keys of 16 bytes (a scoped
      * key is at least 18) */
-    mdb_cursor_open(txn, st->by_id, &cur);
+    if ((rc = cursor_open(txn, st->by_id, &cur, why)) != 0) return rc;
     if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == 16) st->legacy_by_id = 1;
     mdb_cursor_close(cur);
     rc = mdb_txn_commit(txn); /* also for read-only: an aborted txn closes its DBIs */
@@ -189,8 +199,9 @@ static int rebuild_by_id(lmdb_store_t *st, char *why)
     MDB_txn *txn;
     int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
     if (rc) return lmdb_err(rc, why, "begin rebuild");
-    mdb_stat(txn, st->by_id, &ms);
+    rc = mdb_stat(txn, st->by_id, &ms);
     mdb_txn_abort(txn);
+    if (rc) return lmdb_err(rc, why, "stat by_id");
     rc = lmdb_ensure_room(st, ms.ms_entries * 96 + 4096, why);
     if (rc) return rc;
     rc = mdb_txn_begin(st->env, NULL, 0, &txn);
@@ -276,8 +287,8 @@ schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, cha
         goto fail;
     }
     MDB_envinfo info;
-    mdb_env_info(st->env, &info);
-    st->map_size = info.me_mapsize; /* an existing log may be larger */
+    (void)mdb_env_info(st->env, &info); /* an open environment: cannot fail */
+    st->map_size = info.me_mapsize;     /* an existing log may be larger */
     if (st->map_size > st->map_max) st->map_max = st->map_size;
     if (open_dbis(st, opts->read_only, why) != 0) goto fail;
     if (st->legacy_by_id && !opts->read_only && rebuild_by_id(st, why) != 0) goto fail;

@@ -10,6 +10,7 @@
 
 #include "crypto.h"
 #include "store.h"
+#include "error.h"
 
 /* Options of the LMDB store. */
 typedef struct {
@@ -39,6 +40,6 @@ void schakel_lmdb_map_info(schakel_store_t *s, size_t *map_size, uint64_t *full_
  * killed `audit verify`): while such a slot is held, LMDB cannot reuse the
  * pages freed after it and the map keeps growing. *cleared: how many were
  * freed. 0 or SCHAKEL_ESTORE. */
-int schakel_lmdb_reader_check(schakel_store_t *s, int *cleared);
+SCHAKEL_MUST_USE int schakel_lmdb_reader_check(schakel_store_t *s, int *cleared);
 
 #endif

@@ -140,7 +140,11 @@ int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_
         schakel_store_close(&s);
         return SCHAKEL_ESTORE;
     }
-    mdb_cursor_open(txn, st->events, &cur);
+    if (mdb_cursor_open(txn, st->events, &cur) != 0) {
+        mdb_txn_abort(txn);
+        schakel_store_close(&s);
+        return SCHAKEL_ESTORE;
+    }
     uint8_t prev[32] = {0}, h[32];
     uint64_t expect = 1;
     int op = MDB_FIRST;

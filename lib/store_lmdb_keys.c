@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "logging.h"
 #include "store_lmdb_impl.h"
 
 void lmdb_derive(const uint8_t master[32], const char *label, uint8_t out[32])
@@ -44,7 +45,13 @@ void lmdb_key_id_of(lmdb_store_t *st, const char *subject, uint8_t id[KEY_ID_LEN
         }
     }
     uint8_t mac[32];
-    schakel_hmac_sha256(st->kid_key, sizeof st->kid_key, subject, n, mac);
+    if (schakel_hmac_sha256(st->kid_key, sizeof st->kid_key, subject, n, mac) != 0) {
+        /* a wrong key id would store or read payloads under another
+         * subject's key; the crypto library failing here (out of memory)
+         * is not something a caller can fix: stop, the log is intact */
+        schakel_log(SCHAKEL_LOG_ERROR, "store", "event=key_id_failed reason=\"HMAC-SHA-256 failed\"");
+        abort();
+    }
     memcpy(id, mac, KEY_ID_LEN);
     if (n < sizeof set->way[0].subject) {
         subject_slot_t *slot = &set->way[set->next++ % CACHE_WAYS];

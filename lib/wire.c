@@ -9,6 +9,7 @@
 
 #include "bytes.h"
 #include "error.h"
+#include "logging.h"
 
 int schakel_wire_curve_server(void *sock, const schakel_keys_t *keys)
 {
@@ -56,15 +57,19 @@ static int send_msg(void *sock, zmq_msg_t *rid, const char *name, uint64_t req_i
     zmq_msg_t body;
     if (unread) {
         atomic_fetch_add(unread, 1);
-        zmq_msg_init_data(&body, buf, len, free_counted, unread);
-    } else {
-        zmq_msg_init_data(&body, buf, len, free_buf, NULL);
+        if (zmq_msg_init_data(&body, buf, len, free_counted, unread) != 0) {
+            atomic_fetch_sub(unread, 1);
+            free(buf);
+            return SCHAKEL_ENOMEM;
+        }
+    } else if (zmq_msg_init_data(&body, buf, len, free_buf, NULL) != 0) {
+        free(buf);
+        return SCHAKEL_ENOMEM;
     }
     if (rid) {
         zmq_msg_t copy;
         zmq_msg_init(&copy);
-        zmq_msg_copy(&copy, rid);
-        if (zmq_msg_send(&copy, sock, ZMQ_SNDMORE | flags) < 0) {
+        if (zmq_msg_copy(&copy, rid) != 0 || zmq_msg_send(&copy, sock, ZMQ_SNDMORE | flags) < 0) {
             int e = errno;
             zmq_msg_close(&copy);
             zmq_msg_close(&body);
@@ -98,7 +103,7 @@ static int more(void *sock)
 {
     int m = 0;
     size_t sz = sizeof m;
-    zmq_getsockopt(sock, ZMQ_RCVMORE, &m, &sz);
+    (void)zmq_getsockopt(sock, ZMQ_RCVMORE, &m, &sz); /* fails on a closed socket only: no more parts */
     return m;
 }
 
@@ -141,7 +146,7 @@ int schakel_wire_recv(void *sock, int with_rid, schakel_wire_msg_t *m, int flags
             }
             zmq_msg_close(&f);
         } else if (i == 2) {
-            zmq_msg_move(&m->body, &f);
+            (void)zmq_msg_move(&m->body, &f); /* both initialised: cannot fail */
             zmq_msg_close(&f);
         } else {
             zmq_msg_close(&f);
@@ -151,6 +156,14 @@ int schakel_wire_recv(void *sock, int with_rid, schakel_wire_msg_t *m, int flags
     if (m->frames != 3) rc = SCHAKEL_EDECODE;
     (void)errno;
     return rc;
+}
+
+void schakel_wire_ctx_term(void *ctx)
+{
+    int rc;
+    while ((rc = zmq_ctx_term(ctx)) != 0 && errno == EINTR) continue;
+    if (rc != 0)
+        schakel_log(SCHAKEL_LOG_ERROR, "wire", "event=ctx_term_failed reason=\"%s\"", zmq_strerror(errno));
 }
 
 void schakel_wire_close(schakel_wire_msg_t *m)

@@ -10,22 +10,24 @@
 #include <zmq.h>
 
 #include "keys.h"
+#include "error.h"
 
 #define SCHAKEL_CMD_MAX 16
 
 /* Makes sock a CURVE server with the broker's keys and ZAP domain
  * "schakel". Call before bind. 0 or SCHAKEL_EZMQ. */
-int schakel_wire_curve_server(void *sock, const schakel_keys_t *keys);
+SCHAKEL_MUST_USE int schakel_wire_curve_server(void *sock, const schakel_keys_t *keys);
 
 /* Makes sock a CURVE client of the server with public key server_z85.
  * Call before connect. 0 or SCHAKEL_EZMQ. */
-int schakel_wire_curve_client(void *sock, const schakel_keys_t *keys, const char *server_z85);
+SCHAKEL_MUST_USE int schakel_wire_curve_client(void *sock, const schakel_keys_t *keys,
+                                               const char *server_z85);
 
 /* Sends [routing id if rid][name][req id][packed msg]. flags may hold
  * ZMQ_DONTWAIT. Returns 0, SCHAKEL_ENOMEM, or SCHAKEL_EZMQ (errno set:
  * EAGAIN when it would block). */
-int schakel_wire_send(void *sock, zmq_msg_t *rid, const char *name, uint64_t req_id,
-                      const ProtobufCMessage *msg, int flags);
+SCHAKEL_MUST_USE int schakel_wire_send(void *sock, zmq_msg_t *rid, const char *name, uint64_t req_id,
+                                       const ProtobufCMessage *msg, int flags);
 
 /* As schakel_wire_send, and counts the reply while ZeroMQ holds it:
  * *unread goes up by one now and down by one when ZeroMQ lets go of the
@@ -34,8 +36,8 @@ int schakel_wire_send(void *sock, zmq_msg_t *rid, const char *name, uint64_t req
  * the send queue of their connection, not yet taken by the peer. The
  * counter must outlive the message (it is decremented from ZeroMQ's I/O
  * thread). */
-int schakel_wire_send_counted(void *sock, zmq_msg_t *rid, const char *name, uint64_t req_id,
-                              const ProtobufCMessage *msg, int flags, atomic_uint *unread);
+SCHAKEL_MUST_USE int schakel_wire_send_counted(void *sock, zmq_msg_t *rid, const char *name, uint64_t req_id,
+                                               const ProtobufCMessage *msg, int flags, atomic_uint *unread);
 
 /* One received command. body stays valid until schakel_wire_close(). */
 typedef struct {
@@ -55,7 +57,12 @@ typedef struct {
  * kept so that the caller can answer); SCHAKEL_EZMQ on a socket error
  * (EAGAIN with ZMQ_DONTWAIT, EINTR on a signal). Always call
  * schakel_wire_close() afterwards, whatever it returned. */
-int schakel_wire_recv(void *sock, int with_rid, schakel_wire_msg_t *m, int flags);
+SCHAKEL_MUST_USE int schakel_wire_recv(void *sock, int with_rid, schakel_wire_msg_t *m, int flags);
 void schakel_wire_close(schakel_wire_msg_t *m);
+
+/* Ends a ZeroMQ context on the way out of a command: zmq_ctx_term, again
+ * when a signal cut it short (EINTR, as SIGTERM does); any other failure
+ * (EFAULT: not a context) is a bug and logged. */
+void schakel_wire_ctx_term(void *ctx);
 
 #endif

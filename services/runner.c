@@ -20,6 +20,7 @@
 #include "feedback.h"
 #include "routing.h"
 #include "service.h"
+#include "wire.h"
 
 const char *const schakel_service_names[] = {"routing", "consent", "feedback", NULL};
 
@@ -190,7 +191,7 @@ int schakel_svc_stop(schakel_svc_t **self_p)
     schakel_svc_t *s = *self_p;
     if (!s) return 0;
     atomic_store(&s->stop, 1);
-    if (s->started) pthread_join(s->thread, NULL);
+    if (s->started) (void)pthread_join(s->thread, NULL); /* our own thread, joined once */
     int rc = s->result;
     svc_free(s);
     *self_p = NULL;
@@ -250,6 +251,6 @@ int schakel_svc_cli(const char *name, int argc, char **argv)
     stop_flag = NULL;
     void *ctx = s->ctx;
     svc_free(s);
-    zmq_ctx_term(ctx);
+    schakel_wire_ctx_term(ctx);
     return rc ? 1 : 0;
 }

@@ -142,7 +142,7 @@ static int verify_external(const char *logdir, const char *file, const schakel_k
         }
         json_decref(o);
     }
-    fclose(f);
+    (void)fclose(f); /* read only */
     return rc;
 }
 

@@ -20,6 +20,7 @@
 #include "error.h"
 #include "json.h"
 #include "tool.h"
+#include "wire.h"
 
 static const char usage[] =
     "usage: schakel explain [--node DIR] [--as ORG] [--org PUBLISHER] [--json] EVENT_ID\n"
@@ -212,7 +213,11 @@ static void record_access(void *ctx, schakel_conn_t *c, const char *id_hex, cons
     a.query_ref = (char *)id_hex;
     Schakel__V1__Envelope e = SCHAKEL__V1__ENVELOPE__INIT;
     uint8_t id[16];
-    schakel_random(id, 16);
+    if (schakel_random(id, 16) != 0) {
+        fprintf(stderr, "schakel explain: the question could not be recorded on the log (no random id)\n");
+        schakel_client_destroy(&cl);
+        return;
+    }
     e.event_id.data = id;
     e.event_id.len = 16;
     e.type = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_AUDIT_ACCESS;
@@ -397,6 +402,6 @@ int cmd_explain(int argc, char **argv)
     }
     free(all);
     schakel_keys_wipe(&c.keys);
-    zmq_ctx_term(ctx);
+    schakel_wire_ctx_term(ctx);
     return rc ? 1 : 0;
 }

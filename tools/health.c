@@ -15,6 +15,7 @@
 #include "runner.h"
 #include "service.h"
 #include "tool.h"
+#include "wire.h"
 
 static const char usage[] = "usage: schakel health [--node DIR] [--as ORG] [connection options]\n"
                             "\n"
@@ -62,7 +63,7 @@ int cmd_health(int argc, char **argv)
     }
     if (reply) protobuf_c_message_free_unpacked(reply, NULL);
     schakel_client_destroy(&cl);
-    zmq_ctx_term(ctx);
+    schakel_wire_ctx_term(ctx);
     json_object_set_new(out, "broker", broker);
     if (c.node_dir[0]) {
         json_t *svcs = json_object();

@@ -19,6 +19,7 @@
 #include "logging.h"
 #include "runner.h"
 #include "tool.h"
+#include "wire.h"
 
 static const char usage[] = "usage: schakel node [--data DIR] [--endpoint EP] [--pub EP] [--tick-ms MS]\n"
                             "                    [--no-services]\n"
@@ -104,7 +105,7 @@ int cmd_node(int argc, char **argv)
     n.broker = schakel_broker_new(ctx, &cfg, why);
     if (!n.broker) {
         fprintf(stderr, "schakel node: %s\n", why);
-        zmq_ctx_term(ctx);
+        schakel_wire_ctx_term(ctx);
         return 1;
     }
     schakel_signals_on_stop(on_signal);
@@ -119,7 +120,15 @@ int cmd_node(int argc, char **argv)
         n.n++;
     }
     pthread_t sup;
-    pthread_create(&sup, NULL, supervisor, &n);
+    int err = pthread_create(&sup, NULL, supervisor, &n);
+    if (err) { /* without it nothing would stop the services: stop them now */
+        fprintf(stderr, "schakel node: cannot start a thread: %s\n", strerror(err));
+        atomic_store(&stopping, 1);
+        supervisor(&n);
+        schakel_broker_destroy(&n.broker);
+        schakel_wire_ctx_term(ctx);
+        return 1;
+    }
     fprintf(stderr,
             "schakel node: data in %s; follow the log with\n"
             "  schakel tail --node %s --as svc-audit --stream all --follow\n"
@@ -128,8 +137,8 @@ int cmd_node(int argc, char **argv)
             dir, dir, dir);
     int rc = schakel_broker_run(n.broker);
     atomic_store(&stopping, 1);
-    pthread_join(sup, NULL);
+    (void)pthread_join(sup, NULL); /* our own thread, joined once */
     schakel_broker_destroy(&n.broker);
-    zmq_ctx_term(ctx);
+    schakel_wire_ctx_term(ctx);
     return rc || n.failed ? 1 : 0;
 }

@@ -17,6 +17,7 @@
 #include "json.h"
 #include "tool.h"
 #include "validate.h"
+#include "wire.h"
 
 #define BATCH 256
 
@@ -223,6 +224,6 @@ int cmd_publish(int argc, char **argv)
     free(text);
     schakel_client_destroy(&cl);
     schakel_keys_wipe(&conn.keys);
-    zmq_ctx_term(ctx);
+    schakel_wire_ctx_term(ctx);
     return fatal == SCHAKEL_EAUTH ? 4 : fatal ? 3 : rejected ? 1 : 0;
 }

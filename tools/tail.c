@@ -10,6 +10,7 @@
 #include "error.h"
 #include "json.h"
 #include "tool.h"
+#include "wire.h"
 
 static const char usage[] = "usage: schakel tail [connection options] [--stream S] [--from SEQ] [--follow]\n"
                             "                    [--consumer NAME] [--count N]\n"
@@ -102,7 +103,8 @@ int cmd_tail(int argc, char **argv)
         const Schakel__V1__Delivered *r;
         int e = schakel_consumer_next(c, &r, follow ? 500 : 300, why);
         if (e == SCHAKEL_ETIMEOUT) {
-            if (consumer && last) schakel_consumer_commit(c, last, why);
+            /* on the way out it commits again, and says so if that fails */
+            if (consumer && last) SCHAKEL_DROP(schakel_consumer_commit(c, last, why));
             fflush(stdout);
             if (!follow) break;
             continue;
@@ -121,6 +123,6 @@ int cmd_tail(int argc, char **argv)
         fprintf(stderr, "schakel tail: cursor not stored: %s\n", why);
     schakel_consumer_destroy(&c);
     schakel_keys_wipe(&conn.keys);
-    zmq_ctx_term(ctx);
+    schakel_wire_ctx_term(ctx);
     return rc;
 }

@@ -353,9 +353,39 @@ schakel_consumer_t *harness_consumer(harness_t *h, const char *org, const char *
     return schakel_consumer_new(h->ctx, &o, NULL);
 }
 
+harness_reader_t harness_read(harness_t *h, const char *org, const char *stream)
+{
+    char own[80];
+    snprintf(own, sizeof own, "org/%s", org);
+    harness_reader_t rd = {harness_consumer(h, org, stream ? stream : own, NULL), NULL, NULL, 0};
+    if (!rd.c) abort();
+    return rd;
+}
+
+int harness_next(harness_reader_t *rd)
+{
+    char why[SCHAKEL_ERRLEN];
+    schakel_envelope_free(rd->e);
+    rd->e = NULL;
+    while (rd->c && schakel_consumer_next(rd->c, &rd->r, 0, why) == 0) {
+        rd->e = schakel_envelope_decode(rd->r->event.data, rd->r->event.len, NULL);
+        if (rd->e) return 1;
+        rd->undecoded++;
+    }
+    harness_read_end(rd);
+    return 0;
+}
+
+void harness_read_end(harness_reader_t *rd)
+{
+    schakel_envelope_free(rd->e);
+    rd->e = NULL;
+    schakel_consumer_destroy(&rd->c);
+}
+
 void harness_event_id(uint8_t id[16])
 {
-    schakel_random(id, 16);
+    if (schakel_random(id, 16) != 0) abort();
 }
 
 void harness_signal(const char *org, const uint8_t id[16], unsigned subject_no, uint8_t **buf, size_t *len)
@@ -405,7 +435,7 @@ void harness_publish_new(const harness_t *h, const char *org, size_t n, int good
     }
     uint8_t digest[32], *sig = malloc(64);
     schakel_batch_digest((const uint8_t(*)[32])hashes, n, digest);
-    schakel_ed25519_sign(k.sign_secret, digest, 32, sig);
+    if (schakel_ed25519_sign(k.sign_secret, digest, 32, sig) != 0) abort();
     if (!good_sig) sig[0] ^= 1;
     free(hashes);
     schakel__v1__publish__init(p);

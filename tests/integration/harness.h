@@ -63,6 +63,23 @@ schakel_client_t *harness_client(harness_t *h, const char *org);
 schakel_consumer_t *harness_consumer(harness_t *h, const char *org, const char *stream,
                                      const char *consumer_name);
 
+/* Reads a stream from its start up to its head as org, one decoded event
+ * at a time:
+ *     for (harness_reader_t rd = harness_read(h, org, stream); harness_next(&rd);)
+ *         ... rd.e (the envelope), rd.r (the record) ...
+ * stream NULL is org's own, "org/<org>". A record that does not decode is
+ * passed over and counted in rd.undecoded. harness_next frees what it
+ * gave before, and all at the end; harness_read_end when leaving early. */
+typedef struct {
+    schakel_consumer_t *c;
+    const Schakel__V1__Delivered *r;
+    schakel_envelope_t *e;
+    size_t undecoded;
+} harness_reader_t;
+harness_reader_t harness_read(harness_t *h, const char *org, const char *stream);
+int harness_next(harness_reader_t *rd);
+void harness_read_end(harness_reader_t *rd);
+
 /* A valid, encoded signal event from org with the given event id and a
  * synthetic subject derived from subject_no. Caller frees *buf. */
 void harness_signal(const char *org, const uint8_t id[16], unsigned subject_no, uint8_t **buf, size_t *len);

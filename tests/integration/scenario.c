@@ -95,18 +95,14 @@ void read_decisions_at(const uint8_t id[16], uint64_t seq, decisions_t *out)
     char stream[64], h[33];
     hex(id, 16, h);
     snprintf(stream, sizeof stream, "about/%s", h);
-    schakel_consumer_t *c = harness_consumer(H, "svc-audit", stream, NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        assert_non_null(e);
+    harness_reader_t rd = harness_read(H, "svc-audit", stream);
+    while (harness_next(&rd)) {
+        const schakel_envelope_t *e = rd.e;
         uint64_t about =
             e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION   ? e->routing_decision->about_seq
             : e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION ? e->consent_decision->about_seq
                                                                               : 0;
         if (seq && about != seq) {
-            schakel_envelope_free(e);
             continue;
         }
         if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION) {
@@ -122,11 +118,10 @@ void read_decisions_at(const uint8_t id[16], uint64_t seq, decisions_t *out)
             x->outcome = d->outcome;
             x->basis = d->legal_basis;
             x->duty = d->duty_to_inform;
-            x->seq = r->seq;
+            x->seq = rd.r->seq;
         }
-        schakel_envelope_free(e);
     }
-    schakel_consumer_destroy(&c);
+    assert_int_equal(rd.undecoded, 0);
 }
 
 /* Waits (up to 15 s) until at least `want` consent decisions are about id. */
@@ -167,24 +162,19 @@ int routed_to(const decisions_t *ds, const char *org)
  * org itself, as its adapter would. */
 int received(const char *org, const uint8_t id[16], int outcome_about)
 {
-    char stream[80];
-    snprintf(stream, sizeof stream, "org/%s", org);
-    schakel_consumer_t *c = harness_consumer(H, org, stream, NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
+    harness_reader_t rd = harness_read(H, org, NULL);
     int found = 0;
-    while (!found && schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        assert_non_null(e);
+    while (!found && harness_next(&rd)) {
+        const schakel_envelope_t *e = rd.e;
         if (!outcome_about) {
             found = !memcmp(e->event_id.data, id, 16);
         } else if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION) {
             found = !memcmp(e->consent_decision->about_event_id.data, id, 16) &&
                     (int)e->consent_decision->outcome == outcome_about;
         }
-        schakel_envelope_free(e);
     }
-    schakel_consumer_destroy(&c);
+    harness_read_end(&rd);
+    assert_int_equal(rd.undecoded, 0);
     return found;
 }
 
@@ -344,5 +334,45 @@ int count_in_log(const char *needle)
     int n = 0;
     while (f && fgets(line, sizeof line, f)) n += strstr(line, needle) != NULL;
     if (f) fclose(f);
+    return n;
+}
+
+size_t reminders(const char *id_hex, reminder_t *out, size_t max)
+{
+    uint8_t id[16];
+    schakel_hex_decode(id_hex, id, 16);
+    size_t n = 0;
+    for (harness_reader_t rd = harness_read(H, "svc-audit", "all"); harness_next(&rd);) {
+        const schakel_envelope_t *e = rd.e;
+        if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER && n < max &&
+            !memcmp(e->loop_reminder->referral_id.data, id, 16)) {
+            reminder_t *x = &out[n++];
+            x->level = e->loop_reminder->level;
+            x->waiting_for = e->loop_reminder->waiting_for;
+            x->has_subject = e->subject[0] != 0;
+            snprintf(x->due_on, sizeof x->due_on, "%s", e->loop_reminder->due_on);
+            snprintf(x->to, sizeof x->to, "%s", e->loop_reminder->to_org);
+            snprintf(x->overdue, sizeof x->overdue, "%s", e->loop_reminder->overdue_org);
+        }
+    }
+    return n;
+}
+
+size_t in_stream(const char *org, const char *id_hex, int type)
+{
+    uint8_t id[16];
+    schakel_hex_decode(id_hex, id, 16);
+    size_t n = 0;
+    for (harness_reader_t rd = harness_read(H, org, NULL); harness_next(&rd);) {
+        const ProtobufCBinaryData *b = schakel_body_bytes(rd.e, "referral_id");
+        if ((int)rd.e->type == type && b && b->len == 16 && !memcmp(b->data, id, 16)) n++;
+    }
+    return n;
+}
+
+size_t in_stream_soon(const char *org, const char *id_hex, int type, size_t want)
+{
+    size_t n = 0;
+    for (int i = 0; i < 100 && (n = in_stream(org, id_hex, type)) < want; i++) usleep(100000);
     return n;
 }

@@ -84,4 +84,18 @@ uint64_t tick(int64_t at_ms);
 /* Lines of the node's log that contain needle. */
 int count_in_log(const char *needle);
 
+/* The loop_reminders on the log about a loop id (hex): level, waiting for
+ * what, due when, to whom, about whom, and whether they name the child. */
+typedef struct {
+    int level, waiting_for, has_subject;
+    char due_on[11], to[64], overdue[64];
+} reminder_t;
+size_t reminders(const char *id_hex, reminder_t *out, size_t max);
+/* How many events of type about the loop id (hex; their body's
+ * referral_id) arrived in org's own stream, read as org; _soon waits (10 s
+ * at most) for want: a reminder reaches a stream two records after the
+ * log has it (routing, then consent decide). */
+size_t in_stream(const char *org, const char *id_hex, int type);
+size_t in_stream_soon(const char *org, const char *id_hex, int type, size_t want);
+
 #endif

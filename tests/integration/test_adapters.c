@@ -52,20 +52,16 @@ static void wait_drained(adapter_t *a)
 /* Events on the log from org, of type (0: any), and whether ids repeat. */
 static size_t on_log(const char *org, int type, size_t *distinct)
 {
-    schakel_consumer_t *c = harness_consumer(H, "svc-audit", "all", NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
+    harness_reader_t rd = harness_read(H, "svc-audit", "all");
     size_t n = 0, cap = 1024;
     uint8_t(*ids)[16] = malloc(cap * 16);
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        if (e && !strcmp(e->source_org, org) && (!type || (int)e->type == type)) {
+    while (harness_next(&rd)) {
+        const schakel_envelope_t *e = rd.e;
+        if (!strcmp(e->source_org, org) && (!type || (int)e->type == type)) {
             if (n == cap) ids = realloc(ids, (cap *= 2) * 16);
             memcpy(ids[n++], e->event_id.data, 16);
         }
-        schakel_envelope_free(e);
     }
-    schakel_consumer_destroy(&c);
     size_t d = 0;
     for (size_t i = 0; i < n; i++) {
         int seen = 0;
@@ -115,22 +111,18 @@ static void school_export_reaches_the_log_without_the_bsn(void **state)
     uint8_t key[32];
     assert_int_equal(schakel_secret_file(keypath, key, 32, 0, NULL, NULL), 0);
     assert_int_equal(schakel_bsn_pseudonym(key, "999990019", pseudo), 0);
-    schakel_consumer_t *c = harness_consumer(H, "svc-audit", "all", NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
+    harness_reader_t rd = harness_read(H, "svc-audit", "all");
     int seen = 0;
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL &&
+    while (harness_next(&rd)) {
+        const schakel_envelope_t *e = rd.e;
+        if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL &&
             !strcmp(e->source_org, "school-34cd01")) {
             assert_string_equal(e->subject, pseudo);
             assert_string_equal(e->district, "zuid");
             assert_int_equal(e->age_band, SCHAKEL__V1__AGE_BAND__AGE_BAND_UNDER_12);
             seen = 1;
         }
-        schakel_envelope_free(e);
     }
-    schakel_consumer_destroy(&c);
     assert_true(seen);
     assert_int_equal(adapter_stop(&a, SIGTERM), 0);
 

@@ -64,22 +64,19 @@ static void wait_bytes(const char *dir, const char *needle)
 /* The school's referral from its export, as the log has it. */
 static int find_referral(char rid[33], char subject[65], uint8_t id[16])
 {
-    schakel_consumer_t *c = harness_consumer(H, "svc-audit", "all", NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
+    harness_reader_t rd = harness_read(H, "svc-audit", "all");
     int found = 0;
-    while (!found && schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL &&
+    while (!found && harness_next(&rd)) {
+        const schakel_envelope_t *e = rd.e;
+        if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL &&
             !strcmp(e->source_org, "school-34cd01")) {
             hex(e->referral->referral_id.data, 16, rid);
             snprintf(subject, 65, "%s", e->subject);
             memcpy(id, e->event_id.data, 16);
             found = 1;
         }
-        schakel_envelope_free(e);
     }
-    schakel_consumer_destroy(&c);
+    harness_read_end(&rd);
     return found;
 }
 

@@ -63,8 +63,8 @@ static void usage_error(const char *const *args, const char *want, const char *w
         for (size_t i = 0; args[i]; i++)
             if (strlen(words) + strlen(args[i]) + 2 < sizeof words && strlen(args[i]) < 200)
                 strcat(words, " "), strcat(words, args[i]);
-        fail_msg("schakel%s: exit %d, stderr \"%.400s\", stdout \"%.80s\": want 2 and \"%s\"%s%s", words, rc, err,
-                 out, want, want2 ? " and " : "", want2 ? want2 : "");
+        fail_msg("schakel%s: exit %d, stderr \"%.400s\", stdout \"%.80s\": want 2 and \"%s\"%s%s", words, rc,
+                 err, out, want, want2 ? " and " : "", want2 ? want2 : "");
     }
     free(out);
     free(err);
@@ -145,7 +145,8 @@ static void adapter_subcommands_name_a_wrong_flag(void **state)
     const char *help[] = {"adapter", "run", "--help", NULL};
     char *out, *err;
     assert_int_equal(run(help, &out, &err), 0);
-    assert_non_null(strstr(out, "schakel adapter check --profile FILE [--org ORG] [--region-key FILE] EXPORT..."));
+    assert_non_null(
+        strstr(out, "schakel adapter check --profile FILE [--org ORG] [--region-key FILE] EXPORT..."));
     free(out);
     free(err);
 }

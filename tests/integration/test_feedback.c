@@ -38,13 +38,10 @@ static size_t feedback_said(const char *rid_hex, said_t *out, size_t max)
 {
     uint8_t rid[16];
     schakel_hex_decode(rid_hex, rid, 16);
-    schakel_consumer_t *c = harness_consumer(H, "svc-audit", "all", NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
+    harness_reader_t rd = harness_read(H, "svc-audit", "all");
     size_t n = 0;
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        if (!e) continue;
+    while (harness_next(&rd)) {
+        const schakel_envelope_t *e = rd.e;
         if (!strcmp(e->source_org, "svc-feedback") && n < max) {
             said_t *s = &out[n];
             memset(s, 0, sizeof *s);
@@ -64,39 +61,7 @@ static size_t feedback_said(const char *rid_hex, said_t *out, size_t max)
                 n++;
             }
         }
-        schakel_envelope_free(e);
     }
-    schakel_consumer_destroy(&c);
-    return n;
-}
-
-/* How many events of `type` about the loop arrived in org's own stream. */
-static size_t in_stream(const char *org, const char *rid_hex, int type)
-{
-    uint8_t rid[16];
-    schakel_hex_decode(rid_hex, rid, 16);
-    char stream[80];
-    snprintf(stream, sizeof stream, "org/%s", org);
-    schakel_consumer_t *c = harness_consumer(H, org, stream, NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
-    size_t n = 0;
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        const ProtobufCBinaryData *b = e ? schakel_body_bytes(e, "referral_id") : NULL;
-        if (e && (int)e->type == type && b && !memcmp(b->data, rid, 16)) n++;
-        schakel_envelope_free(e);
-    }
-    schakel_consumer_destroy(&c);
-    return n;
-}
-
-/* The same, waiting (10 s at most) for want: a reminder reaches a stream
- * two records after the log has it (routing, then consent decide). */
-static size_t in_stream_soon(const char *org, const char *rid_hex, int type, size_t want)
-{
-    size_t n = 0;
-    for (int i = 0; i < 100 && (n = in_stream(org, rid_hex, type)) < want; i++) usleep(100000);
     return n;
 }
 

@@ -45,7 +45,7 @@ static void full_log_says_retry_later(void **state)
     int zero = 0, t = 10000;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &t, sizeof t);
-    schakel_wire_curve_client(s, &k, h->server_public);
+    assert_int_equal(schakel_wire_curve_client(s, &k, h->server_public), 0);
     zmq_connect(s, h->endpoint);
 
     uint64_t stored = 0;

@@ -85,45 +85,17 @@ static size_t statuses(const char *rid_hex, status_t *out, size_t max)
 {
     uint8_t rid[16];
     schakel_hex_decode(rid_hex, rid, 16);
-    schakel_consumer_t *c = harness_consumer(H, "svc-audit", "all", NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
+    harness_reader_t rd = harness_read(H, "svc-audit", "all");
     size_t n = 0;
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        if (e && !strcmp(e->source_org, "svc-feedback") &&
+    while (harness_next(&rd)) {
+        const schakel_envelope_t *e = rd.e;
+        if (!strcmp(e->source_org, "svc-feedback") &&
             e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS &&
             !memcmp(e->feedback_status->referral_id.data, rid, 16) && n < max) {
             memcpy(out[n].id, e->event_id.data, 16);
             out[n++].state = e->feedback_status->state;
         }
-        schakel_envelope_free(e);
     }
-    schakel_consumer_destroy(&c);
-    return n;
-}
-
-/* The feedback service's reminders about the loop: waiting_for, to_org. */
-static size_t reminders(const char *rid_hex, int *waiting_for, char (*to)[64], size_t max)
-{
-    uint8_t rid[16];
-    schakel_hex_decode(rid_hex, rid, 16);
-    schakel_consumer_t *c = harness_consumer(H, "svc-audit", "all", NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
-    size_t n = 0;
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        if (e && !strcmp(e->source_org, "svc-feedback") &&
-            e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER &&
-            !memcmp(e->loop_reminder->referral_id.data, rid, 16) && n < max) {
-            waiting_for[n] = e->loop_reminder->waiting_for;
-            snprintf(to[n], 64, "%s", e->loop_reminder->to_org);
-            n++;
-        }
-        schakel_envelope_free(e);
-    }
-    schakel_consumer_destroy(&c);
     return n;
 }
 
@@ -140,19 +112,15 @@ static size_t school_heard(const char *rid_hex, int state)
 {
     uint8_t rid[16];
     schakel_hex_decode(rid_hex, rid, 16);
-    schakel_consumer_t *c = harness_consumer(H, SCHOOL, "org/" SCHOOL, NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
+    harness_reader_t rd = harness_read(H, SCHOOL, "org/" SCHOOL);
     size_t n = 0;
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS &&
+    while (harness_next(&rd)) {
+        const schakel_envelope_t *e = rd.e;
+        if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS &&
             !memcmp(e->feedback_status->referral_id.data, rid, 16) &&
             (!state || (int)e->feedback_status->state == state))
             n++;
-        schakel_envelope_free(e);
     }
-    schakel_consumer_destroy(&c);
     return n;
 }
 
@@ -306,8 +274,7 @@ static void family_not_informed_in_time_reminds_the_receiver(void **state)
 {
     (void)state;
     char p[65], rid[33], json[1024];
-    int wf[16];
-    char to[16][64];
+    reminder_t rm[16];
     clock_to("2027-09-13T08:00:00Z"); /* Monday 13 September */
     delivered_referral("fb-family", p, rid);
     answer(p, rid, "referral_received", "\"received_on\":\"2027-09-13\"", 0, NULL);
@@ -322,13 +289,13 @@ static void family_not_informed_in_time_reminds_the_receiver(void **state)
     wait_services(publish(WIJKTEAM, json, NULL));
     /* 5 working days after Monday 13: Monday 20 is the last day */
     clock_to("2027-09-20T21:30:00Z");
-    assert_int_equal(reminders(rid, wf, to, 16), 0);
+    assert_int_equal(reminders(rid, rm, 16), 0);
     clock_to("2027-09-20T22:30:00Z"); /* Tuesday 21, 00:30 in Amsterdam */
-    assert_int_equal(reminders(rid, wf, to, 16), 1);
-    assert_int_equal(wf[0], S(FAMILY_INFORMED_OF_FIRST_CONTACT));
-    assert_string_equal(to[0], WIJKTEAM);
+    assert_int_equal(reminders(rid, rm, 16), 1);
+    assert_int_equal(rm[0].waiting_for, S(FAMILY_INFORMED_OF_FIRST_CONTACT));
+    assert_string_equal(rm[0].to, WIJKTEAM);
     clock_to("2027-10-20T08:00:00Z"); /* once only */
-    assert_int_equal(reminders(rid, wf, to, 16), 1);
+    assert_int_equal(reminders(rid, rm, 16), 1);
 
     char out[600];
     snprintf(out, sizeof out, "%s/family.json", H->dir);
@@ -355,8 +322,7 @@ static void family_informed_in_time_earns_no_reminder(void **state)
 {
     (void)state;
     char p[65], rid[33], json[1024];
-    int wf[16];
-    char to[16][64];
+    reminder_t rm[16];
     clock_to("2027-11-01T08:00:00Z"); /* Monday 1 November */
     delivered_referral("fb-family-told", p, rid);
     const char *steps[] = {"received", "first_contact", "closed"};
@@ -373,7 +339,7 @@ static void family_informed_in_time_earns_no_reminder(void **state)
         if (i == 2) wait_services(publish(WIJKTEAM, json, NULL));
     }
     clock_to("2027-12-01T08:00:00Z");
-    assert_int_equal(reminders(rid, wf, to, 16), 0);
+    assert_int_equal(reminders(rid, rm, 16), 0);
 }
 
 /* The municipality's youth care (gemeente) and its leerplicht office are

@@ -65,15 +65,10 @@ typedef struct {
 /* The notices about subject in org's stream, read as org. */
 static size_t notices(const char *org, const char *subject, notice_t *out, size_t max)
 {
-    char stream[80], why[SCHAKEL_ERRLEN];
-    snprintf(stream, sizeof stream, "org/%s", org);
-    schakel_consumer_t *c = harness_consumer(H, org, stream, NULL);
-    assert_non_null(c);
-    const Schakel__V1__Delivered *r;
+    harness_reader_t rd = harness_read(H, org, NULL); /* aborts without a consumer */
     size_t n = 0;
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        assert_non_null(e);
+    while (harness_next(&rd)) {
+        const schakel_envelope_t *e = rd.e;
         if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION &&
             e->consent_decision->outcome == NOTICE_ONLY && !strcmp(e->subject, subject)) {
             const Schakel__V1__ConsentDecision *d = e->consent_decision;
@@ -93,9 +88,8 @@ static size_t notices(const char *org, const char *subject, notice_t *out, size_
             }
             n++;
         }
-        schakel_envelope_free(e);
     }
-    schakel_consumer_destroy(&c);
+    assert_int_equal(rd.undecoded, 0);
     return n;
 }
 

@@ -168,20 +168,16 @@ static void step_two_consultation_reaches_veiligthuis_without_the_child(void **s
     assert_non_null(d);
     assert_string_equal(d->rule, "legal/anonymous");
     assert_int_equal(d->basis, SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_ANONYMOUS);
-    schakel_consumer_t *c = harness_consumer(H, VT, "org/" VT, NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
+    harness_reader_t rd = harness_read(H, VT, "org/" VT);
     int seen = 0;
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        if (e && !memcmp(e->event_id.data, id, 16)) {
+    while (harness_next(&rd)) {
+        const schakel_envelope_t *e = rd.e;
+        if (!memcmp(e->event_id.data, id, 16)) {
             assert_string_equal(e->subject, "");
             assert_string_equal(e->case_ref, "");
             seen = 1;
         }
-        schakel_envelope_free(e);
     }
-    schakel_consumer_destroy(&c);
     assert_true(seen);
 
     char p[65], named[1024], reason[SCHAKEL_ERRLEN];
@@ -196,59 +192,6 @@ static void step_two_consultation_reaches_veiligthuis_without_the_child(void **s
 }
 
 /* ---- 3. Veilig Thuis decides within 5 working days ---- */
-
-/* What svc-feedback put on the log about a report id: its loop_reminders. */
-typedef struct {
-    int level, waiting_for, has_subject;
-    char due_on[11], to[64], overdue[64];
-} reminder_t;
-
-static size_t reminders(const char *rep_hex, reminder_t *out, size_t max)
-{
-    uint8_t rid[16];
-    schakel_hex_decode(rep_hex, rid, 16);
-    schakel_consumer_t *c = harness_consumer(H, "svc-audit", "all", NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
-    size_t n = 0;
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER && n < max &&
-            !strcmp(e->source_org, "svc-feedback") && !memcmp(e->loop_reminder->referral_id.data, rid, 16)) {
-            reminder_t *x = &out[n++];
-            x->level = e->loop_reminder->level;
-            x->waiting_for = e->loop_reminder->waiting_for;
-            x->has_subject = e->subject[0] != 0;
-            snprintf(x->due_on, sizeof x->due_on, "%s", e->loop_reminder->due_on);
-            snprintf(x->to, sizeof x->to, "%s", e->loop_reminder->to_org);
-            snprintf(x->overdue, sizeof x->overdue, "%s", e->loop_reminder->overdue_org);
-        }
-        schakel_envelope_free(e);
-    }
-    schakel_consumer_destroy(&c);
-    return n;
-}
-
-/* How many loop_reminders about the report arrived in org's own stream. */
-static size_t reminders_in_stream(const char *org, const char *rep_hex)
-{
-    uint8_t rid[16];
-    schakel_hex_decode(rep_hex, rid, 16);
-    char stream[80];
-    snprintf(stream, sizeof stream, "org/%s", org);
-    schakel_consumer_t *c = harness_consumer(H, org, stream, NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
-    size_t n = 0;
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        n += e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER &&
-             !memcmp(e->loop_reminder->referral_id.data, rid, 16);
-        schakel_envelope_free(e);
-    }
-    schakel_consumer_destroy(&c);
-    return n;
-}
 
 /* `schakel loops --node DIR --referral ID`: the loop as JSON (caller frees). */
 static json_t *loop_of(const char *rep_hex)
@@ -309,9 +252,9 @@ static void veiligthuis_owes_a_decision_within_five_working_days(void **state)
     assert_string_equal(s[0].to, VT);
     assert_string_equal(s[0].overdue, VT);
     assert_true(s[0].has_subject);
-    for (int i = 0; i < 100 && !reminders_in_stream(VT, silent); i++) usleep(50000);
-    assert_int_equal(reminders_in_stream(VT, silent), 1); /* delivered, on the meldcode */
-    assert_int_equal(reminders_in_stream(SCHOOL, silent), 0);
+    assert_int_equal(in_stream_soon(VT, silent, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER, 1),
+                     1); /* delivered, on the meldcode */
+    assert_int_equal(in_stream(SCHOOL, silent, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER), 0);
     /* an acknowledgement is no decision */
     assert_int_equal(reminders(acknowledged, s, 8), 1);
     assert_int_equal(s[0].waiting_for, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_VEILIGTHUIS_DECIDED);
@@ -338,8 +281,8 @@ static void veiligthuis_owes_a_decision_within_five_working_days(void **state)
     assert_string_equal(s[1].to, VT_ESCALATION);
     assert_string_equal(s[1].overdue, VT);
     assert_false(s[1].has_subject);
-    for (int i = 0; i < 100 && !reminders_in_stream(VT_ESCALATION, silent); i++) usleep(50000);
-    assert_int_equal(reminders_in_stream(VT_ESCALATION, silent), 1);
+    assert_int_equal(
+        in_stream_soon(VT_ESCALATION, silent, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER, 1), 1);
     assert_int_equal(reminders(decided, s, 8), 0);
 
     /* the log still explains itself: svc-feedback's events replay byte for byte */
@@ -389,25 +332,21 @@ static void report_without_veiligthuis_raises_the_alarm(void **state)
     /* the sender is told, in its own stream */
     char got[512] = "";
     for (int tries = 0; tries < 150 && !got[0]; tries++) {
-        schakel_consumer_t *c = harness_consumer(H, SCHOOL, "org/" SCHOOL, NULL);
-        const Schakel__V1__Delivered *r;
-        char why[SCHAKEL_ERRLEN];
-        while (schakel_consumer_next(c, &r, 0, why) == 0) {
-            schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-            if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION &&
+        harness_reader_t rd = harness_read(H, SCHOOL, "org/" SCHOOL);
+        while (harness_next(&rd)) {
+            const schakel_envelope_t *e = rd.e;
+            if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION &&
                 !memcmp(e->routing_decision->about_event_id.data, id, 16)) {
-                const Schakel__V1__RoutingDecision *rd = e->routing_decision;
-                assert_string_equal(rd->inform_org, SCHOOL);
-                assert_int_equal(rd->n_recipients, 0);
-                for (size_t i = 0; i < rd->n_refused; i++) {
+                const Schakel__V1__RoutingDecision *dec = e->routing_decision;
+                assert_string_equal(dec->inform_org, SCHOOL);
+                assert_int_equal(dec->n_recipients, 0);
+                for (size_t i = 0; i < dec->n_refused; i++) {
                     size_t n = strlen(got);
-                    snprintf(got + n, sizeof got - n, "%s %s %s %s;", rd->refused[i]->field,
-                             rd->refused[i]->org_id, rd->refused[i]->rule_id, rd->refused[i]->reason_code);
+                    snprintf(got + n, sizeof got - n, "%s %s %s %s;", dec->refused[i]->field,
+                             dec->refused[i]->org_id, dec->refused[i]->rule_id, dec->refused[i]->reason_code);
                 }
             }
-            schakel_envelope_free(e);
         }
-        schakel_consumer_destroy(&c);
         if (!got[0]) usleep(100000);
     }
     assert_string_equal(got, "region.veiligthuis  meldcode/veiligthuis no_veiligthuis_in_directory;");

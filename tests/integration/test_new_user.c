@@ -363,16 +363,12 @@ static void wait_status(adapter_t *a, json_int_t dead)
 /* Signals from org on the log. */
 static size_t signals_on_log(const char *org)
 {
-    schakel_consumer_t *c = harness_consumer(H, "svc-audit", "all", NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
+    harness_reader_t rd = harness_read(H, "svc-audit", "all");
     size_t n = 0;
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        n += e && !strcmp(e->source_org, org) && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL;
-        schakel_envelope_free(e);
+    while (harness_next(&rd)) {
+        const schakel_envelope_t *e = rd.e;
+        n += !strcmp(e->source_org, org) && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL;
     }
-    schakel_consumer_destroy(&c);
     return n;
 }
 

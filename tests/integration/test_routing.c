@@ -50,19 +50,16 @@ static void anonymous_consultation_reaches_social_work(void **state)
     assert_string_equal(d->rule, "legal/anonymous");
     assert_true(received("smw-farent", id, 0));
     /* and it arrived with no subject */
-    schakel_consumer_t *c = harness_consumer(H, "smw-farent", "org/smw-farent", NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
+    harness_reader_t rd = harness_read(H, "smw-farent", "org/smw-farent");
     int seen = 0;
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
+    while (harness_next(&rd)) {
+        const schakel_envelope_t *e = rd.e;
         if (!memcmp(e->event_id.data, id, 16)) {
             assert_string_equal(e->subject, "");
             seen = 1;
         }
-        schakel_envelope_free(e);
     }
-    schakel_consumer_destroy(&c);
+    assert_int_equal(rd.undecoded, 0);
     assert_true(seen);
     assert_false(received("ggd-jgz", id, 0));
 }
@@ -648,12 +645,9 @@ static void told(const char *org, const uint8_t id[16], char *out, size_t size)
     snprintf(stream, sizeof stream, "org/%s", org);
     out[0] = 0;
     for (int tries = 0; tries < 150 && !out[0]; tries++) {
-        schakel_consumer_t *c = harness_consumer(H, org, stream, NULL);
-        const Schakel__V1__Delivered *r;
-        char why[SCHAKEL_ERRLEN];
-        while (schakel_consumer_next(c, &r, 0, why) == 0) {
-            schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-            assert_non_null(e);
+        harness_reader_t rd = harness_read(H, org, stream);
+        while (harness_next(&rd)) {
+            const schakel_envelope_t *e = rd.e;
             const Schakel__V1__RoutingDecision *d = e->routing_decision;
             if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION &&
                 !memcmp(d->about_event_id.data, id, 16)) {
@@ -664,9 +658,8 @@ static void told(const char *org, const uint8_t id[16], char *out, size_t size)
                              d->refused[i]->reason_code);
                 }
             }
-            schakel_envelope_free(e);
         }
-        schakel_consumer_destroy(&c);
+        assert_int_equal(rd.undecoded, 0);
         if (!out[0]) usleep(100000);
     }
 }
@@ -960,12 +953,9 @@ static void thuiszitter_reasons_are_the_monitors_nine(void **state)
     }
     /* the office's tally: one in each of the nine cells */
     size_t cell[9] = {0};
-    schakel_consumer_t *c = harness_consumer(H, "leerplicht-dorp", "org/leerplicht-dorp", NULL);
-    const Schakel__V1__Delivered *r;
-    char why[SCHAKEL_ERRLEN];
-    while (schakel_consumer_next(c, &r, 0, why) == 0) {
-        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
-        assert_non_null(e);
+    harness_reader_t rd = harness_read(H, "leerplicht-dorp", "org/leerplicht-dorp");
+    while (harness_next(&rd)) {
+        const schakel_envelope_t *e = rd.e;
         for (size_t i = 0; i < 9; i++)
             if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_THUISZITTER_STATUS &&
                 !memcmp(e->event_id.data, ids[i], 16)) {
@@ -975,9 +965,8 @@ static void thuiszitter_reasons_are_the_monitors_nine(void **state)
                 for (size_t k = 0; k < 9; k++) cell[k] += got && !strcmp(got, reasons[k]);
                 json_decref(j);
             }
-        schakel_envelope_free(e);
     }
-    schakel_consumer_destroy(&c);
+    assert_int_equal(rd.undecoded, 0);
     for (size_t k = 0; k < 9; k++)
         if (cell[k] != 1) fail_msg("reason %s: %zu in its cell", reasons[k], cell[k]);
     /* old codes refused, each saying what to give */

@@ -32,7 +32,7 @@ static inline int store_fx_setup(void **state)
     fx_t *fx = calloc(1, sizeof *fx);
     snprintf(fx->dir, sizeof fx->dir, "/tmp/schakel-store-XXXXXX");
     if (!mkdtemp(fx->dir)) return -1;
-    schakel_random(fx->master, 32);
+    if (schakel_random(fx->master, 32) != 0) return -1;
     schakel_ed25519_keygen(fx->sign_pub, fx->sign_sec);
     *state = fx;
     return 0;

@@ -92,7 +92,7 @@ static void erasure_keeps_the_chain(void **state)
     assert_int_equal(schakel_store_erase_subject(s, "child-one"), 0);
     seen_t seen = {0};
     uint64_t next;
-    schakel_store_read(s, "all", 1, 100, 1 << 20, count_cb, &seen, &next);
+    assert_int_equal(schakel_store_read(s, "all", 1, 100, 1 << 20, count_cb, &seen, &next), 0);
     assert_int_equal(seen.n, 6);
     assert_int_equal(seen.erased, 3);
     schakel_store_close(&s);
