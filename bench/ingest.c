@@ -16,6 +16,7 @@
  * It prints a table with the ratios and exits non-zero on any reject,
  * timeout, lost event or dead child. See bench/README.md. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -115,7 +116,14 @@ typedef struct {
     proc_sample_t broker_cpu, self_cpu; /* deltas over the run */
     double lmdb_s, lmdb_commits_s, lmdb_commit_ms;
     proc_sample_t lmdb_proc;
+    long long log_growth; /* bytes data.mdb grew during the schakel part */
+    struct {
+        const char *name;
+        double bytes, entries; /* pages * page size, entries: per record on the log */
+    } tables[8];
+    size_t n_tables;
     double redis_s;
+    long long aof_bytes; /* the AOF files after the run */
     proc_sample_t redis_proc;
     int redis_skipped;
     char redis_cmd[1024];
@@ -578,6 +586,57 @@ static void publishers_free(publisher_t *pubs, size_t n)
 }
 
 /* Phase 1: publishes every event through the broker. */
+static long long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+/* What the log holds per record, table by table (LMDB pages in use,
+ * entries), read from a read-only view of the node's log. */
+static void log_tables(const bench_t *b, uint64_t head, results_t *r)
+{
+    static const char *names[] = {"events", "by_id", "streams", "proofs", "keys", "checkpoints"};
+    char dir[PATH_LEN + 8];
+    snprintf(dir, sizeof dir, "%s/log", b->node);
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    if (!head || mdb_env_create(&env) || mdb_env_set_maxdbs(env, 16) ||
+        mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600) || mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
+        if (env) mdb_env_close(env);
+        return;
+    }
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        MDB_dbi dbi;
+        MDB_stat ms;
+        if (mdb_dbi_open(txn, names[i], 0, &dbi) || mdb_stat(txn, dbi, &ms)) continue;
+        double pages = (double)(ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages);
+        r->tables[r->n_tables].name = names[i];
+        r->tables[r->n_tables].bytes = pages * ms.ms_psize / (double)head;
+        r->tables[r->n_tables].entries = (double)ms.ms_entries / (double)head;
+        r->n_tables++;
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
+/* The AOF files of the Redis peer (one file, or Redis 7's directory). */
+static long long aof_size(const bench_t *b)
+{
+    char path[PATH_LEN + 64];
+    snprintf(path, sizeof path, "%s/redis/appendonly.aof", b->dir);
+    long long n = file_size(path);
+    snprintf(path, sizeof path, "%s/redis/appendonlydir", b->dir);
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char f[PATH_LEN + 400];
+        snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+        if (e->d_name[0] != '.') n += file_size(f);
+    }
+    if (d) closedir(d);
+    return n;
+}
+
 static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
 {
     const opts_t *o = &b->o;
@@ -595,6 +654,9 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
             return -1;
         }
     }
+    char logfile[PATH_LEN + 16];
+    snprintf(logfile, sizeof logfile, "%s/log/data.mdb", b->node);
+    long long size0 = file_size(logfile);
     if (pthread_barrier_init(&b->start, NULL, (unsigned)o->publishers + 1) != 0) return -1;
     for (; started < o->publishers; started++)
         if (pthread_create(&threads[started], NULL, publisher_main, &pubs[started]) != 0) break;
@@ -679,6 +741,8 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
         }
         schakel_client_destroy(&c);
     }
+    r->log_growth = file_size(logfile) - size0;
+    if (!failed) log_tables(b, r->head, r);
     if (r->rejected)
         fprintf(stderr, "bench: %llu events were rejected or missing from ACKs\n",
                 (unsigned long long)r->rejected);
@@ -936,6 +1000,7 @@ static int run_redis(bench_t *b, double mean_size, results_t *r)
         fprintf(stderr, "bench: could not read requests/s from redis-benchmark:\n%s\n", out);
         goto out;
     }
+    r->aof_bytes = aof_size(b);
     rc = 0;
 out:
     if (bench_pid > 0) stop_child(&bench_pid);
@@ -992,14 +1057,23 @@ static void print_table(const bench_t *b, const results_t *r)
                    r->broker_cpu.cpu_s, 100 * r->broker_cpu.cpu_s / r->wall_s,
                    (double)r->broker_cpu.write_bytes / (double)o->events, r->self_cpu.cpu_s);
     }
+    if (r->ran && r->ok) {
+        printf("         log file grew %.0f bytes per event; per record in use:",
+               (double)r->log_growth / (double)o->events);
+        for (size_t i = 0; i < r->n_tables; i++)
+            printf("%s %s %.0f B (%.2f entries)", i ? "," : "", r->tables[i].name, r->tables[i].bytes,
+                   r->tables[i].entries);
+        printf("\n");
+    }
     if (r->lmdb_s > 0)
         printf("raw LMDB: %.0f commits/s, %.2f ms per commit, CPU %.2f s, %.0f bytes written "
                "per event\n",
                r->lmdb_commits_s, r->lmdb_commit_ms, r->lmdb_proc.cpu_s,
                (double)r->lmdb_proc.write_bytes / (double)o->events);
     if (r->redis_s > 0 && r->redis_proc.ok)
-        printf("redis:    server CPU %.2f s, %.0f bytes written per event\n", r->redis_proc.cpu_s,
-               (double)r->redis_proc.write_bytes / (double)o->events);
+        printf("redis:    server CPU %.2f s, %.0f bytes written per event, AOF %.0f bytes per entry\n",
+               r->redis_proc.cpu_s, (double)r->redis_proc.write_bytes / (double)o->events,
+               (double)r->aof_bytes / (double)o->events);
 }
 
 /* ---- options ---- */

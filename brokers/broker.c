@@ -49,10 +49,12 @@ static int handle_one(schakel_broker_t *b)
     } else if (strcmp(m.name, "PUBLISH") == 0) {
         broker_publish_receive(b, &m);
     } else if (strcmp(m.name, "FETCH") == 0) {
+        broker_sync(b); /* a reader sees only what survives a power cut */
         broker_serve_fetch(b, &m);
     } else if (strcmp(m.name, "COMMIT") == 0) {
         broker_serve_commit(b, &m);
     } else if (strcmp(m.name, "PING") == 0) {
+        broker_sync(b); /* the head it names is durable */
         broker_serve_ping(b, &m);
     } else {
         char r[SCHAKEL_ERRLEN];
@@ -119,7 +121,7 @@ int schakel_broker_run(schakel_broker_t *b)
     while (!atomic_load(&b->stop)) {
         /* with batches in flight, the router waits for the checker */
         it[0].events = in_flight(b) < MAX_IN_FLIGHT ? ZMQ_POLLIN : 0;
-        int rc = zmq_poll(it, 2, out_waiting(b) ? 1 : 100);
+        int rc = zmq_poll(it, 2, out_waiting(b) || b->held_head ? 1 : 100);
         if (rc < 0 && errno == ETERM) break;
         if (rc > 0 && (it[0].revents & ZMQ_POLLIN))
             while (in_flight(b) < MAX_IN_FLIGHT && handle_one(b)) {
@@ -130,11 +132,16 @@ int schakel_broker_run(schakel_broker_t *b)
         pending_t *ready;
         while ((ready = broker_take_checked(b, 0))) broker_commit_group(b, ready);
         int64_t now = schakel_wall_ms();
+        /* Held ACKs go with the next group's flush when one is on its
+         * way; when nothing is (an idle log, a lone event), or they have
+         * waited GROUP_WAIT_MS, a flush of their own. */
+        if (b->held_head && (in_flight(b) == 0 || now - b->held_since >= 2 * GROUP_WAIT_MS)) broker_sync(b);
         if (b->tick_ms > 0 && now - b->last_tick >= b->tick_ms) {
             broker_clock_tick(b, now);
             b->last_tick = now;
         }
         broker_checkpoint(b, now);
+        broker_release_durable(b); /* a checkpoint, a tick, a cursor: durable writes flush too */
         if (now - b->last_reader_check >= READER_CHECK_MS) reader_check(b, now, 0);
         if (now - last_reload >= 1000) {
             broker_directory_maybe_reload(b);
@@ -144,6 +151,7 @@ int schakel_broker_run(schakel_broker_t *b)
     broker_checker_finish(b); /* every batch received is checked, appended and ACKed */
     pending_t *ready;
     while ((ready = broker_take_checked(b, 1))) broker_commit_group(b, ready);
+    broker_sync(b);
     broker_checkpoint(b, schakel_wall_ms() + 3600 * 1000);
     schakel_log(SCHAKEL_LOG_INFO, "broker",
                 "event=stopped acked=%llu rejected=%llu "
@@ -286,7 +294,7 @@ void schakel_broker_destroy(schakel_broker_t **self_p)
     if (b->zap) zmq_close(b->zap);
     broker_peers_free(b);
     broker_checker_finish(b);
-    for (pending_t *lists[2] = {b->in_head, b->out_head}, **l = lists; l < lists + 2; l++)
+    for (pending_t *lists[3] = {b->in_head, b->out_head, b->held_head}, **l = lists; l < lists + 3; l++)
         for (pending_t *p = *l, *next; p; p = next) {
             next = p->next;
             broker_pending_free(b, p);

@@ -46,6 +46,7 @@
 #define PING_BODY_MAX 64
 #define READER_CHECK_MS 60000 /* stale LMDB readers (killed auditors) */
 #define MAX_IN_FLIGHT 512     /* PUBLISHes between receipt and ACK; then ZeroMQ queues */
+#define GROUP_WAIT_MS 5       /* the longest a checked batch waits for company, or a held ACK for a flush */
 
 /* A connection with BATCH or ACK replies still in its send queue, by
  * routing id. ZeroMQ's I/O thread counts them down as it takes them; only
@@ -76,6 +77,7 @@ typedef struct pending {
     size_t *item_entry;
     size_t n_items;
     const char *signer;
+    uint64_t need; /* ACKed once the log is durable up to this seq */
     int batch_code;
     char batch_reason[SCHAKEL_ERRLEN];
 } pending_t;
@@ -107,6 +109,10 @@ struct schakel_broker {
     void *wake_tx, *wake_rx;        /* inproc PAIR: "something is checked" */
     schakel_arena_t *spare[32];     /* arenas to reuse (under q_lock) */
     size_t n_spare;
+    /* Committed, ACKs held until the log is durable up to each one's
+     * need (commit.c): the next group's flush or a sync releases them. */
+    pending_t *held_head, *held_tail;
+    int64_t held_since;
     uint64_t stat_acked, stat_rejected;
     uint64_t alarms; /* own appends refused, checkpoint outages: in every PONG; the operator's alert */
     int64_t tick_ms, last_tick;
@@ -140,8 +146,11 @@ void broker_directory_install(schakel_broker_t *b, const char *doc, uint64_t seq
 void broker_directory_maybe_reload(schakel_broker_t *b);
 void broker_clock_tick(schakel_broker_t *b, int64_t now);
 
-/* commit.c: appends, fsyncs and ACKs a group; announces heads. */
+/* commit.c: appends a group and holds its ACKs; ACKs and announces what
+ * has become durable; makes everything durable now (a flush) and ACKs. */
 void broker_commit_group(schakel_broker_t *b, pending_t *list);
+void broker_release_durable(schakel_broker_t *b);
+void broker_sync(schakel_broker_t *b);
 void broker_publish_head(schakel_broker_t *b, const char *stream, uint64_t seq);
 
 /* serve.c: the read commands, and the body check every command passes. */

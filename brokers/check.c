@@ -284,8 +284,6 @@ void *broker_checker_main(void *arg)
     return NULL;
 }
 
-#define GROUP_WAIT_MS 5 /* the longest a checked batch waits for company */
-
 /* Takes checked batches off the queue, up to group_max events (at least
  * one batch), in the order they came: when there are enough for a good
  * group, when the checker has nothing more coming, or when the oldest has
