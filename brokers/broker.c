@@ -1,7 +1,7 @@
 
 /* The broker's command loop and its lifecycle. Workload: many publishers
- * sending pipelined signed batches. The loop hands each PUBLISH to a
- * checker thread, which decodes, validates and verifies it while the loop
+ * sending pipelined signed batches. The loop hands each PUBLISH to the
+ * checker threads, one of which decodes, validates and verifies it while the loop
  * appends and fsyncs the batches checked before; the loop then appends
  * every checked batch in one durable LMDB transaction and sends the ACKs.
  * Nothing is ACKed before it is fsynced; nothing invalid is stored; a bad
@@ -13,7 +13,7 @@
  * what they share; docs/architecture.md walks it end to end):
  *   zap.c     the CURVE key of a new connection names its organisation
  *   broker.c  the loop reads a command (handle_one) and dispatches it
- *   check.c   PUBLISH: queued, then checked by the checker thread
+ *   check.c   PUBLISH: queued, then checked by a checker thread
  *   system.c  ... system events: decisions, directory, clock
  *   commit.c  a group of checked batches appended, fsynced, ACKed
  *   serve.c   FETCH / COMMIT / PING: readers take it from the log
@@ -179,7 +179,7 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     schakel_broker_t *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     b->ctx = ctx;
-    pthread_mutex_init(&b->dir_lock, NULL);
+    pthread_rwlock_init(&b->dir_lock, NULL);
     b->group_max = cfg->group_max ? cfg->group_max : 8192;
     b->tick_ms = cfg->tick_ms ? cfg->tick_ms : 60000;
     b->last_tick = schakel_wall_ms();
@@ -267,16 +267,13 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
         schakel_fail(why, SCHAKEL_EZMQ, "checker wake-up: %s", zmq_strerror(errno));
         goto fail;
     }
-    if (pthread_create(&b->checker, NULL, broker_checker_main, b) != 0) {
-        schakel_fail(why, SCHAKEL_ENOMEM, "cannot start the checker thread");
-        goto fail;
-    }
-    b->checker_running = 1;
+    if (broker_checkers_start(b, cfg->checkers, why) != 0) goto fail;
     broker_directory_sync(b);
     schakel_head_t h;
     schakel_store_head(b->store, &h);
-    schakel_log(SCHAKEL_LOG_INFO, "broker", "event=started endpoint=%s pub=%s head=%llu orgs=%zu", ep, pep,
-                (unsigned long long)h.seq, schakel_directory_count(b->dir));
+    schakel_log(SCHAKEL_LOG_INFO, "broker",
+                "event=started endpoint=%s pub=%s head=%llu orgs=%zu checkers=%zu", ep, pep,
+                (unsigned long long)h.seq, schakel_directory_count(b->dir), b->n_checkers);
     return b;
 fail:
     schakel_broker_destroy(&b);
@@ -306,7 +303,7 @@ void schakel_broker_destroy(schakel_broker_t **self_p)
     schakel_directory_destroy(&b->dir);
     free(b->dir_path);
     schakel_keys_wipe(&b->keys);
-    pthread_mutex_destroy(&b->dir_lock);
+    pthread_rwlock_destroy(&b->dir_lock);
     pthread_mutex_destroy(&b->q_lock);
     pthread_cond_destroy(&b->q_cond);
     free(b);

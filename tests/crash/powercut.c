@@ -56,7 +56,8 @@ static void image_write(const char *path, const void *buf, size_t len, off_t off
     snprintf(img, sizeof img, "%s.durable", path);
     int fd = open(img, O_WRONLY);
     if (fd < 0) return;
-    ssize_t (*real)(int, const void *, size_t, off_t) = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
+    ssize_t (*real)(int, const void *, size_t, off_t) =
+        (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
     if (real(fd, buf, len, off) != (ssize_t)len) abort();
     close(fd);
 }
@@ -82,7 +83,8 @@ int fsync(int fd)
 
 ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
 {
-    ssize_t (*real)(int, const void *, size_t, off_t) = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
+    ssize_t (*real)(int, const void *, size_t, off_t) =
+        (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
     ssize_t rc = real(fd, buf, len, off);
     char path[PATH_MAX];
     int fl = fcntl(fd, F_GETFL);

@@ -104,8 +104,8 @@ static void acked_events_survive_power_cuts(void **state)
     setenv("SCHAKEL_POWERCUT_DIR", logdir, 1);
     setenv("LD_PRELOAD", SCHAKEL_POWERCUT_LIB, 1);
     char asan[512];
-    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "",
-             getenv("ASAN_OPTIONS") ? ":" : "");
+    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0",
+             getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "", getenv("ASAN_OPTIONS") ? ":" : "");
     setenv("ASAN_OPTIONS", asan, 1);
     assert_int_equal(harness_start(H), 0);
     const char *orgs[PUBLISHERS] = {"school-a", "smw-b", "school-a"};
