@@ -66,6 +66,7 @@ typedef struct {
     size_t events, publishers, batch, window, event_size, lmdb_group, subjects;
     size_t redis_clients, redis_pipeline;
     int timeout_s, retry_ms, naive, no_redis, keep;
+    size_t checkers; /* passed to the node; 0: its default */
     const char *schakel_bin, *tmp_base;
 } opts_t;
 
@@ -458,9 +459,23 @@ static int broker_start(bench_t *b)
     snprintf(pubkey, sizeof pubkey, "%s/keys/broker.pub", b->node);
     snprintf(nodejson, sizeof nodejson, "%s/node.json", b->node);
     /* the broker alone: the services would add their own decisions to the log */
-    char *argv[] = {(char *)b->o.schakel_bin, (char *)"node",      (char *)"--data", b->node,
-                    (char *)"--endpoint",     b->endpoint,         (char *)"--pub",  b->pub_endpoint,
-                    (char *)"--no-services",  (char *)"--tick-ms", (char *)"0",      NULL};
+    char *argv[] = {(char *)b->o.schakel_bin,
+                    (char *)"node",
+                    (char *)"--data",
+                    b->node,
+                    (char *)"--endpoint",
+                    b->endpoint,
+                    (char *)"--pub",
+                    b->pub_endpoint,
+                    (char *)"--no-services",
+                    (char *)"--tick-ms",
+                    (char *)"0",
+                    NULL,
+                    NULL,
+                    NULL};
+    char checkers[24];
+    snprintf(checkers, sizeof checkers, "%zu", b->o.checkers);
+    if (b->o.checkers) argv[11] = (char *)"--checkers", argv[12] = checkers;
     b->broker = spawn(argv, log, -1);
     if (b->broker < 0) {
         fprintf(stderr, "bench: fork: %s\n", strerror(errno));
@@ -1022,9 +1037,10 @@ static void print_machine(const bench_t *b)
     if (uname(&u) != 0) snprintf(u.release, sizeof u.release, "?");
     printf("machine: %ld cores online, %s, Linux %s\n", sysconf(_SC_NPROCESSORS_ONLN), model, u.release);
     printf("params:  --events %zu --publishers %zu --batch %zu --window %zu --event-size %zu "
-           "--subjects %zu --lmdb-group %zu --redis-clients %zu --redis-pipeline %zu%s\n",
+           "--subjects %zu --lmdb-group %zu --redis-clients %zu --redis-pipeline %zu --checkers %zu%s\n",
            b->o.events, b->o.publishers, b->o.batch, b->o.window, b->o.event_size, b->o.subjects,
-           b->o.lmdb_group, b->o.redis_clients, b->o.redis_pipeline, b->o.naive ? " --naive" : "");
+           b->o.lmdb_group, b->o.redis_clients, b->o.redis_pipeline, b->o.checkers,
+           b->o.naive ? " --naive" : "");
     printf("tmp:     %s (every figure here is durable on this filesystem)\n", b->dir);
 }
 
@@ -1078,30 +1094,32 @@ static void print_table(const bench_t *b, const results_t *r)
 
 /* ---- options ---- */
 
-static const char usage[] = "usage: ingest [options]\n"
-                            "\n"
-                            "Measures durable ingest of a real `schakel node` (CURVE, signatures, fsync),\n"
-                            "the raw LMDB append limit and Redis Streams XADD with appendfsync always, in\n"
-                            "one run, and prints events/s, ACK latency and the ratios. See bench/README.md.\n"
-                            "\n"
-                            "  --events N          events per system (default 200000)\n"
-                            "  --publishers N      publisher threads, one client each (default 4, max 64)\n"
-                            "  --batch N           events per signed batch (default 100, max 1024)\n"
-                            "  --window N          batches in flight per publisher (default 16)\n"
-                            "  --event-size N      serialized envelope size to aim for (default 300)\n"
-                            "  --subjects N        distinct children (pseudonyms) the events are about\n"
-                            "                      (default 10000; the broker keeps a data key per child)\n"
-                            "  --lmdb-group N      raw LMDB: values per commit (default batch * publishers)\n"
-                            "  --redis-clients N   redis-benchmark -c (default: publishers)\n"
-                            "  --redis-pipeline N  redis-benchmark -P (default: batch * window, the events\n"
-                            "                      one schakel publisher may have in flight)\n"
-                            "  --no-redis          skip the Redis peer\n"
-                            "  --naive             let schakel_client_submit() wait for window space itself\n"
-                            "  --retry-ms N        client resend timer (default 5000)\n"
-                            "  --timeout S         give up on a phase after S seconds (default 120)\n"
-                            "  --schakel PATH      the schakel binary (default " SCHAKEL_BIN_DIR "/schakel)\n"
-                            "  --tmp DIR           where the temp dir goes (default $TMPDIR or /tmp)\n"
-                            "  --keep              keep the temp dir (logs, LMDB files) for a look\n";
+static const char usage[] =
+    "usage: ingest [options]\n"
+    "\n"
+    "Measures durable ingest of a real `schakel node` (CURVE, signatures, fsync),\n"
+    "the raw LMDB append limit and Redis Streams XADD with appendfsync always, in\n"
+    "one run, and prints events/s, ACK latency and the ratios. See bench/README.md.\n"
+    "\n"
+    "  --events N          events per system (default 200000)\n"
+    "  --publishers N      publisher threads, one client each (default 4, max 64)\n"
+    "  --batch N           events per signed batch (default 100, max 1024)\n"
+    "  --window N          batches in flight per publisher (default 16)\n"
+    "  --event-size N      serialized envelope size to aim for (default 300)\n"
+    "  --subjects N        distinct children (pseudonyms) the events are about\n"
+    "                      (default 10000; the broker keeps a data key per child)\n"
+    "  --lmdb-group N      raw LMDB: values per commit (default batch * publishers)\n"
+    "  --redis-clients N   redis-benchmark -c (default: publishers)\n"
+    "  --redis-pipeline N  redis-benchmark -P (default: batch * window, the events\n"
+    "                      one schakel publisher may have in flight)\n"
+    "  --no-redis          skip the Redis peer\n"
+    "  --naive             let schakel_client_submit() wait for window space itself\n"
+    "  --retry-ms N        client resend timer (default 5000)\n"
+    "  --checkers N        the node's checker threads (default: its own, one per core)\n"
+    "  --timeout S         give up on a phase after S seconds (default 120)\n"
+    "  --schakel PATH      the schakel binary (default " SCHAKEL_BIN_DIR "/schakel)\n"
+    "  --tmp DIR           where the temp dir goes (default $TMPDIR or /tmp)\n"
+    "  --keep              keep the temp dir (logs, LMDB files) for a look\n";
 
 static int parse_size(const char *flag, const char *v, size_t lo, size_t hi, size_t *out)
 {
@@ -1156,6 +1174,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
             else if (!strcmp(a, "--lmdb-group")) rc = parse_size(a, val, 1, 1000000, &o->lmdb_group);
             else if (!strcmp(a, "--redis-clients")) rc = parse_size(a, val, 1, 10000, &o->redis_clients);
             else if (!strcmp(a, "--redis-pipeline")) rc = parse_size(a, val, 1, 100000, &o->redis_pipeline);
+            else if (!strcmp(a, "--checkers")) rc = parse_size(a, val, 1, 4, &o->checkers);
             else if (!strcmp(a, "--retry-ms")) {
                 rc = parse_size(a, val, 10, 600000, &v);
                 o->retry_ms = (int)v;
