@@ -77,7 +77,8 @@ void broker_release_durable(schakel_broker_t *b)
         broker_pending_free(b, p);
         released = 1;
     }
-    if (!b->held_head) b->held_since = 0;
+    /* what is left was committed just now: its wait starts now */
+    if (released) b->held_since = b->held_head ? schakel_wall_ms() : 0;
     if (released) broker_publish_head(b, "all", durable);
 }
 
