@@ -16,6 +16,7 @@
  * It prints a table with the ratios and exits non-zero on any reject,
  * timeout, lost event or dead child. See bench/README.md. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -65,6 +66,7 @@ typedef struct {
     size_t events, publishers, batch, window, event_size, lmdb_group, subjects;
     size_t redis_clients, redis_pipeline;
     int timeout_s, retry_ms, naive, no_redis, keep;
+    size_t checkers; /* passed to the node; 0: its default */
     const char *schakel_bin, *tmp_base;
 } opts_t;
 
@@ -115,7 +117,14 @@ typedef struct {
     proc_sample_t broker_cpu, self_cpu; /* deltas over the run */
     double lmdb_s, lmdb_commits_s, lmdb_commit_ms;
     proc_sample_t lmdb_proc;
+    long long log_growth; /* bytes data.mdb grew during the schakel part */
+    struct {
+        const char *name;
+        double bytes, entries; /* pages * page size, entries: per record on the log */
+    } tables[8];
+    size_t n_tables;
     double redis_s;
+    long long aof_bytes; /* the AOF files after the run */
     proc_sample_t redis_proc;
     int redis_skipped;
     char redis_cmd[1024];
@@ -450,9 +459,23 @@ static int broker_start(bench_t *b)
     snprintf(pubkey, sizeof pubkey, "%s/keys/broker.pub", b->node);
     snprintf(nodejson, sizeof nodejson, "%s/node.json", b->node);
     /* the broker alone: the services would add their own decisions to the log */
-    char *argv[] = {(char *)b->o.schakel_bin, (char *)"node",      (char *)"--data", b->node,
-                    (char *)"--endpoint",     b->endpoint,         (char *)"--pub",  b->pub_endpoint,
-                    (char *)"--no-services",  (char *)"--tick-ms", (char *)"0",      NULL};
+    char *argv[] = {(char *)b->o.schakel_bin,
+                    (char *)"node",
+                    (char *)"--data",
+                    b->node,
+                    (char *)"--endpoint",
+                    b->endpoint,
+                    (char *)"--pub",
+                    b->pub_endpoint,
+                    (char *)"--no-services",
+                    (char *)"--tick-ms",
+                    (char *)"0",
+                    NULL,
+                    NULL,
+                    NULL};
+    char checkers[24];
+    snprintf(checkers, sizeof checkers, "%zu", b->o.checkers);
+    if (b->o.checkers) argv[11] = (char *)"--checkers", argv[12] = checkers;
     b->broker = spawn(argv, log, -1);
     if (b->broker < 0) {
         fprintf(stderr, "bench: fork: %s\n", strerror(errno));
@@ -578,6 +601,57 @@ static void publishers_free(publisher_t *pubs, size_t n)
 }
 
 /* Phase 1: publishes every event through the broker. */
+static long long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+/* What the log holds per record, table by table (LMDB pages in use,
+ * entries), read from a read-only view of the node's log. */
+static void log_tables(const bench_t *b, uint64_t head, results_t *r)
+{
+    static const char *names[] = {"events", "by_id", "streams", "proofs", "keys", "checkpoints"};
+    char dir[PATH_LEN + 8];
+    snprintf(dir, sizeof dir, "%s/log", b->node);
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    if (!head || mdb_env_create(&env) || mdb_env_set_maxdbs(env, 16) ||
+        mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600) || mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
+        if (env) mdb_env_close(env);
+        return;
+    }
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        MDB_dbi dbi;
+        MDB_stat ms;
+        if (mdb_dbi_open(txn, names[i], 0, &dbi) || mdb_stat(txn, dbi, &ms)) continue;
+        double pages = (double)(ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages);
+        r->tables[r->n_tables].name = names[i];
+        r->tables[r->n_tables].bytes = pages * ms.ms_psize / (double)head;
+        r->tables[r->n_tables].entries = (double)ms.ms_entries / (double)head;
+        r->n_tables++;
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
+/* The AOF files of the Redis peer (one file, or Redis 7's directory). */
+static long long aof_size(const bench_t *b)
+{
+    char path[PATH_LEN + 64];
+    snprintf(path, sizeof path, "%s/redis/appendonly.aof", b->dir);
+    long long n = file_size(path);
+    snprintf(path, sizeof path, "%s/redis/appendonlydir", b->dir);
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char f[PATH_LEN + 400];
+        snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+        if (e->d_name[0] != '.') n += file_size(f);
+    }
+    if (d) closedir(d);
+    return n;
+}
+
 static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
 {
     const opts_t *o = &b->o;
@@ -595,6 +669,9 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
             return -1;
         }
     }
+    char logfile[PATH_LEN + 16];
+    snprintf(logfile, sizeof logfile, "%s/log/data.mdb", b->node);
+    long long size0 = file_size(logfile);
     if (pthread_barrier_init(&b->start, NULL, (unsigned)o->publishers + 1) != 0) return -1;
     for (; started < o->publishers; started++)
         if (pthread_create(&threads[started], NULL, publisher_main, &pubs[started]) != 0) break;
@@ -679,6 +756,8 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
         }
         schakel_client_destroy(&c);
     }
+    r->log_growth = file_size(logfile) - size0;
+    if (!failed) log_tables(b, r->head, r);
     if (r->rejected)
         fprintf(stderr, "bench: %llu events were rejected or missing from ACKs\n",
                 (unsigned long long)r->rejected);
@@ -936,6 +1015,7 @@ static int run_redis(bench_t *b, double mean_size, results_t *r)
         fprintf(stderr, "bench: could not read requests/s from redis-benchmark:\n%s\n", out);
         goto out;
     }
+    r->aof_bytes = aof_size(b);
     rc = 0;
 out:
     if (bench_pid > 0) stop_child(&bench_pid);
@@ -957,9 +1037,10 @@ static void print_machine(const bench_t *b)
     if (uname(&u) != 0) snprintf(u.release, sizeof u.release, "?");
     printf("machine: %ld cores online, %s, Linux %s\n", sysconf(_SC_NPROCESSORS_ONLN), model, u.release);
     printf("params:  --events %zu --publishers %zu --batch %zu --window %zu --event-size %zu "
-           "--subjects %zu --lmdb-group %zu --redis-clients %zu --redis-pipeline %zu%s\n",
+           "--subjects %zu --lmdb-group %zu --redis-clients %zu --redis-pipeline %zu --checkers %zu%s\n",
            b->o.events, b->o.publishers, b->o.batch, b->o.window, b->o.event_size, b->o.subjects,
-           b->o.lmdb_group, b->o.redis_clients, b->o.redis_pipeline, b->o.naive ? " --naive" : "");
+           b->o.lmdb_group, b->o.redis_clients, b->o.redis_pipeline, b->o.checkers,
+           b->o.naive ? " --naive" : "");
     printf("tmp:     %s (every figure here is durable on this filesystem)\n", b->dir);
 }
 
@@ -992,42 +1073,53 @@ static void print_table(const bench_t *b, const results_t *r)
                    r->broker_cpu.cpu_s, 100 * r->broker_cpu.cpu_s / r->wall_s,
                    (double)r->broker_cpu.write_bytes / (double)o->events, r->self_cpu.cpu_s);
     }
+    if (r->ran && r->ok) {
+        printf("         log file grew %.0f bytes per event; per record in use:",
+               (double)r->log_growth / (double)o->events);
+        for (size_t i = 0; i < r->n_tables; i++)
+            printf("%s %s %.0f B (%.2f entries)", i ? "," : "", r->tables[i].name, r->tables[i].bytes,
+                   r->tables[i].entries);
+        printf("\n");
+    }
     if (r->lmdb_s > 0)
         printf("raw LMDB: %.0f commits/s, %.2f ms per commit, CPU %.2f s, %.0f bytes written "
                "per event\n",
                r->lmdb_commits_s, r->lmdb_commit_ms, r->lmdb_proc.cpu_s,
                (double)r->lmdb_proc.write_bytes / (double)o->events);
     if (r->redis_s > 0 && r->redis_proc.ok)
-        printf("redis:    server CPU %.2f s, %.0f bytes written per event\n", r->redis_proc.cpu_s,
-               (double)r->redis_proc.write_bytes / (double)o->events);
+        printf("redis:    server CPU %.2f s, %.0f bytes written per event, AOF %.0f bytes per entry\n",
+               r->redis_proc.cpu_s, (double)r->redis_proc.write_bytes / (double)o->events,
+               (double)r->aof_bytes / (double)o->events);
 }
 
 /* ---- options ---- */
 
-static const char usage[] = "usage: ingest [options]\n"
-                            "\n"
-                            "Measures durable ingest of a real `schakel node` (CURVE, signatures, fsync),\n"
-                            "the raw LMDB append limit and Redis Streams XADD with appendfsync always, in\n"
-                            "one run, and prints events/s, ACK latency and the ratios. See bench/README.md.\n"
-                            "\n"
-                            "  --events N          events per system (default 200000)\n"
-                            "  --publishers N      publisher threads, one client each (default 4, max 64)\n"
-                            "  --batch N           events per signed batch (default 100, max 1024)\n"
-                            "  --window N          batches in flight per publisher (default 16)\n"
-                            "  --event-size N      serialized envelope size to aim for (default 300)\n"
-                            "  --subjects N        distinct children (pseudonyms) the events are about\n"
-                            "                      (default 10000; the broker keeps a data key per child)\n"
-                            "  --lmdb-group N      raw LMDB: values per commit (default batch * publishers)\n"
-                            "  --redis-clients N   redis-benchmark -c (default: publishers)\n"
-                            "  --redis-pipeline N  redis-benchmark -P (default: batch * window, the events\n"
-                            "                      one schakel publisher may have in flight)\n"
-                            "  --no-redis          skip the Redis peer\n"
-                            "  --naive             let schakel_client_submit() wait for window space itself\n"
-                            "  --retry-ms N        client resend timer (default 5000)\n"
-                            "  --timeout S         give up on a phase after S seconds (default 120)\n"
-                            "  --schakel PATH      the schakel binary (default " SCHAKEL_BIN_DIR "/schakel)\n"
-                            "  --tmp DIR           where the temp dir goes (default $TMPDIR or /tmp)\n"
-                            "  --keep              keep the temp dir (logs, LMDB files) for a look\n";
+static const char usage[] =
+    "usage: ingest [options]\n"
+    "\n"
+    "Measures durable ingest of a real `schakel node` (CURVE, signatures, fsync),\n"
+    "the raw LMDB append limit and Redis Streams XADD with appendfsync always, in\n"
+    "one run, and prints events/s, ACK latency and the ratios. See bench/README.md.\n"
+    "\n"
+    "  --events N          events per system (default 200000)\n"
+    "  --publishers N      publisher threads, one client each (default 4, max 64)\n"
+    "  --batch N           events per signed batch (default 100, max 1024)\n"
+    "  --window N          batches in flight per publisher (default 16)\n"
+    "  --event-size N      serialized envelope size to aim for (default 300)\n"
+    "  --subjects N        distinct children (pseudonyms) the events are about\n"
+    "                      (default 10000; the broker keeps a data key per child)\n"
+    "  --lmdb-group N      raw LMDB: values per commit (default batch * publishers)\n"
+    "  --redis-clients N   redis-benchmark -c (default: publishers)\n"
+    "  --redis-pipeline N  redis-benchmark -P (default: batch * window, the events\n"
+    "                      one schakel publisher may have in flight)\n"
+    "  --no-redis          skip the Redis peer\n"
+    "  --naive             let schakel_client_submit() wait for window space itself\n"
+    "  --retry-ms N        client resend timer (default 5000)\n"
+    "  --checkers N        the node's checker threads (default: its own, one per core)\n"
+    "  --timeout S         give up on a phase after S seconds (default 120)\n"
+    "  --schakel PATH      the schakel binary (default " SCHAKEL_BIN_DIR "/schakel)\n"
+    "  --tmp DIR           where the temp dir goes (default $TMPDIR or /tmp)\n"
+    "  --keep              keep the temp dir (logs, LMDB files) for a look\n";
 
 static int parse_size(const char *flag, const char *v, size_t lo, size_t hi, size_t *out)
 {
@@ -1082,6 +1174,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
             else if (!strcmp(a, "--lmdb-group")) rc = parse_size(a, val, 1, 1000000, &o->lmdb_group);
             else if (!strcmp(a, "--redis-clients")) rc = parse_size(a, val, 1, 10000, &o->redis_clients);
             else if (!strcmp(a, "--redis-pipeline")) rc = parse_size(a, val, 1, 100000, &o->redis_pipeline);
+            else if (!strcmp(a, "--checkers")) rc = parse_size(a, val, 1, 4, &o->checkers);
             else if (!strcmp(a, "--retry-ms")) {
                 rc = parse_size(a, val, 10, 600000, &v);
                 o->retry_ms = (int)v;

@@ -1,7 +1,7 @@
 
 /* The broker's command loop and its lifecycle. Workload: many publishers
- * sending pipelined signed batches. The loop hands each PUBLISH to a
- * checker thread, which decodes, validates and verifies it while the loop
+ * sending pipelined signed batches. The loop hands each PUBLISH to the
+ * checker threads, one of which decodes, validates and verifies it while the loop
  * appends and fsyncs the batches checked before; the loop then appends
  * every checked batch in one durable LMDB transaction and sends the ACKs.
  * Nothing is ACKed before it is fsynced; nothing invalid is stored; a bad
@@ -13,7 +13,7 @@
  * what they share; docs/architecture.md walks it end to end):
  *   zap.c     the CURVE key of a new connection names its organisation
  *   broker.c  the loop reads a command (handle_one) and dispatches it
- *   check.c   PUBLISH: queued, then checked by the checker thread
+ *   check.c   PUBLISH: queued, then checked by a checker thread
  *   system.c  ... system events: decisions, directory, clock
  *   commit.c  a group of checked batches appended, fsynced, ACKed
  *   serve.c   FETCH / COMMIT / PING: readers take it from the log
@@ -49,10 +49,12 @@ static int handle_one(schakel_broker_t *b)
     } else if (strcmp(m.name, "PUBLISH") == 0) {
         broker_publish_receive(b, &m);
     } else if (strcmp(m.name, "FETCH") == 0) {
+        broker_sync(b); /* a reader sees only what survives a power cut */
         broker_serve_fetch(b, &m);
     } else if (strcmp(m.name, "COMMIT") == 0) {
         broker_serve_commit(b, &m);
     } else if (strcmp(m.name, "PING") == 0) {
+        broker_sync(b); /* the head it names is durable */
         broker_serve_ping(b, &m);
     } else {
         char r[SCHAKEL_ERRLEN];
@@ -119,7 +121,7 @@ int schakel_broker_run(schakel_broker_t *b)
     while (!atomic_load(&b->stop)) {
         /* with batches in flight, the router waits for the checker */
         it[0].events = in_flight(b) < MAX_IN_FLIGHT ? ZMQ_POLLIN : 0;
-        int rc = zmq_poll(it, 2, out_waiting(b) ? 1 : 100);
+        int rc = zmq_poll(it, 2, out_waiting(b) || b->held_head ? 1 : 100);
         if (rc < 0 && errno == ETERM) break;
         if (rc > 0 && (it[0].revents & ZMQ_POLLIN))
             while (in_flight(b) < MAX_IN_FLIGHT && handle_one(b)) {
@@ -130,11 +132,16 @@ int schakel_broker_run(schakel_broker_t *b)
         pending_t *ready;
         while ((ready = broker_take_checked(b, 0))) broker_commit_group(b, ready);
         int64_t now = schakel_wall_ms();
+        /* Held ACKs go with the next group's flush when one is on its
+         * way; when nothing is (an idle log, a lone event), or they have
+         * waited GROUP_WAIT_MS, a flush of their own. */
+        if (b->held_head && (in_flight(b) == 0 || now - b->held_since >= 2 * GROUP_WAIT_MS)) broker_sync(b);
         if (b->tick_ms > 0 && now - b->last_tick >= b->tick_ms) {
             broker_clock_tick(b, now);
             b->last_tick = now;
         }
         broker_checkpoint(b, now);
+        broker_release_durable(b); /* a checkpoint, a tick, a cursor: durable writes flush too */
         if (now - b->last_reader_check >= READER_CHECK_MS) reader_check(b, now, 0);
         if (now - last_reload >= 1000) {
             broker_directory_maybe_reload(b);
@@ -144,6 +151,7 @@ int schakel_broker_run(schakel_broker_t *b)
     broker_checker_finish(b); /* every batch received is checked, appended and ACKed */
     pending_t *ready;
     while ((ready = broker_take_checked(b, 1))) broker_commit_group(b, ready);
+    broker_sync(b);
     broker_checkpoint(b, schakel_wall_ms() + 3600 * 1000);
     schakel_log(SCHAKEL_LOG_INFO, "broker",
                 "event=stopped acked=%llu rejected=%llu "
@@ -171,7 +179,7 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     schakel_broker_t *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     b->ctx = ctx;
-    (void)pthread_mutex_init(&b->dir_lock, NULL); /* default attributes: cannot fail (glibc) */
+    (void)pthread_rwlock_init(&b->dir_lock, NULL); /* default attributes: cannot fail (glibc) */
     b->group_max = cfg->group_max ? cfg->group_max : 8192;
     b->tick_ms = cfg->tick_ms ? cfg->tick_ms : 60000;
     b->last_tick = schakel_wall_ms();
@@ -259,16 +267,13 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
         schakel_fail(why, SCHAKEL_EZMQ, "checker wake-up: %s", zmq_strerror(errno));
         goto fail;
     }
-    if (pthread_create(&b->checker, NULL, broker_checker_main, b) != 0) {
-        schakel_fail(why, SCHAKEL_ENOMEM, "cannot start the checker thread");
-        goto fail;
-    }
-    b->checker_running = 1;
+    if (broker_checkers_start(b, cfg->checkers, why) != 0) goto fail;
     broker_directory_sync(b);
     schakel_head_t h;
     schakel_store_head(b->store, &h);
-    schakel_log(SCHAKEL_LOG_INFO, "broker", "event=started endpoint=%s pub=%s head=%llu orgs=%zu", ep, pep,
-                (unsigned long long)h.seq, schakel_directory_count(b->dir));
+    schakel_log(SCHAKEL_LOG_INFO, "broker",
+                "event=started endpoint=%s pub=%s head=%llu orgs=%zu checkers=%zu", ep, pep,
+                (unsigned long long)h.seq, schakel_directory_count(b->dir), b->n_checkers);
     return b;
 fail:
     schakel_broker_destroy(&b);
@@ -287,7 +292,7 @@ void schakel_broker_destroy(schakel_broker_t **self_p)
     if (b->zap) (void)zmq_close(b->zap);
     broker_peers_free(b);
     broker_checker_finish(b);
-    for (pending_t *lists[2] = {b->in_head, b->out_head}, **l = lists; l < lists + 2; l++)
+    for (pending_t *lists[3] = {b->in_head, b->out_head, b->held_head}, **l = lists; l < lists + 3; l++)
         for (pending_t *p = *l, *next; p; p = next) {
             next = p->next;
             broker_pending_free(b, p);
@@ -299,7 +304,7 @@ void schakel_broker_destroy(schakel_broker_t **self_p)
     schakel_directory_destroy(&b->dir);
     free(b->dir_path);
     schakel_keys_wipe(&b->keys);
-    (void)pthread_mutex_destroy(&b->dir_lock); /* no thread left to hold them */
+    (void)pthread_rwlock_destroy(&b->dir_lock); /* no thread left to hold them */
     (void)pthread_mutex_destroy(&b->q_lock);
     (void)pthread_cond_destroy(&b->q_cond);
     free(b);

@@ -22,6 +22,7 @@ typedef struct {
     int64_t checkpoint_ms;      /* 0: 1000 */
     size_t group_max;           /* events per commit; 0: 8192 */
     int64_t tick_ms;            /* a clock_tick on the log this often; 0: 60000; <0: never */
+    size_t checkers;            /* checker threads; 0: one per core, at most 4 */
 } schakel_broker_config_t;
 
 typedef struct schakel_broker schakel_broker_t;

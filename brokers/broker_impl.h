@@ -5,8 +5,8 @@
  *   zap.c -> broker.c (the loop) -> check.c (+ system.c) -> commit.c
  *   -> serve.c, with peer.c for what is held per connection.
  * Threads: the command loop owns the ROUTER and PUB sockets, the log's
- * write transactions and the peer table; the checker thread touches a
- * pending_t only while it is on the queue it took it from (q_lock); the
+ * write transactions and the peer table; a checker thread touches a
+ * pending_t only while it checks it (it is on the checking list); the
  * ZAP thread owns the ZAP socket. The directory is read by all three and
  * replaced by the loop, under dir_lock. */
 #ifndef SCHAKEL_BROKER_IMPL_H
@@ -46,6 +46,8 @@
 #define PING_BODY_MAX 64
 #define READER_CHECK_MS 60000 /* stale LMDB readers (killed auditors) */
 #define MAX_IN_FLIGHT 512     /* PUBLISHes between receipt and ACK; then ZeroMQ queues */
+#define MAX_CHECKERS 4        /* checker threads at most, whatever the cores */
+#define GROUP_WAIT_MS 5       /* the longest a checked batch waits for company, or a held ACK for a flush */
 
 /* A wire reject: the code and reason a client reads in an ACK or ERROR
  * (protocol.md). It is never an internal error: a function that rejects
@@ -91,6 +93,8 @@ typedef struct pending {
     size_t *item_entry;
     size_t n_items;
     const char *signer;
+    uint64_t need;                      /* ACKed once the log is durable up to this seq */
+    int checked;                        /* its checker is done with it (under q_lock) */
     Schakel__V1__RejectCode batch_code; /* the whole batch rejected: a wire code */
     char batch_reason[SCHAKEL_ERRLEN];
 } pending_t;
@@ -99,7 +103,7 @@ struct schakel_broker {
     void *ctx, *router, *pub, *zap;
     pthread_t zap_thread;
     int zap_running;
-    pthread_mutex_t dir_lock;
+    pthread_rwlock_t dir_lock; /* read by checkers and ZAP, replaced by the loop */
     schakel_directory_t *dir;
     char *dir_path;
     struct timespec dir_mtime;
@@ -107,21 +111,29 @@ struct schakel_broker {
     schakel_store_t *store;
     atomic_int stop;
     size_t group_max;
-    /* The checker thread decodes, validates and verifies PUBLISHes while
-     * the command loop appends and fsyncs the previous group. */
-    pthread_t checker;
-    int checker_running, checker_stop;
+    /* Checker threads decode, validate and verify PUBLISHes while the
+     * command loop appends and flushes the previous group. Batches leave
+     * checking in the order they came (the checking list), whichever
+     * checker finishes first. */
+    pthread_t checkers[MAX_CHECKERS];
+    size_t n_checkers;
+    int checker_stop;
+    pending_t *chk_head, *chk_tail; /* being checked, in arrival order */
     pthread_mutex_t q_lock;
     pthread_cond_t q_cond;
     pending_t *in_head, *in_tail;   /* received, not yet checked */
     pending_t *out_head, *out_tail; /* checked, waiting for a commit */
     size_t in_flight;               /* in either queue or being checked */
     size_t out_events;              /* accepted events waiting for a commit */
-    int checking;                   /* the checker is on a batch now */
+    size_t checking;                /* batches a checker is on now */
     int64_t out_since;              /* when the oldest checked batch came out */
     void *wake_tx, *wake_rx;        /* inproc PAIR: "something is checked" */
     schakel_arena_t *spare[32];     /* arenas to reuse (under q_lock) */
     size_t n_spare;
+    /* Committed, ACKs held until the log is durable up to each one's
+     * need (commit.c): the next group's flush or a sync releases them. */
+    pending_t *held_head, *held_tail;
+    int64_t held_since;
     uint64_t stat_acked, stat_rejected;
     uint64_t alarms; /* own appends refused, checkpoint outages: in every PONG; the operator's alert */
     int64_t tick_ms, last_tick;
@@ -138,7 +150,8 @@ void *broker_zap_main(void *arg);
 
 /* check.c: queue a PUBLISH for the checker, or answer it at once. */
 void broker_publish_receive(schakel_broker_t *b, schakel_wire_msg_t *m);
-/* check.c: the checker thread's body, and its clean stop. */
+/* check.c: starts the checker threads; a checker's body; their clean stop. */
+int broker_checkers_start(schakel_broker_t *b, size_t n, char *why);
 void *broker_checker_main(void *arg);
 void broker_checker_finish(schakel_broker_t *b);
 /* check.c: the next group of checked batches for commit (NULL: not due). */
@@ -156,8 +169,11 @@ void broker_directory_install(schakel_broker_t *b, const char *doc, uint64_t seq
 void broker_directory_maybe_reload(schakel_broker_t *b);
 void broker_clock_tick(schakel_broker_t *b, int64_t now);
 
-/* commit.c: appends, fsyncs and ACKs a group; announces heads. */
+/* commit.c: appends a group and holds its ACKs; ACKs and announces what
+ * has become durable; makes everything durable now (a flush) and ACKs. */
 void broker_commit_group(schakel_broker_t *b, pending_t *list);
+void broker_release_durable(schakel_broker_t *b);
+void broker_sync(schakel_broker_t *b);
 void broker_publish_head(schakel_broker_t *b, const char *stream, uint64_t seq);
 
 /* serve.c: the read commands, and the body check every command passes. */

@@ -1,18 +1,19 @@
 /* Checking, the second step of the data path: the command loop hands
- * each PUBLISH, as it came, to the checker thread (broker_publish_receive);
- * the checker decodes it into an arena, verifies the batch signature
+ * each PUBLISH, as it came, to the checker threads (broker_publish_receive);
+ * a checker decodes it into an arena, verifies the batch signature
  * against the directory and validates every event (lib/validate.h, then
  * who may publish what, then broker_plan_system for system events), and
  * puts it on the checked queue, where the command loop takes it in
- * groups (broker_take_checked) for commit.c. The checker runs while the
- * loop appends and fsyncs the group before; they share only the two
- * queues (q_lock) and the directory (dir_lock). */
+ * groups (broker_take_checked) for commit.c. The checkers run while the
+ * loop appends and flushes the group before; they share only the queues
+ * (q_lock) and the directory (dir_lock, read). */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker_impl.h"
 #include "validate.h"
@@ -266,6 +267,30 @@ static void prepare_publish(schakel_broker_t *b, pending_t *p)
     for (size_t i = 0; i < n; i++) prepare_event(b, org, p, i);
 }
 
+/* Moves the batches at the front of the checking list that are checked
+ * to the checked queue: a batch leaves checking only after every batch
+ * that came before it, so groups, appends and seqs keep the order in
+ * which PUBLISHes arrived (per connection, and over all of them). Under
+ * q_lock. */
+static void checked_in_order(schakel_broker_t *b)
+{
+    int moved = 0;
+    while (b->chk_head && b->chk_head->checked) {
+        pending_t *p = b->chk_head;
+        b->chk_head = p->next;
+        if (!b->chk_head) b->chk_tail = NULL;
+        p->next = NULL;
+        if (b->out_tail) b->out_tail->next = p;
+        else b->out_head = p, b->out_since = schakel_wall_ms();
+        b->out_tail = p;
+        b->out_events += p->n_items;
+        moved = 1;
+    }
+    /* the checkers share wake_tx, one at a time under q_lock */
+    /* EAGAIN: a wake-up is pending already, which is all this says */
+    if (moved) (void)zmq_send(b->wake_tx, "", 0, ZMQ_DONTWAIT);
+}
+
 void *broker_checker_main(void *arg)
 {
     schakel_broker_t *b = arg;
@@ -276,27 +301,41 @@ void *broker_checker_main(void *arg)
         if (!p) break; /* asked to stop, and nothing left to check */
         b->in_head = p->next;
         if (!b->in_head) b->in_tail = NULL;
-        b->checking = 1;
-        pthread_mutex_unlock(&b->q_lock);
         p->next = NULL;
+        if (b->chk_tail) b->chk_tail->next = p;
+        else b->chk_head = p;
+        b->chk_tail = p;
+        b->checking++;
+        pthread_mutex_unlock(&b->q_lock);
         p->arena = arena_get(b);
-        pthread_mutex_lock(&b->dir_lock);
+        pthread_rwlock_rdlock(&b->dir_lock);
         prepare_publish(b, p);
-        pthread_mutex_unlock(&b->dir_lock);
+        pthread_rwlock_unlock(&b->dir_lock);
         pthread_mutex_lock(&b->q_lock);
-        if (b->out_tail) b->out_tail->next = p;
-        else b->out_head = p, b->out_since = schakel_wall_ms();
-        b->out_tail = p;
-        b->out_events += p->n_items;
-        b->checking = 0;
-        /* EAGAIN: a wake-up is pending already, which is all this says */
-        (void)zmq_send(b->wake_tx, "", 0, ZMQ_DONTWAIT);
+        p->checked = 1;
+        b->checking--;
+        checked_in_order(b);
     }
     pthread_mutex_unlock(&b->q_lock);
     return NULL;
 }
 
-#define GROUP_WAIT_MS 5 /* the longest a checked batch waits for company */
+/* One checker per core (the command loop, the publishers' CURVE and the
+ * I/O threads share them too), at most MAX_CHECKERS: verifying the
+ * Ed25519 batch signature and validating every field is the checker's
+ * work, and batches are independent until they are appended. */
+int broker_checkers_start(schakel_broker_t *b, size_t n, char *why)
+{
+    if (n == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (size_t)cores : 1;
+    }
+    if (n > MAX_CHECKERS) n = MAX_CHECKERS;
+    for (; b->n_checkers < n; b->n_checkers++)
+        if (pthread_create(&b->checkers[b->n_checkers], NULL, broker_checker_main, b) != 0)
+            return schakel_fail(why, SCHAKEL_ENOMEM, "cannot start checker thread %zu", b->n_checkers + 1);
+    return 0;
+}
 
 /* Takes checked batches off the queue, up to group_max events (at least
  * one batch), in the order they came: when there are enough for a good
@@ -327,14 +366,15 @@ pending_t *broker_take_checked(schakel_broker_t *b, int all)
     return last ? list : NULL;
 }
 
-/* Stops the checker after it has checked everything it was given. */
+/* Stops the checkers after they have checked everything they were given. */
 void broker_checker_finish(schakel_broker_t *b)
 {
-    if (!b->checker_running) return;
+    if (!b->n_checkers) return;
     pthread_mutex_lock(&b->q_lock);
     b->checker_stop = 1;
-    pthread_cond_signal(&b->q_cond);
+    pthread_cond_broadcast(&b->q_cond);
     pthread_mutex_unlock(&b->q_lock);
-    (void)pthread_join(b->checker, NULL); /* our own thread, joined once */
-    b->checker_running = 0;
+    for (size_t i = 0; i < b->n_checkers; i++)
+        (void)pthread_join(b->checkers[i], NULL); /* ours, joined once */
+    b->n_checkers = 0;
 }

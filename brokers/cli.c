@@ -31,6 +31,8 @@ static const char usage[] =
     "  --checkpoint-ms MS     ... or after MS milliseconds (default 1000)\n"
     "  --tick-ms MS           put the broker's clock on the log this often, for\n"
     "                         the services' timers (default 60000; 0: never)\n"
+    "  --checkers N           threads that check PUBLISHes (default: one per\n"
+    "                         core, at most 4)\n"
     "  --config FILE          JSON object with any of: data, key, directory,\n"
     "                         endpoint, pub, map_max, checkpoint_every, checkpoint_ms,\n"
     "                         tick_ms; flags given on the command line win\n"
@@ -84,7 +86,7 @@ static int apply_config(const char *path, schakel_broker_config_t *cfg)
 int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cfg)
 {
     const char *config = NULL, *data = NULL, *key = NULL, *directory = NULL, *endpoint = NULL, *pub = NULL;
-    uint64_t map_max = 0, every = 0, cp_ms = 0, tick = 0;
+    uint64_t map_max = 0, every = 0, cp_ms = 0, tick = 0, checkers = 0;
     schakel_flag_t flags[] = {
         SCHAKEL_FLAG_S("--data", "DIR", &data),
         SCHAKEL_FLAG_S("--key", "FILE", &key),
@@ -95,6 +97,7 @@ int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cf
         SCHAKEL_FLAG_U("--checkpoint-every", &every, 0, UINT64_MAX),
         SCHAKEL_FLAG_U("--checkpoint-ms", &cp_ms, 0, INT64_MAX),
         SCHAKEL_FLAG_U("--tick-ms", &tick, 0, INT64_MAX),
+        SCHAKEL_FLAG_U("--checkers", &checkers, 1, 4),
         SCHAKEL_FLAG_S("--config", "FILE", &config),
         SCHAKEL_FLAGS_END,
     };
@@ -119,6 +122,7 @@ int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cf
     if (schakel_flags_given(flags, "--checkpoint-every")) cfg->checkpoint_every = every;
     if (schakel_flags_given(flags, "--checkpoint-ms")) cfg->checkpoint_ms = (int64_t)cp_ms;
     if (schakel_flags_given(flags, "--tick-ms")) cfg->tick_ms = tick ? (int64_t)tick : -1; /* 0: never */
+    if (schakel_flags_given(flags, "--checkers")) cfg->checkers = (size_t)checkers;
     if (!cfg->data_dir || !cfg->key_path || !cfg->directory_path) {
         fprintf(stderr, "schakel broker: --data, --key and --directory are required (see --help)\n");
         return -1;

@@ -1,9 +1,10 @@
 /* Commit and ACK, the step after checking: every accepted event of a
- * group of checked batches goes into one durable LMDB transaction
- * (append, then fsync, inside schakel_store_append), and only then is
- * each batch ACKed, with a seq per event or the reason it was refused.
- * New heads are announced on the PUB socket so that readers FETCH. Runs
- * in the command loop's thread, the only writer of the log. */
+ * group of checked batches goes into one LMDB transaction, and each batch
+ * is ACKed, with a seq per event or the reason it was refused, only once
+ * that transaction is durable (broker_commit_group says when). New heads
+ * are announced on the PUB socket, also only once durable, so that
+ * readers FETCH. Runs in the command loop's thread, the only writer of
+ * the log. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,8 +53,67 @@ void broker_publish_head(schakel_broker_t *b, const char *stream, uint64_t seq)
     zmq_send(b->pub, buf, n, ZMQ_DONTWAIT);
 }
 
+/* ACKs and announces every held batch the log now holds durably, in the
+ * order they were committed. */
+void broker_release_durable(schakel_broker_t *b)
+{
+    uint64_t durable = schakel_store_durable_seq(b->store);
+    int released = 0;
+    while (b->held_head && b->held_head->need <= durable) {
+        pending_t *p = b->held_head;
+        b->held_head = p->next;
+        if (!b->held_head) b->held_tail = NULL;
+        /* wake-ups for org/<id> only: every key may subscribe to any
+         * topic, and about/<event id> would tell it which event was
+         * decided on, and when */
+        for (size_t j = 0; j < p->n_items; j++) {
+            schakel_append_item_t *it = &p->items[j];
+            if (p->entries[p->item_entry[j]].code || it->duplicate) continue;
+            for (size_t x = 0; x < it->n_index; x++)
+                if (!strncmp(it->index[x].stream, "org/", 4))
+                    broker_publish_head(b, it->index[x].stream, it->seq);
+        }
+        send_ack(b, p);
+        broker_pending_free(b, p);
+        released = 1;
+    }
+    /* what is left was committed just now: its wait starts now */
+    if (released) b->held_since = b->held_head ? schakel_wall_ms() : 0;
+    if (released) broker_publish_head(b, "all", durable);
+}
+
+/* Flushes the last commit (its meta page) so that every held ACK can go.
+ * A failed flush leaves the held batches committed but not known durable:
+ * they are answered "send again" (a resend is found as a duplicate). */
+void broker_sync(schakel_broker_t *b)
+{
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_head_t h;
+    schakel_store_head(b->store, &h);
+    if (!b->held_head && schakel_store_durable_seq(b->store) >= h.seq) return;
+    int rc = schakel_store_sync(b->store, why);
+    if (rc) {
+        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=sync_failed reason=\"%s\"",
+                    why[0] ? why : schakel_strerror(rc));
+        char r[SCHAKEL_ERRLEN + 32];
+        snprintf(r, sizeof r, "not known to be stored, send again later: %s",
+                 why[0] ? why : schakel_strerror(rc));
+        for (pending_t *p = b->held_head; p; p = p->next) {
+            for (size_t j = 0; j < p->n_items; j++)
+                broker_entry_reject(p, p->item_entry[j], SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, r);
+            p->need = 0;
+        }
+    }
+    broker_release_durable(b);
+}
+
 /* Group commit: every accepted event of every checked batch in one
- * durable transaction, then the ACKs. Takes the list and frees it. */
+ * transaction, committed with one flush of its data pages but not yet of
+ * its meta page (schakel_store_append_deferred): the group is durable
+ * once the next group's flush or a sync has carried its meta page too.
+ * Its ACKs are held until then (broker_release_durable), so an ACKed
+ * event survives SIGKILL and power loss, and the loop pays one flush per
+ * group under load instead of two. Takes the list. */
 void broker_commit_group(schakel_broker_t *b, pending_t *list)
 {
     size_t n_pending = 0, events = 0;
@@ -73,12 +133,14 @@ void broker_commit_group(schakel_broker_t *b, pending_t *list)
         ab->items = p->items;
         ab->n_items = p->n_items;
     }
-    if (nb) rc = schakel_store_append(b->store, batches, nb, schakel_wall_ms(), why);
+    if (nb) rc = schakel_store_append_deferred(b->store, batches, nb, schakel_wall_ms(), why);
     if (rc) {
         schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=append_failed events=%zu reason=\"%s\"", events,
                     why[0] ? why : schakel_strerror(rc));
         if (!why[0]) snprintf(why, sizeof why, "%s", schakel_strerror(rc));
     }
+    schakel_head_t h;
+    schakel_store_head(b->store, &h);
     for (pending_t *p = list, *next; p; p = next) {
         next = p->next;
         for (size_t j = 0; j < p->n_items; j++) {
@@ -94,24 +156,20 @@ void broker_commit_group(schakel_broker_t *b, pending_t *list)
                 schakel_append_item_t *it = &p->items[j];
                 e->seq = it->seq;
                 e->duplicate = it->duplicate;
-                /* wake-ups for org/<id> only: every key may subscribe to
-                 * any topic, and about/<event id> would tell it which
-                 * event was decided on, and when */
-                for (size_t x = 0; x < it->n_index && !it->duplicate; x++)
-                    if (!strncmp(it->index[x].stream, "org/", 4))
-                        broker_publish_head(b, it->index[x].stream, it->seq);
                 if (it->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE && !it->duplicate)
                     broker_directory_install(b, p->envs[p->item_entry[j]]->directory_update->document_json,
                                              it->seq);
             }
         }
-        send_ack(b, p);
-        broker_pending_free(b, p);
+        /* a duplicate names a seq that may not be durable yet either: every
+         * ACK waits for the head as it is after this commit */
+        p->need = h.seq;
+        p->next = NULL;
+        if (b->held_tail) b->held_tail->next = p;
+        else b->held_head = p, b->held_since = schakel_wall_ms();
+        b->held_tail = p;
     }
     free(batches);
-    if (rc == 0 && nb) {
-        schakel_head_t h;
-        schakel_store_head(b->store, &h);
-        broker_publish_head(b, "all", h.seq);
-    }
+    /* this commit's flush made the groups before it durable */
+    broker_release_durable(b);
 }

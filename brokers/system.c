@@ -123,10 +123,10 @@ int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
 
 static void directory_swap(schakel_broker_t *b, schakel_directory_t *d)
 {
-    pthread_mutex_lock(&b->dir_lock);
+    pthread_rwlock_wrlock(&b->dir_lock);
     schakel_directory_t *old = b->dir;
     b->dir = d;
-    pthread_mutex_unlock(&b->dir_lock);
+    pthread_rwlock_unlock(&b->dir_lock);
     schakel_log(SCHAKEL_LOG_INFO, "broker", "event=directory_loaded version=%llu orgs=%zu",
                 (unsigned long long)schakel_directory_version(d), schakel_directory_count(d));
     schakel_directory_destroy(&old);

@@ -49,14 +49,14 @@ static void zap_handle(schakel_broker_t *b)
     if (curve && n >= 7 && zmq_msg_size(&f[6]) == 32) {
         char z85[SCHAKEL_Z85_KEY_LEN + 1];
         (void)zmq_z85_encode(z85, zmq_msg_data(&f[6]), 32); /* 32 bytes: a multiple of 4, cannot fail */
-        pthread_mutex_lock(&b->dir_lock);
+        pthread_rwlock_rdlock(&b->dir_lock);
         const schakel_org_t *org = schakel_directory_by_curve(b->dir, z85);
         if (org) {
             snprintf(user, sizeof user, "%s", org->id);
             code = "200";
             text = "OK";
         }
-        pthread_mutex_unlock(&b->dir_lock);
+        pthread_rwlock_unlock(&b->dir_lock);
         if (!org) schakel_log(SCHAKEL_LOG_WARN, "zap", "event=denied reason=unknown_key key=%.8s...", z85);
     } else {
         text = "CURVE required";

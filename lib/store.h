@@ -8,6 +8,10 @@
  *  - h[n] = SHA-256("schakel/v1" || u64be(n) || h[n-1] || SHA-256(body)),
  *    h[0] = 32 zero bytes, body = the serialized RecordBody (bus.proto);
  *  - an append returns only after everything in it is durable (fsync);
+ *    a deferred append returns once it is committed, and is durable when
+ *    durable_seq reaches the head it left (the next append's flush, or
+ *    sync); readers see it at once, so whoever promises durability (an
+ *    ACK, a FETCH) waits for durable_seq;
  *  - an event id is stored once per publishing organisation (the batch's
  *    signer_org): a second append of (signer_org, id) reports the first
  *    copy's seq with duplicate = 1; the same id from another organisation
@@ -99,6 +103,10 @@ typedef struct {
     int (*checkpoint)(schakel_store_t *s, int64_t now_ms);
     int (*erase_subject)(schakel_store_t *s, const char *subject);
     void (*close)(schakel_store_t *s);
+    int (*append_deferred)(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms,
+                           char *why);
+    int (*sync)(schakel_store_t *s, char *why);
+    uint64_t (*durable_seq)(schakel_store_t *s);
 } schakel_store_ops_t;
 
 struct schakel_store {
@@ -112,6 +120,31 @@ SCHAKEL_MUST_USE static inline int schakel_store_append(schakel_store_t *s, scha
                                                         size_t n, int64_t now_ms, char *why)
 {
     return s->ops->append(s, b, n, now_ms, why);
+}
+
+/* As schakel_store_append, but it returns before the commit is durable:
+ * it becomes durable with the next append (deferred or not), cursor_set,
+ * checkpoint or sync, whichever flushes first; schakel_store_durable_seq
+ * says how far that has come. Half the flushes of an append under load:
+ * the next group's flush carries this one. */
+static inline int schakel_store_append_deferred(schakel_store_t *s, schakel_append_batch_t *b, size_t n,
+                                                int64_t now_ms, char *why)
+{
+    return s->ops->append_deferred(s, b, n, now_ms, why);
+}
+
+/* Makes everything appended so far durable (one flush; nothing to do if it
+ * is). 0 or an error code with the reason in why. */
+static inline int schakel_store_sync(schakel_store_t *s, char *why)
+{
+    return s->ops->sync(s, why);
+}
+
+/* Every record up to this seq survives a crash or power loss. Records
+ * above it (deferred appends) are committed and readable, not yet durable. */
+static inline uint64_t schakel_store_durable_seq(schakel_store_t *s)
+{
+    return s->ops->durable_seq(s);
 }
 
 /* Calls fn for each record of stream ("all" or another name) at a

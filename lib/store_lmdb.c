@@ -130,8 +130,9 @@ static void lmdb_close(schakel_store_t *s)
 }
 
 static const schakel_store_ops_t lmdb_ops = {
-    lmdb_append,     lmdb_read,       lmdb_head,       lmdb_lookup,        lmdb_event_id_at,
-    lmdb_cursor_get, lmdb_cursor_set, lmdb_checkpoint, lmdb_erase_subject, lmdb_close,
+    lmdb_append,          lmdb_read,       lmdb_head,        lmdb_lookup,        lmdb_event_id_at,
+    lmdb_cursor_get,      lmdb_cursor_set, lmdb_checkpoint,  lmdb_erase_subject, lmdb_close,
+    lmdb_append_deferred, lmdb_sync,       lmdb_durable_seq,
 };
 
 /* A cursor in open_dbis; on failure the transaction is aborted. */
@@ -143,6 +144,42 @@ static int cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cur, char *why)
         return lmdb_err(rc, why, "open log cursor");
     }
     return 0;
+}
+
+/* Why a commit's flush makes the commit before it durable (LMDB 0.9,
+ * mdb_txn_commit): a commit writes its dirty pages, fdatasyncs the file,
+ * then writes its meta page, the one that makes the commit current, to
+ * the same file. MDB_NOMETASYNC leaves out only the flush after that meta
+ * write. So commit N+1's fdatasync also carries commit N's meta page, and
+ * mdb_env_sync carries the last one. The log on disk stays consistent
+ * meanwhile: a meta page reaches the disk only after its own data pages
+ * were flushed, and commit N+1 reuses only pages freed by commit N-1 or
+ * earlier (mdb_page_alloc takes free pages of transactions below the
+ * writer's txnid - 1), so the snapshot of the last durable meta page is
+ * never overwritten. A crash loses at most the commits whose meta page
+ * was not flushed yet, never a durable one, and never leaves a torn tree. */
+int lmdb_commit(lmdb_store_t *st, MDB_txn *txn, int wrote)
+{
+    uint64_t before = st->committed_seq;
+    int rc = mdb_txn_commit(txn);
+    if (rc) return rc;
+    st->committed_seq = st->head.seq;
+    /* LMDB commits a transaction that wrote nothing without any flush */
+    if (wrote && st->durable_seq < before) st->durable_seq = before;
+    return 0;
+}
+
+int lmdb_flush(lmdb_store_t *st)
+{
+    int rc = mdb_env_sync(st->env, 1);
+    if (rc == 0) st->durable_seq = st->committed_seq;
+    return rc;
+}
+
+int lmdb_commit_durable(lmdb_store_t *st, MDB_txn *txn)
+{
+    int rc = lmdb_commit(st, txn, 1);
+    return rc ? rc : lmdb_flush(st);
 }
 
 static int open_dbis(lmdb_store_t *st, int read_only, char *why)
@@ -243,7 +280,7 @@ static int rebuild_by_id(lmdb_store_t *st, char *why)
         mdb_txn_abort(txn);
         return lmdb_err(rc, why, "rebuild the event-id index");
     }
-    rc = mdb_txn_commit(txn);
+    rc = lmdb_commit_durable(st, txn);
     if (rc) return lmdb_err(rc, why, "commit the rebuilt event-id index");
     schakel_log(SCHAKEL_LOG_INFO, "store", "event=by_id_rebuilt records=%llu", (unsigned long long)n);
     st->legacy_by_id = 0;
@@ -281,7 +318,11 @@ schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, cha
     int rc = mdb_env_create(&st->env);
     if (rc == 0) rc = mdb_env_set_maxdbs(st->env, 16);
     if (rc == 0) rc = mdb_env_set_mapsize(st->env, st->map_size);
-    if (rc == 0) rc = mdb_env_open(st->env, opts->dir, (opts->read_only ? MDB_RDONLY : 0) | MDB_NOTLS, 0600);
+    /* MDB_NOMETASYNC: one flush per commit instead of two; lmdb_commit
+     * says why the log stays consistent and what is durable when */
+    if (rc == 0)
+        rc = mdb_env_open(st->env, opts->dir, (opts->read_only ? MDB_RDONLY : MDB_NOMETASYNC) | MDB_NOTLS,
+                          0600);
     if (rc) {
         schakel_fail(why, SCHAKEL_EIO, "cannot open log in %s: %s", opts->dir, mdb_strerror(rc));
         goto fail;
@@ -292,6 +333,14 @@ schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, cha
     if (st->map_size > st->map_max) st->map_max = st->map_size;
     if (open_dbis(st, opts->read_only, why) != 0) goto fail;
     if (st->legacy_by_id && !opts->read_only && rebuild_by_id(st, why) != 0) goto fail;
+    st->committed_seq = st->head.seq;
+    /* a process killed before its last meta page was flushed left it in
+     * the page cache: flushed now, everything found is durable */
+    if (!opts->read_only && (rc = lmdb_flush(st)) != 0) {
+        schakel_fail(why, SCHAKEL_EIO, "cannot flush the log in %s: %s", opts->dir, mdb_strerror(rc));
+        goto fail;
+    }
+    st->durable_seq = st->head.seq;
     return &st->base;
 fail:
     if (st->env) mdb_env_close(st->env);

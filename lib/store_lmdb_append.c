@@ -1,9 +1,11 @@
 /* Appending to the LMDB log, the broker's commit step: every batch of a
  * group in one write transaction (records, event-id index, stream index,
- * batch proofs, a checkpoint when due), committed with one fsync before
- * the broker ACKs anything. Also the other writes: consumer cursors and
- * checkpoints between groups. Runs in the one thread that writes the
- * log. */
+ * batch proofs, a checkpoint when due), committed with one flush. The
+ * broker appends deferred and ACKs a group once the next group's flush
+ * (or a sync) has made it durable (lmdb_commit in store_lmdb.c says why
+ * that holds). Also the other writes: consumer cursors and checkpoints
+ * between groups, each durable when it returns. Runs in the one thread
+ * that writes the log. */
 #include "store_lmdb.h"
 
 #include <errno.h>
@@ -189,8 +191,12 @@ static int put_proof(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch_
     return rc ? lmdb_err(rc, why, "store batch proof") : 0;
 }
 
+/* One write transaction for the group, committed with one flush of its
+ * data pages (lmdb_commit): the caller flushes its meta page when it must
+ * be durable now. */
 static int try_append(lmdb_store_t *st, schakel_append_batch_t *batches, size_t n, int64_t now_ms, char *why)
 {
+    uint64_t before = st->head.seq;
     MDB_txn *txn;
     int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
     if (rc) return lmdb_err(rc, why, "begin append");
@@ -210,7 +216,8 @@ static int try_append(lmdb_store_t *st, schakel_append_batch_t *batches, size_t 
         mdb_txn_abort(txn);
         return rc;
     }
-    rc = mdb_txn_commit(txn); /* fsyncs: durable before any ACK */
+    /* only duplicates: nothing written, and LMDB flushes nothing */
+    rc = lmdb_commit(st, txn, cp || st->head.seq != before);
     if (rc) return lmdb_write_err(st, rc, why, "commit append");
     if (cp) {
         st->cp_seq = st->head.seq;
@@ -219,7 +226,8 @@ static int try_append(lmdb_store_t *st, schakel_append_batch_t *batches, size_t 
     return 0;
 }
 
-int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms, char *why)
+int lmdb_append_deferred(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms,
+                         char *why)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     if (st->read_only) return schakel_fail(why, SCHAKEL_EPERM, "store is read-only");
@@ -251,6 +259,28 @@ int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, i
     }
 }
 
+int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms, char *why)
+{
+    int rc = lmdb_append_deferred(s, batches, n, now_ms, why);
+    return rc ? rc : lmdb_sync(s, why);
+}
+
+/* A failed flush leaves what was committed in the log (readers see it),
+ * just not known to be durable: the caller says "send again", and the
+ * resend is answered as a duplicate. */
+int lmdb_sync(schakel_store_t *s, char *why)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    if (st->read_only || st->durable_seq >= st->committed_seq) return 0;
+    int rc = lmdb_flush(st);
+    return rc ? lmdb_write_err(st, rc, why, "flush the log") : 0;
+}
+
+uint64_t lmdb_durable_seq(schakel_store_t *s)
+{
+    return ((lmdb_store_t *)s)->durable_seq;
+}
+
 int lmdb_cursor_set(schakel_store_t *s, const char *name, uint64_t seq)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
@@ -268,7 +298,7 @@ int lmdb_cursor_set(schakel_store_t *s, const char *name, uint64_t seq)
         mdb_txn_abort(txn);
         return lmdb_err(rc, NULL, "store cursor");
     }
-    rc = mdb_txn_commit(txn);
+    rc = lmdb_commit_durable(st, txn);
     return rc ? lmdb_err(rc, NULL, "commit cursor") : 0;
 }
 
@@ -287,7 +317,7 @@ int lmdb_checkpoint(schakel_store_t *s, int64_t now_ms)
         mdb_txn_abort(txn);
         return rc;
     }
-    rc = mdb_txn_commit(txn);
+    rc = lmdb_commit_durable(st, txn);
     if (rc) return lmdb_err(rc, NULL, "commit checkpoint");
     st->cp_seq = st->head.seq;
     st->cp_at = now_ms;

@@ -81,6 +81,12 @@ typedef struct {
      * other threads (event_id_at) hold it shared */
     pthread_rwlock_t resize;
     schakel_head_t head;
+    /* Every record up to durable_seq is on disk for good: its commit's meta
+     * page was flushed. The env runs with MDB_NOMETASYNC, so a commit
+     * flushes its data pages but leaves its meta page in the page cache
+     * until the next commit's flush or an mdb_env_sync (lmdb_commit). */
+    uint64_t durable_seq;
+    uint64_t committed_seq; /* head as of the last commit */
     int read_only;
     int legacy_by_id;        /* read-only log whose by_id is keyed by the bare id */
     uint8_t nonce_prefix[4]; /* nonce = prefix || u64be(seq): unique per data key */
@@ -112,9 +118,22 @@ int lmdb_err(int rc, char *why, const char *what);
 int lmdb_write_err(lmdb_store_t *st, int rc, char *why, const char *what);
 void lmdb_chain_hash(uint64_t seq, const uint8_t prev[32], const uint8_t *body, size_t len, uint8_t out[32]);
 int lmdb_ensure_room(lmdb_store_t *st, size_t incoming, char *why);
+/* Commits a write transaction (wrote: it changed something) with
+ * MDB_NOMETASYNC: its data pages are flushed, its meta page not yet. The
+ * flush makes every commit before it durable. An LMDB code. */
+int lmdb_commit(lmdb_store_t *st, MDB_txn *txn, int wrote);
+/* Flushes the last commit's meta page: everything committed is durable.
+ * An LMDB code. */
+int lmdb_flush(lmdb_store_t *st);
+/* Both: a commit that is durable when this returns 0. */
+int lmdb_commit_durable(lmdb_store_t *st, MDB_txn *txn);
 
 /* store_lmdb_append.c: the write operations of store.h */
 int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms, char *why);
+int lmdb_append_deferred(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms,
+                         char *why);
+int lmdb_sync(schakel_store_t *s, char *why);
+uint64_t lmdb_durable_seq(schakel_store_t *s);
 int lmdb_cursor_set(schakel_store_t *s, const char *name, uint64_t seq);
 int lmdb_checkpoint(schakel_store_t *s, int64_t now_ms);
 

@@ -193,7 +193,7 @@ int lmdb_erase_subject(schakel_store_t *s, const char *subject)
         mdb_txn_abort(txn);
         return lmdb_err(rc, NULL, "erase");
     }
-    rc = mdb_txn_commit(txn);
+    rc = lmdb_commit_durable(st, txn); /* an erasure survives power loss */
     key_slot_t *slot = lmdb_key_cached(st, kid);
     if (slot) memset(slot, 0, sizeof *slot);
     return rc ? lmdb_write_err(st, rc, NULL, "commit erase") : 0;

@@ -21,25 +21,27 @@
 #include "tool.h"
 #include "wire.h"
 
-static const char usage[] = "usage: schakel node [--data DIR] [--endpoint EP] [--pub EP] [--tick-ms MS]\n"
-                            "                    [--no-services]\n"
-                            "\n"
-                            "Runs a whole bus under DIR (default var/node): the broker with its log in\n"
-                            "DIR/log, and the routing, consent and feedback services with their state in\n"
-                            "DIR/services/. On first run it makes keys for a sample region in DIR/keys,\n"
-                            "a directory in DIR/directory.json (edit it; it is reloaded on change and\n"
-                            "put on the log), and the services' rules in DIR/routing.json,\n"
-                            "DIR/consent.json and DIR/feedback.json (docs/routing.md, docs/feedback.md;\n"
-                            "the days a royal decree equates with holidays are in the directory).\n"
-                            "--no-services runs the broker alone. --tick-ms sets how\n"
-                            "often the broker puts its clock on the\n"
-                            "log (default 60000). Stops cleanly on SIGTERM or Ctrl-C: services first,\n"
-                            "then the broker.\n"
-                            "\n"
-                            "Then, in another terminal:\n"
-                            "  schakel tail --node DIR --as svc-audit --stream all --follow\n"
-                            "  schakel publish --node DIR --as school-12ab00 < events.jsonl\n"
-                            "  schakel explain --node DIR EVENT_ID\n";
+static const char usage[] =
+    "usage: schakel node [--data DIR] [--endpoint EP] [--pub EP] [--tick-ms MS]\n"
+    "                    [--checkers N] [--no-services]\n"
+    "\n"
+    "Runs a whole bus under DIR (default var/node): the broker with its log in\n"
+    "DIR/log, and the routing, consent and feedback services with their state in\n"
+    "DIR/services/. On first run it makes keys for a sample region in DIR/keys,\n"
+    "a directory in DIR/directory.json (edit it; it is reloaded on change and\n"
+    "put on the log), and the services' rules in DIR/routing.json,\n"
+    "DIR/consent.json and DIR/feedback.json (docs/routing.md, docs/feedback.md;\n"
+    "the days a royal decree equates with holidays are in the directory).\n"
+    "--no-services runs the broker alone. --tick-ms sets how\n"
+    "often the broker puts its clock on the\n"
+    "log (default 60000). --checkers: threads that check what is\n"
+    "published (default one per core, at most 4). Stops cleanly on SIGTERM or Ctrl-C: services first,\n"
+    "then the broker.\n"
+    "\n"
+    "Then, in another terminal:\n"
+    "  schakel tail --node DIR --as svc-audit --stream all --follow\n"
+    "  schakel publish --node DIR --as school-12ab00 < events.jsonl\n"
+    "  schakel explain --node DIR EVENT_ID\n";
 
 static atomic_int stopping;
 
@@ -75,18 +77,20 @@ int cmd_node(int argc, char **argv)
     cfg.endpoint = "tcp://127.0.0.1:7400";
     cfg.pub_endpoint = "tcp://127.0.0.1:7401";
     int no_services = 0;
-    uint64_t tick = 0;
+    uint64_t tick = 0, checkers = 0;
     schakel_flag_t flags[] = {
         SCHAKEL_FLAG_S("--data", "DIR", &dir),
         SCHAKEL_FLAG_S("--endpoint", "EP", &cfg.endpoint),
         SCHAKEL_FLAG_S("--pub", "EP", &cfg.pub_endpoint),
         SCHAKEL_FLAG_U("--tick-ms", &tick, 0, INT64_MAX),
+        SCHAKEL_FLAG_U("--checkers", &checkers, 1, 4),
         SCHAKEL_FLAG_B("--no-services", NULL, &no_services),
         SCHAKEL_FLAGS_END,
     };
     int status = tool_flags("node", flags, argc, argv, 1, usage, NULL, usage);
     if (status >= 0) return status;
     if (schakel_flags_given(flags, "--tick-ms")) cfg.tick_ms = tick ? (int64_t)tick : -1; /* 0: never */
+    if (schakel_flags_given(flags, "--checkers")) cfg.checkers = (size_t)checkers;
     int services = !no_services;
     char key[SCHAKEL_PATH_MAX], directory[SCHAKEL_PATH_MAX];
     /* before anything is made in dir: a path too long is a usage error */

@@ -28,6 +28,9 @@ static int setup(void **state)
 {
     (void)state;
     H = harness_new();
+    /* more checkers than batches need: they finish out of order */
+    snprintf(H->extra_args[H->n_extra++], sizeof H->extra_args[0], "--checkers");
+    snprintf(H->extra_args[H->n_extra++], sizeof H->extra_args[0], "4");
     return harness_start(H);
 }
 
@@ -114,6 +117,57 @@ static void publish_is_acked_with_seq(void **state)
     assert_memory_equal(a->entries[0]->event_id.data, id, 16);
     schakel__v1__ack__free_unpacked(a, NULL);
     free(buf);
+    schakel_client_destroy(&c);
+}
+
+#define ORDER_BATCHES 48
+
+static void note_first_seq(void *arg, void *batch_user, const Schakel__V1__Ack *ack)
+{
+    uint64_t *first = arg;
+    size_t i = (size_t)(uintptr_t)batch_user;
+    if (ack->n_entries && ack->entries[0]->code == 0) first[i] = ack->entries[0]->seq;
+}
+
+/* Checker threads finish a big batch after the small one behind it, but
+ * the log keeps the order in which one connection sent its batches. */
+static void pipelined_batches_keep_their_order(void **state)
+{
+    (void)state;
+    schakel_client_t *c = harness_client(H, "school-a");
+    uint64_t first[ORDER_BATCHES] = {0};
+    uint8_t wid[16], *wbuf;
+    size_t wlen;
+    harness_event_id(wid);
+    harness_signal("school-a", wid, 1, &wbuf, &wlen);
+    Schakel__V1__Ack *warm = harness_publish1(c, wbuf, wlen); /* connected and known */
+    assert_non_null(warm);
+    schakel__v1__ack__free_unpacked(warm, NULL);
+    free(wbuf);
+    for (size_t b = 0; b < ORDER_BATCHES; b++) {
+        size_t n = b % 2 ? 1 : 300;
+        uint8_t **bufs = calloc(n, sizeof *bufs), id[16];
+        size_t *lens = calloc(n, sizeof *lens);
+        for (size_t i = 0; i < n; i++) {
+            harness_event_id(id);
+            harness_signal("school-a", id, (unsigned)i % 40, &bufs[i], &lens[i]);
+        }
+        assert_int_equal(schakel_client_submit(c, (const uint8_t *const *)bufs, lens, n, (void *)(uintptr_t)b,
+                                               note_first_seq, first),
+                         0);
+        for (size_t i = 0; i < n; i++) free(bufs[i]);
+        free(bufs);
+        free(lens);
+    }
+    int64_t until = schakel_mono_ns() + 60 * 1000000000LL;
+    while (schakel_client_poll(c, 100, note_first_seq, first) && schakel_mono_ns() < until) {
+    }
+    for (size_t b = 0; b < ORDER_BATCHES; b++) {
+        assert_true(first[b] > 0);
+        if (b && first[b] < first[b - 1])
+            fail_msg("batch %zu was sent after batch %zu but stored before it (seq %llu < %llu)", b, b - 1,
+                     (unsigned long long)first[b], (unsigned long long)first[b - 1]);
+    }
     schakel_client_destroy(&c);
 }
 
@@ -746,6 +800,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(publish_is_acked_with_seq),
+        cmocka_unit_test(pipelined_batches_keep_their_order),
         cmocka_unit_test(unknown_key_is_refused),
         cmocka_unit_test(event_claiming_other_org_is_rejected),
         cmocka_unit_test(type_not_allowed_is_rejected),

@@ -66,8 +66,8 @@ static inline schakel_store_t *store_fx_open(fx_t *fx, uint64_t checkpoint_every
 /* Appends n synthetic events of payload bytes about subject from school-a
  * in one batch; ids from base, each event's bytes the low byte of its id.
  * Returns the store's answer; *first_seq (if not NULL): the first seq. */
-static inline int store_fx_append_n(schakel_store_t *s, unsigned base, size_t n, size_t payload,
-                                    const char *subject, uint64_t *first_seq)
+static inline int store_fx_append_as(schakel_store_t *s, int deferred, unsigned base, size_t n,
+                                     size_t payload, const char *subject, uint64_t *first_seq)
 {
     schakel_append_item_t *items = calloc(n, sizeof *items);
     uint8_t(*ids)[16] = calloc(n, 16);
@@ -89,13 +89,20 @@ static inline int store_fx_append_n(schakel_store_t *s, unsigned base, size_t n,
     uint8_t sig[64] = {1};
     schakel_append_batch_t b = {"school-a", sig, (const uint8_t(*)[32])hashes, n, items, n};
     char why[SCHAKEL_ERRLEN] = "";
-    int rc = schakel_store_append(s, &b, 1, 1795000000000LL, why);
+    int rc = deferred ? schakel_store_append_deferred(s, &b, 1, 1795000000000LL, why)
+                      : schakel_store_append(s, &b, 1, 1795000000000LL, why);
     if (rc == 0 && first_seq) *first_seq = items[0].seq;
     free(items);
     free(ids);
     free(hashes);
     free(data);
     return rc;
+}
+
+static inline int store_fx_append_n(schakel_store_t *s, unsigned base, size_t n, size_t payload,
+                                    const char *subject, uint64_t *first_seq)
+{
+    return store_fx_append_as(s, 0, base, n, payload, subject, first_seq);
 }
 
 #endif

@@ -62,6 +62,38 @@ static void append_read_and_verify(void **state)
     assert_int_equal(schakel_lmdb_verify(fx->dir, other, NULL, &r), SCHAKEL_ECORRUPT);
 }
 
+/* A deferred append is readable at once but durable only once a later
+ * flush has carried its meta page: the next commit that writes, a sync, a
+ * durable write. An append of duplicates alone writes nothing and LMDB
+ * flushes nothing for it, so it makes nothing durable. */
+static void deferred_append_is_durable_with_the_next_flush(void **state)
+{
+    fx_t *fx = *state;
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_store_t *s = store_fx_open(fx, 1000000, 0, 0);
+    assert_int_equal(schakel_store_durable_seq(s), 0);
+    assert_int_equal(store_fx_append_as(s, 1, 1000, 5, 100, "aa", NULL), 0);
+    schakel_head_t h;
+    schakel_store_head(s, &h);
+    assert_int_equal(h.seq, 5);
+    assert_int_equal(schakel_store_durable_seq(s), 0);
+    assert_int_equal(store_fx_append_as(s, 1, 1000, 5, 100, "aa", NULL), 0); /* duplicates */
+    assert_int_equal(schakel_store_durable_seq(s), 0);
+    assert_int_equal(store_fx_append_as(s, 1, 2000, 5, 100, "aa", NULL), 0);
+    assert_int_equal(schakel_store_durable_seq(s), 5);
+    assert_int_equal(schakel_store_sync(s, why), 0);
+    assert_int_equal(schakel_store_durable_seq(s), 10);
+    assert_int_equal(store_fx_append_as(s, 1, 3000, 5, 100, "aa", NULL), 0);
+    assert_int_equal(schakel_store_cursor_set(s, "c", 15), 0);
+    assert_int_equal(schakel_store_durable_seq(s), 15);
+    assert_int_equal(store_fx_append_n(s, 4000, 5, 100, "aa", NULL), 0);
+    assert_int_equal(schakel_store_durable_seq(s), 20);
+    schakel_store_close(&s);
+    s = store_fx_open(fx, 1000000, 0, 0); /* what a log holds when opened is durable */
+    assert_int_equal(schakel_store_durable_seq(s), 20);
+    schakel_store_close(&s);
+}
+
 static void duplicates_keep_first_seq(void **state)
 {
     fx_t *fx = *state;
@@ -275,6 +307,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(append_read_and_verify, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(duplicates_keep_first_seq, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(deferred_append_is_durable_with_the_next_flush, store_fx_setup,
+                                        store_fx_teardown),
         cmocka_unit_test_setup_teardown(erasure_keeps_the_chain, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(map_grows_before_full, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(full_map_is_retry_later, store_fx_setup, store_fx_teardown),
