@@ -1,0 +1,364 @@
+/* One service's part of the replay check, in a thread of its own: the
+ * engine runs over every record of the log with an empty state in a
+ * temporary directory, and every event it derives is compared, byte for
+ * byte, with the copy of the same id on the log. Most copies come after
+ * the record that derived them (live, the service publishes after its
+ * group): those are compared when the service reaches the copy in its
+ * own walk, from the batch in memory, so that no record is read twice.
+ * The service's events on the log that it did not derive are found at the
+ * end from the list of them it kept on the way. */
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "codec.h"
+#include "crypto.h"
+#include "service_replay_impl.h"
+
+/* Records per write transaction of the engine's state. */
+#define COMMIT_EVERY 16384
+
+/* ---- the first difference ---- */
+
+static int before(uint64_t at, uint64_t index, const replay_bad_t *b)
+{
+    return !b->set || at < b->at || (at == b->at && index < b->index);
+}
+
+static void bad(replay_svc_t *p, uint64_t at, uint64_t index, uint64_t seq, const char *what,
+                const uint8_t *id)
+{
+    if (!before(at, index, &p->bad)) return;
+    p->bad = (replay_bad_t){at, index, seq, what, {0}, 1};
+    memcpy(p->bad.id, id, 16);
+}
+
+static void judge(replay_svc_t *p, const replay_pending_t *d, const uint8_t *event, size_t len,
+                  const uint8_t *id)
+{
+    if (event && len == d->len && memcmp(event, d->bytes, len) == 0) {
+        p->r->same++;
+    } else {
+        p->r->differ++;
+        bad(p, d->at, d->index, d->log_seq, "differs from the log:", id);
+    }
+}
+
+/* ---- copies on the log before the record that derived them: read back ---- */
+
+typedef struct {
+    const uint8_t *want;
+    size_t len;
+    int same;
+    uint8_t *copy; /* when want is NULL: the record's bytes (malloc) */
+    size_t copy_len;
+} compare_t;
+
+static int compare_cb(void *arg, const schakel_record_t *rec)
+{
+    compare_t *c = arg;
+    c->same = rec->event && rec->event_len == c->len && memcmp(rec->event, c->want, c->len) == 0;
+    return 1;
+}
+
+static void judge_read_back(replay_svc_t *p, const replay_pending_t *d, const uint8_t *id)
+{
+    compare_t c = {d->bytes, d->len, 0, NULL, 0};
+    uint64_t next;
+    schakel_store_read(p->shared, "all", d->log_seq, 1, 1, compare_cb, &c, &next);
+    if (c.same) {
+        p->r->same++;
+    } else {
+        p->r->differ++;
+        bad(p, d->at, d->index, d->log_seq, "differs from the log:", id);
+    }
+}
+
+/* ---- the heap of copies still ahead ---- */
+
+static int pend_less(const replay_pending_t *a, const replay_pending_t *b)
+{
+    if (a->log_seq != b->log_seq) return a->log_seq < b->log_seq;
+    return a->at < b->at || (a->at == b->at && a->index < b->index);
+}
+
+static void pend_swap(replay_pending_t *a, replay_pending_t *b)
+{
+    replay_pending_t t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static int pend_push(replay_svc_t *p, replay_pending_t d)
+{
+    if (p->n_pend == p->cap_pend) {
+        size_t cap = p->cap_pend ? p->cap_pend * 2 : 1024;
+        void *np = realloc(p->pend, cap * sizeof *p->pend);
+        if (!np) return SCHAKEL_ENOMEM;
+        p->pend = np;
+        p->cap_pend = cap;
+    }
+    size_t i = p->n_pend++;
+    p->pend[i] = d;
+    while (i && pend_less(&p->pend[i], &p->pend[(i - 1) / 2])) {
+        pend_swap(&p->pend[i], &p->pend[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    return 0;
+}
+
+static replay_pending_t pend_pop(replay_svc_t *p)
+{
+    replay_pending_t top = p->pend[0];
+    p->pend[0] = p->pend[--p->n_pend];
+    for (size_t i = 0;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < p->n_pend && pend_less(&p->pend[l], &p->pend[m])) m = l;
+        if (r < p->n_pend && pend_less(&p->pend[r], &p->pend[m])) m = r;
+        if (m == i) break;
+        pend_swap(&p->pend[i], &p->pend[m]);
+        i = m;
+    }
+    return top;
+}
+
+/* ---- what the engine derived ---- */
+
+static int keep_id(replay_svc_t *p, const uint8_t id[16])
+{
+    if (p->n_ids == p->cap_ids) {
+        size_t cap = p->cap_ids ? p->cap_ids * 2 : 4096;
+        void *ni = realloc(p->ids, cap * 16);
+        if (!ni) return SCHAKEL_ENOMEM;
+        p->ids = ni;
+        p->cap_ids = cap;
+    }
+    memcpy(p->ids[p->n_ids++], id, 16);
+    return 0;
+}
+
+/* Each event the record at seq made the engine emit: where its copy is on
+ * the log, and compared with it now (copy before) or later (after). */
+static int check_output(replay_svc_t *p, uint64_t seq)
+{
+    for (size_t i = 0; i < p->out.n; i++) {
+        schakel_envelope_t *e = schakel_envelope_decode_with(p->out.bufs[i], p->out.lens[i],
+                                                             schakel_arena_allocator(p->scratch), NULL);
+        if (!e || e->event_id.len != 16) continue;
+        uint8_t id[16];
+        memcpy(id, e->event_id.data, 16);
+        p->r->emitted++;
+        if (keep_id(p, id)) return SCHAKEL_ENOMEM;
+        uint64_t at;
+        if (schakel_store_lookup(p->log, p->org, id, &at) != 0) {
+            p->r->missing++;
+            bad(p, seq, i, seq, "not on the log:", id);
+            continue;
+        }
+        replay_pending_t d = {at, seq, i, p->out.bufs[i], p->out.lens[i]};
+        if (at <= seq) {
+            judge_read_back(p, &d, id);
+            continue;
+        }
+        if (pend_push(p, d)) return SCHAKEL_ENOMEM;
+        p->out.bufs[i] = NULL; /* the heap has it */
+    }
+    schakel_arena_reset(p->scratch);
+    service_emit_clear(&p->out);
+    return 0;
+}
+
+/* The copies of derived events that are this record: compared with it. */
+static void check_copies(replay_svc_t *p, const replay_item_t *it)
+{
+    while (p->n_pend && p->pend[0].log_seq <= it->seq) {
+        replay_pending_t d = pend_pop(p);
+        if (d.log_seq == it->seq) judge(p, &d, it->event, it->event_len, it->event_id);
+        else judge_read_back(p, &d, it->event_id); /* not met on the way: cannot happen on a whole log */
+        free(d.bytes);
+    }
+}
+
+static int keep_own(replay_svc_t *p, const replay_item_t *it)
+{
+    if (!it->source_org || strcmp(it->source_org, p->org) != 0) return 0;
+    if (p->n_own == p->cap_own) {
+        size_t cap = p->cap_own ? p->cap_own * 2 : 4096;
+        void *no = realloc(p->own, cap * sizeof *p->own);
+        if (!no) return SCHAKEL_ENOMEM;
+        p->own = no;
+        p->cap_own = cap;
+    }
+    p->own[p->n_own].seq = it->seq;
+    memcpy(p->own[p->n_own++].id, it->event_id, 16);
+    return 0;
+}
+
+/* ---- one record ---- */
+
+static void remember(schakel_logsrc_t *src, const replay_item_t *it)
+{
+    size_t i = it->seq % RECENT;
+    src->recent[i].seq = it->seq;
+    src->recent[i].bytes = (uint8_t *)it->event; /* the batch's; forgotten when it is let go */
+    src->recent[i].len = it->event ? it->event_len : 0;
+}
+
+static int replay_item(replay_svc_t *p, const replay_item_t *it)
+{
+    check_copies(p, it);
+    int rc = keep_own(p, it);
+    if (rc) return rc;
+    remember(p->src, it);
+    schakel_logrec_t lr;
+    service_make_rec(&p->s, &lr, it->seq, it->recorded_at, it->env, it->source_org, p->src);
+    rc = p->ops->process(p->engine, p->txn, &lr, &p->out, p->why);
+    p->r->records++;
+    if (rc) return rc;
+    rc = check_output(p, it->seq);
+    if (rc) return rc;
+    if (++p->since_commit == COMMIT_EVERY) { /* bound the transaction */
+        p->since_commit = 0;
+        if (mdb_txn_commit(p->txn) != 0 || mdb_txn_begin(p->s.env, NULL, 0, &p->txn) != 0) {
+            p->txn = NULL;
+            return schakel_fail(p->why, SCHAKEL_ESTORE, "%s: cannot commit the replay's state", p->ops->name);
+        }
+    }
+    return 0;
+}
+
+/* ---- the end ---- */
+
+static int cmp_id(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+/* The service's events on the log that the replay did not derive. */
+static void find_extra(replay_svc_t *p)
+{
+    if (p->n_ids) qsort(p->ids, p->n_ids, 16, cmp_id);
+    for (size_t i = 0; i < p->n_own; i++) {
+        if (p->n_ids && bsearch(p->own[i].id, p->ids, p->n_ids, 16, cmp_id)) continue;
+        p->r->extra++;
+        bad(p, UINT64_MAX, p->own[i].seq, p->own[i].seq, "on the log but not derived:", p->own[i].id);
+    }
+}
+
+static void finish(replay_svc_t *p)
+{
+    while (p->n_pend) { /* copies past the end of the walk: the log grew meanwhile */
+        replay_pending_t d = pend_pop(p);
+        uint8_t id[16] = {0};
+        schakel_envelope_t *e = schakel_envelope_decode(d.bytes, d.len, NULL);
+        if (e && e->event_id.len == 16) memcpy(id, e->event_id.data, 16);
+        schakel_envelope_free(e);
+        if (p->rc == 0) judge_read_back(p, &d, id);
+        free(d.bytes);
+    }
+    if (p->rc == 0) find_extra(p);
+    if (p->bad.set) {
+        char hex[33];
+        schakel_hex_encode(p->bad.id, 16, hex);
+        p->r->first_bad_seq = p->bad.seq;
+        snprintf(p->r->why, sizeof p->r->why, "%s %s", p->bad.what, hex);
+    }
+}
+
+/* ---- the thread ---- */
+
+static replay_batch_t *next_batch(replay_feed_t *f, uint64_t k)
+{
+    pthread_mutex_lock(&f->lock);
+    while (f->produced <= k) pthread_cond_wait(&f->ready, &f->lock);
+    replay_batch_t *b = f->ring[k % REPLAY_RING];
+    pthread_mutex_unlock(&f->lock);
+    return b;
+}
+
+/* Lets batch b go: the engine's cache of recent records forgets what
+ * points into it first. */
+static void let_go(replay_svc_t *p, replay_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        size_t k = b->items[i].seq % RECENT;
+        if (p->src->recent[k].seq == b->items[i].seq) {
+            p->src->recent[k].seq = 0;
+            p->src->recent[k].bytes = NULL;
+        }
+    }
+    replay_feed_t *f = p->feed;
+    pthread_mutex_lock(&f->lock);
+    if (--b->refs == 0) pthread_cond_broadcast(&f->freed);
+    pthread_mutex_unlock(&f->lock);
+}
+
+void *replay_svc_main(void *arg)
+{
+    replay_svc_t *p = arg;
+    replay_batch_t *prev = NULL;
+    /* begun here: an LMDB write transaction belongs to its thread */
+    if (mdb_txn_begin(p->s.env, NULL, 0, &p->txn) != 0) {
+        p->txn = NULL;
+        p->rc = schakel_fail(p->why, SCHAKEL_ESTORE, "%s: cannot begin the replay's state", p->ops->name);
+    }
+    for (uint64_t k = 0;; k++) {
+        replay_batch_t *b = next_batch(p->feed, k);
+        for (size_t i = 0; p->rc == 0 && i < b->n; i++) p->rc = replay_item(p, &b->items[i]);
+        if (prev) let_go(p, prev); /* the engine may still read the previous batch's records */
+        prev = b;
+        if (b->n == 0) break;
+    }
+    if (prev) let_go(p, prev);
+    if (p->txn) mdb_txn_abort(p->txn);
+    p->txn = NULL;
+    finish(p);
+    return NULL;
+}
+
+/* ---- state ---- */
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+int replay_svc_open(replay_svc_t *p)
+{
+    snprintf(p->dir, sizeof p->dir, "/tmp/schakel-replay-XXXXXX");
+    if (!mkdtemp(p->dir)) {
+        p->dir[0] = 0;
+        return schakel_fail(p->why, SCHAKEL_EIO, "cannot make a temp directory: %s", strerror(errno));
+    }
+    p->scratch = schakel_arena_new(64 << 10);
+    p->src = calloc(1, sizeof *p->src);
+    if (!p->scratch || !p->src) return schakel_fail(p->why, SCHAKEL_ENOMEM, "out of memory");
+    p->src->store = p->shared;
+    int rc = service_state_open(&p->s, p->dir, p->ops, p->engine, p->why);
+    p->s_open = 1;
+    if (rc) return rc;
+    /* The replay's state is thrown away at the end and rebuilt by running
+     * again: it needs no durability, so no fsync at each commit. */
+    if (mdb_env_set_flags(p->s.env, MDB_NOSYNC | MDB_NOMETASYNC, 1) != 0)
+        return schakel_fail(p->why, SCHAKEL_ESTORE, "%s: cannot set up the replay's state", p->ops->name);
+    return 0;
+}
+
+void replay_svc_close(replay_svc_t *p)
+{
+    if (p->txn) mdb_txn_abort(p->txn);
+    p->txn = NULL;
+    for (size_t i = 0; i < p->n_pend; i++) free(p->pend[i].bytes);
+    free(p->pend);
+    free(p->ids);
+    free(p->own);
+    service_emit_free(&p->out);
+    schakel_arena_destroy(&p->scratch);
+    if (p->s_open) service_state_close(&p->s);
+    free(p->src);
+    if (p->dir[0]) nftw(p->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}

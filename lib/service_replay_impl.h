@@ -1,0 +1,113 @@
+/* What the two halves of the replay check share: service_replay.c reads
+ * the log once, into batches that every service's thread reads;
+ * service_replay_check.c is one service's thread: its engine over the
+ * records, and the comparison of what it derives with the log. */
+#ifndef SCHAKEL_SERVICE_REPLAY_IMPL_H
+#define SCHAKEL_SERVICE_REPLAY_IMPL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "error.h"
+#include "service.h"
+#include "service_impl.h"
+
+/* Records per batch: at least RECENT, so that the two batches a service
+ * holds cover every record its cache of recent records points into. */
+#define REPLAY_BATCH 4096
+#define REPLAY_RING 6 /* batches in flight: the reader may run this far ahead */
+
+/* One record of the log as read once for every service: the bytes, the
+ * decoded event (shared, read-only) and the strings live in the batch's
+ * arena. */
+typedef struct {
+    uint64_t seq;
+    int64_t recorded_at;
+    const uint8_t *event; /* NULL when erased */
+    size_t event_len;
+    const schakel_envelope_t *env; /* NULL when erased or not an envelope */
+    const char *source_org;
+    uint8_t event_id[16];
+} replay_item_t;
+
+typedef struct {
+    replay_item_t items[REPLAY_BATCH];
+    size_t n; /* 0: the end of the log (or the reader failed) */
+    schakel_arena_t *arena;
+    int refs; /* services still reading it (under the feed's lock) */
+} replay_batch_t;
+
+/* The batches between the reader and the services. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t ready, freed;
+    replay_batch_t *ring[REPLAY_RING];
+    uint64_t produced; /* batches handed out so far */
+    int readers;       /* services that take each batch */
+} replay_feed_t;
+
+/* The first difference, by the order in which the old one-service replay
+ * found them: derived events by the record that derived them (seq, then
+ * place in its output); events on the log that nobody derived after all
+ * of those, by seq. */
+typedef struct {
+    uint64_t at, index; /* the order key */
+    uint64_t seq;       /* the seq reported */
+    const char *what;
+    uint8_t id[16];
+    int set;
+} replay_bad_t;
+
+/* A derived event whose copy on the log comes after the record that
+ * derived it: compared when the service gets there. */
+typedef struct {
+    uint64_t log_seq;   /* where the copy is */
+    uint64_t at, index; /* who derived it (the order key) */
+    uint8_t *bytes;     /* the derived event (owned) */
+    size_t len;
+} replay_pending_t;
+
+typedef struct {
+    uint64_t seq;
+    uint8_t id[16];
+} replay_own_t;
+
+/* One service's replay. */
+typedef struct {
+    const schakel_engine_ops_t *ops;
+    void *engine;
+    const char *org;
+    schakel_store_t *log;    /* lookups: any thread */
+    schakel_store_t *shared; /* reads, under the lock of the one log handle */
+    schakel_logsrc_t *src;   /* the engine's reads back: recent records, else shared */
+    replay_feed_t *feed;
+    schakel_replay_report_t *r;
+    char dir[64];
+    state_t s;
+    int s_open;
+    MDB_txn *txn;
+    schakel_emit_t out;
+    schakel_arena_t *scratch; /* decoding what the engine emits */
+    uint8_t (*ids)[16];       /* every id derived */
+    size_t n_ids, cap_ids;
+    replay_pending_t *pend; /* a min-heap by (log_seq, at, index) */
+    size_t n_pend, cap_pend;
+    replay_own_t *own; /* the service's events on the log */
+    size_t n_own, cap_own;
+    replay_bad_t bad;
+    uint64_t since_commit;
+    int rc;
+    char why[SCHAKEL_ERRLEN];
+} replay_svc_t;
+
+/* service_replay_check.c */
+/* Opens the service's state in a temp directory; 0 or an error in why. */
+int replay_svc_open(replay_svc_t *p);
+/* The service's thread: every batch of the feed, in order. */
+void *replay_svc_main(void *arg);
+/* Frees what the service holds and removes its temp directory. */
+void replay_svc_close(replay_svc_t *p);
+
+#endif
