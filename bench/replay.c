@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -504,11 +505,20 @@ static double store_walk(const char *dir, uint64_t *n)
 
 /* ---- the replay ---- */
 
-static int run_replay(const char *schakel, const char *dir, double *secs, uint64_t *records, int *all_ok)
+static double child_cpu(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_CHILDREN, &u);
+    return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 + (double)u.ru_stime.tv_sec +
+           (double)u.ru_stime.tv_usec / 1e6;
+}
+
+static int run_replay(const char *schakel, const char *dir, double *secs, double *cpu, uint64_t *records,
+                      int *all_ok)
 {
     char out[1100];
     snprintf(out, sizeof out, "%s/bench-replay.out", dir);
-    double t0 = schakel_mono_secs();
+    double t0 = schakel_mono_secs(), c0 = child_cpu();
     pid_t pid = fork();
     if (pid == 0) {
         if (!freopen(out, "w", stdout)) _exit(127);
@@ -518,6 +528,7 @@ static int run_replay(const char *schakel, const char *dir, double *secs, uint64
     int status = 0;
     if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
     *secs = schakel_mono_secs() - t0;
+    *cpu = child_cpu() - c0;
     FILE *f = fopen(out, "r");
     char line[1024];
     *records = 0;
@@ -588,15 +599,17 @@ int main(int argc, char **argv)
     printf("%-52s %12.0f %10.3f\n", "store read, every payload decrypted", (double)n_raw / t_store, t_store);
     int failed = 0;
     for (unsigned r = 0; r < runs; r++) {
-        double secs;
+        double secs, cpu;
         uint64_t per_svc;
         int ok;
-        if (run_replay(bin, dir, &secs, &per_svc, &ok) != 0) return 1;
+        if (run_replay(bin, dir, &secs, &cpu, &per_svc, &ok) != 0) return 1;
         double rate = (double)n_raw / secs;
         printf("%-52s %12.0f %10.3f  %s\n", "audit replay (3 services, log records/s)", rate, secs,
                ok ? "all ok" : "NOT OK");
-        printf("  replay / raw walk %.3f, replay / store read %.3f\n", rate / ((double)n_raw / t_raw),
-               rate / ((double)n_raw / t_store));
+        printf("  replay / raw walk %.3f, replay / store read %.3f; replay CPU %.1f s (%.0f%% of one core),"
+               " %.0f records per CPU second\n",
+               rate / ((double)n_raw / t_raw), rate / ((double)n_raw / t_store), cpu, 100 * cpu / secs,
+               (double)n_raw / cpu);
         failed |= !ok;
         (void)per_svc;
     }

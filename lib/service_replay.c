@@ -9,8 +9,7 @@
  * The log is read once, here, in batches (decrypted, each event decoded
  * once); each service runs in a thread of its own over the same batches
  * (service_replay_check.c), which it only reads. A batch is let go when
- * every service is two batches past it, so the reader runs at most
- * REPLAY_RING batches ahead. */
+ * every service is REPLAY_HOLD batches past it. */
 #include "service.h"
 
 #include <pthread.h>
@@ -80,6 +79,7 @@ static int fill_cb(void *arg, const schakel_record_t *rec)
     it->seq = rec->seq;
     it->recorded_at = rec->recorded_at;
     memcpy(it->event_id, rec->event_id, 16);
+    it->type = rec->type;
     it->source_org = arena_str(b->arena, rec->source_org ? rec->source_org : "");
     if (rec->event) {
         uint8_t *e = schakel_arena_alloc(b->arena, rec->event_len);

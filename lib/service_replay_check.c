@@ -53,8 +53,6 @@ typedef struct {
     const uint8_t *want;
     size_t len;
     int same;
-    uint8_t *copy; /* when want is NULL: the record's bytes (malloc) */
-    size_t copy_len;
 } compare_t;
 
 static int compare_cb(void *arg, const schakel_record_t *rec)
@@ -66,9 +64,9 @@ static int compare_cb(void *arg, const schakel_record_t *rec)
 
 static void judge_read_back(replay_svc_t *p, const replay_pending_t *d, const uint8_t *id)
 {
-    compare_t c = {d->bytes, d->len, 0, NULL, 0};
+    compare_t c = {d->bytes, d->len, 0};
     uint64_t next;
-    schakel_store_read(p->shared, "all", d->log_seq, 1, 1, compare_cb, &c, &next);
+    schakel_store_read(&p->view.base, "all", d->log_seq, 1, 1, compare_cb, &c, &next);
     if (c.same) {
         p->r->same++;
     } else {
@@ -158,7 +156,8 @@ static int check_output(replay_svc_t *p, uint64_t seq)
             bad(p, seq, i, seq, "not on the log:", id);
             continue;
         }
-        replay_pending_t d = {at, seq, i, p->out.bufs[i], p->out.lens[i]};
+        replay_pending_t d = {at, seq, i, p->out.bufs[i], p->out.lens[i], {0}};
+        memcpy(d.id, id, 16);
         if (at <= seq) {
             judge_read_back(p, &d, id);
             continue;
@@ -199,20 +198,11 @@ static int keep_own(replay_svc_t *p, const replay_item_t *it)
 
 /* ---- one record ---- */
 
-static void remember(schakel_logsrc_t *src, const replay_item_t *it)
-{
-    size_t i = it->seq % RECENT;
-    src->recent[i].seq = it->seq;
-    src->recent[i].bytes = (uint8_t *)it->event; /* the batch's; forgotten when it is let go */
-    src->recent[i].len = it->event ? it->event_len : 0;
-}
-
 static int replay_item(replay_svc_t *p, const replay_item_t *it)
 {
     check_copies(p, it);
     int rc = keep_own(p, it);
     if (rc) return rc;
-    remember(p->src, it);
     schakel_logrec_t lr;
     service_make_rec(&p->s, &lr, it->seq, it->recorded_at, it->env, it->source_org, p->src);
     rc = p->ops->process(p->engine, p->txn, &lr, &p->out, p->why);
@@ -250,15 +240,13 @@ static void find_extra(replay_svc_t *p)
 
 static void finish(replay_svc_t *p)
 {
-    while (p->n_pend) { /* copies past the end of the walk: the log grew meanwhile */
-        replay_pending_t d = pend_pop(p);
-        uint8_t id[16] = {0};
-        schakel_envelope_t *e = schakel_envelope_decode(d.bytes, d.len, NULL);
-        if (e && e->event_id.len == 16) memcpy(id, e->event_id.data, 16);
-        schakel_envelope_free(e);
-        if (p->rc == 0) judge_read_back(p, &d, id);
-        free(d.bytes);
+    /* copies past the end of the walk (the log grew meanwhile): in any
+     * order, the first difference goes by its order key */
+    for (size_t i = 0; i < p->n_pend; i++) {
+        if (p->rc == 0) judge_read_back(p, &p->pend[i], p->pend[i].id);
+        free(p->pend[i].bytes);
     }
+    p->n_pend = 0;
     if (p->rc == 0) find_extra(p);
     if (p->bad.set) {
         char hex[33];
@@ -279,27 +267,25 @@ static replay_batch_t *next_batch(replay_feed_t *f, uint64_t k)
     return b;
 }
 
-/* Lets batch b go: the engine's cache of recent records forgets what
- * points into it first. */
 static void let_go(replay_svc_t *p, replay_batch_t *b)
 {
-    for (size_t i = 0; i < b->n; i++) {
-        size_t k = b->items[i].seq % RECENT;
-        if (p->src->recent[k].seq == b->items[i].seq) {
-            p->src->recent[k].seq = 0;
-            p->src->recent[k].bytes = NULL;
-        }
-    }
     replay_feed_t *f = p->feed;
     pthread_mutex_lock(&f->lock);
     if (--b->refs == 0) pthread_cond_broadcast(&f->freed);
     pthread_mutex_unlock(&f->lock);
 }
 
+/* Keeps b as the newest batch held; lets the oldest go. */
+static void hold(replay_svc_t *p, replay_batch_t *b)
+{
+    if (p->held[REPLAY_HOLD - 1]) let_go(p, p->held[REPLAY_HOLD - 1]);
+    memmove(&p->held[1], &p->held[0], (REPLAY_HOLD - 1) * sizeof p->held[0]);
+    p->held[0] = b;
+}
+
 void *replay_svc_main(void *arg)
 {
     replay_svc_t *p = arg;
-    replay_batch_t *prev = NULL;
     /* begun here: an LMDB write transaction belongs to its thread */
     if (mdb_txn_begin(p->s.env, NULL, 0, &p->txn) != 0) {
         p->txn = NULL;
@@ -307,17 +293,60 @@ void *replay_svc_main(void *arg)
     }
     for (uint64_t k = 0;; k++) {
         replay_batch_t *b = next_batch(p->feed, k);
+        hold(p, b);
         for (size_t i = 0; p->rc == 0 && i < b->n; i++) p->rc = replay_item(p, &b->items[i]);
-        if (prev) let_go(p, prev); /* the engine may still read the previous batch's records */
-        prev = b;
         if (b->n == 0) break;
     }
-    if (prev) let_go(p, prev);
     if (p->txn) mdb_txn_abort(p->txn);
     p->txn = NULL;
-    finish(p);
+    finish(p); /* may still read from the batches held */
+    for (int i = 0; i < REPLAY_HOLD; i++)
+        if (p->held[i]) let_go(p, p->held[i]);
+    memset(p->held, 0, sizeof p->held);
     return NULL;
 }
+
+/* ---- reading back ---- */
+
+static const replay_item_t *held_item(const replay_svc_t *p, uint64_t seq)
+{
+    for (int i = 0; i < REPLAY_HOLD && p->held[i]; i++) {
+        const replay_batch_t *b = p->held[i];
+        if (b->n && seq >= b->items[0].seq && seq - b->items[0].seq < b->n) {
+            const replay_item_t *it = &b->items[seq - b->items[0].seq];
+            return it->seq == seq ? it : NULL; /* seqs are contiguous; checked all the same */
+        }
+    }
+    return NULL;
+}
+
+/* A store read of one record of "all" that a held batch has is answered
+ * from it; anything else goes to the one log handle, under its lock. */
+static int view_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count,
+                     size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq)
+{
+    replay_svc_t *p = ((replay_view_t *)s)->svc;
+    const replay_item_t *it = max_count == 1 && !strcmp(stream, "all") ? held_item(p, from_seq) : NULL;
+    if (!it) return schakel_store_read(p->shared, stream, from_seq, max_count, max_bytes, fn, arg, next_seq);
+    schakel_record_t rec = {0};
+    rec.seq = rec.position = it->seq;
+    rec.recorded_at = it->recorded_at;
+    rec.event = it->event;
+    rec.event_len = it->event_len;
+    rec.event_id = it->event_id;
+    rec.type = it->type;
+    rec.source_org = it->source_org;
+    *next_seq = it->seq + 1;
+    return fn(arg, &rec);
+}
+
+static int view_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq)
+{
+    return schakel_store_lookup(((replay_view_t *)s)->svc->log, source_org, event_id, seq);
+}
+
+/* What the engines and the check use: reads and lookups. */
+static const schakel_store_ops_t view_ops = {.read = view_read, .lookup = view_lookup};
 
 /* ---- state ---- */
 
@@ -337,7 +366,9 @@ int replay_svc_open(replay_svc_t *p)
     p->scratch = schakel_arena_new(64 << 10);
     p->src = calloc(1, sizeof *p->src);
     if (!p->scratch || !p->src) return schakel_fail(p->why, SCHAKEL_ENOMEM, "out of memory");
-    p->src->store = p->shared;
+    p->view.base.ops = &view_ops;
+    p->view.svc = p;
+    p->src->store = &p->view.base;
     int rc = service_state_open(&p->s, p->dir, p->ops, p->engine, p->why);
     p->s_open = 1;
     if (rc) return rc;

@@ -14,10 +14,13 @@
 #include "service.h"
 #include "service_impl.h"
 
-/* Records per batch: at least RECENT, so that the two batches a service
- * holds cover every record its cache of recent records points into. */
+/* Records per batch, and how many batches a service keeps after it has
+ * run over them: an engine reads records back (the event a decision is
+ * about), mostly a few thousand records back at most, and those come from
+ * the batches it keeps, not from the disk. */
 #define REPLAY_BATCH 4096
-#define REPLAY_RING 6 /* batches in flight: the reader may run this far ahead */
+#define REPLAY_HOLD 4
+#define REPLAY_RING 8 /* batches in flight: the reader runs up to RING - HOLD ahead */
 
 /* One record of the log as read once for every service: the bytes, the
  * decoded event (shared, read-only) and the strings live in the batch's
@@ -27,6 +30,7 @@ typedef struct {
     int64_t recorded_at;
     const uint8_t *event; /* NULL when erased */
     size_t event_len;
+    int type;
     const schakel_envelope_t *env; /* NULL when erased or not an envelope */
     const char *source_org;
     uint8_t event_id[16];
@@ -67,6 +71,7 @@ typedef struct {
     uint64_t at, index; /* who derived it (the order key) */
     uint8_t *bytes;     /* the derived event (owned) */
     size_t len;
+    uint8_t id[16];
 } replay_pending_t;
 
 typedef struct {
@@ -74,15 +79,26 @@ typedef struct {
     uint8_t id[16];
 } replay_own_t;
 
-/* One service's replay. */
+struct replay_svc;
+
+/* The log as one service reads it back: from the batches it keeps, else
+ * through the one log handle under its lock. */
 typedef struct {
+    schakel_store_t base;
+    struct replay_svc *svc;
+} replay_view_t;
+
+/* One service's replay. */
+typedef struct replay_svc {
     const schakel_engine_ops_t *ops;
     void *engine;
     const char *org;
     schakel_store_t *log;    /* lookups: any thread */
     schakel_store_t *shared; /* reads, under the lock of the one log handle */
-    schakel_logsrc_t *src;   /* the engine's reads back: recent records, else shared */
+    replay_view_t view;      /* reads back: the batches held, else shared */
+    schakel_logsrc_t *src;   /* the engine's reads back: from view */
     replay_feed_t *feed;
+    replay_batch_t *held[REPLAY_HOLD]; /* the batch being run over, and the ones before it */
     schakel_replay_report_t *r;
     char dir[64];
     state_t s;
