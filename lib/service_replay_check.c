@@ -36,15 +36,74 @@ static void bad(replay_svc_t *p, uint64_t at, uint64_t index, uint64_t seq, cons
     memcpy(p->bad.id, id, 16);
 }
 
-static void judge(replay_svc_t *p, const replay_pending_t *d, const uint8_t *event, size_t len,
-                  const uint8_t *id)
+static void judge(replay_svc_t *p, const replay_pending_t *d, uint64_t log_seq, const uint8_t *event,
+                  size_t len)
 {
     if (event && len == d->len && memcmp(event, d->bytes, len) == 0) {
         p->r->same++;
     } else {
         p->r->differ++;
-        bad(p, d->at, d->index, d->log_seq, "differs from the log:", id);
+        bad(p, d->at, d->index, log_seq, "differs from the log:", d->id);
     }
+}
+
+/* ---- ids ---- */
+
+static size_t id_slot(const replay_idmap_t *m, const uint8_t id[16])
+{
+    uint64_t a, b;
+    memcpy(&a, id, 8);
+    memcpy(&b, id + 8, 8);
+    uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ULL); /* ids are hashes, mostly; mixed all the same */
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 32;
+    size_t i = (size_t)h & (m->cap - 1);
+    while (m->vals[i] && memcmp(m->keys[i], id, 16) != 0) i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static uint64_t idmap_get(const replay_idmap_t *m, const uint8_t id[16])
+{
+    return m->cap ? m->vals[id_slot(m, id)] : 0;
+}
+
+/* Sets id's value (not 0) unless it has one. */
+static int idmap_add(replay_idmap_t *m, const uint8_t id[16], uint64_t val)
+{
+    if (2 * (m->n + 1) > m->cap) { /* at most half full */
+        replay_idmap_t g = {NULL, NULL, m->cap ? m->cap * 2 : 4096, 0};
+        g.keys = malloc(g.cap * 16);
+        g.vals = calloc(g.cap, sizeof *g.vals);
+        if (!g.keys || !g.vals) {
+            free(g.keys);
+            free(g.vals);
+            return SCHAKEL_ENOMEM;
+        }
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->vals[i]) continue;
+            size_t k = id_slot(&g, m->keys[i]);
+            memcpy(g.keys[k], m->keys[i], 16);
+            g.vals[k] = m->vals[i];
+            g.n++;
+        }
+        free(m->keys);
+        free(m->vals);
+        *m = g;
+    }
+    size_t k = id_slot(m, id);
+    if (m->vals[k]) return 0;
+    memcpy(m->keys[k], id, 16);
+    m->vals[k] = val;
+    m->n++;
+    return 0;
+}
+
+void replay_idmap_free(replay_idmap_t *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
 }
 
 /* ---- copies on the log before the record that derived them: read back ---- */
@@ -62,65 +121,17 @@ static int compare_cb(void *arg, const schakel_record_t *rec)
     return 1;
 }
 
-static void judge_read_back(replay_svc_t *p, const replay_pending_t *d, const uint8_t *id)
+static void judge_read_back(replay_svc_t *p, const replay_pending_t *d, uint64_t log_seq)
 {
     compare_t c = {d->bytes, d->len, 0};
     uint64_t next;
-    schakel_store_read(&p->view.base, "all", d->log_seq, 1, 1, compare_cb, &c, &next);
+    schakel_store_read(&p->view.base, "all", log_seq, 1, 1, compare_cb, &c, &next);
     if (c.same) {
         p->r->same++;
     } else {
         p->r->differ++;
-        bad(p, d->at, d->index, d->log_seq, "differs from the log:", id);
+        bad(p, d->at, d->index, log_seq, "differs from the log:", d->id);
     }
-}
-
-/* ---- the heap of copies still ahead ---- */
-
-static int pend_less(const replay_pending_t *a, const replay_pending_t *b)
-{
-    if (a->log_seq != b->log_seq) return a->log_seq < b->log_seq;
-    return a->at < b->at || (a->at == b->at && a->index < b->index);
-}
-
-static void pend_swap(replay_pending_t *a, replay_pending_t *b)
-{
-    replay_pending_t t = *a;
-    *a = *b;
-    *b = t;
-}
-
-static int pend_push(replay_svc_t *p, replay_pending_t d)
-{
-    if (p->n_pend == p->cap_pend) {
-        size_t cap = p->cap_pend ? p->cap_pend * 2 : 1024;
-        void *np = realloc(p->pend, cap * sizeof *p->pend);
-        if (!np) return SCHAKEL_ENOMEM;
-        p->pend = np;
-        p->cap_pend = cap;
-    }
-    size_t i = p->n_pend++;
-    p->pend[i] = d;
-    while (i && pend_less(&p->pend[i], &p->pend[(i - 1) / 2])) {
-        pend_swap(&p->pend[i], &p->pend[(i - 1) / 2]);
-        i = (i - 1) / 2;
-    }
-    return 0;
-}
-
-static replay_pending_t pend_pop(replay_svc_t *p)
-{
-    replay_pending_t top = p->pend[0];
-    p->pend[0] = p->pend[--p->n_pend];
-    for (size_t i = 0;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < p->n_pend && pend_less(&p->pend[l], &p->pend[m])) m = l;
-        if (r < p->n_pend && pend_less(&p->pend[r], &p->pend[m])) m = r;
-        if (m == i) break;
-        pend_swap(&p->pend[i], &p->pend[m]);
-        i = m;
-    }
-    return top;
 }
 
 /* ---- what the engine derived ---- */
@@ -138,49 +149,56 @@ static int keep_id(replay_svc_t *p, const uint8_t id[16])
     return 0;
 }
 
-/* Each event the record at seq made the engine emit: where its copy is on
- * the log, and compared with it now (copy before) or later (after). */
+/* Waits for the copy of a derived event (bytes taken). */
+static int wait_for_copy(replay_svc_t *p, const replay_pending_t *d)
+{
+    if (p->n_pend == p->cap_pend) {
+        size_t cap = p->cap_pend ? p->cap_pend * 2 : 4096;
+        void *np = realloc(p->pend, cap * sizeof *p->pend);
+        if (!np) return SCHAKEL_ENOMEM;
+        p->pend = np;
+        p->cap_pend = cap;
+    }
+    size_t i = p->n_pend++;
+    p->pend[i] = *d;
+    p->pend[i].next = 0;
+    uint64_t first = idmap_get(&p->waiting, d->id);
+    if (!first) return idmap_add(&p->waiting, d->id, i + 1);
+    size_t k = (size_t)first - 1; /* the same id derived again: rare */
+    while (p->pend[k].next) k = p->pend[k].next - 1;
+    p->pend[k].next = i + 1;
+    return 0;
+}
+
+/* Each event the record at seq made the engine emit: compared with its
+ * copy on the log now when the service has met it (it came first), else
+ * when it meets it. The service's own events are all met in the walk, so
+ * no lookup in the log's index is needed. */
 static int check_output(replay_svc_t *p, uint64_t seq)
 {
     for (size_t i = 0; i < p->out.n; i++) {
         schakel_envelope_t *e = schakel_envelope_decode_with(p->out.bufs[i], p->out.lens[i],
                                                              schakel_arena_allocator(p->scratch), NULL);
         if (!e || e->event_id.len != 16) continue;
-        uint8_t id[16];
-        memcpy(id, e->event_id.data, 16);
+        replay_pending_t d = {seq, i, p->out.bufs[i], p->out.lens[i], {0}, 0};
+        memcpy(d.id, e->event_id.data, 16);
         p->r->emitted++;
-        if (keep_id(p, id)) return SCHAKEL_ENOMEM;
-        uint64_t at;
-        if (schakel_store_lookup(p->log, p->org, id, &at) != 0) {
-            p->r->missing++;
-            bad(p, seq, i, seq, "not on the log:", id);
+        if (keep_id(p, d.id)) return SCHAKEL_ENOMEM;
+        uint64_t at = idmap_get(&p->copies, d.id);
+        if (at) {
+            judge_read_back(p, &d, at);
             continue;
         }
-        replay_pending_t d = {at, seq, i, p->out.bufs[i], p->out.lens[i], {0}};
-        memcpy(d.id, id, 16);
-        if (at <= seq) {
-            judge_read_back(p, &d, id);
-            continue;
-        }
-        if (pend_push(p, d)) return SCHAKEL_ENOMEM;
-        p->out.bufs[i] = NULL; /* the heap has it */
+        if (wait_for_copy(p, &d)) return SCHAKEL_ENOMEM;
+        p->out.bufs[i] = NULL; /* p->pend has it */
     }
     schakel_arena_reset(p->scratch);
     service_emit_clear(&p->out);
     return 0;
 }
 
-/* The copies of derived events that are this record: compared with it. */
-static void check_copies(replay_svc_t *p, const replay_item_t *it)
-{
-    while (p->n_pend && p->pend[0].log_seq <= it->seq) {
-        replay_pending_t d = pend_pop(p);
-        if (d.log_seq == it->seq) judge(p, &d, it->event, it->event_len, it->event_id);
-        else judge_read_back(p, &d, it->event_id); /* not met on the way: cannot happen on a whole log */
-        free(d.bytes);
-    }
-}
-
+/* A record of the service's own: kept for the end (extra), and compared
+ * with every derived event that waited for it. */
 static int keep_own(replay_svc_t *p, const replay_item_t *it)
 {
     if (!it->source_org || strcmp(it->source_org, p->org) != 0) return 0;
@@ -193,6 +211,14 @@ static int keep_own(replay_svc_t *p, const replay_item_t *it)
     }
     p->own[p->n_own].seq = it->seq;
     memcpy(p->own[p->n_own++].id, it->event_id, 16);
+    if (idmap_add(&p->copies, it->event_id, it->seq)) return SCHAKEL_ENOMEM;
+    for (size_t k = (size_t)idmap_get(&p->waiting, it->event_id); k; k = p->pend[k - 1].next) {
+        replay_pending_t *d = &p->pend[k - 1];
+        if (!d->bytes) continue; /* met its copy before */
+        judge(p, d, it->seq, it->event, it->event_len);
+        free(d->bytes);
+        d->bytes = NULL;
+    }
     return 0;
 }
 
@@ -200,7 +226,6 @@ static int keep_own(replay_svc_t *p, const replay_item_t *it)
 
 static int replay_item(replay_svc_t *p, const replay_item_t *it)
 {
-    check_copies(p, it);
     int rc = keep_own(p, it);
     if (rc) return rc;
     schakel_logrec_t lr;
@@ -240,13 +265,16 @@ static void find_extra(replay_svc_t *p)
 
 static void finish(replay_svc_t *p)
 {
-    /* copies past the end of the walk (the log grew meanwhile): in any
-     * order, the first difference goes by its order key */
-    for (size_t i = 0; i < p->n_pend; i++) {
-        if (p->rc == 0) judge_read_back(p, &p->pend[i], p->pend[i].id);
-        free(p->pend[i].bytes);
+    for (size_t i = 0; i < p->n_pend; i++) { /* derived, never met on the log */
+        replay_pending_t *d = &p->pend[i];
+        if (!d->bytes) continue;
+        if (p->rc == 0) {
+            p->r->missing++;
+            bad(p, d->at, d->index, d->at, "not on the log:", d->id);
+        }
+        free(d->bytes);
+        d->bytes = NULL;
     }
-    p->n_pend = 0;
     if (p->rc == 0) find_extra(p);
     if (p->bad.set) {
         char hex[33];
@@ -385,6 +413,8 @@ void replay_svc_close(replay_svc_t *p)
     p->txn = NULL;
     for (size_t i = 0; i < p->n_pend; i++) free(p->pend[i].bytes);
     free(p->pend);
+    replay_idmap_free(&p->waiting);
+    replay_idmap_free(&p->copies);
     free(p->ids);
     free(p->own);
     service_emit_free(&p->out);

@@ -64,15 +64,22 @@ typedef struct {
     int set;
 } replay_bad_t;
 
-/* A derived event whose copy on the log comes after the record that
- * derived it: compared when the service gets there. */
+/* A derived event whose copy on the log the service has not met yet:
+ * compared when it gets there; missing if it never does. */
 typedef struct {
-    uint64_t log_seq;   /* where the copy is */
     uint64_t at, index; /* who derived it (the order key) */
-    uint8_t *bytes;     /* the derived event (owned) */
+    uint8_t *bytes;     /* the derived event (owned); NULL once compared */
     size_t len;
     uint8_t id[16];
+    size_t next; /* the next one waiting with the same id, + 1 (0: none) */
 } replay_pending_t;
+
+/* 16-byte ids -> u64, open addressing; nothing is ever removed. */
+typedef struct {
+    uint8_t (*keys)[16];
+    uint64_t *vals; /* 0: empty slot */
+    size_t cap, n;
+} replay_idmap_t;
 
 typedef struct {
     uint64_t seq;
@@ -108,9 +115,11 @@ typedef struct replay_svc {
     schakel_arena_t *scratch; /* decoding what the engine emits */
     uint8_t (*ids)[16];       /* every id derived */
     size_t n_ids, cap_ids;
-    replay_pending_t *pend; /* a min-heap by (log_seq, at, index) */
+    replay_pending_t *pend; /* derived, copy not met yet (or compared since) */
     size_t n_pend, cap_pend;
-    replay_own_t *own; /* the service's events on the log */
+    replay_idmap_t waiting; /* id -> first of pend waiting for it, + 1 */
+    replay_idmap_t copies;  /* id -> seq of the service's events met on the log */
+    replay_own_t *own;      /* the service's events on the log, in order */
     size_t n_own, cap_own;
     replay_bad_t bad;
     uint64_t since_commit;
@@ -123,6 +132,7 @@ typedef struct replay_svc {
 int replay_svc_open(replay_svc_t *p);
 /* The service's thread: every batch of the feed, in order. */
 void *replay_svc_main(void *arg);
+void replay_idmap_free(replay_idmap_t *m);
 /* Frees what the service holds and removes its temp directory. */
 void replay_svc_close(replay_svc_t *p);
 
