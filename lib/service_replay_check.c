@@ -4,9 +4,10 @@
  * byte, with the copy of the same id on the log. Most copies come after
  * the record that derived them (live, the service publishes after its
  * group): those are compared when the service reaches the copy in its
- * own walk, from the batch in memory, so that no record is read twice.
- * The service's events on the log that it did not derive are found at the
- * end from the list of them it kept on the way. */
+ * own walk, from the batch in memory, so that no record is read twice and
+ * the log's index of ids is never asked: every event of the service is
+ * met on the way. The service's events on the log that it did not derive
+ * are found at the end from the list of them it kept. */
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
