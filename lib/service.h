@@ -117,6 +117,16 @@ typedef struct {
 int schakel_service_replay(const char *logdir, const uint8_t master_key[32], const schakel_engine_ops_t *ops,
                            void *engine, const char *org_id, schakel_replay_report_t *report);
 
+/* The same for n services at once, over one read of the log: each engine
+ * in a thread of its own (engines share nothing), each with its own
+ * report and result in rcs[i] (0, SCHAKEL_ECORRUPT when something
+ * differs, or the error that stopped it, with the reason in its report).
+ * Returns 0 when every rcs[i] is 0, else an error other than
+ * SCHAKEL_ECORRUPT if there was one, else SCHAKEL_ECORRUPT. */
+int schakel_service_replay_all(const char *logdir, const uint8_t master_key[32], size_t n,
+                               const schakel_engine_ops_t *const *ops, void *const *engines,
+                               const char *const *orgs, schakel_replay_report_t *reports, int *rcs);
+
 /* ---- helpers for engines ---- */
 
 /* Derives a 16-byte event id: SHA-256(label || parts...)[:16]. parts is

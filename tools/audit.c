@@ -160,7 +160,7 @@ static int cmd_replay(int argc, char **argv)
         fprintf(stderr, "schakel audit replay: --data DIR is required\n");
         return 2;
     }
-    char why[SCHAKEL_ERRLEN] = "", logdir[SCHAKEL_PATH_MAX], policy[SCHAKEL_PATH_MAX], org[SCHAKEL_ID_MAX];
+    char why[SCHAKEL_ERRLEN] = "", logdir[SCHAKEL_PATH_MAX], policy[SCHAKEL_PATH_MAX];
     uint8_t master[32];
     /* the longest name first: then the others fit */
     if ((status = tool_path("audit replay", policy, sizeof policy, dir, "feedback.json")) ||
@@ -170,45 +170,60 @@ static int cmd_replay(int argc, char **argv)
         fprintf(stderr, "schakel audit replay: %s\n", why);
         return 2;
     }
-    for (size_t i = 0; schakel_service_names[i]; i++) {
+    status = 0;
+    /* every service at once, over one read of the log */
+    enum { MAX_SVC = 8 };
+    const schakel_engine_ops_t *ops[MAX_SVC];
+    void *engines[MAX_SVC];
+    const char *names[MAX_SVC], *orgs[MAX_SVC];
+    char org_ids[MAX_SVC][SCHAKEL_ID_MAX];
+    size_t n = 0;
+    for (size_t i = 0; schakel_service_names[i] && n < MAX_SVC; i++) {
         const char *name = schakel_service_names[i];
         if (only && strcmp(only, name) != 0) continue;
-        const schakel_engine_ops_t *ops;
-        void *engine;
         char file[32];
         snprintf(file, sizeof file, "%s.json", name); /* a name of schakel_service_names: short */
-        snprintf(org, sizeof org, "svc-%s", name);
+        snprintf(org_ids[n], sizeof org_ids[n], "svc-%s", name);
         if (tool_path("audit replay", policy, sizeof policy, dir, file)) { /* cannot be: feedback.json fit */
             status = 2;
             break;
         }
-        if (schakel_svc_engine(name, org, policy, &ops, &engine, why) != 0) {
+        if (schakel_svc_engine(name, org_ids[n], policy, &ops[n], &engines[n], why) != 0) {
             fprintf(stderr, "schakel audit replay: %s\n", why);
             status = 2;
             continue;
         }
-        schakel_replay_report_t r;
-        double t0 = schakel_mono_secs();
-        int rc = schakel_service_replay(logdir, master, ops, engine, org, &r);
-        double dt = schakel_mono_secs() - t0;
-        schakel_svc_engine_free(ops, &engine);
+        names[n] = name;
+        orgs[n] = org_ids[n];
+        n++;
+    }
+    schakel_replay_report_t reports[MAX_SVC];
+    int rcs[MAX_SVC];
+    double t0 = schakel_mono_secs();
+    if (n) schakel_service_replay_all(logdir, master, n, ops, engines, orgs, reports, rcs);
+    double dt = schakel_mono_secs() - t0; /* they ran together: one time for all */
+    memset(master, 0, sizeof master);
+    for (size_t i = 0; i < n; i++) {
+        const schakel_replay_report_t *r = &reports[i];
+        int rc = rcs[i];
+        schakel_svc_engine_free(ops[i], &engines[i]);
         printf("{\"service\":\"%s\",\"ok\":%s,\"records\":%llu,\"derived\":%llu,\"same\":%llu,"
                "\"differ\":%llu,\"missing\":%llu,\"extra\":%llu,\"seconds\":%.3f",
-               name, rc == 0 ? "true" : "false", (unsigned long long)r.records, (unsigned long long)r.emitted,
-               (unsigned long long)r.same, (unsigned long long)r.differ, (unsigned long long)r.missing,
-               (unsigned long long)r.extra, dt);
-        if (r.first_bad_seq) printf(",\"bad_seq\":%llu", (unsigned long long)r.first_bad_seq);
+               names[i], rc == 0 ? "true" : "false", (unsigned long long)r->records,
+               (unsigned long long)r->emitted, (unsigned long long)r->same, (unsigned long long)r->differ,
+               (unsigned long long)r->missing, (unsigned long long)r->extra, dt);
+        if (r->first_bad_seq) printf(",\"bad_seq\":%llu", (unsigned long long)r->first_bad_seq);
         printf("}\n");
         if (rc == SCHAKEL_ECORRUPT) {
-            fprintf(stderr, "schakel audit replay: %s: first difference at sequence number %llu: %s\n", name,
-                    (unsigned long long)r.first_bad_seq, r.why);
+            fprintf(stderr, "schakel audit replay: %s: first difference at sequence number %llu: %s\n",
+                    names[i], (unsigned long long)r->first_bad_seq, r->why);
             if (status == 0) status = 1;
         } else if (rc) {
-            fprintf(stderr, "schakel audit replay: %s: %s\n", name, r.why[0] ? r.why : schakel_strerror(rc));
+            fprintf(stderr, "schakel audit replay: %s: %s\n", names[i],
+                    r->why[0] ? r->why : schakel_strerror(rc));
             status = 2;
         }
     }
-    memset(master, 0, sizeof master);
     return status;
 }
 

@@ -1,0 +1,426 @@
+/* One service's part of the replay check, in a thread of its own: the
+ * engine runs over every record of the log with an empty state in a
+ * temporary directory, and every event it derives is compared, byte for
+ * byte, with the copy of the same id on the log. Most copies come after
+ * the record that derived them (live, the service publishes after its
+ * group): those are compared when the service reaches the copy in its
+ * own walk, from the batch in memory, so that no record is read twice and
+ * the log's index of ids is never asked: every event of the service is
+ * met on the way. The service's events on the log that it did not derive
+ * are found at the end from the list of them it kept. */
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "codec.h"
+#include "crypto.h"
+#include "service_replay_impl.h"
+
+/* Records per write transaction of the engine's state. */
+#define COMMIT_EVERY 16384
+
+/* ---- the first difference ---- */
+
+static int before(uint64_t at, uint64_t index, const replay_bad_t *b)
+{
+    return !b->set || at < b->at || (at == b->at && index < b->index);
+}
+
+static void bad(replay_svc_t *p, uint64_t at, uint64_t index, uint64_t seq, const char *what,
+                const uint8_t *id)
+{
+    if (!before(at, index, &p->bad)) return;
+    p->bad = (replay_bad_t){at, index, seq, what, {0}, 1};
+    memcpy(p->bad.id, id, 16);
+}
+
+static void judge(replay_svc_t *p, const replay_pending_t *d, uint64_t log_seq, const uint8_t *event,
+                  size_t len)
+{
+    if (event && len == d->len && memcmp(event, d->bytes, len) == 0) {
+        p->r->same++;
+    } else {
+        p->r->differ++;
+        bad(p, d->at, d->index, log_seq, "differs from the log:", d->id);
+    }
+}
+
+/* ---- ids ---- */
+
+static size_t id_slot(const replay_idmap_t *m, const uint8_t id[16])
+{
+    uint64_t a, b;
+    memcpy(&a, id, 8);
+    memcpy(&b, id + 8, 8);
+    uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ULL); /* ids are hashes, mostly; mixed all the same */
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 32;
+    size_t i = (size_t)h & (m->cap - 1);
+    while (m->vals[i] && memcmp(m->keys[i], id, 16) != 0) i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static uint64_t idmap_get(const replay_idmap_t *m, const uint8_t id[16])
+{
+    return m->cap ? m->vals[id_slot(m, id)] : 0;
+}
+
+/* Sets id's value (not 0) unless it has one. */
+static int idmap_add(replay_idmap_t *m, const uint8_t id[16], uint64_t val)
+{
+    if (2 * (m->n + 1) > m->cap) { /* at most half full */
+        replay_idmap_t g = {NULL, NULL, m->cap ? m->cap * 2 : 4096, 0};
+        g.keys = malloc(g.cap * 16);
+        g.vals = calloc(g.cap, sizeof *g.vals);
+        if (!g.keys || !g.vals) {
+            free(g.keys);
+            free(g.vals);
+            return SCHAKEL_ENOMEM;
+        }
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->vals[i]) continue;
+            size_t k = id_slot(&g, m->keys[i]);
+            memcpy(g.keys[k], m->keys[i], 16);
+            g.vals[k] = m->vals[i];
+            g.n++;
+        }
+        free(m->keys);
+        free(m->vals);
+        *m = g;
+    }
+    size_t k = id_slot(m, id);
+    if (m->vals[k]) return 0;
+    memcpy(m->keys[k], id, 16);
+    m->vals[k] = val;
+    m->n++;
+    return 0;
+}
+
+void replay_idmap_free(replay_idmap_t *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- copies on the log before the record that derived them: read back ---- */
+
+typedef struct {
+    const uint8_t *want;
+    size_t len;
+    int same;
+} compare_t;
+
+static int compare_cb(void *arg, const schakel_record_t *rec)
+{
+    compare_t *c = arg;
+    c->same = rec->event && rec->event_len == c->len && memcmp(rec->event, c->want, c->len) == 0;
+    return 1;
+}
+
+static int judge_read_back(replay_svc_t *p, const replay_pending_t *d, uint64_t log_seq)
+{
+    compare_t c = {d->bytes, d->len, 0};
+    uint64_t next;
+    int rc = schakel_store_read(&p->view.base, "all", log_seq, 1, 1, compare_cb, &c, &next);
+    if (rc < 0) /* not a difference: the log could not be read */
+        return schakel_fail(p->why, rc, "%s: cannot read seq %llu of the log back", p->ops->name,
+                            (unsigned long long)log_seq);
+    judge(p, d, log_seq, c.same ? d->bytes : NULL, d->len); /* c.same: the bytes on the log are these */
+    return 0;
+}
+
+/* ---- what the engine derived ---- */
+
+static int keep_id(replay_svc_t *p, const uint8_t id[16])
+{
+    if (p->n_ids == p->cap_ids) {
+        size_t cap = p->cap_ids ? p->cap_ids * 2 : 4096;
+        void *ni = realloc(p->ids, cap * 16);
+        if (!ni) return SCHAKEL_ENOMEM;
+        p->ids = ni;
+        p->cap_ids = cap;
+    }
+    memcpy(p->ids[p->n_ids++], id, 16);
+    return 0;
+}
+
+/* Waits for the copy of a derived event (bytes taken). */
+static int wait_for_copy(replay_svc_t *p, const replay_pending_t *d)
+{
+    if (p->n_pend == p->cap_pend) {
+        size_t cap = p->cap_pend ? p->cap_pend * 2 : 4096;
+        void *np = realloc(p->pend, cap * sizeof *p->pend);
+        if (!np) return SCHAKEL_ENOMEM;
+        p->pend = np;
+        p->cap_pend = cap;
+    }
+    size_t i = p->n_pend++;
+    p->pend[i] = *d;
+    p->pend[i].next = 0;
+    uint64_t first = idmap_get(&p->waiting, d->id);
+    if (!first) return idmap_add(&p->waiting, d->id, i + 1);
+    size_t k = (size_t)first - 1; /* the same id derived again: rare */
+    while (p->pend[k].next) k = p->pend[k].next - 1;
+    p->pend[k].next = i + 1;
+    return 0;
+}
+
+/* Each event the record at seq made the engine emit: compared with its
+ * copy on the log now when the service has met it (it came first), else
+ * when it meets it. The service's own events are all met in the walk, so
+ * no lookup in the log's index is needed. */
+static int check_output(replay_svc_t *p, uint64_t seq)
+{
+    for (size_t i = 0; i < p->out.n; i++) {
+        schakel_envelope_t *e = schakel_envelope_decode_with(p->out.bufs[i], p->out.lens[i],
+                                                             schakel_arena_allocator(p->scratch), NULL);
+        if (!e || e->event_id.len != 16) continue;
+        replay_pending_t d = {seq, i, p->out.bufs[i], p->out.lens[i], {0}, 0};
+        memcpy(d.id, e->event_id.data, 16);
+        p->r->emitted++;
+        if (keep_id(p, d.id)) return SCHAKEL_ENOMEM;
+        uint64_t at = idmap_get(&p->copies, d.id);
+        if (at) {
+            int rc = judge_read_back(p, &d, at);
+            if (rc) return rc;
+            continue;
+        }
+        if (wait_for_copy(p, &d)) return SCHAKEL_ENOMEM;
+        p->out.bufs[i] = NULL; /* p->pend has it */
+    }
+    schakel_arena_reset(p->scratch);
+    service_emit_clear(&p->out);
+    return 0;
+}
+
+/* A record of the service's own: kept for the end (extra), and compared
+ * with every derived event that waited for it. */
+static int keep_own(replay_svc_t *p, const replay_item_t *it)
+{
+    if (!it->source_org || strcmp(it->source_org, p->org) != 0) return 0;
+    if (p->n_own == p->cap_own) {
+        size_t cap = p->cap_own ? p->cap_own * 2 : 4096;
+        void *no = realloc(p->own, cap * sizeof *p->own);
+        if (!no) return SCHAKEL_ENOMEM;
+        p->own = no;
+        p->cap_own = cap;
+    }
+    p->own[p->n_own].seq = it->seq;
+    memcpy(p->own[p->n_own++].id, it->event_id, 16);
+    if (idmap_add(&p->copies, it->event_id, it->seq)) return SCHAKEL_ENOMEM;
+    for (size_t k = (size_t)idmap_get(&p->waiting, it->event_id); k; k = p->pend[k - 1].next) {
+        replay_pending_t *d = &p->pend[k - 1];
+        if (!d->bytes) continue; /* met its copy before */
+        judge(p, d, it->seq, it->event, it->event_len);
+        free(d->bytes);
+        d->bytes = NULL;
+    }
+    return 0;
+}
+
+/* ---- one record ---- */
+
+static int replay_item(replay_svc_t *p, const replay_item_t *it)
+{
+    int rc = keep_own(p, it);
+    if (rc) return rc;
+    schakel_logrec_t lr;
+    service_make_rec(&p->s, &lr, it->seq, it->recorded_at, it->env, it->source_org, p->src);
+    rc = p->ops->process(p->engine, p->txn, &lr, &p->out, p->why);
+    p->r->records++;
+    if (rc) return rc;
+    rc = check_output(p, it->seq);
+    if (rc) return rc;
+    if (++p->since_commit == COMMIT_EVERY) { /* bound the transaction */
+        p->since_commit = 0;
+        if (mdb_txn_commit(p->txn) != 0 || mdb_txn_begin(p->s.env, NULL, 0, &p->txn) != 0) {
+            p->txn = NULL;
+            return schakel_fail(p->why, SCHAKEL_ESTORE, "%s: cannot commit the replay's state", p->ops->name);
+        }
+    }
+    return 0;
+}
+
+/* ---- the end ---- */
+
+static int cmp_id(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+/* The service's events on the log that the replay did not derive. */
+static void find_extra(replay_svc_t *p)
+{
+    if (p->n_ids) qsort(p->ids, p->n_ids, 16, cmp_id);
+    for (size_t i = 0; i < p->n_own; i++) {
+        if (p->n_ids && bsearch(p->own[i].id, p->ids, p->n_ids, 16, cmp_id)) continue;
+        p->r->extra++;
+        bad(p, UINT64_MAX, p->own[i].seq, p->own[i].seq, "on the log but not derived:", p->own[i].id);
+    }
+}
+
+static void finish(replay_svc_t *p)
+{
+    for (size_t i = 0; i < p->n_pend; i++) { /* derived, never met on the log */
+        replay_pending_t *d = &p->pend[i];
+        if (!d->bytes) continue;
+        if (p->rc == 0) {
+            p->r->missing++;
+            bad(p, d->at, d->index, d->at, "not on the log:", d->id);
+        }
+        free(d->bytes);
+        d->bytes = NULL;
+    }
+    if (p->rc == 0) find_extra(p);
+    if (p->bad.set) {
+        char hex[33];
+        schakel_hex_encode(p->bad.id, 16, hex);
+        p->r->first_bad_seq = p->bad.seq;
+        snprintf(p->r->why, sizeof p->r->why, "%s %s", p->bad.what, hex);
+    }
+}
+
+/* ---- the thread ---- */
+
+static replay_batch_t *next_batch(replay_feed_t *f, uint64_t k)
+{
+    pthread_mutex_lock(&f->lock);
+    while (f->produced <= k) pthread_cond_wait(&f->ready, &f->lock);
+    replay_batch_t *b = f->ring[k % REPLAY_RING];
+    pthread_mutex_unlock(&f->lock);
+    return b;
+}
+
+static void let_go(replay_svc_t *p, replay_batch_t *b)
+{
+    replay_feed_t *f = p->feed;
+    pthread_mutex_lock(&f->lock);
+    if (--b->refs == 0) pthread_cond_broadcast(&f->freed);
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* Keeps b as the newest batch held; lets the oldest go. */
+static void hold(replay_svc_t *p, replay_batch_t *b)
+{
+    if (p->held[REPLAY_HOLD - 1]) let_go(p, p->held[REPLAY_HOLD - 1]);
+    memmove(&p->held[1], &p->held[0], (REPLAY_HOLD - 1) * sizeof p->held[0]);
+    p->held[0] = b;
+}
+
+void *replay_svc_main(void *arg)
+{
+    replay_svc_t *p = arg;
+    /* begun here: an LMDB write transaction belongs to its thread */
+    if (mdb_txn_begin(p->s.env, NULL, 0, &p->txn) != 0) {
+        p->txn = NULL;
+        p->rc = schakel_fail(p->why, SCHAKEL_ESTORE, "%s: cannot begin the replay's state", p->ops->name);
+    }
+    for (uint64_t k = 0;; k++) {
+        replay_batch_t *b = next_batch(p->feed, k);
+        hold(p, b);
+        for (size_t i = 0; p->rc == 0 && i < b->n; i++) p->rc = replay_item(p, &b->items[i]);
+        if (b->n == 0) break;
+    }
+    if (p->txn) mdb_txn_abort(p->txn);
+    p->txn = NULL;
+    finish(p); /* may still read from the batches held */
+    for (int i = 0; i < REPLAY_HOLD; i++)
+        if (p->held[i]) let_go(p, p->held[i]);
+    memset(p->held, 0, sizeof p->held);
+    return NULL;
+}
+
+/* ---- reading back ---- */
+
+static const replay_item_t *held_item(const replay_svc_t *p, uint64_t seq)
+{
+    for (int i = 0; i < REPLAY_HOLD && p->held[i]; i++) {
+        const replay_batch_t *b = p->held[i];
+        if (b->n && seq >= b->items[0].seq && seq - b->items[0].seq < b->n) {
+            const replay_item_t *it = &b->items[seq - b->items[0].seq];
+            return it->seq == seq ? it : NULL; /* seqs are contiguous; checked all the same */
+        }
+    }
+    return NULL;
+}
+
+/* A store read of one record of "all" that a held batch has is answered
+ * from it; anything else goes to the one log handle, under its lock. */
+static int view_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count,
+                     size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq)
+{
+    replay_svc_t *p = ((replay_view_t *)s)->svc;
+    const replay_item_t *it = max_count == 1 && !strcmp(stream, "all") ? held_item(p, from_seq) : NULL;
+    if (!it) return schakel_store_read(p->shared, stream, from_seq, max_count, max_bytes, fn, arg, next_seq);
+    schakel_record_t rec = {0};
+    rec.seq = rec.position = it->seq;
+    rec.recorded_at = it->recorded_at;
+    rec.event = it->event;
+    rec.event_len = it->event_len;
+    rec.event_id = it->event_id;
+    rec.type = it->type;
+    rec.source_org = it->source_org;
+    *next_seq = it->seq + 1;
+    return fn(arg, &rec);
+}
+
+static int view_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq)
+{
+    return schakel_store_lookup(((replay_view_t *)s)->svc->log, source_org, event_id, seq);
+}
+
+/* What the engines and the check use: reads and lookups. */
+static const schakel_store_ops_t view_ops = {.read = view_read, .lookup = view_lookup};
+
+/* ---- state ---- */
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+int replay_svc_open(replay_svc_t *p)
+{
+    snprintf(p->dir, sizeof p->dir, "/tmp/schakel-replay-XXXXXX");
+    if (!mkdtemp(p->dir)) {
+        p->dir[0] = 0;
+        return schakel_fail(p->why, SCHAKEL_EIO, "cannot make a temp directory: %s", strerror(errno));
+    }
+    p->scratch = schakel_arena_new(64 << 10);
+    p->src = calloc(1, sizeof *p->src);
+    if (!p->scratch || !p->src) return schakel_fail(p->why, SCHAKEL_ENOMEM, "out of memory");
+    p->view.base.ops = &view_ops;
+    p->view.svc = p;
+    p->src->store = &p->view.base;
+    int rc = service_state_open(&p->s, p->dir, p->ops, p->engine, p->why);
+    p->s_open = 1;
+    if (rc) return rc;
+    /* The replay's state is thrown away at the end and rebuilt by running
+     * again: it needs no durability, so no fsync at each commit. */
+    if (mdb_env_set_flags(p->s.env, MDB_NOSYNC | MDB_NOMETASYNC, 1) != 0)
+        return schakel_fail(p->why, SCHAKEL_ESTORE, "%s: cannot set up the replay's state", p->ops->name);
+    return 0;
+}
+
+void replay_svc_close(replay_svc_t *p)
+{
+    if (p->txn) mdb_txn_abort(p->txn);
+    p->txn = NULL;
+    for (size_t i = 0; i < p->n_pend; i++) free(p->pend[i].bytes);
+    free(p->pend);
+    replay_idmap_free(&p->waiting);
+    replay_idmap_free(&p->copies);
+    free(p->ids);
+    free(p->own);
+    service_emit_free(&p->out);
+    schakel_arena_destroy(&p->scratch);
+    if (p->s_open) service_state_close(&p->s);
+    free(p->src);
+    if (p->dir[0]) nftw(p->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}

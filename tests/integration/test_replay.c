@@ -1,0 +1,167 @@
+/* `schakel audit replay` runs the three services at once, each in a thread
+ * of its own over one read of the log. A difference in one service's
+ * events must still be found in that service's report, at the right
+ * sequence number, while the other two report their own (equal) events in
+ * full: an event on the log that the service did not derive (extra), and
+ * events derived otherwise than the log says (differ, compared when the
+ * replay reaches their copy on the log). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consumer.h"
+#include "harness.h"
+#include "scenario.h"
+
+#define SCHOOL "school-12ab00"
+
+static uint64_t routed_at;  /* seq of the routing decision about the first referral */
+static uint64_t forged_seq; /* a routing decision svc-routing never derived */
+
+static int setup(void **state)
+{
+    (void)state;
+    return node_start(0, at("2027-05-10T08:00:00Z"));
+}
+
+/* The seq of the routing decision about the event id (0: none yet), and
+ * the seq of that event. */
+static uint64_t routing_decision_seq(const uint8_t id[16], uint64_t *about)
+{
+    char stream[64], h[33];
+    hex(id, 16, h);
+    snprintf(stream, sizeof stream, "about/%s", h);
+    schakel_consumer_t *c = harness_consumer(H, "svc-audit", stream, NULL);
+    const Schakel__V1__Delivered *r;
+    char why[SCHAKEL_ERRLEN];
+    uint64_t seq = 0;
+    while (!seq && schakel_consumer_next(c, &r, 0, why) == 0) {
+        schakel_envelope_t *e = schakel_envelope_decode(r->event.data, r->event.len, NULL);
+        assert_non_null(e);
+        if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION) {
+            seq = r->seq;
+            *about = e->routing_decision->about_seq;
+        }
+        schakel_envelope_free(e);
+    }
+    schakel_consumer_destroy(&c);
+    return seq;
+}
+
+/* The JSON line of one service in the replay's output. */
+static const char *line_of(const char *text, const char *service, char *line, size_t cap)
+{
+    char key[64];
+    snprintf(key, sizeof key, "{\"service\":\"%s\",", service);
+    const char *s = strstr(text, key);
+    if (!s) fail_msg("no line for %s in:\n%s", service, text);
+    size_t n = strcspn(s, "\n");
+    snprintf(line, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
+    return line;
+}
+
+static int replay(char *text, size_t cap)
+{
+    char out[600];
+    snprintf(out, sizeof out, "%s/replay.json", H->dir);
+    const char *args[] = {"audit", "replay", "--data", H->data, NULL};
+    int status = harness_run_tool(out, args);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, cap - 1, f);
+    text[n] = 0;
+    fclose(f);
+    printf("%s", text);
+    return status;
+}
+
+/* The others replay equal and in full: every event they derived is there. */
+static void others_equal(const char *text)
+{
+    char line[512], want[64];
+    const char *others[] = {"consent", "feedback"};
+    for (size_t i = 0; i < 2; i++) {
+        line_of(text, others[i], line, sizeof line);
+        assert_non_null(strstr(line, "\"ok\":true"));
+        assert_non_null(strstr(line, "\"differ\":0,\"missing\":0,\"extra\":0"));
+        assert_null(strstr(line, "bad_seq"));
+        snprintf(want, sizeof want, "\"records\":%llu,", (unsigned long long)harness_head(H));
+        assert_non_null(strstr(line, want));
+    }
+    line_of(text, "consent", line, sizeof line);
+    assert_null(strstr(line, "\"derived\":0,")); /* it did decide, in parallel with routing */
+}
+
+static void an_event_the_service_never_derived_is_extra_at_its_seq(void **state)
+{
+    (void)state;
+    char p[65], q[65], cid[33], json[1024], about[33];
+    uint8_t id[16], id2[16];
+    child("replay-parallel-1", p);
+    child("replay-parallel-2", q);
+    referral(SCHOOL, p, "\"district\":\"zuid\",", "wijkteam", id);
+    consent(SCHOOL, p, "parents", "under_12", "wijkteam", cid, NULL);
+    referral(SCHOOL, q, "\"district\":\"noord\",", "wijkteam", id2);
+    wait_services(harness_head(H));
+    uint64_t seq1, seq2;
+    routed_at = routing_decision_seq(id, &seq1);
+    assert_true(routed_at > seq1);
+    assert_true(routing_decision_seq(id2, &seq2) > 0);
+    /* svc-routing's key, a decision its rules never made: to nobody */
+    hex(id2, 16, about);
+    snprintf(json, sizeof json,
+             "{\"type\":\"routing_decision\",\"subject\":\"%s\",\"purpose\":\"bus\",\"legal_basis\":\"bus\","
+             "\"routing_decision\":{\"about_event_id\":\"%s\",\"about_seq\":%llu,\"recipients\":[],"
+             "\"policy_version\":\"%064d\"}}",
+             q, about, (unsigned long long)seq2, 0);
+    forged_seq = publish("svc-routing", json, NULL);
+    wait_services(harness_head(H));
+    assert_int_equal(harness_shutdown(H), 0);
+
+    char text[4096], line[512], want[64];
+    assert_int_equal(replay(text, sizeof text), 1);
+    line_of(text, "routing", line, sizeof line);
+    assert_non_null(strstr(line, "\"ok\":false"));
+    assert_non_null(strstr(line, "\"differ\":0,\"missing\":0,\"extra\":1"));
+    snprintf(want, sizeof want, "\"bad_seq\":%llu}", (unsigned long long)forged_seq);
+    assert_non_null(strstr(line, want));
+    others_equal(text);
+}
+
+/* Other routing rules (their hash is in every decision): every routing
+ * decision differs, and the first is the one about the first referral. */
+static void derived_otherwise_differs_at_the_first_copy(void **state)
+{
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/routing.json", H->data);
+    FILE *f = fopen(path, "a");
+    assert_non_null(f);
+    fputs(" \n", f); /* the same rules, another text */
+    fclose(f);
+
+    char text[4096], line[512], want[64];
+    assert_int_equal(replay(text, sizeof text), 1);
+    line_of(text, "routing", line, sizeof line);
+    assert_non_null(strstr(line, "\"ok\":false"));
+    assert_null(strstr(line, "\"differ\":0,"));
+    assert_non_null(strstr(line, "\"missing\":0,\"extra\":1"));
+    snprintf(want, sizeof want, "\"bad_seq\":%llu}", (unsigned long long)routed_at);
+    assert_non_null(strstr(line, want));
+    others_equal(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(an_event_the_service_never_derived_is_extra_at_its_seq),
+        cmocka_unit_test(derived_otherwise_differs_at_the_first_copy),
+    };
+    return cmocka_run_group_tests(tests, setup, node_teardown);
+}
