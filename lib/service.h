@@ -99,6 +99,13 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
  * non-zero when it is not 0. */
 #define SCHAKEL_SERVICE_ALARMS_KEY "alarms"
 
+/* The runner's place in the log is its key "cursor" (u64, host order) of
+ * table "runner": every record up to it was processed and its state and
+ * derived events committed (the events in the outbox until ACKed). Key
+ * "published" says up to which seq everything derived is ACKed by the
+ * broker, i.e. on the log: what a reader waits for. */
+#define SCHAKEL_SERVICE_PUBLISHED_KEY "published"
+
 /* The alarm count of the service whose state is in state_dir (read-only,
  * also while the service runs). 0 or SCHAKEL_EIO (no such state). */
 int schakel_service_alarms(const char *state_dir, uint64_t *alarms);
