@@ -47,8 +47,9 @@ int service_outbox_open(outbox_t *o, MDB_env *env, const char *dir, const char *
     if (rc == 0) rc = mdb_cursor_open(txn, o->dbi, &cur);
     if (rc == 0) {
         o->pending = st.ms_entries;
-        o->next = mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8 ? schakel_get_be64(k.mv_data) + 1
-                                                                                 : 1;
+        o->next = mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8
+                      ? schakel_get_be64(k.mv_data) + 1
+                      : 1;
         mdb_cursor_close(cur);
         rc = mdb_txn_commit(txn);
     } else {
@@ -130,7 +131,8 @@ static int submit(outbox_t *o, schakel_client_t *c, uint8_t *const *bufs, const 
         int rc = schakel_client_submit(c, (const uint8_t *const *)bufs + at, lens + at, k, b, on_ack, o);
         if (rc) {
             free(b);
-            return schakel_fail(why, rc, "%s: cannot publish derived events: %s", o->name, schakel_strerror(rc));
+            return schakel_fail(why, rc, "%s: cannot publish derived events: %s", o->name,
+                                schakel_strerror(rc));
         }
         at += k;
     }
@@ -150,8 +152,8 @@ static size_t alarm_text(const schakel_emit_t *out, size_t i, char *buf, size_t 
     return len;
 }
 
-static int put_one(outbox_t *o, MDB_txn *txn, uint64_t n, const uint8_t *event, size_t len, const char *alarms,
-                   size_t alen)
+static int put_one(outbox_t *o, MDB_txn *txn, uint64_t n, const uint8_t *event, size_t len,
+                   const char *alarms, size_t alen)
 {
     uint8_t key[8];
     schakel_put_be64(key, n);
@@ -175,7 +177,8 @@ int service_outbox_put(outbox_t *o, MDB_txn *txn, schakel_client_t *c, const sch
     int rc = 0;
     for (size_t i = 0; i < out->n && rc == 0; i++) {
         keys[i] = o->next + i;
-        rc = put_one(o, txn, keys[i], out->bufs[i], out->lens[i], text, alarm_text(out, i, text, sizeof text));
+        rc =
+            put_one(o, txn, keys[i], out->bufs[i], out->lens[i], text, alarm_text(out, i, text, sizeof text));
         if (rc) schakel_fail(why, rc, "%s: cannot keep derived events in the outbox", o->name);
     }
     if (rc == 0) rc = submit(o, c, out->bufs, out->lens, keys, out->n, why);
@@ -199,8 +202,8 @@ static uint8_t *entry_open(const outbox_t *o, const MDB_val *k, const MDB_val *v
     p += 4 + *alen;
     size_t clen = v->mv_size - 4 - *alen;
     uint8_t *ev = malloc(clen - SEAL_OVERHEAD + 1);
-    if (ev && schakel_aead_open(o->key, p, k->mv_data, 8, p + SCHAKEL_AEAD_NONCE_LEN, clen - SCHAKEL_AEAD_NONCE_LEN,
-                                ev) != 0) {
+    if (ev && schakel_aead_open(o->key, p, k->mv_data, 8, p + SCHAKEL_AEAD_NONCE_LEN,
+                                clen - SCHAKEL_AEAD_NONCE_LEN, ev) != 0) {
         free(ev);
         return NULL;
     }
@@ -370,7 +373,8 @@ int service_outbox_published(outbox_t *o, MDB_txn *txn, uint64_t cursor, uint64_
     MDB_cursor *cur;
     MDB_val k, v;
     if (mdb_cursor_open(txn, o->dbi, &cur) == 0) {
-        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == 8) lowest = schakel_get_be64(k.mv_data);
+        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == 8)
+            lowest = schakel_get_be64(k.mv_data);
         mdb_cursor_close(cur);
     }
     size_t done = 0;
