@@ -9,10 +9,21 @@
  * only inside the transaction it is handed. No wall clock (rec->now is the
  * log's time), no random ids (derive them), no reading of anything else.
  *
- * Live: records are processed in groups, one LMDB write transaction per
- * group; the emitted events are published and ACKed before that
- * transaction (state and cursor) commits. A crash in between replays the
- * group; derived ids make the second publish a duplicate. */
+ * Live: records are processed in groups (whatever the broker has right
+ * now, up to 1024), one LMDB write transaction per group, in which the
+ * engine's state, the runner's cursor and the events the group emitted
+ * (table "outbox", sealed under <state_dir>/outbox.key) commit together.
+ * The events are published asynchronously (a window of batches in flight;
+ * they may be sent before their transaction commits) and the runner reads
+ * on at once; an ACK removes the entries it covers in a later
+ * transaction, a timeout or "retry later" sends the same bytes again, and
+ * on start everything still in the outbox is sent again before reading
+ * on. While more than 16384 events wait for their ACK the runner stops
+ * reading. A crash before the commit replays the group; after it, the
+ * outbox resends: derived ids make a second copy a duplicate, so every
+ * decision is stored once. The state environment commits with
+ * MDB_NOMETASYNC: a system crash may undo the last commit (the group, its
+ * cursor and its outbox entries together), which only replays it. */
 #ifndef SCHAKEL_SERVICE_H
 #define SCHAKEL_SERVICE_H
 
@@ -58,12 +69,15 @@ int schakel_emit(schakel_emit_t *out, const schakel_envelope_t *env);
 /* Raises an operator alarm about the event emitted last (call it right
  * after schakel_emit of the decision that shows the problem): something
  * the engine cannot do and nobody may miss (a report to Veilig Thuis that
- * has nowhere to go). When the group commits, the runner adds it to the
- * service's durable alarm count (SCHAKEL_SERVICE_ALARMS_KEY, which
- * `schakel health` reports) and logs it at level error as
- * "event=<event> alarm=<alarm> <detail> alarms=N" -- only when the broker
- * stored that event for the first time, so a state rebuilt from the log
- * (whose events are all duplicates) raises nothing again. detail is
+ * has nowhere to go). The alarm is kept with that event in the outbox;
+ * when the broker's ACK says it stored the event for the first time, the
+ * runner adds it to the service's durable alarm count
+ * (SCHAKEL_SERVICE_ALARMS_KEY, which `schakel health` reports) in the
+ * transaction that removes the entry, and then logs it at level error as
+ * "event=<event> alarm=<alarm> <detail> alarms=N". A duplicate raises
+ * nothing, so a state rebuilt from the log (whose events are all
+ * duplicates) raises nothing again. An alarm raised before the group
+ * emitted anything counts when the group commits. detail is
  * key=value pairs without personal data (ids of organisations, seqs,
  * types). A replay counts and logs nothing. Returns 0 or SCHAKEL_ENOMEM. */
 int schakel_emit_alarm(schakel_emit_t *out, const char *event, const char *alarm, const char *detail);
@@ -95,7 +109,8 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
  * is every schakel_emit_alarm of the engine: an error log line
  * (event=derived_rejected alarm=derived_refused, or the engine's), and a
  * count kept durably in the service's state, table "runner", under this
- * key (u64, host order; absent = 0). `schakel health` reports it and exits
+ * key (u64, host order; absent = 0), counted in the transaction that
+ * removes the refused entry from the outbox. `schakel health` reports it and exits
  * non-zero when it is not 0. */
 #define SCHAKEL_SERVICE_ALARMS_KEY "alarms"
 

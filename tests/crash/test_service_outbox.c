@@ -116,11 +116,11 @@ static void *publisher(void *arg)
 
 /* What the log says about one referral. */
 typedef struct {
-    int routed;             /* routing decisions about it */
-    char to[MAX_TO][64];    /* the recipients the (first) one named */
+    int routed;          /* routing decisions about it */
+    char to[MAX_TO][64]; /* the recipients the (first) one named */
     size_t n_to;
-    int decided[MAX_TO];    /* consent decisions per recipient */
-    int stray;              /* consent decisions for anyone else */
+    int decided[MAX_TO]; /* consent decisions per recipient */
+    int stray;           /* consent decisions for anyone else */
 } about_t;
 
 static int cmp_seq(const void *a, const void *b)
@@ -242,13 +242,16 @@ static void every_decision_once_across_sigkills(void **state)
     size_t decisions = 0;
     for (size_t i = 0; i < n; i++) {
         about_t *a = about_of(sent[i], n);
-        if (a->routed != 1) fail_msg("referral at seq %llu: %d routing decisions", (unsigned long long)sent[i], a->routed);
+        if (a->routed != 1)
+            fail_msg("referral at seq %llu: %d routing decisions", (unsigned long long)sent[i], a->routed);
         if (a->n_to == 0) fail_msg("referral at seq %llu: routed to nobody", (unsigned long long)sent[i]);
         for (size_t j = 0; j < a->n_to; j++)
             if (a->decided[j] != 1)
                 fail_msg("referral at seq %llu: %d consent decisions for %s", (unsigned long long)sent[i],
                          a->decided[j], a->to[j]);
-        if (a->stray) fail_msg("referral at seq %llu: a consent decision for nobody routed", (unsigned long long)sent[i]);
+        if (a->stray)
+            fail_msg("referral at seq %llu: a consent decision for nobody routed",
+                     (unsigned long long)sent[i]);
         decisions += 1 + a->n_to;
     }
     printf("service outbox crash test: %zu referrals, %zu decisions, %llu records, head %llu\n", n, decisions,
