@@ -339,12 +339,14 @@ static size_t group_alarms(const schakel_emit_t *out, uint64_t *alarms,
     return k;
 }
 
-/* How long to wait for the first record of a group: at once while ACKs
- * are due (they are applied between groups), else until records come. */
+/* How long to wait for the first record of a group (a wake-up from the
+ * broker ends the wait at once): none while ACKs wait to be applied, 50 ms
+ * while batches are in flight (their ACKs are applied between groups),
+ * else 300 ms. */
 static int first_wait(schakel_client_t *c, const outbox_t *ob)
 {
     if (service_outbox_has_acks(ob)) return 0;
-    return schakel_client_inflight(c) ? 5 : 300;
+    return schakel_client_inflight(c) ? 50 : 300;
 }
 
 typedef struct {
@@ -413,7 +415,9 @@ static int save_published(live_t *l, MDB_txn *txn, uint64_t cursor)
 static int live_step(live_t *l, char *why)
 {
     state_t *s = l->s;
-    service_outbox_poll(&l->ob, l->client, 0);
+    /* over the bound, nothing is read: wait for ACKs rather than spin */
+    int full = l->ob.pending >= OUTBOX_MAX && !service_outbox_has_acks(&l->ob);
+    service_outbox_poll(&l->ob, l->client, full ? 100 : 0);
     MDB_txn *txn;
     if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
         return schakel_fail(why, SCHAKEL_ESTORE, "%s: cannot begin a transaction", l->ops->name);
@@ -466,6 +470,11 @@ static int live_open(live_t *l, void *ctx, const schakel_service_options_t *o, c
     co.endpoint = o->endpoint;
     co.server_public = o->server_public;
     co.keys = o->keys;
+    /* A PUBLISH is answered unless the connection broke; resending a
+     * window of batches after 1 s of a busy broker would only double its
+     * work. A restarted broker is caught up with after 5 s. */
+    co.retry_ms = 5000;
+    co.retry_max_ms = 30000;
     schakel_consumer_options_t so = {0};
     so.endpoint = o->endpoint;
     so.pub_endpoint = o->pub_endpoint;
