@@ -70,8 +70,8 @@ int schakel_emit(schakel_emit_t *out, const schakel_envelope_t *env);
  * after schakel_emit of the decision that shows the problem): something
  * the engine cannot do and nobody may miss (a report to Veilig Thuis that
  * has nowhere to go). The alarm is kept with that event in the outbox;
- * when the broker's ACK says it stored the event for the first time, the
- * runner adds it to the service's durable alarm count
+ * when the broker's ACK of the event is not "duplicate" (it stored it for
+ * the first time, or refused it), the runner adds it to the service's durable alarm count
  * (SCHAKEL_SERVICE_ALARMS_KEY, which `schakel health` reports) in the
  * transaction that removes the entry, and then logs it at level error as
  * "event=<event> alarm=<alarm> <detail> alarms=N". A duplicate raises

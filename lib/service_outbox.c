@@ -328,7 +328,10 @@ static int apply_one(outbox_t *o, MDB_txn *txn, const outbox_acked_t *a, uint64_
                 "event=derived_rejected alarm=derived_refused id=%s "
                 "code=%d reason=\"%s\" alarms=%llu",
                 id, (int)e->code, e->reason, (unsigned long long)*alarms);
-        } else if (e && !e->duplicate && !ack->batch_code && v.mv_size >= 4) {
+        }
+        /* as before the outbox: only a duplicate keeps the engine's alarm
+         * quiet (a refused event raised it, and its own alarm, once) */
+        if (!(e && e->duplicate) && v.mv_size >= 4) {
             size_t alen = schakel_get_be32(v.mv_data);
             if (alen <= v.mv_size - 4) engine_alarms(o, (const char *)v.mv_data + 4, alen, alarms);
         }

@@ -12,8 +12,8 @@
  *   outbox  u64be(n) -> u32be(a) || a bytes of alarm lines || sealed event
  *
  * The alarm lines are the engine's schakel_emit_alarm about that event
- * ('\n' between them): they count when the ACK says the broker stored the
- * event for the first time. A sealed event is nonce(12) ||
+ * ('\n' between them): they count when the ACK of the event is not
+ * "duplicate" (stored for the first time, or refused). A sealed event is nonce(12) ||
  * AES-256-GCM(key, event, aad = u64be(n)) || tag(16) under the key in
  * <state_dir>/outbox.key (0600, made on first open): the service's state
  * holds no event in clear, not even in pages LMDB freed. */
