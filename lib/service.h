@@ -51,8 +51,10 @@ typedef struct {
 /* Reads the event at seq back from the log, so that an engine need not
  * keep a copy of what it decides about (the log is the truth, and it is
  * encrypted at rest; a copy in the engine's LMDB would be neither). The
- * record's own event (seq <= the current record's) is read from a small
- * cache of recent records in memory, else from the broker (FETCH "all",
+ * record's own event (seq <= the current record's) is read from a cache
+ * of the last 16384 records in memory (a decision comes thousands of
+ * records after its event when the services are busy; a FETCH per
+ * decision would halve their rate), else from the broker (FETCH "all",
  * which the service may read) or, in a replay, from the log on disk.
  * *env is the decoded event (caller frees; its source_org is the
  * publisher's, which the broker checked). Returns 0, SCHAKEL_ENOTFOUND (no
