@@ -15,11 +15,21 @@
 #define PUBLISH_MAX 256 /* events per PUBLISH */
 #define SEAL_OVERHEAD (SCHAKEL_AEAD_NONCE_LEN + SCHAKEL_AEAD_TAG_LEN)
 
-/* One submitted batch: the outbox keys of its events, in order. */
-typedef struct {
+/* One submitted batch: the outbox keys of its events, in order. Listed
+ * in o->inflight until its ACK, so that a stop frees what never got one. */
+typedef struct outbox_batch {
+    struct outbox_batch *prev, *next;
     size_t n;
     uint64_t keys[];
 } batch_t;
+
+static void batch_unlink(outbox_t *o, batch_t *b)
+{
+    if (b->prev) b->prev->next = b->next;
+    else o->inflight = b->next;
+    if (b->next) b->next->prev = b->prev;
+    b->prev = b->next = NULL;
+}
 
 /* A batch's final ACK (a copy: the client's is valid only in the call). */
 struct outbox_acked {
@@ -73,6 +83,11 @@ void service_outbox_close(outbox_t *o)
 {
     acked_free(o->acked);
     o->acked = NULL;
+    while (o->inflight) { /* never ACKed: the next start sends them again */
+        batch_t *b = o->inflight;
+        o->inflight = b->next;
+        free(b);
+    }
     service_outbox_said(o, 0);
     free(o->said);
     o->said = NULL;
@@ -88,6 +103,7 @@ void service_outbox_close(outbox_t *o)
 static void on_ack(void *arg, void *user, const Schakel__V1__Ack *ack)
 {
     outbox_t *o = arg;
+    batch_unlink(o, user);
     outbox_acked_t *a = calloc(1, sizeof *a);
     size_t len = schakel__v1__ack__get_packed_size(ack);
     uint8_t *buf = malloc(len ? len : 1);
@@ -128,8 +144,13 @@ static int submit(outbox_t *o, schakel_client_t *c, uint8_t *const *bufs, const 
         if (!b) return schakel_fail(why, SCHAKEL_ENOMEM, "%s: out of memory", o->name);
         b->n = k;
         memcpy(b->keys, keys + at, k * sizeof keys[0]);
+        b->prev = NULL;
+        b->next = o->inflight; /* listed first: submit may call on_ack */
+        if (b->next) b->next->prev = b;
+        o->inflight = b;
         int rc = schakel_client_submit(c, (const uint8_t *const *)bufs + at, lens + at, k, b, on_ack, o);
         if (rc) {
+            batch_unlink(o, b);
             free(b);
             return schakel_fail(why, rc, "%s: cannot publish derived events: %s", o->name,
                                 schakel_strerror(rc));

@@ -34,10 +34,11 @@ typedef struct {
     const char *name; /* the service, for log lines */
     MDB_dbi dbi;
     uint8_t key[SCHAKEL_AEAD_KEY_LEN];
-    uint64_t next;         /* key of the next entry */
-    size_t pending;        /* entries put and not yet removed */
-    outbox_acked_t *acked; /* final ACKs not yet applied, in arrival order */
-    char **said;           /* log lines to write once their transaction committed */
+    uint64_t next;                 /* key of the next entry */
+    size_t pending;                /* entries put and not yet removed */
+    outbox_acked_t *acked;         /* final ACKs not yet applied, in arrival order */
+    struct outbox_batch *inflight; /* batches submitted and not yet ACKed */
+    char **said;                   /* log lines to write once their transaction committed */
     size_t n_said, cap_said;
     int broken; /* out of memory in an ACK callback: stop, the outbox resends */
     struct {    /* per committed group: its last entry, its last record */
