@@ -20,10 +20,11 @@
 #include "error.h"
 #include "logging.h"
 #include "service_impl.h"
+#include "service_outbox.h"
 #include "store_lmdb.h"
 
-#define GROUP 256                    /* records per transaction */
-#define PUBLISH_MAX 256              /* events per PUBLISH */
+#define GROUP 1024                   /* records per transaction, at most */
+#define OUTBOX_MAX 16384             /* events not yet ACKed before reading stops */
 #define STATE_MAP ((size_t)16 << 30) /* sparse; state is small next to the log */
 
 /* ---- reading the log back ---- */
@@ -258,7 +259,14 @@ int service_state_open(state_t *s, const char *dir, const schakel_engine_ops_t *
     int rc = mdb_env_create(&s->env);
     if (rc == 0) rc = mdb_env_set_maxdbs(s->env, 32);
     if (rc == 0) rc = mdb_env_set_mapsize(s->env, STATE_MAP);
-    if (rc == 0) rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600);
+    /* MDB_NOMETASYNC: a commit writes its pages and fsyncs them, the meta
+     * page is flushed by the next commit's fsync. A system crash may undo
+     * the last commit, never leave a torn one (LMDB keeps two meta pages):
+     * the group, its cursor and its outbox entries go back together and
+     * the group is processed again; its events, if sent, are duplicates.
+     * That saves one of a commit's two fsyncs. Not MDB_NOSYNC/WRITEMAP:
+     * those may lose integrity, not just the last commit. */
+    if (rc == 0) rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
     if (rc) return schakel_fail(why, SCHAKEL_EIO, "%s: %s", dir, mdb_strerror(rc));
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
@@ -314,65 +322,192 @@ static int save_place(state_t *s, MDB_txn *txn, uint64_t cursor)
 
 /* ---- live ---- */
 
-/* Publishes everything emitted until it is ACKed or stop is set. A final
- * reject of a derived event is a bug in an engine or the directory, or an
- * attack: an alarm. It is logged at level error with its reason, counted
- * in *rejected and in the service's durable alarm count (which `schakel
- * health` reads), never retried for ever and never skipped silently. */
-static int publish_all(const char *name, schakel_client_t *c, schakel_emit_t *out, atomic_int *stop,
-                       uint64_t *rejected, uint64_t *alarms)
-{
-    for (size_t at = 0; at < out->n;) {
-        size_t n = out->n - at < PUBLISH_MAX ? out->n - at : PUBLISH_MAX;
-        Schakel__V1__Ack *ack = NULL;
-        int rc =
-            schakel_client_publish(c, (const uint8_t *const *)&out->bufs[at], &out->lens[at], n, &ack, 10000);
-        if (rc == SCHAKEL_ETIMEOUT || rc == SCHAKEL_EAUTH) {
-            if (atomic_load(stop)) return SCHAKEL_ETIMEOUT;
-            schakel_log(SCHAKEL_LOG_WARN, name, "event=publish_retry reason=\"%s\"", schakel_strerror(rc));
-            continue;
-        }
-        if (rc) return rc;
-        if (ack->batch_code) {
-            *rejected += n;
-            *alarms += n;
-            schakel_log(SCHAKEL_LOG_ERROR, name,
-                        "event=derived_rejected alarm=derived_refused "
-                        "events=%zu code=%d reason=\"%s\" alarms=%llu",
-                        n, (int)ack->batch_code, ack->batch_reason, (unsigned long long)*alarms);
-        }
-        for (size_t i = 0; i < ack->n_entries; i++) {
-            if (i < n) out->stored_before[at + i] = ack->entries[i]->duplicate != 0;
-            if (!ack->entries[i]->code) continue;
-            char id[33] = "";
-            if (ack->entries[i]->event_id.len == 16)
-                schakel_hex_encode(ack->entries[i]->event_id.data, 16, id);
-            (*rejected)++;
-            (*alarms)++;
-            schakel_log(SCHAKEL_LOG_ERROR, name,
-                        "event=derived_rejected alarm=derived_refused id=%s "
-                        "code=%d reason=\"%s\" alarms=%llu",
-                        id, (int)ack->entries[i]->code, ack->entries[i]->reason, (unsigned long long)*alarms);
-        }
-        schakel__v1__ack__free_unpacked(ack, NULL);
-        at += n;
-    }
-    return 0;
-}
-
-/* An engine's alarm counts once: when the broker stored the event it is
- * about for the first time. A state rebuilt from the log derives the same
- * events again, all duplicates, and raises nothing twice. */
-static int alarm_is_new(const schakel_emit_t *out, const alarm_t *a)
-{
-    return a->event >= out->n || !out->stored_before[a->event];
-}
-
-static size_t new_alarms(const schakel_emit_t *out)
+/* An engine's alarm about no event (raised before the group emitted
+ * anything) counts with its group; one about an event counts with that
+ * event's ACK (service_outbox.c). */
+static size_t group_alarms(const schakel_emit_t *out, uint64_t *alarms,
+                           char (*lines)[SERVICE_ALARM_LINE + 32], size_t cap)
 {
     size_t k = 0;
-    for (size_t i = 0; i < out->n_alarms; i++) k += (size_t)alarm_is_new(out, &out->alarms[i]);
+    for (size_t i = 0; i < out->n_alarms; i++) {
+        if (out->alarms[i].event != (size_t)-1) continue;
+        ++*alarms;
+        if (k < cap)
+            snprintf(lines[k++], SERVICE_ALARM_LINE + 32, "%s alarms=%llu", out->alarms[i].line,
+                     (unsigned long long)*alarms);
+    }
     return k;
+}
+
+/* How long to wait for the first record of a group (a wake-up from the
+ * broker ends the wait at once): none while ACKs wait to be applied, 50 ms
+ * while batches are in flight (their ACKs are applied between groups),
+ * else 300 ms. */
+static int first_wait(schakel_client_t *c, const outbox_t *ob)
+{
+    if (service_outbox_has_acks(ob)) return 0;
+    return schakel_client_inflight(c) ? 50 : 300;
+}
+
+typedef struct {
+    const schakel_engine_ops_t *ops;
+    void *engine;
+    state_t *s;
+    schakel_consumer_t *cons;
+    schakel_client_t *client;
+    schakel_logsrc_t *log;
+    outbox_t ob;
+    schakel_emit_t out;
+    uint64_t done, rejected;
+    uint64_t published; /* SCHAKEL_SERVICE_PUBLISHED_KEY */
+    atomic_int *stop;
+} live_t;
+
+/* Reads what the broker has right now (up to GROUP records, none while
+ * the outbox is over its bound) and lets the engine process it in txn.
+ * Returns the records read; *last is the seq of the last. */
+static size_t read_group(live_t *l, MDB_txn *txn, uint64_t *last, int *rc, char *why)
+{
+    size_t n = 0;
+    if (l->ob.pending >= OUTBOX_MAX) return 0; /* back-pressure: ACKs drain it first */
+    while (n < GROUP && !atomic_load(l->stop)) {
+        const Schakel__V1__Delivered *d;
+        int r = schakel_consumer_next(l->cons, &d, n ? 0 : first_wait(l->client, &l->ob), why);
+        if (r == SCHAKEL_ETIMEOUT) break;
+        if (r) {
+            *rc = r;
+            break;
+        }
+        schakel_envelope_t *env =
+            d->event.len ? schakel_envelope_decode(d->event.data, d->event.len, NULL) : NULL;
+        schakel_logrec_t rec;
+        logsrc_remember(l->log, d->seq, d->event.data, d->event.len);
+        service_make_rec(l->s, &rec, d->seq, d->recorded_at, env, NULL, l->log);
+        r = l->ops->process(l->engine, txn, &rec, &l->out, why);
+        schakel_envelope_free(env);
+        if (r) {
+            *rc = r;
+            break;
+        }
+        *last = d->seq;
+        n++;
+    }
+    return n;
+}
+
+/* The runner's "published" (SCHAKEL_SERVICE_PUBLISHED_KEY): the seq up to
+ * which everything derived is on the log. */
+static int save_published(live_t *l, MDB_txn *txn, uint64_t cursor)
+{
+    uint64_t was = l->published;
+    int rc = service_outbox_published(&l->ob, txn, cursor, &l->published);
+    if (rc == 0 && l->published != was)
+        rc = schakel_kv_put(txn, l->s->runner, SCHAKEL_SERVICE_PUBLISHED_KEY,
+                            strlen(SCHAKEL_SERVICE_PUBLISHED_KEY), &l->published, 8);
+    return rc;
+}
+
+/* One transaction: the ACKs received so far leave the outbox, a group of
+ * records is processed, and its state, cursor and emitted events commit
+ * together. Nothing waits for the broker's ACK of what the group emitted.
+ * A failure stops the service: nothing of the transaction counts, and
+ * the next start replays the group and resends the outbox. */
+static int live_step(live_t *l, char *why)
+{
+    state_t *s = l->s;
+    /* over the bound, nothing is read: wait for ACKs rather than spin */
+    int full = l->ob.pending >= OUTBOX_MAX && !service_outbox_has_acks(&l->ob);
+    service_outbox_poll(&l->ob, l->client, full ? 100 : 0);
+    MDB_txn *txn;
+    if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
+        return schakel_fail(why, SCHAKEL_ESTORE, "%s: cannot begin a transaction", l->ops->name);
+    int64_t saved_now = s->now;
+    uint64_t before = s->alarms, last = s->cursor;
+    int acks = service_outbox_has_acks(&l->ob);
+    int rc = service_outbox_apply(&l->ob, txn, &s->alarms, &l->rejected, why);
+    size_t n = rc ? 0 : read_group(l, txn, &last, &rc, why);
+    char lines[8][SERVICE_ALARM_LINE + 32];
+    size_t k = rc ? 0 : group_alarms(&l->out, &s->alarms, lines, 8);
+    if (rc == 0 && n) rc = service_outbox_put(&l->ob, txn, l->client, &l->out, why);
+    if (rc == 0 && (n || acks || s->alarms != before)) rc = save_place(s, txn, last);
+    if (rc == 0 && (n || acks)) rc = save_published(l, txn, last);
+    if (rc == 0 && (n || acks || s->alarms != before)) {
+        rc = mdb_txn_commit(txn) ? schakel_fail(why, SCHAKEL_ESTORE, "%s: cannot commit", l->ops->name) : 0;
+    } else {
+        mdb_txn_abort(txn);
+    }
+    if (rc == 0) {
+        s->cursor = last;
+        l->done += n;
+    } else {
+        s->now = saved_now;
+        s->alarms = before;
+    }
+    service_outbox_said(&l->ob, rc == 0); /* said once they are kept */
+    for (size_t i = 0; rc == 0 && i < k; i++) schakel_log(SCHAKEL_LOG_ERROR, l->ops->name, "%s", lines[i]);
+    service_emit_clear(&l->out);
+    return rc;
+}
+
+/* On a clean stop: waits a little for the ACKs of what is in flight, so
+ * that the outbox is empty when nothing more comes (what is left is sent
+ * again on the next start). */
+static int live_drain(live_t *l, char *why)
+{
+    for (int i = 0; i < 50 && schakel_client_inflight(l->client); i++)
+        service_outbox_poll(&l->ob, l->client, 100);
+    atomic_int stop = 1;
+    atomic_int *keep = l->stop;
+    l->stop = &stop; /* apply the ACKs, read nothing */
+    int rc = live_step(l, why);
+    l->stop = keep;
+    return rc;
+}
+
+static int live_open(live_t *l, void *ctx, const schakel_service_options_t *o, char *why)
+{
+    schakel_client_options_t co = {0};
+    co.endpoint = o->endpoint;
+    co.server_public = o->server_public;
+    co.keys = o->keys;
+    /* A PUBLISH is answered unless the connection broke; resending a
+     * window of batches after 1 s of a busy broker would only double its
+     * work. A restarted broker is caught up with after 5 s. */
+    co.retry_ms = 5000;
+    co.retry_max_ms = 30000;
+    schakel_consumer_options_t so = {0};
+    so.endpoint = o->endpoint;
+    so.pub_endpoint = o->pub_endpoint;
+    so.server_public = o->server_public;
+    so.keys = o->keys;
+    so.stream = "all";
+    so.from_seq = l->s->cursor + 1;
+    l->client = schakel_client_new(ctx, &co, why);
+    l->cons = l->client ? schakel_consumer_new(ctx, &so, why) : NULL;
+    if (!l->client || !l->cons) return SCHAKEL_EZMQ;
+    l->log = calloc(1, sizeof *l->log);
+    if (!l->log) return schakel_fail(why, SCHAKEL_ENOMEM, "%s: out of memory", l->ops->name);
+    l->log->client = l->client;
+    int rc = service_outbox_open(&l->ob, l->s->env, o->state_dir, l->ops->name, why);
+    if (rc) return rc;
+    MDB_txn *txn;
+    if (mdb_txn_begin(l->s->env, NULL, MDB_RDONLY, &txn) == 0) {
+        l->published = service_get_u64(txn, l->s->runner, SCHAKEL_SERVICE_PUBLISHED_KEY);
+        mdb_txn_abort(txn);
+    }
+    schakel_log(SCHAKEL_LOG_INFO, l->ops->name, "event=started from_seq=%llu outbox=%zu",
+                (unsigned long long)so.from_seq, l->ob.pending);
+    return service_outbox_resend(&l->ob, l->s->env, l->client, why);
+}
+
+static void live_close(live_t *l)
+{
+    service_outbox_close(&l->ob);
+    service_emit_free(&l->out);
+    if (l->log) logsrc_clear(l->log);
+    free(l->log);
+    schakel_consumer_destroy(&l->cons);
+    schakel_client_destroy(&l->client);
 }
 
 int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine,
@@ -385,101 +520,19 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
         service_state_close(&s);
         return rc;
     }
-    schakel_client_options_t co = {0};
-    co.endpoint = o->endpoint;
-    co.server_public = o->server_public;
-    co.keys = o->keys;
-    schakel_consumer_options_t so = {0};
-    so.endpoint = o->endpoint;
-    so.pub_endpoint = o->pub_endpoint;
-    so.server_public = o->server_public;
-    so.keys = o->keys;
-    so.stream = "all";
-    so.from_seq = s.cursor + 1;
-    schakel_client_t *client = schakel_client_new(ctx, &co, why);
-    schakel_consumer_t *cons = client ? schakel_consumer_new(ctx, &so, why) : NULL;
-    if (!client || !cons) {
-        schakel_client_destroy(&client);
-        service_state_close(&s);
-        return SCHAKEL_EZMQ;
-    }
-    schakel_log(SCHAKEL_LOG_INFO, ops->name, "event=started from_seq=%llu", (unsigned long long)so.from_seq);
-    schakel_emit_t out = {0};
-    uint64_t done = 0, rejected = 0;
-    schakel_logsrc_t *log = calloc(1, sizeof *log);
-    if (!log) {
-        schakel_consumer_destroy(&cons);
-        schakel_client_destroy(&client);
-        service_state_close(&s);
-        return schakel_fail(why, SCHAKEL_ENOMEM, "%s: out of memory", ops->name);
-    }
-    log->client = client;
-    rc = 0;
-    while (!atomic_load(stop) && rc == 0) {
-        MDB_txn *txn;
-        if (mdb_txn_begin(s.env, NULL, 0, &txn) != 0) {
-            rc = schakel_fail(why, SCHAKEL_ESTORE, "%s: cannot begin a transaction", ops->name);
-            break;
-        }
-        int64_t saved_now = s.now;
-        uint64_t last = 0;
-        size_t n = 0;
-        while (n < GROUP && !atomic_load(stop)) {
-            const Schakel__V1__Delivered *d;
-            int r = schakel_consumer_next(cons, &d, n ? 0 : 300, why);
-            if (r == SCHAKEL_ETIMEOUT) break;
-            if (r) {
-                rc = r;
-                break;
-            }
-            schakel_envelope_t *env =
-                d->event.len ? schakel_envelope_decode(d->event.data, d->event.len, NULL) : NULL;
-            schakel_logrec_t rec;
-            logsrc_remember(log, d->seq, d->event.data, d->event.len);
-            service_make_rec(&s, &rec, d->seq, d->recorded_at, env, NULL, log);
-            r = ops->process(engine, txn, &rec, &out, why);
-            schakel_envelope_free(env);
-            if (r) {
-                rc = r;
-                break;
-            }
-            last = d->seq;
-            n++;
-        }
-        int ready =
-            rc == 0 && n && (rc = publish_all(ops->name, client, &out, stop, &rejected, &s.alarms)) == 0;
-        uint64_t before = s.alarms; /* the engine's alarms count with the group */
-        size_t raised = 0;
-        if (ready) {
-            raised = new_alarms(&out);
-            s.alarms += raised;
-            rc = save_place(&s, txn, last);
-        }
-        if (ready && rc == 0) {
-            rc = mdb_txn_commit(txn) ? SCHAKEL_ESTORE : 0;
-            s.cursor = last;
-            done += n;
-            for (size_t i = 0, k = 0; rc == 0 && i < out.n_alarms; i++) /* said once they are kept */
-                if (alarm_is_new(&out, &out.alarms[i]))
-                    schakel_log(SCHAKEL_LOG_ERROR, ops->name, "%s alarms=%llu", out.alarms[i].line,
-                                (unsigned long long)(before + ++k));
-        } else {
-            mdb_txn_abort(txn); /* nothing of the group counts: it replays */
-            s.now = saved_now;
-            s.alarms = before;
-        }
-        service_emit_clear(&out);
-        if (rc == SCHAKEL_ETIMEOUT && atomic_load(stop)) rc = 0;
-    }
+    live_t l = {0};
+    l.ops = ops;
+    l.engine = engine;
+    l.s = &s;
+    l.stop = stop;
+    rc = live_open(&l, ctx, o, why);
+    while (rc == 0 && !atomic_load(stop)) rc = live_step(&l, why);
+    if (rc == 0) rc = live_drain(&l, why);
     schakel_log(rc ? SCHAKEL_LOG_ERROR : SCHAKEL_LOG_INFO, ops->name,
-                "event=stopped records=%llu cursor=%llu rejected=%llu%s%s%s", (unsigned long long)done,
-                (unsigned long long)s.cursor, (unsigned long long)rejected, rc ? " reason=\"" : "",
-                rc ? why : "", rc ? "\"" : "");
-    service_emit_free(&out);
-    logsrc_clear(log);
-    free(log);
-    schakel_consumer_destroy(&cons);
-    schakel_client_destroy(&client);
+                "event=stopped records=%llu cursor=%llu rejected=%llu outbox=%zu%s%s%s",
+                (unsigned long long)l.done, (unsigned long long)s.cursor, (unsigned long long)l.rejected,
+                l.ob.pending, rc ? " reason=\"" : "", rc ? why : "", rc ? "\"" : "");
+    live_close(&l);
     service_state_close(&s);
     return rc;
 }

@@ -9,10 +9,21 @@
  * only inside the transaction it is handed. No wall clock (rec->now is the
  * log's time), no random ids (derive them), no reading of anything else.
  *
- * Live: records are processed in groups, one LMDB write transaction per
- * group; the emitted events are published and ACKed before that
- * transaction (state and cursor) commits. A crash in between replays the
- * group; derived ids make the second publish a duplicate. */
+ * Live: records are processed in groups (whatever the broker has right
+ * now, up to 1024), one LMDB write transaction per group, in which the
+ * engine's state, the runner's cursor and the events the group emitted
+ * (table "outbox", sealed under <state_dir>/outbox.key) commit together.
+ * The events are published asynchronously (a window of batches in flight;
+ * they may be sent before their transaction commits) and the runner reads
+ * on at once; an ACK removes the entries it covers in a later
+ * transaction, a timeout or "retry later" sends the same bytes again, and
+ * on start everything still in the outbox is sent again before reading
+ * on. While more than 16384 events wait for their ACK the runner stops
+ * reading. A crash before the commit replays the group; after it, the
+ * outbox resends: derived ids make a second copy a duplicate, so every
+ * decision is stored once. The state environment commits with
+ * MDB_NOMETASYNC: a system crash may undo the last commit (the group, its
+ * cursor and its outbox entries together), which only replays it. */
 #ifndef SCHAKEL_SERVICE_H
 #define SCHAKEL_SERVICE_H
 
@@ -40,8 +51,10 @@ typedef struct {
 /* Reads the event at seq back from the log, so that an engine need not
  * keep a copy of what it decides about (the log is the truth, and it is
  * encrypted at rest; a copy in the engine's LMDB would be neither). The
- * record's own event (seq <= the current record's) is read from a small
- * cache of recent records in memory, else from the broker (FETCH "all",
+ * record's own event (seq <= the current record's) is read from a cache
+ * of the last 16384 records in memory (a decision comes thousands of
+ * records after its event when the services are busy; a FETCH per
+ * decision would halve their rate), else from the broker (FETCH "all",
  * which the service may read) or, in a replay, from the log on disk.
  * *env is the decoded event (caller frees; its source_org is the
  * publisher's, which the broker checked). Returns 0, SCHAKEL_ENOTFOUND (no
@@ -58,12 +71,15 @@ int schakel_emit(schakel_emit_t *out, const schakel_envelope_t *env);
 /* Raises an operator alarm about the event emitted last (call it right
  * after schakel_emit of the decision that shows the problem): something
  * the engine cannot do and nobody may miss (a report to Veilig Thuis that
- * has nowhere to go). When the group commits, the runner adds it to the
- * service's durable alarm count (SCHAKEL_SERVICE_ALARMS_KEY, which
- * `schakel health` reports) and logs it at level error as
- * "event=<event> alarm=<alarm> <detail> alarms=N" -- only when the broker
- * stored that event for the first time, so a state rebuilt from the log
- * (whose events are all duplicates) raises nothing again. detail is
+ * has nowhere to go). The alarm is kept with that event in the outbox;
+ * when the broker's ACK of the event is not "duplicate" (it stored it for
+ * the first time, or refused it), the runner adds it to the service's durable alarm count
+ * (SCHAKEL_SERVICE_ALARMS_KEY, which `schakel health` reports) in the
+ * transaction that removes the entry, and then logs it at level error as
+ * "event=<event> alarm=<alarm> <detail> alarms=N". A duplicate raises
+ * nothing, so a state rebuilt from the log (whose events are all
+ * duplicates) raises nothing again. An alarm raised before the group
+ * emitted anything counts when the group commits. detail is
  * key=value pairs without personal data (ids of organisations, seqs,
  * types). A replay counts and logs nothing. Returns 0 or SCHAKEL_ENOMEM. */
 int schakel_emit_alarm(schakel_emit_t *out, const char *event, const char *alarm, const char *detail);
@@ -95,9 +111,17 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
  * is every schakel_emit_alarm of the engine: an error log line
  * (event=derived_rejected alarm=derived_refused, or the engine's), and a
  * count kept durably in the service's state, table "runner", under this
- * key (u64, host order; absent = 0). `schakel health` reports it and exits
+ * key (u64, host order; absent = 0), counted in the transaction that
+ * removes the refused entry from the outbox. `schakel health` reports it and exits
  * non-zero when it is not 0. */
 #define SCHAKEL_SERVICE_ALARMS_KEY "alarms"
+
+/* The runner's place in the log is its key "cursor" (u64, host order) of
+ * table "runner": every record up to it was processed and its state and
+ * derived events committed (the events in the outbox until ACKed). Key
+ * "published" says up to which seq everything derived is ACKed by the
+ * broker, i.e. on the log: what a reader waits for. */
+#define SCHAKEL_SERVICE_PUBLISHED_KEY "published"
 
 /* The alarm count of the service whose state is in state_dir (read-only,
  * also while the service runs). 0 or SCHAKEL_EIO (no such state). */

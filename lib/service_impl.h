@@ -16,7 +16,7 @@
 #include "service.h"
 #include "store.h"
 
-#define RECENT 1024 /* records kept in memory for schakel_log_event */
+#define RECENT 16384 /* records kept in memory for schakel_log_event */
 
 struct schakel_logsrc {
     schakel_client_t *client; /* live */

@@ -4,6 +4,7 @@
  * time, and waiting for the services. */
 #include "clock.h"
 #include "scenario.h"
+#include "service.h"
 #include "json.h"
 
 #include <setjmp.h>
@@ -60,7 +61,9 @@ uint64_t service_cursor(const char *name)
     mdb_env_set_maxdbs(env, 32);
     if (mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600) == 0 &&
         mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
-        MDB_val k = {6, "cursor"}, v;
+        /* "published": its decisions up to there are on the log (its
+         * "cursor" may be ahead while they are in its outbox) */
+        MDB_val k = {strlen(SCHAKEL_SERVICE_PUBLISHED_KEY), (void *)SCHAKEL_SERVICE_PUBLISHED_KEY}, v;
         if (mdb_dbi_open(txn, "runner", 0, &dbi) == 0 && mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == 8)
             memcpy(&seq, v.mv_data, 8);
         mdb_txn_abort(txn);

@@ -30,8 +30,9 @@ void child(const char *label, char out[65]);
 void new_id(char out[33]);
 int64_t now_ms(void);
 
-/* A service's place in the log (its LMDB cursor), and waiting until the
- * routing, consent and feedback services all reached seq. */
+/* How far a service's decisions are on the log (the seq its runner keeps
+ * as SCHAKEL_SERVICE_PUBLISHED_KEY), and waiting until the routing,
+ * consent and feedback services all reached seq. */
 uint64_t service_cursor(const char *name);
 void wait_services(uint64_t seq);
 
