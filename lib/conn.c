@@ -15,6 +15,16 @@ const char schakel_conn_help[] =
     "  --server-key K      broker public key: a .pub file or 40 Z85 characters\n"
     "  --key FILE          this organisation's .key file\n";
 
+static int copy_endpoint(char *out, size_t cap, const char *file, const char *key, const char *ep, char *why)
+{
+    size_t n = strlen(ep);
+    if (n >= cap)
+        return schakel_fail(why, SCHAKEL_ECONFIG, "%s: \"%s\" is %zu characters long; at most %zu", file, key,
+                            n, cap - 1);
+    memcpy(out, ep, n + 1);
+    return 0;
+}
+
 static int read_node(schakel_conn_t *c, char *why)
 {
     char path[SCHAKEL_PATH_MAX];
@@ -28,9 +38,11 @@ static int read_node(schakel_conn_t *c, char *why)
     const char *ep = json_string_value(json_object_get(n, "endpoint"));
     const char *pep = json_string_value(json_object_get(n, "pub"));
     const char *keys = json_string_value(json_object_get(n, "keys"));
-    if (!c->endpoint[0] && ep) snprintf(c->endpoint, sizeof c->endpoint, "%s", ep);
-    if (!c->pub_endpoint[0] && pep) snprintf(c->pub_endpoint, sizeof c->pub_endpoint, "%s", pep);
-    if (keys && !c->server_arg[0])
+    /* an endpoint cut short would name another host or port: refused */
+    if (!c->endpoint[0] && ep) rc = copy_endpoint(c->endpoint, sizeof c->endpoint, path, "endpoint", ep, why);
+    if (!rc && !c->pub_endpoint[0] && pep)
+        rc = copy_endpoint(c->pub_endpoint, sizeof c->pub_endpoint, path, "pub", pep, why);
+    if (!rc && keys && !c->server_arg[0])
         rc =
             schakel_path_fmt(c->server_arg, sizeof c->server_arg, why, "%s/%s/broker.pub", c->node_dir, keys);
     if (!rc && keys && !c->key_path[0]) {
