@@ -55,46 +55,33 @@
 #include "keys.h"
 #include "validate.h"
 
+#include "common.h"
+
 #define MAX_PUBLISHERS 64
 #define MAX_RATES 16
-#define PATH_LEN 512
-#define READY_MS 15000     /* a node or redis must answer within this */
-#define STOP_GRACE_MS 5000 /* SIGTERM, then SIGKILL after this */
-#define WARMUP_EVENTS 60   /* before the first rate: the services are live */
-#define QUIET_MS 1000      /* the services are idle when the head stays put this long */
+#define PATH_LEN BENCH_PATH_LEN
+#define WARMUP_EVENTS 60 /* before the first rate: the services are live */
+#define QUIET_MS 1000    /* the services are idle when the head stays put this long */
 
-/* Organisations of the sample region that `schakel node` writes on first
- * run (tools/region.c). The schools also send referrals and consents; the
- * others send signals only (a referral from a wijkteam to "the wijkteam"
- * would reach nobody: a publisher never gets its own event back). */
-static const char *const publisher_orgs[] = {"school-12ab00", "school-34cd01",  "smw-farent",
-                                             "ggd-jgz",       "wijkteam-noord", "wijkteam-zuid"};
-#define N_ORGS (sizeof publisher_orgs / sizeof publisher_orgs[0])
+/* The publishers are the sample region's organisations (common.h). The
+ * schools also send referrals and consents; the others send signals only
+ * (a referral from a wijkteam to "the wijkteam" would reach nobody: a
+ * publisher never gets its own event back). */
 
 enum { EV_SIGNAL, EV_REFERRAL, EV_CONSENT, EV_KINDS };
 static const char *const kind_names[EV_KINDS] = {"signal", "referral", "consent_given"};
 
-static volatile sig_atomic_t interrupted; /* set by SIGINT/SIGTERM only */
-
 typedef struct {
     size_t rates[MAX_RATES], n_rates;
     size_t publishers, batch, window, subjects, ingest_events;
-    int seconds, interval_ms, drain_s, timeout_s, no_redis, no_ingest, keep;
-    const char *schakel_bin, *tmp_base;
+    int seconds, interval_ms, drain_s, timeout_s, no_ingest;
+    bench_opts_t c; /* --schakel, --tmp, --keep, --no-redis */
 } opts_t;
-
-typedef struct {
-    const char *name;
-    char dir[PATH_LEN], log[PATH_LEN + 16];
-    char endpoint[64], pub_endpoint[64];
-    char server_public[SCHAKEL_Z85_KEY_LEN + 1];
-    pid_t pid;
-} node_t;
 
 typedef struct {
     opts_t o;
     char dir[PATH_LEN]; /* temp root, removed at the end */
-    node_t ingest, node;
+    bench_node_t ingest, node;
     int redis_port;
     pid_t redis;
     void *zmq;
@@ -164,178 +151,6 @@ typedef struct {
     int redis_skipped;
     char redis_why[128];
 } results_t;
-
-/* ---- small helpers (as in bench/ingest.c) ---- */
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-/* Picks n (<= 8) distinct free loopback ports (all bound at once, then released). */
-static int free_ports(int *ports, size_t n)
-{
-    int fds[8] = {-1, -1, -1, -1, -1, -1, -1, -1}, rc = 0;
-    for (size_t i = 0; i < n && i < 8 && rc == 0; i++) {
-        struct sockaddr_in a;
-        memset(&a, 0, sizeof a);
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t l = sizeof a;
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof a) != 0 ||
-            getsockname(fds[i], (struct sockaddr *)&a, &l) != 0)
-            rc = -1;
-        else ports[i] = ntohs(a.sin_port);
-    }
-    for (size_t i = 0; i < 8; i++)
-        if (fds[i] >= 0) close(fds[i]);
-    return rc;
-}
-
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-    (void)s, (void)f, (void)w;
-    remove(p);
-    return 0;
-}
-
-#ifdef SCHAKEL_HAVE_HIREDIS
-/* Is prog an executable somewhere on PATH? */
-static int on_path(const char *prog)
-{
-    const char *path = getenv("PATH");
-    char dir[PATH_LEN], full[PATH_LEN + 64];
-    while (path && *path) {
-        const char *colon = strchr(path, ':');
-        size_t n = colon ? (size_t)(colon - path) : strlen(path);
-        if (n > 0 && n < sizeof dir) {
-            memcpy(dir, path, n);
-            dir[n] = 0;
-            snprintf(full, sizeof full, "%s/%s", dir, prog);
-            if (access(full, X_OK) == 0) return 1;
-        }
-        path = colon ? colon + 1 : NULL;
-    }
-    return 0;
-}
-#endif
-
-/* Starts argv as a child in its own process group that dies with us,
- * stdout and stderr to log_path. */
-static pid_t spawn(char *const argv[], const char *log_path)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid != 0) return pid; /* -1 on failure */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    setpgid(0, 0);
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (fd >= 0) {
-        dup2(fd, 2);
-        dup2(fd, 1);
-        close(fd);
-    }
-    execvp(argv[0], argv);
-    fprintf(stderr, "bench: cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-}
-
-/* SIGTERM, up to STOP_GRACE_MS, then SIGKILL. Returns the wait status,
- * or -1 if *pid was not running. Clears *pid. */
-static int stop_child(pid_t *pid)
-{
-    int st = -1;
-    if (*pid <= 0) return -1;
-    kill(*pid, SIGTERM);
-    for (int waited = 0; waited < STOP_GRACE_MS; waited += 10) {
-        if (waitpid(*pid, &st, WNOHANG) == *pid) {
-            *pid = 0;
-            return st;
-        }
-        sleep_ms(10);
-    }
-    kill(*pid, SIGKILL);
-    waitpid(*pid, &st, 0);
-    *pid = 0;
-    return st;
-}
-
-/* 1 if the child exited (and reaps it, clearing *pid). */
-static int child_gone(pid_t *pid, int *status)
-{
-    if (*pid <= 0) return 1;
-    if (waitpid(*pid, status, WNOHANG) == *pid) {
-        *pid = 0;
-        return 1;
-    }
-    return 0;
-}
-
-static void cpu_model(char *out, size_t cap)
-{
-    char line[512];
-    snprintf(out, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && colon) {
-            colon += strspn(colon + 1, " \t") + 1;
-            colon[strcspn(colon, "\n")] = 0;
-            snprintf(out, cap, "%s", colon);
-            break;
-        }
-    }
-    if (f) fclose(f);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of sorted v. */
-static double percentile(const double *v, size_t n, double pct)
-{
-    if (n == 0) return 0;
-    size_t rank = (size_t)(pct / 100.0 * (double)n + 0.999999);
-    if (rank < 1) rank = 1;
-    if (rank > n) rank = n;
-    return v[rank - 1];
-}
-
-/* Sorts v and fills p50, p99, max. */
-static void summarize(double *v, size_t n, double *p50, double *p99, double *max)
-{
-    *p50 = *p99 = *max = 0;
-    if (!n) return;
-    qsort(v, n, sizeof *v, cmp_double);
-    *p50 = percentile(v, n, 50);
-    *p99 = percentile(v, n, 99);
-    *max = v[n - 1];
-}
-
-/* Shows the last lines of a child's log after a failure. */
-static void show_log_tail(const char *label, const char *path)
-{
-    char line[1024], ring[12][1024];
-    size_t n = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    while (fgets(line, sizeof line, f)) snprintf(ring[n++ % 12], sizeof ring[0], "%s", line);
-    fclose(f);
-    fprintf(stderr, "bench: last lines of %s (%s):\n", label, path);
-    for (size_t i = n > 12 ? n - 12 : 0; i < n; i++) fprintf(stderr, "  | %s", ring[i % 12]);
-}
 
 /* ---- events ---- */
 
@@ -457,89 +272,20 @@ static int build_events(publisher_t *p, unsigned phase, size_t n, char *why)
 
 /* ---- the node ---- */
 
-static schakel_client_t *client_for(bench_t *b, const node_t *n, const char *org, size_t window, char *why)
+static schakel_client_t *client_for(bench_t *b, const bench_node_t *n, const char *org, size_t window,
+                                    char *why)
 {
-    char path[PATH_LEN + 64];
-    schakel_keys_t k;
-    snprintf(path, sizeof path, "%s/keys/%s.key", n->dir, org);
-    if (schakel_keys_load(&k, path, why) != 0) return NULL;
-    schakel_client_options_t co = {0};
-    co.endpoint = n->endpoint;
-    co.server_public = n->server_public;
-    co.keys = &k;
-    co.window = window;
-    co.retry_ms = 5000;
-    co.retry_max_ms = 20000;
-    schakel_client_t *c = schakel_client_new(b->zmq, &co, why);
-    schakel_keys_wipe(&k);
-    return c;
-}
-
-/* PING; fills *head. 0 or an error code. */
-static int ping(schakel_client_t *c, int timeout_ms, uint64_t *head, char *why)
-{
-    Schakel__V1__Ping req = SCHAKEL__V1__PING__INIT;
-    ProtobufCMessage *reply = NULL;
-    int rc =
-        schakel_client_call(c, "PING", &req.base, &schakel__v1__pong__descriptor, &reply, timeout_ms, why);
-    if (rc == 0) {
-        if (head) *head = ((Schakel__V1__Pong *)reply)->head;
-        protobuf_c_message_free_unpacked(reply, NULL);
-    }
-    return rc;
-}
-
-/* Starts `schakel node` in a fresh data dir and waits until it answers
- * PING. First run writes the sample region's keys, directory and rules. */
-static int node_start(bench_t *b, node_t *n, int services)
-{
-    char pubkey[PATH_LEN + 32], nodejson[PATH_LEN + 16];
-    char why[SCHAKEL_ERRLEN] = "";
-    snprintf(pubkey, sizeof pubkey, "%s/keys/broker.pub", n->dir);
-    snprintf(nodejson, sizeof nodejson, "%s/node.json", n->dir);
-    /* with services: as `schakel node` runs (a clock_tick a minute); the
-     * broker alone: as bench/ingest runs it */
-    char *argv[] = {(char *)b->o.schakel_bin, (char *)"node",      (char *)"--data", n->dir,
-                    (char *)"--endpoint",     n->endpoint,         (char *)"--pub",  n->pub_endpoint,
-                    (char *)"--no-services",  (char *)"--tick-ms", (char *)"0",      NULL};
-    if (services) argv[8] = NULL;
-    n->pid = spawn(argv, n->log);
-    if (n->pid < 0) {
-        fprintf(stderr, "bench: fork: %s\n", strerror(errno));
-        return -1;
-    }
-    int64_t end = schakel_mono_ns() + (int64_t)READY_MS * 1000000;
-    int st;
-    while (access(nodejson, F_OK) != 0) { /* written last on first run */
-        if (child_gone(&n->pid, &st) || schakel_mono_ns() > end || interrupted) goto fail;
-        sleep_ms(20);
-    }
-    schakel_keys_t k;
-    if (schakel_keys_load(&k, pubkey, why) != 0) goto fail;
-    snprintf(n->server_public, sizeof n->server_public, "%s", k.curve_public);
-    schakel_client_t *c = client_for(b, n, "svc-audit", 1, why);
-    int rc = -1;
-    while (c && rc != 0 && schakel_mono_ns() < end && !interrupted) {
-        rc = ping(c, 200, NULL, why);
-        if (child_gone(&n->pid, &st)) break;
-    }
-    schakel_client_destroy(&c);
-    if (rc == 0) return 0;
-fail:
-    fprintf(stderr, "bench: %s did not come up within %d ms%s%s\n", n->name, READY_MS, why[0] ? ": " : "",
-            why);
-    show_log_tail(n->name, n->log);
-    return -1;
+    return bench_client(b->zmq, n, org, window, 5000, 20000, why);
 }
 
 /* Stops a node; 0 if it stopped cleanly on SIGTERM. */
-static int node_stop(node_t *n)
+static int node_stop(bench_node_t *n)
 {
     if (n->pid <= 0) return 0;
-    int st = stop_child(&n->pid);
+    int st = bench_stop_child(&n->pid);
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
     fprintf(stderr, "bench: %s did not stop cleanly (status %d)\n", n->name, st);
-    show_log_tail(n->name, n->log);
+    bench_show_log_tail(n->name, n->log);
     return -1;
 }
 
@@ -552,10 +298,7 @@ static void on_ack(void *arg, void *user, const Schakel__V1__Ack *ack)
     const batch_t *bt = user;
     size_t first = bt->first, want = bt->n;
     p->last_ack = t;
-    if (ack->n_entries < want) p->missing += want - ack->n_entries;
-    if (ack->batch_code && !p->first_reject[0])
-        snprintf(p->first_reject, sizeof p->first_reject, "batch code %d: %s", ack->batch_code,
-                 ack->batch_reason ? ack->batch_reason : "");
+    bench_ack_batch(ack, want, &p->missing, p->first_reject, sizeof p->first_reject);
     for (size_t j = 0; j < ack->n_entries && j < want; j++) {
         const Schakel__V1__AckEntry *e = ack->entries[j];
         if (e->code || ack->batch_code) {
@@ -571,9 +314,10 @@ static void on_ack(void *arg, void *user, const Schakel__V1__Ack *ack)
     }
 }
 
-static int publisher_stop(publisher_t *p, int64_t deadline)
+static int publisher_stop(void *arg, int64_t deadline)
 {
-    if (interrupted) return schakel_fail(p->why, SCHAKEL_ETIMEOUT, "interrupted");
+    publisher_t *p = arg;
+    if (bench_interrupted) return schakel_fail(p->why, SCHAKEL_ETIMEOUT, "interrupted");
     if (atomic_load(&p->b->abort)) return schakel_fail(p->why, SCHAKEL_ETIMEOUT, "aborted");
     if (schakel_mono_ns() > deadline)
         return schakel_fail(p->why, SCHAKEL_ETIMEOUT, "no final ACK within %d s", p->b->o.timeout_s);
@@ -590,7 +334,7 @@ static void *publisher_main(void *arg)
     publisher_t *p = arg;
     bench_t *b = p->b;
     int64_t t0 = b->t0;
-    while (schakel_mono_ns() < t0) sleep_ms(1);
+    while (schakel_mono_ns() < t0) bench_sleep_ms(1);
     int64_t deadline = t0 + (int64_t)b->o.timeout_s * 1000000000LL;
     size_t sent = 0;
     p->first_submit = schakel_mono_ns();
@@ -625,22 +369,14 @@ static void *publisher_main(void *arg)
         int wait = p->rate > 0 ? b->o.interval_ms : 1;
         schakel_client_poll(p->client, sent < due ? 1 : wait, on_ack, p);
     }
-    while (!p->failed && schakel_client_inflight(p->client) > 0) {
-        if (publisher_stop(p, deadline)) p->failed = 1;
-        else schakel_client_poll(p->client, 1, on_ack, p);
-    }
-    if (p->failed) atomic_store(&b->abort, 1);
-    atomic_store(&p->finished, 1);
+    bench_publisher_end(p->client, on_ack, p, publisher_stop, deadline, &p->failed, &b->abort, &p->finished);
     return NULL;
 }
 
 static void publishers_free(publisher_t *pubs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        schakel_client_destroy(&pubs[i].client);
-        free(pubs[i].arena);
-        free(pubs[i].ptrs);
-        free(pubs[i].lens);
+        bench_publisher_free(&pubs[i].client, pubs[i].arena, pubs[i].ptrs, pubs[i].lens);
         free(pubs[i].kinds);
         free(pubs[i].seqs);
         free(pubs[i].batches);
@@ -668,7 +404,7 @@ static int build_phase(bench_t *b, publisher_t *pubs, unsigned phase, size_t tot
 /* Runs one phase: every publisher sends its events at rate/publishers
  * (0: as fast as the window allows) to node n; waits for every final ACK.
  * 0 when every event was ACKed with code 0. */
-static int run_phase(bench_t *b, node_t *n, publisher_t *pubs, double rate, size_t batch, size_t window)
+static int run_phase(bench_t *b, bench_node_t *n, publisher_t *pubs, double rate, size_t batch, size_t window)
 {
     const opts_t *o = &b->o;
     pthread_t threads[MAX_PUBLISHERS];
@@ -687,7 +423,7 @@ static int run_phase(bench_t *b, node_t *n, publisher_t *pubs, double rate, size
         p->failed = 0;
         atomic_store(&p->finished, 0);
         if (!p->client) p->client = client_for(b, n, p->org, window, why);
-        if (!p->client || ping(p->client, 5000, NULL, why) != 0) {
+        if (!p->client || bench_ping(p->client, 5000, NULL, why) != 0) {
             fprintf(stderr, "bench: publisher %zu (%s): %s\n", i, p->org, why);
             return -1;
         }
@@ -702,13 +438,13 @@ static int run_phase(bench_t *b, node_t *n, publisher_t *pubs, double rate, size
     int64_t give_up = schakel_mono_ns() + ((int64_t)o->timeout_s + 5) * 1000000000LL;
     int done = 0, st;
     while (!done) {
-        sleep_ms(20);
+        bench_sleep_ms(20);
         done = 1;
         for (size_t i = 0; i < started; i++)
             if (!atomic_load(&pubs[i].finished)) done = 0;
-        if (child_gone(&n->pid, &st))
+        if (bench_child_gone(&n->pid, &st))
             fprintf(stderr, "bench: %s died during the run (status %d)\n", n->name, st);
-        if (n->pid <= 0 || interrupted || schakel_mono_ns() > give_up) {
+        if (n->pid <= 0 || bench_interrupted || schakel_mono_ns() > give_up) {
             atomic_store(&b->abort, 1);
             done = 1;
         }
@@ -859,18 +595,18 @@ static int wait_quiet(bench_t *b, schakel_client_t *c, int64_t end)
     char why[SCHAKEL_ERRLEN] = "";
     uint64_t head = 0, last = UINT64_MAX;
     int64_t since = schakel_mono_ns();
-    while (!interrupted && schakel_mono_ns() < end) {
-        if (ping(c, 5000, &head, why) != 0) {
+    while (!bench_interrupted && schakel_mono_ns() < end) {
+        if (bench_ping(c, 5000, &head, why) != 0) {
             fprintf(stderr, "bench: PING the node: %s\n", why);
             return -1;
         }
         if (head != last) last = head, since = schakel_mono_ns();
         else if (schakel_mono_ns() - since >= (int64_t)QUIET_MS * 1000000) break;
-        if (b->node.pid <= 0 || child_gone(&b->node.pid, &(int){0})) {
+        if (b->node.pid <= 0 || bench_child_gone(&b->node.pid, &(int){0})) {
             fprintf(stderr, "bench: the node died while the services caught up\n");
             return -1;
         }
-        sleep_ms(100);
+        bench_sleep_ms(100);
     }
     return 0;
 }
@@ -890,9 +626,9 @@ static long drain(bench_t *b, schakel_client_t *c, logidx_t *x, publisher_t *pub
                 fprintf(stderr, "bench: FETCH all as svc-audit: %s\n", why);
                 return -1;
             }
-        } while (x->next <= x->head && !interrupted);
+        } while (x->next <= x->head && !bench_interrupted);
         left = undecided(x, pubs, b->o.publishers);
-        if (!left || interrupted || schakel_mono_ns() > end) break;
+        if (!left || bench_interrupted || schakel_mono_ns() > end) break;
     }
     return (long)left;
 }
@@ -933,9 +669,9 @@ static void step_figures(const logidx_t *x, const publisher_t *pubs, size_t n_pu
             if (x->decided_at[q] > t_end) s->backlog_consent++;
             if (x->decided_at[q] > last) last = x->decided_at[q];
         }
-    if (lat) summarize(lat, n, &s->p50, &s->p99, &s->max_ms);
+    if (lat) bench_summarize(lat, n, &s->p50, &s->p99, &s->max_ms);
     double rmax;
-    if (rlat) summarize(rlat, rn, &s->r_p50, &s->r_p99, &rmax);
+    if (rlat) bench_summarize(rlat, rn, &s->r_p50, &s->r_p99, &rmax);
     free(lat);
     free(rlat);
     s->drained = s->undecided == 0;
@@ -1028,10 +764,10 @@ static void *rpub_main(void *arg)
     if (!c || !payload) goto fail;
     memset(payload, 'x', p->size);
     payload[p->size] = 0;
-    while (schakel_mono_ns() < b->t0) sleep_ms(1);
+    while (schakel_mono_ns() < b->t0) bench_sleep_ms(1);
     int64_t deadline = b->t0 + (int64_t)b->o.timeout_s * 1000000000LL;
     p->first_submit = schakel_mono_ns();
-    while ((sent < p->n || pending > 0) && !interrupted && !atomic_load(&b->abort)) {
+    while ((sent < p->n || pending > 0) && !bench_interrupted && !atomic_load(&b->abort)) {
         int64_t now = schakel_mono_ns();
         if (now > deadline) {
             snprintf(p->why, sizeof p->why, "no reply within %d s", b->o.timeout_s);
@@ -1053,7 +789,7 @@ static void *rpub_main(void *arg)
         if (pending && poll(&pf, 1, wait) > 0) {
             if (redisBufferRead(c) != REDIS_OK || rpub_replies(p, c, &pending) != 0) goto fail;
         } else if (!pending) {
-            sleep_ms(wait);
+            bench_sleep_ms(wait);
         }
     }
     if (sent == p->n && pending == 0) goto out;
@@ -1077,7 +813,7 @@ static void *rreader_main(void *arg)
     const char **argv = calloc(1003, sizeof *argv);
     redisReply *r = NULL;
     if (!c || !argv) goto fail;
-    while (rd->n < rd->expected && !interrupted && schakel_mono_ns() < rd->deadline) {
+    while (rd->n < rd->expected && !bench_interrupted && schakel_mono_ns() < rd->deadline) {
         r = redisCommand(c, "XREADGROUP GROUP g r COUNT 1000 BLOCK 100 STREAMS %s >", rd->events);
         if (!r) goto fail;
         if (r->type == REDIS_REPLY_NIL) {
@@ -1133,52 +869,10 @@ out:
 /* Starts redis-server with appendfsync always and waits for PING. */
 static int redis_start(bench_t *b, char *why, size_t cap)
 {
-    char dir[PATH_LEN + 16], log[PATH_LEN + 32], port[16];
+    char dir[PATH_LEN + 16], log[PATH_LEN + 32];
     snprintf(dir, sizeof dir, "%s/redis", b->dir);
     snprintf(log, sizeof log, "%s/redis.log", b->dir);
-    snprintf(port, sizeof port, "%d", b->redis_port);
-    if (mkdir(dir, 0700) != 0) {
-        snprintf(why, cap, "mkdir %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    /* AOF rewrite off: the peer gets its steady-state append path. */
-    char *argv[] = {(char *)"redis-server",
-                    (char *)"--port",
-                    port,
-                    (char *)"--bind",
-                    (char *)"127.0.0.1",
-                    (char *)"--dir",
-                    dir,
-                    (char *)"--appendonly",
-                    (char *)"yes",
-                    (char *)"--appendfsync",
-                    (char *)"always",
-                    (char *)"--save",
-                    (char *)"",
-                    (char *)"--daemonize",
-                    (char *)"no",
-                    (char *)"--auto-aof-rewrite-percentage",
-                    (char *)"0",
-                    NULL};
-    b->redis = spawn(argv, log);
-    if (b->redis < 0) return -1;
-    int64_t end = schakel_mono_ns() + (int64_t)READY_MS * 1000000;
-    int st;
-    for (;;) {
-        char w[160] = "";
-        redisContext *c = redis_connect(b->redis_port, w, sizeof w);
-        redisReply *r = c ? redisCommand(c, "PING") : NULL;
-        int ok = r && r->type == REDIS_REPLY_STATUS;
-        if (r) freeReplyObject(r);
-        if (c) redisFree(c);
-        if (ok) return 0;
-        if (child_gone(&b->redis, &st) || schakel_mono_ns() > end || interrupted) {
-            snprintf(why, cap, "redis-server did not answer PING");
-            show_log_tail("redis-server", log);
-            return -1;
-        }
-        sleep_ms(20);
-    }
+    return bench_redis_start(dir, log, b->redis_port, &b->redis, why, cap);
 }
 
 /* One rate on Redis: fresh streams, publishers and one reader. */
@@ -1252,7 +946,7 @@ static int redis_step(bench_t *b, size_t k, size_t size, step_t *s)
     s->r_drain_s = last > t_end ? (double)(last - t_end) / 1e3 : 0;
     s->r_decided_s = last > rd.first_ev_ms ? (double)rd.n / ((double)(last - rd.first_ev_ms) / 1e3) : 0;
     s->r_lag_s = (double)s->r_backlog / (double)s->rate;
-    summarize(rd.lat, total, &s->rp50, &s->rp99, &s->rmax);
+    bench_summarize(rd.lat, total, &s->rp50, &s->rp99, &s->rmax);
     s->r_sustained = rc == 0 && s->r_drained && s->r_acked_s >= 0.95 * (double)s->rate && s->r_lag_s < 1.0;
     s->r_ran = rc == 0;
     free(pubs), free(rd.lat), free(rd.dec_ms);
@@ -1263,7 +957,7 @@ static int redis_step(bench_t *b, size_t k, size_t size, step_t *s)
 static int run_redis(bench_t *b, results_t *r)
 {
     char why[160] = "";
-    if (!on_path("redis-server")) {
+    if (!bench_on_path("redis-server")) {
         printf("redis:   SKIPPED: redis-server is not installed (apt-get install -y redis-server)\n");
         snprintf(r->redis_why, sizeof r->redis_why, "redis-server not installed");
         r->redis_skipped = 1;
@@ -1275,7 +969,7 @@ static int run_redis(bench_t *b, results_t *r)
     }
     size_t size = r->mean_size > 1 ? (size_t)(r->mean_size + 0.5) : 300;
     int rc = 0;
-    for (size_t k = 0; k < b->o.n_rates && rc == 0 && !interrupted; k++) {
+    for (size_t k = 0; k < b->o.n_rates && rc == 0 && !bench_interrupted; k++) {
         step_t *s = &r->steps[k];
         printf("redis:   %zu events/s for %d s (XADD %zu bytes, XREADGROUP + XADD decision + XACK)...\n",
                s->rate, b->o.seconds, size);
@@ -1287,7 +981,7 @@ static int run_redis(bench_t *b, results_t *r)
             break;
         }
     }
-    int st = stop_child(&b->redis);
+    int st = bench_stop_child(&b->redis);
     (void)st;
     return rc;
 }
@@ -1314,7 +1008,7 @@ static int run_ingest(bench_t *b, publisher_t *pubs, results_t *r)
 {
     size_t n = b->o.ingest_events;
     if (build_phase(b, pubs, 250, n, &r->mean_size) != 0) return -1;
-    if (node_start(b, &b->ingest, 0) != 0) return -1;
+    if (bench_node_start(b->zmq, b->o.c.schakel_bin, &b->ingest, 0, 0) != 0) return -1;
     printf("ingest:  %zu events to %s (--no-services), as fast as 16 batches of 100 in flight allow...\n", n,
            b->ingest.endpoint);
     fflush(stdout);
@@ -1350,7 +1044,7 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
     char why[SCHAKEL_ERRLEN] = "";
     logidx_t x = {0};
     int rc = -1;
-    if (node_start(b, &b->node, 1) != 0) return -1;
+    if (bench_node_start(b->zmq, b->o.c.schakel_bin, &b->node, 1, 0) != 0) return -1;
     schakel_client_t *audit = client_for(b, &b->node, "svc-audit", 1, why);
     if (!audit) {
         fprintf(stderr, "bench: svc-audit: %s\n", why);
@@ -1367,11 +1061,11 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
     if (!warm.drained) {
         fprintf(stderr, "bench: %llu of %d warm-up events got no decision in %d s: the services do not run\n",
                 (unsigned long long)warm.undecided, WARMUP_EVENTS, b->o.drain_s);
-        show_log_tail("node", b->node.log);
+        bench_show_log_tail("node", b->node.log);
         goto out;
     }
     rc = 0;
-    for (size_t k = 0; k < b->o.n_rates && !interrupted; k++) {
+    for (size_t k = 0; k < b->o.n_rates && !bench_interrupted; k++) {
         step_t *s = &r->steps[k];
         printf("schakel: %zu events/s for %d s...\n", s->rate, b->o.seconds);
         fflush(stdout);
@@ -1398,7 +1092,7 @@ out:
     schakel_client_destroy(&audit);
     for (size_t i = 0; i < b->o.publishers; i++) schakel_client_destroy(&pubs[i].client);
     if (node_stop(&b->node) != 0) rc = -1;
-    if (rc) show_log_tail("node", b->node.log);
+    if (rc) bench_show_log_tail("node", b->node.log);
     free(x.rec_at), free(x.routed_at), free(x.decided_at);
     return rc;
 }
@@ -1511,19 +1205,6 @@ static const char usage[] =
     "  --tmp DIR           where the temp dir goes (default $TMPDIR or /tmp)\n"
     "  --keep              keep the temp dir (logs, LMDB files) for a look\n";
 
-static int parse_size(const char *flag, const char *v, size_t lo, size_t hi, size_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (!*v || *end || errno || n < lo || n > hi) {
-        fprintf(stderr, "e2e: %s wants a whole number from %zu to %zu, not \"%s\"\n", flag, lo, hi, v);
-        return -1;
-    }
-    *out = (size_t)n;
-    return 0;
-}
-
 static int parse_rates(const char *v, opts_t *o)
 {
     char buf[256], *save = NULL;
@@ -1534,7 +1215,7 @@ static int parse_rates(const char *v, opts_t *o)
             fprintf(stderr, "e2e: --rates takes at most %d rates\n", MAX_RATES);
             return -1;
         }
-        if (parse_size("--rates", w, 1, 1000000, &o->rates[o->n_rates++]) != 0) return -1;
+        if (bench_parse_size("e2e", "--rates", w, 1, 1000000, &o->rates[o->n_rates++]) != 0) return -1;
     }
     if (!o->n_rates) {
         fprintf(stderr, "e2e: --rates wants numbers separated by commas, e.g. 1000,5000,10000\n");
@@ -1558,35 +1239,31 @@ static int parse_args(int argc, char **argv, opts_t *o)
     o->ingest_events = 100000;
     o->drain_s = 60;
     o->timeout_s = 120;
-    o->schakel_bin = SCHAKEL_BIN_DIR "/schakel";
-    o->tmp_base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    bench_opts_default(&o->c);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         size_t v = 0;
+        int taken;
         int rc = 0;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 1;
-        }
-        if (!strcmp(a, "--no-redis")) o->no_redis = 1;
-        else if (!strcmp(a, "--no-ingest")) o->no_ingest = 1;
-        else if (!strcmp(a, "--keep")) o->keep = 1;
-        else if (i + 1 >= argc) {
-            fprintf(stderr, "e2e: unknown option or missing value: %s (see --help)\n", a);
-            return -1;
-        } else if (!strcmp(a, "--schakel")) o->schakel_bin = argv[++i];
-        else if (!strcmp(a, "--tmp")) o->tmp_base = argv[++i];
-        else if (!strcmp(a, "--rates")) rc = parse_rates(argv[++i], o);
+        if (!strcmp(a, "--no-ingest")) o->no_ingest = 1; /* takes no value */
+        else if ((taken = bench_opt("e2e", usage, argc, argv, &i, &o->c)) != 0) {
+            if (taken < 0) return -1;
+            if (taken == BENCH_OPT_HELP) return 1;
+        } else if (!strcmp(a, "--rates")) rc = parse_rates(argv[++i], o);
         else {
             const char *val = argv[++i];
-            if (!strcmp(a, "--publishers")) rc = parse_size(a, val, 1, MAX_PUBLISHERS, &o->publishers);
-            else if (!strcmp(a, "--batch")) rc = parse_size(a, val, 1, SCHAKEL_MAX_BATCH_EVENTS, &o->batch);
-            else if (!strcmp(a, "--window")) rc = parse_size(a, val, 1, 4096, &o->window);
-            else if (!strcmp(a, "--subjects")) rc = parse_size(a, val, 1, 10000000, &o->subjects);
-            else if (!strcmp(a, "--ingest-events")) rc = parse_size(a, val, 1, 100000000, &o->ingest_events);
+            if (!strcmp(a, "--publishers"))
+                rc = bench_parse_size("e2e", a, val, 1, MAX_PUBLISHERS, &o->publishers);
+            else if (!strcmp(a, "--batch"))
+                rc = bench_parse_size("e2e", a, val, 1, SCHAKEL_MAX_BATCH_EVENTS, &o->batch);
+            else if (!strcmp(a, "--window")) rc = bench_parse_size("e2e", a, val, 1, 4096, &o->window);
+            else if (!strcmp(a, "--subjects"))
+                rc = bench_parse_size("e2e", a, val, 1, 10000000, &o->subjects);
+            else if (!strcmp(a, "--ingest-events"))
+                rc = bench_parse_size("e2e", a, val, 1, 100000000, &o->ingest_events);
             else if (!strcmp(a, "--seconds") || !strcmp(a, "--drain") || !strcmp(a, "--timeout") ||
                      !strcmp(a, "--interval-ms")) {
-                rc = parse_size(a, val, 1, 3600, &v);
+                rc = bench_parse_size("e2e", a, val, 1, 3600, &v);
                 if (!strcmp(a, "--seconds")) o->seconds = (int)v;
                 else if (!strcmp(a, "--drain")) o->drain_s = (int)v;
                 else if (!strcmp(a, "--timeout")) o->timeout_s = (int)v;
@@ -1631,16 +1308,13 @@ static void node_names(bench_t *b, const int *ports)
 
 static void print_machine(const bench_t *b)
 {
-    char model[256], rates[256] = "";
-    struct utsname u;
-    cpu_model(model, sizeof model);
-    if (uname(&u) != 0) snprintf(u.release, sizeof u.release, "?");
+    char rates[256] = "";
     for (size_t k = 0, used = 0; k < b->o.n_rates; k++) {
         int n = snprintf(rates + used, sizeof rates - used, "%s%zu", k ? "," : "", b->o.rates[k]);
         if (n < 0 || (size_t)n >= sizeof rates - used) break;
         used += (size_t)n;
     }
-    printf("machine: %ld cores online, %s, Linux %s\n", sysconf(_SC_NPROCESSORS_ONLN), model, u.release);
+    bench_print_machine();
     printf("params:  --rates %s --seconds %d --publishers %zu --batch %zu --window %zu --interval-ms %d "
            "--subjects %zu --ingest-events %zu --drain %d\n",
            rates, b->o.seconds, b->o.publishers, b->o.batch, b->o.window, b->o.interval_ms, b->o.subjects,
@@ -1659,22 +1333,10 @@ int main(int argc, char **argv)
 
     int pa = parse_args(argc, argv, &b.o);
     if (pa) return pa > 0 ? 0 : 2;
-    if (access(b.o.schakel_bin, X_OK) != 0) {
-        fprintf(stderr,
-                "e2e: %s: %s (build it: cmake --build build --target schakel, or give --schakel PATH)\n",
-                b.o.schakel_bin, strerror(errno));
-        return 2;
-    }
-    schakel_signals_on_stop(on_signal);
-    setvbuf(stdout, NULL, _IOLBF, 0); /* keep stdout and stderr in order */
+    int begun = bench_begin("e2e", &b.o.c, "schakel-e2e", b.dir, sizeof b.dir);
+    if (begun) return begun;
     for (size_t k = 0; k < b.o.n_rates; k++) r.steps[k].rate = b.o.rates[k];
-
-    snprintf(b.dir, sizeof b.dir, "%s/schakel-e2e-XXXXXX", b.o.tmp_base);
-    if (!mkdtemp(b.dir)) {
-        fprintf(stderr, "e2e: mkdtemp %s: %s\n", b.dir, strerror(errno));
-        return 1;
-    }
-    if (free_ports(ports, 5) != 0) {
+    if (bench_free_ports(ports, 5) != 0) {
         fprintf(stderr, "e2e: no free loopback ports\n");
         goto out;
     }
@@ -1684,46 +1346,40 @@ int main(int argc, char **argv)
     pubs = calloc(b.o.publishers, sizeof *pubs);
     if (!b.zmq || !b.subjects || !pubs || schakel_random(b.run_id, sizeof b.run_id) != 0) goto out;
     print_machine(&b);
-    for (size_t i = 0; i < b.o.subjects; i++) {
-        char label[48];
-        uint8_t h[SCHAKEL_SHA256_LEN];
-        snprintf(label, sizeof label, "synthetic-child-%zu", i);
-        schakel_sha256(label, strlen(label), h);
-        schakel_hex_encode(h, sizeof h, b.subjects[i]);
-    }
+    bench_subjects(b.subjects, b.o.subjects);
     for (size_t i = 0; i < b.o.publishers; i++) {
         publisher_t *p = &pubs[i];
         p->b = &b;
         p->idx = i;
-        p->org = publisher_orgs[i % N_ORGS];
+        p->org = bench_publisher_orgs[i % BENCH_N_ORGS];
         p->school = strncmp(p->org, "school-", 7) == 0;
         p->district = !strcmp(p->org, "school-34cd01") || !strcmp(p->org, "wijkteam-zuid") ? "zuid" : "noord";
     }
 
     int ingest_rc = 0, schakel_rc = 0, redis_rc = 0;
     if (!b.o.no_ingest) ingest_rc = run_ingest(&b, pubs, &r);
-    if (!b.stuck && !interrupted) schakel_rc = run_schakel(&b, pubs, &r);
-    if (b.o.no_redis) {
+    if (!b.stuck && !bench_interrupted) schakel_rc = run_schakel(&b, pubs, &r);
+    if (b.o.c.no_redis) {
         printf("redis:   SKIPPED (--no-redis)\n");
         snprintf(r.redis_why, sizeof r.redis_why, "--no-redis");
         r.redis_skipped = 1;
-    } else if (!b.stuck && !interrupted) {
+    } else if (!b.stuck && !bench_interrupted) {
         redis_rc = run_redis(&b, &r);
     }
     print_table(&b, &r);
-    rc = ingest_rc || schakel_rc || redis_rc || b.stuck || interrupted ? 1 : 0;
+    rc = ingest_rc || schakel_rc || redis_rc || b.stuck || bench_interrupted ? 1 : 0;
     if (rc) fprintf(stderr, "\ne2e: FAILED (see the messages above)\n");
 out:
-    if (b.ingest.pid > 0) stop_child(&b.ingest.pid);
-    if (b.node.pid > 0) stop_child(&b.node.pid);
-    if (b.redis > 0) stop_child(&b.redis);
+    if (b.ingest.pid > 0) bench_stop_child(&b.ingest.pid);
+    if (b.node.pid > 0) bench_stop_child(&b.node.pid);
+    if (b.redis > 0) bench_stop_child(&b.redis);
     /* With a thread stuck in the client, its sockets stay open: exiting
      * ends it; freeing under it or zmq_ctx_term() would not. */
     if (pubs && !b.stuck) publishers_free(pubs, b.o.publishers);
     free(b.subjects);
     if (b.zmq && !b.stuck) zmq_ctx_term(b.zmq);
-    if (b.o.keep) printf("kept %s\n", b.dir);
-    else if (b.dir[0]) nftw(b.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    if (interrupted) fprintf(stderr, "e2e: interrupted\n");
+    if (b.o.c.keep) printf("kept %s\n", b.dir);
+    else if (b.dir[0]) bench_rmtree(b.dir);
+    if (bench_interrupted) fprintf(stderr, "e2e: interrupted\n");
     return rc;
 }

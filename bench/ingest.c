@@ -49,36 +49,26 @@
 #include "keys.h"
 #include "validate.h"
 
+#include "common.h"
+
 #define MAX_PUBLISHERS 64
-#define PATH_LEN 512
-#define READY_MS 15000     /* broker or redis must answer within this */
-#define STOP_GRACE_MS 5000 /* SIGTERM, then SIGKILL after this */
-
-/* Organisations of the sample region that `schakel node` writes on first
- * run and that may publish "signal" (tools/region.c). */
-static const char *const publisher_orgs[] = {"school-12ab00", "school-34cd01",  "smw-farent",
-                                             "ggd-jgz",       "wijkteam-noord", "wijkteam-zuid"};
-#define N_ORGS (sizeof publisher_orgs / sizeof publisher_orgs[0])
-
-static volatile sig_atomic_t interrupted; /* set by SIGINT/SIGTERM only */
+#define PATH_LEN BENCH_PATH_LEN
 
 typedef struct {
     size_t events, publishers, batch, window, event_size, lmdb_group, subjects;
     size_t redis_clients, redis_pipeline;
-    int timeout_s, retry_ms, naive, no_redis, keep;
+    int timeout_s, retry_ms, naive;
     size_t checkers; /* passed to the node; 0: its default */
-    const char *schakel_bin, *tmp_base;
+    bench_opts_t c;  /* --schakel, --tmp, --keep, --no-redis */
 } opts_t;
 
 typedef struct {
     opts_t o;
-    char dir[PATH_LEN];  /* temp root, removed at the end */
-    char node[PATH_LEN]; /* the node's data dir */
-    char endpoint[64], pub_endpoint[64];
+    char dir[PATH_LEN]; /* temp root, removed at the end */
+    bench_node_t node;  /* the broker: `schakel node --no-services` */
     int redis_port;
-    char server_public[SCHAKEL_Z85_KEY_LEN + 1];
     void *zmq;
-    pid_t broker, redis;
+    pid_t redis;
     atomic_int abort; /* a publisher failed or the broker died */
     pthread_barrier_t start;
     int stuck; /* a publisher thread never came back */
@@ -132,121 +122,6 @@ typedef struct {
 
 /* ---- small helpers ---- */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-/* Picks n distinct free loopback ports (all bound at once, then released). */
-static int free_ports(int *ports, size_t n)
-{
-    int fds[4] = {-1, -1, -1, -1}, rc = 0;
-    for (size_t i = 0; i < n && i < 4 && rc == 0; i++) {
-        struct sockaddr_in a;
-        memset(&a, 0, sizeof a);
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t l = sizeof a;
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof a) != 0 ||
-            getsockname(fds[i], (struct sockaddr *)&a, &l) != 0)
-            rc = -1;
-        else ports[i] = ntohs(a.sin_port);
-    }
-    for (size_t i = 0; i < 4; i++)
-        if (fds[i] >= 0) close(fds[i]);
-    return rc;
-}
-
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-    (void)s, (void)f, (void)w;
-    remove(p);
-    return 0;
-}
-
-/* Is prog an executable somewhere on PATH? */
-static int on_path(const char *prog)
-{
-    const char *path = getenv("PATH");
-    char dir[PATH_LEN], full[PATH_LEN + 64];
-    while (path && *path) {
-        const char *colon = strchr(path, ':');
-        size_t n = colon ? (size_t)(colon - path) : strlen(path);
-        if (n > 0 && n < sizeof dir) {
-            memcpy(dir, path, n);
-            dir[n] = 0;
-            snprintf(full, sizeof full, "%s/%s", dir, prog);
-            if (access(full, X_OK) == 0) return 1;
-        }
-        path = colon ? colon + 1 : NULL;
-    }
-    return 0;
-}
-
-/* Starts argv as a child in its own process group that dies with us.
- * stdout goes to out_fd if >= 0, else with stderr to log_path. */
-static pid_t spawn(char *const argv[], const char *log_path, int out_fd)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid != 0) return pid; /* -1 on failure */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    setpgid(0, 0);
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (fd >= 0) {
-        dup2(fd, 2);
-        if (out_fd < 0) dup2(fd, 1);
-        close(fd);
-    }
-    if (out_fd >= 0) {
-        dup2(out_fd, 1);
-        close(out_fd);
-    }
-    execvp(argv[0], argv);
-    fprintf(stderr, "bench: cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-}
-
-/* SIGTERM, up to STOP_GRACE_MS, then SIGKILL. Returns the wait status,
- * or -1 if *pid was not running. Clears *pid. */
-static int stop_child(pid_t *pid)
-{
-    int st = -1;
-    if (*pid <= 0) return -1;
-    kill(*pid, SIGTERM);
-    for (int waited = 0; waited < STOP_GRACE_MS; waited += 10) {
-        if (waitpid(*pid, &st, WNOHANG) == *pid) {
-            *pid = 0;
-            return st;
-        }
-        sleep_ms(10);
-    }
-    kill(*pid, SIGKILL);
-    waitpid(*pid, &st, 0);
-    *pid = 0;
-    return st;
-}
-
-/* 1 if the child exited (and reaps it, clearing *pid). */
-static int child_gone(pid_t *pid, int *status)
-{
-    if (*pid <= 0) return 1;
-    if (waitpid(*pid, status, WNOHANG) == *pid) {
-        *pid = 0;
-        return 1;
-    }
-    return 0;
-}
-
 /* CPU seconds and storage bytes written of a process, from /proc. */
 static proc_sample_t proc_sample(pid_t pid)
 {
@@ -282,52 +157,6 @@ static proc_sample_t proc_delta(proc_sample_t a, proc_sample_t b)
     return d;
 }
 
-static void cpu_model(char *out, size_t cap)
-{
-    char line[512];
-    snprintf(out, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && colon) {
-            colon += strspn(colon + 1, " \t") + 1;
-            colon[strcspn(colon, "\n")] = 0;
-            snprintf(out, cap, "%s", colon);
-            break;
-        }
-    }
-    if (f) fclose(f);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of sorted v. */
-static double percentile(const double *v, size_t n, double pct)
-{
-    if (n == 0) return 0;
-    size_t rank = (size_t)(pct / 100.0 * (double)n + 0.999999);
-    if (rank < 1) rank = 1;
-    if (rank > n) rank = n;
-    return v[rank - 1];
-}
-
-/* Shows the last lines of a child's log after a failure. */
-static void show_log_tail(const char *label, const char *path)
-{
-    char line[1024], ring[12][1024];
-    size_t n = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    while (fgets(line, sizeof line, f)) snprintf(ring[n++ % 12], sizeof ring[0], "%s", line);
-    fclose(f);
-    fprintf(stderr, "bench: last lines of %s (%s):\n", label, path);
-    for (size_t i = n > 12 ? n - 12 : 0; i < n; i++) fprintf(stderr, "  | %s", ring[i % 12]);
-}
-
 /* ---- events ---- */
 
 /* Packs signal number g of publisher p into buf (cap bytes) with a
@@ -353,7 +182,8 @@ static size_t pack_signal(const publisher_t *p, const uint8_t run_id[8], size_t 
     schakel_sha256(seed, sizeof seed, corr);
     schakel_hex_encode(corr, sizeof corr, hex);
     /* an opaque reference at the source, as long as the size target asks */
-    snprintf(case_ref, sizeof case_ref, "%s/2026/leerlingzorg/%07zu/%s%s", p->org, i, hex, hex);
+    int full = snprintf(case_ref, sizeof case_ref, "%s/2026/leerlingzorg/%07zu/%s%s", p->org, i, hex, hex);
+    if (full < 0) case_ref[0] = 0; /* longer than any ref_len is meant: cut here */
     if (ref_len < sizeof case_ref) case_ref[ref_len] = 0;
 
     e.event_id.data = id;
@@ -419,89 +249,7 @@ static int build_events(publisher_t *p, const opts_t *o, const uint8_t run_id[8]
 
 static schakel_client_t *client_for(bench_t *b, const char *org, char *why)
 {
-    char path[PATH_LEN + 64];
-    schakel_keys_t k;
-    snprintf(path, sizeof path, "%s/keys/%s.key", b->node, org);
-    if (schakel_keys_load(&k, path, why) != 0) return NULL;
-    schakel_client_options_t co = {0};
-    co.endpoint = b->endpoint;
-    co.server_public = b->server_public;
-    co.keys = &k;
-    co.window = b->o.window;
-    co.retry_ms = b->o.retry_ms;
-    co.retry_max_ms = b->o.retry_ms * 4;
-    schakel_client_t *c = schakel_client_new(b->zmq, &co, why);
-    schakel_keys_wipe(&k);
-    return c;
-}
-
-/* PING; fills *head. 0 or an error code. */
-static int ping(schakel_client_t *c, int timeout_ms, uint64_t *head, char *why)
-{
-    Schakel__V1__Ping req = SCHAKEL__V1__PING__INIT;
-    ProtobufCMessage *reply = NULL;
-    int rc =
-        schakel_client_call(c, "PING", &req.base, &schakel__v1__pong__descriptor, &reply, timeout_ms, why);
-    if (rc == 0) {
-        if (head) *head = ((Schakel__V1__Pong *)reply)->head;
-        protobuf_c_message_free_unpacked(reply, NULL);
-    }
-    return rc;
-}
-
-/* Starts `schakel node` in a fresh data dir and waits until it answers
- * PING. First run writes the sample region's keys. */
-static int broker_start(bench_t *b)
-{
-    char log[PATH_LEN + 16], pubkey[PATH_LEN + 32], nodejson[PATH_LEN + 16];
-    char why[SCHAKEL_ERRLEN] = "";
-    snprintf(log, sizeof log, "%s/broker.log", b->dir);
-    snprintf(pubkey, sizeof pubkey, "%s/keys/broker.pub", b->node);
-    snprintf(nodejson, sizeof nodejson, "%s/node.json", b->node);
-    /* the broker alone: the services would add their own decisions to the log */
-    char *argv[] = {(char *)b->o.schakel_bin,
-                    (char *)"node",
-                    (char *)"--data",
-                    b->node,
-                    (char *)"--endpoint",
-                    b->endpoint,
-                    (char *)"--pub",
-                    b->pub_endpoint,
-                    (char *)"--no-services",
-                    (char *)"--tick-ms",
-                    (char *)"0",
-                    NULL,
-                    NULL,
-                    NULL};
-    char checkers[24];
-    snprintf(checkers, sizeof checkers, "%zu", b->o.checkers);
-    if (b->o.checkers) argv[11] = (char *)"--checkers", argv[12] = checkers;
-    b->broker = spawn(argv, log, -1);
-    if (b->broker < 0) {
-        fprintf(stderr, "bench: fork: %s\n", strerror(errno));
-        return -1;
-    }
-    int64_t end = schakel_mono_ns() + (int64_t)READY_MS * 1000000;
-    int st;
-    while (access(nodejson, F_OK) != 0) { /* written last on first run */
-        if (child_gone(&b->broker, &st) || schakel_mono_ns() > end || interrupted) goto fail;
-        sleep_ms(20);
-    }
-    schakel_keys_t k;
-    if (schakel_keys_load(&k, pubkey, why) != 0) goto fail;
-    snprintf(b->server_public, sizeof b->server_public, "%s", k.curve_public);
-    schakel_client_t *c = client_for(b, "svc-audit", why);
-    int rc = -1;
-    while (c && rc != 0 && schakel_mono_ns() < end && !interrupted) {
-        rc = ping(c, 200, NULL, why);
-        if (child_gone(&b->broker, &st)) break;
-    }
-    schakel_client_destroy(&c);
-    if (rc == 0) return 0;
-fail:
-    fprintf(stderr, "bench: broker did not come up within %d ms%s%s\n", READY_MS, why[0] ? ": " : "", why);
-    show_log_tail("broker", log);
-    return -1;
+    return bench_client(b->zmq, &b->node, org, b->o.window, b->o.retry_ms, b->o.retry_ms * 4, why);
 }
 
 /* ---- publishers ---- */
@@ -515,10 +263,7 @@ static void on_ack(void *arg, void *user, const Schakel__V1__Ack *ack)
     p->lat_ms[i] = (double)(t - p->submit_ns[i]) / 1e6;
     p->acked_batches++;
     p->last_ack = t;
-    if (ack->n_entries < want) p->missing += want - ack->n_entries;
-    if (ack->batch_code && !p->first_reject[0])
-        snprintf(p->first_reject, sizeof p->first_reject, "batch code %d: %s", ack->batch_code,
-                 ack->batch_reason ? ack->batch_reason : "");
+    bench_ack_batch(ack, want, &p->missing, p->first_reject, sizeof p->first_reject);
     for (size_t k = 0; k < ack->n_entries; k++) {
         const Schakel__V1__AckEntry *e = ack->entries[k];
         if (e->code || ack->batch_code) {
@@ -534,9 +279,10 @@ static void on_ack(void *arg, void *user, const Schakel__V1__Ack *ack)
     }
 }
 
-static int publisher_stop(publisher_t *p, int64_t deadline)
+static int publisher_stop(void *arg, int64_t deadline)
 {
-    if (interrupted) return schakel_fail(p->why, SCHAKEL_ETIMEOUT, "interrupted");
+    publisher_t *p = arg;
+    if (bench_interrupted) return schakel_fail(p->why, SCHAKEL_ETIMEOUT, "interrupted");
     if (atomic_load(&p->b->abort)) return schakel_fail(p->why, SCHAKEL_ETIMEOUT, "aborted");
     if (schakel_mono_ns() > deadline)
         return schakel_fail(p->why, SCHAKEL_ETIMEOUT, "no final ACK within %d s (%zu of %zu batches ACKed)",
@@ -578,22 +324,14 @@ static void *publisher_main(void *arg)
         next++;
         schakel_client_poll(p->client, 0, on_ack, p);
     }
-    while (!p->failed && schakel_client_inflight(p->client) > 0) {
-        if (publisher_stop(p, deadline)) p->failed = 1;
-        else schakel_client_poll(p->client, 1, on_ack, p);
-    }
-    if (p->failed) atomic_store(&b->abort, 1);
-    atomic_store(&p->finished, 1);
+    bench_publisher_end(p->client, on_ack, p, publisher_stop, deadline, &p->failed, &b->abort, &p->finished);
     return NULL;
 }
 
 static void publishers_free(publisher_t *pubs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        schakel_client_destroy(&pubs[i].client);
-        free(pubs[i].arena);
-        free(pubs[i].ptrs);
-        free(pubs[i].lens);
+        bench_publisher_free(&pubs[i].client, pubs[i].arena, pubs[i].ptrs, pubs[i].lens);
         free(pubs[i].submit_ns);
         free(pubs[i].lat_ms);
     }
@@ -612,8 +350,8 @@ static long long file_size(const char *path)
 static void log_tables(const bench_t *b, uint64_t head, results_t *r)
 {
     static const char *names[] = {"events", "by_id", "streams", "proofs", "keys", "checkpoints"};
-    char dir[PATH_LEN + 8];
-    snprintf(dir, sizeof dir, "%s/log", b->node);
+    char dir[PATH_LEN + 32];
+    snprintf(dir, sizeof dir, "%s/log", b->node.dir);
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     if (!head || mdb_env_create(&env) || mdb_env_set_maxdbs(env, 16) ||
@@ -664,13 +402,13 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
     for (size_t i = 0; i < o->publishers; i++) {
         publisher_t *p = &pubs[i];
         p->client = client_for(b, p->org, why);
-        if (!p->client || ping(p->client, 5000, i ? NULL : &base, why) != 0) {
+        if (!p->client || bench_ping(p->client, 5000, i ? NULL : &base, why) != 0) {
             fprintf(stderr, "bench: publisher %zu (%s): %s\n", i, p->org, why);
             return -1;
         }
     }
-    char logfile[PATH_LEN + 16];
-    snprintf(logfile, sizeof logfile, "%s/log/data.mdb", b->node);
+    char logfile[PATH_LEN + 64];
+    snprintf(logfile, sizeof logfile, "%s/log/data.mdb", b->node.dir);
     long long size0 = file_size(logfile);
     if (pthread_barrier_init(&b->start, NULL, (unsigned)o->publishers + 1) != 0) return -1;
     for (; started < o->publishers; started++)
@@ -679,27 +417,27 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
         fprintf(stderr, "bench: cannot start publisher threads\n");
         atomic_store(&b->abort, 1);
     }
-    proc_sample_t broker0 = proc_sample(b->broker), self0 = proc_sample(getpid());
+    proc_sample_t broker0 = proc_sample(b->node.pid), self0 = proc_sample(getpid());
     if (started == o->publishers) pthread_barrier_wait(&b->start);
 
     /* Watch the broker while they run. */
     int64_t give_up = schakel_mono_ns() + ((int64_t)o->timeout_s + 5) * 1000000000LL;
     int done = started < o->publishers, st;
     while (!done) {
-        sleep_ms(20);
+        bench_sleep_ms(20);
         done = 1;
         for (size_t i = 0; i < o->publishers; i++)
             if (!atomic_load(&pubs[i].finished)) done = 0;
-        if (b->broker > 0 && waitpid(b->broker, &st, WNOHANG) == b->broker) {
-            b->broker = 0;
+        if (b->node.pid > 0 && waitpid(b->node.pid, &st, WNOHANG) == b->node.pid) {
+            b->node.pid = 0;
             fprintf(stderr, "bench: the broker died during the run (status %d)\n", st);
         }
-        if (b->broker <= 0 || interrupted || schakel_mono_ns() > give_up) {
+        if (b->node.pid <= 0 || bench_interrupted || schakel_mono_ns() > give_up) {
             atomic_store(&b->abort, 1);
             done = 1;
         }
     }
-    r->broker_cpu = proc_delta(broker0, proc_sample(b->broker));
+    r->broker_cpu = proc_delta(broker0, proc_sample(b->node.pid));
     r->self_cpu = proc_delta(self0, proc_sample(getpid()));
     /* A thread inside schakel_client_submit() (--naive) waits for window
      * space without a time limit: do not wait for it for ever. */
@@ -720,7 +458,7 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
 
     size_t n_lat = 0, total_batches = 0;
     int64_t t0 = INT64_MAX, t1 = 0;
-    int failed = b->broker <= 0;
+    int failed = b->node.pid <= 0;
     for (size_t i = 0; i < o->publishers; i++) total_batches += pubs[i].n_batches;
     double *lat = malloc(total_batches * sizeof *lat);
     for (size_t i = 0; i < o->publishers; i++) {
@@ -738,19 +476,14 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
         if (p->last_ack > t1) t1 = p->last_ack;
         for (size_t k = 0; lat && k < p->acked_batches && k < p->n_batches; k++) lat[n_lat++] = p->lat_ms[k];
     }
-    if (lat && n_lat) {
-        qsort(lat, n_lat, sizeof *lat, cmp_double);
-        r->p50 = percentile(lat, n_lat, 50);
-        r->p99 = percentile(lat, n_lat, 99);
-        r->max_ms = lat[n_lat - 1];
-    }
+    bench_summarize(lat, n_lat, &r->p50, &r->p99, &r->max_ms);
     free(lat);
     r->ran = 1;
     r->wall_s = t1 > t0 ? (double)(t1 - t0) / 1e9 : 0;
     r->events_s = r->wall_s > 0 ? (double)r->acked / r->wall_s : 0;
     if (!failed) {
         schakel_client_t *c = client_for(b, "svc-audit", why);
-        if (!c || ping(c, 5000, &r->head, why) != 0) {
+        if (!c || bench_ping(c, 5000, &r->head, why) != 0) {
             fprintf(stderr, "bench: PING after the run: %s\n", why);
             failed = 1;
         }
@@ -813,7 +546,7 @@ static int run_lmdb(bench_t *b, const publisher_t *pubs, results_t *r)
     int64_t t0 = schakel_mono_ns();
     uint64_t seq = 0;
     size_t pi = 0, ei = 0;
-    while (seq < o->events && !interrupted) {
+    while (seq < o->events && !bench_interrupted) {
         LMDB_CHECK(mdb_txn_begin(env, NULL, 0, &txn), "txn_begin");
         for (size_t k = 0; k < o->lmdb_group && seq < o->events; k++) {
             while (ei >= pubs[pi].n_events) pi++, ei = 0;
@@ -843,35 +576,6 @@ out_env:
 
 /* ---- phase 3: Redis Streams ---- */
 
-/* Sends one inline or RESP command to redis on port and reads the first
- * reply line into out. 0 or -1. */
-static int redis_say(int port, const char *cmd, size_t len, char *out, size_t cap)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0), rc = -1;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)port);
-    if (fd < 0) return -1;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, cmd, len) == (ssize_t)len) {
-        struct pollfd pf = {fd, POLLIN, 0};
-        size_t got = 0;
-        while (got + 1 < cap && poll(&pf, 1, 2000) > 0) {
-            ssize_t n = read(fd, out + got, cap - 1 - got);
-            if (n <= 0) break;
-            got += (size_t)n;
-            out[got] = 0;
-            if (memchr(out, '\n', got)) {
-                rc = 0;
-                break;
-            }
-        }
-    }
-    close(fd);
-    return rc;
-}
-
 /* Parses the requests/s of redis-benchmark --csv: the row after the
  * header is "<test>","<rps>",... */
 static double parse_rps(const char *out)
@@ -890,7 +594,7 @@ static double parse_rps(const char *out)
 static int run_redis(bench_t *b, double mean_size, results_t *r)
 {
     const opts_t *o = &b->o;
-    if (!on_path("redis-server") || !on_path("redis-benchmark")) {
+    if (!bench_on_path("redis-server") || !bench_on_path("redis-benchmark")) {
         printf("redis: SKIPPED: redis-server and redis-benchmark are not installed "
                "(apt-get install -y redis-server redis-tools)\n");
         r->redis_skipped = 1;
@@ -906,40 +610,10 @@ static int run_redis(bench_t *b, double mean_size, results_t *r)
     snprintf(dir, sizeof dir, "%s/redis", b->dir);
     snprintf(log, sizeof log, "%s/redis/redis.log", b->dir);
     snprintf(port, sizeof port, "%d", b->redis_port);
-    if (mkdir(dir, 0700) != 0) {
-        fprintf(stderr, "bench: mkdir %s: %s\n", dir, strerror(errno));
-        return -1;
-    }
-    /* AOF rewrite off: the peer gets its steady-state append path. */
-    char *server_argv[] = {(char *)"redis-server",
-                           (char *)"--port",
-                           port,
-                           (char *)"--bind",
-                           (char *)"127.0.0.1",
-                           (char *)"--dir",
-                           dir,
-                           (char *)"--appendonly",
-                           (char *)"yes",
-                           (char *)"--appendfsync",
-                           (char *)"always",
-                           (char *)"--save",
-                           (char *)"",
-                           (char *)"--daemonize",
-                           (char *)"no",
-                           (char *)"--auto-aof-rewrite-percentage",
-                           (char *)"0",
-                           NULL};
-    b->redis = spawn(server_argv, log, -1);
-    if (b->redis < 0) goto out;
-    int64_t end = schakel_mono_ns() + (int64_t)READY_MS * 1000000;
-    while (redis_say(b->redis_port, "PING\r\n", 6, reply, sizeof reply) != 0 ||
-           strncmp(reply, "+PONG", 5) != 0) {
-        if (child_gone(&b->redis, &st) || schakel_mono_ns() > end || interrupted) {
-            fprintf(stderr, "bench: redis-server did not answer PING\n");
-            show_log_tail("redis-server", log);
-            goto out;
-        }
-        sleep_ms(20);
+    char why[160] = "";
+    if (bench_redis_start(dir, log, b->redis_port, &b->redis, why, sizeof why) != 0) {
+        fprintf(stderr, "bench: %s\n", why);
+        goto out;
     }
 
     payload = malloc(size + 1);
@@ -976,16 +650,16 @@ static int run_redis(bench_t *b, double mean_size, results_t *r)
     printf("redis: %s\n", r->redis_cmd);
     fflush(stdout);
     proc_sample_t s0 = proc_sample(b->redis);
-    bench_pid = spawn(bench_argv, log, pipefd[1]);
+    bench_pid = bench_spawn(bench_argv, log, pipefd[1]);
     close(pipefd[1]);
     pipefd[1] = -1;
     if (bench_pid < 0) goto out;
     size_t got = 0;
-    end = schakel_mono_ns() + (int64_t)o->timeout_s * 1000000000LL;
+    int64_t end = schakel_mono_ns() + (int64_t)o->timeout_s * 1000000000LL;
     for (;;) {
         struct pollfd pf = {pipefd[0], POLLIN, 0};
-        if (interrupted || schakel_mono_ns() > end) {
-            fprintf(stderr, "bench: redis-benchmark %s\n", interrupted ? "interrupted" : "timed out");
+        if (bench_interrupted || schakel_mono_ns() > end) {
+            fprintf(stderr, "bench: redis-benchmark %s\n", bench_interrupted ? "interrupted" : "timed out");
             goto out;
         }
         if (poll(&pf, 1, 200) <= 0) continue;
@@ -1005,7 +679,7 @@ static int run_redis(bench_t *b, double mean_size, results_t *r)
     r->redis_s = parse_rps(out);
     char xlen[64];
     int xl = snprintf(xlen, sizeof xlen, "*2\r\n$4\r\nXLEN\r\n$11\r\nbenchstream\r\n");
-    if (redis_say(b->redis_port, xlen, (size_t)xl, reply, sizeof reply) != 0 || reply[0] != ':' ||
+    if (bench_redis_say(b->redis_port, xlen, (size_t)xl, reply, sizeof reply) != 0 || reply[0] != ':' ||
         strtoull(reply + 1, NULL, 10) != n_req) {
         reply[strcspn(reply, "\r\n")] = 0;
         fprintf(stderr, "bench: redis stream holds %.30s entries, expected %zu\n", reply, n_req);
@@ -1018,8 +692,8 @@ static int run_redis(bench_t *b, double mean_size, results_t *r)
     r->aof_bytes = aof_size(b);
     rc = 0;
 out:
-    if (bench_pid > 0) stop_child(&bench_pid);
-    if (b->redis > 0) stop_child(&b->redis);
+    if (bench_pid > 0) bench_stop_child(&bench_pid);
+    if (b->redis > 0) bench_stop_child(&b->redis);
     if (pipefd[0] >= 0) close(pipefd[0]);
     if (pipefd[1] >= 0) close(pipefd[1]);
     free(payload);
@@ -1031,11 +705,7 @@ out:
 
 static void print_machine(const bench_t *b)
 {
-    char model[256];
-    struct utsname u;
-    cpu_model(model, sizeof model);
-    if (uname(&u) != 0) snprintf(u.release, sizeof u.release, "?");
-    printf("machine: %ld cores online, %s, Linux %s\n", sysconf(_SC_NPROCESSORS_ONLN), model, u.release);
+    bench_print_machine();
     printf("params:  --events %zu --publishers %zu --batch %zu --window %zu --event-size %zu "
            "--subjects %zu --lmdb-group %zu --redis-clients %zu --redis-pipeline %zu --checkers %zu%s\n",
            b->o.events, b->o.publishers, b->o.batch, b->o.window, b->o.event_size, b->o.subjects,
@@ -1121,19 +791,6 @@ static const char usage[] =
     "  --tmp DIR           where the temp dir goes (default $TMPDIR or /tmp)\n"
     "  --keep              keep the temp dir (logs, LMDB files) for a look\n";
 
-static int parse_size(const char *flag, const char *v, size_t lo, size_t hi, size_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (!*v || *end || errno || n < lo || n > hi) {
-        fprintf(stderr, "ingest: %s wants a whole number from %zu to %zu, not \"%s\"\n", flag, lo, hi, v);
-        return -1;
-    }
-    *out = (size_t)n;
-    return 0;
-}
-
 /* 0: run; 1: --help shown; -1: bad usage. */
 static int parse_args(int argc, char **argv, opts_t *o)
 {
@@ -1145,41 +802,40 @@ static int parse_args(int argc, char **argv, opts_t *o)
     o->subjects = 10000;
     o->timeout_s = 120;
     o->retry_ms = 5000;
-    o->schakel_bin = SCHAKEL_BIN_DIR "/schakel";
-    o->tmp_base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    bench_opts_default(&o->c);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         size_t v = 0;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 1;
-        }
-        if (!strcmp(a, "--no-redis")) o->no_redis = 1;
-        else if (!strcmp(a, "--naive")) o->naive = 1;
-        else if (!strcmp(a, "--keep")) o->keep = 1;
-        else if (i + 1 >= argc) {
-            fprintf(stderr, "ingest: unknown option or missing value: %s (see --help)\n", a);
-            return -1;
-        } else if (!strcmp(a, "--schakel")) o->schakel_bin = argv[++i];
-        else if (!strcmp(a, "--tmp")) o->tmp_base = argv[++i];
-        else {
+        int taken;
+        if (!strcmp(a, "--naive")) o->naive = 1; /* takes no value */
+        else if ((taken = bench_opt("ingest", usage, argc, argv, &i, &o->c)) != 0) {
+            if (taken < 0) return -1;
+            if (taken == BENCH_OPT_HELP) return 1;
+        } else {
             const char *val = argv[++i];
             int rc;
-            if (!strcmp(a, "--events")) rc = parse_size(a, val, 1, 100000000, &o->events);
-            else if (!strcmp(a, "--publishers")) rc = parse_size(a, val, 1, MAX_PUBLISHERS, &o->publishers);
-            else if (!strcmp(a, "--batch")) rc = parse_size(a, val, 1, SCHAKEL_MAX_BATCH_EVENTS, &o->batch);
-            else if (!strcmp(a, "--window")) rc = parse_size(a, val, 1, 4096, &o->window);
-            else if (!strcmp(a, "--event-size")) rc = parse_size(a, val, 100, 400, &o->event_size);
-            else if (!strcmp(a, "--subjects")) rc = parse_size(a, val, 1, 10000000, &o->subjects);
-            else if (!strcmp(a, "--lmdb-group")) rc = parse_size(a, val, 1, 1000000, &o->lmdb_group);
-            else if (!strcmp(a, "--redis-clients")) rc = parse_size(a, val, 1, 10000, &o->redis_clients);
-            else if (!strcmp(a, "--redis-pipeline")) rc = parse_size(a, val, 1, 100000, &o->redis_pipeline);
-            else if (!strcmp(a, "--checkers")) rc = parse_size(a, val, 1, 4, &o->checkers);
+            if (!strcmp(a, "--events")) rc = bench_parse_size("ingest", a, val, 1, 100000000, &o->events);
+            else if (!strcmp(a, "--publishers"))
+                rc = bench_parse_size("ingest", a, val, 1, MAX_PUBLISHERS, &o->publishers);
+            else if (!strcmp(a, "--batch"))
+                rc = bench_parse_size("ingest", a, val, 1, SCHAKEL_MAX_BATCH_EVENTS, &o->batch);
+            else if (!strcmp(a, "--window")) rc = bench_parse_size("ingest", a, val, 1, 4096, &o->window);
+            else if (!strcmp(a, "--event-size"))
+                rc = bench_parse_size("ingest", a, val, 100, 400, &o->event_size);
+            else if (!strcmp(a, "--subjects"))
+                rc = bench_parse_size("ingest", a, val, 1, 10000000, &o->subjects);
+            else if (!strcmp(a, "--lmdb-group"))
+                rc = bench_parse_size("ingest", a, val, 1, 1000000, &o->lmdb_group);
+            else if (!strcmp(a, "--redis-clients"))
+                rc = bench_parse_size("ingest", a, val, 1, 10000, &o->redis_clients);
+            else if (!strcmp(a, "--redis-pipeline"))
+                rc = bench_parse_size("ingest", a, val, 1, 100000, &o->redis_pipeline);
+            else if (!strcmp(a, "--checkers")) rc = bench_parse_size("ingest", a, val, 1, 4, &o->checkers);
             else if (!strcmp(a, "--retry-ms")) {
-                rc = parse_size(a, val, 10, 600000, &v);
+                rc = bench_parse_size("ingest", a, val, 10, 600000, &v);
                 o->retry_ms = (int)v;
             } else if (!strcmp(a, "--timeout")) {
-                rc = parse_size(a, val, 1, 3600, &v);
+                rc = bench_parse_size("ingest", a, val, 1, 3600, &v);
                 o->timeout_s = (int)v;
             } else {
                 fprintf(stderr, "ingest: unknown option %s (see --help)\n", a);
@@ -1212,28 +868,17 @@ int main(int argc, char **argv)
 
     int pa = parse_args(argc, argv, &b.o);
     if (pa) return pa > 0 ? 0 : 2;
-    if (access(b.o.schakel_bin, X_OK) != 0) {
-        fprintf(stderr,
-                "ingest: %s: %s (build it: cmake --build build --target schakel, or "
-                "give --schakel PATH)\n",
-                b.o.schakel_bin, strerror(errno));
-        return 2;
-    }
-    schakel_signals_on_stop(on_signal);
-    setvbuf(stdout, NULL, _IOLBF, 0); /* keep stdout and stderr in order */
-
-    snprintf(b.dir, sizeof b.dir, "%s/schakel-bench-XXXXXX", b.o.tmp_base);
-    if (!mkdtemp(b.dir)) {
-        fprintf(stderr, "ingest: mkdtemp %s: %s\n", b.dir, strerror(errno));
-        return 1;
-    }
-    snprintf(b.node, sizeof b.node, "%s/node", b.dir);
-    if (free_ports(ports, 3) != 0) {
+    int begun = bench_begin("ingest", &b.o.c, "schakel-bench", b.dir, sizeof b.dir);
+    if (begun) return begun;
+    b.node.name = "broker";
+    snprintf(b.node.dir, sizeof b.node.dir, "%s/node", b.dir);
+    snprintf(b.node.log, sizeof b.node.log, "%s/broker.log", b.dir);
+    if (bench_free_ports(ports, 3) != 0) {
         fprintf(stderr, "ingest: no free loopback ports\n");
         goto out;
     }
-    snprintf(b.endpoint, sizeof b.endpoint, "tcp://127.0.0.1:%d", ports[0]);
-    snprintf(b.pub_endpoint, sizeof b.pub_endpoint, "tcp://127.0.0.1:%d", ports[1]);
+    snprintf(b.node.endpoint, sizeof b.node.endpoint, "tcp://127.0.0.1:%d", ports[0]);
+    snprintf(b.node.pub_endpoint, sizeof b.node.pub_endpoint, "tcp://127.0.0.1:%d", ports[1]);
     b.redis_port = ports[2];
     b.zmq = zmq_ctx_new();
     if (!b.zmq) goto out;
@@ -1245,19 +890,13 @@ int main(int argc, char **argv)
     subjects = calloc(b.o.subjects, sizeof *subjects);
     pubs = calloc(b.o.publishers, sizeof *pubs);
     if (!subjects || !pubs || schakel_random(run_id, sizeof run_id) != 0) goto out;
-    for (size_t i = 0; i < b.o.subjects; i++) {
-        char label[48];
-        uint8_t h[SCHAKEL_SHA256_LEN];
-        snprintf(label, sizeof label, "synthetic-child-%zu", i);
-        schakel_sha256(label, strlen(label), h);
-        schakel_hex_encode(h, sizeof h, subjects[i]);
-    }
+    bench_subjects(subjects, b.o.subjects);
     size_t total_bytes = 0;
     for (size_t i = 0; i < b.o.publishers; i++) {
         publisher_t *p = &pubs[i];
         p->b = &b;
         p->idx = i;
-        p->org = publisher_orgs[i % N_ORGS];
+        p->org = bench_publisher_orgs[i % BENCH_N_ORGS];
         p->n_events = b.o.events / b.o.publishers + (i < b.o.events % b.o.publishers);
         p->n_batches = (p->n_events + b.o.batch - 1) / b.o.batch;
         p->submit_ns = calloc(p->n_batches, sizeof *p->submit_ns);
@@ -1274,19 +913,19 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     /* 1. schakel */
-    if (broker_start(&b) != 0) goto out;
+    if (bench_node_start(b.zmq, b.o.c.schakel_bin, &b.node, 0, b.o.checkers) != 0) goto out;
     char orgs[512] = "";
-    for (size_t i = 0, used = 0; i < b.o.publishers && i < N_ORGS; i++) {
+    for (size_t i = 0, used = 0; i < b.o.publishers && i < BENCH_N_ORGS; i++) {
         int n = snprintf(orgs + used, sizeof orgs - used, "%s%s", i ? " " : "", pubs[i].org);
         if (n < 0 || (size_t)n >= sizeof orgs - used) break;
         used += (size_t)n;
     }
-    printf("schakel: broker up at %s; %zu publishers as %s%s...\n", b.endpoint, b.o.publishers, orgs,
-           b.o.publishers > N_ORGS ? " (and again)" : "");
+    printf("schakel: broker up at %s; %zu publishers as %s%s...\n", b.node.endpoint, b.o.publishers, orgs,
+           b.o.publishers > BENCH_N_ORGS ? " (and again)" : "");
     fflush(stdout);
     int schakel_rc = run_schakel(&b, pubs, &r);
-    if (b.broker > 0) {
-        st = stop_child(&b.broker);
+    if (b.node.pid > 0) {
+        st = bench_stop_child(&b.node.pid);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
             fprintf(stderr, "ingest: the broker did not stop cleanly (status %d)\n", st);
             schakel_rc = -1;
@@ -1295,9 +934,9 @@ int main(int argc, char **argv)
     if (schakel_rc != 0) {
         char log[PATH_LEN + 16];
         snprintf(log, sizeof log, "%s/broker.log", b.dir);
-        show_log_tail("broker", log);
+        bench_show_log_tail("broker", log);
     }
-    if (b.stuck || interrupted) goto out;
+    if (b.stuck || bench_interrupted) goto out;
     for (size_t i = 0; i < b.o.publishers; i++) schakel_client_destroy(&pubs[i].client);
 
     /* 2. raw LMDB, 3. Redis */
@@ -1305,25 +944,25 @@ int main(int argc, char **argv)
     fflush(stdout);
     int lmdb_rc = run_lmdb(&b, pubs, &r);
     int redis_rc = 0;
-    if (b.o.no_redis) {
+    if (b.o.c.no_redis) {
         printf("redis: SKIPPED (--no-redis)\n");
         r.redis_skipped = 1;
-    } else if (!interrupted) {
+    } else if (!bench_interrupted) {
         redis_rc = run_redis(&b, r.mean_size, &r);
     }
     print_table(&b, &r);
-    rc = schakel_rc || lmdb_rc || redis_rc || interrupted ? 1 : 0;
+    rc = schakel_rc || lmdb_rc || redis_rc || bench_interrupted ? 1 : 0;
     if (rc) fprintf(stderr, "\ningest: FAILED (see the messages above)\n");
 out:
-    if (b.broker > 0) stop_child(&b.broker);
-    if (b.redis > 0) stop_child(&b.redis);
+    if (b.node.pid > 0) bench_stop_child(&b.node.pid);
+    if (b.redis > 0) bench_stop_child(&b.redis);
     /* With a thread stuck in the client, its sockets stay open: exiting
      * ends it; freeing under it or zmq_ctx_term() would not. */
     if (pubs && !b.stuck) publishers_free(pubs, b.o.publishers);
     free(subjects);
     if (b.zmq && !b.stuck) zmq_ctx_term(b.zmq);
-    if (b.o.keep) printf("kept %s\n", b.dir);
-    else if (b.dir[0]) nftw(b.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    if (interrupted) fprintf(stderr, "ingest: interrupted\n");
+    if (b.o.c.keep) printf("kept %s\n", b.dir);
+    else if (b.dir[0]) bench_rmtree(b.dir);
+    if (bench_interrupted) fprintf(stderr, "ingest: interrupted\n");
     return rc;
 }

@@ -27,6 +27,7 @@ typedef struct {
     int backoff;
     void *user;
     int used;
+    int sent; /* ZeroMQ has taken the frame at least once */
 } slot_t;
 
 struct schakel_client {
@@ -126,19 +127,43 @@ size_t schakel_client_inflight(const schakel_client_t *c)
     return c->inflight;
 }
 
-/* Sends one slot's frame; on EAGAIN (not connected) it stays due. */
-static void slot_send(schakel_client_t *c, slot_t *s, int64_t now)
+/* Sends one slot's frame: 0, or -1 on EAGAIN (ZMQ_IMMEDIATE: no
+ * connection has finished its handshake yet), and then it stays due. */
+static int slot_send(schakel_client_t *c, slot_t *s, int64_t now)
 {
     uint8_t id[8];
     schakel_put_be64(id, s->req_id);
     if (zmq_send(c->sock, "PUBLISH", 7, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         s->due = now + 50;
-        return;
+        return -1;
     }
     /* the first part was taken: ZeroMQ takes the rest of the message */
     (void)zmq_send(c->sock, id, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     (void)zmq_send(c->sock, s->frame, s->len, ZMQ_DONTWAIT);
     s->due = now + s->backoff;
+    s->sent = 1;
+    return 0;
+}
+
+/* Sends the batches ZeroMQ has not taken yet, oldest first, and stops at
+ * the first it refuses: on a fresh connection the first batches wait for
+ * the handshake, and a batch submitted after it must not overtake them
+ * (the broker stores one connection's batches in the order they arrive). */
+static void send_unsent(schakel_client_t *c, int64_t now)
+{
+    for (;;) {
+        slot_t *first = NULL;
+        for (size_t i = 0; i < c->window; i++) {
+            slot_t *s = &c->slots[i];
+            if (s->used && !s->sent && (!first || s->req_id < first->req_id)) first = s;
+        }
+        if (!first) return;
+        if (slot_send(c, first, now) != 0) {
+            for (size_t i = 0; i < c->window; i++) /* all wait for the same retry */
+                if (c->slots[i].used && !c->slots[i].sent) c->slots[i].due = first->due;
+            return;
+        }
+    }
 }
 
 static void slot_done(schakel_client_t *c, slot_t *s)
@@ -237,11 +262,12 @@ static size_t poll_until(schakel_client_t *c, int timeout_ms, int want_slot, sch
     for (;;) {
         int64_t now = schakel_mono_ms();
         int64_t wait = end - now;
+        send_unsent(c, now);
         for (size_t i = 0; i < c->window; i++) {
             slot_t *s = &c->slots[i];
             if (!s->used) continue;
-            if (s->due <= now) {
-                slot_send(c, s, now);
+            if (s->sent && s->due <= now) { /* a resend: the broker answers a stored batch as duplicates */
+                (void)slot_send(c, s, now); /* refused: due again in 50 ms */
                 s->backoff = s->backoff * 2 > c->retry_max_ms ? c->retry_max_ms : s->backoff * 2;
             }
             if (s->due - now < wait) wait = s->due - now;
@@ -329,8 +355,9 @@ int schakel_client_submit(schakel_client_t *c, const uint8_t *const *events, con
     s->user = batch_user;
     s->used = 1;
     s->backoff = c->retry_ms;
+    s->sent = 0;
     c->inflight++;
-    slot_send(c, s, schakel_mono_ms());
+    send_unsent(c, schakel_mono_ms());
     return 0;
 }
 
