@@ -49,8 +49,12 @@ void broker_publish_head(schakel_broker_t *b, const char *stream, uint64_t seq)
     h.stream = (char *)stream;
     h.seq = seq;
     size_t n = schakel__v1__head__pack(&h, buf);
-    zmq_send(b->pub, stream, strlen(stream), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(b->pub, buf, n, ZMQ_DONTWAIT);
+    /* A head is a wake-up, not data: a PUB socket drops for a slow
+     * subscriber (EAGAIN never happens on PUB), and a reader that misses
+     * one still FETCHes on its poll (docs/protocol.md), so a failed send
+     * loses nothing. */
+    (void)zmq_send(b->pub, stream, strlen(stream), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    (void)zmq_send(b->pub, buf, n, ZMQ_DONTWAIT);
 }
 
 /* ACKs and announces every held batch the log now holds durably, in the
