@@ -252,7 +252,8 @@ int cmd_audit(int argc, char **argv)
     uint8_t master[32];
     int have_master = 0;
     if ((status = tool_path("audit verify", path, sizeof path, dir, "master.key"))) return status;
-    if (payloads && access(path, R_OK) == 0) {
+    /* without payloads still for the directory on the log: signatures */
+    if (access(path, R_OK) == 0) {
         if (schakel_broker_master_key(dir, master, why) != 0) {
             fprintf(stderr, "schakel audit verify: %s\n", why);
             return 2;
@@ -266,7 +267,9 @@ int cmd_audit(int argc, char **argv)
     }
     schakel_verify_report_t r;
     double t0 = schakel_mono_secs();
-    int rc = schakel_lmdb_verify(path, have_bk ? bk.sign_public : NULL, have_master ? master : NULL, &r);
+    unsigned what = SCHAKEL_VERIFY_SIGNATURES | (payloads ? SCHAKEL_VERIFY_PAYLOADS : 0);
+    int rc = schakel_lmdb_verify_with(path, have_bk ? bk.sign_public : NULL, have_master ? master : NULL,
+                                      what, &r);
     double dt = schakel_mono_secs() - t0;
     memset(master, 0, sizeof master);
     /* kept checkpoints first: "ok" is true exactly when the exit status is 0 */
@@ -281,7 +284,12 @@ int cmd_audit(int argc, char **argv)
            rc == 0 && kept_rc == 0 ? "true" : "false", (unsigned long long)r.records,
            (unsigned long long)r.checkpoints, (unsigned long long)r.head, hh, (unsigned long long)r.erased,
            (unsigned long long)r.keys_missing, (unsigned long long)r.keys_corrupt, have_bk ? "true" : "false",
-           have_master ? "true" : "false", dt);
+           have_master && payloads ? "true" : "false", dt);
+    printf(",\"batch_signatures\":%s,\"batches\":%llu,\"signatures\":%llu,\"signatures_unchecked\":%llu,"
+           "\"replaced_key\":%llu,\"directories\":%llu",
+           r.sigs_checked ? "true" : "false", (unsigned long long)r.batches, (unsigned long long)r.signatures,
+           (unsigned long long)r.sigs_unchecked, (unsigned long long)r.sigs_replaced_key,
+           (unsigned long long)r.directories);
     if (rc == SCHAKEL_ECORRUPT) printf(",\"bad_seq\":%llu", (unsigned long long)r.bad_seq);
     else if (kept_bad) printf(",\"bad_seq\":%llu", (unsigned long long)kept_bad);
     if (kept) printf(",\"kept_checkpoints\":%llu", (unsigned long long)kept_ok);
