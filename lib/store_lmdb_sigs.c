@@ -22,8 +22,8 @@
 struct lmdb_sigs {
     const uint8_t *broker_pub;
     MDB_cursor *proofs;
-    int proofs_op;  /* MDB_FIRST, then MDB_NEXT; -1 when the table ended */
-    uint64_t pnext; /* key of the next stored proof, 0 if none */
+    int proofs_op;                  /* MDB_FIRST, then MDB_NEXT; -1 when the table ended */
+    uint64_t pnext;                 /* key of the next stored proof, 0 if none */
     Schakel__V1__BatchProof *batch; /* the batch being walked */
     uint64_t batch_seq;
     schakel_directory_t *dir, *replaced; /* in force, and the one before */
@@ -35,7 +35,7 @@ struct lmdb_sigs {
 };
 
 __attribute__((format(printf, 3, 4))) static int sig_fail(schakel_verify_report_t *r, uint64_t seq,
-                                                           const char *fmt, ...)
+                                                          const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -214,8 +214,8 @@ int lmdb_sigs_record(lmdb_sigs_t *w, lmdb_store_t *st, MDB_txn *txn, uint64_t se
         memcmp(p->event_hashes[b->proof_index].data, b->event_hash.data, SCHAKEL_SHA256_LEN) != 0)
         return sig_fail(r, seq, "event hash is not one that %s signed in its batch", p->signer_org);
     if (!b->source_org || strcmp(b->source_org, p->signer_org) != 0)
-        return sig_fail(r, seq, "source_org is %s but %s signed the batch", b->source_org ? b->source_org : "",
-                        p->signer_org);
+        return sig_fail(r, seq, "source_org is %s but %s signed the batch",
+                        b->source_org ? b->source_org : "", p->signer_org);
     if (b->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE) return 0;
     uint8_t *plain = NULL;
     size_t plen = 0;
@@ -230,6 +230,7 @@ int lmdb_sigs_record(lmdb_sigs_t *w, lmdb_store_t *st, MDB_txn *txn, uint64_t se
 
 int lmdb_sigs_finish(lmdb_sigs_t *w, schakel_verify_report_t *r)
 {
-    if (w->pnext) return sig_fail(r, w->pnext, "a batch proof is stored here but no record starts that batch");
+    if (w->pnext)
+        return sig_fail(r, w->pnext, "a batch proof is stored here but no record starts that batch");
     return 0;
 }

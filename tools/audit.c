@@ -44,7 +44,8 @@ static const char usage[] = "usage: schakel audit verify --data DIR [--broker-ke
                             "everything it derives (routing and consent decisions, the feedback\n"
                             "service's status notices and reminders) with what is on the log, byte for\n"
                             "byte. Prints a JSON line per service; exit status 1 names the first\n"
-                            "sequence number where they differ, 2 when a service cannot be run.\n";
+                            "sequence number where they differ, 2 when a service cannot be run or\n"
+                            "NAME is no service.\n";
 
 static int print_checkpoint(void *arg, const schakel_checkpoint_t *cp)
 {
@@ -146,6 +147,19 @@ static int verify_external(const char *logdir, const char *file, const schakel_k
     return rc;
 }
 
+/* --service NAME must name a service: else replay would compare nothing
+ * and report success. 0, or 2 with the names to choose from. */
+static int replay_service_known(const char *only)
+{
+    if (!only) return 0;
+    for (size_t i = 0; schakel_service_names[i]; i++)
+        if (!strcmp(only, schakel_service_names[i])) return 0;
+    fprintf(stderr, "schakel audit replay: --service %s is no service; give one of:", only);
+    for (size_t i = 0; schakel_service_names[i]; i++) fprintf(stderr, " %s", schakel_service_names[i]);
+    fprintf(stderr, "\n");
+    return 2;
+}
+
 static int cmd_replay(int argc, char **argv)
 {
     const char *dir = NULL, *only = NULL;
@@ -160,6 +174,7 @@ static int cmd_replay(int argc, char **argv)
         fprintf(stderr, "schakel audit replay: --data DIR is required\n");
         return 2;
     }
+    if ((status = replay_service_known(only))) return status;
     char why[SCHAKEL_ERRLEN] = "", logdir[SCHAKEL_PATH_MAX], policy[SCHAKEL_PATH_MAX], org[SCHAKEL_ID_MAX];
     uint8_t master[32];
     /* the longest name first: then the others fit */
