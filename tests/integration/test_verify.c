@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "harness.h"
 #include "store_lmdb_impl.h"
 
@@ -226,6 +227,35 @@ static void key_rotation_mid_log_verifies(void **state)
     assert_non_null(strstr(out, "\"replaced_key\":0"));
 }
 
+/* A subject's data key erased (crypto-shredding): its payloads cannot be
+ * read, but the batch signs only hashes, so the batch still verifies. */
+static void erased_payload_still_verifies(void **state)
+{
+    harness_t *h = *state = harness_new();
+    assert_int_equal(harness_start(h), 0);
+    publish_n(h, EVENTS, 0);
+    assert_int_equal(harness_shutdown(h), 0);
+
+    char keypath[600], logdir[600], why[SCHAKEL_ERRLEN], subject[65], label[32];
+    uint8_t hash[32];
+    snprintf(label, sizeof label, "synthetic-child-%u", 3u); /* harness_signal's subject 3 */
+    schakel_sha256(label, strlen(label), hash);
+    schakel_hex_encode(hash, 32, subject);
+    snprintf(keypath, sizeof keypath, "%s/master.key", h->data);
+    snprintf(logdir, sizeof logdir, "%s/log", h->data);
+    schakel_lmdb_options_t lo = {0};
+    lo.dir = logdir;
+    assert_int_equal(schakel_secret_file(keypath, lo.master_key, 32, 0, NULL, why), 0);
+    schakel_store_t *log = schakel_store_open_lmdb(&lo, why);
+    assert_non_null(log);
+    assert_int_equal(schakel_store_erase_subject(log, subject), 0);
+    schakel_store_close(&log);
+
+    char out[2048];
+    assert_int_equal(verify(h, out, sizeof out), 0);
+    if (!strstr(out, "\"erased\":1,") || !strstr(out, "\"signatures\":13,")) fail_msg("%s", out);
+}
+
 static int teardown(void **state)
 {
     harness_t *h = *state;
@@ -240,6 +270,7 @@ int main(void)
         cmocka_unit_test_teardown(flipped_signature_is_named, teardown),
         cmocka_unit_test_teardown(source_org_not_the_signer_fails, teardown),
         cmocka_unit_test_teardown(key_rotation_mid_log_verifies, teardown),
+        cmocka_unit_test_teardown(erased_payload_still_verifies, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
