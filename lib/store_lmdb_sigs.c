@@ -19,6 +19,11 @@
 #include "store_audit.h"
 #include "store_lmdb_impl.h"
 
+/* How long after a directory change a batch signed with the key it
+ * replaced may be stored: the checked batches the broker holds are
+ * committed within milliseconds; this leaves room for a loaded disk. */
+#define REPLACED_KEY_MS 10000
+
 struct lmdb_sigs {
     const uint8_t *broker_pub;
     MDB_cursor *proofs;
@@ -28,6 +33,7 @@ struct lmdb_sigs {
     uint64_t batch_seq;
     schakel_directory_t *dir, *replaced; /* in force, and the one before */
     uint64_t dir_version;
+    int64_t dir_at; /* recorded_at of its directory_update */
     /* organisations that signed with their key in force since the last
      * change: from then on the replaced key no longer counts */
     char **moved;
@@ -106,12 +112,13 @@ static void note_moved(lmdb_sigs_t *w, const char *org)
     if (s) w->moved[w->n_moved++] = s;
 }
 
-/* The signature of the batch starting at seq. The broker checks a batch
- * while it writes the group before, so a batch stored just after a
- * directory change may have been checked, and signed, with the key the
- * change replaced: that key counts until the organisation is seen signing
- * with the new one. */
-static int check_signature(lmdb_sigs_t *w, uint64_t seq, const Schakel__V1__BatchProof *p,
+/* The signature of the batch starting at seq, stored at `at`. The broker
+ * checks a batch while it writes the group before, so a batch stored just
+ * after a directory change may have been checked, and signed, with the
+ * key the change replaced: that key counts for REPLACED_KEY_MS after the
+ * change, and only until the organisation is seen signing with the new
+ * one. */
+static int check_signature(lmdb_sigs_t *w, uint64_t seq, int64_t at, const Schakel__V1__BatchProof *p,
                            schakel_verify_report_t *r)
 {
     uint8_t digest[SCHAKEL_SHA256_LEN];
@@ -141,7 +148,7 @@ static int check_signature(lmdb_sigs_t *w, uint64_t seq, const Schakel__V1__Batc
         note_moved(w, p->signer_org);
         return 0;
     }
-    if (old && !has_moved(w, p->signer_org) &&
+    if (old && at - w->dir_at <= REPLACED_KEY_MS && !has_moved(w, p->signer_org) &&
         schakel_ed25519_verify(old->sign_public, digest, sizeof digest, sig) == 0) {
         r->sigs_replaced_key++;
         return 0;
@@ -156,7 +163,7 @@ static int check_signature(lmdb_sigs_t *w, uint64_t seq, const Schakel__V1__Batc
 }
 
 /* A record that starts a batch: its proof must be the next one stored. */
-static int start_batch(lmdb_sigs_t *w, uint64_t seq, schakel_verify_report_t *r)
+static int start_batch(lmdb_sigs_t *w, uint64_t seq, int64_t at, schakel_verify_report_t *r)
 {
     if (w->pnext && w->pnext < seq)
         return sig_fail(r, w->pnext, "a batch proof is stored here but no record starts that batch");
@@ -174,7 +181,7 @@ static int start_batch(lmdb_sigs_t *w, uint64_t seq, schakel_verify_report_t *r)
     for (size_t i = 0; ok && i < p->n_event_hashes; i++) ok = p->event_hashes[i].len == SCHAKEL_SHA256_LEN;
     if (!ok) return sig_fail(r, seq, "the batch proof does not decode");
     r->batches++;
-    return check_signature(w, seq, p, r);
+    return check_signature(w, seq, at, p, r);
 }
 
 /* A directory_update on the log is in force for the records after it. */
@@ -205,7 +212,7 @@ int lmdb_sigs_record(lmdb_sigs_t *w, lmdb_store_t *st, MDB_txn *txn, uint64_t se
                      const Schakel__V1__RecordBody *b, schakel_verify_report_t *r)
 {
     int rc = 0;
-    if (b->proof_seq == seq) rc = start_batch(w, seq, r);
+    if (b->proof_seq == seq) rc = start_batch(w, seq, b->recorded_at, r);
     else if (!w->batch || b->proof_seq != w->batch_seq)
         return sig_fail(r, seq, "record names a batch proof that is not the batch it is stored in");
     if (rc) return rc;
@@ -224,6 +231,7 @@ int lmdb_sigs_record(lmdb_sigs_t *w, lmdb_store_t *st, MDB_txn *txn, uint64_t se
         return sig_fail(r, seq, "directory_update cannot be read: its data key is gone");
     if (rc) return sig_fail(r, seq, "directory_update does not decrypt");
     rc = take_directory(w, seq, plain, plen, r);
+    w->dir_at = b->recorded_at;
     free(plain);
     return rc;
 }

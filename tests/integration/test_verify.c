@@ -17,6 +17,7 @@
 
 #include "fileio.h"
 #include "harness.h"
+#include "store_lmdb.h"
 #include "store_lmdb_impl.h"
 
 #define EVENTS 12
@@ -186,18 +187,14 @@ static void source_org_not_the_signer_fails(void **state)
     expect_bad(h, victim);
 }
 
-/* school-a gets new keys in a new directory version half-way: its batches
- * before verify with the old key, those after with the new one. */
-static void key_rotation_mid_log_verifies(void **state)
+/* school-a gets new keys in directory version 2 (the broker puts it on
+ * the log when it starts); old: its keys before. */
+static void rotate_school_a(harness_t *h, schakel_keys_t *old)
 {
-    harness_t *h = *state = harness_new();
-    assert_int_equal(harness_start(h), 0);
-    publish_n(h, EVENTS, 0);
-    assert_int_equal(harness_shutdown(h), 0);
-
-    char old[600];
-    snprintf(old, sizeof old, "rm -f '%s'/school-a.*", h->keys);
-    assert_int_equal(system(old), 0);
+    harness_keys(h, "school-a", old);
+    char rm[600];
+    snprintf(rm, sizeof rm, "rm -f '%s'/school-a.*", h->keys);
+    assert_int_equal(system(rm), 0);
     schakel_keys_t k;
     assert_int_equal(schakel_keys_generate(&k, "school-a"), 0);
     assert_int_equal(schakel_keys_save(&k, h->keys), 0);
@@ -216,7 +213,19 @@ static void key_rotation_mid_log_verifies(void **state)
         }
     assert_int_equal(json_dump_file(d, h->directory, JSON_INDENT(1)), 0);
     json_decref(d);
+    schakel_keys_wipe(&k);
+}
 
+/* school-a gets new keys in a new directory version half-way: its batches
+ * before verify with the old key, those after with the new one. */
+static void key_rotation_mid_log_verifies(void **state)
+{
+    harness_t *h = *state = harness_new();
+    assert_int_equal(harness_start(h), 0);
+    publish_n(h, EVENTS, 0);
+    assert_int_equal(harness_shutdown(h), 0);
+    schakel_keys_t old;
+    rotate_school_a(h, &old);
     assert_int_equal(harness_start(h), 0); /* puts version 2 on the log */
     publish_n(h, EVENTS, 100);
     assert_int_equal(harness_shutdown(h), 0);
@@ -225,6 +234,83 @@ static void key_rotation_mid_log_verifies(void **state)
     if (!strstr(out, "\"directories\":2")) fail_msg("%s", out);
     assert_non_null(strstr(out, "\"signatures\":26,"));
     assert_non_null(strstr(out, "\"replaced_key\":0"));
+}
+
+/* Appends one signal of school-a signed with keys k, stored at `at`, as
+ * the broker's store would (the log opened directly). Returns its seq. */
+static uint64_t append_signed(harness_t *h, const schakel_keys_t *k, int64_t at)
+{
+    char keypath[600], logdir[600], why[SCHAKEL_ERRLEN];
+    snprintf(keypath, sizeof keypath, "%s/master.key", h->data);
+    snprintf(logdir, sizeof logdir, "%s/log", h->data);
+    schakel_lmdb_options_t lo = {0};
+    lo.dir = logdir;
+    assert_int_equal(schakel_secret_file(keypath, lo.master_key, 32, 0, NULL, why), 0);
+    schakel_store_t *log = schakel_store_open_lmdb(&lo, why);
+    assert_non_null(log);
+    uint8_t id[16], *buf, hash[1][32], digest[32], sig[64];
+    size_t len;
+    harness_event_id(id);
+    harness_signal("school-a", id, 500, &buf, &len);
+    schakel_sha256(buf, len, hash[0]);
+    schakel_batch_digest((const uint8_t(*)[32])hash, 1, digest);
+    assert_int_equal(schakel_ed25519_sign(k->sign_secret, digest, 32, sig), 0);
+    schakel_append_item_t it = {0};
+    it.event = buf;
+    it.event_len = len;
+    it.event_id = id;
+    it.type = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL;
+    it.subject = "";
+    memcpy(it.event_hash, hash[0], 32);
+    schakel_append_batch_t b = {"school-a", sig, (const uint8_t(*)[32])hash, 1, &it, 1};
+    assert_int_equal(schakel_store_append(log, &b, 1, at, why), 0);
+    schakel_store_close(&log);
+    free(buf);
+    return it.seq;
+}
+
+/* The recorded_at of the last record (the directory_update). */
+static int64_t head_recorded_at(harness_t *h)
+{
+    rw_log_t l;
+    log_open(h, &l);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    assert_int_equal(mdb_cursor_open(l.txn, l.events, &cur), 0);
+    assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_LAST), 0);
+    Schakel__V1__RecordBody *b =
+        schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN);
+    assert_non_null(b);
+    assert_int_equal(b->type, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE);
+    int64_t at = b->recorded_at;
+    schakel__v1__record_body__free_unpacked(b, NULL);
+    mdb_cursor_close(cur);
+    log_commit(&l);
+    return at;
+}
+
+/* A batch checked just before a key rotation is stored just after it:
+ * the replaced key counts, for 10 s after the change; later it fails. */
+static void replaced_key_counts_only_just_after_the_change(void **state)
+{
+    harness_t *h = *state = harness_new();
+    assert_int_equal(harness_start(h), 0);
+    publish_n(h, 3, 0);
+    assert_int_equal(harness_shutdown(h), 0);
+    schakel_keys_t old;
+    rotate_school_a(h, &old);
+    assert_int_equal(harness_start(h), 0);
+    assert_int_equal(harness_shutdown(h), 0);
+    int64_t at = head_recorded_at(h);
+
+    append_signed(h, &old, at + 1000);
+    char out[2048];
+    assert_int_equal(verify(h, out, sizeof out), 0);
+    if (!strstr(out, "\"replaced_key\":1")) fail_msg("%s", out);
+
+    uint64_t late = append_signed(h, &old, at + 20000);
+    expect_bad(h, late);
+    schakel_keys_wipe(&old);
 }
 
 /* A subject's data key erased (crypto-shredding): its payloads cannot be
@@ -271,6 +357,7 @@ int main(void)
         cmocka_unit_test_teardown(source_org_not_the_signer_fails, teardown),
         cmocka_unit_test_teardown(key_rotation_mid_log_verifies, teardown),
         cmocka_unit_test_teardown(erased_payload_still_verifies, teardown),
+        cmocka_unit_test_teardown(replaced_key_counts_only_just_after_the_change, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
