@@ -12,7 +12,7 @@
 #include "crypto.h"
 #include "error.h"
 
-typedef struct {
+typedef struct schakel_verify_report {
     uint64_t records;     /* records walked */
     uint64_t checkpoints; /* checkpoints verified */
     uint64_t bad_seq;     /* first bad record, 0 if none */
@@ -21,7 +21,15 @@ typedef struct {
     uint64_t erased;       /* records whose subject was erased (an erasure record) */
     uint64_t keys_missing; /* records whose data key is gone with no erasure record */
     uint64_t keys_corrupt; /* records whose data key does not unwrap */
-    char why[256];         /* what was wrong at bad_seq */
+    /* batch signatures (with master_key: the directory on the log is
+     * encrypted) */
+    int sigs_checked;           /* 1 when they were checked */
+    uint64_t batches;           /* batch proofs walked */
+    uint64_t signatures;        /* signatures verified */
+    uint64_t sigs_unchecked;    /* the broker's own, with no broker_pub */
+    uint64_t sigs_replaced_key; /* by a key a directory change had just replaced */
+    uint64_t directories;       /* directory_updates taken from the log */
+    char why[256];              /* what was wrong at bad_seq */
 } schakel_verify_report_t;
 
 /* Walks the chain of the LMDB log in dir: contiguous seqs, prev hashes,
@@ -32,6 +40,19 @@ typedef struct {
  * why filled, or another error (SCHAKEL_EIO: not a log). */
 SCHAKEL_MUST_USE int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub,
                                          const uint8_t *master_key, schakel_verify_report_t *report);
+
+#define SCHAKEL_VERIFY_PAYLOADS 1   /* each payload against its event hash */
+#define SCHAKEL_VERIFY_SIGNATURES 2 /* each batch signature (see below) */
+/* schakel_lmdb_verify, choosing what master_key is used for. With
+ * SCHAKEL_VERIFY_SIGNATURES also: every batch signature verifies with the
+ * signer's key in the directory on the log at that point (a directory is
+ * in force from the record after its directory_update; the broker's own
+ * batches with broker_pub), every record's event hash is one its batch
+ * signed, its source_org is the batch's signer, and every stored batch
+ * proof belongs to a record. Reading the directory needs master_key. */
+SCHAKEL_MUST_USE int schakel_lmdb_verify_with(const char *dir, const uint8_t *broker_pub,
+                                              const uint8_t *master_key, unsigned what,
+                                              schakel_verify_report_t *report);
 
 /* A signed checkpoint as stored: the chain up to seq had hash `hash` at
  * time `at` (unix ms), signed by the broker. */

@@ -32,21 +32,41 @@ static void key_problem(schakel_verify_report_t *r, uint64_t seq, uint64_t *coun
     snprintf(r->why, sizeof r->why, "%s", msg);
 }
 
+int lmdb_record_open(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel__V1__RecordBody *b,
+                     uint8_t **plain, size_t *plen)
+{
+    uint8_t dk[SCHAKEL_AEAD_KEY_LEN], aad[24];
+    uint64_t upto = 0;
+    int krc = b->key_id.len == KEY_ID_LEN ? lmdb_data_key_ex(st, txn, b->key_id.data, 0, dk, &upto, NULL)
+                                          : SCHAKEL_ECORRUPT;
+    if (krc == SCHAKEL_ENOTFOUND || (krc == 0 && seq <= upto)) return SCHAKEL_ENOTFOUND;
+    if (krc || b->ciphertext.len < SCHAKEL_AEAD_TAG_LEN || b->nonce.len != 12 || b->event_id.len != 16)
+        return SCHAKEL_ECORRUPT;
+    size_t n = b->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
+    uint8_t *p = malloc(n ? n : 1);
+    if (!p) return SCHAKEL_ENOMEM;
+    schakel_put_be64(aad, seq);
+    memcpy(aad + 8, b->event_id.data, 16);
+    if (schakel_aead_open(dk, b->nonce.data, aad, 24, b->ciphertext.data, b->ciphertext.len, p) != 0) {
+        free(p);
+        return SCHAKEL_ECORRUPT;
+    }
+    *plain = p;
+    *plen = n;
+    return 0;
+}
+
 /* With a master key: the payload decrypts and hashes to event_hash. A
  * record erased by an erasure record counts as erased; a key that is gone
  * without one (missing) or does not unwrap (corrupt) is a failure. */
-static int verify_payload(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_t *body, size_t blen,
+static int verify_payload(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel__V1__RecordBody *b,
                           schakel_verify_report_t *r)
 {
-    Schakel__V1__RecordBody *b = schakel__v1__record_body__unpack(NULL, blen, body);
-    if (!b) return verify_fail(r, seq, "record body does not decode");
     int rc = 0, krc = SCHAKEL_ECORRUPT;
     uint8_t dk[SCHAKEL_AEAD_KEY_LEN];
     uint64_t upto = 0;
     if (b->key_id.len == KEY_ID_LEN) krc = lmdb_data_key_ex(st, txn, b->key_id.data, 0, dk, &upto, NULL);
-    if (b->seq != seq) {
-        rc = verify_fail(r, seq, "record body names another sequence number");
-    } else if (seq <= upto) {
+    if (seq <= upto) {
         r->erased++;
     } else if (krc == SCHAKEL_ENOTFOUND) {
         key_problem(r, seq, &r->keys_missing,
@@ -60,21 +80,31 @@ static int verify_payload(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const ui
                b->event_hash.len != 32) {
         rc = verify_fail(r, seq, "record body is missing fields");
     } else {
-        size_t plen = b->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
-        uint8_t *plain = malloc(plen ? plen : 1), aad[24], h[32];
-        schakel_put_be64(aad, seq);
-        memcpy(aad + 8, b->event_id.data, 16);
-        if (!plain) rc = SCHAKEL_ENOMEM;
-        else if (schakel_aead_open(dk, b->nonce.data, aad, 24, b->ciphertext.data, b->ciphertext.len,
-                                   plain) != 0)
+        uint8_t *plain = NULL, h[32];
+        size_t plen = 0;
+        rc = lmdb_record_open(st, txn, seq, b, &plain, &plen);
+        if (rc == SCHAKEL_ECORRUPT)
             rc = verify_fail(r, seq, "payload does not decrypt (altered or wrong key)");
-        else {
+        if (rc == 0) {
             schakel_sha256(plain, plen, h);
             if (memcmp(h, b->event_hash.data, 32) != 0)
                 rc = verify_fail(r, seq, "payload does not match its signed event hash");
         }
         free(plain);
     }
+    return rc;
+}
+
+/* One record's body, beyond the chain: payload and signature checks. */
+static int verify_body(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_t *body, size_t blen,
+                       int payloads, lmdb_sigs_t *sigs, schakel_verify_report_t *r)
+{
+    Schakel__V1__RecordBody *b = schakel__v1__record_body__unpack(NULL, blen, body);
+    if (!b) return verify_fail(r, seq, "record body does not decode");
+    int rc = 0;
+    if (b->seq != seq) rc = verify_fail(r, seq, "record body names another sequence number");
+    if (rc == 0 && payloads) rc = verify_payload(st, txn, seq, b, r);
+    if (rc == 0 && sigs) rc = lmdb_sigs_record(sigs, st, txn, seq, b, r);
     schakel__v1__record_body__free_unpacked(b, NULL);
     return rc;
 }
@@ -120,6 +150,12 @@ static int verify_checkpoints(lmdb_store_t *st, MDB_txn *txn, const uint8_t *bro
 int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_t *master_key,
                         schakel_verify_report_t *r)
 {
+    return schakel_lmdb_verify_with(dir, broker_pub, master_key, SCHAKEL_VERIFY_PAYLOADS, r);
+}
+
+int schakel_lmdb_verify_with(const char *dir, const uint8_t *broker_pub, const uint8_t *master_key,
+                             unsigned what, schakel_verify_report_t *r)
+{
     memset(r, 0, sizeof *r);
     schakel_lmdb_options_t o = {0};
     o.dir = dir;
@@ -140,7 +176,14 @@ int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_
         schakel_store_close(&s);
         return SCHAKEL_ESTORE;
     }
-    if (mdb_cursor_open(txn, st->events, &cur) != 0) {
+    int payloads = master_key && (what & SCHAKEL_VERIFY_PAYLOADS);
+    lmdb_sigs_t *sigs = NULL;
+    if (master_key && (what & SCHAKEL_VERIFY_SIGNATURES)) {
+        sigs = lmdb_sigs_new(txn, st->proofs, broker_pub);
+        r->sigs_checked = 1;
+    }
+    if ((r->sigs_checked && !sigs) || mdb_cursor_open(txn, st->events, &cur) != 0) {
+        lmdb_sigs_free(&sigs);
         mdb_txn_abort(txn);
         schakel_store_close(&s);
         return SCHAKEL_ESTORE;
@@ -163,7 +206,8 @@ int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_
             lmdb_chain_hash(seq, prev, p + HDR_LEN, v.mv_size - HDR_LEN, h);
             if (memcmp(h, p + 32, 32) != 0)
                 rc = verify_fail(r, seq, "hash does not match the record's contents");
-            else if (master_key) rc = verify_payload(st, txn, seq, p + HDR_LEN, v.mv_size - HDR_LEN, r);
+            else if (payloads || sigs)
+                rc = verify_body(st, txn, seq, p + HDR_LEN, v.mv_size - HDR_LEN, payloads, sigs, r);
         }
         if (rc) break;
         memcpy(prev, h, 32);
@@ -173,6 +217,8 @@ int schakel_lmdb_verify(const char *dir, const uint8_t *broker_pub, const uint8_
     }
     mdb_cursor_close(cur);
     memcpy(r->head_hash, prev, 32);
+    if (rc == 0 && sigs) rc = lmdb_sigs_finish(sigs, r);
+    lmdb_sigs_free(&sigs);
     if (rc == 0) rc = verify_checkpoints(st, txn, broker_pub, r);
     if (rc == 0 && (r->keys_missing || r->keys_corrupt)) rc = SCHAKEL_ECORRUPT;
     mdb_txn_abort(txn);

@@ -6,6 +6,7 @@
  *   store_lmdb_read.c    reads, lookups (any thread, own read txn)
  *   store_lmdb_keys.c    data keys, their caches, erasure
  *   store_lmdb_audit.c   the read-only walk of `schakel audit`
+ *   store_lmdb_sigs.c    the batch signatures in that walk
  * No transaction is shared between threads: each call opens and ends its
  * own. Growing the map takes the resize lock for writing; the lookups
  * another thread may make hold it for reading. */
@@ -156,5 +157,23 @@ int lmdb_data_key_ex(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN
 int lmdb_data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,
                   uint8_t key[SCHAKEL_AEAD_KEY_LEN], char *why);
 int lmdb_erase_subject(schakel_store_t *s, const char *subject);
+
+/* store_lmdb_audit.c: the plaintext of record seq (body b) into a malloc'd
+ * *plain. 0, SCHAKEL_ENOTFOUND (its data key is gone: erased or missing)
+ * or SCHAKEL_ECORRUPT (does not decrypt). */
+int lmdb_record_open(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel__V1__RecordBody *b,
+                     uint8_t **plain, size_t *plen);
+
+/* store_lmdb_sigs.c: checks batch signatures record by record, in seq
+ * order, with the directory the log had at each point. */
+struct schakel_verify_report;
+typedef struct lmdb_sigs lmdb_sigs_t;
+lmdb_sigs_t *lmdb_sigs_new(MDB_txn *txn, MDB_dbi proofs, const uint8_t *broker_pub);
+/* 0, or SCHAKEL_ECORRUPT with r->bad_seq and r->why filled. */
+int lmdb_sigs_record(lmdb_sigs_t *w, lmdb_store_t *st, MDB_txn *txn, uint64_t seq,
+                     const Schakel__V1__RecordBody *b, struct schakel_verify_report *r);
+/* After the last record: no proof is left over. */
+int lmdb_sigs_finish(lmdb_sigs_t *w, struct schakel_verify_report *r);
+void lmdb_sigs_free(lmdb_sigs_t **w);
 
 #endif

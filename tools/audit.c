@@ -44,7 +44,8 @@ static const char usage[] = "usage: schakel audit verify --data DIR [--broker-ke
                             "everything it derives (routing and consent decisions, the feedback\n"
                             "service's status notices and reminders) with what is on the log, byte for\n"
                             "byte. Prints a JSON line per service; exit status 1 names the first\n"
-                            "sequence number where they differ, 2 when a service cannot be run.\n";
+                            "sequence number where they differ, 2 when a service cannot be run or\n"
+                            "NAME is no service.\n";
 
 static int print_checkpoint(void *arg, const schakel_checkpoint_t *cp)
 {
@@ -146,6 +147,19 @@ static int verify_external(const char *logdir, const char *file, const schakel_k
     return rc;
 }
 
+/* --service NAME must name a service: else replay would compare nothing
+ * and report success. 0, or 2 with the names to choose from. */
+static int replay_service_known(const char *only)
+{
+    if (!only) return 0;
+    for (size_t i = 0; schakel_service_names[i]; i++)
+        if (!strcmp(only, schakel_service_names[i])) return 0;
+    fprintf(stderr, "schakel audit replay: --service %s is no service; give one of:", only);
+    for (size_t i = 0; schakel_service_names[i]; i++) fprintf(stderr, " %s", schakel_service_names[i]);
+    fprintf(stderr, "\n");
+    return 2;
+}
+
 static int cmd_replay(int argc, char **argv)
 {
     const char *dir = NULL, *only = NULL;
@@ -160,6 +174,7 @@ static int cmd_replay(int argc, char **argv)
         fprintf(stderr, "schakel audit replay: --data DIR is required\n");
         return 2;
     }
+    if ((status = replay_service_known(only))) return status;
     char why[SCHAKEL_ERRLEN] = "", logdir[SCHAKEL_PATH_MAX], policy[SCHAKEL_PATH_MAX];
     uint8_t master[32];
     /* the longest name first: then the others fit */
@@ -267,7 +282,8 @@ int cmd_audit(int argc, char **argv)
     uint8_t master[32];
     int have_master = 0;
     if ((status = tool_path("audit verify", path, sizeof path, dir, "master.key"))) return status;
-    if (payloads && access(path, R_OK) == 0) {
+    /* without payloads still for the directory on the log: signatures */
+    if (access(path, R_OK) == 0) {
         if (schakel_broker_master_key(dir, master, why) != 0) {
             fprintf(stderr, "schakel audit verify: %s\n", why);
             return 2;
@@ -281,7 +297,9 @@ int cmd_audit(int argc, char **argv)
     }
     schakel_verify_report_t r;
     double t0 = schakel_mono_secs();
-    int rc = schakel_lmdb_verify(path, have_bk ? bk.sign_public : NULL, have_master ? master : NULL, &r);
+    unsigned what = SCHAKEL_VERIFY_SIGNATURES | (payloads ? SCHAKEL_VERIFY_PAYLOADS : 0);
+    int rc = schakel_lmdb_verify_with(path, have_bk ? bk.sign_public : NULL, have_master ? master : NULL,
+                                      what, &r);
     double dt = schakel_mono_secs() - t0;
     memset(master, 0, sizeof master);
     /* kept checkpoints first: "ok" is true exactly when the exit status is 0 */
@@ -296,7 +314,12 @@ int cmd_audit(int argc, char **argv)
            rc == 0 && kept_rc == 0 ? "true" : "false", (unsigned long long)r.records,
            (unsigned long long)r.checkpoints, (unsigned long long)r.head, hh, (unsigned long long)r.erased,
            (unsigned long long)r.keys_missing, (unsigned long long)r.keys_corrupt, have_bk ? "true" : "false",
-           have_master ? "true" : "false", dt);
+           have_master && payloads ? "true" : "false", dt);
+    printf(",\"batch_signatures\":%s,\"batches\":%llu,\"signatures\":%llu,\"signatures_unchecked\":%llu,"
+           "\"replaced_key\":%llu,\"directories\":%llu",
+           r.sigs_checked ? "true" : "false", (unsigned long long)r.batches, (unsigned long long)r.signatures,
+           (unsigned long long)r.sigs_unchecked, (unsigned long long)r.sigs_replaced_key,
+           (unsigned long long)r.directories);
     if (rc == SCHAKEL_ECORRUPT) printf(",\"bad_seq\":%llu", (unsigned long long)r.bad_seq);
     else if (kept_bad) printf(",\"bad_seq\":%llu", (unsigned long long)kept_bad);
     if (kept) printf(",\"kept_checkpoints\":%llu", (unsigned long long)kept_ok);

@@ -35,7 +35,12 @@ static const char usage[] =
     "organisations used EVENT_ID, each of their events is listed on its own\n"
     "(--json: {\"event_id\", \"events\": [...]}); --org PUBLISHER shows only the\n"
     "event PUBLISHER published.\n"
-    "\n";
+    "\n"
+    "Exit status: 0 when the event was found with decisions about it; 1 when\n"
+    "no event with EVENT_ID (of PUBLISHER) has decisions on the log (the id is\n"
+    "unknown, is not an event id - a referral_id or case reference is not -, or\n"
+    "the routing service has not decided yet); 2 when an argument is wrong; 3\n"
+    "when the broker does not answer or the log cannot be read.\n";
 
 typedef struct {
     uint64_t seq;  /* the event's seq: what every decision here is about */
@@ -129,6 +134,25 @@ typedef struct {
     size_t n;
     int more; /* decisions about further events were left out */
 } explain_all_t;
+
+/* The broker answers PING: else reading a stream would only time out, and
+ * "nothing found" would stand for "nobody answered". */
+static int broker_answers(void *ctx, schakel_conn_t *c, char *why)
+{
+    schakel_client_options_t o = {0};
+    o.endpoint = c->endpoint;
+    o.server_public = c->server_public;
+    o.keys = &c->keys;
+    schakel_client_t *cl = schakel_client_new(ctx, &o, why);
+    Schakel__V1__Ping ping = SCHAKEL__V1__PING__INIT;
+    ProtobufCMessage *reply = NULL;
+    int rc =
+        cl ? schakel_client_call(cl, "PING", &ping.base, &schakel__v1__pong__descriptor, &reply, 3000, why)
+           : SCHAKEL_EZMQ;
+    if (reply) protobuf_c_message_free_unpacked(reply, NULL);
+    schakel_client_destroy(&cl);
+    return rc;
+}
 
 /* Reads every record of stream until it has caught up. */
 static int read_stream(void *ctx, schakel_conn_t *c, const char *stream, uint64_t from, size_t max,
@@ -334,6 +358,15 @@ int cmd_explain(int argc, char **argv)
     schakel_hex_encode(id, 16, lower_hex);
     snprintf(stream, sizeof stream, "about/%s", lower_hex);
     void *ctx = zmq_ctx_new();
+    if (broker_answers(ctx, &c, why) != 0) {
+        fprintf(stderr,
+                "schakel explain: the broker at %s does not answer (%s): start the node, or give "
+                "--node DIR or --endpoint of the running one\n",
+                c.endpoint, why[0] ? why : "no reply");
+        schakel_keys_wipe(&c.keys);
+        schakel_wire_ctx_term(ctx);
+        return 3;
+    }
     explain_all_t *all = calloc(1, sizeof *all);
     int rc = all ? read_stream(ctx, &c, stream, 1, (size_t)-1, about_record, all, why) : SCHAKEL_ENOMEM;
     /* the event each group is about, and only PUBLISHER's with --org */
@@ -400,8 +433,19 @@ int cmd_explain(int argc, char **argv)
         json_decref(all->ev[i].event);
         json_decref(all->ev[i].routing);
     }
+    size_t found = all ? all->n : 0;
     free(all);
     schakel_keys_wipe(&c.keys);
     schakel_wire_ctx_term(ctx);
-    return rc ? 1 : 0;
+    if (rc) return 3;
+    if (!found) {
+        fprintf(stderr,
+                "schakel explain: no event with id %s%s%s has decisions on the log: check the id (the "
+                "event_id of the event, 32 hex characters; a referral_id or case reference is no "
+                "event id: schakel loops --referral takes a referral_id), or, for an event published "
+                "moments ago, ask again when the routing service has decided\n",
+                lower_hex, publisher ? " of " : "", publisher ? publisher : "");
+        return 1;
+    }
+    return 0;
 }

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "directory.h"
+#include "fileio.h"
 #include "error.h"
 #include "feedback.h"
 #include "tool.h"
@@ -20,7 +22,28 @@ static const char usage[] =
     "Reads the feedback service's state in DIR/services/feedback (or --state DIR).\n"
     "Prints JSON. Loops are named by referral id, never by case reference (the\n"
     "service keeps none: keep your own pairs). Figures show counts from 1 to 4\n"
-    "as \"<5\" and no median under five loops: small numbers identify children.\n";
+    "as \"<5\" and no median under five loops: small numbers identify children.\n"
+    "\n"
+    "Exit status: 0 with the answer; 1 when there is no loop with that referral\n"
+    "id (of ORG) or no feedback state in DIR; 2 when an argument is wrong or,\n"
+    "with --node, ORG is not in the node's directory.\n";
+
+/* --org ORG that is not in the node's directory is a typing error, not
+ * an organisation without loops: an empty list would hide it. */
+static int org_known(const char *node, const char *org)
+{
+    char path[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN] = "";
+    if (schakel_path_join(path, sizeof path, node, "directory.json", NULL) != 0) return 0;
+    schakel_directory_t *d = schakel_directory_load(path, why);
+    if (!d) return 0; /* no directory to check against: the state answers */
+    int known = schakel_directory_by_id(d, org) != NULL;
+    schakel_directory_destroy(&d);
+    if (known) return 0;
+    fprintf(stderr,
+            "schakel loops: --org %s is not in the directory of %s: give an organisation id from it\n", org,
+            node);
+    return 2;
+}
 
 int cmd_loops(int argc, char **argv)
 {
@@ -42,6 +65,7 @@ int cmd_loops(int argc, char **argv)
         fprintf(stderr, "schakel loops: give --node DIR (or --state DIR)\n");
         return 2;
     }
+    if (org && node && (rc = org_known(node, org))) return rc;
     json_t *out;
     if (referral) {
         uint8_t id[16];
@@ -54,6 +78,14 @@ int cmd_loops(int argc, char **argv)
         out = schakel_feedback_figures(dir, why);
     } else {
         out = schakel_feedback_loops(dir, org, why);
+    }
+    if (!out && referral) {
+        fprintf(stderr,
+                "schakel loops: %s%s%s: check the id (the referral_id of the referral event, 32 hex "
+                "characters; an event id or case reference is not one), or list the open loops "
+                "with schakel loops --node DIR\n",
+                why, org ? " of " : "", org ? org : "");
+        return 1;
     }
     if (!out) {
         fprintf(stderr, "schakel loops: %s\n", why);

@@ -1,0 +1,363 @@
+/* `schakel audit verify` checks every batch signature on the log: against
+ * the signing key the directory on the log listed at that point (a key
+ * rotated mid-log included), and that every record's source_org is the
+ * organisation that signed its batch. The log is changed the way an
+ * operator with write access to the file could: with liblmdb directly. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+#include "harness.h"
+#include "store_lmdb.h"
+#include "store_lmdb_impl.h"
+
+#define EVENTS 12
+#define VICTIM 7 /* the 7th published event */
+
+static void publish_n(harness_t *h, int n, unsigned salt)
+{
+    schakel_client_t *c = harness_client(h, "school-a");
+    for (int i = 0; i < n; i++) {
+        uint8_t id[16], *buf;
+        size_t len;
+        harness_event_id(id);
+        harness_signal("school-a", id, salt + (unsigned)i, &buf, &len);
+        Schakel__V1__Ack *a = harness_publish1(c, buf, len);
+        assert_non_null(a);
+        assert_int_equal(a->entries[0]->code, 0);
+        schakel__v1__ack__free_unpacked(a, NULL);
+        free(buf);
+    }
+    schakel_client_destroy(&c);
+}
+
+/* Runs audit verify with the broker's public key; its JSON into out. */
+static int verify(harness_t *h, char *out, size_t cap)
+{
+    char path[512], bkey[512];
+    snprintf(path, sizeof path, "%s/verify.json", h->dir);
+    snprintf(bkey, sizeof bkey, "%s/broker.pub", h->keys);
+    const char *args[] = {"audit", "verify", "--data", h->data, "--broker-key", bkey, NULL};
+    int st = harness_run_tool(path, args);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(out, 1, cap - 1, f) : 0;
+    out[n] = 0;
+    if (f) fclose(f);
+    return st;
+}
+
+static void expect_bad(harness_t *h, uint64_t seq)
+{
+    char out[2048], want[48];
+    assert_int_equal(verify(h, out, sizeof out), 1);
+    snprintf(want, sizeof want, "\"bad_seq\":%llu", (unsigned long long)seq);
+    if (!strstr(out, want)) fail_msg("want %s in %s", want, out);
+}
+
+typedef struct {
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi events, proofs, checkpoints;
+} rw_log_t;
+
+static void log_open(harness_t *h, rw_log_t *l)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/log", h->data);
+    assert_int_equal(mdb_env_create(&l->env), 0);
+    mdb_env_set_maxdbs(l->env, 16);
+    assert_int_equal(mdb_env_open(l->env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(l->env, NULL, 0, &l->txn), 0);
+    assert_int_equal(mdb_dbi_open(l->txn, "events", 0, &l->events), 0);
+    assert_int_equal(mdb_dbi_open(l->txn, "proofs", 0, &l->proofs), 0);
+    assert_int_equal(mdb_dbi_open(l->txn, "checkpoints", 0, &l->checkpoints), 0);
+}
+
+static void log_commit(rw_log_t *l)
+{
+    assert_int_equal(mdb_txn_commit(l->txn), 0);
+    mdb_env_close(l->env);
+}
+
+static void clean_log_verifies(void **state)
+{
+    harness_t *h = *state = harness_new();
+    assert_int_equal(harness_start(h), 0);
+    publish_n(h, EVENTS, 0);
+    assert_int_equal(harness_shutdown(h), 0);
+    char out[2048];
+    assert_int_equal(verify(h, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"batch_signatures\":true"));
+    /* the broker's directory, then one batch per event */
+    assert_non_null(strstr(out, "\"signatures\":13,"));
+    assert_non_null(strstr(out, "\"signatures_unchecked\":0,"));
+}
+
+/* One byte of one stored signature changed: not in the hash chain, so
+ * only the signature check can tell. */
+static void flipped_signature_is_named(void **state)
+{
+    harness_t *h = *state = harness_new();
+    assert_int_equal(harness_start(h), 0);
+    uint64_t base = harness_head(h);
+    publish_n(h, EVENTS, 0);
+    assert_int_equal(harness_shutdown(h), 0);
+    uint64_t victim = base + VICTIM;
+
+    rw_log_t l;
+    log_open(h, &l);
+    uint8_t k[8], copy[4096];
+    schakel_put_be64(k, victim);
+    MDB_val key = {8, k}, v;
+    assert_int_equal(mdb_get(l.txn, l.proofs, &key, &v), 0);
+    assert_true(v.mv_size <= sizeof copy);
+    memcpy(copy, v.mv_data, v.mv_size);
+    Schakel__V1__BatchProof *p = schakel__v1__batch_proof__unpack(NULL, v.mv_size, copy);
+    assert_non_null(p);
+    assert_string_equal(p->signer_org, "school-a");
+    assert_int_equal(p->signature.len, 64);
+    uint8_t *at = memmem(copy, v.mv_size, p->signature.data, 64);
+    assert_non_null(at);
+    at[17] ^= 0x20;
+    schakel__v1__batch_proof__free_unpacked(p, NULL);
+    MDB_val nv = {v.mv_size, copy};
+    assert_int_equal(mdb_put(l.txn, l.proofs, &key, &nv, 0), 0);
+    log_commit(&l);
+
+    expect_bad(h, victim);
+}
+
+/* A record says it came from smw-b, in a batch school-a signed. The
+ * chain is rewritten after it and the checkpoints past it removed, as
+ * someone who can write the file would. */
+static void source_org_not_the_signer_fails(void **state)
+{
+    harness_t *h = *state = harness_new();
+    assert_int_equal(harness_start(h), 0);
+    uint64_t base = harness_head(h);
+    publish_n(h, EVENTS, 0);
+    assert_int_equal(harness_shutdown(h), 0);
+    uint64_t victim = base + VICTIM, head = base + EVENTS;
+
+    rw_log_t l;
+    log_open(h, &l);
+    uint8_t prev[32], k[8];
+    schakel_put_be64(k, victim - 1);
+    MDB_val key = {8, k}, v;
+    assert_int_equal(mdb_get(l.txn, l.events, &key, &v), 0);
+    memcpy(prev, (uint8_t *)v.mv_data + 32, 32);
+    for (uint64_t seq = victim; seq <= head; seq++) {
+        schakel_put_be64(k, seq);
+        assert_int_equal(mdb_get(l.txn, l.events, &key, &v), 0);
+        Schakel__V1__RecordBody *b =
+            schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN);
+        assert_non_null(b);
+        char *was = b->source_org;
+        if (seq == victim) b->source_org = "smw-b";
+        size_t blen = schakel__v1__record_body__get_packed_size(b);
+        uint8_t *rec = malloc(HDR_LEN + blen);
+        schakel__v1__record_body__pack(b, rec + HDR_LEN);
+        b->source_org = was;
+        schakel__v1__record_body__free_unpacked(b, NULL);
+        memcpy(rec, prev, 32);
+        lmdb_chain_hash(seq, prev, rec + HDR_LEN, blen, rec + 32);
+        memcpy(prev, rec + 32, 32);
+        MDB_val nv = {HDR_LEN + blen, rec};
+        assert_int_equal(mdb_put(l.txn, l.events, &key, &nv, 0), 0);
+        free(rec);
+    }
+    MDB_cursor *cur;
+    assert_int_equal(mdb_cursor_open(l.txn, l.checkpoints, &cur), 0);
+    schakel_put_be64(k, victim);
+    key.mv_size = 8;
+    key.mv_data = k;
+    while (mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE) == 0) assert_int_equal(mdb_cursor_del(cur, 0), 0);
+    mdb_cursor_close(cur);
+    log_commit(&l);
+
+    expect_bad(h, victim);
+}
+
+/* school-a gets new keys in directory version 2 (the broker puts it on
+ * the log when it starts); old: its keys before. */
+static void rotate_school_a(harness_t *h, schakel_keys_t *old)
+{
+    harness_keys(h, "school-a", old);
+    char rm[600];
+    snprintf(rm, sizeof rm, "rm -f '%s'/school-a.*", h->keys);
+    assert_int_equal(system(rm), 0);
+    schakel_keys_t k;
+    assert_int_equal(schakel_keys_generate(&k, "school-a"), 0);
+    assert_int_equal(schakel_keys_save(&k, h->keys), 0);
+    char sign[65];
+    schakel_hex_encode(k.sign_public, 32, sign);
+    json_error_t err;
+    json_t *d = json_load_file(h->directory, 0, &err);
+    assert_non_null(d);
+    json_object_set_new(d, "version", json_integer(2));
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(d, "organisations"), i, o)
+        if (!strcmp(json_string_value(json_object_get(o, "id")), "school-a")) {
+            json_object_set_new(o, "sign_public", json_string(sign));
+            json_object_set_new(o, "curve_public", json_string(k.curve_public));
+        }
+    assert_int_equal(json_dump_file(d, h->directory, JSON_INDENT(1)), 0);
+    json_decref(d);
+    schakel_keys_wipe(&k);
+}
+
+/* school-a gets new keys in a new directory version half-way: its batches
+ * before verify with the old key, those after with the new one. */
+static void key_rotation_mid_log_verifies(void **state)
+{
+    harness_t *h = *state = harness_new();
+    assert_int_equal(harness_start(h), 0);
+    publish_n(h, EVENTS, 0);
+    assert_int_equal(harness_shutdown(h), 0);
+    schakel_keys_t old;
+    rotate_school_a(h, &old);
+    assert_int_equal(harness_start(h), 0); /* puts version 2 on the log */
+    publish_n(h, EVENTS, 100);
+    assert_int_equal(harness_shutdown(h), 0);
+    char out[2048];
+    assert_int_equal(verify(h, out, sizeof out), 0);
+    if (!strstr(out, "\"directories\":2")) fail_msg("%s", out);
+    assert_non_null(strstr(out, "\"signatures\":26,"));
+    assert_non_null(strstr(out, "\"replaced_key\":0"));
+}
+
+/* Appends one signal of school-a signed with keys k, stored at `at`, as
+ * the broker's store would (the log opened directly). Returns its seq. */
+static uint64_t append_signed(harness_t *h, const schakel_keys_t *k, int64_t at)
+{
+    char keypath[600], logdir[600], why[SCHAKEL_ERRLEN];
+    snprintf(keypath, sizeof keypath, "%s/master.key", h->data);
+    snprintf(logdir, sizeof logdir, "%s/log", h->data);
+    schakel_lmdb_options_t lo = {0};
+    lo.dir = logdir;
+    assert_int_equal(schakel_secret_file(keypath, lo.master_key, 32, 0, NULL, why), 0);
+    schakel_store_t *log = schakel_store_open_lmdb(&lo, why);
+    assert_non_null(log);
+    uint8_t id[16], *buf, hash[1][32], digest[32], sig[64];
+    size_t len;
+    harness_event_id(id);
+    harness_signal("school-a", id, 500, &buf, &len);
+    schakel_sha256(buf, len, hash[0]);
+    schakel_batch_digest((const uint8_t(*)[32])hash, 1, digest);
+    assert_int_equal(schakel_ed25519_sign(k->sign_secret, digest, 32, sig), 0);
+    schakel_append_item_t it = {0};
+    it.event = buf;
+    it.event_len = len;
+    it.event_id = id;
+    it.type = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL;
+    it.subject = "";
+    memcpy(it.event_hash, hash[0], 32);
+    schakel_append_batch_t b = {"school-a", sig, (const uint8_t(*)[32])hash, 1, &it, 1};
+    assert_int_equal(schakel_store_append(log, &b, 1, at, why), 0);
+    schakel_store_close(&log);
+    free(buf);
+    return it.seq;
+}
+
+/* The recorded_at of the last record (the directory_update). */
+static int64_t head_recorded_at(harness_t *h)
+{
+    rw_log_t l;
+    log_open(h, &l);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    assert_int_equal(mdb_cursor_open(l.txn, l.events, &cur), 0);
+    assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_LAST), 0);
+    Schakel__V1__RecordBody *b =
+        schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN);
+    assert_non_null(b);
+    assert_int_equal(b->type, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE);
+    int64_t at = b->recorded_at;
+    schakel__v1__record_body__free_unpacked(b, NULL);
+    mdb_cursor_close(cur);
+    log_commit(&l);
+    return at;
+}
+
+/* A batch checked just before a key rotation is stored just after it:
+ * the replaced key counts, for 10 s after the change; later it fails. */
+static void replaced_key_counts_only_just_after_the_change(void **state)
+{
+    harness_t *h = *state = harness_new();
+    assert_int_equal(harness_start(h), 0);
+    publish_n(h, 3, 0);
+    assert_int_equal(harness_shutdown(h), 0);
+    schakel_keys_t old;
+    rotate_school_a(h, &old);
+    assert_int_equal(harness_start(h), 0);
+    assert_int_equal(harness_shutdown(h), 0);
+    int64_t at = head_recorded_at(h);
+
+    append_signed(h, &old, at + 1000);
+    char out[2048];
+    assert_int_equal(verify(h, out, sizeof out), 0);
+    if (!strstr(out, "\"replaced_key\":1")) fail_msg("%s", out);
+
+    uint64_t late = append_signed(h, &old, at + 20000);
+    expect_bad(h, late);
+    schakel_keys_wipe(&old);
+}
+
+/* A subject's data key erased (crypto-shredding): its payloads cannot be
+ * read, but the batch signs only hashes, so the batch still verifies. */
+static void erased_payload_still_verifies(void **state)
+{
+    harness_t *h = *state = harness_new();
+    assert_int_equal(harness_start(h), 0);
+    publish_n(h, EVENTS, 0);
+    assert_int_equal(harness_shutdown(h), 0);
+
+    char keypath[600], logdir[600], why[SCHAKEL_ERRLEN], subject[65], label[32];
+    uint8_t hash[32];
+    snprintf(label, sizeof label, "synthetic-child-%u", 3u); /* harness_signal's subject 3 */
+    schakel_sha256(label, strlen(label), hash);
+    schakel_hex_encode(hash, 32, subject);
+    snprintf(keypath, sizeof keypath, "%s/master.key", h->data);
+    snprintf(logdir, sizeof logdir, "%s/log", h->data);
+    schakel_lmdb_options_t lo = {0};
+    lo.dir = logdir;
+    assert_int_equal(schakel_secret_file(keypath, lo.master_key, 32, 0, NULL, why), 0);
+    schakel_store_t *log = schakel_store_open_lmdb(&lo, why);
+    assert_non_null(log);
+    assert_int_equal(schakel_store_erase_subject(log, subject), 0);
+    schakel_store_close(&log);
+
+    char out[2048];
+    assert_int_equal(verify(h, out, sizeof out), 0);
+    if (!strstr(out, "\"erased\":1,") || !strstr(out, "\"signatures\":13,")) fail_msg("%s", out);
+}
+
+static int teardown(void **state)
+{
+    harness_t *h = *state;
+    harness_destroy(&h);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(clean_log_verifies, teardown),
+        cmocka_unit_test_teardown(flipped_signature_is_named, teardown),
+        cmocka_unit_test_teardown(source_org_not_the_signer_fails, teardown),
+        cmocka_unit_test_teardown(key_rotation_mid_log_verifies, teardown),
+        cmocka_unit_test_teardown(erased_payload_still_verifies, teardown),
+        cmocka_unit_test_teardown(replaced_key_counts_only_just_after_the_change, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
