@@ -68,7 +68,7 @@ int schakel_conn_finish(schakel_conn_t *c, char *why)
                             "give the broker's public key with --server-key (or --node DIR)");
     char e[SCHAKEL_ERRLEN] = "";
     if (strlen(c->server_arg) == SCHAKEL_Z85_KEY_LEN && !strchr(c->server_arg, '/')) {
-        snprintf(c->server_public, sizeof c->server_public, "%s", c->server_arg);
+        memcpy(c->server_public, c->server_arg, SCHAKEL_Z85_KEY_LEN + 1); /* 40 characters and the NUL */
     } else {
         schakel_keys_t k;
         if (schakel_keys_load(&k, c->server_arg, e) != 0)
