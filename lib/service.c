@@ -253,12 +253,6 @@ uint64_t service_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key)
 
 int service_state_open(state_t *s, const char *dir, const schakel_engine_ops_t *ops, void *engine, char *why)
 {
-    memset(s, 0, sizeof *s);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return schakel_fail(why, SCHAKEL_EIO, "cannot create %s: %s", dir, strerror(errno));
-    int rc = mdb_env_create(&s->env);
-    if (rc == 0) rc = mdb_env_set_maxdbs(s->env, 32);
-    if (rc == 0) rc = mdb_env_set_mapsize(s->env, STATE_MAP);
     /* MDB_NOMETASYNC: a commit writes its pages and fsyncs them, the meta
      * page is flushed by the next commit's fsync. A system crash may undo
      * the last commit, never leave a torn one (LMDB keeps two meta pages):
@@ -266,7 +260,19 @@ int service_state_open(state_t *s, const char *dir, const schakel_engine_ops_t *
      * the group is processed again; its events, if sent, are duplicates.
      * That saves one of a commit's two fsyncs. Not MDB_NOSYNC/WRITEMAP:
      * those may lose integrity, not just the last commit. */
-    if (rc == 0) rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
+    return service_state_open_flags(s, dir, MDB_NOMETASYNC, ops, engine, why);
+}
+
+int service_state_open_flags(state_t *s, const char *dir, unsigned flags, const schakel_engine_ops_t *ops,
+                             void *engine, char *why)
+{
+    memset(s, 0, sizeof *s);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return schakel_fail(why, SCHAKEL_EIO, "cannot create %s: %s", dir, strerror(errno));
+    int rc = mdb_env_create(&s->env);
+    if (rc == 0) rc = mdb_env_set_maxdbs(s->env, 32);
+    if (rc == 0) rc = mdb_env_set_mapsize(s->env, STATE_MAP);
+    if (rc == 0) rc = mdb_env_open(s->env, dir, MDB_NOTLS | flags, 0600);
     if (rc) return schakel_fail(why, SCHAKEL_EIO, "%s: %s", dir, mdb_strerror(rc));
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)

@@ -57,6 +57,11 @@ typedef struct {
 /* Opens (creating) the engine's environment in dir and lets the engine
  * open its tables; reads the runner's place, time and alarms. */
 int service_state_open(state_t *s, const char *dir, const schakel_engine_ops_t *ops, void *engine, char *why);
+/* The same with other LMDB flags than the live state's (MDB_NOMETASYNC;
+ * MDB_NOTLS is always added): the replay's throwaway state asks for
+ * MDB_NOSYNC | MDB_WRITEMAP, which the live state must never use. */
+int service_state_open_flags(state_t *s, const char *dir, unsigned flags, const schakel_engine_ops_t *ops,
+                             void *engine, char *why);
 void service_state_close(state_t *s);
 uint64_t service_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key);
 /* Builds the engine's view of a record and advances the log's time. */

@@ -60,50 +60,41 @@ static size_t id_slot(const replay_idmap_t *m, const uint8_t id[16])
     h *= 0xbf58476d1ce4e5b9ULL;
     h ^= h >> 32;
     size_t i = (size_t)h & (m->cap - 1);
-    while (m->vals[i] && memcmp(m->keys[i], id, 16) != 0) i = (i + 1) & (m->cap - 1);
+    while (m->slots[i].val && memcmp(m->slots[i].key, id, 16) != 0) i = (i + 1) & (m->cap - 1);
     return i;
 }
 
 static uint64_t idmap_get(const replay_idmap_t *m, const uint8_t id[16])
 {
-    return m->cap ? m->vals[id_slot(m, id)] : 0;
+    return m->cap ? m->slots[id_slot(m, id)].val : 0;
 }
 
 /* Sets id's value (not 0) unless it has one. */
 static int idmap_add(replay_idmap_t *m, const uint8_t id[16], uint64_t val)
 {
     if (2 * (m->n + 1) > m->cap) { /* at most half full */
-        replay_idmap_t g = {NULL, NULL, m->cap ? m->cap * 2 : 4096, 0};
-        g.keys = malloc(g.cap * 16);
-        g.vals = calloc(g.cap, sizeof *g.vals);
-        if (!g.keys || !g.vals) {
-            free(g.keys);
-            free(g.vals);
-            return SCHAKEL_ENOMEM;
-        }
+        replay_idmap_t g = {NULL, m->cap ? m->cap * 2 : 4096, 0};
+        g.slots = calloc(g.cap, sizeof *g.slots);
+        if (!g.slots) return SCHAKEL_ENOMEM;
         for (size_t i = 0; i < m->cap; i++) {
-            if (!m->vals[i]) continue;
-            size_t k = id_slot(&g, m->keys[i]);
-            memcpy(g.keys[k], m->keys[i], 16);
-            g.vals[k] = m->vals[i];
+            if (!m->slots[i].val) continue;
+            g.slots[id_slot(&g, m->slots[i].key)] = m->slots[i];
             g.n++;
         }
-        free(m->keys);
-        free(m->vals);
+        free(m->slots);
         *m = g;
     }
-    size_t k = id_slot(m, id);
-    if (m->vals[k]) return 0;
-    memcpy(m->keys[k], id, 16);
-    m->vals[k] = val;
+    replay_slot_t *sl = &m->slots[id_slot(m, id)];
+    if (sl->val) return 0;
+    memcpy(sl->key, id, 16);
+    sl->val = val;
     m->n++;
     return 0;
 }
 
 void replay_idmap_free(replay_idmap_t *m)
 {
-    free(m->keys);
-    free(m->vals);
+    free(m->slots);
     memset(m, 0, sizeof *m);
 }
 
@@ -398,14 +389,15 @@ int replay_svc_open(replay_svc_t *p)
     p->view.base.ops = &view_ops;
     p->view.svc = p;
     p->src->store = &p->view.base;
-    int rc = service_state_open(&p->s, p->dir, p->ops, p->engine, p->why);
-    p->s_open = 1;
-    if (rc) return rc;
     /* The replay's state is thrown away at the end and rebuilt by running
-     * again: it needs no durability, so no fsync at each commit. */
-    if (mdb_env_set_flags(p->s.env, MDB_NOSYNC | MDB_NOMETASYNC, 1) != 0)
-        return schakel_fail(p->why, SCHAKEL_ESTORE, "%s: cannot set up the replay's state", p->ops->name);
-    return 0;
+     * again: it needs no durability, so no fsync at each commit
+     * (MDB_NOSYNC), and a stray write through the map could only spoil
+     * this run, so pages are written in place (MDB_WRITEMAP): no copy of
+     * each dirty page at commit, no lookup in the dirty list per page. */
+    int rc = service_state_open_flags(&p->s, p->dir, MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP, p->ops,
+                                      p->engine, p->why);
+    p->s_open = 1;
+    return rc;
 }
 
 void replay_svc_close(replay_svc_t *p)

@@ -74,10 +74,16 @@ typedef struct {
     size_t next; /* the next one waiting with the same id, + 1 (0: none) */
 } replay_pending_t;
 
-/* 16-byte ids -> u64, open addressing; nothing is ever removed. */
+/* 16-byte ids -> u64, open addressing; nothing is ever removed. A key
+ * and its value share a slot: a lookup in a map of a million ids misses
+ * the cache once per slot it probes, not twice. */
 typedef struct {
-    uint8_t (*keys)[16];
-    uint64_t *vals; /* 0: empty slot */
+    uint8_t key[16];
+    uint64_t val; /* 0: empty slot */
+} replay_slot_t;
+
+typedef struct {
+    replay_slot_t *slots;
     size_t cap, n;
 } replay_idmap_t;
 

@@ -15,7 +15,9 @@
  *   origins       'L', 'H' or 'M' || loop id || sender -> ""
  *   matches       subject || org -> entered at, deadline, seq of the org's
  *                 latest signal (the verwijsindex: who signalled, no content)
- *   match_deadlines  u64be(deadline) || match key -> ""
+ *   match_deadlines  u64be(deadline) || match key -> "" (also the keys of
+ *                 deadlines that a later signal moved: live only when the
+ *                 entry in matches has that deadline)
  *   match_told    subject || org NUL org (the smaller id first) -> "": this
  *                 pair was told of its match
  *   state         "directory" -> the directory in force, "format" -> 3

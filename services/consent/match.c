@@ -104,8 +104,23 @@ static int match_drop(schakel_consent_t *c, MDB_txn *txn, const char *subject, c
     }
 }
 
+/* Is the deadline key dkey (u64be(deadline) || match key) the one of a
+ * live entry? A later signal moves an entry's deadline without removing
+ * its old key (a delete in the middle of the index for every repeated
+ * signal was the largest cost of a signal); such a key names a deadline
+ * its entry no longer has, or an entry dropped since. */
+static int match_live(schakel_consent_t *c, MDB_txn *txn, const uint8_t *dkey, size_t n)
+{
+    MDB_val v;
+    match_t m;
+    if (schakel_kv_get(txn, c->matches, dkey + 8, n - 8, &v) != 0 || v.mv_size != sizeof m) return 0;
+    memcpy(&m, v.mv_data, sizeof m);
+    return (uint64_t)m.deadline == schakel_get_be64(dkey);
+}
+
 /* Entries whose two years have passed by the log's time are removed;
- * nobody is told. */
+ * nobody is told. Keys left behind by a moved deadline are removed as
+ * they come due, earlier than their entry's own. */
 int consent_expire_matches(schakel_consent_t *c, MDB_txn *txn, int64_t now)
 {
     for (;;) {
@@ -120,13 +135,17 @@ int consent_expire_matches(schakel_consent_t *c, MDB_txn *txn, int64_t now)
         if (!n) return 0;
         int64_t deadline = (int64_t)schakel_get_be64(key);
         if (deadline > now) return 0;
+        int rc;
+        if (!match_live(c, txn, key, n)) { /* left behind when its entry's deadline moved */
+            if ((rc = schakel_kv_del(txn, c->match_deadlines, key, n)) != 0) return rc;
+            continue;
+        }
         char subject[SUBJECT_LEN + 1], org[SCHAKEL_ID_MAX];
         memcpy(subject, key + 8, SUBJECT_LEN);
         subject[SUBJECT_LEN] = 0;
         memcpy(org, key + 8 + SUBJECT_LEN, n - 8 - SUBJECT_LEN);
         org[n - 8 - SUBJECT_LEN] = 0;
-        int rc = match_drop(c, txn, subject, org, deadline);
-        if (rc) return rc;
+        if ((rc = match_drop(c, txn, subject, org, deadline)) != 0) return rc;
     }
 }
 
@@ -224,15 +243,12 @@ int consent_on_signal(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t
     match_t mine = {rec->now, 0, 0};
     int had, rc = match_entries(c, txn, e->subject, e->source_org, rec->now, &others, &n, &mine, &had);
     if (rc) return rc;
-    if (had) { /* the entry lives on: its deadline moves */
-        uint8_t dkey[8 + MATCH_KEY_MAX];
-        schakel_put_be64(dkey, (uint64_t)mine.deadline);
-        size_t kl = match_key(dkey + 8, e->subject, e->source_org);
-        rc = schakel_kv_del(txn, c->match_deadlines, dkey, 8 + kl);
-    }
+    /* had: the entry lives on and its deadline moves; the old deadline's
+     * key stays until it comes due (match_live) */
+    (void)had;
     mine.deadline = rec->now + MATCH_MS;
     mine.seq = rec->seq;
-    if (rc == 0) rc = match_put(c, txn, e->subject, e->source_org, &mine);
+    rc = match_put(c, txn, e->subject, e->source_org, &mine);
     for (size_t i = 0; i < n && rc == 0; i++) rc = match_tell(c, txn, rec, &others[i], out, why);
     free(others);
     return rc;

@@ -139,6 +139,62 @@ static void a_hold_expires_after_the_hold_time_and_the_sender_is_told(void **sta
     schakel_consent_destroy(&c);
 }
 
+/* A signal about p by org: the verwijsindex enters org for the child. */
+static void signal_by(efx_t *fx, const char *org, const char *p)
+{
+    efx_feed(fx, org, NULL,
+             "{\"type\":\"signal\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":\"consent\","
+             "\"categories\":[\"behaviour\"],\"signal\":{\"concerns\":[\"behaviour\"],"
+             "\"observed_on\":\"2026-11-16\"}}",
+             p);
+}
+
+/* The notices the last signal earned: both sides of each new pair. */
+static size_t match_notices(const efx_t *fx)
+{
+    for (size_t i = 0; i < fx->n_emitted; i++) {
+        assert_int_equal(fx->emitted[i]->type, T(CONSENT_DECISION));
+        assert_int_equal(fx->emitted[i]->consent_decision->outcome, O(NOTICE_ONLY));
+        assert_string_equal(fx->emitted[i]->consent_decision->rule_id, "verwijsindex/match");
+    }
+    return fx->n_emitted;
+}
+
+/* An entry of the verwijsindex lives two years from its organisation's
+ * LATEST signal: a second signal moves its deadline, and the first
+ * deadline passing removes nothing (the engine leaves the old deadline's
+ * key behind and must tell it from the live one). */
+static void a_second_signal_moves_the_match_deadline(void **state)
+{
+    (void)state;
+    schakel_consent_t *c;
+    efx_t *fx = open_consent(&c);
+    efx_directory(fx, efx_region(1, 0));
+    char p[65];
+    efx_child("consent-match-moved", p);
+    efx_tick(fx, EFX_START);
+    signal_by(fx, "school-1", p);
+    assert_int_equal(fx->n_emitted, 0);
+    efx_tick(fx, EFX_START + 400 * EFX_DAY);
+    signal_by(fx, "school-1", p); /* deadline: day 1130 */
+    assert_int_equal(fx->n_emitted, 0);
+    /* day 731: the first deadline has passed, the entry lives */
+    efx_tick(fx, EFX_START + 731 * EFX_DAY);
+    assert_int_equal(fx->n_emitted, 0);
+    signal_by(fx, "smw-1", p);
+    assert_int_equal(match_notices(fx), 2);
+    /* day 1131: the school's entry is gone, and with it the pair's mark:
+     * its next signal is a new entry, and the pair is told again */
+    efx_tick(fx, EFX_START + 1131 * EFX_DAY);
+    assert_int_equal(fx->n_emitted, 0);
+    signal_by(fx, "smw-1", p);
+    assert_int_equal(fx->n_emitted, 0);
+    signal_by(fx, "school-1", p);
+    assert_int_equal(match_notices(fx), 2);
+    efx_close(&fx);
+    schakel_consent_destroy(&c);
+}
+
 /* What audit replay relies on: two engines fed the same log emit the same
  * bytes (no wall clock, no random ids). */
 static void the_same_log_gives_the_same_bytes(void **state)
@@ -174,6 +230,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_referral_without_consent_is_held_until_a_consent_releases_it),
         cmocka_unit_test(a_hold_expires_after_the_hold_time_and_the_sender_is_told),
+        cmocka_unit_test(a_second_signal_moves_the_match_deadline),
         cmocka_unit_test(the_same_log_gives_the_same_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
