@@ -100,8 +100,8 @@ void broker_sync(schakel_broker_t *b)
         schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=sync_failed reason=\"%s\"",
                     why[0] ? why : schakel_strerror(rc));
         char r[SCHAKEL_ERRLEN + 32];
-        snprintf(r, sizeof r, "not known to be stored, send again later: %s",
-                 why[0] ? why : schakel_strerror(rc));
+        schakel_textf(r, sizeof r, "not known to be stored, send again later: %s",
+                      why[0] ? why : schakel_strerror(rc));
         for (pending_t *p = b->held_head; p; p = p->next) {
             for (size_t j = 0; j < p->n_items; j++)
                 broker_entry_reject(p, p->item_entry[j], SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, r);
