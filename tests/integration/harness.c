@@ -23,6 +23,7 @@
 #include "bytes.h"
 #include "crypto.h"
 #include "error.h"
+#include "fileio.h"
 #include "json.h"
 #include "store_audit.h"
 #include "store_lmdb.h"
@@ -482,12 +483,67 @@ int harness_run_tool(const char *out_path, const char *const *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* In a child: stdin from /dev/null (a command that waited for input would
+ * hang the test), stdout and stderr into the two files. */
+static void redirect(const char *out_path, const char *err_path)
+{
+    int i = open("/dev/null", O_RDONLY);
+    int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (i < 0 || o < 0 || e < 0) _exit(126);
+    dup2(i, 0), dup2(o, 1), dup2(e, 2);
+}
+
+int harness_run_captured(const char *dir, const char *const *args, char **out, char **err)
+{
+    char po[512], pe[512];
+    snprintf(po, sizeof po, "%s/out", dir);
+    snprintf(pe, sizeof pe, "%s/err", dir);
+    *out = *err = NULL;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        redirect(po, pe);
+        exec_schakel(args);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    size_t len;
+    *out = schakel_file_read(po, 1 << 20, &len);
+    *err = schakel_file_read(pe, 1 << 20, &len);
+    if (!*out || !*err) {
+        free(*out), free(*err);
+        *out = *err = NULL;
+        return -1;
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 Schakel__V1__Ack *harness_publish1(schakel_client_t *c, const uint8_t *buf, size_t len)
 {
     Schakel__V1__Ack *ack = NULL;
     const uint8_t *evs[1] = {buf};
     if (schakel_client_publish(c, evs, &len, 1, &ack, 10000) != 0) return NULL;
     return ack;
+}
+
+int harness_publish_signals(harness_t *h, const char *org, int n, unsigned salt)
+{
+    schakel_client_t *c = harness_client(h, org);
+    int accepted = 0;
+    for (; accepted < n; accepted++) {
+        uint8_t id[16], *buf;
+        size_t len;
+        harness_event_id(id);
+        harness_signal(org, id, salt + (unsigned)accepted, &buf, &len);
+        Schakel__V1__Ack *a = harness_publish1(c, buf, len);
+        free(buf);
+        int ok = a && a->n_entries == 1 && a->entries[0]->code == 0;
+        if (a) schakel__v1__ack__free_unpacked(a, NULL);
+        if (!ok) break;
+    }
+    schakel_client_destroy(&c);
+    return accepted;
 }
 
 uint64_t harness_head(harness_t *h)

@@ -100,6 +100,12 @@ int harness_free_port(void);
  * stdout goes to out_path if not NULL. */
 int harness_run_tool(const char *out_path, const char *const *args);
 
+/* Runs `schakel` with args (NULL-terminated), stdin from /dev/null, its
+ * stdout and stderr into the files out and err in dir; returns its exit
+ * status (128 + signal when killed) and the two texts (caller frees), or
+ * -1 with both NULL when it could not run or the texts could not be read. */
+int harness_run_captured(const char *dir, const char *const *args, char **out, char **err);
+
 /* Starts `schakel` with args (NULL-terminated) in the background, its
  * stdout and stderr appended to log_path; it dies with the test. Returns
  * its pid. */
@@ -108,6 +114,12 @@ pid_t harness_spawn(const char *log_path, const char *const *args);
 /* Publishes one event synchronously; returns the ACK (free with
  * schakel__v1__ack__free_unpacked) or NULL on timeout. */
 Schakel__V1__Ack *harness_publish1(schakel_client_t *c, const uint8_t *buf, size_t len);
+
+/* Publishes n signal events from org one at a time (harness_signal,
+ * subjects salt..salt+n-1), each waiting for its ACK; returns how many
+ * were accepted before the first that timed out or was rejected (n when
+ * all were). */
+int harness_publish_signals(harness_t *h, const char *org, int n, unsigned salt);
 
 /* Parses json as an event, fills in a random event_id, source_org = org
  * and an occurred_at when missing, publishes it as org and returns its

@@ -24,27 +24,11 @@ static harness_t *H;
  * standard error (caller frees). */
 static int run(const char *const *args, char **err)
 {
-    char po[512], pe[512];
-    snprintf(po, sizeof po, "%s/out", H->dir);
-    snprintf(pe, sizeof pe, "%s/err", H->dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int o = open(po, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(pe, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (o < 0 || e < 0) _exit(126);
-        dup2(o, 1), dup2(e, 2);
-        const char *argv[24] = {SCHAKEL_BIN_DIR "/schakel"};
-        for (int n = 1; n < 23 && args[n - 1]; n++) argv[n] = args[n - 1];
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    size_t len;
-    *err = schakel_file_read(pe, 1 << 20, &len);
-    assert_non_null(*err);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    char *out;
+    int rc = harness_run_captured(H->dir, args, &out, err);
+    assert_true(rc >= 0);
+    free(out);
+    return rc;
 }
 
 static void expect(const char *const *args, int status, const char *want)

@@ -19,38 +19,19 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "harness.h"
 
 static char dir[64]; /* a temp directory for outputs */
 
 /* Runs `schakel args...` (NULL-ended), standard output and error into
- * files; returns the exit status, and the two texts (caller frees). */
+ * files; returns the exit status, and the two texts (caller frees). A
+ * sanitizer report fails the test whatever the exit status. */
 static int run(const char *const *args, char **out, char **err)
 {
-    char po[128], pe[128];
-    snprintf(po, sizeof po, "%s/out", dir);
-    snprintf(pe, sizeof pe, "%s/err", dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int i = open("/dev/null", O_RDONLY);
-        int o = open(po, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(pe, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (i < 0 || o < 0 || e < 0) _exit(126);
-        dup2(i, 0), dup2(o, 1), dup2(e, 2);
-        const char *argv[24] = {SCHAKEL_BIN_DIR "/schakel"};
-        for (int n = 1; n < 23 && args[n - 1]; n++) argv[n] = args[n - 1];
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    size_t len;
-    *out = schakel_file_read(po, 1 << 20, &len);
-    *err = schakel_file_read(pe, 1 << 20, &len);
-    assert_non_null(*out);
-    assert_non_null(*err);
+    int rc = harness_run_captured(dir, args, out, err);
+    assert_true(rc >= 0);
     if (strstr(*err, "Sanitizer") || strstr(*err, "runtime error")) fail_msg("sanitizer report: %s", *err);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return rc;
 }
 
 /* `schakel args...` exits 2, says want on standard error (and want2 when

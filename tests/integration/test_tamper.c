@@ -124,23 +124,6 @@ static void one_changed_byte_is_named(void **state)
     }
 }
 
-static void publish_n(harness_t *h, int n, unsigned salt)
-{
-    schakel_client_t *c = harness_client(h, "school-a");
-    for (int i = 0; i < n; i++) {
-        uint8_t id[16], *buf;
-        size_t len;
-        harness_event_id(id);
-        harness_signal("school-a", id, salt + (unsigned)i, &buf, &len);
-        Schakel__V1__Ack *a = harness_publish1(c, buf, len);
-        assert_non_null(a);
-        assert_int_equal(a->entries[0]->code, 0);
-        schakel__v1__ack__free_unpacked(a, NULL);
-        free(buf);
-    }
-    schakel_client_destroy(&c);
-}
-
 /* An operator who holds the broker's keys can write a whole new log that
  * verifies on its own; checkpoints that organisations kept elsewhere
  * still expose it. */
@@ -148,7 +131,7 @@ static void kept_checkpoints_expose_a_rewritten_log(void **state)
 {
     harness_t *h = *state = harness_new();
     assert_int_equal(harness_start(h), 0);
-    publish_n(h, 30, 0);
+    assert_int_equal(harness_publish_signals(h, "school-a", 30, 0), 30);
     uint64_t head = harness_head(h);
     assert_int_equal(harness_shutdown(h), 0); /* writes a checkpoint at the head */
 
@@ -175,7 +158,7 @@ static void kept_checkpoints_expose_a_rewritten_log(void **state)
     snprintf(cmd, sizeof cmd, "rm -rf '%s/log'", h->data);
     assert_int_equal(system(cmd), 0);
     assert_int_equal(harness_start(h), 0);
-    publish_n(h, 30, 1000);
+    assert_int_equal(harness_publish_signals(h, "school-a", 30, 1000), 30);
     assert_int_equal(harness_shutdown(h), 0);
 
     const char *plain[] = {"audit", "verify", "--data", h->data, NULL};
