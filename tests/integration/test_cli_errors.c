@@ -42,9 +42,9 @@ static void usage_error(const char *const *args, const char *want, const char *w
     int rc = run(args, &out, &err);
     if (rc != 2 || !strstr(err, want) || (want2 && !strstr(err, want2)) || out[0]) {
         char words[512] = "";
-        for (size_t i = 0; args[i]; i++)
-            if (strlen(words) + strlen(args[i]) + 2 < sizeof words && strlen(args[i]) < 200)
-                strcat(words, " "), strcat(words, args[i]);
+        size_t used = 0;
+        for (size_t i = 0; args[i] && used < sizeof words; i++) /* a long directory shows as its start */
+            used += (size_t)snprintf(words + used, sizeof words - used, " %.200s", args[i]);
         fail_msg("schakel%s: exit %d, stderr \"%.400s\", stdout \"%.80s\": want 2 and \"%s\"%s%s", words, rc,
                  err, out, want, want2 ? " and " : "", want2 ? want2 : "");
     }
