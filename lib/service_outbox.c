@@ -42,9 +42,9 @@ int service_outbox_open(outbox_t *o, MDB_env *env, const char *dir, const char *
 {
     memset(o, 0, sizeof *o);
     o->name = name;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/outbox.key", dir);
-    int rc = schakel_secret_file(path, o->key, sizeof o->key, 1, NULL, why);
+    char path[SCHAKEL_PATH_MAX];
+    int rc = schakel_path_join(path, sizeof path, dir, "outbox.key", why);
+    if (rc == 0) rc = schakel_secret_file(path, o->key, sizeof o->key, 1, NULL, why);
     if (rc) return rc;
     MDB_txn *txn;
     if (mdb_txn_begin(env, NULL, 0, &txn) != 0)
