@@ -100,11 +100,21 @@ typedef struct {
     int ok;
 } proc_sample_t;
 
+/* From /proc/<pid>/status, in kB: the peak resident set, and the resident
+ * set now split into the process's own memory and mapped files (LMDB's
+ * map: pages the kernel may drop at any time, and shares with the page
+ * cache). */
+typedef struct {
+    unsigned long long hwm_kb, anon_kb, file_kb;
+    int ok;
+} mem_sample_t;
+
 typedef struct {
     int ran, ok;
     double events_s, wall_s, p50, p99, max_ms, mean_size;
     uint64_t acked, rejected, duplicates, head;
     proc_sample_t broker_cpu, self_cpu; /* deltas over the run */
+    mem_sample_t broker_mem;            /* the broker's memory at the end */
     double lmdb_s, lmdb_commits_s, lmdb_commit_ms;
     proc_sample_t lmdb_proc;
     long long log_growth; /* bytes data.mdb grew during the schakel part */
@@ -149,6 +159,23 @@ static proc_sample_t proc_sample(pid_t pid)
         if (strncmp(buf, "write_bytes:", 12) == 0) s.write_bytes = strtoull(buf + 12, NULL, 10);
     if (f) fclose(f);
     return s;
+}
+
+static mem_sample_t mem_sample(pid_t pid)
+{
+    mem_sample_t m = {0, 0, 0, 0};
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(buf, sizeof buf, f)) {
+        if (strncmp(buf, "VmHWM:", 6) == 0) {
+            m.hwm_kb = strtoull(buf + 6, NULL, 10);
+            m.ok = 1;
+        } else if (strncmp(buf, "RssAnon:", 8) == 0) m.anon_kb = strtoull(buf + 8, NULL, 10);
+        else if (strncmp(buf, "RssFile:", 8) == 0) m.file_kb = strtoull(buf + 8, NULL, 10);
+    }
+    if (f) fclose(f);
+    return m;
 }
 
 static proc_sample_t proc_delta(proc_sample_t a, proc_sample_t b)
@@ -438,6 +465,7 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
         }
     }
     r->broker_cpu = proc_delta(broker0, proc_sample(b->node.pid));
+    r->broker_mem = mem_sample(b->node.pid);
     r->self_cpu = proc_delta(self0, proc_sample(getpid()));
     /* A thread inside schakel_client_submit() (--naive) waits for window
      * space without a time limit: do not wait for it for ever. */
@@ -742,6 +770,11 @@ static void print_table(const bench_t *b, const results_t *r)
                    " publishers' CPU %.2f s\n",
                    r->broker_cpu.cpu_s, 100 * r->broker_cpu.cpu_s / r->wall_s,
                    (double)r->broker_cpu.write_bytes / (double)o->events, r->self_cpu.cpu_s);
+        if (r->broker_mem.ok)
+            printf("         broker memory: peak RSS %.1f MB; at the end %.1f MB own (heap, stacks) "
+                   "+ %.1f MB of the log's file map\n",
+                   (double)r->broker_mem.hwm_kb / 1024, (double)r->broker_mem.anon_kb / 1024,
+                   (double)r->broker_mem.file_kb / 1024);
     }
     if (r->ran && r->ok) {
         printf("         log file grew %.0f bytes per event; per record in use:",
