@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "broker_impl.h"
 #include "fileio.h"
@@ -179,6 +180,7 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     schakel_broker_t *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     b->ctx = ctx;
+    b->lock_fd = cfg->lock_held ? cfg->lock_fd : -1;
     (void)pthread_rwlock_init(&b->dir_lock, NULL); /* default attributes: cannot fail (glibc) */
     b->group_max = cfg->group_max ? cfg->group_max : 8192;
     b->tick_ms = cfg->tick_ms ? cfg->tick_ms : 60000;
@@ -191,6 +193,9 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
         schakel_fail(why, SCHAKEL_EIO, "cannot create %s: %s", cfg->data_dir, strerror(errno));
         goto fail;
     }
+    /* Two brokers appending to one log would each extend the chain from
+     * the head they last saw: the second one is refused here. */
+    if (!cfg->lock_held && schakel_dir_lock(cfg->data_dir, "broker.lock", &b->lock_fd, why) != 0) goto fail;
     if (schakel_keys_load(&b->keys, cfg->key_path, why) != 0) goto fail;
     if (!b->keys.has_secret) {
         schakel_fail(why, SCHAKEL_ECONFIG, "%s holds no secret keys: give the broker's .key file",
@@ -303,6 +308,7 @@ void schakel_broker_destroy(schakel_broker_t **self_p)
     schakel_store_close(&b->store);
     schakel_directory_destroy(&b->dir);
     free(b->dir_path);
+    if (b->lock_fd >= 0) (void)close(b->lock_fd); /* lets the next broker start */
     schakel_keys_wipe(&b->keys);
     (void)pthread_rwlock_destroy(&b->dir_lock); /* no thread left to hold them */
     (void)pthread_mutex_destroy(&b->q_lock);

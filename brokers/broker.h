@@ -23,6 +23,8 @@ typedef struct {
     size_t group_max;           /* events per commit; 0: 8192 */
     int64_t tick_ms;            /* a clock_tick on the log this often; 0: 60000; <0: never */
     size_t checkers;            /* checker threads; 0: one per core, at most 4 */
+    int lock_held;              /* the caller holds data_dir's broker.lock (schakel_dir_lock) */
+    int lock_fd;                /* on this descriptor; the broker closes it when destroyed */
 } schakel_broker_config_t;
 
 typedef struct schakel_broker schakel_broker_t;

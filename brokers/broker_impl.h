@@ -109,6 +109,7 @@ struct schakel_broker {
     struct timespec dir_mtime;
     schakel_keys_t keys;
     schakel_store_t *store;
+    int lock_fd; /* DATA/broker.lock, held for the broker's life: one broker per data directory */
     atomic_int stop;
     size_t group_max;
     /* Checker threads decode, validate and verify PUBLISHes while the

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -189,4 +190,35 @@ void schakel_signals_on_stop(void (*on_stop)(int))
     (void)sigaction(SIGTERM, &sa, NULL); /* fails only for a bad signal number */
     (void)sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+int schakel_dir_lock(const char *dir, const char *name, int *fd, char *why)
+{
+    char path[SCHAKEL_PATH_MAX];
+    int rc = schakel_path_join(path, sizeof path, dir, name, why);
+    if (rc != 0) return rc;
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0) return schakel_fail(why, SCHAKEL_EIO, "cannot open %s: %s", path, strerror(errno));
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = e == EWOULDBLOCK ? pread(f, pid, sizeof pid - 1, 0) : -1;
+        (void)close(f); /* only read from */
+        if (e != EWOULDBLOCK) return schakel_fail(why, SCHAKEL_EIO, "cannot lock %s: %s", path, strerror(e));
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        return schakel_fail(why, SCHAKEL_EEXIST,
+                            "%s is in use by another broker or node (pid %s, lock %s): stop that "
+                            "one first, or give another data directory",
+                            dir, pid[0] ? pid : "unknown", path);
+    }
+    char line[32];
+    int len = snprintf(line, sizeof line, "%ld\n", (long)getpid());
+    if (ftruncate(f, 0) != 0 || pwrite(f, line, (size_t)len, 0) != len) {
+        int e = errno;
+        (void)close(f); /* the lock goes with it */
+        return schakel_fail(why, SCHAKEL_EIO, "cannot write %s: %s", path, strerror(e));
+    }
+    *fd = f;
+    return SCHAKEL_OK;
 }

@@ -47,6 +47,13 @@ SCHAKEL_MUST_USE int schakel_file_write_atomic_mode(const char *path, const void
 SCHAKEL_MUST_USE int schakel_secret_file(const char *path, unsigned char *key, size_t len, int create,
                                          int *created, char *why);
 
+/* Holds dir/name (made, mode 0600) locked with flock() for the life of
+ * the process, the holder's pid written in it: one process at a time on a
+ * data directory. Returns the open descriptor in *fd (close it to let
+ * go), or SCHAKEL_EEXIST when another process holds the lock (why names
+ * its pid and says what to do), SCHAKEL_EIO or SCHAKEL_ETOOBIG. */
+SCHAKEL_MUST_USE int schakel_dir_lock(const char *dir, const char *name, int *fd, char *why);
+
 /* For a command's main: SIGTERM and SIGINT call on_stop (which should only
  * set a flag), SIGPIPE is ignored (a peer that went away is an error code,
  * not a death). */

@@ -98,13 +98,25 @@ int cmd_node(int argc, char **argv)
         (status = tool_path("node", directory, sizeof directory, dir, "directory.json")))
         return status;
     if (tool_region_init(dir, cfg.endpoint, cfg.pub_endpoint) != 0) return 1;
+    /* One node per data directory, from here on (the broker keeps the lock):
+     * only then may node.json be brought in line with the flags. */
+    char why[SCHAKEL_ERRLEN] = "", ep_buf[256], pub_buf[256];
+    if (schakel_dir_lock(dir, "broker.lock", &cfg.lock_fd, why) != 0) {
+        fprintf(stderr, "schakel node: %s\n", why);
+        return 1;
+    }
+    cfg.lock_held = 1;
+    if (tool_node_endpoints(dir, &cfg.endpoint, schakel_flags_given(flags, "--endpoint"), ep_buf,
+                            &cfg.pub_endpoint, schakel_flags_given(flags, "--pub"), pub_buf) != 0) {
+        (void)close(cfg.lock_fd); /* no broker took it */
+        return 1;
+    }
     if (schakel_svc_write_defaults(dir) != 0) return 1;
     cfg.data_dir = dir;
     cfg.key_path = key;
     cfg.directory_path = directory;
 
     void *ctx = zmq_ctx_new();
-    char why[SCHAKEL_ERRLEN] = "";
     node_t n = {0};
     n.broker = schakel_broker_new(ctx, &cfg, why);
     if (!n.broker) {

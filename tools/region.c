@@ -186,3 +186,54 @@ fail:
     fprintf(stderr, "schakel node: cannot set up %.200s: %s\n", dir, why[0] ? why : schakel_strerror(rc));
     return -1;
 }
+
+/* One of node.json's endpoints against its flag: see tool_node_endpoints. */
+static int node_endpoint(const char *path, json_t *n, const char *key, const char *flag, const char **ep,
+                         int given, char *buf, int *changed)
+{
+    const char *was = json_string_value(json_object_get(n, key));
+    if (given) {
+        if (was && strcmp(was, *ep) == 0) return 0;
+        fprintf(stderr, "schakel node: %s said %s \"%.255s\"; now \"%.255s\" as given with %s\n", path, key,
+                was ? was : "(nothing)", *ep, flag);
+        json_object_set_new(n, key, json_string(*ep));
+        *changed = 1;
+        return 0;
+    }
+    if (!was) return 0; /* the default stands */
+    if (strlen(was) > 255) {
+        fprintf(stderr, "schakel node: %s: \"%s\" is longer than 255 characters: give a shorter one\n", path,
+                key);
+        return -1;
+    }
+    snprintf(buf, 256, "%s", was);
+    *ep = buf;
+    return 0;
+}
+
+int tool_node_endpoints(const char *dir, const char **endpoint, int endpoint_given, char *endpoint_buf,
+                        const char **pub, int pub_given, char *pub_buf)
+{
+    char path[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN] = "";
+    if (schakel_path_join(path, sizeof path, dir, "node.json", why) != 0) {
+        fprintf(stderr, "schakel node: %s\n", why);
+        return -1;
+    }
+    json_error_t err;
+    json_t *n = json_load_file(path, 0, &err);
+    if (!json_is_object(n)) {
+        fprintf(stderr, "schakel node: %s: %s (line %d): fix it, or remove it to have it written again\n",
+                path, n ? "not a JSON object" : err.text, err.line);
+        json_decref(n);
+        return -1;
+    }
+    int changed = 0, rc = node_endpoint(path, n, "endpoint", "--endpoint", endpoint, endpoint_given,
+                                        endpoint_buf, &changed);
+    if (rc == 0) rc = node_endpoint(path, n, "pub", "--pub", pub, pub_given, pub_buf, &changed);
+    if (rc == 0 && changed && write_json(path, n) != 0) {
+        fprintf(stderr, "schakel node: cannot write %s: %s\n", path, strerror(errno));
+        rc = -1;
+    }
+    json_decref(n);
+    return rc;
+}

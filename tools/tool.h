@@ -35,6 +35,14 @@ int cmd_explain(int argc, char **argv);
 int cmd_loops(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 
+/* For a node already holding dir's lock: node.json and the flags agree
+ * afterwards. An endpoint given (*_given) that differs from node.json's is
+ * written into node.json, and said on stderr, so that the commands that
+ * read node.json (--node DIR) follow the node; one not given is taken from
+ * node.json (into buf, 256 bytes). 0, or -1 said on stderr. */
+int tool_node_endpoints(const char *dir, const char **endpoint, int endpoint_given, char *endpoint_buf,
+                        const char **pub, int pub_given, char *pub_buf);
+
 /* Writes a sample region under dir (keys/, directory.json, node.json) if
  * it has none; used by `schakel node` on first run. */
 int tool_region_init(const char *dir, const char *endpoint, const char *pub_endpoint);

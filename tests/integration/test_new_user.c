@@ -6,8 +6,9 @@
  * flag), not read as 0; loops name the receiver only once there is one, and the
  * delivery step as decided by the consent service, received by the
  * wijkteam; dead letters are listed without content and sent again after
- * the directory is fixed; no doc or source cites a file outside the
- * repository. */
+ * the directory is fixed; a second node on a data directory in use is
+ * refused and node.json follows the endpoints given; no doc or source
+ * cites a file outside the repository. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -204,6 +205,95 @@ static void publish_tells_a_refused_key_from_no_broker(void **state)
     /* an organisation of the directory: stored */
     const char *ok[] = {"publish", "--node", H->data, "--as", SCHOOL, NULL};
     assert_int_equal(run("publish-ok", in, ok), 0);
+}
+
+/* ---- one node per data directory ---- */
+
+/* Runs `schakel health --node dir` until it answers (up to 10 s): the
+ * node is up at the endpoint node.json names. */
+static int health_until_up(const char *dir)
+{
+    const char *args[] = {"health", "--node", dir, NULL};
+    for (int i = 0; i < 100; i++) {
+        if (run("health", NULL, args) == 0) return 0;
+        usleep(100000);
+    }
+    return -1;
+}
+
+static pid_t start_node(const char *tag, const char *dir, const char *ep, const char *pub)
+{
+    char log[600];
+    snprintf(log, sizeof log, "%s/%s.log", H->dir, tag);
+    const char *with[] = {"node", "--data", dir, "--no-services", "--endpoint", ep, "--pub", pub, NULL};
+    const char *without[] = {"node", "--data", dir, "--no-services", NULL};
+    return harness_spawn(log, ep ? with : without);
+}
+
+static void stop_node(pid_t pid)
+{
+    int st;
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* A second node on a data directory in use would append to the same log
+ * from the head it last saw: it is refused, naming the running one, and
+ * leaves node.json alone. A later start follows the endpoints it is given
+ * into node.json, and one without them takes node.json's, so that
+ * commands given --node DIR always reach the node. */
+static void one_node_per_data_directory_and_node_json_follows(void **state)
+{
+    (void)state;
+    char dir[600], ep[2][64], pub[2][64], pid[32];
+    snprintf(dir, sizeof dir, "%s/second-node", H->dir);
+    for (int i = 0; i < 2; i++) {
+        snprintf(ep[i], sizeof ep[i], "tcp://127.0.0.1:%d", harness_free_port());
+        snprintf(pub[i], sizeof pub[i], "tcp://127.0.0.1:%d", harness_free_port());
+    }
+    pid_t first = start_node("node-a", dir, ep[0], pub[0]);
+    assert_int_equal(health_until_up(dir), 0);
+    stop_node(first);
+
+    /* other endpoints: node.json follows, and says so */
+    pid_t second = start_node("node-b", dir, ep[1], pub[1]);
+    assert_int_equal(health_until_up(dir), 0);
+    char log[600];
+    size_t len;
+    snprintf(log, sizeof log, "%s/node-b.log", H->dir);
+    char *text = schakel_file_read(log, 1 << 20, &len);
+    assert_non_null(text);
+    assert_non_null(strstr(text, ep[1]));
+    assert_non_null(strstr(text, "as given with --endpoint"));
+    free(text);
+
+    /* a second one while it runs: refused, naming it; node.json untouched */
+    const char *again[] = {"node",  "--data", dir, "--no-services", "--endpoint", ep[0],
+                           "--pub", pub[0],   NULL};
+    snprintf(log, sizeof log, "%s/node-again.log", H->dir);
+    pid_t p = harness_spawn(log, again);
+    int st = 0, waited = 0;
+    for (int i = 0; i < 100 && !(waited = waitpid(p, &st, WNOHANG) == p); i++) usleep(100000);
+    if (!waited) {
+        kill(p, SIGKILL);
+        waitpid(p, &st, 0);
+        fail_msg("a second node started on %s while the first one ran", dir);
+    }
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    char *err = schakel_file_read(log, 1 << 20, &len);
+    assert_non_null(err);
+    snprintf(pid, sizeof pid, "pid %d", (int)second);
+    assert_non_null(strstr(err, "in use by another broker or node"));
+    assert_non_null(strstr(err, pid));
+    free(err);
+    assert_int_equal(health_until_up(dir), 0);
+    stop_node(second);
+
+    /* no endpoints given: node.json's, not the defaults */
+    pid_t third = start_node("node-c", dir, NULL, NULL);
+    assert_int_equal(health_until_up(dir), 0);
+    stop_node(third);
 }
 
 /* ---- flags ---- */
@@ -500,6 +590,7 @@ int main(void)
         cmocka_unit_test(tail_reports_a_refusal_once),
         cmocka_unit_test(publish_tells_a_refused_key_from_no_broker),
         cmocka_unit_test(bad_numbers_are_refused_naming_the_flag),
+        cmocka_unit_test(one_node_per_data_directory_and_node_json_follows),
         cmocka_unit_test(loops_show_who_received_and_who_decided),
         cmocka_unit_test(dead_letters_are_listed_then_requeued_after_a_fix),
         cmocka_unit_test(the_repository_cites_no_file_outside_it),
