@@ -5,6 +5,7 @@
 #include "client.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +40,20 @@ struct schakel_client {
     slot_t *slots;
     size_t window, inflight;
     uint64_t next_req;
-    int auth_failed;
+    /* The socket monitor, read by a thread of its own (it alone touches
+     * mon) so that the link to the broker is watched, and said in the log
+     * when it happens, whatever the caller is doing: event=broker_lost
+     * when a connection drops, event=broker_back with how long it was
+     * gone, event=broker_unreachable once when no handshake succeeded in
+     * SILENT_MS after the start. auth_failed is its verdict on the key. */
+    pthread_t mon_thread;
+    int mon_running, quiet_link;
+    atomic_int mon_stop, auth_failed;
+    int connected, ever_connected, said_silent;
+    int64_t started_at, lost_at; /* mono ms; lost_at 0: not lost */
 };
+
+#define SILENT_MS 5000
 
 static void *make_socket(schakel_client_t *c, int with_monitor)
 {
@@ -59,7 +72,9 @@ static void *make_socket(schakel_client_t *c, int with_monitor)
         static atomic_ulong monitors;
         char addr[64];
         snprintf(addr, sizeof addr, "inproc://schakel-client-mon-%lu", atomic_fetch_add(&monitors, 1));
-        if (zmq_socket_monitor(s, addr, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
+        if (zmq_socket_monitor(s, addr,
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                                   ZMQ_EVENT_DISCONNECTED) != 0)
             goto fail;
         c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
         if (!c->mon || zmq_connect(c->mon, addr) != 0 ||
@@ -72,6 +87,8 @@ fail:
     (void)zmq_close(s); /* fails only on a bad socket */
     return NULL;
 }
+
+static void *monitor_main(void *arg);
 
 schakel_client_t *schakel_client_new(void *ctx, const schakel_client_options_t *o, char *why)
 {
@@ -95,12 +112,21 @@ schakel_client_t *schakel_client_new(void *ctx, const schakel_client_options_t *
     c->slots = calloc(c->window, sizeof *c->slots);
     if (schakel_random(&c->next_req, sizeof c->next_req) != 0) c->next_req = (uint64_t)schakel_mono_ms();
     c->next_req >>= 1;
+    c->started_at = schakel_mono_ms();
+    c->quiet_link = o->quiet_link;
     c->sock = c->slots ? make_socket(c, 1) : NULL;
     if (!c->sock) {
         schakel_fail(why, SCHAKEL_EZMQ, "cannot connect to %s: %s", o->endpoint, zmq_strerror(errno));
         schakel_client_destroy(&c);
         return NULL;
     }
+    int err = pthread_create(&c->mon_thread, NULL, monitor_main, c);
+    if (err) {
+        schakel_fail(why, SCHAKEL_ENOMEM, "cannot start a thread: %s", strerror(err));
+        schakel_client_destroy(&c);
+        return NULL;
+    }
+    c->mon_running = 1;
     return c;
 }
 
@@ -108,6 +134,10 @@ void schakel_client_destroy(schakel_client_t **self_p)
 {
     schakel_client_t *c = *self_p;
     if (!c) return;
+    if (c->mon_running) {
+        atomic_store(&c->mon_stop, 1);
+        (void)pthread_join(c->mon_thread, NULL); /* our own thread, joined once */
+    }
     if (c->sock) {
         /* our own sockets: these fail only on a bad one */
         (void)zmq_socket_monitor(c->sock, NULL, 0);
@@ -192,16 +222,58 @@ static void check_monitor(schakel_client_t *c)
             zmq_msg_close(&ev);
         }
         if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-            if (!c->auth_failed)
+            if (!atomic_load(&c->auth_failed))
                 schakel_log(
                     SCHAKEL_LOG_ERROR, "client",
                     "event=auth_refused org=%s endpoint=%s hint=\"key not in the broker's directory\"",
                     c->keys.id, c->endpoint);
-            c->auth_failed = 1;
+            atomic_store(&c->auth_failed, 1);
         } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-            c->auth_failed = 0;
+            atomic_store(&c->auth_failed, 0);
+            int64_t now = schakel_mono_ms();
+            if ((c->lost_at || c->said_silent) && !c->quiet_link)
+                schakel_log(SCHAKEL_LOG_INFO, "client", "event=broker_back org=%s endpoint=%s gone_ms=%lld",
+                            c->keys.id, c->endpoint,
+                            (long long)(now - (c->lost_at ? c->lost_at : c->started_at)));
+            c->connected = c->ever_connected = 1;
+            c->said_silent = 0;
+            c->lost_at = 0;
+        } else if (event == ZMQ_EVENT_DISCONNECTED && c->connected) {
+            if (!c->quiet_link)
+                schakel_log(SCHAKEL_LOG_WARN, "client", "event=broker_lost org=%s endpoint=%s", c->keys.id,
+                            c->endpoint);
+            c->connected = 0;
+            c->lost_at = schakel_mono_ms();
         }
     }
+}
+
+/* A client that never reached the broker (a wrong endpoint, a broker not
+ * started) says so once, instead of waiting in silence. */
+static void check_silent(schakel_client_t *c)
+{
+    if (c->ever_connected || c->said_silent || c->quiet_link) return;
+    int64_t waited = schakel_mono_ms() - c->started_at;
+    if (waited < SILENT_MS) return;
+    schakel_log(
+        SCHAKEL_LOG_WARN, "client",
+        "event=broker_unreachable org=%s endpoint=%s waited_ms=%lld hint=\"is the broker running at this "
+        "endpoint?\"",
+        c->keys.id, c->endpoint, (long long)waited);
+    c->said_silent = 1;
+}
+
+static void *monitor_main(void *arg)
+{
+    schakel_client_t *c = arg;
+    while (!atomic_load(&c->mon_stop)) {
+        zmq_pollitem_t it = {c->mon, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&it, 1, 100);
+        if (rc < 0 && errno == ETERM) break;
+        if (rc > 0) check_monitor(c);
+        check_silent(c);
+    }
+    return NULL;
 }
 
 static int is_retry(const Schakel__V1__Ack *a)
@@ -273,9 +345,8 @@ static size_t poll_until(schakel_client_t *c, int timeout_ms, int want_slot, sch
             if (s->due - now < wait) wait = s->due - now;
         }
         if (wait < 0) wait = 0;
-        zmq_pollitem_t it[2] = {{c->sock, 0, ZMQ_POLLIN, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(it, 2, (long)wait);
-        if (rc > 0 && (it[1].revents & ZMQ_POLLIN)) check_monitor(c);
+        zmq_pollitem_t it[1] = {{c->sock, 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(it, 1, (long)wait);
         if (rc > 0 && (it[0].revents & ZMQ_POLLIN)) {
             for (;;) {
                 schakel_wire_msg_t m;
@@ -388,13 +459,13 @@ int schakel_client_publish(schakel_client_t *c, const uint8_t *const *events, co
     while (!st.copy && schakel_mono_ms() < end) {
         schakel_client_poll(c, (int)(end - schakel_mono_ms() > 100 ? 100 : end - schakel_mono_ms()), sync_ack,
                             &st);
-        if (c->auth_failed) break;
+        if (atomic_load(&c->auth_failed)) break;
     }
     if (!st.copy) {
         /* give up on this batch: drop it from the window */
         for (size_t i = 0; i < c->window; i++)
             if (c->slots[i].used && c->slots[i].user == &st) slot_done(c, &c->slots[i]);
-        return c->auth_failed ? SCHAKEL_EAUTH : SCHAKEL_ETIMEOUT;
+        return atomic_load(&c->auth_failed) ? SCHAKEL_EAUTH : SCHAKEL_ETIMEOUT;
     }
     *ack_out = st.copy;
     return 0;
@@ -416,8 +487,7 @@ int schakel_client_call(schakel_client_t *c, const char *name, const ProtobufCMe
         }
         zmq_pollitem_t it = {c->call_sock, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&it, 1, sent ? 100 : 20) <= 0) {
-            if (c->mon) check_monitor(c);
-            if (c->auth_failed)
+            if (atomic_load(&c->auth_failed))
                 return schakel_fail(why, SCHAKEL_EAUTH, "broker refused key of %s", c->keys.id);
             continue;
         }

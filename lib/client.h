@@ -23,10 +23,15 @@ typedef struct {
     int retry_ms;               /* first resend after this; 0: 1000 */
     int retry_max_ms;           /* backoff cap; 0: 8000 */
     size_t window;              /* batches in flight; 0: 64 */
+    int quiet_link;             /* do not log the link to the broker (see below) */
 } schakel_client_options_t;
 
 /* Connects (lazily, as ZeroMQ does). ctx is the process's ZeroMQ context.
- * NULL on failure, reason in why. */
+ * NULL on failure, reason in why. A thread of the client's own watches the
+ * link to the broker and logs it (unless quiet_link) as it happens:
+ * event=broker_lost (warn) when a connection drops, event=broker_back
+ * with gone_ms when a handshake succeeds again, and event=broker_unreachable
+ * (warn, once) when no handshake succeeded in the client's first 5 s. */
 schakel_client_t *schakel_client_new(void *ctx, const schakel_client_options_t *opts, char *why);
 void schakel_client_destroy(schakel_client_t **self_p);
 

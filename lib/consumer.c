@@ -34,6 +34,7 @@ schakel_consumer_t *schakel_consumer_new(void *ctx, const schakel_consumer_optio
     co.server_public = o->server_public;
     co.keys = o->keys;
     co.window = 1;
+    co.quiet_link = 1; /* a service's publishing client says it, once per process */
     c->client = schakel_client_new(ctx, &co, why);
     if (!c->client) goto fail;
     snprintf(c->stream, sizeof c->stream, "%s", o->stream);

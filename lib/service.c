@@ -367,6 +367,7 @@ typedef struct {
     uint64_t done, rejected;
     uint64_t published; /* SCHAKEL_SERVICE_PUBLISHED_KEY */
     atomic_int *stop;
+    int lagging; /* said event=lag_high, not yet event=lag_ok */
 } live_t;
 
 /* Reads what the broker has right now (up to GROUP records, none while
@@ -470,6 +471,22 @@ static int live_drain(live_t *l, char *why)
     return rc;
 }
 
+/* Says once when the records behind the broker's head pass
+ * SCHAKEL_SERVICE_LAG_WARN, and once when they are back under half of it. */
+static void watch_lag(live_t *l)
+{
+    uint64_t head = schakel_consumer_head(l->cons), lag = head > l->s->cursor ? head - l->s->cursor : 0;
+    if (!l->lagging && lag > SCHAKEL_SERVICE_LAG_WARN) {
+        schakel_log(SCHAKEL_LOG_WARN, l->ops->name, "event=lag_high lag=%llu head=%llu cursor=%llu bound=%d",
+                    (unsigned long long)lag, (unsigned long long)head, (unsigned long long)l->s->cursor,
+                    SCHAKEL_SERVICE_LAG_WARN);
+        l->lagging = 1;
+    } else if (l->lagging && lag < SCHAKEL_SERVICE_LAG_WARN / 2) {
+        schakel_log(SCHAKEL_LOG_INFO, l->ops->name, "event=lag_ok lag=%llu", (unsigned long long)lag);
+        l->lagging = 0;
+    }
+}
+
 static int live_open(live_t *l, void *ctx, const schakel_service_options_t *o, char *why)
 {
     schakel_client_options_t co = {0};
@@ -532,7 +549,10 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
     l.s = &s;
     l.stop = stop;
     rc = live_open(&l, ctx, o, why);
-    while (rc == 0 && !atomic_load(stop)) rc = live_step(&l, why);
+    while (rc == 0 && !atomic_load(stop)) {
+        rc = live_step(&l, why);
+        watch_lag(&l);
+    }
     if (rc == 0) rc = live_drain(&l, why);
     schakel_log(rc ? SCHAKEL_LOG_ERROR : SCHAKEL_LOG_INFO, ops->name,
                 "event=stopped records=%llu cursor=%llu rejected=%llu outbox=%zu%s%s%s",

@@ -114,6 +114,10 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
  * key (u64, host order; absent = 0), counted in the transaction that
  * removes the refused entry from the outbox. `schakel health` reports it and exits
  * non-zero when it is not 0. */
+/* Records a service may be behind the broker's head before it logs
+ * event=lag_high (warn); event=lag_ok when it is back under half. */
+#define SCHAKEL_SERVICE_LAG_WARN 10000
+
 #define SCHAKEL_SERVICE_ALARMS_KEY "alarms"
 
 /* The runner's place in the log is its key "cursor" (u64, host order) of
