@@ -232,7 +232,10 @@ schakel_envelope_t *broker_own_at(schakel_broker_t *b, uint64_t seq, int type)
     if (rc < 0) /* as if none: the file stays in force */
         schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=own_event_unreadable seq=%llu type=%s reason=\"%s\"",
                     (unsigned long long)seq, schakel_event_type_name(type), schakel_strerror(rc));
-    if (env && (int)env->type != type) schakel_envelope_free(env), env = NULL;
+    if (env && (int)env->type != type) {
+        schakel_envelope_free(env);
+        env = NULL;
+    }
     return env;
 }
 
