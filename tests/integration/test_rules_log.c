@@ -29,8 +29,9 @@
     "{\"version\": 2, \"rules\": [{\"id\": \"referral/named\", \"on\": [\"referral\"], \"to\": " \
     "\"addressees\"}]}\n"
 
-static char *before;  /* the default routing rules, as the node wrote them */
-static char *changed; /* the rules after the second change */
+static char *before;        /* the default routing rules, as the node wrote them */
+static char *changed;       /* the rules after the second change */
+static uint8_t last_id[16]; /* the event id of the last referral */
 
 static int setup(void **state)
 {
@@ -67,9 +68,9 @@ static void write_text(const char *name, const char *text)
     assert_int_equal(schakel_file_write_atomic(path, text, strlen(text)), 0);
 }
 
-/* Waits (15 s at most) until a rules_update of the routing rules text is
- * on the log, from the broker; returns its seq. */
-static uint64_t wait_rules_on_log(const char *text)
+/* Waits (15 s at most) until a rules_update of set with text is on the
+ * log, from the broker; returns its seq. */
+static uint64_t wait_set_on_log(int set, const char *text)
 {
     uint8_t h[SCHAKEL_SHA256_LEN];
     schakel_sha256(text, strlen(text), h);
@@ -77,9 +78,8 @@ static uint64_t wait_rules_on_log(const char *text)
         uint64_t seq = 0;
         for (harness_reader_t rd = harness_read(H, "svc-audit", "all"); harness_next(&rd);) {
             const Schakel__V1__RulesUpdate *u = rd.e->rules_update;
-            if (rd.e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_RULES_UPDATE &&
-                u->set == SCHAKEL__V1__RULE_SET__RULE_SET_ROUTING && u->version.len == sizeof h &&
-                !memcmp(u->version.data, h, sizeof h)) {
+            if (rd.e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_RULES_UPDATE && (int)u->set == set &&
+                u->version.len == sizeof h && !memcmp(u->version.data, h, sizeof h)) {
                 assert_string_equal(rd.e->source_org, "broker");
                 assert_string_equal(u->document_json, text);
                 seq = rd.r->seq;
@@ -88,8 +88,13 @@ static uint64_t wait_rules_on_log(const char *text)
         if (seq) return seq;
         usleep(50000);
     }
-    fail_msg("the changed routing rules did not reach the log in 15 s");
+    fail_msg("the changed rules (set %d) did not reach the log in 15 s", set);
     return 0;
+}
+
+static uint64_t wait_rules_on_log(const char *text)
+{
+    return wait_set_on_log(SCHAKEL__V1__RULE_SET__RULE_SET_ROUTING, text);
 }
 
 /* A referral of a child in district zuid to a wijkteam, routed: returns
@@ -101,6 +106,7 @@ static size_t referral_routed_under(const char *label, const char *rules)
     uint8_t id[16], want[SCHAKEL_SHA256_LEN];
     child(label, p);
     referral(SCHOOL, p, "\"district\":\"zuid\",", "wijkteam", id);
+    memcpy(last_id, id, 16);
     wait_services(harness_head(H));
     schakel_sha256(rules, strlen(rules), want);
     char stream[64], h[33];
@@ -116,6 +122,22 @@ static size_t referral_routed_under(const char *label, const char *rules)
     }
     if (n == (size_t)-1) fail_msg("no routing decision about %s", label);
     return n;
+}
+
+/* The policy_version of the consent decision about the last referral. */
+static void consent_policy(uint8_t out[SCHAKEL_SHA256_LEN])
+{
+    char stream[64], h[33];
+    int found = 0;
+    hex(last_id, 16, h);
+    snprintf(stream, sizeof stream, "about/%s", h);
+    for (harness_reader_t rd = harness_read(H, "svc-audit", stream); harness_next(&rd);) {
+        if (rd.e->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION) continue;
+        assert_int_equal(rd.e->consent_decision->policy_version.len, SCHAKEL_SHA256_LEN);
+        memcpy(out, rd.e->consent_decision->policy_version.data, SCHAKEL_SHA256_LEN);
+        found = 1;
+    }
+    assert_true(found);
 }
 
 static int replay_status(char *text, size_t cap)
@@ -186,6 +208,20 @@ static void rules_changed_twice_replay_byte_equal_without_files_or_state(void **
     write_text("routing.json", changed);
     wait_rules_on_log(changed);
     assert_true(referral_routed_under("rules-log-3", changed) >= 1);
+
+    /* the consent policy changes too: a longer hold, a new policy_version */
+    uint8_t old_policy[SCHAKEL_SHA256_LEN], new_policy[SCHAKEL_SHA256_LEN];
+    consent_policy(old_policy);
+    char *consent = read_text("consent.json");
+    char *at = strstr(consent, "\"hold_days\": 20");
+    assert_non_null(at);
+    memcpy(at, "\"hold_days\": 30", 15);
+    write_text("consent.json", consent);
+    wait_set_on_log(SCHAKEL__V1__RULE_SET__RULE_SET_CONSENT, consent);
+    free(consent);
+    assert_true(referral_routed_under("rules-log-3b", changed) >= 1);
+    consent_policy(new_policy);
+    assert_memory_not_equal(old_policy, new_policy, sizeof old_policy);
 
     /* a file that does not parse is refused: the rules in force stay */
     write_text("routing.json", "{\"version\": 3, \"rules\": [{\"id\": \"x\", \"on\": [\"referral\"]}]}");
