@@ -146,6 +146,7 @@ int schakel_broker_run(schakel_broker_t *b)
         if (now - b->last_reader_check >= READER_CHECK_MS) reader_check(b, now, 0);
         if (now - last_reload >= 1000) {
             broker_directory_maybe_reload(b);
+            broker_rules_maybe_reload(b);
             last_reload = now;
         }
     }
@@ -274,6 +275,11 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     }
     if (broker_checkers_start(b, cfg->checkers, why) != 0) goto fail;
     broker_directory_sync(b);
+    if (cfg->rules_dir && !(b->rules_dir = strdup(cfg->rules_dir))) {
+        schakel_fail(why, SCHAKEL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (broker_rules_sync(b, why) != 0) goto fail;
     schakel_head_t h;
     schakel_store_head(b->store, &h);
     schakel_log(SCHAKEL_LOG_INFO, "broker",
@@ -309,6 +315,7 @@ void schakel_broker_destroy(schakel_broker_t **self_p)
     schakel_directory_destroy(&b->dir);
     free(b->dir_path);
     if (b->lock_fd >= 0) (void)close(b->lock_fd); /* lets the next broker start */
+    free(b->rules_dir);
     schakel_keys_wipe(&b->keys);
     (void)pthread_rwlock_destroy(&b->dir_lock); /* no thread left to hold them */
     (void)pthread_mutex_destroy(&b->q_lock);

@@ -14,6 +14,7 @@ typedef struct {
     const char *data_dir;       /* log/, master.key, checkpoints.jsonl */
     const char *key_path;       /* the broker's .key file */
     const char *directory_path; /* directory JSON; reloaded when it changes */
+    const char *rules_dir;      /* routing.json, consent.json, feedback.json: on the log; NULL: none */
     const char *endpoint;       /* ROUTER; default tcp://127.0.0.1:7400 */
     const char *pub_endpoint;   /* PUB; default tcp://127.0.0.1:7401 */
     size_t map_max;             /* bytes; 0: 1 TiB */

@@ -31,6 +31,7 @@
 #include "wire.h"
 
 #define FETCH_MAX_COUNT 2000
+#define BROKER_RULE_SETS 3                  /* routing, consent, feedback (rules.c) */
 #define DIRECTORY_CURSOR "broker/directory" /* seq of the last directory_update */
 #define FETCH_MAX_BYTES (4u << 20)
 #define ZMQ_HARD_MAX_MSG \
@@ -107,6 +108,8 @@ struct schakel_broker {
     schakel_directory_t *dir;
     char *dir_path;
     struct timespec dir_mtime;
+    char *rules_dir; /* <name>.json of each service; NULL: no rules on the log */
+    struct timespec rules_mtime[BROKER_RULE_SETS];
     schakel_keys_t keys;
     schakel_store_t *store;
     int lock_fd; /* DATA/broker.lock, held for the broker's life: one broker per data directory */
@@ -165,10 +168,24 @@ void broker_pending_free(schakel_broker_t *b, pending_t *p);
  * SCHAKEL_EREJECTED with the reject in rej. */
 int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const schakel_envelope_t *env,
                        schakel_append_item_t *it, reject_t *rej);
+/* system.c: the broker's own events. own_envelope makes one with an id
+ * derived from label and data; append_own signs and appends it between
+ * groups (an alarm when that fails), its seq in *seq when not NULL;
+ * own_at is the event of that type at seq (caller frees; NULL: none). */
+void broker_own_envelope(schakel_envelope_t *env, int type, const char *label, const void *data, size_t len,
+                         uint8_t id[16]);
+int broker_append_own(schakel_broker_t *b, schakel_envelope_t *env, uint64_t *seq);
+schakel_envelope_t *broker_own_at(schakel_broker_t *b, uint64_t seq, int type);
 void broker_directory_sync(schakel_broker_t *b);
 void broker_directory_install(schakel_broker_t *b, const char *doc, uint64_t seq);
 void broker_directory_maybe_reload(schakel_broker_t *b);
 void broker_clock_tick(schakel_broker_t *b, int64_t now);
+
+/* rules.c: the services' rule files on the log (rules_update), as the
+ * directory is: at start (an error in why when a file does not parse)
+ * and when a file changes. */
+int broker_rules_sync(schakel_broker_t *b, char *why);
+void broker_rules_maybe_reload(schakel_broker_t *b);
 
 /* commit.c: appends a group and holds its ACKs; ACKs and announces what
  * has become durable; makes everything durable now (a flush) and ACKs. */

@@ -165,6 +165,14 @@ static int check_event(schakel_broker_t *b, const schakel_org_t *org, pending_t 
      * when the directory or the log has moved on since: a stored
      * directory_update is no longer above the version in force, a right
      * may be gone. Only a new event is judged by today's rules. */
+    /* the rules on the log are the node's rule files, put there by the
+     * bus under its own key: whatever the directory says, no organisation
+     * changes what the services decide by */
+    if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_RULES_UPDATE)
+        return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
+                             "rules_update: only the bus itself puts rules on the log, from the node's "
+                             "rule files; %s may not publish one",
+                             org->id);
     uint64_t stored;
     int known = schakel_store_lookup(b->store, org->id, env->event_id.data, &stored) == 0;
     if (!known && (env->type <= 0 || env->type >= SCHAKEL_EVENT_TYPE_LIMIT || !org->may_publish[env->type]))

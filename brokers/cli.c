@@ -24,6 +24,9 @@ static const char usage[] =
     "  --data DIR             data directory (log/, master.key)\n"
     "  --key FILE             the broker's key file (schakel keygen --id broker)\n"
     "  --directory FILE       organisations, keys and rights (JSON; reloaded on change)\n"
+    "  --rules DIR            the services' rule files DIR/routing.json, consent.json\n"
+    "                         and feedback.json: put on the log as rules_update\n"
+    "                         events at start and when they change (default: none)\n"
     "  --endpoint EP          command endpoint (default tcp://127.0.0.1:7400)\n"
     "  --pub EP               head notifications (default tcp://127.0.0.1:7401)\n"
     "  --map-max BYTES        the log may not grow past this (default 1 TiB)\n"
@@ -34,12 +37,15 @@ static const char usage[] =
     "  --checkers N           threads that check PUBLISHes (default: one per\n"
     "                         core, at most 4)\n"
     "  --config FILE          JSON object with any of: data, key, directory,\n"
-    "                         endpoint, pub, map_max, checkpoint_every, checkpoint_ms,\n"
-    "                         tick_ms; flags given on the command line win\n"
+    "                         rules, endpoint, pub, map_max, checkpoint_every,\n"
+    "                         checkpoint_ms, tick_ms; flags given on the command line win\n"
     "\n"
     "The directory file and the log stay in step: a newer file is put on the\n"
     "log as a directory_update; a directory_update published by an organisation\n"
-    "with the \"directory\" right is written to the file.\n";
+    "with the \"directory\" right is written to the file. With --rules, a rule file\n"
+    "that differs from the last one on the log is put on the log; one that does\n"
+    "not parse stops the start (exit 1, naming the file and field) or, changed\n"
+    "while running, is refused with the rules in force kept.\n";
 
 static schakel_broker_t *running; /* for the signal handler only */
 
@@ -66,6 +72,7 @@ static int apply_config(const char *path, schakel_broker_config_t *cfg)
         if (!strcmp(k, "data") && s) cfg->data_dir = s;
         else if (!strcmp(k, "key") && s) cfg->key_path = s;
         else if (!strcmp(k, "directory") && s) cfg->directory_path = s;
+        else if (!strcmp(k, "rules") && s) cfg->rules_dir = s;
         else if (!strcmp(k, "endpoint") && s) cfg->endpoint = s;
         else if (!strcmp(k, "pub") && s) cfg->pub_endpoint = s;
         else if (!strcmp(k, "map_max") && json_is_integer(v)) cfg->map_max = (size_t)json_integer_value(v);
@@ -85,12 +92,14 @@ static int apply_config(const char *path, schakel_broker_config_t *cfg)
 
 int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cfg)
 {
-    const char *config = NULL, *data = NULL, *key = NULL, *directory = NULL, *endpoint = NULL, *pub = NULL;
+    const char *config = NULL, *data = NULL, *key = NULL, *directory = NULL, *endpoint = NULL, *pub = NULL,
+               *rules = NULL;
     uint64_t map_max = 0, every = 0, cp_ms = 0, tick = 0, checkers = 0;
     schakel_flag_t flags[] = {
         SCHAKEL_FLAG_S("--data", "DIR", &data),
         SCHAKEL_FLAG_S("--key", "FILE", &key),
         SCHAKEL_FLAG_S("--directory", "FILE", &directory),
+        SCHAKEL_FLAG_S("--rules", "DIR", &rules),
         SCHAKEL_FLAG_S("--endpoint", "EP", &endpoint),
         SCHAKEL_FLAG_S("--pub", "EP", &pub),
         SCHAKEL_FLAG_U("--map-max", &map_max, 0, SIZE_MAX),
@@ -116,6 +125,7 @@ int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cf
     if (data) cfg->data_dir = data;
     if (key) cfg->key_path = key;
     if (directory) cfg->directory_path = directory;
+    if (rules) cfg->rules_dir = rules;
     if (endpoint) cfg->endpoint = endpoint;
     if (pub) cfg->pub_endpoint = pub;
     if (schakel_flags_given(flags, "--map-max")) cfg->map_max = (size_t)map_max;

@@ -148,7 +148,7 @@ static void directory_cursor_set(schakel_broker_t *b, uint64_t seq)
  * groups, never while PUBLISHes wait. 0 or an error code. An append that
  * fails, or whose id was stored before with other bytes, is an alarm:
  * an error log line, and b->alarms, which every PONG reports. */
-static int append_own(schakel_broker_t *b, schakel_envelope_t *env)
+int broker_append_own(schakel_broker_t *b, schakel_envelope_t *env, uint64_t *seq)
 {
     uint8_t *buf;
     size_t len;
@@ -169,11 +169,10 @@ static int append_own(schakel_broker_t *b, schakel_envelope_t *env)
     char why[SCHAKEL_ERRLEN] = "";
     if (rc == 0) rc = schakel_store_append(b->store, &batch, 1, schakel_wall_ms(), why);
     free(buf);
-    /* a directory's id is derived from its whole text: the same id in the
-     * broker's own namespace is the same directory, logged before a crash
-     * with another occurred_at */
-    if (rc == 0 && it.conflict && env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE)
-        it.conflict = 0;
+    /* a directory's or rules' id is derived from its whole text: the same
+     * id in the broker's own namespace is the same document, logged
+     * before a crash with another occurred_at */
+    if (rc == 0 && it.conflict && SCHAKEL_IS_DOCUMENT_EVENT(env->type)) it.conflict = 0;
     if (rc == 0 && it.conflict) {
         rc = SCHAKEL_ECORRUPT;
         snprintf(why, sizeof why, "its id was stored before for a different event");
@@ -190,13 +189,14 @@ static int append_own(schakel_broker_t *b, schakel_envelope_t *env)
         return rc;
     }
     if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE) directory_cursor_set(b, it.seq);
+    if (seq) *seq = it.seq;
     broker_publish_head(b, "all", it.seq);
     return 0;
 }
 
 /* An envelope of the broker's own with a derived id: the same content
  * gives the same id, so a repeat after a crash is a duplicate. */
-static void own_envelope(schakel_envelope_t *env, int type, const char *label, const void *data, size_t len,
+void broker_own_envelope(schakel_envelope_t *env, int type, const char *label, const void *data, size_t len,
                          uint8_t id[16])
 {
     uint8_t h[SCHAKEL_SHA256_LEN];
@@ -217,36 +217,36 @@ static void own_envelope(schakel_envelope_t *env, int type, const char *label, c
     env->body_case = (Schakel__V1__Envelope__BodyCase)type;
 }
 
-typedef struct {
-    uint64_t version;
-    char *doc;
-} dir_read_t;
-
-static int read_directory_cb(void *arg, const schakel_record_t *rec)
+static int read_own_cb(void *arg, const schakel_record_t *rec)
 {
-    dir_read_t *r = arg;
-    schakel_envelope_t *env =
-        rec->event ? schakel_envelope_decode_with(rec->event, rec->event_len, NULL, NULL) : NULL;
-    if (env && env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE) {
-        r->version = env->directory_update->version;
-        r->doc = strdup(env->directory_update->document_json);
-    }
-    schakel_envelope_free(env);
+    schakel_envelope_t **env = arg;
+    if (rec->event) *env = schakel_envelope_decode_with(rec->event, rec->event_len, NULL, NULL);
     return 1;
+}
+
+schakel_envelope_t *broker_own_at(schakel_broker_t *b, uint64_t seq, int type)
+{
+    schakel_envelope_t *env = NULL;
+    uint64_t next;
+    int rc = schakel_store_read(b->store, "all", seq, 1, 1, read_own_cb, &env, &next);
+    if (rc < 0) /* as if none: the file stays in force */
+        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=own_event_unreadable seq=%llu type=%s reason=\"%s\"",
+                    (unsigned long long)seq, schakel_event_type_name(type), schakel_strerror(rc));
+    if (env && (int)env->type != type) {
+        schakel_envelope_free(env);
+        env = NULL;
+    }
+    return env;
 }
 
 /* The version and document of the directory_update at seq. */
 static uint64_t record_directory(schakel_broker_t *b, uint64_t seq, char **doc)
 {
-    dir_read_t r = {0, NULL};
-    uint64_t next;
-    int rc = schakel_store_read(b->store, "all", seq, 1, 1, read_directory_cb, &r, &next);
-    if (rc < 0) /* as if none: the directory file stays in force */
-        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=directory_unreadable seq=%llu reason=\"%s\"",
-                    (unsigned long long)seq, schakel_strerror(rc));
-    if (doc) *doc = r.doc;
-    else free(r.doc);
-    return r.version;
+    schakel_envelope_t *env = broker_own_at(b, seq, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE);
+    uint64_t version = env ? env->directory_update->version : 0;
+    if (doc) *doc = env ? strdup(env->directory_update->document_json) : NULL;
+    schakel_envelope_free(env);
+    return version;
 }
 
 /* The version of the last directory_update on the log (0: none), and its
@@ -268,12 +268,12 @@ static void directory_to_log(schakel_broker_t *b)
     schakel_envelope_t env;
     Schakel__V1__DirectoryUpdate u = SCHAKEL__V1__DIRECTORY_UPDATE__INIT;
     uint8_t id[16];
-    own_envelope(&env, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE, "schakel/v1/directory", text,
-                 strlen(text), id);
+    broker_own_envelope(&env, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE, "schakel/v1/directory",
+                        text, strlen(text), id);
     u.version = schakel_directory_version(b->dir);
     u.document_json = (char *)text;
     env.directory_update = &u;
-    if (append_own(b, &env) == 0)
+    if (broker_append_own(b, &env, NULL) == 0)
         schakel_log(SCHAKEL_LOG_INFO, "broker", "event=directory_logged version=%llu",
                     (unsigned long long)u.version);
 }
@@ -347,9 +347,10 @@ void broker_clock_tick(schakel_broker_t *b, int64_t now)
     Schakel__V1__ClockTick t = SCHAKEL__V1__CLOCK_TICK__INIT;
     uint8_t id[16], at[8];
     schakel_put_be64(at, (uint64_t)now);
-    own_envelope(&env, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK, "schakel/v1/tick", at, sizeof at, id);
+    broker_own_envelope(&env, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK, "schakel/v1/tick", at,
+                        sizeof at, id);
     t.at_ms = now;
     env.occurred_at = now; /* the same tick is the same bytes */
     env.clock_tick = &t;
-    append_own(b, &env);
+    broker_append_own(b, &env, NULL);
 }

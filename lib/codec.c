@@ -50,7 +50,7 @@ schakel_envelope_t *schakel_envelope_decode_with(const uint8_t *buf, size_t len,
         schakel_fail(why, SCHAKEL_EDECODE, "event (%zu bytes) does not decode as schakel.v1.Envelope", len);
         return NULL;
     }
-    if (len > SCHAKEL_MAX_EVENT_BYTES && e->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE) {
+    if (len > SCHAKEL_MAX_EVENT_BYTES && !SCHAKEL_IS_DOCUMENT_EVENT(e->type)) {
         schakel_fail(why, SCHAKEL_ETOOBIG, "event is %zu bytes; the limit is %d", len,
                      SCHAKEL_MAX_EVENT_BYTES);
         protobuf_c_message_free_unpacked(&e->base, alloc);
@@ -72,8 +72,7 @@ void schakel_envelope_free(schakel_envelope_t *env)
 int schakel_envelope_encode(const schakel_envelope_t *env, uint8_t **out, size_t *outlen)
 {
     size_t len = schakel__v1__envelope__get_packed_size(env);
-    if (len > (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE ? SCHAKEL_MAX_DIRECTORY_BYTES
-                                                                                 : SCHAKEL_MAX_EVENT_BYTES))
+    if (len > (SCHAKEL_IS_DOCUMENT_EVENT(env->type) ? SCHAKEL_MAX_DIRECTORY_BYTES : SCHAKEL_MAX_EVENT_BYTES))
         return SCHAKEL_ETOOBIG;
     *out = malloc(len ? len : 1);
     if (!*out) return SCHAKEL_ENOMEM;

@@ -15,7 +15,11 @@
 
 #define SCHAKEL_EVENT_ID_LEN 16
 #define SCHAKEL_MAX_EVENT_BYTES (64 * 1024)       /* one serialized envelope */
-#define SCHAKEL_MAX_DIRECTORY_BYTES (1024 * 1024) /* a directory_update, the one exception */
+#define SCHAKEL_MAX_DIRECTORY_BYTES (1024 * 1024) /* a directory_update or rules_update, the exceptions */
+/* May an event of this type be up to SCHAKEL_MAX_DIRECTORY_BYTES long? */
+#define SCHAKEL_IS_DOCUMENT_EVENT(t)                                \
+    ((t) == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE || \
+     (t) == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_RULES_UPDATE)
 #define SCHAKEL_MAX_BATCH_EVENTS 1024
 #define SCHAKEL_MAX_FRAME_BYTES (8 * 1024 * 1024) /* one protocol frame */
 
@@ -32,7 +36,7 @@ size_t schakel_event_types(const int **types);
 
 /* Decodes len bytes as an Envelope. NULL if len is over
  * SCHAKEL_MAX_EVENT_BYTES (SCHAKEL_MAX_DIRECTORY_BYTES for a
- * directory_update) or the bytes do not decode; why says which.
+ * directory_update or a rules_update) or the bytes do not decode; why says which.
  * Free with schakel_envelope_free(). */
 schakel_envelope_t *schakel_envelope_decode(const uint8_t *buf, size_t len, char *why);
 /* The same with another allocator (e.g. an arena: then do not free it). */

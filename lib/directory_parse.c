@@ -125,6 +125,12 @@ static int parse_org(json_t *o, size_t i, schakel_org_t *org, unsigned flags, ch
                                             "organisations[%zu] (%s).publish[%zu]: unknown event type "
                                             "\"%s\" (see docs/events.md)",
                                             i, id, j, s ? s : "?");
+                    if (t == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_RULES_UPDATE)
+                        return schakel_fail(why, SCHAKEL_ECONFIG,
+                                            "organisations[%zu] (%s).publish[%zu]: no organisation may "
+                                            "publish rules_update: the bus puts the node's rule files on "
+                                            "the log itself (docs/operations.md)",
+                                            i, id, j);
                     org->may_publish[t] = 1;
                 } else if (s && !strcmp(s, "read_all")) {
                     org->rights |= SCHAKEL_RIGHT_READ_ALL;

@@ -241,6 +241,51 @@ int schakel_engine_directory_update(MDB_txn *txn, MDB_dbi state, const schakel_e
     return 0;
 }
 
+int schakel_engine_rules_load(MDB_txn *txn, MDB_dbi state, schakel_rules_install_fn install, void *engine,
+                              const char *name, char *why)
+{
+    MDB_val v;
+    char inner[SCHAKEL_ERRLEN] = "";
+    if (schakel_kv_get(txn, state, "rules", 5, &v) != 0) return 0;
+    if (install(engine, v.mv_data, v.mv_size, inner) != 0)
+        return schakel_fail(why, SCHAKEL_ECONFIG,
+                            "%s: the rules this state took from the log no longer parse (%s): stop the "
+                            "service, delete its state directory (it is rebuilt from the log) and start "
+                            "it again",
+                            name, inner);
+    return 0;
+}
+
+/* A rules_update that is not used: counted and logged, never fatal. */
+static int rules_refused(MDB_txn *txn, MDB_dbi state, const char *name, uint64_t seq, const char *reason)
+{
+    uint64_t n = service_get_u64(txn, state, "rules_refused") + 1;
+    schakel_log(SCHAKEL_LOG_ERROR, "service",
+                "event=rules_refused service=%s seq=%llu reason=\"%s\" action=kept_previous refused=%llu",
+                name, (unsigned long long)seq, reason, (unsigned long long)n);
+    return schakel_kv_put(txn, state, "rules_refused", 13, &n, sizeof n);
+}
+
+int schakel_engine_rules_update(MDB_txn *txn, MDB_dbi state, const schakel_logrec_t *rec, int set,
+                                schakel_rules_install_fn install, void *engine, const char *name)
+{
+    const Schakel__V1__RulesUpdate *u = rec->env->rules_update;
+    if (!u || (int)u->set != set) return 0;
+    if (strcmp(rec->source_org, "broker") != 0)
+        return rules_refused(txn, state, name, rec->seq, "not the bus's own: only source broker sets rules");
+    const char *doc = u->document_json;
+    size_t len = strlen(doc);
+    uint8_t h[SCHAKEL_SHA256_LEN];
+    schakel_sha256(doc, len, h);
+    if (u->version.len != sizeof h || memcmp(u->version.data, h, sizeof h) != 0)
+        return rules_refused(txn, state, name, rec->seq, "version is not the SHA-256 of document_json");
+    char inner[SCHAKEL_ERRLEN] = "";
+    if (install(engine, doc, len, inner) != 0) return rules_refused(txn, state, name, rec->seq, inner);
+    schakel_log(SCHAKEL_LOG_INFO, "service", "event=rules_installed service=%s seq=%llu", name,
+                (unsigned long long)rec->seq);
+    return schakel_kv_put(txn, state, "rules", 5, doc, len);
+}
+
 /* ---- the engine's environment and the runner's own table ---- */
 
 uint64_t service_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key)

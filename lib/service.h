@@ -175,6 +175,26 @@ int schakel_engine_directory_load(MDB_txn *txn, MDB_dbi state, struct schakel_di
 int schakel_engine_directory_update(MDB_txn *txn, MDB_dbi state, const schakel_envelope_t *e,
                                     struct schakel_directory **dir);
 
+/* The rules of the engine (routing rules, consent policy, feedback
+ * deadlines) in force on the log, as engines keep them: key "rules" of
+ * their table `state` holds the document_json of the last rules_update of
+ * their set (a Schakel__V1__RuleSet) that they installed. install parses
+ * a document and makes it the engine's rules, or returns an error with the
+ * field that is wrong in why and changes nothing.
+ * load installs the kept one (none kept: the rules the engine was made
+ * with stay). update takes a rules_update record: of another set it is
+ * passed over; from anyone but the bus itself (source_org "broker"),
+ * with a version that is not the SHA-256 of its document, or with a
+ * document that does not parse, it is refused: the rules in force stay,
+ * the refusal is counted in key "rules_refused" of `state` (u64, host
+ * order) and logged (event=rules_refused). Both return 0 or an error
+ * code (storage). */
+typedef int (*schakel_rules_install_fn)(void *engine, const char *text, size_t len, char *why);
+int schakel_engine_rules_load(MDB_txn *txn, MDB_dbi state, schakel_rules_install_fn install, void *engine,
+                              const char *name, char *why);
+int schakel_engine_rules_update(MDB_txn *txn, MDB_dbi state, const schakel_logrec_t *rec, int set,
+                                schakel_rules_install_fn install, void *engine, const char *name);
+
 /* Small LMDB helpers: get returns 0, SCHAKEL_ENOTFOUND or SCHAKEL_ESTORE. */
 int schakel_kv_get(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, MDB_val *val);
 int schakel_kv_put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const void *val, size_t vlen);

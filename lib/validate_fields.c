@@ -18,7 +18,7 @@
 #include "validate_impl.h"
 
 #define STRING_MAX 128                                    /* codes and references, never free text */
-#define DOCUMENT_MAX (SCHAKEL_MAX_DIRECTORY_BYTES - 1024) /* directory_update.document_json */
+#define DOCUMENT_MAX (SCHAKEL_MAX_DIRECTORY_BYTES - 1024) /* directory_ and rules_update.document_json */
 #define PATH_MAX_LEN 96
 
 /* ---- field kinds known by name ---- */
@@ -53,7 +53,7 @@ static unsigned kind_by_name(const ProtobufCFieldDescriptor *f)
         if (!strcmp(f->name, "document_json")) k |= K_DOCUMENT;
     } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
         if (ends_with(f->name, "_id")) k |= K_ID;
-        if (!strcmp(f->name, "policy_version")) k |= K_POLICY;
+        if (!strcmp(f->name, "policy_version") || !strcmp(f->name, "version")) k |= K_POLICY;
     }
     return k;
 }

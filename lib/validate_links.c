@@ -166,6 +166,16 @@ int validate_links(const schakel_envelope_t *env, char *why)
                                 "consent_decision.consent_id: a delivery on consent names it");
         break;
     }
+    case SCHAKEL_EVENT(RULES_UPDATE): {
+        /* the version is what decisions name: it must be this document's */
+        const Schakel__V1__RulesUpdate *u = env->rules_update;
+        uint8_t h[SCHAKEL_SHA256_LEN];
+        schakel_sha256(u->document_json, strlen(u->document_json), h);
+        if (u->version.len != sizeof h || memcmp(u->version.data, h, sizeof h) != 0)
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "rules_update.version: must be the SHA-256 of document_json");
+        break;
+    }
     default: break;
     }
     return 0;

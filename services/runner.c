@@ -37,7 +37,7 @@ struct schakel_svc {
     char why[SCHAKEL_ERRLEN];
 };
 
-static const char *default_text(const char *name)
+const char *schakel_svc_default_rules(const char *name)
 {
     if (!strcmp(name, "routing")) return schakel_routing_default_rules();
     if (!strcmp(name, "consent")) return schakel_consent_default_policy();
@@ -64,7 +64,8 @@ static int write_default(const char *node_dir, const char *name, const char *tex
 int schakel_svc_write_defaults(const char *node_dir)
 {
     for (size_t i = 0; schakel_service_names[i]; i++)
-        if (write_default(node_dir, schakel_service_names[i], default_text(schakel_service_names[i])) != 0)
+        if (write_default(node_dir, schakel_service_names[i],
+                          schakel_svc_default_rules(schakel_service_names[i])) != 0)
             return -1;
     return 0;
 }
@@ -89,13 +90,10 @@ static int feedback_no_holidays_file(const char *policy_path, char *why)
                         path);
 }
 
-int schakel_svc_engine(const char *name, const char *org, const char *path, const schakel_engine_ops_t **ops,
-                       void **engine, char *why)
+int schakel_svc_engine_text(const char *name, const char *org, const char *text, size_t len,
+                            const schakel_engine_ops_t **ops, void **engine, char *why)
 {
-    size_t len;
-    char *text = schakel_file_read(path, 4u << 20, &len);
     *engine = NULL;
-    if (!text) return schakel_fail(why, SCHAKEL_ECONFIG, "%s: %s", path, strerror(errno));
     if (!strcmp(name, "routing")) {
         *engine = schakel_routing_new(org, text, len, why);
         *ops = &schakel_routing_ops;
@@ -105,13 +103,33 @@ int schakel_svc_engine(const char *name, const char *org, const char *path, cons
     } else if (!strcmp(name, "feedback")) {
         *engine = schakel_feedback_new(org, text, len, why);
         *ops = &schakel_feedback_ops;
-        if (*engine && feedback_no_holidays_file(path, why) != 0)
-            schakel_feedback_destroy((schakel_feedback_t **)engine);
     } else {
         schakel_fail(why, SCHAKEL_ECONFIG, "no service called %s", name);
     }
-    free(text);
     return *engine ? 0 : SCHAKEL_ECONFIG;
+}
+
+int schakel_svc_engine(const char *name, const char *org, const char *path, const schakel_engine_ops_t **ops,
+                       void **engine, char *why)
+{
+    size_t len;
+    char *text = schakel_file_read(path, 4u << 20, &len);
+    *engine = NULL;
+    if (!text) return schakel_fail(why, SCHAKEL_ECONFIG, "%s: %s", path, strerror(errno));
+    int rc = schakel_svc_engine_text(name, org, text, len, ops, engine, why);
+    free(text);
+    if (rc == 0 && !strcmp(name, "feedback") && (rc = feedback_no_holidays_file(path, why)) != 0)
+        schakel_svc_engine_free(*ops, engine);
+    return rc;
+}
+
+int schakel_svc_rules_check(const char *name, const char *text, size_t len, char *why)
+{
+    const schakel_engine_ops_t *ops = NULL;
+    void *engine = NULL;
+    int rc = schakel_svc_engine_text(name, "broker", text, len, &ops, &engine, why);
+    schakel_svc_engine_free(ops, &engine);
+    return rc;
 }
 
 void schakel_svc_engine_free(const schakel_engine_ops_t *ops, void **engine)

@@ -32,6 +32,18 @@ int schakel_svc_stop(schakel_svc_t **self_p);
 int schakel_svc_engine(const char *name, const char *org, const char *policy_path,
                        const schakel_engine_ops_t **ops, void **engine, char *why);
 void schakel_svc_engine_free(const schakel_engine_ops_t *ops, void **engine);
+/* The same with the rules or policy in text (len bytes). */
+int schakel_svc_engine_text(const char *name, const char *org, const char *text, size_t len,
+                            const schakel_engine_ops_t **ops, void **engine, char *why);
+
+/* Do text's rules parse as service name's? 0, or SCHAKEL_ECONFIG with the
+ * field that is wrong in why (what the broker checks before it puts a
+ * rule file on the log). */
+int schakel_svc_rules_check(const char *name, const char *text, size_t len, char *why);
+
+/* The rules or policy a fresh node starts with, for service name (NULL:
+ * no such service). */
+const char *schakel_svc_default_rules(const char *name);
 
 /* Writes the default rules or policy of every service into node_dir
  * where there is none yet. 0 or -1 (printed). */

@@ -38,9 +38,11 @@ static const char usage[] = "usage: schakel audit verify --data DIR [--broker-ke
                             "{seq, hash, at, signature} from SEQ on, for organisations to keep.\n"
                             "\n"
                             "replay: re-runs each service - routing, consent and feedback (or only\n"
-                            "NAME) - with empty state over the whole log of the node in DIR, with its\n"
-                            "rules in DIR/<name>.json (the directory, with its decree days, comes from\n"
-                            "the log), and compares\n"
+                            "NAME) - with empty state over the whole log of the node in DIR, with the\n"
+                            "rules in force at each point of the log taken from its rules_update events\n"
+                            "and the directory, with its decree days, from its directory_updates; no\n"
+                            "file is needed (a DIR/<name>.json is used only for records before the\n"
+                            "first rules_update of that service, else the default rules), and compares\n"
                             "everything it derives (routing and consent decisions, the feedback\n"
                             "service's status notices and reminders) with what is on the log, byte for\n"
                             "byte. Prints a JSON line per service; exit status 1 names the first\n"
@@ -203,7 +205,14 @@ static int cmd_replay(int argc, char **argv)
             status = 2;
             break;
         }
-        if (schakel_svc_engine(name, org_ids[n], policy, &ops[n], &engines[n], why) != 0) {
+        /* the rules come from the log's rules_updates; a file left in DIR
+         * is used only for what the log decided before its first one */
+        const char *text = schakel_svc_default_rules(name);
+        int rc =
+            access(policy, F_OK) == 0
+                ? schakel_svc_engine(name, org_ids[n], policy, &ops[n], &engines[n], why)
+                : schakel_svc_engine_text(name, org_ids[n], text, strlen(text), &ops[n], &engines[n], why);
+        if (rc != 0) {
             fprintf(stderr, "schakel audit replay: %s\n", why);
             status = 2;
             continue;

@@ -31,7 +31,11 @@ static const char usage[] =
     "a directory in DIR/directory.json (edit it; it is reloaded on change and\n"
     "put on the log), and the services' rules in DIR/routing.json,\n"
     "DIR/consent.json and DIR/feedback.json (docs/routing.md, docs/feedback.md;\n"
-    "the days a royal decree equates with holidays are in the directory).\n"
+    "the days a royal decree equates with holidays are in the directory): edit\n"
+    "them and the broker puts them on the log as rules_update events, from\n"
+    "which the services take them. A rule file that does not parse stops the\n"
+    "start (exit 1, naming the file and field); changed while running, it is\n"
+    "refused and the rules in force stay.\n"
     "--no-services runs the broker alone. --tick-ms sets how\n"
     "often the broker puts its clock on the\n"
     "log (default 60000). --checkers: threads that check what is\n"
@@ -111,8 +115,8 @@ int cmd_node(int argc, char **argv)
         (void)close(cfg.lock_fd); /* no broker took it */
         return 1;
     }
-    if (schakel_svc_write_defaults(dir) != 0) return 1;
     cfg.data_dir = dir;
+    cfg.rules_dir = dir; /* the broker writes the default rules where there are none */
     cfg.key_path = key;
     cfg.directory_path = directory;
 

@@ -64,6 +64,7 @@ static int consent_open(void *engine, MDB_txn *txn, char *why)
                             "is rebuilt from the log) and start it again");
     uint8_t format = STATE_FORMAT;
     if (rc == 0) rc = schakel_kv_put(txn, c->state, "format", 6, &format, 1);
+    if (rc == 0) rc = schakel_engine_rules_load(txn, c->state, schakel_consent_install, c, "consent", why);
     return rc ? rc : schakel_engine_directory_load(txn, c->state, &c->dir);
 }
 
@@ -84,6 +85,7 @@ schakel_envelope_t *consent_load_event(schakel_consent_t *c, const schakel_logre
     case SCHAKEL_EVENT(CONSENT_DECISION):
     case SCHAKEL_EVENT(CLOCK_TICK):
     case SCHAKEL_EVENT(AUDIT_ACCESS):
+    case SCHAKEL_EVENT(RULES_UPDATE):
     case SCHAKEL_EVENT(DIRECTORY_UPDATE): ok = 0; break;
     default: break;
     }
@@ -114,6 +116,10 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
         switch ((int)e->type) {
         case SCHAKEL_EVENT(DIRECTORY_UPDATE):
             rc = schakel_engine_directory_update(txn, c->state, e, &c->dir);
+            break;
+        case SCHAKEL_EVENT(RULES_UPDATE):
+            rc = schakel_engine_rules_update(txn, c->state, rec, SCHAKEL__V1__RULE_SET__RULE_SET_CONSENT,
+                                             schakel_consent_install, c, "consent");
             break;
         case SCHAKEL_EVENT(ROUTING_DECISION): rc = consent_on_routing(c, txn, rec, out, why); break;
         case SCHAKEL_EVENT(CONSENT_DECISION):

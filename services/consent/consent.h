@@ -65,6 +65,11 @@ typedef struct schakel_consent schakel_consent_t;
 schakel_consent_t *schakel_consent_new(const char *org_id, const char *policy_json, size_t len, char *why);
 void schakel_consent_destroy(schakel_consent_t **self_p);
 
+/* Makes the policy in text the engine's (engine: a schakel_consent_t), as
+ * a rules_update on the log does; 0, or an error naming the field in why
+ * and the policy in force unchanged. */
+int schakel_consent_install(void *engine, const char *text, size_t len, char *why);
+
 /* SHA-256 of the policy text and the version of the coded rules. */
 const uint8_t *schakel_consent_policy(const schakel_consent_t *self);
 

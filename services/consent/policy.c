@@ -104,6 +104,17 @@ void schakel_consent_destroy(schakel_consent_t **self_p)
     *self_p = NULL;
 }
 
+int schakel_consent_install(void *engine, const char *text, size_t len, char *why)
+{
+    schakel_consent_t *c = engine, *n = schakel_consent_new(c->org, text, len, why);
+    if (!n) return SCHAKEL_ECONFIG;
+    memcpy(c->policy, n->policy, sizeof c->policy);
+    memcpy(c->fallback, n->fallback, sizeof c->fallback);
+    c->hold_ms = n->hold_ms;
+    schakel_consent_destroy(&n);
+    return 0;
+}
+
 const uint8_t *schakel_consent_policy(const schakel_consent_t *c)
 {
     return c->policy;

@@ -35,6 +35,7 @@ static int feedback_open(void *engine, MDB_txn *txn, char *why)
                             old ? "without the family's steps" : "that kept case references");
     uint8_t format = STATE_FORMAT;
     if (rc == 0) rc = schakel_kv_put(txn, f->state, "format", 6, &format, 1);
+    if (rc == 0) rc = schakel_engine_rules_load(txn, f->state, schakel_feedback_install, f, "feedback", why);
     return rc ? rc : schakel_engine_directory_load(txn, f->state, &f->dir);
 }
 
@@ -119,6 +120,10 @@ static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *
     if (e) {
         switch ((int)e->type) {
         case SCHAKEL_EVENT(DIRECTORY_UPDATE): rc = on_directory(f, txn, e); break;
+        case SCHAKEL_EVENT(RULES_UPDATE):
+            rc = schakel_engine_rules_update(txn, f->state, rec, SCHAKEL__V1__RULE_SET__RULE_SET_FEEDBACK,
+                                             schakel_feedback_install, f, "feedback");
+            break;
         case SCHAKEL_EVENT(REFERRAL):
             rc = feedback_open_loop(f, txn, &e->referral->referral_id, ORIGIN_REFERRAL, rec);
             break;

@@ -63,6 +63,11 @@ void schakel_feedback_destroy(schakel_feedback_t **self_p);
 
 const char *schakel_feedback_default_policy(void);
 
+/* Makes the policy in text the engine's (engine: a schakel_feedback_t),
+ * as a rules_update on the log does; 0, or an error naming the field in
+ * why and the policy in force unchanged. */
+int schakel_feedback_install(void *engine, const char *text, size_t len, char *why);
+
 extern const schakel_engine_ops_t schakel_feedback_ops;
 
 /* ---- reading a feedback service's state (schakel loops) ---- */

@@ -107,6 +107,20 @@ void schakel_feedback_destroy(schakel_feedback_t **self_p)
     *self_p = NULL;
 }
 
+int schakel_feedback_install(void *engine, const char *text, size_t len, char *why)
+{
+    schakel_feedback_t *f = engine, *n = schakel_feedback_new(f->org, text, len, why);
+    if (!n) return SCHAKEL_ECONFIG;
+    memcpy(f->deadlines, n->deadlines, sizeof f->deadlines);
+    f->escalate_after = n->escalate_after;
+    f->bridging_within = n->bridging_within;
+    f->family_within = n->family_within;
+    f->handover_within = n->handover_within;
+    f->mazl_within = n->mazl_within;
+    schakel_feedback_destroy(&n);
+    return 0;
+}
+
 const char *schakel_feedback_default_policy(void)
 {
     return "{\n"

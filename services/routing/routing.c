@@ -25,6 +25,11 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
         return schakel_engine_directory_update(txn, r->dbi_state, env, &r->dir)
                    ? schakel_fail(why, SCHAKEL_ESTORE, "routing: cannot store the directory")
                    : 0;
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_RULES_UPDATE: /* routed to nobody: rules for what follows */
+        return schakel_engine_rules_update(txn, r->dbi_state, rec, SCHAKEL__V1__RULE_SET__RULE_SET_ROUTING,
+                                           schakel_routing_install, r, "routing")
+                   ? schakel_fail(why, SCHAKEL_ESTORE, "routing: cannot store the rules")
+                   : 0;
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK:

@@ -63,6 +63,11 @@ typedef struct schakel_routing schakel_routing_t;
 schakel_routing_t *schakel_routing_new(const char *org_id, const char *rules_json, size_t len, char *why);
 void schakel_routing_destroy(schakel_routing_t **self_p);
 
+/* Makes the rules in text the engine's (engine: a schakel_routing_t), as
+ * a rules_update on the log does; 0, or an error with the rule and field
+ * that is wrong in why and the rules in force unchanged. */
+int schakel_routing_install(void *engine, const char *text, size_t len, char *why);
+
 /* SHA-256 of the rules text: the policy_version of every decision. */
 const uint8_t *schakel_routing_policy(const schakel_routing_t *self);
 

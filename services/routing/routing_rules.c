@@ -170,6 +170,21 @@ void schakel_routing_destroy(schakel_routing_t **self_p)
     *self_p = NULL;
 }
 
+int schakel_routing_install(void *engine, const char *text, size_t len, char *why)
+{
+    schakel_routing_t *r = engine, *n = schakel_routing_new(r->org, text, len, why);
+    if (!n) return SCHAKEL_ECONFIG;
+    for (size_t i = 0; i < MAX_RULES; i++) { /* the old rules leave with n */
+        rule_t t = r->rules[i];
+        r->rules[i] = n->rules[i];
+        n->rules[i] = t;
+    }
+    r->n_rules = n->n_rules;
+    memcpy(r->policy, n->policy, sizeof r->policy);
+    schakel_routing_destroy(&n);
+    return 0;
+}
+
 const uint8_t *schakel_routing_policy(const schakel_routing_t *r)
 {
     return r->policy;

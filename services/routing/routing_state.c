@@ -38,6 +38,8 @@ int routing_open(void *engine, MDB_txn *txn, char *why)
     MDB_dbi *const dbis[] = {&r->dbi_state, &r->dbi_referrals, &r->dbi_reports, &r->dbi_consents,
                              &r->dbi_flows};
     int rc = schakel_engine_tables(txn, "routing", names, dbis, 5, why);
+    if (rc == 0)
+        rc = schakel_engine_rules_load(txn, r->dbi_state, schakel_routing_install, r, "routing", why);
     return rc ? rc : schakel_engine_directory_load(txn, r->dbi_state, &r->dir);
 }
 

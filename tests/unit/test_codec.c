@@ -148,6 +148,12 @@ static schakel_envelope_t *filled(int type)
     if (schakel_envelope_subject_rule(type) < 0) e->subject = e->case_ref = e->district = "";
     if (type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION)
         e->consent_decision->legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_MELDCODE;
+    if (type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_RULES_UPDATE) { /* the version is the document's hash */
+        Schakel__V1__RulesUpdate *u = e->rules_update;
+        u->version.len = SCHAKEL_SHA256_LEN;
+        u->version.data = alloc(SCHAKEL_SHA256_LEN);
+        schakel_sha256(u->document_json, strlen(u->document_json), u->version.data);
+    }
     if (type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_THUISZITTER_STATUS)
         e->thuiszitter_status->exempted = 0; /* an exempted child has no reason */
     if (type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_GIVEN) {
@@ -188,7 +194,7 @@ static void every_type_round_trips(void **state)
     (void)state;
     const int *types;
     size_t n = schakel_event_types(&types);
-    assert_int_equal(n, 34);
+    assert_int_equal(n, 35);
     for (size_t i = 0; i < n; i++) {
         const char *name = schakel_event_type_name(types[i]);
         assert_non_null(name);

@@ -132,6 +132,18 @@ static void data_holding_kinds_get_no_rights(void **state)
     }
 }
 
+/* The rules on the log come from the bus itself: no organisation, of any
+ * kind or right, may list rules_update. */
+static void no_organisation_may_publish_rules_update(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i <= 8; i++) {
+        json_t *d = region();
+        json_array_append_new(json_object_get(org_at(d, i), "publish"), json_string("rules_update"));
+        refused(d, "no organisation may publish rules_update");
+    }
+}
+
 static void only_an_admin_has_the_directory_right(void **state)
 {
     (void)state;
@@ -587,6 +599,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_least_privilege_region_parses),
         cmocka_unit_test(data_holding_kinds_get_no_rights),
+        cmocka_unit_test(no_organisation_may_publish_rules_update),
         cmocka_unit_test(only_an_admin_has_the_directory_right),
         cmocka_unit_test(history_skips_the_rights_policy_only),
         cmocka_unit_test(missing_fields_are_named),

@@ -3,7 +3,10 @@
  * decided by the rules and the directory in force on the log, nothing
  * else: a referral to a wijkteam goes to the wijkteam of the child's home
  * district, and a directory update changes that from the next record on,
- * while an older directory version coming late changes nothing. */
+ * while an older directory version coming late changes nothing. The rules
+ * too are the log's: a rules_update from the bus replaces them from the
+ * next record on; one from anyone else, with a wrong version or that does
+ * not parse changes nothing and is counted. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -113,11 +116,92 @@ static void the_directory_in_force_on_the_log_decides(void **state)
     schakel_routing_destroy(&r);
 }
 
+/* A rules_update of set with doc from source; version: the document's
+ * hash unless bad_version. */
+static uint64_t rules_update(efx_t *fx, const char *source, const char *set, const char *doc, int bad_version)
+{
+    uint8_t h[SCHAKEL_SHA256_LEN];
+    char hexv[65];
+    schakel_sha256(doc, strlen(doc), h);
+    h[0] ^= (uint8_t)bad_version;
+    schakel_hex_encode(h, sizeof h, hexv);
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "type", "rules_update", "purpose", "bus",
+                  "legal_basis", "bus", "rules_update", "set", set, "version", hexv, "document_json", doc);
+    char *text = json_dumps(j, 0);
+    uint64_t seq = efx_feed(fx, source, NULL, "%s", text);
+    free(text);
+    json_decref(j);
+    return seq;
+}
+
+/* The policy_version of the last decision is the SHA-256 of doc. */
+static void decided_under(efx_t *fx, const char *doc)
+{
+    uint8_t h[SCHAKEL_SHA256_LEN];
+    schakel_sha256(doc, strlen(doc), h);
+    const Schakel__V1__RoutingDecision *d = fx->emitted[0]->routing_decision;
+    assert_int_equal(d->policy_version.len, sizeof h);
+    assert_memory_equal(d->policy_version.data, h, sizeof h);
+}
+
+static uint64_t refused_count(efx_t *fx)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_txn_begin(fx->s.env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "state", 0, &dbi), 0);
+    uint64_t n = service_get_u64(txn, dbi, "rules_refused");
+    mdb_txn_abort(txn);
+    return n;
+}
+
+static void the_rules_on_the_log_decide_and_a_bad_or_foreign_update_changes_nothing(void **state)
+{
+    (void)state;
+    schakel_routing_t *r;
+    efx_t *fx = open_routing(&r);
+    efx_directory(fx, efx_region(1, 0));
+    uint8_t id[16];
+    uint64_t seq = referral(fx, "rules-before", "zuid", id);
+    assert_string_equal(routed_to(fx, seq, id, NULL), "wijkteam-zuid");
+    decided_under(fx, schakel_routing_default_rules());
+    /* the bus's new rules: a referral reaches only whom it names */
+    const char *only = "{\"version\": 2, \"rules\": [{\"id\": \"referral/named\", \"on\": [\"referral\"], "
+                       "\"to\": \"addressees\"}]}\n";
+    rules_update(fx, "broker", "routing", only, 0);
+    assert_int_equal(fx->n_emitted, 0); /* routed to nobody itself */
+    seq = referral(fx, "rules-after", "zuid", id);
+    assert_null(routed_to(fx, seq, id, NULL));
+    decided_under(fx, only);
+    /* none of these is used: from an organisation, a version that is not
+     * the document's, a document that does not parse; another service's
+     * set is passed over */
+    const char *def = schakel_routing_default_rules();
+    rules_update(fx, "school-1", "routing", def, 0);
+    rules_update(fx, "broker", "routing", def, 1);
+    rules_update(fx, "broker", "routing",
+                 "{\"version\": 3, \"rules\": [{\"id\": \"x\", \"on\": [\"referral\"]}]}", 0);
+    rules_update(fx, "broker", "consent", def, 0);
+    seq = referral(fx, "rules-kept", "zuid", id);
+    assert_null(routed_to(fx, seq, id, NULL));
+    decided_under(fx, only);
+    assert_true(refused_count(fx) == 3);
+    /* back to the default: in force again */
+    rules_update(fx, "broker", "routing", def, 0);
+    seq = referral(fx, "rules-back", "zuid", id);
+    assert_string_equal(routed_to(fx, seq, id, NULL), "wijkteam-zuid");
+    decided_under(fx, def);
+    efx_close(&fx);
+    schakel_routing_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_referral_to_a_wijkteam_routes_by_the_childs_district),
         cmocka_unit_test(the_directory_in_force_on_the_log_decides),
+        cmocka_unit_test(the_rules_on_the_log_decide_and_a_bad_or_foreign_update_changes_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
