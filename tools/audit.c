@@ -15,13 +15,14 @@
 #include "service.h"
 #include "store_audit.h"
 #include "store_lmdb.h"
+#include "audit_access.h"
 #include "tool.h"
 
 static const char usage[] =
     "usage: schakel audit verify --data DIR [--broker-key FILE] [--no-payloads]\n"
-    "                            [--checkpoints FILE]\n"
+    "                            [--checkpoints FILE] [--purpose TEXT]\n"
     "       schakel audit checkpoints --data DIR [--from SEQ]\n"
-    "       schakel audit replay --data DIR [--service NAME]\n"
+    "       schakel audit replay --data DIR [--service NAME] [--purpose TEXT]\n"
     "       schakel audit subject --node DIR (--subject P | --bsn BSN --region-key F)\n"
     "                             --purpose TEXT [--html FILE]\n"
     "\n"
@@ -36,6 +37,12 @@ static const char usage[] =
     "Prints a JSON summary. Exit status 0 when everything verifies; 1 when a\n"
     "record or checkpoint does not, naming the first bad sequence number; 2\n"
     "when DIR holds no log or an argument is wrong.\n"
+    "\n"
+    "verify and replay record the look as an audit_access event on the log,\n"
+    "with --purpose TEXT when given, through the broker of the node in DIR\n"
+    "(DIR/node.json, as svc-audit; or the connection flags --node, --as,\n"
+    "--endpoint, --server-key, --key). When it does not answer, they say on\n"
+    "stderr that the look was NOT recorded; their exit status stays theirs.\n"
     "\n"
     "checkpoints: prints the broker's signed checkpoints as JSON lines\n"
     "{seq, hash, at, signature} from SEQ on, for organisations to keep.\n"
@@ -168,10 +175,14 @@ static int replay_service_known(const char *only)
 
 static int cmd_replay(int argc, char **argv)
 {
-    const char *dir = NULL, *only = NULL;
+    const char *dir = NULL, *only = NULL, *purpose = NULL;
+    schakel_conn_t c;
+    memset(&c, 0, sizeof c);
     schakel_flag_t flags[] = {
         SCHAKEL_FLAG_S("--data", "DIR", &dir),
         SCHAKEL_FLAG_S("--service", "NAME", &only),
+        SCHAKEL_FLAG_S("--purpose", "TEXT", &purpose),
+        SCHAKEL_CONN_FLAGS(&c),
         SCHAKEL_FLAGS_END,
     };
     int status = tool_flags("audit replay", flags, argc, argv, 2, usage, NULL, usage);
@@ -180,7 +191,8 @@ static int cmd_replay(int argc, char **argv)
         fprintf(stderr, "schakel audit replay: --data DIR is required\n");
         return 2;
     }
-    if ((status = replay_service_known(only))) return status;
+    if ((status = replay_service_known(only)) || (status = audit_purpose_check("audit replay", purpose, 0)))
+        return status;
     char why[SCHAKEL_ERRLEN] = "", logdir[SCHAKEL_PATH_MAX], policy[SCHAKEL_PATH_MAX];
     uint8_t master[32];
     /* the longest name first: then the others fit */
@@ -224,9 +236,11 @@ static int cmd_replay(int argc, char **argv)
     if (n) schakel_service_replay_all(logdir, master, n, ops, engines, orgs, reports, rcs);
     double dt = schakel_mono_secs() - t0; /* they ran together: one time for all */
     memset(master, 0, sizeof master);
+    uint64_t read = 0;
     for (size_t i = 0; i < n; i++) {
         const schakel_replay_report_t *r = &reports[i];
         int rc = rcs[i];
+        if (r->records > read) read = r->records;
         schakel_svc_engine_free(ops[i], &engines[i]);
         printf("{\"service\":\"%s\",\"ok\":%s,\"records\":%llu,\"derived\":%llu,\"same\":%llu,"
                "\"differ\":%llu,\"missing\":%llu,\"extra\":%llu,\"seconds\":%.3f",
@@ -245,6 +259,14 @@ static int cmd_replay(int argc, char **argv)
             status = 2;
         }
     }
+    if (n) {
+        audit_access_t a = {.command = "audit_replay",
+                            .query_ref = only ? only : "all",
+                            .purpose = purpose,
+                            .from_seq = read ? 1 : 0,
+                            .to_seq = read};
+        SCHAKEL_DROP(audit_access_record_offline("audit replay", &c, dir, &a)); /* it says when not */
+    }
     return status;
 }
 
@@ -258,17 +280,22 @@ int cmd_audit(int argc, char **argv)
         fputs(usage, help ? stdout : stderr);
         return help ? 0 : 2;
     }
-    const char *dir = NULL, *bkey = NULL, *kept = NULL;
+    const char *dir = NULL, *bkey = NULL, *kept = NULL, *purpose = NULL;
     int no_payloads = 0;
+    schakel_conn_t c;
+    memset(&c, 0, sizeof c);
     schakel_flag_t flags[] = {
         SCHAKEL_FLAG_S("--data", "DIR", &dir),
         SCHAKEL_FLAG_S("--broker-key", "FILE", &bkey),
         SCHAKEL_FLAG_S("--checkpoints", "FILE", &kept),
         SCHAKEL_FLAG_B("--no-payloads", NULL, &no_payloads),
+        SCHAKEL_FLAG_S("--purpose", "TEXT", &purpose),
+        SCHAKEL_CONN_FLAGS(&c),
         SCHAKEL_FLAGS_END,
     };
     int status = tool_flags("audit verify", flags, argc, argv, 2, usage, NULL, usage);
     if (status >= 0) return status;
+    if ((status = audit_purpose_check("audit verify", purpose, 0))) return status;
     int payloads = !no_payloads;
     if (!dir) {
         fprintf(stderr, "schakel audit verify: --data DIR is required\n");
@@ -331,6 +358,10 @@ int cmd_audit(int argc, char **argv)
     else if (kept_bad) printf(",\"bad_seq\":%llu", (unsigned long long)kept_bad);
     if (kept) printf(",\"kept_checkpoints\":%llu", (unsigned long long)kept_ok);
     printf("}\n");
+    (void)fflush(stdout); /* the summary before what recording the look may say */
+    audit_access_t a = {
+        .command = "audit_verify", .purpose = purpose, .from_seq = r.head ? 1 : 0, .to_seq = r.head};
+    SCHAKEL_DROP(audit_access_record_offline("audit verify", &c, dir, &a)); /* it says when not */
     if (kept_rc) return kept_rc;
     if (rc == SCHAKEL_ECORRUPT) {
         fprintf(stderr, "schakel audit verify: first bad sequence number %llu: %s\n",

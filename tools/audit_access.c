@@ -39,6 +39,8 @@ static void fill(Schakel__V1__Envelope *e, Schakel__V1__AuditAccess *b, const ch
     e->audit_access = b;
 }
 
+static int ping(void *ctx, schakel_conn_t *c, uint64_t *head, int timeout_ms, char *why);
+
 int audit_purpose_check(const char *cmd, const char *purpose, int required)
 {
     if (!purpose || !purpose[0]) {
@@ -115,7 +117,7 @@ int audit_access_record_offline(const char *cmd, schakel_conn_t *c, const char *
     void *ctx = NULL;
     if (!rc) {
         ctx = zmq_ctx_new();
-        rc = audit_broker_answers(ctx, c, NULL, why);
+        rc = ping(ctx, c, NULL, 1500, why); /* a stopped broker: do not hold the audit up */
         if (rc) {
             char inner[SCHAKEL_ERRLEN];
             snprintf(inner, sizeof inner, "%s", why);
@@ -136,22 +138,27 @@ int audit_access_record_offline(const char *cmd, schakel_conn_t *c, const char *
     return 0;
 }
 
-int audit_broker_answers(void *ctx, schakel_conn_t *c, uint64_t *head, char *why)
+static int ping(void *ctx, schakel_conn_t *c, uint64_t *head, int timeout_ms, char *why)
 {
     schakel_client_options_t o = {0};
     o.endpoint = c->endpoint;
     o.server_public = c->server_public;
     o.keys = &c->keys;
     schakel_client_t *cl = schakel_client_new(ctx, &o, why);
-    Schakel__V1__Ping ping = SCHAKEL__V1__PING__INIT;
+    Schakel__V1__Ping p = SCHAKEL__V1__PING__INIT;
     ProtobufCMessage *reply = NULL;
     int rc =
-        cl ? schakel_client_call(cl, "PING", &ping.base, &schakel__v1__pong__descriptor, &reply, 3000, why)
+        cl ? schakel_client_call(cl, "PING", &p.base, &schakel__v1__pong__descriptor, &reply, timeout_ms, why)
            : SCHAKEL_EZMQ;
     if (rc == 0 && head) *head = ((Schakel__V1__Pong *)reply)->head;
     if (reply) protobuf_c_message_free_unpacked(reply, NULL);
     schakel_client_destroy(&cl);
     return rc;
+}
+
+int audit_broker_answers(void *ctx, schakel_conn_t *c, uint64_t *head, char *why)
+{
+    return ping(ctx, c, head, 3000, why);
 }
 
 int audit_read_stream(void *ctx, schakel_conn_t *c, const char *stream, uint64_t from, size_t max,

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "error.h"
 #include "schakel/v1/bus.pb-c.h"
 #include "wire.h"
 
@@ -36,7 +37,7 @@ int audit_purpose_check(const char *cmd, const char *purpose, int required);
  * must be allowed to publish audit_access: svc-audit in the sample region)
  * and waits for the ACK. Returns 0, or a SCHAKEL_E* code with why saying
  * what went wrong (the broker's reason when it refused). */
-int audit_access_record(void *ctx, schakel_conn_t *c, const audit_access_t *a, char *why);
+SCHAKEL_MUST_USE int audit_access_record(void *ctx, schakel_conn_t *c, const audit_access_t *a, char *why);
 
 /* For the commands that read a data directory directly (verify, replay):
  * records a through the broker of the node in data_dir, as c says (conn
