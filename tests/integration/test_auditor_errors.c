@@ -52,7 +52,7 @@ static void unknown_ids_exit_1(void **state)
     const char *explain[] = {"explain", "--node", H->data, "--purpose", "test", hex, NULL};
     expect(explain, 1, "no event with id");
     const char *explain_json[] = {"explain", "--node", H->data, "--json", "--purpose", "test", hex, NULL};
-    expect(explain_json, 1, "a referral_id or case reference is no event id");
+    expect(explain_json, 1, "and no referral with that referral_id");
     const char *loops[] = {"loops", "--node", H->data, "--referral", hex, NULL};
     expect(loops, 1, "check the id");
 }
