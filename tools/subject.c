@@ -83,6 +83,7 @@ static int pseudonym(const char *subject, const char *bsn_arg, const char *key_f
         bsn[strcspn(bsn, "\r\n")] = 0;
     } else {
         snprintf(bsn, sizeof bsn, "%.31s", bsn_arg);
+        memset((char *)bsn_arg, 'x', strlen(bsn_arg)); /* out of the process list from now on */
     }
     uint8_t key[SCHAKEL_REGION_KEY_LEN];
     char why[SCHAKEL_ERRLEN] = "";

@@ -84,13 +84,14 @@ static void add_event(subject_history_t *h, const Schakel__V1__Delivered *d, con
 {
     char at[32];
     schakel_time_format(d->recorded_at, at);
-    json_t *ev = json_pack("{s:I, s:s, s:s, s:n, s:[]}", "seq", (json_int_t)d->seq, "recorded_at", at, "type",
-                           type, "routing", "decisions");
+    json_t *ev = json_pack("{s:I, s:s, s:s}", "seq", (json_int_t)d->seq, "recorded_at", at, "type", type);
     static const char *const env[] = {"event_id",    "source_org", "occurred_at", "purpose",
                                       "legal_basis", "categories", NULL};
     for (size_t i = 0; env[i]; i++) copy(ev, env[i], j, env[i]);
     const json_t *body = json_object_get(j, type);
     for (size_t i = 0; body_refs[i]; i++) copy(ev, body_refs[i], body, body_refs[i]);
+    json_object_set_new(ev, "routing", json_null());
+    json_object_set_new(ev, "decisions", json_array());
     char key[24];
     snprintf(key, sizeof key, "%llu", (unsigned long long)d->seq);
     json_array_append_new(h->events, ev);
@@ -188,7 +189,7 @@ void subject_history_add(subject_history_t *h, const Schakel__V1__Delivered *d)
 static json_t *held_entry(const json_t *ev, const json_t *dec, size_t from)
 {
     json_t *x =
-        json_pack("{s:O, s:O, s:O, s:O, s:O, s:s}", "event_seq", json_object_get(ev, "seq"), "recipient",
+        json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:s}", "event_seq", json_object_get(ev, "seq"), "recipient",
                   json_object_get(dec, "recipient"), "seq", json_object_get(dec, "seq"), "at",
                   json_object_get(dec, "at"), "rule", json_object_get(dec, "rule"), "then", "still held");
     copy(x, "legal_basis", dec, "legal_basis");
@@ -220,7 +221,7 @@ json_t *subject_history_json(subject_history_t *h)
             const char *o = json_string_value(json_object_get(dec, "outcome"));
             if (o && !strcmp(o, "hold")) json_array_append_new(held, held_entry(ev, dec, k));
             if (o && !strcmp(o, "deny")) {
-                json_t *x = json_pack("{s:O, s:O, s:O, s:O, s:O}", "event_seq", json_object_get(ev, "seq"),
+                json_t *x = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?}", "event_seq", json_object_get(ev, "seq"),
                                       "recipient", json_object_get(dec, "recipient"), "seq",
                                       json_object_get(dec, "seq"), "at", json_object_get(dec, "at"), "rule",
                                       json_object_get(dec, "rule"));
