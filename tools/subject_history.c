@@ -221,10 +221,10 @@ json_t *subject_history_json(subject_history_t *h)
             const char *o = json_string_value(json_object_get(dec, "outcome"));
             if (o && !strcmp(o, "hold")) json_array_append_new(held, held_entry(ev, dec, k));
             if (o && !strcmp(o, "deny")) {
-                json_t *x = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?}", "event_seq", json_object_get(ev, "seq"),
-                                      "recipient", json_object_get(dec, "recipient"), "seq",
-                                      json_object_get(dec, "seq"), "at", json_object_get(dec, "at"), "rule",
-                                      json_object_get(dec, "rule"));
+                json_t *x = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?}", "event_seq",
+                                      json_object_get(ev, "seq"), "recipient",
+                                      json_object_get(dec, "recipient"), "seq", json_object_get(dec, "seq"),
+                                      "at", json_object_get(dec, "at"), "rule", json_object_get(dec, "rule"));
                 copy(x, "legal_basis", dec, "legal_basis");
                 json_array_append_new(denied, x);
             }
