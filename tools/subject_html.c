@@ -218,7 +218,7 @@ static void event(FILE *f, const schakel_directory_t *dir, const json_t *ev)
         when(f, json_object_get(ev, "recorded_at"));
         fputs(": ", f);
         org(f, dir, json_object_get(ev, "source_org"));
-        fputs(" deelde ", f);
+        fputs(" stuurde ", f);
         esc(f, say(kinds, type, "een bericht"));
         fputs("</h3>\n", f);
         const json_t *cats = json_object_get(ev, "categories");
@@ -234,7 +234,7 @@ static void event(FILE *f, const schakel_directory_t *dir, const json_t *ev)
     }
     const json_t *decs = json_object_get(ev, "decisions");
     if (!json_array_size(decs)) {
-        fputs("<p>Het is met niemand anders gedeeld.</p>\n", f);
+        fputs("<p>Het is (nog) met niemand anders gedeeld.</p>\n", f);
     } else {
         fputs("<ul>\n", f);
         size_t i;
@@ -263,6 +263,21 @@ static void access(FILE *f, const schakel_directory_t *dir, const json_t *a)
     fputs("</li>\n", f);
 }
 
+/* "een signaal van zorg van Basisschool De Linde" for the event at seq. */
+static void what(FILE *f, const schakel_directory_t *dir, const json_t *events, const json_t *seq)
+{
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev) {
+        if (!json_equal(json_object_get(ev, "seq"), seq) || !get(ev, "type")) continue;
+        esc(f, say(kinds, get(ev, "type"), "een bericht"));
+        fputs(" van ", f);
+        org(f, dir, json_object_get(ev, "source_org"));
+        return;
+    }
+    fputs("een bericht", f);
+}
+
 static const char style[] =
     "body{font-family:Georgia,'Times New Roman',serif;max-width:46em;margin:2em auto;padding:0 1em;"
     "line-height:1.45;color:#111;background:#fff}"
@@ -285,8 +300,8 @@ static void page(FILE *f, const json_t *h, const schakel_directory_t *dir)
           "blijft bij de organisatie zelf.</p>\n",
           f);
     const json_t *events = json_object_get(h, "events");
-    fputs("<h2>Wat er is gedeeld</h2>\n", f);
-    if (!json_array_size(events)) fputs("<p>Er is niets over uw kind gedeeld.</p>\n", f);
+    fputs("<h2>Wat er is gestuurd, en wie het kreeg</h2>\n", f);
+    if (!json_array_size(events)) fputs("<p>Er is niets over uw kind gestuurd.</p>\n", f);
     size_t i;
     json_t *x;
     json_array_foreach(events, i, x) event(f, dir, x);
@@ -299,7 +314,9 @@ static void page(FILE *f, const json_t *h, const schakel_directory_t *dir)
     json_array_foreach(held, i, x) {
         fputs("<li>", f);
         org(f, dir, json_object_get(x, "recipient"));
-        fputs(" kreeg een bericht niet meteen: het wachtte op toestemming (sinds ", f);
+        fputs(" kreeg ", f);
+        what(f, dir, events, json_object_get(x, "event_seq"));
+        fputs(" niet meteen: het wachtte op toestemming (sinds ", f);
         when(f, json_object_get(x, "at"));
         const char *then = get(x, "then");
         if (then && !strcmp(then, "delivered")) {
@@ -316,7 +333,9 @@ static void page(FILE *f, const json_t *h, const schakel_directory_t *dir)
     json_array_foreach(denied, i, x) {
         fputs("<li>", f);
         org(f, dir, json_object_get(x, "recipient"));
-        fputs(" kreeg een bericht niet: er was geen toestemming en geen wettelijke grond (", f);
+        fputs(" kreeg ", f);
+        what(f, dir, events, json_object_get(x, "event_seq"));
+        fputs(" niet: er was geen toestemming en geen wettelijke grond (", f);
         when(f, json_object_get(x, "at"));
         fputs(").</li>\n", f);
     }
@@ -330,7 +349,7 @@ static void page(FILE *f, const json_t *h, const schakel_directory_t *dir)
     if (json_array_size(acc)) fputs("</ul>\n", f);
     fputs(
         "<p class=\"uitleg\">Elke keer dat iemand dit soort gegevens bekijkt, wordt dat vastgelegd. Ook het "
-        "opvragen van dit overzicht staat vanaf nu in de lijst hierboven bij een volgende keer. Hebt u "
+        "opvragen van dit overzicht is vastgelegd; het staat in een volgend overzicht. Hebt u "
         "vragen over dit overzicht, of wilt u iets laten verbeteren of verwijderen, vraag het dan aan de "
         "professional die het u gaf.</p>\n</body>\n</html>\n",
         f);

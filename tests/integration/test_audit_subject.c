@@ -319,12 +319,14 @@ static void the_report_for_the_family_renders_in_dutch(void **state)
     assert_non_null(text);
     static const char *const lines[] = {
         "Wie deelde wat over uw kind",
-        "Basisschool De Linde (synthetic) deelde een verwijzing (aanmelding voor hulp)",
+        "Basisschool De Linde (synthetic) stuurde een verwijzing (aanmelding voor hulp)",
         "ontving dit, met toestemming",
-        "deelde een signaal van zorg",
+        "stuurde een signaal van zorg",
         "kreeg dit niet meteen: het werd vastgehouden tot er toestemming is",
-        "deelde een melding bij Veilig Thuis",
+        "stuurde een melding bij Veilig Thuis",
         "zonder toestemming, op grond van de meldcode huiselijk geweld en kindermishandeling",
+        "kreeg een signaal van zorg van Basisschool De Linde (synthetic) niet meteen: het wachtte op "
+        "toestemming",
         "Het wacht nog; zonder toestemming wordt het niet gedeeld.",
         "vroeg dit overzicht van uw kind op. Opgegeven reden: \xe2\x80\x9crequest 2027-1\xe2\x80\x9d",
         "verzoek &lt;ouder&gt; &amp; \"school\"",
