@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit_access.h"
 #include "broker.h"
 #include "clock.h"
 #include "error.h"
@@ -15,7 +16,6 @@
 #include "service.h"
 #include "store_audit.h"
 #include "store_lmdb.h"
-#include "audit_access.h"
 #include "tool.h"
 
 static const char usage[] =
@@ -260,6 +260,7 @@ static int cmd_replay(int argc, char **argv)
         }
     }
     if (n) {
+        (void)fflush(stdout); /* the result before what recording the look may say */
         audit_access_t a = {.command = "audit_replay",
                             .query_ref = only ? only : "all",
                             .purpose = purpose,
