@@ -3,9 +3,10 @@
  * Veilig Thuis report (delivered on the meldcode) with their decisions,
  * and nothing of another child; --bsn finds the same child from its BSN
  * and the region key without the BSN showing anywhere; every look is then
- * in the child's history; `explain` takes the referral's id; and the
- * report for the family renders in headless Chromium, in Dutch, without
- * console errors, ids or the other child. */
+ * in the child's history; `explain` takes the referral's id; the report
+ * for the family renders in headless Chromium, in Dutch, without console
+ * errors, ids or the other child; and a hold released by consent shows as
+ * delivered. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -350,12 +351,53 @@ static void the_report_for_the_family_renders_in_dutch(void **state)
     free(text);
 }
 
+/* The parents consent to school social work: the held signal is delivered,
+ * and the history says so (then: delivered), as does the report. */
+static void a_hold_released_by_consent_shows_as_delivered(void **state)
+{
+    (void)state;
+    char cid[33], html[600], dom[600];
+    uint8_t id[16], sig[16];
+    assert_int_equal(schakel_hex_decode(S.signal, sig, 16), 0);
+    consent(SCHOOL, S.a, "parents", "under_12", "smw", cid, id);
+    decisions_t ds;
+    wait_decisions(sig, 2, &ds);
+    assert_non_null(find(&ds, SMW, D(DELIVER)));
+    wait_services(harness_head(H));
+    snprintf(html, sizeof html, "%s/rapport2.html", H->dir);
+    snprintf(dom, sizeof dom, "%s/rapport2.dom", H->dir);
+    const char *args[] = {"audit",     "subject", "--node", H->data, "--subject", S.a,
+                          "--purpose", "test",    "--html", html,    NULL};
+    char *out, *err;
+    assert_int_equal(run(args, &out, &err), 0);
+    json_t *h = json_loads(out, 0, NULL);
+    assert_non_null(h);
+    const json_t *held = json_array_get(json_object_get(h, "held"), 0);
+    assert_non_null(held);
+    assert_string_equal(str(held, "then"), "delivered");
+    assert_true(json_integer_value(json_object_get(held, "then_seq")) >
+                json_integer_value(json_object_get(held, "seq")));
+    json_decref(h);
+    free(out);
+    free(err);
+    int console = 0;
+    assert_int_equal(chromium(html, dom, &console), 0);
+    assert_false(console);
+    size_t n;
+    char *text = schakel_file_read(dom, 1 << 22, &n);
+    assert_non_null(text);
+    if (!strstr(text, "Het is gedeeld nadat er toestemming kwam"))
+        fail_msg("the report does not say the held signal was shared after consent");
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_childs_history_lists_its_events_and_nothing_of_another),
         cmocka_unit_test(explain_takes_a_referral_id),
         cmocka_unit_test(the_report_for_the_family_renders_in_dutch),
+        cmocka_unit_test(a_hold_released_by_consent_shows_as_delivered),
     };
     return cmocka_run_group_tests(tests, setup, node_teardown);
 }
