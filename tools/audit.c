@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit_access.h"
 #include "broker.h"
 #include "clock.h"
 #include "error.h"
@@ -17,37 +18,49 @@
 #include "store_lmdb.h"
 #include "tool.h"
 
-static const char usage[] = "usage: schakel audit verify --data DIR [--broker-key FILE] [--no-payloads]\n"
-                            "                            [--checkpoints FILE]\n"
-                            "       schakel audit checkpoints --data DIR [--from SEQ]\n"
-                            "       schakel audit replay --data DIR [--service NAME]\n"
-                            "\n"
-                            "verify:\n"
-                            "Walks the log in DIR/log: contiguous sequence numbers, each record's\n"
-                            "previous-hash and hash, every signed checkpoint (with the broker's public\n"
-                            "key: --broker-key, default DIR/keys/broker.pub if present), and, with\n"
-                            "DIR/master.key present, that every payload decrypts to what its publisher\n"
-                            "signed. With --checkpoints FILE (JSON lines as `audit checkpoints` writes\n"
-                            "them, kept outside the broker), each of those must match the chain too:\n"
-                            "this proves the log unchanged even against the broker's own operator.\n"
-                            "Prints a JSON summary. Exit status 0 when everything verifies; 1 when a\n"
-                            "record or checkpoint does not, naming the first bad sequence number; 2\n"
-                            "when DIR holds no log or an argument is wrong.\n"
-                            "\n"
-                            "checkpoints: prints the broker's signed checkpoints as JSON lines\n"
-                            "{seq, hash, at, signature} from SEQ on, for organisations to keep.\n"
-                            "\n"
-                            "replay: re-runs each service - routing, consent and feedback (or only\n"
-                            "NAME) - with empty state over the whole log of the node in DIR, with the\n"
-                            "rules in force at each point of the log taken from its rules_update events\n"
-                            "and the directory, with its decree days, from its directory_updates; no\n"
-                            "file is needed (a DIR/<name>.json is used only for records before the\n"
-                            "first rules_update of that service, else the default rules), and compares\n"
-                            "everything it derives (routing and consent decisions, the feedback\n"
-                            "service's status notices and reminders) with what is on the log, byte for\n"
-                            "byte. Prints a JSON line per service; exit status 1 names the first\n"
-                            "sequence number where they differ, 2 when a service cannot be run or\n"
-                            "NAME is no service.\n";
+static const char usage[] =
+    "usage: schakel audit verify --data DIR [--broker-key FILE] [--no-payloads]\n"
+    "                            [--checkpoints FILE] [--purpose TEXT]\n"
+    "       schakel audit checkpoints --data DIR [--from SEQ]\n"
+    "       schakel audit replay --data DIR [--service NAME] [--purpose TEXT]\n"
+    "       schakel audit subject --node DIR (--subject P | --bsn BSN --region-key F)\n"
+    "                             --purpose TEXT [--html FILE]\n"
+    "\n"
+    "verify:\n"
+    "Walks the log in DIR/log: contiguous sequence numbers, each record's\n"
+    "previous-hash and hash, every signed checkpoint (with the broker's public\n"
+    "key: --broker-key, default DIR/keys/broker.pub if present), and, with\n"
+    "DIR/master.key present, that every payload decrypts to what its publisher\n"
+    "signed. With --checkpoints FILE (JSON lines as `audit checkpoints` writes\n"
+    "them, kept outside the broker), each of those must match the chain too:\n"
+    "this proves the log unchanged even against the broker's own operator.\n"
+    "Prints a JSON summary. Exit status 0 when everything verifies; 1 when a\n"
+    "record or checkpoint does not, naming the first bad sequence number; 2\n"
+    "when DIR holds no log or an argument is wrong.\n"
+    "\n"
+    "verify and replay record the look as an audit_access event on the log,\n"
+    "with --purpose TEXT when given, through the broker of the node in DIR\n"
+    "(DIR/node.json, as svc-audit; or the connection flags --node, --as,\n"
+    "--endpoint, --server-key, --key). When it does not answer, they say on\n"
+    "stderr that the look was NOT recorded; their exit status stays theirs.\n"
+    "\n"
+    "checkpoints: prints the broker's signed checkpoints as JSON lines\n"
+    "{seq, hash, at, signature} from SEQ on, for organisations to keep.\n"
+    "\n"
+    "replay: re-runs each service - routing, consent and feedback (or only\n"
+    "NAME) - with empty state over the whole log of the node in DIR, with the\n"
+    "rules in force at each point of the log taken from its rules_update events\n"
+    "and the directory, with its decree days, from its directory_updates; no\n"
+    "file is needed (a DIR/<name>.json is used only for records before the\n"
+    "first rules_update of that service, else the default rules), and compares\n"
+    "everything it derives (routing and consent decisions, the feedback\n"
+    "service's status notices and reminders) with what is on the log, byte for\n"
+    "byte. Prints a JSON line per service; exit status 1 names the first\n"
+    "sequence number where they differ, 2 when a service cannot be run or\n"
+    "NAME is no service.\n"
+    "\n"
+    "subject: one child's history across every organisation, from the log\n"
+    "(schakel audit subject --help).\n";
 
 static int print_checkpoint(void *arg, const schakel_checkpoint_t *cp)
 {
@@ -164,10 +177,14 @@ static int replay_service_known(const char *only)
 
 static int cmd_replay(int argc, char **argv)
 {
-    const char *dir = NULL, *only = NULL;
+    const char *dir = NULL, *only = NULL, *purpose = NULL;
+    schakel_conn_t c;
+    memset(&c, 0, sizeof c);
     schakel_flag_t flags[] = {
         SCHAKEL_FLAG_S("--data", "DIR", &dir),
         SCHAKEL_FLAG_S("--service", "NAME", &only),
+        SCHAKEL_FLAG_S("--purpose", "TEXT", &purpose),
+        SCHAKEL_CONN_FLAGS(&c),
         SCHAKEL_FLAGS_END,
     };
     int status = tool_flags("audit replay", flags, argc, argv, 2, usage, NULL, usage);
@@ -176,7 +193,8 @@ static int cmd_replay(int argc, char **argv)
         fprintf(stderr, "schakel audit replay: --data DIR is required\n");
         return 2;
     }
-    if ((status = replay_service_known(only))) return status;
+    if ((status = replay_service_known(only)) || (status = audit_purpose_check("audit replay", purpose, 0)))
+        return status;
     char why[SCHAKEL_ERRLEN] = "", logdir[SCHAKEL_PATH_MAX], policy[SCHAKEL_PATH_MAX];
     uint8_t master[32];
     /* the longest name first: then the others fit */
@@ -227,9 +245,11 @@ static int cmd_replay(int argc, char **argv)
     if (n) schakel_service_replay_all(logdir, master, n, ops, engines, orgs, reports, rcs);
     double dt = schakel_mono_secs() - t0; /* they ran together: one time for all */
     memset(master, 0, sizeof master);
+    uint64_t read = 0;
     for (size_t i = 0; i < n; i++) {
         const schakel_replay_report_t *r = &reports[i];
         int rc = rcs[i];
+        if (r->records > read) read = r->records;
         schakel_svc_engine_free(ops[i], &engines[i]);
         printf("{\"service\":\"%s\",\"ok\":%s,\"records\":%llu,\"derived\":%llu,\"same\":%llu,"
                "\"differ\":%llu,\"missing\":%llu,\"extra\":%llu,\"seconds\":%.3f",
@@ -248,6 +268,15 @@ static int cmd_replay(int argc, char **argv)
             status = 2;
         }
     }
+    if (n) {
+        (void)fflush(stdout); /* the result before what recording the look may say */
+        audit_access_t a = {.command = "audit_replay",
+                            .query_ref = only ? only : "all",
+                            .purpose = purpose,
+                            .from_seq = read ? 1 : 0,
+                            .to_seq = read};
+        SCHAKEL_DROP(audit_access_record_offline("audit replay", &c, dir, &a)); /* it says when not */
+    }
     return status;
 }
 
@@ -255,22 +284,28 @@ int cmd_audit(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "checkpoints")) return cmd_checkpoints(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "replay")) return cmd_replay(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "subject")) return cmd_subject(argc, argv);
     if (argc < 2 || strcmp(argv[1], "verify") != 0) {
         int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
         fputs(usage, help ? stdout : stderr);
         return help ? 0 : 2;
     }
-    const char *dir = NULL, *bkey = NULL, *kept = NULL;
+    const char *dir = NULL, *bkey = NULL, *kept = NULL, *purpose = NULL;
     int no_payloads = 0;
+    schakel_conn_t c;
+    memset(&c, 0, sizeof c);
     schakel_flag_t flags[] = {
         SCHAKEL_FLAG_S("--data", "DIR", &dir),
         SCHAKEL_FLAG_S("--broker-key", "FILE", &bkey),
         SCHAKEL_FLAG_S("--checkpoints", "FILE", &kept),
         SCHAKEL_FLAG_B("--no-payloads", NULL, &no_payloads),
+        SCHAKEL_FLAG_S("--purpose", "TEXT", &purpose),
+        SCHAKEL_CONN_FLAGS(&c),
         SCHAKEL_FLAGS_END,
     };
     int status = tool_flags("audit verify", flags, argc, argv, 2, usage, NULL, usage);
     if (status >= 0) return status;
+    if ((status = audit_purpose_check("audit verify", purpose, 0))) return status;
     int payloads = !no_payloads;
     if (!dir) {
         fprintf(stderr, "schakel audit verify: --data DIR is required\n");
@@ -333,6 +368,10 @@ int cmd_audit(int argc, char **argv)
     else if (kept_bad) printf(",\"bad_seq\":%llu", (unsigned long long)kept_bad);
     if (kept) printf(",\"kept_checkpoints\":%llu", (unsigned long long)kept_ok);
     printf("}\n");
+    (void)fflush(stdout); /* the summary before what recording the look may say */
+    audit_access_t a = {
+        .command = "audit_verify", .purpose = purpose, .from_seq = r.head ? 1 : 0, .to_seq = r.head};
+    SCHAKEL_DROP(audit_access_record_offline("audit verify", &c, dir, &a)); /* it says when not */
     if (kept_rc) return kept_rc;
     if (rc == SCHAKEL_ECORRUPT) {
         fprintf(stderr, "schakel audit verify: first bad sequence number %llu: %s\n",

@@ -19,28 +19,34 @@
 #include "directory.h"
 #include "error.h"
 #include "json.h"
+#include "audit_access.h"
 #include "tool.h"
 #include "wire.h"
 
 static const char usage[] =
-    "usage: schakel explain [--node DIR] [--as ORG] [--org PUBLISHER] [--json] EVENT_ID\n"
+    "usage: schakel explain [--node DIR] [--as ORG] [--org PUBLISHER] [--json] --purpose TEXT ID\n"
     "\n"
-    "For the event with EVENT_ID (32 hex characters), lists every organisation\n"
+    "ID is an event's event_id, or a referral's referral_id (32 hex characters):\n"
+    "when no event has that id, the referral event that carries it is explained.\n"
+    "For that event, lists every organisation\n"
     "in the directory: whether it received the event, as the event itself or\n"
     "as a notice only, and why: the routing rule, the consent decision with\n"
     "its consent id or legal basis, the policy version, and whether the family\n"
     "must be told. Reads the log as ORG (default svc-audit, which needs the\n"
-    "read_all right) and records the question as an audit_access event.\n"
+    "read_all right) and records the question, with --purpose TEXT (required:\n"
+    "why you look, e.g. a request or case number; no personal data), as an\n"
+    "audit_access event on the log before it shows anything.\n"
     "Event ids are scoped to the organisation that published them: when several\n"
-    "organisations used EVENT_ID, each of their events is listed on its own\n"
+    "organisations used ID, each of their events is listed on its own\n"
     "(--json: {\"event_id\", \"events\": [...]}); --org PUBLISHER shows only the\n"
     "event PUBLISHER published.\n"
     "\n"
     "Exit status: 0 when the event was found with decisions about it; 1 when\n"
-    "no event with EVENT_ID (of PUBLISHER) has decisions on the log (the id is\n"
-    "unknown, is not an event id - a referral_id or case reference is not -, or\n"
-    "the routing service has not decided yet); 2 when an argument is wrong; 3\n"
-    "when the broker does not answer or the log cannot be read.\n";
+    "no event with ID and no referral with ID (of PUBLISHER) has decisions on\n"
+    "the log (the id is unknown, is a case reference, or the routing service\n"
+    "has not decided yet); 2 when an argument is wrong; 3\n"
+    "when the broker does not answer, the log cannot be read, or the look could\n"
+    "not be recorded (then nothing is shown).\n";
 
 typedef struct {
     uint64_t seq;  /* the event's seq: what every decision here is about */
@@ -48,7 +54,8 @@ typedef struct {
     json_t *event; /* the event itself (JSON), when it could be read */
     char subject[65];
     char source[SCHAKEL_ID_MAX];
-    json_t *routing; /* the routing decision */
+    char event_hex[33]; /* its event id, when it could be read */
+    json_t *routing;    /* the routing decision */
 } explain_t;
 
 static json_t *org_entry(explain_t *x, const char *org)
@@ -132,50 +139,40 @@ static void on_decision(explain_t *x, const Schakel__V1__Delivered *d, const sch
 typedef struct {
     explain_t ev[MAX_EVENTS];
     size_t n;
-    int more; /* decisions about further events were left out */
+    int more;                  /* decisions about further events were left out */
+    uint64_t want[MAX_EVENTS]; /* with n_want: only decisions about these seqs */
+    size_t n_want;
 } explain_all_t;
 
-/* The broker answers PING: else reading a stream would only time out, and
- * "nothing found" would stand for "nobody answered". */
-static int broker_answers(void *ctx, schakel_conn_t *c, char *why)
+static int wanted(const explain_all_t *all, uint64_t about)
 {
-    schakel_client_options_t o = {0};
-    o.endpoint = c->endpoint;
-    o.server_public = c->server_public;
-    o.keys = &c->keys;
-    schakel_client_t *cl = schakel_client_new(ctx, &o, why);
-    Schakel__V1__Ping ping = SCHAKEL__V1__PING__INIT;
-    ProtobufCMessage *reply = NULL;
-    int rc =
-        cl ? schakel_client_call(cl, "PING", &ping.base, &schakel__v1__pong__descriptor, &reply, 3000, why)
-           : SCHAKEL_EZMQ;
-    if (reply) protobuf_c_message_free_unpacked(reply, NULL);
-    schakel_client_destroy(&cl);
-    return rc;
+    for (size_t i = 0; i < all->n_want; i++)
+        if (all->want[i] == about) return 1;
+    return !all->n_want;
 }
 
-/* Reads every record of stream until it has caught up. */
-static int read_stream(void *ctx, schakel_conn_t *c, const char *stream, uint64_t from, size_t max,
-                       void (*fn)(void *, const Schakel__V1__Delivered *), void *x, char *why)
+/* The referral events that carry one referral_id (of one publisher with
+ * --org): referral ids, like event ids, are scoped to who recorded them. */
+typedef struct {
+    uint8_t rid[16];
+    const char *publisher;
+    uint64_t seq[MAX_EVENTS];
+    char event_hex[MAX_EVENTS][33];
+    size_t n;
+} referral_scan_t;
+
+static void referral_record(void *arg, const Schakel__V1__Delivered *d)
 {
-    schakel_consumer_options_t o = {0};
-    o.endpoint = c->endpoint;
-    o.server_public = c->server_public;
-    o.keys = &c->keys;
-    o.stream = stream;
-    o.from_seq = from;
-    o.batch = max < 500 ? (uint32_t)max : 500;
-    schakel_consumer_t *cons = schakel_consumer_new(ctx, &o, why);
-    if (!cons) return SCHAKEL_EZMQ;
-    const Schakel__V1__Delivered *d;
-    int rc;
-    size_t n = 0;
-    while (n < max && (rc = schakel_consumer_next(cons, &d, 0, why)) == 0) {
-        fn(x, d);
-        n++;
+    referral_scan_t *r = arg;
+    schakel_envelope_t *e = d->event.len ? schakel_envelope_decode(d->event.data, d->event.len, NULL) : NULL;
+    if (e && e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL && e->referral->referral_id.len == 16 &&
+        !memcmp(e->referral->referral_id.data, r->rid, 16) && e->event_id.len == 16 &&
+        (!r->publisher || !strcmp(e->source_org, r->publisher)) && r->n < MAX_EVENTS) {
+        r->seq[r->n] = d->seq;
+        schakel_hex_encode(e->event_id.data, 16, r->event_hex[r->n]);
+        r->n++;
     }
-    schakel_consumer_destroy(&cons);
-    return n || rc == SCHAKEL_ETIMEOUT ? 0 : rc;
+    schakel_envelope_free(e);
 }
 
 /* A decision goes to the event it names by seq: one id may be several
@@ -189,6 +186,7 @@ static void about_record(void *arg, const Schakel__V1__Delivered *d)
         : e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION ? e->routing_decision->about_seq
         : e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION ? e->consent_decision->about_seq
                                                                           : 0;
+    if (about && !wanted(all, about)) about = 0;
     explain_t *x = NULL;
     for (size_t i = 0; about && i < all->n && !x; i++)
         if (all->ev[i].seq == about) x = &all->ev[i];
@@ -218,64 +216,41 @@ static void event_record(void *arg, const Schakel__V1__Delivered *d)
                          schakel_event_type_name(e->type), "source_org", e->source_org);
     snprintf(x->subject, sizeof x->subject, "%s", e->subject);
     snprintf(x->source, sizeof x->source, "%s", e->source_org);
+    if (e->event_id.len == 16) schakel_hex_encode(e->event_id.data, 16, x->event_hex);
     schakel_envelope_free(e);
 }
 
-/* Puts the question on the log: who asked about which event. */
-static void record_access(void *ctx, schakel_conn_t *c, const char *id_hex, const char *subject)
+/* Puts the look on the log before anything is shown: one audit_access per
+ * event found, with its child's subject (so that the child's own history
+ * lists it), or one without a subject when none was found. Returns 0 or
+ * the first error, with why. */
+static int record_looks(void *ctx, schakel_conn_t *c, const explain_all_t *all, const char *id_hex,
+                        const char *purpose, char *why)
 {
-    schakel_client_options_t o = {0};
-    o.endpoint = c->endpoint;
-    o.server_public = c->server_public;
-    o.keys = &c->keys;
-    char why[SCHAKEL_ERRLEN] = "";
-    schakel_client_t *cl = schakel_client_new(ctx, &o, why);
-    if (!cl) return;
-    Schakel__V1__AuditAccess a = SCHAKEL__V1__AUDIT_ACCESS__INIT;
-    a.auditor_ref = c->keys.id;
-    a.request_code = "explain";
-    a.query_ref = (char *)id_hex;
-    Schakel__V1__Envelope e = SCHAKEL__V1__ENVELOPE__INIT;
-    uint8_t id[16];
-    if (schakel_random(id, 16) != 0) {
-        fprintf(stderr, "schakel explain: the question could not be recorded on the log (no random id)\n");
-        schakel_client_destroy(&cl);
-        return;
+    audit_access_t a = {.command = "explain", .query_ref = id_hex, .purpose = purpose, .subject = ""};
+    if (!all->n) return audit_access_record(ctx, c, &a, why);
+    for (size_t i = 0; i < all->n; i++) {
+        a.subject = all->ev[i].subject;
+        a.from_seq = a.to_seq = 0;
+        int rc = audit_access_record(ctx, c, &a, why);
+        if (rc) return rc;
     }
-    e.event_id.data = id;
-    e.event_id.len = 16;
-    e.type = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_AUDIT_ACCESS;
-    e.source_org = c->keys.id;
-    e.occurred_at = schakel_wall_ms();
-    e.subject = (char *)subject;
-    e.purpose = SCHAKEL__V1__PURPOSE__PURPOSE_BUS;
-    e.legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_BUS;
-    e.body_case = SCHAKEL__V1__ENVELOPE__BODY_AUDIT_ACCESS;
-    e.audit_access = &a;
-    uint8_t *buf;
-    size_t len;
-    Schakel__V1__Ack *ack = NULL;
-    if (schakel_envelope_encode(&e, &buf, &len) == 0) {
-        const uint8_t *evs[1] = {buf};
-        if (schakel_client_publish(cl, evs, &len, 1, &ack, 5000) != 0 || !ack || ack->n_entries != 1 ||
-            ack->entries[0]->code)
-            fprintf(stderr, "schakel explain: the question could not be recorded on the log (%s)\n",
-                    ack && ack->n_entries ? ack->entries[0]->reason : "no answer");
-        if (ack) schakel__v1__ack__free_unpacked(ack, NULL);
-        free(buf);
-    }
-    schakel_client_destroy(&cl);
+    return 0;
 }
 
-static json_t *event_json(const explain_t *x, const char *id_hex)
+/* rid_hex: the referral id asked about, or NULL when an event id was. */
+static json_t *event_json(const explain_t *x, const char *id_hex, const char *rid_hex)
 {
-    return json_pack("{s:s, s:O, s:O, s:O}", "event_id", id_hex, "event", x->event ? x->event : json_null(),
-                     "routing", x->routing ? x->routing : json_null(), "organisations", x->orgs);
+    json_t *j = json_pack("{s:s, s:O, s:O, s:O}", "event_id", x->event_hex[0] ? x->event_hex : id_hex,
+                          "event", x->event ? x->event : json_null(), "routing",
+                          x->routing ? x->routing : json_null(), "organisations", x->orgs);
+    if (j && rid_hex) json_object_set_new(j, "referral_id", json_string(rid_hex));
+    return j;
 }
 
 static void print_text(explain_t *x, const char *id_hex, const schakel_directory_t *dir)
 {
-    printf("event %s", id_hex);
+    printf("event %s", x->event_hex[0] ? x->event_hex : id_hex);
     if (x->event) {
         json_t *ev = x->event;
         if (json_object_get(ev, "type"))
@@ -336,29 +311,31 @@ int cmd_explain(int argc, char **argv)
 {
     schakel_conn_t c;
     memset(&c, 0, sizeof c);
-    const char *id_hex = NULL, *publisher = NULL;
+    const char *id_hex = NULL, *publisher = NULL, *purpose = NULL;
     int as_json = 0;
     schakel_flag_t flags[] = {
         SCHAKEL_CONN_FLAGS(&c),
         SCHAKEL_FLAG_B("--json", NULL, &as_json),
         SCHAKEL_FLAG_S("--org", "PUBLISHER", &publisher),
-        SCHAKEL_FLAG_A("EVENT_ID", &id_hex),
+        SCHAKEL_FLAG_S("--purpose", "TEXT", &purpose),
+        SCHAKEL_FLAG_A("ID", &id_hex),
         SCHAKEL_FLAGS_END,
     };
     int status = tool_flags("explain", flags, argc, argv, 1, usage, schakel_conn_help, usage);
     if (status >= 0) return status;
     uint8_t id[16];
     if (!id_hex || schakel_hex_decode(id_hex, id, 16) != 0) {
-        fprintf(stderr, "schakel explain: give the event id as 32 hex characters\n");
+        fprintf(stderr, "schakel explain: give the event id or referral id as 32 hex characters\n");
         return 2;
     }
+    if ((status = audit_purpose_check("explain", purpose, 1))) return status;
     if (!c.as_org[0]) snprintf(c.as_org, sizeof c.as_org, "svc-audit");
     if (tool_conn_finish(&c, "explain") != 0) return 2;
     char stream[64], why[SCHAKEL_ERRLEN] = "", lower_hex[33];
     schakel_hex_encode(id, 16, lower_hex);
     snprintf(stream, sizeof stream, "about/%s", lower_hex);
     void *ctx = zmq_ctx_new();
-    if (broker_answers(ctx, &c, why) != 0) {
+    if (audit_broker_answers(ctx, &c, NULL, why) != 0) {
         fprintf(stderr,
                 "schakel explain: the broker at %s does not answer (%s): start the node, or give "
                 "--node DIR or --endpoint of the running one\n",
@@ -368,12 +345,12 @@ int cmd_explain(int argc, char **argv)
         return 3;
     }
     explain_all_t *all = calloc(1, sizeof *all);
-    int rc = all ? read_stream(ctx, &c, stream, 1, (size_t)-1, about_record, all, why) : SCHAKEL_ENOMEM;
+    int rc = all ? audit_read_stream(ctx, &c, stream, 1, (size_t)-1, about_record, all, why) : SCHAKEL_ENOMEM;
     /* the event each group is about, and only PUBLISHER's with --org */
     size_t kept = 0;
     for (size_t i = 0; rc == 0 && i < all->n; i++) {
         explain_t *x = &all->ev[i];
-        rc = read_stream(ctx, &c, "all", x->seq, 1, event_record, x, why);
+        rc = audit_read_stream(ctx, &c, "all", x->seq, 1, event_record, x, why);
         if (rc == 0 && (!publisher || !strcmp(x->source, publisher))) all->ev[kept++] = *x;
         else {
             json_decref(x->orgs);
@@ -382,7 +359,34 @@ int cmd_explain(int argc, char **argv)
         }
     }
     if (all) all->n = kept;
-    if (rc) {
+    /* no event has this id: the referral whose referral_id it is */
+    int by_referral = 0;
+    referral_scan_t *scan = rc == 0 && all && !all->n ? calloc(1, sizeof *scan) : NULL;
+    if (scan) {
+        memcpy(scan->rid, id, 16);
+        scan->publisher = publisher;
+        rc = audit_read_stream(ctx, &c, "all", 1, (size_t)-1, referral_record, scan, why);
+        for (size_t i = 0; rc == 0 && i < scan->n; i++) all->want[all->n_want++] = scan->seq[i];
+        for (size_t i = 0; rc == 0 && i < scan->n; i++) {
+            if (i && !strcmp(scan->event_hex[i], scan->event_hex[i - 1])) continue;
+            char about[64];
+            snprintf(about, sizeof about, "about/%s", scan->event_hex[i]);
+            rc = audit_read_stream(ctx, &c, about, 1, (size_t)-1, about_record, all, why);
+        }
+        for (size_t i = 0; rc == 0 && i < all->n; i++)
+            rc = audit_read_stream(ctx, &c, "all", all->ev[i].seq, 1, event_record, &all->ev[i], why);
+        by_referral = rc == 0 && all->n > 0;
+        free(scan);
+    }
+    const char *rid_hex = by_referral ? lower_hex : NULL;
+    int recorded = rc == 0 ? record_looks(ctx, &c, all, lower_hex, purpose, why) : 0;
+    if (recorded) {
+        fprintf(stderr,
+                "schakel explain: this look could not be recorded on the log (%s): nothing is shown, as "
+                "every look at a child's records must be on the log\n",
+                why);
+        rc = recorded;
+    } else if (rc) {
         fprintf(stderr, "schakel explain: %s\n", why);
     } else {
         schakel_directory_t *dir = NULL;
@@ -396,18 +400,24 @@ int cmd_explain(int argc, char **argv)
         if (as_json) {
             json_t *out;
             if (all->n <= 1) {
-                out = event_json(all->n ? &all->ev[0] : &none, lower_hex);
+                out = event_json(all->n ? &all->ev[0] : &none, lower_hex, rid_hex);
             } else {
-                out = json_pack("{s:s, s:[]}", "event_id", lower_hex, "events");
+                out = json_pack("{s:s, s:[]}", rid_hex ? "referral_id" : "event_id", lower_hex, "events");
                 for (size_t i = 0; i < all->n; i++)
-                    json_array_append_new(json_object_get(out, "events"), event_json(&all->ev[i], lower_hex));
+                    json_array_append_new(json_object_get(out, "events"),
+                                          event_json(&all->ev[i], lower_hex, rid_hex));
             }
             char *text = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
             printf("%s\n", text);
             free(text);
             json_decref(out);
         } else {
-            if (all->n > 1)
+            if (rid_hex)
+                printf("referral %s: %s below\n\n", lower_hex,
+                       all->n > 1 ? "several organisations recorded a referral with this id (ids are scoped "
+                                    "to their publisher); each one's event is listed"
+                                  : "its event is listed");
+            else if (all->n > 1)
                 printf("%zu organisations published an event with id %s (ids are scoped to their\n"
                        "publisher); each is listed below. --org PUBLISHER shows one.\n\n",
                        all->n, lower_hex);
@@ -425,8 +435,6 @@ int cmd_explain(int argc, char **argv)
         }
         json_decref(none.orgs);
         schakel_directory_destroy(&dir);
-        if (!all->n) record_access(ctx, &c, lower_hex, "");
-        for (size_t i = 0; i < all->n; i++) record_access(ctx, &c, lower_hex, all->ev[i].subject);
     }
     for (size_t i = 0; all && i < all->n; i++) {
         json_decref(all->ev[i].orgs);
@@ -440,9 +448,9 @@ int cmd_explain(int argc, char **argv)
     if (rc) return 3;
     if (!found) {
         fprintf(stderr,
-                "schakel explain: no event with id %s%s%s has decisions on the log: check the id (the "
-                "event_id of the event, 32 hex characters; a referral_id or case reference is no "
-                "event id: schakel loops --referral takes a referral_id), or, for an event published "
+                "schakel explain: no event with id %s%s%s, and no referral with that referral_id, has "
+                "decisions on the log: check the id (the event_id of an event or the referral_id of a "
+                "referral, 32 hex characters; a case reference is neither), or, for an event published "
                 "moments ago, ask again when the routing service has decided\n",
                 lower_hex, publisher ? " of " : "", publisher ? publisher : "");
         return 1;

@@ -45,7 +45,7 @@ static const char usage[] =
     "Then, in another terminal:\n"
     "  schakel tail --node DIR --as svc-audit --stream all --follow\n"
     "  schakel publish --node DIR --as school-12ab00 < events.jsonl\n"
-    "  schakel explain --node DIR EVENT_ID\n";
+    "  schakel explain --node DIR --purpose TEXT EVENT_ID\n";
 
 static atomic_int stopping;
 

@@ -389,7 +389,8 @@ static void squatted_referral_id_is_still_routed(void **state)
     /* explain, by publisher: the referral, delivered to wijkteam-noord */
     char out[600];
     snprintf(out, sizeof out, "%s/explain.json", H->dir);
-    const char *args[] = {"explain", "--node", H->data, "--org", "school-34cd01", "--json", idhex, NULL};
+    const char *args[] = {"explain", "--node",    H->data, "--org", "school-34cd01",
+                          "--json",  "--purpose", "test",  idhex,   NULL};
     assert_int_equal(harness_run_tool(out, args), 0);
     json_error_t err;
     json_t *x = json_load_file(out, 0, &err);
@@ -403,14 +404,14 @@ static void squatted_referral_id_is_still_routed(void **state)
         "event");
     json_decref(x);
     /* without --org: both events, each on its own */
-    const char *all[] = {"explain", "--node", H->data, "--json", idhex, NULL};
+    const char *all[] = {"explain", "--node", H->data, "--json", "--purpose", "test", idhex, NULL};
     assert_int_equal(harness_run_tool(out, all), 0);
     x = json_load_file(out, 0, &err);
     assert_non_null(x);
     assert_int_equal(json_array_size(json_object_get(x, "events")), 2);
     json_decref(x);
     /* and in text: both, said so */
-    const char *text[] = {"explain", "--node", H->data, idhex, NULL};
+    const char *text[] = {"explain", "--node", H->data, "--purpose", "test", idhex, NULL};
     assert_int_equal(harness_run_tool(out, text), 0);
     FILE *f = fopen(out, "r");
     char buf[8192];
