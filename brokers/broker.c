@@ -17,6 +17,7 @@
  *   system.c  ... system events: decisions, directory, clock
  *   commit.c  a group of checked batches appended, fsynced, ACKed
  *   serve.c   FETCH / COMMIT / PING: readers take it from the log
+ *   erase.c   ERASE: the operator erases a child's data key
  *   peer.c    what is held per connection; replies */
 #include "broker.h"
 
@@ -53,12 +54,14 @@ static int handle_one(schakel_broker_t *b)
         broker_serve_fetch(b, &m);
     } else if (strcmp(m.name, "COMMIT") == 0) {
         broker_serve_commit(b, &m);
+    } else if (strcmp(m.name, "ERASE") == 0) {
+        broker_serve_erase(b, &m);
     } else if (strcmp(m.name, "PING") == 0) {
         broker_sync(b); /* the head it names is durable */
         broker_serve_ping(b, &m);
     } else {
         char r[SCHAKEL_ERRLEN];
-        snprintf(r, sizeof r, "unknown command \"%.16s\": PUBLISH, FETCH, COMMIT or PING", m.name);
+        snprintf(r, sizeof r, "unknown command \"%.16s\": PUBLISH, FETCH, COMMIT, PING or ERASE", m.name);
         broker_send_error(b, &m, SCHAKEL__V1__REJECT_CODE__REJECT_UNKNOWN_COMMAND, r);
     }
     schakel_wire_close(&m);

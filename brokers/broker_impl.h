@@ -3,7 +3,8 @@
  * (peer_t), the limits, and the functions one step of the data path calls
  * in another. Listed in the order an event meets them:
  *   zap.c -> broker.c (the loop) -> check.c (+ system.c) -> commit.c
- *   -> serve.c, with peer.c for what is held per connection.
+ *   -> serve.c, with peer.c for what is held per connection; erase.c
+ *   serves the operator's ERASE.
  * Threads: the command loop owns the ROUTER and PUB sockets, the log's
  * write transactions and the peer table; a checker thread touches a
  * pending_t only while it checks it (it is on the checking list); the
@@ -168,6 +169,15 @@ void broker_directory_sync(schakel_broker_t *b);
 void broker_directory_install(schakel_broker_t *b, const char *doc, uint64_t seq);
 void broker_directory_maybe_reload(schakel_broker_t *b);
 void broker_clock_tick(schakel_broker_t *b, int64_t now);
+/* system.c: an envelope of the broker's own (source "broker") whose id
+ * derives from label and data; appending one, signed with the broker's
+ * key: 0 with *seq (may be NULL) its seq, or an error code (an alarm). */
+void broker_own_envelope(schakel_envelope_t *env, int type, const char *label, const void *data, size_t len,
+                         uint8_t id[16]);
+int broker_append_own(schakel_broker_t *b, schakel_envelope_t *env, uint64_t *seq);
+
+/* erase.c: ERASE, from the broker's own key only. */
+void broker_serve_erase(schakel_broker_t *b, schakel_wire_msg_t *m);
 
 /* commit.c: appends a group and holds its ACKs; ACKs and announces what
  * has become durable; makes everything durable now (a flush) and ACKs. */

@@ -112,6 +112,9 @@ int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
                                  (unsigned long long)schakel_directory_version(b->dir));
         return 0;
     }
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE: /* only the broker's own, after the key is gone */
+        return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
+                             "erasure: only the broker writes erasure events (schakel audit erase)");
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK:
         if (!(org->rights & SCHAKEL_RIGHT_CLOCK))
             return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
@@ -148,7 +151,7 @@ static void directory_cursor_set(schakel_broker_t *b, uint64_t seq)
  * groups, never while PUBLISHes wait. 0 or an error code. An append that
  * fails, or whose id was stored before with other bytes, is an alarm:
  * an error log line, and b->alarms, which every PONG reports. */
-static int append_own(schakel_broker_t *b, schakel_envelope_t *env)
+int broker_append_own(schakel_broker_t *b, schakel_envelope_t *env, uint64_t *seq)
 {
     uint8_t *buf;
     size_t len;
@@ -191,12 +194,13 @@ static int append_own(schakel_broker_t *b, schakel_envelope_t *env)
     }
     if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE) directory_cursor_set(b, it.seq);
     broker_publish_head(b, "all", it.seq);
+    if (seq) *seq = it.seq;
     return 0;
 }
 
 /* An envelope of the broker's own with a derived id: the same content
  * gives the same id, so a repeat after a crash is a duplicate. */
-static void own_envelope(schakel_envelope_t *env, int type, const char *label, const void *data, size_t len,
+void broker_own_envelope(schakel_envelope_t *env, int type, const char *label, const void *data, size_t len,
                          uint8_t id[16])
 {
     uint8_t h[SCHAKEL_SHA256_LEN];
@@ -268,12 +272,12 @@ static void directory_to_log(schakel_broker_t *b)
     schakel_envelope_t env;
     Schakel__V1__DirectoryUpdate u = SCHAKEL__V1__DIRECTORY_UPDATE__INIT;
     uint8_t id[16];
-    own_envelope(&env, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE, "schakel/v1/directory", text,
-                 strlen(text), id);
+    broker_own_envelope(&env, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE, "schakel/v1/directory",
+                        text, strlen(text), id);
     u.version = schakel_directory_version(b->dir);
     u.document_json = (char *)text;
     env.directory_update = &u;
-    if (append_own(b, &env) == 0)
+    if (broker_append_own(b, &env, NULL) == 0)
         schakel_log(SCHAKEL_LOG_INFO, "broker", "event=directory_logged version=%llu",
                     (unsigned long long)u.version);
 }
@@ -347,9 +351,10 @@ void broker_clock_tick(schakel_broker_t *b, int64_t now)
     Schakel__V1__ClockTick t = SCHAKEL__V1__CLOCK_TICK__INIT;
     uint8_t id[16], at[8];
     schakel_put_be64(at, (uint64_t)now);
-    own_envelope(&env, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK, "schakel/v1/tick", at, sizeof at, id);
+    broker_own_envelope(&env, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK, "schakel/v1/tick", at,
+                        sizeof at, id);
     t.at_ms = now;
     env.occurred_at = now; /* the same tick is the same bytes */
     env.clock_tick = &t;
-    append_own(b, &env);
+    broker_append_own(b, &env, NULL);
 }

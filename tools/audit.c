@@ -17,35 +17,40 @@
 #include "store_lmdb.h"
 #include "tool.h"
 
-static const char usage[] = "usage: schakel audit verify --data DIR [--broker-key FILE] [--no-payloads]\n"
-                            "                            [--checkpoints FILE]\n"
-                            "       schakel audit checkpoints --data DIR [--from SEQ]\n"
-                            "       schakel audit replay --data DIR [--service NAME]\n"
-                            "\n"
-                            "verify:\n"
-                            "Walks the log in DIR/log: contiguous sequence numbers, each record's\n"
-                            "previous-hash and hash, every signed checkpoint (with the broker's public\n"
-                            "key: --broker-key, default DIR/keys/broker.pub if present), and, with\n"
-                            "DIR/master.key present, that every payload decrypts to what its publisher\n"
-                            "signed. With --checkpoints FILE (JSON lines as `audit checkpoints` writes\n"
-                            "them, kept outside the broker), each of those must match the chain too:\n"
-                            "this proves the log unchanged even against the broker's own operator.\n"
-                            "Prints a JSON summary. Exit status 0 when everything verifies; 1 when a\n"
-                            "record or checkpoint does not, naming the first bad sequence number; 2\n"
-                            "when DIR holds no log or an argument is wrong.\n"
-                            "\n"
-                            "checkpoints: prints the broker's signed checkpoints as JSON lines\n"
-                            "{seq, hash, at, signature} from SEQ on, for organisations to keep.\n"
-                            "\n"
-                            "replay: re-runs each service - routing, consent and feedback (or only\n"
-                            "NAME) - with empty state over the whole log of the node in DIR, with its\n"
-                            "rules in DIR/<name>.json (the directory, with its decree days, comes from\n"
-                            "the log), and compares\n"
-                            "everything it derives (routing and consent decisions, the feedback\n"
-                            "service's status notices and reminders) with what is on the log, byte for\n"
-                            "byte. Prints a JSON line per service; exit status 1 names the first\n"
-                            "sequence number where they differ, 2 when a service cannot be run or\n"
-                            "NAME is no service.\n";
+static const char usage[] =
+    "usage: schakel audit verify --data DIR [--broker-key FILE] [--no-payloads]\n"
+    "                            [--checkpoints FILE]\n"
+    "       schakel audit checkpoints --data DIR [--from SEQ]\n"
+    "       schakel audit replay --data DIR [--service NAME]\n"
+    "       schakel audit erase --node DIR --subject PSEUDONYM --basis CODE --purpose TEXT\n"
+    "\n"
+    "verify:\n"
+    "Walks the log in DIR/log: contiguous sequence numbers, each record's\n"
+    "previous-hash and hash, every signed checkpoint (with the broker's public\n"
+    "key: --broker-key, default DIR/keys/broker.pub if present), and, with\n"
+    "DIR/master.key present, that every payload decrypts to what its publisher\n"
+    "signed. With --checkpoints FILE (JSON lines as `audit checkpoints` writes\n"
+    "them, kept outside the broker), each of those must match the chain too:\n"
+    "this proves the log unchanged even against the broker's own operator.\n"
+    "Prints a JSON summary. Exit status 0 when everything verifies; 1 when a\n"
+    "record or checkpoint does not, naming the first bad sequence number; 2\n"
+    "when DIR holds no log or an argument is wrong.\n"
+    "\n"
+    "checkpoints: prints the broker's signed checkpoints as JSON lines\n"
+    "{seq, hash, at, signature} from SEQ on, for organisations to keep.\n"
+    "\n"
+    "replay: re-runs each service - routing, consent and feedback (or only\n"
+    "NAME) - with empty state over the whole log of the node in DIR, with its\n"
+    "rules in DIR/<name>.json (the directory, with its decree days, comes from\n"
+    "the log), and compares\n"
+    "everything it derives (routing and consent decisions, the feedback\n"
+    "service's status notices and reminders) with what is on the log, byte for\n"
+    "byte. Prints a JSON line per service; exit status 1 names the first\n"
+    "sequence number where they differ, 2 when a service cannot be run or\n"
+    "NAME is no service.\n"
+    "\n"
+    "erase: erases one child's data through the running broker of the node\n"
+    "in DIR and logs an erasure event (schakel audit erase --help).\n";
 
 static int print_checkpoint(void *arg, const schakel_checkpoint_t *cp)
 {
@@ -246,6 +251,7 @@ int cmd_audit(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "checkpoints")) return cmd_checkpoints(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "replay")) return cmd_replay(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "erase")) return cmd_audit_erase(argc, argv);
     if (argc < 2 || strcmp(argv[1], "verify") != 0) {
         int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
         fputs(usage, help ? stdout : stderr);
