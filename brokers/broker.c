@@ -144,7 +144,8 @@ int schakel_broker_run(schakel_broker_t *b)
             b->last_tick = now;
         }
         broker_checkpoint(b, now);
-        broker_release_durable(b); /* a checkpoint, a tick, a cursor: durable writes flush too */
+        broker_retention_pass(b, now); /* between groups; at most once a second */
+        broker_release_durable(b);     /* a checkpoint, a tick, a cursor: durable writes flush too */
         if (now - b->last_reader_check >= READER_CHECK_MS) reader_check(b, now, 0);
         if (now - last_reload >= 1000) {
             broker_directory_maybe_reload(b);
@@ -270,6 +271,7 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
         schakel_fail(why, SCHAKEL_EZMQ, "checker wake-up: %s", zmq_strerror(errno));
         goto fail;
     }
+    if (broker_retention_open(b, cfg->data_dir, why) != 0) goto fail;
     if (broker_checkers_start(b, cfg->checkers, why) != 0) goto fail;
     broker_directory_sync(b);
     schakel_head_t h;
@@ -303,6 +305,7 @@ void schakel_broker_destroy(schakel_broker_t **self_p)
     for (size_t i = 0; i < b->n_spare; i++) schakel_arena_destroy(&b->spare[i]);
     if (b->wake_tx) (void)zmq_close(b->wake_tx);
     if (b->wake_rx) (void)zmq_close(b->wake_rx);
+    broker_retention_close(b);
     schakel_store_close(&b->store);
     schakel_directory_destroy(&b->dir);
     free(b->dir_path);

@@ -142,6 +142,7 @@ struct schakel_broker {
     uint64_t stat_fetch_refused, stat_publish_refused, stat_replies_dropped;
     int checkpoint_failing; /* the last checkpoint attempt failed (logged once per outage) */
     int64_t last_drop_log, last_reader_check;
+    struct broker_retention *retention; /* retention.c */
 };
 
 /* ---- one step calls another (grouped by the file that defines them) ---- */
@@ -178,6 +179,20 @@ int broker_append_own(schakel_broker_t *b, schakel_envelope_t *env, uint64_t *se
 
 /* erase.c: ERASE, from the broker's own key only. */
 void broker_serve_erase(schakel_broker_t *b, schakel_wire_msg_t *m);
+/* erase.c: erases req->subject (checked before) and logs its erasure
+ * event: 0 with out filled (out->no_key: nothing to erase; out->seq 0:
+ * erased, the event not logged, an alarm), or an error code when nothing
+ * was erased. id: room for the event's id, which out points to. */
+int broker_erase(schakel_broker_t *b, const Schakel__V1__Erase *req, Schakel__V1__Erased *out,
+                 uint8_t id[16]);
+
+/* retention.c: the retention rules of DATA/retention.json applied by the
+ * log's clock. open: its state in DATA/retention/ (0 or an error code);
+ * pass: reads what the log holds since the last pass and erases every
+ * child that is due (at most once a second, in the loop's thread). */
+int broker_retention_open(schakel_broker_t *b, const char *data_dir, char *why);
+void broker_retention_pass(schakel_broker_t *b, int64_t wall_now);
+void broker_retention_close(schakel_broker_t *b);
 
 /* commit.c: appends a group and holds its ACKs; ACKs and announces what
  * has become durable; makes everything durable now (a flush) and ACKs. */

@@ -78,6 +78,32 @@ static uint64_t erasure_to_log(schakel_broker_t *b, const Schakel__V1__Erase *re
     return broker_append_own(b, &env, &seq) == 0 ? seq : 0;
 }
 
+int broker_erase(schakel_broker_t *b, const Schakel__V1__Erase *req, Schakel__V1__Erased *out, uint8_t id[16])
+{
+    schakel_head_t h;
+    schakel_store_head(b->store, &h);
+    int rc = schakel_store_erase_subject(b->store, req->subject);
+    if (rc == SCHAKEL_ENOTFOUND) {
+        out->no_key = 1;
+        schakel_log(SCHAKEL_LOG_INFO, "broker", "event=erase_no_key basis=%d", (int)req->basis);
+        return 0;
+    }
+    if (rc != 0 && rc != SCHAKEL_EIO) return rc;
+    if (rc == SCHAKEL_EIO) { /* the key is gone; a copy of it may be left in a freed page */
+        b->alarms++;
+        schakel_log(SCHAKEL_LOG_ERROR, "broker",
+                    "event=erase_not_scrubbed alarm=erase_not_scrubbed alarms=%llu",
+                    (unsigned long long)b->alarms);
+    }
+    out->erased_upto = h.seq;
+    out->seq = erasure_to_log(b, req, h.seq, id);
+    out->event_id.data = id;
+    out->event_id.len = 16;
+    schakel_log(SCHAKEL_LOG_INFO, "broker", "event=subject_erased erased_upto=%llu seq=%llu basis=%d",
+                (unsigned long long)h.seq, (unsigned long long)out->seq, (int)req->basis);
+    return 0;
+}
+
 void broker_serve_erase(schakel_broker_t *b, schakel_wire_msg_t *m)
 {
     if (strcmp(m->user, "broker") != 0) {
@@ -102,34 +128,15 @@ void broker_serve_erase(schakel_broker_t *b, schakel_wire_msg_t *m)
         if (req) schakel__v1__erase__free_unpacked(req, NULL);
         return;
     }
-    schakel_head_t h;
-    schakel_store_head(b->store, &h);
     Schakel__V1__Erased out = SCHAKEL__V1__ERASED__INIT;
     uint8_t id[16];
-    int rc = schakel_store_erase_subject(b->store, req->subject);
-    if (rc == SCHAKEL_ENOTFOUND) {
-        out.no_key = 1;
-        schakel_log(SCHAKEL_LOG_INFO, "broker", "event=erase_no_key");
-    } else if (rc != 0 && rc != SCHAKEL_EIO) {
+    int rc = broker_erase(b, req, &out, id);
+    if (rc) {
         char r[SCHAKEL_ERRLEN];
         snprintf(r, sizeof r, "nothing was erased: %s; ask again", schakel_strerror(rc));
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, r);
-        schakel__v1__erase__free_unpacked(req, NULL);
-        return;
     } else {
-        if (rc == SCHAKEL_EIO) { /* the key is gone; a copy of it may be left in a freed page */
-            b->alarms++;
-            schakel_log(SCHAKEL_LOG_ERROR, "broker",
-                        "event=erase_not_scrubbed alarm=erase_not_scrubbed alarms=%llu",
-                        (unsigned long long)b->alarms);
-        }
-        out.erased_upto = h.seq;
-        out.seq = erasure_to_log(b, req, h.seq, id);
-        out.event_id.data = id;
-        out.event_id.len = sizeof id;
-        schakel_log(SCHAKEL_LOG_INFO, "broker", "event=subject_erased erased_upto=%llu seq=%llu basis=%d",
-                    (unsigned long long)h.seq, (unsigned long long)out.seq, (int)req->basis);
+        broker_send_reply(b, m, "ERASED", &out.base);
     }
-    broker_send_reply(b, m, "ERASED", &out.base);
     schakel__v1__erase__free_unpacked(req, NULL);
 }

@@ -291,11 +291,83 @@ static void only_the_brokers_own_key_may_erase(void **state)
     free(err);
 }
 
+/* Has the log an erasure event of this child with this basis? Polls
+ * (10 s at most) when wait is set. */
+static int erased_by(const char *subject, int basis, int wait)
+{
+    for (int i = 0; i < (wait ? 100 : 1); i++) {
+        int found = 0;
+        for (harness_reader_t rd = harness_read(H, "svc-audit", "all"); harness_next(&rd);)
+            if (rd.e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE &&
+                !strcmp(rd.e->erasure->erased_subject, subject) && (int)rd.e->erasure->basis == basis &&
+                !strcmp(rd.e->erasure->requested_by, "retention"))
+                found = 1;
+        if (found) return 1;
+        if (wait) usleep(100000);
+    }
+    return 0;
+}
+
+/* retention.json in the node's directory: a child whose last event is a
+ * signal goes two years (730 days) of log time after it; a referral keeps
+ * its child ten years, unless the age band says the child is surely 23
+ * before that (an adult at the referral: five years). */
+static void retention_erases_by_the_logs_clock(void **state)
+{
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/retention.json", H->data);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"version\": 3, \"default_days\": 730, \"kinds\": {\"signal\": 730, \"referral\": 3650},"
+          " \"age_23\": true}",
+          f);
+    fclose(f);
+    char a[65], b[65], c[65];
+    uint8_t id[16];
+    child("retention-signalled", a);
+    child("retention-referred-young", b);
+    child("retention-referred-adult", c);
+    int64_t t0 = now_ms();
+    wait_services(tick(t0));
+    signal_with_marker("school-12ab00", a, "zq7RET", id);
+    referral("school-34cd01", b, "\"district\":\"zuid\",\"age_band\":\"under_12\",", "wijkteam", id);
+    referral("school-34cd01", c, "\"district\":\"zuid\",\"age_band\":\"adult\",", "wijkteam", id);
+    wait_services(harness_head(H));
+
+    /* a year on: nothing is due */
+    wait_services(tick(t0 + 365LL * 86400000));
+    sleep(2); /* a retention pass runs at most once a second */
+    assert_false(erased_by(a, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_RETENTION, 0));
+
+    /* two years and a day: the signalled child goes, the referred stay */
+    wait_services(tick(t0 + 731LL * 86400000));
+    assert_true(erased_by(a, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_RETENTION, 1));
+    assert_false(erased_by(b, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_RETENTION, 0));
+    assert_false(erased_by(c, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_AGE_23, 0));
+
+    /* six years: the adult is surely 23; the young child's referral stays */
+    wait_services(tick(t0 + 6LL * 366 * 86400000));
+    assert_true(erased_by(c, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_AGE_23, 1));
+    assert_false(erased_by(b, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_RETENTION, 0));
+
+    char *out = NULL, *err = NULL;
+    const char *vargs[] = {"audit", "verify", "--data", H->data, NULL};
+    assert_int_equal(harness_run_captured(H->dir, vargs, &out, &err), 0);
+    free(out);
+    free(err);
+    /* erased: nothing left to erase by hand */
+    assert_int_equal(run_erase(a, "avg17_request", &out, &err), 1);
+    free(out);
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(erased_child_leaves_no_key_and_no_content_on_disk),
         cmocka_unit_test(only_the_brokers_own_key_may_erase),
+        cmocka_unit_test(retention_erases_by_the_logs_clock),
     };
     return cmocka_run_group_tests(tests, setup, node_teardown);
 }
