@@ -17,6 +17,7 @@
  *   system.c  ... system events: decisions, directory, clock
  *   commit.c  a group of checked batches appended, fsynced, ACKed
  *   serve.c   FETCH / COMMIT / PING: readers take it from the log
+ *   erase.c   ERASE: the operator erases a child's data key
  *   peer.c    what is held per connection; replies */
 #include "broker.h"
 
@@ -54,12 +55,14 @@ static int handle_one(schakel_broker_t *b)
         broker_serve_fetch(b, &m);
     } else if (strcmp(m.name, "COMMIT") == 0) {
         broker_serve_commit(b, &m);
+    } else if (strcmp(m.name, "ERASE") == 0) {
+        broker_serve_erase(b, &m);
     } else if (strcmp(m.name, "PING") == 0) {
         broker_sync(b); /* the head it names is durable */
         broker_serve_ping(b, &m);
     } else {
         char r[SCHAKEL_ERRLEN];
-        snprintf(r, sizeof r, "unknown command \"%.16s\": PUBLISH, FETCH, COMMIT or PING", m.name);
+        snprintf(r, sizeof r, "unknown command \"%.16s\": PUBLISH, FETCH, COMMIT, PING or ERASE", m.name);
         broker_send_error(b, &m, SCHAKEL__V1__REJECT_CODE__REJECT_UNKNOWN_COMMAND, r);
     }
     schakel_wire_close(&m);
@@ -142,7 +145,8 @@ int schakel_broker_run(schakel_broker_t *b)
             b->last_tick = now;
         }
         broker_checkpoint(b, now);
-        broker_release_durable(b); /* a checkpoint, a tick, a cursor: durable writes flush too */
+        broker_retention_pass(b, now); /* between groups; at most once a second */
+        broker_release_durable(b);     /* a checkpoint, a tick, a cursor: durable writes flush too */
         if (now - b->last_reader_check >= READER_CHECK_MS) reader_check(b, now, 0);
         if (now - last_reload >= 1000) {
             broker_directory_maybe_reload(b);
@@ -273,6 +277,7 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
         schakel_fail(why, SCHAKEL_EZMQ, "checker wake-up: %s", zmq_strerror(errno));
         goto fail;
     }
+    if (broker_retention_open(b, cfg->data_dir, why) != 0) goto fail;
     if (broker_checkers_start(b, cfg->checkers, why) != 0) goto fail;
     broker_directory_sync(b);
     if (cfg->rules_dir && !(b->rules_dir = strdup(cfg->rules_dir))) {
@@ -311,6 +316,7 @@ void schakel_broker_destroy(schakel_broker_t **self_p)
     for (size_t i = 0; i < b->n_spare; i++) schakel_arena_destroy(&b->spare[i]);
     if (b->wake_tx) (void)zmq_close(b->wake_tx);
     if (b->wake_rx) (void)zmq_close(b->wake_rx);
+    broker_retention_close(b);
     schakel_store_close(&b->store);
     schakel_directory_destroy(&b->dir);
     free(b->dir_path);

@@ -3,7 +3,8 @@
  * (peer_t), the limits, and the functions one step of the data path calls
  * in another. Listed in the order an event meets them:
  *   zap.c -> broker.c (the loop) -> check.c (+ system.c) -> commit.c
- *   -> serve.c, with peer.c for what is held per connection.
+ *   -> serve.c, with peer.c for what is held per connection; erase.c
+ *   serves the operator's ERASE.
  * Threads: the command loop owns the ROUTER and PUB sockets, the log's
  * write transactions and the peer table; a checker thread touches a
  * pending_t only while it checks it (it is on the checking list); the
@@ -145,6 +146,7 @@ struct schakel_broker {
     uint64_t stat_fetch_refused, stat_publish_refused, stat_replies_dropped;
     int checkpoint_failing; /* the last checkpoint attempt failed (logged once per outage) */
     int64_t last_drop_log, last_reader_check;
+    struct broker_retention *retention; /* retention.c */
 };
 
 /* ---- one step calls another (grouped by the file that defines them) ---- */
@@ -180,6 +182,29 @@ void broker_directory_sync(schakel_broker_t *b);
 void broker_directory_install(schakel_broker_t *b, const char *doc, uint64_t seq);
 void broker_directory_maybe_reload(schakel_broker_t *b);
 void broker_clock_tick(schakel_broker_t *b, int64_t now);
+/* system.c: an envelope of the broker's own (source "broker") whose id
+ * derives from label and data; appending one, signed with the broker's
+ * key: 0 with *seq (may be NULL) its seq, or an error code (an alarm). */
+void broker_own_envelope(schakel_envelope_t *env, int type, const char *label, const void *data, size_t len,
+                         uint8_t id[16]);
+int broker_append_own(schakel_broker_t *b, schakel_envelope_t *env, uint64_t *seq);
+
+/* erase.c: ERASE, from the broker's own key only. */
+void broker_serve_erase(schakel_broker_t *b, schakel_wire_msg_t *m);
+/* erase.c: erases req->subject (checked before) and logs its erasure
+ * event: 0 with out filled (out->no_key: nothing to erase; out->seq 0:
+ * erased, the event not logged, an alarm), or an error code when nothing
+ * was erased. id: room for the event's id, which out points to. */
+int broker_erase(schakel_broker_t *b, const Schakel__V1__Erase *req, Schakel__V1__Erased *out,
+                 uint8_t id[16]);
+
+/* retention.c: the retention rules of DATA/retention.json applied by the
+ * log's clock. open: its state in DATA/retention/ (0 or an error code);
+ * pass: reads what the log holds since the last pass and erases every
+ * child that is due (at most once a second, in the loop's thread). */
+int broker_retention_open(schakel_broker_t *b, const char *data_dir, char *why);
+void broker_retention_pass(schakel_broker_t *b, int64_t wall_now);
+void broker_retention_close(schakel_broker_t *b);
 
 /* rules.c: the services' rule files on the log (rules_update), as the
  * directory is: at start (an error in why when a file does not parse)

@@ -213,7 +213,7 @@ void broker_serve_ping(schakel_broker_t *b, schakel_wire_msg_t *m)
     schakel__v1__ping__free_unpacked(p, NULL);
 }
 
-/* Checks the body of a FETCH, COMMIT or PING over its full length before
+/* Checks the body of a FETCH, COMMIT, PING or ERASE over its full length before
  * it is unpacked (unknown fields, a NUL in a stream or consumer name);
  * larger bodies are left to the size check of each command. Returns 1 when
  * it may go on, 0 when an ERROR was sent. */
@@ -222,6 +222,7 @@ int broker_body_checked(schakel_broker_t *b, schakel_wire_msg_t *m)
     const ProtobufCMessageDescriptor *d = !strcmp(m->name, "FETCH")    ? &schakel__v1__fetch__descriptor
                                           : !strcmp(m->name, "COMMIT") ? &schakel__v1__commit__descriptor
                                           : !strcmp(m->name, "PING")   ? &schakel__v1__ping__descriptor
+                                          : !strcmp(m->name, "ERASE")  ? &schakel__v1__erase__descriptor
                                                                        : NULL;
     size_t len = zmq_msg_size(&m->body);
     /* over its cap, the command's handler answers REJECT_TOO_LARGE */

@@ -112,6 +112,9 @@ int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
                                  (unsigned long long)schakel_directory_version(b->dir));
         return 0;
     }
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE: /* only the broker's own, after the key is gone */
+        return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
+                             "erasure: only the broker writes erasure events (schakel audit erase)");
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK:
         if (!(org->rights & SCHAKEL_RIGHT_CLOCK))
             return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
@@ -191,6 +194,7 @@ int broker_append_own(schakel_broker_t *b, schakel_envelope_t *env, uint64_t *se
     if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE) directory_cursor_set(b, it.seq);
     if (seq) *seq = it.seq;
     broker_publish_head(b, "all", it.seq);
+    if (seq) *seq = it.seq;
     return 0;
 }
 

@@ -200,7 +200,11 @@ SCHAKEL_MUST_USE static inline int schakel_store_checkpoint(schakel_store_t *s, 
 }
 
 /* Destroys the subject's data key: its events can no longer be decrypted;
- * the chain still verifies. 0 or SCHAKEL_ENOTFOUND. */
+ * the chain still verifies. Every copy of the wrapped key that LMDB left
+ * in freed pages is overwritten too. 0; SCHAKEL_ENOTFOUND (no key: never
+ * seen, or erased before); SCHAKEL_EIO: erased for good, but the copies
+ * could not all be overwritten (an I/O error, logged); another code:
+ * nothing was erased. */
 SCHAKEL_MUST_USE static inline int schakel_store_erase_subject(schakel_store_t *s, const char *subject)
 {
     return s->ops->erase_subject(s, subject);

@@ -23,6 +23,7 @@
 #include <sys/statvfs.h>
 
 #include "error.h"
+#include "fileio.h"
 #include "logging.h"
 #include "store_lmdb_impl.h"
 
@@ -226,6 +227,35 @@ static int open_dbis(lmdb_store_t *st, int read_only, char *why)
     mdb_cursor_close(cur);
     rc = mdb_txn_commit(txn); /* also for read-only: an aborted txn closes its DBIs */
     return rc ? lmdb_err(rc, why, "commit open") : 0;
+}
+
+/* Closes the environment and opens it again, under the resize lock (no
+ * other thread is in it meanwhile). What it is for: LMDB keeps the
+ * buffers of pages it wrote in a list of its own and reuses them for
+ * later pages, copying only their used parts into them, so the unused
+ * middle of a page written later can carry bytes of a page written long
+ * before; after an erasure those could be a copy of the erased key.
+ * Closing frees that list; fresh buffers are zeroed (LMDB without
+ * MDB_NOMEMINIT). The head, tables and map size are as before. A
+ * failure leaves no environment: the caller cannot go on. */
+int lmdb_reopen(lmdb_store_t *st, char *why)
+{
+    const char *path = NULL;
+    char dir[SCHAKEL_PATH_MAX];
+    if (mdb_env_get_path(st->env, &path) != 0 || !path || strlen(path) >= sizeof dir)
+        return schakel_fail(why, SCHAKEL_ESTORE, "the log's directory is unknown");
+    memcpy(dir, path, strlen(path) + 1);
+    pthread_rwlock_wrlock(&st->resize);
+    mdb_env_close(st->env);
+    st->env = NULL;
+    int rc = mdb_env_create(&st->env);
+    if (rc == 0) rc = mdb_env_set_maxdbs(st->env, 16);
+    if (rc == 0) rc = mdb_env_set_mapsize(st->env, st->map_size);
+    if (rc == 0) rc = mdb_env_open(st->env, dir, MDB_NOMETASYNC | MDB_NOTLS, 0600);
+    int err = rc ? schakel_fail(why, SCHAKEL_ESTORE, "cannot open the log again: %s", mdb_strerror(rc))
+                 : open_dbis(st, 0, why);
+    pthread_rwlock_unlock(&st->resize);
+    return err;
 }
 
 /* A log from before ids were scoped to their publisher: the by_id table

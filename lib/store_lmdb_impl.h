@@ -119,6 +119,10 @@ int lmdb_err(int rc, char *why, const char *what);
 int lmdb_write_err(lmdb_store_t *st, int rc, char *why, const char *what);
 void lmdb_chain_hash(uint64_t seq, const uint8_t prev[32], const uint8_t *body, size_t len, uint8_t out[32]);
 int lmdb_ensure_room(lmdb_store_t *st, size_t incoming, char *why);
+/* Closes and opens the environment again: LMDB's reused page buffers
+ * are dropped (erasure). 0 or an error code; on error there is no
+ * environment left. */
+int lmdb_reopen(lmdb_store_t *st, char *why);
 /* Commits a write transaction (wrote: it changed something) with
  * MDB_NOMETASYNC: its data pages are flushed, its meta page not yet. The
  * flush makes every commit before it durable. An LMDB code. */

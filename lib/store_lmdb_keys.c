@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "error.h"
@@ -163,9 +165,57 @@ int lmdb_data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], 
     return lmdb_data_key_ex(st, txn, id, create, key, &upto, why);
 }
 
+/* Overwrites with zeros every copy of the n bytes `secret` in the log's
+ * data file; *copies: how many there were. LMDB never writes a page in
+ * place: each change of a page of `keys` (a new subject's key beside
+ * this one, the erasure) wrote a new copy and freed the old, which keeps
+ * its bytes until LMDB reuses it, and a page buffer reused in memory can
+ * carry them into the unused middle of a later page. Called after the
+ * erasure is committed, with no write in between: the tree in force no
+ * longer holds the bytes, so every copy lies in a freed page or in an
+ * unused gap, and zeroing it changes nothing LMDB reads (a reader still on
+ * an older snapshot finds this subject's key corrupt, nothing else). */
+static int scrub_copies(lmdb_store_t *st, const uint8_t *secret, size_t n, uint64_t *copies)
+{
+    enum { CHUNK = 1 << 20 };
+    *copies = 0;
+    int fd = -1;
+    struct stat sb;
+    if (mdb_env_get_fd(st->env, &fd) != 0 || fstat(fd, &sb) != 0) return SCHAKEL_EIO;
+    uint8_t *buf = malloc(CHUNK);
+    static const uint8_t zeros[64];
+    if (!buf || n > sizeof zeros || n < 16) {
+        free(buf);
+        return buf ? SCHAKEL_EINVAL : SCHAKEL_ENOMEM;
+    }
+    int rc = 0;
+    /* chunks overlap by n - 1 bytes: a copy across a boundary is found */
+    for (off_t at = 0; rc == 0 && at < sb.st_size; at += CHUNK - (off_t)(n - 1)) {
+        ssize_t got = pread(fd, buf, CHUNK, at);
+        if (got < 0) {
+            rc = SCHAKEL_EIO;
+            break;
+        }
+        if ((size_t)got < n) break;
+        for (const uint8_t *p = buf, *end = buf + got;
+             rc == 0 && (p = memmem(p, (size_t)(end - p), secret, n)); p += n) {
+            if (pwrite(fd, zeros, n, at + (p - buf)) != (ssize_t)n) rc = SCHAKEL_EIO;
+            else (*copies)++;
+        }
+        if ((size_t)got < CHUNK) break;
+    }
+    free(buf);
+    if (rc == 0 && *copies && fdatasync(fd) != 0) rc = SCHAKEL_EIO;
+    return rc;
+}
+
 /* Replaces the subject's data key by an erasure record: which records it
  * erased (up to the head now) and when. Nothing decrypts them again, and
- * `audit verify` tells them from records whose key is missing or damaged. */
+ * `audit verify` tells them from records whose key is missing or damaged.
+ * Then every copy of the wrapped key left in the file is overwritten
+ * (scrub_copies): with the master key, a copy would still unwrap. The
+ * environment is opened again in between (lmdb_reopen), so that no page
+ * buffer LMDB keeps in memory writes a copy back later. */
 int lmdb_erase_subject(schakel_store_t *s, const char *subject)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
@@ -183,6 +233,11 @@ int lmdb_erase_subject(schakel_store_t *s, const char *subject)
         mdb_txn_abort(txn);
         return rc == 0 || rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : lmdb_err(rc, NULL, "erase");
     }
+    /* the wrapped key as stored (behind an earlier erasure record, if any) */
+    uint8_t wrapped[WRAPPED_LEN];
+    size_t skip = lmdb_is_tomb(&v) ? TOMB_LEN : 0;
+    int have_wrapped = v.mv_size == skip + WRAPPED_LEN;
+    if (have_wrapped) memcpy(wrapped, (const uint8_t *)v.mv_data + skip, WRAPPED_LEN);
     uint8_t tomb[TOMB_LEN];
     memcpy(tomb, TOMB_MAGIC, 16);
     schakel_put_be64(tomb + 16, st->head.seq);
@@ -196,5 +251,24 @@ int lmdb_erase_subject(schakel_store_t *s, const char *subject)
     rc = lmdb_commit_durable(st, txn); /* an erasure survives power loss */
     key_slot_t *slot = lmdb_key_cached(st, kid);
     if (slot) memset(slot, 0, sizeof *slot);
-    return rc ? lmdb_write_err(st, rc, NULL, "commit erase") : 0;
+    if (rc) return lmdb_write_err(st, rc, NULL, "commit erase");
+    /* LMDB's page buffers in memory may hold copies too, and would write
+     * them into later pages: dropped before the file is searched */
+    char why[SCHAKEL_ERRLEN] = "";
+    if (lmdb_reopen(st, why) != 0) {
+        /* the erasure is durable; without an environment nothing can go
+         * on, and a restart opens the log as it is */
+        schakel_log(SCHAKEL_LOG_ERROR, "store", "event=reopen_failed reason=\"%s\"", why);
+        abort();
+    }
+    uint64_t copies = 0;
+    rc = have_wrapped ? scrub_copies(st, wrapped, WRAPPED_LEN, &copies) : 0;
+    memset(wrapped, 0, sizeof wrapped);
+    if (rc)
+        schakel_log(SCHAKEL_LOG_ERROR, "store", "event=erase_scrub_failed reason=\"%s\"",
+                    schakel_strerror(rc));
+    else
+        schakel_log(SCHAKEL_LOG_INFO, "store", "event=erased seq=%llu copies_overwritten=%llu",
+                    (unsigned long long)st->head.seq, (unsigned long long)copies);
+    return rc ? SCHAKEL_EIO : 0;
 }

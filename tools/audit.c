@@ -25,6 +25,7 @@ static const char usage[] =
     "       schakel audit replay --data DIR [--service NAME] [--purpose TEXT]\n"
     "       schakel audit subject --node DIR (--subject P | --bsn BSN --region-key F)\n"
     "                             --purpose TEXT [--html FILE]\n"
+    "       schakel audit erase --node DIR --subject PSEUDONYM --basis CODE --purpose TEXT\n"
     "\n"
     "verify:\n"
     "Walks the log in DIR/log: contiguous sequence numbers, each record's\n"
@@ -60,7 +61,10 @@ static const char usage[] =
     "NAME is no service.\n"
     "\n"
     "subject: one child's history across every organisation, from the log\n"
-    "(schakel audit subject --help).\n";
+    "(schakel audit subject --help).\n"
+    "\n"
+    "erase: erases one child's data through the running broker of the node\n"
+    "in DIR and logs an erasure event (schakel audit erase --help).\n";
 
 static int print_checkpoint(void *arg, const schakel_checkpoint_t *cp)
 {
@@ -285,6 +289,7 @@ int cmd_audit(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "checkpoints")) return cmd_checkpoints(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "replay")) return cmd_replay(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "subject")) return cmd_subject(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "erase")) return cmd_audit_erase(argc, argv);
     if (argc < 2 || strcmp(argv[1], "verify") != 0) {
         int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
         fputs(usage, help ? stdout : stderr);

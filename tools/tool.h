@@ -31,6 +31,7 @@ int cmd_node(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_audit_erase(int argc, char **argv); /* schakel audit erase (erase.c) */
 int cmd_explain(int argc, char **argv);
 int cmd_subject(int argc, char **argv); /* schakel audit subject: argv[1] is "subject" */
 int cmd_loops(int argc, char **argv);

@@ -86,6 +86,7 @@ schakel_envelope_t *consent_load_event(schakel_consent_t *c, const schakel_logre
     case SCHAKEL_EVENT(CLOCK_TICK):
     case SCHAKEL_EVENT(AUDIT_ACCESS):
     case SCHAKEL_EVENT(RULES_UPDATE):
+    case SCHAKEL_EVENT(ERASURE):
     case SCHAKEL_EVENT(DIRECTORY_UPDATE): ok = 0; break;
     default: break;
     }
@@ -124,7 +125,8 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
         case SCHAKEL_EVENT(ROUTING_DECISION): rc = consent_on_routing(c, txn, rec, out, why); break;
         case SCHAKEL_EVENT(CONSENT_DECISION):
         case SCHAKEL_EVENT(CLOCK_TICK):
-        case SCHAKEL_EVENT(AUDIT_ACCESS): break;
+        case SCHAKEL_EVENT(AUDIT_ACCESS):
+        case SCHAKEL_EVENT(ERASURE): break;
         case SCHAKEL_EVENT(CONSENT_GIVEN):
             rc = consent_on_given(c, txn, e);
             if (rc == 0) rc = consent_release_holds(c, txn, rec, out, why);

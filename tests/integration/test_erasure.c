@@ -1,0 +1,373 @@
+/* Erasure by the node's operator (`schakel audit erase`, issue 17): a
+ * whole node, a child's events with a marker in their case reference and
+ * contact, other children's events around them (each new child's key
+ * makes LMDB copy the page of table `keys` that holds this child's
+ * wrapped key, leaving the old copy in a freed page). After the erasure,
+ * a byte search of every file under the test's root (log, services'
+ * state, keys, logs) finds neither the marker nor the child's wrapped
+ * data key nor the data key itself; `audit verify` passes and counts the
+ * erased records; the `erasure` event is on the log, from the broker,
+ * without content. Only the broker's own key may ERASE. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "fileio.h"
+#include "harness.h"
+#include "scenario.h"
+#include "store_lmdb_impl.h"
+
+#define MARK "zq7ERASEMARKx"
+#define MAX_KEYS 256
+
+typedef struct {
+    uint8_t id[KEY_ID_LEN];
+    uint8_t val[TOMB_LEN + WRAPPED_LEN];
+    size_t len;
+} key_rec_t;
+
+static unsigned long long erased_records; /* by the first test, what verify counts */
+
+/* The "erased" count of `audit verify`'s JSON line. */
+static unsigned long long erased_in(const char *out)
+{
+    const char *e = strstr(out, "\"erased\":");
+    assert_non_null(e);
+    return strtoull(e + 9, NULL, 10);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return node_start(0, now_ms());
+}
+
+/* Does a file under dir hold the n bytes at needle? Names it in where. */
+static int dir_has(const char *dir, const void *needle, size_t n, char *where, size_t cap)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int found = 0;
+    while (!found && d && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+            found = dir_has(path, needle, n, where, cap);
+        } else if (S_ISREG(st.st_mode)) {
+            FILE *f = fopen(path, "rb");
+            char *buf = f ? malloc((size_t)st.st_size + 1) : NULL;
+            size_t got = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+            if (buf && memmem(buf, got, needle, n)) {
+                found = 1;
+                snprintf(where, cap, "%s", path);
+            }
+            free(buf);
+            if (f) fclose(f);
+        }
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+/* Every record of table `keys` of the running node's log, read-only. */
+static size_t read_keys(key_rec_t *out, size_t max)
+{
+    char logdir[600];
+    snprintf(logdir, sizeof logdir, "%s/log", H->data);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 1ull << 34), 0);
+    assert_int_equal(mdb_env_open(env, logdir, MDB_RDONLY | MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "keys", 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    MDB_val k, v;
+    size_t n = 0;
+    for (int op = MDB_FIRST; n < max && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        assert_int_equal(k.mv_size, KEY_ID_LEN);
+        assert_true(v.mv_size <= sizeof out[n].val);
+        memcpy(out[n].id, k.mv_data, KEY_ID_LEN);
+        memcpy(out[n].val, v.mv_data, v.mv_size);
+        out[n++].len = v.mv_size;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return n;
+}
+
+/* The data key inside a wrapped key, unwrapped with the node's master key. */
+static void unwrap(const uint8_t *wrapped, const uint8_t id[KEY_ID_LEN], uint8_t key[SCHAKEL_AEAD_KEY_LEN])
+{
+    char path[600], why[SCHAKEL_ERRLEN];
+    uint8_t master[32], wrap[32];
+    snprintf(path, sizeof path, "%s/master.key", H->data);
+    assert_int_equal(schakel_secret_file(path, master, 32, 0, NULL, why), 0);
+    lmdb_derive(master, "schakel/v1/wrap", wrap);
+    assert_int_equal(schakel_aead_open(wrap, wrapped, id, KEY_ID_LEN, wrapped + SCHAKEL_AEAD_NONCE_LEN,
+                                       WRAPPED_LEN - SCHAKEL_AEAD_NONCE_LEN, key),
+                     0);
+}
+
+static void signal_with_marker(const char *org, const char *subject, const char *mark, uint8_t id[16])
+{
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"type\":\"signal\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":\"consent\","
+             "\"case_ref\":\"%s-case\",\"categories\":[\"behaviour\"],\"school\":\"12AB00\","
+             "\"signal\":{\"concerns\":[\"behaviour\"],\"observed_on\":\"2026-11-16\","
+             "\"contact\":{\"org_id\":\"%s\",\"role\":\"intern_begeleider\",\"ref\":\"%s-desk\"}}}",
+             subject, mark, org, mark);
+    publish(org, json, id);
+}
+
+static int run_erase(const char *subject, const char *basis, char **out, char **err)
+{
+    const char *args[] = {"audit", "erase",     "--node",           H->data, "--subject", subject, "--basis",
+                          basis,   "--purpose", "TICKET-2026/0042", NULL};
+    return harness_run_captured(H->dir, args, out, err);
+}
+
+static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
+{
+    (void)state;
+    char p[65], other[65], label[32], where[1200];
+    uint8_t id[16];
+    child("erase-me", p);
+    signal_with_marker("school-12ab00", p, MARK, id);
+    /* other children after this one: each new key rewrites a page of
+     * `keys`, and the copies with this child's key go to freed pages */
+    for (int i = 0; i < 40; i++) {
+        snprintf(label, sizeof label, "erase-other-%d", i);
+        child(label, other);
+        signal_with_marker("school-12ab00", other, "zq7OTHER", id);
+        if (i == 5) signal_with_marker("school-12ab00", p, MARK, id);
+    }
+    wait_services(harness_head(H));
+
+    static key_rec_t before[MAX_KEYS], after[MAX_KEYS];
+    size_t nb = read_keys(before, MAX_KEYS);
+    assert_true(nb >= 41);
+
+    char *out = NULL, *err = NULL;
+    int rc = run_erase(p, "avg17_request", &out, &err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"ok\":true"));
+    free(out);
+    free(err);
+
+    /* the erased key: the one that is now an erasure record alone */
+    size_t na = read_keys(after, MAX_KEYS);
+    const key_rec_t *gone = NULL;
+    for (size_t i = 0; i < na; i++)
+        if (after[i].len == TOMB_LEN)
+            for (size_t j = 0; j < nb; j++)
+                if (!memcmp(before[j].id, after[i].id, KEY_ID_LEN) && before[j].len == WRAPPED_LEN)
+                    gone = &before[j];
+    assert_non_null(gone);
+    uint8_t key[SCHAKEL_AEAD_KEY_LEN];
+    unwrap(gone->val, gone->id, key);
+    /* more writes after the erasure: LMDB reuses its page buffers, and
+     * none may carry a copy of the erased key back into the file */
+    for (int i = 0; i < 30; i++) {
+        snprintf(label, sizeof label, "erase-later-%d", i);
+        child(label, other);
+        signal_with_marker("school-12ab00", other, "zq7OTHER", id);
+    }
+    wait_services(harness_head(H));
+
+    if (dir_has(H->dir, gone->val, WRAPPED_LEN, where, sizeof where))
+        fail_msg("the erased child's wrapped data key is still in %s", where);
+    if (dir_has(H->dir, key, sizeof key, where, sizeof where))
+        fail_msg("the erased child's data key is in %s", where);
+    if (dir_has(H->dir, MARK, strlen(MARK), where, sizeof where))
+        fail_msg("the erased child's content is in %s", where);
+    /* the other children's keys are untouched */
+    for (size_t j = 0; j < nb; j++)
+        if (&before[j] != gone && before[j].len == WRAPPED_LEN) {
+            uint8_t k2[SCHAKEL_AEAD_KEY_LEN];
+            unwrap(before[j].val, before[j].id, k2);
+        }
+
+    /* the log still verifies, and says what is erased */
+    const char *vargs[] = {"audit", "verify", "--data", H->data, NULL};
+    rc = harness_run_captured(H->dir, vargs, &out, &err);
+    assert_int_equal(rc, 0);
+    erased_records = erased_in(out);
+    assert_true(erased_records >= 2); /* its two signals, and the decisions about them that name it */
+    free(out);
+    free(err);
+
+    /* the erasure event, the broker's own, names the child and why */
+    int found = 0;
+    for (harness_reader_t rd = harness_read(H, "svc-audit", "all"); harness_next(&rd);) {
+        if (rd.e->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE) continue;
+        const Schakel__V1__Erasure *e = rd.e->erasure;
+        assert_string_equal(rd.e->source_org, "broker");
+        assert_string_equal(rd.e->subject, "");
+        assert_string_equal(e->erased_subject, p);
+        assert_int_equal(e->basis, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_AVG17_REQUEST);
+        assert_string_equal(e->purpose, "TICKET-2026/0042");
+        assert_true(e->requested_by[0]);
+        assert_true(e->erased_upto > 0 && e->erased_upto < rd.r->seq);
+        found++;
+    }
+    assert_int_equal(found, 1);
+
+    /* a second time: nothing to erase, exit 1, no second event */
+    rc = run_erase(p, "avg17_request", &out, &err);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(err, "nothing to erase"));
+    free(out);
+    free(err);
+}
+
+/* ERASE over the wire from an organisation's key, even one that may read
+ * everything, is refused; so is an `erasure` event it publishes. */
+static void only_the_brokers_own_key_may_erase(void **state)
+{
+    (void)state;
+    char p[65], why[SCHAKEL_ERRLEN] = "";
+    child("erase-me-not", p);
+    uint8_t id[16];
+    signal_with_marker("school-12ab00", p, "zq7KEEP", id);
+    schakel_client_t *c = harness_client(H, "svc-audit");
+    Schakel__V1__Erase req = SCHAKEL__V1__ERASE__INIT;
+    req.subject = p;
+    req.basis = SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_AVG17_REQUEST;
+    req.purpose = "x";
+    req.requested_by = "x";
+    ProtobufCMessage *reply = NULL;
+    assert_int_equal(
+        schakel_client_call(c, "ERASE", &req.base, &schakel__v1__erased__descriptor, &reply, 5000, why),
+        SCHAKEL_EREJECTED);
+    assert_null(reply);
+    assert_non_null(strstr(why, "ERASE is for the node's operator"));
+    schakel_client_destroy(&c);
+
+    char json[512], reason[SCHAKEL_ERRLEN];
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"erasure\",\"purpose\":\"bus\",\"legal_basis\":\"bus\",\"erasure\":{\"erased_subject\":"
+        "\"%s\",\"basis\":\"avg17_request\",\"requested_by\":\"x\",\"erased_upto\":1}}",
+        p);
+    assert_int_not_equal(publish_code("school-12ab00", json, reason), 0);
+
+    /* wrong arguments: exit 2, nothing erased */
+    char *out = NULL, *err = NULL;
+    assert_int_equal(run_erase(p, "because", &out, &err), 2);
+    assert_non_null(strstr(err, "--basis"));
+    free(out);
+    free(err);
+    const char *args[] = {"audit", "erase",   "--node",    H->data,     "--subject",
+                          p,       "--basis", "retention", "--purpose", "mevrouw Jansen, dochter",
+                          NULL};
+    assert_int_equal(harness_run_captured(H->dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "--purpose"));
+    free(out);
+    free(err);
+    const char *vargs[] = {"audit", "verify", "--data", H->data, NULL};
+    assert_int_equal(harness_run_captured(H->dir, vargs, &out, &err), 0);
+    assert_int_equal(erased_in(out), erased_records); /* still only the first child's */
+    free(out);
+    free(err);
+}
+
+/* Has the log an erasure event of this child with this basis? Polls
+ * (10 s at most) when wait is set. */
+static int erased_by(const char *subject, int basis, int wait)
+{
+    for (int i = 0; i < (wait ? 100 : 1); i++) {
+        int found = 0;
+        for (harness_reader_t rd = harness_read(H, "svc-audit", "all"); harness_next(&rd);)
+            if (rd.e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE &&
+                !strcmp(rd.e->erasure->erased_subject, subject) && (int)rd.e->erasure->basis == basis &&
+                !strcmp(rd.e->erasure->requested_by, "retention"))
+                found = 1;
+        if (found) return 1;
+        if (wait) usleep(100000);
+    }
+    return 0;
+}
+
+/* retention.json in the node's directory: a child whose last event is a
+ * signal goes two years (730 days) of log time after it; a referral keeps
+ * its child ten years, unless the age band says the child is surely 23
+ * before that (an adult at the referral: five years). */
+static void retention_erases_by_the_logs_clock(void **state)
+{
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/retention.json", H->data);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"version\": 3, \"default_days\": 730, \"kinds\": {\"signal\": 730, \"referral\": 3650},"
+          " \"age_23\": true}",
+          f);
+    fclose(f);
+    char a[65], b[65], c[65];
+    uint8_t id[16];
+    child("retention-signalled", a);
+    child("retention-referred-young", b);
+    child("retention-referred-adult", c);
+    int64_t t0 = now_ms();
+    wait_services(tick(t0));
+    signal_with_marker("school-12ab00", a, "zq7RET", id);
+    referral("school-34cd01", b, "\"district\":\"zuid\",\"age_band\":\"under_12\",", "wijkteam", id);
+    referral("school-34cd01", c, "\"district\":\"zuid\",\"age_band\":\"adult\",", "wijkteam", id);
+    wait_services(harness_head(H));
+
+    /* a year on: nothing is due */
+    wait_services(tick(t0 + 365LL * 86400000));
+    sleep(2); /* a retention pass runs at most once a second */
+    assert_false(erased_by(a, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_RETENTION, 0));
+
+    /* two years and a day: the signalled child goes, the referred stay */
+    wait_services(tick(t0 + 731LL * 86400000));
+    assert_true(erased_by(a, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_RETENTION, 1));
+    assert_false(erased_by(b, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_RETENTION, 0));
+    assert_false(erased_by(c, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_AGE_23, 0));
+
+    /* six years: the adult is surely 23; the young child's referral stays */
+    wait_services(tick(t0 + 6LL * 366 * 86400000));
+    assert_true(erased_by(c, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_AGE_23, 1));
+    assert_false(erased_by(b, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_RETENTION, 0));
+
+    char *out = NULL, *err = NULL;
+    const char *vargs[] = {"audit", "verify", "--data", H->data, NULL};
+    assert_int_equal(harness_run_captured(H->dir, vargs, &out, &err), 0);
+    free(out);
+    free(err);
+    /* erased: nothing left to erase by hand */
+    assert_int_equal(run_erase(a, "avg17_request", &out, &err), 1);
+    free(out);
+    free(err);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(erased_child_leaves_no_key_and_no_content_on_disk),
+        cmocka_unit_test(only_the_brokers_own_key_may_erase),
+        cmocka_unit_test(retention_erases_by_the_logs_clock),
+    };
+    return cmocka_run_group_tests(tests, setup, node_teardown);
+}
