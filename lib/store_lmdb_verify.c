@@ -31,9 +31,9 @@
 #include "store_lmdb.h"
 #include "store_lmdb_impl.h"
 
-#define WINDOW 16384   /* records per window */
-#define MAX_THREADS 16 /* a pool of one per core, at most this */
-#define WKEY_SETS 4096 /* a thread's data key cache: sets of CACHE_WAYS */
+#define WINDOW 16384    /* records per window */
+#define MAX_THREADS 16  /* a pool of one per core, at most this */
+#define WKEY_SETS 16384 /* a thread's data key cache: sets of CACHE_WAYS (4 MiB) */
 
 /* What A found about one record. */
 typedef struct {
@@ -80,7 +80,7 @@ struct pool {
 static int wkey(worker_t *w, const uint8_t id[KEY_ID_LEN], uint8_t key[SCHAKEL_AEAD_KEY_LEN], uint64_t *upto)
 {
     lmdb_store_t *st = w->pool->st;
-    key_set_t *set = &w->keys[(((unsigned)id[0] << 8 | id[1]) ^ ((unsigned)id[2] << 4)) % WKEY_SETS];
+    key_set_t *set = &w->keys[((unsigned)id[0] << 16 | (unsigned)id[1] << 8 | id[2]) % WKEY_SETS];
     for (int i = 0; i < CACHE_WAYS; i++) {
         key_slot_t *s = &set->way[i];
         if (s->used && memcmp(s->id, id, KEY_ID_LEN) == 0) {
