@@ -22,7 +22,7 @@ static const char usage[] = "usage: schakel audit verify --data DIR [--broker-ke
                             "                            [--checkpoints FILE] [--threads N]\n"
                             "       schakel audit verify --archive DIR [--broker-key FILE]\n"
                             "       schakel audit export --data DIR --out DIR [--from SEQ] [--to SEQ]\n"
-                            "                            [--segment N]\n"
+                            "                            [--segment N] [--broker-key FILE]\n"
                             "       schakel audit checkpoints --data DIR [--from SEQ]\n"
                             "       schakel audit replay --data DIR [--service NAME]\n"
                             "\n"
@@ -50,7 +50,8 @@ static const char usage[] = "usage: schakel audit verify --data DIR [--broker-ke
                             "archive segments of N records (default 100000) into --out DIR, which\n"
                             "must hold no segment yet: records as stored, batch proofs, checkpoints,\n"
                             "the directories in force in plaintext; each segment signed with\n"
-                            "DIR/keys/broker.key and linked to the one before (docs/audit.md).\n"
+                            "the broker's key (--broker-key FILE, default DIR/keys/broker.key) and\n"
+                            "linked to the one before (docs/audit.md).\n"
                             "Needs DIR/master.key. Exit status 0, or 2 with the reason.\n"
                             "\n"
                             "checkpoints: prints the broker's signed checkpoints as JSON lines\n"
@@ -286,12 +287,16 @@ static int cmd_replay(int argc, char **argv)
 
 static int cmd_export(int argc, char **argv)
 {
-    const char *dir = NULL, *out = NULL;
+    const char *dir = NULL, *out = NULL, *keyfile = NULL;
     uint64_t from = 0, to = 0, per = 100000;
     schakel_flag_t flags[] = {
-        SCHAKEL_FLAG_S("--data", "DIR", &dir),          SCHAKEL_FLAG_S("--out", "DIR", &out),
-        SCHAKEL_FLAG_U("--from", &from, 1, UINT64_MAX), SCHAKEL_FLAG_U("--to", &to, 1, UINT64_MAX),
-        SCHAKEL_FLAG_U("--segment", &per, 1, 10000000), SCHAKEL_FLAGS_END,
+        SCHAKEL_FLAG_S("--data", "DIR", &dir),
+        SCHAKEL_FLAG_S("--out", "DIR", &out),
+        SCHAKEL_FLAG_S("--broker-key", "FILE", &keyfile),
+        SCHAKEL_FLAG_U("--from", &from, 1, UINT64_MAX),
+        SCHAKEL_FLAG_U("--to", &to, 1, UINT64_MAX),
+        SCHAKEL_FLAG_U("--segment", &per, 1, 10000000),
+        SCHAKEL_FLAGS_END,
     };
     int status = tool_flags("audit export", flags, argc, argv, 2, usage, NULL, usage);
     if (status >= 0) return status;
@@ -307,8 +312,9 @@ static int cmd_export(int argc, char **argv)
     char path[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN] = "";
     schakel_keys_t bk;
     if ((status = tool_path("audit export", path, sizeof path, dir, "keys/broker.key"))) return status;
-    if (schakel_keys_load(&bk, path, why) != 0 || !bk.has_secret) {
-        fprintf(stderr, "schakel audit export: %s: %s\n", path,
+    if (!keyfile) keyfile = path;
+    if (schakel_keys_load(&bk, keyfile, why) != 0 || !bk.has_secret) {
+        fprintf(stderr, "schakel audit export: %s: %s\n", keyfile,
                 why[0] ? why : "no secret key: the broker's .key file is needed to sign");
         return 2;
     }
