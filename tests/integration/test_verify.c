@@ -393,11 +393,12 @@ static void resigned_by_another_org_fails(void **state)
     schakel_batch_digest((const uint8_t(*)[32])hs, p->n_event_hashes, digest);
     free(hs);
     assert_int_equal(schakel_ed25519_sign(other.sign_secret, digest, 32, sig), 0);
+    uint8_t *was = p->signature.data;
     p->signature.data = sig;
     size_t n = schakel__v1__batch_proof__get_packed_size(p);
     uint8_t *buf = malloc(n);
     schakel__v1__batch_proof__pack(p, buf);
-    p->signature.data = NULL; /* ours, not the unpacked copy's */
+    p->signature.data = was; /* the unpacked copy's, freed with it */
     MDB_val nv = {n, buf};
     assert_int_equal(mdb_put(l.txn, l.proofs, &key, &nv, 0), 0);
     log_commit(&l);
