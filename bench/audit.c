@@ -304,7 +304,7 @@ int main(int argc, char **argv)
            (double)bytes / 1e6, mdb_mb);
     printf("%-50s %12s %10s %10s\n", "", "records/s", "wall s", "CPU s");
     printf("%-50s %12.0f %10.3f\n", "raw LMDB cursor walk (events table)", (double)n_raw / t_raw, t_raw);
-    double t_sha, c_sha;
+    double t_sha = 0, c_sha = 0;
     snprintf(out, sizeof out, "%s/bench-sha256sum.out", dir);
     char *sha_argv[] = {"sha256sum", mdb, NULL};
     if (run_timed(sha_argv, out, &t_sha, &c_sha) != 0) {
@@ -316,7 +316,7 @@ int main(int argc, char **argv)
     int failed = 0;
     snprintf(out, sizeof out, "%s/bench-verify.out", dir);
     for (size_t r = 0; r < runs; r++) {
-        double secs, cpu;
+        double secs = 0, cpu = 0;
         char *argv_v[] = {(char *)bin, "audit", "verify", "--data", (char *)dir, NULL};
         int st = run_timed(argv_v, out, &secs, &cpu);
         FILE *f = fopen(out, "r");

@@ -163,10 +163,9 @@ static int record(av_t *a, const ent_t *e, const uint8_t *buf, size_t end, size_
     lmdb_chain_hash(seq, e->p, e->p + HDR_LEN, e->n - HDR_LEN, h);
     if (memcmp(h, e->p + 32, 32) != 0) return bad(a, seq, "hash does not match the record's contents");
     Schakel__V1__RecordBody *b = schakel__v1__record_body__unpack(NULL, e->n - HDR_LEN, e->p + HDR_LEN);
-    int rc = !b              ? bad(a, seq, "record body does not decode")
-             : b->seq != seq ? bad(a, seq, "record body names another sequence number")
-                             : 0;
-    int is_dir = b && b->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE;
+    if (!b) return bad(a, seq, "record body does not decode");
+    int rc = b->seq != seq ? bad(a, seq, "record body names another sequence number") : 0;
+    int is_dir = b->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE;
     if (rc == 0 && context && !is_dir) rc = bad(a, seq, "a context record is not a directory_update");
     ent_t n;
     if (rc == 0 && !context) {
@@ -191,7 +190,7 @@ static int record(av_t *a, const ent_t *e, const uint8_t *buf, size_t end, size_
             rc = bad(a, seq, "the archive lacks the plaintext of this directory_update");
         else rc = take_directory(a, &n, b, b->recorded_at);
     }
-    if (b) schakel__v1__record_body__free_unpacked(b, NULL);
+    schakel__v1__record_body__free_unpacked(b, NULL);
     if (rc || context) return rc;
     memcpy(a->prev, e->p + 32, 32);
     if (seq >= a->first && seq <= a->last) memcpy(a->hashes[seq - a->first], a->prev, 32);
