@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "archive.h"
 #include "bytes.h"
@@ -227,6 +228,9 @@ static int checkpoint(av_t *a, const ent_t *e)
 static int segment(av_t *a, const char *path, uint64_t no)
 {
     size_t len = 0;
+    if (access(path, F_OK) != 0)
+        return bad(a, a->expect ? a->expect : 1, "segment %llu (%s) is missing", (unsigned long long)no,
+                   path);
     uint8_t *buf = (uint8_t *)schakel_file_read(path, MAX_SEGMENT_BYTES, &len);
     uint64_t first = buf && len >= SCHAKEL_ARCHIVE_HDR_LEN ? schakel_get_be64(buf + 28) : a->expect;
     if (!buf || len < SCHAKEL_ARCHIVE_HDR_LEN + SCHAKEL_ARCHIVE_TRAILER_LEN ||
