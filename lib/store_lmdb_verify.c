@@ -2,7 +2,7 @@
  * read transaction pins the log; the calling thread walks the events
  * table a window of records at a time and hands each window to a pool:
  *
- *   A (all threads, a slice of the window each): the record's own hash
+ *   A (all threads, taking chunks of 512 records): the record's own hash
  *     recomputed from its stored previous-hash and body, the body decoded
  *     (into the thread's arena), and with the master key the payload
  *     decrypted and hashed against its signed event hash;
@@ -31,9 +31,11 @@
 #include "store_lmdb.h"
 #include "store_lmdb_impl.h"
 
-#define WINDOW 16384    /* records per window */
-#define MAX_THREADS 16  /* a pool of one per core, at most this */
-#define WKEY_SETS 16384 /* a thread's data key cache: sets of CACHE_WAYS (4 MiB) */
+#define WINDOW 16384      /* records per window */
+#define CHUNK_RECORDS 512 /* records a thread takes at a time */
+#define CHUNK_JOBS 4      /* signatures a thread takes at a time */
+#define MAX_THREADS 16    /* a pool of one per core, at most this */
+#define WKEY_SETS 16384   /* a thread's data key cache: sets of CACHE_WAYS (4 MiB) */
 
 /* What A found about one record. */
 typedef struct {
@@ -68,7 +70,8 @@ struct pool {
     pthread_mutex_t mu;
     pthread_cond_t go, done;
     unsigned generation, finished;
-    int stage; /* 'A', 'C', or 0: stop */
+    int stage;         /* 'A', 'C', or 0: stop */
+    size_t next_chunk; /* the next chunk of the stage to take (atomic) */
     slot_t *slots;
     size_t n_slots;
     lmdb_sig_job_t *jobs;
@@ -173,18 +176,24 @@ static void check_record(worker_t *w, slot_t *s)
     else if (p->payloads) check_payload(w, s, b);
 }
 
+/* Takes chunks of the stage's work until none is left: a thread the
+ * machine slows down takes fewer, instead of holding up the window. */
 static void run_stage(worker_t *w, int stage)
 {
     pool_t *p = w->pool;
-    size_t n = stage == 'A' ? p->n_slots : p->n_jobs;
-    size_t from = n * w->index / p->n, to = n * (w->index + 1) / p->n;
-    for (size_t i = from; i < to; i++) {
-        if (stage == 'C') {
-            lmdb_sig_job_run(&p->jobs[i]);
-            continue;
+    size_t n = stage == 'A' ? p->n_slots : p->n_jobs, chunk = stage == 'A' ? CHUNK_RECORDS : CHUNK_JOBS;
+    for (;;) {
+        size_t from = __atomic_fetch_add(&p->next_chunk, 1, __ATOMIC_RELAXED) * chunk;
+        if (from >= n) return;
+        size_t to = n - from < chunk ? n : from + chunk;
+        for (size_t i = from; i < to; i++) {
+            if (stage == 'C') {
+                lmdb_sig_job_run(&p->jobs[i]);
+                continue;
+            }
+            check_record(w, &p->slots[i]);
+            if (p->slots[i].fail) break; /* what comes after it in the chunk does not count */
         }
-        check_record(w, &p->slots[i]);
-        if (p->slots[i].fail) break; /* what comes after it does not count */
     }
 }
 
@@ -214,6 +223,7 @@ static void pool_run(pool_t *p, int stage)
     pthread_mutex_lock(&p->mu);
     p->stage = stage;
     p->finished = 0;
+    p->next_chunk = 0;
     p->generation++;
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
