@@ -22,6 +22,7 @@
 #include "crypto.h"
 #include "error.h"
 #include "fileio.h"
+#include <lmdb.h>
 
 const char *const bench_publisher_orgs[BENCH_N_ORGS] = {"school-12ab00", "school-34cd01",  "smw-farent",
                                                         "ggd-jgz",       "wijkteam-noord", "wijkteam-zuid"};
@@ -461,4 +462,56 @@ void bench_publisher_free(schakel_client_t **c, uint8_t *arena, const uint8_t **
     free(arena);
     free((void *)ptrs); /* its own array: the pointers in it point into arena */
     free(lens);
+}
+
+json_t *bench_org_json(const char *id, const char *kind, const char *publish, const char *rights,
+                       schakel_keys_t *keys)
+{
+    schakel_keys_t k;
+    if (schakel_keys_generate(&k, id) != 0) return NULL;
+    char sign[65], buf[512], *save = NULL;
+    schakel_hex_encode(k.sign_public, 32, sign);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:[]}", "id", id, "kind", kind, "name", "synthetic",
+                  "curve_public", k.curve_public, "sign_public", sign, "publish", "rights");
+    if (keys) *keys = k;
+    else schakel_keys_wipe(&k);
+    snprintf(buf, sizeof buf, "%s", publish);
+    for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save))
+        json_array_append_new(json_object_get(o, "publish"), json_string(w));
+    snprintf(buf, sizeof buf, "%s", rights);
+    for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save))
+        json_array_append_new(json_object_get(o, "rights"), json_string(w));
+    return o;
+}
+
+double bench_raw_walk(const char *logdir, uint64_t *n, uint64_t *bytes)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    *n = *bytes = 0;
+    if (mdb_env_create(&env)) return -1;
+    mdb_env_set_maxdbs(env, 16);
+    double t0 = schakel_mono_secs();
+    if (mdb_env_open(env, logdir, MDB_RDONLY | MDB_NOTLS, 0600) ||
+        mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
+        mdb_env_close(env);
+        return -1;
+    }
+    if (mdb_dbi_open(txn, "events", 0, &dbi) == 0 && mdb_cursor_open(txn, dbi, &cur) == 0) {
+        volatile uint8_t sink = 0;
+        for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+            (*n)++;
+            *bytes += v.mv_size;
+            sink ^= ((const uint8_t *)v.mv_data)[v.mv_size - 1]; /* touch the page */
+        }
+        (void)sink;
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return schakel_mono_secs() - t0;
 }

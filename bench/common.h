@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "client.h"
 #include "keys.h"
 
@@ -129,5 +131,16 @@ int bench_redis_say(int port, const char *cmd, size_t len, char *out, size_t cap
  * in dir (made here) and its output in log, and waits for PING. 0, or -1
  * with the reason in why. */
 int bench_redis_start(const char *dir, const char *log, int port, pid_t *pid, char *why, size_t cap);
+
+/* The directory entry of a synthetic organisation with new keys (kept in
+ * *keys when keys is not NULL, else wiped): id, kind, the event types it
+ * may publish and its rights (both space-separated). NULL when no keys. */
+json_t *bench_org_json(const char *id, const char *kind, const char *publish, const char *rights,
+                       schakel_keys_t *keys);
+
+/* Every value of the events table of the LMDB log in logdir through one
+ * read-only cursor (each value's last byte touched): the machine's limit
+ * for reading the log. Seconds, or -1; *n values of *bytes in all. */
+double bench_raw_walk(const char *logdir, uint64_t *n, uint64_t *bytes);
 
 #endif

@@ -35,6 +35,7 @@
 #include "bytes.h"
 #include "clock.h"
 #include "codec.h"
+#include "common.h"
 #include "crypto.h"
 #include "error.h"
 #include "fileio.h"
@@ -181,41 +182,27 @@ static int client_event(gen_t *g, const char *org, json_t *j)
 
 /* ---- the region ---- */
 
-static json_t *org(const char *id, const char *kind, const char *publish, const char *rights)
-{
-    schakel_keys_t k;
-    if (schakel_keys_generate(&k, id) != 0) return NULL;
-    char sign[65], buf[512], *save = NULL;
-    schakel_hex_encode(k.sign_public, 32, sign);
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:[]}", "id", id, "kind", kind, "name", "synthetic",
-                  "curve_public", k.curve_public, "sign_public", sign, "publish", "rights");
-    schakel_keys_wipe(&k);
-    snprintf(buf, sizeof buf, "%s", publish);
-    for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save))
-        json_array_append_new(json_object_get(o, "publish"), json_string(w));
-    snprintf(buf, sizeof buf, "%s", rights);
-    for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save))
-        json_array_append_new(json_object_get(o, "rights"), json_string(w));
-    return o;
-}
-
 /* Two schools in districts noord and zuid, their wijkteams, school social
  * work, Veilig Thuis, leerplicht, the three services and the admin. */
 static json_t *region(void)
 {
     json_t *o = json_array();
-    json_array_append_new(o, org("school-1", "school", "signal referral consent_given", ""));
-    json_array_append_new(o, org("school-2", "school", "signal referral consent_given", ""));
-    json_array_append_new(o, org("smw-1", "smw", "signal", ""));
-    json_array_append_new(o, org("wijkteam-noord", "wijkteam", "referral_received first_contact signal", ""));
-    json_array_append_new(o, org("wijkteam-zuid", "wijkteam", "referral_received first_contact signal", ""));
-    json_array_append_new(o, org("veiligthuis-1", "veiligthuis", "veiligthuis_feedback", ""));
-    json_array_append_new(o, org("leerplicht-1", "leerplicht", "absence", ""));
-    json_array_append_new(o, org("svc-routing", "service", "routing_decision", "read_all"));
-    json_array_append_new(o, org("svc-consent", "service", "consent_decision", "read_all decide"));
-    json_array_append_new(o, org("svc-feedback", "service", "loop_reminder feedback_status", "read_all"));
-    json_array_append_new(o, org("admin-1", "admin", "directory_update", "directory"));
+    json_array_append_new(o, bench_org_json("school-1", "school", "signal referral consent_given", "", NULL));
+    json_array_append_new(o, bench_org_json("school-2", "school", "signal referral consent_given", "", NULL));
+    json_array_append_new(o, bench_org_json("smw-1", "smw", "signal", "", NULL));
+    json_array_append_new(
+        o, bench_org_json("wijkteam-noord", "wijkteam", "referral_received first_contact signal", "", NULL));
+    json_array_append_new(
+        o, bench_org_json("wijkteam-zuid", "wijkteam", "referral_received first_contact signal", "", NULL));
+    json_array_append_new(o,
+                          bench_org_json("veiligthuis-1", "veiligthuis", "veiligthuis_feedback", "", NULL));
+    json_array_append_new(o, bench_org_json("leerplicht-1", "leerplicht", "absence", "", NULL));
+    json_array_append_new(o, bench_org_json("svc-routing", "service", "routing_decision", "read_all", NULL));
+    json_array_append_new(
+        o, bench_org_json("svc-consent", "service", "consent_decision", "read_all decide", NULL));
+    json_array_append_new(
+        o, bench_org_json("svc-feedback", "service", "loop_reminder feedback_status", "read_all", NULL));
+    json_array_append_new(o, bench_org_json("admin-1", "admin", "directory_update", "directory", NULL));
     return json_pack("{s:i, s:o, s:[{s:s, s:s, s:s, s:{s:s, s:s}}, {s:s, s:s, s:s, s:{s:s, s:s}}],"
                      " s:[{s:s, s:s}, {s:s, s:s}], s:{s:s, s:s}}",
                      "version", 1, "organisations", o, "schools", "brinvest", "12AB00", "org", "school-1",
@@ -443,38 +430,6 @@ static int generate(const char *dir, uint64_t records, unsigned children)
 
 /* ---- the limits ---- */
 
-/* Every value of the log's events table through one read-only cursor. */
-static double raw_walk(const char *logdir, uint64_t *n, uint64_t *bytes)
-{
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    *n = *bytes = 0;
-    if (mdb_env_create(&env)) return -1;
-    mdb_env_set_maxdbs(env, 16);
-    double t0 = schakel_mono_secs();
-    if (mdb_env_open(env, logdir, MDB_RDONLY | MDB_NOTLS, 0600) ||
-        mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
-        mdb_env_close(env);
-        return -1;
-    }
-    if (mdb_dbi_open(txn, "events", 0, &dbi) == 0 && mdb_cursor_open(txn, dbi, &cur) == 0) {
-        volatile uint8_t sink = 0;
-        for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
-            (*n)++;
-            *bytes += v.mv_size;
-            sink ^= ((const uint8_t *)v.mv_data)[v.mv_size - 1]; /* touch the page */
-        }
-        (void)sink;
-        mdb_cursor_close(cur);
-    }
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
-    return schakel_mono_secs() - t0;
-}
-
 static int count_record(void *arg, const schakel_record_t *rec)
 {
     (*(uint64_t *)arg) += rec->event ? 1 : 0;
@@ -587,7 +542,7 @@ int main(int argc, char **argv)
         if (generate(dir, records, children) != 0) return 1;
     }
     uint64_t n_raw, bytes, n_store;
-    double t_raw = raw_walk(path, &n_raw, &bytes);
+    double t_raw = bench_raw_walk(path, &n_raw, &bytes);
     double t_store = store_walk(dir, &n_store);
     if (t_raw < 0 || t_store < 0) {
         fprintf(stderr, "replay bench: cannot read %s\n", path);

@@ -54,6 +54,20 @@ SCHAKEL_MUST_USE int schakel_lmdb_verify_with(const char *dir, const uint8_t *br
                                               const uint8_t *master_key, unsigned what,
                                               schakel_verify_report_t *report);
 
+/* How schakel_lmdb_verify_opts runs: threads (0: one per core online, at
+ * most 16; the result does not depend on it), and progress, if not NULL,
+ * called from the calling thread now and then with the records verified
+ * so far and the records on the log. */
+typedef struct {
+    unsigned threads;
+    void (*progress)(void *arg, uint64_t done, uint64_t total);
+    void *progress_arg;
+} schakel_verify_opts_t;
+SCHAKEL_MUST_USE int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub,
+                                              const uint8_t *master_key, unsigned what,
+                                              const schakel_verify_opts_t *opts,
+                                              schakel_verify_report_t *report);
+
 /* A signed checkpoint as stored: the chain up to seq had hash `hash` at
  * time `at` (unix ms), signed by the broker. */
 typedef struct {

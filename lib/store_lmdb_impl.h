@@ -5,8 +5,9 @@
  *   store_lmdb_append.c  append + fsync, checkpoints, cursors (one writer)
  *   store_lmdb_read.c    reads, lookups (any thread, own read txn)
  *   store_lmdb_keys.c    data keys, their caches, erasure
- *   store_lmdb_audit.c   the read-only walk of `schakel audit`
+ *   store_lmdb_audit.c   the read-only readers of `schakel audit`
  *   store_lmdb_sigs.c    the batch signatures in that walk
+ *   store_lmdb_verify.c  that walk on every core (a pool of threads)
  * No transaction is shared between threads: each call opens and ends its
  * own. Growing the map takes the resize lock for writing; the lookups
  * another thread may make hold it for reading. */
@@ -162,15 +163,22 @@ int lmdb_data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], 
                   uint8_t key[SCHAKEL_AEAD_KEY_LEN], char *why);
 int lmdb_erase_subject(schakel_store_t *s, const char *subject);
 
+struct schakel_verify_report;
 /* store_lmdb_audit.c: the plaintext of record seq (body b) into a malloc'd
  * *plain. 0, SCHAKEL_ENOTFOUND (its data key is gone: erased or missing)
  * or SCHAKEL_ECORRUPT (does not decrypt). */
 int lmdb_record_open(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel__V1__RecordBody *b,
                      uint8_t **plain, size_t *plen);
 
+/* store_lmdb_audit.c: fills r->bad_seq and r->why; SCHAKEL_ECORRUPT. */
+int lmdb_verify_fail(struct schakel_verify_report *r, uint64_t seq, const char *msg);
+/* Every stored checkpoint: its hash on the chain up to r->head, its
+ * signature by broker_pub (if not NULL). */
+int lmdb_verify_checkpoints(lmdb_store_t *st, MDB_txn *txn, const uint8_t *broker_pub,
+                            struct schakel_verify_report *r);
+
 /* store_lmdb_sigs.c: checks batch signatures record by record, in seq
  * order, with the directory the log had at each point. */
-struct schakel_verify_report;
 typedef struct lmdb_sigs lmdb_sigs_t;
 lmdb_sigs_t *lmdb_sigs_new(MDB_txn *txn, MDB_dbi proofs, const uint8_t *broker_pub);
 /* 0, or SCHAKEL_ECORRUPT with r->bad_seq and r->why filled. */
@@ -179,5 +187,30 @@ int lmdb_sigs_record(lmdb_sigs_t *w, lmdb_store_t *st, MDB_txn *txn, uint64_t se
 /* After the last record: no proof is left over. */
 int lmdb_sigs_finish(lmdb_sigs_t *w, struct schakel_verify_report *r);
 void lmdb_sigs_free(lmdb_sigs_t **w);
+
+/* The Ed25519 checks themselves are left for later, so that a pool of
+ * threads can run them (store_lmdb_verify.c): lmdb_sigs_record queues one
+ * job per batch with the keys the directory in force allows; the caller
+ * runs lmdb_sig_job_run on each (any thread, any order), then
+ * lmdb_sigs_resolve takes the results in seq order. */
+typedef struct {
+    uint64_t seq;   /* the batch's first record */
+    uint64_t epoch; /* directories taken before it */
+    int64_t at;
+    uint8_t digest[SCHAKEL_SHA256_LEN];
+    uint8_t sig[SCHAKEL_ED25519_SIG_LEN];
+    uint8_t key[SCHAKEL_ED25519_PUB_LEN]; /* in force (has_key) */
+    uint8_t old[SCHAKEL_ED25519_PUB_LEN]; /* the one a change just replaced (has_old) */
+    char signer[64];
+    char ver[32];
+    uint8_t is_broker, has_key, has_old, has_replaced;
+    int8_t key_ok, old_ok; /* results: 1 verifies, 0 not or not tried */
+} lmdb_sig_job_t;
+/* The jobs queued since the last resolve. */
+lmdb_sig_job_t *lmdb_sigs_jobs(lmdb_sigs_t *w, size_t *n);
+void lmdb_sig_job_run(lmdb_sig_job_t *j);
+/* The jobs' results, in order: 0, or SCHAKEL_ECORRUPT with r->bad_seq
+ * and r->why filled for the first that fails. Empties the queue. */
+int lmdb_sigs_resolve(lmdb_sigs_t *w, struct schakel_verify_report *r);
 
 #endif

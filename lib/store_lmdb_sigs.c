@@ -38,6 +38,9 @@ struct lmdb_sigs {
      * change: from then on the replaced key no longer counts */
     char **moved;
     size_t n_moved, cap_moved;
+    uint64_t moved_epoch; /* the directory the moved list is about */
+    lmdb_sig_job_t *jobs;
+    size_t n_jobs, cap_jobs;
 };
 
 __attribute__((format(printf, 3, 4))) static int sig_fail(schakel_verify_report_t *r, uint64_t seq,
@@ -87,6 +90,7 @@ void lmdb_sigs_free(lmdb_sigs_t **wp)
     schakel_directory_destroy(&w->replaced);
     for (size_t i = 0; i < w->n_moved; i++) free(w->moved[i]);
     free(w->moved);
+    free(w->jobs);
     free(w);
     *wp = NULL;
 }
@@ -100,7 +104,7 @@ static int has_moved(const lmdb_sigs_t *w, const char *org)
 
 static void note_moved(lmdb_sigs_t *w, const char *org)
 {
-    if (!w->replaced || has_moved(w, org)) return;
+    if (has_moved(w, org)) return;
     if (w->n_moved == w->cap_moved) {
         size_t cap = w->cap_moved ? 2 * w->cap_moved : 16;
         char **m = realloc(w->moved, cap * sizeof *m);
@@ -112,54 +116,108 @@ static void note_moved(lmdb_sigs_t *w, const char *org)
     if (s) w->moved[w->n_moved++] = s;
 }
 
-/* The signature of the batch starting at seq, stored at `at`. The broker
- * checks a batch while it writes the group before, so a batch stored just
- * after a directory change may have been checked, and signed, with the
- * key the change replaced: that key counts for REPLACED_KEY_MS after the
- * change, and only until the organisation is seen signing with the new
- * one. */
+/* The signature of the batch starting at seq, stored at `at`: queued as a
+ * job with the keys that may have signed it. The broker checks a batch
+ * while it writes the group before, so a batch stored just after a
+ * directory change may have been checked, and signed, with the key the
+ * change replaced: that key counts for REPLACED_KEY_MS after the change,
+ * and only until the organisation is seen signing with the new one
+ * (lmdb_sigs_resolve). */
 static int check_signature(lmdb_sigs_t *w, uint64_t seq, int64_t at, const Schakel__V1__BatchProof *p,
                            schakel_verify_report_t *r)
 {
-    uint8_t digest[SCHAKEL_SHA256_LEN];
+    int broker = !strcmp(p->signer_org, "broker");
+    if (broker && !w->broker_pub) {
+        r->sigs_unchecked++;
+        return 0;
+    }
+    if (!broker && !w->dir)
+        return sig_fail(r, seq, "batch signed by %s comes before any directory on the log", p->signer_org);
+    if (w->n_jobs == w->cap_jobs) {
+        size_t cap = w->cap_jobs ? 2 * w->cap_jobs : 256;
+        lmdb_sig_job_t *j = realloc(w->jobs, cap * sizeof *j);
+        if (!j) return SCHAKEL_ENOMEM;
+        w->jobs = j;
+        w->cap_jobs = cap;
+    }
+    lmdb_sig_job_t *j = &w->jobs[w->n_jobs++];
+    memset(j, 0, sizeof *j);
+    j->seq = seq;
+    j->epoch = r->directories;
+    j->at = at;
     uint8_t(*hs)[SCHAKEL_SHA256_LEN] = malloc(p->n_event_hashes * SCHAKEL_SHA256_LEN);
     if (!hs) return SCHAKEL_ENOMEM;
     for (size_t i = 0; i < p->n_event_hashes; i++) memcpy(hs[i], p->event_hashes[i].data, SCHAKEL_SHA256_LEN);
-    schakel_batch_digest((const uint8_t(*)[SCHAKEL_SHA256_LEN])hs, p->n_event_hashes, digest);
+    schakel_batch_digest((const uint8_t(*)[SCHAKEL_SHA256_LEN])hs, p->n_event_hashes, j->digest);
     free(hs);
-    const uint8_t *sig = p->signature.data;
-    if (!strcmp(p->signer_org, "broker")) {
-        if (!w->broker_pub) {
-            r->sigs_unchecked++;
-            return 0;
-        }
-        r->signatures++;
-        if (schakel_ed25519_verify(w->broker_pub, digest, sizeof digest, sig) == 0) return 0;
-        return sig_fail(r, seq, "batch signature of %s does not verify with the broker's key", "broker");
+    memcpy(j->sig, p->signature.data, SCHAKEL_ED25519_SIG_LEN);
+    snprintf(j->signer, sizeof j->signer, "%s", p->signer_org);
+    r->signatures++;
+    if (broker) {
+        j->is_broker = 1;
+        j->has_key = 1;
+        memcpy(j->key, w->broker_pub, SCHAKEL_ED25519_PUB_LEN);
+        return 0;
     }
-    if (!w->dir)
-        return sig_fail(r, seq, "batch signed by %s comes before any directory on the log", p->signer_org);
-    char ver[32];
-    snprintf(ver, sizeof ver, " (version %llu)", (unsigned long long)w->dir_version);
+    snprintf(j->ver, sizeof j->ver, " (version %llu)", (unsigned long long)w->dir_version);
     const schakel_org_t *org = schakel_directory_by_id(w->dir, p->signer_org);
     const schakel_org_t *old = w->replaced ? schakel_directory_by_id(w->replaced, p->signer_org) : NULL;
-    r->signatures++;
-    if (org && schakel_ed25519_verify(org->sign_public, digest, sizeof digest, sig) == 0) {
-        note_moved(w, p->signer_org);
-        return 0;
+    j->has_replaced = w->replaced != NULL;
+    if (org) {
+        j->has_key = 1;
+        memcpy(j->key, org->sign_public, SCHAKEL_ED25519_PUB_LEN);
     }
-    if (old && at - w->dir_at <= REPLACED_KEY_MS && !has_moved(w, p->signer_org) &&
-        schakel_ed25519_verify(old->sign_public, digest, sizeof digest, sig) == 0) {
-        r->sigs_replaced_key++;
-        return 0;
+    if (old && at - w->dir_at <= REPLACED_KEY_MS) {
+        j->has_old = 1;
+        memcpy(j->old, old->sign_public, SCHAKEL_ED25519_PUB_LEN);
     }
-    if (!org)
-        return sig_fail(r, seq, "batch signed by %s, which is not in the directory in force%s", p->signer_org,
-                        ver);
-    return sig_fail(r, seq,
-                    "batch signature of %s does not verify with its signing key in the directory in "
-                    "force%s",
-                    p->signer_org, ver);
+    return 0;
+}
+
+lmdb_sig_job_t *lmdb_sigs_jobs(lmdb_sigs_t *w, size_t *n)
+{
+    *n = w->n_jobs;
+    return w->jobs;
+}
+
+void lmdb_sig_job_run(lmdb_sig_job_t *j)
+{
+    j->key_ok = j->has_key && schakel_ed25519_verify(j->key, j->digest, sizeof j->digest, j->sig) == 0;
+    /* the replaced key only when the one in force does not verify */
+    j->old_ok =
+        !j->key_ok && j->has_old && schakel_ed25519_verify(j->old, j->digest, sizeof j->digest, j->sig) == 0;
+}
+
+int lmdb_sigs_resolve(lmdb_sigs_t *w, schakel_verify_report_t *r)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < w->n_jobs; i++) {
+        const lmdb_sig_job_t *j = &w->jobs[i];
+        if (j->epoch != w->moved_epoch) { /* a directory change: nobody has moved yet */
+            for (size_t m = 0; m < w->n_moved; m++) free(w->moved[m]);
+            w->n_moved = 0;
+            w->moved_epoch = j->epoch;
+        }
+        if (j->is_broker) {
+            if (!j->key_ok)
+                rc = sig_fail(r, j->seq, "batch signature of %s does not verify with the broker's key",
+                              "broker");
+        } else if (j->key_ok) {
+            if (j->has_replaced) note_moved(w, j->signer);
+        } else if (j->old_ok && !has_moved(w, j->signer)) {
+            r->sigs_replaced_key++;
+        } else if (!j->has_key) {
+            rc = sig_fail(r, j->seq, "batch signed by %s, which is not in the directory in force%s",
+                          j->signer, j->ver);
+        } else {
+            rc = sig_fail(r, j->seq,
+                          "batch signature of %s does not verify with its signing key in the directory in "
+                          "force%s",
+                          j->signer, j->ver);
+        }
+    }
+    w->n_jobs = 0;
+    return rc;
 }
 
 /* A record that starts a batch: its proof must be the next one stored. */
@@ -202,9 +260,7 @@ static int take_directory(lmdb_sigs_t *w, uint64_t seq, const uint8_t *plain, si
     w->replaced = w->dir;
     w->dir = d;
     w->dir_version = schakel_directory_version(d);
-    for (size_t i = 0; i < w->n_moved; i++) free(w->moved[i]);
-    w->n_moved = 0;
-    r->directories++;
+    r->directories++; /* the jobs after it start a new epoch */
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "audit_access.h"
+#include "archive.h"
 #include "broker.h"
 #include "clock.h"
 #include "error.h"
@@ -20,7 +21,10 @@
 
 static const char usage[] =
     "usage: schakel audit verify --data DIR [--broker-key FILE] [--no-payloads]\n"
-    "                            [--checkpoints FILE] [--purpose TEXT]\n"
+    "                            [--checkpoints FILE] [--threads N] [--purpose TEXT]\n"
+    "       schakel audit verify --archive DIR [--broker-key FILE]\n"
+    "       schakel audit export --data DIR --out DIR [--from SEQ] [--to SEQ]\n"
+    "                            [--segment N] [--broker-key FILE] [--purpose TEXT]\n"
     "       schakel audit checkpoints --data DIR [--from SEQ]\n"
     "       schakel audit replay --data DIR [--service NAME] [--purpose TEXT]\n"
     "       schakel audit subject --node DIR (--subject P | --bsn BSN --region-key F)\n"
@@ -35,15 +39,32 @@ static const char usage[] =
     "signed. With --checkpoints FILE (JSON lines as `audit checkpoints` writes\n"
     "them, kept outside the broker), each of those must match the chain too:\n"
     "this proves the log unchanged even against the broker's own operator.\n"
+    "It runs on every core (--threads N: on N threads; the result is the\n"
+    "same). On a terminal it shows its progress on stderr.\n"
     "Prints a JSON summary. Exit status 0 when everything verifies; 1 when a\n"
     "record or checkpoint does not, naming the first bad sequence number; 2\n"
     "when DIR holds no log or an argument is wrong.\n"
     "\n"
-    "verify and replay record the look as an audit_access event on the log,\n"
-    "with --purpose TEXT when given, through the broker of the node in DIR\n"
-    "(DIR/node.json, as svc-audit; or the connection flags --node, --as,\n"
-    "--endpoint, --server-key, --key). When it does not answer, they say on\n"
-    "stderr that the look was NOT recorded; their exit status stays theirs.\n"
+    "verify --archive: checks archive segments written by `audit export`\n"
+    "with nothing else: segment links and signatures, the chain, every batch\n"
+    "signature against the directories in the archive, every checkpoint\n"
+    "(payloads stay encrypted). The broker's key comes from the first segment\n"
+    "unless --broker-key FILE names it. Same JSON, exit status as verify.\n"
+    "\n"
+    "export: writes the records SEQ to SEQ (default: all) of the log in DIR as\n"
+    "archive segments of N records (default 100000) into --out DIR, which\n"
+    "must hold no segment yet: records as stored, batch proofs, checkpoints,\n"
+    "the directories in force in plaintext; each segment signed with\n"
+    "the broker's key (--broker-key FILE, default DIR/keys/broker.key) and\n"
+    "linked to the one before (docs/audit.md).\n"
+    "Needs DIR/master.key. Exit status 0, or 2 with the reason.\n"
+    "\n"
+    "verify (not --archive: it needs no broker), export and replay record the look as an\n"
+    "audit_access event on the log, with --purpose TEXT when given, through\n"
+    "the broker of the node in DIR (DIR/node.json, as svc-audit; or the\n"
+    "connection flags --node, --as, --endpoint, --server-key, --key). When it\n"
+    "does not answer, they say on stderr that the look was NOT recorded; their\n"
+    "exit status stays theirs.\n"
     "\n"
     "checkpoints: prints the broker's signed checkpoints as JSON lines\n"
     "{seq, hash, at, signature} from SEQ on, for organisations to keep.\n"
@@ -65,6 +86,29 @@ static const char usage[] =
     "\n"
     "erase: erases one child's data through the running broker of the node\n"
     "in DIR and logs an erasure event (schakel audit erase --help).\n";
+
+/* The progress line on stderr, for a terminal only: a bar, the records
+ * verified and how many a second. */
+typedef struct {
+    double t0, last;
+    int shown;
+} progress_t;
+
+static void show_progress(void *arg, uint64_t done, uint64_t total)
+{
+    progress_t *p = arg;
+    double now = schakel_mono_secs();
+    if (now - p->last < 0.2 && done < total) return;
+    p->last = now;
+    char bar[41];
+    size_t fill = total ? (size_t)(40.0 * (double)done / (double)total) : 0;
+    for (size_t i = 0; i < 40; i++) bar[i] = i < fill ? '#' : '.';
+    bar[40] = 0;
+    double dt = now - p->t0;
+    fprintf(stderr, "\rverify [%s] %llu/%llu records, %.0f/s ", bar, (unsigned long long)done,
+            (unsigned long long)total, dt > 0 ? (double)done / dt : 0.0);
+    p->shown = 1;
+}
 
 static int print_checkpoint(void *arg, const schakel_checkpoint_t *cp)
 {
@@ -284,8 +328,112 @@ static int cmd_replay(int argc, char **argv)
     return status;
 }
 
+static int cmd_export(int argc, char **argv)
+{
+    const char *dir = NULL, *out = NULL, *keyfile = NULL, *purpose = NULL;
+    uint64_t from = 0, to = 0, per = 100000;
+    schakel_conn_t c;
+    memset(&c, 0, sizeof c);
+    schakel_flag_t flags[] = {
+        SCHAKEL_FLAG_S("--data", "DIR", &dir),
+        SCHAKEL_FLAG_S("--out", "DIR", &out),
+        SCHAKEL_FLAG_S("--broker-key", "FILE", &keyfile),
+        SCHAKEL_FLAG_U("--from", &from, 1, UINT64_MAX),
+        SCHAKEL_FLAG_U("--to", &to, 1, UINT64_MAX),
+        SCHAKEL_FLAG_U("--segment", &per, 1, 10000000),
+        SCHAKEL_FLAG_S("--purpose", "TEXT", &purpose),
+        SCHAKEL_CONN_FLAGS(&c),
+        SCHAKEL_FLAGS_END,
+    };
+    int status = tool_flags("audit export", flags, argc, argv, 2, usage, NULL, usage);
+    if (status >= 0) return status;
+    if ((status = audit_purpose_check("audit export", purpose, 0))) return status;
+    if (!dir || !out) {
+        fprintf(stderr, "schakel audit export: --data DIR and --out DIR are required\n");
+        return 2;
+    }
+    if (from && to && from > to) {
+        fprintf(stderr, "schakel audit export: --from %llu is after --to %llu\n", (unsigned long long)from,
+                (unsigned long long)to);
+        return 2;
+    }
+    char path[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN] = "";
+    schakel_keys_t bk;
+    if ((status = tool_path("audit export", path, sizeof path, dir, "keys/broker.key"))) return status;
+    if (!keyfile) keyfile = path;
+    if (schakel_keys_load(&bk, keyfile, why) != 0 || !bk.has_secret) {
+        fprintf(stderr, "schakel audit export: %s: %s\n", keyfile,
+                why[0] ? why : "no secret key: the broker's .key file is needed to sign");
+        return 2;
+    }
+    uint8_t master[32];
+    if (schakel_broker_master_key(dir, master, why) != 0) {
+        fprintf(stderr, "schakel audit export: %s\n", why);
+        schakel_keys_wipe(&bk);
+        return 2;
+    }
+    if ((status = tool_path("audit export", path, sizeof path, dir, "log"))) return status;
+    schakel_archive_opts_t o = {from, to, per};
+    schakel_archive_report_t rep;
+    double t0 = schakel_mono_secs();
+    int rc = schakel_archive_export(path, master, bk.sign_secret, bk.sign_public, out, &o, &rep, why);
+    memset(master, 0, sizeof master);
+    schakel_keys_wipe(&bk);
+    if (rc) {
+        fprintf(stderr, "schakel audit export: %s\n", why[0] ? why : schakel_strerror(rc));
+        return 2;
+    }
+    printf("{\"ok\":true,\"segments\":%llu,\"records\":%llu,\"from\":%llu,\"to\":%llu,\"proofs\":%llu,"
+           "\"checkpoints\":%llu,\"directories\":%llu,\"seconds\":%.3f}\n",
+           (unsigned long long)rep.segments, (unsigned long long)rep.records, (unsigned long long)rep.first,
+           (unsigned long long)rep.last, (unsigned long long)rep.proofs, (unsigned long long)rep.checkpoints,
+           (unsigned long long)rep.directories, schakel_mono_secs() - t0);
+    (void)fflush(stdout); /* the summary before what recording the look may say */
+    audit_access_t a = {
+        .command = "audit_export", .purpose = purpose, .from_seq = rep.first, .to_seq = rep.last};
+    SCHAKEL_DROP(audit_access_record_offline("audit export", &c, dir, &a)); /* it says when not */
+    return 0;
+}
+
+/* verify --archive DIR: the archive's JSON line, exit status as verify. */
+static int verify_archive(const char *arc, const char *bkey)
+{
+    schakel_keys_t bk;
+    char why[SCHAKEL_ERRLEN] = "";
+    if (bkey && schakel_keys_load(&bk, bkey, why) != 0) {
+        fprintf(stderr, "schakel audit verify: %s: %s\n", bkey, why);
+        return 2;
+    }
+    schakel_verify_report_t r;
+    uint64_t segments = 0;
+    double t0 = schakel_mono_secs();
+    int rc = schakel_archive_verify(arc, bkey ? bk.sign_public : NULL, &r, &segments);
+    char hh[65];
+    schakel_hex_encode(r.head_hash, 32, hh);
+    printf("{\"ok\":%s,\"archive\":true,\"segments\":%llu,\"records\":%llu,\"checkpoints\":%llu,"
+           "\"head\":%llu,\"head_hash\":\"%s\",\"batches\":%llu,\"signatures\":%llu,\"replaced_key\":%llu,"
+           "\"directories\":%llu,\"seconds\":%.3f",
+           rc == 0 ? "true" : "false", (unsigned long long)segments, (unsigned long long)r.records,
+           (unsigned long long)r.checkpoints, (unsigned long long)r.head, hh, (unsigned long long)r.batches,
+           (unsigned long long)r.signatures, (unsigned long long)r.sigs_replaced_key,
+           (unsigned long long)r.directories, schakel_mono_secs() - t0);
+    if (rc == SCHAKEL_ECORRUPT) printf(",\"bad_seq\":%llu", (unsigned long long)r.bad_seq);
+    printf("}\n");
+    if (rc == SCHAKEL_ECORRUPT) {
+        fprintf(stderr, "schakel audit verify: first bad sequence number %llu: %s\n",
+                (unsigned long long)r.bad_seq, r.why);
+        return 1;
+    }
+    if (rc) {
+        fprintf(stderr, "schakel audit verify: %s\n", r.why[0] ? r.why : schakel_strerror(rc));
+        return 2;
+    }
+    return 0;
+}
+
 int cmd_audit(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "export")) return cmd_export(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "checkpoints")) return cmd_checkpoints(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "replay")) return cmd_replay(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "subject")) return cmd_subject(argc, argv);
@@ -295,12 +443,15 @@ int cmd_audit(int argc, char **argv)
         fputs(usage, help ? stdout : stderr);
         return help ? 0 : 2;
     }
-    const char *dir = NULL, *bkey = NULL, *kept = NULL, *purpose = NULL;
+    const char *dir = NULL, *bkey = NULL, *kept = NULL, *arc = NULL, *purpose = NULL;
     int no_payloads = 0;
+    uint64_t threads = 0;
     schakel_conn_t c;
     memset(&c, 0, sizeof c);
     schakel_flag_t flags[] = {
+        SCHAKEL_FLAG_U("--threads", &threads, 1, 16),
         SCHAKEL_FLAG_S("--data", "DIR", &dir),
+        SCHAKEL_FLAG_S("--archive", "DIR", &arc),
         SCHAKEL_FLAG_S("--broker-key", "FILE", &bkey),
         SCHAKEL_FLAG_S("--checkpoints", "FILE", &kept),
         SCHAKEL_FLAG_B("--no-payloads", NULL, &no_payloads),
@@ -312,8 +463,13 @@ int cmd_audit(int argc, char **argv)
     if (status >= 0) return status;
     if ((status = audit_purpose_check("audit verify", purpose, 0))) return status;
     int payloads = !no_payloads;
+    if (arc && (dir || kept)) {
+        fprintf(stderr, "schakel audit verify: --archive DIR goes without --data and --checkpoints\n");
+        return 2;
+    }
+    if (arc) return verify_archive(arc, bkey);
     if (!dir) {
-        fprintf(stderr, "schakel audit verify: --data DIR is required\n");
+        fprintf(stderr, "schakel audit verify: --data DIR (or --archive DIR) is required\n");
         return 2;
     }
     char path[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN] = "";
@@ -347,9 +503,16 @@ int cmd_audit(int argc, char **argv)
     schakel_verify_report_t r;
     double t0 = schakel_mono_secs();
     unsigned what = SCHAKEL_VERIFY_SIGNATURES | (payloads ? SCHAKEL_VERIFY_PAYLOADS : 0);
-    int rc = schakel_lmdb_verify_with(path, have_bk ? bk.sign_public : NULL, have_master ? master : NULL,
-                                      what, &r);
+    progress_t prog = {.t0 = t0};
+    schakel_verify_opts_t vo = {.threads = (unsigned)threads};
+    if (isatty(STDERR_FILENO)) {
+        vo.progress = show_progress;
+        vo.progress_arg = &prog;
+    }
+    int rc = schakel_lmdb_verify_opts(path, have_bk ? bk.sign_public : NULL, have_master ? master : NULL,
+                                      what, &vo, &r);
     double dt = schakel_mono_secs() - t0;
+    if (prog.shown) fputc('\n', stderr);
     memset(master, 0, sizeof master);
     /* kept checkpoints first: "ok" is true exactly when the exit status is 0 */
     uint64_t kept_ok = 0, kept_bad = 0;

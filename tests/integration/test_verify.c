@@ -18,6 +18,7 @@
 #include "fileio.h"
 #include "harness.h"
 #include "store_lmdb.h"
+#include "store_audit.h"
 #include "store_lmdb_impl.h"
 
 #define EVENTS 12
@@ -38,12 +39,45 @@ static int verify(harness_t *h, char *out, size_t cap)
     return st;
 }
 
-static void expect_bad(harness_t *h, uint64_t seq)
+/* Runs `schakel audit` with args (NULL-ended, after "audit"); its
+ * stdout into out. The exit status. */
+static int run_audit(harness_t *h, const char *const *args, char *out, size_t cap)
 {
-    char out[2048], want[48];
-    assert_int_equal(verify(h, out, sizeof out), 1);
+    char path[512];
+    const char *argv[16] = {"audit"};
+    size_t n = 1;
+    for (; args[n - 1] && n < 15; n++) argv[n] = args[n - 1];
+    argv[n] = NULL;
+    snprintf(path, sizeof path, "%s/audit.json", h->dir);
+    int st = harness_run_tool(path, argv);
+    FILE *f = fopen(path, "r");
+    size_t got = f ? fread(out, 1, cap - 1, f) : 0;
+    out[got] = 0;
+    if (f) fclose(f);
+    return st;
+}
+
+static void want_bad_seq(const char *out, uint64_t seq)
+{
+    char want[48];
     snprintf(want, sizeof want, "\"bad_seq\":%llu", (unsigned long long)seq);
     if (!strstr(out, want)) fail_msg("want %s in %s", want, out);
+}
+
+/* Fails naming seq, the same with one thread as with the pool. */
+static void expect_bad(harness_t *h, uint64_t seq)
+{
+    char out[2048], bkey[512];
+    assert_int_equal(verify(h, out, sizeof out), 1);
+    want_bad_seq(out, seq);
+    snprintf(bkey, sizeof bkey, "%s/broker.pub", h->keys);
+    for (int t = 1; t <= 3; t++) {
+        char n[4];
+        snprintf(n, sizeof n, "%d", t);
+        const char *args[] = {"verify", "--data", h->data, "--broker-key", bkey, "--threads", n, NULL};
+        assert_int_equal(run_audit(h, args, out, sizeof out), 1);
+        want_bad_seq(out, seq);
+    }
 }
 
 typedef struct {
@@ -325,6 +359,204 @@ static void erased_payload_still_verifies(void **state)
     if (!strstr(out, "\"erased\":1,") || !strstr(out, "\"signatures\":13,")) fail_msg("%s", out);
 }
 
+/* A log of EVENTS signals of school-a after the broker's directory;
+ * base: the head before them. */
+static harness_t *published(void **state, uint64_t *base)
+{
+    harness_t *h = *state = harness_new();
+    assert_int_equal(harness_start(h), 0);
+    *base = harness_head(h);
+    assert_int_equal(harness_publish_signals(h, "school-a", EVENTS, 0), EVENTS);
+    assert_int_equal(harness_shutdown(h), 0);
+    return h;
+}
+
+/* The victim's batch proof signed again, over the same digest, with
+ * smw-b's key: a valid signature, by the wrong organisation. */
+static void resigned_by_another_org_fails(void **state)
+{
+    uint64_t base;
+    harness_t *h = published(state, &base);
+    uint64_t victim = base + VICTIM;
+    schakel_keys_t other;
+    harness_keys(h, "smw-b", &other);
+    rw_log_t l;
+    log_open(h, &l);
+    uint8_t k[8], digest[32], sig[64];
+    schakel_put_be64(k, victim);
+    MDB_val key = {8, k}, v;
+    assert_int_equal(mdb_get(l.txn, l.proofs, &key, &v), 0);
+    Schakel__V1__BatchProof *p = schakel__v1__batch_proof__unpack(NULL, v.mv_size, v.mv_data);
+    assert_non_null(p);
+    uint8_t(*hs)[32] = malloc(p->n_event_hashes * 32);
+    for (size_t i = 0; i < p->n_event_hashes; i++) memcpy(hs[i], p->event_hashes[i].data, 32);
+    schakel_batch_digest((const uint8_t(*)[32])hs, p->n_event_hashes, digest);
+    free(hs);
+    assert_int_equal(schakel_ed25519_sign(other.sign_secret, digest, 32, sig), 0);
+    uint8_t *was = p->signature.data;
+    p->signature.data = sig;
+    size_t n = schakel__v1__batch_proof__get_packed_size(p);
+    uint8_t *buf = malloc(n);
+    schakel__v1__batch_proof__pack(p, buf);
+    p->signature.data = was; /* the unpacked copy's, freed with it */
+    MDB_val nv = {n, buf};
+    assert_int_equal(mdb_put(l.txn, l.proofs, &key, &nv, 0), 0);
+    log_commit(&l);
+    free(buf);
+    schakel__v1__batch_proof__free_unpacked(p, NULL);
+    schakel_keys_wipe(&other);
+    expect_bad(h, victim);
+}
+
+/* One record deleted from the events table. */
+static void removed_record_is_named(void **state)
+{
+    uint64_t base;
+    harness_t *h = published(state, &base);
+    uint64_t victim = base + VICTIM;
+    rw_log_t l;
+    log_open(h, &l);
+    uint8_t k[8];
+    schakel_put_be64(k, victim);
+    MDB_val key = {8, k};
+    assert_int_equal(mdb_del(l.txn, l.events, &key, NULL), 0);
+    log_commit(&l);
+    expect_bad(h, victim);
+}
+
+/* Two neighbouring records change places, each untouched inside. */
+static void reordered_pair_is_named(void **state)
+{
+    uint64_t base;
+    harness_t *h = published(state, &base);
+    uint64_t victim = base + VICTIM;
+    rw_log_t l;
+    log_open(h, &l);
+    uint8_t ka[8], kb[8], *a, *b;
+    schakel_put_be64(ka, victim);
+    schakel_put_be64(kb, victim + 1);
+    MDB_val keya = {8, ka}, keyb = {8, kb}, va, vb;
+    assert_int_equal(mdb_get(l.txn, l.events, &keya, &va), 0);
+    assert_int_equal(mdb_get(l.txn, l.events, &keyb, &vb), 0);
+    a = malloc(va.mv_size), b = malloc(vb.mv_size);
+    memcpy(a, va.mv_data, va.mv_size);
+    memcpy(b, vb.mv_data, vb.mv_size);
+    MDB_val na = {vb.mv_size, b}, nb = {va.mv_size, a};
+    assert_int_equal(mdb_put(l.txn, l.events, &keya, &na, 0), 0);
+    assert_int_equal(mdb_put(l.txn, l.events, &keyb, &nb, 0), 0);
+    log_commit(&l);
+    free(a), free(b);
+    expect_bad(h, victim);
+}
+
+/* A checkpoint at the victim with the chain's true hash, signed by a key
+ * that is not the broker's. */
+static void forged_checkpoint_is_named(void **state)
+{
+    uint64_t base;
+    harness_t *h = published(state, &base);
+    uint64_t victim = base + VICTIM;
+    schakel_keys_t forger;
+    assert_int_equal(schakel_keys_generate(&forger, "forger"), 0);
+    rw_log_t l;
+    log_open(h, &l);
+    uint8_t k[8];
+    schakel_put_be64(k, victim);
+    MDB_val key = {8, k}, v;
+    assert_int_equal(mdb_get(l.txn, l.events, &key, &v), 0);
+    schakel_checkpoint_t c = {.seq = victim, .at = 1793610000000LL};
+    memcpy(c.hash, (uint8_t *)v.mv_data + 32, 32);
+    uint8_t msg[SCHAKEL_CHECKPOINT_MSG_LEN], sig[64];
+    schakel_checkpoint_message(&c, msg);
+    assert_int_equal(schakel_ed25519_sign(forger.sign_secret, msg, sizeof msg, sig), 0);
+    Schakel__V1__Checkpoint cp = SCHAKEL__V1__CHECKPOINT__INIT;
+    cp.seq = victim;
+    cp.at = c.at;
+    cp.hash.data = c.hash, cp.hash.len = 32;
+    cp.signature.data = sig, cp.signature.len = 64;
+    uint8_t buf[256];
+    size_t n = schakel__v1__checkpoint__pack(&cp, buf);
+    MDB_val nv = {n, buf};
+    assert_int_equal(mdb_put(l.txn, l.checkpoints, &key, &nv, 0), 0);
+    log_commit(&l);
+    schakel_keys_wipe(&forger);
+    expect_bad(h, victim);
+}
+
+/* export, then verify --archive with the broker's key */
+static int export_and_verify(harness_t *h, const char *from, char *out, size_t cap)
+{
+    char arc[512], bkey[512], skey[512];
+    snprintf(arc, sizeof arc, "%s/archive", h->dir);
+    snprintf(bkey, sizeof bkey, "%s/broker.pub", h->keys);
+    snprintf(skey, sizeof skey, "%s/broker.key", h->keys);
+    const char *ex[] = {"export", "--data", h->data, "--out",        arc,  "--segment",
+                        "5",      "--from", from,    "--broker-key", skey, NULL};
+    if (run_audit(h, ex, out, cap) != 0) fail_msg("export: %s", out);
+    assert_non_null(strstr(out, "\"ok\":true"));
+    const char *ve[] = {"verify", "--archive", arc, "--broker-key", bkey, NULL};
+    return run_audit(h, ve, out, cap);
+}
+
+static void clean_export_verifies(void **state)
+{
+    uint64_t base;
+    harness_t *h = published(state, &base);
+    char out[2048];
+    assert_int_equal(export_and_verify(h, "1", out, sizeof out), 0);
+    if (!strstr(out, "\"ok\":true") || !strstr(out, "\"signatures\":13,") || !strstr(out, "\"segments\":3,"))
+        fail_msg("%s", out);
+}
+
+/* From the middle of the log: the directory before it comes along. */
+static void export_from_the_middle_verifies(void **state)
+{
+    uint64_t base;
+    harness_t *h = published(state, &base);
+    char out[2048], from[24];
+    snprintf(from, sizeof from, "%llu", (unsigned long long)(base + 3));
+    assert_int_equal(export_and_verify(h, from, out, sizeof out), 0);
+    if (!strstr(out, "\"ok\":true") || !strstr(out, "\"directories\":1,")) fail_msg("%s", out);
+}
+
+/* One byte of the victim's record flipped in the exported archive (the
+ * record's event hash, as it sits in the segment file). */
+static void flipped_byte_in_archive_is_named(void **state)
+{
+    uint64_t base;
+    harness_t *h = published(state, &base);
+    uint64_t victim = base + VICTIM;
+    char out[2048], path[600];
+    assert_int_equal(export_and_verify(h, "1", out, sizeof out), 0);
+    rw_log_t l;
+    log_open(h, &l);
+    uint8_t k[8], needle[32];
+    schakel_put_be64(k, victim);
+    MDB_val key = {8, k}, v;
+    assert_int_equal(mdb_get(l.txn, l.events, &key, &v), 0);
+    memcpy(needle, (uint8_t *)v.mv_data + 32, 32); /* the record's own hash */
+    log_commit(&l);
+    /* segments of 5: the victim is in segment (victim - 1) / 5 + 1 */
+    snprintf(path, sizeof path, "%s/archive/segment-%06llu.sca", h->dir,
+             (unsigned long long)((victim - 1) / 5 + 1));
+    size_t n;
+    uint8_t *buf = (uint8_t *)schakel_file_read(path, 1 << 24, &n);
+    assert_non_null(buf);
+    uint8_t *at = memmem(buf, n, needle, 32);
+    assert_non_null(at);
+    at[100] ^= 0x01; /* in its body, after prev || hash */
+    FILE *f = fopen(path, "wb");
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    fclose(f);
+    free(buf);
+    char arc[512], bkey[512];
+    snprintf(arc, sizeof arc, "%s/archive", h->dir);
+    snprintf(bkey, sizeof bkey, "%s/broker.pub", h->keys);
+    const char *ve[] = {"verify", "--archive", arc, "--broker-key", bkey, NULL};
+    assert_int_equal(run_audit(h, ve, out, sizeof out), 1);
+    want_bad_seq(out, victim);
+}
+
 static int teardown(void **state)
 {
     harness_t *h = *state;
@@ -341,6 +573,13 @@ int main(void)
         cmocka_unit_test_teardown(key_rotation_mid_log_verifies, teardown),
         cmocka_unit_test_teardown(erased_payload_still_verifies, teardown),
         cmocka_unit_test_teardown(replaced_key_counts_only_just_after_the_change, teardown),
+        cmocka_unit_test_teardown(resigned_by_another_org_fails, teardown),
+        cmocka_unit_test_teardown(removed_record_is_named, teardown),
+        cmocka_unit_test_teardown(reordered_pair_is_named, teardown),
+        cmocka_unit_test_teardown(forged_checkpoint_is_named, teardown),
+        cmocka_unit_test_teardown(clean_export_verifies, teardown),
+        cmocka_unit_test_teardown(export_from_the_middle_verifies, teardown),
+        cmocka_unit_test_teardown(flipped_byte_in_archive_is_named, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

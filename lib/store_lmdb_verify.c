@@ -1,0 +1,427 @@
+/* The walk of `schakel audit verify` (store_audit.h) on every core. One
+ * read transaction pins the log; the calling thread walks the events
+ * table a window of records at a time and hands each window to a pool:
+ *
+ *   A (all threads, taking chunks of 512 records): the record's own hash
+ *     recomputed from its stored previous-hash and body, the body decoded
+ *     (into the thread's arena), and with the master key the payload
+ *     decrypted and hashed against its signed event hash;
+ *   B (the calling thread, in seq order): contiguous seqs, each record's
+ *     previous-hash equal to the hash of the record before (the stored
+ *     one, which A checked), A's verdicts, and the batch proofs with the
+ *     directory on the log at that point (store_lmdb_sigs.c), which queue
+ *     one Ed25519 check per batch;
+ *   C (all threads): those Ed25519 checks;
+ *   D (the calling thread, in seq order): their results.
+ *
+ * Every stage stops at its first failure and B and D go in seq order, so
+ * the first bad sequence number named is the one a single thread finds,
+ * whatever the number of threads. A thread of the pool has its own read
+ * transaction and its own cache of data keys; none touches the store's. */
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "error.h"
+#include "store_audit.h"
+#include "store_lmdb.h"
+#include "store_lmdb_impl.h"
+
+#define WINDOW 16384      /* records per window */
+#define CHUNK_RECORDS 512 /* records a thread takes at a time */
+#define CHUNK_JOBS 4      /* signatures a thread takes at a time */
+#define MAX_THREADS 16    /* a pool of one per core, at most this */
+#define WKEY_SETS 16384   /* a thread's data key cache: sets of CACHE_WAYS (4 MiB) */
+
+/* What A found about one record. */
+typedef struct {
+    uint64_t seq;
+    const uint8_t *rec; /* in the map: valid as long as the transaction */
+    size_t len;
+    Schakel__V1__RecordBody *body; /* in a thread's arena; NULL without one */
+    const char *fail;              /* A's verdict: NULL when the record is good */
+    uint8_t done;                  /* A reached it */
+    uint8_t erased;
+    uint8_t key_problem; /* 1 missing, 2 corrupt */
+    const char *key_why;
+} slot_t;
+
+typedef struct pool pool_t;
+
+typedef struct {
+    pool_t *pool;
+    unsigned index;
+    pthread_t thread;
+    MDB_txn *txn;
+    schakel_arena_t *arena;
+    key_set_t *keys;
+} worker_t;
+
+struct pool {
+    lmdb_store_t *st;
+    int payloads, bodies;
+    unsigned n;       /* threads, the caller's included */
+    unsigned running; /* threads started besides the caller's */
+    worker_t w[MAX_THREADS];
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    unsigned generation, finished;
+    int stage;         /* 'A', 'C', or 0: stop */
+    size_t next_chunk; /* the next chunk of the stage to take (atomic) */
+    slot_t *slots;
+    size_t n_slots;
+    lmdb_sig_job_t *jobs;
+    size_t n_jobs;
+};
+
+/* ---- stage A ---- */
+
+static int wkey(worker_t *w, const uint8_t id[KEY_ID_LEN], uint8_t key[SCHAKEL_AEAD_KEY_LEN], uint64_t *upto)
+{
+    lmdb_store_t *st = w->pool->st;
+    key_set_t *set = &w->keys[((unsigned)id[0] << 16 | (unsigned)id[1] << 8 | id[2]) % WKEY_SETS];
+    for (int i = 0; i < CACHE_WAYS; i++) {
+        key_slot_t *s = &set->way[i];
+        if (s->used && memcmp(s->id, id, KEY_ID_LEN) == 0) {
+            memcpy(key, s->key, SCHAKEL_AEAD_KEY_LEN);
+            *upto = s->erased_upto;
+            return 0;
+        }
+    }
+    *upto = 0;
+    MDB_val k = {KEY_ID_LEN, (void *)id}, v;
+    int rc = mdb_get(w->txn, st->keys, &k, &v);
+    if (rc == MDB_NOTFOUND) return SCHAKEL_ENOTFOUND;
+    if (rc) return SCHAKEL_ESTORE;
+    if (lmdb_is_tomb(&v)) {
+        *upto = schakel_get_be64((const uint8_t *)v.mv_data + 16);
+        if (v.mv_size == TOMB_LEN) return SCHAKEL_ENOTFOUND; /* erased; no new key yet */
+        v.mv_data = (uint8_t *)v.mv_data + TOMB_LEN, v.mv_size -= TOMB_LEN;
+    }
+    const uint8_t *wr = v.mv_data;
+    if (v.mv_size != WRAPPED_LEN ||
+        schakel_aead_open(st->wrap_key, wr, id, KEY_ID_LEN, wr + SCHAKEL_AEAD_NONCE_LEN,
+                          WRAPPED_LEN - SCHAKEL_AEAD_NONCE_LEN, key) != 0)
+        return SCHAKEL_ECRYPTO;
+    key_slot_t *s = &set->way[set->next++ % CACHE_WAYS];
+    memcpy(s->id, id, KEY_ID_LEN);
+    memcpy(s->key, key, SCHAKEL_AEAD_KEY_LEN);
+    s->erased_upto = *upto;
+    s->used = 1;
+    return 0;
+}
+
+/* The payload against its signed event hash, as verify_payload in
+ * store_lmdb_audit.c does for one thread. */
+static void check_payload(worker_t *w, slot_t *s, const Schakel__V1__RecordBody *b)
+{
+    uint8_t dk[SCHAKEL_AEAD_KEY_LEN];
+    uint64_t upto = 0;
+    int krc = b->key_id.len == KEY_ID_LEN ? wkey(w, b->key_id.data, dk, &upto) : SCHAKEL_ECORRUPT;
+    if (s->seq <= upto) {
+        s->erased = 1;
+    } else if (krc == SCHAKEL_ENOTFOUND) {
+        s->key_problem = 1;
+        s->key_why = upto ? "data key is missing for a record after its subject's erasure"
+                          : "data key is missing and there is no erasure record for it";
+    } else if (krc != 0) {
+        s->key_problem = 2;
+        s->key_why = "data key is corrupted: it does not unwrap with the master key";
+    } else if (b->ciphertext.len < SCHAKEL_AEAD_TAG_LEN || b->nonce.len != 12 || b->event_id.len != 16 ||
+               b->event_hash.len != 32) {
+        s->fail = "record body is missing fields";
+    } else {
+        size_t n = b->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
+        uint8_t *plain = schakel_arena_alloc(w->arena, n ? n : 1), aad[24], h[32];
+        if (!plain) {
+            s->fail = "out of memory";
+            return;
+        }
+        schakel_put_be64(aad, s->seq);
+        memcpy(aad + 8, b->event_id.data, 16);
+        if (schakel_aead_open(dk, b->nonce.data, aad, 24, b->ciphertext.data, b->ciphertext.len, plain) !=
+            0) {
+            s->fail = "payload does not decrypt (altered or wrong key)";
+            return;
+        }
+        schakel_sha256(plain, n, h);
+        if (memcmp(h, b->event_hash.data, 32) != 0) s->fail = "payload does not match its signed event hash";
+    }
+}
+
+static void check_record(worker_t *w, slot_t *s)
+{
+    pool_t *p = w->pool;
+    s->done = 1;
+    if (s->len < HDR_LEN) {
+        s->fail = "record is truncated";
+        return;
+    }
+    uint8_t h[32];
+    lmdb_chain_hash(s->seq, s->rec, s->rec + HDR_LEN, s->len - HDR_LEN, h);
+    if (memcmp(h, s->rec + 32, 32) != 0) {
+        s->fail = "hash does not match the record's contents";
+        return;
+    }
+    if (!p->bodies) return;
+    Schakel__V1__RecordBody *b = schakel__v1__record_body__unpack(schakel_arena_allocator(w->arena),
+                                                                  s->len - HDR_LEN, s->rec + HDR_LEN);
+    s->body = b;
+    if (!b) s->fail = "record body does not decode";
+    else if (b->seq != s->seq) s->fail = "record body names another sequence number";
+    else if (p->payloads) check_payload(w, s, b);
+}
+
+/* Takes chunks of the stage's work until none is left: a thread the
+ * machine slows down takes fewer, instead of holding up the window. */
+static void run_stage(worker_t *w, int stage)
+{
+    pool_t *p = w->pool;
+    size_t n = stage == 'A' ? p->n_slots : p->n_jobs, chunk = stage == 'A' ? CHUNK_RECORDS : CHUNK_JOBS;
+    for (;;) {
+        size_t from = __atomic_fetch_add(&p->next_chunk, 1, __ATOMIC_RELAXED) * chunk;
+        if (from >= n) return;
+        size_t to = n - from < chunk ? n : from + chunk;
+        for (size_t i = from; i < to; i++) {
+            if (stage == 'C') {
+                lmdb_sig_job_run(&p->jobs[i]);
+                continue;
+            }
+            check_record(w, &p->slots[i]);
+            if (p->slots[i].fail) break; /* what comes after it in the chunk does not count */
+        }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    pool_t *p = w->pool;
+    unsigned seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (p->generation == seen) pthread_cond_wait(&p->go, &p->mu);
+        seen = p->generation;
+        int stage = p->stage;
+        pthread_mutex_unlock(&p->mu);
+        if (!stage) return NULL;
+        run_stage(w, stage);
+        pthread_mutex_lock(&p->mu);
+        if (++p->finished == p->running) pthread_cond_signal(&p->done);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+/* Runs a stage on every thread, the caller's as the first; returns when
+ * all are done. */
+static void pool_run(pool_t *p, int stage)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stage = stage;
+    p->finished = 0;
+    p->next_chunk = 0;
+    p->generation++;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    if (!stage) return; /* they end: pool_free joins them */
+    run_stage(&p->w[0], stage);
+    pthread_mutex_lock(&p->mu);
+    while (p->finished < p->running) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void pool_free(pool_t *p)
+{
+    if (p->running) pool_run(p, 0);
+    for (unsigned i = 1; i <= p->running; i++) pthread_join(p->w[i].thread, NULL);
+    for (unsigned i = 0; i < p->n; i++) {
+        worker_t *w = &p->w[i];
+        if (w->txn) mdb_txn_abort(w->txn);
+        schakel_arena_destroy(&w->arena);
+        if (w->keys) memset(w->keys, 0, WKEY_SETS * sizeof *w->keys);
+        free(w->keys);
+    }
+    pthread_cond_destroy(&p->go);
+    pthread_cond_destroy(&p->done);
+    pthread_mutex_destroy(&p->mu);
+    free(p->slots);
+    free(p);
+}
+
+/* A pool of n threads (the caller's included) over st. NULL when out of
+ * memory or LMDB has no reader slot to spare. */
+static pool_t *pool_new(lmdb_store_t *st, unsigned n, int payloads, int bodies)
+{
+    pool_t *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->st = st;
+    p->n = n;
+    p->payloads = payloads;
+    p->bodies = bodies;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->go, NULL);
+    pthread_cond_init(&p->done, NULL);
+    int ok = (p->slots = calloc(WINDOW, sizeof *p->slots)) != NULL;
+    for (unsigned i = 0; ok && i < n; i++) {
+        worker_t *w = &p->w[i];
+        w->pool = p;
+        w->index = i;
+        ok = (w->arena = schakel_arena_new(0)) &&
+             (!payloads || (w->keys = calloc(WKEY_SETS, sizeof *w->keys))) &&
+             (!payloads || mdb_txn_begin(st->env, NULL, MDB_RDONLY, &w->txn) == 0);
+    }
+    for (unsigned i = 1; ok && i < n; i++)
+        if ((ok = pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i]) == 0)) p->running++;
+    if (!ok) {
+        pool_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static unsigned threads_for(const schakel_verify_opts_t *o)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = o && o->threads ? o->threads : cores > 0 ? (unsigned)cores : 1;
+    return n > MAX_THREADS ? MAX_THREADS : n;
+}
+
+/* ---- the walk ---- */
+
+typedef struct {
+    uint8_t prev[32];   /* stored hash of the last record taken */
+    uint64_t expect;    /* next seq */
+    uint64_t key_first; /* first record with a key problem */
+    const char *key_why;
+} walk_t;
+
+/* Stage B over the window: 0, or SCHAKEL_ECORRUPT with r filled. */
+static int take_window(pool_t *p, walk_t *k, lmdb_sigs_t *sigs, MDB_txn *txn, schakel_verify_report_t *r)
+{
+    for (size_t i = 0; i < p->n_slots; i++) {
+        slot_t *s = &p->slots[i];
+        if (s->seq != k->expect)
+            return lmdb_verify_fail(r, k->expect, "record is missing (sequence numbers jump)");
+        if (s->len < HDR_LEN) return lmdb_verify_fail(r, s->seq, "record is truncated");
+        if (memcmp(s->rec, k->prev, 32) != 0)
+            return lmdb_verify_fail(r, s->seq, "previous-hash field does not match the record before");
+        if (!s->done || s->fail)
+            return lmdb_verify_fail(r, s->seq, s->fail ? s->fail : "record was not checked");
+        if (s->erased) r->erased++;
+        if (s->key_problem) {
+            (*(s->key_problem == 1 ? &r->keys_missing : &r->keys_corrupt))++;
+            if (!k->key_first) k->key_first = s->seq, k->key_why = s->key_why;
+        }
+        if (sigs) {
+            int rc = lmdb_sigs_record(sigs, p->st, txn, s->seq, s->body, r);
+            if (rc) return rc;
+        }
+        memcpy(k->prev, s->rec + 32, 32);
+        r->records++;
+        r->head = s->seq;
+        k->expect = s->seq + 1;
+    }
+    return 0;
+}
+
+/* Stage C and D: the window's signatures. A failure there comes before
+ * any failure B found later in the window; the counts of B stay. */
+static int take_signatures(pool_t *p, lmdb_sigs_t *sigs, int rc_b, schakel_verify_report_t *r)
+{
+    p->jobs = lmdb_sigs_jobs(sigs, &p->n_jobs);
+    if (p->n_jobs) pool_run(p, 'C');
+    schakel_verify_report_t d = *r;
+    int rc = lmdb_sigs_resolve(sigs, &d);
+    if (rc && (!rc_b || d.bad_seq <= r->bad_seq)) {
+        r->bad_seq = d.bad_seq;
+        memcpy(r->why, d.why, sizeof r->why);
+        r->sigs_replaced_key = d.sigs_replaced_key;
+        return rc;
+    }
+    r->sigs_replaced_key = d.sigs_replaced_key;
+    return rc_b;
+}
+
+int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub, const uint8_t *master_key,
+                             unsigned what, const schakel_verify_opts_t *opts, schakel_verify_report_t *r)
+{
+    memset(r, 0, sizeof *r);
+    schakel_lmdb_options_t o = {0};
+    o.dir = dir;
+    o.read_only = 1;
+    if (master_key) memcpy(o.master_key, master_key, sizeof o.master_key);
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_store_t *s = schakel_store_open_lmdb(&o, why);
+    memset(o.master_key, 0, sizeof o.master_key);
+    if (!s) {
+        snprintf(r->why, sizeof r->why, "%s", why);
+        return SCHAKEL_EIO;
+    }
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) {
+        schakel_store_close(&s);
+        return SCHAKEL_ESTORE;
+    }
+    int payloads = master_key && (what & SCHAKEL_VERIFY_PAYLOADS);
+    lmdb_sigs_t *sigs = NULL;
+    if (master_key && (what & SCHAKEL_VERIFY_SIGNATURES)) {
+        sigs = lmdb_sigs_new(txn, st->proofs, broker_pub);
+        r->sigs_checked = 1;
+    }
+    pool_t *p = pool_new(st, threads_for(opts), payloads, payloads || sigs);
+    MDB_stat ms;
+    uint64_t total = mdb_stat(txn, st->events, &ms) == 0 ? ms.ms_entries : 0;
+    int rc =
+        (r->sigs_checked && !sigs) || !p || mdb_cursor_open(txn, st->events, &cur) != 0 ? SCHAKEL_ESTORE : 0;
+    walk_t k = {.expect = 1};
+    MDB_val key, val;
+    int op = MDB_FIRST, more = rc == 0;
+    while (rc == 0 && more) {
+        p->n_slots = 0;
+        while (p->n_slots < WINDOW && (more = mdb_cursor_get(cur, &key, &val, op) == 0)) {
+            op = MDB_NEXT;
+            slot_t *sl = &p->slots[p->n_slots++];
+            memset(sl, 0, sizeof *sl);
+            sl->seq = key.mv_size == 8 ? schakel_get_be64(key.mv_data) : 0;
+            sl->rec = val.mv_data;
+            sl->len = val.mv_size;
+        }
+        if (!p->n_slots) break;
+        pool_run(p, 'A');
+        rc = take_window(p, &k, sigs, txn, r);
+        if (sigs) rc = take_signatures(p, sigs, rc, r);
+        for (unsigned i = 0; i < p->n; i++) schakel_arena_reset(p->w[i].arena);
+        if (opts && opts->progress) opts->progress(opts->progress_arg, r->records, total);
+    }
+    if (cur) mdb_cursor_close(cur);
+    if (rc == SCHAKEL_ECORRUPT) {
+        /* what a single walk reports: the records before the bad one */
+        r->records = r->head = r->bad_seq ? r->bad_seq - 1 : 0;
+        uint8_t kk[8];
+        schakel_put_be64(kk, r->head);
+        MDB_val hk = {8, kk}, hv;
+        memset(r->head_hash, 0, 32);
+        if (r->head && mdb_get(txn, st->events, &hk, &hv) == 0 && hv.mv_size >= HDR_LEN)
+            memcpy(r->head_hash, (uint8_t *)hv.mv_data + 32, 32);
+    } else {
+        memcpy(r->head_hash, k.prev, 32);
+    }
+    if (p) pool_free(p);
+    if (rc == 0 && sigs) rc = lmdb_sigs_finish(sigs, r);
+    lmdb_sigs_free(&sigs);
+    if (rc == 0) rc = lmdb_verify_checkpoints(st, txn, broker_pub, r);
+    if (rc == 0 && k.key_first) {
+        r->bad_seq = k.key_first;
+        snprintf(r->why, sizeof r->why, "%s", k.key_why);
+        rc = SCHAKEL_ECORRUPT;
+    }
+    mdb_txn_abort(txn);
+    schakel_store_close(&s);
+    return rc;
+}
