@@ -107,6 +107,12 @@ int schakel_log_event(schakel_logsrc_t *l, uint64_t seq, schakel_envelope_t **en
                         reason);
 }
 
+int schakel_log_event_held(schakel_logsrc_t *l, uint64_t seq, const schakel_envelope_t **env)
+{
+    *env = NULL;
+    return l && seq && l->held ? l->held(l->held_arg, seq, env) : 0;
+}
+
 int schakel_emit_alarm(schakel_emit_t *out, const char *event, const char *alarm, const char *detail)
 {
     if (out->n_alarms == out->cap_alarms) {

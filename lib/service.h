@@ -62,6 +62,13 @@ typedef struct {
  * an error with the reason in why (the broker did not answer: the group
  * is not committed and is processed again). */
 int schakel_log_event(schakel_logsrc_t *log, uint64_t seq, schakel_envelope_t **env, char *why);
+/* The same without a copy or a decode, when the source holds the record
+ * decoded already (a replay keeps its last batches in memory): returns 1
+ * and sets *env to the source's own event (read-only; NULL when the
+ * payload was erased), valid until the engine returns from the record
+ * it is processing. Returns 0 when the source does not hold it: then
+ * schakel_log_event reads it. */
+int schakel_log_event_held(schakel_logsrc_t *log, uint64_t seq, const schakel_envelope_t **env);
 
 typedef struct schakel_emit schakel_emit_t;
 

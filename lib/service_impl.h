@@ -21,6 +21,10 @@
 struct schakel_logsrc {
     schakel_client_t *client; /* live */
     schakel_store_t *store;   /* replay */
+    /* replay: the decoded record at seq if a batch held has it (1, *env
+     * NULL when erased), else 0 (schakel_log_event_held) */
+    int (*held)(void *arg, uint64_t seq, const schakel_envelope_t **env);
+    void *held_arg;
     struct {
         uint64_t seq;
         uint8_t *bytes; /* NULL: erased */

@@ -340,6 +340,15 @@ static const replay_item_t *held_item(const replay_svc_t *p, uint64_t seq)
     return NULL;
 }
 
+/* The engine's read back without a copy: the event a held batch decoded
+ * for every service (schakel_log_event_held). */
+static int view_held(void *arg, uint64_t seq, const schakel_envelope_t **env)
+{
+    const replay_item_t *it = held_item(arg, seq);
+    *env = it ? it->env : NULL;
+    return it != NULL;
+}
+
 /* A store read of one record of "all" that a held batch has is answered
  * from it; anything else goes to the one log handle, under its lock. */
 static int view_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count,
@@ -389,6 +398,8 @@ int replay_svc_open(replay_svc_t *p)
     p->view.base.ops = &view_ops;
     p->view.svc = p;
     p->src->store = &p->view.base;
+    p->src->held = view_held;
+    p->src->held_arg = p;
     /* The replay's state is thrown away at the end and rebuilt by running
      * again: it needs no durability, so no fsync at each commit
      * (MDB_NOSYNC), and a stray write through the map could only spoil

@@ -70,13 +70,33 @@ static int consent_open(void *engine, MDB_txn *txn, char *why)
 /* The event a decision is about, read back from the log: NULL when it was
  * erased, is not what the reference says (another organisation's event of
  * the same id), or is of a kind no decision is about. An error only when
- * the log cannot be read (*rc). */
-schakel_envelope_t *consent_load_event(schakel_consent_t *c, const schakel_logrec_t *rec, uint64_t seq,
-                                       const ProtobufCBinaryData *id, int *rc, char *why)
+ * the log cannot be read (*rc). The event is the engine's (or the log
+ * source's), valid until the next read back: a record that asks for the
+ * same seq again (a hold per recipient of one event) gets it without a
+ * second read and decode; the next record reads it again. */
+const schakel_envelope_t *consent_load_event(schakel_consent_t *c, const schakel_logrec_t *rec, uint64_t seq,
+                                             const ProtobufCBinaryData *id, int *rc, char *why)
 {
-    schakel_envelope_t *e = NULL;
-    int r = schakel_log_event(rec->log, seq, &e, why);
-    *rc = r == SCHAKEL_ENOTFOUND ? 0 : r;
+    *rc = 0;
+    if (c->read_rec != rec->seq || c->read_seq != seq) {
+        schakel_envelope_free(c->read_owned);
+        c->read_owned = NULL;
+        c->read_rec = c->read_seq = 0;
+        const schakel_envelope_t *held;
+        if (schakel_log_event_held(rec->log, seq, &held)) {
+            c->read_env = held;
+        } else {
+            int r = schakel_log_event(rec->log, seq, &c->read_owned, why);
+            if (r && r != SCHAKEL_ENOTFOUND) { /* not kept: asked again, read again */
+                *rc = r;
+                return NULL;
+            }
+            c->read_env = c->read_owned;
+        }
+        c->read_rec = rec->seq;
+        c->read_seq = seq;
+    }
+    const schakel_envelope_t *e = c->read_env;
     if (!e) return NULL;
     int ok = (!id || (id->len == 16 && e->event_id.len == 16 && !memcmp(id->data, e->event_id.data, 16)));
     switch ((int)e->type) {
@@ -91,7 +111,6 @@ schakel_envelope_t *consent_load_event(schakel_consent_t *c, const schakel_logre
         c->ignored++;
         schakel_log(SCHAKEL_LOG_WARN, "consent", "event=about_mismatch about_seq=%llu seq=%llu ignored=%llu",
                     (unsigned long long)seq, (unsigned long long)rec->seq, (unsigned long long)c->ignored);
-        schakel_envelope_free(e);
         return NULL;
     }
     return e;
