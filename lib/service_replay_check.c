@@ -140,8 +140,9 @@ static int keep_id(replay_svc_t *p, const uint8_t id[16])
     return 0;
 }
 
-/* Waits for the copy of a derived event (bytes taken). */
-static int wait_for_copy(replay_svc_t *p, const replay_pending_t *d)
+/* Waits for the copy of a derived event (bytes taken); first: what
+ * waiting has for its id. */
+static int wait_for_copy(replay_svc_t *p, const replay_pending_t *d, uint64_t first)
 {
     if (p->n_pend == p->cap_pend) {
         size_t cap = p->cap_pend ? p->cap_pend * 2 : 4096;
@@ -153,7 +154,7 @@ static int wait_for_copy(replay_svc_t *p, const replay_pending_t *d)
     size_t i = p->n_pend++;
     p->pend[i] = *d;
     p->pend[i].next = 0;
-    uint64_t first = idmap_get(&p->waiting, d->id);
+    p->pend[i].met = 0;
     if (!first) return idmap_add(&p->waiting, d->id, i + 1);
     size_t k = (size_t)first - 1; /* the same id derived again: rare */
     while (p->pend[k].next) k = p->pend[k].next - 1;
@@ -164,24 +165,30 @@ static int wait_for_copy(replay_svc_t *p, const replay_pending_t *d)
 /* Each event the record at seq made the engine emit: compared with its
  * copy on the log now when the service has met it (it came first), else
  * when it meets it. The service's own events are all met in the walk, so
- * no lookup in the log's index is needed. */
+ * no lookup in the log's index is needed. A copy met is found in copies
+ * (met before anything derived its id: rare) or as the seq the first
+ * derived event waiting for it keeps (the same id derived again: rare);
+ * so the common case costs one probe of waiting here and one when the
+ * copy is met, and copies stays small. */
 static int check_output(replay_svc_t *p, uint64_t seq)
 {
     for (size_t i = 0; i < p->out.n; i++) {
         schakel_envelope_t *e = schakel_envelope_decode_with(p->out.bufs[i], p->out.lens[i],
                                                              schakel_arena_allocator(p->scratch), NULL);
         if (!e || e->event_id.len != 16) continue;
-        replay_pending_t d = {seq, i, p->out.bufs[i], p->out.lens[i], {0}, 0};
+        replay_pending_t d = {seq, i, p->out.bufs[i], p->out.lens[i], {0}, 0, 0};
         memcpy(d.id, e->event_id.data, 16);
         p->r->emitted++;
         if (keep_id(p, d.id)) return SCHAKEL_ENOMEM;
-        uint64_t at = idmap_get(&p->copies, d.id);
+        uint64_t at = p->copies.n ? idmap_get(&p->copies, d.id) : 0;
+        uint64_t first = at ? 0 : idmap_get(&p->waiting, d.id);
+        if (first) at = p->pend[first - 1].met;
         if (at) {
             int rc = judge_read_back(p, &d, at);
             if (rc) return rc;
             continue;
         }
-        if (wait_for_copy(p, &d)) return SCHAKEL_ENOMEM;
+        if (wait_for_copy(p, &d, first)) return SCHAKEL_ENOMEM;
         p->out.bufs[i] = NULL; /* p->pend has it */
     }
     schakel_arena_reset(p->scratch);
@@ -203,8 +210,10 @@ static int keep_own(replay_svc_t *p, const replay_item_t *it)
     }
     p->own[p->n_own].seq = it->seq;
     memcpy(p->own[p->n_own++].id, it->event_id, 16);
-    if (idmap_add(&p->copies, it->event_id, it->seq)) return SCHAKEL_ENOMEM;
-    for (size_t k = (size_t)idmap_get(&p->waiting, it->event_id); k; k = p->pend[k - 1].next) {
+    size_t first = (size_t)idmap_get(&p->waiting, it->event_id);
+    if (!first) return idmap_add(&p->copies, it->event_id, it->seq); /* met before it was derived */
+    if (!p->pend[first - 1].met) p->pend[first - 1].met = it->seq;
+    for (size_t k = first; k; k = p->pend[k - 1].next) {
         replay_pending_t *d = &p->pend[k - 1];
         if (!d->bytes) continue; /* met its copy before */
         judge(p, d, it->seq, it->event, it->event_len);
