@@ -119,8 +119,7 @@ typedef struct replay_svc {
     int s_open;
     MDB_txn *txn;
     schakel_emit_t out;
-    schakel_arena_t *scratch; /* decoding what the engine emits */
-    uint8_t (*ids)[16];       /* every id derived */
+    uint8_t (*ids)[16]; /* every id derived */
     size_t n_ids, cap_ids;
     replay_pending_t *pend; /* derived, copy not met yet (or compared since) */
     size_t n_pend, cap_pend;
