@@ -320,6 +320,7 @@ void service_make_rec(state_t *s, schakel_logrec_t *rec, uint64_t seq, int64_t r
     rec->env = env;
     rec->source_org = source_org ? source_org : env ? env->source_org : "";
     rec->log = log;
+    rec->txn = s->txn;
 }
 
 static int save_place(state_t *s, MDB_txn *txn, uint64_t cursor)
@@ -439,6 +440,7 @@ static int live_step(live_t *l, char *why)
     MDB_txn *txn;
     if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
         return schakel_fail(why, SCHAKEL_ESTORE, "%s: cannot begin a transaction", l->ops->name);
+    s->txn++;
     int64_t saved_now = s->now;
     uint64_t before = s->alarms, last = s->cursor;
     int acks = service_outbox_has_acks(&l->ob);

@@ -46,6 +46,10 @@ typedef struct {
     const schakel_envelope_t *env; /* NULL when the payload was erased */
     const char *source_org;        /* from the record, also when erased */
     schakel_logsrc_t *log;         /* to read earlier records back */
+    /* the runner's write transaction the record is processed in: another
+     * value for each one begun (also after one that aborted), so that what
+     * an engine knows about its state from memory can be kept for one */
+    uint64_t txn;
 } schakel_logrec_t;
 
 /* Reads the event at seq back from the log, so that an engine need not

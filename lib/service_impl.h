@@ -56,6 +56,7 @@ typedef struct {
     uint64_t cursor;
     int64_t now;
     uint64_t alarms; /* derived events the broker refused, ever */
+    uint64_t txn;    /* write transactions begun: schakel_logrec_t.txn (runners count) */
 } state_t;
 
 /* Opens (creating) the engine's environment in dir and lets the engine

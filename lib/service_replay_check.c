@@ -285,6 +285,7 @@ static int replay_item(replay_svc_t *p, const replay_item_t *it)
             p->txn = NULL;
             return schakel_fail(p->why, SCHAKEL_ESTORE, "%s: cannot commit the replay's state", p->ops->name);
         }
+        p->s.txn++;
     }
     return 0;
 }

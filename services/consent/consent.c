@@ -128,7 +128,11 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     schakel_consent_t *c = engine;
     const schakel_envelope_t *e = rec->env;
     /* first: an entry two years old matches nothing, not even this record */
-    int rc = consent_expire_matches(c, txn, rec->now);
+    int rc = 0;
+    if (!c->matches_clear || c->matches_txn != rec->txn || c->matches_now != rec->now) {
+        rc = consent_expire_matches(c, txn, rec->now);
+        c->matches_clear = rc == 0, c->matches_txn = rec->txn, c->matches_now = rec->now;
+    }
     if (rc == 0 && e) {
         switch ((int)e->type) {
         case SCHAKEL_EVENT(DIRECTORY_UPDATE):
@@ -156,7 +160,10 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
         }
         }
     }
-    if (rc == 0) rc = consent_expire_holds(c, txn, rec, out, why);
+    if (rc == 0 && (!c->holds_clear || c->holds_txn != rec->txn || c->holds_now != rec->now)) {
+        rc = consent_expire_holds(c, txn, rec, out, why);
+        c->holds_clear = rc == 0, c->holds_txn = rec->txn, c->holds_now = rec->now;
+    }
     /* consent_emit_decision and the log source name their own failure;
      * storage errors are named here */
     return rc && !why[0]

@@ -48,6 +48,13 @@ struct schakel_consent {
     uint64_t read_rec, read_seq;
     const schakel_envelope_t *read_env;
     schakel_envelope_t *read_owned;
+    /* nothing in deadlines (holds) or match_deadlines (matches) was due at
+     * log time *_now in the runner's transaction *_txn: puts add deadlines
+     * after now only, so until now moves or another transaction begins
+     * there is nothing to look for (consent_process) */
+    int holds_clear, matches_clear;
+    uint64_t holds_txn, matches_txn;
+    int64_t holds_now, matches_now;
 };
 
 /* What was decided for one recipient, and why. */

@@ -111,6 +111,7 @@ static inline uint64_t efx_feed_bytes(efx_t *fx, const uint8_t *bytes, size_t le
     service_emit_clear(&fx->out);
     MDB_txn *txn;
     assert_int_equal(mdb_txn_begin(fx->s.env, NULL, 0, &txn), 0);
+    fx->s.txn++;
     schakel_logrec_t rec;
     int64_t saved_now = fx->s.now;
     service_make_rec(&fx->s, &rec, seq, fx->clock, env, env->source_org, fx->log);
