@@ -329,6 +329,7 @@ static int run_services(gen_t *g)
             for (;;) {
                 uint64_t from = v->s.cursor + 1, next;
                 if (mdb_txn_begin(v->s.env, NULL, 0, &v->txn) != 0) return SCHAKEL_ESTORE;
+                v->s.txn++;
                 int rc = schakel_store_read(g->log, "all", from, 4096, 16u << 20, svc_record, v, &next);
                 if (rc) {
                     mdb_txn_abort(v->txn);

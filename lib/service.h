@@ -46,6 +46,10 @@ typedef struct {
     const schakel_envelope_t *env; /* NULL when the payload was erased */
     const char *source_org;        /* from the record, also when erased */
     schakel_logsrc_t *log;         /* to read earlier records back */
+    /* the runner's write transaction the record is processed in: another
+     * value for each one begun (also after one that aborted), so that what
+     * an engine knows about its state from memory can be kept for one */
+    uint64_t txn;
 } schakel_logrec_t;
 
 /* Reads the event at seq back from the log, so that an engine need not
@@ -62,6 +66,13 @@ typedef struct {
  * an error with the reason in why (the broker did not answer: the group
  * is not committed and is processed again). */
 int schakel_log_event(schakel_logsrc_t *log, uint64_t seq, schakel_envelope_t **env, char *why);
+/* The same without a copy or a decode, when the source holds the record
+ * decoded already (a replay keeps its last batches in memory): returns 1
+ * and sets *env to the source's own event (read-only; NULL when the
+ * payload was erased), valid until the engine returns from the record
+ * it is processing. Returns 0 when the source does not hold it: then
+ * schakel_log_event reads it. */
+int schakel_log_event_held(schakel_logsrc_t *log, uint64_t seq, const schakel_envelope_t **env);
 
 typedef struct schakel_emit schakel_emit_t;
 

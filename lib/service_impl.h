@@ -21,6 +21,10 @@
 struct schakel_logsrc {
     schakel_client_t *client; /* live */
     schakel_store_t *store;   /* replay */
+    /* replay: the decoded record at seq if a batch held has it (1, *env
+     * NULL when erased), else 0 (schakel_log_event_held) */
+    int (*held)(void *arg, uint64_t seq, const schakel_envelope_t **env);
+    void *held_arg;
     struct {
         uint64_t seq;
         uint8_t *bytes; /* NULL: erased */
@@ -52,6 +56,7 @@ typedef struct {
     uint64_t cursor;
     int64_t now;
     uint64_t alarms; /* derived events the broker refused, ever */
+    uint64_t txn;    /* write transactions begun: schakel_logrec_t.txn (runners count) */
 } state_t;
 
 /* Opens (creating) the engine's environment in dir and lets the engine

@@ -71,7 +71,8 @@ typedef struct {
     uint8_t *bytes;     /* the derived event (owned); NULL once compared */
     size_t len;
     uint8_t id[16];
-    size_t next; /* the next one waiting with the same id, + 1 (0: none) */
+    size_t next;  /* the next one waiting with the same id, + 1 (0: none) */
+    uint64_t met; /* the first of a chain: seq of the first copy met (0: none yet) */
 } replay_pending_t;
 
 /* 16-byte ids -> u64, open addressing; nothing is ever removed. A key
@@ -118,13 +119,12 @@ typedef struct replay_svc {
     int s_open;
     MDB_txn *txn;
     schakel_emit_t out;
-    schakel_arena_t *scratch; /* decoding what the engine emits */
-    uint8_t (*ids)[16];       /* every id derived */
+    uint8_t (*ids)[16]; /* every id derived */
     size_t n_ids, cap_ids;
     replay_pending_t *pend; /* derived, copy not met yet (or compared since) */
     size_t n_pend, cap_pend;
-    replay_idmap_t waiting; /* id -> first of pend waiting for it, + 1 */
-    replay_idmap_t copies;  /* id -> seq of the service's events met on the log */
+    replay_idmap_t waiting; /* id -> first of pend waiting for it, + 1 (kept once met) */
+    replay_idmap_t copies;  /* id -> seq of the service's events met before anything derived them */
     replay_own_t *own;      /* the service's events on the log, in order */
     size_t n_own, cap_own;
     replay_bad_t bad;

@@ -71,13 +71,33 @@ static int consent_open(void *engine, MDB_txn *txn, char *why)
 /* The event a decision is about, read back from the log: NULL when it was
  * erased, is not what the reference says (another organisation's event of
  * the same id), or is of a kind no decision is about. An error only when
- * the log cannot be read (*rc). */
-schakel_envelope_t *consent_load_event(schakel_consent_t *c, const schakel_logrec_t *rec, uint64_t seq,
-                                       const ProtobufCBinaryData *id, int *rc, char *why)
+ * the log cannot be read (*rc). The event is the engine's (or the log
+ * source's), valid until the next read back: a record that asks for the
+ * same seq again (a hold per recipient of one event) gets it without a
+ * second read and decode; the next record reads it again. */
+const schakel_envelope_t *consent_load_event(schakel_consent_t *c, const schakel_logrec_t *rec, uint64_t seq,
+                                             const ProtobufCBinaryData *id, int *rc, char *why)
 {
-    schakel_envelope_t *e = NULL;
-    int r = schakel_log_event(rec->log, seq, &e, why);
-    *rc = r == SCHAKEL_ENOTFOUND ? 0 : r;
+    *rc = 0;
+    if (c->read_rec != rec->seq || c->read_seq != seq) {
+        schakel_envelope_free(c->read_owned);
+        c->read_owned = NULL;
+        c->read_rec = c->read_seq = 0;
+        const schakel_envelope_t *held;
+        if (schakel_log_event_held(rec->log, seq, &held)) {
+            c->read_env = held;
+        } else {
+            int r = schakel_log_event(rec->log, seq, &c->read_owned, why);
+            if (r && r != SCHAKEL_ENOTFOUND) { /* not kept: asked again, read again */
+                *rc = r;
+                return NULL;
+            }
+            c->read_env = c->read_owned;
+        }
+        c->read_rec = rec->seq;
+        c->read_seq = seq;
+    }
+    const schakel_envelope_t *e = c->read_env;
     if (!e) return NULL;
     int ok = (!id || (id->len == 16 && e->event_id.len == 16 && !memcmp(id->data, e->event_id.data, 16)));
     switch ((int)e->type) {
@@ -94,7 +114,6 @@ schakel_envelope_t *consent_load_event(schakel_consent_t *c, const schakel_logre
         c->ignored++;
         schakel_log(SCHAKEL_LOG_WARN, "consent", "event=about_mismatch about_seq=%llu seq=%llu ignored=%llu",
                     (unsigned long long)seq, (unsigned long long)rec->seq, (unsigned long long)c->ignored);
-        schakel_envelope_free(e);
         return NULL;
     }
     return e;
@@ -112,7 +131,11 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     schakel_consent_t *c = engine;
     const schakel_envelope_t *e = rec->env;
     /* first: an entry two years old matches nothing, not even this record */
-    int rc = consent_expire_matches(c, txn, rec->now);
+    int rc = 0;
+    if (!c->matches_clear || c->matches_txn != rec->txn || c->matches_now != rec->now) {
+        rc = consent_expire_matches(c, txn, rec->now);
+        c->matches_clear = rc == 0, c->matches_txn = rec->txn, c->matches_now = rec->now;
+    }
     if (rc == 0 && e) {
         switch ((int)e->type) {
         case SCHAKEL_EVENT(DIRECTORY_UPDATE):
@@ -145,7 +168,10 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
         }
         }
     }
-    if (rc == 0) rc = consent_expire_holds(c, txn, rec, out, why);
+    if (rc == 0 && (!c->holds_clear || c->holds_txn != rec->txn || c->holds_now != rec->now)) {
+        rc = consent_expire_holds(c, txn, rec, out, why);
+        c->holds_clear = rc == 0, c->holds_txn = rec->txn, c->holds_now = rec->now;
+    }
     /* consent_emit_decision and the log source name their own failure;
      * storage errors are named here */
     return rc && !why[0]

@@ -29,6 +29,7 @@
 #define SUBJECT_LEN 64
 #define CONSENT_KEY_MAX (16 + SCHAKEL_ID_MAX)
 #define DELIVERY_KEY_MAX (1 + 16 + 2 * SCHAKEL_ID_MAX)
+#define CONSENT_CACHE 32768 /* decoded consents kept (consents.c); a power of two */
 
 typedef Schakel__V1__ConsentOutcome outcome_t;
 
@@ -40,7 +41,20 @@ struct schakel_consent {
     MDB_dbi state, consents, by_subject, holds, deadlines, deliveries, origins;
     MDB_dbi matches, match_deadlines, match_told; /* the verwijsindex */
     schakel_directory_t *dir;
-    uint64_t ignored; /* events that named an id they may not use (log lines say which) */
+    uint64_t ignored;             /* events that named an id they may not use (log lines say which) */
+    struct consent_cached *cache; /* CONSENT_CACHE decoded consents (consents.c) */
+    /* the last event read back (consent_load_event): at seq read_seq, for
+     * the record at read_rec; read_owned when it was decoded for us */
+    uint64_t read_rec, read_seq;
+    const schakel_envelope_t *read_env;
+    schakel_envelope_t *read_owned;
+    /* nothing in deadlines (holds) or match_deadlines (matches) was due at
+     * log time *_now in the runner's transaction *_txn: puts add deadlines
+     * after now only, so until now moves or another transaction begins
+     * there is nothing to look for (consent_process) */
+    int holds_clear, matches_clear;
+    uint64_t holds_txn, matches_txn;
+    int64_t holds_now, matches_now;
 };
 
 /* What was decided for one recipient, and why. */
@@ -64,9 +78,10 @@ enum {
 /* The event a decision is about, read back from the log: NULL when it was
  * erased, is not what the reference says (another organisation's event of
  * the same id), or is of a kind no decision is about. An error only when
- * the log cannot be read (*rc). */
-schakel_envelope_t *consent_load_event(schakel_consent_t *c, const schakel_logrec_t *rec, uint64_t seq,
-                                       const ProtobufCBinaryData *id, int *rc, char *why);
+ * the log cannot be read (*rc). Not the caller's: valid until the next
+ * consent_load_event. */
+const schakel_envelope_t *consent_load_event(schakel_consent_t *c, const schakel_logrec_t *rec, uint64_t seq,
+                                             const ProtobufCBinaryData *id, int *rc, char *why);
 /* The kind of org in the directory in force; 0 when it is not in it. */
 int consent_kind_of(schakel_consent_t *c, const char *org);
 
@@ -74,10 +89,12 @@ int consent_kind_of(schakel_consent_t *c, const char *org);
 
 /* The key of a consent: its id, then the organisation that recorded it. */
 size_t consent_key(uint8_t *key, const uint8_t id[16], const char *org);
-/* A consent recorded by org, and whether it was withdrawn. Caller frees
- * *env. */
+/* A consent recorded by org, and whether it was withdrawn. *env (when
+ * env is not NULL) is the engine's: valid until the next consent_load. */
 int consent_load(schakel_consent_t *c, MDB_txn *txn, const uint8_t id[16], const char *org,
-                 schakel_envelope_t **env, int *withdrawn);
+                 const schakel_envelope_t **env, int *withdrawn);
+/* Frees the decoded consents kept (schakel_consent_destroy). */
+void consent_cache_free(schakel_consent_t *c);
 int consent_on_given(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e);
 int consent_on_withdrawn(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec);
 

@@ -18,19 +18,65 @@ size_t consent_key(uint8_t *key, const uint8_t id[16], const char *org)
     return 16 + n;
 }
 
-/* A consent recorded by org, and whether it was withdrawn. Caller frees
- * *env. */
+/* The decoded consents, each with the bytes it was decoded from: a slot
+ * is picked by the consent's key and answers only when the bytes stored
+ * under that key now are the same, so an aborted transaction or a
+ * withdrawal (the flag is not part of the bytes) can never make it stale.
+ * A child's consents are decoded once, not once per recipient of every
+ * routing decision about the child. */
+struct consent_cached {
+    uint8_t *bytes; /* the stored consent, without the withdrawn flag */
+    size_t len;
+    schakel_envelope_t *env;
+};
+
+static size_t cache_slot(const uint8_t *key, size_t kl)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a: consent ids are chosen by organisations */
+    for (size_t i = 0; i < kl; i++) h = (h ^ key[i]) * 0x100000001b3ULL;
+    return (size_t)(h ^ (h >> 32)) & (CONSENT_CACHE - 1);
+}
+
+static const schakel_envelope_t *consent_decoded(schakel_consent_t *c, const uint8_t *key, size_t kl,
+                                                 const uint8_t *bytes, size_t len)
+{
+    if (!c->cache && !(c->cache = calloc(CONSENT_CACHE, sizeof *c->cache)))
+        return NULL; /* no memory: the caller says so */
+    struct consent_cached *s = &c->cache[cache_slot(key, kl)];
+    if (s->env && s->len == len && !memcmp(s->bytes, bytes, len)) return s->env;
+    schakel_envelope_free(s->env);
+    free(s->bytes);
+    s->env = schakel_envelope_decode(bytes, len, NULL);
+    s->bytes = s->env ? malloc(len) : NULL;
+    s->len = s->bytes ? len : 0; /* no memory for the bytes: used now, decoded again next time */
+    if (s->bytes) memcpy(s->bytes, bytes, len);
+    return s->env;
+}
+
+void consent_cache_free(schakel_consent_t *c)
+{
+    for (size_t i = 0; c->cache && i < CONSENT_CACHE; i++) {
+        schakel_envelope_free(c->cache[i].env);
+        free(c->cache[i].bytes);
+    }
+    free(c->cache);
+    c->cache = NULL;
+}
+
+/* A consent recorded by org, and whether it was withdrawn. *env (when
+ * env is not NULL) is the engine's: valid until the next consent_load. */
 int consent_load(schakel_consent_t *c, MDB_txn *txn, const uint8_t id[16], const char *org,
-                 schakel_envelope_t **env, int *withdrawn)
+                 const schakel_envelope_t **env, int *withdrawn)
 {
     MDB_val v;
     uint8_t key[CONSENT_KEY_MAX];
-    *env = NULL;
-    if (schakel_kv_get(txn, c->consents, key, consent_key(key, id, org), &v) != 0 || v.mv_size < 2)
-        return SCHAKEL_ENOTFOUND;
+    size_t kl = consent_key(key, id, org);
+    if (env) *env = NULL;
+    if (schakel_kv_get(txn, c->consents, key, kl, &v) != 0 || v.mv_size < 2) return SCHAKEL_ENOTFOUND;
     const uint8_t *p = v.mv_data;
     *withdrawn = p[0];
-    *env = schakel_envelope_decode(p + 1, v.mv_size - 1, NULL);
+    if (!env) return 0;
+    *env = consent_decoded(c, key, kl, p + 1, v.mv_size - 1);
     return *env ? 0 : SCHAKEL_ECORRUPT;
 }
 /* A consent: kept reduced to what decisions need (no case reference, no

@@ -70,7 +70,7 @@ int consent_on_routing(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_
     const Schakel__V1__RoutingDecision *r = rec->env->routing_decision;
     if (r->about_event_id.len != 16 || !r->about_seq || r->about_seq >= rec->seq) return 0;
     int rc = 0;
-    schakel_envelope_t *e = consent_load_event(c, rec, r->about_seq, &r->about_event_id, &rc, why);
+    const schakel_envelope_t *e = consent_load_event(c, rec, r->about_seq, &r->about_event_id, &rc, why);
     if (!e) { /* erased, or not the event it names */
         if (rc == 0)
             schakel_log(SCHAKEL_LOG_WARN, "consent", "event=about_unknown seq=%llu",
@@ -96,6 +96,5 @@ int consent_on_routing(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_
         if (rc == 0 && v.outcome == SCHAKEL_OUTCOME(HOLD))
             rc = consent_hold_put(c, txn, e, r->about_seq, x, rec->now + c->hold_ms);
     }
-    schakel_envelope_free(e);
     return rc ? schakel_fail(why, rc, "consent: cannot store a decision") : 0;
 }

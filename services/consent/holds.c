@@ -88,7 +88,7 @@ int consent_release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logr
         size_t xl = lens[i] - SUBJECT_LEN - 8;
         memcpy(x, keys[i] + SUBJECT_LEN + 8, xl);
         x[xl] = 0;
-        schakel_envelope_t *e = consent_load_event(c, rec, holds[i].about_seq, NULL, &rc, why);
+        const schakel_envelope_t *e = consent_load_event(c, rec, holds[i].about_seq, NULL, &rc, why);
         if (!e) { /* erased meanwhile: nothing left to deliver */
             if (rc == 0) rc = hold_del(c, txn, keys[i], lens[i], holds[i].deadline);
             continue;
@@ -102,7 +102,6 @@ int consent_release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logr
             if (rc == 0) rc = consent_delivered(c, txn, e, x, &vd);
             if (rc == 0) rc = hold_del(c, txn, keys[i], lens[i], holds[i].deadline);
         }
-        schakel_envelope_free(e);
     }
     free(keys);
     free(lens);
@@ -141,12 +140,11 @@ int consent_expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logre
         memcpy(x, key + 8 + SUBJECT_LEN + 8, xl);
         x[xl] = 0;
         int rc = 0;
-        schakel_envelope_t *e = consent_load_event(c, rec, h.about_seq, NULL, &rc, why);
+        const schakel_envelope_t *e = consent_load_event(c, rec, h.about_seq, NULL, &rc, why);
         if (e) {
             verdict_t vd = {
                 .outcome = SCHAKEL_OUTCOME(EXPIRED), .basis = SCHAKEL_BASIS(CONSENT), .rule = "hold/expired"};
             rc = consent_emit_decision(c, out, e, h.about_seq, x, &vd, &c2, rec->now, why);
-            schakel_envelope_free(e);
         }
         if (rc == 0) rc = hold_del(c, txn, key + 8, n - 8, deadline);
         if (rc) return rc;

@@ -90,10 +90,8 @@ static int delivered_on(schakel_consent_t *c, MDB_txn *txn, char tag, const uint
         d.subject[sizeof d.subject - 1] = 0;
         if (subject && strcmp(subject, d.subject) != 0) continue;
         if (d.basis == SCHAKEL_BASIS(CONSENT)) {
-            schakel_envelope_t *ce;
             int withdrawn = 1;
-            consent_load(c, txn, d.consent_id, d.consent_org, &ce, &withdrawn);
-            schakel_envelope_free(ce);
+            (void)consent_load(c, txn, d.consent_id, d.consent_org, NULL, &withdrawn); /* not found: 1 */
             if (withdrawn && !any_ground) continue;
             memcpy(out->consent_id, d.consent_id, 16);
             snprintf(out->consent_org, sizeof out->consent_org, "%s", d.consent_org);

@@ -209,12 +209,10 @@ static int match_tell(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t
     if (schakel_kv_get(txn, c->match_told, tkey, tl, &v) == 0) return 0;
     if (!consent_kind_of(c, other->org)) return 0; /* left the directory: can be told nothing */
     int rc = 0;
-    schakel_envelope_t *o = consent_load_event(c, rec, other->m.seq, NULL, &rc, why);
+    const schakel_envelope_t *o = consent_load_event(c, rec, other->m.seq, NULL, &rc, why);
     if (o && (o->type != SCHAKEL_EVENT(SIGNAL) || strcmp(o->source_org, other->org) != 0 ||
-              strcmp(o->subject, e->subject) != 0)) {
-        schakel_envelope_free(o);
+              strcmp(o->subject, e->subject) != 0))
         o = NULL;
-    }
     if (!o) /* erased (or not what the index says): there is no signal left to match */
         return rc ? rc : match_drop(c, txn, e->subject, other->org, other->m.deadline);
     verdict_t vd = {.outcome = SCHAKEL_OUTCOME(NOTICE_ONLY),
@@ -225,7 +223,6 @@ static int match_tell(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t
     if (rc == 0)
         rc = consent_emit_decision(c, out, o, other->m.seq, e->source_org, &vd, &e->event_id, rec->now, why);
     if (rc == 0) rc = schakel_kv_put(txn, c->match_told, tkey, tl, "", 0);
-    schakel_envelope_free(o);
     return rc;
 }
 

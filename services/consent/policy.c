@@ -100,6 +100,8 @@ void schakel_consent_destroy(schakel_consent_t **self_p)
     schakel_consent_t *c = *self_p;
     if (!c) return;
     schakel_directory_destroy(&c->dir);
+    consent_cache_free(c);
+    schakel_envelope_free(c->read_owned);
     free(c);
     *self_p = NULL;
 }

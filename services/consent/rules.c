@@ -90,7 +90,7 @@ int consent_find(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e
         size_t on = k.mv_size - SUBJECT_LEN - 16;
         memcpy(org, id + 16, on);
         org[on] = 0;
-        schakel_envelope_t *ce;
+        const schakel_envelope_t *ce;
         int withdrawn;
         int cv = consent_load(c, txn, id, org, &ce, &withdrawn) == 0 && !withdrawn
                      ? covers(c, ce->consent_given, e, x, date, mode)
@@ -102,7 +102,6 @@ int consent_find(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e
         } else if (cv == COVERS_NOT_ENTITLED) {
             out->not_entitled = 1;
         }
-        schakel_envelope_free(ce);
     }
     mdb_cursor_close(cur);
     return found;
@@ -181,14 +180,13 @@ static int consent_news(schakel_consent_t *c, MDB_txn *txn, const schakel_envelo
                                         ? &e->consent_withdrawn->consent_id
                                         : NULL;
     if (!id || id->len != 16) return 0;
-    schakel_envelope_t *ce = NULL;
+    const schakel_envelope_t *ce = NULL;
     int withdrawn, ok = 0;
     if (consent_load(c, txn, id->data, e->source_org, &ce, &withdrawn) == 0) {
         const Schakel__V1__ConsentGiven *cg = ce->consent_given;
         ok = cg->recipient_org[0] ? !strcmp(cg->recipient_org, x)
                                   : cg->recipient_kind && (int)cg->recipient_kind == consent_kind_of(c, x);
     }
-    schakel_envelope_free(ce);
     if (!ok) return 0;
     v->outcome = SCHAKEL_OUTCOME(DELIVER), v->basis = SCHAKEL_BASIS(CONSENT);
     v->rule = e->type == SCHAKEL_EVENT(CONSENT_GIVEN) ? "consent/registered" : "consent/withdrawn";

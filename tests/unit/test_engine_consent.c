@@ -112,6 +112,67 @@ static void a_referral_without_consent_is_held_until_a_consent_releases_it(void 
     schakel_consent_destroy(&c);
 }
 
+/* The engine keeps consents decoded in memory, but answers only for the
+ * bytes in its state: a consent stored in a group that was not committed
+ * is not used once another consent of the same id and organisation is
+ * stored instead. */
+static void a_consent_of_a_group_not_committed_is_not_used_from_memory(void **state)
+{
+    (void)state;
+    schakel_consent_t *c;
+    efx_t *fx = open_consent(&c);
+    efx_directory(fx, efx_region(1, 0));
+    char p[65];
+    efx_child("consent-group-aborted", p);
+    uint8_t ref[16];
+    uint64_t seq = routed_referral(fx, p, ref);
+    assert_int_equal(decision(fx, seq, ref)->outcome, O(HOLD));
+    efx_feed_emitted(fx, 0);
+    const char *cid = "2f0e0d0c0b0a09080706050403020100";
+    /* the parents' consent for a wijkteam releases the hold, in a group
+     * whose transaction aborts */
+    fx->abort_next = 1;
+    parents_consent(fx, p, cid);
+    assert_int_equal(decision(fx, seq, ref)->outcome, O(DELIVER));
+    /* the same consent id from the same school, for another recipient:
+     * stored now (the first one never was), and it covers nothing here */
+    efx_feed(fx, "school-1", NULL,
+             "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
+             "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":"
+             "\"parents\",\"age_band\":\"under_12\",\"recipient_org\":\"someone-else\","
+             "\"purposes\":[\"support\"],\"categories\":[\"home_situation\"],\"valid_from\":"
+             "\"2020-01-01\"}}",
+             p, cid);
+    assert_int_equal(fx->n_emitted, 0); /* still held */
+    efx_close(&fx);
+    schakel_consent_destroy(&c);
+}
+
+/* The engine remembers, per transaction of the runner, that nothing was
+ * due at the log's time: a hold expired in a group that was not committed
+ * expires again when the group is processed again at the same time. */
+static void a_hold_expired_in_a_group_not_committed_expires_again(void **state)
+{
+    (void)state;
+    schakel_consent_t *c;
+    efx_t *fx = open_consent(&c);
+    efx_directory(fx, efx_region(1, 0));
+    char p[65];
+    efx_child("consent-expires-again", p);
+    uint8_t ref[16];
+    uint64_t seq = routed_referral(fx, p, ref);
+    assert_int_equal(decision(fx, seq, ref)->outcome, O(HOLD));
+    fx->abort_next = 1;
+    efx_tick(fx, EFX_START + 21 * EFX_DAY);
+    assert_int_equal(decision(fx, seq, ref)->outcome, O(EXPIRED));
+    efx_tick(fx, EFX_START + 21 * EFX_DAY); /* the same record again, in a new transaction */
+    assert_int_equal(decision(fx, seq, ref)->outcome, O(EXPIRED));
+    efx_tick(fx, EFX_START + 21 * EFX_DAY); /* committed: expired once */
+    assert_int_equal(fx->n_emitted, 0);
+    efx_close(&fx);
+    schakel_consent_destroy(&c);
+}
+
 static void a_hold_expires_after_the_hold_time_and_the_sender_is_told(void **state)
 {
     (void)state;
@@ -229,7 +290,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_referral_without_consent_is_held_until_a_consent_releases_it),
+        cmocka_unit_test(a_consent_of_a_group_not_committed_is_not_used_from_memory),
         cmocka_unit_test(a_hold_expires_after_the_hold_time_and_the_sender_is_told),
+        cmocka_unit_test(a_hold_expired_in_a_group_not_committed_expires_again),
         cmocka_unit_test(a_second_signal_moves_the_match_deadline),
         cmocka_unit_test(the_same_log_gives_the_same_bytes),
     };
