@@ -395,6 +395,22 @@ static int cmd_export(int argc, char **argv)
     return 0;
 }
 
+/* verify's exit status for rc, saying on stderr what failed: 1 names
+ * the first bad sequence number, 2 anything else. */
+static int verify_status(int rc, const schakel_verify_report_t *r)
+{
+    if (rc == SCHAKEL_ECORRUPT) {
+        fprintf(stderr, "schakel audit verify: first bad sequence number %llu: %s\n",
+                (unsigned long long)r->bad_seq, r->why);
+        return 1;
+    }
+    if (rc) {
+        fprintf(stderr, "schakel audit verify: %s\n", r->why[0] ? r->why : schakel_strerror(rc));
+        return 2;
+    }
+    return 0;
+}
+
 /* verify --archive DIR: the archive's JSON line, exit status as verify. */
 static int verify_archive(const char *arc, const char *bkey)
 {
@@ -419,16 +435,7 @@ static int verify_archive(const char *arc, const char *bkey)
            (unsigned long long)r.directories, schakel_mono_secs() - t0);
     if (rc == SCHAKEL_ECORRUPT) printf(",\"bad_seq\":%llu", (unsigned long long)r.bad_seq);
     printf("}\n");
-    if (rc == SCHAKEL_ECORRUPT) {
-        fprintf(stderr, "schakel audit verify: first bad sequence number %llu: %s\n",
-                (unsigned long long)r.bad_seq, r.why);
-        return 1;
-    }
-    if (rc) {
-        fprintf(stderr, "schakel audit verify: %s\n", r.why[0] ? r.why : schakel_strerror(rc));
-        return 2;
-    }
-    return 0;
+    return verify_status(rc, &r);
 }
 
 int cmd_audit(int argc, char **argv)
@@ -541,14 +548,5 @@ int cmd_audit(int argc, char **argv)
         .command = "audit_verify", .purpose = purpose, .from_seq = r.head ? 1 : 0, .to_seq = r.head};
     SCHAKEL_DROP(audit_access_record_offline("audit verify", &c, dir, &a)); /* it says when not */
     if (kept_rc) return kept_rc;
-    if (rc == SCHAKEL_ECORRUPT) {
-        fprintf(stderr, "schakel audit verify: first bad sequence number %llu: %s\n",
-                (unsigned long long)r.bad_seq, r.why);
-        return 1;
-    }
-    if (rc) {
-        fprintf(stderr, "schakel audit verify: %s\n", r.why[0] ? r.why : schakel_strerror(rc));
-        return 2;
-    }
-    return 0;
+    return verify_status(rc, &r);
 }

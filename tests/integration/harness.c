@@ -607,3 +607,19 @@ pid_t harness_spawn(const char *log_path, const char *const *args)
     }
     return pid;
 }
+
+int harness_replay(harness_t *h, char *text, size_t cap)
+{
+    char out[600];
+    snprintf(out, sizeof out, "%s/replay.json", h->dir);
+    const char *args[] = {"audit", "replay", "--data", h->data, NULL};
+    int status = harness_run_tool(out, args);
+    text[0] = 0;
+    FILE *f = fopen(out, "r");
+    if (!f) return -1;
+    size_t n = fread(text, 1, cap - 1, f);
+    text[n] = 0;
+    fclose(f);
+    printf("%s", text);
+    return status;
+}

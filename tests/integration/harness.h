@@ -106,6 +106,11 @@ int harness_run_tool(const char *out_path, const char *const *args);
  * -1 with both NULL when it could not run or the texts could not be read. */
 int harness_run_captured(const char *dir, const char *const *args, char **out, char **err);
 
+/* Runs `schakel audit replay --data h->data`, its JSON lines into text
+ * (cap bytes, NUL-terminated) and on stdout; returns its exit status, or
+ * -1 when its output could not be read. */
+int harness_replay(harness_t *h, char *text, size_t cap);
+
 /* Starts `schakel` with args (NULL-terminated) in the background, its
  * stdout and stderr appended to log_path; it dies with the test. Returns
  * its pid. */

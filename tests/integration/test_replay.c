@@ -70,17 +70,7 @@ static const char *line_of(const char *text, const char *service, char *line, si
 
 static int replay(char *text, size_t cap)
 {
-    char out[600];
-    snprintf(out, sizeof out, "%s/replay.json", H->dir);
-    const char *args[] = {"audit", "replay", "--data", H->data, NULL};
-    int status = harness_run_tool(out, args);
-    FILE *f = fopen(out, "r");
-    assert_non_null(f);
-    size_t n = fread(text, 1, cap - 1, f);
-    text[n] = 0;
-    fclose(f);
-    printf("%s", text);
-    return status;
+    return harness_replay(H, text, cap);
 }
 
 /* The others replay equal and in full: every event they derived is there. */

@@ -142,17 +142,7 @@ static void consent_policy(uint8_t out[SCHAKEL_SHA256_LEN])
 
 static int replay_status(char *text, size_t cap)
 {
-    char out[600];
-    snprintf(out, sizeof out, "%s/replay.json", H->dir);
-    const char *args[] = {"audit", "replay", "--data", H->data, NULL};
-    int status = harness_run_tool(out, args);
-    FILE *f = fopen(out, "r");
-    assert_non_null(f);
-    size_t n = fread(text, 1, cap - 1, f);
-    text[n] = 0;
-    fclose(f);
-    printf("%s", text);
-    return status;
+    return harness_replay(H, text, cap);
 }
 
 /* Every service replays equal and in full; routing and consent compared
