@@ -186,7 +186,8 @@ long adapter_http(adapter_t *a, const char *method, const char *path, const char
     return code;
 }
 
-int has_bytes(const char *dir, const char *needle, const char *const *skip, char *where, size_t cap)
+int has_bytes_n(const char *dir, const void *needle, size_t len, const char *const *skip, char *where,
+                size_t cap)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -201,12 +202,12 @@ int has_bytes(const char *dir, const char *needle, const char *const *skip, char
         struct stat st;
         if (skipped || lstat(path, &st) != 0) continue;
         if (S_ISDIR(st.st_mode)) {
-            found = has_bytes(path, needle, skip, where, cap);
+            found = has_bytes_n(path, needle, len, skip, where, cap);
         } else if (S_ISREG(st.st_mode)) {
             FILE *f = fopen(path, "rb");
             char *buf = f ? malloc((size_t)st.st_size + 1) : NULL;
             size_t n = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
-            if (buf && memmem(buf, n, needle, strlen(needle))) {
+            if (buf && memmem(buf, n, needle, len)) {
                 found = 1;
                 snprintf(where, cap, "%s", path);
             }
@@ -216,6 +217,11 @@ int has_bytes(const char *dir, const char *needle, const char *const *skip, char
     }
     if (d) closedir(d);
     return found;
+}
+
+int has_bytes(const char *dir, const char *needle, const char *const *skip, char *where, size_t cap)
+{
+    return has_bytes_n(dir, needle, strlen(needle), skip, where, cap);
 }
 
 void synthetic_bsns(size_t n, char (*out)[10])

@@ -66,6 +66,9 @@ long adapter_http(adapter_t *a, const char *method, const char *path, const char
  * (NULL-terminated, or NULL) are passed over. The first file that has it
  * goes to where. */
 int has_bytes(const char *dir, const char *needle, const char *const *skip, char *where, size_t cap);
+/* The same for the len bytes at needle (binary: a key, a hash). */
+int has_bytes_n(const char *dir, const void *needle, size_t len, const char *const *skip, char *where,
+                size_t cap);
 
 /* n synthetic BSNs from the test range that pass the elfproef (the range
  * holds some 900: after that children come back, as they do in exports). */

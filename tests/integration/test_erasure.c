@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "adapters_harness.h"
 #include "crypto.h"
 #include "fileio.h"
 #include "harness.h"
@@ -56,31 +57,7 @@ static int setup(void **state)
 /* Does a file under dir hold the n bytes at needle? Names it in where. */
 static int dir_has(const char *dir, const void *needle, size_t n, char *where, size_t cap)
 {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int found = 0;
-    while (!found && d && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char path[1200];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(path, &st) != 0) continue;
-        if (S_ISDIR(st.st_mode)) {
-            found = dir_has(path, needle, n, where, cap);
-        } else if (S_ISREG(st.st_mode)) {
-            FILE *f = fopen(path, "rb");
-            char *buf = f ? malloc((size_t)st.st_size + 1) : NULL;
-            size_t got = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
-            if (buf && memmem(buf, got, needle, n)) {
-                found = 1;
-                snprintf(where, cap, "%s", path);
-            }
-            free(buf);
-            if (f) fclose(f);
-        }
-    }
-    if (d) closedir(d);
-    return found;
+    return has_bytes_n(dir, needle, n, NULL, where, cap);
 }
 
 /* Every record of table `keys` of the running node's log, read-only. */
