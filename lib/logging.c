@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 static atomic_int level_min = -1; /* set lazily by whichever thread logs first */
+static atomic_ulong dropped[4];
 
 void schakel_log_set_level(int level)
 {
@@ -33,10 +34,18 @@ static int current_level(void)
     return l;
 }
 
+unsigned long schakel_log_dropped(int level)
+{
+    return atomic_load(&dropped[level & 3]);
+}
+
 void schakel_log(int level, const char *component, const char *fmt, ...)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
-    if (level < current_level()) return;
+    if (level < current_level()) {
+        atomic_fetch_add(&dropped[level & 3], 1);
+        return;
+    }
     char line[1024];
     int64_t ms = schakel_wall_ms();
     time_t sec = (time_t)(ms / 1000);

@@ -10,6 +10,9 @@ enum { SCHAKEL_LOG_DEBUG, SCHAKEL_LOG_INFO, SCHAKEL_LOG_WARN, SCHAKEL_LOG_ERROR 
  * the environment lowers it. Thread-safe: each line is one write(2). */
 void schakel_log_set_level(int level);
 
+/* Lines of level dropped (below the level in force) since the start. */
+unsigned long schakel_log_dropped(int level);
+
 /* Writes "ts=... level=... component=<component> <fmt...>\n". fmt should
  * produce key=value pairs, e.g. "event=ack seq=%llu". */
 void schakel_log(int level, const char *component, const char *fmt, ...)

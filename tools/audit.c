@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "error.h"
 #include "json.h"
+#include "logging.h"
 #include "runner.h"
 #include "service.h"
 #include "store_audit.h"
@@ -290,7 +291,23 @@ static int cmd_replay(int argc, char **argv)
     schakel_replay_report_t reports[MAX_SVC];
     int rcs[MAX_SVC];
     double t0 = schakel_mono_secs();
+    /* What the engines say about single records (an event ignored, a rule
+     * set installed) the live services said when they met them: counted
+     * here, shown with SCHAKEL_LOG=info or debug, not thousands of lines */
+    int quiet = !getenv("SCHAKEL_LOG");
+    unsigned long said = schakel_log_dropped(SCHAKEL_LOG_WARN) + schakel_log_dropped(SCHAKEL_LOG_INFO);
+    if (quiet) schakel_log_set_level(SCHAKEL_LOG_ERROR);
     if (n) schakel_service_replay_all(logdir, master, n, ops, engines, orgs, reports, rcs);
+    if (quiet) {
+        said = schakel_log_dropped(SCHAKEL_LOG_WARN) + schakel_log_dropped(SCHAKEL_LOG_INFO) - said;
+        schakel_log_set_level(SCHAKEL_LOG_INFO);
+        if (said)
+            fprintf(stderr,
+                    "schakel audit replay: the services logged %lu info and warn lines while replaying "
+                    "(events they ignored, rules installed: what they said live); SCHAKEL_LOG=info shows "
+                    "them\n",
+                    said);
+    }
     double dt = schakel_mono_secs() - t0; /* they ran together: one time for all */
     memset(master, 0, sizeof master);
     uint64_t read = 0;
