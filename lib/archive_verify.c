@@ -292,6 +292,20 @@ static int segment(av_t *a, const char *path, uint64_t no)
     return rc;
 }
 
+/* The number of a file named exactly segment-NNNNNN.sca (six digits), or
+ * 0 for any other name in the directory. */
+static uint64_t segment_number(const char *name)
+{
+    static const char head[] = "segment-", tail[] = ".sca";
+    if (strlen(name) != 18 || memcmp(name, head, 8) != 0 || memcmp(name + 14, tail, 4) != 0) return 0;
+    uint64_t no = 0;
+    for (int i = 8; i < 14; i++) {
+        if (name[i] < '0' || name[i] > '9') return 0;
+        no = no * 10 + (uint64_t)(name[i] - '0');
+    }
+    return no;
+}
+
 int schakel_archive_verify(const char *dir, const uint8_t *broker_pub, schakel_verify_report_t *r,
                            uint64_t *segments)
 {
@@ -305,10 +319,8 @@ int schakel_archive_verify(const char *dir, const uint8_t *broker_pub, schakel_v
     uint64_t n = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
-        unsigned long long no;
-        char tail[8];
-        if (sscanf(de->d_name, "segment-%6llu.sc%1s", &no, tail) == 2 && strlen(de->d_name) == 18 && no > n)
-            n = no;
+        uint64_t no = segment_number(de->d_name);
+        if (no > n) n = no;
     }
     closedir(d);
     if (!n)

@@ -143,8 +143,16 @@ static void when(FILE *f, const json_t *v)
     schakel_date_of(ms, date);
     int32_t day = schakel_date_days(date);
     int64_t minutes = (ms - schakel_day_start_ms(day)) / 60000;
+    /* schakel_date_of writes YYYY-MM-DD */
+    int digits = strlen(date) == 10 && date[4] == '-' && date[7] == '-';
+    for (int i = 0; digits && i < 10; i++) digits = i == 4 || i == 7 || (date[i] >= '0' && date[i] <= '9');
     int y = 0, m = 0, d = 0;
-    if (sscanf(date, "%4d-%2d-%2d", &y, &m, &d) != 3 || m < 1 || m > 12) { /* our own format */
+    for (int i = 0; digits && i < 10; i++)
+        if (i != 4 && i != 7) {
+            int *part = i < 4 ? &y : i < 7 ? &m : &d;
+            *part = *part * 10 + (date[i] - '0');
+        }
+    if (m < 1 || m > 12) {
         esc(f, date);
         return;
     }
