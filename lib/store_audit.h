@@ -29,6 +29,7 @@ typedef struct schakel_verify_report {
     uint64_t sigs_unchecked;    /* the broker's own, with no broker_pub */
     uint64_t sigs_replaced_key; /* by a key a directory change had just replaced */
     uint64_t directories;       /* directory_updates taken from the log */
+    uint64_t erasure_events;    /* the broker's erasure events read (SCHAKEL_VERIFY_ERASURES) */
     char why[256];              /* what was wrong at bad_seq */
 } schakel_verify_report_t;
 
@@ -43,6 +44,7 @@ SCHAKEL_MUST_USE int schakel_lmdb_verify(const char *dir, const uint8_t *broker_
 
 #define SCHAKEL_VERIFY_PAYLOADS 1   /* each payload against its event hash */
 #define SCHAKEL_VERIFY_SIGNATURES 2 /* each batch signature (see below) */
+#define SCHAKEL_VERIFY_ERASURES 4   /* with PAYLOADS: each erasure record has its erasure event */
 /* schakel_lmdb_verify, choosing what master_key is used for. With
  * SCHAKEL_VERIFY_SIGNATURES also: every batch signature verifies with the
  * signer's key in the directory on the log at that point (a directory is

@@ -7,6 +7,7 @@
  *   store_lmdb_keys.c    data keys, their caches, erasure
  *   store_lmdb_audit.c   the read-only readers of `schakel audit`
  *   store_lmdb_sigs.c    the batch signatures in that walk
+ *   store_lmdb_erasures.c  every erasure record with its erasure event, in that walk
  *   store_lmdb_verify.c  that walk on every core (a pool of threads)
  * No transaction is shared between threads: each call opens and ends its
  * own. Growing the map takes the resize lock for writing; the lookups
@@ -176,6 +177,19 @@ int lmdb_verify_fail(struct schakel_verify_report *r, uint64_t seq, const char *
  * signature by broker_pub (if not NULL). */
 int lmdb_verify_checkpoints(lmdb_store_t *st, MDB_txn *txn, const uint8_t *broker_pub,
                             struct schakel_verify_report *r);
+
+/* store_lmdb_erasures.c: every erasure record that erased a record of the
+ * walk has the broker's `erasure` event on the log (SCHAKEL_VERIFY_ERASURES).
+ * lmdb_erasures_record takes each record in seq order, with the seq up to
+ * which the erasure record of its key erased (0: not erased); finish
+ * fails naming the first erased record of a subject with no event. */
+typedef struct lmdb_erasures lmdb_erasures_t;
+lmdb_erasures_t *lmdb_erasures_new(void);
+int lmdb_erasures_record(lmdb_erasures_t *e, lmdb_store_t *st, MDB_txn *txn, uint64_t seq,
+                         const Schakel__V1__RecordBody *b, uint64_t erased_upto,
+                         struct schakel_verify_report *r);
+int lmdb_erasures_finish(lmdb_erasures_t *e, struct schakel_verify_report *r);
+void lmdb_erasures_free(lmdb_erasures_t **e);
 
 /* store_lmdb_sigs.c: checks batch signatures record by record, in seq
  * order, with the directory the log had at each point. */

@@ -46,7 +46,8 @@ typedef struct {
     const char *fail;              /* A's verdict: NULL when the record is good */
     uint8_t done;                  /* A reached it */
     uint8_t erased;
-    uint8_t key_problem; /* 1 missing, 2 corrupt */
+    uint64_t erased_upto; /* when erased: up to where its erasure record reaches */
+    uint8_t key_problem;  /* 1 missing, 2 corrupt */
     const char *key_why;
 } slot_t;
 
@@ -124,6 +125,7 @@ static void check_payload(worker_t *w, slot_t *s, const Schakel__V1__RecordBody 
     int krc = b->key_id.len == KEY_ID_LEN ? wkey(w, b->key_id.data, dk, &upto) : SCHAKEL_ECORRUPT;
     if (s->seq <= upto) {
         s->erased = 1;
+        s->erased_upto = upto;
     } else if (krc == SCHAKEL_ENOTFOUND) {
         s->key_problem = 1;
         s->key_why = upto ? "data key is missing for a record after its subject's erasure"
@@ -297,6 +299,7 @@ typedef struct {
     uint64_t expect;    /* next seq */
     uint64_t key_first; /* first record with a key problem */
     const char *key_why;
+    lmdb_erasures_t *er; /* with SCHAKEL_VERIFY_ERASURES */
 } walk_t;
 
 /* Stage B over the window: 0, or SCHAKEL_ECORRUPT with r filled. */
@@ -318,6 +321,11 @@ static int take_window(pool_t *p, walk_t *k, lmdb_sigs_t *sigs, MDB_txn *txn, sc
         }
         if (sigs) {
             int rc = lmdb_sigs_record(sigs, p->st, txn, s->seq, s->body, r);
+            if (rc) return rc;
+        }
+        if (k->er) {
+            int rc =
+                lmdb_erasures_record(k->er, p->st, txn, s->seq, s->body, s->erased ? s->erased_upto : 0, r);
             if (rc) return rc;
         }
         memcpy(k->prev, s->rec + 32, 32);
@@ -380,6 +388,8 @@ int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub, const u
     int rc =
         (r->sigs_checked && !sigs) || !p || mdb_cursor_open(txn, st->events, &cur) != 0 ? SCHAKEL_ESTORE : 0;
     walk_t k = {.expect = 1};
+    if (payloads && (what & SCHAKEL_VERIFY_ERASURES) && !rc && !(k.er = lmdb_erasures_new()))
+        rc = SCHAKEL_ESTORE;
     MDB_val key, val;
     int op = MDB_FIRST, more = rc == 0;
     while (rc == 0 && more) {
@@ -416,6 +426,8 @@ int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub, const u
     if (rc == 0 && sigs) rc = lmdb_sigs_finish(sigs, r);
     lmdb_sigs_free(&sigs);
     if (rc == 0) rc = lmdb_verify_checkpoints(st, txn, broker_pub, r);
+    if (rc == 0 && k.er) rc = lmdb_erasures_finish(k.er, r);
+    lmdb_erasures_free(&k.er);
     if (rc == 0 && k.key_first) {
         r->bad_seq = k.key_first;
         snprintf(r->why, sizeof r->why, "%s", k.key_why);

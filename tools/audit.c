@@ -526,7 +526,8 @@ int cmd_audit(int argc, char **argv)
     }
     schakel_verify_report_t r;
     double t0 = schakel_mono_secs();
-    unsigned what = SCHAKEL_VERIFY_SIGNATURES | (payloads ? SCHAKEL_VERIFY_PAYLOADS : 0);
+    unsigned what =
+        SCHAKEL_VERIFY_SIGNATURES | (payloads ? SCHAKEL_VERIFY_PAYLOADS | SCHAKEL_VERIFY_ERASURES : 0);
     progress_t prog = {.t0 = t0};
     schakel_verify_opts_t vo = {.threads = (unsigned)threads};
     if (isatty(STDERR_FILENO)) {
@@ -552,10 +553,10 @@ int cmd_audit(int argc, char **argv)
            (unsigned long long)r.keys_missing, (unsigned long long)r.keys_corrupt, have_bk ? "true" : "false",
            have_master && payloads ? "true" : "false", dt);
     printf(",\"batch_signatures\":%s,\"batches\":%llu,\"signatures\":%llu,\"signatures_unchecked\":%llu,"
-           "\"replaced_key\":%llu,\"directories\":%llu",
+           "\"replaced_key\":%llu,\"directories\":%llu,\"erasure_events\":%llu",
            r.sigs_checked ? "true" : "false", (unsigned long long)r.batches, (unsigned long long)r.signatures,
            (unsigned long long)r.sigs_unchecked, (unsigned long long)r.sigs_replaced_key,
-           (unsigned long long)r.directories);
+           (unsigned long long)r.directories, (unsigned long long)r.erasure_events);
     if (rc == SCHAKEL_ECORRUPT) printf(",\"bad_seq\":%llu", (unsigned long long)r.bad_seq);
     else if (kept_bad) printf(",\"bad_seq\":%llu", (unsigned long long)kept_bad);
     if (kept) printf(",\"kept_checkpoints\":%llu", (unsigned long long)kept_ok);

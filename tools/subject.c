@@ -175,7 +175,7 @@ int cmd_subject(int argc, char **argv)
         fprintf(stderr, "schakel audit subject: out of memory\n");
     } else {
         printf("%s\n", text);
-        status = subject_history_found(h) ? 0 : 1;
+        status = subject_history_found(h) || subject_history_erased(h) ? 0 : 1;
         if (html && subject_html_write(out, dir, html, why) != 0) {
             fprintf(stderr, "schakel audit subject: --html %s: %s\n", html, why);
             status = 2;

@@ -29,6 +29,10 @@ uint64_t subject_history_last_seq(const subject_history_t *h);
 /* 1 when any event about the child (other than an audit_access) was seen. */
 int subject_history_found(const subject_history_t *h);
 
+/* 1 when the log has an erasure of the child (the broker's `erasure`
+ * event naming its pseudonym). */
+int subject_history_erased(const subject_history_t *h);
+
 /* The history as JSON (docs/audit.md); a new reference, NULL on ENOMEM. */
 json_t *subject_history_json(subject_history_t *h);
 

@@ -17,6 +17,7 @@ struct subject_history {
     json_t *events;   /* the events about the child, in log order */
     json_t *by_seq;   /* "seq" -> the event's object in events (borrowed) */
     json_t *accesses; /* audit_access about the child */
+    json_t *erasures; /* the broker's erasure events naming the child */
     uint64_t last_seq, records, unreadable;
     size_t found; /* events other than audit_access */
 };
@@ -29,7 +30,8 @@ subject_history_t *subject_history_new(const char subject[65])
     h->events = json_array();
     h->by_seq = json_object();
     h->accesses = json_array();
-    if (!h->events || !h->by_seq || !h->accesses) subject_history_destroy(&h);
+    h->erasures = json_array();
+    if (!h->events || !h->by_seq || !h->accesses || !h->erasures) subject_history_destroy(&h);
     return h;
 }
 
@@ -40,6 +42,7 @@ void subject_history_destroy(subject_history_t **self_p)
     json_decref(h->events);
     json_decref(h->by_seq);
     json_decref(h->accesses);
+    json_decref(h->erasures);
     free(h);
     *self_p = NULL;
 }
@@ -52,6 +55,11 @@ uint64_t subject_history_last_seq(const subject_history_t *h)
 int subject_history_found(const subject_history_t *h)
 {
     return h->found > 0;
+}
+
+int subject_history_erased(const subject_history_t *h)
+{
+    return json_array_size(h->erasures) > 0;
 }
 
 /* Copies field name of from into to, when from has it. */
@@ -153,6 +161,29 @@ static void add_access(subject_history_t *h, const Schakel__V1__Delivered *d, co
     json_array_append_new(h->accesses, x);
 }
 
+/* An erasure names the child in its body, not in its envelope (the
+ * broker's event has no subject, so that it stays readable). */
+static void add_erasure(subject_history_t *h, const Schakel__V1__Delivered *d, const schakel_envelope_t *e)
+{
+    json_t *j = schakel_json_from_envelope(e);
+    const json_t *er = json_object_get(j, "erasure");
+    char at[32];
+    schakel_time_format(d->recorded_at, at);
+    json_t *x =
+        j ? json_pack("{s:I, s:s, s:s}", "seq", (json_int_t)d->seq, "at", at, "by", e->source_org) : NULL;
+    if (!x) { /* out of memory: an erasure seen but not shown would mislead */
+        h->unreadable++;
+        json_decref(j);
+        return;
+    }
+    copy(x, "basis", er, "basis");
+    copy(x, "purpose", er, "purpose");
+    copy(x, "requested_by", er, "requested_by");
+    copy(x, "erased_upto", er, "erased_upto");
+    json_array_append_new(h->erasures, x);
+    json_decref(j);
+}
+
 void subject_history_add(subject_history_t *h, const Schakel__V1__Delivered *d)
 {
     h->last_seq = d->seq;
@@ -160,6 +191,12 @@ void subject_history_add(subject_history_t *h, const Schakel__V1__Delivered *d)
     schakel_envelope_t *e = d->event.len ? schakel_envelope_decode(d->event.data, d->event.len, NULL) : NULL;
     if (!e) {
         h->unreadable++;
+        return;
+    }
+    if (e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE && e->erasure &&
+        !strcmp(e->source_org, "broker") && !strcmp(e->erasure->erased_subject, h->subject)) {
+        add_erasure(h, d, e);
+        schakel_envelope_free(e);
         return;
     }
     if (strcmp(e->subject, h->subject) != 0) {
@@ -230,7 +267,14 @@ json_t *subject_history_json(subject_history_t *h)
             }
         }
     }
-    return json_pack("{s:s, s:I, s:I, s:O, s:o, s:o, s:O}", "subject", h->subject, "records",
+    /* the last erasure, in words: what happened to the child's records */
+    json_t *said = json_null();
+    const json_t *last = json_array_get(h->erasures, json_array_size(h->erasures) - 1);
+    const char *at = json_string_value(json_object_get(last, "at"));
+    const char *basis = json_string_value(json_object_get(last, "basis"));
+    if (last && at && basis && strlen(at) >= 10) said = json_sprintf("erased on %.10s under %s", at, basis);
+    return json_pack("{s:s, s:I, s:I, s:O, s:o, s:o, s:O, s:O, s:o}", "subject", h->subject, "records",
                      (json_int_t)h->records, "unreadable", (json_int_t)h->unreadable, "events", h->events,
-                     "held", held, "denied", denied, "accesses", h->accesses);
+                     "held", held, "denied", denied, "accesses", h->accesses, "erasures", h->erasures,
+                     "erased", said ? said : json_null());
 }

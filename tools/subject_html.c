@@ -286,6 +286,35 @@ static void what(FILE *f, const schakel_directory_t *dir, const json_t *events, 
     fputs("een bericht", f);
 }
 
+/* Why a child's records were erased (docs/events.md, `erasure`). */
+static const word_t bases[] = {
+    {"avg17_request", "een verzoek om de gegevens te verwijderen (AVG artikel 17)"},
+    {"retention", "het einde van de bewaartermijn"},
+    {"age_23", "dat uw kind 23 jaar werd"},
+    {"deceased", "het overlijden van uw kind"},
+    {"unlawful", "dat de gegevens niet verwerkt hadden mogen worden (AVG artikel 17 lid 1 d)"},
+    {NULL, NULL},
+};
+
+static void erased(FILE *f, const json_t *erasures)
+{
+    if (!json_array_size(erasures)) return;
+    fputs("<h2>Wat er is gewist</h2>\n<ul>\n", f);
+    size_t i;
+    json_t *x;
+    json_array_foreach(erasures, i, x) {
+        fputs("<li>Op ", f);
+        when(f, json_object_get(x, "at"));
+        fputs(" zijn de gegevens over uw kind gewist, vanwege ", f);
+        esc(f, say(bases, get(x, "basis"), "een andere reden"));
+        fputs(".</li>\n", f);
+    }
+    fputs("</ul>\n<p class=\"uitleg\">Wat daarvoor over uw kind is gestuurd, kan niemand meer lezen, ook "
+          "schakel niet; daarom staat het niet in dit overzicht. Dat het is gestuurd en gewist, blijft "
+          "vastgelegd.</p>\n",
+          f);
+}
+
 static const char style[] =
     "body{font-family:Georgia,'Times New Roman',serif;max-width:46em;margin:2em auto;padding:0 1em;"
     "line-height:1.45;color:#111;background:#fff}"
@@ -309,7 +338,12 @@ static void page(FILE *f, const json_t *h, const schakel_directory_t *dir)
           f);
     const json_t *events = json_object_get(h, "events");
     fputs("<h2>Wat er is gestuurd, en wie het kreeg</h2>\n", f);
-    if (!json_array_size(events)) fputs("<p>Er is niets over uw kind gestuurd.</p>\n", f);
+    if (!json_array_size(events))
+        fputs(json_array_size(json_object_get(h, "erasures"))
+                  ? "<p>Er is niets meer te lezen van wat over uw kind is gestuurd: het is gewist "
+                    "(hieronder).</p>\n"
+                  : "<p>Er is niets over uw kind gestuurd.</p>\n",
+              f);
     size_t i;
     json_t *x;
     json_array_foreach(events, i, x) event(f, dir, x);
@@ -348,6 +382,8 @@ static void page(FILE *f, const json_t *h, const schakel_directory_t *dir)
         fputs(").</li>\n", f);
     }
     if (json_array_size(held) || json_array_size(denied)) fputs("</ul>\n", f);
+
+    erased(f, json_object_get(h, "erasures"));
 
     fputs("<h2>Wie deze gegevens bekeek</h2>\n", f);
     const json_t *acc = json_object_get(h, "accesses");

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "adapters_harness.h"
+#include "json.h"
 #include "crypto.h"
 #include "fileio.h"
 #include "harness.h"
@@ -195,6 +196,7 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
 
     /* the erasure event, the broker's own, names the child and why */
     int found = 0;
+    char erased_at[32] = "";
     for (harness_reader_t rd = harness_read(H, "svc-audit", "all"); harness_next(&rd);) {
         if (rd.e->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE) continue;
         const Schakel__V1__Erasure *e = rd.e->erasure;
@@ -205,6 +207,7 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
         assert_string_equal(e->purpose, "TICKET-2026/0042");
         assert_true(e->requested_by[0]);
         assert_true(e->erased_upto > 0 && e->erased_upto < rd.r->seq);
+        schakel_time_format(rd.r->recorded_at, erased_at);
         found++;
     }
     assert_int_equal(found, 1);
@@ -215,6 +218,31 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
     assert_non_null(strstr(err, "nothing to erase"));
     free(out);
     free(err);
+
+    /* the child's history says it was erased, when and why, in JSON and
+     * in the report for the family; nothing else is left to show (the
+     * look is an audit_access about the child: a new record, a new key) */
+    char html[700];
+    snprintf(html, sizeof html, "%s/erased-report.html", H->dir);
+    const char *sargs[] = {"audit",     "subject",          "--node", H->data, "--subject", p,
+                           "--purpose", "TICKET-2026/0042", "--html", html,    NULL};
+    rc = harness_run_captured(H->dir, sargs, &out, &err);
+    assert_int_equal(rc, 0);
+    char said[64];
+    snprintf(said, sizeof said, "\"erased\": \"erased on %.10s under avg17_request\"", erased_at);
+    if (!strstr(out, said)) fail_msg("no \"%s\" in %s", said, out);
+    assert_non_null(strstr(out, "\"purpose\": \"TICKET-2026/0042\""));
+    assert_null(strstr(out, MARK));
+    free(out);
+    free(err);
+    size_t hl = 0;
+    char *page = schakel_file_read(html, 1 << 20, &hl);
+    assert_non_null(page);
+    assert_non_null(strstr(page,
+                           "zijn de gegevens over uw kind gewist, vanwege een verzoek om de gegevens te "
+                           "verwijderen (AVG artikel 17)"));
+    assert_null(strstr(page, p));
+    free(page);
 }
 
 /* ERASE over the wire from an organisation's key, even one that may read

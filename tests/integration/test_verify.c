@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "fileio.h"
 #include "harness.h"
 #include "store_lmdb.h"
@@ -330,9 +331,27 @@ static void replaced_key_counts_only_just_after_the_change(void **state)
     schakel_keys_wipe(&old);
 }
 
-/* A subject's data key erased (crypto-shredding): its payloads cannot be
- * read, but the batch signs only hashes, so the batch still verifies. */
-static void erased_payload_still_verifies(void **state)
+typedef struct {
+    const char *subject;
+    uint64_t first;
+} first_t;
+
+static int first_of(void *arg, const schakel_record_t *rec)
+{
+    first_t *f = arg;
+    schakel_envelope_t *e = rec->event ? schakel_envelope_decode(rec->event, rec->event_len, NULL) : NULL;
+    if (e && !f->first && !strcmp(e->subject, f->subject)) f->first = rec->seq;
+    schakel_envelope_free(e);
+    return 0;
+}
+
+/* A subject's data key destroyed (crypto-shredding) the way only someone
+ * with the file and the master key can, with no `erasure` event on the
+ * log: the batches still verify (they sign only hashes), but the log does
+ * not, and verify names the subject's first record, not the subject. (A
+ * key destroyed by `schakel audit erase`, with its event, verifies:
+ * test_erasure.) */
+static void key_destroyed_without_erasure_event_is_named(void **state)
 {
     harness_t *h = *state = harness_new();
     assert_int_equal(harness_start(h), 0);
@@ -351,12 +370,20 @@ static void erased_payload_still_verifies(void **state)
     assert_int_equal(schakel_secret_file(keypath, lo.master_key, 32, 0, NULL, why), 0);
     schakel_store_t *log = schakel_store_open_lmdb(&lo, why);
     assert_non_null(log);
+    first_t f = {subject, 0};
+    uint64_t next = 0;
+    assert_int_equal(schakel_store_read(log, "all", 1, 1000, 1 << 22, first_of, &f, &next), 0);
+    assert_true(f.first > 0);
     assert_int_equal(schakel_store_erase_subject(log, subject), 0);
     schakel_store_close(&log);
 
-    char out[2048];
-    assert_int_equal(verify(h, out, sizeof out), 0);
-    if (!strstr(out, "\"erased\":1,") || !strstr(out, "\"signatures\":13,")) fail_msg("%s", out);
+    char out[2048], want[64];
+    assert_int_equal(verify(h, out, sizeof out), 1);
+    snprintf(want, sizeof want, "\"bad_seq\":%llu", (unsigned long long)f.first);
+    if (!strstr(out, "\"erased\":1,") || !strstr(out, "\"signatures\":13,") || !strstr(out, want) ||
+        !strstr(out, "\"erasure_events\":0"))
+        fail_msg("%s (want %s)", out, want);
+    assert_null(strstr(out, subject));
 }
 
 /* A log of EVENTS signals of school-a after the broker's directory;
@@ -571,7 +598,7 @@ int main(void)
         cmocka_unit_test_teardown(flipped_signature_is_named, teardown),
         cmocka_unit_test_teardown(source_org_not_the_signer_fails, teardown),
         cmocka_unit_test_teardown(key_rotation_mid_log_verifies, teardown),
-        cmocka_unit_test_teardown(erased_payload_still_verifies, teardown),
+        cmocka_unit_test_teardown(key_destroyed_without_erasure_event_is_named, teardown),
         cmocka_unit_test_teardown(replaced_key_counts_only_just_after_the_change, teardown),
         cmocka_unit_test_teardown(resigned_by_another_org_fails, teardown),
         cmocka_unit_test_teardown(removed_record_is_named, teardown),
