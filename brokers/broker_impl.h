@@ -198,10 +198,12 @@ void broker_serve_erase(schakel_broker_t *b, schakel_wire_msg_t *m);
 int broker_erase(schakel_broker_t *b, const Schakel__V1__Erase *req, Schakel__V1__Erased *out,
                  uint8_t id[16]);
 
-/* retention.c: the retention rules of DATA/retention.json applied by the
- * log's clock. open: its state in DATA/retention/ (0 or an error code);
- * pass: reads what the log holds since the last pass and erases every
- * child that is due (at most once a second, in the loop's thread). */
+/* retention.c: the retention rules applied by the log's clock, as the
+ * last rules_update of set retention on the log says (DATA/retention.json
+ * goes on the log when it changes and parses). open: its state in
+ * DATA/retention/ (0 or an error code); pass: reads what the log holds
+ * since the last pass and erases every child that is due (at most once a
+ * second, in the loop's thread). */
 int broker_retention_open(schakel_broker_t *b, const char *data_dir, char *why);
 void broker_retention_pass(schakel_broker_t *b, int64_t wall_now);
 void broker_retention_close(schakel_broker_t *b);
@@ -211,6 +213,12 @@ void broker_retention_close(schakel_broker_t *b);
  * and when a file changes. */
 int broker_rules_sync(schakel_broker_t *b, char *why);
 void broker_rules_maybe_reload(schakel_broker_t *b);
+/* The retention rules in force: the document of the last rules_update of
+ * set retention on the log (caller frees; NULL: none) and its seq in
+ * *seq. put: text (retention.c checked it) goes on the log when it
+ * differs from those; 0, or the append's error (an alarm). */
+char *broker_rules_retention(schakel_broker_t *b, uint64_t *seq);
+int broker_rules_put_retention(schakel_broker_t *b, const char *text, size_t len);
 
 /* commit.c: appends a group and holds its ACKs; ACKs and announces what
  * has become durable; makes everything durable now (a flush) and ACKs. */

@@ -1,5 +1,6 @@
-/* Retention: the broker erases a child once the rules of
- * DATA/retention.json say its time is up (docs/privacy.md, "Retention"),
+/* Retention: the broker erases a child once the retention rules in force
+ * on the log (a rules_update of set retention, from DATA/retention.json)
+ * say its time is up (docs/privacy.md, "Retention"),
  * by the log's clock, never the wall clock: the log's time is the
  * largest recorded_at and clock_tick at_ms read so far, as the services
  * count it. A pass reads the records appended since the last one (its
@@ -27,11 +28,14 @@
 #define PASS_ERASE_MAX 256 /* children erased per pass; the rest the next */
 #define DAY_MS 86400000LL
 #define STATE_LEN 24 /* i64 last, u32 days, u32 0, i64 surely 23 at */
+#define RETENTION_FILE_MAX (64 << 10)
 
 struct broker_retention {
     char path[SCHAKEL_PATH_MAX]; /* retention.json */
     struct timespec mtime;
+    int file_seen; /* the file was looked at once (a missing one written back) */
     int have_rules;
+    uint64_t rules_seq; /* the rules_update they came from */
     schakel_retention_t rules;
     MDB_env *env;
     MDB_dbi subjects, meta;
@@ -138,31 +142,68 @@ void broker_retention_close(schakel_broker_t *b)
     b->retention = NULL;
 }
 
-/* Reads retention.json again when it changed; a bad file keeps the rules
- * in force (logged), a removed one stops retention. */
-static void rules_maybe_reload(struct broker_retention *r)
+/* DATA/retention.json goes on the log as a rules_update (set retention)
+ * when it changed, parses and differs from the rules in force; one that
+ * does not parse is refused, naming the field, and the rules in force
+ * stay. A missing file changes nothing; the first time it is written
+ * back from the log, so that the operator edits what is in force. */
+static void file_sync(schakel_broker_t *b, struct broker_retention *r)
 {
     struct stat st;
+    int first = !r->file_seen;
+    r->file_seen = 1;
     if (stat(r->path, &st) != 0) {
-        if (r->have_rules) schakel_log(SCHAKEL_LOG_INFO, "broker", "event=retention_off");
-        r->have_rules = 0;
-        memset(&r->mtime, 0, sizeof r->mtime);
+        uint64_t seq = 0;
+        char *doc = first ? broker_rules_retention(b, &seq) : NULL;
+        if (doc && schakel_file_write_atomic(r->path, doc, strlen(doc)) == 0) {
+            schakel_log(SCHAKEL_LOG_INFO, "broker", "event=rules_file_written set=retention from=log");
+            if (stat(r->path, &st) == 0) r->mtime = st.st_mtim;
+        }
+        free(doc);
         return;
     }
-    if (r->have_rules && st.st_mtim.tv_sec == r->mtime.tv_sec && st.st_mtim.tv_nsec == r->mtime.tv_nsec)
-        return;
+    if (st.st_mtim.tv_sec == r->mtime.tv_sec && st.st_mtim.tv_nsec == r->mtime.tv_nsec) return;
     r->mtime = st.st_mtim;
     char why[SCHAKEL_ERRLEN] = "";
+    size_t len = 0;
+    char *text = schakel_file_read(r->path, RETENTION_FILE_MAX + 1, &len);
     schakel_retention_t rules;
-    if (schakel_retention_load(r->path, &rules, why) != 0) {
+    if (!text || len > RETENTION_FILE_MAX || strlen(text) != len)
+        snprintf(why, sizeof why, "retention: %s", text ? "over 64 KiB, or holds a NUL" : strerror(errno));
+    else if (schakel_retention_parse(text, len, &rules, why) == 0 &&
+             broker_rules_put_retention(b, text, len) != 0)
+        snprintf(why, sizeof why,
+                 "retention: could not be put on the log (an alarm); it is read again "
+                 "when it changes");
+    if (why[0])
         schakel_log(SCHAKEL_LOG_ERROR, "broker",
-                    "event=retention_rejected reason=\"%s\" action=kept_previous", why);
-        return;
+                    "event=retention_rejected file=%s reason=\"%s\" action=kept_previous", r->path, why);
+    free(text);
+}
+
+/* The rules in force: the last rules_update of set retention on the log. */
+static void rules_from_log(schakel_broker_t *b, struct broker_retention *r)
+{
+    uint64_t seq = 0;
+    char *doc = broker_rules_retention(b, &seq);
+    if (doc && seq != r->rules_seq) {
+        char why[SCHAKEL_ERRLEN] = "";
+        schakel_retention_t rules;
+        r->rules_seq = seq;
+        if (schakel_retention_parse(doc, strlen(doc), &rules, why) != 0) {
+            /* the broker checks a file before it logs it: an older
+             * broker's, or a log written otherwise */
+            schakel_log(SCHAKEL_LOG_ERROR, "broker",
+                        "event=retention_rejected seq=%llu reason=\"%s\" action=kept_previous",
+                        (unsigned long long)seq, why);
+        } else {
+            r->rules = rules;
+            r->have_rules = 1;
+            schakel_log(SCHAKEL_LOG_INFO, "broker", "event=retention_loaded seq=%llu version=%llu",
+                        (unsigned long long)seq, (unsigned long long)rules.version);
+        }
     }
-    r->rules = rules;
-    r->have_rules = 1;
-    schakel_log(SCHAKEL_LOG_INFO, "broker", "event=retention_loaded version=%llu",
-                (unsigned long long)rules.version);
+    free(doc);
 }
 
 typedef struct {
@@ -232,7 +273,8 @@ void broker_retention_pass(schakel_broker_t *b, int64_t wall_now)
     struct broker_retention *r = b->retention;
     if (!r || !r->env || wall_now - r->last_pass < 1000) return;
     r->last_pass = wall_now;
-    rules_maybe_reload(r);
+    file_sync(b, r);
+    rules_from_log(b, r);
     if (!r->have_rules) return;
     schakel_head_t h;
     schakel_store_head(b->store, &h);

@@ -23,13 +23,17 @@
 
 #define RULES_MAX (SCHAKEL_MAX_DIRECTORY_BYTES - 1024) /* what a document_json may hold */
 
+/* The services' sets, then the broker's own retention rules
+ * (DATA/retention.json, read and checked by retention.c). */
+#define RETENTION_SET BROKER_RULE_SETS
 static const struct {
     const char *name; /* the service's, and <name>.json */
     Schakel__V1__RuleSet set;
-} sets[BROKER_RULE_SETS] = {
+} sets[BROKER_RULE_SETS + 1] = {
     {"routing", SCHAKEL__V1__RULE_SET__RULE_SET_ROUTING},
     {"consent", SCHAKEL__V1__RULE_SET__RULE_SET_CONSENT},
     {"feedback", SCHAKEL__V1__RULE_SET__RULE_SET_FEEDBACK},
+    {"retention", SCHAKEL__V1__RULE_SET__RULE_SET_RETENTION},
 };
 
 /* The broker's cursor naming the last rules_update of set i. */
@@ -203,4 +207,23 @@ void broker_rules_maybe_reload(schakel_broker_t *b)
 {
     if (!b->rules_dir) return;
     for (size_t i = 0; i < BROKER_RULE_SETS; i++) reload_one(b, i);
+}
+
+char *broker_rules_retention(schakel_broker_t *b, uint64_t *seq)
+{
+    schakel_envelope_t *env = NULL;
+    *seq = rules_on_log(b, RETENTION_SET, &env);
+    char *doc = env ? strdup(env->rules_update->document_json) : NULL;
+    if (env && !doc) *seq = 0; /* out of memory: as if none, the next pass asks again */
+    schakel_envelope_free(env);
+    return doc;
+}
+
+int broker_rules_put_retention(schakel_broker_t *b, const char *text, size_t len)
+{
+    schakel_envelope_t *env = NULL;
+    uint64_t prev = rules_on_log(b, RETENTION_SET, &env);
+    int rc = differs(env, text, len) ? rules_to_log(b, RETENTION_SET, text, len, prev) : 0;
+    schakel_envelope_free(env);
+    return rc;
 }

@@ -313,6 +313,27 @@ static int erased_by(const char *subject, int basis, int wait)
     return 0;
 }
 
+/* How many rules_updates of set retention from the broker carry doc; the
+ * last on the log must be doc when last is set. */
+static int retention_rules_on_log(const char *doc, int last)
+{
+    int n = 0, is_last = 0;
+    for (int i = 0; i < 100 && !n; i++) {
+        for (harness_reader_t rd = harness_read(H, "svc-audit", "all"); harness_next(&rd);) {
+            if (rd.e->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_RULES_UPDATE ||
+                rd.e->rules_update->set != SCHAKEL__V1__RULE_SET__RULE_SET_RETENTION)
+                continue;
+            assert_string_equal(rd.e->source_org, "broker");
+            is_last = !strcmp(rd.e->rules_update->document_json, doc);
+            n += is_last;
+        }
+        if (!last) break;
+        usleep(100000); /* the broker looks at the file once a second */
+    }
+    if (last) assert_true(is_last);
+    return n;
+}
+
 /* retention.json in the node's directory: a child whose last event is a
  * signal goes two years (730 days) of log time after it; a referral keeps
  * its child ten years, unless the age band says the child is surely 23
@@ -322,12 +343,9 @@ static void retention_erases_by_the_logs_clock(void **state)
     (void)state;
     char path[600];
     snprintf(path, sizeof path, "%s/retention.json", H->data);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("{\"version\": 3, \"default_days\": 730, \"kinds\": {\"signal\": 730, \"referral\": 3650},"
-          " \"age_23\": true}",
-          f);
-    fclose(f);
+    static const char rules[] = "{\"version\": 3, \"default_days\": 730, \"kinds\": {\"signal\": 730, "
+                                "\"referral\": 3650}, \"age_23\": true}";
+    assert_int_equal(schakel_file_write_atomic(path, rules, strlen(rules)), 0);
     char a[65], b[65], c[65];
     uint8_t id[16];
     child("retention-signalled", a);
@@ -339,6 +357,18 @@ static void retention_erases_by_the_logs_clock(void **state)
     referral("school-34cd01", b, "\"district\":\"zuid\",\"age_band\":\"under_12\",", "wijkteam", id);
     referral("school-34cd01", c, "\"district\":\"zuid\",\"age_band\":\"adult\",", "wijkteam", id);
     wait_services(harness_head(H));
+
+    /* the rules go on the log, byte for byte, as the broker's own */
+    assert_int_equal(retention_rules_on_log(rules, 1), 1);
+    /* a file that does not parse is refused, naming the field; the rules
+     * on the log stay in force (the erasures below follow them) */
+    int refused = count_in_log("kinds.signal: a whole number of days");
+    static const char bad[] = "{\"version\": 4, \"default_days\": 1, \"kinds\": {\"signal\": 0}}";
+    assert_int_equal(schakel_file_write_atomic(path, bad, strlen(bad)), 0);
+    for (int i = 0; i < 50 && count_in_log("kinds.signal: a whole number of days") == refused; i++)
+        usleep(100000);
+    assert_int_equal(count_in_log("kinds.signal: a whole number of days"), refused + 1);
+    assert_int_equal(retention_rules_on_log(bad, 0), 0);
 
     /* a year on: nothing is due */
     wait_services(tick(t0 + 365LL * 86400000));
