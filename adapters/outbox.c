@@ -4,11 +4,14 @@
  *   dead      u64be(n) -> reason NUL sealed event
  *   dead_at   u64be(n) -> i64be(when the broker refused it) (absent for
  *             letters of older versions)
- *   meta      name -> value (counters, cursor, last error, "format")
+ *   meta      name -> value (counters, cursor, last error, "format",
+ *             "key_gen", "mac_key": the sealed MAC key of ids)
  * No event is in the file in clear (LMDB keeps freed pages, so deleting
  * after the ACK would not be enough): a sealed event is nonce(12) ||
  * AES-256-GCM(key, event, aad = u64be(n)) || tag(16), under the key in
- * DIR/outbox.key (0600, made on first open). A copy of the LMDB file
+ * DIR/outbox.key (0600, made on first open), which is replaced whenever
+ * an ACK empties the outbox (outbox_key.c): acknowledged events left in
+ * freed pages then open with no key that exists. A copy of the LMDB file
  * without that key reveals event ids, counts and times, not content.
  * Workload: bursts of puts (a file, an HTTP batch) and a steady drain by
  * one forwarder; every put is one fsynced transaction. */
@@ -16,6 +19,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,25 +31,19 @@
 #include "crypto.h"
 #include "error.h"
 #include "fileio.h"
+#include "outbox_impl.h"
 
 #define MAP_SIZE ((size_t)64 << 30) /* sparse */
-#define FORMAT 2                    /* 1 (no "format" in meta): events in clear */
-#define SEAL_OVERHEAD (SCHAKEL_AEAD_NONCE_LEN + SCHAKEL_AEAD_TAG_LEN)
+#define FORMAT 3 /* 1 (no "format" in meta): events in clear; 2: ids' HMACs under outbox.key */
+#define SEAL_OVERHEAD OUTBOX_SEAL_OVERHEAD
 
-struct schakel_outbox {
-    MDB_env *env;
-    MDB_dbi pending, ids, dead, meta, dead_at;
-    int has_dead_at;                   /* a read-only open of an older outbox has no dead_at */
-    uint8_t key[SCHAKEL_AEAD_KEY_LEN]; /* not loaded when read_only */
-};
-
-static uint64_t meta_u64(MDB_txn *txn, schakel_outbox_t *o, const char *name)
+uint64_t outbox_meta_u64(MDB_txn *txn, schakel_outbox_t *o, const char *name)
 {
     MDB_val k = {strlen(name), (void *)name}, v;
     return mdb_get(txn, o->meta, &k, &v) == 0 && v.mv_size == 8 ? schakel_get_be64(v.mv_data) : 0;
 }
 
-static int meta_put(MDB_txn *txn, schakel_outbox_t *o, const char *name, uint64_t value)
+int outbox_meta_put(MDB_txn *txn, schakel_outbox_t *o, const char *name, uint64_t value)
 {
     uint8_t b[8];
     schakel_put_be64(b, value);
@@ -53,25 +51,22 @@ static int meta_put(MDB_txn *txn, schakel_outbox_t *o, const char *name, uint64_
     return mdb_put(txn, o->meta, &k, &v, 0);
 }
 
-/* Seals event into out (len + SEAL_OVERHEAD bytes) for entry n. */
-static int seal(const schakel_outbox_t *o, uint64_t n, const uint8_t *event, size_t len, uint8_t *out)
+int outbox_seal_with(const uint8_t *key, uint64_t n, const uint8_t *event, size_t len, uint8_t *out)
 {
     uint8_t aad[8];
     schakel_put_be64(aad, n);
     if (schakel_random(out, SCHAKEL_AEAD_NONCE_LEN) != 0) return SCHAKEL_ECRYPTO;
-    return schakel_aead_seal(o->key, out, aad, 8, event, len, out + SCHAKEL_AEAD_NONCE_LEN);
+    return schakel_aead_seal(key, out, aad, 8, event, len, out + SCHAKEL_AEAD_NONCE_LEN);
 }
 
-/* Opens a sealed entry n into a malloc'd buffer; NULL when it does not
- * open (another key, or altered). */
-static uint8_t *unseal(const schakel_outbox_t *o, uint64_t n, const uint8_t *in, size_t clen, size_t *len)
+uint8_t *outbox_unseal_with(const uint8_t *key, uint64_t n, const uint8_t *in, size_t clen, size_t *len)
 {
     uint8_t aad[8];
     if (clen <= SEAL_OVERHEAD) return NULL;
     schakel_put_be64(aad, n);
     uint8_t *out = malloc(clen - SEAL_OVERHEAD);
-    if (out && schakel_aead_open(o->key, in, aad, 8, in + SCHAKEL_AEAD_NONCE_LEN,
-                                 clen - SCHAKEL_AEAD_NONCE_LEN, out) != 0) {
+    if (out && schakel_aead_open(key, in, aad, 8, in + SCHAKEL_AEAD_NONCE_LEN, clen - SCHAKEL_AEAD_NONCE_LEN,
+                                 out) != 0) {
         free(out);
         out = NULL;
     }
@@ -79,10 +74,43 @@ static uint8_t *unseal(const schakel_outbox_t *o, uint64_t n, const uint8_t *in,
     return out;
 }
 
-static int event_mac(const schakel_outbox_t *o, const uint8_t *event, size_t len,
-                     uint8_t mac[SCHAKEL_SHA256_LEN])
+/* The key in force (a rotation may swap it on another thread). */
+static void key_now(schakel_outbox_t *o, uint8_t *key, uint8_t *mac)
 {
-    return schakel_hmac_sha256(o->key, sizeof o->key, event, len, mac);
+    pthread_mutex_lock(&o->key_mu);
+    if (key) memcpy(key, o->key, sizeof o->key);
+    if (mac) memcpy(mac, o->mac_key, sizeof o->mac_key);
+    pthread_mutex_unlock(&o->key_mu);
+}
+
+/* Seals event into out (len + SEAL_OVERHEAD bytes) for entry n. */
+static int seal(schakel_outbox_t *o, uint64_t n, const uint8_t *event, size_t len, uint8_t *out)
+{
+    uint8_t key[SCHAKEL_AEAD_KEY_LEN];
+    key_now(o, key, NULL);
+    int rc = outbox_seal_with(key, n, event, len, out);
+    memset(key, 0, sizeof key);
+    return rc;
+}
+
+/* Opens a sealed entry n into a malloc'd buffer; NULL when it does not
+ * open (another key, or altered). */
+static uint8_t *unseal(schakel_outbox_t *o, uint64_t n, const uint8_t *in, size_t clen, size_t *len)
+{
+    uint8_t key[SCHAKEL_AEAD_KEY_LEN];
+    key_now(o, key, NULL);
+    uint8_t *out = outbox_unseal_with(key, n, in, clen, len);
+    memset(key, 0, sizeof key);
+    return out;
+}
+
+static int event_mac(schakel_outbox_t *o, const uint8_t *event, size_t len, uint8_t mac[SCHAKEL_SHA256_LEN])
+{
+    uint8_t key[SCHAKEL_AEAD_KEY_LEN];
+    key_now(o, NULL, key);
+    int rc = schakel_hmac_sha256(key, sizeof key, event, len, mac);
+    memset(key, 0, sizeof key);
+    return rc;
 }
 
 /* An outbox of format 1 kept events in clear: seal every pending and dead
@@ -127,6 +155,11 @@ schakel_outbox_t *schakel_outbox_open(const char *dir, int read_only, char *why)
 {
     schakel_outbox_t *o = calloc(1, sizeof *o);
     if (!o) return NULL;
+    if (schakel_path_fmt(o->dir, sizeof o->dir, why, "%s", dir) != 0) {
+        free(o);
+        return NULL;
+    }
+    pthread_mutex_init(&o->key_mu, NULL);
     if (!read_only && mkdir(dir, 0700) != 0 && errno != EEXIST) {
         schakel_fail(why, SCHAKEL_EIO, "cannot create %s: %s", dir, strerror(errno));
         free(o);
@@ -158,10 +191,10 @@ schakel_outbox_t *schakel_outbox_open(const char *dir, int read_only, char *why)
             free(o);
             return NULL;
         }
-        if (meta_u64(txn, o, "format") != FORMAT) {
-            rc = upgrade(o, txn);
-            if (rc == 0) rc = meta_put(txn, o, "format", FORMAT);
-        }
+        uint64_t format = outbox_meta_u64(txn, o, "format");
+        if (format < 2) rc = upgrade(o, txn);
+        if (rc == 0 && format < FORMAT) rc = outbox_meta_put(txn, o, "format", FORMAT);
+        if (rc == 0) rc = outbox_keys_open(o, txn, format, why);
     }
     if (rc == 0) {
         rc = mdb_txn_commit(txn);
@@ -183,6 +216,8 @@ void schakel_outbox_close(schakel_outbox_t **self_p)
     if (!o) return;
     mdb_env_close(o->env);
     memset(o->key, 0, sizeof o->key);
+    memset(o->mac_key, 0, sizeof o->mac_key);
+    pthread_mutex_destroy(&o->key_mu);
     free(o);
     *self_p = NULL;
 }
@@ -192,7 +227,8 @@ int schakel_outbox_put(schakel_outbox_t *o, schakel_outbox_item_t *items, size_t
     MDB_txn *txn;
     int rc = mdb_txn_begin(o->env, NULL, 0, &txn);
     if (rc) return schakel_fail(why, SCHAKEL_ESTORE, "outbox: %s", mdb_strerror(rc));
-    uint64_t next = meta_u64(txn, o, "next");
+    outbox_keys_fresh(o, txn);
+    uint64_t next = outbox_meta_u64(txn, o, "next");
     for (size_t i = 0; i < n && rc == 0; i++) {
         MDB_val k = {16, (void *)items[i].id}, v;
         uint8_t hash[SCHAKEL_SHA256_LEN], key[8];
@@ -219,7 +255,7 @@ int schakel_outbox_put(schakel_outbox_t *o, schakel_outbox_item_t *items, size_t
             items[i].queued = 1;
         }
     }
-    if (rc == 0) rc = meta_put(txn, o, "next", next);
+    if (rc == 0) rc = outbox_meta_put(txn, o, "next", next);
     if (rc == SCHAKEL_ECRYPTO) {
         mdb_txn_abort(txn);
         return schakel_fail(why, rc, "outbox: cannot seal an event");
@@ -238,6 +274,7 @@ size_t schakel_outbox_peek(schakel_outbox_t *o, size_t max, uint8_t **bufs, size
     MDB_txn *txn;
     MDB_cursor *cur;
     if (mdb_txn_begin(o->env, NULL, MDB_RDONLY, &txn) != 0) return 0;
+    outbox_keys_fresh(o, txn);
     size_t n = 0;
     if (mdb_cursor_open(txn, o->pending, &cur) == 0) {
         MDB_val k, v;
@@ -262,7 +299,7 @@ int schakel_outbox_done(schakel_outbox_t *o, const uint64_t *keys, const char *c
     MDB_txn *txn;
     int rc = mdb_txn_begin(o->env, NULL, 0, &txn);
     if (rc) return SCHAKEL_ESTORE;
-    uint64_t acked = meta_u64(txn, o, "acked"), dead = meta_u64(txn, o, "dead");
+    uint64_t acked = outbox_meta_u64(txn, o, "acked"), dead = outbox_meta_u64(txn, o, "dead");
     for (size_t i = 0; i < n && rc == 0; i++) {
         uint8_t key[8];
         schakel_put_be64(key, keys[i]);
@@ -294,14 +331,19 @@ int schakel_outbox_done(schakel_outbox_t *o, const uint64_t *keys, const char *c
         }
         free(ev);
     }
-    if (rc == 0) rc = meta_put(txn, o, "acked", acked);
-    if (rc == 0) rc = meta_put(txn, o, "dead", dead);
-    if (rc == 0) rc = meta_put(txn, o, "last_ack", (uint64_t)now_ms);
+    if (rc == 0) rc = outbox_meta_put(txn, o, "acked", acked);
+    if (rc == 0) rc = outbox_meta_put(txn, o, "dead", dead);
+    if (rc == 0) rc = outbox_meta_put(txn, o, "last_ack", (uint64_t)now_ms);
+    MDB_stat st;
+    int empty = rc == 0 && mdb_stat(txn, o->pending, &st) == 0 && st.ms_entries == 0;
     if (rc) {
         mdb_txn_abort(txn);
         return SCHAKEL_ESTORE;
     }
-    return mdb_txn_commit(txn) ? SCHAKEL_ESTORE : 0;
+    if (mdb_txn_commit(txn)) return SCHAKEL_ESTORE;
+    /* what the ACKed events left in freed pages: under a key that goes */
+    if (empty) outbox_keys_rotate(o);
+    return 0;
 }
 
 void schakel_outbox_error(schakel_outbox_t *o, const char *reason, int64_t now_ms)
@@ -310,7 +352,8 @@ void schakel_outbox_error(schakel_outbox_t *o, const char *reason, int64_t now_m
     if (mdb_txn_begin(o->env, NULL, 0, &txn) != 0) return;
     MDB_val k = {10, "last_error"}, v = {strlen(reason) + 1, (void *)reason};
     /* a note for `adapter status`: losing it loses no letter */
-    if (mdb_put(txn, o->meta, &k, &v, 0) == 0 && meta_put(txn, o, "last_error_at", (uint64_t)now_ms) == 0)
+    if (mdb_put(txn, o->meta, &k, &v, 0) == 0 &&
+        outbox_meta_put(txn, o, "last_error_at", (uint64_t)now_ms) == 0)
         (void)mdb_txn_commit(txn);
     else mdb_txn_abort(txn);
 }
@@ -319,7 +362,7 @@ uint64_t schakel_outbox_get(schakel_outbox_t *o, const char *name)
 {
     MDB_txn *txn;
     if (mdb_txn_begin(o->env, NULL, MDB_RDONLY, &txn) != 0) return 0;
-    uint64_t v = meta_u64(txn, o, name);
+    uint64_t v = outbox_meta_u64(txn, o, name);
     mdb_txn_abort(txn);
     return v;
 }
@@ -328,7 +371,7 @@ int schakel_outbox_set(schakel_outbox_t *o, const char *name, uint64_t value)
 {
     MDB_txn *txn;
     if (mdb_txn_begin(o->env, NULL, 0, &txn) != 0) return SCHAKEL_ESTORE;
-    if (meta_put(txn, o, name, value) != 0) {
+    if (outbox_meta_put(txn, o, name, value) != 0) {
         mdb_txn_abort(txn);
         return SCHAKEL_ESTORE;
     }
@@ -349,11 +392,11 @@ int schakel_outbox_status(schakel_outbox_t *o, schakel_outbox_status_t *s)
             s->oldest_pending_ms = (int64_t)schakel_get_be64(v.mv_data);
         mdb_cursor_close(cur);
     }
-    s->acked = meta_u64(txn, o, "acked");
-    s->dead = meta_u64(txn, o, "dead");
-    s->last_ack_ms = (int64_t)meta_u64(txn, o, "last_ack");
-    s->last_error_ms = (int64_t)meta_u64(txn, o, "last_error_at");
-    s->inbox_cursor = meta_u64(txn, o, "inbox_cursor");
+    s->acked = outbox_meta_u64(txn, o, "acked");
+    s->dead = outbox_meta_u64(txn, o, "dead");
+    s->last_ack_ms = (int64_t)outbox_meta_u64(txn, o, "last_ack");
+    s->last_error_ms = (int64_t)outbox_meta_u64(txn, o, "last_error_at");
+    s->inbox_cursor = outbox_meta_u64(txn, o, "inbox_cursor");
     MDB_val ek = {10, "last_error"};
     if (mdb_get(txn, o->meta, &ek, &v) == 0)
         snprintf(s->last_error, sizeof s->last_error, "%.*s", (int)v.mv_size, (const char *)v.mv_data);
@@ -381,6 +424,7 @@ int schakel_outbox_dead_letters(schakel_outbox_t *o, schakel_outbox_dead_fn fn, 
     MDB_txn *txn;
     MDB_cursor *cur;
     if (mdb_txn_begin(o->env, NULL, MDB_RDONLY, &txn) != 0) return SCHAKEL_ESTORE;
+    outbox_keys_fresh(o, txn);
     if (mdb_cursor_open(txn, o->dead, &cur) != 0) {
         mdb_txn_abort(txn);
         return SCHAKEL_ESTORE;
@@ -449,14 +493,15 @@ int schakel_outbox_requeue(schakel_outbox_t *o, const uint64_t *ns, size_t count
     MDB_txn *txn;
     int rc = mdb_txn_begin(o->env, NULL, 0, &txn);
     if (rc) return schakel_fail(why, SCHAKEL_ESTORE, "outbox: %s", mdb_strerror(rc));
-    uint64_t next = meta_u64(txn, o, "next"), dead = meta_u64(txn, o, "dead");
+    outbox_keys_fresh(o, txn);
+    uint64_t next = outbox_meta_u64(txn, o, "next"), dead = outbox_meta_u64(txn, o, "dead");
     size_t i = 0;
     for (; i < count && rc == 0; i++) {
         rc = requeue_one(o, txn, ns[i], &next, now_ms);
         if (rc == 0 && dead) dead--;
     }
-    if (rc == 0) rc = meta_put(txn, o, "next", next);
-    if (rc == 0) rc = meta_put(txn, o, "dead", dead);
+    if (rc == 0) rc = outbox_meta_put(txn, o, "next", next);
+    if (rc == 0) rc = outbox_meta_put(txn, o, "dead", dead);
     if (rc == 0) rc = mdb_txn_commit(txn); /* fsync: in the outbox before we say so */
     else mdb_txn_abort(txn);
     if (rc == SCHAKEL_ENOTFOUND)

@@ -17,7 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
+#include "crypto.h"
 #include "error.h"
+#include "fileio.h"
 #include "outbox.h"
 
 #define MARK "zq7MARKERout"
@@ -260,12 +263,103 @@ static void dead_letters_are_listed_and_requeued(void **state)
     nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Does some offset of dir/data.mdb open, as entry n of clen sealed bytes,
+ * with the key in dir/name? (What someone with the file and the key can
+ * find, freed pages included.) */
+static int opens_in_file(const char *dir, const char *name, uint64_t n, size_t clen)
+{
+    char path[600], why[256];
+    uint8_t key[32], aad[8], out[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (schakel_secret_file(path, key, sizeof key, 0, NULL, why) != 0) return 0;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    size_t size = 0;
+    uint8_t *buf = (uint8_t *)schakel_file_read(path, 64 << 20, &size);
+    assert_non_null(buf);
+    schakel_put_be64(aad, n);
+    int found = 0;
+    for (size_t off = 0; !found && clen <= sizeof out && off + clen <= size; off++)
+        found = schakel_aead_open(key, buf + off, aad, 8, buf + off + 12, clen - 12, out) == 0;
+    free(buf);
+    return found;
+}
+
+/* After the ACK an event leaves the outbox, but LMDB keeps the freed page
+ * with its sealed copy: it must not open with the key on disk. An ACK that
+ * empties the outbox replaces outbox.key (the dead letter sealed again);
+ * a re-import is still known; a replacement cut short after its commit
+ * (outbox.key.next left, outbox.key old) is finished at the next open. */
+static void acknowledged_events_open_with_no_key_left(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/schakel-outbox-XXXXXX", why[256], keypath[600], nextpath[600];
+    assert_non_null(mkdtemp(dir));
+    snprintf(keypath, sizeof keypath, "%s/outbox.key", dir);
+    snprintf(nextpath, sizeof nextpath, "%s/outbox.key.next", dir);
+    schakel_outbox_t *o = schakel_outbox_open(dir, 0, why);
+    assert_non_null(o);
+    enum { N = 8 };
+    uint8_t bufs[N][256], ids[N][16];
+    schakel_outbox_item_t items[N];
+    for (int i = 0; i < N; i++) {
+        size_t len;
+        event(bufs[i], &len, ids[i], i + 1);
+        items[i] = (schakel_outbox_item_t){bufs[i], len, ids[i], 0};
+    }
+    assert_int_equal(schakel_outbox_put(o, items, N, why), 0);
+    assert_true(opens_in_file(dir, "outbox.key", 1, items[0].len + 28)); /* the search finds a live one */
+    uint8_t *out[N];
+    size_t lens[N];
+    uint64_t keys[N];
+    assert_int_equal(schakel_outbox_peek(o, N, out, lens, keys), N);
+    for (int i = 0; i < N; i++) free(out[i]);
+    const char *reasons[N] = {NULL, NULL, "rejected by the broker: test"};
+    assert_int_equal(schakel_outbox_done(o, keys, reasons, N, 1), 0);
+    for (int i = 0; i < N; i++)
+        if (opens_in_file(dir, "outbox.key", keys[i], items[i].len + 28) && i != 2)
+            fail_msg("ACKed event %d still opens with outbox.key in data.mdb", i + 1);
+    assert_false(dir_has(dir, MARK));
+    /* the dead letter is kept, under the new key; re-imports are known */
+    seen_t seen = {0};
+    assert_int_equal(schakel_outbox_dead_letters(o, collect, &seen), 0);
+    assert_int_equal(seen.n, 1);
+    assert_memory_equal(seen.event[0], bufs[2], items[2].len);
+    assert_int_equal(schakel_outbox_put(o, items, N, why), 0);
+    for (int i = 0; i < N; i++) assert_int_equal(items[i].queued, 0);
+    schakel_outbox_close(&o);
+
+    /* a replacement cut short: the key in force is in outbox.key.next */
+    size_t kl = 0;
+    char *key = schakel_file_read(keypath, 200, &kl);
+    assert_non_null(key);
+    assert_int_equal(schakel_file_write_atomic(nextpath, key, kl), 0);
+    static const char other[] = "0000000000000000000000000000000000000000000000000000000000000001\n";
+    assert_int_equal(schakel_file_write_atomic(keypath, other, strlen(other)), 0);
+    o = schakel_outbox_open(dir, 0, why);
+    assert_non_null(o);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(schakel_outbox_dead_letters(o, collect, &seen), 0);
+    assert_int_equal(seen.n, 1);
+    assert_int_equal(seen.len[0], items[2].len); /* it opens with the key in force */
+    size_t kl2 = 0;
+    char *now = schakel_file_read(keypath, 200, &kl2);
+    assert_non_null(now);
+    assert_int_equal(kl2, kl);
+    assert_memory_equal(now, key, kl);
+    assert_int_not_equal(access(nextpath, F_OK), 0);
+    free(now);
+    free(key);
+    schakel_outbox_close(&o);
+    nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(no_event_rests_in_clear),
         cmocka_unit_test(old_outbox_is_sealed_on_open),
         cmocka_unit_test(dead_letters_are_listed_and_requeued),
+        cmocka_unit_test(acknowledged_events_open_with_no_key_left),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
