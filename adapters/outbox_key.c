@@ -218,7 +218,7 @@ void outbox_keys_rotate(schakel_outbox_t *o)
                     rc > 0 ? mdb_strerror(rc) : schakel_strerror(rc));
     } else if (key_overwrite(kp, nk) == 0) {
         (void)unlink(np);
-        schakel_log(SCHAKEL_LOG_INFO, "adapter", "event=outbox_key_rotated resealed=%llu",
+        schakel_log(SCHAKEL_LOG_DEBUG, "adapter", "event=outbox_key_rotated resealed=%llu",
                     (unsigned long long)resealed);
     } else { /* outbox.key.next holds it: the next open installs it */
         schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=outbox_key_not_installed file=%s", kp);
