@@ -43,12 +43,11 @@ typedef struct {
     const char *name;
     char log[600];
     pid_t pid;
-    int kills;  /* by the model so far */
-    int after;  /* kills after the commit: the outbox must be sent again */
-    int armed;  /* started with the model */
+    int kills; /* by the model so far */
+    int after; /* kills after the commit: the outbox must be sent again */
 } svc_t;
 
-static svc_t svcs[2] = {{"routing", "", 0, 0, 0, 0}, {"consent", "", 0, 0, 0, 0}};
+static svc_t svcs[2] = {{"routing", "", 0, 0, 0}, {"consent", "", 0, 0, 0}};
 
 /* Starts the service; with a kill (kill_at > 0) at its kill_at-th group
  * that sent decisions, before or after that group's commit. */
@@ -67,7 +66,6 @@ static void svc_start(svc_t *s, int kill_at, int after)
     unsetenv("SCHAKEL_SVCKILL_AT");
     unsetenv("SCHAKEL_SVCKILL_WHEN");
     assert_true(s->pid > 0);
-    s->armed = kill_at > 0;
     if (kill_at) s->after += after;
 }
 
