@@ -27,11 +27,18 @@
 static void logsrc_remember(schakel_logsrc_t *l, uint64_t seq, const uint8_t *bytes, size_t len)
 {
     size_t i = seq % RECENT;
-    free(l->recent[i].bytes);
+    /* the slot's buffer is used again: a malloc and a free per record
+     * were a few percent of each service's thread; one over 2 KiB is
+     * kept only for a record as large (memory stays near the records') */
+    if (len > l->recent[i].cap || (l->recent[i].cap > 2048 && len <= 2048)) {
+        free(l->recent[i].bytes);
+        l->recent[i].cap = len < 512 ? 512 : len;
+        l->recent[i].bytes = malloc(l->recent[i].cap);
+        if (!l->recent[i].bytes) l->recent[i].cap = 0;
+    }
     l->recent[i].seq = seq;
-    l->recent[i].bytes = len ? malloc(len) : NULL;
-    l->recent[i].len = l->recent[i].bytes ? len : 0;
-    if (l->recent[i].bytes) memcpy(l->recent[i].bytes, bytes, len);
+    l->recent[i].len = len;
+    if (len && l->recent[i].bytes) memcpy(l->recent[i].bytes, bytes, len);
     else if (len) l->recent[i].seq = 0; /* no memory: read it from the broker if asked */
 }
 
@@ -41,6 +48,7 @@ static void logsrc_clear(schakel_logsrc_t *l)
         free(l->recent[i].bytes);
         l->recent[i].bytes = NULL;
         l->recent[i].seq = 0;
+        l->recent[i].len = l->recent[i].cap = 0;
     }
 }
 
@@ -66,7 +74,7 @@ int schakel_log_event(schakel_logsrc_t *l, uint64_t seq, schakel_envelope_t **en
     if (!l || !seq) return SCHAKEL_ENOTFOUND;
     size_t i = seq % RECENT;
     if (l->recent[i].seq == seq) {
-        if (!l->recent[i].bytes) return SCHAKEL_ENOTFOUND;
+        if (!l->recent[i].len) return SCHAKEL_ENOTFOUND; /* erased */
         *env = schakel_envelope_decode(l->recent[i].bytes, l->recent[i].len, NULL);
         return *env ? 0 : SCHAKEL_ENOTFOUND;
     }

@@ -28,8 +28,8 @@ struct schakel_logsrc {
     void *held_arg;
     struct {
         uint64_t seq;
-        uint8_t *bytes; /* NULL: erased */
-        size_t len;
+        uint8_t *bytes;  /* kept for the next record in the slot (cap bytes) */
+        size_t len, cap; /* len 0: erased */
     } recent[RECENT];
 };
 
