@@ -475,6 +475,13 @@ int schakel_client_call(schakel_client_t *c, const char *name, const ProtobufCMe
                         const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
                         int timeout_ms, char *why)
 {
+    return schakel_client_call_with(c, name, req, reply_desc, NULL, reply, timeout_ms, why);
+}
+
+int schakel_client_call_with(schakel_client_t *c, const char *name, const ProtobufCMessage *req,
+                             const ProtobufCMessageDescriptor *reply_desc, ProtobufCAllocator *alloc,
+                             ProtobufCMessage **reply, int timeout_ms, char *why)
+{
     *reply = NULL;
     if (!c->call_sock && !(c->call_sock = make_socket(c, 0)))
         return schakel_fail(why, SCHAKEL_EZMQ, "cannot connect to %s", c->endpoint);
@@ -502,7 +509,7 @@ int schakel_client_call(schakel_client_t *c, const char *name, const ProtobufCMe
                 ret = schakel_fail(why, SCHAKEL_EREJECTED, "%s", e ? e->reason : "unreadable ERROR");
                 if (e) schakel__v1__error__free_unpacked(e, NULL);
             } else {
-                *reply = protobuf_c_message_unpack(reply_desc, NULL, len, d);
+                *reply = protobuf_c_message_unpack(reply_desc, alloc, len, d);
                 ret = *reply ? 0 : schakel_fail(why, SCHAKEL_EDECODE, "%s reply does not decode", m.name);
             }
         }

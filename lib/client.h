@@ -74,5 +74,12 @@ SCHAKEL_MUST_USE int schakel_client_publish(schakel_client_t *c, const uint8_t *
 SCHAKEL_MUST_USE int schakel_client_call(schakel_client_t *c, const char *name, const ProtobufCMessage *req,
                                          const ProtobufCMessageDescriptor *reply_desc,
                                          ProtobufCMessage **reply, int timeout_ms, char *why);
+/* The same with the reply unpacked by alloc (e.g. an arena's: then the
+ * reply is never freed one by one, the arena is reset). */
+SCHAKEL_MUST_USE int schakel_client_call_with(schakel_client_t *c, const char *name,
+                                              const ProtobufCMessage *req,
+                                              const ProtobufCMessageDescriptor *reply_desc,
+                                              ProtobufCAllocator *alloc, ProtobufCMessage **reply,
+                                              int timeout_ms, char *why);
 
 #endif

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "arena.h"
 #include "client.h"
 #include "clock.h"
 #include "error.h"
@@ -20,7 +21,8 @@ struct schakel_consumer {
     char consumer[96];
     uint64_t next; /* 0: ask the broker to start after the cursor */
     uint32_t batch_size;
-    Schakel__V1__Batch *batch;
+    Schakel__V1__Batch *batch; /* in arena */
+    schakel_arena_t *arena;    /* the batch: one reset instead of a free per field */
     size_t pos;
     uint64_t head;
 };
@@ -37,6 +39,11 @@ schakel_consumer_t *schakel_consumer_new(void *ctx, const schakel_consumer_optio
     co.quiet_link = 1; /* a service's publishing client says it, once per process */
     c->client = schakel_client_new(ctx, &co, why);
     if (!c->client) goto fail;
+    c->arena = schakel_arena_new(0);
+    if (!c->arena) {
+        schakel_fail(why, SCHAKEL_ENOMEM, "out of memory");
+        goto fail;
+    }
     snprintf(c->stream, sizeof c->stream, "%s", o->stream);
     if (o->consumer) snprintf(c->consumer, sizeof c->consumer, "%s", o->consumer);
     c->next = o->from_seq ? o->from_seq : (o->consumer ? 0 : 1);
@@ -62,7 +69,7 @@ void schakel_consumer_destroy(schakel_consumer_t **self_p)
 {
     schakel_consumer_t *c = *self_p;
     if (!c) return;
-    if (c->batch) schakel__v1__batch__free_unpacked(c->batch, NULL);
+    schakel_arena_destroy(&c->arena);
     if (c->sub) (void)zmq_close(c->sub); /* fails only on a bad socket */
     schakel_client_destroy(&c->client);
     free(c);
@@ -99,10 +106,13 @@ static int fetch(schakel_consumer_t *c, char *why)
     f.max_count = c->batch_size;
     f.consumer = c->consumer;
     ProtobufCMessage *reply = NULL;
-    int rc =
-        schakel_client_call(c->client, "FETCH", &f.base, &schakel__v1__batch__descriptor, &reply, 5000, why);
+    /* the records of the last batch were all handed out, and each is
+     * valid only until the next call: the batch's arena is free again */
+    c->batch = NULL;
+    schakel_arena_reset(c->arena);
+    int rc = schakel_client_call_with(c->client, "FETCH", &f.base, &schakel__v1__batch__descriptor,
+                                      schakel_arena_allocator(c->arena), &reply, 5000, why);
     if (rc) return rc;
-    if (c->batch) schakel__v1__batch__free_unpacked(c->batch, NULL);
     c->batch = (Schakel__V1__Batch *)reply;
     c->pos = 0;
     c->head = c->batch->head;

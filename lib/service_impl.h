@@ -2,8 +2,9 @@
  * service live against a broker, lib/service_replay.c re-runs it over a
  * log on disk): the engine's LMDB environment with the runner's own table
  * (its place in the log, the log's time, the alarm count), the record
- * the engine is given, and the buffer of what it emits. Both drive the
- * engine through the same service_make_rec, which is what makes a replay
+ * the engine is given, and the buffer of what it emits (all of it in
+ * lib/service_engine.c). Both drive the engine through the same
+ * service_make_rec, which is what makes a replay
  * see exactly what the live run saw. */
 #ifndef SCHAKEL_SERVICE_IMPL_H
 #define SCHAKEL_SERVICE_IMPL_H
@@ -27,8 +28,8 @@ struct schakel_logsrc {
     void *held_arg;
     struct {
         uint64_t seq;
-        uint8_t *bytes; /* NULL: erased */
-        size_t len;
+        uint8_t *bytes;  /* kept for the next record in the slot (cap bytes) */
+        size_t len, cap; /* len 0: erased */
     } recent[RECENT];
 };
 

@@ -16,7 +16,9 @@
  * "duplicate" (stored for the first time, or refused). A sealed event is nonce(12) ||
  * AES-256-GCM(key, event, aad = u64be(n)) || tag(16) under the key in
  * <state_dir>/outbox.key (0600, made on first open): the service's state
- * holds no event in clear, not even in pages LMDB freed. */
+ * holds no event in clear, not even in pages LMDB freed. The nonces of a
+ * group's entries are a random base drawn for the group, plus the entry's
+ * place in the group. */
 #ifndef SCHAKEL_SERVICE_OUTBOX_H
 #define SCHAKEL_SERVICE_OUTBOX_H
 
