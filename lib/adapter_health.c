@@ -154,14 +154,16 @@ int adapter_health_prometheus(const adapter_health_t *self, char **out, size_t *
                         (long long)(e->recorded_at / 1000), (long long)(e->recorded_at % 1000));
                 break;
             case M_DEPTH:
-                fprintf(f, "%s{org=\"%s\"} %llu\n", metrics[m].name, e->org, (unsigned long long)e->outbox_depth);
+                fprintf(f, "%s{org=\"%s\"} %llu\n", metrics[m].name, e->org,
+                        (unsigned long long)e->outbox_depth);
                 break;
             case M_OLDEST:
                 fprintf(f, "%s{org=\"%s\"} %llu\n", metrics[m].name, e->org,
                         (unsigned long long)e->oldest_unacked_seconds);
                 break;
             case M_DEAD:
-                fprintf(f, "%s{org=\"%s\"} %llu\n", metrics[m].name, e->org, (unsigned long long)e->dead_letters);
+                fprintf(f, "%s{org=\"%s\"} %llu\n", metrics[m].name, e->org,
+                        (unsigned long long)e->dead_letters);
                 break;
             default:
                 fprintf(f, "%s{org=\"%s\",code=\"%s\"} 1\n", metrics[m].name, e->org,

@@ -34,7 +34,8 @@ static schakel_envelope_t *status_of(const char *org, int depth, int oldest, int
 
 static int note(adapter_health_t *h, schakel_envelope_t *e, uint64_t seq, int64_t at)
 {
-    schakel_logrec_t rec = {.seq = seq, .recorded_at = at, .now = at, .env = e, .source_org = e ? e->source_org : ""};
+    schakel_logrec_t rec = {
+        .seq = seq, .recorded_at = at, .now = at, .env = e, .source_org = e ? e->source_org : ""};
     int rc = adapter_health_note(h, &rec);
     schakel_envelope_free(e);
     return rc;
@@ -55,7 +56,8 @@ static void the_latest_status_of_each_adapter_becomes_its_metrics(void **state)
     adapter_health_t *h = adapter_health_new();
     assert_int_equal(note(h, status_of("school-12ab00", 3, 40, 0, "none"), 10, 1799999000123), 1);
     assert_int_equal(note(h, status_of("smw-farent", 0, 0, 0, "none"), 11, 1799999001000), 1);
-    assert_int_equal(note(h, status_of("school-12ab00", 120, 10800, 4, "events_rejected"), 20, 1800000000500), 1);
+    assert_int_equal(note(h, status_of("school-12ab00", 120, 10800, 4, "events_rejected"), 20, 1800000000500),
+                     1);
     /* one read late (a lower seq) changes nothing */
     assert_int_equal(note(h, status_of("school-12ab00", 1, 1, 1, "outbox"), 15, 1800000000900), 0);
     assert_int_equal(adapter_health_count(h), 2);
@@ -76,7 +78,8 @@ static void the_latest_status_of_each_adapter_becomes_its_metrics(void **state)
         if (!strstr(out, want[i])) fail_msg("missing %s in:\n%s", want[i], out);
     assert_null(strstr(out, "outbox\"")); /* the late one's code */
     /* id order within a metric: school- before smw- */
-    assert_true(strstr(out, "dead_letters{org=\"school-12ab00\"}") < strstr(out, "dead_letters{org=\"smw-farent\"}"));
+    assert_true(strstr(out, "dead_letters{org=\"school-12ab00\"}") <
+                strstr(out, "dead_letters{org=\"smw-farent\"}"));
     free(out);
     adapter_health_free(&h);
     assert_null(h);
@@ -87,10 +90,11 @@ static void other_and_erased_records_are_passed_over(void **state)
     (void)state;
     adapter_health_t *h = adapter_health_new();
     char why[SCHAKEL_ERRLEN] = "";
-    const char *signal = "{\"type\":\"signal\",\"source_org\":\"school-12ab00\",\"occurred_at\":\"2026-11-20T09:30:00Z\","
-                         "\"subject\":\"" PSEUDONYM "\",\"case_ref\":\"CASE-77\",\"purpose\":\"support\","
-                         "\"legal_basis\":\"consent\",\"signal\":{\"concerns\":[\"behaviour\"],"
-                         "\"observed_on\":\"2026-11-20\"}}";
+    const char *signal =
+        "{\"type\":\"signal\",\"source_org\":\"school-12ab00\",\"occurred_at\":\"2026-11-20T09:30:00Z\","
+        "\"subject\":\"" PSEUDONYM "\",\"case_ref\":\"CASE-77\",\"purpose\":\"support\","
+        "\"legal_basis\":\"consent\",\"signal\":{\"concerns\":[\"behaviour\"],"
+        "\"observed_on\":\"2026-11-20\"}}";
     schakel_envelope_t *e = schakel_json_parse_envelope(signal, strlen(signal), why);
     assert_non_null(e);
     assert_int_equal(note(h, e, 1, 1800000000000), 0);
