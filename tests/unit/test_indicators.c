@@ -124,6 +124,19 @@ static void referral_and_contact(node_t *n, const char *brin, const char *distri
     put(n, "wijkteam-x", child, j);
 }
 
+/* A thuiszitter_status of child with body fields. */
+static void thuiszitter(node_t *n, unsigned child, const char *fields)
+{
+    char j[1024];
+    snprintf(
+        j, sizeof j,
+        "{\"type\":\"thuiszitter_status\",\"occurred_at\":\"2026-11-16T09:00:00Z\",\"school\":\"12AB00\","
+        "\"district\":\"noord\",\"purpose\":\"absence\",\"legal_basis\":\"leerplicht\","
+        "\"thuiszitter_status\":{%s}}",
+        fields);
+    put(n, "school-a", child, j);
+}
+
 static int setup(void **state)
 {
     node_t *n = calloc(1, sizeof *n);
@@ -142,6 +155,12 @@ static int setup(void **state)
     for (unsigned c = 21; c <= 25; c++)
         referral_and_contact(n, "34CD01", "zuid", c, (int)(c - 19)); /* 2..6 */
     for (unsigned c = 31; c <= 33; c++) referral_and_contact(n, "12AB00", "noord", c, 3);
+    /* the latest status counts: ended after 75 days, for refusal */
+    thuiszitter(n, 41, "\"state\":\"started\",\"reason\":\"other\",\"since\":\"2026-09-01\"");
+    thuiszitter(n, 41,
+                "\"state\":\"ended\",\"reason\":\"refusal\",\"since\":\"2026-09-01\","
+                "\"ended_on\":\"2026-11-15\"");
+    thuiszitter(n, 42, "\"state\":\"started\",\"exempted\":true,\"since\":\"2026-09-01\""); /* not one */
     schakel_store_close(&n->s);
     *state = n;
     return 0;
@@ -204,6 +223,15 @@ static void a_cell_of_3_shows_under_5_and_one_of_7_shows_7(void **state)
     assert_true(json_is_null(json_object_get(m3, "value")));
     assert_string_equal(json_string_value(json_object_get(m3, "cases")), "<5");
     assert_true(json_array_size(json_object_get(doc, "not_available")) > 0);
+    const json_t *tz = cell(doc, "12AB00", "thuiszitters");
+    assert_string_equal(json_string_value(json_object_get(tz, "breakdown")), "refusal/4w_3m");
+    assert_string_equal(json_string_value(json_object_get(tz, "month")), "2026-09");
+    assert_string_equal(json_string_value(json_object_get(tz, "value")), "<5");
+    size_t thuiszitter_cells = 0, i;
+    const json_t *c;
+    json_array_foreach(json_object_get(doc, "cells"), i, c)
+        thuiszitter_cells += !strcmp(json_string_value(json_object_get(c, "figure")), "thuiszitters");
+    assert_int_equal(thuiszitter_cells, 1); /* not the first status, not the exempted child */
     json_decref(doc);
     free(text);
 
