@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <ncurses.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,8 +114,22 @@ static int run_once(CURL *c, const char *url, const char *addr)
     return rc ? 1 : 0;
 }
 
+/* Ctrl-C or SIGTERM: leave the loop and give the terminal back as it was. */
+static volatile sig_atomic_t stop_screen;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_screen = 1;
+}
+
 static int run_screen(CURL *c, const char *url, const char *addr)
 {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;            /* no SA_RESTART: getch returns at once */
+    (void)sigaction(SIGINT, &sa, NULL); /* cannot fail for these signals */
+    (void)sigaction(SIGTERM, &sa, NULL);
     initscr();
     cbreak();
     noecho();
@@ -122,7 +137,7 @@ static int run_screen(CURL *c, const char *url, const char *addr)
     timeout(1000); /* getch waits a second: the refresh */
     top_metrics_t m[2] = {{0}, {0}};
     int cur = 0, have_before = 0;
-    for (;;) {
+    while (!stop_screen) {
         char why[SCHAKEL_ERRLEN] = "", *frame = NULL;
         int rc = read_metrics(c, url, &m[cur], why);
         erase();

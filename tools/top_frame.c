@@ -185,7 +185,8 @@ static void by_label(FILE *f, const top_metrics_t *now, const top_metrics_t *bef
 
 static void adapters(FILE *f, const top_metrics_t *m, int64_t wall_ms)
 {
-    fprintf(f, "adapters  %-24s %-10s %8s %10s %6s  %s\n", "org", "last heard", "outbox", "oldest", "dead",
+    /* 80 columns for an organisation id of up to 18 characters */
+    fprintf(f, "adapters  %-18s %-10s %6s %7s %5s  %s\n", "org", "heard", "outbox", "oldest", "dead",
             "error");
     int any = 0;
     for (size_t i = 0; i < m->n; i++) {
@@ -199,7 +200,7 @@ static void adapters(FILE *f, const top_metrics_t *m, int64_t wall_ms)
             if (!strcmp(m->s[j].name, "schakel_adapter_info") && !strcmp(m->s[j].org, s->org) &&
                 m->s[j].v > 0)
                 snprintf(code, sizeof code, "%s", m->s[j].code);
-        fprintf(f, "          %-24s %-10s %8.0f %10s %6.0f  %s\n", s->org, heard,
+        fprintf(f, "          %-18s %-10s %6.0f %7s %5.0f  %s\n", s->org, heard,
                 sum_of(m, "schakel_adapter_outbox_depth", s->org, NULL, NULL, NULL, NULL), oldest,
                 sum_of(m, "schakel_adapter_dead_letters", s->org, NULL, NULL, NULL, NULL), code);
         any = 1;
