@@ -38,6 +38,7 @@
 #include "outbox.h"
 
 #define FORWARD_BATCH 256
+#define ADAPTER_VERSION "0.24.0" /* carried by adapter_status */
 #define FILE_MAX ((size_t)256 << 20)
 #define HTTP_BODY_MAX ((size_t)8 << 20)
 #define SETTLE_MS 1000 /* a spool file untouched this long is complete */
@@ -77,8 +78,18 @@ typedef struct {
      * jansson's reference counts are not safe to touch from two threads:
      * the spool (and stdin) and the HTTP thread map one row at a time. */
     pthread_mutex_t map_lock;
+    atomic_int status_error; /* the forwarder's last outcome, an AdapterError; 0: none yet */
     char why[SCHAKEL_ERRLEN];
 } adapter_t;
+
+/* What the last adapter_status said (status.c), kept by the forwarder. */
+typedef struct {
+    int64_t sent_ms; /* 0: none sent yet */
+    int last_error;
+    uint64_t dead_letters;
+    int outbox_empty;
+    int refused; /* the broker refused the last one */
+} adapter_status_state_t;
 
 typedef struct {
     adapter_t *a;
@@ -128,6 +139,13 @@ struct MHD_Daemon *adapter_http_start(adapter_t *a);
 /* forward.c: the forwarder thread, and waking it. */
 void *adapter_forward_main(void *arg);
 void adapter_wake_forwarder(adapter_t *a);
+
+/* status.c: the forwarder notes the outcome of each attempt (an
+ * AdapterError code), and publishes an adapter_status on c every minute
+ * and when the state changed (adapter_status_tick, called each turn). */
+struct schakel_client;
+void adapter_status_note_error(adapter_t *a, int code);
+void adapter_status_tick(adapter_t *a, struct schakel_client *c, adapter_status_state_t *st);
 
 /* inbox.c: the inbox thread. */
 void *adapter_inbox_main(void *arg);

@@ -36,7 +36,9 @@ void *adapter_forward_main(void *arg)
         return NULL;
     }
     int backoff = 100;
+    adapter_status_state_t status = {0};
     while (!atomic_load(&a->stop)) {
+        adapter_status_tick(a, c, &status);
         uint8_t *bufs[FORWARD_BATCH];
         size_t lens[FORWARD_BATCH];
         uint64_t keys[FORWARD_BATCH];
@@ -60,6 +62,9 @@ void *adapter_forward_main(void *arg)
                      rc == SCHAKEL_EAUTH ? "the broker refused this organisation's key"
                                          : "no ACK from the broker: will send again");
             schakel_log(SCHAKEL_LOG_WARN, "adapter", "event=forward_retry events=%zu reason=\"%s\"", n, why);
+            adapter_status_note_error(a, rc == SCHAKEL_EAUTH
+                                             ? SCHAKEL__V1__ADAPTER_ERROR__ADAPTER_ERROR_KEY_REFUSED
+                                             : SCHAKEL__V1__ADAPTER_ERROR__ADAPTER_ERROR_BROKER_UNREACHABLE);
             schakel_outbox_error(a->outbox, why, schakel_wall_ms());
             for (int t = 0; t < backoff && !atomic_load(&a->stop); t += 50) usleep(50000);
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
@@ -87,8 +92,13 @@ void *adapter_forward_main(void *arg)
             schakel_outbox_error(a->outbox, rp[0] ? rp[0] : "rejected by the broker", schakel_wall_ms());
         }
         schakel__v1__ack__free_unpacked(ack, NULL);
-        if (schakel_outbox_done(a->outbox, keys, rp, n, schakel_wall_ms()) != 0)
+        int outcome = rejected ? SCHAKEL__V1__ADAPTER_ERROR__ADAPTER_ERROR_EVENTS_REJECTED
+                               : SCHAKEL__V1__ADAPTER_ERROR__ADAPTER_ERROR_NONE;
+        if (schakel_outbox_done(a->outbox, keys, rp, n, schakel_wall_ms()) != 0) {
             schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=outbox_not_updated");
+            outcome = SCHAKEL__V1__ADAPTER_ERROR__ADAPTER_ERROR_OUTBOX;
+        }
+        adapter_status_note_error(a, outcome);
     }
     schakel_client_destroy(&c);
     return NULL;

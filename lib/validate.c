@@ -69,6 +69,7 @@ static const rule_t rules[] = {
     {SCHAKEL_EVENT(AUDIT_ACCESS), "auditor_ref request_code", 0},
     {SCHAKEL_EVENT(RULES_UPDATE), "set version document_json", -1},
     {SCHAKEL_EVENT(ERASURE), "erased_subject basis requested_by erased_upto", -1},
+    {SCHAKEL_EVENT(ADAPTER_STATUS), "last_error adapter_version", -1},
 };
 
 #define N_RULES (sizeof rules / sizeof rules[0])

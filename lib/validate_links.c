@@ -38,11 +38,40 @@ static int check_report(const Schakel__V1__VeiligThuisReport *r, char *why)
         " (docs/events.md), or inform the parents first");
 }
 
+/* An adapter's status is for operators: counts, a code and a version,
+ * and nothing that could point at a child or route it to anyone. */
+static int check_adapter_status(const schakel_envelope_t *env, char *why)
+{
+    const char *v = env->adapter_status->adapter_version;
+    size_t n = strlen(v);
+    if (n > 32 || strspn(v, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+~-") != n)
+        return schakel_fail(why, SCHAKEL_EINVAL,
+                            "adapter_status.adapter_version: at most 32 letters, digits and . + ~ -, "
+                            "e.g. \"0.24.0\"");
+    const char *field = env->school[0]                                                  ? "school"
+                        : env->age_band                                                 ? "age_band"
+                        : env->n_addressees                                             ? "addressees"
+                        : env->n_categories                                             ? "categories"
+                        : env->correlation_id.len                                       ? "correlation_id"
+                        : env->causation_id.len                                         ? "causation_id"
+                        : env->purpose != SCHAKEL__V1__PURPOSE__PURPOSE_BUS             ? "purpose"
+                        : env->legal_basis != SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_BUS ? "legal_basis"
+                                                                                        : NULL;
+    if (field)
+        return schakel_fail(why, SCHAKEL_EINVAL,
+                            "%s: adapter_status is about the adapter, not a child, and goes to nobody: "
+                            "purpose and legal_basis \"bus\", no school, age_band, addressees, "
+                            "categories, correlation_id or causation_id",
+                            field);
+    return 0;
+}
+
 /* Rules that tie one field to another. */
 int validate_links(const schakel_envelope_t *env, char *why)
 {
     switch ((int)env->type) {
     case SCHAKEL_EVENT(VEILIGTHUIS_REPORT): return check_report(env->veiligthuis_report, why);
+    case SCHAKEL_EVENT(ADAPTER_STATUS): return check_adapter_status(env, why);
     case SCHAKEL_EVENT(CONSENT_GIVEN): {
         const Schakel__V1__ConsentGiven *c = env->consent_given;
         if (!c->recipient_org[0] && !c->recipient_kind)

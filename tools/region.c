@@ -22,11 +22,12 @@ typedef struct {
 #define SCHOOL                                                                        \
     "signal consultation consent_given consent_withdrawn referral case_lead meeting " \
     "action_item meldcode_step veiligthuis_report absence thuiszitter_status "        \
-    "education_care_arrangement closure handover handover_confirmed mazl_request"
-#define CARE                                                                          \
-    "signal consultation consent_given consent_withdrawn referral referral_received " \
-    "intake first_contact case_lead meeting action_item waiting_list bridging_care "  \
-    "meldcode_step veiligthuis_report feedback_status closure family_informed handover handover_confirmed"
+    "education_care_arrangement closure handover handover_confirmed mazl_request adapter_status"
+#define CARE                                                                                                \
+    "signal consultation consent_given consent_withdrawn referral referral_received "                       \
+    "intake first_contact case_lead meeting action_item waiting_list bridging_care "                        \
+    "meldcode_step veiligthuis_report feedback_status closure family_informed handover handover_confirmed " \
+    "adapter_status"
 
 static const sample_org_t orgs[] = {
     {"school-12ab00", "school", "Basisschool De Linde (synthetic)", SCHOOL, "", NULL},
@@ -38,22 +39,24 @@ static const sample_org_t orgs[] = {
     {"ppo-region", "ppo", "Samenwerkingsverband (synthetic)",
      "consultation referral referral_received intake first_contact case_lead meeting action_item "
      "tlv education_care_arrangement thuiszitter_status feedback_status closure family_informed handover "
-     "handover_confirmed",
+     "handover_confirmed adapter_status",
      "", "gemeente-region"},
     {"veiligthuis-region", "veiligthuis", "Veilig Thuis (synthetic)",
      "consultation referral referral_received veiligthuis_feedback case_lead feedback_status closure "
-     "family_informed",
+     "family_informed adapter_status",
      "", "gemeente-region"},
     /* the municipality's youth care (jeugdconsulent): not leerplicht, which
      * is a kind of its own, so that a consent for "the gemeente" stays with
      * youth care */
     {"gemeente-region", "gemeente", "Municipality: jeugdconsulent (synthetic)",
-     "beschikking referral_received intake first_contact feedback_status closure family_informed", "", NULL},
+     "beschikking referral_received intake first_contact feedback_status closure family_informed "
+     "adapter_status",
+     "", NULL},
     /* each municipality's leerplicht office: absence goes to the pupil's home municipality */
     {"leerplicht-stad", "leerplicht", "Leerplicht, municipality Stad (synthetic)",
-     "absence thuiszitter_status", "", NULL},
+     "absence thuiszitter_status adapter_status", "", NULL},
     {"leerplicht-dorp", "leerplicht", "Leerplicht, municipality Dorp (synthetic)",
-     "absence thuiszitter_status", "", NULL},
+     "absence thuiszitter_status adapter_status", "", NULL},
     /* the region's directory keeper: no data rights, publishes nothing else */
     {"admin-region", "admin", "Directory administration (synthetic)", "directory_update", "directory", NULL},
     {"svc-routing", "service", "schakel routing", "routing_decision", "read_all", NULL},

@@ -23,7 +23,9 @@ static const char usage[] =
     "  consent   run the consent service alone\n"
     "  feedback  run the feedback-loop service alone\n"
     "  loops     an organisation's open and overdue loops, one loop's history, figures\n"
-    "  health    broker up, and any alarms of the broker and the services (exit 1)\n";
+    "  health    broker up, and any alarms of the broker and the services (exit 1)\n"
+    "  indicators the monitoring figures per school, district and month (small cells suppressed)\n"
+    "  top       the node's live picture in a terminal, from its /metrics\n";
 
 int main(int argc, char **argv)
 {
@@ -45,6 +47,8 @@ int main(int argc, char **argv)
         return schakel_svc_cli(cmd, argc, argv);
     if (!strcmp(cmd, "loops")) return cmd_loops(argc, argv);
     if (!strcmp(cmd, "health")) return cmd_health(argc, argv);
+    if (!strcmp(cmd, "indicators")) return cmd_indicators(argc, argv);
+    if (!strcmp(cmd, "top")) return cmd_top(argc, argv);
     if (!strcmp(cmd, "adapter")) return schakel_adapter_cli(argc, argv);
     fprintf(stderr, "schakel: unknown command \"%s\"\n\n%s", cmd, usage);
     return 2;

@@ -36,6 +36,8 @@ int cmd_explain(int argc, char **argv);
 int cmd_subject(int argc, char **argv); /* schakel audit subject: argv[1] is "subject" */
 int cmd_loops(int argc, char **argv);
 int cmd_health(int argc, char **argv);
+int cmd_indicators(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 
 /* For a node already holding dir's lock: node.json and the flags agree
  * afterwards. An endpoint given (*_given) that differs from node.json's is

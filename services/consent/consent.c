@@ -107,6 +107,7 @@ const schakel_envelope_t *consent_load_event(schakel_consent_t *c, const schakel
     case SCHAKEL_EVENT(AUDIT_ACCESS):
     case SCHAKEL_EVENT(RULES_UPDATE):
     case SCHAKEL_EVENT(ERASURE):
+    case SCHAKEL_EVENT(ADAPTER_STATUS):
     case SCHAKEL_EVENT(DIRECTORY_UPDATE): ok = 0; break;
     default: break;
     }
@@ -149,7 +150,8 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
         case SCHAKEL_EVENT(CONSENT_DECISION):
         case SCHAKEL_EVENT(CLOCK_TICK):
         case SCHAKEL_EVENT(AUDIT_ACCESS):
-        case SCHAKEL_EVENT(ERASURE): break;
+        case SCHAKEL_EVENT(ERASURE):
+        case SCHAKEL_EVENT(ADAPTER_STATUS): break;
         case SCHAKEL_EVENT(CONSENT_GIVEN):
             rc = consent_on_given(c, txn, e);
             if (rc == 0) rc = consent_release_holds(c, txn, rec, out, why);

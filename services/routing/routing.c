@@ -34,7 +34,8 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_AUDIT_ACCESS:
-    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE: return 0;
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE:
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ADAPTER_STATUS: return 0; /* for operators: to nobody */
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL:
         if (routing_remember(txn, r->dbi_referrals, &env->referral->referral_id, env->subject,
                              env->source_org))

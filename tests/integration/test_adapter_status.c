@@ -1,0 +1,164 @@
+/* An adapter reports its health on the bus (docs/events.md,
+ * adapter_status): a real adapter whose events the broker refuses holds
+ * dead letters, and publishes an adapter_status that says so, signed as
+ * its organisation; the status names no child (no subject, no school, no
+ * case reference, no pseudonym of the refused events), and routing
+ * delivers it to nobody. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adapters_harness.h"
+#include "harness.h"
+#include "json.h"
+#include "scenario.h"
+
+#define FIXTURE SCHAKEL_SOURCE_DIR "/tests/fixtures/adapters/school-profile.json"
+#define SCHOOL "school-34cd01"
+
+/* Adds (allow) or removes type from org's publish list: a new directory
+ * version; returns once the broker has put it on the log. */
+static void directory_publish(const char *org, const char *type, int allow)
+{
+    int before = count_in_log("event=directory_logged");
+    json_error_t err;
+    json_t *d = json_load_file(H->directory, 0, &err);
+    assert_non_null(d);
+    size_t i, j;
+    json_t *o;
+    json_array_foreach(json_object_get(d, "organisations"), i, o) {
+        if (strcmp(json_string_value(json_object_get(o, "id")), org) != 0) continue;
+        json_t *pub = json_object_get(o, "publish");
+        for (j = json_array_size(pub); j-- > 0;)
+            if (!strcmp(json_string_value(json_array_get(pub, j)), type)) json_array_remove(pub, j);
+        if (allow) json_array_append_new(pub, json_string(type));
+    }
+    json_object_set_new(d, "version", json_integer(json_integer_value(json_object_get(d, "version")) + 1));
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", H->directory);
+    assert_int_equal(json_dump_file(d, tmp, JSON_INDENT(2)), 0);
+    assert_int_equal(rename(tmp, H->directory), 0);
+    json_decref(d);
+    for (int k = 0; k < 150 && count_in_log("event=directory_logged") <= before; k++) usleep(100000);
+    assert_true(count_in_log("event=directory_logged") > before);
+}
+
+/* The last adapter_status from org on the log, as JSON (json_decref it),
+ * or NULL; *seq is where it is. */
+static json_t *last_status(const char *org, uint64_t *seq)
+{
+    json_t *last = NULL;
+    for (harness_reader_t rd = harness_read(H, "svc-audit", "all"); harness_next(&rd);) {
+        if (rd.e->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ADAPTER_STATUS || strcmp(rd.e->source_org, org))
+            continue;
+        json_decref(last);
+        last = schakel_json_from_envelope(rd.e);
+        *seq = rd.r->seq;
+    }
+    return last;
+}
+
+/* Is there a routing or consent decision about an event of this id? */
+static int decided_about(const char *event_id_hex)
+{
+    int found = 0;
+    for (harness_reader_t rd = harness_read(H, "svc-audit", "all"); harness_next(&rd);) {
+        const char *body =
+            rd.e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION   ? "routing_decision"
+            : rd.e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION ? "consent_decision"
+                                                                                 : NULL;
+        if (!body) continue;
+        json_t *e = schakel_json_from_envelope(rd.e);
+        const char *about = json_string_value(json_object_get(json_object_get(e, body), "about_event_id"));
+        if (about && !strcmp(about, event_id_hex)) found = 1;
+        json_decref(e);
+    }
+    return found;
+}
+
+static void an_adapter_with_dead_letters_says_so_and_names_no_child(void **state)
+{
+    (void)state;
+    adapter_t a;
+    adapter_init(&a, "status", SCHOOL, FIXTURE, NULL);
+    directory_publish(SCHOOL, "signal", 0); /* its signals become dead letters */
+    char bsn[2][10], csv[512];
+    synthetic_bsns(2, bsn);
+    snprintf(csv, sizeof csv,
+             "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
+             "S1;%s;14-02-2016;Zuid;zorgsignaal;20-11-2026;gedrag;middel;;\n"
+             "S2;%s;14-02-2016;Zuid;zorgsignaal;21-11-2026;gedrag;middel;;\n",
+             bsn[0], bsn[1]);
+    adapter_drop_text(&a, "signalen.csv", csv);
+    adapter_start_ready(&a);
+
+    json_t *st = NULL;
+    uint64_t seq = 0;
+    for (int i = 0; i < 300; i++) {
+        st = last_status(SCHOOL, &seq);
+        json_t *body = json_object_get(st, "adapter_status");
+        if (body && json_integer_value(json_object_get(body, "dead_letters")) == 2) break;
+        json_decref(st);
+        st = NULL;
+        usleep(100000);
+    }
+    if (!st) fail_msg("no adapter_status with 2 dead letters from %s in 30 s", SCHOOL);
+    json_t *body = json_object_get(st, "adapter_status");
+    assert_string_equal(json_string_value(json_object_get(body, "last_error")), "events_rejected");
+    assert_int_equal(json_integer_value(json_object_get(body, "outbox_depth")), 0);
+    assert_non_null(json_string_value(json_object_get(body, "adapter_version")));
+    assert_string_equal(json_string_value(json_object_get(st, "purpose")), "bus");
+
+    /* nothing about a child: no subject, school or case, not the refused
+     * events' pseudonyms or rows */
+    char *text = json_dumps(st, JSON_COMPACT);
+    const char *never[] = {"\"subject\"", "\"school\"", "\"case_ref\"", "\"district\"", "S1", bsn[0], bsn[1]};
+    for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
+        if (strstr(text, never[i])) fail_msg("adapter_status carries %s: %s", never[i], text);
+    for (harness_reader_t rd = harness_read(H, "svc-audit", "all"); harness_next(&rd);)
+        if (rd.e->subject[0] && strstr(text, rd.e->subject)) fail_msg("a pseudonym in %s", text);
+
+    /* to nobody: no decision about it, and not in the school's own stream */
+    const char *id = json_string_value(json_object_get(st, "event_id"));
+    wait_services(seq);
+    assert_false(decided_about(id));
+    for (harness_reader_t rd = harness_read(H, SCHOOL, NULL); harness_next(&rd);)
+        assert_int_not_equal(rd.e->type, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ADAPTER_STATUS);
+    free(text);
+    json_decref(st);
+
+    /* fixed and requeued: the next status says the dead letters are gone */
+    directory_publish(SCHOOL, "signal", 1);
+    const char *all[] = {"adapter", "requeue", "--config", a.config, "--all", NULL};
+    assert_int_equal(harness_run_tool(NULL, all), 0);
+    for (int i = 0; i < 300; i++) {
+        st = last_status(SCHOOL, &seq);
+        body = json_object_get(st, "adapter_status");
+        if (body && json_integer_value(json_object_get(body, "dead_letters")) == 0 &&
+            !strcmp(json_string_value(json_object_get(body, "last_error")), "none"))
+            break;
+        json_decref(st);
+        st = NULL;
+        usleep(100000);
+    }
+    if (!st) fail_msg("no adapter_status with 0 dead letters after the requeue in 30 s");
+    json_decref(st);
+    assert_int_equal(adapter_stop(&a, SIGTERM), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(an_adapter_with_dead_letters_says_so_and_names_no_child),
+    };
+    return cmocka_run_group_tests(tests, adapters_node_setup, adapters_node_teardown);
+}
