@@ -248,6 +248,7 @@ int lmdb_reopen(lmdb_store_t *st, char *why)
     pthread_rwlock_wrlock(&st->resize);
     mdb_env_close(st->env);
     st->env = NULL;
+    st->map_addr = NULL; /* the new map is elsewhere: lmdb_map_release looks again */
     int rc = mdb_env_create(&st->env);
     if (rc == 0) rc = mdb_env_set_maxdbs(st->env, 16);
     if (rc == 0) rc = mdb_env_set_mapsize(st->env, st->map_size);

@@ -8,6 +8,7 @@
  *   store_lmdb_audit.c   the read-only readers of `schakel audit`
  *   store_lmdb_sigs.c    the batch signatures in that walk
  *   store_lmdb_verify.c  that walk on every core (a pool of threads)
+ *   store_lmdb_map.c     the broker's mappings of the map dropped after appends
  * No transaction is shared between threads: each call opens and ends its
  * own. Growing the map takes the resize lock for writing; the lookups
  * another thread may make hold it for reading. */
@@ -94,6 +95,8 @@ typedef struct {
     uint8_t nonce_prefix[4]; /* nonce = prefix || u64be(seq): unique per data key */
     uint8_t pool[4096];      /* random bytes for new data keys, drawn a page at a time */
     size_t pool_left;
+    void *map_addr; /* the map as lmdb_map_release found it, for map size map_for */
+    size_t map_len, map_for;
     key_set_t cache[CACHE_SETS];
     subject_set_t subjects[CACHE_SETS];
 } lmdb_store_t;
@@ -142,6 +145,10 @@ int lmdb_sync(schakel_store_t *s, char *why);
 uint64_t lmdb_durable_seq(schakel_store_t *s);
 int lmdb_cursor_set(schakel_store_t *s, const char *name, uint64_t seq);
 int lmdb_checkpoint(schakel_store_t *s, int64_t now_ms);
+
+/* store_lmdb_map.c: drops the process's mappings of the log's pages
+ * (they stay in the page cache); after every append's commit. */
+void lmdb_map_release(lmdb_store_t *st);
 
 /* store_lmdb_read.c: the read operations of store.h */
 int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count, size_t max_bytes,
