@@ -77,20 +77,19 @@ static int same_event(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_
 static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch_t *b,
                       schakel_append_item_t *it, uint64_t *proof_seq, int64_t now_ms, char *why)
 {
-    /* The event-id index first: one search finds a duplicate (the put is
-     * refused and v names the first copy's seq) or enters this one under
-     * the seq it is about to get (a failure below aborts it with the
-     * rest of the group). */
-    uint64_t seq = st->head.seq + 1;
-    uint8_t ik[ID_KEY_MAX], key[8];
-    schakel_put_be64(key, seq);
-    MDB_val k = {id_key(ik, b->signer_org, it->event_id), ik}, v = {8, key};
-    int rc = mdb_put(txn, st->by_id, &k, &v, MDB_NOOVERWRITE);
-    if (rc == MDB_KEYEXIST && v.mv_size == 8) {
-        it->seq = schakel_get_be64(v.mv_data);
+    uint64_t seq = st->head.seq + 1, first;
+    int rc = lmdb_ids_find(st, txn, b->signer_org, it->event_id, &first);
+    if (rc == 0) {
+        it->seq = first;
         it->duplicate = 1;
         return same_event(st, txn, it->seq, it->event_hash, &it->conflict, why);
     }
+    if (rc != MDB_NOTFOUND) return lmdb_err(rc, why, "dedup lookup");
+    uint8_t key[8], ik[IDS_KEY_LEN];
+    schakel_put_be64(key, seq);
+    ids_key(ik, it->event_id, seq);
+    MDB_val k = {IDS_KEY_LEN, ik}, v = {0, key};
+    rc = mdb_put(txn, st->ids, &k, &v, MDB_NOOVERWRITE);
     if (rc) return lmdb_err(rc, why, "index event id");
 
     if (*proof_seq == 0) *proof_seq = seq;

@@ -1,6 +1,6 @@
 /* The broker's resident memory and the log's map. LMDB reads every page
  * through a read-only shared mapping of data.mdb; each page the broker
- * reads (the B-tree pages of `by_id` and `keys` its lookups and puts
+ * reads (the B-tree pages of `ids` and `keys` its lookups and puts
  * walk, the last page of `events`) stays mapped into the process, and the
  * kernel maps up to 15 cached neighbours with it on every fault. After a
  * million events that is most of the file, counted in the broker's RSS.

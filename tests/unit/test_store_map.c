@@ -32,8 +32,7 @@ static unsigned long long map_rss_kb(const char *dir)
         size_t n = strlen(line), w = strlen(want);
         if (sscanf(line, "%llx-%llx ", &lo, &hi) == 2) /* a mapping's first line */
             in = n >= w && strcmp(line + n - w, want) == 0;
-        else if (in && sscanf(line, "Rss: %llu kB", &v) == 1)
-            kb += v;
+        else if (in && sscanf(line, "Rss: %llu kB", &v) == 1) kb += v;
     }
     fclose(f);
     return kb;
