@@ -4,7 +4,8 @@
  * walk, the last page of `events`) stays mapped into the process, and the
  * kernel maps up to 15 cached neighbours with it on every fault. After a
  * million events that is most of the file, counted in the broker's RSS.
- * lmdb_map_release drops those mappings after a group commit: the pages
+ * lmdb_map_release drops those mappings after a group commit once they
+ * pass 16 MiB (each release costs page faults afterwards): the pages
  * stay in the page cache (nothing is written or lost: the map is
  * read-only and MAP_SHARED, so the next read maps the same bytes again),
  * only the process's page-table entries go. Readers in other threads
@@ -20,6 +21,9 @@
 #include <unistd.h>
 
 #include "store_lmdb_impl.h"
+
+/* The broker's mapped file pages it lets grow before a release. */
+#define MAP_RELEASE_ABOVE ((size_t)16 << 20)
 
 /* Finds the map's address: 0, or -1 when it is not found. */
 static int map_find(lmdb_store_t *st)
@@ -49,9 +53,27 @@ static int map_find(lmdb_store_t *st)
     return st->map_addr ? 0 : -1;
 }
 
+/* Pages of files mapped into this process, resident (/proc/self/statm's
+ * third field, in pages): the log's map, and the few pages of the
+ * program and its libraries. 0 when it cannot be read. */
+static size_t mapped_file_pages(void)
+{
+    char buf[128];
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    unsigned long long size, res, shared;
+    return sscanf(buf, "%llu %llu %llu", &size, &res, &shared) == 3 ? (size_t)shared : 0;
+}
+
 void lmdb_map_release(lmdb_store_t *st)
 {
     if (st->read_only) return;
+    /* dropping the mappings costs page faults later: only when they add up */
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg > 0 && mapped_file_pages() * (size_t)pg < MAP_RELEASE_ABOVE) return;
     if ((st->map_for != st->map_size || !st->map_addr) && map_find(st) != 0) return;
     MDB_envinfo info;
     MDB_stat stat;
