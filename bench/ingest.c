@@ -376,7 +376,7 @@ static long long file_size(const char *path)
  * entries), read from a read-only view of the node's log. */
 static void log_tables(const bench_t *b, uint64_t head, results_t *r)
 {
-    static const char *names[] = {"events", "by_id", "streams", "proofs", "keys", "checkpoints"};
+    static const char *names[] = {"events", "ids", "streams", "proofs", "keys", "checkpoints"};
     char dir[PATH_LEN + 32];
     snprintf(dir, sizeof dir, "%s/log", b->node.dir);
     MDB_env *env = NULL;

@@ -170,6 +170,8 @@ void broker_pending_free(schakel_broker_t *b, pending_t *p);
  * SCHAKEL_EREJECTED with the reject in rej. */
 int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const schakel_envelope_t *env,
                        schakel_append_item_t *it, reject_t *rej);
+/* system.c: does broker_plan_system do anything for this type? */
+int broker_is_planned(int type);
 /* system.c: the broker's own events. own_envelope makes one with an id
  * derived from label and data; append_own signs and appends it between
  * groups (an alarm when that fails), its seq in *seq when not NULL;

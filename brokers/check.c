@@ -173,14 +173,21 @@ static int check_event(schakel_broker_t *b, const schakel_org_t *org, pending_t 
                              "rules_update: only the bus itself puts rules on the log, from the node's "
                              "rule files; %s may not publish one",
                              org->id);
+    /* Whether it is stored already is looked up only where the answer
+     * changes something: for an event today's rules refuse, or one the
+     * broker plans (a system event). An allowed plain event needs no
+     * lookup here: the append finds a duplicate by the same index, in the
+     * transaction that would store it. */
+    int may = env->type > 0 && env->type < SCHAKEL_EVENT_TYPE_LIMIT && org->may_publish[env->type];
+    int named = may && schakel_directory_check_named(b->dir, org, env, why) == 0;
     uint64_t stored;
-    int known = schakel_store_lookup(b->store, org->id, env->event_id.data, &stored) == 0;
-    if (!known && (env->type <= 0 || env->type >= SCHAKEL_EVENT_TYPE_LIMIT || !org->may_publish[env->type]))
+    int known = (!named || broker_is_planned(env->type)) &&
+                schakel_store_lookup(b->store, org->id, env->event_id.data, &stored) == 0;
+    if (!known && !may)
         return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
                              "%s may not publish %s: add it to \"publish\" in the directory", org->id,
                              schakel_event_type_name(env->type));
-    if (!known && schakel_directory_check_named(b->dir, org, env, why) != 0)
-        return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, "%s", why);
+    if (!known && !named) return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, "%s", why);
     int rc = known ? SCHAKEL_OK : broker_plan_system(b, org, env, it, rej);
     if (rc != SCHAKEL_OK) return rc;
     it->event = e->data;

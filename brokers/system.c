@@ -45,6 +45,18 @@ static int check_about(schakel_broker_t *b, const ProtobufCBinaryData *about_id,
     return 0;
 }
 
+int broker_is_planned(int type)
+{
+    switch (type) {
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION:
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION:
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE:
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE:
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK: return 1;
+    default: return 0;
+    }
+}
+
 /* What the broker itself does with system events, beyond storing them:
  * consent decisions deliver (the event or the decision into org/<id>),
  * directory updates replace the directory, clock ticks move time. Each

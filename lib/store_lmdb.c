@@ -192,13 +192,8 @@ static int open_dbis(lmdb_store_t *st, int read_only, char *why)
     struct {
         const char *name;
         MDB_dbi *dbi;
-    } t[] = {{"events", &st->events},
-             {"by_id", &st->by_id},
-             {"streams", &st->streams},
-             {"cursors", &st->cursors},
-             {"checkpoints", &st->checkpoints},
-             {"keys", &st->keys},
-             {"proofs", &st->proofs}};
+    } t[] = {{"events", &st->events},           {"streams", &st->streams}, {"cursors", &st->cursors},
+             {"checkpoints", &st->checkpoints}, {"keys", &st->keys},       {"proofs", &st->proofs}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         rc = mdb_dbi_open(txn, t[i].name, f, t[i].dbi);
         if (rc) {
@@ -207,6 +202,17 @@ static int open_dbis(lmdb_store_t *st, int read_only, char *why)
                                 mdb_strerror(rc));
         }
     }
+    /* The event-id index: `ids`; a log written before it has `by_id`
+     * instead (built anew when opened for writing: lmdb_open_ids) */
+    st->index = IDS;
+    int old = mdb_dbi_open(txn, "by_id", 0, &st->by_id) == 0;
+    rc = old && read_only ? MDB_NOTFOUND : mdb_dbi_open(txn, "ids", f, &st->ids);
+    if (rc == MDB_NOTFOUND && old) st->index = OLD_BY_ID;
+    else if (rc) {
+        mdb_txn_abort(txn);
+        return schakel_fail(why, SCHAKEL_EIO, "open log: table ids: %s", mdb_strerror(rc));
+    }
+    if (old && !read_only) st->index = OLD_BY_ID; /* to be rebuilt */
     /* The head: the last record. */
     MDB_cursor *cur;
     MDB_val k, v;
@@ -222,9 +228,11 @@ static int open_dbis(lmdb_store_t *st, int read_only, char *why)
     mdb_cursor_close(cur);
     /* by_id in the form before ids were scoped: keys of 16 bytes (a scoped
      * key is at least 18) */
-    if ((rc = cursor_open(txn, st->by_id, &cur, why)) != 0) return rc;
-    if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == 16) st->legacy_by_id = 1;
-    mdb_cursor_close(cur);
+    if (st->index == OLD_BY_ID) {
+        if ((rc = cursor_open(txn, st->by_id, &cur, why)) != 0) return rc;
+        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == 16) st->index = OLD_BY_BARE_ID;
+        mdb_cursor_close(cur);
+    }
     rc = mdb_txn_commit(txn); /* also for read-only: an aborted txn closes its DBIs */
     return rc ? lmdb_err(rc, why, "commit open") : 0;
 }
@@ -248,6 +256,7 @@ int lmdb_reopen(lmdb_store_t *st, char *why)
     pthread_rwlock_wrlock(&st->resize);
     mdb_env_close(st->env);
     st->env = NULL;
+    st->map_addr = NULL; /* the new map is elsewhere: lmdb_map_release looks again */
     int rc = mdb_env_create(&st->env);
     if (rc == 0) rc = mdb_env_set_maxdbs(st->env, 16);
     if (rc == 0) rc = mdb_env_set_mapsize(st->env, st->map_size);
@@ -258,22 +267,24 @@ int lmdb_reopen(lmdb_store_t *st, char *why)
     return err;
 }
 
-/* A log from before ids were scoped to their publisher: the by_id table
- * is rebuilt from the events table, in one transaction (all or nothing). */
-static int rebuild_by_id(lmdb_store_t *st, char *why)
+/* A log from before table `ids` (its index was `by_id`, in either form):
+ * `ids` is built from the events table and `by_id` dropped, in one
+ * transaction (all or nothing). */
+static int rebuild_ids(lmdb_store_t *st, char *why)
 {
     MDB_stat ms;
     MDB_txn *txn;
     int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
     if (rc) return lmdb_err(rc, why, "begin rebuild");
-    rc = mdb_stat(txn, st->by_id, &ms);
+    rc = mdb_stat(txn, st->events, &ms);
     mdb_txn_abort(txn);
-    if (rc) return lmdb_err(rc, why, "stat by_id");
-    rc = lmdb_ensure_room(st, ms.ms_entries * 96 + 4096, why);
+    if (rc) return lmdb_err(rc, why, "stat events");
+    rc = lmdb_ensure_room(st, ms.ms_entries * 64 + 4096, why);
     if (rc) return rc;
     rc = mdb_txn_begin(st->env, NULL, 0, &txn);
     if (rc) return lmdb_err(rc, why, "begin rebuild");
-    rc = mdb_drop(txn, st->by_id, 0);
+    rc = mdb_dbi_open(txn, "ids", MDB_CREATE, &st->ids);
+    if (rc == 0) rc = mdb_drop(txn, st->ids, 0);
     MDB_cursor *cur = NULL;
     if (rc == 0) rc = mdb_cursor_open(txn, st->events, &cur);
     MDB_val k, v;
@@ -298,22 +309,23 @@ static int rebuild_by_id(lmdb_store_t *st, char *why)
                                 "run schakel audit verify",
                                 (unsigned long long)(k.mv_size == 8 ? schakel_get_be64(k.mv_data) : 0));
         }
-        uint8_t ik[ID_KEY_MAX];
-        MDB_val ikv = {id_key(ik, b->source_org, b->event_id.data), ik}, sv = {8, k.mv_data};
-        rc = mdb_put(txn, st->by_id, &ikv, &sv, MDB_NOOVERWRITE);
-        if (rc == MDB_KEYEXIST) rc = 0; /* cannot happen: ids were unique */
+        uint8_t ik[IDS_KEY_LEN];
+        ids_key(ik, b->event_id.data, schakel_get_be64(k.mv_data));
+        MDB_val ikv = {IDS_KEY_LEN, ik}, sv = {0, ik};
+        rc = mdb_put(txn, st->ids, &ikv, &sv, 0);
         schakel__v1__record_body__free_unpacked(b, NULL);
         n++;
     }
     if (cur) mdb_cursor_close(cur);
+    if (rc == 0) rc = mdb_drop(txn, st->by_id, 1);
     if (rc) {
         mdb_txn_abort(txn);
         return lmdb_err(rc, why, "rebuild the event-id index");
     }
     rc = lmdb_commit_durable(st, txn);
     if (rc) return lmdb_err(rc, why, "commit the rebuilt event-id index");
-    schakel_log(SCHAKEL_LOG_INFO, "store", "event=by_id_rebuilt records=%llu", (unsigned long long)n);
-    st->legacy_by_id = 0;
+    schakel_log(SCHAKEL_LOG_INFO, "store", "event=id_index_rebuilt records=%llu", (unsigned long long)n);
+    st->index = IDS;
     return 0;
 }
 
@@ -362,7 +374,7 @@ schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, cha
     st->map_size = info.me_mapsize;     /* an existing log may be larger */
     if (st->map_size > st->map_max) st->map_max = st->map_size;
     if (open_dbis(st, opts->read_only, why) != 0) goto fail;
-    if (st->legacy_by_id && !opts->read_only && rebuild_by_id(st, why) != 0) goto fail;
+    if (st->index != IDS && !opts->read_only && rebuild_ids(st, why) != 0) goto fail;
     st->committed_seq = st->head.seq;
     /* a process killed before its last meta page was flushed left it in
      * the page cache: flushed now, everything found is durable */

@@ -25,10 +25,10 @@ typedef struct {
 } schakel_lmdb_options_t;
 
 /* Opens (creating if needed) an LMDB log under opts->dir. NULL on failure
- * with the reason in why. A log written before ids were scoped to their
- * publisher (table by_id keyed by the bare 16-byte id) gets its by_id
- * table rebuilt from the events table when opened for writing; opened
- * read-only, lookups use the old table and check the publisher. */
+ * with the reason in why. A log written before table `ids` (its event-id
+ * index is `by_id`, keyed by publisher and id or by the bare 16-byte id)
+ * gets `ids` built from the events table and `by_id` dropped when opened
+ * for writing; opened read-only, lookups use `by_id` as it is. */
 schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, char *why);
 
 /* The LMDB store's map: its size now, and how often an append hit the end

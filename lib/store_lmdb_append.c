@@ -77,17 +77,21 @@ static int same_event(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_
 static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch_t *b,
                       schakel_append_item_t *it, uint64_t *proof_seq, int64_t now_ms, char *why)
 {
-    uint8_t ik[ID_KEY_MAX];
-    MDB_val k = {id_key(ik, b->signer_org, it->event_id), ik}, v;
-    int rc = mdb_get(txn, st->by_id, &k, &v);
-    if (rc == 0 && v.mv_size == 8) {
-        it->seq = schakel_get_be64(v.mv_data);
+    uint64_t seq = st->head.seq + 1, first;
+    int rc = lmdb_ids_find(st, txn, b->signer_org, it->event_id, &first);
+    if (rc == 0) {
+        it->seq = first;
         it->duplicate = 1;
         return same_event(st, txn, it->seq, it->event_hash, &it->conflict, why);
     }
-    if (rc != MDB_NOTFOUND && rc != 0) return lmdb_err(rc, why, "dedup lookup");
+    if (rc != MDB_NOTFOUND) return lmdb_err(rc, why, "dedup lookup");
+    uint8_t key[8], ik[IDS_KEY_LEN];
+    schakel_put_be64(key, seq);
+    ids_key(ik, it->event_id, seq);
+    MDB_val k = {IDS_KEY_LEN, ik}, v = {0, key};
+    rc = mdb_put(txn, st->ids, &k, &v, MDB_NOOVERWRITE);
+    if (rc) return lmdb_err(rc, why, "index event id");
 
-    uint64_t seq = st->head.seq + 1;
     if (*proof_seq == 0) *proof_seq = seq;
     uint8_t kid[KEY_ID_LEN], dk[SCHAKEL_AEAD_KEY_LEN], nonce[SCHAKEL_AEAD_NONCE_LEN], aad[24];
     lmdb_key_id_of(st, it->subject ? it->subject : "", kid);
@@ -125,8 +129,6 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
     body.proof_index = it->proof_index;
 
     size_t blen = schakel__v1__record_body__get_packed_size(&body);
-    uint8_t key[8];
-    schakel_put_be64(key, seq);
     MDB_val kv = {8, key}, vv = {HDR_LEN + blen, NULL};
     rc = mdb_put(txn, st->events, &kv, &vv, MDB_APPEND | MDB_RESERVE);
     if (rc) {
@@ -138,10 +140,6 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
     free(ct);
     memcpy(out, st->head.hash, 32);
     lmdb_chain_hash(seq, st->head.hash, out + HDR_LEN, blen, out + 32);
-
-    MDB_val sv = {8, key};
-    rc = mdb_put(txn, st->by_id, &k, &sv, MDB_NOOVERWRITE);
-    if (rc) return lmdb_err(rc, why, "index event id");
 
     for (size_t x = 0; x < it->n_index; x++) {
         uint8_t sk[SCHAKEL_STREAM_MAX + 9];
@@ -223,6 +221,7 @@ static int try_append(lmdb_store_t *st, schakel_append_batch_t *batches, size_t 
         st->cp_seq = st->head.seq;
         st->cp_at = now_ms;
     }
+    lmdb_map_release(st);
     return 0;
 }
 

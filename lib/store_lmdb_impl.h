@@ -9,6 +9,7 @@
  *   store_lmdb_sigs.c    the batch signatures in that walk
  *   store_lmdb_erasures.c  every erasure record with its erasure event, in that walk
  *   store_lmdb_verify.c  that walk on every core (a pool of threads)
+ *   store_lmdb_map.c     the broker's mappings of the map dropped after appends
  * No transaction is shared between threads: each call opens and ends its
  * own. Growing the map takes the resize lock for writing; the lookups
  * another thread may make hold it for reading. */
@@ -69,7 +70,7 @@ typedef struct {
 typedef struct {
     schakel_store_t base;
     MDB_env *env;
-    MDB_dbi events, by_id, streams, cursors, checkpoints, keys, proofs;
+    MDB_dbi events, ids, by_id, streams, cursors, checkpoints, keys, proofs;
     uint8_t kid_key[SCHAKEL_SHA256_LEN];    /* derives key ids from subjects */
     uint8_t wrap_key[SCHAKEL_AEAD_KEY_LEN]; /* wraps data keys */
     uint8_t sign_secret[SCHAKEL_ED25519_SEC_LEN];
@@ -91,17 +92,22 @@ typedef struct {
     uint64_t durable_seq;
     uint64_t committed_seq; /* head as of the last commit */
     int read_only;
-    int legacy_by_id;        /* read-only log whose by_id is keyed by the bare id */
+    /* A log written before table `ids`: its event-id index is `by_id`
+     * (OLD_BY_ID: org || 0 || id -> seq; OLD_BY_BARE_ID: the bare id ->
+     * seq). Opened for writing, `ids` is built and `by_id` dropped. */
+    enum { IDS, OLD_BY_ID, OLD_BY_BARE_ID } index;
     uint8_t nonce_prefix[4]; /* nonce = prefix || u64be(seq): unique per data key */
     uint8_t pool[4096];      /* random bytes for new data keys, drawn a page at a time */
     size_t pool_left;
+    void *map_addr; /* the map as lmdb_map_release found it, for map size map_for */
+    size_t map_len, map_for;
     key_set_t cache[CACHE_SETS];
     subject_set_t subjects[CACHE_SETS];
 } lmdb_store_t;
 
-/* The by_id key of an event: its publisher's id, a NUL, the 16-byte event
- * id. Ids are scoped to the organisation that published them, so no
- * organisation can take another's id first. */
+/* The key of the old `by_id` table: an event's publisher id, a NUL, its
+ * 16-byte event id (ids are scoped to the organisation that published
+ * them, so no organisation can take another's id first). */
 #define ID_KEY_ORG_MAX 63 /* organisation ids are 1 to 63 characters */
 #define ID_KEY_MAX (ID_KEY_ORG_MAX + 1 + 16)
 static inline size_t id_key(uint8_t out[ID_KEY_MAX], const char *org, const uint8_t id[16])
@@ -111,6 +117,20 @@ static inline size_t id_key(uint8_t out[ID_KEY_MAX], const char *org, const uint
     out[n] = 0;
     memcpy(out + n + 1, id, 16);
     return n + 17;
+}
+
+/* The key of table `ids`: the 16-byte event id, then u64be(seq); the
+ * value is empty. 34 bytes in the B-tree where `by_id` (org || 0 || id ->
+ * seq) took about 48, so a group's inserts rewrite fewer pages, and ids a
+ * publisher makes in order (a counter) still go in order. Organisations
+ * may use the same id (ids are scoped to their publisher): a lookup
+ * checks each candidate's record for its publisher (lmdb_ids_find). */
+#define IDS_PREFIX_LEN 16
+#define IDS_KEY_LEN (IDS_PREFIX_LEN + 8)
+static inline void ids_key(uint8_t out[IDS_KEY_LEN], const uint8_t id[16], uint64_t seq)
+{
+    memcpy(out, id, IDS_PREFIX_LEN);
+    schakel_put_be64(out + IDS_PREFIX_LEN, seq);
 }
 
 /* store_lmdb.c */
@@ -143,6 +163,15 @@ int lmdb_sync(schakel_store_t *s, char *why);
 uint64_t lmdb_durable_seq(schakel_store_t *s);
 int lmdb_cursor_set(schakel_store_t *s, const char *name, uint64_t seq);
 int lmdb_checkpoint(schakel_store_t *s, int64_t now_ms);
+
+/* store_lmdb_map.c: drops the process's mappings of the log's pages
+ * (they stay in the page cache) once more than 16 MiB of mapped file
+ * pages are resident; after every append's commit. */
+void lmdb_map_release(lmdb_store_t *st);
+
+/* store_lmdb_read.c: the seq of the event `id` that org published, in
+ * txn: 0, MDB_NOTFOUND, or another LMDB code. */
+int lmdb_ids_find(lmdb_store_t *st, MDB_txn *txn, const char *org, const uint8_t id[16], uint64_t *seq);
 
 /* store_lmdb_read.c: the read operations of store.h */
 int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count, size_t max_bytes,

@@ -133,8 +133,8 @@ int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t 
     return out;
 }
 
-/* The publisher named in the record at seq equals org? */
-static int record_from(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const char *org)
+/* The record at seq names publisher org (and, with id, event id id)? */
+static int record_from(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const char *org, const uint8_t *id)
 {
     uint8_t key[8];
     schakel_put_be64(key, seq);
@@ -142,9 +142,57 @@ static int record_from(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const char 
     if (mdb_get(txn, st->events, &k, &v) != 0 || v.mv_size <= HDR_LEN) return 0;
     Schakel__V1__RecordBody *b =
         schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN);
-    int same = b && b->source_org && strcmp(b->source_org, org) == 0;
+    int same = b && b->source_org && strcmp(b->source_org, org) == 0 &&
+               (!id || (b->event_id.len == 16 && memcmp(b->event_id.data, id, 16) == 0));
     if (b) schakel__v1__record_body__free_unpacked(b, NULL);
     return same;
+}
+
+/* Table `ids` holds id || seq for every event: the candidates are the
+ * keys that start with the id, and the one whose record names this
+ * publisher is it (another organisation may have used the same id; a
+ * publisher's own copy is there once). */
+int lmdb_ids_find(lmdb_store_t *st, MDB_txn *txn, const char *org, const uint8_t id[16], uint64_t *seq)
+{
+    uint8_t from[IDS_KEY_LEN];
+    ids_key(from, id, 0);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, st->ids, &cur);
+    if (rc) return rc;
+    MDB_val k = {IDS_KEY_LEN, from}, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != IDS_KEY_LEN || memcmp(k.mv_data, from, IDS_PREFIX_LEN) != 0) {
+            rc = MDB_NOTFOUND;
+            break;
+        }
+        uint64_t s = schakel_get_be64((const uint8_t *)k.mv_data + IDS_PREFIX_LEN);
+        if (record_from(st, txn, s, org, id)) {
+            *seq = s;
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* A log from before table `ids`, opened read-only: its `by_id`. */
+static int old_lookup(lmdb_store_t *st, MDB_txn *txn, const char *source_org, const uint8_t *event_id,
+                      uint64_t *seq)
+{
+    uint8_t ik[ID_KEY_MAX];
+    MDB_val k = {id_key(ik, source_org, event_id), ik}, v;
+    if (st->index == OLD_BY_BARE_ID) { /* ids were unique across the log: check the publisher */
+        k.mv_size = 16;
+        k.mv_data = (void *)event_id;
+    }
+    int rc = mdb_get(txn, st->by_id, &k, &v);
+    if (rc == 0 && v.mv_size != 8) rc = MDB_NOTFOUND;
+    if (rc == 0 && st->index == OLD_BY_BARE_ID &&
+        !record_from(st, txn, schakel_get_be64(v.mv_data), source_org, NULL))
+        rc = MDB_NOTFOUND;
+    if (rc == 0) *seq = schakel_get_be64(v.mv_data);
+    return rc;
 }
 
 int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq)
@@ -156,17 +204,12 @@ int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event
         pthread_rwlock_unlock(&st->resize);
         return SCHAKEL_ESTORE;
     }
-    uint8_t ik[ID_KEY_MAX];
-    MDB_val k = {id_key(ik, source_org, event_id), ik}, v;
-    if (st->legacy_by_id) { /* ids were unique across the log: check the publisher */
-        k.mv_size = 16;
-        k.mv_data = (void *)event_id;
+    int rc;
+    if (st->index == IDS) {
+        rc = lmdb_ids_find(st, txn, source_org, event_id, seq);
+    } else {
+        rc = old_lookup(st, txn, source_org, event_id, seq);
     }
-    int rc = mdb_get(txn, st->by_id, &k, &v);
-    if (rc == 0 && v.mv_size != 8) rc = MDB_NOTFOUND;
-    if (rc == 0 && st->legacy_by_id && !record_from(st, txn, schakel_get_be64(v.mv_data), source_org))
-        rc = MDB_NOTFOUND;
-    if (rc == 0) *seq = schakel_get_be64(v.mv_data);
     mdb_txn_abort(txn);
     pthread_rwlock_unlock(&st->resize);
     return rc == 0 ? 0 : rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : SCHAKEL_ESTORE;

@@ -18,6 +18,7 @@
 #include "error.h"
 #include "store_audit.h"
 #include "store_lmdb.h"
+#include "schakel/v1/bus.pb-c.h"
 #include "store_fixture.h"
 
 typedef struct {
@@ -228,13 +229,14 @@ static void ids_are_scoped_to_their_publisher(void **state)
     schakel_store_close(&s);
 }
 
-/* Rewrites the by_id table of the log in dir into the form of logs written
- * before ids were scoped: the bare 16-byte id -> seq. */
-static void make_legacy_by_id(const char *dir)
+/* Turns the log in dir into one written before table `ids`: its index is
+ * `by_id`, keyed by org || 0 || id (or, bare, by the 16-byte id alone, as
+ * before ids were scoped), made from the events table; `ids` is dropped. */
+static void make_old_index(const char *dir, int bare)
 {
     MDB_env *env;
     MDB_txn *txn;
-    MDB_dbi dbi;
+    MDB_dbi events, ids, by_id;
     MDB_cursor *cur;
     MDB_val k, v;
     assert_int_equal(mdb_env_create(&env), 0);
@@ -242,35 +244,54 @@ static void make_legacy_by_id(const char *dir)
     mdb_env_set_mapsize(env, (size_t)64 << 20);
     assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0);
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "by_id", 0, &dbi), 0);
-    uint8_t keys[16][16], vals[16][8];
+    assert_int_equal(mdb_dbi_open(txn, "events", 0, &events), 0);
+    assert_int_equal(mdb_dbi_open(txn, "ids", 0, &ids), 0);
+    assert_int_equal(mdb_dbi_open(txn, "by_id", MDB_CREATE, &by_id), 0);
+    assert_int_equal(mdb_cursor_open(txn, events, &cur), 0);
     size_t n = 0;
-    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
-    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0 && n < 16; op = MDB_NEXT, n++) {
-        assert_true(k.mv_size > 17);
-        memcpy(keys[n], (uint8_t *)k.mv_data + k.mv_size - 16, 16);
-        memcpy(vals[n], v.mv_data, 8);
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT, n++) {
+        Schakel__V1__RecordBody *b =
+            schakel__v1__record_body__unpack(NULL, v.mv_size - 64, (uint8_t *)v.mv_data + 64);
+        assert_non_null(b);
+        uint8_t key[80];
+        size_t kl = strlen(b->source_org);
+        memcpy(key, b->source_org, kl + 1);
+        memcpy(key + kl + 1, b->event_id.data, 16);
+        MDB_val kk = {bare ? 16 : kl + 17, bare ? key + kl + 1 : key}, vv = {8, k.mv_data};
+        assert_int_equal(mdb_put(txn, by_id, &kk, &vv, 0), 0);
+        schakel__v1__record_body__free_unpacked(b, NULL);
     }
     mdb_cursor_close(cur);
-    assert_int_equal(mdb_drop(txn, dbi, 0), 0);
-    for (size_t i = 0; i < n; i++) {
-        MDB_val kk = {16, keys[i]}, vv = {8, vals[i]};
-        assert_int_equal(mdb_put(txn, dbi, &kk, &vv, 0), 0);
-    }
+    assert_true(n > 0);
+    assert_int_equal(mdb_drop(txn, ids, 1), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
 }
 
-static void old_id_index_is_rebuilt(void **state)
+static int has_table(const char *dir, const char *name)
 {
-    fx_t *fx = *state;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    int has = mdb_dbi_open(txn, name, 0, &dbi) == 0;
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return has;
+}
+
+static void old_index_is_rebuilt(fx_t *fx, int bare)
+{
     schakel_store_t *s = store_fx_open(fx, 10, 0, 0);
     uint8_t id[16] = {9, 9, 9};
     schakel_append_item_t it;
     append_as(s, "school-a", id, 0xaa, &it);
     assert_int_equal(store_fx_append_n(s, 100, 3, 50, "aa", NULL), 0);
     schakel_store_close(&s);
-    make_legacy_by_id(fx->dir);
+    make_old_index(fx->dir, bare);
 
     /* read-only (an auditor): the old table, checked against the publisher */
     schakel_lmdb_options_t o = {0};
@@ -285,8 +306,9 @@ static void old_id_index_is_rebuilt(void **state)
     assert_int_equal(seq, 1);
     assert_int_equal(schakel_store_lookup(s, "school-b", id, &seq), SCHAKEL_ENOTFOUND);
     schakel_store_close(&s);
+    assert_false(has_table(fx->dir, "ids"));
 
-    /* for writing: rebuilt, then scoped like any other */
+    /* for writing: `ids` built, `by_id` gone, scoped like any other */
     s = store_fx_open(fx, 10, 0, 0);
     seq = 0;
     assert_int_equal(schakel_store_lookup(s, "school-a", id, &seq), 0);
@@ -297,9 +319,70 @@ static void old_id_index_is_rebuilt(void **state)
     append_as(s, "school-b", id, 0xbb, &it);
     assert_false(it.duplicate);
     assert_int_equal(it.seq, 5);
+    assert_int_equal(store_fx_append_n(s, 100, 3, 50, "aa", NULL), 0); /* the 3 again: duplicates */
+    schakel_head_t h;
+    schakel_store_head(s, &h);
+    assert_int_equal(h.seq, 5);
     schakel_store_close(&s);
+    assert_true(has_table(fx->dir, "ids"));
+    assert_false(has_table(fx->dir, "by_id"));
     schakel_verify_report_t r;
     assert_int_equal(schakel_lmdb_verify(fx->dir, fx->sign_pub, fx->master, &r), 0);
+}
+
+static void old_scoped_index_is_rebuilt(void **state)
+{
+    old_index_is_rebuilt(*state, 0);
+}
+
+static void old_bare_index_is_rebuilt(void **state)
+{
+    old_index_is_rebuilt(*state, 1);
+}
+
+/* Table `ids` is keyed by the event id and the seq: an entry with the id
+ * whose record is another organisation's event is never taken for this
+ * one, whatever its record's id (a damaged or forged entry too). */
+static void foreign_id_entry_is_not_a_duplicate(void **state)
+{
+    fx_t *fx = *state;
+    schakel_store_t *s = store_fx_open(fx, 10, 0, 0);
+    uint8_t id[16] = {1, 2, 3}, other[16] = {4, 5, 6};
+    schakel_append_item_t it;
+    append_as(s, "school-b", other, 0xbb, &it);
+    assert_int_equal(it.seq, 1);
+    schakel_store_close(&s);
+
+    /* a key with school-a's id that points at school-b's record */
+    uint8_t key[24] = {0};
+    memcpy(key, id, 16);
+    key[23] = 1;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi ids;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, fx->dir, MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "ids", 0, &ids), 0);
+    MDB_val k = {24, key}, v = {0, key};
+    assert_int_equal(mdb_put(txn, ids, &k, &v, MDB_NOOVERWRITE), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    s = store_fx_open(fx, 10, 0, 0);
+    uint64_t seq = 0;
+    assert_int_equal(schakel_store_lookup(s, "school-a", id, &seq), SCHAKEL_ENOTFOUND);
+    append_as(s, "school-a", id, 0xaa, &it);
+    assert_false(it.duplicate);
+    assert_false(it.conflict);
+    assert_int_equal(it.seq, 2);
+    append_as(s, "school-a", id, 0xaa, &it); /* its own retry: past the collision */
+    assert_true(it.duplicate);
+    assert_int_equal(it.seq, 2);
+    assert_int_equal(schakel_store_lookup(s, "school-a", id, &seq), 0);
+    assert_int_equal(seq, 2);
+    schakel_store_close(&s);
 }
 
 int main(void)
@@ -313,7 +396,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(map_grows_before_full, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(full_map_is_retry_later, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(ids_are_scoped_to_their_publisher, store_fx_setup, store_fx_teardown),
-        cmocka_unit_test_setup_teardown(old_id_index_is_rebuilt, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(old_scoped_index_is_rebuilt, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(old_bare_index_is_rebuilt, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(foreign_id_entry_is_not_a_duplicate, store_fx_setup,
+                                        store_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

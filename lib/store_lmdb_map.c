@@ -1,0 +1,89 @@
+/* The broker's resident memory and the log's map. LMDB reads every page
+ * through a read-only shared mapping of data.mdb; each page the broker
+ * reads (the B-tree pages of `ids` and `keys` its lookups and puts
+ * walk, the last page of `events`) stays mapped into the process, and the
+ * kernel maps up to 15 cached neighbours with it on every fault. After a
+ * million events that is most of the file, counted in the broker's RSS.
+ * lmdb_map_release drops those mappings after a group commit once they
+ * pass 16 MiB (each release costs page faults afterwards): the pages
+ * stay in the page cache (nothing is written or lost: the map is
+ * read-only and MAP_SHARED, so the next read maps the same bytes again),
+ * only the process's page-table entries go. Readers in other threads
+ * (the checkers' lookups) fault the page back in, which is all they
+ * notice. LMDB does not say where its map is (mdb_env_info's me_mapaddr
+ * is set only for MDB_FIXEDMAP): it is the mapping of data.mdb's inode
+ * at offset 0 in /proc/self/maps, looked up again when the map grew. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store_lmdb_impl.h"
+
+/* The broker's mapped file pages it lets grow before a release. */
+#define MAP_RELEASE_ABOVE ((size_t)16 << 20)
+
+/* Finds the map's address: 0, or -1 when it is not found. */
+static int map_find(lmdb_store_t *st)
+{
+    int fd = -1;
+    struct stat sb;
+    st->map_addr = NULL;
+    st->map_len = 0;
+    if (mdb_env_get_fd(st->env, &fd) != 0 || fstat(fd, &sb) != 0) return -1;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return -1;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        uintptr_t lo, hi;
+        unsigned long long off, ino;
+        char perms[8];
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %llx %*s %llu", &lo, &hi, perms, &off, &ino) != 5)
+            continue;
+        if (ino == (unsigned long long)sb.st_ino && off == 0 && perms[3] == 's') {
+            st->map_addr = (void *)lo;
+            st->map_len = hi - lo;
+            break;
+        }
+    }
+    fclose(f);
+    st->map_for = st->map_size;
+    return st->map_addr ? 0 : -1;
+}
+
+/* Pages of files mapped into this process, resident (/proc/self/statm's
+ * third field, in pages): the log's map, and the few pages of the
+ * program and its libraries. 0 when it cannot be read. */
+static size_t mapped_file_pages(void)
+{
+    char buf[128];
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    unsigned long long size, res, shared;
+    return sscanf(buf, "%llu %llu %llu", &size, &res, &shared) == 3 ? (size_t)shared : 0;
+}
+
+void lmdb_map_release(lmdb_store_t *st)
+{
+    if (st->read_only) return;
+    /* dropping the mappings costs page faults later: only when they add up */
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg > 0 && mapped_file_pages() * (size_t)pg < MAP_RELEASE_ABOVE) return;
+    if ((st->map_for != st->map_size || !st->map_addr) && map_find(st) != 0) return;
+    MDB_envinfo info;
+    MDB_stat stat;
+    (void)mdb_env_info(st->env, &info); /* an open environment: they cannot fail */
+    (void)mdb_env_stat(st->env, &stat);
+    size_t used = (info.me_last_pgno + 1) * (size_t)stat.ms_psize;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    used = (used + (size_t)page - 1) / (size_t)page * (size_t)page;
+    if (used > st->map_len) used = st->map_len;
+    /* advice only: a failure leaves the pages mapped, nothing else */
+    (void)madvise(st->map_addr, used, MADV_DONTNEED);
+}

@@ -1,0 +1,96 @@
+/* The LMDB log's map and the broker's resident memory, on a real LMDB in a
+ * temp directory: once more than 16 MiB of it are mapped, an append's
+ * commit leaves none of the log's pages mapped in the process (they stay
+ * in the page cache), and every record still reads back, also records
+ * read before the release and read again. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "error.h"
+#include "store_lmdb.h"
+#include "store_fixture.h"
+
+/* kB of the log's data.mdb in dir resident in this process (/proc/self/smaps). */
+static unsigned long long map_rss_kb(const char *dir)
+{
+    char want[128], line[512];
+    snprintf(want, sizeof want, "%s/data.mdb", dir);
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    int in = 0;
+    unsigned long long kb = 0, v, lo, hi;
+    while (fgets(line, sizeof line, f)) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        size_t n = strlen(line), w = strlen(want);
+        if (sscanf(line, "%llx-%llx ", &lo, &hi) == 2) /* a mapping's first line */
+            in = n >= w && strcmp(line + n - w, want) == 0;
+        else if (in && sscanf(line, "Rss: %llu kB", &v) == 1) kb += v;
+    }
+    fclose(f);
+    return kb;
+}
+
+typedef struct {
+    size_t n;
+    int bad;
+} seen_t;
+
+static int count_cb(void *arg, const schakel_record_t *r)
+{
+    seen_t *s = arg;
+    s->n++;
+    if (!r->event || r->event_len != 300 || r->event[0] != (uint8_t)(*(const unsigned *)r->event_id & 0xff))
+        s->bad = 1;
+    return 0;
+}
+
+static size_t read_all(schakel_store_t *s)
+{
+    seen_t seen = {0};
+    uint64_t from = 1, next = 0;
+    for (;;) {
+        size_t before = seen.n;
+        assert_int_equal(schakel_store_read(s, "all", from, 4096, 64 << 20, count_cb, &seen, &next), 0);
+        if (seen.n == before) break;
+        from = next;
+    }
+    assert_int_equal(seen.bad, 0);
+    return seen.n;
+}
+
+static void append_leaves_no_page_of_the_log_mapped(void **state)
+{
+    fx_t *fx = *state;
+    schakel_store_t *s = store_fx_open(fx, 0, 0, 0);
+    char subject[65];
+    for (unsigned g = 0; g < 80; g++) {
+        snprintf(subject, sizeof subject, "%064x", g * 7919u);
+        assert_int_equal(store_fx_append_n(s, g * 1000, 500, 300, subject, NULL), 0);
+    }
+    /* 40000 records, about 24 MB of log; reading them maps all of it */
+    assert_int_equal(read_all(s), 40000);
+    assert_true(map_rss_kb(fx->dir) > 16 * 1024);
+    /* past 16 MiB mapped, an append's commit drops the mappings */
+    assert_int_equal(store_fx_append_n(s, 90000, 10, 300, "aa", NULL), 0);
+    assert_true(map_rss_kb(fx->dir) <= 64);
+    assert_int_equal(read_all(s), 40010); /* the same bytes, mapped again */
+    schakel_store_close(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(append_leaves_no_page_of_the_log_mapped, store_fx_setup,
+                                        store_fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
