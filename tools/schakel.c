@@ -23,7 +23,8 @@ static const char usage[] =
     "  consent   run the consent service alone\n"
     "  feedback  run the feedback-loop service alone\n"
     "  loops     an organisation's open and overdue loops, one loop's history, figures\n"
-    "  health    broker up, and any alarms of the broker and the services (exit 1)\n";
+    "  health    broker up, and any alarms of the broker and the services (exit 1)\n"
+    "  monitor   the dashboard, /metrics and /healthz over HTTP beside a broker\n";
 
 int main(int argc, char **argv)
 {
@@ -45,6 +46,7 @@ int main(int argc, char **argv)
         return schakel_svc_cli(cmd, argc, argv);
     if (!strcmp(cmd, "loops")) return cmd_loops(argc, argv);
     if (!strcmp(cmd, "health")) return cmd_health(argc, argv);
+    if (!strcmp(cmd, "monitor")) return cmd_monitor(argc, argv);
     if (!strcmp(cmd, "adapter")) return schakel_adapter_cli(argc, argv);
     fprintf(stderr, "schakel: unknown command \"%s\"\n\n%s", cmd, usage);
     return 2;

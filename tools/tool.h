@@ -36,6 +36,7 @@ int cmd_explain(int argc, char **argv);
 int cmd_subject(int argc, char **argv); /* schakel audit subject: argv[1] is "subject" */
 int cmd_loops(int argc, char **argv);
 int cmd_health(int argc, char **argv);
+int cmd_monitor(int argc, char **argv); /* monitor.c */
 
 /* For a node already holding dir's lock: node.json and the flags agree
  * afterwards. An endpoint given (*_given) that differs from node.json's is
