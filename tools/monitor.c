@@ -77,7 +77,9 @@ static void *collector(void *arg)
         cl = schakel_client_new(ctx, &o, why);
     }
     for (int first = 1; s;) {
-        int64_t started = (int64_t)time(NULL);
+        struct timespec t0;
+        clock_gettime(CLOCK_REALTIME, &t0);
+        int64_t started_ms = (int64_t)t0.tv_sec * 1000 + t0.tv_nsec / 1000000;
         mon_collect_round(m, s, cl);
         publish(m, s);
         if (first) { /* mon_collect_start waits for the first round */
@@ -86,10 +88,11 @@ static void *collector(void *arg)
             pthread_cond_broadcast(&m->changed);
             pthread_mutex_unlock(&m->lock);
         }
+        /* the next round at the next whole second after this one began */
+        struct timespec until = {(time_t)(started_ms / 1000) + 1, 0}, now;
         pthread_mutex_lock(&m->lock);
-        struct timespec until = {(time_t)started + 1, 0};
-        while (!m->stop && pthread_cond_timedwait(&m->changed, &m->lock, &until) == 0) {
-        }
+        do (void)pthread_cond_timedwait(&m->changed, &m->lock, &until); /* woken early: checked below */
+        while (!m->stop && clock_gettime(CLOCK_REALTIME, &now) == 0 && now.tv_sec < until.tv_sec);
         int stop = m->stop;
         pthread_mutex_unlock(&m->lock);
         if (stop) break;
@@ -145,8 +148,8 @@ int mon_parse_listen(const char *text, char host[64], int *port, char *why)
     char *end;
     long p = colon ? strtol(colon + 1, &end, 10) : -1;
     if (!colon || colon == text || (size_t)(colon - text) >= 64 || !colon[1] || *end || p < 1 || p > 65535)
-        return schakel_fail(why, SCHAKEL_EINVAL, "--http wants ADDR:PORT (e.g. 127.0.0.1:7480) or off, not \"%s\"",
-                            text);
+        return schakel_fail(why, SCHAKEL_EINVAL,
+                            "--http wants ADDR:PORT (e.g. 127.0.0.1:7480) or off, not \"%s\"", text);
     memcpy(host, text, (size_t)(colon - text));
     host[colon - text] = 0;
     if (!strcmp(host, "localhost")) snprintf(host, 64, "127.0.0.1");

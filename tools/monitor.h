@@ -57,13 +57,13 @@ typedef struct {
         uint64_t open, overdue; /* feedback loops by receiving organisation */
     } org[MON_ORGS];
     int have_loops, have_decisions;
-    uint64_t read_seq;          /* records of "all" counted up to here */
-    uint64_t decided_seq;       /* records searched for decisions up to here */
-    mon_counts_t events;        /* org, type */
-    mon_counts_t edges;         /* from, to */
-    mon_counts_t held, denied;  /* code */
-    mon_counts_t escalations;   /* receiving org */
-    uint64_t checkpoint_seq;    /* where the next checkpoint search starts */
+    uint64_t read_seq;         /* records of "all" counted up to here */
+    uint64_t decided_seq;      /* records searched for decisions up to here */
+    mon_counts_t events;       /* org, type */
+    mon_counts_t edges;        /* from, to */
+    mon_counts_t held, denied; /* code */
+    mon_counts_t escalations;  /* receiving org */
+    uint64_t checkpoint_seq;   /* where the next checkpoint search starts */
     int64_t started_ms;
 } mon_state_t;
 

@@ -29,7 +29,7 @@
 #include "store_lmdb.h"
 #include "wire.h"
 
-#define READ_MAX 20000       /* records of "all" counted per round: catches up over rounds */
+#define READ_MAX 20000        /* records of "all" counted per round: catches up over rounds */
 #define STREAM_LAG_MAX 100000 /* entries counted behind a consumer's cursor */
 
 static int64_t wall_ms(void)
@@ -130,7 +130,8 @@ static void read_raw(const char *logdir, mon_state_t *s)
         MDB_cursor *cur;
         MDB_val k, v;
         if (mdb_dbi_open(txn, "cursors", 0, &dbi) == 0 && mdb_cursor_open(txn, dbi, &cur) == 0) {
-            for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0; g = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+            for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0;
+                 g = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
                 if (v.mv_size == 8) take_cursor(s, k.mv_data, k.mv_size, schakel_get_be64(v.mv_data));
             mdb_cursor_close(cur);
         }
@@ -288,7 +289,8 @@ static void read_services(const mon_t *m, mon_state_t *s)
         s->svc[i].present = 0;
         s->n_services = i + 1;
         struct stat sb;
-        if (schakel_path_fmt(dir, sizeof dir, NULL, "%s/services/%s", m->node_dir, schakel_service_names[i]) ||
+        if (schakel_path_fmt(dir, sizeof dir, NULL, "%s/services/%s", m->node_dir,
+                             schakel_service_names[i]) ||
             stat(dir, &sb) != 0)
             continue; /* not run on this node */
         MDB_env *env;
@@ -338,8 +340,8 @@ static void ping(mon_state_t *s, void *client)
     Schakel__V1__Ping p = SCHAKEL__V1__PING__INIT;
     ProtobufCMessage *reply = NULL;
     char why[SCHAKEL_ERRLEN] = "";
-    int rc = client ? schakel_client_call(client, "PING", &p.base, &schakel__v1__pong__descriptor, &reply, 1000,
-                                          why)
+    int rc = client ? schakel_client_call(client, "PING", &p.base, &schakel__v1__pong__descriptor, &reply,
+                                          1000, why)
                     : SCHAKEL_EZMQ;
     s->broker_up = rc == 0 && reply;
     if (s->broker_up) {

@@ -45,8 +45,9 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const
 
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *type, char *text)
 {
-    if (!text) return send_buf(c, 503, "application/json", "{\"error\":\"no figures yet\"}", 26,
-                               MHD_RESPMEM_PERSISTENT);
+    if (!text)
+        return send_buf(c, 503, "application/json", "{\"error\":\"no figures yet\"}", 26,
+                        MHD_RESPMEM_PERSISTENT);
     return send_buf(c, status, type, text, strlen(text), MHD_RESPMEM_MUST_FREE);
 }
 
@@ -75,8 +76,9 @@ static enum MHD_Result healthz(mon_t *m, struct MHD_Connection *c)
     if (text && age > STALE_MS) {
         free(text);
         text = NULL;
-        if (asprintf(&text, "{\"ok\":false,\"reasons\":[\"monitor: its figures are %lld s old: the collector "
-                            "is stuck\"]}",
+        if (asprintf(&text,
+                     "{\"ok\":false,\"reasons\":[\"monitor: its figures are %lld s old: the collector "
+                     "is stuck\"]}",
                      (long long)(age / 1000)) < 0)
             return MHD_NO;
         healthy = 0;
@@ -152,9 +154,9 @@ static enum MHD_Result events(mon_t *m, struct MHD_Connection *c)
         s->pending = first;
         s->len = first ? strlen(first) : 0;
     }
-    struct MHD_Response *r = s ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, s,
-                                                                   stream_free)
-                               : NULL;
+    struct MHD_Response *r =
+        s ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, s, stream_free)
+          : NULL;
     if (!r) {
         if (s) stream_free(s);
         else {
@@ -179,7 +181,8 @@ static enum MHD_Result route(mon_t *m, struct MHD_Connection *c, const char *url
     if (!strcmp(url, "/metrics"))
         return send_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", mon_current(m, 'm', NULL, NULL));
     if (!strcmp(url, "/healthz")) return healthz(m, c);
-    if (!strcmp(url, "/api/snapshot")) return send_text(c, 200, "application/json", mon_current(m, 's', NULL, NULL));
+    if (!strcmp(url, "/api/snapshot"))
+        return send_text(c, 200, "application/json", mon_current(m, 's', NULL, NULL));
     if (!strcmp(url, "/events")) return events(m, c);
     /* MERGER: /indicators and /indicators.csv plug in here, answered by
      * schakel_indicators_render(m->node_dir, "json" or "csv", &out, &len, why)
@@ -245,9 +248,10 @@ struct MHD_Daemon *mon_http_start(mon_t *m, const char *host, int port)
         return NULL;
     }
     if ((ntohl(sin.sin_addr.s_addr) >> 24) != 127)
-        schakel_log(SCHAKEL_LOG_WARN, "monitor",
-                    "event=http_not_loopback listen=%s:%d reason=\"the dashboard and /metrics are reachable from "
-                    "other machines, without a password; they show counts by organisation only\"",
-                    host, port);
+        schakel_log(
+            SCHAKEL_LOG_WARN, "monitor",
+            "event=http_not_loopback listen=%s:%d reason=\"the dashboard and /metrics are reachable from "
+            "other machines, without a password; they show counts by organisation only\"",
+            host, port);
     return d;
 }

@@ -121,13 +121,15 @@ char *mon_render_metrics(const mon_state_t *s)
         put(&t, "schakel_stream_lag_records{org=\"%s\"} %llu\n", esc(s->org[i].id, a),
             (unsigned long long)s->org[i].lag);
     if (s->have_decisions) {
-        counts(&t, "schakel_held_total", "Consent decisions that held an event, by rule, since the monitor started.",
-               &s->held, "code", NULL);
-        counts(&t, "schakel_denied_total",
-               "Consent decisions that denied an event, by rule, since the monitor started.", &s->denied, "code",
+        counts(&t, "schakel_held_total",
+               "Consent decisions that held an event, by rule, since the monitor started.", &s->held, "code",
                NULL);
-        counts(&t, "schakel_escalations_total", "Feedback escalations since the monitor started, by the late org.",
-               &s->escalations, "org", NULL);
+        counts(&t, "schakel_denied_total",
+               "Consent decisions that denied an event, by rule, since the monitor started.", &s->denied,
+               "code", NULL);
+        counts(&t, "schakel_escalations_total",
+               "Feedback escalations since the monitor started, by the late org.", &s->escalations, "org",
+               NULL);
     }
     if (s->have_loops) {
         head(&t, "schakel_loops_open", "gauge", "Open feedback loops by receiving org.");
@@ -152,8 +154,9 @@ static json_t *counts_json(const mon_counts_t *c, int two)
 {
     json_t *o = two ? json_array() : json_object();
     for (size_t i = 0; i < c->n; i++) {
-        if (two) json_array_append_new(o, json_pack("{s:s,s:s,s:I}", "a", c->v[i].a, "b", c->v[i].b,
-                                                    "n", (json_int_t)c->v[i].n));
+        if (two)
+            json_array_append_new(
+                o, json_pack("{s:s,s:s,s:I}", "a", c->v[i].a, "b", c->v[i].b, "n", (json_int_t)c->v[i].n));
         else json_object_set_new(o, c->v[i].a, json_integer((json_int_t)c->v[i].n));
     }
     return o;
@@ -167,9 +170,9 @@ static json_t *reasons(const mon_state_t *s, uint64_t bound)
     for (size_t i = 0; i < s->n_services; i++) {
         uint64_t lag = s->head > s->svc[i].cursor ? s->head - s->svc[i].cursor : 0;
         if (s->svc[i].present && lag > bound)
-            json_array_append_new(r, json_sprintf("service %s: %llu records behind the log's head (bound %llu)",
-                                                  s->svc[i].name, (unsigned long long)lag,
-                                                  (unsigned long long)bound));
+            json_array_append_new(
+                r, json_sprintf("service %s: %llu records behind the log's head (bound %llu)", s->svc[i].name,
+                                (unsigned long long)lag, (unsigned long long)bound));
     }
     return r;
 }
@@ -193,8 +196,8 @@ char *mon_render_health(const mon_state_t *s, uint64_t bound, int *healthy)
     json_t *r = reasons(s, bound);
     *healthy = json_array_size(r) == 0;
     json_t *o = json_pack("{s:b,s:o,s:{s:b,s:I},s:o,s:I}", "ok", *healthy, "reasons", r, "broker", "answers",
-                          s->broker_up, "head", (json_int_t)s->head, "services", services_json(s), "lag_bound",
-                          (json_int_t)bound);
+                          s->broker_up, "head", (json_int_t)s->head, "services", services_json(s),
+                          "lag_bound", (json_int_t)bound);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return text;
@@ -212,22 +215,26 @@ char *mon_render_snapshot(const mon_state_t *s, uint64_t bound)
         }
         json_array_append_new(orgs, o);
     }
-    json_t *types = json_object();
+    json_t *types = json_object(), *published = json_object();
     for (size_t i = 0; i < s->events.n; i++) {
         json_t *n = json_object_get(types, s->events.v[i].b);
         json_object_set_new(types, s->events.v[i].b,
+                            json_integer(json_integer_value(n) + (json_int_t)s->events.v[i].n));
+        n = json_object_get(published, s->events.v[i].a);
+        json_object_set_new(published, s->events.v[i].a,
                             json_integer(json_integer_value(n) + (json_int_t)s->events.v[i].n));
     }
     json_t *broker = json_pack("{s:b,s:I,s:I,s:I,s:I}", "up", s->broker_up, "records", (json_int_t)s->head,
                                "alarms", (json_int_t)s->alarms, "log_bytes", (json_int_t)s->log_bytes,
                                "map_bytes", (json_int_t)s->map_bytes);
     if (s->checkpoint_at_ms)
-        json_object_set_new(broker, "checkpoint_age_seconds", json_real(age_s(s->at_ms, s->checkpoint_at_ms)));
+        json_object_set_new(broker, "checkpoint_age_seconds",
+                            json_real(age_s(s->at_ms, s->checkpoint_at_ms)));
     json_t *r = reasons(s, bound);
-    json_t *o = json_pack("{s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:o}}", "at_ms", (json_int_t)s->at_ms, "since_ms",
-                          (json_int_t)s->started_ms, "broker", broker, "orgs", orgs, "edges",
-                          counts_json(&s->edges, 1), "types", types, "services", services_json(s), "health",
-                          "ok", json_array_size(r) == 0, "reasons", r);
+    json_t *o = json_pack("{s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:o}}", "at_ms", (json_int_t)s->at_ms,
+                          "since_ms", (json_int_t)s->started_ms, "broker", broker, "orgs", orgs, "edges",
+                          counts_json(&s->edges, 1), "published", published, "types", types, "services",
+                          services_json(s), "health", "ok", json_array_size(r) == 0, "reasons", r);
     if (o && s->have_decisions) {
         json_object_set_new(o, "held", counts_json(&s->held, 0));
         json_object_set_new(o, "denied", counts_json(&s->denied, 0));

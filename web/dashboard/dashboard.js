@@ -68,6 +68,7 @@
     const svg = $("flow");
     const orgs = s.orgs.map((o) => o.id);
     for (const e of s.edges) for (const id of [e.a, e.b]) if (!orgs.includes(id)) orgs.push(id);
+    for (const id in s.published) if (!orgs.includes(id)) orgs.push(id);
     const W = 900, H = 520, cx = W / 2, cy = H / 2, r = Math.min(cx, cy) - 60;
     const pos = {};
     orgs.forEach((id, i) => {
@@ -75,6 +76,18 @@
       pos[id] = [cx + r * Math.cos(a), cy + r * Math.sin(a)];
     });
     const kids = [];
+    // what each organisation puts on the log: an edge to the log in the middle
+    pos["log"] = [cx, cy];
+    for (const id in s.published) {
+      if (!pos[id]) continue;
+      const rps = rate((h) => h.published[id], 10);
+      const [x1, y1] = pos[id];
+      const g = el("g", { class: "edge pub" });
+      g.appendChild(el("line", { x1, y1, x2: cx, y2: cy, "stroke-width": (1 + Math.min(8, Math.sqrt(rps) * 2)).toFixed(1) }));
+      g.appendChild(el("text", { x: ((x1 + cx) / 2).toFixed(0), y: ((y1 + cy) / 2).toFixed(0) }, rps > 0 ? rps.toFixed(1) + "/s" : ""));
+      g.appendChild(el("title", {}, id + " published " + s.published[id] + " events since the monitor started"));
+      kids.push(g);
+    }
     for (const e of s.edges) {
       const key = e.a + ">" + e.b;
       const rps = rate((h) => h.edges[key], 10);
@@ -95,6 +108,10 @@
       g.appendChild(el("text", { x: x + 10, y: y + 4 }, id));
       kids.push(g);
     }
+    const hub = el("g", { class: "node hub" });
+    hub.appendChild(el("circle", { cx, cy, r: 16 }));
+    hub.appendChild(el("text", { x: cx - 9, y: cy + 4 }, "log"));
+    kids.push(hub);
     svg.replaceChildren(...kids);
   }
 
@@ -152,7 +169,7 @@
     for (const e of s.edges) edges[e.a + ">" + e.b] = e.n;
     let total = 0;
     for (const k in s.types) total += s.types[k];
-    history.push({ t: s.at_ms / 1000, types: s.types, edges, total });
+    history.push({ t: s.at_ms / 1000, types: s.types, edges, published: s.published, total });
     while (history.length > WINDOW) history.shift();
     broker(s);
     flow(s);
