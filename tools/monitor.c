@@ -1,6 +1,7 @@
 /* schakel monitor: the node's HTTP endpoint beside a broker (or, started
  * by `schakel node --http`, beside its own): the collector thread, what it
  * publishes for the HTTP threads, and the command. */
+#include <arpa/inet.h>
 #include <microhttpd.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -153,6 +154,10 @@ int mon_parse_listen(const char *text, char host[64], int *port, char *why)
     memcpy(host, text, (size_t)(colon - text));
     host[colon - text] = 0;
     if (!strcmp(host, "localhost")) snprintf(host, 64, "127.0.0.1");
+    struct in_addr a;
+    if (inet_pton(AF_INET, host, &a) != 1)
+        return schakel_fail(why, SCHAKEL_EINVAL,
+                            "--http wants an IPv4 address or localhost before the port, not \"%s\"", text);
     *port = (int)p;
     return 0;
 }

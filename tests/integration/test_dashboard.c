@@ -28,7 +28,6 @@
 #include "harness.h"
 #include "scenario.h"
 
-
 typedef struct {
     pid_t pid;
     int to, from; /* our ends: commands to Chromium, answers and events from it */
@@ -67,8 +66,9 @@ static void cdp_start(cdp_t *c, const char *dir)
         /* descriptors 3 (what Chromium reads) and 4 (what it writes) */
         int r = dup(in[0]), w = dup(out[1]);
         if (e < 0 || r < 0 || w < 0 || dup2(e, 2) < 0 || dup2(r, 3) < 0 || dup2(w, 4) < 0) _exit(126);
-        execlp("chromium", "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
-               "--no-first-run", "--hide-scrollbars", profile, "about:blank", (char *)NULL);
+        execlp("chromium", "chromium", "--headless", "--no-sandbox", "--disable-gpu",
+               "--remote-debugging-pipe", "--no-first-run", "--hide-scrollbars", profile, "about:blank",
+               (char *)NULL);
         _exit(127);
     }
     close(in[0]);
@@ -116,7 +116,8 @@ static void cdp_event(cdp_t *c, const json_t *m)
         text = json_dumps(p, JSON_COMPACT);
     } else if (!strcmp(method, "Log.entryAdded")) {
         const char *level = json_string_value(json_object_get(json_object_get(p, "entry"), "level"));
-        if (level && (!strcmp(level, "error") || !strcmp(level, "warning"))) text = json_dumps(p, JSON_COMPACT);
+        if (level && (!strcmp(level, "error") || !strcmp(level, "warning")))
+            text = json_dumps(p, JSON_COMPACT);
     }
     if (text) {
         size_t used = strlen(c->problems);
@@ -168,17 +169,16 @@ static void cdp_wait(cdp_t *c, int ms)
 /* What the page shows, as a JSON object (caller decrefs). */
 static json_t *page_figures(cdp_t *c)
 {
-    json_t *r = cdp_call(
-        c, "Runtime.evaluate",
-        json_pack("{s:s,s:b}", "expression",
-                  "JSON.stringify({updates: +document.getElementById('updates').textContent,"
-                  " records: document.getElementById('records').textContent,"
-                  " first: document.getElementById('records-first').textContent,"
-                  " edges: document.querySelectorAll('#flow .edge').length,"
-                  " plot: !!document.querySelector('#types-plot canvas'),"
-                  " health: document.getElementById('health').textContent})",
-                  "returnByValue", 1),
-        1);
+    json_t *r = cdp_call(c, "Runtime.evaluate",
+                         json_pack("{s:s,s:b}", "expression",
+                                   "JSON.stringify({updates: +document.getElementById('updates').textContent,"
+                                   " records: document.getElementById('records').textContent,"
+                                   " first: document.getElementById('records-first').textContent,"
+                                   " edges: document.querySelectorAll('#flow .edge').length,"
+                                   " plot: !!document.querySelector('#types-plot canvas'),"
+                                   " health: document.getElementById('health').textContent})",
+                                   "returnByValue", 1),
+                         1);
     const char *v = json_string_value(json_object_get(json_object_get(r, "result"), "value"));
     json_t *f = v ? json_loads(v, 0, NULL) : NULL;
     json_decref(r);
@@ -237,17 +237,18 @@ static void the_dashboard_loads_cleanly_and_moves_as_events_flow(void **state)
     json_t *t = cdp_call(c, "Target.createTarget", json_pack("{s:s}", "url", "about:blank"), 0);
     const char *target = json_string_value(json_object_get(t, "targetId"));
     if (!target) fail_msg("Chromium made no page (is chromium installed? scripts/packages.txt lists it)");
-    json_t *a = cdp_call(c, "Target.attachToTarget", json_pack("{s:s,s:b}", "targetId", target, "flatten", 1), 0);
+    json_t *a =
+        cdp_call(c, "Target.attachToTarget", json_pack("{s:s,s:b}", "targetId", target, "flatten", 1), 0);
     snprintf(c->session, sizeof c->session, "%s", json_string_value(json_object_get(a, "sessionId")));
     json_decref(a);
     json_decref(t);
     json_decref(cdp_call(c, "Runtime.enable", NULL, 1));
     json_decref(cdp_call(c, "Log.enable", NULL, 1));
     json_decref(cdp_call(c, "Page.enable", NULL, 1));
-    json_decref(cdp_call(c, "Emulation.setDeviceMetricsOverride",
-                         json_pack("{s:i,s:i,s:i,s:b}", "width", 1400, "height", 1500, "deviceScaleFactor", 1,
-                                   "mobile", 0),
-                         1));
+    json_decref(cdp_call(
+        c, "Emulation.setDeviceMetricsOverride",
+        json_pack("{s:i,s:i,s:i,s:b}", "width", 1400, "height", 1500, "deviceScaleFactor", 1, "mobile", 0),
+        1));
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
     json_decref(cdp_call(c, "Page.navigate", json_pack("{s:s}", "url", url), 1));
@@ -281,11 +282,11 @@ static void the_dashboard_loads_cleanly_and_moves_as_events_flow(void **state)
     int len = EVP_DecodeBlock(png, (const unsigned char *)b64, (int)n);
     assert_true(len > 1000);
     while (n && b64[n - 1] == '=') len--, n--; /* EVP_DecodeBlock counts the padding */
-    assert_int_equal(schakel_file_write_atomic(SCHAKEL_SOURCE_DIR "/docs/img/dashboard.png", png, (size_t)len), 0);
+    assert_int_equal(
+        schakel_file_write_atomic(SCHAKEL_SOURCE_DIR "/docs/img/dashboard.png", png, (size_t)len), 0);
     free(png);
     json_decref(shot);
     if (c->problems[0]) fail_msg("the page logged:\n%s", c->problems);
-
 }
 
 /* Ends the publisher and Chromium, also after a failure. */

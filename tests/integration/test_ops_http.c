@@ -61,7 +61,8 @@ static long get(int port, const char *path, char **body, long limit_ms)
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
-    if (rc == CURLE_OK || rc == CURLE_OPERATION_TIMEDOUT) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    if (rc == CURLE_OK || rc == CURLE_OPERATION_TIMEDOUT)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);
     if (body) *body = b.buf;
     else free(b.buf);
@@ -145,12 +146,13 @@ static void traffic(int n)
         child(label, subject);
         snprintf(caseref, sizeof caseref, "dossier-%d-%08x", i, (unsigned)random());
         snprintf(desk, sizeof desk, "desk/%08x", (unsigned)random());
-        snprintf(json, sizeof json,
-                 "{\"type\":\"signal\",\"subject\":\"%s\",\"case_ref\":\"%s\",\"purpose\":\"support\","
-                 "\"legal_basis\":\"consent\",\"categories\":[\"behaviour\"],\"signal\":{\"concerns\":"
-                 "[\"behaviour\"],\"urgency\":\"soon\",\"observed_on\":\"2026-11-20\",\"raised_by\":\"teacher\","
-                 "\"contact\":{\"org_id\":\"school-12ab00\",\"role\":\"intern_begeleider\",\"ref\":\"%s\"}}}",
-                 subject, caseref, desk);
+        snprintf(
+            json, sizeof json,
+            "{\"type\":\"signal\",\"subject\":\"%s\",\"case_ref\":\"%s\",\"purpose\":\"support\","
+            "\"legal_basis\":\"consent\",\"categories\":[\"behaviour\"],\"signal\":{\"concerns\":"
+            "[\"behaviour\"],\"urgency\":\"soon\",\"observed_on\":\"2026-11-20\",\"raised_by\":\"teacher\","
+            "\"contact\":{\"org_id\":\"school-12ab00\",\"role\":\"intern_begeleider\",\"ref\":\"%s\"}}}",
+            subject, caseref, desk);
         publish("school-12ab00", json, id);
         char extra[120];
         snprintf(extra, sizeof extra, "\"district\":\"noord\",\"case_ref\":\"%s-r\",", caseref);
@@ -173,12 +175,18 @@ static void metrics_of_a_node_with_traffic_pass_promtool(void **state)
         if (strstr(m, "schakel_events_total{org=\"school-12ab00\",type=\"referral\"} 6")) break;
         usleep(200000);
     }
-    static const char *const names[] = {
-        "schakel_broker_up 1", "schakel_log_records ", "schakel_log_bytes ", "schakel_log_map_bytes ",
-        "schakel_checkpoint_age_seconds ", "schakel_events_total{org=\"school-12ab00\",type=\"referral\"} 6",
-        "schakel_service_lag_records{service=\"consent\"}", "schakel_service_oldest_unread_seconds{service=",
-        "schakel_stream_lag_records{org=\"wijkteam-noord\"}", "schakel_held_total{code=",
-        "# TYPE schakel_escalations_total counter", "schakel_loops_open{org="};
+    static const char *const names[] = {"schakel_broker_up 1",
+                                        "schakel_log_records ",
+                                        "schakel_log_bytes ",
+                                        "schakel_log_map_bytes ",
+                                        "schakel_checkpoint_age_seconds ",
+                                        "schakel_events_total{org=\"school-12ab00\",type=\"referral\"} 6",
+                                        "schakel_service_lag_records{service=\"consent\"}",
+                                        "schakel_service_oldest_unread_seconds{service=",
+                                        "schakel_stream_lag_records{org=\"wijkteam-noord\"}",
+                                        "schakel_held_total{code=",
+                                        "# TYPE schakel_escalations_total counter",
+                                        "schakel_loops_open{org="};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strstr(m, names[i])) fail_msg("/metrics lacks %s:\n%s", names[i], m);
     char path[600];
@@ -220,12 +228,13 @@ static void no_page_metric_or_stream_names_a_child_a_case_or_an_event(void **sta
         if (rd.e->event_id.len == 16) hex(rd.e->event_id.data, 16, needles[n++]);
         if (rd.e->subject && rd.e->subject[0]) snprintf(needles[n++], 65, "%s", rd.e->subject);
         if (rd.e->case_ref && rd.e->case_ref[0]) snprintf(needles[n++], 65, "%s", rd.e->case_ref);
-        if (rd.e->body_case == SCHAKEL__V1__ENVELOPE__BODY_SIGNAL && rd.e->signal->contact && rd.e->signal->contact->ref[0])
+        if (rd.e->body_case == SCHAKEL__V1__ENVELOPE__BODY_SIGNAL && rd.e->signal->contact &&
+            rd.e->signal->contact->ref[0])
             snprintf(needles[n++], 65, "%s", rd.e->signal->contact->ref);
     }
     assert_true(n > 40);
-    static const char *const pages[] = {"/", "/metrics", "/healthz", "/api/snapshot", "/assets/dashboard.js",
-                                        "/no-such-page"};
+    static const char *const pages[] = {
+        "/", "/metrics", "/healthz", "/api/snapshot", "/assets/dashboard.js", "/no-such-page"};
     for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
         char *body = NULL;
         assert_true(get(node_port, pages[i], &body, 3000) > 0);
@@ -278,7 +287,8 @@ static void healthz_is_503_while_the_broker_is_gone_and_200_when_it_is_back(void
     if (!wait_status(mon_port, "/healthz", 200, 15000, NULL)) fail_msg("the monitor never said 200");
     assert_int_equal(harness_stop(H, SIGKILL) != -1, 1);
     char *body = NULL;
-    if (!wait_status(mon_port, "/healthz", 503, 10000, &body)) fail_msg("/healthz stayed 200 without a broker");
+    if (!wait_status(mon_port, "/healthz", 503, 10000, &body))
+        fail_msg("/healthz stayed 200 without a broker");
     assert_non_null(strstr(body, "\"ok\":false"));
     assert_non_null(strstr(body, "broker: the broker did not answer PING"));
     free(body);
