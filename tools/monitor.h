@@ -53,7 +53,9 @@ typedef struct {
         char id[64], kind[24];
         uint64_t stream_pos; /* where the next read of org/<id> starts */
         uint64_t lag;        /* entries of org/<id> after its consumer's cursor */
-        int has_cursor, lag_capped;
+        uint64_t cursor;     /* the furthest cursor committed on org/<id> (0: none) */
+        uint64_t counted_at; /* the cursor lag was counted from; since then only new entries are added */
+        int counted, lag_capped;
         uint64_t open, overdue; /* feedback loops by receiving organisation */
     } org[MON_ORGS];
     int have_loops, have_decisions;

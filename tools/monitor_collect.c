@@ -102,8 +102,7 @@ static void take_cursor(mon_state_t *s, const char *name, size_t len, uint64_t s
         const char *tail = name + len - il - 4;
         if (tail[-1] != '/' || memcmp(tail, "org/", 4) != 0 || memcmp(tail + 4, s->org[i].id, il) != 0)
             continue;
-        s->org[i].has_cursor = 1;
-        if (seq > s->org[i].lag) s->org[i].lag = seq; /* the cursor, until counted below */
+        if (seq > s->org[i].cursor) s->org[i].cursor = seq;
     }
 }
 
@@ -112,7 +111,7 @@ static void read_raw(const char *logdir, mon_state_t *s)
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
-    for (size_t i = 0; i < s->n_orgs; i++) s->org[i].has_cursor = 0, s->org[i].lag = 0;
+    for (size_t i = 0; i < s->n_orgs; i++) s->org[i].cursor = 0;
     if (mdb_env_create(&env) != 0) return;
     (void)mdb_env_set_maxdbs(env, 32); /* fails only on an open env */
     if (mdb_env_open(env, logdir, MDB_RDONLY | MDB_NOTLS, 0600) != 0) {
@@ -153,19 +152,26 @@ static int count_event(void *arg, const schakel_record_t *r)
 typedef struct {
     mon_state_t *s;
     const char *to;
+    uint64_t n;
 } edge_arg_t;
 
 static int count_edge(void *arg, const schakel_record_t *r)
 {
     edge_arg_t *e = arg;
     (void)mon_counts_add(&e->s->edges, r->source_org ? r->source_org : "", e->to, 1);
+    e->n++;
     return 0;
 }
 
-static int count_one(void *arg, const schakel_record_t *r)
+typedef struct {
+    uint64_t n, below; /* entries counted; positions counted are below this */
+} upto_t;
+
+static int count_upto(void *arg, const schakel_record_t *r)
 {
-    (void)r;
-    (*(uint64_t *)arg)++;
+    upto_t *u = arg;
+    if (r->position >= u->below) return 1; /* the next round's new entries */
+    u->n++;
     return 0;
 }
 
@@ -194,16 +200,26 @@ static void read_log(const char *logdir, mon_state_t *s)
     for (size_t i = 0; i < s->n_orgs; i++) {
         char stream[SCHAKEL_STREAM_MAX];
         snprintf(stream, sizeof stream, "org/%.60s", s->org[i].id);
-        edge_arg_t e = {s, s->org[i].id};
+        edge_arg_t e = {s, s->org[i].id, 0};
         if (schakel_store_read(st, stream, s->org[i].stream_pos, READ_MAX, SIZE_MAX, count_edge, &e, &next) ==
                 0 &&
             next > s->org[i].stream_pos)
             s->org[i].stream_pos = next;
-        uint64_t lag = 0, from = s->org[i].lag + 1; /* the cursor, from read_raw */
-        if (schakel_store_read(st, stream, from, STREAM_LAG_MAX, SIZE_MAX, count_one, &lag, &next) != 0)
-            lag = 0;
+        /* counted again only when the reader moved: a stream nobody reads
+         * would otherwise be walked whole every second */
+        if (s->org[i].counted && s->org[i].counted_at == s->org[i].cursor) {
+            s->org[i].lag += e.n;
+            continue;
+        }
+        upto_t u = {0, s->org[i].stream_pos};
+        if (schakel_store_read(st, stream, s->org[i].cursor + 1, STREAM_LAG_MAX, SIZE_MAX, count_upto, &u,
+                               &next) < 0)
+            continue; /* counted next round */
+        uint64_t lag = u.n;
         s->org[i].lag = lag;
         s->org[i].lag_capped = lag >= STREAM_LAG_MAX;
+        s->org[i].counted = 1;
+        s->org[i].counted_at = s->org[i].cursor;
     }
     for (size_t i = 0; i < s->n_services; i++) {
         s->svc[i].oldest_unread_ms = 0;

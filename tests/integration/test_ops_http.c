@@ -189,6 +189,10 @@ static void metrics_of_a_node_with_traffic_pass_promtool(void **state)
                                         "schakel_loops_open{org="};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strstr(m, names[i])) fail_msg("/metrics lacks %s:\n%s", names[i], m);
+    /* referrals with consent were delivered to wijkteam-noord, which reads nothing here */
+    const char *lag = strstr(m, "schakel_stream_lag_records{org=\"wijkteam-noord\"} ");
+    assert_non_null(lag);
+    assert_true(strtoull(strchr(lag, '}') + 2, NULL, 10) > 0);
     char path[600];
     snprintf(path, sizeof path, "%s/metrics.txt", H->dir);
     assert_int_equal(schakel_file_write_atomic(path, m, strlen(m)), 0);
