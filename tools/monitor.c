@@ -103,6 +103,7 @@ static void *collector(void *arg)
     if (s) {
         mon_counts_free(&s->events), mon_counts_free(&s->edges), mon_counts_free(&s->held);
         mon_counts_free(&s->denied), mon_counts_free(&s->escalations);
+        free(s->wanted);
     }
     free(s);
     return NULL;

@@ -59,8 +59,9 @@ typedef struct {
         uint64_t open, overdue; /* feedback loops by receiving organisation */
     } org[MON_ORGS];
     int have_loops, have_decisions;
-    uint64_t read_seq;         /* records of "all" counted up to here */
-    uint64_t decided_seq;      /* records searched for decisions up to here */
+    uint64_t read_seq; /* records of "all" counted up to here */
+    uint64_t *wanted;  /* seqs of decisions and reminders seen, to decrypt and count */
+    size_t n_wanted, cap_wanted;
     mon_counts_t events;       /* org, type */
     mon_counts_t edges;        /* from, to */
     mon_counts_t held, denied; /* code */

@@ -146,6 +146,17 @@ static int count_event(void *arg, const schakel_record_t *r)
     mon_state_t *s = arg;
     const char *type = schakel_event_type_name(r->type);
     (void)mon_counts_add(&s->events, r->source_org ? r->source_org : "", type ? type : "unknown", 1);
+    /* only these are decrypted, later (read_decisions): decrypting every
+     * record would cost the machine the broker ingests on */
+    if (r->type != SCHAKEL_EVENT(CONSENT_DECISION) && r->type != SCHAKEL_EVENT(LOOP_REMINDER)) return 0;
+    if (s->n_wanted == s->cap_wanted) {
+        size_t cap = s->cap_wanted ? s->cap_wanted * 2 : 1024;
+        uint64_t *w = cap <= 2 * READ_MAX ? realloc(s->wanted, cap * sizeof *w) : NULL;
+        if (!w) return 0; /* more than a round reads: not counted */
+        s->wanted = w;
+        s->cap_wanted = cap;
+    }
+    s->wanted[s->n_wanted++] = r->seq;
     return 0;
 }
 
@@ -258,23 +269,25 @@ static void read_decisions(const mon_t *m, const char *logdir, mon_state_t *s)
     char path[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN];
     struct stat sb;
     /* schakel_broker_master_key makes a key where there is none: look first */
-    if (schakel_path_join(path, sizeof path, m->node_dir, "master.key", NULL) != 0 || stat(path, &sb) != 0 ||
-        access(path, R_OK) != 0)
+    s->have_decisions = schakel_path_join(path, sizeof path, m->node_dir, "master.key", NULL) == 0 &&
+                        stat(path, &sb) == 0 && access(path, R_OK) == 0;
+    if (!s->have_decisions || !s->n_wanted) {
+        s->n_wanted = 0;
         return;
+    }
     schakel_lmdb_options_t o = {0};
     if (schakel_broker_master_key(m->node_dir, o.master_key, why) != 0) return;
     o.dir = logdir;
     o.read_only = 1;
     schakel_store_t *st = schakel_store_open_lmdb(&o, why);
     memset(o.master_key, 0, sizeof o.master_key);
-    if (!st) return;
-    s->have_decisions = 1;
-    schakel_head_t h;
-    schakel_store_head(st, &h);
+    if (!st) return; /* counted next round */
     uint64_t next = 0;
-    if (s->decided_seq < h.seq &&
-        schakel_store_read(st, "all", s->decided_seq + 1, READ_MAX, SIZE_MAX, count_decision, s, &next) == 0)
-        s->decided_seq = next - 1;
+    for (size_t i = 0; i < s->n_wanted; i++)
+        if (schakel_store_read(st, "all", s->wanted[i], 1, SIZE_MAX, count_decision, s, &next) != 0) {
+            /* an erased or unreadable record: not counted */
+        }
+    s->n_wanted = 0;
     schakel_store_close(&st);
 }
 
@@ -380,7 +393,7 @@ void mon_collect_round(mon_t *m, mon_state_t *s, void *client)
         s->started_ms = s->at_ms;
         s->read_seq = UINT64_MAX; /* read_log takes the head, counts nothing */
         read_log(logdir, s);
-        s->read_seq = s->decided_seq = s->head;
+        s->read_seq = s->head;
     }
     load_orgs(m, s);
     read_services(m, s);
