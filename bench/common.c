@@ -7,6 +7,8 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,6 +287,8 @@ int bench_node_start(void *zmq, const char *schakel_bin, bench_node_t *n, int se
         argv[argc++] = (char *)"--checkers";
         argv[argc++] = n_checkers;
     }
+    argv[argc++] = (char *)"--http"; /* no dashboard unless the benchmark asks */
+    argv[argc++] = n->http[0] ? n->http : (char *)"off";
     argv[argc] = NULL;
     n->pid = bench_spawn(argv, n->log, -1);
     if (n->pid < 0) {
@@ -514,4 +518,60 @@ double bench_raw_walk(const char *logdir, uint64_t *n, uint64_t *bytes)
     mdb_txn_abort(txn);
     mdb_env_close(env);
     return schakel_mono_secs() - t0;
+}
+
+/* ---- dashboards: clients of the node's event stream ---- */
+
+#define MAX_DASHBOARDS 1000
+static pthread_t dash_threads[MAX_DASHBOARDS];
+static int dash_fds[MAX_DASHBOARDS];
+static size_t dash_n;
+static atomic_int dash_stop;
+static _Atomic uint64_t dash_bytes;
+
+static void *dashboard(void *arg)
+{
+    int fd = *(int *)arg;
+    static const char req[] = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n";
+    if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof req - 1)) return NULL;
+    char buf[16384];
+    while (!atomic_load(&dash_stop)) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 200) <= 0) continue;
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        atomic_fetch_add(&dash_bytes, (uint64_t)n);
+    }
+    return NULL;
+}
+
+size_t bench_dashboards_open(int port, size_t n)
+{
+    atomic_store(&dash_stop, 0);
+    for (dash_n = 0; dash_n < n && dash_n < MAX_DASHBOARDS; dash_n++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
+            if (fd >= 0) (void)close(fd); /* never connected */
+            break;
+        }
+        dash_fds[dash_n] = fd;
+        if (pthread_create(&dash_threads[dash_n], NULL, dashboard, &dash_fds[dash_n]) != 0) {
+            (void)close(fd); /* no thread reads it */
+            break;
+        }
+    }
+    return dash_n;
+}
+
+uint64_t bench_dashboards_close(void)
+{
+    atomic_store(&dash_stop, 1);
+    for (size_t i = 0; i < dash_n; i++) {
+        (void)pthread_join(dash_threads[i], NULL); /* our own threads, joined once */
+        (void)close(dash_fds[i]);                  /* read only */
+    }
+    dash_n = 0;
+    return atomic_load(&dash_bytes);
 }

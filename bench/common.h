@@ -34,6 +34,7 @@ typedef struct {
     char dir[BENCH_PATH_LEN + 16], log[BENCH_PATH_LEN + 32];
     char endpoint[64], pub_endpoint[64];
     char server_public[SCHAKEL_Z85_KEY_LEN + 1];
+    char http[32]; /* the node's --http ADDR:PORT; "": off */
     pid_t pid;
 } bench_node_t;
 
@@ -80,6 +81,12 @@ void bench_sleep_ms(int ms);
 
 /* Picks n (<= 8) distinct free loopback ports (all bound at once, then released). */
 int bench_free_ports(int *ports, size_t n);
+
+/* n dashboards on the node's HTTP endpoint (127.0.0.1:port): a thread each
+ * holding GET /events open and reading what comes, until closed. Returns
+ * how many opened; bench_dashboards_close returns the bytes they read. */
+size_t bench_dashboards_open(int port, size_t n);
+uint64_t bench_dashboards_close(void);
 /* Removes dir and everything below it. */
 void bench_rmtree(const char *dir);
 /* Is prog an executable somewhere on PATH? */

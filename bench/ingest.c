@@ -58,8 +58,9 @@ typedef struct {
     size_t events, publishers, batch, window, event_size, lmdb_group, subjects;
     size_t redis_clients, redis_pipeline;
     int timeout_s, retry_ms, naive;
-    size_t checkers; /* passed to the node; 0: its default */
-    bench_opts_t c;  /* --schakel, --tmp, --keep, --no-redis */
+    size_t checkers;   /* passed to the node; 0: its default */
+    size_t dashboards; /* dashboards open on the node's HTTP endpoint while it ingests */
+    bench_opts_t c;    /* --schakel, --tmp, --keep, --no-redis */
 } opts_t;
 
 typedef struct {
@@ -819,6 +820,8 @@ static const char usage[] =
     "  --naive             let schakel_client_submit() wait for window space itself\n"
     "  --retry-ms N        client resend timer (default 5000)\n"
     "  --checkers N        the node's checker threads (default: its own, one per core)\n"
+    "  --dashboards N      serve HTTP from the node and hold N dashboards' event\n"
+    "                      streams open while it ingests (default 0: --http off)\n"
     "  --timeout S         give up on a phase after S seconds (default 120)\n"
     "  --schakel PATH      the schakel binary (default " SCHAKEL_BIN_DIR "/schakel)\n"
     "  --tmp DIR           where the temp dir goes (default $TMPDIR or /tmp)\n"
@@ -864,6 +867,8 @@ static int parse_args(int argc, char **argv, opts_t *o)
             else if (!strcmp(a, "--redis-pipeline"))
                 rc = bench_parse_size("ingest", a, val, 1, 100000, &o->redis_pipeline);
             else if (!strcmp(a, "--checkers")) rc = bench_parse_size("ingest", a, val, 1, 4, &o->checkers);
+            else if (!strcmp(a, "--dashboards"))
+                rc = bench_parse_size("ingest", a, val, 0, 1000, &o->dashboards);
             else if (!strcmp(a, "--retry-ms")) {
                 rc = bench_parse_size("ingest", a, val, 10, 600000, &v);
                 o->retry_ms = (int)v;
@@ -895,7 +900,7 @@ int main(int argc, char **argv)
     results_t r;
     publisher_t *pubs = NULL;
     char(*subjects)[65] = NULL;
-    int rc = 1, ports[3], st;
+    int rc = 1, ports[4], st;
     memset(&b, 0, sizeof b);
     memset(&r, 0, sizeof r);
 
@@ -906,13 +911,14 @@ int main(int argc, char **argv)
     b.node.name = "broker";
     snprintf(b.node.dir, sizeof b.node.dir, "%s/node", b.dir);
     snprintf(b.node.log, sizeof b.node.log, "%s/broker.log", b.dir);
-    if (bench_free_ports(ports, 3) != 0) {
+    if (bench_free_ports(ports, 4) != 0) {
         fprintf(stderr, "ingest: no free loopback ports\n");
         goto out;
     }
     snprintf(b.node.endpoint, sizeof b.node.endpoint, "tcp://127.0.0.1:%d", ports[0]);
     snprintf(b.node.pub_endpoint, sizeof b.node.pub_endpoint, "tcp://127.0.0.1:%d", ports[1]);
     b.redis_port = ports[2];
+    if (b.o.dashboards) snprintf(b.node.http, sizeof b.node.http, "127.0.0.1:%d", ports[3]);
     b.zmq = zmq_ctx_new();
     if (!b.zmq) goto out;
     print_machine(&b);
@@ -956,7 +962,20 @@ int main(int argc, char **argv)
     printf("schakel: broker up at %s; %zu publishers as %s%s...\n", b.node.endpoint, b.o.publishers, orgs,
            b.o.publishers > BENCH_N_ORGS ? " (and again)" : "");
     fflush(stdout);
+    size_t dashboards = 0;
+    for (int waited = 0; b.o.dashboards && waited < 100 && !dashboards; waited++) {
+        bench_sleep_ms(100); /* the node's monitor comes up beside it */
+        dashboards = bench_dashboards_open(ports[3], b.o.dashboards);
+        if (dashboards && dashboards < b.o.dashboards) break;
+    }
+    if (b.o.dashboards) {
+        printf("schakel: %zu dashboards open on http://%s/events\n", dashboards, b.node.http);
+        fflush(stdout);
+    }
     int schakel_rc = run_schakel(&b, pubs, &r);
+    if (b.o.dashboards)
+        printf("schakel: the dashboards read %llu bytes while it ingested\n",
+               (unsigned long long)bench_dashboards_close());
     if (b.node.pid > 0) {
         st = bench_stop_child(&b.node.pid);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {

@@ -3,6 +3,7 @@
  * its own talking to the broker over CURVE on loopback, exactly as it
  * would from another machine. First run writes keys, a sample directory
  * and the services' default rules and policy. */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -17,35 +18,38 @@
 #include "error.h"
 #include "fileio.h"
 #include "logging.h"
+#include "monitor.h"
 #include "runner.h"
 #include "tool.h"
 #include "wire.h"
 
-static const char usage[] =
-    "usage: schakel node [--data DIR] [--endpoint EP] [--pub EP] [--tick-ms MS]\n"
-    "                    [--checkers N] [--no-services]\n"
-    "\n"
-    "Runs a whole bus under DIR (default var/node): the broker with its log in\n"
-    "DIR/log, and the routing, consent and feedback services with their state in\n"
-    "DIR/services/. On first run it makes keys for a sample region in DIR/keys,\n"
-    "a directory in DIR/directory.json (edit it; it is reloaded on change and\n"
-    "put on the log), and the services' rules in DIR/routing.json,\n"
-    "DIR/consent.json and DIR/feedback.json (docs/routing.md, docs/feedback.md;\n"
-    "the days a royal decree equates with holidays are in the directory): edit\n"
-    "them and the broker puts them on the log as rules_update events, from\n"
-    "which the services take them. A rule file that does not parse stops the\n"
-    "start (exit 1, naming the file and field); changed while running, it is\n"
-    "refused and the rules in force stay.\n"
-    "--no-services runs the broker alone. --tick-ms sets how\n"
-    "often the broker puts its clock on the\n"
-    "log (default 60000). --checkers: threads that check what is\n"
-    "published (default one per core, at most 4). Stops cleanly on SIGTERM or Ctrl-C: services first,\n"
-    "then the broker.\n"
-    "\n"
-    "Then, in another terminal:\n"
-    "  schakel tail --node DIR --as svc-audit --stream all --follow\n"
-    "  schakel publish --node DIR --as school-12ab00 < events.jsonl\n"
-    "  schakel explain --node DIR --purpose TEXT EVENT_ID\n";
+static const char usage[] = "usage: schakel node [--data DIR] [--endpoint EP] [--pub EP] [--tick-ms MS]\n"
+                            "                    [--checkers N] [--no-services] [--http ADDR:PORT|off]\n"
+                            "\n"
+                            "Runs a whole bus under DIR (default var/node): the broker with its log in\n"
+                            "DIR/log, and the routing, consent and feedback services with their state in\n"
+                            "DIR/services/. On first run it makes keys for a sample region in DIR/keys,\n"
+                            "a directory in DIR/directory.json (edit it; it is reloaded on change and\n"
+                            "put on the log), and the services' rules in DIR/routing.json,\n"
+                            "DIR/consent.json and DIR/feedback.json (docs/routing.md, docs/feedback.md;\n"
+                            "the days a royal decree equates with holidays are in the directory): edit\n"
+                            "them and the broker puts them on the log as rules_update events, from\n"
+                            "which the services take them. A rule file that does not parse stops the\n"
+                            "start (exit 1, naming the file and field); changed while running, it is\n"
+                            "refused and the rules in force stay.\n"
+                            "--no-services runs the broker alone. --tick-ms sets how\n"
+                            "often the broker puts its clock on the\n"
+                            "log (default 60000). --checkers: threads that check what is\n"
+                            "published (default one per core, at most 4). --http: where the dashboard,\n"
+                            "/metrics and /healthz are served (default 127.0.0.1:7480; off: not at all),\n"
+                            "by a `schakel monitor` process the node starts and stops (docs/operations.md,\n"
+                            "\"Watching the bus\"). Stops cleanly on SIGTERM or Ctrl-C: services first,\n"
+                            "then the broker.\n"
+                            "\n"
+                            "Then, in another terminal:\n"
+                            "  schakel tail --node DIR --as svc-audit --stream all --follow\n"
+                            "  schakel publish --node DIR --as school-12ab00 < events.jsonl\n"
+                            "  schakel explain --node DIR --purpose TEXT EVENT_ID\n";
 
 static atomic_int stopping;
 
@@ -60,6 +64,7 @@ typedef struct {
     schakel_svc_t *svcs[8];
     size_t n;
     int failed;
+    pid_t monitor;
 } node_t;
 
 /* Waits for a signal, stops the services while the broker still serves
@@ -68,6 +73,7 @@ static void *supervisor(void *arg)
 {
     node_t *n = arg;
     while (!atomic_load(&stopping)) usleep(50000);
+    mon_reap(n->monitor);
     for (size_t i = n->n; i-- > 0;)
         if (schakel_svc_stop(&n->svcs[i]) != 0) n->failed = 1;
     schakel_broker_stop(n->broker);
@@ -76,7 +82,7 @@ static void *supervisor(void *arg)
 
 int cmd_node(int argc, char **argv)
 {
-    const char *dir = "var/node";
+    const char *dir = "var/node", *http = "127.0.0.1:7480";
     schakel_broker_config_t cfg = {0};
     cfg.endpoint = "tcp://127.0.0.1:7400";
     cfg.pub_endpoint = "tcp://127.0.0.1:7401";
@@ -89,6 +95,7 @@ int cmd_node(int argc, char **argv)
         SCHAKEL_FLAG_U("--tick-ms", &tick, 0, INT64_MAX),
         SCHAKEL_FLAG_U("--checkers", &checkers, 1, 4),
         SCHAKEL_FLAG_B("--no-services", NULL, &no_services),
+        SCHAKEL_FLAG_S("--http", "ADDR:PORT", &http),
         SCHAKEL_FLAGS_END,
     };
     int status = tool_flags("node", flags, argc, argv, 1, usage, NULL, usage);
@@ -96,7 +103,13 @@ int cmd_node(int argc, char **argv)
     if (schakel_flags_given(flags, "--tick-ms")) cfg.tick_ms = tick ? (int64_t)tick : -1; /* 0: never */
     if (schakel_flags_given(flags, "--checkers")) cfg.checkers = (size_t)checkers;
     int services = !no_services;
-    char key[SCHAKEL_PATH_MAX], directory[SCHAKEL_PATH_MAX];
+    char key[SCHAKEL_PATH_MAX], directory[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN] = "";
+    char http_host[64];
+    int http_port = 0, with_http = strcmp(http, "off") != 0;
+    if (with_http && mon_parse_listen(http, http_host, &http_port, why) != 0) {
+        fprintf(stderr, "schakel node: %s\n", why);
+        return 2;
+    }
     /* before anything is made in dir: a path too long is a usage error */
     if ((status = tool_path("node", key, sizeof key, dir, "keys/broker.key")) ||
         (status = tool_path("node", directory, sizeof directory, dir, "directory.json")))
@@ -104,7 +117,7 @@ int cmd_node(int argc, char **argv)
     if (tool_region_init(dir, cfg.endpoint, cfg.pub_endpoint) != 0) return 1;
     /* One node per data directory, from here on (the broker keeps the lock):
      * only then may node.json be brought in line with the flags. */
-    char why[SCHAKEL_ERRLEN] = "", ep_buf[256], pub_buf[256];
+    char ep_buf[256], pub_buf[256];
     if (schakel_dir_lock(dir, "broker.lock", &cfg.lock_fd, why) != 0) {
         fprintf(stderr, "schakel node: %s\n", why);
         return 1;
@@ -139,6 +152,11 @@ int cmd_node(int argc, char **argv)
         }
         n.n++;
     }
+    if (with_http && !atomic_load(&stopping)) {
+        n.monitor = mon_spawn(dir, http);
+        if (n.monitor < 0)
+            fprintf(stderr, "schakel node: cannot start the HTTP endpoint: %s\n", strerror(errno));
+    }
     pthread_t sup;
     int err = pthread_create(&sup, NULL, supervisor, &n);
     if (err) { /* without it nothing would stop the services: stop them now */
@@ -155,6 +173,9 @@ int cmd_node(int argc, char **argv)
             "publish as a school with\n"
             "  schakel publish --node %s --as school-12ab00 < events.jsonl\n",
             dir, dir, dir);
+    if (n.monitor > 0)
+        fprintf(stderr, "schakel node: dashboard, /metrics and /healthz at http://%s:%d/\n", http_host,
+                http_port);
     int rc = schakel_broker_run(n.broker);
     atomic_store(&stopping, 1);
     (void)pthread_join(sup, NULL); /* our own thread, joined once */

@@ -25,7 +25,8 @@ static const char usage[] =
     "  loops     an organisation's open and overdue loops, one loop's history, figures\n"
     "  health    broker up, and any alarms of the broker and the services (exit 1)\n"
     "  indicators the monitoring figures per school, district and month (small cells suppressed)\n"
-    "  top       the node's live picture in a terminal, from its /metrics\n";
+    "  top       the node's live picture in a terminal, from its /metrics\n"
+    "  monitor   the dashboard, /metrics and /healthz over HTTP beside a broker\n";
 
 int main(int argc, char **argv)
 {
@@ -49,6 +50,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "health")) return cmd_health(argc, argv);
     if (!strcmp(cmd, "indicators")) return cmd_indicators(argc, argv);
     if (!strcmp(cmd, "top")) return cmd_top(argc, argv);
+    if (!strcmp(cmd, "monitor")) return cmd_monitor(argc, argv);
     if (!strcmp(cmd, "adapter")) return schakel_adapter_cli(argc, argv);
     fprintf(stderr, "schakel: unknown command \"%s\"\n\n%s", cmd, usage);
     return 2;

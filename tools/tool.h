@@ -38,6 +38,7 @@ int cmd_loops(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 int cmd_indicators(int argc, char **argv);
 int cmd_top(int argc, char **argv);
+int cmd_monitor(int argc, char **argv); /* monitor.c */
 
 /* For a node already holding dir's lock: node.json and the flags agree
  * afterwards. An endpoint given (*_given) that differs from node.json's is

@@ -284,7 +284,12 @@ int harness_start(harness_t *h)
             n = (int)(sizeof nv / sizeof nv[0]);
             memcpy(argv, nv, sizeof nv);
         }
-        for (int i = 0; i < h->n_extra && n < 30; i++) argv[n++] = h->extra_args[i];
+        int http = 0; /* a node serves HTTP only when the test asks (--http) */
+        for (int i = 0; i < h->n_extra && n < 30; i++) {
+            http |= !strcmp(h->extra_args[i], "--http");
+            argv[n++] = h->extra_args[i];
+        }
+        if (h->node && !http && n < 28) argv[n++] = "--http", argv[n++] = "off";
         argv[n] = NULL;
         execv(argv[0], (char *const *)argv);
         _exit(127);

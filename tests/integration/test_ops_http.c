@@ -1,0 +1,316 @@
+/* The node's HTTP endpoint (docs/operations.md, "Watching the bus"), on a
+ * real node with traffic: /metrics passes promtool; no page, metric, JSON
+ * answer or event stream names a child, a case, a contact or an event of
+ * the scenario; malformed and oversized requests get a 4xx and the server
+ * goes on; /healthz says 503 while the broker is gone and 200 when it is
+ * back (a `schakel monitor` beside the node). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "harness.h"
+#include "scenario.h"
+
+static int node_port, mon_port;
+static pid_t monitor_pid;
+
+typedef struct {
+    char *buf;
+    size_t len;
+} body_t;
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    body_t *b = arg;
+    char *nb = realloc(b->buf, b->len + size * n + 1);
+    if (!nb) return 0;
+    memcpy(nb + b->len, p, size * n);
+    b->buf = nb;
+    b->len += size * n;
+    b->buf[b->len] = 0;
+    return size * n;
+}
+
+/* GET path on port; its status (0: no answer) and body (caller frees).
+ * A stream is read for at most limit_ms. */
+static long get(int port, const char *path, char **body, long limit_ms)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    body_t b = {calloc(1, 1), 0};
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, limit_ms);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    if (rc == CURLE_OK || rc == CURLE_OPERATION_TIMEDOUT)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    if (body) *body = b.buf;
+    else free(b.buf);
+    return status;
+}
+
+/* Sends raw bytes, reads the answer's status code (0: none). */
+static int raw(int port, const char *req, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    for (size_t off = 0; off < len;) {
+        ssize_t n = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (n <= 0) break; /* the server may answer and close before all is sent */
+        off += (size_t)n;
+    }
+    char buf[64] = "";
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    int status = 0;
+    if (n > 12 && !strncmp(buf, "HTTP/1.", 7)) status = atoi(buf + 9);
+    return status;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    H = harness_new_node();
+    node_port = harness_free_port();
+    mon_port = harness_free_port();
+    assert_true(node_port > 0 && mon_port > 0 && node_port != mon_port);
+    snprintf(H->extra_args[H->n_extra++], 64, "--http");
+    snprintf(H->extra_args[H->n_extra++], 64, "127.0.0.1:%d", node_port);
+    if (harness_start(H) != 0) return -1;
+    change_directory(0);
+    tick(at("2026-11-23T09:00:00Z"));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    if (monitor_pid > 0) {
+        kill(monitor_pid, SIGTERM);
+        waitpid(monitor_pid, NULL, 0);
+    }
+    curl_global_cleanup();
+    return node_teardown(state);
+}
+
+/* Waits until path on port answers with status want (up to limit_ms). */
+static int wait_status(int port, const char *path, long want, int limit_ms, char **body)
+{
+    for (int waited = 0; waited <= limit_ms; waited += 200) {
+        char *b = NULL;
+        long s = get(port, path, &b, 3000);
+        if (s == want) {
+            if (body) *body = b;
+            else free(b);
+            return 1;
+        }
+        free(b);
+        usleep(200000);
+    }
+    return 0;
+}
+
+/* A school's signal with its own case and contact references, a referral
+ * with a case reference, and a consent: what the privacy scan looks for. */
+static void traffic(int n)
+{
+    for (int i = 0; i < n; i++) {
+        char subject[65], label[64], caseref[40], desk[40], json[1200], rid[33];
+        uint8_t id[16];
+        snprintf(label, sizeof label, "ops-http-child-%d-%d", i, (int)getpid());
+        child(label, subject);
+        snprintf(caseref, sizeof caseref, "dossier-%d-%08x", i, (unsigned)random());
+        snprintf(desk, sizeof desk, "desk/%08x", (unsigned)random());
+        snprintf(
+            json, sizeof json,
+            "{\"type\":\"signal\",\"subject\":\"%s\",\"case_ref\":\"%s\",\"purpose\":\"support\","
+            "\"legal_basis\":\"consent\",\"categories\":[\"behaviour\"],\"signal\":{\"concerns\":"
+            "[\"behaviour\"],\"urgency\":\"soon\",\"observed_on\":\"2026-11-20\",\"raised_by\":\"teacher\","
+            "\"contact\":{\"org_id\":\"school-12ab00\",\"role\":\"intern_begeleider\",\"ref\":\"%s\"}}}",
+            subject, caseref, desk);
+        publish("school-12ab00", json, id);
+        char extra[120];
+        snprintf(extra, sizeof extra, "\"district\":\"noord\",\"case_ref\":\"%s-r\",", caseref);
+        referral_with_id("school-12ab00", subject, extra, "wijkteam", rid, id);
+        char cid[33];
+        if (i % 2) consent("school-12ab00", subject, "parents", "under_12", "wijkteam", cid, id);
+    }
+    wait_services(harness_head(H));
+}
+
+static void metrics_of_a_node_with_traffic_pass_promtool(void **state)
+{
+    (void)state;
+    traffic(6);
+    char *m = NULL;
+    for (int i = 0; i < 50; i++) { /* the collector's next round */
+        free(m);
+        m = NULL;
+        assert_int_equal(get(node_port, "/metrics", &m, 3000), 200);
+        if (strstr(m, "schakel_events_total{org=\"school-12ab00\",type=\"referral\"} 6")) break;
+        usleep(200000);
+    }
+    static const char *const names[] = {"schakel_broker_up 1",
+                                        "schakel_log_records ",
+                                        "schakel_log_bytes ",
+                                        "schakel_log_map_bytes ",
+                                        "schakel_checkpoint_age_seconds ",
+                                        "schakel_events_total{org=\"school-12ab00\",type=\"referral\"} 6",
+                                        "schakel_service_lag_records{service=\"consent\"}",
+                                        "schakel_service_oldest_unread_seconds{service=",
+                                        "schakel_stream_lag_records{org=\"wijkteam-noord\"}",
+                                        "schakel_held_total{code=",
+                                        "# TYPE schakel_escalations_total counter",
+                                        "schakel_loops_open{org="};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strstr(m, names[i])) fail_msg("/metrics lacks %s:\n%s", names[i], m);
+    /* referrals with consent were delivered to wijkteam-noord, which reads nothing here */
+    const char *lag = strstr(m, "schakel_stream_lag_records{org=\"wijkteam-noord\"} ");
+    assert_non_null(lag);
+    assert_true(strtoull(strchr(lag, '}') + 2, NULL, 10) > 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/metrics.txt", H->dir);
+    assert_int_equal(schakel_file_write_atomic(path, m, strlen(m)), 0);
+    free(m);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "promtool check metrics < %s > %s/promtool.out 2>&1", path, H->dir);
+    int rc = system(cmd);
+    if (WIFEXITED(rc) && WEXITSTATUS(rc) == 127)
+        fail_msg("promtool is not installed (Debian package prometheus, in scripts/packages.txt)");
+    snprintf(path, sizeof path, "%s/promtool.out", H->dir);
+    size_t n;
+    char *out = schakel_file_read(path, 1 << 20, &n);
+    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0) fail_msg("promtool check metrics: %s", out ? out : "?");
+    free(out);
+}
+
+static void scan(const char *what, const char *text, char (*needles)[65], size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (needles[i][0] && strstr(text, needles[i])) fail_msg("%s shows %s", what, needles[i]);
+}
+
+static void no_page_metric_or_stream_names_a_child_a_case_or_an_event(void **state)
+{
+    (void)state;
+    traffic(4);
+    /* every event id and subject on the log, and the references the
+     * scenario wrote */
+    size_t cap = 4096, n = 0;
+    char(*needles)[65] = calloc(cap, 65);
+    assert_non_null(needles);
+    for (harness_reader_t rd = harness_read(H, "svc-audit", "all"); harness_next(&rd);) {
+        if (n + 4 > cap) {
+            harness_read_end(&rd);
+            break;
+        }
+        if (rd.e->event_id.len == 16) hex(rd.e->event_id.data, 16, needles[n++]);
+        if (rd.e->subject && rd.e->subject[0]) snprintf(needles[n++], 65, "%s", rd.e->subject);
+        if (rd.e->case_ref && rd.e->case_ref[0]) snprintf(needles[n++], 65, "%s", rd.e->case_ref);
+        if (rd.e->body_case == SCHAKEL__V1__ENVELOPE__BODY_SIGNAL && rd.e->signal->contact &&
+            rd.e->signal->contact->ref[0])
+            snprintf(needles[n++], 65, "%s", rd.e->signal->contact->ref);
+    }
+    assert_true(n > 40);
+    static const char *const pages[] = {
+        "/", "/metrics", "/healthz", "/api/snapshot", "/assets/dashboard.js", "/no-such-page"};
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        char *body = NULL;
+        assert_true(get(node_port, pages[i], &body, 3000) > 0);
+        scan(pages[i], body, needles, n);
+        free(body);
+    }
+    char *stream = NULL; /* the event stream while events flow */
+    traffic(2);
+    get(node_port, "/events", &stream, 2500);
+    assert_non_null(strstr(stream, "event: snapshot"));
+    scan("/events", stream, needles, n);
+    free(stream);
+    free(needles);
+}
+
+static void a_malformed_or_oversized_request_gets_4xx_and_the_server_goes_on(void **state)
+{
+    (void)state;
+    static const char garbage[] = "\x16\x03\x01 not http at all\r\n\r\n";
+    int s = raw(node_port, garbage, sizeof garbage - 1);
+    assert_true(s >= 400 && s < 500);
+    size_t big = 200 * 1024;
+    char *req = malloc(big + 100);
+    int len = snprintf(req, 100, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Filler: ");
+    memset(req + len, 'a', big);
+    memcpy(req + len + big, "\r\n\r\n", 4);
+    s = raw(node_port, req, (size_t)len + big + 4);
+    assert_true(s >= 400 && s < 500);
+    free(req);
+    static const char post[] = "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+    assert_int_equal(raw(node_port, post, sizeof post - 1), 413);
+    static const char put[] = "DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(raw(node_port, put, sizeof put - 1), 405);
+    static const char huge_url[] = "GET /%%%%%%%%%%%%%%%% HTTP/1.1\r\nHost: x\r\n\r\n";
+    s = raw(node_port, huge_url, sizeof huge_url - 1);
+    assert_true(s >= 400 && s < 500);
+    assert_int_equal(get(node_port, "/healthz", NULL, 3000), 200);
+    assert_int_equal(get(node_port, "/metrics", NULL, 3000), 200);
+}
+
+static void healthz_is_503_while_the_broker_is_gone_and_200_when_it_is_back(void **state)
+{
+    (void)state;
+    char log[600], listen[64];
+    snprintf(log, sizeof log, "%s/monitor.log", H->dir);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", mon_port);
+    const char *args[] = {"monitor", "--node", H->data, "--http", listen, NULL};
+    monitor_pid = harness_spawn(log, args);
+    assert_true(monitor_pid > 0);
+    if (!wait_status(mon_port, "/healthz", 200, 15000, NULL)) fail_msg("the monitor never said 200");
+    assert_int_equal(harness_stop(H, SIGKILL) != -1, 1);
+    char *body = NULL;
+    if (!wait_status(mon_port, "/healthz", 503, 10000, &body))
+        fail_msg("/healthz stayed 200 without a broker");
+    assert_non_null(strstr(body, "\"ok\":false"));
+    assert_non_null(strstr(body, "broker: the broker did not answer PING"));
+    free(body);
+    sleep(2); /* a few seconds without the broker */
+    assert_int_equal(get(mon_port, "/healthz", NULL, 3000), 503);
+    assert_int_equal(harness_start(H), 0);
+    if (!wait_status(mon_port, "/healthz", 200, 20000, &body)) fail_msg("/healthz did not come back to 200");
+    assert_non_null(strstr(body, "\"ok\":true"));
+    free(body);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(metrics_of_a_node_with_traffic_pass_promtool),
+        cmocka_unit_test(no_page_metric_or_stream_names_a_child_a_case_or_an_event),
+        cmocka_unit_test(a_malformed_or_oversized_request_gets_4xx_and_the_server_goes_on),
+        cmocka_unit_test(healthz_is_503_while_the_broker_is_gone_and_200_when_it_is_back),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
