@@ -67,6 +67,7 @@ static void *collector(void *arg)
 {
     mon_t *m = arg;
     mon_state_t *s = calloc(1, sizeof *s);
+    if (s) s->adapters = adapter_health_new(); /* NULL: the adapter metrics are left out */
     void *ctx = zmq_ctx_new();
     schakel_client_t *cl = NULL;
     char why[SCHAKEL_ERRLEN] = "";
@@ -104,6 +105,7 @@ static void *collector(void *arg)
         mon_counts_free(&s->events), mon_counts_free(&s->edges), mon_counts_free(&s->held);
         mon_counts_free(&s->denied), mon_counts_free(&s->escalations);
         free(s->wanted);
+        adapter_health_free(&s->adapters);
     }
     free(s);
     return NULL;
@@ -112,6 +114,7 @@ static void *collector(void *arg)
 int mon_collect_start(mon_t *m, char *why)
 {
     pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->ind_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_cond_init(&m->changed, &ca); /* CLOCK_REALTIME: the waits above use it */
@@ -201,10 +204,12 @@ int cmd_monitor(int argc, char **argv)
         mon_collect_stop(&m);
         return 1;
     }
-    fprintf(stderr, "schakel monitor: http://%s:%d/ (dashboard; /metrics, /healthz)\n", host, port);
+    fprintf(stderr, "schakel monitor: http://%s:%d/ (dashboard; /metrics, /healthz, /indicators)\n", host,
+            port);
     while (!atomic_load(&stopping)) usleep(100000);
     mon_collect_stop(&m); /* wakes the event streams, which then end */
     MHD_stop_daemon(d);
+    free(m.ind[0]), free(m.ind[1]);
     schakel_keys_wipe(&m.conn.keys);
     return 0;
 }

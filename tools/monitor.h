@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "adapter_health.h"
 #include "conn.h"
 
 /* A count with up to two labels (org and type, from and to, code). */
@@ -62,11 +63,12 @@ typedef struct {
     uint64_t read_seq; /* records of "all" counted up to here */
     uint64_t *wanted;  /* seqs of decisions and reminders seen, to decrypt and count */
     size_t n_wanted, cap_wanted;
-    mon_counts_t events;       /* org, type */
-    mon_counts_t edges;        /* from, to */
-    mon_counts_t held, denied; /* code */
-    mon_counts_t escalations;  /* receiving org */
-    uint64_t checkpoint_seq;   /* where the next checkpoint search starts */
+    mon_counts_t events;        /* org, type */
+    mon_counts_t edges;         /* from, to */
+    mon_counts_t held, denied;  /* code */
+    mon_counts_t escalations;   /* receiving org */
+    adapter_health_t *adapters; /* the latest adapter_status of each org (NULL: out of memory) */
+    uint64_t checkpoint_seq;    /* where the next checkpoint search starts */
     int64_t started_ms;
 } mon_state_t;
 
@@ -85,6 +87,12 @@ typedef struct {
     int stop;
     pthread_t thread;
     size_t sse_clients;
+    /* /indicators and /indicators.csv: rendered at most once a minute (they
+     * read the whole log), shared by every request in between */
+    pthread_mutex_t ind_lock;
+    char *ind[2];
+    size_t ind_len[2];
+    int64_t ind_at_ms[2];
 } mon_t;
 
 /* Starts the collector thread (it does one round before returning, so the

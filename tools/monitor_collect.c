@@ -148,7 +148,9 @@ static int count_event(void *arg, const schakel_record_t *r)
     (void)mon_counts_add(&s->events, r->source_org ? r->source_org : "", type ? type : "unknown", 1);
     /* only these are decrypted, later (read_decisions): decrypting every
      * record would cost the machine the broker ingests on */
-    if (r->type != SCHAKEL_EVENT(CONSENT_DECISION) && r->type != SCHAKEL_EVENT(LOOP_REMINDER)) return 0;
+    if (r->type != SCHAKEL_EVENT(CONSENT_DECISION) && r->type != SCHAKEL_EVENT(LOOP_REMINDER) &&
+        r->type != SCHAKEL_EVENT(ADAPTER_STATUS))
+        return 0;
     if (s->n_wanted == s->cap_wanted) {
         size_t cap = s->cap_wanted ? s->cap_wanted * 2 : 1024;
         uint64_t *w = cap <= 2 * READ_MAX ? realloc(s->wanted, cap * sizeof *w) : NULL;
@@ -248,10 +250,15 @@ static void read_log(const char *logdir, mon_state_t *s)
 static int count_decision(void *arg, const schakel_record_t *r)
 {
     mon_state_t *s = arg;
-    if (!r->event || (r->type != SCHAKEL_EVENT(CONSENT_DECISION) && r->type != SCHAKEL_EVENT(LOOP_REMINDER)))
+    if (!r->event || (r->type != SCHAKEL_EVENT(CONSENT_DECISION) && r->type != SCHAKEL_EVENT(LOOP_REMINDER) &&
+                      r->type != SCHAKEL_EVENT(ADAPTER_STATUS)))
         return 0;
     schakel_envelope_t *env = schakel_envelope_decode(r->event, r->event_len, NULL);
     if (!env) return 0;
+    if (env->adapter_status && s->adapters &&
+        adapter_health_note_envelope(s->adapters, env, r->seq, r->recorded_at) < 0) {
+        /* out of memory: the organisation's earlier status stays */
+    }
     const Schakel__V1__ConsentDecision *d = env->consent_decision;
     const Schakel__V1__LoopReminder *l = env->loop_reminder;
     if (d && d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_HOLD)

@@ -5,6 +5,7 @@
  * the same text to every client (at most MAX_STREAMS of them). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "indicators.h"
 #include "logging.h"
 #include "monitor.h"
 
@@ -174,6 +176,44 @@ static enum MHD_Result events(mon_t *m, struct MHD_Connection *c)
     return ret;
 }
 
+/* ---- indicators ---- */
+
+/* /indicators (JSON) and /indicators.csv: schakel_indicators_render reads
+ * the whole log, so its answer is kept for a minute and shared; a request
+ * in that minute gets the copy (the figures are monthly). */
+static enum MHD_Result indicators(mon_t *m, struct MHD_Connection *c, int csv)
+{
+    char why[SCHAKEL_ERRLEN] = "", *copy = NULL;
+    size_t len = 0;
+    int rc = 0;
+    pthread_mutex_lock(&m->ind_lock);
+    int64_t now = wall_ms();
+    if (!m->ind[csv] || now - m->ind_at_ms[csv] >= 60000) {
+        char *out = NULL;
+        size_t n = 0;
+        rc = schakel_indicators_render(m->node_dir, csv ? "csv" : "json", &out, &n, why);
+        if (rc == 0) {
+            free(m->ind[csv]);
+            m->ind[csv] = out, m->ind_len[csv] = n, m->ind_at_ms[csv] = now;
+        }
+    }
+    if (rc == 0 && (copy = malloc(m->ind_len[csv] + 1)) != NULL) {
+        memcpy(copy, m->ind[csv], m->ind_len[csv]);
+        copy[m->ind_len[csv]] = 0;
+        len = m->ind_len[csv];
+    }
+    pthread_mutex_unlock(&m->ind_lock);
+    if (rc != 0) {
+        char *text = NULL;
+        json_t *doc = json_pack("{s:s}", "error", why);
+        if (doc) text = json_dumps(doc, JSON_COMPACT), json_decref(doc);
+        return send_text(c, 503, "application/json", text);
+    }
+    if (!copy) return MHD_NO;
+    return send_buf(c, 200, csv ? "text/csv; charset=utf-8" : "application/json", copy, len,
+                    MHD_RESPMEM_MUST_FREE);
+}
+
 /* ---- routes ---- */
 
 static enum MHD_Result route(mon_t *m, struct MHD_Connection *c, const char *url)
@@ -184,15 +224,15 @@ static enum MHD_Result route(mon_t *m, struct MHD_Connection *c, const char *url
     if (!strcmp(url, "/api/snapshot"))
         return send_text(c, 200, "application/json", mon_current(m, 's', NULL, NULL));
     if (!strcmp(url, "/events")) return events(m, c);
-    /* MERGER: /indicators and /indicators.csv plug in here, answered by
-     * schakel_indicators_render(m->node_dir, "json" or "csv", &out, &len, why)
-     * (200 with out; 503 with why as {"error":...} when it returns -1). */
+    if (!strcmp(url, "/indicators")) return indicators(m, c, 0);
+    if (!strcmp(url, "/indicators.csv")) return indicators(m, c, 1);
     const char *path = strcmp(url, "/") ? url : "/index.html";
     for (size_t i = 0; i < mon_n_assets; i++)
         if (!strcmp(path, mon_assets[i].path))
             return send_buf(c, 200, mon_assets[i].type, mon_assets[i].data, mon_assets[i].len,
                             MHD_RESPMEM_PERSISTENT);
-    return send_error(c, 404, "no such page: /, /metrics, /healthz, /events, /api/snapshot");
+    return send_error(
+        c, 404, "no such page: /, /metrics, /healthz, /events, /api/snapshot, /indicators, /indicators.csv");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,

@@ -143,6 +143,12 @@ char *mon_render_metrics(const mon_state_t *s)
                 put(&t, "schakel_loops_overdue{org=\"%s\"} %llu\n", esc(s->org[i].id, a),
                     (unsigned long long)s->org[i].overdue);
     }
+    char *adapters = NULL;
+    size_t adapters_len = 0;
+    if (s->have_decisions && s->adapters && adapter_health_count(s->adapters) &&
+        adapter_health_prometheus(s->adapters, &adapters, &adapters_len) == 0)
+        put(&t, "%s", adapters);
+    free(adapters);
     if (t.failed) {
         free(t.buf);
         return NULL;

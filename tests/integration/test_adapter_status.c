@@ -10,11 +10,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "adapters_harness.h"
@@ -85,6 +87,42 @@ static int decided_about(const char *event_id_hex)
     return found;
 }
 
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    char **buf = arg;
+    size_t have = *buf ? strlen(*buf) : 0;
+    char *nb = realloc(*buf, have + size * n + 1);
+    if (!nb) return 0;
+    memcpy(nb + have, p, size * n);
+    nb[have + size * n] = 0;
+    *buf = nb;
+    return size * n;
+}
+
+/* Waits up to 15 s for the monitor's /metrics to hold the line want. */
+static int metrics_say(int port, const char *want)
+{
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
+    for (int i = 0; i < 150; i++) {
+        char *body = NULL;
+        CURL *c = curl_easy_init();
+        assert_non_null(c);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        CURLcode rc = curl_easy_perform(c);
+        curl_easy_cleanup(c);
+        int found = rc == CURLE_OK && body && strstr(body, want);
+        free(body);
+        if (found) return 1;
+        usleep(100000);
+    }
+    return 0;
+}
+
 static void an_adapter_with_dead_letters_says_so_and_names_no_child(void **state)
 {
     (void)state;
@@ -99,6 +137,14 @@ static void an_adapter_with_dead_letters_says_so_and_names_no_child(void **state
              "S2;%s;14-02-2016;Zuid;zorgsignaal;21-11-2026;gedrag;middel;;\n",
              bsn[0], bsn[1]);
     adapter_drop_text(&a, "signalen.csv", csv);
+    /* the region's monitor beside the node: it reads the statuses off the log */
+    char mlog[600], listen[64];
+    int mon_port = harness_free_port();
+    snprintf(mlog, sizeof mlog, "%s/monitor.log", H->dir);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", mon_port);
+    const char *margs[] = {"monitor", "--node", H->data, "--http", listen, NULL};
+    pid_t monitor = harness_spawn(mlog, margs);
+    assert_true(monitor > 0);
     adapter_start_ready(&a);
 
     json_t *st = NULL;
@@ -117,6 +163,11 @@ static void an_adapter_with_dead_letters_says_so_and_names_no_child(void **state
     assert_int_equal(json_integer_value(json_object_get(body, "outbox_depth")), 0);
     assert_non_null(json_string_value(json_object_get(body, "adapter_version")));
     assert_string_equal(json_string_value(json_object_get(st, "purpose")), "bus");
+    /* and the operator sees it on /metrics, by organisation only */
+    if (!metrics_say(mon_port, "schakel_adapter_dead_letters{org=\"" SCHOOL "\"} 2\n"))
+        fail_msg("the monitor's /metrics never showed the school's 2 dead letters");
+    if (!metrics_say(mon_port, "schakel_adapter_info{org=\"" SCHOOL "\",code=\"events_rejected\"} 1\n"))
+        fail_msg("the monitor's /metrics never showed the school's last error");
 
     /* nothing about a child: no subject, school or case, not the refused
      * events' pseudonyms or rows */
@@ -152,6 +203,10 @@ static void an_adapter_with_dead_letters_says_so_and_names_no_child(void **state
     }
     if (!st) fail_msg("no adapter_status with 0 dead letters after the requeue in 30 s");
     json_decref(st);
+    if (!metrics_say(mon_port, "schakel_adapter_dead_letters{org=\"" SCHOOL "\"} 0\n"))
+        fail_msg("the monitor's /metrics still shows dead letters after the requeue");
+    kill(monitor, SIGTERM);
+    (void)waitpid(monitor, NULL, 0);
     assert_int_equal(adapter_stop(&a, SIGTERM), 0);
 }
 
