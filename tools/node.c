@@ -117,15 +117,22 @@ int cmd_node(int argc, char **argv)
     if (tool_region_init(dir, cfg.endpoint, cfg.pub_endpoint) != 0) return 1;
     /* One node per data directory, from here on (the broker keeps the lock):
      * only then may node.json be brought in line with the flags. */
-    char ep_buf[256], pub_buf[256];
+    char ep_buf[256], pub_buf[256], http_buf[256];
     if (schakel_dir_lock(dir, "broker.lock", &cfg.lock_fd, why) != 0) {
         fprintf(stderr, "schakel node: %s\n", why);
         return 1;
     }
     cfg.lock_held = 1;
     if (tool_node_endpoints(dir, &cfg.endpoint, schakel_flags_given(flags, "--endpoint"), ep_buf,
-                            &cfg.pub_endpoint, schakel_flags_given(flags, "--pub"), pub_buf) != 0) {
+                            &cfg.pub_endpoint, schakel_flags_given(flags, "--pub"), pub_buf, &http,
+                            schakel_flags_given(flags, "--http"), http_buf) != 0) {
         (void)close(cfg.lock_fd); /* no broker took it */
+        return 1;
+    }
+    with_http = strcmp(http, "off") != 0; /* node.json's, when --http was not given */
+    if (with_http && mon_parse_listen(http, http_host, &http_port, why) != 0) {
+        fprintf(stderr, "schakel node: node.json's \"http\": %s: give --http ADDR:PORT or --http off\n", why);
+        (void)close(cfg.lock_fd);
         return 1;
     }
     cfg.data_dir = dir;

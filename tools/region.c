@@ -215,7 +215,8 @@ static int node_endpoint(const char *path, json_t *n, const char *key, const cha
 }
 
 int tool_node_endpoints(const char *dir, const char **endpoint, int endpoint_given, char *endpoint_buf,
-                        const char **pub, int pub_given, char *pub_buf)
+                        const char **pub, int pub_given, char *pub_buf, const char **http, int http_given,
+                        char *http_buf)
 {
     char path[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN] = "";
     if (schakel_path_join(path, sizeof path, dir, "node.json", why) != 0) {
@@ -233,6 +234,7 @@ int tool_node_endpoints(const char *dir, const char **endpoint, int endpoint_giv
     int changed = 0, rc = node_endpoint(path, n, "endpoint", "--endpoint", endpoint, endpoint_given,
                                         endpoint_buf, &changed);
     if (rc == 0) rc = node_endpoint(path, n, "pub", "--pub", pub, pub_given, pub_buf, &changed);
+    if (rc == 0) rc = node_endpoint(path, n, "http", "--http", http, http_given, http_buf, &changed);
     if (rc == 0 && changed && write_json(path, n) != 0) {
         fprintf(stderr, "schakel node: cannot write %s: %s\n", path, strerror(errno));
         rc = -1;

@@ -44,9 +44,12 @@ int cmd_monitor(int argc, char **argv); /* monitor.c */
  * afterwards. An endpoint given (*_given) that differs from node.json's is
  * written into node.json, and said on stderr, so that the commands that
  * read node.json (--node DIR) follow the node; one not given is taken from
- * node.json (into buf, 256 bytes). 0, or -1 said on stderr. */
+ * node.json (into buf, 256 bytes). The same for the HTTP endpoint
+ * ("http", as --http: ADDR:PORT or "off"), which `schakel top --node DIR`
+ * reads. 0, or -1 said on stderr. */
 int tool_node_endpoints(const char *dir, const char **endpoint, int endpoint_given, char *endpoint_buf,
-                        const char **pub, int pub_given, char *pub_buf);
+                        const char **pub, int pub_given, char *pub_buf, const char **http, int http_given,
+                        char *http_buf);
 
 /* Writes a sample region under dir (keys/, directory.json, node.json) if
  * it has none; used by `schakel node` on first run. */
