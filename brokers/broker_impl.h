@@ -101,6 +101,21 @@ typedef struct pending {
     char batch_reason[SCHAKEL_ERRLEN];
 } pending_t;
 
+/* The broker's own figures since it started (stats.c), given to the node's
+ * operator in PONG (protocol.md): counts only. The command loop's alone. */
+#define BROKER_STAT_BOUNDS 12
+#define BROKER_ACTIVE_SLOTS 512 /* organisations told apart for active_orgs */
+#define BROKER_ACTIVE_MS 60000
+typedef struct {
+    uint64_t rejects[16]; /* by wire reject code */
+    uint64_t commits, commit_us_sum, commit_le[BROKER_STAT_BOUNDS];
+    uint64_t group_events_sum, group_le[BROKER_STAT_BOUNDS];
+    struct {
+        char id[SCHAKEL_ID_MAX];
+        int64_t seen_ms;
+    } active[BROKER_ACTIVE_SLOTS];
+} broker_stats_t;
+
 struct schakel_broker {
     void *ctx, *router, *pub, *zap;
     pthread_t zap_thread;
@@ -147,9 +162,23 @@ struct schakel_broker {
     int checkpoint_failing; /* the last checkpoint attempt failed (logged once per outage) */
     int64_t last_drop_log, last_reader_check;
     struct broker_retention *retention; /* retention.c */
+    broker_stats_t stats;
 };
 
 /* ---- one step calls another (grouped by the file that defines them) ---- */
+
+/* stats.c: an event refused with code; a group commit of events that took
+ * us microseconds (append and flush); a command from org (the
+ * authenticated id); the figures as PONG carries them (out's arrays point
+ * into store, which must outlive out). */
+void broker_stats_reject(schakel_broker_t *b, int code);
+void broker_stats_commit(schakel_broker_t *b, uint64_t us, size_t events);
+void broker_stats_seen(schakel_broker_t *b, const char *org);
+typedef struct {
+    Schakel__V1__RejectCount counts[16], *count_ptrs[16];
+    uint64_t commit_bounds[BROKER_STAT_BOUNDS], group_bounds[BROKER_STAT_BOUNDS];
+} broker_stats_store_t;
+void broker_stats_fill(const schakel_broker_t *b, Schakel__V1__BrokerStats *out, broker_stats_store_t *store);
 
 /* zap.c: the ZAP thread's body. */
 void *broker_zap_main(void *arg);

@@ -35,6 +35,7 @@ void broker_publish_receive(schakel_broker_t *b, schakel_wire_msg_t *m)
         ack.batch_code = SCHAKEL__V1__REJECT_CODE__REJECT_TOO_LARGE;
         ack.batch_reason = r;
         b->stat_rejected++;
+        broker_stats_reject(b, SCHAKEL__V1__REJECT_CODE__REJECT_TOO_LARGE);
         broker_send_reply(b, m, "ACK", &ack.base);
     } else if (peer && peer->publishing + atomic_load(&peer->acks) >= ACK_UNREAD_MAX) {
         char r[SCHAKEL_ERRLEN];

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "broker_impl.h"
 
@@ -29,7 +30,7 @@ static void send_ack(schakel_broker_t *b, pending_t *p)
     }
     for (size_t i = 0; i < p->n; i++) {
         ptrs[i] = &p->entries[i];
-        if (p->entries[i].code) b->stat_rejected++;
+        if (p->entries[i].code) b->stat_rejected++, broker_stats_reject(b, p->entries[i].code);
         else b->stat_acked++;
     }
     ack.n_entries = p->n;
@@ -137,7 +138,14 @@ void broker_commit_group(schakel_broker_t *b, pending_t *list)
         ab->items = p->items;
         ab->n_items = p->n_items;
     }
-    if (nb) rc = schakel_store_append_deferred(b->store, batches, nb, schakel_wall_ms(), why);
+    if (nb) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        rc = schakel_store_append_deferred(b->store, batches, nb, schakel_wall_ms(), why);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int64_t us = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+        if (!rc) broker_stats_commit(b, us > 0 ? (uint64_t)us : 0, events);
+    }
     if (rc) {
         schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=append_failed events=%zu reason=\"%s\"", events,
                     why[0] ? why : schakel_strerror(rc));

@@ -209,6 +209,14 @@ void broker_serve_ping(schakel_broker_t *b, schakel_wire_msg_t *m)
     pong.head = h.seq;
     pong.now = schakel_wall_ms();
     pong.alarms = b->alarms;
+    /* the broker's figures for the node's operator only: how many refusals
+     * and how busy the bus is is not another organisation's business */
+    Schakel__V1__BrokerStats stats = SCHAKEL__V1__BROKER_STATS__INIT;
+    broker_stats_store_t store;
+    if (strcmp(m->user, "broker") == 0) {
+        broker_stats_fill(b, &stats, &store);
+        pong.stats = &stats;
+    }
     broker_send_reply(b, m, "PONG", &pong.base);
     schakel__v1__ping__free_unpacked(p, NULL);
 }

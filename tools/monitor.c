@@ -31,7 +31,8 @@ static const char usage[] =
     "every service is at most N records behind the log's head, default 10000; 503 with\n"
     "the reasons as JSON otherwise). Reads, once a second and read-only, the log and the\n"
     "services' state under DIR (or --data DIR, where a broker that runs alone keeps its\n"
-    "log), and PINGs the broker as ORG (--as, default svc-audit). Counts only: no page\n"
+    "log), and PINGs the broker as ORG (--as; default the node's operator, DIR/keys/broker.key,\n"
+    "whose PONG carries the broker's own figures, else svc-audit). Counts only: no page\n"
     "or metric names a child, a case or an event. `schakel node --http` runs it for\n"
     "its own node. docs/operations.md, \"Watching the bus\".\n"
     "Exit status: 0 after SIGTERM or Ctrl-C; 1 when it cannot listen; 2 usage.\n";
@@ -191,7 +192,15 @@ int cmd_monitor(int argc, char **argv)
         return 2;
     }
     snprintf(m.node_dir, sizeof m.node_dir, "%s", data ? data : m.conn.node_dir);
-    if (!m.conn.as_org[0]) snprintf(m.conn.as_org, sizeof m.conn.as_org, "svc-audit");
+    if (!m.conn.as_org[0]) {
+        /* the node's operator (DIR/keys/broker.key) is given the broker's own
+         * figures in PONG; anyone else only whether it answers */
+        char op[SCHAKEL_PATH_MAX];
+        int operator= m.conn.node_dir[0] &&
+                schakel_path_join(op, sizeof op, m.conn.node_dir, "keys/broker.key", NULL) == 0 &&
+            access(op, R_OK) == 0;
+        snprintf(m.conn.as_org, sizeof m.conn.as_org, "%s", operator? "broker" : "svc-audit");
+    }
     if (tool_conn_finish(&m.conn, "monitor") != 0) return 2;
     m.lag_bound = bound;
     schakel_signals_on_stop(on_signal);

@@ -68,7 +68,13 @@ typedef struct {
     mon_counts_t held, denied;  /* code */
     mon_counts_t escalations;   /* receiving org */
     adapter_health_t *adapters; /* the latest adapter_status of each org (NULL: out of memory) */
-    uint64_t checkpoint_seq;    /* where the next checkpoint search starts */
+    /* the broker's own figures (PONG's stats: only when the monitor PINGs
+     * with the broker's key, i.e. as the node's operator) */
+    int have_stats;
+    uint64_t active_orgs, n_rejects, reject_code[16], reject_n[16];
+    uint64_t commits, commit_us_sum, commit_bound[16], commit_le[16], n_commit;
+    uint64_t group_sum, group_bound[16], group_le[16], n_group;
+    uint64_t checkpoint_seq; /* where the next checkpoint search starts */
     int64_t started_ms;
 } mon_state_t;
 

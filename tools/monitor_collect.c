@@ -371,6 +371,25 @@ static void read_loops(const mon_t *m, mon_state_t *s)
     json_decref(loops);
 }
 
+/* PONG's stats, when the broker gave them (to its operator's key). */
+static void take_stats(mon_state_t *s, const Schakel__V1__BrokerStats *st)
+{
+    s->have_stats = st != NULL;
+    if (!st) return;
+    s->active_orgs = st->active_orgs;
+    s->n_rejects = 0;
+    for (size_t i = 0; i < st->n_rejects && i < 16; i++, s->n_rejects++)
+        s->reject_code[i] = (uint64_t)st->rejects[i]->code, s->reject_n[i] = st->rejects[i]->count;
+    s->commits = st->commits;
+    s->commit_us_sum = st->commit_us_sum;
+    s->n_commit = s->n_group = 0;
+    for (size_t i = 0; i < st->n_commit_us_le && i < st->n_commit_le_count && i < 16; i++, s->n_commit++)
+        s->commit_bound[i] = st->commit_us_le[i], s->commit_le[i] = st->commit_le_count[i];
+    s->group_sum = st->group_events_sum;
+    for (size_t i = 0; i < st->n_group_le && i < st->n_group_le_count && i < 16; i++, s->n_group++)
+        s->group_bound[i] = st->group_le[i], s->group_le[i] = st->group_le_count[i];
+}
+
 static void ping(mon_state_t *s, void *client)
 {
     Schakel__V1__Ping p = SCHAKEL__V1__PING__INIT;
@@ -381,8 +400,10 @@ static void ping(mon_state_t *s, void *client)
                     : SCHAKEL_EZMQ;
     s->broker_up = rc == 0 && reply;
     if (s->broker_up) {
-        s->alarms = ((const Schakel__V1__Pong *)reply)->alarms;
+        const Schakel__V1__Pong *pong = (const Schakel__V1__Pong *)reply;
+        s->alarms = pong->alarms;
         s->broker_reason[0] = 0;
+        take_stats(s, pong->stats);
     } else {
         snprintf(s->broker_reason, sizeof s->broker_reason, "%s",
                  client ? "the broker did not answer PING within 1 s" : "no connection to the broker");

@@ -66,6 +66,48 @@ static void head(text_t *t, const char *name, const char *type, const char *help
     put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* The reject code's metric label: REJECT_BAD_SIGNATURE -> bad_signature. */
+static const char *reject_label(uint64_t code, char out[32])
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&schakel__v1__reject_code__descriptor, (int)code);
+    const char *n = v ? v->name : "REJECT_UNKNOWN";
+    if (!strncmp(n, "REJECT_", 7)) n += 7;
+    size_t i = 0;
+    for (; n[i] && i < 31; i++) out[i] = (char)(n[i] >= 'A' && n[i] <= 'Z' ? n[i] - 'A' + 'a' : n[i]);
+    out[i] = 0;
+    return out;
+}
+
+static void histogram(text_t *t, const char *name, const char *help, const uint64_t *bound,
+                      const uint64_t *le, size_t n, double scale, uint64_t count, double sum)
+{
+    head(t, name, "histogram", help);
+    for (size_t i = 0; i < n; i++)
+        put(t, "%s_bucket{le=\"%g\"} %llu\n", name, (double)bound[i] * scale, (unsigned long long)le[i]);
+    put(t, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name, (unsigned long long)count, name,
+        sum, name, (unsigned long long)count);
+}
+
+/* The broker's own figures, from PONG (only for the operator's key). */
+static void broker_stats(text_t *t, const mon_state_t *s)
+{
+    char code[32];
+    histogram(t, "schakel_fsync_seconds",
+              "Time of each group commit (append and its flush to disk) since the broker started.",
+              s->commit_bound, s->commit_le, s->n_commit, 1e-6, s->commits, (double)s->commit_us_sum / 1e6);
+    histogram(t, "schakel_group_events", "Events per group commit since the broker started.", s->group_bound,
+              s->group_le, s->n_group, 1.0, s->commits, (double)s->group_sum);
+    head(t, "schakel_connected_orgs", "gauge",
+         "Organisations that sent the broker a command in the last 60 s.");
+    put(t, "schakel_connected_orgs %llu\n", (unsigned long long)s->active_orgs);
+    head(t, "schakel_rejects_total", "counter",
+         "Events the broker refused since it started, by reject code.");
+    for (size_t i = 0; i < s->n_rejects; i++)
+        put(t, "schakel_rejects_total{code=\"%s\"} %llu\n", reject_label(s->reject_code[i], code),
+            (unsigned long long)s->reject_n[i]);
+}
+
 static void counts(text_t *t, const char *name, const char *help, const mon_counts_t *c, const char *la,
                    const char *lb)
 {
@@ -143,6 +185,7 @@ char *mon_render_metrics(const mon_state_t *s)
                 put(&t, "schakel_loops_overdue{org=\"%s\"} %llu\n", esc(s->org[i].id, a),
                     (unsigned long long)s->org[i].overdue);
     }
+    if (s->have_stats) broker_stats(&t, s);
     char *adapters = NULL;
     size_t adapters_len = 0;
     if (s->have_decisions && s->adapters && adapter_health_count(s->adapters) &&
@@ -236,6 +279,21 @@ char *mon_render_snapshot(const mon_state_t *s, uint64_t bound)
     if (s->checkpoint_at_ms)
         json_object_set_new(broker, "checkpoint_age_seconds",
                             json_real(age_s(s->at_ms, s->checkpoint_at_ms)));
+    if (s->have_stats && broker) { /* the operator's PONG: commits, active orgs, refusals by code */
+        char code[32];
+        json_t *rejected = json_object();
+        for (size_t i = 0; i < s->n_rejects; i++)
+            json_object_set_new(rejected, reject_label(s->reject_code[i], code),
+                                json_integer((json_int_t)s->reject_n[i]));
+        json_object_set_new(broker, "rejected", rejected);
+        json_object_set_new(broker, "active_orgs", json_integer((json_int_t)s->active_orgs));
+        json_object_set_new(broker, "commits", json_integer((json_int_t)s->commits));
+        json_object_set_new(
+            broker, "commit_mean_ms",
+            json_real(s->commits ? (double)s->commit_us_sum / 1000.0 / (double)s->commits : 0));
+        json_object_set_new(broker, "group_mean_events",
+                            json_real(s->commits ? (double)s->group_sum / (double)s->commits : 0));
+    }
     json_t *r = reasons(s, bound);
     json_t *o = json_pack("{s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:o}}", "at_ms", (json_int_t)s->at_ms,
                           "since_ms", (json_int_t)s->started_ms, "broker", broker, "orgs", orgs, "edges",

@@ -186,13 +186,26 @@ static void metrics_of_a_node_with_traffic_pass_promtool(void **state)
                                         "schakel_stream_lag_records{org=\"wijkteam-noord\"}",
                                         "schakel_held_total{code=",
                                         "# TYPE schakel_escalations_total counter",
-                                        "schakel_loops_open{org="};
+                                        "schakel_loops_open{org=",
+                                        "# TYPE schakel_fsync_seconds histogram",
+                                        "schakel_fsync_seconds_bucket{le=\"+Inf\"} ",
+                                        "# TYPE schakel_group_events histogram",
+                                        "schakel_connected_orgs ",
+                                        "# TYPE schakel_rejects_total counter"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strstr(m, names[i])) fail_msg("/metrics lacks %s:\n%s", names[i], m);
     /* referrals with consent were delivered to wijkteam-noord, which reads nothing here */
     const char *lag = strstr(m, "schakel_stream_lag_records{org=\"wijkteam-noord\"} ");
     assert_non_null(lag);
     assert_true(strtoull(strchr(lag, '}') + 2, NULL, 10) > 0);
+    /* the broker's own figures (the node's monitor PINGs as its operator):
+     * the referrals went through group commits, by at least one org */
+    const char *commits = strstr(m, "\nschakel_fsync_seconds_count ");
+    assert_non_null(commits);
+    assert_true(strtoull(commits + 29, NULL, 10) > 0);
+    const char *orgs = strstr(m, "\nschakel_connected_orgs ");
+    assert_non_null(orgs);
+    assert_true(strtoull(orgs + 24, NULL, 10) > 0);
     char path[600];
     snprintf(path, sizeof path, "%s/metrics.txt", H->dir);
     assert_int_equal(schakel_file_write_atomic(path, m, strlen(m)), 0);
@@ -283,6 +296,29 @@ static void a_malformed_or_oversized_request_gets_4xx_and_the_server_goes_on(voi
     assert_int_equal(get(node_port, "/metrics", NULL, 3000), 200);
 }
 
+/* The broker's own figures (refusals, commit times, active orgs) are for
+ * the node's operator: a monitor that PINGs as an organisation gets none. */
+static void a_monitor_as_an_organisation_gets_no_broker_figures(void **state)
+{
+    (void)state;
+    char log[600], listen[64];
+    int port = harness_free_port();
+    snprintf(log, sizeof log, "%s/monitor-org.log", H->dir);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    const char *args[] = {"monitor", "--node", H->data, "--as", "svc-audit", "--http", listen, NULL};
+    pid_t pid = harness_spawn(log, args);
+    assert_true(pid > 0);
+    char *body = NULL;
+    if (!wait_status(port, "/healthz", 200, 15000, NULL)) fail_msg("the monitor never said 200");
+    assert_int_equal(get(port, "/metrics", &body, 3000), 200);
+    assert_non_null(strstr(body, "schakel_broker_up 1"));
+    assert_null(strstr(body, "schakel_fsync_seconds"));
+    assert_null(strstr(body, "schakel_connected_orgs"));
+    free(body);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
 static void healthz_is_503_while_the_broker_is_gone_and_200_when_it_is_back(void **state)
 {
     (void)state;
@@ -314,6 +350,7 @@ int main(void)
         cmocka_unit_test(metrics_of_a_node_with_traffic_pass_promtool),
         cmocka_unit_test(no_page_metric_or_stream_names_a_child_a_case_or_an_event),
         cmocka_unit_test(a_malformed_or_oversized_request_gets_4xx_and_the_server_goes_on),
+        cmocka_unit_test(a_monitor_as_an_organisation_gets_no_broker_figures),
         cmocka_unit_test(healthz_is_503_while_the_broker_is_gone_and_200_when_it_is_back),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -54,6 +54,10 @@
     text("map-use", b.map_bytes ? (100 * b.log_bytes / b.map_bytes).toFixed(1) + " % of " + fmtBytes(b.map_bytes) : "?");
     text("checkpoint-age", b.checkpoint_age_seconds === undefined ? "none yet" : fmtAge(b.checkpoint_age_seconds) + " ago");
     text("alarms", b.alarms);
+    text("commits", b.commits === undefined ? "only for the node's operator key" :
+      b.commits.toLocaleString("en") + " (mean " + b.commit_mean_ms.toFixed(2) + " ms, " +
+      b.group_mean_events.toFixed(1) + " events each)");
+    text("active-orgs", b.active_orgs === undefined ? "?" : b.active_orgs);
     text("since", new Date(s.since_ms).toISOString().replace("T", " ").slice(0, 19) + " UTC");
     text("rate", rate((h) => h.total, 10).toFixed(1));
     if (firstHead === null) firstHead = b.records;
@@ -154,11 +158,12 @@
     fill("streams", s.orgs.filter((o) => o.kind !== "service" && o.kind !== "admin").map((o) =>
       row([{ v: o.id }, { v: (o.stream_lag_capped ? "≥ " : "") + o.stream_lag, cls: "n" + (o.stream_lag > 1000 ? " red" : "") }])));
     const dec = [];
-    for (const [what, m] of [["held", s.held], ["denied", s.denied]])
+    for (const [what, m] of [["held", s.held], ["denied", s.denied], ["rejected", s.broker.rejected]])
       for (const code in m || {}) dec.push(row([{ v: what }, { v: code }, { v: m[code], cls: "n" }]));
     fill("decisions", dec);
     text("decisions-note", (s.held ? "" : "Held and denied need the node's master key (not readable here). ") +
-      "Rejected by the broker and dead letters: not measured yet.");
+      (s.broker.rejected ? "" : "Rejected by the broker needs the node's operator key (DIR/keys/broker.key). ") +
+      "Dead letters: see the adapters' status in /metrics and schakel top.");
     fill("loops", s.orgs.filter((o) => o.loops_open).map((o) =>
       row([{ v: o.id }, { v: o.loops_open, cls: "n" }, { v: o.loops_overdue, cls: "n" + (o.loops_overdue ? " red" : "") },
         { v: (s.escalations || {})[o.id] || 0, cls: "n" }])));
