@@ -51,8 +51,9 @@ static int scrub(const char *path, char *why)
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         if (fd >= 0) (void)close(fd); /* read-only: nothing written to lose */
-        return schakel_fail(why, SCHAKEL_EIO, "cannot overwrite an erased child's delivery in the inbox %s: %s",
-                            path, strerror(errno));
+        return schakel_fail(why, SCHAKEL_EIO,
+                            "cannot overwrite an erased child's delivery in the inbox %s: %s", path,
+                            strerror(errno));
     }
     static const char zeros[4096];
     off_t left = st.st_size;
@@ -75,7 +76,8 @@ static int forget_in_dir(adapter_t *a, const char *subject, uint64_t upto, size_
 {
     DIR *dir = opendir(a->inbox_target);
     if (!dir)
-        return schakel_fail(why, SCHAKEL_EIO, "cannot read the inbox %s: %s", a->inbox_target, strerror(errno));
+        return schakel_fail(why, SCHAKEL_EIO, "cannot read the inbox %s: %s", a->inbox_target,
+                            strerror(errno));
     int rc = 0;
     size_t sl = strlen(subject);
     for (struct dirent *de; rc == 0 && (de = readdir(dir));) {
@@ -97,8 +99,9 @@ static int forget_in_dir(adapter_t *a, const char *subject, uint64_t upto, size_
     (void)closedir(dir); /* read only */
     if (rc == 0 && *n) {
         int dfd = open(a->inbox_target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || fsync(dfd) != 0) rc = schakel_fail(why, SCHAKEL_EIO, "cannot sync the inbox %s: %s",
-                                                           a->inbox_target, strerror(errno));
+        if (dfd < 0 || fsync(dfd) != 0)
+            rc = schakel_fail(why, SCHAKEL_EIO, "cannot sync the inbox %s: %s", a->inbox_target,
+                              strerror(errno));
         if (dfd >= 0) (void)close(dfd); /* synced, or the failure is said */
     }
     return rc;
