@@ -141,7 +141,7 @@ static void wait_bytes(const char *dir, const char *needle)
 static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
 {
     (void)state;
-    char p[65], other[65], label[32], where[1200], cid[33];
+    char p[65], other[65], label[32], where[1200], cid[33], rid[33];
     uint8_t id[16];
     child("erase-me", p);
     signal_with_marker("school-12ab00", p, MARK, id);
@@ -152,7 +152,8 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
     mkdir(wijkteam.spool, 0700);
     adapter_start(&wijkteam);
     consent("school-34cd01", p, "parents", "under_12", "wijkteam", cid, id);
-    referral("school-34cd01", p, "\"district\":\"zuid\",\"case_ref\":\"" MARK "-referral\",", "wijkteam", id);
+    referral_with_id("school-34cd01", p, "\"district\":\"zuid\",\"case_ref\":\"" MARK "-referral\",",
+                     "wijkteam", rid, id);
     wait_bytes(wijkteam.inbox, MARK "-referral");
     /* other children after this one: each new key rewrites a page of
      * `keys`, and the copies with this child's key go to freed pages */
@@ -274,6 +275,19 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
                            "verwijderen (AVG artikel 17)"));
     assert_null(strstr(page, p));
     free(page);
+
+    /* the wijkteam answers the erased referral (last: it gives the child a
+     * new key): the services decide as a replay does, which never read
+     * the referral, and a decision about an erased event is not extra */
+    char json[1024], rep[16384];
+    snprintf(json, sizeof json,
+             "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\","
+             "\"legal_basis\":\"consent\",\"categories\":[\"care_status\"],"
+             "\"referral_received\":{\"referral_id\":\"%s\",\"received_on\":\"2026-11-20\"}}",
+             p, rid);
+    publish("wijkteam-zuid", json, id);
+    wait_services(harness_head(H));
+    if (harness_replay(H, rep, sizeof rep) != 0) fail_msg("replay differs after the erasure: %s", rep);
 }
 
 /* ERASE over the wire from an organisation's key, even one that may read
