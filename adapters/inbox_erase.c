@@ -21,9 +21,11 @@
 #define INBOX_FILE_MAX (64u << 20) /* a delivery is far smaller: the broker's record limit */
 
 /* The seq a delivery's file name starts with (`<20 digits>-`), or 0 for a
- * file that is not one (the organisation's own, or a directory). */
+ * file that is not one (the organisation's own, or a directory): ours are
+ * never longer than INBOX_ROOM, for which the configuration left room. */
 static uint64_t file_seq(const char *name)
 {
+    if (strlen(name) >= INBOX_ROOM - 1) return 0;
     uint64_t seq = 0;
     for (int i = 0; i < SEQ_DIGITS; i++) {
         if (name[i] < '0' || name[i] > '9') return 0;
