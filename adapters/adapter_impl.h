@@ -7,7 +7,8 @@
  *   rows.c     each row mapped by the profile (mapping*.c) into the outbox
  *              (outbox.c), durable before it is acknowledged;
  *   forward.c  the forwarder PUBLISHes the outbox to the broker until ACKed;
- *   inbox.c    what the bus delivers to the organisation is handed over.
+ *   inbox.c    what the bus delivers to the organisation is handed over;
+ *   inbox_erase.c  an erasure removes the child's deliveries first.
  *   run.c      the process: starts and stops the threads;
  *   commands.c status, check, dead-letters, requeue; adapter.c the
  *              command-line dispatch.
@@ -149,6 +150,11 @@ void adapter_status_tick(adapter_t *a, struct schakel_client *c, adapter_status_
 
 /* inbox.c: the inbox thread. */
 void *adapter_inbox_main(void *arg);
+/* inbox_erase.c: on an `erasure` record, a directory inbox overwrites and
+ * removes the deliveries it holds about the erased child (up to its
+ * erased_upto); nothing for other records or inboxes. 0, or an error in
+ * why (the hand-over is tried again). */
+int adapter_inbox_forget(adapter_t *a, const Schakel__V1__Delivered *d, char *why);
 
 /* commands.c and run.c: the subcommands. */
 json_t *adapter_status_json(adapter_t *a);

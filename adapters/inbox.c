@@ -151,7 +151,9 @@ void *adapter_inbox_main(void *arg)
         char *text = inbox_json(d, idhex, type);
         for (int backoff = 1000; !atomic_load(&a->stop);
              backoff = backoff * 2 > 30000 ? 30000 : backoff * 2) {
-            if (text && hand_over(a, d, text, idhex, type, why) == 0) {
+            /* an erasure: the child's deliveries go before the notice is handed over */
+            if (text && (strcmp(type, "erasure") != 0 || adapter_inbox_forget(a, d, why) == 0) &&
+                hand_over(a, d, text, idhex, type, why) == 0) {
                 /* a position in org/<us>: a delivery decided late (a hold
                  * released) has a later position than its event's seq */
                 if (schakel_outbox_set(a->outbox, "inbox_cursor", d->position ? d->position : d->seq))

@@ -208,6 +208,10 @@ int broker_is_planned(int type);
 void broker_own_envelope(schakel_envelope_t *env, int type, const char *label, const void *data, size_t len,
                          uint8_t id[16]);
 int broker_append_own(schakel_broker_t *b, schakel_envelope_t *env, uint64_t *seq);
+/* The same, the record also indexed into each of the n_fanout streams
+ * named (an erasure into every org/<id>), whose readers are woken. */
+int broker_append_own_to(schakel_broker_t *b, schakel_envelope_t *env, const char *const *fanout,
+                         size_t n_fanout, uint64_t *seq);
 schakel_envelope_t *broker_own_at(schakel_broker_t *b, uint64_t seq, int type);
 void broker_directory_sync(schakel_broker_t *b);
 void broker_directory_install(schakel_broker_t *b, const char *doc, uint64_t seq);
@@ -219,6 +223,10 @@ void broker_clock_tick(schakel_broker_t *b, int64_t now);
 void broker_own_envelope(schakel_envelope_t *env, int type, const char *label, const void *data, size_t len,
                          uint8_t id[16]);
 int broker_append_own(schakel_broker_t *b, schakel_envelope_t *env, uint64_t *seq);
+/* The same, the record also indexed into each of the n_fanout streams
+ * named (an erasure into every org/<id>), whose readers are woken. */
+int broker_append_own_to(schakel_broker_t *b, schakel_envelope_t *env, const char *const *fanout,
+                         size_t n_fanout, uint64_t *seq);
 
 /* erase.c: ERASE, from the broker's own key only. */
 void broker_serve_erase(schakel_broker_t *b, schakel_wire_msg_t *m);

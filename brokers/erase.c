@@ -6,7 +6,9 @@
  * "broker"): whoever holds DATA/keys/broker.key runs the node; no
  * organisation's key can. Runs in the command loop's thread, between
  * groups, like every write of the log. */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker_impl.h"
@@ -55,9 +57,48 @@ static const char *erase_invalid(const Schakel__V1__Erase *e)
     return NULL;
 }
 
-/* Logs the erasure event; its id derives from the subject and the last
- * seq erased, so a repeat after a crash is a duplicate. The seq, or 0
- * when the append failed (an alarm: broker_append_own). */
+/* "org/<id>" of every organisation in the directory in force, for the
+ * erasure to reach each one's adapter (its inbox removes the child's
+ * deliveries it still holds). The broker cannot tell who holds copies
+ * without opening every delivery, and the event carries no content, so
+ * it goes to all (docs/privacy.md). NULL (and *n 0) when out of memory. */
+static char **erasure_recipients(schakel_broker_t *b, size_t *n)
+{
+    pthread_rwlock_rdlock(&b->dir_lock);
+    size_t count = schakel_directory_count(b->dir);
+    char **names = calloc(count ? count : 1, sizeof *names);
+    *n = 0;
+    for (size_t i = 0; names && i < count; i++) {
+        const schakel_org_t *o = schakel_directory_at(b->dir, i);
+        char *s = malloc(SCHAKEL_STREAM_MAX);
+        if (!s) {
+            for (size_t j = 0; j < *n; j++) free(names[j]);
+            free(names);
+            names = NULL;
+            *n = 0;
+            break;
+        }
+        int w = snprintf(s, SCHAKEL_STREAM_MAX, "org/%s", o->id);
+        if (w < 0 || w >= SCHAKEL_STREAM_MAX) { /* cannot be: ids are shorter (directory.c) */
+            free(s);
+            continue;
+        }
+        names[(*n)++] = s;
+    }
+    pthread_rwlock_unlock(&b->dir_lock);
+    return names;
+}
+
+static void recipients_free(char **names, size_t n)
+{
+    for (size_t i = 0; names && i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* Logs the erasure event, into `all` and every organisation's stream; its
+ * id derives from the subject and the last seq erased, so a repeat after
+ * a crash is a duplicate. The seq, or 0 when the append failed (an alarm:
+ * broker_append_own). */
 static uint64_t erasure_to_log(schakel_broker_t *b, const Schakel__V1__Erase *req, uint64_t upto,
                                uint8_t id[16])
 {
@@ -75,7 +116,13 @@ static uint64_t erasure_to_log(schakel_broker_t *b, const Schakel__V1__Erase *re
     er.erased_upto = upto;
     env.erasure = &er;
     uint64_t seq = 0;
-    return broker_append_own(b, &env, &seq) == 0 ? seq : 0;
+    size_t n = 0;
+    char **to = erasure_recipients(b, &n);
+    if (!to) /* the erasure itself is done; it is on the log, in `all` */
+        schakel_log(SCHAKEL_LOG_ERROR, "broker", "event=erasure_not_fanned_out reason=\"out of memory\"");
+    int rc = broker_append_own_to(b, &env, (const char *const *)to, n, &seq);
+    recipients_free(to, n);
+    return rc == 0 ? seq : 0;
 }
 
 int broker_erase(schakel_broker_t *b, const Schakel__V1__Erase *req, Schakel__V1__Erased *out, uint8_t id[16])

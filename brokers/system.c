@@ -165,6 +165,12 @@ static void directory_cursor_set(schakel_broker_t *b, uint64_t seq)
  * an error log line, and b->alarms, which every PONG reports. */
 int broker_append_own(schakel_broker_t *b, schakel_envelope_t *env, uint64_t *seq)
 {
+    return broker_append_own_to(b, env, NULL, 0, seq);
+}
+
+int broker_append_own_to(schakel_broker_t *b, schakel_envelope_t *env, const char *const *fanout,
+                         size_t n_fanout, uint64_t *seq)
+{
     uint8_t *buf;
     size_t len;
     int rc = schakel_envelope_encode(env, &buf, &len);
@@ -179,6 +185,8 @@ int broker_append_own(schakel_broker_t *b, schakel_envelope_t *env, uint64_t *se
     it.event_id = env->event_id.data;
     it.type = env->type;
     it.subject = "";
+    it.fanout = fanout;
+    it.n_fanout = n_fanout;
     memcpy(it.event_hash, hash[0], sizeof it.event_hash);
     schakel_append_batch_t batch = {"broker", sig, (const uint8_t(*)[SCHAKEL_SHA256_LEN])hash, 1, &it, 1};
     char why[SCHAKEL_ERRLEN] = "";
@@ -205,8 +213,8 @@ int broker_append_own(schakel_broker_t *b, schakel_envelope_t *env, uint64_t *se
     }
     if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE) directory_cursor_set(b, it.seq);
     if (seq) *seq = it.seq;
+    for (size_t i = 0; i < n_fanout; i++) broker_publish_head(b, fanout[i], it.seq);
     broker_publish_head(b, "all", it.seq);
-    if (seq) *seq = it.seq;
     return 0;
 }
 

@@ -91,6 +91,7 @@ typedef struct {
 typedef struct {
     uint64_t seq;
     uint8_t id[16];
+    int erased; /* its payload was erased: it cannot be read, nor compared */
 } replay_own_t;
 
 struct replay_svc;

@@ -54,6 +54,12 @@ typedef struct {
         uint64_t seq;
     } index[SCHAKEL_MAX_INDEX];
     size_t n_index;
+    /* Optional: more streams that take this record itself, at its own
+     * place, for an event that goes to many (an erasure into every
+     * org/<id>): n_fanout names, each shorter than SCHAKEL_STREAM_MAX.
+     * The caller keeps them until the append returns. */
+    const char *const *fanout;
+    size_t n_fanout;
     /* out */
     uint64_t seq;
     int duplicate; /* stored before: seq is the first copy's */

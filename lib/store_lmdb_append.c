@@ -141,10 +141,12 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
     memcpy(out, st->head.hash, 32);
     lmdb_chain_hash(seq, st->head.hash, out + HDR_LEN, blen, out + 32);
 
-    for (size_t x = 0; x < it->n_index; x++) {
+    for (size_t x = 0; x < it->n_index + it->n_fanout; x++) {
+        int own = x >= it->n_index; /* a fanout entry: this record itself */
+        const char *name = own ? it->fanout[x - it->n_index] : it->index[x].stream;
         uint8_t sk[SCHAKEL_STREAM_MAX + 9];
-        size_t sl = strnlen(it->index[x].stream, SCHAKEL_STREAM_MAX - 1);
-        memcpy(sk, it->index[x].stream, sl);
+        size_t sl = strnlen(name, SCHAKEL_STREAM_MAX - 1);
+        memcpy(sk, name, sl);
         sk[sl] = 0;
         /* The entry's place in the stream is this record's seq, so a
          * delivery decided later (a hold released) comes after everything
@@ -152,7 +154,7 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
          * The value names the record delivered when it is another one. */
         schakel_put_be64(sk + sl + 1, seq);
         uint8_t target[8];
-        uint64_t to = it->index[x].seq ? it->index[x].seq : seq;
+        uint64_t to = !own && it->index[x].seq ? it->index[x].seq : seq;
         schakel_put_be64(target, to);
         MDB_val skv = {sl + 9, sk}, tv = {to == seq ? 0 : 8, target};
         rc = mdb_put(txn, st->streams, &skv, &tv, 0);

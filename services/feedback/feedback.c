@@ -160,6 +160,12 @@ static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *
         case SCHAKEL_EVENT(CASE_LEAD):
         case SCHAKEL_EVENT(CLOSURE):
         case SCHAKEL_EVENT(FAMILY_INFORMED): rc = feedback_on_loop_event(f, txn, rec, out); break;
+        case SCHAKEL_EVENT(ERASURE): /* the broker's own: the child's loops go */
+            if (!strcmp(e->source_org, "broker") && e->erasure) {
+                size_t n = 0;
+                rc = feedback_forget(f, txn, e->erasure->erased_subject, &n);
+            }
+            break;
         default: break;
         }
         if (rc) return schakel_fail(why, rc, "feedback: cannot store a loop");

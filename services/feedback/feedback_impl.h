@@ -164,6 +164,11 @@ int feedback_remind(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t ke
 int feedback_stalled(schakel_feedback_t *f, schakel_emit_t *out, const uint8_t key[16], loop_t *l,
                      int waiting_for, int32_t day, int64_t now);
 
+/* ---- an erasure (feedback_erase.c) ---- */
+
+/* Deletes every loop about subject, with its steps and indexes; *n loops. */
+int feedback_forget(schakel_feedback_t *f, MDB_txn *txn, const char *subject, size_t *n);
+
 /* ---- the daily scan (feedback_deadlines.c) ---- */
 
 int feedback_check_deadlines(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, int32_t today,

@@ -34,8 +34,12 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_AUDIT_ACCESS:
-    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ADAPTER_STATUS: return 0; /* for operators: to nobody */
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE: /* the broker's own: the child goes from the state */
+        if (strcmp(env->source_org, "broker") != 0 || !env->erasure) return 0;
+        return routing_forget(r, txn, env->erasure->erased_subject)
+                   ? schakel_fail(why, SCHAKEL_ESTORE, "routing: cannot drop an erased child's state")
+                   : 0;
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL:
         if (routing_remember(txn, r->dbi_referrals, &env->referral->referral_id, env->subject,
                              env->source_org))

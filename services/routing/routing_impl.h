@@ -96,6 +96,8 @@ int routing_remember_flow(MDB_txn *txn, MDB_dbi dbi, char tag, const ProtobufCBi
                           const char *subject, const char *org, const void *val, size_t vlen);
 const char *routing_recall_flow(MDB_txn *txn, MDB_dbi dbi, char tag, const ProtobufCBinaryData *id,
                                 const char *subject, size_t *len);
+/* An erasure: drops the child's referrers, reporters and flows. */
+int routing_forget(schakel_routing_t *r, MDB_txn *txn, const char *subject);
 int routing_remember_handover(MDB_txn *txn, MDB_dbi dbi, const schakel_envelope_t *env);
 
 /* ---- the targets (routing_targets.c) ---- */

@@ -125,3 +125,34 @@ int routing_remember_handover(MDB_txn *txn, MDB_dbi dbi, const schakel_envelope_
     return routing_remember_flow(txn, dbi, 'H', &env->handover->handover_id, env->subject, NULL, v,
                                  (size_t)n + 1);
 }
+
+/* Deletes every entry of dbi whose key holds subject at offset at: a
+ * scan, as the child is not the key's prefix; erasures are rare. */
+static int forget_in(MDB_txn *txn, MDB_dbi dbi, size_t at, const char *subject)
+{
+    size_t n = strlen(subject);
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, dbi, &cur) != 0) return SCHAKEL_ESTORE;
+    MDB_val k, v;
+    int rc = 0;
+    for (int op = MDB_FIRST; (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT)
+        if (k.mv_size >= at + n && !memcmp((const uint8_t *)k.mv_data + at, subject, n) &&
+            (k.mv_size == at + n || ((const uint8_t *)k.mv_data)[at + n] == 0) &&
+            (rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc ? SCHAKEL_ESTORE : 0;
+}
+
+/* An erasure: what routing remembers about the child goes (who sent its
+ * referrals and reports, its flows), as a replay, which cannot read the
+ * child's erased events, never learnt it. Whom a consent was for is kept
+ * by consent id and recording organisation, with no child in it. */
+int routing_forget(schakel_routing_t *r, MDB_txn *txn, const char *subject)
+{
+    if (!subject || strlen(subject) != 64) return 0;
+    int rc = forget_in(txn, r->dbi_referrals, 16, subject);
+    if (rc == 0) rc = forget_in(txn, r->dbi_reports, 16, subject);
+    if (rc == 0) rc = forget_in(txn, r->dbi_flows, 17, subject);
+    return rc;
+}

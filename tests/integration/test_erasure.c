@@ -4,8 +4,9 @@
  * makes LMDB copy the page of table `keys` that holds this child's
  * wrapped key, leaving the old copy in a freed page). After the erasure,
  * a byte search of every file under the test's root (log, services'
- * state, keys, logs) finds neither the marker nor the child's wrapped
- * data key nor the data key itself; `audit verify` passes and counts the
+ * state, keys, logs, and a wijkteam's adapter that had received the
+ * child's referral into its directory inbox) finds neither the marker
+ * nor the child's wrapped data key nor the data key itself; `audit verify` passes and counts the
  * erased records; the `erasure` event is on the log, from the broker,
  * without content. Only the broker's own key may ERASE. */
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 
 #include <dirent.h>
 #include <lmdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,7 @@
 #include "store_lmdb_impl.h"
 
 #define MARK "zq7ERASEMARKx"
+#define WIJKTEAM_PROFILE SCHAKEL_SOURCE_DIR "/adapters/profiles/wijkteam/profile.json"
 #define MAX_KEYS 256
 
 typedef struct {
@@ -124,13 +127,34 @@ static int run_erase(const char *subject, const char *basis, char **out, char **
     return harness_run_captured(H->dir, args, out, err);
 }
 
+/* Waits (60 s at most) until a file under dir holds needle. */
+static void wait_bytes(const char *dir, const char *needle)
+{
+    char where[1200];
+    for (int i = 0; i < 600; i++) {
+        if (has_bytes(dir, needle, NULL, where, sizeof where)) return;
+        usleep(100000);
+    }
+    fail_msg("nothing in %s holds %s after 60 s", dir, needle);
+}
+
 static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
 {
     (void)state;
-    char p[65], other[65], label[32], where[1200];
+    char p[65], other[65], label[32], where[1200], cid[33], rid[33];
     uint8_t id[16];
     child("erase-me", p);
     signal_with_marker("school-12ab00", p, MARK, id);
+    /* the wijkteam's adapter receives the child's referral, with a
+     * marker, into its directory inbox, as the receiving system's */
+    adapter_t wijkteam;
+    adapter_init(&wijkteam, NULL, "wijkteam-zuid", WIJKTEAM_PROFILE, "\"inbox\": {\"dir\": \"inbox\"}");
+    mkdir(wijkteam.spool, 0700);
+    adapter_start(&wijkteam);
+    consent("school-34cd01", p, "parents", "under_12", "wijkteam", cid, id);
+    referral_with_id("school-34cd01", p, "\"district\":\"zuid\",\"case_ref\":\"" MARK "-referral\",",
+                     "wijkteam", rid, id);
+    wait_bytes(wijkteam.inbox, MARK "-referral");
     /* other children after this one: each new key rewrites a page of
      * `keys`, and the copies with this child's key go to freed pages */
     for (int i = 0; i < 40; i++) {
@@ -171,7 +195,15 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
         signal_with_marker("school-12ab00", other, "zq7OTHER", id);
     }
     wait_services(harness_head(H));
+    /* the erasure reaches the wijkteam's adapter: the notice is handed
+     * over, and the child's referral is no longer in its inbox */
+    wait_bytes(wijkteam.inbox, "\"type\":\"erasure\"");
+    assert_true(has_bytes(wijkteam.inbox, p, NULL, where, sizeof where)); /* the notice names the child */
+    if (has_bytes(wijkteam.inbox, MARK, NULL, where, sizeof where))
+        fail_msg("the erased child's referral is still in the receiving adapter's inbox: %s", where);
+    assert_int_equal(adapter_stop(&wijkteam, SIGTERM), 0);
 
+    /* every file of the node and of the receiving adapter */
     if (dir_has(H->dir, gone->val, WRAPPED_LEN, where, sizeof where))
         fail_msg("the erased child's wrapped data key is still in %s", where);
     if (dir_has(H->dir, key, sizeof key, where, sizeof where))
@@ -243,6 +275,19 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
                            "verwijderen (AVG artikel 17)"));
     assert_null(strstr(page, p));
     free(page);
+
+    /* the wijkteam answers the erased referral (last: it gives the child a
+     * new key): the services decide as a replay does, which never read
+     * the referral, and a decision about an erased event is not extra */
+    char json[1024], rep[16384];
+    snprintf(json, sizeof json,
+             "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\","
+             "\"legal_basis\":\"consent\",\"categories\":[\"care_status\"],"
+             "\"referral_received\":{\"referral_id\":\"%s\",\"received_on\":\"2026-11-20\"}}",
+             p, rid);
+    publish("wijkteam-zuid", json, id);
+    wait_services(harness_head(H));
+    if (harness_replay(H, rep, sizeof rep) != 0) fail_msg("replay differs after the erasure: %s", rep);
 }
 
 /* ERASE over the wire from an organisation's key, even one that may read

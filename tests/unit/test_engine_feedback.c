@@ -120,11 +120,41 @@ static void a_referral_received_in_time_tells_the_referrer_and_earns_no_reminder
     schakel_feedback_destroy(&f);
 }
 
+/* After the broker's erasure of the child, its loop is gone, as in a
+ * replay, which cannot read the erased referral: no reminder when it is
+ * overdue, no status when the receiver answers. */
+static void an_erased_childs_loop_is_gone_as_a_replay_never_opened_it(void **state)
+{
+    (void)state;
+    schakel_feedback_t *f;
+    efx_t *fx = open_feedback(&f);
+    delivered_referral(fx, "feedback-erased");
+    char p[65];
+    efx_child("feedback-erased", p);
+    efx_feed(fx, "broker", NULL,
+             "{\"type\":\"erasure\",\"purpose\":\"bus\",\"legal_basis\":\"bus\",\"erasure\":{"
+             "\"erased_subject\":\"%s\",\"basis\":\"avg17_request\",\"requested_by\":\"beheer\","
+             "\"erased_upto\":%llu}}",
+             p, (unsigned long long)fx->seq);
+    assert_int_equal(fx->n_emitted, 0);
+    /* Thursday: it would be overdue */
+    efx_tick(fx, EFX_START + 3 * EFX_DAY);
+    assert_int_equal(efx_count(fx, T(LOOP_REMINDER)), 0);
+    efx_feed(fx, "wijkteam-noord", NULL,
+             "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":"
+             "\"consent\",\"referral_received\":{\"referral_id\":\"%s\",\"received_on\":\"2026-11-05\"}}",
+             p, RID);
+    assert_int_equal(efx_count(fx, T(FEEDBACK_STATUS)), 0);
+    efx_close(&fx);
+    schakel_feedback_destroy(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_delivered_referral_past_its_deadline_earns_one_reminder),
         cmocka_unit_test(a_referral_received_in_time_tells_the_referrer_and_earns_no_reminder),
+        cmocka_unit_test(an_erased_childs_loop_is_gone_as_a_replay_never_opened_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -196,12 +196,66 @@ static void the_rules_on_the_log_decide_and_a_bad_or_foreign_update_changes_noth
     schakel_routing_destroy(&r);
 }
 
+/* Where a referral stands, for the referral of referral() about the
+ * child labelled label. */
+static uint64_t status_of(efx_t *fx, const char *label, uint8_t id[16])
+{
+    char p[65];
+    efx_child(label, p);
+    return efx_feed(fx, "svc-feedback", id,
+                    "{\"type\":\"feedback_status\",\"subject\":\"%s\",\"purpose\":\"feedback\","
+                    "\"legal_basis\":\"consent\",\"categories\":[\"care_status\"],"
+                    "\"feedback_status\":{\"referral_id\":\"0123456789abcdef0123456789abcdef\","
+                    "\"state\":\"waiting_list\",\"on\":\"2026-12-15\",\"lead_org\":\"wijkteam-zuid\"}}",
+                    p);
+}
+
+/* After the broker's erasure of a child, routing no longer knows who
+ * referred it: a replay, which cannot read the erased referral, never
+ * learnt it either, so news about it goes to nobody in both. Another
+ * child's referral with the same id keeps its referrer. */
+static void an_erased_childs_referrer_is_forgotten_as_a_replay_never_learnt_it(void **state)
+{
+    (void)state;
+    schakel_routing_t *r;
+    efx_t *fx = open_routing(&r);
+    efx_directory(fx, efx_region(1, 0));
+    uint8_t id[16];
+    uint64_t seq = referral(fx, "erase-referred", "zuid", id);
+    assert_string_equal(routed_to(fx, seq, id, NULL), "wijkteam-zuid");
+    seq = referral(fx, "erase-kept", "zuid", id);
+    assert_string_equal(routed_to(fx, seq, id, NULL), "wijkteam-zuid");
+    seq = status_of(fx, "erase-referred", id);
+    assert_string_equal(routed_to(fx, seq, id, NULL), "school-1");
+
+    char p[65];
+    efx_child("erase-referred", p);
+    /* from anyone but the broker, nothing is forgotten */
+    const char *erasure = "{\"type\":\"erasure\",\"purpose\":\"bus\",\"legal_basis\":\"bus\","
+                          "\"erasure\":{\"erased_subject\":\"%s\",\"basis\":\"avg17_request\","
+                          "\"requested_by\":\"beheer\",\"erased_upto\":%llu}}";
+    efx_feed(fx, "school-1", NULL, erasure, p, (unsigned long long)seq);
+    assert_int_equal(fx->n_emitted, 0);
+    seq = status_of(fx, "erase-referred", id);
+    assert_string_equal(routed_to(fx, seq, id, NULL), "school-1");
+
+    efx_feed(fx, "broker", NULL, erasure, p, (unsigned long long)seq);
+    assert_int_equal(fx->n_emitted, 0); /* routed to nobody itself */
+    seq = status_of(fx, "erase-referred", id);
+    assert_null(routed_to(fx, seq, id, NULL));
+    seq = status_of(fx, "erase-kept", id);
+    assert_string_equal(routed_to(fx, seq, id, NULL), "school-1");
+    efx_close(&fx);
+    schakel_routing_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_referral_to_a_wijkteam_routes_by_the_childs_district),
         cmocka_unit_test(the_directory_in_force_on_the_log_decides),
         cmocka_unit_test(the_rules_on_the_log_decide_and_a_bad_or_foreign_update_changes_nothing),
+        cmocka_unit_test(an_erased_childs_referrer_is_forgotten_as_a_replay_never_learnt_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
