@@ -9,9 +9,10 @@
 #include "broker_impl.h"
 
 /* Histogram bounds: a commit's time (µs), a group's events. */
-static const uint64_t commit_bounds[BROKER_STAT_BOUNDS] = {250,   500,    1000,   2000,   5000,    10000,
+static const uint64_t commit_bounds[BROKER_STAT_BOUNDS] = {250,   500,   1000,   2000,   5000,   10000,
                                                            20000, 50000, 100000, 250000, 500000, 1000000};
-static const uint64_t group_bounds[BROKER_STAT_BOUNDS] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
+static const uint64_t group_bounds[BROKER_STAT_BOUNDS] = {1,   2,   5,   10,   20,   50,
+                                                          100, 200, 500, 1000, 2000, 5000};
 
 void broker_stats_reject(schakel_broker_t *b, int code)
 {
