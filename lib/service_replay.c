@@ -57,6 +57,7 @@ static const schakel_store_ops_t locked_ops = {.read = locked_read, .lookup = lo
 
 typedef struct {
     replay_batch_t *b;
+    replay_cache_t *cache;
     int rc;
 } fill_t;
 
@@ -91,6 +92,7 @@ static int fill_cb(void *arg, const schakel_record_t *rec)
         f->rc = SCHAKEL_ENOMEM;
         return 1;
     }
+    replay_cache_put(f->cache, rec);
     b->n++;
     return 0;
 }
@@ -115,7 +117,7 @@ static int read_batch(replay_feed_t *f, replay_batch_t *b, schakel_store_t *log,
     pthread_mutex_unlock(&f->lock);
     schakel_arena_reset(b->arena);
     b->n = 0;
-    fill_t fl = {b, 0};
+    fill_t fl = {b, f->cache, 0};
     uint64_t next = *from;
     pthread_mutex_lock(lock);
     /* no byte limit: a batch is REPLAY_BATCH records unless the log ends */
@@ -164,6 +166,7 @@ static replay_feed_t *feed_new(int readers)
     (void)pthread_cond_init(&f->ready, NULL);
     (void)pthread_cond_init(&f->freed, NULL);
     f->readers = readers;
+    f->cache = replay_cache_new(); /* without it, reads back go to the log */
     for (int i = 0; i < REPLAY_RING; i++) {
         f->ring[i] = calloc(1, sizeof *f->ring[i]);
         if (!f->ring[i] || !(f->ring[i]->arena = schakel_arena_new(4u << 20))) return f; /* caller checks */
@@ -181,6 +184,7 @@ static int feed_ok(const replay_feed_t *f)
 static void feed_free(replay_feed_t *f)
 {
     if (!f) return;
+    replay_cache_free(f->cache);
     for (int i = 0; i < REPLAY_RING; i++) {
         if (f->ring[i]) schakel_arena_destroy(&f->ring[i]->arena);
         free(f->ring[i]);

@@ -413,8 +413,18 @@ static int view_read(schakel_store_t *s, const char *stream, uint64_t from_seq, 
 {
     replay_svc_t *p = ((replay_view_t *)s)->svc;
     const replay_item_t *it = max_count == 1 && !strcmp(stream, "all") ? held_item(p, from_seq) : NULL;
-    if (!it) return schakel_store_read(p->shared, stream, from_seq, max_count, max_bytes, fn, arg, next_seq);
     schakel_record_t rec = {0};
+    if (!it) {
+        /* the reader has kept it, if it is a kind kept, once it handed
+         * out the batch with it (held[0] is the last handed to us) */
+        const replay_batch_t *last = p->held[0];
+        if (max_count == 1 && last && last->n && from_seq <= last->items[last->n - 1].seq &&
+            !strcmp(stream, "all") && replay_cache_get(p->feed->cache, from_seq, &rec)) {
+            *next_seq = from_seq + 1;
+            return fn(arg, &rec);
+        }
+        return schakel_store_read(p->shared, stream, from_seq, max_count, max_bytes, fn, arg, next_seq);
+    }
     rec.seq = rec.position = it->seq;
     rec.recorded_at = it->recorded_at;
     rec.event = it->event;

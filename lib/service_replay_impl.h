@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "enums.h"
 #include "error.h"
 #include "service.h"
 #include "service_impl.h"
@@ -43,13 +44,18 @@ typedef struct {
     int refs; /* services still reading it (under the feed's lock) */
 } replay_batch_t;
 
+/* Records kept for reads back from behind the batches held
+ * (service_replay_cache.c). */
+typedef struct replay_cache replay_cache_t;
+
 /* The batches between the reader and the services. */
 typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t ready, freed;
     replay_batch_t *ring[REPLAY_RING];
-    uint64_t produced; /* batches handed out so far */
-    int readers;       /* services that take each batch */
+    uint64_t produced;     /* batches handed out so far */
+    int readers;           /* services that take each batch */
+    replay_cache_t *cache; /* filled by the reader; NULL: none */
 } replay_feed_t;
 
 /* The first difference, by the order in which the old one-service replay
@@ -133,6 +139,16 @@ typedef struct replay_svc {
     int rc;
     char why[SCHAKEL_ERRLEN];
 } replay_svc_t;
+
+/* service_replay_cache.c */
+replay_cache_t *replay_cache_new(void);
+void replay_cache_free(replay_cache_t *c);
+/* The reader's: keeps the record if it is of a kind kept and the cache
+ * has room (else reads of it go to the log). */
+void replay_cache_put(replay_cache_t *c, const schakel_record_t *rec);
+/* A service's, for a seq of a batch it was handed: 1 and the record when
+ * kept (pointers valid until the cache is freed), else 0. */
+int replay_cache_get(const replay_cache_t *c, uint64_t seq, schakel_record_t *rec);
 
 /* service_replay_check.c */
 /* Opens the service's state in a temp directory; 0 or an error in why. */
