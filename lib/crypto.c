@@ -32,6 +32,17 @@ static void algos_fetch(void)
     sha256_md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
 }
 
+/* libsodium, for the checks it does faster than OpenSSL 3.0: Ed25519
+ * verification and AES-256-GCM opening (see there). */
+static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+static int sodium_ready, sodium_gcm; /* sodium_gcm: AES-NI and PCLMUL, which its AES-GCM needs */
+
+static void sodium_start(void)
+{
+    sodium_ready = sodium_init() >= 0;
+    sodium_gcm = sodium_ready && crypto_aead_aes256gcm_is_available();
+}
+
 void schakel_sha256(const void *data, size_t len, uint8_t out[SCHAKEL_SHA256_LEN])
 {
     SHA256_CTX c;
@@ -98,14 +109,6 @@ int schakel_ed25519_sign(const uint8_t sec[SCHAKEL_ED25519_SEC_LEN], const void 
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(k);
     return ok ? 0 : SCHAKEL_ECRYPTO;
-}
-
-static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
-static int sodium_ready;
-
-static void sodium_start(void)
-{
-    sodium_ready = sodium_init() >= 0;
 }
 
 /* libsodium checks a signature in about half the time OpenSSL 3.0 takes
@@ -188,6 +191,18 @@ int schakel_aead_open(const uint8_t key[SCHAKEL_AEAD_KEY_LEN], const uint8_t non
                       const void *aad, size_t aadlen, const uint8_t *in, size_t clen, uint8_t *out)
 {
     if (clen < SCHAKEL_AEAD_TAG_LEN) return SCHAKEL_EINVAL;
+    /* libsodium's AES-256-GCM (the same cipher: what OpenSSL seals it
+     * opens, and the reverse) opens a record in about 60% of OpenSSL's
+     * time, which sets up its context through the EVP parameters for every
+     * new key, and every record of the log has its child's own key. The
+     * tag decides alone, as with OpenSSL: refused is SCHAKEL_EAUTH. */
+    pthread_once(&sodium_once, sodium_start);
+    if (sodium_gcm)
+        return crypto_aead_aes256gcm_decrypt_detached(out, NULL, in, clen - SCHAKEL_AEAD_TAG_LEN,
+                                                      in + clen - SCHAKEL_AEAD_TAG_LEN, aad, aadlen, nonce,
+                                                      key) == 0
+                   ? 0
+                   : SCHAKEL_EAUTH;
     uint8_t tag[SCHAKEL_AEAD_TAG_LEN];
     memcpy(tag, in + clen - SCHAKEL_AEAD_TAG_LEN, sizeof tag);
     return aead(0, key, nonce, aad, aadlen, in, clen - SCHAKEL_AEAD_TAG_LEN, out, tag);
