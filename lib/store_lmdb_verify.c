@@ -36,6 +36,11 @@
 #define CHUNK_JOBS 4      /* signatures a thread takes at a time */
 #define MAX_THREADS 16    /* a pool of one per core, at most this */
 #define WKEY_SETS 16384   /* a thread's data key cache: sets of CACHE_WAYS (4 MiB) */
+/* A thread's arena: one chunk that holds what it decodes of a whole window
+ * (about 1 KiB a record), kept from window to window. With smaller chunks
+ * the arena frees the extra ones at every reset and the next window faults
+ * fresh pages in again; only the pages used are ever resident. */
+#define ARENA_BYTES ((size_t)WINDOW * 2048)
 
 /* What A found about one record. */
 typedef struct {
@@ -272,7 +277,7 @@ static pool_t *pool_new(lmdb_store_t *st, unsigned n, int payloads, int bodies)
         worker_t *w = &p->w[i];
         w->pool = p;
         w->index = i;
-        ok = (w->arena = schakel_arena_new(0)) &&
+        ok = (w->arena = schakel_arena_new(ARENA_BYTES)) &&
              (!payloads || (w->keys = calloc(WKEY_SETS, sizeof *w->keys))) &&
              (!payloads || mdb_txn_begin(st->env, NULL, MDB_RDONLY, &w->txn) == 0);
     }
