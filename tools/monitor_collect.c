@@ -255,12 +255,15 @@ static int count_decision(void *arg, const schakel_record_t *r)
         return 0;
     schakel_envelope_t *env = schakel_envelope_decode(r->event, r->event_len, NULL);
     if (!env) return 0;
-    if (env->adapter_status && s->adapters &&
+    /* the body is a oneof (a union): only the member of its case may be read */
+    if (env->body_case == SCHAKEL__V1__ENVELOPE__BODY_ADAPTER_STATUS && s->adapters &&
         adapter_health_note_envelope(s->adapters, env, r->seq, r->recorded_at) < 0) {
         /* out of memory: the organisation's earlier status stays */
     }
-    const Schakel__V1__ConsentDecision *d = env->consent_decision;
-    const Schakel__V1__LoopReminder *l = env->loop_reminder;
+    const Schakel__V1__ConsentDecision *d =
+        env->body_case == SCHAKEL__V1__ENVELOPE__BODY_CONSENT_DECISION ? env->consent_decision : NULL;
+    const Schakel__V1__LoopReminder *l =
+        env->body_case == SCHAKEL__V1__ENVELOPE__BODY_LOOP_REMINDER ? env->loop_reminder : NULL;
     if (d && d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_HOLD)
         (void)mon_counts_add(&s->held, d->rule_id[0] ? d->rule_id : "none", "", 1);
     if (d && d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DENY)
