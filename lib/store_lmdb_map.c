@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,14 +38,22 @@ static int map_find(lmdb_store_t *st)
     if (!f) return -1;
     char line[512];
     while (fgets(line, sizeof line, f)) {
-        uintptr_t lo, hi;
-        unsigned long long off, ino;
-        char perms[8];
-        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %llx %*s %llu", &lo, &hi, perms, &off, &ino) != 5)
-            continue;
-        if (ino == (unsigned long long)sb.st_ino && off == 0 && perms[3] == 's') {
-            st->map_addr = (void *)lo;
-            st->map_len = hi - lo;
+        /* "lo-hi perms offset dev inode path": each field read with strtoull */
+        char *p = line, *end;
+        unsigned long long lo = strtoull(p, &end, 16);
+        if (end == p || *end != '-') continue;
+        unsigned long long hi = strtoull(p = end + 1, &end, 16);
+        if (end == p || *end != ' ' || strlen(end + 1) < 5) continue;
+        const char *perms = end + 1; /* four letters, e.g. "r--s" */
+        unsigned long long off = strtoull(p = end + 6, &end, 16);
+        if (end == p || *end != ' ') continue;
+        char *dev_end = strchr(end + 1, ' ');
+        if (!dev_end) continue;
+        unsigned long long ino = strtoull(p = dev_end + 1, &end, 10);
+        if (end == p) continue;
+        if (ino == (unsigned long long)sb.st_ino && off == 0 && perms[3] == 's' && hi > lo) {
+            st->map_addr = (void *)(uintptr_t)lo;
+            st->map_len = (size_t)(hi - lo);
             break;
         }
     }
@@ -64,8 +73,14 @@ static size_t mapped_file_pages(void)
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
-    unsigned long long size, res, shared;
-    return sscanf(buf, "%llu %llu %llu", &size, &res, &shared) == 3 ? (size_t)shared : 0;
+    /* "size resident shared ...": the third number */
+    char *p = buf, *end;
+    for (int field = 0; field < 3; field++, p = end) {
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p) return 0;
+        if (field == 2) return (size_t)v;
+    }
+    return 0;
 }
 
 void lmdb_map_release(lmdb_store_t *st)
