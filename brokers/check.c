@@ -310,6 +310,7 @@ static void checked_in_order(schakel_broker_t *b)
 void *broker_checker_main(void *arg)
 {
     schakel_broker_t *b = arg;
+    (void)pthread_setname_np(pthread_self(), "checker");
     pthread_mutex_lock(&b->q_lock);
     for (;;) {
         while (!b->in_head && !b->checker_stop) pthread_cond_wait(&b->q_cond, &b->q_lock);

@@ -76,6 +76,7 @@ static void zap_handle(schakel_broker_t *b)
 void *broker_zap_main(void *arg)
 {
     schakel_broker_t *b = arg;
+    (void)pthread_setname_np(pthread_self(), "zap");
     zmq_pollitem_t it = {b->zap, 0, ZMQ_POLLIN, 0};
     while (!atomic_load(&b->stop)) {
         int rc = zmq_poll(&it, 1, 200);

@@ -165,6 +165,7 @@ static int svc_run(schakel_svc_t *s)
 static void *svc_thread(void *arg)
 {
     schakel_svc_t *s = arg;
+    (void)pthread_setname_np(pthread_self(), s->name); /* top -H, perf: which service */
     s->result = svc_run(s);
     return NULL;
 }
