@@ -173,6 +173,11 @@ void schakel_broker_stop(schakel_broker_t *b)
     atomic_store(&b->stop, 1);
 }
 
+schakel_store_t *schakel_broker_store(schakel_broker_t *b)
+{
+    return b->store;
+}
+
 int schakel_broker_master_key(const char *data_dir, uint8_t key[32], char *why)
 {
     char path[SCHAKEL_PATH_MAX];

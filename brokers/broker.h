@@ -45,6 +45,12 @@ void schakel_broker_stop(schakel_broker_t *self);
 
 void schakel_broker_destroy(schakel_broker_t **self_p);
 
+/* The broker's log, for readers in its process (the services of a node):
+ * only what store.h says any thread may call (read_upto, durable_seq,
+ * wait_durable, ...), and only until schakel_broker_destroy. */
+struct schakel_store;
+struct schakel_store *schakel_broker_store(schakel_broker_t *self);
+
 /* Loads <data_dir>/master.key (hex, 0600), creating it if absent. */
 int schakel_broker_master_key(const char *data_dir, uint8_t key[32], char *why);
 

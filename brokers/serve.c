@@ -137,18 +137,20 @@ void broker_serve_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
     a.ptrs = calloc(max, sizeof *a.ptrs);
     Schakel__V1__Batch out = SCHAKEL__V1__BATCH__INIT;
     uint64_t next = from;
-    int rc = a.recs && a.ptrs
-                 ? schakel_store_read(b->store, f->stream, from, max, max_bytes, fetch_cb, &a, &next)
-                 : SCHAKEL_ENOMEM;
+    /* only what is durable (the loop flushed before this FETCH; a flush
+     * that failed leaves records readable that a power cut can take back) */
+    uint64_t durable = schakel_store_durable_seq(b->store);
+    int rc = a.recs && a.ptrs ? schakel_store_read_upto(b->store, f->stream, from, durable, max, max_bytes,
+                                                        fetch_cb, &a, &next)
+                              : SCHAKEL_ENOMEM;
     if (rc < 0) {
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, schakel_strerror(rc));
     } else {
-        schakel_store_head(b->store, &h);
         out.stream = f->stream;
         out.records = a.ptrs;
         out.n_records = a.n;
         out.next_seq = next;
-        out.head = h.seq;
+        out.head = durable;
         if (schakel_wire_send_counted(b->router, &m->rid, "BATCH", m->req_id, &out.base, ZMQ_DONTWAIT,
                                       &peer->batches) != 0)
             broker_reply_dropped(b, "BATCH", m->req_id);
@@ -203,10 +205,8 @@ void broker_serve_ping(schakel_broker_t *b, schakel_wire_msg_t *m)
         return;
     }
     Schakel__V1__Pong pong = SCHAKEL__V1__PONG__INIT;
-    schakel_head_t h;
-    schakel_store_head(b->store, &h);
     pong.nonce = p->nonce;
-    pong.head = h.seq;
+    pong.head = schakel_store_durable_seq(b->store); /* never a record a power cut can take back */
     pong.now = schakel_wall_ms();
     pong.alarms = b->alarms;
     /* the broker's figures for the node's operator only: how many refusals

@@ -1,5 +1,7 @@
 /* Consumer: FETCH in batches from a cursor; SUB on the stream's topic to
- * wake up when the head moves. */
+ * wake up when the head moves. Or, in the broker's own process, the same
+ * batches read from its store up to the durable head, woken when that
+ * moves (schakel_consumer_local_new). */
 #include "consumer.h"
 
 #include <stdio.h>
@@ -12,9 +14,15 @@
 #include "client.h"
 #include "clock.h"
 #include "error.h"
+#include "store.h"
 #include "wire.h"
 
+/* As the broker's FETCH answers a FETCH with no max_bytes (its
+ * FETCH_MAX_BYTES): batches end where FETCH's would. */
+#define LOCAL_MAX_BYTES (4u << 20)
+
 struct schakel_consumer {
+    schakel_store_t *store; /* local: the broker's store; no client then */
     schakel_client_t *client;
     void *sub;
     char stream[96];
@@ -98,8 +106,86 @@ static int drain_sub(schakel_consumer_t *c, int timeout_ms)
     return got;
 }
 
+schakel_consumer_t *schakel_consumer_local_new(schakel_store_t *store, const char *stream, uint64_t from_seq,
+                                               uint32_t batch, char *why)
+{
+    schakel_consumer_t *c = calloc(1, sizeof *c);
+    if (c) c->arena = schakel_arena_new(0);
+    if (!c || !c->arena) {
+        if (c) schakel_consumer_destroy(&c);
+        schakel_fail(why, SCHAKEL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    c->store = store;
+    snprintf(c->stream, sizeof c->stream, "%s", stream);
+    c->next = from_seq ? from_seq : 1;
+    c->batch_size = batch ? batch : 500;
+    return c;
+}
+
+typedef struct {
+    schakel_consumer_t *c;
+    Schakel__V1__Delivered **recs;
+    size_t n;
+} local_fill_t;
+
+static void *arena_copy(schakel_arena_t *a, const void *p, size_t n)
+{
+    void *q = schakel_arena_alloc(a, n ? n : 1);
+    if (q && n) memcpy(q, p, n);
+    return q;
+}
+
+/* One record as FETCH puts it in a BATCH (serve.c, fetch_cb): an erased
+ * record's event is empty. */
+static int local_cb(void *arg, const schakel_record_t *rec)
+{
+    local_fill_t *f = arg;
+    schakel_arena_t *a = f->c->arena;
+    Schakel__V1__Delivered *d = schakel_arena_alloc(a, sizeof *d);
+    if (!d) return SCHAKEL_ENOMEM;
+    schakel__v1__delivered__init(d);
+    d->seq = rec->seq;
+    d->position = rec->position;
+    d->recorded_at = rec->recorded_at;
+    d->hash.data = arena_copy(a, rec->hash, 32);
+    d->hash.len = 32;
+    if (rec->event) {
+        d->event.data = arena_copy(a, rec->event, rec->event_len);
+        d->event.len = rec->event_len;
+    }
+    if (!d->hash.data || (rec->event && !d->event.data)) return SCHAKEL_ENOMEM;
+    f->recs[f->n++] = d;
+    return 0;
+}
+
+/* A batch from the store, no further than the durable head. */
+static int fetch_local(schakel_consumer_t *c, char *why)
+{
+    c->batch = NULL;
+    schakel_arena_reset(c->arena);
+    Schakel__V1__Batch *b = schakel_arena_alloc(c->arena, sizeof *b);
+    local_fill_t f = {c, schakel_arena_alloc(c->arena, c->batch_size * sizeof *f.recs), 0};
+    if (!b || !f.recs) return schakel_fail(why, SCHAKEL_ENOMEM, "out of memory");
+    schakel__v1__batch__init(b);
+    uint64_t durable = schakel_store_durable_seq(c->store), next = c->next;
+    int rc = schakel_store_read_upto(c->store, c->stream, c->next, durable, c->batch_size, LOCAL_MAX_BYTES,
+                                     local_cb, &f, &next);
+    if (rc < 0) return schakel_fail(why, rc, "cannot read the log: %s", schakel_strerror(rc));
+    b->records = f.recs;
+    b->n_records = f.n;
+    b->next_seq = next;
+    b->head = durable;
+    c->batch = b;
+    c->pos = 0;
+    c->head = durable;
+    if (next > c->next) c->next = next;
+    return 0;
+}
+
 static int fetch(schakel_consumer_t *c, char *why)
 {
+    if (c->store) return fetch_local(c, why);
     Schakel__V1__Fetch f = SCHAKEL__V1__FETCH__INIT;
     f.stream = c->stream;
     f.from_seq = c->next;
@@ -136,13 +222,14 @@ int schakel_consumer_next(schakel_consumer_t *c, const Schakel__V1__Delivered **
         int64_t left = end - schakel_mono_ms();
         if (left <= 0) return SCHAKEL_ETIMEOUT;
         /* Sleep until the head moves (or 250 ms, in case a wake-up was lost). */
-        drain_sub(c, (int)(left < 250 ? left : 250));
+        if (c->store) (void)schakel_store_wait_durable(c->store, c->head, (int)(left < 250 ? left : 250));
+        else drain_sub(c, (int)(left < 250 ? left : 250));
     }
 }
 
 int schakel_consumer_commit(schakel_consumer_t *c, uint64_t seq, char *why)
 {
-    if (!c->consumer[0]) return schakel_fail(why, SCHAKEL_EINVAL, "consumer has no cursor name");
+    if (!c->consumer[0] || c->store) return schakel_fail(why, SCHAKEL_EINVAL, "consumer has no cursor name");
     Schakel__V1__Commit m = SCHAKEL__V1__COMMIT__INIT;
     m.stream = c->stream;
     m.consumer = c->consumer;

@@ -26,6 +26,17 @@ typedef struct {
 } schakel_consumer_options_t;
 
 schakel_consumer_t *schakel_consumer_new(void *ctx, const schakel_consumer_options_t *opts, char *why);
+/* The same reader inside the broker's process (the services of a node):
+ * batches of stream from from_seq read from the broker's store in this
+ * thread, with no FETCH and no connection, and exactly the records,
+ * positions and bytes FETCH would give (an erased record: empty event).
+ * It reads no further than the store's durable head
+ * (schakel_store_durable_seq) and sleeps on its wake-up
+ * (schakel_store_wait_durable). The store must stay open until the
+ * consumer is destroyed. No cursor of its own (commit fails). */
+struct schakel_store;
+schakel_consumer_t *schakel_consumer_local_new(struct schakel_store *store, const char *stream,
+                                               uint64_t from_seq, uint32_t batch, char *why);
 void schakel_consumer_destroy(schakel_consumer_t **self_p);
 
 /* The next record, waiting up to timeout_ms for one. *rec stays valid until
@@ -38,7 +49,8 @@ SCHAKEL_MUST_USE int schakel_consumer_next(schakel_consumer_t *c, const Schakel_
 /* Stores the cursor durably at seq (the last record fully handled). */
 SCHAKEL_MUST_USE int schakel_consumer_commit(schakel_consumer_t *c, uint64_t seq, char *why);
 
-/* The broker's head as of the last BATCH. */
+/* The broker's head as of the last BATCH (local: the durable head as of
+ * the last read). */
 uint64_t schakel_consumer_head(const schakel_consumer_t *c);
 
 #endif

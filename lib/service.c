@@ -312,12 +312,16 @@ static int live_open(live_t *l, void *ctx, const schakel_service_options_t *o, c
     so.stream = "all";
     so.from_seq = l->s->cursor + 1;
     l->client = schakel_client_new(ctx, &co, why);
-    l->cons = l->client ? schakel_consumer_new(ctx, &so, why) : NULL;
+    /* in the broker's process: the log straight from its store, no FETCH */
+    l->cons = !l->client ? NULL
+              : o->store ? schakel_consumer_local_new(o->store, "all", so.from_seq, 0, why)
+                         : schakel_consumer_new(ctx, &so, why);
     if (!l->client || !l->cons) return SCHAKEL_EZMQ;
     l->log = calloc(1, sizeof *l->log);
     l->arena = schakel_arena_new(64 << 10);
     if (!l->log || !l->arena) return schakel_fail(why, SCHAKEL_ENOMEM, "%s: out of memory", l->ops->name);
     l->log->client = l->client;
+    l->log->store = o->store; /* read backs (schakel_log_event) too */
     int rc = service_outbox_open(&l->ob, l->s->env, o->state_dir, l->ops->name, why);
     if (rc) return rc;
     MDB_txn *txn;
@@ -325,8 +329,8 @@ static int live_open(live_t *l, void *ctx, const schakel_service_options_t *o, c
         l->published = service_get_u64(txn, l->s->runner, SCHAKEL_SERVICE_PUBLISHED_KEY);
         mdb_txn_abort(txn);
     }
-    schakel_log(SCHAKEL_LOG_INFO, l->ops->name, "event=started from_seq=%llu outbox=%zu",
-                (unsigned long long)so.from_seq, l->ob.pending);
+    schakel_log(SCHAKEL_LOG_INFO, l->ops->name, "event=started from_seq=%llu outbox=%zu reads=%s",
+                (unsigned long long)so.from_seq, l->ob.pending, o->store ? "local" : "fetch");
     return service_outbox_resend(&l->ob, l->s->env, l->client, why);
 }
 

@@ -110,6 +110,11 @@ typedef struct {
     const char *pub_endpoint;   /* broker PUB (wake-ups); NULL: poll */
     const char *server_public;  /* broker CURVE key, Z85 */
     const schakel_keys_t *keys; /* the service's organisation (read_all) */
+    /* The broker's own store, when the service runs in its process (a
+     * node): the log is read from it directly, up to its durable head, with
+     * no FETCH (schakel_consumer_local_new); what it derives is still
+     * published, signed, through endpoint. NULL: read over FETCH. */
+    struct schakel_store *store;
 } schakel_service_options_t;
 
 /* Runs the engine against the broker until *stop is set. ctx is the

@@ -20,8 +20,8 @@
 #define RECENT 16384 /* records kept in memory for schakel_log_event */
 
 struct schakel_logsrc {
-    schakel_client_t *client; /* live */
-    schakel_store_t *store;   /* replay */
+    schakel_client_t *client; /* live: FETCH */
+    schakel_store_t *store;   /* replay, and live in the broker's process */
     /* replay: the decoded record at seq if a batch held has it (1, *env
      * NULL when erased), else 0 (schakel_log_event_held) */
     int (*held)(void *arg, uint64_t seq, const schakel_envelope_t **env);

@@ -10,16 +10,29 @@
  *  - an append returns only after everything in it is durable (fsync);
  *    a deferred append returns once it is committed, and is durable when
  *    durable_seq reaches the head it left (the next append's flush, or
- *    sync); readers see it at once, so whoever promises durability (an
- *    ACK, a FETCH) waits for durable_seq;
+ *    sync); a read sees it at once, so whoever promises durability or
+ *    acts on a record (an ACK, a FETCH, a service in the node) goes no
+ *    further than durable_seq: the broker ACKs once durable_seq covers a
+ *    batch, FETCH reads with read_upto(durable_seq), and the services of
+ *    a node read the same way (lib/consumer_local.c);
  *  - an event id is stored once per publishing organisation (the batch's
  *    signer_org): a second append of (signer_org, id) reports the first
  *    copy's seq with duplicate = 1; the same id from another organisation
  *    is another event;
  *  - payloads are stored encrypted with the subject's data key; erasing
  *    the key leaves records and chain intact.
- * A store is used by one thread at a time, except event_id_at and lookup,
- * which another thread may call at any time. */
+ *
+ * Threads: one thread writes (the broker's loop: append, append_deferred,
+ * sync, cursor_set, checkpoint, erase_subject, close) and only it may call
+ * head and cursor_get. These may be called from any thread at any time
+ * while the store is open, also while the writer appends, grows the map
+ * or erases a subject: read, read_upto, lookup, event_id_at, durable_seq
+ * and wait_durable (the LMDB store: each read has its own read
+ * transaction under the map's resize lock; the data-key cache has a lock
+ * of its own; a subject erased while a read decrypts its records is
+ * either read in full from before the erasure or not at all, and no
+ * read that starts after erase_subject returned decrypts it). close
+ * waits for no reader: stop them first. */
 #ifndef SCHAKEL_STORE_H
 #define SCHAKEL_STORE_H
 
@@ -113,6 +126,9 @@ typedef struct {
                            char *why);
     int (*sync)(schakel_store_t *s, char *why);
     uint64_t (*durable_seq)(schakel_store_t *s);
+    int (*read_upto)(schakel_store_t *s, const char *stream, uint64_t from_seq, uint64_t upto,
+                     size_t max_count, size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq);
+    uint64_t (*wait_durable)(schakel_store_t *s, uint64_t after, int timeout_ms);
 } schakel_store_ops_t;
 
 struct schakel_store {
@@ -163,8 +179,26 @@ SCHAKEL_MUST_USE static inline int schakel_store_read(schakel_store_t *s, const 
     return s->ops->read(s, stream, from_seq, max_count, max_bytes, fn, arg, next_seq);
 }
 
+/* As schakel_store_read, but no record at a position above upto: the
+ * read ends before it (*next_seq is then that position). Any thread. */
+SCHAKEL_MUST_USE static inline int schakel_store_read_upto(schakel_store_t *s, const char *stream,
+                                                           uint64_t from_seq, uint64_t upto, size_t max_count,
+                                                           size_t max_bytes, schakel_record_fn fn, void *arg,
+                                                           uint64_t *next_seq)
+{
+    return s->ops->read_upto(s, stream, from_seq, upto, max_count, max_bytes, fn, arg, next_seq);
+}
+
+/* Waits until durable_seq is above after, at most timeout_ms; returns
+ * durable_seq then. Any thread: how a reader in the broker's process
+ * sleeps until the durable head moves. */
+static inline uint64_t schakel_store_wait_durable(schakel_store_t *s, uint64_t after, int timeout_ms)
+{
+    return s->ops->wait_durable(s, after, timeout_ms);
+}
+
 /* The last record's seq and hash (seq 0: an empty log). Cannot fail: the
- * store keeps its head in memory. */
+ * store keeps its head in memory. The writer's thread only. */
 static inline void schakel_store_head(schakel_store_t *s, schakel_head_t *head)
 {
     s->ops->head(s, head);

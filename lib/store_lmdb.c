@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include "error.h"
 #include "fileio.h"
@@ -121,11 +122,62 @@ static void lmdb_head(schakel_store_t *s, schakel_head_t *head)
     *head = ((lmdb_store_t *)s)->head;
 }
 
+/* The locks of a store (store_lmdb_impl.h says what each guards). */
+static void locks_init(lmdb_store_t *st)
+{
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&st->resize, &a);
+    pthread_rwlockattr_destroy(&a);
+    pthread_mutex_init(&st->key_lock, NULL);
+    pthread_mutex_init(&st->durable_lock, NULL);
+    pthread_condattr_t c;
+    pthread_condattr_init(&c);
+    pthread_condattr_setclock(&c, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->durable_cond, &c);
+    pthread_condattr_destroy(&c);
+}
+
+static void locks_destroy(lmdb_store_t *st)
+{
+    pthread_rwlock_destroy(&st->resize);
+    pthread_mutex_destroy(&st->key_lock);
+    pthread_mutex_destroy(&st->durable_lock);
+    pthread_cond_destroy(&st->durable_cond);
+}
+
+void lmdb_durable_set(lmdb_store_t *st, uint64_t seq)
+{
+    if (atomic_load(&st->durable_seq) >= seq) return;
+    pthread_mutex_lock(&st->durable_lock);
+    atomic_store(&st->durable_seq, seq);
+    pthread_cond_broadcast(&st->durable_cond);
+    pthread_mutex_unlock(&st->durable_lock);
+}
+
+uint64_t lmdb_wait_durable(schakel_store_t *s, uint64_t after, int timeout_ms)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&st->durable_lock);
+    while (atomic_load(&st->durable_seq) <= after &&
+           pthread_cond_timedwait(&st->durable_cond, &st->durable_lock, &until) == 0) {
+    }
+    uint64_t d = atomic_load(&st->durable_seq);
+    pthread_mutex_unlock(&st->durable_lock);
+    return d;
+}
+
 static void lmdb_close(schakel_store_t *s)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     if (st->env) mdb_env_close(st->env);
-    pthread_rwlock_destroy(&st->resize);
+    locks_destroy(st);
     memset(st, 0, sizeof *st);
     free(st);
 }
@@ -133,7 +185,7 @@ static void lmdb_close(schakel_store_t *s)
 static const schakel_store_ops_t lmdb_ops = {
     lmdb_append,          lmdb_read,       lmdb_head,        lmdb_lookup,        lmdb_event_id_at,
     lmdb_cursor_get,      lmdb_cursor_set, lmdb_checkpoint,  lmdb_erase_subject, lmdb_close,
-    lmdb_append_deferred, lmdb_sync,       lmdb_durable_seq,
+    lmdb_append_deferred, lmdb_sync,       lmdb_durable_seq, lmdb_read_upto,     lmdb_wait_durable,
 };
 
 /* A cursor in open_dbis; on failure the transaction is aborted. */
@@ -166,14 +218,14 @@ int lmdb_commit(lmdb_store_t *st, MDB_txn *txn, int wrote)
     if (rc) return rc;
     st->committed_seq = st->head.seq;
     /* LMDB commits a transaction that wrote nothing without any flush */
-    if (wrote && st->durable_seq < before) st->durable_seq = before;
+    if (wrote) lmdb_durable_set(st, before);
     return 0;
 }
 
 int lmdb_flush(lmdb_store_t *st)
 {
     int rc = mdb_env_sync(st->env, 1);
-    if (rc == 0) st->durable_seq = st->committed_seq;
+    if (rc == 0) lmdb_durable_set(st, st->committed_seq);
     return rc;
 }
 
@@ -334,7 +386,7 @@ schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, cha
     lmdb_store_t *st = calloc(1, sizeof *st);
     if (!st) return NULL;
     st->base.ops = &lmdb_ops;
-    pthread_rwlock_init(&st->resize, NULL);
+    locks_init(st);
     st->read_only = opts->read_only;
     st->cp_every = opts->checkpoint_every ? opts->checkpoint_every : 1000;
     st->cp_ms = opts->checkpoint_ms ? opts->checkpoint_ms : 1000;
@@ -343,7 +395,7 @@ schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, cha
     if (st->map_size > st->map_max) st->map_size = st->map_max;
     if (schakel_random(st->nonce_prefix, sizeof st->nonce_prefix)) {
         schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes for nonces");
-        pthread_rwlock_destroy(&st->resize);
+        locks_destroy(st);
         free(st);
         return NULL;
     }
@@ -382,11 +434,11 @@ schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, cha
         schakel_fail(why, SCHAKEL_EIO, "cannot flush the log in %s: %s", opts->dir, mdb_strerror(rc));
         goto fail;
     }
-    st->durable_seq = st->head.seq;
+    lmdb_durable_set(st, st->head.seq);
     return &st->base;
 fail:
     if (st->env) mdb_env_close(st->env);
-    pthread_rwlock_destroy(&st->resize);
+    locks_destroy(st);
     free(st);
     return NULL;
 }

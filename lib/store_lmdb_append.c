@@ -244,7 +244,7 @@ int lmdb_append_deferred(schakel_store_t *s, schakel_append_batch_t *batches, si
         st->head = saved; /* the transaction is gone; so are its seqs */
         /* A failed commit may have left cached keys that never landed, and
          * its seqs will be used again: new nonces for them. */
-        memset(st->cache, 0, sizeof st->cache);
+        lmdb_key_cache_clear(st);
         if (schakel_random(st->nonce_prefix, sizeof st->nonce_prefix))
             return schakel_fail(why, SCHAKEL_ECRYPTO, "no random bytes for nonces");
         if (rc != SCHAKEL_EFULL || attempt > 0) return rc;
@@ -279,7 +279,7 @@ int lmdb_sync(schakel_store_t *s, char *why)
 
 uint64_t lmdb_durable_seq(schakel_store_t *s)
 {
-    return ((lmdb_store_t *)s)->durable_seq;
+    return atomic_load(&((lmdb_store_t *)s)->durable_seq);
 }
 
 int lmdb_cursor_set(schakel_store_t *s, const char *name, uint64_t seq)

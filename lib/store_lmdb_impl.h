@@ -11,8 +11,12 @@
  *   store_lmdb_verify.c  that walk on every core (a pool of threads)
  *   store_lmdb_map.c     the broker's mappings of the map dropped after appends
  * No transaction is shared between threads: each call opens and ends its
- * own. Growing the map takes the resize lock for writing; the lookups
- * another thread may make hold it for reading. */
+ * own. Growing the map and opening the environment again (erasure) take
+ * the resize lock for writing; every read of another thread (reads of a
+ * stream, lookups, event_id_at) holds it for reading while its read
+ * transaction is open. The data-key cache has a mutex of its own
+ * (key_lock); durable_seq is atomic, and its changes are signalled on
+ * durable_cond (lmdb_durable_set). */
 #ifndef SCHAKEL_STORE_LMDB_IMPL_H
 #define SCHAKEL_STORE_LMDB_IMPL_H
 
@@ -20,6 +24,7 @@
 
 #include "bytes.h"
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -81,16 +86,24 @@ typedef struct {
     int64_t cp_at;
     size_t map_size, map_max;
     uint64_t full_retries;
-    /* growing the map needs no transaction open in the process: readers in
-     * other threads (event_id_at) hold it shared */
+    /* growing the map, or opening the environment again, needs no
+     * transaction open in the process: readers in other threads hold it
+     * shared while theirs is open. Writer-preferring: readers that come
+     * one after the other never starve the broker's loop. */
     pthread_rwlock_t resize;
+    /* `cache` (data keys), shared by the writer and readers in other
+     * threads; `subjects` is the writer's alone (append, erase) */
+    pthread_mutex_t key_lock;
+    /* durable_seq changes are broadcast here (lmdb_wait_durable) */
+    pthread_mutex_t durable_lock;
+    pthread_cond_t durable_cond;
     schakel_head_t head;
     /* Every record up to durable_seq is on disk for good: its commit's meta
      * page was flushed. The env runs with MDB_NOMETASYNC, so a commit
      * flushes its data pages but leaves its meta page in the page cache
      * until the next commit's flush or an mdb_env_sync (lmdb_commit). */
-    uint64_t durable_seq;
-    uint64_t committed_seq; /* head as of the last commit */
+    _Atomic uint64_t durable_seq; /* read by any thread; set by lmdb_durable_set */
+    uint64_t committed_seq;       /* head as of the last commit */
     int read_only;
     /* A log written before table `ids`: its event-id index is `by_id`
      * (OLD_BY_ID: org || 0 || id -> seq; OLD_BY_BARE_ID: the bare id ->
@@ -154,6 +167,9 @@ int lmdb_commit(lmdb_store_t *st, MDB_txn *txn, int wrote);
 int lmdb_flush(lmdb_store_t *st);
 /* Both: a commit that is durable when this returns 0. */
 int lmdb_commit_durable(lmdb_store_t *st, MDB_txn *txn);
+/* Moves durable_seq up to seq (never down) and wakes lmdb_wait_durable. */
+void lmdb_durable_set(lmdb_store_t *st, uint64_t seq);
+uint64_t lmdb_wait_durable(schakel_store_t *s, uint64_t after, int timeout_ms);
 
 /* store_lmdb_append.c: the write operations of store.h */
 int lmdb_append(schakel_store_t *s, schakel_append_batch_t *batches, size_t n, int64_t now_ms, char *why);
@@ -176,6 +192,8 @@ int lmdb_ids_find(lmdb_store_t *st, MDB_txn *txn, const char *org, const uint8_t
 /* store_lmdb_read.c: the read operations of store.h */
 int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count, size_t max_bytes,
               schakel_record_fn fn, void *arg, uint64_t *next_seq);
+int lmdb_read_upto(schakel_store_t *s, const char *stream, uint64_t from_seq, uint64_t upto, size_t max_count,
+                   size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq);
 int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq);
 int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16]);
 int lmdb_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq);
@@ -184,7 +202,12 @@ int lmdb_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq);
 void lmdb_derive(const uint8_t master[32], const char *label, uint8_t out[32]);
 /* The key id of a subject (a keyed hash; cached). */
 void lmdb_key_id_of(lmdb_store_t *st, const char *subject, uint8_t id[KEY_ID_LEN]);
-key_slot_t *lmdb_key_cached(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN]);
+/* The key cache, under key_lock (any thread): get copies a cached key
+ * out (1: found); drop forgets one key id; clear forgets every key. */
+int lmdb_key_cache_get(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN], uint8_t key[SCHAKEL_AEAD_KEY_LEN],
+                       uint64_t *erased_upto);
+void lmdb_key_cache_drop(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN]);
+void lmdb_key_cache_clear(lmdb_store_t *st);
 int lmdb_is_tomb(const MDB_val *v);
 /* The data key of key id `id` (see the comment on its definition). */
 int lmdb_data_key_ex(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,

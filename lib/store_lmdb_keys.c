@@ -68,12 +68,56 @@ static key_set_t *key_set(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN])
     return &st->cache[((unsigned)id[0] << 8 | id[1]) % CACHE_SETS];
 }
 
-key_slot_t *lmdb_key_cached(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN])
+static key_slot_t *cached(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN])
 {
     key_set_t *set = key_set(st, id);
     for (int w = 0; w < CACHE_WAYS; w++)
         if (set->way[w].used && memcmp(set->way[w].id, id, KEY_ID_LEN) == 0) return &set->way[w];
     return NULL;
+}
+
+int lmdb_key_cache_get(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN], uint8_t key[SCHAKEL_AEAD_KEY_LEN],
+                       uint64_t *erased_upto)
+{
+    pthread_mutex_lock(&st->key_lock);
+    key_slot_t *slot = cached(st, id);
+    if (slot) {
+        memcpy(key, slot->key, SCHAKEL_AEAD_KEY_LEN);
+        *erased_upto = slot->erased_upto;
+    }
+    pthread_mutex_unlock(&st->key_lock);
+    return slot != NULL;
+}
+
+static void key_cache_put(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN],
+                          const uint8_t key[SCHAKEL_AEAD_KEY_LEN], uint64_t erased_upto)
+{
+    pthread_mutex_lock(&st->key_lock);
+    key_slot_t *slot = cached(st, id); /* another reader may have put it meanwhile */
+    if (!slot) {
+        key_set_t *set = key_set(st, id);
+        slot = &set->way[set->next++ % CACHE_WAYS];
+    }
+    memcpy(slot->id, id, KEY_ID_LEN);
+    memcpy(slot->key, key, SCHAKEL_AEAD_KEY_LEN);
+    slot->erased_upto = erased_upto;
+    slot->used = 1;
+    pthread_mutex_unlock(&st->key_lock);
+}
+
+void lmdb_key_cache_drop(lmdb_store_t *st, const uint8_t id[KEY_ID_LEN])
+{
+    pthread_mutex_lock(&st->key_lock);
+    key_slot_t *slot = cached(st, id);
+    if (slot) memset(slot, 0, sizeof *slot);
+    pthread_mutex_unlock(&st->key_lock);
+}
+
+void lmdb_key_cache_clear(lmdb_store_t *st)
+{
+    pthread_mutex_lock(&st->key_lock);
+    memset(st->cache, 0, sizeof st->cache);
+    pthread_mutex_unlock(&st->key_lock);
 }
 
 /* n random bytes from the store's pool: a region with many new children
@@ -109,12 +153,7 @@ int lmdb_data_key_ex(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN
                      uint8_t key[SCHAKEL_AEAD_KEY_LEN], uint64_t *erased_upto, char *why)
 {
     *erased_upto = 0;
-    key_slot_t *slot = lmdb_key_cached(st, id);
-    if (slot) {
-        memcpy(key, slot->key, SCHAKEL_AEAD_KEY_LEN);
-        *erased_upto = slot->erased_upto;
-        return 0;
-    }
+    if (lmdb_key_cache_get(st, id, key, erased_upto)) return 0;
     MDB_val k = {KEY_ID_LEN, (void *)id}, v;
     int rc = mdb_get(txn, st->keys, &k, &v);
     uint8_t tomb[TOMB_LEN];
@@ -149,12 +188,7 @@ int lmdb_data_key_ex(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN
     } else {
         return lmdb_err(rc, why, "read data key");
     }
-    key_set_t *set = key_set(st, id);
-    slot = &set->way[set->next++ % CACHE_WAYS];
-    memcpy(slot->id, id, KEY_ID_LEN);
-    memcpy(slot->key, key, SCHAKEL_AEAD_KEY_LEN);
-    slot->erased_upto = *erased_upto;
-    slot->used = 1;
+    key_cache_put(st, id, key, *erased_upto);
     return 0;
 }
 
@@ -249,8 +283,14 @@ int lmdb_erase_subject(schakel_store_t *s, const char *subject)
         return lmdb_err(rc, NULL, "erase");
     }
     rc = lmdb_commit_durable(st, txn); /* an erasure survives power loss */
-    key_slot_t *slot = lmdb_key_cached(st, kid);
-    if (slot) memset(slot, 0, sizeof *slot);
+    /* A reader in another thread that began before the commit may still
+     * put the old key in the cache: the slot is dropped again once no
+     * reader is left (the resize lock, for writing). A reader after that
+     * reads the erasure record in its snapshot. */
+    lmdb_key_cache_drop(st, kid);
+    pthread_rwlock_wrlock(&st->resize);
+    lmdb_key_cache_drop(st, kid);
+    pthread_rwlock_unlock(&st->resize);
     if (rc) return lmdb_write_err(st, rc, NULL, "commit erase");
     /* LMDB's page buffers in memory may hold copies too, and would write
      * them into later pages: dropped before the file is searched */

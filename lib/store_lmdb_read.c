@@ -1,8 +1,9 @@
 /* Reading the LMDB log: ranges of "all" or of a stream (FETCH, services,
  * tail), each record's payload decrypted with its subject's data key (or
  * none when erased); the event-id lookups the broker's checker makes
- * while the loop appends (their own read transactions, under the resize
- * lock); consumer cursors. */
+ * while the loop appends; consumer cursors. Reads and lookups run in any
+ * thread while the loop appends: each has its own read transaction,
+ * under the resize lock. */
 #include "store_lmdb.h"
 
 #include <errno.h>
@@ -71,7 +72,29 @@ out:
 int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count, size_t max_bytes,
               schakel_record_fn fn, void *arg, uint64_t *next_seq)
 {
+    return lmdb_read_upto(s, stream, from_seq, UINT64_MAX, max_count, max_bytes, fn, arg, next_seq);
+}
+
+static int read_locked(lmdb_store_t *st, const char *stream, uint64_t from_seq, uint64_t upto,
+                       size_t max_count, size_t max_bytes, schakel_record_fn fn, void *arg,
+                       uint64_t *next_seq);
+
+/* Any thread: the read transaction is open only under the resize lock
+ * (no map growth, no reopen meanwhile). */
+int lmdb_read_upto(schakel_store_t *s, const char *stream, uint64_t from_seq, uint64_t upto, size_t max_count,
+                   size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq)
+{
     lmdb_store_t *st = (lmdb_store_t *)s;
+    pthread_rwlock_rdlock(&st->resize);
+    int rc = read_locked(st, stream, from_seq, upto, max_count, max_bytes, fn, arg, next_seq);
+    pthread_rwlock_unlock(&st->resize);
+    return rc;
+}
+
+static int read_locked(lmdb_store_t *st, const char *stream, uint64_t from_seq, uint64_t upto,
+                       size_t max_count, size_t max_bytes, schakel_record_fn fn, void *arg,
+                       uint64_t *next_seq)
+{
     MDB_txn *txn;
     MDB_cursor *cur;
     int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
@@ -111,10 +134,12 @@ int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t 
         uint64_t seq, position;
         if (all) {
             seq = position = schakel_get_be64(k.mv_data);
+            if (position > upto) break;
         } else {
             if (k.mv_size != sl + 9 || memcmp(k.mv_data, key, sl + 1) != 0) break;
             /* an empty value: the entry is the record at its own place */
             position = schakel_get_be64((uint8_t *)k.mv_data + sl + 1);
+            if (position > upto) break;
             seq = v.mv_size == 8 ? schakel_get_be64(v.mv_data) : position;
             uint8_t ek8[8];
             schakel_put_be64(ek8, seq);

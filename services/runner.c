@@ -31,6 +31,7 @@ struct schakel_svc {
     const schakel_engine_ops_t *ops;
     void *engine;
     void *ctx;
+    struct schakel_store *log; /* the broker's, in a node; NULL: FETCH */
     atomic_int stop;
     pthread_t thread;
     int started, result;
@@ -157,8 +158,8 @@ static void svc_free(schakel_svc_t *s)
 
 static int svc_run(schakel_svc_t *s)
 {
-    schakel_service_options_t o = {s->state_dir, s->conn.endpoint, s->conn.pub_endpoint,
-                                   s->conn.server_public, &s->conn.keys};
+    schakel_service_options_t o = {s->state_dir,          s->conn.endpoint, s->conn.pub_endpoint,
+                                   s->conn.server_public, &s->conn.keys,    s->log};
     return schakel_service_run(s->ctx, s->ops, s->engine, &o, &s->stop, s->why);
 }
 
@@ -190,11 +191,13 @@ static int svc_configure(schakel_svc_t *s, const char *policy, const char *state
     return schakel_svc_engine(s->name, s->conn.keys.id, policy ? policy : path, &s->ops, &s->engine, s->why);
 }
 
-schakel_svc_t *schakel_svc_start(void *ctx, const char *name, const char *node_dir, char *why)
+schakel_svc_t *schakel_svc_start(void *ctx, const char *name, const char *node_dir, struct schakel_store *log,
+                                 char *why)
 {
     schakel_svc_t *s = svc_new(name);
     if (!s) return NULL;
     s->ctx = ctx;
+    s->log = log;
     if (schakel_path_fmt(s->conn.node_dir, sizeof s->conn.node_dir, s->why, "%s", node_dir) != 0 ||
         svc_configure(s, NULL, NULL) != 0 || pthread_create(&s->thread, NULL, svc_thread, s) != 0) {
         schakel_fail(why, SCHAKEL_ECONFIG, "%s: %s", name, s->why[0] ? s->why : "cannot start a thread");

@@ -19,8 +19,13 @@ extern const char *const schakel_service_names[];
 int schakel_svc_cli(const char *name, int argc, char **argv);
 
 /* Starts service `name` of the node in DIR as a thread on ctx. NULL on
- * failure with the reason in why. */
-schakel_svc_t *schakel_svc_start(void *ctx, const char *name, const char *node_dir, char *why);
+ * failure with the reason in why. log: the broker's store when the
+ * broker runs in this process (the service reads the log from it, up to
+ * its durable head, and publishes over CURVE as always); NULL: FETCH.
+ * The store must stay open until schakel_svc_stop returned. */
+struct schakel_store;
+schakel_svc_t *schakel_svc_start(void *ctx, const char *name, const char *node_dir, struct schakel_store *log,
+                                 char *why);
 
 /* Asks the service to stop, waits for it, frees it. Returns the service's
  * result: 0 after a clean stop. */

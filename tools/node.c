@@ -1,8 +1,10 @@
 /* schakel node: a whole bus in one process on LMDB under one data
  * directory: the broker in the main thread, each service in a thread of
- * its own talking to the broker over CURVE on loopback, exactly as it
- * would from another machine. First run writes keys, a sample directory
- * and the services' default rules and policy. */
+ * its own that reads the log straight from the broker's store (up to its
+ * durable head) and publishes its decisions to the broker over CURVE on
+ * loopback, signed, exactly as it would from another machine. First run
+ * writes keys, a sample directory and the services' default rules and
+ * policy. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -150,7 +152,9 @@ int cmd_node(int argc, char **argv)
     }
     schakel_signals_on_stop(on_signal);
     for (size_t i = 0; services && schakel_service_names[i]; i++) {
-        n.svcs[n.n] = schakel_svc_start(ctx, schakel_service_names[i], dir, why);
+        /* the services read the log from the broker's store, no FETCH */
+        n.svcs[n.n] =
+            schakel_svc_start(ctx, schakel_service_names[i], dir, schakel_broker_store(n.broker), why);
         if (!n.svcs[n.n]) {
             fprintf(stderr, "schakel node: %s\n", why);
             atomic_store(&stopping, 1);

@@ -280,7 +280,7 @@ static void old_consent_state_is_refused(void **state)
     assert_int_equal(schakel_svc_engine("consent", "svc-consent", policy, &ops, &engine, why), 0);
     schakel_keys_t k;
     harness_keys(H, "svc-consent", &k);
-    schakel_service_options_t o = {dir, "tcp://127.0.0.1:1", NULL, H->server_public, &k};
+    schakel_service_options_t o = {dir, "tcp://127.0.0.1:1", NULL, H->server_public, &k, NULL};
     atomic_int stop = 1; /* without the refusal: returns at once, 0 */
     assert_int_equal(schakel_service_run(H->ctx, ops, engine, &o, &stop, why), SCHAKEL_ECONFIG);
     assert_non_null(strstr(why, "older version that kept events in clear"));

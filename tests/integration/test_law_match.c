@@ -265,7 +265,7 @@ static void state_without_match_index_is_refused(void **state)
     assert_int_equal(schakel_svc_engine("consent", "svc-consent", policy, &ops, &engine, why), 0);
     schakel_keys_t keys;
     harness_keys(H, "svc-consent", &keys);
-    schakel_service_options_t o = {dir, "tcp://127.0.0.1:1", NULL, H->server_public, &keys};
+    schakel_service_options_t o = {dir, "tcp://127.0.0.1:1", NULL, H->server_public, &keys, NULL};
     atomic_int stop = 1; /* without the refusal: returns at once, 0 */
     assert_int_equal(schakel_service_run(H->ctx, ops, engine, &o, &stop, why), SCHAKEL_ECONFIG);
     assert_non_null(strstr(why, "older version without the verwijsindex match index"));
