@@ -181,7 +181,7 @@ int lmdb_cursor_set(schakel_store_t *s, const char *name, uint64_t seq);
 int lmdb_checkpoint(schakel_store_t *s, int64_t now_ms);
 
 /* store_lmdb_map.c: drops the process's mappings of the log's pages
- * (they stay in the page cache) once more than 16 MiB of mapped file
+ * (they stay in the page cache) once more than 48 MiB of mapped file
  * pages are resident; after every append's commit. */
 void lmdb_map_release(lmdb_store_t *st);
 

@@ -5,12 +5,12 @@
  * kernel maps up to 15 cached neighbours with it on every fault. After a
  * million events that is most of the file, counted in the broker's RSS.
  * lmdb_map_release drops those mappings after a group commit once they
- * pass 16 MiB (each release costs page faults afterwards): the pages
+ * pass 48 MiB (each release costs page faults afterwards): the pages
  * stay in the page cache (nothing is written or lost: the map is
  * read-only and MAP_SHARED, so the next read maps the same bytes again),
  * only the process's page-table entries go. Readers in other threads
- * (the checkers' lookups) fault the page back in, which is all they
- * notice. LMDB does not say where its map is (mdb_env_info's me_mapaddr
+ * (the checkers' lookups, a node's services) fault the page back in,
+ * which is all they notice. LMDB does not say where its map is (mdb_env_info's me_mapaddr
  * is set only for MDB_FIXEDMAP): it is the mapping of data.mdb's inode
  * at offset 0 in /proc/self/maps, looked up again when the map grew. */
 #include <inttypes.h>
@@ -23,8 +23,13 @@
 
 #include "store_lmdb_impl.h"
 
-/* The broker's mapped file pages it lets grow before a release. */
-#define MAP_RELEASE_ABOVE ((size_t)16 << 20)
+/* The broker's mapped file pages it lets grow before a release. At a
+ * million events about 100,000 children one group's lookups and puts map
+ * more than 16 MiB, so a lower threshold released after nearly every
+ * commit and the faults after it cost the loop a third more CPU (bench
+ * ingest, a million events: broker CPU 28.9 s at 16 MiB, 20.5 s at 48,
+ * 19.2 s at 64; peak RSS 89.0, 90.8 and 97.2 MB: bench/README.md). */
+#define MAP_RELEASE_ABOVE ((size_t)48 << 20)
 
 /* Finds the map's address: 0, or -1 when it is not found. */
 static int map_find(lmdb_store_t *st)

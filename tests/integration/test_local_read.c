@@ -37,8 +37,8 @@ static void local_reader_stops_at_the_durable_head(void **state)
 {
     fx_t *fx = *state;
     schakel_store_t *s = store_fx_open(fx, 1000000, 0, 0);
-    assert_int_equal(store_fx_append_as(s, 0, 1, 10, 64, "aa", NULL), 0);  /* durable */
-    assert_int_equal(store_fx_append_as(s, 1, 11, 5, 64, "aa", NULL), 0);  /* committed, not flushed */
+    assert_int_equal(store_fx_append_as(s, 0, 1, 10, 64, "aa", NULL), 0); /* durable */
+    assert_int_equal(store_fx_append_as(s, 1, 11, 5, 64, "aa", NULL), 0); /* committed, not flushed */
     assert_int_equal(schakel_store_durable_seq(s), 10);
     char why[SCHAKEL_ERRLEN] = "";
     schakel_consumer_t *c = schakel_consumer_local_new(s, "all", 1, 0, why);
@@ -202,8 +202,6 @@ static void reads_from_threads_while_the_writer_writes(void **state)
 }
 
 /* ---- a node: local reads give what FETCH gives ---- */
-
-
 
 static uint64_t state_published(const char *dir)
 {

@@ -1,5 +1,5 @@
 /* The LMDB log's map and the broker's resident memory, on a real LMDB in a
- * temp directory: once more than 16 MiB of it are mapped, an append's
+ * temp directory: once more than 48 MiB of it are mapped, an append's
  * commit leaves none of the log's pages mapped in the process (they stay
  * in the page cache), and every record still reads back, also records
  * read before the release and read again. */
@@ -72,17 +72,17 @@ static void append_leaves_no_page_of_the_log_mapped(void **state)
     fx_t *fx = *state;
     schakel_store_t *s = store_fx_open(fx, 0, 0, 0);
     char subject[65];
-    for (unsigned g = 0; g < 80; g++) {
+    for (unsigned g = 0; g < 240; g++) {
         snprintf(subject, sizeof subject, "%064x", g * 7919u);
         assert_int_equal(store_fx_append_n(s, g * 1000, 500, 300, subject, NULL), 0);
     }
-    /* 40000 records, about 24 MB of log; reading them maps all of it */
-    assert_int_equal(read_all(s), 40000);
-    assert_true(map_rss_kb(fx->dir) > 16 * 1024);
-    /* past 16 MiB mapped, an append's commit drops the mappings */
-    assert_int_equal(store_fx_append_n(s, 90000, 10, 300, "aa", NULL), 0);
+    /* 120000 records, about 70 MB of log; reading them maps all of it */
+    assert_int_equal(read_all(s), 120000);
+    assert_true(map_rss_kb(fx->dir) > 48 * 1024);
+    /* past 48 MiB mapped, an append's commit drops the mappings */
+    assert_int_equal(store_fx_append_n(s, 900000, 10, 300, "aa", NULL), 0);
     assert_true(map_rss_kb(fx->dir) <= 64);
-    assert_int_equal(read_all(s), 40010); /* the same bytes, mapped again */
+    assert_int_equal(read_all(s), 120010); /* the same bytes, mapped again */
     schakel_store_close(&s);
 }
 
