@@ -14,7 +14,7 @@
  *    acts on a record (an ACK, a FETCH, a service in the node) goes no
  *    further than durable_seq: the broker ACKs once durable_seq covers a
  *    batch, FETCH reads with read_upto(durable_seq), and the services of
- *    a node read the same way (lib/consumer_local.c);
+ *    a node read the same way (lib/consumer.c: schakel_consumer_local_new);
  *  - an event id is stored once per publishing organisation (the batch's
  *    signer_org): a second append of (signer_org, id) reports the first
  *    copy's seq with duplicate = 1; the same id from another organisation
@@ -29,10 +29,11 @@
  * or erases a subject: read, read_upto, lookup, event_id_at, durable_seq
  * and wait_durable (the LMDB store: each read has its own read
  * transaction under the map's resize lock; the data-key cache has a lock
- * of its own; a subject erased while a read decrypts its records is
- * either read in full from before the erasure or not at all, and no
- * read that starts after erase_subject returned decrypts it). close
- * waits for no reader: stop them first. */
+ * of its own). Erasure: a read that runs while erase_subject runs may
+ * still decrypt some of the subject's records (it began before the key
+ * was gone); no read that starts after erase_subject returned decrypts
+ * any, and erase_subject returns only once every read that began before
+ * it has ended. close waits for no reader: stop them first. */
 #ifndef SCHAKEL_STORE_H
 #define SCHAKEL_STORE_H
 
