@@ -166,12 +166,18 @@ static int fetch_local(schakel_consumer_t *c, char *why)
     schakel_arena_reset(c->arena);
     Schakel__V1__Batch *b = schakel_arena_alloc(c->arena, sizeof *b);
     local_fill_t f = {c, schakel_arena_alloc(c->arena, c->batch_size * sizeof *f.recs), 0};
-    if (!b || !f.recs) return schakel_fail(why, SCHAKEL_ENOMEM, "out of memory");
+    if (!b || !f.recs) {
+        schakel_fail(why, SCHAKEL_ENOMEM, "out of memory");
+        return SCHAKEL_ENOMEM;
+    }
     schakel__v1__batch__init(b);
     uint64_t durable = schakel_store_durable_seq(c->store), next = c->next;
     int rc = schakel_store_read_upto(c->store, c->stream, c->next, durable, c->batch_size, LOCAL_MAX_BYTES,
                                      local_cb, &f, &next);
-    if (rc < 0) return schakel_fail(why, rc, "cannot read the log: %s", schakel_strerror(rc));
+    if (rc < 0) {
+        schakel_fail(why, rc, "cannot read the log: %s", schakel_strerror(rc));
+        return rc;
+    }
     b->records = f.recs;
     b->n_records = f.n;
     b->next_seq = next;
