@@ -74,7 +74,7 @@ typedef struct {
     schakel_store_t *s;
     atomic_int *stop;
     int bad;
-    char what[160];
+    char what[SCHAKEL_ERRLEN + 16];
     uint64_t seen;
 } reader_t;
 
