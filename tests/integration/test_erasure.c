@@ -176,6 +176,16 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
     free(out);
     free(err);
 
+    /* the consent service forgot the child as soon as it read the
+     * erasure: no copy of its pseudonym is left in its state's file, in
+     * an entry, in a freed page or in the unused middle of a page (and
+     * none comes back with the writes below) */
+    char state_dir[700];
+    snprintf(state_dir, sizeof state_dir, "%s/services/consent", H->data);
+    wait_services(harness_head(H));
+    if (dir_has(state_dir, p, 64, where, sizeof where))
+        fail_msg("the erased child's pseudonym is still in the consent state: %s", where);
+
     /* the erased key: the one that is now an erasure record alone */
     size_t na = read_keys(after, MAX_KEYS);
     const key_rec_t *gone = NULL;
@@ -210,6 +220,8 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
         fail_msg("the erased child's data key is in %s", where);
     if (dir_has(H->dir, MARK, strlen(MARK), where, sizeof where))
         fail_msg("the erased child's content is in %s", where);
+    if (dir_has(state_dir, p, 64, where, sizeof where))
+        fail_msg("the erased child's pseudonym is still in the consent state: %s", where);
     /* the other children's keys are untouched */
     for (size_t j = 0; j < nb; j++)
         if (&before[j] != gone && before[j].len == WRAPPED_LEN) {
@@ -279,7 +291,15 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
     /* the wijkteam answers the erased referral (last: it gives the child a
      * new key): the services decide as a replay does, which never read
      * the referral, and a decision about an erased event is not extra */
-    char json[1024], rep[16384];
+    char json[1024], rep[16384], rid2[33];
+    /* a new referral of the child (new content, a new key): the consent
+     * given before the erasure went with it, as for a replay, which never
+     * read it, so the referral is held */
+    uint8_t id2[16];
+    decisions_t ds;
+    referral_with_id("school-34cd01", p, "\"district\":\"zuid\",", "wijkteam", rid2, id2);
+    wait_decisions(id2, 1, &ds);
+    assert_non_null(find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_HOLD));
     snprintf(json, sizeof json,
              "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\","
              "\"legal_basis\":\"consent\",\"categories\":[\"care_status\"],"
