@@ -35,7 +35,8 @@ static int tables_of(MDB_txn *txn, table_t *t, size_t *n)
     MDB_dbi main;
     MDB_cursor *cur;
     *n = 0;
-    if (mdb_dbi_open(txn, NULL, 0, &main) != 0 || mdb_cursor_open(txn, main, &cur) != 0) return SCHAKEL_ESTORE;
+    if (mdb_dbi_open(txn, NULL, 0, &main) != 0 || mdb_cursor_open(txn, main, &cur) != 0)
+        return SCHAKEL_ESTORE;
     MDB_val k, v;
     int rc = 0;
     for (int op = MDB_FIRST; rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
@@ -110,7 +111,8 @@ static int reopen(state_t *s, const table_t *t, size_t nt, char *why)
 }
 
 /* Overwrites every copy of the pseudonyms not marked live; their count. */
-static int zero_copies(MDB_env *env, const char (*subjects)[65], size_t n, const uint8_t *live, uint64_t *copies)
+static int zero_copies(MDB_env *env, const char (*subjects)[65], size_t n, const uint8_t *live,
+                       uint64_t *copies)
 {
     enum { CHUNK = 1 << 20, LEN = 64 };
     static const uint8_t zeros[LEN];
@@ -165,7 +167,8 @@ int service_state_scrub(state_t *s, const char *name, const char (*subjects)[65]
     rc = kept == n ? 0 : reopen(s, t, nt, why);
     if (rc == 0 && kept < n) rc = zero_copies(s->env, subjects, n, live, &copies);
     free(live);
-    if (rc && !why[0]) rc = schakel_fail(why, rc, "%s: cannot overwrite the erased pseudonyms in its state", name);
+    if (rc && !why[0])
+        rc = schakel_fail(why, rc, "%s: cannot overwrite the erased pseudonyms in its state", name);
     if (rc == 0)
         schakel_log(kept ? SCHAKEL_LOG_WARN : SCHAKEL_LOG_INFO, name,
                     "event=state_scrubbed subjects=%zu still_kept=%zu copies_overwritten=%llu", n, kept,

@@ -75,7 +75,8 @@ static int forget_consents(schakel_consent_t *c, MDB_txn *txn, const char *subje
         mdb_cursor_close(cur);
         if (!kl) return 0;
         int rc = schakel_kv_del(txn, c->by_subject, key, kl);
-        if (rc == 0 && kl > SUBJECT_LEN) rc = schakel_kv_del(txn, c->consents, key + SUBJECT_LEN, kl - SUBJECT_LEN);
+        if (rc == 0 && kl > SUBJECT_LEN)
+            rc = schakel_kv_del(txn, c->consents, key + SUBJECT_LEN, kl - SUBJECT_LEN);
         if (rc == 0 && kl > SUBJECT_LEN) consent_cache_drop(c, key + SUBJECT_LEN, kl - SUBJECT_LEN);
         if (rc) return rc;
         (*n)++;

@@ -138,6 +138,34 @@ static void wait_bytes(const char *dir, const char *needle)
     fail_msg("nothing in %s holds %s after 60 s", dir, needle);
 }
 
+/* A second erasure with nothing about the child recorded since: exit 5,
+ * "already erased on <date>", and no second event. */
+static void erased_again_says_when(const char *p, const char *erased_at)
+{
+    char *out = NULL, *err = NULL, said[64];
+    assert_int_equal(run_erase(p, "avg17_request", &out, &err), 5);
+    snprintf(said, sizeof said, "already erased on %.10s", erased_at);
+    if (!strstr(err, said)) fail_msg("no \"%s\" in %s", said, err);
+    assert_non_null(strstr(out, "\"already_erased\":true"));
+    free(out);
+    free(err);
+}
+
+/* How many looks with `audit subject` the child's history lists (this
+ * one is recorded after it is read, so it is not among them). */
+static int looks_at(const char *p)
+{
+    char *out = NULL, *err = NULL;
+    const char *args[] = {"audit", "subject",   "--node",           H->data, "--subject",
+                          p,       "--purpose", "TICKET-2026/0043", NULL};
+    assert_int_equal(harness_run_captured(H->dir, args, &out, &err), 0);
+    int n = 0;
+    for (const char *q = out; (q = strstr(q, "\"command\": \"audit_subject\"")); q++) n++;
+    free(out);
+    free(err);
+    return n;
+}
+
 static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
 {
     (void)state;
@@ -256,16 +284,11 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
     }
     assert_int_equal(found, 1);
 
-    /* a second time: nothing to erase, exit 1, no second event */
-    rc = run_erase(p, "avg17_request", &out, &err);
-    assert_int_equal(rc, 1);
-    assert_non_null(strstr(err, "nothing to erase"));
-    free(out);
-    free(err);
+    /* a second time: already erased, when, and no second event */
+    erased_again_says_when(p, erased_at);
 
     /* the child's history says it was erased, when and why, in JSON and
-     * in the report for the family; nothing else is left to show (the
-     * look is an audit_access about the child: a new record, a new key) */
+     * in the report for the family; nothing else is left to show */
     char html[700];
     snprintf(html, sizeof html, "%s/erased-report.html", H->dir);
     const char *sargs[] = {"audit",     "subject",          "--node", H->data, "--subject", p,
@@ -287,6 +310,11 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
                            "verwijderen (AVG artikel 17)"));
     assert_null(strstr(page, p));
     free(page);
+    /* that look is the controller's record, not the child's data: it
+     * gave the child no new key, so there is still nothing to erase, and
+     * the look is listed */
+    erased_again_says_when(p, erased_at);
+    assert_int_equal(looks_at(p), 1);
 
     /* the wijkteam answers the erased referral (last: it gives the child a
      * new key): the services decide as a replay does, which never read
@@ -308,6 +336,20 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
     publish("wijkteam-zuid", json, id);
     wait_services(harness_head(H));
     if (harness_replay(H, rep, sizeof rep) != 0) fail_msg("replay differs after the erasure: %s", rep);
+
+    /* the new referral is new data under a new key: it is erased, and
+     * the record of who looked survives this erasure too */
+    rc = run_erase(p, "avg17_request", &out, &err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"ok\":true"));
+    free(out);
+    free(err);
+    assert_int_equal(looks_at(p), 2);
+    const char *vargs2[] = {"audit", "verify", "--data", H->data, NULL};
+    assert_int_equal(harness_run_captured(H->dir, vargs2, &out, &err), 0);
+    erased_records = erased_in(out); /* both erasures' records */
+    free(out);
+    free(err);
 }
 
 /* ERASE over the wire from an organisation's key, even one that may read
@@ -456,8 +498,9 @@ static void retention_erases_by_the_logs_clock(void **state)
     assert_int_equal(harness_run_captured(H->dir, vargs, &out, &err), 0);
     free(out);
     free(err);
-    /* erased: nothing left to erase by hand */
-    assert_int_equal(run_erase(a, "avg17_request", &out, &err), 1);
+    /* erased: nothing left to erase by hand, and it says when */
+    assert_int_equal(run_erase(a, "avg17_request", &out, &err), 5);
+    assert_non_null(strstr(err, "already erased on "));
     free(out);
     free(err);
 }
