@@ -127,17 +127,6 @@ static int run_erase(const char *subject, const char *basis, char **out, char **
     return harness_run_captured(H->dir, args, out, err);
 }
 
-/* Waits (60 s at most) until a file under dir holds needle. */
-static void wait_bytes(const char *dir, const char *needle)
-{
-    char where[1200];
-    for (int i = 0; i < 600; i++) {
-        if (has_bytes(dir, needle, NULL, where, sizeof where)) return;
-        usleep(100000);
-    }
-    fail_msg("nothing in %s holds %s after 60 s", dir, needle);
-}
-
 /* A second erasure with nothing about the child recorded since: exit 5,
  * "already erased on <date>", and no second event. */
 static void erased_again_says_when(const char *p, const char *erased_at)
