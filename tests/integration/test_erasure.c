@@ -193,15 +193,15 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
     free(out);
     free(err);
 
-    /* the consent service forgot the child as soon as it read the
-     * erasure: no copy of its pseudonym is left in its state's file, in
-     * an entry, in a freed page or in the unused middle of a page (and
-     * none comes back with the writes below) */
+    /* the services (routing, consent, feedback) forgot the child as soon
+     * as they read the erasure: no copy of its pseudonym is left in their
+     * state files, in an entry, in a freed page or in the unused middle of
+     * a page (and none comes back with the writes below) */
     char state_dir[700];
-    snprintf(state_dir, sizeof state_dir, "%s/services/consent", H->data);
+    snprintf(state_dir, sizeof state_dir, "%s/services", H->data);
     wait_services(harness_head(H));
     if (dir_has(state_dir, p, 64, where, sizeof where))
-        fail_msg("the erased child's pseudonym is still in the consent state: %s", where);
+        fail_msg("the erased child's pseudonym is still in a service's state: %s", where);
 
     /* the erased key: the one that is now an erasure record alone */
     size_t na = read_keys(after, MAX_KEYS);
@@ -238,7 +238,7 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
     if (dir_has(H->dir, MARK, strlen(MARK), where, sizeof where))
         fail_msg("the erased child's content is in %s", where);
     if (dir_has(state_dir, p, 64, where, sizeof where))
-        fail_msg("the erased child's pseudonym is still in the consent state: %s", where);
+        fail_msg("the erased child's pseudonym is still in a service's state: %s", where);
     /* the other children's keys are untouched */
     for (size_t j = 0; j < nb; j++)
         if (&before[j] != gone && before[j].len == WRAPPED_LEN) {
