@@ -179,7 +179,8 @@ typedef struct {
 static int note_erasure(live_t *l, const schakel_envelope_t *env)
 {
     if (!env || env->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE || !env->erasure ||
-        strcmp(env->source_org, "broker") != 0 || strlen(env->erasure->erased_subject) != 64)
+        strcmp(env->source_org, "broker") != 0 || !env->erasure->erased_subject ||
+        strlen(env->erasure->erased_subject) != 64)
         return 0;
     logsrc_clear(l->log);
     if (l->n_erased == l->cap_erased) {
