@@ -195,7 +195,11 @@ static int check_event(schakel_broker_t *b, const schakel_org_t *org, pending_t 
     it->event_len = e->len;
     it->event_id = env->event_id.data;
     it->type = env->type;
-    it->subject = env->subject;
+    /* an access log entry is the controller's record of who looked, not
+     * the child's data: under the bus's key, which no erasure destroys
+     * (privacy.md, "Erasure"), so that it survives the child's erasure
+     * and a look gives the child no new data key */
+    it->subject = env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_AUDIT_ACCESS ? "" : env->subject;
     memcpy(it->event_hash, p->hashes[i], SCHAKEL_SHA256_LEN);
     it->proof_index = (uint32_t)i;
     p->item_entry[p->n_items++] = i;

@@ -132,7 +132,15 @@ int broker_erase(schakel_broker_t *b, const Schakel__V1__Erase *req, Schakel__V1
     int rc = schakel_store_erase_subject(b->store, req->subject);
     if (rc == SCHAKEL_ENOTFOUND) {
         out->no_key = 1;
-        schakel_log(SCHAKEL_LOG_INFO, "broker", "event=erase_no_key basis=%d", (int)req->basis);
+        uint64_t upto = 0;
+        int64_t at = 0;
+        out->already_erased = schakel_store_erased_before(b->store, req->subject, &upto, &at) == 0;
+        if (out->already_erased) {
+            out->erased_upto = upto;
+            out->erased_at = at;
+        }
+        schakel_log(SCHAKEL_LOG_INFO, "broker", "event=erase_no_key basis=%d already_erased=%d",
+                    (int)req->basis, (int)out->already_erased);
         return 0;
     }
     if (rc != 0 && rc != SCHAKEL_EIO) return rc;

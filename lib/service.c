@@ -168,8 +168,31 @@ typedef struct {
     uint64_t done, rejected;
     uint64_t published; /* SCHAKEL_SERVICE_PUBLISHED_KEY */
     atomic_int *stop;
-    int lagging; /* said event=lag_high, not yet event=lag_ok */
+    int lagging;        /* said event=lag_high, not yet event=lag_ok */
+    char (*erased)[65]; /* the subjects the group's erasures named (service_scrub.c) */
+    size_t n_erased, cap_erased;
 } live_t;
+
+/* The broker's erasure of a child: what the runner holds in memory about
+ * it goes (the records kept for reads back), and its pseudonym is noted
+ * for the state's file once the group is committed. */
+static int note_erasure(live_t *l, const schakel_envelope_t *env)
+{
+    if (!env || env->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE || !env->erasure ||
+        strcmp(env->source_org, "broker") != 0 || !env->erasure->erased_subject ||
+        strlen(env->erasure->erased_subject) != 64)
+        return 0;
+    logsrc_clear(l->log);
+    if (l->n_erased == l->cap_erased) {
+        size_t cap = l->cap_erased ? l->cap_erased * 2 : 8;
+        char(*more)[65] = realloc(l->erased, cap * sizeof *more);
+        if (!more) return SCHAKEL_ENOMEM;
+        l->erased = more;
+        l->cap_erased = cap;
+    }
+    memcpy(l->erased[l->n_erased++], env->erasure->erased_subject, 65);
+    return 0;
+}
 
 /* Reads what the broker has right now (up to GROUP records, none while
  * the outbox is over its bound) and lets the engine process it in txn.
@@ -196,6 +219,7 @@ static size_t read_group(live_t *l, MDB_txn *txn, uint64_t *last, int *rc, char 
         logsrc_remember(l->log, d->seq, d->event.data, d->event.len);
         service_make_rec(l->s, &rec, d->seq, d->recorded_at, env, NULL, l->log);
         r = l->ops->process(l->engine, txn, &rec, &l->out, why);
+        if (r == 0) r = note_erasure(l, env);
         schakel_arena_reset(l->arena);
         if (r) {
             *rc = r;
@@ -257,6 +281,14 @@ static int live_step(live_t *l, char *why)
         s->alarms = before;
     }
     service_outbox_said(&l->ob, rc == 0); /* said once they are kept */
+    if (rc == 0 && l->n_erased) {
+        char sw[SCHAKEL_ERRLEN] = "";
+        int sr = service_state_scrub(s, l->ops->name, (const char(*)[65])l->erased, l->n_erased, sw);
+        if (sr && !s->env) rc = schakel_fail(why, sr, "%s", sw); /* no state to go on with: stop */
+        else if (sr)
+            schakel_log(SCHAKEL_LOG_ERROR, l->ops->name, "event=state_not_scrubbed reason=\"%s\"", sw);
+    }
+    l->n_erased = 0;
     for (size_t i = 0; rc == 0 && i < k; i++) schakel_log(SCHAKEL_LOG_ERROR, l->ops->name, "%s", lines[i]);
     service_emit_clear(&l->out);
     return rc;
@@ -338,6 +370,7 @@ static void live_close(live_t *l)
 {
     service_outbox_close(&l->ob);
     service_emit_free(&l->out);
+    free(l->erased);
     if (l->log) logsrc_clear(l->log);
     free(l->log);
     schakel_arena_destroy(&l->arena);

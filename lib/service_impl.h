@@ -69,6 +69,11 @@ int service_state_open(state_t *s, const char *dir, const schakel_engine_ops_t *
 int service_state_open_flags(state_t *s, const char *dir, unsigned flags, const schakel_engine_ops_t *ops,
                              void *engine, char *why);
 void service_state_close(state_t *s);
+/* After a committed transaction that read the broker's erasure of these
+ * subjects: overwrites every copy of their pseudonyms left in the state's
+ * file, unless an entry still holds one (lib/service_scrub.c). The
+ * environment is opened again; on a failure s->env may be NULL. */
+int service_state_scrub(state_t *s, const char *name, const char (*subjects)[65], size_t n, char *why);
 uint64_t service_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key);
 /* Builds the engine's view of a record and advances the log's time. */
 void service_make_rec(state_t *s, schakel_logrec_t *rec, uint64_t seq, int64_t recorded_at,

@@ -130,6 +130,7 @@ typedef struct {
     int (*read_upto)(schakel_store_t *s, const char *stream, uint64_t from_seq, uint64_t upto,
                      size_t max_count, size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq);
     uint64_t (*wait_durable)(schakel_store_t *s, uint64_t after, int timeout_ms);
+    int (*erased_before)(schakel_store_t *s, const char *subject, uint64_t *upto, int64_t *at_ms);
 } schakel_store_ops_t;
 
 struct schakel_store {
@@ -249,6 +250,15 @@ SCHAKEL_MUST_USE static inline int schakel_store_checkpoint(schakel_store_t *s, 
 SCHAKEL_MUST_USE static inline int schakel_store_erase_subject(schakel_store_t *s, const char *subject)
 {
     return s->ops->erase_subject(s, subject);
+}
+
+/* Was the subject erased, with no key made for it since? 0 with the
+ * erasure's last erased seq and its time (unix ms); SCHAKEL_ENOTFOUND
+ * when it has a data key, or never had one. */
+SCHAKEL_MUST_USE static inline int schakel_store_erased_before(schakel_store_t *s, const char *subject,
+                                                               uint64_t *upto, int64_t *at_ms)
+{
+    return s->ops->erased_before(s, subject, upto, at_ms);
 }
 
 static inline void schakel_store_close(schakel_store_t **s)

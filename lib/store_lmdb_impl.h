@@ -215,6 +215,7 @@ int lmdb_data_key_ex(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN
 int lmdb_data_key(lmdb_store_t *st, MDB_txn *txn, const uint8_t id[KEY_ID_LEN], int create,
                   uint8_t key[SCHAKEL_AEAD_KEY_LEN], char *why);
 int lmdb_erase_subject(schakel_store_t *s, const char *subject);
+int lmdb_erased_before(schakel_store_t *s, const char *subject, uint64_t *upto, int64_t *at_ms);
 
 struct schakel_verify_report;
 /* store_lmdb_audit.c: the plaintext of record seq (body b) into a malloc'd

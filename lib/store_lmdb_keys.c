@@ -312,3 +312,23 @@ int lmdb_erase_subject(schakel_store_t *s, const char *subject)
                     (unsigned long long)st->head.seq, (unsigned long long)copies);
     return rc ? SCHAKEL_EIO : 0;
 }
+
+/* An erasure record alone under the subject's key id: erased, and no
+ * event about it since (which would have made a new key beside it). */
+int lmdb_erased_before(schakel_store_t *s, const char *subject, uint64_t *upto, int64_t *at_ms)
+{
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    uint8_t kid[KEY_ID_LEN];
+    lmdb_key_id_of(st, subject, kid);
+    MDB_txn *txn;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0) return SCHAKEL_ESTORE;
+    MDB_val k = {KEY_ID_LEN, kid}, v;
+    int rc = mdb_get(txn, st->keys, &k, &v);
+    int alone = rc == 0 && lmdb_is_tomb(&v) && v.mv_size == TOMB_LEN;
+    if (alone) {
+        *upto = schakel_get_be64((const uint8_t *)v.mv_data + 16);
+        *at_ms = (int64_t)schakel_get_be64((const uint8_t *)v.mv_data + 24);
+    }
+    mdb_txn_abort(txn);
+    return alone ? 0 : rc == 0 || rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : SCHAKEL_ESTORE;
+}

@@ -15,6 +15,7 @@
 
 #include "client.h"
 #include "error.h"
+#include "json.h"
 #include "tool.h"
 #include "wire.h"
 
@@ -34,10 +35,11 @@ static const char usage[] =
     "                       1 to 80 letters, digits or \" ._:/#@-\"; never a name\n"
     "\n"
     "Prints one JSON line. Exit status 0: erased; 1: there was nothing to erase\n"
-    "(no data key: the subject never had an event on this log, or was erased\n"
-    "before); 2: a wrong argument; 3: the broker does not answer, or could not\n"
-    "erase now (nothing was erased: start the node, or ask again); 4: erased,\n"
-    "but the erasure event could not be logged (the broker raised an alarm).\n";
+    "(the subject never had an event on this log); 2: a wrong argument; 3: the\n"
+    "broker does not answer, or could not erase now (nothing was erased: start\n"
+    "the node, or ask again); 4: erased, but the erasure event could not be\n"
+    "logged (the broker raised an alarm); 5: already erased on the date printed,\n"
+    "and nothing about the child was recorded since: nothing to erase.\n";
 
 static int text_ok(const char *s)
 {
@@ -97,11 +99,23 @@ static int erase_call(schakel_conn_t *c, Schakel__V1__Erase *req)
                                  why);
     int status;
     const Schakel__V1__Erased *e = (const Schakel__V1__Erased *)reply;
-    if (rc == 0 && e && e->no_key) {
+    if (rc == 0 && e && e->no_key && e->already_erased) {
+        char at[32];
+        schakel_time_format(e->erased_at, at);
+        printf("{\"ok\":false,\"no_key\":true,\"already_erased\":true,\"erased_at\":\"%s\",\"erased_upto\":%"
+               "llu}\n",
+               at, (unsigned long long)e->erased_upto);
+        fprintf(
+            stderr,
+            "schakel audit erase: already erased on %.10s (its records up to seq %llu); nothing about this "
+            "child was recorded since: nothing to erase\n",
+            at, (unsigned long long)e->erased_upto);
+        status = 5;
+    } else if (rc == 0 && e && e->no_key) {
         printf("{\"ok\":false,\"no_key\":true}\n");
         fprintf(stderr,
                 "schakel audit erase: nothing to erase: no data key for this subject (it had no event on "
-                "this log, or was erased before)\n");
+                "this log)\n");
         status = 1;
     } else if (rc == 0 && e) {
         char id[33] = "";

@@ -12,7 +12,8 @@
  *                 'H': a warm handover, by handover id; 'M': a MAZL
  *                 request, by request id; 'V': a Veilig Thuis report,
  *                 by report id)
- *   origins       'L', 'H' or 'M' || loop id || sender -> ""
+ *   origins       'L', 'H' or 'M' || loop id || sender -> subject ("" when
+ *                 written by a version before erasure dropped them)
  *   matches       subject || org -> entered at, deadline, seq of the org's
  *                 latest signal (the verwijsindex: who signalled, no content)
  *   match_deadlines  u64be(deadline) || match key -> "" (also the keys of
@@ -147,10 +148,13 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
                                              schakel_consent_install, c, "consent");
             break;
         case SCHAKEL_EVENT(ROUTING_DECISION): rc = consent_on_routing(c, txn, rec, out, why); break;
+        case SCHAKEL_EVENT(ERASURE): /* the broker's own: the child goes from the state */
+            if (!strcmp(e->source_org, "broker") && e->erasure)
+                rc = consent_forget(c, txn, e->erasure->erased_subject, rec->seq);
+            break;
         case SCHAKEL_EVENT(CONSENT_DECISION):
         case SCHAKEL_EVENT(CLOCK_TICK):
         case SCHAKEL_EVENT(AUDIT_ACCESS):
-        case SCHAKEL_EVENT(ERASURE):
         case SCHAKEL_EVENT(ADAPTER_STATUS): break;
         case SCHAKEL_EVENT(CONSENT_GIVEN):
             rc = consent_on_given(c, txn, e);
@@ -163,9 +167,10 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
             char tag;
             const ProtobufCBinaryData *id = consent_loop_id(e, &tag);
             uint8_t key[DELIVERY_KEY_MAX];
-            if (id && id->len == 16)
+            if (id && id->len == 16) /* the child, for an erasure (erase.c) */
                 rc = schakel_kv_put(txn, c->origins, key,
-                                    consent_delivery_key(key, tag, id->data, e->source_org), "", 0);
+                                    consent_delivery_key(key, tag, id->data, e->source_org), e->subject,
+                                    strlen(e->subject));
             if (rc == 0 && e->type == SCHAKEL_EVENT(SIGNAL)) rc = consent_on_signal(c, txn, rec, out, why);
         }
         }

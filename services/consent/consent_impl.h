@@ -10,6 +10,7 @@
  *   -> holds.c (held until a consent arrives, or the hold time ends)
  *   -> match.c (the verwijsindex: signallers about a child told of each
  *      other)
+ *   -> erase.c (the broker's erasure: all of it about the child goes)
  * policy.c reads the policy file the engine is made with. The engine runs
  * in one thread, inside the service runner's write transaction (txn);
  * all its time is the log's (rec->now). */
@@ -95,6 +96,8 @@ int consent_load(schakel_consent_t *c, MDB_txn *txn, const uint8_t id[16], const
                  const schakel_envelope_t **env, int *withdrawn);
 /* Frees the decoded consents kept (schakel_consent_destroy). */
 void consent_cache_free(schakel_consent_t *c);
+/* Forgets the decoded consent kept for this key (an erased child's). */
+void consent_cache_drop(schakel_consent_t *c, const uint8_t *key, size_t kl);
 int consent_on_given(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e);
 int consent_on_withdrawn(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec);
 
@@ -154,5 +157,10 @@ int consent_expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logre
 int consent_expire_matches(schakel_consent_t *c, MDB_txn *txn, int64_t now);
 int consent_on_signal(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out,
                       char *why);
+
+/* ---- erase.c: the broker's erasure of a child ---- */
+
+/* Drops everything kept about subject (the erasure at seq). */
+int consent_forget(schakel_consent_t *c, MDB_txn *txn, const char *subject, uint64_t seq);
 
 #endif

@@ -63,6 +63,15 @@ void consent_cache_free(schakel_consent_t *c)
     c->cache = NULL;
 }
 
+void consent_cache_drop(schakel_consent_t *c, const uint8_t *key, size_t kl)
+{
+    struct consent_cached *s = c->cache ? &c->cache[cache_slot(key, kl)] : NULL;
+    if (!s) return;
+    schakel_envelope_free(s->env);
+    free(s->bytes);
+    memset(s, 0, sizeof *s);
+}
+
 /* A consent recorded by org, and whether it was withdrawn. *env (when
  * env is not NULL) is the engine's: valid until the next consent_load. */
 int consent_load(schakel_consent_t *c, MDB_txn *txn, const uint8_t id[16], const char *org,

@@ -186,6 +186,38 @@ long adapter_http(adapter_t *a, const char *method, const char *path, const char
     return code;
 }
 
+void wait_bytes(const char *dir, const char *needle)
+{
+    char where[1200];
+    for (int i = 0; i < 600; i++) {
+        if (has_bytes(dir, needle, NULL, where, sizeof where)) return;
+        usleep(100000);
+    }
+    fail_msg("nothing in %s holds %s after 60 s", dir, needle);
+}
+
+long http_get(int port, const char *path, char **body, long limit_ms)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    buf_t b = {calloc(1, 1), 0};
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, limit_ms);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    if (rc == CURLE_OK || rc == CURLE_OPERATION_TIMEDOUT)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    if (body) *body = b.data;
+    else free(b.data);
+    return status;
+}
+
 int has_bytes_n(const char *dir, const void *needle, size_t len, const char *const *skip, char *where,
                 size_t cap)
 {

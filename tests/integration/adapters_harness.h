@@ -70,6 +70,15 @@ int has_bytes(const char *dir, const char *needle, const char *const *skip, char
 int has_bytes_n(const char *dir, const void *needle, size_t len, const char *const *skip, char *where,
                 size_t cap);
 
+/* Waits (60 s at most) until a file under dir holds needle; fails the
+ * test naming both when none does. */
+void wait_bytes(const char *dir, const char *needle);
+
+/* GET path on 127.0.0.1:port: its status (0: no answer) and, when body is
+ * not NULL, its body (NUL-ended; the caller frees). A stream is read for
+ * at most limit_ms. */
+long http_get(int port, const char *path, char **body, long limit_ms);
+
 /* n synthetic BSNs from the test range that pass the elfproef (the range
  * holds some 900: after that children come back, as they do in exports). */
 void synthetic_bsns(size_t n, char (*out)[10]);

@@ -379,3 +379,33 @@ size_t in_stream_soon(const char *org, const char *id_hex, int type, size_t want
     for (int i = 0; i < 100 && (n = in_stream(org, id_hex, type)) < want; i++) usleep(100000);
     return n;
 }
+
+void directory_save_next(json_t *d)
+{
+    json_object_set_new(d, "version", json_integer(json_integer_value(json_object_get(d, "version")) + 1));
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", H->directory);
+    assert_int_equal(json_dump_file(d, tmp, JSON_INDENT(2)), 0);
+    assert_int_equal(rename(tmp, H->directory), 0);
+    json_decref(d);
+}
+
+void directory_publish(const char *org, const char *type, int allow)
+{
+    int before = count_in_log("event=directory_logged");
+    json_error_t err;
+    json_t *d = json_load_file(H->directory, 0, &err);
+    assert_non_null(d);
+    size_t i, j;
+    json_t *o;
+    json_array_foreach(json_object_get(d, "organisations"), i, o) {
+        if (strcmp(json_string_value(json_object_get(o, "id")), org) != 0) continue;
+        json_t *pub = json_object_get(o, "publish");
+        for (j = json_array_size(pub); j-- > 0;)
+            if (!strcmp(json_string_value(json_array_get(pub, j)), type)) json_array_remove(pub, j);
+        if (allow) json_array_append_new(pub, json_string(type));
+    }
+    directory_save_next(d);
+    for (int k = 0; k < 150 && count_in_log("event=directory_logged") <= before; k++) usleep(100000);
+    assert_true(count_in_log("event=directory_logged") > before);
+}

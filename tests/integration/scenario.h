@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "harness.h"
 
 extern harness_t *H; /* the node of the running test program */
@@ -81,6 +83,13 @@ void clock_to(const char *utc);
 void change_directory(int override);
 /* A clock tick at at_ms from the test clock; returns its seq. */
 uint64_t tick(int64_t at_ms);
+
+/* Adds (allow) or removes event type `type` from org's publish list: a
+ * new directory version; returns once the broker has put it on the log. */
+void directory_publish(const char *org, const char *type, int allow);
+/* Writes d (a directory, jansson's) as the node's next directory version
+ * (its version plus one), in one rename, and releases d. */
+void directory_save_next(json_t *d);
 
 /* Lines of the node's log that contain needle. */
 int count_in_log(const char *needle);

@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,33 +25,6 @@
 
 #define FIXTURE SCHAKEL_SOURCE_DIR "/tests/fixtures/adapters/school-profile.json"
 #define SCHOOL "school-34cd01"
-
-/* Adds (allow) or removes type from org's publish list: a new directory
- * version; returns once the broker has put it on the log. */
-static void directory_publish(const char *org, const char *type, int allow)
-{
-    int before = count_in_log("event=directory_logged");
-    json_error_t err;
-    json_t *d = json_load_file(H->directory, 0, &err);
-    assert_non_null(d);
-    size_t i, j;
-    json_t *o;
-    json_array_foreach(json_object_get(d, "organisations"), i, o) {
-        if (strcmp(json_string_value(json_object_get(o, "id")), org) != 0) continue;
-        json_t *pub = json_object_get(o, "publish");
-        for (j = json_array_size(pub); j-- > 0;)
-            if (!strcmp(json_string_value(json_array_get(pub, j)), type)) json_array_remove(pub, j);
-        if (allow) json_array_append_new(pub, json_string(type));
-    }
-    json_object_set_new(d, "version", json_integer(json_integer_value(json_object_get(d, "version")) + 1));
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp", H->directory);
-    assert_int_equal(json_dump_file(d, tmp, JSON_INDENT(2)), 0);
-    assert_int_equal(rename(tmp, H->directory), 0);
-    json_decref(d);
-    for (int k = 0; k < 150 && count_in_log("event=directory_logged") <= before; k++) usleep(100000);
-    assert_true(count_in_log("event=directory_logged") > before);
-}
 
 /* The last adapter_status from org on the log, as JSON (json_decref it),
  * or NULL; *seq is where it is. */
@@ -87,35 +59,12 @@ static int decided_about(const char *event_id_hex)
     return found;
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    char **buf = arg;
-    size_t have = *buf ? strlen(*buf) : 0;
-    char *nb = realloc(*buf, have + size * n + 1);
-    if (!nb) return 0;
-    memcpy(nb + have, p, size * n);
-    nb[have + size * n] = 0;
-    *buf = nb;
-    return size * n;
-}
-
 /* Waits up to 15 s for the monitor's /metrics to hold the line want. */
 static int metrics_say(int port, const char *want)
 {
-    char url[96];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
     for (int i = 0; i < 150; i++) {
         char *body = NULL;
-        CURL *c = curl_easy_init();
-        assert_non_null(c);
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        CURLcode rc = curl_easy_perform(c);
-        curl_easy_cleanup(c);
-        int found = rc == CURLE_OK && body && strstr(body, want);
+        int found = http_get(port, "/metrics", &body, 3000L) == 200 && body && strstr(body, want);
         free(body);
         if (found) return 1;
         usleep(100000);

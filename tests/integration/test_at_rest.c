@@ -50,17 +50,6 @@ static void adapter_begin(adapter_t *a, const char *org, const char *profile)
     adapter_start(a);
 }
 
-/* Waits (60 s at most) until a file under dir holds needle. */
-static void wait_bytes(const char *dir, const char *needle)
-{
-    char where[1200];
-    for (int i = 0; i < 600; i++) {
-        if (has_bytes(dir, needle, NULL, where, sizeof where)) return;
-        usleep(100000);
-    }
-    fail_msg("nothing in %s holds %s after 60 s", dir, needle);
-}
-
 /* The school's referral from its export, as the log has it. */
 static int find_referral(char rid[33], char subject[65], uint8_t id[16])
 {

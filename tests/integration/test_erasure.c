@@ -127,15 +127,32 @@ static int run_erase(const char *subject, const char *basis, char **out, char **
     return harness_run_captured(H->dir, args, out, err);
 }
 
-/* Waits (60 s at most) until a file under dir holds needle. */
-static void wait_bytes(const char *dir, const char *needle)
+/* A second erasure with nothing about the child recorded since: exit 5,
+ * "already erased on <date>", and no second event. */
+static void erased_again_says_when(const char *p, const char *erased_at)
 {
-    char where[1200];
-    for (int i = 0; i < 600; i++) {
-        if (has_bytes(dir, needle, NULL, where, sizeof where)) return;
-        usleep(100000);
-    }
-    fail_msg("nothing in %s holds %s after 60 s", dir, needle);
+    char *out = NULL, *err = NULL, said[64];
+    assert_int_equal(run_erase(p, "avg17_request", &out, &err), 5);
+    snprintf(said, sizeof said, "already erased on %.10s", erased_at);
+    if (!strstr(err, said)) fail_msg("no \"%s\" in %s", said, err);
+    assert_non_null(strstr(out, "\"already_erased\":true"));
+    free(out);
+    free(err);
+}
+
+/* How many looks with `audit subject` the child's history lists (this
+ * one is recorded after it is read, so it is not among them). */
+static int looks_at(const char *p)
+{
+    char *out = NULL, *err = NULL;
+    const char *args[] = {"audit", "subject",   "--node",           H->data, "--subject",
+                          p,       "--purpose", "TICKET-2026/0043", NULL};
+    assert_int_equal(harness_run_captured(H->dir, args, &out, &err), 0);
+    int n = 0;
+    for (const char *q = out; (q = strstr(q, "\"command\": \"audit_subject\"")); q++) n++;
+    free(out);
+    free(err);
+    return n;
 }
 
 static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
@@ -176,6 +193,16 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
     free(out);
     free(err);
 
+    /* the services (routing, consent, feedback) forgot the child as soon
+     * as they read the erasure: no copy of its pseudonym is left in their
+     * state files, in an entry, in a freed page or in the unused middle of
+     * a page (and none comes back with the writes below) */
+    char state_dir[700];
+    snprintf(state_dir, sizeof state_dir, "%s/services", H->data);
+    wait_services(harness_head(H));
+    if (dir_has(state_dir, p, 64, where, sizeof where))
+        fail_msg("the erased child's pseudonym is still in a service's state: %s", where);
+
     /* the erased key: the one that is now an erasure record alone */
     size_t na = read_keys(after, MAX_KEYS);
     const key_rec_t *gone = NULL;
@@ -210,6 +237,8 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
         fail_msg("the erased child's data key is in %s", where);
     if (dir_has(H->dir, MARK, strlen(MARK), where, sizeof where))
         fail_msg("the erased child's content is in %s", where);
+    if (dir_has(state_dir, p, 64, where, sizeof where))
+        fail_msg("the erased child's pseudonym is still in a service's state: %s", where);
     /* the other children's keys are untouched */
     for (size_t j = 0; j < nb; j++)
         if (&before[j] != gone && before[j].len == WRAPPED_LEN) {
@@ -244,16 +273,11 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
     }
     assert_int_equal(found, 1);
 
-    /* a second time: nothing to erase, exit 1, no second event */
-    rc = run_erase(p, "avg17_request", &out, &err);
-    assert_int_equal(rc, 1);
-    assert_non_null(strstr(err, "nothing to erase"));
-    free(out);
-    free(err);
+    /* a second time: already erased, when, and no second event */
+    erased_again_says_when(p, erased_at);
 
     /* the child's history says it was erased, when and why, in JSON and
-     * in the report for the family; nothing else is left to show (the
-     * look is an audit_access about the child: a new record, a new key) */
+     * in the report for the family; nothing else is left to show */
     char html[700];
     snprintf(html, sizeof html, "%s/erased-report.html", H->dir);
     const char *sargs[] = {"audit",     "subject",          "--node", H->data, "--subject", p,
@@ -275,11 +299,24 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
                            "verwijderen (AVG artikel 17)"));
     assert_null(strstr(page, p));
     free(page);
+    /* that look is the controller's record, not the child's data: it
+     * gave the child no new key, so there is still nothing to erase, and
+     * the look is listed */
+    erased_again_says_when(p, erased_at);
+    assert_int_equal(looks_at(p), 1);
 
     /* the wijkteam answers the erased referral (last: it gives the child a
      * new key): the services decide as a replay does, which never read
      * the referral, and a decision about an erased event is not extra */
-    char json[1024], rep[16384];
+    char json[1024], rep[16384], rid2[33];
+    /* a new referral of the child (new content, a new key): the consent
+     * given before the erasure went with it, as for a replay, which never
+     * read it, so the referral is held */
+    uint8_t id2[16];
+    decisions_t ds;
+    referral_with_id("school-34cd01", p, "\"district\":\"zuid\",", "wijkteam", rid2, id2);
+    wait_decisions(id2, 1, &ds);
+    assert_non_null(find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_HOLD));
     snprintf(json, sizeof json,
              "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\","
              "\"legal_basis\":\"consent\",\"categories\":[\"care_status\"],"
@@ -288,6 +325,20 @@ static void erased_child_leaves_no_key_and_no_content_on_disk(void **state)
     publish("wijkteam-zuid", json, id);
     wait_services(harness_head(H));
     if (harness_replay(H, rep, sizeof rep) != 0) fail_msg("replay differs after the erasure: %s", rep);
+
+    /* the new referral is new data under a new key: it is erased, and
+     * the record of who looked survives this erasure too */
+    rc = run_erase(p, "avg17_request", &out, &err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"ok\":true"));
+    free(out);
+    free(err);
+    assert_int_equal(looks_at(p), 2);
+    const char *vargs2[] = {"audit", "verify", "--data", H->data, NULL};
+    assert_int_equal(harness_run_captured(H->dir, vargs2, &out, &err), 0);
+    erased_records = erased_in(out); /* both erasures' records */
+    free(out);
+    free(err);
 }
 
 /* ERASE over the wire from an organisation's key, even one that may read
@@ -436,8 +487,9 @@ static void retention_erases_by_the_logs_clock(void **state)
     assert_int_equal(harness_run_captured(H->dir, vargs, &out, &err), 0);
     free(out);
     free(err);
-    /* erased: nothing left to erase by hand */
-    assert_int_equal(run_erase(a, "avg17_request", &out, &err), 1);
+    /* erased: nothing left to erase by hand, and it says when */
+    assert_int_equal(run_erase(a, "avg17_request", &out, &err), 5);
+    assert_non_null(strstr(err, "already erased on "));
     free(out);
     free(err);
 }

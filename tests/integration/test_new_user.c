@@ -408,33 +408,6 @@ static void loops_show_who_received_and_who_decided(void **state)
 
 /* ---- dead letters ---- */
 
-/* Adds (allow) or removes event type `type` from org's publish list: a new
- * directory version; returns once the broker has put it on the log. */
-static void directory_publish(const char *org, const char *type, int allow)
-{
-    int before = count_in_log("event=directory_logged");
-    json_error_t err;
-    json_t *d = json_load_file(H->directory, 0, &err);
-    assert_non_null(d);
-    size_t i, j;
-    json_t *o;
-    json_array_foreach(json_object_get(d, "organisations"), i, o) {
-        if (strcmp(json_string_value(json_object_get(o, "id")), org) != 0) continue;
-        json_t *pub = json_object_get(o, "publish");
-        for (j = json_array_size(pub); j-- > 0;)
-            if (!strcmp(json_string_value(json_array_get(pub, j)), type)) json_array_remove(pub, j);
-        if (allow) json_array_append_new(pub, json_string(type));
-    }
-    json_object_set_new(d, "version", json_integer(json_integer_value(json_object_get(d, "version")) + 1));
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp", H->directory);
-    assert_int_equal(json_dump_file(d, tmp, JSON_INDENT(2)), 0);
-    assert_int_equal(rename(tmp, H->directory), 0);
-    json_decref(d);
-    for (int k = 0; k < 150 && count_in_log("event=directory_logged") <= before; k++) usleep(100000);
-    assert_true(count_in_log("event=directory_logged") > before);
-}
-
 /* Waits (60 s at most) until the adapter's status has `dead` dead letters
  * and nothing pending. */
 static void wait_status(adapter_t *a, json_int_t dead)

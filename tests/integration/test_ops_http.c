@@ -21,53 +21,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "adapters_harness.h"
 #include "fileio.h"
 #include "harness.h"
 #include "scenario.h"
 
 static int node_port, mon_port;
 static pid_t monitor_pid;
-
-typedef struct {
-    char *buf;
-    size_t len;
-} body_t;
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    body_t *b = arg;
-    char *nb = realloc(b->buf, b->len + size * n + 1);
-    if (!nb) return 0;
-    memcpy(nb + b->len, p, size * n);
-    b->buf = nb;
-    b->len += size * n;
-    b->buf[b->len] = 0;
-    return size * n;
-}
-
-/* GET path on port; its status (0: no answer) and body (caller frees).
- * A stream is read for at most limit_ms. */
-static long get(int port, const char *path, char **body, long limit_ms)
-{
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    body_t b = {calloc(1, 1), 0};
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, limit_ms);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    if (rc == CURLE_OK || rc == CURLE_OPERATION_TIMEDOUT)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    if (body) *body = b.buf;
-    else free(b.buf);
-    return status;
-}
 
 /* Sends raw bytes, reads the answer's status code (0: none). */
 static int raw(int port, const char *req, size_t len)
@@ -123,7 +83,7 @@ static int wait_status(int port, const char *path, long want, int limit_ms, char
 {
     for (int waited = 0; waited <= limit_ms; waited += 200) {
         char *b = NULL;
-        long s = get(port, path, &b, 3000);
+        long s = http_get(port, path, &b, 3000);
         if (s == want) {
             if (body) *body = b;
             else free(b);
@@ -171,7 +131,7 @@ static void metrics_of_a_node_with_traffic_pass_promtool(void **state)
     for (int i = 0; i < 50; i++) { /* the collector's next round */
         free(m);
         m = NULL;
-        assert_int_equal(get(node_port, "/metrics", &m, 3000), 200);
+        assert_int_equal(http_get(node_port, "/metrics", &m, 3000), 200);
         if (strstr(m, "schakel_events_total{org=\"school-12ab00\",type=\"referral\"} 6")) break;
         usleep(200000);
     }
@@ -255,7 +215,7 @@ static void no_page_metric_or_stream_names_a_child_a_case_or_an_event(void **sta
         "/indicators", "/indicators.csv", "/no-such-page"};
     for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
         char *body = NULL;
-        long status = get(node_port, pages[i], &body, 10000);
+        long status = http_get(node_port, pages[i], &body, 10000);
         assert_true(status > 0);
         /* the indicators are served (the log is readable), not refused */
         if (!strncmp(pages[i], "/indicators", 11)) assert_int_equal(status, 200);
@@ -264,7 +224,7 @@ static void no_page_metric_or_stream_names_a_child_a_case_or_an_event(void **sta
     }
     char *stream = NULL; /* the event stream while events flow */
     traffic(2);
-    get(node_port, "/events", &stream, 2500);
+    http_get(node_port, "/events", &stream, 2500);
     assert_non_null(strstr(stream, "event: snapshot"));
     scan("/events", stream, needles, n);
     free(stream);
@@ -292,8 +252,8 @@ static void a_malformed_or_oversized_request_gets_4xx_and_the_server_goes_on(voi
     static const char huge_url[] = "GET /%%%%%%%%%%%%%%%% HTTP/1.1\r\nHost: x\r\n\r\n";
     s = raw(node_port, huge_url, sizeof huge_url - 1);
     assert_true(s >= 400 && s < 500);
-    assert_int_equal(get(node_port, "/healthz", NULL, 3000), 200);
-    assert_int_equal(get(node_port, "/metrics", NULL, 3000), 200);
+    assert_int_equal(http_get(node_port, "/healthz", NULL, 3000), 200);
+    assert_int_equal(http_get(node_port, "/metrics", NULL, 3000), 200);
 }
 
 /* The broker's own figures (refusals, commit times, active orgs) are for
@@ -310,7 +270,7 @@ static void a_monitor_as_an_organisation_gets_no_broker_figures(void **state)
     assert_true(pid > 0);
     char *body = NULL;
     if (!wait_status(port, "/healthz", 200, 15000, NULL)) fail_msg("the monitor never said 200");
-    assert_int_equal(get(port, "/metrics", &body, 3000), 200);
+    assert_int_equal(http_get(port, "/metrics", &body, 3000), 200);
     assert_non_null(strstr(body, "schakel_broker_up 1"));
     assert_null(strstr(body, "schakel_fsync_seconds"));
     assert_null(strstr(body, "schakel_connected_orgs"));
@@ -337,7 +297,7 @@ static void healthz_is_503_while_the_broker_is_gone_and_200_when_it_is_back(void
     assert_non_null(strstr(body, "broker: the broker did not answer PING"));
     free(body);
     sleep(2); /* a few seconds without the broker */
-    assert_int_equal(get(mon_port, "/healthz", NULL, 3000), 503);
+    assert_int_equal(http_get(mon_port, "/healthz", NULL, 3000), 503);
     assert_int_equal(harness_start(H), 0);
     if (!wait_status(mon_port, "/healthz", 200, 20000, &body)) fail_msg("/healthz did not come back to 200");
     assert_non_null(strstr(body, "\"ok\":true"));

@@ -286,6 +286,52 @@ static void the_same_log_gives_the_same_bytes(void **state)
     free(first);
 }
 
+static void erase(efx_t *fx, const char *by, const char *p)
+{
+    efx_feed(fx, by, NULL,
+             "{\"type\":\"erasure\",\"purpose\":\"bus\",\"legal_basis\":\"bus\","
+             "\"erasure\":{\"erased_subject\":\"%s\",\"basis\":\"avg17_request\","
+             "\"requested_by\":\"beheer\",\"erased_upto\":%llu}}",
+             p, (unsigned long long)fx->seq);
+    assert_int_equal(fx->n_emitted, 0);
+}
+
+/* After the broker's `erasure` of a child, the engine knows of it what a
+ * replay, which cannot read the child's erased events, knows: nothing. A
+ * hold of the child is gone (a consent given after the erasure releases
+ * nothing: the held referral is never delivered), a consent given before
+ * the erasure covers nothing after it, and a signal before it matches no
+ * signal after it. An erasure from anyone but the broker changes nothing. */
+static void an_erased_childs_holds_consents_and_matches_are_forgotten_as_in_a_replay(void **state)
+{
+    (void)state;
+    schakel_consent_t *c;
+    efx_t *fx = open_consent(&c);
+    efx_directory(fx, efx_region(1, 0));
+    char p[65], q[65];
+    efx_child("consent-erased-held", p);
+    efx_child("consent-erased-consent", q);
+    uint8_t ref[16];
+    uint64_t seq = routed_referral(fx, p, ref);
+    assert_int_equal(decision(fx, seq, ref)->outcome, O(HOLD));
+    signal_by(fx, "school-1", p);
+    parents_consent(fx, q, "2f0e0d0c0b0a09080706050403020100");
+    erase(fx, "school-1", q); /* not the broker's: nothing is forgotten */
+    seq = routed_referral(fx, q, ref);
+    assert_int_equal(decision(fx, seq, ref)->outcome, O(DELIVER));
+
+    erase(fx, "broker", p);
+    erase(fx, "broker", q);
+    parents_consent(fx, p, "0f0e0d0c0b0a09080706050403020100");
+    assert_int_equal(fx->n_emitted, 0); /* no hold left to release */
+    signal_by(fx, "smw-1", p);
+    assert_int_equal(fx->n_emitted, 0); /* no entry of school-1 left to match */
+    seq = routed_referral(fx, q, ref);
+    assert_int_equal(decision(fx, seq, ref)->outcome, O(HOLD)); /* the consent went with the child */
+    efx_close(&fx);
+    schakel_consent_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +341,7 @@ int main(void)
         cmocka_unit_test(a_hold_expired_in_a_group_not_committed_expires_again),
         cmocka_unit_test(a_second_signal_moves_the_match_deadline),
         cmocka_unit_test(the_same_log_gives_the_same_bytes),
+        cmocka_unit_test(an_erased_childs_holds_consents_and_matches_are_forgotten_as_in_a_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

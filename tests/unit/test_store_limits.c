@@ -120,8 +120,17 @@ static void erased_subject_published_again(void **state)
     schakel_store_t *s = store_fx_open(fx, 0, 0, 0);
     append_n(s, 1, 3, "child-one");
     append_n(s, 100, 2, "child-two");
+    uint64_t upto = 0;
+    int64_t at = 0;
+    assert_int_equal(schakel_store_erased_before(s, "child-one", &upto, &at), SCHAKEL_ENOTFOUND);
     assert_int_equal(schakel_store_erase_subject(s, "child-one"), 0);
+    /* erased, nothing since: when, and up to which record */
+    assert_int_equal(schakel_store_erased_before(s, "child-one", &upto, &at), 0);
+    assert_int_equal(upto, 5);
+    assert_true(at > 0);
+    assert_int_equal(schakel_store_erased_before(s, "child-never", &upto, &at), SCHAKEL_ENOTFOUND);
     append_n(s, 200, 2, "child-one"); /* seqs 6, 7: a new key behind the erasure record */
+    assert_int_equal(schakel_store_erased_before(s, "child-one", &upto, &at), SCHAKEL_ENOTFOUND);
     seen_t seen = {0};
     uint64_t next;
     assert_int_equal(schakel_store_read(s, "all", 1, 100, 1 << 20, count_cb, &seen, &next), 0);
