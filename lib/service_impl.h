@@ -70,6 +70,10 @@ int service_state_open_flags(state_t *s, const char *dir, unsigned flags, const 
                              void *engine, char *why);
 void service_state_close(state_t *s);
 uint64_t service_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key);
+
+/* Adds n to the refused count of a reject code (SCHAKEL_SERVICE_REFUSED_PREFIX)
+ * in txn. 0 or a storage error. */
+int service_refused_add(MDB_txn *txn, MDB_dbi runner, int code, uint64_t n);
 /* Builds the engine's view of a record and advances the log's time. */
 void service_make_rec(state_t *s, schakel_logrec_t *rec, uint64_t seq, int64_t recorded_at,
                       const schakel_envelope_t *env, const char *source_org, schakel_logsrc_t *log);

@@ -104,7 +104,7 @@ static void *collector(void *arg)
     schakel_wire_ctx_term(ctx);
     if (s) {
         mon_counts_free(&s->events), mon_counts_free(&s->edges), mon_counts_free(&s->held);
-        mon_counts_free(&s->denied), mon_counts_free(&s->escalations);
+        mon_counts_free(&s->denied), mon_counts_free(&s->escalations), mon_counts_free(&s->refused);
         free(s->wanted);
         adapter_health_free(&s->adapters);
     }

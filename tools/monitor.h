@@ -67,6 +67,7 @@ typedef struct {
     mon_counts_t edges;         /* from, to */
     mon_counts_t held, denied;  /* code */
     mon_counts_t escalations;   /* receiving org */
+    mon_counts_t refused;       /* service, code: read whole from each service's state each round */
     adapter_health_t *adapters; /* the latest adapter_status of each org (NULL: out of memory) */
     /* the broker's own figures (PONG's stats: only when the monitor PINGs
      * with the broker's key, i.e. as the node's operator) */

@@ -319,9 +319,33 @@ static uint64_t get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key)
     return n;
 }
 
+typedef struct {
+    mon_state_t *s;
+    const char *service;
+} refused_arg_t;
+
+static void take_refused(void *arg, const char *code, uint64_t count)
+{
+    refused_arg_t *r = arg;
+    (void)mon_counts_add(&r->s->refused, r->service, code, count);
+}
+
+/* The final reject codes of a PUBLISH (RETRY_LATER is sent again): each
+ * present service shows all of them, 0 until one happens, so that a
+ * rate or increase sees the first one. */
+static void refused_zeros(mon_state_t *s, const char *service)
+{
+    for (int code = SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED;
+         code <= SCHAKEL__V1__REJECT_CODE__REJECT_BAD_SIGNATURE; code++) {
+        char label[SCHAKEL_REJECT_LABEL];
+        (void)mon_counts_add(&s->refused, service, schakel_reject_label(code, label), 0);
+    }
+}
+
 static void read_services(const mon_t *m, mon_state_t *s)
 {
     s->n_services = 0;
+    s->refused.n = 0; /* counted whole again below */
     for (size_t i = 0; schakel_service_names[i] && i < MON_SERVICES; i++) {
         char dir[SCHAKEL_PATH_MAX];
         s->svc[i].name = schakel_service_names[i];
@@ -343,6 +367,11 @@ static void read_services(const mon_t *m, mon_state_t *s)
                 s->svc[i].present = 1;
                 s->svc[i].cursor = get_u64(txn, dbi, "cursor");
                 s->svc[i].alarms = get_u64(txn, dbi, SCHAKEL_SERVICE_ALARMS_KEY);
+                refused_zeros(s, s->svc[i].name);
+                refused_arg_t r = {s, s->svc[i].name};
+                if (schakel_service_refused_each(txn, dbi, take_refused, &r) != 0) {
+                    /* a cursor on a read-only table: the zeros stand, counted next round */
+                }
             }
             mdb_txn_abort(txn);
         }

@@ -183,6 +183,20 @@ static void by_label(FILE *f, const top_metrics_t *now, const top_metrics_t *bef
     fprintf(f, "%s\n", any ? "" : "  none");
 }
 
+/* The services' refused decisions above 0, as service/code count. */
+static void refused(FILE *f, const top_metrics_t *m)
+{
+    fprintf(f, "%-10s", "refused");
+    int any = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        const top_sample_t *s = &m->s[i];
+        if (strcmp(s->name, "schakel_service_refused_total") || s->v <= 0) continue;
+        fprintf(f, "  %s/%s %.0f", s->service[0] ? s->service : "-", s->code[0] ? s->code : "-", s->v);
+        any = 1;
+    }
+    fprintf(f, "%s\n", any ? "" : "  none");
+}
+
 static void adapters(FILE *f, const top_metrics_t *m, int64_t wall_ms)
 {
     /* 80 columns for an organisation id of up to 18 characters */
@@ -249,7 +263,7 @@ int top_frame(const top_metrics_t *now, const top_metrics_t *before, const char 
     by_label(f, now, before, "denied", "schakel_denied_total", offsetof(top_sample_t, code), 0);
     by_label(f, now, before, "rejected", "schakel_rejects_total", offsetof(top_sample_t, code), 0);
     by_label(f, now, before, "overdue", "schakel_loops_overdue", offsetof(top_sample_t, org), 0);
-    by_label(f, now, before, "dead", "schakel_dead_letters", offsetof(top_sample_t, org), 0);
+    refused(f, now);
     adapters(f, now, wall_ms);
     if (now->skipped) fprintf(f, "(%zu lines of /metrics were not samples and were skipped)\n", now->skipped);
     int bad = ferror(f);

@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -175,23 +176,26 @@ static void metrics_of_a_node_with_traffic_pass_promtool(void **state)
         if (strstr(m, "schakel_events_total{org=\"school-12ab00\",type=\"referral\"} 6")) break;
         usleep(200000);
     }
-    static const char *const names[] = {"schakel_broker_up 1",
-                                        "schakel_log_records ",
-                                        "schakel_log_bytes ",
-                                        "schakel_log_map_bytes ",
-                                        "schakel_checkpoint_age_seconds ",
-                                        "schakel_events_total{org=\"school-12ab00\",type=\"referral\"} 6",
-                                        "schakel_service_lag_records{service=\"consent\"}",
-                                        "schakel_service_oldest_unread_seconds{service=",
-                                        "schakel_stream_lag_records{org=\"wijkteam-noord\"}",
-                                        "schakel_held_total{code=",
-                                        "# TYPE schakel_escalations_total counter",
-                                        "schakel_loops_open{org=",
-                                        "# TYPE schakel_fsync_seconds histogram",
-                                        "schakel_fsync_seconds_bucket{le=\"+Inf\"} ",
-                                        "# TYPE schakel_group_events histogram",
-                                        "schakel_connected_orgs ",
-                                        "# TYPE schakel_rejects_total counter"};
+    static const char *const names[] = {
+        "schakel_broker_up 1",
+        "schakel_log_records ",
+        "schakel_log_bytes ",
+        "schakel_log_map_bytes ",
+        "schakel_checkpoint_age_seconds ",
+        "schakel_events_total{org=\"school-12ab00\",type=\"referral\"} 6",
+        "schakel_service_lag_records{service=\"consent\"}",
+        "schakel_service_oldest_unread_seconds{service=",
+        "schakel_service_refused_total{service=\"routing\",code=\"not_allowed\"} 0",
+        "schakel_service_alarms_total{service=\"consent\"} 0",
+        "schakel_stream_lag_records{org=\"wijkteam-noord\"}",
+        "schakel_held_total{code=",
+        "# TYPE schakel_escalations_total counter",
+        "schakel_loops_open{org=",
+        "# TYPE schakel_fsync_seconds histogram",
+        "schakel_fsync_seconds_bucket{le=\"+Inf\"} ",
+        "# TYPE schakel_group_events histogram",
+        "schakel_connected_orgs ",
+        "# TYPE schakel_rejects_total counter"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strstr(m, names[i])) fail_msg("/metrics lacks %s:\n%s", names[i], m);
     /* referrals with consent were delivered to wijkteam-noord, which reads nothing here */
@@ -344,6 +348,85 @@ static void healthz_is_503_while_the_broker_is_gone_and_200_when_it_is_back(void
     free(body);
 }
 
+/* Sets org's publish list in the node's directory (the next version) and
+ * waits until the node loaded it; returns the list it had. */
+static json_t *set_publish(const char *org, json_t *publish)
+{
+    json_error_t err;
+    json_t *d = json_load_file(H->directory, 0, &err), *was = NULL, *o;
+    assert_non_null(d);
+    size_t i;
+    json_array_foreach(json_object_get(d, "organisations"), i, o)
+        if (!strcmp(json_string_value(json_object_get(o, "id")), org)) {
+            was = json_incref(json_object_get(o, "publish"));
+            json_object_set_new(o, "publish", publish);
+        }
+    assert_non_null(was);
+    json_int_t v = json_integer_value(json_object_get(d, "version")) + 1;
+    json_object_set_new(d, "version", json_integer(v));
+    char tmp[600], loaded[64];
+    snprintf(tmp, sizeof tmp, "%s.tmp", H->directory);
+    assert_int_equal(json_dump_file(d, tmp, JSON_INDENT(2)), 0);
+    assert_int_equal(rename(tmp, H->directory), 0);
+    json_decref(d);
+    snprintf(loaded, sizeof loaded, "event=directory_loaded version=%lld", (long long)v);
+    for (int k = 0; k < 200 && !count_in_log(loaded); k++) usleep(50000);
+    assert_true(count_in_log(loaded) > 0);
+    return was;
+}
+
+/* The value of the sample that starts with prefix in text; -1: none. */
+static double sample(const char *text, const char *prefix)
+{
+    const char *at = strstr(text, prefix);
+    return at ? strtod(at + strlen(prefix), NULL) : -1;
+}
+
+/* A decision the broker refuses for good (here: the directory no longer
+ * lets svc-routing publish) is not on the log: /metrics counts it for the
+ * routing service by reject code, with its alarms, and the dashboard's
+ * snapshot lists it; read from the service's state, so the count is
+ * there whoever started the monitor and whenever. */
+static void a_refused_decision_is_counted_by_service_and_code(void **state)
+{
+    (void)state;
+    static const char refused[] = "schakel_service_refused_total{service=\"routing\",code=\"not_allowed\"} ";
+    static const char alarms[] = "schakel_service_alarms_total{service=\"routing\"} ";
+    char *m = NULL;
+    /* the node was started again by the test before: its endpoint comes up */
+    if (!wait_status(node_port, "/metrics", 200, 15000, &m)) fail_msg("the node's /metrics does not answer");
+    double before = sample(m, refused);
+    if (before < 0) fail_msg("/metrics lacks %s:\n%s", refused, m);
+    free(m);
+    json_t *was = set_publish("svc-routing", json_array());
+    traffic(1);
+    m = NULL;
+    for (int i = 0; i < 75; i++) { /* the collector's next round */
+        free(m);
+        m = NULL;
+        assert_int_equal(get(node_port, "/metrics", &m, 3000), 200);
+        if (sample(m, refused) > before) break;
+        usleep(200000);
+    }
+    double after = sample(m, refused);
+    if (after <= before) fail_msg("the refused decision is not counted:\n%s", m);
+    assert_true(sample(m, alarms) >= after);
+    free(m);
+    char *snap = NULL;
+    assert_int_equal(get(node_port, "/api/snapshot", &snap, 3000), 200);
+    json_error_t err;
+    json_t *o = json_loads(snap, 0, &err);
+    assert_non_null(o);
+    json_t *n = json_object_get(
+        json_object_get(json_object_get(json_object_get(o, "services"), "routing"), "refused"),
+        "not_allowed");
+    assert_true(json_is_integer(n));
+    assert_int_equal((long long)json_integer_value(n), (long long)after);
+    json_decref(o);
+    free(snap);
+    json_decref(set_publish("svc-routing", was));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -352,6 +435,7 @@ int main(void)
         cmocka_unit_test(a_malformed_or_oversized_request_gets_4xx_and_the_server_goes_on),
         cmocka_unit_test(a_monitor_as_an_organisation_gets_no_broker_figures),
         cmocka_unit_test(healthz_is_503_while_the_broker_is_gone_and_200_when_it_is_back),
+        cmocka_unit_test(a_refused_decision_is_counted_by_service_and_code),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

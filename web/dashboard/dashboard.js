@@ -160,10 +160,15 @@
     const dec = [];
     for (const [what, m] of [["held", s.held], ["denied", s.denied], ["rejected", s.broker.rejected]])
       for (const code in m || {}) dec.push(row([{ v: what }, { v: code }, { v: m[code], cls: "n" }]));
+    // a service's decision the broker refused for good is not on the log: an alarm
+    for (const name in s.services)
+      for (const code in s.services[name].refused || {})
+        dec.push(row([{ v: "refused (" + name + ")" }, { v: code }, { v: s.services[name].refused[code], cls: "n red" }]));
     fill("decisions", dec);
     text("decisions-note", (s.held ? "" : "Held and denied need the node's master key (not readable here). ") +
       (s.broker.rejected ? "" : "Rejected by the broker needs the node's operator key (DIR/keys/broker.key). ") +
-      "Dead letters: see the adapters' status in /metrics and schakel top.");
+      "Refused (service): decisions the broker refused for good, since the service's state was made. " +
+      "Adapters' dead letters: their status in /metrics and schakel top.");
     fill("loops", s.orgs.filter((o) => o.loops_open).map((o) =>
       row([{ v: o.id }, { v: o.loops_open, cls: "n" }, { v: o.loops_overdue, cls: "n" + (o.loops_overdue ? " red" : "") },
         { v: (s.escalations || {})[o.id] || 0, cls: "n" }])));
