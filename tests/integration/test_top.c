@@ -4,8 +4,8 @@
  * the log's records per second from the two readings, events by type,
  * lag per service, held, denied and rejected by reason, overdue loops,
  * the services' refused decisions and the adapter's row (outbox, dead
- * letters, error code); a server that does not answer is exit status 1
- * with the reason. */
+ * letters, error code); what the node does not serve is "unknown"; a
+ * server that does not answer is exit status 1 with the reason. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -133,6 +133,32 @@ static void once_shows_the_nodes_picture_from_its_metrics(void **state)
     free(out), free(fx.text[0]), free(fx.text[1]);
 }
 
+/* What the node does not serve (the broker's own figures for a monitor
+ * that PINGs as an organisation, held and denied without the master key,
+ * the log when it cannot be read) is "unknown", never a 0 that looks
+ * like a quiet bus; a family served without a sample is "none". */
+static void once_says_unknown_for_what_the_node_does_not_serve(void **state)
+{
+    (void)state;
+    fixture_t fx = {0};
+    char *out = NULL;
+    top_of(FIXTURES "node-org.prom", FIXTURES "node-org.prom", &fx, &out);
+    const char *want[] = {
+        "broker    UP  orgs connected unknown  checkpoint unknown  fsync mean unknown\n",
+        "log       unknown\n",
+        "events      none\n",
+        "lag         routing 0 (oldest 0 s)\n",
+        "held        unknown\n",
+        "denied      unknown\n",
+        "rejected    unknown\n",
+        "overdue     unknown\n",
+        "refused     none\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(out, want[i])) fail_msg("missing \"%s\" in:\n%s", want[i], out);
+    free(out), free(fx.text[0]), free(fx.text[1]);
+}
+
 static void a_node_that_does_not_answer_is_exit_1(void **state)
 {
     (void)state;
@@ -155,6 +181,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(once_shows_the_nodes_picture_from_its_metrics),
+        cmocka_unit_test(once_says_unknown_for_what_the_node_does_not_serve),
         cmocka_unit_test(a_node_that_does_not_answer_is_exit_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
