@@ -61,7 +61,8 @@ typedef struct {
         uint64_t open, overdue; /* feedback loops by receiving organisation */
     } org[MON_ORGS];
     int have_loops, have_decisions;
-    uint64_t read_seq; /* records of "all" counted up to here */
+    uint64_t read_seq; /* records of "all" counted up to here (from the log's start) */
+    int caught_up;     /* read_seq reached the head once: the totals are served */
     uint64_t *wanted;  /* seqs of decisions and reminders seen, to decrypt and count */
     size_t n_wanted, cap_wanted;
     mon_counts_t events;        /* org, type */

@@ -132,8 +132,9 @@ char *mon_render_metrics(const mon_state_t *s)
         head(&t, "schakel_checkpoint_age_seconds", "gauge", "Seconds since the last signed checkpoint.");
         put(&t, "schakel_checkpoint_age_seconds %.3f\n", age_s(s->at_ms, s->checkpoint_at_ms));
     }
-    counts(&t, "schakel_events_total", "Events recorded since the monitor started, by source org and type.",
-           &s->events, "org", "type");
+    if (s->caught_up) /* before, a total would jump as the log before the start is read */
+        counts(&t, "schakel_events_total", "Events on the log, by source org and type.", &s->events, "org",
+               "type");
     head(&t, "schakel_service_lag_records", "gauge", "Log head minus the service's committed cursor.");
     for (size_t i = 0; i < s->n_services; i++)
         if (s->svc[i].present)
@@ -160,16 +161,13 @@ char *mon_render_metrics(const mon_state_t *s)
     for (size_t i = 0; i < s->n_orgs; i++)
         put(&t, "schakel_stream_lag_records{org=\"%s\"} %llu\n", esc(s->org[i].id, a),
             (unsigned long long)s->org[i].lag);
-    if (s->have_decisions) {
-        counts(&t, "schakel_held_total",
-               "Consent decisions that held an event, by rule, since the monitor started.", &s->held, "code",
-               NULL);
-        counts(&t, "schakel_denied_total",
-               "Consent decisions that denied an event, by rule, since the monitor started.", &s->denied,
-               "code", NULL);
-        counts(&t, "schakel_escalations_total",
-               "Feedback escalations since the monitor started, by the late org.", &s->escalations, "org",
-               NULL);
+    if (s->have_decisions && s->caught_up) {
+        counts(&t, "schakel_held_total", "Consent decisions on the log that held an event, by rule.",
+               &s->held, "code", NULL);
+        counts(&t, "schakel_denied_total", "Consent decisions on the log that denied an event, by rule.",
+               &s->denied, "code", NULL);
+        counts(&t, "schakel_escalations_total", "Feedback escalations on the log, by the late org.",
+               &s->escalations, "org", NULL);
     }
     if (s->have_loops) {
         head(&t, "schakel_loops_open", "gauge", "Open feedback loops by receiving org.");
@@ -307,7 +305,8 @@ char *mon_render_snapshot(const mon_state_t *s, uint64_t bound)
                           "since_ms", (json_int_t)s->started_ms, "broker", broker, "orgs", orgs, "edges",
                           counts_json(&s->edges, 1), "published", published, "types", types, "services",
                           services_json(s, 1), "health", "ok", json_array_size(r) == 0, "reasons", r);
-    if (o && s->have_decisions) {
+    if (o) json_object_set_new(o, "caught_up", json_boolean(s->caught_up));
+    if (o && s->have_decisions && s->caught_up) {
         json_object_set_new(o, "held", counts_json(&s->held, 0));
         json_object_set_new(o, "denied", counts_json(&s->denied, 0));
         json_object_set_new(o, "escalations", counts_json(&s->escalations, 0));

@@ -340,7 +340,8 @@ static void a_malformed_or_oversized_request_gets_4xx_and_the_server_goes_on(voi
 }
 
 /* The broker's own figures (refusals, commit times, active orgs) are for
- * the node's operator: a monitor that PINGs as an organisation gets none. */
+ * the node's operator: a monitor that PINGs as an organisation gets none.
+ * Its totals are the whole log's, also of what came before it started. */
 static void a_monitor_as_an_organisation_gets_no_broker_figures(void **state)
 {
     (void)state;
@@ -357,6 +358,11 @@ static void a_monitor_as_an_organisation_gets_no_broker_figures(void **state)
     assert_non_null(strstr(body, "schakel_broker_up 1"));
     assert_null(strstr(body, "schakel_fsync_seconds"));
     assert_null(strstr(body, "schakel_connected_orgs"));
+    /* started after the traffic above, its totals are the log's: the
+     * twelve referrals the school published before it started */
+    const char *refs = "schakel_events_total{org=\"school-12ab00\",type=\"referral\"} ";
+    if (!strstr(body, refs) || strtoull(strstr(body, refs) + strlen(refs), NULL, 10) < 12)
+        fail_msg("a monitor started later counts only what came after it:\n%s", body);
     free(body);
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
