@@ -37,9 +37,10 @@
 #include "logging.h"
 #include "mapping.h"
 #include "outbox.h"
+#include "schakel_version.h"
 
 #define FORWARD_BATCH 256
-#define ADAPTER_VERSION "0.24.0" /* carried by adapter_status */
+#define ADAPTER_VERSION SCHAKEL_VERSION_FULL /* carried by adapter_status: the build's (CMakeLists.txt) */
 #define FILE_MAX ((size_t)256 << 20)
 #define HTTP_BODY_MAX ((size_t)8 << 20)
 #define SETTLE_MS 1000 /* a spool file untouched this long is complete */

@@ -356,6 +356,7 @@ static int live_open(live_t *l, void *ctx, const schakel_service_options_t *o, c
     l->log->store = o->store; /* read backs (schakel_log_event) too */
     int rc = service_outbox_open(&l->ob, l->s->env, o->state_dir, l->ops->name, why);
     if (rc) return rc;
+    l->ob.runner = l->s->runner;
     MDB_txn *txn;
     if (mdb_txn_begin(l->s->env, NULL, MDB_RDONLY, &txn) == 0) {
         l->published = service_get_u64(txn, l->s->runner, SCHAKEL_SERVICE_PUBLISHED_KEY);

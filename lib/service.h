@@ -147,6 +147,22 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
  * also while the service runs). 0 or SCHAKEL_EIO (no such state). */
 int schakel_service_alarms(const char *state_dir, uint64_t *alarms);
 
+/* The derived events the broker refused for good (the service's dead
+ * letters: not on the log, not retried), by reject code: table "runner",
+ * key "refused/<code>" (u64, host order), <code> the reject code's name in
+ * lower case without REJECT_ ("not_allowed"); counted in the same
+ * transaction as the alarm count (lib/service_refused.c). */
+#define SCHAKEL_SERVICE_REFUSED_PREFIX "refused/"
+#define SCHAKEL_REJECT_LABEL 32
+
+/* A wire reject code's label: REJECT_NOT_ALLOWED -> "not_allowed". */
+const char *schakel_reject_label(int code, char out[SCHAKEL_REJECT_LABEL]);
+
+/* Calls fn for each refused/<code> count in the runner table, in key order. 0 or
+ * SCHAKEL_ESTORE. */
+typedef void (*schakel_refused_fn)(void *arg, const char *code, uint64_t count);
+int schakel_service_refused_each(MDB_txn *txn, MDB_dbi runner, schakel_refused_fn fn, void *arg);
+
 /* Replay check (for auditors): runs the engine with empty state in a temp
  * directory over the LMDB log in logdir (payloads decrypted with
  * master_key), and compares every event it emits with the event of the

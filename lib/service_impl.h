@@ -75,6 +75,10 @@ void service_state_close(state_t *s);
  * environment is opened again; on a failure s->env may be NULL. */
 int service_state_scrub(state_t *s, const char *name, const char (*subjects)[65], size_t n, char *why);
 uint64_t service_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key);
+
+/* Adds n to the refused count of a reject code (SCHAKEL_SERVICE_REFUSED_PREFIX)
+ * in txn. 0 or a storage error. */
+int service_refused_add(MDB_txn *txn, MDB_dbi runner, int code, uint64_t n);
 /* Builds the engine's view of a record and advances the log's time. */
 void service_make_rec(state_t *s, schakel_logrec_t *rec, uint64_t seq, int64_t recorded_at,
                       const schakel_envelope_t *env, const char *source_org, schakel_logsrc_t *log);

@@ -344,6 +344,8 @@ static int apply_one(outbox_t *o, MDB_txn *txn, const outbox_acked_t *a, uint64_
 {
     const Schakel__V1__Ack *ack = a->ack;
     if (ack->batch_code) {
+        if (service_refused_add(txn, o->runner, (int)ack->batch_code, a->batch->n) != 0)
+            return SCHAKEL_ESTORE;
         *rejected += a->batch->n;
         *alarms += a->batch->n;
         say(o,
@@ -362,6 +364,7 @@ static int apply_one(outbox_t *o, MDB_txn *txn, const outbox_acked_t *a, uint64_
         if (e && e->code) {
             char id[33] = "";
             if (e->event_id.len == 16) schakel_hex_encode(e->event_id.data, 16, id);
+            if (service_refused_add(txn, o->runner, (int)e->code, 1) != 0) return SCHAKEL_ESTORE;
             (*rejected)++;
             (*alarms)++;
             say(o,

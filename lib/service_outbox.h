@@ -35,6 +35,7 @@ typedef struct outbox_acked outbox_acked_t;
 typedef struct {
     const char *name; /* the service, for log lines */
     MDB_dbi dbi;
+    MDB_dbi runner; /* the runner's table: refused counts (service_refused_add) */
     uint8_t key[SCHAKEL_AEAD_KEY_LEN];
     uint64_t next;                 /* key of the next entry */
     size_t pending;                /* entries put and not yet removed */
@@ -70,7 +71,8 @@ int service_outbox_has_acks(const outbox_t *o);
 
 /* Applies the ACKs received so far in txn: removes their entries, counts
  * final rejects and the new engine alarms in *alarms (and rejects in
- * *rejected). The log lines wait for outbox_said. */
+ * *rejected, and by code in the runner's table, o->runner). The log lines
+ * wait for outbox_said. */
 int service_outbox_apply(outbox_t *o, MDB_txn *txn, uint64_t *alarms, uint64_t *rejected, char *why);
 
 /* Notes in txn that what the log holds up to cursor was processed and

@@ -23,8 +23,8 @@
 #include "wire.h"
 
 static const char usage[] =
-    "usage: schakel monitor --node DIR [--http ADDR:PORT] [--data DIR] [--lag-bound N]\n"
-    "                       [connection options]\n"
+    "usage: schakel monitor --node DIR [--http ADDR:PORT] [--http-token FILE] [--data DIR]\n"
+    "                       [--lag-bound N] [connection options]\n"
     "\n"
     "Serves the bus's figures over HTTP (default 127.0.0.1:7480): a live dashboard at /,\n"
     "Prometheus metrics at /metrics, and /healthz (200 when the broker answers PING and\n"
@@ -34,7 +34,9 @@ static const char usage[] =
     "log), and PINGs the broker as ORG (--as; default the node's operator, DIR/keys/broker.key,\n"
     "whose PONG carries the broker's own figures, else svc-audit). Counts only: no page\n"
     "or metric names a child, a case or an event. `schakel node --http` runs it for\n"
-    "its own node. docs/operations.md, \"Watching the bus\".\n"
+    "its own node. --http-token FILE: every page but /healthz wants the token in FILE\n"
+    "(Authorization: Bearer TOKEN, or as a browser's password); an address that is not\n"
+    "loopback is refused without it. docs/operations.md, \"Watching the bus\".\n"
     "Exit status: 0 after SIGTERM or Ctrl-C; 1 when it cannot listen; 2 usage.\n";
 
 static atomic_int stopping;
@@ -104,7 +106,7 @@ static void *collector(void *arg)
     schakel_wire_ctx_term(ctx);
     if (s) {
         mon_counts_free(&s->events), mon_counts_free(&s->edges), mon_counts_free(&s->held);
-        mon_counts_free(&s->denied), mon_counts_free(&s->escalations);
+        mon_counts_free(&s->denied), mon_counts_free(&s->escalations), mon_counts_free(&s->refused);
         free(s->wanted);
         adapter_health_free(&s->adapters);
     }
@@ -170,11 +172,12 @@ int mon_parse_listen(const char *text, char host[64], int *port, char *why)
 int cmd_monitor(int argc, char **argv)
 {
     static mon_t m; /* large; one per process */
-    const char *listen = "127.0.0.1:7480", *data = NULL;
+    const char *listen = "127.0.0.1:7480", *data = NULL, *token = NULL;
     uint64_t bound = SCHAKEL_SERVICE_LAG_WARN;
     schakel_flag_t flags[] = {
         SCHAKEL_CONN_FLAGS(&m.conn),
         SCHAKEL_FLAG_S("--http", "ADDR:PORT", &listen),
+        SCHAKEL_FLAG_S("--http-token", "FILE", &token),
         SCHAKEL_FLAG_S("--data", "DIR", &data),
         SCHAKEL_FLAG_U("--lag-bound", &bound, 1, INT64_MAX),
         SCHAKEL_FLAGS_END,
@@ -187,6 +190,7 @@ int cmd_monitor(int argc, char **argv)
         fprintf(stderr, "schakel monitor: %s\n", why);
         return 2;
     }
+    if ((rc = mon_http_guard("monitor", listen, host, token, m.token_hash, &m.have_token)) != 0) return rc;
     if (!m.conn.node_dir[0] && !data) {
         fprintf(stderr, "schakel monitor: give --node DIR (the node or the broker's data directory)\n");
         return 2;
@@ -223,13 +227,16 @@ int cmd_monitor(int argc, char **argv)
     return 0;
 }
 
-pid_t mon_spawn(const char *node_dir, const char *listen)
+pid_t mon_spawn(const char *node_dir, const char *listen, const char *token_path)
 {
     pid_t pid = fork();
     if (pid != 0) return pid;
     /* the child: ends with the node, also when the node is killed */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() == 1) _exit(1);
-    execl("/proc/self/exe", "schakel", "monitor", "--node", node_dir, "--http", listen, (char *)NULL);
+    if (token_path)
+        execl("/proc/self/exe", "schakel", "monitor", "--node", node_dir, "--http", listen, "--http-token",
+              token_path, (char *)NULL);
+    else execl("/proc/self/exe", "schakel", "monitor", "--node", node_dir, "--http", listen, (char *)NULL);
     fprintf(stderr, "schakel node: cannot start the HTTP endpoint: %s\n", strerror(errno));
     _exit(1);
 }

@@ -14,6 +14,7 @@
 
 #include "adapter_health.h"
 #include "conn.h"
+#include "crypto.h"
 
 /* A count with up to two labels (org and type, from and to, code). */
 typedef struct {
@@ -60,13 +61,15 @@ typedef struct {
         uint64_t open, overdue; /* feedback loops by receiving organisation */
     } org[MON_ORGS];
     int have_loops, have_decisions;
-    uint64_t read_seq; /* records of "all" counted up to here */
+    uint64_t read_seq; /* records of "all" counted up to here (from the log's start) */
+    int caught_up;     /* read_seq reached the head once: the totals are served */
     uint64_t *wanted;  /* seqs of decisions and reminders seen, to decrypt and count */
     size_t n_wanted, cap_wanted;
     mon_counts_t events;        /* org, type */
     mon_counts_t edges;         /* from, to */
     mon_counts_t held, denied;  /* code */
     mon_counts_t escalations;   /* receiving org */
+    mon_counts_t refused;       /* service, code: read whole from each service's state each round */
     adapter_health_t *adapters; /* the latest adapter_status of each org (NULL: out of memory) */
     /* the broker's own figures (PONG's stats: only when the monitor PINGs
      * with the broker's key, i.e. as the node's operator) */
@@ -83,6 +86,8 @@ typedef struct {
     char node_dir[SCHAKEL_PATH_MAX];
     schakel_conn_t conn;
     uint64_t lag_bound;
+    int have_token;                         /* --http-token: every page but /healthz wants it */
+    uint8_t token_hash[SCHAKEL_SHA256_LEN]; /* its SHA-256 (monitor_auth.c) */
     /* the collector's result, under lock; strings replaced whole each round */
     pthread_mutex_t lock;
     pthread_cond_t changed;
@@ -128,10 +133,29 @@ struct MHD_Daemon *mon_http_start(mon_t *m, const char *host, int port);
 int mon_parse_listen(const char *text, char host[64], int *port, char *why);
 
 /* `schakel node --http`: runs `schakel monitor --node node_dir --http
- * listen` as a child process (its own process: LMDB must not open the
- * node's files twice in one process), which ends with the node. Its pid,
- * or -1. mon_reap stops it (SIGTERM, after 5 s SIGKILL) and reaps it. */
-pid_t mon_spawn(const char *node_dir, const char *listen);
+ * listen [--http-token token_path]` as a child process (its own process:
+ * LMDB must not open the node's files twice in one process), which ends
+ * with the node. Its pid, or -1. mon_reap stops it (SIGTERM, after 5 s
+ * SIGKILL) and reaps it. */
+pid_t mon_spawn(const char *node_dir, const char *listen, const char *token_path);
+
+/* --http-token (monitor_auth.c). mon_token_load reads the token file
+ * (one token of 32 to 512 printable characters, a final newline allowed;
+ * the file this user's, mode 0600 or 0400) into its SHA-256; 0, or an
+ * error with why. mon_is_loopback: whether
+ * host (IPv4) is 127.x.x.x. mon_http_guard, for `schakel cmd`: loads
+ * token_path when given; refuses a listen address that is not loopback
+ * without one. 0, or 2 (said on stderr: a wrong argument). */
+int mon_token_load(const char *path, uint8_t hash[SCHAKEL_SHA256_LEN], char *why);
+/* The token itself (malloc'd; the caller wipes and frees it), for a client
+ * (schakel top); NULL with why. */
+char *mon_token_read(const char *path, char *why);
+int mon_is_loopback(const char *host);
+int mon_http_guard(const char *cmd, const char *listen, const char *host, const char *token_path,
+                   uint8_t hash[SCHAKEL_SHA256_LEN], int *have_token);
+/* Whether the request shows the token (always, when there is none). */
+struct MHD_Connection;
+int mon_authorized(const mon_t *m, struct MHD_Connection *c);
 void mon_reap(pid_t pid);
 
 /* The page and its assets, embedded at build time (monitor_assets.c). */

@@ -30,6 +30,7 @@
 #include "wire.h"
 
 #define READ_MAX 20000        /* records of "all" counted per round: catches up over rounds */
+#define CATCHUP_MAX 100000    /* the same while the log before the start is read */
 #define STREAM_LAG_MAX 100000 /* entries counted behind a consumer's cursor */
 
 static int64_t wall_ms(void)
@@ -84,7 +85,7 @@ static void load_orgs(const mon_t *m, mon_state_t *s)
         snprintf(s->org[j].id, sizeof s->org[j].id, "%.63s", o->id);
         const char *kind = schakel_org_kind_name(o->kind);
         snprintf(s->org[j].kind, sizeof s->org[j].kind, "%.23s", kind ? kind : "?");
-        s->org[j].stream_pos = s->head + 1; /* deliveries from now on */
+        s->org[j].stream_pos = 1; /* every delivery: the totals are the log's */
         s->n_orgs++;
     }
     schakel_directory_destroy(&d);
@@ -153,7 +154,7 @@ static int count_event(void *arg, const schakel_record_t *r)
         return 0;
     if (s->n_wanted == s->cap_wanted) {
         size_t cap = s->cap_wanted ? s->cap_wanted * 2 : 1024;
-        uint64_t *w = cap <= 2 * READ_MAX ? realloc(s->wanted, cap * sizeof *w) : NULL;
+        uint64_t *w = cap <= 2 * CATCHUP_MAX ? realloc(s->wanted, cap * sizeof *w) : NULL;
         if (!w) return 0; /* more than a round reads: not counted */
         s->wanted = w;
         s->cap_wanted = cap;
@@ -207,15 +208,16 @@ static void read_log(const char *logdir, mon_state_t *s)
     s->head = h.seq;
     if (s->read_seq > h.seq) s->read_seq = h.seq; /* another log under the same directory */
     uint64_t next = 0;
+    size_t max = s->caught_up ? READ_MAX : CATCHUP_MAX;
     if (s->read_seq < h.seq &&
-        schakel_store_read(st, "all", s->read_seq + 1, READ_MAX, SIZE_MAX, count_event, s, &next) == 0)
+        schakel_store_read(st, "all", s->read_seq + 1, max, SIZE_MAX, count_event, s, &next) == 0)
         s->read_seq = next - 1;
+    if (s->read_seq >= h.seq) s->caught_up = 1; /* the totals hold the whole log: served from now on */
     for (size_t i = 0; i < s->n_orgs; i++) {
         char stream[SCHAKEL_STREAM_MAX];
         snprintf(stream, sizeof stream, "org/%.60s", s->org[i].id);
         edge_arg_t e = {s, s->org[i].id, 0};
-        if (schakel_store_read(st, stream, s->org[i].stream_pos, READ_MAX, SIZE_MAX, count_edge, &e, &next) ==
-                0 &&
+        if (schakel_store_read(st, stream, s->org[i].stream_pos, max, SIZE_MAX, count_edge, &e, &next) == 0 &&
             next > s->org[i].stream_pos)
             s->org[i].stream_pos = next;
         /* counted again only when the reader moved: a stream nobody reads
@@ -319,9 +321,33 @@ static uint64_t get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key)
     return n;
 }
 
+typedef struct {
+    mon_state_t *s;
+    const char *service;
+} refused_arg_t;
+
+static void take_refused(void *arg, const char *code, uint64_t count)
+{
+    refused_arg_t *r = arg;
+    (void)mon_counts_add(&r->s->refused, r->service, code, count);
+}
+
+/* The final reject codes of a PUBLISH (RETRY_LATER is sent again): each
+ * present service shows all of them, 0 until one happens, so that a
+ * rate or increase sees the first one. */
+static void refused_zeros(mon_state_t *s, const char *service)
+{
+    for (int code = SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED;
+         code <= SCHAKEL__V1__REJECT_CODE__REJECT_BAD_SIGNATURE; code++) {
+        char label[SCHAKEL_REJECT_LABEL];
+        (void)mon_counts_add(&s->refused, service, schakel_reject_label(code, label), 0);
+    }
+}
+
 static void read_services(const mon_t *m, mon_state_t *s)
 {
     s->n_services = 0;
+    s->refused.n = 0; /* counted whole again below */
     for (size_t i = 0; schakel_service_names[i] && i < MON_SERVICES; i++) {
         char dir[SCHAKEL_PATH_MAX];
         s->svc[i].name = schakel_service_names[i];
@@ -343,6 +369,11 @@ static void read_services(const mon_t *m, mon_state_t *s)
                 s->svc[i].present = 1;
                 s->svc[i].cursor = get_u64(txn, dbi, "cursor");
                 s->svc[i].alarms = get_u64(txn, dbi, SCHAKEL_SERVICE_ALARMS_KEY);
+                refused_zeros(s, s->svc[i].name);
+                refused_arg_t r = {s, s->svc[i].name};
+                if (schakel_service_refused_each(txn, dbi, take_refused, &r) != 0) {
+                    /* a cursor on a read-only table: the zeros stand, counted next round */
+                }
             }
             mdb_txn_abort(txn);
         }
@@ -420,12 +451,7 @@ void mon_collect_round(mon_t *m, mon_state_t *s, void *client)
     s->at_ms = wall_ms();
     ping(s, client);
     if (schakel_path_join(logdir, sizeof logdir, m->node_dir, "log", NULL) != 0) return;
-    if (!s->started_ms) { /* counts run from here: the log before is not read again */
-        s->started_ms = s->at_ms;
-        s->read_seq = UINT64_MAX; /* read_log takes the head, counts nothing */
-        read_log(logdir, s);
-        s->read_seq = s->head;
-    }
+    if (!s->started_ms) s->started_ms = s->at_ms; /* the totals count the log from its start (read_seq 0) */
     load_orgs(m, s);
     read_services(m, s);
     read_raw(logdir, s);

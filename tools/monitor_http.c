@@ -35,6 +35,11 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const
         if (mode == MHD_RESPMEM_MUST_FREE) free((void *)data);
         return MHD_NO;
     }
+    if (status == MHD_HTTP_UNAUTHORIZED) { /* a browser asks for the token as a password */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"schakel\"");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Basic realm=\"schakel\", charset=\"UTF-8\"");
+    }
     MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -253,6 +258,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*con_cls != &seen) return send_error(c, 413, "no request here takes a body");
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return send_error(c, 405, "only GET and HEAD are served");
+    if (strcmp(url, "/healthz") != 0 && !mon_authorized(m, c))
+        return send_error(c, MHD_HTTP_UNAUTHORIZED,
+                          "this page wants the monitor's token: Authorization: Bearer TOKEN (a browser: "
+                          "any user name, the token as the password)");
     return route(m, c, url);
 }
 
@@ -287,11 +296,10 @@ struct MHD_Daemon *mon_http_start(mon_t *m, const char *host, int port)
         fprintf(stderr, "schakel monitor: cannot listen on %s:%d: %s\n", host, port, strerror(errno));
         return NULL;
     }
-    if ((ntohl(sin.sin_addr.s_addr) >> 24) != 127)
-        schakel_log(
-            SCHAKEL_LOG_WARN, "monitor",
-            "event=http_not_loopback listen=%s:%d reason=\"the dashboard and /metrics are reachable from "
-            "other machines, without a password; they show counts by organisation only\"",
-            host, port);
+    if (!mon_is_loopback(host)) /* only with a token (mon_http_guard) */
+        schakel_log(SCHAKEL_LOG_INFO, "monitor",
+                    "event=http_not_loopback listen=%s:%d auth=token reason=\"the dashboard and /metrics are "
+                    "reachable from other machines, with the token; /healthz without\"",
+                    host, port);
     return d;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "monitor.h"
+#include "service.h"
 
 typedef struct {
     char *buf;
@@ -66,19 +67,6 @@ static void head(text_t *t, const char *name, const char *type, const char *help
     put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* The reject code's metric label: REJECT_BAD_SIGNATURE -> bad_signature. */
-static const char *reject_label(uint64_t code, char out[32])
-{
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&schakel__v1__reject_code__descriptor, (int)code);
-    const char *n = v ? v->name : "REJECT_UNKNOWN";
-    if (!strncmp(n, "REJECT_", 7)) n += 7;
-    size_t i = 0;
-    for (; n[i] && i < 31; i++) out[i] = (char)(n[i] >= 'A' && n[i] <= 'Z' ? n[i] - 'A' + 'a' : n[i]);
-    out[i] = 0;
-    return out;
-}
-
 static void histogram(text_t *t, const char *name, const char *help, const uint64_t *bound,
                       const uint64_t *le, size_t n, double scale, uint64_t count, double sum)
 {
@@ -92,7 +80,7 @@ static void histogram(text_t *t, const char *name, const char *help, const uint6
 /* The broker's own figures, from PONG (only for the operator's key). */
 static void broker_stats(text_t *t, const mon_state_t *s)
 {
-    char code[32];
+    char code[SCHAKEL_REJECT_LABEL];
     histogram(t, "schakel_fsync_seconds",
               "Time of each group commit (append and its flush to disk) since the broker started.",
               s->commit_bound, s->commit_le, s->n_commit, 1e-6, s->commits, (double)s->commit_us_sum / 1e6);
@@ -104,8 +92,8 @@ static void broker_stats(text_t *t, const mon_state_t *s)
     head(t, "schakel_rejects_total", "counter",
          "Events the broker refused since it started, by reject code.");
     for (size_t i = 0; i < s->n_rejects; i++)
-        put(t, "schakel_rejects_total{code=\"%s\"} %llu\n", reject_label(s->reject_code[i], code),
-            (unsigned long long)s->reject_n[i]);
+        put(t, "schakel_rejects_total{code=\"%s\"} %llu\n",
+            schakel_reject_label((int)s->reject_code[i], code), (unsigned long long)s->reject_n[i]);
 }
 
 static void counts(text_t *t, const char *name, const char *help, const mon_counts_t *c, const char *la,
@@ -144,8 +132,9 @@ char *mon_render_metrics(const mon_state_t *s)
         head(&t, "schakel_checkpoint_age_seconds", "gauge", "Seconds since the last signed checkpoint.");
         put(&t, "schakel_checkpoint_age_seconds %.3f\n", age_s(s->at_ms, s->checkpoint_at_ms));
     }
-    counts(&t, "schakel_events_total", "Events recorded since the monitor started, by source org and type.",
-           &s->events, "org", "type");
+    if (s->caught_up) /* before, a total would jump as the log before the start is read */
+        counts(&t, "schakel_events_total", "Events on the log, by source org and type.", &s->events, "org",
+               "type");
     head(&t, "schakel_service_lag_records", "gauge", "Log head minus the service's committed cursor.");
     for (size_t i = 0; i < s->n_services; i++)
         if (s->svc[i].present)
@@ -157,21 +146,28 @@ char *mon_render_metrics(const mon_state_t *s)
         if (s->svc[i].present)
             put(&t, "schakel_service_oldest_unread_seconds{service=\"%s\"} %.3f\n", s->svc[i].name,
                 age_s(s->at_ms, s->svc[i].oldest_unread_ms));
+    counts(&t, "schakel_service_refused_total",
+           "Decisions the service derived that the broker refused for good (not on the log), by reject code, "
+           "since the service's state was made.",
+           &s->refused, "service", "code");
+    head(&t, "schakel_service_alarms_total", "counter",
+         "Alarms the service raised (refused decisions included) since its state was made.");
+    for (size_t i = 0; i < s->n_services; i++)
+        if (s->svc[i].present)
+            put(&t, "schakel_service_alarms_total{service=\"%s\"} %llu\n", s->svc[i].name,
+                (unsigned long long)s->svc[i].alarms);
     head(&t, "schakel_stream_lag_records", "gauge",
          "Entries of the organisation's stream after its consumer's cursor (counted up to 100000).");
     for (size_t i = 0; i < s->n_orgs; i++)
         put(&t, "schakel_stream_lag_records{org=\"%s\"} %llu\n", esc(s->org[i].id, a),
             (unsigned long long)s->org[i].lag);
-    if (s->have_decisions) {
-        counts(&t, "schakel_held_total",
-               "Consent decisions that held an event, by rule, since the monitor started.", &s->held, "code",
-               NULL);
-        counts(&t, "schakel_denied_total",
-               "Consent decisions that denied an event, by rule, since the monitor started.", &s->denied,
-               "code", NULL);
-        counts(&t, "schakel_escalations_total",
-               "Feedback escalations since the monitor started, by the late org.", &s->escalations, "org",
-               NULL);
+    if (s->have_decisions && s->caught_up) {
+        counts(&t, "schakel_held_total", "Consent decisions on the log that held an event, by rule.",
+               &s->held, "code", NULL);
+        counts(&t, "schakel_denied_total", "Consent decisions on the log that denied an event, by rule.",
+               &s->denied, "code", NULL);
+        counts(&t, "schakel_escalations_total", "Feedback escalations on the log, by the late org.",
+               &s->escalations, "org", NULL);
     }
     if (s->have_loops) {
         head(&t, "schakel_loops_open", "gauge", "Open feedback loops by receiving org.");
@@ -226,16 +222,26 @@ static json_t *reasons(const mon_state_t *s, uint64_t bound)
     return r;
 }
 
-static json_t *services_json(const mon_state_t *s)
+/* The services' lag and alarms; with_refused: also their refused
+ * decisions by code (the dashboard's; /healthz leaves them out). */
+static json_t *services_json(const mon_state_t *s, int with_refused)
 {
     json_t *o = json_object();
     for (size_t i = 0; i < s->n_services; i++) {
         if (!s->svc[i].present) continue;
         uint64_t lag = s->head > s->svc[i].cursor ? s->head - s->svc[i].cursor : 0;
-        json_object_set_new(o, s->svc[i].name,
-                            json_pack("{s:I,s:f,s:I}", "lag", (json_int_t)lag, "oldest_unread_seconds",
-                                      age_s(s->at_ms, s->svc[i].oldest_unread_ms), "alarms",
-                                      (json_int_t)s->svc[i].alarms));
+        json_t *svc =
+            json_pack("{s:I,s:f,s:I}", "lag", (json_int_t)lag, "oldest_unread_seconds",
+                      age_s(s->at_ms, s->svc[i].oldest_unread_ms), "alarms", (json_int_t)s->svc[i].alarms);
+        if (svc && with_refused) {
+            json_t *refused = json_object();
+            for (size_t k = 0; k < s->refused.n; k++)
+                if (s->refused.v[k].n && !strcmp(s->refused.v[k].a, s->svc[i].name))
+                    json_object_set_new(refused, s->refused.v[k].b,
+                                        json_integer((json_int_t)s->refused.v[k].n));
+            json_object_set_new(svc, "refused", refused);
+        }
+        json_object_set_new(o, s->svc[i].name, svc);
     }
     return o;
 }
@@ -245,7 +251,7 @@ char *mon_render_health(const mon_state_t *s, uint64_t bound, int *healthy)
     json_t *r = reasons(s, bound);
     *healthy = json_array_size(r) == 0;
     json_t *o = json_pack("{s:b,s:o,s:{s:b,s:I},s:o,s:I}", "ok", *healthy, "reasons", r, "broker", "answers",
-                          s->broker_up, "head", (json_int_t)s->head, "services", services_json(s),
+                          s->broker_up, "head", (json_int_t)s->head, "services", services_json(s, 0),
                           "lag_bound", (json_int_t)bound);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
@@ -280,10 +286,10 @@ char *mon_render_snapshot(const mon_state_t *s, uint64_t bound)
         json_object_set_new(broker, "checkpoint_age_seconds",
                             json_real(age_s(s->at_ms, s->checkpoint_at_ms)));
     if (s->have_stats && broker) { /* the operator's PONG: commits, active orgs, refusals by code */
-        char code[32];
+        char code[SCHAKEL_REJECT_LABEL];
         json_t *rejected = json_object();
         for (size_t i = 0; i < s->n_rejects; i++)
-            json_object_set_new(rejected, reject_label(s->reject_code[i], code),
+            json_object_set_new(rejected, schakel_reject_label((int)s->reject_code[i], code),
                                 json_integer((json_int_t)s->reject_n[i]));
         json_object_set_new(broker, "rejected", rejected);
         json_object_set_new(broker, "active_orgs", json_integer((json_int_t)s->active_orgs));
@@ -298,8 +304,9 @@ char *mon_render_snapshot(const mon_state_t *s, uint64_t bound)
     json_t *o = json_pack("{s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:o}}", "at_ms", (json_int_t)s->at_ms,
                           "since_ms", (json_int_t)s->started_ms, "broker", broker, "orgs", orgs, "edges",
                           counts_json(&s->edges, 1), "published", published, "types", types, "services",
-                          services_json(s), "health", "ok", json_array_size(r) == 0, "reasons", r);
-    if (o && s->have_decisions) {
+                          services_json(s, 1), "health", "ok", json_array_size(r) == 0, "reasons", r);
+    if (o) json_object_set_new(o, "caught_up", json_boolean(s->caught_up));
+    if (o && s->have_decisions && s->caught_up) {
         json_object_set_new(o, "held", counts_json(&s->held, 0));
         json_object_set_new(o, "denied", counts_json(&s->denied, 0));
         json_object_set_new(o, "escalations", counts_json(&s->escalations, 0));

@@ -27,6 +27,7 @@
 
 static const char usage[] = "usage: schakel node [--data DIR] [--endpoint EP] [--pub EP] [--tick-ms MS]\n"
                             "                    [--checkers N] [--no-services] [--http ADDR:PORT|off]\n"
+                            "                    [--http-token FILE]\n"
                             "\n"
                             "Runs a whole bus under DIR (default var/node): the broker with its log in\n"
                             "DIR/log, and the routing, consent and feedback services with their state in\n"
@@ -45,7 +46,9 @@ static const char usage[] = "usage: schakel node [--data DIR] [--endpoint EP] [-
                             "published (default one per core, at most 4). --http: where the dashboard,\n"
                             "/metrics and /healthz are served (default 127.0.0.1:7480; off: not at all),\n"
                             "by a `schakel monitor` process the node starts and stops (docs/operations.md,\n"
-                            "\"Watching the bus\"). Stops cleanly on SIGTERM or Ctrl-C: services first,\n"
+                            "\"Watching the bus\"); --http-token FILE: every page but /healthz wants the\n"
+                            "token in FILE, and an address that is not loopback is refused without\n"
+                            "it. Stops cleanly on SIGTERM or Ctrl-C: services first,\n"
                             "then the broker.\n"
                             "\n"
                             "Then, in another terminal:\n"
@@ -84,7 +87,7 @@ static void *supervisor(void *arg)
 
 int cmd_node(int argc, char **argv)
 {
-    const char *dir = "var/node", *http = "127.0.0.1:7480";
+    const char *dir = "var/node", *http = "127.0.0.1:7480", *token = NULL;
     schakel_broker_config_t cfg = {0};
     cfg.endpoint = "tcp://127.0.0.1:7400";
     cfg.pub_endpoint = "tcp://127.0.0.1:7401";
@@ -98,6 +101,7 @@ int cmd_node(int argc, char **argv)
         SCHAKEL_FLAG_U("--checkers", &checkers, 1, 4),
         SCHAKEL_FLAG_B("--no-services", NULL, &no_services),
         SCHAKEL_FLAG_S("--http", "ADDR:PORT", &http),
+        SCHAKEL_FLAG_S("--http-token", "FILE", &token),
         SCHAKEL_FLAGS_END,
     };
     int status = tool_flags("node", flags, argc, argv, 1, usage, NULL, usage);
@@ -108,10 +112,15 @@ int cmd_node(int argc, char **argv)
     char key[SCHAKEL_PATH_MAX], directory[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN] = "";
     char http_host[64];
     int http_port = 0, with_http = strcmp(http, "off") != 0;
+    uint8_t token_hash[SCHAKEL_SHA256_LEN];
+    int have_token = 0;
     if (with_http && mon_parse_listen(http, http_host, &http_port, why) != 0) {
         fprintf(stderr, "schakel node: %s\n", why);
         return 2;
     }
+    /* before anything is made or changed: a non-loopback --http wants a token */
+    if (with_http && (status = mon_http_guard("node", http, http_host, token, token_hash, &have_token)) != 0)
+        return status;
     /* before anything is made in dir: a path too long is a usage error */
     if ((status = tool_path("node", key, sizeof key, dir, "keys/broker.key")) ||
         (status = tool_path("node", directory, sizeof directory, dir, "directory.json")))
@@ -136,6 +145,11 @@ int cmd_node(int argc, char **argv)
         fprintf(stderr, "schakel node: node.json's \"http\": %s: give --http ADDR:PORT or --http off\n", why);
         (void)close(cfg.lock_fd);
         return 1;
+    }
+    if (with_http &&
+        (status = mon_http_guard("node", http, http_host, token, token_hash, &have_token)) != 0) {
+        (void)close(cfg.lock_fd); /* node.json's address, from an earlier start */
+        return status;
     }
     cfg.data_dir = dir;
     cfg.rules_dir = dir; /* the broker writes the default rules where there are none */
@@ -164,7 +178,7 @@ int cmd_node(int argc, char **argv)
         n.n++;
     }
     if (with_http && !atomic_load(&stopping)) {
-        n.monitor = mon_spawn(dir, http);
+        n.monitor = mon_spawn(dir, http, token);
         if (n.monitor < 0)
             fprintf(stderr, "schakel node: cannot start the HTTP endpoint: %s\n", strerror(errno));
     }

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <ncurses.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,23 +16,26 @@
 #include "clock.h"
 #include "error.h"
 #include "fileio.h"
+#include "monitor.h"
 #include "tool.h"
 #include "top.h"
 
 #define METRICS_MAX ((size_t)16 << 20)
 
-static const char usage[] = "usage: schakel top (--node DIR | --http ADDR:PORT) [--once]\n"
-                            "\n"
-                            "The node's live picture in a terminal, refreshed each second: broker up,\n"
-                            "log records per second, events per second by type, lag per service,\n"
-                            "held, denied and rejected by reason, overdue loops, and each adapter (last\n"
-                            "heard, outbox, dead letters). Read from the node's /metrics: --http, else\n"
-                            "the \"http\" of DIR/node.json, else 127.0.0.1:7480. q quits.\n"
-                            "--once prints one frame as plain text (after two readings a second apart)\n"
-                            "and exits.\n"
-                            "\n"
-                            "Exit status: 0; 1 when /metrics does not answer; 2 when an argument is\n"
-                            "wrong.\n";
+static const char usage[] =
+    "usage: schakel top (--node DIR | --http ADDR:PORT) [--http-token FILE] [--once]\n"
+    "\n"
+    "The node's live picture in a terminal, refreshed each second: broker up,\n"
+    "log records per second, events per second by type, lag per service,\n"
+    "held, denied and rejected by reason, overdue loops, and each adapter (last\n"
+    "heard, outbox, dead letters). Read from the node's /metrics: --http, else\n"
+    "the \"http\" of DIR/node.json, else 127.0.0.1:7480. q quits.\n"
+    "--once prints one frame as plain text (after two readings a second apart)\n"
+    "and exits. --http-token FILE: the node's token (its --http-token), sent as\n"
+    "Authorization: Bearer.\n"
+    "\n"
+    "Exit status: 0; 1 when /metrics does not answer; 2 when an argument is\n"
+    "wrong.\n";
 
 typedef struct {
     char *data;
@@ -72,6 +76,9 @@ static int read_metrics(CURL *c, const char *url, top_metrics_t *m, char *why)
     if (b.too_big) schakel_fail(why, SCHAKEL_EIO, "%s answered more than 16 MiB", url);
     else if (rc != CURLE_OK)
         schakel_fail(why, SCHAKEL_EIO, "%s does not answer: %s", url, curl_easy_strerror(rc));
+    else if (status == 401)
+        schakel_fail(why, SCHAKEL_EIO, "%s answered HTTP 401: give --http-token FILE (the node's token)",
+                     url);
     else if (status != 200) schakel_fail(why, SCHAKEL_EIO, "%s answered HTTP %ld", url, status);
     else
         out = top_parse(m, b.data ? b.data : "", b.len) == 0
@@ -163,11 +170,12 @@ static int run_screen(CURL *c, const char *url, const char *addr)
 
 int cmd_top(int argc, char **argv)
 {
-    const char *node = NULL, *http = NULL;
+    const char *node = NULL, *http = NULL, *token_path = NULL;
     int once = 0;
     schakel_flag_t flags[] = {
         SCHAKEL_FLAG_S("--node", "DIR", &node),
         SCHAKEL_FLAG_S("--http", "ADDR:PORT", &http),
+        SCHAKEL_FLAG_S("--http-token", "FILE", &token_path),
         SCHAKEL_FLAG_B("--once", NULL, &once),
         SCHAKEL_FLAGS_END,
     };
@@ -183,13 +191,25 @@ int cmd_top(int argc, char **argv)
         fprintf(stderr, "schakel top: --http wants ADDR:PORT, e.g. 127.0.0.1:7480\n");
         return 2;
     }
+    char why[SCHAKEL_ERRLEN], *token = NULL;
+    if (token_path && !(token = mon_token_read(token_path, why))) {
+        fprintf(stderr, "schakel top: %s\n", why);
+        return 2;
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
         fprintf(stderr, "schakel top: libcurl does not start\n");
+        free(token);
         return 1;
     }
     CURL *c = curl_easy_init();
+    if (c && token) {
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+        curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, token);
+    }
     rc = !c ? 1 : once ? run_once(c, url, addr) : run_screen(c, url, addr);
     if (c) curl_easy_cleanup(c);
     curl_global_cleanup();
+    if (token) sodium_memzero(token, strlen(token));
+    free(token);
     return rc;
 }

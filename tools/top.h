@@ -17,12 +17,16 @@ typedef struct {
 typedef struct {
     top_sample_t *s;
     size_t n, cap;
+    char (*family)[96]; /* the names of its "# TYPE" lines: a family served with no sample */
+    size_t n_family, cap_family;
     double at;      /* when it was read, seconds (monotonic) */
     size_t skipped; /* lines that were not a sample */
 } top_metrics_t;
 
 /* Parses Prometheus text (len bytes) into m (emptied first). Comments and
- * lines that are not a sample are skipped and counted. 0 or -1 (memory). */
+ * lines that are not a sample are skipped and counted; the names of the
+ * "# TYPE" lines are kept (a family the node serves without a sample is
+ * "none", one it does not serve at all is "unknown"). 0 or -1 (memory). */
 int top_parse(top_metrics_t *m, const char *text, size_t len);
 void top_metrics_free(top_metrics_t *m);
 

@@ -15,6 +15,7 @@
 void top_metrics_free(top_metrics_t *m)
 {
     free(m->s);
+    free(m->family);
     memset(m, 0, sizeof *m);
 }
 
@@ -74,14 +75,34 @@ static int parse_line(top_sample_t *s, const char *p, const char *end)
     return k && *stop == 0 ? 0 : -1;
 }
 
+/* "# TYPE name kind": keeps name. 0 or -1 (memory). */
+static int take_family(top_metrics_t *m, const char *p, const char *eol)
+{
+    p += 7;
+    const char *sp = memchr(p, ' ', (size_t)(eol - p));
+    size_t n = sp ? (size_t)(sp - p) : 0;
+    if (!n || n >= sizeof m->family[0]) return 0; /* not one of ours */
+    if (m->n_family == m->cap_family) {
+        size_t cap = m->cap_family ? m->cap_family * 2 : 64;
+        char(*f)[96] = realloc(m->family, cap * sizeof *f);
+        if (!f) return -1;
+        m->family = f, m->cap_family = cap;
+    }
+    memcpy(m->family[m->n_family], p, n);
+    m->family[m->n_family++][n] = 0;
+    return 0;
+}
+
 int top_parse(top_metrics_t *m, const char *text, size_t len)
 {
     m->n = 0;
+    m->n_family = 0;
     m->skipped = 0;
     const char *p = text, *end = text + len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *eol = nl ? nl : end;
+        if (eol - p > 7 && !memcmp(p, "# TYPE ", 7) && take_family(m, p, eol) != 0) return -1;
         if (eol > p && *p != '#') {
             if (m->n == m->cap) {
                 size_t cap = m->cap ? m->cap * 2 : 256;
@@ -119,6 +140,22 @@ static double sum_of(const top_metrics_t *m, const char *name, const char *org, 
 static double one(const top_metrics_t *m, const char *name)
 {
     return sum_of(m, name, NULL, NULL, NULL, NULL, NULL);
+}
+
+/* Whether the node serves the metric family name at all (its "# TYPE"
+ * line, or a sample): without it a figure is unknown, not 0. */
+static int served(const top_metrics_t *m, const char *name)
+{
+    for (size_t i = 0; m && i < m->n_family; i++)
+        if (!strcmp(m->family[i], name)) return 1;
+    int found;
+    (void)sum_of(m, name, NULL, NULL, NULL, NULL, &found);
+    return found;
+}
+
+static const char *none_or_unknown(const top_metrics_t *m, const char *name)
+{
+    return served(m, name) ? "  none" : "  unknown";
 }
 
 /* Per second between the two readings of the same series; -1 without an
@@ -180,7 +217,22 @@ static void by_label(FILE *f, const top_metrics_t *now, const top_metrics_t *bef
         else fprintf(f, "  %s %.0f", label[0] ? label : "-", v);
         any = 1;
     }
-    fprintf(f, "%s\n", any ? "" : "  none");
+    fprintf(f, "%s\n", any ? "" : none_or_unknown(now, name));
+}
+
+/* The services' refused decisions above 0, as service/code count. */
+static void refused(FILE *f, const top_metrics_t *m)
+{
+    const char *name = "schakel_service_refused_total";
+    fprintf(f, "%-10s", "refused");
+    int any = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        const top_sample_t *s = &m->s[i];
+        if (strcmp(s->name, name) || s->v <= 0) continue;
+        fprintf(f, "  %s/%s %.0f", s->service[0] ? s->service : "-", s->code[0] ? s->code : "-", s->v);
+        any = 1;
+    }
+    fprintf(f, "%s\n", any ? "" : none_or_unknown(m, name));
 }
 
 static void adapters(FILE *f, const top_metrics_t *m, int64_t wall_ms)
@@ -214,24 +266,38 @@ int top_frame(const top_metrics_t *now, const top_metrics_t *before, const char 
     size_t len = 0;
     FILE *f = open_memstream(out, &len);
     if (!f) return -1;
-    char at[32], r[32], used[32], map[32], ck[32];
+    char at[32], r[32], used[32], map[32], ck[40];
     schakel_time_format(wall_ms, at);
     fprintf(f, "schakel top  %s  %s\n", source, at);
-    int up_found;
+    int up_found, found;
     double up = sum_of(now, "schakel_broker_up", NULL, NULL, NULL, NULL, &up_found);
-    double recs = one(now, "schakel_log_records");
-    rate_text(r, sizeof r, rate(now, before, recs, before ? one(before, "schakel_log_records") : 0));
-    bytes_text(used, sizeof used, one(now, "schakel_log_bytes"));
-    bytes_text(map, sizeof map, one(now, "schakel_log_map_bytes"));
-    age_text(ck, sizeof ck, one(now, "schakel_checkpoint_age_seconds"));
-    double fs = one(now, "schakel_fsync_seconds_count");
-    fprintf(f, "broker    %s  orgs connected %.0f  checkpoint %s ago  fsync mean %.2f ms\n",
+    /* what the node does not serve (the broker's own figures without the
+     * operator's key, the log when it cannot be read) is "unknown", not 0 */
+    char orgs[32] = "unknown", fsync[32] = "unknown";
+    double v = sum_of(now, "schakel_connected_orgs", NULL, NULL, NULL, NULL, &found);
+    if (found) snprintf(orgs, sizeof orgs, "%.0f", v);
+    double fs = sum_of(now, "schakel_fsync_seconds_count", NULL, NULL, NULL, NULL, &found);
+    if (found && fs > 0)
+        snprintf(fsync, sizeof fsync, "%.2f ms", one(now, "schakel_fsync_seconds_sum") / fs * 1000);
+    else if (found) snprintf(fsync, sizeof fsync, "-");
+    v = sum_of(now, "schakel_checkpoint_age_seconds", NULL, NULL, NULL, NULL, &found);
+    char age[32];
+    age_text(age, sizeof age, v);
+    snprintf(ck, sizeof ck, found ? "%s ago" : "unknown", age);
+    fprintf(f, "broker    %s  orgs connected %s  checkpoint %s  fsync mean %s\n",
             !up_found ? "unknown"
             : up > 0  ? "UP"
                       : "DOWN",
-            one(now, "schakel_connected_orgs"), ck,
-            fs > 0 ? one(now, "schakel_fsync_seconds_sum") / fs * 1000 : 0.0);
-    fprintf(f, "log       %.0f records  %s  %s of %s map\n", recs, r, used, map);
+            orgs, ck, fsync);
+    double recs = sum_of(now, "schakel_log_records", NULL, NULL, NULL, NULL, &found);
+    if (found) {
+        rate_text(r, sizeof r, rate(now, before, recs, before ? one(before, "schakel_log_records") : 0));
+        bytes_text(used, sizeof used, one(now, "schakel_log_bytes"));
+        bytes_text(map, sizeof map, one(now, "schakel_log_map_bytes"));
+        fprintf(f, "log       %.0f records  %s  %s of %s map\n", recs, r, used, map);
+    } else {
+        fprintf(f, "log       unknown\n");
+    }
     by_label(f, now, before, "events", "schakel_events_total", offsetof(top_sample_t, type), 1);
     fprintf(f, "%-10s", "lag");
     int any = 0;
@@ -244,12 +310,12 @@ int top_frame(const top_metrics_t *now, const top_metrics_t *before, const char 
         fprintf(f, "  %s %.0f (oldest %s)", s->service, s->v, old);
         any = 1;
     }
-    fprintf(f, "%s\n", any ? "" : "  none");
+    fprintf(f, "%s\n", any ? "" : none_or_unknown(now, "schakel_service_lag_records"));
     by_label(f, now, before, "held", "schakel_held_total", offsetof(top_sample_t, code), 0);
     by_label(f, now, before, "denied", "schakel_denied_total", offsetof(top_sample_t, code), 0);
     by_label(f, now, before, "rejected", "schakel_rejects_total", offsetof(top_sample_t, code), 0);
     by_label(f, now, before, "overdue", "schakel_loops_overdue", offsetof(top_sample_t, org), 0);
-    by_label(f, now, before, "dead", "schakel_dead_letters", offsetof(top_sample_t, org), 0);
+    refused(f, now);
     adapters(f, now, wall_ms);
     if (now->skipped) fprintf(f, "(%zu lines of /metrics were not samples and were skipped)\n", now->skipped);
     int bad = ferror(f);

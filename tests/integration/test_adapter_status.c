@@ -3,7 +3,8 @@
  * dead letters, and publishes an adapter_status that says so, signed as
  * its organisation; the status names no child (no subject, no school, no
  * case reference, no pseudonym of the refused events), and routing
- * delivers it to nobody. */
+ * delivers it to nobody. Its version is the build's (CMakeLists.txt's,
+ * with the git commit in a checkout). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +26,28 @@
 
 #define FIXTURE SCHAKEL_SOURCE_DIR "/tests/fixtures/adapters/school-profile.json"
 #define SCHOOL "school-34cd01"
+
+/* The version this build's adapter should carry, found here apart from
+ * cmake: CMakeLists.txt's project VERSION and, when the source is a git
+ * checkout, "+g" and its commit (12 hex digits). */
+static void build_version(char *out, size_t cap)
+{
+    FILE *f = fopen(SCHAKEL_SOURCE_DIR "/CMakeLists.txt", "r");
+    assert_non_null(f);
+    char line[256], project[32] = "";
+    while (!project[0] && fgets(line, sizeof line, f))
+        if (sscanf(line, "project(schakel VERSION %31[0-9.]", project) != 1) project[0] = 0;
+    fclose(f);
+    assert_true(project[0] != 0);
+    char commit[64] = "";
+    FILE *git = popen("git -C '" SCHAKEL_SOURCE_DIR "' rev-parse --short=12 HEAD 2>/dev/null", "r");
+    if (git) {
+        if (!fgets(commit, sizeof commit, git)) commit[0] = 0;
+        commit[strcspn(commit, "\n")] = 0;
+        if (pclose(git) != 0) commit[0] = 0;
+    }
+    snprintf(out, cap, "%s%s%s", project, commit[0] ? "+g" : "", commit);
+}
 
 /* The last adapter_status from org on the log, as JSON (json_decref it),
  * or NULL; *seq is where it is. */
@@ -113,7 +136,9 @@ static void an_adapter_with_dead_letters_says_so_and_names_no_child(void **state
     json_t *body = json_object_get(st, "adapter_status");
     assert_string_equal(json_string_value(json_object_get(body, "last_error")), "events_rejected");
     assert_int_equal(json_integer_value(json_object_get(body, "outbox_depth")), 0);
-    assert_non_null(json_string_value(json_object_get(body, "adapter_version")));
+    char version[64];
+    build_version(version, sizeof version);
+    assert_string_equal(json_string_value(json_object_get(body, "adapter_version")), version);
     assert_string_equal(json_string_value(json_object_get(st, "purpose")), "bus");
     /* and the operator sees it on /metrics, by organisation only */
     if (!metrics_say(mon_port, "schakel_adapter_dead_letters{org=\"" SCHOOL "\"} 2\n"))

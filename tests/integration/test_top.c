@@ -2,9 +2,10 @@
  * (libmicrohttpd) serving committed /metrics texts (tests/fixtures/
  * metrics/): real HTTP, real parsing. The frame shows the broker up,
  * the log's records per second from the two readings, events by type,
- * lag per service, held, denied and rejected by reason, overdue loops and
- * the adapter's row (outbox, dead letters, error code); a server that
- * does not answer is exit status 1 with the reason. */
+ * lag per service, held, denied and rejected by reason, overdue loops,
+ * the services' refused decisions and the adapter's row (outbox, dead
+ * letters, error code); what the node does not serve is "unknown"; a
+ * server that does not answer is exit status 1 with the reason. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -71,22 +72,31 @@ static int run_top(const char *addr, char **out, char **err)
     return rc;
 }
 
+/* schakel top --once against a server of the two readings first and
+ * second: its output in *out (it exits 0). */
+static void top_of(const char *first, const char *second, fixture_t *fx, char **out)
+{
+    fx->text[0] = slurp(first, &fx->len[0]);
+    fx->text[1] = slurp(second, &fx->len[1]);
+    int port = harness_free_port();
+    assert_true(port > 0);
+    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL,
+                                            on_request, fx, MHD_OPTION_END);
+    assert_non_null(d);
+    char addr[32], *err = NULL;
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    int rc = run_top(addr, out, &err);
+    MHD_stop_daemon(d);
+    if (rc != 0) fail_msg("exit %d: %s", rc, err ? err : "");
+    free(err);
+}
+
 static void once_shows_the_nodes_picture_from_its_metrics(void **state)
 {
     (void)state;
     fixture_t fx = {0};
-    fx.text[0] = slurp(FIXTURES "node-1.prom", &fx.len[0]);
-    fx.text[1] = slurp(FIXTURES "node-2.prom", &fx.len[1]);
-    int port = harness_free_port();
-    assert_true(port > 0);
-    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL,
-                                            on_request, &fx, MHD_OPTION_END);
-    assert_non_null(d);
-    char addr[32], *out = NULL, *err = NULL;
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
-    int rc = run_top(addr, &out, &err);
-    MHD_stop_daemon(d);
-    if (rc != 0) fail_msg("exit %d: %s", rc, err ? err : "");
+    char *out = NULL;
+    top_of(FIXTURES "node-1.prom", FIXTURES "node-2.prom", &fx, &out);
     assert_int_equal(atomic_load(&fx.served), 2); /* two readings, for the rates */
     const char *want[] = {
         "broker    UP  orgs connected 9  checkpoint 12 s ago  fsync mean 2.50 ms\n",
@@ -98,6 +108,7 @@ static void once_shows_the_nodes_picture_from_its_metrics(void **state)
         "denied      purpose_not_covered 1\n",
         "rejected    not_allowed 2\n",
         "overdue     wijkteam-zuid 2  smw-farent 0\n",
+        "refused     routing/not_allowed 1\n",
         "school-12ab00",
         "events_rejected",
     };
@@ -119,7 +130,33 @@ static void once_shows_the_nodes_picture_from_its_metrics(void **state)
     const char *log = strstr(out, "log       48310 records  ");
     double r = strtod(log + strlen("log       48310 records  "), NULL);
     assert_true(r > 0);
-    free(out), free(err), free(fx.text[0]), free(fx.text[1]);
+    free(out), free(fx.text[0]), free(fx.text[1]);
+}
+
+/* What the node does not serve (the broker's own figures for a monitor
+ * that PINGs as an organisation, held and denied without the master key,
+ * the log when it cannot be read) is "unknown", never a 0 that looks
+ * like a quiet bus; a family served without a sample is "none". */
+static void once_says_unknown_for_what_the_node_does_not_serve(void **state)
+{
+    (void)state;
+    fixture_t fx = {0};
+    char *out = NULL;
+    top_of(FIXTURES "node-org.prom", FIXTURES "node-org.prom", &fx, &out);
+    const char *want[] = {
+        "broker    UP  orgs connected unknown  checkpoint unknown  fsync mean unknown\n",
+        "log       unknown\n",
+        "events      none\n",
+        "lag         routing 0 (oldest 0 s)\n",
+        "held        unknown\n",
+        "denied      unknown\n",
+        "rejected    unknown\n",
+        "overdue     unknown\n",
+        "refused     none\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(out, want[i])) fail_msg("missing \"%s\" in:\n%s", want[i], out);
+    free(out), free(fx.text[0]), free(fx.text[1]);
 }
 
 static void a_node_that_does_not_answer_is_exit_1(void **state)
@@ -144,6 +181,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(once_shows_the_nodes_picture_from_its_metrics),
+        cmocka_unit_test(once_says_unknown_for_what_the_node_does_not_serve),
         cmocka_unit_test(a_node_that_does_not_answer_is_exit_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -89,7 +89,7 @@
       const g = el("g", { class: "edge pub" });
       g.appendChild(el("line", { x1, y1, x2: cx, y2: cy, "stroke-width": (1 + Math.min(8, Math.sqrt(rps) * 2)).toFixed(1) }));
       g.appendChild(el("text", { x: ((x1 + cx) / 2).toFixed(0), y: ((y1 + cy) / 2).toFixed(0) }, rps > 0 ? rps.toFixed(1) + "/s" : ""));
-      g.appendChild(el("title", {}, id + " published " + s.published[id] + " events since the monitor started"));
+      g.appendChild(el("title", {}, id + " published " + s.published[id] + " events on the log"));
       kids.push(g);
     }
     for (const e of s.edges) {
@@ -100,7 +100,7 @@
       g.appendChild(el("line", { x1, y1, x2, y2, "stroke-width": (1 + Math.min(8, Math.sqrt(rps) * 2)).toFixed(1) }));
       g.appendChild(el("text", { x: (x1 * 0.4 + x2 * 0.6).toFixed(0), y: (y1 * 0.4 + y2 * 0.6).toFixed(0) },
         rps > 0 ? rps.toFixed(1) + "/s" : ""));
-      g.appendChild(el("title", {}, e.a + " to " + e.b + ": " + e.n + " since start"));
+      g.appendChild(el("title", {}, e.a + " to " + e.b + ": " + e.n + " on the log"));
       kids.push(g);
     }
     const kinds = {};
@@ -160,10 +160,15 @@
     const dec = [];
     for (const [what, m] of [["held", s.held], ["denied", s.denied], ["rejected", s.broker.rejected]])
       for (const code in m || {}) dec.push(row([{ v: what }, { v: code }, { v: m[code], cls: "n" }]));
+    // a service's decision the broker refused for good is not on the log: an alarm
+    for (const name in s.services)
+      for (const code in s.services[name].refused || {})
+        dec.push(row([{ v: "refused (" + name + ")" }, { v: code }, { v: s.services[name].refused[code], cls: "n red" }]));
     fill("decisions", dec);
     text("decisions-note", (s.held ? "" : "Held and denied need the node's master key (not readable here). ") +
       (s.broker.rejected ? "" : "Rejected by the broker needs the node's operator key (DIR/keys/broker.key). ") +
-      "Dead letters: see the adapters' status in /metrics and schakel top.");
+      "Refused (service): decisions the broker refused for good, since the service's state was made. " +
+      "Adapters' dead letters: their status in /metrics and schakel top.");
     fill("loops", s.orgs.filter((o) => o.loops_open).map((o) =>
       row([{ v: o.id }, { v: o.loops_open, cls: "n" }, { v: o.loops_overdue, cls: "n" + (o.loops_overdue ? " red" : "") },
         { v: (s.escalations || {})[o.id] || 0, cls: "n" }])));
@@ -174,8 +179,11 @@
     for (const e of s.edges) edges[e.a + ">" + e.b] = e.n;
     let total = 0;
     for (const k in s.types) total += s.types[k];
-    history.push({ t: s.at_ms / 1000, types: s.types, edges, published: s.published, total });
+    // while the monitor reads the log before its start the totals jump: no rates from them
+    if (s.caught_up) history.push({ t: s.at_ms / 1000, types: s.types, edges, published: s.published, total });
+    else history.length = 0;
     while (history.length > WINDOW) history.shift();
+    text("catchup", s.caught_up ? "" : " (still reading the log: totals and rates follow)");
     broker(s);
     flow(s);
     typesPlot();
