@@ -21,7 +21,8 @@
 
 static const char usage[] =
     "usage: schakel demo [--data DIR] [--schools N] [--seed S] [--rate R] [--duration SECONDS]\n"
-    "                    [--speed N] [--port P] [--profiles DIR] [--soak] [--plan STORIES]\n"
+    "                    [--speed N] [--port P] [--profiles DIR] [--soak [--rss-mb MB]]\n"
+    "                    [--plan STORIES]\n"
     "\n"
     "Runs a demo region under DIR (default var/demo): N schools (default 62, at\n"
     "most 125) with their school social work organisations and wijkteams, the\n"
@@ -34,11 +35,12 @@ static const char usage[] =
     "(--speed, default 2000: a day in 43 s). One summary line every 5 seconds;\n"
     "Ctrl-C stops every process cleanly; a second run on DIR goes on where the\n"
     "first stopped (with its seed and schools). --duration: stop after that\n"
-    "many seconds (default: at Ctrl-C). --soak: then check the log (audit verify,\n"
-    "audit replay), every adapter's outbox and the rejected rows; exit 1 when a\n"
-    "check fails. --plan STORIES: print the region and the rows of the first\n"
-    "stories (from a fixed date), start nothing. --profiles: the sample\n"
-    "profiles (default adapters/profiles, run from the source tree).\n"
+    "many seconds (default: at Ctrl-C). --soak: then check the log (audit\n"
+    "verify, audit replay), every adapter's outbox, the rejected rows and the\n"
+    "node's peak memory (under --rss-mb, default 2048); exit 1 when a check\n"
+    "fails. --plan STORIES: print the region and the rows of the first stories\n"
+    "(from a fixed date), start nothing. --profiles: the sample profiles\n"
+    "(default adapters/profiles, run from the source tree); docs/demo.md.\n"
     "The same --seed gives the same region and the same rows.\n";
 
 static atomic_int stopping;
@@ -192,6 +194,19 @@ static void drain(demo_region_t *r, demo_sim_t *s, uint64_t *flush_no, uint64_t 
     }
 }
 
+/* The node's peak resident set (VmHWM) in KiB, or -1. */
+static long peak_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = strtol(line + 6, NULL, 10);
+    if (f) (void)fclose(f); /* read only */
+    return kb;
+}
+
 static void stop_all(demo_region_t *r, pid_t node, pid_t clock, int clock_fd)
 {
     if (clock_fd >= 0) (void)close(clock_fd); /* the publisher ends at end of input */
@@ -210,7 +225,8 @@ static void stop_all(demo_region_t *r, pid_t node, pid_t clock, int clock_fd)
 int cmd_demo(int argc, char **argv)
 {
     const char *dir = "var/demo", *profiles = "adapters/profiles";
-    uint64_t schools = 62, seed = 1, rate = 20, duration = 0, speed = 2000, port = 7400, stories = 0;
+    uint64_t schools = 62, seed = 1, rate = 20, duration = 0, speed = 2000, port = 7400, stories = 0,
+             rss_mb = 2048;
     int soak = 0;
     schakel_flag_t flags[] = {
         SCHAKEL_FLAG_S("--data", "DIR", &dir),
@@ -222,6 +238,7 @@ int cmd_demo(int argc, char **argv)
         SCHAKEL_FLAG_U("--port", &port, 1024, 65000),
         SCHAKEL_FLAG_S("--profiles", "DIR", &profiles),
         SCHAKEL_FLAG_B("--soak", NULL, &soak),
+        SCHAKEL_FLAG_U("--rss-mb", &rss_mb, 1, 1048576),
         SCHAKEL_FLAG_U("--plan", &stories, 1, 1000000),
         SCHAKEL_FLAGS_END,
     };
@@ -307,8 +324,9 @@ int cmd_demo(int argc, char **argv)
     st.next_story = demo_sim_next_story(sim);
     st.sim_ms = sim_ms;
     if (state_save(dir, &st) != 0) fprintf(stderr, "schakel demo: cannot save %s/demo.json\n", dir);
+    long rss_kb = peak_rss_kb(node); /* before it is gone */
     stop_all(&r, node, clock, clock_fd);
-    if (soak && status == 0) status = demo_soak_check(&r, http_rejected) ? 1 : 0;
+    if (soak && status == 0) status = demo_soak_check(&r, http_rejected, rss_kb, (long)rss_mb * 1024) ? 1 : 0;
     demo_sim_free(sim);
     demo_region_free(&r);
     return status;

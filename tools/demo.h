@@ -130,7 +130,8 @@ int demo_run(const char *const *args, char *out, size_t cap);
 int demo_metrics(const demo_region_t *r, char *out, size_t cap);
 double demo_metric_sum(const char *text, const char *name, int *nonzero);
 
-/* --soak: after the run, the checks; 0 when all pass. */
-int demo_soak_check(demo_region_t *r, uint64_t http_rejected);
+/* --soak: after the run, the checks; 0 when all pass. rss_kb: the node's
+ * peak resident set (-1: unknown), which must stay under bound_kb. */
+int demo_soak_check(demo_region_t *r, uint64_t http_rejected, long rss_kb, long bound_kb);
 
 #endif

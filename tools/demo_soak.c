@@ -1,8 +1,9 @@
 /* schakel demo --soak: after the run, with every process stopped, the
  * checks that say the bus kept everything: the hash chain and checkpoints
  * (audit verify), the services' decisions re-derived byte for byte (audit
- * replay), every adapter's outbox drained with no dead letter, and no row
- * rejected (the scenario makes no invalid row on purpose yet). Each figure
+ * replay), every adapter's outbox drained with no dead letter, no row
+ * rejected (the scenario makes no invalid row on purpose yet), and the
+ * node's peak memory under a bound. Each figure
  * is printed; any failure makes the exit status 1. */
 #include <dirent.h>
 #include <jansson.h>
@@ -62,7 +63,7 @@ static uint64_t rejected_rows(const demo_region_t *r, const demo_org_t *o)
     return n;
 }
 
-int demo_soak_check(demo_region_t *r, uint64_t http_rejected)
+int demo_soak_check(demo_region_t *r, uint64_t http_rejected, long rss_kb, long bound_kb)
 {
     int failed = 0, drained = 0;
     uint64_t dead = 0, depth = 0, acked = 0, rejected = http_rejected;
@@ -91,6 +92,11 @@ int demo_soak_check(demo_region_t *r, uint64_t http_rejected)
     printf("soak: dead letters: %llu\n", (unsigned long long)dead);
     printf("soak: rejected rows: %llu (deliberately invalid: 0)\n", (unsigned long long)rejected);
     failed |= drained != r->norgs || dead != 0 || rejected != 0;
+    printf("soak: node's peak memory (VmHWM): %ld MiB, bound %ld MiB: %s\n", rss_kb / 1024, bound_kb / 1024,
+           rss_kb >= 0 && rss_kb < bound_kb ? "under"
+           : rss_kb < 0                     ? "UNKNOWN"
+                                            : "OVER");
+    failed |= rss_kb < 0 || rss_kb >= bound_kb;
     failed |= check_audit(r, "verify") != 0;
     failed |= check_audit(r, "replay") != 0;
     printf("soak: %s\n", failed ? "FAILED" : "all checks pass");

@@ -130,6 +130,7 @@ static void soak_run(const char *tag, const char *duration)
     assert_non_null(strstr(out, "soak: adapters with a drained outbox: 12 of 12"));
     assert_non_null(strstr(out, "soak: dead letters: 0"));
     assert_non_null(strstr(out, "soak: rejected rows: 0"));
+    assert_non_null(strstr(out, "bound 2048 MiB: under"));
     assert_non_null(strstr(out, "soak: audit verify: passes"));
     assert_non_null(strstr(out, "soak: audit replay: passes"));
     assert_non_null(strstr(out, "\"differ\":0"));
