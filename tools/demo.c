@@ -72,7 +72,7 @@ static void sleep_ms(int ms)
 }
 
 typedef struct {
-    uint64_t seed, schools, port, next_story, flush_no;
+    uint64_t seed, schools, port, next_story, flush_no, deliberate;
     int64_t sim_ms;
 } demo_state_t;
 
@@ -100,6 +100,7 @@ static int state_load(const char *dir, demo_state_t *st, int seed_given, int sch
     st->port = (uint64_t)json_integer_value(json_object_get(j, "port"));
     st->next_story = (uint64_t)json_integer_value(json_object_get(j, "next_story"));
     st->flush_no = (uint64_t)json_integer_value(json_object_get(j, "flush_no"));
+    st->deliberate = (uint64_t)json_integer_value(json_object_get(j, "deliberate"));
     st->sim_ms = json_integer_value(json_object_get(j, "sim_ms"));
     json_decref(j);
     return 0;
@@ -109,10 +110,10 @@ static int state_save(const char *dir, const demo_state_t *st)
 {
     char path[SCHAKEL_PATH_MAX];
     if (state_path(dir, path)) return -1;
-    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "seed", (json_int_t)st->seed, "schools",
-                          (json_int_t)st->schools, "port", (json_int_t)st->port, "next_story",
-                          (json_int_t)st->next_story, "flush_no", (json_int_t)st->flush_no, "sim_ms",
-                          (json_int_t)st->sim_ms);
+    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "deliberate", (json_int_t)st->deliberate,
+                          "seed", (json_int_t)st->seed, "schools", (json_int_t)st->schools, "port",
+                          (json_int_t)st->port, "next_story", (json_int_t)st->next_story, "flush_no",
+                          (json_int_t)st->flush_no, "sim_ms", (json_int_t)st->sim_ms);
     int rc = tool_write_json(path, j);
     json_decref(j);
     return rc;
@@ -177,21 +178,28 @@ static void summary(demo_region_t *r, summary_t *sm, int64_t sim_ms, uint64_t in
 }
 
 /* After the last row: until every adapter reports an empty outbox and
- * every service has read the whole log, twice in a row (at most 90 s). */
-static void drain(demo_region_t *r, demo_sim_t *s, uint64_t *flush_no, uint64_t *rejected)
+ * every service has read the whole log, twice in a row, for at most
+ * limit_s seconds. Prints how it ended; 0 when it did. */
+static int drain(demo_region_t *r, demo_sim_t *s, uint64_t *flush_no, uint64_t *rejected, int limit_s)
 {
     static char text[1 << 20];
     uint64_t received = 0;
-    for (int i = 0, quiet = 0; i < 90 && quiet < 2; i++) {
+    int64_t t0 = mono_ms();
+    int quiet = 0, behind = -1, lagging = -1;
+    double lag = -1;
+    while (quiet < 2 && mono_ms() - t0 < (int64_t)limit_s * 1000) {
         (void)demo_feed_flush(r, flush_no, rejected); /* rows a busy adapter did not take yet */
         (void)demo_feed_inboxes(r, s, &received);
         sleep_ms(1000);
-        int behind = 1, lagging = 1;
         if (demo_metrics(r, text, sizeof text) != 0) continue;
         demo_metric_sum(text, "schakel_adapter_outbox_depth", &behind);
-        demo_metric_sum(text, "schakel_service_lag_records", &lagging);
+        lag = demo_metric_sum(text, "schakel_service_lag_records", &lagging);
         quiet = behind == 0 && lagging == 0 ? quiet + 1 : 0;
     }
+    printf("soak: drained in %lld s (at most %d): adapters behind %d, services' lag %.0f records\n",
+           (long long)((mono_ms() - t0) / 1000), limit_s, behind, lag);
+    fflush(stdout);
+    return quiet >= 2 ? 0 : -1;
 }
 
 /* The node's peak resident set (VmHWM) in KiB, or -1. */
@@ -319,14 +327,19 @@ int cmd_demo(int argc, char **argv)
         }
         sleep_ms(100);
     }
-    if (soak && status == 0) drain(&r, sim, &st.flush_no, &http_rejected);
+    int drained = 0;
+    if (soak && status == 0) drained = drain(&r, sim, &st.flush_no, &http_rejected, 90 + (int)duration);
     else (void)demo_feed_flush(&r, &st.flush_no, &http_rejected); /* the last rows go to the spool */
     st.next_story = demo_sim_next_story(sim);
+    st.deliberate += demo_sim_deliberate(sim);
     st.sim_ms = sim_ms;
     if (state_save(dir, &st) != 0) fprintf(stderr, "schakel demo: cannot save %s/demo.json\n", dir);
     long rss_kb = peak_rss_kb(node); /* before it is gone */
     stop_all(&r, node, clock, clock_fd);
-    if (soak && status == 0) status = demo_soak_check(&r, http_rejected, rss_kb, (long)rss_mb * 1024) ? 1 : 0;
+    if (soak && status == 0)
+        status = demo_soak_check(&r, http_rejected, st.deliberate, rss_kb, (long)rss_mb * 1024, drained != 0)
+                     ? 1
+                     : 0;
     demo_sim_free(sim);
     demo_region_free(&r);
     return status;

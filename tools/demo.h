@@ -103,6 +103,8 @@ void demo_sim_referral(demo_sim_t *s, int o, const char *referral_id, const char
 int demo_sim_due(demo_sim_t *s);
 void demo_sim_set_time(demo_sim_t *s, int64_t sim_ms);
 uint64_t demo_sim_next_story(const demo_sim_t *s);
+/* Rows made invalid on purpose (a mistyped BSN) since demo_sim_new. */
+uint64_t demo_sim_deliberate(const demo_sim_t *s);
 size_t demo_sim_pending(const demo_sim_t *s);
 
 /* Appends one formatted row to org o's buffer f. */
@@ -130,8 +132,11 @@ int demo_run(const char *const *args, char *out, size_t cap);
 int demo_metrics(const demo_region_t *r, char *out, size_t cap);
 double demo_metric_sum(const char *text, const char *name, int *nonzero);
 
-/* --soak: after the run, the checks; 0 when all pass. rss_kb: the node's
- * peak resident set (-1: unknown), which must stay under bound_kb. */
-int demo_soak_check(demo_region_t *r, uint64_t http_rejected, long rss_kb, long bound_kb);
+/* --soak: after the run, the checks; 0 when all pass. deliberate: the rows
+ * made invalid on purpose over every run on this data; rss_kb: the node's
+ * peak resident set (-1: unknown), which must stay under bound_kb;
+ * undrained: the adapters or services had not caught up when stopped. */
+int demo_soak_check(demo_region_t *r, uint64_t http_rejected, uint64_t deliberate, long rss_kb, long bound_kb,
+                    int undrained);
 
 #endif

@@ -1,6 +1,7 @@
 /* The demo's scenario: what the organisations' own systems export. A
  * school's story (a signal, an anonymous consultation, or a consent and a
- * referral, sometimes without consent) comes from the seed and its number
+ * referral, sometimes without consent; one signal in 200 with a BSN
+ * mistyped on purpose) comes from the seed and its number
  * alone; a receiver (school social work, a wijkteam, the GGD) answers a
  * referral that reached its inbox with the steps of the feedback loop,
  * each after a delay on the simulated clock. Proportions and delays are
@@ -20,7 +21,7 @@ typedef struct {
 
 struct demo_sim {
     demo_region_t *r;
-    uint64_t next;
+    uint64_t next, deliberate;
     int64_t now;
     step_t *heap;
     size_t n, cap;
@@ -92,6 +93,11 @@ uint64_t demo_sim_next_story(const demo_sim_t *s)
     return s->next;
 }
 
+uint64_t demo_sim_deliberate(const demo_sim_t *s)
+{
+    return s->deliberate;
+}
+
 size_t demo_sim_pending(const demo_sim_t *s)
 {
     return s->n;
@@ -154,8 +160,15 @@ int demo_sim_story(demo_sim_t *s)
     categories(&g, cat);
     unsigned what = demo_below(&g, 100);
     if (what < 40) { /* a signal */
+        char bsn[10];
+        memcpy(bsn, ch->bsn, sizeof bsn);
+        if (demo_below(&g, 200) ==
+            0) { /* a typo, on purpose: the elfproef fails and the adapter rejects it */
+            bsn[8] = (char)('0' + (bsn[8] - '0' + 1) % 10);
+            s->deliberate++;
+        }
         demo_buf_add(o, 0, "ZR-%08llu;;%s;%s;;%s;%s;signaal;%s;%s;%s;%s;leerkracht;ja;;;;;;;IB-01;IB;\n",
-                     (unsigned long long)k, ch->bsn, birth, sc->brinvest, wijk, date, clock, cat,
+                     (unsigned long long)k, bsn, birth, sc->brinvest, wijk, date, clock, cat,
                      demo_below(&g, 4) ? "normaal" : "snel");
         return 1;
     }

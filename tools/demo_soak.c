@@ -2,8 +2,8 @@
  * checks that say the bus kept everything: the hash chain and checkpoints
  * (audit verify), the services' decisions re-derived byte for byte (audit
  * replay), every adapter's outbox drained with no dead letter, no row
- * rejected (the scenario makes no invalid row on purpose yet), and the
- * node's peak memory under a bound. Each figure
+ * rejected but the scenario's own mistyped BSNs, each of them rejected, and
+ * the node's peak memory under a bound. Each figure
  * is printed; any failure makes the exit status 1. */
 #include <dirent.h>
 #include <jansson.h>
@@ -41,9 +41,12 @@ static uint64_t count_lines(const char *path, const char *needle)
     return n;
 }
 
+#define BSN_REASON "column bsn: not a valid BSN"
+
 /* Rows the adapters rejected: the spool's reasons files and the answers
- * on standard output (never a row's values; they are not read here). */
-static uint64_t rejected_rows(const demo_region_t *r, const demo_org_t *o)
+ * on standard output (never a row's values; they are not read here).
+ * Those rejected for the BSN are counted apart in *bsn. */
+static uint64_t rejected_rows(const demo_region_t *r, const demo_org_t *o, uint64_t *bsn)
 {
     char dir[SCHAKEL_PATH_MAX], path[SCHAKEL_PATH_MAX];
     uint64_t n = 0;
@@ -56,21 +59,24 @@ static uint64_t rejected_rows(const demo_region_t *r, const demo_org_t *o)
     while ((e = readdir(d))) {
         size_t k = strlen(e->d_name);
         if (k > 14 && !strcmp(e->d_name + k - 14, ".reasons.jsonl") &&
-            schakel_path_fmt(path, sizeof path, NULL, "%s/%s", dir, e->d_name) == 0)
+            schakel_path_fmt(path, sizeof path, NULL, "%s/%s", dir, e->d_name) == 0) {
             n += count_lines(path, NULL);
+            *bsn += count_lines(path, BSN_REASON);
+        }
     }
     (void)closedir(d); /* read only */
     return n;
 }
 
-int demo_soak_check(demo_region_t *r, uint64_t http_rejected, long rss_kb, long bound_kb)
+int demo_soak_check(demo_region_t *r, uint64_t http_rejected, uint64_t deliberate, long rss_kb, long bound_kb,
+                    int undrained)
 {
     int failed = 0, drained = 0;
-    uint64_t dead = 0, depth = 0, acked = 0, rejected = http_rejected;
+    uint64_t dead = 0, depth = 0, acked = 0, rejected = http_rejected, bsn = 0;
     char cfg[SCHAKEL_PATH_MAX];
     for (int i = 0; i < r->norgs; i++) {
         demo_org_t *o = &r->orgs[i];
-        rejected += rejected_rows(r, o);
+        rejected += rejected_rows(r, o, &bsn);
         if (schakel_path_fmt(cfg, sizeof cfg, NULL, "%s/orgs/%s/adapter.json", r->dir, o->id)) return -1;
         const char *args[] = {"adapter", "status", "--config", cfg, NULL};
         int rc = demo_run(args, out, sizeof out);
@@ -90,8 +96,12 @@ int demo_soak_check(demo_region_t *r, uint64_t http_rejected, long rss_kb, long 
     printf("soak: adapters with a drained outbox: %d of %d (%llu events waiting, %llu ACKed in all)\n",
            drained, r->norgs, (unsigned long long)depth, (unsigned long long)acked);
     printf("soak: dead letters: %llu\n", (unsigned long long)dead);
-    printf("soak: rejected rows: %llu (deliberately invalid: 0)\n", (unsigned long long)rejected);
-    failed |= drained != r->norgs || dead != 0 || rejected != 0;
+    printf("soak: rejected rows: %llu, of which for a mistyped BSN %llu; mistyped on purpose: %llu%s\n",
+           (unsigned long long)rejected, (unsigned long long)bsn, (unsigned long long)deliberate,
+           rejected == bsn && bsn == deliberate ? "" : " (each should be rejected, and nothing else)");
+    failed |= drained != r->norgs || dead != 0 || rejected != bsn || bsn != deliberate;
+    if (undrained) printf("soak: the adapters and services did not catch up before the stop (above)\n");
+    failed |= undrained;
     printf("soak: node's peak memory (VmHWM): %ld MiB, bound %ld MiB: %s\n", rss_kb / 1024, bound_kb / 1024,
            rss_kb >= 0 && rss_kb < bound_kb ? "under"
            : rss_kb < 0                     ? "UNKNOWN"
