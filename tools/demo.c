@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -218,12 +219,21 @@ static long peak_rss_kb(pid_t pid)
 static void stop_all(demo_region_t *r, pid_t node, pid_t clock, int clock_fd)
 {
     if (clock_fd >= 0) (void)close(clock_fd); /* the publisher ends at end of input */
+    int had_stdin = 0;
     for (int i = 0; i < r->norgs; i++) {
+        had_stdin |= r->orgs[i].stdin_fd >= 0;
         if (r->orgs[i].stdin_fd >= 0) (void)close(r->orgs[i].stdin_fd);
         r->orgs[i].stdin_fd = -1;
-        if (r->orgs[i].pid > 0) (void)kill(r->orgs[i].pid, SIGTERM); /* our own children */
     }
-    int failed = demo_stop(clock, "the clock publisher", 10, 0) != 0; /* it ends at end of input */
+    /* An adapter reading standard input reads its end before its SIGTERM, so
+     * that it stops as after any input, not with its reader cancelled in a
+     * read (AddressSanitizer reports a cancelled thread's teardown as a
+     * stack-use-after-scope). */
+    if (had_stdin) sleep_ms(1000);
+    for (int i = 0; i < r->norgs; i++)
+        if (r->orgs[i].pid > 0) (void)kill(r->orgs[i].pid, SIGTERM); /* our own children */
+    /* it ends at end of input, once the broker ACKed what it sent; without a node, at once */
+    int failed = demo_stop(clock, "the clock publisher", 10, node < 0) != 0;
     for (int i = 0; i < r->norgs; i++) failed |= demo_stop(r->orgs[i].pid, r->orgs[i].id, 20, 1) != 0;
     failed |= demo_stop(node, "the node", 30, 1) != 0;
     fprintf(stderr, "schakel demo: stopped%s\n",
@@ -301,6 +311,13 @@ int cmd_demo(int argc, char **argv)
     while (!atomic_load(&stopping)) {
         int64_t now = mono_ms();
         if (duration && now - t0 >= (int64_t)duration * 1000) break;
+        int ws;
+        if (waitpid(node, &ws, WNOHANG) == node) { /* a port in use, a broken data directory: its log says */
+            fprintf(stderr, "schakel demo: the node stopped: see %s/node.log\n", dir);
+            node = -1;
+            status = 1;
+            break;
+        }
         sim_ms = sim0 + (now - t0) * (int64_t)speed;
         demo_sim_set_time(sim, sim_ms);
         inputs += (uint64_t)demo_sim_due(sim);

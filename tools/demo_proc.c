@@ -30,7 +30,9 @@ static const char *exe(void)
 pid_t demo_spawn(const char *const *argv, const char *out, const char *err, int *stdin_fd)
 {
     int p[2] = {-1, -1};
-    if (stdin_fd && pipe(p) != 0) return -1;
+    /* close-on-exec: a child started later must not hold the write end, or
+     * this one never reads the end of its input */
+    if (stdin_fd && pipe2(p, O_CLOEXEC) != 0) return -1;
     const char *path = exe();
     pid_t pid = fork();
     if (pid < 0) return -1;
