@@ -13,21 +13,12 @@
 #include "calendar.h"
 #include "error.h"
 #include "fileio.h"
+#include "region.h"
 #include "tool.h"
 
 typedef struct {
     const char *id, *kind, *name, *publish, *rights, *escalation;
 } sample_org_t;
-
-#define SCHOOL                                                                        \
-    "signal consultation consent_given consent_withdrawn referral case_lead meeting " \
-    "action_item meldcode_step veiligthuis_report absence thuiszitter_status "        \
-    "education_care_arrangement closure handover handover_confirmed mazl_request adapter_status"
-#define CARE                                                                                                \
-    "signal consultation consent_given consent_withdrawn referral referral_received "                       \
-    "intake first_contact case_lead meeting action_item waiting_list bridging_care "                        \
-    "meldcode_step veiligthuis_report feedback_status closure family_informed handover handover_confirmed " \
-    "adapter_status"
 
 static const sample_org_t orgs[] = {
     {"school-12ab00", "school", "Basisschool De Linde (synthetic)", SCHOOL, "", NULL},
@@ -36,27 +27,18 @@ static const sample_org_t orgs[] = {
     {"ggd-jgz", "ggd", "GGD youth health (synthetic)", CARE " absence mazl_advice", "", "gemeente-region"},
     {"wijkteam-noord", "wijkteam", "Wijkteam Noord (synthetic)", CARE, "", "gemeente-region"},
     {"wijkteam-zuid", "wijkteam", "Wijkteam Zuid (synthetic)", CARE, "", "gemeente-region"},
-    {"ppo-region", "ppo", "Samenwerkingsverband (synthetic)",
-     "consultation referral referral_received intake first_contact case_lead meeting action_item "
-     "tlv education_care_arrangement thuiszitter_status feedback_status closure family_informed handover "
-     "handover_confirmed adapter_status",
-     "", "gemeente-region"},
-    {"veiligthuis-region", "veiligthuis", "Veilig Thuis (synthetic)",
-     "consultation referral referral_received veiligthuis_feedback case_lead feedback_status closure "
-     "family_informed adapter_status",
-     "", "gemeente-region"},
+    {"ppo-region", "ppo", "Samenwerkingsverband (synthetic)", PPO_PUBLISH, "", "gemeente-region"},
+    {"veiligthuis-region", "veiligthuis", "Veilig Thuis (synthetic)", VEILIGTHUIS_PUBLISH, "",
+     "gemeente-region"},
     /* the municipality's youth care (jeugdconsulent): not leerplicht, which
      * is a kind of its own, so that a consent for "the gemeente" stays with
      * youth care */
-    {"gemeente-region", "gemeente", "Municipality: jeugdconsulent (synthetic)",
-     "beschikking referral_received intake first_contact feedback_status closure family_informed "
-     "adapter_status",
-     "", NULL},
+    {"gemeente-region", "gemeente", "Municipality: jeugdconsulent (synthetic)", GEMEENTE_PUBLISH, "", NULL},
     /* each municipality's leerplicht office: absence goes to the pupil's home municipality */
-    {"leerplicht-stad", "leerplicht", "Leerplicht, municipality Stad (synthetic)",
-     "absence thuiszitter_status adapter_status", "", NULL},
-    {"leerplicht-dorp", "leerplicht", "Leerplicht, municipality Dorp (synthetic)",
-     "absence thuiszitter_status adapter_status", "", NULL},
+    {"leerplicht-stad", "leerplicht", "Leerplicht, municipality Stad (synthetic)", LEERPLICHT_PUBLISH, "",
+     NULL},
+    {"leerplicht-dorp", "leerplicht", "Leerplicht, municipality Dorp (synthetic)", LEERPLICHT_PUBLISH, "",
+     NULL},
     /* the region's directory keeper: no data rights, publishes nothing else */
     {"admin-region", "admin", "Directory administration (synthetic)", "directory_update", "directory", NULL},
     {"svc-routing", "service", "schakel routing", "routing_decision", "read_all", NULL},
@@ -96,7 +78,7 @@ static json_t *sample_routing(json_t *d)
     return d;
 }
 
-static json_t *words(const char *list)
+json_t *tool_words(const char *list)
 {
     json_t *a = json_array();
     char buf[1024];
@@ -107,7 +89,7 @@ static json_t *words(const char *list)
     return a;
 }
 
-static int write_json(const char *path, json_t *doc)
+int tool_write_json(const char *path, json_t *doc)
 {
     char tmp[SCHAKEL_PATH_MAX];
     if (schakel_path_fmt(tmp, sizeof tmp, NULL, "%s.tmp", path)) return SCHAKEL_ETOOBIG;
@@ -116,7 +98,7 @@ static int write_json(const char *path, json_t *doc)
 }
 
 /* Makes dir and its parents (a fresh checkout has no var/ yet). */
-static int mkdir_p(const char *dir)
+int tool_mkdir_p(const char *dir)
 {
     char p[SCHAKEL_PATH_MAX];
     if (schakel_path_fmt(p, sizeof p, NULL, "%s", dir)) return -1;
@@ -136,7 +118,7 @@ int tool_region_init(const char *dir, const char *endpoint, const char *pub_endp
     if (rc) goto fail;
     if (access(path, F_OK) == 0) return 0;
     if ((rc = schakel_path_join(keys, sizeof keys, dir, "keys", why))) goto fail;
-    if (mkdir_p(dir) != 0 || (mkdir(keys, 0700) != 0 && errno != EEXIST)) {
+    if (tool_mkdir_p(dir) != 0 || (mkdir(keys, 0700) != 0 && errno != EEXIST)) {
         fprintf(stderr, "schakel node: cannot create %s: %s\n", keys, strerror(errno));
         return -1;
     }
@@ -158,14 +140,14 @@ int tool_region_init(const char *dir, const char *endpoint, const char *pub_endp
         schakel_hex_encode(k.sign_public, sizeof k.sign_public, sign);
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "id", orgs[i].id, "kind", orgs[i].kind,
                               "name", orgs[i].name, "curve_public", k.curve_public, "sign_public", sign,
-                              "publish", words(orgs[i].publish), "rights", words(orgs[i].rights));
+                              "publish", tool_words(orgs[i].publish), "rights", tool_words(orgs[i].rights));
         if (orgs[i].escalation) json_object_set_new(o, "escalation", json_string(orgs[i].escalation));
         json_array_append_new(list, o);
         schakel_keys_wipe(&k);
     }
     json_t *d = sample_routing(json_pack("{s:i, s:o}", "version", 1, "organisations", list));
     rc = schakel_path_join(path, sizeof path, dir, "directory.json", why);
-    if (rc == 0) rc = write_json(path, d);
+    if (rc == 0) rc = tool_write_json(path, d);
     json_decref(d);
     if (rc) goto fail;
     /* the region's pseudonym key, for the adapters (never the broker's) */
@@ -177,7 +159,7 @@ int tool_region_init(const char *dir, const char *endpoint, const char *pub_endp
     json_t *n = json_pack("{s:s, s:s, s:s, s:s}", "endpoint", endpoint, "pub", pub_endpoint, "keys", "keys",
                           "directory", "directory.json");
     rc = schakel_path_join(path, sizeof path, dir, "node.json", why);
-    if (rc == 0) rc = write_json(path, n);
+    if (rc == 0) rc = tool_write_json(path, n);
     json_decref(n);
     if (rc) goto fail;
     fprintf(stderr,
@@ -235,7 +217,7 @@ int tool_node_endpoints(const char *dir, const char **endpoint, int endpoint_giv
                                         endpoint_buf, &changed);
     if (rc == 0) rc = node_endpoint(path, n, "pub", "--pub", pub, pub_given, pub_buf, &changed);
     if (rc == 0) rc = node_endpoint(path, n, "http", "--http", http, http_given, http_buf, &changed);
-    if (rc == 0 && changed && write_json(path, n) != 0) {
+    if (rc == 0 && changed && tool_write_json(path, n) != 0) {
         fprintf(stderr, "schakel node: cannot write %s: %s\n", path, strerror(errno));
         rc = -1;
     }

@@ -11,6 +11,7 @@ static const char usage[] =
     "usage: schakel <command> [options]   (schakel <command> --help for more)\n"
     "\n"
     "  node      run a whole bus (broker and services) under one data directory\n"
+    "  demo      a living demo region: a node, an adapter per organisation, synthetic flows\n"
     "  broker    run the broker alone\n"
     "  keygen    make an organisation's key file, or a region's pseudonym key\n"
     "  adapter   plug an organisation's system in: spool, stdin, HTTP in; inbox out\n"
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
     argc--;
     argv++;
     if (!strcmp(cmd, "node")) return cmd_node(argc, argv);
+    if (!strcmp(cmd, "demo")) return cmd_demo(argc, argv);
     if (!strcmp(cmd, "broker")) return schakel_broker_cli(argc, argv);
     if (!strcmp(cmd, "keygen")) return cmd_keygen(argc, argv);
     if (!strcmp(cmd, "publish")) return cmd_publish(argc, argv);

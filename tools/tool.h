@@ -28,6 +28,7 @@ int tool_path(const char *cmd, char *out, size_t cap, const char *dir, const cha
 
 int cmd_keygen(int argc, char **argv);
 int cmd_node(int argc, char **argv);
+int cmd_demo(int argc, char **argv); /* demo.c */
 int cmd_publish(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
