@@ -90,14 +90,8 @@ static int host_port_ok(const adapter_t *a, const char *hp, size_t len)
  * time that does not depend on where they differ. */
 static int token_ok(const adapter_t *a, const char *auth)
 {
-    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) return 0;
-    const char *t = auth + 7;
-    while (*t == ' ') t++;
-    size_t n = strlen(t);
-    while (n && (t[n - 1] == ' ' || t[n - 1] == '\t')) n--;
     uint8_t h[SCHAKEL_SHA256_LEN];
-    schakel_sha256(t, n, h);
-    return schakel_memeq_ct(h, a->http_token_hash, sizeof h) == 0;
+    return schakel_bearer_sha256(auth, h) == 0 && schakel_memeq_ct(h, a->http_token_hash, sizeof h) == 0;
 }
 
 static int is_json_type(const char *ct)

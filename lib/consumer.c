@@ -235,7 +235,8 @@ int schakel_consumer_next(schakel_consumer_t *c, const Schakel__V1__Delivered **
 
 int schakel_consumer_commit(schakel_consumer_t *c, uint64_t seq, char *why)
 {
-    if (!c->consumer[0] || c->store) return schakel_fail(why, SCHAKEL_EINVAL, "consumer has no cursor name");
+    if (!c->consumer[0])
+        return schakel_fail(why, SCHAKEL_EINVAL, "consumer has no cursor name"); /* a local one has none */
     Schakel__V1__Commit m = SCHAKEL__V1__COMMIT__INIT;
     m.stream = c->stream;
     m.consumer = c->consumer;

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <string.h>
+#include <strings.h>
 
 #include "error.h"
 
@@ -241,4 +242,15 @@ int schakel_hex_decode(const char *hex, uint8_t *out, size_t outlen)
 int schakel_memeq_ct(const void *a, const void *b, size_t len)
 {
     return CRYPTO_memcmp(a, b, len);
+}
+
+int schakel_bearer_sha256(const char *auth, uint8_t hash[SCHAKEL_SHA256_LEN])
+{
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) return -1;
+    const char *t = auth + 7;
+    while (*t == ' ' || *t == '\t') t++;
+    size_t n = strlen(t);
+    while (n && (t[n - 1] == ' ' || t[n - 1] == '\t')) n--;
+    schakel_sha256(t, n, hash);
+    return 0;
 }

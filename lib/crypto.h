@@ -70,4 +70,10 @@ int schakel_hex_decode(const char *hex, uint8_t *out, size_t outlen);
 /* Compares two buffers in time independent of their content. 0 if equal. */
 int schakel_memeq_ct(const void *a, const void *b, size_t len);
 
+/* An HTTP Authorization header "Bearer TOKEN" (spaces and tabs around
+ * TOKEN dropped): the SHA-256 of TOKEN into hash, 0; -1 for any other
+ * header or none. Endpoints keep only their token's digest and compare
+ * digests with schakel_memeq_ct (the adapter, the monitor). */
+int schakel_bearer_sha256(const char *auth, uint8_t hash[SCHAKEL_SHA256_LEN]);
+
 #endif

@@ -62,17 +62,6 @@ const char *demo_smw_id(int i, char out[32])
     return out;
 }
 
-static int elfproef(unsigned v)
-{
-    int sum = 0;
-    for (int i = 0; i < 9; i++) {
-        int d = (int)(v % 10);
-        v /= 10;
-        sum += i == 0 ? -d : (i + 1) * d;
-    }
-    return sum % 11 == 0;
-}
-
 static void add_org(demo_region_t *r, const char *id, demo_kind_t kind, demo_input_t in)
 {
     demo_org_t *o = &r->orgs[r->norgs++];
@@ -131,12 +120,12 @@ int demo_region_shape(demo_region_t *r, uint64_t seed, int nschools, int port)
      * by the seed, spread over the schools; born so that they are of
      * primary school age */
     r->nchildren = 0;
-    for (unsigned v = 999990000u; v <= 999999999u && r->nchildren < DEMO_CHILDREN_MAX; v++)
-        if (elfproef(v)) {
-            char *bsn = r->children[r->nchildren++].bsn; /* nine digits */
-            for (unsigned x = v, k = 9; k-- > 0; x /= 10) bsn[k] = (char)('0' + x % 10);
-            bsn[9] = 0;
-        }
+    for (unsigned v = 999990000u; v <= 999999999u && r->nchildren < DEMO_CHILDREN_MAX; v++) {
+        char *bsn = r->children[r->nchildren].bsn; /* nine digits: the adapter's own check */
+        for (unsigned x = v, k = 9; k-- > 0; x /= 10) bsn[k] = (char)('0' + x % 10);
+        bsn[9] = 0;
+        if (schakel_bsn_valid(bsn)) r->nchildren++;
+    }
     demo_rng_t c = demo_rng(seed, 2, 0);
     for (int i = r->nchildren - 1; i > 0; i--) {
         int j = (int)demo_below(&c, (unsigned)i + 1);

@@ -92,17 +92,8 @@ int mon_is_loopback(const char *host)
  * (any user). Its SHA-256 into hash; 0, or -1 when it shows none. */
 static int presented(const char *auth, uint8_t hash[SCHAKEL_SHA256_LEN])
 {
-    if (!auth) return -1;
-    if (!strncasecmp(auth, "Bearer ", 7)) {
-        const char *t = auth + 7;
-        while (*t == ' ') t++;
-        size_t n = strlen(t);
-        while (n && t[n - 1] == ' ') n--;
-        if (!n || n > TOKEN_MAX) return -1;
-        schakel_sha256(t, n, hash);
-        return 0;
-    }
-    if (strncasecmp(auth, "Basic ", 6) != 0) return -1;
+    if (schakel_bearer_sha256(auth, hash) == 0) return 0; /* no other digest matches a wrong one */
+    if (!auth || strncasecmp(auth, "Basic ", 6) != 0) return -1;
     const char *b64 = auth + 6;
     while (*b64 == ' ') b64++;
     char plain[TOKEN_MAX + 256];

@@ -35,8 +35,12 @@ static void build_version(char *out, size_t cap)
     FILE *f = fopen(SCHAKEL_SOURCE_DIR "/CMakeLists.txt", "r");
     assert_non_null(f);
     char line[256], project[32] = "";
-    while (!project[0] && fgets(line, sizeof line, f))
-        if (sscanf(line, "project(schakel VERSION %31[0-9.]", project) != 1) project[0] = 0;
+    const char *lead = "project(schakel VERSION ";
+    while (!project[0] && fgets(line, sizeof line, f)) {
+        if (strncmp(line, lead, strlen(lead)) != 0) continue;
+        size_t n = strspn(line + strlen(lead), "0123456789.");
+        if (n && n < sizeof project) memcpy(project, line + strlen(lead), n), project[n] = 0;
+    }
     fclose(f);
     assert_true(project[0] != 0);
     char commit[64] = "";
