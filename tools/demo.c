@@ -284,7 +284,10 @@ int cmd_demo(int argc, char **argv)
     if (demo_region_shape(&r, st.seed, (int)st.schools, (int)st.port) != 0 ||
         demo_region_write(&r, profiles) != 0)
         return 1;
-    int64_t sim0 = st.sim_ms > wall_ms() ? st.sim_ms : wall_ms();
+    /* a run on the same data goes on after the last one's clock: a tick at the
+     * same simulated moment would be the same line, hence the same derived
+     * event id, for a different event (docs/demo.md) */
+    int64_t sim0 = st.sim_ms >= wall_ms() ? st.sim_ms + 1 : wall_ms();
     demo_sim_t *sim = demo_sim_new(&r, st.next_story, sim0);
     signal(SIGPIPE, SIG_IGN); /* an adapter gone: its write fails, said in the summary */
     schakel_signals_on_stop(on_signal);

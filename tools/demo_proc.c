@@ -91,7 +91,13 @@ int demo_stop(pid_t pid, const char *what, int timeout_s, int term)
     int status = 0;
     for (int i = 0; i < timeout_s * 20; i++) {
         pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+        if (w == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+        if (w == pid) {
+            fprintf(stderr, "schakel demo: %s %s %d\n", what,
+                    WIFEXITED(status) ? "exited with status" : "was ended by signal",
+                    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+            return -1;
+        }
         if (w < 0) return -1;
         struct timespec ts = {0, 50000000};
         nanosleep(&ts, NULL);

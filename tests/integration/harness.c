@@ -45,6 +45,31 @@ int harness_free_port(void)
     return port;
 }
 
+static int port_free(int port)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    int ok = s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0;
+    if (s >= 0) close(s);
+    return ok;
+}
+
+int harness_free_ports(int n)
+{
+    /* 20000..32767 lies below Linux's default ephemeral range (32768..60999) */
+    int span = 32768 - 20000 - n, start = (int)((unsigned)getpid() * 7919u % (unsigned)span);
+    for (int tries = 0; tries < 400; tries++) {
+        int base = 20000 + (start + tries * n) % span, ok = 1;
+        for (int i = 0; i < n && ok; i++) ok = port_free(base + i);
+        if (ok) return base;
+    }
+    return -1;
+}
+
 static json_t *org_entry(const harness_t *h, const char *id, const char *kind, const char *publish,
                          const char *rights)
 {

@@ -95,6 +95,11 @@ void harness_event_id(uint8_t id[16]);
 /* A TCP port on 127.0.0.1 that was free a moment ago (bound and released),
  * or -1: for listeners of tests that run in parallel. */
 int harness_free_port(void);
+/* The first of n consecutive TCP ports on 127.0.0.1, all free a moment ago,
+ * below the kernel's ephemeral range (so no other test's outgoing
+ * connection takes one of them in the meantime), or -1: for a command that
+ * listens on port, port + 1, ... (schakel demo). */
+int harness_free_ports(int n);
 
 /* Runs `schakel` with args (NULL-terminated) and returns its exit status;
  * stdout goes to out_path if not NULL. */
