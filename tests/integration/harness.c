@@ -28,23 +28,6 @@
 #include "store_audit.h"
 #include "store_lmdb.h"
 
-int harness_free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t l = sizeof a;
-    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(s, (struct sockaddr *)&a, &l)) {
-        close(s);
-        return -1;
-    }
-    int port = ntohs(a.sin_port);
-    close(s);
-    return port;
-}
-
 static int port_free(int port)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -60,14 +43,23 @@ static int port_free(int port)
 
 int harness_free_ports(int n)
 {
-    /* 20000..32767 lies below Linux's default ephemeral range (32768..60999) */
-    int span = 32768 - 20000 - n, start = (int)((unsigned)getpid() * 7919u % (unsigned)span);
+    /* 20000..32767 lies below Linux's default ephemeral range (32768..60999);
+     * each call of a process starts elsewhere, so that two calls before the
+     * first port is bound do not return the same one */
+    static unsigned calls;
+    int span = 32768 - 20000 - n,
+        start = (int)(((unsigned)getpid() * 7919u + calls++ * 64u) % (unsigned)span);
     for (int tries = 0; tries < 400; tries++) {
         int base = 20000 + (start + tries * n) % span, ok = 1;
         for (int i = 0; i < n && ok; i++) ok = port_free(base + i);
         if (ok) return base;
     }
     return -1;
+}
+
+int harness_free_port(void)
+{
+    return harness_free_ports(1);
 }
 
 static json_t *org_entry(const harness_t *h, const char *id, const char *kind, const char *publish,

@@ -93,7 +93,8 @@ void harness_publish_free(Schakel__V1__Publish *p);
 void harness_event_id(uint8_t id[16]);
 
 /* A TCP port on 127.0.0.1 that was free a moment ago (bound and released),
- * or -1: for listeners of tests that run in parallel. */
+ * below the ephemeral range (harness_free_ports), or -1: for listeners of
+ * tests that run in parallel. */
 int harness_free_port(void);
 /* The first of n consecutive TCP ports on 127.0.0.1, all free a moment ago,
  * below the kernel's ephemeral range (so no other test's outgoing
