@@ -23,6 +23,7 @@
 
 #include "adapter_impl.h"
 #include "fileio.h"
+#include "http_host.h"
 
 typedef struct {
     char *body;
@@ -51,39 +52,10 @@ static enum MHD_Result refuse(struct MHD_Connection *c, unsigned status, const c
     return reply(c, status, json_pack("{s:s}", "error", reason));
 }
 
-/* Is name (a Host header's name, or an Origin's host) this endpoint? The
- * bound address itself; on loopback also "localhost"; bound to 0.0.0.0,
- * any IPv4 address (an address cannot be rebound like a DNS name). */
-static int host_name_ok(const adapter_t *a, const char *name, size_t len)
-{
-    char n[64];
-    struct in_addr in;
-    if (!len || len >= sizeof n) return 0;
-    memcpy(n, name, len);
-    n[len] = 0;
-    if (!strcmp(n, a->http_host)) return 1;
-    if ((a->http_addr >> 24) == 127 && (!strcasecmp(n, "localhost") || !strcmp(n, "127.0.0.1"))) return 1;
-    if (a->http_addr == 0 && (inet_pton(AF_INET, n, &in) == 1 || !strcasecmp(n, "localhost"))) return 1;
-    return 0;
-}
-
-/* "name[:port]" against the bound name and port. */
+/* "name[:port]" against the bound address and port (http_host.h). */
 static int host_port_ok(const adapter_t *a, const char *hp, size_t len)
 {
-    const char *colon = memchr(hp, ':', len);
-    size_t nlen = colon ? (size_t)(colon - hp) : len;
-    long port = 80;
-    if (colon) {
-        char p[8];
-        size_t plen = len - nlen - 1;
-        char *end;
-        if (!plen || plen >= sizeof p) return 0;
-        memcpy(p, colon + 1, plen);
-        p[plen] = 0;
-        port = strtol(p, &end, 10);
-        if (*end) return 0;
-    }
-    return port == a->http_port && host_name_ok(a, hp, nlen);
+    return schakel_http_host_ok(a->http_host, a->http_port, hp, len);
 }
 
 /* Does the request present the token? Compared as SHA-256 digests, in

@@ -528,12 +528,13 @@ static int dash_fds[MAX_DASHBOARDS];
 static size_t dash_n;
 static atomic_int dash_stop;
 static _Atomic uint64_t dash_bytes;
+static char dash_req[128]; /* the request, with the Host the monitor wants */
+static int dash_req_len;
 
 static void *dashboard(void *arg)
 {
     int fd = *(int *)arg;
-    static const char req[] = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n";
-    if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof req - 1)) return NULL;
+    if (send(fd, dash_req, (size_t)dash_req_len, MSG_NOSIGNAL) != (ssize_t)dash_req_len) return NULL;
     char buf[16384];
     while (!atomic_load(&dash_stop)) {
         struct pollfd p = {fd, POLLIN, 0};
@@ -548,6 +549,9 @@ static void *dashboard(void *arg)
 size_t bench_dashboards_open(int port, size_t n)
 {
     atomic_store(&dash_stop, 0);
+    dash_req_len =
+        snprintf(dash_req, sizeof dash_req,
+                 "GET /events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept: text/event-stream\r\n\r\n", port);
     for (dash_n = 0; dash_n < n && dash_n < MAX_DASHBOARDS; dash_n++) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};

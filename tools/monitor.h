@@ -88,6 +88,8 @@ typedef struct {
     uint64_t lag_bound;
     int have_token;                         /* --http-token: every page but /healthz wants it */
     uint8_t token_hash[SCHAKEL_SHA256_LEN]; /* its SHA-256 (monitor_auth.c) */
+    char http_host[64];                     /* the address it listens on (mon_http_start) */
+    int http_port;
     /* the collector's result, under lock; strings replaced whole each round */
     pthread_mutex_t lock;
     pthread_cond_t changed;

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "http_host.h"
 #include "indicators.h"
 #include "logging.h"
 #include "monitor.h"
@@ -258,6 +259,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*con_cls != &seen) return send_error(c, 413, "no request here takes a body");
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return send_error(c, 405, "only GET and HEAD are served");
+    /* Without a token only this machine can reach it, and a web page only
+     * through a DNS name rebound to loopback: its Host names that name.
+     * With a token, a page elsewhere has no token; a reverse proxy may
+     * send its own name. */
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (!m->have_token && !schakel_http_host_ok(m->http_host, m->http_port, host, host ? strlen(host) : 0))
+        return send_error(c, MHD_HTTP_FORBIDDEN,
+                          "the Host header must name this endpoint: its address and port (or localhost and "
+                          "its port); a page of another name is refused");
     if (strcmp(url, "/healthz") != 0 && !mon_authorized(m, c))
         return send_error(c, MHD_HTTP_UNAUTHORIZED,
                           "this page wants the monitor's token: Authorization: Bearer TOKEN (a browser: "
@@ -280,6 +290,8 @@ struct MHD_Daemon *mon_http_start(mon_t *m, const char *host, int port)
         fprintf(stderr, "schakel monitor: --http: %s is not an IPv4 address\n", host);
         return NULL;
     }
+    snprintf(m->http_host, sizeof m->http_host, "%s", host);
+    m->http_port = port;
     struct rlimit rl; /* room for every connection's descriptor */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)MAX_CONNECTIONS + 256) {
         rl.rlim_cur = (rlim_t)MAX_CONNECTIONS + 256;

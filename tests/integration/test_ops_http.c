@@ -316,6 +316,30 @@ static void a_malformed_or_oversized_request_gets_4xx_and_the_server_goes_on(voi
     assert_int_equal(http_get(node_port, "/metrics", NULL, 3000), 200);
 }
 
+/* DNS rebinding: a web page whose name now points at 127.0.0.1 reaches the
+ * endpoint with its own name in Host, and gets nothing; this machine's
+ * clients (its address, localhost) get the page. */
+static void a_page_of_another_name_is_refused(void **state)
+{
+    (void)state;
+    char req[200];
+    struct {
+        const char *name, *port; /* port NULL: the endpoint's */
+        int status;
+    } cases[] = {{"evil.example", NULL, 403}, {"127.0.0.1", NULL, 200}, {"localhost", NULL, 200},
+                 {"LocalHost", NULL, 200},    {"127.0.0.1", ":1", 403}, {"127.0.0.1", ":x", 403},
+                 {"localhost", "", 403},      {"10.0.0.1", NULL, 403}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char port[16];
+        snprintf(port, sizeof port, ":%d", node_port);
+        int n = snprintf(req, sizeof req, "GET /metrics HTTP/1.1\r\nHost: %s%s\r\n\r\n", cases[i].name,
+                         cases[i].port ? cases[i].port : port);
+        assert_int_equal(raw(node_port, req, (size_t)n), cases[i].status);
+    }
+    static const char old[] = "GET /metrics HTTP/1.0\r\n\r\n"; /* no Host at all */
+    assert_int_equal(raw(node_port, old, sizeof old - 1), 403);
+}
+
 /* The broker's own figures (refusals, commit times, active orgs) are for
  * the node's operator: a monitor that PINGs as an organisation gets none.
  * Its totals are the whole log's, also of what came before it started. */
@@ -552,6 +576,7 @@ int main(void)
         cmocka_unit_test(metrics_of_a_node_with_traffic_pass_promtool),
         cmocka_unit_test(no_page_metric_or_stream_names_a_child_a_case_or_an_event),
         cmocka_unit_test(a_malformed_or_oversized_request_gets_4xx_and_the_server_goes_on),
+        cmocka_unit_test(a_page_of_another_name_is_refused),
         cmocka_unit_test(a_monitor_as_an_organisation_gets_no_broker_figures),
         cmocka_unit_test(off_loopback_the_endpoint_wants_a_token),
         cmocka_unit_test(healthz_is_503_while_the_broker_is_gone_and_200_when_it_is_back),
