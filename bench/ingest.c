@@ -115,6 +115,7 @@ typedef struct {
     double events_s, wall_s, p50, p99, max_ms, mean_size;
     uint64_t acked, rejected, duplicates, head;
     proc_sample_t broker_cpu, self_cpu; /* deltas over the run */
+    double monitor_cpu_s;               /* the node's children (its monitor) over the run */
     mem_sample_t broker_mem;            /* the broker's memory at the end */
     double lmdb_s, lmdb_commits_s, lmdb_commit_ms;
     proc_sample_t lmdb_proc;
@@ -160,6 +161,24 @@ static proc_sample_t proc_sample(pid_t pid)
         if (strncmp(buf, "write_bytes:", 12) == 0) s.write_bytes = strtoull(buf + 12, NULL, 10);
     if (f) fclose(f);
     return s;
+}
+
+/* CPU seconds of pid's child processes (a node's monitor, --dashboards). */
+static double children_cpu(pid_t pid)
+{
+    char path[80], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    double cpu = 0;
+    if (f && fgets(buf, sizeof buf, f)) {
+        char *p = buf, *end;
+        for (long c = strtol(p, &end, 10); end != p; c = strtol(p, &end, 10)) {
+            cpu += proc_sample((pid_t)c).cpu_s;
+            p = end;
+        }
+    }
+    if (f) fclose(f);
+    return cpu;
 }
 
 static mem_sample_t mem_sample(pid_t pid)
@@ -446,6 +465,7 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
         atomic_store(&b->abort, 1);
     }
     proc_sample_t broker0 = proc_sample(b->node.pid), self0 = proc_sample(getpid());
+    double monitor0 = children_cpu(b->node.pid);
     if (started == o->publishers) pthread_barrier_wait(&b->start);
 
     /* Watch the broker while they run. */
@@ -466,6 +486,7 @@ static int run_schakel(bench_t *b, publisher_t *pubs, results_t *r)
         }
     }
     r->broker_cpu = proc_delta(broker0, proc_sample(b->node.pid));
+    r->monitor_cpu_s = children_cpu(b->node.pid) - monitor0;
     r->broker_mem = mem_sample(b->node.pid);
     r->self_cpu = proc_delta(self0, proc_sample(getpid()));
     /* A thread inside schakel_client_submit() (--naive) waits for window
@@ -974,8 +995,10 @@ int main(int argc, char **argv)
     }
     int schakel_rc = run_schakel(&b, pubs, &r);
     if (b.o.dashboards)
-        printf("schakel: the dashboards read %llu bytes while it ingested\n",
-               (unsigned long long)bench_dashboards_close());
+        printf("schakel: the dashboards read %llu bytes while it ingested; the monitor used %.2f s of CPU "
+               "(%.0f%% of the broker's %.2f s)\n",
+               (unsigned long long)bench_dashboards_close(), r.monitor_cpu_s,
+               r.broker_cpu.cpu_s > 0 ? 100 * r.monitor_cpu_s / r.broker_cpu.cpu_s : 0, r.broker_cpu.cpu_s);
     if (b.node.pid > 0) {
         st = bench_stop_child(&b.node.pid);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
