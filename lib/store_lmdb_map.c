@@ -97,9 +97,10 @@ void lmdb_map_release(lmdb_store_t *st)
     long pg = sysconf(_SC_PAGESIZE);
     /* Above the floor: in a node the services' state maps (tens of MiB
      * after a busy hour) are file pages of this process too, and counting
-     * them released the log's map after every commit, so that every
-     * service read of the log faulted its pages in again (at 3,000
-     * events/s: 50 releases in 5 s, 50 statm reads). */
+     * them released the log's map after most commits, so that the
+     * services' and checkers' reads of the log faulted its pages in again
+     * (bench/README.md, branch s26-perf: broker and checker faults fell
+     * by about half to three quarters without it). */
     size_t mapped = mapped_file_pages();
     if (pg > 0 && (mapped <= st->map_floor || (mapped - st->map_floor) * (size_t)pg < MAP_RELEASE_ABOVE))
         return;
