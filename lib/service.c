@@ -11,6 +11,7 @@
 
 #include "arena.h"
 #include "client.h"
+#include "clock.h"
 #include "consumer.h"
 #include "error.h"
 #include "logging.h"
@@ -18,7 +19,9 @@
 #include "service_outbox.h"
 #include "store_lmdb.h"
 
-#define GROUP 1024       /* records per transaction, at most */
+#define GROUP 4096       /* records per transaction, at most */
+#define LINGER_MS 25     /* a caught-up group stays open this long for more */
+#define FLUSH_AT 256     /* decided events put and published within a group */
 #define OUTBOX_MAX 16384 /* events not yet ACKed before reading stops */
 
 /* ---- reading the log back ---- */
@@ -194,21 +197,52 @@ static int note_erasure(live_t *l, const schakel_envelope_t *env)
     return 0;
 }
 
-/* Reads what the broker has right now (up to GROUP records, none while
- * the outbox is over its bound) and lets the engine process it in txn.
- * Returns the records read; *last is the seq of the last. */
-static size_t read_group(live_t *l, MDB_txn *txn, uint64_t *last, int *rc, char *why)
+/* The alarm lines of a group, logged once it is committed. */
+typedef struct {
+    char lines[8][SERVICE_ALARM_LINE + 32];
+    size_t k;
+} group_lines_t;
+
+/* Puts what the group decided so far into the outbox, in the group's
+ * transaction, and publishes it at once: nothing waits for the commit.
+ * (A crash before the commit replays the group, and its derived ids make
+ * the copies duplicates, as for a single put per group.) */
+static int flush_emitted(live_t *l, MDB_txn *txn, group_lines_t *g, char *why)
+{
+    g->k += group_alarms(&l->out, &l->s->alarms, g->lines + g->k, 8 - g->k);
+    int rc = service_outbox_put(&l->ob, txn, l->client, &l->out, why);
+    service_emit_clear(&l->out);
+    return rc;
+}
+
+/* Reads the log into one transaction (up to GROUP records, none while the
+ * outbox is over its bound) and lets the engine process it. Once it has
+ * read all that is durable, what it decided is published at once, and the
+ * group stays open up to LINGER_MS from its first record for what comes
+ * next: a commit (a write of every dirty page and a fdatasync of the
+ * state) per LINGER_MS at most, not one per wake-up, while no decision
+ * waits for a commit. Returns the records read; *last is the seq of the
+ * last. */
+static size_t read_group(live_t *l, MDB_txn *txn, uint64_t *last, group_lines_t *g, int *rc, char *why)
 {
     size_t n = 0;
+    int64_t until = 0;
     if (l->ob.pending >= OUTBOX_MAX) return 0; /* back-pressure: ACKs drain it first */
     while (n < GROUP && !atomic_load(l->stop)) {
         const Schakel__V1__Delivered *d;
         int r = schakel_consumer_next(l->cons, &d, n ? 0 : first_wait(l->client, &l->ob), why);
+        if (r == SCHAKEL_ETIMEOUT && n) { /* caught up: decisions out, then wait for more */
+            if (l->out.n && (*rc = flush_emitted(l, txn, g, why)) != 0) break;
+            int64_t left = until - schakel_mono_ms();
+            if (left <= 0 || l->ob.pending >= OUTBOX_MAX) break;
+            r = schakel_consumer_next(l->cons, &d, (int)left, why);
+        }
         if (r == SCHAKEL_ETIMEOUT) break;
         if (r) {
             *rc = r;
             break;
         }
+        if (!n) until = schakel_mono_ms() + LINGER_MS;
         /* into an arena: protobuf-c's mallocs and frees per field cost
          * more than the decoding (the engine keeps nothing of rec->env) */
         schakel_envelope_t *env = d->event.len
@@ -221,6 +255,7 @@ static size_t read_group(live_t *l, MDB_txn *txn, uint64_t *last, int *rc, char 
         r = l->ops->process(l->engine, txn, &rec, &l->out, why);
         if (r == 0) r = note_erasure(l, env);
         schakel_arena_reset(l->arena);
+        if (r == 0 && l->out.n >= FLUSH_AT) r = flush_emitted(l, txn, g, why); /* a long group */
         if (r) {
             *rc = r;
             break;
@@ -262,10 +297,10 @@ static int live_step(live_t *l, char *why)
     uint64_t before = s->alarms, last = s->cursor;
     int acks = service_outbox_has_acks(&l->ob);
     int rc = service_outbox_apply(&l->ob, txn, &s->alarms, &l->rejected, why);
-    size_t n = rc ? 0 : read_group(l, txn, &last, &rc, why);
-    char lines[8][SERVICE_ALARM_LINE + 32];
-    size_t k = rc ? 0 : group_alarms(&l->out, &s->alarms, lines, 8);
-    if (rc == 0 && n) rc = service_outbox_put(&l->ob, txn, l->client, &l->out, why);
+    group_lines_t g;
+    g.k = 0;
+    size_t n = rc ? 0 : read_group(l, txn, &last, &g, &rc, why);
+    if (rc == 0 && n) rc = flush_emitted(l, txn, &g, why);
     if (rc == 0 && (n || acks || s->alarms != before)) rc = save_place(s, txn, last);
     if (rc == 0 && (n || acks)) rc = save_published(l, txn, last);
     if (rc == 0 && (n || acks || s->alarms != before)) {
@@ -289,7 +324,8 @@ static int live_step(live_t *l, char *why)
             schakel_log(SCHAKEL_LOG_ERROR, l->ops->name, "event=state_not_scrubbed reason=\"%s\"", sw);
     }
     l->n_erased = 0;
-    for (size_t i = 0; rc == 0 && i < k; i++) schakel_log(SCHAKEL_LOG_ERROR, l->ops->name, "%s", lines[i]);
+    for (size_t i = 0; rc == 0 && i < g.k; i++)
+        schakel_log(SCHAKEL_LOG_ERROR, l->ops->name, "%s", g.lines[i]);
     service_emit_clear(&l->out);
     return rc;
 }

@@ -9,13 +9,15 @@
  * only inside the transaction it is handed. No wall clock (rec->now is the
  * log's time), no random ids (derive them), no reading of anything else.
  *
- * Live: records are processed in groups (whatever the broker has right
- * now, up to 1024), one LMDB write transaction per group, in which the
- * engine's state, the runner's cursor and the events the group emitted
- * (table "outbox", sealed under <state_dir>/outbox.key) commit together.
- * The events are published asynchronously (a window of batches in flight;
- * they may be sent before their transaction commits) and the runner reads
- * on at once; an ACK removes the entries it covers in a later
+ * Live: records are processed in groups (up to 4096; a group that has
+ * read everything durable stays open 25 ms from its first record for
+ * more), one LMDB write transaction per group, in which the engine's
+ * state, the runner's cursor and the events the group emitted (table
+ * "outbox", sealed under <state_dir>/outbox.key) commit together. The
+ * events are put and published whenever the group has caught up with the
+ * log (and every 256 events), asynchronously (a window of batches in
+ * flight; they are sent before their transaction commits), and the runner
+ * reads on at once; an ACK removes the entries it covers in a later
  * transaction, a timeout or "retry later" sends the same bytes again, and
  * on start everything still in the outbox is sent again before reading
  * on. While more than 16384 events wait for their ACK the runner stops

@@ -114,6 +114,7 @@ typedef struct {
     size_t pool_left;
     void *map_addr; /* the map as lmdb_map_release found it, for map size map_for */
     size_t map_len, map_for;
+    size_t map_floor; /* file pages mapped right after the last release: not the log's */
     key_set_t cache[CACHE_SETS];
     subject_set_t subjects[CACHE_SETS];
 } lmdb_store_t;

@@ -5,7 +5,9 @@
  * kernel maps up to 15 cached neighbours with it on every fault. After a
  * million events that is most of the file, counted in the broker's RSS.
  * lmdb_map_release drops those mappings after a group commit once they
- * pass 48 MiB (each release costs page faults afterwards): the pages
+ * pass 48 MiB (each release costs page faults afterwards; what else the
+ * process maps, counted right after the last release, does not count:
+ * in a node the services' own state files are mapped too): the pages
  * stay in the page cache (nothing is written or lost: the map is
  * read-only and MAP_SHARED, so the next read maps the same bytes again),
  * only the process's page-table entries go. Readers in other threads
@@ -93,7 +95,15 @@ void lmdb_map_release(lmdb_store_t *st)
     if (st->read_only) return;
     /* dropping the mappings costs page faults later: only when they add up */
     long pg = sysconf(_SC_PAGESIZE);
-    if (pg > 0 && mapped_file_pages() * (size_t)pg < MAP_RELEASE_ABOVE) return;
+    /* Above the floor: in a node the services' state maps (tens of MiB
+     * after a busy hour) are file pages of this process too, and counting
+     * them released the log's map after most commits, so that the
+     * services' and checkers' reads of the log faulted its pages in again
+     * (bench/README.md, branch s26-perf: broker and checker faults fell
+     * by about half to three quarters without it). */
+    size_t mapped = mapped_file_pages();
+    if (pg > 0 && (mapped <= st->map_floor || (mapped - st->map_floor) * (size_t)pg < MAP_RELEASE_ABOVE))
+        return;
     if ((st->map_for != st->map_size || !st->map_addr) && map_find(st) != 0) return;
     MDB_envinfo info;
     MDB_stat stat;
@@ -106,4 +116,5 @@ void lmdb_map_release(lmdb_store_t *st)
     if (used > st->map_len) used = st->map_len;
     /* advice only: a failure leaves the pages mapped, nothing else */
     (void)madvise(st->map_addr, used, MADV_DONTNEED);
+    st->map_floor = mapped_file_pages(); /* the program, its libraries, other maps */
 }
