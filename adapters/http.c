@@ -171,10 +171,20 @@ int adapter_load_http_token(adapter_t *a)
         schakel_hex_encode(raw, sizeof raw, hex);
         memset(raw, 0, sizeof raw);
         hex[64] = '\n', hex[65] = 0;
-        int wfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        /* whole or not at all: written and synced under path.tmp, then
+         * linked to path (which fails if another start made one first),
+         * so that a reader never finds it empty or half written */
+        char tmp[sizeof a->http_token_path + sizeof ".tmp"];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        (void)unlink(tmp); /* a crashed earlier try's */
+        int wfd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         int ok = wfd >= 0 && write(wfd, hex, 65) == 65 && fsync(wfd) == 0;
         if (wfd >= 0) (void)close(wfd); /* after fsync: read back below */
         memset(hex, 0, sizeof hex);
+        if (ok && link(tmp, path) != 0 && errno != EEXIST) ok = 0;
+        int e = errno;
+        (void)unlink(tmp);
+        errno = e;
         if (!ok)
             return schakel_fail(a->why, SCHAKEL_EIO, "http_token %s: cannot create it: %s", path,
                                 strerror(errno));

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -44,13 +45,13 @@ static int port_free(int port)
 int harness_free_ports(int n)
 {
     /* 20000..32767 lies below Linux's default ephemeral range (32768..60999);
-     * each call of a process starts elsewhere, so that two calls before the
-     * first port is bound do not return the same one */
-    static unsigned calls;
-    int span = 32768 - 20000 - n,
-        start = (int)(((unsigned)getpid() * 7919u + calls++ * 64u) % (unsigned)span);
+     * each call starts at a random place, as the kernel's own choice would,
+     * so that tests started together do not try the same ports */
+    int span = 32768 - 20000 - n;
+    unsigned r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) r = (unsigned)getpid() * 7919u;
     for (int tries = 0; tries < 400; tries++) {
-        int base = 20000 + (start + tries * n) % span, ok = 1;
+        int base = 20000 + (int)((r + (unsigned)(tries * n)) % (unsigned)span), ok = 1;
         for (int i = 0; i < n && ok; i++) ok = port_free(base + i);
         if (ok) return base;
     }
