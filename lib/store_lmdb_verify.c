@@ -1,12 +1,15 @@
 /* The walk of `schakel audit verify` (store_audit.h) on every core. One
- * read transaction pins the log; the calling thread walks the events
- * table a window of records at a time and hands each window to a pool:
+ * read transaction pins the log; the log is taken a window of sequence
+ * numbers at a time (slot i of the window is seq base + i), by a pool:
  *
- *   A (all threads, taking chunks of 512 records): the record's own hash
- *     recomputed from its stored previous-hash and body, the body decoded
+ *   A (all threads, taking chunks of 512 seqs): the chunk's part of the
+ *     events table walked with the thread's own cursor (a key that is no
+ *     seq is noted as the seq it stands in for missing), then each
+ *     record's own hash recomputed from its stored previous-hash and body,
+ *     the body decoded
  *     (into the thread's arena), and with the master key the payload
  *     decrypted and hashed against its signed event hash;
- *   B (the calling thread, in seq order): contiguous seqs, each record's
+ *   B (the calling thread, in seq order): no seq missing, each record's
  *     previous-hash equal to the hash of the record before (the stored
  *     one, which A checked), A's verdicts, and the batch proofs with the
  *     directory on the log at that point (store_lmdb_sigs.c), which queue
@@ -50,6 +53,7 @@ typedef struct {
     size_t len;
     Schakel__V1__RecordBody *body; /* in a thread's arena; NULL without one */
     const char *fail;              /* A's verdict: NULL when the record is good */
+    uint8_t present;               /* the table holds this seq */
     uint8_t done;                  /* A reached it */
     uint8_t erased;
     uint64_t erased_upto; /* when erased: up to where its erasure record reaches */
@@ -70,6 +74,7 @@ typedef struct {
     unsigned index;
     pthread_t thread;
     MDB_txn *txn;
+    MDB_cursor *cur; /* on the events table */
     schakel_arena_t *arena;
     wset_t *keys;
     uint8_t *victim; /* per set: the next way to replace */
@@ -86,8 +91,10 @@ struct pool {
     unsigned generation, finished;
     int stage;         /* 'A', 'C', or 0: stop */
     size_t next_chunk; /* the next chunk of the stage to take (atomic) */
-    slot_t *slots;
+    slot_t *slots;     /* slots[i] is seq base + i */
     size_t n_slots;
+    uint64_t base, last; /* the window's first seq; the table's last */
+    uint64_t odd_at;     /* a key that is no seq sits just before this seq (atomic min; 0: none) */
     lmdb_sig_job_t *jobs;
     size_t n_jobs;
 };
@@ -221,6 +228,46 @@ static void check_record(worker_t *w, slot_t *s)
     else if (p->payloads) wkey_prefetch(w, b);
 }
 
+/* A key of the events table that is not a seq sits where seq `at` should
+ * be: the walk reports that seq missing, as a walk in one thread would. */
+static void note_odd(pool_t *p, uint64_t at)
+{
+    uint64_t cur = __atomic_load_n(&p->odd_at, __ATOMIC_RELAXED);
+    while ((!cur || at < cur) &&
+           !__atomic_compare_exchange_n(&p->odd_at, &cur, at, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
+/* Fills slots lo..hi from this thread's own cursor: each thread walks its
+ * own part of the table, so the walk and its page faults are shared. The
+ * part that holds the last seq goes on to the end of the table. */
+static int walk_chunk(worker_t *w, size_t lo, size_t hi)
+{
+    pool_t *p = w->pool;
+    memset(&p->slots[lo], 0, (hi - lo) * sizeof *p->slots);
+    uint8_t from[8], to[8];
+    schakel_put_be64(from, p->base + lo);
+    schakel_put_be64(to, p->base + hi);
+    int open_end = p->base + hi > p->last;
+    MDB_val key = {8, from}, end = {8, to}, val;
+    uint64_t prev = p->base + lo - 1;
+    for (int op = MDB_SET_RANGE; mdb_cursor_get(w->cur, &key, &val, (MDB_cursor_op)op) == 0; op = MDB_NEXT) {
+        if (!open_end && mdb_cmp(w->txn, p->st->events, &key, &end) >= 0) break;
+        if (key.mv_size != 8) {
+            note_odd(p, prev + 1);
+            continue;
+        }
+        uint64_t seq = schakel_get_be64(key.mv_data);
+        if (seq < p->base + lo || seq - p->base >= hi) break; /* only past the last seq: none */
+        slot_t *sl = &p->slots[seq - p->base];
+        sl->seq = prev = seq;
+        sl->rec = val.mv_data;
+        sl->len = val.mv_size;
+        sl->present = 1;
+    }
+    return 0;
+}
+
 /* Records i..to of the stage A: each one's hash and body, then, a group
  * later, their payloads, so that the key sets come in meanwhile. 1 when
  * one failed: what comes after it in the chunk does not count. */
@@ -230,6 +277,7 @@ static int check_records(worker_t *w, size_t i, size_t to)
     for (; i < to; i += PREFETCH_GROUP) {
         size_t end = to - i < PREFETCH_GROUP ? to : i + PREFETCH_GROUP, j;
         for (j = i; j < end; j++) {
+            if (!p->slots[j].present) return 1; /* stage B names it missing */
             check_record(w, &p->slots[j]);
             if (p->slots[j].fail) return 1;
         }
@@ -254,6 +302,7 @@ static void run_stage(worker_t *w, int stage)
         if (from >= n) return;
         size_t to = n - from < chunk ? n : from + chunk;
         if (stage == 'A') {
+            (void)walk_chunk(w, from, to);
             (void)check_records(w, from, to); /* a failure is in its slot, for stage B */
             continue;
         }
@@ -304,6 +353,7 @@ static void pool_free(pool_t *p)
     for (unsigned i = 1; i <= p->running; i++) pthread_join(p->w[i].thread, NULL);
     for (unsigned i = 0; i < p->n; i++) {
         worker_t *w = &p->w[i];
+        if (w->cur) mdb_cursor_close(w->cur);
         if (w->txn) mdb_txn_abort(w->txn);
         schakel_arena_destroy(&w->arena);
         if (w->keys) memset(w->keys, 0, WKEY_SETS * sizeof *w->keys);
@@ -339,7 +389,8 @@ static pool_t *pool_new(lmdb_store_t *st, unsigned n, int payloads, int bodies)
              (!payloads ||
               ((w->keys = aligned_alloc(64, WKEY_SETS * sizeof *w->keys)) &&
                (w->victim = calloc(WKEY_SETS, 1)) && memset(w->keys, 0, WKEY_SETS * sizeof *w->keys))) &&
-             (!payloads || mdb_txn_begin(st->env, NULL, MDB_RDONLY, &w->txn) == 0);
+             mdb_txn_begin(st->env, NULL, MDB_RDONLY, &w->txn) == 0 &&
+             mdb_cursor_open(w->txn, st->events, &w->cur) == 0;
     }
     for (unsigned i = 1; ok && i < n; i++)
         if ((ok = pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i]) == 0)) p->running++;
@@ -367,12 +418,27 @@ typedef struct {
     lmdb_erasures_t *er; /* with SCHAKEL_VERIFY_ERASURES */
 } walk_t;
 
+/* The table's last seq (0 when none), and a first key that is not seq 1
+ * noted as seq 1 missing. */
+static void table_ends(pool_t *p, MDB_cursor *cur)
+{
+    MDB_val key, val;
+    p->last = 0;
+    if (mdb_cursor_get(cur, &key, &val, MDB_FIRST) != 0) return;
+    if (key.mv_size != 8 || schakel_get_be64(key.mv_data) == 0) p->odd_at = 1;
+    for (int op = MDB_LAST; mdb_cursor_get(cur, &key, &val, (MDB_cursor_op)op) == 0; op = MDB_PREV)
+        if (key.mv_size == 8) {
+            p->last = schakel_get_be64(key.mv_data);
+            return;
+        }
+}
+
 /* Stage B over the window: 0, or SCHAKEL_ECORRUPT with r filled. */
 static int take_window(pool_t *p, walk_t *k, lmdb_sigs_t *sigs, MDB_txn *txn, schakel_verify_report_t *r)
 {
     for (size_t i = 0; i < p->n_slots; i++) {
         slot_t *s = &p->slots[i];
-        if (s->seq != k->expect)
+        if (!s->present || k->expect == p->odd_at || s->seq != k->expect)
             return lmdb_verify_fail(r, k->expect, "record is missing (sequence numbers jump)");
         if (s->len < HDR_LEN) return lmdb_verify_fail(r, s->seq, "record is truncated");
         if (memcmp(s->rec, k->prev, 32) != 0)
@@ -455,25 +521,18 @@ int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub, const u
     walk_t k = {.expect = 1};
     if (payloads && (what & SCHAKEL_VERIFY_ERASURES) && !rc && !(k.er = lmdb_erasures_new()))
         rc = SCHAKEL_ESTORE;
-    MDB_val key, val;
-    int op = MDB_FIRST, more = rc == 0;
-    while (rc == 0 && more) {
-        p->n_slots = 0;
-        while (p->n_slots < WINDOW && (more = mdb_cursor_get(cur, &key, &val, op) == 0)) {
-            op = MDB_NEXT;
-            slot_t *sl = &p->slots[p->n_slots++];
-            memset(sl, 0, sizeof *sl);
-            sl->seq = key.mv_size == 8 ? schakel_get_be64(key.mv_data) : 0;
-            sl->rec = val.mv_data;
-            sl->len = val.mv_size;
-        }
-        if (!p->n_slots) break;
+    if (rc == 0) table_ends(p, cur);
+    for (uint64_t base = 1; rc == 0 && base <= p->last; base += WINDOW) {
+        p->base = base;
+        p->n_slots = p->last - p->base < WINDOW ? (size_t)(p->last - p->base + 1) : WINDOW;
         pool_run(p, 'A');
         rc = take_window(p, &k, sigs, txn, r);
         if (sigs) rc = take_signatures(p, sigs, rc, r);
         for (unsigned i = 0; i < p->n; i++) schakel_arena_reset(p->w[i].arena);
         if (opts && opts->progress) opts->progress(opts->progress_arg, r->records, total);
     }
+    if (rc == 0 && p->odd_at == k.expect) /* a key that is no seq after the last record */
+        rc = lmdb_verify_fail(r, k.expect, "record is missing (sequence numbers jump)");
     if (cur) mdb_cursor_close(cur);
     if (rc == SCHAKEL_ECORRUPT) {
         /* what a single walk reports: the records before the bad one */
