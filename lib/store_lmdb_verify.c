@@ -59,6 +59,7 @@ typedef struct {
     uint64_t erased_upto; /* when erased: up to where its erasure record reaches */
     uint8_t key_problem;  /* 1 missing, 2 corrupt */
     const char *key_why;
+    lmdb_proof_t proof; /* when the record starts its batch and signatures are checked */
 } slot_t;
 
 typedef struct pool pool_t;
@@ -82,7 +83,7 @@ typedef struct {
 
 struct pool {
     lmdb_store_t *st;
-    int payloads, bodies;
+    int payloads, bodies, proofs;
     unsigned n;       /* threads, the caller's included */
     unsigned running; /* threads started besides the caller's */
     worker_t w[MAX_THREADS];
@@ -277,9 +278,12 @@ static int check_records(worker_t *w, size_t i, size_t to)
     for (; i < to; i += PREFETCH_GROUP) {
         size_t end = to - i < PREFETCH_GROUP ? to : i + PREFETCH_GROUP, j;
         for (j = i; j < end; j++) {
-            if (!p->slots[j].present) return 1; /* stage B names it missing */
-            check_record(w, &p->slots[j]);
-            if (p->slots[j].fail) return 1;
+            slot_t *s = &p->slots[j];
+            if (!s->present) return 1; /* stage B names it missing */
+            check_record(w, s);
+            if (s->fail) return 1;
+            if (p->proofs && s->body->proof_seq == s->seq)
+                lmdb_proof_read(w->txn, p->st->proofs, s->seq, schakel_arena_allocator(w->arena), &s->proof);
         }
         if (!p->payloads) continue;
         for (j = i; j < end; j++) {
@@ -451,7 +455,7 @@ static int take_window(pool_t *p, walk_t *k, lmdb_sigs_t *sigs, MDB_txn *txn, sc
             if (!k->key_first) k->key_first = s->seq, k->key_why = s->key_why;
         }
         if (sigs) {
-            int rc = lmdb_sigs_record(sigs, p->st, txn, s->seq, s->body, r);
+            int rc = lmdb_sigs_record(sigs, p->st, txn, s->seq, s->body, &s->proof, r);
             if (rc) return rc;
         }
         if (k->er) {
@@ -514,6 +518,7 @@ int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub, const u
         r->sigs_checked = 1;
     }
     pool_t *p = pool_new(st, threads_for(opts), payloads, payloads || sigs);
+    if (p) p->proofs = sigs != NULL;
     MDB_stat ms;
     uint64_t total = mdb_stat(txn, st->events, &ms) == 0 ? ms.ms_entries : 0;
     int rc =
