@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -360,8 +361,9 @@ static void pool_free(pool_t *p)
         if (w->cur) mdb_cursor_close(w->cur);
         if (w->txn) mdb_txn_abort(w->txn);
         schakel_arena_destroy(&w->arena);
-        if (w->keys) memset(w->keys, 0, WKEY_SETS * sizeof *w->keys);
-        free(w->keys);
+        /* unmapped, the keys leave the process (the kernel zeroes a page
+         * before it maps it again) */
+        if (w->keys) (void)munmap(w->keys, WKEY_SETS * sizeof *w->keys); /* ours, whole: cannot fail */
         free(w->victim);
     }
     pthread_cond_destroy(&p->go);
@@ -369,6 +371,15 @@ static void pool_free(pool_t *p)
     pthread_mutex_destroy(&p->mu);
     free(p->slots);
     free(p);
+}
+
+/* A thread's key cache: fresh zero pages, each first touched (faulted in)
+ * by the thread that uses it, not all by the caller before the walk. */
+static wset_t *keys_new(void)
+{
+    void *m =
+        mmap(NULL, WKEY_SETS * sizeof(wset_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return m == MAP_FAILED ? NULL : m;
 }
 
 /* A pool of n threads (the caller's included) over st. NULL when out of
@@ -390,9 +401,7 @@ static pool_t *pool_new(lmdb_store_t *st, unsigned n, int payloads, int bodies)
         w->pool = p;
         w->index = i;
         ok = (w->arena = schakel_arena_new(ARENA_BYTES)) &&
-             (!payloads ||
-              ((w->keys = aligned_alloc(64, WKEY_SETS * sizeof *w->keys)) &&
-               (w->victim = calloc(WKEY_SETS, 1)) && memset(w->keys, 0, WKEY_SETS * sizeof *w->keys))) &&
+             (!payloads || ((w->keys = keys_new()) != NULL && (w->victim = calloc(WKEY_SETS, 1)) != NULL)) &&
              mdb_txn_begin(st->env, NULL, MDB_RDONLY, &w->txn) == 0 &&
              mdb_cursor_open(w->txn, st->events, &w->cur) == 0;
     }
