@@ -31,6 +31,7 @@
 
 #include "crypto.h"
 #include "schakel/v1/bus.pb-c.h"
+#include "store_audit.h"
 #include "store_lmdb.h"
 
 #define KEY_ID_LEN 16
@@ -226,10 +227,22 @@ int lmdb_record_open(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel
 
 /* store_lmdb_audit.c: fills r->bad_seq and r->why; SCHAKEL_ECORRUPT. */
 int lmdb_verify_fail(struct schakel_verify_report *r, uint64_t seq, const char *msg);
+/* One checkpoint's signature check, for any thread (lmdb_cp_job_run). */
+typedef struct {
+    uint64_t seq;
+    const uint8_t *pub;
+    uint8_t msg[SCHAKEL_CHECKPOINT_MSG_LEN];
+    uint8_t sig[SCHAKEL_ED25519_SIG_LEN];
+    int ok;
+} lmdb_cp_job_t;
+void lmdb_cp_job_run(lmdb_cp_job_t *j);
+/* Runs lmdb_cp_job_run on each of the n jobs, on any threads. */
+typedef void (*lmdb_cp_run_fn)(void *arg, lmdb_cp_job_t *jobs, size_t n);
 /* Every stored checkpoint: its hash on the chain up to r->head, its
- * signature by broker_pub (if not NULL). */
+ * signature by broker_pub (if not NULL), the signatures checked by run
+ * (NULL: here, one after the other); the first that fails is named. */
 int lmdb_verify_checkpoints(lmdb_store_t *st, MDB_txn *txn, const uint8_t *broker_pub,
-                            struct schakel_verify_report *r);
+                            struct schakel_verify_report *r, lmdb_cp_run_fn run, void *arg);
 
 /* store_lmdb_erasures.c: every erasure record that erased a record of the
  * walk has the broker's `erasure` event on the log (SCHAKEL_VERIFY_ERASURES).

@@ -99,6 +99,8 @@ struct pool {
     uint64_t odd_at;     /* a key that is no seq sits just before this seq (atomic min; 0: none) */
     lmdb_sig_job_t *jobs;
     size_t n_jobs;
+    lmdb_cp_job_t *cp_jobs; /* stage K: the checkpoints' signatures */
+    size_t n_cp_jobs;
 };
 
 /* ---- stage A ---- */
@@ -301,7 +303,10 @@ static int check_records(worker_t *w, size_t i, size_t to)
 static void run_stage(worker_t *w, int stage)
 {
     pool_t *p = w->pool;
-    size_t n = stage == 'A' ? p->n_slots : p->n_jobs, chunk = stage == 'A' ? CHUNK_RECORDS : CHUNK_JOBS;
+    size_t n = stage == 'A'   ? p->n_slots
+               : stage == 'K' ? p->n_cp_jobs
+                              : p->n_jobs,
+           chunk = stage == 'A' ? CHUNK_RECORDS : CHUNK_JOBS;
     for (;;) {
         size_t from = __atomic_fetch_add(&p->next_chunk, 1, __ATOMIC_RELAXED) * chunk;
         if (from >= n) return;
@@ -311,7 +316,9 @@ static void run_stage(worker_t *w, int stage)
             (void)check_records(w, from, to); /* a failure is in its slot, for stage B */
             continue;
         }
-        for (size_t i = from; i < to; i++) lmdb_sig_job_run(&p->jobs[i]);
+        for (size_t i = from; i < to; i++)
+            if (stage == 'K') lmdb_cp_job_run(&p->cp_jobs[i]);
+            else lmdb_sig_job_run(&p->jobs[i]);
     }
 }
 
@@ -480,6 +487,15 @@ static int take_window(pool_t *p, walk_t *k, lmdb_sigs_t *sigs, MDB_txn *txn, sc
     return 0;
 }
 
+/* Stage K: the checkpoints' signatures on every thread. */
+static void run_checkpoints(void *arg, lmdb_cp_job_t *jobs, size_t n)
+{
+    pool_t *p = arg;
+    p->cp_jobs = jobs;
+    p->n_cp_jobs = n;
+    pool_run(p, 'K');
+}
+
 /* Stage C and D: the window's signatures. A failure there comes before
  * any failure B found later in the window; the counts of B stay. */
 static int take_signatures(pool_t *p, lmdb_sigs_t *sigs, int rc_b, schakel_verify_report_t *r)
@@ -560,10 +576,10 @@ int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub, const u
     } else {
         memcpy(r->head_hash, k.prev, 32);
     }
-    if (p) pool_free(p);
     if (rc == 0 && sigs) rc = lmdb_sigs_finish(sigs, r);
     lmdb_sigs_free(&sigs);
-    if (rc == 0) rc = lmdb_verify_checkpoints(st, txn, broker_pub, r);
+    if (rc == 0) rc = lmdb_verify_checkpoints(st, txn, broker_pub, r, run_checkpoints, p);
+    if (p) pool_free(p);
     if (rc == 0 && k.er) rc = lmdb_erasures_finish(k.er, r);
     lmdb_erasures_free(&k.er);
     if (rc == 0 && k.key_first) {
