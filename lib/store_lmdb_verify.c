@@ -17,6 +17,10 @@
  *   C (all threads): those Ed25519 checks;
  *   D (the calling thread, in seq order): their results.
  *
+ * Two windows are in flight: while the calling thread takes window n in
+ * stage B, the others run stage A of window n+1 (into the other set of
+ * slots and arenas), and it joins them when B is done.
+ *
  * Every stage stops at its first failure and B and D go in seq order, so
  * the first bad sequence number named is the one a single thread finds,
  * whatever the number of threads. A thread of the pool has its own read
@@ -76,8 +80,9 @@ typedef struct {
     unsigned index;
     pthread_t thread;
     MDB_txn *txn;
-    MDB_cursor *cur; /* on the events table */
-    schakel_arena_t *arena;
+    MDB_cursor *cur;            /* on the events table */
+    schakel_arena_t *arenas[2]; /* one per window in flight: arenas[pool->parity] */
+    schakel_arena_t *arena;     /* the one of the stage A running */
     wset_t *keys;
     uint8_t *victim; /* per set: the next way to replace */
 } worker_t;
@@ -93,8 +98,10 @@ struct pool {
     unsigned generation, finished;
     int stage;         /* 'A', 'C', or 0: stop */
     size_t next_chunk; /* the next chunk of the stage to take (atomic) */
-    slot_t *slots;     /* slots[i] is seq base + i */
+    slot_t *bufs[2];   /* two windows: stage B takes one while stage A fills the other */
+    slot_t *slots;     /* stage A's window: slots[i] is seq base + i */
     size_t n_slots;
+    unsigned parity;     /* stage A's window: bufs[parity], each thread's arenas[parity] */
     uint64_t base, last; /* the window's first seq; the table's last */
     uint64_t odd_at;     /* a key that is no seq sits just before this seq (atomic min; 0: none) */
     lmdb_sig_job_t *jobs;
@@ -303,6 +310,7 @@ static int check_records(worker_t *w, size_t i, size_t to)
 static void run_stage(worker_t *w, int stage)
 {
     pool_t *p = w->pool;
+    w->arena = w->arenas[p->parity];
     size_t n = stage == 'A'   ? p->n_slots
                : stage == 'K' ? p->n_cp_jobs
                               : p->n_jobs,
@@ -341,9 +349,8 @@ static void *worker_main(void *arg)
     }
 }
 
-/* Runs a stage on every thread, the caller's as the first; returns when
- * all are done. */
-static void pool_run(pool_t *p, int stage)
+/* Starts a stage on the pool's threads; the caller joins with pool_join. */
+static void pool_start(pool_t *p, int stage)
 {
     pthread_mutex_lock(&p->mu);
     p->stage = stage;
@@ -352,11 +359,23 @@ static void pool_run(pool_t *p, int stage)
     p->generation++;
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
-    if (!stage) return; /* they end: pool_free joins them */
+}
+
+/* Takes what is left of the stage, then waits for the others. */
+static void pool_join(pool_t *p, int stage)
+{
     run_stage(&p->w[0], stage);
     pthread_mutex_lock(&p->mu);
     while (p->finished < p->running) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+}
+
+/* Runs a stage on every thread, the caller's as the first; returns when
+ * all are done. */
+static void pool_run(pool_t *p, int stage)
+{
+    pool_start(p, stage);
+    if (stage) pool_join(p, stage); /* else they end: pool_free joins them */
 }
 
 static void pool_free(pool_t *p)
@@ -367,7 +386,8 @@ static void pool_free(pool_t *p)
         worker_t *w = &p->w[i];
         if (w->cur) mdb_cursor_close(w->cur);
         if (w->txn) mdb_txn_abort(w->txn);
-        schakel_arena_destroy(&w->arena);
+        schakel_arena_destroy(&w->arenas[0]);
+        schakel_arena_destroy(&w->arenas[1]);
         /* unmapped, the keys leave the process (the kernel zeroes a page
          * before it maps it again) */
         if (w->keys) (void)munmap(w->keys, WKEY_SETS * sizeof *w->keys); /* ours, whole: cannot fail */
@@ -376,7 +396,8 @@ static void pool_free(pool_t *p)
     pthread_cond_destroy(&p->go);
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->mu);
-    free(p->slots);
+    free(p->bufs[0]);
+    free(p->bufs[1]);
     free(p);
 }
 
@@ -402,12 +423,13 @@ static pool_t *pool_new(lmdb_store_t *st, unsigned n, int payloads, int bodies)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
-    int ok = (p->slots = calloc(WINDOW, sizeof *p->slots)) != NULL;
+    int ok = (p->bufs[0] = calloc(WINDOW, sizeof(slot_t))) && (p->bufs[1] = calloc(WINDOW, sizeof(slot_t)));
     for (unsigned i = 0; ok && i < n; i++) {
         worker_t *w = &p->w[i];
         w->pool = p;
         w->index = i;
-        ok = (w->arena = schakel_arena_new(ARENA_BYTES)) &&
+        ok = (w->arenas[0] = schakel_arena_new(ARENA_BYTES)) &&
+             (w->arenas[1] = schakel_arena_new(ARENA_BYTES)) &&
              (!payloads || ((w->keys = keys_new()) != NULL && (w->victim = calloc(WKEY_SETS, 1)) != NULL)) &&
              mdb_txn_begin(st->env, NULL, MDB_RDONLY, &w->txn) == 0 &&
              mdb_cursor_open(w->txn, st->events, &w->cur) == 0;
@@ -453,12 +475,27 @@ static void table_ends(pool_t *p, MDB_cursor *cur)
         }
 }
 
-/* Stage B over the window: 0, or SCHAKEL_ECORRUPT with r filled. */
-static int take_window(pool_t *p, walk_t *k, lmdb_sigs_t *sigs, MDB_txn *txn, schakel_verify_report_t *r)
+/* Sets up stage A's window from base in bufs[parity]; 0 past the end. */
+static int next_window(pool_t *p, uint64_t base, unsigned parity)
 {
-    for (size_t i = 0; i < p->n_slots; i++) {
-        slot_t *s = &p->slots[i];
-        if (!s->present || k->expect == p->odd_at || s->seq != k->expect)
+    if (base > p->last) return 0;
+    p->base = base;
+    p->n_slots = p->last - base < WINDOW ? (size_t)(p->last - base + 1) : WINDOW;
+    p->parity = parity;
+    p->slots = p->bufs[parity];
+    return 1;
+}
+
+/* Stage B over the window: 0, or SCHAKEL_ECORRUPT with r filled. */
+static int take_window(pool_t *p, slot_t *slots, size_t n, walk_t *k, lmdb_sigs_t *sigs, MDB_txn *txn,
+                       schakel_verify_report_t *r)
+{
+    /* stage A of the next window may lower odd_at meanwhile, never below
+     * that window's first seq */
+    uint64_t odd_at = __atomic_load_n(&p->odd_at, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < n; i++) {
+        slot_t *s = &slots[i];
+        if (!s->present || k->expect == odd_at || s->seq != k->expect)
             return lmdb_verify_fail(r, k->expect, "record is missing (sequence numbers jump)");
         if (s->len < HDR_LEN) return lmdb_verify_fail(r, s->seq, "record is truncated");
         if (memcmp(s->rec, k->prev, 32) != 0)
@@ -552,14 +589,21 @@ int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub, const u
     if (payloads && (what & SCHAKEL_VERIFY_ERASURES) && !rc && !(k.er = lmdb_erasures_new()))
         rc = SCHAKEL_ESTORE;
     if (rc == 0) table_ends(p, cur);
-    for (uint64_t base = 1; rc == 0 && base <= p->last; base += WINDOW) {
-        p->base = base;
-        p->n_slots = p->last - p->base < WINDOW ? (size_t)(p->last - p->base + 1) : WINDOW;
-        pool_run(p, 'A');
-        rc = take_window(p, &k, sigs, txn, r);
+    /* Stage A of window n+1 runs on the pool while this thread takes
+     * window n in order (stage B), then joins it; then the signatures. */
+    int have = rc == 0 && next_window(p, 1, 0);
+    if (have) pool_run(p, 'A');
+    for (unsigned n = 0; have; n++) {
+        slot_t *slots = p->slots;
+        size_t n_slots = p->n_slots;
+        int next = next_window(p, p->base + WINDOW, (n + 1) & 1);
+        if (next) pool_start(p, 'A');
+        rc = take_window(p, slots, n_slots, &k, sigs, txn, r);
+        if (next) pool_join(p, 'A');
         if (sigs) rc = take_signatures(p, sigs, rc, r);
-        for (unsigned i = 0; i < p->n; i++) schakel_arena_reset(p->w[i].arena);
+        for (unsigned i = 0; i < p->n; i++) schakel_arena_reset(p->w[i].arenas[n & 1]);
         if (opts && opts->progress) opts->progress(opts->progress_arg, r->records, total);
+        have = next && rc == 0;
     }
     if (rc == 0 && p->odd_at == k.expect) /* a key that is no seq after the last record */
         rc = lmdb_verify_fail(r, k.expect, "record is missing (sequence numbers jump)");
