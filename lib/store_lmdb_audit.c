@@ -46,41 +46,79 @@ int lmdb_record_open(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel
     return 0;
 }
 
-int lmdb_verify_checkpoints(lmdb_store_t *st, MDB_txn *txn, const uint8_t *broker_pub,
-                            schakel_verify_report_t *r)
+void lmdb_cp_job_run(lmdb_cp_job_t *j)
+{
+    j->ok = schakel_ed25519_verify(j->pub, j->msg, sizeof j->msg, j->sig) == 0;
+}
+
+/* In order: each checkpoint decodes, lies within the log and names the
+ * chain's hash there; its signature is queued. Stops at the first that
+ * does not, with r filled (rc). */
+static int cp_collect(lmdb_store_t *st, MDB_txn *txn, const uint8_t *broker_pub, schakel_verify_report_t *r,
+                      lmdb_cp_job_t **jobs, size_t *n)
 {
     MDB_cursor *cur;
     MDB_val k, v;
+    size_t cap = 0;
     if (mdb_cursor_open(txn, st->checkpoints, &cur)) return SCHAKEL_ESTORE;
     int rc = 0, op = MDB_FIRST;
     while (rc == 0 && mdb_cursor_get(cur, &k, &v, op) == 0) {
         op = MDB_NEXT;
         Schakel__V1__Checkpoint *cp = schakel__v1__checkpoint__unpack(NULL, v.mv_size, v.mv_data);
         uint64_t seq = k.mv_size == 8 ? schakel_get_be64(k.mv_data) : 0;
+        uint8_t ek[8];
+        schakel_put_be64(ek, seq);
+        MDB_val kk = {8, ek}, vv;
         if (!cp || cp->seq != seq || cp->hash.len != 32 || cp->signature.len != 64) {
             rc = lmdb_verify_fail(r, seq, "checkpoint does not decode");
         } else if (seq > r->head) {
             rc = lmdb_verify_fail(r, seq, "checkpoint is beyond the last record: records were removed");
-        } else {
-            uint8_t ek[8];
-            schakel_put_be64(ek, seq);
-            MDB_val kk = {8, ek}, vv;
-            if (mdb_get(txn, st->events, &kk, &vv) != 0 || vv.mv_size < HDR_LEN ||
-                memcmp((uint8_t *)vv.mv_data + 32, cp->hash.data, 32) != 0) {
-                rc = lmdb_verify_fail(r, seq, "checkpoint hash differs from the chain");
-            } else if (broker_pub) {
-                schakel_checkpoint_t c = {.seq = seq, .at = cp->at};
-                memcpy(c.hash, cp->hash.data, 32);
-                uint8_t msg[SCHAKEL_CHECKPOINT_MSG_LEN];
-                schakel_checkpoint_message(&c, msg);
-                if (schakel_ed25519_verify(broker_pub, msg, sizeof msg, cp->signature.data) != 0)
-                    rc = lmdb_verify_fail(r, seq, "checkpoint signature does not verify");
-            }
-            if (rc == 0) r->checkpoints++;
+        } else if (mdb_get(txn, st->events, &kk, &vv) != 0 || vv.mv_size < HDR_LEN ||
+                   memcmp((uint8_t *)vv.mv_data + 32, cp->hash.data, 32) != 0) {
+            rc = lmdb_verify_fail(r, seq, "checkpoint hash differs from the chain");
+        } else if (*n == cap) {
+            lmdb_cp_job_t *j = realloc(*jobs, (cap = cap ? 2 * cap : 256) * sizeof *j);
+            if (j) *jobs = j;
+            else rc = SCHAKEL_ENOMEM;
+        }
+        if (rc == 0) {
+            lmdb_cp_job_t *j = &(*jobs)[(*n)++];
+            schakel_checkpoint_t c = {.seq = seq, .at = cp->at};
+            memcpy(c.hash, cp->hash.data, 32);
+            schakel_checkpoint_message(&c, j->msg);
+            memcpy(j->sig, cp->signature.data, 64);
+            j->seq = seq;
+            j->pub = broker_pub;
+            j->ok = 1; /* without the broker's key: the hashes alone */
         }
         if (cp) schakel__v1__checkpoint__free_unpacked(cp, NULL);
     }
     mdb_cursor_close(cur);
+    return rc;
+}
+
+int lmdb_verify_checkpoints(lmdb_store_t *st, MDB_txn *txn, const uint8_t *broker_pub,
+                            schakel_verify_report_t *r, lmdb_cp_run_fn run, void *arg)
+{
+    lmdb_cp_job_t *jobs = NULL;
+    size_t n = 0;
+    schakel_verify_report_t first = *r;
+    int rc = cp_collect(st, txn, broker_pub, &first, &jobs, &n);
+    if (broker_pub && n) {
+        if (run) run(arg, jobs, n);
+        else
+            for (size_t i = 0; i < n; i++) lmdb_cp_job_run(&jobs[i]);
+    }
+    /* a signature that does not verify comes before what stopped the collection */
+    size_t i = 0;
+    while (i < n && jobs[i].ok) i++;
+    r->checkpoints += i;
+    if (i < n) rc = lmdb_verify_fail(r, jobs[i].seq, "checkpoint signature does not verify");
+    else if (rc) {
+        r->bad_seq = first.bad_seq;
+        memcpy(r->why, first.why, sizeof r->why);
+    }
+    free(jobs);
     return rc;
 }
 

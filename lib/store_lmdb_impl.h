@@ -31,6 +31,7 @@
 
 #include "crypto.h"
 #include "schakel/v1/bus.pb-c.h"
+#include "store_audit.h"
 #include "store_lmdb.h"
 
 #define KEY_ID_LEN 16
@@ -227,10 +228,22 @@ int lmdb_record_open(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel
 
 /* store_lmdb_audit.c: fills r->bad_seq and r->why; SCHAKEL_ECORRUPT. */
 int lmdb_verify_fail(struct schakel_verify_report *r, uint64_t seq, const char *msg);
+/* One checkpoint's signature check, for any thread (lmdb_cp_job_run). */
+typedef struct {
+    uint64_t seq;
+    const uint8_t *pub;
+    uint8_t msg[SCHAKEL_CHECKPOINT_MSG_LEN];
+    uint8_t sig[SCHAKEL_ED25519_SIG_LEN];
+    int ok;
+} lmdb_cp_job_t;
+void lmdb_cp_job_run(lmdb_cp_job_t *j);
+/* Runs lmdb_cp_job_run on each of the n jobs, on any threads. */
+typedef void (*lmdb_cp_run_fn)(void *arg, lmdb_cp_job_t *jobs, size_t n);
 /* Every stored checkpoint: its hash on the chain up to r->head, its
- * signature by broker_pub (if not NULL). */
+ * signature by broker_pub (if not NULL), the signatures checked by run
+ * (NULL: here, one after the other); the first that fails is named. */
 int lmdb_verify_checkpoints(lmdb_store_t *st, MDB_txn *txn, const uint8_t *broker_pub,
-                            struct schakel_verify_report *r);
+                            struct schakel_verify_report *r, lmdb_cp_run_fn run, void *arg);
 
 /* store_lmdb_erasures.c: every erasure record that erased a record of the
  * walk has the broker's `erasure` event on the log (SCHAKEL_VERIFY_ERASURES).
@@ -250,8 +263,19 @@ void lmdb_erasures_free(lmdb_erasures_t **e);
 typedef struct lmdb_sigs lmdb_sigs_t;
 lmdb_sigs_t *lmdb_sigs_new(MDB_txn *txn, MDB_dbi proofs, const uint8_t *broker_pub);
 /* 0, or SCHAKEL_ECORRUPT with r->bad_seq and r->why filled. */
+/* A batch proof read ahead, by any thread: the proof stored at seq,
+ * decoded (with allocator a) and checked for form, and the digest its
+ * signer signed (schakel_batch_digest of its event hashes). proof is NULL
+ * when it is not there or does not decode. */
+typedef struct {
+    Schakel__V1__BatchProof *proof;
+    uint8_t digest[SCHAKEL_SHA256_LEN];
+} lmdb_proof_t;
+void lmdb_proof_read(MDB_txn *txn, MDB_dbi proofs, uint64_t seq, ProtobufCAllocator *a, lmdb_proof_t *out);
+/* pre: for a record that starts its batch, lmdb_proof_read of its seq. */
 int lmdb_sigs_record(lmdb_sigs_t *w, lmdb_store_t *st, MDB_txn *txn, uint64_t seq,
-                     const Schakel__V1__RecordBody *b, struct schakel_verify_report *r);
+                     const Schakel__V1__RecordBody *b, const lmdb_proof_t *pre,
+                     struct schakel_verify_report *r);
 /* After the last record: no proof is left over. */
 int lmdb_sigs_finish(lmdb_sigs_t *w, struct schakel_verify_report *r);
 void lmdb_sigs_free(lmdb_sigs_t **w);

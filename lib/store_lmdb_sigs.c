@@ -27,10 +27,14 @@
 struct lmdb_sigs {
     const uint8_t *broker_pub;
     MDB_cursor *proofs;
-    int proofs_op;                  /* MDB_FIRST, then MDB_NEXT; -1 when the table ended */
-    uint64_t pnext;                 /* key of the next stored proof, 0 if none */
-    Schakel__V1__BatchProof *batch; /* the batch being walked */
+    int proofs_op;  /* MDB_FIRST, then MDB_NEXT; -1 when the table ended */
+    uint64_t pnext; /* key of the next stored proof, 0 if none */
+    /* the batch being walked: what its signer signed */
+    int has_batch;
     uint64_t batch_seq;
+    uint8_t (*hashes)[SCHAKEL_SHA256_LEN]; /* room for SCHAKEL_MAX_BATCH_EVENTS */
+    size_t n_hashes;
+    char *signer;
     schakel_directory_t *dir, *replaced; /* in force, and the one before */
     uint64_t dir_version;
     int64_t dir_at; /* recorded_at of its directory_update */
@@ -70,7 +74,9 @@ lmdb_sigs_t *lmdb_sigs_new(MDB_txn *txn, MDB_dbi proofs, const uint8_t *broker_p
 {
     lmdb_sigs_t *w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    if (mdb_cursor_open(txn, proofs, &w->proofs) != 0) {
+    if (!(w->hashes = malloc(SCHAKEL_MAX_BATCH_EVENTS * sizeof *w->hashes)) ||
+        mdb_cursor_open(txn, proofs, &w->proofs) != 0) {
+        free(w->hashes);
         free(w);
         return NULL;
     }
@@ -85,7 +91,8 @@ void lmdb_sigs_free(lmdb_sigs_t **wp)
     lmdb_sigs_t *w = *wp;
     if (!w) return;
     mdb_cursor_close(w->proofs);
-    if (w->batch) schakel__v1__batch_proof__free_unpacked(w->batch, NULL);
+    free(w->hashes);
+    free(w->signer);
     schakel_directory_destroy(&w->dir);
     schakel_directory_destroy(&w->replaced);
     for (size_t i = 0; i < w->n_moved; i++) free(w->moved[i]);
@@ -124,7 +131,7 @@ static void note_moved(lmdb_sigs_t *w, const char *org)
  * and only until the organisation is seen signing with the new one
  * (lmdb_sigs_resolve). */
 static int check_signature(lmdb_sigs_t *w, uint64_t seq, int64_t at, const Schakel__V1__BatchProof *p,
-                           schakel_verify_report_t *r)
+                           const uint8_t digest[SCHAKEL_SHA256_LEN], schakel_verify_report_t *r)
 {
     int broker = !strcmp(p->signer_org, "broker");
     if (broker && !w->broker_pub) {
@@ -145,11 +152,7 @@ static int check_signature(lmdb_sigs_t *w, uint64_t seq, int64_t at, const Schak
     j->seq = seq;
     j->epoch = r->directories;
     j->at = at;
-    uint8_t(*hs)[SCHAKEL_SHA256_LEN] = malloc(p->n_event_hashes * SCHAKEL_SHA256_LEN);
-    if (!hs) return SCHAKEL_ENOMEM;
-    for (size_t i = 0; i < p->n_event_hashes; i++) memcpy(hs[i], p->event_hashes[i].data, SCHAKEL_SHA256_LEN);
-    schakel_batch_digest((const uint8_t(*)[SCHAKEL_SHA256_LEN])hs, p->n_event_hashes, j->digest);
-    free(hs);
+    memcpy(j->digest, digest, SCHAKEL_SHA256_LEN);
     memcpy(j->sig, p->signature.data, SCHAKEL_ED25519_SIG_LEN);
     snprintf(j->signer, sizeof j->signer, "%s", p->signer_org);
     r->signatures++;
@@ -220,26 +223,51 @@ int lmdb_sigs_resolve(lmdb_sigs_t *w, schakel_verify_report_t *r)
     return rc;
 }
 
+void lmdb_proof_read(MDB_txn *txn, MDB_dbi proofs, uint64_t seq, ProtobufCAllocator *a, lmdb_proof_t *out)
+{
+    uint8_t kb[8];
+    schakel_put_be64(kb, seq);
+    MDB_val k = {8, kb}, v;
+    out->proof = NULL;
+    if (mdb_get(txn, proofs, &k, &v) != 0) return; /* start_batch names it missing */
+    Schakel__V1__BatchProof *p = schakel__v1__batch_proof__unpack(a, v.mv_size, v.mv_data);
+    int ok = p && p->signature.len == SCHAKEL_ED25519_SIG_LEN && p->n_event_hashes > 0 &&
+             p->n_event_hashes <= SCHAKEL_MAX_BATCH_EVENTS && p->signer_org;
+    for (size_t i = 0; ok && i < p->n_event_hashes; i++) ok = p->event_hashes[i].len == SCHAKEL_SHA256_LEN;
+    uint8_t(*hs)[SCHAKEL_SHA256_LEN] =
+        ok ? a->alloc(a->allocator_data, p->n_event_hashes * SCHAKEL_SHA256_LEN) : NULL;
+    if (!hs) {
+        if (p) protobuf_c_message_free_unpacked(&p->base, a);
+        return;
+    }
+    for (size_t i = 0; i < p->n_event_hashes; i++) memcpy(hs[i], p->event_hashes[i].data, SCHAKEL_SHA256_LEN);
+    schakel_batch_digest((const uint8_t(*)[SCHAKEL_SHA256_LEN])hs, p->n_event_hashes, out->digest);
+    a->free(a->allocator_data, hs);
+    out->proof = p;
+}
+
 /* A record that starts a batch: its proof must be the next one stored. */
-static int start_batch(lmdb_sigs_t *w, uint64_t seq, int64_t at, schakel_verify_report_t *r)
+static int start_batch(lmdb_sigs_t *w, uint64_t seq, int64_t at, const lmdb_proof_t *pre,
+                       schakel_verify_report_t *r)
 {
     if (w->pnext && w->pnext < seq)
         return sig_fail(r, w->pnext, "a batch proof is stored here but no record starts that batch");
     if (w->pnext != seq) return sig_fail(r, seq, "the batch proof of this record is missing");
-    MDB_val v;
-    MDB_val k;
-    if (mdb_cursor_get(w->proofs, &k, &v, MDB_GET_CURRENT) != 0) return SCHAKEL_ESTORE;
     proofs_advance(w);
-    if (w->batch) schakel__v1__batch_proof__free_unpacked(w->batch, NULL);
-    w->batch = schakel__v1__batch_proof__unpack(NULL, v.mv_size, v.mv_data);
+    w->has_batch = 0;
+    const Schakel__V1__BatchProof *p = pre ? pre->proof : NULL;
+    if (!p) return sig_fail(r, seq, "the batch proof does not decode");
+    char *signer = strdup(p->signer_org);
+    if (!signer) return SCHAKEL_ENOMEM;
+    free(w->signer);
+    w->signer = signer;
+    for (size_t i = 0; i < p->n_event_hashes; i++)
+        memcpy(w->hashes[i], p->event_hashes[i].data, SCHAKEL_SHA256_LEN);
+    w->n_hashes = p->n_event_hashes;
     w->batch_seq = seq;
-    const Schakel__V1__BatchProof *p = w->batch;
-    int ok = p && p->signature.len == SCHAKEL_ED25519_SIG_LEN && p->n_event_hashes > 0 &&
-             p->n_event_hashes <= SCHAKEL_MAX_BATCH_EVENTS && p->signer_org;
-    for (size_t i = 0; ok && i < p->n_event_hashes; i++) ok = p->event_hashes[i].len == SCHAKEL_SHA256_LEN;
-    if (!ok) return sig_fail(r, seq, "the batch proof does not decode");
+    w->has_batch = 1;
     r->batches++;
-    return check_signature(w, seq, at, p, r);
+    return check_signature(w, seq, at, p, pre->digest, r);
 }
 
 /* A directory_update on the log is in force for the records after it. */
@@ -265,20 +293,19 @@ static int take_directory(lmdb_sigs_t *w, uint64_t seq, const uint8_t *plain, si
 }
 
 int lmdb_sigs_record(lmdb_sigs_t *w, lmdb_store_t *st, MDB_txn *txn, uint64_t seq,
-                     const Schakel__V1__RecordBody *b, schakel_verify_report_t *r)
+                     const Schakel__V1__RecordBody *b, const lmdb_proof_t *pre, schakel_verify_report_t *r)
 {
     int rc = 0;
-    if (b->proof_seq == seq) rc = start_batch(w, seq, b->recorded_at, r);
-    else if (!w->batch || b->proof_seq != w->batch_seq)
+    if (b->proof_seq == seq) rc = start_batch(w, seq, b->recorded_at, pre, r);
+    else if (!w->has_batch || b->proof_seq != w->batch_seq)
         return sig_fail(r, seq, "record names a batch proof that is not the batch it is stored in");
     if (rc) return rc;
-    const Schakel__V1__BatchProof *p = w->batch;
-    if (b->proof_index >= p->n_event_hashes || b->event_hash.len != SCHAKEL_SHA256_LEN ||
-        memcmp(p->event_hashes[b->proof_index].data, b->event_hash.data, SCHAKEL_SHA256_LEN) != 0)
-        return sig_fail(r, seq, "event hash is not one that %s signed in its batch", p->signer_org);
-    if (!b->source_org || strcmp(b->source_org, p->signer_org) != 0)
+    if (b->proof_index >= w->n_hashes || b->event_hash.len != SCHAKEL_SHA256_LEN ||
+        memcmp(w->hashes[b->proof_index], b->event_hash.data, SCHAKEL_SHA256_LEN) != 0)
+        return sig_fail(r, seq, "event hash is not one that %s signed in its batch", w->signer);
+    if (!b->source_org || strcmp(b->source_org, w->signer) != 0)
         return sig_fail(r, seq, "source_org is %s but %s signed the batch",
-                        b->source_org ? b->source_org : "", p->signer_org);
+                        b->source_org ? b->source_org : "", w->signer);
     if (b->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE) return 0;
     uint8_t *plain = NULL;
     size_t plen = 0;

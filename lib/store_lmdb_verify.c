@@ -1,18 +1,25 @@
 /* The walk of `schakel audit verify` (store_audit.h) on every core. One
- * read transaction pins the log; the calling thread walks the events
- * table a window of records at a time and hands each window to a pool:
+ * read transaction pins the log; the log is taken a window of sequence
+ * numbers at a time (slot i of the window is seq base + i), by a pool:
  *
- *   A (all threads, taking chunks of 512 records): the record's own hash
- *     recomputed from its stored previous-hash and body, the body decoded
+ *   A (all threads, taking chunks of 512 seqs): the chunk's part of the
+ *     events table walked with the thread's own cursor (a key that is no
+ *     seq is noted as the seq it stands in for missing), then each
+ *     record's own hash recomputed from its stored previous-hash and body,
+ *     the body decoded
  *     (into the thread's arena), and with the master key the payload
  *     decrypted and hashed against its signed event hash;
- *   B (the calling thread, in seq order): contiguous seqs, each record's
+ *   B (the calling thread, in seq order): no seq missing, each record's
  *     previous-hash equal to the hash of the record before (the stored
  *     one, which A checked), A's verdicts, and the batch proofs with the
  *     directory on the log at that point (store_lmdb_sigs.c), which queue
  *     one Ed25519 check per batch;
  *   C (all threads): those Ed25519 checks;
  *   D (the calling thread, in seq order): their results.
+ *
+ * Two windows are in flight: while the calling thread takes window n in
+ * stage B, the others run stage A of window n+1 (into the other set of
+ * slots and arenas), and it joins them when B is done.
  *
  * Every stage stops at its first failure and B and D go in seq order, so
  * the first bad sequence number named is the one a single thread finds,
@@ -23,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -36,6 +44,7 @@
 #define CHUNK_JOBS 4      /* signatures a thread takes at a time */
 #define MAX_THREADS 16    /* a pool of one per core, at most this */
 #define WKEY_SETS 16384   /* a thread's data key cache: sets of CACHE_WAYS (4 MiB) */
+#define PREFETCH_GROUP 8  /* records whose key sets are fetched ahead together */
 /* A thread's arena: one chunk that holds what it decodes of a whole window
  * (about 1 KiB a record), kept from window to window. With smaller chunks
  * the arena frees the extra ones at every reset and the next window faults
@@ -49,27 +58,38 @@ typedef struct {
     size_t len;
     Schakel__V1__RecordBody *body; /* in a thread's arena; NULL without one */
     const char *fail;              /* A's verdict: NULL when the record is good */
+    uint8_t present;               /* the table holds this seq */
     uint8_t done;                  /* A reached it */
     uint8_t erased;
     uint64_t erased_upto; /* when erased: up to where its erasure record reaches */
     uint8_t key_problem;  /* 1 missing, 2 corrupt */
     const char *key_why;
+    lmdb_proof_t proof; /* when the record starts its batch and signatures are checked */
 } slot_t;
 
 typedef struct pool pool_t;
+
+/* A set of a thread's data key cache: four whole cache lines, aligned, so
+ * that a lookup can fetch it ahead (the victim counters live apart). */
+typedef struct {
+    _Alignas(64) key_slot_t way[CACHE_WAYS];
+} wset_t;
 
 typedef struct {
     pool_t *pool;
     unsigned index;
     pthread_t thread;
     MDB_txn *txn;
-    schakel_arena_t *arena;
-    key_set_t *keys;
+    MDB_cursor *cur;            /* on the events table */
+    schakel_arena_t *arenas[2]; /* one per window in flight: arenas[pool->parity] */
+    schakel_arena_t *arena;     /* the one of the stage A running */
+    wset_t *keys;
+    uint8_t *victim; /* per set: the next way to replace */
 } worker_t;
 
 struct pool {
     lmdb_store_t *st;
-    int payloads, bodies;
+    int payloads, bodies, proofs;
     unsigned n;       /* threads, the caller's included */
     unsigned running; /* threads started besides the caller's */
     worker_t w[MAX_THREADS];
@@ -78,18 +98,52 @@ struct pool {
     unsigned generation, finished;
     int stage;         /* 'A', 'C', or 0: stop */
     size_t next_chunk; /* the next chunk of the stage to take (atomic) */
-    slot_t *slots;
+    slot_t *bufs[2];   /* two windows: stage B takes one while stage A fills the other */
+    slot_t *slots;     /* stage A's window: slots[i] is seq base + i */
     size_t n_slots;
+    unsigned parity;     /* stage A's window: bufs[parity], each thread's arenas[parity] */
+    uint64_t base, last; /* the window's first seq; the table's last */
+    uint64_t odd_at;     /* a key that is no seq sits just before this seq (atomic min; 0: none) */
     lmdb_sig_job_t *jobs;
     size_t n_jobs;
+    lmdb_cp_job_t *cp_jobs; /* stage K: the checkpoints' signatures */
+    size_t n_cp_jobs;
 };
 
 /* ---- stage A ---- */
 
+static size_t wset_of(const uint8_t id[KEY_ID_LEN])
+{
+    return ((unsigned)id[0] << 16 | (unsigned)id[1] << 8 | id[2]) % WKEY_SETS;
+}
+
+/* gcc 12 drops a __builtin_prefetch here as an effect-free statement
+ * (the set's address comes from loads it then considers dead), so on
+ * x86-64 the instruction is written out. */
+static inline void fetch_line(const char *p)
+{
+#if defined(__x86_64__)
+    __asm__ volatile("prefetcht0 %0" : : "m"(*p));
+#else
+    __builtin_prefetch(p);
+#endif
+}
+
+/* With 20,000 children the sets are megabytes: a lookup that waits for
+ * its set cost more than the record's AES-GCM. Fetched a group ahead. */
+static void wkey_prefetch(const worker_t *w, const Schakel__V1__RecordBody *b)
+{
+    if (b->key_id.len != KEY_ID_LEN) return;
+    const char *set = (const char *)&w->keys[wset_of(b->key_id.data)];
+    _Static_assert(sizeof(wset_t) == 256, "a set is four cache lines");
+    for (int line = 0; line < 4; line++) fetch_line(set + 64 * line);
+}
+
 static int wkey(worker_t *w, const uint8_t id[KEY_ID_LEN], uint8_t key[SCHAKEL_AEAD_KEY_LEN], uint64_t *upto)
 {
     lmdb_store_t *st = w->pool->st;
-    key_set_t *set = &w->keys[((unsigned)id[0] << 16 | (unsigned)id[1] << 8 | id[2]) % WKEY_SETS];
+    size_t si = wset_of(id);
+    wset_t *set = &w->keys[si];
     for (int i = 0; i < CACHE_WAYS; i++) {
         key_slot_t *s = &set->way[i];
         if (s->used && memcmp(s->id, id, KEY_ID_LEN) == 0) {
@@ -113,7 +167,7 @@ static int wkey(worker_t *w, const uint8_t id[KEY_ID_LEN], uint8_t key[SCHAKEL_A
         schakel_aead_open(st->wrap_key, wr, id, KEY_ID_LEN, wr + SCHAKEL_AEAD_NONCE_LEN,
                           WRAPPED_LEN - SCHAKEL_AEAD_NONCE_LEN, key) != 0)
         return SCHAKEL_ECRYPTO;
-    key_slot_t *s = &set->way[set->next++ % CACHE_WAYS];
+    key_slot_t *s = &set->way[w->victim[si]++ % CACHE_WAYS];
     memcpy(s->id, id, KEY_ID_LEN);
     memcpy(s->key, key, SCHAKEL_AEAD_KEY_LEN);
     s->erased_upto = *upto;
@@ -160,6 +214,8 @@ static void check_payload(worker_t *w, slot_t *s, const Schakel__V1__RecordBody 
     }
 }
 
+/* The record's own hash and its body; the payload is checked apart
+ * (check_payload), a group of records later. */
 static void check_record(worker_t *w, slot_t *s)
 {
     pool_t *p = w->pool;
@@ -180,7 +236,73 @@ static void check_record(worker_t *w, slot_t *s)
     s->body = b;
     if (!b) s->fail = "record body does not decode";
     else if (b->seq != s->seq) s->fail = "record body names another sequence number";
-    else if (p->payloads) check_payload(w, s, b);
+    else if (p->payloads) wkey_prefetch(w, b);
+}
+
+/* A key of the events table that is not a seq sits where seq `at` should
+ * be: the walk reports that seq missing, as a walk in one thread would. */
+static void note_odd(pool_t *p, uint64_t at)
+{
+    uint64_t cur = __atomic_load_n(&p->odd_at, __ATOMIC_RELAXED);
+    while ((!cur || at < cur) &&
+           !__atomic_compare_exchange_n(&p->odd_at, &cur, at, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
+/* Fills slots lo..hi from this thread's own cursor: each thread walks its
+ * own part of the table, so the walk and its page faults are shared. The
+ * part that holds the last seq goes on to the end of the table. */
+static int walk_chunk(worker_t *w, size_t lo, size_t hi)
+{
+    pool_t *p = w->pool;
+    memset(&p->slots[lo], 0, (hi - lo) * sizeof *p->slots);
+    uint8_t from[8], to[8];
+    schakel_put_be64(from, p->base + lo);
+    schakel_put_be64(to, p->base + hi);
+    int open_end = p->base + hi > p->last;
+    MDB_val key = {8, from}, end = {8, to}, val;
+    uint64_t prev = p->base + lo - 1;
+    for (int op = MDB_SET_RANGE; mdb_cursor_get(w->cur, &key, &val, (MDB_cursor_op)op) == 0; op = MDB_NEXT) {
+        if (!open_end && mdb_cmp(w->txn, p->st->events, &key, &end) >= 0) break;
+        if (key.mv_size != 8) {
+            note_odd(p, prev + 1);
+            continue;
+        }
+        uint64_t seq = schakel_get_be64(key.mv_data);
+        if (seq < p->base + lo || seq - p->base >= hi) break; /* only past the last seq: none */
+        slot_t *sl = &p->slots[seq - p->base];
+        sl->seq = prev = seq;
+        sl->rec = val.mv_data;
+        sl->len = val.mv_size;
+        sl->present = 1;
+    }
+    return 0;
+}
+
+/* Records i..to of the stage A: each one's hash and body, then, a group
+ * later, their payloads, so that the key sets come in meanwhile. 1 when
+ * one failed: what comes after it in the chunk does not count. */
+static int check_records(worker_t *w, size_t i, size_t to)
+{
+    pool_t *p = w->pool;
+    for (; i < to; i += PREFETCH_GROUP) {
+        size_t end = to - i < PREFETCH_GROUP ? to : i + PREFETCH_GROUP, j;
+        for (j = i; j < end; j++) {
+            slot_t *s = &p->slots[j];
+            if (!s->present) return 1; /* stage B names it missing */
+            check_record(w, s);
+            if (s->fail) return 1;
+            if (p->proofs && s->body->proof_seq == s->seq)
+                lmdb_proof_read(w->txn, p->st->proofs, s->seq, schakel_arena_allocator(w->arena), &s->proof);
+        }
+        if (!p->payloads) continue;
+        for (j = i; j < end; j++) {
+            slot_t *s = &p->slots[j];
+            check_payload(w, s, s->body);
+            if (s->fail) return 1;
+        }
+    }
+    return 0;
 }
 
 /* Takes chunks of the stage's work until none is left: a thread the
@@ -188,19 +310,23 @@ static void check_record(worker_t *w, slot_t *s)
 static void run_stage(worker_t *w, int stage)
 {
     pool_t *p = w->pool;
-    size_t n = stage == 'A' ? p->n_slots : p->n_jobs, chunk = stage == 'A' ? CHUNK_RECORDS : CHUNK_JOBS;
+    w->arena = w->arenas[p->parity];
+    size_t n = stage == 'A'   ? p->n_slots
+               : stage == 'K' ? p->n_cp_jobs
+                              : p->n_jobs,
+           chunk = stage == 'A' ? CHUNK_RECORDS : CHUNK_JOBS;
     for (;;) {
         size_t from = __atomic_fetch_add(&p->next_chunk, 1, __ATOMIC_RELAXED) * chunk;
         if (from >= n) return;
         size_t to = n - from < chunk ? n : from + chunk;
-        for (size_t i = from; i < to; i++) {
-            if (stage == 'C') {
-                lmdb_sig_job_run(&p->jobs[i]);
-                continue;
-            }
-            check_record(w, &p->slots[i]);
-            if (p->slots[i].fail) break; /* what comes after it in the chunk does not count */
+        if (stage == 'A') {
+            (void)walk_chunk(w, from, to);
+            (void)check_records(w, from, to); /* a failure is in its slot, for stage B */
+            continue;
         }
+        for (size_t i = from; i < to; i++)
+            if (stage == 'K') lmdb_cp_job_run(&p->cp_jobs[i]);
+            else lmdb_sig_job_run(&p->jobs[i]);
     }
 }
 
@@ -223,9 +349,8 @@ static void *worker_main(void *arg)
     }
 }
 
-/* Runs a stage on every thread, the caller's as the first; returns when
- * all are done. */
-static void pool_run(pool_t *p, int stage)
+/* Starts a stage on the pool's threads; the caller joins with pool_join. */
+static void pool_start(pool_t *p, int stage)
 {
     pthread_mutex_lock(&p->mu);
     p->stage = stage;
@@ -234,11 +359,23 @@ static void pool_run(pool_t *p, int stage)
     p->generation++;
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
-    if (!stage) return; /* they end: pool_free joins them */
+}
+
+/* Takes what is left of the stage, then waits for the others. */
+static void pool_join(pool_t *p, int stage)
+{
     run_stage(&p->w[0], stage);
     pthread_mutex_lock(&p->mu);
     while (p->finished < p->running) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+}
+
+/* Runs a stage on every thread, the caller's as the first; returns when
+ * all are done. */
+static void pool_run(pool_t *p, int stage)
+{
+    pool_start(p, stage);
+    if (stage) pool_join(p, stage); /* else they end: pool_free joins them */
 }
 
 static void pool_free(pool_t *p)
@@ -247,16 +384,30 @@ static void pool_free(pool_t *p)
     for (unsigned i = 1; i <= p->running; i++) pthread_join(p->w[i].thread, NULL);
     for (unsigned i = 0; i < p->n; i++) {
         worker_t *w = &p->w[i];
+        if (w->cur) mdb_cursor_close(w->cur);
         if (w->txn) mdb_txn_abort(w->txn);
-        schakel_arena_destroy(&w->arena);
-        if (w->keys) memset(w->keys, 0, WKEY_SETS * sizeof *w->keys);
-        free(w->keys);
+        schakel_arena_destroy(&w->arenas[0]);
+        schakel_arena_destroy(&w->arenas[1]);
+        /* unmapped, the keys leave the process (the kernel zeroes a page
+         * before it maps it again) */
+        if (w->keys) (void)munmap(w->keys, WKEY_SETS * sizeof *w->keys); /* ours, whole: cannot fail */
+        free(w->victim);
     }
     pthread_cond_destroy(&p->go);
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->mu);
-    free(p->slots);
+    free(p->bufs[0]);
+    free(p->bufs[1]);
     free(p);
+}
+
+/* A thread's key cache: fresh zero pages, each first touched (faulted in)
+ * by the thread that uses it, not all by the caller before the walk. */
+static wset_t *keys_new(void)
+{
+    void *m =
+        mmap(NULL, WKEY_SETS * sizeof(wset_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return m == MAP_FAILED ? NULL : m;
 }
 
 /* A pool of n threads (the caller's included) over st. NULL when out of
@@ -272,14 +423,16 @@ static pool_t *pool_new(lmdb_store_t *st, unsigned n, int payloads, int bodies)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
-    int ok = (p->slots = calloc(WINDOW, sizeof *p->slots)) != NULL;
+    int ok = (p->bufs[0] = calloc(WINDOW, sizeof(slot_t))) && (p->bufs[1] = calloc(WINDOW, sizeof(slot_t)));
     for (unsigned i = 0; ok && i < n; i++) {
         worker_t *w = &p->w[i];
         w->pool = p;
         w->index = i;
-        ok = (w->arena = schakel_arena_new(ARENA_BYTES)) &&
-             (!payloads || (w->keys = calloc(WKEY_SETS, sizeof *w->keys))) &&
-             (!payloads || mdb_txn_begin(st->env, NULL, MDB_RDONLY, &w->txn) == 0);
+        ok = (w->arenas[0] = schakel_arena_new(ARENA_BYTES)) &&
+             (w->arenas[1] = schakel_arena_new(ARENA_BYTES)) &&
+             (!payloads || ((w->keys = keys_new()) != NULL && (w->victim = calloc(WKEY_SETS, 1)) != NULL)) &&
+             mdb_txn_begin(st->env, NULL, MDB_RDONLY, &w->txn) == 0 &&
+             mdb_cursor_open(w->txn, st->events, &w->cur) == 0;
     }
     for (unsigned i = 1; ok && i < n; i++)
         if ((ok = pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i]) == 0)) p->running++;
@@ -307,12 +460,42 @@ typedef struct {
     lmdb_erasures_t *er; /* with SCHAKEL_VERIFY_ERASURES */
 } walk_t;
 
-/* Stage B over the window: 0, or SCHAKEL_ECORRUPT with r filled. */
-static int take_window(pool_t *p, walk_t *k, lmdb_sigs_t *sigs, MDB_txn *txn, schakel_verify_report_t *r)
+/* The table's last seq (0 when none), and a first key that is not seq 1
+ * noted as seq 1 missing. */
+static void table_ends(pool_t *p, MDB_cursor *cur)
 {
-    for (size_t i = 0; i < p->n_slots; i++) {
-        slot_t *s = &p->slots[i];
-        if (s->seq != k->expect)
+    MDB_val key, val;
+    p->last = 0;
+    if (mdb_cursor_get(cur, &key, &val, MDB_FIRST) != 0) return;
+    if (key.mv_size != 8 || schakel_get_be64(key.mv_data) == 0) p->odd_at = 1;
+    for (int op = MDB_LAST; mdb_cursor_get(cur, &key, &val, (MDB_cursor_op)op) == 0; op = MDB_PREV)
+        if (key.mv_size == 8) {
+            p->last = schakel_get_be64(key.mv_data);
+            return;
+        }
+}
+
+/* Sets up stage A's window from base in bufs[parity]; 0 past the end. */
+static int next_window(pool_t *p, uint64_t base, unsigned parity)
+{
+    if (base > p->last) return 0;
+    p->base = base;
+    p->n_slots = p->last - base < WINDOW ? (size_t)(p->last - base + 1) : WINDOW;
+    p->parity = parity;
+    p->slots = p->bufs[parity];
+    return 1;
+}
+
+/* Stage B over the window: 0, or SCHAKEL_ECORRUPT with r filled. */
+static int take_window(pool_t *p, slot_t *slots, size_t n, walk_t *k, lmdb_sigs_t *sigs, MDB_txn *txn,
+                       schakel_verify_report_t *r)
+{
+    /* stage A of the next window may lower odd_at meanwhile, never below
+     * that window's first seq */
+    uint64_t odd_at = __atomic_load_n(&p->odd_at, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < n; i++) {
+        slot_t *s = &slots[i];
+        if (!s->present || k->expect == odd_at || s->seq != k->expect)
             return lmdb_verify_fail(r, k->expect, "record is missing (sequence numbers jump)");
         if (s->len < HDR_LEN) return lmdb_verify_fail(r, s->seq, "record is truncated");
         if (memcmp(s->rec, k->prev, 32) != 0)
@@ -325,7 +508,7 @@ static int take_window(pool_t *p, walk_t *k, lmdb_sigs_t *sigs, MDB_txn *txn, sc
             if (!k->key_first) k->key_first = s->seq, k->key_why = s->key_why;
         }
         if (sigs) {
-            int rc = lmdb_sigs_record(sigs, p->st, txn, s->seq, s->body, r);
+            int rc = lmdb_sigs_record(sigs, p->st, txn, s->seq, s->body, &s->proof, r);
             if (rc) return rc;
         }
         if (k->er) {
@@ -339,6 +522,15 @@ static int take_window(pool_t *p, walk_t *k, lmdb_sigs_t *sigs, MDB_txn *txn, sc
         k->expect = s->seq + 1;
     }
     return 0;
+}
+
+/* Stage K: the checkpoints' signatures on every thread. */
+static void run_checkpoints(void *arg, lmdb_cp_job_t *jobs, size_t n)
+{
+    pool_t *p = arg;
+    p->cp_jobs = jobs;
+    p->n_cp_jobs = n;
+    pool_run(p, 'K');
 }
 
 /* Stage C and D: the window's signatures. A failure there comes before
@@ -388,6 +580,7 @@ int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub, const u
         r->sigs_checked = 1;
     }
     pool_t *p = pool_new(st, threads_for(opts), payloads, payloads || sigs);
+    if (p) p->proofs = sigs != NULL;
     MDB_stat ms;
     uint64_t total = mdb_stat(txn, st->events, &ms) == 0 ? ms.ms_entries : 0;
     int rc =
@@ -395,25 +588,25 @@ int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub, const u
     walk_t k = {.expect = 1};
     if (payloads && (what & SCHAKEL_VERIFY_ERASURES) && !rc && !(k.er = lmdb_erasures_new()))
         rc = SCHAKEL_ESTORE;
-    MDB_val key, val;
-    int op = MDB_FIRST, more = rc == 0;
-    while (rc == 0 && more) {
-        p->n_slots = 0;
-        while (p->n_slots < WINDOW && (more = mdb_cursor_get(cur, &key, &val, op) == 0)) {
-            op = MDB_NEXT;
-            slot_t *sl = &p->slots[p->n_slots++];
-            memset(sl, 0, sizeof *sl);
-            sl->seq = key.mv_size == 8 ? schakel_get_be64(key.mv_data) : 0;
-            sl->rec = val.mv_data;
-            sl->len = val.mv_size;
-        }
-        if (!p->n_slots) break;
-        pool_run(p, 'A');
-        rc = take_window(p, &k, sigs, txn, r);
+    if (rc == 0) table_ends(p, cur);
+    /* Stage A of window n+1 runs on the pool while this thread takes
+     * window n in order (stage B), then joins it; then the signatures. */
+    int have = rc == 0 && next_window(p, 1, 0);
+    if (have) pool_run(p, 'A');
+    for (unsigned n = 0; have; n++) {
+        slot_t *slots = p->slots;
+        size_t n_slots = p->n_slots;
+        int next = next_window(p, p->base + WINDOW, (n + 1) & 1);
+        if (next) pool_start(p, 'A');
+        rc = take_window(p, slots, n_slots, &k, sigs, txn, r);
+        if (next) pool_join(p, 'A');
         if (sigs) rc = take_signatures(p, sigs, rc, r);
-        for (unsigned i = 0; i < p->n; i++) schakel_arena_reset(p->w[i].arena);
+        for (unsigned i = 0; i < p->n; i++) schakel_arena_reset(p->w[i].arenas[n & 1]);
         if (opts && opts->progress) opts->progress(opts->progress_arg, r->records, total);
+        have = next && rc == 0;
     }
+    if (rc == 0 && p->odd_at == k.expect) /* a key that is no seq after the last record */
+        rc = lmdb_verify_fail(r, k.expect, "record is missing (sequence numbers jump)");
     if (cur) mdb_cursor_close(cur);
     if (rc == SCHAKEL_ECORRUPT) {
         /* what a single walk reports: the records before the bad one */
@@ -427,10 +620,10 @@ int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub, const u
     } else {
         memcpy(r->head_hash, k.prev, 32);
     }
-    if (p) pool_free(p);
     if (rc == 0 && sigs) rc = lmdb_sigs_finish(sigs, r);
     lmdb_sigs_free(&sigs);
-    if (rc == 0) rc = lmdb_verify_checkpoints(st, txn, broker_pub, r);
+    if (rc == 0) rc = lmdb_verify_checkpoints(st, txn, broker_pub, r, run_checkpoints, p);
+    if (p) pool_free(p);
     if (rc == 0 && k.er) rc = lmdb_erasures_finish(k.er, r);
     lmdb_erasures_free(&k.er);
     if (rc == 0 && k.key_first) {

@@ -451,6 +451,34 @@ static void removed_record_is_named(void **state)
     expect_bad(h, victim);
 }
 
+/* A key that is no sequence number, put just after the victim's and
+ * after the last record: each is named as the sequence number it stands
+ * in for, as a walk in one thread meets it. */
+static void stray_key_is_named(void **state)
+{
+    uint64_t base;
+    harness_t *h = published(state, &base);
+    for (int at_end = 0; at_end < 2; at_end++) {
+        rw_log_t l;
+        log_open(h, &l);
+        MDB_cursor *c;
+        MDB_val key, val, stray_val = {4, "odd"};
+        uint8_t k[9] = {0};
+        assert_int_equal(mdb_cursor_open(l.txn, l.events, &c), 0);
+        assert_int_equal(mdb_cursor_get(c, &key, &val, MDB_LAST), 0);
+        uint64_t at = at_end ? schakel_get_be64(key.mv_data) : base + VICTIM;
+        mdb_cursor_close(c);
+        schakel_put_be64(k, at);
+        MDB_val stray = {9, k};
+        assert_int_equal(mdb_put(l.txn, l.events, &stray, &stray_val, 0), 0);
+        log_commit(&l);
+        expect_bad(h, at + 1);
+        log_open(h, &l);
+        assert_int_equal(mdb_del(l.txn, l.events, &stray, NULL), 0);
+        log_commit(&l);
+    }
+}
+
 /* Two neighbouring records change places, each untouched inside. */
 static void reordered_pair_is_named(void **state)
 {
@@ -602,6 +630,7 @@ int main(void)
         cmocka_unit_test_teardown(replaced_key_counts_only_just_after_the_change, teardown),
         cmocka_unit_test_teardown(resigned_by_another_org_fails, teardown),
         cmocka_unit_test_teardown(removed_record_is_named, teardown),
+        cmocka_unit_test_teardown(stray_key_is_named, teardown),
         cmocka_unit_test_teardown(reordered_pair_is_named, teardown),
         cmocka_unit_test_teardown(forged_checkpoint_is_named, teardown),
         cmocka_unit_test_teardown(clean_export_verifies, teardown),
