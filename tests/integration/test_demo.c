@@ -137,10 +137,10 @@ static void soak_run(const char *tag, const char *duration)
 {
     char p[16];
     snprintf(p, sizeof p, "%d", port);
-    const char *args[] = {"demo",  "--data",     data,         "--schools",
-                          "4",     "--rate",     "30",         "--speed",
-                          "20000", "--duration", duration,     "--port",
-                          p,       "--soak",     "--profiles", SCHAKEL_SOURCE_DIR "/adapters/profiles",
+    const char *args[] = {"demo",   "--data",     data,         "--schools",
+                          "4",      "--rate",     "30",         "--speed",
+                          "100000", "--duration", duration,     "--port",
+                          p,        "--soak",     "--profiles", SCHAKEL_SOURCE_DIR "/adapters/profiles",
                           NULL};
     int rc = finish(start(tag, args));
     char *out = slurp(tag);
@@ -149,7 +149,9 @@ static void soak_run(const char *tag, const char *duration)
              strstr(out, "soak: dead letters: 0") && strstr(out, "soak: rejected rows: ") &&
              !strstr(out, "each should be rejected") && strstr(out, "bound 2048 MiB: under") &&
              strstr(out, "soak: audit verify: passes") && strstr(out, "soak: audit replay: passes") &&
-             strstr(out, "\"differ\":0") && !strstr(out, "did not stop cleanly");
+             strstr(out, "\"differ\":0") && !strstr(out, "did not stop cleanly") &&
+             strstr(out, "soak: referral loops on ") && strstr(out, "late without it 0\n") &&
+             !strstr(out, "without their reminder");
     if (!ok) {
         fprintf(stderr, "exit %d\n%s\n", rc, out);
         print_node_log();
@@ -186,7 +188,7 @@ static void a_short_soak_passes_and_a_second_run_continues(void **state)
                           "--rate",
                           "30",
                           "--speed",
-                          "20000",
+                          "100000",
                           "--profiles",
                           SCHAKEL_SOURCE_DIR "/adapters/profiles",
                           NULL};
