@@ -42,6 +42,8 @@ static const char ppo_header[] =
     "arrangement;financiering;startdatum;einddatum;tlv_nummer;tlv_soort;besluit;geldig_van;geldig_tot;"
     "thuiszitter_status;reden;thuis_sinds;terug_op;afsluitreden;contact_blijft;schoolcontactpersoon;"
     "toelichting\n";
+static const char gemeente_header[] = "beschikkingnummer;regel;bsn;geboortedatum;soort;datum;verwijzing_id;"
+                                      "besluit;zorgvorm;geldig_van;geldig_tot\n";
 static const char vt_header[] =
     "meldingnummer;regel;melding_id;bsn;geboortedatum;soort;datum;tijd;melder_type;"
     "uitkomst;afsluitreden;contact_blijft;vervolgcontact_team;medewerker;notitie\n";
@@ -73,14 +75,16 @@ static int spool_drop(demo_region_t *r, demo_org_t *o, int f, uint64_t no)
                                                  absence_header};
     static const char *const school_names[] = {"lvs-zorgregistraties", "lvs-toestemmingen", "lvs-meldcode",
                                                "lvs-verzuim"};
-    const char *header = o->kind == DEMO_SMW   ? smw_header
-                         : o->kind == DEMO_PPO ? ppo_header
-                         : o->kind == DEMO_VT  ? vt_header
-                                               : school_headers[f];
-    const char *name = o->kind == DEMO_SMW   ? "smw-dossierstatus"
-                       : o->kind == DEMO_PPO ? "ondersteuningsregister"
-                       : o->kind == DEMO_VT  ? "vt-meldingen"
-                                             : school_names[f];
+    const char *header = o->kind == DEMO_SMW        ? smw_header
+                         : o->kind == DEMO_PPO      ? ppo_header
+                         : o->kind == DEMO_VT       ? vt_header
+                         : o->kind == DEMO_GEMEENTE ? gemeente_header
+                                                    : school_headers[f];
+    const char *name = o->kind == DEMO_SMW        ? "smw-dossierstatus"
+                       : o->kind == DEMO_PPO      ? "ondersteuningsregister"
+                       : o->kind == DEMO_VT       ? "vt-meldingen"
+                       : o->kind == DEMO_GEMEENTE ? "jeugdhulp-beschikkingen"
+                                                  : school_names[f];
     if (schakel_path_fmt(dir, sizeof dir, NULL, "%s/orgs/%s/spool", r->dir, o->id) ||
         schakel_path_fmt(path, sizeof path, NULL, "%s/%010llu-%c-%s.csv", dir, (unsigned long long)no,
                          "bacd"[f], name) ||

@@ -116,7 +116,7 @@ int demo_region_shape(demo_region_t *r, uint64_t seed, int nschools, int port)
     add_org(r, "ggd-jgz", DEMO_GGD, DEMO_IN_STDIN);
     add_org(r, "ppo-region", DEMO_PPO, DEMO_IN_SPOOL);
     add_org(r, "veiligthuis-region", DEMO_VT, DEMO_IN_SPOOL);
-    add_org(r, "gemeente-region", DEMO_GEMEENTE, DEMO_IN_NONE);
+    add_org(r, "gemeente-region", DEMO_GEMEENTE, DEMO_IN_SPOOL);
     add_org(r, "leerplicht-stad", DEMO_LEERPLICHT, DEMO_IN_NONE);
     /* the children: every elfproef-valid BSN of the test range, shuffled
      * by the seed, spread over the schools; born so that they are of
@@ -301,6 +301,27 @@ static void profile_districts(demo_region_t *r, json_t *v)
     json_object_foreach(v, key, x) profile_districts(r, x);
 }
 
+/* The municipality's youth care registration has no sample profile: the
+ * demo's own, for its decisions on specialised care (docs/demo.md). */
+static const char gemeente_profile[] =
+    "{\"version\": 1, \"kind\": \"gemeente\", \"source_system\": \"demo-jeugdhulpregistratie\","
+    " \"csv\": {\"delimiter\": \";\"}, \"record_id\": [\"beschikkingnummer\", \"regel\"],"
+    " \"defaults\": {\"subject\": {\"bsn\": \"bsn\"}, \"case_ref\": {\"column\": \"beschikkingnummer\"},"
+    " \"age_band\": {\"age_from\": \"geboortedatum\", \"date\": \"dd-mm-yyyy\"},"
+    " \"occurred_at\": {\"column\": \"datum\", \"date\": \"dd-mm-yyyy\"},"
+    " \"purpose\": {\"const\": \"support\"}, \"legal_basis\": {\"const\": \"consent\"}},"
+    " \"rows\": [{\"when\": {\"soort\": \"beschikking\"}, \"type\": \"beschikking\", \"fields\": {"
+    " \"categories\": {\"const\": [\"care_status\"]},"
+    " \"correlation_id\": {\"column\": \"verwijzing_id\", \"optional\": true},"
+    " \"beschikking.beschikking_id\": {\"id\": [\"beschikkingnummer\"]},"
+    " \"beschikking.decision\": {\"column\": \"besluit\", \"map\": {\"toegekend\": \"granted\","
+    " \"afgewezen\": \"rejected\", \"in behandeling\": \"pending\"}},"
+    " \"beschikking.care_form_code\": {\"column\": \"zorgvorm\", \"optional\": true},"
+    " \"beschikking.decided_on\": {\"column\": \"datum\", \"date\": \"dd-mm-yyyy\"},"
+    " \"beschikking.valid_from\": {\"column\": \"geldig_van\", \"date\": \"dd-mm-yyyy\", \"optional\": true},"
+    " \"beschikking.valid_until\": {\"column\": \"geldig_tot\", \"date\": \"dd-mm-yyyy\", \"optional\": true}"
+    "}}]}";
+
 static int write_profiles(demo_region_t *r, const char *from, char *why)
 {
     static const char *kinds[] = {"school", "smw", "wijkteam", "ggd", "ppo", "veiligthuis"};
@@ -321,13 +342,20 @@ static int write_profiles(demo_region_t *r, const char *from, char *why)
         json_decref(p);
         if (rc) return snprintf(why, SCHAKEL_ERRLEN, "cannot write %.200s", dst), -1;
     }
+    json_error_t err;
+    json_t *g = json_loads(gemeente_profile, JSON_REJECT_DUPLICATES, &err);
+    int rc = !g || schakel_path_fmt(dst, sizeof dst, why, "%s/profiles/gemeente.json", r->dir) ||
+             tool_write_json(dst, g);
+    json_decref(g);
+    if (rc) return snprintf(why, SCHAKEL_ERRLEN, "cannot write the municipality's profile"), -1;
     return 0;
 }
 
 static int write_adapter(demo_region_t *r, demo_org_t *o, char *why)
 {
     char path[SCHAKEL_PATH_MAX], prof[80];
-    static const char *pk[] = {"school", "smw", "wijkteam", "ggd", "ppo", "veiligthuis", "school", "school"};
+    static const char *pk[] = {"school", "smw",         "wijkteam", "ggd",
+                               "ppo",    "veiligthuis", "gemeente", "school"};
     if (schakel_path_fmt(path, sizeof path, why, "%s/orgs/%s/inbox", r->dir, o->id) ||
         tool_mkdir_p(path) != 0)
         return -1;

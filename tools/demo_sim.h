@@ -8,8 +8,9 @@
 
 /* What a scheduled step continues: a receiver's answer to a referral (its
  * steps, one path after the intake), Veilig Thuis's answer to a report,
+ * the municipality's decision on specialised care a receiver asked for,
  * or a school's own chain (the meldcode, a thuiszitter, a withdrawal). */
-typedef enum { ST_CARE, ST_VT, ST_MELDCODE, ST_THUIS, ST_WITHDRAW } step_kind_t;
+typedef enum { ST_CARE, ST_VT, ST_MELDCODE, ST_THUIS, ST_WITHDRAW, ST_BESCHIKKING } step_kind_t;
 
 typedef struct {
     int64_t due, received, start; /* start: when the chain began */

@@ -3,7 +3,8 @@
  * intake whose outcome picks a path: short help, a waiting list with or
  * without bridging care, a decline, a redirect, the samenwerkingsverband's
  * arrangement and TLV; then closure), Veilig Thuis's answers to a report,
- * and a school's own chains: the meldcode's five steps and its report, a
+ * the municipality's decision on specialised care, and a school's own
+ * chains: the meldcode's five steps and its report, a
  * thuiszitter's status, a consent withdrawn. Each delay and choice comes
  * from the seed and what the step is about; docs/demo.md gives the shares
  * and the delays. */
@@ -253,6 +254,14 @@ static int care_step(demo_sim_t *s, step_t *st)
     }
     demo_rng_t g = demo_step_rng(s, st, 400 + (unsigned)st->step);
     if (st->step == C_INTAKE && st->path == P_REDIRECT) handover(s, st, w.redirect, &g);
+    if (st->step == C_INTAKE && k != DEMO_PPO && (st->path == P_SPECIAL || st->path == P_SPECIAL_BRIDGE))
+        for (int i = 0; i < s->r->norgs; i++) /* specialised care needs the municipality's decision */
+            if (s->r->orgs[i].kind == DEMO_GEMEENTE) {
+                step_t b = {
+                    .kind = ST_BESCHIKKING, .org = i, .child = st->child, .due = st->due + days(&g, 1, 2)};
+                memcpy(b.rid, st->rid, sizeof b.rid);
+                demo_push(s, b);
+            }
     int64_t delay = 0;
     int n = care_next(st, k, &g, &delay);
     if (n >= 0) {
@@ -323,6 +332,7 @@ static int meldcode_step(demo_sim_t *s, step_t *st)
     school_cols(s, st, date, clock, birth, wijk);
     demo_rng_t g = demo_step_rng(s, st, 600);
     unsigned decide = demo_below(&g, 20); /* the same draw at every step: the decision */
+    int acute = decide < 4;               /* acute danger: every step within hours, then a report */
     int rows = 1;
     unsigned long long k = (unsigned long long)st->story;
     if (st->step == 2) { /* the anonymous consultation: no pupil columns */
@@ -342,22 +352,23 @@ static int meldcode_step(demo_sim_t *s, step_t *st)
     } else { /* the report: the family told, or why not */
         static const char *const why[] = {"veiligheid kind", "veiligheid ander", "veiligheid melder",
                                           "contact verbreekt"};
-        static const char *const taxatie[] = {"acuut", "structureel", "structureel", "zorg", "zorg"};
+        static const char *const taxatie[] = {"structureel", "zorg"};
         demo_rng_t h = demo_step_rng(s, st, 601);
         int told = demo_below(&h, 5) != 0;
         demo_buf_add(o, 2,
                      "MC-%08llu-R;;%s;%s;;%s;%s;melding "
                      "VT;%s;%s;;;;veiligheid|thuissituatie|contact;%s;%s;%s;IB-01;IB;\n",
-                     k, ch->bsn, birth, brin, wijk, date, clock, taxatie[demo_below(&h, 5)],
+                     k, ch->bsn, birth, brin, wijk, date, clock, acute ? "acuut" : taxatie[demo_below(&h, 2)],
                      told ? "ja" : "nee", told ? "" : why[demo_below(&h, 4)]);
     }
-    /* days to the next step: consult 1-5, talk 1-7, weigh 1-5, decide 1-3; the report within hours */
+    /* days to the next step: consult 1-5, talk 1-7, weigh 1-5, decide 1-3; the report within
+     * hours; acute: hours instead of days */
     static const int lo[] = {0, 0, 1, 1, 1, 1, 0}, span[] = {0, 0, 4, 6, 4, 2, 1};
     int report = decide < 8 || decide >= 17;
     if (st->step < 5 || (st->step == 5 && report)) {
         demo_rng_t d = demo_step_rng(s, st, 610 + (unsigned)st->step);
         st->step++;
-        st->due += days(&d, lo[st->step], span[st->step]) / (st->step == 6 ? 4 : 1);
+        st->due += days(&d, lo[st->step], span[st->step]) / (st->step == 6 ? 4 : acute ? 24 : 1);
         demo_push(s, *st);
     }
     return rows;
@@ -408,6 +419,35 @@ static int withdraw_step(demo_sim_t *s, step_t *st)
     return 1;
 }
 
+/* The municipality's youth consultant: the application for specialised
+ * care in progress, then granted (9 in 10, ambulant or day treatment, for
+ * a year) or refused. */
+static int beschikking_step(demo_sim_t *s, step_t *st)
+{
+    demo_region_t *r = s->r;
+    demo_child_t *ch = &r->children[st->child];
+    demo_rng_t g = demo_step_rng(s, st, 700);
+    int granted = demo_below(&g, 10) != 0;
+    const char *form = demo_below(&g, 3) ? "ambulant" : "dagbehandeling";
+    char date[11], birth[11], from[11] = "", until[11] = "";
+    demo_fmt_date(st->due, 0, date);
+    demo_birth_as(ch->birth, 0, birth);
+    const char *decision = st->step == 0 ? "in behandeling" : granted ? "toegekend" : "afgewezen";
+    if (st->step == 1 && granted) {
+        demo_fmt_date(st->due + 7 * DAY_MS, 0, from);
+        demo_fmt_date(st->due + 372 * DAY_MS, 0, until);
+    }
+    demo_buf_add(&r->orgs[st->org], 0, "BS-%.12s;%d;%s;%s;beschikking;%s;%s;%s;%s;%s;%s\n", st->rid,
+                 st->step + 1, ch->bsn, birth, date, st->rid, decision, st->step ? form : "", from, until);
+    if (st->step == 0) {
+        demo_rng_t d = demo_step_rng(s, st, 701);
+        st->step = 1;
+        st->due += days(&d, 5, 10);
+        demo_push(s, *st);
+    }
+    return 1;
+}
+
 int demo_step_run(demo_sim_t *s, step_t *st)
 {
     switch (st->kind) {
@@ -416,6 +456,7 @@ int demo_step_run(demo_sim_t *s, step_t *st)
     case ST_MELDCODE: return meldcode_step(s, st);
     case ST_THUIS: return thuis_step(s, st);
     case ST_WITHDRAW: return withdraw_step(s, st);
+    case ST_BESCHIKKING: return beschikking_step(s, st);
     }
     return 0;
 }
