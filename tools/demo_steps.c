@@ -264,6 +264,9 @@ static int care_step(demo_sim_t *s, step_t *st)
             }
     int64_t delay = 0;
     int n = care_next(st, k, &g, &delay);
+    demo_rng_t slow = demo_step_rng(s, st, 450);
+    if (st->step == C_RECEIVED && demo_below(&slow, 10) == 0) /* a busy receiver: first contact late */
+        delay = days(&slow, 8, 7);
     if (n >= 0) {
         st->step = n;
         st->due += delay;
