@@ -128,12 +128,15 @@ static int plan(demo_region_t *r, uint64_t stories)
     if (!s) return 1;
     for (uint64_t i = 0; i < stories; i++) {
         demo_sim_set_time(s, 1767596400000LL + (int64_t)i * 60000);
+        demo_sim_due(s); /* a school's own chains: the meldcode, a thuiszitter, a withdrawal */
         demo_sim_story(s);
     }
+    static const char *const files[] = {"care", "consents", "meldcode", "absence"};
+    static const int order[] = {DEMO_F_CONSENT, DEMO_F_CARE, DEMO_F_MELDCODE, DEMO_F_ABSENCE};
     for (int i = 0; i < r->norgs; i++)
-        for (int f = 1; f >= 0; f--)
-            if (r->orgs[i].len[f])
-                printf("rows %s %s\n%s", r->orgs[i].id, f ? "consents" : "care", r->orgs[i].buf[f]);
+        for (int f = 0; f < DEMO_FILES; f++)
+            if (r->orgs[i].len[order[f]])
+                printf("rows %s %s\n%s", r->orgs[i].id, files[order[f]], r->orgs[i].buf[order[f]]);
     demo_sim_free(s);
     return 0;
 }

@@ -46,10 +46,16 @@ typedef struct {
     pid_t pid;
     int stdin_fd; /* DEMO_IN_STDIN: the pipe to the adapter's standard input */
     char token[4200];
-    /* rows waiting for the next flush, per file (a school has two exports) */
-    char *buf[2];
-    size_t len[2], cap[2], rows[2];
+    int district; /* a wijkteam's */
+    /* rows waiting for the next flush, per file (a school has four
+     * exports: DEMO_F_*; the others one) */
+    char *buf[4];
+    size_t len[4], cap[4], rows[4];
 } demo_org_t;
+
+/* A school's exports, flushed in this order: consents first, before the
+ * referrals that need them. */
+enum { DEMO_F_CARE = 0, DEMO_F_CONSENT = 1, DEMO_F_MELDCODE = 2, DEMO_F_ABSENCE = 3, DEMO_FILES = 4 };
 
 typedef struct {
     char brinvest[7];
@@ -97,7 +103,8 @@ void demo_sim_free(demo_sim_t *s);
 /* Adds story number s->next (its rows into the orgs' buffers); returns
  * the rows it added. */
 int demo_sim_story(demo_sim_t *s);
-/* A referral reached org o's inbox: schedules the receiver's steps. */
+/* A referral (or a report to Veilig Thuis, or a referral redirected to
+ * it) reached org o's inbox: schedules the receiver's steps. */
 void demo_sim_referral(demo_sim_t *s, int o, const char *referral_id, const char *subject);
 /* Adds the scheduled steps due by the simulated time; returns the rows. */
 int demo_sim_due(demo_sim_t *s);

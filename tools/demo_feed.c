@@ -27,7 +27,26 @@ static const char consent_header[] =
     "naar;doel;categorie;gegeven_door;gezag;geldig_tot;medewerker;functie;notitie\n";
 static const char smw_header[] = "dossiernummer;volgnummer;bsn;geboortedatum;school_brin;wijk;aanmelddatum;"
                                  "verwijzing_id;status;statusdatum;uitkomst;doorverwezen_naar;afsluitreden;"
-                                 "contact_blijft;behandelaar\n";
+                                 "contact_blijft;behandelaar;aanbieder;wachtlijststatus;verwachte_start;"
+                                 "overbruggingsdoel;overbrugd_door;einddatum\n";
+static const char meldcode_header[] = "registratienummer;leerlingnummer;bsn;geboortedatum;groep;brin_"
+                                      "vestiging;wijk;soort;datum;tijd;stap;besluit;"
+                                      "vt_geraadpleegd;categorie;taxatie;ouders_geinformeerd;reden_niet_"
+                                      "geinformeerd;medewerker;functie;notitie\n";
+static const char absence_header[] =
+    "registratienummer;leerlingnummer;bsn;geboortedatum;groep;brin_vestiging;wijk;soort;datum;tijd;"
+    "verzuimsoort;"
+    "uren;periode_van;periode_tot;melding_leerplicht;thuiszitter_status;reden;thuis_sinds;terug_op;notitie\n";
+static const char ppo_header[] =
+    "aanvraagnummer;regel;bsn;geboortedatum;brinvest;soort;datum;verwijzing_id;uitkomst;arrangementnummer;"
+    "arrangement;financiering;startdatum;einddatum;tlv_nummer;tlv_soort;besluit;geldig_van;geldig_tot;"
+    "thuiszitter_status;reden;thuis_sinds;terug_op;afsluitreden;contact_blijft;schoolcontactpersoon;"
+    "toelichting\n";
+static const char gemeente_header[] = "beschikkingnummer;regel;bsn;geboortedatum;soort;datum;verwijzing_id;"
+                                      "besluit;zorgvorm;geldig_van;geldig_tot\n";
+static const char vt_header[] =
+    "meldingnummer;regel;melding_id;bsn;geboortedatum;soort;datum;tijd;melder_type;"
+    "uitkomst;afsluitreden;contact_blijft;vervolgcontact_team;medewerker;notitie\n";
 
 static void clear(demo_org_t *o, int f)
 {
@@ -52,13 +71,23 @@ static int write_all(int fd, const char *p, size_t n)
 static int spool_drop(demo_region_t *r, demo_org_t *o, int f, uint64_t no)
 {
     char dir[SCHAKEL_PATH_MAX], tmp[SCHAKEL_PATH_MAX], path[SCHAKEL_PATH_MAX];
-    const char *header = o->kind == DEMO_SMW ? smw_header : f ? consent_header : zorg_header;
-    const char *name = o->kind == DEMO_SMW ? "smw-dossierstatus"
-                       : f                 ? "lvs-toestemmingen"
-                                           : "lvs-zorgregistraties";
+    static const char *const school_headers[] = {zorg_header, consent_header, meldcode_header,
+                                                 absence_header};
+    static const char *const school_names[] = {"lvs-zorgregistraties", "lvs-toestemmingen", "lvs-meldcode",
+                                               "lvs-verzuim"};
+    const char *header = o->kind == DEMO_SMW        ? smw_header
+                         : o->kind == DEMO_PPO      ? ppo_header
+                         : o->kind == DEMO_VT       ? vt_header
+                         : o->kind == DEMO_GEMEENTE ? gemeente_header
+                                                    : school_headers[f];
+    const char *name = o->kind == DEMO_SMW        ? "smw-dossierstatus"
+                       : o->kind == DEMO_PPO      ? "ondersteuningsregister"
+                       : o->kind == DEMO_VT       ? "vt-meldingen"
+                       : o->kind == DEMO_GEMEENTE ? "jeugdhulp-beschikkingen"
+                                                  : school_names[f];
     if (schakel_path_fmt(dir, sizeof dir, NULL, "%s/orgs/%s/spool", r->dir, o->id) ||
         schakel_path_fmt(path, sizeof path, NULL, "%s/%010llu-%c-%s.csv", dir, (unsigned long long)no,
-                         f ? 'a' : 'b', name) ||
+                         "bacd"[f], name) ||
         schakel_path_fmt(tmp, sizeof tmp, NULL, "%s.tmp", path))
         return -1;
     (void)mkdir(dir, 0700); /* the adapter makes it too; either may be first */
@@ -149,7 +178,9 @@ int demo_feed_flush(demo_region_t *r, uint64_t *flush_no, uint64_t *rejected)
     uint64_t no = ++*flush_no;
     for (int i = 0; i < r->norgs; i++) {
         demo_org_t *o = &r->orgs[i];
-        for (int f = 1; f >= 0; f--) { /* consents before the referrals that need them */
+        static const int order[] = {DEMO_F_CONSENT, DEMO_F_CARE, DEMO_F_MELDCODE, DEMO_F_ABSENCE};
+        for (int n = 0; n < DEMO_FILES; n++) { /* consents before the referrals that need them */
+            int f = order[n];
             if (!o->len[f]) continue;
             if (o->input == DEMO_IN_SPOOL) failed |= spool_drop(r, o, f, no) != 0;
             if (o->input == DEMO_IN_HTTP) failed |= http_post(r, o, rejected) != 0;
@@ -162,16 +193,26 @@ int demo_feed_flush(demo_region_t *r, uint64_t *flush_no, uint64_t *rejected)
     return failed ? -1 : 0;
 }
 
-static void read_record(demo_sim_t *s, int o, const char *path)
+/* What starts a receiver's steps: a referral to a care organisation or
+ * the samenwerkingsverband, a signal that asks for follow-up, a report to
+ * Veilig Thuis. */
+static void read_record(demo_region_t *r, demo_sim_t *s, int o, const char *path)
 {
     json_error_t err;
     json_t *rec = json_load_file(path, 0, &err);
     json_t *ev = json_object_get(rec, "event");
-    if (!strcmp(json_string_value(json_object_get(ev, "type")) ?: "", "referral")) {
-        const char *rid = json_string_value(json_object_get(json_object_get(ev, "referral"), "referral_id"));
-        const char *sub = json_string_value(json_object_get(ev, "subject"));
-        if (rid && sub) demo_sim_referral(s, o, rid, sub);
-    }
+    const char *type = json_string_value(json_object_get(ev, "type")) ?: "";
+    const char *sub = json_string_value(json_object_get(ev, "subject"));
+    const char *rid = NULL;
+    demo_kind_t k = r->orgs[o].kind;
+    if (!strcmp(type, "referral") && k != DEMO_VT)
+        rid = json_string_value(json_object_get(json_object_get(ev, "referral"), "referral_id"));
+    if (!strcmp(type, "veiligthuis_report") && k == DEMO_VT)
+        rid = json_string_value(json_object_get(json_object_get(ev, "veiligthuis_report"), "report_id"));
+    if (!strcmp(type, "signal") && k != DEMO_VT && k != DEMO_PPO &&
+        json_is_true(json_object_get(json_object_get(ev, "signal"), "follow_up_requested")))
+        rid = json_string_value(json_object_get(ev, "event_id")); /* the loop of a signal: its event id */
+    if (rid && sub) demo_sim_referral(s, o, rid, sub);
     json_decref(rec);
 }
 
@@ -184,12 +225,13 @@ int demo_feed_inboxes(demo_region_t *r, demo_sim_t *s, uint64_t *received)
         DIR *d = opendir(dir);
         if (!d) continue; /* not made yet */
         struct dirent *e;
-        int receiver = o->kind == DEMO_SMW || o->kind == DEMO_WIJKTEAM || o->kind == DEMO_GGD;
+        int receiver = o->kind == DEMO_SMW || o->kind == DEMO_WIJKTEAM || o->kind == DEMO_GGD ||
+                       o->kind == DEMO_PPO || o->kind == DEMO_VT;
         while ((e = readdir(d))) {
             size_t n = strlen(e->d_name);
             if (e->d_name[0] == '.' || n < 6 || strcmp(e->d_name + n - 5, ".json")) continue;
             if (schakel_path_fmt(path, sizeof path, NULL, "%s/%s", dir, e->d_name)) continue;
-            if (receiver) read_record(s, i, path);
+            if (receiver) read_record(r, s, i, path);
             if (unlink(path) == 0) (*received)++;
         }
         (void)closedir(d); /* read only */

@@ -71,6 +71,7 @@ static void add_org(demo_region_t *r, const char *id, demo_kind_t kind, demo_inp
     o->input = in;
     o->stdin_fd = -1;
     if (in == DEMO_IN_HTTP) o->http_port = r->port + 10 + r->norgs;
+    o->district = -1;
 }
 
 /* Rotterdam's proportions (docs/demo.md): 62 schools, school social work
@@ -109,12 +110,13 @@ int demo_region_shape(demo_region_t *r, uint64_t seed, int nschools, int port)
     for (int d = 0; d < r->ndistricts; d++) {
         snprintf(id, sizeof id, "wijkteam-%s", demo_district_code(d, b));
         add_org(r, id, DEMO_WIJKTEAM, DEMO_IN_HTTP);
+        r->orgs[r->norgs - 1].district = d;
     }
     r->ggd = r->norgs;
     add_org(r, "ggd-jgz", DEMO_GGD, DEMO_IN_STDIN);
-    add_org(r, "ppo-region", DEMO_PPO, DEMO_IN_NONE);
-    add_org(r, "veiligthuis-region", DEMO_VT, DEMO_IN_NONE);
-    add_org(r, "gemeente-region", DEMO_GEMEENTE, DEMO_IN_NONE);
+    add_org(r, "ppo-region", DEMO_PPO, DEMO_IN_SPOOL);
+    add_org(r, "veiligthuis-region", DEMO_VT, DEMO_IN_SPOOL);
+    add_org(r, "gemeente-region", DEMO_GEMEENTE, DEMO_IN_SPOOL);
     add_org(r, "leerplicht-stad", DEMO_LEERPLICHT, DEMO_IN_NONE);
     /* the children: every elfproef-valid BSN of the test range, shuffled
      * by the seed, spread over the schools; born so that they are of
@@ -136,7 +138,7 @@ int demo_region_shape(demo_region_t *r, uint64_t seed, int nschools, int port)
     for (int i = 0; i < r->nchildren; i++) {
         demo_child_t *ch = &r->children[i];
         ch->school = i % nschools;
-        struct tm tm = {.tm_year = 115 + (int)demo_below(&c, 4),
+        struct tm tm = {.tm_year = 114 + (int)demo_below(&c, 5),
                         .tm_mon = (int)demo_below(&c, 12),
                         .tm_mday = 1 + (int)demo_below(&c, 28)};
         if (strftime(ch->birth, sizeof ch->birth, "%Y-%m-%d", &tm) == 0) ch->birth[0] = 0;
@@ -147,8 +149,7 @@ int demo_region_shape(demo_region_t *r, uint64_t seed, int nschools, int port)
 void demo_region_free(demo_region_t *r)
 {
     for (int i = 0; r->orgs && i < r->norgs; i++) {
-        free(r->orgs[i].buf[0]);
-        free(r->orgs[i].buf[1]);
+        for (int f = 0; f < DEMO_FILES; f++) free(r->orgs[i].buf[f]);
     }
     free(r->schools);
     free(r->orgs);
@@ -276,6 +277,20 @@ static void profile_districts(demo_region_t *r, json_t *v)
     json_t *map = json_object_get(v, "map");
     const char *noord = json_string_value(json_object_get(map, "Noord"));
     if (!noord) noord = json_string_value(json_object_get(map, "noord"));
+    const char *named = json_string_value(json_object_get(map, "Wijkteam Noord"));
+    if (named && !strcmp(named, "wijkteam-noord")) { /* a redirect to a wijkteam, by its name */
+        char name[16], code[16], to[64], id[64];
+        for (int d = 0; d < r->ndistricts; d++) {
+            snprintf(to, sizeof to, "Wijkteam %s", demo_district_name(d, name) + 5);
+            snprintf(id, sizeof id, "wijkteam-%s", demo_district_code(d, code));
+            json_object_set_new(map, to, json_string(id));
+        }
+    }
+    /* the sample's school social work names one organisation as the one
+     * that bridges; the demo's systems name their own in a column */
+    json_t *by = json_object_get(v, "bridging_care.by_org");
+    if (by && json_object_get(by, "const"))
+        json_object_set_new(v, "bridging_care.by_org", json_pack("{s:s}", "column", "overbrugd_door"));
     if (noord && (!strcmp(noord, "noord") || !strcmp(noord, "wijkteam-noord"))) {
         char name[16], code[16], team[64];
         for (int d = 0; d < r->ndistricts; d++) {
@@ -286,9 +301,30 @@ static void profile_districts(demo_region_t *r, json_t *v)
     json_object_foreach(v, key, x) profile_districts(r, x);
 }
 
+/* The municipality's youth care registration has no sample profile: the
+ * demo's own, for its decisions on specialised care (docs/demo.md). */
+static const char gemeente_profile[] =
+    "{\"version\": 1, \"kind\": \"gemeente\", \"source_system\": \"demo-jeugdhulpregistratie\","
+    " \"csv\": {\"delimiter\": \";\"}, \"record_id\": [\"beschikkingnummer\", \"regel\"],"
+    " \"defaults\": {\"subject\": {\"bsn\": \"bsn\"}, \"case_ref\": {\"column\": \"beschikkingnummer\"},"
+    " \"age_band\": {\"age_from\": \"geboortedatum\", \"date\": \"dd-mm-yyyy\"},"
+    " \"occurred_at\": {\"column\": \"datum\", \"date\": \"dd-mm-yyyy\"},"
+    " \"purpose\": {\"const\": \"support\"}, \"legal_basis\": {\"const\": \"consent\"}},"
+    " \"rows\": [{\"when\": {\"soort\": \"beschikking\"}, \"type\": \"beschikking\", \"fields\": {"
+    " \"categories\": {\"const\": [\"care_status\"]},"
+    " \"correlation_id\": {\"column\": \"verwijzing_id\", \"optional\": true},"
+    " \"beschikking.beschikking_id\": {\"id\": [\"beschikkingnummer\"]},"
+    " \"beschikking.decision\": {\"column\": \"besluit\", \"map\": {\"toegekend\": \"granted\","
+    " \"afgewezen\": \"rejected\", \"in behandeling\": \"pending\"}},"
+    " \"beschikking.care_form_code\": {\"column\": \"zorgvorm\", \"optional\": true},"
+    " \"beschikking.decided_on\": {\"column\": \"datum\", \"date\": \"dd-mm-yyyy\"},"
+    " \"beschikking.valid_from\": {\"column\": \"geldig_van\", \"date\": \"dd-mm-yyyy\", \"optional\": true},"
+    " \"beschikking.valid_until\": {\"column\": \"geldig_tot\", \"date\": \"dd-mm-yyyy\", \"optional\": true}"
+    "}}]}";
+
 static int write_profiles(demo_region_t *r, const char *from, char *why)
 {
-    static const char *kinds[] = {"school", "smw", "wijkteam", "ggd"};
+    static const char *kinds[] = {"school", "smw", "wijkteam", "ggd", "ppo", "veiligthuis"};
     char src[SCHAKEL_PATH_MAX], dst[SCHAKEL_PATH_MAX];
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         if (schakel_path_fmt(src, sizeof src, why, "%s/%s/profile.json", from, kinds[i]) ||
@@ -306,13 +342,20 @@ static int write_profiles(demo_region_t *r, const char *from, char *why)
         json_decref(p);
         if (rc) return snprintf(why, SCHAKEL_ERRLEN, "cannot write %.200s", dst), -1;
     }
+    json_error_t err;
+    json_t *g = json_loads(gemeente_profile, JSON_REJECT_DUPLICATES, &err);
+    int rc = !g || schakel_path_fmt(dst, sizeof dst, why, "%s/profiles/gemeente.json", r->dir) ||
+             tool_write_json(dst, g);
+    json_decref(g);
+    if (rc) return snprintf(why, SCHAKEL_ERRLEN, "cannot write the municipality's profile"), -1;
     return 0;
 }
 
 static int write_adapter(demo_region_t *r, demo_org_t *o, char *why)
 {
     char path[SCHAKEL_PATH_MAX], prof[80];
-    static const char *pk[] = {"school", "smw", "wijkteam", "ggd", "school", "school", "school", "school"};
+    static const char *pk[] = {"school", "smw",         "wijkteam", "ggd",
+                               "ppo",    "veiligthuis", "gemeente", "school"};
     if (schakel_path_fmt(path, sizeof path, why, "%s/orgs/%s/inbox", r->dir, o->id) ||
         tool_mkdir_p(path) != 0)
         return -1;

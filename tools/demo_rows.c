@@ -1,34 +1,16 @@
-/* The demo's scenario: what the organisations' own systems export. A
- * school's story (a signal, an anonymous consultation, or a consent and a
- * referral, sometimes without consent; one signal in 200 with a BSN
- * mistyped on purpose) comes from the seed and its number
- * alone; a receiver (school social work, a wijkteam, the GGD) answers a
- * referral that reached its inbox with the steps of the feedback loop,
- * each after a delay on the simulated clock. Proportions and delays are
- * in docs/demo.md. */
+/* The demo's scenario: what the schools' own systems export. A school's
+ * story (a signal, an anonymous consultation, a consent and a referral,
+ * sometimes without consent, sometimes withdrawn later or valid only for
+ * weeks; the meldcode; absence; a thuiszitter; one signal in 200 with a
+ * BSN mistyped on purpose) comes from the seed and its number alone; what
+ * follows on the simulated clock is scheduled here and run in
+ * demo_steps.c. Proportions and delays are in docs/demo.md. */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "demo.h"
-
-typedef struct {
-    int64_t due, received;
-    int org, step, child;
-    char rid[33];
-} step_t;
-
-struct demo_sim {
-    demo_region_t *r;
-    uint64_t next, deliberate;
-    int64_t now;
-    step_t *heap;
-    size_t n, cap;
-    int index[2048]; /* children by pseudonym: open addressing, -1 empty */
-};
-
-#define DAY_MS (86400LL * 1000)
+#include "demo_sim.h"
 
 void demo_buf_add(demo_org_t *o, int f, const char *fmt, ...)
 {
@@ -106,7 +88,7 @@ size_t demo_sim_pending(const demo_sim_t *s)
 /* Dates as the systems write them, in Amsterdam's winter time (the date
  * is what matters; an hour off in summer changes no day boundary we use,
  * as the clock hours are within office hours). */
-static void fmt_date(int64_t ms, int style, char out[11])
+void demo_fmt_date(int64_t ms, int style, char out[11])
 {
     time_t t = (time_t)(ms / 1000) + 3600;
     struct tm tm;
@@ -117,7 +99,7 @@ static void fmt_date(int64_t ms, int style, char out[11])
     if (n == 0) out[0] = 0;
 }
 
-static void fmt_clock(int64_t ms, char out[6])
+void demo_fmt_clock(int64_t ms, char out[6])
 {
     time_t t = (time_t)(ms / 1000) + 3600;
     struct tm tm;
@@ -125,10 +107,19 @@ static void fmt_clock(int64_t ms, char out[6])
     if (strftime(out, 6, "%H:%M", &tm) == 0) out[0] = 0;
 }
 
-static void birth_as(const char *iso, int style, char out[11])
+void demo_birth_as(const char *iso, int style, char out[11])
 {
     if (style == 2) snprintf(out, 11, "%.10s", iso);
     else snprintf(out, 11, "%.2s%c%.2s%c%.4s", iso + 8, style ? '/' : '-', iso + 5, style ? '/' : '-', iso);
+}
+
+int demo_age(const demo_child_t *ch, int64_t ms)
+{
+    char today[11];
+    demo_fmt_date(ms, 2, today);
+    int age = atoi(today) - atoi(ch->birth);
+    return strcmp(today + 4, ch->birth + 4) < 0 ? age - 1
+                                                : age; /* "-mm-dd" compares as the day in the year */
 }
 
 static const char *const topics[] = {"gedrag",      "leren",      "thuissituatie",
@@ -141,6 +132,65 @@ static void categories(demo_rng_t *g, char out[64])
     else snprintf(out, 64, "%s|%s", topics[a], topics[b]);
 }
 
+/* A consent for the referral, given by the parents, or by the child of
+ * 12 or more together with them; one in ten valid for a few weeks only,
+ * one in twelve withdrawn some days later. */
+static void consent(demo_sim_t *s, demo_rng_t *g, uint64_t k, int c, int d, const char *to, const char *cat,
+                    char guid[33])
+{
+    demo_child_t *ch = &s->r->children[c];
+    demo_org_t *o = &s->r->orgs[s->r->schools[ch->school].org];
+    char date[11], birth[11], wijk[16], until[11];
+    demo_fmt_date(s->now, 0, date);
+    demo_birth_as(ch->birth, 0, birth);
+    demo_district_name(d, wijk);
+    snprintf(guid, 33, "%016llx%016llx", (unsigned long long)demo_next(g), (unsigned long long)demo_next(g));
+    int ppo = !strcmp(to, "PPO");
+    demo_fmt_date(s->now + (demo_below(g, 10) ? 700 : 21 + (int64_t)demo_below(g, 22)) * DAY_MS, 0, until);
+    demo_buf_add(
+        o, 1, "TS-%08llu;;%s;%s;;%s;%s;toestemming;%s;%s;%s;%s;%s|%szorgstatus|contact;%s;;%s;IB-01;IB;\n",
+        (unsigned long long)k, ch->bsn, birth, s->r->schools[ch->school].brinvest, wijk, date, guid, to,
+        ppo ? "passend onderwijs|terugkoppeling" : "hulp|terugkoppeling", cat, ppo ? "arrangement|" : "",
+        demo_age(ch, s->now) >= 12 ? "jongere en ouders" : "ouders", until);
+    if (demo_below(g, 12) == 0) {
+        step_t st = {
+            .kind = ST_WITHDRAW, .org = (int)(o - s->r->orgs), .child = c, .story = k, .path = d << 8};
+        st.due = s->now + (3 + (int64_t)demo_below(g, 28)) * DAY_MS;
+        memcpy(st.rid, guid, 33);
+        snprintf(st.to, sizeof st.to, "%s", to);
+        demo_push(s, st);
+    }
+}
+
+/* Absence the school records: unauthorised (reported to leerplicht) or
+ * not, in DUO's kinds (docs/demo.md). */
+static void absence(demo_sim_t *s, demo_rng_t *g, uint64_t k, int c, int d)
+{
+    static const struct {
+        const char *kind, *report;
+        int hours_lo, hours_span, days;
+    } kinds[] = {{"wettelijk verzuim", "ja", 16, 24, 28},
+                 {"wettelijk verzuim", "ja", 16, 24, 28},
+                 {"ziek", "nee", 8, 22, 7},
+                 {"ziek", "nee", 8, 22, 7},
+                 {"geoorloofd", "nee", 2, 4, 1},
+                 {"luxeverzuim", "ja", 8, 8, 3},
+                 {"langdurig relatief verzuim", "ja", 40, 80, 56}};
+    demo_child_t *ch = &s->r->children[c];
+    unsigned x = demo_below(g, 7);
+    char date[11], clock[6], birth[11], wijk[16], from[11], to[11];
+    demo_fmt_date(s->now, 0, date);
+    demo_fmt_clock(s->now, clock);
+    demo_birth_as(ch->birth, 0, birth);
+    demo_fmt_date(s->now - (int64_t)kinds[x].days * DAY_MS, 0, from);
+    demo_fmt_date(s->now - DAY_MS, 0, to);
+    demo_buf_add(&s->r->orgs[s->r->schools[ch->school].org], 3,
+                 "VZ-%08llu;;%s;%s;;%s;%s;verzuim;%s;%s;%s;%u;%s;%s;%s;;;;;\n", (unsigned long long)k,
+                 ch->bsn, birth, s->r->schools[ch->school].brinvest, demo_district_name(d, wijk), date, clock,
+                 kinds[x].kind, kinds[x].hours_lo + demo_below(g, (unsigned)kinds[x].hours_span), from, to,
+                 kinds[x].report);
+}
+
 int demo_sim_story(demo_sim_t *s)
 {
     demo_region_t *r = s->r;
@@ -151,15 +201,15 @@ int demo_sim_story(demo_sim_t *s)
     demo_school_t *sc = &r->schools[ch->school];
     demo_org_t *o = &r->orgs[sc->org];
     char date[11], clock[6], birth[11], wijk[16], cat[64];
-    fmt_date(s->now, 0, date);
-    fmt_clock(s->now, clock);
-    birth_as(ch->birth, 0, birth);
+    demo_fmt_date(s->now, 0, date);
+    demo_fmt_clock(s->now, clock);
+    demo_birth_as(ch->birth, 0, birth);
     /* most children live in the school's district, some elsewhere */
     int d = demo_below(&g, 10) ? sc->district : (int)demo_below(&g, (unsigned)r->ndistricts);
     demo_district_name(d, wijk);
     categories(&g, cat);
     unsigned what = demo_below(&g, 100);
-    if (what < 40) { /* a signal */
+    if (what < 33) { /* a signal */
         char bsn[10];
         memcpy(bsn, ch->bsn, sizeof bsn);
         if (demo_below(&g, 200) ==
@@ -172,37 +222,43 @@ int demo_sim_story(demo_sim_t *s)
                      demo_below(&g, 4) ? "normaal" : "snel");
         return 1;
     }
-    if (what < 55) { /* an anonymous consultation: no pupil columns */
+    if (what < 45) { /* an anonymous consultation: no pupil columns */
         static const char *const to[] = {"SMW", "SMW", "wijkteam", "wijkteam", "GGD", "Veilig Thuis"};
         demo_buf_add(o, 0, "ZR-%08llu;;;;;%s;;consultatie;%s;%s;%s;;;;%s;advies;;;;;IB-01;IB;\n",
                      (unsigned long long)k, sc->brinvest, date, clock, cat, to[demo_below(&g, 6)]);
         return 1;
     }
-    /* a referral: to SMW half the time, the wijkteam a third, the GGD the
-     * rest; the parents refuse consent for one in seven */
-    unsigned t = demo_below(&g, 20);
-    const char *to = t < 10 ? "SMW" : t < 17 ? "wijkteam" : "GGD";
-    int consent = demo_below(&g, 7) != 0;
-    char guid[33] = "";
-    int rows = 1;
-    if (consent) {
-        snprintf(guid, sizeof guid, "%016llx%016llx", (unsigned long long)demo_next(&g),
-                 (unsigned long long)demo_next(&g));
-        char until[11];
-        fmt_date(s->now + 700 * DAY_MS, 0, until);
-        demo_buf_add(o, 1,
-                     "TS-%08llu;;%s;%s;;%s;%s;toestemming;%s;%s;%s;hulp|terugkoppeling;%s|zorgstatus|contact;"
-                     "ouders;;%s;IB-01;IB;\n",
-                     (unsigned long long)k, ch->bsn, birth, sc->brinvest, wijk, date, guid, to, cat, until);
-        rows++;
+    if (what < 80) {
+        /* a referral: to SMW 45 %, the wijkteam 30 %, the GGD 15 %, the
+         * samenwerkingsverband 10 %; the parents refuse consent for one in seven */
+        unsigned t = demo_below(&g, 20);
+        const char *to = t < 9 ? "SMW" : t < 15 ? "wijkteam" : t < 18 ? "GGD" : "PPO";
+        char guid[33] = "";
+        int consented = demo_below(&g, 7) != 0;
+        if (consented) consent(s, &g, k, c, d, to, cat, guid);
+        demo_buf_add(o, 0, "ZR-%08llu;;%s;%s;;%s;%s;aanmelding;%s;%s;%s;%s;;;%s;%s;%s;;;;IB-01;IB;\n",
+                     (unsigned long long)k, ch->bsn, birth, sc->brinvest, wijk, date, clock, cat,
+                     demo_below(&g, 3) ? "normaal" : "snel", to, strcmp(to, "PPO") ? "intake" : "arrangement",
+                     guid);
+        return 1 + consented;
     }
-    demo_buf_add(o, 0, "ZR-%08llu;;%s;%s;;%s;%s;aanmelding;%s;%s;%s;%s;;;%s;intake;%s;;;;IB-01;IB;\n",
-                 (unsigned long long)k, ch->bsn, birth, sc->brinvest, wijk, date, clock, cat,
-                 demo_below(&g, 3) ? "normaal" : "snel", to, guid);
-    return rows;
+    step_t st = {.org = sc->org, .child = c, .story = k, .path = d << 8, .due = s->now, .start = s->now};
+    if (what < 85) { /* the meldcode's first step: the signals mapped */
+        st.kind = ST_MELDCODE;
+        st.step = 1;
+        return demo_step_run(s, &st);
+    }
+    if (what < 98) {
+        absence(s, &g, k, c, d);
+        return 1;
+    }
+    st.kind = ST_THUIS; /* at home without school: a reason, and weeks to months */
+    st.path |= (int)demo_below(&g, 9);
+    st.received = s->now + (14 + (int64_t)demo_below(&g, 197)) * DAY_MS;
+    return demo_step_run(s, &st);
 }
 
-static void push(demo_sim_t *s, step_t st)
+void demo_push(demo_sim_t *s, step_t st)
 {
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 256;
@@ -235,75 +291,27 @@ static step_t pop(demo_sim_t *s)
     return top;
 }
 
-/* The delay before step st.step: received within hours, first contact
- * within 1 to 5 days (the 5 working days promised in Oost-Achterhoek),
- * intake 2 to 10 days later, closure 10 to 40 days after that. */
-static int64_t delay(demo_sim_t *s, const step_t *st)
+demo_rng_t demo_step_rng(const demo_sim_t *s, const step_t *st, unsigned salt)
 {
-    uint64_t h = 0;
-    for (int i = 0; i < 32; i++) h = demo_mix(h ^ (unsigned char)st->rid[i]);
-    demo_rng_t g = demo_rng(s->r->seed, 5 + (uint64_t)st->step, h);
-    static const int64_t lo[] = {0, DAY_MS, 2 * DAY_MS, 10 * DAY_MS},
-                         span[] = {4 * 3600000LL, 4 * DAY_MS, 8 * DAY_MS, 30 * DAY_MS};
-    return lo[st->step] + (int64_t)(demo_next(&g) % (uint64_t)span[st->step]);
+    uint64_t h = demo_mix(st->story ^ ((uint64_t)st->kind << 56) ^ ((uint64_t)(unsigned)st->org << 40));
+    for (int i = 0; i < 32 && st->rid[i]; i++) h = demo_mix(h ^ (unsigned char)st->rid[i]);
+    return demo_rng(s->r->seed, 5 + (uint64_t)salt, h);
 }
 
+/* A referral, or a report to Veilig Thuis, reached org o's inbox: its
+ * receiver's steps begin within hours. */
 void demo_sim_referral(demo_sim_t *s, int o, const char *referral_id, const char *subject)
 {
     if (strlen(referral_id) != 32 || strlen(subject) != 64) return;
     unsigned h = slot(subject);
     while (s->index[h] >= 0 && strcmp(s->r->children[s->index[h]].pseudonym, subject)) h = (h + 1) & 2047u;
     if (s->index[h] < 0) return; /* not one of ours */
-    step_t st = {.org = o, .step = 0, .child = s->index[h]};
+    step_t st = {.org = o, .kind = s->r->orgs[o].kind == DEMO_VT ? ST_VT : ST_CARE, .child = s->index[h]};
     memcpy(st.rid, referral_id, 33);
-    st.due = s->now + delay(s, &st);
+    demo_rng_t g = demo_step_rng(s, &st, 0);
+    st.due = s->now + (int64_t)(demo_next(&g) % (4 * 3600000ULL));
     st.received = st.due;
-    push(s, st);
-}
-
-static void emit(demo_sim_t *s, const step_t *st)
-{
-    demo_region_t *r = s->r;
-    demo_org_t *o = &r->orgs[st->org];
-    demo_child_t *ch = &r->children[st->child];
-    const char *brin = r->schools[ch->school].brinvest;
-    char date[11], clock[6], birth[11], recv[11];
-    fmt_clock(st->due, clock);
-    if (o->kind == DEMO_SMW) {
-        static const char *const status[] = {"aangemeld", "eerste contact", "intake", "afgesloten"};
-        fmt_date(st->due, 0, date);
-        fmt_date(st->received, 0, recv);
-        birth_as(ch->birth, 0, birth);
-        demo_buf_add(o, 0, "D-%.12s;%d;%s;%s;%s;;%s;%s;%s;%s;%s;;%s;%s;SMW-01\n", st->rid, st->step + 1,
-                     ch->bsn, birth, brin, recv, st->rid, status[st->step], date,
-                     st->step == 2 ? "kortdurende hulp" : "", st->step == 3 ? "doelen behaald" : "",
-                     st->step == 3 ? "nee" : "");
-    } else if (o->kind == DEMO_WIJKTEAM) {
-        static const char *const what[] = {"aanmelding ontvangen", "eerste contact", "intake", "afsluiting"};
-        fmt_date(st->due, 1, date);
-        birth_as(ch->birth, 1, birth);
-        demo_buf_add(o, 0,
-                     "%s{\"casusnummer\":\"WT-%.12s\",\"regelnummer\":\"%d\",\"team\":\"%s\",\"bsn\":\"%s\","
-                     "\"geboortedatum\":\"%s\",\"brinvest\":\"%s\",\"wijk\":\"\",\"verwijzing_id\":\"%s\","
-                     "\"datum\":\"%s\",\"tijd\":\"%s\",\"gebeurtenis\":\"%s\",\"uitkomst\":\"%s\","
-                     "\"doorverwezen_naar\":\"\",\"afsluitreden\":\"%s\",\"contact_blijft\":\"%s\","
-                     "\"medewerker\":\"wt-01\"}",
-                     o->rows[0] ? "," : "", st->rid, st->step + 1, o->id, ch->bsn, birth, brin, st->rid, date,
-                     clock, what[st->step], st->step == 2 ? "kortdurende hulp" : "",
-                     st->step == 3 ? "doelen behaald" : "", st->step == 3 ? "nee" : "");
-    } else if (o->kind == DEMO_GGD) {
-        static const char *const what[] = {"verwijzing ontvangen", "eerste contact", "intake", "afsluiting"};
-        fmt_date(st->due, 2, date);
-        demo_buf_add(o, 0,
-                     "{\"dossier_id\":\"JGZ-%.12s\",\"bsn\":\"%s\",\"geboortedatum\":\"%s\","
-                     "\"school_brinvest\":\"%s\",\"wijk\":\"\",\"regel\":\"%d\",\"registratie\":\"%s\","
-                     "\"datum\":\"%s\",\"tijd\":\"%s\",\"verwijzing_id\":\"%s\",\"discipline\":\"JVP\","
-                     "\"medewerker_code\":\"jvp-01\",\"uitkomst\":\"%s\",\"afsluitreden\":\"%s\","
-                     "\"contact_blijft\":\"%s\"}\n",
-                     st->rid, ch->bsn, ch->birth, brin, st->step + 1, what[st->step], date, clock, st->rid,
-                     st->step == 2 ? "advies en begeleiding JGZ" : "", st->step == 3 ? "doelen behaald" : "",
-                     st->step == 3 ? "nee" : "");
-    }
+    demo_push(s, st);
 }
 
 int demo_sim_due(demo_sim_t *s)
@@ -311,13 +319,7 @@ int demo_sim_due(demo_sim_t *s)
     int rows = 0;
     while (s->n && s->heap[0].due <= s->now) {
         step_t st = pop(s);
-        emit(s, &st);
-        rows++;
-        if (st.step < 3) {
-            st.step++;
-            st.due += delay(s, &st);
-            push(s, st);
-        }
+        rows += demo_step_run(s, &st);
     }
     return rows;
 }

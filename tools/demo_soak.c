@@ -2,8 +2,9 @@
  * checks that say the bus kept everything: the hash chain and checkpoints
  * (audit verify), the services' decisions re-derived byte for byte (audit
  * replay), every adapter's outbox drained with no dead letter, no row
- * rejected but the scenario's own mistyped BSNs, each of them rejected, and
- * the node's peak memory under a bound. Each figure
+ * rejected but the scenario's own mistyped BSNs, each of them rejected,
+ * every loop closed, within its deadline or reminded, and the node's peak
+ * memory under a bound. Each figure
  * is printed; any failure makes the exit status 1. */
 #include <dirent.h>
 #include <jansson.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "demo.h"
+#include "feedback.h"
 
 static char out[1 << 20];
 
@@ -68,6 +70,39 @@ static uint64_t rejected_rows(const demo_region_t *r, const demo_org_t *o, uint6
     return n;
 }
 
+/* Every loop the feedback service follows is closed, within its
+ * deadlines, or has had the reminder (or stalled-handover alert) the
+ * deadline passed owes it: from the service's state on the stopped node. */
+static int check_loops(const demo_region_t *r)
+{
+    char dir[SCHAKEL_PATH_MAX], why[SCHAKEL_ERRLEN] = "";
+    json_t *j = schakel_path_fmt(dir, sizeof dir, why, "%s/services/feedback", r->node) == 0
+                    ? schakel_feedback_deadline_check(dir, why)
+                    : NULL;
+    if (!j) {
+        printf("soak: loops: the feedback service's state is unreadable: %s\n", why);
+        return -1;
+    }
+    static const char *const origins[] = {"referral", "signal", "report", "handover", "mazl"};
+    json_int_t late = 0;
+    for (size_t i = 0; i < sizeof origins / sizeof origins[0]; i++) {
+        json_t *o = json_object_get(j, origins[i]);
+#define N(k) (long long)json_integer_value(json_object_get(o, k))
+        if (i > 0 && N("loops") == 0) continue;
+        printf("soak: %s loops on %s: %lld: closed %lld, within the deadline %lld, not delivered (no clock) "
+               "%lld, "
+               "late with the reminder %lld (escalated %lld, stalled alerts %lld), late without it %lld\n",
+               origins[i], json_string_value(json_object_get(j, "today")) ?: "?", N("loops"), N("closed"),
+               N("within_deadline"), N("not_delivered"), N("late_reminded"), N("escalated"),
+               N("stalled_alerted"), N("late_unreminded"));
+        late += json_integer_value(json_object_get(o, "late_unreminded"));
+#undef N
+    }
+    json_decref(j);
+    if (late) printf("soak: %lld loops are past a deadline without their reminder\n", (long long)late);
+    return late ? -1 : 0;
+}
+
 int demo_soak_check(demo_region_t *r, uint64_t http_rejected, uint64_t deliberate, long rss_kb, long bound_kb,
                     int undrained)
 {
@@ -107,6 +142,7 @@ int demo_soak_check(demo_region_t *r, uint64_t http_rejected, uint64_t deliberat
            : rss_kb < 0                     ? "UNKNOWN"
                                             : "OVER");
     failed |= rss_kb < 0 || rss_kb >= bound_kb;
+    failed |= check_loops(r) != 0;
     failed |= check_audit(r, "verify") != 0;
     failed |= check_audit(r, "replay") != 0;
     printf("soak: %s\n", failed ? "FAILED" : "all checks pass");

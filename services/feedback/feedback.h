@@ -91,4 +91,14 @@ json_t *schakel_feedback_loop(const char *state_dir, const uint8_t referral_id[1
  * Counts from 1 to 4 are shown as "<5": small numbers identify children. */
 json_t *schakel_feedback_figures(const char *state_dir, char *why);
 
+/* Every loop against its deadlines, as the daily scan sees them (the
+ * soak of `schakel demo`): per origin ("referral", "signal", "report",
+ * "handover", "mazl") exact counts of the loops closed, not delivered (no
+ * clock), open within every deadline, past one with the reminder (or the
+ * stalled-handover alert) the scan owes them (of which escalated, and
+ * alerted), and past one without it: the last is a fault. "today" is the
+ * log's day the service last saw. Counts, no ids: but exact, so meant for
+ * synthetic data, not for operators' figures. */
+json_t *schakel_feedback_deadline_check(const char *state_dir, char *why);
+
 #endif

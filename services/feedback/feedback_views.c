@@ -327,3 +327,87 @@ json_t *schakel_feedback_figures(const char *dir, char *why)
     json_object_set_new(out, "organisations", orgs);
     return out;
 }
+
+/* ---- the deadline check of a whole state: schakel demo --soak ---- */
+
+typedef struct {
+    size_t loops, closed, undelivered, in_time, reminded, escalated, stalled, unreminded;
+} tally_t;
+
+/* One loop against the deadline scan (feedback_deadlines.c): closed, not
+ * delivered (no clock), within every deadline, or past one with what the
+ * scan owes it (the reminder; the stalled-handover alert for a waiting
+ * list without bridging care); or past one without it. */
+static void tally_loop(tally_t *t, const loop_t *l, int32_t today)
+{
+    t->loops++;
+    if (!l->open) {
+        t->closed++;
+        return;
+    }
+    if (!(l->flags & F_DELIVERED)) {
+        t->undelivered++;
+        return;
+    }
+    int late = 0, missing = 0;
+    if (IS_FLOW(l->origin)) {
+        late = today > l->due_received;
+        missing = late && !(l->flags & F_REMIND_RECEIVED);
+    } else {
+        int r = feedback_rank(l);
+        struct {
+            int rank, flag;
+            int32_t due;
+        } st[2] = {{2, F_REMIND_RECEIVED, l->due_received}, {3, F_REMIND_FIRST, l->due_first_contact}};
+        if (l->origin == ORIGIN_REPORT) st[0].rank = 0; /* one step: the decision */
+        for (int s = 0; s < 2; s++)
+            if (r < st[s].rank && today > st[s].due) {
+                late = 1;
+                missing |= !(l->flags & st[s].flag);
+            }
+        if (l->state == SCHAKEL_LOOP(WAITING_LIST) && !(l->flags & F_BRIDGING) && today > l->due_bridging) {
+            late = 1;
+            missing |= !(l->flags & F_STALLED);
+        }
+    }
+    if (!late) t->in_time++;
+    else if (missing) t->unreminded++;
+    else {
+        t->reminded++;
+        t->escalated += (l->flags & (F_ESC_RECEIVED | F_ESC_FIRST)) != 0;
+        t->stalled += (l->flags & F_STALLED) != 0;
+    }
+}
+
+json_t *schakel_feedback_deadline_check(const char *dir, char *why)
+{
+    reader_t r;
+    if (reader_open(&r, dir, why) != 0) return NULL;
+    int32_t today = reader_today(&r);
+    static const char *const names[] = {"referral", "signal", "report", "handover", "mazl"};
+    tally_t t[5] = {0};
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_cursor_open(r.txn, r.loops, &cur) == 0) {
+        for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0;
+             g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            loop_t l;
+            if (v.mv_size != sizeof l) continue;
+            memcpy(&l, v.mv_data, sizeof l);
+            if (l.version == LOOP_VERSION && l.origin < 5) tally_loop(&t[l.origin], &l, today);
+        }
+        mdb_cursor_close(cur);
+    }
+    reader_close(&r);
+    json_t *out = json_object();
+    json_object_set_new(out, "today", date_or_null(today));
+    for (int o = 0; o < 5; o++)
+        json_object_set_new(
+            out, names[o],
+            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "loops", (json_int_t)t[o].loops, "closed",
+                      (json_int_t)t[o].closed, "not_delivered", (json_int_t)t[o].undelivered,
+                      "within_deadline", (json_int_t)t[o].in_time, "late_reminded", (json_int_t)t[o].reminded,
+                      "escalated", (json_int_t)t[o].escalated, "stalled_alerted", (json_int_t)t[o].stalled,
+                      "late_unreminded", (json_int_t)t[o].unreminded));
+    return out;
+}

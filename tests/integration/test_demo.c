@@ -1,7 +1,8 @@
 /* `schakel demo` (issue 14), through the real command: the same seed gives
- * the same region and the same input rows (another seed others), with
- * BSNs of the test range, elfproef-valid but for the few mistyped on
- * purpose, and valid BRINVEST codes only; a short
+ * the same region and the same input rows (another seed others), the
+ * meldcode, absence, thuiszitters and referrals to the samenwerkingsverband
+ * among them, with BSNs of the test range, elfproef-valid but for the few
+ * mistyped on purpose, and valid BRINVEST codes only; a short
  * soak of a small region (a node and a real adapter per organisation, fed
  * through spool, HTTP and standard input) passes every check it prints;
  * Ctrl-C stops every process cleanly, and a second and third run on the
@@ -85,7 +86,8 @@ static void same_seed_gives_same_region_and_rows(void **state)
     assert_string_equal(a, b);
     assert_true(strcmp(a, c) != 0);
     assert_non_null(strstr(a, "region seed=7 schools=62 smw_orgs=11 wijkteams=26"));
-    int schools = 0, bsns = 0, referrals = 0, consents = 0, mistyped = 0;
+    int schools = 0, bsns = 0, referrals = 0, consents = 0, mistyped = 0, meldcode = 0, absence = 0,
+        thuiszitter = 0, to_ppo = 0;
     char *save = NULL;
     for (char *l = strtok_r(a, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         if (!strncmp(l, "school ", 7)) { /* "school BRINVEST ..." */
@@ -111,9 +113,15 @@ static void same_seed_gives_same_region_and_rows(void **state)
                 bsns++;
             }
             referrals += strstr(l, ";aanmelding;") != NULL;
+            to_ppo += strstr(l, ";aanmelding;") && strstr(l, ";PPO;arrangement;");
             consents += strstr(l, ";toestemming;") != NULL;
         }
+        /* the school's other exports: the meldcode's first step, absence, thuiszitters */
+        meldcode += !strncmp(l, "MC-", 3) && strstr(l, ";meldcodestap;") != NULL;
+        absence += !strncmp(l, "VZ-", 3) && strstr(l, ";verzuim;") != NULL;
+        thuiszitter += !strncmp(l, "VZ-", 3) && strstr(l, ";thuiszitter;") != NULL;
     }
+    assert_true(meldcode > 5 && absence > 20 && thuiszitter > 0 && to_ppo > 5);
     assert_int_equal(schools, 62);
     assert_true(bsns > 300 && referrals > 100 && consents > 50);
     assert_true(consents < referrals); /* some parents refuse */
@@ -137,10 +145,10 @@ static void soak_run(const char *tag, const char *duration)
 {
     char p[16];
     snprintf(p, sizeof p, "%d", port);
-    const char *args[] = {"demo",  "--data",     data,         "--schools",
-                          "4",     "--rate",     "30",         "--speed",
-                          "20000", "--duration", duration,     "--port",
-                          p,       "--soak",     "--profiles", SCHAKEL_SOURCE_DIR "/adapters/profiles",
+    const char *args[] = {"demo",   "--data",     data,         "--schools",
+                          "4",      "--rate",     "30",         "--speed",
+                          "100000", "--duration", duration,     "--port",
+                          p,        "--soak",     "--profiles", SCHAKEL_SOURCE_DIR "/adapters/profiles",
                           NULL};
     int rc = finish(start(tag, args));
     char *out = slurp(tag);
@@ -149,7 +157,9 @@ static void soak_run(const char *tag, const char *duration)
              strstr(out, "soak: dead letters: 0") && strstr(out, "soak: rejected rows: ") &&
              !strstr(out, "each should be rejected") && strstr(out, "bound 2048 MiB: under") &&
              strstr(out, "soak: audit verify: passes") && strstr(out, "soak: audit replay: passes") &&
-             strstr(out, "\"differ\":0") && !strstr(out, "did not stop cleanly");
+             strstr(out, "\"differ\":0") && !strstr(out, "did not stop cleanly") &&
+             strstr(out, "soak: referral loops on ") && strstr(out, "late without it 0\n") &&
+             !strstr(out, "without their reminder");
     if (!ok) {
         fprintf(stderr, "exit %d\n%s\n", rc, out);
         print_node_log();
@@ -186,7 +196,7 @@ static void a_short_soak_passes_and_a_second_run_continues(void **state)
                           "--rate",
                           "30",
                           "--speed",
-                          "20000",
+                          "100000",
                           "--profiles",
                           SCHAKEL_SOURCE_DIR "/adapters/profiles",
                           NULL};
