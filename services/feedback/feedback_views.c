@@ -128,6 +128,20 @@ static json_t *loop_json(const loop_t *l, int32_t today)
     return o;
 }
 
+/* The loops table's next loop of this version into l (op: MDB_FIRST,
+ * then MDB_NEXT by itself): 1, or 0 at the end. */
+static int next_loop(MDB_cursor *cur, MDB_cursor_op *op, loop_t *l)
+{
+    MDB_val k, v;
+    while (mdb_cursor_get(cur, &k, &v, *op) == 0) {
+        *op = MDB_NEXT;
+        if (k.mv_size != 16 || v.mv_size != sizeof *l) continue;
+        memcpy(l, v.mv_data, sizeof *l);
+        if (l->version == LOOP_VERSION) return 1;
+    }
+    return 0;
+}
+
 json_t *schakel_feedback_loops(const char *dir, const char *org, char *why)
 {
     reader_t r;
@@ -135,14 +149,10 @@ json_t *schakel_feedback_loops(const char *dir, const char *org, char *why)
     int32_t today = reader_today(&r);
     json_t *list = json_array();
     MDB_cursor *cur;
-    MDB_val k, v;
     if (mdb_cursor_open(r.txn, r.loops, &cur) == 0) {
-        for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0;
-             g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            loop_t l;
-            if (k.mv_size != 16 || v.mv_size != sizeof l) continue;
-            memcpy(&l, v.mv_data, sizeof l);
-            if (l.version != LOOP_VERSION || !l.open) continue;
+        loop_t l;
+        for (MDB_cursor_op op = MDB_FIRST; next_loop(cur, &op, &l);) {
+            if (!l.open) continue;
             if (org && strcmp(org, l.referrer) != 0 && strcmp(org, l.receiver) != 0) continue;
             json_array_append_new(list, loop_json(&l, today));
         }
@@ -260,16 +270,12 @@ json_t *schakel_feedback_figures(const char *dir, char *why)
     figures_t *fs = NULL;
     size_t nf = 0;
     MDB_cursor *cur;
-    MDB_val k, v;
     if (mdb_cursor_open(r.txn, r.loops, &cur) == 0) {
-        for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0;
-             g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            loop_t l;
-            if (v.mv_size != sizeof l) continue;
-            memcpy(&l, v.mv_data, sizeof l);
+        loop_t l;
+        for (MDB_cursor_op op = MDB_FIRST; next_loop(cur, &op, &l);) {
             /* referrals and signals only: a handover's or MAZL request's
              * days say nothing about first contact */
-            if (l.version != LOOP_VERSION || !(l.flags & F_DELIVERED) || IS_FLOW(l.origin)) continue;
+            if (!(l.flags & F_DELIVERED) || IS_FLOW(l.origin)) continue;
             figures_t *x = NULL;
             for (size_t i = 0; i < nf && !x; i++)
                 if (!strcmp(fs[i].org, l.receiver)) x = &fs[i];
@@ -387,15 +393,10 @@ json_t *schakel_feedback_deadline_check(const char *dir, char *why)
     static const char *const names[] = {"referral", "signal", "report", "handover", "mazl"};
     tally_t t[5] = {0};
     MDB_cursor *cur;
-    MDB_val k, v;
     if (mdb_cursor_open(r.txn, r.loops, &cur) == 0) {
-        for (int g = mdb_cursor_get(cur, &k, &v, MDB_FIRST); g == 0;
-             g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            loop_t l;
-            if (v.mv_size != sizeof l) continue;
-            memcpy(&l, v.mv_data, sizeof l);
-            if (l.version == LOOP_VERSION && l.origin < 5) tally_loop(&t[l.origin], &l, today);
-        }
+        loop_t l;
+        for (MDB_cursor_op op = MDB_FIRST; next_loop(cur, &op, &l);)
+            if (l.origin < 5) tally_loop(&t[l.origin], &l, today);
         mdb_cursor_close(cur);
     }
     reader_close(&r);
