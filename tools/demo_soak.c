@@ -83,9 +83,9 @@ static int check_loops(const demo_region_t *r)
         printf("soak: loops: the feedback service's state is unreadable: %s\n", why);
         return -1;
     }
-    static const char *const origins[] = {"referral", "signal", "report", "handover", "mazl"};
+    const char *const *origins = schakel_feedback_origins;
     json_int_t late = 0;
-    for (size_t i = 0; i < sizeof origins / sizeof origins[0]; i++) {
+    for (size_t i = 0; i < 5; i++) {
         json_t *o = json_object_get(j, origins[i]);
 #define N(k) (long long)json_integer_value(json_object_get(o, k))
         if (i > 0 && N("loops") == 0) continue;

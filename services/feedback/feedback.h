@@ -91,6 +91,10 @@ json_t *schakel_feedback_loop(const char *state_dir, const uint8_t referral_id[1
  * Counts from 1 to 4 are shown as "<5": small numbers identify children. */
 json_t *schakel_feedback_figures(const char *state_dir, char *why);
 
+/* The kinds of loop the feedback service follows, by their origin code
+ * (0..4), as schakel_feedback_deadline_check names them. */
+extern const char *const schakel_feedback_origins[5];
+
 /* Every loop against its deadlines, as the daily scan sees them (the
  * soak of `schakel demo`): per origin ("referral", "signal", "report",
  * "handover", "mazl") exact counts of the loops closed, not delivered (no

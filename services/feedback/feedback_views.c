@@ -385,12 +385,13 @@ static void tally_loop(tally_t *t, const loop_t *l, int32_t today)
     }
 }
 
+const char *const schakel_feedback_origins[5] = {"referral", "signal", "report", "handover", "mazl"};
+
 json_t *schakel_feedback_deadline_check(const char *dir, char *why)
 {
     reader_t r;
     if (reader_open(&r, dir, why) != 0) return NULL;
     int32_t today = reader_today(&r);
-    static const char *const names[] = {"referral", "signal", "report", "handover", "mazl"};
     tally_t t[5] = {0};
     MDB_cursor *cur;
     if (mdb_cursor_open(r.txn, r.loops, &cur) == 0) {
@@ -404,7 +405,7 @@ json_t *schakel_feedback_deadline_check(const char *dir, char *why)
     json_object_set_new(out, "today", date_or_null(today));
     for (int o = 0; o < 5; o++)
         json_object_set_new(
-            out, names[o],
+            out, schakel_feedback_origins[o],
             json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "loops", (json_int_t)t[o].loops, "closed",
                       (json_int_t)t[o].closed, "not_delivered", (json_int_t)t[o].undelivered,
                       "within_deadline", (json_int_t)t[o].in_time, "late_reminded", (json_int_t)t[o].reminded,
