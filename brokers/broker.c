@@ -46,7 +46,7 @@ static int handle_one(schakel_broker_t *b)
     if (rc == SCHAKEL_EDECODE) {
         broker_send_error(b, &m, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
                           "a command is 3 frames: name, 8-byte request id, protobuf body");
-    } else if (broker_stats_seen(b, m.user), !broker_body_checked(b, &m)) {
+    } else if (broker_stats_seen(b, m.user), !broker_key_current(b, &m) || !broker_body_checked(b, &m)) {
         /* answered */
     } else if (strcmp(m.name, "PUBLISH") == 0) {
         broker_publish_receive(b, &m);

@@ -268,6 +268,7 @@ void broker_publish_head(schakel_broker_t *b, const char *stream, uint64_t seq);
 
 /* serve.c: the read commands, and the body check every command passes. */
 int broker_body_checked(schakel_broker_t *b, schakel_wire_msg_t *m);
+int broker_key_current(schakel_broker_t *b, schakel_wire_msg_t *m);
 void broker_serve_fetch(schakel_broker_t *b, schakel_wire_msg_t *m);
 void broker_serve_commit(schakel_broker_t *b, schakel_wire_msg_t *m);
 void broker_serve_ping(schakel_broker_t *b, schakel_wire_msg_t *m);

@@ -150,6 +150,18 @@ static int check_event(schakel_broker_t *b, const schakel_org_t *org, pending_t 
         p->entries[i].event_id.data = env->event_id.data;
         p->entries[i].event_id.len = 16;
     }
+    /* the rules on the log are the node's rule files, put there by the
+     * bus under its own key: whatever the directory says, no organisation
+     * changes what the services decide by; and only the broker records an
+     * erasure, after it destroyed the key. Both before any other check. */
+    if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_RULES_UPDATE)
+        return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
+                             "rules_update: only the bus itself puts rules on the log, from the node's "
+                             "rule files; %s may not publish one",
+                             org->id);
+    if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE)
+        return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
+                             "erasure: only the broker writes erasure events (schakel audit erase)");
     int vrc = schakel_envelope_validate_bytes(env, e->data, e->len, why);
     if (vrc != SCHAKEL_OK)
         return broker_reject(rej,
@@ -166,14 +178,6 @@ static int check_event(schakel_broker_t *b, const schakel_org_t *org, pending_t 
      * when the directory or the log has moved on since: a stored
      * directory_update is no longer above the version in force, a right
      * may be gone. Only a new event is judged by today's rules. */
-    /* the rules on the log are the node's rule files, put there by the
-     * bus under its own key: whatever the directory says, no organisation
-     * changes what the services decide by */
-    if (env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_RULES_UPDATE)
-        return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
-                             "rules_update: only the bus itself puts rules on the log, from the node's "
-                             "rule files; %s may not publish one",
-                             org->id);
     /* Whether it is stored already is looked up only where the answer
      * changes something: for an event today's rules refuse, or one the
      * broker plans (a system event). An allowed plain event needs no

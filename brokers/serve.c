@@ -221,6 +221,30 @@ void broker_serve_ping(schakel_broker_t *b, schakel_wire_msg_t *m)
     schakel__v1__ping__free_unpacked(p, NULL);
 }
 
+/* Is the connection's CURVE key still its organisation's key in the
+ * directory in force? ZAP checked it once, at the handshake; a
+ * directory_update that replaced the key (or removed the organisation)
+ * must also close the connections already open with the old one. Returns
+ * 1 when it may go on, 0 when an ERROR was sent. */
+int broker_key_current(schakel_broker_t *b, schakel_wire_msg_t *m)
+{
+    if (strcmp(m->user, "broker") == 0) return 1; /* the node's own key: fixed while it runs */
+    const schakel_org_t *org = schakel_directory_by_id(b->dir, m->user);
+    if (org && strcmp(org->curve_public, m->key) == 0) return 1;
+    char r[SCHAKEL_ERRLEN];
+    unsigned long long v = (unsigned long long)schakel_directory_version(b->dir);
+    if (!org)
+        snprintf(r, sizeof r,
+                 "%s is not in the directory in force (version %llu): its connections are closed", m->user,
+                 v);
+    else
+        snprintf(r, sizeof r,
+                 "the directory in force (version %llu) gives %s another CURVE key: connect again with it", v,
+                 m->user);
+    broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED, r);
+    return 0;
+}
+
 /* Checks the body of a FETCH, COMMIT, PING or ERASE over its full length before
  * it is unpacked (unknown fields, a NUL in a stream or consumer name);
  * larger bodies are left to the size check of each command. Returns 1 when
@@ -233,8 +257,11 @@ int broker_body_checked(schakel_broker_t *b, schakel_wire_msg_t *m)
                                           : !strcmp(m->name, "ERASE")  ? &schakel__v1__erase__descriptor
                                                                        : NULL;
     size_t len = zmq_msg_size(&m->body);
-    /* over its cap, the command's handler answers REJECT_TOO_LARGE */
-    if (!d || len > (d == &schakel__v1__ping__descriptor ? 64u : 4096u)) return 1;
+    /* over its cap, the command's handler answers REJECT_TOO_LARGE; an
+     * ERASE from an organisation is refused for its sender, whatever its body */
+    if (!d || len > (d == &schakel__v1__ping__descriptor ? 64u : 4096u) ||
+        (d == &schakel__v1__erase__descriptor && strcmp(m->user, "broker") != 0))
+        return 1;
     char why[SCHAKEL_ERRLEN], r[SCHAKEL_ERRLEN];
     int rc = schakel_codec_check(d, zmq_msg_data(&m->body), len, why);
     if (!rc) return 1;

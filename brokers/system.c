@@ -124,9 +124,6 @@ int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
                                  (unsigned long long)schakel_directory_version(b->dir));
         return 0;
     }
-    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE: /* only the broker's own, after the key is gone */
-        return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
-                             "erasure: only the broker writes erasure events (schakel audit erase)");
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK:
         if (!(org->rights & SCHAKEL_RIGHT_CLOCK))
             return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,

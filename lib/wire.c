@@ -133,6 +133,8 @@ int schakel_wire_recv(void *sock, int with_rid, schakel_wire_msg_t *m, int flags
                 memcpy(m->user, u, ul);
                 m->user[ul] = 0;
             }
+            const char *k = zmq_msg_gets(&f, "X-Curve-Key");
+            if (k && strlen(k) == SCHAKEL_Z85_KEY_LEN) memcpy(m->key, k, SCHAKEL_Z85_KEY_LEN + 1);
             size_t n = zmq_msg_size(&f);
             /* a NUL inside would make "PING\0xx" read as PING */
             if (n == 0 || n > SCHAKEL_CMD_MAX || memchr(zmq_msg_data(&f), 0, n)) rc = SCHAKEL_EDECODE;

@@ -47,8 +47,9 @@ typedef struct {
     uint64_t req_id;
     zmq_msg_t body;
     int has_body;
-    char user[SCHAKEL_ID_MAX]; /* ZAP User-Id of the peer: the org id */
-    int frames;                /* how many frames came (after the routing id) */
+    char user[SCHAKEL_ID_MAX];         /* ZAP User-Id of the peer: the org id */
+    char key[SCHAKEL_Z85_KEY_LEN + 1]; /* the peer's CURVE key (Z85) as ZAP saw it, "" if none */
+    int frames;                        /* how many frames came (after the routing id) */
 } schakel_wire_msg_t;
 
 /* Receives one whole multipart message. with_rid: the socket is a ROUTER.

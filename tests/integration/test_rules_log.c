@@ -287,6 +287,14 @@ static void no_organisation_may_publish_rules(void **state)
         assert_int_equal(publish_code(orgs[i], json, reason), SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED);
         assert_non_null(strstr(reason, "rules_update: only the bus itself puts rules on the log"));
     }
+    /* before any other check: a version that is not the document's hash
+     * is not what it hears about */
+    snprintf(json, sizeof json,
+             "{\"type\":\"rules_update\",\"purpose\":\"bus\",\"legal_basis\":\"bus\","
+             "\"rules_update\":{\"set\":\"routing\",\"version\":\"%064d\",\"document_json\":\"%s\"}}",
+             0, doc);
+    assert_int_equal(publish_code(SCHOOL, json, reason), SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED);
+    assert_non_null(strstr(reason, "rules_update: only the bus itself puts rules on the log"));
     assert_true(harness_head(H) == head);
 }
 
