@@ -233,8 +233,13 @@ int feedback_on_loop_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_lo
     loop_t l;
     uint8_t keybuf[16];
     if (!rid || rid->len != 16) return 0;
-    int found = feedback_find_loop(f, txn, rid->data, e->source_org,
-                                   e->type == SCHAKEL_EVENT(FAMILY_INFORMED), 0, NULL, keybuf, &l);
+    /* the child too: another organisation that reuses a referral id it
+     * learnt, for a child of its own, to the same receiver, must not get
+     * this child's steps (nor its receiver's steps about that child move
+     * this loop) */
+    int found =
+        feedback_find_loop(f, txn, rid->data, e->source_org, e->type == SCHAKEL_EVENT(FAMILY_INFORMED), 0,
+                           e->subject && e->subject[0] ? e->subject : NULL, keybuf, &l);
     if (found <= 0) {
         if (found < 0) { /* loops with that id exist, but this organisation is in none */
             f->ignored++;

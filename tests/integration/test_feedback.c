@@ -318,6 +318,46 @@ static void reused_referral_id_cannot_open_move_or_close_the_loop(void **state)
     assert_true(count_in_log("event=loop_event_ignored") > ignored); /* said, without the child */
 }
 
+/* The same attack after the fact: another school learns the referral id
+ * (say as an addressee) and refers a child of its own, with consent, to
+ * the same receiver under that id. The receiver's steps about the first
+ * child move only the first school's loop, whichever loop the id finds
+ * first (three rounds, so that key order cannot hide it). */
+static void reused_referral_id_of_a_delivered_referral_cannot_take_its_steps(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        char p[65], q[65], rid[33], cid[33], json[1024], label[40];
+        uint8_t c[16], ref[16], squat[16];
+        snprintf(label, sizeof label, "loop-taken-%d", round);
+        child(label, p);
+        snprintf(label, sizeof label, "loop-taker-%d", round);
+        child(label, q);
+        new_id(rid);
+        consent(SCHOOL, p, "parents", "under_12", "wijkteam", cid, c);
+        snprintf(json, sizeof json, REFERRAL_JSON, p, rid);
+        publish(SCHOOL, json, ref);
+        decisions_t ds;
+        wait_decisions(ref, 1, &ds);
+        assert_non_null(find(&ds, WIJKTEAM, SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
+        consent("school-12ab00", q, "parents", "under_12", "wijkteam", cid, c);
+        snprintf(json, sizeof json, REFERRAL_JSON, q, rid);
+        publish("school-12ab00", json, squat);
+        wait_decisions(squat, 1, &ds);
+        assert_non_null(find(&ds, WIJKTEAM, SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
+        wait_services(harness_head(H));
+
+        answer(p, rid, "referral_received", "\"received_on\":\"2027-06-03\"");
+        assert_int_equal(in_stream(SCHOOL, rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS), 1);
+        assert_int_equal(in_stream("school-12ab00", rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS),
+                         0);
+        answer(q, rid, "referral_received", "\"received_on\":\"2027-06-03\"");
+        assert_int_equal(in_stream("school-12ab00", rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS),
+                         1);
+        assert_int_equal(in_stream(SCHOOL, rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS), 1);
+    }
+}
+
 /* Algemene termijnenwet art. 3 lid 3: the days a royal decree equates are
  * the directory's "holidays", on the log, which the region edits. The
  * sample's decree holds Friday 26 May 2028 (after Ascension); the region
@@ -404,6 +444,7 @@ int main(void)
         cmocka_unit_test(declined_without_new_receiver_alerts_the_school),
         cmocka_unit_test(waiting_list_without_bridging_care_alerts_the_school),
         cmocka_unit_test(reused_referral_id_cannot_open_move_or_close_the_loop),
+        cmocka_unit_test(reused_referral_id_of_a_delivered_referral_cannot_take_its_steps),
         cmocka_unit_test(decree_days_from_the_directory_move_deadlines),
         cmocka_unit_test(replay_yields_identical_loops_and_events),
     };
