@@ -112,6 +112,46 @@ void broker_sync(schakel_broker_t *b)
     broker_release_durable(b);
 }
 
+/* The checker judged each directory_update against the directory in force
+ * then; another update may have been installed since, or come earlier in
+ * this group. Versions only go up: one that is no longer above the last
+ * accepted one (and not a retry of one already stored) is taken out of its
+ * batch and rejected as the checker would have. */
+static void recheck_directory_updates(schakel_broker_t *b, pending_t *list)
+{
+    uint64_t in_force = schakel_directory_version(b->dir);
+    const char *last_signer = NULL; /* the update of this group that set in_force */
+    const uint8_t *last_id = NULL;
+    for (pending_t *p = list; p; p = p->next) {
+        if (p->batch_code) continue;
+        size_t kept = 0;
+        for (size_t j = 0; j < p->n_items; j++) {
+            const schakel_envelope_t *env = p->envs[p->item_entry[j]];
+            uint64_t stored;
+            if (p->items[j].type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE &&
+                schakel_store_lookup(b->store, p->signer, p->items[j].event_id, &stored) != 0) {
+                uint64_t v = env->directory_update->version;
+                int again =
+                    last_id && !strcmp(last_signer, p->signer) && !memcmp(last_id, p->items[j].event_id, 16);
+                if (v <= in_force && !again) { /* (again: the append stores it once, a duplicate) */
+                    char r[SCHAKEL_ERRLEN];
+                    snprintf(r, sizeof r,
+                             "directory_update.version: %llu must equal the document's and be above the "
+                             "version in force, %llu",
+                             (unsigned long long)v, (unsigned long long)in_force);
+                    broker_entry_reject(p, p->item_entry[j], SCHAKEL__V1__REJECT_CODE__REJECT_INVALID, r);
+                    continue;
+                }
+                in_force = v;
+                last_signer = p->signer, last_id = p->items[j].event_id;
+            }
+            p->items[kept] = p->items[j];
+            p->item_entry[kept++] = p->item_entry[j];
+        }
+        p->n_items = kept;
+    }
+}
+
 /* Group commit: every accepted event of every checked batch in one
  * transaction, committed with one flush of its data pages but not yet of
  * its meta page (schakel_store_append_deferred): the group is durable
@@ -122,6 +162,7 @@ void broker_sync(schakel_broker_t *b)
 void broker_commit_group(schakel_broker_t *b, pending_t *list)
 {
     size_t n_pending = 0, events = 0;
+    recheck_directory_updates(b, list);
     for (pending_t *p = list; p; p = p->next) n_pending++, events += p->n_items;
     if (!n_pending) return;
     schakel_append_batch_t *batches = calloc(n_pending, sizeof *batches);
