@@ -154,10 +154,17 @@ int schakel_envelope_validate(const schakel_envelope_t *env, char *why)
         return schakel_fail(why, SCHAKEL_EINVAL, "subject: %s is about a child: give the pseudonym", name);
     }
     /* Without a subject, a case reference or home district would let the
-     * receiver identify the child after all. */
+     * receiver identify the child after all. An event that may name a
+     * child and does not (a meeting, an action) is delivered without
+     * consent: it carries no case reference either. */
     if (rule->subject < 0 && (env->case_ref[0] || env->district[0]))
         return schakel_fail(why, SCHAKEL_EINVAL, "%s: %s must not carry case_ref or district",
                             env->case_ref[0] ? "case_ref" : "district", name);
+    if (!env->subject[0] && env->case_ref[0])
+        return schakel_fail(why, SCHAKEL_EINVAL,
+                            "case_ref: a %s without a subject is about no child and carries no case "
+                            "reference: give the subject, or leave case_ref out",
+                            name);
     walk_t w = {.why = why};
     int rc = validate_walk(&w, &env->base);
     if (rc) return rc;

@@ -307,6 +307,10 @@ static void every_required_field_is_named(void **state)
         } else if (rule < 0) {
             e->subject = (char *)string_for("subject");
             expect_reject(e, "subject");
+        } else { /* optional: without a subject it is about no child, and has no case reference */
+            e->subject = "";
+            e->case_ref = "dossier-4711";
+            expect_reject(e, "case_ref");
         }
         arena_free();
     }
