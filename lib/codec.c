@@ -50,7 +50,10 @@ schakel_envelope_t *schakel_envelope_decode_with(const uint8_t *buf, size_t len,
         schakel_fail(why, SCHAKEL_EDECODE, "event (%zu bytes) does not decode as schakel.v1.Envelope", len);
         return NULL;
     }
-    if (len > SCHAKEL_MAX_EVENT_BYTES && !SCHAKEL_IS_DOCUMENT_EVENT(e->type)) {
+    /* the exception by the body that is there, not by the type it claims */
+    int document = e->body_case == SCHAKEL__V1__ENVELOPE__BODY_DIRECTORY_UPDATE ||
+                   e->body_case == SCHAKEL__V1__ENVELOPE__BODY_RULES_UPDATE;
+    if (len > SCHAKEL_MAX_EVENT_BYTES && !(document && SCHAKEL_IS_DOCUMENT_EVENT(e->type))) {
         schakel_fail(why, SCHAKEL_ETOOBIG, "event is %zu bytes; the limit is %d", len,
                      SCHAKEL_MAX_EVENT_BYTES);
         protobuf_c_message_free_unpacked(&e->base, alloc);

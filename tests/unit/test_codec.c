@@ -446,6 +446,12 @@ static void oversized_and_garbage_do_not_decode(void **state)
     assert_null(schakel_envelope_decode(buf, len, why));
     assert_non_null(strstr(why, "limit"));
     free(buf);
+    /* nor by claiming to be one: the exception goes by the body there */
+    e->type = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE;
+    buf = pack(e, &len);
+    assert_null(schakel_envelope_decode(buf, len, why));
+    assert_non_null(strstr(why, "limit"));
+    free(buf);
     free(pad);
     arena_free();
     uint8_t junk[64];
