@@ -148,6 +148,17 @@ int validate_links(const schakel_envelope_t *env, char *why)
                                 "thuiszitter reason: leave it out");
         break;
     }
+    case SCHAKEL_EVENT(FEEDBACK_STATUS): {
+        int st = env->feedback_status->state;
+        if ((st < SCHAKEL__V1__LOOP_STATE__LOOP_STATE_SENT ||
+             st > SCHAKEL__V1__LOOP_STATE__LOOP_STATE_CLOSED) &&
+            st != SCHAKEL__V1__LOOP_STATE__LOOP_STATE_VEILIGTHUIS_DECIDED)
+            return schakel_fail(
+                why, SCHAKEL_EINVAL,
+                "feedback_status.state: a loop's step, sent to closed, or veiligthuis_decided "
+                "(the others are for loop_reminder.waiting_for and the flows' own events)");
+        break;
+    }
     case SCHAKEL_EVENT(FAMILY_INFORMED): {
         const Schakel__V1__FamilyInformed *f = env->family_informed;
         if (f->step < SCHAKEL__V1__LOOP_STATE__LOOP_STATE_RECEIVED ||

@@ -305,7 +305,10 @@ int feedback_on_loop_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_lo
     case SCHAKEL_EVENT(BRIDGING_CARE): l.flags |= F_BRIDGING; break;
     case SCHAKEL_EVENT(CASE_LEAD): snprintf(l.lead, sizeof l.lead, "%s", e->case_lead->lead_org); break;
     case SCHAKEL_EVENT(FEEDBACK_STATUS):
-        if (from_receiver && e->feedback_status->state) {
+        /* a step of a referral's loop only: not a report loop's decision,
+         * nor a reminder's "family not told" (events.md, LoopState) */
+        if (from_receiver && e->feedback_status->state >= SCHAKEL_LOOP(RECEIVED) &&
+            e->feedback_status->state <= SCHAKEL_LOOP(CLOSED)) {
             int st = e->feedback_status->state;
             if (move(f, txn, out, key, &l, st, rec, &rc) == 0 && rc == 0 &&
                 (st == SCHAKEL_LOOP(DECLINED) || st == SCHAKEL_LOOP(REDIRECTED)))

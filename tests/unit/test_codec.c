@@ -323,6 +323,24 @@ static void malformed_values_are_named(void **state)
     schakel_envelope_t *e;
     const int referral = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_REFERRAL;
 
+    /* a feedback_status names a loop's step or Veilig Thuis's decision,
+     * never a reminder's "family not told" or another flow's state */
+    const int fs = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS;
+    const int bad_states[] = {SCHAKEL__V1__LOOP_STATE__LOOP_STATE_FAMILY_INFORMED_OF_RECEIVED,
+                              SCHAKEL__V1__LOOP_STATE__LOOP_STATE_HANDOVER_CONFIRMED,
+                              SCHAKEL__V1__LOOP_STATE__LOOP_STATE_ADVICE_GIVEN};
+    for (size_t i = 0; i < sizeof bad_states / sizeof bad_states[0]; i++) {
+        e = filled(fs);
+        e->feedback_status->state = bad_states[i];
+        expect_reject(e, "feedback_status.state");
+        arena_free();
+    }
+    e = filled(fs);
+    e->feedback_status->state = SCHAKEL__V1__LOOP_STATE__LOOP_STATE_VEILIGTHUIS_DECIDED;
+    char fwhy[SCHAKEL_ERRLEN] = "";
+    if (schakel_envelope_validate(e, fwhy) != 0) fail_msg("veiligthuis_decided refused: %s", fwhy);
+    arena_free();
+
     e = filled(referral);
     e->referral->request_code = "bad\xc3\x28utf8";
     expect_reject(e, "referral.request_code");
