@@ -174,7 +174,8 @@ void broker_serve_commit(schakel_broker_t *b, schakel_wire_msg_t *m)
     if (!c || !c->consumer[0] || strlen(c->consumer) > 80) {
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
                           "COMMIT needs a schakel.v1.Commit with a consumer name of 1 to 80 bytes");
-    } else if (!may_read(b, m->user, c->stream)) {
+    } else if (strlen(c->stream) >= SCHAKEL_STREAM_MAX || !may_read(b, m->user, c->stream)) {
+        /* as FETCH: no stream name is that long, and a cut one could share another's cursor */
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
                           "cursor for a stream this organisation may not read");
     } else if (c->seq > h.seq) {
