@@ -28,7 +28,8 @@ static const char consent_header[] =
 static const char smw_header[] = "dossiernummer;volgnummer;bsn;geboortedatum;school_brin;wijk;aanmelddatum;"
                                  "verwijzing_id;status;statusdatum;uitkomst;doorverwezen_naar;afsluitreden;"
                                  "contact_blijft;behandelaar;aanbieder;wachtlijststatus;verwachte_start;"
-                                 "overbruggingsdoel;overbrugd_door;einddatum\n";
+                                 "overbruggingsdoel;overbrugd_door;einddatum;toestemming_id;"
+                                 "toestemming_door;gezag;naar;categorie\n";
 static const char meldcode_header[] = "registratienummer;leerlingnummer;bsn;geboortedatum;groep;brin_"
                                       "vestiging;wijk;soort;datum;tijd;stap;besluit;"
                                       "vt_geraadpleegd;categorie;taxatie;ouders_geinformeerd;reden_niet_"
@@ -195,7 +196,7 @@ int demo_feed_flush(demo_region_t *r, uint64_t *flush_no, uint64_t *rejected)
 
 /* What starts a receiver's steps: a referral to a care organisation or
  * the samenwerkingsverband, a signal that asks for follow-up, a report to
- * Veilig Thuis. */
+ * Veilig Thuis, an intake redirected to the receiver (the referral's id). */
 static void read_record(demo_region_t *r, demo_sim_t *s, int o, const char *path)
 {
     json_error_t err;
@@ -207,6 +208,11 @@ static void read_record(demo_region_t *r, demo_sim_t *s, int o, const char *path
     demo_kind_t k = r->orgs[o].kind;
     if (!strcmp(type, "referral") && k != DEMO_VT)
         rid = json_string_value(json_object_get(json_object_get(ev, "referral"), "referral_id"));
+    json_t *in = json_object_get(ev, "intake");
+    if (!strcmp(type, "intake") && k != DEMO_VT &&
+        !strcmp(json_string_value(json_object_get(in, "outcome")) ?: "", "redirected") &&
+        !strcmp(json_string_value(json_object_get(in, "redirected_to")) ?: "", r->orgs[o].id))
+        rid = json_string_value(json_object_get(in, "referral_id"));
     if (!strcmp(type, "veiligthuis_report") && k == DEMO_VT)
         rid = json_string_value(json_object_get(json_object_get(ev, "veiligthuis_report"), "report_id"));
     if (!strcmp(type, "signal") && k != DEMO_VT && k != DEMO_PPO &&

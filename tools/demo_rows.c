@@ -122,6 +122,12 @@ int demo_age(const demo_child_t *ch, int64_t ms)
                                                 : age; /* "-mm-dd" compares as the day in the year */
 }
 
+const char *demo_given_by(const demo_child_t *ch, int64_t ms, const char *adult)
+{
+    int age = demo_age(ch, ms);
+    return age >= 18 ? adult : age >= 16 ? "jongere" : age >= 12 ? "jongere en ouders" : "ouders";
+}
+
 static const char *const topics[] = {"gedrag",      "leren",      "thuissituatie",
                                      "welbevinden", "gezondheid", "verzuim"};
 
@@ -147,11 +153,11 @@ static void consent(demo_sim_t *s, demo_rng_t *g, uint64_t k, int c, int d, cons
     snprintf(guid, 33, "%016llx%016llx", (unsigned long long)demo_next(g), (unsigned long long)demo_next(g));
     int ppo = !strcmp(to, "PPO");
     demo_fmt_date(s->now + (demo_below(g, 10) ? 700 : 21 + (int64_t)demo_below(g, 22)) * DAY_MS, 0, until);
-    demo_buf_add(
-        o, 1, "TS-%08llu;;%s;%s;;%s;%s;toestemming;%s;%s;%s;%s;%s|%szorgstatus|contact;%s;;%s;IB-01;IB;\n",
-        (unsigned long long)k, ch->bsn, birth, s->r->schools[ch->school].brinvest, wijk, date, guid, to,
-        ppo ? "passend onderwijs|terugkoppeling" : "hulp|terugkoppeling", cat, ppo ? "arrangement|" : "",
-        demo_age(ch, s->now) >= 12 ? "jongere en ouders" : "ouders", until);
+    demo_buf_add(o, 1,
+                 "TS-%08llu;;%s;%s;;%s;%s;toestemming;%s;%s;%s;%s;%s|%szorgstatus|contact;%s;;%s;IB-01;IB;\n",
+                 (unsigned long long)k, ch->bsn, birth, s->r->schools[ch->school].brinvest, wijk, date, guid,
+                 to, ppo ? "passend onderwijs|terugkoppeling" : "hulp|terugkoppeling", cat,
+                 ppo ? "arrangement|" : "", demo_given_by(ch, s->now, "leerling 18+"), until);
     if (demo_below(g, 12) == 0) {
         step_t st = {
             .kind = ST_WITHDRAW, .org = (int)(o - s->r->orgs), .child = c, .story = k, .path = d << 8};

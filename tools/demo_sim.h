@@ -45,5 +45,9 @@ void demo_fmt_clock(int64_t ms, char out[6]);
 void demo_birth_as(const char *iso, int style, char out[11]);
 /* The child's age in whole years on the simulated day. */
 int demo_age(const demo_child_t *ch, int64_t ms);
+/* Whose consent counts for the child on that day, in the systems' words
+ * (docs/routing.md, "Whose consent counts"); adult: their word for a
+ * student or client of 18 or over. */
+const char *demo_given_by(const demo_child_t *ch, int64_t ms, const char *adult);
 
 #endif

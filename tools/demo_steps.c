@@ -150,25 +150,47 @@ static void care_row(demo_sim_t *s, const step_t *st, demo_kind_t k, row_t *w, c
     }
 }
 
-/* A redirect: the bus tells the new receiver nothing (the intake goes to
- * no one), so the two organisations hand the child over themselves, and
- * the new receiver's system records the referral's id (docs/demo.md). Its
- * steps begin a day or three later. */
-static void handover(demo_sim_t *s, const step_t *st, const char *to, demo_rng_t *g)
+/* A redirect: the new receiver hears of it from the intake, which the bus
+ * delivers on a consent that covers it (docs/routing.md, "Redirected"). So
+ * the redirecting organisation records the family's consent for that
+ * kind of organisation first, except in one case in seven: the family
+ * will not have its data passed on, and the intake waits for a consent
+ * that does not come (held, then expired). */
+static void redirect_consent(demo_sim_t *s, const step_t *st, demo_kind_t k, const char *to)
 {
-    demo_region_t *r = s->r;
-    char id[64] = "", code[16];
-    if (!strncmp(to, "Wijkteam ", 9))
-        snprintf(id, sizeof id, "wijkteam-%s", demo_district_code(atoi(to + 9) - 1, code));
-    step_t next = {.kind = ST_CARE, .child = st->child, .org = -1};
-    for (int i = 0; i < r->norgs && next.org < 0; i++)
-        if (id[0] ? !strcmp(r->orgs[i].id, id)
-                  : r->orgs[i].kind == (!strcmp(to, "GGD") ? DEMO_GGD : DEMO_PPO))
-            next.org = i;
-    if (next.org < 0) return;
-    memcpy(next.rid, st->rid, sizeof next.rid);
-    next.due = next.received = st->due + days(g, 1, 2);
-    demo_push(s, next);
+    demo_org_t *o = &s->r->orgs[st->org];
+    demo_child_t *ch = &s->r->children[st->child];
+    demo_rng_t g = demo_step_rng(s, st, 420);
+    if (demo_below(&g, 7) == 0) return;
+    char guid[33], date[11], until[11], birth[11], clock[6];
+    snprintf(guid, sizeof guid, "%016llx%016llx", (unsigned long long)demo_next(&g),
+             (unsigned long long)demo_next(&g));
+    const char *kind = !strncmp(to, "Wijkteam", 8) ? "Wijkteam" : to,
+               *by = demo_given_by(ch, st->due, "client 18+");
+    demo_fmt_clock(st->due, clock);
+    if (k == DEMO_SMW) {
+        demo_fmt_date(st->due, 0, date);
+        demo_fmt_date(st->due + 365 * DAY_MS, 0, until);
+        demo_birth_as(ch->birth, 0, birth);
+        demo_buf_add(
+            o, 0, "D-%.12s;20;%s;%s;%s;;;%s;toestemming;%s;;;;;SMW-01;;;;;;%s;%s;%s;;%s;zorgstatus|contact\n",
+            st->rid, ch->bsn, birth, s->r->schools[ch->school].brinvest, st->rid, date, until, guid, by,
+            kind);
+    } else {
+        char team[16];
+        demo_fmt_date(st->due, 1, date);
+        demo_fmt_date(st->due + 365 * DAY_MS, 1, until);
+        demo_birth_as(ch->birth, 1, birth);
+        demo_buf_add(
+            o, 0,
+            "%s{\"casusnummer\":\"WT-%.12s\",\"regelnummer\":\"20\",\"team\":\"%s\",\"bsn\":\"%s\","
+            "\"geboortedatum\":\"%s\",\"brinvest\":\"%s\",\"wijk\":\"\",\"verwijzing_id\":\"%s\","
+            "\"datum\":\"%s\",\"tijd\":\"%s\",\"gebeurtenis\":\"toestemming\",\"toestemming_id\":\"%s\","
+            "\"toestemming_door\":\"%s\",\"gezag\":\"\",\"naar\":\"%s\",\"categorie\":\"zorgstatus|contact\","
+            "\"geldig_tot\":\"%s\",\"medewerker\":\"wt-01\"}",
+            o->rows[0] ? "," : "", st->rid, demo_district_name(o->district, team), ch->bsn, birth,
+            s->r->schools[ch->school].brinvest, st->rid, date, clock, guid, by, kind, until);
+    }
 }
 
 static int care_step(demo_sim_t *s, step_t *st)
@@ -182,6 +204,7 @@ static int care_step(demo_sim_t *s, step_t *st)
     row_t w;
     char date[11], clock[6], birth[11], recv[11], buf[24] = "";
     care_row(s, st, k, &w, buf);
+    if (st->step == C_INTAKE && st->path == P_REDIRECT) redirect_consent(s, st, k, w.redirect);
     demo_fmt_clock(st->due, clock);
     const char *end = st->step == C_CLOSE ? "nee" : "";
     int no = st->step + 1;
@@ -189,9 +212,9 @@ static int care_step(demo_sim_t *s, step_t *st)
         demo_fmt_date(st->due, 0, date);
         demo_fmt_date(st->received, 0, recv);
         demo_birth_as(ch->birth, 0, birth);
-        demo_buf_add(o, 0, "D-%.12s;%d;%s;%s;%s;;%s;%s;%s;%s;%s;%s;%s;%s;SMW-01;%s;%s;%s;%s;%s;\n", st->rid,
-                     no, ch->bsn, birth, brin, recv, st->rid, w.what, date, w.outcome, w.redirect, w.reason,
-                     end, w.provider, w.wl, w.expected, w.goal, st->step == C_BRIDGE ? o->id : "");
+        demo_buf_add(o, 0, "D-%.12s;%d;%s;%s;%s;;%s;%s;%s;%s;%s;%s;%s;%s;SMW-01;%s;%s;%s;%s;%s;;;;;;\n",
+                     st->rid, no, ch->bsn, birth, brin, recv, st->rid, w.what, date, w.outcome, w.redirect,
+                     w.reason, end, w.provider, w.wl, w.expected, w.goal, st->step == C_BRIDGE ? o->id : "");
     } else if (k == DEMO_WIJKTEAM) {
         char team[16];
         demo_fmt_date(st->due, 1, date);
@@ -253,7 +276,6 @@ static int care_step(demo_sim_t *s, step_t *st)
                      a ? until : "", tlvno, kind, decision, a ? "" : from, a ? "" : until, w.reason, end);
     }
     demo_rng_t g = demo_step_rng(s, st, 400 + (unsigned)st->step);
-    if (st->step == C_INTAKE && st->path == P_REDIRECT) handover(s, st, w.redirect, &g);
     if (st->step == C_INTAKE && k != DEMO_PPO && (st->path == P_SPECIAL || st->path == P_SPECIAL_BRIDGE))
         for (int i = 0; i < s->r->norgs; i++) /* specialised care needs the municipality's decision */
             if (s->r->orgs[i].kind == DEMO_GEMEENTE) {
@@ -418,7 +440,7 @@ static int withdraw_step(demo_sim_t *s, step_t *st)
     school_cols(s, st, date, clock, birth, wijk);
     demo_buf_add(&r->orgs[st->org], 1, "TS-%08llu-W;;%s;%s;;%s;%s;intrekking;%s;%s;%s;;;%s;;;IB-01;IB;\n",
                  (unsigned long long)st->story, ch->bsn, birth, r->schools[ch->school].brinvest, wijk, date,
-                 st->rid, st->to, demo_age(ch, st->due) >= 12 ? "jongere en ouders" : "ouders");
+                 st->rid, st->to, demo_given_by(ch, st->due, "leerling 18+"));
     return 1;
 }
 
