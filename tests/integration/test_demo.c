@@ -156,10 +156,11 @@ static void soak_run(const char *tag, const char *duration)
              strstr(out, "soak: adapters with a drained outbox: 12 of 12") &&
              strstr(out, "soak: dead letters: 0") && strstr(out, "soak: rejected rows: ") &&
              !strstr(out, "each should be rejected") && strstr(out, "bound 2048 MiB: under") &&
-             strstr(out, "soak: audit verify: passes") && strstr(out, "soak: audit replay: passes") &&
-             strstr(out, "\"differ\":0") && !strstr(out, "did not stop cleanly") &&
-             strstr(out, "soak: referral loops on ") && strstr(out, "late without it 0\n") &&
-             !strstr(out, "without their reminder");
+             strstr(out, "soak: audit verify: passes") &&
+             strstr(out, "soak: audit replay, each service up to its live cursor: passes") &&
+             strstr(out, "soak:   feedback: compared up to record ") && strstr(out, "\"differ\":0") &&
+             !strstr(out, "did not stop cleanly") && strstr(out, "soak: referral loops on ") &&
+             strstr(out, "late without it 0\n") && !strstr(out, "without their reminder");
     if (!ok) {
         fprintf(stderr, "exit %d\n%s\n", rc, out);
         print_node_log();
