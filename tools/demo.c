@@ -306,10 +306,12 @@ int cmd_demo(int argc, char **argv)
         if (schakel_path_fmt(out, sizeof out, NULL, "%s/clock.out", r.dir) == 0)
             clock = demo_spawn(argv_clock, out, out, &clock_fd);
     }
-    printf("schakel demo: %d schools, %d organisations, seed %llu, %llu rows/s, clock x%llu; data in %s\n"
-           "schakel demo: dashboard, /metrics and /healthz at http://127.0.0.1:%d/\n",
-           r.nschools, r.norgs, (unsigned long long)st.seed, (unsigned long long)rate,
-           (unsigned long long)speed, dir, r.port + 2);
+    printf(
+        "schakel demo: %d schools and %d secondary schools, %d organisations, seed %llu, %llu rows/s, clock "
+        "x%llu; data in %s\n"
+        "schakel demo: dashboard, /metrics and /healthz at http://127.0.0.1:%d/\n",
+        r.nschools, r.nvo, r.norgs, (unsigned long long)st.seed, (unsigned long long)rate,
+        (unsigned long long)speed, dir, r.port + 2);
     fflush(stdout);
     summary_t sm = {.t0 = mono_ms(), .last_ms = mono_ms(), .have_last = 1};
     uint64_t inputs = 0, received = 0, http_rejected = 0;

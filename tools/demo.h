@@ -60,6 +60,7 @@ enum { DEMO_F_CARE = 0, DEMO_F_CONSENT = 1, DEMO_F_MELDCODE = 2, DEMO_F_ABSENCE 
 typedef struct {
     char brinvest[7];
     int district, smw, org;
+    int secondary; /* a school for secondary education (VO): pupils of 12 to 19 */
 } demo_school_t;
 
 typedef struct {
@@ -73,7 +74,7 @@ typedef struct {
 typedef struct {
     char dir[SCHAKEL_PATH_MAX], node[SCHAKEL_PATH_MAX];
     uint64_t seed;
-    int nschools, ndistricts, nsmw, port;
+    int nschools, nvo, ndistricts, nsmw, port; /* nschools primary, nvo secondary: schools[] has both */
     demo_school_t *schools;
     demo_org_t *orgs;
     int norgs, ggd;

@@ -184,6 +184,9 @@ static void absence(demo_sim_t *s, demo_rng_t *g, uint64_t k, int c, int d)
                  {"langdurig relatief verzuim", "ja", 40, 80, 56}};
     demo_child_t *ch = &s->r->children[c];
     unsigned x = demo_below(g, 7);
+    /* from 18 the leerplicht office no longer: a student without a
+     * qualification goes to the RMC, which the demo does not model */
+    const char *report = demo_age(ch, s->now) >= 18 ? "nee" : kinds[x].report;
     char date[11], clock[6], birth[11], wijk[16], from[11], to[11];
     demo_fmt_date(s->now, 0, date);
     demo_fmt_clock(s->now, clock);
@@ -194,7 +197,7 @@ static void absence(demo_sim_t *s, demo_rng_t *g, uint64_t k, int c, int d)
                  "VZ-%08llu;;%s;%s;;%s;%s;verzuim;%s;%s;%s;%u;%s;%s;%s;;;;;\n", (unsigned long long)k,
                  ch->bsn, birth, s->r->schools[ch->school].brinvest, demo_district_name(d, wijk), date, clock,
                  kinds[x].kind, kinds[x].hours_lo + demo_below(g, (unsigned)kinds[x].hours_span), from, to,
-                 kinds[x].report);
+                 report);
 }
 
 int demo_sim_story(demo_sim_t *s)

@@ -85,9 +85,9 @@ static void same_seed_gives_same_region_and_rows(void **state)
     char *a = plan("plan-a", "7"), *b = plan("plan-b", "7"), *c = plan("plan-c", "8");
     assert_string_equal(a, b);
     assert_true(strcmp(a, c) != 0);
-    assert_non_null(strstr(a, "region seed=7 schools=62 smw_orgs=11 wijkteams=26"));
+    assert_non_null(strstr(a, "region seed=7 schools=62 secondary_schools=11 smw_orgs=11 wijkteams=26"));
     int schools = 0, bsns = 0, referrals = 0, consents = 0, mistyped = 0, meldcode = 0, absence = 0,
-        thuiszitter = 0, to_ppo = 0;
+        thuiszitter = 0, to_ppo = 0, youth_alone = 0, adult = 0;
     char *save = NULL;
     for (char *l = strtok_r(a, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         if (!strncmp(l, "school ", 7)) { /* "school BRINVEST ..." */
@@ -115,6 +115,9 @@ static void same_seed_gives_same_region_and_rows(void **state)
             referrals += strstr(l, ";aanmelding;") != NULL;
             to_ppo += strstr(l, ";aanmelding;") && strstr(l, ";PPO;arrangement;");
             consents += strstr(l, ";toestemming;") != NULL;
+            /* at the secondary schools: from 16 the young person alone, from 18 the student */
+            youth_alone += strstr(l, ";toestemming;") && strstr(l, ";jongere;");
+            adult += strstr(l, ";toestemming;") && strstr(l, ";leerling 18+;");
         }
         /* the school's other exports: the meldcode's first step, absence, thuiszitters */
         meldcode += !strncmp(l, "MC-", 3) && strstr(l, ";meldcodestap;") != NULL;
@@ -122,7 +125,8 @@ static void same_seed_gives_same_region_and_rows(void **state)
         thuiszitter += !strncmp(l, "VZ-", 3) && strstr(l, ";thuiszitter;") != NULL;
     }
     assert_true(meldcode > 5 && absence > 20 && thuiszitter > 0 && to_ppo > 5);
-    assert_int_equal(schools, 62);
+    assert_int_equal(schools, 62 + 11);
+    assert_true(youth_alone > 0 && adult > 0);
     assert_true(bsns > 300 && referrals > 100 && consents > 50);
     assert_true(consents < referrals); /* some parents refuse */
     assert_true(mistyped * 100 < bsns);
@@ -153,7 +157,7 @@ static void soak_run(const char *tag, const char *duration)
     int rc = finish(start(tag, args));
     char *out = slurp(tag);
     int ok = rc == 0 && strstr(out, "soak: all checks pass") &&
-             strstr(out, "soak: adapters with a drained outbox: 12 of 12") &&
+             strstr(out, "soak: adapters with a drained outbox: 13 of 13") &&
              strstr(out, "soak: dead letters: 0") && strstr(out, "soak: rejected rows: ") &&
              !strstr(out, "each should be rejected") && strstr(out, "bound 2048 MiB: under") &&
              strstr(out, "soak: audit verify: passes") &&
