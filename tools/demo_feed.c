@@ -29,7 +29,7 @@ static const char smw_header[] = "dossiernummer;volgnummer;bsn;geboortedatum;sch
                                  "verwijzing_id;status;statusdatum;uitkomst;doorverwezen_naar;afsluitreden;"
                                  "contact_blijft;behandelaar;aanbieder;wachtlijststatus;verwachte_start;"
                                  "overbruggingsdoel;overbrugd_door;einddatum;toestemming_id;"
-                                 "toestemming_door;gezag;naar;categorie\n";
+                                 "toestemming_door;gezag;naar;categorie;geinformeerd_over;hoe\n";
 static const char meldcode_header[] = "registratienummer;leerlingnummer;bsn;geboortedatum;groep;brin_"
                                       "vestiging;wijk;soort;datum;tijd;stap;besluit;"
                                       "vt_geraadpleegd;categorie;taxatie;ouders_geinformeerd;reden_niet_"

@@ -173,7 +173,8 @@ static void redirect_consent(demo_sim_t *s, const step_t *st, demo_kind_t k, con
         demo_fmt_date(st->due + 365 * DAY_MS, 0, until);
         demo_birth_as(ch->birth, 0, birth);
         demo_buf_add(
-            o, 0, "D-%.12s;20;%s;%s;%s;;;%s;toestemming;%s;;;;;SMW-01;;;;;;%s;%s;%s;;%s;zorgstatus|contact\n",
+            o, 0,
+            "D-%.12s;20;%s;%s;%s;;;%s;toestemming;%s;;;;;SMW-01;;;;;;%s;%s;%s;;%s;zorgstatus|contact;;\n",
             st->rid, ch->bsn, birth, s->r->schools[ch->school].brinvest, st->rid, date, until, guid, by,
             kind);
     } else {
@@ -190,6 +191,58 @@ static void redirect_consent(demo_sim_t *s, const step_t *st, demo_kind_t k, con
             "\"geldig_tot\":\"%s\",\"medewerker\":\"wt-01\"}",
             o->rows[0] ? "," : "", st->rid, demo_district_name(o->district, team), ch->bsn, birth,
             s->r->schools[ch->school].brinvest, st->rid, date, clock, guid, by, kind, until);
+    }
+}
+
+/* The step of the loop the family hears of at step c on path p, in the
+ * system's words (school social work, wijkteam); NULL: none new. */
+static const char *family_step(const step_t *st, demo_kind_t k)
+{
+    int p = st->path;
+    switch (st->step) {
+    case C_RECEIVED: return k == DEMO_SMW ? "aangemeld" : "aanmelding ontvangen";
+    case C_FIRST: return "eerste contact";
+    case C_INTAKE:
+        return p == P_SHORT || p == P_PREVENT ? "hulp gestart"
+               : p == P_DECLINED              ? (k == DEMO_SMW ? "afgewezen" : "gezin ziet af")
+               : p == P_REDIRECT              ? "doorverwezen"
+                                              : NULL;
+    case C_WAIT: return "wachtlijst";
+    case C_WAIT_START: return "hulp gestart";
+    case C_CLOSE: return "afgesloten";
+    default: return NULL;
+    }
+}
+
+/* School social work and the wijkteams tell the family of each step and
+ * say so (family_informed), the same day, nine times in ten; the tenth
+ * the family is not told in time, and the receiver is reminded. */
+static void family_row(demo_sim_t *s, const step_t *st, demo_kind_t k)
+{
+    static const char *const how[] = {"gesprek", "telefoon", "telefoon", "brief", "huisbezoek"};
+    const char *what = k == DEMO_SMW || k == DEMO_WIJKTEAM ? family_step(st, k) : NULL;
+    demo_rng_t g = demo_step_rng(s, st, 800 + (unsigned)st->step);
+    if (!what || demo_below(&g, 10) == 0) return;
+    demo_org_t *o = &s->r->orgs[st->org];
+    demo_child_t *ch = &s->r->children[st->child];
+    char date[11], clock[6], birth[11], team[16];
+    const char *brin = s->r->schools[ch->school].brinvest, *by = how[demo_below(&g, 5)];
+    demo_fmt_clock(st->due, clock);
+    if (k == DEMO_SMW) {
+        demo_fmt_date(st->due, 0, date);
+        demo_birth_as(ch->birth, 0, birth);
+        demo_buf_add(o, 0, "D-%.12s;%d;%s;%s;%s;;;%s;gezin geinformeerd;%s;;;;;SMW-01;;;;;;;;;;;;%s;%s\n",
+                     st->rid, 41 + st->step, ch->bsn, birth, brin, st->rid, date, what, by);
+    } else {
+        demo_fmt_date(st->due, 1, date);
+        demo_birth_as(ch->birth, 1, birth);
+        demo_buf_add(o, 0,
+                     "%s{\"casusnummer\":\"WT-%.12s\",\"regelnummer\":\"%d\",\"team\":\"%s\",\"bsn\":\"%s\","
+                     "\"geboortedatum\":\"%s\",\"brinvest\":\"%s\",\"wijk\":\"\",\"verwijzing_id\":\"%s\","
+                     "\"datum\":\"%s\",\"tijd\":\"%s\",\"gebeurtenis\":\"gezin geinformeerd\","
+                     "\"geinformeerd_over\":\"%s\",\"hoe\":\"%s\",\"medewerker\":\"wt-01\"}",
+                     o->rows[0] ? "," : "", st->rid, 41 + st->step, demo_district_name(o->district, team),
+                     ch->bsn, birth, brin, st->rid, date, clock, what, by);
     }
 }
 
@@ -212,7 +265,7 @@ static int care_step(demo_sim_t *s, step_t *st)
         demo_fmt_date(st->due, 0, date);
         demo_fmt_date(st->received, 0, recv);
         demo_birth_as(ch->birth, 0, birth);
-        demo_buf_add(o, 0, "D-%.12s;%d;%s;%s;%s;;%s;%s;%s;%s;%s;%s;%s;%s;SMW-01;%s;%s;%s;%s;%s;;;;;;\n",
+        demo_buf_add(o, 0, "D-%.12s;%d;%s;%s;%s;;%s;%s;%s;%s;%s;%s;%s;%s;SMW-01;%s;%s;%s;%s;%s;;;;;;;;\n",
                      st->rid, no, ch->bsn, birth, brin, recv, st->rid, w.what, date, w.outcome, w.redirect,
                      w.reason, end, w.provider, w.wl, w.expected, w.goal, st->step == C_BRIDGE ? o->id : "");
     } else if (k == DEMO_WIJKTEAM) {
@@ -275,6 +328,7 @@ static int care_step(demo_sim_t *s, step_t *st)
                      st->step == C_INTAKE ? w.outcome : "", arrno, code, funded, a ? from : "",
                      a ? until : "", tlvno, kind, decision, a ? "" : from, a ? "" : until, w.reason, end);
     }
+    family_row(s, st, k);
     demo_rng_t g = demo_step_rng(s, st, 400 + (unsigned)st->step);
     if (st->step == C_INTAKE && k != DEMO_PPO && (st->path == P_SPECIAL || st->path == P_SPECIAL_BRIDGE))
         for (int i = 0; i < s->r->norgs; i++) /* specialised care needs the municipality's decision */
