@@ -120,7 +120,7 @@ int demo_region_shape(demo_region_t *r, uint64_t seed, int nschools, int port)
     add_org(r, "ppo-region", DEMO_PPO, DEMO_IN_SPOOL);
     add_org(r, "veiligthuis-region", DEMO_VT, DEMO_IN_SPOOL);
     add_org(r, "gemeente-region", DEMO_GEMEENTE, DEMO_IN_SPOOL);
-    add_org(r, "leerplicht-stad", DEMO_LEERPLICHT, DEMO_IN_NONE);
+    add_org(r, "leerplicht-stad", DEMO_LEERPLICHT, DEMO_IN_SPOOL);
     /* the children: every elfproef-valid BSN of the test range, shuffled
      * by the seed, spread over the schools; born so that they are of
      * primary school age (born 2014 to 2018) or, at a secondary school,
@@ -327,6 +327,28 @@ static const char gemeente_profile[] =
     " \"beschikking.valid_until\": {\"column\": \"geldig_tot\", \"date\": \"dd-mm-yyyy\", \"optional\": true}"
     "}}]}";
 
+/* The leerplicht office's administration has no sample profile either:
+ * what it registers of the schools' reports and thuiszitters. */
+static const char leerplicht_profile[] =
+    "{\"version\": 1, \"kind\": \"leerplicht\", \"source_system\": \"demo-leerplichtadministratie\","
+    " \"csv\": {\"delimiter\": \";\"}, \"record_id\": [\"registratienummer\", \"regel\"],"
+    " \"defaults\": {\"subject\": {\"bsn\": \"bsn\"}, \"case_ref\": {\"column\": \"registratienummer\"},"
+    " \"age_band\": {\"age_from\": \"geboortedatum\", \"date\": \"dd-mm-yyyy\"},"
+    " \"occurred_at\": {\"column\": \"datum\", \"date\": \"dd-mm-yyyy\"},"
+    " \"purpose\": {\"const\": \"absence\"}, \"legal_basis\": {\"const\": \"leerplicht\"},"
+    " \"categories\": {\"const\": [\"attendance\"]}},"
+    " \"rows\": [{\"when\": {\"soort\": \"verzuimmelding\"}, \"type\": \"absence\", \"fields\": {"
+    " \"absence.kind\": {\"column\": \"verzuimsoort\"}, \"absence.hours\": {\"column\": \"uren\", "
+    "\"optional\": true},"
+    " \"absence.period_from\": {\"column\": \"periode_van\", \"date\": \"dd-mm-yyyy\"},"
+    " \"absence.period_to\": {\"column\": \"periode_tot\", \"date\": \"dd-mm-yyyy\"},"
+    " \"absence.municipality\": {\"const\": \"stad\"}}},"
+    " {\"when\": {\"soort\": \"thuiszitter\"}, \"type\": \"thuiszitter_status\", \"fields\": {"
+    " \"thuiszitter_status.state\": {\"const\": \"ongoing\"},"
+    " \"thuiszitter_status.reason\": {\"column\": \"reden\", \"optional\": true},"
+    " \"thuiszitter_status.since\": {\"column\": \"thuis_sinds\", \"date\": \"dd-mm-yyyy\"},"
+    " \"thuiszitter_status.municipality\": {\"const\": \"stad\"}}}]}";
+
 static int write_profiles(demo_region_t *r, const char *from, char *why)
 {
     static const char *kinds[] = {"school", "smw", "wijkteam", "ggd", "ppo", "veiligthuis"};
@@ -353,6 +375,11 @@ static int write_profiles(demo_region_t *r, const char *from, char *why)
              tool_write_json(dst, g);
     json_decref(g);
     if (rc) return snprintf(why, SCHAKEL_ERRLEN, "cannot write the municipality's profile"), -1;
+    g = json_loads(leerplicht_profile, JSON_REJECT_DUPLICATES, &err);
+    rc = !g || schakel_path_fmt(dst, sizeof dst, why, "%s/profiles/leerplicht.json", r->dir) ||
+         tool_write_json(dst, g);
+    json_decref(g);
+    if (rc) return snprintf(why, SCHAKEL_ERRLEN, "cannot write the leerplicht office's profile"), -1;
     return 0;
 }
 
@@ -360,7 +387,7 @@ static int write_adapter(demo_region_t *r, demo_org_t *o, char *why)
 {
     char path[SCHAKEL_PATH_MAX], prof[80];
     static const char *pk[] = {"school", "smw",         "wijkteam", "ggd",
-                               "ppo",    "veiligthuis", "gemeente", "school"};
+                               "ppo",    "veiligthuis", "gemeente", "leerplicht"};
     if (schakel_path_fmt(path, sizeof path, why, "%s/orgs/%s/inbox", r->dir, o->id) ||
         tool_mkdir_p(path) != 0)
         return -1;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "calendar.h"
 #include "demo_sim.h"
 
 void demo_buf_add(demo_org_t *o, int f, const char *fmt, ...)
@@ -320,6 +321,28 @@ void demo_sim_referral(demo_sim_t *s, int o, const char *referral_id, const char
     demo_rng_t g = demo_step_rng(s, &st, 0);
     st.due = s->now + (int64_t)(demo_next(&g) % (4 * 3600000ULL));
     st.received = st.due;
+    demo_push(s, st);
+}
+
+void demo_sim_leerplicht(demo_sim_t *s, int o, const char *subject, int thuiszitter, const char *code,
+                         int hours, const char *from, const char *to)
+{
+    if (strlen(subject) != 64) return;
+    unsigned h = slot(subject);
+    while (s->index[h] >= 0 && strcmp(s->r->children[s->index[h]].pseudonym, subject)) h = (h + 1) & 2047u;
+    int32_t a = schakel_date_days(from), b = thuiszitter ? a : schakel_date_days(to);
+    if (s->index[h] < 0 || a <= 0 || b <= 0) return; /* not one of ours */
+    step_t st = {.org = o, .kind = ST_LEERPLICHT, .child = s->index[h], .step = thuiszitter, .path = hours};
+    snprintf(st.to, sizeof st.to, "%s", code);
+    st.start = (int64_t)a * DAY_MS;
+    st.received = (int64_t)b * DAY_MS;
+    snprintf(st.rid, sizeof st.rid, "%.8s%08llx", subject,
+             (unsigned long long)(s->now / 60000) & 0xffffffffULL);
+    demo_rng_t g = demo_step_rng(s, &st, 900);
+    /* the report registered within days; the officer's own account of a
+     * thuiszitter after the first talk with the family, in two weeks */
+    st.due =
+        s->now + (thuiszitter ? 5 + (int64_t)demo_below(&g, 10) : 1 + (int64_t)demo_below(&g, 4)) * DAY_MS;
     demo_push(s, st);
 }
 

@@ -527,6 +527,27 @@ static int beschikking_step(demo_sim_t *s, step_t *st)
     return 1;
 }
 
+/* The leerplicht office's system: a school's absence report registered
+ * (the office's own absence record of the same kind and period), or its
+ * follow-up of a thuiszitter (ongoing, with the reason as it sees it). */
+static int leerplicht_step(demo_sim_t *s, step_t *st)
+{
+    demo_child_t *ch = &s->r->children[st->child];
+    char date[11], birth[11], from[11], to[11], hours[12] = "";
+    demo_fmt_date(st->due, 0, date);
+    demo_birth_as(ch->birth, 0, birth);
+    demo_fmt_date(st->start, 0, from);
+    demo_fmt_date(st->received, 0, to);
+    if (st->path > 0) snprintf(hours, sizeof hours, "%d", st->path);
+    if (st->step == 0)
+        demo_buf_add(&s->r->orgs[st->org], 0, "LP-%s;1;%s;%s;verzuimmelding;%s;%s;%s;%s;%s;;\n", st->rid,
+                     ch->bsn, birth, date, st->to, hours, from, to);
+    else
+        demo_buf_add(&s->r->orgs[st->org], 0, "LP-%s;1;%s;%s;thuiszitter;%s;;;;;%s;%s\n", st->rid, ch->bsn,
+                     birth, date, st->to, from);
+    return 1;
+}
+
 int demo_step_run(demo_sim_t *s, step_t *st)
 {
     switch (st->kind) {
@@ -536,6 +557,7 @@ int demo_step_run(demo_sim_t *s, step_t *st)
     case ST_THUIS: return thuis_step(s, st);
     case ST_WITHDRAW: return withdraw_step(s, st);
     case ST_BESCHIKKING: return beschikking_step(s, st);
+    case ST_LEERPLICHT: return leerplicht_step(s, st);
     }
     return 0;
 }
