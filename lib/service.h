@@ -173,6 +173,8 @@ int schakel_service_refused_each(MDB_txn *txn, MDB_dbi runner, schakel_refused_f
 typedef struct {
     uint64_t records, emitted, same, differ, missing, extra;
     uint64_t first_bad_seq; /* log seq where the first difference shows */
+    uint64_t head;          /* the last seq of the log read */
+    uint64_t upto;          /* the engine ran over the records up to this seq (0: all of them) */
     char why[256];
 } schakel_replay_report_t;
 
@@ -188,6 +190,15 @@ int schakel_service_replay(const char *logdir, const uint8_t master_key[32], con
 int schakel_service_replay_all(const char *logdir, const uint8_t master_key[32], size_t n,
                                const schakel_engine_ops_t *const *ops, void *const *engines,
                                const char *const *orgs, schakel_replay_report_t *reports, int *rcs);
+
+/* The same, engine i run only over the records up to upto[i] (0: all), as
+ * far as a live service had come: what it derives is compared with the
+ * whole log, so a decision the live service had not reached yet is not
+ * counted missing, and one on the log that it did not derive is extra. */
+int schakel_service_replay_upto(const char *logdir, const uint8_t master_key[32], size_t n,
+                                const schakel_engine_ops_t *const *ops, void *const *engines,
+                                const char *const *orgs, const uint64_t *upto,
+                                schakel_replay_report_t *reports, int *rcs);
 
 /* ---- helpers for engines ---- */
 

@@ -234,6 +234,14 @@ int schakel_service_replay_all(const char *logdir, const uint8_t master_key[32],
                                const schakel_engine_ops_t *const *ops, void *const *engines,
                                const char *const *orgs, schakel_replay_report_t *reports, int *rcs)
 {
+    return schakel_service_replay_upto(logdir, master_key, n, ops, engines, orgs, NULL, reports, rcs);
+}
+
+int schakel_service_replay_upto(const char *logdir, const uint8_t master_key[32], size_t n,
+                                const schakel_engine_ops_t *const *ops, void *const *engines,
+                                const char *const *orgs, const uint64_t *upto,
+                                schakel_replay_report_t *reports, int *rcs)
+{
     char why[SCHAKEL_ERRLEN] = "";
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     locked_log_t shared = {{&locked_ops}, NULL, &lock};
@@ -258,7 +266,9 @@ int schakel_service_replay_all(const char *logdir, const uint8_t master_key[32],
                                 .org = orgs[i],
                                 .log = log,
                                 .shared = &shared.base,
-                                .r = &reports[i]};
+                                .r = &reports[i],
+                                .upto = upto ? upto[i] : 0};
+        reports[i].upto = upto ? upto[i] : 0;
     }
     if (rc == 0 && start_services(svc, threads, started, n, f) > 0) rc = read_log(f, log, &lock, why);
     for (size_t i = 0; i < n; i++) {

@@ -272,7 +272,8 @@ static int keep_own(replay_svc_t *p, const replay_item_t *it)
 static int replay_item(replay_svc_t *p, const replay_item_t *it)
 {
     int rc = keep_own(p, it);
-    if (rc) return rc;
+    p->r->head = it->seq;
+    if (rc || (p->upto && it->seq > p->upto)) return rc; /* beyond: only the log's copies are met */
     schakel_logrec_t lr;
     service_make_rec(&p->s, &lr, it->seq, it->recorded_at, it->env, it->source_org, p->src);
     rc = p->ops->process(p->engine, p->txn, &lr, &p->out, p->why);

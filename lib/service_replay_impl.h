@@ -121,6 +121,7 @@ typedef struct replay_svc {
     replay_feed_t *feed;
     replay_batch_t *held[REPLAY_HOLD]; /* the batch being run over, and the ones before it */
     schakel_replay_report_t *r;
+    uint64_t upto; /* the engine runs over the records up to it (0: all) */
     char dir[64];
     state_t s;
     int s_open;

@@ -25,8 +25,9 @@ static const char usage[] =
     "                    [--speed N] [--port P] [--profiles DIR] [--soak [--rss-mb MB]]\n"
     "                    [--plan STORIES]\n"
     "\n"
-    "Runs a demo region under DIR (default var/demo): N schools (default 62, at\n"
-    "most 125) with their school social work organisations and wijkteams, the\n"
+    "Runs a demo region under DIR (default var/demo): N primary schools\n"
+    "(default 62, at most 125) and one secondary school for six of them, with\n"
+    "their school social work organisations and wijkteams, the\n"
     "GGD, the samenwerkingsverband, Veilig Thuis, the municipality and its\n"
     "leerplicht office (docs/demo.md). It starts a node (DIR/node, the broker\n"
     "on tcp://127.0.0.1:P and P+1, the dashboard on http://127.0.0.1:P+2/;\n"
@@ -37,7 +38,8 @@ static const char usage[] =
     "Ctrl-C stops every process cleanly; a second run on DIR goes on where the\n"
     "first stopped (with its seed and schools). --duration: stop after that\n"
     "many seconds (default: at Ctrl-C). --soak: then check the log (audit\n"
-    "verify, audit replay), every adapter's outbox, the rejected rows and the\n"
+    "verify, audit replay up to each live service's cursor), every adapter's outbox, the rejected rows and "
+    "the\n"
     "node's peak memory (under --rss-mb, default 2048); exit 1 when a check\n"
     "fails. --plan STORIES: print the region and the rows of the first stories\n"
     "(from a fixed date), start nothing. --profiles: the sample profiles\n"
@@ -306,10 +308,12 @@ int cmd_demo(int argc, char **argv)
         if (schakel_path_fmt(out, sizeof out, NULL, "%s/clock.out", r.dir) == 0)
             clock = demo_spawn(argv_clock, out, out, &clock_fd);
     }
-    printf("schakel demo: %d schools, %d organisations, seed %llu, %llu rows/s, clock x%llu; data in %s\n"
-           "schakel demo: dashboard, /metrics and /healthz at http://127.0.0.1:%d/\n",
-           r.nschools, r.norgs, (unsigned long long)st.seed, (unsigned long long)rate,
-           (unsigned long long)speed, dir, r.port + 2);
+    printf(
+        "schakel demo: %d schools and %d secondary schools, %d organisations, seed %llu, %llu rows/s, clock "
+        "x%llu; data in %s\n"
+        "schakel demo: dashboard, /metrics and /healthz at http://127.0.0.1:%d/\n",
+        r.nschools, r.nvo, r.norgs, (unsigned long long)st.seed, (unsigned long long)rate,
+        (unsigned long long)speed, dir, r.port + 2);
     fflush(stdout);
     summary_t sm = {.t0 = mono_ms(), .last_ms = mono_ms(), .have_last = 1};
     uint64_t inputs = 0, received = 0, http_rejected = 0;

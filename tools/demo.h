@@ -60,6 +60,7 @@ enum { DEMO_F_CARE = 0, DEMO_F_CONSENT = 1, DEMO_F_MELDCODE = 2, DEMO_F_ABSENCE 
 typedef struct {
     char brinvest[7];
     int district, smw, org;
+    int secondary; /* a school for secondary education (VO): pupils of 12 to 19 */
 } demo_school_t;
 
 typedef struct {
@@ -73,7 +74,7 @@ typedef struct {
 typedef struct {
     char dir[SCHAKEL_PATH_MAX], node[SCHAKEL_PATH_MAX];
     uint64_t seed;
-    int nschools, ndistricts, nsmw, port;
+    int nschools, nvo, ndistricts, nsmw, port; /* nschools primary, nvo secondary: schools[] has both */
     demo_school_t *schools;
     demo_org_t *orgs;
     int norgs, ggd;
@@ -106,6 +107,12 @@ int demo_sim_story(demo_sim_t *s);
 /* A referral (or a report to Veilig Thuis, or a referral redirected to
  * it) reached org o's inbox: schedules the receiver's steps. */
 void demo_sim_referral(demo_sim_t *s, int o, const char *referral_id, const char *subject);
+/* A school's absence report (thuiszitter 0; code the AbsenceKind, hours,
+ * the period from and to, yyyy-mm-dd) or a thuiszitter's start (1; code
+ * the reason or "", from the first day at home) reached the leerplicht
+ * office o's inbox: schedules what its system registers. */
+void demo_sim_leerplicht(demo_sim_t *s, int o, const char *subject, int thuiszitter, const char *code,
+                         int hours, const char *from, const char *to);
 /* Adds the scheduled steps due by the simulated time; returns the rows. */
 int demo_sim_due(demo_sim_t *s);
 void demo_sim_set_time(demo_sim_t *s, int64_t sim_ms);

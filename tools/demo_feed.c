@@ -28,7 +28,8 @@ static const char consent_header[] =
 static const char smw_header[] = "dossiernummer;volgnummer;bsn;geboortedatum;school_brin;wijk;aanmelddatum;"
                                  "verwijzing_id;status;statusdatum;uitkomst;doorverwezen_naar;afsluitreden;"
                                  "contact_blijft;behandelaar;aanbieder;wachtlijststatus;verwachte_start;"
-                                 "overbruggingsdoel;overbrugd_door;einddatum\n";
+                                 "overbruggingsdoel;overbrugd_door;einddatum;toestemming_id;"
+                                 "toestemming_door;gezag;naar;categorie;geinformeerd_over;hoe\n";
 static const char meldcode_header[] = "registratienummer;leerlingnummer;bsn;geboortedatum;groep;brin_"
                                       "vestiging;wijk;soort;datum;tijd;stap;besluit;"
                                       "vt_geraadpleegd;categorie;taxatie;ouders_geinformeerd;reden_niet_"
@@ -44,6 +45,9 @@ static const char ppo_header[] =
     "toelichting\n";
 static const char gemeente_header[] = "beschikkingnummer;regel;bsn;geboortedatum;soort;datum;verwijzing_id;"
                                       "besluit;zorgvorm;geldig_van;geldig_tot\n";
+static const char leerplicht_header[] =
+    "registratienummer;regel;bsn;geboortedatum;soort;datum;verzuimsoort;uren;periode_van;periode_tot;reden;"
+    "thuis_sinds\n";
 static const char vt_header[] =
     "meldingnummer;regel;melding_id;bsn;geboortedatum;soort;datum;tijd;melder_type;"
     "uitkomst;afsluitreden;contact_blijft;vervolgcontact_team;medewerker;notitie\n";
@@ -75,16 +79,18 @@ static int spool_drop(demo_region_t *r, demo_org_t *o, int f, uint64_t no)
                                                  absence_header};
     static const char *const school_names[] = {"lvs-zorgregistraties", "lvs-toestemmingen", "lvs-meldcode",
                                                "lvs-verzuim"};
-    const char *header = o->kind == DEMO_SMW        ? smw_header
-                         : o->kind == DEMO_PPO      ? ppo_header
-                         : o->kind == DEMO_VT       ? vt_header
-                         : o->kind == DEMO_GEMEENTE ? gemeente_header
-                                                    : school_headers[f];
-    const char *name = o->kind == DEMO_SMW        ? "smw-dossierstatus"
-                       : o->kind == DEMO_PPO      ? "ondersteuningsregister"
-                       : o->kind == DEMO_VT       ? "vt-meldingen"
-                       : o->kind == DEMO_GEMEENTE ? "jeugdhulp-beschikkingen"
-                                                  : school_names[f];
+    const char *header = o->kind == DEMO_SMW          ? smw_header
+                         : o->kind == DEMO_PPO        ? ppo_header
+                         : o->kind == DEMO_VT         ? vt_header
+                         : o->kind == DEMO_GEMEENTE   ? gemeente_header
+                         : o->kind == DEMO_LEERPLICHT ? leerplicht_header
+                                                      : school_headers[f];
+    const char *name = o->kind == DEMO_SMW          ? "smw-dossierstatus"
+                       : o->kind == DEMO_PPO        ? "ondersteuningsregister"
+                       : o->kind == DEMO_VT         ? "vt-meldingen"
+                       : o->kind == DEMO_GEMEENTE   ? "jeugdhulp-beschikkingen"
+                       : o->kind == DEMO_LEERPLICHT ? "leerplicht-registratie"
+                                                    : school_names[f];
     if (schakel_path_fmt(dir, sizeof dir, NULL, "%s/orgs/%s/spool", r->dir, o->id) ||
         schakel_path_fmt(path, sizeof path, NULL, "%s/%010llu-%c-%s.csv", dir, (unsigned long long)no,
                          "bacd"[f], name) ||
@@ -195,7 +201,7 @@ int demo_feed_flush(demo_region_t *r, uint64_t *flush_no, uint64_t *rejected)
 
 /* What starts a receiver's steps: a referral to a care organisation or
  * the samenwerkingsverband, a signal that asks for follow-up, a report to
- * Veilig Thuis. */
+ * Veilig Thuis, an intake redirected to the receiver (the referral's id). */
 static void read_record(demo_region_t *r, demo_sim_t *s, int o, const char *path)
 {
     json_error_t err;
@@ -207,12 +213,28 @@ static void read_record(demo_region_t *r, demo_sim_t *s, int o, const char *path
     demo_kind_t k = r->orgs[o].kind;
     if (!strcmp(type, "referral") && k != DEMO_VT)
         rid = json_string_value(json_object_get(json_object_get(ev, "referral"), "referral_id"));
+    json_t *in = json_object_get(ev, "intake");
+    if (!strcmp(type, "intake") && k != DEMO_VT &&
+        !strcmp(json_string_value(json_object_get(in, "outcome")) ?: "", "redirected") &&
+        !strcmp(json_string_value(json_object_get(in, "redirected_to")) ?: "", r->orgs[o].id))
+        rid = json_string_value(json_object_get(in, "referral_id"));
     if (!strcmp(type, "veiligthuis_report") && k == DEMO_VT)
         rid = json_string_value(json_object_get(json_object_get(ev, "veiligthuis_report"), "report_id"));
     if (!strcmp(type, "signal") && k != DEMO_VT && k != DEMO_PPO &&
         json_is_true(json_object_get(json_object_get(ev, "signal"), "follow_up_requested")))
         rid = json_string_value(json_object_get(ev, "event_id")); /* the loop of a signal: its event id */
     if (rid && sub) demo_sim_referral(s, o, rid, sub);
+    json_t *ab = json_object_get(ev, "absence"), *tz = json_object_get(ev, "thuiszitter_status");
+    if (k == DEMO_LEERPLICHT && sub && !strcmp(type, "absence") &&
+        json_is_true(json_object_get(ab, "leerplicht_report")))
+        demo_sim_leerplicht(s, o, sub, 0, json_string_value(json_object_get(ab, "kind")) ?: "other",
+                            (int)json_integer_value(json_object_get(ab, "hours")),
+                            json_string_value(json_object_get(ab, "period_from")) ?: "",
+                            json_string_value(json_object_get(ab, "period_to")) ?: "");
+    if (k == DEMO_LEERPLICHT && sub && !strcmp(type, "thuiszitter_status") &&
+        !strcmp(json_string_value(json_object_get(tz, "state")) ?: "", "started"))
+        demo_sim_leerplicht(s, o, sub, 1, json_string_value(json_object_get(tz, "reason")) ?: "", 0,
+                            json_string_value(json_object_get(tz, "since")) ?: "", "");
     json_decref(rec);
 }
 
@@ -226,7 +248,7 @@ int demo_feed_inboxes(demo_region_t *r, demo_sim_t *s, uint64_t *received)
         if (!d) continue; /* not made yet */
         struct dirent *e;
         int receiver = o->kind == DEMO_SMW || o->kind == DEMO_WIJKTEAM || o->kind == DEMO_GGD ||
-                       o->kind == DEMO_PPO || o->kind == DEMO_VT;
+                       o->kind == DEMO_PPO || o->kind == DEMO_VT || o->kind == DEMO_LEERPLICHT;
         while ((e = readdir(d))) {
             size_t n = strlen(e->d_name);
             if (e->d_name[0] == '.' || n < 6 || strcmp(e->d_name + n - 5, ".json")) continue;

@@ -80,16 +80,19 @@ int demo_region_shape(demo_region_t *r, uint64_t seed, int nschools, int port)
 {
     r->seed = seed;
     r->nschools = nschools;
+    r->nvo = (nschools + 5) / 6; /* one secondary school for six primary ones (docs/demo.md) */
     r->port = port;
     r->nsmw = (nschools * 11 + 61) / 62;
     r->ndistricts = (nschools * 26 + 61) / 62;
-    r->schools = calloc((size_t)nschools, sizeof *r->schools);
-    r->orgs = calloc((size_t)(nschools + r->nsmw + r->ndistricts + 8), sizeof *r->orgs);
+    int all = nschools + r->nvo;
+    r->schools = calloc((size_t)all, sizeof *r->schools);
+    r->orgs = calloc((size_t)(all + r->nsmw + r->ndistricts + 8), sizeof *r->orgs);
     if (!r->schools || !r->orgs) return -1;
     demo_rng_t g = demo_rng(seed, 1, 0);
     char id[64], b[32];
-    for (int i = 0; i < nschools; i++) {
+    for (int i = 0; i < all; i++) {
         demo_school_t *s = &r->schools[i];
+        s->secondary = i >= nschools;
         for (int again = 1; again;) { /* BRIN: 2 digits, 2 letters; vestiging 00 */
             snprintf(s->brinvest, sizeof s->brinvest, "%02u%c%c00", demo_below(&g, 100),
                      'A' + demo_below(&g, 26), 'A' + demo_below(&g, 26));
@@ -117,10 +120,11 @@ int demo_region_shape(demo_region_t *r, uint64_t seed, int nschools, int port)
     add_org(r, "ppo-region", DEMO_PPO, DEMO_IN_SPOOL);
     add_org(r, "veiligthuis-region", DEMO_VT, DEMO_IN_SPOOL);
     add_org(r, "gemeente-region", DEMO_GEMEENTE, DEMO_IN_SPOOL);
-    add_org(r, "leerplicht-stad", DEMO_LEERPLICHT, DEMO_IN_NONE);
+    add_org(r, "leerplicht-stad", DEMO_LEERPLICHT, DEMO_IN_SPOOL);
     /* the children: every elfproef-valid BSN of the test range, shuffled
      * by the seed, spread over the schools; born so that they are of
-     * primary school age */
+     * primary school age (born 2014 to 2018) or, at a secondary school,
+     * of 12 to 19 in 2026 (born 2007 to 2013) */
     r->nchildren = 0;
     for (unsigned v = 999990000u; v <= 999999999u && r->nchildren < DEMO_CHILDREN_MAX; v++) {
         char *bsn = r->children[r->nchildren].bsn; /* nine digits: the adapter's own check */
@@ -137,8 +141,9 @@ int demo_region_shape(demo_region_t *r, uint64_t seed, int nschools, int port)
     }
     for (int i = 0; i < r->nchildren; i++) {
         demo_child_t *ch = &r->children[i];
-        ch->school = i % nschools;
-        struct tm tm = {.tm_year = 114 + (int)demo_below(&c, 5),
+        ch->school = i % all;
+        int vo = r->schools[ch->school].secondary;
+        struct tm tm = {.tm_year = vo ? 107 + (int)demo_below(&c, 7) : 114 + (int)demo_below(&c, 5),
                         .tm_mon = (int)demo_below(&c, 12),
                         .tm_mday = 1 + (int)demo_below(&c, 28)};
         if (strftime(ch->birth, sizeof ch->birth, "%Y-%m-%d", &tm) == 0) ch->birth[0] = 0;
@@ -167,11 +172,11 @@ static const char *kind_name(demo_kind_t k)
 void demo_region_print(const demo_region_t *r, FILE *out)
 {
     char d[16];
-    fprintf(out, "region seed=%llu schools=%d smw_orgs=%d wijkteams=%d children=%d\n",
-            (unsigned long long)r->seed, r->nschools, r->nsmw, r->ndistricts, r->nchildren);
-    for (int i = 0; i < r->nschools; i++)
-        fprintf(out, "school %s org=%s district=%s smw=smw-org%02d wijkteam=wijkteam-%s\n",
-                r->schools[i].brinvest, r->orgs[r->schools[i].org].id,
+    fprintf(out, "region seed=%llu schools=%d secondary_schools=%d smw_orgs=%d wijkteams=%d children=%d\n",
+            (unsigned long long)r->seed, r->nschools, r->nvo, r->nsmw, r->ndistricts, r->nchildren);
+    for (int i = 0; i < r->nschools + r->nvo; i++)
+        fprintf(out, "school %s org=%s %s district=%s smw=smw-org%02d wijkteam=wijkteam-%s\n",
+                r->schools[i].brinvest, r->orgs[r->schools[i].org].id, r->schools[i].secondary ? "vo" : "po",
                 demo_district_code(r->schools[i].district, d), r->schools[i].smw + 1, d);
 }
 
@@ -236,7 +241,7 @@ static json_t *directory(demo_region_t *r, const char *keys, char *why)
         json_array_append_new(list, o);
     }
     char b[32], c[16], w[64];
-    for (int i = 0; i < r->nschools; i++) {
+    for (int i = 0; i < r->nschools + r->nvo; i++) {
         demo_school_t *s = &r->schools[i];
         snprintf(w, sizeof w, "wijkteam-%s", demo_district_code(s->district, c));
         json_array_append_new(schools,
@@ -322,6 +327,28 @@ static const char gemeente_profile[] =
     " \"beschikking.valid_until\": {\"column\": \"geldig_tot\", \"date\": \"dd-mm-yyyy\", \"optional\": true}"
     "}}]}";
 
+/* The leerplicht office's administration has no sample profile either:
+ * what it registers of the schools' reports and thuiszitters. */
+static const char leerplicht_profile[] =
+    "{\"version\": 1, \"kind\": \"leerplicht\", \"source_system\": \"demo-leerplichtadministratie\","
+    " \"csv\": {\"delimiter\": \";\"}, \"record_id\": [\"registratienummer\", \"regel\"],"
+    " \"defaults\": {\"subject\": {\"bsn\": \"bsn\"}, \"case_ref\": {\"column\": \"registratienummer\"},"
+    " \"age_band\": {\"age_from\": \"geboortedatum\", \"date\": \"dd-mm-yyyy\"},"
+    " \"occurred_at\": {\"column\": \"datum\", \"date\": \"dd-mm-yyyy\"},"
+    " \"purpose\": {\"const\": \"absence\"}, \"legal_basis\": {\"const\": \"leerplicht\"},"
+    " \"categories\": {\"const\": [\"attendance\"]}},"
+    " \"rows\": [{\"when\": {\"soort\": \"verzuimmelding\"}, \"type\": \"absence\", \"fields\": {"
+    " \"absence.kind\": {\"column\": \"verzuimsoort\"}, \"absence.hours\": {\"column\": \"uren\", "
+    "\"optional\": true},"
+    " \"absence.period_from\": {\"column\": \"periode_van\", \"date\": \"dd-mm-yyyy\"},"
+    " \"absence.period_to\": {\"column\": \"periode_tot\", \"date\": \"dd-mm-yyyy\"},"
+    " \"absence.municipality\": {\"const\": \"stad\"}}},"
+    " {\"when\": {\"soort\": \"thuiszitter\"}, \"type\": \"thuiszitter_status\", \"fields\": {"
+    " \"thuiszitter_status.state\": {\"const\": \"ongoing\"},"
+    " \"thuiszitter_status.reason\": {\"column\": \"reden\", \"optional\": true},"
+    " \"thuiszitter_status.since\": {\"column\": \"thuis_sinds\", \"date\": \"dd-mm-yyyy\"},"
+    " \"thuiszitter_status.municipality\": {\"const\": \"stad\"}}}]}";
+
 static int write_profiles(demo_region_t *r, const char *from, char *why)
 {
     static const char *kinds[] = {"school", "smw", "wijkteam", "ggd", "ppo", "veiligthuis"};
@@ -348,6 +375,11 @@ static int write_profiles(demo_region_t *r, const char *from, char *why)
              tool_write_json(dst, g);
     json_decref(g);
     if (rc) return snprintf(why, SCHAKEL_ERRLEN, "cannot write the municipality's profile"), -1;
+    g = json_loads(leerplicht_profile, JSON_REJECT_DUPLICATES, &err);
+    rc = !g || schakel_path_fmt(dst, sizeof dst, why, "%s/profiles/leerplicht.json", r->dir) ||
+         tool_write_json(dst, g);
+    json_decref(g);
+    if (rc) return snprintf(why, SCHAKEL_ERRLEN, "cannot write the leerplicht office's profile"), -1;
     return 0;
 }
 
@@ -355,7 +387,7 @@ static int write_adapter(demo_region_t *r, demo_org_t *o, char *why)
 {
     char path[SCHAKEL_PATH_MAX], prof[80];
     static const char *pk[] = {"school", "smw",         "wijkteam", "ggd",
-                               "ppo",    "veiligthuis", "gemeente", "school"};
+                               "ppo",    "veiligthuis", "gemeente", "leerplicht"};
     if (schakel_path_fmt(path, sizeof path, why, "%s/orgs/%s/inbox", r->dir, o->id) ||
         tool_mkdir_p(path) != 0)
         return -1;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "calendar.h"
 #include "demo_sim.h"
 
 void demo_buf_add(demo_org_t *o, int f, const char *fmt, ...)
@@ -122,6 +123,12 @@ int demo_age(const demo_child_t *ch, int64_t ms)
                                                 : age; /* "-mm-dd" compares as the day in the year */
 }
 
+const char *demo_given_by(const demo_child_t *ch, int64_t ms, const char *adult)
+{
+    int age = demo_age(ch, ms);
+    return age >= 18 ? adult : age >= 16 ? "jongere" : age >= 12 ? "jongere en ouders" : "ouders";
+}
+
 static const char *const topics[] = {"gedrag",      "leren",      "thuissituatie",
                                      "welbevinden", "gezondheid", "verzuim"};
 
@@ -147,11 +154,11 @@ static void consent(demo_sim_t *s, demo_rng_t *g, uint64_t k, int c, int d, cons
     snprintf(guid, 33, "%016llx%016llx", (unsigned long long)demo_next(g), (unsigned long long)demo_next(g));
     int ppo = !strcmp(to, "PPO");
     demo_fmt_date(s->now + (demo_below(g, 10) ? 700 : 21 + (int64_t)demo_below(g, 22)) * DAY_MS, 0, until);
-    demo_buf_add(
-        o, 1, "TS-%08llu;;%s;%s;;%s;%s;toestemming;%s;%s;%s;%s;%s|%szorgstatus|contact;%s;;%s;IB-01;IB;\n",
-        (unsigned long long)k, ch->bsn, birth, s->r->schools[ch->school].brinvest, wijk, date, guid, to,
-        ppo ? "passend onderwijs|terugkoppeling" : "hulp|terugkoppeling", cat, ppo ? "arrangement|" : "",
-        demo_age(ch, s->now) >= 12 ? "jongere en ouders" : "ouders", until);
+    demo_buf_add(o, 1,
+                 "TS-%08llu;;%s;%s;;%s;%s;toestemming;%s;%s;%s;%s;%s|%szorgstatus|contact;%s;;%s;IB-01;IB;\n",
+                 (unsigned long long)k, ch->bsn, birth, s->r->schools[ch->school].brinvest, wijk, date, guid,
+                 to, ppo ? "passend onderwijs|terugkoppeling" : "hulp|terugkoppeling", cat,
+                 ppo ? "arrangement|" : "", demo_given_by(ch, s->now, "leerling 18+"), until);
     if (demo_below(g, 12) == 0) {
         step_t st = {
             .kind = ST_WITHDRAW, .org = (int)(o - s->r->orgs), .child = c, .story = k, .path = d << 8};
@@ -178,6 +185,9 @@ static void absence(demo_sim_t *s, demo_rng_t *g, uint64_t k, int c, int d)
                  {"langdurig relatief verzuim", "ja", 40, 80, 56}};
     demo_child_t *ch = &s->r->children[c];
     unsigned x = demo_below(g, 7);
+    /* from 18 the leerplicht office no longer: a student without a
+     * qualification goes to the RMC, which the demo does not model */
+    const char *report = demo_age(ch, s->now) >= 18 ? "nee" : kinds[x].report;
     char date[11], clock[6], birth[11], wijk[16], from[11], to[11];
     demo_fmt_date(s->now, 0, date);
     demo_fmt_clock(s->now, clock);
@@ -188,7 +198,7 @@ static void absence(demo_sim_t *s, demo_rng_t *g, uint64_t k, int c, int d)
                  "VZ-%08llu;;%s;%s;;%s;%s;verzuim;%s;%s;%s;%u;%s;%s;%s;;;;;\n", (unsigned long long)k,
                  ch->bsn, birth, s->r->schools[ch->school].brinvest, demo_district_name(d, wijk), date, clock,
                  kinds[x].kind, kinds[x].hours_lo + demo_below(g, (unsigned)kinds[x].hours_span), from, to,
-                 kinds[x].report);
+                 report);
 }
 
 int demo_sim_story(demo_sim_t *s)
@@ -311,6 +321,28 @@ void demo_sim_referral(demo_sim_t *s, int o, const char *referral_id, const char
     demo_rng_t g = demo_step_rng(s, &st, 0);
     st.due = s->now + (int64_t)(demo_next(&g) % (4 * 3600000ULL));
     st.received = st.due;
+    demo_push(s, st);
+}
+
+void demo_sim_leerplicht(demo_sim_t *s, int o, const char *subject, int thuiszitter, const char *code,
+                         int hours, const char *from, const char *to)
+{
+    if (strlen(subject) != 64) return;
+    unsigned h = slot(subject);
+    while (s->index[h] >= 0 && strcmp(s->r->children[s->index[h]].pseudonym, subject)) h = (h + 1) & 2047u;
+    int32_t a = schakel_date_days(from), b = thuiszitter ? a : schakel_date_days(to);
+    if (s->index[h] < 0 || a <= 0 || b <= 0) return; /* not one of ours */
+    step_t st = {.org = o, .kind = ST_LEERPLICHT, .child = s->index[h], .step = thuiszitter, .path = hours};
+    snprintf(st.to, sizeof st.to, "%s", code);
+    st.start = (int64_t)a * DAY_MS;
+    st.received = (int64_t)b * DAY_MS;
+    snprintf(st.rid, sizeof st.rid, "%.8s%08llx", subject,
+             (unsigned long long)(s->now / 60000) & 0xffffffffULL);
+    demo_rng_t g = demo_step_rng(s, &st, 900);
+    /* the report registered within days; the officer's own account of a
+     * thuiszitter after the first talk with the family, in two weeks */
+    st.due =
+        s->now + (thuiszitter ? 5 + (int64_t)demo_below(&g, 10) : 1 + (int64_t)demo_below(&g, 4)) * DAY_MS;
     demo_push(s, st);
 }
 

@@ -10,7 +10,15 @@
  * steps, one path after the intake), Veilig Thuis's answer to a report,
  * the municipality's decision on specialised care a receiver asked for,
  * or a school's own chain (the meldcode, a thuiszitter, a withdrawal). */
-typedef enum { ST_CARE, ST_VT, ST_MELDCODE, ST_THUIS, ST_WITHDRAW, ST_BESCHIKKING } step_kind_t;
+typedef enum {
+    ST_CARE,
+    ST_VT,
+    ST_MELDCODE,
+    ST_THUIS,
+    ST_WITHDRAW,
+    ST_BESCHIKKING,
+    ST_LEERPLICHT
+} step_kind_t;
 
 typedef struct {
     int64_t due, received, start; /* start: when the chain began */
@@ -18,7 +26,7 @@ typedef struct {
     step_kind_t kind;
     uint64_t story; /* a school's chain: the story that began it */
     char rid[33];   /* the referral, report or consent id */
-    char to[16];    /* a referral's kind for a consent's withdrawal */
+    char to[24];    /* a referral's kind for a consent's withdrawal; leerplicht: the code it registers */
 } step_t;
 
 struct demo_sim {
@@ -45,5 +53,9 @@ void demo_fmt_clock(int64_t ms, char out[6]);
 void demo_birth_as(const char *iso, int style, char out[11]);
 /* The child's age in whole years on the simulated day. */
 int demo_age(const demo_child_t *ch, int64_t ms);
+/* Whose consent counts for the child on that day, in the systems' words
+ * (docs/routing.md, "Whose consent counts"); adult: their word for a
+ * student or client of 18 or over. */
+const char *demo_given_by(const demo_child_t *ch, int64_t ms, const char *adult);
 
 #endif

@@ -150,25 +150,100 @@ static void care_row(demo_sim_t *s, const step_t *st, demo_kind_t k, row_t *w, c
     }
 }
 
-/* A redirect: the bus tells the new receiver nothing (the intake goes to
- * no one), so the two organisations hand the child over themselves, and
- * the new receiver's system records the referral's id (docs/demo.md). Its
- * steps begin a day or three later. */
-static void handover(demo_sim_t *s, const step_t *st, const char *to, demo_rng_t *g)
+/* A redirect: the new receiver hears of it from the intake, which the bus
+ * delivers on a consent that covers it (docs/routing.md, "Redirected"). So
+ * the redirecting organisation records the family's consent for that
+ * kind of organisation first, except in one case in seven: the family
+ * will not have its data passed on, and the intake waits for a consent
+ * that does not come (held, then expired). */
+static void redirect_consent(demo_sim_t *s, const step_t *st, demo_kind_t k, const char *to)
 {
-    demo_region_t *r = s->r;
-    char id[64] = "", code[16];
-    if (!strncmp(to, "Wijkteam ", 9))
-        snprintf(id, sizeof id, "wijkteam-%s", demo_district_code(atoi(to + 9) - 1, code));
-    step_t next = {.kind = ST_CARE, .child = st->child, .org = -1};
-    for (int i = 0; i < r->norgs && next.org < 0; i++)
-        if (id[0] ? !strcmp(r->orgs[i].id, id)
-                  : r->orgs[i].kind == (!strcmp(to, "GGD") ? DEMO_GGD : DEMO_PPO))
-            next.org = i;
-    if (next.org < 0) return;
-    memcpy(next.rid, st->rid, sizeof next.rid);
-    next.due = next.received = st->due + days(g, 1, 2);
-    demo_push(s, next);
+    demo_org_t *o = &s->r->orgs[st->org];
+    demo_child_t *ch = &s->r->children[st->child];
+    demo_rng_t g = demo_step_rng(s, st, 420);
+    if (demo_below(&g, 7) == 0) return;
+    char guid[33], date[11], until[11], birth[11], clock[6];
+    snprintf(guid, sizeof guid, "%016llx%016llx", (unsigned long long)demo_next(&g),
+             (unsigned long long)demo_next(&g));
+    const char *kind = !strncmp(to, "Wijkteam", 8) ? "Wijkteam" : to,
+               *by = demo_given_by(ch, st->due, "client 18+");
+    demo_fmt_clock(st->due, clock);
+    if (k == DEMO_SMW) {
+        demo_fmt_date(st->due, 0, date);
+        demo_fmt_date(st->due + 365 * DAY_MS, 0, until);
+        demo_birth_as(ch->birth, 0, birth);
+        demo_buf_add(
+            o, 0,
+            "D-%.12s;20;%s;%s;%s;;;%s;toestemming;%s;;;;;SMW-01;;;;;;%s;%s;%s;;%s;zorgstatus|contact;;\n",
+            st->rid, ch->bsn, birth, s->r->schools[ch->school].brinvest, st->rid, date, until, guid, by,
+            kind);
+    } else {
+        char team[16];
+        demo_fmt_date(st->due, 1, date);
+        demo_fmt_date(st->due + 365 * DAY_MS, 1, until);
+        demo_birth_as(ch->birth, 1, birth);
+        demo_buf_add(
+            o, 0,
+            "%s{\"casusnummer\":\"WT-%.12s\",\"regelnummer\":\"20\",\"team\":\"%s\",\"bsn\":\"%s\","
+            "\"geboortedatum\":\"%s\",\"brinvest\":\"%s\",\"wijk\":\"\",\"verwijzing_id\":\"%s\","
+            "\"datum\":\"%s\",\"tijd\":\"%s\",\"gebeurtenis\":\"toestemming\",\"toestemming_id\":\"%s\","
+            "\"toestemming_door\":\"%s\",\"gezag\":\"\",\"naar\":\"%s\",\"categorie\":\"zorgstatus|contact\","
+            "\"geldig_tot\":\"%s\",\"medewerker\":\"wt-01\"}",
+            o->rows[0] ? "," : "", st->rid, demo_district_name(o->district, team), ch->bsn, birth,
+            s->r->schools[ch->school].brinvest, st->rid, date, clock, guid, by, kind, until);
+    }
+}
+
+/* The step of the loop the family hears of at step c on path p, in the
+ * system's words (school social work, wijkteam); NULL: none new. */
+static const char *family_step(const step_t *st, demo_kind_t k)
+{
+    int p = st->path;
+    switch (st->step) {
+    case C_RECEIVED: return k == DEMO_SMW ? "aangemeld" : "aanmelding ontvangen";
+    case C_FIRST: return "eerste contact";
+    case C_INTAKE:
+        return p == P_SHORT || p == P_PREVENT ? "hulp gestart"
+               : p == P_DECLINED              ? (k == DEMO_SMW ? "afgewezen" : "gezin ziet af")
+               : p == P_REDIRECT              ? "doorverwezen"
+                                              : NULL;
+    case C_WAIT: return "wachtlijst";
+    case C_WAIT_START: return "hulp gestart";
+    case C_CLOSE: return "afgesloten";
+    default: return NULL;
+    }
+}
+
+/* School social work and the wijkteams tell the family of each step and
+ * say so (family_informed), the same day, nine times in ten; the tenth
+ * the family is not told in time, and the receiver is reminded. */
+static void family_row(demo_sim_t *s, const step_t *st, demo_kind_t k)
+{
+    static const char *const how[] = {"gesprek", "telefoon", "telefoon", "brief", "huisbezoek"};
+    const char *what = k == DEMO_SMW || k == DEMO_WIJKTEAM ? family_step(st, k) : NULL;
+    demo_rng_t g = demo_step_rng(s, st, 800 + (unsigned)st->step);
+    if (!what || demo_below(&g, 10) == 0) return;
+    demo_org_t *o = &s->r->orgs[st->org];
+    demo_child_t *ch = &s->r->children[st->child];
+    char date[11], clock[6], birth[11], team[16];
+    const char *brin = s->r->schools[ch->school].brinvest, *by = how[demo_below(&g, 5)];
+    demo_fmt_clock(st->due, clock);
+    if (k == DEMO_SMW) {
+        demo_fmt_date(st->due, 0, date);
+        demo_birth_as(ch->birth, 0, birth);
+        demo_buf_add(o, 0, "D-%.12s;%d;%s;%s;%s;;;%s;gezin geinformeerd;%s;;;;;SMW-01;;;;;;;;;;;;%s;%s\n",
+                     st->rid, 41 + st->step, ch->bsn, birth, brin, st->rid, date, what, by);
+    } else {
+        demo_fmt_date(st->due, 1, date);
+        demo_birth_as(ch->birth, 1, birth);
+        demo_buf_add(o, 0,
+                     "%s{\"casusnummer\":\"WT-%.12s\",\"regelnummer\":\"%d\",\"team\":\"%s\",\"bsn\":\"%s\","
+                     "\"geboortedatum\":\"%s\",\"brinvest\":\"%s\",\"wijk\":\"\",\"verwijzing_id\":\"%s\","
+                     "\"datum\":\"%s\",\"tijd\":\"%s\",\"gebeurtenis\":\"gezin geinformeerd\","
+                     "\"geinformeerd_over\":\"%s\",\"hoe\":\"%s\",\"medewerker\":\"wt-01\"}",
+                     o->rows[0] ? "," : "", st->rid, 41 + st->step, demo_district_name(o->district, team),
+                     ch->bsn, birth, brin, st->rid, date, clock, what, by);
+    }
 }
 
 static int care_step(demo_sim_t *s, step_t *st)
@@ -182,6 +257,7 @@ static int care_step(demo_sim_t *s, step_t *st)
     row_t w;
     char date[11], clock[6], birth[11], recv[11], buf[24] = "";
     care_row(s, st, k, &w, buf);
+    if (st->step == C_INTAKE && st->path == P_REDIRECT) redirect_consent(s, st, k, w.redirect);
     demo_fmt_clock(st->due, clock);
     const char *end = st->step == C_CLOSE ? "nee" : "";
     int no = st->step + 1;
@@ -189,9 +265,9 @@ static int care_step(demo_sim_t *s, step_t *st)
         demo_fmt_date(st->due, 0, date);
         demo_fmt_date(st->received, 0, recv);
         demo_birth_as(ch->birth, 0, birth);
-        demo_buf_add(o, 0, "D-%.12s;%d;%s;%s;%s;;%s;%s;%s;%s;%s;%s;%s;%s;SMW-01;%s;%s;%s;%s;%s;\n", st->rid,
-                     no, ch->bsn, birth, brin, recv, st->rid, w.what, date, w.outcome, w.redirect, w.reason,
-                     end, w.provider, w.wl, w.expected, w.goal, st->step == C_BRIDGE ? o->id : "");
+        demo_buf_add(o, 0, "D-%.12s;%d;%s;%s;%s;;%s;%s;%s;%s;%s;%s;%s;%s;SMW-01;%s;%s;%s;%s;%s;;;;;;;;\n",
+                     st->rid, no, ch->bsn, birth, brin, recv, st->rid, w.what, date, w.outcome, w.redirect,
+                     w.reason, end, w.provider, w.wl, w.expected, w.goal, st->step == C_BRIDGE ? o->id : "");
     } else if (k == DEMO_WIJKTEAM) {
         char team[16];
         demo_fmt_date(st->due, 1, date);
@@ -252,8 +328,8 @@ static int care_step(demo_sim_t *s, step_t *st)
                      st->step == C_INTAKE ? w.outcome : "", arrno, code, funded, a ? from : "",
                      a ? until : "", tlvno, kind, decision, a ? "" : from, a ? "" : until, w.reason, end);
     }
+    family_row(s, st, k);
     demo_rng_t g = demo_step_rng(s, st, 400 + (unsigned)st->step);
-    if (st->step == C_INTAKE && st->path == P_REDIRECT) handover(s, st, w.redirect, &g);
     if (st->step == C_INTAKE && k != DEMO_PPO && (st->path == P_SPECIAL || st->path == P_SPECIAL_BRIDGE))
         for (int i = 0; i < s->r->norgs; i++) /* specialised care needs the municipality's decision */
             if (s->r->orgs[i].kind == DEMO_GEMEENTE) {
@@ -418,7 +494,7 @@ static int withdraw_step(demo_sim_t *s, step_t *st)
     school_cols(s, st, date, clock, birth, wijk);
     demo_buf_add(&r->orgs[st->org], 1, "TS-%08llu-W;;%s;%s;;%s;%s;intrekking;%s;%s;%s;;;%s;;;IB-01;IB;\n",
                  (unsigned long long)st->story, ch->bsn, birth, r->schools[ch->school].brinvest, wijk, date,
-                 st->rid, st->to, demo_age(ch, st->due) >= 12 ? "jongere en ouders" : "ouders");
+                 st->rid, st->to, demo_given_by(ch, st->due, "leerling 18+"));
     return 1;
 }
 
@@ -451,6 +527,27 @@ static int beschikking_step(demo_sim_t *s, step_t *st)
     return 1;
 }
 
+/* The leerplicht office's system: a school's absence report registered
+ * (the office's own absence record of the same kind and period), or its
+ * follow-up of a thuiszitter (ongoing, with the reason as it sees it). */
+static int leerplicht_step(demo_sim_t *s, step_t *st)
+{
+    demo_child_t *ch = &s->r->children[st->child];
+    char date[11], birth[11], from[11], to[11], hours[12] = "";
+    demo_fmt_date(st->due, 0, date);
+    demo_birth_as(ch->birth, 0, birth);
+    demo_fmt_date(st->start, 0, from);
+    demo_fmt_date(st->received, 0, to);
+    if (st->path > 0) snprintf(hours, sizeof hours, "%d", st->path);
+    if (st->step == 0)
+        demo_buf_add(&s->r->orgs[st->org], 0, "LP-%s;1;%s;%s;verzuimmelding;%s;%s;%s;%s;%s;;\n", st->rid,
+                     ch->bsn, birth, date, st->to, hours, from, to);
+    else
+        demo_buf_add(&s->r->orgs[st->org], 0, "LP-%s;1;%s;%s;thuiszitter;%s;;;;;%s;%s\n", st->rid, ch->bsn,
+                     birth, date, st->to, from);
+    return 1;
+}
+
 int demo_step_run(demo_sim_t *s, step_t *st)
 {
     switch (st->kind) {
@@ -460,6 +557,7 @@ int demo_step_run(demo_sim_t *s, step_t *st)
     case ST_THUIS: return thuis_step(s, st);
     case ST_WITHDRAW: return withdraw_step(s, st);
     case ST_BESCHIKKING: return beschikking_step(s, st);
+    case ST_LEERPLICHT: return leerplicht_step(s, st);
     }
     return 0;
 }

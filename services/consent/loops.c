@@ -226,8 +226,43 @@ const ProtobufCBinaryData *consent_loop_id(const schakel_envelope_t *e, char *ta
     return NULL;
 }
 
+/* The referrer of the loop rid that receiver was delivered (a referral,
+ * or an earlier redirect) about subject, into out; 0 when none. */
+static int referrer_of(schakel_consent_t *c, MDB_txn *txn, const uint8_t rid[16], const char *receiver,
+                       const char *subject, char out[SCHAKEL_ID_MAX])
+{
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, c->deliveries, &cur) != 0) return 0;
+    uint8_t prefix[17];
+    prefix[0] = 'L';
+    memcpy(prefix + 1, rid, 16);
+    MDB_val k = {17, prefix}, v;
+    int ok = 0;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && !ok;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 18 || memcmp(k.mv_data, prefix, 17) != 0) break;
+        const char *ks = (const char *)k.mv_data + 17;
+        size_t rest = k.mv_size - 17, sl = strnlen(ks, rest);
+        if (sl == rest || sl >= SCHAKEL_ID_MAX || v.mv_size != sizeof(delivery_t)) continue;
+        size_t rl = rest - sl - 1;
+        if (rl != strlen(receiver) || memcmp(ks + sl + 1, receiver, rl) != 0) continue;
+        delivery_t d;
+        memcpy(&d, v.mv_data, sizeof d);
+        d.subject[sizeof d.subject - 1] = 0;
+        if (strcmp(subject, d.subject) != 0) continue;
+        memcpy(out, ks, sl);
+        out[sl] = 0;
+        ok = 1;
+    }
+    mdb_cursor_close(cur);
+    return ok;
+}
+
 /* Bookkeeping after a delivery: a delivered referral opens its loop, a
- * delivered report lets Veilig Thuis answer its reporter. */
+ * delivered report lets Veilig Thuis answer its reporter, and a receiver's
+ * intake redirected to x, delivered to x, makes x a receiver of the loop:
+ * news about it travels between x and the referrer on the ground the
+ * intake was delivered to x on (docs/feedback.md, "Redirected"). */
 int consent_delivered(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
                       const verdict_t *v)
 {
@@ -235,6 +270,15 @@ int consent_delivered(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope
     char tag;
     const ProtobufCBinaryData *id = consent_loop_id(e, &tag);
     if (id && id->len == 16) return record_delivery(c, txn, tag, id->data, e->source_org, x, e->subject, v);
+    if (e->type == SCHAKEL_EVENT(INTAKE) &&
+        e->intake->outcome == SCHAKEL__V1__INTAKE_OUTCOME__INTAKE_OUTCOME_REDIRECTED &&
+        e->intake->referral_id.len == 16 && !strcmp(e->intake->redirected_to, x)) {
+        char referrer[SCHAKEL_ID_MAX];
+        if (!referrer_of(c, txn, e->intake->referral_id.data, e->source_org, e->subject, referrer) ||
+            !strcmp(referrer, x))
+            return 0;
+        return record_delivery(c, txn, 'L', e->intake->referral_id.data, referrer, x, e->subject, v);
+    }
     if (e->type == SCHAKEL_EVENT(VEILIGTHUIS_REPORT) && e->veiligthuis_report->report_id.len == 16)
         return record_delivery(c, txn, 'V', e->veiligthuis_report->report_id.data, e->source_org, x,
                                e->subject, v);

@@ -28,6 +28,13 @@ static int del_history(schakel_feedback_t *f, MDB_txn *txn, const uint8_t key[16
         MDB_val k = {16, (void *)key}, v;
         rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
         if (rc || k.mv_size < 16 || memcmp(k.mv_data, key, 16) != 0) break;
+        /* a redirect's intake found the loop by its seq too */
+        MDB_val e;
+        if (k.mv_size == 24 &&
+            schakel_kv_get(txn, f->by_event, (const uint8_t *)k.mv_data + 16, 8, &e) == 0 &&
+            e.mv_size == 16 && memcmp(e.mv_data, key, 16) == 0 &&
+            (rc = del(txn, f->by_event, (const uint8_t *)k.mv_data + 16, 8)) != 0)
+            break;
         rc = mdb_cursor_del(cur, 0);
         if (rc) break;
     }

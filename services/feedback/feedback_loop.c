@@ -53,6 +53,21 @@ static void start_clock(schakel_feedback_t *f, loop_t *l, const char *receiver, 
     l->flags = (uint8_t)((l->flags & F_REDIRECTED) | F_DELIVERED);
 }
 
+/* A receiver's intake redirected the loop to org: org is the receiver
+ * from now on, and its clock starts when the consent service delivers it
+ * that intake (feedback_on_delivered; until then the loop has no clock,
+ * as a referral that is held). The intake's seq finds the loop. */
+static int redirect(schakel_feedback_t *f, MDB_txn *txn, const uint8_t key[16], loop_t *l, const char *org,
+                    uint64_t seq)
+{
+    uint8_t sk[8];
+    snprintf(l->receiver, sizeof l->receiver, "%s", org);
+    l->receiver_kind = feedback_kind_of(f, org);
+    l->flags = F_REDIRECTED;
+    schakel_put_be64(sk, seq);
+    return schakel_kv_put(txn, f->by_event, sk, 8, key, 16);
+}
+
 /* Moves the loop to state when that is a step forward; records it and
  * tells the referrer. Returns 0, or 1 when it was no step. */
 static int move(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const uint8_t key[16], loop_t *l,
@@ -164,8 +179,13 @@ int feedback_on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_log
         return 0;
     uint8_t key[16];
     memcpy(key, v.mv_data, 16);
-    if (feedback_load_loop(f, txn, key, &l) != 0 || memcmp(l.event_id, d->about_event_id.data, 16) != 0 ||
-        (l.flags & F_DELIVERED) || !l.open || !strcmp(d->recipient_org, l.referrer))
+    if (feedback_load_loop(f, txn, key, &l) != 0 || (l.flags & F_DELIVERED) || !l.open ||
+        !strcmp(d->recipient_org, l.referrer))
+        return 0;
+    /* the event that opened the loop, or a redirect's intake to the new
+     * receiver (the loop's receiver since the redirect) */
+    if (memcmp(l.event_id, d->about_event_id.data, 16) != 0 &&
+        (!(l.flags & F_REDIRECTED) || strcmp(d->recipient_org, l.receiver) != 0))
         return 0;
     /* a report's loop is with Veilig Thuis, whoever else may have it */
     if (l.origin == ORIGIN_REPORT &&
@@ -279,8 +299,7 @@ int feedback_on_loop_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_lo
         case SCHAKEL__V1__INTAKE_OUTCOME__INTAKE_OUTCOME_REDIRECTED:
             if (move(f, txn, out, key, &l, SCHAKEL_LOOP(REDIRECTED), rec, &rc) != 0 || rc) break;
             if (in->redirected_to[0] && strcmp(in->redirected_to, l.receiver) != 0) {
-                l.flags |= F_REDIRECTED;
-                start_clock(f, &l, in->redirected_to, day);
+                rc = redirect(f, txn, key, &l, in->redirected_to, rec->seq);
             } else {
                 rc = feedback_stalled(f, out, key, &l, SCHAKEL_LOOP(RECEIVED), day, rec->now);
             }

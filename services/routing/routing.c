@@ -14,6 +14,29 @@
 #include "error.h"
 #include "routing_impl.h"
 
+/* An intake with outcome redirected, from an organisation the referral
+ * was routed to (or an earlier redirect's): the organisation it names,
+ * when routed to, is one of the loop's organisations from now on, for
+ * news about the loop (case_lead, the target referral_loop). Nonzero on a
+ * store error. */
+static int redirect_joins_loop(schakel_routing_t *r, MDB_txn *txn, const schakel_envelope_t *env,
+                               const recipients_t *to)
+{
+    if (env->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_INTAKE ||
+        env->intake->outcome != SCHAKEL__V1__INTAKE_OUTCOME__INTAKE_OUTCOME_REDIRECTED ||
+        env->intake->referral_id.len != 16)
+        return 0;
+    uint8_t key[FLOW_KEY_MAX];
+    MDB_val v;
+    size_t n = routing_flow_key(key, 'R', &env->intake->referral_id, env->subject, env->source_org);
+    if (schakel_kv_get(txn, r->dbi_flows, key, n, &v) != 0) return 0;
+    for (size_t i = 0; i < to->n; i++)
+        if (!strcmp(to->org[i], env->intake->redirected_to))
+            return routing_remember_flow(txn, r->dbi_flows, 'R', &env->intake->referral_id, env->subject,
+                                         to->org[i], "", 0);
+    return 0;
+}
+
 static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out,
                            char *why)
 {
@@ -88,6 +111,9 @@ static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
             if (routing_remember_flow(txn, r->dbi_flows, 'R', &env->referral->referral_id, env->subject,
                                       to.org[i], "", 0))
                 goto store;
+
+    /* a receiver's redirect: the new organisation joins the loop */
+    if (redirect_joins_loop(r, txn, env, &to)) goto store;
 
     Schakel__V1__RoutedRecipient rr[MAX_RECIPIENTS], *rp[MAX_RECIPIENTS];
     for (size_t i = 0; i < to.n; i++) {

@@ -403,6 +403,62 @@ static void decree_days_from_the_directory_move_deadlines(void **state)
     assert_string_equal(s[0].due_on, "2028-05-31");
 }
 
+/* A redirect on a whole node: the wijkteam's intake redirected to the GGD
+ * reaches the GGD only on a consent that covers it (held, then released
+ * by the wijkteam's record of the parents' consent for the GGD); from
+ * then on the loop is the GGD's: its clock starts on that day, it is
+ * reminded when late, and its word that it has the referral reaches the
+ * school (docs/feedback.md, "Redirected"). */
+static void a_redirect_reaches_the_new_organisation_on_consent_and_the_loop_follows(void **state)
+{
+    (void)state;
+    char p[65], rid[33], json[1024], cid[33];
+    uint8_t in[16];
+    said_t s[16];
+    clock_to("2028-06-12T08:00:00Z"); /* Monday 12 June 2028 */
+    delivered_referral("loop-redirect", p, rid);
+    answer(p, rid, "referral_received", "\"received_on\":\"2028-06-12\"");
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"intake\",\"subject\":\"%s\",\"age_band\":\"under_12\",\"purpose\":\"support\","
+        "\"legal_basis\":\"consent\",\"categories\":[\"care_status\"],\"intake\":{\"referral_id\":\"%s\","
+        "\"intake_on\":\"2028-06-12\",\"outcome\":\"redirected\",\"redirected_to\":\"ggd-jgz\"}}",
+        p, rid);
+    uint64_t seq = publish(WIJKTEAM, json, in);
+    decisions_t ds;
+    wait_decisions_at(in, seq, 1, &ds);
+    assert_true(routed_to(&ds, "ggd-jgz"));
+    assert_non_null(find(&ds, "ggd-jgz", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_HOLD));
+    new_id(cid);
+    snprintf(json, sizeof json,
+             "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
+             "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"parents\","
+             "\"age_band\":\"under_12\",\"recipient_kind\":\"ggd\",\"purposes\":[\"support\",\"feedback\"],"
+             "\"valid_from\":\"2020-01-01\"}}",
+             p, cid);
+    publish(WIJKTEAM, json, NULL);
+    wait_decisions_at(in, seq, 2, &ds);
+    assert_non_null(find(&ds, "ggd-jgz", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
+    assert_true(received("ggd-jgz", in, 0));
+    wait_services(harness_head(H));
+    /* the GGD had it on Monday: received is due Wednesday 14th */
+    clock_to("2028-06-14T21:30:00Z");
+    assert_int_equal(in_stream("ggd-jgz", rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER), 0);
+    clock_to("2028-06-14T22:30:00Z");
+    assert_int_equal(in_stream_soon("ggd-jgz", rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER, 1), 1);
+    assert_int_equal(in_stream(WIJKTEAM, rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER), 0);
+    snprintf(json, sizeof json,
+             "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":"
+             "\"consent\",\"referral_received\":{\"referral_id\":\"%s\",\"received_on\":\"2028-06-15\"}}",
+             p, rid);
+    wait_services(publish("ggd-jgz", json, NULL));
+    size_t n = feedback_said(rid, s, 16);
+    assert_true(n >= 3);
+    assert_int_equal(s[n - 1].state, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_RECEIVED);
+    /* received from the wijkteam, redirected, received from the GGD */
+    assert_int_equal(in_stream_soon(SCHOOL, rid, SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_FEEDBACK_STATUS, 3), 3);
+}
+
 static void replay_yields_identical_loops_and_events(void **state)
 {
     (void)state;
@@ -446,6 +502,7 @@ int main(void)
         cmocka_unit_test(reused_referral_id_cannot_open_move_or_close_the_loop),
         cmocka_unit_test(reused_referral_id_of_a_delivered_referral_cannot_take_its_steps),
         cmocka_unit_test(decree_days_from_the_directory_move_deadlines),
+        cmocka_unit_test(a_redirect_reaches_the_new_organisation_on_consent_and_the_loop_follows),
         cmocka_unit_test(replay_yields_identical_loops_and_events),
     };
     return cmocka_run_group_tests(tests, setup, node_teardown);

@@ -200,6 +200,80 @@ static void a_hold_expires_after_the_hold_time_and_the_sender_is_told(void **sta
     schakel_consent_destroy(&c);
 }
 
+/* A routing decision that sends the event at seq (id) to org under rule. */
+static void routed(efx_t *fx, const char *p, uint64_t seq, const uint8_t id[16], const char *org,
+                   const char *rule)
+{
+    char hexid[33];
+    schakel_hex_encode(id, 16, hexid);
+    efx_feed(fx, "svc", NULL,
+             "{\"type\":\"routing_decision\",\"subject\":\"%s\",\"purpose\":\"bus\",\"legal_basis\":\"bus\","
+             "\"routing_decision\":{\"about_event_id\":\"%s\",\"about_seq\":%llu,"
+             "\"recipients\":[{\"org_id\":\"%s\",\"rule_id\":\"%s\"}]}}",
+             p, hexid, (unsigned long long)seq, org, rule);
+}
+
+/* The receiver's intake redirected to smw-1 is a delivery like any: held
+ * without a consent that covers smw-1, released by one. Once smw-1 has it,
+ * smw-1 is a receiver of the loop: that it received the referral reaches
+ * the referrer on the referral's own ground, as from the first receiver. */
+static void a_redirect_reaches_the_new_receiver_on_consent_and_joins_it_to_the_loop(void **state)
+{
+    (void)state;
+    schakel_consent_t *c;
+    efx_t *fx = open_consent(&c);
+    efx_directory(fx, efx_region(1, 0));
+    char p[65];
+    efx_child("consent-redirect", p);
+    parents_consent(fx, p, "3f0e0d0c0b0a09080706050403020100");
+    uint8_t ref[16];
+    uint64_t seq = routed_referral(fx, p, ref);
+    assert_int_equal(decision(fx, seq, ref)->outcome, O(DELIVER));
+    uint8_t iid[16];
+    uint64_t iseq = efx_feed(
+        fx, "wijkteam-zuid", iid,
+        "{\"type\":\"intake\",\"subject\":\"%s\",\"age_band\":\"under_12\",\"purpose\":\"support\","
+        "\"legal_basis\":\"consent\",\"categories\":[\"care_status\"],\"intake\":{\"referral_id\":"
+        "\"00112233445566778899aabbccddeeff\",\"intake_on\":\"2026-11-03\",\"outcome\":\"redirected\","
+        "\"redirected_to\":\"smw-1\"}}",
+        p);
+    routed(fx, p, iseq, iid, "smw-1", "intake/redirected-to");
+    assert_int_equal(fx->n_emitted, 1);
+    const Schakel__V1__ConsentDecision *d = fx->emitted[0]->consent_decision;
+    assert_string_equal(d->recipient_org, "smw-1");
+    assert_int_equal(d->outcome, O(HOLD)); /* the parents consented to a wijkteam, not to smw */
+    efx_feed(
+        fx, "wijkteam-zuid", NULL,
+        "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
+        "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"4f0e0d0c0b0a09080706050403020100\","
+        "\"given_by\":\"parents\",\"age_band\":\"under_12\",\"recipient_kind\":\"smw\","
+        "\"purposes\":[\"support\",\"feedback\"],\"valid_from\":\"2020-01-01\"}}",
+        p);
+    assert_int_equal(fx->n_emitted, 1);
+    d = fx->emitted[0]->consent_decision;
+    assert_string_equal(d->recipient_org, "smw-1");
+    assert_true(d->about_seq == iseq);
+    assert_int_equal(d->outcome, O(DELIVER));
+    efx_feed_emitted(fx, 0);
+    /* smw-1's word that it has the referral, for the referrer */
+    uint8_t rid[16];
+    uint64_t rseq =
+        efx_feed(fx, "smw-1", rid,
+                 "{\"type\":\"referral_received\",\"subject\":\"%s\",\"age_band\":\"under_12\",\"purpose\":"
+                 "\"feedback\",\"legal_basis\":\"consent\",\"categories\":[\"care_status\"],"
+                 "\"referral_received\":{\"referral_id\":\"00112233445566778899aabbccddeeff\","
+                 "\"received_on\":\"2026-11-04\"}}",
+                 p);
+    routed(fx, p, rseq, rid, "school-1", "explicit/addressees");
+    assert_int_equal(fx->n_emitted, 1);
+    d = fx->emitted[0]->consent_decision;
+    assert_string_equal(d->recipient_org, "school-1");
+    assert_int_equal(d->outcome, O(DELIVER));
+    assert_string_equal(d->rule_id, "consent/referral-loop-minimal");
+    efx_close(&fx);
+    schakel_consent_destroy(&c);
+}
+
 /* A signal about p by org: the verwijsindex enters org for the child. */
 static void signal_by(efx_t *fx, const char *org, const char *p)
 {
@@ -338,6 +412,7 @@ int main(void)
         cmocka_unit_test(a_referral_without_consent_is_held_until_a_consent_releases_it),
         cmocka_unit_test(a_consent_of_a_group_not_committed_is_not_used_from_memory),
         cmocka_unit_test(a_hold_expires_after_the_hold_time_and_the_sender_is_told),
+        cmocka_unit_test(a_redirect_reaches_the_new_receiver_on_consent_and_joins_it_to_the_loop),
         cmocka_unit_test(a_hold_expired_in_a_group_not_committed_expires_again),
         cmocka_unit_test(a_second_signal_moves_the_match_deadline),
         cmocka_unit_test(the_same_log_gives_the_same_bytes),

@@ -149,12 +149,95 @@ static void an_erased_childs_loop_is_gone_as_a_replay_never_opened_it(void **sta
     schakel_feedback_destroy(&f);
 }
 
+/* The reminders of a step not reached (not of a family not told), and
+ * the last of them in *last. */
+static size_t step_reminders(const efx_t *fx, const Schakel__V1__LoopReminder **last)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < fx->n_emitted; i++) {
+        const schakel_envelope_t *e = fx->emitted[i];
+        if ((int)e->type != T(LOOP_REMINDER) ||
+            e->loop_reminder->waiting_for >= SCHAKEL__V1__LOOP_STATE__LOOP_STATE_FAMILY_INFORMED_OF_RECEIVED)
+            continue;
+        n++;
+        if (last) *last = e->loop_reminder;
+    }
+    return n;
+}
+
+/* A receiver's intake that redirects the loop: the new receiver's clock
+ * starts when the consent service delivers it that intake, not at the
+ * intake (a redirect held for want of consent has no clock, as a held
+ * referral); from then on its deadlines are its own. */
+static void a_redirect_starts_the_new_receivers_clock_when_the_intake_reaches_it(void **state)
+{
+    (void)state;
+    schakel_feedback_t *f;
+    efx_t *fx = open_feedback(&f);
+    delivered_referral(fx, "feedback-redirect");
+    char p[65], hexid[33];
+    efx_child("feedback-redirect", p);
+    efx_tick(fx, EFX_START + 1 * EFX_DAY);
+    efx_feed(fx, "wijkteam-noord", NULL,
+             "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":"
+             "\"consent\",\"referral_received\":{\"referral_id\":\"%s\",\"received_on\":\"2026-11-03\"}}",
+             p, RID);
+    uint8_t iid[16];
+    uint64_t iseq =
+        efx_feed(fx, "wijkteam-noord", iid,
+                 "{\"type\":\"intake\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":"
+                 "\"consent\",\"categories\":[\"care_status\"],\"intake\":{\"referral_id\":\"%s\","
+                 "\"intake_on\":\"2026-11-03\",\"outcome\":\"redirected\",\"redirected_to\":\"smw-1\"}}",
+                 p, RID);
+    assert_int_equal(efx_count(fx, T(FEEDBACK_STATUS)), 1);
+    assert_int_equal(fx->emitted[0]->feedback_status->state, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_REDIRECTED);
+    /* not delivered to smw-1 yet: no clock, no reminder to anyone */
+    for (int d = 2; d <= 7; d++) {
+        efx_tick(fx, EFX_START + d * EFX_DAY);
+        assert_int_equal(step_reminders(fx, NULL), 0);
+    }
+    /* a delivery of the intake to someone else starts nothing */
+    schakel_hex_encode(iid, 16, hexid);
+    const char *deliver =
+        "{\"type\":\"consent_decision\",\"subject\":\"%s\",\"purpose\":\"bus\",\"legal_basis\":\"bus\","
+        "\"consent_decision\":{\"about_event_id\":\"%s\",\"about_seq\":%llu,\"recipient_org\":\"%s\","
+        "\"outcome\":\"deliver\",\"legal_basis\":\"consent\",\"rule_id\":\"consent/released\"}}";
+    efx_feed(fx, "svc", NULL, deliver, p, hexid, (unsigned long long)iseq, "wijkteam-zuid");
+    /* Monday 9th: the consent service delivers it to smw-1 */
+    efx_feed(fx, "svc", NULL, deliver, p, hexid, (unsigned long long)iseq, "smw-1");
+    efx_tick(fx, EFX_START + 8 * EFX_DAY);
+    efx_tick(fx, EFX_START + 9 * EFX_DAY);
+    assert_int_equal(step_reminders(fx, NULL), 0);
+    /* Thursday 12th: smw-1 has not said it received it in 2 working days */
+    efx_tick(fx, EFX_START + 10 * EFX_DAY);
+    const Schakel__V1__LoopReminder *r = NULL;
+    assert_int_equal(step_reminders(fx, &r), 1);
+    assert_string_equal(r->to_org, "smw-1");
+    assert_int_equal(r->waiting_for, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_RECEIVED);
+    assert_string_equal(r->due_on, "2026-11-11");
+    /* smw-1 moves the loop now, the old receiver no more */
+    efx_feed(fx, "wijkteam-noord", NULL,
+             "{\"type\":\"first_contact\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":"
+             "\"consent\",\"first_contact\":{\"referral_id\":\"%s\",\"contact_on\":\"2026-11-12\"}}",
+             p, RID);
+    assert_int_equal(efx_count(fx, T(FEEDBACK_STATUS)), 0);
+    efx_feed(fx, "smw-1", NULL,
+             "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":"
+             "\"consent\",\"referral_received\":{\"referral_id\":\"%s\",\"received_on\":\"2026-11-12\"}}",
+             p, RID);
+    assert_int_equal(efx_count(fx, T(FEEDBACK_STATUS)), 1);
+    assert_int_equal(fx->emitted[0]->feedback_status->state, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_RECEIVED);
+    efx_close(&fx);
+    schakel_feedback_destroy(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_delivered_referral_past_its_deadline_earns_one_reminder),
         cmocka_unit_test(a_referral_received_in_time_tells_the_referrer_and_earns_no_reminder),
         cmocka_unit_test(an_erased_childs_loop_is_gone_as_a_replay_never_opened_it),
+        cmocka_unit_test(a_redirect_starts_the_new_receivers_clock_when_the_intake_reaches_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

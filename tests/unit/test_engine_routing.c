@@ -88,6 +88,50 @@ static void a_referral_to_a_wijkteam_routes_by_the_childs_district(void **state)
     schakel_routing_destroy(&r);
 }
 
+/* A receiver's intake redirected to another organisation goes to that
+ * organisation (rule intake/redirected-to), which then is one of the
+ * loop's organisations: a case lead about the referral reaches it. */
+static void a_redirected_intake_goes_to_the_organisation_it_names(void **state)
+{
+    (void)state;
+    schakel_routing_t *r;
+    efx_t *fx = open_routing(&r);
+    efx_directory(fx, efx_region(1, 0));
+    uint8_t id[16];
+    const char *rule = NULL;
+    uint64_t seq = referral(fx, "routing-redirect", "noord", id);
+    assert_string_equal(routed_to(fx, seq, id, NULL), "wijkteam-noord");
+    char p[65];
+    efx_child("routing-redirect", p);
+    const char *intake =
+        "{\"type\":\"intake\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":\"consent\","
+        "\"categories\":[\"care_status\"],\"intake\":{\"referral_id\":\"0123456789abcdef0123456789abcdef\","
+        "\"intake_on\":\"2026-11-03\",\"outcome\":\"%s\"%s}}";
+    seq = efx_feed(fx, "wijkteam-noord", id, intake, p, "short_help", "");
+    assert_null(routed_to(fx, seq, id, NULL));
+    seq = efx_feed(fx, "wijkteam-noord", id, intake, p, "redirected", ",\"redirected_to\":\"smw-1\"");
+    assert_string_equal(routed_to(fx, seq, id, &rule), "smw-1");
+    assert_string_equal(rule, "intake/redirected-to");
+    /* a school is no organisation to redirect to: refused, the publisher told */
+    seq = efx_feed(fx, "wijkteam-noord", id, intake, p, "redirected", ",\"redirected_to\":\"school-1\"");
+    assert_null(routed_to(fx, seq, id, NULL));
+    assert_int_equal(fx->emitted[0]->routing_decision->n_refused, 1);
+    assert_string_equal(fx->emitted[0]->routing_decision->refused[0]->reason_code, "kind_not_allowed");
+    /* the case lead of the referral reaches the new receiver too */
+    seq = efx_feed(
+        fx, "school-1", id,
+        "{\"type\":\"case_lead\",\"subject\":\"%s\",\"purpose\":\"coordination\",\"legal_basis\":"
+        "\"consent\",\"case_lead\":{\"lead_org\":\"wijkteam-noord\",\"since\":\"2026-11-04\","
+        "\"referral_id\":\"0123456789abcdef0123456789abcdef\",\"lead\":{\"role\":\"social_worker\"}}}",
+        p);
+    const Schakel__V1__RoutingDecision *d = fx->emitted[0]->routing_decision;
+    int smw = 0;
+    for (size_t i = 0; i < d->n_recipients; i++) smw |= !strcmp(d->recipients[i]->org_id, "smw-1");
+    assert_true(smw);
+    efx_close(&fx);
+    schakel_routing_destroy(&r);
+}
+
 static void the_directory_in_force_on_the_log_decides(void **state)
 {
     (void)state;
@@ -254,6 +298,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_referral_to_a_wijkteam_routes_by_the_childs_district),
         cmocka_unit_test(the_directory_in_force_on_the_log_decides),
+        cmocka_unit_test(a_redirected_intake_goes_to_the_organisation_it_names),
         cmocka_unit_test(the_rules_on_the_log_decide_and_a_bad_or_foreign_update_changes_nothing),
         cmocka_unit_test(an_erased_childs_referrer_is_forgotten_as_a_replay_never_learnt_it),
     };
