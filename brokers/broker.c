@@ -33,6 +33,7 @@
 
 #include "broker_impl.h"
 #include "fileio.h"
+#include "store_jetstream.h"
 
 /* Reads one command; returns 1 if one was handled, 0 if none waited. */
 static int handle_one(schakel_broker_t *b)
@@ -232,7 +233,14 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     o.checkpoint_ms = cfg->checkpoint_ms;
     o.map_initial = cfg->map_initial;
     o.map_max = cfg->map_max;
-    b->store = schakel_store_open_lmdb(&o, why);
+    if (cfg->log_url) {
+        /* the log on a replicated stream; LMDB under log/ is its local index */
+        schakel_jetstream_options_t jo = {.local = o, .url = cfg->log_url};
+        b->store = schakel_store_open_jetstream(&jo, why);
+        memset(jo.local.master_key, 0, sizeof jo.local.master_key);
+    } else {
+        b->store = schakel_store_open_lmdb(&o, why);
+    }
     memset(o.master_key, 0, sizeof o.master_key);
     if (!b->store) goto fail;
     reader_check(b, schakel_wall_ms(), 1);
