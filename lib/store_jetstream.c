@@ -8,17 +8,30 @@
  * index does not (a crash between the two, a failed group) is applied at
  * open and before the next append. The writer's thread only. */
 #include <nats/nats.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error.h"
 #include "logging.h"
 #include "store_jetstream.h"
 #include "store_lmdb_impl.h"
 
+/* The acknowledgments of the group being published, filled by on_ack on
+ * the client library's thread. */
 typedef struct {
-    schakel_store_ops_t ops;        /* LMDB's, but for what this file does */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t first, n; /* seqs first .. first + n - 1 */
+    uint64_t acked, answered;
+    int failed;
+    char err[200];
+} acks_t;
+
+typedef struct {
+    schakel_store_ops_t ops;         /* LMDB's, but for what this file does */
     const schakel_store_ops_t *lmdb; /* LMDB's own */
     natsOptions *no;
     natsConnection *nc;
@@ -27,6 +40,7 @@ typedef struct {
     char subject[12 + SCHAKEL_JS_REGION_MAX + 1];
     int64_t wait_ms;
     int behind; /* a publish failed: the stream may hold records the index has not */
+    acks_t acks;
 } js_t;
 
 static int nats_fail(char *why, int code, const char *what, natsStatus s, jsErrCode e)
@@ -35,41 +49,98 @@ static int nats_fail(char *why, int code, const char *what, natsStatus s, jsErrC
     return schakel_fail(why, code, "%s: %s", what, natsStatus_GetText(s));
 }
 
+/* The seq a message was published for: expected last sequence + 1. */
+static uint64_t seq_of(natsMsg *m)
+{
+    const char *v = NULL;
+    if (natsMsgHeader_Get(m, "Nats-Expected-Last-Sequence", &v) != NATS_OK || !v) return 1;
+    return strtoull(v, NULL, 10) + 1;
+}
+
+static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    (void)js;
+    acks_t *a = closure;
+    uint64_t seq = seq_of(msg);
+    pthread_mutex_lock(&a->lock);
+    if (seq >= a->first && seq < a->first + a->n) { /* else a late answer to an abandoned group */
+        a->answered++;
+        if (pa && !pa->Duplicate && pa->Sequence == seq) {
+            a->acked++;
+        } else if (!a->failed) {
+            a->failed = 1;
+            if (pa)
+                snprintf(a->err, sizeof a->err, "the stream put record %llu at %llu: not this index's head",
+                         (unsigned long long)seq, (unsigned long long)pa->Sequence);
+            else if (pae && pae->ErrCode == JSStreamWrongLastSequenceErr)
+                snprintf(
+                    a->err, sizeof a->err,
+                    "record %llu: the stream's head is not this broker's (another writer, or records not "
+                    "applied here yet)",
+                    (unsigned long long)seq);
+            else if (pae && pae->ErrCode)
+                snprintf(a->err, sizeof a->err, "record %llu: %s (JetStream error %d)",
+                         (unsigned long long)seq, natsStatus_GetText(pae->Err), (int)pae->ErrCode);
+            else
+                snprintf(a->err, sizeof a->err, "record %llu: %s", (unsigned long long)seq,
+                         pae ? natsStatus_GetText(pae->Err) : "no answer");
+        }
+        pthread_cond_broadcast(&a->cond);
+    }
+    pthread_mutex_unlock(&a->lock);
+    natsMsg_Destroy(msg);
+}
+
+/* Every record of the group is published at once (each with its expected
+ * last sequence, so the stream takes them only in this order, right after
+ * the index's head), then the answers are awaited: at most wait_ms. */
 static int js_replicate(void *arg, const lmdb_repl_msg_t *m, size_t n, char *why)
 {
     js_t *j = arg;
-    for (size_t i = 0; i < n; i++) {
+    acks_t *a = &j->acks;
+    pthread_mutex_lock(&a->lock);
+    a->first = m[0].seq;
+    a->n = n;
+    a->acked = a->answered = 0;
+    a->failed = 0;
+    a->err[0] = 0;
+    pthread_mutex_unlock(&a->lock);
+    natsStatus s = NATS_OK;
+    size_t sent = 0;
+    for (; sent < n && s == NATS_OK; sent++) {
         jsPubOptions po;
         jsPubOptions_Init(&po);
-        po.MsgId = m[i].msg_id;
+        po.MsgId = m[sent].msg_id;
         po.ExpectStream = j->stream;
-        po.ExpectLastSeq = m[i].seq - 1; /* 0 is "no expectation": the open checked the stream was empty */
+        po.ExpectLastSeq = m[sent].seq - 1; /* 0 is "no expectation": the open checked the stream was empty */
         po.MaxWait = j->wait_ms;
-        jsPubAck *ack = NULL;
-        jsErrCode e = 0;
-        natsStatus s = js_Publish(&ack, j->js, j->subject, m[i].data, (int)m[i].len, &po, &e);
-        if (s != NATS_OK) {
-            j->behind = 1;
-            char what[96];
-            snprintf(what, sizeof what, "the replicated log did not store record %llu",
-                     (unsigned long long)m[i].seq);
-            if (e == JSStreamWrongLastSequenceErr)
-                return schakel_fail(why, SCHAKEL_ESTORE,
-                                    "%s: the stream's head is not this broker's (another writer, or records not "
-                                    "applied here yet)",
-                                    what);
-            return nats_fail(why, s == NATS_TIMEOUT ? SCHAKEL_ETIMEOUT : SCHAKEL_ESTORE, what, s, e);
-        }
-        int bad = ack->Duplicate || ack->Sequence != m[i].seq;
-        uint64_t got = ack->Sequence;
-        jsPubAck_Destroy(ack);
-        if (bad) {
-            j->behind = 1;
-            return schakel_fail(why, SCHAKEL_ESTORE, "the stream put record %llu at %llu: not this index's head",
-                                (unsigned long long)m[i].seq, (unsigned long long)got);
-        }
+        natsMsg *msg = NULL;
+        s = natsMsg_Create(&msg, j->subject, NULL, (const char *)m[sent].data, (int)m[sent].len);
+        if (s == NATS_OK) s = js_PublishMsgAsync(j->js, &msg, &po);
+        natsMsg_Destroy(msg); /* NULL once the library took it */
     }
-    return 0;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(j->wait_ms / 1000) + 1;
+    pthread_mutex_lock(&a->lock);
+    while (s == NATS_OK && !a->failed && a->answered < n &&
+           pthread_cond_timedwait(&a->cond, &a->lock, &until) == 0) {
+    }
+    int ok = s == NATS_OK && !a->failed && a->acked == n;
+    char err[sizeof a->err];
+    memcpy(err, a->err, sizeof err);
+    a->n = 0; /* answers from here on are for no group */
+    pthread_mutex_unlock(&a->lock);
+    if (ok) return 0;
+    natsMsgList pending;
+    if (js_PublishAsyncGetPendingList(&pending, j->js) == NATS_OK) natsMsgList_Destroy(&pending);
+    j->behind = 1; /* some of the group may be on the stream: applied before the next append */
+    if (s != NATS_OK)
+        return nats_fail(why, SCHAKEL_ESTORE, "the replicated log did not take the records", s, 0);
+    if (!err[0])
+        return schakel_fail(why, SCHAKEL_ETIMEOUT, "the replicated log did not answer in %lld ms: no quorum?",
+                            (long long)j->wait_ms);
+    return schakel_fail(why, SCHAKEL_ESTORE, "the replicated log did not store %s", err);
 }
 
 /* Applies every record the stream holds after the index's head. */
@@ -82,19 +153,22 @@ static int catch_up(lmdb_store_t *st, js_t *j, char *why)
     uint64_t first = si->State.FirstSeq, last = si->State.LastSeq, msgs = si->State.Msgs;
     jsStreamInfo_Destroy(si);
     if (last < st->head.seq)
-        return schakel_fail(why, SCHAKEL_ECORRUPT,
-                            "the local index holds %llu records, stream %s only %llu: another region's index, or "
-                            "the stream was lost (docs/scale-out.md)",
-                            (unsigned long long)st->head.seq, j->stream, (unsigned long long)last);
+        return schakel_fail(
+            why, SCHAKEL_ECORRUPT,
+            "the local index holds %llu records, stream %s only %llu: another region's index, or "
+            "the stream was lost (docs/scale-out.md)",
+            (unsigned long long)st->head.seq, j->stream, (unsigned long long)last);
     if (last && (first != 1 || msgs != last))
-        return schakel_fail(why, SCHAKEL_ECORRUPT, "stream %s lost records (first %llu, %llu of %llu)", j->stream,
-                            (unsigned long long)first, (unsigned long long)msgs, (unsigned long long)last);
+        return schakel_fail(why, SCHAKEL_ECORRUPT, "stream %s lost records (first %llu, %llu of %llu)",
+                            j->stream, (unsigned long long)first, (unsigned long long)msgs,
+                            (unsigned long long)last);
     uint64_t from = st->head.seq;
     for (uint64_t seq = st->head.seq + 1; seq <= last; seq++) {
         natsMsg *m = NULL;
         s = js_GetMsg(&m, j->js, j->stream, seq, NULL, &e);
         if (s != NATS_OK) return nats_fail(why, SCHAKEL_ESTORE, "read the stream", s, e);
-        int rc = lmdb_repl_apply(st, (const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), why);
+        int rc =
+            lmdb_repl_apply(st, (const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), why);
         natsMsg_Destroy(m);
         if (rc) return rc;
     }
@@ -105,7 +179,8 @@ static int catch_up(lmdb_store_t *st, js_t *j, char *why)
     return 0;
 }
 
-static int js_append_deferred(schakel_store_t *s, schakel_append_batch_t *b, size_t n, int64_t now_ms, char *why)
+static int js_append_deferred(schakel_store_t *s, schakel_append_batch_t *b, size_t n, int64_t now_ms,
+                              char *why)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     js_t *j = st->repl_arg;
@@ -134,9 +209,12 @@ static int js_erase_subject(schakel_store_t *s, const char *subject)
 
 static void js_free(js_t *j)
 {
+    if (j->nc) natsConnection_Close(j->nc); /* no ack handler runs after this */
     if (j->js) jsCtx_Destroy(j->js);
     if (j->nc) natsConnection_Destroy(j->nc);
     if (j->no) natsOptions_Destroy(j->no);
+    pthread_mutex_destroy(&j->acks.lock);
+    pthread_cond_destroy(&j->acks.cond);
     free(j);
 }
 
@@ -172,6 +250,8 @@ static int js_connect(js_t *j, const schakel_js_url_t *u, const char *url, char 
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = j->wait_ms;
+    jo.PublishAsync.AckHandler = on_ack;
+    jo.PublishAsync.AckHandlerClosure = &j->acks;
     s = natsConnection_JetStream(&j->js, j->nc, &jo);
     return s == NATS_OK ? 0 : nats_fail(why, SCHAKEL_ECONFIG, "JetStream context", s, 0);
 }
@@ -216,13 +296,20 @@ schakel_store_t *schakel_store_open_jetstream(const schakel_jetstream_options_t 
     }
     js_t *j = calloc(1, sizeof *j);
     if (!j) return NULL;
+    pthread_mutex_init(&j->acks.lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->acks.cond, &ca);
+    pthread_condattr_destroy(&ca);
     j->wait_ms = opts->wait_ms > 0 ? opts->wait_ms : 5000;
     snprintf(j->stream, sizeof j->stream, "SCHAKEL_%s", u.region);
     for (char *c = j->stream; *c; c++) /* the region is [a-z0-9-]: one stream name per region */
         *c = *c == '-' ? '_' : (*c >= 'a' && *c <= 'z') ? (char)(*c - 'a' + 'A') : *c;
     snprintf(j->subject, sizeof j->subject, "schakel.%s.log", u.region);
     schakel_store_t *s = NULL;
-    if (js_connect(j, &u, opts->url, why) != 0 || ensure_stream(j, opts->replicas > 0 ? opts->replicas : 3, why) != 0)
+    if (js_connect(j, &u, opts->url, why) != 0 ||
+        ensure_stream(j, opts->replicas > 0 ? opts->replicas : 3, why) != 0)
         goto fail;
     s = schakel_store_open_lmdb(&opts->local, why);
     if (!s) goto fail;

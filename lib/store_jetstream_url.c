@@ -27,8 +27,7 @@ int schakel_js_url_parse(const char *url, schakel_js_url_t *out, char *why)
 {
     memset(out, 0, sizeof *out);
     const char *p = url && !strncmp(url, "nats://", 7) ? url + 7 : NULL;
-    if (!p)
-        return schakel_fail(why, SCHAKEL_EINVAL, "--log: give nats://host:port[,host:port...][/region]");
+    if (!p) return schakel_fail(why, SCHAKEL_EINVAL, "--log: give nats://host:port[,host:port...][/region]");
     const char *slash = strchr(p, '/');
     const char *end = slash ? slash : p + strlen(p);
     while (p < end) {
@@ -48,8 +47,10 @@ int schakel_js_url_parse(const char *url, schakel_js_url_t *out, char *why)
         return schakel_fail(why, SCHAKEL_EINVAL, "--log: the region after '/' has 1 to %d characters",
                             SCHAKEL_JS_REGION_MAX);
     for (size_t i = 0; i < rl; i++)
-        if (!((region[i] >= 'a' && region[i] <= 'z') || (region[i] >= '0' && region[i] <= '9') || region[i] == '-'))
-            return schakel_fail(why, SCHAKEL_EINVAL, "--log: the region is lower-case letters, digits and '-'");
+        if (!((region[i] >= 'a' && region[i] <= 'z') || (region[i] >= '0' && region[i] <= '9') ||
+              region[i] == '-'))
+            return schakel_fail(why, SCHAKEL_EINVAL,
+                                "--log: the region is lower-case letters, digits and '-'");
     memcpy(out->region, region, rl + 1);
     return 0;
 }

@@ -68,7 +68,8 @@ static int gather(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel__V
     MDB_val k = {8, p->seqkey}, v;
     int rc = mdb_get(txn, st->proofs, &k, &v);
     if (rc == 0)
-        add_put(p, SCHAKEL__V1__REPLICATED_TABLE__REPLICATED_TABLE_PROOFS, p->seqkey, 8, v.mv_data, v.mv_size);
+        add_put(p, SCHAKEL__V1__REPLICATED_TABLE__REPLICATED_TABLE_PROOFS, p->seqkey, 8, v.mv_data,
+                v.mv_size);
     else if (rc != MDB_NOTFOUND) return lmdb_err(rc, why, "read proof to replicate");
     MDB_val kk = {b->key_id.len, b->key_id.data};
     rc = mdb_get(txn, st->keys, &kk, &v);
@@ -97,7 +98,8 @@ static int make_msg(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const schakel_
         v.mv_size > HDR_LEN
             ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN)
             : NULL;
-    if (!b) return schakel_fail(why, SCHAKEL_ECORRUPT, "record %llu does not decode", (unsigned long long)seq);
+    if (!b)
+        return schakel_fail(why, SCHAKEL_ECORRUPT, "record %llu does not decode", (unsigned long long)seq);
     puts_t p;
     rc = puts_init(&p, it ? it->n_index + it->n_fanout : 0);
     if (rc == 0) rc = gather(st, txn, seq, b, it, &p, why);
@@ -112,7 +114,8 @@ static int make_msg(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const schakel_
         m->data = malloc(m->len);
         if (!m->data) rc = SCHAKEL_ENOMEM;
         else schakel__v1__replicated_record__pack(&r, m->data);
-        size_t o = (size_t)snprintf(m->msg_id, sizeof m->msg_id, "%.64s/", b->source_org ? b->source_org : "");
+        size_t o =
+            (size_t)snprintf(m->msg_id, sizeof m->msg_id, "%.64s/", b->source_org ? b->source_org : "");
         for (size_t i = 0; i < b->event_id.len && i < 16; i++)
             o += (size_t)snprintf(m->msg_id + o, sizeof m->msg_id - o, "%02x", b->event_id.data[i]);
     }
@@ -132,9 +135,11 @@ int lmdb_repl_publish(lmdb_store_t *st, MDB_txn *txn, uint64_t before, const sch
     for (size_t i = 0; rc == 0 && i < n; i++)
         for (size_t j = 0; j < batches[i].n_items; j++) {
             const schakel_append_item_t *it = &batches[i].items[j];
-            if (!it->duplicate && it->seq > before && it->seq <= st->head.seq) items[it->seq - before - 1] = it;
+            if (!it->duplicate && it->seq > before && it->seq <= st->head.seq)
+                items[it->seq - before - 1] = it;
         }
-    for (size_t i = 0; rc == 0 && i < count; i++) rc = make_msg(st, txn, before + 1 + i, items[i], &msgs[i], why);
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        rc = make_msg(st, txn, before + 1 + i, items[i], &msgs[i], why);
     if (rc == 0) rc = st->replicate(st->repl_arg, msgs, count, why);
     for (size_t i = 0; msgs && i < count; i++) free(msgs[i].data);
     free(msgs);
@@ -159,17 +164,22 @@ static int check_next(lmdb_store_t *st, const Schakel__V1__ReplicatedRecord *r, 
                       Schakel__V1__RecordBody **body, char *why)
 {
     const uint8_t *rec = r->record.data;
-    *body = r->record.len > HDR_LEN ? schakel__v1__record_body__unpack(NULL, r->record.len - HDR_LEN, rec + HDR_LEN)
-                                    : NULL;
-    if (!*body) return schakel_fail(why, SCHAKEL_ECORRUPT, "stream record %llu does not decode", (unsigned long long)seq);
+    *body = r->record.len > HDR_LEN
+                ? schakel__v1__record_body__unpack(NULL, r->record.len - HDR_LEN, rec + HDR_LEN)
+                : NULL;
+    if (!*body)
+        return schakel_fail(why, SCHAKEL_ECORRUPT, "stream record %llu does not decode",
+                            (unsigned long long)seq);
     uint8_t h[SCHAKEL_SHA256_LEN];
     lmdb_chain_hash(seq, st->head.hash, rec + HDR_LEN, r->record.len - HDR_LEN, h);
     if ((*body)->seq != seq || memcmp(rec, st->head.hash, 32) != 0 || memcmp(rec + 32, h, 32) != 0)
-        return schakel_fail(why, SCHAKEL_ECORRUPT,
-                            "stream record %llu does not extend the local chain (head %llu): not this log's stream",
-                            (unsigned long long)seq, (unsigned long long)st->head.seq);
+        return schakel_fail(
+            why, SCHAKEL_ECORRUPT,
+            "stream record %llu does not extend the local chain (head %llu): not this log's stream",
+            (unsigned long long)seq, (unsigned long long)st->head.seq);
     if ((*body)->event_id.len != 16)
-        return schakel_fail(why, SCHAKEL_ECORRUPT, "stream record %llu has no event id", (unsigned long long)seq);
+        return schakel_fail(why, SCHAKEL_ECORRUPT, "stream record %llu has no event id",
+                            (unsigned long long)seq);
     return 0;
 }
 
@@ -190,7 +200,8 @@ static int apply_in(lmdb_store_t *st, MDB_txn *txn, const Schakel__V1__Replicate
         int ok;
         MDB_dbi dbi = table_of(st, u->table, &ok);
         if (!ok || u->key.len == 0 || u->key.len > 511)
-            return schakel_fail(why, SCHAKEL_ECORRUPT, "stream record %llu: unknown write", (unsigned long long)seq);
+            return schakel_fail(why, SCHAKEL_ECORRUPT, "stream record %llu: unknown write",
+                                (unsigned long long)seq);
         MDB_val pk = {u->key.len, u->key.data}, pv = {u->value.len, u->value.data};
         /* a data key is carried by every record that uses it: the first wins */
         unsigned flags = dbi == st->keys ? MDB_NOOVERWRITE : 0;
@@ -206,7 +217,9 @@ int lmdb_repl_apply(lmdb_store_t *st, const uint8_t *msg, size_t len, char *why)
 {
     uint64_t seq = st->head.seq + 1;
     Schakel__V1__ReplicatedRecord *r = schakel__v1__replicated_record__unpack(NULL, len, msg);
-    if (!r) return schakel_fail(why, SCHAKEL_ECORRUPT, "stream message %llu does not decode", (unsigned long long)seq);
+    if (!r)
+        return schakel_fail(why, SCHAKEL_ECORRUPT, "stream message %llu does not decode",
+                            (unsigned long long)seq);
     Schakel__V1__RecordBody *b = NULL;
     int rc = check_next(st, r, seq, &b, why);
     if (rc == 0) rc = lmdb_ensure_room(st, len + 512, why);

@@ -64,7 +64,8 @@ static void acked_events_survive_killing_the_stream_leader(void **state)
         nats_cluster_kill(C, leader);
         long long t = wait_acks(at_kill, 3 * 20 * PUBLISHERS, 60000);
         int next = nats_cluster_stream_leader(C, STREAM, 10000);
-        printf("jetstream failover: round %d: SIGKILL of stream leader n%d with %zu ACKed; ACKs again after %lld "
+        printf("jetstream failover: round %d: SIGKILL of stream leader n%d with %zu ACKed; ACKs again after "
+               "%lld "
                "ms; new leader n%d\n",
                round + 1, leader + 1, at_kill, t, next + 1);
         assert_true(t >= 0);

@@ -177,8 +177,8 @@ int nats_cluster_stream_leader(nats_cluster_t *c, const char *stream, int wait_m
             jsStreamInfo *si = NULL;
             jsErrCode e = 0;
             int leader = -1;
-            if (js_GetStreamInfo(&si, js, stream, NULL, &e) == NATS_OK && si->Cluster && si->Cluster->Leader &&
-                si->Cluster->Leader[0] == 'n')
+            if (js_GetStreamInfo(&si, js, stream, NULL, &e) == NATS_OK && si->Cluster &&
+                si->Cluster->Leader && si->Cluster->Leader[0] == 'n')
                 leader = atoi(si->Cluster->Leader + 1) - 1;
             if (si) jsStreamInfo_Destroy(si);
             jsCtx_Destroy(js);
@@ -216,7 +216,8 @@ void nats_cluster_destroy(nats_cluster_t **cp)
     for (int i = 0; i < NATS_NODES; i++) nats_cluster_kill(c, i);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->dir);
-    if (!getenv("SCHAKEL_TEST_KEEP") && system(cmd) != 0) fprintf(stderr, "nats cluster: could not remove %s\n", c->dir);
+    if (!getenv("SCHAKEL_TEST_KEEP") && system(cmd) != 0)
+        fprintf(stderr, "nats cluster: could not remove %s\n", c->dir);
     free(c);
     *cp = NULL;
 }

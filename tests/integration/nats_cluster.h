@@ -11,10 +11,10 @@
 
 typedef struct {
     char dir[256];
-    int port[NATS_NODES];    /* client ports */
-    int route[NATS_NODES];   /* cluster ports */
-    pid_t pid[NATS_NODES];   /* 0: not running */
-    char url[160];           /* nats://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3 (no region) */
+    int port[NATS_NODES];  /* client ports */
+    int route[NATS_NODES]; /* cluster ports */
+    pid_t pid[NATS_NODES]; /* 0: not running */
+    char url[160];         /* nats://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3 (no region) */
 } nats_cluster_t;
 
 /* Starts the three servers and waits (up to 20 s) until JetStream has a

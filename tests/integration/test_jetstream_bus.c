@@ -114,9 +114,10 @@ static void a_lost_local_index_is_rebuilt_from_the_stream(void **state)
     assert_non_null(s);
     schakel_store_close(&s);
     verify_payloads(rebuilt, master, &again);
-    printf("jetstream bus: index rebuilt from the stream: %llu records, head %llu (local %llu), same hash: %s\n",
-           (unsigned long long)again.records, (unsigned long long)again.head, (unsigned long long)local.head,
-           memcmp(again.head_hash, local.head_hash, 32) ? "no" : "yes");
+    printf(
+        "jetstream bus: index rebuilt from the stream: %llu records, head %llu (local %llu), same hash: %s\n",
+        (unsigned long long)again.records, (unsigned long long)again.head, (unsigned long long)local.head,
+        memcmp(again.head_hash, local.head_hash, 32) ? "no" : "yes");
     assert_int_equal(again.head, local.head);
     assert_memory_equal(again.head_hash, local.head_hash, 32);
     assert_int_equal(stream_last_seq(), local.head);
@@ -129,8 +130,9 @@ static void an_unreachable_cluster_stops_the_start(void **state)
     snprintf(url, sizeof url, "nats://127.0.0.1:%d/bus", harness_free_port());
     char key[512];
     snprintf(key, sizeof key, "%s/broker.key", H->keys);
-    const char *args[] = {"broker", "--data", H->data, "--key", key, "--directory", H->directory,
-                          "--endpoint", H->endpoint, "--pub", H->pub_endpoint, "--log", url, NULL};
+    const char *args[] = {"broker",        "--data",     H->data,      "--key",     key,
+                          "--directory",   H->directory, "--endpoint", H->endpoint, "--pub",
+                          H->pub_endpoint, "--log",      url,          NULL};
     char *out = NULL, *err = NULL;
     int status = harness_run_captured(H->dir, args, &out, &err);
     printf("jetstream bus: unreachable cluster: exit %d: %s", status, err ? err : "");
@@ -138,8 +140,10 @@ static void an_unreachable_cluster_stops_the_start(void **state)
     assert_non_null(strstr(err, "is not reachable"));
     free(out);
     free(err);
-    const char *bad[] = {"broker", "--data", H->data, "--key", key, "--directory", H->directory,
-                         "--log", "nats://127.0.0.1/bus", NULL};
+    const char *bad[] = {"broker",     "--data", H->data,
+                         "--key",      key,      "--directory",
+                         H->directory, "--log",  "nats://127.0.0.1/bus",
+                         NULL};
     status = harness_run_captured(H->dir, bad, &out, &err);
     assert_int_equal(status, 2);
     assert_non_null(strstr(err, "is not host:port"));
@@ -164,7 +168,8 @@ static void *raw_socket(const char *org)
 
 /* Sends a PUBLISH and returns its ACK's single entry code, seq, duplicate
  * flag and reason (cap bytes). */
-static int raw_publish(void *s, const uint8_t *body, size_t len, uint64_t *seq, int *dup, char *reason, size_t cap)
+static int raw_publish(void *s, const uint8_t *body, size_t len, uint64_t *seq, int *dup, char *reason,
+                       size_t cap)
 {
     static uint64_t req = 1;
     uint8_t id[8];
@@ -246,6 +251,46 @@ static void lost_quorum_is_retry_later_and_the_resend_is_stored_once(void **stat
     assert_int_equal(stream_last_seq(), r.head);
 }
 
+/* schakel node --log: the broker and its services on the cluster; an
+ * erasure is refused, naming why, and nothing is erased. */
+static void a_node_runs_on_the_cluster_and_refuses_erasure(void **state)
+{
+    (void)state;
+    harness_destroy(&H);
+    H = harness_new_node();
+    use_cluster(H, "node");
+    assert_int_equal(harness_start(H), 0);
+    const char *subject = "4f1c0a7b3e9d2c6a8b5f0e1d7c3a9b2e6f4d8c0a1b7e3f9d5c2a6b8e0f4d1c7a";
+    char json[600];
+    snprintf(json, sizeof json,
+             "{\"type\":\"signal\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":\"consent\","
+             "\"categories\":[\"behaviour\"],\"signal\":{\"concerns\":[\"behaviour\"],\"urgency\":\"soon\","
+             "\"observed_on\":\"2026-11-20\",\"raised_by\":\"teacher\"}}",
+             subject);
+    uint8_t id[16];
+    uint64_t seq = harness_publish_json(H, "school-12ab00", json, id);
+    assert_true(seq > 0);
+    /* the routing service reads it from the local index and decides on the stream */
+    unsigned long long last = 0;
+    for (int i = 0; i < 100 && last <= seq; i++) {
+        usleep(100000);
+        last = nats_cluster_stream_last(C, "SCHAKEL_NODE");
+    }
+    printf("jetstream node: signal at seq %llu, the stream's last seq %llu\n", (unsigned long long)seq, last);
+    assert_true(last > seq && last != (unsigned long long)-1);
+    const char *args[] = {"audit", "erase",   "--node",    H->data,     "--subject",
+                          subject, "--basis", "retention", "--purpose", "TICKET-2026/0042",
+                          NULL};
+    char *out = NULL, *err = NULL;
+    int status = harness_run_captured(H->dir, args, &out, &err);
+    printf("jetstream node: erase: exit %d: %s", status, err ? err : "");
+    assert_int_equal(status, 3);
+    assert_non_null(strstr(err, "cannot erase a subject yet"));
+    free(out);
+    free(err);
+    assert_int_equal(harness_shutdown(H), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -273,6 +318,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_unreachable_cluster_stops_the_start, setup, teardown),
         cmocka_unit_test_setup_teardown(lost_quorum_is_retry_later_and_the_resend_is_stored_once, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_node_runs_on_the_cluster_and_refuses_erasure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
