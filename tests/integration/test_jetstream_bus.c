@@ -251,6 +251,87 @@ static void lost_quorum_is_retry_later_and_the_resend_is_stored_once(void **stat
     assert_int_equal(stream_last_seq(), r.head);
 }
 
+/* A second broker on the same stream, with the first one's keys and master
+ * key: the same region's log, not another. */
+static harness_t *second_broker(void)
+{
+    harness_t *h2 = harness_new();
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd,
+             "cp -a '%s'/. '%s'/ && cp '%s' '%s' && mkdir -p '%s' && cp '%s/master.key' '%s/'", H->keys,
+             h2->keys, H->directory, h2->directory, h2->data, H->data, h2->data);
+    assert_int_equal(system(cmd), 0);
+    memcpy(h2->server_public, H->server_public, sizeof h2->server_public);
+    memcpy(h2->extra_args, H->extra_args, sizeof h2->extra_args);
+    h2->n_extra = H->n_extra;
+    return h2;
+}
+
+/* Publishes one fresh signal as school-a through h, resending after
+ * REJECT_RETRY_LATER as a client does; the first answer's code in *first. */
+static uint64_t publish_through(harness_t *h, int *first, char *reason, size_t cap)
+{
+    harness_t *saved = H;
+    H = h; /* raw_socket connects to H */
+    Schakel__V1__Publish p;
+    harness_publish_new(h, "school-a", 1, 1, &p);
+    size_t len = schakel__v1__publish__get_packed_size(&p);
+    uint8_t *body = malloc(len);
+    schakel__v1__publish__pack(&p, body);
+    harness_publish_free(&p);
+    void *s = raw_socket("school-a");
+    uint64_t seq = 0;
+    int dup = 0, code = -1;
+    char r[512];
+    for (int i = 0; i < 20 && code != 0; i++) {
+        code = raw_publish(s, body, len, &seq, &dup, r, sizeof r);
+        if (i == 0) *first = code, snprintf(reason, cap, "%s", r);
+    }
+    zmq_close(s);
+    free(body);
+    H = saved;
+    return code == 0 ? seq : 0;
+}
+
+static void a_writer_behind_the_stream_cannot_fork_the_chain(void **state)
+{
+    (void)state;
+    assert_int_equal(harness_start(H), 0);
+    assert_int_equal(harness_publish_signals(H, "school-a", 3, 0), 3);
+    harness_t *h2 = second_broker();
+    assert_int_equal(harness_start(h2), 0); /* applies A's records */
+    assert_int_equal(harness_publish_signals(H, "school-a", 3, 10), 3);
+    /* B's head is behind the stream now: its append is refused, then it
+     * applies what A wrote and appends after it */
+    int first = -1;
+    char reason[512];
+    uint64_t seq_b = publish_through(h2, &first, reason, sizeof reason);
+    printf("jetstream bus: second broker behind the stream: first answer %d: %s; then ACKed at seq %llu\n",
+           first, reason, (unsigned long long)seq_b);
+    assert_int_equal(first, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER);
+    assert_non_null(strstr(reason, "another writer"));
+    assert_true(seq_b > 7);
+    uint64_t seq_a = publish_through(H, &first, reason, sizeof reason);
+    assert_int_equal(first, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER);
+    assert_true(seq_a > seq_b);
+    assert_int_equal(harness_shutdown(h2), 0);
+    assert_int_equal(harness_shutdown(H), 0);
+    /* both indexes are the one chain of the stream: opened again, each
+     * applies what the other wrote and they end at the same hash */
+    assert_int_equal(harness_start(h2), 0);
+    assert_int_equal(harness_shutdown(h2), 0);
+    schakel_verify_report_t ra, rb;
+    head_of(H, &ra);
+    head_of(h2, &rb);
+    printf("jetstream bus: heads %llu and %llu, stream last seq %llu\n", (unsigned long long)ra.head,
+           (unsigned long long)rb.head, (unsigned long long)stream_last_seq());
+    assert_int_equal(ra.head, seq_a);
+    assert_int_equal(rb.head, ra.head);
+    assert_memory_equal(rb.head_hash, ra.head_hash, 32);
+    assert_int_equal(stream_last_seq(), ra.head);
+    harness_destroy(&h2);
+}
+
 /* schakel node --log: the broker and its services on the cluster; an
  * erasure is refused, naming why, and nothing is erased. */
 static void a_node_runs_on_the_cluster_and_refuses_erasure(void **state)
@@ -318,6 +399,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_unreachable_cluster_stops_the_start, setup, teardown),
         cmocka_unit_test_setup_teardown(lost_quorum_is_retry_later_and_the_resend_is_stored_once, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_writer_behind_the_stream_cannot_fork_the_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(a_node_runs_on_the_cluster_and_refuses_erasure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
