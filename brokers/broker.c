@@ -227,6 +227,16 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     char logdir[SCHAKEL_PATH_MAX];
     if (schakel_path_join(logdir, sizeof logdir, cfg->data_dir, "log", why) != 0) goto fail;
     o.dir = logdir;
+    /* a stream's index written to without it would never match the stream again */
+    char stream[SCHAKEL_JS_REGION_MAX + 9];
+    int marked = cfg->log_url ? SCHAKEL_ENOTFOUND : schakel_js_index_of(logdir, stream, why);
+    if (marked == 0)
+        schakel_fail(
+            why, SCHAKEL_ECONFIG,
+            "%s is the local index of JetStream stream %s: start with --log nats://HOST:PORT,.../<region> "
+            "(docs/scale-out.md)",
+            logdir, stream);
+    if (marked != SCHAKEL_ENOTFOUND) goto fail;
     if (schakel_broker_master_key(cfg->data_dir, o.master_key, why) != 0) goto fail;
     o.sign_secret = b->keys.sign_secret;
     o.checkpoint_every = cfg->checkpoint_every;

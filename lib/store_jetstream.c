@@ -7,6 +7,7 @@
  * only once a quorum acknowledged them all. What the stream holds and the
  * index does not (a crash between the two, a failed group) is applied at
  * open and before the next append. The writer's thread only. */
+#include <errno.h>
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 
 #include "error.h"
+#include "fileio.h"
 #include "logging.h"
 #include "store_jetstream.h"
 #include "store_lmdb_impl.h"
@@ -43,10 +45,17 @@ typedef struct {
     acks_t acks;
 } js_t;
 
+/* The client library keeps the server's own words for the calling
+ * thread's last error ("replicas > 1 not supported in non-clustered
+ * mode"): better than the status's text alone ("Error"). */
 static int nats_fail(char *why, int code, const char *what, natsStatus s, jsErrCode e)
 {
-    if (e) return schakel_fail(why, code, "%s: %s (JetStream error %d)", what, natsStatus_GetText(s), (int)e);
-    return schakel_fail(why, code, "%s: %s", what, natsStatus_GetText(s));
+    const char *last = nats_GetLastError(NULL);
+    const char *text = last && last[0] ? last : natsStatus_GetText(s);
+    const char *where = text[0] == '(' ? strstr(text, "): ") : NULL; /* "(jsm.c:1033): " */
+    if (where) text = where + 3;
+    if (e) return schakel_fail(why, code, "%s: %s (JetStream error %d)", what, text, (int)e);
+    return schakel_fail(why, code, "%s: %s", what, text);
 }
 
 /* The seq a message was published for: expected last sequence + 1. */
@@ -286,6 +295,33 @@ static int ensure_stream(js_t *j, int replicas, char *why)
     return 0;
 }
 
+/* dir/stream names the stream dir is the index of: one stream per index,
+ * and a broker without --log refuses it (schakel_js_index_of). check: 0
+ * when dir is this stream's index or none yet (*marked says which). */
+static int index_check(const char *dir, const char *stream, int *marked, char *why)
+{
+    char have[SCHAKEL_JS_REGION_MAX + 9];
+    int rc = schakel_js_index_of(dir, have, why);
+    *marked = rc == 0;
+    if (rc == 0 && strcmp(have, stream) != 0)
+        return schakel_fail(why, SCHAKEL_ECONFIG,
+                            "%s is the local index of stream %s, not %s: give that region, "
+                            "or another data directory",
+                            dir, have, stream);
+    return rc == SCHAKEL_ENOTFOUND ? 0 : rc;
+}
+
+static int index_mark(const char *dir, const char *stream, char *why)
+{
+    char path[SCHAKEL_PATH_MAX], line[SCHAKEL_JS_REGION_MAX + 10];
+    int rc = schakel_path_join(path, sizeof path, dir, "stream", why);
+    if (rc) return rc;
+    int n = snprintf(line, sizeof line, "%s\n", stream);
+    if (schakel_file_write_atomic(path, line, (size_t)n) != 0)
+        return schakel_fail(why, SCHAKEL_EIO, "cannot write %s: %s", path, strerror(errno));
+    return 0;
+}
+
 schakel_store_t *schakel_store_open_jetstream(const schakel_jetstream_options_t *opts, char *why)
 {
     schakel_js_url_t u;
@@ -308,13 +344,15 @@ schakel_store_t *schakel_store_open_jetstream(const schakel_jetstream_options_t 
         *c = *c == '-' ? '_' : (*c >= 'a' && *c <= 'z') ? (char)(*c - 'a' + 'A') : *c;
     snprintf(j->subject, sizeof j->subject, "schakel.%s.log", u.region);
     schakel_store_t *s = NULL;
-    if (js_connect(j, &u, opts->url, why) != 0 ||
+    int marked = 0;
+    if (index_check(opts->local.dir, j->stream, &marked, why) != 0 ||
+        js_connect(j, &u, opts->url, why) != 0 ||
         ensure_stream(j, opts->replicas > 0 ? opts->replicas : 3, why) != 0)
         goto fail;
     s = schakel_store_open_lmdb(&opts->local, why);
     if (!s) goto fail;
     lmdb_store_t *st = (lmdb_store_t *)s;
-    if (catch_up(st, j, why) != 0) goto fail;
+    if (catch_up(st, j, why) != 0 || (!marked && index_mark(opts->local.dir, j->stream, why) != 0)) goto fail;
     j->lmdb = s->ops;
     j->ops = *s->ops;
     j->ops.append = js_append;

@@ -19,6 +19,13 @@ typedef struct {
 /* 0, or SCHAKEL_EINVAL with what is wrong in why. Needs no libnats. */
 SCHAKEL_MUST_USE int schakel_js_url_parse(const char *url, schakel_js_url_t *out, char *why);
 
+/* The stream whose local index the LMDB log in dir is: dir/stream names
+ * it from the first open of a jetstream log on dir. 0 with its name;
+ * SCHAKEL_ENOTFOUND when dir is no stream's index. Needs no libnats: a
+ * broker started without --log on such a log refuses it (its appends
+ * would never reach the stream, and the stream would refuse the index). */
+SCHAKEL_MUST_USE int schakel_js_index_of(const char *dir, char name[SCHAKEL_JS_REGION_MAX + 9], char *why);
+
 typedef struct {
     schakel_lmdb_options_t local; /* the local index (read_only must be 0) */
     const char *url;              /* see schakel_js_url_t */

@@ -1,9 +1,12 @@
 /* The --log address of the jetstream backend, parsed whether or not the
  * backend is built; without libnats, opening it says so. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "fileio.h"
 #include "store_jetstream.h"
 
 /* host:port, host [A-Za-z0-9.-], port 1..65535 */
@@ -53,6 +56,25 @@ int schakel_js_url_parse(const char *url, schakel_js_url_t *out, char *why)
                                 "--log: the region is lower-case letters, digits and '-'");
     memcpy(out->region, region, rl + 1);
     return 0;
+}
+
+int schakel_js_index_of(const char *dir, char name[SCHAKEL_JS_REGION_MAX + 9], char *why)
+{
+    char path[SCHAKEL_PATH_MAX];
+    int rc = schakel_path_join(path, sizeof path, dir, "stream", why);
+    if (rc) return rc;
+    size_t len = 0;
+    char *text = schakel_file_read(path, 128, &len);
+    if (!text)
+        return errno == ENOENT ? SCHAKEL_ENOTFOUND
+                               : schakel_fail(why, SCHAKEL_EIO, "%s: %s", path, strerror(errno));
+    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r')) text[--len] = 0;
+    rc = len == 0 || len > SCHAKEL_JS_REGION_MAX + 8 || strncmp(text, "SCHAKEL_", 8) != 0 ? SCHAKEL_ECORRUPT
+                                                                                          : 0;
+    if (rc) schakel_fail(why, rc, "%s does not name a stream: write SCHAKEL_<REGION> or remove it", path);
+    else memcpy(name, text, len + 1);
+    free(text);
+    return rc;
 }
 
 #ifndef SCHAKEL_HAVE_NATS

@@ -72,6 +72,28 @@ static void acked_events_are_on_the_stream_and_read_back(void **state)
     assert_int_equal(last, r.head); /* every record on the stream, at its own seq */
     const char *args[] = {"audit", "verify", "--data", H->data, NULL};
     assert_int_equal(harness_run_tool(NULL, args), 0);
+
+    /* the index is the stream's: no broker appends to it without the
+     * stream, nor with another region's */
+    char key[512], other[200];
+    snprintf(key, sizeof key, "%s/broker.key", H->keys);
+    snprintf(other, sizeof other, "%s/other", C->url);
+    const char *bare[] = {"broker",        "--data",     H->data,      "--key",     key,
+                          "--directory",   H->directory, "--endpoint", H->endpoint, "--pub",
+                          H->pub_endpoint, NULL,         NULL,         NULL};
+    char *out = NULL, *err = NULL;
+    assert_int_equal(harness_run_captured(H->dir, bare, &out, &err), 1);
+    printf("jetstream bus: without --log: %s", err);
+    assert_non_null(strstr(err, "is the local index of JetStream stream SCHAKEL_BUS: start with --log"));
+    free(out);
+    free(err);
+    bare[11] = "--log";
+    bare[12] = other;
+    assert_int_equal(harness_run_captured(H->dir, bare, &out, &err), 1);
+    printf("jetstream bus: another region: %s", err);
+    assert_non_null(strstr(err, "is the local index of stream SCHAKEL_BUS, not SCHAKEL_OTHER"));
+    free(out);
+    free(err);
 }
 
 /* The local index in dir verifies with every payload decrypting. */
