@@ -10,6 +10,7 @@
  *   store_lmdb_erasures.c  every erasure record with its erasure event, in that walk
  *   store_lmdb_verify.c  that walk on every core (a pool of threads)
  *   store_lmdb_map.c     the broker's mappings of the map dropped after appends
+ *   store_lmdb_repl.c    the log as the local index of a replicated stream
  * No transaction is shared between threads: each call opens and ends its
  * own. Growing the map and opening the environment again (erasure) take
  * the resize lock for writing; every read of another thread (reads of a
