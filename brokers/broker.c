@@ -247,6 +247,7 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
         /* the log on a replicated stream; LMDB under log/ is its local index */
         schakel_jetstream_options_t jo = {.local = o, .url = cfg->log_url};
         b->store = schakel_store_open_jetstream(&jo, why);
+        b->replicated_log = 1;
         memset(jo.local.master_key, 0, sizeof jo.local.master_key);
     } else {
         b->store = schakel_store_open_lmdb(&o, why);
@@ -301,6 +302,18 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
         goto fail;
     }
     if (broker_retention_open(b, cfg->data_dir, why) != 0) goto fail;
+    char retention[SCHAKEL_PATH_MAX];
+    if (cfg->log_url &&
+        schakel_path_join(retention, sizeof retention, cfg->data_dir, "retention.json", why) != 0)
+        goto fail;
+    if (cfg->log_url && access(retention, F_OK) == 0) { /* a child due would stay, every pass failing */
+        schakel_fail(
+            why, SCHAKEL_ECONFIG,
+            "%s: retention erases children, which the jetstream log cannot do yet (docs/scale-out.md): "
+            "run this node on the LMDB log, or without retention rules",
+            retention);
+        goto fail;
+    }
     if (broker_checkers_start(b, cfg->checkers, why) != 0) goto fail;
     broker_directory_sync(b);
     if (cfg->rules_dir && !(b->rules_dir = strdup(cfg->rules_dir))) {

@@ -392,6 +392,23 @@ static void a_node_runs_on_the_cluster_and_refuses_erasure(void **state)
     free(out);
     free(err);
     assert_int_equal(harness_shutdown(H), 0);
+
+    /* nor does it start with retention rules it could not carry out */
+    char rpath[600];
+    snprintf(rpath, sizeof rpath, "%s/retention.json", H->data);
+    FILE *f = fopen(rpath, "w");
+    assert_non_null(f);
+    fputs("{\"version\": 1, \"default_days\": 730}\n", f);
+    assert_int_equal(fclose(f), 0);
+    const char *nargs[] = {"node",  "--data",        H->data,          "--endpoint", H->endpoint,
+                           "--pub", H->pub_endpoint, "--http",         "off",        "--tick-ms",
+                           "0",     "--log",         H->extra_args[1], NULL};
+    status = harness_run_captured(H->dir, nargs, &out, &err);
+    printf("jetstream node: with retention.json: exit %d: %s", status, err ? err : "");
+    assert_int_equal(status, 1);
+    assert_non_null(strstr(err, "retention erases children, which the jetstream log cannot do yet"));
+    free(out);
+    free(err);
 }
 
 static int setup(void **state)
