@@ -187,6 +187,9 @@ static int apply_in(lmdb_store_t *st, MDB_txn *txn, const Schakel__V1__Replicate
                     const Schakel__V1__RecordBody *b, uint64_t seq, int *cp, char *why)
 {
     uint8_t key[8], ik[IDS_KEY_LEN];
+    if (!b || b->event_id.len != 16) /* check_next made sure; the analyser cannot see it */
+        return schakel_fail(why, SCHAKEL_ECORRUPT, "stream record %llu has no event id",
+                            (unsigned long long)seq);
     schakel_put_be64(key, seq);
     MDB_val k = {8, key}, v = {r->record.len, r->record.data};
     int rc = mdb_put(txn, st->events, &k, &v, MDB_APPEND);
