@@ -121,7 +121,8 @@ static int js_replicate(void *arg, const lmdb_repl_msg_t *m, size_t n, char *why
         jsPubOptions_Init(&po);
         po.MsgId = m[sent].msg_id;
         po.ExpectStream = j->stream;
-        po.ExpectLastSeq = m[sent].seq - 1; /* 0 is "no expectation": the open checked the stream was empty */
+        po.ExpectLastSeq = m[sent].seq - 1;    /* 0 is "no expectation", so for record 1: */
+        po.ExpectNoMessage = m[sent].seq == 1; /* nothing yet on the stream's one subject */
         po.MaxWait = j->wait_ms;
         natsMsg *msg = NULL;
         s = natsMsg_Create(&msg, j->subject, NULL, (const char *)m[sent].data, (int)m[sent].len);
