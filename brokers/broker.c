@@ -33,6 +33,7 @@
 
 #include "broker_impl.h"
 #include "fileio.h"
+#include "store_jetstream.h"
 
 /* Reads one command; returns 1 if one was handled, 0 if none waited. */
 static int handle_one(schakel_broker_t *b)
@@ -226,13 +227,31 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     char logdir[SCHAKEL_PATH_MAX];
     if (schakel_path_join(logdir, sizeof logdir, cfg->data_dir, "log", why) != 0) goto fail;
     o.dir = logdir;
+    /* a stream's index written to without it would never match the stream again */
+    char stream[SCHAKEL_JS_REGION_MAX + 9];
+    int marked = cfg->log_url ? SCHAKEL_ENOTFOUND : schakel_js_index_of(logdir, stream, why);
+    if (marked == 0)
+        schakel_fail(
+            why, SCHAKEL_ECONFIG,
+            "%s is the local index of JetStream stream %s: start with --log nats://HOST:PORT,.../<region> "
+            "(docs/scale-out.md)",
+            logdir, stream);
+    if (marked != SCHAKEL_ENOTFOUND) goto fail;
     if (schakel_broker_master_key(cfg->data_dir, o.master_key, why) != 0) goto fail;
     o.sign_secret = b->keys.sign_secret;
     o.checkpoint_every = cfg->checkpoint_every;
     o.checkpoint_ms = cfg->checkpoint_ms;
     o.map_initial = cfg->map_initial;
     o.map_max = cfg->map_max;
-    b->store = schakel_store_open_lmdb(&o, why);
+    if (cfg->log_url) {
+        /* the log on a replicated stream; LMDB under log/ is its local index */
+        schakel_jetstream_options_t jo = {.local = o, .url = cfg->log_url};
+        b->store = schakel_store_open_jetstream(&jo, why);
+        b->replicated_log = 1;
+        memset(jo.local.master_key, 0, sizeof jo.local.master_key);
+    } else {
+        b->store = schakel_store_open_lmdb(&o, why);
+    }
     memset(o.master_key, 0, sizeof o.master_key);
     if (!b->store) goto fail;
     reader_check(b, schakel_wall_ms(), 1);
@@ -283,6 +302,18 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
         goto fail;
     }
     if (broker_retention_open(b, cfg->data_dir, why) != 0) goto fail;
+    char retention[SCHAKEL_PATH_MAX];
+    if (cfg->log_url &&
+        schakel_path_join(retention, sizeof retention, cfg->data_dir, "retention.json", why) != 0)
+        goto fail;
+    if (cfg->log_url && access(retention, F_OK) == 0) { /* a child due would stay, every pass failing */
+        schakel_fail(
+            why, SCHAKEL_ECONFIG,
+            "%s: retention erases children, which the jetstream log cannot do yet (docs/scale-out.md): "
+            "run this node on the LMDB log, or without retention rules",
+            retention);
+        goto fail;
+    }
     if (broker_checkers_start(b, cfg->checkers, why) != 0) goto fail;
     broker_directory_sync(b);
     if (cfg->rules_dir && !(b->rules_dir = strdup(cfg->rules_dir))) {

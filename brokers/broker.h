@@ -17,6 +17,7 @@ typedef struct {
     const char *rules_dir;      /* routing.json, consent.json, feedback.json: on the log; NULL: none */
     const char *endpoint;       /* ROUTER; default tcp://127.0.0.1:7400 */
     const char *pub_endpoint;   /* PUB; default tcp://127.0.0.1:7401 */
+    const char *log_url;        /* nats://host:port[,...][/region]: the jetstream log; NULL: LMDB alone */
     size_t map_max;             /* bytes; 0: 1 TiB */
     size_t map_initial;         /* bytes; 0: 64 MiB */
     uint64_t checkpoint_every;  /* events; 0: 1000 */

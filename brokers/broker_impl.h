@@ -162,6 +162,7 @@ struct schakel_broker {
     int checkpoint_failing; /* the last checkpoint attempt failed (logged once per outage) */
     int64_t last_drop_log, last_reader_check;
     struct broker_retention *retention; /* retention.c */
+    int replicated_log;                 /* the jetstream log: no erasure yet (docs/scale-out.md) */
     broker_stats_t stats;
 };
 

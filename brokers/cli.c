@@ -12,6 +12,7 @@
 #include "fileio.h"
 #include "flags.h"
 #include "logging.h"
+#include "store_jetstream.h"
 #include "wire.h"
 
 static const char usage[] =
@@ -31,6 +32,10 @@ static const char usage[] =
     "                         events at start and when they change (default: none)\n"
     "  --endpoint EP          command endpoint (default tcp://127.0.0.1:7400)\n"
     "  --pub EP               head notifications (default tcp://127.0.0.1:7401)\n"
+    "  --log nats://HOST:PORT[,HOST:PORT...][/REGION]\n"
+    "                         keep the log on a replicated NATS JetStream stream\n"
+    "                         (three servers; DIR/log is then its local index;\n"
+    "                         docs/scale-out.md); default: the LMDB log alone\n"
     "  --map-max BYTES        the log may not grow past this (default 1 TiB)\n"
     "  --checkpoint-every N   sign a checkpoint every N events (default 1000)\n"
     "  --checkpoint-ms MS     ... or after MS milliseconds (default 1000)\n"
@@ -39,7 +44,7 @@ static const char usage[] =
     "  --checkers N           threads that check PUBLISHes (default: one per\n"
     "                         core, at most 4)\n"
     "  --config FILE          JSON object with any of: data, key, directory,\n"
-    "                         rules, endpoint, pub, map_max, checkpoint_every,\n"
+    "                         rules, endpoint, pub, log, map_max, checkpoint_every,\n"
     "                         checkpoint_ms, tick_ms; flags given on the command line win\n"
     "\n"
     "The directory file and the log stay in step: a newer file is put on the\n"
@@ -77,6 +82,7 @@ static int apply_config(const char *path, schakel_broker_config_t *cfg)
         else if (!strcmp(k, "rules") && s) cfg->rules_dir = s;
         else if (!strcmp(k, "endpoint") && s) cfg->endpoint = s;
         else if (!strcmp(k, "pub") && s) cfg->pub_endpoint = s;
+        else if (!strcmp(k, "log") && s) cfg->log_url = s;
         else if (!strcmp(k, "map_max") && json_is_integer(v)) cfg->map_max = (size_t)json_integer_value(v);
         else if (!strcmp(k, "checkpoint_every") && json_is_integer(v))
             cfg->checkpoint_every = (uint64_t)json_integer_value(v);
@@ -95,7 +101,7 @@ static int apply_config(const char *path, schakel_broker_config_t *cfg)
 int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cfg)
 {
     const char *config = NULL, *data = NULL, *key = NULL, *directory = NULL, *endpoint = NULL, *pub = NULL,
-               *rules = NULL;
+               *rules = NULL, *log = NULL;
     uint64_t map_max = 0, every = 0, cp_ms = 0, tick = 0, checkers = 0;
     schakel_flag_t flags[] = {
         SCHAKEL_FLAG_S("--data", "DIR", &data),
@@ -104,6 +110,7 @@ int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cf
         SCHAKEL_FLAG_S("--rules", "DIR", &rules),
         SCHAKEL_FLAG_S("--endpoint", "EP", &endpoint),
         SCHAKEL_FLAG_S("--pub", "EP", &pub),
+        SCHAKEL_FLAG_S("--log", "URL", &log),
         SCHAKEL_FLAG_U("--map-max", &map_max, 0, SIZE_MAX),
         SCHAKEL_FLAG_U("--checkpoint-every", &every, 0, UINT64_MAX),
         SCHAKEL_FLAG_U("--checkpoint-ms", &cp_ms, 0, INT64_MAX),
@@ -130,6 +137,7 @@ int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cf
     if (rules) cfg->rules_dir = rules;
     if (endpoint) cfg->endpoint = endpoint;
     if (pub) cfg->pub_endpoint = pub;
+    if (log) cfg->log_url = log;
     if (schakel_flags_given(flags, "--map-max")) cfg->map_max = (size_t)map_max;
     if (schakel_flags_given(flags, "--checkpoint-every")) cfg->checkpoint_every = every;
     if (schakel_flags_given(flags, "--checkpoint-ms")) cfg->checkpoint_ms = (int64_t)cp_ms;
@@ -137,6 +145,11 @@ int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cf
     if (schakel_flags_given(flags, "--checkers")) cfg->checkers = (size_t)checkers;
     if (!cfg->data_dir || !cfg->key_path || !cfg->directory_path) {
         fprintf(stderr, "schakel broker: --data, --key and --directory are required (see --help)\n");
+        return -1;
+    }
+    schakel_js_url_t u;
+    if (cfg->log_url && schakel_js_url_parse(cfg->log_url, &u, why) != 0) {
+        fprintf(stderr, "schakel broker: %s\n", why);
         return -1;
     }
     return 0;

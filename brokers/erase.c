@@ -186,7 +186,11 @@ void broker_serve_erase(schakel_broker_t *b, schakel_wire_msg_t *m)
     Schakel__V1__Erased out = SCHAKEL__V1__ERASED__INIT;
     uint8_t id[16];
     int rc = broker_erase(b, req, &out, id);
-    if (rc) {
+    if (rc == SCHAKEL_EPERM) { /* the store cannot erase (the jetstream log, for now) */
+        broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
+                          "this node's log (jetstream) cannot erase a subject yet: its "
+                          "stream keeps the data keys (docs/scale-out.md)");
+    } else if (rc) {
         char r[SCHAKEL_ERRLEN];
         snprintf(r, sizeof r, "nothing was erased: %s; ask again", schakel_strerror(rc));
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, r);

@@ -164,6 +164,13 @@ static void file_sync(schakel_broker_t *b, struct broker_retention *r)
     }
     if (st.st_mtim.tv_sec == r->mtime.tv_sec && st.st_mtim.tv_nsec == r->mtime.tv_nsec) return;
     r->mtime = st.st_mtim;
+    if (b->replicated_log) { /* refused at start too (broker.c) */
+        schakel_log(SCHAKEL_LOG_ERROR, "broker",
+                    "event=retention_rejected file=%s reason=\"the jetstream log cannot erase yet "
+                    "(docs/scale-out.md)\" action=kept_previous",
+                    r->path);
+        return;
+    }
     char why[SCHAKEL_ERRLEN] = "";
     size_t len = 0;
     char *text = schakel_file_read(r->path, RETENTION_FILE_MAX + 1, &len);

@@ -1,13 +1,16 @@
 /* The log backend: append batches, read ranges and streams, cursors,
  * checkpoints. The broker speaks only to this interface; LMDB
- * (store_lmdb.c) is the embedded default, and another engine (e.g. Kafka
- * through librdkafka) can take its place by providing the same operations.
+ * (store_lmdb.c) is the embedded default, and a replicated NATS JetStream
+ * stream with LMDB as its local index (store_jetstream.c) the other
+ * backend; another engine can take their place by providing the same
+ * operations.
  *
  * Invariants every backend keeps:
  *  - sequence numbers start at 1 and are contiguous;
  *  - h[n] = SHA-256("schakel/v1" || u64be(n) || h[n-1] || SHA-256(body)),
  *    h[0] = 32 zero bytes, body = the serialized RecordBody (bus.proto);
- *  - an append returns only after everything in it is durable (fsync);
+ *  - an append returns only after everything in it is durable (fsync; on
+ *    a replicated log: stored on a quorum of the cluster);
  *    a deferred append returns once it is committed, and is durable when
  *    durable_seq reaches the head it left (the next append's flush, or
  *    sync); a read sees it at once, so whoever promises durability or

@@ -142,21 +142,9 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
     lmdb_chain_hash(seq, st->head.hash, out + HDR_LEN, blen, out + 32);
 
     for (size_t x = 0; x < it->n_index + it->n_fanout; x++) {
-        int own = x >= it->n_index; /* a fanout entry: this record itself */
-        const char *name = own ? it->fanout[x - it->n_index] : it->index[x].stream;
-        uint8_t sk[SCHAKEL_STREAM_MAX + 9];
-        size_t sl = strnlen(name, SCHAKEL_STREAM_MAX - 1);
-        memcpy(sk, name, sl);
-        sk[sl] = 0;
-        /* The entry's place in the stream is this record's seq, so a
-         * delivery decided later (a hold released) comes after everything
-         * the stream already holds and no reader's cursor has passed it.
-         * The value names the record delivered when it is another one. */
-        schakel_put_be64(sk + sl + 1, seq);
-        uint8_t target[8];
-        uint64_t to = !own && it->index[x].seq ? it->index[x].seq : seq;
-        schakel_put_be64(target, to);
-        MDB_val skv = {sl + 9, sk}, tv = {to == seq ? 0 : 8, target};
+        uint8_t sk[SCHAKEL_STREAM_MAX + 9], target[8];
+        MDB_val skv, tv;
+        lmdb_stream_entry(it, x, seq, sk, &skv, target, &tv);
         rc = mdb_put(txn, st->streams, &skv, &tv, 0);
         if (rc) return lmdb_err(rc, why, "index stream");
     }
@@ -212,6 +200,10 @@ static int try_append(lmdb_store_t *st, schakel_append_batch_t *batches, size_t 
         rc = put_checkpoint(st, txn, now_ms, why);
         cp = 1;
     }
+    /* a replicated log: the new records go to the stream first, and are
+     * committed here only once a quorum holds them */
+    if (rc == 0 && st->replicate && st->head.seq != before)
+        rc = lmdb_repl_publish(st, txn, before, batches, n, why);
     if (rc) {
         mdb_txn_abort(txn);
         return rc;
@@ -223,6 +215,9 @@ static int try_append(lmdb_store_t *st, schakel_append_batch_t *batches, size_t 
         st->cp_seq = st->head.seq;
         st->cp_at = now_ms;
     }
+    /* on a replicated log the group was stored on a quorum before the
+     * commit: durable now, whatever this machine's disk does next */
+    if (st->replicate) lmdb_durable_set(st, st->head.seq);
     lmdb_map_release(st);
     return 0;
 }

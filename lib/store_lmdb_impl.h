@@ -10,6 +10,7 @@
  *   store_lmdb_erasures.c  every erasure record with its erasure event, in that walk
  *   store_lmdb_verify.c  that walk on every core (a pool of threads)
  *   store_lmdb_map.c     the broker's mappings of the map dropped after appends
+ *   store_lmdb_repl.c    the log as the local index of a replicated stream
  * No transaction is shared between threads: each call opens and ends its
  * own. Growing the map and opening the environment again (erasure) take
  * the resize lock for writing; every read of another thread (reads of a
@@ -73,6 +74,16 @@ typedef struct {
     unsigned next;
 } subject_set_t;
 
+/* One record as a message of the replicated stream: a packed
+ * ReplicatedRecord (bus.proto), its seq (the stream sequence it must
+ * get) and its dedup id, "<source_org>/<event id in hex>". */
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    uint64_t seq;
+    char msg_id[64 + 1 + 32 + 1];
+} lmdb_repl_msg_t;
+
 typedef struct {
     schakel_store_t base;
     MDB_env *env;
@@ -116,6 +127,12 @@ typedef struct {
     void *map_addr; /* the map as lmdb_map_release found it, for map size map_for */
     size_t map_len, map_for;
     size_t map_floor; /* file pages mapped right after the last release: not the log's */
+    /* A replicated log (store_jetstream.c): called in every append with
+     * the group's new records as stream messages, before the local
+     * commit; 0 only when a quorum of the cluster stores them all. NULL:
+     * the embedded log alone. */
+    int (*replicate)(void *arg, const lmdb_repl_msg_t *msgs, size_t n, char *why);
+    void *repl_arg;
     key_set_t cache[CACHE_SETS];
     subject_set_t subjects[CACHE_SETS];
 } lmdb_store_t;
@@ -147,6 +164,41 @@ static inline void ids_key(uint8_t out[IDS_KEY_LEN], const uint8_t id[16], uint6
     memcpy(out, id, IDS_PREFIX_LEN);
     schakel_put_be64(out + IDS_PREFIX_LEN, seq);
 }
+
+/* The entry x of item it in table `streams` (x < n_index: it->index[x],
+ * another record or this one; past that: it->fanout, this record), the
+ * record being at seq: key stream || 0 || u64be(seq) into sk, value the
+ * target's seq (8 bytes) into target, or empty for this record. */
+static inline void lmdb_stream_entry(const schakel_append_item_t *it, size_t x, uint64_t seq,
+                                     uint8_t sk[SCHAKEL_STREAM_MAX + 9], MDB_val *k, uint8_t target[8],
+                                     MDB_val *v)
+{
+    int own = x >= it->n_index; /* a fanout entry: this record itself */
+    const char *name = own ? it->fanout[x - it->n_index] : it->index[x].stream;
+    size_t sl = strnlen(name, SCHAKEL_STREAM_MAX - 1);
+    memcpy(sk, name, sl);
+    sk[sl] = 0;
+    /* The entry's place in the stream is this record's seq, so a delivery
+     * decided later (a hold released) comes after everything the stream
+     * already holds and no reader's cursor has passed it. The value names
+     * the record delivered when it is another one. */
+    schakel_put_be64(sk + sl + 1, seq);
+    uint64_t to = !own && it->index[x].seq ? it->index[x].seq : seq;
+    schakel_put_be64(target, to);
+    k->mv_size = sl + 9;
+    k->mv_data = sk;
+    v->mv_size = to == seq ? 0 : 8;
+    v->mv_data = target;
+}
+
+/* store_lmdb_repl.c: a replicated log. publish: the records after
+ * `before` that txn appended (items of batches) as stream messages, handed
+ * to st->replicate; 0 when stored on the quorum. apply: one message read
+ * back from the stream, for the record at head + 1, committed to the local
+ * index (a record the stream holds that this index lost or never had). */
+int lmdb_repl_publish(lmdb_store_t *st, MDB_txn *txn, uint64_t before, const schakel_append_batch_t *batches,
+                      size_t n, char *why);
+int lmdb_repl_apply(lmdb_store_t *st, const uint8_t *msg, size_t len, char *why);
 
 /* store_lmdb.c */
 /* An LMDB error as an error code, with what was being done in why (NULL:

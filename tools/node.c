@@ -22,39 +22,43 @@
 #include "logging.h"
 #include "monitor.h"
 #include "runner.h"
+#include "store_jetstream.h"
 #include "tool.h"
 #include "wire.h"
 
-static const char usage[] = "usage: schakel node [--data DIR] [--endpoint EP] [--pub EP] [--tick-ms MS]\n"
-                            "                    [--checkers N] [--no-services] [--http ADDR:PORT|off]\n"
-                            "                    [--http-token FILE]\n"
-                            "\n"
-                            "Runs a whole bus under DIR (default var/node): the broker with its log in\n"
-                            "DIR/log, and the routing, consent and feedback services with their state in\n"
-                            "DIR/services/. On first run it makes keys for a sample region in DIR/keys,\n"
-                            "a directory in DIR/directory.json (edit it; it is reloaded on change and\n"
-                            "put on the log), and the services' rules in DIR/routing.json,\n"
-                            "DIR/consent.json and DIR/feedback.json (docs/routing.md, docs/feedback.md;\n"
-                            "the days a royal decree equates with holidays are in the directory): edit\n"
-                            "them and the broker puts them on the log as rules_update events, from\n"
-                            "which the services take them. A rule file that does not parse stops the\n"
-                            "start (exit 1, naming the file and field); changed while running, it is\n"
-                            "refused and the rules in force stay.\n"
-                            "--no-services runs the broker alone. --tick-ms sets how\n"
-                            "often the broker puts its clock on the\n"
-                            "log (default 60000). --checkers: threads that check what is\n"
-                            "published (default one per core, at most 4). --http: where the dashboard,\n"
-                            "/metrics and /healthz are served (default 127.0.0.1:7480; off: not at all),\n"
-                            "by a `schakel monitor` process the node starts and stops (docs/operations.md,\n"
-                            "\"Watching the bus\"); --http-token FILE: every page but /healthz wants the\n"
-                            "token in FILE, and an address that is not loopback is refused without\n"
-                            "it. Stops cleanly on SIGTERM or Ctrl-C: services first,\n"
-                            "then the broker.\n"
-                            "\n"
-                            "Then, in another terminal:\n"
-                            "  schakel tail --node DIR --as svc-audit --stream all --follow\n"
-                            "  schakel publish --node DIR --as school-12ab00 < events.jsonl\n"
-                            "  schakel explain --node DIR --purpose TEXT EVENT_ID\n";
+static const char usage[] =
+    "usage: schakel node [--data DIR] [--endpoint EP] [--pub EP] [--tick-ms MS]\n"
+    "                    [--checkers N] [--no-services] [--http ADDR:PORT|off]\n"
+    "                    [--http-token FILE] [--log nats://HOST:PORT[,...][/REGION]]\n"
+    "\n"
+    "Runs a whole bus under DIR (default var/node): the broker with its log in\n"
+    "DIR/log, and the routing, consent and feedback services with their state in\n"
+    "DIR/services/. On first run it makes keys for a sample region in DIR/keys,\n"
+    "a directory in DIR/directory.json (edit it; it is reloaded on change and\n"
+    "put on the log), and the services' rules in DIR/routing.json,\n"
+    "DIR/consent.json and DIR/feedback.json (docs/routing.md, docs/feedback.md;\n"
+    "the days a royal decree equates with holidays are in the directory): edit\n"
+    "them and the broker puts them on the log as rules_update events, from\n"
+    "which the services take them. A rule file that does not parse stops the\n"
+    "start (exit 1, naming the file and field); changed while running, it is\n"
+    "refused and the rules in force stay.\n"
+    "--no-services runs the broker alone. --tick-ms sets how\n"
+    "often the broker puts its clock on the\n"
+    "log (default 60000). --checkers: threads that check what is\n"
+    "published (default one per core, at most 4). --http: where the dashboard,\n"
+    "/metrics and /healthz are served (default 127.0.0.1:7480; off: not at all),\n"
+    "by a `schakel monitor` process the node starts and stops (docs/operations.md,\n"
+    "\"Watching the bus\"); --http-token FILE: every page but /healthz wants the\n"
+    "token in FILE, and an address that is not loopback is refused without\n"
+    "it. Stops cleanly on SIGTERM or Ctrl-C: services first,\n"
+    "then the broker. --log keeps the log on a replicated NATS JetStream\n"
+    "stream of three servers, DIR/log being its local index (docs/scale-out.md);\n"
+    "the default is the LMDB log alone.\n"
+    "\n"
+    "Then, in another terminal:\n"
+    "  schakel tail --node DIR --as svc-audit --stream all --follow\n"
+    "  schakel publish --node DIR --as school-12ab00 < events.jsonl\n"
+    "  schakel explain --node DIR --purpose TEXT EVENT_ID\n";
 
 static atomic_int stopping;
 
@@ -102,6 +106,7 @@ int cmd_node(int argc, char **argv)
         SCHAKEL_FLAG_B("--no-services", NULL, &no_services),
         SCHAKEL_FLAG_S("--http", "ADDR:PORT", &http),
         SCHAKEL_FLAG_S("--http-token", "FILE", &token),
+        SCHAKEL_FLAG_S("--log", "URL", &cfg.log_url),
         SCHAKEL_FLAGS_END,
     };
     int status = tool_flags("node", flags, argc, argv, 1, usage, NULL, usage);
@@ -115,6 +120,11 @@ int cmd_node(int argc, char **argv)
     uint8_t token_hash[SCHAKEL_SHA256_LEN];
     int have_token = 0;
     if (with_http && mon_parse_listen(http, http_host, &http_port, why) != 0) {
+        fprintf(stderr, "schakel node: %s\n", why);
+        return 2;
+    }
+    schakel_js_url_t log_url;
+    if (cfg.log_url && schakel_js_url_parse(cfg.log_url, &log_url, why) != 0) {
         fprintf(stderr, "schakel node: %s\n", why);
         return 2;
     }

@@ -111,9 +111,13 @@ void acked_stop(acked_run_t *run)
     run->n_threads = 0;
 }
 
-size_t acked_count(const acked_run_t *run)
+size_t acked_count(acked_run_t *run)
 {
-    return run->n_acked;
+    /* also while the publishers run (test_jetstream_failover) */
+    pthread_mutex_lock(&run->lock);
+    size_t n = run->n_acked;
+    pthread_mutex_unlock(&run->lock);
+    return n;
 }
 
 unsigned long acked_timeouts(const acked_run_t *run)

@@ -25,7 +25,8 @@ void acked_halt(acked_run_t *run);
 /* Stops the publishers and waits for them. */
 void acked_stop(acked_run_t *run);
 
-size_t acked_count(const acked_run_t *run);
+/* Events ACKed so far; any thread, also while the publishers run. */
+size_t acked_count(acked_run_t *run);
 
 /* Batches whose publish failed (timed out while the broker was down). */
 unsigned long acked_timeouts(const acked_run_t *run);

@@ -1,0 +1,223 @@
+/* Three nats-server processes as one JetStream cluster (nats_cluster.h). */
+#include "nats_cluster.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static long long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int write_config(nats_cluster_t *c, int i)
+{
+    char path[320], store[300];
+    snprintf(path, sizeof path, "%s/n%d.conf", c->dir, i + 1);
+    snprintf(store, sizeof store, "%s/n%d", c->dir, i + 1);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f,
+            "server_name: n%d\nlisten: 127.0.0.1:%d\n"
+            "jetstream { store_dir: \"%s\" }\n"
+            "cluster {\n  name: schakel-test\n  listen: 127.0.0.1:%d\n  routes: [\n",
+            i + 1, c->port[i], store, c->route[i]);
+    for (int j = 0; j < NATS_NODES; j++)
+        if (j != i) fprintf(f, "    nats-route://127.0.0.1:%d\n", c->route[j]);
+    fprintf(f, "  ]\n}\n");
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+static pid_t spawn(nats_cluster_t *c, int i)
+{
+    char conf[320], log[320];
+    snprintf(conf, sizeof conf, "%s/n%d.conf", c->dir, i + 1);
+    snprintf(log, sizeof log, "%s/n%d.log", c->dir, i + 1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execlp("nats-server", "nats-server", "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* A JetStream context on server i alone (NULL: not reachable). */
+static natsConnection *connect_one(nats_cluster_t *c, int i, jsCtx **js)
+{
+    char url[64];
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", c->port[i]);
+    natsOptions *o = NULL;
+    natsConnection *nc = NULL;
+    if (natsOptions_Create(&o) != NATS_OK) return NULL;
+    natsOptions_SetURL(o, url);
+    natsOptions_SetTimeout(o, 500);
+    natsOptions_SetMaxReconnect(o, 0);
+    natsStatus s = natsConnection_Connect(&nc, o);
+    natsOptions_Destroy(o);
+    if (s != NATS_OK) return NULL;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 1000;
+    if (natsConnection_JetStream(js, nc, &jo) != NATS_OK) {
+        natsConnection_Destroy(nc);
+        return NULL;
+    }
+    return nc;
+}
+
+/* JetStream answers account info only once it has a meta leader. */
+static int has_meta_leader(nats_cluster_t *c)
+{
+    for (int i = 0; i < NATS_NODES; i++) {
+        if (!c->pid[i]) continue;
+        jsCtx *js = NULL;
+        natsConnection *nc = connect_one(c, i, &js);
+        if (!nc) continue;
+        jsAccountInfo *ai = NULL;
+        jsErrCode e = 0;
+        natsStatus s = js_GetAccountInfo(&ai, js, NULL, &e);
+        if (ai) jsAccountInfo_Destroy(ai);
+        jsCtx_Destroy(js);
+        natsConnection_Destroy(nc);
+        if (s == NATS_OK) return 1;
+    }
+    return 0;
+}
+
+nats_cluster_t *nats_cluster_start(void)
+{
+    nats_cluster_t *c = calloc(1, sizeof *c);
+    snprintf(c->dir, sizeof c->dir, "/tmp/schakel-nats-XXXXXX");
+    if (!mkdtemp(c->dir)) abort();
+    int base = harness_free_ports(2 * NATS_NODES);
+    if (base < 0) {
+        fprintf(stderr, "nats cluster: no free ports\n");
+        nats_cluster_destroy(&c);
+        return NULL;
+    }
+    size_t o = (size_t)snprintf(c->url, sizeof c->url, "nats://");
+    for (int i = 0; i < NATS_NODES; i++) {
+        c->port[i] = base + i;
+        c->route[i] = base + NATS_NODES + i;
+        o += (size_t)snprintf(c->url + o, sizeof c->url - o, "%s127.0.0.1:%d", i ? "," : "", c->port[i]);
+    }
+    for (int i = 0; i < NATS_NODES; i++)
+        if (write_config(c, i) != 0 || (c->pid[i] = spawn(c, i)) <= 0) {
+            fprintf(stderr, "nats cluster: cannot start n%d\n", i + 1);
+            nats_cluster_destroy(&c);
+            return NULL;
+        }
+    long long t0 = now_ms();
+    while (!has_meta_leader(c)) {
+        if (now_ms() - t0 > 20000) {
+            fprintf(stderr, "nats cluster: no meta leader after 20 s (logs in %s)\n", c->dir);
+            nats_cluster_destroy(&c);
+            return NULL;
+        }
+        usleep(100000);
+    }
+    printf("nats cluster: 3 servers at %s, meta leader after %lld ms\n", c->url, now_ms() - t0);
+    return c;
+}
+
+void nats_cluster_kill(nats_cluster_t *c, int i)
+{
+    if (!c->pid[i]) return;
+    kill(c->pid[i], SIGKILL);
+    (void)waitpid(c->pid[i], NULL, 0); /* our own child */
+    c->pid[i] = 0;
+}
+
+int nats_cluster_restart(nats_cluster_t *c, int i)
+{
+    if (c->pid[i]) return 0;
+    c->pid[i] = spawn(c, i);
+    long long t0 = now_ms();
+    while (now_ms() - t0 < 10000) {
+        jsCtx *js = NULL;
+        natsConnection *nc = connect_one(c, i, &js);
+        if (nc) {
+            jsCtx_Destroy(js);
+            natsConnection_Destroy(nc);
+            return 0;
+        }
+        usleep(100000);
+    }
+    return -1;
+}
+
+int nats_cluster_stream_leader(nats_cluster_t *c, const char *stream, int wait_ms)
+{
+    long long t0 = now_ms();
+    do {
+        for (int i = 0; i < NATS_NODES; i++) {
+            if (!c->pid[i]) continue;
+            jsCtx *js = NULL;
+            natsConnection *nc = connect_one(c, i, &js);
+            if (!nc) continue;
+            jsStreamInfo *si = NULL;
+            jsErrCode e = 0;
+            int leader = -1;
+            if (js_GetStreamInfo(&si, js, stream, NULL, &e) == NATS_OK && si->Cluster &&
+                si->Cluster->Leader && si->Cluster->Leader[0] == 'n')
+                leader = atoi(si->Cluster->Leader + 1) - 1;
+            if (si) jsStreamInfo_Destroy(si);
+            jsCtx_Destroy(js);
+            natsConnection_Destroy(nc);
+            if (leader >= 0 && leader < NATS_NODES && c->pid[leader]) return leader;
+        }
+        usleep(100000);
+    } while (now_ms() - t0 < wait_ms);
+    return -1;
+}
+
+unsigned long long nats_cluster_stream_last(nats_cluster_t *c, const char *stream)
+{
+    for (int i = 0; i < NATS_NODES; i++) {
+        if (!c->pid[i]) continue;
+        jsCtx *js = NULL;
+        natsConnection *nc = connect_one(c, i, &js);
+        if (!nc) continue;
+        jsStreamInfo *si = NULL;
+        jsErrCode e = 0;
+        unsigned long long last = (unsigned long long)-1;
+        if (js_GetStreamInfo(&si, js, stream, NULL, &e) == NATS_OK) last = si->State.LastSeq;
+        if (si) jsStreamInfo_Destroy(si);
+        jsCtx_Destroy(js);
+        natsConnection_Destroy(nc);
+        if (last != (unsigned long long)-1) return last;
+    }
+    return (unsigned long long)-1;
+}
+
+void nats_cluster_destroy(nats_cluster_t **cp)
+{
+    nats_cluster_t *c = *cp;
+    if (!c) return;
+    for (int i = 0; i < NATS_NODES; i++) nats_cluster_kill(c, i);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->dir);
+    if (!getenv("SCHAKEL_TEST_KEEP") && system(cmd) != 0)
+        fprintf(stderr, "nats cluster: could not remove %s\n", c->dir);
+    free(c);
+    *cp = NULL;
+}
