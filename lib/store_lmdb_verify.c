@@ -50,6 +50,7 @@
  * the arena frees the extra ones at every reset and the next window faults
  * fresh pages in again; only the pages used are ever resident. */
 #define ARENA_BYTES ((size_t)WINDOW * 2048)
+#define HUGE_PAGE ((size_t)2 << 20)
 
 /* What A found about one record. */
 typedef struct {
@@ -83,7 +84,8 @@ typedef struct {
     MDB_cursor *cur;            /* on the events table */
     schakel_arena_t *arenas[2]; /* one per window in flight: arenas[pool->parity] */
     schakel_arena_t *arena;     /* the one of the stage A running */
-    wset_t *keys;
+    wset_t *keys;               /* in keys_map */
+    void *keys_map;
     uint8_t *victim; /* per set: the next way to replace */
 } worker_t;
 
@@ -99,6 +101,7 @@ struct pool {
     int stage;         /* 'A', 'C', or 0: stop */
     size_t next_chunk; /* the next chunk of the stage to take (atomic) */
     slot_t *bufs[2];   /* two windows: stage B takes one while stage A fills the other */
+    void *bufs_map[2]; /* where they are mapped (huge_map) */
     slot_t *slots;     /* stage A's window: slots[i] is seq base + i */
     size_t n_slots;
     unsigned parity;     /* stage A's window: bufs[parity], each thread's arenas[parity] */
@@ -263,13 +266,13 @@ static int walk_chunk(worker_t *w, size_t lo, size_t hi)
     MDB_val key = {8, from}, end = {8, to}, val;
     uint64_t prev = p->base + lo - 1;
     for (int op = MDB_SET_RANGE; mdb_cursor_get(w->cur, &key, &val, (MDB_cursor_op)op) == 0; op = MDB_NEXT) {
-        if (!open_end && mdb_cmp(w->txn, p->st->events, &key, &end) >= 0) break;
-        if (key.mv_size != 8) {
+        if (key.mv_size != 8) { /* keys of 8 bytes compare as their seqs: LMDB's compare for the rest */
+            if (!open_end && mdb_cmp(w->txn, p->st->events, &key, &end) >= 0) break;
             note_odd(p, prev + 1);
             continue;
         }
         uint64_t seq = schakel_get_be64(key.mv_data);
-        if (seq < p->base + lo || seq - p->base >= hi) break; /* only past the last seq: none */
+        if (seq < p->base + lo || seq - p->base >= hi) break; /* past the chunk (or the end) */
         slot_t *sl = &p->slots[seq - p->base];
         sl->seq = prev = seq;
         sl->rec = val.mv_data;
@@ -390,24 +393,30 @@ static void pool_free(pool_t *p)
         schakel_arena_destroy(&w->arenas[1]);
         /* unmapped, the keys leave the process (the kernel zeroes a page
          * before it maps it again) */
-        if (w->keys) (void)munmap(w->keys, WKEY_SETS * sizeof *w->keys); /* ours, whole: cannot fail */
+        if (w->keys_map) (void)munmap(w->keys_map, WKEY_SETS * sizeof *w->keys + HUGE_PAGE); /* ours, whole */
         free(w->victim);
     }
     pthread_cond_destroy(&p->go);
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->mu);
-    free(p->bufs[0]);
-    free(p->bufs[1]);
+    for (int i = 0; i < 2; i++)
+        if (p->bufs_map[i]) (void)munmap(p->bufs_map[i], WINDOW * sizeof(slot_t) + HUGE_PAGE);
     free(p);
 }
 
-/* A thread's key cache: fresh zero pages, each first touched (faulted in)
- * by the thread that uses it, not all by the caller before the walk. */
-static wset_t *keys_new(void)
+/* n bytes of fresh zero pages, 2 MiB-aligned and asked for huge pages:
+ * each 4 KiB page faulted in costs tens of microseconds in some VMs, and
+ * a key cache looked up at random misses the TLB on small pages. *map is
+ * what to unmap (n + HUGE_PAGE bytes); NULL when out of memory. A page is
+ * first touched (faulted in) by the thread that uses it. */
+static void *huge_map(size_t n, void **map)
 {
-    void *m =
-        mmap(NULL, WKEY_SETS * sizeof(wset_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return m == MAP_FAILED ? NULL : m;
+    void *m = mmap(NULL, n + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return *map = NULL;
+    *map = m;
+    char *a = (char *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    (void)madvise(a, n & ~(HUGE_PAGE - 1), MADV_HUGEPAGE); /* a hint: refused is fine */
+    return a;
 }
 
 /* A pool of n threads (the caller's included) over st. NULL when out of
@@ -423,14 +432,16 @@ static pool_t *pool_new(lmdb_store_t *st, unsigned n, int payloads, int bodies)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
-    int ok = (p->bufs[0] = calloc(WINDOW, sizeof(slot_t))) && (p->bufs[1] = calloc(WINDOW, sizeof(slot_t)));
+    int ok = (p->bufs[0] = huge_map(WINDOW * sizeof(slot_t), &p->bufs_map[0])) &&
+             (p->bufs[1] = huge_map(WINDOW * sizeof(slot_t), &p->bufs_map[1]));
     for (unsigned i = 0; ok && i < n; i++) {
         worker_t *w = &p->w[i];
         w->pool = p;
         w->index = i;
-        ok = (w->arenas[0] = schakel_arena_new(ARENA_BYTES)) &&
-             (w->arenas[1] = schakel_arena_new(ARENA_BYTES)) &&
-             (!payloads || ((w->keys = keys_new()) != NULL && (w->victim = calloc(WKEY_SETS, 1)) != NULL)) &&
+        ok = (w->arenas[0] = schakel_arena_new_huge(ARENA_BYTES)) &&
+             (w->arenas[1] = schakel_arena_new_huge(ARENA_BYTES)) &&
+             (!payloads || ((w->keys = huge_map(WKEY_SETS * sizeof(wset_t), &w->keys_map)) != NULL &&
+                            (w->victim = calloc(WKEY_SETS, 1)) != NULL)) &&
              mdb_txn_begin(st->env, NULL, MDB_RDONLY, &w->txn) == 0 &&
              mdb_cursor_open(w->txn, st->events, &w->cur) == 0;
     }
