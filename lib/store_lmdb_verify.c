@@ -1,6 +1,7 @@
 /* The walk of `schakel audit verify` (store_audit.h) on every core. One
  * read transaction pins the log; the log is taken a window of sequence
- * numbers at a time (slot i of the window is seq base + i), by a pool:
+ * numbers at a time (slot i of the window is seq base + i), by a pool,
+ * after stage P (all threads) has populated the map's pages:
  *
  *   A (all threads, taking chunks of 512 seqs): the chunk's part of the
  *     events table walked with the thread's own cursor (a key that is no
