@@ -14,6 +14,8 @@ typedef struct schakel_arena schakel_arena_t;
 /* An arena that allocates in chunks of chunk_bytes (0: 1 MiB); a larger
  * request gets a chunk of its own. NULL when out of memory. */
 schakel_arena_t *schakel_arena_new(size_t chunk_bytes);
+/* The same, for chunks of megabytes: they are asked for huge pages. */
+schakel_arena_t *schakel_arena_new_huge(size_t chunk_bytes);
 void schakel_arena_destroy(schakel_arena_t **self_p);
 
 /* n bytes aligned to 16, valid until the next reset. NULL when out of

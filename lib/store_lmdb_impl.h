@@ -238,6 +238,15 @@ int lmdb_checkpoint(schakel_store_t *s, int64_t now_ms);
  * (they stay in the page cache) once more than 48 MiB of mapped file
  * pages are resident; after every append's commit. */
 void lmdb_map_release(lmdb_store_t *st);
+/* The log's map (*addr) and how much of it the file uses: 0 when the map
+ * is not found (/proc/self/maps). */
+size_t lmdb_map_used(lmdb_store_t *st, uint8_t **addr);
+/* n bytes of fresh zero pages, 2 MiB-aligned and asked for huge pages:
+ * each 4 KiB page faulted in costs tens of microseconds in some VMs, and
+ * a cache looked up at random misses the TLB on small pages. *map is what
+ * to unmap (n + LMDB_HUGE_PAGE bytes); NULL when out of memory. */
+#define LMDB_HUGE_PAGE ((size_t)2 << 20)
+void *lmdb_huge_map(size_t n, void **map);
 
 /* store_lmdb_read.c: the seq of the event `id` that org published, in
  * txn: 0, MDB_NOTFOUND, or another LMDB code. */

@@ -90,6 +90,23 @@ static size_t mapped_file_pages(void)
     return 0;
 }
 
+size_t lmdb_map_used(lmdb_store_t *st, uint8_t **addr)
+{
+    *addr = NULL;
+    if ((st->map_for != st->map_size || !st->map_addr) && map_find(st) != 0) return 0;
+    MDB_envinfo info;
+    MDB_stat stat;
+    (void)mdb_env_info(st->env, &info); /* an open environment: they cannot fail */
+    (void)mdb_env_stat(st->env, &stat);
+    size_t used = (info.me_last_pgno + 1) * (size_t)stat.ms_psize;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return 0;
+    used = (used + (size_t)page - 1) / (size_t)page * (size_t)page;
+    if (used > st->map_len) used = st->map_len;
+    *addr = st->map_addr;
+    return used;
+}
+
 void lmdb_map_release(lmdb_store_t *st)
 {
     if (st->read_only) return;
@@ -104,17 +121,19 @@ void lmdb_map_release(lmdb_store_t *st)
     size_t mapped = mapped_file_pages();
     if (pg > 0 && (mapped <= st->map_floor || (mapped - st->map_floor) * (size_t)pg < MAP_RELEASE_ABOVE))
         return;
-    if ((st->map_for != st->map_size || !st->map_addr) && map_find(st) != 0) return;
-    MDB_envinfo info;
-    MDB_stat stat;
-    (void)mdb_env_info(st->env, &info); /* an open environment: they cannot fail */
-    (void)mdb_env_stat(st->env, &stat);
-    size_t used = (info.me_last_pgno + 1) * (size_t)stat.ms_psize;
-    long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0) return;
-    used = (used + (size_t)page - 1) / (size_t)page * (size_t)page;
-    if (used > st->map_len) used = st->map_len;
+    uint8_t *addr;
+    size_t used = lmdb_map_used(st, &addr);
     /* advice only: a failure leaves the pages mapped, nothing else */
-    (void)madvise(st->map_addr, used, MADV_DONTNEED);
+    if (used) (void)madvise(addr, used, MADV_DONTNEED);
     st->map_floor = mapped_file_pages(); /* the program, its libraries, other maps */
+}
+
+void *lmdb_huge_map(size_t n, void **map)
+{
+    void *m = mmap(NULL, n + LMDB_HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return *map = NULL;
+    *map = m;
+    char *a = (char *)(((uintptr_t)m + LMDB_HUGE_PAGE - 1) & ~(uintptr_t)(LMDB_HUGE_PAGE - 1));
+    (void)madvise(a, n & ~(LMDB_HUGE_PAGE - 1), MADV_HUGEPAGE); /* a hint: refused is fine */
+    return a;
 }
