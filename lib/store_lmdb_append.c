@@ -58,17 +58,10 @@ static int put_checkpoint(lmdb_store_t *st, MDB_txn *txn, int64_t now_ms, char *
 static int same_event(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_t hash[32], int *conflict,
                       char *why)
 {
-    uint8_t key[8];
-    schakel_put_be64(key, seq);
-    MDB_val k = {8, key}, v;
-    int rc = mdb_get(txn, st->events, &k, &v);
-    if (rc) return lmdb_err(rc, why, "read duplicate");
-    Schakel__V1__RecordBody *b =
-        v.mv_size > HDR_LEN
-            ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN)
-            : NULL;
-    if (!b)
-        return schakel_fail(why, SCHAKEL_ECORRUPT, "record %llu does not decode", (unsigned long long)seq);
+    MDB_val v;
+    Schakel__V1__RecordBody *b;
+    int rc = lmdb_record_body(st, txn, seq, &v, &b, "read duplicate", why);
+    if (rc) return rc;
     *conflict = b->event_hash.len != 32 || memcmp(b->event_hash.data, hash, 32) != 0;
     schakel__v1__record_body__free_unpacked(b, NULL);
     return 0;

@@ -204,6 +204,12 @@ int lmdb_repl_apply(lmdb_store_t *st, const uint8_t *msg, size_t len, char *why)
 /* An LMDB error as an error code, with what was being done in why (NULL:
  * no reason wanted); a full map or disk is SCHAKEL_EFULL. */
 int lmdb_err(int rc, char *why, const char *what);
+/* The record at seq (its stored bytes in *v) and its decoded body (free
+ * with schakel__v1__record_body__free_unpacked), or an error naming what
+ * was being done: an LMDB error as lmdb_err reports it,
+ * SCHAKEL_ECORRUPT when it does not decode. */
+int lmdb_record_body(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, MDB_val *v, Schakel__V1__RecordBody **body,
+                     const char *what, char *why);
 /* The same for a failed write (commit), telling a full disk from EIO. */
 int lmdb_write_err(lmdb_store_t *st, int rc, char *why, const char *what);
 void lmdb_chain_hash(uint64_t seq, const uint8_t prev[32], const uint8_t *body, size_t len, uint8_t out[32]);

@@ -280,3 +280,20 @@ int lmdb_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq)
     mdb_txn_abort(txn);
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : SCHAKEL_ESTORE;
 }
+
+int lmdb_record_body(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, MDB_val *v, Schakel__V1__RecordBody **body,
+                     const char *what, char *why)
+{
+    uint8_t key[8];
+    schakel_put_be64(key, seq);
+    MDB_val k = {8, key};
+    *body = NULL;
+    int rc = mdb_get(txn, st->events, &k, v);
+    if (rc) return lmdb_err(rc, why, what);
+    *body = v->mv_size > HDR_LEN ? schakel__v1__record_body__unpack(NULL, v->mv_size - HDR_LEN,
+                                                                    (uint8_t *)v->mv_data + HDR_LEN)
+                                 : NULL;
+    if (!*body)
+        return schakel_fail(why, SCHAKEL_ECORRUPT, "record %llu does not decode", (unsigned long long)seq);
+    return 0;
+}

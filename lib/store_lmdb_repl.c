@@ -89,17 +89,10 @@ static int gather(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel__V
 static int make_msg(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const schakel_append_item_t *it,
                     lmdb_repl_msg_t *m, char *why)
 {
-    uint8_t key[8];
-    schakel_put_be64(key, seq);
-    MDB_val k = {8, key}, v;
-    int rc = mdb_get(txn, st->events, &k, &v);
-    if (rc) return lmdb_err(rc, why, "read record to replicate");
-    Schakel__V1__RecordBody *b =
-        v.mv_size > HDR_LEN
-            ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN)
-            : NULL;
-    if (!b)
-        return schakel_fail(why, SCHAKEL_ECORRUPT, "record %llu does not decode", (unsigned long long)seq);
+    MDB_val v;
+    Schakel__V1__RecordBody *b;
+    int rc = lmdb_record_body(st, txn, seq, &v, &b, "read record to replicate", why);
+    if (rc) return rc;
     puts_t p;
     rc = puts_init(&p, it ? it->n_index + it->n_fanout : 0);
     if (rc == 0) rc = gather(st, txn, seq, b, it, &p, why);
