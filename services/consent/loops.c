@@ -46,6 +46,51 @@ static int record_delivery(schakel_consent_t *c, MDB_txn *txn, char tag, const u
     return schakel_kv_put(txn, c->deliveries, key, n + r, &d, sizeof d);
 }
 
+/* A walk over the deliveries of one loop id (tag + id): each entry's
+ * sender and receiver (from its key, not NUL-terminated: sl, rl bytes)
+ * and its delivery, whose strings are terminated. */
+typedef struct {
+    MDB_cursor *cur;
+    uint8_t prefix[17];
+    int started;
+    const char *sender, *receiver;
+    size_t sl, rl;
+    delivery_t d;
+} dwalk_t;
+
+static int dwalk_open(schakel_consent_t *c, MDB_txn *txn, char tag, const uint8_t id[16], dwalk_t *w)
+{
+    memset(w, 0, sizeof *w);
+    w->prefix[0] = (uint8_t)tag;
+    memcpy(w->prefix + 1, id, 16);
+    return mdb_cursor_open(txn, c->deliveries, &w->cur) == 0;
+}
+
+/* The next well-formed entry of the id: 1, or 0 at the end. */
+static int dwalk_next(dwalk_t *w)
+{
+    MDB_val k = {17, w->prefix}, v;
+    for (;;) {
+        if (mdb_cursor_get(w->cur, &k, &v, w->started ? MDB_NEXT : MDB_SET_RANGE) != 0) return 0;
+        w->started = 1;
+        if (k.mv_size < 18 || memcmp(k.mv_data, w->prefix, 17) != 0) return 0;
+        const char *ks = (const char *)k.mv_data + 17;
+        size_t rest = k.mv_size - 17, sl = strnlen(ks, rest);
+        if (sl == rest || sl >= SCHAKEL_ID_MAX || v.mv_size != sizeof(delivery_t)) continue;
+        w->sender = ks, w->sl = sl;
+        w->receiver = ks + sl + 1, w->rl = rest - sl - 1;
+        memcpy(&w->d, v.mv_data, sizeof w->d);
+        w->d.consent_org[sizeof w->d.consent_org - 1] = 0;
+        w->d.subject[sizeof w->d.subject - 1] = 0;
+        return 1;
+    }
+}
+
+static int same_name(const char *s, size_t n, const char *name)
+{
+    return n == strlen(name) && memcmp(s, name, n) == 0;
+}
+
 /* Was the referral (tag 'L') or report ('V') id that sender sent
  * delivered to receiver, on a ground that still holds? sender or receiver
  * NULL: any. With subject, only one about that child. Fills the
@@ -66,41 +111,26 @@ static int delivered_on(schakel_consent_t *c, MDB_txn *txn, char tag, const uint
                         const char *sender, const char *receiver, const char *subject, int any_ground,
                         verdict_t *out)
 {
-    MDB_cursor *cur;
-    if (mdb_cursor_open(txn, c->deliveries, &cur) != 0) return 0;
-    uint8_t prefix[17];
-    prefix[0] = (uint8_t)tag;
-    memcpy(prefix + 1, id, 16);
-    MDB_val k = {17, prefix}, v;
+    dwalk_t w;
+    if (!dwalk_open(c, txn, tag, id, &w)) return 0;
     int ok = 0;
-    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && !ok;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < 18 || memcmp(k.mv_data, prefix, 17) != 0) break;
-        const char *ks = (const char *)k.mv_data + 17;
-        size_t rest = k.mv_size - 17, sl = strnlen(ks, rest);
-        if (sl == rest) continue;
-        const char *kr = ks + sl + 1;
-        size_t rl = rest - sl - 1;
-        if (sender && (sl != strlen(sender) || memcmp(ks, sender, sl) != 0)) continue;
-        if (receiver && (rl != strlen(receiver) || memcmp(kr, receiver, rl) != 0)) continue;
-        if (v.mv_size != sizeof(delivery_t)) continue;
-        delivery_t d;
-        memcpy(&d, v.mv_data, sizeof d);
-        d.consent_org[sizeof d.consent_org - 1] = 0;
-        d.subject[sizeof d.subject - 1] = 0;
-        if (subject && strcmp(subject, d.subject) != 0) continue;
-        if (d.basis == SCHAKEL_BASIS(CONSENT)) {
+    while (!ok && dwalk_next(&w)) {
+        const delivery_t *d = &w.d;
+        if (sender && !same_name(w.sender, w.sl, sender)) continue;
+        if (receiver && !same_name(w.receiver, w.rl, receiver)) continue;
+        if (subject && strcmp(subject, d->subject) != 0) continue;
+        if (d->basis == SCHAKEL_BASIS(CONSENT)) {
             int withdrawn = 1;
-            (void)consent_load(c, txn, d.consent_id, d.consent_org, NULL, &withdrawn); /* not found: 1 */
+            (void)consent_load(c, txn, d->consent_id, d->consent_org, NULL, &withdrawn); /* not found: 1 */
             if (withdrawn && !any_ground) continue;
-            memcpy(out->consent_id, d.consent_id, 16);
-            snprintf(out->consent_org, sizeof out->consent_org, "%s", d.consent_org);
+            memcpy(out->consent_id, d->consent_id, 16);
+            snprintf(out->consent_org, sizeof out->consent_org, "%s", d->consent_org);
             out->has_consent = 1;
         }
-        out->basis = d.basis;
+        out->basis = d->basis;
         ok = 1;
     }
-    mdb_cursor_close(cur);
+    mdb_cursor_close(w.cur);
     return ok;
 }
 
@@ -231,30 +261,16 @@ const ProtobufCBinaryData *consent_loop_id(const schakel_envelope_t *e, char *ta
 static int referrer_of(schakel_consent_t *c, MDB_txn *txn, const uint8_t rid[16], const char *receiver,
                        const char *subject, char out[SCHAKEL_ID_MAX])
 {
-    MDB_cursor *cur;
-    if (mdb_cursor_open(txn, c->deliveries, &cur) != 0) return 0;
-    uint8_t prefix[17];
-    prefix[0] = 'L';
-    memcpy(prefix + 1, rid, 16);
-    MDB_val k = {17, prefix}, v;
+    dwalk_t w;
+    if (!dwalk_open(c, txn, 'L', rid, &w)) return 0;
     int ok = 0;
-    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && !ok;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < 18 || memcmp(k.mv_data, prefix, 17) != 0) break;
-        const char *ks = (const char *)k.mv_data + 17;
-        size_t rest = k.mv_size - 17, sl = strnlen(ks, rest);
-        if (sl == rest || sl >= SCHAKEL_ID_MAX || v.mv_size != sizeof(delivery_t)) continue;
-        size_t rl = rest - sl - 1;
-        if (rl != strlen(receiver) || memcmp(ks + sl + 1, receiver, rl) != 0) continue;
-        delivery_t d;
-        memcpy(&d, v.mv_data, sizeof d);
-        d.subject[sizeof d.subject - 1] = 0;
-        if (strcmp(subject, d.subject) != 0) continue;
-        memcpy(out, ks, sl);
-        out[sl] = 0;
+    while (!ok && dwalk_next(&w)) {
+        if (!same_name(w.receiver, w.rl, receiver) || strcmp(subject, w.d.subject) != 0) continue;
+        memcpy(out, w.sender, w.sl);
+        out[w.sl] = 0;
         ok = 1;
     }
-    mdb_cursor_close(cur);
+    mdb_cursor_close(w.cur);
     return ok;
 }
 
