@@ -202,6 +202,11 @@ int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
                        schakel_append_item_t *it, reject_t *rej);
 /* system.c: does broker_plan_system do anything for this type? */
 int broker_is_planned(int type);
+/* The reason a directory_update's version is refused with (REJECT_INVALID),
+ * whether the checker or the commit (a second update in one group) finds
+ * it: the version given, the one in force. */
+#define DIRECTORY_VERSION_REASON \
+    "directory_update.version: %llu must equal the document's and be above the version in force, %llu"
 /* system.c: the broker's own events. own_envelope makes one with an id
  * derived from label and data; append_own signs and appends it between
  * groups (an alarm when that fails), its seq in *seq when not NULL;

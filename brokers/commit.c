@@ -135,10 +135,8 @@ static void recheck_directory_updates(schakel_broker_t *b, pending_t *list)
                     last_id && !strcmp(last_signer, p->signer) && !memcmp(last_id, p->items[j].event_id, 16);
                 if (v <= in_force && !again) { /* (again: the append stores it once, a duplicate) */
                     char r[SCHAKEL_ERRLEN];
-                    snprintf(r, sizeof r,
-                             "directory_update.version: %llu must equal the document's and be above the "
-                             "version in force, %llu",
-                             (unsigned long long)v, (unsigned long long)in_force);
+                    snprintf(r, sizeof r, DIRECTORY_VERSION_REASON, (unsigned long long)v,
+                             (unsigned long long)in_force);
                     broker_entry_reject(p, p->item_entry[j], SCHAKEL__V1__REJECT_CODE__REJECT_INVALID, r);
                     continue;
                 }

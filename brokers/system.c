@@ -51,7 +51,6 @@ int broker_is_planned(int type)
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE:
-    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE:
     case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK: return 1;
     default: return 0;
     }
@@ -117,9 +116,7 @@ int broker_plan_system(schakel_broker_t *b, const schakel_org_t *org, const scha
                                  "\"directory\" right; keep an admin (edit the node's file to "
                                  "remove the last one)");
         if (v != u->version || v <= schakel_directory_version(b->dir))
-            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
-                                 "directory_update.version: %llu must equal the document's and be "
-                                 "above the version in force, %llu",
+            return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID, DIRECTORY_VERSION_REASON,
                                  (unsigned long long)u->version,
                                  (unsigned long long)schakel_directory_version(b->dir));
         return 0;
