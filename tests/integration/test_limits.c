@@ -379,6 +379,16 @@ static void cursor_beyond_head_is_refused(void **state)
     c.seq = head + 1;
     expect_error(s, "COMMIT", buf, schakel__v1__commit__pack(&c, buf),
                  SCHAKEL__V1__REJECT_CODE__REJECT_INVALID);
+    /* no stream name is 80 bytes or more, even for a reader of all: a cut
+     * one would share another name's cursor */
+    char long_stream[121];
+    memset(long_stream, 'x', 120);
+    long_stream[120] = 0;
+    c.stream = long_stream;
+    c.seq = head;
+    expect_error(s, "COMMIT", buf, schakel__v1__commit__pack(&c, buf),
+                 SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED);
+    c.stream = "all";
     /* nothing was stored: the consumer still reads from 1 */
     zmq_msg_t b;
     raw_send(s, "FETCH", 2, buf, fetch_body(buf, "all", 0, 10, "c1"));
