@@ -165,26 +165,52 @@ int nats_cluster_restart(nats_cluster_t *c, int i)
     return -1;
 }
 
+/* One question to the live servers: the leader of stream (-1: none
+ * answers), and whether both other replicas are current and online. */
+static int stream_ask(nats_cluster_t *c, const char *stream, int *all_current)
+{
+    *all_current = 0;
+    for (int i = 0; i < NATS_NODES; i++) {
+        if (!c->pid[i]) continue;
+        jsCtx *js = NULL;
+        natsConnection *nc = connect_one(c, i, &js);
+        if (!nc) continue;
+        jsStreamInfo *si = NULL;
+        jsErrCode e = 0;
+        int leader = -1;
+        if (js_GetStreamInfo(&si, js, stream, NULL, &e) == NATS_OK && si->Cluster && si->Cluster->Leader &&
+            si->Cluster->Leader[0] == 'n') {
+            leader = atoi(si->Cluster->Leader + 1) - 1;
+            int current = si->Cluster->ReplicasLen == NATS_NODES - 1;
+            for (int r = 0; r < si->Cluster->ReplicasLen; r++)
+                current = current && si->Cluster->Replicas[r]->Current && !si->Cluster->Replicas[r]->Offline;
+            *all_current = current;
+        }
+        if (si) jsStreamInfo_Destroy(si);
+        jsCtx_Destroy(js);
+        natsConnection_Destroy(nc);
+        if (leader >= 0 && leader < NATS_NODES && c->pid[leader]) return leader;
+    }
+    return -1;
+}
+
 int nats_cluster_stream_leader(nats_cluster_t *c, const char *stream, int wait_ms)
 {
     long long t0 = now_ms();
     do {
-        for (int i = 0; i < NATS_NODES; i++) {
-            if (!c->pid[i]) continue;
-            jsCtx *js = NULL;
-            natsConnection *nc = connect_one(c, i, &js);
-            if (!nc) continue;
-            jsStreamInfo *si = NULL;
-            jsErrCode e = 0;
-            int leader = -1;
-            if (js_GetStreamInfo(&si, js, stream, NULL, &e) == NATS_OK && si->Cluster &&
-                si->Cluster->Leader && si->Cluster->Leader[0] == 'n')
-                leader = atoi(si->Cluster->Leader + 1) - 1;
-            if (si) jsStreamInfo_Destroy(si);
-            jsCtx_Destroy(js);
-            natsConnection_Destroy(nc);
-            if (leader >= 0 && leader < NATS_NODES && c->pid[leader]) return leader;
-        }
+        int current, leader = stream_ask(c, stream, &current);
+        if (leader >= 0) return leader;
+        usleep(100000);
+    } while (now_ms() - t0 < wait_ms);
+    return -1;
+}
+
+long long nats_cluster_stream_current(nats_cluster_t *c, const char *stream, int wait_ms)
+{
+    long long t0 = now_ms();
+    do {
+        int current;
+        if (stream_ask(c, stream, &current) >= 0 && current) return now_ms() - t0;
         usleep(100000);
     } while (now_ms() - t0 < wait_ms);
     return -1;

@@ -28,6 +28,11 @@ int nats_cluster_restart(nats_cluster_t *c, int i);
 /* The index (0..2) of the server leading stream, -1 when none answers
  * (within about wait_ms). */
 int nats_cluster_stream_leader(nats_cluster_t *c, const char *stream, int wait_ms);
+/* Waits until stream has a leader and both other replicas are current
+ * and online (a restarted server has caught up): the ms waited, or -1
+ * after about wait_ms. Killing a leader before that may leave no current
+ * majority. */
+long long nats_cluster_stream_current(nats_cluster_t *c, const char *stream, int wait_ms);
 /* The last sequence of stream, asked of any live server; (uint64_t)-1
  * when none answers. */
 unsigned long long nats_cluster_stream_last(nats_cluster_t *c, const char *stream);
