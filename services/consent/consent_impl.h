@@ -26,7 +26,7 @@
 
 /* Goes into the policy hash every decision carries: bump when a coded
  * rule changes (rules.c, loops.c, holds.c, match.c). */
-#define RULES_VERSION "schakel/v1/consent-rules/5"
+#define RULES_VERSION "schakel/v1/consent-rules/6"
 #define SUBJECT_LEN 64
 #define CONSENT_KEY_MAX (16 + SCHAKEL_ID_MAX)
 #define DELIVERY_KEY_MAX (1 + 16 + 2 * SCHAKEL_ID_MAX)

@@ -58,7 +58,8 @@ static int covers(schakel_consent_t *c, const Schakel__V1__ConsentGiven *cg, con
         return 0;
     if (strcmp(date, cg->valid_from) < 0 || (cg->valid_until[0] && strcmp(date, cg->valid_until) > 0))
         return 0;
-    int age = e->age_band ? (int)e->age_band : (int)cg->age_band;
+    /* children only get older: the older of the two bands decides */
+    int age = (int)e->age_band > (int)cg->age_band ? (int)e->age_band : (int)cg->age_band;
     int ok = given_by_counts(age, cg) ? COVERS : COVERS_NOT_ENTITLED;
     int want = mode == COVER_FEEDBACK ? SCHAKEL__V1__PURPOSE__PURPOSE_FEEDBACK : (int)e->purpose, purpose = 0;
     for (size_t i = 0; i < cg->n_purposes && !purpose; i++) purpose = (int)cg->purposes[i] == want;
@@ -71,8 +72,17 @@ static int covers(schakel_consent_t *c, const Schakel__V1__ConsentGiven *cg, con
     return ok;
 }
 
+/* Whose consents count (docs/routing.md): for an event, only those its
+ * publisher recorded (the organisation that shares holds the ground); for
+ * news to a referrer, also those the referrer recorded naming itself
+ * (asked when it referred). */
+static int recorder_counts(const char *org, const schakel_envelope_t *e, const char *x, int mode)
+{
+    return !strcmp(org, e->source_org) || (mode == COVER_FEEDBACK && !strcmp(org, x));
+}
+
 /* The first consent of the event's subject (in consent id order) that
- * covers recipient x today, as mode asks. */
+ * counts for it and covers recipient x today, as mode asks. */
 int consent_find(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
                  const char *date, int mode, verdict_t *out)
 {
@@ -90,6 +100,7 @@ int consent_find(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e
         size_t on = k.mv_size - SUBJECT_LEN - 16;
         memcpy(org, id + 16, on);
         org[on] = 0;
+        if (!recorder_counts(org, e, x, mode)) continue;
         const schakel_envelope_t *ce;
         int withdrawn;
         int cv = consent_load(c, txn, id, org, &ce, &withdrawn) == 0 && !withdrawn

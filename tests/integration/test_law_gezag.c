@@ -128,6 +128,74 @@ static void rejected_invalid(const char *giver, const char *age, const char *wan
         fail_msg("code %d, reason \"%s\"; wanted REJECT_INVALID saying \"%s\"", code, reason, want);
 }
 
+/* The consent that shares is the sharer's (docs/routing.md, "Whose
+ * consents count"): a consent another school recorded, or one the
+ * recipient recorded for itself, releases nothing of this school's
+ * referral; the school's own consent does. Seen failing before the fix:
+ * the other school's consent released the referral. */
+static void only_the_publishers_consent_releases_its_referral(void **state)
+{
+    (void)state;
+    char p[65], other[33], own[33], json[1024];
+    uint8_t ref[16], id[16];
+    child("consent-owner", p);
+    referral("school-34cd01", p, "\"district\":\"zuid\",\"age_band\":\"under_12\",", "wijkteam", ref);
+    decisions_t ds;
+    wait_decisions(ref, 1, &ds);
+    assert_non_null(find(&ds, "wijkteam-zuid", SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_HOLD));
+    consent("school-12ab00", p, "parents", "under_12", "wijkteam", other, id);
+    new_id(other);
+    snprintf(json, sizeof json,
+             "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
+             "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"parents\","
+             "\"age_band\":\"under_12\",\"recipient_org\":\"wijkteam-zuid\",\"purposes\":[\"support\"],"
+             "\"valid_from\":\"2020-01-01\"}}",
+             p, other);
+    publish("wijkteam-zuid", json, id);
+    consent("school-34cd01", p, "parents", "under_12", "wijkteam", own, id);
+    wait_decisions(ref, 2, &ds);
+    size_t delivers = 0;
+    for (size_t i = 0; i < ds.n; i++) {
+        if (strcmp(ds.d[i].recipient, "wijkteam-zuid") ||
+            ds.d[i].outcome != SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER)
+            continue;
+        delivers++;
+        if (strcmp(ds.d[i].consent_id, own))
+            fail_msg("released on consent %s (%s), not the referrer's own %s", ds.d[i].consent_id,
+                     ds.d[i].rule, own);
+    }
+    assert_int_equal(delivers, 1);
+}
+
+/* Children only get older: a consent recorded when the youth was 16
+ * (given by the youth alone) is not made the parents' to give again by
+ * an event that says the child is under 12, and a parents' consent for a
+ * child of 10 does not count once an event says 16 (the older of the
+ * two age bands decides). Seen failing before the fix. */
+static const decision_t *age_case(const char *label, const char *consent_age, const char *event_age,
+                                  decisions_t *ds)
+{
+    char p[65], cid[33], extra[96];
+    uint8_t id[16], ref[16];
+    child(label, p);
+    consent("school-34cd01", p, "parents", consent_age, "wijkteam", cid, id);
+    snprintf(extra, sizeof extra, "\"district\":\"zuid\",\"age_band\":\"%s\",", event_age);
+    referral("school-34cd01", p, extra, "wijkteam", ref);
+    wait_decisions(ref, 1, ds);
+    const decision_t *d = find(ds, "wijkteam-zuid", 0);
+    if (!d) fail_msg("no consent decision for wijkteam-zuid about %s", label);
+    return d;
+}
+
+static void the_older_age_band_decides(void **state)
+{
+    (void)state;
+    decisions_t ds;
+    not_entitled(age_case("consent-age-16-event-10", "16_17", "under_12", &ds));
+    not_entitled(age_case("consent-age-10-event-16", "under_12", "16_17", &ds));
+    delivered(age_case("consent-age-10-event-10", "under_12", "under_12", &ds));
+}
+
 /* What the law cannot mean is refused at publish, saying what to fix. */
 static void consents_that_say_too_little_are_refused(void **state)
 {
@@ -150,6 +218,8 @@ int main(void)
         cmocka_unit_test(youth_of_12_to_15_consents_with_the_holders),
         cmocka_unit_test(youth_of_16_consents_alone_unless_unable_to_judge),
         cmocka_unit_test(consents_that_say_too_little_are_refused),
+        cmocka_unit_test(only_the_publishers_consent_releases_its_referral),
+        cmocka_unit_test(the_older_age_band_decides),
     };
     return cmocka_run_group_tests(tests, setup, node_teardown);
 }
