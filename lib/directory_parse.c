@@ -57,6 +57,15 @@ static int check_rights(const schakel_org_t *org, size_t i, char *why)
                                 "\"directory\", not \"%s\"",
                                 i, org->id, right_name(r));
     }
+    /* what the bus's services decide and the bus itself records is never a
+     * data holder's to publish; its adapter's health is */
+    for (int t = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION;
+         schakel_org_kind_data_holding(org->kind) && t < SCHAKEL_EVENT_TYPE_LIMIT; t++)
+        if (org->may_publish[t] && t != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ADAPTER_STATUS)
+            return schakel_fail(why, SCHAKEL_ECONFIG,
+                                "organisations[%zu] (%s).publish: a %s holds data about children and may "
+                                "not publish %s: only the bus's services and the bus itself do",
+                                i, org->id, kind, schakel_event_type_name(t));
     for (int t = 1; org->kind == SCHAKEL_ORG_KIND_ADMIN && t < SCHAKEL_EVENT_TYPE_LIMIT; t++)
         if (org->may_publish[t] && t != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_DIRECTORY_UPDATE)
             return schakel_fail(why, SCHAKEL_ECONFIG,

@@ -69,6 +69,14 @@ int consent_on_routing(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_
 {
     const Schakel__V1__RoutingDecision *r = rec->env->routing_decision;
     if (r->about_event_id.len != 16 || !r->about_seq || r->about_seq >= rec->seq) return 0;
+    if (consent_kind_of(c, rec->env->source_org) != SCHAKEL_KIND(SERVICE)) {
+        /* the directory lets no data holder publish one; should an older
+         * log hold one, it decides nothing */
+        c->ignored++;
+        schakel_log(SCHAKEL_LOG_WARN, "consent", "event=routing_not_from_a_service seq=%llu ignored=%llu",
+                    (unsigned long long)rec->seq, (unsigned long long)c->ignored);
+        return 0;
+    }
     int rc = 0;
     const schakel_envelope_t *e = consent_load_event(c, rec, r->about_seq, &r->about_event_id, &rc, why);
     if (!e) { /* erased, or not the event it names */

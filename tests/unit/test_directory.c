@@ -144,6 +144,35 @@ static void no_organisation_may_publish_rules_update(void **state)
     }
 }
 
+/* An attack review: a school allowed to publish routing_decision had the
+ * consent service decide another school's referral for it. A data holder
+ * publishes domain events and its adapter's health, never what the bus's
+ * services decide or the bus itself records. */
+static void a_data_holder_may_not_publish_system_events(void **state)
+{
+    (void)state;
+    const char *system[] = {"routing_decision", "consent_decision", "loop_reminder", "directory_update",
+                            "clock_tick",       "audit_access",     "erasure"};
+    for (size_t i = 0; i <= 6; i++) {
+        for (size_t t = 0; t < sizeof system / sizeof system[0]; t++) {
+            json_t *d = region();
+            json_array_append_new(json_object_get(org_at(d, i), "publish"), json_string(system[t]));
+            char want[160];
+            snprintf(want, sizeof want, "holds data about children and may not publish %s", system[t]);
+            refused(d, want);
+        }
+    }
+    json_t *d = region();
+    json_array_append_new(json_object_get(org_at(d, 0), "publish"), json_string("adapter_status"));
+    char *text = json_dumps(d, JSON_COMPACT);
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_directory_t *dir = schakel_directory_parse(text, strlen(text), why);
+    if (!dir) fail_msg("adapter_status refused: %s", why);
+    schakel_directory_destroy(&dir);
+    free(text);
+    json_decref(d);
+}
+
 static void only_an_admin_has_the_directory_right(void **state)
 {
     (void)state;
@@ -601,6 +630,7 @@ int main(void)
         cmocka_unit_test(data_holding_kinds_get_no_rights),
         cmocka_unit_test(no_organisation_may_publish_rules_update),
         cmocka_unit_test(only_an_admin_has_the_directory_right),
+        cmocka_unit_test(a_data_holder_may_not_publish_system_events),
         cmocka_unit_test(history_skips_the_rights_policy_only),
         cmocka_unit_test(missing_fields_are_named),
         cmocka_unit_test(wrong_types_are_named),
