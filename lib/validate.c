@@ -165,6 +165,15 @@ int schakel_envelope_validate(const schakel_envelope_t *env, char *why)
                             "case_ref: a %s without a subject is about no child and carries no case "
                             "reference: give the subject, or leave case_ref out",
                             name);
+    /* Nor does it link to a flow: an anonymous consultation (or a meeting
+     * that names no child) that named a referral's id or event would tie
+     * the anonymous question to an identified child after all. */
+    if (!env->subject[0] && env->type < SCHAKEL_EVENT(ROUTING_DECISION) &&
+        (env->correlation_id.len || env->causation_id.len))
+        return schakel_fail(why, SCHAKEL_EINVAL,
+                            "%s: a %s without a subject is about no child and links to no flow: leave "
+                            "correlation_id and causation_id out",
+                            env->correlation_id.len ? "correlation_id" : "causation_id", name);
     walk_t w = {.why = why};
     int rc = validate_walk(&w, &env->base);
     if (rc) return rc;

@@ -20,6 +20,7 @@
 #define STRING_MAX 128                                    /* codes and references, never free text */
 #define DOCUMENT_MAX (SCHAKEL_MAX_DIRECTORY_BYTES - 1024) /* directory_ and rules_update.document_json */
 #define PATH_MAX_LEN 96
+#define CODE_MAX 64 /* a *_code field: a code from a list, never words */
 
 /* ---- field kinds known by name ---- */
 
@@ -51,6 +52,7 @@ static unsigned kind_by_name(const ProtobufCFieldDescriptor *f)
         if (!strcmp(f->name, "school")) k |= K_SCHOOL;
         if (!strcmp(f->name, "district") || !strcmp(f->name, "municipality")) k |= K_DISTRICT;
         if (!strcmp(f->name, "document_json")) k |= K_DOCUMENT;
+        if (ends_with(f->name, "_code")) k |= K_CODE;
     } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
         if (ends_with(f->name, "_id")) k |= K_ID;
         if (!strcmp(f->name, "policy_version") || !strcmp(f->name, "version")) k |= K_POLICY;
@@ -224,6 +226,9 @@ static int check_string(walk_t *w, const ProtobufCFieldDescriptor *f, const char
         return validate_fail_at(w, f->name, "not a BRINVEST code such as 12AB00");
     if ((kind & K_DISTRICT) && !schakel_id_valid(s))
         return validate_fail_at(w, f->name, "not a district code: a-z 0-9 . _ / -");
+    if ((kind & K_CODE) && (n > CODE_MAX || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n))
+        return validate_fail_at(w, f->name, "not a code: 1 to %d of a-z 0-9 _ - (a code, never text)",
+                                CODE_MAX);
     return 0;
 }
 

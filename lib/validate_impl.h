@@ -21,7 +21,16 @@
 /* What the by-name rules make of a field, computed once per field
  * descriptor (the broker validates every event; names are compared only
  * at start-up). */
-enum { K_DATE = 1, K_ORG = 2, K_SCHOOL = 4, K_DISTRICT = 8, K_DOCUMENT = 16, K_ID = 32, K_POLICY = 64 };
+enum {
+    K_DATE = 1,
+    K_ORG = 2,
+    K_SCHOOL = 4,
+    K_DISTRICT = 8,
+    K_DOCUMENT = 16,
+    K_ID = 32,
+    K_POLICY = 64,
+    K_CODE = 128
+};
 
 #define DEPTH_MAX 8
 

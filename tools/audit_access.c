@@ -17,12 +17,18 @@
 #include "tool.h"
 #include "validate.h"
 
+#define AUDIT_CODE_MAX 64
+
 /* The envelope of one audit_access; body and id filled by the caller. */
 static void fill(Schakel__V1__Envelope *e, Schakel__V1__AuditAccess *b, const char *org,
-                 const audit_access_t *a, uint8_t id[16])
+                 const audit_access_t *a, uint8_t id[16], char code[AUDIT_CODE_MAX])
 {
+    /* the command as a code: "audit verify" is audit_verify (events.md) */
+    snprintf(code, AUDIT_CODE_MAX, "%s", a->command);
+    for (char *p = code; *p; p++)
+        if (*p == ' ') *p = '_';
     b->auditor_ref = (char *)org;
-    b->request_code = (char *)a->command;
+    b->request_code = code;
     b->query_ref = (char *)(a->query_ref ? a->query_ref : "");
     b->stated_purpose = (char *)(a->purpose ? a->purpose : "");
     b->from_seq = a->from_seq;
@@ -57,7 +63,8 @@ int audit_purpose_check(const char *cmd, const char *purpose, int required)
     Schakel__V1__AuditAccess b = SCHAKEL__V1__AUDIT_ACCESS__INIT;
     audit_access_t a = {.command = cmd, .purpose = purpose};
     uint8_t id[16] = {1};
-    fill(&e, &b, "svc-audit", &a, id);
+    char code[AUDIT_CODE_MAX];
+    fill(&e, &b, "svc-audit", &a, id, code);
     char why[SCHAKEL_ERRLEN] = "";
     if (schakel_envelope_validate(&e, why) == 0) return 0;
     fprintf(stderr, "schakel %s: --purpose: %s\n", cmd,
@@ -80,7 +87,8 @@ int audit_access_record(void *ctx, schakel_conn_t *c, const audit_access_t *a, c
     }
     Schakel__V1__Envelope e = SCHAKEL__V1__ENVELOPE__INIT;
     Schakel__V1__AuditAccess b = SCHAKEL__V1__AUDIT_ACCESS__INIT;
-    fill(&e, &b, c->keys.id, a, id);
+    char code[AUDIT_CODE_MAX];
+    fill(&e, &b, c->keys.id, a, id, code);
     uint8_t *buf = NULL;
     size_t len = 0;
     Schakel__V1__Ack *ack = NULL;

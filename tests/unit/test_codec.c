@@ -145,7 +145,12 @@ static schakel_envelope_t *filled(int type)
     fill_message(&e->base, type);
     e->type = type;
     e->source_org = "school-12ab00";
-    if (schakel_envelope_subject_rule(type) < 0) e->subject = e->case_ref = e->district = "";
+    if (schakel_envelope_subject_rule(type) < 0) {
+        e->subject = e->case_ref = e->district = "";
+        /* an event about no child links to no flow (domain events) */
+        if (type < SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION)
+            e->correlation_id.len = e->causation_id.len = 0;
+    }
     if (type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION)
         e->consent_decision->legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_MELDCODE;
     if (type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_RULES_UPDATE) { /* the version is the document's hash */
@@ -411,6 +416,44 @@ static void malformed_values_are_named(void **state)
     e->consent_given->recipient_org = "";
     e->consent_given->recipient_kind = 0;
     expect_reject(e, "recipient_org or the recipient_kind");
+    arena_free();
+
+    /* a *_code field holds a code, never words (an attack review put a
+     * child's name into consultation.question_code) */
+    e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOSURE);
+    e->closure->reason_code = "Piet Jansen groep 5";
+    expect_reject(e, "closure.reason_code: not a code");
+    e->closure->reason_code = "Goals_met";
+    expect_reject(e, "closure.reason_code: not a code");
+    char code65[66];
+    memset(code65, 'a', 65);
+    code65[65] = 0;
+    e->closure->reason_code = code65;
+    expect_reject(e, "closure.reason_code: not a code: 1 to 64");
+    e->closure->reason_code = "goals_met-2";
+    char cwhy[SCHAKEL_ERRLEN] = "";
+    if (schakel_envelope_validate(e, cwhy) != 0) fail_msg("goals_met-2 refused: %s", cwhy);
+    arena_free();
+
+    /* an anonymous consultation links to no flow: a correlation or
+     * causation id naming a referral would identify the child after all */
+    const int cons = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSULTATION;
+    e = filled(cons);
+    e->correlation_id.len = 16, e->correlation_id.data = alloc(16);
+    memset(e->correlation_id.data, 0xbb, 16);
+    expect_reject(e, "correlation_id: a consultation without a subject");
+    e->correlation_id.len = 0;
+    e->causation_id.len = 16, e->causation_id.data = alloc(16);
+    memset(e->causation_id.data, 0xcc, 16);
+    expect_reject(e, "causation_id: a consultation without a subject");
+    arena_free();
+    e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_MEETING);
+    e->subject = "";
+    e->case_ref = "";
+    e->correlation_id.len = 0;
+    e->causation_id.len = 16, e->causation_id.data = alloc(16);
+    memset(e->causation_id.data, 0xcc, 16);
+    expect_reject(e, "causation_id: a meeting without a subject");
     arena_free();
 
     /* a type whose body is another type's */
