@@ -105,6 +105,7 @@ int consent_on_withdrawn(schakel_consent_t *c, MDB_txn *txn, const schakel_logre
 
 /* The first consent of the event's subject (in consent id order) that
  * covers recipient x today, as mode asks. */
+int consent_withdrawal_counts(int age, int by, const Schakel__V1__ConsentGiven *cg);
 int consent_find(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
                  const char *date, int mode, verdict_t *out);
 /* May recipient x know event e, at log time now? */

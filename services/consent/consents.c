@@ -121,7 +121,7 @@ int consent_on_given(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_
 }
 
 /* A withdrawal counts only for a consent of the same child that the same
- * organisation recorded. */
+ * organisation recorded, withdrawn by one whose consent it needed. */
 int consent_on_withdrawn(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec)
 {
     const schakel_envelope_t *e = rec->env;
@@ -135,6 +135,9 @@ int consent_on_withdrawn(schakel_consent_t *c, MDB_txn *txn, const schakel_logre
     } else {
         schakel_envelope_t *ce = schakel_envelope_decode((uint8_t *)v.mv_data + 1, v.mv_size - 1, NULL);
         if (!ce || strcmp(ce->subject, e->subject) != 0) reason = "other_subject";
+        else if (!consent_withdrawal_counts((int)e->age_band, (int)e->consent_withdrawn->withdrawn_by,
+                                            ce->consent_given))
+            reason = "not_entitled"; /* e.g. parents taking back a youth of 16's own consent */
         schakel_envelope_free(ce);
     }
     if (reason) {

@@ -44,6 +44,30 @@ static int given_by_counts(int age, const Schakel__V1__ConsentGiven *cg)
     }
 }
 
+/* May `by` withdraw consent cg of a child of age band age? Whoever's
+ * consent was needed may take theirs back: under 12 the holders (or one
+ * of them: then the holders' consent is no longer whole); 12-15 the youth
+ * or the holders, for both were needed; 16-17 and adults only who alone
+ * could give it (the holders only where they gave it because the youth
+ * cannot judge). */
+int consent_withdrawal_counts(int age, int by, const Schakel__V1__ConsentGiven *cg)
+{
+    int holder = by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_PARENTS ||
+                 by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_GUARDIAN ||
+                 by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_ONE_PARENT;
+    int youth = by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_YOUTH_ALONE ||
+                by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_YOUTH_WITH_PARENTS ||
+                by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_YOUTH_WITH_GUARDIAN;
+    if ((int)cg->age_band > age) age = (int)cg->age_band;
+    switch (age) {
+    case SCHAKEL__V1__AGE_BAND__AGE_BAND_UNDER_12: return holder;
+    case SCHAKEL__V1__AGE_BAND__AGE_BAND_12_15: return holder || youth;
+    case SCHAKEL__V1__AGE_BAND__AGE_BAND_16_17: return youth || (holder && cg->youth_cannot_judge);
+    case SCHAKEL__V1__AGE_BAND__AGE_BAND_ADULT: return by == SCHAKEL__V1__GIVEN_BY__GIVEN_BY_ADULT_STUDENT;
+    default: return holder || youth;
+    }
+}
+
 enum { COVERS_NOT = 0, COVERS = 1, COVERS_NOT_ENTITLED = 2 };
 
 /* Does consent cg (not withdrawn) cover recipient x of event e on `date`,

@@ -196,6 +196,49 @@ static void the_older_age_band_decides(void **state)
     delivered(age_case("consent-age-10-event-10", "under_12", "under_12", &ds));
 }
 
+static void withdraw(const char *subject, const char *cid, const char *by)
+{
+    char json[512];
+    uint8_t id[16];
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"consent_withdrawn\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
+        "\"legal_basis\":\"consent\",\"age_band\":\"16_17\",\"consent_withdrawn\":{\"consent_id\":\"%s\","
+        "\"withdrawn_by\":\"%s\",\"effective_on\":\"2020-02-01\"}}",
+        subject, cid, by);
+    publish("school-34cd01", json, id);
+}
+
+static const decision_t *refer_16(const char *subject, decisions_t *ds)
+{
+    uint8_t ref[16];
+    referral("school-34cd01", subject, "\"district\":\"zuid\",\"age_band\":\"16_17\",", "wijkteam", ref);
+    wait_decisions(ref, 1, ds);
+    const decision_t *d = find(ds, "wijkteam-zuid", 0);
+    if (!d) fail_msg("no consent decision for wijkteam-zuid");
+    return d;
+}
+
+/* A youth of 16 consents alone, and only the youth can take it back: the
+ * parents' withdrawal is ignored (logged not_entitled), the youth's
+ * counts. Seen failing before the fix (the parents' withdrawal held the
+ * referral). */
+static void only_a_youth_of_16_takes_back_their_consent(void **state)
+{
+    (void)state;
+    char p[65], cid[33];
+    uint8_t id[16];
+    decisions_t ds;
+    child("withdraw-16", p);
+    consent("school-34cd01", p, "youth_alone", "16_17", "wijkteam", cid, id);
+    withdraw(p, cid, "parents");
+    delivered(refer_16(p, &ds));
+    withdraw(p, cid, "youth_alone");
+    const decision_t *d = refer_16(p, &ds);
+    if (d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER)
+        fail_msg("delivered (%s) after the youth withdrew", d->rule);
+}
+
 /* What the law cannot mean is refused at publish, saying what to fix. */
 static void consents_that_say_too_little_are_refused(void **state)
 {
@@ -220,6 +263,7 @@ int main(void)
         cmocka_unit_test(consents_that_say_too_little_are_refused),
         cmocka_unit_test(only_the_publishers_consent_releases_its_referral),
         cmocka_unit_test(the_older_age_band_decides),
+        cmocka_unit_test(only_a_youth_of_16_takes_back_their_consent),
     };
     return cmocka_run_group_tests(tests, setup, node_teardown);
 }
