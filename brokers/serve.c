@@ -71,9 +71,9 @@ void broker_serve_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
                           "FETCH body does not decode as schakel.v1.Fetch");
         return;
     }
-    if (strlen(f->consumer) > 80) { /* as COMMIT: never a cut name's cursor */
+    if (strlen(f->consumer) > 80 || strchr(f->consumer, '/')) { /* as COMMIT: never another's cursor */
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
-                          "FETCH consumer name is over 80 bytes: use a name of 1 to 80 bytes");
+                          "FETCH consumer name: use a name of 1 to 80 bytes without '/'");
         schakel__v1__fetch__free_unpacked(f, NULL);
         return;
     }
@@ -171,9 +171,13 @@ void broker_serve_commit(schakel_broker_t *b, schakel_wire_msg_t *m)
     Schakel__V1__Commit *c = schakel__v1__commit__unpack(NULL, len, zmq_msg_data(&m->body));
     schakel_head_t h;
     schakel_store_head(b->store, &h);
-    if (!c || !c->consumer[0] || strlen(c->consumer) > 80) {
+    /* the cursor's key is org/consumer/stream: a consumer name without '/'
+     * and no organisation id under another's (the directory) keep it one
+     * organisation's own */
+    if (!c || !c->consumer[0] || strlen(c->consumer) > 80 || strchr(c->consumer, '/')) {
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED,
-                          "COMMIT needs a schakel.v1.Commit with a consumer name of 1 to 80 bytes");
+                          "COMMIT needs a schakel.v1.Commit with a consumer name of 1 to 80 bytes "
+                          "without '/'");
     } else if (strlen(c->stream) >= SCHAKEL_STREAM_MAX || !may_read(b, m->user, c->stream)) {
         /* as FETCH: no stream name is that long, and a cut one could share another's cursor */
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,

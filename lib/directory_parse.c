@@ -429,6 +429,25 @@ static int index_orgs(schakel_directory_t *d, char *why)
         }
     }
     free(by_curve);
+    /* no id under another's: a cursor is kept under org/consumer/stream,
+     * and "a" with consumer "b" must not meet "a/b" (docs/protocol.md) */
+    for (size_t i = 0; i < n && id_at == n && curve_at == n; i++) {
+        const char *id = d->orgs[i].id;
+        for (const char *slash = strchr(id, '/'); slash; slash = strchr(slash + 1, '/')) {
+            size_t lo = 0, hi = n, plen = (size_t)(slash - id);
+            while (lo < hi) { /* the first id not below the prefix */
+                size_t mid = (lo + hi) / 2;
+                if (strncmp(d->orgs[d->by_id[mid]].id, id, plen) < 0) lo = mid + 1;
+                else hi = mid;
+            }
+            const char *at = lo < n ? d->orgs[d->by_id[lo]].id : "";
+            if (strlen(at) == plen && !strncmp(at, id, plen))
+                return schakel_fail(why, SCHAKEL_ECONFIG,
+                                    "organisations[%zu].id: %s is under the id of %s: choose an id that "
+                                    "does not start with another organisation's id and '/'",
+                                    i, id, at);
+        }
+    }
     if (id_at < n && id_at <= curve_at)
         return schakel_fail(why, SCHAKEL_ECONFIG, "organisations[%zu]: id %s is listed twice", id_at,
                             d->orgs[id_at].id);

@@ -389,6 +389,16 @@ static void cursor_beyond_head_is_refused(void **state)
     expect_error(s, "COMMIT", buf, schakel__v1__commit__pack(&c, buf),
                  SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED);
     c.stream = "all";
+    /* a cursor is kept under org/consumer/stream: a consumer name with a
+     * '/' could land on another organisation's cursor (an attack review) */
+    c.consumer = "org/a/d";
+    why = expect_error(s, "COMMIT", buf, schakel__v1__commit__pack(&c, buf),
+                       SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED);
+    assert_non_null(strstr(why, "without '/'"));
+    why = expect_error(s, "FETCH", buf, fetch_body(buf, "all", 0, 10, "org/a/d"),
+                       SCHAKEL__V1__REJECT_CODE__REJECT_MALFORMED);
+    assert_non_null(strstr(why, "without '/'"));
+    c.consumer = "c1";
     /* nothing was stored: the consumer still reads from 1 */
     zmq_msg_t b;
     raw_send(s, "FETCH", 2, buf, fetch_body(buf, "all", 0, 10, "c1"));

@@ -173,6 +173,21 @@ static void a_data_holder_may_not_publish_system_events(void **state)
     json_decref(d);
 }
 
+/* A cursor is kept under org/consumer/stream: "svc-1" with consumer "x"
+ * must not meet an organisation "svc-1/x" (an attack review). */
+static void no_id_is_under_another(void **state)
+{
+    (void)state;
+    json_t *d = region();
+    const char *under = json_string_value(json_object_get(org_at(d, 7), "id"));
+    char id[80];
+    snprintf(id, sizeof id, "%s/x", under);
+    json_object_set_new(org_at(d, 6), "id", json_string(id));
+    char want[160];
+    snprintf(want, sizeof want, "organisations[6].id: %s is under the id of %s", id, under);
+    refused(d, want);
+}
+
 static void only_an_admin_has_the_directory_right(void **state)
 {
     (void)state;
@@ -631,6 +646,7 @@ int main(void)
         cmocka_unit_test(no_organisation_may_publish_rules_update),
         cmocka_unit_test(only_an_admin_has_the_directory_right),
         cmocka_unit_test(a_data_holder_may_not_publish_system_events),
+        cmocka_unit_test(no_id_is_under_another),
         cmocka_unit_test(history_skips_the_rights_policy_only),
         cmocka_unit_test(missing_fields_are_named),
         cmocka_unit_test(wrong_types_are_named),
