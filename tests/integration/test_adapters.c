@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -403,6 +404,72 @@ static void a_refused_record_is_set_aside_and_the_next_report_still_arrives(void
     assert_int_equal(adapter_stop(&s, SIGTERM), 0);
 }
 
+/* A body the adapter cannot keep in memory is refused whole (503), not
+ * parsed with a chunk missing: the adapter runs with a data limit a few
+ * MiB above what it uses, and gets a body larger than that. */
+static void a_body_that_cannot_be_kept_is_refused_whole(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    skip(); /* a sanitizer's allocator does not live within a data limit */
+#else
+    adapter_t a;
+    char http[100];
+    int port = harness_free_port();
+    assert_true(port > 0);
+    snprintf(http, sizeof http, "\"http\": \"127.0.0.1:%d\"", port);
+    adapter_init(&a, "school-membound", "school-12ab00", FIXTURE, http);
+    a.port = port;
+    setenv("MALLOC_ARENA_MAX", "1", 1); /* every allocation under the one limit */
+    adapter_start_ready(&a);
+    unsetenv("MALLOC_ARENA_MAX");
+    usleep(500000);
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)a.pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long data_kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmData:", 7)) data_kb = strtol(line + 7, NULL, 10);
+    fclose(f);
+    assert_true(data_kb > 0);
+    struct rlimit lim;
+    assert_int_equal(prlimit(a.pid, RLIMIT_DATA, NULL, &lim), 0);
+    lim.rlim_cur = (rlim_t)data_kb * 1024 + ((rlim_t)3 << 20);
+    assert_int_equal(prlimit(a.pid, RLIMIT_DATA, &lim, NULL), 0);
+    /* 6 MiB of rows (under the 8 MiB bound) */
+    size_t cap = (size_t)6 << 20, len = 0;
+    char *body = malloc(cap + 512);
+    assert_non_null(body);
+    for (unsigned i = 0; len < cap; i++)
+        len += (size_t)snprintf(body + len, 512,
+                                "{\"registratienummer\":\"M%u\",\"bsn\":\"999990093\",\"geboortedatum\":"
+                                "\"14-02-2016\",\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":"
+                                "\"20-11-2026\",\"categorie\":\"gedrag\",\"urgentie\":\"hoog\"}\n",
+                                i);
+    char tokpath[800], auth[200] = "Authorization: Bearer ";
+    snprintf(tokpath, sizeof tokpath, "%s/state/http.token", a.dir);
+    size_t toklen = 0;
+    char *tok = schakel_file_read(tokpath, 4096, &toklen);
+    assert_non_null(tok);
+    strncat(auth, tok, strcspn(tok, "\n"));
+    free(tok);
+    const char *hdr[] = {auth, "Content-Type: application/json", NULL};
+    buf_t ans = {0};
+    long code = adapter_http(&a, "POST", "/events", hdr, body, len, &ans, 60000);
+    free(body);
+    if (code != 503 || !ans.data || !strstr(ans.data, "while receiving the body"))
+        fail_msg("a body that could not be kept: status %ld, %.200s", code, ans.data ? ans.data : "");
+    free(ans.data);
+    json_t *st = adapter_status(&a);
+    assert_int_equal(json_integer_value(json_object_get(st, "outbox_depth")) +
+                         json_integer_value(json_object_get(st, "acked")),
+                     0); /* nothing of it was kept */
+    json_decref(st);
+    assert_int_equal(adapter_stop(&a, SIGTERM), 0);
+#endif
+}
+
 static void http_and_stdin_answer_per_row(void **state)
 {
     (void)state;
@@ -539,6 +606,7 @@ int main(void)
         cmocka_unit_test(delivery_lands_once_though_the_hand_over_fails_first),
         cmocka_unit_test(a_refused_record_is_set_aside_and_the_next_report_still_arrives),
         cmocka_unit_test(http_and_stdin_answer_per_row),
+        cmocka_unit_test(a_body_that_cannot_be_kept_is_refused_whole),
         cmocka_unit_test(six_profiles_map_their_examples_onto_the_log),
     };
     int rc = cmocka_run_group_tests(tests, adapters_node_setup, adapters_node_teardown);
