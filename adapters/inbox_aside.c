@@ -56,8 +56,8 @@ int adapter_inbox_set_aside(adapter_t *a, const Schakel__V1__Delivered *d, const
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) /* made at the start: removed since? */
         return schakel_fail(why, SCHAKEL_EIO, "cannot create %s: %s", dir, strerror(errno));
     json_t *o = json_pack("{s:I, s:I, s:s, s:s, s:s, s:I, s:s}", "seq", (json_int_t)d->seq, "position",
-                          (json_int_t)position, "event_id", idhex, "type", type, "set_aside_at", at,
-                          "tries", (json_int_t)tries, "reason", scrubbed);
+                          (json_int_t)position, "event_id", idhex, "type", type, "set_aside_at", at, "tries",
+                          (json_int_t)tries, "reason", scrubbed);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     int rc = text ? schakel_file_write_atomic(path, text, strlen(text)) : SCHAKEL_ENOMEM;
@@ -144,7 +144,8 @@ void adapter_inbox_redeliver(adapter_t *a)
             if (rename(from, back) != 0) (void)unlink(from);
         } else { /* the system or the bus is away: tried again at the next turn */
             schakel_reason_scrub(why);
-            schakel_log(SCHAKEL_LOG_WARN, "adapter", "event=inbox_redeliver_retry position=%llu reason=\"%s\"",
+            schakel_log(SCHAKEL_LOG_WARN, "adapter",
+                        "event=inbox_redeliver_retry position=%llu reason=\"%s\"",
                         (unsigned long long)todo[i], why);
         }
     }
