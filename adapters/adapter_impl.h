@@ -88,7 +88,7 @@ typedef struct {
 typedef struct {
     int64_t sent_ms; /* 0: none sent yet */
     int last_error;
-    uint64_t dead_letters;
+    uint64_t dead_letters, inbox_set_aside;
     int outbox_empty;
     int refused; /* the broker refused the last one */
 } adapter_status_state_t;
@@ -149,8 +149,24 @@ struct schakel_client;
 void adapter_status_note_error(adapter_t *a, int code);
 void adapter_status_tick(adapter_t *a, struct schakel_client *c, adapter_status_state_t *st);
 
-/* inbox.c: the inbox thread. */
+/* inbox.c: the inbox thread. adapter_inbox_deliver hands one record
+ * over (an erasure after adapter_inbox_forget), its event id and type
+ * into idhex and type; 0, or the reason in why and in *refused whose the
+ * failure is (INBOX_AWAY, INBOX_REFUSED, INBOX_REFUSED_FOR_GOOD). */
+#define INBOX_TRIES 3           /* a record the command fails on this often is set aside */
+#define INBOX_REDELIVER_MS 2000 /* how often the inbox looks for notes to re-deliver */
+enum { INBOX_AWAY = 0, INBOX_REFUSED = 1, INBOX_REFUSED_FOR_GOOD = 2 };
 void *adapter_inbox_main(void *arg);
+int adapter_inbox_deliver(adapter_t *a, const Schakel__V1__Delivered *d, char idhex[33], char type[40],
+                          int *refused, char *why);
+/* inbox_aside.c: notes of the records set aside (state/inbox-set-aside/),
+ * their count, and re-delivering those an operator moved to
+ * state/inbox-redeliver/ (called by the inbox thread every
+ * INBOX_REDELIVER_MS). */
+int adapter_inbox_set_aside(adapter_t *a, const Schakel__V1__Delivered *d, const char *idhex,
+                            const char *type, unsigned tries, const char *reason, char *why);
+size_t adapter_inbox_set_aside_count(const adapter_t *a);
+void adapter_inbox_redeliver(adapter_t *a);
 /* inbox_erase.c: on an `erasure` record, a directory inbox overwrites and
  * removes the deliveries it holds about the erased child (up to its
  * erased_upto); nothing for other records or inboxes. 0, or an error in

@@ -26,6 +26,7 @@ json_t *adapter_status_json(adapter_t *a)
     json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I}", "org", a->conn.as_org, "outbox_depth",
                           (json_int_t)s.pending, "acked", (json_int_t)s.acked, "dead_letters",
                           (json_int_t)s.dead, "inbox_cursor", (json_int_t)s.inbox_cursor);
+    json_object_set_new(o, "inbox_set_aside", json_integer((json_int_t)adapter_inbox_set_aside_count(a)));
     json_object_set_new(o, "oldest_unacknowledged", oldest[0] ? json_string(oldest) : json_null());
     if (s.oldest_pending_ms)
         json_object_set_new(o, "oldest_unacknowledged_seconds",

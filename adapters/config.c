@@ -83,7 +83,9 @@ int adapter_configure(adapter_t *a, const char *path, int need_profile)
             if (resolve(a, key, s, p, sizeof p, 0)) goto out;
             if (!(a->profile = schakel_profile_load(p, a->why))) goto out;
         } else if (!strcmp(key, "state") && s) { /* room for its files: data.mdb, outbox.key, http.token */
-            if (resolve(a, key, s, a->state, sizeof a->state, sizeof "/outbox.key.tmp")) goto out;
+            if (resolve(a, key, s, a->state, sizeof a->state,
+                        sizeof "/inbox-set-aside/01234567890123456789.json.tmp"))
+                goto out;
         } else if (!strcmp(key, "spool") && s) {
             if (resolve(a, key, s, a->spool, sizeof a->spool, SPOOL_ROOM)) goto out;
         } else if (!strcmp(key, "stdin") && json_is_boolean(v)) a->use_stdin = json_is_true(v);
@@ -178,8 +180,7 @@ int adapter_make_dirs(adapter_t *a)
 {
     char p[SCHAKEL_PATH_MAX];
     const char *dirs[] = {"", "done", "rejected"};
-    if (!a->spool[0]) return 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; a->spool[0] && i < 3; i++) {
         int rc = schakel_path_join(p, sizeof p, a->spool, dirs[i], a->why);
         if (rc) return rc;
         if (mkdir(p, 0700) != 0 && errno != EEXIST)
@@ -187,5 +188,13 @@ int adapter_make_dirs(adapter_t *a)
     }
     if (a->inbox == INBOX_DIR && mkdir(a->inbox_target, 0700) != 0 && errno != EEXIST)
         return schakel_fail(a->why, SCHAKEL_EIO, "cannot create %s: %s", a->inbox_target, strerror(errno));
+    /* the inbox's set-aside notes, and where an operator moves them to re-deliver */
+    const char *notes[] = {"", "inbox-set-aside", "inbox-redeliver"}; /* "": the state, first */
+    for (int i = 0; a->inbox != INBOX_NONE && i < 3; i++) {
+        int rc = schakel_path_join(p, sizeof p, a->state, notes[i], a->why);
+        if (rc) return rc;
+        if (mkdir(p, 0700) != 0 && errno != EEXIST)
+            return schakel_fail(a->why, SCHAKEL_EIO, "cannot create %s: %s", p, strerror(errno));
+    }
     return 0;
 }

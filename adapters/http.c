@@ -29,6 +29,7 @@ typedef struct {
     char *body;
     size_t len;
     int too_big;
+    int no_memory; /* a chunk could not be kept: nothing of the request is parsed */
 } upload_t;
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, json_t *doc)
@@ -110,12 +111,17 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
     if (*size) {
         if (u->len + *size > HTTP_BODY_MAX) {
             u->too_big = 1;
-        } else {
+        } else if (!u->no_memory) {
             char *nb = realloc(u->body, u->len + *size + 1);
             if (nb) {
                 memcpy(nb + u->len, data, *size);
                 u->body = nb;
                 u->len += *size;
+            } else { /* a body with a hole would splice rows: none of it is read */
+                u->no_memory = 1;
+                free(u->body);
+                u->body = NULL;
+                u->len = 0;
             }
         }
         *size = 0;
@@ -123,6 +129,10 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
     }
     if (u->too_big)
         return reply(c, 413, json_pack("{s:s}", "error", "body over 8 MiB: send fewer rows per request"));
+    if (u->no_memory)
+        return reply(c, 503,
+                     json_pack("[{s:s, s:s}]", "status", "retry_later", "reason",
+                               "out of memory while receiving the body: nothing of it was read; post again"));
     batch_t b = {.a = a};
     b.rejects = json_array();
     char why[SCHAKEL_ERRLEN] = "";

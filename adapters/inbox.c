@@ -26,9 +26,15 @@ static size_t curl_discard(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
+/* Hands one record over; 0 when done. Otherwise *refused says whose the
+ * failure is: INBOX_AWAY (the system is away or cannot take anything:
+ * tried again without end), INBOX_REFUSED (the command failed on this
+ * record: set aside after INBOX_TRIES) or INBOX_REFUSED_FOR_GOOD (the
+ * command exited 65, or the URL answered 4xx: set aside at once). */
 static int hand_over(adapter_t *a, const Schakel__V1__Delivered *d, const char *text, const char *idhex,
-                     const char *type, char *why)
+                     const char *type, int *refused, char *why)
 {
+    *refused = INBOX_AWAY;
     switch (a->inbox) {
     case INBOX_DIR: {
         char path[SCHAKEL_PATH_MAX];
@@ -68,10 +74,14 @@ static int hand_over(adapter_t *a, const Schakel__V1__Delivered *d, const char *
         int st = 0;
         if (pid < 0 || waitpid(pid, &st, 0) < 0)
             return schakel_fail(why, SCHAKEL_EIO, "cannot run the inbox command");
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-            return schakel_fail(why, SCHAKEL_EIO, "the inbox command failed (status %d)",
-                                WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-        return 0;
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
+        int status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        /* 75 (EX_TEMPFAIL): the system is busy; 126, 127: the command
+         * cannot run at all. Neither is this record's doing. */
+        if (status != 75 && status != 126 && status != 127)
+            *refused = status == 65 ? INBOX_REFUSED_FOR_GOOD : INBOX_REFUSED;
+        return schakel_fail(why, SCHAKEL_EIO, "the inbox command failed (status %d%s)", status,
+                            status < 0 ? ": killed by a signal" : "");
     }
     case INBOX_URL: {
         CURL *cu = curl_easy_init();
@@ -91,6 +101,7 @@ static int hand_over(adapter_t *a, const Schakel__V1__Delivered *d, const char *
         curl_slist_free_all(h);
         curl_easy_cleanup(cu);
         if (r != CURLE_OK) return schakel_fail(why, SCHAKEL_EIO, "inbox URL: %s", curl_easy_strerror(r));
+        if (code >= 400 && code <= 499 && code != 408 && code != 429) *refused = INBOX_REFUSED_FOR_GOOD;
         if (code < 200 || code > 299) return schakel_fail(why, SCHAKEL_EIO, "inbox URL answered %ld", code);
         return 0;
     }
@@ -120,6 +131,62 @@ static char *inbox_json(const Schakel__V1__Delivered *d, char idhex[33], char ty
     return text;
 }
 
+int adapter_inbox_deliver(adapter_t *a, const Schakel__V1__Delivered *d, char idhex[33], char type[40],
+                          int *refused, char *why)
+{
+    *refused = INBOX_AWAY;
+    char *text = inbox_json(d, idhex, type);
+    int rc = !text ? schakel_fail(why, SCHAKEL_ENOMEM, "out of memory")
+             /* an erasure: the child's deliveries go before the notice is handed over */
+             : !strcmp(type, "erasure") ? adapter_inbox_forget(a, d, why)
+                                        : 0;
+    if (rc == 0) rc = hand_over(a, d, text, idhex, type, refused, why);
+    free(text);
+    return rc;
+}
+
+/* The cursor past d: a position in org/<us> (a delivery decided late, a
+ * hold released, has a later position than its event's seq). */
+static void move_on(adapter_t *a, const Schakel__V1__Delivered *d)
+{
+    if (schakel_outbox_set(a->outbox, "inbox_cursor", d->position ? d->position : d->seq))
+        schakel_log(SCHAKEL_LOG_WARN, "adapter",
+                    "event=inbox_cursor_not_saved seq=%llu action=handed_over_again_after_restart",
+                    (unsigned long long)d->seq);
+}
+
+/* Hands d over, tried again while the system is away; a record refused
+ * INBOX_TRIES times (or for good) is set aside, except an erasure. */
+static void deliver_in_order(adapter_t *a, const Schakel__V1__Delivered *d)
+{
+    char idhex[33], type[40], why[SCHAKEL_ERRLEN] = "";
+    unsigned tries = 0;
+    for (int backoff = 1000; !atomic_load(&a->stop); backoff = backoff * 2 > 30000 ? 30000 : backoff * 2) {
+        int refused;
+        if (adapter_inbox_deliver(a, d, idhex, type, &refused, why) == 0) {
+            move_on(a, d);
+            schakel_log(SCHAKEL_LOG_INFO, "adapter", "event=delivered seq=%llu type=%s",
+                        (unsigned long long)d->seq, type);
+            return;
+        }
+        tries++;
+        schakel_log(SCHAKEL_LOG_WARN, "adapter", "event=handover_retry seq=%llu reason=\"%s\"",
+                    (unsigned long long)d->seq, why);
+        if (strcmp(type, "erasure") != 0 &&
+            (refused == INBOX_REFUSED_FOR_GOOD || (refused == INBOX_REFUSED && tries >= INBOX_TRIES))) {
+            char err[SCHAKEL_ERRLEN] = "";
+            if (adapter_inbox_set_aside(a, d, idhex, type, tries, why, err) == 0) {
+                move_on(a, d);
+                return;
+            }
+            schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=inbox_not_set_aside seq=%llu reason=\"%s\"",
+                        (unsigned long long)d->seq, err);
+        }
+        schakel_outbox_error(a->outbox, why, schakel_wall_ms());
+        for (int t = 0; t < backoff && !atomic_load(&a->stop); t += 50) usleep(50000);
+    }
+}
+
 void *adapter_inbox_main(void *arg)
 {
     adapter_t *a = arg;
@@ -137,7 +204,12 @@ void *adapter_inbox_main(void *arg)
         schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=inbox_failed reason=\"%s\"", why);
         return NULL;
     }
+    int64_t looked = 0;
     while (!atomic_load(&a->stop)) {
+        if (schakel_wall_ms() - looked >= INBOX_REDELIVER_MS) { /* notes an operator moved */
+            adapter_inbox_redeliver(a);
+            looked = schakel_wall_ms();
+        }
         const Schakel__V1__Delivered *d;
         int rc = schakel_consumer_next(c, &d, 300, why);
         if (rc == SCHAKEL_ETIMEOUT) continue;
@@ -147,30 +219,7 @@ void *adapter_inbox_main(void *arg)
             sleep(1);
             continue;
         }
-        char idhex[33], type[40];
-        char *text = inbox_json(d, idhex, type);
-        for (int backoff = 1000; !atomic_load(&a->stop);
-             backoff = backoff * 2 > 30000 ? 30000 : backoff * 2) {
-            /* an erasure: the child's deliveries go before the notice is handed over */
-            if (text && (strcmp(type, "erasure") != 0 || adapter_inbox_forget(a, d, why) == 0) &&
-                hand_over(a, d, text, idhex, type, why) == 0) {
-                /* a position in org/<us>: a delivery decided late (a hold
-                 * released) has a later position than its event's seq */
-                if (schakel_outbox_set(a->outbox, "inbox_cursor", d->position ? d->position : d->seq))
-                    schakel_log(
-                        SCHAKEL_LOG_WARN, "adapter",
-                        "event=inbox_cursor_not_saved seq=%llu action=handed_over_again_after_restart",
-                        (unsigned long long)d->seq);
-                schakel_log(SCHAKEL_LOG_INFO, "adapter", "event=delivered seq=%llu type=%s",
-                            (unsigned long long)d->seq, type);
-                break;
-            }
-            schakel_log(SCHAKEL_LOG_WARN, "adapter", "event=handover_retry seq=%llu reason=\"%s\"",
-                        (unsigned long long)d->seq, text ? why : "out of memory");
-            schakel_outbox_error(a->outbox, why, schakel_wall_ms());
-            for (int t = 0; t < backoff && !atomic_load(&a->stop); t += 50) usleep(50000);
-        }
-        free(text);
+        deliver_in_order(a, d);
     }
     schakel_consumer_destroy(&c);
     return NULL;

@@ -9,6 +9,7 @@
 #include "mapping.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,50 @@ const char *mapping_value_of(const schakel_row_t *row, const char *column, char 
     memcpy(buf, v, n);
     buf[n] = 0;
     return buf;
+}
+
+/* The length of column's trimmed value; SIZE_MAX when the row has no
+ * such column. */
+size_t mapping_value_len(const schakel_row_t *row, const char *column)
+{
+    const char *v = cell(row, column);
+    if (!v) return SIZE_MAX;
+    while (*v == ' ' || *v == '\t') v++;
+    size_t n = strlen(v);
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r' || v[n - 1] == '\n')) n--;
+    return n;
+}
+
+static int too_long(const schakel_row_t *row, const char *column)
+{
+    size_t n = column ? mapping_value_len(row, column) : SIZE_MAX;
+    return n != SIZE_MAX && n >= VALUE_MAX;
+}
+
+/* The first column the entry e or the record's id reads whose value is
+ * longer than a value may be (VALUE_MAX - 1 bytes), or NULL. A value is
+ * never cut short: two ids that share their first bytes would be one. */
+const char *mapping_long_column(const schakel_profile_t *p, const entry_t *e, const schakel_row_t *row)
+{
+    for (size_t i = 0; i < p->n_record_id; i++)
+        if (too_long(row, p->record_id[i])) return p->record_id[i];
+    const char *key;
+    json_t *spec;
+    json_object_foreach(e->when, key, spec)
+        if (too_long(row, key)) return key;
+    json_object_foreach(e->fields, key, spec) {
+        static const char *const named[] = {"column", "bsn", "age_from", "on", "clock"};
+        for (size_t i = 0; i < sizeof named / sizeof *named; i++) {
+            const char *col = json_string_value(json_object_get(spec, named[i]));
+            if (too_long(row, col)) return col;
+        }
+        size_t i;
+        json_t *cj;
+        json_array_foreach(json_object_get(spec, "id"), i, cj) {
+            if (too_long(row, json_string_value(cj))) return json_string_value(cj);
+        }
+    }
+    return NULL;
 }
 
 /* Reads up to max digits at *p (at least one); -1 when there are none. */
@@ -206,6 +251,33 @@ static int age_band(mapctx_t *m, json_t *spec, const char *path, json_t **out)
     return 0;
 }
 
+/* A reference (ContactRef.ref, provider_ref, case_ref: a field whose
+ * last name is "ref" or ends in "_ref") points into the publisher's own
+ * system and is never a name or a note. A cell is one when it holds 1 to
+ * REF_MAX bytes of ASCII letters, digits and - _ . / : # only; a space, a
+ * letter with an accent or any other character is taken for free text. */
+#define REF_MAX 128
+static int is_ref_path(const char *path)
+{
+    const char *last = strrchr(path, '.');
+    last = last ? last + 1 : path;
+    size_t n = strlen(last);
+    return !strcmp(last, "ref") || (n > 4 && !strcmp(last + n - 4, "_ref"));
+}
+
+static int ref_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (!n || n > REF_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("-_./:#", c)))
+            return 0;
+    }
+    return 1;
+}
+
 /* One value of a column spec: map, date, coerce. */
 static json_t *one_value(mapctx_t *m, const ProtobufCFieldDescriptor *f, json_t *spec, const char *path,
                          const char *column, const char *v)
@@ -252,6 +324,13 @@ static json_t *one_value(mapctx_t *m, const ProtobufCFieldDescriptor *f, json_t 
         char text[32];
         schakel_time_format(ms, text);
         return json_string(text);
+    }
+    if (is_ref_path(path) && !ref_ok(v)) {
+        schakel_fail(m->why, SCHAKEL_EINVAL,
+                     "column %s: not a reference for %s (1 to %d letters, digits and - _ . / : # only): "
+                     "map a column with the id of a person, desk or team, never a name or a note",
+                     column, path, REF_MAX);
+        return NULL;
     }
     return coerce(f, v, column, m->why);
 }

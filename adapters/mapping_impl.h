@@ -68,6 +68,12 @@ const ProtobufCFieldDescriptor *mapping_path_field(const char *path);
  * column (mapping_fields.c). */
 const char *mapping_value_of(const schakel_row_t *row, const char *column, char *buf, size_t cap);
 
+/* The length of column's trimmed value (SIZE_MAX: no such column), and
+ * the first column entry e or the record id reads whose value is
+ * VALUE_MAX bytes or longer, or NULL (mapping_fields.c). */
+size_t mapping_value_len(const schakel_row_t *row, const char *column);
+const char *mapping_long_column(const schakel_profile_t *p, const entry_t *e, const schakel_row_t *row);
+
 /* The JSON value of one field spec; *skip when an optional cell is empty
  * or the entry omits a default. NULL with the reason in m->why when the
  * row does not give what the spec needs (mapping_fields.c). */

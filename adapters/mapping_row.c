@@ -57,6 +57,8 @@ static int when_matches(const entry_t *e, const schakel_row_t *row)
     json_t *want;
     char buf[VALUE_MAX];
     json_object_foreach(e->when, col, want) {
+        /* a value too long for buf is no code: cut short it could be one */
+        if (mapping_value_len(row, col) >= sizeof buf) return 0;
         const char *v = mapping_value_of(row, col, buf, sizeof buf);
         if (!v) return 0;
         if (json_is_array(want)) {
@@ -93,6 +95,12 @@ static int profile_map(const schakel_profile_t *p, const char *org, const uint8_
         }
         return schakel_fail(why, SCHAKEL_EINVAL, "no entry of the profile takes this row%s", what);
     }
+    const char *longcol = mapping_long_column(p, e, row);
+    if (longcol)
+        return schakel_fail(why, SCHAKEL_EINVAL,
+                            "column %s: longer than %d bytes: a value is never cut short (two records "
+                            "would become one); shorten it in the export",
+                            longcol, VALUE_MAX - 1);
     /* the record's id in the source system decides the event id */
     schakel_sha256_t h;
     mapping_id_hash_init(&h, p, "schakel/v1/adapter-event", 25);

@@ -118,15 +118,38 @@ static char *bad_lines(const adapter_t *a, const char *text, size_t len, const b
     return out;
 }
 
+/* How the log names a spool file: never by its name (an export named
+ * after a child, or a name with a line break, must not reach the log) but
+ * by 12 hex digits of a hash of the name keyed with the region key, so
+ * that the same name gives the same reference and a reader of the log
+ * cannot try names against it. The rejected file's reasons carry it too. */
+static void file_ref(const adapter_t *a, const char *name, char out[13])
+{
+    uint8_t mac[SCHAKEL_SHA256_LEN];
+    char msg[SCHAKEL_PATH_MAX + 32], hex[2 * SCHAKEL_SHA256_LEN + 1];
+    int n = snprintf(msg, sizeof msg, "schakel/v1/spool-file:%s", name);
+    if (n < 0 || (size_t)n >= sizeof msg ||
+        schakel_hmac_sha256(a->region_key, sizeof a->region_key, msg, (size_t)n, mac) != 0) {
+        snprintf(out, 13, "unknown");
+        return;
+    }
+    schakel_hex_encode(mac, 6, hex);
+    memcpy(out, hex, 13);
+}
+
 static void process_file(adapter_t *a, const char *name)
 {
+    char ref[13];
+    file_ref(a, name, ref);
     char path[SCHAKEL_PATH_MAX], done_dir[SCHAKEL_PATH_MAX], rej_dir[SCHAKEL_PATH_MAX],
         dest[SCHAKEL_PATH_MAX];
     char why[SCHAKEL_ERRLEN] = "";
     if (schakel_path_join(path, sizeof path, a->spool, name, why) ||
         schakel_path_join(done_dir, sizeof done_dir, a->spool, "done", why) ||
         schakel_path_join(rej_dir, sizeof rej_dir, a->spool, "rejected", why)) {
-        schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=file_skipped file=%s reason=\"%s\"", name, why);
+        schakel_log(SCHAKEL_LOG_ERROR, "adapter",
+                    "event=file_skipped file_ref=%s reason=\"the spool path and the name are too long\"",
+                    ref);
         return;
     }
     size_t len = strlen(name);
@@ -149,7 +172,7 @@ static void process_file(adapter_t *a, const char *name)
     if (rc == 0) rc = adapter_batch_commit(&b, why);
     if (rc == SCHAKEL_ESTORE || rc == SCHAKEL_EFULL || rc == SCHAKEL_ENOMEM) {
         /* nothing acknowledged: the file stays and is tried again */
-        schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=file_retry file=%s reason=\"%s\"", name, why);
+        schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=file_retry file_ref=%s reason=\"%s\"", ref, why);
         schakel_outbox_error(a->outbox, why, schakel_wall_ms());
         adapter_batch_free(&b);
         free(text);
@@ -167,7 +190,10 @@ static void process_file(adapter_t *a, const char *name)
                     schakel_path_fmt(reasons, sizeof reasons, where, "%s.reasons.jsonl", dest) == 0;
         size_t n;
         json_t *r;
-        json_array_foreach(b.rejects, n, r) json_object_set_new(r, "file", json_string(name));
+        json_array_foreach(b.rejects, n, r) {
+            json_object_set_new(r, "file", json_string(name));
+            json_object_set_new(r, "file_ref", json_string(ref));
+        }
         size_t llen = 0;
         char *lines = json_lines(b.rejects, &llen);
         /* the bad rows themselves, ready to be fixed and dropped back in */
@@ -179,18 +205,18 @@ static void process_file(adapter_t *a, const char *name)
         free(lines);
         free(bad);
         if (!wrote)
-            schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=reject_not_written file=%s reason=\"%s\"", name,
-                        named ? strerror(errno) : where);
+            schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=reject_not_written file_ref=%s reason=\"%s\"",
+                        ref, named ? strerror(errno) : "no free name under rejected/");
     }
     if (rc == 0) {
         char where[SCHAKEL_ERRLEN] = "";
         int named = free_name(done_dir, name, dest, sizeof dest, where) == 0;
         if (!named || rename(path, dest) != 0)
-            schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=not_moved file=%s reason=\"%s\"", name,
-                        named ? strerror(errno) : where);
+            schakel_log(SCHAKEL_LOG_ERROR, "adapter", "event=not_moved file_ref=%s reason=\"%s\"", ref,
+                        named ? strerror(errno) : "no free name under done/");
     }
     schakel_log(rc ? SCHAKEL_LOG_WARN : SCHAKEL_LOG_INFO, "adapter",
-                "event=file_done file=%s queued=%zu known=%zu rejected=%zu%s%s%s", name, queued, known,
+                "event=file_done file_ref=%s queued=%zu known=%zu rejected=%zu%s%s%s", ref, queued, known,
                 json_array_size(b.rejects), rc ? " reason=\"" : "", rc ? why : "", rc ? "\"" : "");
     adapter_batch_free(&b);
     free(text);

@@ -37,6 +37,7 @@ static void status_figures(adapter_t *a, Schakel__V1__AdapterStatus *s, int64_t 
                                     ? (uint64_t)(now_ms - o.oldest_pending_ms) / 1000
                                     : 0;
     s->dead_letters = o.dead;
+    s->inbox_set_aside = adapter_inbox_set_aside_count(a);
     s->last_error = code ? (Schakel__V1__AdapterError)code : SCHAKEL__V1__ADAPTER_ERROR__ADAPTER_ERROR_NONE;
     s->adapter_version = (char *)ADAPTER_VERSION;
 }
@@ -45,7 +46,7 @@ static void status_figures(adapter_t *a, Schakel__V1__AdapterStatus *s, int64_t 
 static int status_changed(const adapter_status_state_t *st, const Schakel__V1__AdapterStatus *s)
 {
     return !st->sent_ms || st->last_error != (int)s->last_error || st->dead_letters != s->dead_letters ||
-           st->outbox_empty != (s->outbox_depth == 0);
+           st->outbox_empty != (s->outbox_depth == 0) || st->inbox_set_aside != s->inbox_set_aside;
 }
 
 /* Publishes s; 0 when the broker ACKed it (accepted or refused: a
@@ -106,6 +107,7 @@ void adapter_status_tick(adapter_t *a, schakel_client_t *c, adapter_status_state
     st->sent_ms = now;
     st->last_error = code;
     st->dead_letters = s.dead_letters;
+    st->inbox_set_aside = s.inbox_set_aside;
     st->outbox_empty = s.outbox_depth == 0;
     schakel_log(SCHAKEL_LOG_DEBUG, "adapter",
                 "event=adapter_status outbox_depth=%llu oldest_unacked_s=%llu dead_letters=%llu code=%d",

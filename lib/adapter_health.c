@@ -16,7 +16,7 @@ typedef struct {
     char org[SCHAKEL_ID_MAX];
     uint64_t seq;
     int64_t recorded_at;
-    uint64_t outbox_depth, oldest_unacked_seconds, dead_letters;
+    uint64_t outbox_depth, oldest_unacked_seconds, dead_letters, inbox_set_aside;
     int code;
 } entry_t;
 
@@ -96,6 +96,7 @@ int adapter_health_note_envelope(adapter_health_t *self, const schakel_envelope_
         e->outbox_depth = s->outbox_depth;
         e->oldest_unacked_seconds = s->oldest_unacked_seconds;
         e->dead_letters = s->dead_letters;
+        e->inbox_set_aside = s->inbox_set_aside;
         e->code = (int)s->last_error;
     }
     pthread_mutex_unlock(&self->lock);
@@ -121,7 +122,7 @@ typedef struct {
     int which;
 } metric_t;
 
-enum { M_LAST, M_DEPTH, M_OLDEST, M_DEAD, M_INFO };
+enum { M_LAST, M_DEPTH, M_OLDEST, M_DEAD, M_ASIDE, M_INFO };
 
 static const metric_t metrics[] = {
     {"schakel_adapter_last_status_timestamp_seconds",
@@ -130,6 +131,8 @@ static const metric_t metrics[] = {
     {"schakel_adapter_oldest_unacked_seconds", "Age of the oldest event waiting in the adapter's outbox",
      M_OLDEST},
     {"schakel_adapter_dead_letters", "Events the broker refused for good and the adapter holds", M_DEAD},
+    {"schakel_adapter_inbox_set_aside", "Inbox records the organisation's system refused, set aside",
+     M_ASIDE},
     {"schakel_adapter_info", "1, labelled with the adapter's last error code (none when none)", M_INFO},
 };
 
@@ -164,6 +167,10 @@ int adapter_health_prometheus(const adapter_health_t *self, char **out, size_t *
             case M_DEAD:
                 fprintf(f, "%s{org=\"%s\"} %llu\n", metrics[m].name, e->org,
                         (unsigned long long)e->dead_letters);
+                break;
+            case M_ASIDE:
+                fprintf(f, "%s{org=\"%s\"} %llu\n", metrics[m].name, e->org,
+                        (unsigned long long)e->inbox_set_aside);
                 break;
             default:
                 fprintf(f, "%s{org=\"%s\",code=\"%s\"} 1\n", metrics[m].name, e->org,

@@ -20,20 +20,21 @@ static const char zorg_header[] =
     "registratienummer;leerlingnummer;bsn;geboortedatum;groep;brin_vestiging;wijk;soort;datum;tijd;categorie;"
     "urgentie;gemeld_door;terugkoppeling;naar;vraag;toestemming_guid;verwijzing_id;afsluitreden;contact_"
     "blijft;"
-    "medewerker;functie;omschrijving\n";
+    "medewerker_id;functie;omschrijving\n";
 static const char consent_header[] =
     "registratienummer;leerlingnummer;bsn;geboortedatum;groep;brin_vestiging;wijk;soort;datum;toestemming_"
     "guid;"
-    "naar;doel;categorie;gegeven_door;gezag;geldig_tot;medewerker;functie;notitie\n";
-static const char smw_header[] = "dossiernummer;volgnummer;bsn;geboortedatum;school_brin;wijk;aanmelddatum;"
-                                 "verwijzing_id;status;statusdatum;uitkomst;doorverwezen_naar;afsluitreden;"
-                                 "contact_blijft;behandelaar;aanbieder;wachtlijststatus;verwachte_start;"
-                                 "overbruggingsdoel;overbrugd_door;einddatum;toestemming_id;"
-                                 "toestemming_door;gezag;naar;categorie;geinformeerd_over;hoe\n";
+    "naar;doel;categorie;gegeven_door;gezag;geldig_tot;medewerker_id;functie;notitie\n";
+static const char smw_header[] =
+    "dossiernummer;volgnummer;bsn;geboortedatum;school_brin;wijk;aanmelddatum;"
+    "verwijzing_id;status;statusdatum;uitkomst;doorverwezen_naar;afsluitreden;"
+    "contact_blijft;behandelaar_id;aanbieder_code;wachtlijststatus;verwachte_start;"
+    "overbruggingsdoel;overbrugd_door;einddatum;toestemming_id;"
+    "toestemming_door;gezag;naar;categorie;geinformeerd_over;hoe\n";
 static const char meldcode_header[] = "registratienummer;leerlingnummer;bsn;geboortedatum;groep;brin_"
                                       "vestiging;wijk;soort;datum;tijd;stap;besluit;"
                                       "vt_geraadpleegd;categorie;taxatie;ouders_geinformeerd;reden_niet_"
-                                      "geinformeerd;medewerker;functie;notitie\n";
+                                      "geinformeerd;medewerker_id;functie;notitie\n";
 static const char absence_header[] =
     "registratienummer;leerlingnummer;bsn;geboortedatum;groep;brin_vestiging;wijk;soort;datum;tijd;"
     "verzuimsoort;"
@@ -41,7 +42,7 @@ static const char absence_header[] =
 static const char ppo_header[] =
     "aanvraagnummer;regel;bsn;geboortedatum;brinvest;soort;datum;verwijzing_id;uitkomst;arrangementnummer;"
     "arrangement;financiering;startdatum;einddatum;tlv_nummer;tlv_soort;besluit;geldig_van;geldig_tot;"
-    "thuiszitter_status;reden;thuis_sinds;terug_op;afsluitreden;contact_blijft;schoolcontactpersoon;"
+    "thuiszitter_status;reden;thuis_sinds;terug_op;afsluitreden;contact_blijft;contactpersoon_id;"
     "toelichting\n";
 static const char gemeente_header[] = "beschikkingnummer;regel;bsn;geboortedatum;soort;datum;verwijzing_id;"
                                       "besluit;zorgvorm;geldig_van;geldig_tot\n";

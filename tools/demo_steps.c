@@ -188,7 +188,7 @@ static void redirect_consent(demo_sim_t *s, const step_t *st, demo_kind_t k, con
             "\"geboortedatum\":\"%s\",\"brinvest\":\"%s\",\"wijk\":\"\",\"verwijzing_id\":\"%s\","
             "\"datum\":\"%s\",\"tijd\":\"%s\",\"gebeurtenis\":\"toestemming\",\"toestemming_id\":\"%s\","
             "\"toestemming_door\":\"%s\",\"gezag\":\"\",\"naar\":\"%s\",\"categorie\":\"zorgstatus|contact\","
-            "\"geldig_tot\":\"%s\",\"medewerker\":\"wt-01\"}",
+            "\"geldig_tot\":\"%s\",\"medewerker_id\":\"wt-01\"}",
             o->rows[0] ? "," : "", st->rid, demo_district_name(o->district, team), ch->bsn, birth,
             s->r->schools[ch->school].brinvest, st->rid, date, clock, guid, by, kind, until);
     }
@@ -240,7 +240,7 @@ static void family_row(demo_sim_t *s, const step_t *st, demo_kind_t k)
                      "%s{\"casusnummer\":\"WT-%.12s\",\"regelnummer\":\"%d\",\"team\":\"%s\",\"bsn\":\"%s\","
                      "\"geboortedatum\":\"%s\",\"brinvest\":\"%s\",\"wijk\":\"\",\"verwijzing_id\":\"%s\","
                      "\"datum\":\"%s\",\"tijd\":\"%s\",\"gebeurtenis\":\"gezin geinformeerd\","
-                     "\"geinformeerd_over\":\"%s\",\"hoe\":\"%s\",\"medewerker\":\"wt-01\"}",
+                     "\"geinformeerd_over\":\"%s\",\"hoe\":\"%s\",\"medewerker_id\":\"wt-01\"}",
                      o->rows[0] ? "," : "", st->rid, 41 + st->step, demo_district_name(o->district, team),
                      ch->bsn, birth, brin, st->rid, date, clock, what, by);
     }
@@ -277,8 +277,8 @@ static int care_step(demo_sim_t *s, step_t *st)
                      "\"geboortedatum\":\"%s\",\"brinvest\":\"%s\",\"wijk\":\"\",\"verwijzing_id\":\"%s\","
                      "\"datum\":\"%s\",\"tijd\":\"%s\",\"gebeurtenis\":\"%s\",\"uitkomst\":\"%s\","
                      "\"doorverwezen_naar\":\"%s\",\"afsluitreden\":\"%s\",\"contact_blijft\":\"%s\","
-                     "\"aanbieder\":\"%s\",\"wachtlijststatus\":\"%s\",\"verwachte_start\":\"%s\","
-                     "\"overbruggingsdoel\":\"%s\",\"medewerker\":\"wt-01\"}",
+                     "\"aanbieder_code\":\"%s\",\"wachtlijststatus\":\"%s\",\"verwachte_start\":\"%s\","
+                     "\"overbruggingsdoel\":\"%s\",\"medewerker_id\":\"wt-01\"}",
                      o->rows[0] ? "," : "", st->rid, no, demo_district_name(o->district, team), ch->bsn,
                      birth, brin, st->rid, date, clock, w.what, w.outcome, w.redirect, w.reason, end,
                      w.provider, w.wl, w.expected, w.goal);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -197,6 +198,21 @@ static void bad_rows_are_rejected_with_reasons(void **state)
     text[n] = 0;
     fclose(f);
     assert_non_null(strstr(text, "sent before with other content"));
+
+    /* a file's name never reaches the log: not a surname in it, not a
+     * line break that would forge a log line; a keyed reference does */
+    const char *name = "melding_Jansen\nevent=forged level=error.csv";
+    adapter_drop_text(&a, name,
+                      "registratienummer;bsn;geboortedatum;wijk;soort;datum;categorie;urgentie;naar;door\n"
+                      "N1;999990033;14-02-2016;Noord;zorgsignaal;20-11-2026;gedrag;laag;;\n");
+    snprintf(path, sizeof path, "%s/rejected/%s.reasons.jsonl", a.spool, name);
+    for (int i = 0; i < 100 && access(path, F_OK) != 0; i++) usleep(100000);
+    assert_int_equal(access(path, F_OK), 0);
+    for (int i = 0; i < 50 && count_in_file(a.log, "event=file_done") < 3; i++) usleep(100000);
+    assert_int_equal(count_in_file(a.log, "Jansen"), 0);
+    assert_int_equal(count_in_file(a.log, "\nevent=forged"), 0);
+    assert_true(count_in_file(a.log, "event=file_done file_ref=") >= 3);
+    assert_true(count_in_file(path, "\"file_ref\":") >= 1);
     assert_int_equal(adapter_stop(&a, SIGTERM), 0);
 }
 
@@ -308,6 +324,150 @@ static void delivery_lands_once_though_the_hand_over_fails_first(void **state)
     json_decref(st);
     adapter_stop(&w, SIGTERM);
     adapter_stop(&s, SIGTERM);
+}
+
+/* One record Veilig Thuis's system refuses does not hold up the next
+ * safety report: after INBOX_TRIES failures it is set aside (a note, no
+ * content), the inbox moves on, and an operator re-delivers it by moving
+ * the note. */
+static void a_refused_record_is_set_aside_and_the_next_report_still_arrives(void **state)
+{
+    (void)state;
+    adapter_t v, s;
+    char extra[4200], d[700];
+    snprintf(d, sizeof d, "%s/adapters", H->dir);
+    snprintf(
+        extra, sizeof extra,
+        "\"inbox\": {\"command\": \"cat > /dev/null; if [ \\\"$SCHAKEL_EVENT_TYPE\\\" = veiligthuis_report "
+        "]; "
+        "then [ -e %s/vt-first ] || echo $SCHAKEL_EVENT_ID > %s/vt-first; "
+        "if [ \\\"$(cat %s/vt-first)\\\" = $SCHAKEL_EVENT_ID ] && [ ! -e %s/vt-fixed ]; then exit 1; fi; fi; "
+        "echo $SCHAKEL_EVENT_ID $SCHAKEL_EVENT_TYPE >> %s/vt-handed.txt\"}",
+        d, d, d, d, d);
+    char vt_profile[800], school_profile[800];
+    snprintf(vt_profile, sizeof vt_profile, "%s/adapters/profiles/veiligthuis/profile.json",
+             SCHAKEL_SOURCE_DIR);
+    snprintf(school_profile, sizeof school_profile, "%s/adapters/profiles/school/profile.json",
+             SCHAKEL_SOURCE_DIR);
+    adapter_init(&v, "vt-inbox", "veiligthuis-region", vt_profile, extra);
+    adapter_start(&v);
+    adapter_init(&s, "school-vt", "school-12ab00", school_profile, NULL);
+    adapter_start(&s);
+    const char *head =
+        "registratienummer;leerlingnummer;bsn;geboortedatum;groep;brin_vestiging;wijk;soort;datum;"
+        "tijd;stap;besluit;vt_geraadpleegd;categorie;taxatie;ouders_geinformeerd;"
+        "reden_niet_geinformeerd;medewerker_id;functie;notitie\n";
+    char csv[2048];
+    snprintf(csv, sizeof csv,
+             "%sVT-T1;1;999990019;09-08-2013;8;12AB00;Noord;melding VT;01-12-2026;08:20;;;;veiligheid;"
+             "structureel;ja;;AF-01;IB;\n",
+             head);
+    adapter_drop_text(&s, "melding-1.csv", csv);
+    char first[800], handed[800];
+    snprintf(first, sizeof first, "%s/vt-first", d);
+    snprintf(handed, sizeof handed, "%s/vt-handed.txt", d);
+    for (int i = 0; i < 300 && access(first, F_OK) != 0; i++) usleep(100000);
+    assert_int_equal(access(first, F_OK), 0); /* the first report reached the command, which refuses it */
+    snprintf(csv, sizeof csv,
+             "%sVT-T2;2;999990020;09-08-2013;8;12AB00;Noord;melding VT;02-12-2026;09:00;;;;veiligheid;"
+             "acuut;ja;;AF-01;IB;\n",
+             head);
+    adapter_drop_text(&s, "melding-2.csv", csv);
+    for (int i = 0; i < 300 && count_lines_with(handed, " veiligthuis_report") < 1; i++) usleep(100000);
+    if (count_lines_with(handed, " veiligthuis_report") != 1)
+        fail_msg("the second report was not handed over in 30 s: the refused one holds up the inbox");
+    /* the refused one: a note without content, said in the log and the status */
+    char aside[900], redeliver[900];
+    snprintf(aside, sizeof aside, "%s/state/inbox-set-aside", v.dir);
+    snprintf(redeliver, sizeof redeliver, "%s/state/inbox-redeliver", v.dir);
+    assert_true(count_in_file(v.log, "event=inbox_set_aside") == 1);
+    assert_false(has_bytes(aside, "999990019", NULL, NULL, 0));
+    assert_true(has_bytes(aside, "\"type\":\"veiligthuis_report\"", NULL, NULL, 0));
+    json_t *st = adapter_status(&v);
+    assert_int_equal(json_integer_value(json_object_get(st, "inbox_set_aside")), 1);
+    assert_non_null(strstr(json_string_value(json_object_get(st, "last_error")), "set aside"));
+    json_decref(st);
+    /* the operator fixed the system and moves the note: it is handed over */
+    char fixed[800];
+    snprintf(fixed, sizeof fixed, "%s/vt-fixed", d);
+    write_bytes(fixed, "", 0, 0600);
+    char cmd[3000];
+    snprintf(cmd, sizeof cmd, "mv '%s'/*.json '%s'/", aside, redeliver);
+    assert_int_equal(system(cmd), 0);
+    for (int i = 0; i < 300 && count_lines_with(handed, " veiligthuis_report") < 2; i++) usleep(100000);
+    assert_int_equal(count_lines_with(handed, " veiligthuis_report"), 2);
+    for (int i = 0; i < 50 && count_in_file(v.log, "event=inbox_redelivered") < 1; i++) usleep(100000);
+    st = adapter_status(&v);
+    assert_int_equal(json_integer_value(json_object_get(st, "inbox_set_aside")), 0);
+    json_decref(st);
+    assert_int_equal(adapter_stop(&v, SIGTERM), 0);
+    assert_int_equal(adapter_stop(&s, SIGTERM), 0);
+}
+
+/* A body the adapter cannot keep in memory is refused whole (503), not
+ * parsed with a chunk missing: the adapter runs with a data limit a few
+ * MiB above what it uses, and gets a body larger than that. */
+static void a_body_that_cannot_be_kept_is_refused_whole(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    skip(); /* a sanitizer's allocator does not live within a data limit */
+#else
+    adapter_t a;
+    char http[100];
+    int port = harness_free_port();
+    assert_true(port > 0);
+    snprintf(http, sizeof http, "\"http\": \"127.0.0.1:%d\"", port);
+    adapter_init(&a, "school-membound", "school-12ab00", FIXTURE, http);
+    a.port = port;
+    setenv("MALLOC_ARENA_MAX", "1", 1); /* every allocation under the one limit */
+    adapter_start_ready(&a);
+    unsetenv("MALLOC_ARENA_MAX");
+    usleep(500000);
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)a.pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long data_kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmData:", 7)) data_kb = strtol(line + 7, NULL, 10);
+    fclose(f);
+    assert_true(data_kb > 0);
+    struct rlimit lim;
+    assert_int_equal(prlimit(a.pid, RLIMIT_DATA, NULL, &lim), 0);
+    lim.rlim_cur = (rlim_t)data_kb * 1024 + ((rlim_t)3 << 20);
+    assert_int_equal(prlimit(a.pid, RLIMIT_DATA, &lim, NULL), 0);
+    /* 6 MiB of rows (under the 8 MiB bound) */
+    size_t cap = (size_t)6 << 20, len = 0;
+    char *body = malloc(cap + 512);
+    assert_non_null(body);
+    for (unsigned i = 0; len < cap; i++)
+        len += (size_t)snprintf(body + len, 512,
+                                "{\"registratienummer\":\"M%u\",\"bsn\":\"999990093\",\"geboortedatum\":"
+                                "\"14-02-2016\",\"wijk\":\"Noord\",\"soort\":\"zorgsignaal\",\"datum\":"
+                                "\"20-11-2026\",\"categorie\":\"gedrag\",\"urgentie\":\"hoog\"}\n",
+                                i);
+    char tokpath[800], auth[200] = "Authorization: Bearer ";
+    snprintf(tokpath, sizeof tokpath, "%s/state/http.token", a.dir);
+    size_t toklen = 0;
+    char *tok = schakel_file_read(tokpath, 4096, &toklen);
+    assert_non_null(tok);
+    strncat(auth, tok, strcspn(tok, "\n"));
+    free(tok);
+    const char *hdr[] = {auth, "Content-Type: application/json", NULL};
+    buf_t ans = {0};
+    long code = adapter_http(&a, "POST", "/events", hdr, body, len, &ans, 60000);
+    free(body);
+    if (code != 503 || !ans.data || !strstr(ans.data, "while receiving the body"))
+        fail_msg("a body that could not be kept: status %ld, %.200s", code, ans.data ? ans.data : "");
+    free(ans.data);
+    json_t *st = adapter_status(&a);
+    assert_int_equal(json_integer_value(json_object_get(st, "outbox_depth")) +
+                         json_integer_value(json_object_get(st, "acked")),
+                     0); /* nothing of it was kept */
+    json_decref(st);
+    assert_int_equal(adapter_stop(&a, SIGTERM), 0);
+#endif
 }
 
 static void http_and_stdin_answer_per_row(void **state)
@@ -444,7 +604,9 @@ int main(void)
         cmocka_unit_test(broker_killed_while_sending_loses_and_doubles_nothing),
         cmocka_unit_test(adapter_killed_mid_file_loses_and_doubles_nothing),
         cmocka_unit_test(delivery_lands_once_though_the_hand_over_fails_first),
+        cmocka_unit_test(a_refused_record_is_set_aside_and_the_next_report_still_arrives),
         cmocka_unit_test(http_and_stdin_answer_per_row),
+        cmocka_unit_test(a_body_that_cannot_be_kept_is_refused_whole),
         cmocka_unit_test(six_profiles_map_their_examples_onto_the_log),
     };
     int rc = cmocka_run_group_tests(tests, adapters_node_setup, adapters_node_teardown);

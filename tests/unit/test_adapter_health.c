@@ -71,6 +71,8 @@ static void the_latest_status_of_each_adapter_becomes_its_metrics(void **state)
         "schakel_adapter_oldest_unacked_seconds{org=\"school-12ab00\"} 10800\n",
         "schakel_adapter_dead_letters{org=\"school-12ab00\"} 4\n",
         "schakel_adapter_dead_letters{org=\"smw-farent\"} 0\n",
+        "# TYPE schakel_adapter_inbox_set_aside gauge\n",
+        "schakel_adapter_inbox_set_aside{org=\"smw-farent\"} 0\n",
         "schakel_adapter_info{org=\"school-12ab00\",code=\"events_rejected\"} 1\n",
         "schakel_adapter_info{org=\"smw-farent\",code=\"none\"} 1\n",
     };

@@ -211,6 +211,74 @@ static void minted_ids_need_the_organisations_key(void **state)
     for (int k = 0; k < 3; k++) schakel_envelope_free(e[k]);
 }
 
+/* A value is never cut short: two record ids that share their first 255
+ * bytes would give one event id, and the second row would be "known" and
+ * dropped. An over-long value is refused naming its column. */
+static void over_long_values_are_refused_not_cut_short(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN] = "";
+    schakel_profile_t *p = profile(PROFILE, why);
+    if (!p) fail_msg("%s", why);
+    char nr[2][301], csv[1024];
+    for (int k = 0; k < 2; k++) {
+        memset(nr[k], 'N', 300);
+        nr[k][299] = (char)('1' + k); /* they differ in the last byte only */
+        nr[k][300] = 0;
+    }
+    snprintf(csv, sizeof csv,
+             "nr;bsn;geb;soort;datum;cat\n%s;999990019;3-4-2010;1;5-11-2026;a\n"
+             "%s;999990019;3-4-2010;1;5-11-2026;a\n8;999990019;3-4-2010;1;5-11-2026;a\n",
+             nr[0], nr[1]);
+    rows_t r = {p, {0}, {{0}}, 0};
+    assert_int_equal(schakel_rows_csv(p, csv, strlen(csv), take, &r, why), 0);
+    assert_int_equal(r.n, 3);
+    for (int k = 0; k < 2; k++) {
+        if (r.e[k]) fail_msg("row %d: a 300-byte record id was mapped (cut short?)", k + 1);
+        assert_non_null(strstr(r.why[k], "column nr: longer than 255 bytes"));
+        assert_null(strstr(r.why[k], "NNNN"));
+    }
+    assert_non_null(r.e[2]); /* a row of ordinary length still maps */
+    for (size_t i = 0; i < r.n; i++) schakel_envelope_free(r.e[i]);
+    schakel_profile_destroy(&p);
+}
+
+/* A reference (contact.ref, provider_ref) is an id in the publisher's
+ * own system: a cell that looks like free text (a space, an accent) is
+ * refused naming the column, not sent. */
+static void a_reference_cell_with_free_text_is_refused(void **state)
+{
+    (void)state;
+    char why[SCHAKEL_ERRLEN] = "";
+    const char *json =
+        "{" BASE "\"csv\": {\"delimiter\": \";\"}, \"rows\": ["
+        " {\"when\": {\"soort\": \"3\"}, \"type\": \"consultation\", \"fields\": {"
+        "   \"legal_basis\": {\"const\": \"anonymous\"}, \"purpose\": {\"const\": \"consultation\"},"
+        "   \"occurred_at\": {\"column\": \"datum\", \"date\": \"d-m-yyyy\"},"
+        "   \"consultation.consulted_kind\": {\"const\": \"smw\"}, \"consultation.topics\": {\"const\": "
+        "[\"behaviour\"]},"
+        "   \"consultation.contact.role\": {\"const\": \"intern_begeleider\"},"
+        "   \"consultation.contact.ref\": {\"column\": \"mw\"}}}]}";
+    schakel_profile_t *p = profile(json, why);
+    if (!p) fail_msg("%s", why);
+    const char *csv = "nr;soort;datum;mw\n"
+                      "1;3;5-11-2026;desk/ib-02\n"
+                      "2;3;5-11-2026;Anna de Vries\n"
+                      "3;3;5-11-2026;Br\xc3\xbchl\n";
+    rows_t r = {p, {0}, {{0}}, 0};
+    assert_int_equal(schakel_rows_csv(p, csv, strlen(csv), take, &r, why), 0);
+    assert_int_equal(r.n, 3);
+    if (!r.e[0]) fail_msg("an id was refused: %s", r.why[0]);
+    assert_string_equal(r.e[0]->consultation->contact->ref, "desk/ib-02");
+    for (int k = 1; k < 3; k++) {
+        if (r.e[k]) fail_msg("row %d: free text went into contact.ref", k + 1);
+        assert_non_null(strstr(r.why[k], "column mw: not a reference"));
+        assert_null(strstr(r.why[k], "Vries"));
+    }
+    for (size_t i = 0; i < r.n; i++) schakel_envelope_free(r.e[i]);
+    schakel_profile_destroy(&p);
+}
+
 static int no_text(const char *why, const char *const *secrets)
 {
     for (size_t i = 0; secrets[i]; i++)
@@ -441,6 +509,8 @@ int main(void)
         cmocka_unit_test(json_errors_name_line_and_column_never_the_text),
         cmocka_unit_test(csv_strict_edges),
         cmocka_unit_test(csv_reads_in_linear_time),
+        cmocka_unit_test(over_long_values_are_refused_not_cut_short),
+        cmocka_unit_test(a_reference_cell_with_free_text_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
