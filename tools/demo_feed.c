@@ -42,7 +42,7 @@ static const char ppo_header[] =
     "aanvraagnummer;regel;bsn;geboortedatum;brinvest;soort;datum;verwijzing_id;uitkomst;arrangementnummer;"
     "arrangement;financiering;startdatum;einddatum;tlv_nummer;tlv_soort;besluit;geldig_van;geldig_tot;"
     "thuiszitter_status;reden;thuis_sinds;terug_op;afsluitreden;contact_blijft;schoolcontactpersoon;"
-    "toelichting\n";
+    "toelichting;geinformeerd_over;hoe\n";
 static const char gemeente_header[] = "beschikkingnummer;regel;bsn;geboortedatum;soort;datum;verwijzing_id;"
                                       "besluit;zorgvorm;geldig_van;geldig_tot\n";
 static const char leerplicht_header[] =
