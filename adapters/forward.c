@@ -47,8 +47,7 @@ void *adapter_forward_main(void *arg)
             pthread_mutex_lock(&a->wake_lock);
             struct timespec ts;
             (void)clock_gettime(CLOCK_REALTIME, &ts); /* cannot fail for this clock */
-            ts.tv_nsec += 200000000;
-            if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+            ts.tv_sec += 1; /* new rows wake it; the second is for the status and retries */
             /* woken or timed out: either way the outbox is looked at again */
             (void)pthread_cond_timedwait(&a->wake, &a->wake_lock, &ts);
             pthread_mutex_unlock(&a->wake_lock);

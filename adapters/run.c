@@ -105,7 +105,9 @@ int adapter_cmd_run(int argc, char **argv)
                 schakel_log(SCHAKEL_LOG_WARN, "adapter", "event=status_unreadable action=keep_running");
             else if (!s.pending) break;
         }
-        for (int t = 0; t < 4 && !atomic_load(&a->stop); t++) usleep(50000);
+        /* the spool every 200 ms, in one sleep: a stop signal (to the
+         * process: its main thread) cuts it short */
+        if (!atomic_load(&a->stop)) usleep(200000);
     }
     atomic_store(&a->stop, 1);
     adapter_wake_forwarder(a);

@@ -74,7 +74,7 @@ static void *make_socket(schakel_client_t *c, int with_monitor)
         snprintf(addr, sizeof addr, "inproc://schakel-client-mon-%lu", atomic_fetch_add(&monitors, 1));
         if (zmq_socket_monitor(s, addr,
                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
-                                   ZMQ_EVENT_DISCONNECTED) != 0)
+                                   ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_MONITOR_STOPPED) != 0)
             goto fail;
         c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
         if (!c->mon || zmq_connect(c->mon, addr) != 0 ||
@@ -136,7 +136,9 @@ void schakel_client_destroy(schakel_client_t **self_p)
     if (!c) return;
     if (c->mon_running) {
         atomic_store(&c->mon_stop, 1);
-        (void)pthread_join(c->mon_thread, NULL); /* our own thread, joined once */
+        /* its last event (MONITOR_STOPPED) wakes the monitor thread at once */
+        if (c->sock) (void)zmq_socket_monitor(c->sock, NULL, 0); /* our own socket: cannot fail */
+        (void)pthread_join(c->mon_thread, NULL);                 /* our own thread, joined once */
     }
     if (c->sock) {
         /* our own sockets: these fail only on a bad one */
@@ -268,7 +270,10 @@ static void *monitor_main(void *arg)
     schakel_client_t *c = arg;
     while (!atomic_load(&c->mon_stop)) {
         zmq_pollitem_t it = {c->mon, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&it, 1, 100);
+        /* events wake it; the second is for check_silent (a client idles
+         * most of the time: ten wake-ups a second in each of a region's
+         * hundred adapters cost the node's cores) */
+        int rc = zmq_poll(&it, 1, 1000);
         if (rc < 0 && errno == ETERM) break;
         if (rc > 0) check_monitor(c);
         check_silent(c);

@@ -33,6 +33,7 @@ struct schakel_consumer {
     schakel_arena_t *arena;    /* the batch: one reset instead of a free per field */
     size_t pos;
     uint64_t head;
+    int idle_ms; /* the longest wait for a notification between FETCHes */
 };
 
 schakel_consumer_t *schakel_consumer_new(void *ctx, const schakel_consumer_options_t *o, char *why)
@@ -56,6 +57,7 @@ schakel_consumer_t *schakel_consumer_new(void *ctx, const schakel_consumer_optio
     if (o->consumer) snprintf(c->consumer, sizeof c->consumer, "%s", o->consumer);
     c->next = o->from_seq ? o->from_seq : (o->consumer ? 0 : 1);
     c->batch_size = o->batch ? o->batch : 500;
+    c->idle_ms = o->idle_fetch_ms > 60000 ? 60000 : (int)o->idle_fetch_ms;
     if (o->pub_endpoint) {
         c->sub = zmq_socket(ctx, ZMQ_SUB);
         int zero = 0;
@@ -227,9 +229,10 @@ int schakel_consumer_next(schakel_consumer_t *c, const Schakel__V1__Delivered **
         if (rc != 0 && rc != SCHAKEL_ETIMEOUT) return rc;
         int64_t left = end - schakel_mono_ms();
         if (left <= 0) return SCHAKEL_ETIMEOUT;
-        /* Sleep until the head moves (or 250 ms, in case a wake-up was lost). */
+        /* Sleep until the head moves (or idle_ms, 250 ms by default, in case a wake-up was lost). */
+        int idle = c->idle_ms > 0 ? c->idle_ms : 250;
         if (c->store) (void)schakel_store_wait_durable(c->store, c->head, (int)(left < 250 ? left : 250));
-        else drain_sub(c, (int)(left < 250 ? left : 250));
+        else drain_sub(c, (int)(left < idle ? left : idle));
     }
 }
 

@@ -23,6 +23,11 @@ typedef struct {
     const char *consumer;       /* cursor name; NULL: no stored cursor */
     uint64_t from_seq;          /* start here (0: after the stored cursor, or 1) */
     uint32_t batch;             /* records per FETCH; 0: 500 */
+    /* with pub_endpoint: how long to wait for a notification before
+     * FETCHing again anyway (a notification may be lost); 0: 250 ms. A
+     * consumer that is idle most of the time (an adapter's inbox) sets it
+     * longer, so that it does not ask the broker several times a second */
+    uint32_t idle_fetch_ms;
 } schakel_consumer_options_t;
 
 schakel_consumer_t *schakel_consumer_new(void *ctx, const schakel_consumer_options_t *opts, char *why);

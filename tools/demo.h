@@ -109,10 +109,11 @@ int demo_sim_story(demo_sim_t *s);
 void demo_sim_referral(demo_sim_t *s, int o, const char *referral_id, const char *subject);
 /* A school's absence report (thuiszitter 0; code the AbsenceKind, hours,
  * the period from and to, yyyy-mm-dd) or a thuiszitter's start (1; code
- * the reason or "", from the first day at home) reached the leerplicht
- * office o's inbox: schedules what its system registers. */
-void demo_sim_leerplicht(demo_sim_t *s, int o, const char *subject, int thuiszitter, const char *code,
-                         int hours, const char *from, const char *to);
+ * the reason or "", from the first day at home), the event event_id (32
+ * hex: the office's registration number comes from it), reached the
+ * leerplicht office o's inbox: schedules what its system registers. */
+void demo_sim_leerplicht(demo_sim_t *s, int o, const char *subject, const char *event_id, int thuiszitter,
+                         const char *code, int hours, const char *from, const char *to);
 /* Adds the scheduled steps due by the simulated time; returns the rows. */
 int demo_sim_due(demo_sim_t *s);
 void demo_sim_set_time(demo_sim_t *s, int64_t sim_ms);

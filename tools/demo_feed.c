@@ -43,7 +43,7 @@ static const char ppo_header[] =
     "aanvraagnummer;regel;bsn;geboortedatum;brinvest;soort;datum;verwijzing_id;uitkomst;arrangementnummer;"
     "arrangement;financiering;startdatum;einddatum;tlv_nummer;tlv_soort;besluit;geldig_van;geldig_tot;"
     "thuiszitter_status;reden;thuis_sinds;terug_op;afsluitreden;contact_blijft;contactpersoon_id;"
-    "toelichting\n";
+    "toelichting;geinformeerd_over;hoe\n";
 static const char gemeente_header[] = "beschikkingnummer;regel;bsn;geboortedatum;soort;datum;verwijzing_id;"
                                       "besluit;zorgvorm;geldig_van;geldig_tot\n";
 static const char leerplicht_header[] =
@@ -226,15 +226,16 @@ static void read_record(demo_region_t *r, demo_sim_t *s, int o, const char *path
         rid = json_string_value(json_object_get(ev, "event_id")); /* the loop of a signal: its event id */
     if (rid && sub) demo_sim_referral(s, o, rid, sub);
     json_t *ab = json_object_get(ev, "absence"), *tz = json_object_get(ev, "thuiszitter_status");
+    const char *eid = json_string_value(json_object_get(ev, "event_id"));
     if (k == DEMO_LEERPLICHT && sub && !strcmp(type, "absence") &&
         json_is_true(json_object_get(ab, "leerplicht_report")))
-        demo_sim_leerplicht(s, o, sub, 0, json_string_value(json_object_get(ab, "kind")) ?: "other",
+        demo_sim_leerplicht(s, o, sub, eid, 0, json_string_value(json_object_get(ab, "kind")) ?: "other",
                             (int)json_integer_value(json_object_get(ab, "hours")),
                             json_string_value(json_object_get(ab, "period_from")) ?: "",
                             json_string_value(json_object_get(ab, "period_to")) ?: "");
     if (k == DEMO_LEERPLICHT && sub && !strcmp(type, "thuiszitter_status") &&
         !strcmp(json_string_value(json_object_get(tz, "state")) ?: "", "started"))
-        demo_sim_leerplicht(s, o, sub, 1, json_string_value(json_object_get(tz, "reason")) ?: "", 0,
+        demo_sim_leerplicht(s, o, sub, eid, 1, json_string_value(json_object_get(tz, "reason")) ?: "", 0,
                             json_string_value(json_object_get(tz, "since")) ?: "", "");
     json_decref(rec);
 }

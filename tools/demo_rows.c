@@ -324,10 +324,10 @@ void demo_sim_referral(demo_sim_t *s, int o, const char *referral_id, const char
     demo_push(s, st);
 }
 
-void demo_sim_leerplicht(demo_sim_t *s, int o, const char *subject, int thuiszitter, const char *code,
-                         int hours, const char *from, const char *to)
+void demo_sim_leerplicht(demo_sim_t *s, int o, const char *subject, const char *event_id, int thuiszitter,
+                         const char *code, int hours, const char *from, const char *to)
 {
-    if (strlen(subject) != 64) return;
+    if (strlen(subject) != 64 || !event_id || strlen(event_id) != 32) return;
     unsigned h = slot(subject);
     while (s->index[h] >= 0 && strcmp(s->r->children[s->index[h]].pseudonym, subject)) h = (h + 1) & 2047u;
     int32_t a = schakel_date_days(from), b = thuiszitter ? a : schakel_date_days(to);
@@ -336,8 +336,10 @@ void demo_sim_leerplicht(demo_sim_t *s, int o, const char *subject, int thuiszit
     snprintf(st.to, sizeof st.to, "%s", code);
     st.start = (int64_t)a * DAY_MS;
     st.received = (int64_t)b * DAY_MS;
-    snprintf(st.rid, sizeof st.rid, "%.8s%08llx", subject,
-             (unsigned long long)(s->now / 60000) & 0xffffffffULL);
+    /* one registration per report: not per child and minute, which two
+     * reports about a child read in one go shared (and the second was
+     * refused as the first sent again with other content) */
+    snprintf(st.rid, sizeof st.rid, "%s", event_id);
     demo_rng_t g = demo_step_rng(s, &st, 900);
     /* the report registered within days; the officer's own account of a
      * thuiszitter after the first talk with the family, in two weeks */

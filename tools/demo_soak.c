@@ -105,11 +105,11 @@ static int check_loops(const demo_region_t *r)
 #define N(k) (long long)json_integer_value(json_object_get(o, k))
         if (i > 0 && N("loops") == 0) continue;
         printf("soak: %s loops on %s: %lld: closed %lld, within the deadline %lld, not delivered (no clock) "
-               "%lld, "
+               "%lld, redirected with no new receiver (referrer alerted) %lld, "
                "late with the reminder %lld (escalated %lld, stalled alerts %lld), late without it %lld\n",
                origins[i], json_string_value(json_object_get(j, "today")) ?: "?", N("loops"), N("closed"),
-               N("within_deadline"), N("not_delivered"), N("late_reminded"), N("escalated"),
-               N("stalled_alerted"), N("late_unreminded"));
+               N("within_deadline"), N("not_delivered"), N("redirect_alerted"), N("late_reminded"),
+               N("escalated"), N("stalled_alerted"), N("late_unreminded"));
         late += json_integer_value(json_object_get(o, "late_unreminded"));
 #undef N
     }

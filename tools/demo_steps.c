@@ -195,10 +195,26 @@ static void redirect_consent(demo_sim_t *s, const step_t *st, demo_kind_t k, con
 }
 
 /* The step of the loop the family hears of at step c on path p, in the
- * system's words (school social work, wijkteam); NULL: none new. */
+ * system's words; NULL: none new (the GGD's specialised care and the
+ * PPO's youth care wait at first contact; an arrangement or a TLV is no
+ * step of the loop). */
 static const char *family_step(const step_t *st, demo_kind_t k)
 {
     int p = st->path;
+    if (k == DEMO_GGD || k == DEMO_PPO) {
+        switch (st->step) {
+        case C_RECEIVED: return k == DEMO_GGD ? "verwijzing ontvangen" : "aanvraag ontvangen";
+        case C_FIRST: return "eerste contact";
+        case C_INTAKE:
+            return p == P_SHORT || p == P_PREVENT ? "begeleiding gestart"
+                   : p == P_ARRANGE || p == P_TLV ? "arrangement"
+                   : p == P_DECLINED              ? "ouders zien af"
+                   : p == P_NOHELP                ? "afgesloten"
+                                                  : NULL;
+        case C_CLOSE: return "afgesloten";
+        default: return NULL;
+        }
+    }
     switch (st->step) {
     case C_RECEIVED: return k == DEMO_SMW ? "aangemeld" : "aanmelding ontvangen";
     case C_FIRST: return "eerste contact";
@@ -214,21 +230,43 @@ static const char *family_step(const step_t *st, demo_kind_t k)
     }
 }
 
-/* School social work and the wijkteams tell the family of each step and
- * say so (family_informed), the same day, nine times in ten; the tenth
- * the family is not told in time, and the receiver is reminded. */
+/* Every receiver tells the family of each step and says so
+ * (family_informed), the same day: school social work, the wijkteams and
+ * the GGD (its nurse knows the family from the consultatiebureau) nine
+ * times in ten, the samenwerkingsverband (its school contact reaches the
+ * parents through the school) four in five; otherwise the family is not
+ * told in time, and the receiver is reminded. How, per kind: docs/demo.md. */
 static void family_row(demo_sim_t *s, const step_t *st, demo_kind_t k)
 {
-    static const char *const how[] = {"gesprek", "telefoon", "telefoon", "brief", "huisbezoek"};
-    const char *what = k == DEMO_SMW || k == DEMO_WIJKTEAM ? family_step(st, k) : NULL;
+    static const char *const how[] = {"gesprek", "telefoon", "telefoon", "brief", "huisbezoek"},
+                             *const ggd_how[] = {"spreekuur", "spreekuur", "telefoon", "telefoon", "brief"},
+                             *const ppo_how[] = {"gesprek op school", "gesprek op school", "brief", "brief",
+                                                 "telefoon"};
+    const char *what = k <= DEMO_PPO && k != DEMO_SCHOOL ? family_step(st, k) : NULL;
     demo_rng_t g = demo_step_rng(s, st, 800 + (unsigned)st->step);
-    if (!what || demo_below(&g, 10) == 0) return;
+    if (!what || demo_below(&g, k == DEMO_PPO ? 5 : 10) == 0) return;
     demo_org_t *o = &s->r->orgs[st->org];
     demo_child_t *ch = &s->r->children[st->child];
     char date[11], clock[6], birth[11], team[16];
     const char *brin = s->r->schools[ch->school].brinvest, *by = how[demo_below(&g, 5)];
     demo_fmt_clock(st->due, clock);
-    if (k == DEMO_SMW) {
+    if (k == DEMO_GGD) {
+        demo_fmt_date(st->due, 2, date);
+        demo_buf_add(o, 0,
+                     "{\"dossier_id\":\"JGZ-%.12s\",\"bsn\":\"%s\",\"geboortedatum\":\"%s\","
+                     "\"school_brinvest\":\"%s\",\"wijk\":\"\",\"regel\":\"%d\",\"registratie\":"
+                     "\"gezin geinformeerd\",\"datum\":\"%s\",\"tijd\":\"%s\",\"verwijzing_id\":\"%s\","
+                     "\"geinformeerd_over\":\"%s\",\"hoe\":\"%s\",\"discipline\":\"JVP\","
+                     "\"medewerker_code\":\"jvp-01\"}\n",
+                     st->rid, ch->bsn, ch->birth, brin, 41 + st->step, date, clock, st->rid, what,
+                     ggd_how[demo_below(&g, 5)]);
+    } else if (k == DEMO_PPO) {
+        demo_fmt_date(st->due, 0, date);
+        demo_birth_as(ch->birth, 0, birth);
+        demo_buf_add(o, 0, "OA-%.12s;%d;%s;%s;%s;ouders geinformeerd;%s;%s;;;;;;;;;;;;;;;;;;scp-01;;%s;%s\n",
+                     st->rid, 41 + st->step, ch->bsn, birth, brin, date, st->rid, what,
+                     ppo_how[demo_below(&g, 5)]);
+    } else if (k == DEMO_SMW) {
         demo_fmt_date(st->due, 0, date);
         demo_birth_as(ch->birth, 0, birth);
         demo_buf_add(o, 0, "D-%.12s;%d;%s;%s;%s;;;%s;gezin geinformeerd;%s;;;;;SMW-01;;;;;;;;;;;;%s;%s\n",
@@ -323,7 +361,7 @@ static int care_step(demo_sim_t *s, step_t *st)
         /* arrangement's dates in startdatum/einddatum, a TLV's in geldig_van/geldig_tot */
         int a = st->step == C_ARRANGE;
         demo_buf_add(o, 0,
-                     "OA-%.12s;%d;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;;;;;%s;%s;scp-01;\n",
+                     "OA-%.12s;%d;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;%s;;;;;%s;%s;scp-01;;;\n",
                      st->rid, no, ch->bsn, birth, brin, what, date, st->rid,
                      st->step == C_INTAKE ? w.outcome : "", arrno, code, funded, a ? from : "",
                      a ? until : "", tlvno, kind, decision, a ? "" : from, a ? "" : until, w.reason, end);

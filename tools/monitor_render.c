@@ -133,8 +133,14 @@ char *mon_render_metrics(const mon_state_t *s)
         put(&t, "schakel_checkpoint_age_seconds %.3f\n", age_s(s->at_ms, s->checkpoint_at_ms));
     }
     if (s->caught_up) /* before, a total would jump as the log before the start is read */
+    {
         counts(&t, "schakel_events_total", "Events on the log, by source org and type.", &s->events, "org",
                "type");
+        counts(&t, "schakel_delivered_total",
+               "Entries of organisations' streams (what each received), by the publishing org and the "
+               "recipient.",
+               &s->edges, "from", "to");
+    }
     head(&t, "schakel_service_lag_records", "gauge", "Log head minus the service's committed cursor.");
     for (size_t i = 0; i < s->n_services; i++)
         if (s->svc[i].present)

@@ -146,7 +146,7 @@ static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *
             break;
         case SCHAKEL_EVENT(HANDOVER_CONFIRMED):
         case SCHAKEL_EVENT(MAZL_ADVICE): rc = feedback_on_flow_event(f, txn, rec); break;
-        case SCHAKEL_EVENT(CONSENT_DECISION): rc = feedback_on_delivered(f, txn, rec); break;
+        case SCHAKEL_EVENT(CONSENT_DECISION): rc = feedback_on_delivered(f, txn, rec, out); break;
         case SCHAKEL_EVENT(FEEDBACK_STATUS):
             if (feedback_kind_of(f, e->source_org) == SCHAKEL__V1__ORG_KIND__ORG_KIND_SERVICE)
                 break; /* ours */

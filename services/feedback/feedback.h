@@ -98,7 +98,9 @@ extern const char *const schakel_feedback_origins[5];
 /* Every loop against its deadlines, as the daily scan sees them (the
  * soak of `schakel demo`): per origin ("referral", "signal", "report",
  * "handover", "mazl") exact counts of the loops closed, not delivered (no
- * clock), open within every deadline, past one with the reminder (or the
+ * clock), redirected with no new receiver and the referrer alerted (a
+ * redirect that was never delivered, or named nobody), open within every
+ * deadline, past one with the reminder (or the
  * stalled-handover alert) the scan owes them (of which escalated, and
  * alerted), and past one without it: the last is a fault. "today" is the
  * log's day the service last saw. Counts, no ids: but exact, so meant for

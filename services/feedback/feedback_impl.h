@@ -140,7 +140,8 @@ int feedback_kind_of(schakel_feedback_t *f, const char *org);
 int feedback_rank(const loop_t *l);
 int feedback_open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinaryData *rid, int origin,
                        const schakel_logrec_t *rec);
-int feedback_on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logrec_t *rec);
+int feedback_on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logrec_t *rec,
+                          schakel_emit_t *out);
 int feedback_find_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t rid[16], const char *org,
                        int closed_too, int cls, const char *subject, uint8_t key[16], loop_t *l);
 int feedback_on_loop_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_logrec_t *rec,

@@ -164,16 +164,43 @@ int feedback_open_loop(schakel_feedback_t *f, MDB_txn *txn, const ProtobufCBinar
     return rc;
 }
 
+/* A redirect's intake that will not reach the new receiver: its hold
+ * expired, or it was denied (consent decision about the intake, for the
+ * loop's new receiver). The loop goes back to the organisation that
+ * redirected (the decision's inform_org: the intake's sender), as a
+ * redirect with no new receiver, its clock as it was; and the referrer,
+ * whom the consent service does not tell, gets the stalled-handover
+ * alert (docs/feedback.md, "Redirected"). */
+static int redirect_lost(schakel_feedback_t *f, MDB_txn *txn, schakel_emit_t *out, const uint8_t key[16],
+                         loop_t *l, const schakel_logrec_t *rec)
+{
+    const Schakel__V1__ConsentDecision *d = rec->env->consent_decision;
+    if (!(l->flags & F_REDIRECTED) || strcmp(d->recipient_org, l->receiver) != 0 ||
+        !memcmp(l->event_id, d->about_event_id.data, 16) || !d->inform_org || !d->inform_org[0] ||
+        !strcmp(d->inform_org, l->receiver))
+        return 0;
+    snprintf(l->receiver, sizeof l->receiver, "%s", d->inform_org);
+    l->receiver_kind = feedback_kind_of(f, l->receiver);
+    l->flags = (uint8_t)((l->flags & (uint8_t)~F_REDIRECTED) | F_DELIVERED);
+    int rc = feedback_stalled(f, out, key, l, SCHAKEL_LOOP(RECEIVED), schakel_day_of(rec->now), rec->now);
+    return rc ? rc : feedback_save_loop(f, txn, key, l);
+}
+
 /* The consent service delivered the referral (or signal): the receiver is
- * known and the clock starts. */
-int feedback_on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logrec_t *rec)
+ * known and the clock starts. Or it let a redirect's intake go
+ * (redirect_lost). */
+int feedback_on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_logrec_t *rec,
+                          schakel_emit_t *out)
 {
     const Schakel__V1__ConsentDecision *d = rec->env->consent_decision;
     MDB_val v;
     loop_t l;
     uint8_t sk[8];
     schakel_put_be64(sk, d->about_seq);
-    if (d->outcome != SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER || d->about_event_id.len != 16 ||
+    int lost = d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_EXPIRED ||
+               d->outcome == SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DENY;
+    if ((d->outcome != SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER && !lost) ||
+        d->about_event_id.len != 16 ||
         feedback_kind_of(f, rec->env->source_org) != SCHAKEL__V1__ORG_KIND__ORG_KIND_SERVICE ||
         schakel_kv_get(txn, f->by_event, sk, 8, &v) != 0 || v.mv_size != 16)
         return 0;
@@ -182,6 +209,7 @@ int feedback_on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_log
     if (feedback_load_loop(f, txn, key, &l) != 0 || (l.flags & F_DELIVERED) || !l.open ||
         !strcmp(d->recipient_org, l.referrer))
         return 0;
+    if (lost) return redirect_lost(f, txn, out, key, &l, rec);
     /* the event that opened the loop, or a redirect's intake to the new
      * receiver (the loop's receiver since the redirect) */
     if (memcmp(l.event_id, d->about_event_id.data, 16) != 0 &&

@@ -337,13 +337,15 @@ json_t *schakel_feedback_figures(const char *dir, char *why)
 /* ---- the deadline check of a whole state: schakel demo --soak ---- */
 
 typedef struct {
-    size_t loops, closed, undelivered, in_time, reminded, escalated, stalled, unreminded;
+    size_t loops, closed, undelivered, redirect_alerted, in_time, reminded, escalated, stalled, unreminded;
 } tally_t;
 
 /* One loop against the deadline scan (feedback_deadlines.c): closed, not
- * delivered (no clock), within every deadline, or past one with what the
- * scan owes it (the reminder; the stalled-handover alert for a waiting
- * list without bridging care); or past one without it. */
+ * delivered (no clock), redirected with no new receiver (a redirect's
+ * intake that never reached it, or none named) and the referrer alerted,
+ * within every deadline, or past one with what the scan owes it (the
+ * reminder; the stalled-handover alert for a waiting list without
+ * bridging care); or past one without it. */
 static void tally_loop(tally_t *t, const loop_t *l, int32_t today)
 {
     t->loops++;
@@ -353,6 +355,10 @@ static void tally_loop(tally_t *t, const loop_t *l, int32_t today)
     }
     if (!(l->flags & F_DELIVERED)) {
         t->undelivered++;
+        return;
+    }
+    if (l->state == SCHAKEL_LOOP(REDIRECTED) && (l->flags & F_STALLED)) {
+        t->redirect_alerted++;
         return;
     }
     int late = 0, missing = 0;
@@ -406,10 +412,11 @@ json_t *schakel_feedback_deadline_check(const char *dir, char *why)
     for (int o = 0; o < 5; o++)
         json_object_set_new(
             out, schakel_feedback_origins[o],
-            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "loops", (json_int_t)t[o].loops, "closed",
-                      (json_int_t)t[o].closed, "not_delivered", (json_int_t)t[o].undelivered,
-                      "within_deadline", (json_int_t)t[o].in_time, "late_reminded", (json_int_t)t[o].reminded,
-                      "escalated", (json_int_t)t[o].escalated, "stalled_alerted", (json_int_t)t[o].stalled,
+            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "loops", (json_int_t)t[o].loops,
+                      "closed", (json_int_t)t[o].closed, "not_delivered", (json_int_t)t[o].undelivered,
+                      "redirect_alerted", (json_int_t)t[o].redirect_alerted, "within_deadline",
+                      (json_int_t)t[o].in_time, "late_reminded", (json_int_t)t[o].reminded, "escalated",
+                      (json_int_t)t[o].escalated, "stalled_alerted", (json_int_t)t[o].stalled,
                       "late_unreminded", (json_int_t)t[o].unreminded));
     return out;
 }

@@ -199,6 +199,7 @@ static void metrics_of_a_node_with_traffic_pass_promtool(void **state)
         "schakel_log_map_bytes ",
         "schakel_checkpoint_age_seconds ",
         "schakel_events_total{org=\"school-12ab00\",type=\"referral\"} 6",
+        "schakel_delivered_total{from=\"school-12ab00\",to=\"",
         "schakel_service_lag_records{service=\"consent\"}",
         "schakel_service_oldest_unread_seconds{service=",
         "schakel_service_refused_total{service=\"routing\",code=\"not_allowed\"} 0",

@@ -231,6 +231,73 @@ static void a_redirect_starts_the_new_receivers_clock_when_the_intake_reaches_it
     schakel_feedback_destroy(&f);
 }
 
+/* A redirect whose intake never reaches the new receiver: its hold
+ * expired (the family gave no consent for smw-1). The loop goes back to
+ * the organisation that redirected, redirected with no new receiver, and
+ * the referrer gets the stalled-handover alert, once, naming that
+ * organisation; a decision about the intake for anyone else changes
+ * nothing, and the redirecting organisation can close the loop. */
+static void a_redirect_whose_hold_expires_alerts_the_referrer_and_goes_back(void **state)
+{
+    (void)state;
+    schakel_feedback_t *f;
+    efx_t *fx = open_feedback(&f);
+    delivered_referral(fx, "feedback-redirect-expired");
+    char p[65], hexid[33];
+    efx_child("feedback-redirect-expired", p);
+    efx_tick(fx, EFX_START + 1 * EFX_DAY);
+    efx_feed(fx, "wijkteam-noord", NULL,
+             "{\"type\":\"referral_received\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":"
+             "\"consent\",\"referral_received\":{\"referral_id\":\"%s\",\"received_on\":\"2026-11-03\"}}",
+             p, RID);
+    uint8_t iid[16];
+    uint64_t iseq =
+        efx_feed(fx, "wijkteam-noord", iid,
+                 "{\"type\":\"intake\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":"
+                 "\"consent\",\"categories\":[\"care_status\"],\"intake\":{\"referral_id\":\"%s\","
+                 "\"intake_on\":\"2026-11-03\",\"outcome\":\"redirected\",\"redirected_to\":\"smw-1\"}}",
+                 p, RID);
+    schakel_hex_encode(iid, 16, hexid);
+    const char *lost =
+        "{\"type\":\"consent_decision\",\"subject\":\"%s\",\"purpose\":\"bus\",\"legal_basis\":\"bus\","
+        "\"consent_decision\":{\"about_event_id\":\"%s\",\"about_seq\":%llu,\"recipient_org\":\"%s\","
+        "\"outcome\":\"%s\",\"legal_basis\":\"consent\",\"rule_id\":\"%s\",\"inform_org\":\"wijkteam-noord\"}"
+        "}";
+    /* the intake denied to the referrer (no feedback consent) is not the redirect's */
+    efx_tick(fx, EFX_START + 7 * EFX_DAY);
+    efx_feed(fx, "svc", NULL, lost, p, hexid, (unsigned long long)iseq, "school-1", "deny",
+             "consent/feedback-not-given");
+    assert_int_equal(fx->n_emitted, 0);
+    /* Monday 16th: the hold on smw-1 expires */
+    efx_tick(fx, EFX_START + 14 * EFX_DAY);
+    efx_clear_emitted(fx);
+    efx_feed(fx, "svc", NULL, lost, p, hexid, (unsigned long long)iseq, "smw-1", "expired", "hold/expired");
+    assert_int_equal(efx_count(fx, T(LOOP_REMINDER)), 1);
+    const Schakel__V1__LoopReminder *r = fx->emitted[0]->loop_reminder;
+    assert_int_equal(r->level, SCHAKEL__V1__REMINDER_LEVEL__REMINDER_LEVEL_STALLED);
+    assert_int_equal(r->waiting_for, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_RECEIVED);
+    assert_string_equal(r->to_org, "school-1");
+    assert_string_equal(r->overdue_org, "wijkteam-noord");
+    assert_string_equal(r->due_on, "2026-11-16");
+    assert_string_equal(fx->emitted[0]->subject, p);
+    efx_feed_emitted(fx, 0);
+    /* said again: no second alert; and no step reminders to anyone later */
+    efx_feed(fx, "svc", NULL, lost, p, hexid, (unsigned long long)iseq, "smw-1", "expired", "hold/expired");
+    assert_int_equal(fx->n_emitted, 0);
+    efx_tick(fx, EFX_START + 21 * EFX_DAY);
+    assert_int_equal(step_reminders(fx, NULL), 0);
+    /* the loop is the redirecting organisation's again: it may close it */
+    efx_feed(fx, "wijkteam-noord", NULL,
+             "{\"type\":\"closure\",\"subject\":\"%s\",\"purpose\":\"feedback\",\"legal_basis\":\"consent\","
+             "\"closure\":{\"referral_id\":\"%s\",\"closed_on\":\"2026-11-23\",\"reason_code\":\"family_"
+             "stopped\"}}",
+             p, RID);
+    assert_int_equal(efx_count(fx, T(FEEDBACK_STATUS)), 1);
+    assert_int_equal(fx->emitted[0]->feedback_status->state, SCHAKEL__V1__LOOP_STATE__LOOP_STATE_CLOSED);
+    efx_close(&fx);
+    schakel_feedback_destroy(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +305,7 @@ int main(void)
         cmocka_unit_test(a_referral_received_in_time_tells_the_referrer_and_earns_no_reminder),
         cmocka_unit_test(an_erased_childs_loop_is_gone_as_a_replay_never_opened_it),
         cmocka_unit_test(a_redirect_starts_the_new_receivers_clock_when_the_intake_reaches_it),
+        cmocka_unit_test(a_redirect_whose_hold_expires_alerts_the_referrer_and_goes_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
