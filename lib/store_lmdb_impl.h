@@ -293,6 +293,12 @@ struct schakel_verify_report;
 int lmdb_record_open(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel__V1__RecordBody *b,
                      uint8_t **plain, size_t *plen);
 
+/* store_lmdb_body.c: a record's body as schakel__v1__record_body__unpack
+ * gives it, from allocator a (an arena: never freed field by field), its
+ * bytes fields pointing into data when the body has the form the broker
+ * writes (then data must outlive it). NULL when it does not decode. */
+Schakel__V1__RecordBody *lmdb_body_unpack(ProtobufCAllocator *a, const uint8_t *data, size_t len);
+
 /* store_lmdb_audit.c: fills r->bad_seq and r->why; SCHAKEL_ECORRUPT. */
 int lmdb_verify_fail(struct schakel_verify_report *r, uint64_t seq, const char *msg);
 /* One checkpoint's signature check, for any thread (lmdb_cp_job_run). */

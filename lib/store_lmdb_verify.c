@@ -7,9 +7,9 @@
  *     events table walked with the thread's own cursor (a key that is no
  *     seq is noted as the seq it stands in for missing), then each
  *     record's own hash recomputed from its stored previous-hash and body,
- *     the body decoded
- *     (into the thread's arena), and with the master key the payload
- *     decrypted and hashed against its signed event hash;
+ *     the body decoded (into the thread's arena, its bytes left in the
+ *     map), and with the master key the payload decrypted and hashed
+ *     against its signed event hash;
  *   B (the calling thread, in seq order): no seq missing, each record's
  *     previous-hash equal to the hash of the record before (the stored
  *     one, which A checked), A's verdicts, and the batch proofs with the
@@ -240,8 +240,8 @@ static void check_record(worker_t *w, slot_t *s)
         return;
     }
     if (!p->bodies) return;
-    Schakel__V1__RecordBody *b = schakel__v1__record_body__unpack(schakel_arena_allocator(w->arena),
-                                                                  s->len - HDR_LEN, s->rec + HDR_LEN);
+    Schakel__V1__RecordBody *b =
+        lmdb_body_unpack(schakel_arena_allocator(w->arena), s->rec + HDR_LEN, s->len - HDR_LEN);
     s->body = b;
     if (!b) s->fail = "record body does not decode";
     else if (b->seq != s->seq) s->fail = "record body names another sequence number";
