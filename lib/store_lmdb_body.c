@@ -1,12 +1,13 @@
-/* A record's body for `audit verify`, decoded without copying: its bytes
- * fields (the ciphertext above all) point into the stored record instead
- * of into copies, and the struct comes from the caller's arena. Only the
- * form the broker writes is taken here (the eleven fields of RecordBody,
- * each with its wire type, varints that fit their field, one-byte keys);
- * anything else (an unknown field, another wire type, a varint too long,
- * a truncated field) goes to protobuf-c's own unpack, which decides. So
- * the result is what schakel__v1__record_body__unpack gives, field for
- * field (unit_test_record_body holds the two side by side). */
+/* A record's body and its batch proof for `audit verify`, decoded without
+ * copying: their bytes fields (the ciphertext, the batch's event hashes)
+ * point into the stored record or proof instead of into copies, and the
+ * structs come from the caller's arena. Only the form the broker writes is
+ * taken here (the fields of RecordBody or BatchProof, each with its wire
+ * type, varints that fit their field, one-byte keys); anything else (an
+ * unknown field, another wire type, a varint too long, a truncated field)
+ * goes to protobuf-c's own unpack, which decides. So the result is what
+ * protobuf-c's unpack gives, field for field (unit_test_record_body holds
+ * the two side by side). */
 #include <string.h>
 
 #include "store_lmdb_impl.h"
@@ -39,6 +40,25 @@ static int varint_field(unsigned f)
     }
 }
 
+/* A length-delimited field's length (below 2^28: four bytes of varint at
+ * most) at p; where its bytes start, or NULL when they do not fit. */
+static const uint8_t *lenfield(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+    size_t n = varint(p, end, v);
+    return n && n <= 4 && *v <= (uint64_t)(end - p - n) ? p + n : NULL;
+}
+
+/* A string as protobuf-c gives it: a copy, ended by a NUL. */
+static char *string(ProtobufCAllocator *a, const uint8_t *p, size_t n)
+{
+    char *s = a->alloc(a->allocator_data, n + 1);
+    if (s) {
+        memcpy(s, p, n);
+        s[n] = 0;
+    }
+    return s;
+}
+
 static int fast(ProtobufCAllocator *a, const uint8_t *p, size_t len, Schakel__V1__RecordBody *b)
 {
     const uint8_t *end = p + len;
@@ -61,16 +81,9 @@ static int fast(ProtobufCAllocator *a, const uint8_t *p, size_t len, Schakel__V1
             }
             continue;
         }
-        /* lengths below 2^28: four bytes of varint at most */
-        if (wt != 2 || varint_field(f) || !(n = varint(p, end, &v)) || n > 4 || v > (uint64_t)(end - p - n))
-            return 0;
-        p += n;
+        if (wt != 2 || varint_field(f) || !(p = lenfield(p, end, &v))) return 0;
         if (f == 5) {
-            char *s = a->alloc(a->allocator_data, v + 1);
-            if (!s) return 0;
-            memcpy(s, p, v);
-            s[v] = 0;
-            b->source_org = s;
+            if (!(b->source_org = string(a, p, v))) return 0;
         } else {
             ProtobufCBinaryData *d = f == 3   ? &b->event_id
                                      : f == 6 ? &b->key_id
@@ -93,4 +106,53 @@ Schakel__V1__RecordBody *lmdb_body_unpack(ProtobufCAllocator *a, const uint8_t *
     if (fast(a, data, len, b)) return b;
     /* the arena keeps what the fast path took; it goes with the window */
     return schakel__v1__record_body__unpack(a, len, data);
+}
+
+/* Keys of BatchProof's fields, all length-delimited: signer_org,
+ * signature, event_hashes. */
+#define KEY_SIGNER 0x0a
+#define KEY_SIGNATURE 0x12
+#define KEY_HASH 0x1a
+
+/* Counts the event hashes, checking the form (0 when it is another);
+ * then, with fill, fills them into hs and the other fields into b. */
+static int fast_proof(ProtobufCAllocator *a, const uint8_t *p, size_t len, Schakel__V1__BatchProof *b,
+                      int fill, ProtobufCBinaryData *hs, size_t *n_hashes)
+{
+    const uint8_t *end = p + len;
+    size_t n = 0;
+    while (p < end) {
+        uint8_t key = *p++;
+        uint64_t v;
+        if ((key != KEY_SIGNER && key != KEY_SIGNATURE && key != KEY_HASH) || !(p = lenfield(p, end, &v)))
+            return 0;
+        if (key == KEY_HASH) {
+            if (fill) hs[n] = (ProtobufCBinaryData){v, v ? (uint8_t *)p : NULL};
+            n++;
+        } else if (fill && key == KEY_SIGNER) {
+            if (!(b->signer_org = string(a, p, v))) return 0;
+        } else if (fill) {
+            b->signature = (ProtobufCBinaryData){v, v ? (uint8_t *)p : NULL};
+        }
+        p += v;
+    }
+    *n_hashes = n;
+    return 1;
+}
+
+Schakel__V1__BatchProof *lmdb_proof_unpack(ProtobufCAllocator *a, const uint8_t *data, size_t len)
+{
+    Schakel__V1__BatchProof *b = a->alloc(a->allocator_data, sizeof *b);
+    size_t n = 0;
+    if (!b) return NULL;
+    schakel__v1__batch_proof__init(b);
+    if (fast_proof(a, data, len, b, 0, NULL, &n)) {
+        ProtobufCBinaryData *hs = n ? a->alloc(a->allocator_data, n * sizeof *hs) : NULL;
+        if ((hs || !n) && fast_proof(a, data, len, b, 1, hs, &n)) {
+            b->n_event_hashes = n;
+            b->event_hashes = hs;
+            return b;
+        }
+    }
+    return schakel__v1__batch_proof__unpack(a, len, data);
 }

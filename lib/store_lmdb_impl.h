@@ -298,6 +298,8 @@ int lmdb_record_open(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel
  * bytes fields pointing into data when the body has the form the broker
  * writes (then data must outlive it). NULL when it does not decode. */
 Schakel__V1__RecordBody *lmdb_body_unpack(ProtobufCAllocator *a, const uint8_t *data, size_t len);
+/* The same for a batch proof: its event hashes point into data. */
+Schakel__V1__BatchProof *lmdb_proof_unpack(ProtobufCAllocator *a, const uint8_t *data, size_t len);
 
 /* store_lmdb_audit.c: fills r->bad_seq and r->why; SCHAKEL_ECORRUPT. */
 int lmdb_verify_fail(struct schakel_verify_report *r, uint64_t seq, const char *msg);
@@ -337,7 +339,8 @@ typedef struct lmdb_sigs lmdb_sigs_t;
 lmdb_sigs_t *lmdb_sigs_new(MDB_txn *txn, MDB_dbi proofs, const uint8_t *broker_pub);
 /* 0, or SCHAKEL_ECORRUPT with r->bad_seq and r->why filled. */
 /* A batch proof read ahead, by any thread: the proof stored at seq,
- * decoded (with allocator a) and checked for form, and the digest its
+ * decoded (with allocator a, an arena's: its hashes are left in the
+ * map) and checked for form, and the digest its
  * signer signed (schakel_batch_digest of its event hashes). proof is NULL
  * when it is not there or does not decode. */
 typedef struct {

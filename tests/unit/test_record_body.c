@@ -1,10 +1,10 @@
-/* A record's body as `audit verify` decodes it (lmdb_body_unpack: bytes
- * fields left in the stored record, lib/store_lmdb_body.c) is the body
- * protobuf-c unpacks, field for field: bodies as the broker writes them,
- * with fields absent or empty; and bodies in any other form (an unknown
- * field, another wire type, a field twice, a varint too wide for its field,
- * cut short anywhere), which must give what protobuf-c gives, also when
- * that is "does not decode". */
+/* A record's body and its batch proof as `audit verify` decodes them
+ * (lmdb_body_unpack, lmdb_proof_unpack: bytes fields left in the stored
+ * record, lib/store_lmdb_body.c) are what protobuf-c unpacks, field for
+ * field: bodies and proofs as the broker writes them, with fields absent
+ * or empty; and in any other form (an unknown field, another wire type, a
+ * field twice, a varint too wide for its field, cut short anywhere), which
+ * must give what protobuf-c gives, also when that is "does not decode". */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -149,12 +149,95 @@ static void a_body_cut_short_anywhere_decodes_as_protobuf_c_decides(void **state
     }
 }
 
+/* buf decoded both ways as a batch proof gives the same; 1 when it decoded. */
+static int proof_same_as_protobuf_c(const uint8_t *buf, size_t len)
+{
+    schakel_arena_t *ar = schakel_arena_new(0);
+    assert_non_null(ar);
+    Schakel__V1__BatchProof *want = schakel__v1__batch_proof__unpack(NULL, len, buf);
+    Schakel__V1__BatchProof *got = lmdb_proof_unpack(schakel_arena_allocator(ar), buf, len);
+    assert_int_equal(want == NULL, got == NULL);
+    if (want) {
+        assert_string_equal(want->signer_org, got->signer_org);
+        same_bytes(&want->signature, &got->signature);
+        assert_int_equal(want->n_event_hashes, got->n_event_hashes);
+        for (size_t i = 0; i < want->n_event_hashes; i++)
+            same_bytes(&want->event_hashes[i], &got->event_hashes[i]);
+        assert_int_equal(want->base.n_unknown_fields, got->base.n_unknown_fields);
+        schakel__v1__batch_proof__free_unpacked(want, NULL);
+    }
+    schakel_arena_destroy(&ar);
+    return want != NULL;
+}
+
+/* A proof as the broker writes it (some parts left out or empty). */
+static size_t random_proof(uint8_t *out, int sparse)
+{
+    static const char *orgs[] = {"school-a", "", "smw-b", "broker"};
+    ProtobufCBinaryData hs[200];
+    Schakel__V1__BatchProof b = SCHAKEL__V1__BATCH_PROOF__INIT;
+    int keep = sparse ? (int)next() : -1;
+    if (keep & 1) b.signer_org = (char *)orgs[next() % 4];
+    if (keep & 2) b.signature = (ProtobufCBinaryData){next() % 70, bytes_pool + next() % 1000};
+    if (keep & 4) {
+        b.n_event_hashes = next() % 200;
+        for (size_t i = 0; i < b.n_event_hashes; i++)
+            hs[i] = (ProtobufCBinaryData){i % 7 == 6 && sparse ? next() % 3 : 32, bytes_pool + next() % 1000};
+        b.event_hashes = hs;
+    }
+    return schakel__v1__batch_proof__pack(&b, out);
+}
+
+static void batch_proofs_decode_as_protobuf_c_does_in_place(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof bytes_pool; i++) bytes_pool[i] = (uint8_t)next();
+    uint8_t buf[16384];
+    for (int round = 0; round < 5000; round++) {
+        size_t len = random_proof(buf, round % 2);
+        assert_true(proof_same_as_protobuf_c(buf, len));
+        schakel_arena_t *ar = schakel_arena_new(0);
+        Schakel__V1__BatchProof *b = lmdb_proof_unpack(schakel_arena_allocator(ar), buf, len);
+        for (size_t i = 0; i < b->n_event_hashes; i++) /* in place */
+            if (b->event_hashes[i].len)
+                assert_true(b->event_hashes[i].data > buf && b->event_hashes[i].data < buf + len);
+        schakel_arena_destroy(&ar);
+    }
+    static const struct {
+        const char *what;
+        uint8_t bytes[16];
+        size_t len;
+    } cases[] = {
+        {"unknown field 4", {0x1a, 0x01, 0x07, 0x20, 0x01}, 5},
+        {"signature as a varint", {0x10, 0x05}, 2},
+        {"signer twice: the last counts", {0x0a, 0x01, 'a', 0x0a, 0x01, 'b'}, 6},
+        {"an empty hash among others", {0x1a, 0x01, 0x07, 0x1a, 0x00, 0x1a, 0x01, 0x08}, 8},
+        {"hash beyond the end", {0x1a, 0x05, 1, 2}, 4},
+        {"nothing", {0}, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        print_message("%s\n", cases[i].what);
+        (void)proof_same_as_protobuf_c(cases[i].bytes, cases[i].len);
+    }
+    for (int round = 0; round < 10; round++) {
+        size_t len = random_proof(buf, 0);
+        for (size_t cut = 0; cut < len; cut++) {
+            uint8_t *copy = malloc(cut ? cut : 1);
+            assert_non_null(copy);
+            memcpy(copy, buf, cut);
+            (void)proof_same_as_protobuf_c(copy, cut);
+            free(copy);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(broker_bodies_decode_as_protobuf_c_does_in_place),
         cmocka_unit_test(other_forms_decode_as_protobuf_c_decides),
         cmocka_unit_test(a_body_cut_short_anywhere_decodes_as_protobuf_c_decides),
+        cmocka_unit_test(batch_proofs_decode_as_protobuf_c_does_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
