@@ -338,17 +338,20 @@ void lmdb_erasures_free(lmdb_erasures_t **e);
 typedef struct lmdb_sigs lmdb_sigs_t;
 lmdb_sigs_t *lmdb_sigs_new(MDB_txn *txn, MDB_dbi proofs, const uint8_t *broker_pub);
 /* 0, or SCHAKEL_ECORRUPT with r->bad_seq and r->why filled. */
-/* A batch proof read ahead, by any thread: the proof stored at seq,
- * decoded (with allocator a, an arena's: its hashes are left in the
- * map) and checked for form, and the digest its
- * signer signed (schakel_batch_digest of its event hashes). proof is NULL
- * when it is not there or does not decode. */
+/* A batch proof read ahead, by any thread: lmdb_proof_fetch finds the
+ * proof stored at seq (mv_data NULL when it is not there) and asks for
+ * its bytes to be fetched into the cache; lmdb_proof_decode decodes it (with
+ * allocator a, an arena's: its hashes are left in the map), checks its
+ * form, and takes the digest its signer signed (schakel_batch_digest of
+ * its event hashes). proof is NULL when it does not decode. */
 typedef struct {
     Schakel__V1__BatchProof *proof;
     uint8_t digest[SCHAKEL_SHA256_LEN];
 } lmdb_proof_t;
-void lmdb_proof_read(MDB_txn *txn, MDB_dbi proofs, uint64_t seq, ProtobufCAllocator *a, lmdb_proof_t *out);
-/* pre: for a record that starts its batch, lmdb_proof_read of its seq. */
+void lmdb_proof_fetch(MDB_txn *txn, MDB_dbi proofs, uint64_t seq, MDB_val *v);
+void lmdb_proof_decode(ProtobufCAllocator *a, const MDB_val *v, lmdb_proof_t *out);
+/* pre: for a record that starts its batch, lmdb_proof_decode of its proof
+ * (proof NULL when it is not there). */
 int lmdb_sigs_record(lmdb_sigs_t *w, lmdb_store_t *st, MDB_txn *txn, uint64_t seq,
                      const Schakel__V1__RecordBody *b, const lmdb_proof_t *pre,
                      struct schakel_verify_report *r);
