@@ -601,7 +601,7 @@ int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub, const u
     if (rc == 0) table_ends(p, cur);
     /* The map's pages in a few calls on every thread instead of a page
      * fault per 64 KiB in the walk: in this VM a fault costs tens of µs. */
-    if (rc == 0 && (p->map_used = lmdb_map_used(st, &p->map))) pool_run(p, 'P');
+    if (rc == 0 && (p->map_used = lmdb_map_used_whole(st, &p->map))) pool_run(p, 'P');
     /* Stage A of window n+1 runs on the pool while this thread takes
      * window n in order (stage B), then joins it; then the signatures. */
     int have = rc == 0 && next_window(p, 1, 0);
