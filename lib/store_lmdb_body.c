@@ -115,9 +115,10 @@ Schakel__V1__RecordBody *lmdb_body_unpack(ProtobufCAllocator *a, const uint8_t *
 #define KEY_HASH 0x1a
 
 /* Counts the event hashes, checking the form (0 when it is another);
- * then, with fill, fills them into hs and the other fields into b. */
+ * then, with fill, fills them into hs (room for cap) and the other
+ * fields into b. */
 static int fast_proof(ProtobufCAllocator *a, const uint8_t *p, size_t len, Schakel__V1__BatchProof *b,
-                      int fill, ProtobufCBinaryData *hs, size_t *n_hashes)
+                      int fill, ProtobufCBinaryData *hs, size_t cap, size_t *n_hashes)
 {
     const uint8_t *end = p + len;
     size_t n = 0;
@@ -127,6 +128,7 @@ static int fast_proof(ProtobufCAllocator *a, const uint8_t *p, size_t len, Schak
         if ((key != KEY_SIGNER && key != KEY_SIGNATURE && key != KEY_HASH) || !(p = lenfield(p, end, &v)))
             return 0;
         if (key == KEY_HASH) {
+            if (fill && (!hs || n >= cap)) return 0;
             if (fill) hs[n] = (ProtobufCBinaryData){v, v ? (uint8_t *)p : NULL};
             n++;
         } else if (fill && key == KEY_SIGNER) {
@@ -146,9 +148,9 @@ Schakel__V1__BatchProof *lmdb_proof_unpack(ProtobufCAllocator *a, const uint8_t 
     size_t n = 0;
     if (!b) return NULL;
     schakel__v1__batch_proof__init(b);
-    if (fast_proof(a, data, len, b, 0, NULL, &n)) {
+    if (fast_proof(a, data, len, b, 0, NULL, 0, &n)) {
         ProtobufCBinaryData *hs = n ? a->alloc(a->allocator_data, n * sizeof *hs) : NULL;
-        if ((hs || !n) && fast_proof(a, data, len, b, 1, hs, &n)) {
+        if ((hs || !n) && fast_proof(a, data, len, b, 1, hs, n, &n)) {
             b->n_event_hashes = n;
             b->event_hashes = hs;
             return b;
