@@ -113,14 +113,27 @@ const char *schakel_body_string(const schakel_envelope_t *env, const char *name)
     return v && *v ? *v : "";
 }
 
+static void batch_digest_start(schakel_sha256_t *h, size_t n)
+{
+    uint8_t cnt[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    schakel_sha256_init(h);
+    schakel_sha256_update(h, "schakel/v1/batch", 16);
+    schakel_sha256_update(h, cnt, 4);
+}
+
 void schakel_batch_digest(const uint8_t (*hashes)[SCHAKEL_SHA256_LEN], size_t n,
                           uint8_t out[SCHAKEL_SHA256_LEN])
 {
     schakel_sha256_t h;
-    uint8_t cnt[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
-    schakel_sha256_init(&h);
-    schakel_sha256_update(&h, "schakel/v1/batch", 16);
-    schakel_sha256_update(&h, cnt, 4);
+    batch_digest_start(&h, n);
     for (size_t i = 0; i < n; i++) schakel_sha256_update(&h, hashes[i], SCHAKEL_SHA256_LEN);
+    schakel_sha256_final(&h, out);
+}
+
+void schakel_batch_digest_of(const ProtobufCBinaryData *hashes, size_t n, uint8_t out[SCHAKEL_SHA256_LEN])
+{
+    schakel_sha256_t h;
+    batch_digest_start(&h, n);
+    for (size_t i = 0; i < n; i++) schakel_sha256_update(&h, hashes[i].data, SCHAKEL_SHA256_LEN);
     schakel_sha256_final(&h, out);
 }

@@ -62,5 +62,8 @@ const char *schakel_body_string(const schakel_envelope_t *env, const char *name)
  * where hashes[i] = SHA-256(events[i]). */
 void schakel_batch_digest(const uint8_t (*hashes)[SCHAKEL_SHA256_LEN], size_t n,
                           uint8_t out[SCHAKEL_SHA256_LEN]);
+/* The same over hashes where they lie (a decoded proof's event_hashes,
+ * each SCHAKEL_SHA256_LEN bytes long: the caller checks). */
+void schakel_batch_digest_of(const ProtobufCBinaryData *hashes, size_t n, uint8_t out[SCHAKEL_SHA256_LEN]);
 
 #endif

@@ -247,6 +247,11 @@ void lmdb_map_release(lmdb_store_t *st);
 /* The log's map (*addr) and how much of it the file uses: 0 when the map
  * is not found (/proc/self/maps). */
 size_t lmdb_map_used(lmdb_store_t *st, uint8_t **addr);
+/* The same, for a reader that will read all of it (audit verify): the
+ * map is advised to take the file's pages in 2 MiB pieces where the page
+ * cache holds them so (bench/README.md: in this VM the first touch of a
+ * 4 KiB page costs about 1.6 us, of a 2 MiB piece no more). */
+size_t lmdb_map_used_whole(lmdb_store_t *st, uint8_t **addr);
 /* n bytes of fresh zero pages, 2 MiB-aligned and asked for huge pages:
  * each 4 KiB page faulted in costs tens of microseconds in some VMs, and
  * a cache looked up at random misses the TLB on small pages. *map is what
@@ -293,6 +298,14 @@ struct schakel_verify_report;
 int lmdb_record_open(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel__V1__RecordBody *b,
                      uint8_t **plain, size_t *plen);
 
+/* store_lmdb_body.c: a record's body as schakel__v1__record_body__unpack
+ * gives it, from allocator a (an arena: never freed field by field), its
+ * bytes fields pointing into data when the body has the form the broker
+ * writes (then data must outlive it). NULL when it does not decode. */
+Schakel__V1__RecordBody *lmdb_body_unpack(ProtobufCAllocator *a, const uint8_t *data, size_t len);
+/* The same for a batch proof: its event hashes point into data. */
+Schakel__V1__BatchProof *lmdb_proof_unpack(ProtobufCAllocator *a, const uint8_t *data, size_t len);
+
 /* store_lmdb_audit.c: fills r->bad_seq and r->why; SCHAKEL_ECORRUPT. */
 int lmdb_verify_fail(struct schakel_verify_report *r, uint64_t seq, const char *msg);
 /* One checkpoint's signature check, for any thread (lmdb_cp_job_run). */
@@ -330,16 +343,20 @@ void lmdb_erasures_free(lmdb_erasures_t **e);
 typedef struct lmdb_sigs lmdb_sigs_t;
 lmdb_sigs_t *lmdb_sigs_new(MDB_txn *txn, MDB_dbi proofs, const uint8_t *broker_pub);
 /* 0, or SCHAKEL_ECORRUPT with r->bad_seq and r->why filled. */
-/* A batch proof read ahead, by any thread: the proof stored at seq,
- * decoded (with allocator a) and checked for form, and the digest its
- * signer signed (schakel_batch_digest of its event hashes). proof is NULL
- * when it is not there or does not decode. */
+/* A batch proof read ahead, by any thread: lmdb_proof_fetch finds the
+ * proof stored at seq (mv_data NULL when it is not there) and asks for
+ * its bytes to be fetched into the cache; lmdb_proof_decode decodes it (with
+ * allocator a, an arena's: its hashes are left in the map), checks its
+ * form, and takes the digest its signer signed (schakel_batch_digest of
+ * its event hashes). proof is NULL when it does not decode. */
 typedef struct {
     Schakel__V1__BatchProof *proof;
     uint8_t digest[SCHAKEL_SHA256_LEN];
 } lmdb_proof_t;
-void lmdb_proof_read(MDB_txn *txn, MDB_dbi proofs, uint64_t seq, ProtobufCAllocator *a, lmdb_proof_t *out);
-/* pre: for a record that starts its batch, lmdb_proof_read of its seq. */
+void lmdb_proof_fetch(MDB_txn *txn, MDB_dbi proofs, uint64_t seq, MDB_val *v);
+void lmdb_proof_decode(ProtobufCAllocator *a, const MDB_val *v, lmdb_proof_t *out);
+/* pre: for a record that starts its batch, lmdb_proof_decode of its proof
+ * (proof NULL when it is not there). */
 int lmdb_sigs_record(lmdb_sigs_t *w, lmdb_store_t *st, MDB_txn *txn, uint64_t seq,
                      const Schakel__V1__RecordBody *b, const lmdb_proof_t *pre,
                      struct schakel_verify_report *r);

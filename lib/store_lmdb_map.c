@@ -107,6 +107,17 @@ size_t lmdb_map_used(lmdb_store_t *st, uint8_t **addr)
     return used;
 }
 
+size_t lmdb_map_used_whole(lmdb_store_t *st, uint8_t **addr)
+{
+    size_t used = lmdb_map_used(st, addr);
+    /* A page cache read in through such a map (a cold file) is read in
+     * 2 MiB folios, which are then mapped whole; pages cached in 4 KiB
+     * folios (as the broker's writes leave them) stay mapped 4 KiB at a
+     * time. Advice: refused, the map stays as it was. */
+    if (used) (void)madvise(*addr, (used + LMDB_HUGE_PAGE - 1) & ~(LMDB_HUGE_PAGE - 1), MADV_HUGEPAGE);
+    return used;
+}
+
 void lmdb_map_release(lmdb_store_t *st)
 {
     if (st->read_only) return;

@@ -223,26 +223,27 @@ int lmdb_sigs_resolve(lmdb_sigs_t *w, schakel_verify_report_t *r)
     return rc;
 }
 
-void lmdb_proof_read(MDB_txn *txn, MDB_dbi proofs, uint64_t seq, ProtobufCAllocator *a, lmdb_proof_t *out)
+void lmdb_proof_fetch(MDB_txn *txn, MDB_dbi proofs, uint64_t seq, MDB_val *v)
 {
     uint8_t kb[8];
     schakel_put_be64(kb, seq);
-    MDB_val k = {8, kb}, v;
+    MDB_val k = {8, kb};
+    if (mdb_get(txn, proofs, &k, v) != 0) { /* start_batch names it missing */
+        v->mv_data = NULL;
+        return;
+    }
+    for (size_t off = 0; off < v->mv_size; off += 64) __builtin_prefetch((const char *)v->mv_data + off);
+}
+
+void lmdb_proof_decode(ProtobufCAllocator *a, const MDB_val *v, lmdb_proof_t *out)
+{
     out->proof = NULL;
-    if (mdb_get(txn, proofs, &k, &v) != 0) return; /* start_batch names it missing */
-    Schakel__V1__BatchProof *p = schakel__v1__batch_proof__unpack(a, v.mv_size, v.mv_data);
+    Schakel__V1__BatchProof *p = lmdb_proof_unpack(a, v->mv_data, v->mv_size);
     int ok = p && p->signature.len == SCHAKEL_ED25519_SIG_LEN && p->n_event_hashes > 0 &&
              p->n_event_hashes <= SCHAKEL_MAX_BATCH_EVENTS && p->signer_org;
     for (size_t i = 0; ok && i < p->n_event_hashes; i++) ok = p->event_hashes[i].len == SCHAKEL_SHA256_LEN;
-    uint8_t(*hs)[SCHAKEL_SHA256_LEN] =
-        ok ? a->alloc(a->allocator_data, p->n_event_hashes * SCHAKEL_SHA256_LEN) : NULL;
-    if (!hs) {
-        if (p) protobuf_c_message_free_unpacked(&p->base, a);
-        return;
-    }
-    for (size_t i = 0; i < p->n_event_hashes; i++) memcpy(hs[i], p->event_hashes[i].data, SCHAKEL_SHA256_LEN);
-    schakel_batch_digest((const uint8_t(*)[SCHAKEL_SHA256_LEN])hs, p->n_event_hashes, out->digest);
-    a->free(a->allocator_data, hs);
+    if (!ok) return; /* the arena takes it back */
+    schakel_batch_digest_of(p->event_hashes, p->n_event_hashes, out->digest);
     out->proof = p;
 }
 

@@ -7,9 +7,9 @@
  *     events table walked with the thread's own cursor (a key that is no
  *     seq is noted as the seq it stands in for missing), then each
  *     record's own hash recomputed from its stored previous-hash and body,
- *     the body decoded
- *     (into the thread's arena), and with the master key the payload
- *     decrypted and hashed against its signed event hash;
+ *     the body decoded (into the thread's arena, its bytes left in the
+ *     map), and with the master key the payload decrypted and hashed
+ *     against its signed event hash;
  *   B (the calling thread, in seq order): no seq missing, each record's
  *     previous-hash equal to the hash of the record before (the stored
  *     one, which A checked), A's verdicts, and the batch proofs with the
@@ -46,10 +46,8 @@
 #define MAX_THREADS 16    /* a pool of one per core, at most this */
 #define WKEY_SETS 16384   /* a thread's data key cache: sets of CACHE_WAYS (4 MiB) */
 #define PREFETCH_GROUP 8  /* records whose key sets are fetched ahead together */
-/* A thread's arena: one chunk that holds what it decodes of a whole window
- * (about 1 KiB a record), kept from window to window. With smaller chunks
- * the arena frees the extra ones at every reset and the next window faults
- * fresh pages in again; only the pages used are ever resident. */
+/* A thread's arena: one chunk for what it decodes of a whole window (about 200 bytes a record: the
+ * bodies' bytes stay in the map), kept from window to window; only the pages used are resident. */
 #define ARENA_BYTES ((size_t)WINDOW * 2048)
 #define MAP_PIECE ((size_t)4 << 20) /* stage P: the map populated this much at a time */
 #ifndef MADV_POPULATE_READ
@@ -126,9 +124,8 @@ static size_t wset_of(const uint8_t id[KEY_ID_LEN])
     return ((unsigned)id[0] << 16 | (unsigned)id[1] << 8 | id[2]) % WKEY_SETS;
 }
 
-/* gcc 12 drops a __builtin_prefetch here as an effect-free statement
- * (the set's address comes from loads it then considers dead), so on
- * x86-64 the instruction is written out. */
+/* gcc 12 drops a __builtin_prefetch here as an effect-free statement (the set's address comes
+ * from loads it then considers dead), so on x86-64 the instruction is written out. */
 static inline void fetch_line(const char *p)
 {
 #if defined(__x86_64__)
@@ -206,7 +203,8 @@ static void check_payload(worker_t *w, slot_t *s, const Schakel__V1__RecordBody 
         s->fail = "record body is missing fields";
     } else {
         size_t n = b->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
-        uint8_t *plain = schakel_arena_alloc(w->arena, n ? n : 1), aad[24], h[32];
+        uint8_t small[4096], aad[24], h[32]; /* the plaintext is hashed, then dropped */
+        uint8_t *plain = n <= sizeof small ? small : schakel_arena_alloc(w->arena, n);
         if (!plain) {
             s->fail = "out of memory";
             return;
@@ -240,8 +238,8 @@ static void check_record(worker_t *w, slot_t *s)
         return;
     }
     if (!p->bodies) return;
-    Schakel__V1__RecordBody *b = schakel__v1__record_body__unpack(schakel_arena_allocator(w->arena),
-                                                                  s->len - HDR_LEN, s->rec + HDR_LEN);
+    Schakel__V1__RecordBody *b =
+        lmdb_body_unpack(schakel_arena_allocator(w->arena), s->rec + HDR_LEN, s->len - HDR_LEN);
     s->body = b;
     if (!b) s->fail = "record body does not decode";
     else if (b->seq != s->seq) s->fail = "record body names another sequence number";
@@ -289,27 +287,31 @@ static int walk_chunk(worker_t *w, size_t lo, size_t hi)
 }
 
 /* Records i..to of the stage A: each one's hash and body, then, a group
- * later, their payloads, so that the key sets come in meanwhile. 1 when
- * one failed: what comes after it in the chunk does not count. */
+ * later, their payloads and batch proofs, so that the key sets and proofs
+ * come in meanwhile. 1 when one failed: what comes after it in the chunk
+ * does not count, what comes before is checked whole. */
 static int check_records(worker_t *w, size_t i, size_t to)
 {
     pool_t *p = w->pool;
     for (; i < to; i += PREFETCH_GROUP) {
-        size_t end = to - i < PREFETCH_GROUP ? to : i + PREFETCH_GROUP, j;
+        size_t end = to - i < PREFETCH_GROUP ? to : i + PREFETCH_GROUP, j, k;
+        MDB_val pv[PREFETCH_GROUP] = {{0}};
         for (j = i; j < end; j++) {
             slot_t *s = &p->slots[j];
-            if (!s->present) return 1; /* stage B names it missing */
+            if (!s->present) break; /* stage B names it missing */
             check_record(w, s);
-            if (s->fail) return 1;
+            if (s->fail) break;
             if (p->proofs && s->body->proof_seq == s->seq)
-                lmdb_proof_read(w->txn, p->st->proofs, s->seq, schakel_arena_allocator(w->arena), &s->proof);
+                lmdb_proof_fetch(w->txn, p->st->proofs, s->seq, &pv[j - i]);
         }
-        if (!p->payloads) continue;
-        for (j = i; j < end; j++) {
-            slot_t *s = &p->slots[j];
-            check_payload(w, s, s->body);
-            if (s->fail) return 1;
+        for (k = i; p->payloads && k < j; k++) {
+            check_payload(w, &p->slots[k], p->slots[k].body);
+            if (p->slots[k].fail) break;
         }
+        for (size_t m = i; m < j; m++)
+            if (pv[m - i].mv_data)
+                lmdb_proof_decode(schakel_arena_allocator(w->arena), &pv[m - i], &p->slots[m].proof);
+        if (j < end || (p->payloads && k < j)) return 1;
     }
     return 0;
 }
@@ -385,8 +387,7 @@ static void pool_join(pool_t *p, int stage)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Runs a stage on every thread, the caller's as the first; returns when
- * all are done. */
+/* Runs a stage on every thread, the caller's as the first, to its end. */
 static void pool_run(pool_t *p, int stage)
 {
     pool_start(p, stage);
@@ -600,7 +601,7 @@ int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub, const u
     if (rc == 0) table_ends(p, cur);
     /* The map's pages in a few calls on every thread instead of a page
      * fault per 64 KiB in the walk: in this VM a fault costs tens of µs. */
-    if (rc == 0 && (p->map_used = lmdb_map_used(st, &p->map))) pool_run(p, 'P');
+    if (rc == 0 && (p->map_used = lmdb_map_used_whole(st, &p->map))) pool_run(p, 'P');
     /* Stage A of window n+1 runs on the pool while this thread takes
      * window n in order (stage B), then joins it; then the signatures. */
     int have = rc == 0 && next_window(p, 1, 0);
