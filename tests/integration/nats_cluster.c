@@ -31,10 +31,10 @@ static int write_config(nats_cluster_t *c, int i)
     FILE *f = fopen(path, "w");
     if (!f) return -1;
     fprintf(f,
-            "server_name: n%d\nlisten: 127.0.0.1:%d\n"
+            "server_name: n%d\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n"
             "jetstream { store_dir: \"%s\" }\n"
             "cluster {\n  name: schakel-test\n  listen: 127.0.0.1:%d\n  routes: [\n",
-            i + 1, c->port[i], store, c->route[i]);
+            i + 1, c->port[i], c->http[i], store, c->route[i]);
     for (int j = 0; j < NATS_NODES; j++)
         if (j != i) fprintf(f, "    nats-route://127.0.0.1:%d\n", c->route[j]);
     fprintf(f, "  ]\n}\n");
@@ -108,7 +108,7 @@ nats_cluster_t *nats_cluster_start(void)
     nats_cluster_t *c = calloc(1, sizeof *c);
     snprintf(c->dir, sizeof c->dir, "/tmp/schakel-nats-XXXXXX");
     if (!mkdtemp(c->dir)) abort();
-    int base = harness_free_ports(2 * NATS_NODES);
+    int base = harness_free_ports(3 * NATS_NODES);
     if (base < 0) {
         fprintf(stderr, "nats cluster: no free ports\n");
         nats_cluster_destroy(&c);
@@ -118,6 +118,7 @@ nats_cluster_t *nats_cluster_start(void)
     for (int i = 0; i < NATS_NODES; i++) {
         c->port[i] = base + i;
         c->route[i] = base + NATS_NODES + i;
+        c->http[i] = base + 2 * NATS_NODES + i;
         o += (size_t)snprintf(c->url + o, sizeof c->url - o, "%s127.0.0.1:%d", i ? "," : "", c->port[i]);
     }
     for (int i = 0; i < NATS_NODES; i++)

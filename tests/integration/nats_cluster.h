@@ -13,6 +13,7 @@ typedef struct {
     char dir[256];
     int port[NATS_NODES];  /* client ports */
     int route[NATS_NODES]; /* cluster ports */
+    int http[NATS_NODES];  /* monitoring ports (/jsz, /routez: for a person looking at a stalled run) */
     pid_t pid[NATS_NODES]; /* 0: not running */
     char url[160];         /* nats://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3 (no region) */
 } nats_cluster_t;
