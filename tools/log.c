@@ -62,7 +62,8 @@ static int copy(const char *from, const char *to)
     printf("{\"copied\":%llu,\"head\":%llu,\"head_hash\":\"%s\"}\n", (unsigned long long)head.seq,
            (unsigned long long)head.seq, hh);
     char key[SCHAKEL_PATH_MAX];
-    if (!is_nats(to) && tool_path("log copy", key, sizeof key, dir, "master.key") == 0 && access(key, F_OK) != 0)
+    if (!is_nats(to) && tool_path("log copy", key, sizeof key, dir, "master.key") == 0 &&
+        access(key, F_OK) != 0)
         fprintf(stderr,
                 "schakel log copy: %s has no master.key: copy the one of the node that wrote the log there, "
                 "or no payload opens\n",

@@ -37,6 +37,10 @@ long long nats_cluster_stream_current(nats_cluster_t *c, const char *stream, int
 /* The last sequence of stream, asked of any live server; (uint64_t)-1
  * when none answers. */
 unsigned long long nats_cluster_stream_last(nats_cluster_t *c, const char *stream);
+/* Each live server's own view on stderr, for a run that stalled: the
+ * stream's part of its /jsz (its leader, this server's last seq, the
+ * replicas' lag and last activity) and its /routez. */
+void nats_cluster_dump(nats_cluster_t *c, const char *stream);
 /* Kills every server, removes the temp dir, frees. */
 void nats_cluster_destroy(nats_cluster_t **c);
 

@@ -153,7 +153,8 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(a_log_copied_to_the_stream_and_back_keeps_its_head_hash, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_log_copied_to_the_stream_and_back_keeps_its_head_hash, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
