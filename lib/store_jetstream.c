@@ -41,7 +41,9 @@ typedef struct {
     char stream[8 + SCHAKEL_JS_REGION_MAX + 1];
     char subject[12 + SCHAKEL_JS_REGION_MAX + 1];
     int64_t wait_ms;
-    int behind; /* a publish failed: the stream may hold records the index has not */
+    int behind;                /* a publish failed: the stream may hold records the index has not */
+    int opened;                /* the index was this stream's at open: all its records were on a quorum */
+    long long stepped_down_ms; /* when step_down last asked */
     acks_t acks;
 } js_t;
 
@@ -153,6 +155,37 @@ static int js_replicate(void *arg, const lmdb_repl_msg_t *m, size_t n, char *why
     return schakel_fail(why, SCHAKEL_ESTORE, "the replicated log did not store %s", err);
 }
 
+static long long mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Asks the stream's leader to hand over to another server (at most once
+ * in 5 s). nats-server 2.9 can elect a server that was restarted and had
+ * not yet copied the stream's messages from the old leader when that one
+ * died: its Raft log is current, its store ends hundreds of records
+ * before the records the cluster acknowledged, and as leader it never
+ * copies them from its followers, which hold them. Handing over to one of
+ * those is the way back (seen in crash_test_jetstream_failover: leader n1
+ * with 301 records, n2 with 3361, this index 3361). */
+static void step_down(js_t *j, const char *leader)
+{
+    if (j->stepped_down_ms && mono_ms() - j->stepped_down_ms < 5000) return;
+    j->stepped_down_ms = mono_ms();
+    char subj[64 + sizeof j->stream];
+    snprintf(subj, sizeof subj, "$JS.API.STREAM.LEADER.STEPDOWN.%s", j->stream);
+    natsMsg *reply = NULL;
+    natsStatus s = natsConnection_Request(&reply, j->nc, subj, NULL, 0, j->wait_ms);
+    const char *answer = s == NATS_OK ? natsMsg_GetData(reply) : NULL;
+    int done = answer && strstr(answer, "\"success\":true") != NULL;
+    schakel_log(done ? SCHAKEL_LOG_WARN : SCHAKEL_LOG_ERROR, "store",
+                "event=stream_leader_stepdown stream=%s leader=%s result=%s", j->stream, leader,
+                done ? "asked" : "refused");
+    natsMsg_Destroy(reply);
+}
+
 /* Applies every record the stream holds after the index's head. */
 static int catch_up(lmdb_store_t *st, js_t *j, char *why)
 {
@@ -161,7 +194,16 @@ static int catch_up(lmdb_store_t *st, js_t *j, char *why)
     natsStatus s = js_GetStreamInfo(&si, j->js, j->stream, NULL, &e);
     if (s != NATS_OK) return nats_fail(why, SCHAKEL_ESTORE, "stream info", s, e);
     uint64_t first = si->State.FirstSeq, last = si->State.LastSeq, msgs = si->State.Msgs;
+    char leader[64];
+    snprintf(leader, sizeof leader, "%.60s", si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "?");
     jsStreamInfo_Destroy(si);
+    if (last < st->head.seq && j->opened) {
+        step_down(j, leader);
+        return schakel_fail(why, SCHAKEL_ESTORE,
+                            "stream %s's leader %s holds %llu records, this index %llu that the cluster "
+                            "stored: a server that had not caught up leads; asked to hand over",
+                            j->stream, leader, (unsigned long long)last, (unsigned long long)st->head.seq);
+    }
     if (last < st->head.seq)
         return schakel_fail(
             why, SCHAKEL_ECORRUPT,
@@ -368,6 +410,7 @@ schakel_store_t *schakel_store_open_jetstream(const schakel_jetstream_options_t 
     j->ops.close = js_close;
     st->repl_arg = j;
     st->replicate = js_replicate;
+    j->opened = 1;
     s->ops = &j->ops;
     schakel_log(SCHAKEL_LOG_INFO, "store", "event=jetstream_open stream=%s head=%llu", j->stream,
                 (unsigned long long)st->head.seq);
