@@ -195,8 +195,13 @@ static int catch_up(lmdb_store_t *st, js_t *j, char *why)
     if (s != NATS_OK) return nats_fail(why, SCHAKEL_ESTORE, "stream info", s, e);
     uint64_t first = si->State.FirstSeq, last = si->State.LastSeq, msgs = si->State.Msgs;
     char leader[64];
-    snprintf(leader, sizeof leader, "%.60s", si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "?");
+    snprintf(leader, sizeof leader, "%.60s", si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "");
     jsStreamInfo_Destroy(si);
+    /* with no leader, a replica answers with its own store: wait for one */
+    if (last < st->head.seq && j->opened && !leader[0])
+        return schakel_fail(why, SCHAKEL_ESTORE,
+                            "stream %s has no leader (a replica holds %llu records, this index %llu)",
+                            j->stream, (unsigned long long)last, (unsigned long long)st->head.seq);
     if (last < st->head.seq && j->opened) {
         step_down(j, leader);
         return schakel_fail(why, SCHAKEL_ESTORE,
