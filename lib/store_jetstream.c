@@ -41,7 +41,9 @@ typedef struct {
     char stream[8 + SCHAKEL_JS_REGION_MAX + 1];
     char subject[12 + SCHAKEL_JS_REGION_MAX + 1];
     int64_t wait_ms;
-    int behind; /* a publish failed: the stream may hold records the index has not */
+    int behind;                /* a publish failed: the stream may hold records the index has not */
+    int opened;                /* the index was this stream's at open: all its records were on a quorum */
+    long long stepped_down_ms; /* when step_down last asked */
     acks_t acks;
 } js_t;
 
@@ -153,6 +155,37 @@ static int js_replicate(void *arg, const lmdb_repl_msg_t *m, size_t n, char *why
     return schakel_fail(why, SCHAKEL_ESTORE, "the replicated log did not store %s", err);
 }
 
+static long long mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Asks the stream's leader to hand over to another server (at most once
+ * in 5 s). nats-server 2.9 can elect a server that was restarted and had
+ * not yet copied the stream's messages from the old leader when that one
+ * died: its Raft log is current, its store ends hundreds of records
+ * before the records the cluster acknowledged, and as leader it never
+ * copies them from its followers, which hold them. Handing over to one of
+ * those is the way back (seen in crash_test_jetstream_failover: leader n1
+ * with 301 records, n2 with 3361, this index 3361). */
+static void step_down(js_t *j, const char *leader)
+{
+    if (j->stepped_down_ms && mono_ms() - j->stepped_down_ms < 5000) return;
+    j->stepped_down_ms = mono_ms();
+    char subj[64 + sizeof j->stream];
+    snprintf(subj, sizeof subj, "$JS.API.STREAM.LEADER.STEPDOWN.%s", j->stream);
+    natsMsg *reply = NULL;
+    natsStatus s = natsConnection_Request(&reply, j->nc, subj, NULL, 0, j->wait_ms);
+    const char *answer = s == NATS_OK ? natsMsg_GetData(reply) : NULL;
+    int done = answer && strstr(answer, "\"success\":true") != NULL;
+    schakel_log(done ? SCHAKEL_LOG_WARN : SCHAKEL_LOG_ERROR, "store",
+                "event=stream_leader_stepdown stream=%s leader=%s result=%s", j->stream, leader,
+                done ? "asked" : "refused");
+    natsMsg_Destroy(reply);
+}
+
 /* Applies every record the stream holds after the index's head. */
 static int catch_up(lmdb_store_t *st, js_t *j, char *why)
 {
@@ -161,7 +194,21 @@ static int catch_up(lmdb_store_t *st, js_t *j, char *why)
     natsStatus s = js_GetStreamInfo(&si, j->js, j->stream, NULL, &e);
     if (s != NATS_OK) return nats_fail(why, SCHAKEL_ESTORE, "stream info", s, e);
     uint64_t first = si->State.FirstSeq, last = si->State.LastSeq, msgs = si->State.Msgs;
+    char leader[64];
+    snprintf(leader, sizeof leader, "%.60s", si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "");
     jsStreamInfo_Destroy(si);
+    /* with no leader, a replica answers with its own store: wait for one */
+    if (last < st->head.seq && j->opened && !leader[0])
+        return schakel_fail(why, SCHAKEL_ESTORE,
+                            "stream %s has no leader (a replica holds %llu records, this index %llu)",
+                            j->stream, (unsigned long long)last, (unsigned long long)st->head.seq);
+    if (last < st->head.seq && j->opened) {
+        step_down(j, leader);
+        return schakel_fail(why, SCHAKEL_ESTORE,
+                            "stream %s's leader %s holds %llu records, this index %llu that the cluster "
+                            "stored: a server that had not caught up leads; asked to hand over",
+                            j->stream, leader, (unsigned long long)last, (unsigned long long)st->head.seq);
+    }
     if (last < st->head.seq)
         return schakel_fail(
             why, SCHAKEL_ECORRUPT,
@@ -323,6 +370,15 @@ static int index_mark(const char *dir, const char *stream, char *why)
     return 0;
 }
 
+/* The region's stream, SCHAKEL_<REGION>, and its one subject. */
+static void stream_names(js_t *j, const char *region)
+{
+    snprintf(j->stream, sizeof j->stream, "SCHAKEL_%s", region);
+    for (char *c = j->stream; *c; c++) /* the region is [a-z0-9-]: one stream name per region */
+        *c = *c == '-' ? '_' : (*c >= 'a' && *c <= 'z') ? (char)(*c - 'a' + 'A') : *c;
+    snprintf(j->subject, sizeof j->subject, "schakel.%s.log", region);
+}
+
 schakel_store_t *schakel_store_open_jetstream(const schakel_jetstream_options_t *opts, char *why)
 {
     schakel_js_url_t u;
@@ -340,10 +396,7 @@ schakel_store_t *schakel_store_open_jetstream(const schakel_jetstream_options_t 
     pthread_cond_init(&j->acks.cond, &ca);
     pthread_condattr_destroy(&ca);
     j->wait_ms = opts->wait_ms > 0 ? opts->wait_ms : 5000;
-    snprintf(j->stream, sizeof j->stream, "SCHAKEL_%s", u.region);
-    for (char *c = j->stream; *c; c++) /* the region is [a-z0-9-]: one stream name per region */
-        *c = *c == '-' ? '_' : (*c >= 'a' && *c <= 'z') ? (char)(*c - 'a' + 'A') : *c;
-    snprintf(j->subject, sizeof j->subject, "schakel.%s.log", u.region);
+    stream_names(j, u.region);
     schakel_store_t *s = NULL;
     int marked = 0;
     if (index_check(opts->local.dir, j->stream, &marked, why) != 0 ||
@@ -362,6 +415,7 @@ schakel_store_t *schakel_store_open_jetstream(const schakel_jetstream_options_t 
     j->ops.close = js_close;
     st->repl_arg = j;
     st->replicate = js_replicate;
+    j->opened = 1;
     s->ops = &j->ops;
     schakel_log(SCHAKEL_LOG_INFO, "store", "event=jetstream_open stream=%s head=%llu", j->stream,
                 (unsigned long long)st->head.seq);
@@ -375,4 +429,183 @@ fail:
 int schakel_jetstream_available(void)
 {
     return 1;
+}
+
+/* `schakel log copy` (store_jetstream.h). One connection, no store. */
+static js_t *copy_connect(const char *url, char *why)
+{
+    schakel_js_url_t u;
+    if (schakel_js_url_parse(url, &u, why) != 0) return NULL;
+    js_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        schakel_fail(why, SCHAKEL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&j->acks.lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->acks.cond, &ca);
+    pthread_condattr_destroy(&ca);
+    j->wait_ms = 5000;
+    stream_names(j, u.region);
+    if (js_connect(j, &u, url, why) != 0) {
+        js_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* The stream's last sequence; SCHAKEL_ENOTFOUND when there is no stream. */
+static int stream_last(js_t *j, uint64_t *last, char *why)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode e = 0;
+    natsStatus s = js_GetStreamInfo(&si, j->js, j->stream, NULL, &e);
+    if (s != NATS_OK && e == JSStreamNotFoundErr)
+        return schakel_fail(why, SCHAKEL_ENOTFOUND, "there is no stream %s on the cluster", j->stream);
+    if (s != NATS_OK) return nats_fail(why, SCHAKEL_ESTORE, "stream info", s, e);
+    *last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return 0;
+}
+
+typedef struct {
+    uint64_t seq;
+    size_t at; /* the cursor's order, for a stable sort */
+    lmdb_repl_entry_t e;
+} found_t;
+
+static int found_cmp(const void *a, const void *b)
+{
+    const found_t *x = a, *y = b;
+    if (x->seq != y->seq) return x->seq < y->seq ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* Every entry of table streams (stream name || 0 || u64be(seq)), in the
+ * order of the records they were written with; pointers into txn. */
+static int stream_entries(lmdb_store_t *st, MDB_txn *txn, found_t **out, size_t *n, char *why)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, st->streams, &c);
+    if (rc) return lmdb_err(rc, why, "read the stream index");
+    size_t cap = 1024;
+    found_t *f = malloc(cap * sizeof *f);
+    MDB_val k, v;
+    *n = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); f && rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 10) continue;
+        if (*n == cap) {
+            found_t *g = realloc(f, 2 * cap * sizeof *f);
+            if (!g) break;
+            f = g;
+            cap *= 2;
+        }
+        f[*n] = (found_t){schakel_get_be64((const uint8_t *)k.mv_data + k.mv_size - 8), *n, {k, v}};
+        (*n)++;
+    }
+    mdb_cursor_close(c);
+    if (!f || rc == 0) {
+        free(f);
+        return schakel_fail(why, SCHAKEL_ENOMEM, "out of memory reading the stream index");
+    }
+    if (rc != MDB_NOTFOUND) {
+        free(f);
+        return lmdb_err(rc, why, "read the stream index");
+    }
+    qsort(f, *n, sizeof *f, found_cmp);
+    *out = f;
+    return 0;
+}
+
+#define COPY_GROUP 256
+
+/* Publishes records 1..head of st, COPY_GROUP at a time. */
+static int copy_records(lmdb_store_t *st, MDB_txn *txn, js_t *j, char *why)
+{
+    found_t *f = NULL;
+    size_t nf = 0, at = 0;
+    int rc = stream_entries(st, txn, &f, &nf, why);
+    lmdb_repl_msg_t *msgs = calloc(COPY_GROUP, sizeof *msgs);
+    lmdb_repl_entry_t *ents = calloc(nf ? nf : 1, sizeof *ents);
+    if (rc == 0 && (!msgs || !ents)) rc = schakel_fail(why, SCHAKEL_ENOMEM, "out of memory");
+    for (uint64_t seq = 1; rc == 0 && seq <= st->head.seq;) {
+        size_t n = 0;
+        for (; rc == 0 && n < COPY_GROUP && seq <= st->head.seq; n++, seq++) {
+            size_t first = at;
+            for (; at < nf && f[at].seq == seq; at++) ents[at - first] = f[at].e;
+            rc = lmdb_repl_message(st, txn, seq, ents, at - first, &msgs[n], why);
+        }
+        if (rc == 0) rc = js_replicate(j, msgs, n, why);
+        for (size_t i = 0; i < n; i++) {
+            free(msgs[i].data);
+            msgs[i].data = NULL;
+        }
+    }
+    free(msgs);
+    free(ents);
+    free(f);
+    return rc;
+}
+
+int schakel_js_copy_to_stream(const char *log_dir, const char *url, schakel_head_t *head, char *why)
+{
+    schakel_lmdb_options_t lo = {0};
+    lo.dir = log_dir;
+    lo.read_only = 1; /* no data key is opened: the messages carry them wrapped */
+    schakel_store_t *s = schakel_store_open_lmdb(&lo, why);
+    if (!s) return SCHAKEL_ESTORE;
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    js_t *j = copy_connect(url, why);
+    uint64_t last = 0;
+    int rc = j ? stream_last(j, &last, why) : SCHAKEL_ECONFIG;
+    if (rc == SCHAKEL_ENOTFOUND) rc = ensure_stream(j, 3, why);
+    else if (rc == 0 && last)
+        rc = schakel_fail(why, SCHAKEL_EEXIST,
+                          "stream %s already holds %llu records: copy only to an empty stream", j->stream,
+                          (unsigned long long)last);
+    MDB_txn *txn = NULL;
+    if (rc == 0 && (rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0)
+        rc = lmdb_err(rc, why, "begin reading the log");
+    if (rc == 0) rc = copy_records(st, txn, j, why);
+    if (txn) mdb_txn_abort(txn);
+    if (rc == 0 && (rc = stream_last(j, &last, why)) == 0 && last != st->head.seq)
+        rc = schakel_fail(why, SCHAKEL_ESTORE, "stream %s holds %llu records after the copy of %llu",
+                          j->stream, (unsigned long long)last, (unsigned long long)st->head.seq);
+    if (rc == 0) *head = st->head;
+    if (j) js_free(j);
+    s->ops->close(s);
+    return rc;
+}
+
+int schakel_js_copy_from_stream(const char *url, const char *log_dir, schakel_head_t *head, char *why)
+{
+    char have[SCHAKEL_JS_REGION_MAX + 9];
+    int rc = schakel_js_index_of(log_dir, have, why);
+    if (rc == 0)
+        return schakel_fail(why, SCHAKEL_EEXIST,
+                            "%s is the local index of stream %s: copy to a new directory", log_dir, have);
+    if (rc != SCHAKEL_ENOTFOUND) return rc;
+    js_t *j = copy_connect(url, why);
+    if (!j) return SCHAKEL_ECONFIG;
+    uint64_t last = 0;
+    rc = stream_last(j, &last, why);
+    schakel_lmdb_options_t lo = {0};
+    lo.dir = log_dir; /* the master key only opens payloads: none is opened here */
+    schakel_store_t *s = rc == 0 ? schakel_store_open_lmdb(&lo, why) : NULL;
+    if (rc == 0 && !s) rc = SCHAKEL_ESTORE;
+    lmdb_store_t *st = (lmdb_store_t *)s;
+    if (rc == 0 && st->head.seq)
+        rc = schakel_fail(why, SCHAKEL_EEXIST, "%s already holds %llu records: copy only to an empty log",
+                          log_dir, (unsigned long long)st->head.seq);
+    if (rc == 0) rc = catch_up(st, j, why); /* each record must link to the one before and hash right */
+    if (rc == 0) rc = schakel_store_sync(s, why);
+    if (rc == 0 && st->head.seq != last)
+        rc = schakel_fail(why, SCHAKEL_ESTORE, "%s holds %llu records after the copy of %llu", log_dir,
+                          (unsigned long long)st->head.seq, (unsigned long long)last);
+    if (rc == 0) *head = st->head;
+    if (s) s->ops->close(s);
+    js_free(j);
+    return rc;
 }

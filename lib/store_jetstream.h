@@ -40,6 +40,20 @@ typedef struct {
  * there and not creatable, or a stream that is not this index's log. */
 schakel_store_t *schakel_store_open_jetstream(const schakel_jetstream_options_t *opts, char *why);
 
+/* `schakel log copy`. to_stream: the LMDB log in log_dir (read only: a
+ * stopped broker's, or any copy) onto the stream of url, which must be
+ * empty or missing (then created, R3): every record as the jetstream
+ * backend would have published it, with its stream index entries, batch
+ * proof, wrapped data key and checkpoint, at stream sequence = its seq.
+ * from_stream: the stream's records into a new LMDB log in log_dir, which
+ * must hold none; each must link to the one before and hash to what it
+ * says. Both: 0 with the copy's head (seq and hash, equal on both sides),
+ * or the reason in why; SCHAKEL_EEXIST when the target is not empty. */
+SCHAKEL_MUST_USE int schakel_js_copy_to_stream(const char *log_dir, const char *url, schakel_head_t *head,
+                                               char *why);
+SCHAKEL_MUST_USE int schakel_js_copy_from_stream(const char *url, const char *log_dir, schakel_head_t *head,
+                                                 char *why);
+
 /* Is this libschakel built with the jetstream backend? */
 int schakel_jetstream_available(void);
 

@@ -89,4 +89,18 @@ int schakel_jetstream_available(void)
 {
     return 0;
 }
+
+int schakel_js_copy_to_stream(const char *log_dir, const char *url, schakel_head_t *head, char *why)
+{
+    (void)log_dir, (void)url, (void)head;
+    return schakel_fail(why, SCHAKEL_ECONFIG,
+                        "nats://: this schakel was built without libnats (libnats-dev)");
+}
+
+int schakel_js_copy_from_stream(const char *url, const char *log_dir, schakel_head_t *head, char *why)
+{
+    (void)log_dir, (void)url, (void)head;
+    return schakel_fail(why, SCHAKEL_ECONFIG,
+                        "nats://: this schakel was built without libnats (libnats-dev)");
+}
 #endif

@@ -199,6 +199,14 @@ static inline void lmdb_stream_entry(const schakel_append_item_t *it, size_t x, 
 int lmdb_repl_publish(lmdb_store_t *st, MDB_txn *txn, uint64_t before, const schakel_append_batch_t *batches,
                       size_t n, char *why);
 int lmdb_repl_apply(lmdb_store_t *st, const uint8_t *msg, size_t len, char *why);
+/* message: the stream message of record seq of a log written without a
+ * stream (`schakel log copy`), its entries in table `streams` given (key
+ * and value in txn's pages or the caller's); free m->data. */
+typedef struct {
+    MDB_val key, value;
+} lmdb_repl_entry_t;
+int lmdb_repl_message(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const lmdb_repl_entry_t *entries,
+                      size_t n, lmdb_repl_msg_t *m, char *why);
 
 /* store_lmdb.c */
 /* An LMDB error as an error code, with what was being done in why (NULL:

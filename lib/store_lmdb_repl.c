@@ -55,7 +55,8 @@ static void add_put(puts_t *p, int table, const void *k, size_t kl, const void *
  * entries (item it, if any), its batch's proof, its data key, a checkpoint.
  * Values point into txn's pages: valid until it ends. */
 static int gather(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel__V1__RecordBody *b,
-                  const schakel_append_item_t *it, puts_t *p, char *why)
+                  const schakel_append_item_t *it, const lmdb_repl_entry_t *found, size_t n_found, puts_t *p,
+                  char *why)
 {
     schakel_put_be64(p->seqkey, seq);
     size_t entries = it ? it->n_index + it->n_fanout : 0;
@@ -65,6 +66,10 @@ static int gather(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel__V
         add_put(p, SCHAKEL__V1__REPLICATED_TABLE__REPLICATED_TABLE_STREAMS, k.mv_data, k.mv_size,
                 v.mv_size ? v.mv_data : NULL, v.mv_size);
     }
+    for (size_t x = 0; x < n_found; x++)
+        add_put(p, SCHAKEL__V1__REPLICATED_TABLE__REPLICATED_TABLE_STREAMS, found[x].key.mv_data,
+                found[x].key.mv_size, found[x].value.mv_size ? found[x].value.mv_data : NULL,
+                found[x].value.mv_size);
     MDB_val k = {8, p->seqkey}, v;
     int rc = mdb_get(txn, st->proofs, &k, &v);
     if (rc == 0)
@@ -87,15 +92,15 @@ static int gather(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const Schakel__V
 
 /* The message of record seq, packed into m. */
 static int make_msg(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const schakel_append_item_t *it,
-                    lmdb_repl_msg_t *m, char *why)
+                    const lmdb_repl_entry_t *found, size_t n_found, lmdb_repl_msg_t *m, char *why)
 {
     MDB_val v;
     Schakel__V1__RecordBody *b;
     int rc = lmdb_record_body(st, txn, seq, &v, &b, "read record to replicate", why);
     if (rc) return rc;
     puts_t p;
-    rc = puts_init(&p, it ? it->n_index + it->n_fanout : 0);
-    if (rc == 0) rc = gather(st, txn, seq, b, it, &p, why);
+    rc = puts_init(&p, (it ? it->n_index + it->n_fanout : 0) + n_found);
+    if (rc == 0) rc = gather(st, txn, seq, b, it, found, n_found, &p, why);
     if (rc == 0) {
         Schakel__V1__ReplicatedRecord r = SCHAKEL__V1__REPLICATED_RECORD__INIT;
         r.record.data = v.mv_data;
@@ -132,12 +137,18 @@ int lmdb_repl_publish(lmdb_store_t *st, MDB_txn *txn, uint64_t before, const sch
                 items[it->seq - before - 1] = it;
         }
     for (size_t i = 0; rc == 0 && i < count; i++)
-        rc = make_msg(st, txn, before + 1 + i, items[i], &msgs[i], why);
+        rc = make_msg(st, txn, before + 1 + i, items[i], NULL, 0, &msgs[i], why);
     if (rc == 0) rc = st->replicate(st->repl_arg, msgs, count, why);
     for (size_t i = 0; msgs && i < count; i++) free(msgs[i].data);
     free(msgs);
     free(items);
     return rc;
+}
+
+int lmdb_repl_message(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const lmdb_repl_entry_t *entries,
+                      size_t n, lmdb_repl_msg_t *m, char *why)
+{
+    return make_msg(st, txn, seq, NULL, entries, n, m, why);
 }
 
 static MDB_dbi table_of(lmdb_store_t *st, int table, int *ok)

@@ -20,6 +20,7 @@ static const char usage[] =
     "  audit     verify the hash chain and checkpoints of a log; replay the services;\n"
     "            one child's history across every organisation (audit subject)\n"
     "  explain   who received an event, in which form, and why\n"
+    "  log       copy a node's log onto a replicated JetStream stream, or back (log copy)\n"
     "  routing   run the routing service alone\n"
     "  consent   run the consent service alone\n"
     "  feedback  run the feedback-loop service alone\n"
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "tail")) return cmd_tail(argc, argv);
     if (!strcmp(cmd, "audit")) return cmd_audit(argc, argv);
     if (!strcmp(cmd, "explain")) return cmd_explain(argc, argv);
+    if (!strcmp(cmd, "log")) return cmd_log(argc, argv);
     if (!strcmp(cmd, "routing") || !strcmp(cmd, "consent") || !strcmp(cmd, "feedback"))
         return schakel_svc_cli(cmd, argc, argv);
     if (!strcmp(cmd, "loops")) return cmd_loops(argc, argv);

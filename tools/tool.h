@@ -34,6 +34,7 @@ int cmd_tail(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_audit_erase(int argc, char **argv); /* schakel audit erase (erase.c) */
 int cmd_explain(int argc, char **argv);
+int cmd_log(int argc, char **argv);     /* schakel log copy (log.c) */
 int cmd_subject(int argc, char **argv); /* schakel audit subject: argv[1] is "subject" */
 int cmd_loops(int argc, char **argv);
 int cmd_health(int argc, char **argv);

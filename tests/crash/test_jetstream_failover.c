@@ -50,6 +50,23 @@ static long long wait_acks(size_t from, size_t by, long long limit_ms)
     return now_ms() - t0;
 }
 
+/* No ACK for a minute: what the broker and the servers were doing, on
+ * stderr (the broker's threads under gdb when there is one, the store's
+ * lines of its log, each server's view of the stream). */
+static void stalled(void)
+{
+    fprintf(stderr, "jetstream failover: no ACK for 60 s: the broker's threads, log and the servers' view\n");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd,
+             "command -v gdb >/dev/null && gdb -p %d -batch -ex 'thread apply all bt' 2>&1 | "
+             "grep -E '^(Thread|#)' | cut -c1-160 >&2; grep -E 'event=(append_failed|stream_|jetstream_)' "
+             "%s/broker.log | "
+             "tail -n 25 >&2",
+             (int)H->broker, H->dir);
+    if (system(cmd) != 0) fprintf(stderr, "jetstream failover: (gdb or the broker's log not there)\n");
+    nats_cluster_dump(C, STREAM);
+}
+
 static void acked_events_survive_killing_the_stream_leader(void **state)
 {
     (void)state;
@@ -64,6 +81,7 @@ static void acked_events_survive_killing_the_stream_leader(void **state)
         size_t at_kill = acked_count(run);
         nats_cluster_kill(C, leader);
         long long t = wait_acks(at_kill, 3 * 20 * PUBLISHERS, 60000);
+        if (t < 0) stalled();
         int next = nats_cluster_stream_leader(C, STREAM, 10000);
         printf("jetstream failover: round %d: SIGKILL of stream leader n%d with %zu ACKed; ACKs again after "
                "%lld "

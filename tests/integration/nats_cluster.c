@@ -1,6 +1,7 @@
 /* Three nats-server processes as one JetStream cluster (nats_cluster.h). */
 #include "nats_cluster.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <nats/nats.h>
@@ -31,10 +32,10 @@ static int write_config(nats_cluster_t *c, int i)
     FILE *f = fopen(path, "w");
     if (!f) return -1;
     fprintf(f,
-            "server_name: n%d\nlisten: 127.0.0.1:%d\n"
+            "server_name: n%d\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n"
             "jetstream { store_dir: \"%s\" }\n"
             "cluster {\n  name: schakel-test\n  listen: 127.0.0.1:%d\n  routes: [\n",
-            i + 1, c->port[i], store, c->route[i]);
+            i + 1, c->port[i], c->http[i], store, c->route[i]);
     for (int j = 0; j < NATS_NODES; j++)
         if (j != i) fprintf(f, "    nats-route://127.0.0.1:%d\n", c->route[j]);
     fprintf(f, "  ]\n}\n");
@@ -108,7 +109,7 @@ nats_cluster_t *nats_cluster_start(void)
     nats_cluster_t *c = calloc(1, sizeof *c);
     snprintf(c->dir, sizeof c->dir, "/tmp/schakel-nats-XXXXXX");
     if (!mkdtemp(c->dir)) abort();
-    int base = harness_free_ports(2 * NATS_NODES);
+    int base = harness_free_ports(3 * NATS_NODES);
     if (base < 0) {
         fprintf(stderr, "nats cluster: no free ports\n");
         nats_cluster_destroy(&c);
@@ -118,6 +119,7 @@ nats_cluster_t *nats_cluster_start(void)
     for (int i = 0; i < NATS_NODES; i++) {
         c->port[i] = base + i;
         c->route[i] = base + NATS_NODES + i;
+        c->http[i] = base + 2 * NATS_NODES + i;
         o += (size_t)snprintf(c->url + o, sizeof c->url - o, "%s127.0.0.1:%d", i ? "," : "", c->port[i]);
     }
     for (int i = 0; i < NATS_NODES; i++)
@@ -233,6 +235,55 @@ unsigned long long nats_cluster_stream_last(nats_cluster_t *c, const char *strea
         if (last != (unsigned long long)-1) return last;
     }
     return (unsigned long long)-1;
+}
+
+typedef struct {
+    char buf[16384];
+    size_t n;
+} text_t;
+
+static size_t gather_text(char *p, size_t size, size_t n, void *arg)
+{
+    text_t *t = arg;
+    size_t len = size * n, room = sizeof t->buf - 1 - t->n;
+    memcpy(t->buf + t->n, p, len < room ? len : room);
+    t->n += len < room ? len : room;
+    t->buf[t->n] = 0;
+    return len;
+}
+
+void nats_cluster_dump(nats_cluster_t *c, const char *stream)
+{
+    const char *paths[] = {"jsz?streams=true&config=false&consumers=false", "routez"};
+    for (int i = 0; i < NATS_NODES; i++) {
+        if (!c->pid[i]) {
+            fprintf(stderr, "nats cluster: n%d is down\n", i + 1);
+            continue;
+        }
+        for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+            char url[160];
+            snprintf(url, sizeof url, "http://127.0.0.1:%d/%s", c->http[i], paths[p]);
+            text_t t = {.n = 0};
+            t.buf[0] = 0;
+            CURL *h = curl_easy_init();
+            if (!h) return;
+            curl_easy_setopt(h, CURLOPT_URL, url);
+            curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2000L);
+            curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, gather_text);
+            curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+            CURLcode rc = curl_easy_perform(h);
+            curl_easy_cleanup(h);
+            /* one line each: the stream's part of /jsz (leader, this server's
+             * last seq, the replicas' lag), the routes of /routez */
+            char *w = t.buf; /* one line: each run of blanks as one space */
+            for (const char *q = t.buf; *q; q++)
+                if (!(*q == ' ' || *q == '\n') || (w > t.buf && w[-1] != ' ')) *w++ = *q == '\n' ? ' ' : *q;
+            *w = 0;
+            const char *from = p == 0 ? strstr(t.buf, "\"account_details\"") : t.buf;
+            fprintf(stderr, "nats cluster: n%d %s (stream %s): %s\n", i + 1, paths[p], stream,
+                    rc == CURLE_OK ? (from ? from : t.buf) : curl_easy_strerror(rc));
+        }
+    }
 }
 
 void nats_cluster_destroy(nats_cluster_t **cp)

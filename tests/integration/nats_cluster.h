@@ -13,6 +13,7 @@ typedef struct {
     char dir[256];
     int port[NATS_NODES];  /* client ports */
     int route[NATS_NODES]; /* cluster ports */
+    int http[NATS_NODES];  /* monitoring ports (/jsz, /routez: for a person looking at a stalled run) */
     pid_t pid[NATS_NODES]; /* 0: not running */
     char url[160];         /* nats://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3 (no region) */
 } nats_cluster_t;
@@ -36,6 +37,10 @@ long long nats_cluster_stream_current(nats_cluster_t *c, const char *stream, int
 /* The last sequence of stream, asked of any live server; (uint64_t)-1
  * when none answers. */
 unsigned long long nats_cluster_stream_last(nats_cluster_t *c, const char *stream);
+/* Each live server's own view on stderr, for a run that stalled: the
+ * stream's part of its /jsz (its leader, this server's last seq, the
+ * replicas' lag and last activity) and its /routez. */
+void nats_cluster_dump(nats_cluster_t *c, const char *stream);
 /* Kills every server, removes the temp dir, frees. */
 void nats_cluster_destroy(nats_cluster_t **c);
 
