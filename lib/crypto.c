@@ -69,9 +69,22 @@ void schakel_sha256_final(schakel_sha256_t *h, uint8_t out[SCHAKEL_SHA256_LEN])
     SHA256_Final(out, (SHA256_CTX *)h->opaque);
 }
 
+/* libsodium's HMAC-SHA-256 (RFC 2104, as OpenSSL's) needs no algorithm
+ * lookup: OpenSSL 3.0's one-shot HMAC() fetches the MAC on every call,
+ * and the broker takes a key id per record (lib/store_lmdb_keys.c), a
+ * sixth of its loop's time under load. OpenSSL is the fallback when
+ * libsodium did not start. */
 int schakel_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
                         uint8_t out[SCHAKEL_SHA256_LEN])
 {
+    pthread_once(&sodium_once, sodium_start);
+    if (sodium_ready) {
+        crypto_auth_hmacsha256_state st;
+        int rc = crypto_auth_hmacsha256_init(&st, key, keylen) |
+                 crypto_auth_hmacsha256_update(&st, data, len) | crypto_auth_hmacsha256_final(&st, out);
+        sodium_memzero(&st, sizeof st);
+        return rc == 0 ? 0 : SCHAKEL_ECRYPTO;
+    }
     unsigned int n = 0;
     pthread_once(&algos_once, algos_fetch);
     if (!sha256_md || !HMAC(sha256_md, key, (int)keylen, data, len, out, &n) || n != SCHAKEL_SHA256_LEN)
