@@ -1,5 +1,5 @@
-/* AES-256-GCM: sealed with OpenSSL, opened with libsodium where the CPU
- * has AES-NI (lib/crypto.c): the GCM specification's test case 16 both
+/* AES-256-GCM: sealed and opened with libsodium where the CPU has AES-NI,
+ * else with OpenSSL (lib/crypto.c): the GCM specification's test case 16 both
  * ways, and any altered byte of ciphertext, tag, aad, nonce or key refused
  * with SCHAKEL_EAUTH, as OpenSSL refused it.
  *
