@@ -77,6 +77,11 @@ typedef struct {
      * The caller keeps them until the append returns. */
     const char *const *fanout;
     size_t n_fanout;
+    /* Optional: the caller looked the id up (schakel_store_lookup_upto)
+     * and no record up to this seq held it (0: not looked up). The append
+     * then searches only the records after it, where it can, instead of
+     * the whole event-id index again. */
+    uint64_t absent_upto;
     /* out */
     uint64_t seq;
     int duplicate; /* stored before: seq is the first copy's */
@@ -134,6 +139,8 @@ typedef struct {
                      size_t max_count, size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq);
     uint64_t (*wait_durable)(schakel_store_t *s, uint64_t after, int timeout_ms);
     int (*erased_before)(schakel_store_t *s, const char *subject, uint64_t *upto, int64_t *at_ms);
+    int (*lookup_upto)(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq,
+                       uint64_t *upto);
 } schakel_store_ops_t;
 
 struct schakel_store {
@@ -216,6 +223,16 @@ SCHAKEL_MUST_USE static inline int schakel_store_lookup(schakel_store_t *s, cons
                                                         const uint8_t *event_id, uint64_t *seq)
 {
     return s->ops->lookup(s, source_org, event_id, seq);
+}
+
+/* The same; when not found, *upto is the last seq of the log as that
+ * lookup saw it: no record up to there holds the id (an append item's
+ * absent_upto). */
+SCHAKEL_MUST_USE static inline int schakel_store_lookup_upto(schakel_store_t *s, const char *source_org,
+                                                             const uint8_t *event_id, uint64_t *seq,
+                                                             uint64_t *upto)
+{
+    return s->ops->lookup_upto(s, source_org, event_id, seq, upto);
 }
 
 /* The event id stored at seq, or SCHAKEL_ENOTFOUND. */

@@ -84,6 +84,22 @@ typedef struct {
     char msg_id[64 + 1 + 32 + 1];
 } lmdb_repl_msg_t;
 
+/* The ids of the records appended last, the writer's alone: two
+ * generations of RECENT_GEN ids, open addressing (an all-zero slot is
+ * empty), the newer generation's first seq in lo[0], the older's in lo[1]
+ * (0: none). An append item whose id the checker found absent up to seq
+ * s (absent_upto) is new when no record after s holds it: while the table
+ * holds every record from s + 1 on, a miss there says so without a
+ * search of the event-id index. A hit is only a maybe (an aborted
+ * append's ids stay behind): the index decides. */
+#define RECENT_GEN 32768
+#define RECENT_SLOTS (2 * RECENT_GEN)
+typedef struct {
+    uint8_t (*ids[2])[16];
+    size_t n; /* ids in the newer generation */
+    uint64_t lo[2];
+} lmdb_recent_t;
+
 typedef struct {
     schakel_store_t base;
     MDB_env *env;
@@ -133,6 +149,7 @@ typedef struct {
      * the embedded log alone. */
     int (*replicate)(void *arg, const lmdb_repl_msg_t *msgs, size_t n, char *why);
     void *repl_arg;
+    lmdb_recent_t recent;
     key_set_t cache[CACHE_SETS];
     subject_set_t subjects[CACHE_SETS];
 } lmdb_store_t;
@@ -264,6 +281,9 @@ int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t 
 int lmdb_read_upto(schakel_store_t *s, const char *stream, uint64_t from_seq, uint64_t upto, size_t max_count,
                    size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq);
 int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq);
+int lmdb_lookup_upto(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq,
+                     uint64_t *upto);
+void lmdb_recent_free(lmdb_store_t *st);
 int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16]);
 int lmdb_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq);
 

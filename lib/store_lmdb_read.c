@@ -222,7 +222,27 @@ static int old_lookup(lmdb_store_t *st, MDB_txn *txn, const char *source_org, co
 
 int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq)
 {
+    return lmdb_lookup_upto(s, source_org, event_id, seq, NULL);
+}
+
+/* The last seq the read transaction sees (0 when it cannot tell: then
+ * nothing is vouched for). */
+static uint64_t last_seq(lmdb_store_t *st, MDB_txn *txn)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t last = 0;
+    if (mdb_cursor_open(txn, st->events, &cur) != 0) return 0;
+    if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) last = schakel_get_be64(k.mv_data);
+    mdb_cursor_close(cur);
+    return last;
+}
+
+int lmdb_lookup_upto(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq,
+                     uint64_t *upto)
+{
     lmdb_store_t *st = (lmdb_store_t *)s;
+    if (upto) *upto = 0;
     MDB_txn *txn;
     pthread_rwlock_rdlock(&st->resize); /* the broker's checker thread calls this */
     if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) {
@@ -235,6 +255,7 @@ int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event
     } else {
         rc = old_lookup(st, txn, source_org, event_id, seq);
     }
+    if (rc == MDB_NOTFOUND && upto) *upto = last_seq(st, txn);
     mdb_txn_abort(txn);
     pthread_rwlock_unlock(&st->resize);
     return rc == 0 ? 0 : rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : SCHAKEL_ESTORE;
