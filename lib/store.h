@@ -29,7 +29,7 @@
  * sync, cursor_set, checkpoint, erase_subject, close) and only it may call
  * head and cursor_get. These may be called from any thread at any time
  * while the store is open, also while the writer appends, grows the map
- * or erases a subject: read, read_upto, lookup, event_id_at, durable_seq
+ * or erases a subject: read, read_upto, lookup, holds_id_at, durable_seq
  * and wait_durable (the LMDB store: each read has its own read
  * transaction under the map's resize lock; the data-key cache has a lock
  * of its own). Erasure: a read that runs while erase_subject runs may
@@ -125,7 +125,7 @@ typedef struct {
                 schakel_record_fn fn, void *arg, uint64_t *next_seq);
     void (*head)(schakel_store_t *s, schakel_head_t *head);
     int (*lookup)(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq);
-    int (*event_id_at)(schakel_store_t *s, uint64_t seq, uint8_t out[16]);
+    int (*holds_id_at)(schakel_store_t *s, uint64_t seq, const uint8_t id[16]);
     int (*cursor_get)(schakel_store_t *s, const char *name, uint64_t *seq);
     int (*cursor_set)(schakel_store_t *s, const char *name, uint64_t seq);
     int (*checkpoint)(schakel_store_t *s, int64_t now_ms);
@@ -235,11 +235,12 @@ SCHAKEL_MUST_USE static inline int schakel_store_lookup_upto(schakel_store_t *s,
     return s->ops->lookup_upto(s, source_org, event_id, seq, upto);
 }
 
-/* The event id stored at seq, or SCHAKEL_ENOTFOUND. */
-SCHAKEL_MUST_USE static inline int schakel_store_event_id_at(schakel_store_t *s, uint64_t seq,
-                                                             uint8_t out[16])
+/* Is the record at seq the event with id id: 0, SCHAKEL_ENOTFOUND (no
+ * record there, or another event), or SCHAKEL_ESTORE. */
+SCHAKEL_MUST_USE static inline int schakel_store_holds_id_at(schakel_store_t *s, uint64_t seq,
+                                                             const uint8_t id[16])
 {
-    return s->ops->event_id_at(s, seq, out);
+    return s->ops->holds_id_at(s, seq, id);
 }
 
 /* Cursors: a missing cursor reads as 0. set is durable when it returns. */

@@ -14,7 +14,7 @@
  * No transaction is shared between threads: each call opens and ends its
  * own. Growing the map and opening the environment again (erasure) take
  * the resize lock for writing; every read of another thread (reads of a
- * stream, lookups, event_id_at) holds it for reading while its read
+ * stream, lookups, holds_id_at) holds it for reading while its read
  * transaction is open. The data-key cache has a mutex of its own
  * (key_lock); durable_seq is atomic, and its changes are signalled on
  * durable_cond (lmdb_durable_set). */
@@ -284,7 +284,7 @@ int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event
 int lmdb_lookup_upto(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq,
                      uint64_t *upto);
 void lmdb_recent_free(lmdb_store_t *st);
-int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16]);
+int lmdb_holds_id_at(schakel_store_t *s, uint64_t seq, const uint8_t id[16]);
 int lmdb_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq);
 
 /* store_lmdb_keys.c */

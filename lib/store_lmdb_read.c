@@ -261,7 +261,10 @@ int lmdb_lookup_upto(schakel_store_t *s, const char *source_org, const uint8_t *
     return rc == 0 ? 0 : rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : SCHAKEL_ESTORE;
 }
 
-int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16])
+/* Table `ids` holds id || seq exactly when the record at seq is the
+ * event id: one search of the index, no record read or decoded (a log
+ * from before that table, opened read-only: its record). */
+int lmdb_holds_id_at(schakel_store_t *s, uint64_t seq, const uint8_t id[16])
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     MDB_txn *txn;
@@ -270,23 +273,29 @@ int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16])
         pthread_rwlock_unlock(&st->resize);
         return SCHAKEL_ESTORE;
     }
-    uint8_t key[8];
-    schakel_put_be64(key, seq);
-    MDB_val k = {8, key}, v;
-    int rc = mdb_get(txn, st->events, &k, &v);
-    int ret = rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : rc ? SCHAKEL_ESTORE : 0;
-    if (ret == 0) {
-        Schakel__V1__RecordBody *b =
-            v.mv_size > HDR_LEN
-                ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN)
-                : NULL;
-        if (b && b->event_id.len == 16) memcpy(out, b->event_id.data, 16);
-        else ret = SCHAKEL_ECORRUPT;
-        if (b) schakel__v1__record_body__free_unpacked(b, NULL);
+    int rc;
+    if (st->index == IDS) {
+        uint8_t ik[IDS_KEY_LEN];
+        ids_key(ik, id, seq);
+        MDB_val k = {IDS_KEY_LEN, ik}, v;
+        rc = mdb_get(txn, st->ids, &k, &v);
+    } else {
+        uint8_t key[8];
+        schakel_put_be64(key, seq);
+        MDB_val k = {8, key}, v;
+        rc = mdb_get(txn, st->events, &k, &v);
+        if (rc == 0) {
+            Schakel__V1__RecordBody *b =
+                v.mv_size > HDR_LEN ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN,
+                                                                       (uint8_t *)v.mv_data + HDR_LEN)
+                                    : NULL;
+            rc = b && b->event_id.len == 16 && memcmp(b->event_id.data, id, 16) == 0 ? 0 : MDB_NOTFOUND;
+            if (b) schakel__v1__record_body__free_unpacked(b, NULL);
+        }
     }
     mdb_txn_abort(txn);
     pthread_rwlock_unlock(&st->resize);
-    return ret;
+    return rc == 0 ? 0 : rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : SCHAKEL_ESTORE;
 }
 
 int lmdb_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq)
