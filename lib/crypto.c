@@ -92,6 +92,39 @@ int schakel_hmac_sha256(const void *key, size_t keylen, const void *data, size_t
     return 0;
 }
 
+/* A prepared key: libsodium's state after the key's two blocks, and the
+ * key itself for OpenSSL when libsodium did not start. */
+typedef struct {
+    crypto_auth_hmacsha256_state st;
+    int sodium;
+    size_t keylen;
+    uint8_t key[64];
+} hmac_key_t;
+_Static_assert(sizeof(hmac_key_t) <= sizeof(schakel_hmac_key_t), "schakel_hmac_key_t must hold hmac_key_t");
+
+int schakel_hmac_sha256_key(schakel_hmac_key_t *k, const void *key, size_t keylen)
+{
+    hmac_key_t *h = (hmac_key_t *)k->opaque;
+    memset(k, 0, sizeof *k);
+    if (keylen > sizeof h->key) return SCHAKEL_EINVAL;
+    memcpy(h->key, key, keylen);
+    h->keylen = keylen;
+    pthread_once(&sodium_once, sodium_start);
+    h->sodium = sodium_ready && crypto_auth_hmacsha256_init(&h->st, key, keylen) == 0;
+    return 0;
+}
+
+int schakel_hmac_sha256_with(const schakel_hmac_key_t *k, const void *data, size_t len,
+                             uint8_t out[SCHAKEL_SHA256_LEN])
+{
+    const hmac_key_t *h = (const hmac_key_t *)k->opaque;
+    if (!h->sodium) return schakel_hmac_sha256(h->key, h->keylen, data, len, out);
+    crypto_auth_hmacsha256_state st = h->st;
+    int rc = crypto_auth_hmacsha256_update(&st, data, len) | crypto_auth_hmacsha256_final(&st, out);
+    sodium_memzero(&st, sizeof st);
+    return rc == 0 ? 0 : SCHAKEL_ECRYPTO;
+}
+
 int schakel_random(void *buf, size_t len)
 {
     return RAND_bytes(buf, (int)len) == 1 ? 0 : SCHAKEL_ECRYPTO;

@@ -402,6 +402,8 @@ schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, cha
         return NULL;
     }
     lmdb_derive(opts->master_key, "schakel/v1/key-id", st->kid_key);
+    /* refuses only a key over 64 bytes; this one has 32 */
+    SCHAKEL_DROP(schakel_hmac_sha256_key(&st->kid_hmac, st->kid_key, sizeof st->kid_key));
     lmdb_derive(opts->master_key, "schakel/v1/wrap", st->wrap_key);
     if (opts->sign_secret) {
         memcpy(st->sign_secret, opts->sign_secret, sizeof st->sign_secret);

@@ -105,6 +105,7 @@ typedef struct {
     MDB_env *env;
     MDB_dbi events, ids, by_id, streams, cursors, checkpoints, keys, proofs;
     uint8_t kid_key[SCHAKEL_SHA256_LEN];    /* derives key ids from subjects */
+    schakel_hmac_key_t kid_hmac;            /* kid_key, prepared (written at open only) */
     uint8_t wrap_key[SCHAKEL_AEAD_KEY_LEN]; /* wraps data keys */
     uint8_t sign_secret[SCHAKEL_ED25519_SEC_LEN];
     int can_sign;

@@ -119,6 +119,15 @@ static void hmac_sha256_gives_rfc_4231_test_cases(void **state)
     hex("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54", want, 32);
     assert_int_equal(schakel_hmac_sha256(key, sizeof key, m, strlen(m), mac), 0);
     assert_memory_equal(mac, want, 32);
+    /* a prepared key gives the same, message after message */
+    schakel_hmac_key_t k;
+    assert_int_equal(schakel_hmac_sha256_key(&k, "Jefe", 4), 0);
+    hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", want, 32);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(schakel_hmac_sha256_with(&k, "what do ya want for nothing?", 28, mac), 0);
+        assert_memory_equal(mac, want, 32);
+    }
+    assert_int_equal(schakel_hmac_sha256_key(&k, key, sizeof key), SCHAKEL_EINVAL);
 }
 
 int main(void)
