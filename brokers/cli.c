@@ -8,7 +8,6 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "arena.h"
 #include "error.h"
 #include "fileio.h"
 #include "flags.h"
@@ -158,7 +157,6 @@ int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cf
 
 int schakel_broker_serve(const schakel_broker_config_t *cfg)
 {
-    schakel_memory_keep_freed();
     void *ctx = zmq_ctx_new();
     char why[SCHAKEL_ERRLEN] = "";
     schakel_broker_t *b = schakel_broker_new(ctx, cfg, why);

@@ -1,7 +1,6 @@
 /* Bump allocation in a list of chunks; see arena.h for why. */
 #include "arena.h"
 
-#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -115,14 +114,4 @@ void schakel_arena_destroy(schakel_arena_t **self_p)
 ProtobufCAllocator *schakel_arena_allocator(schakel_arena_t *a)
 {
     return &a->pb;
-}
-
-void schakel_memory_keep_freed(void)
-{
-#ifdef __GLIBC__
-    /* fixed thresholds also stop glibc moving them by itself; refused
-     * only for values out of range, which these are not */
-    (void)mallopt(M_MMAP_THRESHOLD, 4 << 20);
-    (void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
-#endif
 }

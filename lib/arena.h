@@ -29,13 +29,4 @@ void schakel_arena_reset(schakel_arena_t *self);
  * long as the arena. */
 ProtobufCAllocator *schakel_arena_allocator(schakel_arena_t *self);
 
-/* For a long-running process of the bus (node, broker, a service): the C
- * library keeps the memory freed for the next allocation instead of
- * handing it back to the kernel (a chunk of 256 KiB and more no longer
- * gets its own mapping; the heap is trimmed only past 64 MiB free).
- * Under load every thread frees and allocates the same sizes again, and
- * each page the kernel takes back costs a fault when it is touched again
- * (tens of microseconds in some VMs). Call once, before the threads. */
-void schakel_memory_keep_freed(void);
-
 #endif

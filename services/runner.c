@@ -1,6 +1,5 @@
 /* Service processes and threads: configuration from a node directory, the
  * engine for a name, signals. See runner.h. */
-#include "arena.h"
 #include "runner.h"
 
 #include <errno.h>
@@ -266,7 +265,6 @@ int schakel_svc_cli(const char *name, int argc, char **argv)
         svc_free(s);
         return 2;
     }
-    schakel_memory_keep_freed();
     s->ctx = zmq_ctx_new();
     stop_flag = &s->stop;
     schakel_signals_on_stop(on_signal);

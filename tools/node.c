@@ -15,7 +15,6 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "arena.h"
 #include "broker.h"
 #include "cli.h"
 #include "error.h"
@@ -112,7 +111,6 @@ int cmd_node(int argc, char **argv)
     };
     int status = tool_flags("node", flags, argc, argv, 1, usage, NULL, usage);
     if (status >= 0) return status;
-    schakel_memory_keep_freed();
     if (schakel_flags_given(flags, "--tick-ms")) cfg.tick_ms = tick ? (int64_t)tick : -1; /* 0: never */
     if (schakel_flags_given(flags, "--checkers")) cfg.checkers = (size_t)checkers;
     int services = !no_services;
