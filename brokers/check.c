@@ -182,12 +182,15 @@ static int check_event(schakel_broker_t *b, const schakel_org_t *org, pending_t 
      * changes something: for an event today's rules refuse, or one the
      * broker plans (a system event). An allowed plain event needs no
      * lookup here: the append finds a duplicate by the same index, in the
-     * transaction that would store it. */
+     * transaction that would store it. A new system event carries the
+     * answer to the append (absent_upto: no record up to there holds its
+     * id), which then looks only at the records stored since. */
     int may = env->type > 0 && env->type < SCHAKEL_EVENT_TYPE_LIMIT && org->may_publish[env->type];
     int named = may && schakel_directory_check_named(b->dir, org, env, why) == 0;
     uint64_t stored;
-    int known = (!named || broker_is_planned(env->type)) &&
-                schakel_store_lookup(b->store, org->id, env->event_id.data, &stored) == 0;
+    int known =
+        (!named || broker_is_planned(env->type)) &&
+        schakel_store_lookup_upto(b->store, org->id, env->event_id.data, &stored, &it->absent_upto) == 0;
     if (!known && !may)
         return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_NOT_ALLOWED,
                              "%s may not publish %s: add it to \"publish\" in the directory", org->id,

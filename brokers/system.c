@@ -33,14 +33,12 @@ static void add_index(schakel_append_item_t *it, const char *prefix, const char 
 static int check_about(schakel_broker_t *b, const ProtobufCBinaryData *about_id, uint64_t about_seq,
                        const char *field, schakel_append_item_t *it, reject_t *rej)
 {
-    uint8_t id[16];
-    if (about_id->len != 16 || schakel_store_event_id_at(b->store, about_seq, id) != 0 ||
-        memcmp(id, about_id->data, 16) != 0)
+    if (about_id->len != 16 || schakel_store_holds_id_at(b->store, about_seq, about_id->data) != 0)
         return broker_reject(rej, SCHAKEL__V1__REJECT_CODE__REJECT_INVALID,
                              "%s.about_seq: no event with about_event_id at seq %llu", field,
                              (unsigned long long)about_seq);
     char hex[33];
-    schakel_hex_encode(id, 16, hex);
+    schakel_hex_encode(about_id->data, 16, hex);
     add_index(it, "about/", hex, 0);
     return 0;
 }

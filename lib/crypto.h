@@ -33,6 +33,17 @@ void schakel_sha256_final(schakel_sha256_t *h, uint8_t out[SCHAKEL_SHA256_LEN]);
 SCHAKEL_MUST_USE int schakel_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
                                          uint8_t out[SCHAKEL_SHA256_LEN]);
 
+/* The same under one key for many messages: _key prepares the key (up to
+ * 64 bytes) once, _with then spares each message the key's two blocks.
+ * A prepared key is only read, by any number of threads. 0 or
+ * SCHAKEL_ECRYPTO (SCHAKEL_EINVAL: a longer key). */
+typedef struct {
+    _Alignas(16) uint8_t opaque[320];
+} schakel_hmac_key_t;
+SCHAKEL_MUST_USE int schakel_hmac_sha256_key(schakel_hmac_key_t *k, const void *key, size_t keylen);
+SCHAKEL_MUST_USE int schakel_hmac_sha256_with(const schakel_hmac_key_t *k, const void *data, size_t len,
+                                              uint8_t out[SCHAKEL_SHA256_LEN]);
+
 /* Fills buf with len cryptographically random bytes. Returns 0 or
  * SCHAKEL_ECRYPTO (the system's random source failed). */
 SCHAKEL_MUST_USE int schakel_random(void *buf, size_t len);

@@ -29,7 +29,7 @@
  * sync, cursor_set, checkpoint, erase_subject, close) and only it may call
  * head and cursor_get. These may be called from any thread at any time
  * while the store is open, also while the writer appends, grows the map
- * or erases a subject: read, read_upto, lookup, event_id_at, durable_seq
+ * or erases a subject: read, read_upto, lookup, holds_id_at, durable_seq
  * and wait_durable (the LMDB store: each read has its own read
  * transaction under the map's resize lock; the data-key cache has a lock
  * of its own). Erasure: a read that runs while erase_subject runs may
@@ -77,6 +77,11 @@ typedef struct {
      * The caller keeps them until the append returns. */
     const char *const *fanout;
     size_t n_fanout;
+    /* Optional: the caller looked the id up (schakel_store_lookup_upto)
+     * and no record up to this seq held it (0: not looked up). The append
+     * then searches only the records after it, where it can, instead of
+     * the whole event-id index again. */
+    uint64_t absent_upto;
     /* out */
     uint64_t seq;
     int duplicate; /* stored before: seq is the first copy's */
@@ -120,7 +125,7 @@ typedef struct {
                 schakel_record_fn fn, void *arg, uint64_t *next_seq);
     void (*head)(schakel_store_t *s, schakel_head_t *head);
     int (*lookup)(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq);
-    int (*event_id_at)(schakel_store_t *s, uint64_t seq, uint8_t out[16]);
+    int (*holds_id_at)(schakel_store_t *s, uint64_t seq, const uint8_t id[16]);
     int (*cursor_get)(schakel_store_t *s, const char *name, uint64_t *seq);
     int (*cursor_set)(schakel_store_t *s, const char *name, uint64_t seq);
     int (*checkpoint)(schakel_store_t *s, int64_t now_ms);
@@ -134,6 +139,8 @@ typedef struct {
                      size_t max_count, size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq);
     uint64_t (*wait_durable)(schakel_store_t *s, uint64_t after, int timeout_ms);
     int (*erased_before)(schakel_store_t *s, const char *subject, uint64_t *upto, int64_t *at_ms);
+    int (*lookup_upto)(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq,
+                       uint64_t *upto);
 } schakel_store_ops_t;
 
 struct schakel_store {
@@ -218,11 +225,22 @@ SCHAKEL_MUST_USE static inline int schakel_store_lookup(schakel_store_t *s, cons
     return s->ops->lookup(s, source_org, event_id, seq);
 }
 
-/* The event id stored at seq, or SCHAKEL_ENOTFOUND. */
-SCHAKEL_MUST_USE static inline int schakel_store_event_id_at(schakel_store_t *s, uint64_t seq,
-                                                             uint8_t out[16])
+/* The same; when not found, *upto is the last seq of the log as that
+ * lookup saw it: no record up to there holds the id (an append item's
+ * absent_upto). */
+SCHAKEL_MUST_USE static inline int schakel_store_lookup_upto(schakel_store_t *s, const char *source_org,
+                                                             const uint8_t *event_id, uint64_t *seq,
+                                                             uint64_t *upto)
 {
-    return s->ops->event_id_at(s, seq, out);
+    return s->ops->lookup_upto(s, source_org, event_id, seq, upto);
+}
+
+/* Is the record at seq the event with id id: 0, SCHAKEL_ENOTFOUND (no
+ * record there, or another event), or SCHAKEL_ESTORE. */
+SCHAKEL_MUST_USE static inline int schakel_store_holds_id_at(schakel_store_t *s, uint64_t seq,
+                                                             const uint8_t id[16])
+{
+    return s->ops->holds_id_at(s, seq, id);
 }
 
 /* Cursors: a missing cursor reads as 0. set is durable when it returns. */

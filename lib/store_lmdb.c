@@ -177,16 +177,17 @@ static void lmdb_close(schakel_store_t *s)
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     if (st->env) mdb_env_close(st->env);
+    lmdb_recent_free(st);
     locks_destroy(st);
     memset(st, 0, sizeof *st);
     free(st);
 }
 
 static const schakel_store_ops_t lmdb_ops = {
-    lmdb_append,          lmdb_read,       lmdb_head,        lmdb_lookup,        lmdb_event_id_at,
-    lmdb_cursor_get,      lmdb_cursor_set, lmdb_checkpoint,  lmdb_erase_subject, lmdb_close,
-    lmdb_append_deferred, lmdb_sync,       lmdb_durable_seq, lmdb_read_upto,     lmdb_wait_durable,
-    lmdb_erased_before,
+    lmdb_append,          lmdb_read,        lmdb_head,        lmdb_lookup,        lmdb_holds_id_at,
+    lmdb_cursor_get,      lmdb_cursor_set,  lmdb_checkpoint,  lmdb_erase_subject, lmdb_close,
+    lmdb_append_deferred, lmdb_sync,        lmdb_durable_seq, lmdb_read_upto,     lmdb_wait_durable,
+    lmdb_erased_before,   lmdb_lookup_upto,
 };
 
 /* A cursor in open_dbis; on failure the transaction is aborted. */
@@ -401,6 +402,8 @@ schakel_store_t *schakel_store_open_lmdb(const schakel_lmdb_options_t *opts, cha
         return NULL;
     }
     lmdb_derive(opts->master_key, "schakel/v1/key-id", st->kid_key);
+    /* refuses only a key over 64 bytes; this one has 32 */
+    SCHAKEL_DROP(schakel_hmac_sha256_key(&st->kid_hmac, st->kid_key, sizeof st->kid_key));
     lmdb_derive(opts->master_key, "schakel/v1/wrap", st->wrap_key);
     if (opts->sign_secret) {
         memcpy(st->sign_secret, opts->sign_secret, sizeof st->sign_secret);

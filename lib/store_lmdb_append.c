@@ -67,11 +67,96 @@ static int same_event(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, const uint8_
     return 0;
 }
 
+static int recent_slot(const uint8_t id[16])
+{
+    uint64_t a, b;
+    memcpy(&a, id, 8);
+    memcpy(&b, id + 8, 8);
+    a ^= b * 0x9e3779b97f4a7c15ULL;
+    a ^= a >> 31;
+    a *= 0xbf58476d1ce4e5b9ULL;
+    return (int)((a ^ a >> 29) & (RECENT_SLOTS - 1));
+}
+
+static const uint8_t zero_id[16];
+
+/* Might a record the table covers hold id? */
+static int recent_has(const lmdb_recent_t *r, const uint8_t id[16])
+{
+    if (!memcmp(id, zero_id, 16)) return 1; /* the empty slot's mark: never vouched for */
+    for (int g = 0; g < 2; g++) {
+        if (!r->ids[g] || !r->lo[g]) continue;
+        for (int i = recent_slot(id);; i = (i + 1) & (RECENT_SLOTS - 1)) {
+            if (!memcmp(r->ids[g][i], id, 16)) return 1;
+            if (!memcmp(r->ids[g][i], zero_id, 16)) break;
+        }
+    }
+    return 0;
+}
+
+/* Does the table hold every record after upto? */
+static int recent_covers(const lmdb_recent_t *r, uint64_t upto)
+{
+    uint64_t lo = r->lo[1] ? r->lo[1] : r->lo[0];
+    return lo && upto + 1 >= lo;
+}
+
+/* Notes id, appended at seq: every record appended comes through here. */
+static void recent_add(lmdb_recent_t *r, const uint8_t id[16], uint64_t seq)
+{
+    if (!r->ids[0]) {
+        r->ids[0] = calloc(RECENT_SLOTS, 16);
+        r->ids[1] = calloc(RECENT_SLOTS, 16);
+        if (!r->ids[0] || !r->ids[1]) { /* without it, the index answers every time */
+            free(r->ids[0]);
+            free(r->ids[1]);
+            r->ids[0] = r->ids[1] = NULL;
+            return;
+        }
+        r->lo[0] = seq;
+    }
+    if (r->n >= RECENT_GEN) { /* the older generation goes, the newer becomes it */
+        uint8_t(*t)[16] = r->ids[1];
+        r->ids[1] = r->ids[0];
+        r->ids[0] = t;
+        memset(t, 0, (size_t)RECENT_SLOTS * 16);
+        r->lo[1] = r->lo[0];
+        r->lo[0] = seq;
+        r->n = 0;
+    }
+    if (!memcmp(id, zero_id, 16)) return;
+    int i = recent_slot(id);
+    while (memcmp(r->ids[0][i], zero_id, 16) != 0) i = (i + 1) & (RECENT_SLOTS - 1);
+    memcpy(r->ids[0][i], id, 16);
+    r->n++;
+}
+
+void lmdb_recent_free(lmdb_store_t *st)
+{
+    free(st->recent.ids[0]);
+    free(st->recent.ids[1]);
+    memset(&st->recent, 0, sizeof st->recent);
+}
+
+/* Is the id of it stored already: 0 with *first, MDB_NOTFOUND, or an
+ * LMDB error. The checker's answer (absent up to absent_upto) stands
+ * when no record since holds the id (the recent table, kept by this
+ * thread, the log's only writer); on a replicated log records also come
+ * in from the stream, past that table, and the index answers every time. */
+static int stored_before(lmdb_store_t *st, MDB_txn *txn, const char *org, const schakel_append_item_t *it,
+                         uint64_t *first)
+{
+    if (it->absent_upto && !st->replicate && recent_covers(&st->recent, it->absent_upto) &&
+        !recent_has(&st->recent, it->event_id))
+        return MDB_NOTFOUND;
+    return lmdb_ids_find(st, txn, org, it->event_id, first);
+}
+
 static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch_t *b,
                       schakel_append_item_t *it, uint64_t *proof_seq, int64_t now_ms, char *why)
 {
     uint64_t seq = st->head.seq + 1, first;
-    int rc = lmdb_ids_find(st, txn, b->signer_org, it->event_id, &first);
+    int rc = stored_before(st, txn, b->signer_org, it, &first);
     if (rc == 0) {
         it->seq = first;
         it->duplicate = 1;
@@ -84,6 +169,7 @@ static int append_one(lmdb_store_t *st, MDB_txn *txn, const schakel_append_batch
     MDB_val k = {IDS_KEY_LEN, ik}, v = {0, key};
     rc = mdb_put(txn, st->ids, &k, &v, MDB_NOOVERWRITE);
     if (rc) return lmdb_err(rc, why, "index event id");
+    recent_add(&st->recent, it->event_id, seq);
 
     if (*proof_seq == 0) *proof_seq = seq;
     uint8_t kid[KEY_ID_LEN], dk[SCHAKEL_AEAD_KEY_LEN], nonce[SCHAKEL_AEAD_NONCE_LEN], aad[24];

@@ -14,7 +14,7 @@
  * No transaction is shared between threads: each call opens and ends its
  * own. Growing the map and opening the environment again (erasure) take
  * the resize lock for writing; every read of another thread (reads of a
- * stream, lookups, event_id_at) holds it for reading while its read
+ * stream, lookups, holds_id_at) holds it for reading while its read
  * transaction is open. The data-key cache has a mutex of its own
  * (key_lock); durable_seq is atomic, and its changes are signalled on
  * durable_cond (lmdb_durable_set). */
@@ -84,11 +84,28 @@ typedef struct {
     char msg_id[64 + 1 + 32 + 1];
 } lmdb_repl_msg_t;
 
+/* The ids of the records appended last, the writer's alone: two
+ * generations of RECENT_GEN ids, open addressing (an all-zero slot is
+ * empty), the newer generation's first seq in lo[0], the older's in lo[1]
+ * (0: none). An append item whose id the checker found absent up to seq
+ * s (absent_upto) is new when no record after s holds it: while the table
+ * holds every record from s + 1 on, a miss there says so without a
+ * search of the event-id index. A hit is only a maybe (an aborted
+ * append's ids stay behind): the index decides. */
+#define RECENT_GEN 32768
+#define RECENT_SLOTS (2 * RECENT_GEN)
+typedef struct {
+    uint8_t (*ids[2])[16];
+    size_t n; /* ids in the newer generation */
+    uint64_t lo[2];
+} lmdb_recent_t;
+
 typedef struct {
     schakel_store_t base;
     MDB_env *env;
     MDB_dbi events, ids, by_id, streams, cursors, checkpoints, keys, proofs;
     uint8_t kid_key[SCHAKEL_SHA256_LEN];    /* derives key ids from subjects */
+    schakel_hmac_key_t kid_hmac;            /* kid_key, prepared (written at open only) */
     uint8_t wrap_key[SCHAKEL_AEAD_KEY_LEN]; /* wraps data keys */
     uint8_t sign_secret[SCHAKEL_ED25519_SEC_LEN];
     int can_sign;
@@ -133,6 +150,7 @@ typedef struct {
      * the embedded log alone. */
     int (*replicate)(void *arg, const lmdb_repl_msg_t *msgs, size_t n, char *why);
     void *repl_arg;
+    lmdb_recent_t recent;
     key_set_t cache[CACHE_SETS];
     subject_set_t subjects[CACHE_SETS];
 } lmdb_store_t;
@@ -277,7 +295,10 @@ int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t 
 int lmdb_read_upto(schakel_store_t *s, const char *stream, uint64_t from_seq, uint64_t upto, size_t max_count,
                    size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq);
 int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq);
-int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16]);
+int lmdb_lookup_upto(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq,
+                     uint64_t *upto);
+void lmdb_recent_free(lmdb_store_t *st);
+int lmdb_holds_id_at(schakel_store_t *s, uint64_t seq, const uint8_t id[16]);
 int lmdb_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq);
 
 /* store_lmdb_keys.c */

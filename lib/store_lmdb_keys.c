@@ -47,7 +47,7 @@ void lmdb_key_id_of(lmdb_store_t *st, const char *subject, uint8_t id[KEY_ID_LEN
         }
     }
     uint8_t mac[32];
-    if (schakel_hmac_sha256(st->kid_key, sizeof st->kid_key, subject, n, mac) != 0) {
+    if (schakel_hmac_sha256_with(&st->kid_hmac, subject, n, mac) != 0) {
         /* a wrong key id would store or read payloads under another
          * subject's key; the crypto library failing here (out of memory)
          * is not something a caller can fix: stop, the log is intact */

@@ -222,7 +222,27 @@ static int old_lookup(lmdb_store_t *st, MDB_txn *txn, const char *source_org, co
 
 int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq)
 {
+    return lmdb_lookup_upto(s, source_org, event_id, seq, NULL);
+}
+
+/* The last seq the read transaction sees (0 when it cannot tell: then
+ * nothing is vouched for). */
+static uint64_t last_seq(lmdb_store_t *st, MDB_txn *txn)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t last = 0;
+    if (mdb_cursor_open(txn, st->events, &cur) != 0) return 0;
+    if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) last = schakel_get_be64(k.mv_data);
+    mdb_cursor_close(cur);
+    return last;
+}
+
+int lmdb_lookup_upto(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq,
+                     uint64_t *upto)
+{
     lmdb_store_t *st = (lmdb_store_t *)s;
+    if (upto) *upto = 0;
     MDB_txn *txn;
     pthread_rwlock_rdlock(&st->resize); /* the broker's checker thread calls this */
     if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) {
@@ -235,12 +255,16 @@ int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event
     } else {
         rc = old_lookup(st, txn, source_org, event_id, seq);
     }
+    if (rc == MDB_NOTFOUND && upto) *upto = last_seq(st, txn);
     mdb_txn_abort(txn);
     pthread_rwlock_unlock(&st->resize);
     return rc == 0 ? 0 : rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : SCHAKEL_ESTORE;
 }
 
-int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16])
+/* Table `ids` holds id || seq exactly when the record at seq is the
+ * event id: one search of the index, no record read or decoded (a log
+ * from before that table, opened read-only: its record). */
+int lmdb_holds_id_at(schakel_store_t *s, uint64_t seq, const uint8_t id[16])
 {
     lmdb_store_t *st = (lmdb_store_t *)s;
     MDB_txn *txn;
@@ -249,23 +273,29 @@ int lmdb_event_id_at(schakel_store_t *s, uint64_t seq, uint8_t out[16])
         pthread_rwlock_unlock(&st->resize);
         return SCHAKEL_ESTORE;
     }
-    uint8_t key[8];
-    schakel_put_be64(key, seq);
-    MDB_val k = {8, key}, v;
-    int rc = mdb_get(txn, st->events, &k, &v);
-    int ret = rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : rc ? SCHAKEL_ESTORE : 0;
-    if (ret == 0) {
-        Schakel__V1__RecordBody *b =
-            v.mv_size > HDR_LEN
-                ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN, (uint8_t *)v.mv_data + HDR_LEN)
-                : NULL;
-        if (b && b->event_id.len == 16) memcpy(out, b->event_id.data, 16);
-        else ret = SCHAKEL_ECORRUPT;
-        if (b) schakel__v1__record_body__free_unpacked(b, NULL);
+    int rc;
+    if (st->index == IDS) {
+        uint8_t ik[IDS_KEY_LEN];
+        ids_key(ik, id, seq);
+        MDB_val k = {IDS_KEY_LEN, ik}, v;
+        rc = mdb_get(txn, st->ids, &k, &v);
+    } else {
+        uint8_t key[8];
+        schakel_put_be64(key, seq);
+        MDB_val k = {8, key}, v;
+        rc = mdb_get(txn, st->events, &k, &v);
+        if (rc == 0) {
+            Schakel__V1__RecordBody *b =
+                v.mv_size > HDR_LEN ? schakel__v1__record_body__unpack(NULL, v.mv_size - HDR_LEN,
+                                                                       (uint8_t *)v.mv_data + HDR_LEN)
+                                    : NULL;
+            rc = b && b->event_id.len == 16 && memcmp(b->event_id.data, id, 16) == 0 ? 0 : MDB_NOTFOUND;
+            if (b) schakel__v1__record_body__free_unpacked(b, NULL);
+        }
     }
     mdb_txn_abort(txn);
     pthread_rwlock_unlock(&st->resize);
-    return ret;
+    return rc == 0 ? 0 : rc == MDB_NOTFOUND ? SCHAKEL_ENOTFOUND : SCHAKEL_ESTORE;
 }
 
 int lmdb_cursor_get(schakel_store_t *s, const char *name, uint64_t *seq)

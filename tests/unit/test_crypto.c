@@ -1,5 +1,5 @@
-/* AES-256-GCM: sealed with OpenSSL, opened with libsodium where the CPU
- * has AES-NI (lib/crypto.c): the GCM specification's test case 16 both
+/* AES-256-GCM: sealed and opened with libsodium where the CPU has AES-NI,
+ * else with OpenSSL (lib/crypto.c): the GCM specification's test case 16 both
  * ways, and any altered byte of ciphertext, tag, aad, nonce or key refused
  * with SCHAKEL_EAUTH, as OpenSSL refused it.
  *
@@ -9,7 +9,11 @@
  * and a signature that OpenSSL accepts but libsodium refuses (the
  * small-order key and R, S = 0: [0]B - [k]A is the identity, which is R)
  * is still accepted, as the broker has always accepted it: the audit must
- * not call a log that the broker took in good faith corrupt. */
+ * not call a log that the broker took in good faith corrupt.
+ *
+ * HMAC-SHA-256 (libsodium, OpenSSL when libsodium did not start): RFC
+ * 4231's test cases 1, 2 and 6 (a key longer than the block), the key
+ * ids and pseudonyms on every log depend on them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,12 +103,40 @@ static void what_openssl_accepts_stays_accepted(void **state)
     assert_int_not_equal(schakel_ed25519_verify(pub, msg, sizeof msg, sig), 0);
 }
 
+static void hmac_sha256_gives_rfc_4231_test_cases(void **state)
+{
+    (void)state;
+    uint8_t key[131], want[32], mac[32];
+    memset(key, 0x0b, 20);
+    hex("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7", want, 32);
+    assert_int_equal(schakel_hmac_sha256(key, 20, "Hi There", 8, mac), 0);
+    assert_memory_equal(mac, want, 32);
+    hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", want, 32);
+    assert_int_equal(schakel_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac), 0);
+    assert_memory_equal(mac, want, 32);
+    memset(key, 0xaa, sizeof key);
+    const char *m = "Test Using Larger Than Block-Size Key - Hash Key First";
+    hex("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54", want, 32);
+    assert_int_equal(schakel_hmac_sha256(key, sizeof key, m, strlen(m), mac), 0);
+    assert_memory_equal(mac, want, 32);
+    /* a prepared key gives the same, message after message */
+    schakel_hmac_key_t k;
+    assert_int_equal(schakel_hmac_sha256_key(&k, "Jefe", 4), 0);
+    hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", want, 32);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(schakel_hmac_sha256_with(&k, "what do ya want for nothing?", 28, mac), 0);
+        assert_memory_equal(mac, want, 32);
+    }
+    assert_int_equal(schakel_hmac_sha256_key(&k, key, sizeof key), SCHAKEL_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(gcm_test_case_16_seals_and_opens),
         cmocka_unit_test(a_good_signature_verifies_and_an_altered_one_does_not),
         cmocka_unit_test(what_openssl_accepts_stays_accepted),
+        cmocka_unit_test(hmac_sha256_gives_rfc_4231_test_cases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -229,6 +229,71 @@ static void ids_are_scoped_to_their_publisher(void **state)
     schakel_store_close(&s);
 }
 
+/* n events of 64 bytes of fill, each with its id and the absent_upto its
+ * checker found, in one signed batch of org: one append. */
+static void append_told(schakel_store_t *s, const char *org, const uint8_t (*ids)[16], size_t n, int fill,
+                        uint64_t absent_upto, schakel_append_item_t *out)
+{
+    uint8_t data[64], hash[2][32], sig[64] = {1};
+    memset(data, fill, sizeof data);
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].event = data;
+        out[i].event_len = sizeof data;
+        out[i].event_id = ids[i];
+        out[i].type = 100;
+        out[i].subject = "aa";
+        out[i].absent_upto = absent_upto;
+        out[i].proof_index = (uint32_t)i;
+        schakel_sha256(data, sizeof data, out[i].event_hash);
+        memcpy(hash[i], out[i].event_hash, 32);
+    }
+    schakel_append_batch_t b = {org, sig, (const uint8_t(*)[32])hash, n, out, n};
+    char why[SCHAKEL_ERRLEN] = "";
+    assert_int_equal(schakel_store_append(s, &b, 1, 1795000000000LL, why), 0);
+}
+
+/* The broker's checker finds a new decision's id absent up to the head it
+ * saw (absent_upto); the append then skips the index where no record
+ * since can hold the id. A copy stored after that head, in a group
+ * before or earlier in the same one, or before a restart, is still
+ * found: a duplicate, stored once. */
+static void an_id_absent_when_checked_but_stored_since_is_a_duplicate(void **state)
+{
+    fx_t *fx = *state;
+    schakel_store_t *s = store_fx_open(fx, 10, 0, 0);
+    uint8_t ids[2][16] = {{9, 9, 9}, {8, 8, 8}}, other[1][16] = {{1}};
+    schakel_append_item_t it[2];
+    append_told(s, "svc-consent", other, 1, 0x11, 0, it);
+    uint64_t seq = 0, upto = 0;
+    assert_int_equal(schakel_store_lookup_upto(s, "svc-consent", ids[0], &seq, &upto), SCHAKEL_ENOTFOUND);
+    assert_int_equal(upto, 1);
+    append_told(s, "svc-consent", ids, 1, 0x22, upto, it);
+    assert_int_equal(it[0].seq, 2);
+    assert_false(it[0].duplicate);
+    /* a second copy, checked before the first was stored */
+    append_told(s, "svc-consent", ids, 1, 0x22, upto, it);
+    assert_int_equal(it[0].seq, 2);
+    assert_true(it[0].duplicate);
+    /* two copies in one batch, both checked before either was stored */
+    uint8_t twice[2][16] = {{8, 8, 8}, {8, 8, 8}};
+    append_told(s, "svc-consent", twice, 2, 0x33, 2, it);
+    assert_int_equal(it[0].seq, 3);
+    assert_false(it[0].duplicate);
+    assert_int_equal(it[1].seq, 3);
+    assert_true(it[1].duplicate);
+    schakel_store_close(&s);
+    /* a restarted broker has seen no append yet: the index answers */
+    s = store_fx_open(fx, 10, 0, 0);
+    append_told(s, "svc-consent", ids, 1, 0x22, 1, it);
+    assert_int_equal(it[0].seq, 2);
+    assert_true(it[0].duplicate);
+    schakel_head_t h;
+    schakel_store_head(s, &h);
+    assert_int_equal(h.seq, 3);
+    schakel_store_close(&s);
+}
+
 /* Turns the log in dir into one written before table `ids`: its index is
  * `by_id`, keyed by org || 0 || id (or, bare, by the 16-byte id alone, as
  * before ids were scoped), made from the events table; `ids` is dropped. */
@@ -396,6 +461,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(map_grows_before_full, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(full_map_is_retry_later, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(ids_are_scoped_to_their_publisher, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(an_id_absent_when_checked_but_stored_since_is_a_duplicate,
+                                        store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(old_scoped_index_is_rebuilt, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(old_bare_index_is_rebuilt, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(foreign_id_entry_is_not_a_duplicate, store_fx_setup,
