@@ -53,6 +53,7 @@ static unsigned kind_by_name(const ProtobufCFieldDescriptor *f)
         if (!strcmp(f->name, "district") || !strcmp(f->name, "municipality")) k |= K_DISTRICT;
         if (!strcmp(f->name, "document_json")) k |= K_DOCUMENT;
         if (ends_with(f->name, "_code")) k |= K_CODE;
+        if (ends_with(f->name, "_ref") || !strcmp(f->name, "ref")) k |= K_REF;
     } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
         if (ends_with(f->name, "_id")) k |= K_ID;
         if (!strcmp(f->name, "policy_version") || !strcmp(f->name, "version")) k |= K_POLICY;
@@ -229,6 +230,11 @@ static int check_string(walk_t *w, const ProtobufCFieldDescriptor *f, const char
     if ((kind & K_CODE) && (n > CODE_MAX || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n))
         return validate_fail_at(w, f->name, "not a code: 1 to %d of a-z 0-9 _ - (a code, never text)",
                                 CODE_MAX);
+    if ((kind & K_REF) &&
+        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_./:#") != n)
+        return validate_fail_at(w, f->name,
+                                "not a reference: letters, digits and - _ . / : # only (an id in your "
+                                "system, never a name or words)");
     return 0;
 }
 

@@ -29,7 +29,8 @@ enum {
     K_DOCUMENT = 16,
     K_ID = 32,
     K_POLICY = 64,
-    K_CODE = 128
+    K_CODE = 128,
+    K_REF = 256
 };
 
 #define DEPTH_MAX 8

@@ -435,6 +435,18 @@ static void malformed_values_are_named(void **state)
     if (schakel_envelope_validate(e, cwhy) != 0) fail_msg("goals_met-2 refused: %s", cwhy);
     arena_free();
 
+    /* a reference is an id in the publisher's system, never words (the
+     * adapters refuse the same: docs/adapters.md) */
+    e = filled(referral);
+    e->case_ref = "Dossier Jansen";
+    expect_reject(e, "case_ref: not a reference");
+    e->case_ref = "DOS-2026/0042#3";
+    e->referral->contact->ref = "mw. de Vries";
+    expect_reject(e, "referral.contact.ref: not a reference");
+    e->referral->contact->ref = "medewerker:0042";
+    if (schakel_envelope_validate(e, cwhy) != 0) fail_msg("a reference refused: %s", cwhy);
+    arena_free();
+
     /* an anonymous consultation links to no flow: a correlation or
      * causation id naming a referral would identify the child after all */
     const int cons = SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSULTATION;
