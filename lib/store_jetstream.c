@@ -379,6 +379,25 @@ static void stream_names(js_t *j, const char *region)
     snprintf(j->subject, sizeof j->subject, "schakel.%s.log", region);
 }
 
+/* A js_t with its PubAck lock and monotonic condvar, for region. */
+static js_t *js_new(int wait_ms, const char *region, char *why)
+{
+    js_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        schakel_fail(why, SCHAKEL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&j->acks.lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->acks.cond, &ca);
+    pthread_condattr_destroy(&ca);
+    j->wait_ms = wait_ms;
+    stream_names(j, region);
+    return j;
+}
+
 schakel_store_t *schakel_store_open_jetstream(const schakel_jetstream_options_t *opts, char *why)
 {
     schakel_js_url_t u;
@@ -387,16 +406,8 @@ schakel_store_t *schakel_store_open_jetstream(const schakel_jetstream_options_t 
         schakel_fail(why, SCHAKEL_EINVAL, "the jetstream log is opened for writing");
         return NULL;
     }
-    js_t *j = calloc(1, sizeof *j);
+    js_t *j = js_new(opts->wait_ms > 0 ? opts->wait_ms : 5000, u.region, why);
     if (!j) return NULL;
-    pthread_mutex_init(&j->acks.lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->acks.cond, &ca);
-    pthread_condattr_destroy(&ca);
-    j->wait_ms = opts->wait_ms > 0 ? opts->wait_ms : 5000;
-    stream_names(j, u.region);
     schakel_store_t *s = NULL;
     int marked = 0;
     if (index_check(opts->local.dir, j->stream, &marked, why) != 0 ||
@@ -436,19 +447,8 @@ static js_t *copy_connect(const char *url, char *why)
 {
     schakel_js_url_t u;
     if (schakel_js_url_parse(url, &u, why) != 0) return NULL;
-    js_t *j = calloc(1, sizeof *j);
-    if (!j) {
-        schakel_fail(why, SCHAKEL_ENOMEM, "out of memory");
-        return NULL;
-    }
-    pthread_mutex_init(&j->acks.lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->acks.cond, &ca);
-    pthread_condattr_destroy(&ca);
-    j->wait_ms = 5000;
-    stream_names(j, u.region);
+    js_t *j = js_new(5000, u.region, why);
+    if (!j) return NULL;
     if (js_connect(j, &u, url, why) != 0) {
         js_free(j);
         return NULL;
