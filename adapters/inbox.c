@@ -101,7 +101,10 @@ static int hand_over(adapter_t *a, const Schakel__V1__Delivered *d, const char *
         curl_slist_free_all(h);
         curl_easy_cleanup(cu);
         if (r != CURLE_OK) return schakel_fail(why, SCHAKEL_EIO, "inbox URL: %s", curl_easy_strerror(r));
-        if (code >= 400 && code <= 499 && code != 408 && code != 429) *refused = INBOX_REFUSED_FOR_GOOD;
+        /* 401, 403, 404: credentials or the endpoint, not the record */
+        if (code >= 400 && code <= 499 && code != 401 && code != 403 && code != 404 && code != 408 &&
+            code != 429)
+            *refused = INBOX_REFUSED_FOR_GOOD;
         if (code < 200 || code > 299) return schakel_fail(why, SCHAKEL_EIO, "inbox URL answered %ld", code);
         return 0;
     }

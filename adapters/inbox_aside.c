@@ -102,8 +102,10 @@ static int redeliver_one(adapter_t *a, uint64_t position, int *refused, char *wh
     schakel_consumer_t *c = schakel_consumer_new(a->ctx, &o, why);
     if (!c) return SCHAKEL_EIO;
     const Schakel__V1__Delivered *d = NULL;
-    int rc = schakel_consumer_next(c, &d, 5000, why);
-    if (rc == SCHAKEL_ETIMEOUT || (rc == 0 && (d->position ? d->position : d->seq) != position)) {
+    int rc = schakel_consumer_next(c, &d, 2000, why);
+    /* no answer is the bus away (or a position past the head): tried
+     * again at the next turn; another position is not in the stream */
+    if (rc == 0 && (d->position ? d->position : d->seq) != position) {
         *refused = 1; /* not (or no longer) in the stream: back aside, said so */
         rc = schakel_fail(why, SCHAKEL_ENOTFOUND, "position %llu is not in the stream org/%s",
                           (unsigned long long)position, a->conn.as_org);
@@ -112,6 +114,23 @@ static int redeliver_one(adapter_t *a, uint64_t position, int *refused, char *wh
     if (rc == 0) rc = adapter_inbox_deliver(a, d, idhex, type, refused, why);
     schakel_consumer_destroy(&c);
     return rc;
+}
+
+/* Positions handed over whose note could not be removed (this process's
+ * life): never handed over again. */
+static _Thread_local uint64_t done[64];
+static _Thread_local size_t n_done;
+
+static int done_before(uint64_t position)
+{
+    for (size_t i = 0; i < n_done && i < 64; i++)
+        if (done[i] == position) return 1;
+    return 0;
+}
+
+static void done_add(uint64_t position)
+{
+    done[n_done++ % 64] = position;
 }
 
 void adapter_inbox_redeliver(adapter_t *a)
@@ -130,10 +149,17 @@ void adapter_inbox_redeliver(adapter_t *a)
         int refused = 0;
         if (note_path(a, REDELIVER_DIR, todo[i], from, why) || note_path(a, ASIDE_DIR, todo[i], back, why))
             continue;
+        if (done_before(todo[i])) continue; /* handed over; its note could not be removed */
         int rc = redeliver_one(a, todo[i], &refused, why);
         if (rc == 0) {
-            (void)unlink(from);
             (void)unlink(back); /* an older note of the same record */
+            if (unlink(from) != 0) {
+                done_add(todo[i]);
+                schakel_log(SCHAKEL_LOG_ERROR, "adapter",
+                            "event=inbox_redeliver_note_stuck position=%llu fix=\"remove the note from "
+                            "state/inbox-redeliver/ by hand: the record was handed over\"",
+                            (unsigned long long)todo[i]);
+            }
             schakel_log(SCHAKEL_LOG_INFO, "adapter", "event=inbox_redelivered position=%llu",
                         (unsigned long long)todo[i]);
         } else if (refused) { /* refused again: the note goes back, the reason in the log */
@@ -141,12 +167,17 @@ void adapter_inbox_redeliver(adapter_t *a)
             schakel_log(SCHAKEL_LOG_WARN, "adapter",
                         "event=inbox_redeliver_refused position=%llu reason=\"%s\" action=set_aside_again",
                         (unsigned long long)todo[i], why);
-            if (rename(from, back) != 0) (void)unlink(from);
+            if (rename(from, back) != 0) /* the note stays where it is: tried again */
+                schakel_log(SCHAKEL_LOG_ERROR, "adapter",
+                            "event=inbox_redeliver_note_kept position=%llu reason=\"cannot move the note "
+                            "back to state/inbox-set-aside/\"",
+                            (unsigned long long)todo[i]);
         } else { /* the system or the bus is away: tried again at the next turn */
             schakel_reason_scrub(why);
             schakel_log(SCHAKEL_LOG_WARN, "adapter",
                         "event=inbox_redeliver_retry position=%llu reason=\"%s\"",
                         (unsigned long long)todo[i], why);
+            break; /* the rest at the next turn: the inbox goes on meanwhile */
         }
     }
 }

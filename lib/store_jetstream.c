@@ -212,9 +212,11 @@ static int catch_up(lmdb_store_t *st, js_t *j, char *why)
     if (last < st->head.seq)
         return schakel_fail(
             why, SCHAKEL_ECORRUPT,
-            "the local index holds %llu records, stream %s only %llu: another region's index, or "
-            "the stream was lost (docs/scale-out.md)",
-            (unsigned long long)st->head.seq, j->stream, (unsigned long long)last);
+            "the local index holds %llu records, stream %s (leader %s) only %llu: a server that had "
+            "not caught up may lead after a failover (start again in a few seconds), else another "
+            "region's index or a lost stream (docs/scale-out.md)",
+            (unsigned long long)st->head.seq, j->stream, leader[0] ? leader : "none",
+            (unsigned long long)last);
     if (last && (first != 1 || msgs != last))
         return schakel_fail(why, SCHAKEL_ECORRUPT, "stream %s lost records (first %llu, %llu of %llu)",
                             j->stream, (unsigned long long)first, (unsigned long long)msgs,
