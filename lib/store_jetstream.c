@@ -529,9 +529,15 @@ static int copy_records(lmdb_store_t *st, MDB_txn *txn, js_t *j, char *why)
     found_t *f = NULL;
     size_t nf = 0, at = 0;
     int rc = stream_entries(st, txn, &f, &nf, why);
+    if (rc) return rc;
     lmdb_repl_msg_t *msgs = calloc(COPY_GROUP, sizeof *msgs);
     lmdb_repl_entry_t *ents = calloc(nf ? nf : 1, sizeof *ents);
-    if (rc == 0 && (!msgs || !ents)) rc = schakel_fail(why, SCHAKEL_ENOMEM, "out of memory");
+    if (!msgs || !ents || !f) {
+        free(msgs);
+        free(ents);
+        free(f);
+        return schakel_fail(why, SCHAKEL_ENOMEM, "out of memory");
+    }
     for (uint64_t seq = 1; rc == 0 && seq <= st->head.seq;) {
         size_t n = 0;
         for (; rc == 0 && n < COPY_GROUP && seq <= st->head.seq; n++, seq++) {
