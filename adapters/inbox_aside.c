@@ -139,44 +139,45 @@ void adapter_inbox_redeliver(adapter_t *a)
     if (schakel_path_join(dir, sizeof dir, a->state, REDELIVER_DIR, NULL)) return;
     DIR *dp = opendir(dir);
     if (!dp) return;
-    uint64_t todo[64];
+    uint64_t positions[64];
     size_t n = 0;
     for (struct dirent *e; n < 64 && (e = readdir(dp));)
-        if (note_position(e->d_name)) todo[n++] = note_position(e->d_name);
+        if (note_position(e->d_name)) positions[n++] = note_position(e->d_name);
     closedir(dp);
     for (size_t i = 0; i < n && !atomic_load(&a->stop); i++) {
         char from[SCHAKEL_PATH_MAX], back[SCHAKEL_PATH_MAX];
         int refused = 0;
-        if (note_path(a, REDELIVER_DIR, todo[i], from, why) || note_path(a, ASIDE_DIR, todo[i], back, why))
+        if (note_path(a, REDELIVER_DIR, positions[i], from, why) ||
+            note_path(a, ASIDE_DIR, positions[i], back, why))
             continue;
-        if (done_before(todo[i])) continue; /* handed over; its note could not be removed */
-        int rc = redeliver_one(a, todo[i], &refused, why);
+        if (done_before(positions[i])) continue; /* handed over; its note could not be removed */
+        int rc = redeliver_one(a, positions[i], &refused, why);
         if (rc == 0) {
             (void)unlink(back); /* an older note of the same record */
             if (unlink(from) != 0) {
-                done_add(todo[i]);
+                done_add(positions[i]);
                 schakel_log(SCHAKEL_LOG_ERROR, "adapter",
                             "event=inbox_redeliver_note_stuck position=%llu fix=\"remove the note from "
                             "state/inbox-redeliver/ by hand: the record was handed over\"",
-                            (unsigned long long)todo[i]);
+                            (unsigned long long)positions[i]);
             }
             schakel_log(SCHAKEL_LOG_INFO, "adapter", "event=inbox_redelivered position=%llu",
-                        (unsigned long long)todo[i]);
+                        (unsigned long long)positions[i]);
         } else if (refused) { /* refused again: the note goes back, the reason in the log */
             schakel_reason_scrub(why);
             schakel_log(SCHAKEL_LOG_WARN, "adapter",
                         "event=inbox_redeliver_refused position=%llu reason=\"%s\" action=set_aside_again",
-                        (unsigned long long)todo[i], why);
+                        (unsigned long long)positions[i], why);
             if (rename(from, back) != 0) /* the note stays where it is: tried again */
                 schakel_log(SCHAKEL_LOG_ERROR, "adapter",
                             "event=inbox_redeliver_note_kept position=%llu reason=\"cannot move the note "
                             "back to state/inbox-set-aside/\"",
-                            (unsigned long long)todo[i]);
+                            (unsigned long long)positions[i]);
         } else { /* the system or the bus is away: tried again at the next turn */
             schakel_reason_scrub(why);
             schakel_log(SCHAKEL_LOG_WARN, "adapter",
                         "event=inbox_redeliver_retry position=%llu reason=\"%s\"",
-                        (unsigned long long)todo[i], why);
+                        (unsigned long long)positions[i], why);
             break; /* the rest at the next turn: the inbox goes on meanwhile */
         }
     }
