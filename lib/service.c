@@ -171,15 +171,16 @@ typedef struct {
     uint64_t done, rejected;
     uint64_t published; /* SCHAKEL_SERVICE_PUBLISHED_KEY */
     atomic_int *stop;
-    int lagging;        /* said event=lag_high, not yet event=lag_ok */
-    char (*erased)[65]; /* the subjects the group's erasures named (service_scrub.c) */
+    int lagging;          /* said event=lag_high, not yet event=lag_ok */
+    char (*erased)[65];   /* the subjects the group's erasures named (service_scrub.c) */
+    uint64_t *erased_seq; /* and those erasures' seqs */
     size_t n_erased, cap_erased;
 } live_t;
 
 /* The broker's erasure of a child: what the runner holds in memory about
  * it goes (the records kept for reads back), and its pseudonym is noted
  * for the state's file once the group is committed. */
-static int note_erasure(live_t *l, const schakel_envelope_t *env)
+static int note_erasure(live_t *l, const schakel_envelope_t *env, uint64_t seq)
 {
     if (!env || env->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE || !env->erasure ||
         strcmp(env->source_org, "broker") != 0 || !env->erasure->erased_subject ||
@@ -189,10 +190,13 @@ static int note_erasure(live_t *l, const schakel_envelope_t *env)
     if (l->n_erased == l->cap_erased) {
         size_t cap = l->cap_erased ? l->cap_erased * 2 : 8;
         char(*more)[65] = realloc(l->erased, cap * sizeof *more);
-        if (!more) return SCHAKEL_ENOMEM;
-        l->erased = more;
+        if (more) l->erased = more;
+        uint64_t *seqs = more ? realloc(l->erased_seq, cap * sizeof *seqs) : NULL;
+        if (!seqs) return SCHAKEL_ENOMEM;
+        l->erased_seq = seqs;
         l->cap_erased = cap;
     }
+    l->erased_seq[l->n_erased] = seq;
     memcpy(l->erased[l->n_erased++], env->erasure->erased_subject, 65);
     return 0;
 }
@@ -253,7 +257,7 @@ static size_t read_group(live_t *l, MDB_txn *txn, uint64_t *last, group_lines_t 
         logsrc_remember(l->log, d->seq, d->event.data, d->event.len);
         service_make_rec(l->s, &rec, d->seq, d->recorded_at, env, NULL, l->log);
         r = l->ops->process(l->engine, txn, &rec, &l->out, why);
-        if (r == 0) r = note_erasure(l, env);
+        if (r == 0) r = note_erasure(l, env, d->seq);
         schakel_arena_reset(l->arena);
         if (r == 0 && l->out.n >= FLUSH_AT) r = flush_emitted(l, txn, g, why); /* a long group */
         if (r) {
@@ -303,6 +307,8 @@ static int live_step(live_t *l, char *why)
     if (rc == 0 && n) rc = flush_emitted(l, txn, &g, why);
     if (rc == 0 && (n || acks || s->alarms != before)) rc = save_place(s, txn, last);
     if (rc == 0 && (n || acks)) rc = save_published(l, txn, last);
+    if (rc == 0 && l->n_erased && (rc = service_scrub_note(s, txn, l->erased_seq, l->n_erased)) != 0)
+        rc = schakel_fail(why, rc, "%s: cannot note the erasures still to scrub", l->ops->name);
     if (rc == 0 && (n || acks || s->alarms != before)) {
         rc = mdb_txn_commit(txn) ? schakel_fail(why, SCHAKEL_ESTORE, "%s: cannot commit", l->ops->name) : 0;
     } else {
@@ -322,6 +328,8 @@ static int live_step(live_t *l, char *why)
         if (sr && !s->env) rc = schakel_fail(why, sr, "%s", sw); /* no state to go on with: stop */
         else if (sr)
             schakel_log(SCHAKEL_LOG_ERROR, l->ops->name, "event=state_not_scrubbed reason=\"%s\"", sw);
+        else if (service_scrub_forget(s, l->erased_seq, l->n_erased) != 0) /* the next start does it again */
+            schakel_log(SCHAKEL_LOG_ERROR, l->ops->name, "event=scrub_not_noted_done");
     }
     l->n_erased = 0;
     for (size_t i = 0; rc == 0 && i < g.k; i++)
@@ -398,6 +406,10 @@ static int live_open(live_t *l, void *ctx, const schakel_service_options_t *o, c
         l->published = service_get_u64(txn, l->s->runner, SCHAKEL_SERVICE_PUBLISHED_KEY);
         mdb_txn_abort(txn);
     }
+    char sw[SCHAKEL_ERRLEN] = "";
+    int sr = service_scrub_resume(l->s, l->log, l->ops->name, sw); /* a stop between commit and scrub */
+    if (sr && !l->s->env) return schakel_fail(why, sr, "%s", sw);
+    if (sr) schakel_log(SCHAKEL_LOG_ERROR, l->ops->name, "event=state_not_scrubbed reason=\"%s\"", sw);
     schakel_log(SCHAKEL_LOG_INFO, l->ops->name, "event=started from_seq=%llu outbox=%zu reads=%s",
                 (unsigned long long)so.from_seq, l->ob.pending, o->store ? "local" : "fetch");
     return service_outbox_resend(&l->ob, l->s->env, l->client, why);
@@ -408,6 +420,7 @@ static void live_close(live_t *l)
     service_outbox_close(&l->ob);
     service_emit_free(&l->out);
     free(l->erased);
+    free(l->erased_seq);
     if (l->log) logsrc_clear(l->log);
     free(l->log);
     schakel_arena_destroy(&l->arena);

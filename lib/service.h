@@ -144,6 +144,12 @@ int schakel_service_run(void *ctx, const schakel_engine_ops_t *ops, void *engine
  * "published" says up to which seq everything derived is ACKed by the
  * broker, i.e. on the log: what a reader waits for. */
 #define SCHAKEL_SERVICE_PUBLISHED_KEY "published"
+/* Key "scrub_pending" of table "runner": the seqs (u64, host order) of the
+ * broker's erasures whose pseudonym may still have copies in the state's
+ * file. Written in the transaction that reads the erasure, removed once
+ * those copies are overwritten; a service that stopped in between does
+ * it when it starts (lib/service_scrub.c). Absent: nothing to do. */
+#define SCHAKEL_SERVICE_SCRUB_KEY "scrub_pending"
 
 /* The alarm count of the service whose state is in state_dir (read-only,
  * also while the service runs). 0 or SCHAKEL_EIO (no such state). */

@@ -74,6 +74,14 @@ void service_state_close(state_t *s);
  * file, unless an entry still holds one (lib/service_scrub.c). The
  * environment is opened again; on a failure s->env may be NULL. */
 int service_state_scrub(state_t *s, const char *name, const char (*subjects)[65], size_t n, char *why);
+/* Adds the seqs of a group's erasures to SCHAKEL_SERVICE_SCRUB_KEY in
+ * the group's transaction, before the commit. */
+int service_scrub_note(state_t *s, MDB_txn *txn, const uint64_t *seqs, size_t n);
+/* After service_state_scrub of them succeeded: the seqs leave the key. */
+int service_scrub_forget(state_t *s, const uint64_t *seqs, size_t n);
+/* On start: the scrubs a stop left undone, the erasures read back from
+ * the log. 0, or an error (logged; the key stays for the next start). */
+int service_scrub_resume(state_t *s, schakel_logsrc_t *log, const char *name, char *why);
 uint64_t service_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key);
 
 /* Adds n to the refused count of a reject code (SCHAKEL_SERVICE_REFUSED_PREFIX)

@@ -9,7 +9,10 @@
  * lies in a freed page or an unused gap, which LMDB never reads, and is
  * overwritten with zeros; the environment is opened again first, so that
  * no page buffer LMDB keeps in memory writes a copy back into a later
- * page. As the broker does for an erased data key (store_lmdb_keys.c). */
+ * page. As the broker does for an erased data key (store_lmdb_keys.c).
+ * The erasures' seqs wait under the runner's SCHAKEL_SERVICE_SCRUB_KEY,
+ * written with the commit, until their copies are gone: a stop in between
+ * is made good on the next start (service_scrub_resume). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,5 +176,104 @@ int service_state_scrub(state_t *s, const char *name, const char (*subjects)[65]
         schakel_log(kept ? SCHAKEL_LOG_WARN : SCHAKEL_LOG_INFO, name,
                     "event=state_scrubbed subjects=%zu still_kept=%zu copies_overwritten=%llu", n, kept,
                     (unsigned long long)copies);
+    return rc;
+}
+
+/* ---- scrubs still to do (SCHAKEL_SERVICE_SCRUB_KEY) ---- */
+
+/* The seqs under the key in txn into a new array (*n = 0: none). */
+static int pending_read(state_t *s, MDB_txn *txn, uint64_t **seqs, size_t *n)
+{
+    MDB_val v;
+    *seqs = NULL;
+    *n = 0;
+    int rc = schakel_kv_get(txn, s->runner, SCHAKEL_SERVICE_SCRUB_KEY, strlen(SCHAKEL_SERVICE_SCRUB_KEY), &v);
+    if (rc == SCHAKEL_ENOTFOUND || (rc == 0 && !v.mv_size)) return 0;
+    if (rc || v.mv_size % 8) return SCHAKEL_ESTORE;
+    *seqs = malloc(v.mv_size);
+    if (!*seqs) return SCHAKEL_ENOMEM;
+    memcpy(*seqs, v.mv_data, v.mv_size);
+    *n = v.mv_size / 8;
+    return 0;
+}
+
+static int pending_write(state_t *s, MDB_txn *txn, const uint64_t *seqs, size_t n)
+{
+    if (n)
+        return schakel_kv_put(txn, s->runner, SCHAKEL_SERVICE_SCRUB_KEY, strlen(SCHAKEL_SERVICE_SCRUB_KEY),
+                              seqs, n * 8);
+    MDB_val k = {strlen(SCHAKEL_SERVICE_SCRUB_KEY), (void *)SCHAKEL_SERVICE_SCRUB_KEY};
+    int rc = mdb_del(txn, s->runner, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc ? SCHAKEL_ESTORE : 0;
+}
+
+int service_scrub_note(state_t *s, MDB_txn *txn, const uint64_t *seqs, size_t n)
+{
+    uint64_t *had;
+    size_t m;
+    int rc = pending_read(s, txn, &had, &m);
+    if (rc || !n) {
+        free(had);
+        return rc;
+    }
+    uint64_t *all = realloc(had, (m + n) * sizeof *all);
+    if (!all) {
+        free(had);
+        return SCHAKEL_ENOMEM;
+    }
+    memcpy(all + m, seqs, n * sizeof *seqs);
+    rc = pending_write(s, txn, all, m + n);
+    free(all);
+    return rc;
+}
+
+int service_scrub_forget(state_t *s, const uint64_t *seqs, size_t n)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0) return SCHAKEL_ESTORE;
+    uint64_t *had;
+    size_t m, k = 0;
+    int rc = pending_read(s, txn, &had, &m);
+    for (size_t i = 0; rc == 0 && i < m; i++) {
+        int done = 0;
+        for (size_t j = 0; j < n && !done; j++) done = had[i] == seqs[j];
+        if (!done) had[k++] = had[i];
+    }
+    if (rc == 0 && k != m) rc = pending_write(s, txn, had, k);
+    free(had);
+    if (rc == 0 && k != m) return mdb_txn_commit(txn) ? SCHAKEL_ESTORE : 0;
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int service_scrub_resume(state_t *s, schakel_logsrc_t *log, const char *name, char *why)
+{
+    MDB_txn *txn;
+    uint64_t *seqs = NULL;
+    size_t n = 0, k = 0;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+        return schakel_fail(why, SCHAKEL_ESTORE, "%s: cannot begin a transaction", name);
+    int rc = pending_read(s, txn, &seqs, &n);
+    mdb_txn_abort(txn);
+    char(*subjects)[65] = n ? calloc(n, sizeof *subjects) : NULL;
+    if (rc == 0 && n && !subjects) rc = SCHAKEL_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        schakel_envelope_t *env = NULL;
+        rc = schakel_log_event(log, seqs[i], &env, why);
+        if (rc == SCHAKEL_ENOTFOUND) rc = 0; /* nothing there to name a child */
+        if (rc == 0 && env && env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE && env->erasure &&
+            !strcmp(env->source_org, "broker") && env->erasure->erased_subject &&
+            strlen(env->erasure->erased_subject) == 64)
+            memcpy(subjects[k++], env->erasure->erased_subject, 65);
+        schakel_envelope_free(env);
+    }
+    if (rc == 0 && n) {
+        schakel_log(SCHAKEL_LOG_INFO, name, "event=scrub_resumed erasures=%zu", n);
+        rc = service_state_scrub(s, name, (const char(*)[65])subjects, k, why);
+    }
+    if (rc == 0 && n) rc = service_scrub_forget(s, seqs, n);
+    free(subjects);
+    free(seqs);
+    if (rc && !why[0]) rc = schakel_fail(why, rc, "%s: cannot finish the scrub of an erasure", name);
     return rc;
 }

@@ -49,6 +49,8 @@ int64_t now_ms(void)
 }
 
 /* Where a service stands in the log: its own LMDB cursor. */
+/* The service's "published", or 0 while an erasure's scrub is still to
+ * be done (its key SCHAKEL_SERVICE_SCRUB_KEY): it has not finished. */
 uint64_t service_cursor(const char *name)
 {
     char dir[600];
@@ -66,6 +68,8 @@ uint64_t service_cursor(const char *name)
         MDB_val k = {strlen(SCHAKEL_SERVICE_PUBLISHED_KEY), (void *)SCHAKEL_SERVICE_PUBLISHED_KEY}, v;
         if (mdb_dbi_open(txn, "runner", 0, &dbi) == 0 && mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == 8)
             memcpy(&seq, v.mv_data, 8);
+        MDB_val sk = {strlen(SCHAKEL_SERVICE_SCRUB_KEY), (void *)SCHAKEL_SERVICE_SCRUB_KEY};
+        if (seq && mdb_get(txn, dbi, &sk, &v) == 0) seq = 0;
         mdb_txn_abort(txn);
     }
     mdb_env_close(env);

@@ -34,7 +34,8 @@ int64_t now_ms(void);
 
 /* How far a service's decisions are on the log (the seq its runner keeps
  * as SCHAKEL_SERVICE_PUBLISHED_KEY), and waiting until the routing,
- * consent and feedback services all reached seq. */
+ * consent and feedback services all reached seq (0 while a service has
+ * an erasure's scrub to do: SCHAKEL_SERVICE_SCRUB_KEY). */
 uint64_t service_cursor(const char *name);
 void wait_services(uint64_t seq);
 

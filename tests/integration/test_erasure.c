@@ -8,7 +8,8 @@
  * child's referral into its directory inbox) finds neither the marker
  * nor the child's wrapped data key nor the data key itself; `audit verify` passes and counts the
  * erased records; the `erasure` event is on the log, from the broker,
- * without content. Only the broker's own key may ERASE. */
+ * without content. Only the broker's own key may ERASE. A service stopped
+ * before it overwrote the copies does it when it starts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +31,7 @@
 #include "fileio.h"
 #include "harness.h"
 #include "scenario.h"
+#include "service.h"
 #include "store_lmdb_impl.h"
 
 #define MARK "zq7ERASEMARKx"
@@ -403,6 +405,73 @@ static void only_the_brokers_own_key_may_erase(void **state)
     free(err);
 }
 
+/* The seq of the (one) erasure of subject on the log. */
+static uint64_t erasure_seq(const char *subject)
+{
+    uint64_t seq = 0;
+    for (harness_reader_t rd = harness_read(H, "svc-audit", "all"); harness_next(&rd);)
+        if (rd.e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE &&
+            !strcmp(rd.e->erasure->erased_subject, subject))
+            seq = rd.r->seq;
+    assert_true(seq > 0);
+    return seq;
+}
+
+/* Leaves a copy of subject in a freed page of the stopped routing
+ * service's state (an entry put, then deleted: LMDB keeps the old page),
+ * and the note that the scrub of the erasure at seq is still to do: as a
+ * kill between the commit that read the erasure and the overwrite leaves
+ * the state. */
+static void leave_copy_and_note(const char *subject, uint64_t seq)
+{
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/services/routing", H->data);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0);
+    MDB_val k = {9, "test-copy"}, v = {64, (void *)subject};
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "runner", 0, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+    MDB_val sk = {strlen(SCHAKEL_SERVICE_SCRUB_KEY), SCHAKEL_SERVICE_SCRUB_KEY}, sv = {8, &seq};
+    assert_int_equal(mdb_put(txn, dbi, &sk, &sv, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A node killed after a service committed the transaction that read an
+ * erasure and before it overwrote the pseudonym's copies: the service
+ * does the overwrite when it starts again. */
+static void a_scrub_left_undone_is_done_when_the_service_starts(void **state)
+{
+    (void)state;
+    char p[65], where[1200], dir[700];
+    uint8_t id[16];
+    child("erase-then-kill", p);
+    signal_with_marker("school-12ab00", p, "zq7KILL", id);
+    wait_services(harness_head(H));
+    char *out = NULL, *err = NULL;
+    assert_int_equal(run_erase(p, "avg17_request", &out, &err), 0);
+    free(out);
+    free(err);
+    wait_services(harness_head(H));
+    uint64_t seq = erasure_seq(p);
+    harness_stop(H, SIGKILL);
+    leave_copy_and_note(p, seq);
+    snprintf(dir, sizeof dir, "%s/services/routing", H->data);
+    assert_true(dir_has(dir, p, 64, where, sizeof where)); /* the copy is there to find */
+    assert_int_equal(harness_start(H), 0);
+    wait_services(harness_head(H)); /* published, and no scrub pending */
+    if (dir_has(dir, p, 64, where, sizeof where))
+        fail_msg("the erased child's pseudonym is still in the routing state after its start: %s", where);
+}
+
 /* Has the log an erasure event of this child with this basis? Polls
  * (10 s at most) when wait is set. */
 static int erased_by(const char *subject, int basis, int wait)
@@ -510,6 +579,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(erased_child_leaves_no_key_and_no_content_on_disk),
         cmocka_unit_test(only_the_brokers_own_key_may_erase),
+        cmocka_unit_test(a_scrub_left_undone_is_done_when_the_service_starts),
         cmocka_unit_test(retention_erases_by_the_logs_clock),
     };
     return cmocka_run_group_tests(tests, setup, node_teardown);
