@@ -5,7 +5,8 @@
  *                 the consent reduced to what decisions need (subject,
  *                 age band, consent_given without recorded_by)
  *   by_subject    subject || consent id || org -> ""
- *   holds         subject || u64be(about seq) || recipient -> deadline, seq
+ *   holds         subject || u64be(about seq) || recipient -> deadline, seq,
+ *                 the held event's publisher, purpose, age band, categories
  *   deadlines     u64be(deadline) || hold key -> ""
  *   deliveries    tag || id || sender NUL receiver -> basis, consent
  *                 (tag 'L': a referral or follow-up signal, by loop id;

@@ -26,7 +26,7 @@
 
 /* Goes into the policy hash every decision carries: bump when a coded
  * rule changes (rules.c, loops.c, holds.c, match.c). */
-#define RULES_VERSION "schakel/v1/consent-rules/6"
+#define RULES_VERSION "schakel/v1/consent-rules/7"
 #define SUBJECT_LEN 64
 #define CONSENT_KEY_MAX (16 + SCHAKEL_ID_MAX)
 #define DELIVERY_KEY_MAX (1 + 16 + 2 * SCHAKEL_ID_MAX)
@@ -108,6 +108,12 @@ int consent_on_withdrawn(schakel_consent_t *c, MDB_txn *txn, const schakel_logre
 int consent_withdrawal_counts(int age, int by, const Schakel__V1__ConsentGiven *cg);
 int consent_find(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
                  const char *date, int mode, verdict_t *out);
+/* Could consent cg, just recorded by `recorder`, release held event e
+ * (only its source_org, purpose, age_band and categories are read) for
+ * recipient x on `date`: does it count for e and cover x? When not, the
+ * hold stays as it is and e need not be read back. */
+int consent_may_release(schakel_consent_t *c, const Schakel__V1__ConsentGiven *cg, const char *recorder,
+                        const schakel_envelope_t *e, const char *x, const char *date);
 /* May recipient x know event e, at log time now? */
 void consent_decide(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,
                     int64_t now, verdict_t *v);

@@ -1,13 +1,19 @@
 /* Holds: an event a recipient may not know yet, for want of a consent,
  * is held (holds, keyed by child; deadlines, by deadline). A consent of
- * the child re-decides every hold of that child (consent_release_holds);
+ * the child re-decides the holds of that child it may release: those of
+ * events it counts for, for a recipient it covers (consent_release_holds;
+ * a hold keeps what that takes, so that one organisation's many holds
+ * and consents cost others nothing but a scan of the child's holds);
  * a hold whose deadline passed by the log's time expires and its sender
  * is told (consent_expire_holds, after every record). Holds are put by
  * decisions.c. */
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bytes.h"
+#include "calendar.h"
 #include "consent_impl.h"
 #include "error.h"
 
@@ -22,17 +28,36 @@ static size_t hold_key(uint8_t *key, const char *subject, uint64_t about_seq, co
     return SUBJECT_LEN + 8 + n;
 }
 
+#define HOLD_CATS 16
+
+/* A hold's value: when it expires, the held event's seq and what decides
+ * whether a new consent may release it (consent_may_release) without
+ * reading the event back. A hold of an older version is the first two
+ * alone (hold_t's size up to `facts`): every consent re-decides it. */
 typedef struct {
     int64_t deadline;
     uint64_t about_seq;
+    int32_t purpose, age_band;
+    uint32_t n_categories; /* over HOLD_CATS: not kept, the event is read back */
+    int32_t categories[HOLD_CATS];
+    char source_org[SCHAKEL_ID_MAX];
 } hold_t;
+#define HOLD_OLD_SIZE (offsetof(hold_t, purpose))
 
 int consent_hold_put(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, uint64_t seq,
                      const char *x, int64_t deadline)
 {
     uint8_t key[HOLD_KEY_MAX], dkey[8 + HOLD_KEY_MAX];
     size_t n = hold_key(key, e->subject, seq, x);
-    hold_t h = {deadline, seq};
+    hold_t h;
+    memset(&h, 0, sizeof h);
+    h.deadline = deadline;
+    h.about_seq = seq;
+    h.purpose = (int32_t)e->purpose;
+    h.age_band = (int32_t)e->age_band;
+    h.n_categories = e->n_categories <= HOLD_CATS ? (uint32_t)e->n_categories : UINT32_MAX;
+    for (size_t i = 0; i < e->n_categories && i < HOLD_CATS; i++) h.categories[i] = (int32_t)e->categories[i];
+    snprintf(h.source_org, sizeof h.source_org, "%s", e->source_org);
     schakel_put_be64(dkey, (uint64_t)deadline);
     memcpy(dkey + 8, key, n);
     int rc = schakel_kv_put(txn, c->holds, key, n, &h, sizeof h);
@@ -48,7 +73,27 @@ static int hold_del(schakel_consent_t *c, MDB_txn *txn, const uint8_t *key, size
     return rc ? rc : schakel_kv_del(txn, c->deadlines, dkey, 8 + n);
 }
 
-/* Consent arrived: re-decide every hold of this child. */
+/* Might the consent just recorded (rec) release hold h for x? From the
+ * hold's facts when it has them; else (an older hold, many categories)
+ * yes: it is re-decided in full. */
+static int may_release(schakel_consent_t *c, const schakel_logrec_t *rec, const hold_t *h, int facts,
+                       const char *x)
+{
+    if (!facts || h->n_categories > HOLD_CATS || !rec->env->consent_given) return 1;
+    Schakel__V1__Envelope e = SCHAKEL__V1__ENVELOPE__INIT;
+    Schakel__V1__DataCategory cats[HOLD_CATS];
+    for (uint32_t i = 0; i < h->n_categories; i++) cats[i] = (Schakel__V1__DataCategory)h->categories[i];
+    e.source_org = (char *)h->source_org;
+    e.purpose = (Schakel__V1__Purpose)h->purpose;
+    e.age_band = (Schakel__V1__AgeBand)h->age_band;
+    e.n_categories = h->n_categories;
+    e.categories = cats;
+    char date[11];
+    schakel_date_of(rec->now, date);
+    return consent_may_release(c, rec->env->consent_given, rec->env->source_org, &e, x, date);
+}
+
+/* Consent arrived: re-decide the holds of this child it may release. */
 int consent_release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec,
                           schakel_emit_t *out, char *why)
 {
@@ -64,7 +109,17 @@ int consent_release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logr
     for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0;
          g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size <= SUBJECT_LEN + 8 || memcmp(k.mv_data, subject, SUBJECT_LEN) != 0) break;
-        if (k.mv_size >= HOLD_KEY_MAX || v.mv_size != sizeof(hold_t)) continue;
+        if (k.mv_size >= HOLD_KEY_MAX || (v.mv_size != sizeof(hold_t) && v.mv_size != HOLD_OLD_SIZE))
+            continue;
+        hold_t h;
+        memset(&h, 0, sizeof h);
+        memcpy(&h, v.mv_data, v.mv_size);
+        h.source_org[sizeof h.source_org - 1] = 0;
+        char x[SCHAKEL_ID_MAX];
+        size_t xl = k.mv_size - SUBJECT_LEN - 8;
+        memcpy(x, (const uint8_t *)k.mv_data + SUBJECT_LEN + 8, xl);
+        x[xl] = 0;
+        if (!may_release(c, rec, &h, v.mv_size == sizeof(hold_t), x)) continue; /* nothing to read back */
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
             void *nk = realloc(keys, cap * sizeof *keys), *nl = realloc(lens, cap * sizeof *lens),
@@ -79,7 +134,7 @@ int consent_release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logr
         }
         memcpy(keys[n], k.mv_data, k.mv_size);
         lens[n] = k.mv_size;
-        memcpy(&holds[n], v.mv_data, sizeof(hold_t));
+        holds[n] = h;
         n++;
     }
     mdb_cursor_close(cur);
@@ -134,17 +189,17 @@ int consent_expire_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logre
         if (!n) return 0;
         int64_t deadline = (int64_t)schakel_get_be64(key);
         if (deadline > rec->now) return 0;
-        hold_t h = {deadline, schakel_get_be64(key + 8 + SUBJECT_LEN)};
+        uint64_t about_seq = schakel_get_be64(key + 8 + SUBJECT_LEN);
         char x[SCHAKEL_ID_MAX];
         size_t xl = n - 8 - SUBJECT_LEN - 8;
         memcpy(x, key + 8 + SUBJECT_LEN + 8, xl);
         x[xl] = 0;
         int rc = 0;
-        const schakel_envelope_t *e = consent_load_event(c, rec, h.about_seq, NULL, &rc, why);
+        const schakel_envelope_t *e = consent_load_event(c, rec, about_seq, NULL, &rc, why);
         if (e) {
             verdict_t vd = {
                 .outcome = SCHAKEL_OUTCOME(EXPIRED), .basis = SCHAKEL_BASIS(CONSENT), .rule = "hold/expired"};
-            rc = consent_emit_decision(c, out, e, h.about_seq, x, &vd, &c2, rec->now, why);
+            rc = consent_emit_decision(c, out, e, about_seq, x, &vd, &c2, rec->now, why);
         }
         if (rc == 0) rc = hold_del(c, txn, key + 8, n - 8, deadline);
         if (rc) return rc;

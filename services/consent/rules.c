@@ -105,6 +105,15 @@ static int recorder_counts(const char *org, const schakel_envelope_t *e, const c
     return !strcmp(org, e->source_org) || (mode == COVER_FEEDBACK && !strcmp(org, x));
 }
 
+int consent_may_release(schakel_consent_t *c, const Schakel__V1__ConsentGiven *cg, const char *recorder,
+                        const schakel_envelope_t *e, const char *x, const char *date)
+{
+    return (recorder_counts(recorder, e, x, COVER_EVENT) &&
+            covers(c, cg, e, x, date, COVER_EVENT) == COVERS) ||
+           (recorder_counts(recorder, e, x, COVER_FEEDBACK) &&
+            covers(c, cg, e, x, date, COVER_FEEDBACK) == COVERS);
+}
+
 /* The first consent of the event's subject (in consent id order) that
  * counts for it and covers recipient x today, as mode asks. */
 int consent_find(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e, const char *x,

@@ -112,6 +112,56 @@ static void a_referral_without_consent_is_held_until_a_consent_releases_it(void 
     schakel_consent_destroy(&c);
 }
 
+/* A consent by org of child p for recipient kind `kind` and purposes. */
+static void consent_by(efx_t *fx, const char *org, const char *p, const char *cid, const char *kind,
+                       const char *purposes)
+{
+    efx_feed(fx, org, NULL,
+             "{\"type\":\"consent_given\",\"subject\":\"%s\",\"purpose\":\"consent_admin\","
+             "\"legal_basis\":\"consent\",\"consent_given\":{\"consent_id\":\"%s\",\"given_by\":\"parents\","
+             "\"age_band\":\"under_12\",\"recipient_kind\":\"%s\",\"purposes\":[%s],"
+             "\"valid_from\":\"2020-01-01\"}}",
+             p, cid, kind, purposes);
+}
+
+/* One organisation's consents about a child cost another's holds of it
+ * no read back (so many of them cannot stall the service for everyone):
+ * a consent re-decides only the holds it may release, those of events
+ * its recorder published, for a recipient it covers. With the held
+ * referral out of the runner's cache, a read back would find nothing
+ * and drop the hold as erased; it is still there for the consent that
+ * does release it. */
+static void a_consent_reads_back_only_the_holds_it_may_release(void **state)
+{
+    (void)state;
+    schakel_consent_t *c;
+    efx_t *fx = open_consent(&c);
+    efx_directory(fx, efx_region(1, 0));
+    char p[65];
+    efx_child("consent-reads-few", p);
+    uint8_t ref[16];
+    uint64_t seq = routed_referral(fx, p, ref);
+    assert_int_equal(decision(fx, seq, ref)->outcome, O(HOLD));
+    size_t slot = seq % RECENT;
+    fx->log->recent[slot].seq = 0; /* a read back of the referral now finds nothing */
+    consent_by(fx, "school-2", p, "a0000000000000000000000000000001", "wijkteam",
+               "\"support\""); /* not its recorder */
+    assert_int_equal(fx->n_emitted, 0);
+    consent_by(fx, "school-1", p, "a0000000000000000000000000000002", "ggd",
+               "\"support\""); /* another kind */
+    assert_int_equal(fx->n_emitted, 0);
+    consent_by(fx, "school-1", p, "a0000000000000000000000000000003", "wijkteam",
+               "\"feedback\""); /* another purpose */
+    assert_int_equal(fx->n_emitted, 0);
+    fx->log->recent[slot].seq = seq;
+    consent_by(fx, "school-1", p, "a0000000000000000000000000000004", "wijkteam", "\"support\"");
+    const Schakel__V1__ConsentDecision *d = decision(fx, seq, ref);
+    assert_int_equal(d->outcome, O(DELIVER));
+    assert_string_equal(d->rule_id, "consent/released");
+    efx_close(&fx);
+    schakel_consent_destroy(&c);
+}
+
 /* The engine keeps consents decoded in memory, but answers only for the
  * bytes in its state: a consent stored in a group that was not committed
  * is not used once another consent of the same id and organisation is
@@ -410,6 +460,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_referral_without_consent_is_held_until_a_consent_releases_it),
+        cmocka_unit_test(a_consent_reads_back_only_the_holds_it_may_release),
         cmocka_unit_test(a_consent_of_a_group_not_committed_is_not_used_from_memory),
         cmocka_unit_test(a_hold_expires_after_the_hold_time_and_the_sender_is_told),
         cmocka_unit_test(a_redirect_reaches_the_new_receiver_on_consent_and_joins_it_to_the_loop),
