@@ -13,26 +13,9 @@
 
 #include "broker_impl.h"
 #include "bytes.h"
+#include "validate.h"
 
 #define ERASE_BODY_MAX 4096
-#define ERASE_TEXT_MAX 80
-
-/* A reference or account name: 1 to ERASE_TEXT_MAX characters of
- * letters, digits and " ._:/#@-", so that no sentence about a child fits
- * in comfortably and nothing needs escaping. */
-static int erase_text_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > ERASE_TEXT_MAX) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              strchr(" ._:/#@-", c)))
-            return 0;
-    }
-    return 1;
-}
-
 static int pseudonym_ok(const char *s)
 {
     if (strlen(s) != 64) return 0;
@@ -49,11 +32,9 @@ static const char *erase_invalid(const Schakel__V1__Erase *e)
     if (!protobuf_c_enum_descriptor_get_value(&schakel__v1__erasure_basis__descriptor, (int)e->basis) ||
         e->basis == SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_UNSPECIFIED)
         return "ERASE basis: give one of the codes of ErasureBasis (docs/privacy.md)";
-    if (!erase_text_ok(e->purpose))
-        return "ERASE purpose: 1 to 80 characters of letters, digits and \" ._:/#@-\" (a reference, "
-               "never a name)";
-    if (!erase_text_ok(e->requested_by))
-        return "ERASE requested_by: 1 to 80 characters of letters, digits and \" ._:/#@-\"";
+    if (!schakel_ref_text_valid(e->purpose))
+        return "ERASE purpose: " SCHAKEL_REF_TEXT_SHAPE " (a reference, never a name)";
+    if (!schakel_ref_text_valid(e->requested_by)) return "ERASE requested_by: " SCHAKEL_REF_TEXT_SHAPE;
     return NULL;
 }
 

@@ -139,6 +139,20 @@ int schakel_envelope_validate(const schakel_envelope_t *env, char *why)
     if (env->occurred_at <= 0) return schakel_fail(why, SCHAKEL_EINVAL, "occurred_at: a time is needed");
     if (!env->purpose) return schakel_fail(why, SCHAKEL_EINVAL, "purpose: required");
     if (!env->legal_basis) return schakel_fail(why, SCHAKEL_EINVAL, "legal_basis: required");
+    /* what only the bus itself writes: an organisation's event about a
+     * child cannot claim it (docs/events.md, Purpose and LegalBasis) */
+    if (env->type < SCHAKEL_EVENT(ROUTING_DECISION) && env->purpose == SCHAKEL__V1__PURPOSE__PURPOSE_BUS)
+        return schakel_fail(
+            why, SCHAKEL_EINVAL,
+            "purpose: bus is for the bus's own events; give why %s shares this (e.g. support)", name);
+    if (env->type < SCHAKEL_EVENT(ROUTING_DECISION) &&
+        (env->legal_basis == SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_BUS ||
+         env->legal_basis == SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_VERWIJSINDEX))
+        return schakel_fail(
+            why, SCHAKEL_EINVAL,
+            "legal_basis: %s is the bus's own; a %s claims consent, meldcode, leerplicht, ... "
+            "(docs/events.md, LegalBasis)",
+            env->legal_basis == SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_BUS ? "bus" : "verwijsindex", name);
     if (env->subject[0]) {
         int hex = strlen(env->subject) == 64;
         for (const char *p = env->subject; hex && *p; p++)

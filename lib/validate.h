@@ -52,6 +52,14 @@ int schakel_envelope_subject_rule(int type);
 
 /* 1 if s is a calendar date written YYYY-MM-DD (1900 or later), else 0. */
 int schakel_date_valid(const char *s);
+/* 1 if s is a reference a person types (a ticket or request number, an
+ * account): 1 to SCHAKEL_REF_TEXT_MAX of ASCII letters, digits and
+ * " ._:/#@-", so that no sentence about a child fits in comfortably; else
+ * 0. The shape of `stated_purpose`, and of an erasure's `purpose` and
+ * `requested_by`. */
+#define SCHAKEL_REF_TEXT_MAX 80
+#define SCHAKEL_REF_TEXT_SHAPE "1 to 80 of letters, digits and \" ._:/#@-\""
+int schakel_ref_text_valid(const char *s);
 /* 1 if s is a BRIN + vestiging code such as "12AB00", else 0. */
 int schakel_brinvest_valid(const char *s);
 

@@ -22,6 +22,13 @@
 #define PATH_MAX_LEN 96
 #define CODE_MAX 64 /* a *_code field: a code from a list, never words */
 
+int schakel_ref_text_valid(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= SCHAKEL_REF_TEXT_MAX &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ._:/#@-") == n;
+}
+
 /* ---- field kinds known by name ---- */
 
 static int ends_with(const char *s, const char *suffix)
@@ -54,6 +61,9 @@ static unsigned kind_by_name(const ProtobufCFieldDescriptor *f)
         if (!strcmp(f->name, "document_json")) k |= K_DOCUMENT;
         if (ends_with(f->name, "_code")) k |= K_CODE;
         if (ends_with(f->name, "_ref") || !strcmp(f->name, "ref")) k |= K_REF;
+        if (!strcmp(f->name, "stated_purpose") || !strcmp(f->name, "purpose") ||
+            !strcmp(f->name, "requested_by"))
+            k |= K_REF_TEXT;
     } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
         if (ends_with(f->name, "_id")) k |= K_ID;
         if (!strcmp(f->name, "policy_version") || !strcmp(f->name, "version")) k |= K_POLICY;
@@ -235,6 +245,10 @@ static int check_string(walk_t *w, const ProtobufCFieldDescriptor *f, const char
         return validate_fail_at(w, f->name,
                                 "not a reference: letters, digits and - _ . / : # only (an id in your "
                                 "system, never a name or words)");
+    if ((kind & K_REF_TEXT) && !schakel_ref_text_valid(s))
+        return validate_fail_at(w, f->name,
+                                "not a reference: " SCHAKEL_REF_TEXT_SHAPE
+                                " (a request or ticket number, never a name)");
     return 0;
 }
 

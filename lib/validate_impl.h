@@ -30,7 +30,8 @@ enum {
     K_ID = 32,
     K_POLICY = 64,
     K_CODE = 128,
-    K_REF = 256
+    K_REF = 256,
+    K_REF_TEXT = 512 /* schakel_ref_text_valid */
 };
 
 #define DEPTH_MAX 8

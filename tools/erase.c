@@ -17,6 +17,7 @@
 #include "error.h"
 #include "json.h"
 #include "tool.h"
+#include "validate.h"
 #include "wire.h"
 
 static const char usage[] =
@@ -41,15 +42,6 @@ static const char usage[] =
     "logged (the broker raised an alarm); 5: already erased on the date printed,\n"
     "and nothing about the child was recorded since: nothing to erase.\n";
 
-static int text_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 80) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && !strchr(" ._:/#@-", s[i])) return 0;
-    return 1;
-}
-
 /* CODE as ErasureBasis: "avg17_request" is ERASURE_BASIS_AVG17_REQUEST. */
 static int basis_parse(const char *code)
 {
@@ -72,7 +64,8 @@ static int basis_parse(const char *code)
 static void operator_name(char *out, size_t cap)
 {
     const struct passwd *pw = getpwuid(geteuid());
-    if (pw && text_ok(pw->pw_name) && strlen(pw->pw_name) < cap) snprintf(out, cap, "%s", pw->pw_name);
+    if (pw && schakel_ref_text_valid(pw->pw_name) && strlen(pw->pw_name) < cap)
+        snprintf(out, cap, "%s", pw->pw_name);
     else snprintf(out, cap, "uid-%lu", (unsigned long)geteuid());
 }
 
@@ -174,7 +167,7 @@ int cmd_audit_erase(int argc, char **argv)
             "schakel audit erase: --basis: give avg17_request, retention, age_23, deceased or unlawful\n");
         return 2;
     }
-    if (!text_ok(purpose)) {
+    if (!schakel_ref_text_valid(purpose)) {
         fprintf(
             stderr,
             "schakel audit erase: --purpose: 1 to 80 letters, digits or \" ._:/#@-\" (a reference such as "

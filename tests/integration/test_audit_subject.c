@@ -289,11 +289,19 @@ static void the_report_for_the_family_renders_in_dutch(void **state)
     char html[600], dom[600];
     snprintf(html, sizeof html, "%s/rapport.html", H->dir);
     snprintf(dom, sizeof dom, "%s/rapport.dom", H->dir);
-    /* a look whose purpose needs escaping, then the report that lists it */
-    const char *look[] = {"audit",     "subject", "--node",    H->data,
-                          "--subject", S.a,       "--purpose", "verzoek <ouder> & \"school\"",
-                          NULL};
+    /* a purpose is a reference, never words to escape: refused, nothing
+     * read; then a look whose reference uses every sign it may hold */
+    const char *words[] = {"audit",     "subject", "--node",    H->data,
+                           "--subject", S.a,       "--purpose", "verzoek <ouder> & \"school\"",
+                           NULL};
     char *out, *err;
+    assert_int_equal(run(words, &out, &err), 2);
+    assert_non_null(strstr(err, "--purpose: not a reference"));
+    free(out);
+    free(err);
+    const char *look[] = {"audit",     "subject", "--node",    H->data,
+                          "--subject", S.a,       "--purpose", "verzoek 2027/41 #3 ouder@balie: a_b.c-d",
+                          NULL};
     assert_int_equal(run(look, &out, &err), 0);
     free(out);
     free(err);
@@ -330,7 +338,7 @@ static void the_report_for_the_family_renders_in_dutch(void **state)
         "toestemming",
         "Het wacht nog; zonder toestemming wordt het niet gedeeld.",
         "vroeg dit overzicht van uw kind op. Opgegeven reden: \xe2\x80\x9crequest 2027-1\xe2\x80\x9d",
-        "verzoek &lt;ouder&gt; &amp; \"school\"",
+        "verzoek 2027/41 #3 ouder@balie: a_b.c-d",
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         if (!strstr(text, lines[i])) fail_msg("the report lacks: %s", lines[i]);

@@ -95,6 +95,8 @@ static void every_look_is_recorded(void **state)
     long_purpose[sizeof long_purpose - 1] = 0;
     const char *too_long[] = {"explain", "--node", H->data, "--purpose", long_purpose, hex, NULL};
     expect(too_long, 2, "--purpose: longer than 128 bytes");
+    const char *named[] = {"explain", "--node", H->data, "--purpose", "mevrouw Jansen, dochter", hex, NULL};
+    expect(named, 2, "--purpose: not a reference: 1 to 80 of letters, digits");
     assert_int_equal(looks("explain", purpose, subject), 0); /* refused: nothing was read */
 
     const char *explain[] = {"explain", "--node", H->data, "--purpose", "req 2027-7", hex, NULL};

@@ -151,6 +151,11 @@ static schakel_envelope_t *filled(int type)
         if (type < SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION)
             e->correlation_id.len = e->causation_id.len = 0;
     }
+    if (type <
+        SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION) { /* bus and verwijsindex are the bus's */
+        e->purpose = SCHAKEL__V1__PURPOSE__PURPOSE_SUPPORT;
+        e->legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT;
+    }
     if (type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION)
         e->consent_decision->legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_MELDCODE;
     if (type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_RULES_UPDATE) { /* the version is the document's hash */
@@ -445,6 +450,31 @@ static void malformed_values_are_named(void **state)
     expect_reject(e, "referral.contact.ref: not a reference");
     e->referral->contact->ref = "medewerker:0042";
     if (schakel_envelope_validate(e, cwhy) != 0) fail_msg("a reference refused: %s", cwhy);
+    arena_free();
+
+    /* an organisation's event cannot claim the bus's own purpose or
+     * grounds (a verwijsindex notice is the consent service's) */
+    e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_SIGNAL);
+    e->legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_VERWIJSINDEX;
+    expect_reject(e, "legal_basis: verwijsindex is the bus's own");
+    e->legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_BUS;
+    expect_reject(e, "legal_basis: bus is the bus's own");
+    e->legal_basis = SCHAKEL__V1__LEGAL_BASIS__LEGAL_BASIS_CONSENT;
+    e->purpose = SCHAKEL__V1__PURPOSE__PURPOSE_BUS;
+    expect_reject(e, "purpose: bus is for the bus's own events");
+    arena_free();
+
+    /* an auditor's stated purpose, an erasure's purpose and requester:
+     * references a person types, never a sentence (docs/audit.md) */
+    e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_AUDIT_ACCESS);
+    e->audit_access->stated_purpose = "mevrouw Jansen, dochter";
+    expect_reject(e, "audit_access.stated_purpose: not a reference: 1 to 80");
+    e->audit_access->stated_purpose = "subject access request 2027-041";
+    if (schakel_envelope_validate(e, cwhy) != 0) fail_msg("a stated purpose refused: %s", cwhy);
+    arena_free();
+    e = filled(SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE);
+    e->erasure->requested_by = "Jan (beheer)";
+    expect_reject(e, "erasure.requested_by: not a reference");
     arena_free();
 
     /* an anonymous consultation links to no flow: a correlation or
