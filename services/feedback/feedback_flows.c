@@ -68,8 +68,11 @@ int feedback_on_flow_event(schakel_feedback_t *f, MDB_txn *txn, const schakel_lo
     uint8_t key[16];
     loop_t l;
     if (!id || id->len != 16) return 0;
-    int found = feedback_find_loop(f, txn, id->data, e->source_org, 0,
-                                   handover ? ORIGIN_HANDOVER : ORIGIN_MAZL, NULL, key, &l);
+    /* about the loop's child only: an id learnt for one child moves
+     * nothing of another's handover or request */
+    int found =
+        feedback_find_loop(f, txn, id->data, e->source_org, 0, handover ? ORIGIN_HANDOVER : ORIGIN_MAZL,
+                           e->subject && e->subject[0] ? e->subject : NULL, key, &l);
     const char *reason = found < 0 ? "not_in_loop" : NULL;
     int32_t day = schakel_day_of(rec->now);
     int state = handover ? SCHAKEL_LOOP(HANDOVER_CONFIRMED) : SCHAKEL_LOOP(ADVICE_GIVEN);
