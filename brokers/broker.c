@@ -162,10 +162,10 @@ int schakel_broker_run(schakel_broker_t *b)
     broker_checkpoint(b, schakel_wall_ms() + 3600 * 1000);
     schakel_log(SCHAKEL_LOG_INFO, "broker",
                 "event=stopped acked=%llu rejected=%llu "
-                "fetch_refused=%llu publish_refused=%llu replies_dropped=%llu",
+                "fetch_refused=%llu publish_refused=%llu org_refused=%llu replies_dropped=%llu",
                 (unsigned long long)b->stat_acked, (unsigned long long)b->stat_rejected,
                 (unsigned long long)b->stat_fetch_refused, (unsigned long long)b->stat_publish_refused,
-                (unsigned long long)b->stat_replies_dropped);
+                (unsigned long long)b->stat_org_refused, (unsigned long long)b->stat_replies_dropped);
     return 0;
 }
 

@@ -43,6 +43,11 @@
 #define RECV_HWM 64        /* commands queued per connection, then TCP waits */
 #define FETCH_UNREAD_MAX 4 /* BATCH replies per connection not yet taken */
 #define ACK_UNREAD_MAX 128 /* PUBLISHes per connection not ACKed or ACK not yet taken */
+/* The same, summed over every connection of one organisation (the key's,
+ * as ZAP named it): an organisation opening more connections does not make
+ * the broker hold more of these. */
+#define ORG_FETCH_UNREAD_MAX 16
+#define ORG_ACK_UNREAD_MAX 256
 #define FETCH_BODY_MAX 4096
 #define COMMIT_BODY_MAX 4096
 #define PING_BODY_MAX 64
@@ -67,15 +72,23 @@ __attribute__((format(printf, 3, 4))) int broker_reject(reject_t *r, Schakel__V1
                                                         const char *fmt, ...);
 
 /* A connection with BATCH or ACK replies still in its send queue, by
- * routing id. ZeroMQ's I/O thread counts them down as it takes them; only
- * the command loop counts up, finds, adds and frees. */
+ * routing id, and the organisation it runs as. ZeroMQ's I/O thread counts
+ * them down as it takes them, or drops them when the connection goes
+ * away; only the command loop counts up, finds, adds and frees. */
 typedef struct peer {
     struct peer *next;
     atomic_uint batches, acks;
     unsigned publishing; /* PUBLISHes received, not yet ACKed */
     size_t rid_len;
     uint8_t rid[256];
+    char org[SCHAKEL_ID_MAX];
 } peer_t;
+
+/* What the broker holds for all connections of one organisation. */
+typedef struct {
+    unsigned batches; /* BATCH replies not yet taken */
+    unsigned held;    /* PUBLISHes not ACKed, or ACKs not yet taken */
+} org_held_t;
 
 /* One PUBLISH on its way: received by the command loop, checked by the
  * checker thread, appended and ACKed by the command loop. Everything it
@@ -159,6 +172,8 @@ struct schakel_broker {
     int64_t tick_ms, last_tick;
     peer_t *peers; /* connections with PUBLISHes or replies held */
     uint64_t stat_fetch_refused, stat_publish_refused, stat_replies_dropped;
+    uint64_t stat_org_refused; /* of those, refused at an organisation's limit */
+    int64_t last_org_refused_log;
     int checkpoint_failing; /* the last checkpoint attempt failed (logged once per outage) */
     int64_t last_drop_log, last_reader_check;
     struct broker_retention *retention; /* retention.c */
@@ -279,8 +294,13 @@ void broker_serve_fetch(schakel_broker_t *b, schakel_wire_msg_t *m);
 void broker_serve_commit(schakel_broker_t *b, schakel_wire_msg_t *m);
 void broker_serve_ping(schakel_broker_t *b, schakel_wire_msg_t *m);
 
-/* peer.c: the per-connection table and replies. */
-peer_t *broker_peer_find(schakel_broker_t *b, const zmq_msg_t *rid, int create);
+/* peer.c: the per-connection table and replies: the connection's entry,
+ * made for org when there is none (org NULL: found only); what all
+ * connections of org hold; a refusal for an organisation at one of its
+ * limits, counted and logged (at most once a second). */
+peer_t *broker_peer_find(schakel_broker_t *b, const zmq_msg_t *rid, const char *org);
+org_held_t broker_org_held(const schakel_broker_t *b, const char *org);
+void broker_org_refused(schakel_broker_t *b, const char *org, const char *limit);
 void broker_peers_free(schakel_broker_t *b);
 void broker_send_reply(schakel_broker_t *b, schakel_wire_msg_t *m, const char *name,
                        const ProtobufCMessage *msg);

@@ -19,13 +19,14 @@
 #include "validate.h"
 
 /* A PUBLISH has come in: answered at once when it is over the frame cap
- * or the connection holds too many unACKed PUBLISHes, else queued for the
+ * or the connection, or its organisation over all its connections, holds
+ * too many unACKed PUBLISHes, else queued for the
  * checker as it came (no copy of the body). A connection's PUBLISHes
  * between receipt and its reading the ACK are bounded: the broker holds
  * them or their ACKs. Runs in the command loop's thread. */
 void broker_publish_receive(schakel_broker_t *b, schakel_wire_msg_t *m)
 {
-    peer_t *peer = broker_peer_find(b, &m->rid, 1);
+    peer_t *peer = broker_peer_find(b, &m->rid, m->user);
     pending_t *p = NULL;
     size_t len = zmq_msg_size(&m->body);
     if (len > SCHAKEL_MAX_FRAME_BYTES) { /* answered now: never held for the checker */
@@ -44,6 +45,15 @@ void broker_publish_receive(schakel_broker_t *b, schakel_wire_msg_t *m)
                  "not read yet: read them, then PUBLISH again",
                  ACK_UNREAD_MAX);
         b->stat_publish_refused++;
+        broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, r);
+    } else if (broker_org_held(b, m->user).held >= ORG_ACK_UNREAD_MAX) {
+        char r[SCHAKEL_ERRLEN];
+        snprintf(r, sizeof r,
+                 "%d PUBLISHes on all connections of %s together are not ACKed or their "
+                 "ACKs not read yet: read them, then PUBLISH again",
+                 ORG_ACK_UNREAD_MAX, m->user);
+        b->stat_publish_refused++;
+        broker_org_refused(b, m->user, "publishes");
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, r);
     } else if (!(p = calloc(1, sizeof *p))) {
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER, "broker out of memory");

@@ -16,7 +16,7 @@
 static void send_ack(schakel_broker_t *b, pending_t *p)
 {
     Schakel__V1__Ack ack = SCHAKEL__V1__ACK__INIT;
-    peer_t *peer = broker_peer_find(b, &p->rid, 1);
+    peer_t *peer = broker_peer_find(b, &p->rid, p->user);
     if (peer && peer->publishing) peer->publishing--; /* held as its ACK from here on */
     Schakel__V1__AckEntry **ptrs = calloc(p->n ? p->n : 1, sizeof *ptrs);
     if (!ptrs) return;

@@ -85,16 +85,26 @@ void broker_serve_fetch(schakel_broker_t *b, schakel_wire_msg_t *m)
         schakel__v1__fetch__free_unpacked(f, NULL);
         return;
     }
-    /* Before any work: a connection that has not taken its last BATCHes
-     * from the broker gets no more of them until it does. */
-    peer_t *peer = broker_peer_find(b, &m->rid, 1);
-    if (!peer || atomic_load(&peer->batches) >= FETCH_UNREAD_MAX) {
+    /* Before any work: a connection, or an organisation over all its
+     * connections, that has not taken its last BATCHes from the broker
+     * gets no more of them until it does. */
+    peer_t *peer = broker_peer_find(b, &m->rid, m->user);
+    int org_full = peer && atomic_load(&peer->batches) < FETCH_UNREAD_MAX &&
+                   broker_org_held(b, m->user).batches >= ORG_FETCH_UNREAD_MAX;
+    if (!peer || atomic_load(&peer->batches) >= FETCH_UNREAD_MAX || org_full) {
         char r[SCHAKEL_ERRLEN];
-        snprintf(r, sizeof r,
-                 "%d BATCH replies to this connection are not read yet: read them, "
-                 "then FETCH again",
-                 FETCH_UNREAD_MAX);
+        if (org_full)
+            snprintf(r, sizeof r,
+                     "%d BATCH replies to all connections of %s together are not read yet: "
+                     "read them, then FETCH again",
+                     ORG_FETCH_UNREAD_MAX, m->user);
+        else
+            snprintf(r, sizeof r,
+                     "%d BATCH replies to this connection are not read yet: read them, "
+                     "then FETCH again",
+                     FETCH_UNREAD_MAX);
         b->stat_fetch_refused++;
+        if (org_full) broker_org_refused(b, m->user, "batches");
         broker_send_error(b, m, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER,
                           peer ? r : "broker out of memory");
         schakel__v1__fetch__free_unpacked(f, NULL);
