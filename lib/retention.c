@@ -111,3 +111,16 @@ int64_t schakel_retention_age23_at(int age_band, int64_t at_ms)
     }
     return at_ms + (int64_t)(23 - lowest) * YEAR_MS;
 }
+
+int64_t schakel_retention_age23_floor(int age_band, int64_t at_ms)
+{
+    int below; /* the band's ages are below this */
+    switch (age_band) {
+    case SCHAKEL__V1__AGE_BAND__AGE_BAND_UNDER_12: below = 12; break;
+    case SCHAKEL__V1__AGE_BAND__AGE_BAND_12_15: below = 16; break;
+    case SCHAKEL__V1__AGE_BAND__AGE_BAND_16_17: below = 18; break;
+    case SCHAKEL__V1__AGE_BAND__AGE_BAND_ADULT: return at_ms; /* may be 23 already */
+    default: return INT64_MIN;
+    }
+    return at_ms + (int64_t)(23 - below) * YEAR_MS;
+}

@@ -36,4 +36,10 @@ uint32_t schakel_retention_days(const schakel_retention_t *r, int type);
  * 365.25 days); INT64_MAX for no band. */
 int64_t schakel_retention_age23_at(int age_band, int64_t at_ms);
 
+/* With age_23: the log time (unix ms) before which a child in this age
+ * band at log time at_ms cannot be 23 (the band's ages are below 12, 16,
+ * 18: 11, 7 or 5 years on; an adult may be 23 already: at_ms); INT64_MIN
+ * for no band. */
+int64_t schakel_retention_age23_floor(int age_band, int64_t at_ms);
+
 #endif

@@ -246,7 +246,10 @@ int feedback_on_delivered(schakel_feedback_t *f, MDB_txn *txn, const schakel_log
  * its referrer), among the loops of reports to Veilig Thuis (reports 1;
  * about subject, unless NULL) or among the others (0): 1 and its key; 0
  * when no such open loop has that id; -1 when open loops have it but org
- * is in none of them. With closed_too, closed loops count as well (the
+ * is in none of them. When org is in several (an id another organisation
+ * learnt, to the same receiver for the same child), the one opened first
+ * on the log (lowest event_seq) is it, as routing keeps the first: key
+ * order says nothing. With closed_too, closed loops count as well (the
  * family may be told of the closing after it). */
 int feedback_find_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t rid[16], const char *org,
                        int closed_too, int cls, const char *subject, uint8_t key[16], loop_t *l)
@@ -254,19 +257,23 @@ int feedback_find_loop(schakel_feedback_t *f, MDB_txn *txn, const uint8_t rid[16
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, f->by_referral, &cur) != 0) return 0;
     MDB_val k = {16, (void *)rid}, v;
+    loop_t c;
     int found = 0;
-    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0 && found != 1;
+    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0;
          g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != 32 || memcmp(k.mv_data, rid, 16) != 0) break;
-        if (feedback_load_loop(f, txn, (const uint8_t *)k.mv_data + 16, l) != 0 ||
-            (!l->open && !closed_too) || loop_class(l->origin) != cls ||
-            (subject && strcmp(subject, l->subject) != 0))
+        if (feedback_load_loop(f, txn, (const uint8_t *)k.mv_data + 16, &c) != 0 ||
+            (!c.open && !closed_too) || loop_class(c.origin) != cls ||
+            (subject && strcmp(subject, c.subject) != 0))
             continue;
-        found = -1;
-        if (!strcmp(org, l->referrer) || (l->receiver[0] && !strcmp(org, l->receiver))) {
-            memcpy(key, (const uint8_t *)k.mv_data + 16, 16);
-            found = 1;
+        if (strcmp(org, c.referrer) != 0 && (!c.receiver[0] || strcmp(org, c.receiver) != 0)) {
+            if (!found) found = -1;
+            continue;
         }
+        if (found == 1 && c.event_seq >= l->event_seq) continue;
+        memcpy(key, (const uint8_t *)k.mv_data + 16, 16);
+        *l = c;
+        found = 1;
     }
     mdb_cursor_close(cur);
     return found;

@@ -513,7 +513,10 @@ static int retention_rules_on_log(const char *doc, int last)
 /* retention.json in the node's directory: a child whose last event is a
  * signal goes two years (730 days) of log time after it; a referral keeps
  * its child ten years, unless the age band says the child is surely 23
- * before that (an adult at the referral: five years). */
+ * before that (an adult at the referral: five years). One organisation's
+ * band does not erase early what another holds: a child a school refers
+ * as under 12 and the GGD signals as an adult stays until it can be 23
+ * (eleven years), and the disagreement is logged. */
 static void retention_erases_by_the_logs_clock(void **state)
 {
     (void)state;
@@ -522,16 +525,25 @@ static void retention_erases_by_the_logs_clock(void **state)
     static const char rules[] = "{\"version\": 3, \"default_days\": 730, \"kinds\": {\"signal\": 730, "
                                 "\"referral\": 3650}, \"age_23\": true}";
     assert_int_equal(schakel_file_write_atomic(path, rules, strlen(rules)), 0);
-    char a[65], b[65], c[65];
+    char a[65], b[65], c[65], d[65], json[512];
     uint8_t id[16];
     child("retention-signalled", a);
     child("retention-referred-young", b);
     child("retention-referred-adult", c);
+    child("retention-bands-disagree", d);
     int64_t t0 = now_ms();
     wait_services(tick(t0));
+    int conflicts = count_in_log("event=age_band_conflict");
     signal_with_marker("school-12ab00", a, "zq7RET", id);
     referral("school-34cd01", b, "\"district\":\"zuid\",\"age_band\":\"under_12\",", "wijkteam", id);
     referral("school-34cd01", c, "\"district\":\"zuid\",\"age_band\":\"adult\",", "wijkteam", id);
+    referral("school-34cd01", d, "\"district\":\"zuid\",\"age_band\":\"under_12\",", "wijkteam", id);
+    snprintf(json, sizeof json,
+             "{\"type\":\"signal\",\"subject\":\"%s\",\"age_band\":\"adult\",\"purpose\":\"support\","
+             "\"legal_basis\":\"own_organisation\",\"categories\":[\"behaviour\"],"
+             "\"signal\":{\"concerns\":[\"behaviour\"],\"observed_on\":\"2026-11-16\"}}",
+             d);
+    publish("ggd-jgz", json, id);
     wait_services(harness_head(H));
 
     /* the rules go on the log, byte for byte, as the broker's own */
@@ -561,6 +573,12 @@ static void retention_erases_by_the_logs_clock(void **state)
     wait_services(tick(t0 + 6LL * 366 * 86400000));
     assert_true(erased_by(c, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_AGE_23, 1));
     assert_false(erased_by(b, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_RETENTION, 0));
+    sleep(2); /* another pass: the GGD's "adult" does not erase the school's pupil */
+    assert_false(erased_by(d, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_AGE_23, 0));
+    assert_int_equal(count_in_log("event=age_band_conflict"), conflicts + 1);
+    /* eleven years: under 12 then, it can be 23 now */
+    wait_services(tick(t0 + 11LL * 366 * 86400000));
+    assert_true(erased_by(d, SCHAKEL__V1__ERASURE_BASIS__ERASURE_BASIS_AGE_23, 1));
 
     char *out = NULL, *err = NULL;
     const char *vargs[] = {"audit", "verify", "--data", H->data, NULL};

@@ -20,6 +20,7 @@
 #include "harness.h"
 #include "json.h"
 #include "scenario.h"
+#include "service.h"
 
 #define SCHOOL "school-34cd01"
 #define WIJKTEAM "wijkteam-zuid"
@@ -358,6 +359,94 @@ static void reused_referral_id_of_a_delivered_referral_cannot_take_its_steps(voi
     }
 }
 
+/* A follow-up signal's loop id is its event id. A co-signaller hears of
+ * the signal from the verwijsindex (its notice names the signal by
+ * about_event_id), refers the same child to the same receiver under that
+ * id, and must not take the receiver's steps from the first loop. The
+ * attacker is one whose loop key sorts first (feedback_loop.c, loop_key),
+ * so that key order cannot hide it. */
+static void loop_key_of(const char *rid_hex, const char *org, uint8_t key[16])
+{
+    uint8_t rid[16];
+    schakel_hex_decode(rid_hex, rid, 16);
+    schakel_derive_id(key, "schakel/v1/feedback/loop", rid, (size_t)16, org, strlen(org), NULL);
+}
+
+static void follow_up_signal_id_learnt_from_a_match_notice_cannot_take_its_steps(void **state)
+{
+    (void)state;
+    static const char *const takers[] = {"school-12ab00", "smw-farent", "ggd-jgz", "wijkteam-noord"};
+    char p[65], sid[33], cid[33], json[1024], label[40];
+    const char *taker = NULL;
+    uint8_t c[16], sig[16], mine[16], theirs[16];
+    for (int round = 0; round < 8 && !taker; round++) {
+        snprintf(label, sizeof label, "match-leak-%d", round);
+        child(label, p);
+        consent(SCHOOL, p, "parents", "under_12", "wijkteam", cid, c);
+        snprintf(json, sizeof json,
+                 "{\"type\":\"signal\",\"subject\":\"%s\",\"district\":\"zuid\",\"age_band\":\"under_12\","
+                 "\"purpose\":\"support\",\"legal_basis\":\"consent\",\"categories\":[\"home_situation\"],"
+                 "\"addressees\":[\"" WIJKTEAM "\"],\"signal\":{\"concerns\":[\"home_situation\"],"
+                 "\"observed_on\":\"2027-06-01\",\"follow_up_requested\":true}}",
+                 p);
+        publish(SCHOOL, json, sig);
+        decisions_t ds;
+        wait_decisions(sig, 1, &ds);
+        assert_non_null(find(&ds, WIJKTEAM, SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
+        hex(sig, 16, sid);
+        loop_key_of(sid, SCHOOL, mine);
+        for (size_t i = 0; i < sizeof takers / sizeof takers[0] && !taker; i++) {
+            loop_key_of(sid, takers[i], theirs);
+            if (memcmp(theirs, mine, 16) < 0) taker = takers[i];
+        }
+    }
+    assert_non_null(taker);
+    /* the taker signals about the child too: the verwijsindex tells it of
+     * the school's signal, naming it */
+    snprintf(json, sizeof json,
+             "{\"type\":\"signal\",\"subject\":\"%s\",\"purpose\":\"support\",\"legal_basis\":"
+             "\"own_organisation\",\"categories\":[\"behaviour\"],\"signal\":{\"concerns\":[\"behaviour\"],"
+             "\"observed_on\":\"2027-06-02\"}}",
+             p);
+    wait_services(publish(taker, json, NULL));
+    char learnt[33] = "";
+    for (int tries = 0; tries < 100 && !learnt[0]; tries++) {
+        for (harness_reader_t rd = harness_read(H, taker, NULL); harness_next(&rd);)
+            if (rd.e->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION &&
+                rd.e->consent_decision->outcome ==
+                    SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_NOTICE_ONLY &&
+                !strcmp(rd.e->subject, p) && rd.e->consent_decision->about_event_id.len == 16)
+                hex(rd.e->consent_decision->about_event_id.data, 16, learnt);
+        if (!learnt[0]) usleep(100 * 1000);
+    }
+    assert_string_equal(learnt, sid);
+    /* ... and refers the same child to the same wijkteam under that id */
+    uint8_t squat[16];
+    consent(taker, p, "parents", "under_12", "wijkteam", cid, c);
+    snprintf(json, sizeof json, REFERRAL_JSON, p, learnt);
+    publish(taker, json, squat);
+    decisions_t ds;
+    wait_decisions(squat, 1, &ds);
+    assert_non_null(find(&ds, WIJKTEAM, SCHAKEL__V1__CONSENT_OUTCOME__CONSENT_OUTCOME_DELIVER));
+    wait_services(harness_head(H));
+
+    /* the wijkteam answers the school's signal: the school's loop moves */
+    answer(p, sid, "referral_received", "\"received_on\":\"2027-06-03\"");
+    char out[600];
+    snprintf(out, sizeof out, "%s/loop-match.json", H->dir);
+    const char *args[] = {"loops", "--node", H->data, "--referral", sid, "--org", SCHOOL, NULL};
+    assert_int_equal(harness_run_tool(out, args), 0);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    char *one = calloc(1, 1 << 16);
+    assert_non_null(one);
+    one[fread(one, 1, (1 << 16) - 1, f)] = 0;
+    fclose(f);
+    assert_non_null(strstr(one, "\"referrer\": \"" SCHOOL "\""));
+    assert_non_null(strstr(one, "\"state\": \"received\""));
+    free(one);
+}
+
 /* Algemene termijnenwet art. 3 lid 3: the days a royal decree equates are
  * the directory's "holidays", on the log, which the region edits. The
  * sample's decree holds Friday 26 May 2028 (after Ascension); the region
@@ -501,6 +590,7 @@ int main(void)
         cmocka_unit_test(waiting_list_without_bridging_care_alerts_the_school),
         cmocka_unit_test(reused_referral_id_cannot_open_move_or_close_the_loop),
         cmocka_unit_test(reused_referral_id_of_a_delivered_referral_cannot_take_its_steps),
+        cmocka_unit_test(follow_up_signal_id_learnt_from_a_match_notice_cannot_take_its_steps),
         cmocka_unit_test(decree_days_from_the_directory_move_deadlines),
         cmocka_unit_test(a_redirect_reaches_the_new_organisation_on_consent_and_the_loop_follows),
         cmocka_unit_test(replay_yields_identical_loops_and_events),

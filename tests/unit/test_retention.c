@@ -71,12 +71,34 @@ static void age_bands_give_the_time_the_child_is_surely_23(void **state)
     assert_int_equal(schakel_retention_age23_at(0, t), INT64_MAX);
 }
 
+/* The floor: a band's ages are below 12, 16, 18, so the child cannot be
+ * 23 sooner than 11, 7, 5 years on; an adult may be already. Bands that
+ * disagree (under 12 and adult at t) leave the floor after the bound. */
+static void age_bands_give_the_time_before_which_the_child_cannot_be_23(void **state)
+{
+    (void)state;
+    const int64_t year = 31557600000LL, t = 1800000000000LL;
+    assert_int_equal(schakel_retention_age23_floor(SCHAKEL__V1__AGE_BAND__AGE_BAND_ADULT, t), t);
+    assert_int_equal(schakel_retention_age23_floor(SCHAKEL__V1__AGE_BAND__AGE_BAND_16_17, t), t + 5 * year);
+    assert_int_equal(schakel_retention_age23_floor(SCHAKEL__V1__AGE_BAND__AGE_BAND_12_15, t), t + 7 * year);
+    assert_int_equal(schakel_retention_age23_floor(SCHAKEL__V1__AGE_BAND__AGE_BAND_UNDER_12, t),
+                     t + 11 * year);
+    assert_int_equal(schakel_retention_age23_floor(0, t), INT64_MIN);
+    assert_true(schakel_retention_age23_floor(SCHAKEL__V1__AGE_BAND__AGE_BAND_UNDER_12, t) >
+                schakel_retention_age23_at(SCHAKEL__V1__AGE_BAND__AGE_BAND_ADULT, t));
+    /* agreeing bands: the floor never passes the bound */
+    for (int band = SCHAKEL__V1__AGE_BAND__AGE_BAND_UNDER_12; band <= SCHAKEL__V1__AGE_BAND__AGE_BAND_ADULT;
+         band++)
+        assert_true(schakel_retention_age23_floor(band, t) <= schakel_retention_age23_at(band, t));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_documented_example_parses),
         cmocka_unit_test(mistakes_name_the_field),
         cmocka_unit_test(age_bands_give_the_time_the_child_is_surely_23),
+        cmocka_unit_test(age_bands_give_the_time_before_which_the_child_cannot_be_23),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
