@@ -27,8 +27,9 @@
 #define PASS_RECORDS 5000
 #define PASS_ERASE_MAX 256 /* children erased per pass; the rest the next */
 #define DAY_MS 86400000LL
-#define STATE_LEN 32     /* i64 last, u32 days, u32 0, i64 surely 23 at, i64 not 23 before */
-#define STATE_LEN_OLD 24 /* before not_before was kept: read as none */
+#define STATE_LEN \
+    40 /* i64 last, u32 days, u32 0, i64 surely 23 at, i64 not 23 before, i64 surely 23 by every band */
+#define STATE_LEN_OLD 24 /* before the floor and the latest bound were kept: read as agreeing */
 #define RETENTION_FILE_MAX (64 << 10)
 
 struct broker_retention {
@@ -71,17 +72,21 @@ static int meta_put(struct broker_retention *r, MDB_txn *txn, const char *name, 
 /* An event's age band narrows when the child is surely 23 (the earliest
  * such bound) and before when it cannot be 23 (the latest such floor).
  * Bands that disagree (a floor after the bound: one organisation's
- * under_12, another's adult) are logged, once, and the child waits for
- * the floor (docs/privacy.md, "Retention"). */
-static void age_bound(pass_t *p, int band, int64_t *age23, int64_t *not_before)
+ * under_12, another's adult) are logged, once, and then the child is
+ * surely 23 only when every band says so (the latest bound): no
+ * organisation's band erases early what the others hold
+ * (docs/privacy.md, "Retention"). */
+static void age_bound(pass_t *p, int band, int64_t *age23, int64_t *not_before, int64_t *latest)
 {
     int was = *not_before > *age23;
     int64_t a = schakel_retention_age23_at(band, p->now), lo = schakel_retention_age23_floor(band, p->now);
+    if (a == INT64_MAX) return; /* no band */
     if (a < *age23) *age23 = a;
+    if (a > *latest) *latest = a;
     if (lo > *not_before) *not_before = lo;
-    if (!was && *not_before > *age23 && *age23 != INT64_MAX)
+    if (!was && *not_before > *age23)
         schakel_log(SCHAKEL_LOG_WARN, "broker",
-                    "event=age_band_conflict seq=%llu action=age_23_waits_for_the_youngest_band",
+                    "event=age_band_conflict seq=%llu action=age_23_waits_for_every_band",
                     (unsigned long long)p->seq);
 }
 
@@ -102,22 +107,27 @@ static int pass_record(void *arg, const schakel_record_t *rec)
     if (strlen(e->subject) == 64 && (int)e->type >= 100 && (int)e->type < 200) {
         MDB_val k = {64, e->subject}, d;
         uint8_t st[STATE_LEN] = {0};
-        int64_t age23 = INT64_MAX, not_before = INT64_MIN;
+        int64_t age23 = INT64_MAX, not_before = INT64_MIN, latest = INT64_MIN;
         uint32_t days = 0;
         int rc = mdb_get(p->txn, p->r->subjects, &k, &d);
         if (rc == 0 && (d.mv_size == STATE_LEN || d.mv_size == STATE_LEN_OLD)) {
             days = (uint32_t)(schakel_get_be64((const uint8_t *)d.mv_data + 8) >> 32);
             age23 = (int64_t)schakel_get_be64((const uint8_t *)d.mv_data + 16);
-            if (d.mv_size == STATE_LEN)
+            if (d.mv_size == STATE_LEN) {
                 not_before = (int64_t)schakel_get_be64((const uint8_t *)d.mv_data + 24);
+                latest = (int64_t)schakel_get_be64((const uint8_t *)d.mv_data + 32);
+            } else if (age23 != INT64_MAX) {
+                latest = age23; /* an older entry: its one bound */
+            }
         }
         uint32_t t = schakel_retention_days(&p->r->rules, (int)e->type);
         if (t > days) days = t;
-        if (p->r->rules.age_23) age_bound(p, (int)e->age_band, &age23, &not_before);
+        if (p->r->rules.age_23) age_bound(p, (int)e->age_band, &age23, &not_before, &latest);
         schakel_put_be64(st, (uint64_t)p->now);
         schakel_put_be64(st + 8, (uint64_t)days << 32);
         schakel_put_be64(st + 16, (uint64_t)age23);
         schakel_put_be64(st + 24, (uint64_t)not_before);
+        schakel_put_be64(st + 32, (uint64_t)latest);
         d.mv_size = STATE_LEN;
         d.mv_data = st;
         if ((rc = mdb_put(p->txn, p->r->subjects, &k, &d, 0)) != 0) p->rc = rc;
@@ -250,9 +260,11 @@ static size_t find_due(struct broker_retention *r, MDB_txn *txn, int64_t now, du
         uint32_t days = (uint32_t)(schakel_get_be64(s + 8) >> 32);
         int64_t age23 = (int64_t)schakel_get_be64(s + 16);
         int64_t not_before = d.mv_size == STATE_LEN ? (int64_t)schakel_get_be64(s + 24) : INT64_MIN;
+        int64_t latest = d.mv_size == STATE_LEN ? (int64_t)schakel_get_be64(s + 32) : age23;
         if (!days) days = r->rules.default_days;
-        /* surely 23 by the earliest bound, and no band says it cannot be */
-        int by_age = r->rules.age_23 && age23 <= now && not_before <= now;
+        /* surely 23: by the earliest bound while the bands agree, by every
+         * band's when they do not */
+        int by_age = r->rules.age_23 && (not_before <= age23 ? age23 : latest) <= now;
         if (!by_age && last + (int64_t)days * DAY_MS > now) continue;
         memcpy(out[n].subject, k.mv_data, 64);
         out[n].subject[64] = 0;
