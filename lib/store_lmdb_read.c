@@ -27,8 +27,9 @@ typedef struct {
  * per record, so nothing here is malloc'd: the body is read in place
  * (lmdb_body_unpack: its bytes point into the map, valid in txn) and the
  * payload opened into a, which the next record reuses. */
-static int deliver(lmdb_store_t *st, MDB_txn *txn, schakel_arena_t *a, uint64_t seq, uint64_t position,
-                   const MDB_val *v, schakel_record_fn fn, void *arg, size_t *bytes)
+static int deliver(lmdb_store_t *st, MDB_txn *txn, schakel_arena_t *a, const schakel_type_set_t *skip,
+                   uint64_t seq, uint64_t position, const MDB_val *v, schakel_record_fn fn, void *arg,
+                   size_t *bytes)
 {
     if (v->mv_size < HDR_LEN) return SCHAKEL_ECORRUPT;
     const uint8_t *p = v->mv_data;
@@ -46,8 +47,8 @@ static int deliver(lmdb_store_t *st, MDB_txn *txn, schakel_arena_t *a, uint64_t 
     rec.source_org = body->source_org;
     uint8_t dk[SCHAKEL_AEAD_KEY_LEN];
     uint64_t erased_upto = 0;
-    if (body->key_id.len == KEY_ID_LEN && body->nonce.len == SCHAKEL_AEAD_NONCE_LEN &&
-        body->ciphertext.len >= SCHAKEL_AEAD_TAG_LEN &&
+    if (!schakel_type_set_has(skip, rec.type) && body->key_id.len == KEY_ID_LEN &&
+        body->nonce.len == SCHAKEL_AEAD_NONCE_LEN && body->ciphertext.len >= SCHAKEL_AEAD_TAG_LEN &&
         lmdb_data_key_ex(st, txn, body->key_id.data, 0, dk, &erased_upto, NULL) == 0 && seq > erased_upto) {
         size_t plen = body->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
         uint8_t aad[24];
@@ -72,24 +73,31 @@ int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t 
 }
 
 static int read_locked(lmdb_store_t *st, const char *stream, uint64_t from_seq, uint64_t upto,
-                       size_t max_count, size_t max_bytes, schakel_record_fn fn, void *arg,
-                       uint64_t *next_seq);
+                       size_t max_count, size_t max_bytes, const schakel_type_set_t *skip,
+                       schakel_record_fn fn, void *arg, uint64_t *next_seq);
 
 /* Any thread: the read transaction is open only under the resize lock
  * (no map growth, no reopen meanwhile). */
 int lmdb_read_upto(schakel_store_t *s, const char *stream, uint64_t from_seq, uint64_t upto, size_t max_count,
                    size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq)
 {
+    return lmdb_read_upto_skip(s, stream, from_seq, upto, max_count, max_bytes, NULL, fn, arg, next_seq);
+}
+
+int lmdb_read_upto_skip(schakel_store_t *s, const char *stream, uint64_t from_seq, uint64_t upto,
+                        size_t max_count, size_t max_bytes, const schakel_type_set_t *skip,
+                        schakel_record_fn fn, void *arg, uint64_t *next_seq)
+{
     lmdb_store_t *st = (lmdb_store_t *)s;
     pthread_rwlock_rdlock(&st->resize);
-    int rc = read_locked(st, stream, from_seq, upto, max_count, max_bytes, fn, arg, next_seq);
+    int rc = read_locked(st, stream, from_seq, upto, max_count, max_bytes, skip, fn, arg, next_seq);
     pthread_rwlock_unlock(&st->resize);
     return rc;
 }
 
 static int read_locked(lmdb_store_t *st, const char *stream, uint64_t from_seq, uint64_t upto,
-                       size_t max_count, size_t max_bytes, schakel_record_fn fn, void *arg,
-                       uint64_t *next_seq)
+                       size_t max_count, size_t max_bytes, const schakel_type_set_t *skip,
+                       schakel_record_fn fn, void *arg, uint64_t *next_seq)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
@@ -149,7 +157,7 @@ static int read_locked(lmdb_store_t *st, const char *stream, uint64_t from_seq, 
             rc = mdb_get(txn, st->events, &ek, &v);
             if (rc) break;
         }
-        out = deliver(st, txn, a, seq, position, &v, fn, arg, &bytes);
+        out = deliver(st, txn, a, skip, seq, position, &v, fn, arg, &bytes);
         count++;
         *next_seq = position + 1;
         if (out) break;
