@@ -33,7 +33,8 @@ struct schakel_consumer {
     schakel_arena_t *arena;    /* the batch: one reset instead of a free per field */
     size_t pos;
     uint64_t head;
-    int idle_ms; /* the longest wait for a notification between FETCHes */
+    int idle_ms;             /* the longest wait for a notification between FETCHes */
+    schakel_type_set_t skip; /* local: types handed without their payload */
 };
 
 schakel_consumer_t *schakel_consumer_new(void *ctx, const schakel_consumer_options_t *o, char *why)
@@ -125,6 +126,11 @@ schakel_consumer_t *schakel_consumer_local_new(schakel_store_t *store, const cha
     return c;
 }
 
+void schakel_consumer_skip(schakel_consumer_t *c, const schakel_type_set_t *skip)
+{
+    c->skip = *skip;
+}
+
 typedef struct {
     schakel_consumer_t *c;
     Schakel__V1__Delivered **recs;
@@ -174,8 +180,8 @@ static int fetch_local(schakel_consumer_t *c, char *why)
     }
     schakel__v1__batch__init(b);
     uint64_t durable = schakel_store_durable_seq(c->store), next = c->next;
-    int rc = schakel_store_read_upto(c->store, c->stream, c->next, durable, c->batch_size, LOCAL_MAX_BYTES,
-                                     local_cb, &f, &next);
+    int rc = schakel_store_read_upto_skip(c->store, c->stream, c->next, durable, c->batch_size,
+                                          LOCAL_MAX_BYTES, &c->skip, local_cb, &f, &next);
     if (rc < 0) {
         schakel_fail(why, rc, "cannot read the log: %s", schakel_strerror(rc));
         return rc;

@@ -42,6 +42,12 @@ schakel_consumer_t *schakel_consumer_new(void *ctx, const schakel_consumer_optio
 struct schakel_store;
 schakel_consumer_t *schakel_consumer_local_new(struct schakel_store *store, const char *stream,
                                                uint64_t from_seq, uint32_t batch, char *why);
+/* A local consumer hands records of these types without their payload
+ * (an empty event, as an erased one), and the store decrypts nothing for
+ * them: for a reader that does nothing with them. Over FETCH every
+ * record comes whole. */
+struct schakel_type_set;
+void schakel_consumer_skip(schakel_consumer_t *c, const struct schakel_type_set *skip);
 void schakel_consumer_destroy(schakel_consumer_t **self_p);
 
 /* The next record, waiting up to timeout_ms for one. *rec stays valid until

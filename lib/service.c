@@ -19,8 +19,8 @@
 #include "service_outbox.h"
 #include "store_lmdb.h"
 
-#define GROUP 4096       /* records per transaction, at most */
-#define LINGER_MS 100    /* a caught-up group stays open this long for more */
+#define GROUP 16384      /* records per transaction, at most */
+#define LINGER_MS 300    /* a caught-up group stays open this long for more */
 #define FLUSH_AT 256     /* decided events put and published within a group */
 #define OUTBOX_MAX 16384 /* events not yet ACKed before reading stops */
 
@@ -30,6 +30,10 @@
 static void logsrc_remember(schakel_logsrc_t *l, uint64_t seq, const uint8_t *bytes, size_t len)
 {
     size_t i = seq % RECENT;
+    if (!len) { /* erased, or handed without its payload: read it again if asked */
+        l->recent[i].seq = 0;
+        return;
+    }
     /* the slot's buffer is used again: a malloc and a free per record
      * were a few percent of each service's thread; one over 2 KiB is
      * kept only for a record as large (memory stays near the records') */
@@ -393,6 +397,14 @@ static int live_open(live_t *l, void *ctx, const schakel_service_options_t *o, c
               : o->store ? schakel_consumer_local_new(o->store, "all", so.from_seq, 0, why)
                          : schakel_consumer_new(ctx, &so, why);
     if (!l->client || !l->cons) return SCHAKEL_EZMQ;
+    if (o->store && l->ops->ignores) { /* the runner reads ticks and erasures itself */
+        schakel_type_set_t skip = {{0}};
+        for (int t = 1; t < 256; t++)
+            if (t != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CLOCK_TICK &&
+                t != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE && l->ops->ignores(t))
+                schakel_type_set_add(&skip, t);
+        schakel_consumer_skip(l->cons, &skip);
+    }
     l->log = calloc(1, sizeof *l->log);
     l->arena = schakel_arena_new(64 << 10);
     if (!l->log || !l->arena) return schakel_fail(why, SCHAKEL_ENOMEM, "%s: out of memory", l->ops->name);

@@ -9,8 +9,8 @@
  * only inside the transaction it is handed. No wall clock (rec->now is the
  * log's time), no random ids (derive them), no reading of anything else.
  *
- * Live: records are processed in groups (up to 4096; a group that has
- * read everything durable stays open 100 ms from its first record for
+ * Live: records are processed in groups (up to 16384; a group that has
+ * read everything durable stays open 300 ms from its first record for
  * more), one LMDB write transaction per group, in which the engine's
  * state, the runner's cursor and the events the group emitted (table
  * "outbox", sealed under <state_dir>/outbox.key) commit together. The
@@ -104,6 +104,13 @@ typedef struct {
     /* Handles one record; state changes go into txn. A non-zero return
      * stops the service (the group is not committed). */
     int (*process)(void *engine, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out, char *why);
+    /* Optional: 1 when process does with a record of this event type
+     * exactly what it does with one whose payload was erased (rec->env
+     * NULL): the runner of a node may then hand it so, and the store
+     * decrypts and the runner decodes nothing for it. A replay hands
+     * every record whole, and must derive the same bytes. Never asked
+     * for clock_tick or erasure, which the runner reads itself. */
+    int (*ignores)(int type);
 } schakel_engine_ops_t;
 
 typedef struct {

@@ -111,6 +111,21 @@ typedef struct {
     const char *source_org;
 } schakel_record_t;
 
+/* A set of event types: a bit per EventType number (0 to 255). */
+typedef struct schakel_type_set {
+    uint64_t bits[4];
+} schakel_type_set_t;
+
+static inline void schakel_type_set_add(schakel_type_set_t *t, int type)
+{
+    if (type >= 0 && type < 256) t->bits[type >> 6] |= (uint64_t)1 << (type & 63);
+}
+
+static inline int schakel_type_set_has(const schakel_type_set_t *t, int type)
+{
+    return t && type >= 0 && type < 256 && ((t->bits[type >> 6] >> (type & 63)) & 1);
+}
+
 /* Return 0 to go on, non-zero to stop (that value is returned by read). */
 typedef int (*schakel_record_fn)(void *arg, const schakel_record_t *rec);
 
@@ -141,6 +156,10 @@ typedef struct {
     int (*erased_before)(schakel_store_t *s, const char *subject, uint64_t *upto, int64_t *at_ms);
     int (*lookup_upto)(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq,
                        uint64_t *upto);
+    /* NULL: read_upto serves (every record whole) */
+    int (*read_upto_skip)(schakel_store_t *s, const char *stream, uint64_t from_seq, uint64_t upto,
+                          size_t max_count, size_t max_bytes, const schakel_type_set_t *skip,
+                          schakel_record_fn fn, void *arg, uint64_t *next_seq);
 } schakel_store_ops_t;
 
 struct schakel_store {
@@ -199,6 +218,21 @@ SCHAKEL_MUST_USE static inline int schakel_store_read_upto(schakel_store_t *s, c
                                                            uint64_t *next_seq)
 {
     return s->ops->read_upto(s, stream, from_seq, upto, max_count, max_bytes, fn, arg, next_seq);
+}
+
+/* As schakel_store_read_upto, but a record whose type is in skip comes
+ * without its payload (event NULL, as an erased one; nothing decrypted):
+ * for a reader that does nothing with such records. A backend without
+ * it gives every record whole. */
+SCHAKEL_MUST_USE static inline int
+schakel_store_read_upto_skip(schakel_store_t *s, const char *stream, uint64_t from_seq, uint64_t upto,
+                             size_t max_count, size_t max_bytes, const schakel_type_set_t *skip,
+                             schakel_record_fn fn, void *arg, uint64_t *next_seq)
+{
+    return s->ops->read_upto_skip
+               ? s->ops->read_upto_skip(s, stream, from_seq, upto, max_count, max_bytes, skip, fn, arg,
+                                        next_seq)
+               : s->ops->read_upto(s, stream, from_seq, upto, max_count, max_bytes, fn, arg, next_seq);
 }
 
 /* Waits until durable_seq is above after, at most timeout_ms; returns

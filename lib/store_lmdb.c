@@ -184,10 +184,10 @@ static void lmdb_close(schakel_store_t *s)
 }
 
 static const schakel_store_ops_t lmdb_ops = {
-    lmdb_append,          lmdb_read,        lmdb_head,        lmdb_lookup,        lmdb_holds_id_at,
-    lmdb_cursor_get,      lmdb_cursor_set,  lmdb_checkpoint,  lmdb_erase_subject, lmdb_close,
-    lmdb_append_deferred, lmdb_sync,        lmdb_durable_seq, lmdb_read_upto,     lmdb_wait_durable,
-    lmdb_erased_before,   lmdb_lookup_upto,
+    lmdb_append,          lmdb_read,        lmdb_head,           lmdb_lookup,        lmdb_holds_id_at,
+    lmdb_cursor_get,      lmdb_cursor_set,  lmdb_checkpoint,     lmdb_erase_subject, lmdb_close,
+    lmdb_append_deferred, lmdb_sync,        lmdb_durable_seq,    lmdb_read_upto,     lmdb_wait_durable,
+    lmdb_erased_before,   lmdb_lookup_upto, lmdb_read_upto_skip,
 };
 
 /* A cursor in open_dbis; on failure the transaction is aborted. */

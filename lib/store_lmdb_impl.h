@@ -292,6 +292,9 @@ int lmdb_ids_find(lmdb_store_t *st, MDB_txn *txn, const char *org, const uint8_t
 /* store_lmdb_read.c: the read operations of store.h */
 int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count, size_t max_bytes,
               schakel_record_fn fn, void *arg, uint64_t *next_seq);
+int lmdb_read_upto_skip(schakel_store_t *s, const char *stream, uint64_t from_seq, uint64_t upto,
+                        size_t max_count, size_t max_bytes, const schakel_type_set_t *skip,
+                        schakel_record_fn fn, void *arg, uint64_t *next_seq);
 int lmdb_read_upto(schakel_store_t *s, const char *stream, uint64_t from_seq, uint64_t upto, size_t max_count,
                    size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq);
 int lmdb_lookup(schakel_store_t *s, const char *source_org, const uint8_t *event_id, uint64_t *seq);

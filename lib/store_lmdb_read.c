@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "error.h"
 #include "store_lmdb_impl.h"
 
@@ -21,13 +22,20 @@ typedef struct {
     MDB_txn *txn;
 } reader_t;
 
-/* Decodes one stored value and hands it to fn; decrypts with the data key. */
-static int deliver(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, uint64_t position, const MDB_val *v,
-                   schakel_record_fn fn, void *arg, size_t *bytes)
+/* Decodes one stored value and hands it to fn; decrypts with the data key.
+ * Every reader of the log (each service of a node, FETCH, replay) pays this
+ * per record, so nothing here is malloc'd: the body is read in place
+ * (lmdb_body_unpack: its bytes point into the map, valid in txn) and the
+ * payload opened into a, which the next record reuses. */
+static int deliver(lmdb_store_t *st, MDB_txn *txn, schakel_arena_t *a, const schakel_type_set_t *skip,
+                   uint64_t seq, uint64_t position, const MDB_val *v, schakel_record_fn fn, void *arg,
+                   size_t *bytes)
 {
     if (v->mv_size < HDR_LEN) return SCHAKEL_ECORRUPT;
     const uint8_t *p = v->mv_data;
-    Schakel__V1__RecordBody *body = schakel__v1__record_body__unpack(NULL, v->mv_size - HDR_LEN, p + HDR_LEN);
+    schakel_arena_reset(a);
+    Schakel__V1__RecordBody *body =
+        lmdb_body_unpack(schakel_arena_allocator(a), p + HDR_LEN, v->mv_size - HDR_LEN);
     if (!body) return SCHAKEL_ECORRUPT;
     schakel_record_t rec = {0};
     rec.seq = seq;
@@ -37,36 +45,25 @@ static int deliver(lmdb_store_t *st, MDB_txn *txn, uint64_t seq, uint64_t positi
     rec.event_id = body->event_id.data;
     rec.type = body->type;
     rec.source_org = body->source_org;
-    uint8_t *plain = NULL;
     uint8_t dk[SCHAKEL_AEAD_KEY_LEN];
     uint64_t erased_upto = 0;
-    int rc = 0;
-    if (body->key_id.len == KEY_ID_LEN && body->nonce.len == SCHAKEL_AEAD_NONCE_LEN &&
-        body->ciphertext.len >= SCHAKEL_AEAD_TAG_LEN &&
+    if (!schakel_type_set_has(skip, rec.type) && body->key_id.len == KEY_ID_LEN &&
+        body->nonce.len == SCHAKEL_AEAD_NONCE_LEN && body->ciphertext.len >= SCHAKEL_AEAD_TAG_LEN &&
         lmdb_data_key_ex(st, txn, body->key_id.data, 0, dk, &erased_upto, NULL) == 0 && seq > erased_upto) {
         size_t plen = body->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
         uint8_t aad[24];
         schakel_put_be64(aad, seq);
         memcpy(aad + 8, body->event_id.data, body->event_id.len == 16 ? 16 : 0);
-        plain = malloc(plen ? plen : 1);
-        if (!plain) {
-            rc = SCHAKEL_ENOMEM;
-            goto out;
-        }
+        uint8_t *plain = schakel_arena_alloc(a, plen ? plen : 1);
+        if (!plain) return SCHAKEL_ENOMEM;
         if (schakel_aead_open(dk, body->nonce.data, aad, sizeof aad, body->ciphertext.data,
-                              body->ciphertext.len, plain) != 0) {
-            rc = SCHAKEL_ECORRUPT;
-            goto out;
-        }
+                              body->ciphertext.len, plain) != 0)
+            return SCHAKEL_ECORRUPT;
         rec.event = plain;
         rec.event_len = plen;
     }
     *bytes += rec.event_len;
-    rc = fn(arg, &rec);
-out:
-    free(plain);
-    schakel__v1__record_body__free_unpacked(body, NULL);
-    return rc;
+    return fn(arg, &rec);
 }
 
 int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t max_count, size_t max_bytes,
@@ -76,29 +73,41 @@ int lmdb_read(schakel_store_t *s, const char *stream, uint64_t from_seq, size_t 
 }
 
 static int read_locked(lmdb_store_t *st, const char *stream, uint64_t from_seq, uint64_t upto,
-                       size_t max_count, size_t max_bytes, schakel_record_fn fn, void *arg,
-                       uint64_t *next_seq);
+                       size_t max_count, size_t max_bytes, const schakel_type_set_t *skip,
+                       schakel_record_fn fn, void *arg, uint64_t *next_seq);
 
 /* Any thread: the read transaction is open only under the resize lock
  * (no map growth, no reopen meanwhile). */
 int lmdb_read_upto(schakel_store_t *s, const char *stream, uint64_t from_seq, uint64_t upto, size_t max_count,
                    size_t max_bytes, schakel_record_fn fn, void *arg, uint64_t *next_seq)
 {
+    return lmdb_read_upto_skip(s, stream, from_seq, upto, max_count, max_bytes, NULL, fn, arg, next_seq);
+}
+
+int lmdb_read_upto_skip(schakel_store_t *s, const char *stream, uint64_t from_seq, uint64_t upto,
+                        size_t max_count, size_t max_bytes, const schakel_type_set_t *skip,
+                        schakel_record_fn fn, void *arg, uint64_t *next_seq)
+{
     lmdb_store_t *st = (lmdb_store_t *)s;
     pthread_rwlock_rdlock(&st->resize);
-    int rc = read_locked(st, stream, from_seq, upto, max_count, max_bytes, fn, arg, next_seq);
+    int rc = read_locked(st, stream, from_seq, upto, max_count, max_bytes, skip, fn, arg, next_seq);
     pthread_rwlock_unlock(&st->resize);
     return rc;
 }
 
 static int read_locked(lmdb_store_t *st, const char *stream, uint64_t from_seq, uint64_t upto,
-                       size_t max_count, size_t max_bytes, schakel_record_fn fn, void *arg,
-                       uint64_t *next_seq)
+                       size_t max_count, size_t max_bytes, const schakel_type_set_t *skip,
+                       schakel_record_fn fn, void *arg, uint64_t *next_seq)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
+    schakel_arena_t *a = schakel_arena_new(16 << 10); /* a record's body and payload (deliver) */
+    if (!a) return SCHAKEL_ENOMEM;
     int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
-    if (rc) return lmdb_err(rc, NULL, "begin read");
+    if (rc) {
+        schakel_arena_destroy(&a);
+        return lmdb_err(rc, NULL, "begin read");
+    }
     if (from_seq == 0) from_seq = 1;
     *next_seq = from_seq;
     size_t count = 0, bytes = 0;
@@ -106,6 +115,7 @@ static int read_locked(lmdb_store_t *st, const char *stream, uint64_t from_seq, 
     rc = mdb_cursor_open(txn, all ? st->events : st->streams, &cur);
     if (rc) {
         mdb_txn_abort(txn);
+        schakel_arena_destroy(&a);
         return lmdb_err(rc, NULL, "open cursor");
     }
     uint8_t key[SCHAKEL_STREAM_MAX + 9];
@@ -147,13 +157,14 @@ static int read_locked(lmdb_store_t *st, const char *stream, uint64_t from_seq, 
             rc = mdb_get(txn, st->events, &ek, &v);
             if (rc) break;
         }
-        out = deliver(st, txn, seq, position, &v, fn, arg, &bytes);
+        out = deliver(st, txn, a, skip, seq, position, &v, fn, arg, &bytes);
         count++;
         *next_seq = position + 1;
         if (out) break;
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
+    schakel_arena_destroy(&a);
     if (rc) return lmdb_err(rc, NULL, "read");
     return out;
 }

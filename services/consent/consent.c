@@ -187,4 +187,17 @@ static int consent_process(void *engine, MDB_txn *txn, const schakel_logrec_t *r
                : rc;
 }
 
-const schakel_engine_ops_t schakel_consent_ops = {"consent", consent_open, consent_process};
+/* What consent_process passes over (its switch's empty cases; the holds
+ * and matches that expire go as for any record): the runner of a node
+ * need not decrypt or decode them (service.h). */
+static int consent_ignores(int type)
+{
+    switch (type) {
+    case SCHAKEL_EVENT(CONSENT_DECISION):
+    case SCHAKEL_EVENT(AUDIT_ACCESS):
+    case SCHAKEL_EVENT(ADAPTER_STATUS): return 1;
+    default: return 0;
+    }
+}
+
+const schakel_engine_ops_t schakel_consent_ops = {"consent", consent_open, consent_process, consent_ignores};

@@ -182,4 +182,19 @@ static int feedback_process(void *engine, MDB_txn *txn, const schakel_logrec_t *
     return rc ? schakel_fail(why, rc, "feedback: cannot check deadlines") : 0;
 }
 
-const schakel_engine_ops_t schakel_feedback_ops = {"feedback", feedback_open, feedback_process};
+/* What feedback_process passes over (the deadlines go as for any
+ * record): the runner of a node need not decrypt or decode them
+ * (service.h). */
+static int feedback_ignores(int type)
+{
+    switch (type) {
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION:
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_LOOP_REMINDER:
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_AUDIT_ACCESS:
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ADAPTER_STATUS: return 1;
+    default: return 0;
+    }
+}
+
+const schakel_engine_ops_t schakel_feedback_ops = {"feedback", feedback_open, feedback_process,
+                                                   feedback_ignores};

@@ -37,6 +37,19 @@ static int redirect_joins_loop(schakel_routing_t *r, MDB_txn *txn, const schakel
     return 0;
 }
 
+/* What routing_process passes over, to nobody and with no state: the
+ * runner of a node need not decrypt or decode them (service.h). */
+static int routing_ignores(int type)
+{
+    switch (type) {
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ROUTING_DECISION:
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_CONSENT_DECISION:
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_AUDIT_ACCESS:
+    case SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ADAPTER_STATUS: return 1;
+    default: return 0;
+    }
+}
+
 static int routing_process(void *engine, MDB_txn *txn, const schakel_logrec_t *rec, schakel_emit_t *out,
                            char *why)
 {
@@ -181,4 +194,4 @@ store:
     return schakel_fail(why, SCHAKEL_ESTORE, "routing: cannot store state");
 }
 
-const schakel_engine_ops_t schakel_routing_ops = {"routing", routing_open, routing_process};
+const schakel_engine_ops_t schakel_routing_ops = {"routing", routing_open, routing_process, routing_ignores};

@@ -134,6 +134,51 @@ static void erasure_keeps_the_chain(void **state)
     assert_int_equal(r.erased, 3);
 }
 
+typedef struct {
+    size_t n, whole, bare;
+    int bad;
+} skip_seen_t;
+
+static int skip_cb(void *arg, const schakel_record_t *r)
+{
+    skip_seen_t *s = arg;
+    s->n++;
+    if (r->type != 100 || !r->source_org || strcmp(r->source_org, "school-a") != 0 || !r->event_id)
+        s->bad = 1;
+    if (r->event) s->whole++;
+    else s->bad |= r->event_len != 0, s->bare++;
+    return 0;
+}
+
+/* A reader that does nothing with some types (a service's runner in a
+ * node) gets those records without their payload: seq, type, publisher
+ * and id as always, nothing decrypted; every other record whole. */
+static void skipped_types_come_without_their_payload(void **state)
+{
+    fx_t *fx = *state;
+    schakel_store_t *s = store_fx_open(fx, 10, 0, 0);
+    assert_int_equal(store_fx_append_n(s, 1, 5, 100, "child-one", NULL), 0); /* type 100 */
+    schakel_type_set_t skip = {{0}};
+    schakel_type_set_add(&skip, 100);
+    assert_true(schakel_type_set_has(&skip, 100));
+    assert_false(schakel_type_set_has(&skip, 101));
+    uint64_t next;
+    skip_seen_t seen = {0};
+    assert_int_equal(schakel_store_read_upto_skip(s, "all", 1, 5, 100, 1 << 20, &skip, skip_cb, &seen, &next),
+                     0);
+    assert_int_equal(seen.n, 5);
+    assert_int_equal(seen.bare, 5);
+    assert_int_equal(seen.bad, 0);
+    schakel_type_set_t other = {{0}};
+    schakel_type_set_add(&other, 101);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(
+        schakel_store_read_upto_skip(s, "all", 1, 5, 100, 1 << 20, &other, skip_cb, &seen, &next), 0);
+    assert_int_equal(seen.whole, 5);
+    assert_int_equal(seen.bad, 0);
+    schakel_store_close(&s);
+}
+
 static void map_grows_before_full(void **state)
 {
     fx_t *fx = *state;
@@ -458,6 +503,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(deferred_append_is_durable_with_the_next_flush, store_fx_setup,
                                         store_fx_teardown),
         cmocka_unit_test_setup_teardown(erasure_keeps_the_chain, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(skipped_types_come_without_their_payload, store_fx_setup,
+                                        store_fx_teardown),
         cmocka_unit_test_setup_teardown(map_grows_before_full, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(full_map_is_retry_later, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(ids_are_scoped_to_their_publisher, store_fx_setup, store_fx_teardown),
