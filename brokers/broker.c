@@ -245,7 +245,17 @@ schakel_broker_t *schakel_broker_new(void *ctx, const schakel_broker_config_t *c
     o.map_max = cfg->map_max;
     if (cfg->log_url) {
         /* the log on a replicated stream; LMDB under log/ is its local index */
-        schakel_jetstream_options_t jo = {.local = o, .url = cfg->log_url};
+        /* the lease names this data directory's broker, the same at every
+         * start: a restarted broker resumes its own lease at once */
+        uint8_t id[16];
+        char writer[33];
+        char idpath[SCHAKEL_PATH_MAX];
+        if (schakel_path_join(idpath, sizeof idpath, cfg->data_dir, "writer.id", why) != 0 ||
+            schakel_secret_file(idpath, id, sizeof id, 1, NULL, why) != 0)
+            goto fail;
+        schakel_hex_encode(id, sizeof id, writer);
+        schakel_jetstream_options_t jo = {
+            .local = o, .url = cfg->log_url, .writer = writer, .lease_ms = cfg->lease_ms};
         b->store = schakel_store_open_jetstream(&jo, why);
         b->replicated_log = 1;
         memset(jo.local.master_key, 0, sizeof jo.local.master_key);

@@ -18,6 +18,7 @@ typedef struct {
     const char *endpoint;       /* ROUTER; default tcp://127.0.0.1:7400 */
     const char *pub_endpoint;   /* PUB; default tcp://127.0.0.1:7401 */
     const char *log_url;        /* nats://host:port[,...][/region]: the jetstream log; NULL: LMDB alone */
+    int64_t lease_ms;           /* the jetstream log's writer lease; 0: 10000 */
     size_t map_max;             /* bytes; 0: 1 TiB */
     size_t map_initial;         /* bytes; 0: 64 MiB */
     uint64_t checkpoint_every;  /* events; 0: 1000 */

@@ -36,6 +36,9 @@ static const char usage[] =
     "                         keep the log on a replicated NATS JetStream stream\n"
     "                         (three servers; DIR/log is then its local index;\n"
     "                         docs/scale-out.md); default: the LMDB log alone\n"
+    "  --lease-ms MS          with --log: the writer lease lapses MS ms after its\n"
+    "                         holder last renewed it; a standby broker takes over\n"
+    "                         then (default 10000)\n"
     "  --map-max BYTES        the log may not grow past this (default 1 TiB)\n"
     "  --checkpoint-every N   sign a checkpoint every N events (default 1000)\n"
     "  --checkpoint-ms MS     ... or after MS milliseconds (default 1000)\n"
@@ -44,8 +47,9 @@ static const char usage[] =
     "  --checkers N           threads that check PUBLISHes (default: one per\n"
     "                         core, at most 4)\n"
     "  --config FILE          JSON object with any of: data, key, directory,\n"
-    "                         rules, endpoint, pub, log, map_max, checkpoint_every,\n"
-    "                         checkpoint_ms, tick_ms; flags given on the command line win\n"
+    "                         rules, endpoint, pub, log, lease_ms, map_max,\n"
+    "                         checkpoint_every, checkpoint_ms, tick_ms; flags given\n"
+    "                         on the command line win\n"
     "\n"
     "The directory file and the log stay in step: a newer file is put on the\n"
     "log as a directory_update; a directory_update published by an organisation\n"
@@ -83,6 +87,8 @@ static int apply_config(const char *path, schakel_broker_config_t *cfg)
         else if (!strcmp(k, "endpoint") && s) cfg->endpoint = s;
         else if (!strcmp(k, "pub") && s) cfg->pub_endpoint = s;
         else if (!strcmp(k, "log") && s) cfg->log_url = s;
+        else if (!strcmp(k, "lease_ms") && json_is_integer(v) && json_integer_value(v) >= 1000)
+            cfg->lease_ms = json_integer_value(v);
         else if (!strcmp(k, "map_max") && json_is_integer(v)) cfg->map_max = (size_t)json_integer_value(v);
         else if (!strcmp(k, "checkpoint_every") && json_is_integer(v))
             cfg->checkpoint_every = (uint64_t)json_integer_value(v);
@@ -102,7 +108,7 @@ int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cf
 {
     const char *config = NULL, *data = NULL, *key = NULL, *directory = NULL, *endpoint = NULL, *pub = NULL,
                *rules = NULL, *log = NULL;
-    uint64_t map_max = 0, every = 0, cp_ms = 0, tick = 0, checkers = 0;
+    uint64_t map_max = 0, every = 0, cp_ms = 0, tick = 0, checkers = 0, lease = 0;
     schakel_flag_t flags[] = {
         SCHAKEL_FLAG_S("--data", "DIR", &data),
         SCHAKEL_FLAG_S("--key", "FILE", &key),
@@ -111,6 +117,7 @@ int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cf
         SCHAKEL_FLAG_S("--endpoint", "EP", &endpoint),
         SCHAKEL_FLAG_S("--pub", "EP", &pub),
         SCHAKEL_FLAG_S("--log", "URL", &log),
+        SCHAKEL_FLAG_U("--lease-ms", &lease, 1000, 86400000),
         SCHAKEL_FLAG_U("--map-max", &map_max, 0, SIZE_MAX),
         SCHAKEL_FLAG_U("--checkpoint-every", &every, 0, UINT64_MAX),
         SCHAKEL_FLAG_U("--checkpoint-ms", &cp_ms, 0, INT64_MAX),
@@ -138,6 +145,7 @@ int schakel_broker_parse_args(int argc, char **argv, schakel_broker_config_t *cf
     if (endpoint) cfg->endpoint = endpoint;
     if (pub) cfg->pub_endpoint = pub;
     if (log) cfg->log_url = log;
+    if (schakel_flags_given(flags, "--lease-ms")) cfg->lease_ms = (int64_t)lease;
     if (schakel_flags_given(flags, "--map-max")) cfg->map_max = (size_t)map_max;
     if (schakel_flags_given(flags, "--checkpoint-every")) cfg->checkpoint_every = every;
     if (schakel_flags_given(flags, "--checkpoint-ms")) cfg->checkpoint_ms = (int64_t)cp_ms;

@@ -6,7 +6,8 @@
  * chain) and its event id as Nats-Msg-Id, and the local commit follows
  * only once a quorum acknowledged them all. What the stream holds and the
  * index does not (a crash between the two, a failed group) is applied at
- * open and before the next append. The writer's thread only. */
+ * open and before the next append. A broker appends only while it holds
+ * the writer lease (store_jetstream_lease.c). The writer's thread only. */
 #include <errno.h>
 #include <nats/nats.h>
 #include <pthread.h>
@@ -19,6 +20,7 @@
 #include "fileio.h"
 #include "logging.h"
 #include "store_jetstream.h"
+#include "store_jetstream_lease.h"
 #include "store_lmdb_impl.h"
 
 /* The acknowledgments of the group being published, filled by on_ack on
@@ -44,6 +46,7 @@ typedef struct {
     int behind;                /* a publish failed: the stream may hold records the index has not */
     int opened;                /* the index was this stream's at open: all its records were on a quorum */
     long long stepped_down_ms; /* when step_down last asked */
+    js_lease_t *lease;         /* NULL: no lease asked for (log copy, a reader) */
     acks_t acks;
 } js_t;
 
@@ -108,6 +111,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 static int js_replicate(void *arg, const lmdb_repl_msg_t *m, size_t n, char *why)
 {
     js_t *j = arg;
+    if (j->lease && js_lease_hold(j->lease, why) != 0) return SCHAKEL_ESTORE; /* standing by */
     acks_t *a = &j->acks;
     pthread_mutex_lock(&a->lock);
     a->first = m[0].seq;
@@ -147,6 +151,7 @@ static int js_replicate(void *arg, const lmdb_repl_msg_t *m, size_t n, char *why
     natsMsgList pending;
     if (js_PublishAsyncGetPendingList(&pending, j->js) == NATS_OK) natsMsgList_Destroy(&pending);
     j->behind = 1; /* some of the group may be on the stream: applied before the next append */
+    if (j->lease) js_lease_doubt(j->lease); /* refused: another writer may hold the lease now */
     if (s != NATS_OK)
         return nats_fail(why, SCHAKEL_ESTORE, "the replicated log did not take the records", s, 0);
     if (!err[0])
@@ -269,6 +274,7 @@ static int js_erase_subject(schakel_store_t *s, const char *subject)
 static void js_free(js_t *j)
 {
     if (j->nc) natsConnection_Close(j->nc); /* no ack handler runs after this */
+    js_lease_free(j->lease);
     if (j->js) jsCtx_Destroy(j->js);
     if (j->nc) natsConnection_Destroy(j->nc);
     if (j->no) natsOptions_Destroy(j->no);
@@ -415,6 +421,10 @@ schakel_store_t *schakel_store_open_jetstream(const schakel_jetstream_options_t 
     if (index_check(opts->local.dir, j->stream, &marked, why) != 0 ||
         js_connect(j, &u, opts->url, why) != 0 ||
         ensure_stream(j, opts->replicas > 0 ? opts->replicas : 3, why) != 0)
+        goto fail;
+    if (opts->writer && !(j->lease = js_lease_open(j->js, j->stream, opts->writer,
+                                                   opts->lease_ms > 0 ? opts->lease_ms : 10000,
+                                                   opts->replicas > 0 ? opts->replicas : 3, why)))
         goto fail;
     s = schakel_store_open_lmdb(&opts->local, why);
     if (!s) goto fail;

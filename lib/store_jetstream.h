@@ -31,6 +31,12 @@ typedef struct {
     const char *url;              /* see schakel_js_url_t */
     int64_t wait_ms;              /* connect and publish wait; 0: 5000 */
     int replicas;                 /* of a stream created here; 0: 3 */
+    /* The writer lease (docs/scale-out.md): this writer's name (letters
+     * and digits, the same at every start on this data directory), and
+     * the lease's TTL in ms (0: 10000). NULL: no lease is asked for (a
+     * store that only reads or rebuilds its index). */
+    const char *writer;
+    int64_t lease_ms;
 } schakel_jetstream_options_t;
 
 /* Connects to the cluster, creates the region's stream (SCHAKEL_<region>,

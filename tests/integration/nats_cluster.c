@@ -85,21 +85,35 @@ static natsConnection *connect_one(nats_cluster_t *c, int i, jsCtx **js)
     return nc;
 }
 
-/* JetStream answers account info only once it has a meta leader. */
-static int has_meta_leader(nats_cluster_t *c)
+/* Ready for a three-replica stream: a meta leader alone is not enough.
+ * nats-server elects one before it has heard from every peer, and a
+ * stream of three replicas created then fails ("no suitable peers for
+ * placement", JetStream error 10005: seen when a broker started right
+ * after the meta leader). So a probe stream of three replicas is created
+ * and deleted again. */
+static int can_place_three_replicas(nats_cluster_t *c)
 {
     for (int i = 0; i < NATS_NODES; i++) {
         if (!c->pid[i]) continue;
         jsCtx *js = NULL;
         natsConnection *nc = connect_one(c, i, &js);
         if (!nc) continue;
-        jsAccountInfo *ai = NULL;
+        jsStreamConfig cfg;
+        jsStreamConfig_Init(&cfg);
+        const char *subjects[] = {"schakel-test.ready"};
+        cfg.Name = "SCHAKEL_TEST_READY";
+        cfg.Subjects = subjects;
+        cfg.SubjectsLen = 1;
+        cfg.Storage = js_MemoryStorage;
+        cfg.Replicas = NATS_NODES;
+        jsStreamInfo *si = NULL;
         jsErrCode e = 0;
-        natsStatus s = js_GetAccountInfo(&ai, js, NULL, &e);
-        if (ai) jsAccountInfo_Destroy(ai);
+        natsStatus s = js_AddStream(&si, js, &cfg, NULL, &e);
+        if (si) jsStreamInfo_Destroy(si);
+        if (s == NATS_OK) s = js_DeleteStream(js, cfg.Name, NULL, &e);
         jsCtx_Destroy(js);
         natsConnection_Destroy(nc);
-        if (s == NATS_OK) return 1;
+        return s == NATS_OK;
     }
     return 0;
 }
@@ -129,15 +143,17 @@ nats_cluster_t *nats_cluster_start(void)
             return NULL;
         }
     long long t0 = now_ms();
-    while (!has_meta_leader(c)) {
+    while (!can_place_three_replicas(c)) {
         if (now_ms() - t0 > 20000) {
-            fprintf(stderr, "nats cluster: no meta leader after 20 s (logs in %s)\n", c->dir);
+            fprintf(stderr,
+                    "nats cluster: no stream of three replicas could be placed in 20 s (logs in %s)\n",
+                    c->dir);
             nats_cluster_destroy(&c);
             return NULL;
         }
         usleep(100000);
     }
-    printf("nats cluster: 3 servers at %s, meta leader after %lld ms\n", c->url, now_ms() - t0);
+    printf("nats cluster: 3 servers at %s, ready for three replicas after %lld ms\n", c->url, now_ms() - t0);
     return c;
 }
 

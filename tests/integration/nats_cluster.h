@@ -18,8 +18,10 @@ typedef struct {
     char url[160];         /* nats://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3 (no region) */
 } nats_cluster_t;
 
-/* Starts the three servers and waits (up to 20 s) until JetStream has a
- * meta leader. NULL (with the reason on stderr) when it does not come up. */
+/* Starts the three servers and waits (up to 20 s) until a stream of three
+ * replicas can be placed (a probe stream, created and deleted: a meta
+ * leader alone may not yet know every peer). NULL (with the reason on
+ * stderr) when it does not come up. */
 nats_cluster_t *nats_cluster_start(void);
 /* SIGKILLs server i (0..2) and reaps it. */
 void nats_cluster_kill(nats_cluster_t *c, int i);

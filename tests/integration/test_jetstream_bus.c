@@ -4,7 +4,9 @@
  * rebuilt from the stream with the same head hash; an unreachable cluster
  * stops the start with a clear error; a cluster without quorum gives
  * REJECT_RETRY_LATER with a reason, never an ACK, and the resend after it
- * recovers is stored once. */
+ * recovers is stored once; of two brokers on one stream the one without
+ * the writer lease stands by, takes over when it lapses, and a deposed
+ * writer that still believes it holds it cannot fork the chain. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nats/nats.h>
 #include <zmq.h>
 
 #include "bytes.h"
@@ -289,9 +292,12 @@ static harness_t *second_broker(void)
     return h2;
 }
 
-/* Publishes one fresh signal as school-a through h, resending after
- * REJECT_RETRY_LATER as a client does; the first answer's code in *first. */
-static uint64_t publish_through(harness_t *h, int *first, char *reason, size_t cap)
+/* Publishes one fresh signal as school-a through h, sending it again
+ * after REJECT_RETRY_LATER as a client does, at most tries times, pause_ms
+ * apart; the seq it was ACKed at (0: never), the first answer's code and
+ * reason in *first and first_reason, the last answer's reason in last. */
+static uint64_t publish_through(harness_t *h, int tries, int pause_ms, int *first, char *first_reason,
+                                char *last, size_t cap)
 {
     harness_t *saved = H;
     H = h; /* raw_socket connects to H */
@@ -304,10 +310,10 @@ static uint64_t publish_through(harness_t *h, int *first, char *reason, size_t c
     void *s = raw_socket("school-a");
     uint64_t seq = 0;
     int dup = 0, code = -1;
-    char r[512];
-    for (int i = 0; i < 20 && code != 0; i++) {
-        code = raw_publish(s, body, len, &seq, &dup, r, sizeof r);
-        if (i == 0) *first = code, snprintf(reason, cap, "%s", r);
+    for (int i = 0; i < tries && code != 0; i++) {
+        if (i) usleep((useconds_t)pause_ms * 1000);
+        code = raw_publish(s, body, len, &seq, &dup, last, cap);
+        if (i == 0) *first = code, snprintf(first_reason, cap, "%s", last);
     }
     zmq_close(s);
     free(body);
@@ -315,42 +321,131 @@ static uint64_t publish_through(harness_t *h, int *first, char *reason, size_t c
     return code == 0 ? seq : 0;
 }
 
-static void a_writer_behind_the_stream_cannot_fork_the_chain(void **state)
+/* --lease-ms for h and the brokers copied from it. */
+static void lease_ms(harness_t *h, const char *ms)
+{
+    snprintf(h->extra_args[h->n_extra++], sizeof h->extra_args[0], "--lease-ms");
+    snprintf(h->extra_args[h->n_extra++], sizeof h->extra_args[0], "%s", ms);
+}
+
+/* Does h's broker log hold what? */
+static int logged(const harness_t *h, const char *what)
+{
+    char path[600], line[2048];
+    snprintf(path, sizeof path, "%s/broker.log", h->dir);
+    FILE *f = fopen(path, "r");
+    int hit = 0;
+    while (f && !hit && fgets(line, sizeof line, f)) hit = strstr(line, what) != NULL;
+    if (f) fclose(f);
+    return hit;
+}
+
+/* The lease lapsing in the bucket while its holder, not yet due to renew
+ * it, still believes it holds it: its key purged. */
+static void lease_purge(void)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    kvStore *kv = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&nc, C->url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    assert_int_equal(js_KeyValue(&kv, js, STREAM "_WRITER"), NATS_OK);
+    assert_int_equal(kvStore_Purge(kv, "writer", NULL), NATS_OK);
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+static void a_deposed_writer_that_believes_it_holds_the_lease_cannot_fork_the_chain(void **state)
 {
     (void)state;
+    lease_ms(H, "600000"); /* renewed every 200 s: A believes it holds it throughout */
     assert_int_equal(harness_start(H), 0);
     assert_int_equal(harness_publish_signals(H, "school-a", 3, 0), 3);
     harness_t *h2 = second_broker();
     assert_int_equal(harness_start(h2), 0); /* applies A's records */
     assert_int_equal(harness_publish_signals(H, "school-a", 3, 10), 3);
-    /* B's head is behind the stream now: its append is refused, then it
-     * applies what A wrote and appends after it */
     int first = -1;
-    char reason[512];
-    uint64_t seq_b = publish_through(h2, &first, reason, sizeof reason);
-    printf("jetstream bus: second broker behind the stream: first answer %d: %s; then ACKed at seq %llu\n",
-           first, reason, (unsigned long long)seq_b);
+    char r1[512], r2[512];
+    /* A holds the lease: B stands by */
+    assert_int_equal(publish_through(h2, 1, 0, &first, r1, r2, sizeof r1), 0);
+    printf("jetstream lease: B while A holds the lease: %d: %s\n", first, r1);
     assert_int_equal(first, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER);
-    assert_non_null(strstr(reason, "another writer"));
+    assert_non_null(strstr(r1, "this broker stands by"));
+    /* the lease lapses in the bucket; A has not noticed. B takes it; its
+     * index is behind the stream (A wrote since), so its first append is
+     * refused, then it applies what A wrote and appends after it */
+    lease_purge();
+    uint64_t seq_b = publish_through(h2, 20, 100, &first, r1, r2, sizeof r1);
+    printf("jetstream lease: B after the lapse: first %d: %s; ACKed at seq %llu\n", first, r1,
+           (unsigned long long)seq_b);
+    assert_int_equal(first, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER);
+    assert_non_null(strstr(r1, "another writer"));
     assert_true(seq_b > 7);
-    uint64_t seq_a = publish_through(H, &first, reason, sizeof reason);
+    assert_true(logged(h2, "event=lease_acquired"));
+    /* A still believes it holds the lease: the stream refuses its append
+     * (B's records came after A's head); then A asks the bucket, finds B
+     * there, and stands by */
+    uint64_t seq_a = publish_through(H, 5, 100, &first, r1, r2, sizeof r1);
+    printf("jetstream lease: deposed A: first %d: %s; last: %s\n", first, r1, r2);
+    assert_int_equal(seq_a, 0);
     assert_int_equal(first, SCHAKEL__V1__REJECT_CODE__REJECT_RETRY_LATER);
-    assert_true(seq_a > seq_b);
+    assert_non_null(strstr(r1, "another writer"));
+    assert_non_null(strstr(r2, "this broker stands by"));
+    assert_true(logged(H, "event=lease_lost"));
     assert_int_equal(harness_shutdown(h2), 0);
     assert_int_equal(harness_shutdown(H), 0);
-    /* both indexes are the one chain of the stream: opened again, each
-     * applies what the other wrote and they end at the same hash */
-    assert_int_equal(harness_start(h2), 0);
-    assert_int_equal(harness_shutdown(h2), 0);
+    /* one chain: A's index, opened again, applies what B wrote and ends at
+     * B's head and hash, the stream's last record */
+    assert_int_equal(harness_start(H), 0);
+    assert_int_equal(harness_shutdown(H), 0);
     schakel_verify_report_t ra, rb;
     head_of(H, &ra);
     head_of(h2, &rb);
-    printf("jetstream bus: heads %llu and %llu, stream last seq %llu\n", (unsigned long long)ra.head,
+    printf("jetstream lease: heads %llu and %llu, stream last seq %llu\n", (unsigned long long)ra.head,
            (unsigned long long)rb.head, (unsigned long long)stream_last_seq());
-    assert_int_equal(ra.head, seq_a);
-    assert_int_equal(rb.head, ra.head);
-    assert_memory_equal(rb.head_hash, ra.head_hash, 32);
-    assert_int_equal(stream_last_seq(), ra.head);
+    assert_int_equal(rb.head, seq_b);
+    assert_int_equal(ra.head, rb.head);
+    assert_memory_equal(ra.head_hash, rb.head_hash, 32);
+    assert_int_equal(stream_last_seq(), rb.head);
+    harness_destroy(&h2);
+}
+
+static long long mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void a_standby_takes_over_when_the_lease_lapses(void **state)
+{
+    (void)state;
+    lease_ms(H, "6000"); /* B's first try comes within 4 s of A's renewal, even on a busy machine */
+    assert_int_equal(harness_start(H), 0);
+    assert_int_equal(harness_publish_signals(H, "school-a", 3, 0), 3);
+    harness_t *h2 = second_broker();
+    assert_int_equal(harness_start(h2), 0);
+    /* renewed now (B's start may have taken longer than the lease) */
+    assert_int_equal(harness_publish_signals(H, "school-a", 1, 10), 1);
+    int first = -1;
+    char r1[512], r2[512];
+    assert_int_equal(publish_through(h2, 1, 0, &first, r1, r2, sizeof r1), 0);
+    assert_non_null(strstr(r1, "this broker stands by"));
+    harness_stop(H, SIGKILL); /* the writer dies holding the lease */
+    long long t0 = mono_ms();
+    uint64_t seq_b = publish_through(h2, 300, 100, &first, r1, r2, sizeof r1);
+    long long took = mono_ms() - t0;
+    printf("jetstream lease: A killed; B ACKed at seq %llu after %lld ms (lease 6000 ms); first answer: %s\n",
+           (unsigned long long)seq_b, took, r1);
+    assert_non_null(strstr(r1, "this broker stands by"));
+    assert_true(seq_b > 5);
+    assert_true(logged(h2, "event=lease_acquired"));
+    assert_int_equal(harness_shutdown(h2), 0);
+    schakel_verify_report_t rb;
+    head_of(h2, &rb);
+    assert_int_equal(rb.head, seq_b);
+    assert_int_equal(stream_last_seq(), seq_b);
     harness_destroy(&h2);
 }
 
@@ -438,7 +533,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_unreachable_cluster_stops_the_start, setup, teardown),
         cmocka_unit_test_setup_teardown(lost_quorum_is_retry_later_and_the_resend_is_stored_once, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(a_writer_behind_the_stream_cannot_fork_the_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_deposed_writer_that_believes_it_holds_the_lease_cannot_fork_the_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_standby_takes_over_when_the_lease_lapses, setup, teardown),
         cmocka_unit_test_setup_teardown(a_node_runs_on_the_cluster_and_refuses_erasure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
