@@ -223,6 +223,22 @@ static int flush_emitted(live_t *l, MDB_txn *txn, group_lines_t *g, char *why)
     return rc;
 }
 
+/* Says once when the records behind the broker's head pass
+ * SCHAKEL_SERVICE_LAG_WARN, and once when they are back under half of it. */
+static void watch_lag(live_t *l)
+{
+    uint64_t head = schakel_consumer_head(l->cons), lag = head > l->s->cursor ? head - l->s->cursor : 0;
+    if (!l->lagging && lag > SCHAKEL_SERVICE_LAG_WARN) {
+        schakel_log(SCHAKEL_LOG_WARN, l->ops->name, "event=lag_high lag=%llu head=%llu cursor=%llu bound=%d",
+                    (unsigned long long)lag, (unsigned long long)head, (unsigned long long)l->s->cursor,
+                    SCHAKEL_SERVICE_LAG_WARN);
+        l->lagging = 1;
+    } else if (l->lagging && lag < SCHAKEL_SERVICE_LAG_WARN / 2) {
+        schakel_log(SCHAKEL_LOG_INFO, l->ops->name, "event=lag_ok lag=%llu", (unsigned long long)lag);
+        l->lagging = 0;
+    }
+}
+
 /* Reads the log into one transaction (up to GROUP records, none while the
  * outbox is over its bound) and lets the engine process it. Once it has
  * read all that is durable, what it decided is published at once, and the
@@ -250,7 +266,10 @@ static size_t read_group(live_t *l, MDB_txn *txn, uint64_t *last, group_lines_t 
             *rc = r;
             break;
         }
-        if (!n) until = schakel_mono_ms() + LINGER_MS;
+        if (!n) {
+            until = schakel_mono_ms() + LINGER_MS;
+            watch_lag(l); /* before a group that may be long: a service far behind says so first */
+        }
         /* into an arena: protobuf-c's mallocs and frees per field cost
          * more than the decoding (the engine keeps nothing of rec->env) */
         schakel_envelope_t *env = d->event.len
@@ -355,22 +374,6 @@ static int live_drain(live_t *l, char *why)
     int rc = live_step(l, why);
     l->stop = keep;
     return rc;
-}
-
-/* Says once when the records behind the broker's head pass
- * SCHAKEL_SERVICE_LAG_WARN, and once when they are back under half of it. */
-static void watch_lag(live_t *l)
-{
-    uint64_t head = schakel_consumer_head(l->cons), lag = head > l->s->cursor ? head - l->s->cursor : 0;
-    if (!l->lagging && lag > SCHAKEL_SERVICE_LAG_WARN) {
-        schakel_log(SCHAKEL_LOG_WARN, l->ops->name, "event=lag_high lag=%llu head=%llu cursor=%llu bound=%d",
-                    (unsigned long long)lag, (unsigned long long)head, (unsigned long long)l->s->cursor,
-                    SCHAKEL_SERVICE_LAG_WARN);
-        l->lagging = 1;
-    } else if (l->lagging && lag < SCHAKEL_SERVICE_LAG_WARN / 2) {
-        schakel_log(SCHAKEL_LOG_INFO, l->ops->name, "event=lag_ok lag=%llu", (unsigned long long)lag);
-        l->lagging = 0;
-    }
 }
 
 static int live_open(live_t *l, void *ctx, const schakel_service_options_t *o, char *why)

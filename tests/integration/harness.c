@@ -58,6 +58,40 @@ int harness_free_ports(int n)
     return -1;
 }
 
+void harness_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* CPU time of a process so far, in clock ticks (-1 when unreadable). */
+static long long cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    for (int field = 2; p && field < 14; field++) p = strchr(p + 1, ' ');
+    if (!p) return -1;
+    char *end;
+    long long ut = strtoll(p + 1, &end, 10);
+    return ut + strtoll(end, NULL, 10);
+}
+
+void harness_wait_idle(pid_t busy, int limit_s)
+{
+    long long b = cpu_ticks(busy), me = cpu_ticks(getpid());
+    for (int i = 0; i < limit_s * 2; i++) {
+        harness_sleep_ms(500);
+        long long b2 = cpu_ticks(busy), me2 = cpu_ticks(getpid());
+        if (i >= 2 && b2 - b < 2 && me2 - me < 2) return;
+        b = b2, me = me2;
+    }
+}
+
 int harness_free_port(void)
 {
     return harness_free_ports(1);

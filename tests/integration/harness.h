@@ -102,6 +102,14 @@ int harness_free_port(void);
  * listens on port, port + 1, ... (schakel demo). */
 int harness_free_ports(int n);
 
+/* Sleeps ms milliseconds. */
+void harness_sleep_ms(long ms);
+/* Waits until both the process `busy` (a broker) and this one (its
+ * ZeroMQ I/O thread sends and encrypts) used under 2 ticks of CPU in half
+ * a second: everything sent has arrived and been handled; at most limit_s
+ * seconds. On a loaded machine the sending alone can take seconds. */
+void harness_wait_idle(pid_t busy, int limit_s);
+
 /* Runs `schakel` with args (NULL-terminated) and returns its exit status;
  * stdout goes to out_path if not NULL. */
 int harness_run_tool(const char *out_path, const char *const *args);

@@ -168,44 +168,6 @@ static long rss_kb(pid_t pid)
     return kb;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* CPU time of a process so far, in clock ticks (-1 when unreadable). */
-static long long cpu_ticks(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f) fclose(f);
-    buf[n] = 0;
-    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    for (int field = 2; p && field < 14; field++) p = strchr(p + 1, ' ');
-    if (!p) return -1;
-    char *end;
-    long long ut = strtoll(p + 1, &end, 10);
-    return ut + strtoll(end, NULL, 10);
-}
-
-/* Until both the broker and this process (its ZeroMQ I/O thread sends and
- * encrypts) used under 2 ticks of CPU in half a second: everything sent has
- * arrived and been handled; at most limit_s seconds. On a loaded machine
- * the sending alone can take seconds. */
-static void wait_idle(pid_t broker, int limit_s)
-{
-    long long b = cpu_ticks(broker), me = cpu_ticks(getpid());
-    for (int i = 0; i < limit_s * 2; i++) {
-        sleep_ms(500);
-        long long b2 = cpu_ticks(broker), me2 = cpu_ticks(getpid());
-        if (i >= 2 && b2 - b < 2 && me2 - me < 2) return;
-        b = b2, me = me2;
-    }
-}
-
 /* The stated bound: a connection that never reads costs the broker at most
  * 4 queued BATCHes + 1 being written (each about batch_bytes, and its CURVE
  * copy) + 1000 small replies; 64 MiB covers that with room for the
@@ -271,7 +233,7 @@ static void pipelined_fetches_stay_bounded(void **state)
         assert_string_equal(name, "BATCH");
         long r = rss_kb(h->broker);
         if (r > rss_max) rss_max = r;
-        sleep_ms(100);
+        harness_sleep_ms(100);
     }
     printf("pipelined %d FETCHes of %zu-byte BATCHes unread: broker RSS %ld kB -> max %ld kB "
            "(growth %ld kB; bound %ld kB; unbounded it would be ~%zu kB)\n",
@@ -314,7 +276,7 @@ static void unread_acks_stop_publishes(void **state)
     void *bad = raw_socket(h, "school-a", 1);
     for (int i = 1; i <= sends; i++) raw_send(bad, "PUBLISH", (uint64_t)i, frame, len);
     free(frame);
-    wait_idle(h->broker, 60); /* the PUBLISHes arrived, 128 x 1024 events checked */
+    harness_wait_idle(h->broker, 60); /* the PUBLISHes arrived, 128 x 1024 events checked */
     /* another organisation is served meanwhile */
     void *good = raw_socket(h, "smw-b", 0);
     expect_pong(good);

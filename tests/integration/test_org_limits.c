@@ -103,42 +103,6 @@ static void drain(void *s, const char *ok_name, const char *org_reason, size_t *
     }
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* CPU time of a process so far, in clock ticks (-1 when unreadable). */
-static long long cpu_ticks(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f) fclose(f);
-    buf[n] = 0;
-    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    for (int field = 2; p && field < 14; field++) p = strchr(p + 1, ' ');
-    if (!p) return -1;
-    char *end;
-    long long ut = strtoll(p + 1, &end, 10);
-    return ut + strtoll(end, NULL, 10);
-}
-
-/* Until the broker and this process used under 2 ticks of CPU in half a
- * second: everything sent has arrived and been handled; at most limit_s. */
-static void wait_idle(pid_t broker, int limit_s)
-{
-    long long b = cpu_ticks(broker), me = cpu_ticks(getpid());
-    for (int i = 0; i < limit_s * 2; i++) {
-        sleep_ms(500);
-        long long b2 = cpu_ticks(broker), me2 = cpu_ticks(getpid());
-        if (i >= 2 && b2 - b < 2 && me2 - me < 2) return;
-        b = b2, me = me2;
-    }
-}
-
 /* A PUBLISH of n fresh events from org on a reading socket: its ACK. */
 static Schakel__V1__Ack *publish_fresh(harness_t *h, void *s, const char *org, size_t n, const char **error)
 {
@@ -196,7 +160,7 @@ static void org_is_served_again(harness_t *h, const char *org, int limit_s)
             printf("%s served again after %d ms\n", org, i * 250);
             return;
         }
-        sleep_ms(250);
+        harness_sleep_ms(250);
     }
     fail_msg("%s is still refused %d s after closing its connections: %s", org, limit_s, err ? err : "");
 }
@@ -232,8 +196,8 @@ static void batches_are_bounded_per_organisation(void **state)
         bad[c] = raw_socket(h, "svc-reader", 0);
         for (uint64_t i = 1; i <= FETCHES_PER_CONN; i++) raw_send(bad[c], "FETCH", i, fb, fl);
     }
-    wait_idle(h->broker, 240); /* returns once idle: seconds, more under the sanitizers */
-    other_org_is_acked(h);     /* while svc-reader's BATCHes are held */
+    harness_wait_idle(h->broker, 240); /* returns once idle: seconds, more under the sanitizers */
+    other_org_is_acked(h);             /* while svc-reader's BATCHes are held */
 
     size_t batches = 0, org = 0, conn = 0, other = 0;
     for (int c = 0; c < FETCH_CONNS; c++)
@@ -260,7 +224,7 @@ static void batches_are_bounded_per_organisation(void **state)
         assert_int_equal(raw_recv(good, name, &b), 0);
         zmq_msg_close(&b);
         served = !strcmp(name, "BATCH");
-        if (!served) sleep_ms(250);
+        if (!served) harness_sleep_ms(250);
     }
     assert_true(served);
     zmq_close(good);
@@ -301,8 +265,8 @@ static void publishes_are_bounded_per_organisation(void **state)
         for (uint64_t i = 1; i <= CONN_PUBLISHES; i++) raw_send(bad[c], "PUBLISH", i, frame, len);
     }
     free(frame);
-    wait_idle(h->broker, 300); /* returns once idle: about a minute, more under the sanitizers */
-    other_org_is_acked(h);     /* while school-a's PUBLISHes and ACKs are held */
+    harness_wait_idle(h->broker, 300); /* returns once idle: about a minute, more under the sanitizers */
+    other_org_is_acked(h);             /* while school-a's PUBLISHes and ACKs are held */
 
     size_t acks = 0, org = 0, conn = 0, other = 0;
     for (int c = 0; c < PUBLISH_CONNS; c++)
