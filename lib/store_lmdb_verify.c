@@ -5,16 +5,18 @@
  *
  *   A (all threads, taking chunks of 512 seqs): the chunk's part of the
  *     events table walked with the thread's own cursor (a key that is no
- *     seq is noted as the seq it stands in for missing), then each
- *     record's own hash recomputed from its stored previous-hash and body,
- *     the body decoded (into the thread's arena, its bytes left in the
- *     map), and with the master key the payload decrypted and hashed
- *     against its signed event hash;
- *   B (the calling thread, in seq order): no seq missing, each record's
- *     previous-hash equal to the hash of the record before (the stored
- *     one, which A checked), A's verdicts, and the batch proofs with the
- *     directory on the log at that point (store_lmdb_sigs.c), which queue
- *     one Ed25519 check per batch;
+ *     seq is noted as the seq it stands in for missing) and each record's
+ *     previous-hash compared with the stored hash of the record before it
+ *     in the chunk, then each record's own hash recomputed from its stored
+ *     previous-hash and body, the body decoded (into the thread's arena,
+ *     its bytes left in the map), and with the master key the payload
+ *     decrypted and hashed against its signed event hash
+ *     (store_lmdb_verify_records.c);
+ *   B (the calling thread, in seq order): no seq missing, the previous-hash
+ *     of each chunk's first record equal to the stored hash of the record
+ *     before (which A checked), A's verdicts (the other links among
+ *     them), and the batch proofs with the directory on the log at that
+ *     point (store_lmdb_sigs.c), which queue one Ed25519 check per batch;
  *   C (all threads): those Ed25519 checks;
  *   D (the calling thread, in seq order): their results.
  *
@@ -195,10 +197,12 @@ static unsigned threads_for(const schakel_verify_opts_t *o)
 
 /* ---- the walk ---- */
 
+static const uint8_t no_record[32]; /* the previous-hash of the first record */
+
 typedef struct {
-    uint8_t prev[32];   /* stored hash of the last record taken */
-    uint64_t expect;    /* next seq */
-    uint64_t key_first; /* first record with a key problem */
+    const uint8_t *prev; /* stored hash of the last record taken, in the map */
+    uint64_t expect;     /* next seq */
+    uint64_t key_first;  /* first record with a key problem */
     const char *key_why;
     lmdb_erasures_t *er; /* with SCHAKEL_VERIFY_ERASURES */
 } walk_t;
@@ -241,7 +245,7 @@ static int take_window(pool_t *p, slot_t *slots, size_t n, walk_t *k, lmdb_sigs_
         if (!s->present || k->expect == odd_at || s->seq != k->expect)
             return lmdb_verify_fail(r, k->expect, "record is missing (sequence numbers jump)");
         if (s->len < HDR_LEN) return lmdb_verify_fail(r, s->seq, "record is truncated");
-        if (memcmp(s->rec, k->prev, 32) != 0)
+        if (s->link == LINK_BAD || (s->link == LINK_UNCHECKED && memcmp(s->rec, k->prev, 32) != 0))
             return lmdb_verify_fail(r, s->seq, "previous-hash field does not match the record before");
         if (!s->done || s->fail)
             return lmdb_verify_fail(r, s->seq, s->fail ? s->fail : "record was not checked");
@@ -259,7 +263,7 @@ static int take_window(pool_t *p, slot_t *slots, size_t n, walk_t *k, lmdb_sigs_
                 lmdb_erasures_record(k->er, p->st, txn, s->seq, s->body, s->erased ? s->erased_upto : 0, r);
             if (rc) return rc;
         }
-        memcpy(k->prev, s->rec + 32, 32);
+        k->prev = s->rec + 32;
         r->records++;
         r->head = s->seq;
         k->expect = s->seq + 1;
@@ -328,7 +332,7 @@ int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub, const u
     uint64_t total = mdb_stat(txn, st->events, &ms) == 0 ? ms.ms_entries : 0;
     int rc =
         (r->sigs_checked && !sigs) || !p || mdb_cursor_open(txn, st->events, &cur) != 0 ? SCHAKEL_ESTORE : 0;
-    walk_t k = {.expect = 1};
+    walk_t k = {.expect = 1, .prev = no_record};
     if (payloads && (what & SCHAKEL_VERIFY_ERASURES) && !rc && !(k.er = lmdb_erasures_new()))
         rc = SCHAKEL_ESTORE;
     if (rc == 0) table_ends(p, cur);

@@ -27,11 +27,16 @@ typedef struct {
     uint8_t present;               /* the table holds this seq */
     uint8_t done;                  /* A reached it */
     uint8_t erased;
+    uint8_t link;         /* its previous-hash against the record before: LINK_* */
     uint64_t erased_upto; /* when erased: up to where its erasure record reaches */
     uint8_t key_problem;  /* 1 missing, 2 corrupt */
     const char *key_why;
     lmdb_proof_t proof; /* when the record starts its batch and signatures are checked */
 } slot_t;
+
+/* A chunk's first record is linked to the one before by stage B, in
+ * order; the others by stage A, which walked the one before as well. */
+enum { LINK_UNCHECKED, LINK_GOOD, LINK_BAD };
 
 typedef struct pool pool_t;
 
@@ -81,8 +86,9 @@ struct pool {
 };
 
 /* Stage A over slots lo..hi of the pool's window, on thread w: the
- * records walked with w's cursor, each one's hash, body, payload and
- * batch proof; a failure is left in its slot for stage B. */
+ * records walked with w's cursor, each one's link to the record before
+ * in the chunk, hash, body, payload and batch proof; a failure is left in
+ * its slot for stage B. */
 void lmdb_verify_chunk(worker_t *w, size_t lo, size_t hi);
 
 #endif

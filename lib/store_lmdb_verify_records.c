@@ -1,8 +1,9 @@
 /* Stage A of `schakel audit verify` (store_lmdb_verify.c), on any thread
  * of the pool: a chunk of the window's records walked with the thread's
- * own cursor, then each record checked on its own (its hash, its body,
- * its payload against its signed event hash) and its batch proof read
- * ahead for stage B. */
+ * own cursor, each record's previous-hash against the record before in the
+ * chunk, then each record checked on its own (its hash, its body, its
+ * payload against its signed event hash) and its batch proof read ahead
+ * for stage B. */
 #include <lmdb.h>
 #include <stdint.h>
 #include <string.h>
@@ -164,6 +165,7 @@ static int walk_chunk(worker_t *w, size_t lo, size_t hi)
     int open_end = p->base + hi > p->last;
     MDB_val key = {8, from}, end = {8, to}, val;
     uint64_t prev = p->base + lo - 1;
+    const slot_t *before = NULL; /* the record just before, in this chunk */
     for (int op = MDB_SET_RANGE; mdb_cursor_get(w->cur, &key, &val, (MDB_cursor_op)op) == 0; op = MDB_NEXT) {
         if (key.mv_size != 8) { /* keys of 8 bytes compare as their seqs: LMDB's compare for the rest */
             if (!open_end && mdb_cmp(w->txn, p->st->events, &key, &end) >= 0) break;
@@ -173,10 +175,15 @@ static int walk_chunk(worker_t *w, size_t lo, size_t hi)
         uint64_t seq = schakel_get_be64(key.mv_data);
         if (seq < p->base + lo || seq - p->base >= hi) break; /* past the chunk (or the end) */
         slot_t *sl = &p->slots[seq - p->base];
-        sl->seq = prev = seq;
         sl->rec = val.mv_data;
         sl->len = val.mv_size;
         sl->present = 1;
+        /* what stage B would compare, in this chunk's cache lines: B then
+         * reads no record but a chunk's first */
+        if (before && seq == prev + 1 && before->len >= HDR_LEN && sl->len >= HDR_LEN)
+            sl->link = memcmp(sl->rec, before->rec + 32, 32) == 0 ? LINK_GOOD : LINK_BAD;
+        sl->seq = prev = seq;
+        before = sl;
     }
     return 0;
 }
