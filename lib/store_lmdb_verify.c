@@ -233,6 +233,25 @@ static int next_window(pool_t *p, uint64_t base, unsigned parity)
     return 1;
 }
 
+/* Stage A wrote the slots and bodies on another core, and read the event
+ * hashes a window ago: stage B, which reads them in order, asks for the
+ * slots, then the bodies, then what they point at, each some records
+ * ahead of its use. */
+#define B_AHEAD 8
+static void fetch_ahead(const slot_t *slots, size_t i, size_t n)
+{
+    _Static_assert(sizeof(slot_t) <= 128, "a slot is at most two cache lines");
+    if (i + 3 * B_AHEAD < n)
+        for (int line = 0; line < 2; line++)
+            verify_fetch_line((const char *)&slots[i + 3 * B_AHEAD] + 64 * line);
+    const Schakel__V1__RecordBody *b = i + 2 * B_AHEAD < n ? slots[i + 2 * B_AHEAD].body : NULL;
+    if (b)
+        for (size_t off = 0; off < sizeof *b; off += 64) verify_fetch_line((const char *)b + off);
+    b = i + B_AHEAD < n ? slots[i + B_AHEAD].body : NULL;
+    if (b && b->event_hash.data) verify_fetch_line((const char *)b->event_hash.data);
+    if (b && b->source_org) verify_fetch_line(b->source_org);
+}
+
 /* Stage B over the window: 0, or SCHAKEL_ECORRUPT with r filled. */
 static int take_window(pool_t *p, slot_t *slots, size_t n, walk_t *k, lmdb_sigs_t *sigs, MDB_txn *txn,
                        schakel_verify_report_t *r)
@@ -242,6 +261,7 @@ static int take_window(pool_t *p, slot_t *slots, size_t n, walk_t *k, lmdb_sigs_
     uint64_t odd_at = __atomic_load_n(&p->odd_at, __ATOMIC_RELAXED);
     for (size_t i = 0; i < n; i++) {
         slot_t *s = &slots[i];
+        fetch_ahead(slots, i, n);
         if (!s->present || k->expect == odd_at || s->seq != k->expect)
             return lmdb_verify_fail(r, k->expect, "record is missing (sequence numbers jump)");
         if (s->len < HDR_LEN) return lmdb_verify_fail(r, s->seq, "record is truncated");

@@ -40,6 +40,19 @@ enum { LINK_UNCHECKED, LINK_GOOD, LINK_BAD };
 
 typedef struct pool pool_t;
 
+/* Asks for the cache line at p. gcc 12 drops a __builtin_prefetch whose
+ * address comes from loads it then considers dead (a key cache's set, a
+ * slot's body) as an effect-free statement, so on x86-64 the instruction
+ * is written out. */
+static inline void verify_fetch_line(const char *p)
+{
+#if defined(__x86_64__)
+    __asm__ volatile("prefetcht0 %0" : : "m"(*p));
+#else
+    __builtin_prefetch(p);
+#endif
+}
+
 /* A set of a thread's data key cache: four whole cache lines, aligned, so
  * that a lookup can fetch it ahead (the victim counters live apart). */
 typedef struct {

@@ -20,17 +20,6 @@ static size_t wset_of(const uint8_t id[KEY_ID_LEN])
     return ((unsigned)id[0] << 16 | (unsigned)id[1] << 8 | id[2]) % WKEY_SETS;
 }
 
-/* gcc 12 drops a __builtin_prefetch here as an effect-free statement (the set's address comes
- * from loads it then considers dead), so on x86-64 the instruction is written out. */
-static inline void fetch_line(const char *p)
-{
-#if defined(__x86_64__)
-    __asm__ volatile("prefetcht0 %0" : : "m"(*p));
-#else
-    __builtin_prefetch(p);
-#endif
-}
-
 /* With 20,000 children the sets are megabytes: a lookup that waits for
  * its set cost more than the record's AES-GCM. Fetched a group ahead. */
 static void wkey_prefetch(const worker_t *w, const Schakel__V1__RecordBody *b)
@@ -38,7 +27,7 @@ static void wkey_prefetch(const worker_t *w, const Schakel__V1__RecordBody *b)
     if (b->key_id.len != KEY_ID_LEN) return;
     const char *set = (const char *)&w->keys[wset_of(b->key_id.data)];
     _Static_assert(sizeof(wset_t) == 256, "a set is four cache lines");
-    for (int line = 0; line < 4; line++) fetch_line(set + 64 * line);
+    for (int line = 0; line < 4; line++) verify_fetch_line(set + 64 * line);
 }
 
 static int wkey(worker_t *w, const uint8_t id[KEY_ID_LEN], uint8_t key[SCHAKEL_AEAD_KEY_LEN], uint64_t *upto)
