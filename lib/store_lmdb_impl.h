@@ -9,6 +9,8 @@
  *   store_lmdb_sigs.c    the batch signatures in that walk
  *   store_lmdb_erasures.c  every erasure record with its erasure event, in that walk
  *   store_lmdb_verify.c  that walk on every core (a pool of threads)
+ *   store_lmdb_verify_records.c  its stage A: a chunk of records checked
+ *                        on any thread (store_lmdb_verify_impl.h)
  *   store_lmdb_map.c     the broker's mappings of the map dropped after appends
  *   store_lmdb_repl.c    the log as the local index of a replicated stream
  * No transaction is shared between threads: each call opens and ends its

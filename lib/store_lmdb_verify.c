@@ -5,16 +5,18 @@
  *
  *   A (all threads, taking chunks of 512 seqs): the chunk's part of the
  *     events table walked with the thread's own cursor (a key that is no
- *     seq is noted as the seq it stands in for missing), then each
- *     record's own hash recomputed from its stored previous-hash and body,
- *     the body decoded (into the thread's arena, its bytes left in the
- *     map), and with the master key the payload decrypted and hashed
- *     against its signed event hash;
- *   B (the calling thread, in seq order): no seq missing, each record's
- *     previous-hash equal to the hash of the record before (the stored
- *     one, which A checked), A's verdicts, and the batch proofs with the
- *     directory on the log at that point (store_lmdb_sigs.c), which queue
- *     one Ed25519 check per batch;
+ *     seq is noted as the seq it stands in for missing) and each record's
+ *     previous-hash compared with the stored hash of the record before it
+ *     in the chunk, then each record's own hash recomputed from its stored
+ *     previous-hash and body, the body decoded (into the thread's arena,
+ *     its bytes left in the map), and with the master key the payload
+ *     decrypted and hashed against its signed event hash
+ *     (store_lmdb_verify_records.c);
+ *   B (the calling thread, in seq order): no seq missing, the previous-hash
+ *     of each chunk's first record equal to the stored hash of the record
+ *     before (which A checked), A's verdicts (the other links among
+ *     them), and the batch proofs with the directory on the log at that
+ *     point (store_lmdb_sigs.c), which queue one Ed25519 check per batch;
  *   C (all threads): those Ed25519 checks;
  *   D (the calling thread, in seq order): their results.
  *
@@ -39,13 +41,9 @@
 #include "store_audit.h"
 #include "store_lmdb.h"
 #include "store_lmdb_impl.h"
+#include "store_lmdb_verify_impl.h"
 
-#define WINDOW 16384      /* records per window */
-#define CHUNK_RECORDS 512 /* records a thread takes at a time */
-#define CHUNK_JOBS 4      /* signatures a thread takes at a time */
-#define MAX_THREADS 16    /* a pool of one per core, at most this */
-#define WKEY_SETS 16384   /* a thread's data key cache: sets of CACHE_WAYS (4 MiB) */
-#define PREFETCH_GROUP 8  /* records whose key sets are fetched ahead together */
+#define CHUNK_JOBS 4 /* signatures a thread takes at a time */
 /* A thread's arena: one chunk for what it decodes of a whole window (about 200 bytes a record: the
  * bodies' bytes stay in the map), kept from window to window; only the pages used are resident. */
 #define ARENA_BYTES ((size_t)WINDOW * 2048)
@@ -53,268 +51,6 @@
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22 /* Linux 5.14 */
 #endif
-
-/* What A found about one record. */
-typedef struct {
-    uint64_t seq;
-    const uint8_t *rec; /* in the map: valid as long as the transaction */
-    size_t len;
-    Schakel__V1__RecordBody *body; /* in a thread's arena; NULL without one */
-    const char *fail;              /* A's verdict: NULL when the record is good */
-    uint8_t present;               /* the table holds this seq */
-    uint8_t done;                  /* A reached it */
-    uint8_t erased;
-    uint64_t erased_upto; /* when erased: up to where its erasure record reaches */
-    uint8_t key_problem;  /* 1 missing, 2 corrupt */
-    const char *key_why;
-    lmdb_proof_t proof; /* when the record starts its batch and signatures are checked */
-} slot_t;
-
-typedef struct pool pool_t;
-
-/* A set of a thread's data key cache: four whole cache lines, aligned, so
- * that a lookup can fetch it ahead (the victim counters live apart). */
-typedef struct {
-    _Alignas(64) key_slot_t way[CACHE_WAYS];
-} wset_t;
-
-typedef struct {
-    pool_t *pool;
-    unsigned index;
-    pthread_t thread;
-    MDB_txn *txn;
-    MDB_cursor *cur;            /* on the events table */
-    schakel_arena_t *arenas[2]; /* one per window in flight: arenas[pool->parity] */
-    schakel_arena_t *arena;     /* the one of the stage A running */
-    wset_t *keys;               /* in keys_map */
-    void *keys_map;
-    uint8_t *victim; /* per set: the next way to replace */
-} worker_t;
-
-struct pool {
-    lmdb_store_t *st;
-    int payloads, bodies, proofs;
-    unsigned n;       /* threads, the caller's included */
-    unsigned running; /* threads started besides the caller's */
-    worker_t w[MAX_THREADS];
-    pthread_mutex_t mu;
-    pthread_cond_t go, done;
-    unsigned generation, finished;
-    int stage;         /* 'A', 'C', or 0: stop */
-    size_t next_chunk; /* the next chunk of the stage to take (atomic) */
-    slot_t *bufs[2];   /* two windows: stage B takes one while stage A fills the other */
-    void *bufs_map[2]; /* where they are mapped (lmdb_huge_map) */
-    slot_t *slots;     /* stage A's window: slots[i] is seq base + i */
-    size_t n_slots;
-    unsigned parity;     /* stage A's window: bufs[parity], each thread's arenas[parity] */
-    uint64_t base, last; /* the window's first seq; the table's last */
-    uint64_t odd_at;     /* a key that is no seq sits just before this seq (atomic min; 0: none) */
-    lmdb_sig_job_t *jobs;
-    size_t n_jobs;
-    lmdb_cp_job_t *cp_jobs; /* stage K: the checkpoints' signatures */
-    size_t n_cp_jobs;
-    uint8_t *map; /* stage P: the log's map, map_used bytes of it */
-    size_t map_used;
-};
-
-/* ---- stage A ---- */
-
-static size_t wset_of(const uint8_t id[KEY_ID_LEN])
-{
-    return ((unsigned)id[0] << 16 | (unsigned)id[1] << 8 | id[2]) % WKEY_SETS;
-}
-
-/* gcc 12 drops a __builtin_prefetch here as an effect-free statement (the set's address comes
- * from loads it then considers dead), so on x86-64 the instruction is written out. */
-static inline void fetch_line(const char *p)
-{
-#if defined(__x86_64__)
-    __asm__ volatile("prefetcht0 %0" : : "m"(*p));
-#else
-    __builtin_prefetch(p);
-#endif
-}
-
-/* With 20,000 children the sets are megabytes: a lookup that waits for
- * its set cost more than the record's AES-GCM. Fetched a group ahead. */
-static void wkey_prefetch(const worker_t *w, const Schakel__V1__RecordBody *b)
-{
-    if (b->key_id.len != KEY_ID_LEN) return;
-    const char *set = (const char *)&w->keys[wset_of(b->key_id.data)];
-    _Static_assert(sizeof(wset_t) == 256, "a set is four cache lines");
-    for (int line = 0; line < 4; line++) fetch_line(set + 64 * line);
-}
-
-static int wkey(worker_t *w, const uint8_t id[KEY_ID_LEN], uint8_t key[SCHAKEL_AEAD_KEY_LEN], uint64_t *upto)
-{
-    lmdb_store_t *st = w->pool->st;
-    size_t si = wset_of(id);
-    wset_t *set = &w->keys[si];
-    for (int i = 0; i < CACHE_WAYS; i++) {
-        key_slot_t *s = &set->way[i];
-        if (s->used && memcmp(s->id, id, KEY_ID_LEN) == 0) {
-            memcpy(key, s->key, SCHAKEL_AEAD_KEY_LEN);
-            *upto = s->erased_upto;
-            return 0;
-        }
-    }
-    *upto = 0;
-    MDB_val k = {KEY_ID_LEN, (void *)id}, v;
-    int rc = mdb_get(w->txn, st->keys, &k, &v);
-    if (rc == MDB_NOTFOUND) return SCHAKEL_ENOTFOUND;
-    if (rc) return SCHAKEL_ESTORE;
-    if (lmdb_is_tomb(&v)) {
-        *upto = schakel_get_be64((const uint8_t *)v.mv_data + 16);
-        if (v.mv_size == TOMB_LEN) return SCHAKEL_ENOTFOUND; /* erased; no new key yet */
-        v.mv_data = (uint8_t *)v.mv_data + TOMB_LEN, v.mv_size -= TOMB_LEN;
-    }
-    const uint8_t *wr = v.mv_data;
-    if (v.mv_size != WRAPPED_LEN ||
-        schakel_aead_open(st->wrap_key, wr, id, KEY_ID_LEN, wr + SCHAKEL_AEAD_NONCE_LEN,
-                          WRAPPED_LEN - SCHAKEL_AEAD_NONCE_LEN, key) != 0)
-        return SCHAKEL_ECRYPTO;
-    key_slot_t *s = &set->way[w->victim[si]++ % CACHE_WAYS];
-    memcpy(s->id, id, KEY_ID_LEN);
-    memcpy(s->key, key, SCHAKEL_AEAD_KEY_LEN);
-    s->erased_upto = *upto;
-    s->used = 1;
-    return 0;
-}
-
-/* The payload against its signed event hash, as verify_payload in
- * store_lmdb_audit.c does for one thread. */
-static void check_payload(worker_t *w, slot_t *s, const Schakel__V1__RecordBody *b)
-{
-    uint8_t dk[SCHAKEL_AEAD_KEY_LEN];
-    uint64_t upto = 0;
-    int krc = b->key_id.len == KEY_ID_LEN ? wkey(w, b->key_id.data, dk, &upto) : SCHAKEL_ECORRUPT;
-    if (s->seq <= upto) {
-        s->erased = 1;
-        s->erased_upto = upto;
-    } else if (krc == SCHAKEL_ENOTFOUND) {
-        s->key_problem = 1;
-        s->key_why = upto ? "data key is missing for a record after its subject's erasure"
-                          : "data key is missing and there is no erasure record for it";
-    } else if (krc != 0) {
-        s->key_problem = 2;
-        s->key_why = "data key is corrupted: it does not unwrap with the master key";
-    } else if (b->ciphertext.len < SCHAKEL_AEAD_TAG_LEN || b->nonce.len != 12 || b->event_id.len != 16 ||
-               b->event_hash.len != 32) {
-        s->fail = "record body is missing fields";
-    } else {
-        size_t n = b->ciphertext.len - SCHAKEL_AEAD_TAG_LEN;
-        uint8_t small[4096], aad[24], h[32]; /* the plaintext is hashed, then dropped */
-        uint8_t *plain = n <= sizeof small ? small : schakel_arena_alloc(w->arena, n);
-        if (!plain) {
-            s->fail = "out of memory";
-            return;
-        }
-        schakel_put_be64(aad, s->seq);
-        memcpy(aad + 8, b->event_id.data, 16);
-        if (schakel_aead_open(dk, b->nonce.data, aad, 24, b->ciphertext.data, b->ciphertext.len, plain) !=
-            0) {
-            s->fail = "payload does not decrypt (altered or wrong key)";
-            return;
-        }
-        schakel_sha256(plain, n, h);
-        if (memcmp(h, b->event_hash.data, 32) != 0) s->fail = "payload does not match its signed event hash";
-    }
-}
-
-/* The record's own hash and its body; the payload is checked apart
- * (check_payload), a group of records later. */
-static void check_record(worker_t *w, slot_t *s)
-{
-    pool_t *p = w->pool;
-    s->done = 1;
-    if (s->len < HDR_LEN) {
-        s->fail = "record is truncated";
-        return;
-    }
-    uint8_t h[32];
-    lmdb_chain_hash(s->seq, s->rec, s->rec + HDR_LEN, s->len - HDR_LEN, h);
-    if (memcmp(h, s->rec + 32, 32) != 0) {
-        s->fail = "hash does not match the record's contents";
-        return;
-    }
-    if (!p->bodies) return;
-    Schakel__V1__RecordBody *b =
-        lmdb_body_unpack(schakel_arena_allocator(w->arena), s->rec + HDR_LEN, s->len - HDR_LEN);
-    s->body = b;
-    if (!b) s->fail = "record body does not decode";
-    else if (b->seq != s->seq) s->fail = "record body names another sequence number";
-    else if (p->payloads) wkey_prefetch(w, b);
-}
-
-/* A key of the events table that is not a seq sits where seq `at` should
- * be: the walk reports that seq missing, as a walk in one thread would. */
-static void note_odd(pool_t *p, uint64_t at)
-{
-    uint64_t cur = __atomic_load_n(&p->odd_at, __ATOMIC_RELAXED);
-    while ((!cur || at < cur) &&
-           !__atomic_compare_exchange_n(&p->odd_at, &cur, at, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-    }
-}
-
-/* Fills slots lo..hi from this thread's own cursor: each thread walks its
- * own part of the table, so the walk and its page faults are shared. The
- * part that holds the last seq goes on to the end of the table. */
-static int walk_chunk(worker_t *w, size_t lo, size_t hi)
-{
-    pool_t *p = w->pool;
-    memset(&p->slots[lo], 0, (hi - lo) * sizeof *p->slots);
-    uint8_t from[8], to[8];
-    schakel_put_be64(from, p->base + lo);
-    schakel_put_be64(to, p->base + hi);
-    int open_end = p->base + hi > p->last;
-    MDB_val key = {8, from}, end = {8, to}, val;
-    uint64_t prev = p->base + lo - 1;
-    for (int op = MDB_SET_RANGE; mdb_cursor_get(w->cur, &key, &val, (MDB_cursor_op)op) == 0; op = MDB_NEXT) {
-        if (key.mv_size != 8) { /* keys of 8 bytes compare as their seqs: LMDB's compare for the rest */
-            if (!open_end && mdb_cmp(w->txn, p->st->events, &key, &end) >= 0) break;
-            note_odd(p, prev + 1);
-            continue;
-        }
-        uint64_t seq = schakel_get_be64(key.mv_data);
-        if (seq < p->base + lo || seq - p->base >= hi) break; /* past the chunk (or the end) */
-        slot_t *sl = &p->slots[seq - p->base];
-        sl->seq = prev = seq;
-        sl->rec = val.mv_data;
-        sl->len = val.mv_size;
-        sl->present = 1;
-    }
-    return 0;
-}
-
-/* Records i..to of the stage A: each one's hash and body, then, a group
- * later, their payloads and batch proofs, so that the key sets and proofs
- * come in meanwhile. 1 when one failed: what comes after it in the chunk
- * does not count, what comes before is checked whole. */
-static int check_records(worker_t *w, size_t i, size_t to)
-{
-    pool_t *p = w->pool;
-    for (; i < to; i += PREFETCH_GROUP) {
-        size_t end = to - i < PREFETCH_GROUP ? to : i + PREFETCH_GROUP, j, k;
-        MDB_val pv[PREFETCH_GROUP] = {{0}};
-        for (j = i; j < end; j++) {
-            slot_t *s = &p->slots[j];
-            if (!s->present) break; /* stage B names it missing */
-            check_record(w, s);
-            if (s->fail) break;
-            if (p->proofs && s->body->proof_seq == s->seq)
-                lmdb_proof_fetch(w->txn, p->st->proofs, s->seq, &pv[j - i]);
-        }
-        for (k = i; p->payloads && k < j; k++) {
-            check_payload(w, &p->slots[k], p->slots[k].body);
-            if (p->slots[k].fail) break;
-        }
-        for (size_t m = i; m < j; m++)
-            if (pv[m - i].mv_data)
-                lmdb_proof_decode(schakel_arena_allocator(w->arena), &pv[m - i], &p->slots[m].proof);
-        if (j < end || (p->payloads && k < j)) return 1;
-    }
-    return 0;
-}
 
 /* Takes chunks of the stage's work until none is left: a thread the
  * machine slows down takes fewer, instead of holding up the window. */
@@ -332,8 +68,7 @@ static void run_stage(worker_t *w, int stage)
         if (from >= n) return;
         size_t to = n - from < chunk ? n : from + chunk;
         if (stage == 'A') {
-            (void)walk_chunk(w, from, to);
-            (void)check_records(w, from, to); /* a failure is in its slot, for stage B */
+            lmdb_verify_chunk(w, from, to);
             continue;
         }
         for (size_t i = from; i < to; i++)
@@ -462,10 +197,12 @@ static unsigned threads_for(const schakel_verify_opts_t *o)
 
 /* ---- the walk ---- */
 
+static const uint8_t no_record[32]; /* the previous-hash of the first record */
+
 typedef struct {
-    uint8_t prev[32];   /* stored hash of the last record taken */
-    uint64_t expect;    /* next seq */
-    uint64_t key_first; /* first record with a key problem */
+    const uint8_t *prev; /* stored hash of the last record taken, in the map */
+    uint64_t expect;     /* next seq */
+    uint64_t key_first;  /* first record with a key problem */
     const char *key_why;
     lmdb_erasures_t *er; /* with SCHAKEL_VERIFY_ERASURES */
 } walk_t;
@@ -496,6 +233,25 @@ static int next_window(pool_t *p, uint64_t base, unsigned parity)
     return 1;
 }
 
+/* Stage A wrote the slots and bodies on another core, and read the event
+ * hashes a window ago: stage B, which reads them in order, asks for the
+ * slots, then the bodies, then what they point at, each some records
+ * ahead of its use. */
+#define B_AHEAD 8
+static void fetch_ahead(const slot_t *slots, size_t i, size_t n)
+{
+    _Static_assert(sizeof(slot_t) <= 128, "a slot is at most two cache lines");
+    if (i + 3 * B_AHEAD < n)
+        for (int line = 0; line < 2; line++)
+            verify_fetch_line((const char *)&slots[i + 3 * B_AHEAD] + 64 * line);
+    const Schakel__V1__RecordBody *b = i + 2 * B_AHEAD < n ? slots[i + 2 * B_AHEAD].body : NULL;
+    if (b)
+        for (size_t off = 0; off < sizeof *b; off += 64) verify_fetch_line((const char *)b + off);
+    b = i + B_AHEAD < n ? slots[i + B_AHEAD].body : NULL;
+    if (b && b->event_hash.data) verify_fetch_line((const char *)b->event_hash.data);
+    if (b && b->source_org) verify_fetch_line(b->source_org);
+}
+
 /* Stage B over the window: 0, or SCHAKEL_ECORRUPT with r filled. */
 static int take_window(pool_t *p, slot_t *slots, size_t n, walk_t *k, lmdb_sigs_t *sigs, MDB_txn *txn,
                        schakel_verify_report_t *r)
@@ -505,10 +261,11 @@ static int take_window(pool_t *p, slot_t *slots, size_t n, walk_t *k, lmdb_sigs_
     uint64_t odd_at = __atomic_load_n(&p->odd_at, __ATOMIC_RELAXED);
     for (size_t i = 0; i < n; i++) {
         slot_t *s = &slots[i];
+        fetch_ahead(slots, i, n);
         if (!s->present || k->expect == odd_at || s->seq != k->expect)
             return lmdb_verify_fail(r, k->expect, "record is missing (sequence numbers jump)");
         if (s->len < HDR_LEN) return lmdb_verify_fail(r, s->seq, "record is truncated");
-        if (memcmp(s->rec, k->prev, 32) != 0)
+        if (s->link == LINK_BAD || (s->link == LINK_UNCHECKED && memcmp(s->rec, k->prev, 32) != 0))
             return lmdb_verify_fail(r, s->seq, "previous-hash field does not match the record before");
         if (!s->done || s->fail)
             return lmdb_verify_fail(r, s->seq, s->fail ? s->fail : "record was not checked");
@@ -526,7 +283,7 @@ static int take_window(pool_t *p, slot_t *slots, size_t n, walk_t *k, lmdb_sigs_
                 lmdb_erasures_record(k->er, p->st, txn, s->seq, s->body, s->erased ? s->erased_upto : 0, r);
             if (rc) return rc;
         }
-        memcpy(k->prev, s->rec + 32, 32);
+        k->prev = s->rec + 32;
         r->records++;
         r->head = s->seq;
         k->expect = s->seq + 1;
@@ -595,7 +352,7 @@ int schakel_lmdb_verify_opts(const char *dir, const uint8_t *broker_pub, const u
     uint64_t total = mdb_stat(txn, st->events, &ms) == 0 ? ms.ms_entries : 0;
     int rc =
         (r->sigs_checked && !sigs) || !p || mdb_cursor_open(txn, st->events, &cur) != 0 ? SCHAKEL_ESTORE : 0;
-    walk_t k = {.expect = 1};
+    walk_t k = {.expect = 1, .prev = no_record};
     if (payloads && (what & SCHAKEL_VERIFY_ERASURES) && !rc && !(k.er = lmdb_erasures_new()))
         rc = SCHAKEL_ESTORE;
     if (rc == 0) table_ends(p, cur);
