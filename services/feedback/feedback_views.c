@@ -169,10 +169,12 @@ json_t *schakel_feedback_loop(const char *dir, const uint8_t rid[16], const char
     MDB_val v;
     loop_t l;
     json_t *o = NULL;
-    /* the first loop (in key order) with that id that org takes part in
-     * (any, with org NULL); the others are counted */
+    /* the loop with that id that org takes part in (any, with org NULL)
+     * first on the log (lowest event_seq: the one a step goes to,
+     * feedback_find_loop); the others are counted */
     uint8_t key[16];
     size_t loops = 0, mine = 0;
+    uint64_t first = UINT64_MAX;
     MDB_cursor *rc;
     if (mdb_cursor_open(r.txn, r.by_referral, &rc) == 0) {
         MDB_val k = {16, (void *)rid}, lv;
@@ -180,12 +182,14 @@ json_t *schakel_feedback_loop(const char *dir, const uint8_t rid[16], const char
              g = mdb_cursor_get(rc, &k, &v, MDB_NEXT)) {
             if (k.mv_size != 32 || memcmp(k.mv_data, rid, 16) != 0) break;
             loops++;
-            if (mine || schakel_kv_get(r.txn, r.loops, (const uint8_t *)k.mv_data + 16, 16, &lv) != 0 ||
+            if (schakel_kv_get(r.txn, r.loops, (const uint8_t *)k.mv_data + 16, 16, &lv) != 0 ||
                 lv.mv_size != sizeof l)
                 continue;
             memcpy(&l, lv.mv_data, sizeof l);
             if (org && strcmp(org, l.referrer) != 0 && strcmp(org, l.receiver) != 0) continue;
+            if (mine && l.event_seq >= first) continue;
             memcpy(key, (const uint8_t *)k.mv_data + 16, 16);
+            first = l.event_seq;
             mine = 1;
         }
         mdb_cursor_close(rc);

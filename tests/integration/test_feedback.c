@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "harness.h"
 #include "json.h"
 #include "scenario.h"
@@ -444,6 +445,16 @@ static void follow_up_signal_id_learnt_from_a_match_notice_cannot_take_its_steps
     fclose(f);
     assert_non_null(strstr(one, "\"referrer\": \"" SCHOOL "\""));
     assert_non_null(strstr(one, "\"state\": \"received\""));
+    free(one);
+    /* the receiver's view of that id is the same loop, the first on the
+     * log, not the taker's that comes first in key order */
+    const char *recv[] = {"loops", "--node", H->data, "--referral", sid, "--org", WIJKTEAM, NULL};
+    assert_int_equal(harness_run_tool(out, recv), 0);
+    size_t n = 0;
+    one = schakel_file_read(out, 1 << 16, &n);
+    assert_non_null(one);
+    assert_non_null(strstr(one, "\"referrer\": \"" SCHOOL "\""));
+    assert_non_null(strstr(one, "\"other_loops_with_this_id\": 1"));
     free(one);
 }
 
