@@ -58,6 +58,16 @@ int harness_free_ports(int n)
     return -1;
 }
 
+int harness_raw_send(void *s, const char *name, uint64_t req, const void *body, size_t len)
+{
+    uint8_t id[8];
+    for (int i = 7; i >= 0; i--, req >>= 8) id[i] = (uint8_t)req;
+    return zmq_send(s, name, strlen(name), ZMQ_SNDMORE) >= 0 && zmq_send(s, id, 8, ZMQ_SNDMORE) >= 0 &&
+                   zmq_send(s, body, len, 0) >= 0
+               ? 0
+               : -1;
+}
+
 void harness_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

@@ -102,6 +102,9 @@ int harness_free_port(void);
  * listens on port, port + 1, ... (schakel demo). */
 int harness_free_ports(int n);
 
+/* Sends one command on a raw DEALER socket s: [name][req as 8 bytes
+ * big-endian][body] (docs/protocol.md). 0, or -1 if a frame was not sent. */
+int harness_raw_send(void *s, const char *name, uint64_t req, const void *body, size_t len);
 /* Sleeps ms milliseconds. */
 void harness_sleep_ms(long ms);
 /* Waits until both the process `busy` (a broker) and this one (its

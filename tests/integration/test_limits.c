@@ -47,15 +47,6 @@ static void *raw_socket(harness_t *h, const char *org, int rcvhwm)
     return s;
 }
 
-static void raw_send(void *s, const char *name, uint64_t req, const void *body, size_t len)
-{
-    uint8_t id[8];
-    for (int i = 7; i >= 0; i--, req >>= 8) id[i] = (uint8_t)req;
-    assert_true(zmq_send(s, name, strlen(name), ZMQ_SNDMORE) >= 0);
-    assert_true(zmq_send(s, id, 8, ZMQ_SNDMORE) >= 0);
-    assert_true(zmq_send(s, body, len, 0) >= 0);
-}
-
 /* One reply: its name and request id; *body (if not NULL) gets a copy of
  * the body. 0, or -1 on timeout. */
 static int raw_recv(void *s, char name[17], uint64_t *req, zmq_msg_t *body)
@@ -80,7 +71,7 @@ static const char *expect_error(void *s, const char *cmd, const void *body, size
     static char reason[SCHAKEL_ERRLEN];
     char name[17];
     zmq_msg_t b;
-    raw_send(s, cmd, 7, body, len);
+    assert_int_equal(harness_raw_send(s, cmd, 7, body, len), 0);
     assert_int_equal(raw_recv(s, name, NULL, &b), 0);
     assert_string_equal(name, "ERROR");
     Schakel__V1__Error *e = schakel__v1__error__unpack(NULL, zmq_msg_size(&b), zmq_msg_data(&b));
@@ -114,7 +105,7 @@ static Schakel__V1__Ack *publish_raw(harness_t *h, void *s, size_t n, int good_s
 static void expect_pong(void *s)
 {
     char name[17];
-    raw_send(s, "PING", 1, "", 0);
+    assert_int_equal(harness_raw_send(s, "PING", 1, "", 0), 0);
     assert_int_equal(raw_recv(s, name, NULL, NULL), 0);
     assert_string_equal(name, "PONG");
 }
@@ -205,7 +196,7 @@ static void pipelined_fetches_stay_bounded(void **state)
     for (int i = 0; i < 8; i++) {
         char name[17];
         zmq_msg_t b;
-        raw_send(good, "FETCH", 1, fb, fl);
+        assert_int_equal(harness_raw_send(good, "FETCH", 1, fb, fl), 0);
         assert_int_equal(raw_recv(good, name, NULL, &b), 0);
         assert_string_equal(name, "BATCH");
         batch_bytes = zmq_msg_size(&b);
@@ -216,7 +207,7 @@ static void pipelined_fetches_stay_bounded(void **state)
 
     /* the attacker: 1,000 big FETCHes, nothing read */
     void *bad = raw_socket(h, "svc-reader", 1);
-    for (uint64_t i = 1; i <= PIPELINED; i++) raw_send(bad, "FETCH", i, fb, fl);
+    for (uint64_t i = 1; i <= PIPELINED; i++) assert_int_equal(harness_raw_send(bad, "FETCH", i, fb, fl), 0);
 
     /* the other reader is served meanwhile, and RSS stays bounded */
     long rss_max = rss0;
@@ -225,10 +216,11 @@ static void pipelined_fetches_stay_bounded(void **state)
         uint8_t pb[16];
         Schakel__V1__Ping ping = SCHAKEL__V1__PING__INIT;
         ping.nonce = (uint64_t)round + 1;
-        raw_send(good, "PING", 100 + (uint64_t)round, pb, schakel__v1__ping__pack(&ping, pb));
+        assert_int_equal(
+            harness_raw_send(good, "PING", 100 + (uint64_t)round, pb, schakel__v1__ping__pack(&ping, pb)), 0);
         assert_int_equal(raw_recv(good, name, NULL, NULL), 0);
         assert_string_equal(name, "PONG");
-        raw_send(good, "FETCH", 200 + (uint64_t)round, fb, fl);
+        assert_int_equal(harness_raw_send(good, "FETCH", 200 + (uint64_t)round, fb, fl), 0);
         assert_int_equal(raw_recv(good, name, NULL, NULL), 0);
         assert_string_equal(name, "BATCH");
         long r = rss_kb(h->broker);
@@ -274,7 +266,8 @@ static void unread_acks_stop_publishes(void **state)
      * ACK about 30 kB */
     const int sends = 400;
     void *bad = raw_socket(h, "school-a", 1);
-    for (int i = 1; i <= sends; i++) raw_send(bad, "PUBLISH", (uint64_t)i, frame, len);
+    for (int i = 1; i <= sends; i++)
+        assert_int_equal(harness_raw_send(bad, "PUBLISH", (uint64_t)i, frame, len), 0);
     free(frame);
     harness_wait_idle(h->broker, 60); /* the PUBLISHes arrived, 128 x 1024 events checked */
     /* another organisation is served meanwhile */
@@ -363,7 +356,7 @@ static void cursor_beyond_head_is_refused(void **state)
     c.consumer = "c1";
     /* nothing was stored: the consumer still reads from 1 */
     zmq_msg_t b;
-    raw_send(s, "FETCH", 2, buf, fetch_body(buf, "all", 0, 10, "c1"));
+    assert_int_equal(harness_raw_send(s, "FETCH", 2, buf, fetch_body(buf, "all", 0, 10, "c1")), 0);
     assert_int_equal(raw_recv(s, name, NULL, &b), 0);
     assert_string_equal(name, "BATCH");
     Schakel__V1__Batch *bt = schakel__v1__batch__unpack(NULL, zmq_msg_size(&b), zmq_msg_data(&b));
@@ -374,7 +367,7 @@ static void cursor_beyond_head_is_refused(void **state)
     schakel__v1__batch__free_unpacked(bt, NULL);
     /* the head itself is a valid cursor */
     c.seq = head;
-    raw_send(s, "COMMIT", 3, buf, schakel__v1__commit__pack(&c, buf));
+    assert_int_equal(harness_raw_send(s, "COMMIT", 3, buf, schakel__v1__commit__pack(&c, buf)), 0);
     assert_int_equal(raw_recv(s, name, NULL, NULL), 0);
     assert_string_equal(name, "COMMITTED");
     zmq_close(s);

@@ -53,15 +53,6 @@ static void *raw_socket(harness_t *h, const char *org, int reading)
     return s;
 }
 
-static void raw_send(void *s, const char *name, uint64_t req, const void *body, size_t len)
-{
-    uint8_t id[8];
-    for (int i = 7; i >= 0; i--, req >>= 8) id[i] = (uint8_t)req;
-    assert_true(zmq_send(s, name, strlen(name), ZMQ_SNDMORE) >= 0);
-    assert_true(zmq_send(s, id, 8, ZMQ_SNDMORE) >= 0);
-    assert_true(zmq_send(s, body, len, 0) >= 0);
-}
-
 /* One reply: its name, and a copy of its body. 0, or -1 on timeout. */
 static int raw_recv(void *s, char name[17], zmq_msg_t *body)
 {
@@ -194,7 +185,8 @@ static void batches_are_bounded_per_organisation(void **state)
     void *bad[FETCH_CONNS];
     for (int c = 0; c < FETCH_CONNS; c++) {
         bad[c] = raw_socket(h, "svc-reader", 0);
-        for (uint64_t i = 1; i <= FETCHES_PER_CONN; i++) raw_send(bad[c], "FETCH", i, fb, fl);
+        for (uint64_t i = 1; i <= FETCHES_PER_CONN; i++)
+            assert_int_equal(harness_raw_send(bad[c], "FETCH", i, fb, fl), 0);
     }
     harness_wait_idle(h->broker, 240); /* returns once idle: seconds, more under the sanitizers */
     other_org_is_acked(h);             /* while svc-reader's BATCHes are held */
@@ -220,7 +212,7 @@ static void batches_are_bounded_per_organisation(void **state)
     for (int i = 0; i < 40 && !served; i++) {
         char name[17];
         zmq_msg_t b;
-        raw_send(good, "FETCH", 100 + (uint64_t)i, fb, fl);
+        assert_int_equal(harness_raw_send(good, "FETCH", 100 + (uint64_t)i, fb, fl), 0);
         assert_int_equal(raw_recv(good, name, &b), 0);
         zmq_msg_close(&b);
         served = !strcmp(name, "BATCH");
@@ -262,7 +254,8 @@ static void publishes_are_bounded_per_organisation(void **state)
     void *bad[PUBLISH_CONNS];
     for (int c = 0; c < PUBLISH_CONNS; c++) {
         bad[c] = raw_socket(h, "school-a", 0);
-        for (uint64_t i = 1; i <= CONN_PUBLISHES; i++) raw_send(bad[c], "PUBLISH", i, frame, len);
+        for (uint64_t i = 1; i <= CONN_PUBLISHES; i++)
+            assert_int_equal(harness_raw_send(bad[c], "PUBLISH", i, frame, len), 0);
     }
     free(frame);
     harness_wait_idle(h->broker, 300); /* returns once idle: about a minute, more under the sanitizers */
