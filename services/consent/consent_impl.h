@@ -134,6 +134,9 @@ int consent_referral_loop(schakel_consent_t *c, MDB_txn *txn, const schakel_enve
 /* News about a referral for its referrer: 1 when this rule decided. */
 int consent_feedback_to_referrer(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_t *e,
                                  const char *x, const char *date, verdict_t *v);
+/* The loop an event is news about (its referral_id, handover_id or
+ * request_id) and its tag; NULL for others. */
+const ProtobufCBinaryData *consent_news_id(const schakel_envelope_t *e, char *tag);
 /* The loop an event opens and its tag ('L', 'H', 'M'); NULL for others. */
 const ProtobufCBinaryData *consent_loop_id(const schakel_envelope_t *e, char *tag);
 /* Bookkeeping after a delivery (a loop opened, a report answerable). */

@@ -41,6 +41,8 @@ typedef struct {
     uint32_t n_categories; /* over HOLD_CATS: not kept, the event is read back */
     int32_t categories[HOLD_CATS];
     char source_org[SCHAKEL_ID_MAX];
+    uint8_t has_news;    /* the event is news about a loop (consent_news_id) */
+    uint8_t news_id[16]; /* that loop's id */
 } hold_t;
 #define HOLD_OLD_SIZE (offsetof(hold_t, purpose))
 
@@ -58,6 +60,12 @@ int consent_hold_put(schakel_consent_t *c, MDB_txn *txn, const schakel_envelope_
     h.n_categories = e->n_categories <= HOLD_CATS ? (uint32_t)e->n_categories : UINT32_MAX;
     for (size_t i = 0; i < e->n_categories && i < HOLD_CATS; i++) h.categories[i] = (int32_t)e->categories[i];
     snprintf(h.source_org, sizeof h.source_org, "%s", e->source_org);
+    char tag;
+    const ProtobufCBinaryData *news = consent_news_id(e, &tag);
+    if (news && news->len == 16) {
+        h.has_news = 1;
+        memcpy(h.news_id, news->data, 16);
+    }
     schakel_put_be64(dkey, (uint64_t)deadline);
     memcpy(dkey + 8, key, n);
     int rc = schakel_kv_put(txn, c->holds, key, n, &h, sizeof h);
@@ -93,10 +101,55 @@ static int may_release(schakel_consent_t *c, const schakel_logrec_t *rec, const 
     return consent_may_release(c, rec->env->consent_given, rec->env->source_org, &e, x, date);
 }
 
-/* Consent arrived: re-decide the holds of this child it may release. */
-int consent_release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec,
-                          schakel_emit_t *out, char *why)
+/* Ids of loops a release opened or joined (a referral, a follow-up
+ * signal, a handover, a MAZL request; a redirect's intake): news about
+ * them that waits may now travel on the loop's ground. */
+typedef struct {
+    uint8_t (*ids)[16];
+    size_t n, cap;
+} idset_t;
+
+static int idset_has(const idset_t *s, const uint8_t id[16])
 {
+    for (size_t i = 0; i < s->n; i++)
+        if (!memcmp(s->ids[i], id, 16)) return 1;
+    return 0;
+}
+
+static int idset_add(idset_t *s, const ProtobufCBinaryData *id)
+{
+    if (!id || id->len != 16 || idset_has(s, id->data)) return 0;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 4;
+        void *more = realloc(s->ids, cap * sizeof *s->ids);
+        if (!more) return SCHAKEL_ENOMEM;
+        s->ids = more;
+        s->cap = cap;
+    }
+    memcpy(s->ids[s->n++], id->data, 16);
+    return 0;
+}
+
+/* Which holds a pass re-decides: the first, those the consent may
+ * release; the next ones, those that are news about a loop the pass
+ * before opened. */
+typedef struct {
+    const schakel_logrec_t *rec;
+    const idset_t *opened; /* NULL: the first pass */
+} pick_t;
+
+static int picked(schakel_consent_t *c, const pick_t *p, const hold_t *h, int facts, const char *x)
+{
+    if (!p->opened) return may_release(c, p->rec, h, facts, x);
+    return !facts || (h->has_news && idset_has(p->opened, h->news_id));
+}
+
+/* One pass over the child's holds: re-decides those picked, delivers
+ * what may go now, and adds the loops those open to *opened. */
+static int release_pass(schakel_consent_t *c, MDB_txn *txn, const pick_t *p, idset_t *opened,
+                        schakel_emit_t *out, char *why)
+{
+    const schakel_logrec_t *rec = p->rec;
     const char *subject = rec->env->subject;
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, c->holds, &cur) != 0) return SCHAKEL_ESTORE;
@@ -109,8 +162,7 @@ int consent_release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logr
     for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); g == 0;
          g = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size <= SUBJECT_LEN + 8 || memcmp(k.mv_data, subject, SUBJECT_LEN) != 0) break;
-        if (k.mv_size >= HOLD_KEY_MAX || (v.mv_size != sizeof(hold_t) && v.mv_size != HOLD_OLD_SIZE))
-            continue;
+        if (k.mv_size >= HOLD_KEY_MAX || v.mv_size < HOLD_OLD_SIZE || v.mv_size > sizeof(hold_t)) continue;
         hold_t h;
         memset(&h, 0, sizeof h);
         memcpy(&h, v.mv_data, v.mv_size);
@@ -119,7 +171,7 @@ int consent_release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logr
         size_t xl = k.mv_size - SUBJECT_LEN - 8;
         memcpy(x, (const uint8_t *)k.mv_data + SUBJECT_LEN + 8, xl);
         x[xl] = 0;
-        if (!may_release(c, rec, &h, v.mv_size == sizeof(hold_t), x)) continue; /* nothing to read back */
+        if (!picked(c, p, &h, v.mv_size == sizeof(hold_t), x)) continue; /* nothing to read back */
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
             void *nk = realloc(keys, cap * sizeof *keys), *nl = realloc(lens, cap * sizeof *lens),
@@ -156,11 +208,36 @@ int consent_release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logr
                                        why);
             if (rc == 0) rc = consent_delivered(c, txn, e, x, &vd);
             if (rc == 0) rc = hold_del(c, txn, keys[i], lens[i], holds[i].deadline);
+            char tag;
+            if (rc == 0) rc = idset_add(opened, consent_loop_id(e, &tag));
+            if (rc == 0) rc = idset_add(opened, consent_news_id(e, &tag));
         }
     }
     free(keys);
     free(lens);
     free(holds);
+    return rc;
+}
+
+/* Consent arrived: re-decide the holds of this child it may release;
+ * then, as long as a release opened a loop, the news about it that
+ * waits (it may travel on the loop's ground now). */
+int consent_release_holds(schakel_consent_t *c, MDB_txn *txn, const schakel_logrec_t *rec,
+                          schakel_emit_t *out, char *why)
+{
+    idset_t a = {0}, b = {0};
+    pick_t p = {rec, NULL};
+    int rc = release_pass(c, txn, &p, &a, out, why);
+    for (int round = 0; rc == 0 && a.n && round < 8; round++) {
+        p.opened = &a;
+        b.n = 0;
+        rc = release_pass(c, txn, &p, &b, out, why);
+        idset_t t = a;
+        a = b;
+        b = t;
+    }
+    free(a.ids);
+    free(b.ids);
     return rc;
 }
 

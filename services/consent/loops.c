@@ -148,7 +148,7 @@ static int is_origin(schakel_consent_t *c, MDB_txn *txn, char tag, const Protobu
 /* The loop an event is news about, and its tag: a referral's
  * (referral_id), a handover's (handover_id) or a MAZL request's
  * (request_id). */
-static const ProtobufCBinaryData *news_of(const schakel_envelope_t *e, char *tag)
+const ProtobufCBinaryData *consent_news_id(const schakel_envelope_t *e, char *tag)
 {
     const ProtobufCBinaryData *id;
     if ((id = schakel_body_bytes(e, "referral_id"))) *tag = 'L';
@@ -170,7 +170,7 @@ int consent_referral_loop(schakel_consent_t *c, MDB_txn *txn, const schakel_enve
                           verdict_t *v)
 {
     char tag = 0;
-    const ProtobufCBinaryData *rid = news_of(e, &tag);
+    const ProtobufCBinaryData *rid = consent_news_id(e, &tag);
     if (!rid || rid->len != 16) return 0;
     int from_service = consent_kind_of(c, e->source_org) == SCHAKEL_KIND(SERVICE);
     /* the feedback service names every loop's id in referral_id */

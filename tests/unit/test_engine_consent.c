@@ -162,6 +162,46 @@ static void a_consent_reads_back_only_the_holds_it_may_release(void **state)
     schakel_consent_destroy(&c);
 }
 
+/* A release can open the way for more: the school's closure of its held
+ * referral, for a purpose the consent does not cover, waits with it;
+ * once the consent releases the referral, the closure travels on the
+ * referral's own ground, in the same pass of holds as before. */
+static void news_held_with_its_referral_follows_it_on_release(void **state)
+{
+    (void)state;
+    schakel_consent_t *c;
+    efx_t *fx = open_consent(&c);
+    efx_directory(fx, efx_region(1, 0));
+    char p[65], hexid[33];
+    efx_child("consent-news-follows", p);
+    uint8_t ref[16], close_id[16];
+    uint64_t seq = routed_referral(fx, p, ref);
+    assert_int_equal(decision(fx, seq, ref)->outcome, O(HOLD));
+    uint64_t cseq = efx_feed(fx, "school-1", close_id,
+                             "{\"type\":\"closure\",\"subject\":\"%s\",\"purpose\":\"coordination\","
+                             "\"legal_basis\":\"consent\",\"categories\":[\"home_situation\"],"
+                             "\"closure\":{\"referral_id\":\"00112233445566778899aabbccddeeff\","
+                             "\"closed_on\":\"2026-11-03\",\"reason_code\":\"moved\"}}",
+                             p);
+    schakel_hex_encode(close_id, 16, hexid);
+    efx_feed(fx, "svc", NULL,
+             "{\"type\":\"routing_decision\",\"subject\":\"%s\",\"purpose\":\"bus\",\"legal_basis\":\"bus\","
+             "\"routing_decision\":{\"about_event_id\":\"%s\",\"about_seq\":%llu,"
+             "\"recipients\":[{\"org_id\":\"wijkteam-zuid\",\"rule_id\":\"loop/news\"}]}}",
+             p, hexid, (unsigned long long)cseq);
+    assert_int_equal(decision(fx, cseq, close_id)->outcome, O(HOLD));
+    parents_consent(fx, p, "5f0e0d0c0b0a09080706050403020100"); /* support and feedback, not coordination */
+    assert_int_equal(fx->n_emitted, 2);
+    const Schakel__V1__ConsentDecision *d = fx->emitted[0]->consent_decision;
+    assert_true(d->about_seq == seq);
+    assert_int_equal(d->outcome, O(DELIVER));
+    d = fx->emitted[1]->consent_decision;
+    assert_true(d->about_seq == cseq);
+    assert_int_equal(d->outcome, O(DELIVER)); /* on the referral's ground: its consent */
+    efx_close(&fx);
+    schakel_consent_destroy(&c);
+}
+
 /* The engine keeps consents decoded in memory, but answers only for the
  * bytes in its state: a consent stored in a group that was not committed
  * is not used once another consent of the same id and organisation is
@@ -461,6 +501,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_referral_without_consent_is_held_until_a_consent_releases_it),
         cmocka_unit_test(a_consent_reads_back_only_the_holds_it_may_release),
+        cmocka_unit_test(news_held_with_its_referral_follows_it_on_release),
         cmocka_unit_test(a_consent_of_a_group_not_committed_is_not_used_from_memory),
         cmocka_unit_test(a_hold_expires_after_the_hold_time_and_the_sender_is_told),
         cmocka_unit_test(a_redirect_reaches_the_new_receiver_on_consent_and_joins_it_to_the_loop),
