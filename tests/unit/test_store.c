@@ -35,7 +35,7 @@ static int count_cb(void *arg, const schakel_record_t *r)
     s->last = r->seq;
     s->n++;
     if (!r->event) s->erased++;
-    else if (r->event_len && r->event[0] != (uint8_t)(*(const unsigned *)r->event_id & 0xff)) s->bad = 1;
+    else if (r->event_len && r->event[0] != r->event_id[0]) s->bad = 1;
     return 0;
 }
 
