@@ -176,14 +176,14 @@ typedef struct {
     uint64_t published; /* SCHAKEL_SERVICE_PUBLISHED_KEY */
     atomic_int *stop;
     int lagging;          /* said event=lag_high, not yet event=lag_ok */
-    char (*erased)[65];   /* the subjects the group's erasures named (service_scrub.c) */
     uint64_t *erased_seq; /* and those erasures' seqs */
     size_t n_erased, cap_erased;
 } live_t;
 
 /* The broker's erasure of a child: what the runner holds in memory about
- * it goes (the records kept for reads back), and its pseudonym is noted
- * for the state's file once the group is committed. */
+ * it goes (the records kept for reads back), and its seq is noted: the
+ * copies of its pseudonym in the state's file are overwritten once the
+ * group is committed. */
 static int note_erasure(live_t *l, const schakel_envelope_t *env, uint64_t seq)
 {
     if (!env || env->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE || !env->erasure ||
@@ -193,15 +193,12 @@ static int note_erasure(live_t *l, const schakel_envelope_t *env, uint64_t seq)
     logsrc_clear(l->log);
     if (l->n_erased == l->cap_erased) {
         size_t cap = l->cap_erased ? l->cap_erased * 2 : 8;
-        char(*more)[65] = realloc(l->erased, cap * sizeof *more);
-        if (more) l->erased = more;
-        uint64_t *seqs = more ? realloc(l->erased_seq, cap * sizeof *seqs) : NULL;
+        uint64_t *seqs = realloc(l->erased_seq, cap * sizeof *seqs);
         if (!seqs) return SCHAKEL_ENOMEM;
         l->erased_seq = seqs;
         l->cap_erased = cap;
     }
-    l->erased_seq[l->n_erased] = seq;
-    memcpy(l->erased[l->n_erased++], env->erasure->erased_subject, 65);
+    l->erased_seq[l->n_erased++] = seq;
     return 0;
 }
 
@@ -345,14 +342,12 @@ static int live_step(live_t *l, char *why)
         s->alarms = before;
     }
     service_outbox_said(&l->ob, rc == 0); /* said once they are kept */
-    if (rc == 0 && l->n_erased) {
+    if (rc == 0 && l->n_erased) {         /* these, and any an earlier try left (service_scrub.c) */
         char sw[SCHAKEL_ERRLEN] = "";
-        int sr = service_state_scrub(s, l->ops->name, (const char(*)[65])l->erased, l->n_erased, sw);
+        int sr = service_scrub_pending(s, l->log, l->ops->name, 0, sw);
         if (sr && !s->env) rc = schakel_fail(why, sr, "%s", sw); /* no state to go on with: stop */
         else if (sr)
             schakel_log(SCHAKEL_LOG_ERROR, l->ops->name, "event=state_not_scrubbed reason=\"%s\"", sw);
-        else if (service_scrub_forget(s, l->erased_seq, l->n_erased) != 0) /* the next start does it again */
-            schakel_log(SCHAKEL_LOG_ERROR, l->ops->name, "event=scrub_not_noted_done");
     }
     l->n_erased = 0;
     for (size_t i = 0; rc == 0 && i < g.k; i++)
@@ -422,7 +417,7 @@ static int live_open(live_t *l, void *ctx, const schakel_service_options_t *o, c
         mdb_txn_abort(txn);
     }
     char sw[SCHAKEL_ERRLEN] = "";
-    int sr = service_scrub_resume(l->s, l->log, l->ops->name, sw); /* a stop between commit and scrub */
+    int sr = service_scrub_pending(l->s, l->log, l->ops->name, 1, sw); /* a stop between commit and scrub */
     if (sr && !l->s->env) return schakel_fail(why, sr, "%s", sw);
     if (sr) schakel_log(SCHAKEL_LOG_ERROR, l->ops->name, "event=state_not_scrubbed reason=\"%s\"", sw);
     schakel_log(SCHAKEL_LOG_INFO, l->ops->name, "event=started from_seq=%llu outbox=%zu reads=%s",
@@ -434,7 +429,6 @@ static void live_close(live_t *l)
 {
     service_outbox_close(&l->ob);
     service_emit_free(&l->out);
-    free(l->erased);
     free(l->erased_seq);
     if (l->log) logsrc_clear(l->log);
     free(l->log);

@@ -77,11 +77,12 @@ int service_state_scrub(state_t *s, const char *name, const char (*subjects)[65]
 /* Adds the seqs of a group's erasures to SCHAKEL_SERVICE_SCRUB_KEY in
  * the group's transaction, before the commit. */
 int service_scrub_note(state_t *s, MDB_txn *txn, const uint64_t *seqs, size_t n);
-/* After service_state_scrub of them succeeded: the seqs leave the key. */
-int service_scrub_forget(state_t *s, const uint64_t *seqs, size_t n);
-/* On start: the scrubs a stop left undone, the erasures read back from
- * the log. 0, or an error (logged; the key stays for the next start). */
-int service_scrub_resume(state_t *s, schakel_logsrc_t *log, const char *name, char *why);
+/* Every scrub the key holds: the erasures read back from the log, their
+ * pseudonyms' copies overwritten (service_state_scrub), then the seqs
+ * leave the key. After a committed group that read an erasure, and on
+ * start (at_start: a stop between commit and scrub; logged
+ * event=scrub_resumed). 0, or an error: the key stays for the next try. */
+int service_scrub_pending(state_t *s, schakel_logsrc_t *log, const char *name, int at_start, char *why);
 uint64_t service_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key);
 
 /* Adds n to the refused count of a reject code (SCHAKEL_SERVICE_REFUSED_PREFIX)

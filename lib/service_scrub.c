@@ -11,8 +11,10 @@
  * no page buffer LMDB keeps in memory writes a copy back into a later
  * page. As the broker does for an erased data key (store_lmdb_keys.c).
  * The erasures' seqs wait under the runner's SCHAKEL_SERVICE_SCRUB_KEY,
- * written with the commit, until their copies are gone: a stop in between
- * is made good on the next start (service_scrub_resume). */
+ * written with the commit, until their copies are gone: the pseudonyms
+ * are read back from the erasures on the log (service_scrub_pending),
+ * right after the commit, and again on the next start if a stop came in
+ * between or a try failed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,7 +229,8 @@ int service_scrub_note(state_t *s, MDB_txn *txn, const uint64_t *seqs, size_t n)
     return rc;
 }
 
-int service_scrub_forget(state_t *s, const uint64_t *seqs, size_t n)
+/* After service_state_scrub of them succeeded: the seqs leave the key. */
+static int scrub_forget(state_t *s, const uint64_t *seqs, size_t n)
 {
     MDB_txn *txn;
     if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0) return SCHAKEL_ESTORE;
@@ -246,7 +249,7 @@ int service_scrub_forget(state_t *s, const uint64_t *seqs, size_t n)
     return rc;
 }
 
-int service_scrub_resume(state_t *s, schakel_logsrc_t *log, const char *name, char *why)
+int service_scrub_pending(state_t *s, schakel_logsrc_t *log, const char *name, int at_start, char *why)
 {
     MDB_txn *txn;
     uint64_t *seqs = NULL;
@@ -268,10 +271,10 @@ int service_scrub_resume(state_t *s, schakel_logsrc_t *log, const char *name, ch
         schakel_envelope_free(env);
     }
     if (rc == 0 && n) {
-        schakel_log(SCHAKEL_LOG_INFO, name, "event=scrub_resumed erasures=%zu", n);
+        if (at_start) schakel_log(SCHAKEL_LOG_INFO, name, "event=scrub_resumed erasures=%zu", n);
         rc = service_state_scrub(s, name, (const char(*)[65])subjects, k, why);
     }
-    if (rc == 0 && n) rc = service_scrub_forget(s, seqs, n);
+    if (rc == 0 && n) rc = scrub_forget(s, seqs, n);
     free(subjects);
     free(seqs);
     if (rc && !why[0]) rc = schakel_fail(why, rc, "%s: cannot finish the scrub of an erasure", name);
