@@ -20,7 +20,7 @@
 #include "store_lmdb.h"
 
 #define GROUP 16384      /* records per transaction, at most */
-#define LINGER_MS 300    /* a caught-up group stays open this long for more */
+#define LINGER_MS 100    /* a caught-up group stays open this long for more */
 #define FLUSH_AT 256     /* decided events put and published within a group */
 #define OUTBOX_MAX 16384 /* events not yet ACKed before reading stops */
 

@@ -10,7 +10,7 @@
  * log's time), no random ids (derive them), no reading of anything else.
  *
  * Live: records are processed in groups (up to 16384; a group that has
- * read everything durable stays open 300 ms from its first record for
+ * read everything durable stays open 100 ms from its first record for
  * more), one LMDB write transaction per group, in which the engine's
  * state, the runner's cursor and the events the group emitted (table
  * "outbox", sealed under <state_dir>/outbox.key) commit together. The
