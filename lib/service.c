@@ -186,10 +186,7 @@ typedef struct {
  * group is committed. */
 static int note_erasure(live_t *l, const schakel_envelope_t *env, uint64_t seq)
 {
-    if (!env || env->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE || !env->erasure ||
-        strcmp(env->source_org, "broker") != 0 || !env->erasure->erased_subject ||
-        strlen(env->erasure->erased_subject) != 64)
-        return 0;
+    if (!service_erased_subject(env)) return 0;
     logsrc_clear(l->log);
     if (l->n_erased == l->cap_erased) {
         size_t cap = l->cap_erased ? l->cap_erased * 2 : 8;

@@ -74,6 +74,8 @@ void service_state_close(state_t *s);
  * file, unless an entry still holds one (lib/service_scrub.c). The
  * environment is opened again; on a failure s->env may be NULL. */
 int service_state_scrub(state_t *s, const char *name, const char (*subjects)[65], size_t n, char *why);
+/* The child the broker's erasure event env erases; NULL for any other event. */
+const char *service_erased_subject(const schakel_envelope_t *env);
 /* Adds the seqs of a group's erasures to SCHAKEL_SERVICE_SCRUB_KEY in
  * the group's transaction, before the commit. */
 int service_scrub_note(state_t *s, MDB_txn *txn, const uint64_t *seqs, size_t n);

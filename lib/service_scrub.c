@@ -183,6 +183,15 @@ int service_state_scrub(state_t *s, const char *name, const char (*subjects)[65]
 
 /* ---- scrubs still to do (SCHAKEL_SERVICE_SCRUB_KEY) ---- */
 
+const char *service_erased_subject(const schakel_envelope_t *env)
+{
+    if (!env || env->type != SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE || !env->erasure ||
+        strcmp(env->source_org, "broker") != 0 || !env->erasure->erased_subject ||
+        strlen(env->erasure->erased_subject) != 64)
+        return NULL;
+    return env->erasure->erased_subject;
+}
+
 /* The seqs under the key in txn into a new array (*n = 0: none). */
 static int pending_read(state_t *s, MDB_txn *txn, uint64_t **seqs, size_t *n)
 {
@@ -229,22 +238,14 @@ int service_scrub_note(state_t *s, MDB_txn *txn, const uint64_t *seqs, size_t n)
     return rc;
 }
 
-/* After service_state_scrub of them succeeded: the seqs leave the key. */
-static int scrub_forget(state_t *s, const uint64_t *seqs, size_t n)
+/* After service_state_scrub of every seq the key held succeeded: the key
+ * goes. Only the runner's thread writes it, so it holds no other seq. */
+static int scrub_forget(state_t *s)
 {
     MDB_txn *txn;
     if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0) return SCHAKEL_ESTORE;
-    uint64_t *had;
-    size_t m, k = 0;
-    int rc = pending_read(s, txn, &had, &m);
-    for (size_t i = 0; rc == 0 && i < m; i++) {
-        int done = 0;
-        for (size_t j = 0; j < n && !done; j++) done = had[i] == seqs[j];
-        if (!done) had[k++] = had[i];
-    }
-    if (rc == 0 && k != m) rc = pending_write(s, txn, had, k);
-    free(had);
-    if (rc == 0 && k != m) return mdb_txn_commit(txn) ? SCHAKEL_ESTORE : 0;
+    int rc = pending_write(s, txn, NULL, 0);
+    if (rc == 0) return mdb_txn_commit(txn) ? SCHAKEL_ESTORE : 0;
     mdb_txn_abort(txn);
     return rc;
 }
@@ -264,17 +265,15 @@ int service_scrub_pending(state_t *s, schakel_logsrc_t *log, const char *name, i
         schakel_envelope_t *env = NULL;
         rc = schakel_log_event(log, seqs[i], &env, why);
         if (rc == SCHAKEL_ENOTFOUND) rc = 0; /* nothing there to name a child */
-        if (rc == 0 && env && env->type == SCHAKEL__V1__EVENT_TYPE__EVENT_TYPE_ERASURE && env->erasure &&
-            !strcmp(env->source_org, "broker") && env->erasure->erased_subject &&
-            strlen(env->erasure->erased_subject) == 64)
-            memcpy(subjects[k++], env->erasure->erased_subject, 65);
+        const char *erased = rc == 0 ? service_erased_subject(env) : NULL;
+        if (erased) memcpy(subjects[k++], erased, 65);
         schakel_envelope_free(env);
     }
     if (rc == 0 && n) {
         if (at_start) schakel_log(SCHAKEL_LOG_INFO, name, "event=scrub_resumed erasures=%zu", n);
         rc = service_state_scrub(s, name, (const char(*)[65])subjects, k, why);
     }
-    if (rc == 0 && n) rc = scrub_forget(s, seqs, n);
+    if (rc == 0 && n) rc = scrub_forget(s);
     free(subjects);
     free(seqs);
     if (rc && !why[0]) rc = schakel_fail(why, rc, "%s: cannot finish the scrub of an erasure", name);
